@@ -1,0 +1,1338 @@
+#!/usr/bin/env python3
+"""Switchyard benchmark driver. Run it through ./bench/run.sh (which installs nginx and wrk
+and builds the gateway); see bench/README.md for what is measured and how.
+
+Everything listens on 127.0.0.1 on ports picked at run time; every load is bounded in
+time; every process started here is stopped on exit (and run.sh's EXIT trap stops any
+that a crash left behind, from the pid list in the temp dir).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import http.client
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH_DIR)
+LUA = os.path.join(BENCH_DIR, "post.lua")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+MASTER_KEY = "sk-bench-master-4f6d1c0a9e"
+UPSTREAM_KEY = "sk-bench-upstream"
+PATH = "/v1/chat/completions"
+
+NAN = float("nan")
+TARGET_NAMES = ["direct", "nginx", "switchyard"]  # see the factories in main()
+SIZES = {"1k": 1024, "100k": 100 * 1024, "1m": 1024 * 1024}
+SIZE_LABEL = {"1k": "1 KB", "100k": "100 KB", "1m": "1 MB"}
+MODE_LABEL = {"json": "non-stream", "sse": "stream"}
+
+# Acceptance thresholds of issue 6.
+TH_RPS_RATIO = 0.8        # Switchyard rps / nginx-hop rps, non-stream, 64 conn, 1 KB: >=
+TH_CPU_RATIO = 1.5        # Switchyard CPU/req / nginx-hop's, same scenario: <=
+TH_ADDED_P50_US = 60      # 1 connection, vs direct: <=
+TH_ADDED_P99_US = 250
+TH_TTFB_ADDED_US = 60     # streaming time to first byte, 1 connection, vs direct: <=
+TH_CPU_RATIO_1M = 2.0     # 1 MB body, CPU/req vs nginx hop: <=
+TH_RSS_IDLE_MB = 40
+TH_RSS_LOAD_MB = 120
+TH_READY_MS = 100
+NOISY_OTHER_PCT = 10      # a run during which other processes used more of a core than this is flagged
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+class BenchError(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------- fixed bodies
+
+def chat_json_body() -> str:
+    return json.dumps({
+        "id": "chatcmpl-bench0000000000000000000001",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": "bench-model",
+        "system_fingerprint": "fp_bench",
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant",
+                        "content": "Hello! This is a fixed answer from the fake upstream of the bench."},
+            "logprobs": None,
+            "finish_reason": "stop",
+        }],
+        "usage": {"prompt_tokens": 24, "completion_tokens": 14, "total_tokens": 38},
+    }, separators=(",", ":"))
+
+
+def chat_sse_body() -> str:
+    """20 SSE events: a role chunk, 16 content chunks, a finish chunk, a usage chunk, [DONE]."""
+    base = {"id": "chatcmpl-bench0000000000000000000002", "object": "chat.completion.chunk",
+            "created": 1700000000, "model": "bench-model", "system_fingerprint": "fp_bench"}
+    # No quote, `$` or backslash in the bodies: they sit in an nginx '...' string.
+    words = ["Hello", "!", " This", " is", " a", " fixed", " answer", " streamed", " by", " the",
+             " fake", " upstream", " of", " the", " bench", "."]
+    events = [dict(base, choices=[{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                   "logprobs": None, "finish_reason": None}])]
+    for w in words:
+        events.append(dict(base, choices=[{"index": 0, "delta": {"content": w},
+                                           "logprobs": None, "finish_reason": None}]))
+    events.append(dict(base, choices=[{"index": 0, "delta": {}, "logprobs": None,
+                                       "finish_reason": "stop"}]))
+    events.append(dict(base, choices=[],
+                       usage={"prompt_tokens": 24, "completion_tokens": 16, "total_tokens": 40}))
+    out = "".join("data: " + json.dumps(e, separators=(",", ":")) + "\n\n" for e in events)
+    out += "data: [DONE]\n\n"
+    assert out.count("data: ") == 20
+    return out
+
+
+def request_body(model: str, stream: bool, size: int) -> bytes:
+    """The same body as bench/post.lua builds (kept identical on purpose)."""
+    prefix = ('{"model":"' + model + '","stream":' + ("true" if stream else "false") +
+              ',"max_tokens":16,"user":"bench","messages":[{"role":"system","content":"You are a helpful assistant."},'
+              '{"role":"user","content":"')
+    suffix = '"}]}'
+    fill = max(0, size - len(prefix) - len(suffix))
+    sentence = "The quick brown fox jumps over the lazy dog while the gateway relays every byte. "
+    text = (sentence * (fill // len(sentence) + 1))[:fill]
+    return (prefix + text + suffix).encode()
+
+
+# --------------------------------------------------------------------------- /proc helpers
+
+def proc_stat_fields(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            s = f.read().decode("latin-1")
+    except OSError:
+        return None
+    return s[s.rfind(")") + 2:].split()  # index 0 is field 3 (state)
+
+
+def tree_pids(root: int) -> list[int]:
+    """root and all its descendants (nginx master + workers, the gateway + any children)."""
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            f = proc_stat_fields(int(d))
+            if f:
+                children.setdefault(int(f[1]), []).append(int(d))
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def cpu_ticks(pids: list[int]) -> int:
+    total = 0
+    for p in pids:
+        f = proc_stat_fields(p)
+        if f is None:
+            raise BenchError(f"process {p} disappeared during the run")
+        total += int(f[11]) + int(f[12])  # utime + stime
+    return total
+
+
+def run_ns(pids: list[int]) -> int:
+    """Nanoseconds on CPU of every thread of pids (/proc/<pid>/task/*/schedstat), for settling."""
+    total = 0
+    for p in pids:
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                with open(f"/proc/{p}/task/{t}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+    return total
+
+
+def quiesce(pids: list[int], max_s: float = 20.0, window_s: float = 0.1, idle_share: float = 0.02) -> float:
+    """Waits until pids use less than idle_share of a CPU over a window (the previous run's
+    backlog is drained: a slow target may still be answering requests wrk gave up on).
+    Returns the seconds waited, or -1 if they did not settle within max_s."""
+    t0 = time.monotonic()
+    prev = run_ns(pids)
+    while True:
+        time.sleep(window_s)
+        cur = run_ns(pids)
+        if cur - prev < idle_share * window_s * 1e9:
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > max_s:
+            return -1.0
+        prev = cur
+
+
+def rss_kb(pids: list[int]) -> int:
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+    return total
+
+
+def proc_status_field(pid: int, key: str) -> str:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "?"
+
+
+def core_times() -> dict[int, tuple[int, int]]:
+    """cpu index -> (busy ticks, total ticks) from /proc/stat."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3].isdigit():
+                parts = line.split()
+                v = [int(x) for x in parts[1:]]
+                idle = v[3] + (v[4] if len(v) > 4 else 0)
+                total = sum(v[:8])
+                out[int(parts[0][3:])] = (total - idle, total)
+    return out
+
+
+def busy_fraction(before, after, cpus) -> float:
+    busy = sum(after[c][0] - before[c][0] for c in cpus)
+    total = sum(after[c][1] - before[c][1] for c in cpus)
+    return busy / total if total else 0.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- processes
+
+class Procs:
+    """Every process the bench starts, each in its own process group, recorded in
+    TMP/pids so that run.sh's EXIT trap can stop what a crash left behind."""
+
+    def __init__(self, tmp: str, server_cpus: set[int]):
+        self.tmp = tmp
+        self.server_cpus = server_cpus
+        self.live: dict[int, tuple[str, subprocess.Popen]] = {}
+        self.lock = threading.Lock()
+
+    def _write(self) -> None:
+        path = os.path.join(self.tmp, "pids")
+        with open(path + ".new", "w") as f:
+            f.write("".join(f"{pid}\n" for pid in self.live))
+        os.replace(path + ".new", path)
+
+    def spawn(self, name: str, cmd: list[str], env=None, stderr=subprocess.DEVNULL) -> subprocess.Popen:
+        # The child inherits our CPU affinity: switch to the server CPUs around the fork so
+        # no `taskset` exec sits between the fork and the server (it would skew ready time).
+        with self.lock:
+            old = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, self.server_cpus)
+            try:
+                p = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=stderr, start_new_session=True)
+            finally:
+                os.sched_setaffinity(0, old)
+            self.live[p.pid] = (name, p)
+            self._write()
+        return p
+
+    def stop(self, p: subprocess.Popen, timeout: float = 10.0) -> int | None:
+        with self.lock:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+                try:
+                    p.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait(5)
+            # nginx workers may outlive the master by a moment: make sure the group is gone.
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self.live.pop(p.pid, None)
+            self._write()
+            return p.returncode
+
+    def stop_all(self) -> None:
+        for _, p in list(self.live.values()):
+            try:
+                self.stop(p, timeout=5)
+            except Exception as e:  # keep stopping the others
+                log(f"warning: could not stop pid {p.pid}: {e}")
+
+
+def wait_listening(port: int, proc: subprocess.Popen, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise BenchError(f"{what} exited with code {proc.returncode} before listening on {port}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise BenchError(f"{what} is not listening on 127.0.0.1:{port} after {timeout:.0f} s")
+            time.sleep(0.005)
+
+
+def wait_http_ok(port: int, path: str, proc: subprocess.Popen, what: str, timeout: float = 10.0) -> int:
+    """Polls GET path in a tight loop until a 200; returns perf_counter_ns() at that moment."""
+    req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode()
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise BenchError(f"{what} exited with code {proc.returncode} before it was ready")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.sendall(req)
+                data = s.recv(64)
+                if data.startswith(b"HTTP/1.1 200") or data.startswith(b"HTTP/1.0 200"):
+                    return time.perf_counter_ns()
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise BenchError(f"{what}: GET {path} on port {port} did not answer 200 within {timeout:.0f} s")
+
+
+# --------------------------------------------------------------------------- nginx
+
+NGINX_COMMON = """\
+worker_processes 1;
+daemon off;
+master_process on;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+worker_rlimit_nofile 16384;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  server_tokens off;
+  client_body_temp_path {dir}/client_body;
+  proxy_temp_path {dir}/proxy;
+  fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi;
+  scgi_temp_path {dir}/scgi;
+  keepalive_requests 10000000;
+  keepalive_timeout 300s;
+  client_max_body_size 0;
+  client_body_buffer_size 4m;
+{body}
+}}
+"""
+
+UPSTREAM_SERVERS = """\
+  server {{
+    listen 127.0.0.1:{port};
+    location = /v1/chat/completions {{
+      default_type {ctype};
+{payload}
+    }}
+    location / {{ return 404; }}
+  }}
+"""
+
+HOP_SERVERS = """\
+  upstream up_{name} {{
+    server 127.0.0.1:{upstream_port};
+    keepalive 64;
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+  }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://up_{name};
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization "Bearer {key}";
+      proxy_buffering {buffering};
+    }}
+  }}
+"""
+
+
+def nginx_return(payload: str) -> str:
+    """`return 200 '<payload>'`, as directives. An nginx config token is limited to 4 KB, so a
+    longer payload is split over variables set to constants and joined by `return`."""
+    if len(payload) <= 3000:
+        return f"      return 200 '{payload}';"
+    parts = [payload[i:i + 3000] for i in range(0, len(payload), 3000)]
+    sets = "".join(f"      set $body{i} '{p}';\n" for i, p in enumerate(parts))
+    return sets + "      return 200 '" + "".join(f"$body{i}" for i in range(len(parts))) + "';"
+
+
+class Nginx:
+    def __init__(self, procs: Procs, nginx_bin: str, tmp: str, name: str, servers: str):
+        self.dir = os.path.join(tmp, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.conf = os.path.join(self.dir, "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write(NGINX_COMMON.format(dir=self.dir, body=servers))
+        self.procs, self.bin, self.name = procs, nginx_bin, name
+        self.proc: subprocess.Popen | None = None
+        self._pids: list[int] = []
+
+    def start(self, ports: list[int]) -> None:
+        test = subprocess.run([self.bin, "-t", "-q", "-p", self.dir, "-e", os.path.join(self.dir, "error.log"),
+                               "-c", self.conf], capture_output=True, text=True)
+        if test.returncode != 0:
+            raise BenchError(f"nginx config for {self.name} is invalid:\n{test.stderr}")
+        self.proc = self.procs.spawn(self.name, [self.bin, "-p", self.dir, "-e",
+                                                 os.path.join(self.dir, "error.log"), "-c", self.conf])
+        for port in ports:
+            wait_listening(port, self.proc, f"nginx ({self.name})")
+        # Workers are forked after the sockets are open: wait until there is one.
+        deadline = time.monotonic() + 5
+        while len(tree_pids(self.proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self._pids = tree_pids(self.proc.pid)
+
+    def pids(self) -> list[int]:
+        return self._pids
+
+    def error_log_tail(self, n: int = 20) -> str:
+        try:
+            with open(os.path.join(self.dir, "error.log")) as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+
+# --------------------------------------------------------------------------- targets
+
+class Target:
+    """One thing wrk is pointed at. A new target (e.g. Switchyard with virtual keys on)
+    is a subclass or a new SwitchyardTarget(...) in make_targets()."""
+    name = "?"
+    label = "?"
+    is_switchyard = False
+    key = MASTER_KEY
+
+    def start(self) -> None: ...
+    def port(self, mode: str) -> int: raise NotImplementedError
+    def model(self, mode: str) -> str: return "bench-json" if mode == "json" else "bench-sse"
+    def pids(self) -> list[int]: raise NotImplementedError
+    def describe(self) -> str: return self.label
+
+
+class DirectTarget(Target):
+    name, label = "direct", "DIRECT (fake upstream)"
+
+    def __init__(self, upstream: Nginx, ports: dict[str, int]):
+        self.upstream, self.ports = upstream, ports
+
+    def port(self, mode): return self.ports[mode]
+    def pids(self): return self.upstream.pids()
+    def describe(self): return "straight to the fake upstream (nginx `return 200`, 1 worker)"
+
+
+class NginxHopTarget(Target):
+    name, label = "nginx", "NGINX-HOP"
+
+    def __init__(self, procs: Procs, nginx_bin: str, tmp: str, upstream_ports: dict[str, int]):
+        self.ports = {"json": free_port(), "sse": free_port()}
+        servers = "".join(HOP_SERVERS.format(name=m, upstream_port=upstream_ports[m], port=self.ports[m],
+                                             key=UPSTREAM_KEY, buffering="on" if m == "json" else "off")
+                          for m in ("json", "sse"))
+        self.nginx = Nginx(procs, nginx_bin, tmp, "nginx-hop", servers)
+
+    def start(self): self.nginx.start(list(self.ports.values()))
+    def port(self, mode): return self.ports[mode]
+    def pids(self): return self.nginx.pids()
+    def describe(self):
+        return ("nginx `proxy_pass` hop, 1 worker, upstream keepalive 64, HTTP/1.1, request buffered "
+                "in memory (client_body_buffer_size 4m), proxy_buffering off for SSE")
+
+
+class SwitchyardTarget(Target):
+    is_switchyard = True
+
+    def __init__(self, procs: Procs, binary: str, tmp: str, upstream_ports: dict[str, int],
+                 name: str = "switchyard", label: str = "SWITCHYARD", stages: str = "master key, router",
+                 extra_config: str = "", extra_env: dict[str, str] | None = None, key: str = MASTER_KEY):
+        self.procs, self.bin, self.name, self.label, self.stages = procs, binary, name, label, stages
+        self.key = key
+        self.dir = os.path.join(tmp, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.config = os.path.join(self.dir, "config.yaml")
+        with open(self.config, "w") as f:
+            f.write("model_list:\n")
+            for m in ("json", "sse"):
+                f.write(f"  - model_name: bench-{m}\n"
+                        f"    litellm_params: {{model: openai/bench-model, "
+                        f"api_base: \"http://127.0.0.1:{upstream_ports[m]}/v1\", api_key: {UPSTREAM_KEY}}}\n")
+            f.write(extra_config)
+        self.env = dict(os.environ)
+        for k in ("DATABASE_URL", "REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "SWITCHYARD_MASTER_KEY"):
+            self.env.pop(k, None)
+        self.env["LITELLM_MASTER_KEY"] = MASTER_KEY
+        self.env.update(extra_env or {})
+        self.listen_port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self.log_path = os.path.join(self.dir, "stderr.log")
+        self.ready_ms: list[float] = []
+        self.rss_idle_kb = 0
+        self.threads = "?"
+
+    def cmd(self) -> list[str]:
+        return [self.bin, "--config", self.config, "--host", "127.0.0.1", "--port", str(self.listen_port),
+                "--grace-period", "2"]
+
+    def start_measured(self) -> float:
+        """exec → first 200 from /health/liveliness, in ms."""
+        # O_APPEND, so the log can be truncated between runs while the gateway writes to it.
+        logf = open(self.log_path, "ab")
+        try:
+            t0 = time.perf_counter_ns()
+            self.proc = self.procs.spawn(self.name, self.cmd(), env=self.env, stderr=logf)
+            t1 = wait_http_ok(self.listen_port, "/health/liveliness", self.proc, self.label)
+        except BenchError as e:
+            raise BenchError(f"{e}\n--- {self.log_path} (tail) ---\n{self.log_tail()}") from None
+        finally:
+            logf.close()
+        return (t1 - t0) / 1e6
+
+    def start(self, ready_runs: int = 1) -> None:
+        for i in range(ready_runs):
+            self.ready_ms.append(self.start_measured())
+            if i < ready_runs - 1:
+                rc = self.procs.stop(self.proc, timeout=10)
+                if rc not in (0, -signal.SIGTERM):
+                    raise BenchError(f"{self.label} exited with code {rc} on SIGTERM\n{self.log_tail()}")
+                time.sleep(0.05)
+        time.sleep(0.5)
+        self.rss_idle_kb = rss_kb(self.pids())
+        self.threads = proc_status_field(self.proc.pid, "Threads")
+        self.keep_startup_log()
+
+    def keep_startup_log(self) -> None:
+        shutil.copy(self.log_path, os.path.join(self.dir, "startup.log"))
+
+    def truncate_log(self) -> None:
+        try:
+            os.truncate(self.log_path, 0)
+        except OSError:
+            pass
+
+    def log_tail(self, n: int = 30) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 65536))
+                return "".join(f.read().decode("utf-8", "replace").splitlines(True)[-n:])
+        except OSError:
+            return ""
+
+    def port(self, mode): return self.listen_port
+    def pids(self): return tree_pids(self.proc.pid)
+    def describe(self): return f"Switchyard ({self.stages}), `{' '.join(self.cmd()[1:])}`"
+
+
+# --------------------------------------------------------------------------- HTTP client (TTFB, checks)
+
+def _recv(sock: socket.socket, buf: bytearray) -> None:
+    chunk = sock.recv(262144)
+    if not chunk:
+        raise ConnectionError("connection closed by the server")
+    buf += chunk
+
+
+def read_rest(sock: socket.socket, buf: bytearray, hdr_end: int, headers: dict[str, str]) -> bytes:
+    pos = hdr_end + 4
+    if "content-length" in headers:
+        n = int(headers["content-length"])
+        while len(buf) < pos + n:
+            _recv(sock, buf)
+        return bytes(buf[pos:pos + n])
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        out = bytearray()
+        while True:
+            while (le := buf.find(b"\r\n", pos)) < 0:
+                _recv(sock, buf)
+            size = int(bytes(buf[pos:le]).split(b";")[0], 16)
+            pos = le + 2
+            if size == 0:
+                while True:  # trailers up to the empty line
+                    while (le := buf.find(b"\r\n", pos)) < 0:
+                        _recv(sock, buf)
+                    if le == pos:
+                        return bytes(out)
+                    pos = le + 2
+            while len(buf) < pos + size + 2:
+                _recv(sock, buf)
+            out += buf[pos:pos + size]
+            pos += size + 2
+    raise BenchError("response with neither Content-Length nor chunked encoding")
+
+
+def sse_request(sock: socket.socket, req: bytes) -> tuple[int, int, bytes]:
+    """Sends req; returns (ns to the first `data:` of the body, status, whole body)."""
+    buf = bytearray()
+    hdr_end = -1
+    status = 0
+    headers: dict[str, str] = {}
+    t0 = time.perf_counter_ns()
+    sock.sendall(req)
+    while True:
+        _recv(sock, buf)
+        if hdr_end < 0:
+            hdr_end = buf.find(b"\r\n\r\n")
+            if hdr_end >= 0:
+                lines = bytes(buf[:hdr_end]).decode("latin-1").split("\r\n")
+                status = int(lines[0].split(" ", 2)[1])
+                for line in lines[1:]:
+                    k, _, v = line.partition(":")
+                    headers[k.strip().lower()] = v.strip()
+                if status != 200:
+                    return 0, status, read_rest(sock, buf, hdr_end, headers)
+        if hdr_end >= 0 and buf.find(b"data:", hdr_end + 4) >= 0:
+            t1 = time.perf_counter_ns()
+            break
+    return t1 - t0, status, read_rest(sock, buf, hdr_end, headers)
+
+
+def ttfb_samples(target: Target, n: int, size: int = 1024) -> list[float]:
+    body = request_body(target.model("sse"), True, size)
+    port = target.port("sse")
+    req = (f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+           f"Accept: text/event-stream\r\nAuthorization: Bearer {target.key}\r\n"
+           f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    out = []
+    sock = None
+    deadline = time.monotonic() + 60
+    try:
+        for _ in range(n):
+            if sock is None:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            ns, status, rest = sse_request(sock, req)
+            if status != 200 or not rest.rstrip().endswith(b"data: [DONE]"):
+                raise BenchError(f"{target.label}: streaming request answered {status}: {rest[:300]!r}")
+            out.append(ns / 1000)
+            if time.monotonic() > deadline:
+                break
+    finally:
+        if sock:
+            sock.close()
+    return out
+
+
+def check_target(target: Target) -> None:
+    """One request of each kind before measuring: a wrong answer must not become a fast number."""
+    for mode, size in (("json", 1024), ("sse", 1024), ("json", SIZES["1m"]), ("sse", SIZES["1m"])):
+        body = request_body(target.model(mode), mode == "sse", size)
+        conn = http.client.HTTPConnection("127.0.0.1", target.port(mode), timeout=15)
+        try:
+            conn.request("POST", PATH, body=body, headers={
+                "Content-Type": "application/json", "Authorization": f"Bearer {target.key}"})
+            r = conn.getresponse()
+            data = r.read()
+        except OSError as e:
+            raise BenchError(f"{target.label}: {MODE_LABEL[mode]} {size}-byte request failed: {e}") from None
+        finally:
+            conn.close()
+        ok = r.status == 200 and (
+            (mode == "json" and b'"chat.completion"' in data) or
+            (mode == "sse" and b"chat.completion.chunk" in data and data.rstrip().endswith(b"data: [DONE]")))
+        if not ok:
+            raise BenchError(f"{target.label}: {MODE_LABEL[mode]} {size}-byte request answered "
+                             f"{r.status}: {data[:400]!r}")
+
+
+# --------------------------------------------------------------------------- wrk runs
+
+class Scenario:
+    def __init__(self, mode: str, size: str, conns: int):
+        self.mode, self.size, self.conns = mode, size, conns
+        self.name = f"{mode}-{size}-{conns}c"
+
+    @property
+    def label(self) -> str:
+        return f"{MODE_LABEL[self.mode]}, {SIZE_LABEL[self.size]}, {self.conns} conn"
+
+
+ALL_SCENARIOS = [Scenario(m, s, c) for c in (64, 1) for m in ("json", "sse") for s in ("1k", "100k", "1m")]
+QUICK_SCENARIOS = ["json-1k-64c", "sse-1k-64c", "json-1m-64c", "json-1k-1c", "sse-1k-1c"]
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pids: list[int], period: float = 0.02):
+        super().__init__(daemon=True)
+        self.pids, self.period, self.peak_kb = pids, period, 0
+        self.stop_ev = threading.Event()
+
+    def run(self):
+        while not self.stop_ev.is_set():
+            self.peak_kb = max(self.peak_kb, rss_kb(self.pids))
+            self.stop_ev.wait(self.period)
+
+    def finish(self) -> int:
+        self.stop_ev.set()
+        self.join()
+        self.peak_kb = max(self.peak_kb, rss_kb(self.pids))
+        return self.peak_kb
+
+
+class Bench:
+    def __init__(self, args, wrk_bin: str, upstream: Nginx, server_cpus: set[int], client_cpus: set[int]):
+        self.args, self.wrk, self.upstream = args, wrk_bin, upstream
+        self.server_cpus, self.client_cpus = server_cpus, client_cpus
+        self.runs: list[dict] = []
+
+    def wrk_cmd(self, target: Target, sc: Scenario, duration: int) -> list[str]:
+        threads = max(1, min(self.args.wrk_threads or len(self.client_cpus), sc.conns))
+        url = f"http://127.0.0.1:{target.port(sc.mode)}{PATH}"
+        return [self.wrk, "-t", str(threads), "-c", str(sc.conns), "-d", f"{duration}s", "--timeout", "10s",
+                "-s", LUA, url, "--", target.model(sc.mode), "true" if sc.mode == "sse" else "false",
+                str(SIZES[sc.size]), target.key]
+
+    def run_one(self, target: Target, sc: Scenario, duration: int, rnd: int, record: bool = True) -> dict:
+        if isinstance(target, SwitchyardTarget):
+            target.truncate_log()
+        pids = target.pids()
+        up_pids = self.upstream.pids()
+        settle = quiesce(sorted(set(pids) | set(up_pids)))
+        if settle < 0:
+            log(f"warning: {target.label} still busy 20 s after the previous run; measuring anyway")
+        sampler = RssSampler(pids)
+        cmd = self.wrk_cmd(target, sc, duration)
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        ct0, tt0, ut0 = core_times(), cpu_ticks(pids), cpu_ticks(up_pids)
+        own0 = time.process_time()
+        sampler.start()
+        try:
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+        finally:
+            peak = sampler.finish()
+        own1 = time.process_time()
+        if isinstance(target, SwitchyardTarget) and target.proc.poll() is not None:
+            raise BenchError(f"{target.label} exited (code {target.proc.returncode}) during {sc.name}:\n"
+                             f"{target.log_tail()}")
+        ct1, tt1, ut1 = core_times(), cpu_ticks(pids), cpu_ticks(up_pids)
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        line = next((ln for ln in res.stdout.splitlines() if ln.startswith("BENCHJSON ")), None)
+        if res.returncode != 0 or line is None:
+            raise BenchError(f"wrk failed ({res.returncode}) against {target.label}, {sc.name}:\n"
+                             f"{' '.join(cmd)}\n{res.stdout}\n{res.stderr}")
+        w = json.loads(line[len("BENCHJSON "):])
+        secs = w["duration_us"] / 1e6
+        reqs = w["requests"]
+        target_cpu_s = (tt1 - tt0) / CLK_TCK
+        upstream_cpu_s = (ut1 - ut0) / CLK_TCK if target.pids() != up_pids else 0.0
+        wrk_cpu_s = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+        all_busy_s = sum(ct1[c][0] - ct0[c][0] for c in ct1) / CLK_TCK
+        other_s = max(0.0, all_busy_s - target_cpu_s - upstream_cpu_s - wrk_cpu_s - (own1 - own0))
+        errors = w["err_connect"] + w["err_read"] + w["err_write"] + w["err_status"] + w["err_timeout"]
+        run = {
+            "target": target.name, "scenario": sc.name, "round": rnd, "duration_s": secs,
+            "requests": reqs, "rps": reqs / secs if secs else 0.0,
+            "p50_us": w["p50_us"], "p90_us": w["p90_us"], "p99_us": w["p99_us"], "p999_us": w["p999_us"],
+            "mean_us": w["mean_us"], "max_us": w["max_us"], "errors": errors,
+            "err_status": w["err_status"], "cpu_ticks": tt1 - tt0, "upstream_ticks": ut1 - ut0,
+            "server_busy": busy_fraction(ct0, ct1, self.server_cpus),
+            "client_busy": busy_fraction(ct0, ct1, self.client_cpus),
+            "other_cpu_pct": 100.0 * other_s / secs if secs else 0.0,
+            "wrk_cpu_s": wrk_cpu_s, "rss_peak_kb": peak, "settle_s": settle, "cmd": " ".join(cmd),
+        }
+        if reqs == 0:
+            errors = run["errors"] = errors + 1
+            log(f"warning: no response at all from {target.label} in {sc.name} round {rnd + 1}")
+        if errors:
+            log(f"warning: {errors} errors ({w['err_status']} non-2xx) against {target.label} in {sc.name}")
+            if isinstance(target, SwitchyardTarget):
+                log(f"gateway log tail:\n{target.log_tail(10)}")
+        if record:
+            self.runs.append(run)
+        return run
+
+
+def aggregate(runs: list[dict]) -> dict:
+    if not runs:
+        return {}
+    rps = [r["rps"] for r in runs]
+    reqs = sum(r["requests"] for r in runs)
+    med = statistics.median
+    answered = [r for r in runs if r["requests"] > 0]  # latencies of a run with no response are 0: skip
+
+    def lat(k):
+        return med(r[k] for r in answered) if answered else NAN
+    return {
+        "rounds": len(runs), "requests": reqs,
+        "rps": med(rps), "rps_spread": (max(rps) - min(rps)) / med(rps) if med(rps) else 0.0,
+        "p50_us": lat("p50_us"), "p90_us": lat("p90_us"), "p99_us": lat("p99_us"),
+        "cpu_us_per_req": sum(r["cpu_ticks"] for r in runs) / CLK_TCK * 1e6 / reqs if reqs else NAN,
+        "upstream_us_per_req": sum(r["upstream_ticks"] for r in runs) / CLK_TCK * 1e6 / reqs if reqs else NAN,
+        "server_busy": med(r["server_busy"] for r in runs), "client_busy": med(r["client_busy"] for r in runs),
+        "other_cpu_pct": max(r["other_cpu_pct"] for r in runs),
+        "errors": sum(r["errors"] for r in runs), "rss_peak_kb": max(r["rss_peak_kb"] for r in runs),
+    }
+
+
+# --------------------------------------------------------------------------- report
+
+# None: not measured in this run. NaN: measured, but the target gave no usable answer.
+
+def fmt_us(v) -> str:
+    return "—" if v is None else "no data" if v != v else f"{v:,.0f}"
+
+
+def fmt_signed_us(v) -> str:
+    return "—" if v is None else "no data" if v != v else f"{v:+,.0f} µs"
+
+
+def fmt_us1(v) -> str:
+    return "—" if v is None else "no data" if v != v else f"{v:,.1f}"
+
+
+def fmt_ratio(v) -> str:
+    return "—" if v is None else "no data" if v != v else f"{v:.2f}"
+
+
+def fmt_mb(kb) -> str:
+    return "—" if kb is None else f"{kb / 1024:.1f} MB"
+
+
+def verdict(value, limit, op) -> str:
+    if value is None:
+        return "—"
+    if value != value:
+        return "**FAIL** (no data)"
+    ok = value >= limit if op == ">=" else value <= limit
+    return "PASS" if ok else "**FAIL**"
+
+
+def sh(cmd: list[str]) -> str:
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        return (r.stdout + r.stderr).strip().splitlines()[0] if (r.stdout + r.stderr).strip() else "?"
+    except Exception:
+        return "?"
+
+
+def machine_info() -> dict:
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem = "?"
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB"
+    debian = "?"
+    try:
+        with open("/etc/debian_version") as f:
+            debian = f.read().strip()
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "mem": mem, "kernel": platform.release(), "debian": debian}
+
+
+def git_rev() -> str:
+    try:
+        rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return rev + (" (with uncommitted changes)" if dirty else "") if rev else "?"
+    except Exception:
+        return "?"
+
+
+def render(ctx: dict) -> str:
+    args, targets, agg, ttfb = ctx["args"], ctx["targets"], ctx["agg"], ctx["ttfb"]
+    names = [t.name for t in targets]
+    sy_targets = [t for t in targets if t.is_switchyard]
+    hop = "nginx" if "nginx" in names else None
+    direct = "direct" if "direct" in names else None
+    L = []
+    m = ctx["machine"]
+    L.append("# Switchyard benchmarks\n")
+    L.append(f"Generated by `./bench/run.sh` on {ctx['date']} (UTC), in {ctx['elapsed_s']:.0f} s. "
+             f"Figures are ratios against a direct call to the upstream and against one nginx proxy hop, "
+             f"measured in the same run.\n")
+    L.append(f"- **Machine:** {m['cpu']}, {m['cores']} cores, {m['mem']}, Linux {m['kernel']}, "
+             f"Debian {m['debian']}")
+    L.append(f"- **Commit:** {ctx['git']}; {ctx['versions']}")
+    L.append(f"- **Command:** `{ctx['command']}` — {args.rounds} round{'s' if args.rounds > 1 else ''} × {args.duration} s per "
+             f"(scenario, target), targets alternated A/B/C, A/B/C… (order rotated each round); "
+             f"medians over rounds")
+    L.append(f"- **CPU pinning:** load generator (wrk, TTFB client) on CPU {ctx['client_cpus']}; "
+             f"servers (fake upstream, nginx hop, Switchyard) on CPU {ctx['server_cpus']}; "
+             f"wrk with {ctx['wrk_threads_desc']}")
+    if ctx.get("busy_warning"):
+        L.append(f"- **Warning:** {ctx['busy_warning']}")
+    noisy = [r for r in ctx["runs"] if r["other_cpu_pct"] > NOISY_OTHER_PCT]
+    if noisy:
+        L.append(f"- **Noise:** processes outside the bench used more than {NOISY_OTHER_PCT}% of a core in "
+                 f"{len(noisy)} of {len(ctx['runs'])} runs (up to {max(r['other_cpu_pct'] for r in noisy):.0f}%); "
+                 f"those rows are marked ~ below. Re-run on a quiet machine for figures to publish.")
+    L.append("")
+    L.append("## Summary against issue 6\n")
+    cols = [t.label for t in sy_targets] or ["SWITCHYARD"]
+    L.append("| # | metric | " + " | ".join(cols) + " | nginx hop (reference) | threshold | result |")
+    L.append("|---|---|" + "---|" * len(cols) + "---|---|---|")
+
+    def g(sc, t, k):
+        a = agg.get((sc, t))
+        return a.get(k) if a else None
+
+    def ratio(sc, t, ref, k):
+        a, b = g(sc, t, k), g(sc, ref, k) if ref else None
+        return a / b if a is not None and b else None
+
+    def added(sc, t, k):
+        a, b = g(sc, t, k), g(sc, direct, k) if direct else None
+        return a - b if a is not None and b is not None else None
+
+    def ttfb_added(t, k):
+        if t not in ttfb or not direct or direct not in ttfb:
+            return None
+        return ttfb[t][k] - ttfb[direct][k]
+
+    def row(num, metric, per_sy, hop_cell, threshold, judge, scs=()):
+        """per_sy: function(target) -> (cell text, value or None); judge: value -> result;
+        scs: the scenarios the row is computed from (errors in them fail the row)."""
+        cells, results = [], []
+        missing = [x for x in scs if not any((x, t.name) in agg for t in targets)]
+        if missing:
+            L.append(f"| {num} | {metric} | " + " | ".join(["not run"] * len(cols)) +
+                     f" | not run | {threshold} | — (scenario {', '.join(missing)} not in this run) |")
+            return
+        if sy_targets:
+            for t in sy_targets:
+                text, val = per_sy(t)
+                cells.append(text)
+                res = judge(val) if judge else "info"
+                errs = sum((agg.get((s, n)) or {}).get("errors", 0) for s in scs for n in (t.name, hop, direct))
+                if judge and errs and res != "—":
+                    res = f"**FAIL** ({errs} errors)"
+                results.append(res)
+        else:
+            cells.append("not run")
+            results.append("—")
+        res = results[0] if len(results) == 1 else " / ".join(results)
+        L.append(f"| {num} | {metric} | " + " | ".join(cells) + f" | {hop_cell} | {threshold} | {res} |")
+
+    sc = "json-1k-64c"
+    row(1, "throughput, non-stream, 1 KB, 64 conn: rps / nginx-hop rps",
+        lambda t: (f"{fmt_ratio(ratio(sc, t.name, hop, 'rps'))} ({fmt_us(g(sc, t.name, 'rps'))} rps)",
+                   ratio(sc, t.name, hop, "rps")),
+        f"1.00 ({fmt_us(g(sc, hop, 'rps'))} rps)" if hop else "not run", f"≥ {TH_RPS_RATIO}",
+        lambda v: verdict(v, TH_RPS_RATIO, ">="), [sc])
+    row(1, "CPU per request, same runs: / nginx-hop's",
+        lambda t: (f"{fmt_ratio(ratio(sc, t.name, hop, 'cpu_us_per_req'))} "
+                   f"({fmt_us(g(sc, t.name, 'cpu_us_per_req'))} µs)", ratio(sc, t.name, hop, "cpu_us_per_req")),
+        f"1.00 ({fmt_us(g(sc, hop, 'cpu_us_per_req'))} µs)" if hop else "not run", f"≤ {TH_CPU_RATIO}",
+        lambda v: verdict(v, TH_CPU_RATIO, "<="), [sc])
+    sc1 = "json-1k-1c"
+    row(2, "added p50 vs direct, non-stream, 1 KB, 1 conn",
+        lambda t: (fmt_signed_us(added(sc1, t.name, "p50_us")), added(sc1, t.name, "p50_us")),
+        fmt_signed_us(added(sc1, hop, "p50_us")) if hop else "not run", f"≤ {TH_ADDED_P50_US} µs",
+        lambda v: verdict(v, TH_ADDED_P50_US, "<="), [sc1])
+    row(2, "added p99 vs direct, same runs",
+        lambda t: (fmt_signed_us(added(sc1, t.name, "p99_us")), added(sc1, t.name, "p99_us")),
+        fmt_signed_us(added(sc1, hop, "p99_us")) if hop else "not run", f"≤ {TH_ADDED_P99_US} µs",
+        lambda v: verdict(v, TH_ADDED_P99_US, "<="), [sc1])
+    row(2, "streaming time to first byte added vs direct (median), 1 conn",
+        lambda t: (fmt_signed_us(ttfb_added(t.name, "p50")), ttfb_added(t.name, "p50")),
+        fmt_signed_us(ttfb_added(hop, "p50")) if hop else "not run", f"≤ {TH_TTFB_ADDED_US} µs",
+        lambda v: verdict(v, TH_TTFB_ADDED_US, "<="))
+    scm = "json-1m-64c"
+    row(3, "1 MB body, non-stream, 64 conn: CPU per request / nginx-hop's",
+        lambda t: (f"{fmt_ratio(ratio(scm, t.name, hop, 'cpu_us_per_req'))} "
+                   f"({fmt_us(g(scm, t.name, 'cpu_us_per_req'))} µs)", ratio(scm, t.name, hop, "cpu_us_per_req")),
+        f"1.00 ({fmt_us(g(scm, hop, 'cpu_us_per_req'))} µs)" if hop else "not run", f"≤ {TH_CPU_RATIO_1M}",
+        lambda v: verdict(v, TH_CPU_RATIO_1M, "<="), [scm])
+    row(4, "RSS idle (after start)",
+        lambda t: (fmt_mb(t.rss_idle_kb), t.rss_idle_kb / 1024),
+        f"{fmt_mb(ctx['hop_rss_idle_kb'])} (master+worker)" if hop else "not run", f"≤ {TH_RSS_IDLE_MB} MB",
+        lambda v: verdict(v, TH_RSS_IDLE_MB, "<="))
+
+    def peak64(tname):
+        vals = [a["rss_peak_kb"] for (s, tn), a in agg.items() if tn == tname and s.endswith("-64c")]
+        return max(vals) if vals else None
+
+    def peak64_cell(t):
+        v = peak64(t.name)
+        a = g(sc, t.name, "rss_peak_kb")
+        return (f"{fmt_mb(v)} (1 KB: {fmt_mb(a)})" if v is not None else "not run",
+                v / 1024 if v is not None else None)
+
+    row(4, "RSS under the 64-conn load (peak over every 64-conn run, all body sizes)", peak64_cell,
+        fmt_mb(peak64(hop)) if hop and peak64(hop) is not None else "—", f"≤ {TH_RSS_LOAD_MB} MB",
+        lambda v: verdict(v, TH_RSS_LOAD_MB, "<="), [s.name for s in ctx["scenarios"] if s.conns > 1])
+    row(4, "ready: exec → first 200 from /health/liveliness (median)",
+        lambda t: (f"{statistics.median(t.ready_ms):.1f} ms (n={len(t.ready_ms)}, max "
+                   f"{max(t.ready_ms):.1f})", statistics.median(t.ready_ms)),
+        "—", f"≤ {TH_READY_MS} ms", lambda v: verdict(v, TH_READY_MS, "<="))
+    row(4, "RSS with 100,000 keys cached", lambda t: ("n/a (virtual keys not implemented yet)", None),
+        "—", "—", None)
+    # Context rows, no threshold of their own.
+    for s, what in (("sse-1k-64c", "stream, 1 KB, 64 conn"), ("json-100k-64c", "non-stream, 100 KB, 64 conn"),
+                    ("sse-1m-64c", "stream, 1 MB, 64 conn")):
+        if any((s, t.name) in agg for t in sy_targets) or (s, hop) in agg:
+            row("i", f"{what}: rps / nginx-hop rps; CPU per request / nginx-hop's",
+                lambda t, s=s: (f"{fmt_ratio(ratio(s, t.name, hop, 'rps'))}; "
+                                f"{fmt_ratio(ratio(s, t.name, hop, 'cpu_us_per_req'))}", None),
+                f"{fmt_us(g(s, hop, 'rps'))} rps; {fmt_us(g(s, hop, 'cpu_us_per_req'))} µs" if hop else "not run",
+                "—", None)
+    row("i", "streaming TTFB added vs direct, p99",
+        lambda t: (fmt_signed_us(ttfb_added(t.name, "p99")), None),
+        fmt_signed_us(ttfb_added(hop, "p99")) if hop else "not run", "—", None)
+    if not sy_targets:
+        L.append("\nSwitchyard was not measured in this run (`--targets` " + ",".join(names) + ").")
+    if sy_targets:
+        L.append("\nStages on in Switchyard: " + "; ".join(f"{t.label}: {t.stages}" for t in sy_targets) +
+                 ". Issue 6's acceptance 1 asks for a virtual key and the router: virtual keys are "
+                 "not implemented yet, so the master key is used.")
+    L.append("\nAcceptance 5 (one command on a fresh machine; the test suite does not depend on it): "
+             "this file was produced by that one command.")
+
+    L.append("\n## Raw figures\n")
+    L.append("Medians over rounds; CPU µs/req = (utime+stime of the target's processes) / requests over all "
+             "rounds; `spread` = (max−min)/median of the per-round rps; `server core` = busy share of the "
+             "server CPU; `other` = the highest share of a core used by processes outside the bench in any "
+             "round (noise indicator).\n")
+    L.append("| scenario | target | req/s | spread | p50 µs | p90 µs | p99 µs | CPU µs/req | upstream µs/req "
+             "| server core | client core | other | peak RSS | errors |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for scn in ctx["scenarios"]:
+        for t in targets:
+            a = agg.get((scn.name, t.name))
+            if not a:
+                continue
+            up = "(itself)" if t.name == "direct" else fmt_us(a["upstream_us_per_req"])
+            L.append(f"| {scn.label} | {t.label} | {a['rps']:,.0f} | {100 * a['rps_spread']:.0f}% | "
+                     f"{fmt_us(a['p50_us'])} | {fmt_us(a['p90_us'])} | {fmt_us(a['p99_us'])} | "
+                     f"{fmt_us1(a['cpu_us_per_req'])} | {up} | {100 * a['server_busy']:.0f}% | "
+                     f"{100 * a['client_busy']:.0f}% | {a['other_cpu_pct']:.0f}%"
+                     f"{' ~' if a['other_cpu_pct'] > NOISY_OTHER_PCT else ''} | {fmt_mb(a['rss_peak_kb'])} | "
+                     f"{a['errors'] if a['errors'] else 0}{' ⚠' if a['errors'] else ''} |")
+    if ttfb:
+        L.append("\n### Streaming time to first byte (1 conn, 1 KB body, keep-alive)\n")
+        L.append("Time from sending the request to receiving the first `data:` of the body, measured by a "
+                 "Python client on the load-generator CPU (its own overhead is the same for every target).\n")
+        L.append("| target | samples | p50 µs | p90 µs | p99 µs | p50 added vs direct |")
+        L.append("|---|---|---|---|---|---|")
+        for t in targets:
+            if t.name in ttfb:
+                d = ttfb[t.name]
+                add = fmt_signed_us(ttfb_added(t.name, "p50")) if t.name != direct else "—"
+                L.append(f"| {t.label} | {d['n']} | {d['p50']:,.0f} | {d['p90']:,.0f} | {d['p99']:,.0f} | {add} |")
+    if sy_targets:
+        L.append("\n### Switchyard memory and start-up\n")
+        L.append("| target | ready (ms, every start) | RSS idle after start | RSS idle after the load | threads |")
+        L.append("|---|---|---|---|---|")
+        for t in sy_targets:
+            L.append(f"| {t.label} | {', '.join(f'{x:.1f}' for x in t.ready_ms)} | {fmt_mb(t.rss_idle_kb)} | "
+                     f"{fmt_mb(ctx['rss_after'].get(t.name))} | {t.threads} |")
+    L.append("\n## Targets\n")
+    for t in targets:
+        L.append(f"- **{t.label}**: {t.describe()}")
+    L.append(f"- Fake upstream: nginx, 1 worker, `return 200` with a fixed chat.completion JSON "
+             f"({ctx['json_len']} bytes) on one port and a fixed 20-event SSE body ({ctx['sse_len']} bytes, "
+             f"`text/event-stream`: 18 chat.completion.chunk events, a usage chunk, `data: [DONE]`) on another; "
+             f"the request body is read and discarded.")
+    L.append("\n## Method\n")
+    L.append("- Load: wrk with `bench/post.lua`: `POST /v1/chat/completions`, a JSON body of exactly 1 KB, 100 KB or "
+             "1 MB (`model`, `stream`, `max_tokens`, `user`, a system and a user message padded with text), "
+             "`Authorization: Bearer <master key>`; a static request (no Lua per request). 64 connections for "
+             "throughput, 1 connection for latency. wrk's latency is the time to the whole response.")
+    L.append(f"- Example: `{ctx['example_cmd']}`")
+    L.append("- CPU per request: utime+stime ticks (1/" + str(CLK_TCK) + " s) of the target's processes from "
+             "`/proc/<pid>/stat` before and after each run (nginx: master + worker; Switchyard: the process, all "
+             "threads), summed over rounds and divided by the requests wrk completed. Kernel work done on "
+             "behalf of a process (loopback TCP included) counts as its stime.")
+    L.append("- RSS: `VmRSS` from `/proc/<pid>/status`, sampled every 20 ms during each run (peak).")
+    L.append("- Ready: the bench forks the gateway (already pinned, no exec in between) and polls "
+             "`GET /health/liveliness` in a tight loop from the other CPU until a 200.")
+    L.append("- Every server listens on 127.0.0.1 on ports chosen at run time; each run is bounded by its "
+             "duration; every process is stopped at the end.")
+    L.append("")
+    return "\n".join(L)
+
+
+# --------------------------------------------------------------------------- main
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="bench/run.sh", description="Switchyard benchmark suite (issue 6).")
+    p.add_argument("--quick", action="store_true", help="fewer scenarios, 2 rounds × 2 s (< 2 min)")
+    p.add_argument("--targets", default=",".join(TARGET_NAMES),
+                   help=f"comma list of: {', '.join(TARGET_NAMES)} (default: all)")
+    p.add_argument("--scenarios", default="",
+                   help="comma list, e.g. json-1k-64c,sse-1k-1c (default: all 12; --quick: 5)")
+    p.add_argument("--rounds", type=int, default=None, help="rounds per (scenario, target) (default 3; quick 2)")
+    p.add_argument("--duration", type=int, default=None, help="seconds per wrk run (default 3; quick 2)")
+    p.add_argument("--ttfb-requests", type=int, default=None, help="TTFB samples per target and round "
+                   "(default 2000; quick 500)")
+    p.add_argument("--ready-runs", type=int, default=None, help="gateway starts timed (default 5; quick 3)")
+    p.add_argument("--client-cpus", default=None, help="CPUs of the load generator (default: 1)")
+    p.add_argument("--server-cpus", default=None, help="CPUs of the servers (default: 0)")
+    p.add_argument("--wrk-threads", type=int, default=0, help="wrk threads at 64 conn (default: client CPUs)")
+    p.add_argument("--max-minutes", type=float, default=30, help="hard stop for the whole run (default 30)")
+    p.add_argument("--write-docs", action="store_true", help="also write docs/benchmarks.md")
+    p.add_argument("--tmp", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    a.rounds = a.rounds or (2 if a.quick else 3)
+    a.duration = a.duration or (2 if a.quick else 3)
+    a.ttfb_requests = a.ttfb_requests or (500 if a.quick else 2000)
+    a.ready_runs = a.ready_runs or (3 if a.quick else 5)
+    return a
+
+
+def cpu_list(s: str) -> set[int]:
+    out = set()
+    for part in s.split(","):
+        if "-" in part:
+            lo, hi = part.split("-")
+            out.update(range(int(lo), int(hi) + 1))
+        elif part.strip():
+            out.add(int(part))
+    return out
+
+
+def find_bin(name: str) -> str:
+    path = shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.access(p, os.X_OK)),
+                                      None)
+    if not path:
+        raise BenchError(f"{name} not found (./bench/run.sh installs it)")
+    return path
+
+
+def machine_busy_check(seconds: float = 1.0) -> str | None:
+    a = core_times()
+    time.sleep(seconds)
+    b = core_times()
+    busy = sum(b[c][0] - a[c][0] for c in b) / CLK_TCK / seconds
+    if busy > 0.15:
+        return (f"the machine was busy before the run ({100 * busy:.0f}% of a core used by other processes): "
+                f"figures are noisier than usual")
+    return None
+
+
+def main(argv) -> int:
+    args = parse_args(argv)
+    t_start = time.monotonic()
+    ncpu = os.cpu_count() or 1
+    if args.client_cpus is None:
+        args.client_cpus = "1" if ncpu >= 2 else "0"
+    if args.server_cpus is None:
+        args.server_cpus = "0"
+    client_cpus, server_cpus = cpu_list(args.client_cpus), cpu_list(args.server_cpus)
+    targets_wanted = [t.strip() for t in args.targets.split(",") if t.strip()]
+    for t in targets_wanted:
+        if t not in TARGET_NAMES:
+            raise BenchError(f"unknown target '{t}' ({', '.join(TARGET_NAMES)})")
+    by_name = {s.name: s for s in ALL_SCENARIOS}
+    wanted_sc = [s.strip() for s in args.scenarios.split(",") if s.strip()] or (
+        QUICK_SCENARIOS if args.quick else [s.name for s in ALL_SCENARIOS])
+    for s in wanted_sc:
+        if s not in by_name:
+            raise BenchError(f"unknown scenario '{s}'; known: {', '.join(by_name)}")
+    scenarios = [s for s in ALL_SCENARIOS if s.name in wanted_sc]
+
+    nginx_bin, wrk_bin = find_bin("nginx"), find_bin("wrk")
+    tmp = args.tmp or tempfile.mkdtemp(prefix="switchyard-bench.")
+    os.chmod(tmp, 0o755)  # nginx workers run as an unprivileged user when we are root
+    procs = Procs(tmp, server_cpus)
+    os.sched_setaffinity(0, client_cpus)
+
+    def on_signal(signum, _frame):
+        log(f"{signal.Signals(signum).name}: stopping everything the bench started")
+        raise SystemExit(128 + signum)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    watchdog = threading.Timer(args.max_minutes * 60, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    watchdog.daemon = True
+    watchdog.start()
+
+    targets: list[Target] = []
+    upstream = None
+    try:
+        busy_warning = machine_busy_check()
+        if busy_warning:
+            log("warning: " + busy_warning)
+        json_body, sse_body = chat_json_body(), chat_sse_body()
+        for body in (json_body, sse_body):
+            assert "'" not in body and "$" not in body and "\\" not in body
+        up_ports = {"json": free_port(), "sse": free_port()}
+        upstream = Nginx(procs, nginx_bin, tmp, "upstream",
+                         UPSTREAM_SERVERS.format(port=up_ports["json"], ctype="application/json",
+                                                 payload=nginx_return(json_body)) +
+                         UPSTREAM_SERVERS.format(port=up_ports["sse"], ctype="text/event-stream",
+                                                 payload=nginx_return(sse_body)))
+        log(f"fake upstream: nginx on 127.0.0.1:{up_ports['json']} (JSON) and :{up_ports['sse']} (SSE)")
+        upstream.start(list(up_ports.values()))
+
+        binary = os.environ.get("SWITCHYARD_BIN") or os.path.join(ROOT, "build/release/src/switchyard")
+
+        def gateway(**kw) -> SwitchyardTarget:
+            if not os.access(binary, os.X_OK):
+                raise BenchError(f"no gateway binary at {binary} (set SWITCHYARD_BIN, or --targets direct,nginx)")
+            return SwitchyardTarget(procs, binary, tmp, up_ports, **kw)
+
+        # Every target, in the order they alternate. A new stage of the gateway is one more
+        # entry (and its name in TARGET_NAMES), e.g. once virtual keys land:
+        #   "switchyard-vk": lambda: gateway(name="switchyard-vk", label="SWITCHYARD+VK",
+        #       stages="virtual key, router", extra_config="general_settings: {...}\n", key=VK),
+        factories = {
+            "direct": lambda: DirectTarget(upstream, up_ports),
+            "nginx": lambda: NginxHopTarget(procs, nginx_bin, tmp, up_ports),
+            "switchyard": lambda: gateway(),
+        }
+        assert list(factories) == TARGET_NAMES
+        targets = [make() for name, make in factories.items() if name in targets_wanted]
+        for t in targets:
+            if isinstance(t, SwitchyardTarget):
+                t.start(args.ready_runs)
+                log(f"{t.label}: ready in {', '.join(f'{x:.1f}' for x in t.ready_ms)} ms; "
+                    f"RSS idle {fmt_mb(t.rss_idle_kb)}; port {t.listen_port}")
+            else:
+                t.start()
+            check_target(t)
+        hop_rss_idle = rss_kb(next(t for t in targets if t.name == "nginx").pids()) \
+            if any(t.name == "nginx" for t in targets) else None
+
+        bench = Bench(args, wrk_bin, upstream, server_cpus, client_cpus)
+        n_runs = len(scenarios) * len(targets) * args.rounds
+        log(f"{len(scenarios)} scenarios × {len(targets)} targets × {args.rounds} rounds × {args.duration} s "
+            f"≈ {n_runs * args.duration / 60:.1f} min of load; pinning: wrk on CPU {args.client_cpus}, "
+            f"servers on CPU {args.server_cpus}")
+        warm = by_name["json-1k-64c"]
+        for t in targets:  # warm-up, not recorded
+            bench.run_one(t, warm, 1, -1, record=False)
+        done = 0
+        for sc in scenarios:
+            for rnd in range(args.rounds):
+                order = targets[rnd % len(targets):] + targets[:rnd % len(targets)]
+                for t in order:
+                    r = bench.run_one(t, sc, args.duration, rnd)
+                    done += 1
+                    log(f"[{done}/{n_runs}] {sc.name:<13} {t.name:<11} round {rnd + 1}: {r['rps']:>9,.0f} rps  "
+                        f"p50 {r['p50_us']:>6} µs  p99 {r['p99_us']:>6} µs  "
+                        f"cpu {r['cpu_ticks'] / CLK_TCK * 1e6 / max(1, r['requests']):6.1f} µs/req"
+                        f"{'  errors ' + str(r['errors']) if r['errors'] else ''}")
+        agg = {}
+        for sc in scenarios:
+            for t in targets:
+                agg[(sc.name, t.name)] = aggregate([r for r in bench.runs
+                                                    if r["scenario"] == sc.name and r["target"] == t.name])
+
+        # Streaming time to first byte, alternating too.
+        ttfb_raw: dict[str, list[float]] = {t.name: [] for t in targets}
+        for rnd in range(args.rounds):
+            order = targets[rnd % len(targets):] + targets[:rnd % len(targets)]
+            for t in order:
+                ttfb_samples(t, 50)  # warm the connection path
+                ttfb_raw[t.name] += ttfb_samples(t, args.ttfb_requests)
+        ttfb = {}
+        for name, xs in ttfb_raw.items():
+            xs.sort()
+            q = lambda p: xs[min(len(xs) - 1, int(p * len(xs)))]
+            ttfb[name] = {"n": len(xs), "p50": statistics.median(xs), "p90": q(0.90), "p99": q(0.99)}
+        log("TTFB p50: " + ", ".join(f"{k} {v['p50']:.0f} µs" for k, v in ttfb.items()))
+
+        time.sleep(1.0)
+        rss_after = {t.name: rss_kb(t.pids()) for t in targets if isinstance(t, SwitchyardTarget)}
+        for t in targets:
+            if isinstance(t, SwitchyardTarget) and t.proc.poll() is not None:
+                raise BenchError(f"{t.label} exited during the run:\n{t.log_tail()}")
+
+        date = dt.datetime.now(dt.timezone.utc)
+        versions = [sh([nginx_bin, "-v"]).replace("nginx version: ", ""), sh([wrk_bin, "-v"]).split(" [")[0]]
+        for t in targets:
+            if isinstance(t, SwitchyardTarget):
+                versions.append(f"{t.label}: `{sh([t.bin, '--version'])}` ({os.path.relpath(t.bin, ROOT)})")
+        threads = max(1, min(args.wrk_threads or len(client_cpus), 64))
+        ctx = {
+            "args": args, "targets": targets, "agg": agg, "runs": bench.runs, "ttfb": ttfb, "scenarios": scenarios,
+            "date": date.strftime("%Y-%m-%d %H:%M"), "elapsed_s": time.monotonic() - t_start,
+            "machine": machine_info(), "git": git_rev(), "versions": "; ".join(versions),
+            "command": args.command_line or "./bench/run.sh " + " ".join(argv),
+            "client_cpus": args.client_cpus, "server_cpus": args.server_cpus,
+            "wrk_threads_desc": f"{threads} thread{'s' if threads > 1 else ''} at 64 conn, 1 at 1 conn",
+            "busy_warning": busy_warning, "hop_rss_idle_kb": hop_rss_idle, "rss_after": rss_after,
+            "json_len": len(json_body), "sse_len": len(sse_body),
+            "example_cmd": " ".join(os.path.relpath(x, ROOT) if x.startswith(ROOT) else x
+                                    for x in bench.wrk_cmd(targets[0], by_name["json-1k-64c"], args.duration)),
+        }
+        report = render(ctx)
+        stamp = date.strftime("%Y%m%dT%H%M%SZ")
+        out_dir = os.path.join(BENCH_DIR, "results")
+        os.makedirs(out_dir, exist_ok=True)
+        md_path = os.path.join(out_dir, f"{stamp}.md")
+        with open(md_path, "w") as f:
+            f.write(report)
+        with open(os.path.join(out_dir, f"{stamp}.json"), "w") as f:
+            json.dump({"date": ctx["date"], "command": ctx["command"], "machine": ctx["machine"], "git": ctx["git"],
+                       "runs": bench.runs, "ttfb": ttfb,
+                       "aggregate": {f"{k[0]}/{k[1]}": v for k, v in agg.items()},
+                       "switchyard": {t.name: {"ready_ms": t.ready_ms, "rss_idle_kb": t.rss_idle_kb,
+                                               "rss_after_kb": rss_after.get(t.name)}
+                                      for t in targets if isinstance(t, SwitchyardTarget)}}, f, indent=1)
+        print(report, flush=True)
+        log(f"results: {os.path.relpath(md_path, ROOT)} (+ .json with every run)")
+        if args.write_docs:
+            docs = os.path.join(ROOT, "docs", "benchmarks.md")
+            with open(docs, "w") as f:
+                f.write(report)
+            log(f"wrote {os.path.relpath(docs, ROOT)}")
+        return 0
+    except BenchError as e:
+        log(f"error: {e}")
+        if upstream and upstream.error_log_tail():
+            log("fake upstream error.log:\n" + upstream.error_log_tail())
+        return 1
+    finally:
+        watchdog.cancel()
+        procs.stop_all()
+        if not args.tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except BenchError as e:
+        log(f"error: {e}")
+        sys.exit(1)

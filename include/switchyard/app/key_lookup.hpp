@@ -1,0 +1,16 @@
+// Wiring of virtual keys: the key cache's lookup runs find_key_by_hash_blocking on the
+// db_executor, and key_record rows become auth::virtual_key values.
+// Owner: app/. Thread: the loop thread (the lookup's SQL runs on a db thread). Never blocks.
+#pragma once
+#include "switchyard/auth/key_cache.hpp"
+#include "switchyard/store/postgres/db_executor.hpp"
+#include "switchyard/store/postgres/key_repo.hpp"
+
+namespace switchyard::app {
+
+auth::virtual_key to_virtual_key(const store::postgres::key_record& r);
+
+// `db` must outlive every lookup started through the returned function.
+auth::key_cache::lookup_fn make_key_lookup(store::postgres::db_executor& db);
+
+}  // namespace switchyard::app

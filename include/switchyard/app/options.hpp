@@ -1,0 +1,29 @@
+// Command line of the switchyard binary (parsed before anything else starts).
+// Pure: no I/O. Thread: any.
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace switchyard::app {
+
+struct options {
+  std::string config_path;
+  std::string host = "0.0.0.0";
+  unsigned short port = 4000;
+  bool check_only = false;   // --check-config FILE
+  bool show_version = false;
+  bool show_help = false;
+  bool debug = false;        // --debug / --detailed_debug
+  double grace_period_s = 30;  // --grace-period S: how long SIGTERM waits for in-flight requests
+};
+
+struct parse_result {
+  options opts;
+  std::string error;  // non-empty: print it with the usage and exit 2
+};
+
+parse_result parse_options(const std::vector<std::string>& args);
+std::string usage_text();
+
+}  // namespace switchyard::app

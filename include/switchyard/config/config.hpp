@@ -1,0 +1,166 @@
+// LiteLLM config.yaml -> immutable typed structs, shared as shared_ptr<const config>.
+// Owner: app/ loads it once at startup (and on reload) and hands it to every stage.
+// Thread: any; the structs are immutable after load. Loading reads files (blocking):
+// call it only at startup or through run_blocking.
+// config/ is the only module that uses yaml-cpp.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace switchyard::config {
+
+// Provider wire formats we speak (the `<provider>/` prefix of litellm_params.model).
+enum class provider {
+  openai,       // openai/, bare names, and any OpenAI-compatible api_base
+  hosted_vllm,  // hosted_vllm/: OpenAI-compatible
+  azure,        // azure/<deployment>
+  anthropic,    // anthropic/
+  ollama,       // ollama/      -> /api/generate
+  ollama_chat,  // ollama_chat/ -> /api/chat
+};
+const char* provider_name(provider p);
+
+// One entry of model_list.
+struct deployment {
+  std::string model_name;    // the public group name clients send
+  std::string id;            // model_info.id, else a stable hash of litellm_params
+  std::string model;         // litellm_params.model as written, e.g. "openai/gpt-4o"
+  provider kind = provider::openai;
+  std::string upstream_model;  // model without its provider prefix, e.g. "gpt-4o"
+  std::string api_base;      // empty -> provider default (e.g. https://api.openai.com/v1)
+  std::string api_key;       // resolved secret; never logged
+  std::string api_version;
+  std::string organization;
+  std::map<std::string, std::string> extra_headers;
+  std::optional<double> timeout;         // seconds per attempt
+  std::optional<double> stream_timeout;  // seconds between stream chunks
+  std::optional<std::string> mock_response;
+  std::optional<double> rpm, tpm, weight;
+  std::optional<int> order;
+  std::optional<int> max_parallel_requests;
+  std::optional<double> cooldown_time;
+  nlohmann::json litellm_params;  // every param as resolved (os.environ/ substituted)
+  nlohmann::json model_info;      // model_info as resolved (object, maybe empty)
+  std::string origin;  // "<file>:<line>" of the model_list entry, for messages
+};
+
+struct router_settings {
+  std::string routing_strategy = "simple-shuffle";
+  std::optional<int> num_retries;
+  std::optional<double> timeout;
+  std::optional<double> stream_timeout;
+  std::optional<double> cooldown_time;
+  std::optional<int> allowed_fails;
+  std::string redis_host, redis_password, redis_url;
+  std::optional<int> redis_port;
+  nlohmann::json model_group_alias = nlohmann::json::object();
+  nlohmann::json raw = nlohmann::json::object();  // the whole section, for later stages
+};
+
+struct cache_params {
+  std::string type;  // "redis", "local", ...
+  std::string host, password, url, namespace_;
+  std::optional<int> port;
+  std::optional<double> ttl;
+};
+
+struct litellm_settings {
+  bool drop_params = false;
+  bool json_logs = false;
+  std::optional<int> num_retries;
+  std::optional<double> request_timeout;  // seconds; LiteLLM default 6000
+  bool cache = false;
+  cache_params cache_params_;
+  nlohmann::json raw = nlohmann::json::object();
+};
+
+struct general_settings {
+  std::string master_key;  // also LITELLM_MASTER_KEY / SWITCHYARD_MASTER_KEY
+  std::string database_url;  // also DATABASE_URL
+  std::optional<double> max_request_size_mb;
+  std::optional<double> max_response_size_mb;
+  bool allow_requests_on_db_unavailable = false;
+  int database_connection_pool_limit = 10;
+  nlohmann::json raw = nlohmann::json::object();
+};
+
+// Redis connection as resolved from router_settings, cache_params and REDIS_* env.
+// Order: router_settings (redis_url, else redis_host/redis_port/redis_password/redis_db),
+// else litellm_settings.cache_params when its type is empty or redis* (url, else
+// host/port/password/db), else the env
+// (REDIS_URL, else REDIS_HOST/REDIS_PORT/REDIS_PASSWORD). Within one source a URL wins;
+// an explicit password fills in when the URL has none.
+struct redis_endpoint {
+  std::string host;  // empty: no Redis configured
+  int port = 6379;
+  std::string password;
+  std::string username;  // from a URL's user part (Redis 6 ACL), usually empty
+  int db = 0;            // URL path /N, redis_db, cache_params.db
+  bool tls = false;      // rediss:// URL
+  std::string source;    // e.g. "router_settings", "litellm_settings.cache_params", "env REDIS_URL"
+};
+
+struct config {
+  std::string path;  // the file it was loaded from
+  std::vector<deployment> model_list;
+  router_settings router;
+  litellm_settings litellm;
+  general_settings general;
+  redis_endpoint redis;
+  std::vector<std::string> warnings;  // unknown keys etc., one message each
+  std::vector<std::string> files;     // every file read: `path` first, then includes in load order
+  std::map<std::string, std::string> environment_variables;  // as exported (values are secrets)
+
+  // Model names in model_list order, deduplicated.
+  std::vector<std::string> model_names() const;
+};
+
+// A config error: reported as "<file>:<line>: <key>: <message>", exit code 2.
+// Lines are 1-based; line 0 means the error has no line (a missing top-level file, a
+// value from the process environment, whose "file" is "environment"): then what() is
+// "<file>: <key>: <message>". `key` is a path such as model_list[0].litellm_params.rpm
+// (the index counts entries within that file), "yaml" for syntax errors, "config" for
+// an unreadable top-level file. Warnings in config::warnings use the same format.
+class config_error : public std::runtime_error {
+ public:
+  config_error(std::string file, int line, std::string key, std::string message);
+  const std::string& file() const { return file_; }
+  int line() const { return line_; }
+  const std::string& key() const { return key_; }
+  const std::string& detail() const { return detail_; }
+
+ private:
+  std::string file_;
+  int line_;
+  std::string key_;
+  std::string detail_;
+};
+
+// Looks up environment variables; tests pass their own.
+using env_lookup = std::function<std::optional<std::string>(const std::string&)>;
+env_lookup process_env();
+
+struct load_options {
+  env_lookup env;                  // empty: process_env()
+  bool export_environment = true;  // setenv() each environment_variables entry (overwrites)
+};
+
+// Reads and validates `path` (and its `include`s). Blocking (file I/O).
+// Applies `environment_variables` (setenv) first, resolves os.environ/VAR everywhere,
+// then the env fallbacks: LITELLM_MASTER_KEY / SWITCHYARD_MASTER_KEY, DATABASE_URL,
+// REDIS_HOST / REDIS_PORT / REDIS_PASSWORD / REDIS_URL.
+// Throws config_error.
+std::shared_ptr<const config> load_config_blocking(const std::string& path, const env_lookup& env = process_env());
+// As above; `environment_variables` are always visible to os.environ/ and the env
+// fallbacks, and also exported with setenv() when options.export_environment (not
+// thread-safe: call before other threads start). Messages never contain secret values.
+std::shared_ptr<const config> load_config_blocking(const std::string& path, const load_options& options);
+
+}  // namespace switchyard::config

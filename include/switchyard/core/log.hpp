@@ -1,0 +1,34 @@
+// Logging setup: asynchronous spdlog loggers (stderr, one background thread).
+// Text lines by default, one JSON object per line with litellm_settings.json_logs.
+// Call init_logging() once from main before the loop starts; loggers are thread-safe
+// and never block the caller (the queue overruns its oldest entry when full).
+#pragma once
+#include <string>
+#include <string_view>
+
+namespace switchyard::core {
+
+enum class log_format { text, json };
+
+void init_logging(log_format fmt, std::string_view level = "info");
+void set_log_format(log_format fmt);
+log_format current_log_format();
+void shutdown_logging();
+
+// JSON string escaping (without the surrounding quotes).
+void json_escape_to(std::string& out, std::string_view s);
+
+// One access line. In text mode: "access <method> <path> <status> ...".
+// In JSON mode: {"time","level","message":"access",<fields>}.
+struct access_record {
+  std::string_view method;
+  std::string_view path;
+  int status = 0;
+  std::string_view model;
+  double duration_ms = 0;
+  std::string_view key_redacted;  // "sk-...abcd" or empty
+  std::string_view call_id;
+};
+void log_access(const access_record& r);
+
+}  // namespace switchyard::core

@@ -1,0 +1,56 @@
+// HTTP/1.1 listener: one coroutine per connection on the io_context thread,
+// keep-alive, limits (header bytes, body bytes, header/idle/body timeouts),
+// graceful drain. Malformed requests get 400, oversized bodies 413, oversized
+// headers 431, slow headers 408, all OpenAI-shaped; the connection then closes.
+// Owner: app/. Thread: the io_context's single thread. Never blocks.
+#pragma once
+#include "switchyard/core/asio.hpp"
+#include "switchyard/http/message.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace switchyard::http {
+
+struct server_options {
+  std::string host = "0.0.0.0";
+  unsigned short port = 4000;
+  std::size_t max_header_bytes = 64 * 1024;
+  std::size_t max_body_bytes = 64u << 20;
+  std::chrono::milliseconds header_timeout{10'000};  // first byte -> complete header
+  std::chrono::milliseconds idle_timeout{30'000};    // keep-alive wait for the next request
+  std::chrono::milliseconds body_timeout{120'000};   // complete body after the header
+  std::chrono::milliseconds write_timeout{120'000};  // any single write to the client
+};
+
+using handler = std::function<net::awaitable<void>(request&, responder&)>;
+
+class server {
+ public:
+  server(net::any_io_executor ex, server_options opts, handler h);
+  ~server();
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  // Binds and listens; throws std::system_error with a clear message on failure.
+  void listen();
+  tcp::endpoint local_endpoint() const;
+  // Starts accepting (co_spawns the accept loop).
+  void start();
+  // Stops accepting, closes idle connections, lets in-flight requests finish.
+  // `done` runs once no connection is left (or after force_close()).
+  void drain(std::function<void()> done);
+  // Cancels every remaining connection now.
+  void force_close();
+  std::size_t active_connections() const;
+  bool draining() const;
+
+ private:
+  struct impl;
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace switchyard::http

@@ -1,0 +1,79 @@
+// One adapter per wire format: OpenAI (also Azure and any OpenAI-compatible
+// server), Anthropic Messages, Ollama. Pure translation, no I/O: the pipeline
+// does the HTTP through upstream::client and hands bytes to the adapter.
+// Thread: any; adapters are stateless singletons; a stream_translator belongs to
+// one request (loop thread).
+#pragma once
+#include "switchyard/config/config.hpp"
+#include "switchyard/core/error.hpp"
+#include "switchyard/providers/openai.hpp"
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace switchyard::providers {
+
+enum class call_type { chat, completion, embedding };
+
+struct build_options {
+  bool stream = false;
+  bool drop_params = false;  // drop parameters the provider cannot take instead of a 400
+};
+
+// An upstream answer translated to OpenAI's JSON.
+struct translated_response {
+  std::string body;  // OpenAI JSON (chat.completion / text_completion / list of embeddings)
+  usage tokens;
+};
+
+// Turns an upstream response body, read piece by piece, into OpenAI
+// chat.completion.chunk (or text_completion chunk) JSON payloads: each string in
+// `payloads` is one SSE `data:` payload, without "data: " and without [DONE].
+class stream_translator {
+ public:
+  virtual ~stream_translator() = default;
+  // Bytes exactly as they arrived (any split). An error means the upstream sent an
+  // error event or malformed data; the pipeline ends the client stream with it.
+  virtual core::result<void> feed(std::string_view bytes, std::vector<std::string>& payloads) = 0;
+  // The upstream body ended. An error if it ended before the provider's terminal
+  // event (a cut stream). May append final payloads (e.g. the usage chunk).
+  virtual core::result<void> finish(std::vector<std::string>& payloads) = 0;
+  // Usage seen so far (complete after finish()).
+  virtual const usage& tokens() const = 0;
+};
+
+class adapter {
+ public:
+  virtual ~adapter() = default;
+  // The upstream request for one attempt. `body` is the client's parsed OpenAI
+  // request. 400 naming the parameter the provider cannot take (unless drop_params).
+  virtual core::result<upstream_call> build(call_type type, const config::deployment& d, const nlohmann::json& body,
+                                            const build_options& opts) const = 0;
+  // A 2xx upstream body -> OpenAI JSON. Error (500, clear message) if malformed.
+  // `model` is the model name the client asked for (used in the response).
+  virtual core::result<translated_response> translate_response(call_type type, const config::deployment& d,
+                                                               std::string_view body,
+                                                               std::string_view model) const = 0;
+  // A translator for a streamed answer. `include_usage`: the client asked for the
+  // usage chunk (stream_options.include_usage); usage is tracked either way.
+  virtual std::unique_ptr<stream_translator> make_stream(call_type type, const config::deployment& d,
+                                                         std::string_view model, bool include_usage) const = 0;
+  // A non-2xx upstream answer -> the client's error (status kept, provider message).
+  virtual core::error translate_error(const config::deployment& d, int status, std::string_view body) const = 0;
+  // Whether this adapter serves the call type for that deployment (e.g. Anthropic has no embeddings).
+  virtual bool supports(call_type type) const = 0;
+};
+
+// The adapter for a deployment's wire format.
+const adapter& adapter_for(config::provider p);
+
+// Individual adapters (for tests).
+const adapter& openai_adapter();
+const adapter& anthropic_adapter();
+const adapter& ollama_adapter();
+
+}  // namespace switchyard::providers

@@ -1,0 +1,71 @@
+// Pieces shared by every adapter: the upstream call, usage, gateway-only fields,
+// error extraction and the offline mock answers. Pure functions: no I/O, no clock,
+// no globals. Thread: any. The adapters themselves are in adapter.hpp.
+#pragma once
+#include "switchyard/config/config.hpp"
+#include "switchyard/core/error.hpp"
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace switchyard::providers {
+
+using header_list = std::vector<std::pair<std::string, std::string>>;
+
+// What the gateway sends upstream for one attempt.
+struct upstream_call {
+  std::string url;
+  header_list headers;
+  std::string body;
+};
+
+struct usage {
+  long long prompt_tokens = 0;
+  long long completion_tokens = 0;
+  long long total_tokens = 0;
+  bool known = false;
+};
+
+// Deepest JSON nesting accepted from clients and providers. Copying and dumping a
+// json value recurse per level, so absurd nesting must never reach nlohmann.
+inline constexpr std::size_t max_json_depth = 256;
+// True if `text` nests arrays/objects deeper than `max` (strings are skipped). O(n).
+bool json_nesting_exceeds(std::string_view text, std::size_t max = max_json_depth);
+
+// Body fields the gateway consumes itself and never forwards upstream.
+bool is_gateway_field(std::string_view name);
+
+// The default API base of a deployment (api_base, else the provider's public one).
+std::string api_base_of(const config::deployment& d);
+// api_base with any query string removed (for x-litellm-model-api-base).
+std::string strip_query(std::string_view url);
+
+// Usage from a chat.completion (or final chunk) object; known=false if absent.
+usage usage_of(const nlohmann::json& obj);
+
+// An upstream error response -> the client's error: status kept, the provider's
+// message extracted from {"error":{"message"}} / {"error":"..."} / {"message"} / text.
+core::error upstream_error(int status, std::string_view body, std::string_view provider_label);
+
+// An OpenAI embeddings list whose data[].embedding are float arrays -> the same list
+// with each embedding as base64 of little-endian float32 (encoding_format "base64"),
+// for providers that only return floats. Error if `body` is not such a list.
+core::result<std::string> encode_embeddings_base64(std::string_view body);
+
+// Offline answers for litellm_params.mock_response / body "mock_response".
+std::string mock_chat_completion(std::string_view model, std::string_view content, const nlohmann::json& request,
+                                 std::string_view id, long long created);
+// A text_completion object for /v1/completions.
+std::string mock_text_completion(std::string_view model, std::string_view content, const nlohmann::json& request,
+                                 std::string_view id, long long created);
+// SSE frames ("data: ...\n\n"), ending with "data: [DONE]\n\n".
+std::vector<std::string> mock_chat_stream(std::string_view model, std::string_view content,
+                                          const nlohmann::json& request, std::string_view id, long long created,
+                                          bool include_usage);
+
+}  // namespace switchyard::providers

@@ -1,0 +1,115 @@
+// Async HTTP/1.1 + HTTPS client for provider calls, with a keep-alive pool per
+// scheme://host:port. Beast stays in src/upstream; this header has none of it.
+// Owner: app/ creates one per io_context. Thread: the io_context's single thread
+// (not thread-safe). Never blocks: DNS, connect, TLS, write and read are async.
+#pragma once
+#include "switchyard/core/asio.hpp"
+#include "switchyard/core/error.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace switchyard::upstream {
+
+using header_list = std::vector<std::pair<std::string, std::string>>;
+
+struct request {
+  std::string method = "POST";
+  std::string url;  // absolute: http(s)://host[:port]/path[?query]
+  header_list headers;  // Host, Content-Length, Connection are set by the client
+  std::string body;
+  std::chrono::milliseconds connect_timeout{10'000};
+  // Non-streaming: the whole exchange must finish within this.
+  // Streaming: the response head and then each body read must arrive within this.
+  std::chrono::milliseconds timeout{600'000};
+};
+
+struct response {
+  int status = 0;
+  header_list headers;  // as received, names lower-cased
+  std::string body;     // de-chunked
+};
+
+// The body of a response read as it arrives (for SSE/NDJSON streams).
+class body_stream {
+ public:
+  virtual ~body_stream() = default;
+  virtual int status() const = 0;
+  virtual const header_list& headers() const = 0;
+  // Next piece of the de-chunked body; empty string = the body is complete.
+  // Errors: upstream_timeout if nothing arrives within request.timeout,
+  // upstream_unreachable if the connection breaks mid-body.
+  virtual net::awaitable<core::result<std::string>> read_some() = 0;
+  // Abandon the body (client went away): closes the connection, it is not pooled.
+  // Safe while a read_some() is pending: that read then completes at once with
+  // upstream_unreachable. Destroying an unfinished body_stream also closes it (but
+  // never destroy it while a read_some() is pending).
+  virtual void cancel() = 0;
+};
+
+struct client_options {
+  std::size_t max_idle_per_host = 64;
+  std::chrono::seconds idle_timeout{60};
+  std::size_t max_response_bytes = 64u << 20;  // non-streaming bodies
+  bool verify_tls = true;  // system CA store; SWITCHYARD_INSECURE_TLS=1 turns it off
+  std::string ca_file;     // extra PEM CA bundle trusted besides the system store (optional)
+};
+
+class client {
+ public:
+  client(net::any_io_executor ex, client_options opts = {});
+  ~client();
+  client(const client&) = delete;
+  client& operator=(const client&) = delete;
+
+  // Sends the request and reads the whole response. Any HTTP status is a value;
+  // errors are transport failures: upstream_unreachable (DNS, connect, TLS, reset),
+  // upstream_timeout (connect_timeout / timeout exceeded).
+  net::awaitable<core::result<response>> send(request req);
+
+  // Sends the request and returns once the response head has arrived; the body is
+  // then read with body_stream::read_some. The connection returns to the pool when
+  // the body was read to the end.
+  net::awaitable<core::result<std::unique_ptr<body_stream>>> open(request req);
+
+  // Idle pooled connections (for tests and metrics).
+  std::size_t idle_connections() const;
+
+ private:
+  struct impl;
+  std::shared_ptr<impl> impl_;
+};
+
+// Splits a server-sent-events byte stream into events. Feed bytes as they come;
+// each complete event's `data:` payload (multi-line data joined with '\n') is
+// appended to `out`. Comments and other fields are ignored. Handles \n, \r\n, \r.
+class sse_parser {
+ public:
+  struct event {
+    std::string event;  // "event:" field, empty if none
+    std::string data;
+  };
+  void feed(std::string_view bytes, std::vector<event>& out);
+  // Bytes received but not yet part of a complete event.
+  std::size_t pending() const { return buf_.size(); }
+
+ private:
+  // Returns true when the line was blank (the event ended).
+  bool on_line(std::string_view line, std::vector<event>& out);
+
+  std::string buf_;  // bytes since the last event boundary
+  std::string cur_event_;
+  std::string cur_data_;
+  bool have_data_ = false;
+  std::size_t scan_ = 0;        // buf_ offset up to which line ends were searched
+  std::size_t line_start_ = 0;  // buf_ offset of the current, unfinished line
+  bool skip_lf_ = false;        // the last line ended with '\r': a '\n' next belongs to it
+  bool first_line_ = true;      // a UTF-8 BOM may start the stream's first line
+};
+
+}  // namespace switchyard::upstream

@@ -1,0 +1,90 @@
+#include "switchyard/admin/health.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace switchyard::admin {
+
+using json = nlohmann::json;
+
+namespace {
+constexpr long long model_created = 1677610602;  // LiteLLM's fixed value
+
+json model_object(const std::string& id) {
+  return {{"id", id}, {"object", "model"}, {"created", model_created}, {"owned_by", "openai"}};
+}
+
+const char* db_text(dependency_state s) {
+  switch (s) {
+    case dependency_state::connected: return "connected";
+    case dependency_state::disconnected: return "disconnected";
+    default: return "Not connected";
+  }
+}
+}  // namespace
+
+health_endpoints::health_endpoints(health_probes probes, const auth::key_authenticator& auth,
+                                   const router::router& rt)
+    : probes_(std::move(probes)), auth_(auth), router_(rt) {}
+
+net::awaitable<void> health_endpoints::liveliness(http::request&, http::responder& resp) {
+  http::response r;
+  r.body = "\"I'm alive!\"";
+  co_await resp.send(std::move(r));
+}
+
+net::awaitable<void> health_endpoints::readiness(http::request&, http::responder& resp) {
+  auto db = probes_.db ? co_await probes_.db() : dependency_state::not_configured;
+  auto cache = probes_.cache ? co_await probes_.cache() : dependency_state::not_configured;
+  bool ready = db != dependency_state::disconnected || probes_.allow_requests_on_db_unavailable;
+  json body = {{"status", ready ? "connected" : "unhealthy"},
+               {"db", db_text(db)},
+               {"cache", cache == dependency_state::not_configured ? json(nullptr) : json("redis")},
+               {"redis", db_text(cache)},
+               {"litellm_version", SWITCHYARD_VERSION},
+               {"switchyard_version", SWITCHYARD_VERSION},
+               {"success_callbacks", json::array()}};
+  http::response r;
+  r.status = ready ? 200 : 503;
+  r.body = body.dump();
+  co_await resp.send(std::move(r));
+}
+
+net::awaitable<void> health_endpoints::models(http::request& req, http::responder& resp) {
+  auto key = auth_.master().key_from([&](std::string_view n) { return req.header(n); });
+  auto who = co_await auth_.authenticate(std::move(key));
+  if (!who) {
+    co_await resp.send(http::error_response(who.error()));
+    co_return;
+  }
+  resp.annotate({}, who->key_redacted);
+  json data = json::array();
+  for (const auto& name : auth::allowed_models(*who, router_.public_models())) {
+    data.push_back(model_object(name));
+  }
+  http::response r;
+  r.body = json{{"data", std::move(data)}, {"object", "list"}}.dump();
+  co_await resp.send(std::move(r));
+}
+
+net::awaitable<void> health_endpoints::model(http::request& req, http::responder& resp, std::string id) {
+  auto key = auth_.master().key_from([&](std::string_view n) { return req.header(n); });
+  auto who = co_await auth_.authenticate(std::move(key));
+  if (!who) {
+    co_await resp.send(http::error_response(who.error()));
+    co_return;
+  }
+  resp.annotate(id, who->key_redacted);
+  for (const auto& name : auth::allowed_models(*who, router_.public_models())) {
+    if (name == id) {
+      http::response r;
+      r.body = model_object(name).dump();
+      co_await resp.send(std::move(r));
+      co_return;
+    }
+  }
+  auto e = core::make_error(core::errc::not_found, "The model '" + id + "' does not exist", "model");
+  e.type = "invalid_request_error";
+  co_await resp.send(http::error_response(e));
+}
+
+}  // namespace switchyard::admin

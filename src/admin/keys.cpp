@@ -1,0 +1,544 @@
+#include "switchyard/admin/keys.hpp"
+
+#include "switchyard/core/ids.hpp"
+#include "switchyard/store/postgres/db_executor.hpp"
+#include "switchyard/store/postgres/key_repo.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <ctime>
+#include <set>
+
+namespace switchyard::admin {
+
+using json = nlohmann::json;
+namespace pg = store::postgres;
+
+namespace {
+
+// json converts from almost anything, so a result<json> value is built explicitly.
+core::result<json> ok(json j) { return core::result<json>(boost::system::in_place_value, std::move(j)); }
+
+core::error field_error(const std::string& field, const std::string& what) {
+  auto e = core::make_error(core::errc::bad_request, field + ": " + what, field);
+  e.status = 422;
+  return e;
+}
+
+core::error not_found(const std::string& what, const std::string& param) {
+  auto e = core::make_error(core::errc::not_found, what, param);
+  return e;
+}
+
+enum class kind { str_or_null, str, num_or_null, num, int_or_null, boolean, str_array, object, duration_or_null };
+
+struct field_spec {
+  const char* name;
+  kind k;
+};
+
+constexpr field_spec fields[] = {
+    {"key_alias", kind::str_or_null},    {"key_type", kind::str},
+    {"metadata", kind::object},          {"models", kind::str_array},
+    {"aliases", kind::object},           {"config", kind::object},
+    {"permissions", kind::object},       {"model_max_budget", kind::object},
+    {"max_budget", kind::num_or_null},   {"soft_budget", kind::num_or_null},
+    {"spend", kind::num},                {"tpm_limit", kind::int_or_null},
+    {"rpm_limit", kind::int_or_null},    {"max_parallel_requests", kind::int_or_null},
+    {"user_id", kind::str_or_null},      {"team_id", kind::str_or_null},
+    {"organization_id", kind::str_or_null}, {"budget_id", kind::str_or_null},
+    {"blocked", kind::boolean},          {"budget_duration", kind::duration_or_null},
+    {"allowed_cache_controls", kind::str_array}, {"allowed_routes", kind::str_array},
+    {"auto_rotate", kind::boolean},      {"rotation_interval", kind::duration_or_null},
+};
+
+std::optional<core::error> check_kind(const std::string& name, kind k, const json& v, sys_time now) {
+  switch (k) {
+    case kind::str_or_null:
+      return v.is_null() || v.is_string() ? std::nullopt : std::optional(field_error(name, "expected a string or null"));
+    case kind::str:
+      return v.is_string() ? std::nullopt : std::optional(field_error(name, "expected a string"));
+    case kind::num_or_null:
+      return v.is_null() || v.is_number() ? std::nullopt : std::optional(field_error(name, "expected a number or null"));
+    case kind::num:
+      return v.is_number() ? std::nullopt : std::optional(field_error(name, "expected a number"));
+    case kind::int_or_null:
+      return v.is_null() || v.is_number_integer() ? std::nullopt
+                                                  : std::optional(field_error(name, "expected an integer or null"));
+    case kind::boolean:
+      return v.is_boolean() ? std::nullopt : std::optional(field_error(name, "expected a boolean"));
+    case kind::str_array:
+      if (!v.is_array() || !std::all_of(v.begin(), v.end(), [](const json& x) { return x.is_string(); })) {
+        return field_error(name, "expected an array of strings");
+      }
+      return std::nullopt;
+    case kind::object:
+      return v.is_object() ? std::nullopt : std::optional(field_error(name, "expected an object"));
+    case kind::duration_or_null:
+      if (v.is_null()) {
+        return std::nullopt;
+      }
+      if (!v.is_string() || !add_duration(v.get<std::string>(), now)) {
+        return field_error(name, "expected a duration such as \"30s\", \"30m\", \"30h\", \"30d\" or \"1mo\"");
+      }
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+std::string url_decode(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out += ' ';
+    } else if (s[i] == '%' && i + 2 < s.size()) {
+      int v = 0;
+      auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
+      if (ec == std::errc() && p == s.data() + i + 3) {
+        out += static_cast<char>(v);
+        i += 2;
+      } else {
+        out += s[i];
+      }
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> query_param(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto part = query.substr(0, amp);
+    auto eq = part.find('=');
+    if (url_decode(part.substr(0, eq)) == name) {
+      return eq == std::string_view::npos ? std::string() : url_decode(part.substr(eq + 1));
+    }
+    if (amp == std::string_view::npos) {
+      break;
+    }
+    query.remove_prefix(amp + 1);
+  }
+  return std::nullopt;
+}
+
+core::result<int> int_param(std::string_view query, const char* name, int def, int lo, int hi) {
+  auto v = query_param(query, name);
+  if (!v || v->empty()) {
+    return def;
+  }
+  int out = 0;
+  auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
+  if (ec != std::errc() || p != v->data() + v->size() || out < lo || out > hi) {
+    return field_error(name, "expected an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
+  }
+  return out;
+}
+
+pg::change_actor actor_of(const http::request& req, const auth::principal& who) {
+  pg::change_actor a;
+  a.changed_by = std::string(req.header("litellm-changed-by"));
+  if (a.changed_by.empty() && who.vkey) {
+    a.changed_by = !who.vkey->key_alias.empty() ? who.vkey->key_alias : who.vkey->user_id;
+  }
+  if (a.changed_by.empty()) {
+    a.changed_by = who.is_master ? "proxy_admin" : who.key_redacted;
+  }
+  a.changed_by_api_key = who.key.empty() ? std::string() : core::sha256_hex(who.key);
+  return a;
+}
+
+// A key row as the API shows it: the stored row plus token_id.
+json key_object(const pg::key_record& k) {
+  json out = json::parse(k.row_json);
+  out["token_id"] = k.token;
+  return out;
+}
+
+core::result<std::string> string_field(const json& body, const char* name, bool required) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) {
+    if (required) {
+      return field_error(name, "required");
+    }
+    return std::string();
+  }
+  if (!it->is_string()) {
+    return field_error(name, "expected a string");
+  }
+  return it->get<std::string>();
+}
+
+core::result<std::vector<std::string>> string_list(const json& body, const char* name) {
+  std::vector<std::string> out;
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) {
+    return out;
+  }
+  if (!it->is_array()) {
+    return field_error(name, "expected an array of strings");
+  }
+  for (const auto& v : *it) {
+    if (!v.is_string()) {
+      return field_error(name, "expected an array of strings");
+    }
+    out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+core::error bad_key_format(const std::string& field, const std::string& key) {
+  return core::make_error(core::errc::bad_request,
+                          "Invalid key format. LiteLLM Virtual Key must start with 'sk-'. Received: " +
+                              core::redact_key(key),
+                          field);
+}
+
+}  // namespace
+
+std::optional<sys_time> add_duration(std::string_view d, sys_time now) {
+  std::size_t digits = 0;
+  while (digits < d.size() && std::isdigit(static_cast<unsigned char>(d[digits])) != 0) {
+    ++digits;
+  }
+  if (digits == 0 || digits > 6) {
+    return std::nullopt;
+  }
+  long n = 0;
+  std::from_chars(d.data(), d.data() + digits, n);
+  auto unit = d.substr(digits);
+  using namespace std::chrono;
+  if (unit == "s") {
+    return now + seconds(n);
+  }
+  if (unit == "m") {
+    return now + minutes(n);
+  }
+  if (unit == "h") {
+    return now + hours(n);
+  }
+  if (unit == "d") {
+    return now + days(n);
+  }
+  if (unit == "mo") {
+    auto day = floor<days>(now);
+    auto tod = now - day;
+    year_month_day ymd{day};
+    ymd += months(n);
+    if (!ymd.ok()) {
+      ymd = ymd.year() / ymd.month() / last;  // Jan 31 + 1mo -> Feb 28/29
+    }
+    return sys_time(sys_days(ymd)) + duration_cast<sys_time::duration>(tod);
+  }
+  return std::nullopt;
+}
+
+std::string generate_key_string() { return "sk-" + core::random_hex(16); }
+
+std::string key_name_of(std::string_view key) {
+  return "sk-..." + std::string(key.size() >= 4 ? key.substr(key.size() - 4) : key);
+}
+
+std::string token_of(std::string_view key_or_hash) {
+  return key_or_hash.starts_with("sk-") ? core::sha256_hex(key_or_hash) : std::string(key_or_hash);
+}
+
+std::string iso_utc(sys_time t) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(ms % 1000));
+  return buf;
+}
+
+core::result<json> key_patch_from(const json& body, sys_time now) {
+  if (!body.is_object()) {
+    return core::make_error(core::errc::bad_request, "Request body must be a JSON object");
+  }
+  json patch = json::object();
+  for (const auto& f : fields) {
+    auto it = body.find(f.name);
+    if (it == body.end()) {
+      continue;
+    }
+    if (it->is_null() && (f.k == kind::str_array || f.k == kind::object || f.k == kind::boolean || f.k == kind::num ||
+                          f.k == kind::str)) {
+      continue;  // not nullable: null means "not given"
+    }
+    if (auto e = check_kind(f.name, f.k, *it, now)) {
+      return *e;
+    }
+    patch[f.name] = *it;
+  }
+  if (auto it = body.find("budget_duration"); it != body.end()) {
+    patch["budget_reset_at"] = it->is_null() ? json(nullptr) : json(iso_utc(*add_duration(it->get<std::string>(), now)));
+  }
+  if (auto it = body.find("duration"); it != body.end()) {
+    if (auto e = check_kind("duration", kind::duration_or_null, *it, now)) {
+      return *e;
+    }
+    patch["expires"] = it->is_null() ? json(nullptr) : json(iso_utc(*add_duration(it->get<std::string>(), now)));
+  }
+  if (auto it = body.find("tags"); it != body.end() && !it->is_null()) {
+    if (auto e = check_kind("tags", kind::str_array, *it, now)) {
+      return *e;
+    }
+    json md = patch.contains("metadata") ? patch["metadata"] : json::object();
+    md["tags"] = *it;
+    patch["metadata"] = std::move(md);
+  }
+  return ok(std::move(patch));
+}
+
+key_endpoints::key_endpoints(const auth::key_authenticator& auth, store::postgres::db_executor* db,
+                             auth::key_invalidation* invalidation)
+    : auth_(auth), db_(db), invalidation_(invalidation) {}
+
+net::awaitable<void> key_endpoints::handle(http::request& req, http::responder& resp, std::string op,
+                                           std::string path_key) {
+  auto key = auth_.master().key_from([&](std::string_view n) { return req.header(n); });
+  auto who = co_await auth_.authenticate(std::move(key));
+  if (!who) {
+    co_await resp.send(http::error_response(who.error()));
+    co_return;
+  }
+  resp.annotate({}, who->key_redacted);
+  if (!who->is_master) {
+    co_await resp.send(http::error_response(core::make_error(
+        core::errc::unauthorized, "Authentication Error, only the proxy admin (master key) may call /key/" + op)));
+    co_return;
+  }
+  if (db_ == nullptr) {
+    co_await resp.send(http::error_response(core::make_error(core::errc::internal, "No connected db.")));
+    co_return;
+  }
+  auto out = co_await run_op(req, *who, std::move(op), std::move(path_key));
+  if (!out) {
+    co_await resp.send(http::error_response(out.error()));
+    co_return;
+  }
+  http::response r;
+  r.body = out->dump(-1, ' ', false, json::error_handler_t::replace);
+  co_await resp.send(std::move(r));
+}
+
+net::awaitable<core::result<json>> key_endpoints::run_op(const http::request& req, const auth::principal& who,
+                                                         std::string op, std::string path_key) {
+  const auto now = std::chrono::system_clock::now();
+  const auto actor = actor_of(req, who);
+
+  if (op == "info") {
+    auto key = query_param(req.query, "key");
+    if (!key || key->empty()) {
+      co_return field_error("key", "required (GET /key/info?key=sk-...)");
+    }
+    auto token = token_of(*key);  // named: no temporaries inside co_await (GCC 12)
+    auto r = co_await db_->run(pg::find_key_by_hash_blocking, token);
+    if (!r) {
+      co_return r.error();
+    }
+    if (!*r) {
+      co_return not_found("Key not found", "key");
+    }
+    co_return ok(json{{"key", *key}, {"info", key_object(**r)}});
+  }
+  if (op == "list") {
+    auto page = int_param(req.query, "page", 1, 1, 1000000);
+    auto size = int_param(req.query, "size", 10, 1, 100);
+    if (!page) {
+      co_return page.error();
+    }
+    if (!size) {
+      co_return size.error();
+    }
+    pg::key_list_query q;
+    q.page = *page;
+    q.size = *size;
+    q.user_id = query_param(req.query, "user_id");
+    q.team_id = query_param(req.query, "team_id");
+    q.organization_id = query_param(req.query, "organization_id");
+    q.key_alias = query_param(req.query, "key_alias");
+    bool full = query_param(req.query, "return_full_object").value_or("") == "true";
+    auto r = co_await db_->run(pg::list_keys_blocking, q);
+    if (!r) {
+      co_return r.error();
+    }
+    json keys = json::array();
+    for (const auto& k : r->keys) {
+      keys.push_back(full ? key_object(k) : json(k.token));
+    }
+    auto total_pages = (r->total_count + q.size - 1) / q.size;
+    co_return ok(json{{"keys", std::move(keys)},
+                      {"total_count", r->total_count},
+                      {"current_page", q.page},
+                      {"total_pages", total_pages}});
+  }
+
+  json body = json::parse(req.body.empty() ? std::string("{}") : req.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) {
+    co_return core::make_error(core::errc::invalid_json, "Request body must be a JSON object");
+  }
+
+  if (op == "generate") {
+    auto patch = key_patch_from(body, now);
+    if (!patch) {
+      co_return patch.error();
+    }
+    auto custom = string_field(body, "key", false);
+    if (!custom) {
+      co_return custom.error();
+    }
+    std::string key = custom->empty() ? generate_key_string() : *custom;
+    if (!key.starts_with("sk-")) {
+      co_return bad_key_format("key", key);
+    }
+    (*patch)["key_name"] = key_name_of(key);
+    auto token = core::sha256_hex(key);
+    auto patch_text = patch->dump();
+    auto r = co_await db_->run(pg::insert_key_blocking, token, patch_text, actor);
+    if (!r) {
+      co_return r.error();
+    }
+    if (!*r) {
+      co_return core::make_error(core::errc::bad_request, "A key with this value already exists", "key");
+    }
+    invalidation_->publish(token);  // drops a cached "no such key"
+    auto out = key_object(**r);
+    out["key"] = key;
+    if (auto d = body.find("duration"); d != body.end()) {
+      out["duration"] = *d;
+    }
+    co_return ok(std::move(out));
+  }
+
+  if (op == "update" || op == "block" || op == "unblock") {
+    auto key = string_field(body, "key", true);
+    if (!key) {
+      co_return key.error();
+    }
+    auto token = token_of(*key);
+    core::result<std::optional<pg::key_record>> r = std::optional<pg::key_record>{};
+    if (op == "update") {
+      auto patch = key_patch_from(body, now);
+      if (!patch) {
+        co_return patch.error();
+      }
+      auto patch_text = patch->dump();
+      std::string action = "updated";
+      r = co_await db_->run(pg::update_key_blocking, token, patch_text, actor, action);
+    } else {
+      bool blocked = op == "block";
+      r = co_await db_->run(pg::set_key_blocked_blocking, token, blocked, actor);
+    }
+    if (!r) {
+      co_return r.error();
+    }
+    if (!*r) {
+      co_return not_found("Key not found", "key");
+    }
+    invalidation_->publish(token);
+    auto out = key_object(**r);
+    out["key"] = *key;
+    co_return ok(std::move(out));
+  }
+
+  if (op == "delete") {
+    auto keys = string_list(body, "keys");
+    if (!keys) {
+      co_return keys.error();
+    }
+    auto aliases = string_list(body, "key_aliases");
+    if (!aliases) {
+      co_return aliases.error();
+    }
+    if (keys->empty() && aliases->empty()) {
+      co_return field_error("keys", "required: a non-empty `keys` or `key_aliases` list");
+    }
+    std::vector<std::string> tokens;
+    for (const auto& k : *keys) {
+      tokens.push_back(token_of(k));
+    }
+    auto r = co_await db_->run(pg::delete_keys_blocking, tokens, *aliases, actor);
+    if (!r) {
+      co_return r.error();
+    }
+    if (r->empty()) {
+      co_return not_found("Key not found", keys->empty() ? "key_aliases" : "keys");
+    }
+    std::set<std::string> deleted(r->begin(), r->end());
+    json out = json::array();
+    for (std::size_t i = 0; i < keys->size(); ++i) {
+      if (deleted.erase(tokens[i]) > 0) {
+        out.push_back((*keys)[i]);
+      }
+    }
+    for (const auto& t : deleted) {
+      out.push_back(t);  // deleted through key_aliases
+    }
+    for (const auto& t : *r) {
+      invalidation_->publish(t);
+    }
+    co_return ok(json{{"deleted_keys", std::move(out)}});
+  }
+
+  if (op == "regenerate") {
+    std::string old_key = path_key;
+    if (old_key.empty()) {
+      auto k = string_field(body, "key", true);
+      if (!k) {
+        co_return k.error();
+      }
+      old_key = *k;
+    }
+    auto new_key_field = string_field(body, "new_key", false);
+    if (!new_key_field) {
+      co_return new_key_field.error();
+    }
+    std::string new_key = new_key_field->empty() ? generate_key_string() : *new_key_field;
+    if (!new_key.starts_with("sk-")) {
+      co_return bad_key_format("new_key", new_key);
+    }
+    std::optional<sys_time> grace_until;
+    if (auto g = body.find("grace_period"); g != body.end() && !g->is_null()) {
+      if (auto e = check_kind("grace_period", kind::duration_or_null, *g, now)) {
+        co_return *e;
+      }
+      grace_until = add_duration(g->get<std::string>(), now);
+    }
+    auto patch = key_patch_from(body, now);
+    if (!patch) {
+      co_return patch.error();
+    }
+    auto old_token = token_of(old_key);
+    auto new_token = core::sha256_hex(new_key);
+    if (new_token == old_token) {
+      co_return field_error("new_key", "must differ from the current key");
+    }
+    auto new_name = key_name_of(new_key);
+    auto patch_text = patch->dump();
+    auto r = co_await db_->run(pg::regenerate_key_blocking, old_token, new_token, new_name, grace_until, patch_text,
+                               actor);
+    if (!r) {
+      co_return r.error();
+    }
+    if (!*r) {
+      co_return not_found("Key not found", "key");
+    }
+    invalidation_->publish(old_token);
+    invalidation_->publish(new_token);
+    auto out = key_object(**r);
+    out["key"] = new_key;
+    if (grace_until) {
+      out["grace_period_ends_at"] = iso_utc(*grace_until);
+    }
+    co_return ok(std::move(out));
+  }
+  co_return not_found("Not Found: /key/" + op, "");
+}
+
+}  // namespace switchyard::admin

@@ -1,0 +1,404 @@
+#include "switchyard/app/gateway.hpp"
+
+#include "switchyard/admin/health.hpp"
+#include "switchyard/admin/keys.hpp"
+#include "switchyard/app/key_lookup.hpp"
+#include "switchyard/auth/authenticator.hpp"
+#include "switchyard/auth/key_auth.hpp"
+#include "switchyard/auth/key_invalidation.hpp"
+#include "switchyard/http/server.hpp"
+#include "switchyard/pipeline/llm_pipeline.hpp"
+#include "switchyard/router/redis_cooldown_sync.hpp"
+#include "switchyard/router/router.hpp"
+#include "switchyard/store/postgres/db_executor.hpp"
+#include "switchyard/store/postgres/migrations.hpp"
+#include "switchyard/store/redis/redis_client.hpp"
+#include "switchyard/upstream/client.hpp"
+
+#include <pqxx/pqxx>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
+
+namespace switchyard::app {
+
+namespace {
+
+std::chrono::milliseconds env_ms(const char* name, std::chrono::milliseconds fallback) {
+  if (const char* v = std::getenv(name); v != nullptr && *v != '\0') {
+    try {
+      return std::chrono::milliseconds(std::stoll(v));
+    } catch (...) {
+      spdlog::warn("ignoring {}='{}': not a number of milliseconds", name, v);
+    }
+  }
+  return fallback;
+}
+
+std::string normalize_path(std::string p) {
+  while (p.size() > 1 && p.back() == '/') {
+    p.pop_back();
+  }
+  return p;
+}
+
+bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+
+// Where the SQL migrations are: SWITCHYARD_MIGRATIONS_DIR, else ./migrations, else the
+// source tree this binary was built from.
+std::string migrations_dir() {
+  if (const char* v = std::getenv("SWITCHYARD_MIGRATIONS_DIR"); v != nullptr && *v != '\0') {
+    return v;
+  }
+  std::error_code ec;
+  if (std::filesystem::is_directory("migrations", ec)) {
+    return "migrations";
+  }
+  return SWITCHYARD_SOURCE_MIGRATIONS;
+}
+
+// /openai/deployments/{model}/<op> and /engines/{model}/<op> (also under /v1).
+struct routed_model {
+  std::string model;
+  providers::call_type type = providers::call_type::chat;
+};
+routed_model model_route(std::string_view path) {
+  if (starts_with(path, "/v1/")) {
+    path.remove_prefix(3);
+  }
+  std::string_view rest;
+  if (starts_with(path, "/openai/deployments/")) {
+    rest = path.substr(20);
+  } else if (starts_with(path, "/engines/")) {
+    rest = path.substr(9);
+  } else {
+    return {};
+  }
+  auto slash = rest.find('/');
+  if (slash == std::string_view::npos || slash == 0) {
+    return {};
+  }
+  routed_model r;
+  auto op = rest.substr(slash);
+  if (op == "/chat/completions") {
+    r.type = providers::call_type::chat;
+  } else if (op == "/completions") {
+    r.type = providers::call_type::completion;
+  } else if (op == "/embeddings") {
+    r.type = providers::call_type::embedding;
+  } else {
+    return {};
+  }
+  r.model = std::string(rest.substr(0, slash));
+  return r;
+}
+
+}  // namespace
+
+struct gateway::impl {
+  impl(options o, std::shared_ptr<const config::config> c)
+      : opts(std::move(o)),
+        cfg(std::move(c)),
+        db(make_db()),
+        redis(make_redis()),
+        auth(cfg->general.master_key, cfg->general.raw.value("litellm_key_header_name", std::string{})),
+        rt(cfg),
+        client(ioc.get_executor()),
+        llm(cfg, key_auth, rt, client),
+        health(make_probes(), key_auth, rt),
+        server(ioc.get_executor(), make_server_options(), [this](http::request& req, http::responder& resp) {
+          return dispatch(req, resp);
+        }),
+        signals(ioc, SIGINT, SIGTERM),
+        grace_timer(ioc) {}
+
+  options opts;
+  std::shared_ptr<const config::config> cfg;
+  net::io_context ioc{1};
+  // Declared after the io_context: destroyed before it, on this (the loop) thread.
+  std::unique_ptr<store::postgres::db_executor> db;
+  std::unique_ptr<store::redis::redis_client> redis;
+  std::optional<bool> db_ok;     // last background ping; unset until the first one
+  bool migrated = false;
+  auth::authenticator auth;
+  // Virtual keys (issue 5): a memory cache over Postgres (none without a database), the
+  // auth decision on top, and cross-instance invalidation through Redis.
+  std::unique_ptr<auth::key_cache> key_cache =
+      db ? std::make_unique<auth::key_cache>(ioc.get_executor(), make_key_lookup(*db)) : nullptr;
+  auth::key_authenticator key_auth{auth, key_cache.get(), cfg->general.allow_requests_on_db_unavailable};
+  std::unique_ptr<auth::key_invalidation> key_invalidation =
+      key_cache ? std::make_unique<auth::key_invalidation>(ioc.get_executor(), *key_cache, redis.get()) : nullptr;
+  router::router rt;
+  // Shares cooldowns through Redis when configured (after rt and redis: destroyed first).
+  std::unique_ptr<router::redis_cooldown_sync> cooldown_sync =
+      redis ? std::make_unique<router::redis_cooldown_sync>(ioc.get_executor(), *redis, rt) : nullptr;
+  upstream::client client;
+  pipeline::llm_pipeline llm;
+  admin::health_endpoints health;
+  admin::key_endpoints keys{key_auth, db.get(), key_invalidation.get()};
+  http::server server;
+  net::signal_set signals;
+  net::steady_timer grace_timer;
+  bool stopping = false;
+
+  std::unique_ptr<store::postgres::db_executor> make_db() const {
+    if (cfg->general.database_url.empty()) {
+      return nullptr;
+    }
+    store::postgres::db_options o;
+    o.url = cfg->general.database_url;
+    o.pool_size = 2;
+    return std::make_unique<store::postgres::db_executor>(o);
+  }
+
+  std::unique_ptr<store::redis::redis_client> make_redis() {
+    if (cfg->redis.host.empty()) {
+      return nullptr;
+    }
+    store::redis::redis_options o;
+    o.host = cfg->redis.host;
+    o.port = static_cast<std::uint16_t>(cfg->redis.port);
+    o.username = cfg->redis.username;
+    o.password = cfg->redis.password;
+    o.db = cfg->redis.db;
+    return std::make_unique<store::redis::redis_client>(ioc.get_executor(), o);
+  }
+
+  admin::health_probes make_probes() {
+    admin::health_probes p;
+    p.allow_requests_on_db_unavailable = cfg->general.allow_requests_on_db_unavailable;
+    if (db) {
+      p.db = [this]() -> net::awaitable<admin::dependency_state> {
+        if (!db_ok) {
+          auto r = co_await db->ping();
+          db_ok = r.has_value();
+        }
+        co_return *db_ok ? admin::dependency_state::connected : admin::dependency_state::disconnected;
+      };
+    }
+    if (redis) {
+      p.cache = [this]() -> net::awaitable<admin::dependency_state> {
+        co_return redis->connected() ? admin::dependency_state::connected : admin::dependency_state::disconnected;
+      };
+    }
+    return p;
+  }
+
+  // Background: connect Redis, apply migrations (retrying while Postgres is down), and
+  // keep the readiness state of Postgres fresh. Never blocks the loop.
+  net::awaitable<void> maintain_stores() {
+    if (redis) {
+      if (auto r = co_await redis->connect(); !r) {
+        spdlog::warn("redis {}:{} not reachable yet ({}); retrying in the background", cfg->redis.host,
+                     cfg->redis.port, r.error().message);
+      } else {
+        spdlog::info("redis connected ({}:{})", cfg->redis.host, cfg->redis.port);
+      }
+      if (cooldown_sync) {
+        // Subscribe and load shared cooldowns without holding up the migrations.
+        net::co_spawn(ioc, [this]() { return cooldown_sync->start(); }, net::detached);
+      }
+    }
+    if (key_invalidation) {
+      net::co_spawn(ioc, [this]() { return key_invalidation->start(); }, net::detached);
+    }
+    if (!db) {
+      co_return;
+    }
+    net::steady_timer tick(ioc);
+    bool warned = false;
+    for (;;) {
+      if (!migrated) {
+        auto dir = migrations_dir();
+        auto applied = co_await db->run(
+            [](pqxx::connection& c, const std::string& d) { return store::postgres::migrate_blocking(c, d); }, dir);
+        if (applied) {
+          migrated = true;
+          db_ok = true;
+          spdlog::info("postgres connected; schema up to date ({} migration(s) applied now, from {})",
+                       applied->size(), dir);
+        } else {
+          db_ok = false;
+          if (!warned) {
+            spdlog::warn("postgres not ready: {}; retrying in the background", applied.error().message);
+            warned = true;
+          }
+        }
+      } else {
+        auto r = co_await db->ping();
+        bool ok = r.has_value();
+        if (db_ok && *db_ok != ok) {
+          if (ok) {
+            spdlog::info("postgres reachable again");
+          } else {
+            spdlog::warn("postgres unreachable: {}", r.error().message);
+          }
+        }
+        db_ok = ok;
+      }
+      tick.expires_after(std::chrono::seconds(1));
+      auto [ec] = co_await tick.async_wait(net::as_tuple(net::use_awaitable));
+      if (ec || stopping) {
+        co_return;
+      }
+    }
+  }
+
+  http::server_options make_server_options() const {
+    http::server_options so;
+    so.host = opts.host;
+    so.port = opts.port;
+    if (cfg->general.max_request_size_mb) {
+      so.max_body_bytes = static_cast<std::size_t>(*cfg->general.max_request_size_mb * 1024.0 * 1024.0);
+    }
+    so.header_timeout = env_ms("SWITCHYARD_HEADER_TIMEOUT_MS", so.header_timeout);
+    so.idle_timeout = env_ms("SWITCHYARD_IDLE_TIMEOUT_MS", so.idle_timeout);
+    return so;
+  }
+
+  net::awaitable<void> dispatch(http::request& req, http::responder& resp) {
+    std::string path = normalize_path(req.path);
+    const bool get = req.method == "GET" || req.method == "HEAD";
+    const bool post = req.method == "POST";
+    if (path == "/health/liveliness" || path == "/health/liveness" || path == "/healthz") {
+      if (get) {
+        co_return co_await health.liveliness(req, resp);
+      }
+    } else if (path == "/health/readiness" || path == "/readyz") {
+      if (get) {
+        co_return co_await health.readiness(req, resp);
+      }
+    } else if (path == "/v1/models" || path == "/models") {
+      if (get) {
+        co_return co_await health.models(req, resp);
+      }
+    } else if (starts_with(path, "/v1/models/") || starts_with(path, "/models/")) {
+      if (get) {
+        auto id = path.substr(path.find("/models/") + 8);
+        co_return co_await health.model(req, resp, std::move(id));
+      }
+    } else if (path == "/v1/chat/completions" || path == "/chat/completions") {
+      if (post) {
+        co_return co_await llm.handle(req, resp, providers::call_type::chat);
+      }
+    } else if (path == "/v1/completions" || path == "/completions") {
+      if (post) {
+        co_return co_await llm.handle(req, resp, providers::call_type::completion);
+      }
+    } else if (path == "/v1/embeddings" || path == "/embeddings") {
+      if (post) {
+        co_return co_await llm.handle(req, resp, providers::call_type::embedding);
+      }
+    } else if (auto m = model_route(path); !m.model.empty()) {
+      if (post) {
+        co_return co_await llm.handle(req, resp, m.type, m.model);
+      }
+    } else if (starts_with(path, "/key/")) {
+      // Key management (issue 5): /key/{op}, and /key/{key}/regenerate.
+      std::string op = path.substr(5);
+      std::string path_key;
+      if (op.ends_with("/regenerate") && op.size() > 11) {
+        path_key = op.substr(0, op.size() - 11);
+        op = "regenerate";
+      }
+      const bool is_get = op == "info" || op == "list";
+      if (is_get ? get : post) {
+        co_return co_await keys.handle(req, resp, std::move(op), std::move(path_key));
+      }
+    } else if (path == "/") {
+      if (get) {
+        http::response r;
+        r.body = R"({"message":"Switchyard LLM gateway. OpenAI-compatible API under /v1.","version":")" +
+                 std::string(SWITCHYARD_VERSION) + "\"}";
+        co_await resp.send(std::move(r));
+        co_return;
+      }
+    } else {
+      auto e = core::make_error(core::errc::not_found, "Not Found: " + req.method + " " + req.path);
+      co_await resp.send(http::error_response(e));
+      co_return;
+    }
+    auto e = core::make_error(core::errc::bad_request, "Method Not Allowed: " + req.method + " " + req.path);
+    e.status = 405;
+    co_await resp.send(http::error_response(e));
+  }
+
+  void begin_stop(int signo) {
+    if (stopping) {
+      spdlog::warn("second signal {}: closing every connection now", signo);
+      server.force_close();
+      ioc.stop();
+      return;
+    }
+    stopping = true;
+    spdlog::info("signal {}: draining (no new connections; in-flight requests get {}s to finish)", signo,
+                 opts.grace_period_s);
+    signals.async_wait([this](const boost::system::error_code& ec, int s) {
+      if (!ec) {
+        begin_stop(s);
+      }
+    });
+    grace_timer.expires_after(std::chrono::milliseconds(static_cast<long long>(opts.grace_period_s * 1000)));
+    grace_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) {
+        spdlog::warn("grace period over: closing {} remaining connection(s)", server.active_connections());
+        server.force_close();
+        ioc.stop();
+      }
+    });
+    server.drain([this] {
+      spdlog::info("all connections closed; exiting");
+      grace_timer.cancel();
+      ioc.stop();
+    });
+  }
+};
+
+gateway::gateway(options opts, std::shared_ptr<const config::config> cfg)
+    : impl_(std::make_unique<impl>(std::move(opts), std::move(cfg))) {}
+
+gateway::~gateway() = default;
+
+int gateway::run() {
+  auto& m = *impl_;
+  m.server.listen();
+  m.signals.async_wait([&m](const boost::system::error_code& ec, int s) {
+    if (!ec) {
+      m.begin_stop(s);
+    }
+  });
+  m.server.start();
+  net::co_spawn(m.ioc, [&m]() { return m.maintain_stores(); }, [](std::exception_ptr e) {
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::error("store maintenance stopped: {}", ex.what());
+      }
+    }
+  });
+  auto ep = m.server.local_endpoint();
+  if (!m.auth.enabled()) {
+    spdlog::warn("no master key configured (general_settings.master_key / LITELLM_MASTER_KEY): auth is OFF");
+  }
+  spdlog::info("{} deployment(s) in {} model group(s) from {}", m.cfg->model_list.size(),
+               m.cfg->model_names().size(), m.cfg->path);
+  spdlog::info("switchyard listening on http://{}:{}", ep.address().to_string(), ep.port());
+  m.ioc.run();
+  if (m.redis) {
+    m.redis->close();
+  }
+  if (m.db) {
+    m.db->stop();
+  }
+  return 0;
+}
+
+}  // namespace switchyard::app

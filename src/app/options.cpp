@@ -1,0 +1,94 @@
+#include "switchyard/app/options.hpp"
+
+#include <charconv>
+
+namespace switchyard::app {
+
+std::string usage_text() {
+  return "usage: switchyard --config FILE [--host HOST] [--port PORT] [--grace-period SECONDS]\n"
+         "       switchyard --check-config FILE\n"
+         "       switchyard --version | --help\n"
+         "\n"
+         "Reads a LiteLLM config.yaml and serves the OpenAI-compatible API.\n"
+         "Environment: LITELLM_MASTER_KEY (or SWITCHYARD_MASTER_KEY), DATABASE_URL,\n"
+         "REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_URL.\n";
+}
+
+parse_result parse_options(const std::vector<std::string>& args) {
+  parse_result r;
+  auto& o = r.opts;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string a = args[i];
+    std::string value;
+    bool has_inline = false;
+    if (auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = a.substr(eq + 1);
+      a = a.substr(0, eq);
+      has_inline = true;
+    }
+    auto take = [&](std::string& out) -> bool {
+      if (has_inline) {
+        out = value;
+        return true;
+      }
+      if (i + 1 >= args.size()) {
+        r.error = "option " + a + " needs a value";
+        return false;
+      }
+      out = args[++i];
+      return true;
+    };
+    if (a == "--help" || a == "-h") {
+      o.show_help = true;
+    } else if (a == "--version" || a == "-v") {
+      o.show_version = true;
+    } else if (a == "--config" || a == "-c") {
+      if (!take(o.config_path)) {
+        return r;
+      }
+    } else if (a == "--check-config") {
+      if (!take(o.config_path)) {
+        return r;
+      }
+      o.check_only = true;
+    } else if (a == "--host") {
+      if (!take(o.host)) {
+        return r;
+      }
+    } else if (a == "--port" || a == "-p") {
+      std::string v;
+      if (!take(v)) {
+        return r;
+      }
+      unsigned p = 0;
+      auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), p);
+      if (ec != std::errc() || ptr != v.data() + v.size() || p > 65535) {
+        r.error = "invalid --port '" + v + "'";
+        return r;
+      }
+      o.port = static_cast<unsigned short>(p);
+    } else if (a == "--grace-period") {
+      std::string v;
+      if (!take(v)) {
+        return r;
+      }
+      try {
+        o.grace_period_s = std::stod(v);
+      } catch (...) {
+        r.error = "invalid --grace-period '" + v + "'";
+        return r;
+      }
+    } else if (a == "--debug" || a == "--detailed_debug") {
+      o.debug = true;
+    } else {
+      r.error = "unknown option '" + args[i] + "'";
+      return r;
+    }
+  }
+  if (!o.show_help && !o.show_version && o.config_path.empty()) {
+    r.error = "--config FILE is required";
+  }
+  return r;
+}
+
+}  // namespace switchyard::app

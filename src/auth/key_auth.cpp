@@ -1,0 +1,118 @@
+#include "switchyard/auth/key_auth.hpp"
+
+#include "switchyard/core/ids.hpp"
+
+#include <algorithm>
+#include <ctime>
+
+namespace switchyard::auth {
+
+namespace {
+
+std::string iso_utc(std::chrono::system_clock::time_point t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// Python's repr of a list of strings: ['a', 'b'] (as LiteLLM's messages print it).
+std::string py_list(const std::vector<std::string>& v) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    out += (i == 0 ? "'" : ", '") + v[i] + "'";
+  }
+  return out + "]";
+}
+
+}  // namespace
+
+key_authenticator::key_authenticator(const authenticator& master, key_cache* cache,
+                                     bool allow_requests_on_db_unavailable)
+    : master_(master), cache_(cache), allow_on_db_unavailable_(allow_requests_on_db_unavailable) {}
+
+net::awaitable<core::result<principal>> key_authenticator::authenticate(std::string key) const {
+  auto m = master_.authenticate_key(key);
+  if (m || cache_ == nullptr || key.empty()) {
+    co_return m;
+  }
+  // Stored as the sha256 hex of the whole string (LiteLLM's scheme).
+  auto hash = core::sha256_hex(key);  // named: no temporaries inside co_await (GCC 12)
+  auto r = co_await cache_->get(hash);
+  principal p;
+  p.key = key;
+  p.key_redacted = core::redact_key(key);
+  if (!r) {
+    if (r.error().code == core::errc::unavailable && allow_on_db_unavailable_) {
+      co_return p;  // LiteLLM's allow_requests_on_db_unavailable: let it through, unchecked
+    }
+    auto e = core::make_error(core::errc::unavailable,
+                              "Authentication Error - the key database is unavailable and this key is not cached; "
+                              "try again later");
+    co_return e;
+  }
+  if (!*r) {
+    co_return invalid_key_error(key);
+  }
+  if (auto ok = check_key_usable(**r, key, std::chrono::system_clock::now()); !ok) {
+    co_return ok.error();
+  }
+  p.vkey = *r;
+  co_return p;
+}
+
+core::result<void> check_key_usable(const virtual_key& k, std::string_view presented_key,
+                                    std::chrono::system_clock::time_point now) {
+  if (k.blocked) {
+    return core::make_error(core::errc::unauthorized,
+                            "Authentication Error, Key is blocked. Update via `/key/unblock` if you're admin.");
+  }
+  if (k.grace_until && now >= *k.grace_until) {
+    return invalid_key_error(presented_key);
+  }
+  if (k.expires && now >= *k.expires) {
+    auto e = core::make_error(core::errc::unauthorized, "Authentication Error - Expired Key. Key Expiry time " +
+                                                            iso_utc(*k.expires) + " and current time " +
+                                                            iso_utc(now));
+    e.type = "expired_key";
+    return e;
+  }
+  return {};
+}
+
+bool model_allowed(const principal& p, std::string_view model) {
+  if (p.is_master || !p.vkey) {
+    return true;
+  }
+  const auto& ms = p.vkey->models;
+  if (ms.empty()) {
+    return true;
+  }
+  return std::any_of(ms.begin(), ms.end(), [&](const std::string& m) { return m == model || m == "all-proxy-models"; });
+}
+
+core::result<void> check_model_access(const principal& p, std::string_view model) {
+  if (model_allowed(p, model)) {
+    return {};
+  }
+  auto e = core::make_error(core::errc::forbidden,
+                            "key not allowed to access model. This key can only access models=" +
+                                py_list(p.vkey->models) + ". Tried to access " + std::string(model),
+                            "model");
+  e.type = "key_model_access_denied";
+  return e;
+}
+
+std::vector<std::string> allowed_models(const principal& p, const std::vector<std::string>& models) {
+  std::vector<std::string> out;
+  for (const auto& m : models) {
+    if (model_allowed(p, m)) {
+      out.push_back(m);
+    }
+  }
+  return out;
+}
+
+}  // namespace switchyard::auth

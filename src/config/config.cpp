@@ -1,0 +1,70 @@
+// The small public pieces of config/: provider names, config_error, the process env,
+// model_names(). The loader is in loader.cpp.
+#include "switchyard/config/config.hpp"
+
+#include <cstdlib>
+#include <set>
+
+namespace switchyard::config {
+
+const char* provider_name(provider p) {
+  switch (p) {
+    case provider::openai:
+      return "openai";
+    case provider::hosted_vllm:
+      return "hosted_vllm";
+    case provider::azure:
+      return "azure";
+    case provider::anthropic:
+      return "anthropic";
+    case provider::ollama:
+      return "ollama";
+    case provider::ollama_chat:
+      return "ollama_chat";
+  }
+  return "unknown";
+}
+
+namespace {
+std::string format_error(const std::string& file, int line, const std::string& key, const std::string& message) {
+  std::string out = file;
+  if (line > 0) {
+    out += ':' + std::to_string(line);
+  }
+  out += ": ";
+  if (!key.empty()) {
+    out += key + ": ";
+  }
+  return out + message;
+}
+}  // namespace
+
+config_error::config_error(std::string file, int line, std::string key, std::string message)
+    : std::runtime_error(format_error(file, line, key, message)),
+      file_(std::move(file)),
+      line_(line),
+      key_(std::move(key)),
+      detail_(std::move(message)) {}
+
+env_lookup process_env() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    if (v == nullptr) {
+      return std::nullopt;
+    }
+    return std::string(v);
+  };
+}
+
+std::vector<std::string> config::model_names() const {
+  std::vector<std::string> out;
+  std::set<std::string> seen;
+  for (const auto& d : model_list) {
+    if (seen.insert(d.model_name).second) {
+      out.push_back(d.model_name);
+    }
+  }
+  return out;
+}
+
+}  // namespace switchyard::config

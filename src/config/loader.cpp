@@ -1,0 +1,818 @@
+// load_config_blocking: files -> merged tree -> environment -> os.environ/ -> typed structs.
+//
+// Steps (each may throw config_error with the file:line of the offending value):
+//  1. Parse the file and, depth first, its `include`s (paths relative to the including
+//     file's directory; cycles are errors). model_list entries: the file's own first, then
+//     each include's in order. Mapping sections (router_settings, litellm_settings,
+//     general_settings, environment_variables) merge one level deep, key by key: a later
+//     include overrides an earlier one and the including file overrides its includes.
+//  2. environment_variables: resolved, kept as an overlay seen by every later lookup, and
+//     exported with setenv() (unless load_options says not to).
+//  3. os.environ/VAR is replaced in every string of model_list and the three *_settings
+//     sections, at any depth. Ignored sections (guardrails, ...) are not resolved.
+//  4. Unknown keys -> warnings; documented keys are type-checked; typed fields filled.
+//  5. Env fallbacks (master key, database URL, Redis).
+#include "switchyard/config/config.hpp"
+
+#include "known_keys.hpp"
+#include "redis_url.hpp"
+#include "values.hpp"
+#include "yaml_tree.hpp"
+
+#include "switchyard/core/ids.hpp"
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <utility>
+
+namespace switchyard::config {
+
+namespace {
+
+namespace fs = std::filesystem;
+using detail::check_type;
+using detail::describe;
+using detail::fail;
+using detail::map_entry;
+using detail::node;
+using detail::read_bool;
+using detail::read_int;
+using detail::read_non_negative;
+using detail::read_string;
+using detail::section;
+using detail::to_json;
+
+constexpr const char* env_prefix = "os.environ/";
+constexpr const char* env_file = "environment";  // the "file" of values read from the process env
+
+// "<file>:<line>: <key>: <message>" (line 0: no line), as config_error::what().
+std::string format_message(const std::string& file, int line, const std::string& key, const std::string& message) {
+  return config_error(file, line, key, message).what();
+}
+
+std::string origin_of(const node& n) { return (n.file ? *n.file : std::string()) + ":" + std::to_string(n.line); }
+
+const map_entry* find_entry(const node& m, std::string_view key) {
+  for (const auto& e : m.entries) {
+    if (e.key == key) {
+      return &e;
+    }
+  }
+  return nullptr;
+}
+
+// One model_list entry and where it came from.
+struct model_ref {
+  node entry;
+  std::string path;  // "model_list[i]", i counting within its own file
+};
+
+// The sections of one file after its includes were merged in.
+struct merged_sections {
+  std::vector<model_ref> models;
+  node router, litellm, general, env;  // null or mapping
+};
+
+// base <- over, one level deep: over's keys replace base's (keeping base's order) or append.
+void merge_mapping(node& base, const node& over) {
+  if (!over.is_mapping()) {
+    return;
+  }
+  if (!base.is_mapping()) {
+    base = over;
+    return;
+  }
+  for (const auto& e : over.entries) {
+    bool replaced = false;
+    for (auto& b : base.entries) {
+      if (b.key == e.key) {
+        b = e;
+        replaced = true;
+        break;
+      }
+    }
+    if (!replaced) {
+      base.entries.push_back(e);
+    }
+  }
+}
+
+// A value found in the environment: from the config's environment_variables (with its
+// location) or from the process environment.
+struct env_value {
+  std::string value;
+  const node* where = nullptr;  // environment_variables entry, or nullptr: process env
+};
+
+struct provider_prefix {
+  std::string_view prefix;
+  provider kind;
+};
+constexpr provider_prefix provider_prefixes[] = {
+    {"openai/", provider::openai},       {"hosted_vllm/", provider::hosted_vllm},
+    {"azure/", provider::azure},         {"anthropic/", provider::anthropic},
+    {"ollama/", provider::ollama},       {"ollama_chat/", provider::ollama_chat},
+};
+constexpr const char* supported_prefixes =
+    "openai/, hosted_vllm/, azure/, anthropic/, ollama/, ollama_chat/ (a model without a prefix is openai)";
+
+class loader {
+ public:
+  explicit loader(const load_options& options)
+      : base_env_(options.env ? options.env : process_env()), export_(options.export_environment) {}
+
+  std::shared_ptr<const config> run(const std::string& path) {
+    cfg_.path = path;
+    stack_.push_back(canonical(path));
+    stack_display_.push_back(path);
+    merged_sections m = load_file(path);
+
+    apply_environment(m.env);
+
+    // The deployment id hash uses litellm_params as written (before os.environ/): ids
+    // stay stable when a secret rotates, and secrets never feed them.
+    std::vector<nlohmann::json> params_as_written;
+    for (const auto& r : m.models) {
+      const node* lp = r.entry.is_mapping() ? r.entry.find("litellm_params") : nullptr;
+      params_as_written.push_back(lp != nullptr && lp->is_mapping() ? to_json(*lp) : nlohmann::json::object());
+    }
+
+    for (auto& r : m.models) {
+      resolve_env(r.entry, r.path);
+    }
+    resolve_env(m.router, "router_settings");
+    resolve_env(m.litellm, "litellm_settings");
+    resolve_env(m.general, "general_settings");
+
+    parse_models(m.models, params_as_written);
+    parse_router(m.router);
+    parse_litellm(m.litellm);
+    parse_general(m.general);
+    resolve_redis(m.router, m.litellm);
+    return std::make_shared<const config>(std::move(cfg_));
+  }
+
+ private:
+  // ---- files and includes ---------------------------------------------------------------
+
+  static std::string canonical(const std::string& p) {
+    std::error_code ec;
+    auto c = fs::weakly_canonical(fs::path(p), ec);
+    return ec ? fs::path(p).lexically_normal().string() : c.string();
+  }
+
+  merged_sections load_file(const std::string& display) {
+    node root = detail::parse_yaml_file_blocking(display, cfg_.warnings);
+    cfg_.files.push_back(display);
+    if (root.is_null()) {
+      return {};
+    }
+    if (!root.is_mapping()) {
+      fail(root, "config",
+           "the top level must be a mapping of sections (model_list, router_settings, litellm_settings, "
+           "general_settings, ...), got " +
+               describe(root));
+    }
+
+    merged_sections own;
+    const map_entry* include = nullptr;
+    for (const auto& e : root.entries) {
+      if (detail::is_ignored_top_level(e.key)) {
+        continue;
+      }
+      const auto* spec = detail::find_key(section::top_level, e.key);
+      if (spec == nullptr) {
+        warn(*e.value.file, e.key_line, e.key, "unknown top-level key; ignored");
+        continue;
+      }
+      check_type(e.value, spec->type, e.key);
+      if (e.key == "model_list") {
+        for (std::size_t i = 0; i < e.value.items.size(); ++i) {
+          own.models.push_back({e.value.items[i], "model_list[" + std::to_string(i) + "]"});
+        }
+      } else if (e.key == "router_settings") {
+        own.router = e.value;
+      } else if (e.key == "litellm_settings") {
+        own.litellm = e.value;
+      } else if (e.key == "general_settings") {
+        own.general = e.value;
+      } else if (e.key == "environment_variables") {
+        own.env = e.value;
+      } else if (e.key == "include") {
+        include = &e;
+      }
+    }
+    if (include == nullptr) {
+      return own;
+    }
+
+    merged_sections acc;
+    auto include_one = [&](const node& item, const std::string& key) {
+      if (!item.is_scalar() || item.text.empty()) {
+        fail(item, key, "expected the path of a YAML file, got " + describe(item));
+      }
+      const fs::path rel(item.text);
+      const std::string sub = rel.is_absolute()
+                                  ? rel.lexically_normal().string()
+                                  : (fs::path(display).parent_path() / rel).lexically_normal().string();
+      const std::string canon = canonical(sub);
+      for (const auto& s : stack_) {
+        if (s == canon) {
+          std::string chain;
+          for (const auto& d : stack_display_) {
+            chain += d + " -> ";
+          }
+          fail(item, key, "include cycle: " + chain + sub);
+        }
+      }
+      stack_.push_back(canon);
+      stack_display_.push_back(sub);
+      merged_sections got;
+      try {
+        got = load_file(sub);
+      } catch (const config_error& e) {
+        if (e.line() == 0 && e.key() == "config" && e.file() == sub) {
+          fail(item, key, "cannot include '" + item.text + "' (" + sub + "): " + e.detail());
+        }
+        throw;
+      }
+      stack_.pop_back();
+      stack_display_.pop_back();
+      for (auto& mr : got.models) {
+        acc.models.push_back(std::move(mr));
+      }
+      merge_mapping(acc.router, got.router);
+      merge_mapping(acc.litellm, got.litellm);
+      merge_mapping(acc.general, got.general);
+      merge_mapping(acc.env, got.env);
+    };
+    if (include->value.is_sequence()) {
+      for (std::size_t i = 0; i < include->value.items.size(); ++i) {
+        include_one(include->value.items[i], "include[" + std::to_string(i) + "]");
+      }
+    } else if (include->value.is_scalar()) {
+      include_one(include->value, "include");
+    }
+
+    // The including file overrides its includes; its own models come first.
+    merged_sections out;
+    out.models = std::move(own.models);
+    for (auto& mr : acc.models) {
+      out.models.push_back(std::move(mr));
+    }
+    out.router = std::move(acc.router);
+    out.litellm = std::move(acc.litellm);
+    out.general = std::move(acc.general);
+    out.env = std::move(acc.env);
+    merge_mapping(out.router, own.router);
+    merge_mapping(out.litellm, own.litellm);
+    merge_mapping(out.general, own.general);
+    merge_mapping(out.env, own.env);
+    return out;
+  }
+
+  // ---- environment ----------------------------------------------------------------------
+
+  std::optional<env_value> lookup(const std::string& name) const {
+    if (auto it = overlay_.find(name); it != overlay_.end()) {
+      return it->second;
+    }
+    if (auto v = base_env_(name)) {
+      return env_value{*v, nullptr};
+    }
+    return std::nullopt;
+  }
+
+  void resolve_scalar(node& n, const std::string& path) const {
+    if (n.text.rfind(env_prefix, 0) != 0) {
+      return;
+    }
+    const std::string var = n.text.substr(std::strlen(env_prefix));
+    if (var.empty()) {
+      fail(n, path, "os.environ/ needs a variable name, e.g. os.environ/OPENAI_API_KEY");
+    }
+    auto v = lookup(var);
+    if (!v) {
+      fail(n, path, "environment variable " + var + " is not set (the value is os.environ/" + var + ")");
+    }
+    if (!detail::is_valid_utf8(v->value)) {
+      fail(n, path, "the value of environment variable " + var + " is not valid UTF-8");
+    }
+    n.text = v->value;
+    n.env_var = var;
+  }
+
+  void resolve_env(node& n, const std::string& path) const {
+    switch (n.type) {
+      case node::kind::null:
+        return;
+      case node::kind::scalar:
+        resolve_scalar(n, path);
+        return;
+      case node::kind::sequence:
+        for (std::size_t i = 0; i < n.items.size(); ++i) {
+          resolve_env(n.items[i], path + "[" + std::to_string(i) + "]");
+        }
+        return;
+      case node::kind::mapping:
+        for (auto& e : n.entries) {
+          resolve_env(e.value, path + "." + e.key);
+        }
+        return;
+    }
+  }
+
+  void apply_environment(const node& env) {
+    if (!env.is_mapping()) {
+      return;
+    }
+    env_nodes_ = std::make_unique<node>(env);  // stable addresses for env_value::where
+    for (auto& e : env_nodes_->entries) {
+      const std::string path = "environment_variables." + e.key;
+      if (e.key.empty() || e.key.find('=') != std::string::npos) {
+        fail(e.value, path, "not a valid environment variable name");
+      }
+      if (e.value.is_null()) {
+        warn(*e.value.file, e.key_line, path, "no value; not exported");
+        continue;
+      }
+      if (!e.value.is_scalar()) {
+        fail(e.value, path, "expected a string, got " + describe(e.value));
+      }
+      resolve_scalar(e.value, path);
+      overlay_[e.key] = env_value{e.value.text, &e.value};
+      cfg_.environment_variables[e.key] = e.value.text;
+      if (export_ && ::setenv(e.key.c_str(), e.value.text.c_str(), 1) != 0) {
+        fail(e.value, path, std::string("setenv failed: ") + std::strerror(errno));
+      }
+    }
+  }
+
+  // Where an env-derived value came from, for messages.
+  struct env_origin {
+    std::string file;
+    int line = 0;
+    std::string key;
+  };
+  static env_origin origin_of_env(const std::string& name, const env_value& v) {
+    if (v.where != nullptr) {
+      return {*v.where->file, v.where->line, "environment_variables." + name};
+    }
+    return {env_file, 0, name};
+  }
+
+  // ---- warnings and section checks --------------------------------------------------------
+
+  void warn(const std::string& file, int line, const std::string& key, const std::string& message) {
+    cfg_.warnings.push_back(format_message(file, line, key, message));
+  }
+
+  // Unknown keys -> one warning each; documented keys -> type-checked.
+  void check_section(const node& m, section s, const std::string& prefix) {
+    const auto& spec = detail::spec_of(s);
+    for (const auto& e : m.entries) {
+      const std::string path = prefix + "." + e.key;
+      const auto* k = detail::find_key(s, e.key);
+      if (k == nullptr) {
+        if (!spec.open) {
+          warn(*e.value.file, e.key_line, path, "unknown key; ignored");
+        }
+        continue;
+      }
+      check_type(e.value, k->type, path);
+    }
+  }
+
+  // Keys documented as strings are JSON strings in the raw sections even when written as
+  // plain numbers or booleans (`api_version: 2024`, `litellm_key_header_name: 123`), so
+  // later stages can read them with json::value(key, std::string{}) without a type error.
+  static void stringify_documented(nlohmann::json& obj, const node& m, section s) {
+    for (const auto& e : m.entries) {
+      const auto* k = detail::find_key(s, e.key);
+      if (k != nullptr && k->type == detail::value_type::string && e.value.is_scalar()) {
+        obj[e.key] = e.value.text;
+      }
+    }
+  }
+
+  // ---- model_list -----------------------------------------------------------------------
+
+  void parse_models(const std::vector<model_ref>& models, const std::vector<nlohmann::json>& params_as_written) {
+    std::map<std::string, std::string> explicit_ids;   // id -> origin
+    std::map<std::string, int> generated_ids;          // hash -> times seen
+    std::map<std::string, std::string> generated_origin;
+    for (std::size_t i = 0; i < models.size(); ++i) {
+      deployment d = parse_deployment(models[i]);
+      const node* mi = models[i].entry.find("model_info");
+      const node* id_node = mi != nullptr && mi->is_mapping() ? mi->find("id") : nullptr;
+      if (!d.id.empty()) {
+        auto [it, inserted] = explicit_ids.emplace(d.id, d.origin);
+        if (!inserted) {
+          fail(*id_node, models[i].path + ".model_info.id",
+               "duplicate deployment id '" + d.id + "' (also used by the entry at " + it->second + ")");
+        }
+      } else {
+        // sha256 over model_name, a newline, and litellm_params as written, dumped as
+        // compact JSON with sorted keys (nlohmann's object order): deterministic.
+        d.id = core::sha256_hex(d.model_name + "\n" + params_as_written[i].dump());
+        const int seen = ++generated_ids[d.id];
+        if (seen == 1) {
+          generated_origin[d.id] = d.origin;
+        } else {
+          warn(*models[i].entry.file, models[i].entry.line, models[i].path,
+               "same model_name and litellm_params as the entry at " + generated_origin[d.id] +
+                   "; its generated id gets the suffix -" + std::to_string(seen));
+          d.id += "-" + std::to_string(seen);
+        }
+      }
+      cfg_.model_list.push_back(std::move(d));
+    }
+  }
+
+  deployment parse_deployment(const model_ref& r) {
+    const node& e = r.entry;
+    if (!e.is_mapping()) {
+      fail(e, r.path, "expected a mapping with model_name and litellm_params, got " + describe(e));
+    }
+    check_section(e, section::model_entry, r.path);
+
+    deployment d;
+    d.origin = origin_of(e);
+    const node* name = e.find("model_name");
+    auto model_name = read_string(name, r.path + ".model_name");
+    if (!model_name) {
+      fail(e, r.path + ".model_name", "missing model_name (the name clients send as `model`)");
+    }
+    if (model_name->empty()) {
+      fail(*name, r.path + ".model_name", "model_name must not be empty");
+    }
+    d.model_name = *model_name;
+
+    const std::string lp_path = r.path + ".litellm_params";
+    const map_entry* lpe = find_entry(e, "litellm_params");
+    if (lpe == nullptr || lpe->value.is_null()) {
+      if (lpe != nullptr) {
+        throw config_error(*lpe->value.file, lpe->key_line, lp_path, "litellm_params is empty; it needs at least `model`");
+      }
+      fail(e, lp_path, "missing litellm_params (a mapping with at least `model`, e.g. model: openai/gpt-4o)");
+    }
+    const node& lp = lpe->value;  // a mapping: check_section checked the type
+    check_section(lp, section::litellm_params, lp_path);
+
+    const node* model = lp.find("model");
+    auto model_text = read_string(model, lp_path + ".model");
+    if (!model_text || model_text->empty()) {
+      if (model != nullptr && !model->is_null()) {
+        fail(*model, lp_path + ".model", "litellm_params.model must not be empty");
+      }
+      throw config_error(*lp.file, lpe->key_line, lp_path + ".model",
+                         "missing litellm_params.model (e.g. openai/gpt-4o, azure/<deployment>, ollama_chat/llama3)");
+    }
+    d.model = *model_text;
+    parse_provider(d, lp, lp_path);
+
+    d.api_base = read_string(lp.find("api_base"), lp_path + ".api_base").value_or("");
+    if (d.api_base.empty()) {
+      d.api_base = read_string(lp.find("base_url"), lp_path + ".base_url").value_or("");
+    }
+    d.api_key = read_string(lp.find("api_key"), lp_path + ".api_key").value_or("");
+    d.api_version = read_string(lp.find("api_version"), lp_path + ".api_version").value_or("");
+    d.organization = read_string(lp.find("organization"), lp_path + ".organization").value_or("");
+    if (const node* eh = lp.find("extra_headers"); eh != nullptr && eh->is_mapping()) {
+      for (const auto& h : eh->entries) {
+        const std::string hp = lp_path + ".extra_headers." + h.key;
+        auto v = read_string(&h.value, hp);
+        if (!v) {
+          throw config_error(*h.value.file, h.key_line, hp, "a header needs a value");
+        }
+        d.extra_headers[h.key] = *v;
+      }
+    }
+    d.timeout = read_non_negative(lp.find("timeout"), lp_path + ".timeout");
+    d.stream_timeout = read_non_negative(lp.find("stream_timeout"), lp_path + ".stream_timeout");
+    if (const node* mr = lp.find("mock_response"); mr != nullptr && !mr->is_null()) {
+      d.mock_response = read_string(mr, lp_path + ".mock_response");
+    }
+    d.rpm = read_non_negative(lp.find("rpm"), lp_path + ".rpm");
+    d.tpm = read_non_negative(lp.find("tpm"), lp_path + ".tpm");
+    d.weight = read_non_negative(lp.find("weight"), lp_path + ".weight");
+    d.order = read_int(lp.find("order"), lp_path + ".order", 0, INT_MAX);
+    d.max_parallel_requests = read_int(lp.find("max_parallel_requests"), lp_path + ".max_parallel_requests", 0, INT_MAX);
+    d.cooldown_time = read_non_negative(lp.find("cooldown_time"), lp_path + ".cooldown_time");
+    d.litellm_params = to_json(lp);
+    stringify_documented(d.litellm_params, lp, section::litellm_params);
+
+    d.model_info = nlohmann::json::object();
+    if (const node* mi = e.find("model_info"); mi != nullptr && mi->is_mapping()) {
+      const std::string mi_path = r.path + ".model_info";
+      check_section(*mi, section::model_info, mi_path);
+      d.model_info = to_json(*mi);
+      stringify_documented(d.model_info, *mi, section::model_info);
+      d.id = read_string(mi->find("id"), mi_path + ".id").value_or("");
+      if (!d.cooldown_time) {
+        d.cooldown_time = read_non_negative(mi->find("cooldown_time"), mi_path + ".cooldown_time");
+      }
+    }
+    return d;
+  }
+
+  static void parse_provider(deployment& d, const node& lp, const std::string& lp_path) {
+    const node* model = lp.find("model");
+    const node* custom = lp.find("custom_llm_provider");
+    if (auto cp = read_string(custom, lp_path + ".custom_llm_provider"); cp && !cp->empty()) {
+      // LiteLLM: custom_llm_provider names the provider; model is then sent as is
+      // (minus a matching prefix).
+      for (const auto& p : provider_prefixes) {
+        if (p.prefix.substr(0, p.prefix.size() - 1) == *cp) {
+          d.kind = p.kind;
+          d.upstream_model = d.model.rfind(std::string(p.prefix), 0) == 0 ? d.model.substr(p.prefix.size()) : d.model;
+          return;
+        }
+      }
+      fail(*custom, lp_path + ".custom_llm_provider",
+           "unknown provider '" + *cp + "'; supported: openai, hosted_vllm, azure, anthropic, ollama, ollama_chat");
+    }
+    const auto slash = d.model.find('/');
+    if (slash == std::string::npos) {
+      d.kind = provider::openai;
+      d.upstream_model = d.model;
+      return;
+    }
+    const std::string prefix = d.model.substr(0, slash + 1);
+    for (const auto& p : provider_prefixes) {
+      if (p.prefix == prefix) {
+        d.kind = p.kind;
+        d.upstream_model = d.model.substr(slash + 1);
+        if (d.upstream_model.empty()) {
+          fail(*model, lp_path + ".model", "no model name after the provider prefix '" + prefix + "'");
+        }
+        return;
+      }
+    }
+    fail(*model, lp_path + ".model",
+         "unknown provider prefix '" + prefix + "' in model '" + d.model + "'; supported: " + supported_prefixes);
+  }
+
+  // ---- settings sections ------------------------------------------------------------------
+
+  void parse_router(const node& r) {
+    auto& out = cfg_.router;
+    if (!r.is_mapping()) {
+      return;
+    }
+    const std::string p = "router_settings";
+    check_section(r, section::router_settings, p);
+    if (auto s = read_string(r.find("routing_strategy"), p + ".routing_strategy"); s && !s->empty()) {
+      out.routing_strategy = *s;
+      if (!detail::is_known_routing_strategy(*s)) {
+        const node& n = *r.find("routing_strategy");
+        warn(*n.file, n.line, p + ".routing_strategy",
+             "unknown routing strategy '" + *s +
+                 "'; LiteLLM knows simple-shuffle, least-busy, usage-based-routing, usage-based-routing-v2, "
+                 "latency-based-routing, cost-based-routing, provider-budget-routing");
+      }
+    }
+    out.num_retries = read_int(r.find("num_retries"), p + ".num_retries", 0, 1000);
+    out.timeout = read_non_negative(r.find("timeout"), p + ".timeout");
+    out.stream_timeout = read_non_negative(r.find("stream_timeout"), p + ".stream_timeout");
+    out.cooldown_time = read_non_negative(r.find("cooldown_time"), p + ".cooldown_time");
+    out.allowed_fails = read_int(r.find("allowed_fails"), p + ".allowed_fails", 0, INT_MAX);
+    out.redis_host = read_string(r.find("redis_host"), p + ".redis_host").value_or("");
+    out.redis_password = read_string(r.find("redis_password"), p + ".redis_password").value_or("");
+    out.redis_url = read_string(r.find("redis_url"), p + ".redis_url").value_or("");
+    out.redis_port = read_int(r.find("redis_port"), p + ".redis_port", 1, 65535);
+    if (const node* a = r.find("model_group_alias"); a != nullptr && a->is_mapping()) {
+      check_model_group_alias(*a, p + ".model_group_alias");
+      out.model_group_alias = to_json(*a);
+    }
+    out.raw = to_json(r);
+    stringify_documented(out.raw, r, section::router_settings);
+  }
+
+  // {alias: group} or {alias: {model: group, hidden: bool}}
+  static void check_model_group_alias(const node& a, const std::string& p) {
+    for (const auto& e : a.entries) {
+      const std::string ep = p + "." + e.key;
+      if (e.value.is_scalar() && !e.value.text.empty()) {
+        continue;
+      }
+      if (e.value.is_mapping()) {
+        auto m = read_string(e.value.find("model"), ep + ".model");
+        if (!m || m->empty()) {
+          fail(e.value, ep + ".model", "an alias mapping needs `model` (the model group it points to)");
+        }
+        (void)read_bool(e.value.find("hidden"), ep + ".hidden");
+        continue;
+      }
+      fail(e.value, ep, "expected a model group name or {model: <group>, hidden: <bool>}, got " + describe(e.value));
+    }
+  }
+
+  void parse_litellm(const node& l) {
+    auto& out = cfg_.litellm;
+    if (!l.is_mapping()) {
+      return;
+    }
+    const std::string p = "litellm_settings";
+    check_section(l, section::litellm_settings, p);
+    out.drop_params = read_bool(l.find("drop_params"), p + ".drop_params").value_or(false);
+    out.json_logs = read_bool(l.find("json_logs"), p + ".json_logs").value_or(false);
+    out.num_retries = read_int(l.find("num_retries"), p + ".num_retries", 0, 1000);
+    out.request_timeout = read_non_negative(l.find("request_timeout"), p + ".request_timeout");
+    out.cache = read_bool(l.find("cache"), p + ".cache").value_or(false);
+    if (const node* c = l.find("cache_params"); c != nullptr && c->is_mapping()) {
+      const std::string cp = p + ".cache_params";
+      check_section(*c, section::cache_params, cp);
+      auto& o = out.cache_params_;
+      o.type = read_string(c->find("type"), cp + ".type").value_or("");
+      o.host = read_string(c->find("host"), cp + ".host").value_or("");
+      o.password = read_string(c->find("password"), cp + ".password").value_or("");
+      o.url = read_string(c->find("url"), cp + ".url").value_or("");
+      o.namespace_ = read_string(c->find("namespace"), cp + ".namespace").value_or("");
+      o.port = read_int(c->find("port"), cp + ".port", 1, 65535);
+      o.ttl = read_non_negative(c->find("ttl"), cp + ".ttl");
+    }
+    out.raw = to_json(l);
+    stringify_documented(out.raw, l, section::litellm_settings);
+    if (const node* c = l.find("cache_params"); c != nullptr && c->is_mapping()) {
+      stringify_documented(out.raw["cache_params"], *c, section::cache_params);
+    }
+  }
+
+  void parse_general(const node& g) {
+    auto& out = cfg_.general;
+    const std::string p = "general_settings";
+    if (g.is_mapping()) {
+      check_section(g, section::general_settings, p);
+      out.master_key = read_string(g.find("master_key"), p + ".master_key").value_or("");
+      out.database_url = read_string(g.find("database_url"), p + ".database_url").value_or("");
+      out.max_request_size_mb = read_positive(g.find("max_request_size_mb"), p + ".max_request_size_mb");
+      out.max_response_size_mb = read_positive(g.find("max_response_size_mb"), p + ".max_response_size_mb");
+      out.allow_requests_on_db_unavailable =
+          read_bool(g.find("allow_requests_on_db_unavailable"), p + ".allow_requests_on_db_unavailable")
+              .value_or(false);
+      out.database_connection_pool_limit =
+          read_int(g.find("database_connection_pool_limit"), p + ".database_connection_pool_limit", 1, 10000)
+              .value_or(10);
+      out.raw = to_json(g);
+      stringify_documented(out.raw, g, section::general_settings);
+    }
+
+    // Master key: the config, else LITELLM_MASTER_KEY, else SWITCHYARD_MASTER_KEY.
+    env_origin key_origin;
+    if (!out.master_key.empty()) {
+      const node& n = *g.find("master_key");
+      key_origin = {*n.file, n.line, p + ".master_key"};
+    } else {
+      for (const char* name : {"LITELLM_MASTER_KEY", "SWITCHYARD_MASTER_KEY"}) {
+        if (auto v = lookup(name); v && !v->value.empty()) {
+          out.master_key = v->value;
+          key_origin = origin_of_env(name, *v);
+          break;
+        }
+      }
+    }
+    if (!out.master_key.empty() && out.master_key.rfind("sk-", 0) != 0) {
+      warn(key_origin.file, key_origin.line, key_origin.key,
+           "the master key does not start with 'sk-' as LiteLLM requires; some clients and tools expect it");
+    }
+
+    // Database URL: the config, else DATABASE_URL.
+    env_origin db_origin;
+    if (!out.database_url.empty()) {
+      const node& n = *g.find("database_url");
+      db_origin = {*n.file, n.line, p + ".database_url"};
+    } else if (auto v = lookup("DATABASE_URL"); v && !v->value.empty()) {
+      out.database_url = v->value;
+      db_origin = origin_of_env("DATABASE_URL", *v);
+    }
+    if (!out.database_url.empty() && out.database_url.rfind("postgresql://", 0) != 0 &&
+        out.database_url.rfind("postgres://", 0) != 0) {
+      warn(db_origin.file, db_origin.line, db_origin.key,
+           "the database URL should be a PostgreSQL URL (postgresql://user:password@host:port/db)");
+    }
+  }
+
+  static std::optional<double> read_positive(const node* n, const std::string& path) {
+    auto v = detail::read_number(n, path);
+    if (v && *v <= 0) {
+      fail(*n, path, "must be greater than 0");
+    }
+    return v;
+  }
+
+  // ---- Redis -----------------------------------------------------------------------------
+
+  void resolve_redis(const node& router, const node& litellm) {
+    redis_endpoint r;
+    // 1. router_settings
+    if (router.is_mapping() && from_config(router, "router_settings", "redis_url", "redis_host", "redis_port",
+                                           "redis_password", "redis_db", r)) {
+      cfg_.redis = r;
+      return;
+    }
+    // 2. litellm_settings.cache_params, when it is a Redis cache (type redis, redis-semantic, or unset)
+    const std::string& cache_type = cfg_.litellm.cache_params_.type;
+    if (const node* c = litellm.is_mapping() ? litellm.find("cache_params") : nullptr;
+        c != nullptr && c->is_mapping() && (cache_type.empty() || cache_type.rfind("redis", 0) == 0)) {
+      if (from_config(*c, "litellm_settings.cache_params", "url", "host", "port", "password", "db", r)) {
+        auto user = read_string(c->find("username"), "litellm_settings.cache_params.username");
+        if (user && r.username.empty()) {
+          r.username = *user;
+        }
+        cfg_.redis = r;
+        return;
+      }
+    }
+    // 3. the environment
+    if (auto url = lookup("REDIS_URL"); url && !url->value.empty()) {
+      if (auto err = detail::parse_redis_url(url->value, r)) {
+        const auto o = origin_of_env("REDIS_URL", *url);
+        throw config_error(o.file, o.line, o.key, *err);
+      }
+      if (auto pw = lookup("REDIS_PASSWORD"); pw && r.password.empty()) {
+        r.password = pw->value;
+      }
+      r.source = "env REDIS_URL";
+      cfg_.redis = r;
+      return;
+    }
+    if (auto host = lookup("REDIS_HOST"); host && !host->value.empty()) {
+      r.host = host->value;
+      if (auto port = lookup("REDIS_PORT"); port && !port->value.empty()) {
+        node n;
+        n.type = node::kind::scalar;
+        n.text = port->value;
+        n.quoted = true;
+        const auto o = origin_of_env("REDIS_PORT", *port);
+        n.file = std::make_shared<const std::string>(o.file);
+        n.line = o.line;
+        r.port = read_int(&n, o.key, 1, 65535).value_or(6379);
+      }
+      if (auto pw = lookup("REDIS_PASSWORD")) {
+        r.password = pw->value;
+      }
+      r.source = "env REDIS_HOST";
+      cfg_.redis = r;
+    }
+  }
+
+  static bool from_config(const node& m, const std::string& prefix, const char* url_key, const char* host_key,
+                          const char* port_key, const char* password_key, const char* db_key, redis_endpoint& r) {
+    auto password = read_string(m.find(password_key), prefix + "." + password_key).value_or("");
+    if (auto url = read_string(m.find(url_key), prefix + "." + url_key); url && !url->empty()) {
+      if (auto err = detail::parse_redis_url(*url, r)) {
+        fail(*m.find(url_key), prefix + "." + url_key, *err);
+      }
+      if (r.password.empty()) {
+        r.password = password;
+      }
+      r.source = prefix;
+      return true;
+    }
+    if (auto host = read_string(m.find(host_key), prefix + "." + host_key); host && !host->empty()) {
+      r.host = *host;
+      r.port = read_int(m.find(port_key), prefix + "." + port_key, 1, 65535).value_or(6379);
+      r.password = password;
+      r.db = read_int(m.find(db_key), prefix + "." + db_key, 0, 1 << 20).value_or(0);
+      r.source = prefix;
+      return true;
+    }
+    return false;
+  }
+
+  env_lookup base_env_;
+  bool export_;
+  config cfg_;
+  std::vector<std::string> stack_;          // canonical paths being loaded (cycle check)
+  std::vector<std::string> stack_display_;  // the same, as shown in messages
+  std::unique_ptr<node> env_nodes_;         // resolved environment_variables section
+  std::map<std::string, env_value> overlay_;
+};
+
+}  // namespace
+
+std::shared_ptr<const config> load_config_blocking(const std::string& path, const load_options& options) {
+  try {
+    loader l(options);
+    return l.run(path);
+  } catch (const nlohmann::json::exception& e) {
+    // Not expected (input is validated first); keep the module's one exception type.
+    throw config_error(path, 0, "config", std::string("cannot convert the config to JSON: ") + e.what());
+  } catch (const fs::filesystem_error& e) {
+    throw config_error(path, 0, "config", e.what());
+  }
+}
+
+std::shared_ptr<const config> load_config_blocking(const std::string& path, const env_lookup& env) {
+  load_options options;
+  options.env = env;
+  return load_config_blocking(path, options);
+}
+
+}  // namespace switchyard::config

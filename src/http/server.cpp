@@ -1,0 +1,585 @@
+#include "switchyard/http/server.hpp"
+
+#include "switchyard/core/ids.hpp"
+#include "switchyard/core/log.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <spdlog/spdlog.h>
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <system_error>
+#include <unordered_map>
+
+namespace switchyard::http {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using net::as_tuple;
+using net::use_awaitable;
+constexpr auto tuple_awaitable = as_tuple(use_awaitable);
+
+namespace {
+
+std::string to_lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) {
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c - 'A' + 'a');
+    }
+  }
+  return out;
+}
+
+struct connection {
+  explicit connection(tcp::socket s) : stream(std::move(s)) {}
+  beast::tcp_stream stream;
+  bool busy = false;
+  std::uint64_t id = 0;
+};
+
+// Shared between a responder and its disconnect watcher (which may outlive it).
+struct watch_state {
+  bool stopped = false;
+  bool gone = false;
+};
+
+}  // namespace
+
+struct server::impl : std::enable_shared_from_this<impl> {
+  impl(net::any_io_executor ex, server_options o, handler h)
+      : ex_(std::move(ex)), opts_(std::move(o)), handler_(std::move(h)), acceptor_(ex_) {}
+
+  net::any_io_executor ex_;
+  server_options opts_;
+  handler handler_;
+  tcp::acceptor acceptor_;
+  bool draining_ = false;
+  std::function<void()> on_drained_;
+  std::uint64_t next_id_ = 1;
+  std::unordered_map<std::uint64_t, std::shared_ptr<connection>> conns_;
+
+  net::awaitable<void> accept_loop();
+  net::awaitable<void> session(std::shared_ptr<connection> c);
+  void forget(std::uint64_t id);
+  void maybe_drained();
+};
+
+namespace {
+
+class session_responder final : public responder {
+ public:
+  session_responder(std::shared_ptr<connection> c, const server_options& opts, bool keep_alive, bool draining)
+      : conn_(std::move(c)), opts_(opts), keep_alive_(keep_alive), draining_(draining) {}
+
+  ~session_responder() override { stop_watching(); }
+
+  net::awaitable<bool> send(response r) override {
+    if (started_ || gone_) {
+      co_return false;
+    }
+    started_ = true;
+    status_ = r.status;
+    bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(r.status), 11};
+    res.set(bhttp::field::server, "switchyard");
+    if (!r.content_type.empty()) {
+      res.set(bhttp::field::content_type, r.content_type);
+    }
+    for (auto& [k, v] : common_) {
+      res.insert(k, v);
+    }
+    for (auto& [k, v] : r.headers) {
+      res.insert(k, v);
+    }
+    set_keep_alive(res);
+    res.body() = std::move(r.body);
+    res.prepare_payload();
+    conn_->stream.expires_after(opts_.write_timeout);
+    auto [ec, n] = co_await bhttp::async_write(conn_->stream, res, tuple_awaitable);
+    conn_->stream.expires_never();
+    if (ec) {
+      gone_ = true;
+      co_return false;
+    }
+    done_ = true;
+    co_return true;
+  }
+
+  net::awaitable<bool> begin_stream(int status, std::string content_type, header_list headers) override {
+    if (started_ || gone_) {
+      co_return false;
+    }
+    started_ = true;
+    streaming_ = true;
+    status_ = status;
+    bhttp::response<bhttp::empty_body> res{static_cast<bhttp::status>(status), 11};
+    res.set(bhttp::field::server, "switchyard");
+    res.set(bhttp::field::content_type, content_type);
+    for (auto& [k, v] : common_) {
+      res.insert(k, v);
+    }
+    for (auto& [k, v] : headers) {
+      res.insert(k, v);
+    }
+    set_keep_alive(res);
+    res.chunked(true);
+    bhttp::response_serializer<bhttp::empty_body> sr{res};
+    conn_->stream.expires_after(opts_.write_timeout);
+    auto [ec, n] = co_await bhttp::async_write_header(conn_->stream, sr, tuple_awaitable);
+    conn_->stream.expires_never();
+    if (ec) {
+      gone_ = true;
+      co_return false;
+    }
+    co_return true;
+  }
+
+  net::awaitable<bool> write(std::string_view data) override {
+    if (!streaming_ || gone_) {
+      co_return false;
+    }
+    if (data.empty()) {
+      co_return true;  // an empty chunk would end the body
+    }
+    conn_->stream.expires_after(opts_.write_timeout);
+    auto [ec, n] =
+        co_await net::async_write(conn_->stream, bhttp::make_chunk(net::const_buffer(data.data(), data.size())),
+                                  tuple_awaitable);
+    conn_->stream.expires_never();
+    if (ec) {
+      gone_ = true;
+      co_return false;
+    }
+    co_return true;
+  }
+
+  net::awaitable<bool> end_stream() override {
+    if (!streaming_ || gone_) {
+      co_return false;
+    }
+    conn_->stream.expires_after(opts_.write_timeout);
+    auto [ec, n] = co_await net::async_write(conn_->stream, bhttp::make_chunk_last(), tuple_awaitable);
+    conn_->stream.expires_never();
+    if (ec) {
+      gone_ = true;
+      co_return false;
+    }
+    done_ = true;
+    co_return true;
+  }
+
+  bool client_gone() const override { return gone_ || (watch_ && watch_->gone); }
+
+  void watch_disconnect(std::function<void()> on_gone) override {
+    stop_watching();
+    auto st = std::make_shared<watch_state>();
+    watch_ = st;
+    auto c = conn_;
+    net::co_spawn(
+        c->stream.get_executor(),
+        [c, st, cb = std::move(on_gone)]() -> net::awaitable<void> {
+          auto& sock = c->stream.socket();
+          auto [ec] = co_await sock.async_wait(tcp::socket::wait_read, tuple_awaitable);
+          if (st->stopped) {
+            co_return;
+          }
+          bool gone = false;
+          if (ec) {
+            gone = ec != net::error::operation_aborted;
+          } else {
+            char b = 0;
+            auto n = ::recv(sock.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+            gone = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+          }
+          if (gone) {
+            st->gone = true;
+            cb();
+          }
+        },
+        net::detached);
+  }
+
+  void stop_watching() override {
+    if (watch_ && !watch_->stopped) {
+      watch_->stopped = true;
+      boost::system::error_code ignored;
+      conn_->stream.socket().cancel(ignored);
+    }
+    watch_.reset();
+  }
+
+  void add_common_header(std::string name, std::string value) override {
+    common_.emplace_back(std::move(name), std::move(value));
+  }
+
+  bool started() const override { return started_; }
+
+  void annotate(std::string model, std::string key_redacted) override {
+    model_ = std::move(model);
+    key_ = std::move(key_redacted);
+  }
+
+  int status() const { return status_; }
+  bool done() const { return done_; }
+
+  // Connection: keep-alive plus "Keep-Alive: timeout=N" (N a little under our idle
+  // timeout), so that clients stop reusing a connection before we close it.
+  template <class Message>
+  void set_keep_alive(Message& res) const {
+    bool ka = keep_alive_ && !draining_;
+    res.keep_alive(ka);
+    if (ka) {
+      auto secs = std::chrono::duration_cast<std::chrono::seconds>(opts_.idle_timeout).count();
+      res.set("keep-alive", "timeout=" + std::to_string(secs > 1 ? secs - 1 : 1));
+    }
+  }
+  bool gone() const { return client_gone(); }
+  const std::string& model() const { return model_; }
+  const std::string& key() const { return key_; }
+
+ private:
+  std::shared_ptr<connection> conn_;
+  const server_options& opts_;
+  bool keep_alive_;
+  bool draining_;
+  bool started_ = false;
+  bool streaming_ = false;
+  bool done_ = false;
+  bool gone_ = false;
+  int status_ = 0;
+  header_list common_;
+  std::shared_ptr<watch_state> watch_;
+  std::string model_;
+  std::string key_;
+};
+
+// Writes a complete error response on a connection that will be closed afterwards.
+net::awaitable<void> write_error(connection& c, const server_options& opts, const core::error& e,
+                                 const std::string& call_id) {
+  bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(e.status), 11};
+  res.set(bhttp::field::server, "switchyard");
+  res.set(bhttp::field::content_type, "application/json");
+  res.set("x-litellm-call-id", call_id);
+  res.keep_alive(false);
+  res.body() = error_body(e);
+  res.prepare_payload();
+  c.stream.expires_after(std::min(opts.write_timeout, std::chrono::milliseconds{5000}));
+  co_await bhttp::async_write(c.stream, res, tuple_awaitable);
+}
+
+void log_early_error(const core::error& e, std::string_view call_id) {
+  core::access_record rec;
+  rec.method = "-";
+  rec.path = "-";
+  rec.status = e.status;
+  rec.call_id = call_id;
+  core::log_access(rec);
+}
+
+}  // namespace
+
+net::awaitable<void> server::impl::accept_loop() {
+  auto self = shared_from_this();
+  for (;;) {
+    auto [ec, sock] = co_await acceptor_.async_accept(tuple_awaitable);
+    if (ec) {
+      if (ec == net::error::operation_aborted || !acceptor_.is_open()) {
+        co_return;
+      }
+      // EMFILE and friends: log, back off briefly, keep serving.
+      spdlog::warn("accept failed: {}", ec.message());
+      net::steady_timer t(ex_, std::chrono::milliseconds(50));
+      co_await t.async_wait(tuple_awaitable);
+      continue;
+    }
+    if (draining_) {
+      boost::system::error_code ignored;
+      sock.close(ignored);
+      continue;
+    }
+    sock.set_option(tcp::no_delay(true), ec);
+    auto c = std::make_shared<connection>(std::move(sock));
+    c->id = next_id_++;
+    conns_.emplace(c->id, c);
+    net::co_spawn(ex_, [self, c]() { return self->session(c); },
+                  [self, id = c->id](std::exception_ptr e) {
+                    if (e) {
+                      try {
+                        std::rethrow_exception(e);
+                      } catch (const std::exception& ex) {
+                        spdlog::error("connection {} ended by an exception: {}", id, ex.what());
+                      }
+                    }
+                    self->forget(id);
+                  });
+  }
+}
+
+void server::impl::forget(std::uint64_t id) {
+  auto it = conns_.find(id);
+  if (it != conns_.end()) {
+    boost::system::error_code ignored;
+    it->second->stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    it->second->stream.close();
+    conns_.erase(it);
+  }
+  maybe_drained();
+}
+
+void server::impl::maybe_drained() {
+  if (draining_ && conns_.empty() && on_drained_) {
+    auto cb = std::move(on_drained_);
+    on_drained_ = nullptr;
+    cb();
+  }
+}
+
+net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
+  beast::flat_buffer buf;
+  bool first = true;
+  std::string remote;
+  {
+    boost::system::error_code ec;
+    auto ep = c->stream.socket().remote_endpoint(ec);
+    if (!ec) {
+      remote = ep.address().to_string();
+    }
+  }
+  for (;;) {
+    c->busy = false;
+    if (draining_) {
+      co_return;
+    }
+    // 1. Wait for the first byte of the next request (idle keep-alive wait).
+    if (buf.size() == 0) {
+      c->stream.expires_after(first ? opts_.header_timeout : opts_.idle_timeout);
+      auto [ec, n] = co_await c->stream.async_read_some(buf.prepare(4096), tuple_awaitable);
+      if (ec) {
+        co_return;  // idle timeout, EOF, reset, or drain: close quietly
+      }
+      buf.commit(n);
+    }
+    first = false;
+    c->busy = true;
+
+    // 2. The rest of the header, bounded in time and size.
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(opts_.max_header_bytes));
+    parser.body_limit(opts_.max_body_bytes);
+    // tcp_stream's own expiry closes the socket; a separate timer only cancels the
+    // read, so that the 408 can still be written.
+    c->stream.expires_never();
+    net::steady_timer deadline(c->stream.get_executor());
+    bool expired = false;
+    auto arm = [&deadline, &expired, c](std::chrono::milliseconds d) {
+      expired = false;
+      deadline.expires_after(d);
+      deadline.async_wait([&expired, c](const boost::system::error_code& ec) {
+        if (!ec) {
+          expired = true;
+          boost::system::error_code ignored;
+          c->stream.socket().cancel(ignored);
+        }
+      });
+    };
+    arm(opts_.header_timeout);
+    {
+      auto [ec, n] = co_await bhttp::async_read_header(c->stream, buf, parser, tuple_awaitable);
+      deadline.cancel();
+      if (ec) {
+        std::string call_id = core::uuid4();
+        if (expired) {
+          auto e = core::make_error(core::errc::request_timeout, "Request header not received in time");
+          log_early_error(e, call_id);
+          co_await write_error(*c, opts_, e, call_id);
+        } else if (ec == bhttp::error::body_limit) {
+          auto e = core::make_error(core::errc::payload_too_large,
+                                    "Request body too large, the limit is " + std::to_string(opts_.max_body_bytes) +
+                                        " bytes (max_request_size_mb)");
+          log_early_error(e, call_id);
+          co_await write_error(*c, opts_, e, call_id);
+        } else if (ec == bhttp::error::header_limit) {
+          auto e = core::make_error(core::errc::bad_request, "Request header fields too large");
+          e.status = 431;
+          log_early_error(e, call_id);
+          co_await write_error(*c, opts_, e, call_id);
+        } else if (ec != bhttp::error::end_of_stream && ec != net::error::eof &&
+                   ec != net::error::connection_reset && ec != net::error::operation_aborted) {
+          auto e = core::make_error(core::errc::bad_request, "Malformed HTTP request: " + ec.message());
+          log_early_error(e, call_id);
+          co_await write_error(*c, opts_, e, call_id);
+        }
+        co_return;
+      }
+    }
+    auto& hdr = parser.get();
+    std::string call_id(hdr["x-litellm-call-id"]);
+    if (call_id.empty() || call_id.size() > 128) {
+      call_id = core::uuid4();
+    }
+
+    // 3. Body: refuse early what is declared too large, then read it bounded in time.
+    if (auto len = parser.content_length(); len && *len > opts_.max_body_bytes) {
+      auto e = core::make_error(core::errc::payload_too_large,
+                                "Request body too large: " + std::to_string(*len) + " bytes, the limit is " +
+                                    std::to_string(opts_.max_body_bytes) + " bytes (max_request_size_mb)");
+      log_early_error(e, call_id);
+      co_await write_error(*c, opts_, e, call_id);
+      co_return;
+    }
+    if (!parser.is_done()) {
+      if (beast::iequals(hdr[bhttp::field::expect], "100-continue")) {
+        bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, 11};
+        c->stream.expires_after(opts_.write_timeout);
+        auto [ec, n] = co_await bhttp::async_write(c->stream, cont, tuple_awaitable);
+        if (ec) {
+          co_return;
+        }
+      }
+      arm(opts_.body_timeout);
+      auto [ec, n] = co_await bhttp::async_read(c->stream, buf, parser, tuple_awaitable);
+      deadline.cancel();
+      if (ec) {
+        if (ec == bhttp::error::body_limit) {
+          auto e = core::make_error(core::errc::payload_too_large,
+                                    "Request body too large, the limit is " + std::to_string(opts_.max_body_bytes) +
+                                        " bytes (max_request_size_mb)");
+          log_early_error(e, call_id);
+          co_await write_error(*c, opts_, e, call_id);
+        } else if (expired) {
+          auto e = core::make_error(core::errc::request_timeout, "Request body not received in time");
+          log_early_error(e, call_id);
+          co_await write_error(*c, opts_, e, call_id);
+        } else if (ec != bhttp::error::partial_message && ec != net::error::eof &&
+                   ec != net::error::connection_reset && ec != net::error::operation_aborted) {
+          auto e = core::make_error(core::errc::bad_request, "Malformed HTTP request body: " + ec.message());
+          log_early_error(e, call_id);
+          co_await write_error(*c, opts_, e, call_id);
+        }
+        co_return;
+      }
+    }
+
+    // 4. Hand over to the handler.
+    auto msg = parser.release();
+    request req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    if (auto q = req.target.find('?'); q != std::string::npos) {
+      req.path = req.target.substr(0, q);
+      req.query = req.target.substr(q + 1);
+    } else {
+      req.path = req.target;
+    }
+    req.headers.reserve(16);
+    for (const auto& f : msg) {
+      req.headers.emplace_back(to_lower(f.name_string()), std::string(f.value()));
+    }
+    req.body = std::move(msg.body());
+    req.remote_address = remote;
+    req.call_id = call_id;
+    req.received_at = std::chrono::steady_clock::now();
+    const bool keep_alive = msg.keep_alive();
+
+    session_responder resp(c, opts_, keep_alive, draining_);
+    resp.add_common_header("x-litellm-call-id", call_id);
+    co_await handler_(req, resp);
+    resp.stop_watching();
+    if (!resp.started() && !resp.gone()) {
+      auto e = core::make_error(core::errc::internal, "The handler produced no response");
+      co_await resp.send(error_response(e));
+    }
+    core::access_record rec;
+    rec.method = req.method;
+    rec.path = req.path;
+    rec.status = resp.status();
+    rec.model = resp.model();
+    rec.key_redacted = resp.key();
+    rec.call_id = call_id;
+    rec.duration_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - req.received_at).count();
+    core::log_access(rec);
+    if (!resp.done() || resp.gone() || !keep_alive || draining_) {
+      co_return;
+    }
+  }
+}
+
+server::server(net::any_io_executor ex, server_options opts, handler h)
+    : impl_(std::make_shared<impl>(std::move(ex), std::move(opts), std::move(h))) {}
+
+server::~server() {
+  boost::system::error_code ignored;
+  impl_->acceptor_.close(ignored);
+}
+
+void server::listen() {
+  boost::system::error_code ec;
+  auto addr = net::ip::make_address(impl_->opts_.host, ec);
+  if (ec) {
+    throw std::system_error(ec, "invalid --host '" + impl_->opts_.host + "'");
+  }
+  tcp::endpoint ep{addr, impl_->opts_.port};
+  auto& a = impl_->acceptor_;
+  a.open(ep.protocol(), ec);
+  if (!ec) {
+    a.set_option(tcp::acceptor::reuse_address(true), ec);
+    a.bind(ep, ec);
+  }
+  if (!ec) {
+    a.listen(net::socket_base::max_listen_connections, ec);
+  }
+  if (ec) {
+    throw std::system_error(ec, "cannot listen on " + impl_->opts_.host + ":" + std::to_string(impl_->opts_.port));
+  }
+}
+
+tcp::endpoint server::local_endpoint() const {
+  boost::system::error_code ec;
+  return impl_->acceptor_.local_endpoint(ec);
+}
+
+void server::start() {
+  auto self = impl_;
+  net::co_spawn(impl_->ex_, [self]() { return self->accept_loop(); }, [](std::exception_ptr e) {
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::error("accept loop ended: {}", ex.what());
+      }
+    }
+  });
+}
+
+void server::drain(std::function<void()> done) {
+  impl_->draining_ = true;
+  impl_->on_drained_ = std::move(done);
+  boost::system::error_code ignored;
+  impl_->acceptor_.close(ignored);
+  // Idle connections (waiting for a next request) close now; busy ones finish first.
+  for (auto& [id, c] : impl_->conns_) {
+    if (!c->busy) {
+      c->stream.socket().cancel(ignored);
+    }
+  }
+  impl_->maybe_drained();
+}
+
+void server::force_close() {
+  for (auto& [id, c] : impl_->conns_) {
+    c->stream.close();
+  }
+}
+
+std::size_t server::active_connections() const { return impl_->conns_.size(); }
+
+bool server::draining() const { return impl_->draining_; }
+
+}  // namespace switchyard::http

@@ -1,0 +1,71 @@
+// switchyard: a LiteLLM-compatible LLM gateway. Thin entry point; see app/.
+#include "switchyard/app/gateway.hpp"
+#include "switchyard/app/options.hpp"
+#include "switchyard/config/config.hpp"
+#include "switchyard/core/log.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <system_error>
+
+int main(int argc, char** argv) {
+  using namespace switchyard;
+  // A peer that goes away mid-write must cost an error code, never the process.
+  std::signal(SIGPIPE, SIG_IGN);
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto parsed = app::parse_options(args);
+  if (!parsed.error.empty()) {
+    std::cerr << "switchyard: " << parsed.error << "\n\n" << app::usage_text();
+    return 2;
+  }
+  const auto& opts = parsed.opts;
+  if (opts.show_help) {
+    std::cout << app::usage_text();
+    return 0;
+  }
+  if (opts.show_version) {
+    std::cout << "switchyard " << SWITCHYARD_VERSION << "\n";
+    return 0;
+  }
+
+  std::shared_ptr<const config::config> cfg;
+  try {
+    cfg = config::load_config_blocking(opts.config_path);
+  } catch (const config::config_error& e) {
+    std::cerr << "switchyard: config error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "switchyard: config error: " << opts.config_path << ": " << e.what() << "\n";
+    return 2;
+  }
+  if (opts.check_only) {
+    for (const auto& w : cfg->warnings) {
+      std::cerr << "switchyard: warning: " << w << "\n";
+    }
+    std::cout << opts.config_path << ": OK (" << cfg->model_list.size() << " deployments)\n";
+    return 0;
+  }
+
+  core::init_logging(cfg->litellm.json_logs ? core::log_format::json : core::log_format::text,
+                     opts.debug ? "debug" : "info");
+  for (const auto& w : cfg->warnings) {
+    spdlog::warn("config: {}", w);
+  }
+  int rc = 0;
+  try {
+    app::gateway gw(opts, cfg);
+    rc = gw.run();
+  } catch (const std::system_error& e) {
+    spdlog::critical("{}", e.what());
+    rc = 1;
+  } catch (const std::exception& e) {
+    spdlog::critical("fatal: {}", e.what());
+    rc = 1;
+  }
+  core::shutdown_logging();
+  return rc;
+}

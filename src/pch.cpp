@@ -1,0 +1,1 @@
+// Builds the precompiled header once; other targets reuse it.

@@ -1,0 +1,123 @@
+// Helpers shared by the Anthropic and Ollama adapters (private to providers/).
+// Pure functions and small value types; thread: any.
+#pragma once
+#include "switchyard/config/config.hpp"
+#include "switchyard/core/error.hpp"
+#include "switchyard/providers/adapter.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace switchyard::providers::detail {
+
+using json = nlohmann::json;
+
+// Upper bound for one pending SSE event / NDJSON line of a stream (bytes). An
+// upstream that sends more without a boundary is treated as malformed.
+inline constexpr std::size_t max_pending_stream_bytes = 16u << 20;
+
+// Seconds since the epoch, for the `created` field of OpenAI objects.
+long long unix_now();
+
+// A JSON value as a result (json converts implicitly to anything, so
+// result<json>'s converting constructor cannot be used).
+inline core::result<json> ok(json j) {
+  return core::result<json>(boost::system::in_place_value, std::move(j));
+}
+
+// Parses JSON from outside (upstream bodies, tool arguments); discarded (is_discarded()) if invalid or nested deeper
+// than max_json_depth. Never throws.
+json parse_bounded(std::string_view text);
+
+// Compact JSON text; invalid UTF-8 is replaced instead of throwing.
+std::string dump(const json& j);
+
+// obj[key] if obj is an object holding key (and the value is not null), else nullptr.
+const json* field(const json& obj, std::string_view key);
+// obj[key] as a string if it is one, else an empty view.
+std::string_view string_field(const json& obj, std::string_view key);
+
+// A token count from obj[key]: non-negative, clamped to 1e15 (never UB on
+// absurd values), 0 when absent or not a number.
+long long token_count(const json& obj, std::string_view key);
+
+// d.api_base (else `default_base`) without trailing slashes.
+std::string base_of(const config::deployment& d, std::string_view default_base);
+
+// True if the deployment's extra_headers set `name` (case-insensitive).
+bool has_extra_header(const config::deployment& d, std::string_view name);
+
+// "data:<media type>;base64,<data>" split into its parts.
+struct data_url {
+  std::string media_type;
+  std::string data;
+};
+std::optional<data_url> parse_data_url(std::string_view url);
+
+// The URL of an OpenAI image_url content part ({"image_url": "..."} or {"image_url": {"url": "..."}}).
+std::string image_url_of(const json& part);
+
+// The text of an OpenAI message content: a string, or the text parts of a list
+// joined with `sep`. Other parts are skipped.
+std::string content_text(const json& content, std::string_view sep = "");
+
+// `stop` as a list of strings (a string, or a list of strings; other items skipped).
+std::vector<std::string> stop_list(const json& stop);
+
+// 400 for a parameter the provider cannot take (LiteLLM's wording: it says how to drop it).
+// `note` (optional) says when the parameter is unsupported, e.g. "together with tools".
+core::error unsupported_param(std::string_view provider, std::string_view param, const config::deployment& d,
+                              std::string_view note = {});
+// 400 invalid_request_error naming `param`.
+core::error bad_param(std::string message, std::string param);
+// 500 for an upstream answer we cannot read (`label` e.g. "AnthropicException").
+core::error malformed_upstream(std::string_view label, std::string_view what);
+
+// OpenAI parameters that change nothing at their value (n: 1, logprobs: false,
+// ...) and so are accepted by every adapter.
+bool is_noop_value(std::string_view name, const json& value);
+
+// Builds chat.completion.chunk (or text_completion, for call_type::completion)
+// payloads for one streamed answer.
+class chunk_writer {
+ public:
+  chunk_writer(std::string id, long long created, std::string model, bool completion)
+      : id_(std::move(id)), created_(created), model_(std::move(model)), completion_(completion) {}
+
+  void set_id(std::string id) { id_ = std::move(id); }
+  bool completion() const { return completion_; }
+
+  // delta.role "assistant" (chat only; the first chunk).
+  void role(std::vector<std::string>& out);
+  // Text: delta.content (chat) or choices[0].text (completion).
+  void content(std::string_view text, std::vector<std::string>& out);
+  // delta.reasoning_content (chat only).
+  void reasoning(std::string_view text, std::vector<std::string>& out);
+  // delta.tool_calls[{index, ...}]: the start of a call (id, name, arguments "") or
+  // a piece of its arguments (id and name empty). Chat only.
+  void tool_call(int index, std::string_view call_id, std::string_view name, std::string_view arguments,
+                 std::vector<std::string>& out);
+  // The choice's last chunk: finish_reason.
+  void finish(std::string_view reason, std::vector<std::string>& out);
+  // The usage chunk: choices [] and usage.
+  void usage_chunk(const json& usage, std::vector<std::string>& out);
+
+ private:
+  json base() const;
+  void push_choice(json choice, std::vector<std::string>& out);
+
+  std::string id_;
+  long long created_;
+  std::string model_;
+  bool completion_;
+};
+
+// {prompt_tokens, completion_tokens, total_tokens} and the matching usage value.
+json usage_json(long long prompt, long long completion);
+usage usage_value(long long prompt, long long completion);
+
+}  // namespace switchyard::providers::detail

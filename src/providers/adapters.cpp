@@ -1,0 +1,228 @@
+// The OpenAI adapter (OpenAI, Azure OpenAI, hosted_vllm and any OpenAI-compatible
+// server) and the adapter registry.
+#include "switchyard/providers/adapter.hpp"
+#include "switchyard/upstream/client.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace switchyard::providers {
+
+using json = nlohmann::json;
+
+namespace {
+
+const char* path_of(call_type t) {
+  switch (t) {
+    case call_type::completion: return "/completions";
+    case call_type::embedding: return "/embeddings";
+    default: return "/chat/completions";
+  }
+}
+
+// True if an SSE data payload carries a usage object (not "usage": null).
+bool has_usage_object(std::string_view data) {
+  std::size_t pos = 0;
+  while ((pos = data.find("\"usage\"", pos)) != std::string_view::npos) {
+    pos += 7;
+    while (pos < data.size() && (data[pos] == ' ' || data[pos] == ':' || data[pos] == '\t' || data[pos] == '\n')) {
+      ++pos;
+    }
+    if (pos < data.size() && data[pos] == '{') {
+      return true;
+    }
+  }
+  return false;
+}
+
+// True if a chunk says why the choice finished ("finish_reason": "<something>").
+bool has_finish_reason(std::string_view data) {
+  auto pos = data.find("\"finish_reason\"");
+  if (pos == std::string_view::npos) {
+    return false;
+  }
+  pos += 15;
+  while (pos < data.size() && (data[pos] == ' ' || data[pos] == ':')) {
+    ++pos;
+  }
+  return pos < data.size() && data[pos] == '"';
+}
+
+const char* label_of(const config::deployment& d) {
+  return d.kind == config::provider::azure ? "AzureException" : "OpenAIException";
+}
+
+class openai_stream final : public stream_translator {
+ public:
+  openai_stream(std::string label, bool include_usage) : label_(std::move(label)), include_usage_(include_usage) {}
+
+  core::result<void> feed(std::string_view bytes, std::vector<std::string>& payloads) override {
+    events_.clear();
+    parser_.feed(bytes, events_);
+    for (auto& ev : events_) {
+      if (ev.data == "[DONE]") {
+        done_ = true;
+        continue;
+      }
+      if (ev.data.empty()) {
+        continue;
+      }
+      if (ev.data.find("\"error\"") != std::string::npos && ev.data.find("\"choices\"") == std::string::npos) {
+        json j = json::parse(ev.data, nullptr, false);
+        if (!j.is_discarded() && j.is_object() && j.contains("error")) {
+          int status = 500;
+          if (j["error"].is_object()) {
+            auto c = j["error"].value("code", json());
+            if (c.is_number_integer()) {
+              status = c.get<int>();
+            } else if (c.is_string()) {
+              try {
+                status = std::stoi(c.get<std::string>());
+              } catch (...) {
+              }
+            }
+          }
+          if (status < 400 || status > 599) {
+            status = 500;
+          }
+          return upstream_error(status, ev.data, label_);
+        }
+      }
+      // Every event reaches the client as JSON: check it without building a DOM.
+      if (!json::accept(ev.data)) {
+        return core::make_error(core::errc::upstream_error,
+                                label_ + " - the provider sent a stream event that is not valid JSON");
+      }
+      if (has_finish_reason(ev.data)) {
+        finished_ = true;
+      }
+      if (has_usage_object(ev.data)) {
+        json j = json::parse(ev.data, nullptr, false);
+        if (j.is_discarded()) {
+          return core::make_error(core::errc::upstream_error,
+                                  label_ + " - the provider sent a stream event that is not valid JSON");
+        }
+        auto u = usage_of(j);
+        if (u.known) {
+          usage_ = u;
+        }
+        auto ch = j.find("choices");
+        if (ch != j.end() && ch->is_array() && ch->empty() && !include_usage_) {
+          continue;  // the gateway asked for usage, the client did not
+        }
+      }
+      payloads.push_back(std::move(ev.data));
+    }
+    return {};
+  }
+
+  core::result<void> finish(std::vector<std::string>&) override {
+    if (!done_ && !finished_) {
+      return core::make_error(core::errc::upstream_error,
+                              label_ + " - the provider's stream ended before [DONE] (stream cut)");
+    }
+    return {};
+  }
+
+  const usage& tokens() const override { return usage_; }
+
+ private:
+  std::string label_;
+  bool include_usage_;
+  upstream::sse_parser parser_;
+  std::vector<upstream::sse_parser::event> events_;
+  usage usage_;
+  bool done_ = false;
+  bool finished_ = false;
+};
+
+class openai_like final : public adapter {
+ public:
+  core::result<upstream_call> build(call_type type, const config::deployment& d, const json& body,
+                                    const build_options& opts) const override {
+    upstream_call call;
+    std::string base = api_base_of(d);
+    if (d.kind == config::provider::azure) {
+      if (d.api_base.empty()) {
+        return core::make_error(core::errc::bad_request, "azure deployment '" + d.model_name + "' has no api_base");
+      }
+      call.url = base + "/openai/deployments/" + d.upstream_model + path_of(type);
+      if (!d.api_version.empty()) {
+        call.url += "?api-version=" + d.api_version;
+      }
+      if (!d.api_key.empty()) {
+        call.headers.emplace_back("api-key", d.api_key);
+      }
+    } else {
+      call.url = base + path_of(type);
+      if (!d.api_key.empty()) {
+        call.headers.emplace_back("authorization", "Bearer " + d.api_key);
+      }
+      if (!d.organization.empty()) {
+        call.headers.emplace_back("openai-organization", d.organization);
+      }
+    }
+    call.headers.emplace_back("content-type", "application/json");
+    for (const auto& [k, v] : d.extra_headers) {
+      call.headers.emplace_back(k, v);
+    }
+    json out = json::object();
+    for (auto it = body.begin(); it != body.end(); ++it) {
+      if (!is_gateway_field(it.key())) {
+        out[it.key()] = it.value();
+      }
+    }
+    out["model"] = d.upstream_model;
+    if (opts.stream && type != call_type::embedding) {
+      out["stream"] = true;
+      auto& so = out["stream_options"];
+      if (!so.is_object()) {
+        so = json::object();
+      }
+      so["include_usage"] = true;
+    }
+    call.body = out.dump(-1, ' ', false, json::error_handler_t::replace);
+    return call;
+  }
+
+  core::result<translated_response> translate_response(call_type, const config::deployment& d, std::string_view body,
+                                                       std::string_view) const override {
+    json parsed = json::parse(body, nullptr, false);
+    if (parsed.is_discarded() || !parsed.is_object()) {
+      return core::make_error(core::errc::upstream_error,
+                              std::string(label_of(d)) + " - the provider returned a response that is not valid JSON");
+    }
+    translated_response out;
+    out.tokens = usage_of(parsed);
+    out.body = std::string(body);
+    return out;
+  }
+
+  std::unique_ptr<stream_translator> make_stream(call_type, const config::deployment& d, std::string_view,
+                                                 bool include_usage) const override {
+    return std::make_unique<openai_stream>(label_of(d), include_usage);
+  }
+
+  core::error translate_error(const config::deployment& d, int status, std::string_view body) const override {
+    return upstream_error(status, body, label_of(d));
+  }
+
+  bool supports(call_type) const override { return true; }
+};
+
+}  // namespace
+
+const adapter& openai_adapter() {
+  static const openai_like a;
+  return a;
+}
+
+const adapter& adapter_for(config::provider p) {
+  switch (p) {
+    case config::provider::anthropic: return anthropic_adapter();
+    case config::provider::ollama:
+    case config::provider::ollama_chat: return ollama_adapter();
+    default: return openai_adapter();
+  }
+}
+
+}  // namespace switchyard::providers

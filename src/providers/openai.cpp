@@ -1,0 +1,247 @@
+#include "switchyard/providers/openai.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <openssl/evp.h>
+
+#include <array>
+#include <cstring>
+
+namespace switchyard::providers {
+
+using json = nlohmann::json;
+
+bool json_nesting_exceeds(std::string_view text, std::size_t max) {
+  std::size_t depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max) {
+        return true;
+      }
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return false;
+}
+
+bool is_gateway_field(std::string_view name) {
+  static constexpr std::array<std::string_view, 16> fields = {
+      "mock_response",   "mock_testing_fallbacks", "mock_testing_rate_limit_error", "fallbacks",
+      "disable_fallbacks", "num_retries",          "metadata",                      "cache",
+      "caching",         "drop_params",            "api_key",                       "api_base",
+      "base_url",        "context_window_fallbacks", "litellm_call_id",             "proxy_server_request"};
+  for (auto f : fields) {
+    if (f == name) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string api_base_of(const config::deployment& d) {
+  std::string base = d.api_base;
+  if (base.empty()) {
+    base = "https://api.openai.com/v1";
+  }
+  while (!base.empty() && base.back() == '/') {
+    base.pop_back();
+  }
+  return base;
+}
+
+std::string strip_query(std::string_view url) {
+  auto q = url.find('?');
+  return std::string(q == std::string_view::npos ? url : url.substr(0, q));
+}
+
+usage usage_of(const json& obj) {
+  usage u;
+  if (!obj.is_object()) {
+    return u;
+  }
+  auto it = obj.find("usage");
+  if (it == obj.end() || !it->is_object()) {
+    return u;
+  }
+  auto num = [&](const char* k) -> long long {
+    auto f = it->find(k);
+    return (f != it->end() && f->is_number()) ? f->get<long long>() : 0;
+  };
+  u.prompt_tokens = num("prompt_tokens");
+  u.completion_tokens = num("completion_tokens");
+  u.total_tokens = num("total_tokens");
+  if (u.total_tokens == 0) {
+    u.total_tokens = u.prompt_tokens + u.completion_tokens;
+  }
+  u.known = true;
+  return u;
+}
+
+core::error upstream_error(int status, std::string_view body, std::string_view provider_label) {
+  std::string message;
+  json j = json::parse(body, nullptr, false);
+  if (!j.is_discarded() && j.is_object()) {
+    auto e = j.find("error");
+    if (e != j.end()) {
+      if (e->is_object()) {
+        auto m = e->find("message");
+        if (m != e->end() && m->is_string()) {
+          message = m->get<std::string>();
+        }
+      } else if (e->is_string()) {
+        message = e->get<std::string>();
+      }
+    }
+    if (message.empty()) {
+      auto m = j.find("message");
+      if (m != j.end() && m->is_string()) {
+        message = m->get<std::string>();
+      }
+    }
+  }
+  if (message.empty()) {
+    message = std::string(body.substr(0, 2000));
+  }
+  if (message.empty()) {
+    message = "upstream returned HTTP " + std::to_string(status) + " with an empty body";
+  }
+  auto err = core::upstream_status_error(status, std::string(provider_label) + " error: " + message);
+  return err;
+}
+
+core::result<std::string> encode_embeddings_base64(std::string_view body) {
+  json j = json::parse(body, nullptr, false);
+  auto data = j.is_object() ? j.find("data") : j.end();
+  if (j.is_discarded() || !j.is_object() || data == j.end() || !data->is_array()) {
+    return core::make_error(core::errc::upstream_error, "embeddings response is not an OpenAI list");
+  }
+  std::string raw;
+  std::string b64;
+  for (auto& item : *data) {
+    auto e = item.find("embedding");
+    if (e == item.end() || !e->is_array()) {
+      continue;
+    }
+    raw.resize(e->size() * 4);
+    std::size_t i = 0;
+    for (const auto& v : *e) {
+      float f = v.is_number() ? v.get<float>() : 0.0F;
+      std::memcpy(raw.data() + 4 * i++, &f, 4);  // x86-64 and aarch64 are little-endian
+    }
+    b64.assign(4 * ((raw.size() + 2) / 3) + 1, '\0');
+    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()),
+                            reinterpret_cast<const unsigned char*>(raw.data()), static_cast<int>(raw.size()));
+    b64.resize(static_cast<std::size_t>(n));
+    *e = b64;
+  }
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+namespace {
+
+long long estimate_tokens(std::string_view s) {
+  return static_cast<long long>((s.size() + 3) / 4);
+}
+
+long long prompt_tokens_of(const json& request) {
+  long long n = 0;
+  auto m = request.find("messages");
+  if (m != request.end() && m->is_array()) {
+    for (const auto& msg : *m) {
+      n += 4;
+      auto c = msg.find("content");
+      if (c != msg.end() && c->is_string()) {
+        n += estimate_tokens(c->get_ref<const std::string&>());
+      }
+    }
+  }
+  return n > 0 ? n : 1;
+}
+
+}  // namespace
+
+std::string mock_chat_completion(std::string_view model, std::string_view content, const json& request,
+                                 std::string_view id, long long created) {
+  long long p = prompt_tokens_of(request);
+  long long c = estimate_tokens(content);
+  json j = {{"id", id},
+            {"object", "chat.completion"},
+            {"created", created},
+            {"model", model},
+            {"choices", json::array({{{"index", 0},
+                                      {"message", {{"role", "assistant"}, {"content", content}}},
+                                      {"finish_reason", "stop"},
+                                      {"logprobs", nullptr}}})},
+            {"usage", {{"prompt_tokens", p}, {"completion_tokens", c}, {"total_tokens", p + c}}}};
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string mock_text_completion(std::string_view model, std::string_view content, const json& request,
+                                 std::string_view id, long long created) {
+  long long p = 1;
+  if (auto pr = request.find("prompt"); pr != request.end() && pr->is_string()) {
+    p = std::max<long long>(1, estimate_tokens(pr->get_ref<const std::string&>()));
+  }
+  long long c = estimate_tokens(content);
+  json j = {{"id", id},
+            {"object", "text_completion"},
+            {"created", created},
+            {"model", model},
+            {"choices", json::array({{{"index", 0}, {"text", content}, {"finish_reason", "stop"}, {"logprobs", nullptr}}})},
+            {"usage", {{"prompt_tokens", p}, {"completion_tokens", c}, {"total_tokens", p + c}}}};
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::vector<std::string> mock_chat_stream(std::string_view model, std::string_view content, const json& request,
+                                          std::string_view id, long long created, bool include_usage) {
+  std::vector<std::string> frames;
+  auto chunk = [&](json delta, json finish) {
+    json j = {{"id", id},
+              {"object", "chat.completion.chunk"},
+              {"created", created},
+              {"model", model},
+              {"choices", json::array({{{"index", 0}, {"delta", std::move(delta)}, {"finish_reason", finish}}})}};
+    frames.push_back("data: " + j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n");
+  };
+  chunk({{"role", "assistant"}, {"content", ""}}, nullptr);
+  // One chunk per word (with its following spaces), as a model would stream.
+  std::size_t i = 0;
+  while (i < content.size()) {
+    std::size_t j = content.find(' ', i);
+    j = (j == std::string_view::npos) ? content.size() : j;
+    while (j < content.size() && content[j] == ' ') {
+      ++j;
+    }
+    chunk({{"content", content.substr(i, j - i)}}, nullptr);
+    i = j;
+  }
+  chunk(json::object(), "stop");
+  if (include_usage) {
+    long long p = prompt_tokens_of(request);
+    long long c = estimate_tokens(content);
+    json u = {{"id", id},
+              {"object", "chat.completion.chunk"},
+              {"created", created},
+              {"model", model},
+              {"choices", json::array()},
+              {"usage", {{"prompt_tokens", p}, {"completion_tokens", c}, {"total_tokens", p + c}}}};
+    frames.push_back("data: " + u.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n");
+  }
+  frames.emplace_back("data: [DONE]\n\n");
+  return frames;
+}
+
+}  // namespace switchyard::providers

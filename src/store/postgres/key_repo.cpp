@@ -1,0 +1,300 @@
+#include "switchyard/store/postgres/key_repo.hpp"
+
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace switchyard::store::postgres {
+
+const std::vector<std::string> key_patch_columns = {
+    "key_name",        "key_alias",       "key_type",        "spend",
+    "max_budget",      "soft_budget",     "expires",         "models",
+    "aliases",         "config",          "permissions",     "metadata",
+    "user_id",         "team_id",         "organization_id", "budget_id",
+    "blocked",         "tpm_limit",       "rpm_limit",       "max_parallel_requests",
+    "model_max_budget", "allowed_cache_controls", "allowed_routes", "budget_duration",
+    "budget_reset_at", "auto_rotate",     "rotation_interval", "key_rotation_at",
+    "created_by",
+};
+
+namespace {
+
+using json = nlohmann::json;
+
+// Every read of a key row selects these two columns (row as JSON, expires in epoch ms).
+constexpr const char* row_columns = "to_jsonb(t)::text, (extract(epoch FROM t.expires) * 1000)::bigint";
+
+std::int64_t to_epoch_ms(sys_time t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+sys_time from_epoch_ms(std::int64_t ms) { return sys_time{std::chrono::milliseconds{ms}}; }
+
+std::string text_or_empty(const json& j, const char* name) {
+  auto it = j.find(name);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+std::optional<std::int64_t> int_or_null(const json& j, const char* name) {
+  auto it = j.find(name);
+  if (it == j.end() || !it->is_number()) {
+    return std::nullopt;
+  }
+  return it->is_number_integer() ? it->get<std::int64_t>() : static_cast<std::int64_t>(it->get<double>());
+}
+
+// (row json, expires ms) -> key_record.
+key_record key_from(const pqxx::row& r) {
+  key_record k;
+  k.row_json = r[0].as<std::string>();
+  auto j = json::parse(k.row_json);
+  k.token = text_or_empty(j, "token");
+  k.key_name = text_or_empty(j, "key_name");
+  k.key_alias = text_or_empty(j, "key_alias");
+  k.user_id = text_or_empty(j, "user_id");
+  k.team_id = text_or_empty(j, "team_id");
+  k.organization_id = text_or_empty(j, "organization_id");
+  if (auto it = j.find("spend"); it != j.end() && it->is_number()) {
+    k.spend = it->get<double>();
+  }
+  if (auto it = j.find("max_budget"); it != j.end() && it->is_number()) {
+    k.max_budget = it->get<double>();
+  }
+  if (!r[1].is_null()) {
+    k.expires = from_epoch_ms(r[1].as<std::int64_t>());
+  }
+  if (auto it = j.find("models"); it != j.end() && it->is_array()) {
+    for (const auto& m : *it) {
+      if (m.is_string()) {
+        k.models.push_back(m.get<std::string>());
+      }
+    }
+  }
+  if (auto it = j.find("blocked"); it != j.end() && it->is_boolean()) {
+    k.blocked = it->get<bool>();
+  }
+  k.tpm_limit = int_or_null(j, "tpm_limit");
+  k.rpm_limit = int_or_null(j, "rpm_limit");
+  k.max_parallel_requests = int_or_null(j, "max_parallel_requests");
+  k.rotation_count = static_cast<int>(int_or_null(j, "rotation_count").value_or(0));
+  return k;
+}
+
+std::string json_array_text(const std::vector<std::string>& v) { return json(v).dump(); }
+
+// The patch restricted to key_patch_columns. Throws std::invalid_argument for non-objects.
+json filtered_patch(const std::string& patch_json) {
+  json in = patch_json.empty() ? json::object() : json::parse(patch_json);
+  if (!in.is_object()) {
+    throw std::invalid_argument("key patch must be a JSON object");
+  }
+  json out = json::object();
+  for (const auto& col : key_patch_columns) {
+    if (auto it = in.find(col); it != in.end()) {
+      out[col] = *it;
+    }
+  }
+  return out;
+}
+
+std::optional<key_record> select_key(pqxx::transaction_base& tx, const std::string& token, bool for_update) {
+  auto res = tx.exec_params(std::string("SELECT ") + row_columns + " FROM verification_tokens t WHERE t.token = $1" +
+                                (for_update ? " FOR UPDATE" : ""),
+                            token);
+  if (res.empty()) {
+    return std::nullopt;
+  }
+  return key_from(res[0]);
+}
+
+// Applies the filtered patch to the row `token` (which must exist); returns the new row.
+key_record apply_patch(pqxx::transaction_base& tx, const std::string& token, const json& patch,
+                       const change_actor& who) {
+  std::string cols;
+  for (const auto& [col, value] : patch.items()) {
+    (void)value;
+    cols += (cols.empty() ? "" : ", ") + tx.quote_name(col);
+  }
+  // $2 is always used (Postgres must infer its type), so an empty patch sets nothing from it.
+  std::string sql = "UPDATE verification_tokens t SET ";
+  if (!cols.empty()) {
+    sql += "(" + cols + ") = (SELECT " + cols + " FROM jsonb_populate_record(t, $2::jsonb)), ";
+  }
+  sql += "updated_at = now(), updated_by = $3 WHERE t.token = $1 AND $2::jsonb IS NOT NULL RETURNING " +
+         std::string(row_columns);
+  auto res = tx.exec_params(sql, token, patch.dump(), who.changed_by);
+  if (res.empty()) {
+    throw std::logic_error("key_repo: patched key vanished: " + token);
+  }
+  return key_from(res[0]);
+}
+
+const char* opt_c_str(const std::optional<std::string>& s) { return s ? s->c_str() : nullptr; }
+
+void audit(pqxx::transaction_base& tx, const audit_entry& e) {
+  tx.exec_params(
+      "INSERT INTO audit_log (changed_by, changed_by_api_key, action, table_name, object_id, before, after) "
+      "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb)",
+      e.actor.changed_by, e.actor.changed_by_api_key, e.action, e.table_name, e.object_id, opt_c_str(e.before_json),
+      opt_c_str(e.after_json));
+}
+
+}  // namespace
+
+std::optional<key_record> find_key_by_hash_blocking(pqxx::connection& c, const std::string& token) {
+  pqxx::read_transaction tx{c};
+  if (auto k = select_key(tx, token, false)) {
+    return k;
+  }
+  auto res = tx.exec_params(std::string("SELECT ") + row_columns +
+                                ", (extract(epoch FROM d.revoke_at) * 1000)::bigint "
+                                "FROM deprecated_verification_tokens d JOIN verification_tokens t "
+                                "ON t.token = d.active_token_id WHERE d.token = $1 AND d.revoke_at > now()",
+                            token);
+  if (res.empty()) {
+    return std::nullopt;
+  }
+  auto k = key_from(res[0]);
+  k.via_deprecated_token = token;
+  k.deprecated_revoke_at = from_epoch_ms(res[0][2].as<std::int64_t>());
+  return k;
+}
+
+std::optional<key_record> insert_key_blocking(pqxx::connection& c, const std::string& token,
+                                              const std::string& patch_json, const change_actor& who) {
+  auto patch = filtered_patch(patch_json);
+  pqxx::work tx{c};
+  auto res = tx.exec_params(
+      "INSERT INTO verification_tokens (token, created_by, updated_by) VALUES ($1, $2, $2) "
+      "ON CONFLICT (token) DO NOTHING RETURNING token",
+      token, who.changed_by);
+  if (res.empty()) {
+    return std::nullopt;
+  }
+  auto k = apply_patch(tx, token, patch, who);
+  audit(tx, {who, "created", "verification_tokens", token, std::nullopt, k.row_json});
+  tx.commit();
+  return k;
+}
+
+std::optional<key_record> update_key_blocking(pqxx::connection& c, const std::string& token,
+                                              const std::string& patch_json, const change_actor& who,
+                                              const std::string& action) {
+  auto patch = filtered_patch(patch_json);
+  pqxx::work tx{c};
+  auto before = select_key(tx, token, true);
+  if (!before) {
+    return std::nullopt;
+  }
+  auto k = apply_patch(tx, token, patch, who);
+  audit(tx, {who, action, "verification_tokens", token, before->row_json, k.row_json});
+  tx.commit();
+  return k;
+}
+
+std::optional<key_record> set_key_blocked_blocking(pqxx::connection& c, const std::string& token, bool blocked,
+                                                   const change_actor& who) {
+  json patch = {{"blocked", blocked}};
+  return update_key_blocking(c, token, patch.dump(), who, blocked ? "blocked" : "unblocked");
+}
+
+std::vector<std::string> delete_keys_blocking(pqxx::connection& c, const std::vector<std::string>& tokens,
+                                              const std::vector<std::string>& aliases, const change_actor& who) {
+  pqxx::work tx{c};
+  auto res = tx.exec_params(
+      "WITH d AS ("
+      "  DELETE FROM verification_tokens t"
+      "  WHERE t.token IN (SELECT jsonb_array_elements_text($1::jsonb))"
+      "     OR t.key_alias IN (SELECT jsonb_array_elements_text($2::jsonb))"
+      "  RETURNING t.*),"
+      " archived AS ("
+      "  INSERT INTO deleted_verification_tokens"
+      "    (token, row_data, deleted_by, deleted_by_api_key, litellm_changed_by)"
+      "  SELECT d.token, to_jsonb(d), $3, $4, $3 FROM d),"
+      " audited AS ("
+      "  INSERT INTO audit_log (changed_by, changed_by_api_key, action, table_name, object_id, before)"
+      "  SELECT $3, $4, 'deleted', 'verification_tokens', d.token, to_jsonb(d) FROM d),"
+      " grace AS ("
+      "  DELETE FROM deprecated_verification_tokens WHERE active_token_id IN (SELECT token FROM d))"
+      " SELECT token FROM d ORDER BY token",
+      json_array_text(tokens), json_array_text(aliases), who.changed_by, who.changed_by_api_key);
+  std::vector<std::string> out;
+  out.reserve(res.size());
+  for (const auto& row : res) {
+    out.push_back(row[0].as<std::string>());
+  }
+  tx.commit();
+  return out;
+}
+
+std::optional<key_record> regenerate_key_blocking(pqxx::connection& c, const std::string& old_token,
+                                                  const std::string& new_token, const std::string& new_key_name,
+                                                  const std::optional<sys_time>& grace_until,
+                                                  const std::string& patch_json, const change_actor& who) {
+  auto patch = filtered_patch(patch_json);
+  patch.erase("key_name");
+  pqxx::work tx{c};
+  auto before = select_key(tx, old_token, true);
+  if (!before) {
+    return std::nullopt;
+  }
+  tx.exec_params(
+      "UPDATE verification_tokens SET token = $2, key_name = $3, rotation_count = rotation_count + 1, "
+      "last_rotation_at = now() WHERE token = $1",
+      old_token, new_token, new_key_name);
+  auto k = apply_patch(tx, new_token, patch, who);
+  tx.exec_params("UPDATE deprecated_verification_tokens SET active_token_id = $2 WHERE active_token_id = $1",
+                 old_token, new_token);
+  if (grace_until) {
+    tx.exec_params(
+        "INSERT INTO deprecated_verification_tokens (token, active_token_id, revoke_at) "
+        "VALUES ($1, $2, to_timestamp($3::bigint / 1000.0)) "
+        "ON CONFLICT (token) DO UPDATE SET active_token_id = EXCLUDED.active_token_id, revoke_at = EXCLUDED.revoke_at",
+        old_token, new_token, to_epoch_ms(*grace_until));
+  }
+  audit(tx, {who, "regenerated", "verification_tokens", new_token, before->row_json, k.row_json});
+  tx.commit();
+  return k;
+}
+
+key_page list_keys_blocking(pqxx::connection& c, const key_list_query& q) {
+  int size = std::clamp(q.size, 1, 100);
+  int page = std::max(q.page, 1);
+  pqxx::read_transaction tx{c};
+  std::string where =
+      " WHERE ($1::text IS NULL OR t.user_id = $1) AND ($2::text IS NULL OR t.team_id = $2)"
+      " AND ($3::text IS NULL OR t.organization_id = $3) AND ($4::text IS NULL OR t.key_alias = $4)";
+  key_page out;
+  out.total_count = tx.exec_params1("SELECT count(*) FROM verification_tokens t" + where, opt_c_str(q.user_id),
+                                    opt_c_str(q.team_id), opt_c_str(q.organization_id), opt_c_str(q.key_alias))[0]
+                        .as<std::int64_t>();
+  auto res = tx.exec_params(std::string("SELECT ") + row_columns + " FROM verification_tokens t" + where +
+                                " ORDER BY t.created_at, t.token LIMIT $5 OFFSET $6",
+                            opt_c_str(q.user_id), opt_c_str(q.team_id), opt_c_str(q.organization_id),
+                            opt_c_str(q.key_alias), size, static_cast<std::int64_t>(page - 1) * size);
+  for (const auto& row : res) {
+    out.keys.push_back(key_from(row));
+  }
+  return out;
+}
+
+void insert_audit_blocking(pqxx::connection& c, const audit_entry& e) {
+  pqxx::work tx{c};
+  audit(tx, e);
+  tx.commit();
+}
+
+std::vector<std::pair<std::string, std::string>> audit_for_blocking(pqxx::connection& c,
+                                                                    const std::string& table_name,
+                                                                    const std::string& object_id) {
+  pqxx::read_transaction tx{c};
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& row : tx.exec_params(
+           "SELECT action, changed_by FROM audit_log WHERE table_name = $1 AND object_id = $2 ORDER BY id",
+           table_name, object_id)) {
+    out.emplace_back(row[0].as<std::string>(), row[1].as<std::string>());
+  }
+  return out;
+}
+
+}  // namespace switchyard::store::postgres

@@ -1,0 +1,160 @@
+#include "switchyard/store/postgres/migrations.hpp"
+
+#include <pqxx/pqxx>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+namespace switchyard::store::postgres {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct migration_file {
+  std::string version;  // file name without ".sql"
+  fs::path path;
+};
+
+// "NNNN_name.sql" -> number; nullopt for names that do not match.
+std::optional<unsigned long long> version_number(const std::string& file_name) {
+  constexpr std::string_view ext = ".sql";
+  if (file_name.size() <= ext.size() || !file_name.ends_with(ext)) {
+    return std::nullopt;
+  }
+  std::string_view stem(file_name.data(), file_name.size() - ext.size());
+  std::size_t digits = 0;
+  while (digits < stem.size() && std::isdigit(static_cast<unsigned char>(stem[digits])) != 0) {
+    ++digits;
+  }
+  if (digits < 4 || digits > 18 || digits + 1 >= stem.size() || stem[digits] != '_') {
+    return std::nullopt;
+  }
+  for (std::size_t i = digits + 1; i < stem.size(); ++i) {
+    unsigned char ch = static_cast<unsigned char>(stem[i]);
+    if (std::isalnum(ch) == 0 && ch != '_') {
+      return std::nullopt;
+    }
+  }
+  return std::stoull(std::string(stem.substr(0, digits)));
+}
+
+std::vector<migration_file> list_migrations(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    throw std::runtime_error("migrations: not a directory: " + dir);
+  }
+  std::map<unsigned long long, migration_file> by_number;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (!entry.is_regular_file()) {
+      continue;
+    }
+    auto name = entry.path().filename().string();
+    if (!name.ends_with(".sql")) {
+      continue;  // README and friends
+    }
+    auto number = version_number(name);
+    if (!number) {
+      throw std::runtime_error("migrations: " + name + " is not named NNNN_name.sql (in " + dir + ")");
+    }
+    migration_file f{name.substr(0, name.size() - 4), entry.path()};
+    auto [it, inserted] = by_number.emplace(*number, f);
+    if (!inserted) {
+      throw std::runtime_error("migrations: " + it->second.version + ".sql and " + name +
+                               " have the same number (in " + dir + ")");
+    }
+  }
+  std::vector<migration_file> out;
+  out.reserve(by_number.size());
+  for (auto& [n, f] : by_number) {
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) {
+    throw std::runtime_error("migrations: cannot read " + p.string());
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Holds the session advisory lock; releases it on every exit path (if the session is
+// gone, the server has released it already).
+class advisory_lock {
+ public:
+  explicit advisory_lock(pqxx::connection& c) : c_(c) {
+    pqxx::nontransaction tx{c_};
+    tx.exec("SELECT pg_advisory_lock(" + std::to_string(migration_lock_key) + ")");
+  }
+  ~advisory_lock() {
+    try {
+      if (c_.is_open()) {
+        pqxx::nontransaction tx{c_};
+        tx.exec("SELECT pg_advisory_unlock(" + std::to_string(migration_lock_key) + ")");
+      }
+    } catch (const std::exception& e) {
+      spdlog::warn("migrations: could not release the advisory lock: {}", e.what());
+    }
+  }
+  advisory_lock(const advisory_lock&) = delete;
+  advisory_lock& operator=(const advisory_lock&) = delete;
+
+ private:
+  pqxx::connection& c_;
+};
+
+}  // namespace
+
+std::vector<std::string> migrate_blocking(pqxx::connection& c, const std::string& migrations_dir) {
+  auto files = list_migrations(migrations_dir);  // before locking: a bad dir fails fast
+
+  advisory_lock lock{c};
+  {
+    pqxx::work tx{c};
+    tx.exec(std::string("CREATE TABLE IF NOT EXISTS ") + migrations_table +
+            " (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())");
+    tx.commit();
+  }
+  std::set<std::string> done;
+  {
+    pqxx::read_transaction tx{c};
+    for (const auto& row : tx.exec(std::string("SELECT version FROM ") + migrations_table)) {
+      done.insert(row[0].as<std::string>());
+    }
+  }
+
+  std::vector<std::string> applied;
+  for (const auto& f : files) {
+    if (done.count(f.version) != 0) {
+      continue;
+    }
+    auto sql = read_file(f.path);
+    pqxx::work tx{c};
+    try {
+      tx.exec(sql);
+    } catch (const pqxx::sql_error& e) {
+      // Same exception type, with the file named (Postgres' text alone does not say which).
+      throw pqxx::sql_error("migration " + f.version + ": " + e.what(), e.query(),
+                            e.sqlstate().empty() ? nullptr : e.sqlstate().c_str());
+    }
+    tx.exec_params(std::string("INSERT INTO ") + migrations_table + " (version, applied_at) VALUES ($1, now())",
+                   f.version);
+    tx.commit();
+    spdlog::info("migrations: applied {}", f.version);
+    applied.push_back(f.version);
+  }
+  return applied;
+}
+
+}  // namespace switchyard::store::postgres

@@ -1,0 +1,933 @@
+// hiredis 0.14.1 on the Asio loop.
+//
+// Lifetimes (the part that matters):
+// - `watch` glues one redisAsyncContext to a stream_descriptor. hiredis owns the fd and
+//   the context; the five ev hooks get the watch as privdata. The `cleanup` hook (called by
+//   hiredis just before it frees the context, whatever the reason) nulls `watch::ac`,
+//   cancels the waits and release()s the fd. Wait handlers hold the watch by shared_ptr and
+//   touch the context only while `ac` is set, so an aborted handler never sees a freed one.
+// - `connection` owns at most one live context at a time and frees it before it dies
+//   (close()), so the raw back pointers hiredis hands us (watch::conn, subscriber*) are
+//   valid whenever a hiredis callback runs.
+// - A command is a heap op (privdata). hiredis calls its reply callback exactly once (with
+//   NULL when the context is freed first); the op holds itself (`hiredis_ref`) until then.
+//   Its timeout timer holds it too. Whichever of reply/timeout comes first completes the
+//   awaiting coroutine (posted, never inline inside hiredis); the other is ignored.
+// - We never call redisAsyncFree from inside onConnect/cleanup (hiredis would use freed
+//   memory afterwards); from a reply callback it is allowed (hiredis defers the free).
+#include "switchyard/store/redis/redis_client.hpp"
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <strings.h>
+
+namespace switchyard::store::redis {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+using ms = std::chrono::milliseconds;
+using error_code = boost::system::error_code;
+
+core::error unavailable(const std::string& msg) {
+  return core::make_error(core::errc::unavailable, "redis: " + msg);
+}
+
+core::error misuse(const std::string& msg) { return core::make_error(core::errc::internal, "redis: " + msg); }
+
+// hiredis writes with write(2): a peer that went away would raise SIGPIPE and kill us.
+void ignore_sigpipe_once() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction current {};
+    if (::sigaction(SIGPIPE, nullptr, &current) != 0) {
+      return;
+    }
+    if ((current.sa_flags & SA_SIGINFO) == 0 && current.sa_handler == SIG_DFL) {
+      struct sigaction ignore {};
+      ignore.sa_handler = SIG_IGN;
+      ::sigemptyset(&ignore.sa_mask);
+      ::sigaction(SIGPIPE, &ignore, nullptr);
+    }
+  });
+}
+
+reply copy_reply(const redisReply& r) {
+  reply out;
+  auto text = [&r] { return r.str != nullptr ? std::string(r.str, r.len) : std::string(); };
+  switch (r.type) {
+    case REDIS_REPLY_STRING:
+      out.type = reply::kind::string;
+      out.str = text();
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = reply::kind::status;
+      out.str = text();
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = reply::kind::error;
+      out.str = text();
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = reply::kind::integer;
+      out.integer = r.integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = reply::kind::array;
+      out.elements.reserve(r.elements);
+      for (std::size_t i = 0; i < r.elements; ++i) {
+        out.elements.push_back(r.element[i] != nullptr ? copy_reply(*r.element[i]) : reply{});
+      }
+      break;
+    default:
+      out.type = reply::kind::nil;
+      break;
+  }
+  return out;
+}
+
+int send_argv(redisAsyncContext* ac, const std::vector<std::string>& args, redisCallbackFn* fn, void* privdata) {
+  std::vector<const char*> argv;
+  std::vector<std::size_t> lens;
+  argv.reserve(args.size());
+  lens.reserve(args.size());
+  for (const auto& a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  return redisAsyncCommandArgv(ac, fn, privdata, static_cast<int>(args.size()), argv.data(), lens.data());
+}
+
+bool iequals(std::string_view a, const char* b) {
+  return a.size() == std::strlen(b) && ::strncasecmp(a.data(), b, a.size()) == 0;
+}
+
+// Commands that would switch hiredis' context into pub/sub or monitor mode.
+bool mode_switching(std::string_view cmd) {
+  for (const char* c : {"SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "MONITOR", "RESET"}) {
+    if (iequals(cmd, c)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Wakes coroutines waiting for "something changed" (connection state, confirmations).
+// Loop only. A waiter checks its condition, then waits; nothing runs in between, so a
+// notify() is never lost.
+class change_signal {
+ public:
+  net::awaitable<void> wait_until(clock::time_point deadline) {
+    net::steady_timer t(co_await net::this_coro::executor, deadline);
+    waiters_.push_back(&t);
+    struct unlink {
+      std::vector<net::steady_timer*>& v;
+      net::steady_timer* t;
+      ~unlink() { std::erase(v, t); }
+    } guard{waiters_, &t};
+    co_await t.async_wait(net::as_tuple(net::use_awaitable));
+  }
+
+  void notify() noexcept {
+    for (auto* t : waiters_) {
+      try {
+        t->cancel();
+      } catch (...) {
+      }
+    }
+  }
+
+ private:
+  std::vector<net::steady_timer*> waiters_;
+};
+
+class connection;
+
+// ---------------------------------------------------------------- watch (ev hooks)
+
+struct watch : std::enable_shared_from_this<watch> {
+  watch(const net::any_io_executor& ex, connection* c) : sd(ex), conn(c) {}
+
+  redisAsyncContext* ac = nullptr;  // null once hiredis freed (or is freeing) the context
+  net::posix::stream_descriptor sd;
+  connection* conn;  // valid while `ac` is set
+  bool want_read = false;
+  bool want_write = false;
+  bool read_armed = false;
+  bool write_armed = false;
+
+  void arm(bool read) noexcept;
+  void ready(bool read, const error_code& ec) noexcept;
+  void cleanup() noexcept;
+};
+
+void hook_add_read(void* p) noexcept {
+  auto* w = static_cast<watch*>(p);
+  w->want_read = true;
+  w->arm(true);
+}
+void hook_del_read(void* p) noexcept { static_cast<watch*>(p)->want_read = false; }
+void hook_add_write(void* p) noexcept {
+  auto* w = static_cast<watch*>(p);
+  w->want_write = true;
+  w->arm(false);
+}
+void hook_del_write(void* p) noexcept { static_cast<watch*>(p)->want_write = false; }
+void hook_cleanup(void* p) noexcept { static_cast<watch*>(p)->cleanup(); }
+
+// ---------------------------------------------------------------- connection
+
+// One logical connection (command or pub/sub) with its reconnect loop. Loop only.
+class connection : public std::enable_shared_from_this<connection> {
+ public:
+  enum class state { idle, connecting, ready, closed };
+
+  connection(net::any_io_executor ex, const redis_options& opts, std::string name, change_signal& changed)
+      : ex_(ex), opts_(opts), name_(std::move(name)), changed_(changed), connect_timer_(ex), backoff_timer_(ex),
+        resolver_(ex) {}
+  ~connection() { close(); }
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  bool ready() const noexcept { return state_ == state::ready; }
+  bool closed() const noexcept { return state_ == state::closed; }
+  redisAsyncContext* context() const noexcept { return ready() && link_ ? link_->ac : nullptr; }
+  std::uint64_t attempt() const noexcept { return attempt_; }
+  std::uint64_t attempt_done() const noexcept { return attempt_done_; }
+  const std::string& last_error() const noexcept { return last_error_; }
+  const net::any_io_executor& executor() const noexcept { return ex_; }
+  const redis_options& options() const noexcept { return opts_; }
+  std::string endpoint() const { return opts_.host + ":" + std::to_string(opts_.port); }
+
+  // Commands whose reply callback hiredis still owes (includes timed-out ones).
+  const std::shared_ptr<std::size_t>& outstanding() const noexcept { return outstanding_; }
+
+  // Hooks, both run inside hiredis callbacks: on_ready may queue commands on `ac`;
+  // on_down must not call hiredis at all.
+  std::function<void(redisAsyncContext* ac)> on_ready;
+  std::function<void()> on_down;
+
+  // Turns automatic reconnection on and starts an attempt now unless one runs or the
+  // connection is up (skips a pending backoff).
+  void start() {
+    if (state_ == state::closed) {
+      return;
+    }
+    auto_reconnect_ = true;
+    if (state_ == state::idle) {
+      backoff_timer_.cancel();
+      start_attempt();
+    }
+  }
+
+  void close() noexcept {
+    if (state_ == state::closed) {
+      return;
+    }
+    auto prev = state_;
+    state_ = state::closed;
+    auto_reconnect_ = false;
+    try {
+      connect_timer_.cancel();
+      backoff_timer_.cancel();
+      resolver_.cancel();
+    } catch (...) {
+    }
+    if (link_ && link_->ac != nullptr) {
+      redisAsyncFree(link_->ac);  // pending commands get NULL replies; cleanup() runs
+    }
+    if (prev == state::ready && on_down) {
+      on_down();
+    }
+    changed_.notify();
+  }
+
+  // From a failed socket wait (outside hiredis): give the context up.
+  void drop_link(watch* w, const std::string& why) noexcept {
+    if (w->ac == nullptr) {
+      return;
+    }
+    if (reason_.empty()) {
+      reason_ = why;
+    }
+    redisAsyncFree(w->ac);
+  }
+
+  // hiredis' cleanup hook: the context `w` watched is being freed.
+  void link_gone(watch* w, const std::string& why) noexcept {
+    if (w != link_.get() || state_ == state::closed) {
+      return;
+    }
+    went_down(reason_.empty() ? (why.empty() ? std::string("connection closed") : why) : reason_);
+  }
+
+  void handshake_reply(watch* w, const redisReply& r) noexcept {
+    if (w != link_.get() || state_ != state::connecting || w->ac == nullptr) {
+      return;
+    }
+    if (r.type == REDIS_REPLY_ERROR) {
+      reason_ = "handshake failed: " + (r.str != nullptr ? std::string(r.str, r.len) : std::string("error"));
+      redisAsyncFree(w->ac);  // inside a reply callback: hiredis frees it after we return
+      return;
+    }
+    if (--handshake_left_ > 0) {
+      return;
+    }
+    try {
+      connect_timer_.cancel();
+    } catch (...) {
+    }
+    state_ = state::ready;
+    backoff_ = ms{0};
+    attempt_done_ = attempt_;
+    last_error_.clear();
+    if (down_logged_) {
+      spdlog::info("{}: reconnected to {}", name_, endpoint());
+    } else {
+      spdlog::debug("{}: connected to {}", name_, endpoint());
+    }
+    down_logged_ = false;
+    changed_.notify();
+    if (on_ready) {
+      on_ready(w->ac);
+    }
+  }
+
+ private:
+  void start_attempt() {
+    state_ = state::connecting;
+    ++attempt_;
+    reason_.clear();
+    handshake_left_ = 0;
+    connect_timer_.expires_after(opts_.connect_timeout);
+    connect_timer_.async_wait([weak = weak_from_this(), id = attempt_](const error_code& ec) {
+      auto self = weak.lock();
+      if (self && !ec) {
+        self->connect_timed_out(id);
+      }
+    });
+    error_code ec;
+    auto addr = net::ip::make_address(opts_.host, ec);
+    if (!ec) {
+      begin_connect(addr.to_string());
+      return;
+    }
+    resolver_.async_resolve(
+        opts_.host, std::to_string(opts_.port),
+        [weak = weak_from_this(), id = attempt_](const error_code& ec, tcp::resolver::results_type results) {
+          auto self = weak.lock();
+          if (!self || self->attempt_ != id || self->state_ != state::connecting) {
+            return;
+          }
+          if (ec || results.empty()) {
+            self->fail_attempt("cannot resolve " + self->opts_.host + ": " +
+                               (ec ? ec.message() : std::string("no address")));
+            return;
+          }
+          auto pick = results.begin()->endpoint();
+          for (const auto& e : results) {  // prefer IPv4: Redis often binds 127.0.0.1 only
+            if (e.endpoint().address().is_v4()) {
+              pick = e.endpoint();
+              break;
+            }
+          }
+          self->begin_connect(pick.address().to_string());
+        });
+  }
+
+  void begin_connect(const std::string& ip) {
+    redisAsyncContext* ac = redisAsyncConnect(ip.c_str(), opts_.port);
+    if (ac == nullptr) {
+      fail_attempt("cannot allocate a connection");
+      return;
+    }
+    if (ac->err != 0) {
+      std::string why = ac->errstr != nullptr ? ac->errstr : "connect failed";
+      redisAsyncFree(ac);  // no hooks installed yet
+      fail_attempt(why);
+      return;
+    }
+    // TCP keepalive: a silent network partition is noticed even on the pub/sub
+    // connection, where no command (and so no timeout) ever runs.
+    (void)redisEnableKeepAlive(&ac->c);
+    auto w = std::make_shared<watch>(ex_, this);
+    error_code ec;
+    w->sd.assign(ac->c.fd, ec);
+    if (ec) {
+      redisAsyncFree(ac);
+      fail_attempt("cannot watch the socket: " + ec.message());
+      return;
+    }
+    w->ac = ac;
+    ac->data = w.get();
+    ac->ev.data = w.get();
+    ac->ev.addRead = hook_add_read;
+    ac->ev.delRead = hook_del_read;
+    ac->ev.addWrite = hook_add_write;
+    ac->ev.delWrite = hook_del_write;
+    ac->ev.cleanup = hook_cleanup;
+    link_ = w;
+
+    // The handshake is queued now and sent once the TCP connect completes.
+    std::vector<std::vector<std::string>> steps;
+    if (!opts_.password.empty()) {
+      if (opts_.username.empty()) {
+        steps.push_back({"AUTH", opts_.password});
+      } else {
+        steps.push_back({"AUTH", opts_.username, opts_.password});
+      }
+    }
+    if (opts_.db != 0) {
+      steps.push_back({"SELECT", std::to_string(opts_.db)});
+    }
+    steps.push_back({"PING"});
+    handshake_left_ = static_cast<int>(steps.size());
+    for (const auto& s : steps) {
+      if (send_argv(ac, s, &connection::on_handshake_reply, w.get()) != REDIS_OK) {
+        drop_link(w.get(), "cannot queue the handshake");
+        return;
+      }
+    }
+  }
+
+  static void on_handshake_reply(redisAsyncContext*, void* r, void* privdata) noexcept {
+    auto* w = static_cast<watch*>(privdata);
+    if (r == nullptr || w->ac == nullptr || w->conn == nullptr) {
+      return;  // the context is going away; cleanup() reports it
+    }
+    w->conn->handshake_reply(w, *static_cast<redisReply*>(r));
+  }
+
+  void connect_timed_out(std::uint64_t id) {
+    if (id != attempt_ || state_ != state::connecting) {
+      return;
+    }
+    reason_ = "no connection within " + std::to_string(opts_.connect_timeout.count()) + " ms";
+    resolver_.cancel();
+    if (link_ && link_->ac != nullptr) {
+      redisAsyncFree(link_->ac);  // -> cleanup -> link_gone -> went_down
+    } else {
+      fail_attempt(reason_);
+    }
+  }
+
+  // No context exists (resolve or connect(2) setup failed).
+  void fail_attempt(const std::string& why) {
+    if (state_ == state::connecting) {
+      went_down(why);
+    }
+  }
+
+  // Also runs inside hiredis (cleanup): state, logs and timers only.
+  void went_down(const std::string& why) noexcept {
+    auto prev = state_;
+    state_ = state::idle;
+    last_error_ = why;
+    if (prev == state::connecting) {
+      attempt_done_ = attempt_;
+      try {
+        connect_timer_.cancel();
+      } catch (...) {
+      }
+      if (!down_logged_) {
+        spdlog::warn("{}: cannot connect to {}: {} (retrying in the background)", name_, endpoint(), why);
+      }
+    } else if (prev == state::ready) {
+      spdlog::warn("{}: connection to {} lost: {} (reconnecting)", name_, endpoint(), why);
+      if (on_down) {
+        on_down();
+      }
+    }
+    down_logged_ = true;
+    changed_.notify();
+    schedule_reconnect();
+  }
+
+  void schedule_reconnect() noexcept {
+    if (!auto_reconnect_ || state_ != state::idle) {
+      return;
+    }
+    backoff_ = backoff_.count() == 0 ? opts_.reconnect_backoff_min
+                                     : std::min(backoff_ * 2, opts_.reconnect_backoff_max);
+    try {
+      backoff_timer_.expires_after(backoff_);
+      backoff_timer_.async_wait([weak = weak_from_this()](const error_code& ec) {
+        auto self = weak.lock();
+        if (self && !ec && self->state_ == state::idle) {
+          self->start_attempt();
+        }
+      });
+    } catch (const std::exception& e) {
+      spdlog::error("{}: cannot schedule a reconnect: {}", name_, e.what());
+    }
+  }
+
+  net::any_io_executor ex_;
+  redis_options opts_;
+  std::string name_;
+  change_signal& changed_;
+  net::steady_timer connect_timer_;
+  net::steady_timer backoff_timer_;
+  tcp::resolver resolver_;
+  std::shared_ptr<watch> link_;  // the current (or last) context's glue
+  std::shared_ptr<std::size_t> outstanding_ = std::make_shared<std::size_t>(0);
+  state state_ = state::idle;
+  bool auto_reconnect_ = false;
+  bool down_logged_ = false;  // warned about an outage: log the recovery
+  ms backoff_{0};
+  std::uint64_t attempt_ = 0;
+  std::uint64_t attempt_done_ = 0;
+  int handshake_left_ = 0;
+  std::string reason_;      // why the current attempt/link failed, if we know better than hiredis
+  std::string last_error_;  // why the last attempt/link failed
+};
+
+void watch::arm(bool read) noexcept {
+  bool& armed = read ? read_armed : write_armed;
+  if (armed || ac == nullptr) {
+    return;
+  }
+  armed = true;
+  sd.async_wait(read ? net::posix::stream_descriptor::wait_read : net::posix::stream_descriptor::wait_write,
+                [self = shared_from_this(), read](const error_code& ec) { self->ready(read, ec); });
+}
+
+void watch::ready(bool read, const error_code& ec) noexcept {
+  (read ? read_armed : write_armed) = false;
+  if (ac == nullptr || ec == net::error::operation_aborted) {
+    return;
+  }
+  if (ec) {
+    conn->drop_link(this, "socket wait failed: " + ec.message());
+    return;
+  }
+  if (!(read ? want_read : want_write)) {
+    return;
+  }
+  if (read) {
+    redisAsyncHandleRead(ac);  // may free the context: then cleanup() nulled `ac`
+  } else {
+    redisAsyncHandleWrite(ac);
+  }
+  if (ac != nullptr && (read ? want_read : want_write)) {
+    arm(read);
+  }
+}
+
+void watch::cleanup() noexcept {
+  if (ac == nullptr) {
+    return;
+  }
+  std::string why = ac->err != 0 && ac->errstr != nullptr ? std::string(ac->errstr) : std::string();
+  ac = nullptr;
+  want_read = false;
+  want_write = false;
+  error_code ignored;
+  sd.cancel(ignored);
+  (void)sd.release();  // hiredis closes the fd right after this hook
+  if (conn != nullptr) {
+    conn->link_gone(this, why);
+  }
+}
+
+// ---------------------------------------------------------------- commands
+
+struct op_base {
+  op_base(const net::any_io_executor& ex, std::shared_ptr<std::size_t> counter)
+      : timer(ex), outstanding(std::move(counter)) {}
+  virtual ~op_base() = default;
+  op_base(const op_base&) = delete;
+  op_base& operator=(const op_base&) = delete;
+
+  // First call wins: completes the awaiting coroutine (posted).
+  void finish(core::result<reply> r) noexcept {
+    if (done) {
+      return;
+    }
+    done = true;
+    try {
+      timer.cancel();
+    } catch (...) {
+    }
+    deliver(std::move(r));
+  }
+  virtual void deliver(core::result<reply> r) noexcept = 0;
+
+  net::steady_timer timer;
+  std::shared_ptr<std::size_t> outstanding;
+  std::shared_ptr<op_base> hiredis_ref;  // set while hiredis holds us as privdata
+  bool done = false;
+};
+
+template <class Handler>
+struct command_op final : op_base {
+  command_op(const net::any_io_executor& ex, std::shared_ptr<std::size_t> counter, Handler h)
+      : op_base(ex, std::move(counter)), handler(std::move(h)) {}
+
+  void deliver(core::result<reply> r) noexcept override {
+    auto ex = net::get_associated_executor(handler, timer.get_executor());
+    net::post(ex, net::append(std::move(handler), std::move(r)));
+  }
+
+  Handler handler;
+};
+
+void on_command_reply(redisAsyncContext*, void* r, void* privdata) noexcept {
+  auto* op = static_cast<op_base*>(privdata);
+  std::shared_ptr<op_base> keep = std::move(op->hiredis_ref);
+  --*op->outstanding;
+  if (op->done) {
+    return;  // timed out earlier: the late reply is dropped here
+  }
+  if (r == nullptr) {
+    op->finish(unavailable("connection lost before the reply"));
+    return;
+  }
+  try {
+    op->finish(copy_reply(*static_cast<redisReply*>(r)));
+  } catch (const std::exception& e) {
+    op->finish(misuse(std::string("cannot copy the reply: ") + e.what()));
+  }
+}
+
+template <class Handler>
+void start_command(connection& conn, bool client_closed, std::vector<std::string> args, ms timeout,
+                   Handler handler) {
+  auto fail = [&](core::error e) {
+    auto ex = net::get_associated_executor(handler, conn.executor());
+    net::post(ex, net::append(std::move(handler), core::result<reply>(std::move(e))));
+  };
+  if (client_closed || conn.closed()) {
+    fail(unavailable("client closed"));
+    return;
+  }
+  if (args.empty()) {
+    fail(misuse("empty command"));
+    return;
+  }
+  if (mode_switching(args.front())) {
+    fail(misuse(args.front() + " is not allowed through command(); use subscribe()"));
+    return;
+  }
+  redisAsyncContext* ac = conn.context();
+  if (ac == nullptr) {
+    auto why = conn.last_error();
+    fail(unavailable("not connected to " + conn.endpoint() + (why.empty() ? std::string() : ": " + why)));
+    return;
+  }
+  if (*conn.outstanding() >= conn.options().max_pending) {
+    fail(unavailable("too many pending commands (" + std::to_string(*conn.outstanding()) + ")"));
+    return;
+  }
+  auto op = std::make_shared<command_op<Handler>>(conn.executor(), conn.outstanding(), std::move(handler));
+  op->hiredis_ref = op;
+  if (send_argv(ac, args, on_command_reply, op.get()) != REDIS_OK) {
+    op->hiredis_ref.reset();
+    op->finish(unavailable("connection is closing"));
+    return;
+  }
+  ++*conn.outstanding();
+  timeout = std::max(timeout, ms{1});
+  op->timer.expires_after(timeout);
+  op->timer.async_wait([op, timeout](const error_code&) {
+    if (!op->done) {
+      op->finish(unavailable("no reply within " + std::to_string(timeout.count()) + " ms"));
+    }
+  });
+}
+
+// ---------------------------------------------------------------- pub/sub
+
+// The dedicated pub/sub connection and its channels. Loop only.
+class subscriber : public std::enable_shared_from_this<subscriber> {
+ public:
+  struct channel_entry {
+    redis_client::message_handler handler;
+    bool requested = false;  // SUBSCRIBE sent on the current connection
+    bool confirmed = false;  // Redis confirmed it on the current connection
+  };
+
+  subscriber(const net::any_io_executor& ex, const redis_options& opts, change_signal& changed)
+      : ex_(ex), changed_(changed), conn_(std::make_shared<connection>(ex, opts, "redis pubsub", changed)) {
+    conn_->on_ready = [this](redisAsyncContext* ac) {
+      for (auto& [name, e] : channels_) {
+        send_subscribe(ac, name, e);
+      }
+    };
+    conn_->on_down = [this] {
+      for (auto& [name, e] : channels_) {
+        e.requested = false;
+        e.confirmed = false;
+      }
+    };
+  }
+  ~subscriber() { close(); }
+  subscriber(const subscriber&) = delete;
+  subscriber& operator=(const subscriber&) = delete;
+
+  connection& conn() noexcept { return *conn_; }
+
+  void close() noexcept {
+    closed_ = true;
+    conn_->close();
+  }
+
+  // Registers (or replaces) the handler and sends SUBSCRIBE if the connection is up.
+  void add(const std::string& channel, redis_client::message_handler h) {
+    auto& e = channels_[channel];
+    e.handler = std::move(h);
+    conn_->start();
+    resend_missing();
+  }
+
+  void resend_missing() {
+    if (redisAsyncContext* ac = conn_->context()) {
+      for (auto& [name, e] : channels_) {
+        if (!e.requested) {
+          send_subscribe(ac, name, e);
+        }
+      }
+    }
+  }
+
+  void remove(const std::string& channel) {
+    auto it = channels_.find(channel);
+    if (it == channels_.end()) {
+      return;
+    }
+    bool requested = it->second.requested;
+    channels_.erase(it);
+    if (redisAsyncContext* ac = conn_->context(); ac != nullptr && requested) {
+      // No callback: hiredis routes the "unsubscribe" reply to the channel's callback.
+      send_argv(ac, {"UNSUBSCRIBE", channel}, nullptr, nullptr);
+    }
+  }
+
+  // nullopt: not registered.
+  std::optional<bool> confirmed(const std::string& channel) const {
+    auto it = channels_.find(channel);
+    if (it == channels_.end()) {
+      return std::nullopt;
+    }
+    return it->second.confirmed;
+  }
+
+ private:
+  void send_subscribe(redisAsyncContext* ac, const std::string& name, channel_entry& e) noexcept {
+    if (send_argv(ac, {"SUBSCRIBE", name}, &subscriber::on_message, this) == REDIS_OK) {
+      e.requested = true;
+    }
+  }
+
+  // Every reply and message of every channel. NULL when the context is freed.
+  static void on_message(redisAsyncContext*, void* r, void* privdata) noexcept {
+    if (r == nullptr) {
+      return;
+    }
+    auto* self = static_cast<subscriber*>(privdata);
+    const auto& rep = *static_cast<redisReply*>(r);
+    if (rep.type != REDIS_REPLY_ARRAY || rep.elements < 3) {
+      return;
+    }
+    auto text = [&rep](std::size_t i) -> std::string {
+      const redisReply* e = rep.element[i];
+      return e != nullptr && e->type == REDIS_REPLY_STRING && e->str != nullptr ? std::string(e->str, e->len)
+                                                                                : std::string();
+    };
+    try {
+      auto kind = text(0);
+      if (iequals(kind, "subscribe")) {
+        auto it = self->channels_.find(text(1));
+        if (it != self->channels_.end()) {
+          it->second.confirmed = true;
+        }
+        self->changed_.notify();
+      } else if (iequals(kind, "message")) {
+        self->deliver(text(1), text(2));
+      }
+    } catch (const std::exception& e) {
+      spdlog::warn("redis pubsub: dropped a message: {}", e.what());
+    }
+  }
+
+  // Handlers run from the loop's queue, never inside hiredis.
+  void deliver(std::string channel, std::string message) {
+    net::post(ex_, [weak = weak_from_this(), channel = std::move(channel), message = std::move(message)] {
+      auto self = weak.lock();
+      if (!self || self->closed_) {
+        return;
+      }
+      auto it = self->channels_.find(channel);
+      if (it == self->channels_.end() || !it->second.handler) {
+        return;
+      }
+      auto handler = it->second.handler;  // the handler may unsubscribe itself
+      try {
+        handler(channel, message);
+      } catch (const std::exception& e) {
+        spdlog::warn("redis pubsub: handler for channel {} threw: {}", channel, e.what());
+      } catch (...) {
+        spdlog::warn("redis pubsub: handler for channel {} threw", channel);
+      }
+    });
+  }
+
+  net::any_io_executor ex_;
+  change_signal& changed_;
+  std::map<std::string, channel_entry> channels_;
+  bool closed_ = false;
+  std::shared_ptr<connection> conn_;  // last: destroyed (closed) first
+};
+
+// Waits for the attempt in progress (starting one if idle), at most about connect_timeout.
+net::awaitable<core::result<void>> wait_connected(connection& c, change_signal& changed) {
+  if (c.closed()) {
+    co_return unavailable("client closed");
+  }
+  c.start();
+  auto target = c.attempt();
+  auto deadline = clock::now() + c.options().connect_timeout + ms{200};
+  for (;;) {
+    if (c.ready()) {
+      co_return core::result<void>{};
+    }
+    if (c.closed()) {
+      co_return unavailable("client closed");
+    }
+    if (c.attempt_done() >= target) {
+      co_return unavailable("cannot connect to " + c.endpoint() + ": " + c.last_error());
+    }
+    if (clock::now() >= deadline) {
+      co_return unavailable("cannot connect to " + c.endpoint() + ": timed out");
+    }
+    co_await changed.wait_until(deadline);
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- redis_client
+
+struct redis_client::impl {
+  impl(const net::any_io_executor& ex, const redis_options& o)
+      : opts(o),
+        cmd(std::make_shared<connection>(ex, o, "redis", changed)),
+        subs(std::make_shared<subscriber>(ex, o, changed)) {}
+  ~impl() { close(); }
+  impl(const impl&) = delete;
+  impl& operator=(const impl&) = delete;
+
+  void close() noexcept {
+    closed = true;
+    cmd->close();
+    subs->close();
+  }
+
+  redis_options opts;
+  change_signal changed;  // before the connections: they refer to it
+  bool closed = false;
+  std::shared_ptr<connection> cmd;
+  std::shared_ptr<subscriber> subs;
+};
+
+redis_client::redis_client(net::any_io_executor loop, redis_options opts)
+    : impl_(std::make_shared<impl>(loop, opts)) {
+  ignore_sigpipe_once();
+}
+
+redis_client::~redis_client() { close(); }
+
+void redis_client::close() { impl_->close(); }
+
+bool redis_client::connected() const noexcept { return impl_->cmd->ready(); }
+
+net::awaitable<core::result<void>> redis_client::connect() {
+  auto im = impl_;  // keeps the connections alive while we wait
+  if (im->closed) {
+    co_return unavailable("client closed");
+  }
+  co_return co_await wait_connected(*im->cmd, im->changed);
+}
+
+net::awaitable<core::result<reply>> redis_client::command(std::vector<std::string> args,
+                                                          std::chrono::milliseconds timeout) {
+  auto im = impl_;
+  // Named, not written inside the co_await: GCC 12 destroys a capturing lambda temporary
+  // of a co_await expression twice.
+  auto initiation = [im](auto handler, std::vector<std::string> a, ms t) {
+    start_command(*im->cmd, im->closed, std::move(a), t, std::move(handler));
+  };
+  co_return co_await net::async_initiate<decltype(net::use_awaitable), void(core::result<reply>)>(
+      std::move(initiation), net::use_awaitable, std::move(args), timeout);
+}
+
+net::awaitable<core::result<void>> redis_client::ping(std::chrono::milliseconds timeout) {
+  // (A named vector: GCC 12 miscompiles braced string literals in co_await arguments.)
+  std::vector<std::string> args{std::string("PING")};
+  auto r = co_await command(std::move(args), timeout);
+  if (!r) {
+    co_return r.error();
+  }
+  if (r->type != reply::kind::status || r->str != "PONG") {
+    co_return unavailable("unexpected PING reply: " + r->str);
+  }
+  co_return core::result<void>{};
+}
+
+net::awaitable<core::result<void>> redis_client::subscribe(std::string channel, message_handler on_message,
+                                                           std::chrono::milliseconds timeout) {
+  auto im = impl_;
+  if (im->closed) {
+    co_return unavailable("client closed");
+  }
+  im->subs->add(channel, std::move(on_message));
+  auto deadline = clock::now() + timeout;
+  for (;;) {
+    auto confirmed = im->subs->confirmed(channel);
+    if (!confirmed) {
+      co_return unavailable("unsubscribed from " + channel + " while subscribing");
+    }
+    if (*confirmed) {
+      co_return core::result<void>{};
+    }
+    if (im->closed) {
+      co_return unavailable("client closed");
+    }
+    im->subs->resend_missing();
+    if (clock::now() >= deadline) {
+      auto why = im->subs->conn().last_error();
+      co_return unavailable("subscription to " + channel + " not confirmed within " + std::to_string(timeout.count()) +
+                            " ms" + (why.empty() ? std::string() : " (" + why + ")") +
+                            "; it is retried in the background");
+    }
+    co_await im->changed.wait_until(deadline);
+  }
+}
+
+void redis_client::unsubscribe(const std::string& channel) { impl_->subs->remove(channel); }
+
+bool redis_client::subscribed(const std::string& channel) const {
+  auto c = impl_->subs->confirmed(channel);
+  return c && *c;
+}
+
+}  // namespace switchyard::store::redis

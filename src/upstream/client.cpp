@@ -1,0 +1,830 @@
+// Upstream HTTP/1.1 client: DNS, connect, TLS, keep-alive pool, whole-body and
+// streaming reads. Everything runs on the one io_context thread that owns the client.
+//
+// Timeouts: beast::tcp_stream's expiry is set before every socket operation
+// (expires_at a deadline), so a stalled peer always ends in beast::error::timeout.
+// DNS cannot be cancelled (getaddrinfo runs on Asio's resolver thread), so the
+// resolve is abandoned on a timer and its late completion only touches shared state.
+//
+// Pool: per scheme://host:port, newest idle connection reused first (LIFO), oldest
+// evicted past max_idle_per_host, all dropped after idle_timeout (one sweep timer).
+// While idle, each socket has an async_wait(wait_read): a close (or any unexpected
+// byte) from the server makes it readable and it is dropped at once.
+#include "switchyard/upstream/client.hpp"
+
+#include "url.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cstdint>
+#include <cstdlib>
+#include <deque>
+#include <optional>
+#include <stdexcept>
+#include <unordered_map>
+
+#ifndef SWITCHYARD_VERSION
+#define SWITCHYARD_VERSION "0.0.0"
+#endif
+
+namespace switchyard::upstream {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = net::ssl;
+using sys_error = boost::system::error_code;
+using steady = std::chrono::steady_clock;
+
+namespace detail {
+
+namespace {
+
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+constexpr std::uint32_t header_limit = 64 * 1024;
+constexpr std::size_t piece_size = 16 * 1024;
+
+using parser_type = http::response_parser<http::buffer_body>;
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+bool is_token(std::string_view s) {
+  if (s.empty()) {
+    return false;
+  }
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return std::isalnum(u) != 0 || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  });
+}
+
+bool is_field_value(std::string_view s) {
+  return std::none_of(s.begin(), s.end(), [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
+}
+
+long long ms(std::chrono::milliseconds d) { return static_cast<long long>(d.count()); }
+
+// A peer that went away (as opposed to one that spoke nonsense).
+bool is_closed_by_peer(const sys_error& ec) {
+  return ec == http::error::end_of_stream || ec == http::error::partial_message || ec == net::error::eof ||
+         ec == net::error::connection_reset || ec == net::error::broken_pipe ||
+         ec == net::error::connection_aborted || ec == ssl::error::stream_truncated;
+}
+
+bool is_http_parse_error(const sys_error& ec) {
+  return ec.category() == http::make_error_code(http::error::bad_version).category();
+}
+
+core::error unreachable(std::string message, bool retryable = true) {
+  auto e = core::make_error(core::errc::upstream_unreachable, std::move(message));
+  e.retryable = retryable;
+  return e;
+}
+
+core::error timed_out(std::string message) { return core::make_error(core::errc::upstream_timeout, std::move(message)); }
+
+}  // namespace
+
+// One TCP (optionally TLS) connection to an upstream plus its read buffer.
+struct connection {
+  connection(const net::any_io_executor& ex, std::shared_ptr<ssl::context> ctx, std::string key_, std::uint64_t id_)
+      : key(std::move(key_)), id(id_), tls_ctx(std::move(ctx)) {
+    if (tls_ctx) {
+      tls.emplace(ex, *tls_ctx);
+    } else {
+      plain.emplace(ex);
+    }
+  }
+  ~connection() { close(); }
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  beast::tcp_stream& lowest() { return tls ? tls->next_layer() : *plain; }
+
+  void close() {
+    auto& s = lowest().socket();
+    if (s.is_open()) {
+      sys_error ec;
+      s.shutdown(tcp::socket::shutdown_both, ec);
+      lowest().close();
+    }
+  }
+
+  // f(stream) for whichever stream this connection uses; both must return the same type.
+  template <class F>
+  auto visit(F&& f) {
+    if (tls) {
+      return f(*tls);
+    }
+    return f(*plain);
+  }
+
+  std::string key;
+  std::uint64_t id;
+  bool reused = false;
+  std::shared_ptr<ssl::context> tls_ctx;  // declared before tls: outlives the SSL object
+  std::optional<beast::tcp_stream> plain;
+  std::optional<ssl::stream<beast::tcp_stream>> tls;
+  beast::flat_buffer buffer;
+};
+
+class exchange;
+
+class client_core : public std::enable_shared_from_this<client_core> {
+ public:
+  client_core(net::any_io_executor ex, client_options opts);
+  client_core(const client_core&) = delete;
+  client_core& operator=(const client_core&) = delete;
+
+  net::awaitable<core::result<response>> send(request req);
+  net::awaitable<core::result<std::unique_ptr<body_stream>>> open(request req);
+  std::size_t idle_connections() const { return idle_count_; }
+
+  // A connection whose response was read to the end and may be reused.
+  void release(std::unique_ptr<connection> c);
+  void shutdown();
+
+ private:
+  struct idle_entry {
+    std::unique_ptr<connection> conn;
+    steady::time_point since;
+  };
+
+  net::awaitable<core::result<std::unique_ptr<exchange>>> start(request& req, const url_parts& u,
+                                                                 steady::time_point deadline);
+  net::awaitable<core::result<std::unique_ptr<connection>>> connect(const url_parts& u,
+                                                                     steady::time_point deadline,
+                                                                     std::chrono::milliseconds budget);
+  std::unique_ptr<connection> take_idle(const std::string& key);
+  void watch_idle(connection& c);
+  void drop_idle(const std::string& key, std::uint64_t id);
+  void arm_sweep();
+  void sweep();
+
+  net::any_io_executor ex_;
+  client_options opts_;
+  std::shared_ptr<ssl::context> tls_ctx_;
+  std::unordered_map<std::string, std::deque<idle_entry>> idle_;
+  std::size_t idle_count_ = 0;
+  net::steady_timer sweep_timer_;
+  bool sweep_armed_ = false;
+  bool closed_ = false;
+  std::uint64_t next_id_ = 1;
+};
+
+// A response whose head has arrived; the body is read piece by piece.
+class exchange final : public body_stream {
+ public:
+  exchange(std::weak_ptr<client_core> owner, std::unique_ptr<connection> conn, std::unique_ptr<parser_type> parser,
+           std::string where, std::chrono::milliseconds timeout)
+      : owner_(std::move(owner)),
+        conn_(std::move(conn)),
+        parser_(std::move(parser)),
+        where_(std::move(where)),
+        timeout_(timeout) {
+    status_ = parser_->get().result_int();
+    for (const auto& f : parser_->get()) {
+      std::string name(f.name_string());
+      for (auto& c : name) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      }
+      headers_.emplace_back(std::move(name), std::string(f.value()));
+    }
+    if (parser_->is_done()) {
+      finish();  // no body (204, 304, HEAD, Content-Length: 0)
+    }
+  }
+
+  ~exchange() override {
+    // Not read to the end (or cancelled): the connection is closed, never pooled.
+    conn_.reset();
+  }
+
+  int status() const override { return status_; }
+  const header_list& headers() const override { return headers_; }
+
+  net::awaitable<core::result<std::string>> read_some() override {
+    return read_piece(steady::now() + timeout_, timeout_);
+  }
+
+  void cancel() override {
+    cancelled_ = true;
+    if (!conn_) {
+      return;
+    }
+    conn_->close();  // a read in flight completes now with operation_aborted
+    if (!reading_) {
+      conn_.reset();
+    }
+  }
+
+  std::optional<std::uint64_t> content_length() const {
+    auto cl = parser_->content_length();
+    return cl ? std::optional<std::uint64_t>(*cl) : std::nullopt;
+  }
+
+  // Next piece of body (empty = complete), bounded by `deadline`.
+  net::awaitable<core::result<std::string>> read_piece(steady::time_point deadline, std::chrono::milliseconds budget) {
+    if (cancelled_) {
+      co_return unreachable(where_ + ": request cancelled", false);
+    }
+    if (failed_) {
+      co_return *failed_;
+    }
+    if (done_) {
+      co_return std::string{};
+    }
+    for (;;) {
+      if (parser_->is_done()) {
+        finish();
+        co_return std::string{};
+      }
+      auto& body = parser_->get().body();
+      body.data = piece_.data();
+      body.size = piece_.size();
+      body.more = true;
+      conn_->lowest().expires_at(deadline);
+      reading_ = true;
+      auto [ec, n] = co_await conn_->visit(
+          [&](auto& s) { return http::async_read_some(s, conn_->buffer, *parser_, use_tuple); });
+      reading_ = false;
+      (void)n;
+      std::size_t got = piece_.size() - parser_->get().body().size;
+      if (cancelled_) {
+        conn_.reset();
+        co_return unreachable(where_ + ": request cancelled", false);
+      }
+      if (ec == http::error::need_buffer) {
+        ec = {};  // our piece buffer is full: hand it over
+      }
+      if (ec == ssl::error::stream_truncated && parser_->is_header_done() && parser_->need_eof()) {
+        // Body delimited by the connection's end; many TLS servers skip close_notify.
+        parser_->put_eof(ec);
+      }
+      if (ec) {
+        core::error err;
+        if (ec == beast::error::timeout || steady::now() >= deadline) {
+          err = timed_out(where_ + ": no response data within " + std::to_string(ms(budget)) + " ms");
+        } else if (is_closed_by_peer(ec) || ec == net::error::operation_aborted) {
+          err = unreachable(where_ + ": connection broken mid-body (" + ec.message() + ")");
+        } else if (is_http_parse_error(ec)) {
+          err = unreachable(where_ + ": malformed response body (" + ec.message() + ")");
+        } else {
+          err = unreachable(where_ + ": reading the response body failed (" + ec.message() + ")");
+        }
+        conn_.reset();
+        if (got > 0) {
+          failed_ = err;  // hand over what did arrive; the error comes next
+          co_return std::string(piece_.data(), got);
+        }
+        failed_ = err;
+        co_return err;
+      }
+      conn_->lowest().expires_never();
+      if (got > 0) {
+        std::string piece(piece_.data(), got);
+        if (parser_->is_done()) {
+          finish();
+        }
+        co_return piece;
+      }
+      // Progress without body bytes (a chunk header): read again within the same deadline.
+    }
+  }
+
+ private:
+  void finish() {
+    done_ = true;
+    if (!conn_) {
+      return;
+    }
+    auto owner = owner_.lock();
+    if (owner && parser_->keep_alive()) {
+      owner->release(std::move(conn_));
+    } else {
+      conn_.reset();
+    }
+  }
+
+  std::weak_ptr<client_core> owner_;
+  std::unique_ptr<connection> conn_;
+  std::unique_ptr<parser_type> parser_;
+  std::string where_;
+  std::chrono::milliseconds timeout_;
+  int status_ = 0;
+  header_list headers_;
+  bool done_ = false;
+  bool cancelled_ = false;
+  bool reading_ = false;
+  std::optional<core::error> failed_;
+  std::array<char, piece_size> piece_{};
+};
+
+namespace {
+
+bool insecure_from_env() {
+  const char* v = std::getenv("SWITCHYARD_INSECURE_TLS");
+  return v != nullptr && (std::string_view(v) == "1" || iequals(v, "true") || iequals(v, "yes"));
+}
+
+std::shared_ptr<ssl::context> make_tls_context(const client_options& opts) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  static constexpr unsigned char alpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  SSL_CTX_set_alpn_protos(ctx->native_handle(), alpn, sizeof(alpn));
+  bool verify = opts.verify_tls && !insecure_from_env();
+  if (!verify) {
+    spdlog::warn("upstream: TLS certificate verification is OFF ({})",
+                 opts.verify_tls ? "SWITCHYARD_INSECURE_TLS" : "verify_tls=false");
+    ctx->set_verify_mode(ssl::verify_none);
+    return ctx;
+  }
+  ctx->set_verify_mode(ssl::verify_peer);
+  sys_error ec;
+  ctx->set_default_verify_paths(ec);
+  if (ec) {
+    spdlog::warn("upstream: cannot load the system CA store: {}", ec.message());
+  }
+  if (!opts.ca_file.empty()) {
+    ctx->load_verify_file(opts.ca_file, ec);
+    if (ec) {
+      throw std::runtime_error("upstream: cannot load CA file '" + opts.ca_file + "': " + ec.message());
+    }
+  }
+  return ctx;
+}
+
+http::request<http::string_body> build_request(request& req, const url_parts& u, std::string& why) {
+  http::request<http::string_body> m;
+  m.version(11);
+  auto verb = http::string_to_verb(req.method);
+  if (verb == http::verb::unknown) {
+    if (!is_token(req.method)) {
+      why = "invalid HTTP method '" + req.method + "'";
+      return m;
+    }
+    m.method_string(req.method);
+  } else {
+    m.method(verb);
+  }
+  m.target(u.target);
+  bool has_user_agent = false;
+  for (const auto& [name, value] : req.headers) {
+    if (!is_token(name) || !is_field_value(value)) {
+      why = "invalid request header '" + name + "' (bad name, or CR/LF/NUL in the value)";
+      return m;
+    }
+    // Set by the client itself (or hop-by-hop, meaningless to forward).
+    if (iequals(name, "host") || iequals(name, "content-length") || iequals(name, "connection") ||
+        iequals(name, "transfer-encoding") || iequals(name, "keep-alive")) {
+      continue;
+    }
+    if (iequals(name, "user-agent")) {
+      has_user_agent = true;
+    }
+    m.insert(name, value);
+  }
+  m.set(http::field::host, u.host_header);
+  if (!has_user_agent) {
+    m.set(http::field::user_agent, "switchyard/" SWITCHYARD_VERSION);
+  }
+  bool body_method = verb == http::verb::post || verb == http::verb::put || verb == http::verb::patch;
+  if (!req.body.empty() || body_method) {
+    m.content_length(req.body.size());
+  }
+  m.body() = std::move(req.body);
+  return m;
+}
+
+// Why a TLS handshake failed, with OpenSSL's verification verdict when there is one.
+std::string tls_failure(ssl::stream<beast::tcp_stream>& s, const sys_error& ec) {
+  std::string msg = ec.message();
+  long v = SSL_get_verify_result(s.native_handle());
+  if (v != X509_V_OK) {
+    msg += " (";
+    msg += X509_verify_cert_error_string(v);
+    msg += ")";
+  }
+  return msg;
+}
+
+struct resolve_state {
+  explicit resolve_state(const net::any_io_executor& ex) : resolver(ex), timer(ex) {}
+  tcp::resolver resolver;
+  net::steady_timer timer;
+  bool done = false;
+  sys_error ec;
+  tcp::resolver::results_type results;
+};
+
+}  // namespace
+
+client_core::client_core(net::any_io_executor ex, client_options opts)
+    : ex_(std::move(ex)), opts_(std::move(opts)), tls_ctx_(make_tls_context(opts_)), sweep_timer_(ex_) {}
+
+void client_core::shutdown() {
+  closed_ = true;
+  idle_.clear();
+  idle_count_ = 0;
+  sweep_timer_.cancel();
+}
+
+net::awaitable<core::result<std::unique_ptr<connection>>> client_core::connect(const url_parts& u,
+                                                                               steady::time_point deadline,
+                                                                               std::chrono::milliseconds budget) {
+  auto self = shared_from_this();
+  const std::string& where = u.pool_key;
+
+  // DNS, abandoned (not cancelled: getaddrinfo cannot be) when the deadline passes.
+  auto st = std::make_shared<resolve_state>(ex_);
+  st->timer.expires_at(deadline);
+  st->resolver.async_resolve(u.host, std::to_string(u.port),
+                             [st](const sys_error& ec, tcp::resolver::results_type results) {
+                               st->done = true;
+                               st->ec = ec;
+                               st->results = std::move(results);
+                               st->timer.cancel();
+                             });
+  co_await st->timer.async_wait(use_tuple);
+  if (!st->done) {
+    st->resolver.cancel();
+    co_return timed_out(where + ": resolving '" + u.host + "' took longer than " + std::to_string(ms(budget)) +
+                        " ms");
+  }
+  if (st->ec) {
+    co_return unreachable(where + ": cannot resolve host '" + u.host + "' (" + st->ec.message() + ")");
+  }
+
+  auto conn = std::make_unique<connection>(ex_, u.tls ? tls_ctx_ : nullptr, u.pool_key, next_id_++);
+  conn->lowest().expires_at(deadline);
+  auto [cec, ep] = co_await conn->lowest().async_connect(st->results, use_tuple);
+  (void)ep;
+  if (cec) {
+    if (cec == beast::error::timeout || steady::now() >= deadline) {
+      co_return timed_out(where + ": connect timed out after " + std::to_string(ms(budget)) + " ms");
+    }
+    co_return unreachable(where + ": cannot connect (" + cec.message() + ")");
+  }
+  {
+    sys_error ec;
+    conn->lowest().socket().set_option(tcp::no_delay(true), ec);
+  }
+
+  if (u.tls) {
+    auto& s = *conn->tls;
+    sys_error ip_ec;
+    net::ip::make_address(u.host, ip_ec);
+    if (ip_ec) {  // SNI carries DNS names only
+      if (SSL_set_tlsext_host_name(s.native_handle(), u.host.c_str()) != 1) {
+        co_return unreachable(where + ": cannot set TLS SNI for '" + u.host + "'", false);
+      }
+    }
+    if (SSL_CTX_get_verify_mode(tls_ctx_->native_handle()) != SSL_VERIFY_NONE) {
+      s.set_verify_callback(
+          [check = ssl::host_name_verification(u.host)](bool preverified, ssl::verify_context& vctx) {
+            bool ok = check(preverified, vctx);
+            if (!ok && preverified) {
+              // host_name_verification leaves no reason; name it for the error message.
+              X509_STORE_CTX_set_error(vctx.native_handle(), X509_V_ERR_HOSTNAME_MISMATCH);
+            }
+            return ok;
+          });
+    }
+    conn->lowest().expires_at(deadline);
+    auto [hec] = co_await s.async_handshake(ssl::stream_base::client, use_tuple);
+    if (hec) {
+      if (hec == beast::error::timeout || steady::now() >= deadline) {
+        co_return timed_out(where + ": TLS handshake timed out after " + std::to_string(ms(budget)) + " ms");
+      }
+      co_return unreachable(where + ": TLS handshake failed: " + tls_failure(s, hec));
+    }
+  }
+  conn->lowest().expires_never();
+  co_return conn;
+}
+
+net::awaitable<core::result<std::unique_ptr<exchange>>> client_core::start(request& req, const url_parts& u,
+                                                                            steady::time_point deadline) {
+  auto self = shared_from_this();
+  const std::string& where = u.pool_key;
+  std::string why;
+  auto msg = build_request(req, u, why);
+  if (!why.empty()) {
+    co_return core::make_error(core::errc::internal, "upstream request to " + where + ": " + why);
+  }
+  bool head_request = msg.method() == http::verb::head;
+
+  for (int attempt = 0;; ++attempt) {
+    std::unique_ptr<connection> conn;
+    if (attempt == 0) {
+      conn = take_idle(u.pool_key);
+    }
+    if (!conn) {
+      auto connect_deadline = std::min(deadline, steady::now() + req.connect_timeout);
+      auto budget = std::min(req.connect_timeout, req.timeout);
+      auto c = co_await connect(u, connect_deadline, budget);
+      if (!c) {
+        co_return c.error();
+      }
+      conn = std::move(*c);
+    }
+    const bool reused = conn->reused;
+
+    conn->lowest().expires_at(deadline);
+    auto [wec, wn] = co_await conn->visit([&](auto& s) { return http::async_write(s, msg, use_tuple); });
+    (void)wn;
+    if (wec) {
+      bool timeout = wec == beast::error::timeout || steady::now() >= deadline;
+      conn.reset();
+      if (reused && !timeout) {
+        spdlog::debug("upstream {}: pooled connection was closed by the server (write: {}); retrying once",
+                      where, wec.message());
+        continue;
+      }
+      if (timeout) {
+        co_return timed_out(where + ": sending the request timed out after " + std::to_string(ms(req.timeout)) +
+                            " ms");
+      }
+      co_return unreachable(where + ": sending the request failed (" + wec.message() + ")");
+    }
+
+    // Response head; interim 1xx responses (other than 101) are skipped.
+    std::unique_ptr<parser_type> parser;
+    sys_error rec;
+    bool got_interim = false;
+    for (;;) {
+      parser = std::make_unique<parser_type>();
+      parser->header_limit(header_limit);
+      parser->body_limit(boost::none);  // send() enforces max_response_bytes itself
+      if (head_request) {
+        parser->skip(true);
+      }
+      auto [ec, n] = co_await conn->visit(
+          [&](auto& s) { return http::async_read_header(s, conn->buffer, *parser, use_tuple); });
+      (void)n;
+      rec = ec;
+      if (rec) {
+        break;
+      }
+      int status = parser->get().result_int();
+      if (status >= 100 && status < 200 && status != 101) {
+        got_interim = true;
+        continue;
+      }
+      break;
+    }
+    if (rec) {
+      bool timeout = rec == beast::error::timeout || steady::now() >= deadline;
+      bool nothing_arrived = !parser->got_some() && !got_interim;
+      conn.reset();
+      if (timeout) {
+        co_return timed_out(where + ": no response within " + std::to_string(ms(req.timeout)) + " ms");
+      }
+      if (reused && nothing_arrived && is_closed_by_peer(rec)) {
+        spdlog::debug("upstream {}: pooled connection was closed by the server ({}); retrying once", where,
+                      rec.message());
+        continue;
+      }
+      if (is_closed_by_peer(rec)) {
+        co_return unreachable(where + ": connection closed before the response head (" + rec.message() + ")");
+      }
+      if (is_http_parse_error(rec)) {
+        co_return unreachable(where + ": malformed response (" + rec.message() + ")");
+      }
+      co_return unreachable(where + ": reading the response failed (" + rec.message() + ")");
+    }
+    conn->lowest().expires_never();
+    co_return std::make_unique<exchange>(weak_from_this(), std::move(conn), std::move(parser), where, req.timeout);
+  }
+}
+
+net::awaitable<core::result<response>> client_core::send(request req) {
+  auto self = shared_from_this();
+  auto deadline = steady::now() + req.timeout;
+  std::string why;
+  auto u = parse_url(req.url, why);
+  if (!u) {
+    co_return unreachable("invalid upstream URL '" + req.url + "': " + why, false);
+  }
+  auto started = co_await start(req, *u, deadline);
+  if (!started) {
+    co_return started.error();
+  }
+  auto& x = **started;
+  auto too_large = [&] {
+    auto e = core::make_error(core::errc::upstream_error, u->pool_key + ": response body exceeds max_response_bytes (" +
+                                                              std::to_string(opts_.max_response_bytes) + ")");
+    e.status = 502;
+    e.retryable = false;
+    return e;
+  };
+  response r;
+  r.status = x.status();
+  r.headers = x.headers();
+  if (auto cl = x.content_length()) {
+    if (*cl > opts_.max_response_bytes) {
+      x.cancel();
+      co_return too_large();
+    }
+    r.body.reserve(static_cast<std::size_t>(*cl));
+  }
+  for (;;) {
+    auto piece = co_await x.read_piece(deadline, req.timeout);
+    if (!piece) {
+      co_return piece.error();
+    }
+    if (piece->empty()) {
+      break;
+    }
+    if (piece->size() > opts_.max_response_bytes - r.body.size()) {
+      x.cancel();
+      co_return too_large();
+    }
+    r.body += *piece;
+  }
+  co_return r;
+}
+
+net::awaitable<core::result<std::unique_ptr<body_stream>>> client_core::open(request req) {
+  auto self = shared_from_this();
+  auto deadline = steady::now() + req.timeout;
+  std::string why;
+  auto u = parse_url(req.url, why);
+  if (!u) {
+    co_return unreachable("invalid upstream URL '" + req.url + "': " + why, false);
+  }
+  auto started = co_await start(req, *u, deadline);
+  if (!started) {
+    co_return started.error();
+  }
+  std::unique_ptr<body_stream> out = std::move(*started);
+  co_return out;
+}
+
+std::unique_ptr<connection> client_core::take_idle(const std::string& key) {
+  auto it = idle_.find(key);
+  if (it == idle_.end()) {
+    return nullptr;
+  }
+  auto& q = it->second;
+  auto now = steady::now();
+  std::unique_ptr<connection> found;
+  while (!q.empty() && !found) {
+    auto e = std::move(q.back());
+    q.pop_back();
+    --idle_count_;
+    sys_error ec;
+    e.conn->lowest().socket().cancel(ec);  // ends the idle watch (its handler sees operation_aborted)
+    if (now - e.since < opts_.idle_timeout && e.conn->lowest().socket().is_open()) {
+      found = std::move(e.conn);
+    }
+  }
+  if (q.empty()) {
+    idle_.erase(it);
+  }
+  if (found) {
+    found->reused = true;
+  }
+  return found;
+}
+
+void client_core::release(std::unique_ptr<connection> c) {
+  if (closed_ || opts_.max_idle_per_host == 0 || c->buffer.size() != 0 || !c->lowest().socket().is_open()) {
+    return;  // leftover bytes after a complete response mean the stream is out of step
+  }
+  c->lowest().expires_never();
+  auto& q = idle_[c->key];
+  while (q.size() >= opts_.max_idle_per_host) {
+    q.pop_front();
+    --idle_count_;
+  }
+  watch_idle(*c);
+  q.push_back(idle_entry{std::move(c), steady::now()});
+  ++idle_count_;
+  arm_sweep();
+}
+
+void client_core::watch_idle(connection& c) {
+  c.lowest().socket().async_wait(tcp::socket::wait_read,
+                                 [weak = weak_from_this(), key = c.key, id = c.id](const sys_error& ec) {
+                                   if (ec) {
+                                     return;  // taken from the pool, or closed
+                                   }
+                                   if (auto self = weak.lock()) {
+                                     self->drop_idle(key, id);
+                                   }
+                                 });
+}
+
+void client_core::drop_idle(const std::string& key, std::uint64_t id) {
+  auto it = idle_.find(key);
+  if (it == idle_.end()) {
+    return;
+  }
+  auto& q = it->second;
+  auto pos = std::find_if(q.begin(), q.end(), [id](const idle_entry& e) { return e.conn->id == id; });
+  if (pos == q.end()) {
+    return;
+  }
+  spdlog::debug("upstream {}: idle connection closed by the server", key);
+  q.erase(pos);
+  --idle_count_;
+  if (q.empty()) {
+    idle_.erase(it);
+  }
+}
+
+void client_core::arm_sweep() {
+  if (sweep_armed_ || closed_ || idle_count_ == 0) {
+    return;
+  }
+  auto oldest = steady::time_point::max();
+  for (const auto& [key, q] : idle_) {
+    if (!q.empty()) {
+      oldest = std::min(oldest, q.front().since);
+    }
+  }
+  sweep_armed_ = true;
+  sweep_timer_.expires_at(oldest + opts_.idle_timeout);
+  sweep_timer_.async_wait([weak = weak_from_this()](const sys_error& ec) {
+    auto self = weak.lock();
+    if (!self) {
+      return;
+    }
+    self->sweep_armed_ = false;
+    if (ec) {
+      return;
+    }
+    self->sweep();
+    self->arm_sweep();
+  });
+}
+
+void client_core::sweep() {
+  auto cutoff = steady::now() - opts_.idle_timeout;
+  for (auto it = idle_.begin(); it != idle_.end();) {
+    auto& q = it->second;
+    while (!q.empty() && q.front().since <= cutoff) {
+      q.pop_front();
+      --idle_count_;
+    }
+    if (q.empty()) {
+      it = idle_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace detail
+
+struct client::impl : detail::client_core {
+  using client_core::client_core;
+};
+
+client::client(net::any_io_executor ex, client_options opts)
+    : impl_(std::make_shared<impl>(std::move(ex), std::move(opts))) {}
+
+client::~client() {
+  if (impl_) {
+    impl_->shutdown();
+  }
+}
+
+net::awaitable<core::result<response>> client::send(request req) { return impl_->send(std::move(req)); }
+
+net::awaitable<core::result<std::unique_ptr<body_stream>>> client::open(request req) {
+  return impl_->open(std::move(req));
+}
+
+std::size_t client::idle_connections() const { return impl_->idle_connections(); }
+
+}  // namespace switchyard::upstream

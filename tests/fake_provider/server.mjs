@@ -1,0 +1,1195 @@
+// Fake LLM provider for Switchyard's integration tests and benchmarks.
+//
+// A real HTTP/1.1 server (plain node:http, no npm dependencies) speaking the wire formats
+// of the providers Switchyard talks to:
+//   OpenAI     POST /v1/chat/completions (+ /chat/completions), /v1/completions (+ /completions),
+//              /v1/embeddings (+ /embeddings), GET /v1/models (+ /models)
+//              JSON, or SSE (`data: {chunk}\n\n` ... `data: [DONE]\n\n`) when `stream: true`.
+//   Azure      POST /openai/deployments/{dep}/chat/completions|completions|embeddings?api-version=...
+//              (OpenAI bodies; 400 without api-version, as Azure does)
+//   Anthropic  POST /v1/messages: Messages API JSON or its event stream
+//              (message_start, content_block_start, ping, content_block_delta, content_block_stop,
+//              message_delta, message_stop; `error` events on scripted mid-stream failure).
+//   Ollama     POST /api/chat, /api/generate (JSON, or NDJSON when `stream` is not false, as Ollama
+//              defaults to streaming), /api/embed, /api/embeddings (legacy), GET /api/tags.
+//
+// Behaviour is scripted per test through the control API (all JSON):
+//   POST   /__control/script     body: [behaviour, ...] or {"behaviours": [...]}: appended to the
+//                                queue; each request takes the first queued behaviour whose
+//                                `match` fits (or that has none). Empty queue: the defaults.
+//   DELETE /__control/script     empty the queue.
+//   GET    /__control/script     what is still queued.
+//   POST   /__control/defaults   merge into the default behaviour (e.g. {"content": "...",
+//                                "delay_ms": 5, "chunk_delay_ms": 2, "echo": true}).
+//   GET    /__control/requests   every recorded request, oldest first (see `record` below).
+//                                Query: ?min=N&timeout_ms=T waits (bounded) until N are recorded;
+//                                ?path=/v1/messages filters by path.
+//   DELETE /__control/requests   forget the recorded requests.
+//   POST   /__control/reset      queue, defaults and records back to the start state.
+//   GET    /__control/health     200 {"ok":true}.
+//
+// A behaviour (every field optional):
+//   match            {path: "/v1/messages" | "^regex", model: "gpt-x", provider: "openai"|"azure"|
+//                    "anthropic"|"ollama", method: "POST"}: only requests that fit consume it.
+//   times            how many requests it answers before it is used up (default 1; -1 = forever).
+//   status           HTTP status (default 200). >= 400 without body/raw_body: the provider's own
+//                    error shape with `error_message` / `error_type` (defaults per status).
+//   headers          extra response headers, e.g. {"retry-after": "2"}.
+//   body             a JSON value sent as the whole response body (status as given).
+//   raw_body         a string sent as the whole body (content-type: `content_type` or text/plain).
+//   delay_ms         wait before the response head (a "latency" knob; also in the defaults).
+//   chunk_delay_ms   wait between streamed chunks/events/lines.
+//   content          the assistant text (default "Hello from fake provider").
+//   echo             true: the content is the text of the last user message / prompt / input.
+//   chunks           streamed content pieces: a number N (content split into N pieces) or an
+//                    explicit list of strings (then also the content). Default: split on words.
+//   tool_calls       [{id?, name, arguments: object|string}]: the answer calls tools
+//                    (OpenAI tool_calls, Anthropic tool_use blocks, Ollama message.tool_calls).
+//   finish_reason    OpenAI name ("stop", "length", "tool_calls"); mapped per provider.
+//   usage            {prompt_tokens, completion_tokens, cache_read_input_tokens,
+//                    cache_creation_input_tokens} overrides the deterministic counts.
+//   model            the model name in the answer (default: the request's).
+//   stream           force streaming (true) or JSON (false) regardless of the request.
+//   stall            true: never answer (the socket stays open until the client gives up).
+//   stall_after_chunks  N: stream N pieces, then nothing more (for stream-idle timeouts).
+//   cut_after_chunks N: stream N pieces, then destroy the socket (no terminator).
+//   error_after_chunks N: stream N pieces, then the provider's mid-stream error event
+//                    (OpenAI `data: {"error":...}`, Anthropic `event: error`, Ollama {"error"}).
+//   invalid_json     true: a 200 whose body (or, streaming, whose first frame) is not JSON.
+//   raw_chunks       [string, ...]: stream exactly these bytes, one write each (status 200,
+//                    content-type `content_type` or the provider's stream type).
+//   dimensions       embedding length (default 8).
+//   close            true: answer with `connection: close`.
+//
+// Recorded request (GET /__control/requests):
+//   {seq, method, url, path, query, provider, headers (lower-case), body (parsed JSON or null),
+//    raw_body (only when not JSON), received_at, finished_at, aborted, aborted_at, cut,
+//    behaviour (the scripted one or null), reply: {status, stream, content, usage, tool_calls,
+//    chunks_sent}}
+//   `aborted` becomes true when the client closed the connection before the response ended.
+//   `reply.usage` is OpenAI-named ({prompt_tokens, completion_tokens, total_tokens}) whatever
+//   the provider, so tests can compare what the client got with what the fake produced.
+//
+// CLI:    node tests/fake_provider/server.mjs [--port N] [--host 127.0.0.1]
+//         port 0 (default) picks a free port; prints one line {"port":N} on stdout when ready.
+// Import: const fake = await startFakeProvider({port: 0, host: '127.0.0.1', defaults: {...}});
+//         fake.url ("http://127.0.0.1:N"), fake.port, fake.script([...]), fake.setDefaults({}),
+//         fake.requests({path}), fake.clearRequests(), fake.waitForRequests(n, {timeoutMs}),
+//         fake.waitFor(pred, {timeoutMs}), fake.reset(), await fake.close().
+
+import http from 'node:http';
+import { createHash, randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import process from 'node:process';
+
+export const DEFAULT_CONTENT = 'Hello from fake provider';
+
+const BASE_DEFAULTS = Object.freeze({
+  content: DEFAULT_CONTENT,
+  delay_ms: 0,
+  chunk_delay_ms: 0,
+  dimensions: 8,
+});
+
+const OPENAI_ERROR_TYPES = {
+  400: ['invalid_request_error', null],
+  401: ['invalid_request_error', 'invalid_api_key'],
+  403: ['permission_error', null],
+  404: ['invalid_request_error', 'model_not_found'],
+  408: ['timeout', null],
+  409: ['conflict', null],
+  413: ['invalid_request_error', null],
+  422: ['invalid_request_error', null],
+  429: ['requests', 'rate_limit_exceeded'],
+};
+const ANTHROPIC_ERROR_TYPES = {
+  400: 'invalid_request_error',
+  401: 'authentication_error',
+  403: 'permission_error',
+  404: 'not_found_error',
+  413: 'request_too_large',
+  429: 'rate_limit_error',
+  500: 'api_error',
+  529: 'overloaded_error',
+};
+
+// ------------------------------------------------------------------ helpers
+
+const sleep = (ms, signal) =>
+  new Promise((resolve) => {
+    if (!ms || ms <= 0) return resolve();
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+
+const nowSec = () => Math.floor(Date.now() / 1000);
+const randId = (n = 12) => randomBytes(n).toString('hex').slice(0, n * 2);
+const clone = (v) => (v === undefined ? undefined : JSON.parse(JSON.stringify(v)));
+
+function textOf(content) {
+  if (content == null) return '';
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) {
+    return content
+      .map((p) => (typeof p === 'string' ? p : p?.type === 'text' ? (p.text ?? '') : p?.text ?? ''))
+      .join('');
+  }
+  return String(content);
+}
+
+function countWords(s) {
+  const m = String(s).trim().match(/\S+/g);
+  return m ? m.length : 0;
+}
+
+// Deterministic prompt token count: words in every message / prompt / system text, plus
+// three per message (a rough stand-in for the chat template).
+function promptTokens(provider, kind, body) {
+  if (!body || typeof body !== 'object') return 1;
+  let n = 0;
+  if (Array.isArray(body.messages)) {
+    for (const m of body.messages) n += 3 + countWords(textOf(m?.content));
+  }
+  if (body.system != null) n += countWords(textOf(body.system));
+  if (body.prompt != null) {
+    n += Array.isArray(body.prompt) ? body.prompt.map((p) => countWords(textOf(p))).reduce((a, b) => a + b, 0)
+                                    : countWords(textOf(body.prompt));
+  }
+  if (body.input != null) {
+    n += Array.isArray(body.input) ? body.input.map((p) => countWords(textOf(p))).reduce((a, b) => a + b, 0)
+                                   : countWords(textOf(body.input));
+  }
+  return Math.max(1, n);
+}
+
+function lastUserText(body) {
+  if (!body || typeof body !== 'object') return '';
+  if (Array.isArray(body.messages)) {
+    for (let i = body.messages.length - 1; i >= 0; --i) {
+      const m = body.messages[i];
+      if (m?.role === 'user') return textOf(m.content);
+    }
+  }
+  if (body.prompt != null) return Array.isArray(body.prompt) ? textOf(body.prompt[0]) : textOf(body.prompt);
+  return '';
+}
+
+// Split `content` into the streamed pieces.
+function splitPieces(content, chunks) {
+  if (Array.isArray(chunks)) return chunks.map(String);
+  if (typeof chunks === 'number' && chunks > 0) {
+    const n = Math.floor(chunks);
+    if (content.length === 0) return Array.from({ length: n }, () => '');
+    const pieces = [];
+    const size = Math.max(1, Math.ceil(content.length / n));
+    for (let i = 0; i < n; ++i) pieces.push(content.slice(i * size, (i + 1) * size));
+    // content shorter than n: the tail pieces are empty strings; keep the count exact.
+    return pieces;
+  }
+  // Default: one piece per word, the separating space kept in front ("Hello", " from", ...).
+  const m = content.match(/\s*\S+\s*$|\s*\S+/g);
+  return m && m.length ? m : [content];
+}
+
+function embeddingFor(text, dims) {
+  const out = [];
+  let block = Buffer.alloc(0);
+  let i = 0;
+  while (out.length < dims) {
+    if (block.length < 4) {
+      block = createHash('sha256').update(`${i++}:${text}`).digest();
+    }
+    const v = block.readUInt32LE(0);
+    block = block.subarray(4);
+    out.push(Math.round(((v / 0xffffffff) * 2 - 1) * 1e6) / 1e6);
+  }
+  return out;
+}
+
+function toBase64Floats(vec) {
+  const f = new Float32Array(vec);
+  return Buffer.from(f.buffer).toString('base64');
+}
+
+function parseArgs(args) {
+  if (typeof args === 'string') return args;
+  return JSON.stringify(args ?? {});
+}
+
+function normToolCalls(list) {
+  if (!Array.isArray(list) || list.length === 0) return null;
+  return list.map((tc, i) => ({
+    id: tc.id ?? `call_${randId(8)}_${i}`,
+    name: tc.name ?? tc.function?.name ?? 'tool',
+    arguments: parseArgs(tc.arguments ?? tc.function?.arguments ?? {}),
+  }));
+}
+
+function splitArgs(s) {
+  if (s.length <= 2) return [s];
+  const a = Math.ceil(s.length / 3);
+  return [s.slice(0, a), s.slice(a, 2 * a), s.slice(2 * a)].filter((p) => p.length > 0);
+}
+
+// ------------------------------------------------------------------ routing
+
+// Returns {provider, kind, model?} for the wire-format endpoints, or null.
+function classify(method, path) {
+  const p = path.length > 1 ? path.replace(/\/+$/, '') : path;
+  if (method === 'POST') {
+    if (p === '/v1/chat/completions' || p === '/chat/completions') return { provider: 'openai', kind: 'chat' };
+    if (p === '/v1/completions' || p === '/completions') return { provider: 'openai', kind: 'completion' };
+    if (p === '/v1/embeddings' || p === '/embeddings') return { provider: 'openai', kind: 'embedding' };
+    let m = p.match(/^\/openai\/deployments\/([^/]+)\/(chat\/completions|completions|embeddings)$/);
+    if (m) {
+      const kind = m[2] === 'chat/completions' ? 'chat' : m[2] === 'completions' ? 'completion' : 'embedding';
+      return { provider: 'azure', kind, deployment: decodeURIComponent(m[1]) };
+    }
+    if (p === '/v1/messages') return { provider: 'anthropic', kind: 'chat' };
+    if (p === '/api/chat') return { provider: 'ollama', kind: 'chat' };
+    if (p === '/api/generate') return { provider: 'ollama', kind: 'generate' };
+    if (p === '/api/embed') return { provider: 'ollama', kind: 'embed' };
+    if (p === '/api/embeddings') return { provider: 'ollama', kind: 'embeddings_legacy' };
+  } else if (method === 'GET') {
+    if (p === '/v1/models' || p === '/models') return { provider: 'openai', kind: 'models' };
+    if (p === '/api/tags') return { provider: 'ollama', kind: 'tags' };
+  }
+  return null;
+}
+
+function matches(beh, req) {
+  const m = beh.match;
+  if (!m) return true;
+  if (m.method && m.method.toUpperCase() !== req.method) return false;
+  if (m.provider && m.provider !== req.provider) return false;
+  if (m.path) {
+    if (m.path.startsWith('^')) {
+      if (!new RegExp(m.path).test(req.path)) return false;
+    } else if (m.path !== req.path) {
+      return false;
+    }
+  }
+  if (m.model != null) {
+    const model = req.body && typeof req.body === 'object' ? req.body.model : undefined;
+    if (m.model !== model && m.model !== req.deployment) return false;
+  }
+  return true;
+}
+
+// ------------------------------------------------------------------ the server
+
+class FakeProvider {
+  constructor(opts = {}) {
+    this.host = opts.host ?? '127.0.0.1';
+    this.wantPort = opts.port ?? 0;
+    this.initialDefaults = { ...BASE_DEFAULTS, ...(opts.defaults ?? {}) };
+    this.quiet = opts.quiet ?? true;
+    this.reset();
+    this.sockets = new Set();
+    this.waiters = new Set();
+    this.server = http.createServer({ noDelay: true, keepAliveTimeout: 30_000 }, (req, res) =>
+      this.handle(req, res).catch((err) => {
+        if (!this.quiet) console.error('fake provider: handler error', err);
+        try {
+          if (!res.headersSent) {
+            res.writeHead(500, { 'content-type': 'application/json' });
+            res.end(JSON.stringify({ error: { message: `fake provider bug: ${err.message}` } }));
+          } else {
+            res.destroy();
+          }
+        } catch {
+          /* socket already gone */
+        }
+      }),
+    );
+    this.server.on('connection', (s) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
+    // Node's default (300 s) is fine, but stalled requests must never be cut by us.
+    this.server.requestTimeout = 0;
+    this.server.headersTimeout = 60_000;
+  }
+
+  reset() {
+    this.queue = [];
+    this.defaults = { ...this.initialDefaults };
+    this.records = [];
+    this.seq = 0;
+    // Stalled responses of an earlier test must not hang forever.
+    for (const s of this.stalled ?? []) s();
+    this.stalled = new Set();
+  }
+
+  listen() {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.wantPort, this.host, () => {
+        this.server.off('error', reject);
+        this.port = this.server.address().port;
+        const h = this.host.includes(':') ? `[${this.host}]` : this.host;
+        this.url = `http://${h}:${this.port}`;
+        resolve(this);
+      });
+    });
+  }
+
+  close() {
+    for (const s of this.stalled) s();
+    this.stalled.clear();
+    for (const w of this.waiters) w.cancel();
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections?.();
+      for (const s of this.sockets) s.destroy();
+    });
+  }
+
+  script(list) {
+    const arr = Array.isArray(list) ? list : list?.behaviours ?? list?.script ?? [list];
+    for (const b of arr) this.queue.push({ ...clone(b), _left: b.times ?? 1 });
+  }
+
+  setDefaults(obj) {
+    Object.assign(this.defaults, clone(obj ?? {}));
+  }
+
+  takeBehaviour(req) {
+    for (let i = 0; i < this.queue.length; ++i) {
+      const b = this.queue[i];
+      if (!matches(b, req)) continue;
+      if (b._left > 0) {
+        b._left -= 1;
+        if (b._left === 0) this.queue.splice(i, 1);
+      }
+      const { _left, ...rest } = b;
+      return rest;
+    }
+    return null;
+  }
+
+  requests(filter = {}) {
+    let out = this.records;
+    if (filter.path) out = out.filter((r) => r.path === filter.path);
+    if (filter.provider) out = out.filter((r) => r.provider === filter.provider);
+    return clone(out);
+  }
+
+  clearRequests() {
+    this.records = [];
+  }
+
+  notify() {
+    for (const w of this.waiters) w.check();
+  }
+
+  // Resolves with requests() once pred(requests()) is truthy; rejects after timeoutMs.
+  waitFor(pred, { timeoutMs = 5000 } = {}) {
+    return new Promise((resolve, reject) => {
+      const w = {
+        check: () => {
+          let ok = false;
+          try {
+            ok = pred(this.records);
+          } catch (e) {
+            finish();
+            reject(e);
+            return;
+          }
+          if (ok) {
+            finish();
+            resolve(this.requests());
+          }
+        },
+        cancel: () => {
+          finish();
+          reject(new Error('fake provider closed'));
+        },
+      };
+      const t = setTimeout(() => {
+        finish();
+        reject(new Error(`fake provider: condition not met within ${timeoutMs} ms; ` +
+                         `${this.records.length} request(s) recorded`));
+      }, timeoutMs);
+      const finish = () => {
+        clearTimeout(t);
+        this.waiters.delete(w);
+      };
+      this.waiters.add(w);
+      w.check();
+    });
+  }
+
+  waitForRequests(n, opts) {
+    return this.waitFor((recs) => recs.length >= n, opts);
+  }
+
+  // -------------------------------------------------------------- per request
+
+  async handle(req, res) {
+    const url = new URL(req.url, 'http://fake');
+    const path = url.pathname;
+    const raw = await readBody(req);
+
+    if (path.startsWith('/__control/')) return this.control(req, res, url, raw);
+
+    const route = classify(req.method, path);
+    const rec = {
+      seq: ++this.seq,
+      method: req.method,
+      url: req.url,
+      path,
+      query: Object.fromEntries(url.searchParams),
+      provider: route?.provider ?? null,
+      headers: { ...req.headers },
+      body: null,
+      received_at: Date.now(),
+      finished_at: null,
+      aborted: false,
+      aborted_at: null,
+      cut: false,
+      behaviour: null,
+      reply: { status: null, stream: false, content: null, usage: null, tool_calls: null, chunks_sent: 0 },
+    };
+    if (raw.length > 0) {
+      try {
+        rec.body = JSON.parse(raw.toString('utf8'));
+      } catch {
+        rec.raw_body = raw.toString('utf8');
+      }
+    }
+    this.records.push(rec);
+
+    const ac = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished && !rec.cut) {
+        rec.aborted = true;
+        rec.aborted_at = Date.now();
+      }
+      ac.abort();
+      this.notify();
+    });
+    res.on('finish', () => {
+      rec.finished_at = Date.now();
+      this.notify();
+    });
+    this.notify();
+
+    if (!route) {
+      return sendJson(res, 404, {
+        error: { message: `fake provider: no route for ${req.method} ${path}`, type: 'invalid_request_error',
+                 param: null, code: 'not_found' },
+      }, rec);
+    }
+
+    const ctx = { ...route, method: req.method, path, body: rec.body };
+    const scripted = this.takeBehaviour(ctx);
+    rec.behaviour = scripted ? clone(scripted) : null;
+    const beh = { ...this.defaults, ...(scripted ?? {}) };
+    const x = { req, res, rec, route, beh, body: rec.body ?? {}, query: url.searchParams, signal: ac.signal };
+
+    if (beh.delay_ms) await sleep(beh.delay_ms, ac.signal);
+    if (ac.signal.aborted) return;
+
+    if (beh.stall) return this.stall(x);
+
+    if (beh.close) res.shouldKeepAlive = false;
+
+    // Whole-body overrides.
+    if (beh.raw_body != null) {
+      return sendRaw(res, beh.status ?? 200, beh.content_type ?? 'text/plain', beh.raw_body, beh.headers, rec);
+    }
+    if (beh.body !== undefined) {
+      return sendJson(res, beh.status ?? 200, beh.body, rec, beh.headers);
+    }
+    if ((beh.status ?? 200) >= 400) return this.sendProviderError(x, beh.status);
+
+    if (rec.raw_body != null && req.method === 'POST') {
+      return this.sendProviderError(x, 400, 'We could not parse the JSON body of your request.');
+    }
+    if (route.provider === 'azure' && !url.searchParams.get('api-version')) {
+      return sendJson(res, 404, {
+        error: { code: '404', message: 'Resource not found' },
+      }, rec, beh.headers);
+    }
+    if (beh.invalid_json && !this.wantsStream(x)) {
+      return sendRaw(res, 200, 'application/json', '{"id": "broken", "choices": [ {"message": ', beh.headers, rec);
+    }
+
+    switch (`${route.provider}:${route.kind}`) {
+      case 'openai:models':
+        return sendJson(res, 200, {
+          object: 'list',
+          data: (beh.models ?? ['gpt-x', 'gpt-4o', 'text-embedding-3-small']).map((id) => ({
+            id, object: 'model', created: 1686935002, owned_by: 'fake-provider',
+          })),
+        }, rec, beh.headers);
+      case 'ollama:tags':
+        return sendJson(res, 200, {
+          models: (beh.models ?? ['llama3.1']).map((name) => ({
+            name, model: name, modified_at: new Date(0).toISOString(), size: 1, digest: randId(8), details: {},
+          })),
+        }, rec, beh.headers);
+      case 'openai:embedding':
+      case 'azure:embedding':
+        return this.openaiEmbeddings(x);
+      case 'ollama:embed':
+      case 'ollama:embeddings_legacy':
+        return this.ollamaEmbed(x);
+      default:
+        break;
+    }
+
+    const answer = this.buildAnswer(x);
+    if (this.wantsStream(x)) {
+      rec.reply.stream = true;
+      if (beh.raw_chunks) return this.streamRaw(x);
+      switch (route.provider) {
+        case 'anthropic': return this.anthropicStream(x, answer);
+        case 'ollama': return this.ollamaStream(x, answer);
+        default: return route.kind === 'completion' ? this.openaiCompletionStream(x, answer)
+                                                    : this.openaiChatStream(x, answer);
+      }
+    }
+    switch (route.provider) {
+      case 'anthropic': return this.anthropicJson(x, answer);
+      case 'ollama': return this.ollamaJson(x, answer);
+      default: return route.kind === 'completion' ? this.openaiCompletionJson(x, answer)
+                                                  : this.openaiChatJson(x, answer);
+    }
+  }
+
+  wantsStream({ route, beh, body }) {
+    if (typeof beh.stream === 'boolean') return beh.stream;
+    if (route.provider === 'ollama') return body?.stream !== false;  // Ollama streams by default
+    return body?.stream === true;
+  }
+
+  stall({ res, rec, signal }) {
+    // Never answer; end only when the client gives up, the test resets, or we close.
+    return new Promise((resolve) => {
+      const done = () => {
+        this.stalled.delete(done);
+        if (!res.destroyed) res.destroy();
+        resolve();
+      };
+      this.stalled.add(done);
+      signal.addEventListener('abort', () => {
+        this.stalled.delete(done);
+        resolve();
+      }, { once: true });
+      rec.reply.status = null;
+    });
+  }
+
+  buildAnswer({ body, beh, route }) {
+    let content = beh.echo ? lastUserText(body) : (beh.content ?? DEFAULT_CONTENT);
+    if (Array.isArray(beh.chunks)) content = beh.chunks.join('');
+    const toolCalls = normToolCalls(beh.tool_calls);
+    const pieces = content === '' && toolCalls ? [] : splitPieces(content, beh.chunks);
+    const model = beh.model ?? body?.model ?? route.deployment ?? 'fake-model';
+    const u = beh.usage ?? {};
+    const prompt = u.prompt_tokens ?? u.input_tokens ?? promptTokens(route.provider, route.kind, body);
+    const completion = u.completion_tokens ?? u.output_tokens
+      ?? Math.max(1, pieces.length + (toolCalls ? toolCalls.length * 5 : 0));
+    const finish = beh.finish_reason ?? (toolCalls ? 'tool_calls' : 'stop');
+    return {
+      content,
+      pieces,
+      toolCalls,
+      model,
+      finish,
+      usage: {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        total_tokens: prompt + completion,
+        cache_read_input_tokens: u.cache_read_input_tokens ?? 0,
+        cache_creation_input_tokens: u.cache_creation_input_tokens ?? 0,
+      },
+    };
+  }
+
+  noteReply(rec, status, answer) {
+    rec.reply.status = status;
+    rec.reply.content = answer.content;
+    rec.reply.tool_calls = answer.toolCalls;
+    rec.reply.usage = {
+      prompt_tokens: answer.usage.prompt_tokens,
+      completion_tokens: answer.usage.completion_tokens,
+      total_tokens: answer.usage.total_tokens,
+    };
+    rec.reply.finish_reason = answer.finish;
+  }
+
+  // -------------------------------------------------------------- errors
+
+  errorBody(provider, status, message, type) {
+    if (provider === 'anthropic') {
+      return { type: 'error', error: { type: type ?? ANTHROPIC_ERROR_TYPES[status] ?? 'api_error', message } };
+    }
+    if (provider === 'ollama') return { error: message };
+    const [t, code] = OPENAI_ERROR_TYPES[status] ?? ['server_error', null];
+    return { error: { message, type: type ?? t, param: null, code } };
+  }
+
+  sendProviderError({ res, rec, route, beh }, status, message) {
+    const msg = message ?? beh.error_message ?? `fake provider error ${status}`;
+    const body = this.errorBody(route?.provider ?? 'openai', status, msg, beh.error_type);
+    return sendJson(res, status, body, rec, beh.headers);
+  }
+
+  // -------------------------------------------------------------- OpenAI / Azure
+
+  openaiChatJson({ res, rec, beh }, a) {
+    const message = { role: 'assistant', content: a.toolCalls && a.content === '' ? null : a.content, refusal: null };
+    if (a.toolCalls) {
+      message.tool_calls = a.toolCalls.map((t) => ({
+        id: t.id, type: 'function', function: { name: t.name, arguments: t.arguments },
+      }));
+    }
+    this.noteReply(rec, 200, a);
+    return sendJson(res, 200, {
+      id: `chatcmpl-${randId(12)}`,
+      object: 'chat.completion',
+      created: nowSec(),
+      model: a.model,
+      system_fingerprint: 'fp_fake',
+      choices: [{ index: 0, message, logprobs: null, finish_reason: a.finish }],
+      usage: {
+        prompt_tokens: a.usage.prompt_tokens,
+        completion_tokens: a.usage.completion_tokens,
+        total_tokens: a.usage.total_tokens,
+      },
+    }, rec, beh.headers);
+  }
+
+  openaiCompletionJson({ res, rec, beh }, a) {
+    this.noteReply(rec, 200, a);
+    return sendJson(res, 200, {
+      id: `cmpl-${randId(12)}`,
+      object: 'text_completion',
+      created: nowSec(),
+      model: a.model,
+      choices: [{ text: a.content, index: 0, logprobs: null, finish_reason: a.finish === 'tool_calls' ? 'stop' : a.finish }],
+      usage: {
+        prompt_tokens: a.usage.prompt_tokens,
+        completion_tokens: a.usage.completion_tokens,
+        total_tokens: a.usage.total_tokens,
+      },
+    }, rec, beh.headers);
+  }
+
+  openaiEmbeddings({ res, rec, beh, body }) {
+    const inputs = Array.isArray(body.input) ? body.input : [body.input ?? ''];
+    const dims = body.dimensions ?? beh.dimensions ?? 8;
+    const b64 = body.encoding_format === 'base64';
+    const data = inputs.map((inp, index) => {
+      const vec = embeddingFor(typeof inp === 'string' ? inp : JSON.stringify(inp), dims);
+      return { object: 'embedding', index, embedding: b64 ? toBase64Floats(vec) : vec };
+    });
+    const prompt = beh.usage?.prompt_tokens ?? promptTokens('openai', 'embedding', body);
+    rec.reply.status = 200;
+    rec.reply.usage = { prompt_tokens: prompt, completion_tokens: 0, total_tokens: prompt };
+    rec.reply.embeddings = inputs.map((inp) => embeddingFor(typeof inp === 'string' ? inp : JSON.stringify(inp), dims));
+    return sendJson(res, 200, {
+      object: 'list',
+      data,
+      model: beh.model ?? body.model ?? 'text-embedding-fake',
+      usage: { prompt_tokens: prompt, total_tokens: prompt },
+    }, rec, beh.headers);
+  }
+
+  async openaiChatStream(x, a) {
+    const { res, rec, beh, body } = x;
+    const id = `chatcmpl-${randId(12)}`;
+    const created = nowSec();
+    const includeUsage = body?.stream_options?.include_usage === true;
+    const base = { id, object: 'chat.completion.chunk', created, model: a.model, system_fingerprint: 'fp_fake' };
+    const chunk = (delta, finish = null) => {
+      const c = { ...base, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] };
+      if (includeUsage) c.usage = null;
+      return `data: ${JSON.stringify(c)}\n\n`;
+    };
+    const frames = [];  // [frame, countsAsPiece]
+    frames.push([chunk({ role: 'assistant', content: '', refusal: null }), false]);
+    for (const p of a.pieces) frames.push([chunk({ content: p }), true]);
+    if (a.toolCalls) {
+      a.toolCalls.forEach((t, index) => {
+        frames.push([chunk({
+          tool_calls: [{ index, id: t.id, type: 'function', function: { name: t.name, arguments: '' } }],
+        }), true]);
+        for (const part of splitArgs(t.arguments)) {
+          frames.push([chunk({ tool_calls: [{ index, function: { arguments: part } }] }), true]);
+        }
+      });
+    }
+    frames.push([chunk({}, a.finish), false]);
+    if (includeUsage) {
+      frames.push([`data: ${JSON.stringify({
+        ...base, choices: [],
+        usage: {
+          prompt_tokens: a.usage.prompt_tokens,
+          completion_tokens: a.usage.completion_tokens,
+          total_tokens: a.usage.total_tokens,
+        },
+      })}\n\n`, false]);
+    }
+    frames.push(['data: [DONE]\n\n', false]);
+    this.noteReply(rec, 200, a);
+    return this.runStream(x, 'text/event-stream', frames, {
+      errorFrame: (msg) => `data: ${JSON.stringify(this.errorBody('openai', 500, msg))}\n\n`,
+      invalidFrame: 'data: {"id": "broken", "choices": [\n\n',
+    });
+  }
+
+  async openaiCompletionStream(x, a) {
+    const { rec, body } = x;
+    const id = `cmpl-${randId(12)}`;
+    const created = nowSec();
+    const includeUsage = body?.stream_options?.include_usage === true;
+    const base = { id, object: 'text_completion', created, model: a.model };
+    const chunk = (text, finish = null) => {
+      const c = { ...base, choices: [{ text, index: 0, logprobs: null, finish_reason: finish }] };
+      if (includeUsage) c.usage = null;
+      return `data: ${JSON.stringify(c)}\n\n`;
+    };
+    const frames = a.pieces.map((p) => [chunk(p), true]);
+    frames.push([chunk('', a.finish === 'tool_calls' ? 'stop' : a.finish), false]);
+    if (includeUsage) {
+      frames.push([`data: ${JSON.stringify({
+        ...base, choices: [],
+        usage: {
+          prompt_tokens: a.usage.prompt_tokens,
+          completion_tokens: a.usage.completion_tokens,
+          total_tokens: a.usage.total_tokens,
+        },
+      })}\n\n`, false]);
+    }
+    frames.push(['data: [DONE]\n\n', false]);
+    this.noteReply(rec, 200, a);
+    return this.runStream(x, 'text/event-stream', frames, {
+      errorFrame: (msg) => `data: ${JSON.stringify(this.errorBody('openai', 500, msg))}\n\n`,
+      invalidFrame: 'data: {"id": "broken", "choices": [\n\n',
+    });
+  }
+
+  // -------------------------------------------------------------- Anthropic
+
+  anthropicStopReason(a, beh) {
+    if (beh.stop_reason) return beh.stop_reason;
+    switch (a.finish) {
+      case 'length': return 'max_tokens';
+      case 'tool_calls': return 'tool_use';
+      case 'stop_sequence': return 'stop_sequence';
+      default: return 'end_turn';
+    }
+  }
+
+  anthropicUsage(a) {
+    return {
+      input_tokens: a.usage.prompt_tokens,
+      cache_creation_input_tokens: a.usage.cache_creation_input_tokens,
+      cache_read_input_tokens: a.usage.cache_read_input_tokens,
+      output_tokens: a.usage.completion_tokens,
+    };
+  }
+
+  anthropicContent(a) {
+    const content = [];
+    if (a.content !== '' || !a.toolCalls) content.push({ type: 'text', text: a.content });
+    for (const t of a.toolCalls ?? []) {
+      let input;
+      try {
+        input = JSON.parse(t.arguments);
+      } catch {
+        input = {};
+      }
+      content.push({ type: 'tool_use', id: t.id.startsWith('toolu_') ? t.id : `toolu_${t.id}`, name: t.name, input });
+    }
+    return content;
+  }
+
+  anthropicJson({ res, rec, beh }, a) {
+    this.noteReply(rec, 200, a);
+    const content = this.anthropicContent(a);
+    rec.reply.anthropic_tool_ids = content.filter((c) => c.type === 'tool_use').map((c) => c.id);
+    return sendJson(res, 200, {
+      id: `msg_${randId(12)}`,
+      type: 'message',
+      role: 'assistant',
+      model: a.model,
+      content,
+      stop_reason: this.anthropicStopReason(a, beh),
+      stop_sequence: null,
+      usage: this.anthropicUsage(a),
+    }, rec, beh.headers);
+  }
+
+  async anthropicStream(x, a) {
+    const { rec, beh } = x;
+    const ev = (type, data) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+    const usage = this.anthropicUsage(a);
+    const frames = [];
+    frames.push([ev('message_start', {
+      message: {
+        id: `msg_${randId(12)}`, type: 'message', role: 'assistant', model: a.model, content: [],
+        stop_reason: null, stop_sequence: null,
+        usage: { ...usage, output_tokens: 1 },
+      },
+    }), false]);
+    const content = this.anthropicContent(a);
+    rec.reply.anthropic_tool_ids = content.filter((c) => c.type === 'tool_use').map((c) => c.id);
+    content.forEach((block, index) => {
+      if (block.type === 'text') {
+        frames.push([ev('content_block_start', { index, content_block: { type: 'text', text: '' } }), false]);
+        if (index === 0) frames.push([ev('ping', {}), false]);
+        for (const p of a.pieces) {
+          frames.push([ev('content_block_delta', { index, delta: { type: 'text_delta', text: p } }), true]);
+        }
+      } else {
+        frames.push([ev('content_block_start', {
+          index, content_block: { type: 'tool_use', id: block.id, name: block.name, input: {} },
+        }), true]);
+        if (index === 0) frames.push([ev('ping', {}), false]);
+        const args = JSON.stringify(block.input);
+        frames.push([ev('content_block_delta', { index, delta: { type: 'input_json_delta', partial_json: '' } }), false]);
+        for (const part of splitArgs(args)) {
+          frames.push([ev('content_block_delta', { index, delta: { type: 'input_json_delta', partial_json: part } }), true]);
+        }
+      }
+      frames.push([ev('content_block_stop', { index }), false]);
+    });
+    frames.push([ev('message_delta', {
+      delta: { stop_reason: this.anthropicStopReason(a, beh), stop_sequence: null },
+      usage: { output_tokens: usage.output_tokens },
+    }), false]);
+    frames.push([ev('message_stop', {}), false]);
+    this.noteReply(rec, 200, a);
+    return this.runStream(x, 'text/event-stream', frames, {
+      errorFrame: (msg) => ev('error', { error: { type: 'overloaded_error', message: msg } }),
+      invalidFrame: 'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0, "delta": {\n\n',
+    });
+  }
+
+  // -------------------------------------------------------------- Ollama
+
+  ollamaTiming(a) {
+    return {
+      total_duration: 123456789,
+      load_duration: 1234567,
+      prompt_eval_count: a.usage.prompt_tokens,
+      prompt_eval_duration: 2345678,
+      eval_count: a.usage.completion_tokens,
+      eval_duration: 3456789,
+    };
+  }
+
+  ollamaDoneReason(a) {
+    return a.finish === 'length' ? 'length' : 'stop';
+  }
+
+  ollamaToolCalls(a) {
+    return (a.toolCalls ?? []).map((t) => {
+      let args;
+      try {
+        args = JSON.parse(t.arguments);
+      } catch {
+        args = {};
+      }
+      return { function: { name: t.name, arguments: args } };
+    });
+  }
+
+  ollamaJson({ res, rec, beh, route }, a) {
+    this.noteReply(rec, 200, a);
+    const created_at = new Date().toISOString();
+    const done = { done: true, done_reason: this.ollamaDoneReason(a), ...this.ollamaTiming(a) };
+    if (route.kind === 'generate') {
+      return sendJson(res, 200, { model: a.model, created_at, response: a.content, ...done, context: [1, 2, 3] },
+                      rec, beh.headers);
+    }
+    const message = { role: 'assistant', content: a.content };
+    if (a.toolCalls) message.tool_calls = this.ollamaToolCalls(a);
+    return sendJson(res, 200, { model: a.model, created_at, message, ...done }, rec, beh.headers);
+  }
+
+  async ollamaStream(x, a) {
+    const { rec, route } = x;
+    const line = (o) => `${JSON.stringify({ model: a.model, created_at: new Date().toISOString(), ...o })}\n`;
+    const gen = route.kind === 'generate';
+    const frames = a.pieces.map((p) => [
+      line(gen ? { response: p, done: false } : { message: { role: 'assistant', content: p }, done: false }), true]);
+    if (a.toolCalls && !gen) {
+      frames.push([line({ message: { role: 'assistant', content: '', tool_calls: this.ollamaToolCalls(a) }, done: false }), true]);
+    }
+    const done = { done: true, done_reason: this.ollamaDoneReason(a), ...this.ollamaTiming(a) };
+    frames.push([line(gen ? { response: '', ...done, context: [1, 2, 3] }
+                          : { message: { role: 'assistant', content: '' }, ...done }), false]);
+    this.noteReply(rec, 200, a);
+    return this.runStream(x, 'application/x-ndjson', frames, {
+      errorFrame: (msg) => `${JSON.stringify({ error: msg })}\n`,
+      invalidFrame: '{"model": "broken", "message": {\n',
+    });
+  }
+
+  ollamaEmbed({ res, rec, beh, body, route }) {
+    const dims = beh.dimensions ?? 8;
+    const prompt = beh.usage?.prompt_tokens ?? promptTokens('ollama', 'embed', body);
+    rec.reply.status = 200;
+    rec.reply.usage = { prompt_tokens: prompt, completion_tokens: 0, total_tokens: prompt };
+    if (route.kind === 'embeddings_legacy') {
+      const vec = embeddingFor(String(body.prompt ?? ''), dims);
+      rec.reply.embeddings = [vec];
+      return sendJson(res, 200, { embedding: vec }, rec, beh.headers);
+    }
+    const inputs = Array.isArray(body.input) ? body.input : [body.input ?? ''];
+    const embeddings = inputs.map((s) => embeddingFor(String(s), dims));
+    rec.reply.embeddings = embeddings;
+    return sendJson(res, 200, {
+      model: beh.model ?? body.model ?? 'fake-embed',
+      embeddings,
+      total_duration: 1234567,
+      load_duration: 12345,
+      prompt_eval_count: prompt,
+    }, rec, beh.headers);
+  }
+
+  // -------------------------------------------------------------- streaming engine
+
+  async streamRaw(x) {
+    const { route, beh } = x;
+    const type = beh.content_type ?? (route.provider === 'ollama' ? 'application/x-ndjson' : 'text/event-stream');
+    const frames = beh.raw_chunks.map((c) => [String(c), true]);
+    return this.runStream(x, type, frames, { errorFrame: () => '', invalidFrame: '' });
+  }
+
+  // frames: [[text, countsAsPiece], ...]. Applies chunk_delay_ms, cut/stall/error_after_chunks
+  // (counted in content pieces) and invalid_json.
+  async runStream({ res, rec, beh, signal }, contentType, frames, { errorFrame, invalidFrame }) {
+    const headers = {
+      'content-type': contentType,
+      'cache-control': 'no-cache',
+      'x-request-id': `req_${randId(8)}`,
+      ...(beh.headers ?? {}),
+    };
+    if (beh.close) headers.connection = 'close';
+    res.writeHead(beh.status ?? 200, headers);
+    res.flushHeaders();
+    rec.reply.status = beh.status ?? 200;
+    if (beh.invalid_json) {
+      res.write(invalidFrame);
+    }
+    let pieces = 0;
+    let first = true;
+    const limit = (v) => (typeof v === 'number' && v >= 0 ? v : null);
+    const cutAt = limit(beh.cut_after_chunks);
+    const stallAt = limit(beh.stall_after_chunks);
+    const errorAt = limit(beh.error_after_chunks);
+    for (const [frame, isPiece] of frames) {
+      if (signal.aborted) return;
+      // Limits count content pieces and apply to the next frame of any kind, so N equal to
+      // the number of pieces still withholds the finish/usage/terminator frames.
+      if (cutAt !== null && pieces >= cutAt) {
+        rec.cut = true;
+        res.socket?.destroy();
+        res.destroy();
+        return;
+      }
+      if (stallAt !== null && pieces >= stallAt) {
+        return this.stall({ res, rec, signal });
+      }
+      if (errorAt !== null && pieces >= errorAt) {
+        res.write(errorFrame(beh.error_message ?? 'fake provider: upstream failed mid-stream'));
+        res.end();
+        return;
+      }
+      if (isPiece) {
+        if (!first && beh.chunk_delay_ms) {
+          await sleep(beh.chunk_delay_ms, signal);
+          if (signal.aborted) return;
+        }
+        first = false;
+        pieces += 1;
+        rec.reply.chunks_sent = pieces;
+      }
+      // Wait until each frame is handed to the kernel: pacing is then real, and a cut that
+      // follows never discards frames still queued in user space.
+      await writeFlushed(res, frame, signal);
+    }
+    res.end();
+  }
+
+  // -------------------------------------------------------------- control API
+
+  async control(req, res, url, raw) {
+    const path = url.pathname.replace(/\/+$/, '');
+    let body = null;
+    if (raw.length) {
+      try {
+        body = JSON.parse(raw.toString('utf8'));
+      } catch (e) {
+        return sendJson(res, 400, { error: `invalid JSON: ${e.message}` });
+      }
+    }
+    const m = req.method;
+    if (path === '/__control/health' && m === 'GET') return sendJson(res, 200, { ok: true });
+    if (path === '/__control/script') {
+      if (m === 'POST' || m === 'PUT') {
+        if (m === 'PUT') this.queue = [];
+        this.script(body ?? []);
+        return sendJson(res, 200, { queued: this.queue.length });
+      }
+      if (m === 'DELETE') {
+        this.queue = [];
+        return sendJson(res, 200, { queued: 0 });
+      }
+      if (m === 'GET') return sendJson(res, 200, this.queue);
+    }
+    if (path === '/__control/defaults') {
+      if (m === 'POST' || m === 'PUT') {
+        if (m === 'PUT') this.defaults = { ...this.initialDefaults };
+        this.setDefaults(body ?? {});
+      }
+      return sendJson(res, 200, this.defaults);
+    }
+    if (path === '/__control/requests') {
+      if (m === 'DELETE') {
+        this.clearRequests();
+        return sendJson(res, 200, { cleared: true });
+      }
+      if (m === 'GET') {
+        const min = Number(url.searchParams.get('min') ?? 0);
+        const timeoutMs = Math.min(Number(url.searchParams.get('timeout_ms') ?? 5000), 60_000);
+        const filter = { path: url.searchParams.get('path') ?? undefined };
+        if (min > 0) {
+          try {
+            await this.waitFor(() => this.requests(filter).length >= min, { timeoutMs });
+          } catch {
+            return sendJson(res, 408, { error: `fewer than ${min} requests within ${timeoutMs} ms`,
+                                        requests: this.requests(filter) });
+          }
+        }
+        return sendJson(res, 200, this.requests(filter));
+      }
+    }
+    if (path === '/__control/reset' && m === 'POST') {
+      this.reset();
+      return sendJson(res, 200, { reset: true });
+    }
+    return sendJson(res, 404, { error: `no control route ${m} ${path}` });
+  }
+}
+
+// ------------------------------------------------------------------ I/O helpers
+
+function readBody(req) {
+  return new Promise((resolve) => {
+    const parts = [];
+    req.on('data', (d) => parts.push(d));
+    req.on('end', () => resolve(Buffer.concat(parts)));
+    req.on('error', () => resolve(Buffer.concat(parts)));
+    req.on('aborted', () => resolve(Buffer.concat(parts)));
+  });
+}
+
+function writeFlushed(res, data, signal) {
+  return new Promise((resolve) => {
+    let settled = false;
+    const done = () => {
+      if (settled) return;
+      settled = true;
+      res.off('close', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    res.on('close', done);
+    signal.addEventListener('abort', done, { once: true });
+    if (res.destroyed) return done();
+    res.write(data, done);
+  });
+}
+
+function sendJson(res, status, obj, rec, headers) {
+  const text = JSON.stringify(obj);
+  if (rec && rec.reply && rec.reply.status == null) rec.reply.status = status;
+  if (res.destroyed) return;
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'x-request-id': `req_${randId(8)}`,
+    ...(headers ?? {}),
+  });
+  res.end(text);
+}
+
+function sendRaw(res, status, contentType, text, headers, rec) {
+  if (rec && rec.reply) rec.reply.status = status;
+  if (res.destroyed) return;
+  res.writeHead(status, {
+    'content-type': contentType,
+    'content-length': Buffer.byteLength(text),
+    ...(headers ?? {}),
+  });
+  res.end(text);
+}
+
+// ------------------------------------------------------------------ public API
+
+export async function startFakeProvider(opts = {}) {
+  const fp = new FakeProvider(opts);
+  await fp.listen();
+  return {
+    get url() { return fp.url; },
+    get port() { return fp.port; },
+    host: fp.host,
+    server: fp.server,
+    close: () => fp.close(),
+    script: (list) => fp.script(list),
+    setDefaults: (d) => fp.setDefaults(d),
+    requests: (filter) => fp.requests(filter),
+    clearRequests: () => fp.clearRequests(),
+    waitFor: (pred, o) => fp.waitFor(pred, o),
+    waitForRequests: (n, o) => fp.waitForRequests(n, o),
+    reset: () => fp.reset(),
+  };
+}
+
+function cliArgs(argv) {
+  const o = { port: 0, host: '127.0.0.1', quiet: true };
+  for (let i = 0; i < argv.length; ++i) {
+    const a = argv[i];
+    const [k, inline] = a.includes('=') ? a.split(/=(.*)/s, 2) : [a, undefined];
+    const val = () => inline ?? argv[++i];
+    if (k === '--port' || k === '-p') o.port = Number(val());
+    else if (k === '--host') o.host = val();
+    else if (k === '--content') o.defaults = { ...(o.defaults ?? {}), content: val() };
+    else if (k === '--verbose') o.quiet = false;
+    else if (k === '--help' || k === '-h') {
+      process.stdout.write('usage: node server.mjs [--port N] [--host 127.0.0.1] [--content TEXT] [--verbose]\n');
+      process.exit(0);
+    } else {
+      process.stderr.write(`fake provider: unknown option ${a}\n`);
+      process.exit(2);
+    }
+  }
+  if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) {
+    process.stderr.write('fake provider: invalid --port\n');
+    process.exit(2);
+  }
+  return o;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const fp = new FakeProvider(cliArgs(process.argv.slice(2)));
+  await fp.listen();
+  process.stdout.write(`${JSON.stringify({ port: fp.port })}\n`);
+  const stop = () => fp.close().then(() => process.exit(0));
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}

@@ -1,0 +1,274 @@
+// /v1/chat/completions through the real binary to the fake provider: JSON, SSE relay, first
+// chunk before the upstream finishes, client disconnect cancels upstream, mock_response,
+// unknown model, dead and stalled upstreams (issue 2 acceptance 3 and "Upstream client").
+import { after, before, beforeEach, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { startFakeProvider } from '../fake_provider/server.mjs';
+import {
+  MASTER_KEY, SLOW, assembleChat, call, curl, curlHttp, freePort, mockModel, openaiErrorProblems, openaiModel,
+  sseData, startGateway, stopAll, streamTimed,
+} from '../lib/gateway.mjs';
+
+let fake;
+let gw;
+let deadPort;
+const USER = [{ role: 'user', content: 'Say hello' }];
+
+before(async () => {
+  fake = await startFakeProvider();
+  deadPort = await freePort();
+  gw = await startGateway({
+    config: {
+      model_list: [
+        openaiModel('gpt-x', `${fake.url}/v1`),
+        openaiModel('gpt-stalled', `${fake.url}/v1`, { upstreamModel: 'stalled', params: { timeout: 1 } }),
+        openaiModel('gpt-dead', `http://127.0.0.1:${deadPort}/v1`, { params: { timeout: 5 } }),
+        mockModel('demo', 'Hello from the offline demo model'),
+      ],
+      // One attempt per request: these tests look at how a single upstream failure reaches
+      // the client (retries and fallbacks are tested in router.test.mjs).
+      router_settings: { num_retries: 0 },
+    },
+  });
+});
+after(async () => {
+  await stopAll();
+  await fake?.close();
+});
+beforeEach(() => fake.reset());
+
+const auth = { authorization: `Bearer ${MASTER_KEY}` };
+
+describe('non-streaming', () => {
+  test('answer and usage are what the upstream produced; request forwarded as sent', async () => {
+    fake.script([{ content: 'The upstream says hi', usage: { prompt_tokens: 17, completion_tokens: 5 } }]);
+    const r = await call(gw, '/v1/chat/completions', {
+      body: { model: 'gpt-x', messages: USER, temperature: 0.25, max_tokens: 50, user: 'u-1' },
+    });
+    assert.equal(r.status, 200, r.text);
+    const j = r.json;
+    assert.equal(j.object, 'chat.completion');
+    assert.equal(j.choices[0].message.role, 'assistant');
+    assert.equal(j.choices[0].message.content, 'The upstream says hi');
+    assert.equal(j.choices[0].finish_reason, 'stop');
+    assert.deepEqual(
+      { p: j.usage.prompt_tokens, c: j.usage.completion_tokens, t: j.usage.total_tokens }, { p: 17, c: 5, t: 22 });
+    const [rec] = fake.requests();
+    assert.equal(rec.path, '/v1/chat/completions');
+    assert.equal(rec.body.model, 'gpt-x');
+    assert.deepEqual(rec.body.messages, USER);
+    assert.equal(rec.body.temperature, 0.25);
+    assert.equal(rec.body.max_tokens, 50);
+    assert.match(rec.headers['content-type'] ?? '', /application\/json/);
+  });
+
+  test('/chat/completions without /v1 works (curl)', async () => {
+    const r = await curlHttp([`${gw.url}/chat/completions`, '-H', `Authorization: Bearer ${MASTER_KEY}`,
+      '-H', 'content-type: application/json', '-d', JSON.stringify({ model: 'gpt-x', messages: USER })]);
+    assert.equal(r.status, 200, r.body);
+    assert.equal(JSON.parse(r.body).choices[0].message.content, 'Hello from fake provider');
+  });
+
+  test('tool calls survive the round trip', async () => {
+    fake.script([{ content: '', tool_calls: [{ id: 'call_abc', name: 'get_weather', arguments: { city: 'Oslo' } }] }]);
+    const r = await call(gw, '/v1/chat/completions', {
+      body: {
+        model: 'gpt-x', messages: USER,
+        tools: [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object' } } }],
+      },
+    });
+    assert.equal(r.status, 200, r.text);
+    const m = r.json.choices[0].message;
+    assert.equal(r.json.choices[0].finish_reason, 'tool_calls');
+    assert.equal(m.tool_calls[0].id, 'call_abc');
+    assert.equal(m.tool_calls[0].function.name, 'get_weather');
+    assert.deepEqual(JSON.parse(m.tool_calls[0].function.arguments), { city: 'Oslo' });
+    assert.equal(fake.requests()[0].body.tools[0].function.name, 'get_weather');
+  });
+
+  test('unknown model: 400 invalid_request_error naming the model and /v1/models', async () => {
+    const r = await call(gw, '/v1/chat/completions', { body: { model: 'no-such-model', messages: USER } });
+    assert.equal(r.status, 400, r.text);
+    assert.deepEqual(openaiErrorProblems(r.json, 400), []);
+    assert.equal(r.json.error.type, 'invalid_request_error');
+    assert.match(r.json.error.message, /no-such-model/);
+    assert.match(r.json.error.message, /\/v1\/models/);
+    assert.equal(fake.requests().length, 0);
+  });
+
+  test('upstream 4xx/5xx keeps its status and reaches the client OpenAI-shaped', async () => {
+    fake.script([{ status: 429, error_message: 'upstream rate limited', headers: { 'retry-after': '3' } }]);
+    const r = await call(gw, '/v1/chat/completions', { body: { model: 'gpt-x', messages: USER } });
+    assert.equal(r.status, 429, r.text);
+    assert.deepEqual(openaiErrorProblems(r.json, 429), []);
+    assert.match(r.json.error.message, /upstream rate limited/);
+  });
+});
+
+describe('streaming', () => {
+  test('SSE headers, chunks relayed, ends with data: [DONE] (curl -N)', async () => {
+    fake.script([{ chunks: ['One', ' two', ' three'] }]);
+    const r = await curlHttp(['-N', `${gw.url}/v1/chat/completions`, '-H', `Authorization: Bearer ${MASTER_KEY}`,
+      '-H', 'content-type: application/json', '-d', JSON.stringify({ model: 'gpt-x', messages: USER, stream: true })]);
+    assert.equal(r.status, 200, r.body);
+    assert.match(r.headers['content-type'] ?? '', /^text\/event-stream/);
+    assert.equal(r.headers['x-accel-buffering'], 'no');
+    assert.ok(r.body.endsWith('data: [DONE]\n\n'), JSON.stringify(r.body.slice(-80)));
+    // Every frame is `data: <json>\n\n`.
+    for (const block of r.body.split('\n\n').filter(Boolean)) assert.match(block, /^data: /);
+    const data = sseData(r.body);
+    const a = assembleChat(data);
+    assert.equal(a.text, 'One two three');
+    assert.equal(a.finish, 'stop');
+    for (const d of data.slice(0, -1)) assert.equal(JSON.parse(d).object, 'chat.completion.chunk');
+  });
+
+  test('usage chunk when the client asks for it; counts are the upstream\'s', async () => {
+    fake.script([{ chunks: ['a', 'b'], usage: { prompt_tokens: 9, completion_tokens: 2 } }]);
+    const r = await streamTimed(`${gw.url}/v1/chat/completions`, {
+      headers: auth, body: { model: 'gpt-x', messages: USER, stream: true, stream_options: { include_usage: true } },
+    });
+    assert.equal(r.status, 200);
+    const a = assembleChat(sseData(r.text));
+    assert.equal(a.text, 'ab');
+    assert.ok(a.usage, 'no usage chunk');
+    assert.equal(a.usage.prompt_tokens, 9);
+    assert.equal(a.usage.completion_tokens, 2);
+    assert.equal(a.usage.total_tokens, 11);
+  });
+
+  test('first chunk reaches the client before the upstream has finished', async () => {
+    fake.script([{ chunks: 5, chunk_delay_ms: 400 }]);
+    let firstContentAt = null;
+    let firstContentWall = null;
+    const r = await streamTimed(`${gw.url}/v1/chat/completions`, {
+      headers: auth,
+      body: { model: 'gpt-x', messages: USER, stream: true },
+      onChunk: (ev, text) => {
+        if (firstContentAt === null && assembleChat(sseData(text).filter((d) => d !== '[DONE]')).text.length > 0) {
+          firstContentAt = ev.t;
+          firstContentWall = ev.at;
+        }
+      },
+    });
+    assert.equal(r.status, 200);
+    assert.equal(assembleChat(sseData(r.text)).text, 'Hello from fake provider');
+    const [rec] = fake.requests();
+    assert.ok(rec.finished_at, 'upstream did not finish');
+    assert.ok(firstContentAt !== null, 'no content chunk seen');
+    assert.ok(firstContentAt < 1000 * SLOW, `first content chunk after ${firstContentAt.toFixed(0)} ms`);
+    assert.ok(r.endAt > 1500, `whole stream took only ${r.endAt.toFixed(0)} ms`);
+    // The decisive check: the client had content while the upstream still had 1.6 s to go.
+    assert.ok(firstContentWall < rec.finished_at - 1000,
+      `first chunk at ${firstContentWall}, upstream finished at ${rec.finished_at}`);
+  });
+
+  test('client disconnect mid-stream cancels the upstream request', async () => {
+    fake.script([{ chunks: 20, chunk_delay_ms: 200 }]);
+    await streamTimed(`${gw.url}/v1/chat/completions`, {
+      headers: auth,
+      body: { model: 'gpt-x', messages: USER, stream: true },
+      onChunk: (ev, text, ac) => {
+        if (assembleChat(sseData(text).filter((d) => d !== '[DONE]')).text.length > 0) {
+          ac.abort();
+          return false;
+        }
+        return true;
+      },
+    }).catch(() => {});
+    const disconnectedAt = Date.now();
+    const recs = await fake.waitFor((rs) => rs[0]?.aborted, { timeoutMs: 3000 * SLOW });
+    assert.equal(recs[0].aborted, true);
+    assert.ok(recs[0].aborted_at - disconnectedAt < 1500 * SLOW,
+      `upstream cancelled ${recs[0].aborted_at - disconnectedAt} ms after the client left`);
+    assert.ok(recs[0].reply.chunks_sent < 20);
+    // The gateway is still fine.
+    const ok = await call(gw, '/v1/chat/completions', { body: { model: 'demo', messages: USER } });
+    assert.equal(ok.status, 200);
+  });
+
+  test('a stream cut by the upstream ends with an error event or a closed body, never [DONE]', async () => {
+    fake.script([{ chunks: 4, cut_after_chunks: 2 }]);
+    const r = await curl(['-N', `${gw.url}/v1/chat/completions`, '-H', `Authorization: Bearer ${MASTER_KEY}`,
+      '-H', 'content-type: application/json', '-d', JSON.stringify({ model: 'gpt-x', messages: USER, stream: true })]);
+    const data = sseData(r.stdout);
+    assert.ok(!data.includes('[DONE]') || data.some((d) => d.startsWith('{"error"')), r.stdout);
+    const ok = await call(gw, '/v1/chat/completions', { body: { model: 'gpt-x', messages: USER } });
+    assert.equal(ok.status, 200);
+  });
+});
+
+describe('mock_response', () => {
+  test('non-streaming answers offline', async () => {
+    const r = await call(gw, '/v1/chat/completions', { body: { model: 'demo', messages: USER } });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.choices[0].message.content, 'Hello from the offline demo model');
+    assert.equal(r.json.object, 'chat.completion');
+    assert.ok(r.json.usage);
+    assert.equal(fake.requests().length, 0);
+  });
+
+  test('streaming answers offline and ends with [DONE]', async () => {
+    const r = await streamTimed(`${gw.url}/v1/chat/completions`, {
+      headers: auth, body: { model: 'demo', messages: USER, stream: true },
+    });
+    assert.equal(r.status, 200);
+    assert.match(r.headers.get('content-type') ?? '', /^text\/event-stream/);
+    assert.equal(r.headers.get('x-accel-buffering'), 'no');
+    const a = assembleChat(sseData(r.text));
+    assert.equal(a.text, 'Hello from the offline demo model');
+    assert.equal(a.done, true);
+    assert.ok(r.text.endsWith('data: [DONE]\n\n'));
+    assert.equal(fake.requests().length, 0);
+  });
+});
+
+describe('broken upstreams', () => {
+  test('dead upstream (closed port): OpenAI-shaped 5xx, quickly', async () => {
+    const t0 = performance.now();
+    const r = await call(gw, '/v1/chat/completions', { body: { model: 'gpt-dead', messages: USER } });
+    const took = performance.now() - t0;
+    assert.ok(r.status >= 500 && r.status < 600, `status ${r.status}: ${r.text}`);
+    assert.deepEqual(openaiErrorProblems(r.json, r.status), []);
+    assert.ok(took < 3000 * SLOW, `took ${took.toFixed(0)} ms`);
+  });
+
+  test('dead upstream while streaming: a real 5xx status (nothing was sent yet)', async () => {
+    const r = await call(gw, '/v1/chat/completions', { body: { model: 'gpt-dead', messages: USER, stream: true } });
+    assert.ok(r.status >= 500 && r.status < 600, `status ${r.status}: ${r.text}`);
+    assert.deepEqual(openaiErrorProblems(r.json, r.status), []);
+  });
+
+  test('stalled upstream with litellm_params.timeout: 1 gives 408 within ~1.5 s', async () => {
+    fake.script([{ stall: true, match: { model: 'stalled' } }]);
+    const t0 = performance.now();
+    const r = await call(gw, '/v1/chat/completions', { body: { model: 'gpt-stalled', messages: USER } });
+    const took = performance.now() - t0;
+    assert.equal(r.status, 408, r.text);
+    assert.deepEqual(openaiErrorProblems(r.json, 408), []);
+    assert.ok(took >= 900, `gave up after only ${took.toFixed(0)} ms`);
+    assert.ok(took < 1500 * SLOW + 500, `took ${took.toFixed(0)} ms`);
+    // The gateway dropped the upstream connection.
+    const recs = await fake.waitFor((rs) => rs[0]?.aborted, { timeoutMs: 2000 * SLOW });
+    assert.equal(recs[0].aborted, true);
+  });
+
+  test('stalled streaming upstream with timeout: 1 gives 408 too', async () => {
+    fake.script([{ stall: true, match: { model: 'stalled' } }]);
+    const t0 = performance.now();
+    const r = await call(gw, '/v1/chat/completions', { body: { model: 'gpt-stalled', messages: USER, stream: true } });
+    const took = performance.now() - t0;
+    assert.equal(r.status, 408, r.text);
+    assert.ok(took < 1500 * SLOW + 500, `took ${took.toFixed(0)} ms`);
+  });
+
+  test('upstream answering invalid JSON: OpenAI-shaped 5xx, no crash', async () => {
+    fake.script([{ invalid_json: true }]);
+    const r = await call(gw, '/v1/chat/completions', { body: { model: 'gpt-x', messages: USER } });
+    assert.ok(r.status >= 500 && r.status < 600, `status ${r.status}: ${r.text}`);
+    assert.deepEqual(openaiErrorProblems(r.json, r.status), []);
+    const ok = await call(gw, '/v1/chat/completions', { body: { model: 'gpt-x', messages: USER } });
+    assert.equal(ok.status, 200);
+  });
+});

@@ -1,0 +1,354 @@
+// Virtual keys end to end (issue 5): the /key/* management API on a real Postgres, and the
+// keys it makes used through the official `openai` SDK (auth stage, model access,
+// /v1/models filtering, block/delete/expiry, regenerate with a grace period), plus the
+// archive and audit rows. Each test file run gets a fresh database on the server of
+// SWITCHYARD_TEST_DATABASE_URL (skipped when unset; scripts/test.sh sets it).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+
+import OpenAI from 'openai';
+
+import {
+  MASTER_KEY, SOURCE_DIR, call, delay, makeTempDir, mockModel, openaiErrorProblems, startGateway, stopAll,
+} from '../lib/gateway.mjs';
+
+const SERVER_URL = process.env.SWITCHYARD_TEST_DATABASE_URL;
+const skip = !SERVER_URL && 'SWITCHYARD_TEST_DATABASE_URL not set (scripts/test.sh sets it)';
+
+// postgresql://u@h:p/db?x -> the same URL naming database `db`.
+function withDatabase(url, db) {
+  const u = new URL(url);
+  u.pathname = `/${db}`;
+  return u.toString();
+}
+function psql(url, sql) {
+  return execFileSync('psql', ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', url, '-c', sql], { encoding: 'utf8' }).trim();
+}
+
+const dbName = `swy_keys_${process.pid}_${Date.now()}`;
+let dbUrl;
+let gw;
+
+function sdk(key) {
+  return new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: key, maxRetries: 0, timeout: 20_000 });
+}
+const chat = (key, model = 'a') => sdk(key).chat.completions.create({ model, messages: [{ role: 'user', content: 'hi' }] });
+
+async function generate(body = {}, headers = {}) {
+  const r = await call(gw, '/key/generate', { body, headers });
+  assert.equal(r.status, 200, r.text);
+  return r.json;
+}
+
+// Expects the SDK call to fail with `status`; returns the error.
+async function rejects(promise, status) {
+  try {
+    await promise;
+  } catch (e) {
+    assert.equal(e.status, status, `${e.status} ${e.message}`);
+    return e;
+  }
+  assert.fail(`expected HTTP ${status}, the call succeeded`);
+}
+
+describe('virtual keys', { skip }, () => {
+  before(async () => {
+    psql(SERVER_URL, `CREATE DATABASE ${dbName}`);
+    dbUrl = withDatabase(SERVER_URL, dbName);
+    gw = await startGateway({
+      config: { model_list: [mockModel('a', 'from a'), mockModel('b', 'from b')] },
+      env: { DATABASE_URL: dbUrl },
+    });
+    // Ready once the migrations ran (readiness reports the database).
+    for (let i = 0; i < 200; i += 1) {
+      const r = await call(gw, '/health/readiness', { method: 'GET' });
+      if (r.status === 200 && r.json?.db === 'connected') break;
+      await delay(50);
+    }
+  });
+  after(async () => {
+    await stopAll();
+    if (dbUrl) psql(SERVER_URL, `DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+  });
+
+  test('/key/generate: sk- + 32 hex, key_name, token_id = sha256; the key works through the SDK', async () => {
+    const k = await generate({ key_alias: 'first', metadata: { team: 'x' } });
+    assert.match(k.key, /^sk-[0-9a-f]{32}$/);
+    assert.equal(k.key_name, `sk-...${k.key.slice(-4)}`);
+    assert.match(k.token_id, /^[0-9a-f]{64}$/);
+    assert.equal(k.expires, null);
+    assert.deepEqual(k.models, []);
+    assert.deepEqual(k.metadata, { team: 'x' });
+    assert.equal(k.key_alias, 'first');
+    const stored = psql(dbUrl, `SELECT count(*) FROM verification_tokens WHERE token = '${k.token_id}'`);
+    assert.equal(stored, '1');
+    const plaintext = psql(dbUrl, `SELECT count(*) FROM verification_tokens WHERE token = '${k.key}' OR key_name = '${k.key}'`);
+    assert.equal(plaintext, '0', 'the plaintext key is never stored');
+
+    const r = await chat(k.key);
+    assert.equal(r.choices[0].message.content, 'from a');
+    const models = await sdk(k.key).models.list();
+    assert.deepEqual(models.data.map((m) => m.id).sort(), ['a', 'b']);
+  });
+
+  test('a key limited to models [a]: 403 key_model_access_denied for b, models.list() shows only a', async () => {
+    const k = await generate({ models: ['a'] });
+    assert.equal((await chat(k.key, 'a')).choices[0].message.content, 'from a');
+    const e = await rejects(chat(k.key, 'b'), 403);
+    assert.equal(e.error?.type ?? e.type, 'key_model_access_denied');
+    assert.equal(e.error?.param ?? e.param, 'model');
+    assert.match(e.message, /key not allowed to access model\. This key can only access models=\['a'\]\. Tried to access b/);
+    const models = await sdk(k.key).models.list();
+    assert.deepEqual(models.data.map((m) => m.id), ['a']);
+    const direct = await call(gw, '/v1/models/b', { method: 'GET', key: k.key });
+    assert.equal(direct.status, 404, direct.text);
+  });
+
+  test('unknown key: 401 auth_error (OpenAI shape)', async () => {
+    const r = await call(gw, '/v1/chat/completions', { key: 'sk-not-a-real-key-0000', body: { model: 'a', messages: [] } });
+    assert.equal(r.status, 401, r.text);
+    assert.deepEqual(openaiErrorProblems(r.json, 401), []);
+    assert.equal(r.json.error.type, 'auth_error');
+  });
+
+  test('blocked key: 401, unblocked: works again (no cache delay)', async () => {
+    const k = await generate();
+    await chat(k.key);  // cached now
+    let r = await call(gw, '/key/block', { body: { key: k.key } });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.blocked, true);
+    const e = await rejects(chat(k.key), 401);
+    assert.match(e.message, /blocked/);
+    r = await call(gw, '/key/unblock', { body: { key: k.key } });
+    assert.equal(r.status, 200, r.text);
+    await chat(k.key);
+  });
+
+  test('deleted key: 401; the row is archived and the deletion audited with who', async () => {
+    const k = await generate({ key_alias: 'doomed' });
+    await chat(k.key);
+    const r = await call(gw, '/key/delete', { body: { keys: [k.key] }, headers: { 'litellm-changed-by': 'ops-bot' } });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json.deleted_keys, [k.key]);
+    await rejects(chat(k.key), 401);
+    assert.equal(psql(dbUrl, `SELECT deleted_by FROM deleted_verification_tokens WHERE token = '${k.token_id}'`), 'ops-bot');
+    assert.equal(psql(dbUrl, `SELECT row_data->>'key_alias' FROM deleted_verification_tokens WHERE token = '${k.token_id}'`), 'doomed');
+    assert.equal(psql(dbUrl, `SELECT string_agg(action || ':' || changed_by, ',' ORDER BY id) FROM audit_log WHERE object_id = '${k.token_id}'`),
+      'created:proxy_admin,deleted:ops-bot');
+    const again = await call(gw, '/key/delete', { body: { keys: [k.key] } });
+    assert.equal(again.status, 404, again.text);
+  });
+
+  test('delete by key_aliases', async () => {
+    const k = await generate({ key_alias: 'by-alias' });
+    const r = await call(gw, '/key/delete', { body: { key_aliases: ['by-alias'] } });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json.deleted_keys, [k.token_id]);
+    await rejects(chat(k.key), 401);
+  });
+
+  test('expired key (duration "1s"): 401 expired_key', async () => {
+    const k = await generate({ duration: '1s' });
+    assert.ok(Date.parse(k.expires) > Date.now() - 1000, k.expires);
+    await chat(k.key);
+    await delay(1200);
+    const e = await rejects(chat(k.key), 401);
+    assert.equal(e.error?.type ?? e.type, 'expired_key');
+  });
+
+  test('regenerate with grace_period: the old value works until the grace ends, the new one at once', async () => {
+    const k = await generate({ models: ['a'] });
+    await chat(k.key);
+    const r = await call(gw, '/key/regenerate', { body: { key: k.key, grace_period: '2s' } });
+    assert.equal(r.status, 200, r.text);
+    const fresh = r.json.key;
+    assert.match(fresh, /^sk-[0-9a-f]{32}$/);
+    assert.notEqual(fresh, k.key);
+    assert.equal(r.json.rotation_count, 1);
+    assert.deepEqual(r.json.models, ['a'], 'settings are kept');
+    await chat(fresh);
+    await chat(k.key);  // inside the grace period
+    await delay(2200);
+    await rejects(chat(k.key), 401);
+    await chat(fresh);
+  });
+
+  test('regenerate without grace: the old value stops at once', async () => {
+    const k = await generate();
+    await chat(k.key);
+    const r = await call(gw, `/key/${k.key}/regenerate`, { body: {} });
+    assert.equal(r.status, 200, r.text);
+    await rejects(chat(k.key), 401);
+    await chat(r.json.key);
+  });
+
+  test('/key/info, /key/update (models, duration), /key/list pagination', async () => {
+    const k = await generate({ key_alias: 'info-me', user_id: 'u-list' });
+    let r = await call(gw, `/key/info?key=${k.key}`, { method: 'GET' });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.key, k.key);
+    assert.equal(r.json.info.key_alias, 'info-me');
+    assert.equal(r.json.info.token, k.token_id);
+
+    await chat(k.key, 'b');
+    r = await call(gw, '/key/update', { body: { key: k.key, models: ['a'], duration: '30d' } });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json.models, ['a']);
+    assert.ok(Date.parse(r.json.expires) > Date.now() + 29 * 86400_000, r.json.expires);
+    await rejects(chat(k.key, 'b'), 403);  // the update took effect at once
+
+    await generate({ user_id: 'u-list' });
+    await generate({ user_id: 'u-list' });
+    r = await call(gw, '/key/list?user_id=u-list&page=1&size=2', { method: 'GET' });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.total_count, 3);
+    assert.equal(r.json.total_pages, 2);
+    assert.equal(r.json.current_page, 1);
+    assert.equal(r.json.keys.length, 2);
+    r = await call(gw, '/key/list?user_id=u-list&page=2&size=2&return_full_object=true', { method: 'GET' });
+    assert.equal(r.json.keys.length, 1);
+    assert.equal(r.json.keys[0].user_id, 'u-list');
+
+    r = await call(gw, '/key/info?key=sk-nope', { method: 'GET' });
+    assert.equal(r.status, 404, r.text);
+  });
+
+  test('validation: wrong field types name the field; custom keys must start with sk-', async () => {
+    for (const [body, field] of [
+      [{ models: 'a' }, 'models'], [{ max_budget: 'lots' }, 'max_budget'], [{ metadata: [] }, 'metadata'],
+      [{ duration: '10 parsecs' }, 'duration'], [{ tpm_limit: 1.5 }, 'tpm_limit'], [{ key: 42 }, 'key'],
+    ]) {
+      const r = await call(gw, '/key/generate', { body });
+      assert.ok(r.status === 422 || r.status === 400, `${JSON.stringify(body)}: ${r.status} ${r.text}`);
+      assert.equal(r.json.error.param, field, r.text);
+    }
+    let r = await call(gw, '/key/generate', { body: { key: 'mykey-123' } });
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.json.error.param, 'key');
+    r = await call(gw, '/key/generate', { body: { key: 'sk-custom-value-1' } });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.key, 'sk-custom-value-1');
+    await chat('sk-custom-value-1');
+    r = await call(gw, '/key/generate', { body: { key: 'sk-custom-value-1' } });
+    assert.equal(r.status, 400, 'a duplicate custom key is refused');
+  });
+
+  test('management needs the master key: a virtual key gets 401', async () => {
+    const k = await generate();
+    const r = await call(gw, '/key/generate', { key: k.key, body: {} });
+    assert.equal(r.status, 401, r.text);
+    const none = await call(gw, '/key/list', { method: 'GET', key: null });
+    assert.equal(none.status, 401, none.text);
+  });
+
+  test('the master key still works and sees every model', async () => {
+    assert.equal((await chat(MASTER_KEY, 'b')).choices[0].message.content, 'from b');
+  });
+});
+
+describe('two instances on one Postgres and Redis', {
+  skip: !(SERVER_URL && process.env.SWITCHYARD_TEST_REDIS_URL)
+    && 'SWITCHYARD_TEST_DATABASE_URL / SWITCHYARD_TEST_REDIS_URL not set (scripts/test.sh sets them)',
+}, () => {
+  const name = `swy_keys2_${process.pid}_${Date.now()}`;
+  let url;
+  let a;
+  let b;
+  before(async () => {
+    psql(SERVER_URL, `CREATE DATABASE ${name}`);
+    url = withDatabase(SERVER_URL, name);
+    const env = { DATABASE_URL: url, REDIS_URL: process.env.SWITCHYARD_TEST_REDIS_URL };
+    const config = { model_list: [mockModel('a', 'from a')] };
+    a = await startGateway({ config, env });
+    b = await startGateway({ config, env });
+    await Promise.all([a, b].map((g) => g.proc.waitForStderr(/redis connected/, 15_000)));
+    await Promise.all([a, b].map((g) => g.proc.waitForStderr(/schema up to date/, 15_000)));
+  });
+  after(async () => {
+    await stopAll();
+    if (url) psql(SERVER_URL, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  });
+
+  test('a key blocked through instance A is refused by instance B within 1 s', async () => {
+    const gen = await call(a, '/key/generate', { body: {} });
+    assert.equal(gen.status, 200, gen.text);
+    const key = gen.json.key;
+    const body = { model: 'a', messages: [{ role: 'user', content: 'hi' }] };
+    assert.equal((await call(b, '/v1/chat/completions', { key, body })).status, 200, 'B caches the key');
+    const blocked = await call(a, '/key/block', { body: { key } });
+    assert.equal(blocked.status, 200, blocked.text);
+    const t0 = Date.now();
+    let status;
+    while (Date.now() - t0 < 1000) {
+      status = (await call(b, '/v1/chat/completions', { key, body })).status;
+      if (status === 401) break;
+      await delay(20);
+    }
+    assert.equal(status, 401, `B still accepted the key ${Date.now() - t0} ms after the block`);
+  });
+});
+
+describe('Postgres outage', { skip: skip || (!hasBinary('pg_ctl') && !hasPgCtl() && 'pg_ctl not found') }, () => {
+  const dir = makeTempDir('swy-keys-pg-');
+  let gw2;
+  let pgUrl;
+  let port;
+  const services = (...args) => execFileSync(`${SOURCE_DIR}/scripts/services.sh`, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  before(async () => {
+    services('start', dir, '--no-redis', '--ephemeral');
+    const envText = readFileSync(`${dir}/env.sh`, 'utf8');
+    pgUrl = /SWITCHYARD_TEST_DATABASE_URL=(\S+)/.exec(envText)[1];
+    port = new URL(pgUrl).port;
+    gw2 = await startGateway({ config: { model_list: [mockModel('a', 'from a')] }, env: { DATABASE_URL: pgUrl } });
+    await gw2.proc.waitForStderr(/schema up to date/, 15_000);
+  });
+  after(async () => {
+    await stopAll();
+    try {
+      services('stop', dir);
+    } catch {
+      /* already stopped */
+    }
+  });
+
+  test('cached keys keep working (50 clients), unknown keys get 503, recovery is automatic', async () => {
+    const gen = await call(gw2, '/key/generate', { body: {} });
+    assert.equal(gen.status, 200, gen.text);
+    const key = gen.json.key;
+    const body = { model: 'a', messages: [{ role: 'user', content: 'hi' }] };
+    assert.equal((await call(gw2, '/v1/chat/completions', { key, body })).status, 200);
+
+    services('stop', dir);
+    const results = await Promise.all(Array.from({ length: 50 }, () => call(gw2, '/v1/chat/completions', { key, body })));
+    assert.deepEqual(results.filter((r) => r.status !== 200).map((r) => `${r.status} ${r.text}`), []);
+    const unknown = await call(gw2, '/v1/chat/completions', { key: 'sk-unknown-during-outage', body });
+    assert.equal(unknown.status, 503, unknown.text);
+    assert.deepEqual(openaiErrorProblems(unknown.json, 503), []);
+    const mgmt = await call(gw2, '/key/generate', { body: {} });
+    assert.equal(mgmt.status, 503, mgmt.text);
+
+    services('start', dir, '--no-redis', '--ephemeral', '--pg-port', port);
+    let again;
+    for (let i = 0; i < 150; i += 1) {
+      again = await call(gw2, '/key/generate', { body: {} });
+      if (again.status === 200) break;
+      await delay(100);
+    }
+    assert.equal(again.status, 200, again.text);
+    assert.equal((await call(gw2, '/v1/chat/completions', { key: again.json.key, body })).status, 200);
+    assert.equal((await call(gw2, '/v1/chat/completions', { key, body })).status, 200);
+  });
+});
+
+function hasBinary(name) {
+  return Boolean(process.env.PATH?.split(':').some((d) => d && existsSync(`${d}/${name}`)));
+}
+function hasPgCtl() {
+  try {
+    return execFileSync('bash', ['-c', 'ls /usr/lib/postgresql/*/bin/pg_ctl'], { encoding: 'utf8' }).trim() !== '';
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,210 @@
+// HTTP server limits: malformed JSON, body size, slow headers, huge headers; the server keeps
+// serving everyone else (issue 2: "HTTP server", acceptance 4).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+
+import {
+  MASTER_KEY, SLOW, call, curlHttp, fetchWithTimeout, mockModel, openaiErrorProblems, startGateway, stopAll,
+} from '../lib/gateway.mjs';
+
+const HEADER_TIMEOUT_MS = 1000;
+let gw;
+
+before(async () => {
+  gw = await startGateway({
+    config: {
+      model_list: [mockModel('demo', 'still here')],
+      general_settings: { max_request_size_mb: 1 },
+    },
+    // The header-read timeout, shortened so the slow-header test is quick.
+    // (SWITCHYARD_HEADER_TIMEOUT_MS: a test knob of the binary.) The keep-alive idle timeout
+    // stays at its default: a short one races with fetch's pooled connections.
+    env: { SWITCHYARD_HEADER_TIMEOUT_MS: String(HEADER_TIMEOUT_MS) },
+  });
+});
+after(() => stopAll());
+
+const CHAT = { model: 'demo', messages: [{ role: 'user', content: 'hi' }] };
+
+async function stillServing() {
+  const r = await call(gw, '/v1/chat/completions', { body: CHAT, timeoutMs: 5000 });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.choices[0].message.content, 'still here');
+}
+
+// Opens a raw TCP connection, writes `data`, collects everything until the server closes
+// or timeoutMs passes. Resolves {text, closed, elapsed}.
+function rawExchange(data, { timeoutMs = 5000, onConnect } = {}) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(gw.port, '127.0.0.1');
+    const t0 = performance.now();
+    let text = '';
+    let finished = false;
+    const finish = (closed) => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve({ text, closed, elapsed: performance.now() - t0 });
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    sock.setEncoding('latin1');
+    sock.on('data', (d) => {
+      text += d;
+    });
+    sock.on('end', () => finish(true));
+    sock.on('close', () => finish(true));
+    // A server that answers early (413, 431) and closes may reset a connection we still
+    // write to: that ends the exchange; the caller checks what was received.
+    sock.on('error', (e) => (['ECONNRESET', 'EPIPE'].includes(e.code) || text ? finish(true) : reject(e)));
+    sock.on('connect', () => {
+      if (data) sock.write(data);
+      onConnect?.(sock);
+    });
+  });
+}
+
+const statusOf = (raw) => Number((raw.match(/^HTTP\/1\.[01] (\d{3})/) ?? [])[1] ?? 0);
+const bodyOf = (raw) => {
+  const i = raw.indexOf('\r\n\r\n');
+  return i < 0 ? '' : raw.slice(i + 4);
+};
+
+describe('bad requests', () => {
+  test('malformed JSON body: 400, OpenAI-shaped (curl)', async () => {
+    const r = await curlHttp([`${gw.url}/v1/chat/completions`, '-H', `Authorization: Bearer ${MASTER_KEY}`,
+      '-H', 'content-type: application/json', '-d', '{"model": "demo", "messages": [']);
+    assert.equal(r.status, 400, r.body);
+    const j = JSON.parse(r.body);
+    assert.deepEqual(openaiErrorProblems(j, 400), []);
+    await stillServing();
+  });
+
+  test('JSON that is not an object, and a missing model: 400', async () => {
+    const a = await call(gw, '/v1/chat/completions', { body: '[1,2,3]' });
+    assert.equal(a.status, 400, a.text);
+    assert.deepEqual(openaiErrorProblems(a.json, 400), []);
+    const b = await call(gw, '/v1/chat/completions', { body: { messages: [] } });
+    assert.equal(b.status, 400, b.text);
+    assert.deepEqual(openaiErrorProblems(b.json, 400), []);
+  });
+
+  test('body larger than max_request_size_mb (1 MB; 2 MB sent): 413', async () => {
+    const big = JSON.stringify({ ...CHAT, messages: [{ role: 'user', content: 'x'.repeat(2 * 1024 * 1024) }] });
+    let status;
+    let text = '';
+    try {
+      const res = await fetchWithTimeout(`${gw.url}/v1/chat/completions`, {
+        method: 'POST', headers: { authorization: `Bearer ${MASTER_KEY}`, 'content-type': 'application/json' },
+        body: big, timeoutMs: 10_000,
+      });
+      status = res.status;
+      text = await res.text();
+    } catch (e) {
+      // The server may close before it has read the whole body; fall back to a raw socket
+      // that reads the answer to the declared length.
+      const raw = await rawExchange(
+        `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${MASTER_KEY}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(big)}\r\n\r\n`,
+      );
+      status = statusOf(raw.text);
+      text = bodyOf(raw.text);
+      assert.ok(status, `no status; fetch said ${e.message}`);
+    }
+    assert.equal(status, 413, text);
+    assert.deepEqual(openaiErrorProblems(JSON.parse(text), 413), []);
+    await stillServing();
+  });
+
+  test('chunked body over the limit: 413 too', async () => {
+    const head = `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${MASTER_KEY}\r\n` +
+      'Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n';
+    const piece = 'x'.repeat(64 * 1024);
+    const raw = await rawExchange(null, {
+      timeoutMs: 10_000,
+      onConnect: async (sock) => {
+        // Paced: 64 KiB chunks, each written once the previous one left, until the server
+        // answers or 2 MiB are out; then the terminating chunk.
+        let answered = false;
+        sock.once('data', () => {
+          answered = true;
+        });
+        const write = (d) => new Promise((res) => sock.write(d, () => res()));
+        await write(head);
+        for (let sent = 0; sent < 2 * 1024 * 1024 && !answered && !sock.destroyed; sent += piece.length) {
+          await write(`${piece.length.toString(16)}\r\n${piece}\r\n`);
+        }
+        if (!answered && !sock.destroyed) sock.write('0\r\n\r\n');
+      },
+    });
+    assert.equal(statusOf(raw.text), 413, raw.text.slice(0, 300));
+    assert.deepEqual(openaiErrorProblems(JSON.parse(bodyOf(raw.text).replace(/^[0-9a-f]+\r\n/, '').split('\r\n')[0]), 413), []);
+    await stillServing();
+  });
+
+  test('garbage request line: 400 (or closed), server stays up', async () => {
+    const raw = await rawExchange('THIS IS NOT HTTP\r\n\r\n', { timeoutMs: 3000 });
+    assert.ok(raw.closed || statusOf(raw.text) === 400, raw.text);
+    if (raw.text) assert.equal(statusOf(raw.text), 400, raw.text);
+    await stillServing();
+  });
+
+  test('header too large: 431 (or 400), server stays up', async () => {
+    const huge = 'a'.repeat(128 * 1024);
+    const raw = await rawExchange(
+      `GET /health/liveliness HTTP/1.1\r\nHost: x\r\nX-Huge: ${huge}\r\n\r\n`, { timeoutMs: 5000 });
+    const st = statusOf(raw.text);
+    assert.ok(st === 431 || st === 400, `status ${st}: ${raw.text.slice(0, 200)}`);
+    await stillServing();
+  });
+
+  test('slow headers: 408 (or close) within the header timeout, others served meanwhile', async () => {
+    const slow = rawExchange('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Ty', {
+      timeoutMs: HEADER_TIMEOUT_MS * 4 * SLOW + 2000,
+    });
+    // While the slow client hangs, others are served at full speed.
+    for (let i = 0; i < 3; ++i) {
+      const t0 = performance.now();
+      await stillServing();
+      assert.ok(performance.now() - t0 < 1000 * SLOW);
+    }
+    const raw = await slow;
+    assert.ok(raw.closed, `connection still open after ${raw.elapsed.toFixed(0)} ms`);
+    if (raw.text) {
+      assert.equal(statusOf(raw.text), 408, raw.text);
+      assert.deepEqual(openaiErrorProblems(JSON.parse(bodyOf(raw.text)), 408), []);
+    }
+    assert.ok(raw.elapsed >= HEADER_TIMEOUT_MS * 0.8, `closed after only ${raw.elapsed.toFixed(0)} ms`);
+    assert.ok(raw.elapsed < HEADER_TIMEOUT_MS * 3 * SLOW + 1000, `closed after ${raw.elapsed.toFixed(0)} ms`);
+    await stillServing();
+  });
+
+  test('a connection that sends nothing is closed by the header timeout; the server stays up', async () => {
+    const raw = await rawExchange(null, { timeoutMs: HEADER_TIMEOUT_MS * 4 * SLOW + 2000 });
+    assert.ok(raw.closed);
+    await stillServing();
+  });
+
+  test('unknown path: 404 OpenAI-shaped; wrong method: 405', async () => {
+    const a = await call(gw, '/v1/definitely-not-here', { method: 'GET' });
+    assert.equal(a.status, 404);
+    assert.deepEqual(openaiErrorProblems(a.json, 404), []);
+    const b = await call(gw, '/v1/chat/completions', { method: 'GET' });
+    assert.equal(b.status, 405);
+    assert.deepEqual(openaiErrorProblems(b.json, 405), []);
+  });
+
+  test('keep-alive: several requests on one connection', async () => {
+    const req = `GET /health/liveliness HTTP/1.1\r\nHost: x\r\n\r\n`;
+    const raw = await rawExchange(null, {
+      timeoutMs: 3000,
+      onConnect: (sock) => {
+        sock.write(req + req);
+        setTimeout(() => sock.write(`GET /health/liveliness HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`), 100);
+      },
+    });
+    assert.equal((raw.text.match(/HTTP\/1\.1 200/g) ?? []).length, 3, raw.text);
+    assert.ok(raw.closed, 'Connection: close was not honoured');
+  });
+});

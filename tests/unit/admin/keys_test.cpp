@@ -1,0 +1,112 @@
+// The pure helpers of the key management API: duration parsing, key format, key_name,
+// token_of, and the field-by-field request validation of /key/generate and /key/update.
+#include "switchyard/admin/keys.hpp"
+#include "switchyard/core/ids.hpp"
+
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <set>
+
+namespace {
+
+namespace admin = switchyard::admin;
+namespace core = switchyard::core;
+using json = nlohmann::json;
+using namespace std::chrono;
+
+// 2026-01-31T10:20:30Z
+const admin::sys_time t0 = sys_days{year{2026} / January / 31} + hours(10) + minutes(20) + seconds(30);
+
+TEST(key_duration, units) {
+  EXPECT_EQ(admin::add_duration("30s", t0), t0 + seconds(30));
+  EXPECT_EQ(admin::add_duration("30m", t0), t0 + minutes(30));
+  EXPECT_EQ(admin::add_duration("30h", t0), t0 + hours(30));
+  EXPECT_EQ(admin::add_duration("30d", t0), t0 + days(30));
+  EXPECT_EQ(admin::add_duration("0s", t0), t0);
+}
+
+TEST(key_duration, months_are_calendar_months_clamped_to_the_month_end) {
+  EXPECT_EQ(admin::iso_utc(*admin::add_duration("1mo", t0)), "2026-02-28T10:20:30.000Z");
+  EXPECT_EQ(admin::iso_utc(*admin::add_duration("2mo", t0)), "2026-03-31T10:20:30.000Z");
+  EXPECT_EQ(admin::iso_utc(*admin::add_duration("12mo", t0)), "2027-01-31T10:20:30.000Z");
+}
+
+TEST(key_duration, malformed_is_rejected) {
+  for (const char* bad : {"", "s", "30", "30x", "30 s", "-1d", "1.5h", "30S", "30dd", "1m0", "9999999d"}) {
+    EXPECT_FALSE(admin::add_duration(bad, t0).has_value()) << bad;
+  }
+}
+
+TEST(key_format, generated_keys_are_sk_plus_128_bits_hex_and_unique) {
+  std::set<std::string> seen;
+  const std::regex shape("^sk-[0-9a-f]{32}$");
+  for (int i = 0; i < 200; ++i) {
+    auto k = admin::generate_key_string();
+    EXPECT_TRUE(std::regex_match(k, shape)) << k;
+    EXPECT_TRUE(seen.insert(k).second) << "duplicate " << k;
+  }
+}
+
+TEST(key_format, key_name_and_token) {
+  EXPECT_EQ(admin::key_name_of("sk-0123456789abcdef"), "sk-...cdef");
+  EXPECT_EQ(admin::token_of("sk-abc"), core::sha256_hex("sk-abc")) << "the hash of the whole string, sk- included";
+  std::string hash(64, 'a');
+  EXPECT_EQ(admin::token_of(hash), hash) << "a value without sk- is taken to be a hash";
+  EXPECT_EQ(admin::iso_utc(t0 + milliseconds(7)), "2026-01-31T10:20:30.007Z");
+}
+
+TEST(key_request, patch_keeps_known_fields_and_converts_duration) {
+  json body = {{"key_alias", "ci"},       {"models", {"a"}},         {"max_budget", 2.5},
+               {"tpm_limit", 100},        {"metadata", {{"x", 1}}},  {"duration", "30s"},
+               {"budget_duration", "1d"}, {"tags", {"t1"}},          {"unknown_field", 1},
+               {"key", "sk-not-in-patch"}, {"user_id", nullptr}};
+  auto p = admin::key_patch_from(body, t0);
+  ASSERT_TRUE(p.has_value()) << p.error().message;
+  EXPECT_EQ((*p)["key_alias"], "ci");
+  EXPECT_EQ((*p)["models"], json({"a"}));
+  EXPECT_EQ((*p)["expires"], "2026-01-31T10:21:00.000Z");
+  EXPECT_EQ((*p)["budget_reset_at"], "2026-02-01T10:20:30.000Z");
+  EXPECT_EQ((*p)["metadata"], json({{"x", 1}, {"tags", {"t1"}}}));
+  EXPECT_TRUE((*p)["user_id"].is_null()) << "nullable columns take null";
+  EXPECT_FALSE(p->contains("unknown_field"));
+  EXPECT_FALSE(p->contains("key"));
+  EXPECT_FALSE(p->contains("duration"));
+
+  auto never = admin::key_patch_from(json{{"duration", nullptr}}, t0);
+  ASSERT_TRUE(never.has_value());
+  EXPECT_TRUE((*never)["expires"].is_null()) << "duration null: never expires";
+  auto nulls = admin::key_patch_from(json{{"models", nullptr}, {"metadata", nullptr}}, t0);
+  ASSERT_TRUE(nulls.has_value());
+  EXPECT_TRUE(nulls->empty()) << "null for a non-nullable field means: not given";
+}
+
+TEST(key_request, wrong_types_are_422_naming_the_field) {
+  const std::vector<std::pair<json, std::string>> cases = {
+      {{{"models", "a"}}, "models"},
+      {{{"models", {"a", 1}}}, "models"},
+      {{{"max_budget", "10"}}, "max_budget"},
+      {{{"tpm_limit", 1.5}}, "tpm_limit"},
+      {{{"rpm_limit", true}}, "rpm_limit"},
+      {{{"metadata", json::array()}}, "metadata"},
+      {{{"aliases", "x"}}, "aliases"},
+      {{{"blocked", "yes"}}, "blocked"},
+      {{{"key_alias", 5}}, "key_alias"},
+      {{{"duration", "soon"}}, "duration"},
+      {{{"duration", 30}}, "duration"},
+      {{{"budget_duration", "1y"}}, "budget_duration"},
+      {{{"tags", "t"}}, "tags"},
+  };
+  for (const auto& [body, field] : cases) {
+    auto p = admin::key_patch_from(body, t0);
+    ASSERT_FALSE(p.has_value()) << body.dump();
+    EXPECT_EQ(p.error().status, 422) << body.dump();
+    EXPECT_EQ(p.error().param, field) << body.dump();
+    EXPECT_NE(p.error().message.find(field), std::string::npos) << p.error().message;
+  }
+  auto not_object = admin::key_patch_from(json::array(), t0);
+  ASSERT_FALSE(not_object.has_value());
+  EXPECT_EQ(not_object.error().status, 400);
+}
+
+}  // namespace

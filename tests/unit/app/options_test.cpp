@@ -1,0 +1,36 @@
+#include "switchyard/app/options.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace switchyard::app;
+
+TEST(options, litellm_style_command_line) {
+  auto r = parse_options({"--config", "c.yaml", "--port", "4001", "--host", "127.0.0.1"});
+  ASSERT_TRUE(r.error.empty()) << r.error;
+  EXPECT_EQ(r.opts.config_path, "c.yaml");
+  EXPECT_EQ(r.opts.port, 4001);
+  EXPECT_EQ(r.opts.host, "127.0.0.1");
+}
+
+TEST(options, equals_form_and_flags) {
+  auto r = parse_options({"--config=c.yaml", "--port=0", "--detailed_debug"});
+  ASSERT_TRUE(r.error.empty()) << r.error;
+  EXPECT_EQ(r.opts.port, 0);
+  EXPECT_TRUE(r.opts.debug);
+}
+
+TEST(options, check_config_and_version) {
+  auto r = parse_options({"--check-config", "x.yaml"});
+  EXPECT_TRUE(r.opts.check_only);
+  EXPECT_EQ(r.opts.config_path, "x.yaml");
+  EXPECT_TRUE(parse_options({"--version"}).opts.show_version);
+  EXPECT_TRUE(parse_options({"--help"}).error.empty());
+}
+
+TEST(options, errors) {
+  EXPECT_FALSE(parse_options({}).error.empty());
+  EXPECT_FALSE(parse_options({"--config"}).error.empty());
+  EXPECT_FALSE(parse_options({"--config", "c", "--port", "70000"}).error.empty());
+  EXPECT_FALSE(parse_options({"--config", "c", "--port", "abc"}).error.empty());
+  EXPECT_FALSE(parse_options({"--config", "c", "--bogus"}).error.empty());
+}

@@ -1,0 +1,776 @@
+// config/: LiteLLM config.yaml -> typed structs. Data files: tests/unit/config/data/.
+#include "switchyard/config/config.hpp"
+#include "switchyard/core/ids.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <unistd.h>
+
+namespace cfg = switchyard::config;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string data_dir = SY_CONFIG_TEST_DATA;
+const std::string shipped_dir = SY_SHIPPED_CONFIG_DIR;
+
+std::string data(const std::string& rel) { return data_dir + "/" + rel; }
+
+cfg::env_lookup env_of(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) {
+      return std::nullopt;
+    }
+    return it->second;
+  };
+}
+
+// Loads without touching the process environment.
+std::shared_ptr<const cfg::config> load(const std::string& path, std::map<std::string, std::string> vars = {}) {
+  cfg::load_options options;
+  options.env = env_of(std::move(vars));
+  options.export_environment = false;
+  return cfg::load_config_blocking(path, options);
+}
+
+cfg::config_error load_error(const std::string& path, std::map<std::string, std::string> vars = {}) {
+  try {
+    (void)load(path, std::move(vars));
+  } catch (const cfg::config_error& e) {
+    return e;
+  }
+  ADD_FAILURE() << path << ": expected a config_error";
+  return cfg::config_error("", 0, "", "");
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) {
+    out += s + "\n";
+  }
+  return out;
+}
+
+// Writes small YAML files into a fresh directory per test.
+class config_files : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("sy_config_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string write(const std::string& name, const std::string& text) {
+    const fs::path p = dir_ / name;
+    fs::create_directories(p.parent_path());
+    std::ofstream(p) << text;
+    return p.string();
+  }
+
+  fs::path dir_;
+};
+
+const std::map<std::string, std::string> good_env{
+    {"SY_TEST_OPENAI_KEY", "sk-openai-secret"},
+    {"SY_TEST_HEADER_SECRET", "header-secret"},
+    {"SY_TEST_AZURE_KEY", "azure-secret"},
+    {"SY_TEST_REDIS_HOST", "redis.internal"},
+    {"SY_TEST_REDIS_PASSWORD", "redis-secret"},
+    {"SY_TEST_ANTHROPIC_KEY", "sk-ant-secret"},
+    {"LITELLM_MASTER_KEY", "sk-master"},
+    {"SWITCHYARD_MASTER_KEY", "sk-not-used"},
+    {"DATABASE_URL", "postgresql://sy:pw@db:5432/switchyard"},
+    {"REDIS_HOST", "env-redis-not-used"},
+};
+
+// ---- the good file, field by field ------------------------------------------------------
+
+TEST(config_good, loads_every_section_field_by_field) {
+  const auto c = load(data("good/main.yaml"), good_env);
+  EXPECT_TRUE(c->warnings.empty()) << join(c->warnings);
+  EXPECT_EQ(c->path, data("good/main.yaml"));
+  EXPECT_EQ(c->files, (std::vector<std::string>{data("good/main.yaml"), data("good/models_included.yaml"),
+                                                data("good/settings/overrides.yaml"),
+                                                data("good/settings/more/deeper.yaml")}));
+
+  // environment_variables: resolved and visible to os.environ/ (SY_TEST_ORG, SY_TEST_AZURE_BASE).
+  EXPECT_EQ(c->environment_variables.at("SY_TEST_ORG"), "org-from-env-section");
+  EXPECT_EQ(c->environment_variables.at("SY_TEST_AZURE_BASE"), "https://example-resource.openai.azure.com");
+
+  // model_list: main.yaml's own entries, then models_included.yaml's, then overrides.yaml's
+  // (which come from its own include, more/deeper.yaml).
+  ASSERT_EQ(c->model_list.size(), 10u);
+  std::vector<std::string> names;
+  for (const auto& d : c->model_list) {
+    names.push_back(d.model_name);
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"gpt-4o", "llama", "gpt-4o", "demo", "claude", "local-ollama", "vllm",
+                                             "plain", "gen", "deep"}));
+  EXPECT_EQ(c->model_names(), (std::vector<std::string>{"gpt-4o", "llama", "demo", "claude", "local-ollama", "vllm",
+                                                        "plain", "gen", "deep"}));
+
+  const auto& g = c->model_list[0];
+  EXPECT_EQ(g.id, "gpt-4o-primary");
+  EXPECT_EQ(g.model, "openai/gpt-4o");
+  EXPECT_EQ(g.kind, cfg::provider::openai);
+  EXPECT_EQ(g.upstream_model, "gpt-4o");
+  EXPECT_EQ(g.api_base, "");
+  EXPECT_EQ(g.api_key, "sk-openai-secret");
+  EXPECT_EQ(g.organization, "org-from-env-section");
+  EXPECT_EQ(g.api_version, "");
+  EXPECT_EQ(g.timeout, 30.0);
+  EXPECT_EQ(g.stream_timeout, 15.0);  // "15": a number given as a string is accepted
+  EXPECT_EQ(g.rpm, 600.0);
+  EXPECT_EQ(g.tpm, 100000.0);
+  EXPECT_EQ(g.weight, 2.0);
+  EXPECT_EQ(g.order, 1);
+  EXPECT_EQ(g.max_parallel_requests, 8);
+  EXPECT_EQ(g.cooldown_time, 0.0);
+  EXPECT_FALSE(g.mock_response.has_value());
+  EXPECT_EQ(g.extra_headers, (std::map<std::string, std::string>{{"X-Team", "research"}, {"X-Secret", "header-secret"}}));
+  EXPECT_EQ(g.litellm_params["api_key"], "sk-openai-secret");  // resolved
+  EXPECT_EQ(g.litellm_params["temperature"], 0.2);
+  EXPECT_EQ(g.litellm_params["stream_timeout"], "15");  // raw keeps the YAML type
+  EXPECT_EQ(g.model_info["id"], "gpt-4o-primary");
+  EXPECT_EQ(g.model_info["max_input_tokens"], 128000);
+  EXPECT_EQ(g.model_info["custom_tag"], "anything");
+  EXPECT_EQ(g.origin, data("good/main.yaml") + ":11");
+
+  const auto& llama = c->model_list[1];
+  EXPECT_EQ(llama.kind, cfg::provider::openai);
+  EXPECT_EQ(llama.upstream_model, "meta-llama/Llama-3.1-8B-Instruct");  // everything after the first slash
+  EXPECT_EQ(llama.api_base, "http://127.0.0.1:8080/v1");
+  EXPECT_EQ(llama.api_key, "none");
+  EXPECT_FALSE(llama.timeout.has_value());
+  EXPECT_FALSE(llama.rpm.has_value());
+  EXPECT_FALSE(llama.order.has_value());
+  // No model_info.id: sha256 of model_name + "\n" + litellm_params as written (sorted-key JSON).
+  const nlohmann::json llama_params = {
+      {"model", "openai/meta-llama/Llama-3.1-8B-Instruct"}, {"api_base", "http://127.0.0.1:8080/v1"}, {"api_key", "none"}};
+  EXPECT_EQ(llama.id, switchyard::core::sha256_hex("llama\n" + llama_params.dump()));
+  EXPECT_EQ(llama.model_info, nlohmann::json::object());
+
+  const auto& az = c->model_list[2];
+  EXPECT_EQ(az.kind, cfg::provider::azure);
+  EXPECT_EQ(az.upstream_model, "gpt4o-eastus");
+  EXPECT_EQ(az.api_base, "https://example-resource.openai.azure.com");  // from environment_variables
+  EXPECT_EQ(az.api_key, "azure-secret");
+  EXPECT_EQ(az.api_version, "2024-06-01");
+  EXPECT_EQ(az.id.size(), 64u);
+
+  const auto& demo = c->model_list[3];
+  EXPECT_EQ(demo.mock_response, "Hello!");
+  EXPECT_EQ(demo.upstream_model, "demo");
+
+  EXPECT_EQ(c->model_list[4].kind, cfg::provider::anthropic);
+  EXPECT_EQ(c->model_list[4].upstream_model, "claude-3-5-sonnet-20240620");
+  EXPECT_EQ(c->model_list[4].api_key, "sk-ant-secret");
+  EXPECT_EQ(c->model_list[4].origin, data("good/models_included.yaml") + ":2");
+  EXPECT_EQ(c->model_list[5].kind, cfg::provider::ollama_chat);
+  EXPECT_EQ(c->model_list[5].upstream_model, "llama3.1");
+  EXPECT_EQ(c->model_list[6].kind, cfg::provider::hosted_vllm);
+  EXPECT_EQ(c->model_list[6].upstream_model, "Qwen/Qwen2.5-7B");
+  EXPECT_EQ(c->model_list[7].kind, cfg::provider::openai);  // no prefix
+  EXPECT_EQ(c->model_list[7].upstream_model, "gpt-4o-mini");
+  EXPECT_EQ(c->model_list[8].kind, cfg::provider::ollama);
+  EXPECT_EQ(c->model_list[8].upstream_model, "mistral");
+  EXPECT_EQ(c->model_list[9].rpm, 10.0);
+  EXPECT_EQ(c->model_list[9].origin, data("good/settings/more/deeper.yaml") + ":2");
+
+  // router_settings: main.yaml's keys win over the include's; cooldown_time comes from it.
+  const auto& r = c->router;
+  EXPECT_EQ(r.routing_strategy, "least-busy");
+  EXPECT_EQ(r.num_retries, 3);
+  EXPECT_EQ(r.timeout, 45.5);
+  EXPECT_FALSE(r.stream_timeout.has_value());
+  EXPECT_EQ(r.cooldown_time, 11.0);
+  EXPECT_EQ(r.allowed_fails, 2);
+  EXPECT_EQ(r.redis_host, "redis.internal");
+  EXPECT_EQ(r.redis_port, 6380);
+  EXPECT_EQ(r.redis_password, "redis-secret");
+  EXPECT_EQ(r.redis_url, "");
+  EXPECT_EQ(r.model_group_alias["gpt4"], "gpt-4o");
+  EXPECT_EQ(r.model_group_alias["hidden-alias"]["hidden"], true);
+  EXPECT_EQ(r.raw["fallbacks"], nlohmann::json::parse(R"([{"gpt-4o": ["llama"]}])"));
+  EXPECT_EQ(r.raw["redis_password"], "redis-secret");
+
+  // litellm_settings
+  const auto& l = c->litellm;
+  EXPECT_TRUE(l.drop_params);  // "true" (a string) is accepted
+  EXPECT_TRUE(l.json_logs);    // YAML 1.1 `yes`
+  EXPECT_EQ(l.num_retries, 2);  // main.yaml wins over models_included.yaml's 5
+  EXPECT_EQ(l.request_timeout, 600.0);
+  EXPECT_TRUE(l.cache);
+  EXPECT_EQ(l.cache_params_.type, "redis");
+  EXPECT_EQ(l.cache_params_.host, "cache-host");
+  EXPECT_EQ(l.cache_params_.port, 6390);
+  EXPECT_EQ(l.cache_params_.namespace_, "sy");
+  EXPECT_EQ(l.cache_params_.ttl, 120.0);
+  EXPECT_EQ(l.raw["set_verbose"], false);  // from the include
+
+  // general_settings, with the env fallbacks
+  const auto& gs = c->general;
+  EXPECT_EQ(gs.master_key, "sk-master");  // LITELLM_MASTER_KEY before SWITCHYARD_MASTER_KEY
+  EXPECT_EQ(gs.database_url, "postgresql://sy:pw@db:5432/switchyard");
+  EXPECT_EQ(gs.max_request_size_mb, 8.0);
+  EXPECT_EQ(gs.max_response_size_mb, 2.5);
+  EXPECT_TRUE(gs.allow_requests_on_db_unavailable);
+  EXPECT_EQ(gs.database_connection_pool_limit, 20);
+  EXPECT_EQ(gs.raw["disable_spend_logs"], true);  // from settings/overrides.yaml
+  EXPECT_EQ(gs.raw["store_model_in_db"], false);
+
+  // Redis: router_settings wins over cache_params and REDIS_HOST.
+  EXPECT_EQ(c->redis.host, "redis.internal");
+  EXPECT_EQ(c->redis.port, 6380);
+  EXPECT_EQ(c->redis.password, "redis-secret");
+  EXPECT_EQ(c->redis.db, 0);
+  EXPECT_FALSE(c->redis.tls);
+  EXPECT_EQ(c->redis.source, "router_settings");
+}
+
+TEST(config_good, generated_ids_do_not_depend_on_secret_values) {
+  auto env = good_env;
+  const auto a = load(data("good/main.yaml"), env);
+  env["SY_TEST_AZURE_KEY"] = "rotated-secret";
+  const auto b = load(data("good/main.yaml"), env);
+  EXPECT_EQ(a->model_list[2].api_key, "azure-secret");
+  EXPECT_EQ(b->model_list[2].api_key, "rotated-secret");
+  EXPECT_EQ(a->model_list[2].id, b->model_list[2].id);
+  EXPECT_NE(a->model_list[2].id, a->model_list[1].id);
+}
+
+// ---- bad files: exact file, line and key --------------------------------------------------
+
+struct bad_case {
+  const char* file;        // loaded, relative to data/bad
+  const char* error_file;  // where the error is, relative to data/bad
+  int line;
+  const char* key;
+  const char* message;     // a substring of detail()
+};
+
+class config_bad : public ::testing::TestWithParam<bad_case> {};
+
+TEST_P(config_bad, reports_file_line_and_key) {
+  const auto& p = GetParam();
+  const auto e = load_error(data(std::string("bad/") + p.file), {{"SOME_VAR", "x"}});
+  const std::string expected_file = data(std::string("bad/") + p.error_file);
+  EXPECT_EQ(e.file(), expected_file);
+  EXPECT_EQ(e.line(), p.line) << e.what();
+  EXPECT_EQ(e.key(), p.key) << e.what();
+  EXPECT_NE(e.detail().find(p.message), std::string::npos) << e.what();
+  EXPECT_EQ(std::string(e.what()),
+            expected_file + ":" + std::to_string(p.line) + ": " + p.key + ": " + e.detail());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    files, config_bad,
+    ::testing::Values(
+        bad_case{"syntax.yaml", "syntax.yaml", 5, "yaml", "syntax error: illegal map value (column 22)"},
+        bad_case{"stray_comma.yaml", "stray_comma.yaml", 2, "yaml", "syntax error: unexpected ',' (column 1)"},
+        bad_case{"two_documents.yaml", "two_documents.yaml", 2, "yaml", "a second YAML document starts here"},
+        bad_case{"tab_indent.yaml", "tab_indent.yaml", 3, "yaml", "syntax error: illegal tab when looking for indentation"},
+        bad_case{"model_list_not_list.yaml", "model_list_not_list.yaml", 3, "model_list",
+                 "expected a list, got a mapping"},
+        bad_case{"litellm_params_not_map.yaml", "litellm_params_not_map.yaml", 3, "model_list[0].litellm_params",
+                 "expected a mapping, got the string \"openai/gpt-4o\""},
+        bad_case{"rpm_string.yaml", "rpm_string.yaml", 5, "model_list[0].litellm_params.rpm",
+                 "expected a number, got the string \"abc\""},
+        bad_case{"timeout_list.yaml", "timeout_list.yaml", 8, "model_list[1].litellm_params.timeout",
+                 "expected a number, got a list"},
+        bad_case{"max_request_size.yaml", "max_request_size.yaml", 3, "general_settings.max_request_size_mb",
+                 "expected a number, got the string \"big\""},
+        bad_case{"missing_model_name.yaml", "missing_model_name.yaml", 5, "model_list[1].model_name",
+                 "missing model_name"},
+        bad_case{"missing_model.yaml", "missing_model.yaml", 3, "model_list[0].litellm_params.model",
+                 "missing litellm_params.model"},
+        bad_case{"unknown_prefix.yaml", "unknown_prefix.yaml", 4, "model_list[0].litellm_params.model",
+                 "unknown provider prefix 'foo/' in model 'foo/bar'; supported: openai/, hosted_vllm/, azure/, "
+                 "anthropic/, ollama/, ollama_chat/"},
+        bad_case{"bedrock_prefix.yaml", "bedrock_prefix.yaml", 6, "model_list[1].litellm_params.model",
+                 "unknown provider prefix 'bedrock/' in model 'bedrock/anthropic.claude-3-sonnet'"},
+        bad_case{"unset_env.yaml", "unset_env.yaml", 5, "model_list[0].litellm_params.api_key",
+                 "environment variable SY_TEST_DEFINITELY_UNSET is not set"},
+        bad_case{"unset_env_deep.yaml", "unset_env_deep.yaml", 4,
+                 "router_settings.default_litellm_params.extra_body.tokens[1]",
+                 "environment variable SY_TEST_DEFINITELY_UNSET is not set"},
+        bad_case{"unset_in_env_section.yaml", "unset_in_env_section.yaml", 3, "environment_variables.DERIVED",
+                 "environment variable SY_TEST_DEFINITELY_UNSET is not set"},
+        bad_case{"missing_include.yaml", "missing_include.yaml", 4, "include[1]",
+                 "cannot include 'does_not_exist.yaml'"},
+        bad_case{"include_cycle_a.yaml", "include_cycle_b.yaml", 2, "include[0]", "include cycle: "},
+        bad_case{"error_in_include.yaml", "sub/broken_rpm.yaml", 5, "model_list[0].litellm_params.rpm",
+                 "expected a number, got the string \"lots\""},
+        bad_case{"syntax_in_include.yaml", "sub/syntax.yaml", 3, "yaml", "syntax error: "},
+        bad_case{"bool_wrong.yaml", "bool_wrong.yaml", 2, "litellm_settings.drop_params",
+                 "expected a boolean (true/false), got the string \"maybe\""},
+        bad_case{"redis_port_range.yaml", "redis_port_range.yaml", 3, "router_settings.redis_port",
+                 "must be between 1 and 65535"},
+        bad_case{"top_level_list.yaml", "top_level_list.yaml", 1, "config", "the top level must be a mapping"},
+        bad_case{"duplicate_id.yaml", "duplicate_id.yaml", 8, "model_list[1].model_info.id",
+                 "duplicate deployment id 'same'"},
+        bad_case{"redis_url.yaml", "redis_url.yaml", 2, "router_settings.redis_url",
+                 "must start with redis:// or rediss://"},
+        bad_case{"env_var_list.yaml", "env_var_list.yaml", 2, "environment_variables.FOO",
+                 "expected a string, got a list"},
+        bad_case{"model_info_type.yaml", "model_info_type.yaml", 5, "model_list[0].model_info.max_input_tokens",
+                 "expected an integer, got the string \"many\""},
+        bad_case{"order_fraction.yaml", "order_fraction.yaml", 5, "model_list[0].litellm_params.order",
+                 "expected an integer, got the number 1.5"},
+        bad_case{"router_not_map.yaml", "router_not_map.yaml", 2, "router_settings",
+                 "expected a mapping, got a list"}));
+
+TEST(config_bad_misc, include_cycle_names_the_chain) {
+  const auto e = load_error(data("bad/include_cycle_a.yaml"));
+  EXPECT_EQ(e.detail(), "include cycle: " + data("bad/include_cycle_a.yaml") + " -> " +
+                            data("bad/include_cycle_b.yaml") + " -> " + data("bad/include_cycle_a.yaml"));
+}
+
+TEST(config_bad_misc, missing_file_has_no_line) {
+  const auto e = load_error(data("bad/no_such_file.yaml"));
+  EXPECT_EQ(e.file(), data("bad/no_such_file.yaml"));
+  EXPECT_EQ(e.line(), 0);
+  EXPECT_EQ(e.key(), "config");
+  EXPECT_EQ(std::string(e.what()), data("bad/no_such_file.yaml") + ": config: cannot read file: No such file or directory");
+}
+
+TEST(config_bad_misc, error_format) {
+  const cfg::config_error e("a.yaml", 12, "model_list[0].litellm_params.rpm", "expected a number");
+  EXPECT_STREQ(e.what(), "a.yaml:12: model_list[0].litellm_params.rpm: expected a number");
+  EXPECT_EQ(e.detail(), "expected a number");
+}
+
+// ---- warnings -------------------------------------------------------------------------------
+
+TEST(config_warnings, one_per_unknown_key_with_file_and_line) {
+  const auto c = load(data("warnings/main.yaml"));
+  const std::string f = data("warnings/main.yaml");
+  const std::string inc = data("warnings/warn_include.yaml");
+  const std::vector<std::string> expected{
+      f + ":23: mystery_section: unknown top-level key; ignored",
+      f + ":7: model_list[0].model_inf: unknown key; ignored",
+      f + ":6: model_list[0].litellm_params.temprature: unknown key; ignored",
+      f + ":10: router_settings.not_a_router_key: unknown key; ignored",
+      f + ":9: router_settings.routing_strategy: unknown routing strategy 'fastest-first'; LiteLLM knows "
+          "simple-shuffle, least-busy, usage-based-routing, usage-based-routing-v2, latency-based-routing, "
+          "cost-based-routing, provider-budget-routing",
+      f + ":13: litellm_settings.made_up_setting: unknown key; ignored",
+      f + ":16: litellm_settings.cache_params.hostname: unknown key; ignored",
+      inc + ":2: general_settings.another_bogus: unknown key; ignored",
+      f + ":19: general_settings.bogus: unknown key; ignored",
+      f + ":18: general_settings.master_key: the master key does not start with 'sk-' as LiteLLM requires; some "
+          "clients and tools expect it",
+  };
+  EXPECT_EQ(c->warnings, expected) << join(c->warnings);
+  EXPECT_EQ(c->general.master_key, "not-sk-prefixed");  // a warning, not an error
+}
+
+TEST_F(config_files, master_key_from_env_without_sk_prefix_warns_naming_the_variable) {
+  const auto p = write("c.yaml", "model_list: []\n");
+  const auto c = load(p, {{"LITELLM_MASTER_KEY", "plain-key"}});
+  EXPECT_EQ(c->general.master_key, "plain-key");
+  ASSERT_EQ(c->warnings.size(), 1u);
+  EXPECT_EQ(c->warnings[0],
+            "environment: LITELLM_MASTER_KEY: the master key does not start with 'sk-' as LiteLLM requires; some "
+            "clients and tools expect it");
+  EXPECT_EQ(c->warnings[0].find("plain-key"), std::string::npos);  // never the secret
+}
+
+TEST_F(config_files, duplicate_yaml_key_warns_and_the_later_value_wins) {
+  const auto p = write("c.yaml", "litellm_settings:\n  num_retries: 1\n  num_retries: 4\n");
+  const auto c = load(p);
+  EXPECT_EQ(c->litellm.num_retries, 4);
+  ASSERT_EQ(c->warnings.size(), 1u);
+  EXPECT_EQ(c->warnings[0], p + ":3: num_retries: duplicate key (also on line 2); the later value is used");
+}
+
+TEST_F(config_files, identical_entries_get_distinct_generated_ids_and_a_warning) {
+  const auto p = write("c.yaml",
+                       "model_list:\n"
+                       "  - model_name: a\n"
+                       "    litellm_params: {model: openai/a}\n"
+                       "  - model_name: a\n"
+                       "    litellm_params: {model: openai/a}\n");
+  const auto c = load(p);
+  ASSERT_EQ(c->model_list.size(), 2u);
+  EXPECT_EQ(c->model_list[1].id, c->model_list[0].id + "-2");
+  ASSERT_EQ(c->warnings.size(), 1u);
+  EXPECT_EQ(c->warnings[0], p + ":4: model_list[1]: same model_name and litellm_params as the entry at " + p +
+                                ":2; its generated id gets the suffix -2");
+}
+
+// ---- values: YAML 1.1 typing, leniency ------------------------------------------------------
+
+TEST_F(config_files, plain_scalars_are_typed_like_pyyaml_and_quoted_ones_stay_strings) {
+  const auto p = write("c.yaml",
+                       "model_list:\n"
+                       "  - model_name: 123\n"
+                       "    litellm_params:\n"
+                       "      model: openai/x\n"
+                       "      temperature: 0.5\n"
+                       "      n: 2\n"
+                       "      stop: \"yes\"\n"
+                       "      flag_a: yes\n"
+                       "      flag_b: Off\n"
+                       "      version: 2024-06-01\n"
+                       "      hex: 0x10\n"
+                       "      exp: 1e5\n"
+                       "      big: 1_000\n"
+                       "      nothing: ~\n"
+                       "      block: |\n"
+                       "        two\n"
+                       "        lines\n");
+  const auto c = load(p);
+  const auto& d = c->model_list.at(0);
+  EXPECT_EQ(d.model_name, "123");
+  const auto& j = d.litellm_params;
+  EXPECT_TRUE(j["temperature"].is_number_float());
+  EXPECT_EQ(j["n"], 2);
+  EXPECT_EQ(j["stop"], "yes");
+  EXPECT_EQ(j["flag_a"], true);
+  EXPECT_EQ(j["flag_b"], false);
+  EXPECT_EQ(j["version"], "2024-06-01");
+  EXPECT_EQ(j["hex"], 16);
+  EXPECT_EQ(j["exp"], "1e5");  // PyYAML needs a '.' for floats
+  EXPECT_EQ(j["big"], 1000);
+  EXPECT_TRUE(j["nothing"].is_null());
+  EXPECT_EQ(j["block"], "two\nlines\n");
+}
+
+TEST_F(config_files, documented_string_keys_are_json_strings_in_raw) {
+  const auto p = write("c.yaml",
+                       "model_list:\n"
+                       "  - model_name: a\n"
+                       "    litellm_params:\n"
+                       "      model: azure/a\n"
+                       "      api_version: 2024\n"
+                       "      api_key: 12345\n"
+                       "    model_info: {id: 7, max_tokens: 100}\n"
+                       "general_settings:\n"
+                       "  litellm_key_header_name: 123\n"
+                       "  max_request_size_mb: 4\n");
+  const auto c = load(p);
+  const auto& d = c->model_list.at(0);
+  EXPECT_EQ(d.litellm_params["api_version"], "2024");
+  EXPECT_EQ(d.litellm_params["api_key"], "12345");
+  EXPECT_EQ(d.api_key, "12345");
+  EXPECT_EQ(d.id, "7");
+  EXPECT_EQ(d.model_info["id"], "7");
+  EXPECT_EQ(d.model_info["max_tokens"], 100);  // numbers stay numbers
+  EXPECT_EQ(c->general.raw.value("litellm_key_header_name", std::string{}), "123");
+  EXPECT_EQ(c->general.raw["max_request_size_mb"], 4);
+}
+
+TEST_F(config_files, numbers_and_booleans_given_as_strings_are_accepted) {
+  const auto p = write("c.yaml",
+                       "model_list:\n"
+                       "  - model_name: a\n"
+                       "    litellm_params:\n"
+                       "      model: openai/a\n"
+                       "      rpm: os.environ/SY_RPM\n"
+                       "      order: \"2\"\n"
+                       "      max_parallel_requests: 3.0\n"
+                       "      timeout: \" 2.5 \"\n"
+                       "litellm_settings:\n"
+                       "  drop_params: \"False\"\n"
+                       "  json_logs: os.environ/SY_JSON\n"
+                       "  cache: \"1\"\n"
+                       "general_settings:\n"
+                       "  max_request_size_mb: \"16\"\n");
+  const auto c = load(p, {{"SY_RPM", "120"}, {"SY_JSON", "true"}});
+  const auto& d = c->model_list.at(0);
+  EXPECT_EQ(d.rpm, 120.0);
+  EXPECT_EQ(d.order, 2);
+  EXPECT_EQ(d.max_parallel_requests, 3);
+  EXPECT_EQ(d.timeout, 2.5);
+  EXPECT_EQ(d.litellm_params["rpm"], "120");  // raw JSON keeps what the env gave: a string
+  EXPECT_FALSE(c->litellm.drop_params);
+  EXPECT_TRUE(c->litellm.json_logs);
+  EXPECT_TRUE(c->litellm.cache);
+  EXPECT_EQ(c->general.max_request_size_mb, 16.0);
+}
+
+TEST_F(config_files, type_errors_on_env_values_name_the_variable_not_the_value) {
+  const auto p = write("c.yaml",
+                       "model_list:\n"
+                       "  - model_name: a\n"
+                       "    litellm_params:\n"
+                       "      model: openai/a\n"
+                       "      rpm: os.environ/SY_SECRET\n");
+  const auto e = load_error(p, {{"SY_SECRET", "hunter2"}});
+  EXPECT_EQ(e.line(), 5);
+  EXPECT_EQ(e.key(), "model_list[0].litellm_params.rpm");
+  EXPECT_EQ(e.detail(), "expected a number, got the value of os.environ/SY_SECRET");
+}
+
+TEST_F(config_files, empty_os_environ_name_is_an_error) {
+  const auto p = write("c.yaml", "general_settings:\n  master_key: os.environ/\n");
+  const auto e = load_error(p);
+  EXPECT_EQ(e.line(), 2);
+  EXPECT_EQ(e.key(), "general_settings.master_key");
+}
+
+TEST_F(config_files, alias_bomb_is_rejected) {
+  std::string text = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i <= 8; ++i) {
+    const std::string prev = "*a" + std::to_string(i - 1);
+    text += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [" + prev;
+    for (int k = 1; k < 10; ++k) {
+      text += ", " + prev;
+    }
+    text += "]\n";
+  }
+  const auto p = write("c.yaml", text);
+  const auto e = load_error(p);
+  EXPECT_EQ(e.key(), "yaml");
+  EXPECT_NE(e.detail().find("expands to more than 200000 values"), std::string::npos) << e.what();
+}
+
+TEST_F(config_files, deep_nesting_is_rejected) {
+  const auto p = write("c.yaml", "router_settings:\n  x: " + std::string(200, '[') + std::string(200, ']') + "\n");
+  const auto e = load_error(p);
+  EXPECT_EQ(e.key(), "yaml");
+  EXPECT_EQ(e.line(), 2);
+}
+
+TEST_F(config_files, invalid_utf8_is_a_config_error) {
+  const auto p = write("c.yaml", "model_list:\n  - model_name: a\n    litellm_params:\n      model: \"openai/a\xff\"\n");
+  const auto e = load_error(p);
+  EXPECT_EQ(e.line(), 4);
+  EXPECT_EQ(e.key(), "yaml");
+  EXPECT_EQ(e.detail(), "a value is not valid UTF-8");
+
+  const auto q = write("d.yaml", "general_settings:\n  master_key: os.environ/SY_BYTES\n");
+  const auto f = load_error(q, {{"SY_BYTES", "sk-\xc3\x28"}});
+  EXPECT_EQ(f.line(), 2);
+  EXPECT_EQ(f.key(), "general_settings.master_key");
+}
+
+TEST_F(config_files, yaml_merge_keys_are_applied) {
+  const auto p = write("c.yaml",
+                       "defaults: &defaults\n"
+                       "  api_base: http://shared:8000/v1\n"
+                       "  timeout: 9\n"
+                       "model_list:\n"
+                       "  - model_name: a\n"
+                       "    litellm_params:\n"
+                       "      <<: *defaults\n"
+                       "      model: openai/a\n"
+                       "      timeout: 3\n");
+  const auto c = load(p);
+  const auto& d = c->model_list.at(0);
+  EXPECT_EQ(d.api_base, "http://shared:8000/v1");
+  EXPECT_EQ(d.timeout, 3.0);  // explicit keys win over merged ones
+  EXPECT_EQ(c->warnings, (std::vector<std::string>{p + ":1: defaults: unknown top-level key; ignored"}));
+}
+
+// ---- providers --------------------------------------------------------------------------------
+
+struct provider_case {
+  const char* model;
+  cfg::provider kind;
+  const char* upstream;
+};
+
+class config_provider : public config_files, public ::testing::WithParamInterface<provider_case> {};
+
+TEST_P(config_provider, prefix_gives_kind_and_upstream_model) {
+  const auto& pc = GetParam();
+  const auto p = write("c.yaml", std::string("model_list:\n  - model_name: m\n    litellm_params:\n      model: \"") +
+                                     pc.model + "\"\n");
+  const auto c = load(p);
+  EXPECT_EQ(c->model_list.at(0).kind, pc.kind);
+  EXPECT_EQ(c->model_list.at(0).upstream_model, pc.upstream);
+  EXPECT_EQ(c->model_list.at(0).model, pc.model);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    prefixes, config_provider,
+    ::testing::Values(provider_case{"gpt-4o", cfg::provider::openai, "gpt-4o"},
+                      provider_case{"openai/gpt-4o", cfg::provider::openai, "gpt-4o"},
+                      provider_case{"openai/meta-llama/Llama-3", cfg::provider::openai, "meta-llama/Llama-3"},
+                      provider_case{"hosted_vllm/Qwen/Qwen2", cfg::provider::hosted_vllm, "Qwen/Qwen2"},
+                      provider_case{"azure/my-deployment", cfg::provider::azure, "my-deployment"},
+                      provider_case{"anthropic/claude-3-haiku", cfg::provider::anthropic, "claude-3-haiku"},
+                      provider_case{"ollama/llama3", cfg::provider::ollama, "llama3"},
+                      provider_case{"ollama_chat/llama3:8b", cfg::provider::ollama_chat, "llama3:8b"}));
+
+TEST_F(config_files, custom_llm_provider_names_the_provider) {
+  const auto p = write("c.yaml",
+                       "model_list:\n"
+                       "  - model_name: m\n"
+                       "    litellm_params:\n"
+                       "      model: my-org/my-model\n"
+                       "      custom_llm_provider: hosted_vllm\n");
+  const auto c = load(p);
+  EXPECT_EQ(c->model_list.at(0).kind, cfg::provider::hosted_vllm);
+  EXPECT_EQ(c->model_list.at(0).upstream_model, "my-org/my-model");
+  EXPECT_STREQ(cfg::provider_name(c->model_list.at(0).kind), "hosted_vllm");
+}
+
+TEST_F(config_files, empty_model_after_prefix_is_an_error) {
+  const auto p = write("c.yaml", "model_list:\n  - model_name: m\n    litellm_params:\n      model: openai/\n");
+  const auto e = load_error(p);
+  EXPECT_EQ(e.line(), 4);
+  EXPECT_EQ(e.detail(), "no model name after the provider prefix 'openai/'");
+}
+
+// ---- environment ------------------------------------------------------------------------------
+
+TEST_F(config_files, environment_variables_are_exported_with_setenv) {
+  const std::string name = "SY_TEST_EXPORTED_" + std::to_string(::getpid());
+  const auto p = write("c.yaml", "environment_variables:\n  " + name + ": exported-value\n");
+  cfg::load_options options;
+  options.env = env_of({});
+  options.export_environment = true;
+  (void)cfg::load_config_blocking(p, options);
+  const char* v = std::getenv(name.c_str());
+  ASSERT_NE(v, nullptr);
+  EXPECT_STREQ(v, "exported-value");
+  ::unsetenv(name.c_str());
+}
+
+TEST_F(config_files, environment_variables_feed_the_redis_fallback_and_report_their_line) {
+  const auto ok = write("ok.yaml", "environment_variables:\n  REDIS_HOST: r1\n  REDIS_PORT: \"7000\"\n");
+  const auto c = load(ok, {{"REDIS_PASSWORD", "pw"}});
+  EXPECT_EQ(c->redis.host, "r1");
+  EXPECT_EQ(c->redis.port, 7000);
+  EXPECT_EQ(c->redis.password, "pw");
+  EXPECT_EQ(c->redis.source, "env REDIS_HOST");
+
+  const auto bad = write("bad.yaml", "environment_variables:\n  REDIS_HOST: r1\n  REDIS_PORT: seven\n");
+  const auto e = load_error(bad);
+  EXPECT_EQ(e.file(), bad);
+  EXPECT_EQ(e.line(), 3);
+  EXPECT_EQ(e.key(), "environment_variables.REDIS_PORT");
+}
+
+TEST_F(config_files, bad_redis_port_in_process_env_is_reported_as_environment) {
+  const auto p = write("c.yaml", "model_list: []\n");
+  const auto e = load_error(p, {{"REDIS_HOST", "h"}, {"REDIS_PORT", "abc"}});
+  EXPECT_EQ(std::string(e.what()), "environment: REDIS_PORT: expected an integer, got the string \"abc\"");
+}
+
+TEST_F(config_files, redis_url_from_env) {
+  const auto p = write("c.yaml", "model_list: []\n");
+  const auto c = load(p, {{"REDIS_URL", "rediss://user:p%40ss@cache.example:6390/2"}, {"REDIS_HOST", "ignored"}});
+  EXPECT_EQ(c->redis.host, "cache.example");
+  EXPECT_EQ(c->redis.port, 6390);
+  EXPECT_EQ(c->redis.username, "user");
+  EXPECT_EQ(c->redis.password, "p@ss");
+  EXPECT_EQ(c->redis.db, 2);
+  EXPECT_TRUE(c->redis.tls);
+  EXPECT_EQ(c->redis.source, "env REDIS_URL");
+}
+
+TEST_F(config_files, redis_from_cache_params_before_env) {
+  const auto p = write("c.yaml",
+                       "litellm_settings:\n"
+                       "  cache: true\n"
+                       "  cache_params: {type: redis, host: cache-host, port: \"6391\", password: cpw}\n");
+  const auto c = load(p, {{"REDIS_HOST", "env-host"}});
+  EXPECT_EQ(c->redis.host, "cache-host");
+  EXPECT_EQ(c->redis.port, 6391);
+  EXPECT_EQ(c->redis.password, "cpw");
+  EXPECT_EQ(c->redis.source, "litellm_settings.cache_params");
+}
+
+TEST_F(config_files, non_redis_cache_params_are_not_a_redis_endpoint) {
+  const auto p = write("c.yaml", "litellm_settings:\n  cache_params: {type: local, host: not-redis}\n");
+  const auto c = load(p, {{"REDIS_HOST", "env-host"}});
+  EXPECT_EQ(c->redis.host, "env-host");
+  EXPECT_EQ(c->redis.source, "env REDIS_HOST");
+}
+
+TEST_F(config_files, router_redis_url_with_separate_password) {
+  const auto p = write("c.yaml", "router_settings:\n  redis_url: redis://10.0.0.5\n  redis_password: rp\n");
+  const auto c = load(p);
+  EXPECT_EQ(c->redis.host, "10.0.0.5");
+  EXPECT_EQ(c->redis.port, 6379);
+  EXPECT_EQ(c->redis.password, "rp");
+  EXPECT_EQ(c->router.redis_url, "redis://10.0.0.5");
+}
+
+TEST_F(config_files, no_redis_configured) {
+  const auto p = write("c.yaml", "model_list: []\n");
+  const auto c = load(p);
+  EXPECT_EQ(c->redis.host, "");
+  EXPECT_EQ(c->redis.source, "");
+}
+
+TEST_F(config_files, master_key_precedence) {
+  const auto with_key = write("a.yaml", "general_settings:\n  master_key: sk-from-config\n");
+  EXPECT_EQ(load(with_key, {{"LITELLM_MASTER_KEY", "sk-env"}})->general.master_key, "sk-from-config");
+  const auto without = write("b.yaml", "general_settings: {}\n");
+  EXPECT_EQ(load(without, {{"LITELLM_MASTER_KEY", "sk-env"}, {"SWITCHYARD_MASTER_KEY", "sk-sy"}})->general.master_key,
+            "sk-env");
+  EXPECT_EQ(load(without, {{"SWITCHYARD_MASTER_KEY", "sk-sy"}})->general.master_key, "sk-sy");
+  EXPECT_EQ(load(without)->general.master_key, "");
+}
+
+TEST_F(config_files, empty_file_is_an_empty_config) {
+  const auto p = write("c.yaml", "# nothing yet\n");
+  const auto c = load(p);
+  EXPECT_TRUE(c->model_list.empty());
+  EXPECT_EQ(c->router.routing_strategy, "simple-shuffle");
+  EXPECT_EQ(c->general.database_connection_pool_limit, 10);
+  EXPECT_TRUE(c->warnings.empty());
+}
+
+TEST_F(config_files, absolute_include_path) {
+  const auto inc = write("dir/inc.yaml", "model_list:\n  - model_name: inc\n    litellm_params: {model: openai/inc}\n");
+  const auto p = write("c.yaml", "include: " + inc + "\n");
+  const auto c = load(p);
+  ASSERT_EQ(c->model_list.size(), 1u);
+  EXPECT_EQ(c->model_list[0].model_name, "inc");
+}
+
+// ---- the shipped configs ------------------------------------------------------------------------
+
+TEST(config_shipped, default_config_loads_offline_without_any_env) {
+  const auto c = load(shipped_dir + "/switchyard.yaml");
+  EXPECT_TRUE(c->warnings.empty()) << join(c->warnings);
+  ASSERT_EQ(c->model_list.size(), 1u);
+  const auto& d = c->model_list[0];
+  EXPECT_EQ(d.model_name, "demo");
+  EXPECT_EQ(d.model, "openai/demo");
+  EXPECT_EQ(d.mock_response, "Hello from Switchyard! This is the demo model answering offline.");
+  EXPECT_EQ(c->general.master_key, "");
+  EXPECT_EQ(load(shipped_dir + "/switchyard.yaml", {{"LITELLM_MASTER_KEY", "sk-1234"}})->general.master_key, "sk-1234");
+}
+
+TEST(config_shipped, example_config_validates_when_its_variables_are_set) {
+  const std::map<std::string, std::string> env{
+      {"OPENAI_API_KEY", "sk-o"},        {"AZURE_API_BASE", "https://r.openai.azure.com"},
+      {"AZURE_API_KEY", "az"},           {"ANTHROPIC_API_KEY", "sk-ant"},
+      {"VLLM_API_BASE", "http://gpu:8000/v1"}, {"LITELLM_MASTER_KEY", "sk-master"},
+      {"DATABASE_URL", "postgresql://u:p@localhost:5432/sy"},
+  };
+  const auto c = load(shipped_dir + "/example.yaml", env);
+  EXPECT_TRUE(c->warnings.empty()) << join(c->warnings);
+  std::vector<cfg::provider> kinds;
+  for (const auto& d : c->model_list) {
+    kinds.push_back(d.kind);
+  }
+  EXPECT_EQ(kinds, (std::vector<cfg::provider>{cfg::provider::openai, cfg::provider::azure, cfg::provider::anthropic,
+                                               cfg::provider::ollama_chat, cfg::provider::openai,
+                                               cfg::provider::hosted_vllm, cfg::provider::openai}));
+  EXPECT_EQ(c->general.master_key, "sk-master");
+
+  const auto e = load_error(shipped_dir + "/example.yaml", {});
+  EXPECT_EQ(e.key(), "model_list[0].litellm_params.api_key");
+  EXPECT_NE(e.detail().find("OPENAI_API_KEY"), std::string::npos);
+}
+
+}  // namespace

@@ -1,0 +1,225 @@
+// The HTTP server on a real loopback socket, driven by raw TCP clients.
+#include "switchyard/http/server.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/asio/write.hpp>
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+using namespace switchyard;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto tuple_awaitable = net::as_tuple(net::use_awaitable);
+
+// Runs `coro` on `ioc` until it finishes (or a 10 s safety deadline passes).
+template <class T>
+T run_coro(net::io_context& ioc, net::awaitable<T> coro) {
+  auto fut = net::co_spawn(ioc, std::move(coro), net::use_future);
+  ioc.restart();
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (fut.wait_for(0s) != std::future_status::ready) {
+    ioc.run_for(10ms);
+    if (std::chrono::steady_clock::now() > deadline) {
+      ADD_FAILURE() << "test coroutine did not finish in 10 s";
+      break;
+    }
+  }
+  return fut.get();
+}
+
+struct fixture : ::testing::Test {
+  net::io_context ioc;
+  std::unique_ptr<http::server> srv;
+  int handled = 0;
+
+  void start(http::server_options o = {}) {
+    o.host = "127.0.0.1";
+    o.port = 0;
+    srv = std::make_unique<http::server>(ioc.get_executor(), o, [this](http::request& req, http::responder& resp) {
+      return handle(req, resp);
+    });
+    srv->listen();
+    srv->start();
+  }
+
+  net::awaitable<void> handle(http::request& req, http::responder& resp) {
+    ++handled;
+    if (req.path == "/stream") {
+      co_await resp.begin_stream(200, "text/event-stream", {});
+      for (int i = 0; i < 3; ++i) {
+        net::steady_timer t(co_await net::this_coro::executor, 50ms);
+        co_await t.async_wait(tuple_awaitable);
+        co_await resp.write("data: " + std::to_string(i) + "\n\n");
+      }
+      co_await resp.end_stream();
+      co_return;
+    }
+    http::response r;
+    r.body = R"({"path":")" + req.path + R"(","len":)" + std::to_string(req.body.size()) + R"(,"call":")" +
+             req.call_id + "\"}";
+    co_await resp.send(std::move(r));
+  }
+
+  unsigned short port() const { return srv->local_endpoint().port(); }
+
+  // Sends raw bytes and reads until the peer closes or `until` appears.
+  net::awaitable<std::string> exchange(std::string raw, std::string until = "", bool keep_open = false) {
+    tcp::socket s(ioc);
+    co_await s.async_connect({net::ip::make_address("127.0.0.1"), port()}, net::use_awaitable);
+    co_await net::async_write(s, net::buffer(raw), net::use_awaitable);
+    std::string out;
+    for (;;) {
+      char buf[4096];
+      auto [ec, n] = co_await s.async_read_some(net::buffer(buf), tuple_awaitable);
+      out.append(buf, n);
+      if (ec || (!until.empty() && out.find(until) != std::string::npos)) {
+        break;
+      }
+    }
+    if (!keep_open) {
+      boost::system::error_code ignored;
+      s.close(ignored);
+    }
+    co_return out;
+  }
+};
+
+}  // namespace
+
+TEST_F(fixture, keep_alive_serves_two_requests_on_one_connection) {
+  start();
+  auto out = run_coro(ioc, exchange("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n",
+                                    R"("path":"/b")"));
+  EXPECT_NE(out.find(R"("path":"/a")"), std::string::npos);
+  EXPECT_NE(out.find(R"("path":"/b")"), std::string::npos);
+  EXPECT_EQ(handled, 2);
+}
+
+TEST_F(fixture, call_id_is_echoed_or_generated) {
+  start();
+  auto out = run_coro(ioc, exchange("GET /a HTTP/1.1\r\nHost: x\r\nx-litellm-call-id: abc-123\r\nConnection: close\r\n\r\n"));
+  EXPECT_NE(out.find("x-litellm-call-id: abc-123"), std::string::npos) << out;
+  auto out2 = run_coro(ioc, exchange("GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  EXPECT_NE(out2.find("x-litellm-call-id: "), std::string::npos);
+}
+
+TEST_F(fixture, malformed_request_gets_openai_shaped_400) {
+  start();
+  auto out = run_coro(ioc, exchange("THIS IS NOT HTTP\r\n\r\n"));
+  EXPECT_EQ(out.rfind("HTTP/1.1 400", 0), 0u) << out;
+  EXPECT_NE(out.find(R"("code":"400")"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("type":"invalid_request_error")"), std::string::npos);
+  EXPECT_EQ(handled, 0);
+}
+
+TEST_F(fixture, oversized_declared_body_gets_413_without_reading_it) {
+  http::server_options o;
+  o.max_body_bytes = 1000;
+  start(o);
+  auto out = run_coro(ioc, exchange("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n"));
+  EXPECT_EQ(out.rfind("HTTP/1.1 413", 0), 0u) << out;
+  EXPECT_NE(out.find(R"("code":"413")"), std::string::npos);
+}
+
+TEST_F(fixture, oversized_chunked_body_gets_413) {
+  http::server_options o;
+  o.max_body_bytes = 10;
+  start(o);
+  auto out = run_coro(
+      ioc, exchange("POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n14\r\n01234567890123456789\r\n0\r\n\r\n"));
+  EXPECT_EQ(out.rfind("HTTP/1.1 413", 0), 0u) << out;
+}
+
+TEST_F(fixture, body_within_limit_is_read) {
+  http::server_options o;
+  o.max_body_bytes = 1000;
+  start(o);
+  auto out = run_coro(ioc, exchange("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"));
+  EXPECT_NE(out.find(R"("len":5)"), std::string::npos) << out;
+}
+
+TEST_F(fixture, expect_100_continue_is_answered) {
+  start();
+  auto out = run_coro(ioc, exchange("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n"
+                                    "Connection: close\r\n\r\nabc"));
+  EXPECT_EQ(out.rfind("HTTP/1.1 100 Continue", 0), 0u) << out;
+  EXPECT_NE(out.find(R"("len":3)"), std::string::npos) << out;
+}
+
+TEST_F(fixture, slow_header_gets_408_and_others_are_still_served) {
+  http::server_options o;
+  o.header_timeout = 300ms;
+  start(o);
+  auto out = run_coro(ioc, [&]() -> net::awaitable<std::string> {
+    tcp::socket slow(ioc);
+    co_await slow.async_connect({net::ip::make_address("127.0.0.1"), port()}, net::use_awaitable);
+    co_await net::async_write(slow, net::buffer(std::string("GET /a HTTP/1.1\r\nHo")), net::use_awaitable);
+    // Meanwhile a well-behaved client is served.
+    auto other = co_await exchange("GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    EXPECT_NE(other.find(R"("path":"/ok")"), std::string::npos);
+    std::string got;
+    for (;;) {
+      char buf[1024];
+      auto [ec, n] = co_await slow.async_read_some(net::buffer(buf), tuple_awaitable);
+      got.append(buf, n);
+      if (ec) {
+        break;
+      }
+    }
+    co_return got;
+  }());
+  EXPECT_EQ(out.rfind("HTTP/1.1 408", 0), 0u) << out;
+  EXPECT_NE(out.find(R"("code":"408")"), std::string::npos);
+}
+
+TEST_F(fixture, huge_header_gets_431) {
+  http::server_options o;
+  o.max_header_bytes = 1024;
+  start(o);
+  auto out = run_coro(ioc, exchange("GET /a HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(4000, 'a') + "\r\n\r\n"));
+  EXPECT_EQ(out.rfind("HTTP/1.1 431", 0), 0u) << out;
+}
+
+TEST_F(fixture, streaming_is_chunked_and_incremental) {
+  start();
+  auto out = run_coro(ioc, exchange("GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  EXPECT_NE(out.find("Transfer-Encoding: chunked"), std::string::npos) << out;
+  EXPECT_NE(out.find("data: 0"), std::string::npos);
+  EXPECT_NE(out.find("data: 2"), std::string::npos);
+  EXPECT_NE(out.find("\r\n0\r\n\r\n"), std::string::npos) << "last chunk";
+}
+
+TEST_F(fixture, drain_lets_inflight_stream_finish_then_reports_done) {
+  start();
+  bool drained = false;
+  auto out = run_coro(ioc, [&]() -> net::awaitable<std::string> {
+    tcp::socket s(ioc);
+    co_await s.async_connect({net::ip::make_address("127.0.0.1"), port()}, net::use_awaitable);
+    co_await net::async_write(s, net::buffer(std::string("GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")),
+                              net::use_awaitable);
+    std::string got;
+    char buf[4096];
+    auto [ec0, n0] = co_await s.async_read_some(net::buffer(buf), tuple_awaitable);
+    got.append(buf, n0);
+    srv->drain([&] { drained = true; });
+    for (;;) {
+      auto [ec, n] = co_await s.async_read_some(net::buffer(buf), tuple_awaitable);
+      got.append(buf, n);
+      if (ec) {
+        break;
+      }
+    }
+    co_return got;
+  }());
+  EXPECT_NE(out.find("data: 2"), std::string::npos) << out;
+  EXPECT_TRUE(drained);
+  EXPECT_EQ(srv->active_connections(), 0u);
+}

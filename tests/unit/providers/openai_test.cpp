@@ -1,0 +1,222 @@
+#include "switchyard/providers/adapter.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+using namespace switchyard;
+using json = nlohmann::json;
+
+namespace {
+config::deployment openai_dep() {
+  config::deployment d;
+  d.model_name = "gpt";
+  d.model = "openai/gpt-4o";
+  d.upstream_model = "gpt-4o";
+  d.api_base = "http://127.0.0.1:9/v1/";
+  d.api_key = "sk-upstream";
+  return d;
+}
+std::string header(const providers::upstream_call& c, const std::string& name) {
+  for (const auto& [k, v] : c.headers) {
+    if (k == name) {
+      return v;
+    }
+  }
+  return {};
+}
+}  // namespace
+
+TEST(openai_adapter, builds_upstream_request) {
+  json body = {{"model", "gpt"},
+               {"messages", json::array({{{"role", "user"}, {"content", "hi"}}})},
+               {"temperature", 0.2},
+               {"metadata", {{"tags", {"a"}}}},
+               {"mock_testing_fallbacks", false},
+               {"some_vendor_field", 1}};
+  auto call = providers::openai_adapter().build(providers::call_type::chat, openai_dep(), body, {false, false});
+  ASSERT_TRUE(call);
+  EXPECT_EQ(call->url, "http://127.0.0.1:9/v1/chat/completions");
+  EXPECT_EQ(header(*call, "authorization"), "Bearer sk-upstream");
+  auto sent = json::parse(call->body);
+  EXPECT_EQ(sent["model"], "gpt-4o");
+  EXPECT_EQ(sent["temperature"], 0.2);
+  EXPECT_EQ(sent["some_vendor_field"], 1) << "unknown fields pass through";
+  EXPECT_FALSE(sent.contains("metadata"));
+  EXPECT_FALSE(sent.contains("mock_testing_fallbacks"));
+  EXPECT_FALSE(sent.contains("stream_options"));
+}
+
+TEST(openai_adapter, streaming_asks_for_usage) {
+  json body = {{"model", "gpt"}, {"messages", json::array()}, {"stream", true}};
+  auto call = providers::openai_adapter().build(providers::call_type::chat, openai_dep(), body, {true, false});
+  ASSERT_TRUE(call);
+  auto sent = json::parse(call->body);
+  EXPECT_EQ(sent["stream"], true);
+  EXPECT_EQ(sent["stream_options"]["include_usage"], true);
+}
+
+TEST(openai_adapter, azure_url_and_key_header) {
+  auto d = openai_dep();
+  d.kind = config::provider::azure;
+  d.upstream_model = "my-deployment";
+  d.api_base = "https://example.openai.azure.com";
+  d.api_version = "2024-06-01";
+  auto call = providers::openai_adapter().build(providers::call_type::chat, d, json{{"model", "gpt"}, {"messages", json::array()}}, {});
+  ASSERT_TRUE(call);
+  EXPECT_EQ(call->url,
+            "https://example.openai.azure.com/openai/deployments/my-deployment/chat/completions?api-version=2024-06-01");
+  EXPECT_EQ(header(*call, "api-key"), "sk-upstream");
+  EXPECT_EQ(header(*call, "authorization"), "");
+}
+
+TEST(openai_adapter, upstream_error_message_extracted) {
+  auto e = providers::upstream_error(429, R"({"error":{"message":"Rate limit reached","type":"requests"}})",
+                                     "OpenAIException");
+  EXPECT_EQ(e.status, 429);
+  EXPECT_NE(e.message.find("Rate limit reached"), std::string::npos);
+  auto e2 = providers::upstream_error(502, "<html>bad gateway</html>", "OpenAIException");
+  EXPECT_EQ(e2.status, 502);
+  EXPECT_NE(e2.message.find("bad gateway"), std::string::npos);
+  auto e3 = providers::upstream_error(500, "", "OpenAIException");
+  EXPECT_NE(e3.message.find("empty body"), std::string::npos);
+}
+
+TEST(openai_adapter, usage_parsed) {
+  auto u = providers::usage_of(json::parse(R"({"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}})"));
+  EXPECT_TRUE(u.known);
+  EXPECT_EQ(u.total_tokens, 7);
+  EXPECT_FALSE(providers::usage_of(json::parse(R"({"usage":null})")).known);
+}
+
+TEST(openai_adapter, mock_stream_frames_reassemble) {
+  json req = {{"messages", json::array({{{"role", "user"}, {"content", "hello there"}}})}};
+  auto frames = providers::mock_chat_stream("demo", "one two  three", req, "id1", 1, true);
+  ASSERT_GE(frames.size(), 5u);
+  EXPECT_EQ(frames.back(), "data: [DONE]\n\n");
+  std::string text;
+  bool saw_usage = false;
+  for (const auto& f : frames) {
+    ASSERT_EQ(f.rfind("data: ", 0), 0u);
+    ASSERT_EQ(f.substr(f.size() - 2), "\n\n");
+    auto payload = f.substr(6, f.size() - 8);
+    if (payload == "[DONE]") {
+      continue;
+    }
+    auto j = json::parse(payload);
+    if (j["choices"].empty()) {
+      saw_usage = j["usage"]["total_tokens"].get<int>() > 0;
+      continue;
+    }
+    auto& delta = j["choices"][0]["delta"];
+    if (delta.contains("content")) {
+      text += delta["content"].get<std::string>();
+    }
+  }
+  EXPECT_EQ(text, "one two  three");
+  EXPECT_TRUE(saw_usage);
+  auto full = json::parse(providers::mock_chat_completion("demo", "hi", req, "id2", 1));
+  EXPECT_EQ(full["choices"][0]["message"]["content"], "hi");
+  EXPECT_EQ(full["object"], "chat.completion");
+}
+
+TEST(openai_adapter, embeddings_and_completions_urls) {
+  auto d = openai_dep();
+  auto e = providers::openai_adapter().build(providers::call_type::embedding, d, json{{"model", "gpt"}, {"input", "x"}},
+                                             {true, false});
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->url, "http://127.0.0.1:9/v1/embeddings");
+  EXPECT_FALSE(json::parse(e->body).contains("stream_options"));
+  auto c = providers::openai_adapter().build(providers::call_type::completion, d, json{{"model", "gpt"}, {"prompt", "x"}},
+                                             {});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->url, "http://127.0.0.1:9/v1/completions");
+}
+
+namespace {
+std::vector<std::string> run_stream(const std::string& wire, bool include_usage, std::size_t split,
+                                    switchyard::core::result<void>* end = nullptr, providers::usage* u = nullptr) {
+  config::deployment d = openai_dep();
+  auto t = providers::openai_adapter().make_stream(providers::call_type::chat, d, "gpt", include_usage);
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < wire.size(); i += split) {
+    auto r = t->feed(std::string_view(wire).substr(i, split), out);
+    if (!r) {
+      if (end) {
+        *end = r;
+      }
+      return out;
+    }
+  }
+  auto r = t->finish(out);
+  if (end) {
+    *end = r;
+  }
+  if (u) {
+    *u = t->tokens();
+  }
+  return out;
+}
+const std::string openai_wire =
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}],\"usage\":null}\n\n"
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}],\"usage\":null}\n\n"
+    "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n"
+    "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}\n\n"
+    "data: [DONE]\n\n";
+}  // namespace
+
+TEST(openai_stream, passes_chunks_and_tracks_usage_in_any_split) {
+  for (std::size_t split : {1u, 7u, 1000u}) {
+    switchyard::core::result<void> end;
+    providers::usage u;
+    auto with = run_stream(openai_wire, true, split, &end, &u);
+    ASSERT_TRUE(end);
+    EXPECT_EQ(with.size(), 4u) << split;
+    EXPECT_EQ(u.total_tokens, 7);
+    auto without = run_stream(openai_wire, false, split, &end, &u);
+    EXPECT_EQ(without.size(), 3u) << "usage-only chunk dropped when the client did not ask";
+    EXPECT_EQ(u.total_tokens, 7) << "usage still known";
+  }
+}
+
+TEST(openai_stream, cut_stream_is_an_error) {
+  switchyard::core::result<void> end;
+  auto cut = openai_wire.substr(0, openai_wire.find("finish_reason") - 40);
+  run_stream(cut, false, 1000, &end);
+  ASSERT_FALSE(end);
+  EXPECT_NE(end.error().message.find("cut"), std::string::npos);
+}
+
+TEST(openai_stream, error_event_is_an_error) {
+  switchyard::core::result<void> end;
+  run_stream("data: {\"error\":{\"message\":\"overloaded\",\"code\":503}}\n\n", false, 1000, &end);
+  ASSERT_FALSE(end);
+  EXPECT_EQ(end.error().status, 503);
+  EXPECT_NE(end.error().message.find("overloaded"), std::string::npos);
+}
+
+TEST(json_nesting, deep_bodies_are_caught_before_parsing) {
+  EXPECT_FALSE(providers::json_nesting_exceeds(R"({"a":[{"b":[1,2]}]})", 4));
+  EXPECT_TRUE(providers::json_nesting_exceeds(R"({"a":[{"b":[1,2]}]})", 3));
+  EXPECT_FALSE(providers::json_nesting_exceeds(R"({"a":"[[[[[[[[[[\"[[["})", 2)) << "brackets in strings";
+  EXPECT_TRUE(providers::json_nesting_exceeds(std::string(100000, '[')));
+  EXPECT_FALSE(providers::json_nesting_exceeds(std::string(200, '[')));
+}
+
+TEST(openai_stream, invalid_json_event_is_an_error) {
+  switchyard::core::result<void> end;
+  auto out = run_stream("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"id\": \"broken\", \"choices\": [\n\n",
+                        false, 1000, &end);
+  ASSERT_FALSE(end);
+  EXPECT_EQ(out.size(), 1u) << "the valid event before it is kept, the broken one is not relayed";
+  EXPECT_NE(end.error().message.find("not valid JSON"), std::string::npos);
+}
+
+TEST(embeddings_base64, floats_become_little_endian_float32) {
+  auto r = providers::encode_embeddings_base64(
+      R"({"object":"list","data":[{"object":"embedding","index":0,"embedding":[1.0,-2.0]}],"model":"m"})");
+  ASSERT_TRUE(r);
+  auto j = json::parse(*r);
+  // 1.0f = 00 00 80 3f, -2.0f = 00 00 00 c0 -> base64 "AACAPwAAAMA="
+  EXPECT_EQ(j["data"][0]["embedding"], "AACAPwAAAMA=");
+  EXPECT_FALSE(providers::encode_embeddings_base64("[]"));
+}

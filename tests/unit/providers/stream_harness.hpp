@@ -1,0 +1,159 @@
+// Feeds a captured upstream stream to a stream_translator in different splits and
+// collects what comes out, with id/created normalised so runs can be compared.
+#pragma once
+#include "switchyard/providers/adapter.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace switchyard::test {
+
+struct stream_run {
+  std::vector<nlohmann::json> chunks;  // payloads parsed, "id"/"created" replaced
+  std::optional<core::error> error;    // the first error from feed() or finish()
+  bool error_from_finish = false;
+  providers::usage tokens;
+};
+
+// Piece sizes for one way of splitting: 0 = the whole input at once.
+inline std::vector<std::size_t> split_sizes(std::size_t total, std::size_t piece, unsigned seed) {
+  std::vector<std::size_t> sizes;
+  if (piece == 0) {
+    sizes.push_back(total);
+    return sizes;
+  }
+  std::mt19937 gen(seed);
+  std::uniform_int_distribution<std::size_t> dist(1, piece);
+  std::size_t done = 0;
+  while (done < total) {
+    std::size_t n = seed == 0 ? piece : dist(gen);
+    n = std::min(n, total - done);
+    sizes.push_back(n);
+    done += n;
+  }
+  return sizes;
+}
+
+inline stream_run run_stream(const providers::adapter& a, providers::call_type type, const config::deployment& d,
+                             std::string_view input, bool include_usage, const std::vector<std::size_t>& sizes) {
+  stream_run run;
+  auto t = a.make_stream(type, d, "my-model", include_usage);
+  std::vector<std::string> payloads;
+  std::size_t pos = 0;
+  for (auto n : sizes) {
+    auto r = t->feed(input.substr(pos, n), payloads);
+    pos += n;
+    if (!r) {
+      run.error = r.error();
+      break;
+    }
+  }
+  if (!run.error) {
+    auto r = t->finish(payloads);
+    if (!r) {
+      run.error = r.error();
+      run.error_from_finish = true;
+    }
+  }
+  for (const auto& p : payloads) {
+    auto j = nlohmann::json::parse(p);
+    j["id"] = "ID";
+    j["created"] = 0;
+    // Generated tool call ids (Ollama has none) differ from run to run.
+    if (j.contains("choices") && j["choices"].is_array()) {
+      for (auto& ch : j["choices"]) {
+        if (ch.contains("delta") && ch["delta"].contains("tool_calls")) {
+          for (auto& tc : ch["delta"]["tool_calls"]) {
+            if (tc.contains("id") && tc["id"].get<std::string>().rfind("call_", 0) == 0) {
+              tc["id"] = "call_X";
+            }
+          }
+        }
+      }
+    }
+    run.chunks.push_back(std::move(j));
+  }
+  run.tokens = t->tokens();
+  return run;
+}
+
+// Whole, 1 byte at a time, 7 bytes at a time, and random pieces (several seeds).
+inline std::vector<std::vector<std::size_t>> all_splits(std::size_t total) {
+  std::vector<std::vector<std::size_t>> out;
+  out.push_back(split_sizes(total, 0, 0));
+  out.push_back(split_sizes(total, 1, 0));
+  out.push_back(split_sizes(total, 7, 0));
+  for (unsigned seed = 1; seed <= 8; ++seed) {
+    out.push_back(split_sizes(total, 64, seed));
+  }
+  return out;
+}
+
+// The text a client assembles from chat chunks (delta.content) or completion chunks (text).
+inline std::string assembled_text(const std::vector<nlohmann::json>& chunks) {
+  std::string s;
+  for (const auto& c : chunks) {
+    for (const auto& ch : c["choices"]) {
+      if (ch.contains("delta") && ch["delta"].contains("content") && ch["delta"]["content"].is_string()) {
+        s += ch["delta"]["content"].get<std::string>();
+      }
+      if (ch.contains("text") && ch["text"].is_string()) {
+        s += ch["text"].get<std::string>();
+      }
+    }
+  }
+  return s;
+}
+
+// finish_reason of the chunk that carries one (empty if none).
+inline std::string finish_reason(const std::vector<nlohmann::json>& chunks) {
+  for (const auto& c : chunks) {
+    for (const auto& ch : c["choices"]) {
+      if (ch.contains("finish_reason") && ch["finish_reason"].is_string()) {
+        return ch["finish_reason"].get<std::string>();
+      }
+    }
+  }
+  return {};
+}
+
+struct assembled_call {
+  std::string id, name, arguments;
+};
+// Tool calls as the openai SDK assembles them from delta.tool_calls.
+inline std::vector<assembled_call> assembled_tool_calls(const std::vector<nlohmann::json>& chunks) {
+  std::vector<assembled_call> calls;
+  for (const auto& c : chunks) {
+    for (const auto& ch : c["choices"]) {
+      if (!ch.contains("delta") || !ch["delta"].contains("tool_calls")) {
+        continue;
+      }
+      for (const auto& tc : ch["delta"]["tool_calls"]) {
+        auto i = tc["index"].get<std::size_t>();
+        if (calls.size() <= i) {
+          calls.resize(i + 1);
+        }
+        if (tc.contains("id")) {
+          calls[i].id = tc["id"].get<std::string>();
+        }
+        if (tc.contains("function")) {
+          const auto& f = tc["function"];
+          if (f.contains("name")) {
+            calls[i].name += f["name"].get<std::string>();
+          }
+          if (f.contains("arguments")) {
+            calls[i].arguments += f["arguments"].get<std::string>();
+          }
+        }
+      }
+    }
+  }
+  return calls;
+}
+
+}  // namespace switchyard::test

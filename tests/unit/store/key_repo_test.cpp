@@ -1,0 +1,228 @@
+// key_repo against a real Postgres: each test gets its own database with the shipped
+// migrations applied, and calls the repo through db_executor as the gateway does.
+#include "switchyard/store/postgres/key_repo.hpp"
+
+#include "switchyard/store/postgres/db_executor.hpp"
+#include "switchyard/store/postgres/migrations.hpp"
+
+#include "store_test_support.hpp"
+
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+namespace {
+
+using namespace store_test;
+namespace core = switchyard::core;
+namespace pg = switchyard::store::postgres;
+using json = nlohmann::json;
+
+class key_repo_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto server_url = env_or_empty("SWITCHYARD_TEST_DATABASE_URL");
+    if (server_url.empty()) {
+      FAIL() << missing_env_message("SWITCHYARD_TEST_DATABASE_URL");
+    }
+    db = std::make_unique<fresh_database>(server_url);
+    pg::db_options o;
+    o.url = db->url();
+    o.pool_size = 1;
+    exec = std::make_unique<pg::db_executor>(o);
+    auto r = run([](pqxx::connection& c, const std::string& dir) { return pg::migrate_blocking(c, dir); },
+                 source_dir + "/migrations");
+    ASSERT_TRUE(r.has_value()) << r.error().message;
+  }
+
+  // Runs one blocking repo call through the executor and returns its result.
+  template <class F, class... Args>
+  core::result<std::invoke_result_t<F&, pqxx::connection&, Args&...>> run(F f, Args... args) {
+    using value = std::invoke_result_t<F&, pqxx::connection&, Args&...>;
+    std::optional<core::result<value>> out;
+    run_coro(io, [&]() -> net::awaitable<void> { out = co_await exec->run(f, args...); });
+    return std::move(*out);
+  }
+
+  std::optional<pg::key_record> find(const std::string& token) {
+    auto r = run(pg::find_key_by_hash_blocking, token);
+    EXPECT_TRUE(r.has_value()) << r.error().message;
+    return r.has_value() ? *r : std::nullopt;
+  }
+
+  std::int64_t count(const std::string& sql) {
+    pqxx::connection c{db->url()};
+    pqxx::read_transaction tx{c};
+    return tx.exec1(sql)[0].as<std::int64_t>();
+  }
+
+  std::unique_ptr<fresh_database> db;
+  // The io_context must outlive the executor's threads: a db thread still holds a copy of
+  // the loop's executor for a moment after it posted the completion (db_executor.hpp).
+  // Members are destroyed in reverse order, so `exec` (which joins) goes first.
+  net::io_context io;
+  std::unique_ptr<pg::db_executor> exec;
+  pg::change_actor admin{"alice", "hash-of-master"};
+};
+
+TEST_F(key_repo_test, insert_then_find_with_typed_fields) {
+  json patch = {{"key_name", "sk-...abcd"}, {"key_alias", "ci"},   {"models", {"a", "b"}},
+                {"max_budget", 2.5},        {"tpm_limit", 1000},   {"metadata", {{"team", "x"}}},
+                {"expires", "2030-01-02T03:04:05Z"}, {"token", "ignored"}, {"rotation_count", 99}};
+  auto k = run(pg::insert_key_blocking, std::string("h1"), patch.dump(), admin);
+  ASSERT_TRUE(k.has_value()) << k.error().message;
+  ASSERT_TRUE(k->has_value());
+  EXPECT_EQ((*k)->token, "h1") << "token comes from the argument, not the patch";
+  EXPECT_EQ((*k)->rotation_count, 0) << "rotation_count is not patchable";
+
+  auto f = find("h1");
+  ASSERT_TRUE(f.has_value());
+  EXPECT_EQ(f->key_name, "sk-...abcd");
+  EXPECT_EQ(f->key_alias, "ci");
+  EXPECT_EQ(f->models, (std::vector<std::string>{"a", "b"}));
+  ASSERT_TRUE(f->max_budget.has_value());
+  EXPECT_DOUBLE_EQ(*f->max_budget, 2.5);
+  EXPECT_EQ(f->tpm_limit, 1000);
+  EXPECT_FALSE(f->rpm_limit.has_value());
+  EXPECT_FALSE(f->blocked);
+  ASSERT_TRUE(f->expires.has_value());
+  EXPECT_EQ(std::chrono::duration_cast<std::chrono::seconds>(f->expires->time_since_epoch()).count(), 1893553445);
+  EXPECT_EQ(json::parse(f->row_json)["metadata"]["team"], "x");
+  EXPECT_FALSE(f->via_deprecated_token.has_value());
+
+  EXPECT_FALSE(find("nope").has_value());
+  auto dup = run(pg::insert_key_blocking, std::string("h1"), std::string("{}"), admin);
+  ASSERT_TRUE(dup.has_value());
+  EXPECT_FALSE(dup->has_value()) << "an existing token is not overwritten";
+
+  auto audit = run(pg::audit_for_blocking, std::string("verification_tokens"), std::string("h1"));
+  ASSERT_TRUE(audit.has_value());
+  EXPECT_EQ(*audit, (std::vector<std::pair<std::string, std::string>>{{"created", "alice"}}));
+}
+
+TEST_F(key_repo_test, update_and_block_are_audited_with_before_and_after) {
+  ASSERT_TRUE(run(pg::insert_key_blocking, std::string("h2"), std::string(R"({"models":["a"]})"), admin).has_value());
+  auto u = run(pg::update_key_blocking, std::string("h2"), std::string(R"({"models":[],"expires":null})"),
+               pg::change_actor{"bob", ""}, std::string("updated"));
+  ASSERT_TRUE(u.has_value()) << u.error().message;
+  ASSERT_TRUE(u->has_value());
+  EXPECT_TRUE((*u)->models.empty());
+
+  auto b = run(pg::set_key_blocked_blocking, std::string("h2"), true, admin);
+  ASSERT_TRUE(b.has_value() && b->has_value());
+  EXPECT_TRUE((*b)->blocked);
+  EXPECT_TRUE(find("h2")->blocked);
+  auto ub = run(pg::set_key_blocked_blocking, std::string("h2"), false, admin);
+  ASSERT_TRUE(ub.has_value() && ub->has_value());
+  EXPECT_FALSE(find("h2")->blocked);
+
+  auto missing = run(pg::update_key_blocking, std::string("nope"), std::string("{}"), admin, std::string("updated"));
+  ASSERT_TRUE(missing.has_value());
+  EXPECT_FALSE(missing->has_value());
+
+  auto audit = run(pg::audit_for_blocking, std::string("verification_tokens"), std::string("h2"));
+  ASSERT_TRUE(audit.has_value());
+  EXPECT_EQ(*audit, (std::vector<std::pair<std::string, std::string>>{
+                        {"created", "alice"}, {"updated", "bob"}, {"blocked", "alice"}, {"unblocked", "alice"}}));
+  EXPECT_EQ(count("SELECT count(*) FROM audit_log WHERE object_id = 'h2' AND action = 'updated' "
+                  "AND before->'models' = '[\"a\"]' AND after->'models' = '[]'"),
+            1);
+}
+
+TEST_F(key_repo_test, delete_archives_and_audits_in_one_go) {
+  ASSERT_TRUE(run(pg::insert_key_blocking, std::string("d1"), std::string("{}"), admin).has_value());
+  ASSERT_TRUE(run(pg::insert_key_blocking, std::string("d2"), std::string(R"({"key_alias":"two"})"), admin).has_value());
+  ASSERT_TRUE(run(pg::insert_key_blocking, std::string("d3"), std::string("{}"), admin).has_value());
+  auto r = run(pg::delete_keys_blocking, std::vector<std::string>{"d1", "unknown"}, std::vector<std::string>{"two"},
+               pg::change_actor{"carol", "hash-c"});
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(*r, (std::vector<std::string>{"d1", "d2"}));
+  EXPECT_FALSE(find("d1").has_value());
+  EXPECT_FALSE(find("d2").has_value());
+  EXPECT_TRUE(find("d3").has_value());
+  EXPECT_EQ(count("SELECT count(*) FROM deleted_verification_tokens WHERE deleted_by = 'carol' "
+                  "AND deleted_by_api_key = 'hash-c' AND row_data->>'key_alias' = 'two' AND token = 'd2'"),
+            1);
+  EXPECT_EQ(count("SELECT count(*) FROM deleted_verification_tokens"), 2);
+  EXPECT_EQ(count("SELECT count(*) FROM audit_log WHERE action = 'deleted' AND changed_by = 'carol' "
+                  "AND before IS NOT NULL"),
+            2);
+}
+
+TEST_F(key_repo_test, regenerate_keeps_the_old_hash_during_grace_only) {
+  ASSERT_TRUE(run(pg::insert_key_blocking, std::string("old"), std::string(R"({"spend":1.5,"key_alias":"r"})"), admin)
+                  .has_value());
+  auto later = std::chrono::system_clock::now() + std::chrono::hours(1);
+  auto r = run(pg::regenerate_key_blocking, std::string("old"), std::string("new"), std::string("sk-...wxyz"),
+               std::optional<pg::sys_time>(later), std::string(R"({"models":["m"]})"), admin);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  ASSERT_TRUE(r->has_value());
+  EXPECT_EQ((*r)->token, "new");
+  EXPECT_EQ((*r)->key_name, "sk-...wxyz");
+  EXPECT_EQ((*r)->rotation_count, 1);
+  EXPECT_DOUBLE_EQ((*r)->spend, 1.5) << "spend is kept";
+  EXPECT_EQ((*r)->models, (std::vector<std::string>{"m"}));
+
+  auto via_old = find("old");
+  ASSERT_TRUE(via_old.has_value()) << "inside the grace period the old hash resolves";
+  EXPECT_EQ(via_old->token, "new");
+  EXPECT_EQ(via_old->via_deprecated_token, "old");
+  ASSERT_TRUE(via_old->deprecated_revoke_at.has_value());
+
+  // Second rotation without grace: the first old hash now points at the newest token.
+  auto r2 = run(pg::regenerate_key_blocking, std::string("new"), std::string("newer"), std::string("sk-...0000"),
+                std::optional<pg::sys_time>(), std::string("{}"), admin);
+  ASSERT_TRUE(r2.has_value() && r2->has_value());
+  EXPECT_EQ((*r2)->rotation_count, 2);
+  EXPECT_FALSE(find("new").has_value()) << "no grace: the previous value stops at once";
+  ASSERT_TRUE(find("old").has_value());
+  EXPECT_EQ(find("old")->token, "newer");
+
+  // Grace over.
+  {
+    pqxx::connection c{db->url()};
+    pqxx::work tx{c};
+    tx.exec("UPDATE deprecated_verification_tokens SET revoke_at = now() - interval '1 second'");
+    tx.commit();
+  }
+  EXPECT_FALSE(find("old").has_value());
+
+  auto missing = run(pg::regenerate_key_blocking, std::string("nope"), std::string("x"), std::string("sk-...x"),
+                     std::optional<pg::sys_time>(), std::string("{}"), admin);
+  ASSERT_TRUE(missing.has_value());
+  EXPECT_FALSE(missing->has_value());
+}
+
+TEST_F(key_repo_test, list_is_paginated_and_filtered) {
+  for (int i = 0; i < 5; ++i) {
+    json patch = {{"user_id", i % 2 == 0 ? "u-even" : "u-odd"}};
+    ASSERT_TRUE(run(pg::insert_key_blocking, "k" + std::to_string(i), patch.dump(), admin).has_value());
+  }
+  pg::key_list_query q;
+  q.page = 1;
+  q.size = 2;
+  auto p1 = run(pg::list_keys_blocking, q);
+  ASSERT_TRUE(p1.has_value()) << p1.error().message;
+  EXPECT_EQ(p1->total_count, 5);
+  ASSERT_EQ(p1->keys.size(), 2u);
+  q.page = 3;
+  auto p3 = run(pg::list_keys_blocking, q);
+  ASSERT_TRUE(p3.has_value());
+  ASSERT_EQ(p3->keys.size(), 1u);
+  q.page = 1;
+  q.size = 10;
+  q.user_id = "u-even";
+  auto even = run(pg::list_keys_blocking, q);
+  ASSERT_TRUE(even.has_value());
+  EXPECT_EQ(even->total_count, 3);
+  EXPECT_EQ(even->keys.size(), 3u);
+}
+
+TEST_F(key_repo_test, bad_patch_is_an_error_not_a_crash) {
+  auto r = run(pg::insert_key_blocking, std::string("bad"), std::string("[1,2]"), admin);
+  EXPECT_FALSE(r.has_value());
+  auto wrong_type = run(pg::insert_key_blocking, std::string("bad2"), std::string(R"({"tpm_limit":"lots"})"), admin);
+  EXPECT_FALSE(wrong_type.has_value());
+  EXPECT_FALSE(find("bad2").has_value()) << "the failed insert rolled back";
+}
+
+}  // namespace
