@@ -176,6 +176,9 @@ struct gateway::impl {
     p.allow_requests_on_db_unavailable = cfg->general.allow_requests_on_db_unavailable;
     if (db) {
       p.db = [this]() -> net::awaitable<admin::dependency_state> {
+        if (!migrated) {  // reachable or not, keys cannot be served before the schema exists
+          co_return admin::dependency_state::disconnected;
+        }
         if (!db_ok) {
           auto r = co_await db->ping();
           db_ok = r.has_value();

@@ -117,24 +117,54 @@ net::awaitable<step> llm_pipeline::auth_stage(request_ctx& ctx) {
   co_return step::next;
 }
 
+namespace {
+
+// Top-level members the gateway never reads: kept as bytes (see request_ctx::scan).
+bool is_bulk_member(std::string_view key) {
+  return key == "messages" || key == "prompt" || key == "input" || key == "tools" || key == "functions";
+}
+
+}  // namespace
+
+const nlohmann::json& llm_pipeline::full_body(request_ctx& ctx) {
+  if (!ctx.full) {
+    ctx.full = json::parse(ctx.req.body, nullptr, false);  // valid: parse_stage checked it
+    if (!ctx.path_model.empty() && ctx.full->is_object()) {
+      (*ctx.full)["model"] = ctx.path_model;
+    }
+  }
+  return *ctx.full;
+}
+
 net::awaitable<step> llm_pipeline::parse_stage(request_ctx& ctx) {
-  if (providers::json_nesting_exceeds(ctx.req.body)) {
-    co_await fail(ctx, core::make_error(core::errc::invalid_json,
-                                        "Invalid request body: JSON nested deeper than " +
-                                            std::to_string(providers::max_json_depth) + " levels"));
+  ctx.scan = providers::scan_json(ctx.req.body, providers::max_json_depth);
+  if (!ctx.scan.ok) {
+    if (ctx.scan.too_deep) {
+      co_await fail(ctx, core::make_error(core::errc::invalid_json,
+                                          "Invalid request body: JSON nested deeper than " +
+                                              std::to_string(providers::max_json_depth) + " levels"));
+    } else {
+      co_await fail(ctx, core::make_error(core::errc::invalid_json,
+                                          "Invalid JSON in request body: " + std::string(ctx.scan.error) +
+                                              " at byte " + std::to_string(ctx.scan.error_offset) + " of " +
+                                              std::to_string(ctx.req.body.size())));
+    }
     co_return step::answered;
   }
-  ctx.body = json::parse(ctx.req.body, nullptr, false);
-  if (ctx.body.is_discarded()) {
-    co_await fail(ctx, core::make_error(core::errc::invalid_json,
-                                        "Invalid JSON in request body: expected a JSON object, got " +
-                                            std::to_string(ctx.req.body.size()) + " bytes that do not parse"));
-    co_return step::answered;
-  }
-  if (!ctx.body.is_object()) {
+  if (ctx.scan.root != providers::json_kind::object) {
     co_await fail(ctx, core::make_error(core::errc::bad_request, "Request body must be a JSON object"));
     co_return step::answered;
   }
+  ctx.body = json::object();
+  std::size_t text_chars = 0;
+  for (const auto& m : ctx.scan.members) {
+    if (is_bulk_member(m.key)) {
+      text_chars += m.text_bytes;
+      continue;
+    }
+    ctx.body[std::string(m.key)] = json::parse(m.value, nullptr, false);  // last duplicate wins
+  }
+  ctx.estimated_tokens = text_chars == 0 ? 0 : text_chars / 4 + 1;  // as router::estimate_tokens
   if (!ctx.path_model.empty()) {
     ctx.body["model"] = ctx.path_model;  // /openai/deployments/{model}/..., /engines/{model}/...
   }
@@ -150,9 +180,10 @@ net::awaitable<step> llm_pipeline::parse_stage(request_ctx& ctx) {
   auto so = ctx.body.find("stream_options");
   ctx.client_wants_usage = so != ctx.body.end() && so->is_object() && so->value("include_usage", false);
   const char* required = ctx.type == call_type::chat ? "messages" : ctx.type == call_type::completion ? "prompt" : "input";
-  auto f = ctx.body.find(required);
-  bool ok = f != ctx.body.end() &&
-            (ctx.type == call_type::chat ? f->is_array() : (f->is_string() || f->is_array()));
+  const auto* f = ctx.scan.find(required);
+  using providers::json_kind;
+  bool ok = f != nullptr && (ctx.type == call_type::chat ? f->kind == json_kind::array
+                                                         : (f->kind == json_kind::string || f->kind == json_kind::array));
   if (!ok) {
     co_await fail(ctx, core::make_error(core::errc::bad_request,
                                         std::string("`") + required + "` is required and must be " +
@@ -193,7 +224,6 @@ bool body_flag(const json& body, const char* key) {
 // then, on failure and unless disabled, its fallback groups in order.
 net::awaitable<step> llm_pipeline::provider_stage(request_ctx& ctx) {
   ctx.max_retries = router::max_retries(retry_, ctx.body);
-  ctx.estimated_tokens = router::router::estimate_tokens(ctx.body);
   auto err = co_await try_group(ctx, ctx.requested_model, true);
   if (!err || ctx.resp.client_gone()) {
     co_return step::answered;
@@ -389,7 +419,7 @@ net::awaitable<void> llm_pipeline::answer_mock(request_ctx& ctx, const std::stri
   const std::string& model = ctx.requested_model;
   if (ctx.type == call_type::completion) {
     std::string id = "cmpl-" + core::uuid4();
-    auto text = providers::mock_text_completion(model, content, ctx.body, id, created);
+    auto text = providers::mock_text_completion(model, content, full_body(ctx), id, created);
     if (!ctx.stream) {
       http::response r;
       r.body = std::move(text);
@@ -409,12 +439,12 @@ net::awaitable<void> llm_pipeline::answer_mock(request_ctx& ctx, const std::stri
   std::string id = "chatcmpl-" + core::uuid4();
   if (!ctx.stream) {
     http::response r;
-    r.body = providers::mock_chat_completion(model, content, ctx.body, id, created);
+    r.body = providers::mock_chat_completion(model, content, full_body(ctx), id, created);
     r.headers = litellm_headers(ctx);
     co_await ctx.resp.send(std::move(r));
     co_return;
   }
-  auto frames = providers::mock_chat_stream(model, content, ctx.body, id, created, ctx.client_wants_usage);
+  auto frames = providers::mock_chat_stream(model, content, full_body(ctx), id, created, ctx.client_wants_usage);
   auto h = litellm_headers(ctx);
   h.emplace_back("cache-control", "no-cache");
   h.emplace_back("x-accel-buffering", "no");
@@ -464,7 +494,11 @@ net::awaitable<std::optional<core::error>> llm_pipeline::answer_upstream(request
       drop_params = dp->get<bool>();
     }
   }
-  auto call = adapter.build(ctx.type, d, ctx.body, {ctx.stream, drop_params});
+  const providers::build_options bo{ctx.stream, drop_params};
+  // OpenAI-compatible upstreams get the client's bytes with surgical edits; the others
+  // translate the parsed document.
+  auto raw = adapter.build_raw(ctx.type, d, ctx.req.body, ctx.scan, bo);
+  auto call = raw ? std::move(*raw) : adapter.build(ctx.type, d, full_body(ctx), bo);
   if (!call) {
     co_return call.error();
   }

@@ -88,7 +88,7 @@ class openai_stream final : public stream_translator {
         }
       }
       // Every event reaches the client as JSON: check it without building a DOM.
-      if (!json::accept(ev.data)) {
+      if (!json_valid(ev.data, max_json_depth)) {
         return core::make_error(core::errc::upstream_error,
                                 label_ + " - the provider sent a stream event that is not valid JSON");
       }
@@ -137,8 +137,8 @@ class openai_stream final : public stream_translator {
 
 class openai_like final : public adapter {
  public:
-  core::result<upstream_call> build(call_type type, const config::deployment& d, const json& body,
-                                    const build_options& opts) const override {
+  // URL and headers of the call (both build paths).
+  static core::result<upstream_call> endpoint(call_type type, const config::deployment& d) {
     upstream_call call;
     std::string base = api_base_of(d);
     if (d.kind == config::provider::azure) {
@@ -165,6 +165,15 @@ class openai_like final : public adapter {
     for (const auto& [k, v] : d.extra_headers) {
       call.headers.emplace_back(k, v);
     }
+    return call;
+  }
+
+  core::result<upstream_call> build(call_type type, const config::deployment& d, const json& body,
+                                    const build_options& opts) const override {
+    auto call = endpoint(type, d);
+    if (!call) {
+      return call;
+    }
     json out = json::object();
     for (auto it = body.begin(); it != body.end(); ++it) {
       if (!is_gateway_field(it.key())) {
@@ -180,19 +189,110 @@ class openai_like final : public adapter {
       }
       so["include_usage"] = true;
     }
-    call.body = out.dump(-1, ' ', false, json::error_handler_t::replace);
+    call->body = out.dump(-1, ' ', false, json::error_handler_t::replace);
+    return call;
+  }
+
+  // build() on bytes: every member copied as received, except gateway fields (dropped),
+  // `model` (the deployment's), and when streaming `stream` (true) and `stream_options`
+  // (include_usage set). Equivalent JSON to build(); tests/unit/providers check that.
+  std::optional<core::result<upstream_call>> build_raw(call_type type, const config::deployment& d,
+                                                       std::string_view body, const json_scan& scan,
+                                                       const build_options& opts) const override {
+    if (!scan.ok || scan.root != json_kind::object) {
+      return std::nullopt;
+    }
+    auto call = endpoint(type, d);
+    if (!call) {
+      return call;
+    }
+    const bool stream = opts.stream && type != call_type::embedding;
+    std::string& out = call->body;
+    out.reserve(body.size() + d.upstream_model.size() + 64);
+    out += '{';
+    bool first = true;
+    bool wrote_model = false;
+    bool wrote_stream = false;
+    bool wrote_options = false;
+    auto sep = [&] {
+      if (!first) {
+        out += ',';
+      }
+      first = false;
+    };
+    auto put_model = [&] {
+      sep();
+      out += "\"model\":";
+      append_json_string(out, d.upstream_model);
+      wrote_model = true;
+    };
+    auto put_options = [&](const json_member* m) {
+      sep();
+      out += "\"stream_options\":";
+      if (m != nullptr && m->kind == json_kind::object) {
+        json so = json::parse(m->value, nullptr, false);
+        so["include_usage"] = true;
+        out += so.dump(-1, ' ', false, json::error_handler_t::replace);
+      } else {
+        out += "{\"include_usage\":true}";
+      }
+      wrote_options = true;
+    };
+    for (const auto& m : scan.members) {
+      if (is_gateway_field(m.key)) {
+        continue;
+      }
+      if (m.key == "model") {
+        if (!wrote_model) {
+          put_model();
+        }
+        continue;
+      }
+      if (stream && m.key == "stream") {
+        if (!wrote_stream) {
+          sep();
+          out += "\"stream\":true";
+          wrote_stream = true;
+        }
+        continue;
+      }
+      if (stream && m.key == "stream_options") {
+        if (!wrote_options) {
+          put_options(scan.find("stream_options"));  // the last duplicate, as build()
+        }
+        continue;
+      }
+      sep();
+      out += m.whole;
+    }
+    if (!wrote_model) {
+      put_model();
+    }
+    if (stream && !wrote_stream) {
+      sep();
+      out += "\"stream\":true";
+    }
+    if (stream && !wrote_options) {
+      put_options(nullptr);
+    }
+    out += '}';
     return call;
   }
 
   core::result<translated_response> translate_response(call_type, const config::deployment& d, std::string_view body,
                                                        std::string_view) const override {
-    json parsed = json::parse(body, nullptr, false);
-    if (parsed.is_discarded() || !parsed.is_object()) {
+    // Validated and passed on as bytes; only `usage` is parsed.
+    auto scan = scan_json(body, max_json_depth);
+    if (!scan.ok || scan.root != json_kind::object) {
       return core::make_error(core::errc::upstream_error,
                               std::string(label_of(d)) + " - the provider returned a response that is not valid JSON");
     }
     translated_response out;
-    out.tokens = usage_of(parsed);
+    if (const auto* u = scan.find("usage"); u != nullptr && u->kind == json_kind::object) {
+      json holder = json::object();
+      holder["usage"] = json::parse(u->value, nullptr, false);
+      out.tokens = usage_of(holder);
+    }
     out.body = std::string(body);
     return out;
   }

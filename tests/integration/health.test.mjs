@@ -69,6 +69,7 @@ describe('readiness with Postgres', () => {
     const gw = await startGateway({
       config: { model_list: [mockModel('demo')] },
       env: { DATABASE_URL: `postgresql://nobody:secret@127.0.0.1:${port}/switchyard` },
+      waitForDb: false,
     });
     // Liveliness stays 200: the process is fine, it is just not ready.
     const live = await fetchWithTimeout(`${gw.url}/health/liveliness`);

@@ -302,7 +302,9 @@ export async function runGateway(args, opts = {}) {
 const LISTEN_RE = /switchyard listening on http:\/\/(\[[^\]]+\]|[^:\s"]+):(\d+)/;
 
 // Starts the gateway with `config` (object or YAML text; or `configFile`), on 127.0.0.1 and a
-// free port, and waits until GET /health/liveliness answers 200.
+// free port, and waits until GET /health/liveliness answers 200 and, when `env` sets
+// DATABASE_URL (unless waitForDb is false), until /health/readiness says the database is
+// connected (the schema is migrated in the background after the server listens).
 // Returns {url, port, host, configFile, proc, stderr(), stop(), kill()}.
 export async function startGateway({
   config,
@@ -312,6 +314,7 @@ export async function startGateway({
   args = [],
   host = '127.0.0.1',
   startTimeoutMs = 30_000 * SLOW,
+  waitForDb = Boolean(env?.DATABASE_URL),
 } = {}) {
   const file = configFile ?? writeConfig(config ?? { model_list: [mockModel('demo')] });
   const proc = spawnGateway(['--config', file, '--port', '0', '--host', host, ...args], { env, masterKey });
@@ -344,6 +347,23 @@ export async function startGateway({
       proc.signal('SIGKILL');
       await proc.exited;
       throw new Error(`gateway not live within ${startTimeoutMs} ms (${lastErr?.message}):\n${proc.stderr()}`);
+    }
+    await delay(50);
+  }
+  while (waitForDb) {
+    if (proc.exitInfo) throw new Error(`gateway exited during start: ${JSON.stringify(proc.exitInfo)}\n${proc.stderr()}`);
+    try {
+      const r = await fetchWithTimeout(`${url}/health/readiness`, { timeoutMs: 2000 });
+      const body = await r.json().catch(() => ({}));
+      if (body.db === 'connected') break;
+      lastErr = new Error(`readiness: db ${body.db}`);
+    } catch (e) {
+      lastErr = e;
+    }
+    if (Date.now() > deadline) {
+      proc.signal('SIGKILL');
+      await proc.exited;
+      throw new Error(`gateway database not ready within ${startTimeoutMs} ms (${lastErr?.message}):\n${proc.stderr()}`);
     }
     await delay(50);
   }

@@ -9,6 +9,7 @@
 #include "switchyard/core/asio.hpp"
 #include "switchyard/http/message.hpp"
 #include "switchyard/providers/adapter.hpp"
+#include "switchyard/providers/json_scan.hpp"
 #include "switchyard/router/policy.hpp"
 #include "switchyard/router/router.hpp"
 #include "switchyard/upstream/client.hpp"
@@ -33,7 +34,14 @@ struct request_ctx {
   providers::call_type type = providers::call_type::chat;
   std::string route;       // "/chat/completions", for messages
   std::string path_model;  // model named in the path (/openai/deployments/{m}/...), if any
+  // The body, read once without a DOM (issue 6): validated, top-level members as spans
+  // into req.body. `body` holds the parsed small members (everything the router and
+  // the gateway read: model, stream, num_retries, fallbacks, metadata, ...); the bulk
+  // ones (messages, prompt, input, tools, functions) stay bytes unless an adapter that
+  // translates the request needs the whole document (full_body()).
+  providers::json_scan scan;
   nlohmann::json body;
+  std::optional<nlohmann::json> full;  // the whole parsed body, built on first use
   std::string requested_model;
   bool stream = false;
   bool client_wants_usage = false;
@@ -64,6 +72,8 @@ class llm_pipeline {
  private:
   net::awaitable<step> auth_stage(request_ctx& ctx);
   net::awaitable<step> parse_stage(request_ctx& ctx);
+  // The whole body as a DOM (path model applied), parsed on first use.
+  static const nlohmann::json& full_body(request_ctx& ctx);
   net::awaitable<step> route_stage(request_ctx& ctx);
   net::awaitable<step> provider_stage(request_ctx& ctx);
   net::awaitable<void> answer_mock(request_ctx& ctx, const std::string& content);

@@ -6,11 +6,13 @@
 #pragma once
 #include "switchyard/config/config.hpp"
 #include "switchyard/core/error.hpp"
+#include "switchyard/providers/json_scan.hpp"
 #include "switchyard/providers/openai.hpp"
 
 #include <nlohmann/json_fwd.hpp>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,6 +55,16 @@ class adapter {
   // request. 400 naming the parameter the provider cannot take (unless drop_params).
   virtual core::result<upstream_call> build(call_type type, const config::deployment& d, const nlohmann::json& body,
                                             const build_options& opts) const = 0;
+  // The same upstream request built from the client's bytes, without a DOM: for
+  // adapters that forward OpenAI JSON (surgical edits: model, stream_options, gateway
+  // fields removed). `scan` is scan_json(body). nullopt: this adapter translates the
+  // request and needs build() with the parsed body.
+  virtual std::optional<core::result<upstream_call>> build_raw(call_type type, const config::deployment& d,
+                                                               std::string_view body, const json_scan& scan,
+                                                               const build_options& opts) const {
+    (void)type, (void)d, (void)body, (void)scan, (void)opts;
+    return std::nullopt;
+  }
   // A 2xx upstream body -> OpenAI JSON. Error (500, clear message) if malformed.
   // `model` is the model name the client asked for (used in the response).
   virtual core::result<translated_response> translate_response(call_type type, const config::deployment& d,

@@ -1,0 +1,623 @@
+#include "switchyard/providers/json_scan.hpp"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+namespace switchyard::providers {
+
+namespace {
+
+using byte = unsigned char;
+
+bool is_ws(byte c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+
+int hex_value(byte c) {
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
+  return -1;
+}
+
+bool is_cont(byte c) { return (c & 0xC0) == 0x80; }
+
+class scanner {
+ public:
+  scanner(std::string_view text, std::size_t max_depth)
+      : begin_(reinterpret_cast<const byte*>(text.data())),
+        p_(begin_),
+        end_(begin_ + text.size()),
+        max_depth_(max_depth) {}
+
+  // One value, surrounded by optional whitespace, then the end. `out` (may be null)
+  // receives the root object's members.
+  bool document(json_scan* out) {
+    if (end_ - p_ >= 3 && p_[0] == 0xEF && p_[1] == 0xBB && p_[2] == 0xBF) {
+      p_ += 3;  // a UTF-8 byte order mark, which nlohmann skips too
+    }
+    ws();
+    if (p_ == end_) {
+      return fail("empty input");
+    }
+    if (out != nullptr) {
+      out->root = kind_at(*p_);
+    }
+    bool ok = (out != nullptr && *p_ == '{') ? root_object(*out) : value();
+    if (!ok) {
+      return false;
+    }
+    ws();
+    if (p_ != end_) {
+      return fail("unexpected content after the JSON value");
+    }
+    return true;
+  }
+
+  const char* error() const { return err_ != nullptr ? err_ : ""; }
+  std::size_t error_offset() const { return static_cast<std::size_t>((err_at_ != nullptr ? err_at_ : p_) - begin_); }
+  bool too_deep() const { return too_deep_; }
+
+ private:
+  static json_kind kind_at(byte c) {
+    switch (c) {
+      case '{': return json_kind::object;
+      case '[': return json_kind::array;
+      case '"': return json_kind::string;
+      case 't':
+      case 'f': return json_kind::boolean;
+      case 'n': return json_kind::null;
+      default: return json_kind::number;
+    }
+  }
+
+  bool fail(const char* what) {
+    if (err_ == nullptr) {
+      err_ = what;
+      err_at_ = p_;
+    }
+    return false;
+  }
+
+  void ws() {
+    while (p_ < end_ && is_ws(*p_)) {
+      ++p_;
+    }
+  }
+
+  // p_ at the opening quote; on success p_ is past the closing quote.
+  bool string(bool* had_escape) {
+    ++p_;
+    const byte* start = p_;
+    for (;;) {
+#if defined(__SSE2__)
+      const __m128i quote = _mm_set1_epi8('"');
+      const __m128i bslash = _mm_set1_epi8('\\');
+      const __m128i space = _mm_set1_epi8(0x20);
+      while (end_ - p_ >= 16) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p_));
+        // Signed compare: bytes >= 0x80 are negative, so "< 0x20" flags them too
+        // (they take the UTF-8 check below).
+        const __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                                         _mm_cmplt_epi8(v, space));
+        const int mask = _mm_movemask_epi8(hit);
+        if (mask != 0) {
+          p_ += __builtin_ctz(static_cast<unsigned>(mask));
+          break;
+        }
+        p_ += 16;
+      }
+#else
+      while (end_ - p_ >= 8) {
+        std::uint64_t w;
+        std::memcpy(&w, p_, 8);
+        constexpr std::uint64_t ones = 0x0101010101010101ULL;
+        constexpr std::uint64_t highs = 0x8080808080808080ULL;
+        const std::uint64_t q = w ^ (ones * '"');
+        const std::uint64_t b = w ^ (ones * '\\');
+        const std::uint64_t special = ((q - ones) & ~q) | ((b - ones) & ~b) | (w - ones * 0x20) | w;
+        if ((special & highs) != 0) {
+          break;
+        }
+        p_ += 8;
+      }
+#endif
+      if (p_ >= end_) {
+        return fail("unterminated string");
+      }
+      const byte c = *p_;
+      if (c == '"') {
+        text_bytes_ += static_cast<std::size_t>(p_ - start);
+        ++p_;
+        return true;
+      }
+      if (c == '\\') {
+        if (had_escape != nullptr) {
+          *had_escape = true;
+        }
+        if (!escape()) {
+          return false;
+        }
+        continue;
+      }
+      if (c < 0x20) {
+        return fail("control character in a string (must be escaped)");
+      }
+      if (c < 0x80) {
+        ++p_;
+        continue;
+      }
+      if (!utf8()) {
+        return false;
+      }
+    }
+  }
+
+  // p_ at a backslash.
+  bool escape() {
+    if (end_ - p_ < 2) {
+      return fail("unterminated string");
+    }
+    switch (p_[1]) {
+      case '"':
+      case '\\':
+      case '/':
+      case 'b':
+      case 'f':
+      case 'n':
+      case 'r':
+      case 't': p_ += 2; return true;
+      case 'u': break;
+      default: ++p_; return fail("invalid escape in a string");
+    }
+    int cp = hex4(p_ + 2);
+    if (cp < 0) {
+      return fail("invalid \\u escape (four hex digits expected)");
+    }
+    p_ += 6;
+    if (cp >= 0xDC00 && cp <= 0xDFFF) {
+      return fail("lone low surrogate in a \\u escape");
+    }
+    if (cp >= 0xD800 && cp <= 0xDBFF) {
+      if (end_ - p_ < 6 || p_[0] != '\\' || p_[1] != 'u') {
+        return fail("high surrogate \\u escape not followed by a low surrogate");
+      }
+      int lo = hex4(p_ + 2);
+      if (lo < 0xDC00 || lo > 0xDFFF) {
+        return fail("high surrogate \\u escape not followed by a low surrogate");
+      }
+      p_ += 6;
+    }
+    return true;
+  }
+
+  int hex4(const byte* at) const {
+    if (end_ - at < 4) {
+      return -1;
+    }
+    int v = 0;
+    for (int i = 0; i < 4; ++i) {
+      int h = hex_value(at[i]);
+      if (h < 0) {
+        return -1;
+      }
+      v = v * 16 + h;
+    }
+    return v;
+  }
+
+  // p_ at a byte >= 0x80: one well-formed UTF-8 sequence (RFC 3629 table).
+  bool utf8() {
+    const byte c = *p_;
+    const std::ptrdiff_t left = end_ - p_;
+    auto need = [&](std::ptrdiff_t n) { return left >= n; };
+    if (c >= 0xC2 && c <= 0xDF) {
+      if (need(2) && is_cont(p_[1])) {
+        p_ += 2;
+        return true;
+      }
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      const byte lo = c == 0xE0 ? 0xA0 : 0x80;
+      const byte hi = c == 0xED ? 0x9F : 0xBF;
+      if (need(3) && p_[1] >= lo && p_[1] <= hi && is_cont(p_[2])) {
+        p_ += 3;
+        return true;
+      }
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      const byte lo = c == 0xF0 ? 0x90 : 0x80;
+      const byte hi = c == 0xF4 ? 0x8F : 0xBF;
+      if (need(4) && p_[1] >= lo && p_[1] <= hi && is_cont(p_[2]) && is_cont(p_[3])) {
+        p_ += 4;
+        return true;
+      }
+    }
+    return fail("invalid UTF-8 in a string");
+  }
+
+  bool digits() {
+    if (p_ >= end_ || *p_ < '0' || *p_ > '9') {
+      return fail("invalid number");
+    }
+    while (p_ < end_ && *p_ >= '0' && *p_ <= '9') {
+      ++p_;
+    }
+    return true;
+  }
+
+  bool number() {
+    const byte* start = p_;
+    if (!number_grammar()) {
+      return false;
+    }
+    // Like nlohmann: a number that overflows a double (1e400) is an error. Only numbers
+    // with an exponent or 309+ characters can, so the rest skip strtod.
+    const auto n = static_cast<std::size_t>(p_ - start);
+    if (n >= 309 || std::memchr(start, 'e', n) != nullptr || std::memchr(start, 'E', n) != nullptr) {
+      std::string copy(reinterpret_cast<const char*>(start), n);
+      if (!std::isfinite(std::strtod(copy.c_str(), nullptr))) {
+        p_ = start;
+        return fail("number out of range");
+      }
+    }
+    return true;
+  }
+
+  bool number_grammar() {
+    if (*p_ == '-') {
+      ++p_;
+    }
+    if (p_ >= end_) {
+      return fail("invalid number");
+    }
+    if (*p_ == '0') {
+      ++p_;
+    } else if (!digits()) {
+      return false;
+    }
+    if (p_ < end_ && *p_ == '.') {
+      ++p_;
+      if (!digits()) {
+        return false;
+      }
+    }
+    if (p_ < end_ && (*p_ == 'e' || *p_ == 'E')) {
+      ++p_;
+      if (p_ < end_ && (*p_ == '+' || *p_ == '-')) {
+        ++p_;
+      }
+      if (!digits()) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  bool literal(const char* lit, std::size_t n) {
+    if (static_cast<std::size_t>(end_ - p_) < n || std::memcmp(p_, lit, n) != 0) {
+      return fail("invalid literal");
+    }
+    p_ += n;
+    return true;
+  }
+
+  bool enter() {
+    if (++depth_ > max_depth_) {
+      too_deep_ = true;
+      return fail("JSON nested too deeply");
+    }
+    return true;
+  }
+
+  bool value() {
+    if (p_ >= end_) {
+      return fail("unexpected end of input");
+    }
+    switch (*p_) {
+      case '{': return object();
+      case '[': return array();
+      case '"': return string(nullptr);
+      case 't': return literal("true", 4);
+      case 'f': return literal("false", 5);
+      case 'n': return literal("null", 4);
+      default:
+        if (*p_ == '-' || (*p_ >= '0' && *p_ <= '9')) {
+          return number();
+        }
+        return fail("unexpected character");
+    }
+  }
+
+  bool array() {
+    if (!enter()) {
+      return false;
+    }
+    ++p_;
+    ws();
+    if (p_ < end_ && *p_ == ']') {
+      ++p_;
+      --depth_;
+      return true;
+    }
+    for (;;) {
+      ws();
+      if (!value()) {
+        return false;
+      }
+      ws();
+      if (p_ >= end_) {
+        return fail("unterminated array");
+      }
+      if (*p_ == ',') {
+        ++p_;
+        continue;
+      }
+      if (*p_ == ']') {
+        ++p_;
+        --depth_;
+        return true;
+      }
+      return fail("expected ',' or ']' in an array");
+    }
+  }
+
+  bool key(bool* had_escape) {
+    if (p_ >= end_ || *p_ != '"') {
+      return fail("expected a string key in an object");
+    }
+    const std::size_t saved = text_bytes_;  // keys are not text
+    bool ok = string(had_escape);
+    text_bytes_ = saved;
+    if (!ok) {
+      return false;
+    }
+    ws();
+    if (p_ >= end_ || *p_ != ':') {
+      return fail("expected ':' after a key");
+    }
+    ++p_;
+    ws();
+    return true;
+  }
+
+  bool object() {
+    if (!enter()) {
+      return false;
+    }
+    ++p_;
+    ws();
+    if (p_ < end_ && *p_ == '}') {
+      ++p_;
+      --depth_;
+      return true;
+    }
+    for (;;) {
+      ws();
+      if (!key(nullptr) || !value()) {
+        return false;
+      }
+      ws();
+      if (p_ >= end_) {
+        return fail("unterminated object");
+      }
+      if (*p_ == ',') {
+        ++p_;
+        continue;
+      }
+      if (*p_ == '}') {
+        ++p_;
+        --depth_;
+        return true;
+      }
+      return fail("expected ',' or '}' in an object");
+    }
+  }
+
+  // The root object, recording each member.
+  bool root_object(json_scan& out) {
+    if (!enter()) {
+      return false;
+    }
+    ++p_;
+    ws();
+    if (p_ < end_ && *p_ == '}') {
+      ++p_;
+      --depth_;
+      return true;
+    }
+    std::vector<std::size_t> escaped;  // members whose key had escapes
+    for (;;) {
+      ws();
+      json_member m;
+      const byte* key_begin = p_;
+      bool had_escape = false;
+      if (!key(&had_escape)) {
+        return false;
+      }
+      // The key's characters between the quotes (decoded later if escaped).
+      const byte* key_end = key_begin + 1;
+      {
+        // Find the closing quote again: the key is short, and this keeps key() simple.
+        const byte* q = key_begin + 1;
+        while (*q != '"') {
+          q += (*q == '\\') ? 2 : 1;
+        }
+        key_end = q;
+      }
+      m.key = std::string_view(reinterpret_cast<const char*>(key_begin + 1), static_cast<std::size_t>(key_end - key_begin - 1));
+      const byte* value_begin = p_;
+      if (p_ >= end_) {
+        return fail("unexpected end of input");
+      }
+      m.kind = kind_at(*p_);
+      text_bytes_ = 0;
+      if (!value()) {
+        return false;
+      }
+      m.text_bytes = text_bytes_;
+      m.value = std::string_view(reinterpret_cast<const char*>(value_begin), static_cast<std::size_t>(p_ - value_begin));
+      m.whole = std::string_view(reinterpret_cast<const char*>(key_begin), static_cast<std::size_t>(p_ - key_begin));
+      if (had_escape) {
+        escaped.push_back(out.members.size());
+      }
+      out.members.push_back(m);
+      ws();
+      if (p_ >= end_) {
+        return fail("unterminated object");
+      }
+      if (*p_ == ',') {
+        ++p_;
+        continue;
+      }
+      if (*p_ == '}') {
+        ++p_;
+        --depth_;
+        break;
+      }
+      return fail("expected ',' or '}' in an object");
+    }
+    out.unescaped_keys.reserve(escaped.size());
+    for (std::size_t i : escaped) {
+      out.unescaped_keys.push_back(unescape(out.members[i].key));
+    }
+    for (std::size_t k = 0; k < escaped.size(); ++k) {
+      out.members[escaped[k]].key = out.unescaped_keys[k];
+    }
+    return true;
+  }
+
+  static void put_utf8(std::string& out, unsigned cp) {
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      out += static_cast<char>(0xC0 | (cp >> 6));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      out += static_cast<char>(0xE0 | (cp >> 12));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (cp >> 18));
+      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+  }
+
+  // The raw characters of an already validated string -> their decoded value.
+  static std::string unescape(std::string_view raw) {
+    std::string out;
+    out.reserve(raw.size());
+    auto hex = [&](std::size_t at) {
+      unsigned v = 0;
+      for (std::size_t i = 0; i < 4; ++i) {
+        v = v * 16 + static_cast<unsigned>(hex_value(static_cast<byte>(raw[at + i])));
+      }
+      return v;
+    };
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+      if (raw[i] != '\\') {
+        out += raw[i];
+        continue;
+      }
+      const char e = raw[++i];
+      switch (e) {
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case 'n': out += '\n'; break;
+        case 'r': out += '\r'; break;
+        case 't': out += '\t'; break;
+        case 'u': {
+          unsigned cp = hex(i + 1);
+          i += 4;
+          if (cp >= 0xD800 && cp <= 0xDBFF) {
+            unsigned lo = hex(i + 3);
+            i += 6;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          }
+          put_utf8(out, cp);
+          break;
+        }
+        default: out += e; break;  // " \ /
+      }
+    }
+    return out;
+  }
+
+  const byte* begin_;
+  const byte* p_;
+  const byte* end_;
+  std::size_t max_depth_;
+  std::size_t depth_ = 0;
+  std::size_t text_bytes_ = 0;
+  const char* err_ = nullptr;
+  const byte* err_at_ = nullptr;
+  bool too_deep_ = false;
+};
+
+}  // namespace
+
+const json_member* json_scan::find(std::string_view key) const {
+  for (auto it = members.rbegin(); it != members.rend(); ++it) {
+    if (it->key == key) {
+      return &*it;
+    }
+  }
+  return nullptr;
+}
+
+json_scan scan_json(std::string_view text, std::size_t max_depth) {
+  json_scan out;
+  scanner s(text, max_depth);
+  out.ok = s.document(&out);
+  if (!out.ok) {
+    out.error = s.error();
+    out.error_offset = s.error_offset();
+    out.too_deep = s.too_deep();
+    out.members.clear();
+    out.unescaped_keys.clear();
+  }
+  return out;
+}
+
+bool json_valid(std::string_view text, std::size_t max_depth) {
+  scanner s(text, max_depth);
+  return s.document(nullptr);
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  static constexpr char hexd[] = "0123456789abcdef";
+  out += '"';
+  for (char ch : s) {
+    const auto c = static_cast<byte>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out += hexd[c >> 4];
+          out += hexd[c & 0xF];
+        } else {
+          out += ch;
+        }
+    }
+  }
+  out += '"';
+}
+
+}  // namespace switchyard::providers

@@ -1,0 +1,179 @@
+// providers::scan_json (the DOM-free reader of request bodies) and the OpenAI adapter's
+// byte-level request builder, checked against nlohmann and build().
+#include "switchyard/providers/adapter.hpp"
+#include "switchyard/providers/json_scan.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+using namespace switchyard;
+using providers::json_kind;
+using providers::scan_json;
+using json = nlohmann::json;
+
+TEST(json_scan, lists_top_level_members_as_spans) {
+  std::string text = R"( {"model" : "gpt-4o", "messages":[{"role":"user","content":"hello"}],"n":-1.5e3,
+                          "stream":true,"x":null,"o":{"a":[1,{"b":"c"}]}} )";
+  auto s = scan_json(text);
+  ASSERT_TRUE(s.ok) << s.error;
+  EXPECT_EQ(s.root, json_kind::object);
+  ASSERT_EQ(s.members.size(), 6u);
+  EXPECT_EQ(s.members[0].key, "model");
+  EXPECT_EQ(s.members[0].value, "\"gpt-4o\"");
+  EXPECT_EQ(s.members[0].whole, "\"model\" : \"gpt-4o\"");
+  EXPECT_EQ(s.members[0].kind, json_kind::string);
+  EXPECT_EQ(s.members[1].kind, json_kind::array);
+  EXPECT_EQ(s.members[1].text_bytes, std::string("user").size() + std::string("hello").size())
+      << "string values count, keys do not";
+  EXPECT_EQ(s.members[2].value, "-1.5e3");
+  EXPECT_EQ(s.members[2].kind, json_kind::number);
+  EXPECT_EQ(s.members[3].kind, json_kind::boolean);
+  EXPECT_EQ(s.members[4].kind, json_kind::null);
+  EXPECT_EQ(s.members[5].value, R"({"a":[1,{"b":"c"}]})");
+  EXPECT_EQ(s.find("stream")->value, "true");
+  EXPECT_EQ(s.find("absent"), nullptr);
+}
+
+TEST(json_scan, escaped_keys_are_decoded_and_last_duplicate_wins) {
+  auto s = scan_json(R"({"mo\u0064el":"a","k\"q":1,"model":"b"})");
+  ASSERT_TRUE(s.ok) << s.error;
+  EXPECT_EQ(s.members[0].key, "model");
+  EXPECT_EQ(s.members[1].key, "k\"q");
+  EXPECT_EQ(s.find("model")->value, "\"b\"");
+  auto moved = std::move(s);  // keys that point into unescaped_keys survive a move
+  EXPECT_EQ(moved.members[0].key, "model");
+}
+
+TEST(json_scan, agrees_with_nlohmann_on_tricky_documents) {
+  const char* cases[] = {
+      "{}", "[]", "0", "-0", "1.5", "1e5", "1E+5", "-1e-5", "\"\"", "true", "false", "null", " \t\r\n{} ",
+      "\xEF\xBB\xBF{}",  // BOM
+      "01", "1.", ".5", "-", "+1", "1e", "1e+", "0x10", "[1,]", "{\"a\":1,}", "{\"a\"}", "{a:1}", "[1 2]",
+      "{\"a\":1}{}", "tru", "nul", "falsey", "\"\\x\"", "\"\\u12\"", "\"\\u00e9\"", "\"\\ud83d\\ude00\"",
+      "\"\\ud83d\"", "\"\\ude00\"", "\"\\ud83d\\u0041\"", "\"a\tb\"", "\"a\\tb\"", "\"caf\xC3\xA9\"",
+      "\"\xC3\"", "\"\xC0\x80\"", "\"\xED\xA0\x80\"", "\"\xF4\x90\x80\x80\"", "\"\xF0\x9F\x98\x80\"",
+      "\"\xE2\x82\"", "\"\x80\"", "[1e400]", "[-1e400]", "[1e-400]", "[1e308]", "", " ", "[", "]", "{",
+      "\"unterminated", "[\"a\",\"b\"", "{\"a\":[{\"b\":[{\"c\":\"d\\\\\"}]}]}",
+  };
+  for (const char* c : cases) {
+    std::string text(c);
+    const bool theirs = json::accept(text) && !json::parse(text, nullptr, false).is_discarded();
+    EXPECT_EQ(scan_json(text).ok, theirs) << "input: " << text;
+    EXPECT_EQ(providers::json_valid(text), theirs) << "input: " << text;
+  }
+}
+
+TEST(json_scan, long_strings_take_the_fast_path_and_still_validate) {
+  std::string big(1 << 20, 'a');
+  big[777777] = '\x01';  // a raw control character deep inside
+  EXPECT_FALSE(scan_json("{\"s\":\"" + big + "\"}").ok);
+  big[777777] = '"';  // an early quote: the string ends, junk follows
+  EXPECT_FALSE(scan_json("{\"s\":\"" + big + "\"}").ok);
+  big[777777] = 'a';
+  big[5] = '\xC3';  // invalid UTF-8 (lead byte followed by ASCII)
+  EXPECT_FALSE(scan_json("{\"s\":\"" + big + "\"}").ok);
+  big[5] = 'a';
+  auto s = scan_json("{\"s\":\"" + big + "\"}");
+  ASSERT_TRUE(s.ok) << s.error;
+  EXPECT_EQ(s.members[0].text_bytes, big.size());
+  for (std::size_t n = 0; n < 40; ++n) {  // every tail length around the 16-byte blocks
+    std::string t = "\"" + std::string(n, 'x') + "\\n\xC3\xA9" + std::string(n, 'y') + "\"";
+    EXPECT_TRUE(scan_json(t).ok) << n;
+    EXPECT_FALSE(scan_json(t.substr(0, t.size() - 1)).ok) << n;
+  }
+}
+
+TEST(json_scan, nesting_limit_is_reported) {
+  std::string deep(300, '[');
+  deep += std::string(300, ']');
+  auto s = scan_json(deep, 256);
+  EXPECT_FALSE(s.ok);
+  EXPECT_TRUE(s.too_deep);
+  EXPECT_TRUE(scan_json(deep, 300).ok);
+  EXPECT_FALSE(scan_json(std::string(100000, '['), 256).ok) << "no recursion beyond the limit";
+}
+
+TEST(json_scan, error_offset_points_at_the_problem) {
+  auto s = scan_json(R"({"model":"a", "x": tru})");
+  EXPECT_FALSE(s.ok);
+  EXPECT_EQ(s.error_offset, 19u);
+  EXPECT_STREQ(s.error, "invalid literal");
+}
+
+TEST(json_scan, append_json_string_round_trips) {
+  std::string out;
+  std::string in = "a\"b\\c\n\x01\xC3\xA9/";
+  providers::append_json_string(out, in);
+  EXPECT_EQ(json::parse(out).get<std::string>(), in);
+}
+
+namespace {
+
+config::deployment dep(config::provider kind = config::provider::openai) {
+  config::deployment d;
+  d.kind = kind;
+  d.model_name = "gpt";
+  d.model = "openai/gpt-4o";
+  d.upstream_model = "gpt-4o\"x";  // needs escaping
+  d.api_base = "http://127.0.0.1:9/v1";
+  d.api_key = "sk-upstream";
+  d.api_version = "2024-06-01";
+  return d;
+}
+
+void expect_same_as_build(const std::string& text, providers::call_type type, bool stream,
+                          config::provider kind = config::provider::openai) {
+  const auto& a = providers::openai_adapter();
+  auto scan = scan_json(text);
+  ASSERT_TRUE(scan.ok) << text;
+  auto raw = a.build_raw(type, dep(kind), text, scan, {stream, false});
+  ASSERT_TRUE(raw.has_value());
+  ASSERT_TRUE(raw->has_value());
+  auto dom = a.build(type, dep(kind), json::parse(text), {stream, false});
+  ASSERT_TRUE(dom.has_value());
+  EXPECT_EQ((*raw)->url, dom->url);
+  EXPECT_EQ((*raw)->headers, dom->headers);
+  EXPECT_EQ(json::parse((*raw)->body), json::parse(dom->body)) << (*raw)->body << "\nvs\n" << dom->body;
+}
+
+}  // namespace
+
+TEST(openai_build_raw, same_json_as_the_dom_builder) {
+  using providers::call_type;
+  const std::string chat =
+      R"({"model":"gpt","messages":[{"role":"user","content":"hi \u00e9"}],"temperature":0.2,
+          "metadata":{"tags":["a"]},"mock_testing_fallbacks":false,"num_retries":3,"vendor":{"x":[1,2]}})";
+  expect_same_as_build(chat, call_type::chat, false);
+  expect_same_as_build(chat, call_type::chat, true);
+  expect_same_as_build(R"({"model":"gpt","messages":[],"stream":true,"stream_options":{"include_usage":false,"x":1}})",
+                       call_type::chat, true);
+  expect_same_as_build(R"({"model":"gpt","messages":[],"stream":true,"stream_options":null})", call_type::chat, true);
+  expect_same_as_build(R"({"messages":[],"stream":false})", call_type::chat, false);  // no model: added
+  expect_same_as_build(R"({"model":"a","model":"b","messages":[]})", call_type::chat, true);
+  expect_same_as_build(R"({"model":"gpt","input":["a","b"],"encoding_format":"float"})", call_type::embedding, true);
+  expect_same_as_build(R"({"model":"gpt","prompt":"x","stream":true})", call_type::completion, true);
+  expect_same_as_build(chat, call_type::chat, true, config::provider::azure);
+}
+
+TEST(openai_build_raw, keeps_the_clients_bytes_for_what_it_does_not_touch) {
+  const std::string text = R"({"model":"gpt","messages":[{"role":"user","content":"1.50  spaces"}],"n":1.50})";
+  auto scan = scan_json(text);
+  auto raw = providers::openai_adapter().build_raw(providers::call_type::chat, dep(), text, scan, {false, false});
+  ASSERT_TRUE(raw && *raw);
+  EXPECT_NE((*raw)->body.find(R"("messages":[{"role":"user","content":"1.50  spaces"}])"), std::string::npos);
+  EXPECT_NE((*raw)->body.find(R"("n":1.50)"), std::string::npos) << "numbers are not reformatted";
+  EXPECT_NE((*raw)->body.find(R"("model":"gpt-4o\"x")"), std::string::npos);
+}
+
+TEST(openai_build_raw, translating_adapters_decline) {
+  const std::string text = R"({"model":"gpt","messages":[]})";
+  auto scan = scan_json(text);
+  EXPECT_FALSE(providers::anthropic_adapter()
+                   .build_raw(providers::call_type::chat, dep(config::provider::anthropic), text, scan, {false, false})
+                   .has_value());
+  EXPECT_FALSE(providers::ollama_adapter()
+                   .build_raw(providers::call_type::chat, dep(config::provider::ollama), text, scan, {false, false})
+                   .has_value());
+}
