@@ -1,4 +1,5 @@
-// Logging setup: asynchronous spdlog loggers (stderr, one background thread).
+// Logging setup: asynchronous spdlog loggers (stderr, one background thread); access
+// lines go through their own batched writer thread (one write() per 50 ms, see log.cpp).
 // Text lines by default, one JSON object per line with litellm_settings.json_logs.
 // Call init_logging() once from main before the loop starts; loggers are thread-safe
 // and never block the caller (the queue overruns its oldest entry when full).
