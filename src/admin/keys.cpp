@@ -163,7 +163,10 @@ net::awaitable<void> key_endpoints::handle(http::request& req, http::responder& 
     sc = scope::own;  // org_admin: their own keys
   }
   if (sc == scope::denied) {
-    co_await resp.send(http::error_response(route_denied(role, route, who->vkey ? who->vkey->user_id : "")));
+    // Named first: no temporaries inside co_await (GCC 12).
+    std::string user_id = who->vkey ? who->vkey->user_id : std::string();
+    auto denied = http::error_response(route_denied(role, route, user_id));
+    co_await resp.send(std::move(denied));
     co_return;
   }
   if (db_ == nullptr) {
@@ -330,7 +333,9 @@ net::awaitable<core::result<json>> key_endpoints::run_op(const http::request& re
     auto token = token_of(*key);
     if (own_only) {
       if (op != "update") {
-        co_return route_denied(auth::role_of(who), "/key/" + op, self_user);
+        auto route = "/key/" + op;
+        auto denied = route_denied(auth::role_of(who), route, self_user);
+        co_return denied;
       }
       if (auto mine = co_await owned_key(token, who, sc); !mine) {
         co_return mine.error();

@@ -197,7 +197,10 @@ net::awaitable<void> tenant_endpoints::handle(http::request& req, http::responde
   auto role = auth::role_of(*who);
   auto sc = route_scope(role, route);
   if (sc == scope::denied) {
-    co_await resp.send(http::error_response(route_denied(role, route, who->vkey ? who->vkey->user_id : "")));
+    // Named first: no temporaries inside co_await (GCC 12).
+    std::string user_id = who->vkey ? who->vkey->user_id : std::string();
+    auto denied = http::error_response(route_denied(role, route, user_id));
+    co_await resp.send(std::move(denied));
     co_return;
   }
   if (db_ == nullptr && route != "/model/info") {
