@@ -5,6 +5,7 @@
 #include "switchyard/core/ids.hpp"
 #include "switchyard/store/postgres/db_executor.hpp"
 #include "switchyard/store/postgres/key_repo.hpp"
+#include "switchyard/store/postgres/tenant_repo.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -205,6 +206,40 @@ core::error not_your_key(const auth::principal& who) {
 
 }  // namespace
 
+net::awaitable<core::result<void>> key_endpoints::check_team_key(std::string team_id, std::string user_id,
+                                                                 std::string route) {
+  std::string kind = "teams";
+  bool expand = true;
+  auto r = co_await db_->run(pg::get_entity_blocking, kind, team_id, expand);
+  if (!r) {
+    co_return r.error();
+  }
+  if (!*r) {
+    co_return not_found("Team not found: " + team_id, "team_id");
+  }
+  json team = json::parse(**r);
+  json perms = team.value("team_member_permissions", json::array());
+  bool member = false;
+  bool admin = false;
+  for (const auto& m : team.value("team_memberships", json::array())) {
+    if (m.value("user_id", "") == user_id) {
+      member = true;
+      admin = m.value("role", "") == "admin";
+    }
+  }
+  bool listed = std::find(perms.begin(), perms.end(), json(route)) != perms.end();
+  if (member && (admin || listed)) {
+    co_return core::result<void>{};
+  }
+  auto e = core::make_error(core::errc::unauthorized,
+                            "Team member does not have permissions for endpoint: " + route +
+                                ". You only have access to " + perms.dump() + " (team " + team_id +
+                                (member ? ")" : "; you are not a member)"),
+                            "team_id");
+  e.type = "team_member_permission_error";
+  co_return e;
+}
+
 net::awaitable<core::result<pg::key_record>> key_endpoints::owned_key(std::string token, const auth::principal& who,
                                                                      scope sc) {
   auto r = co_await db_->run(pg::find_key_by_hash_blocking, token);
@@ -298,6 +333,13 @@ net::awaitable<core::result<json>> key_endpoints::run_op(const http::request& re
       }
       (*patch)["user_id"] = self_user;  // internal users make keys for themselves only
     }
+    if (auto t = patch->find("team_id"); own_only && t != patch->end() && t->is_string()) {
+      std::string team_id = t->get<std::string>();
+      std::string route = "/key/" + op;
+      if (auto allowed = co_await check_team_key(team_id, self_user, route); !allowed) {
+        co_return allowed.error();
+      }
+    }
     auto custom = string_field(body, "key", false);
     if (!custom) {
       co_return custom.error();
@@ -350,6 +392,13 @@ net::awaitable<core::result<json>> key_endpoints::run_op(const http::request& re
       if (own_only) {
         if (auto u = patch->find("user_id"); u != patch->end() && !(u->is_string() && *u == self_user)) {
           co_return not_your_key(who);
+        }
+      }
+      if (auto t = patch->find("team_id"); own_only && t != patch->end() && t->is_string()) {
+        std::string team_id = t->get<std::string>();
+        std::string route = "/key/" + op;
+        if (auto allowed = co_await check_team_key(team_id, self_user, route); !allowed) {
+          co_return allowed.error();
         }
       }
       auto patch_text = patch->dump();
@@ -470,6 +519,13 @@ net::awaitable<core::result<json>> key_endpoints::run_op(const http::request& re
       }
       if (auto u = patch->find("user_id"); u != patch->end() && !(u->is_string() && *u == self_user)) {
         co_return not_your_key(who);
+      }
+    }
+    if (auto t = patch->find("team_id"); own_only && t != patch->end() && t->is_string()) {
+      std::string team_id = t->get<std::string>();
+      std::string route = "/key/" + op;
+      if (auto allowed = co_await check_team_key(team_id, self_user, route); !allowed) {
+        co_return allowed.error();
       }
     }
     auto new_token = core::sha256_hex(new_key);

@@ -371,6 +371,41 @@ describe('tenants', { skip }, () => {
     assert.equal((await ok(post('/key/generate', {}, v.key))).user_id, 'vera');
   });
 
+  test('team keys need the team admin role (or team_member_permissions): 401 team_member_permission_error', async () => {
+    await ok(post('/team/new', { team_id: 'team-p', members_with_roles: [{ role: 'admin', user_id: 'tadmin' }, { role: 'user', user_id: 'tuser' }] }));
+    const admin = await ok(post('/key/generate', { user_id: 'tadmin' }));
+    const member = await ok(post('/key/generate', { user_id: 'tuser' }));
+    const outsider = await ok(post('/user/new', { user_id: 'olive' }));
+    const made = await ok(post('/key/generate', { team_id: 'team-p' }, admin.key));
+    assert.equal(made.team_id, 'team-p');
+    assert.equal(made.user_id, 'tadmin');
+    assertError(await post('/key/generate', { team_id: 'team-p' }, member.key), 401, 'team_member_permission_error');
+    assertError(await post('/key/generate', { team_id: 'team-p' }, outsider.key), 401, 'team_member_permission_error');
+    assertError(await post('/key/update', { key: outsider.key, team_id: 'team-p' }, outsider.key), 401, 'team_member_permission_error');
+    await ok(post('/team/update', { team_id: 'team-p', team_member_permissions: ['/key/generate'] }));
+    assert.equal((await ok(post('/key/generate', { team_id: 'team-p' }, member.key))).team_id, 'team-p');
+  });
+
+  test('org_admin manages the users and teams of their organisation only', async () => {
+    const org = await ok(post('/organization/new', { organization_alias: 'org-a' }));
+    await ok(post('/team/new', { team_id: 'team-elsewhere' }));
+    const olga = await ok(post('/user/new', { user_id: 'olga', user_role: 'org_admin', organization_id: org.organization_id }));
+    const t = await ok(post('/team/new', { team_alias: 'olga-team' }, olga.key));
+    assert.equal(t.organization_id, org.organization_id, 'created inside their organisation');
+    assertError(await post('/team/new', { organization_id: 'somewhere-else' }, olga.key), 403);
+    assert.equal((await ok(get(`/team/info?team_id=${t.team_id}`, olga.key))).team_info.team_alias, 'olga-team');
+    assertError(await get('/team/info?team_id=team-elsewhere', olga.key), 403);
+    assertError(await post('/team/update', { team_id: 'team-elsewhere', team_alias: 'mine now' }, olga.key), 403);
+    assert.deepEqual((await ok(get('/team/list', olga.key))).map((x) => x.team_id), [t.team_id]);
+    const oscar = await ok(post('/user/new', { user_id: 'oscar' }, olga.key));
+    assert.equal(oscar.organization_id, org.organization_id);
+    assertError(await post('/user/new', { user_id: 'mallory', user_role: 'proxy_admin' }, olga.key), 403);
+    assertError(await post('/user/update', { user_id: 'alice', user_alias: 'x' }, olga.key), 403);
+    assertError(await post('/organization/new', { organization_alias: 'mine' }, olga.key), 403);
+    assertError(await post('/budget/new', {}, olga.key), 403);
+    assert.equal((await ok(get(`/organization/info?organization_id=${org.organization_id}`, olga.key))).organization_alias, 'org-a');
+  });
+
   test('/team/delete: archived in deleted_teams with who, its keys deleted, audited', async () => {
     await ok(post('/team/new', { team_id: 'team-gone', team_alias: 'gone' }));
     await ok(post('/team/member_add', { team_id: 'team-gone', member: { user_id: 'gina' } }));
@@ -387,5 +422,48 @@ describe('tenants', { skip }, () => {
       'the hash of the calling key');
     assert.equal(psql(dbUrl, `SELECT array_length(teams, 1) IS NULL FROM users WHERE user_id = 'gina'`), 't');
     assertError(await post('/team/delete', { team_ids: ['team-gone'] }), 404);
+  });
+});
+
+describe('team changes reach every instance (Redis)', {
+  skip: !(SERVER_URL && process.env.SWITCHYARD_TEST_REDIS_URL)
+    && 'SWITCHYARD_TEST_DATABASE_URL / SWITCHYARD_TEST_REDIS_URL not set (scripts/test.sh sets them)',
+}, () => {
+  const name = `swy_tenants2_${process.pid}_${Date.now()}`;
+  let url;
+  let a;
+  let b;
+  before(async () => {
+    psql(SERVER_URL, `CREATE DATABASE ${name}`);
+    url = withDatabase(SERVER_URL, name);
+    const env = { DATABASE_URL: url, REDIS_URL: process.env.SWITCHYARD_TEST_REDIS_URL };
+    const config = { model_list: [mockModel('a', 'from a'), mockModel('b', 'from b')] };
+    a = await startGateway({ config, env });
+    b = await startGateway({ config, env });
+    await Promise.all([a, b].map((g) => g.proc.waitForStderr(/redis connected/, 15_000)));
+    await Promise.all([a, b].map((g) => g.proc.waitForStderr(/schema up to date/, 15_000)));
+  });
+  after(async () => {
+    await stopAll();
+    if (url) psql(SERVER_URL, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  });
+
+  test('a team restricted through instance A is enforced by instance B within 1 s', async () => {
+    assert.equal((await call(a, '/team/new', { body: { team_id: 'shared' } })).status, 200);
+    const gen = await call(a, '/key/generate', { body: { team_id: 'shared' } });
+    assert.equal(gen.status, 200, gen.text);
+    const body = { model: 'b', messages: [{ role: 'user', content: 'hi' }] };
+    assert.equal((await call(b, '/v1/chat/completions', { key: gen.json.key, body })).status, 200, 'B caches the key');
+    const up = await call(a, '/team/update', { body: { team_id: 'shared', models: ['a'] } });
+    assert.equal(up.status, 200, up.text);
+    const t0 = Date.now();
+    let r;
+    while (Date.now() - t0 < 1000) {
+      r = await call(b, '/v1/chat/completions', { key: gen.json.key, body });
+      if (r.status === 403) break;
+      await new Promise((res) => { setTimeout(res, 20); });
+    }
+    assert.equal(r.status, 403, `B still allowed b ${Date.now() - t0} ms after the change: ${r.text}`);
+    assert.equal(r.json.error.type, 'team_model_access_denied');
   });
 });

@@ -70,6 +70,10 @@ class key_endpoints {
                                                       std::string op, std::string path_key, scope sc);
   // Fetches the key `token` and checks that the caller may touch it (scope own: their
   // user's key, or the calling key itself). 404 / 403.
+  // A non-admin making or moving a key into `team_id`: they must be the team's `admin`
+  // member, or the team's team_member_permissions must list `route`; else 401
+  // team_member_permission_error (reference §1.4).
+  net::awaitable<core::result<void>> check_team_key(std::string team_id, std::string user_id, std::string route);
   net::awaitable<core::result<store::postgres::key_record>> owned_key(std::string token, const auth::principal& who,
                                                                        scope sc);
 
