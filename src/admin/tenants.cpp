@@ -460,6 +460,13 @@ net::awaitable<core::result<json>> tenant_endpoints::run(const http::request& re
       }
     }
     if (is_new) {
+      // The teams must exist (and, for an org_admin, be in their organisation) before the
+      // user is created.
+      for (const auto& t : *teams) {
+        if (auto chk = co_await team_org_check(t); !chk) {
+          co_return chk.error();
+        }
+      }
       auto auto_key = body.find("auto_create_key");
       if (auto_key != body.end() && !auto_key->is_boolean() && !auto_key->is_null()) {
         co_return field_error("auto_create_key", "expected a boolean");

@@ -201,6 +201,10 @@ struct gateway::impl {
     p.allow_requests_on_db_unavailable = cfg->general.allow_requests_on_db_unavailable;
     if (db) {
       p.db = [this]() -> net::awaitable<admin::dependency_state> {
+        if (!migrated) {
+          // Not ready until the schema is: management calls would fail on missing tables.
+          co_return admin::dependency_state::disconnected;
+        }
         if (!db_ok) {
           auto r = co_await db->ping();
           db_ok = r.has_value();

@@ -172,6 +172,13 @@ describe('tenants', { skip }, () => {
     assertError(await post('/team/member_delete', { team_id: 'team-m', user_id: 'carol' }), 400);
     assertError(await post('/team/member_add', { team_id: 'nope', member: { user_id: 'x' } }), 404);
     assert.equal(audit('teams', 'team-m'), 'created:proxy_admin,member_added:proxy_admin,member_added:proxy_admin,member_removed:proxy_admin');
+
+    // /user/new with teams joins them; unknown teams refuse the whole call.
+    const tess = await ok(post('/user/new', { user_id: 'tess', teams: ['team-m'] }));
+    assert.deepEqual(tess.teams, ['team-m']);
+    assert.ok((await ok(get('/team/info?team_id=team-m'))).team_memberships.some((m) => m.user_id === 'tess'));
+    assertError(await post('/user/new', { user_id: 'nobody', teams: ['no-such-team'] }), 404);
+    assertError(await get('/user/info?user_id=nobody'), 404);
   });
 
   test('/organization/new, /info, /update (PATCH), /list, /delete (DELETE)', async () => {
