@@ -42,6 +42,7 @@ scope route_scope(auth::role r, std::string_view route) {
       return is_read_route(route) ? scope::all : scope::denied;
     case auth::role::org_admin:
       if (in(route, org_admin_routes) || route == "/team/member_delete" || route == "/user/delete" ||
+          route == "/team/block" || route == "/team/unblock" ||
           route == "/organization/info" || route == "/organization/list") {
         return scope::org;
       }

@@ -168,7 +168,7 @@ bool tenant_endpoints::handles(const std::string& route, const std::string& meth
       route == "/model/info" || route == "/v1/model/info") {
     return get;
   }
-  if (in(posts) || route == "/budget/new" || route == "/budget/update" || route == "/budget/delete") {
+  if (in(posts) || route == "/team/block" || route == "/team/unblock" || route == "/budget/new" || route == "/budget/update" || route == "/budget/delete") {
     return post;
   }
   if (route == "/budget/info") {
@@ -679,6 +679,31 @@ net::awaitable<core::result<json>> tenant_endpoints::run(const http::request& re
     }
     invalidation_->publish_owner("team", id);
     co_return ok(json{{"team_id", id}, {"data", parse(*w.row_json)}});
+  }
+
+  if (route == "/team/block" || route == "/team/unblock") {
+    auto team_id = string_field(body, "team_id", true);
+    if (!team_id) {
+      co_return team_id.error();
+    }
+    if (sc == scope::org) {
+      if (auto chk = co_await team_org_check(*team_id); !chk) {
+        co_return chk.error();
+      }
+    }
+    const bool block = route == "/team/block";
+    std::string kind = "teams";
+    std::string action = block ? "blocked" : "unblocked";
+    auto patch_text = json{{"blocked", block}}.dump();
+    auto r = co_await db_->run(pg::update_entity_blocking, kind, *team_id, patch_text, actor, action);
+    if (!r) {
+      co_return r.error();
+    }
+    if (!r->row_json) {
+      co_return not_found("Team not found: " + *team_id, "team_id");
+    }
+    invalidation_->publish_owner("team", *team_id);
+    co_return ok(parse(*r->row_json));
   }
 
   if (route == "/team/member_add" || route == "/team/member_delete") {

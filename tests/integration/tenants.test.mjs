@@ -292,6 +292,13 @@ describe('tenants', { skip }, () => {
     assertError(await chat(k.key, 'a'), 401);
     await ok(post('/team/update', { team_id: 'team-r', blocked: false }));
     assert.equal((await chat(k.key, 'a')).status, 200);
+    assert.equal((await ok(post('/team/block', { team_id: 'team-r' }))).blocked, true);
+    const blocked = await chat(k.key, 'a');
+    assertError(blocked, 401, 'auth_error');
+    assert.match(blocked.json.error.message, /Team=team-r is blocked/);
+    assert.equal((await ok(post('/team/unblock', { team_id: 'team-r' }))).blocked, false);
+    assert.equal((await chat(k.key, 'a')).status, 200);
+    assertError(await post('/team/block', { team_id: 'nope' }), 404);
   });
 
   test('user and organisation models, all-team-models, access groups, key aliases', async () => {

@@ -2,7 +2,7 @@
 // budgets, plus GET /model/info.
 //
 //   /user/new|update|delete (POST), /user/info|list (GET)
-//   /team/new|update|delete|member_add|member_delete (POST), /team/info|list (GET)
+//   /team/new|update|delete|member_add|member_delete|block|unblock (POST), /team/info|list (GET)
 //   /organization/new (POST), /organization/update (PATCH or POST),
 //   /organization/delete (DELETE or POST), /organization/info|list (GET)
 //   /budget/new|update|delete (POST), /budget/info (POST {"budgets"} or GET ?budget_id=),

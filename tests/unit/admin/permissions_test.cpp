@@ -43,6 +43,8 @@ TEST(permissions, org_admin_manages_their_organisation) {
   EXPECT_EQ(admin::route_scope(role::org_admin, "/team/new"), scope::org);
   EXPECT_EQ(admin::route_scope(role::org_admin, "/user/new"), scope::org);
   EXPECT_EQ(admin::route_scope(role::org_admin, "/organization/info"), scope::org);
+  EXPECT_EQ(admin::route_scope(role::org_admin, "/team/block"), scope::org);
+  EXPECT_EQ(admin::route_scope(role::internal_user, "/team/block"), scope::denied);
   EXPECT_EQ(admin::route_scope(role::org_admin, "/organization/new"), scope::denied);
   EXPECT_EQ(admin::route_scope(role::org_admin, "/budget/new"), scope::denied);
   EXPECT_EQ(admin::route_scope(role::org_admin, "/key/generate"), scope::own);
