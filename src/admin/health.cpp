@@ -58,7 +58,7 @@ net::awaitable<void> health_endpoints::models(http::request& req, http::responde
   }
   resp.annotate({}, who->key_redacted);
   json data = json::array();
-  for (const auto& name : auth::allowed_models(*who, router_.public_models())) {
+  for (const auto& name : auth::allowed_models(*who, router_.public_models(), auth_.groups())) {
     data.push_back(model_object(name));
   }
   http::response r;
@@ -74,7 +74,7 @@ net::awaitable<void> health_endpoints::model(http::request& req, http::responder
     co_return;
   }
   resp.annotate(id, who->key_redacted);
-  for (const auto& name : auth::allowed_models(*who, router_.public_models())) {
+  for (const auto& name : auth::allowed_models(*who, router_.public_models(), auth_.groups())) {
     if (name == id) {
       http::response r;
       r.body = model_object(name).dump();

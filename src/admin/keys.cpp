@@ -1,8 +1,11 @@
 #include "switchyard/admin/keys.hpp"
 
+#include "admin_util.hpp"
+
 #include "switchyard/core/ids.hpp"
 #include "switchyard/store/postgres/db_executor.hpp"
 #include "switchyard/store/postgres/key_repo.hpp"
+#include "switchyard/store/postgres/tenant_repo.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -16,27 +19,6 @@ using json = nlohmann::json;
 namespace pg = store::postgres;
 
 namespace {
-
-// json converts from almost anything, so a result<json> value is built explicitly.
-core::result<json> ok(json j) { return core::result<json>(boost::system::in_place_value, std::move(j)); }
-
-core::error field_error(const std::string& field, const std::string& what) {
-  auto e = core::make_error(core::errc::bad_request, field + ": " + what, field);
-  e.status = 422;
-  return e;
-}
-
-core::error not_found(const std::string& what, const std::string& param) {
-  auto e = core::make_error(core::errc::not_found, what, param);
-  return e;
-}
-
-enum class kind { str_or_null, str, num_or_null, num, int_or_null, boolean, str_array, object, duration_or_null };
-
-struct field_spec {
-  const char* name;
-  kind k;
-};
 
 constexpr field_spec fields[] = {
     {"key_alias", kind::str_or_null},    {"key_type", kind::str},
@@ -52,142 +34,6 @@ constexpr field_spec fields[] = {
     {"allowed_cache_controls", kind::str_array}, {"allowed_routes", kind::str_array},
     {"auto_rotate", kind::boolean},      {"rotation_interval", kind::duration_or_null},
 };
-
-std::optional<core::error> check_kind(const std::string& name, kind k, const json& v, sys_time now) {
-  switch (k) {
-    case kind::str_or_null:
-      return v.is_null() || v.is_string() ? std::nullopt : std::optional(field_error(name, "expected a string or null"));
-    case kind::str:
-      return v.is_string() ? std::nullopt : std::optional(field_error(name, "expected a string"));
-    case kind::num_or_null:
-      return v.is_null() || v.is_number() ? std::nullopt : std::optional(field_error(name, "expected a number or null"));
-    case kind::num:
-      return v.is_number() ? std::nullopt : std::optional(field_error(name, "expected a number"));
-    case kind::int_or_null:
-      return v.is_null() || v.is_number_integer() ? std::nullopt
-                                                  : std::optional(field_error(name, "expected an integer or null"));
-    case kind::boolean:
-      return v.is_boolean() ? std::nullopt : std::optional(field_error(name, "expected a boolean"));
-    case kind::str_array:
-      if (!v.is_array() || !std::all_of(v.begin(), v.end(), [](const json& x) { return x.is_string(); })) {
-        return field_error(name, "expected an array of strings");
-      }
-      return std::nullopt;
-    case kind::object:
-      return v.is_object() ? std::nullopt : std::optional(field_error(name, "expected an object"));
-    case kind::duration_or_null:
-      if (v.is_null()) {
-        return std::nullopt;
-      }
-      if (!v.is_string() || !add_duration(v.get<std::string>(), now)) {
-        return field_error(name, "expected a duration such as \"30s\", \"30m\", \"30h\", \"30d\" or \"1mo\"");
-      }
-      return std::nullopt;
-  }
-  return std::nullopt;
-}
-
-std::string url_decode(std::string_view s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size()) {
-      int v = 0;
-      auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
-      if (ec == std::errc() && p == s.data() + i + 3) {
-        out += static_cast<char>(v);
-        i += 2;
-      } else {
-        out += s[i];
-      }
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
-std::optional<std::string> query_param(std::string_view query, std::string_view name) {
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    auto part = query.substr(0, amp);
-    auto eq = part.find('=');
-    if (url_decode(part.substr(0, eq)) == name) {
-      return eq == std::string_view::npos ? std::string() : url_decode(part.substr(eq + 1));
-    }
-    if (amp == std::string_view::npos) {
-      break;
-    }
-    query.remove_prefix(amp + 1);
-  }
-  return std::nullopt;
-}
-
-core::result<int> int_param(std::string_view query, const char* name, int def, int lo, int hi) {
-  auto v = query_param(query, name);
-  if (!v || v->empty()) {
-    return def;
-  }
-  int out = 0;
-  auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
-  if (ec != std::errc() || p != v->data() + v->size() || out < lo || out > hi) {
-    return field_error(name, "expected an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
-  }
-  return out;
-}
-
-pg::change_actor actor_of(const http::request& req, const auth::principal& who) {
-  pg::change_actor a;
-  a.changed_by = std::string(req.header("litellm-changed-by"));
-  if (a.changed_by.empty() && who.vkey) {
-    a.changed_by = !who.vkey->key_alias.empty() ? who.vkey->key_alias : who.vkey->user_id;
-  }
-  if (a.changed_by.empty()) {
-    a.changed_by = who.is_master ? "proxy_admin" : who.key_redacted;
-  }
-  a.changed_by_api_key = who.key.empty() ? std::string() : core::sha256_hex(who.key);
-  return a;
-}
-
-// A key row as the API shows it: the stored row plus token_id.
-json key_object(const pg::key_record& k) {
-  json out = json::parse(k.row_json);
-  out["token_id"] = k.token;
-  return out;
-}
-
-core::result<std::string> string_field(const json& body, const char* name, bool required) {
-  auto it = body.find(name);
-  if (it == body.end() || it->is_null()) {
-    if (required) {
-      return field_error(name, "required");
-    }
-    return std::string();
-  }
-  if (!it->is_string()) {
-    return field_error(name, "expected a string");
-  }
-  return it->get<std::string>();
-}
-
-core::result<std::vector<std::string>> string_list(const json& body, const char* name) {
-  std::vector<std::string> out;
-  auto it = body.find(name);
-  if (it == body.end() || it->is_null()) {
-    return out;
-  }
-  if (!it->is_array()) {
-    return field_error(name, "expected an array of strings");
-  }
-  for (const auto& v : *it) {
-    if (!v.is_string()) {
-      return field_error(name, "expected an array of strings");
-    }
-    out.push_back(v.get<std::string>());
-  }
-  return out;
-}
 
 core::error bad_key_format(const std::string& field, const std::string& key) {
   return core::make_error(core::errc::bad_request,
@@ -308,16 +154,27 @@ net::awaitable<void> key_endpoints::handle(http::request& req, http::responder& 
     co_return;
   }
   resp.annotate({}, who->key_redacted);
-  if (!who->is_master) {
-    co_await resp.send(http::error_response(core::make_error(
-        core::errc::unauthorized, "Authentication Error, only the proxy admin (master key) may call /key/" + op)));
+  auto role = auth::role_of(*who);
+  auto route = "/key/" + op;
+  auto sc = route_scope(role, route);
+  if (op == "info" && role == auth::role::none && query_param(req.query, "key").value_or("").size() > 0) {
+    sc = scope::own;  // checked against the calling key below
+  }
+  if (sc == scope::org) {
+    sc = scope::own;  // org_admin: their own keys
+  }
+  if (sc == scope::denied) {
+    // Named first: no temporaries inside co_await (GCC 12).
+    std::string user_id = who->vkey ? who->vkey->user_id : std::string();
+    auto denied = http::error_response(route_denied(role, route, user_id));
+    co_await resp.send(std::move(denied));
     co_return;
   }
   if (db_ == nullptr) {
     co_await resp.send(http::error_response(core::make_error(core::errc::internal, "No connected db.")));
     co_return;
   }
-  auto out = co_await run_op(req, *who, std::move(op), std::move(path_key));
+  auto out = co_await run_op(req, *who, std::move(op), std::move(path_key), sc);
   if (!out) {
     co_await resp.send(http::error_response(out.error()));
     co_return;
@@ -327,25 +184,100 @@ net::awaitable<void> key_endpoints::handle(http::request& req, http::responder& 
   co_await resp.send(std::move(r));
 }
 
+namespace {
+
+// The key belongs to the caller: the same user, or the calling key itself.
+bool owns(const auth::principal& who, const pg::key_record& k) {
+  if (!who.vkey) {
+    return false;
+  }
+  return k.token == who.vkey->token || (!who.vkey->user_id.empty() && k.user_id == who.vkey->user_id);
+}
+
+core::error not_your_key(const auth::principal& who) {
+  auto e = core::make_error(core::errc::forbidden,
+                            "Authentication Error - you may only access keys that belong to you. Your role=" +
+                                std::string(auth::role_name(auth::role_of(who))) +
+                                ", your user_id=" + (who.vkey ? who.vkey->user_id : std::string()),
+                            "key");
+  e.type = "auth_error";
+  return e;
+}
+
+}  // namespace
+
+net::awaitable<core::result<void>> key_endpoints::check_team_key(std::string team_id, std::string user_id,
+                                                                 std::string route) {
+  std::string kind = "teams";
+  bool expand = true;
+  auto r = co_await db_->run(pg::get_entity_blocking, kind, team_id, expand);
+  if (!r) {
+    co_return r.error();
+  }
+  if (!*r) {
+    co_return not_found("Team not found: " + team_id, "team_id");
+  }
+  json team = json::parse(**r);
+  json perms = team.value("team_member_permissions", json::array());
+  bool member = false;
+  bool admin = false;
+  for (const auto& m : team.value("team_memberships", json::array())) {
+    if (m.value("user_id", "") == user_id) {
+      member = true;
+      admin = m.value("role", "") == "admin";
+    }
+  }
+  bool listed = std::find(perms.begin(), perms.end(), json(route)) != perms.end();
+  if (member && (admin || listed)) {
+    co_return core::result<void>{};
+  }
+  auto e = core::make_error(core::errc::unauthorized,
+                            "Team member does not have permissions for endpoint: " + route +
+                                ". You only have access to " + perms.dump() + " (team " + team_id +
+                                (member ? ")" : "; you are not a member)"),
+                            "team_id");
+  e.type = "team_member_permission_error";
+  co_return e;
+}
+
+net::awaitable<core::result<pg::key_record>> key_endpoints::owned_key(std::string token, const auth::principal& who,
+                                                                     scope sc) {
+  auto r = co_await db_->run(pg::find_key_by_hash_blocking, token);
+  if (!r) {
+    co_return r.error();
+  }
+  if (!*r) {
+    co_return not_found("Key not found", "key");
+  }
+  if (sc != scope::all && !owns(who, **r)) {
+    co_return not_your_key(who);
+  }
+  co_return std::move(**r);
+}
+
 net::awaitable<core::result<json>> key_endpoints::run_op(const http::request& req, const auth::principal& who,
-                                                         std::string op, std::string path_key) {
+                                                         std::string op, std::string path_key, scope sc) {
+  const bool own_only = sc != scope::all;
+  const std::string self_user = who.vkey ? who.vkey->user_id : std::string();
   const auto now = std::chrono::system_clock::now();
   const auto actor = actor_of(req, who);
 
   if (op == "info") {
     auto key = query_param(req.query, "key");
-    if (!key || key->empty()) {
+    std::string token;
+    if (key && !key->empty()) {
+      token = token_of(*key);
+    } else if (who.vkey) {
+      token = who.vkey->token;  // no key: the caller's own key (LiteLLM)
+      key = token;
+    } else {
       co_return field_error("key", "required (GET /key/info?key=sk-...)");
     }
-    auto token = token_of(*key);  // named: no temporaries inside co_await (GCC 12)
-    auto r = co_await db_->run(pg::find_key_by_hash_blocking, token);
+    auto r = co_await owned_key(token, who, sc);
     if (!r) {
       co_return r.error();
     }
-    if (!*r) {
-      co_return not_found("Key not found", "key");
-    }
-    co_return ok(json{{"key", *key}, {"info", key_object(**r)}});
+    co_return ok(json{{"key", *key}, {"info", key_object(*r)}});
   }
   if (op == "list") {
     auto page = int_param(req.query, "page", 1, 1, 1000000);
@@ -360,6 +292,12 @@ net::awaitable<core::result<json>> key_endpoints::run_op(const http::request& re
     q.page = *page;
     q.size = *size;
     q.user_id = query_param(req.query, "user_id");
+    if (own_only) {
+      if (q.user_id && *q.user_id != self_user) {
+        co_return not_your_key(who);
+      }
+      q.user_id = self_user;  // only their own keys
+    }
     q.team_id = query_param(req.query, "team_id");
     q.organization_id = query_param(req.query, "organization_id");
     q.key_alias = query_param(req.query, "key_alias");
@@ -388,6 +326,19 @@ net::awaitable<core::result<json>> key_endpoints::run_op(const http::request& re
     auto patch = key_patch_from(body, now);
     if (!patch) {
       co_return patch.error();
+    }
+    if (own_only) {
+      if (auto u = patch->find("user_id"); u != patch->end() && !(u->is_string() && *u == self_user)) {
+        co_return not_your_key(who);
+      }
+      (*patch)["user_id"] = self_user;  // internal users make keys for themselves only
+    }
+    if (auto t = patch->find("team_id"); own_only && t != patch->end() && t->is_string()) {
+      std::string team_id = t->get<std::string>();
+      std::string route = "/key/" + op;
+      if (auto allowed = co_await check_team_key(team_id, self_user, route); !allowed) {
+        co_return allowed.error();
+      }
     }
     auto custom = string_field(body, "key", false);
     if (!custom) {
@@ -422,11 +373,33 @@ net::awaitable<core::result<json>> key_endpoints::run_op(const http::request& re
       co_return key.error();
     }
     auto token = token_of(*key);
+    if (own_only) {
+      if (op != "update") {
+        auto route = "/key/" + op;
+        auto denied = route_denied(auth::role_of(who), route, self_user);
+        co_return denied;
+      }
+      if (auto mine = co_await owned_key(token, who, sc); !mine) {
+        co_return mine.error();
+      }
+    }
     core::result<std::optional<pg::key_record>> r = std::optional<pg::key_record>{};
     if (op == "update") {
       auto patch = key_patch_from(body, now);
       if (!patch) {
         co_return patch.error();
+      }
+      if (own_only) {
+        if (auto u = patch->find("user_id"); u != patch->end() && !(u->is_string() && *u == self_user)) {
+          co_return not_your_key(who);
+        }
+      }
+      if (auto t = patch->find("team_id"); own_only && t != patch->end() && t->is_string()) {
+        std::string team_id = t->get<std::string>();
+        std::string route = "/key/" + op;
+        if (auto allowed = co_await check_team_key(team_id, self_user, route); !allowed) {
+          co_return allowed.error();
+        }
       }
       auto patch_text = patch->dump();
       std::string action = "updated";
@@ -462,6 +435,31 @@ net::awaitable<core::result<json>> key_endpoints::run_op(const http::request& re
     std::vector<std::string> tokens;
     for (const auto& k : *keys) {
       tokens.push_back(token_of(k));
+    }
+    if (own_only) {
+      for (const auto& t : tokens) {
+        if (auto mine = co_await owned_key(t, who, sc); !mine) {
+          co_return mine.error();
+        }
+      }
+      // Aliases: only the caller's keys with those aliases.
+      for (const auto& a : *aliases) {
+        pg::key_list_query q;
+        q.size = 100;
+        q.user_id = self_user;
+        q.key_alias = a;
+        auto page = co_await db_->run(pg::list_keys_blocking, q);
+        if (!page) {
+          co_return page.error();
+        }
+        for (const auto& k : page->keys) {
+          tokens.push_back(k.token);
+        }
+      }
+      aliases->clear();
+      if (tokens.empty()) {
+        co_return not_found("Key not found", "key_aliases");
+      }
     }
     auto r = co_await db_->run(pg::delete_keys_blocking, tokens, *aliases, actor);
     if (!r) {
@@ -515,6 +513,21 @@ net::awaitable<core::result<json>> key_endpoints::run_op(const http::request& re
       co_return patch.error();
     }
     auto old_token = token_of(old_key);
+    if (own_only) {
+      if (auto mine = co_await owned_key(old_token, who, sc); !mine) {
+        co_return mine.error();
+      }
+      if (auto u = patch->find("user_id"); u != patch->end() && !(u->is_string() && *u == self_user)) {
+        co_return not_your_key(who);
+      }
+    }
+    if (auto t = patch->find("team_id"); own_only && t != patch->end() && t->is_string()) {
+      std::string team_id = t->get<std::string>();
+      std::string route = "/key/" + op;
+      if (auto allowed = co_await check_team_key(team_id, self_user, route); !allowed) {
+        co_return allowed.error();
+      }
+    }
     auto new_token = core::sha256_hex(new_key);
     if (new_token == old_token) {
       co_return field_error("new_key", "must differ from the current key");

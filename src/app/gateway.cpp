@@ -2,6 +2,7 @@
 
 #include "switchyard/admin/health.hpp"
 #include "switchyard/admin/keys.hpp"
+#include "switchyard/admin/tenants.hpp"
 #include "switchyard/app/key_lookup.hpp"
 #include "switchyard/auth/authenticator.hpp"
 #include "switchyard/auth/key_auth.hpp"
@@ -23,6 +24,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
@@ -50,6 +52,27 @@ std::string normalize_path(std::string p) {
 }
 
 bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+
+// Model access groups (model_info.access_groups) -> the model names in each.
+auth::access_groups access_groups_of(const config::config& cfg) {
+  auth::access_groups out;
+  for (const auto& d : cfg.model_list) {
+    auto it = d.model_info.is_object() ? d.model_info.find("access_groups") : d.model_info.end();
+    if (it == d.model_info.end() || !it->is_array()) {
+      continue;
+    }
+    for (const auto& g : *it) {
+      if (!g.is_string()) {
+        continue;
+      }
+      auto& names = out[g.get<std::string>()];
+      if (std::find(names.begin(), names.end(), d.model_name) == names.end()) {
+        names.push_back(d.model_name);
+      }
+    }
+  }
+  return out;
+}
 
 // Where the SQL migrations are: SWITCHYARD_MIGRATIONS_DIR, else ./migrations, else the
 // source tree this binary was built from.
@@ -132,7 +155,8 @@ struct gateway::impl {
   // auth decision on top, and cross-instance invalidation through Redis.
   std::unique_ptr<auth::key_cache> key_cache =
       db ? std::make_unique<auth::key_cache>(ioc.get_executor(), make_key_lookup(*db)) : nullptr;
-  auth::key_authenticator key_auth{auth, key_cache.get(), cfg->general.allow_requests_on_db_unavailable};
+  auth::key_authenticator key_auth{auth, key_cache.get(), cfg->general.allow_requests_on_db_unavailable,
+                                   access_groups_of(*cfg)};
   std::unique_ptr<auth::key_invalidation> key_invalidation =
       key_cache ? std::make_unique<auth::key_invalidation>(ioc.get_executor(), *key_cache, redis.get()) : nullptr;
   router::router rt;
@@ -143,6 +167,7 @@ struct gateway::impl {
   pipeline::llm_pipeline llm;
   admin::health_endpoints health;
   admin::key_endpoints keys{key_auth, db.get(), key_invalidation.get()};
+  admin::tenant_endpoints tenants{key_auth, db.get(), key_invalidation.get(), cfg};
   http::server server;
   net::signal_set signals;
   net::steady_timer grace_timer;
@@ -176,7 +201,8 @@ struct gateway::impl {
     p.allow_requests_on_db_unavailable = cfg->general.allow_requests_on_db_unavailable;
     if (db) {
       p.db = [this]() -> net::awaitable<admin::dependency_state> {
-        if (!migrated) {  // reachable or not, keys cannot be served before the schema exists
+        if (!migrated) {
+          // Not ready until the schema is: management calls would fail on missing tables.
           co_return admin::dependency_state::disconnected;
         }
         if (!db_ok) {
@@ -314,6 +340,18 @@ struct gateway::impl {
       const bool is_get = op == "info" || op == "list";
       if (is_get ? get : post) {
         co_return co_await keys.handle(req, resp, std::move(op), std::move(path_key));
+      }
+    } else if (starts_with(path, "/user/") || starts_with(path, "/team/") || starts_with(path, "/organization/") ||
+               starts_with(path, "/budget/") || path == "/model/info" || path == "/v1/model/info") {
+      // Tenant management (issue 5) and the model list with its settings.
+      if (admin::tenant_endpoints::handles(path, req.method)) {
+        co_return co_await tenants.handle(req, resp, std::move(path));
+      }
+      if (!admin::tenant_endpoints::handles(path, "GET") && !admin::tenant_endpoints::handles(path, "POST") &&
+          !admin::tenant_endpoints::handles(path, "PATCH") && !admin::tenant_endpoints::handles(path, "DELETE")) {
+        auto e = core::make_error(core::errc::not_found, "Not Found: " + req.method + " " + req.path);
+        co_await resp.send(http::error_response(e));
+        co_return;
       }
     } else if (path == "/") {
       if (get) {

@@ -1,8 +1,53 @@
 #include "switchyard/app/key_lookup.hpp"
 
+#include <nlohmann/json.hpp>
+
 namespace switchyard::app {
 
 namespace {
+
+using json = nlohmann::json;
+
+json parse_object(const std::optional<std::string>& text) {
+  if (!text) {
+    return json();
+  }
+  auto j = json::parse(*text, nullptr, false);
+  return j.is_object() ? j : json();
+}
+
+std::vector<std::string> string_list(const json& j, const char* name) {
+  std::vector<std::string> out;
+  if (auto it = j.find(name); it != j.end() && it->is_array()) {
+    for (const auto& v : *it) {
+      if (v.is_string()) {
+        out.push_back(v.get<std::string>());
+      }
+    }
+  }
+  return out;
+}
+
+std::map<std::string, std::string> string_map(const json& j, const char* name) {
+  std::map<std::string, std::string> out;
+  if (auto it = j.find(name); it != j.end() && it->is_object()) {
+    for (const auto& [k, v] : it->items()) {
+      if (v.is_string()) {
+        out[k] = v.get<std::string>();
+      }
+    }
+  }
+  return out;
+}
+
+auth::owner_access owner_of(const json& j) {
+  auth::owner_access o;
+  if (j.is_object()) {
+    o.exists = true;
+    o.models = string_list(j, "models");
+  }
+  return o;
+}
 
 using lookup_result = core::result<std::optional<auth::virtual_key>>;
 
@@ -31,6 +76,32 @@ auth::virtual_key to_virtual_key(const store::postgres::key_record& r) {
   k.blocked = r.blocked;
   k.expires = r.expires;
   k.grace_until = r.deprecated_revoke_at;
+  auto row = json::parse(r.row_json, nullptr, false);
+  if (row.is_object()) {
+    k.aliases = string_map(row, "aliases");
+  }
+  auto team = parse_object(r.team_json);
+  k.team = owner_of(team);
+  if (team.is_object()) {
+    k.team_model_aliases = string_map(team, "model_aliases");
+    k.team_blocked = team.value("blocked", false);
+    if (k.organization_id.empty()) {
+      if (auto it = team.find("organization_id"); it != team.end() && it->is_string()) {
+        k.organization_id = it->get<std::string>();
+      }
+    }
+  }
+  auto user = parse_object(r.user_json);
+  k.user = owner_of(user);
+  if (user.is_object()) {
+    if (auto it = user.find("user_role"); it != user.end() && it->is_string()) {
+      k.user_role = it->get<std::string>();
+    }
+    if (auto it = user.find("organization_id"); it != user.end() && it->is_string()) {
+      k.user_organization_id = it->get<std::string>();
+    }
+  }
+  k.org = owner_of(parse_object(r.org_json));
   return k;
 }
 

@@ -18,20 +18,14 @@ std::string iso_utc(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
-// Python's repr of a list of strings: ['a', 'b'] (as LiteLLM's messages print it).
-std::string py_list(const std::vector<std::string>& v) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    out += (i == 0 ? "'" : ", '") + v[i] + "'";
-  }
-  return out + "]";
-}
-
 }  // namespace
 
 key_authenticator::key_authenticator(const authenticator& master, key_cache* cache,
-                                     bool allow_requests_on_db_unavailable)
-    : master_(master), cache_(cache), allow_on_db_unavailable_(allow_requests_on_db_unavailable) {}
+                                     bool allow_requests_on_db_unavailable, access_groups groups)
+    : master_(master),
+      cache_(cache),
+      allow_on_db_unavailable_(allow_requests_on_db_unavailable),
+      groups_(std::move(groups)) {}
 
 net::awaitable<core::result<principal>> key_authenticator::authenticate(std::string key) const {
   auto m = master_.authenticate_key(key);
@@ -69,6 +63,10 @@ core::result<void> check_key_usable(const virtual_key& k, std::string_view prese
     return core::make_error(core::errc::unauthorized,
                             "Authentication Error, Key is blocked. Update via `/key/unblock` if you're admin.");
   }
+  if (k.team_blocked) {
+    return core::make_error(core::errc::unauthorized, "Authentication Error - Team=" + k.team_id +
+                                                          " is blocked. Update via `/team/unblock` if you're admin.");
+  }
   if (k.grace_until && now >= *k.grace_until) {
     return invalid_key_error(presented_key);
   }
@@ -82,37 +80,40 @@ core::result<void> check_key_usable(const virtual_key& k, std::string_view prese
   return {};
 }
 
-bool model_allowed(const principal& p, std::string_view model) {
+bool model_allowed(const principal& p, std::string_view model, const access_groups& groups) {
   if (p.is_master || !p.vkey) {
     return true;
   }
-  const auto& ms = p.vkey->models;
-  if (ms.empty()) {
-    return true;
-  }
-  return std::any_of(ms.begin(), ms.end(), [&](const std::string& m) { return m == model || m == "all-proxy-models"; });
+  return check_access(*p.vkey, model, groups) == access_denial::none;
 }
 
-core::result<void> check_model_access(const principal& p, std::string_view model) {
-  if (model_allowed(p, model)) {
+core::result<void> check_model_access(const principal& p, std::string_view model, const access_groups& groups) {
+  if (p.is_master || !p.vkey) {
     return {};
   }
-  auto e = core::make_error(core::errc::forbidden,
-                            "key not allowed to access model. This key can only access models=" +
-                                py_list(p.vkey->models) + ". Tried to access " + std::string(model),
-                            "model");
-  e.type = "key_model_access_denied";
-  return e;
+  auto d = check_access(*p.vkey, model, groups);
+  if (d == access_denial::none) {
+    return {};
+  }
+  return access_error(*p.vkey, d, model);
 }
 
-std::vector<std::string> allowed_models(const principal& p, const std::vector<std::string>& models) {
+std::vector<std::string> allowed_models(const principal& p, const std::vector<std::string>& models,
+                                        const access_groups& groups) {
   std::vector<std::string> out;
   for (const auto& m : models) {
-    if (model_allowed(p, m)) {
+    if (model_allowed(p, m, groups)) {
       out.push_back(m);
     }
   }
   return out;
+}
+
+role role_of(const principal& p) {
+  if (p.is_master) {
+    return role::proxy_admin;
+  }
+  return p.vkey ? parse_role(p.vkey->user_role) : role::none;
 }
 
 }  // namespace switchyard::auth

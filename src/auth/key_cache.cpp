@@ -129,6 +129,28 @@ void key_cache::invalidate(const std::string& hash) {
   }
 }
 
+void key_cache::invalidate_owner(std::string_view kind, std::string_view id) {
+  auto owned = [&](const virtual_key& k) {
+    if (kind == "team") {
+      return k.team_id == id;
+    }
+    if (kind == "user") {
+      return k.user_id == id;
+    }
+    if (kind == "org") {
+      return k.organization_id == id;
+    }
+    return false;
+  };
+  std::erase_if(entries_, [&](const auto& kv) { return kv.second.key && owned(*kv.second.key); });
+  // A lookup in flight may have read the owner before the change: do not store it.
+  for (auto& [hash, f] : flights_) {
+    (void)hash;
+    f->invalidated = true;
+  }
+  flights_.clear();
+}
+
 void key_cache::clear() {
   entries_.clear();
   for (auto& [hash, f] : flights_) {

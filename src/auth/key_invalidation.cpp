@@ -37,8 +37,8 @@ net::awaitable<void> key_invalidation::start() {
     co_return;
   }
   key_cache* cache = &cache_;
-  store::redis::redis_client::message_handler on_message = [cache](std::string_view, std::string_view hash) {
-    cache->invalidate(std::string(hash));
+  store::redis::redis_client::message_handler on_message = [cache](std::string_view, std::string_view msg) {
+    apply(*cache, msg);
   };
   std::string ch = channel;
   auto r = co_await redis_->subscribe(std::move(ch), std::move(on_message));
@@ -52,6 +52,22 @@ void key_invalidation::publish(const std::string& hash) {
   cache_.invalidate(hash);
   if (redis_ != nullptr) {
     net::co_spawn(loop_, publish_hash(redis_, hash), net::detached);
+  }
+}
+
+void key_invalidation::publish_owner(const std::string& kind, const std::string& id) {
+  auto msg = kind + ":" + id;
+  apply(cache_, msg);
+  if (redis_ != nullptr) {
+    net::co_spawn(loop_, publish_hash(redis_, msg), net::detached);
+  }
+}
+
+void key_invalidation::apply(key_cache& cache, std::string_view message) {
+  if (auto colon = message.find(':'); colon != std::string_view::npos) {
+    cache.invalidate_owner(message.substr(0, colon), message.substr(colon + 1));
+  } else {
+    cache.invalidate(std::string(message));
   }
 }
 

@@ -197,8 +197,16 @@ net::awaitable<step> llm_pipeline::parse_stage(request_ctx& ctx) {
 // Only checks that the model names a group: the provider stage picks a deployment for each
 // attempt (retries and fallbacks re-pick).
 net::awaitable<step> llm_pipeline::route_stage(request_ctx& ctx) {
-  if (auto allowed = auth::check_model_access(ctx.who, ctx.requested_model); !allowed) {
-    co_await fail(ctx, allowed.error());  // 403 key_model_access_denied
+  if (ctx.who.vkey) {
+    // The key's aliases, then its team's model_aliases, name the model actually routed.
+    auto aliased = auth::apply_model_aliases(*ctx.who.vkey, ctx.requested_model);
+    if (aliased != ctx.requested_model) {
+      ctx.requested_model = aliased;
+      ctx.body["model"] = aliased;
+    }
+  }
+  if (auto allowed = auth::check_model_access(ctx.who, ctx.requested_model, auth_.groups()); !allowed) {
+    co_await fail(ctx, allowed.error());  // 403 key_/team_/user_/org_model_access_denied
     co_return step::answered;
   }
   if (router_.resolve(ctx.requested_model).empty()) {

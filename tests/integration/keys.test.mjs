@@ -328,6 +328,12 @@ describe('Postgres outage', { skip: skip || (!hasBinary('pg_ctl') && !hasPgCtl()
     assert.deepEqual(openaiErrorProblems(unknown.json, 503), []);
     const mgmt = await call(gw2, '/key/generate', { body: {} });
     assert.equal(mgmt.status, 503, mgmt.text);
+    for (const [path, method, body] of [['/team/new', 'POST', {}], ['/user/list', 'GET'], ['/organization/list', 'GET'],
+      ['/budget/new', 'POST', {}], ['/team/info?team_id=x', 'GET']]) {
+      const r = await call(gw2, path, { method, body });
+      assert.equal(r.status, 503, `${path}: ${r.text}`);
+      assert.deepEqual(openaiErrorProblems(r.json, 503), []);
+    }
 
     services('start', dir, '--no-redis', '--ephemeral', '--pg-port', port);
     let again;

@@ -1,6 +1,9 @@
 // Key management API (reference §1.4): POST /key/generate, /key/update, /key/delete,
 // /key/block, /key/unblock, /key/regenerate (and /key/{key}/regenerate); GET /key/info,
-// /key/list. Master key (proxy_admin) only for now; roles come later.
+// /key/list. Roles (admin/permissions.hpp): proxy_admin (and the master key) manages every
+// key; proxy_admin_viewer reads every key; internal_user and org_admin manage only their own
+// keys (user_id = theirs; /key/generate forces it; /key/block|unblock are admin-only);
+// internal_user_viewer reads only their own; a key without a user may only read itself.
 //
 // Every change is written with an audit row (who: the litellm-changed-by header, else the
 // caller's key alias / user id, else "proxy_admin" for the master key) and invalidated in
@@ -11,6 +14,7 @@
 #pragma once
 #include "switchyard/auth/key_auth.hpp"
 #include "switchyard/auth/key_invalidation.hpp"
+#include "switchyard/admin/permissions.hpp"
 #include "switchyard/core/asio.hpp"
 #include "switchyard/core/error.hpp"
 #include "switchyard/http/message.hpp"
@@ -24,6 +28,7 @@
 
 namespace switchyard::store::postgres {
 class db_executor;
+struct key_record;
 }
 
 namespace switchyard::admin {
@@ -62,7 +67,15 @@ class key_endpoints {
 
  private:
   net::awaitable<core::result<nlohmann::json>> run_op(const http::request& req, const auth::principal& who,
-                                                      std::string op, std::string path_key);
+                                                      std::string op, std::string path_key, scope sc);
+  // Fetches the key `token` and checks that the caller may touch it (scope own: their
+  // user's key, or the calling key itself). 404 / 403.
+  // A non-admin making or moving a key into `team_id`: they must be the team's `admin`
+  // member, or the team's team_member_permissions must list `route`; else 401
+  // team_member_permission_error (reference §1.4).
+  net::awaitable<core::result<void>> check_team_key(std::string team_id, std::string user_id, std::string route);
+  net::awaitable<core::result<store::postgres::key_record>> owned_key(std::string token, const auth::principal& who,
+                                                                       scope sc);
 
   const auth::key_authenticator& auth_;
   store::postgres::db_executor* db_;

@@ -8,6 +8,7 @@
 #pragma once
 #include "switchyard/auth/authenticator.hpp"
 #include "switchyard/auth/key_cache.hpp"
+#include "switchyard/auth/model_access.hpp"
 #include "switchyard/core/asio.hpp"
 
 #include <chrono>
@@ -20,7 +21,9 @@ namespace switchyard::auth {
 class key_authenticator {
  public:
   // `cache` null: no database, only the master key is accepted (as before issue 5).
-  key_authenticator(const authenticator& master, key_cache* cache, bool allow_requests_on_db_unavailable);
+  // `groups`: the config's model access groups (model_info.access_groups).
+  key_authenticator(const authenticator& master, key_cache* cache, bool allow_requests_on_db_unavailable,
+                    access_groups groups = {});
 
   // 401 auth_error: no key, unknown key, blocked key, regenerated key past its grace.
   // 401 expired_key: past `expires`. 503: the database is unreachable and the key is not
@@ -29,23 +32,32 @@ class key_authenticator {
 
   const authenticator& master() const { return master_; }
   key_cache* cache() const { return cache_; }
+  const access_groups& groups() const { return groups_; }
 
  private:
   const authenticator& master_;
   key_cache* cache_;
   bool allow_on_db_unavailable_;
+  access_groups groups_;
 };
 
-// Pure checks on a resolved key at `now` (no lookup): blocked, expired, grace over.
+// Pure checks on a resolved key at `now` (no lookup): blocked (key or team), expired,
+// grace over.
 core::result<void> check_key_usable(const virtual_key& k, std::string_view presented_key,
                                     std::chrono::system_clock::time_point now);
 
-// Model access for a principal: master (or no vkey) -> every model; else key.models empty
-// or containing "all-proxy-models" -> every model; else exact membership.
-bool model_allowed(const principal& p, std::string_view model);
-// 403 key_model_access_denied (param "model") with LiteLLM's message, when not allowed.
-core::result<void> check_model_access(const principal& p, std::string_view model);
+// Model access for a principal: master (or no vkey) -> every model; else the key, team,
+// user and organisation lists must all allow it (auth/model_access.hpp). `model` is the
+// name after aliases (apply_model_aliases).
+bool model_allowed(const principal& p, std::string_view model, const access_groups& groups = {});
+// 403 key_/team_/user_/org_model_access_denied (param "model") with LiteLLM's message.
+core::result<void> check_model_access(const principal& p, std::string_view model, const access_groups& groups = {});
 // The subset of `models` the principal may use, order kept.
-std::vector<std::string> allowed_models(const principal& p, const std::vector<std::string>& models);
+std::vector<std::string> allowed_models(const principal& p, const std::vector<std::string>& models,
+                                        const access_groups& groups = {});
+
+// The principal's management role: proxy_admin for the master key (and when auth is
+// off), the user's user_role for a virtual key, none otherwise.
+role role_of(const principal& p);
 
 }  // namespace switchyard::auth

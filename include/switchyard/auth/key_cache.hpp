@@ -28,6 +28,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 namespace switchyard::auth {
@@ -53,6 +54,10 @@ class key_cache {
   net::awaitable<core::result<key_ptr>> get(std::string hash);
 
   void invalidate(const std::string& hash);
+  // Forgets every cached key of a team / user / organisation (kind "team", "user", "org"),
+  // positive and negative lookups in flight included (a linear scan; management changes
+  // are rare). Used when the owner's models, role or blocked state change.
+  void invalidate_owner(std::string_view kind, std::string_view id);
   void clear();
 
   std::size_t lookups() const noexcept { return lookups_; }  // lookups started (DB queries)

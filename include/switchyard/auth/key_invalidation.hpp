@@ -13,6 +13,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace switchyard::store::redis {
 class redis_client;
@@ -36,6 +37,12 @@ class key_invalidation {
 
   // Invalidates `hash` here now, and everywhere through Redis.
   void publish(const std::string& hash);
+  // Invalidates every key of a team / user / organisation (kind "team", "user", "org")
+  // here now, and everywhere: the message is "<kind>:<id>" (a hash never has a colon).
+  void publish_owner(const std::string& kind, const std::string& id);
+
+  // What a message on `channel` does to a cache (a hash, or "<kind>:<id>").
+  static void apply(key_cache& cache, std::string_view message);
 
  private:
   net::any_io_executor loop_;

@@ -1,6 +1,7 @@
 // key_repo against a real Postgres: each test gets its own database with the shipped
 // migrations applied, and calls the repo through db_executor as the gateway does.
 #include "switchyard/store/postgres/key_repo.hpp"
+#include "switchyard/store/postgres/tenant_repo.hpp"
 
 #include "switchyard/store/postgres/db_executor.hpp"
 #include "switchyard/store/postgres/migrations.hpp"
@@ -226,3 +227,75 @@ TEST_F(key_repo_test, bad_patch_is_an_error_not_a_crash) {
 }
 
 }  // namespace
+
+// The auth hot path caches what one lookup returns: the key with its team, user and
+// organisation (the key's organization_id, else its team's).
+TEST_F(key_repo_test, find_loads_team_user_and_org_with_the_key) {
+  std::string users = "users", teams = "teams", orgs = "organizations";
+  ASSERT_TRUE(run(pg::insert_entity_blocking, orgs, std::string("o1"), json{{"models", {"a"}}}.dump(), admin)
+                  .value()
+                  .row_json);
+  ASSERT_TRUE(run(pg::insert_entity_blocking, teams, std::string("t1"),
+                  json{{"models", {"a", "b"}}, {"organization_id", "o1"}, {"model_aliases", {{"fast", "a"}}}}.dump(),
+                  admin)
+                  .value()
+                  .row_json);
+  ASSERT_TRUE(run(pg::insert_entity_blocking, users, std::string("u1"),
+                  json{{"user_role", "internal_user_viewer"}}.dump(), admin)
+                  .value()
+                  .row_json);
+  auto ins = run(pg::insert_key_blocking, std::string("tok1"), json{{"team_id", "t1"}, {"user_id", "u1"}}.dump(), admin);
+  ASSERT_TRUE(ins.has_value() && *ins);
+  auto k = find("tok1");
+  ASSERT_TRUE(k);
+  ASSERT_TRUE(k->team_json && k->user_json && k->org_json);
+  EXPECT_EQ(json::parse(*k->team_json)["model_aliases"]["fast"], "a");
+  EXPECT_EQ(json::parse(*k->user_json)["user_role"], "internal_user_viewer");
+  EXPECT_EQ(json::parse(*k->org_json)["organization_id"], "o1") << "through the team";
+
+  auto lone = run(pg::insert_key_blocking, std::string("tok2"), json{{"team_id", "missing"}}.dump(), admin);
+  ASSERT_TRUE(lone.has_value() && *lone);
+  auto k2 = find("tok2");
+  ASSERT_TRUE(k2);
+  EXPECT_FALSE(k2->team_json || k2->user_json || k2->org_json);
+}
+
+TEST_F(key_repo_test, tenant_writes_are_audited_and_team_deletes_archived_with_their_keys) {
+  std::string teams = "teams";
+  auto bad = run(pg::insert_entity_blocking, teams, std::string("t-bad"), json{{"organization_id", "nope"}}.dump(), admin);
+  ASSERT_TRUE(bad.has_value());
+  EXPECT_FALSE(bad->row_json);
+  EXPECT_NE(bad->problem.find("foreign key"), std::string::npos) << bad->problem;
+
+  ASSERT_TRUE(run(pg::insert_entity_blocking, teams, std::string("t2"), json{{"team_alias", "x"}}.dump(), admin)
+                  .value()
+                  .row_json);
+  EXPECT_FALSE(run(pg::insert_entity_blocking, teams, std::string("t2"), std::string("{}"), admin).value().row_json)
+      << "exists";
+  std::string action = "updated";
+  auto up = run(pg::update_entity_blocking, teams, std::string("t2"), json{{"team_alias", "y"}, {"spend", 3}}.dump(),
+                admin, action);
+  ASSERT_TRUE(up.has_value() && up->row_json);
+  EXPECT_EQ(json::parse(*up->row_json)["team_alias"], "y");
+  auto members = json::array({{{"user_id", "m1"}, {"role", "admin"}}}).dump();
+  std::optional<double> budget = 4.0;
+  auto added = run(pg::add_team_members_blocking, std::string("t2"), members, budget, admin);
+  ASSERT_TRUE(added.has_value() && added->team_json);
+  EXPECT_EQ(count("SELECT count(*) FROM team_memberships m JOIN budgets b USING (budget_id) WHERE m.user_id = 'm1' "
+                  "AND m.role = 'admin' AND b.max_budget = 4"),
+            1);
+  ASSERT_TRUE(run(pg::insert_key_blocking, std::string("tok3"), json{{"team_id", "t2"}}.dump(), admin).value());
+
+  std::vector<std::string> ids{"t2", "not-there"};
+  auto del = run(pg::delete_entities_blocking, teams, ids, admin);
+  ASSERT_TRUE(del.has_value());
+  ASSERT_EQ(del->size(), 1u);
+  EXPECT_EQ(count("SELECT count(*) FROM deleted_teams WHERE team_id = 't2' AND deleted_by = 'alice' "
+                  "AND row_data->>'team_alias' = 'y'"),
+            1);
+  EXPECT_EQ(count("SELECT count(*) FROM deleted_verification_tokens WHERE token = 'tok3'"), 1);
+  EXPECT_EQ(count("SELECT count(*) FROM verification_tokens WHERE token = 'tok3'"), 0);
+  EXPECT_EQ(count("SELECT count(*) FROM users WHERE user_id = 'm1' AND teams = '{}'"), 1);
+  EXPECT_EQ(count("SELECT count(*) FROM audit_log WHERE table_name = 'teams' AND object_id = 't2'"), 4)
+      << "created, updated, member_added, deleted";
+}

@@ -46,6 +46,11 @@ struct key_record {
   std::optional<std::string> via_deprecated_token;
   std::optional<sys_time> deprecated_revoke_at;
   std::string row_json;
+  // Only from find_key_by_hash_blocking: the key's team, user and organisation rows (the
+  // key's organization_id, else its team's) as JSON objects; empty when there is none.
+  std::optional<std::string> team_json;
+  std::optional<std::string> user_json;
+  std::optional<std::string> org_json;
 };
 
 // Who made a change, for audit_log and the archives.
@@ -67,7 +72,8 @@ struct audit_entry {
 extern const std::vector<std::string> key_patch_columns;
 
 // Active key by hash; otherwise the key a deprecated hash points to while revoke_at is in
-// the future (via_deprecated_token/deprecated_revoke_at set). Empty when neither.
+// the future (via_deprecated_token/deprecated_revoke_at set). Empty when neither. One
+// query, which also loads the key's team, user and organisation (team_json, ...).
 std::optional<key_record> find_key_by_hash_blocking(pqxx::connection& c, const std::string& token);
 
 // Inserts a key with `token` and the patch's columns, plus an audit row ("created"), in one

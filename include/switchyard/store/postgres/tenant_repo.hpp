@@ -1,0 +1,92 @@
+// tenant_repo: users, teams, organisations and budgets in Postgres (migrations/0002_keys.sql),
+// with team memberships, the team archive and the audit log.
+//
+// Owner: none (free functions). Thread: a db thread only, via db_executor::run:
+//   auto row = co_await db.run(pg::get_entity_blocking, kind, id, expand);
+// Blocking: every *_blocking function runs SQL. Out: JSON text (to_jsonb of the rows;
+// timestamps as ISO-8601) or plain structs; no pqxx types.
+//
+// `kind` is a table name: "users", "teams", "organizations" or "budgets" (anything else
+// throws std::invalid_argument). Patches are JSON objects of column -> value, as in
+// key_repo; only the kind's patch columns are applied. Every change writes audit_log rows
+// (table_name = kind) in the same transaction.
+// Errors: SQL failures throw (db_executor::run turns them into result errors), except
+// foreign-key and check violations of a patch, which come back as `problem`.
+#pragma once
+#include "switchyard/store/postgres/key_repo.hpp"
+#include "switchyard/store/postgres/pqxx_fwd.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace switchyard::store::postgres {
+
+struct entity_write {
+  std::optional<std::string> row_json;  // the row after the change; empty: not found / exists
+  std::string problem;                  // a refused value (foreign key, check), for a 400
+};
+
+// The columns a patch may set, per kind.
+const std::vector<std::string>& entity_patch_columns(const std::string& kind);
+
+// Inserts the row `id` with the patch ("created" audit row). row_json empty if `id` exists.
+entity_write insert_entity_blocking(pqxx::connection& c, const std::string& kind, const std::string& id,
+                                    const std::string& patch_json, const change_actor& who);
+
+// Applies the patch to row `id` ("updated", or `action`, with before/after). Empty if none.
+entity_write update_entity_blocking(pqxx::connection& c, const std::string& kind, const std::string& id,
+                                    const std::string& patch_json, const change_actor& who,
+                                    const std::string& action);
+
+// The row `id`, or empty. With `expand`, related rows are added under extra fields:
+// teams: "keys", "team_memberships"; users: "keys", "teams"; organizations:
+// "litellm_budget_table", "teams", "members"; budgets: nothing.
+std::optional<std::string> get_entity_blocking(pqxx::connection& c, const std::string& kind, const std::string& id,
+                                               bool expand);
+
+// Deletes the rows in `ids` (audited "deleted") and returns them (JSON text each).
+// teams: archived in deleted_teams; their keys are deleted and archived too; members lose
+// the team. users: their keys are deleted and archived; teams drop them from
+// members_with_roles. organizations: teams and users keep existing, without the
+// organisation. budgets: references to them are cleared.
+std::vector<std::string> delete_entities_blocking(pqxx::connection& c, const std::string& kind,
+                                                  const std::vector<std::string>& ids, const change_actor& who);
+
+struct entity_list_query {
+  std::string kind;
+  std::string filter_json = "{}";        // {column: value} equality filters (columns of the kind)
+  std::optional<std::string> member_of;  // teams: only teams this user is a member of
+  int page = 1;                          // 1-based
+  int size = 25;                         // 1..1000
+};
+struct entity_page {
+  std::vector<std::string> rows;  // ordered by created_at, id
+  std::int64_t total_count = 0;
+};
+entity_page list_entities_blocking(pqxx::connection& c, const entity_list_query& q);
+
+// /team/member_add: `members_json` is an array of {user_id?, user_email?, role}. Users that
+// do not exist are created (user_id: the given one, else the user with that email, else a
+// uuid). Each gets a team_memberships row (budget: a new budgets row with
+// `max_budget_in_team` when set), the team in users.teams, and an entry in the team's
+// members_with_roles (replacing an older one). Audited "member_added". Empty row_json if
+// the team does not exist. `updated_users_json` is the JSON array of the members' rows.
+struct member_write {
+  std::optional<std::string> team_json;
+  std::string updated_users_json = "[]";
+  std::string problem;
+};
+member_write add_team_members_blocking(pqxx::connection& c, const std::string& team_id, const std::string& members_json,
+                                       const std::optional<double>& max_budget_in_team, const change_actor& who);
+
+// /team/member_delete: by user_id, else by user_email. Audited "member_removed".
+// problem set when the user is not a member.
+member_write remove_team_member_blocking(pqxx::connection& c, const std::string& team_id, const std::string& user_id,
+                                         const std::string& user_email, const change_actor& who);
+
+// The ids of the teams a user is a member of (team_memberships).
+std::vector<std::string> teams_of_user_blocking(pqxx::connection& c, const std::string& user_id);
+
+}  // namespace switchyard::store::postgres

@@ -1,0 +1,187 @@
+#include "admin_util.hpp"
+
+#include "switchyard/core/ids.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+namespace switchyard::admin {
+
+// json converts from almost anything, so a result<json> value is built explicitly.
+core::result<json> ok(json j) { return core::result<json>(boost::system::in_place_value, std::move(j)); }
+
+core::error field_error(const std::string& field, const std::string& what) {
+  auto e = core::make_error(core::errc::bad_request, field + ": " + what, field);
+  e.status = 422;
+  return e;
+}
+
+core::error not_found(const std::string& what, const std::string& param) {
+  auto e = core::make_error(core::errc::not_found, what, param);
+  return e;
+}
+
+
+
+std::optional<core::error> check_kind(const std::string& name, kind k, const json& v, sys_time now) {
+  switch (k) {
+    case kind::str_or_null:
+      return v.is_null() || v.is_string() ? std::nullopt : std::optional(field_error(name, "expected a string or null"));
+    case kind::str:
+      return v.is_string() ? std::nullopt : std::optional(field_error(name, "expected a string"));
+    case kind::num_or_null:
+      return v.is_null() || v.is_number() ? std::nullopt : std::optional(field_error(name, "expected a number or null"));
+    case kind::num:
+      return v.is_number() ? std::nullopt : std::optional(field_error(name, "expected a number"));
+    case kind::int_or_null:
+      return v.is_null() || v.is_number_integer() ? std::nullopt
+                                                  : std::optional(field_error(name, "expected an integer or null"));
+    case kind::boolean:
+      return v.is_boolean() ? std::nullopt : std::optional(field_error(name, "expected a boolean"));
+    case kind::str_array:
+      if (!v.is_array() || !std::all_of(v.begin(), v.end(), [](const json& x) { return x.is_string(); })) {
+        return field_error(name, "expected an array of strings");
+      }
+      return std::nullopt;
+    case kind::object:
+      return v.is_object() ? std::nullopt : std::optional(field_error(name, "expected an object"));
+    case kind::duration_or_null:
+      if (v.is_null()) {
+        return std::nullopt;
+      }
+      if (!v.is_string() || !add_duration(v.get<std::string>(), now)) {
+        return field_error(name, "expected a duration such as \"30s\", \"30m\", \"30h\", \"30d\" or \"1mo\"");
+      }
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+std::string url_decode(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out += ' ';
+    } else if (s[i] == '%' && i + 2 < s.size()) {
+      int v = 0;
+      auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
+      if (ec == std::errc() && p == s.data() + i + 3) {
+        out += static_cast<char>(v);
+        i += 2;
+      } else {
+        out += s[i];
+      }
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> query_param(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto part = query.substr(0, amp);
+    auto eq = part.find('=');
+    if (url_decode(part.substr(0, eq)) == name) {
+      return eq == std::string_view::npos ? std::string() : url_decode(part.substr(eq + 1));
+    }
+    if (amp == std::string_view::npos) {
+      break;
+    }
+    query.remove_prefix(amp + 1);
+  }
+  return std::nullopt;
+}
+
+core::result<int> int_param(std::string_view query, const char* name, int def, int lo, int hi) {
+  auto v = query_param(query, name);
+  if (!v || v->empty()) {
+    return def;
+  }
+  int out = 0;
+  auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
+  if (ec != std::errc() || p != v->data() + v->size() || out < lo || out > hi) {
+    return field_error(name, "expected an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
+  }
+  return out;
+}
+
+pg::change_actor actor_of(const http::request& req, const auth::principal& who) {
+  pg::change_actor a;
+  a.changed_by = std::string(req.header("litellm-changed-by"));
+  if (a.changed_by.empty() && who.vkey) {
+    a.changed_by = !who.vkey->key_alias.empty() ? who.vkey->key_alias : who.vkey->user_id;
+  }
+  if (a.changed_by.empty()) {
+    a.changed_by = who.is_master ? "proxy_admin" : who.key_redacted;
+  }
+  a.changed_by_api_key = who.key.empty() ? std::string() : core::sha256_hex(who.key);
+  return a;
+}
+
+// A key row as the API shows it: the stored row plus token_id.
+json key_object(const pg::key_record& k) {
+  json out = json::parse(k.row_json);
+  out["token_id"] = k.token;
+  return out;
+}
+
+core::result<std::string> string_field(const json& body, const char* name, bool required) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) {
+    if (required) {
+      return field_error(name, "required");
+    }
+    return std::string();
+  }
+  if (!it->is_string()) {
+    return field_error(name, "expected a string");
+  }
+  return it->get<std::string>();
+}
+
+core::result<std::vector<std::string>> string_list(const json& body, const char* name) {
+  std::vector<std::string> out;
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) {
+    return out;
+  }
+  if (!it->is_array()) {
+    return field_error(name, "expected an array of strings");
+  }
+  for (const auto& v : *it) {
+    if (!v.is_string()) {
+      return field_error(name, "expected an array of strings");
+    }
+    out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+
+core::result<json> patch_from(const json& body, const field_spec* specs, std::size_t n, sys_time now) {
+  json patch = json::object();
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto& f = specs[i];
+    auto it = body.find(f.name);
+    if (it == body.end()) {
+      continue;
+    }
+    if (it->is_null() && (f.k == kind::str_array || f.k == kind::object || f.k == kind::boolean || f.k == kind::num ||
+                          f.k == kind::str)) {
+      continue;  // not nullable: null means "not given"
+    }
+    if (auto e = check_kind(f.name, f.k, *it, now)) {
+      return *e;
+    }
+    patch[f.name] = *it;
+  }
+  if (auto it = patch.find("budget_duration"); it != patch.end()) {
+    patch["budget_reset_at"] =
+        it->is_null() ? json(nullptr) : json(iso_utc(*add_duration(it->get<std::string>(), now)));
+  }
+  return ok(std::move(patch));
+}
+
+}  // namespace switchyard::admin

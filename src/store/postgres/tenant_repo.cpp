@@ -1,0 +1,429 @@
+#include "switchyard/store/postgres/tenant_repo.hpp"
+
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace switchyard::store::postgres {
+
+namespace {
+
+using json = nlohmann::json;
+
+struct spec {
+  const char* table;
+  const char* id;
+  bool has_updated_by;  // organizations and budgets record created_by/updated_by
+  std::vector<std::string> columns;
+};
+
+const std::vector<spec>& specs() {
+  static const std::vector<spec> all = {
+      {"users", "user_id", false,
+       {"user_alias", "user_email", "user_role", "teams", "organization_id", "max_budget", "spend", "models",
+        "tpm_limit", "rpm_limit", "budget_duration", "budget_reset_at", "metadata", "sso_user_id"}},
+      {"teams", "team_id", false,
+       {"team_alias", "organization_id", "admins", "members", "members_with_roles", "max_budget", "soft_budget",
+        "spend", "models", "model_aliases", "tpm_limit", "rpm_limit", "max_parallel_requests", "budget_duration",
+        "budget_reset_at", "blocked", "team_member_permissions", "metadata"}},
+      {"organizations", "organization_id", true,
+       {"organization_alias", "budget_id", "models", "spend", "metadata", "created_by"}},
+      {"budgets", "budget_id", true,
+       {"max_budget", "soft_budget", "max_parallel_requests", "tpm_limit", "rpm_limit", "model_max_budget",
+        "budget_duration", "budget_reset_at", "created_by"}},
+  };
+  return all;
+}
+
+const spec& spec_of(const std::string& kind) {
+  for (const auto& s : specs()) {
+    if (kind == s.table) {
+      return s;
+    }
+  }
+  throw std::invalid_argument("tenant_repo: unknown kind " + kind);
+}
+
+json filtered(const spec& s, const std::string& patch_json) {
+  json in = patch_json.empty() ? json::object() : json::parse(patch_json);
+  if (!in.is_object()) {
+    throw std::invalid_argument("patch must be a JSON object");
+  }
+  json out = json::object();
+  for (const auto& col : s.columns) {
+    if (auto it = in.find(col); it != in.end()) {
+      out[col] = *it;
+    }
+  }
+  return out;
+}
+
+const char* opt_c_str(const std::optional<std::string>& s) { return s ? s->c_str() : nullptr; }
+
+void audit(pqxx::transaction_base& tx, const change_actor& who, const std::string& action, const std::string& table,
+           const std::string& id, const std::optional<std::string>& before, const std::optional<std::string>& after) {
+  tx.exec_params(
+      "INSERT INTO audit_log (changed_by, changed_by_api_key, action, table_name, object_id, before, after) "
+      "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb)",
+      who.changed_by, who.changed_by_api_key, action, table, id, opt_c_str(before), opt_c_str(after));
+}
+
+std::optional<std::string> select_row(pqxx::transaction_base& tx, const spec& s, const std::string& id,
+                                      bool for_update) {
+  auto res = tx.exec_params(std::string("SELECT to_jsonb(t)::text FROM ") + s.table + " t WHERE t." + s.id +
+                                " = $1" + (for_update ? " FOR UPDATE" : ""),
+                            id);
+  if (res.empty()) {
+    return std::nullopt;
+  }
+  return res[0][0].as<std::string>();
+}
+
+std::string apply_patch(pqxx::transaction_base& tx, const spec& s, const std::string& id, const json& patch,
+                        const change_actor& who) {
+  std::string cols;
+  for (const auto& [col, value] : patch.items()) {
+    (void)value;
+    cols += (cols.empty() ? "" : ", ") + tx.quote_name(col);
+  }
+  std::string sql = std::string("UPDATE ") + s.table + " t SET ";
+  if (!cols.empty()) {
+    sql += "(" + cols + ") = (SELECT " + cols + " FROM jsonb_populate_record(t, $2::jsonb)), ";
+  }
+  sql += "updated_at = now()";
+  sql += s.has_updated_by ? ", updated_by = $3" : "";
+  sql += std::string(" WHERE t.") + s.id + " = $1 AND $2::jsonb IS NOT NULL RETURNING to_jsonb(t)::text";
+  auto res = s.has_updated_by ? tx.exec_params(sql, id, patch.dump(), who.changed_by)
+                              : tx.exec_params(sql, id, patch.dump());
+  if (res.empty()) {
+    throw std::logic_error("tenant_repo: patched row vanished: " + id);
+  }
+  return res[0][0].as<std::string>();
+}
+
+// Deletes (and archives, audits) the keys whose `column` is in the ids.
+void delete_keys_where(pqxx::transaction_base& tx, const char* column, const std::string& ids_json,
+                       const change_actor& who) {
+  tx.exec_params(std::string("WITH d AS ("
+                             "  DELETE FROM verification_tokens t"
+                             "  WHERE t.") +
+                     column +
+                     " IN (SELECT jsonb_array_elements_text($1::jsonb)) RETURNING t.*),"
+                     " archived AS ("
+                     "  INSERT INTO deleted_verification_tokens"
+                     "    (token, row_data, deleted_by, deleted_by_api_key, litellm_changed_by)"
+                     "  SELECT d.token, to_jsonb(d), $2, $3, $2 FROM d),"
+                     " audited AS ("
+                     "  INSERT INTO audit_log (changed_by, changed_by_api_key, action, table_name, object_id, before)"
+                     "  SELECT $2, $3, 'deleted', 'verification_tokens', d.token, to_jsonb(d) FROM d),"
+                     " grace AS ("
+                     "  DELETE FROM deprecated_verification_tokens WHERE active_token_id IN (SELECT token FROM d))"
+                     " SELECT count(*) FROM d",
+                 ids_json, who.changed_by, who.changed_by_api_key);
+}
+
+std::string problem_of(const std::exception& e) {
+  std::string m = e.what();
+  while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) {
+    m.pop_back();
+  }
+  return m;
+}
+
+}  // namespace
+
+const std::vector<std::string>& entity_patch_columns(const std::string& kind) { return spec_of(kind).columns; }
+
+entity_write insert_entity_blocking(pqxx::connection& c, const std::string& kind, const std::string& id,
+                                    const std::string& patch_json, const change_actor& who) {
+  const auto& s = spec_of(kind);
+  auto patch = filtered(s, patch_json);
+  entity_write out;
+  try {
+    pqxx::work tx{c};
+    auto res = s.has_updated_by
+                   ? tx.exec_params(std::string("INSERT INTO ") + s.table + " (" + s.id +
+                                        ", created_by, updated_by) VALUES ($1, $2, $2) ON CONFLICT DO NOTHING "
+                                        "RETURNING 1",
+                                    id, who.changed_by)
+                   : tx.exec_params(std::string("INSERT INTO ") + s.table + " (" + s.id +
+                                        ") VALUES ($1) ON CONFLICT DO NOTHING RETURNING 1",
+                                    id);
+    if (res.empty()) {
+      return out;
+    }
+    auto row = apply_patch(tx, s, id, patch, who);
+    audit(tx, who, "created", s.table, id, std::nullopt, row);
+    tx.commit();
+    out.row_json = std::move(row);
+  } catch (const pqxx::foreign_key_violation& e) {
+    out.problem = problem_of(e);
+  } catch (const pqxx::check_violation& e) {
+    out.problem = problem_of(e);
+  } catch (const pqxx::unique_violation& e) {
+    out.problem = problem_of(e);
+  }
+  return out;
+}
+
+entity_write update_entity_blocking(pqxx::connection& c, const std::string& kind, const std::string& id,
+                                    const std::string& patch_json, const change_actor& who,
+                                    const std::string& action) {
+  const auto& s = spec_of(kind);
+  auto patch = filtered(s, patch_json);
+  entity_write out;
+  try {
+    pqxx::work tx{c};
+    auto before = select_row(tx, s, id, true);
+    if (!before) {
+      return out;
+    }
+    auto row = apply_patch(tx, s, id, patch, who);
+    audit(tx, who, action, s.table, id, before, row);
+    tx.commit();
+    out.row_json = std::move(row);
+  } catch (const pqxx::foreign_key_violation& e) {
+    out.problem = problem_of(e);
+  } catch (const pqxx::check_violation& e) {
+    out.problem = problem_of(e);
+  } catch (const pqxx::unique_violation& e) {
+    out.problem = problem_of(e);
+  }
+  return out;
+}
+
+std::optional<std::string> get_entity_blocking(pqxx::connection& c, const std::string& kind, const std::string& id,
+                                               bool expand) {
+  const auto& s = spec_of(kind);
+  std::string extra = "'{}'::jsonb";
+  if (expand) {
+    if (kind == "teams") {
+      extra =
+          "jsonb_build_object("
+          " 'keys', COALESCE((SELECT jsonb_agg(to_jsonb(k) ORDER BY k.created_at) FROM verification_tokens k"
+          "   WHERE k.team_id = t.team_id), '[]'::jsonb),"
+          " 'team_memberships', COALESCE((SELECT jsonb_agg(to_jsonb(m) ORDER BY m.user_id) FROM team_memberships m"
+          "   WHERE m.team_id = t.team_id), '[]'::jsonb))";
+    } else if (kind == "users") {
+      extra =
+          "jsonb_build_object("
+          " 'keys', COALESCE((SELECT jsonb_agg(to_jsonb(k) ORDER BY k.created_at) FROM verification_tokens k"
+          "   WHERE k.user_id = t.user_id), '[]'::jsonb),"
+          " 'teams', COALESCE((SELECT jsonb_agg(to_jsonb(tm) ORDER BY tm.team_id) FROM teams tm"
+          "   JOIN team_memberships m ON m.team_id = tm.team_id WHERE m.user_id = t.user_id), '[]'::jsonb))";
+    } else if (kind == "organizations") {
+      extra =
+          "jsonb_build_object("
+          " 'litellm_budget_table', (SELECT to_jsonb(b) FROM budgets b WHERE b.budget_id = t.budget_id),"
+          " 'teams', COALESCE((SELECT jsonb_agg(to_jsonb(tm) ORDER BY tm.team_id) FROM teams tm"
+          "   WHERE tm.organization_id = t.organization_id), '[]'::jsonb),"
+          " 'members', COALESCE((SELECT jsonb_agg(to_jsonb(m) ORDER BY m.user_id) FROM organization_memberships m"
+          "   WHERE m.organization_id = t.organization_id), '[]'::jsonb))";
+    }
+  }
+  pqxx::read_transaction tx{c};
+  auto res = tx.exec_params(std::string("SELECT (to_jsonb(t) || ") + extra + ")::text FROM " + s.table +
+                                " t WHERE t." + s.id + " = $1",
+                            id);
+  if (res.empty()) {
+    return std::nullopt;
+  }
+  return res[0][0].as<std::string>();
+}
+
+std::vector<std::string> delete_entities_blocking(pqxx::connection& c, const std::string& kind,
+                                                  const std::vector<std::string>& ids, const change_actor& who) {
+  const auto& s = spec_of(kind);
+  auto ids_json = json(ids).dump();
+  const std::string in_ids = " IN (SELECT jsonb_array_elements_text($1::jsonb))";
+  pqxx::work tx{c};
+  if (kind == "teams") {
+    delete_keys_where(tx, "team_id", ids_json, who);
+    tx.exec_params("UPDATE users u SET teams = (SELECT COALESCE(array_agg(x), '{}') FROM unnest(u.teams) x"
+                   " WHERE x NOT" + in_ids + ") WHERE u.teams && ARRAY(SELECT jsonb_array_elements_text($1::jsonb))",
+                   ids_json);
+  } else if (kind == "users") {
+    delete_keys_where(tx, "user_id", ids_json, who);
+    tx.exec_params(
+        "UPDATE teams t SET members_with_roles = (SELECT COALESCE(jsonb_agg(m), '[]'::jsonb)"
+        " FROM jsonb_array_elements(t.members_with_roles) m WHERE COALESCE(m->>'user_id', '') NOT" + in_ids + ")"
+        " WHERE EXISTS (SELECT 1 FROM jsonb_array_elements(t.members_with_roles) m WHERE m->>'user_id'" + in_ids + ")",
+        ids_json);
+  } else if (kind == "organizations") {
+    tx.exec_params("UPDATE teams SET organization_id = NULL WHERE organization_id" + in_ids, ids_json);
+    tx.exec_params("UPDATE users SET organization_id = NULL WHERE organization_id" + in_ids, ids_json);
+  } else if (kind == "budgets") {
+    tx.exec_params("UPDATE organizations SET budget_id = NULL WHERE budget_id" + in_ids, ids_json);
+    tx.exec_params("UPDATE team_memberships SET budget_id = NULL WHERE budget_id" + in_ids, ids_json);
+    tx.exec_params("UPDATE organization_memberships SET budget_id = NULL WHERE budget_id" + in_ids, ids_json);
+  }
+  std::string sql = std::string("WITH d AS (DELETE FROM ") + s.table + " t WHERE t." + s.id + in_ids +
+                    " RETURNING t.*),"
+                    " audited AS ("
+                    "  INSERT INTO audit_log (changed_by, changed_by_api_key, action, table_name, object_id, before)"
+                    "  SELECT $2, $3, 'deleted', '" + s.table + "', d." + s.id + ", to_jsonb(d) FROM d)";
+  if (kind == "teams") {
+    sql +=
+        ", archived AS ("
+        "  INSERT INTO deleted_teams (team_id, row_data, deleted_by, deleted_by_api_key, litellm_changed_by)"
+        "  SELECT d.team_id, to_jsonb(d), $2, $3, $2 FROM d)";
+  }
+  sql += std::string(" SELECT to_jsonb(d)::text FROM d ORDER BY d.") + s.id;
+  auto res = tx.exec_params(sql, ids_json, who.changed_by, who.changed_by_api_key);
+  std::vector<std::string> out;
+  for (const auto& row : res) {
+    out.push_back(row[0].as<std::string>());
+  }
+  tx.commit();
+  return out;
+}
+
+entity_page list_entities_blocking(pqxx::connection& c, const entity_list_query& q) {
+  const auto& s = spec_of(q.kind);
+  int size = std::clamp(q.size, 1, 1000);
+  int page = std::max(q.page, 1);
+  pqxx::read_transaction tx{c};
+  json filter = json::parse(q.filter_json.empty() ? std::string("{}") : q.filter_json);
+  std::string where = " WHERE ($1::text IS NULL OR EXISTS (SELECT 1 FROM team_memberships m"
+                      " WHERE m.team_id = to_jsonb(t)->>'team_id' AND m.user_id = $1)) AND $2::jsonb IS NOT NULL";
+  for (const auto& [col, value] : filter.items()) {
+    (void)value;
+    if (col != s.id && std::find(s.columns.begin(), s.columns.end(), col) == s.columns.end()) {
+      throw std::invalid_argument("tenant_repo: cannot filter on " + col);
+    }
+    where += " AND to_jsonb(t)->>" + tx.quote(col) + " = $2::jsonb->>" + tx.quote(col);
+  }
+  entity_page out;
+  auto member = q.member_of;
+  out.total_count =
+      tx.exec_params1(std::string("SELECT count(*) FROM ") + s.table + " t" + where, opt_c_str(member), filter.dump())[0]
+          .as<std::int64_t>();
+  auto res = tx.exec_params(std::string("SELECT to_jsonb(t)::text FROM ") + s.table + " t" + where +
+                                " ORDER BY t.created_at, t." + s.id + " LIMIT $3 OFFSET $4",
+                            opt_c_str(member), filter.dump(), size, static_cast<std::int64_t>(page - 1) * size);
+  for (const auto& row : res) {
+    out.rows.push_back(row[0].as<std::string>());
+  }
+  return out;
+}
+
+member_write add_team_members_blocking(pqxx::connection& c, const std::string& team_id, const std::string& members_json,
+                                       const std::optional<double>& max_budget_in_team, const change_actor& who) {
+  member_write out;
+  json members = json::parse(members_json);
+  pqxx::work tx{c};
+  auto before = select_row(tx, spec_of("teams"), team_id, true);
+  if (!before) {
+    return out;
+  }
+  json updated = json::array();
+  for (const auto& m : members) {
+    std::string user_id = m.value("user_id", std::string());
+    std::string email = m.value("user_email", std::string());
+    std::string role = m.value("role", std::string("user"));
+    if (user_id.empty() && !email.empty()) {
+      auto r = tx.exec_params("SELECT user_id FROM users WHERE user_email = $1 ORDER BY created_at LIMIT 1", email);
+      if (!r.empty()) {
+        user_id = r[0][0].as<std::string>();
+      }
+    }
+    if (user_id.empty()) {
+      user_id = tx.exec1("SELECT gen_random_uuid()::text")[0].as<std::string>();
+    }
+    auto created = tx.exec_params(
+        "INSERT INTO users (user_id, user_email) VALUES ($1, NULLIF($2, '')) ON CONFLICT DO NOTHING "
+        "RETURNING to_jsonb(users)::text",
+        user_id, email);
+    if (!created.empty()) {
+      audit(tx, who, "created", "users", user_id, std::nullopt, created[0][0].as<std::string>());
+    }
+    std::optional<std::string> budget_id;
+    if (max_budget_in_team) {
+      budget_id = tx.exec_params1(
+                        "INSERT INTO budgets (budget_id, max_budget, created_by, updated_by) "
+                        "VALUES (gen_random_uuid()::text, $1, $2, $2) RETURNING budget_id",
+                        *max_budget_in_team, who.changed_by)[0]
+                      .as<std::string>();
+    }
+    tx.exec_params(
+        "INSERT INTO team_memberships (user_id, team_id, role, budget_id) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (user_id, team_id) DO UPDATE SET role = EXCLUDED.role, "
+        "budget_id = COALESCE(EXCLUDED.budget_id, team_memberships.budget_id)",
+        user_id, team_id, role, opt_c_str(budget_id));
+    auto urow = tx.exec_params1(
+        "UPDATE users SET teams = CASE WHEN $2 = ANY(teams) THEN teams ELSE array_append(teams, $2) END, "
+        "updated_at = now() WHERE user_id = $1 RETURNING to_jsonb(users)::text",
+        user_id, team_id)[0]
+                    .as<std::string>();
+    json entry = {{"role", role}, {"user_id", user_id}, {"user_email", email.empty() ? json(nullptr) : json(email)}};
+    tx.exec_params(
+        "UPDATE teams t SET members_with_roles = (SELECT COALESCE(jsonb_agg(m), '[]'::jsonb)"
+        " FROM jsonb_array_elements(t.members_with_roles) m WHERE COALESCE(m->>'user_id', '') <> $2)"
+        " || jsonb_build_array($3::jsonb), updated_at = now() WHERE t.team_id = $1",
+        team_id, user_id, entry.dump());
+    updated.push_back(json::parse(urow));
+  }
+  auto after = select_row(tx, spec_of("teams"), team_id, false);
+  audit(tx, who, "member_added", "teams", team_id, before, after);
+  tx.commit();
+  out.team_json = after;
+  out.updated_users_json = updated.dump();
+  return out;
+}
+
+member_write remove_team_member_blocking(pqxx::connection& c, const std::string& team_id, const std::string& user_id_in,
+                                         const std::string& user_email, const change_actor& who) {
+  member_write out;
+  pqxx::work tx{c};
+  auto before = select_row(tx, spec_of("teams"), team_id, true);
+  if (!before) {
+    return out;
+  }
+  std::string user_id = user_id_in;
+  if (user_id.empty()) {
+    auto r = tx.exec_params(
+        "SELECT m.user_id FROM team_memberships m JOIN users u ON u.user_id = m.user_id "
+        "WHERE m.team_id = $1 AND u.user_email = $2 LIMIT 1",
+        team_id, user_email);
+    if (!r.empty()) {
+      user_id = r[0][0].as<std::string>();
+    }
+  }
+  auto del = tx.exec_params("DELETE FROM team_memberships WHERE team_id = $1 AND user_id = $2 RETURNING 1", team_id,
+                            user_id);
+  bool in_roles = !tx.exec_params("SELECT 1 FROM teams t, jsonb_array_elements(t.members_with_roles) m "
+                                  "WHERE t.team_id = $1 AND m->>'user_id' = $2",
+                                  team_id, user_id)
+                       .empty();
+  if (user_id.empty() || (del.empty() && !in_roles)) {
+    out.team_json = before;
+    out.problem = "User is not a member of team " + team_id;
+    return out;
+  }
+  tx.exec_params("UPDATE users SET teams = array_remove(teams, $2), updated_at = now() WHERE user_id = $1", user_id,
+                 team_id);
+  tx.exec_params(
+      "UPDATE teams t SET members_with_roles = (SELECT COALESCE(jsonb_agg(m), '[]'::jsonb)"
+      " FROM jsonb_array_elements(t.members_with_roles) m WHERE COALESCE(m->>'user_id', '') <> $2),"
+      " updated_at = now() WHERE t.team_id = $1",
+      team_id, user_id);
+  auto after = select_row(tx, spec_of("teams"), team_id, false);
+  audit(tx, who, "member_removed", "teams", team_id, before, after);
+  tx.commit();
+  out.team_json = after;
+  return out;
+}
+
+std::vector<std::string> teams_of_user_blocking(pqxx::connection& c, const std::string& user_id) {
+  pqxx::read_transaction tx{c};
+  std::vector<std::string> out;
+  for (const auto& row : tx.exec_params("SELECT team_id FROM team_memberships WHERE user_id = $1 ORDER BY team_id",
+                                        user_id)) {
+    out.push_back(row[0].as<std::string>());
+  }
+  return out;
+}
+
+}  // namespace switchyard::store::postgres

@@ -1,0 +1,483 @@
+// Multi-tenant management end to end (issue 5): /user/*, /team/* (members), /organization/*,
+// /budget/*, /model/info on a real Postgres; roles (proxy_admin, proxy_admin_viewer,
+// internal_user, internal_user_viewer, keys without a user); model access through the key,
+// team, user and organisation (aliases, access groups), applied at once after a change;
+// the team archive and the audit log, read straight from Postgres. Each run gets a fresh
+// database on the server of SWITCHYARD_TEST_DATABASE_URL (skipped when unset).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+
+import {
+  call, mockModel, openaiErrorProblems, startGateway, stopAll,
+} from '../lib/gateway.mjs';
+
+const SERVER_URL = process.env.SWITCHYARD_TEST_DATABASE_URL;
+const skip = !SERVER_URL && 'SWITCHYARD_TEST_DATABASE_URL not set (scripts/test.sh sets it)';
+
+function withDatabase(url, db) {
+  const u = new URL(url);
+  u.pathname = `/${db}`;
+  return u.toString();
+}
+function psql(url, sql) {
+  return execFileSync('psql', ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', url, '-c', sql], { encoding: 'utf8' }).trim();
+}
+
+const dbName = `swy_tenants_${process.pid}_${Date.now()}`;
+let dbUrl;
+let gw;
+
+const get = (path, key) => call(gw, path, { method: 'GET', key: key ?? gw.masterKey });
+const post = (path, body, key, headers = {}) => call(gw, path, { body, key: key ?? gw.masterKey, headers });
+
+async function ok(promise) {
+  const r = await promise;
+  assert.equal(r.status, 200, r.text);
+  return r.json;
+}
+
+function chat(key, model) {
+  return call(gw, '/v1/chat/completions', { key, body: { model, messages: [{ role: 'user', content: 'hi' }] } });
+}
+
+// An error in LiteLLM's shape with this status (and type, when given).
+function assertError(r, status, type) {
+  assert.equal(r.status, status, r.text);
+  assert.deepEqual(openaiErrorProblems(r.json, status), [], r.text);
+  if (type) assert.equal(r.json.error.type, type, r.text);
+}
+
+async function modelsOf(key) {
+  const r = await get('/v1/models', key);
+  assert.equal(r.status, 200, r.text);
+  return r.json.data.map((m) => m.id).sort();
+}
+
+const audit = (table, id) => psql(dbUrl,
+  `SELECT string_agg(action || ':' || changed_by, ',' ORDER BY id) FROM audit_log WHERE table_name = '${table}' AND object_id = '${id}'`);
+
+describe('tenants', { skip }, () => {
+  before(async () => {
+    psql(SERVER_URL, `CREATE DATABASE ${dbName}`);
+    dbUrl = withDatabase(SERVER_URL, dbName);
+    gw = await startGateway({
+      config: {
+        model_list: [
+          mockModel('a', 'from a'),
+          mockModel('b', 'from b'),
+          {
+            model_name: 'c',
+            litellm_params: { model: 'openai/c', mock_response: 'from c', api_key: 'sk-upstream-secret-c' },
+            model_info: { id: 'dep-c', access_groups: ['beta'] },
+          },
+        ],
+      },
+      env: { DATABASE_URL: dbUrl },
+    });
+    await gw.proc.waitForStderr(/schema up to date/, 15_000);
+  });
+  after(async () => {
+    if (process.env.SWITCHYARD_TEST_VERBOSE) process.stderr.write(gw?.stderr?.() ?? '');
+    await stopAll();
+    if (dbUrl) psql(SERVER_URL, `DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+  });
+
+  test('/team/new, /team/info, /team/update, /team/list', async () => {
+    const t = await ok(post('/team/new', { team_alias: 'blue', models: ['a'], max_budget: 10, tags: ['x'] }));
+    assert.match(t.team_id, /^[0-9a-f-]{36}$/, 'a uuid when team_id is omitted');
+    assert.equal(t.team_alias, 'blue');
+    assert.deepEqual(t.models, ['a']);
+    assert.equal(t.max_budget, 10);
+    assert.deepEqual(t.members_with_roles, []);
+    assert.deepEqual(t.metadata, { tags: ['x'] });
+    assert.equal(t.blocked, false);
+
+    const again = await post('/team/new', { team_id: t.team_id });
+    assertError(again, 400);
+
+    const info = await ok(get(`/team/info?team_id=${t.team_id}`));
+    assert.equal(info.team_id, t.team_id);
+    assert.equal(info.team_info.team_alias, 'blue');
+    assert.deepEqual(info.keys, []);
+    assert.deepEqual(info.team_memberships, []);
+
+    const up = await ok(post('/team/update', { team_id: t.team_id, team_alias: 'navy', rpm_limit: 5 }));
+    assert.equal(up.team_id, t.team_id);
+    assert.equal(up.data.team_alias, 'navy');
+    assert.equal(up.data.rpm_limit, 5);
+    assert.deepEqual(up.data.models, ['a'], 'omitted fields are left unchanged');
+
+    const list = await ok(get('/team/list'));
+    assert.ok(Array.isArray(list));
+    assert.ok(list.some((x) => x.team_id === t.team_id && x.team_alias === 'navy'));
+    assertError(await get('/team/info?team_id=nope'), 404);
+    assertError(await post('/team/update', { team_id: 'nope', team_alias: 'x' }), 404);
+    assert.equal(audit('teams', t.team_id), 'created:proxy_admin,updated:proxy_admin');
+  });
+
+  test('/user/new (with a key), /user/info, /user/update, /user/list, /user/delete', async () => {
+    const u = await ok(post('/user/new', { user_id: 'alice', user_email: 'alice@example.com', models: ['a', 'b'] }));
+    assert.equal(u.user_id, 'alice');
+    assert.equal(u.user_role, 'internal_user', 'LiteLLM default role');
+    assert.match(u.key, /^sk-[0-9a-f]{32}$/, 'auto_create_key defaults to true');
+    assert.equal((await chat(u.key, 'a')).status, 200);
+
+    const nokey = await ok(post('/user/new', { user_email: 'nokey@example.com', auto_create_key: false }));
+    assert.match(nokey.user_id, /^[0-9a-f-]{36}$/);
+    assert.equal(nokey.key, undefined);
+
+    const info = await ok(get('/user/info?user_id=alice'));
+    assert.equal(info.user_id, 'alice');
+    assert.equal(info.user_info.user_email, 'alice@example.com');
+    assert.equal(info.keys.length, 1);
+    assert.equal(info.keys[0].token, u.token_id);
+
+    const up = await ok(post('/user/update', { user_email: 'alice@example.com', user_alias: 'Alice' }));
+    assert.equal(up.user_id, 'alice');
+    assert.equal(up.data.user_alias, 'Alice');
+
+    const list = await ok(get('/user/list?page=1&page_size=1'));
+    assert.equal(list.users.length, 1);
+    assert.ok(list.total >= 2, JSON.stringify(list));
+    assert.equal(list.page_size, 1);
+
+    assertError(await post('/user/new', { user_id: 'alice' }), 400);
+    assertError(await post('/user/new', { user_role: 'emperor' }), 422);
+
+    const del = await ok(post('/user/delete', { user_ids: [nokey.user_id] }));
+    assert.deepEqual(del.deleted_users, [nokey.user_id]);
+    assertError(await get(`/user/info?user_id=${nokey.user_id}`), 404);
+    assert.equal(audit('users', nokey.user_id), 'created:proxy_admin,deleted:proxy_admin');
+  });
+
+  test('/team/member_add and /team/member_delete', async () => {
+    const t = await ok(post('/team/new', { team_id: 'team-m', members_with_roles: [{ role: 'admin', user_id: 'boss' }] }));
+    assert.deepEqual(t.members_with_roles.map((m) => [m.user_id, m.role]), [['boss', 'admin']]);
+    const added = await ok(post('/team/member_add', {
+      team_id: 'team-m', member: [{ role: 'user', user_id: 'carol' }, { role: 'user', user_email: 'dan@example.com' }],
+      max_budget_in_team: 2,
+    }));
+    assert.deepEqual(added.members_with_roles.map((m) => m.role), ['admin', 'user', 'user']);
+    assert.equal(added.updated_users.length, 2);
+    assert.deepEqual(added.updated_users[0].teams, ['team-m']);
+    const info = await ok(get('/team/info?team_id=team-m'));
+    assert.equal(info.team_memberships.length, 3);
+    assert.ok(info.team_memberships.find((m) => m.user_id === 'carol').budget_id, 'max_budget_in_team -> a budget');
+    assert.equal(psql(dbUrl, `SELECT b.max_budget FROM team_memberships m JOIN budgets b USING (budget_id) WHERE m.user_id = 'carol'`), '2');
+
+    const removed = await ok(post('/team/member_delete', { team_id: 'team-m', user_id: 'carol' }));
+    assert.deepEqual(removed.members_with_roles.map((m) => m.user_id).sort(), ['boss', added.updated_users[1].user_id].sort());
+    assert.equal(psql(dbUrl, `SELECT array_length(teams, 1) IS NULL FROM users WHERE user_id = 'carol'`), 't');
+    assertError(await post('/team/member_delete', { team_id: 'team-m', user_id: 'carol' }), 400);
+    assertError(await post('/team/member_add', { team_id: 'nope', member: { user_id: 'x' } }), 404);
+    assert.equal(audit('teams', 'team-m'), 'created:proxy_admin,member_added:proxy_admin,member_added:proxy_admin,member_removed:proxy_admin');
+
+    // /user/new with teams joins them; unknown teams refuse the whole call.
+    const tess = await ok(post('/user/new', { user_id: 'tess', teams: ['team-m'] }));
+    assert.deepEqual(tess.teams, ['team-m']);
+    assert.ok((await ok(get('/team/info?team_id=team-m'))).team_memberships.some((m) => m.user_id === 'tess'));
+    assertError(await post('/user/new', { user_id: 'nobody', teams: ['no-such-team'] }), 404);
+    assertError(await get('/user/info?user_id=nobody'), 404);
+  });
+
+  test('/organization/new, /info, /update (PATCH), /list, /delete (DELETE)', async () => {
+    const o = await ok(post('/organization/new', { organization_alias: 'acme', models: ['a', 'b'], max_budget: 100, tpm_limit: 1000 }));
+    assert.match(o.organization_id, /^[0-9a-f-]{36}$/);
+    assert.equal(o.organization_alias, 'acme');
+    assert.ok(o.budget_id, 'a budget row is created for the organisation');
+    assert.equal(o.litellm_budget_table.max_budget, 100);
+    assert.equal(o.litellm_budget_table.tpm_limit, 1000);
+
+    const up = await call(gw, '/organization/update', { method: 'PATCH', body: { organization_id: o.organization_id, models: ['a'], max_budget: 50 } });
+    assert.equal(up.status, 200, up.text);
+    assert.deepEqual(up.json.models, ['a']);
+    assert.equal(up.json.litellm_budget_table.max_budget, 50);
+
+    const t = await ok(post('/team/new', { team_id: 'team-org', organization_id: o.organization_id }));
+    assert.equal(t.organization_id, o.organization_id);
+    assertError(await post('/team/new', { team_id: 'team-bad-org', organization_id: 'no-such-org' }), 400);
+
+    const info = await ok(get(`/organization/info?organization_id=${o.organization_id}`));
+    assert.deepEqual(info.teams.map((x) => x.team_id), ['team-org']);
+    const list = await ok(get('/organization/list'));
+    assert.ok(list.some((x) => x.organization_id === o.organization_id));
+    assertError(await post('/organization/new', { models: ['a'] }), 422);
+
+    const del = await call(gw, '/organization/delete', { method: 'DELETE', body: { organization_ids: [o.organization_id] } });
+    assert.equal(del.status, 200, del.text);
+    assert.equal(del.json[0].organization_id, o.organization_id);
+    assert.equal(psql(dbUrl, `SELECT organization_id IS NULL FROM teams WHERE team_id = 'team-org'`), 't');
+    assert.equal(audit('organizations', o.organization_id), 'created:proxy_admin,updated:proxy_admin,deleted:proxy_admin');
+  });
+
+  test('/budget/new, /budget/info, /budget/update, /budget/delete', async () => {
+    const b = await ok(post('/budget/new', { budget_id: 'gold', max_budget: 5, rpm_limit: 10, budget_duration: '30d' }));
+    assert.equal(b.budget_id, 'gold');
+    assert.equal(b.max_budget, 5);
+    assert.ok(Date.parse(b.budget_reset_at) > Date.now() + 29 * 86400_000, b.budget_reset_at);
+    const info = await ok(post('/budget/info', { budgets: ['gold'] }));
+    assert.equal(info[0].rpm_limit, 10);
+    assert.equal((await ok(get('/budget/info?budget_id=gold'))).max_budget, 5);
+    const up = await ok(post('/budget/update', { budget_id: 'gold', max_budget: 7 }));
+    assert.equal(up.max_budget, 7);
+    assert.equal(up.rpm_limit, 10);
+    const del = await ok(post('/budget/delete', { id: 'gold' }));
+    assert.equal(del.budget_id, 'gold');
+    assertError(await post('/budget/delete', { id: 'gold' }), 404);
+    assert.equal(audit('budgets', 'gold'), 'created:proxy_admin,updated:proxy_admin,deleted:proxy_admin');
+  });
+
+  test('wrong field types: 422 naming the field, on every endpoint', async () => {
+    for (const [path, body, field] of [
+      ['/user/new', { models: 'a' }, 'models'],
+      ['/user/new', { max_budget: 'lots' }, 'max_budget'],
+      ['/user/update', { user_id: 'alice', tpm_limit: 1.5 }, 'tpm_limit'],
+      ['/team/new', { max_budget: 'x' }, 'max_budget'],
+      ['/team/new', { members_with_roles: [{ role: 'owner', user_id: 'z' }] }, 'members_with_roles'],
+      ['/team/update', { team_id: 42 }, 'team_id'],
+      ['/team/member_add', { team_id: 'team-m', member: 'x' }, 'member'],
+      ['/organization/new', { organization_alias: 'o', models: 'a' }, 'models'],
+      ['/organization/new', { organization_alias: 'o', max_budget: [] }, 'max_budget'],
+      ['/budget/new', { tpm_limit: 1.5 }, 'tpm_limit'],
+      ['/budget/new', { budget_duration: 'soon' }, 'budget_duration'],
+      ['/user/delete', { user_ids: 'alice' }, 'user_ids'],
+    ]) {
+      const r = await post(path, body);
+      assert.equal(r.status, 422, `${path} ${JSON.stringify(body)}: ${r.status} ${r.text}`);
+      assert.equal(r.json.error.param, field, r.text);
+      assert.deepEqual(openaiErrorProblems(r.json, 422), []);
+    }
+  });
+
+  test('/model/info: model_list without secrets, model_info.id; filtered for a restricted key', async () => {
+    const all = await ok(get('/model/info'));
+    assert.deepEqual(all.data.map((m) => m.model_name), ['a', 'b', 'c']);
+    const c = all.data[2];
+    assert.equal(c.model_info.id, 'dep-c');
+    assert.deepEqual(c.model_info.access_groups, ['beta']);
+    assert.equal(c.litellm_params.model, 'openai/c');
+    assert.ok(!('api_key' in c.litellm_params), JSON.stringify(c));
+    assert.ok(!JSON.stringify(all).includes('sk-upstream-secret-c'));
+    assert.ok(all.data[0].model_info.id, 'a generated id');
+    const k = await ok(post('/key/generate', { models: ['b'] }));
+    const mine = await ok(get('/model/info', k.key));
+    assert.deepEqual(mine.data.map((m) => m.model_name), ['b']);
+  });
+
+  test('team models restrict its keys: 403 team_model_access_denied, /v1/models filtered, updates apply at once', async () => {
+    await ok(post('/team/new', { team_id: 'team-r', models: ['a'], model_aliases: { fast: 'a' } }));
+    const k = await ok(post('/key/generate', { team_id: 'team-r' }));
+    assert.equal((await chat(k.key, 'a')).status, 200);
+    const denied = await chat(k.key, 'b');
+    assertError(denied, 403, 'team_model_access_denied');
+    assert.equal(denied.json.error.param, 'model');
+    assert.match(denied.json.error.message, /team not allowed to access model\. This team can only access models=\['a'\]\. Tried to access b/);
+    assert.deepEqual(await modelsOf(k.key), ['a']);
+    const aliased = await chat(k.key, 'fast');
+    assert.equal(aliased.status, 200, aliased.text);
+    assert.equal(aliased.json.choices[0].message.content, 'from a', 'team model_aliases route fast -> a');
+
+    // The key's own list is checked first; then the team's.
+    const narrow = await ok(post('/key/generate', { team_id: 'team-r', models: ['a'] }));
+    assertError(await chat(narrow.key, 'b'), 403, 'key_model_access_denied');
+    const wider = await ok(post('/key/generate', { team_id: 'team-r', models: ['b'] }));
+    assertError(await chat(wider.key, 'b'), 403, 'team_model_access_denied');
+
+    await ok(post('/team/update', { team_id: 'team-r', models: ['a', 'b'] }));
+    assert.equal((await chat(k.key, 'b')).status, 200, 'the cached key saw the team change at once');
+    assert.deepEqual(await modelsOf(k.key), ['a', 'b']);
+
+    await ok(post('/team/update', { team_id: 'team-r', blocked: true }));
+    assertError(await chat(k.key, 'a'), 401);
+    await ok(post('/team/update', { team_id: 'team-r', blocked: false }));
+    assert.equal((await chat(k.key, 'a')).status, 200);
+    assert.equal((await ok(post('/team/block', { team_id: 'team-r' }))).blocked, true);
+    const blocked = await chat(k.key, 'a');
+    assertError(blocked, 401, 'auth_error');
+    assert.match(blocked.json.error.message, /Team=team-r is blocked/);
+    assert.equal((await ok(post('/team/unblock', { team_id: 'team-r' }))).blocked, false);
+    assert.equal((await chat(k.key, 'a')).status, 200);
+    assertError(await post('/team/block', { team_id: 'nope' }), 404);
+  });
+
+  test('user and organisation models, all-team-models, access groups, key aliases', async () => {
+    const u = await ok(post('/user/new', { user_id: 'ursula', models: ['a'] }));
+    assertError(await chat(u.key, 'b'), 403, 'user_model_access_denied');
+    await ok(post('/user/update', { user_id: 'ursula', models: [] }));
+    assert.equal((await chat(u.key, 'b')).status, 200, 'user change applied at once');
+
+    const o = await ok(post('/organization/new', { organization_alias: 'small', models: ['b'] }));
+    const ok1 = await ok(post('/key/generate', { organization_id: o.organization_id }));
+    assertError(await chat(ok1.key, 'a'), 403, 'org_model_access_denied');
+    assert.equal((await chat(ok1.key, 'b')).status, 200);
+
+    await ok(post('/team/new', { team_id: 'team-all', models: ['b', 'c'] }));
+    const allTeam = await ok(post('/key/generate', { team_id: 'team-all', models: ['all-team-models'] }));
+    assert.deepEqual(await modelsOf(allTeam.key), ['b', 'c']);
+    assertError(await chat(allTeam.key, 'a'), 403, 'team_model_access_denied');
+
+    const beta = await ok(post('/key/generate', { models: ['beta'] }));
+    assert.deepEqual(await modelsOf(beta.key), ['c'], 'access group beta = [c]');
+    assert.equal((await chat(beta.key, 'c')).status, 200);
+    assertError(await chat(beta.key, 'a'), 403, 'key_model_access_denied');
+
+    const al = await ok(post('/key/generate', { models: ['b'], aliases: { mine: 'b' } }));
+    const r = await chat(al.key, 'mine');
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.choices[0].message.content, 'from b');
+  });
+
+  test('roles: internal_user manages only their own keys; viewers cannot write', async () => {
+    const iu = await ok(post('/user/new', { user_id: 'ivan', user_role: 'internal_user' }));
+    const other = await ok(post('/key/generate', { user_id: 'someone-else' }));
+
+    // /key/generate forces user_id to the caller.
+    const mine = await ok(post('/key/generate', { key_alias: 'ivan-2' }, iu.key));
+    assert.equal(mine.user_id, 'ivan');
+    assertError(await post('/key/generate', { user_id: 'someone-else' }, iu.key), 403);
+    // Their own keys: info, update, list, delete.
+    assert.equal((await ok(get(`/key/info?key=${mine.key}`, iu.key))).info.user_id, 'ivan');
+    assert.equal((await ok(post('/key/update', { key: mine.key, key_alias: 'ivan-3' }, iu.key))).key_alias, 'ivan-3');
+    const list = await ok(get('/key/list?return_full_object=true', iu.key));
+    assert.deepEqual(list.keys.map((k) => k.user_id), ['ivan', 'ivan']);
+    // Not someone else's.
+    assertError(await get(`/key/info?key=${other.key}`, iu.key), 403);
+    assertError(await post('/key/update', { key: other.key, max_budget: 1 }, iu.key), 403);
+    assertError(await post('/key/delete', { keys: [other.key] }, iu.key), 403);
+    assertError(await get('/key/list?user_id=someone-else', iu.key), 403);
+    assertError(await post('/key/block', { key: mine.key }, iu.key), 403);
+    // Not admin routes.
+    assertError(await post('/team/new', {}, iu.key), 403, 'auth_error');
+    assertError(await get('/user/list', iu.key), 403);
+    assertError(await get('/user/info?user_id=alice', iu.key), 403);
+    assert.equal((await ok(get('/user/info', iu.key))).user_id, 'ivan');
+    assert.deepEqual((await ok(post('/key/delete', { keys: [mine.key] }, iu.key))).deleted_keys, [mine.key]);
+    assert.equal((await chat(other.key, 'a')).status, 200, 'the other key survived');
+
+    // internal_user_viewer: reads own keys only.
+    const v = await ok(post('/user/new', { user_id: 'vera', user_role: 'internal_user_viewer' }));
+    assertError(await post('/key/generate', {}, v.key), 403, 'auth_error');
+    assert.equal((await ok(get(`/key/info?key=${v.key}`, v.key))).info.user_id, 'vera');
+    assertError(await get(`/key/info?key=${other.key}`, v.key), 403);
+
+    // proxy_admin_viewer: reads everything, writes nothing.
+    const pv = await ok(post('/user/new', { user_id: 'paul', user_role: 'proxy_admin_viewer' }));
+    assert.ok((await ok(get('/user/list', pv.key))).total >= 3);
+    assert.equal((await ok(get(`/key/info?key=${other.key}`, pv.key))).info.user_id, 'someone-else');
+    assertError(await post('/team/new', {}, pv.key), 403);
+    assertError(await post('/key/generate', {}, pv.key), 403);
+    assertError(await post('/budget/new', {}, pv.key), 403);
+
+    // A proxy_admin user's key manages like the master key.
+    const pa = await ok(post('/user/new', { user_id: 'pam', user_role: 'proxy_admin' }));
+    const t = await ok(post('/team/new', { team_alias: 'by-pam' }, pa.key));
+    assert.equal(audit('teams', t.team_id), 'created:pam');
+
+    // A key without a user: no management at all (401), but it may read itself.
+    const bare = await ok(post('/key/generate', {}));
+    assertError(await post('/team/new', {}, bare.key), 401, 'auth_error');
+    assertError(await get('/key/list', bare.key), 401);
+    assert.equal((await ok(get('/key/info', bare.key))).info.token, bare.token_id);
+
+    // Promoting the user takes effect at once (cached keys of the user are invalidated).
+    await ok(post('/user/update', { user_id: 'vera', user_role: 'internal_user' }));
+    assert.equal((await ok(post('/key/generate', {}, v.key))).user_id, 'vera');
+  });
+
+  test('team keys need the team admin role (or team_member_permissions): 401 team_member_permission_error', async () => {
+    await ok(post('/team/new', { team_id: 'team-p', members_with_roles: [{ role: 'admin', user_id: 'tadmin' }, { role: 'user', user_id: 'tuser' }] }));
+    const admin = await ok(post('/key/generate', { user_id: 'tadmin' }));
+    const member = await ok(post('/key/generate', { user_id: 'tuser' }));
+    const outsider = await ok(post('/user/new', { user_id: 'olive' }));
+    const made = await ok(post('/key/generate', { team_id: 'team-p' }, admin.key));
+    assert.equal(made.team_id, 'team-p');
+    assert.equal(made.user_id, 'tadmin');
+    assertError(await post('/key/generate', { team_id: 'team-p' }, member.key), 401, 'team_member_permission_error');
+    assertError(await post('/key/generate', { team_id: 'team-p' }, outsider.key), 401, 'team_member_permission_error');
+    assertError(await post('/key/update', { key: outsider.key, team_id: 'team-p' }, outsider.key), 401, 'team_member_permission_error');
+    await ok(post('/team/update', { team_id: 'team-p', team_member_permissions: ['/key/generate'] }));
+    assert.equal((await ok(post('/key/generate', { team_id: 'team-p' }, member.key))).team_id, 'team-p');
+  });
+
+  test('org_admin manages the users and teams of their organisation only', async () => {
+    const org = await ok(post('/organization/new', { organization_alias: 'org-a' }));
+    await ok(post('/team/new', { team_id: 'team-elsewhere' }));
+    const olga = await ok(post('/user/new', { user_id: 'olga', user_role: 'org_admin', organization_id: org.organization_id }));
+    const t = await ok(post('/team/new', { team_alias: 'olga-team' }, olga.key));
+    assert.equal(t.organization_id, org.organization_id, 'created inside their organisation');
+    assertError(await post('/team/new', { organization_id: 'somewhere-else' }, olga.key), 403);
+    assert.equal((await ok(get(`/team/info?team_id=${t.team_id}`, olga.key))).team_info.team_alias, 'olga-team');
+    assertError(await get('/team/info?team_id=team-elsewhere', olga.key), 403);
+    assertError(await post('/team/update', { team_id: 'team-elsewhere', team_alias: 'mine now' }, olga.key), 403);
+    assert.deepEqual((await ok(get('/team/list', olga.key))).map((x) => x.team_id), [t.team_id]);
+    const oscar = await ok(post('/user/new', { user_id: 'oscar' }, olga.key));
+    assert.equal(oscar.organization_id, org.organization_id);
+    assertError(await post('/user/new', { user_id: 'mallory', user_role: 'proxy_admin' }, olga.key), 403);
+    assertError(await post('/user/update', { user_id: 'alice', user_alias: 'x' }, olga.key), 403);
+    assertError(await post('/organization/new', { organization_alias: 'mine' }, olga.key), 403);
+    assertError(await post('/budget/new', {}, olga.key), 403);
+    assert.equal((await ok(get(`/organization/info?organization_id=${org.organization_id}`, olga.key))).organization_alias, 'org-a');
+  });
+
+  test('/team/delete: archived in deleted_teams with who, its keys deleted, audited', async () => {
+    await ok(post('/team/new', { team_id: 'team-gone', team_alias: 'gone' }));
+    await ok(post('/team/member_add', { team_id: 'team-gone', member: { user_id: 'gina' } }));
+    const k = await ok(post('/key/generate', { team_id: 'team-gone' }));
+    assert.equal((await chat(k.key, 'a')).status, 200);
+    const del = await ok(post('/team/delete', { team_ids: ['team-gone'] }, undefined, { 'litellm-changed-by': 'ops-bot' }));
+    assert.deepEqual(del.deleted_teams, ['team-gone']);
+    assertError(await chat(k.key, 'a'), 401);
+    assert.equal(psql(dbUrl, `SELECT deleted_by || '|' || litellm_changed_by || '|' || (row_data->>'team_alias') FROM deleted_teams WHERE team_id = 'team-gone'`),
+      'ops-bot|ops-bot|gone');
+    assert.equal(psql(dbUrl, `SELECT count(*) FROM deleted_verification_tokens WHERE token = '${k.token_id}'`), '1');
+    assert.equal(audit('teams', 'team-gone'), 'created:proxy_admin,member_added:proxy_admin,deleted:ops-bot');
+    assert.equal(psql(dbUrl, `SELECT changed_by_api_key FROM audit_log WHERE table_name = 'teams' AND object_id = 'team-gone' AND action = 'deleted'`).length, 64,
+      'the hash of the calling key');
+    assert.equal(psql(dbUrl, `SELECT array_length(teams, 1) IS NULL FROM users WHERE user_id = 'gina'`), 't');
+    assertError(await post('/team/delete', { team_ids: ['team-gone'] }), 404);
+  });
+});
+
+describe('team changes reach every instance (Redis)', {
+  skip: !(SERVER_URL && process.env.SWITCHYARD_TEST_REDIS_URL)
+    && 'SWITCHYARD_TEST_DATABASE_URL / SWITCHYARD_TEST_REDIS_URL not set (scripts/test.sh sets them)',
+}, () => {
+  const name = `swy_tenants2_${process.pid}_${Date.now()}`;
+  let url;
+  let a;
+  let b;
+  before(async () => {
+    psql(SERVER_URL, `CREATE DATABASE ${name}`);
+    url = withDatabase(SERVER_URL, name);
+    const env = { DATABASE_URL: url, REDIS_URL: process.env.SWITCHYARD_TEST_REDIS_URL };
+    const config = { model_list: [mockModel('a', 'from a'), mockModel('b', 'from b')] };
+    a = await startGateway({ config, env });
+    b = await startGateway({ config, env });
+    await Promise.all([a, b].map((g) => g.proc.waitForStderr(/redis connected/, 15_000)));
+    await Promise.all([a, b].map((g) => g.proc.waitForStderr(/schema up to date/, 15_000)));
+  });
+  after(async () => {
+    await stopAll();
+    if (url) psql(SERVER_URL, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  });
+
+  test('a team restricted through instance A is enforced by instance B within 1 s', async () => {
+    assert.equal((await call(a, '/team/new', { body: { team_id: 'shared' } })).status, 200);
+    const gen = await call(a, '/key/generate', { body: { team_id: 'shared' } });
+    assert.equal(gen.status, 200, gen.text);
+    const body = { model: 'b', messages: [{ role: 'user', content: 'hi' }] };
+    assert.equal((await call(b, '/v1/chat/completions', { key: gen.json.key, body })).status, 200, 'B caches the key');
+    const up = await call(a, '/team/update', { body: { team_id: 'shared', models: ['a'] } });
+    assert.equal(up.status, 200, up.text);
+    const t0 = Date.now();
+    let r;
+    while (Date.now() - t0 < 1000) {
+      r = await call(b, '/v1/chat/completions', { key: gen.json.key, body });
+      if (r.status === 403) break;
+      await new Promise((res) => { setTimeout(res, 20); });
+    }
+    assert.equal(r.status, 403, `B still allowed b ${Date.now() - t0} ms after the change: ${r.text}`);
+    assert.equal(r.json.error.type, 'team_model_access_denied');
+  });
+});
