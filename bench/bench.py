@@ -4,12 +4,15 @@ and builds the gateway); see bench/README.md for what is measured and how.
 
 Everything listens on 127.0.0.1 on ports picked at run time; every load is bounded in
 time; every process started here is stopped on exit (and run.sh's EXIT trap stops any
-that a crash left behind, from the pid list in the temp dir).
+that a crash left behind, from the pid list in the temp dir, and the Postgres and Redis
+of scripts/services.sh with `services.sh stop`).
 """
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
+import hashlib
 import http.client
 import json
 import os
@@ -28,13 +31,16 @@ import time
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH_DIR)
 LUA = os.path.join(BENCH_DIR, "post.lua")
+SERVICES_SH = os.path.join(ROOT, "scripts", "services.sh")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MASTER_KEY = "sk-bench-master-4f6d1c0a9e"
 UPSTREAM_KEY = "sk-bench-upstream"
 PATH = "/v1/chat/completions"
 
 NAN = float("nan")
-TARGET_NAMES = ["direct", "nginx", "switchyard"]  # see the factories in main()
+TARGET_NAMES = ["direct", "nginx", "switchyard", "switchyard-mk"]  # see the factories in main()
+DEFAULT_TARGETS = ["direct", "nginx", "switchyard"]
+CACHED_KEYS = 100_000     # keys used once by a fresh gateway for "RSS with 100,000 keys cached"
 SIZES = {"1k": 1024, "100k": 100 * 1024, "1m": 1024 * 1024}
 SIZE_LABEL = {"1k": "1 KB", "100k": "100 KB", "1m": "1 MB"}
 MODE_LABEL = {"json": "non-stream", "sse": "stream"}
@@ -330,6 +336,94 @@ def wait_http_ok(port: int, path: str, proc: subprocess.Popen, what: str, timeou
             raise BenchError(f"{what}: GET {path} on port {port} did not answer 200 within {timeout:.0f} s")
 
 
+# --------------------------------------------------------------------------- Postgres + Redis
+
+def seed_key(i: int) -> str:
+    """The i-th seeded virtual key: like a generated one (`sk-` + 32 hex). The SQL in
+    Services.seed_keys builds the same strings (md5 of the same text)."""
+    return "sk-" + hashlib.md5(f"switchyard-bench-{i}".encode()).hexdigest()
+
+
+class Services:
+    """A throw-away Postgres 15 and Redis (`scripts/services.sh start TMP/services --ephemeral`)
+    on free loopback ports, data in the bench's temp dir, pinned to the server CPUs (idle during
+    the load: with a cached key no request touches them). stop() stops them; run.sh's EXIT
+    trap runs `services.sh stop` too, for a crash or a kill."""
+
+    def __init__(self, procs: Procs, tmp: str):
+        self.procs = procs
+        self.dir = os.path.join(tmp, "services")
+        self.database_url = self.redis_url = ""
+        self.migrated = False  # set once a gateway has applied the migrations
+        self.started = False
+        self.psql_bin = next((p for p in ("/usr/lib/postgresql/15/bin/psql", shutil.which("psql") or "")
+                              if p and os.access(p, os.X_OK)), "psql")
+
+    def start(self) -> None:
+        self.started = True  # even a half start is stopped
+        with self.procs.lock:
+            old = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, self.procs.server_cpus)
+            try:
+                r = subprocess.run([SERVICES_SH, "start", self.dir, "--ephemeral"], stdin=subprocess.DEVNULL,
+                                   capture_output=True, text=True, timeout=180)
+            except subprocess.TimeoutExpired:
+                raise BenchError("scripts/services.sh start did not finish within 180 s") from None
+            finally:
+                os.sched_setaffinity(0, old)
+        if r.returncode != 0:
+            raise BenchError(f"scripts/services.sh start failed ({r.returncode}):\n{r.stderr[-3000:]}")
+        env = {}
+        with open(os.path.join(self.dir, "env.sh")) as f:
+            for line in f:
+                if line.startswith("export "):
+                    for kv in line.split()[1:]:
+                        k, _, v = kv.partition("=")
+                        env[k] = v
+        self.database_url = env.get("SWITCHYARD_TEST_DATABASE_URL", "")
+        self.redis_url = env.get("SWITCHYARD_TEST_REDIS_URL", "")
+        if not self.database_url or not self.redis_url:
+            raise BenchError(f"scripts/services.sh wrote no database or Redis URL in {self.dir}/env.sh")
+
+    def gateway_env(self) -> dict[str, str]:
+        return {"DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url}
+
+    def psql(self, sql: str, timeout: float = 120) -> str:
+        r = subprocess.run([self.psql_bin, "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", self.database_url,
+                            "-c", sql], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise BenchError(f"psql failed ({r.returncode}): {r.stderr.strip()}\nSQL: {sql[:300]}")
+        return r.stdout.strip()
+
+    def seed_keys(self, n: int) -> float:
+        """Inserts keys seed_key(0..n-1) (token = sha256 hex of the key, as the gateway hashes
+        it) in one statement; returns the seconds it took. Each has an alias, a user and a team
+        (short strings, as a typical key has), every model allowed."""
+        t0 = time.monotonic()
+        self.psql(
+            "INSERT INTO verification_tokens (token, key_name, key_alias, user_id, team_id, created_by, updated_by) "
+            "SELECT encode(sha256(convert_to(k, 'UTF8')), 'hex'), 'sk-...' || right(k, 4), 'bench-key-' || i, "
+            "'bench-user-' || (i % 1000), 'bench-team-' || (i % 100), 'bench', 'bench' "
+            f"FROM (SELECT i, 'sk-' || md5('switchyard-bench-' || i) AS k FROM generate_series(0, {n - 1}) AS i) s "
+            "ON CONFLICT (token) DO NOTHING")
+        got = int(self.psql("SELECT count(*) FROM verification_tokens WHERE created_by = 'bench'"))
+        if got < n:
+            raise BenchError(f"seeded {got} keys, wanted {n}")
+        return time.monotonic() - t0
+
+    def stop(self) -> None:
+        if not self.started:
+            return
+        self.started = False
+        try:
+            r = subprocess.run([SERVICES_SH, "stop", self.dir], stdin=subprocess.DEVNULL, capture_output=True,
+                               text=True, timeout=90)
+            if r.returncode != 0:
+                log(f"warning: scripts/services.sh stop failed ({r.returncode}): {r.stderr.strip()[-500:]}")
+        except subprocess.TimeoutExpired:
+            log("warning: scripts/services.sh stop did not finish within 90 s")
+
+
 # --------------------------------------------------------------------------- nginx
 
 NGINX_COMMON = """\
@@ -481,13 +575,19 @@ class NginxHopTarget(Target):
 
 
 class SwitchyardTarget(Target):
+    """The gateway with the bench's config. With `services`, it runs with Postgres and Redis
+    (DATABASE_URL, REDIS_URL); with `virtual_key` too, it authenticates with a virtual key made
+    through POST /key/generate (master key) instead of the master key."""
     is_switchyard = True
 
     def __init__(self, procs: Procs, binary: str, tmp: str, upstream_ports: dict[str, int],
                  name: str = "switchyard", label: str = "SWITCHYARD", stages: str = "master key, router",
-                 extra_config: str = "", extra_env: dict[str, str] | None = None, key: str = MASTER_KEY):
+                 extra_config: str = "", services: Services | None = None, virtual_key: bool = False):
         self.procs, self.bin, self.name, self.label, self.stages = procs, binary, name, label, stages
-        self.key = key
+        self.services, self.virtual_key = services, virtual_key
+        if virtual_key and not services:
+            raise BenchError(f"{label}: a virtual key needs Postgres")
+        self.key = MASTER_KEY  # replaced by the virtual key once generated
         self.dir = os.path.join(tmp, name)
         os.makedirs(self.dir, exist_ok=True)
         self.config = os.path.join(self.dir, "config.yaml")
@@ -502,11 +602,13 @@ class SwitchyardTarget(Target):
         for k in ("DATABASE_URL", "REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "SWITCHYARD_MASTER_KEY"):
             self.env.pop(k, None)
         self.env["LITELLM_MASTER_KEY"] = MASTER_KEY
-        self.env.update(extra_env or {})
+        if services:
+            self.env.update(services.gateway_env())
         self.listen_port = free_port()
         self.proc: subprocess.Popen | None = None
         self.log_path = os.path.join(self.dir, "stderr.log")
         self.ready_ms: list[float] = []
+        self.first_ready_ms: float | None = None  # the start that applied the migrations (not in ready_ms)
         self.rss_idle_kb = 0
         self.threads = "?"
 
@@ -529,17 +631,71 @@ class SwitchyardTarget(Target):
         return (t1 - t0) / 1e6
 
     def start(self, ready_runs: int = 1) -> None:
+        """Starts the gateway ready_runs times (each timed), keeps the last one running. With
+        Postgres, a first untimed start applies the migrations (the schema is in place before
+        any timed start, as on every start but the very first in production) and, for a
+        virtual-key target, generates the key, which is in Postgres for the later starts."""
+        if self.services and (not self.services.migrated or self.virtual_key):
+            self.first_ready_ms = self.start_measured()
+            self.wait_schema()
+            if self.virtual_key:
+                self.key = self.generate_key()
+            self.stop_checked()
         for i in range(ready_runs):
             self.ready_ms.append(self.start_measured())
             if i < ready_runs - 1:
-                rc = self.procs.stop(self.proc, timeout=10)
-                if rc not in (0, -signal.SIGTERM):
-                    raise BenchError(f"{self.label} exited with code {rc} on SIGTERM\n{self.log_tail()}")
-                time.sleep(0.05)
+                self.stop_checked()
         time.sleep(0.5)
         self.rss_idle_kb = rss_kb(self.pids())
         self.threads = proc_status_field(self.proc.pid, "Threads")
         self.keep_startup_log()
+
+    def stop_checked(self) -> None:
+        rc = self.procs.stop(self.proc, timeout=10)
+        if rc not in (0, -signal.SIGTERM):
+            raise BenchError(f"{self.label} exited with code {rc} on SIGTERM\n{self.log_tail()}")
+        time.sleep(0.05)
+
+    def admin(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.listen_port, timeout=10)
+        try:
+            conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                         headers={"Content-Type": "application/json", "Authorization": f"Bearer {MASTER_KEY}"})
+            r = conn.getresponse()
+            return r.status, r.read()
+        finally:
+            conn.close()
+
+    def wait_schema(self, timeout: float = 60) -> None:
+        """Until the gateway has applied the migrations (it does so in the background after it
+        starts listening): GET /key/list answers 200 once the tables exist."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise BenchError(f"{self.label} exited (code {self.proc.returncode}) before its schema was "
+                                 f"ready:\n{self.log_tail()}")
+            status, data = 0, b""
+            try:
+                status, data = self.admin("GET", "/key/list?size=1")
+            except OSError:
+                pass
+            if status == 200:
+                self.services.migrated = True
+                return
+            if time.monotonic() > deadline:
+                raise BenchError(f"{self.label}: GET /key/list still answers {status} after {timeout:.0f} s "
+                                 f"(migrations not applied?): {data[:300]!r}\n{self.log_tail()}")
+            time.sleep(0.1)
+
+    def generate_key(self) -> str:
+        status, data = self.admin("POST", "/key/generate", {"key_alias": f"bench-{self.name}"})
+        try:
+            key = json.loads(data).get("key", "") if status == 200 else ""
+        except ValueError:
+            key = ""
+        if not key.startswith("sk-"):
+            raise BenchError(f"{self.label}: POST /key/generate answered {status}: {data[:300]!r}")
+        return key
 
     def keep_startup_log(self) -> None:
         shutil.copy(self.log_path, os.path.join(self.dir, "startup.log"))
@@ -561,7 +717,16 @@ class SwitchyardTarget(Target):
 
     def port(self, mode): return self.listen_port
     def pids(self): return tree_pids(self.proc.pid)
-    def describe(self): return f"Switchyard ({self.stages}), `{' '.join(self.cmd()[1:])}`"
+    def describe(self):
+        d = f"Switchyard ({self.stages}), `{' '.join(self.cmd()[1:])}`"
+        if self.services:
+            d += ", with `DATABASE_URL` and `REDIS_URL` (the private Postgres and Redis)"
+        if self.virtual_key:
+            d += ("; `Authorization: Bearer <virtual key>` from `POST /key/generate` (made at the first start, "
+                  "cached in memory by the checks and the warm-up before any measured run)")
+        else:
+            d += "; `Authorization: Bearer <master key>`"
+        return d
 
 
 # --------------------------------------------------------------------------- HTTP client (TTFB, checks)
@@ -673,6 +838,105 @@ def check_target(target: Target) -> None:
         if not ok:
             raise BenchError(f"{target.label}: {MODE_LABEL[mode]} {size}-byte request answered "
                              f"{r.status}: {data[:400]!r}")
+
+
+# --------------------------------------------------------------------------- RSS with N keys cached
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """Reads one HTTP/1.1 response; returns (status, whether the server closes the connection)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    if "content-length" in headers:
+        await reader.readexactly(int(headers["content-length"]))
+    elif "chunked" in headers.get("transfer-encoding", "").lower():
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            if size == 0:
+                while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
+                    pass
+                break
+            await reader.readexactly(size + 2)
+    else:
+        raise BenchError(f"response {status} with neither Content-Length nor chunked encoding")
+    return status, headers.get("connection", "").lower() == "close"
+
+
+async def _use_keys(port: int, keys: list[str], conns: int, timeout: float) -> dict[int, int]:
+    """One non-stream 1 KB chat completion per key, `conns` keep-alive connections taking the
+    next key in turn; returns {status: count} (0: no answer)."""
+    body = request_body("bench-json", False, 1024)
+    statuses: dict[int, int] = {}
+    it = iter(keys)
+
+    async def worker():
+        reader = writer = None
+        try:
+            for key in it:
+                status = 0
+                try:
+                    if writer is None:
+                        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    writer.write((f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                                  f"Content-Type: application/json\r\nAuthorization: Bearer {key}\r\n"
+                                  f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
+                    status, close = await _read_response(reader)
+                except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+                    close = True
+                statuses[status] = statuses.get(status, 0) + 1
+                if close and writer is not None:
+                    writer.close()
+                    reader = writer = None
+        finally:
+            if writer is not None:
+                writer.close()
+
+    # Errors reach us through gather(); after an interruption (SIGINT), the cancelled workers
+    # would otherwise be reported once more by the loop, as "exception never retrieved".
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, _ctx: None)
+    await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(conns))), timeout)
+    return statuses
+
+
+def measure_cached_keys(make_gateway, services: Services, n: int, timeout: float) -> dict:
+    """RSS of a fresh gateway (the `switchyard` target's setup) after each of n seeded virtual
+    keys was used once (n = the key cache's limit, 100,000: a fresh process holds exactly those)."""
+    seed_s = services.seed_keys(n)
+    log(f"seeded {n:,} keys in Postgres in {seed_s:.1f} s")
+    gw = make_gateway()
+    try:
+        gw.start(1)
+        idle = rss_kb(gw.pids())
+        keys = [seed_key(i) for i in range(n)]
+        sampler = RssSampler(gw.pids(), period=0.1)
+        sampler.start()
+        t0 = time.monotonic()
+        try:
+            statuses = asyncio.run(_use_keys(gw.listen_port, keys, 32, timeout))
+        except asyncio.TimeoutError:
+            raise BenchError(f"using {n:,} keys took more than {timeout:.0f} s") from None
+        finally:
+            peak = sampler.finish()
+        secs = time.monotonic() - t0
+        if gw.proc.poll() is not None:
+            raise BenchError(f"{gw.label} exited (code {gw.proc.returncode}) while keys were used:\n{gw.log_tail()}")
+        time.sleep(1.0)
+        after = rss_kb(gw.pids())
+        ok = statuses.get(200, 0)
+        if ok != n:
+            log(f"warning: {n - ok:,} of {n:,} key requests failed: {statuses}\n{gw.log_tail(10)}")
+        log(f"{n:,} keys used once in {secs:.1f} s ({n / secs:,.0f}/s): RSS {fmt_mb(idle)} idle -> "
+            f"{fmt_mb(after)} ({(after - idle) * 1024 / n:,.0f} bytes/key), peak {fmt_mb(peak)}")
+        return {"keys": n, "ok": ok, "statuses": {str(k): v for k, v in statuses.items()}, "seconds": secs,
+                "seed_seconds": seed_s, "rss_idle_kb": idle, "rss_kb": after, "rss_peak_kb": peak,
+                "ready_ms": gw.ready_ms}
+    finally:
+        if gw.proc is not None:
+            gw.procs.stop(gw.proc)
 
 
 # --------------------------------------------------------------------------- wrk runs
@@ -1004,8 +1268,21 @@ def render(ctx: dict) -> str:
         lambda t: (f"{statistics.median(t.ready_ms):.1f} ms (n={len(t.ready_ms)}, max "
                    f"{max(t.ready_ms):.1f})", statistics.median(t.ready_ms)),
         "—", f"≤ {TH_READY_MS} ms", lambda v: verdict(v, TH_READY_MS, "<="))
-    row(4, "RSS with 100,000 keys cached", lambda t: ("n/a (virtual keys not implemented yet)", None),
-        "—", "—", None)
+    ck = ctx.get("cached_keys")
+
+    def cached_keys_cell(t):
+        if t.name != "switchyard":
+            return "—", None
+        if ck is None:
+            return "not run", None
+        text = (f"{fmt_mb(ck['rss_kb'])} (idle before: {fmt_mb(ck['rss_idle_kb'])}; "
+                f"{(ck['rss_kb'] - ck['rss_idle_kb']) * 1024 / ck['keys']:,.0f} bytes/key)")
+        if ck["ok"] != ck["keys"]:
+            text += f" ⚠ {ck['keys'] - ck['ok']:,} requests failed"
+        return text, None
+
+    row(4, f"RSS with {ck['keys'] if ck else args.cached_keys:,} keys cached (a fresh gateway, each key used once)",
+        cached_keys_cell, "—", "—", None)
     # Context rows, no threshold of their own.
     for s, what in (("sse-1k-64c", "stream, 1 KB, 64 conn"), ("json-100k-64c", "non-stream, 100 KB, 64 conn"),
                     ("sse-1m-64c", "stream, 1 MB, 64 conn")):
@@ -1022,8 +1299,9 @@ def render(ctx: dict) -> str:
         L.append("\nSwitchyard was not measured in this run (`--targets` " + ",".join(names) + ").")
     if sy_targets:
         L.append("\nStages on in Switchyard: " + "; ".join(f"{t.label}: {t.stages}" for t in sy_targets) +
-                 ". Issue 6's acceptance 1 asks for a virtual key and the router: virtual keys are "
-                 "not implemented yet, so the master key is used.")
+                 ". Issue 6's acceptance 1 asks for a virtual key and the router on: that is the SWITCHYARD "
+                 "column (a key made with `POST /key/generate` at start, served from the gateway's key cache "
+                 "after its first use).")
     L.append("\nAcceptance 5 (one command on a fresh machine; the test suite does not depend on it): "
              "this file was produced by that one command.")
 
@@ -1060,11 +1338,21 @@ def render(ctx: dict) -> str:
                 L.append(f"| {t.label} | {d['n']} | {d['p50']:,.0f} | {d['p90']:,.0f} | {d['p99']:,.0f} | {add} |")
     if sy_targets:
         L.append("\n### Switchyard memory and start-up\n")
-        L.append("| target | ready (ms, every start) | RSS idle after start | RSS idle after the load | threads |")
-        L.append("|---|---|---|---|---|")
+        L.append("| target | ready (ms, every start) | first start (applies the migrations, makes the key; not in the median) "
+                 "| RSS idle after start | RSS idle after the load | threads |")
+        L.append("|---|---|---|---|---|---|")
         for t in sy_targets:
-            L.append(f"| {t.label} | {', '.join(f'{x:.1f}' for x in t.ready_ms)} | {fmt_mb(t.rss_idle_kb)} | "
-                     f"{fmt_mb(ctx['rss_after'].get(t.name))} | {t.threads} |")
+            first = f"{t.first_ready_ms:.1f} ms" if t.first_ready_ms is not None else "—"
+            L.append(f"| {t.label} | {', '.join(f'{x:.1f}' for x in t.ready_ms)} | {first} | "
+                     f"{fmt_mb(t.rss_idle_kb)} | {fmt_mb(ctx['rss_after'].get(t.name))} | {t.threads} |")
+        if ck:
+            L.append(f"\n{ck['keys']:,} virtual keys cached: inserted into Postgres in one statement "
+                     f"({ck['seed_seconds']:.1f} s), then a fresh gateway (the SWITCHYARD setup) got one non-stream "
+                     f"1 KB chat completion with each key, on 32 keep-alive connections, in {ck['seconds']:.1f} s "
+                     f"({ck['keys'] / ck['seconds']:,.0f} keys/s; each a cache miss, a Postgres lookup); answers: "
+                     f"{', '.join(f'{k}: {v:,}' for k, v in sorted(ck['statuses'].items()))}. RSS idle before "
+                     f"{fmt_mb(ck['rss_idle_kb'])}, 1 s after {fmt_mb(ck['rss_kb'])}, peak while using them "
+                     f"{fmt_mb(ck['rss_peak_kb'])}.")
     L.append("\n## Targets\n")
     for t in targets:
         L.append(f"- **{t.label}**: {t.describe()}")
@@ -1075,7 +1363,8 @@ def render(ctx: dict) -> str:
     L.append("\n## Method\n")
     L.append("- Load: wrk with `bench/post.lua`: `POST /v1/chat/completions`, a JSON body of exactly 1 KB, 100 KB or "
              "1 MB (`model`, `stream`, `max_tokens`, `user`, a system and a user message padded with text), "
-             "`Authorization: Bearer <master key>`; a static request (no Lua per request). 64 connections for "
+             "`Authorization: Bearer <key>` (the target's key, see Targets); a static request (no Lua per "
+             "request). 64 connections for "
              "throughput, 1 connection for latency. wrk's latency is the time to the whole response.")
     L.append(f"- Example: `{ctx['example_cmd']}`")
     L.append("- CPU per request: utime+stime ticks (1/" + str(CLK_TCK) + " s) of the target's processes from "
@@ -1083,8 +1372,22 @@ def render(ctx: dict) -> str:
              "threads), summed over rounds and divided by the requests wrk completed. Kernel work done on "
              "behalf of a process (loopback TCP included) counts as its stime.")
     L.append("- RSS: `VmRSS` from `/proc/<pid>/status`, sampled every 20 ms during each run (peak).")
-    L.append("- Ready: the bench forks the gateway (already pinned, no exec in between) and polls "
-             "`GET /health/liveliness` in a tight loop from the other CPU until a 200.")
+    if ck:
+        L.append("- RSS with N keys cached: N virtual keys inserted into Postgres (`INSERT ... SELECT "
+                 "generate_series`, "
+                 "token = `encode(sha256(key), 'hex')`, each with an alias, a user and a team), then a fresh "
+                 "gateway answers one request per key (a cache miss each: one Postgres lookup, then the entry stays "
+                 "in memory); `VmRSS` 1 s later. The default N is the key cache's limit (100,000; beyond it the older half is "
+                 "dropped), so the fresh process holds exactly those N keys.")
+    if sy_targets:
+        L.append("- Ready: the bench forks the gateway (already pinned, no exec in between) and polls "
+                 "`GET /health/liveliness` in a tight loop from the other CPU until a 200. The gateway runs with "
+                 "Postgres and Redis; a first, untimed start applies the migrations (and makes the virtual key), so "
+                 "every timed start finds the schema in place.")
+        L.append("- Postgres 15 and Redis: private, throw-away servers (`scripts/services.sh start DIR --ephemeral`) "
+                 "on loopback, data in the bench's temp dir, on the server CPU; with the key cached no request "
+                 "waits for them (the gateway pings Postgres once a second and refreshes a cached key in the "
+                 "background once a minute).")
     L.append("- Every server listens on 127.0.0.1 on ports chosen at run time; each run is bounded by its "
              "duration; every process is stopped at the end.")
     L.append("")
@@ -1095,9 +1398,11 @@ def render(ctx: dict) -> str:
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="bench/run.sh", description="Switchyard benchmark suite (issue 6).")
-    p.add_argument("--quick", action="store_true", help="fewer scenarios, 2 rounds × 2 s (< 2 min)")
-    p.add_argument("--targets", default=",".join(TARGET_NAMES),
-                   help=f"comma list of: {', '.join(TARGET_NAMES)} (default: all)")
+    p.add_argument("--quick", action="store_true", help="fewer scenarios, 2 rounds × 2 s (about 2 min)")
+    p.add_argument("--targets", default=",".join(DEFAULT_TARGETS),
+                   help=f"comma list of: {', '.join(TARGET_NAMES)} (default: {','.join(DEFAULT_TARGETS)}); "
+                        "switchyard = virtual key + router with Postgres and Redis, switchyard-mk = the same "
+                        "gateway setup authenticated with the master key")
     p.add_argument("--scenarios", default="",
                    help="comma list, e.g. json-1k-64c,sse-1k-1c (default: all 12; --quick: 5)")
     p.add_argument("--rounds", type=int, default=None, help="rounds per (scenario, target) (default 3; quick 2)")
@@ -1105,6 +1410,11 @@ def parse_args(argv):
     p.add_argument("--ttfb-requests", type=int, default=None, help="TTFB samples per target and round "
                    "(default 2000; quick 500)")
     p.add_argument("--ready-runs", type=int, default=None, help="gateway starts timed (default 5; quick 3)")
+    p.add_argument("--cached-keys", type=int, default=CACHED_KEYS,
+                   help=f"virtual keys for the 'RSS with N keys cached' figure (default {CACHED_KEYS:,}; 0: skip; "
+                        "needs the switchyard target)")
+    p.add_argument("--cached-keys-timeout", type=float, default=300,
+                   help="seconds allowed to use them all (default 300)")
     p.add_argument("--client-cpus", default=None, help="CPUs of the load generator (default: 1)")
     p.add_argument("--server-cpus", default=None, help="CPUs of the servers (default: 0)")
     p.add_argument("--wrk-threads", type=int, default=0, help="wrk threads at 64 conn (default: client CPUs)")
@@ -1188,6 +1498,7 @@ def main(argv) -> int:
 
     targets: list[Target] = []
     upstream = None
+    services = Services(procs, tmp)
     try:
         busy_warning = machine_busy_check()
         if busy_warning:
@@ -1205,20 +1516,27 @@ def main(argv) -> int:
         upstream.start(list(up_ports.values()))
 
         binary = os.environ.get("SWITCHYARD_BIN") or os.path.join(ROOT, "build/release/src/switchyard")
-
-        def gateway(**kw) -> SwitchyardTarget:
+        if any(t.startswith("switchyard") for t in targets_wanted):
             if not os.access(binary, os.X_OK):
                 raise BenchError(f"no gateway binary at {binary} (set SWITCHYARD_BIN, or --targets direct,nginx)")
-            return SwitchyardTarget(procs, binary, tmp, up_ports, **kw)
+            services.start()
+            log(f"Postgres and Redis for the gateway: {services.database_url}, {services.redis_url}")
+
+        def gateway(**kw) -> SwitchyardTarget:
+            return SwitchyardTarget(procs, binary, tmp, up_ports, services=services, **kw)
 
         # Every target, in the order they alternate. A new stage of the gateway is one more
-        # entry (and its name in TARGET_NAMES), e.g. once virtual keys land:
-        #   "switchyard-vk": lambda: gateway(name="switchyard-vk", label="SWITCHYARD+VK",
-        #       stages="virtual key, router", extra_config="general_settings: {...}\n", key=VK),
+        # entry (and its name in TARGET_NAMES), e.g.
+        #   "switchyard-x": lambda: gateway(name="switchyard-x", label="SWITCHYARD+X",
+        #       stages="virtual key, router, x", extra_config="general_settings: {...}\n", virtual_key=True),
+        vk = lambda name="switchyard", label="SWITCHYARD": gateway(
+            name=name, label=label, stages="virtual key, router; Postgres and Redis", virtual_key=True)
         factories = {
             "direct": lambda: DirectTarget(upstream, up_ports),
             "nginx": lambda: NginxHopTarget(procs, nginx_bin, tmp, up_ports),
-            "switchyard": lambda: gateway(),
+            "switchyard": vk,
+            "switchyard-mk": lambda: gateway(name="switchyard-mk", label="SWITCHYARD (master key)",
+                                             stages="master key, router; Postgres and Redis"),
         }
         assert list(factories) == TARGET_NAMES
         targets = [make() for name, make in factories.items() if name in targets_wanted]
@@ -1278,6 +1596,13 @@ def main(argv) -> int:
             if isinstance(t, SwitchyardTarget) and t.proc.poll() is not None:
                 raise BenchError(f"{t.label} exited during the run:\n{t.log_tail()}")
 
+        # RSS with N keys cached: a fresh gateway set up like the `switchyard` target, once the
+        # measured targets are idle (they stay up, untouched).
+        cached_keys = None
+        if args.cached_keys > 0 and "switchyard" in targets_wanted:
+            cached_keys = measure_cached_keys(lambda: vk("switchyard-keys", "SWITCHYARD (keys)"), services,
+                                              args.cached_keys, args.cached_keys_timeout)
+
         date = dt.datetime.now(dt.timezone.utc)
         versions = [sh([nginx_bin, "-v"]).replace("nginx version: ", ""), sh([wrk_bin, "-v"]).split(" [")[0]]
         for t in targets:
@@ -1292,6 +1617,7 @@ def main(argv) -> int:
             "client_cpus": args.client_cpus, "server_cpus": args.server_cpus,
             "wrk_threads_desc": f"{threads} thread{'s' if threads > 1 else ''} at 64 conn, 1 at 1 conn",
             "busy_warning": busy_warning, "hop_rss_idle_kb": hop_rss_idle, "rss_after": rss_after,
+            "cached_keys": cached_keys,
             "json_len": len(json_body), "sse_len": len(sse_body),
             "example_cmd": " ".join(os.path.relpath(x, ROOT) if x.startswith(ROOT) else x
                                     for x in bench.wrk_cmd(targets[0], by_name["json-1k-64c"], args.duration)),
@@ -1307,9 +1633,10 @@ def main(argv) -> int:
             json.dump({"date": ctx["date"], "command": ctx["command"], "machine": ctx["machine"], "git": ctx["git"],
                        "runs": bench.runs, "ttfb": ttfb,
                        "aggregate": {f"{k[0]}/{k[1]}": v for k, v in agg.items()},
-                       "switchyard": {t.name: {"ready_ms": t.ready_ms, "rss_idle_kb": t.rss_idle_kb,
-                                               "rss_after_kb": rss_after.get(t.name)}
-                                      for t in targets if isinstance(t, SwitchyardTarget)}}, f, indent=1)
+                       "switchyard": {t.name: {"ready_ms": t.ready_ms, "first_ready_ms": t.first_ready_ms,
+                                               "rss_idle_kb": t.rss_idle_kb, "rss_after_kb": rss_after.get(t.name)}
+                                      for t in targets if isinstance(t, SwitchyardTarget)},
+                       "cached_keys": cached_keys}, f, indent=1)
         print(report, flush=True)
         log(f"results: {os.path.relpath(md_path, ROOT)} (+ .json with every run)")
         if args.write_docs:
@@ -1326,6 +1653,7 @@ def main(argv) -> int:
     finally:
         watchdog.cancel()
         procs.stop_all()
+        services.stop()
         if not args.tmp:
             shutil.rmtree(tmp, ignore_errors=True)
 

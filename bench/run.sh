@@ -7,12 +7,15 @@
 # 2. Builds the gateway in Release (build/release, Ninja) unless SWITCHYARD_BIN is set or
 #    the switchyard target is not wanted.
 # 3. Runs bench/bench.py: a fake upstream (nginx `return 200`), an nginx proxy_pass hop
-#    and Switchyard on 127.0.0.1, wrk against each in alternating rounds, and a report:
+#    and Switchyard (with a private Postgres and Redis from scripts/services.sh, and a
+#    virtual key) on 127.0.0.1, wrk against each in alternating rounds, and a report:
 #    printed, and written to bench/results/<UTC timestamp>.md (+ .json with every run);
 #    --write-docs also writes docs/benchmarks.md.
 #
-# Default run < 10 min, --quick < 2 min. Everything listens on loopback on free ports;
-# every process started is stopped on exit (EXIT trap). `--help` lists every option.
+# Default run about 10 min, --quick about 2 min (each includes 20-45 s for the "RSS with
+# 100,000 keys cached" figure). Everything listens on loopback on free ports;
+# every process started is stopped on exit (EXIT trap; Postgres and Redis too, with
+# scripts/services.sh stop). `--help` lists every option.
 #
 # Env: SWITCHYARD_BIN (a gateway binary to use instead of building),
 #      SWITCHYARD_JOBS (build parallelism, default 2), BENCH_SKIP_DEPS=1 (no apt).
@@ -57,6 +60,10 @@ cleanup() {
           kill -KILL -- "-$pid" 2>/dev/null || true
         fi
       done < "$BENCH_TMP/pids"
+    fi
+    # Postgres and Redis (scripts/services.sh, started by bench.py) are daemons, not in a group.
+    if [[ -d "$BENCH_TMP/services" ]]; then
+      scripts/services.sh stop "$BENCH_TMP/services" >/dev/null 2>&1 || log "could not stop $BENCH_TMP/services"
     fi
     rm -rf "$BENCH_TMP"
   fi
@@ -109,6 +116,10 @@ install_missing
 # ---------------------------------------------------------------- the gateway
 
 if [[ "$targets" == *switchyard* ]]; then
+  # The gateway runs with a private Postgres 15 and Redis (scripts/services.sh).
+  if [[ -x scripts/deps.sh && "${BENCH_SKIP_DEPS:-0}" != 1 ]]; then
+    scripts/deps.sh --run || die "could not install Postgres and Redis (scripts/deps.sh --run)"
+  fi
   if [[ -n "${SWITCHYARD_BIN:-}" ]]; then
     [[ -x "$SWITCHYARD_BIN" ]] || die "SWITCHYARD_BIN=$SWITCHYARD_BIN is not an executable"
     SWITCHYARD_BIN=$(cd "$(dirname "$SWITCHYARD_BIN")" && pwd -P)/$(basename "$SWITCHYARD_BIN")
