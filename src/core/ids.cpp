@@ -5,6 +5,8 @@
 #include <openssl/rand.h>
 
 #include <array>
+#include <cstdint>
+#include <cstring>
 #include <random>
 #include <stdexcept>
 
@@ -33,13 +35,52 @@ std::string to_hex(const unsigned char* p, std::size_t n) {
 }
 }  // namespace
 
+// Request ids need uniqueness, not secrecy: a per-thread xoshiro256** generator seeded
+// once from OpenSSL's CSPRNG. RAND_bytes per id cost a getpid() syscall (OpenSSL's fork
+// check) and a lock on every request (issue 6). Secrets (keys) still use random_hex().
+namespace {
+struct xoshiro256 {
+  std::uint64_t s[4];
+  xoshiro256() {
+    fill_random(reinterpret_cast<unsigned char*>(s), sizeof s);
+    if ((s[0] | s[1] | s[2] | s[3]) == 0) {
+      s[0] = 0x9E3779B97F4A7C15ULL;  // the all-zero state is the one state to avoid
+    }
+  }
+  static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+  std::uint64_t next() {
+    const std::uint64_t result = rotl(s[1] * 5, 7) * 9;
+    const std::uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+  }
+};
+}  // namespace
+
 std::string uuid4() {
+  thread_local xoshiro256 gen;
   std::array<unsigned char, 16> b{};
-  fill_random(b.data(), b.size());
+  const std::uint64_t hi = gen.next();
+  const std::uint64_t lo = gen.next();
+  std::memcpy(b.data(), &hi, 8);
+  std::memcpy(b.data() + 8, &lo, 8);
   b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
   b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
-  std::string h = to_hex(b.data(), b.size());
-  return h.substr(0, 8) + '-' + h.substr(8, 4) + '-' + h.substr(12, 4) + '-' + h.substr(16, 4) + '-' + h.substr(20);
+  std::string out(36, '-');
+  std::size_t o = 0;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) {
+      ++o;  // the dash
+    }
+    out[o++] = hex_digits[b[i] >> 4];
+    out[o++] = hex_digits[b[i] & 0xf];
+  }
+  return out;
 }
 
 std::string random_hex(std::size_t bytes) {

@@ -22,6 +22,7 @@
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/error.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
@@ -541,6 +542,22 @@ net::awaitable<core::result<std::unique_ptr<exchange>>> client_core::start(reque
     co_return core::make_error(core::errc::internal, "upstream request to " + where + ": " + why);
   }
   bool head_request = msg.method() == http::verb::head;
+  // The head serialized once into one buffer and written with the body in one writev
+  // (Beast's serializer walks one buffer per field; issue 6). Same bytes.
+  std::string head;
+  head.reserve(256 + u.target.size());
+  head.append(msg.method_string().data(), msg.method_string().size());
+  head += ' ';
+  head.append(msg.target().data(), msg.target().size());
+  head += " HTTP/1.1\r\n";
+  for (const auto& f : msg) {
+    head.append(f.name_string().data(), f.name_string().size());
+    head += ": ";
+    head.append(f.value().data(), f.value().size());
+    head += "\r\n";
+  }
+  head += "\r\n";
+  const std::array<net::const_buffer, 2> wire{net::buffer(head), net::buffer(msg.body())};
 
   for (int attempt = 0;; ++attempt) {
     std::unique_ptr<connection> conn;
@@ -559,7 +576,7 @@ net::awaitable<core::result<std::unique_ptr<exchange>>> client_core::start(reque
     const bool reused = conn->reused;
 
     conn->lowest().expires_at(deadline);
-    auto [wec, wn] = co_await conn->visit([&](auto& s) { return http::async_write(s, msg, use_tuple); });
+    auto [wec, wn] = co_await conn->visit([&](auto& s) { return net::async_write(s, wire, use_tuple); });
     (void)wn;
     if (wec) {
       bool timeout = wec == beast::error::timeout || steady::now() >= deadline;

@@ -5,7 +5,7 @@
 
 namespace switchyard::core {
 
-std::string uuid4();                          // "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx"
+std::string uuid4();  // "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx"; unique, not secret (fast PRNG)
 std::string random_hex(std::size_t bytes);    // from OpenSSL's CSPRNG
 std::string sha256_hex(std::string_view data);
 // Constant-time equality (length leaks, contents do not).
