@@ -87,6 +87,41 @@ describe('non-streaming', () => {
     assert.equal(fake.requests()[0].body.tools[0].function.name, 'get_weather');
   });
 
+  test('a 1.5 MB prompt (read straight into the body, forwarded as bytes) arrives intact', async () => {
+    // Large bodies skip the HTTP parser's buffer and the JSON DOM (issue 6): the upstream
+    // must still get exactly the client's messages, with model replaced and gateway fields gone.
+    const text = 'é€😀 \\"quoted\\" \n'.repeat(60_000) + 'end';
+    const body = { model: 'gpt-x', messages: [{ role: 'user', content: text }], n: 1.50, num_retries: 0,
+      metadata: { tag: 'x' }, vendor_field: { nested: [1, 2, 3] } };
+    const raw = JSON.stringify(body);
+    assert.ok(Buffer.byteLength(raw) > 1_000_000);
+    const r = await call(gw, '/v1/chat/completions', { body });
+    assert.equal(r.status, 200, r.text);
+    const [rec] = fake.requests();
+    assert.equal(rec.body.messages[0].content, text);
+    assert.equal(rec.body.model, 'gpt-x');
+    assert.deepEqual(rec.body.vendor_field, { nested: [1, 2, 3] });
+    assert.equal(rec.body.num_retries, undefined, 'gateway fields are not forwarded');
+    assert.equal(rec.body.metadata, undefined);
+  });
+
+  test('invalid UTF-8 or a bad escape deep inside a large body: 400 invalid JSON, nothing forwarded', async () => {
+    const good = JSON.stringify({ model: 'gpt-x', messages: [{ role: 'user', content: 'x'.repeat(300_000) }] });
+    for (const bad of [
+      Buffer.concat([Buffer.from(good.slice(0, 200_000)), Buffer.from([0xc3, 0x28]), Buffer.from(good.slice(200_002))]),
+      Buffer.from(good.slice(0, 250_000) + '\\q' + good.slice(250_002)),
+    ]) {
+      const res = await fetch(`${gw.url}/v1/chat/completions`, {
+        method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: bad,
+      });
+      const j = await res.json();
+      assert.equal(res.status, 400, JSON.stringify(j));
+      assert.deepEqual(openaiErrorProblems(j, 400), []);
+      assert.match(j.error.message, /Invalid JSON/);
+    }
+    assert.equal(fake.requests().length, 0);
+  });
+
   test('unknown model: 400 invalid_request_error naming the model and /v1/models', async () => {
     const r = await call(gw, '/v1/chat/completions', { body: { model: 'no-such-model', messages: USER } });
     assert.equal(r.status, 400, r.text);
