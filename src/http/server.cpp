@@ -4,7 +4,9 @@
 #include "switchyard/core/log.hpp"
 
 #include <array>
+#include <cstdio>
 #include <optional>
+#include <span>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -110,15 +112,7 @@ class session_responder final : public responder {
     for (const auto& [k, v] : r.headers) {
       append_field(head, k, v);
     }
-    const bool ka = keep_alive_ && !draining_;
-    if (ka) {
-      auto secs = std::chrono::duration_cast<std::chrono::seconds>(opts_.idle_timeout).count();
-      head += "keep-alive: timeout=";
-      head += std::to_string(secs > 1 ? secs - 1 : 1);
-      head += "\r\n";
-    } else {
-      head += "Connection: close\r\n";
-    }
+    append_connection(head);
     head += "Content-Length: ";
     head += std::to_string(r.body.size());
     head += "\r\n\r\n";
@@ -141,25 +135,25 @@ class session_responder final : public responder {
     started_ = true;
     streaming_ = true;
     status_ = status;
-    bhttp::response<bhttp::empty_body> res{static_cast<bhttp::status>(status), 11};
-    res.set(bhttp::field::server, "switchyard");
-    res.set(bhttp::field::content_type, content_type);
-    for (auto& [k, v] : common_) {
-      res.insert(k, v);
+    // Held back and sent with the first chunk: one write (and one packet) instead of two.
+    std::string& head = conn_->head;
+    head.clear();
+    head += "HTTP/1.1 ";
+    head += std::to_string(status);
+    head += ' ';
+    auto reason = bhttp::obsolete_reason(static_cast<bhttp::status>(status));
+    head.append(reason.data(), reason.size());
+    head += "\r\nServer: switchyard\r\n";
+    append_field(head, "Content-Type", content_type);
+    for (const auto& [k, v] : common_) {
+      append_field(head, k, v);
     }
-    for (auto& [k, v] : headers) {
-      res.insert(k, v);
+    for (const auto& [k, v] : headers) {
+      append_field(head, k, v);
     }
-    set_keep_alive(res);
-    res.chunked(true);
-    bhttp::response_serializer<bhttp::empty_body> sr{res};
-    conn_->stream.expires_after(opts_.write_timeout);
-    auto [ec, n] = co_await bhttp::async_write_header(conn_->stream, sr, tuple_awaitable);
-    conn_->stream.expires_never();
-    if (ec) {
-      gone_ = true;
-      co_return false;
-    }
+    append_connection(head);
+    head += "Transfer-Encoding: chunked\r\n\r\n";
+    head_pending_ = true;
     co_return true;
   }
 
@@ -170,31 +164,21 @@ class session_responder final : public responder {
     if (data.empty()) {
       co_return true;  // an empty chunk would end the body
     }
-    conn_->stream.expires_after(opts_.write_timeout);
-    auto [ec, n] =
-        co_await net::async_write(conn_->stream, bhttp::make_chunk(net::const_buffer(data.data(), data.size())),
-                                  tuple_awaitable);
-    conn_->stream.expires_never();
-    if (ec) {
-      gone_ = true;
-      co_return false;
-    }
-    co_return true;
+    co_return co_await write_chunks(data, false);
   }
 
   net::awaitable<bool> end_stream() override {
     if (!streaming_ || gone_) {
       co_return false;
     }
-    conn_->stream.expires_after(opts_.write_timeout);
-    auto [ec, n] = co_await net::async_write(conn_->stream, bhttp::make_chunk_last(), tuple_awaitable);
-    conn_->stream.expires_never();
-    if (ec) {
-      gone_ = true;
+    co_return co_await write_chunks({}, true);
+  }
+
+  net::awaitable<bool> write_last(std::string_view data) override {
+    if (!streaming_ || gone_) {
       co_return false;
     }
-    done_ = true;
-    co_return true;
+    co_return co_await write_chunks(data, true);
   }
 
   bool client_gone() const override { return gone_ || (watch_ && watch_->gone); }
@@ -251,18 +235,54 @@ class session_responder final : public responder {
   int status() const { return status_; }
   bool done() const { return done_; }
 
-  // Connection: keep-alive plus "Keep-Alive: timeout=N" (N a little under our idle
-  // timeout), so that clients stop reusing a connection before we close it.
-  template <class Message>
-  void set_keep_alive(Message& res) const {
-    bool ka = keep_alive_ && !draining_;
-    res.keep_alive(ka);
-    if (ka) {
+  bool gone() const { return client_gone(); }
+
+  // Whatever is pending of the head, then `data` as one chunk (if any), then the last
+  // chunk when `last`: one async_write.
+  net::awaitable<bool> write_chunks(std::string_view data, bool last) {
+    std::array<net::const_buffer, 5> bufs;
+    std::size_t nb = 0;
+    if (head_pending_) {
+      bufs[nb++] = net::buffer(conn_->head);
+    }
+    char size_line[24];
+    if (!data.empty()) {
+      int n = std::snprintf(size_line, sizeof size_line, "%zx\r\n", data.size());
+      bufs[nb++] = net::buffer(size_line, static_cast<std::size_t>(n));
+      bufs[nb++] = net::buffer(data.data(), data.size());
+      bufs[nb++] = net::buffer("\r\n", 2);
+    }
+    if (last) {
+      bufs[nb++] = net::buffer("0\r\n\r\n", 5);
+    }
+    head_pending_ = false;
+    conn_->stream.expires_after(opts_.write_timeout);
+    auto [ec, n] = co_await net::async_write(conn_->stream, std::span<const net::const_buffer>(bufs.data(), nb),
+                                             tuple_awaitable);
+    conn_->stream.expires_never();
+    if (ec) {
+      gone_ = true;
+      co_return false;
+    }
+    if (last) {
+      done_ = true;
+    }
+    co_return true;
+  }
+
+  // Connection management of a response head: "keep-alive: timeout=N" (N a little under
+  // our idle timeout, so that clients stop reusing a connection before we close it), or
+  // "Connection: close".
+  void append_connection(std::string& head) const {
+    if (keep_alive_ && !draining_) {
       auto secs = std::chrono::duration_cast<std::chrono::seconds>(opts_.idle_timeout).count();
-      res.set("keep-alive", "timeout=" + std::to_string(secs > 1 ? secs - 1 : 1));
+      head += "keep-alive: timeout=";
+      head += std::to_string(secs > 1 ? secs - 1 : 1);
+      head += "\r\n";
+    } else {
+      head += "Connection: close\r\n";
     }
   }
-  bool gone() const { return client_gone(); }
 
   // "Name: value\r\n"; CR and LF in a value (none expected: values come from parsed
   // messages and our own strings) are replaced so they cannot split the head.
@@ -290,6 +310,7 @@ class session_responder final : public responder {
   bool streaming_ = false;
   bool done_ = false;
   bool gone_ = false;
+  bool head_pending_ = false;  // streaming head built, not yet written
   int status_ = 0;
   header_list common_;
   std::shared_ptr<watch_state> watch_;

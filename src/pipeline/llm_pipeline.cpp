@@ -643,6 +643,14 @@ net::awaitable<std::optional<core::error>> llm_pipeline::relay_stream(request_ct
       raw->cancel();
       break;
     }
+    if (s->complete()) {
+      // The body is all here: finish now, so that the last events, [DONE] and the end
+      // of the chunked body go out in one write (often the stream's only write).
+      if (auto fin = translator->finish(payloads); !fin) {
+        failure = fin.error();
+      }
+      break;
+    }
     if (!co_await flush()) {
       raw->cancel();
       break;
@@ -657,31 +665,35 @@ net::awaitable<std::optional<core::error>> llm_pipeline::relay_stream(request_ct
   if (failure && !head_sent && payloads.empty()) {
     co_return failure;  // nothing reached the client yet: retry, fall back, or a real status
   }
-  if (!co_await flush()) {
-    co_return std::nullopt;
-  }
   if (!head_sent) {
-    // The upstream ended without a single event: still a well-formed empty stream.
+    // With the first (or no) event: the upstream ended without one, still a well-formed stream.
+    head_sent = true;
+    ctx.ttft = clock::now() - ctx.attempt_started;
     auto h = litellm_headers(ctx);
     h.emplace_back("cache-control", "no-cache");
     h.emplace_back("x-accel-buffering", "no");
+    add_provider_headers(h, s->headers());
     if (!co_await ctx.resp.begin_stream(200, "text/event-stream", std::move(h))) {
       co_return std::nullopt;
     }
-    head_sent = true;
   }
+  // The remaining events and the end, in one write.
+  out.clear();
+  for (const auto& p : payloads) {
+    out += "data: ";
+    out += p;
+    out += "\n\n";
+  }
+  payloads.clear();
   if (failure) {
     // Mid-stream: an error event on the 200 stream, then the end of the body.
     ctx.late_failure = failure;
     spdlog::warn("stream failed after the first chunk (call_id={}): {}", ctx.req.call_id, failure->message);
-    if (co_await ctx.resp.write("data: " + http::error_body(*failure) + "\n\n")) {
-      co_await ctx.resp.end_stream();
-    }
-    co_return std::nullopt;
+    out += "data: " + http::error_body(*failure) + "\n\n";
+  } else {
+    out += "data: [DONE]\n\n";
   }
-  if (co_await ctx.resp.write("data: [DONE]\n\n")) {
-    co_await ctx.resp.end_stream();
-  }
+  co_await ctx.resp.write_last(out);
   co_return std::nullopt;
 }
 

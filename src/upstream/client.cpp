@@ -235,6 +235,8 @@ class exchange final : public body_stream {
     return read_piece(steady::now() + timeout_, timeout_);
   }
 
+  bool complete() const override { return done_ || (!failed_ && !cancelled_ && parser_ && parser_->is_done()); }
+
   void cancel() override {
     cancelled_ = true;
     if (!conn_) {

@@ -66,8 +66,15 @@ void sse_parser::feed(std::string_view bytes, std::vector<event>& out) {
         continue;
       }
     }
-    auto eol = buf_.find_first_of("\r\n", i);
-    if (eol == std::string::npos) {
+    // (std::string::find_first_of calls memchr on the set once per byte: ~7% of the
+    // gateway's CPU when relaying streams, issue 6.)
+    std::size_t eol = i;
+    const char* d = buf_.data();
+    const std::size_t n = buf_.size();
+    while (eol < n && d[eol] != '\n' && d[eol] != '\r') {
+      ++eol;
+    }
+    if (eol == n) {
       break;
     }
     bool ended = on_line(std::string_view(buf_).substr(line_start_, eol - line_start_), out);

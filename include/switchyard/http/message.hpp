@@ -45,11 +45,19 @@ class responder {
  public:
   virtual ~responder() = default;
   virtual net::awaitable<bool> send(response r) = 0;
-  // Sends the head of a chunked response (Transfer-Encoding: chunked).
+  // The head of a chunked response (Transfer-Encoding: chunked). It may be held back
+  // and sent with the first write() (one packet for the head and the first chunk).
   virtual net::awaitable<bool> begin_stream(int status, std::string content_type, header_list headers) = 0;
   // Sends one chunk now (never buffered beyond the socket).
   virtual net::awaitable<bool> write(std::string_view data) = 0;
   virtual net::awaitable<bool> end_stream() = 0;
+  // write(data) then end_stream(), in one write where the transport allows.
+  virtual net::awaitable<bool> write_last(std::string_view data) {
+    if (!co_await write(data)) {
+      co_return false;
+    }
+    co_return co_await end_stream();
+  }
   // True once the client closed its side or a write failed.
   virtual bool client_gone() const = 0;
   // Watches the client's socket while the handler waits on something else (an

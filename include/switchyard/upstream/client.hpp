@@ -45,6 +45,9 @@ class body_stream {
   // Errors: upstream_timeout if nothing arrives within request.timeout,
   // upstream_unreachable if the connection breaks mid-body.
   virtual net::awaitable<core::result<std::string>> read_some() = 0;
+  // True once the whole body has been received (the next read_some() returns the
+  // empty string without I/O): lets a relay send its last bytes in one write.
+  virtual bool complete() const { return false; }
   // Abandon the body (client went away): closes the connection, it is not pooled.
   // Safe while a read_some() is pending: that read then completes at once with
   // upstream_unreachable. Destroying an unfinished body_stream also closes it (but
