@@ -39,8 +39,16 @@ void tune_malloc_and_reexec(char** argv) {
   if (setenv("GLIBC_TUNABLES", tunables.c_str(), 1) != 0 || setenv("SWITCHYARD_MALLOC_TUNED", "1", 1) != 0) {
     return;
   }
-  execv("/proc/self/exe", argv);
-  // exec failed (no /proc, say): run untuned.
+  // The binary's real path, not /proc/self/exe: the process name (ps, top, pgrep) comes
+  // from the executed file's name.
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) {
+    return;  // no /proc: run untuned
+  }
+  self[n] = '\0';
+  execv(self, argv);
+  // exec failed: run untuned.
 }
 
 }  // namespace

@@ -92,7 +92,10 @@ std::string random_hex(std::size_t bytes) {
 std::string sha256_hex(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) {
+  // Fetched once: EVP_sha256() makes OpenSSL 3 look the algorithm up (under a lock) on
+  // every call, and virtual keys are hashed on every request (issue 6).
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  if (EVP_Digest(data.data(), data.size(), md, &len, sha256 != nullptr ? sha256 : EVP_sha256(), nullptr) != 1) {
     throw std::runtime_error("sha256 failed");
   }
   return to_hex(md, len);

@@ -514,6 +514,7 @@ net::awaitable<std::optional<core::error>> llm_pipeline::answer_upstream(request
   ur.url = std::move(call->url);
   ur.headers = std::move(call->headers);
   ur.body = std::move(call->body);
+  ur.body_parts = std::move(call->body_parts);  // views into ctx.req.body and ur.body
   const auto timeout = ctx.stream ? stream_timeout_of(d) : timeout_of(d);
   ur.timeout = timeout;
   ur.connect_timeout = std::min(timeout, std::chrono::milliseconds{10'000});

@@ -47,6 +47,9 @@ bool has_finish_reason(std::string_view data) {
   return pos < data.size() && data[pos] == '"';
 }
 
+// Request bodies from this size on are forwarded as pieces of the client's own bytes.
+constexpr std::size_t scatter_min_bytes = 16 * 1024;
+
 const char* label_of(const config::deployment& d) {
   return d.kind == config::provider::azure ? "AzureException" : "OpenAIException";
 }
@@ -207,8 +210,37 @@ class openai_like final : public adapter {
       return call;
     }
     const bool stream = opts.stream && type != call_type::embedding;
+    // Small bodies are copied into one string; large ones become pieces: the client's
+    // bytes are never copied, only the edits are written (issue 6: CPU and RSS per MB).
+    const bool pieces = body.size() >= scatter_min_bytes;
     std::string& out = call->body;
-    out.reserve(body.size() + d.upstream_model.size() + 64);
+    out.reserve(pieces ? 256 : body.size() + d.upstream_model.size() + 64);
+    struct piece {
+      bool client;
+      std::size_t offset;
+      std::size_t size;
+    };
+    std::vector<piece> layout;
+    auto add_piece = [&](bool client, std::size_t offset, std::size_t size) {
+      if (!layout.empty() && layout.back().client == client && layout.back().offset + layout.back().size == offset) {
+        layout.back().size += size;
+      } else {
+        layout.push_back({client, offset, size});
+      }
+    };
+    auto put_client = [&](std::string_view bytes) {  // a span of `body`
+      if (pieces) {
+        add_piece(true, static_cast<std::size_t>(bytes.data() - body.data()), bytes.size());
+      } else {
+        out += bytes;
+      }
+    };
+    auto edited = [&](std::size_t before) {  // out grew from `before`: an edit piece
+      if (pieces && out.size() > before) {
+        add_piece(false, before, out.size() - before);
+      }
+    };
+    std::size_t mark = out.size();
     out += '{';
     bool first = true;
     bool wrote_model = false;
@@ -263,7 +295,9 @@ class openai_like final : public adapter {
         continue;
       }
       sep();
-      out += m.whole;
+      edited(mark);
+      put_client(m.whole);
+      mark = out.size();
     }
     if (!wrote_model) {
       put_model();
@@ -276,6 +310,17 @@ class openai_like final : public adapter {
       put_options(nullptr);
     }
     out += '}';
+    edited(mark);
+    if (pieces) {
+      if (out.capacity() <= 15) {
+        out.reserve(32);  // heap storage: views into it survive moving the call
+      }
+      call->body_parts.reserve(layout.size());
+      for (const auto& p : layout) {
+        call->body_parts.push_back(p.client ? body.substr(p.offset, p.size)
+                                            : std::string_view(out).substr(p.offset, p.size));
+      }
+    }
     return call;
   }
 

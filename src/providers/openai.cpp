@@ -37,6 +37,17 @@ bool json_nesting_exceeds(std::string_view text, std::size_t max) {
   return false;
 }
 
+std::string upstream_call::joined_body() const {
+  if (body_parts.empty()) {
+    return body;
+  }
+  std::string out;
+  for (auto p : body_parts) {
+    out.append(p.data(), p.size());
+  }
+  return out;
+}
+
 bool is_gateway_field(std::string_view name) {
   static constexpr std::array<std::string_view, 16> fields = {
       "mock_response",   "mock_testing_fallbacks", "mock_testing_rate_limit_error", "fallbacks",

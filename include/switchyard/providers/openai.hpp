@@ -22,6 +22,12 @@ struct upstream_call {
   std::string url;
   header_list headers;
   std::string body;
+  // When not empty, the body is these pieces (views into the client's request body and
+  // into `body`, which then holds only the edited bits; see upstream::request). Moving
+  // the call keeps them valid: `body` is heap-allocated whenever a piece points into it.
+  std::vector<std::string_view> body_parts;
+  // The body as one string (tests, logs): `body`, or the pieces joined.
+  std::string joined_body() const;
 };
 
 struct usage {

@@ -23,6 +23,10 @@ struct request {
   std::string url;  // absolute: http(s)://host[:port]/path[?query]
   header_list headers;  // Host, Content-Length, Connection are set by the client
   std::string body;
+  // When not empty, the body is these pieces in order (scatter-gather: e.g. the client's
+  // own bytes around a few edits, never copied), and `body` only keeps storage they may
+  // point into. Every piece must stay valid until the call completes.
+  std::vector<std::string_view> body_parts;
   std::chrono::milliseconds connect_timeout{10'000};
   // Non-streaming: the whole exchange must finish within this.
   // Streaming: the response head and then each body read must arrive within this.

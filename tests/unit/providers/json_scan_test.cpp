@@ -135,7 +135,8 @@ void expect_same_as_build(const std::string& text, providers::call_type type, bo
   ASSERT_TRUE(dom.has_value());
   EXPECT_EQ((*raw)->url, dom->url);
   EXPECT_EQ((*raw)->headers, dom->headers);
-  EXPECT_EQ(json::parse((*raw)->body), json::parse(dom->body)) << (*raw)->body << "\nvs\n" << dom->body;
+  EXPECT_EQ(json::parse((*raw)->joined_body()), json::parse(dom->body)) << (*raw)->joined_body() << "\nvs\n"
+                                                                         << dom->body;
 }
 
 }  // namespace
@@ -155,6 +156,31 @@ TEST(openai_build_raw, same_json_as_the_dom_builder) {
   expect_same_as_build(R"({"model":"gpt","input":["a","b"],"encoding_format":"float"})", call_type::embedding, true);
   expect_same_as_build(R"({"model":"gpt","prompt":"x","stream":true})", call_type::completion, true);
   expect_same_as_build(chat, call_type::chat, true, config::provider::azure);
+}
+
+TEST(openai_build_raw, large_bodies_are_pieces_of_the_clients_bytes) {
+  using providers::call_type;
+  const std::string big(100000, 'x');
+  const std::string text = R"({"num_retries":1,"messages":[{"role":"user","content":")" + big +
+                           R"("}],"model":"gpt","stream":true,"stream_options":{"x":1},"metadata":{}})";
+  expect_same_as_build(text, call_type::chat, true);
+  expect_same_as_build(text, call_type::chat, false);
+  auto scan = scan_json(text);
+  auto raw = providers::openai_adapter().build_raw(call_type::chat, dep(), text, scan, {true, false});
+  ASSERT_TRUE(raw && *raw);
+  auto call = std::move(**raw);  // moved, as the pipeline does: the pieces stay valid
+  ASSERT_FALSE(call.body_parts.empty());
+  bool points_into_client = false;
+  for (auto p : call.body_parts) {
+    points_into_client |= p.data() >= text.data() && p.data() < text.data() + text.size() && p.size() > big.size();
+  }
+  EXPECT_TRUE(points_into_client) << "the 100 KB message is not copied";
+  EXPECT_LT(call.body.size(), 200u) << "only the edits are stored";
+  auto sent = json::parse(call.joined_body());
+  EXPECT_EQ(sent["messages"][0]["content"], big);
+  EXPECT_EQ(sent["model"], "gpt-4o\"x");
+  EXPECT_EQ(sent["stream_options"]["include_usage"], true);
+  EXPECT_FALSE(sent.contains("num_retries"));
 }
 
 TEST(openai_build_raw, keeps_the_clients_bytes_for_what_it_does_not_touch) {
