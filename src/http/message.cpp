@@ -44,4 +44,17 @@ response error_response(const core::error& e) {
   return r;
 }
 
+void append_head_line(std::string& lines, std::string_view name, std::string_view value) {
+  lines.append(name.data(), name.size());
+  lines += ": ";
+  const std::size_t at = lines.size();
+  lines.append(value.data(), value.size());
+  for (std::size_t i = at; i < lines.size(); ++i) {
+    if (lines[i] == '\r' || lines[i] == '\n') {
+      lines[i] = ' ';
+    }
+  }
+  lines += "\r\n";
+}
+
 }  // namespace switchyard::http

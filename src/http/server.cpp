@@ -112,6 +112,7 @@ class session_responder final : public responder {
     for (const auto& [k, v] : r.headers) {
       append_field(head, k, v);
     }
+    head += r.head_lines;
     append_connection(head);
     head += "Content-Length: ";
     head += std::to_string(r.body.size());
@@ -128,7 +129,8 @@ class session_responder final : public responder {
     co_return true;
   }
 
-  net::awaitable<bool> begin_stream(int status, std::string content_type, header_list headers) override {
+  net::awaitable<bool> begin_stream(int status, std::string content_type, header_list headers,
+                                    std::string head_lines = {}) override {
     if (started_ || gone_) {
       co_return false;
     }
@@ -151,6 +153,7 @@ class session_responder final : public responder {
     for (const auto& [k, v] : headers) {
       append_field(head, k, v);
     }
+    head += head_lines;
     append_connection(head);
     head += "Transfer-Encoding: chunked\r\n\r\n";
     head_pending_ = true;

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <ctime>
 
 namespace switchyard::pipeline {
@@ -58,10 +59,11 @@ core::error transport_error(const core::error& e, const config::deployment& d, s
 }
 
 // Upstream headers passed on to the client under the llm_provider- prefix.
-void add_provider_headers(http::header_list& out, const upstream::header_list& in) {
+void add_provider_headers(std::string& lines, const upstream::header_list& in) {
   for (const auto& [k, v] : in) {
     if (k != "content-length" && k != "transfer-encoding" && k != "connection" && k != "keep-alive") {
-      out.emplace_back("llm_provider-" + k, v);
+      lines += "llm_provider-";
+      http::append_head_line(lines, k, v);
     }
   }
 }
@@ -394,31 +396,37 @@ net::awaitable<std::optional<core::error>> llm_pipeline::try_group(request_ctx& 
   }
 }
 
-http::header_list llm_pipeline::litellm_headers(const request_ctx& ctx) const {
-  http::header_list h;
+std::string llm_pipeline::litellm_headers(const request_ctx& ctx) const {
+  std::string h;
+  h.reserve(512);
   if (ctx.dep != nullptr) {
-    h.emplace_back("x-litellm-model-id", ctx.dep->id);
-    h.emplace_back("x-litellm-model-group", ctx.dep->model_name);
+    http::append_head_line(h, "x-litellm-model-id", ctx.dep->id);
+    http::append_head_line(h, "x-litellm-model-group", ctx.dep->model_name);
     if (!ctx.dep->mock_response) {
-      h.emplace_back("x-litellm-model-api-base", providers::strip_query(providers::api_base_of(*ctx.dep)));
+      http::append_head_line(h, "x-litellm-model-api-base", providers::strip_query(providers::api_base_of(*ctx.dep)));
     }
   }
-  h.emplace_back("x-litellm-version", SWITCHYARD_VERSION);
+  h += "x-litellm-version: " SWITCHYARD_VERSION "\r\n";
+  char num[32];
+  auto put_int = [&](std::string_view name, long long v) {
+    auto [end, ec] = std::to_chars(num, num + sizeof num, v);
+    (void)ec;
+    http::append_head_line(h, name, std::string_view(num, static_cast<std::size_t>(end - num)));
+  };
   if (ctx.max_retries >= 0) {
-    h.emplace_back("x-litellm-attempted-retries", std::to_string(ctx.attempted_retries));
-    h.emplace_back("x-litellm-max-retries", std::to_string(ctx.max_retries));
-    h.emplace_back("x-litellm-attempted-fallbacks", std::to_string(ctx.attempted_fallbacks));
+    put_int("x-litellm-attempted-retries", ctx.attempted_retries);
+    put_int("x-litellm-max-retries", ctx.max_retries);
+    put_int("x-litellm-attempted-fallbacks", ctx.attempted_fallbacks);
   }
   auto total = clock::now() - ctx.req.received_at;
-  h.emplace_back("x-litellm-response-duration-ms", std::to_string(ms_of(total)));
-  h.emplace_back("x-litellm-overhead-duration-ms", std::to_string(ms_of(total - ctx.upstream_time)));
+  put_int("x-litellm-response-duration-ms", ms_of(total));
+  put_int("x-litellm-overhead-duration-ms", ms_of(total - ctx.upstream_time));
   return h;
 }
 
 net::awaitable<void> llm_pipeline::fail(request_ctx& ctx, core::error e) {
   auto r = http::error_response(e);
-  auto extra = litellm_headers(ctx);
-  r.headers.insert(r.headers.end(), extra.begin(), extra.end());
+  r.head_lines = litellm_headers(ctx);
   co_await ctx.resp.send(std::move(r));
 }
 
@@ -431,14 +439,13 @@ net::awaitable<void> llm_pipeline::answer_mock(request_ctx& ctx, const std::stri
     if (!ctx.stream) {
       http::response r;
       r.body = std::move(text);
-      r.headers = litellm_headers(ctx);
+      r.head_lines = litellm_headers(ctx);
       co_await ctx.resp.send(std::move(r));
       co_return;
     }
     auto h = litellm_headers(ctx);
-    h.emplace_back("cache-control", "no-cache");
-    h.emplace_back("x-accel-buffering", "no");
-    if (co_await ctx.resp.begin_stream(200, "text/event-stream", std::move(h)) &&
+    h += "cache-control: no-cache\r\nx-accel-buffering: no\r\n";
+    if (co_await ctx.resp.begin_stream(200, "text/event-stream", {}, std::move(h)) &&
         co_await ctx.resp.write("data: " + text + "\n\ndata: [DONE]\n\n")) {
       co_await ctx.resp.end_stream();
     }
@@ -448,15 +455,14 @@ net::awaitable<void> llm_pipeline::answer_mock(request_ctx& ctx, const std::stri
   if (!ctx.stream) {
     http::response r;
     r.body = providers::mock_chat_completion(model, content, full_body(ctx), id, created);
-    r.headers = litellm_headers(ctx);
+    r.head_lines = litellm_headers(ctx);
     co_await ctx.resp.send(std::move(r));
     co_return;
   }
   auto frames = providers::mock_chat_stream(model, content, full_body(ctx), id, created, ctx.client_wants_usage);
   auto h = litellm_headers(ctx);
-  h.emplace_back("cache-control", "no-cache");
-  h.emplace_back("x-accel-buffering", "no");
-  if (!co_await ctx.resp.begin_stream(200, "text/event-stream", std::move(h))) {
+  h += "cache-control: no-cache\r\nx-accel-buffering: no\r\n";
+  if (!co_await ctx.resp.begin_stream(200, "text/event-stream", {}, std::move(h))) {
     co_return;
   }
   for (const auto& f : frames) {
@@ -549,8 +555,8 @@ net::awaitable<std::optional<core::error>> llm_pipeline::answer_upstream(request
     ctx.usage = tr->tokens;
     http::response out;
     out.body = std::move(tr->body);
-    out.headers = litellm_headers(ctx);
-    add_provider_headers(out.headers, r->headers);
+    out.head_lines = litellm_headers(ctx);
+    add_provider_headers(out.head_lines, r->headers);
     co_await ctx.resp.send(std::move(out));
     co_return std::nullopt;
   }
@@ -612,10 +618,9 @@ net::awaitable<std::optional<core::error>> llm_pipeline::relay_stream(request_ct
       head_sent = true;
       ctx.ttft = clock::now() - ctx.attempt_started;
       auto h = litellm_headers(ctx);
-      h.emplace_back("cache-control", "no-cache");
-      h.emplace_back("x-accel-buffering", "no");
+      h += "cache-control: no-cache\r\nx-accel-buffering: no\r\n";
       add_provider_headers(h, s->headers());
-      if (!co_await ctx.resp.begin_stream(200, "text/event-stream", std::move(h))) {
+      if (!co_await ctx.resp.begin_stream(200, "text/event-stream", {}, std::move(h))) {
         co_return false;
       }
     }
@@ -671,10 +676,9 @@ net::awaitable<std::optional<core::error>> llm_pipeline::relay_stream(request_ct
     head_sent = true;
     ctx.ttft = clock::now() - ctx.attempt_started;
     auto h = litellm_headers(ctx);
-    h.emplace_back("cache-control", "no-cache");
-    h.emplace_back("x-accel-buffering", "no");
+    h += "cache-control: no-cache\r\nx-accel-buffering: no\r\n";
     add_provider_headers(h, s->headers());
-    if (!co_await ctx.resp.begin_stream(200, "text/event-stream", std::move(h))) {
+    if (!co_await ctx.resp.begin_stream(200, "text/event-stream", {}, std::move(h))) {
       co_return std::nullopt;
     }
   }

@@ -5,6 +5,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <charconv>
+#include <cstdlib>
+
 namespace switchyard::providers {
 
 using json = nlohmann::json;
@@ -45,6 +48,33 @@ bool has_finish_reason(std::string_view data) {
     ++pos;
   }
   return pos < data.size() && data[pos] == '"';
+}
+
+// usage_of() for the raw bytes of a "usage" object (already validated): its integer
+// members read without a DOM.
+usage usage_of_raw(std::string_view usage_object) {
+  usage u;
+  auto scan = scan_json(usage_object, max_json_depth);
+  auto num = [&](std::string_view key) -> long long {
+    const auto* m = scan.find(key);
+    if (m == nullptr || m->kind != json_kind::number) {
+      return 0;
+    }
+    long long v = 0;
+    auto [p, ec] = std::from_chars(m->value.data(), m->value.data() + m->value.size(), v);
+    if (ec != std::errc() || p != m->value.data() + m->value.size()) {
+      return static_cast<long long>(std::strtod(std::string(m->value).c_str(), nullptr));  // 1.0, 1e3
+    }
+    return v;
+  };
+  u.prompt_tokens = num("prompt_tokens");
+  u.completion_tokens = num("completion_tokens");
+  u.total_tokens = num("total_tokens");
+  if (u.total_tokens == 0) {
+    u.total_tokens = u.prompt_tokens + u.completion_tokens;
+  }
+  u.known = true;
+  return u;
 }
 
 // Request bodies from this size on are forwarded as pieces of the client's own bytes.
@@ -334,9 +364,7 @@ class openai_like final : public adapter {
     }
     translated_response out;
     if (const auto* u = scan.find("usage"); u != nullptr && u->kind == json_kind::object) {
-      json holder = json::object();
-      holder["usage"] = json::parse(u->value, nullptr, false);
-      out.tokens = usage_of(holder);
+      out.tokens = usage_of_raw(u->value);
     }
     out.body = std::string(body);
     return out;

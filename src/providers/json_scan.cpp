@@ -577,6 +577,7 @@ const json_member* json_scan::find(std::string_view key) const {
 
 json_scan scan_json(std::string_view text, std::size_t max_depth) {
   json_scan out;
+  out.members.reserve(16);  // one allocation for a typical request
   scanner s(text, max_depth);
   out.ok = s.document(&out);
   if (!out.ok) {

@@ -91,7 +91,8 @@ class llm_pipeline {
   net::awaitable<std::optional<core::error>> relay_stream(request_ctx& ctx, std::unique_ptr<upstream::body_stream> s,
                                                           std::chrono::milliseconds stream_timeout);
   net::awaitable<void> fail(request_ctx& ctx, core::error e);
-  http::header_list litellm_headers(const request_ctx& ctx) const;
+  // The x-litellm-* response headers, as preformatted head lines (http::response::head_lines).
+  std::string litellm_headers(const request_ctx& ctx) const;
   std::chrono::milliseconds timeout_of(const config::deployment& d) const;
   std::chrono::milliseconds stream_timeout_of(const config::deployment& d) const;
 
