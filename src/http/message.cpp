@@ -1,5 +1,7 @@
 #include "switchyard/http/message.hpp"
 
+#include <cstring>
+
 #include <nlohmann/json.hpp>
 
 namespace switchyard::http {
@@ -49,9 +51,12 @@ void append_head_line(std::string& lines, std::string_view name, std::string_vie
   lines += ": ";
   const std::size_t at = lines.size();
   lines.append(value.data(), value.size());
-  for (std::size_t i = at; i < lines.size(); ++i) {
-    if (lines[i] == '\r' || lines[i] == '\n') {
-      lines[i] = ' ';
+  if (std::memchr(value.data(), '\r', value.size()) != nullptr ||
+      std::memchr(value.data(), '\n', value.size()) != nullptr) {
+    for (std::size_t i = at; i < lines.size(); ++i) {
+      if (lines[i] == '\r' || lines[i] == '\n') {
+        lines[i] = ' ';
+      }
     }
   }
   lines += "\r\n";

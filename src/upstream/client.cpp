@@ -176,6 +176,7 @@ class client_core : public std::enable_shared_from_this<client_core> {
   struct idle_entry {
     std::unique_ptr<connection> conn;
     steady::time_point since;
+    bool watched = false;  // an async_wait(wait_read) is pending on it
   };
 
   net::awaitable<core::result<std::unique_ptr<exchange>>> start(request& req, const url_parts& u,
@@ -188,14 +189,21 @@ class client_core : public std::enable_shared_from_this<client_core> {
   void drop_idle(const std::string& key, std::uint64_t id);
   void arm_sweep();
   void sweep();
+  void arm_watch();
 
   net::any_io_executor ex_;
   client_options opts_;
-  std::shared_ptr<ssl::context> tls_ctx_;
+  std::shared_ptr<ssl::context> tls_ctx_;  // made lazily, on the first https connection
   std::unordered_map<std::string, std::deque<idle_entry>> idle_;
   std::size_t idle_count_ = 0;
   net::steady_timer sweep_timer_;
   bool sweep_armed_ = false;
+  // Idle connections are watched for a server-side close only once they have been idle
+  // for watch_delay: a connection reused at once (the common case under load) never
+  // pays the async_wait's epoll_ctl and its cancellation (issue 6).
+  static constexpr std::chrono::milliseconds watch_delay{200};
+  net::steady_timer watch_timer_;
+  bool watch_armed_ = false;
   bool closed_ = false;
   std::uint64_t next_id_ = 1;
 };
@@ -347,7 +355,7 @@ class exchange final : public body_stream {
   bool cancelled_ = false;
   bool reading_ = false;
   std::optional<core::error> failed_;
-  std::array<char, piece_size> piece_{};
+  std::array<char, piece_size> piece_;  // not zeroed: 16 KB of memset per request (issue 6)
 };
 
 namespace {
@@ -459,13 +467,21 @@ struct resolve_state {
 }  // namespace
 
 client_core::client_core(net::any_io_executor ex, client_options opts)
-    : ex_(std::move(ex)), opts_(std::move(opts)), tls_ctx_(make_tls_context(opts_)), sweep_timer_(ex_) {}
+    : ex_(std::move(ex)), opts_(std::move(opts)), sweep_timer_(ex_), watch_timer_(ex_) {
+  // Eager when cheap or when it can fail: without verification no CA store is loaded
+  // (and the warning belongs to startup); a bad CA file is a startup error, not a
+  // request error. Otherwise made on the first https connection (see connect()).
+  if (!opts_.ca_file.empty() || !opts_.verify_tls || insecure_from_env()) {
+    tls_ctx_ = make_tls_context(opts_);
+  }
+}
 
 void client_core::shutdown() {
   closed_ = true;
   idle_.clear();
   idle_count_ = 0;
   sweep_timer_.cancel();
+  watch_timer_.cancel();
 }
 
 net::awaitable<core::result<std::unique_ptr<connection>>> client_core::connect(const url_parts& u,
@@ -494,6 +510,15 @@ net::awaitable<core::result<std::unique_ptr<connection>>> client_core::connect(c
     co_return unreachable(where + ": cannot resolve host '" + u.host + "' (" + st->ec.message() + ")");
   }
 
+  if (u.tls && !tls_ctx_) {
+    // Made on the first https upstream: loading the system CA store costs ~20 ms of CPU
+    // and a few MB, which plain-http deployments (Ollama, vLLM, tests) never need.
+    try {
+      tls_ctx_ = make_tls_context(opts_);
+    } catch (const std::exception& e) {
+      co_return unreachable(where + ": TLS setup failed (" + e.what() + ")", false);
+    }
+  }
   auto conn = std::make_unique<connection>(ex_, u.tls ? tls_ctx_ : nullptr, u.pool_key, next_id_++);
   // Beast reads at most the buffer's free capacity per read, and a fresh flat_buffer has
   // 512 bytes: a 5 KB streamed answer took ten reads and ten writes to the client (issue 6).
@@ -741,7 +766,9 @@ std::unique_ptr<connection> client_core::take_idle(const std::string& key) {
     q.pop_back();
     --idle_count_;
     sys_error ec;
-    e.conn->lowest().socket().cancel(ec);  // ends the idle watch (its handler sees operation_aborted)
+    if (e.watched) {
+      e.conn->lowest().socket().cancel(ec);  // ends the idle watch (its handler sees operation_aborted)
+    }
     if (now - e.since < opts_.idle_timeout && e.conn->lowest().socket().is_open()) {
       found = std::move(e.conn);
     }
@@ -765,10 +792,46 @@ void client_core::release(std::unique_ptr<connection> c) {
     q.pop_front();
     --idle_count_;
   }
-  watch_idle(*c);
-  q.push_back(idle_entry{std::move(c), steady::now()});
+  q.push_back(idle_entry{std::move(c), steady::now(), false});
   ++idle_count_;
   arm_sweep();
+  arm_watch();
+}
+
+void client_core::arm_watch() {
+  if (watch_armed_ || closed_ || idle_count_ == 0) {
+    return;
+  }
+  watch_armed_ = true;
+  watch_timer_.expires_after(watch_delay);
+  watch_timer_.async_wait([weak = weak_from_this()](const sys_error& ec) {
+    auto self = weak.lock();
+    if (!self) {
+      return;
+    }
+    self->watch_armed_ = false;
+    if (ec || self->closed_) {
+      return;
+    }
+    const auto cutoff = steady::now() - watch_delay;
+    bool pending = false;
+    for (auto& [key, q] : self->idle_) {
+      for (auto& e : q) {
+        if (e.watched) {
+          continue;
+        }
+        if (e.since <= cutoff) {
+          self->watch_idle(*e.conn);
+          e.watched = true;
+        } else {
+          pending = true;
+        }
+      }
+    }
+    if (pending) {
+      self->arm_watch();
+    }
+  });
 }
 
 void client_core::watch_idle(connection& c) {
