@@ -123,6 +123,16 @@ routed_model model_route(std::string_view path) {
   return r;
 }
 
+// Key lookups wait for the schema: before the migrations ran, Postgres has no key
+// tables, and a lookup would fail as an internal error (500) instead of "unavailable".
+net::awaitable<core::result<std::optional<auth::virtual_key>>> lookup_when_migrated(
+    const auth::key_cache::lookup_fn* inner, const bool* migrated, std::string hash) {
+  if (!*migrated) {
+    co_return core::make_error(core::errc::unavailable, "the key database is not ready yet (migrations pending)");
+  }
+  co_return co_await (*inner)(std::move(hash));
+}
+
 }  // namespace
 
 struct gateway::impl {
@@ -153,8 +163,14 @@ struct gateway::impl {
   auth::authenticator auth;
   // Virtual keys (issue 5): a memory cache over Postgres (none without a database), the
   // auth decision on top, and cross-instance invalidation through Redis.
+  auth::key_cache::lookup_fn db_lookup = db ? make_key_lookup(*db) : nullptr;
   std::unique_ptr<auth::key_cache> key_cache =
-      db ? std::make_unique<auth::key_cache>(ioc.get_executor(), make_key_lookup(*db)) : nullptr;
+      db ? std::make_unique<auth::key_cache>(
+               ioc.get_executor(),
+               [inner = &db_lookup, ready = &migrated](std::string hash) {
+                 return lookup_when_migrated(inner, ready, std::move(hash));
+               })
+         : nullptr;
   auth::key_authenticator key_auth{auth, key_cache.get(), cfg->general.allow_requests_on_db_unavailable,
                                    access_groups_of(*cfg)};
   std::unique_ptr<auth::key_invalidation> key_invalidation =
@@ -292,6 +308,14 @@ struct gateway::impl {
     return so;
   }
 
+  // Management calls before the migrations ran (Postgres just started, or unreachable
+  // at startup): 503, as during an outage, not a 500 about missing tables.
+  static net::awaitable<void> schema_not_ready(http::responder& resp) {
+    auto e = core::make_error(core::errc::unavailable,
+                              "The database is not ready yet (schema migrations pending); try again shortly");
+    co_await resp.send(http::error_response(e));
+  }
+
   net::awaitable<void> dispatch(http::request& req, http::responder& resp) {
     std::string path = normalize_path(req.path);
     const bool get = req.method == "GET" || req.method == "HEAD";
@@ -339,12 +363,18 @@ struct gateway::impl {
       }
       const bool is_get = op == "info" || op == "list";
       if (is_get ? get : post) {
+        if (db && !migrated) {
+          co_return co_await schema_not_ready(resp);
+        }
         co_return co_await keys.handle(req, resp, std::move(op), std::move(path_key));
       }
     } else if (starts_with(path, "/user/") || starts_with(path, "/team/") || starts_with(path, "/organization/") ||
                starts_with(path, "/budget/") || path == "/model/info" || path == "/v1/model/info") {
       // Tenant management (issue 5) and the model list with its settings.
       if (admin::tenant_endpoints::handles(path, req.method)) {
+        if (db && !migrated && path != "/model/info" && path != "/v1/model/info") {
+          co_return co_await schema_not_ready(resp);
+        }
         co_return co_await tenants.handle(req, resp, std::move(path));
       }
       if (!admin::tenant_endpoints::handles(path, "GET") && !admin::tenant_endpoints::handles(path, "POST") &&

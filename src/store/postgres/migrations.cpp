@@ -93,9 +93,19 @@ std::string read_file(const fs::path& p) {
 // gone, the server has released it already).
 class advisory_lock {
  public:
+  // Waits at most lock_wait for another instance's migrations: a db thread blocked here
+  // for good would also block shutdown (db_executor::stop joins its threads). On timeout
+  // the call fails and the gateway's background loop tries again a second later.
   explicit advisory_lock(pqxx::connection& c) : c_(c) {
     pqxx::nontransaction tx{c_};
-    tx.exec("SELECT pg_advisory_lock(" + std::to_string(migration_lock_key) + ")");
+    tx.exec(std::string("SET lock_timeout = '") + lock_wait + "'");
+    try {
+      tx.exec("SELECT pg_advisory_lock(" + std::to_string(migration_lock_key) + ")");
+    } catch (...) {
+      reset_timeout();
+      throw;
+    }
+    reset_timeout();
   }
   ~advisory_lock() {
     try {
@@ -111,6 +121,18 @@ class advisory_lock {
   advisory_lock& operator=(const advisory_lock&) = delete;
 
  private:
+  static constexpr const char* lock_wait = "10s";
+
+  void reset_timeout() noexcept {
+    try {
+      if (c_.is_open()) {
+        pqxx::nontransaction tx{c_};
+        tx.exec("RESET lock_timeout");
+      }
+    } catch (...) {  // a broken connection is reopened by the executor anyway
+    }
+  }
+
   pqxx::connection& c_;
 };
 
