@@ -601,12 +601,7 @@ net::awaitable<std::optional<core::error>> llm_pipeline::relay_stream(request_ct
   bool head_sent = false;
   std::optional<core::error> failure;
 
-  // The head goes out with the first translated event, so that an error before it
-  // still reaches the client as a real HTTP status.
-  auto flush = [&]() -> net::awaitable<bool> {
-    if (payloads.empty()) {
-      co_return true;
-    }
+  auto take_payloads = [&] {  // pending payloads -> SSE frames in `out`
     out.clear();
     for (const auto& p : payloads) {
       out += "data: ";
@@ -614,15 +609,24 @@ net::awaitable<std::optional<core::error>> llm_pipeline::relay_stream(request_ct
       out += "\n\n";
     }
     payloads.clear();
-    if (!head_sent) {
-      head_sent = true;
-      ctx.ttft = clock::now() - ctx.attempt_started;
-      auto h = litellm_headers(ctx);
-      h += "cache-control: no-cache\r\nx-accel-buffering: no\r\n";
-      add_provider_headers(h, s->headers());
-      if (!co_await ctx.resp.begin_stream(200, "text/event-stream", {}, std::move(h))) {
-        co_return false;
-      }
+  };
+  auto send_head = [&]() -> net::awaitable<bool> {
+    head_sent = true;
+    ctx.ttft = clock::now() - ctx.attempt_started;
+    auto h = litellm_headers(ctx);
+    h += "cache-control: no-cache\r\nx-accel-buffering: no\r\n";
+    add_provider_headers(h, s->headers());
+    co_return co_await ctx.resp.begin_stream(200, "text/event-stream", {}, std::move(h));
+  };
+  // The head goes out with the first translated event, so that an error before it
+  // still reaches the client as a real HTTP status.
+  auto flush = [&]() -> net::awaitable<bool> {
+    if (payloads.empty()) {
+      co_return true;
+    }
+    take_payloads();
+    if (!head_sent && !co_await send_head()) {
+      co_return false;
     }
     co_return co_await ctx.resp.write(out);
   };
@@ -671,25 +675,12 @@ net::awaitable<std::optional<core::error>> llm_pipeline::relay_stream(request_ct
   if (failure && !head_sent && payloads.empty()) {
     co_return failure;  // nothing reached the client yet: retry, fall back, or a real status
   }
-  if (!head_sent) {
-    // With the first (or no) event: the upstream ended without one, still a well-formed stream.
-    head_sent = true;
-    ctx.ttft = clock::now() - ctx.attempt_started;
-    auto h = litellm_headers(ctx);
-    h += "cache-control: no-cache\r\nx-accel-buffering: no\r\n";
-    add_provider_headers(h, s->headers());
-    if (!co_await ctx.resp.begin_stream(200, "text/event-stream", {}, std::move(h))) {
-      co_return std::nullopt;
-    }
+  // With the first (or no) event: the upstream ended without one, still a well-formed stream.
+  if (!head_sent && !co_await send_head()) {
+    co_return std::nullopt;
   }
   // The remaining events and the end, in one write.
-  out.clear();
-  for (const auto& p : payloads) {
-    out += "data: ";
-    out += p;
-    out += "\n\n";
-  }
-  payloads.clear();
+  take_payloads();
   if (failure) {
     // Mid-stream: an error event on the 200 stream, then the end of the body.
     ctx.late_failure = failure;

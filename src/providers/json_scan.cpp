@@ -1,5 +1,7 @@
 #include "switchyard/providers/json_scan.hpp"
 
+#include "switchyard/core/log.hpp"
+
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -596,28 +598,8 @@ bool json_valid(std::string_view text, std::size_t max_depth) {
 }
 
 void append_json_string(std::string& out, std::string_view s) {
-  static constexpr char hexd[] = "0123456789abcdef";
   out += '"';
-  for (char ch : s) {
-    const auto c = static_cast<byte>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += hexd[c >> 4];
-          out += hexd[c & 0xF];
-        } else {
-          out += ch;
-        }
-    }
-  }
+  core::json_escape_to(out, s);
   out += '"';
 }
 

@@ -359,6 +359,26 @@ function hasPgCtl() {
   }
 }
 
+// Another session holds the migration advisory lock in database `url` (as a second
+// instance migrating would). Returns {release()}: ends that session's backend (killing
+// psql alone would leave it sleeping with the lock).
+async function holdMigrationLock(url) {
+  const thisDb = 'database = (SELECT oid FROM pg_database WHERE datname = current_database())';
+  const lockKey = '8320252287354759026';  // store::postgres::migration_lock_key ("swy_migr")
+  const holder = spawn('psql', ['-X', '-q', url, '-c', `SELECT pg_advisory_lock(${lockKey}); SELECT pg_sleep(120)`],
+    { stdio: 'ignore' });
+  for (let i = 0; i < 200; ++i) {
+    if (psql(url, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND ${thisDb}`) === '1') break;
+    await delay(50);
+  }
+  return {
+    release() {
+      psql(url, `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND ${thisDb}`);
+      holder.kill('SIGKILL');
+    },
+  };
+}
+
 describe('before the schema exists', { skip }, () => {
   test('management calls and unknown keys get 503 (not 500) until the migrations ran, then work', async () => {
     // Another session holds the migration lock (as a second instance migrating would), so
@@ -366,16 +386,9 @@ describe('before the schema exists', { skip }, () => {
     const name = `swy_premig_${process.pid}_${Date.now()}`;
     psql(SERVER_URL, `CREATE DATABASE ${name}`);
     const url = withDatabase(SERVER_URL, name);
-    const lockKey = '8320252287354759026';  // store::postgres::migration_lock_key ("swy_migr")
-    const thisDb = 'database = (SELECT oid FROM pg_database WHERE datname = current_database())';
-    const holder = spawn('psql', ['-X', '-q', url, '-c', `SELECT pg_advisory_lock(${lockKey}); SELECT pg_sleep(120)`],
-      { stdio: 'ignore' });
+    const lock = await holdMigrationLock(url);
     let g;
     try {
-      for (let i = 0; i < 200; ++i) {
-        if (psql(url, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND ${thisDb}`) === '1') break;
-        await delay(50);
-      }
       g = await startGateway({ config: { model_list: [mockModel('a')] }, env: { DATABASE_URL: url }, waitForDb: false });
       const admin = { authorization: `Bearer ${MASTER_KEY}`, 'content-type': 'application/json' };
       const list = await fetch(`${g.url}/key/list`, { headers: admin });
@@ -391,9 +404,7 @@ describe('before the schema exists', { skip }, () => {
         body: JSON.stringify({ model: 'a', messages: [{ role: 'user', content: 'hi' }] }),
       });
       assert.equal(chat.status, 503, await chat.text());
-      // Release the lock: end the holder's backend (killing psql alone leaves it in pg_sleep).
-      psql(url, `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND ${thisDb}`);
-      holder.kill('SIGTERM');
+      lock.release();  // the migrations run now
       let status = 0;
       for (const deadline = Date.now() + 20_000; Date.now() < deadline;) {
         const r = await fetch(`${g.url}/key/list`, { headers: admin });
@@ -404,7 +415,7 @@ describe('before the schema exists', { skip }, () => {
       }
       assert.equal(status, 200, 'management works once the schema exists');
     } finally {
-      holder.kill('SIGKILL');
+      lock.release();
       await g?.stop();
       psql(SERVER_URL, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     }
@@ -413,15 +424,9 @@ describe('before the schema exists', { skip }, () => {
     const name = `swy_lockstop_${process.pid}_${Date.now()}`;
     psql(SERVER_URL, `CREATE DATABASE ${name}`);
     const url = withDatabase(SERVER_URL, name);
-    const thisDb = 'database = (SELECT oid FROM pg_database WHERE datname = current_database())';
-    const holder = spawn('psql', ['-X', '-q', url, '-c', 'SELECT pg_advisory_lock(8320252287354759026); SELECT pg_sleep(120)'],
-      { stdio: 'ignore' });
+    const lock = await holdMigrationLock(url);
     let g;
     try {
-      for (let i = 0; i < 200; ++i) {
-        if (psql(url, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND ${thisDb}`) === '1') break;
-        await delay(50);
-      }
       g = await startGateway({ config: { model_list: [mockModel('a')] }, env: { DATABASE_URL: url }, waitForDb: false });
       await delay(500);  // the migration job is now blocked on the lock
       const t0 = Date.now();
@@ -431,8 +436,7 @@ describe('before the schema exists', { skip }, () => {
       // The lock wait is bounded (lock_timeout 10 s), so shutdown cannot hang on it.
       assert.ok(Date.now() - t0 < 25_000, `stop took ${Date.now() - t0} ms`);
     } finally {
-      psql(url, `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND ${thisDb}`);
-      holder.kill('SIGKILL');
+      lock.release();
       await g?.stop();
       psql(SERVER_URL, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     }
