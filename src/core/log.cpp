@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <charconv>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -276,10 +277,24 @@ void log_access(const access_record& r) {
     json_escape_to(line, r.call_id);
     line += "\"}";
   } else {
+    // Plain appends (fmt's argument handling cost ~3% of a request's instructions).
+    char num[32];
     append_timestamp(line);
-    fmt::format_to(std::back_inserter(line), " info access {} {} {} model={} duration_ms={:.3f} key={} call_id={}",
-                   r.method, r.path, r.status, r.model.empty() ? "-" : r.model, r.duration_ms,
-                   r.key_redacted.empty() ? "-" : r.key_redacted, r.call_id);
+    line += " info access ";
+    line += r.method;
+    line += ' ';
+    line += r.path;
+    line += ' ';
+    line.append(num, static_cast<std::size_t>(std::to_chars(num, num + sizeof num, r.status).ptr - num));
+    line += " model=";
+    line += r.model.empty() ? std::string_view("-") : r.model;
+    line += " duration_ms=";
+    line.append(num, static_cast<std::size_t>(
+                         std::to_chars(num, num + sizeof num, r.duration_ms, std::chars_format::fixed, 3).ptr - num));
+    line += " key=";
+    line += r.key_redacted.empty() ? std::string_view("-") : r.key_redacted;
+    line += " call_id=";
+    line += r.call_id;
   }
   g_access_writer->append(line);
 }

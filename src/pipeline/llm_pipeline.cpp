@@ -164,7 +164,7 @@ net::awaitable<step> llm_pipeline::parse_stage(request_ctx& ctx) {
       text_chars += m.text_bytes;
       continue;
     }
-    ctx.body[std::string(m.key)] = json::parse(m.value, nullptr, false);  // last duplicate wins
+    ctx.body[std::string(m.key)] = providers::json_member_value(m);  // last duplicate wins
   }
   ctx.estimated_tokens = text_chars == 0 ? 0 : text_chars / 4 + 1;  // as router::estimate_tokens
   if (!ctx.path_model.empty()) {

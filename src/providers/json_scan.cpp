@@ -2,6 +2,10 @@
 
 #include "switchyard/core/log.hpp"
 
+#include <nlohmann/json.hpp>
+
+#include <charconv>
+
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -497,6 +501,7 @@ class scanner {
     return true;
   }
 
+ public:
   static void put_utf8(std::string& out, unsigned cp) {
     if (cp < 0x80) {
       out += static_cast<char>(cp);
@@ -555,6 +560,7 @@ class scanner {
     return out;
   }
 
+ private:
   const byte* begin_;
   const byte* p_;
   const byte* end_;
@@ -595,6 +601,43 @@ json_scan scan_json(std::string_view text, std::size_t max_depth) {
 bool json_valid(std::string_view text, std::size_t max_depth) {
   scanner s(text, max_depth);
   return s.document(nullptr);
+}
+
+std::string json_unescape(std::string_view inside_quotes) { return scanner::unescape(inside_quotes); }
+
+nlohmann::json json_member_value(const json_member& m) {
+  using nlohmann::json;
+  const std::string_view v = m.value;
+  switch (m.kind) {
+    case json_kind::null: return nullptr;
+    case json_kind::boolean: return v.front() == 't';
+    case json_kind::string: {
+      auto inside = v.substr(1, v.size() - 2);
+      if (inside.find('\\') == std::string_view::npos) {
+        return std::string(inside);
+      }
+      return scanner::unescape(inside);
+    }
+    case json_kind::number: {
+      const char* b = v.data();
+      const char* e = v.data() + v.size();
+      if (v.find_first_of(".eE") == std::string_view::npos) {
+        if (v.front() == '-') {
+          std::int64_t i = 0;
+          if (auto [p, ec] = std::from_chars(b, e, i); ec == std::errc() && p == e) {
+            return i;
+          }
+        } else {
+          std::uint64_t u = 0;
+          if (auto [p, ec] = std::from_chars(b, e, u); ec == std::errc() && p == e) {
+            return u;
+          }
+        }
+      }
+      return std::strtod(std::string(v).c_str(), nullptr);  // as nlohmann: strtod, C locale
+    }
+    default: return json::parse(v, nullptr, false);
+  }
 }
 
 void append_json_string(std::string& out, std::string_view s) {

@@ -190,6 +190,8 @@ class client_core : public std::enable_shared_from_this<client_core> {
   void arm_sweep();
   void sweep();
   void arm_watch();
+  // parse_url, memoised: deployments use a handful of URLs, parsed once each (issue 6).
+  std::shared_ptr<const url_parts> url_of(const std::string& url, std::string& why);
 
   net::any_io_executor ex_;
   client_options opts_;
@@ -204,6 +206,7 @@ class client_core : public std::enable_shared_from_this<client_core> {
   static constexpr std::chrono::milliseconds watch_delay{200};
   net::steady_timer watch_timer_;
   bool watch_armed_ = false;
+  std::unordered_map<std::string, std::shared_ptr<const url_parts>> url_cache_;
   bool closed_ = false;
   std::uint64_t next_id_ = 1;
 };
@@ -393,25 +396,34 @@ std::shared_ptr<ssl::context> make_tls_context(const client_options& opts) {
   return ctx;
 }
 
-http::request<http::string_body> build_request(request& req, const url_parts& u, std::string& why) {
-  http::request<http::string_body> m;
-  m.version(11);
+// The request head ("METHOD target HTTP/1.1", the caller's headers minus the ones the
+// client sets itself, Host, User-Agent, Content-Length, blank line), written straight into
+// one string (issue 6: no Beast message, no per-field allocations). `head_request`: the
+// method is HEAD (the response has no body). Error: `why` set.
+struct built_request {
+  std::string head;
+  bool head_request = false;
+};
+
+built_request build_request(const request& req, const url_parts& u, std::string& why) {
+  built_request out;
   auto verb = http::string_to_verb(req.method);
-  if (verb == http::verb::unknown) {
-    if (!is_token(req.method)) {
-      why = "invalid HTTP method '" + req.method + "'";
-      return m;
-    }
-    m.method_string(req.method);
-  } else {
-    m.method(verb);
+  if (verb == http::verb::unknown && !is_token(req.method)) {
+    why = "invalid HTTP method '" + req.method + "'";
+    return out;
   }
-  m.target(u.target);
+  out.head_request = verb == http::verb::head;
+  std::string& h = out.head;
+  h.reserve(256 + u.target.size());
+  h += req.method;
+  h += ' ';
+  h += u.target;
+  h += " HTTP/1.1\r\n";
   bool has_user_agent = false;
   for (const auto& [name, value] : req.headers) {
     if (!is_token(name) || !is_field_value(value)) {
       why = "invalid request header '" + name + "' (bad name, or CR/LF/NUL in the value)";
-      return m;
+      return out;
     }
     // Set by the client itself (or hop-by-hop, meaningless to forward).
     if (iequals(name, "host") || iequals(name, "content-length") || iequals(name, "connection") ||
@@ -421,26 +433,32 @@ http::request<http::string_body> build_request(request& req, const url_parts& u,
     if (iequals(name, "user-agent")) {
       has_user_agent = true;
     }
-    m.insert(name, value);
+    h += name;
+    h += ": ";
+    h += value;
+    h += "\r\n";
   }
-  m.set(http::field::host, u.host_header);
+  h += "Host: ";
+  h += u.host_header;
+  h += "\r\n";
   if (!has_user_agent) {
-    m.set(http::field::user_agent, "switchyard/" SWITCHYARD_VERSION);
+    h += "User-Agent: switchyard/" SWITCHYARD_VERSION "\r\n";
   }
-  bool body_method = verb == http::verb::post || verb == http::verb::put || verb == http::verb::patch;
+  const bool body_method = verb == http::verb::post || verb == http::verb::put || verb == http::verb::patch;
+  std::size_t length = req.body.size();
   if (!req.body_parts.empty()) {
-    std::size_t total = 0;
+    length = 0;
     for (auto part : req.body_parts) {
-      total += part.size();
+      length += part.size();
     }
-    m.content_length(total);  // the pieces are written as they are (start())
-    return m;
   }
-  if (!req.body.empty() || body_method) {
-    m.content_length(req.body.size());
+  if (!req.body_parts.empty() || !req.body.empty() || body_method) {
+    h += "Content-Length: ";
+    h += std::to_string(length);
+    h += "\r\n";
   }
-  m.body() = std::move(req.body);
-  return m;
+  h += "\r\n";
+  return out;
 }
 
 // Why a TLS handshake failed, with OpenSSL's verification verdict when there is one.
@@ -575,31 +593,17 @@ net::awaitable<core::result<std::unique_ptr<exchange>>> client_core::start(reque
   auto self = shared_from_this();
   const std::string& where = u.pool_key;
   std::string why;
-  auto msg = build_request(req, u, why);
+  auto built = build_request(req, u, why);
   if (!why.empty()) {
     co_return core::make_error(core::errc::internal, "upstream request to " + where + ": " + why);
   }
-  bool head_request = msg.method() == http::verb::head;
-  // The head serialized once into one buffer and written with the body in one writev
-  // (Beast's serializer walks one buffer per field; issue 6). Same bytes.
-  std::string head;
-  head.reserve(256 + u.target.size());
-  head.append(msg.method_string().data(), msg.method_string().size());
-  head += ' ';
-  head.append(msg.target().data(), msg.target().size());
-  head += " HTTP/1.1\r\n";
-  for (const auto& f : msg) {
-    head.append(f.name_string().data(), f.name_string().size());
-    head += ": ";
-    head.append(f.value().data(), f.value().size());
-    head += "\r\n";
-  }
-  head += "\r\n";
+  const bool head_request = built.head_request;
+  // Head and body in one writev; a large body as the caller's pieces (never copied).
   std::vector<net::const_buffer> wire;
   wire.reserve(1 + std::max<std::size_t>(1, req.body_parts.size()));
-  wire.push_back(net::buffer(head));
+  wire.push_back(net::buffer(built.head));
   if (req.body_parts.empty()) {
-    wire.push_back(net::buffer(msg.body()));
+    wire.push_back(net::buffer(req.body));
   } else {
     for (auto part : req.body_parts) {
       wire.push_back(net::buffer(part.data(), part.size()));
@@ -694,7 +698,7 @@ net::awaitable<core::result<response>> client_core::send(request req) {
   auto self = shared_from_this();
   auto deadline = steady::now() + req.timeout;
   std::string why;
-  auto u = parse_url(req.url, why);
+  auto u = url_of(req.url, why);
   if (!u) {
     co_return unreachable("invalid upstream URL '" + req.url + "': " + why, false);
   }
@@ -741,7 +745,7 @@ net::awaitable<core::result<std::unique_ptr<body_stream>>> client_core::open(req
   auto self = shared_from_this();
   auto deadline = steady::now() + req.timeout;
   std::string why;
-  auto u = parse_url(req.url, why);
+  auto u = url_of(req.url, why);
   if (!u) {
     co_return unreachable("invalid upstream URL '" + req.url + "': " + why, false);
   }
@@ -796,6 +800,22 @@ void client_core::release(std::unique_ptr<connection> c) {
   ++idle_count_;
   arm_sweep();
   arm_watch();
+}
+
+std::shared_ptr<const url_parts> client_core::url_of(const std::string& url, std::string& why) {
+  if (auto it = url_cache_.find(url); it != url_cache_.end()) {
+    return it->second;
+  }
+  auto parsed = parse_url(url, why);
+  if (!parsed) {
+    return nullptr;
+  }
+  if (url_cache_.size() >= 1024) {
+    url_cache_.clear();  // bounded: per-request URLs (unusual) must not grow it forever
+  }
+  auto p = std::make_shared<const url_parts>(std::move(*parsed));
+  url_cache_.emplace(url, p);
+  return p;
 }
 
 void client_core::arm_watch() {

@@ -1,7 +1,8 @@
 // libFuzzer target: providers::scan_json against nlohmann::json. Traps unless the
 // scanner accepts exactly the documents nlohmann parses (within the nesting limit), and
 // unless, for an object, its member list matches nlohmann's view of the same object:
-// the same keys (decoded) with values that parse to the same JSON.
+// the same keys (decoded) with values that parse to the same JSON, and json_member_value
+// builds each of them exactly as nlohmann does (types included).
 #include "switchyard/providers/json_scan.hpp"
 
 #include <nlohmann/json.hpp>
@@ -78,6 +79,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (const auto& [k, v] : parsed.items()) {
     const auto* m = scan.find(k);
     if (m == nullptr || json::parse(m->value) != v) {
+      __builtin_trap();
+    }
+    // The DOM-free value builder agrees with nlohmann, types included.
+    const json built = switchyard::providers::json_member_value(*m);
+    if (built != v || built.type() != v.type()) {
       __builtin_trap();
     }
   }

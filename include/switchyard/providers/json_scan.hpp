@@ -10,6 +10,8 @@
 //
 // Thread: any; pure functions. The spans point into `text`: keep it alive.
 #pragma once
+#include <nlohmann/json_fwd.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -55,6 +57,14 @@ json_scan scan_json(std::string_view text, std::size_t max_depth = 256);
 
 // Validation only (no member list): true if `text` is one valid JSON value.
 bool json_valid(std::string_view text, std::size_t max_depth = 256);
+
+// The value of a member of a successful scan, as nlohmann would parse it (numbers: unsigned
+// when non-negative integers, signed when negative, else double). Scalars are built
+// directly from the validated bytes; arrays and objects go through nlohmann's parser.
+nlohmann::json json_member_value(const json_member& m);
+
+// The decoded contents of a validated JSON string literal (the bytes between the quotes).
+std::string json_unescape(std::string_view inside_quotes);
 
 // A JSON string literal (with quotes) for `s`: escapes ", \ and control characters.
 void append_json_string(std::string& out, std::string_view s);
