@@ -106,24 +106,11 @@ core::result<json> key_patch_from(const json& body, sys_time now) {
   if (!body.is_object()) {
     return core::make_error(core::errc::bad_request, "Request body must be a JSON object");
   }
-  json patch = json::object();
-  for (const auto& f : fields) {
-    auto it = body.find(f.name);
-    if (it == body.end()) {
-      continue;
-    }
-    if (it->is_null() && (f.k == kind::str_array || f.k == kind::object || f.k == kind::boolean || f.k == kind::num ||
-                          f.k == kind::str)) {
-      continue;  // not nullable: null means "not given"
-    }
-    if (auto e = check_kind(f.name, f.k, *it, now)) {
-      return *e;
-    }
-    patch[f.name] = *it;
+  auto base = patch_from(body, fields, std::size(fields), now);  // typed fields, budget_reset_at
+  if (!base) {
+    return base.error();
   }
-  if (auto it = body.find("budget_duration"); it != body.end()) {
-    patch["budget_reset_at"] = it->is_null() ? json(nullptr) : json(iso_utc(*add_duration(it->get<std::string>(), now)));
-  }
+  json patch = std::move(*base);
   if (auto it = body.find("duration"); it != body.end()) {
     if (auto e = check_kind("duration", kind::duration_or_null, *it, now)) {
       return *e;
