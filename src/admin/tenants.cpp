@@ -393,39 +393,26 @@ net::awaitable<core::result<json>> tenant_endpoints::run(const http::request& re
     co_return core::make_error(core::errc::invalid_json, "Request body must be a JSON object");
   }
 
-  // Fetches a team for an org_admin check; the row JSON.
-  auto team_org_check = [this, sc, &self_org](std::string id) -> net::awaitable<core::result<json>> {
-    std::string kind = "teams";
+  // Fetches a team or user for an org_admin check; the row JSON.
+  auto org_check = [this, sc, &self_org](bool team, std::string id) -> net::awaitable<core::result<json>> {
+    std::string kind = team ? "teams" : "users";
+    const char* what = team ? "team" : "user";
     bool expand = false;
     auto r = co_await db_->run(pg::get_entity_blocking, kind, id, expand);
     if (!r) {
       co_return r.error();
     }
     if (!*r) {
-      co_return not_found("Team not found: " + id, "team_id");
+      co_return not_found(std::string(team ? "Team" : "User") + " not found: " + id, team ? "team_id" : "user_id");
     }
     json row = parse(**r);
     if (sc == scope::org && text_of(row, "organization_id") != self_org) {
-      co_return forbidden("team " + id + " is not in your organization");
+      co_return forbidden(std::string(what) + " " + id + " is not in your organization");
     }
     co_return ok(std::move(row));
   };
-  auto user_org_check = [this, sc, &self_org](std::string id) -> net::awaitable<core::result<json>> {
-    std::string kind = "users";
-    bool expand = false;
-    auto r = co_await db_->run(pg::get_entity_blocking, kind, id, expand);
-    if (!r) {
-      co_return r.error();
-    }
-    if (!*r) {
-      co_return not_found("User not found: " + id, "user_id");
-    }
-    json row = parse(**r);
-    if (sc == scope::org && text_of(row, "organization_id") != self_org) {
-      co_return forbidden("user " + id + " is not in your organization");
-    }
-    co_return ok(std::move(row));
-  };
+  auto team_org_check = [&org_check](std::string id) { return org_check(true, std::move(id)); };
+  auto user_org_check = [&org_check](std::string id) { return org_check(false, std::move(id)); };
 
   // ------------------------------------------------------------------ users
   if (route == "/user/new" || route == "/user/update") {

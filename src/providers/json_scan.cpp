@@ -59,7 +59,7 @@ class scanner {
     if (out != nullptr) {
       out->root = kind_at(*p_);
     }
-    bool ok = (out != nullptr && *p_ == '{') ? root_object(*out) : value();
+    bool ok = (out != nullptr && *p_ == '{') ? object(out) : value();
     if (!ok) {
       return false;
     }
@@ -395,7 +395,8 @@ class scanner {
     return true;
   }
 
-  bool object() {
+  // An object; with `out` (the root), each member is recorded as spans.
+  bool object(json_scan* out = nullptr) {
     if (!enter()) {
       return false;
     }
@@ -406,76 +407,16 @@ class scanner {
       --depth_;
       return true;
     }
+    std::vector<std::size_t> escaped;  // recorded members whose key had escapes
     for (;;) {
       ws();
-      if (!key(nullptr) || !value()) {
-        return false;
-      }
-      ws();
-      if (p_ >= end_) {
-        return fail("unterminated object");
-      }
-      if (*p_ == ',') {
-        ++p_;
-        continue;
-      }
-      if (*p_ == '}') {
-        ++p_;
-        --depth_;
-        return true;
-      }
-      return fail("expected ',' or '}' in an object");
-    }
-  }
-
-  // The root object, recording each member.
-  bool root_object(json_scan& out) {
-    if (!enter()) {
-      return false;
-    }
-    ++p_;
-    ws();
-    if (p_ < end_ && *p_ == '}') {
-      ++p_;
-      --depth_;
-      return true;
-    }
-    std::vector<std::size_t> escaped;  // members whose key had escapes
-    for (;;) {
-      ws();
-      json_member m;
-      const byte* key_begin = p_;
-      bool had_escape = false;
-      if (!key(&had_escape)) {
-        return false;
-      }
-      // The key's characters between the quotes (decoded later if escaped).
-      const byte* key_end = key_begin + 1;
-      {
-        // Find the closing quote again: the key is short, and this keeps key() simple.
-        const byte* q = key_begin + 1;
-        while (*q != '"') {
-          q += (*q == '\\') ? 2 : 1;
+      if (out == nullptr) {
+        if (!key(nullptr) || !value()) {
+          return false;
         }
-        key_end = q;
-      }
-      m.key = std::string_view(reinterpret_cast<const char*>(key_begin + 1), static_cast<std::size_t>(key_end - key_begin - 1));
-      const byte* value_begin = p_;
-      if (p_ >= end_) {
-        return fail("unexpected end of input");
-      }
-      m.kind = kind_at(*p_);
-      text_bytes_ = 0;
-      if (!value()) {
+      } else if (!member(*out, escaped)) {
         return false;
       }
-      m.text_bytes = text_bytes_;
-      m.value = std::string_view(reinterpret_cast<const char*>(value_begin), static_cast<std::size_t>(p_ - value_begin));
-      m.whole = std::string_view(reinterpret_cast<const char*>(key_begin), static_cast<std::size_t>(p_ - key_begin));
-      if (had_escape) {
-        escaped.push_back(out.members.size());
-      }
-      out.members.push_back(m);
       ws();
       if (p_ >= end_) {
         return fail("unterminated object");
@@ -491,13 +432,50 @@ class scanner {
       }
       return fail("expected ',' or '}' in an object");
     }
-    out.unescaped_keys.reserve(escaped.size());
-    for (std::size_t i : escaped) {
-      out.unescaped_keys.push_back(unescape(out.members[i].key));
+    if (out != nullptr && !escaped.empty()) {
+      out->unescaped_keys.reserve(escaped.size());
+      for (std::size_t i : escaped) {
+        out->unescaped_keys.push_back(unescape(out->members[i].key));
+      }
+      for (std::size_t k = 0; k < escaped.size(); ++k) {
+        out->members[escaped[k]].key = out->unescaped_keys[k];
+      }
     }
-    for (std::size_t k = 0; k < escaped.size(); ++k) {
-      out.members[escaped[k]].key = out.unescaped_keys[k];
+    return true;
+  }
+
+  // One "key": value of the root object, recorded in `out`.
+  bool member(json_scan& out, std::vector<std::size_t>& escaped) {
+    json_member m;
+    const byte* key_begin = p_;
+    bool had_escape = false;
+    if (!key(&had_escape)) {
+      return false;
     }
+    // The key's characters between the quotes (decoded later if escaped): found again,
+    // as keys are short and this keeps key() simple.
+    const byte* key_end = key_begin + 1;
+    while (*key_end != '"') {
+      key_end += (*key_end == '\\') ? 2 : 1;
+    }
+    m.key = std::string_view(reinterpret_cast<const char*>(key_begin + 1),
+                             static_cast<std::size_t>(key_end - key_begin - 1));
+    const byte* value_begin = p_;
+    if (p_ >= end_) {
+      return fail("unexpected end of input");
+    }
+    m.kind = kind_at(*p_);
+    text_bytes_ = 0;
+    if (!value()) {
+      return false;
+    }
+    m.text_bytes = text_bytes_;
+    m.value = std::string_view(reinterpret_cast<const char*>(value_begin), static_cast<std::size_t>(p_ - value_begin));
+    m.whole = std::string_view(reinterpret_cast<const char*>(key_begin), static_cast<std::size_t>(p_ - key_begin));
+    if (had_escape) {
+      escaped.push_back(out.members.size());
+    }
+    out.members.push_back(m);
     return true;
   }
 
