@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <charconv>
+#include <cstring>
 #include <cstdlib>
 
 namespace switchyard::providers {
@@ -22,32 +23,44 @@ const char* path_of(call_type t) {
   }
 }
 
-// True if an SSE data payload carries a usage object (not "usage": null).
-bool has_usage_object(std::string_view data) {
-  std::size_t pos = 0;
-  while ((pos = data.find("\"usage\"", pos)) != std::string_view::npos) {
-    pos += 7;
-    while (pos < data.size() && (data[pos] == ' ' || data[pos] == ':' || data[pos] == '\t' || data[pos] == '\n')) {
+// memmem: glibc's two-way search. std::string_view::find calls memchr for the needle's
+// first byte, and a needle starting with '"' stops at every quote of a JSON text (a
+// third of a stream's relay cost, issue 6).
+std::size_t find_bytes(std::string_view hay, std::string_view needle, std::size_t from = 0) {
+  if (from >= hay.size()) {
+    return std::string_view::npos;
+  }
+  const void* at = ::memmem(hay.data() + from, hay.size() - from, needle.data(), needle.size());
+  return at == nullptr ? std::string_view::npos : static_cast<std::size_t>(static_cast<const char*>(at) - hay.data());
+}
+
+// True if a chunk says why the choice finished ("finish_reason": "<something>").
+bool has_finish_reason(std::string_view data) {
+  constexpr std::string_view key = "\"finish_reason\"";
+  for (auto pos = find_bytes(data, key); pos != std::string_view::npos; pos = find_bytes(data, key, pos)) {
+    pos += key.size();
+    while (pos < data.size() && (data[pos] == ' ' || data[pos] == ':' || data[pos] == '\t' || data[pos] == '\n' ||
+                                 data[pos] == '\r')) {
       ++pos;
     }
-    if (pos < data.size() && data[pos] == '{') {
+    if (pos < data.size() && data[pos] == '"') {
       return true;
     }
   }
   return false;
 }
 
-// True if a chunk says why the choice finished ("finish_reason": "<something>").
-bool has_finish_reason(std::string_view data) {
-  auto pos = data.find("\"finish_reason\"");
-  if (pos == std::string_view::npos) {
+// An empty JSON array ("[]", whitespace allowed inside).
+bool is_empty_array(std::string_view v) {
+  if (v.size() < 2 || v.front() != '[') {
     return false;
   }
-  pos += 15;
-  while (pos < data.size() && (data[pos] == ' ' || data[pos] == ':')) {
-    ++pos;
+  for (std::size_t i = 1; i + 1 < v.size(); ++i) {
+    if (v[i] != ' ' && v[i] != '\t' && v[i] != '\n' && v[i] != '\r') {
+      return false;
+    }
   }
-  return pos < data.size() && data[pos] == '"';
+  return true;
 }
 
 // usage_of() for the raw bytes of a "usage" object (already validated): its integer
@@ -99,47 +112,22 @@ class openai_stream final : public stream_translator {
       if (ev.data.empty()) {
         continue;
       }
-      if (ev.data.find("\"error\"") != std::string::npos && ev.data.find("\"choices\"") == std::string::npos) {
-        json j = json::parse(ev.data, nullptr, false);
-        if (!j.is_discarded() && j.is_object() && j.contains("error")) {
-          int status = 500;
-          if (j["error"].is_object()) {
-            auto c = j["error"].value("code", json());
-            if (c.is_number_integer()) {
-              status = c.get<int>();
-            } else if (c.is_string()) {
-              try {
-                status = std::stoi(c.get<std::string>());
-              } catch (...) {
-              }
-            }
-          }
-          if (status < 400 || status > 599) {
-            status = 500;
-          }
-          return upstream_error(status, ev.data, label_);
-        }
-      }
-      // Every event reaches the client as JSON: check it without building a DOM.
-      if (!json_valid(ev.data, max_json_depth)) {
+      // Every event reaches the client as JSON: one DOM-free scan validates it and lists
+      // its top-level members (error, choices, usage); `scan_` is reused across events.
+      if (!scan_json(ev.data, scan_, max_json_depth)) {
         return core::make_error(core::errc::upstream_error,
                                 label_ + " - the provider sent a stream event that is not valid JSON");
+      }
+      const json_member* choices = scan_.find("choices");
+      if (scan_.find("error") != nullptr && choices == nullptr) {
+        return stream_error(ev.data);
       }
       if (has_finish_reason(ev.data)) {
         finished_ = true;
       }
-      if (has_usage_object(ev.data)) {
-        json j = json::parse(ev.data, nullptr, false);
-        if (j.is_discarded()) {
-          return core::make_error(core::errc::upstream_error,
-                                  label_ + " - the provider sent a stream event that is not valid JSON");
-        }
-        auto u = usage_of(j);
-        if (u.known) {
-          usage_ = u;
-        }
-        auto ch = j.find("choices");
-        if (ch != j.end() && ch->is_array() && ch->empty() && !include_usage_) {
+      if (const json_member* u = scan_.find("usage"); u != nullptr && u->kind == json_kind::object) {
+        usage_ = usage_of_raw(u->value);
+        if (choices != nullptr && is_empty_array(choices->value) && !include_usage_) {
           continue;  // the gateway asked for usage, the client did not
         }
       }
@@ -159,8 +147,30 @@ class openai_stream final : public stream_translator {
   const usage& tokens() const override { return usage_; }
 
  private:
+  // An {"error": ...} event (no choices): the provider's error, with its status.
+  core::error stream_error(const std::string& data) const {
+    json j = json::parse(data, nullptr, false);
+    int status = 500;
+    if (!j.is_discarded() && j.is_object() && j["error"].is_object()) {
+      auto c = j["error"].value("code", json());
+      if (c.is_number_integer()) {
+        status = c.get<int>();
+      } else if (c.is_string()) {
+        try {
+          status = std::stoi(c.get<std::string>());
+        } catch (...) {
+        }
+      }
+    }
+    if (status < 400 || status > 599) {
+      status = 500;
+    }
+    return upstream_error(status, data, label_);
+  }
+
   std::string label_;
   bool include_usage_;
+  json_scan scan_;
   upstream::sse_parser parser_;
   std::vector<upstream::sse_parser::event> events_;
   usage usage_;

@@ -564,6 +564,18 @@ const json_member* json_scan::find(std::string_view key) const {
 json_scan scan_json(std::string_view text, std::size_t max_depth) {
   json_scan out;
   out.members.reserve(16);  // one allocation for a typical request
+  scan_json(text, out, max_depth);
+  return out;
+}
+
+bool scan_json(std::string_view text, json_scan& out, std::size_t max_depth) {
+  out.ok = false;
+  out.error_offset = 0;
+  out.error = "";
+  out.too_deep = false;
+  out.root = json_kind::null;
+  out.members.clear();
+  out.unescaped_keys.clear();
   scanner s(text, max_depth);
   out.ok = s.document(&out);
   if (!out.ok) {
@@ -573,7 +585,7 @@ json_scan scan_json(std::string_view text, std::size_t max_depth) {
     out.members.clear();
     out.unescaped_keys.clear();
   }
-  return out;
+  return out.ok;
 }
 
 bool json_valid(std::string_view text, std::size_t max_depth) {

@@ -54,6 +54,9 @@ struct json_scan {
 // Validates `text`; lists the root object's members. max_depth: arrays/objects nested
 // deeper fail (too_deep). Allocates only the member list.
 json_scan scan_json(std::string_view text, std::size_t max_depth = 256);
+// The same into `out`, reusing its storage (a stream translator scans every event with
+// one json_scan: no allocation per event). Returns out.ok.
+bool scan_json(std::string_view text, json_scan& out, std::size_t max_depth = 256);
 
 // Validation only (no member list): true if `text` is one valid JSON value.
 bool json_valid(std::string_view text, std::size_t max_depth = 256);
