@@ -32,22 +32,62 @@ constexpr auto tuple_awaitable = as_tuple(use_awaitable);
 
 namespace {
 
-std::string to_lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) {
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c - 'A' + 'a');
-    }
-  }
-  return out;
-}
-
 struct connection {
   explicit connection(tcp::socket s) : stream(std::move(s)) {}
   beast::tcp_stream stream;
   bool busy = false;
   std::uint64_t id = 0;
   std::string head;  // response head being written (reused across keep-alive requests)
+};
+
+// The request parser: Beast's HTTP/1.1 grammar and limits with our own callbacks, which
+// fill the handler's `request` as the bytes arrive (lower-cased header names, the body
+// appended to req.body): no basic_fields (one allocation per field) and no second copy
+// of every header into the request (issue 6).
+class request_parser final : public bhttp::basic_parser<true> {
+ public:
+  explicit request_parser(request& r) : req_(r) {}
+  bool expect_continue = false;
+
+ private:
+  void on_request_impl(bhttp::verb, beast::string_view method, beast::string_view target, int,
+                       beast::error_code&) override {
+    req_.method.assign(method.data(), method.size());
+    req_.target.assign(target.data(), target.size());
+  }
+  void on_response_impl(int, beast::string_view, int, beast::error_code&) override {}
+  void on_field_impl(bhttp::field f, beast::string_view name, beast::string_view value,
+                     beast::error_code&) override {
+    auto& h = req_.headers.emplace_back(std::string(name.data(), name.size()), std::string(value.data(), value.size()));
+    for (auto& c : h.first) {
+      if (c >= 'A' && c <= 'Z') {
+        c = static_cast<char>(c - 'A' + 'a');
+      }
+    }
+    if (f == bhttp::field::expect && beast::iequals(value, "100-continue")) {
+      expect_continue = true;
+    }
+  }
+  void on_header_impl(beast::error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>& length, beast::error_code&) override {
+    if (length) {
+      // Bounded: a declared length is a promise, not bytes (larger bodies are read
+      // without the parser anyway).
+      req_.body.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(*length, 64 * 1024)));
+    }
+  }
+  std::size_t on_body_impl(beast::string_view body, beast::error_code&) override {
+    req_.body.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, beast::error_code&) override {
+    req_.body.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_finish_impl(beast::error_code&) override {}
+
+  request& req_;
 };
 
 // Shared between a responder and its disconnect watcher (which may outlive it).
@@ -435,7 +475,9 @@ net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
     c->busy = true;
 
     // 2. The rest of the header, bounded in time and size.
-    bhttp::request_parser<bhttp::string_body> parser;
+    request req;
+    req.headers.reserve(16);
+    request_parser parser(req);
     std::optional<std::string> direct_body;  // a large body read without the parser
     parser.header_limit(static_cast<std::uint32_t>(opts_.max_header_bytes));
     parser.body_limit(opts_.max_body_bytes);
@@ -485,8 +527,7 @@ net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
         co_return;
       }
     }
-    auto& hdr = parser.get();
-    std::string call_id(hdr["x-litellm-call-id"]);
+    std::string call_id(req.header("x-litellm-call-id"));
     if (call_id.empty() || call_id.size() > 128) {
       call_id = core::uuid4();
     }
@@ -501,7 +542,7 @@ net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
       co_return;
     }
     if (!parser.is_done()) {
-      if (beast::iequals(hdr[bhttp::field::expect], "100-continue")) {
+      if (parser.expect_continue) {
         bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, 11};
         c->stream.expires_after(opts_.write_timeout);
         auto [ec, n] = co_await bhttp::async_write(c->stream, cont, tuple_awaitable);
@@ -559,25 +600,19 @@ net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
     }
 
     // 4. Hand over to the handler.
-    auto msg = parser.release();
-    request req;
-    req.method = std::string(msg.method_string());
-    req.target = std::string(msg.target());
     if (auto q = req.target.find('?'); q != std::string::npos) {
       req.path = req.target.substr(0, q);
       req.query = req.target.substr(q + 1);
     } else {
       req.path = req.target;
     }
-    req.headers.reserve(16);
-    for (const auto& f : msg) {
-      req.headers.emplace_back(to_lower(f.name_string()), std::string(f.value()));
+    if (direct_body) {
+      req.body = std::move(*direct_body);
     }
-    req.body = direct_body ? std::move(*direct_body) : std::move(msg.body());
     req.remote_address = remote;
     req.call_id = call_id;
     req.received_at = std::chrono::steady_clock::now();
-    const bool keep_alive = msg.keep_alive();
+    const bool keep_alive = parser.keep_alive();
 
     session_responder resp(c, opts_, keep_alive, draining_);
     resp.add_common_header("x-litellm-call-id", call_id);

@@ -66,9 +66,59 @@ namespace {
 
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 constexpr std::uint32_t header_limit = 64 * 1024;
-constexpr std::size_t piece_size = 16 * 1024;
+constexpr std::size_t read_buffer_size = 16 * 1024;
 
-using parser_type = http::response_parser<http::buffer_body>;
+// The response parser: Beast's HTTP/1.1 grammar (status line, fields, chunked coding,
+// limits) with our own callbacks. Fields go straight into a lower-cased header_list
+// and body bytes straight into `sink` (the caller's string): no basic_fields (one
+// allocation per field), no copy of the head into an exchange, no 16 KB bounce buffer
+// per exchange (issue 6).
+class response_parser final : public http::basic_parser<false> {
+ public:
+  int status = 0;
+  header_list headers;
+  std::string* sink = nullptr;  // where body bytes go (set before every read)
+  std::size_t limit = static_cast<std::size_t>(-1);  // bytes `sink` may hold
+  bool over_limit = false;
+
+ private:
+  void on_request_impl(http::verb, beast::string_view, beast::string_view, int, sys_error&) override {}
+  void on_response_impl(int code, beast::string_view, int, sys_error&) override {
+    status = code;
+    headers.clear();
+  }
+  void on_field_impl(http::field, beast::string_view name, beast::string_view value, sys_error&) override {
+    auto& h = headers.emplace_back(std::string(name.data(), name.size()), std::string(value.data(), value.size()));
+    for (auto& c : h.first) {
+      if (c >= 'A' && c <= 'Z') {
+        c = static_cast<char>(c - 'A' + 'a');
+      }
+    }
+  }
+  void on_header_impl(sys_error&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>&, sys_error&) override {}
+  std::size_t on_body_impl(beast::string_view body, sys_error& ec) override { return take(body, ec); }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, sys_error&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, sys_error& ec) override {
+    return take(body, ec);
+  }
+  void on_finish_impl(sys_error&) override {}
+
+  std::size_t take(beast::string_view body, sys_error& ec) {
+    if (sink == nullptr) {
+      ec = http::error::need_buffer;  // nowhere to put it (not expected: every read sets sink)
+      return 0;
+    }
+    if (body.size() > limit - std::min(limit, sink->size())) {
+      over_limit = true;
+      ec = http::error::body_limit;
+      return 0;
+    }
+    sink->append(body.data(), body.size());
+    return body.size();
+  }
+};
+using parser_type = response_parser;
 
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -221,14 +271,6 @@ class exchange final : public body_stream {
         parser_(std::move(parser)),
         where_(std::move(where)),
         timeout_(timeout) {
-    status_ = parser_->get().result_int();
-    for (const auto& f : parser_->get()) {
-      std::string name(f.name_string());
-      for (auto& c : name) {
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      }
-      headers_.emplace_back(std::move(name), std::string(f.value()));
-    }
     if (parser_->is_done()) {
       finish();  // no body (204, 304, HEAD, Content-Length: 0)
     }
@@ -239,11 +281,17 @@ class exchange final : public body_stream {
     conn_.reset();
   }
 
-  int status() const override { return status_; }
-  const header_list& headers() const override { return headers_; }
+  int status() const override { return parser_->status; }
+  const header_list& headers() const override { return parser_->headers; }
+  header_list take_headers() { return std::move(parser_->headers); }
 
   net::awaitable<core::result<std::string>> read_some() override {
-    return read_piece(steady::now() + timeout_, timeout_);
+    std::string piece;
+    auto r = co_await read_into(piece, steady::now() + timeout_, timeout_);
+    if (!r) {
+      co_return r.error();
+    }
+    co_return piece;
   }
 
   bool complete() const override { return done_ || (!failed_ && !cancelled_ && parser_ && parser_->is_done()); }
@@ -264,8 +312,12 @@ class exchange final : public body_stream {
     return cl ? std::optional<std::uint64_t>(*cl) : std::nullopt;
   }
 
-  // Next piece of body (empty = complete), bounded by `deadline`.
-  net::awaitable<core::result<std::string>> read_piece(steady::time_point deadline, std::chrono::milliseconds budget) {
+  // Appends body bytes to `out` until at least one arrived or the body is complete,
+  // bounded by `deadline`; `limit`: the size `out` may reach (over it: body_too_large()).
+  // Returns false (as a value) when the body is complete and nothing was appended.
+  net::awaitable<core::result<bool>> read_into(std::string& out, steady::time_point deadline,
+                                               std::chrono::milliseconds budget,
+                                               std::size_t limit = static_cast<std::size_t>(-1)) {
     if (cancelled_) {
       co_return unreachable(where_ + ": request cancelled", false);
     }
@@ -273,30 +325,27 @@ class exchange final : public body_stream {
       co_return *failed_;
     }
     if (done_) {
-      co_return std::string{};
+      co_return false;
     }
+    const std::size_t before = out.size();
     for (;;) {
       if (parser_->is_done()) {
         finish();
-        co_return std::string{};
+        co_return out.size() > before;
       }
-      auto& body = parser_->get().body();
-      body.data = piece_.data();
-      body.size = piece_.size();
-      body.more = true;
+      parser_->sink = &out;
+      parser_->limit = limit;
       conn_->lowest().expires_at(deadline);
       reading_ = true;
       auto [ec, n] = co_await conn_->visit(
           [&](auto& s) { return http::async_read_some(s, conn_->buffer, *parser_, use_tuple); });
       reading_ = false;
+      parser_->sink = nullptr;
       (void)n;
-      std::size_t got = piece_.size() - parser_->get().body().size;
+      const std::size_t got = out.size() - before;
       if (cancelled_) {
         conn_.reset();
         co_return unreachable(where_ + ": request cancelled", false);
-      }
-      if (ec == http::error::need_buffer) {
-        ec = {};  // our piece buffer is full: hand it over
       }
       if (ec == ssl::error::stream_truncated && parser_->is_header_done() && parser_->need_eof()) {
         // Body delimited by the connection's end; many TLS servers skip close_notify.
@@ -304,7 +353,10 @@ class exchange final : public body_stream {
       }
       if (ec) {
         core::error err;
-        if (ec == beast::error::timeout || steady::now() >= deadline) {
+        if (parser_->over_limit) {
+          err = core::make_error(core::errc::upstream_error, "response body too large");
+          body_too_large_ = true;
+        } else if (ec == beast::error::timeout || steady::now() >= deadline) {
           err = timed_out(where_ + ": no response data within " + std::to_string(ms(budget)) + " ms");
         } else if (is_closed_by_peer(ec) || ec == net::error::operation_aborted) {
           err = unreachable(where_ + ": connection broken mid-body (" + ec.message() + ")");
@@ -314,24 +366,24 @@ class exchange final : public body_stream {
           err = unreachable(where_ + ": reading the response body failed (" + ec.message() + ")");
         }
         conn_.reset();
-        if (got > 0) {
-          failed_ = err;  // hand over what did arrive; the error comes next
-          co_return std::string(piece_.data(), got);
-        }
         failed_ = err;
+        if (got > 0 && !body_too_large_) {
+          co_return true;  // hand over what did arrive; the error comes next
+        }
         co_return err;
       }
       conn_->lowest().expires_never();
       if (got > 0) {
-        std::string piece(piece_.data(), got);
         if (parser_->is_done()) {
           finish();
         }
-        co_return piece;
+        co_return true;
       }
       // Progress without body bytes (a chunk header): read again within the same deadline.
     }
   }
+
+  bool body_too_large() const { return body_too_large_; }
 
  private:
   void finish() {
@@ -352,13 +404,11 @@ class exchange final : public body_stream {
   std::unique_ptr<parser_type> parser_;
   std::string where_;
   std::chrono::milliseconds timeout_;
-  int status_ = 0;
-  header_list headers_;
   bool done_ = false;
   bool cancelled_ = false;
   bool reading_ = false;
+  bool body_too_large_ = false;
   std::optional<core::error> failed_;
-  std::array<char, piece_size> piece_;  // not zeroed: 16 KB of memset per request (issue 6)
 };
 
 namespace {
@@ -540,7 +590,7 @@ net::awaitable<core::result<std::unique_ptr<connection>>> client_core::connect(c
   auto conn = std::make_unique<connection>(ex_, u.tls ? tls_ctx_ : nullptr, u.pool_key, next_id_++);
   // Beast reads at most the buffer's free capacity per read, and a fresh flat_buffer has
   // 512 bytes: a 5 KB streamed answer took ten reads and ten writes to the client (issue 6).
-  conn->buffer.reserve(piece_size);
+  conn->buffer.reserve(read_buffer_size);
   conn->lowest().expires_at(deadline);
   auto [cec, ep] = co_await conn->lowest().async_connect(st->results, use_tuple);
   (void)ep;
@@ -662,7 +712,7 @@ net::awaitable<core::result<std::unique_ptr<exchange>>> client_core::start(reque
       if (rec) {
         break;
       }
-      int status = parser->get().result_int();
+      int status = parser->status;
       if (status >= 100 && status < 200 && status != 101) {
         got_interim = true;
         continue;
@@ -716,7 +766,7 @@ net::awaitable<core::result<response>> client_core::send(request req) {
   };
   response r;
   r.status = x.status();
-  r.headers = x.headers();
+  r.headers = x.take_headers();
   if (auto cl = x.content_length()) {
     if (*cl > opts_.max_response_bytes) {
       x.cancel();
@@ -725,18 +775,16 @@ net::awaitable<core::result<response>> client_core::send(request req) {
     r.body.reserve(static_cast<std::size_t>(*cl));
   }
   for (;;) {
-    auto piece = co_await x.read_piece(deadline, req.timeout);
-    if (!piece) {
-      co_return piece.error();
+    auto more = co_await x.read_into(r.body, deadline, req.timeout, opts_.max_response_bytes);
+    if (!more) {
+      if (x.body_too_large()) {
+        co_return too_large();
+      }
+      co_return more.error();
     }
-    if (piece->empty()) {
+    if (!*more) {
       break;
     }
-    if (piece->size() > opts_.max_response_bytes - r.body.size()) {
-      x.cancel();
-      co_return too_large();
-    }
-    r.body += *piece;
   }
   co_return r;
 }
