@@ -2,6 +2,7 @@
 
 #include "switchyard/core/ids.hpp"
 #include "switchyard/core/log.hpp"
+#include "switchyard/core/watchdog.hpp"
 
 #include <array>
 #include <cstdio>
@@ -32,9 +33,18 @@ constexpr auto tuple_awaitable = as_tuple(use_awaitable);
 
 namespace {
 
-struct connection {
+// Timeouts: the server's watchdog (one coarse timer for every connection) cancels the
+// socket's operations when `deadline()` passes and sets timed_out; beast::tcp_stream's
+// own expiry, a timer wait per operation, is never set (issue 6).
+struct connection final : core::watched {
   explicit connection(tcp::socket s) : stream(std::move(s)) {}
   beast::tcp_stream stream;
+  bool timed_out = false;
+  void expired() override {
+    timed_out = true;
+    boost::system::error_code ignored;
+    stream.socket().cancel(ignored);
+  }
   bool busy = false;
   std::uint64_t id = 0;
   std::string head;  // response head being written (reused across keep-alive requests)
@@ -100,12 +110,13 @@ struct watch_state {
 
 struct server::impl : std::enable_shared_from_this<impl> {
   impl(net::any_io_executor ex, server_options o, handler h)
-      : ex_(std::move(ex)), opts_(std::move(o)), handler_(std::move(h)), acceptor_(ex_) {}
+      : ex_(std::move(ex)), opts_(std::move(o)), handler_(std::move(h)), acceptor_(ex_), dog_(core::watchdog::make(ex_)) {}
 
   net::any_io_executor ex_;
   server_options opts_;
   handler handler_;
   tcp::acceptor acceptor_;
+  std::shared_ptr<core::watchdog> dog_;
   bool draining_ = false;
   std::function<void()> on_drained_;
   std::uint64_t next_id_ = 1;
@@ -158,9 +169,9 @@ class session_responder final : public responder {
     head += std::to_string(r.body.size());
     head += "\r\n\r\n";
     const std::array<net::const_buffer, 2> bufs{net::buffer(head), net::buffer(r.body)};
-    conn_->stream.expires_after(opts_.write_timeout);
+    conn_->arm_after(opts_.write_timeout);
     auto [ec, n] = co_await net::async_write(conn_->stream, bufs, tuple_awaitable);
-    conn_->stream.expires_never();
+    conn_->disarm();
     if (ec) {
       gone_ = true;
       co_return false;
@@ -299,10 +310,10 @@ class session_responder final : public responder {
       bufs[nb++] = net::buffer("0\r\n\r\n", 5);
     }
     head_pending_ = false;
-    conn_->stream.expires_after(opts_.write_timeout);
+    conn_->arm_after(opts_.write_timeout);
     auto [ec, n] = co_await net::async_write(conn_->stream, std::span<const net::const_buffer>(bufs.data(), nb),
                                              tuple_awaitable);
-    conn_->stream.expires_never();
+    conn_->disarm();
     if (ec) {
       gone_ = true;
       co_return false;
@@ -371,8 +382,9 @@ net::awaitable<void> write_error(connection& c, const server_options& opts, cons
   res.keep_alive(false);
   res.body() = error_body(e);
   res.prepare_payload();
-  c.stream.expires_after(std::min(opts.write_timeout, std::chrono::milliseconds{5000}));
+  c.arm_after(std::min(opts.write_timeout, std::chrono::milliseconds{5000}));
   co_await bhttp::async_write(c.stream, res, tuple_awaitable);
+  c.disarm();
 }
 
 void log_early_error(const core::error& e, std::string_view call_id) {
@@ -407,6 +419,7 @@ net::awaitable<void> server::impl::accept_loop() {
     }
     sock.set_option(tcp::no_delay(true), ec);
     auto c = std::make_shared<connection>(std::move(sock));
+    c->register_with(dog_);
     c->id = next_id_++;
     conns_.emplace(c->id, c);
     net::co_spawn(ex_, [self, c]() { return self->session(c); },
@@ -464,8 +477,9 @@ net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
     }
     // 1. Wait for the first byte of the next request (idle keep-alive wait).
     if (buf.size() == 0) {
-      c->stream.expires_after(first ? opts_.header_timeout : opts_.idle_timeout);
+      c->arm_after(first ? opts_.header_timeout : opts_.idle_timeout);
       auto [ec, n] = co_await c->stream.async_read_some(buf.prepare(4096), tuple_awaitable);
+      c->disarm();
       if (ec) {
         co_return;  // idle timeout, EOF, reset, or drain: close quietly
       }
@@ -481,29 +495,19 @@ net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
     std::optional<std::string> direct_body;  // a large body read without the parser
     parser.header_limit(static_cast<std::uint32_t>(opts_.max_header_bytes));
     parser.body_limit(opts_.max_body_bytes);
-    // tcp_stream's own expiry closes the socket; a separate timer only cancels the
-    // read, so that the 408 can still be written.
-    c->stream.expires_never();
-    net::steady_timer deadline(c->stream.get_executor());
-    bool expired = false;
-    auto arm = [&deadline, &expired, c](std::chrono::milliseconds d) {
-      expired = false;
-      deadline.expires_after(d);
-      deadline.async_wait([&expired, c](const boost::system::error_code& ec) {
-        if (!ec) {
-          expired = true;
-          boost::system::error_code ignored;
-          c->stream.socket().cancel(ignored);
-        }
-      });
+    // The watchdog only cancels the read (timed_out set), so that the 408 can still be
+    // written.
+    auto arm = [&c](std::chrono::milliseconds d) {
+      c->timed_out = false;
+      c->arm_after(d);
     };
     arm(opts_.header_timeout);
     {
       auto [ec, n] = co_await bhttp::async_read_header(c->stream, buf, parser, tuple_awaitable);
-      deadline.cancel();
+      c->disarm();
       if (ec) {
         std::string call_id = core::uuid4();
-        if (expired) {
+        if (c->timed_out) {
           auto e = core::make_error(core::errc::request_timeout, "Request header not received in time");
           log_early_error(e, call_id);
           co_await write_error(*c, opts_, e, call_id);
@@ -544,8 +548,9 @@ net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
     if (!parser.is_done()) {
       if (parser.expect_continue) {
         bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, 11};
-        c->stream.expires_after(opts_.write_timeout);
+        c->arm_after(opts_.write_timeout);
         auto [ec, n] = co_await bhttp::async_write(c->stream, cont, tuple_awaitable);
+        c->disarm();
         if (ec) {
           co_return;
         }
@@ -565,9 +570,9 @@ net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
         buf.consume(have);
         auto [ec, n] = co_await net::async_read(c->stream, net::buffer(direct_body->data() + have, len - have),
                                                 tuple_awaitable);
-        deadline.cancel();
+        c->disarm();
         if (ec) {
-          if (expired) {
+          if (c->timed_out) {
             auto e = core::make_error(core::errc::request_timeout, "Request body not received in time");
             log_early_error(e, call_id);
             co_await write_error(*c, opts_, e, call_id);
@@ -576,7 +581,7 @@ net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
         }
       } else {
         auto [ec, n] = co_await bhttp::async_read(c->stream, buf, parser, tuple_awaitable);
-        deadline.cancel();
+        c->disarm();
         if (ec) {
           if (ec == bhttp::error::body_limit) {
             auto e = core::make_error(core::errc::payload_too_large,
@@ -584,7 +589,7 @@ net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
                                           " bytes (max_request_size_mb)");
             log_early_error(e, call_id);
             co_await write_error(*c, opts_, e, call_id);
-          } else if (expired) {
+          } else if (c->timed_out) {
             auto e = core::make_error(core::errc::request_timeout, "Request body not received in time");
             log_early_error(e, call_id);
             co_await write_error(*c, opts_, e, call_id);

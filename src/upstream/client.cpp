@@ -1,8 +1,10 @@
 // Upstream HTTP/1.1 client: DNS, connect, TLS, keep-alive pool, whole-body and
 // streaming reads. Everything runs on the one io_context thread that owns the client.
 //
-// Timeouts: beast::tcp_stream's expiry is set before every socket operation
-// (expires_at a deadline), so a stalled peer always ends in beast::error::timeout.
+// Timeouts: connect and the TLS handshake use beast::tcp_stream's expiry; a request's
+// write and reads use the client's watchdog (core/watchdog.hpp: one coarse timer for
+// every connection, no timer wait per operation, issue 6), which cancels the socket's
+// operations once the deadline passes; either way a stalled peer ends in a timeout.
 // DNS cannot be cancelled (getaddrinfo runs on Asio's resolver thread), so the
 // resolve is abandoned on a timer and its late completion only touches shared state.
 //
@@ -13,6 +15,8 @@
 #include "switchyard/upstream/client.hpp"
 
 #include "url.hpp"
+
+#include "switchyard/core/watchdog.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/address.hpp>
@@ -164,7 +168,7 @@ core::error timed_out(std::string message) { return core::make_error(core::errc:
 }  // namespace
 
 // One TCP (optionally TLS) connection to an upstream plus its read buffer.
-struct connection {
+struct connection final : core::watched {
   connection(const net::any_io_executor& ex, std::shared_ptr<ssl::context> ctx, std::string key_, std::uint64_t id_)
       : key(std::move(key_)), id(id_), tls_ctx(std::move(ctx)) {
     if (tls_ctx) {
@@ -178,6 +182,13 @@ struct connection {
   connection& operator=(const connection&) = delete;
 
   beast::tcp_stream& lowest() { return tls ? tls->next_layer() : *plain; }
+
+  // The watchdog's deadline passed: pending operations complete with operation_aborted
+  // (callers see steady::now() >= their deadline: a timeout).
+  void expired() override {
+    sys_error ec;
+    lowest().socket().cancel(ec);
+  }
 
   void close() {
     auto& s = lowest().socket();
@@ -257,6 +268,7 @@ class client_core : public std::enable_shared_from_this<client_core> {
   net::steady_timer watch_timer_;
   bool watch_armed_ = false;
   std::unordered_map<std::string, std::shared_ptr<const url_parts>> url_cache_;
+  std::shared_ptr<core::watchdog> dog_;
   bool closed_ = false;
   std::uint64_t next_id_ = 1;
 };
@@ -335,7 +347,7 @@ class exchange final : public body_stream {
       }
       parser_->sink = &out;
       parser_->limit = limit;
-      conn_->lowest().expires_at(deadline);
+      conn_->arm(deadline);
       reading_ = true;
       auto [ec, n] = co_await conn_->visit(
           [&](auto& s) { return http::async_read_some(s, conn_->buffer, *parser_, use_tuple); });
@@ -372,7 +384,7 @@ class exchange final : public body_stream {
         }
         co_return err;
       }
-      conn_->lowest().expires_never();
+      conn_->disarm();
       if (got > 0) {
         if (parser_->is_done()) {
           finish();
@@ -535,7 +547,7 @@ struct resolve_state {
 }  // namespace
 
 client_core::client_core(net::any_io_executor ex, client_options opts)
-    : ex_(std::move(ex)), opts_(std::move(opts)), sweep_timer_(ex_), watch_timer_(ex_) {
+    : ex_(std::move(ex)), opts_(std::move(opts)), sweep_timer_(ex_), watch_timer_(ex_), dog_(core::watchdog::make(ex_)) {
   // Eager when cheap or when it can fail: without verification no CA store is loaded
   // (and the warning belongs to startup); a bad CA file is a startup error, not a
   // request error. Otherwise made on the first https connection (see connect()).
@@ -550,6 +562,7 @@ void client_core::shutdown() {
   idle_count_ = 0;
   sweep_timer_.cancel();
   watch_timer_.cancel();
+  dog_->stop();
 }
 
 net::awaitable<core::result<std::unique_ptr<connection>>> client_core::connect(const url_parts& u,
@@ -588,6 +601,7 @@ net::awaitable<core::result<std::unique_ptr<connection>>> client_core::connect(c
     }
   }
   auto conn = std::make_unique<connection>(ex_, u.tls ? tls_ctx_ : nullptr, u.pool_key, next_id_++);
+  conn->register_with(dog_);
   // Beast reads at most the buffer's free capacity per read, and a fresh flat_buffer has
   // 512 bytes: a 5 KB streamed answer took ten reads and ten writes to the client (issue 6).
   conn->buffer.reserve(read_buffer_size);
@@ -676,7 +690,7 @@ net::awaitable<core::result<std::unique_ptr<exchange>>> client_core::start(reque
     }
     const bool reused = conn->reused;
 
-    conn->lowest().expires_at(deadline);
+    conn->arm(deadline);  // the write and the response head
     auto [wec, wn] = co_await conn->visit([&](auto& s) { return net::async_write(s, wire, use_tuple); });
     (void)wn;
     if (wec) {
@@ -739,7 +753,7 @@ net::awaitable<core::result<std::unique_ptr<exchange>>> client_core::start(reque
       }
       co_return unreachable(where + ": reading the response failed (" + rec.message() + ")");
     }
-    conn->lowest().expires_never();
+    conn->disarm();
     co_return std::make_unique<exchange>(weak_from_this(), std::move(conn), std::move(parser), where, req.timeout);
   }
 }
@@ -838,7 +852,7 @@ void client_core::release(std::unique_ptr<connection> c) {
   if (closed_ || opts_.max_idle_per_host == 0 || c->buffer.size() != 0 || !c->lowest().socket().is_open()) {
     return;  // leftover bytes after a complete response mean the stream is out of step
   }
-  c->lowest().expires_never();
+  c->disarm();
   auto& q = idle_[c->key];
   while (q.size() >= opts_.max_idle_per_host) {
     q.pop_front();

@@ -1,0 +1,96 @@
+#include "switchyard/core/watchdog.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+
+namespace switchyard::core {
+
+watched::~watched() {
+  if (auto d = dog_.lock()) {
+    d->remove(*this);
+  }
+}
+
+void watched::register_with(const std::shared_ptr<watchdog>& w) {
+  if (auto d = dog_.lock()) {
+    d->remove(*this);
+  }
+  dog_ = w;
+  if (w) {
+    w->add(*this);
+  }
+}
+
+std::shared_ptr<watchdog> watchdog::make(net::any_io_executor ex, std::chrono::milliseconds tick) {
+  return std::make_shared<watchdog>(std::move(ex), tick);
+}
+
+watchdog::watchdog(net::any_io_executor ex, std::chrono::milliseconds tick) : timer_(std::move(ex)), tick_(tick) {}
+
+watchdog::~watchdog() {
+  for (auto* w : items_) {
+    w->slot_ = static_cast<std::size_t>(-1);
+  }
+}
+
+void watchdog::stop() {
+  stopped_ = true;
+  timer_.cancel();
+}
+
+void watchdog::add(watched& w) {
+  w.slot_ = items_.size();
+  items_.push_back(&w);
+  start_timer();
+}
+
+void watchdog::remove(watched& w) {
+  const std::size_t i = w.slot_;
+  if (i >= items_.size() || items_[i] != &w) {
+    return;
+  }
+  items_[i] = items_.back();
+  items_[i]->slot_ = i;
+  items_.pop_back();
+  w.slot_ = static_cast<std::size_t>(-1);
+}
+
+void watchdog::start_timer() {
+  if (running_ || stopped_) {
+    return;
+  }
+  running_ = true;
+  timer_.expires_after(tick_);
+  timer_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+    auto self = weak.lock();
+    if (!self) {
+      return;
+    }
+    self->running_ = false;
+    if (ec || self->stopped_) {
+      return;
+    }
+    self->on_tick();
+  });
+}
+
+void watchdog::on_tick() {
+  const auto now = watched::clock::now();
+  due_.clear();
+  for (auto* w : items_) {
+    if (w->deadline_ <= now) {
+      w->deadline_ = watched::clock::time_point::max();
+      due_.push_back(w);
+    }
+  }
+  // expired() only cancels operations (their handlers run later), so every pointer in
+  // due_ stays valid through this loop.
+  for (auto* w : due_) {
+    w->expired();
+  }
+  due_.clear();
+  if (!items_.empty()) {
+    start_timer();
+  }
+}
+
+}  // namespace switchyard::core
