@@ -403,7 +403,8 @@ std::string llm_pipeline::litellm_headers(const request_ctx& ctx) const {
     http::append_head_line(h, "x-litellm-model-id", ctx.dep->id);
     http::append_head_line(h, "x-litellm-model-group", ctx.dep->model_name);
     if (!ctx.dep->mock_response) {
-      http::append_head_line(h, "x-litellm-model-api-base", providers::strip_query(providers::api_base_of(*ctx.dep)));
+      http::append_head_line(h, "x-litellm-model-api-base",
+                             providers::strip_query_view(providers::api_base_view(*ctx.dep)));
     }
   }
   h += "x-litellm-version: " SWITCHYARD_VERSION "\r\n";

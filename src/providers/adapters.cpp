@@ -67,7 +67,8 @@ bool is_empty_array(std::string_view v) {
 // members read without a DOM.
 usage usage_of_raw(std::string_view usage_object) {
   usage u;
-  auto scan = scan_json(usage_object, max_json_depth);
+  thread_local json_scan scan;  // reused: no allocation per response (issue 6)
+  scan_json(usage_object, scan, max_json_depth);
   auto num = [&](std::string_view key) -> long long {
     const auto* m = scan.find(key);
     if (m == nullptr || m->kind != json_kind::number) {
@@ -367,7 +368,8 @@ class openai_like final : public adapter {
   core::result<translated_response> translate_response(call_type, const config::deployment& d, std::string_view body,
                                                        std::string_view) const override {
     // Validated and passed on as bytes; only `usage` is parsed.
-    auto scan = scan_json(body, max_json_depth);
+    thread_local json_scan scan;  // reused: no allocation per response (issue 6)
+    scan_json(body, scan, max_json_depth);
     if (!scan.ok || scan.root != json_kind::object) {
       return core::make_error(core::errc::upstream_error,
                               std::string(label_of(d)) + " - the provider returned a response that is not valid JSON");

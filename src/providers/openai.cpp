@@ -62,21 +62,25 @@ bool is_gateway_field(std::string_view name) {
   return false;
 }
 
-std::string api_base_of(const config::deployment& d) {
-  std::string base = d.api_base;
+std::string_view api_base_view(const config::deployment& d) {
+  std::string_view base = d.api_base;
   if (base.empty()) {
     base = "https://api.openai.com/v1";
   }
   while (!base.empty() && base.back() == '/') {
-    base.pop_back();
+    base.remove_suffix(1);
   }
   return base;
 }
 
-std::string strip_query(std::string_view url) {
+std::string api_base_of(const config::deployment& d) { return std::string(api_base_view(d)); }
+
+std::string_view strip_query_view(std::string_view url) {
   auto q = url.find('?');
-  return std::string(q == std::string_view::npos ? url : url.substr(0, q));
+  return q == std::string_view::npos ? url : url.substr(0, q);
 }
+
+std::string strip_query(std::string_view url) { return std::string(strip_query_view(url)); }
 
 usage usage_of(const json& obj) {
   usage u;

@@ -90,6 +90,7 @@ class response_parser final : public http::basic_parser<false> {
   void on_response_impl(int code, beast::string_view, int, sys_error&) override {
     status = code;
     headers.clear();
+    headers.reserve(16);  // one allocation, not one per doubling
   }
   void on_field_impl(http::field, beast::string_view name, beast::string_view value, sys_error&) override {
     auto& h = headers.emplace_back(std::string(name.data(), name.size()), std::string(value.data(), value.size()));

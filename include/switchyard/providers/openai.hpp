@@ -48,8 +48,11 @@ bool is_gateway_field(std::string_view name);
 
 // The default API base of a deployment (api_base, else the provider's public one).
 std::string api_base_of(const config::deployment& d);
+// The same as a view (into d.api_base, or the default's literal): no allocation.
+std::string_view api_base_view(const config::deployment& d);
 // api_base with any query string removed (for x-litellm-model-api-base).
 std::string strip_query(std::string_view url);
+std::string_view strip_query_view(std::string_view url);
 
 // Usage from a chat.completion (or final chunk) object; known=false if absent.
 usage usage_of(const nlohmann::json& obj);
