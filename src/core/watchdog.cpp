@@ -4,6 +4,13 @@
 
 namespace switchyard::core {
 
+void watched::arm(clock::time_point deadline) {
+  deadline_ = deadline;
+  if (raw_ != nullptr && !raw_->running_) {
+    raw_->start_timer();
+  }
+}
+
 watched::~watched() {
   if (auto d = dog_.lock()) {
     d->remove(*this);
@@ -15,6 +22,7 @@ void watched::register_with(const std::shared_ptr<watchdog>& w) {
     d->remove(*this);
   }
   dog_ = w;
+  raw_ = w.get();
   if (w) {
     w->add(*this);
   }
@@ -29,6 +37,7 @@ watchdog::watchdog(net::any_io_executor ex, std::chrono::milliseconds tick) : ti
 watchdog::~watchdog() {
   for (auto* w : items_) {
     w->slot_ = static_cast<std::size_t>(-1);
+    w->raw_ = nullptr;
   }
 }
 
@@ -40,7 +49,9 @@ void watchdog::stop() {
 void watchdog::add(watched& w) {
   w.slot_ = items_.size();
   items_.push_back(&w);
-  start_timer();
+  if (w.deadline_ != watched::clock::time_point::max()) {
+    start_timer();
+  }
 }
 
 void watchdog::remove(watched& w) {
@@ -52,6 +63,7 @@ void watchdog::remove(watched& w) {
   items_[i]->slot_ = i;
   items_.pop_back();
   w.slot_ = static_cast<std::size_t>(-1);
+  w.raw_ = nullptr;
 }
 
 void watchdog::start_timer() {
@@ -76,10 +88,13 @@ void watchdog::start_timer() {
 void watchdog::on_tick() {
   const auto now = watched::clock::now();
   due_.clear();
+  bool armed = false;
   for (auto* w : items_) {
     if (w->deadline_ <= now) {
       w->deadline_ = watched::clock::time_point::max();
       due_.push_back(w);
+    } else if (w->deadline_ != watched::clock::time_point::max()) {
+      armed = true;
     }
   }
   // expired() only cancels operations (their handlers run later), so every pointer in
@@ -88,7 +103,8 @@ void watchdog::on_tick() {
     w->expired();
   }
   due_.clear();
-  if (!items_.empty()) {
+  // Re-armed by an expired() handler (it called arm()), or still armed objects: tick on.
+  if (armed) {
     start_timer();
   }
 }

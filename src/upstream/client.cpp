@@ -309,6 +309,31 @@ class exchange final : public body_stream {
 
   bool complete() const override { return done_ || (!failed_ && !cancelled_ && parser_ && parser_->is_done()); }
 
+  std::string take_buffered() override {
+    std::string out;
+    if (done_ || failed_ || cancelled_ || !conn_ || reading_) {
+      return out;
+    }
+    parser_->sink = &out;
+    parser_->limit = static_cast<std::size_t>(-1);
+    while (conn_->buffer.size() != 0 && !parser_->is_done()) {
+      sys_error ec;
+      const std::size_t used = parser_->put(conn_->buffer.data(), ec);
+      if (ec) {
+        break;  // need_more, or an error the next read_some() reports (it parses these bytes again)
+      }
+      conn_->buffer.consume(used);
+      if (used == 0) {
+        break;
+      }
+    }
+    parser_->sink = nullptr;
+    if (parser_->is_done()) {
+      finish();
+    }
+    return out;
+  }
+
   void cancel() override {
     cancelled_ = true;
     if (!conn_) {

@@ -3,9 +3,10 @@
 // beast::tcp_stream's expiry starts a timer wait for every read and write (a handler
 // allocation, a timer-queue insert and a cancel): ~7% of the gateway's CPU per proxied
 // request (issue 6, callgrind). Here an operation's deadline is one stored time_point;
-// a single timer per watchdog wakes every `tick` while anything is registered and calls
-// expired() on whatever is past its deadline. A deadline fires between 0 and `tick`
-// late (20 ms by default), which no timeout we have needs tighter.
+// a single timer per watchdog wakes every `tick` while any registered object is armed
+// and calls expired() on whatever is past its deadline (an idle process, or one whose
+// connections are all idle in a pool, does not wake). A deadline fires between 0 and
+// `tick` late (20 ms by default), which no timeout we have needs tighter.
 //
 // Owner: whoever owns the watched objects (http::server, upstream::client), one per
 // io_context. Thread: that io_context's thread only. Never blocks.
@@ -32,8 +33,8 @@ class watched {
   virtual ~watched();
 
   void register_with(const std::shared_ptr<watchdog>& w);
-  void arm(clock::time_point deadline) { deadline_ = deadline; }
-  void arm_after(std::chrono::milliseconds d) { deadline_ = clock::now() + d; }
+  void arm(clock::time_point deadline);
+  void arm_after(std::chrono::milliseconds d) { arm(clock::now() + d); }
   void disarm() { deadline_ = clock::time_point::max(); }
   clock::time_point deadline() const { return deadline_; }
 
@@ -45,6 +46,7 @@ class watched {
  private:
   friend class watchdog;
   std::weak_ptr<watchdog> dog_;
+  watchdog* raw_ = nullptr;  // == dog_ while registered (cleared by ~watchdog)
   std::size_t slot_ = static_cast<std::size_t>(-1);
   clock::time_point deadline_ = clock::time_point::max();
 };
@@ -59,6 +61,7 @@ class watchdog : public std::enable_shared_from_this<watchdog> {
   watchdog& operator=(const watchdog&) = delete;
 
   std::size_t size() const { return items_.size(); }
+  bool ticking() const { return running_; }
   // Stops the timer; registered objects stay registered but never expire.
   void stop();
 

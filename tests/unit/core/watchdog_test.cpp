@@ -121,3 +121,27 @@ TEST(watchdog, outlived_by_its_objects) {
   run_for(io, 30ms);  // the pending tick finds the watchdog gone
   EXPECT_EQ(p.fired, 0);
 }
+
+TEST(watchdog, ticks_only_while_something_is_armed) {
+  net::io_context io;
+  auto dog = core::watchdog::make(io.get_executor(), 5ms);
+  probe idle;  // registered (a pooled connection), never armed
+  idle.register_with(dog);
+  EXPECT_FALSE(dog->ticking());
+  probe busy;
+  busy.register_with(dog);
+  busy.arm_after(10ms);
+  EXPECT_TRUE(dog->ticking());
+  run_for(io, 60ms);
+  EXPECT_EQ(busy.fired, 1);
+  EXPECT_EQ(idle.fired, 0);
+  EXPECT_FALSE(dog->ticking());  // nothing armed: the loop has no timer of ours left
+  io.restart();
+  const auto t0 = clock_type::now();
+  io.run_for(1s);
+  EXPECT_LT(clock_type::now() - t0, 500ms);
+  busy.arm_after(5ms);  // arming again restarts the tick
+  EXPECT_TRUE(dog->ticking());
+  run_for(io, 50ms);
+  EXPECT_EQ(busy.fired, 2);
+}

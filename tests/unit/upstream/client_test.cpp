@@ -2,6 +2,8 @@
 
 #include "test_server.hpp"
 
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <gtest/gtest.h>
 
 namespace {
@@ -450,6 +452,61 @@ TEST_F(upstream_client, stream_content_length_and_read_until_close_bodies_arrive
   EXPECT_LT(by_close.first_after, 200ms);
   EXPECT_EQ(idle_after_length, 1u);
   EXPECT_EQ(cl.idle_connections(), 0u);  // the read-until-close connection is gone (the other was reused)
+}
+
+net::awaitable<void> pause_for(std::chrono::milliseconds d) {
+  net::steady_timer t(co_await net::this_coro::executor, d);
+  co_await t.async_wait(net::use_awaitable);
+}
+
+// take_buffered(): what arrived with the head is handed over without I/O (a relay that
+// gets the whole body this way needs no disconnect watch); the rest is read as usual.
+TEST_F(upstream_client, take_buffered_hands_over_what_came_with_the_head) {
+  test_server srv(io);
+  srv.on_request = [](server_conn& c, http_request& r, int) -> net::awaitable<bool> {
+    if (r.request_line().find("/whole") != std::string::npos) {
+      co_await c.write(chunked_head() + chunk("data: a\n\n") + chunk("data: b\n\n") + last_chunk);
+      co_return true;
+    }
+    co_await c.write(chunked_head() + chunk("data: a\n\n"));
+    co_await c.pause(200ms);
+    co_await c.write(chunk("data: b\n\n") + last_chunk);
+    co_return true;
+  };
+  upstream::client cl(io.get_executor());
+  std::string whole_first, split_first, split_rest;
+  bool whole_complete = false;
+  bool split_complete = true;
+  run([&]() -> net::awaitable<void> {
+    auto w = co_await cl.open(post(srv, "/whole"));
+    EXPECT_TRUE(w);
+    if (w) {
+      co_await pause_for(50ms);  // let the whole answer arrive
+      whole_first = (*w)->take_buffered();
+      whole_complete = (*w)->complete();
+      EXPECT_EQ((co_await (*w)->read_some()).value(), "");  // complete: no I/O, no bytes
+    }
+    auto s = co_await cl.open(post(srv, "/split"));
+    EXPECT_TRUE(s);
+    if (s) {
+      co_await pause_for(50ms);
+      split_first = (*s)->take_buffered();
+      split_complete = (*s)->complete();
+      for (;;) {
+        auto p = co_await (*s)->read_some();
+        if (!p || p->empty()) {
+          break;
+        }
+        split_rest += *p;
+      }
+    }
+  });
+  EXPECT_EQ(whole_first, "data: a\n\ndata: b\n\n");
+  EXPECT_TRUE(whole_complete);
+  EXPECT_EQ(split_first, "data: a\n\n");
+  EXPECT_FALSE(split_complete);
+  EXPECT_EQ(split_rest, "data: b\n\n");
+  EXPECT_EQ(cl.idle_connections(), 1u);  // both read to the end; one connection, reused
 }
 
 TEST_F(upstream_client, finished_stream_connection_is_reused_by_send) {
