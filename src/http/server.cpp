@@ -100,6 +100,138 @@ class request_parser final : public bhttp::basic_parser<true> {
   request& req_;
 };
 
+// The common request, parsed without Beast: a complete HTTP/1.1 head already in the
+// buffer (it nearly always arrives in the first read), token method, plain target,
+// well-formed fields, at most a Content-Length. Anything else (HTTP/1.0, chunked,
+// Expect, Upgrade, obs-fold, bare LF, odd bytes, a head not yet complete or over the
+// limit) returns false and goes to Beast's parser, which reads and judges it as before.
+// Saves Beast's composed read and field parsing (~6% of the CPU per request, issue 6).
+struct simple_head {
+  std::size_t bytes = 0;             // head length including the blank line
+  std::uint64_t content_length = 0;  // 0 when absent
+  bool keep_alive = true;
+};
+
+constexpr bool is_tchar(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '!' || c == '#' ||
+         c == '$' || c == '%' || c == '&' || c == '\'' || c == '*' || c == '+' || c == '-' || c == '.' || c == '^' ||
+         c == '_' || c == '`' || c == '|' || c == '~';
+}
+
+bool ascii_iequals(std::string_view a, std::string_view lower) {
+  if (a.size() != lower.size()) {
+    return false;
+  }
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char ch = a[i];
+    if (ch >= 'A' && ch <= 'Z') {
+      ch = static_cast<char>(ch - 'A' + 'a');
+    }
+    if (ch != lower[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool parse_simple_head(std::string_view in, std::size_t max_header, request& req, simple_head& out) {
+  const std::string_view window = in.substr(0, std::min(in.size(), max_header));
+  const auto end = window.find("\r\n\r\n");
+  if (end == std::string_view::npos) {
+    return false;
+  }
+  out.bytes = end + 4;
+  const char* p = in.data();
+  const char* const stop = in.data() + end + 2;  // just past the last field line's CRLF
+  // Request line: METHOD SP target SP HTTP/1.1 CRLF
+  const char* m = p;
+  while (p < stop && is_tchar(static_cast<unsigned char>(*p))) {
+    ++p;
+  }
+  if (p == m || p >= stop || *p != ' ') {
+    return false;
+  }
+  req.method.assign(m, static_cast<std::size_t>(p - m));
+  const char* t = ++p;
+  while (p < stop && static_cast<unsigned char>(*p) > 0x20 && static_cast<unsigned char>(*p) < 0x7F) {
+    ++p;
+  }
+  if (p == t || p >= stop || *p != ' ') {
+    return false;
+  }
+  req.target.assign(t, static_cast<std::size_t>(p - t));
+  ++p;
+  if (stop - p < 10 || std::string_view(p, 10) != "HTTP/1.1\r\n") {
+    return false;
+  }
+  p += 10;
+  bool have_length = false;
+  while (p < stop) {
+    const char* n = p;
+    while (p < stop && is_tchar(static_cast<unsigned char>(*p))) {
+      ++p;
+    }
+    if (p == n || p >= stop || *p != ':') {
+      return false;  // empty or bad name, obs-fold (a line starting with SP/HT)
+    }
+    const std::string_view name(n, static_cast<std::size_t>(p - n));
+    ++p;
+    while (p < stop && (*p == ' ' || *p == '\t')) {
+      ++p;
+    }
+    const char* v = p;
+    while (p < stop && *p != '\r') {
+      const auto ch = static_cast<unsigned char>(*p);
+      if ((ch < 0x20 && ch != '\t') || ch == 0x7F) {
+        return false;  // CTLs (a bare LF included)
+      }
+      ++p;
+    }
+    if (p >= stop || p[1] != '\n') {
+      return false;
+    }
+    const char* ve = p;
+    while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) {
+      --ve;
+    }
+    const std::string_view value(v, static_cast<std::size_t>(ve - v));
+    p += 2;
+    if (ascii_iequals(name, "content-length")) {
+      std::uint64_t len = 0;
+      if (value.empty() || value.size() > 18) {
+        return false;
+      }
+      for (char ch : value) {
+        if (ch < '0' || ch > '9') {
+          return false;
+        }
+        len = len * 10 + static_cast<std::uint64_t>(ch - '0');
+      }
+      if (have_length && len != out.content_length) {
+        return false;
+      }
+      have_length = true;
+      out.content_length = len;
+    } else if (ascii_iequals(name, "connection")) {
+      if (ascii_iequals(value, "close")) {
+        out.keep_alive = false;
+      } else if (!ascii_iequals(value, "keep-alive")) {
+        return false;
+      }
+    } else if (ascii_iequals(name, "transfer-encoding") || ascii_iequals(name, "expect") ||
+               ascii_iequals(name, "upgrade")) {
+      return false;
+    }
+    auto& h = req.headers.emplace_back(std::string(name), std::string(value));
+    for (auto& ch : h.first) {
+      if (ch >= 'A' && ch <= 'Z') {
+        ch = static_cast<char>(ch - 'A' + 'a');
+      }
+    }
+  }
+  return true;
+}
+
 // Shared between a responder and its disconnect watcher (which may outlive it).
 struct watch_state {
   bool stopped = false;
@@ -372,6 +504,15 @@ class session_responder final : public responder {
   std::string key_;
 };
 
+// x-litellm-call-id from the client when usable, else a new uuid4.
+std::string call_id_of(const request& req) {
+  std::string id(req.header("x-litellm-call-id"));
+  if (id.empty() || id.size() > 128) {
+    id = core::uuid4();
+  }
+  return id;
+}
+
 // Writes a complete error response on a connection that will be closed afterwards.
 net::awaitable<void> write_error(connection& c, const server_options& opts, const core::error& e,
                                  const std::string& call_id) {
@@ -488,88 +629,41 @@ net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
     first = false;
     c->busy = true;
 
-    // 2. The rest of the header, bounded in time and size.
-    request req;
-    req.headers.reserve(16);
-    request_parser parser(req);
-    std::optional<std::string> direct_body;  // a large body read without the parser
-    parser.header_limit(static_cast<std::uint32_t>(opts_.max_header_bytes));
-    parser.body_limit(opts_.max_body_bytes);
     // The watchdog only cancels the read (timed_out set), so that the 408 can still be
     // written.
     auto arm = [&c](std::chrono::milliseconds d) {
       c->timed_out = false;
       c->arm_after(d);
     };
-    arm(opts_.header_timeout);
-    {
-      auto [ec, n] = co_await bhttp::async_read_header(c->stream, buf, parser, tuple_awaitable);
-      c->disarm();
-      if (ec) {
-        std::string call_id = core::uuid4();
-        if (c->timed_out) {
-          auto e = core::make_error(core::errc::request_timeout, "Request header not received in time");
-          log_early_error(e, call_id);
-          co_await write_error(*c, opts_, e, call_id);
-        } else if (ec == bhttp::error::body_limit) {
-          auto e = core::make_error(core::errc::payload_too_large,
-                                    "Request body too large, the limit is " + std::to_string(opts_.max_body_bytes) +
-                                        " bytes (max_request_size_mb)");
-          log_early_error(e, call_id);
-          co_await write_error(*c, opts_, e, call_id);
-        } else if (ec == bhttp::error::header_limit) {
-          auto e = core::make_error(core::errc::bad_request, "Request header fields too large");
-          e.status = 431;
-          log_early_error(e, call_id);
-          co_await write_error(*c, opts_, e, call_id);
-        } else if (ec != bhttp::error::end_of_stream && ec != net::error::eof &&
-                   ec != net::error::connection_reset && ec != net::error::operation_aborted) {
-          auto e = core::make_error(core::errc::bad_request, "Malformed HTTP request: " + ec.message());
-          log_early_error(e, call_id);
-          co_await write_error(*c, opts_, e, call_id);
-        }
+    request req;
+    req.headers.reserve(16);
+    std::string call_id;
+    bool keep_alive = true;
+    simple_head head;
+    if (parse_simple_head(std::string_view(static_cast<const char*>(buf.data().data()), buf.size()),
+                          opts_.max_header_bytes, req, head)) {
+      buf.consume(head.bytes);
+      call_id = call_id_of(req);
+      keep_alive = head.keep_alive;
+      if (head.content_length > opts_.max_body_bytes) {
+        auto e = core::make_error(core::errc::payload_too_large,
+                                  "Request body too large: " + std::to_string(head.content_length) +
+                                      " bytes, the limit is " + std::to_string(opts_.max_body_bytes) +
+                                      " bytes (max_request_size_mb)");
+        log_early_error(e, call_id);
+        co_await write_error(*c, opts_, e, call_id);
         co_return;
       }
-    }
-    std::string call_id(req.header("x-litellm-call-id"));
-    if (call_id.empty() || call_id.size() > 128) {
-      call_id = core::uuid4();
-    }
-
-    // 3. Body: refuse early what is declared too large, then read it bounded in time.
-    if (auto len = parser.content_length(); len && *len > opts_.max_body_bytes) {
-      auto e = core::make_error(core::errc::payload_too_large,
-                                "Request body too large: " + std::to_string(*len) + " bytes, the limit is " +
-                                    std::to_string(opts_.max_body_bytes) + " bytes (max_request_size_mb)");
-      log_early_error(e, call_id);
-      co_await write_error(*c, opts_, e, call_id);
-      co_return;
-    }
-    if (!parser.is_done()) {
-      if (parser.expect_continue) {
-        bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, 11};
-        c->arm_after(opts_.write_timeout);
-        auto [ec, n] = co_await bhttp::async_write(c->stream, cont, tuple_awaitable);
-        c->disarm();
-        if (ec) {
-          co_return;
-        }
-      }
-      arm(opts_.body_timeout);
-      // Large bodies with a Content-Length are read straight into their final string:
-      // Beast's body reader would pass every byte through the flat buffer (an extra
-      // copy) in reads of at most 64 KB each (issue 6, 1 MB bodies).
-      const auto declared = parser.content_length();
-      const bool chunked = parser.chunked();
-      if (declared && !chunked && *declared >= direct_body_min) {
-        const auto len = static_cast<std::size_t>(*declared);
-        direct_body.emplace();
-        direct_body->resize(len);
-        const std::size_t have = std::min(buf.size(), len);
-        net::buffer_copy(net::buffer(direct_body->data(), have), buf.data());
-        buf.consume(have);
-        auto [ec, n] = co_await net::async_read(c->stream, net::buffer(direct_body->data() + have, len - have),
-                                                tuple_awaitable);
+      // 3. The body: what came with the head, then the rest read straight into place.
+      const auto len = static_cast<std::size_t>(head.content_length);
+      const std::size_t have = std::min(buf.size(), len);
+      req.body.resize(len);
+      net::buffer_copy(net::buffer(req.body.data(), have), buf.data());
+      buf.consume(have);
+      if (have < len) {
+        arm(opts_.body_timeout);
+        auto [ec, n] =
+            co_await net::async_read(c->stream, net::buffer(req.body.data() + have, len - have), tuple_awaitable);
         c->disarm();
         if (ec) {
           if (c->timed_out) {
@@ -579,29 +673,118 @@ net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
           }
           co_return;  // the client closed or reset before sending the whole body
         }
-      } else {
-        auto [ec, n] = co_await bhttp::async_read(c->stream, buf, parser, tuple_awaitable);
+      }
+    } else {
+      req = request{};
+      req.headers.reserve(16);
+      // 2. The rest of the header, bounded in time and size.
+      request_parser parser(req);
+      std::optional<std::string> direct_body;  // a large body read without the parser
+      parser.header_limit(static_cast<std::uint32_t>(opts_.max_header_bytes));
+      parser.body_limit(opts_.max_body_bytes);
+      arm(opts_.header_timeout);
+      {
+        auto [ec, n] = co_await bhttp::async_read_header(c->stream, buf, parser, tuple_awaitable);
         c->disarm();
         if (ec) {
-          if (ec == bhttp::error::body_limit) {
+          std::string call_id = core::uuid4();
+          if (c->timed_out) {
+            auto e = core::make_error(core::errc::request_timeout, "Request header not received in time");
+            log_early_error(e, call_id);
+            co_await write_error(*c, opts_, e, call_id);
+          } else if (ec == bhttp::error::body_limit) {
             auto e = core::make_error(core::errc::payload_too_large,
                                       "Request body too large, the limit is " + std::to_string(opts_.max_body_bytes) +
                                           " bytes (max_request_size_mb)");
             log_early_error(e, call_id);
             co_await write_error(*c, opts_, e, call_id);
-          } else if (c->timed_out) {
-            auto e = core::make_error(core::errc::request_timeout, "Request body not received in time");
+          } else if (ec == bhttp::error::header_limit) {
+            auto e = core::make_error(core::errc::bad_request, "Request header fields too large");
+            e.status = 431;
             log_early_error(e, call_id);
             co_await write_error(*c, opts_, e, call_id);
-          } else if (ec != bhttp::error::partial_message && ec != net::error::eof &&
+          } else if (ec != bhttp::error::end_of_stream && ec != net::error::eof &&
                      ec != net::error::connection_reset && ec != net::error::operation_aborted) {
-            auto e = core::make_error(core::errc::bad_request, "Malformed HTTP request body: " + ec.message());
+            auto e = core::make_error(core::errc::bad_request, "Malformed HTTP request: " + ec.message());
             log_early_error(e, call_id);
             co_await write_error(*c, opts_, e, call_id);
           }
           co_return;
         }
       }
+      call_id = call_id_of(req);
+
+      // 3. Body: refuse early what is declared too large, then read it bounded in time.
+      if (auto len = parser.content_length(); len && *len > opts_.max_body_bytes) {
+        auto e = core::make_error(core::errc::payload_too_large,
+                                  "Request body too large: " + std::to_string(*len) + " bytes, the limit is " +
+                                      std::to_string(opts_.max_body_bytes) + " bytes (max_request_size_mb)");
+        log_early_error(e, call_id);
+        co_await write_error(*c, opts_, e, call_id);
+        co_return;
+      }
+      if (!parser.is_done()) {
+        if (parser.expect_continue) {
+          bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, 11};
+          c->arm_after(opts_.write_timeout);
+          auto [ec, n] = co_await bhttp::async_write(c->stream, cont, tuple_awaitable);
+          c->disarm();
+          if (ec) {
+            co_return;
+          }
+        }
+        arm(opts_.body_timeout);
+        // Large bodies with a Content-Length are read straight into their final string:
+        // Beast's body reader would pass every byte through the flat buffer (an extra
+        // copy) in reads of at most 64 KB each (issue 6, 1 MB bodies).
+        const auto declared = parser.content_length();
+        const bool chunked = parser.chunked();
+        if (declared && !chunked && *declared >= direct_body_min) {
+          const auto len = static_cast<std::size_t>(*declared);
+          direct_body.emplace();
+          direct_body->resize(len);
+          const std::size_t have = std::min(buf.size(), len);
+          net::buffer_copy(net::buffer(direct_body->data(), have), buf.data());
+          buf.consume(have);
+          auto [ec, n] = co_await net::async_read(c->stream, net::buffer(direct_body->data() + have, len - have),
+                                                  tuple_awaitable);
+          c->disarm();
+          if (ec) {
+            if (c->timed_out) {
+              auto e = core::make_error(core::errc::request_timeout, "Request body not received in time");
+              log_early_error(e, call_id);
+              co_await write_error(*c, opts_, e, call_id);
+            }
+            co_return;  // the client closed or reset before sending the whole body
+          }
+        } else {
+          auto [ec, n] = co_await bhttp::async_read(c->stream, buf, parser, tuple_awaitable);
+          c->disarm();
+          if (ec) {
+            if (ec == bhttp::error::body_limit) {
+              auto e = core::make_error(core::errc::payload_too_large,
+                                        "Request body too large, the limit is " + std::to_string(opts_.max_body_bytes) +
+                                            " bytes (max_request_size_mb)");
+              log_early_error(e, call_id);
+              co_await write_error(*c, opts_, e, call_id);
+            } else if (c->timed_out) {
+              auto e = core::make_error(core::errc::request_timeout, "Request body not received in time");
+              log_early_error(e, call_id);
+              co_await write_error(*c, opts_, e, call_id);
+            } else if (ec != bhttp::error::partial_message && ec != net::error::eof &&
+                       ec != net::error::connection_reset && ec != net::error::operation_aborted) {
+              auto e = core::make_error(core::errc::bad_request, "Malformed HTTP request body: " + ec.message());
+              log_early_error(e, call_id);
+              co_await write_error(*c, opts_, e, call_id);
+            }
+            co_return;
+          }
+        }
+      }
+      if (direct_body) {
+        req.body = std::move(*direct_body);
+      }
+      keep_alive = parser.keep_alive();
     }
 
     // 4. Hand over to the handler.
@@ -611,13 +794,9 @@ net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
     } else {
       req.path = req.target;
     }
-    if (direct_body) {
-      req.body = std::move(*direct_body);
-    }
     req.remote_address = remote;
     req.call_id = call_id;
     req.received_at = std::chrono::steady_clock::now();
-    const bool keep_alive = parser.keep_alive();
 
     session_responder resp(c, opts_, keep_alive, draining_);
     resp.add_common_header("x-litellm-call-id", call_id);

@@ -64,7 +64,8 @@ struct fixture : ::testing::Test {
     }
     http::response r;
     r.body = R"({"path":")" + req.path + R"(","len":)" + std::to_string(req.body.size()) + R"(,"call":")" +
-             req.call_id + "\"}";
+             req.call_id + R"(","method":")" + req.method + R"(","xv":")" + std::string(req.header("x-v")) +
+             R"(","body":")" + req.body.substr(0, 32) + "\"}";
     co_await resp.send(std::move(r));
   }
 
@@ -101,6 +102,79 @@ TEST_F(fixture, keep_alive_serves_two_requests_on_one_connection) {
   EXPECT_NE(out.find(R"("path":"/a")"), std::string::npos);
   EXPECT_NE(out.find(R"("path":"/b")"), std::string::npos);
   EXPECT_EQ(handled, 2);
+}
+
+// The common request is parsed without Beast (a complete head in the first read); these
+// pin down that both that path and the fallback (everything unusual) see the same request.
+TEST_F(fixture, pipelined_requests_with_bodies_are_split_exactly) {
+  start();
+  auto out = run_coro(ioc, exchange("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nX-V:  padded \t\r\n\r\nhello"
+                                    "POST /b HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\n\r\nabc"
+                                    "GET /c HTTP/1.1\r\nHost: x\r\n\r\n",
+                                    R"("path":"/c")"));
+  EXPECT_NE(out.find(R"("path":"/a","len":5)"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("xv":"padded","body":"hello")"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("path":"/b","len":3)"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("body":"abc")"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("path":"/c","len":0)"), std::string::npos) << out;
+  EXPECT_EQ(handled, 3);
+}
+
+TEST_F(fixture, body_sent_after_the_head_is_read_whole) {
+  start();
+  auto out = run_coro(ioc, [this]() -> net::awaitable<std::string> {
+    tcp::socket s(ioc);
+    co_await s.async_connect({net::ip::make_address("127.0.0.1"), port()}, net::use_awaitable);
+    std::string head = "POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nConnection: close\r\n\r\n01234";
+    co_await net::async_write(s, net::buffer(head), net::use_awaitable);
+    net::steady_timer t(ioc, 100ms);
+    co_await t.async_wait(net::use_awaitable);
+    co_await net::async_write(s, net::buffer(std::string("56789")), net::use_awaitable);
+    std::string got;
+    for (;;) {
+      char buf[4096];
+      auto [ec, n] = co_await s.async_read_some(net::buffer(buf), tuple_awaitable);
+      got.append(buf, n);
+      if (ec) {
+        break;
+      }
+    }
+    co_return got;
+  }());
+  EXPECT_NE(out.find(R"("len":10)"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("body":"0123456789")"), std::string::npos) << out;
+  EXPECT_NE(out.find("Connection: close"), std::string::npos) << out;
+}
+
+TEST_F(fixture, body_that_stops_coming_gets_408) {
+  http::server_options o;
+  o.body_timeout = 300ms;
+  start(o);
+  auto out = run_coro(ioc, exchange("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234"));
+  EXPECT_EQ(out.rfind("HTTP/1.1 408", 0), 0u) << out;
+  EXPECT_EQ(handled, 0);
+}
+
+TEST_F(fixture, unusual_heads_take_the_full_parser_with_the_same_result) {
+  start();
+  // HTTP/1.0 (closes after the answer) and a folded header: served.
+  auto a = run_coro(ioc, exchange("GET /old HTTP/1.0\r\nX-V: v1\r\n\r\n"));
+  EXPECT_NE(a.find(R"("path":"/old")"), std::string::npos) << a;
+  EXPECT_NE(a.find(R"("xv":"v1")"), std::string::npos) << a;
+  auto b = run_coro(ioc, exchange("POST /fold HTTP/1.1\r\nHost: x\r\nX-V: one\r\n two\r\nContent-Length: 2\r\n"
+                                  "Connection: close\r\n\r\nok"));
+  EXPECT_NE(b.find(R"("path":"/fold")"), std::string::npos) << b;
+  EXPECT_NE(b.find(R"("body":"ok")"), std::string::npos) << b;
+  // Conflicting Content-Length values and a bad one: 400 from the full parser.
+  auto c = run_coro(ioc, exchange("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc"));
+  EXPECT_EQ(c.rfind("HTTP/1.1 400", 0), 0u) << c;
+  auto d = run_coro(ioc, exchange("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 2x\r\n\r\nab"));
+  EXPECT_EQ(d.rfind("HTTP/1.1 400", 0), 0u) << d;
+  // A chunked body.
+  auto e = run_coro(ioc, exchange("POST /ch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                                  "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"));
+  EXPECT_NE(e.find(R"("body":"abcde")"), std::string::npos) << e;
+  EXPECT_EQ(handled, 3);
 }
 
 TEST_F(fixture, call_id_is_echoed_or_generated) {
