@@ -1,5 +1,7 @@
 #include "switchyard/http/server.hpp"
 
+#include "switchyard/http/simple_head.hpp"
+
 #include "switchyard/core/ids.hpp"
 #include "switchyard/core/log.hpp"
 #include "switchyard/core/watchdog.hpp"
@@ -112,28 +114,6 @@ struct simple_head {
   bool keep_alive = true;
 };
 
-constexpr bool is_tchar(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '!' || c == '#' ||
-         c == '$' || c == '%' || c == '&' || c == '\'' || c == '*' || c == '+' || c == '-' || c == '.' || c == '^' ||
-         c == '_' || c == '`' || c == '|' || c == '~';
-}
-
-bool ascii_iequals(std::string_view a, std::string_view lower) {
-  if (a.size() != lower.size()) {
-    return false;
-  }
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char ch = a[i];
-    if (ch >= 'A' && ch <= 'Z') {
-      ch = static_cast<char>(ch - 'A' + 'a');
-    }
-    if (ch != lower[i]) {
-      return false;
-    }
-  }
-  return true;
-}
-
 bool parse_simple_head(std::string_view in, std::size_t max_header, request& req, simple_head& out) {
   const std::string_view window = in.substr(0, std::min(in.size(), max_header));
   const auto end = window.find("\r\n\r\n");
@@ -145,7 +125,7 @@ bool parse_simple_head(std::string_view in, std::size_t max_header, request& req
   const char* const stop = in.data() + end + 2;  // just past the last field line's CRLF
   // Request line: METHOD SP target SP HTTP/1.1 CRLF
   const char* m = p;
-  while (p < stop && is_tchar(static_cast<unsigned char>(*p))) {
+  while (p < stop && simple::is_tchar(static_cast<unsigned char>(*p))) {
     ++p;
   }
   if (p == m || p >= stop || *p != ' ') {
@@ -166,60 +146,22 @@ bool parse_simple_head(std::string_view in, std::size_t max_header, request& req
   }
   p += 10;
   bool have_length = false;
-  while (p < stop) {
-    const char* n = p;
-    while (p < stop && is_tchar(static_cast<unsigned char>(*p))) {
-      ++p;
-    }
-    if (p == n || p >= stop || *p != ':') {
-      return false;  // empty or bad name, obs-fold (a line starting with SP/HT)
-    }
-    const std::string_view name(n, static_cast<std::size_t>(p - n));
-    ++p;
-    while (p < stop && (*p == ' ' || *p == '\t')) {
-      ++p;
-    }
-    const char* v = p;
-    while (p < stop && *p != '\r') {
-      const auto ch = static_cast<unsigned char>(*p);
-      if ((ch < 0x20 && ch != '\t') || ch == 0x7F) {
-        return false;  // CTLs (a bare LF included)
-      }
-      ++p;
-    }
-    if (p >= stop || p[1] != '\n') {
-      return false;
-    }
-    const char* ve = p;
-    while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) {
-      --ve;
-    }
-    const std::string_view value(v, static_cast<std::size_t>(ve - v));
-    p += 2;
-    if (ascii_iequals(name, "content-length")) {
+  return simple::scan_fields(p, stop, [&](std::string_view name, std::string_view value) {
+    if (simple::iequals(name, "content-length")) {
       std::uint64_t len = 0;
-      if (value.empty() || value.size() > 18) {
-        return false;
-      }
-      for (char ch : value) {
-        if (ch < '0' || ch > '9') {
-          return false;
-        }
-        len = len * 10 + static_cast<std::uint64_t>(ch - '0');
-      }
-      if (have_length && len != out.content_length) {
+      if (!simple::parse_length(value, len) || (have_length && len != out.content_length)) {
         return false;
       }
       have_length = true;
       out.content_length = len;
-    } else if (ascii_iequals(name, "connection")) {
-      if (ascii_iequals(value, "close")) {
+    } else if (simple::iequals(name, "connection")) {
+      if (simple::iequals(value, "close")) {
         out.keep_alive = false;
-      } else if (!ascii_iequals(value, "keep-alive")) {
+      } else if (!simple::iequals(value, "keep-alive")) {
         return false;
       }
-    } else if (ascii_iequals(name, "transfer-encoding") || ascii_iequals(name, "expect") ||
-               ascii_iequals(name, "upgrade")) {
+    } else if (simple::iequals(name, "transfer-encoding") || simple::iequals(name, "expect") ||
+               simple::iequals(name, "upgrade")) {
       return false;
     }
     auto& h = req.headers.emplace_back(std::string(name), std::string(value));
@@ -228,8 +170,8 @@ bool parse_simple_head(std::string_view in, std::size_t max_header, request& req
         ch = static_cast<char>(ch - 'A' + 'a');
       }
     }
-  }
-  return true;
+    return true;
+  });
 }
 
 // Shared between a responder and its disconnect watcher (which may outlive it).

@@ -17,6 +17,7 @@
 #include "url.hpp"
 
 #include "switchyard/core/watchdog.hpp"
+#include "switchyard/http/simple_head.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/address.hpp>
@@ -241,8 +242,12 @@ class client_core : public std::enable_shared_from_this<client_core> {
     bool watched = false;  // an async_wait(wait_read) is pending on it
   };
 
+  // `fast` (send() only): when the whole response came in the first read as a plain
+  // head with a Content-Length, it is parsed into *fast without Beast, the connection
+  // goes back to the pool, and the result is a null exchange.
   net::awaitable<core::result<std::unique_ptr<exchange>>> start(request& req, const url_parts& u,
-                                                                 steady::time_point deadline);
+                                                                 steady::time_point deadline,
+                                                                 response* fast = nullptr);
   net::awaitable<core::result<std::unique_ptr<connection>>> connect(const url_parts& u,
                                                                      steady::time_point deadline,
                                                                      std::chrono::milliseconds budget);
@@ -549,6 +554,79 @@ built_request build_request(const request& req, const url_parts& u, std::string&
   return out;
 }
 
+// A whole plain response in `in`: "HTTP/1.1 NNN reason", plain fields with one
+// Content-Length and no Transfer-Encoding, Connection absent/keep-alive/close, status
+// 200-599 other than 204/304, and the whole body present. Anything else: false, and
+// Beast's parser reads the response as before (http/simple_head.hpp).
+struct simple_response {
+  std::size_t head_bytes = 0;
+  std::uint64_t length = 0;
+  int status = 0;
+  bool keep_alive = true;
+};
+
+bool parse_simple_response(std::string_view in, header_list& headers, simple_response& out) {
+  namespace simple = switchyard::http::simple;
+  const std::string_view window = in.substr(0, std::min<std::size_t>(in.size(), header_limit));
+  const auto end = window.find("\r\n\r\n");
+  if (end == std::string_view::npos || end < 12 || in.substr(0, 9) != "HTTP/1.1 ") {
+    return false;
+  }
+  const char* p = in.data() + 9;
+  const char* const stop = in.data() + end + 2;
+  if (p[0] < '1' || p[0] > '5' || p[1] < '0' || p[1] > '9' || p[2] < '0' || p[2] > '9') {
+    return false;
+  }
+  out.status = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+  if (out.status < 200 || out.status == 204 || out.status == 304) {
+    return false;
+  }
+  p += 3;
+  if (*p == ' ') {
+    while (p < stop && *p != '\r') {  // reason phrase
+      const auto ch = static_cast<unsigned char>(*p);
+      if ((ch < 0x20 && ch != '\t') || ch == 0x7F) {
+        return false;
+      }
+      ++p;
+    }
+  }
+  if (p >= stop || p[0] != '\r' || p[1] != '\n') {
+    return false;
+  }
+  p += 2;
+  bool have_length = false;
+  headers.clear();
+  headers.reserve(16);
+  const bool plain = simple::scan_fields(p, stop, [&](std::string_view name, std::string_view value) {
+    if (simple::iequals(name, "content-length")) {
+      std::uint64_t len = 0;
+      if (!simple::parse_length(value, len) || (have_length && len != out.length)) {
+        return false;
+      }
+      have_length = true;
+      out.length = len;
+    } else if (simple::iequals(name, "connection")) {
+      if (simple::iequals(value, "close")) {
+        out.keep_alive = false;
+      } else if (!simple::iequals(value, "keep-alive")) {
+        return false;
+      }
+    } else if (simple::iequals(name, "transfer-encoding") || simple::iequals(name, "upgrade")) {
+      return false;
+    }
+    auto& h = headers.emplace_back(std::string(name), std::string(value));
+    for (auto& ch : h.first) {
+      if (ch >= 'A' && ch <= 'Z') {
+        ch = static_cast<char>(ch - 'A' + 'a');
+      }
+    }
+    return true;
+  });
+  out.head_bytes = end + 4;
+  return plain && have_length && in.size() - out.head_bytes >= out.length;
+}
+
 // Why a TLS handshake failed, with OpenSSL's verification verdict when there is one.
 std::string tls_failure(ssl::stream<beast::tcp_stream>& s, const sys_error& ec) {
   std::string msg = ec.message();
@@ -679,7 +757,8 @@ net::awaitable<core::result<std::unique_ptr<connection>>> client_core::connect(c
 }
 
 net::awaitable<core::result<std::unique_ptr<exchange>>> client_core::start(request& req, const url_parts& u,
-                                                                            steady::time_point deadline) {
+                                                                            steady::time_point deadline,
+                                                                            response* fast) {
   auto self = shared_from_this();
   const std::string& where = u.pool_key;
   std::string why;
@@ -734,11 +813,33 @@ net::awaitable<core::result<std::unique_ptr<exchange>>> client_core::start(reque
       co_return unreachable(where + ": sending the request failed (" + wec.message() + ")");
     }
 
-    // Response head; interim 1xx responses (other than 101) are skipped.
     std::unique_ptr<parser_type> parser;
     sys_error rec;
     bool got_interim = false;
-    for (;;) {
+    // The common answer, whole in the first read: no Beast (issue 6).
+    if (fast != nullptr && !head_request && conn->buffer.size() == 0) {
+      auto [ec, n] = co_await conn->visit(
+          [&](auto& s) { return s.async_read_some(conn->buffer.prepare(read_buffer_size), use_tuple); });
+      rec = ec;
+      if (!ec) {
+        conn->buffer.commit(n);
+        simple_response sr;
+        const std::string_view in(static_cast<const char*>(conn->buffer.data().data()), conn->buffer.size());
+        if (parse_simple_response(in, fast->headers, sr) && sr.length <= opts_.max_response_bytes) {
+          fast->status = sr.status;
+          fast->body.assign(in.substr(sr.head_bytes, static_cast<std::size_t>(sr.length)));
+          conn->buffer.consume(sr.head_bytes + static_cast<std::size_t>(sr.length));
+          conn->disarm();
+          if (sr.keep_alive) {
+            release(std::move(conn));
+          }
+          co_return std::unique_ptr<exchange>{};
+        }
+        fast->headers.clear();
+      }
+    }
+    // Response head; interim 1xx responses (other than 101) are skipped.
+    while (!rec) {
       parser = std::make_unique<parser_type>();
       parser->header_limit(header_limit);
       parser->body_limit(boost::none);  // send() enforces max_response_bytes itself
@@ -761,7 +862,7 @@ net::awaitable<core::result<std::unique_ptr<exchange>>> client_core::start(reque
     }
     if (rec) {
       bool timeout = rec == beast::error::timeout || steady::now() >= deadline;
-      bool nothing_arrived = !parser->got_some() && !got_interim;
+      bool nothing_arrived = parser ? (!parser->got_some() && !got_interim) : conn->buffer.size() == 0;
       conn.reset();
       if (timeout) {
         co_return timed_out(where + ": no response within " + std::to_string(ms(req.timeout)) + " ms");
@@ -792,9 +893,13 @@ net::awaitable<core::result<response>> client_core::send(request req) {
   if (!u) {
     co_return unreachable("invalid upstream URL '" + req.url + "': " + why, false);
   }
-  auto started = co_await start(req, *u, deadline);
+  response fast;
+  auto started = co_await start(req, *u, deadline, &fast);
   if (!started) {
     co_return started.error();
+  }
+  if (!*started) {
+    co_return fast;  // answered in the first read
   }
   auto& x = **started;
   auto too_large = [&] {

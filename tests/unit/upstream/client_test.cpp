@@ -106,6 +106,57 @@ TEST_F(upstream_client, send_returns_status_headers_body_and_sets_request_header
   EXPECT_EQ(cl.idle_connections(), 1u);
 }
 
+// send() parses a whole plain answer from the first read without Beast; every other
+// shape takes Beast's parser. Both must give the same response and pooling.
+TEST_F(upstream_client, answers_split_or_unusual_take_the_full_parser_with_the_same_result) {
+  test_server srv(io);
+  srv.on_request = [](server_conn& c, http_request& r, int) -> net::awaitable<bool> {
+    const auto line = r.request_line();
+    if (line.find("/split") != std::string::npos) {  // head and half the body, then the rest
+      co_await c.write("HTTP/1.1 200 OK\r\nContent-Length: 10\r\nX-A:  1 \r\n\r\n01234");
+      co_await c.pause(100ms);
+      co_await c.write("56789");
+      co_return true;
+    }
+    if (line.find("/old") != std::string::npos) {  // HTTP/1.0: not pooled
+      co_await c.write("HTTP/1.0 200 OK\r\nContent-Length: 2\r\nX-A: 2\r\n\r\nok");
+      co_return false;
+    }
+    if (line.find("/folded") != std::string::npos) {
+      co_await c.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 3\r\n  more\r\n\r\nok");
+      co_return true;
+    }
+    co_await c.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 4\r\nConnection: close\r\n\r\nok");
+    co_return false;
+  };
+  upstream::client cl(io.get_executor());
+  std::vector<core::result<upstream::response>> got;
+  std::vector<std::size_t> idle;
+  run([&]() -> net::awaitable<void> {
+    for (const char* path : {"/split", "/old", "/folded", "/close"}) {
+      got.push_back(co_await cl.send(post(srv, path)));
+      idle.push_back(cl.idle_connections());
+    }
+  });
+  ASSERT_EQ(got.size(), 4u);
+  for (auto& r : got) {
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->status, 200);
+  }
+  EXPECT_EQ(got[0]->body, "0123456789");
+  EXPECT_EQ(header_value(got[0]->headers, "x-a"), "1");
+  EXPECT_EQ(got[1]->body, "ok");
+  EXPECT_EQ(header_value(got[1]->headers, "x-a"), "2");
+  EXPECT_EQ(got[2]->body, "ok");
+  EXPECT_EQ(got[3]->body, "ok");
+  EXPECT_EQ(header_value(got[3]->headers, "x-a"), "4");
+  // Each request reuses the pooled connection if there is one.
+  EXPECT_EQ(idle[0], 1u);  // read whole: pooled
+  EXPECT_EQ(idle[1], 0u);  // HTTP/1.0 answer: that connection is not returned
+  EXPECT_EQ(idle[2], 1u);  // a fresh one, pooled
+  EXPECT_EQ(idle[3], 0u);  // Connection: close: not returned
+}
+
 TEST_F(upstream_client, caller_user_agent_and_get_without_body) {
   test_server srv(io);
   srv.on_request = [](server_conn& c, http_request&, int) -> net::awaitable<bool> {
