@@ -9,13 +9,27 @@
 #include <cstdint>
 #include <string_view>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace switchyard::http::simple {
 
-constexpr bool is_tchar(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '!' || c == '#' ||
-         c == '$' || c == '%' || c == '&' || c == '\'' || c == '*' || c == '+' || c == '-' || c == '.' || c == '^' ||
-         c == '_' || c == '`' || c == '|' || c == '~';
-}
+// RFC 9110 token characters, as a table (a chain of comparisons cost ~20 instructions
+// per byte of every header name).
+struct tchar_table {
+  bool v[256] = {};
+  constexpr tchar_table() {
+    for (int c = 0; c < 256; ++c) {
+      v[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '!' || c == '#' ||
+             c == '$' || c == '%' || c == '&' || c == '\'' || c == '*' || c == '+' || c == '-' || c == '.' ||
+             c == '^' || c == '_' || c == '`' || c == '|' || c == '~';
+    }
+  }
+};
+inline constexpr tchar_table tchars{};
+
+constexpr bool is_tchar(unsigned char c) { return tchars.v[c]; }
 
 // a == lower, ASCII case-insensitively (`lower` is lower-case).
 inline bool iequals(std::string_view a, std::string_view lower) {
@@ -50,6 +64,35 @@ inline bool parse_length(std::string_view v, std::uint64_t& out) {
   return true;
 }
 
+// The first byte in [p, stop) that is a control character other than HT, or DEL (a
+// value ends at its CR): 16 bytes per step with SSE2.
+inline const char* value_end(const char* p, const char* stop) {
+#if defined(__SSE2__)
+  const __m128i space = _mm_set1_epi8(0x20);
+  const __m128i tab = _mm_set1_epi8('\t');
+  const __m128i del = _mm_set1_epi8(0x7F);
+  while (stop - p >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i printable = _mm_cmpeq_epi8(_mm_max_epu8(v, space), v);  // v >= 0x20, unsigned
+    const __m128i bad = _mm_or_si128(_mm_andnot_si128(_mm_or_si128(printable, _mm_cmpeq_epi8(v, tab)),
+                                                      _mm_set1_epi8(static_cast<char>(0xFF))),
+                                      _mm_cmpeq_epi8(v, del));
+    const int mask = _mm_movemask_epi8(bad);
+    if (mask != 0) {
+      return p + __builtin_ctz(static_cast<unsigned>(mask));
+    }
+    p += 16;
+  }
+#endif
+  for (; p < stop; ++p) {
+    const auto ch = static_cast<unsigned char>(*p);
+    if ((ch < 0x20 && ch != '\t') || ch == 0x7F) {
+      return p;
+    }
+  }
+  return p;
+}
+
 // The field lines from `p` up to `stop` (just past the last field's CRLF). Calls
 // on_field(name, value) for each (value without surrounding OWS); stops with false on
 // anything not plain (obs-fold, bare LF, control characters, an empty or bad name) or
@@ -70,12 +113,9 @@ bool scan_fields(const char* p, const char* stop, F&& on_field) {
       ++p;
     }
     const char* v = p;
-    while (p < stop && *p != '\r') {
-      const auto ch = static_cast<unsigned char>(*p);
-      if ((ch < 0x20 && ch != '\t') || ch == 0x7F) {
-        return false;
-      }
-      ++p;
+    p = value_end(p, stop);
+    if (p < stop && *p != '\r') {
+      return false;  // a control character inside the value
     }
     if (p >= stop || p[1] != '\n') {
       return false;
