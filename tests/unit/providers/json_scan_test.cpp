@@ -85,6 +85,26 @@ TEST(json_scan, long_strings_take_the_fast_path_and_still_validate) {
   }
 }
 
+// Strings of 64+ bytes take a 32-byte (AVX2) step where the CPU has it, then the 16-byte
+// one: a special byte at every offset around those blocks must be seen, as nlohmann does.
+TEST(json_scan, special_bytes_at_every_offset_of_long_strings_agree_with_nlohmann) {
+  const std::string specials[] = {"\"", "\\n", "\\u00e9", "\x01", "\x7F", "\xC3\xA9", "\xC3", "\xE2\x82\xAC",
+                                  "\xF0\x9F\x98\x80", "\xFF", "\\x"};
+  for (std::size_t len : {63u, 64u, 65u, 95u, 96u, 97u, 130u}) {
+    for (std::size_t at = 0; at < len; ++at) {
+      for (const auto& sp : specials) {
+        std::string inner(len, 'a');
+        inner.replace(at, 1, sp);
+        const std::string doc = "{\"s\":\"" + inner + "\"}";
+        const bool ours = scan_json(doc).ok;
+        const bool theirs = !json::parse(doc, nullptr, false).is_discarded();
+        ASSERT_EQ(ours, theirs) << "len " << len << " at " << at << " special " << json(sp).dump(-1, ' ', true,
+                                                                                               json::error_handler_t::replace);
+      }
+    }
+  }
+}
+
 TEST(json_scan, nesting_limit_is_reported) {
   std::string deep(300, '[');
   deep += std::string(300, ']');
