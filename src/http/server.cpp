@@ -145,33 +145,17 @@ bool parse_simple_head(std::string_view in, std::size_t max_header, request& req
     return false;
   }
   p += 10;
-  bool have_length = false;
-  return simple::scan_fields(p, stop, [&](std::string_view name, std::string_view value) {
-    if (simple::iequals(name, "content-length")) {
-      std::uint64_t len = 0;
-      if (!simple::parse_length(value, len) || (have_length && len != out.content_length)) {
-        return false;
-      }
-      have_length = true;
-      out.content_length = len;
-    } else if (simple::iequals(name, "connection")) {
-      if (simple::iequals(value, "close")) {
-        out.keep_alive = false;
-      } else if (!simple::iequals(value, "keep-alive")) {
-        return false;
-      }
-    } else if (simple::iequals(name, "transfer-encoding") || simple::iequals(name, "expect") ||
-               simple::iequals(name, "upgrade")) {
+  simple::framing fr;
+  const bool plain = simple::scan_fields(p, stop, [&](std::string_view name, std::string_view value) {
+    if (simple::iequals(name, "expect") || !fr.take(name, value)) {
       return false;
     }
-    auto& h = req.headers.emplace_back(std::string(name), std::string(value));
-    for (auto& ch : h.first) {
-      if (ch >= 'A' && ch <= 'Z') {
-        ch = static_cast<char>(ch - 'A' + 'a');
-      }
-    }
+    simple::append_lowered(req.headers, name, value);
     return true;
   });
+  out.content_length = fr.length;
+  out.keep_alive = fr.keep_alive;
+  return plain;
 }
 
 // Shared between a responder and its disconnect watcher (which may outlive it).
@@ -198,6 +182,8 @@ struct server::impl : std::enable_shared_from_this<impl> {
 
   net::awaitable<void> accept_loop();
   net::awaitable<void> session(std::shared_ptr<connection> c);
+  net::awaitable<bool> read_body(connection& c, beast::flat_buffer& buf, std::string& body, std::size_t len,
+                                 const std::string& call_id);
   void forget(std::uint64_t id);
   void maybe_drained();
 };
@@ -542,6 +528,29 @@ namespace {
 constexpr std::uint64_t direct_body_min = 16 * 1024;
 }  // namespace
 
+// A `len`-byte body: what `buf` holds of it, then the rest read straight into place within
+// body_timeout. False when the client stalled (408 sent) or went away.
+net::awaitable<bool> server::impl::read_body(connection& c, beast::flat_buffer& buf, std::string& body,
+                                             std::size_t len, const std::string& call_id) {
+  body.resize(len);
+  const std::size_t have = std::min(buf.size(), len);
+  net::buffer_copy(net::buffer(body.data(), have), buf.data());
+  buf.consume(have);
+  c.timed_out = false;
+  c.arm_after(opts_.body_timeout);
+  auto [ec, n] = co_await net::async_read(c.stream, net::buffer(body.data() + have, len - have), tuple_awaitable);
+  c.disarm();
+  if (ec) {
+    if (c.timed_out) {
+      auto e = core::make_error(core::errc::request_timeout, "Request body not received in time");
+      log_early_error(e, call_id);
+      co_await write_error(c, opts_, e, call_id);
+    }
+    co_return false;  // the client closed or reset before sending the whole body
+  }
+  co_return true;
+}
+
 net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
   beast::flat_buffer buf;
   bool first = true;
@@ -598,23 +607,11 @@ net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
       }
       // 3. The body: what came with the head, then the rest read straight into place.
       const auto len = static_cast<std::size_t>(head.content_length);
-      const std::size_t have = std::min(buf.size(), len);
-      req.body.resize(len);
-      net::buffer_copy(net::buffer(req.body.data(), have), buf.data());
-      buf.consume(have);
-      if (have < len) {
-        arm(opts_.body_timeout);
-        auto [ec, n] =
-            co_await net::async_read(c->stream, net::buffer(req.body.data() + have, len - have), tuple_awaitable);
-        c->disarm();
-        if (ec) {
-          if (c->timed_out) {
-            auto e = core::make_error(core::errc::request_timeout, "Request body not received in time");
-            log_early_error(e, call_id);
-            co_await write_error(*c, opts_, e, call_id);
-          }
-          co_return;  // the client closed or reset before sending the whole body
-        }
+      if (buf.size() >= len) {  // the usual case: it came with the head
+        req.body.assign(static_cast<const char*>(buf.data().data()), len);
+        buf.consume(len);
+      } else if (!co_await read_body(*c, buf, req.body, len, call_id)) {
+        co_return;
       }
     } else {
       req = request{};
@@ -684,20 +681,8 @@ net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
         if (declared && !chunked && *declared >= direct_body_min) {
           const auto len = static_cast<std::size_t>(*declared);
           direct_body.emplace();
-          direct_body->resize(len);
-          const std::size_t have = std::min(buf.size(), len);
-          net::buffer_copy(net::buffer(direct_body->data(), have), buf.data());
-          buf.consume(have);
-          auto [ec, n] = co_await net::async_read(c->stream, net::buffer(direct_body->data() + have, len - have),
-                                                  tuple_awaitable);
-          c->disarm();
-          if (ec) {
-            if (c->timed_out) {
-              auto e = core::make_error(core::errc::request_timeout, "Request body not received in time");
-              log_early_error(e, call_id);
-              co_await write_error(*c, opts_, e, call_id);
-            }
-            co_return;  // the client closed or reset before sending the whole body
+          if (!co_await read_body(*c, buf, *direct_body, len, call_id)) {
+            co_return;
           }
         } else {
           auto [ec, n] = co_await bhttp::async_read(c->stream, buf, parser, tuple_awaitable);

@@ -595,36 +595,20 @@ bool parse_simple_response(std::string_view in, header_list& headers, simple_res
     return false;
   }
   p += 2;
-  bool have_length = false;
   headers.clear();
   headers.reserve(16);
+  simple::framing fr;
   const bool plain = simple::scan_fields(p, stop, [&](std::string_view name, std::string_view value) {
-    if (simple::iequals(name, "content-length")) {
-      std::uint64_t len = 0;
-      if (!simple::parse_length(value, len) || (have_length && len != out.length)) {
-        return false;
-      }
-      have_length = true;
-      out.length = len;
-    } else if (simple::iequals(name, "connection")) {
-      if (simple::iequals(value, "close")) {
-        out.keep_alive = false;
-      } else if (!simple::iequals(value, "keep-alive")) {
-        return false;
-      }
-    } else if (simple::iequals(name, "transfer-encoding") || simple::iequals(name, "upgrade")) {
+    if (!fr.take(name, value)) {
       return false;
     }
-    auto& h = headers.emplace_back(std::string(name), std::string(value));
-    for (auto& ch : h.first) {
-      if (ch >= 'A' && ch <= 'Z') {
-        ch = static_cast<char>(ch - 'A' + 'a');
-      }
-    }
+    simple::append_lowered(headers, name, value);
     return true;
   });
   out.head_bytes = end + 4;
-  return plain && have_length && in.size() - out.head_bytes >= out.length;
+  out.length = fr.length;
+  out.keep_alive = fr.keep_alive;
+  return plain && fr.have_length && in.size() - out.head_bytes >= out.length;
 }
 
 // Why a TLS handshake failed, with OpenSSL's verification verdict when there is one.

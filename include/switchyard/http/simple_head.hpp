@@ -7,6 +7,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #if defined(__SSE2__)
@@ -91,6 +92,46 @@ inline const char* value_end(const char* p, const char* stop) {
     }
   }
   return p;
+}
+
+// The framing fields of a plain head, shared by the request and the response parsers:
+// take() returns false for what the fast path leaves to Beast (Transfer-Encoding,
+// Upgrade, a bad or conflicting Content-Length, a Connection other than close/keep-alive).
+struct framing {
+  bool have_length = false;
+  std::uint64_t length = 0;
+  bool keep_alive = true;
+
+  bool take(std::string_view name, std::string_view value) {
+    if (iequals(name, "content-length")) {
+      std::uint64_t len = 0;
+      if (!parse_length(value, len) || (have_length && len != length)) {
+        return false;
+      }
+      have_length = true;
+      length = len;
+    } else if (iequals(name, "connection")) {
+      if (iequals(value, "close")) {
+        keep_alive = false;
+      } else if (!iequals(value, "keep-alive")) {
+        return false;
+      }
+    } else if (iequals(name, "transfer-encoding") || iequals(name, "upgrade")) {
+      return false;
+    }
+    return true;
+  }
+};
+
+// Appends {name lower-cased, value} to a list of string pairs.
+template <class List>
+void append_lowered(List& headers, std::string_view name, std::string_view value) {
+  auto& h = headers.emplace_back(std::string(name), std::string(value));
+  for (auto& ch : h.first) {
+    if (ch >= 'A' && ch <= 'Z') {
+      ch = static_cast<char>(ch - 'A' + 'a');
+    }
+  }
 }
 
 // The field lines from `p` up to `stop` (just past the last field's CRLF). Calls
