@@ -126,19 +126,12 @@ class response_parser final : public http::basic_parser<false> {
 };
 using parser_type = response_parser;
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
+// ASCII case-insensitive (`lower` lower-case); header names and config words.
+bool iequals(std::string_view a, std::string_view lower) { return switchyard::http::simple::iequals(a, lower); }
 
 bool is_token(std::string_view s) {
-  if (s.empty()) {
-    return false;
-  }
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    auto u = static_cast<unsigned char>(c);
-    return std::isalnum(u) != 0 || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return switchyard::http::simple::is_tchar(static_cast<unsigned char>(c));
   });
 }
 
@@ -274,6 +267,7 @@ class client_core : public std::enable_shared_from_this<client_core> {
   net::steady_timer watch_timer_;
   bool watch_armed_ = false;
   std::unordered_map<std::string, std::shared_ptr<const url_parts>> url_cache_;
+  const std::pair<const std::string, std::shared_ptr<const url_parts>>* last_url_ = nullptr;  // into url_cache_
   std::shared_ptr<core::watchdog> dog_;
   bool closed_ = false;
   std::uint64_t next_id_ = 1;
@@ -980,7 +974,11 @@ void client_core::release(std::unique_ptr<connection> c) {
 }
 
 std::shared_ptr<const url_parts> client_core::url_of(const std::string& url, std::string& why) {
+  if (last_url_ && url == last_url_->first) {
+    return last_url_->second;  // the same deployment again: no hashing
+  }
   if (auto it = url_cache_.find(url); it != url_cache_.end()) {
+    last_url_ = &*it;
     return it->second;
   }
   auto parsed = parse_url(url, why);
@@ -989,9 +987,10 @@ std::shared_ptr<const url_parts> client_core::url_of(const std::string& url, std
   }
   if (url_cache_.size() >= 1024) {
     url_cache_.clear();  // bounded: per-request URLs (unusual) must not grow it forever
+    last_url_ = nullptr;
   }
   auto p = std::make_shared<const url_parts>(std::move(*parsed));
-  url_cache_.emplace(url, p);
+  last_url_ = &*url_cache_.emplace(url, p).first;
   return p;
 }
 
