@@ -66,10 +66,9 @@ bool is_empty_array(std::string_view v) {
 // usage_of() for the raw bytes of a "usage" object (already validated): its integer
 // members read without a DOM.
 usage usage_of_raw(std::string_view usage_object) {
-  usage u;
   thread_local json_scan scan;  // reused: no allocation per response (issue 6)
   scan_json(usage_object, scan, max_json_depth);
-  auto num = [&](std::string_view key) -> long long {
+  return usage_from([&](std::string_view key) -> long long {
     const auto* m = scan.find(key);
     if (m == nullptr || m->kind != json_kind::number) {
       return 0;
@@ -80,15 +79,7 @@ usage usage_of_raw(std::string_view usage_object) {
       return static_cast<long long>(std::strtod(std::string(m->value).c_str(), nullptr));  // 1.0, 1e3
     }
     return v;
-  };
-  u.prompt_tokens = num("prompt_tokens");
-  u.completion_tokens = num("completion_tokens");
-  u.total_tokens = num("total_tokens");
-  if (u.total_tokens == 0) {
-    u.total_tokens = u.prompt_tokens + u.completion_tokens;
-  }
-  u.known = true;
-  return u;
+  });
 }
 
 // Request bodies from this size on are forwarded as pieces of the client's own bytes.

@@ -91,18 +91,10 @@ usage usage_of(const json& obj) {
   if (it == obj.end() || !it->is_object()) {
     return u;
   }
-  auto num = [&](const char* k) -> long long {
+  return usage_from([&](const char* k) -> long long {
     auto f = it->find(k);
     return (f != it->end() && f->is_number()) ? f->get<long long>() : 0;
-  };
-  u.prompt_tokens = num("prompt_tokens");
-  u.completion_tokens = num("completion_tokens");
-  u.total_tokens = num("total_tokens");
-  if (u.total_tokens == 0) {
-    u.total_tokens = u.prompt_tokens + u.completion_tokens;
-  }
-  u.known = true;
-  return u;
+  });
 }
 
 core::error upstream_error(int status, std::string_view body, std::string_view provider_label) {

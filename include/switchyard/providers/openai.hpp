@@ -56,6 +56,21 @@ std::string_view strip_query_view(std::string_view url);
 
 // Usage from a chat.completion (or final chunk) object; known=false if absent.
 usage usage_of(const nlohmann::json& obj);
+// A known usage from a lookup of its integer members (`num(name)`, 0 when absent);
+// total_tokens defaults to prompt + completion. Shared by usage_of() and the DOM-free
+// readers of raw bytes.
+template <class Num>
+usage usage_from(Num&& num) {
+  usage u;
+  u.prompt_tokens = num("prompt_tokens");
+  u.completion_tokens = num("completion_tokens");
+  u.total_tokens = num("total_tokens");
+  if (u.total_tokens == 0) {
+    u.total_tokens = u.prompt_tokens + u.completion_tokens;
+  }
+  u.known = true;
+  return u;
+}
 
 // An upstream error response -> the client's error: status kept, the provider's
 // message extracted from {"error":{"message"}} / {"error":"..."} / {"message"} / text.
