@@ -95,6 +95,10 @@ core::result<principal> authenticator::authenticate_key(std::string key) const {
   return invalid_key_error(p.key);
 }
 
+bool authenticator::is_master_key(std::string_view key) const {
+  return enabled() && core::secure_equal(key, master_key_);
+}
+
 core::error invalid_key_error(std::string_view key) {
   return core::make_error(core::errc::unauthorized,
                           "Authentication Error, Invalid proxy server token passed. Received API Key = " +

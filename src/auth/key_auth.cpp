@@ -28,18 +28,20 @@ key_authenticator::key_authenticator(const authenticator& master, key_cache* cac
       groups_(std::move(groups)) {}
 
 net::awaitable<core::result<principal>> key_authenticator::authenticate(std::string key) const {
-  auto m = master_.authenticate_key(key);
-  if (m || cache_ == nullptr || key.empty()) {
-    co_return m;
+  // The master key, no auth, no key or no key store: the master authenticator decides. A
+  // virtual key goes straight to the cache (no invalid-key error is built for it first:
+  // that message carries a second sha256 and ~250 bytes of text).
+  if (cache_ == nullptr || key.empty() || !master_.enabled() || master_.is_master_key(key)) {
+    co_return master_.authenticate_key(std::move(key));
   }
   // Stored as the sha256 hex of the whole string (LiteLLM's scheme).
   auto hash = core::sha256_hex(key);  // named: no temporaries inside co_await (GCC 12)
   auto r = co_await cache_->get(hash);
   principal p;
-  p.key = key;
   p.key_redacted = core::redact_key(key);
   if (!r) {
     if (r.error().code == core::errc::unavailable && allow_on_db_unavailable_) {
+      p.key = std::move(key);
       co_return p;  // LiteLLM's allow_requests_on_db_unavailable: let it through, unchecked
     }
     auto e = core::make_error(core::errc::unavailable,
@@ -53,6 +55,7 @@ net::awaitable<core::result<principal>> key_authenticator::authenticate(std::str
   if (auto ok = check_key_usable(**r, key, std::chrono::system_clock::now()); !ok) {
     co_return ok.error();
   }
+  p.key = std::move(key);
   p.vkey = *r;
   co_return p;
 }

@@ -46,6 +46,8 @@ class authenticator {
   core::result<principal> authenticate_key(std::string key) const;
   std::string key_from(const header_getter& header) const { return extract_key(header, custom_header_); }
   bool enabled() const { return !master_key_.empty(); }
+  // True when auth is on and `key` is the master key (constant-time compare).
+  bool is_master_key(std::string_view key) const;
 
  private:
   std::string master_key_;
