@@ -19,14 +19,19 @@
 
 namespace {
 
-// glibc's per-thread cache serves only chunks up to 1 KB, 7 per size, by default; a
-// request allocates and frees several 1-64 KB buffers (bodies, heads, parser buffers),
-// which then take malloc's slow path (bins, consolidation): ~7% of the CPU per request
-// in bench/ (issue 6). The cache can only be sized through GLIBC_TUNABLES, read at
-// exec, so the process re-executes itself once with it set (the pid is kept).
+// glibc's per-thread cache (tcache) keeps at most 7 freed chunks per size by default.
+// Under load the loop has hundreds of requests' small chunks (header strings, handler
+// and operation objects) alive at once and frees them in bursts, so most frees spilled
+// into malloc's bins and the next allocations took the slow path (_int_malloc,
+// consolidation, unlinking: ~3% of the gateway's CPU at 64 connections in bench/,
+// issue 6). 1024 per size keeps them in the cache; it holds no more than the peak that
+// was live anyway. (tcache only covers chunks up to 1032 bytes, and glibc 2.36 ignores
+// larger glibc.malloc.tcache_max values: bigger blocks have their own free lists, see
+// switchyard/core/block_cache.hpp.) The cache can only be sized through GLIBC_TUNABLES,
+// read at exec, so the process re-executes itself once with it set (the pid is kept).
 // SWITCHYARD_NO_MALLOC_TUNING=1 disables this (e.g. under valgrind, which would not
 // follow the exec).
-constexpr const char* malloc_tunables = "glibc.malloc.tcache_max=65536:glibc.malloc.tcache_count=64";
+constexpr const char* malloc_tunables = "glibc.malloc.tcache_count=1024";
 
 void tune_malloc_and_reexec(char** argv) {
   if (std::getenv("SWITCHYARD_NO_MALLOC_TUNING") != nullptr || std::getenv("SWITCHYARD_MALLOC_TUNED") != nullptr) {

@@ -27,37 +27,58 @@ key_authenticator::key_authenticator(const authenticator& master, key_cache* cac
       allow_on_db_unavailable_(allow_requests_on_db_unavailable),
       groups_(std::move(groups)) {}
 
-net::awaitable<core::result<principal>> key_authenticator::authenticate(std::string key) const {
+namespace {
+
+core::result<principal> resolved(const key_cache::key_ptr& k, std::string key) {
+  if (!k) {
+    return invalid_key_error(key);
+  }
+  if (auto ok = check_key_usable(*k, key, std::chrono::system_clock::now()); !ok) {
+    return ok.error();
+  }
+  principal p;
+  p.key_redacted = core::redact_key(key);
+  p.key = std::move(key);
+  p.vkey = k;
+  return p;
+}
+
+}  // namespace
+
+std::optional<core::result<principal>> key_authenticator::authenticate_cached(const std::string& key) const {
   // The master key, no auth, no key or no key store: the master authenticator decides. A
   // virtual key goes straight to the cache (no invalid-key error is built for it first:
   // that message carries a second sha256 and ~250 bytes of text).
   if (cache_ == nullptr || key.empty() || !master_.enabled() || master_.is_master_key(key)) {
-    co_return master_.authenticate_key(std::move(key));
+    return master_.authenticate_key(key);
   }
   // Stored as the sha256 hex of the whole string (LiteLLM's scheme).
+  auto hit = cache_->cached(core::sha256_hex(key));
+  if (!hit) {
+    return std::nullopt;
+  }
+  return resolved(*hit, key);
+}
+
+net::awaitable<core::result<principal>> key_authenticator::authenticate(std::string key) const {
+  if (auto now = authenticate_cached(key)) {
+    co_return std::move(*now);
+  }
   auto hash = core::sha256_hex(key);  // named: no temporaries inside co_await (GCC 12)
   auto r = co_await cache_->get(hash);
-  principal p;
-  p.key_redacted = core::redact_key(key);
   if (!r) {
     if (r.error().code == core::errc::unavailable && allow_on_db_unavailable_) {
+      principal p;  // LiteLLM's allow_requests_on_db_unavailable: let it through, unchecked
+      p.key_redacted = core::redact_key(key);
       p.key = std::move(key);
-      co_return p;  // LiteLLM's allow_requests_on_db_unavailable: let it through, unchecked
+      co_return p;
     }
     auto e = core::make_error(core::errc::unavailable,
                               "Authentication Error - the key database is unavailable and this key is not cached; "
                               "try again later");
     co_return e;
   }
-  if (!*r) {
-    co_return invalid_key_error(key);
-  }
-  if (auto ok = check_key_usable(**r, key, std::chrono::system_clock::now()); !ok) {
-    co_return ok.error();
-  }
-  p.key = std::move(key);
-  p.vkey = *r;
-  co_return p;
+  co_return resolved(*r, std::move(key));
 }
 
 core::result<void> check_key_usable(const virtual_key& k, std::string_view presented_key,

@@ -20,19 +20,30 @@ key_cache::~key_cache() {
   }
 }
 
-net::awaitable<core::result<key_cache::key_ptr>> key_cache::get(std::string hash) {
+std::optional<key_cache::key_ptr> key_cache::cached(const std::string& hash) {
+  auto it = entries_.find(hash);
+  if (it == entries_.end()) {
+    return std::nullopt;
+  }
   auto now = steady::now();
-  if (auto it = entries_.find(hash); it != entries_.end()) {
-    const auto& e = it->second;
-    if (e.key) {
-      if (now - e.fetched >= opts_.ttl && !flights_.contains(hash)) {
-        start_fetch(hash);  // refresh in the background; answer from memory now
-      }
-      co_return e.key;
+  const auto& e = it->second;
+  if (e.key) {
+    if (now - e.fetched >= opts_.ttl && !flights_.contains(hash)) {
+      key_ptr k = e.key;
+      start_fetch(hash);  // refresh in the background; answer from memory now
+      return k;
     }
-    if (now - e.fetched < opts_.negative_ttl) {
-      co_return key_ptr{};
-    }
+    return e.key;
+  }
+  if (now - e.fetched < opts_.negative_ttl) {
+    return key_ptr{};
+  }
+  return std::nullopt;
+}
+
+net::awaitable<core::result<key_cache::key_ptr>> key_cache::get(std::string hash) {
+  if (auto hit = cached(hash)) {
+    co_return std::move(*hit);
   }
   std::shared_ptr<flight> f;
   if (auto it = flights_.find(hash); it != flights_.end()) {

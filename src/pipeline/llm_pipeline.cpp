@@ -116,29 +116,32 @@ net::awaitable<void> llm_pipeline::handle(http::request& req, http::responder& r
   ctx.type = type;
   ctx.route = route_of(type);
   ctx.path_model = std::move(path_model);
-  using stage_fn = net::awaitable<step> (llm_pipeline::*)(request_ctx&);
-  for (stage_fn st : {&llm_pipeline::auth_stage, &llm_pipeline::parse_stage, &llm_pipeline::route_stage,
-                      &llm_pipeline::provider_stage}) {
-    if (co_await (this->*st)(ctx) == step::answered) {
-      break;
-    }
-  }
-  // The cost logger (issue 5) records ctx here, for every outcome.
-}
-
-net::awaitable<step> llm_pipeline::auth_stage(request_ctx& ctx) {
+  // auth -> parse -> route -> provider. The first three are plain calls on the hot path
+  // (no coroutine frame each); only a key not in memory waits for its lookup.
   auto header = [&](std::string_view n) { return ctx.req.header(n); };
   auto key = auth_.master().key_from(header);
-  auto redacted = core::redact_key(key);
-  auto who = co_await auth_.authenticate(std::move(key));  // master key or virtual key (cached)
+  auto who = auth_.authenticate_cached(key);
   if (!who) {
-    ctx.resp.annotate({}, redacted);
-    co_await fail(ctx, who.error());
-    co_return step::answered;
+    auto looked_up = co_await auth_.authenticate(key);  // master key or virtual key (cached)
+    who.emplace(std::move(looked_up));
   }
-  ctx.who = std::move(*who);
+  if (!*who) {
+    ctx.resp.annotate({}, core::redact_key(key));
+    co_await fail(ctx, who->error());
+    co_return;
+  }
+  ctx.who = std::move(**who);
   ctx.resp.annotate({}, ctx.who.key_redacted);
-  co_return step::next;
+  auto bad = parse_stage(ctx);
+  if (!bad) {
+    bad = route_stage(ctx);
+  }
+  if (bad) {
+    co_await fail(ctx, std::move(*bad));
+    co_return;
+  }
+  co_await provider_stage(ctx);
+  // The cost logger (issue 5) records ctx here, for every outcome.
 }
 
 namespace {
@@ -160,24 +163,19 @@ const nlohmann::json& llm_pipeline::full_body(request_ctx& ctx) {
   return *ctx.full;
 }
 
-net::awaitable<step> llm_pipeline::parse_stage(request_ctx& ctx) {
+std::optional<core::error> llm_pipeline::parse_stage(request_ctx& ctx) {
   ctx.scan = providers::scan_json(ctx.req.body, providers::max_json_depth);
   if (!ctx.scan.ok) {
     if (ctx.scan.too_deep) {
-      co_await fail(ctx, core::make_error(core::errc::invalid_json,
-                                          "Invalid request body: JSON nested deeper than " +
-                                              std::to_string(providers::max_json_depth) + " levels"));
-    } else {
-      co_await fail(ctx, core::make_error(core::errc::invalid_json,
-                                          "Invalid JSON in request body: " + std::string(ctx.scan.error) +
-                                              " at byte " + std::to_string(ctx.scan.error_offset) + " of " +
-                                              std::to_string(ctx.req.body.size())));
+      return core::make_error(core::errc::invalid_json, "Invalid request body: JSON nested deeper than " +
+                                                            std::to_string(providers::max_json_depth) + " levels");
     }
-    co_return step::answered;
+    return core::make_error(core::errc::invalid_json, "Invalid JSON in request body: " + std::string(ctx.scan.error) +
+                                                          " at byte " + std::to_string(ctx.scan.error_offset) +
+                                                          " of " + std::to_string(ctx.req.body.size()));
   }
   if (ctx.scan.root != providers::json_kind::object) {
-    co_await fail(ctx, core::make_error(core::errc::bad_request, "Request body must be a JSON object"));
-    co_return step::answered;
+    return core::make_error(core::errc::bad_request, "Request body must be a JSON object");
   }
   ctx.body = json::object();
   std::size_t text_chars = 0;
@@ -194,8 +192,7 @@ net::awaitable<step> llm_pipeline::parse_stage(request_ctx& ctx) {
   }
   auto m = ctx.body.find("model");
   if (m == ctx.body.end() || !m->is_string() || m->get_ref<const std::string&>().empty()) {
-    co_await fail(ctx, core::make_error(core::errc::bad_request, "`model` is required and must be a string", "model"));
-    co_return step::answered;
+    return core::make_error(core::errc::bad_request, "`model` is required and must be a string", "model");
   }
   ctx.requested_model = m->get<std::string>();
   ctx.resp.annotate(ctx.requested_model, ctx.who.key_redacted);
@@ -209,18 +206,17 @@ net::awaitable<step> llm_pipeline::parse_stage(request_ctx& ctx) {
   bool ok = f != nullptr && (ctx.type == call_type::chat ? f->kind == json_kind::array
                                                          : (f->kind == json_kind::string || f->kind == json_kind::array));
   if (!ok) {
-    co_await fail(ctx, core::make_error(core::errc::bad_request,
-                                        std::string("`") + required + "` is required and must be " +
-                                            (ctx.type == call_type::chat ? "an array" : "a string or an array"),
-                                        required));
-    co_return step::answered;
+    return core::make_error(core::errc::bad_request,
+                            std::string("`") + required + "` is required and must be " +
+                                (ctx.type == call_type::chat ? "an array" : "a string or an array"),
+                            required);
   }
-  co_return step::next;
+  return std::nullopt;
 }
 
 // Only checks that the model names a group: the provider stage picks a deployment for each
 // attempt (retries and fallbacks re-pick).
-net::awaitable<step> llm_pipeline::route_stage(request_ctx& ctx) {
+std::optional<core::error> llm_pipeline::route_stage(request_ctx& ctx) {
   if (ctx.who.vkey) {
     // The key's aliases, then its team's model_aliases, name the model actually routed.
     auto aliased = auth::apply_model_aliases(*ctx.who.vkey, ctx.requested_model);
@@ -230,17 +226,15 @@ net::awaitable<step> llm_pipeline::route_stage(request_ctx& ctx) {
     }
   }
   if (auto allowed = auth::check_model_access(ctx.who, ctx.requested_model, auth_.groups()); !allowed) {
-    co_await fail(ctx, allowed.error());  // 403 key_/team_/user_/org_model_access_denied
-    co_return step::answered;
+    return allowed.error();  // 403 key_/team_/user_/org_model_access_denied
   }
   if (router_.resolve(ctx.requested_model).empty()) {
     auto d = router_.pick(ctx.requested_model, ctx.route);  // the unknown-model error
     if (!d) {
-      co_await fail(ctx, d.error());
-      co_return step::answered;
+      return d.error();
     }
   }
-  co_return step::next;
+  return std::nullopt;
 }
 
 namespace {

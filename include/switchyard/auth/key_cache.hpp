@@ -52,6 +52,10 @@ class key_cache {
 
   // The key for `hash`; nullptr when there is no such key.
   net::awaitable<core::result<key_ptr>> get(std::string hash);
+  // get()'s answer when memory has it (a hit, stale included: the refresh starts as in
+  // get(); or a fresh "no such key": nullptr), without a coroutine; nullopt when get()
+  // has to look the key up.
+  std::optional<key_ptr> cached(const std::string& hash);
 
   void invalidate(const std::string& hash);
   // Forgets every cached key of a team / user / organisation (kind "team", "user", "org"),

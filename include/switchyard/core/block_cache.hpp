@@ -26,8 +26,10 @@ namespace switchyard::core::blocks {
 inline constexpr std::size_t min_block = 1024;
 inline constexpr std::size_t max_block = 64 * 1024;
 inline constexpr int class_count = 49;  // 1024, then 8 steps per doubling up to 65536
-inline constexpr std::uint16_t max_per_class = 64;
-inline constexpr std::size_t max_cached_bytes = 4 * 1024 * 1024;  // per thread
+// Enough for one block per class for each of a few hundred requests in flight; the byte
+// cap bounds what an idle thread keeps.
+inline constexpr std::uint16_t max_per_class = 256;
+inline constexpr std::size_t max_cached_bytes = 8 * 1024 * 1024;  // per thread
 
 namespace detail {
 constexpr int log2_floor(std::size_t v) {

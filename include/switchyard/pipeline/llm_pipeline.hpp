@@ -70,11 +70,12 @@ class llm_pipeline {
                               std::string path_model = {});
 
  private:
-  net::awaitable<step> auth_stage(request_ctx& ctx);
-  net::awaitable<step> parse_stage(request_ctx& ctx);
+  // Validates the body and reads its small members; the error to answer, if any.
+  std::optional<core::error> parse_stage(request_ctx& ctx);
   // The whole body as a DOM (path model applied), parsed on first use.
   static const nlohmann::json& full_body(request_ctx& ctx);
-  net::awaitable<step> route_stage(request_ctx& ctx);
+  // Aliases, model access and that the model names a group; the error to answer, if any.
+  std::optional<core::error> route_stage(request_ctx& ctx);
   net::awaitable<step> provider_stage(request_ctx& ctx);
   net::awaitable<void> answer_mock(request_ctx& ctx, const std::string& content);
   // Retries within one model group (every attempt re-picks a deployment). nullopt: the
