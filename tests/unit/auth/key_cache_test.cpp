@@ -172,6 +172,55 @@ TEST_F(key_cache_test, outage_keeps_cached_keys_and_refuses_unknown_ones) {
   });
 }
 
+TEST_F(key_cache_test, answers_from_memory_without_a_coroutine_when_it_can) {
+  auth::key_cache_options o;
+  o.negative_ttl = 100ms;
+  auto cache = make(o);
+  EXPECT_FALSE(cache.cached("h-a").has_value()) << "never seen: needs a lookup";
+  EXPECT_EQ(db.queries, 0) << "cached() never starts a lookup for a miss";
+  run(io, [&]() -> net::awaitable<void> {
+    (void)co_await cache.get("h-a");
+    (void)co_await cache.get("nope");
+  });
+  auto hit = cache.cached("h-a");
+  ASSERT_TRUE(hit.has_value());
+  ASSERT_NE(*hit, nullptr);
+  EXPECT_EQ((*hit)->token, "h-a");
+  auto negative = cache.cached("nope");
+  ASSERT_TRUE(negative.has_value()) << "a fresh \"no such key\" is an answer";
+  EXPECT_EQ(*negative, nullptr);
+  run(io, [&]() -> net::awaitable<void> { co_await sleep_ms(150); });
+  EXPECT_FALSE(cache.cached("nope").has_value()) << "past negative_ttl: look it up again";
+  EXPECT_EQ(db.queries, 2);
+
+  auth::authenticator master("sk-master");
+  auth::key_authenticator ka(master, &cache, false);
+  auto m = ka.authenticate_cached("sk-master");
+  ASSERT_TRUE(m.has_value());
+  EXPECT_TRUE(*m && (*m)->is_master);
+  auto empty = ka.authenticate_cached("");
+  ASSERT_TRUE(empty.has_value());
+  EXPECT_FALSE(*empty);
+  EXPECT_FALSE(ka.authenticate_cached("sk-new").has_value()) << "unknown to memory: authenticate() looks it up";
+  auth::virtual_key k;
+  k.token = core::sha256_hex("sk-new");
+  db.rows[k.token] = k;
+  run(io, [&]() -> net::awaitable<void> {
+    auto r = co_await ka.authenticate("sk-new");
+    EXPECT_TRUE(r.has_value());
+  });
+  const int queries = db.queries;
+  auto now = ka.authenticate_cached("sk-new");
+  ASSERT_TRUE(now.has_value());
+  ASSERT_TRUE(now->has_value());
+  EXPECT_EQ((*now)->key, "sk-new");
+  EXPECT_NE((*now)->vkey, nullptr);
+  EXPECT_FALSE((*now)->is_master);
+  EXPECT_EQ(db.queries, queries);
+  cache.invalidate(k.token);
+  EXPECT_FALSE(ka.authenticate_cached("sk-new").has_value());
+}
+
 TEST_F(key_cache_test, authenticator_decisions) {
   auto cache = make();
   auth::authenticator master("sk-master");
