@@ -151,6 +151,22 @@ bool is_bulk_member(std::string_view key) {
   return key == "messages" || key == "prompt" || key == "input" || key == "tools" || key == "functions";
 }
 
+// The members read from request_ctx::body (router policy, mocks, build options). A new
+// reader of ctx.body must add its member here: the others are not parsed.
+bool is_gateway_read_member(std::string_view key) {
+  static constexpr std::string_view read[] = {
+      "stream_options",    "num_retries",           "fallbacks",
+      "disable_fallbacks", "mock_response",         "mock_testing_fallbacks",
+      "drop_params",       "encoding_format",       "mock_testing_rate_limit_error",
+  };
+  for (auto r : read) {
+    if (key == r) {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 const nlohmann::json& llm_pipeline::full_body(request_ctx& ctx) {
@@ -177,27 +193,33 @@ std::optional<core::error> llm_pipeline::parse_stage(request_ctx& ctx) {
   if (ctx.scan.root != providers::json_kind::object) {
     return core::make_error(core::errc::bad_request, "Request body must be a JSON object");
   }
-  ctx.body = json::object();
+  // `model` and `stream` are read from the scan; the other members the gateway reads go
+  // into ctx.body (a small DOM, usually empty: no allocation); everything else stays bytes.
   std::size_t text_chars = 0;
+  const providers::json_member* model = nullptr;
+  const providers::json_member* stream = nullptr;
   for (const auto& m : ctx.scan.members) {
     if (is_bulk_member(m.key)) {
       text_chars += m.text_bytes;
-      continue;
+    } else if (m.key == "model") {
+      model = &m;  // the last duplicate wins, as in a parsed object
+    } else if (m.key == "stream") {
+      stream = &m;
+    } else if (is_gateway_read_member(m.key)) {
+      ctx.body[std::string(m.key)] = providers::json_member_value(m);
     }
-    ctx.body[std::string(m.key)] = providers::json_member_value(m);  // last duplicate wins
   }
   ctx.estimated_tokens = text_chars == 0 ? 0 : text_chars / 4 + 1;  // as router::estimate_tokens
   if (!ctx.path_model.empty()) {
-    ctx.body["model"] = ctx.path_model;  // /openai/deployments/{model}/..., /engines/{model}/...
-  }
-  auto m = ctx.body.find("model");
-  if (m == ctx.body.end() || !m->is_string() || m->get_ref<const std::string&>().empty()) {
+    ctx.requested_model = ctx.path_model;  // /openai/deployments/{model}/..., /engines/{model}/...
+  } else if (model != nullptr && model->kind == providers::json_kind::string && model->value.size() > 2) {
+    ctx.requested_model = providers::json_unescape(model->value.substr(1, model->value.size() - 2));
+  } else {
     return core::make_error(core::errc::bad_request, "`model` is required and must be a string", "model");
   }
-  ctx.requested_model = m->get<std::string>();
   ctx.resp.annotate(ctx.requested_model, ctx.who.key_redacted);
-  auto s = ctx.body.find("stream");
-  ctx.stream = ctx.type != call_type::embedding && s != ctx.body.end() && s->is_boolean() && s->get<bool>();
+  ctx.stream = ctx.type != call_type::embedding && stream != nullptr && stream->kind == providers::json_kind::boolean &&
+               stream->value == "true";
   auto so = ctx.body.find("stream_options");
   ctx.client_wants_usage = so != ctx.body.end() && so->is_object() && so->value("include_usage", false);
   const char* required = ctx.type == call_type::chat ? "messages" : ctx.type == call_type::completion ? "prompt" : "input";
@@ -222,7 +244,6 @@ std::optional<core::error> llm_pipeline::route_stage(request_ctx& ctx) {
     auto aliased = auth::apply_model_aliases(*ctx.who.vkey, ctx.requested_model);
     if (aliased != ctx.requested_model) {
       ctx.requested_model = aliased;
-      ctx.body["model"] = aliased;
     }
   }
   if (auto allowed = auth::check_model_access(ctx.who, ctx.requested_model, auth_.groups()); !allowed) {

@@ -35,10 +35,11 @@ struct request_ctx {
   std::string route;       // "/chat/completions", for messages
   std::string path_model;  // model named in the path (/openai/deployments/{m}/...), if any
   // The body, read once without a DOM (issue 6): validated, top-level members as spans
-  // into req.body. `body` holds the parsed small members (everything the router and
-  // the gateway read: model, stream, num_retries, fallbacks, metadata, ...); the bulk
-  // ones (messages, prompt, input, tools, functions) stay bytes unless an adapter that
-  // translates the request needs the whole document (full_body()).
+  // into req.body. `model` and `stream` are read from the scan (requested_model,
+  // stream); `body` holds only the other members the gateway reads (num_retries,
+  // fallbacks, stream_options, mock_*, drop_params, ...: is_gateway_read_member() in
+  // llm_pipeline.cpp), null when there are none. Everything else stays bytes unless an
+  // adapter that translates the request needs the whole document (full_body()).
   providers::json_scan scan;
   nlohmann::json body;
   std::optional<nlohmann::json> full;  // the whole parsed body, built on first use
