@@ -1,5 +1,7 @@
 #include "switchyard/auth/key_cache.hpp"
 
+#include "switchyard/core/coarse_clock.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <spdlog/spdlog.h>
@@ -25,7 +27,7 @@ std::optional<key_cache::key_ptr> key_cache::cached(const std::string& hash) {
   if (it == entries_.end()) {
     return std::nullopt;
   }
-  auto now = steady::now();
+  auto now = core::coarse_now();  // entry ages are coarse (store())
   const auto& e = it->second;
   if (e.key) {
     if (now - e.fetched >= opts_.ttl && !flights_.contains(hash)) {
@@ -126,7 +128,7 @@ void key_cache::store(const std::string& hash, key_ptr key) {
     auto cut = *mid;
     std::erase_if(entries_, [cut](const auto& kv) { return kv.second.fetched <= cut; });
   }
-  entries_[hash] = entry{std::move(key), steady::now()};
+  entries_[hash] = entry{std::move(key), core::coarse_now()};
 }
 
 void key_cache::invalidate(const std::string& hash) {

@@ -14,6 +14,8 @@
 // byte) from the server makes it readable and it is dropped at once.
 #include "switchyard/upstream/client.hpp"
 
+#include "switchyard/core/coarse_clock.hpp"
+
 #include "url.hpp"
 
 #include "switchyard/core/watchdog.hpp"
@@ -299,7 +301,7 @@ class exchange final : public body_stream {
 
   net::awaitable<core::result<std::string>> read_some() override {
     std::string piece;
-    auto r = co_await read_into(piece, steady::now() + timeout_, timeout_);
+    auto r = co_await read_into(piece, core::coarse_deadline(timeout_), timeout_);
     if (!r) {
       co_return r.error();
     }
@@ -865,7 +867,7 @@ net::awaitable<core::result<std::unique_ptr<exchange>>> client_core::start(reque
 
 net::awaitable<core::result<response>> client_core::send(request req) {
   auto self = shared_from_this();
-  auto deadline = steady::now() + req.timeout;
+  auto deadline = core::coarse_deadline(req.timeout);
   std::string why;
   auto u = url_of(req.url, why);
   if (!u) {
@@ -914,7 +916,7 @@ net::awaitable<core::result<response>> client_core::send(request req) {
 
 net::awaitable<core::result<std::unique_ptr<body_stream>>> client_core::open(request req) {
   auto self = shared_from_this();
-  auto deadline = steady::now() + req.timeout;
+  auto deadline = core::coarse_deadline(req.timeout);
   std::string why;
   auto u = url_of(req.url, why);
   if (!u) {
@@ -934,7 +936,7 @@ std::unique_ptr<connection> client_core::take_idle(const std::string& key) {
     return nullptr;
   }
   auto& q = it->second;
-  auto now = steady::now();
+  auto now = core::coarse_now();  // idle times are coarse (release(), sweep())
   std::unique_ptr<connection> found;
   while (!q.empty() && !found) {
     auto e = std::move(q.back());
@@ -967,7 +969,7 @@ void client_core::release(std::unique_ptr<connection> c) {
     q.pop_front();
     --idle_count_;
   }
-  q.push_back(idle_entry{std::move(c), steady::now(), false});
+  q.push_back(idle_entry{std::move(c), core::coarse_now(), false});
   ++idle_count_;
   arm_sweep();
   arm_watch();
@@ -1009,7 +1011,7 @@ void client_core::arm_watch() {
     if (ec || self->closed_) {
       return;
     }
-    const auto cutoff = steady::now() - watch_delay;
+    const auto cutoff = core::coarse_now() - watch_delay;
     bool pending = false;
     for (auto& [key, q] : self->idle_) {
       for (auto& e : q) {
@@ -1087,7 +1089,7 @@ void client_core::arm_sweep() {
 }
 
 void client_core::sweep() {
-  auto cutoff = steady::now() - opts_.idle_timeout;
+  auto cutoff = core::coarse_now() - opts_.idle_timeout;
   for (auto it = idle_.begin(); it != idle_.end();) {
     auto& q = it->second;
     while (!q.empty() && q.front().since <= cutoff) {

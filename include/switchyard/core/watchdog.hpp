@@ -12,6 +12,7 @@
 // io_context. Thread: that io_context's thread only. Never blocks.
 #pragma once
 #include "switchyard/core/asio.hpp"
+#include "switchyard/core/coarse_clock.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -34,7 +35,9 @@ class watched {
 
   void register_with(const std::shared_ptr<watchdog>& w);
   void arm(clock::time_point deadline);
-  void arm_after(std::chrono::milliseconds d) { arm(clock::now() + d); }
+  // d from now on the coarse clock: never early, up to one kernel tick late (the tick of
+  // the watchdog is coarser anyway).
+  void arm_after(std::chrono::milliseconds d) { arm(coarse_deadline(d)); }
   void disarm() { deadline_ = clock::time_point::max(); }
   clock::time_point deadline() const { return deadline_; }
 
