@@ -230,7 +230,7 @@ class session_responder final : public responder {
     head += "\r\n\r\n";
     const std::array<net::const_buffer, 2> bufs{net::buffer(head), net::buffer(r.body)};
     conn_->arm_after(opts_.write_timeout);
-    auto [ec, n] = co_await net::async_write(conn_->stream, bufs, tuple_awaitable);
+    auto [ec, n] = co_await net::async_write(conn_->stream, bufs, core::transfer_whole{}, tuple_awaitable);
     conn_->disarm();
     if (ec) {
       gone_ = true;
@@ -372,7 +372,7 @@ class session_responder final : public responder {
     head_pending_ = false;
     conn_->arm_after(opts_.write_timeout);
     auto [ec, n] = co_await net::async_write(conn_->stream, std::span<const net::const_buffer>(bufs.data(), nb),
-                                             tuple_awaitable);
+                                             core::transfer_whole{}, tuple_awaitable);
     conn_->disarm();
     if (ec) {
       gone_ = true;
@@ -538,7 +538,8 @@ net::awaitable<bool> server::impl::read_body(connection& c, beast::flat_buffer& 
   buf.consume(have);
   c.timed_out = false;
   c.arm_after(opts_.body_timeout);
-  auto [ec, n] = co_await net::async_read(c.stream, net::buffer(body.data() + have, len - have), tuple_awaitable);
+  auto [ec, n] = co_await net::async_read(c.stream, net::buffer(body.data() + have, len - have),
+                                             core::transfer_whole{}, tuple_awaitable);
   c.disarm();
   if (ec) {
     if (c.timed_out) {

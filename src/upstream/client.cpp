@@ -776,7 +776,7 @@ net::awaitable<core::result<std::unique_ptr<exchange>>> client_core::start(reque
     const bool reused = conn->reused;
 
     conn->arm(deadline);  // the write and the response head
-    auto [wec, wn] = co_await conn->visit([&](auto& s) { return net::async_write(s, wire, use_tuple); });
+    auto [wec, wn] = co_await conn->visit([&](auto& s) { return net::async_write(s, wire, core::transfer_whole{}, use_tuple); });
     (void)wn;
     if (wec) {
       bool timeout = wec == beast::error::timeout || steady::now() >= deadline;
