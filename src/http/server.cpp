@@ -442,6 +442,31 @@ std::string call_id_of(const request& req) {
 }
 
 // Writes a complete error response on a connection that will be closed afterwards.
+// A lingering close, as nginx does: an early error (413, 408, 400...) is usually sent
+// while the client is still sending its request. Closing a socket with unread bytes
+// makes the kernel send a reset, and a reset that reaches the client before it has read
+// the answer discards it there: the client sees "connection reset" instead of the 413.
+// So: half-close (the client sees the end of the answer), then read and drop whatever
+// still comes until the client closes, for at most opts.linger_timeout.
+net::awaitable<void> linger_close(connection& c, std::chrono::milliseconds limit) {
+  boost::system::error_code ec;
+  c.stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  if (ec) {
+    co_return;
+  }
+  c.busy = false;  // nothing left to answer: a drain closes it at once
+  c.timed_out = false;
+  c.arm_after(limit);
+  std::array<char, 16384> sink;  // NOLINT(cppcoreguidelines-pro-member-init): scratch
+  while (!c.timed_out) {
+    auto [rec, n] = co_await c.stream.socket().async_read_some(net::buffer(sink), tuple_awaitable);
+    if (rec) {
+      break;  // end of stream (the client closed), reset, or the deadline cancelled the read
+    }
+  }
+  c.disarm();
+}
+
 net::awaitable<void> write_error(connection& c, const server_options& opts, const core::error& e,
                                  const std::string& call_id) {
   bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(e.status), 11};
@@ -452,8 +477,11 @@ net::awaitable<void> write_error(connection& c, const server_options& opts, cons
   res.body() = error_body(e);
   res.prepare_payload();
   c.arm_after(std::min(opts.write_timeout, std::chrono::milliseconds{5000}));
-  co_await bhttp::async_write(c.stream, res, tuple_awaitable);
+  auto [ec, n] = co_await bhttp::async_write(c.stream, res, tuple_awaitable);
   c.disarm();
+  if (!ec) {
+    co_await linger_close(c, opts.linger_timeout);
+  }
 }
 
 void log_early_error(const core::error& e, std::string_view call_id) {

@@ -24,6 +24,10 @@ struct server_options {
   std::chrono::milliseconds idle_timeout{30'000};    // keep-alive wait for the next request
   std::chrono::milliseconds body_timeout{120'000};   // complete body after the header
   std::chrono::milliseconds write_timeout{120'000};  // any single write to the client
+  // After an early error (413, 408, 400, 431) the connection is half-closed and what the
+  // client still sends is read and dropped until it closes, for at most this long, so a
+  // reset cannot destroy the answer in flight (a lingering close, as nginx does).
+  std::chrono::milliseconds linger_timeout{5'000};
 };
 
 using handler = std::function<net::awaitable<void>(request&, responder&)>;

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <tuple>
 
 using namespace switchyard;
 using namespace std::chrono_literals;
@@ -210,6 +211,83 @@ TEST_F(fixture, oversized_chunked_body_gets_413) {
   auto out = run_coro(
       ioc, exchange("POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n14\r\n01234567890123456789\r\n0\r\n\r\n"));
   EXPECT_EQ(out.rfind("HTTP/1.1 413", 0), 0u) << out;
+}
+
+// The 413 goes out while the client is still sending. The server then half-closes and
+// reads on: the client sees the whole answer and the end of stream, and can go on
+// writing without being reset (a plain close with unread bytes sends a reset, which
+// makes the client's writes fail and can discard the answer before it is read).
+TEST_F(fixture, early_error_closes_gently_while_the_client_still_sends) {
+  http::server_options o;
+  o.max_body_bytes = 1000;
+  start(o);
+  auto [out, writes_ok, gone] = run_coro(ioc, [&]() -> net::awaitable<std::tuple<std::string, bool, bool>> {
+    tcp::socket s(ioc);
+    co_await s.async_connect({net::ip::make_address("127.0.0.1"), port()}, net::use_awaitable);
+    co_await net::async_write(s, net::buffer("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 900000\r\n\r\n" +
+                                             std::string(2000, 'x')),
+                              net::use_awaitable);
+    std::string out;
+    for (;;) {
+      char buf[4096];
+      auto [ec, n] = co_await s.async_read_some(net::buffer(buf), tuple_awaitable);
+      out.append(buf, n);
+      if (ec) {
+        break;  // the server's end of stream, once the answer is whole
+      }
+    }
+    bool ok = true;
+    const std::string more(64 * 1024, 'y');
+    for (int i = 0; i < 4 && ok; ++i) {
+      net::steady_timer t(ioc, 30ms);  // time for a reset to come back, were there one
+      co_await t.async_wait(tuple_awaitable);
+      auto [ec, n] = co_await net::async_write(s, net::buffer(more), tuple_awaitable);
+      ok = !ec;
+    }
+    s.close();
+    // The client's close ends the linger at once, long before linger_timeout.
+    for (int i = 0; i < 50 && srv->active_connections() != 0; ++i) {
+      net::steady_timer t(ioc, 10ms);
+      co_await t.async_wait(tuple_awaitable);
+    }
+    co_return std::tuple{out, ok, srv->active_connections() == 0};
+  }());
+  EXPECT_EQ(out.rfind("HTTP/1.1 413", 0), 0u) << out;
+  EXPECT_NE(out.find(R"("code":"413")"), std::string::npos) << out;
+  EXPECT_TRUE(writes_ok) << "the client's writes after the 413 were refused (reset)";
+  EXPECT_TRUE(gone) << "the connection lingered after the client closed";
+}
+
+// A client that never closes is dropped when linger_timeout passes.
+TEST_F(fixture, lingering_is_bounded_in_time) {
+  http::server_options o;
+  o.max_body_bytes = 1000;
+  o.linger_timeout = 200ms;
+  start(o);
+  auto [out, closed_in] = run_coro(ioc, [&]() -> net::awaitable<std::tuple<std::string, std::chrono::milliseconds>> {
+    tcp::socket s(ioc);
+    co_await s.async_connect({net::ip::make_address("127.0.0.1"), port()}, net::use_awaitable);
+    co_await net::async_write(s, net::buffer(std::string("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")),
+                              net::use_awaitable);
+    std::string out;
+    for (;;) {
+      char buf[4096];
+      auto [ec, n] = co_await s.async_read_some(net::buffer(buf), tuple_awaitable);
+      out.append(buf, n);
+      if (ec) {
+        break;
+      }
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    while (srv->active_connections() != 0 && std::chrono::steady_clock::now() - t0 < 3s) {
+      net::steady_timer t(ioc, 10ms);
+      co_await t.async_wait(tuple_awaitable);
+    }
+    co_return std::tuple{out, std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)};
+  }());
+  EXPECT_EQ(out.rfind("HTTP/1.1 413", 0), 0u) << out;
+  EXPECT_EQ(srv->active_connections(), 0u);
+  EXPECT_LT(closed_in, 2s);
 }
 
 TEST_F(fixture, body_within_limit_is_read) {
