@@ -72,11 +72,15 @@ struct fixture : ::testing::Test {
 
   unsigned short port() const { return srv->local_endpoint().port(); }
 
-  // Sends raw bytes and reads until the peer closes or `until` appears.
-  net::awaitable<std::string> exchange(std::string raw, std::string until = "", bool keep_open = false) {
+  net::awaitable<tcp::socket> connect_and_send(std::string raw) {
     tcp::socket s(ioc);
     co_await s.async_connect({net::ip::make_address("127.0.0.1"), port()}, net::use_awaitable);
     co_await net::async_write(s, net::buffer(raw), net::use_awaitable);
+    co_return s;
+  }
+
+  // Reads until the peer closes (or resets) or `until` appears.
+  static net::awaitable<std::string> read_from(tcp::socket& s, std::string until = "") {
     std::string out;
     for (;;) {
       char buf[4096];
@@ -86,11 +90,28 @@ struct fixture : ::testing::Test {
         break;
       }
     }
+    co_return out;
+  }
+
+  // Sends raw bytes and reads until the peer closes or `until` appears.
+  net::awaitable<std::string> exchange(std::string raw, std::string until = "", bool keep_open = false) {
+    tcp::socket s = co_await connect_and_send(std::move(raw));
+    std::string out = co_await read_from(s, until);
     if (!keep_open) {
       boost::system::error_code ignored;
       s.close(ignored);
     }
     co_return out;
+  }
+
+  // Waits (at most `limit`) for the server to have no connection left; returns how long.
+  net::awaitable<std::chrono::milliseconds> until_no_connections(std::chrono::milliseconds limit) {
+    const auto t0 = std::chrono::steady_clock::now();
+    while (srv->active_connections() != 0 && std::chrono::steady_clock::now() - t0 < limit) {
+      net::steady_timer t(ioc, 10ms);
+      co_await t.async_wait(tuple_awaitable);
+    }
+    co_return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
   }
 };
 
@@ -131,16 +152,7 @@ TEST_F(fixture, body_sent_after_the_head_is_read_whole) {
     net::steady_timer t(ioc, 100ms);
     co_await t.async_wait(net::use_awaitable);
     co_await net::async_write(s, net::buffer(std::string("56789")), net::use_awaitable);
-    std::string got;
-    for (;;) {
-      char buf[4096];
-      auto [ec, n] = co_await s.async_read_some(net::buffer(buf), tuple_awaitable);
-      got.append(buf, n);
-      if (ec) {
-        break;
-      }
-    }
-    co_return got;
+    co_return co_await read_from(s);
   }());
   EXPECT_NE(out.find(R"("len":10)"), std::string::npos) << out;
   EXPECT_NE(out.find(R"("body":"0123456789")"), std::string::npos) << out;
@@ -222,20 +234,9 @@ TEST_F(fixture, early_error_closes_gently_while_the_client_still_sends) {
   o.max_body_bytes = 1000;
   start(o);
   auto [out, writes_ok, gone] = run_coro(ioc, [&]() -> net::awaitable<std::tuple<std::string, bool, bool>> {
-    tcp::socket s(ioc);
-    co_await s.async_connect({net::ip::make_address("127.0.0.1"), port()}, net::use_awaitable);
-    co_await net::async_write(s, net::buffer("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 900000\r\n\r\n" +
-                                             std::string(2000, 'x')),
-                              net::use_awaitable);
-    std::string out;
-    for (;;) {
-      char buf[4096];
-      auto [ec, n] = co_await s.async_read_some(net::buffer(buf), tuple_awaitable);
-      out.append(buf, n);
-      if (ec) {
-        break;  // the server's end of stream, once the answer is whole
-      }
-    }
+    tcp::socket s = co_await connect_and_send("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 900000\r\n\r\n" +
+                                              std::string(2000, 'x'));
+    std::string out = co_await read_from(s);  // to the server's end of stream
     bool ok = true;
     const std::string more(64 * 1024, 'y');
     for (int i = 0; i < 4 && ok; ++i) {
@@ -246,10 +247,7 @@ TEST_F(fixture, early_error_closes_gently_while_the_client_still_sends) {
     }
     s.close();
     // The client's close ends the linger at once, long before linger_timeout.
-    for (int i = 0; i < 50 && srv->active_connections() != 0; ++i) {
-      net::steady_timer t(ioc, 10ms);
-      co_await t.async_wait(tuple_awaitable);
-    }
+    co_await until_no_connections(500ms);
     co_return std::tuple{out, ok, srv->active_connections() == 0};
   }());
   EXPECT_EQ(out.rfind("HTTP/1.1 413", 0), 0u) << out;
@@ -265,25 +263,10 @@ TEST_F(fixture, lingering_is_bounded_in_time) {
   o.linger_timeout = 200ms;
   start(o);
   auto [out, closed_in] = run_coro(ioc, [&]() -> net::awaitable<std::tuple<std::string, std::chrono::milliseconds>> {
-    tcp::socket s(ioc);
-    co_await s.async_connect({net::ip::make_address("127.0.0.1"), port()}, net::use_awaitable);
-    co_await net::async_write(s, net::buffer(std::string("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")),
-                              net::use_awaitable);
-    std::string out;
-    for (;;) {
-      char buf[4096];
-      auto [ec, n] = co_await s.async_read_some(net::buffer(buf), tuple_awaitable);
-      out.append(buf, n);
-      if (ec) {
-        break;
-      }
-    }
-    const auto t0 = std::chrono::steady_clock::now();
-    while (srv->active_connections() != 0 && std::chrono::steady_clock::now() - t0 < 3s) {
-      net::steady_timer t(ioc, 10ms);
-      co_await t.async_wait(tuple_awaitable);
-    }
-    co_return std::tuple{out, std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)};
+    tcp::socket s = co_await connect_and_send("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n");
+    std::string out = co_await read_from(s);
+    auto waited = co_await until_no_connections(3s);  // s stays open meanwhile
+    co_return std::tuple{out, waited};
   }());
   EXPECT_EQ(out.rfind("HTTP/1.1 413", 0), 0u) << out;
   EXPECT_EQ(srv->active_connections(), 0u);
@@ -317,16 +300,7 @@ TEST_F(fixture, slow_header_gets_408_and_others_are_still_served) {
     // Meanwhile a well-behaved client is served.
     auto other = co_await exchange("GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     EXPECT_NE(other.find(R"("path":"/ok")"), std::string::npos);
-    std::string got;
-    for (;;) {
-      char buf[1024];
-      auto [ec, n] = co_await slow.async_read_some(net::buffer(buf), tuple_awaitable);
-      got.append(buf, n);
-      if (ec) {
-        break;
-      }
-    }
-    co_return got;
+    co_return co_await read_from(slow);
   }());
   EXPECT_EQ(out.rfind("HTTP/1.1 408", 0), 0u) << out;
   EXPECT_NE(out.find(R"("code":"408")"), std::string::npos);
@@ -362,13 +336,7 @@ TEST_F(fixture, drain_lets_inflight_stream_finish_then_reports_done) {
     auto [ec0, n0] = co_await s.async_read_some(net::buffer(buf), tuple_awaitable);
     got.append(buf, n0);
     srv->drain([&] { drained = true; });
-    for (;;) {
-      auto [ec, n] = co_await s.async_read_some(net::buffer(buf), tuple_awaitable);
-      got.append(buf, n);
-      if (ec) {
-        break;
-      }
-    }
+    got += co_await read_from(s);
     co_return got;
   }());
   EXPECT_NE(out.find("data: 2"), std::string::npos) << out;
