@@ -441,7 +441,6 @@ std::string call_id_of(const request& req) {
   return id;
 }
 
-// Writes a complete error response on a connection that will be closed afterwards.
 // A lingering close, as nginx does: an early error (413, 408, 400...) is usually sent
 // while the client is still sending its request. Closing a socket with unread bytes
 // makes the kernel send a reset, and a reset that reaches the client before it has read
@@ -467,8 +466,17 @@ net::awaitable<void> linger_close(connection& c, std::chrono::milliseconds limit
   c.disarm();
 }
 
-net::awaitable<void> write_error(connection& c, const server_options& opts, const core::error& e,
-                                 const std::string& call_id) {
+// An early error (before the handler): logged as an access record, written as a complete
+// response on a connection that is closed afterwards, gently (linger_close).
+net::awaitable<void> reject(connection& c, const server_options& opts, const core::error& e,
+                            const std::string& call_id) {
+  core::access_record rec;
+  rec.method = "-";
+  rec.path = "-";
+  rec.status = e.status;
+  rec.call_id = call_id;
+  core::log_access(rec);
+
   bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(e.status), 11};
   res.set(bhttp::field::server, "switchyard");
   res.set(bhttp::field::content_type, "application/json");
@@ -484,13 +492,11 @@ net::awaitable<void> write_error(connection& c, const server_options& opts, cons
   }
 }
 
-void log_early_error(const core::error& e, std::string_view call_id) {
-  core::access_record rec;
-  rec.method = "-";
-  rec.path = "-";
-  rec.status = e.status;
-  rec.call_id = call_id;
-  core::log_access(rec);
+// 413, with the declared length when there is one (else the body grew past the limit).
+core::error too_large(std::size_t limit, std::optional<std::uint64_t> declared = std::nullopt) {
+  return core::make_error(core::errc::payload_too_large,
+                          "Request body too large" + (declared ? ": " + std::to_string(*declared) + " bytes" : "") +
+                              ", the limit is " + std::to_string(limit) + " bytes (max_request_size_mb)");
 }
 
 }  // namespace
@@ -572,8 +578,7 @@ net::awaitable<bool> server::impl::read_body(connection& c, beast::flat_buffer& 
   if (ec) {
     if (c.timed_out) {
       auto e = core::make_error(core::errc::request_timeout, "Request body not received in time");
-      log_early_error(e, call_id);
-      co_await write_error(c, opts_, e, call_id);
+      co_await reject(c, opts_, e, call_id);
     }
     co_return false;  // the client closed or reset before sending the whole body
   }
@@ -626,12 +631,8 @@ net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
       call_id = call_id_of(req);
       keep_alive = head.keep_alive;
       if (head.content_length > opts_.max_body_bytes) {
-        auto e = core::make_error(core::errc::payload_too_large,
-                                  "Request body too large: " + std::to_string(head.content_length) +
-                                      " bytes, the limit is " + std::to_string(opts_.max_body_bytes) +
-                                      " bytes (max_request_size_mb)");
-        log_early_error(e, call_id);
-        co_await write_error(*c, opts_, e, call_id);
+        auto e = too_large(opts_.max_body_bytes, head.content_length);
+        co_await reject(*c, opts_, e, call_id);
         co_return;
       }
       // 3. The body: what came with the head, then the rest read straight into place.
@@ -658,24 +659,18 @@ net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
           std::string call_id = core::uuid4();
           if (c->timed_out) {
             auto e = core::make_error(core::errc::request_timeout, "Request header not received in time");
-            log_early_error(e, call_id);
-            co_await write_error(*c, opts_, e, call_id);
+            co_await reject(*c, opts_, e, call_id);
           } else if (ec == bhttp::error::body_limit) {
-            auto e = core::make_error(core::errc::payload_too_large,
-                                      "Request body too large, the limit is " + std::to_string(opts_.max_body_bytes) +
-                                          " bytes (max_request_size_mb)");
-            log_early_error(e, call_id);
-            co_await write_error(*c, opts_, e, call_id);
+            auto e = too_large(opts_.max_body_bytes);
+            co_await reject(*c, opts_, e, call_id);
           } else if (ec == bhttp::error::header_limit) {
             auto e = core::make_error(core::errc::bad_request, "Request header fields too large");
             e.status = 431;
-            log_early_error(e, call_id);
-            co_await write_error(*c, opts_, e, call_id);
+            co_await reject(*c, opts_, e, call_id);
           } else if (ec != bhttp::error::end_of_stream && ec != net::error::eof &&
                      ec != net::error::connection_reset && ec != net::error::operation_aborted) {
             auto e = core::make_error(core::errc::bad_request, "Malformed HTTP request: " + ec.message());
-            log_early_error(e, call_id);
-            co_await write_error(*c, opts_, e, call_id);
+            co_await reject(*c, opts_, e, call_id);
           }
           co_return;
         }
@@ -684,11 +679,8 @@ net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
 
       // 3. Body: refuse early what is declared too large, then read it bounded in time.
       if (auto len = parser.content_length(); len && *len > opts_.max_body_bytes) {
-        auto e = core::make_error(core::errc::payload_too_large,
-                                  "Request body too large: " + std::to_string(*len) + " bytes, the limit is " +
-                                      std::to_string(opts_.max_body_bytes) + " bytes (max_request_size_mb)");
-        log_early_error(e, call_id);
-        co_await write_error(*c, opts_, e, call_id);
+        auto e = too_large(opts_.max_body_bytes, *len);
+        co_await reject(*c, opts_, e, call_id);
         co_return;
       }
       if (!parser.is_done()) {
@@ -718,20 +710,15 @@ net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
           c->disarm();
           if (ec) {
             if (ec == bhttp::error::body_limit) {
-              auto e = core::make_error(core::errc::payload_too_large,
-                                        "Request body too large, the limit is " + std::to_string(opts_.max_body_bytes) +
-                                            " bytes (max_request_size_mb)");
-              log_early_error(e, call_id);
-              co_await write_error(*c, opts_, e, call_id);
+              auto e = too_large(opts_.max_body_bytes);
+              co_await reject(*c, opts_, e, call_id);
             } else if (c->timed_out) {
               auto e = core::make_error(core::errc::request_timeout, "Request body not received in time");
-              log_early_error(e, call_id);
-              co_await write_error(*c, opts_, e, call_id);
+              co_await reject(*c, opts_, e, call_id);
             } else if (ec != bhttp::error::partial_message && ec != net::error::eof &&
                        ec != net::error::connection_reset && ec != net::error::operation_aborted) {
               auto e = core::make_error(core::errc::bad_request, "Malformed HTTP request body: " + ec.message());
-              log_early_error(e, call_id);
-              co_await write_error(*c, opts_, e, call_id);
+              co_await reject(*c, opts_, e, call_id);
             }
             co_return;
           }
