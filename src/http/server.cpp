@@ -499,6 +499,30 @@ core::error too_large(std::size_t limit, std::optional<std::uint64_t> declared =
                               ", the limit is " + std::to_string(limit) + " bytes (max_request_size_mb)");
 }
 
+// What to answer when reading a request's header or body failed: nothing when the
+// client went away (it would not read it).
+std::optional<core::error> read_failure(const beast::error_code& ec, bool timed_out, std::size_t max_body,
+                                        std::string_view part) {
+  if (timed_out) {
+    return core::make_error(core::errc::request_timeout, "Request " + std::string(part) + " not received in time");
+  }
+  if (ec == bhttp::error::body_limit) {
+    return too_large(max_body);
+  }
+  if (ec == bhttp::error::header_limit) {
+    auto e = core::make_error(core::errc::bad_request, "Request header fields too large");
+    e.status = 431;
+    return e;
+  }
+  if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message || ec == net::error::eof ||
+      ec == net::error::connection_reset || ec == net::error::operation_aborted) {
+    return std::nullopt;
+  }
+  return core::make_error(core::errc::bad_request,
+                          std::string(part == "body" ? "Malformed HTTP request body: " : "Malformed HTTP request: ") +
+                              ec.message());
+}
+
 }  // namespace
 
 net::awaitable<void> server::impl::accept_loop() {
@@ -656,21 +680,9 @@ net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
         auto [ec, n] = co_await bhttp::async_read_header(c->stream, buf, parser, tuple_awaitable);
         c->disarm();
         if (ec) {
-          std::string call_id = core::uuid4();
-          if (c->timed_out) {
-            auto e = core::make_error(core::errc::request_timeout, "Request header not received in time");
-            co_await reject(*c, opts_, e, call_id);
-          } else if (ec == bhttp::error::body_limit) {
-            auto e = too_large(opts_.max_body_bytes);
-            co_await reject(*c, opts_, e, call_id);
-          } else if (ec == bhttp::error::header_limit) {
-            auto e = core::make_error(core::errc::bad_request, "Request header fields too large");
-            e.status = 431;
-            co_await reject(*c, opts_, e, call_id);
-          } else if (ec != bhttp::error::end_of_stream && ec != net::error::eof &&
-                     ec != net::error::connection_reset && ec != net::error::operation_aborted) {
-            auto e = core::make_error(core::errc::bad_request, "Malformed HTTP request: " + ec.message());
-            co_await reject(*c, opts_, e, call_id);
+          const std::string call_id = core::uuid4();
+          if (auto e = read_failure(ec, c->timed_out, opts_.max_body_bytes, "header")) {
+            co_await reject(*c, opts_, *e, call_id);
           }
           co_return;
         }
@@ -709,16 +721,8 @@ net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
           auto [ec, n] = co_await bhttp::async_read(c->stream, buf, parser, tuple_awaitable);
           c->disarm();
           if (ec) {
-            if (ec == bhttp::error::body_limit) {
-              auto e = too_large(opts_.max_body_bytes);
-              co_await reject(*c, opts_, e, call_id);
-            } else if (c->timed_out) {
-              auto e = core::make_error(core::errc::request_timeout, "Request body not received in time");
-              co_await reject(*c, opts_, e, call_id);
-            } else if (ec != bhttp::error::partial_message && ec != net::error::eof &&
-                       ec != net::error::connection_reset && ec != net::error::operation_aborted) {
-              auto e = core::make_error(core::errc::bad_request, "Malformed HTTP request body: " + ec.message());
-              co_await reject(*c, opts_, e, call_id);
+            if (auto e = read_failure(ec, c->timed_out, opts_.max_body_bytes, "body")) {
+              co_await reject(*c, opts_, *e, call_id);
             }
             co_return;
           }
