@@ -35,8 +35,8 @@ class watched {
 
   void register_with(const std::shared_ptr<watchdog>& w);
   void arm(clock::time_point deadline);
-  // d from now on the coarse clock: never early, up to one kernel tick late (the tick of
-  // the watchdog is coarser anyway).
+  // d from now on the coarse clock: not early (but for a late kernel tick, see
+  // coarse_deadline), up to one kernel tick late (the watchdog's tick is coarser anyway).
   void arm_after(std::chrono::milliseconds d) { arm(coarse_deadline(d)); }
   void disarm() { deadline_ = clock::time_point::max(); }
   clock::time_point deadline() const { return deadline_; }
