@@ -44,24 +44,181 @@ bool is_cont(byte c) { return (c & 0xC0) == 0x80; }
 #if defined(__x86_64__) && defined(__SSE2__)
 // Long strings (prompts) are skipped 32 bytes at a time where the CPU has AVX2 (checked
 // once at startup; the build targets baseline x86-64): a 1 MB prompt is ~65k SSE2 steps
-// otherwise, a fifth of the gateway's CPU for a 1 MB request (issue 6). Returns the
-// first byte that is '"', '\\', below 0x20 or 0x80 and above (as the SSE2 loop), or the
-// point where fewer than 32 bytes remain.
-__attribute__((target("avx2"))) const byte* skip_plain_avx2(const byte* p, const byte* end) {
-  const __m256i quote = _mm256_set1_epi8('"');
-  const __m256i bslash = _mm256_set1_epi8('\\');
-  const __m256i space = _mm256_set1_epi8(0x20);
-  while (end - p >= 32) {
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-    const __m256i hit = _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(v, quote), _mm256_cmpeq_epi8(v, bslash)),
-                                        _mm256_cmpgt_epi8(space, v));  // signed: < 0x20, or >= 0x80
-    const auto mask = static_cast<unsigned>(_mm256_movemask_epi8(hit));
-    if (mask != 0) {
-      return p + __builtin_ctz(mask);
+// otherwise, a fifth of the gateway's CPU for a 1 MB request (issue 6). Non-ASCII text
+// stays in the vector loop too (validated there): prompts in most languages have a
+// multi-byte character every few bytes, and leaving the loop for each one made a
+// multilingual prompt 5x slower to scan than simdjson's DOM parser (bench/json.sh).
+
+// The byte after a backslash in a two-byte escape.
+bool is_short_escape(byte c) {
+  switch (c) {
+    case '"':
+    case '\\':
+    case '/':
+    case 'b':
+    case 'f':
+    case 'n':
+    case 'r':
+    case 't': return true;
+    default: return false;
+  }
+}
+
+// Where a string's scan can resume at `p` without splitting a UTF-8 sequence: p itself,
+// or the lead byte of a sequence that starts before p and is not complete before it
+// (looked for in the 3 bytes before p, never before `lo`, the string's first byte).
+const byte* sequence_start(const byte* lo, const byte* p) {
+  for (int k = 1; k <= 3 && p - k >= lo; ++k) {
+    const byte b = p[-k];
+    if (b < 0x80) {
+      return p;  // ASCII: no sequence spans p
     }
-    p += 32;
+    if (b >= 0xC0) {  // a lead byte: its sequence is 2, 3 or 4 bytes long
+      const int len = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : 2;
+      return k < len ? p - k : p;
+    }
   }
   return p;
+}
+
+// UTF-8 validation of 32 bytes at a time, after Keiser and Lemire, "Validating UTF-8 in
+// less than one instruction per byte" (2021): three 16-entry table lookups (the high and
+// low nibble of the previous byte, the high nibble of this one) flag every invalid
+// 2-byte pair; a third or fourth byte of a 3- or 4-byte sequence must be (and only it may
+// be) a continuation after a continuation. Returns a non-zero vector where `in`, read
+// after `prev` (the 32 bytes before it), is not valid UTF-8 so far; a sequence cut at
+// the end of `in` is not an error yet (the next block, or the caller, sees it).
+__attribute__((target("avx2"))) __m256i utf8_errors_avx2(__m256i in, __m256i prev) {
+  constexpr char too_short = 1 << 0;  // a lead byte followed by a lead or ASCII
+  constexpr char too_long = 1 << 1;   // ASCII followed by a continuation
+  constexpr char overlong_3 = 1 << 2;
+  constexpr char too_large = 1 << 3;  // above U+10FFFF
+  constexpr char surrogate = 1 << 4;
+  constexpr char overlong_2 = 1 << 5;
+  constexpr char too_large_1000 = 1 << 6;
+  constexpr char overlong_4 = 1 << 6;
+  constexpr char two_conts = static_cast<char>(1 << 7);
+  constexpr char carry = too_short | too_long | two_conts;
+  // Indexed by the previous byte's high nibble.
+  const __m256i byte_1_high = _mm256_setr_epi8(
+      too_long, too_long, too_long, too_long, too_long, too_long, too_long, too_long,  // 0___: ASCII
+      two_conts, two_conts, two_conts, two_conts,                                      // 10__: continuation
+      too_short | overlong_2,                                                          // 1100
+      too_short,                                                                       // 1101
+      too_short | overlong_3 | surrogate,                                              // 1110
+      too_short | too_large | too_large_1000 | overlong_4,                             // 1111
+      too_long, too_long, too_long, too_long, too_long, too_long, too_long, too_long, two_conts, two_conts,
+      two_conts, two_conts, too_short | overlong_2, too_short, too_short | overlong_3 | surrogate,
+      too_short | too_large | too_large_1000 | overlong_4);
+  // Indexed by the previous byte's low nibble.
+  constexpr char large = carry | too_large | too_large_1000;
+  const __m256i byte_1_low = _mm256_setr_epi8(
+      carry | overlong_3 | overlong_2 | overlong_4,  // ____0000
+      carry | overlong_2,                            // ____0001
+      carry, carry,                                  // ____001_
+      carry | too_large,                             // ____0100
+      large, large, large,                           // ____0101, ____011_
+      large, large, large, large, large,             // ____1000 .. ____1100
+      large | surrogate,                             // ____1101
+      large, large,                                  // ____111_
+      carry | overlong_3 | overlong_2 | overlong_4, carry | overlong_2, carry, carry, carry | too_large, large,
+      large, large, large, large, large, large, large, large | surrogate, large, large);
+  // Indexed by this byte's high nibble.
+  constexpr char c1000 = too_long | overlong_2 | two_conts | overlong_3 | too_large_1000 | overlong_4;
+  constexpr char c1001 = too_long | overlong_2 | two_conts | overlong_3 | too_large;
+  constexpr char c101 = too_long | overlong_2 | two_conts | surrogate | too_large;
+  const __m256i byte_2_high = _mm256_setr_epi8(
+      too_short, too_short, too_short, too_short, too_short, too_short, too_short, too_short,  // 0___
+      c1000, c1001, c101, c101,                                                                // 10__
+      too_short, too_short, too_short, too_short,                                              // 11__
+      too_short, too_short, too_short, too_short, too_short, too_short, too_short, too_short, c1000, c1001, c101,
+      c101, too_short, too_short, too_short, too_short);
+  const __m256i nibble = _mm256_set1_epi8(0x0F);
+  // prevN: the bytes N positions back, across the block boundary from `prev`: one
+  // shuffle of the two blocks side by side (vperm2i128 + vpalignr; _mm256_alignr_epi8
+  // itself stops compiling under UBSan, whose instrumentation makes its immediate a
+  // variable, and the sanitizer build must compile the code the release build runs).
+  using v32 = char __attribute__((vector_size(32)));
+#define SY_FROM(b)                                                                                                     \
+  b + 0, b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10, b + 11, b + 12, b + 13, b + 14, b + 15, \
+      b + 16, b + 17, b + 18, b + 19, b + 20, b + 21, b + 22, b + 23, b + 24, b + 25, b + 26, b + 27, b + 28, b + 29,  \
+      b + 30, b + 31
+  const auto pv = reinterpret_cast<v32>(prev);
+  const auto iv = reinterpret_cast<v32>(in);
+  const auto prev1 = reinterpret_cast<__m256i>(__builtin_shufflevector(pv, iv, SY_FROM(31)));
+  const auto prev2 = reinterpret_cast<__m256i>(__builtin_shufflevector(pv, iv, SY_FROM(30)));
+  const auto prev3 = reinterpret_cast<__m256i>(__builtin_shufflevector(pv, iv, SY_FROM(29)));
+#undef SY_FROM
+  const __m256i b1h = _mm256_shuffle_epi8(byte_1_high, _mm256_and_si256(_mm256_srli_epi16(prev1, 4), nibble));
+  const __m256i b1l = _mm256_shuffle_epi8(byte_1_low, _mm256_and_si256(prev1, nibble));
+  const __m256i b2h = _mm256_shuffle_epi8(byte_2_high, _mm256_and_si256(_mm256_srli_epi16(in, 4), nibble));
+  const __m256i special = _mm256_and_si256(_mm256_and_si256(b1h, b1l), b2h);
+  // Third and fourth bytes: 0x80 where prev2 >= 0xE0 or prev3 >= 0xF0.
+  const __m256i third = _mm256_subs_epu8(prev2, _mm256_set1_epi8(static_cast<char>(0xE0 - 0x80)));
+  const __m256i fourth = _mm256_subs_epu8(prev3, _mm256_set1_epi8(static_cast<char>(0xF0 - 0x80)));
+  const __m256i must_be_cont =
+      _mm256_and_si256(_mm256_or_si256(third, fourth), _mm256_set1_epi8(static_cast<char>(0x80)));
+  return _mm256_xor_si256(must_be_cont, special);
+}
+
+// String contents from `p` (inside a string that starts at `lo`), 32 bytes at a time:
+// skips plain ASCII and valid UTF-8 alike. Stops at the first '"', '\\' or control
+// character, or where fewer than 32 bytes remain, or at the start of a block that is not
+// valid UTF-8; always at the start of a UTF-8 sequence, so that the scalar code goes on
+// from there (and finds, with its own message, any error this saw).
+// `escaped` is set when it stepped over an escape (a key must then be decoded).
+__attribute__((target("avx2"))) const byte* skip_text_avx2(const byte* lo, const byte* p, const byte* end,
+                                                           bool& escaped) {
+  const __m256i quote = _mm256_set1_epi8('"');
+  const __m256i bslash = _mm256_set1_epi8('\\');
+  const __m256i max_control = _mm256_set1_epi8(0x1F);
+  __m256i prev = _mm256_setzero_si256();
+  while (end - p >= 32) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    const __m256i control = _mm256_cmpeq_epi8(_mm256_min_epu8(v, max_control), v);  // v <= 0x1F, unsigned
+    const __m256i hit = _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(v, quote), _mm256_cmpeq_epi8(v, bslash)),
+                                        control);
+    auto hits = static_cast<unsigned>(_mm256_movemask_epi8(hit));
+    const auto high = static_cast<unsigned>(_mm256_movemask_epi8(v));
+    const auto pending = static_cast<unsigned>(_mm256_movemask_epi8(prev)) >> 29;  // last 3 bytes of prev
+    // Two-byte escapes (\n, \", \\ ...) are stepped over here, both bytes inside this
+    // block: prose and code have one every few dozen bytes.
+    while (hits != 0) {
+      const unsigned at = static_cast<unsigned>(__builtin_ctz(hits));
+      if (p[at] != '\\' || at == 31 || !is_short_escape(p[at + 1])) {
+        break;
+      }
+      hits &= at + 1 == 31 ? 0u : ~((2u << (at + 1)) - 1);  // clear the backslash and the escaped byte
+      escaped = true;
+    }
+    if (hits != 0) {
+      // Stop at the hit: a quote, a control character, a \u escape or a backslash at
+      // the block's end, for the scalar code. Validate up to and including it (ASCII: it
+      // ends any sequence before it); the bytes after it read as ASCII zeros.
+      const unsigned at = static_cast<unsigned>(__builtin_ctz(hits));
+      const unsigned before = (1u << at) - 1;  // the bytes before the hit
+      if (((high & before) | pending) != 0) {
+        alignas(32) static constexpr unsigned char ramp[64] = {
+            0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+            0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
+        const __m256i keep = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ramp + 31 - at));
+        const __m256i err = utf8_errors_avx2(_mm256_and_si256(v, keep), prev);
+        if (!_mm256_testz_si256(err, err)) {
+          return sequence_start(lo, p);
+        }
+      }
+      return p + at;
+    }
+    if ((high | pending) != 0) {
+      const __m256i err = utf8_errors_avx2(v, prev);
+      if (!_mm256_testz_si256(err, err)) {
+        return sequence_start(lo, p);
+      }
+    }
+    prev = v;
+    p += 32;
+  }
+  return sequence_start(lo, p);
 }
 
 const bool have_avx2 = [] {
@@ -140,7 +297,11 @@ class scanner {
     for (;;) {
 #if defined(__x86_64__) && defined(__SSE2__)
       if (have_avx2 && end_ - p_ >= 64) {
-        p_ = skip_plain_avx2(p_, end_);
+        bool escaped = false;
+        p_ = skip_text_avx2(start, p_, end_, escaped);
+        if (escaped && had_escape != nullptr) {
+          *had_escape = true;
+        }
       }
 #endif
 #if defined(__SSE2__)
