@@ -41,14 +41,6 @@ int hex_value(byte c) {
 
 bool is_cont(byte c) { return (c & 0xC0) == 0x80; }
 
-#if defined(__x86_64__) && defined(__SSE2__)
-// Long strings (prompts) are skipped 32 bytes at a time where the CPU has AVX2 (checked
-// once at startup; the build targets baseline x86-64): a 1 MB prompt is ~65k SSE2 steps
-// otherwise, a fifth of the gateway's CPU for a 1 MB request (issue 6). Non-ASCII text
-// stays in the vector loop too (validated there): prompts in most languages have a
-// multi-byte character every few bytes, and leaving the loop for each one made a
-// multilingual prompt 5x slower to scan than simdjson's DOM parser (bench/json.sh).
-
 // The byte after a backslash in a two-byte escape.
 bool is_short_escape(byte c) {
   switch (c) {
@@ -63,6 +55,14 @@ bool is_short_escape(byte c) {
     default: return false;
   }
 }
+
+#if defined(__x86_64__) && defined(__SSE2__)
+// Long strings (prompts) are skipped 32 bytes at a time where the CPU has AVX2 (checked
+// once at startup; the build targets baseline x86-64): a 1 MB prompt is ~65k SSE2 steps
+// otherwise, a fifth of the gateway's CPU for a 1 MB request (issue 6). Non-ASCII text
+// stays in the vector loop too (validated there): prompts in most languages have a
+// multi-byte character every few bytes, and leaving the loop for each one made a
+// multilingual prompt 5x slower to scan than simdjson's DOM parser (bench/json.sh).
 
 // Where a string's scan can resume at `p` without splitting a UTF-8 sequence: p itself,
 // or the lead byte of a sequence that starts before p and is not complete before it
@@ -372,17 +372,13 @@ class scanner {
     if (end_ - p_ < 2) {
       return fail("unterminated string");
     }
-    switch (p_[1]) {
-      case '"':
-      case '\\':
-      case '/':
-      case 'b':
-      case 'f':
-      case 'n':
-      case 'r':
-      case 't': p_ += 2; return true;
-      case 'u': break;
-      default: ++p_; return fail("invalid escape in a string");
+    if (is_short_escape(p_[1])) {
+      p_ += 2;
+      return true;
+    }
+    if (p_[1] != 'u') {
+      ++p_;
+      return fail("invalid escape in a string");
     }
     int cp = hex4(p_ + 2);
     if (cp < 0) {
