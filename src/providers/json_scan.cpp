@@ -456,13 +456,14 @@ class scanner {
 
   bool number() {
     const byte* start = p_;
-    if (!number_grammar()) {
+    bool exponent = false;
+    if (!number_grammar(exponent)) {
       return false;
     }
     // Like nlohmann: a number that overflows a double (1e400) is an error. Only numbers
     // with an exponent or 309+ characters can, so the rest skip strtod.
     const auto n = static_cast<std::size_t>(p_ - start);
-    if (n >= 309 || std::memchr(start, 'e', n) != nullptr || std::memchr(start, 'E', n) != nullptr) {
+    if (n >= 309 || exponent) {
       std::string copy(reinterpret_cast<const char*>(start), n);
       if (!std::isfinite(std::strtod(copy.c_str(), nullptr))) {
         p_ = start;
@@ -472,7 +473,7 @@ class scanner {
     return true;
   }
 
-  bool number_grammar() {
+  bool number_grammar(bool& exponent) {
     if (*p_ == '-') {
       ++p_;
     }
@@ -491,6 +492,7 @@ class scanner {
       }
     }
     if (p_ < end_ && (*p_ == 'e' || *p_ == 'E')) {
+      exponent = true;
       ++p_;
       if (p_ < end_ && (*p_ == '+' || *p_ == '-')) {
         ++p_;
