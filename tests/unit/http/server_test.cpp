@@ -273,6 +273,26 @@ TEST_F(fixture, lingering_is_bounded_in_time) {
   EXPECT_LT(closed_in, 2s);
 }
 
+// A connection lingering after an early error has nothing left to answer: a drain
+// closes it at once instead of waiting for linger_timeout.
+TEST_F(fixture, drain_does_not_wait_for_a_lingering_connection) {
+  http::server_options o;
+  o.max_body_bytes = 1000;
+  o.linger_timeout = 5000ms;
+  start(o);
+  bool drained = false;
+  auto [out, waited] = run_coro(ioc, [&]() -> net::awaitable<std::tuple<std::string, std::chrono::milliseconds>> {
+    tcp::socket s = co_await connect_and_send("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n");
+    std::string out = co_await read_from(s);  // the 413, then the server's end of stream
+    srv->drain([&] { drained = true; });
+    auto w = co_await until_no_connections(3s);  // s stays open meanwhile
+    co_return std::tuple{out, w};
+  }());
+  EXPECT_EQ(out.rfind("HTTP/1.1 413", 0), 0u) << out;
+  EXPECT_TRUE(drained);
+  EXPECT_LT(waited, 1s);
+}
+
 TEST_F(fixture, body_within_limit_is_read) {
   http::server_options o;
   o.max_body_bytes = 1000;
