@@ -144,7 +144,7 @@ struct gateway::impl {
         auth(cfg->general.master_key, cfg->general.raw.value("litellm_key_header_name", std::string{})),
         rt(cfg),
         client(ioc.get_executor()),
-        llm(cfg, key_auth, rt, client),
+        llm(cfg, key_auth, rt, caller),
         health(make_probes(), key_auth, rt),
         server(ioc.get_executor(), make_server_options(), [this](http::request& req, http::responder& resp) {
           return dispatch(req, resp);
@@ -183,6 +183,7 @@ struct gateway::impl {
   std::unique_ptr<router::redis_cooldown_sync> cooldown_sync =
       redis ? std::make_unique<router::redis_cooldown_sync>(ioc.get_executor(), *redis, rt) : nullptr;
   upstream::client client;
+  pipeline::client_caller caller{client};
   pipeline::llm_pipeline llm;
   admin::health_endpoints health;
   admin::key_endpoints keys{key_auth, db.get(), key_invalidation.get()};

@@ -340,6 +340,8 @@ class session_responder final : public responder {
   }
 
   bool started() const override { return started_; }
+  void take_access_log() override { access_taken_ = true; }
+  bool access_taken() const { return access_taken_; }
 
   void annotate(std::string model, std::string key_redacted) override {
     model_ = std::move(model);
@@ -425,6 +427,7 @@ class session_responder final : public responder {
   bool done_ = false;
   bool gone_ = false;
   bool head_pending_ = false;  // streaming head built, not yet written
+  bool access_taken_ = false;
   int status_ = 0;
   header_list common_;
   std::shared_ptr<watch_state> watch_;
@@ -753,16 +756,18 @@ net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
       auto e = core::make_error(core::errc::internal, "The handler produced no response");
       co_await resp.send(error_response(e));
     }
-    core::access_record rec;
-    rec.method = req.method;
-    rec.path = req.path;
-    rec.status = resp.status();
-    rec.model = resp.model();
-    rec.key_redacted = resp.key();
-    rec.call_id = call_id;
-    rec.duration_ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - req.received_at).count();
-    core::log_access(rec);
+    if (!resp.access_taken()) {
+      core::access_record rec;
+      rec.method = req.method;
+      rec.path = req.path;
+      rec.status = resp.status();
+      rec.model = resp.model();
+      rec.key_redacted = resp.key();
+      rec.call_id = call_id;
+      rec.duration_ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - req.received_at).count();
+      core::log_access(rec);
+    }
     if (!resp.done() || resp.gone() || !keep_alive || draining_) {
       co_return;
     }

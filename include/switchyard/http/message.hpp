@@ -77,6 +77,9 @@ class responder {
   // Headers added to every response of this exchange (x-litellm-call-id, ...).
   virtual void add_common_header(std::string name, std::string value) = 0;
   virtual bool started() const = 0;  // head already sent
+  // The handler writes this exchange's access line itself (e.g. the LLM pipeline's
+  // finish phase, which knows the outcome): the server then writes none.
+  virtual void take_access_log() {}
 };
 
 // OpenAI-shaped error body: {"error":{"message","type","param","code":"<status>"}}.

@@ -1,0 +1,71 @@
+// One LLM request as it goes through the stages: what the client sent, who it is, what
+// the router chose, and the outcome record that `finish` hands to the observers.
+// Owner: llm_pipeline::handle() (one per request, on its coroutine frame).
+// Thread: the loop thread. Never blocks.
+#pragma once
+#include "switchyard/auth/key_auth.hpp"
+#include "switchyard/config/config.hpp"
+#include "switchyard/http/message.hpp"
+#include "switchyard/pipeline/outcome.hpp"
+#include "switchyard/pipeline/recording_responder.hpp"
+#include "switchyard/providers/adapter.hpp"
+#include "switchyard/providers/json_scan.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace switchyard::pipeline {
+
+struct request_ctx {
+  request_ctx(http::request& r, http::responder& w) : req(r), resp(w, out) {
+    out.received = r.received_at;
+    out.bytes_in = r.body.size();
+  }
+  request_ctx(const request_ctx&) = delete;
+  request_ctx& operator=(const request_ctx&) = delete;
+
+  outcome out;  // declared before resp, which records into it
+  http::request& req;
+  recording_responder resp;
+  providers::call_type type = providers::call_type::chat;
+  std::string route;       // "/chat/completions", for messages
+  std::string path_model;  // model named in the path (/openai/deployments/{m}/...), if any
+  // The body, read once without a DOM (docs/json-readers.md): validated, top-level
+  // members as spans into req.body. `model` and `stream` are read from the scan
+  // (requested_model, stream); `body` holds only the other members the gateway reads
+  // (num_retries, fallbacks, stream_options, mock_*, drop_params, ...:
+  // is_gateway_read_member() in stages.cpp), null when there are none. Everything else
+  // stays bytes unless an adapter that translates the request needs the whole document
+  // (full_body()).
+  providers::json_scan scan;
+  nlohmann::json body;
+  std::optional<nlohmann::json> full;  // the whole parsed body, built on first use
+  std::string requested_model;
+  bool stream = false;
+  bool client_wants_usage = false;
+  auth::principal who;
+  const config::deployment* dep = nullptr;  // the deployment of the current/last attempt
+  std::shared_ptr<const config::deployment> dep_ref;  // keeps `dep` alive (wildcard copies)
+  // Router bookkeeping (x-litellm-* headers): retries in the group that answered or failed
+  // last, the request's retry budget (-1: not routed yet), fallback groups tried.
+  int attempted_retries = 0;
+  int max_retries = -1;
+  int attempted_fallbacks = 0;
+  std::size_t estimated_tokens = 0;
+  std::chrono::steady_clock::time_point attempt_started{};
+  std::chrono::steady_clock::duration ttft{};  // streams: time to the first byte sent
+  std::optional<core::error> late_failure;     // a stream that failed after its first byte
+  std::chrono::steady_clock::duration upstream_time{};  // time spent waiting on the provider
+  providers::usage usage;  // of the current attempt
+  int upstream_status = 0; // the provider's HTTP status in the current attempt (0: none yet)
+  bool finished = false;   // finish ran
+
+  // The whole body as a DOM (path model applied), parsed on first use.
+  const nlohmann::json& full_body();
+};
+
+}  // namespace switchyard::pipeline

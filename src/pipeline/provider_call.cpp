@@ -1,0 +1,406 @@
+#include "provider_call.hpp"
+
+#include "respond.hpp"
+
+#include "switchyard/core/ids.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <ctime>
+
+namespace switchyard::pipeline {
+
+using json = nlohmann::json;
+using clock = std::chrono::steady_clock;
+using providers::call_type;
+
+namespace {
+
+std::chrono::milliseconds seconds_to_ms(double s) {
+  if (s <= 0) {
+    s = 0.001;
+  }
+  return std::chrono::milliseconds(static_cast<long long>(s * 1000.0));
+}
+
+const char* provider_label(const config::deployment& d) {
+  switch (d.kind) {
+    case config::provider::azure: return "AzureException";
+    case config::provider::anthropic: return "AnthropicException";
+    case config::provider::ollama:
+    case config::provider::ollama_chat: return "OllamaException";
+    default: return "OpenAIException";
+  }
+}
+
+core::error transport_error(const core::error& e, const config::deployment& d, std::chrono::milliseconds timeout) {
+  if (e.code == core::errc::upstream_timeout) {
+    return core::make_error(core::errc::upstream_timeout,
+                            std::string("litellm.Timeout: ") + provider_label(d) + " - Request timed out after " +
+                                std::to_string(static_cast<double>(timeout.count()) / 1000.0) +
+                                " seconds. model=" + d.model_name + ". " + e.message);
+  }
+  return core::make_error(core::errc::upstream_unreachable, std::string("litellm.APIConnectionError: ") +
+                                                                provider_label(d) + " - " + e.message +
+                                                                ". model=" + d.model_name);
+}
+
+// Upstream headers passed on to the client under the llm_provider- prefix.
+void add_provider_headers(std::string& lines, const upstream::header_list& in) {
+  for (const auto& [k, v] : in) {
+    if (k != "content-length" && k != "transfer-encoding" && k != "connection" && k != "keep-alive") {
+      lines += "llm_provider-";
+      http::append_head_line(lines, k, v);
+    }
+  }
+}
+
+// Offset just past the first blank line (the end of the first event of an SSE or NDJSON
+// body: "\n\n", "\r\n\r\n"; NDJSON: the first "\n"), or 0 if none yet.
+std::size_t first_event_end(std::string_view bytes) {
+  auto lf = bytes.find('\n');
+  if (lf == std::string_view::npos) {
+    return 0;
+  }
+  if (bytes.substr(0, lf).find(':') == std::string_view::npos || bytes.front() == '{') {
+    return lf + 1;  // NDJSON (Ollama): one object per line
+  }
+  for (auto at = lf; at != std::string_view::npos; at = bytes.find('\n', at + 1)) {
+    auto next = at + 1;
+    if (next < bytes.size() && bytes[next] == '\r') {
+      ++next;
+    }
+    if (next < bytes.size() && bytes[next] == '\n') {
+      return next + 1;
+    }
+  }
+  return 0;
+}
+
+std::string retry_after_of(const upstream::header_list& h) {
+  for (const auto& [k, v] : h) {
+    if (k == "retry-after") {
+      return v;
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+net::awaitable<std::optional<core::error>> provider_call::attempt(request_ctx& ctx) {
+  if (ctx.type != call_type::embedding) {
+    if (auto mr = ctx.body.find("mock_response"); mr != ctx.body.end() && mr->is_string()) {
+      co_await answer_mock(ctx, mr->get<std::string>());
+      co_return std::nullopt;
+    }
+    if (ctx.dep->mock_response) {
+      co_await answer_mock(ctx, *ctx.dep->mock_response);
+      co_return std::nullopt;
+    }
+  }
+  co_return co_await call(ctx);
+}
+
+net::awaitable<void> provider_call::answer_mock(request_ctx& ctx, const std::string& content) {
+  const long long created = static_cast<long long>(std::time(nullptr));
+  const std::string& model = ctx.requested_model;
+  if (ctx.type == call_type::completion) {
+    std::string id = "cmpl-" + core::uuid4();
+    auto text = providers::mock_text_completion(model, content, ctx.full_body(), id, created);
+    if (!ctx.stream) {
+      http::response r;
+      r.body = std::move(text);
+      r.head_lines = litellm_headers(ctx);
+      co_await ctx.resp.send(std::move(r));
+      co_return;
+    }
+    auto h = litellm_headers(ctx);
+    h += "cache-control: no-cache\r\nx-accel-buffering: no\r\n";
+    if (co_await ctx.resp.begin_stream(200, "text/event-stream", {}, std::move(h)) &&
+        co_await ctx.resp.write("data: " + text + "\n\ndata: [DONE]\n\n")) {
+      co_await ctx.resp.end_stream();
+    }
+    co_return;
+  }
+  std::string id = "chatcmpl-" + core::uuid4();
+  if (!ctx.stream) {
+    http::response r;
+    r.body = providers::mock_chat_completion(model, content, ctx.full_body(), id, created);
+    r.head_lines = litellm_headers(ctx);
+    co_await ctx.resp.send(std::move(r));
+    co_return;
+  }
+  auto frames = providers::mock_chat_stream(model, content, ctx.full_body(), id, created, ctx.client_wants_usage);
+  auto h = litellm_headers(ctx);
+  h += "cache-control: no-cache\r\nx-accel-buffering: no\r\n";
+  if (!co_await ctx.resp.begin_stream(200, "text/event-stream", {}, std::move(h))) {
+    co_return;
+  }
+  for (const auto& f : frames) {
+    if (!co_await ctx.resp.write(f)) {
+      co_return;
+    }
+  }
+  co_await ctx.resp.end_stream();
+}
+
+std::chrono::milliseconds provider_call::timeout_of(const config::deployment& d) const {
+  if (d.timeout) {
+    return seconds_to_ms(*d.timeout);
+  }
+  if (cfg_->router.timeout) {
+    return seconds_to_ms(*cfg_->router.timeout);
+  }
+  if (cfg_->litellm.request_timeout) {
+    return seconds_to_ms(*cfg_->litellm.request_timeout);
+  }
+  return seconds_to_ms(6000);
+}
+
+std::chrono::milliseconds provider_call::stream_timeout_of(const config::deployment& d) const {
+  if (d.stream_timeout) {
+    return seconds_to_ms(*d.stream_timeout);
+  }
+  if (cfg_->router.stream_timeout) {
+    return seconds_to_ms(*cfg_->router.stream_timeout);
+  }
+  return timeout_of(d);
+}
+
+net::awaitable<std::optional<core::error>> provider_call::call(request_ctx& ctx) {
+  const auto& d = *ctx.dep;
+  const auto& adapter = providers::adapter_for(d.kind);
+  bool drop_params = cfg_->litellm.drop_params;
+  if (auto dp = ctx.body.find("drop_params"); dp != ctx.body.end() && dp->is_boolean()) {
+    drop_params = dp->get<bool>();
+  }
+  if (d.litellm_params.is_object()) {
+    if (auto dp = d.litellm_params.find("drop_params"); dp != d.litellm_params.end() && dp->is_boolean()) {
+      drop_params = dp->get<bool>();
+    }
+  }
+  const providers::build_options bo{ctx.stream, drop_params};
+  // OpenAI-compatible upstreams get the client's bytes with surgical edits; the others
+  // translate the parsed document.
+  auto raw = adapter.build_raw(ctx.type, d, ctx.req.body, ctx.scan, bo);
+  auto call = raw ? std::move(*raw) : adapter.build(ctx.type, d, ctx.full_body(), bo);
+  if (!call) {
+    co_return call.error();
+  }
+  upstream::request ur;
+  ur.url = std::move(call->url);
+  ur.headers = std::move(call->headers);
+  ur.body = std::move(call->body);
+  ur.body_parts = std::move(call->body_parts);  // views into ctx.req.body and ur.body
+  const auto timeout = ctx.stream ? stream_timeout_of(d) : timeout_of(d);
+  ur.timeout = timeout;
+  ur.connect_timeout = std::min(timeout, std::chrono::milliseconds{10'000});
+
+  auto t0 = clock::now();
+  if (!ctx.stream) {
+    auto r = co_await upstream_.send(std::move(ur));
+    ctx.upstream_time += clock::now() - t0;
+    if (!r) {
+      co_return transport_error(r.error(), d, timeout);
+    }
+    ctx.upstream_status = r->status;
+    if (r->status >= 400) {
+      auto e = adapter.translate_error(d, r->status, r->body);
+      e.retry_after = retry_after_of(r->headers);
+      co_return e;
+    }
+    auto tr = adapter.translate_response(ctx.type, d, r->body, ctx.requested_model);
+    if (tr && ctx.type == call_type::embedding && &adapter != &providers::openai_adapter()) {
+      // OpenAI-compatible upstreams encode base64 themselves; the others return floats.
+      auto ef = ctx.body.find("encoding_format");
+      if (ef != ctx.body.end() && *ef == "base64") {
+        auto encoded = providers::encode_embeddings_base64(tr->body);
+        if (!encoded) {
+          co_return encoded.error();
+        }
+        tr->body = std::move(*encoded);
+      }
+    }
+    if (!tr) {
+      co_return tr.error();
+    }
+    ctx.usage = tr->tokens;
+    http::response out;
+    out.body = std::move(tr->body);
+    out.head_lines = litellm_headers(ctx);
+    add_provider_headers(out.head_lines, r->headers);
+    co_await ctx.resp.send(std::move(out));
+    co_return std::nullopt;
+  }
+
+  auto opened = co_await upstream_.open(std::move(ur));
+  ctx.upstream_time += clock::now() - t0;
+  if (!opened) {
+    co_return transport_error(opened.error(), d, timeout);
+  }
+  auto s = std::move(*opened);
+  ctx.upstream_status = s->status();
+  if (s->status() >= 400) {
+    std::string body;
+    for (;;) {
+      auto piece = co_await s->read_some();
+      if (!piece || piece->empty() || body.size() > (1u << 20)) {
+        break;
+      }
+      body += *piece;
+    }
+    auto e = adapter.translate_error(d, s->status(), body);
+    e.retry_after = retry_after_of(s->headers());
+    co_return e;
+  }
+  co_return co_await relay_stream(ctx, std::move(s), timeout);
+}
+
+net::awaitable<std::optional<core::error>> provider_call::relay_stream(request_ctx& ctx,
+                                                                      std::unique_ptr<upstream::body_stream> s,
+                                                                      std::chrono::milliseconds stream_timeout) {
+  const auto& d = *ctx.dep;
+  auto translator = providers::adapter_for(d.kind).make_stream(ctx.type, d, ctx.requested_model,
+                                                                ctx.client_wants_usage);
+  bool client_left = false;
+  auto* raw = s.get();
+  // The client's socket is watched (a disconnect cancels the upstream request) only when
+  // the relay has to wait for the upstream: a body that came whole with the head (short
+  // answers, cached upstreams) costs no watch, and no epoll_ctl before the first byte.
+  bool watching = false;
+  auto watch = [&] {
+    if (!watching) {
+      watching = true;
+      ctx.resp.watch_disconnect([raw, &client_left] {
+        client_left = true;
+        raw->cancel();
+      });
+    }
+  };
+  std::string initial = s->take_buffered();
+
+  std::vector<std::string> payloads;
+  std::string out;
+  bool head_sent = false;
+  std::optional<core::error> failure;
+
+  auto take_payloads = [&] {  // pending payloads -> SSE frames in `out`
+    out.clear();
+    for (const auto& p : payloads) {
+      out += "data: ";
+      out += p;
+      out += "\n\n";
+    }
+    payloads.clear();
+  };
+  auto send_head = [&]() -> net::awaitable<bool> {
+    head_sent = true;
+    ctx.ttft = clock::now() - ctx.attempt_started;
+    auto h = litellm_headers(ctx);
+    h += "cache-control: no-cache\r\nx-accel-buffering: no\r\n";
+    add_provider_headers(h, s->headers());
+    co_return co_await ctx.resp.begin_stream(200, "text/event-stream", {}, std::move(h));
+  };
+  // The head goes out with the first translated event, so that an error before it
+  // still reaches the client as a real HTTP status.
+  auto flush = [&]() -> net::awaitable<bool> {
+    if (payloads.empty()) {
+      co_return true;
+    }
+    take_payloads();
+    if (!head_sent && !co_await send_head()) {
+      co_return false;
+    }
+    co_return co_await ctx.resp.write(out);
+  };
+
+  for (bool first = true;; first = false) {
+    core::result<std::string> piece = std::string{};
+    if (first && !initial.empty()) {
+      piece = std::move(initial);
+    } else {
+      watch();
+      auto t0 = clock::now();
+      piece = co_await s->read_some();
+      ctx.upstream_time += clock::now() - t0;
+    }
+    if (client_left) {
+      break;
+    }
+    if (!piece) {
+      failure = transport_error(piece.error(), d, stream_timeout);
+      break;
+    }
+    if (piece->empty()) {
+      if (auto fin = translator->finish(payloads); !fin) {
+        failure = fin.error();
+      }
+      break;
+    }
+    std::string_view bytes = *piece;
+    if (!head_sent) {
+      // Time to first byte: the first event goes out (with the head) before the rest of
+      // this read is translated; a provider's first read often holds many events, or the
+      // whole answer (~15 us of translation for 20 events, issue 6).
+      auto end = first_event_end(bytes);
+      if (end != 0 && end < bytes.size()) {
+        if (auto fed = translator->feed(bytes.substr(0, end), payloads); !fed) {
+          failure = fed.error();
+          raw->cancel();
+          break;
+        }
+        bytes.remove_prefix(end);
+        if (!payloads.empty() && !co_await flush()) {
+          raw->cancel();
+          break;
+        }
+      }
+    }
+    if (auto fed = translator->feed(bytes, payloads); !fed) {
+      failure = fed.error();
+      raw->cancel();
+      break;
+    }
+    if (s->complete()) {
+      // The body is all here: finish now, so that the last events, [DONE] and the end
+      // of the chunked body go out in one write (often the stream's only write).
+      if (auto fin = translator->finish(payloads); !fin) {
+        failure = fin.error();
+      }
+      break;
+    }
+    if (!co_await flush()) {
+      raw->cancel();
+      break;
+    }
+  }
+  ctx.usage = translator->tokens();
+  ctx.resp.stop_watching();
+  if (client_left || ctx.resp.client_gone()) {
+    spdlog::info("client disconnected during a stream; upstream request cancelled (call_id={})", ctx.req.call_id);
+    co_return std::nullopt;
+  }
+  if (failure && !head_sent && payloads.empty()) {
+    co_return failure;  // nothing reached the client yet: retry, fall back, or a real status
+  }
+  // With the first (or no) event: the upstream ended without one, still a well-formed stream.
+  if (!head_sent && !co_await send_head()) {
+    co_return std::nullopt;
+  }
+  // The remaining events and the end, in one write.
+  take_payloads();
+  if (failure) {
+    // Mid-stream: an error event on the 200 stream, then the end of the body.
+    ctx.late_failure = failure;
+    spdlog::warn("stream failed after the first chunk (call_id={}): {}", ctx.req.call_id, failure->message);
+    out += "data: " + http::error_body(*failure) + "\n\n";
+  } else {
+    out += "data: [DONE]\n\n";
+  }
+  co_await ctx.resp.write_last(out);
+  co_return std::nullopt;
+}
+
+}  // namespace switchyard::pipeline

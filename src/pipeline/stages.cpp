@@ -1,0 +1,184 @@
+#include "stages.hpp"
+
+#include "switchyard/core/ids.hpp"
+
+namespace switchyard::pipeline {
+
+using json = nlohmann::json;
+using providers::call_type;
+using providers::json_kind;
+
+net::awaitable<verdict> stage::run_async(request_ctx&) { co_return verdict::next(); }
+
+// ---------------------------------------------------------------- auth
+
+verdict auth_stage::run(request_ctx& ctx) {
+  auto key = auth_.master().key_from([&](std::string_view n) { return ctx.req.header(n); });
+  auto who = auth_.authenticate_cached(key);
+  if (!who) {
+    return verdict::wait();  // a key not in memory: run_async waits for its lookup
+  }
+  if (!*who) {
+    ctx.who.key_redacted = core::redact_key(key);  // for the access line
+  }
+  return accept(ctx, std::move(*who));
+}
+
+net::awaitable<verdict> auth_stage::run_async(request_ctx& ctx) {
+  auto key = auth_.master().key_from([&](std::string_view n) { return ctx.req.header(n); });
+  auto who = co_await auth_.authenticate(key);
+  if (!who) {
+    ctx.who.key_redacted = core::redact_key(key);  // for the access line
+  }
+  co_return accept(ctx, std::move(who));
+}
+
+verdict auth_stage::accept(request_ctx& ctx, core::result<auth::principal> who) const {
+  if (!who) {
+    return verdict::fail(who.error());
+  }
+  ctx.who = std::move(*who);
+  return verdict::next();
+}
+
+// ---------------------------------------------------------------- parse
+
+namespace {
+
+// Top-level members the gateway never reads: kept as bytes (see request_ctx::scan).
+bool is_bulk_member(std::string_view key) {
+  return key == "messages" || key == "prompt" || key == "input" || key == "tools" || key == "functions";
+}
+
+// The members read from request_ctx::body (router policy, mocks, build options). A new
+// reader of ctx.body must add its member here: the others are not parsed.
+bool is_gateway_read_member(std::string_view key) {
+  static constexpr std::string_view read[] = {
+      "stream_options",    "num_retries",           "fallbacks",
+      "disable_fallbacks", "mock_response",         "mock_testing_fallbacks",
+      "drop_params",       "encoding_format",       "mock_testing_rate_limit_error",
+  };
+  for (auto r : read) {
+    if (key == r) {
+      return true;
+    }
+  }
+  return false;
+}
+
+core::error invalid_json(const request_ctx& ctx) {
+  if (ctx.scan.too_deep) {
+    return core::make_error(core::errc::invalid_json, "Invalid request body: JSON nested deeper than " +
+                                                          std::to_string(providers::max_json_depth) + " levels");
+  }
+  return core::make_error(core::errc::invalid_json, "Invalid JSON in request body: " + std::string(ctx.scan.error) +
+                                                        " at byte " + std::to_string(ctx.scan.error_offset) + " of " +
+                                                        std::to_string(ctx.req.body.size()));
+}
+
+// messages (chat), prompt (completions) or input (embeddings), of the right kind.
+std::optional<core::error> check_required(const request_ctx& ctx) {
+  const char* required = ctx.type == call_type::chat ? "messages" : ctx.type == call_type::completion ? "prompt" : "input";
+  const auto* f = ctx.scan.find(required);
+  bool ok = f != nullptr && (ctx.type == call_type::chat ? f->kind == json_kind::array
+                                                         : (f->kind == json_kind::string || f->kind == json_kind::array));
+  if (ok) {
+    return std::nullopt;
+  }
+  return core::make_error(core::errc::bad_request,
+                          std::string("`") + required + "` is required and must be " +
+                              (ctx.type == call_type::chat ? "an array" : "a string or an array"),
+                          required);
+}
+
+}  // namespace
+
+const nlohmann::json& request_ctx::full_body() {
+  if (!full) {
+    full = json::parse(req.body, nullptr, false);  // valid: the parse stage checked it
+    if (!path_model.empty() && full->is_object()) {
+      (*full)["model"] = path_model;
+    }
+  }
+  return *full;
+}
+
+verdict parse_stage::run(request_ctx& ctx) {
+  ctx.scan = providers::scan_json(ctx.req.body, providers::max_json_depth);
+  if (!ctx.scan.ok) {
+    return verdict::fail(invalid_json(ctx));
+  }
+  if (ctx.scan.root != json_kind::object) {
+    return verdict::fail(core::make_error(core::errc::bad_request, "Request body must be a JSON object"));
+  }
+  // `model` and `stream` are read from the scan; the other members the gateway reads go
+  // into ctx.body (a small DOM, usually empty: no allocation); everything else stays bytes.
+  std::size_t text_chars = 0;
+  const providers::json_member* model = nullptr;
+  const providers::json_member* stream = nullptr;
+  for (const auto& m : ctx.scan.members) {
+    if (is_bulk_member(m.key)) {
+      text_chars += m.text_bytes;
+    } else if (m.key == "model") {
+      model = &m;  // the last duplicate wins, as in a parsed object
+    } else if (m.key == "stream") {
+      stream = &m;
+    } else if (is_gateway_read_member(m.key)) {
+      ctx.body[std::string(m.key)] = providers::json_member_value(m);
+    }
+  }
+  ctx.estimated_tokens = text_chars == 0 ? 0 : text_chars / 4 + 1;  // as router::estimate_tokens
+  if (!ctx.path_model.empty()) {
+    ctx.requested_model = ctx.path_model;  // /openai/deployments/{model}/..., /engines/{model}/...
+  } else if (model != nullptr && model->kind == json_kind::string && model->value.size() > 2) {
+    ctx.requested_model = providers::json_unescape(model->value.substr(1, model->value.size() - 2));
+  } else {
+    return verdict::fail(core::make_error(core::errc::bad_request, "`model` is required and must be a string", "model"));
+  }
+  ctx.stream = ctx.type != call_type::embedding && stream != nullptr && stream->kind == json_kind::boolean &&
+               stream->value == "true";
+  auto so = ctx.body.find("stream_options");
+  ctx.client_wants_usage = so != ctx.body.end() && so->is_object() && so->value("include_usage", false);
+  if (auto e = check_required(ctx)) {
+    return verdict::fail(std::move(*e));
+  }
+  return verdict::next();
+}
+
+// ---------------------------------------------------------------- route
+
+verdict route_stage::run(request_ctx& ctx) {
+  if (ctx.who.vkey) {
+    // The key's aliases, then its team's model_aliases, name the model actually routed.
+    auto aliased = auth::apply_model_aliases(*ctx.who.vkey, ctx.requested_model);
+    if (aliased != ctx.requested_model) {
+      ctx.requested_model = aliased;
+    }
+  }
+  if (auto allowed = auth::check_model_access(ctx.who, ctx.requested_model, auth_.groups()); !allowed) {
+    return verdict::fail(allowed.error());  // 403 key_/team_/user_/org_model_access_denied
+  }
+  if (router_.resolve(ctx.requested_model).empty()) {
+    auto d = router_.pick(ctx.requested_model, ctx.route);  // the unknown-model error
+    if (!d) {
+      return verdict::fail(d.error());
+    }
+  }
+  return verdict::next();
+}
+
+// ---------------------------------------------------------------- provider
+
+net::awaitable<verdict> provider_stage::run_async(request_ctx& ctx) {
+  auto err = co_await loop_.run(ctx);
+  if (!err) {
+    co_return verdict::done();
+  }
+  if (ctx.resp.client_gone()) {
+    ctx.out.error = std::move(*err);  // nobody to answer; the outcome still says why
+    co_return verdict::done();
+  }
+  co_return verdict::fail(std::move(*err));
+}
+
+}  // namespace switchyard::pipeline

@@ -1,0 +1,347 @@
+// The LLM pipeline in-process: real stages, router, adapters and attempt loop; a fake
+// upstream and a fake client. Every case checks the outcome record and that `finish`
+// ran exactly once.
+#include "fakes.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace switchyard;
+using namespace switchyard::pipeline;
+using namespace switchyard::pipeline::testing;
+
+namespace {
+
+const std::string answer_json =
+    R"({"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"x","choices":[{"index":0,)"
+    R"("message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],)"
+    R"("usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}})";
+
+std::string chunk(const std::string& content, const char* finish = "null") {
+  return R"(data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"x","choices":[{"index":0,)"
+         R"("delta":{"content":")" +
+         content + R"("},"finish_reason":)" + finish + "}]}\n\n";
+}
+const std::string usage_chunk =
+    R"(data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"x","choices":[],)"
+    R"("usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}})"
+    "\n\n";
+
+const std::string chat_body = R"({"model":"a","messages":[{"role":"user","content":"hello"}]})";
+const std::string stream_body = R"({"model":"a","stream":true,"messages":[{"role":"user","content":"hello"}]})";
+
+config::deployment dep(std::string group, std::string id, std::string api_base) {
+  config::deployment d;
+  d.model_name = std::move(group);
+  d.id = std::move(id);
+  d.model = "openai/x";
+  d.upstream_model = "x";
+  d.api_base = std::move(api_base);
+  d.api_key = "sk-upstream";
+  d.litellm_params = nlohmann::json::object();
+  d.model_info = nlohmann::json::object();
+  return d;
+}
+
+class pipeline_test : public ::testing::Test {
+ protected:
+  pipeline_test() {
+    cfg->general.master_key = "sk-master";
+    cfg->router.raw["disable_cooldowns"] = true;
+    cfg->model_list.push_back(dep("a", "a1", "http://a1.test/v1"));
+    cfg->model_list.push_back(dep("a", "a2", "http://a2.test/v1"));
+    cfg->model_list.push_back(dep("b", "b1", "http://b1.test/v1"));
+  }
+
+  void build() {
+    rt = std::make_unique<router::router>(cfg);
+    pipe = std::make_unique<llm_pipeline>(cfg, keys, *rt, up, extensions{nullptr, nullptr, {&obs}});
+  }
+
+  fake_responder call(const std::string& body, const std::string& key = "sk-master", int writes_before_gone = -1) {
+    if (!pipe) {
+      build();
+    }
+    http::request req;
+    req.method = "POST";
+    req.path = req.target = "/v1/chat/completions";
+    req.headers.emplace_back("authorization", "Bearer " + key);
+    req.body = body;
+    req.call_id = "call-1";
+    req.received_at = std::chrono::steady_clock::now();
+    fake_responder resp;
+    resp.writes_before_gone = writes_before_gone;
+    run_coro([&] { return pipe->handle(req, resp, providers::call_type::chat); });
+    return resp;
+  }
+
+  // The one outcome `finish` handed over (fails the test unless exactly one).
+  const outcome& only_outcome() {
+    EXPECT_EQ(obs.finished.size(), 1u) << "finish must run exactly once per request";
+    if (obs.finished.empty()) {
+      static const outcome none;
+      return none;
+    }
+    return obs.finished.front().out;
+  }
+
+  std::shared_ptr<config::config> cfg = std::make_shared<config::config>();
+  auth::authenticator master{"sk-master"};
+  auth::key_authenticator keys{master, nullptr, false};
+  std::unique_ptr<router::router> rt;
+  fake_upstream up;
+  recording_observer obs;
+  std::unique_ptr<llm_pipeline> pipe;
+};
+
+TEST_F(pipeline_test, success_records_status_attempt_and_usage) {
+  up.script["http://a1.test"] = {reply(200, answer_json)};
+  up.script["http://a2.test"] = {reply(200, answer_json)};
+  auto r = call(chat_body);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(r.access_taken);
+  const auto& o = only_outcome();
+  EXPECT_EQ(o.status, 200);
+  EXPECT_FALSE(o.error);
+  EXPECT_FALSE(o.client_gone);
+  EXPECT_FALSE(o.streamed);
+  EXPECT_EQ(o.bytes_in, chat_body.size());
+  EXPECT_EQ(o.bytes_out, r.body.size());
+  EXPECT_STREQ(o.answered_by, "");
+  ASSERT_EQ(o.attempts.size(), 1u);
+  const auto& a = o.attempts[0];
+  EXPECT_EQ(a.group, "a");
+  EXPECT_EQ(a.dep->model_name, "a");
+  EXPECT_EQ(a.status, 200);
+  EXPECT_FALSE(a.error);
+  EXPECT_EQ(a.retry, 0);
+  EXPECT_EQ(a.fallback, 0);
+  EXPECT_LE(a.start, a.end);
+  EXPECT_TRUE(o.usage.known);
+  EXPECT_EQ(o.usage.prompt_tokens, 5);
+  EXPECT_EQ(o.usage.completion_tokens, 2);
+  EXPECT_LE(o.received, o.first_byte);
+  EXPECT_LE(o.first_byte, o.done);
+}
+
+TEST_F(pipeline_test, stream_records_usage_and_first_token) {
+  scripted s;
+  s.pieces = {chunk("a"), chunk("b"), chunk("c", "\"stop\"") + usage_chunk + "data: [DONE]\n\n"};
+  up.script["http://a1.test"] = {s};
+  up.script["http://a2.test"] = {s};
+  auto r = call(stream_body);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(r.streamed);
+  EXPECT_TRUE(r.ended);
+  EXPECT_NE(r.body.find("data: [DONE]"), std::string::npos);
+  const auto& o = only_outcome();
+  EXPECT_EQ(o.status, 200);
+  EXPECT_TRUE(o.streamed);
+  EXPECT_FALSE(o.error);
+  EXPECT_FALSE(o.client_gone);
+  EXPECT_EQ(o.bytes_out, r.body.size());
+  ASSERT_EQ(o.attempts.size(), 1u);
+  EXPECT_NE(o.attempts[0].first_token, time_point{});
+  EXPECT_LE(o.attempts[0].first_token, o.attempts[0].end);
+  EXPECT_TRUE(o.usage.known);
+  EXPECT_EQ(o.usage.completion_tokens, 3);
+}
+
+TEST_F(pipeline_test, auth_failure_is_answered_by_auth_and_finished_once) {
+  auto r = call(chat_body, "sk-wrong");
+  EXPECT_EQ(r.status, 401);
+  const auto& o = only_outcome();
+  EXPECT_EQ(o.status, 401);
+  ASSERT_TRUE(o.error);
+  EXPECT_EQ(o.error->status, 401);
+  EXPECT_STREQ(o.answered_by, "auth");
+  EXPECT_TRUE(o.attempts.empty());
+  EXPECT_EQ(up.calls.size(), 0u);
+  EXPECT_EQ(obs.finished.front().out.bytes_out, r.body.size());
+}
+
+TEST_F(pipeline_test, malformed_body_is_400_from_parse) {
+  auto r = call(R"({"model":"a","messages":[)");
+  EXPECT_EQ(r.status, 400);
+  const auto& o = only_outcome();
+  EXPECT_EQ(o.status, 400);
+  ASSERT_TRUE(o.error);
+  EXPECT_EQ(o.error->type, "invalid_request_error");
+  EXPECT_STREQ(o.answered_by, "parse");
+  EXPECT_TRUE(o.attempts.empty());
+}
+
+TEST_F(pipeline_test, unknown_model_is_400_from_route) {
+  auto r = call(R"({"model":"nope","messages":[]})");
+  EXPECT_EQ(r.status, 400);
+  const auto& o = only_outcome();
+  EXPECT_STREQ(o.answered_by, "route");
+  EXPECT_TRUE(o.attempts.empty());
+}
+
+TEST_F(pipeline_test, provider_errors_retry_then_fall_back) {
+  cfg->router.num_retries = 2;
+  cfg->router.raw["fallbacks"] = nlohmann::json::array({{{"a", {"b"}}}});
+  auto fail500 = reply(500, R"({"error":{"message":"boom","type":"server_error"}})");
+  up.script["http://a1.test"] = {fail500};
+  up.script["http://a2.test"] = {fail500};
+  up.script["http://b1.test"] = {reply(200, answer_json)};
+  auto r = call(chat_body);
+  EXPECT_EQ(r.status, 200);
+  const auto& o = only_outcome();
+  EXPECT_EQ(o.status, 200);
+  EXPECT_FALSE(o.error);
+  ASSERT_EQ(o.attempts.size(), 4u);  // a: the first try and 2 retries; then b
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(o.attempts[i].group, "a");
+    EXPECT_EQ(o.attempts[i].retry, i);
+    EXPECT_EQ(o.attempts[i].fallback, 0);
+    EXPECT_EQ(o.attempts[i].status, 500);
+    ASSERT_TRUE(o.attempts[i].error);
+  }
+  // A retry goes to the other deployment while one is available.
+  EXPECT_NE(o.attempts[0].dep->id, o.attempts[1].dep->id);
+  EXPECT_EQ(o.attempts[3].group, "b");
+  EXPECT_EQ(o.attempts[3].dep->id, "b1");
+  EXPECT_EQ(o.attempts[3].fallback, 1);
+  EXPECT_EQ(o.attempts[3].status, 200);
+  EXPECT_EQ(o.fallbacks(), 1);
+  EXPECT_TRUE(o.usage.known);
+  EXPECT_EQ(up.calls["http://b1.test"], 1);
+  EXPECT_NE(r.head_lines.find("x-litellm-attempted-fallbacks: 1"), std::string::npos);
+}
+
+TEST_F(pipeline_test, every_group_failing_answers_the_last_error) {
+  cfg->router.num_retries = 0;
+  cfg->router.raw["fallbacks"] = nlohmann::json::array({{{"a", {"b"}}}});
+  scripted refused;
+  refused.transport_error = true;
+  up.script["http://a1.test"] = {refused};
+  up.script["http://a2.test"] = {refused};
+  up.script["http://b1.test"] = {refused};
+  auto r = call(chat_body);
+  EXPECT_EQ(r.status, 500);
+  const auto& o = only_outcome();
+  EXPECT_EQ(o.status, 500);
+  ASSERT_TRUE(o.error);
+  EXPECT_NE(o.error->message.find("APIConnectionError"), std::string::npos);
+  EXPECT_NE(o.error->message.find("Available Model Group Fallbacks"), std::string::npos);
+  ASSERT_EQ(o.attempts.size(), 2u);
+  EXPECT_EQ(o.attempts[1].group, "b");
+  EXPECT_FALSE(o.usage.known);
+}
+
+TEST_F(pipeline_test, client_gone_after_the_first_chunk) {
+  scripted s;
+  s.pieces = {chunk("a"), chunk("b"), chunk("c"), chunk("d", "\"stop\"") + usage_chunk + "data: [DONE]\n\n"};
+  up.script["http://a1.test"] = {s};
+  up.script["http://a2.test"] = {s};
+  auto r = call(stream_body, "sk-master", 1);
+  EXPECT_EQ(r.chunks.size(), 1u);
+  EXPECT_FALSE(r.ended);
+  const auto& o = only_outcome();
+  EXPECT_EQ(o.status, 200);
+  EXPECT_TRUE(o.streamed);
+  EXPECT_TRUE(o.client_gone);
+  ASSERT_EQ(o.attempts.size(), 1u);
+  EXPECT_EQ(o.attempts[0].status, 200);
+  // The provider's usage never arrived: nothing known yet (the cost logger estimates).
+  EXPECT_FALSE(o.usage.known);
+  EXPECT_GE(o.bytes_out, r.chunks[0].size());
+}
+
+TEST_F(pipeline_test, stream_cut_after_its_head_records_the_failure) {
+  scripted s;
+  s.pieces = {chunk("a"), chunk("b")};
+  s.cut = true;
+  up.script["http://a1.test"] = {s};
+  up.script["http://a2.test"] = {s};
+  auto r = call(stream_body);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("\"error\""), std::string::npos);
+  const auto& o = only_outcome();
+  EXPECT_EQ(o.status, 200);
+  ASSERT_TRUE(o.error);  // the late failure, taken from the attempt
+  EXPECT_NE(o.error->message.find("APIConnectionError"), std::string::npos);
+  ASSERT_EQ(o.attempts.size(), 1u);
+  EXPECT_TRUE(o.attempts[0].error);
+  EXPECT_FALSE(o.client_gone);
+}
+
+TEST_F(pipeline_test, an_exception_is_a_500_and_still_finishes_once) {
+  scripted bug;
+  bug.throws = true;
+  up.script["http://a1.test"] = {bug};
+  up.script["http://a2.test"] = {bug};
+  auto r = call(chat_body);
+  EXPECT_EQ(r.status, 500);
+  const auto& o = only_outcome();
+  EXPECT_EQ(o.status, 500);
+  ASSERT_TRUE(o.error);
+  EXPECT_EQ(o.error->status, 500);
+}
+
+TEST_F(pipeline_test, mock_response_is_an_attempt_without_a_call) {
+  auto r = call(R"({"model":"a","mock_response":"hello","messages":[{"role":"user","content":"x"}]})");
+  EXPECT_EQ(r.status, 200);
+  const auto& o = only_outcome();
+  ASSERT_EQ(o.attempts.size(), 1u);
+  EXPECT_TRUE(o.attempts[0].mock);
+  EXPECT_EQ(up.calls.size(), 0u);
+}
+
+TEST_F(pipeline_test, many_requests_each_finish_once) {
+  up.script["http://a1.test"] = {reply(200, answer_json)};
+  up.script["http://a2.test"] = {reply(200, answer_json)};
+  for (int i = 0; i < 20; ++i) {
+    call(i % 3 == 0 ? std::string("{") : chat_body, i % 5 == 0 ? "sk-bad" : "sk-master");
+  }
+  EXPECT_EQ(obs.finished.size(), 20u);
+}
+
+// A stage added before route answers by itself: the provider is never called and the
+// outcome names it.
+class refusing_stage final : public stage {
+ public:
+  const char* name() const override { return "limits"; }
+  verdict run(request_ctx&) override {
+    return verdict::fail(core::make_error(core::errc::rate_limited, "slow down"));
+  }
+};
+
+TEST_F(pipeline_test, an_extension_stage_can_answer_before_route) {
+  refusing_stage limits;
+  rt = std::make_unique<router::router>(cfg);
+  pipe = std::make_unique<llm_pipeline>(cfg, keys, *rt, up, extensions{&limits, nullptr, {&obs}});
+  auto r = call(chat_body);
+  EXPECT_EQ(r.status, 429);
+  const auto& o = only_outcome();
+  EXPECT_STREQ(o.answered_by, "limits");
+  EXPECT_TRUE(o.attempts.empty());
+  EXPECT_EQ(up.calls.size(), 0u);
+}
+
+// A stage that waits (run() says so, run_async() decides) and lets the request go on.
+class waiting_stage final : public stage {
+ public:
+  int waited = 0;
+  const char* name() const override { return "cache"; }
+  verdict run(request_ctx&) override { return verdict::wait(); }
+  net::awaitable<verdict> run_async(request_ctx&) override {
+    ++waited;
+    co_return verdict::next();
+  }
+};
+
+TEST_F(pipeline_test, a_waiting_stage_runs_async_then_the_chain_goes_on) {
+  waiting_stage cache;
+  up.script["http://a1.test"] = {reply(200, answer_json)};
+  up.script["http://a2.test"] = {reply(200, answer_json)};
+  rt = std::make_unique<router::router>(cfg);
+  pipe = std::make_unique<llm_pipeline>(cfg, keys, *rt, up, extensions{nullptr, &cache, {&obs}});
+  auto r = call(chat_body);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(cache.waited, 1);
+  EXPECT_EQ(only_outcome().attempts.size(), 1u);
+}
+
+}  // namespace
