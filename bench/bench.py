@@ -38,7 +38,7 @@ UPSTREAM_KEY = "sk-bench-upstream"
 PATH = "/v1/chat/completions"
 
 NAN = float("nan")
-TARGET_NAMES = ["direct", "nginx", "switchyard", "switchyard-mk"]  # see the factories in main()
+TARGET_NAMES = ["direct", "nginx", "switchyard", "switchyard-mk", "switchyard-base"]  # see the factories in main()
 DEFAULT_TARGETS = ["direct", "nginx", "switchyard"]
 CACHED_KEYS = 100_000     # keys used once by a fresh gateway for "RSS with 100,000 keys cached"
 SIZES = {"1k": 1024, "100k": 100 * 1024, "1m": 1024 * 1024}
@@ -1429,7 +1429,8 @@ def parse_args(argv):
     p.add_argument("--targets", default=",".join(DEFAULT_TARGETS),
                    help=f"comma list of: {', '.join(TARGET_NAMES)} (default: {','.join(DEFAULT_TARGETS)}); "
                         "switchyard = virtual key + router with Postgres and Redis, switchyard-mk = the same "
-                        "gateway setup authenticated with the master key")
+                        "gateway setup authenticated with the master key, switchyard-base = the switchyard "
+                        "setup with the binary in SWITCHYARD_BASE_BIN (before/after a change, in one run)")
     p.add_argument("--scenarios", default="",
                    help="comma list, e.g. json-1k-64c,sse-1k-1c (default: all 12; --quick: 5)")
     p.add_argument("--rounds", type=int, default=None, help="rounds per (scenario, target) (default 3; quick 2)")
@@ -1543,6 +1544,11 @@ def main(argv) -> int:
         upstream.start(list(up_ports.values()))
 
         binary = os.environ.get("SWITCHYARD_BIN") or os.path.join(ROOT, "build/release/src/switchyard")
+        # switchyard-base: another build of the gateway (SWITCHYARD_BASE_BIN, e.g. the
+        # commit before a change) measured in the same run, for before/after figures.
+        base_binary = os.environ.get("SWITCHYARD_BASE_BIN", "")
+        if "switchyard-base" in targets_wanted and not os.access(base_binary, os.X_OK):
+            raise BenchError("--targets switchyard-base needs SWITCHYARD_BASE_BIN (a gateway binary)")
         if any(t.startswith("switchyard") for t in targets_wanted):
             if not os.access(binary, os.X_OK):
                 raise BenchError(f"no gateway binary at {binary} (set SWITCHYARD_BIN, or --targets direct,nginx)")
@@ -1564,6 +1570,10 @@ def main(argv) -> int:
             "switchyard": vk,
             "switchyard-mk": lambda: gateway(name="switchyard-mk", label="SWITCHYARD (master key)",
                                              stages="master key, router; Postgres and Redis"),
+            "switchyard-base": lambda: SwitchyardTarget(
+                procs, base_binary, tmp, up_ports, services=services, name="switchyard-base",
+                label="SWITCHYARD (base build)", stages="virtual key, router; Postgres and Redis; "
+                f"binary {base_binary}", virtual_key=True),
         }
         assert list(factories) == TARGET_NAMES
         targets = [make() for name, make in factories.items() if name in targets_wanted]
