@@ -9,10 +9,15 @@
 #include "switchyard/auth/key_invalidation.hpp"
 #include "switchyard/http/server.hpp"
 #include "switchyard/pipeline/llm_pipeline.hpp"
+#include "switchyard/pipeline/spend_observer.hpp"
+#include "switchyard/spend/cost_logger.hpp"
+#include "switchyard/spend/pg_sink.hpp"
+#include "switchyard/spend/pricer.hpp"
 #include "switchyard/router/redis_cooldown_sync.hpp"
 #include "switchyard/router/router.hpp"
 #include "switchyard/store/postgres/db_executor.hpp"
 #include "switchyard/store/postgres/migrations.hpp"
+#include "switchyard/store/postgres/spend_repo.hpp"
 #include "switchyard/store/redis/redis_client.hpp"
 #include "switchyard/upstream/client.hpp"
 
@@ -133,6 +138,69 @@ net::awaitable<core::result<std::optional<auth::virtual_key>>> lookup_when_migra
   co_return co_await (*inner)(std::move(hash));
 }
 
+
+// The price table: the shipped one, with the entries of LITELLM_MODEL_COST_MAP_URL (a
+// local path or file:// URL) replacing its own. A broken user file stops the start.
+std::shared_ptr<const spend::price_table> load_prices() {
+  auto table = std::make_shared<spend::price_table>();
+  auto shipped = spend::price_table::load_blocking(spend::shipped_prices_path());
+  if (shipped) {
+    *table = std::move(*shipped);
+  } else {
+    spdlog::warn("no shipped price table ({}); every model costs 0 unless priced in the config",
+                 shipped.error().message);
+  }
+  if (const char* v = std::getenv("LITELLM_MODEL_COST_MAP_URL"); v != nullptr && *v != '\0') {
+    std::string path = v;
+    if (path.rfind("file://", 0) == 0) {
+      path = path.substr(7);
+    }
+    if (path.rfind("http://", 0) == 0 || path.rfind("https://", 0) == 0) {
+      spdlog::warn("LITELLM_MODEL_COST_MAP_URL={}: only local files are read (no network fetch at start); "
+                   "using the shipped price table",
+                   path);
+    } else {
+      auto mine = spend::price_table::load_blocking(path);
+      if (!mine) {
+        throw config::config_error(path, 0, "LITELLM_MODEL_COST_MAP_URL", mine.error().message);
+      }
+      table->merge(*mine);
+      spdlog::info("prices: {} entries from {} over the shipped table", mine->size(), path);
+    }
+  }
+  return table;
+}
+
+std::size_t env_size(const char* name, std::size_t fallback) {
+  if (const char* v = std::getenv(name); v != nullptr && *v != '\0') {
+    char* end = nullptr;
+    auto n = std::strtoull(v, &end, 10);
+    if (end != v && *end == '\0' && n > 0) {
+      return static_cast<std::size_t>(n);
+    }
+    spdlog::warn("ignoring {}='{}': not a positive whole number", name, v);
+  }
+  return fallback;
+}
+
+// maximum_spend_logs_retention_period ("30d", "12h", "2w", "1mo") in whole days (at least 1).
+std::optional<int> retention_days(const config::config& cfg) {
+  auto it = cfg.general.raw.find("maximum_spend_logs_retention_period");
+  if (it == cfg.general.raw.end() || !it->is_string()) {
+    return std::nullopt;
+  }
+  const std::string& v = it->get_ref<const std::string&>();
+  char* end = nullptr;
+  double n = std::strtod(v.c_str(), &end);
+  std::string unit = end != nullptr ? std::string(end) : std::string();
+  double days = unit == "d" ? n : unit == "h" ? n / 24 : unit == "w" ? n * 7 : unit == "mo" ? n * 30 : unit == "m" ? n / 1440 : unit == "s" ? n / 86400 : -1;
+  if (days < 0) {
+    spdlog::warn("general_settings.maximum_spend_logs_retention_period '{}' not understood (use e.g. 30d): kept forever", v);
+    return std::nullopt;
+  }
+  return std::max(1, static_cast<int>(days + 0.999));
+}
+
 }  // namespace
 
 struct gateway::impl {
@@ -144,7 +212,7 @@ struct gateway::impl {
         auth(cfg->general.master_key, cfg->general.raw.value("litellm_key_header_name", std::string{})),
         rt(cfg),
         client(ioc.get_executor()),
-        llm(cfg, key_auth, rt, caller),
+        llm(cfg, key_auth, rt, caller, make_extensions()),
         health(make_probes(), key_auth, rt),
         server(ioc.get_executor(), make_server_options(), [this](http::request& req, http::responder& resp) {
           return dispatch(req, resp);
@@ -184,6 +252,14 @@ struct gateway::impl {
       redis ? std::make_unique<router::redis_cooldown_sync>(ioc.get_executor(), *redis, rt) : nullptr;
   upstream::client client;
   pipeline::client_caller caller{client};
+  // The cost logger: prices, a Postgres connection of its own, the row queue and its
+  // `finish` observer (none without a database: headers are still priced).
+  spend::pricer pricer{load_prices()};
+  std::unique_ptr<store::postgres::db_executor> spend_db = make_spend_db();
+  std::unique_ptr<spend::pg_sink> spend_sink = spend_db ? std::make_unique<spend::pg_sink>(*spend_db) : nullptr;
+  std::unique_ptr<spend::cost_logger> cost_logger = make_cost_logger();
+  std::unique_ptr<pipeline::spend_observer> spend_obs =
+      cost_logger ? std::make_unique<pipeline::spend_observer>(pricer, *cost_logger) : nullptr;
   pipeline::llm_pipeline llm;
   admin::health_endpoints health;
   admin::key_endpoints keys{key_auth, db.get(), key_invalidation.get()};
@@ -191,6 +267,7 @@ struct gateway::impl {
   http::server server;
   net::signal_set signals;
   net::steady_timer grace_timer;
+  std::chrono::steady_clock::time_point grace_deadline{};
   bool stopping = false;
 
   std::unique_ptr<store::postgres::db_executor> make_db() const {
@@ -201,6 +278,62 @@ struct gateway::impl {
     o.url = cfg->general.database_url;
     o.pool_size = 2;
     return std::make_unique<store::postgres::db_executor>(o);
+  }
+
+  std::unique_ptr<store::postgres::db_executor> make_spend_db() const {
+    if (cfg->general.database_url.empty()) {
+      return nullptr;
+    }
+    store::postgres::db_options o;
+    o.url = cfg->general.database_url;
+    o.pool_size = 1;
+    return std::make_unique<store::postgres::db_executor>(o);
+  }
+
+  std::unique_ptr<spend::cost_logger> make_cost_logger() {
+    if (!spend_sink) {
+      return nullptr;
+    }
+    spend::logger_options o;
+    o.max_queue_rows = env_size("SWITCHYARD_SPEND_QUEUE_ROWS", o.max_queue_rows);
+    o.max_queue_bytes = env_size("SWITCHYARD_SPEND_QUEUE_MB", o.max_queue_bytes >> 20) << 20;
+    const char* dir = std::getenv("SWITCHYARD_DATA_DIR");
+    o.spill_dir = std::string(dir != nullptr && *dir != '\0' ? dir : ".data") + "/spend-spill";
+    auto l = std::make_unique<spend::cost_logger>(ioc.get_executor(), *spend_sink, o);
+    l->on_key_total = [this](const std::string& hash, double spend) {
+      if (key_cache) {
+        key_cache->set_spend(hash, spend);
+      }
+    };
+    return l;
+  }
+
+  pipeline::extensions make_extensions() {
+    pipeline::extensions e;
+    e.prices = &pricer;
+    if (spend_obs) {
+      e.observers.push_back(spend_obs.get());
+    }
+    return e;
+  }
+
+  // After the last request finished (or the grace period ended): the spend queue is
+  // written (or spilled) before the loop stops.
+  bool finishing = false;
+  void finish_stop(std::chrono::steady_clock::time_point deadline) {
+    if (finishing) {
+      return;
+    }
+    finishing = true;
+    net::co_spawn(
+        ioc,
+        [this, deadline]() -> net::awaitable<void> {
+          if (cost_logger) {
+            co_await cost_logger->stop(deadline);
+          }
+          ioc.stop();
+        },
+        [this](std::exception_ptr) { ioc.stop(); });
   }
 
   std::unique_ptr<store::redis::redis_client> make_redis() {
@@ -297,6 +430,33 @@ struct gateway::impl {
       if (ec || stopping) {
         co_return;
       }
+    }
+  }
+
+  // maximum_spend_logs_retention_period: whole day partitions older than the period are
+  // dropped, once an hour (and soon after the start).
+  net::awaitable<void> drop_old_spend(int days) {
+    net::steady_timer tick(ioc);
+    tick.expires_after(std::chrono::seconds(10));
+    for (;;) {
+      auto [ec] = co_await tick.async_wait(net::as_tuple(net::use_awaitable));
+      if (ec || stopping) {
+        co_return;
+      }
+      if (migrated) {
+        const auto cutoff = std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now()) -
+                            std::chrono::days(days);
+        const std::chrono::year_month_day ymd{cutoff};
+        const std::string day = fmt::format("{:04}-{:02}-{:02}", static_cast<int>(ymd.year()),
+                                            static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
+        auto dropped = co_await spend_db->run(&store::postgres::drop_spend_partitions_before_blocking, day);
+        if (dropped && *dropped > 0) {
+          spdlog::info("spend logs: {} day partition(s) before {} dropped (retention {} days)", *dropped, day, days);
+        } else if (!dropped) {
+          spdlog::warn("spend logs: dropping partitions before {} failed: {}", day, dropped.error().message);
+        }
+      }
+      tick.expires_after(std::chrono::hours(1));
     }
   }
 
@@ -412,7 +572,8 @@ struct gateway::impl {
     if (stopping) {
       spdlog::warn("second signal {}: closing every connection now", signo);
       server.force_close();
-      ioc.stop();
+      finishing = false;  // a stop already under way gives up its deadline
+      finish_stop(std::chrono::steady_clock::now());
       return;
     }
     stopping = true;
@@ -423,18 +584,20 @@ struct gateway::impl {
         begin_stop(s);
       }
     });
-    grace_timer.expires_after(std::chrono::milliseconds(static_cast<long long>(opts.grace_period_s * 1000)));
+    grace_deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<long long>(opts.grace_period_s * 1000));
+    grace_timer.expires_at(grace_deadline);
     grace_timer.async_wait([this](const boost::system::error_code& ec) {
       if (!ec) {
         spdlog::warn("grace period over: closing {} remaining connection(s)", server.active_connections());
         server.force_close();
-        ioc.stop();
+        finish_stop(std::chrono::steady_clock::now() + std::chrono::seconds(2));
       }
     });
     server.drain([this] {
       spdlog::info("all connections closed; exiting");
       grace_timer.cancel();
-      ioc.stop();
+      finish_stop(grace_deadline);
     });
   }
 };
@@ -453,6 +616,12 @@ int gateway::run() {
     }
   });
   m.server.start();
+  if (m.cost_logger) {
+    m.cost_logger->start();
+    if (auto days = retention_days(*m.cfg)) {
+      net::co_spawn(m.ioc, [&m, d = *days]() { return m.drop_old_spend(d); }, net::detached);
+    }
+  }
   net::co_spawn(m.ioc, [&m]() { return m.maintain_stores(); }, [](std::exception_ptr e) {
     if (e) {
       try {
@@ -475,6 +644,9 @@ int gateway::run() {
   }
   if (m.db) {
     m.db->stop();
+  }
+  if (m.spend_db) {
+    m.spend_db->stop();
   }
   return 0;
 }

@@ -74,6 +74,8 @@ auth::virtual_key to_virtual_key(const store::postgres::key_record& r) {
   k.organization_id = r.organization_id;
   k.models = r.models;
   k.blocked = r.blocked;
+  k.spend = r.spend;
+  k.max_budget = r.max_budget;
   k.expires = r.expires;
   k.grace_until = r.deprecated_revoke_at;
   auto row = json::parse(r.row_json, nullptr, false);

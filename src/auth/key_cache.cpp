@@ -131,6 +131,16 @@ void key_cache::store(const std::string& hash, key_ptr key) {
   entries_[hash] = entry{std::move(key), core::coarse_now()};
 }
 
+void key_cache::set_spend(const std::string& hash, double spend) {
+  auto it = entries_.find(hash);
+  if (it == entries_.end() || !it->second.key || it->second.key->spend == spend) {
+    return;
+  }
+  auto updated = std::make_shared<virtual_key>(*it->second.key);
+  updated->spend = spend;
+  it->second.key = std::move(updated);
+}
+
 void key_cache::invalidate(const std::string& hash) {
   entries_.erase(hash);
   // Also entries reached through another hash that resolve to this key (a regenerated

@@ -77,7 +77,7 @@ struct llm_pipeline::parts {
 
 llm_pipeline::llm_pipeline(std::shared_ptr<const config::config> cfg, const auth::key_authenticator& auth,
                            router::router& rt, upstream_caller& upstream, extensions ext)
-    : parts_(std::make_unique<parts>(std::move(cfg), auth, rt, upstream)) {
+    : parts_(std::make_unique<parts>(std::move(cfg), auth, rt, upstream)), prices_(ext.prices) {
   // The chain, top to bottom. Optional stages sit where they are listed.
   chain_.push_back(&parts_->auth);
   chain_.push_back(&parts_->parse);
@@ -103,6 +103,7 @@ net::awaitable<void> llm_pipeline::handle(http::request& req, http::responder& r
   ctx.type = type;
   ctx.route = route_of(type);
   ctx.path_model = std::move(path_model);
+  ctx.prices = prices_;
   ctx.resp.take_access_log();  // finish writes it, with the outcome
   finish_guard guard{this, ctx, &llm_pipeline::finish};
   bool crashed = false;

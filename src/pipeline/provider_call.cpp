@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <ctime>
 
 namespace switchyard::pipeline {
@@ -230,6 +231,15 @@ net::awaitable<std::optional<core::error>> provider_call::call(request_ctx& ctx)
     http::response out;
     out.body = std::move(tr->body);
     out.head_lines = litellm_headers(ctx);
+    if (ctx.prices != nullptr && ctx.usage.known) {
+      const spend::tokens t{ctx.usage.prompt_tokens, ctx.usage.completion_tokens, ctx.usage.cached_tokens,
+                            ctx.usage.cache_creation_tokens, ctx.usage.reasoning_tokens};
+      char buf[64];
+      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, ctx.prices->cost(d, t));
+      (void)ec;
+      http::append_head_line(out.head_lines, "x-litellm-response-cost",
+                             std::string_view(buf, static_cast<std::size_t>(end - buf)));
+    }
     add_provider_headers(out.head_lines, r->headers);
     co_await ctx.resp.send(std::move(out));
     co_return std::nullopt;
@@ -288,6 +298,7 @@ net::awaitable<std::optional<core::error>> provider_call::relay_stream(request_c
 
   auto take_payloads = [&] {  // pending payloads -> SSE frames in `out`
     out.clear();
+    ctx.events_sent += payloads.size();
     for (const auto& p : payloads) {
       out += "data: ";
       out += p;

@@ -35,6 +35,13 @@ std::string litellm_headers(const request_ctx& ctx) {
     put_int("x-litellm-max-retries", ctx.max_retries);
     put_int("x-litellm-attempted-fallbacks", ctx.attempted_fallbacks);
   }
+  if (ctx.who.vkey) {
+    // The key's spend as last written (before this request): LiteLLM's x-litellm-key-spend.
+    char buf[64];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, ctx.who.vkey->spend);
+    (void)ec;
+    http::append_head_line(h, "x-litellm-key-spend", std::string_view(buf, static_cast<std::size_t>(end - buf)));
+  }
   auto total = clock::now() - ctx.req.received_at;
   put_int("x-litellm-response-duration-ms", ms_of(total));
   put_int("x-litellm-overhead-duration-ms", ms_of(total - ctx.upstream_time));

@@ -58,6 +58,9 @@ class key_cache {
   std::optional<key_ptr> cached(const std::string& hash);
 
   void invalidate(const std::string& hash);
+  // The key's running spend as the spend writer just wrote it (no database read): the
+  // cached entry, if any, is replaced by a copy with the new figure.
+  void set_spend(const std::string& hash, double spend);
   // Forgets every cached key of a team / user / organisation (kind "team", "user", "org"),
   // positive and negative lookups in flight included (a linear scan; management changes
   // are rare). Used when the owner's models, role or blocked state change.

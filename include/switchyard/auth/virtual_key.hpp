@@ -27,6 +27,8 @@ struct virtual_key {
   std::vector<std::string> models;  // empty (or "all-proxy-models"): every model
   std::map<std::string, std::string> aliases;  // the key's model aliases (alias -> model)
   bool blocked = false;
+  double spend = 0;  // running spend as last read or written (USD)
+  std::optional<double> max_budget;
   std::optional<std::chrono::system_clock::time_point> expires;  // empty: never
   // Set when the presented value is a regenerated key's old value: it works until then.
   std::optional<std::chrono::system_clock::time_point> grace_until;

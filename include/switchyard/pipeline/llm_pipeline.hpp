@@ -18,6 +18,7 @@
 #include "switchyard/pipeline/stage.hpp"
 #include "switchyard/pipeline/upstream_caller.hpp"
 #include "switchyard/router/router.hpp"
+#include "switchyard/spend/pricer.hpp"
 
 #include <memory>
 #include <string>
@@ -30,6 +31,7 @@ struct extensions {
   stage* limits = nullptr;  // before route: budgets and rate limits may refuse
   stage* cache = nullptr;   // before provider: may answer from the cache
   std::vector<observer*> observers;  // after the access log, in this order
+  spend::pricer* prices = nullptr;   // x-litellm-response-cost (none: no header)
 };
 
 class llm_pipeline {
@@ -51,6 +53,7 @@ class llm_pipeline {
   std::unique_ptr<parts> parts_;
   std::vector<stage*> chain_;
   std::vector<observer*> observers_;
+  spend::pricer* prices_ = nullptr;
 };
 
 }  // namespace switchyard::pipeline

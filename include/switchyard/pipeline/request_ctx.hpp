@@ -10,6 +10,7 @@
 #include "switchyard/pipeline/recording_responder.hpp"
 #include "switchyard/providers/adapter.hpp"
 #include "switchyard/providers/json_scan.hpp"
+#include "switchyard/spend/pricer.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -62,7 +63,9 @@ struct request_ctx {
   std::chrono::steady_clock::duration upstream_time{};  // time spent waiting on the provider
   providers::usage usage;  // of the current attempt
   int upstream_status = 0; // the provider's HTTP status in the current attempt (0: none yet)
+  std::size_t events_sent = 0;  // stream events handed to the client (usage estimates)
   bool finished = false;   // finish ran
+  spend::pricer* prices = nullptr;  // for x-litellm-response-cost; null: not priced
 
   // The whole body as a DOM (path model applied), parsed on first use.
   const nlohmann::json& full_body();

@@ -34,6 +34,9 @@ struct usage {
   long long prompt_tokens = 0;
   long long completion_tokens = 0;
   long long total_tokens = 0;
+  long long cached_tokens = 0;          // prompt tokens read from the provider's prompt cache
+  long long cache_creation_tokens = 0;  // prompt tokens written to it (Anthropic)
+  long long reasoning_tokens = 0;       // completion tokens spent reasoning
   bool known = false;
 };
 

@@ -1,0 +1,27 @@
+// The cost logger's `finish` observer: prices the request from its outcome and queues one
+// spend row (spend/cost_logger.hpp). When the provider reported no usage (a stream cut
+// short, a client that left), the tokens are estimated and the row is marked so: prompt
+// tokens from the request's text (characters / 4), completion tokens from what was sent
+// (one per streamed event, or answer bytes / 4). See docs/spend.md.
+// Owner: app/. Thread: the loop thread. Never blocks (the logger queues and returns).
+#pragma once
+#include "switchyard/pipeline/stage.hpp"
+#include "switchyard/spend/cost_logger.hpp"
+#include "switchyard/spend/pricer.hpp"
+
+namespace switchyard::pipeline {
+
+// The spend row of a finished request (used by the observer; public for tests).
+spend::spend_row spend_row_of(const request_ctx& ctx, spend::pricer& prices);
+
+class spend_observer final : public observer {
+ public:
+  spend_observer(spend::pricer& prices, spend::cost_logger& logger) : prices_(prices), logger_(logger) {}
+  void on_finish(const request_ctx& ctx) noexcept override;
+
+ private:
+  spend::pricer& prices_;
+  spend::cost_logger& logger_;
+};
+
+}  // namespace switchyard::pipeline

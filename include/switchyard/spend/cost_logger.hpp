@@ -1,0 +1,119 @@
+// The cost logger's writer: spend rows queue in memory on the loop and are written to
+// Postgres in batches (every flush_interval, or at once when batch_rows are waiting), one
+// transaction per batch, off the loop. Nothing is lost and nothing is counted twice:
+//   - a failed batch goes back to the front of the queue and is retried with backoff;
+//   - past the queue's bound (rows or bytes), the oldest rows go to the spill files
+//     (spill_file.hpp) on the logger's own thread, and are replayed, oldest first, once
+//     Postgres answers again (also at the next start);
+//   - every row carries an idempotency key, so a batch or a spill file written twice
+//     (a crash between the commit and forgetting the rows) adds nothing the second time;
+//   - stop() writes what it can before its deadline and spills the rest.
+// What a kill -9 can lose: the rows still in memory (at most one flush_interval of
+// traffic while Postgres answers; the whole in-memory queue during an outage). See
+// docs/spend.md.
+// Owner: app/. Thread: the loop thread (add, start, stop); the sink runs its I/O elsewhere.
+// Never blocks the loop.
+#pragma once
+#include "switchyard/core/asio.hpp"
+#include "switchyard/core/error.hpp"
+#include "switchyard/spend/record.hpp"
+#include "switchyard/spend/spill_file.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace switchyard::spend {
+
+struct sink_result {
+  std::size_t inserted = 0;
+  std::vector<std::pair<std::string, double>> key_totals;  // key hash -> running spend
+};
+
+// Where batches go (Postgres in the gateway, a fake in tests). Resumes on the caller's
+// executor.
+class spend_sink {
+ public:
+  virtual ~spend_sink() = default;
+  // `rows` stay the caller's (shared, read-only): on failure it queues them again.
+  virtual net::awaitable<core::result<sink_result>> write(std::shared_ptr<const std::vector<spend_row>> rows) = 0;
+};
+
+struct logger_options {
+  std::chrono::milliseconds flush_interval{100};
+  std::size_t batch_rows = 1000;
+  std::size_t max_queue_rows = 100'000;
+  std::size_t max_queue_bytes = 64u << 20;
+  std::string spill_dir;  // empty: rows past the bound are dropped (counted, logged)
+  std::chrono::milliseconds retry_min{200};
+  std::chrono::milliseconds retry_max{5'000};
+};
+
+class cost_logger {
+ public:
+  cost_logger(net::any_io_executor ex, spend_sink& sink, logger_options opts);
+  ~cost_logger();
+  cost_logger(const cost_logger&) = delete;
+  cost_logger& operator=(const cost_logger&) = delete;
+
+  // Queues one row. Never blocks, never fails the caller.
+  void add(spend_row row);
+  // Starts the flush loop (and replays spill files left by an earlier run).
+  void start();
+  // Writes what it can until `deadline`, spills the rest, then returns. Rows added later
+  // are spilled at once.
+  net::awaitable<void> stop(std::chrono::steady_clock::time_point deadline);
+
+  // The key cache learns each key's running spend from the batches (key hash, spend).
+  std::function<void(const std::string&, double)> on_key_total;
+
+  struct counters {
+    std::size_t queued = 0;          // rows in memory now
+    std::size_t written = 0;         // rows inserted
+    std::size_t flush_failures = 0;  // batches that failed
+    std::size_t spilled = 0;         // rows sent to spill files
+    std::size_t replayed = 0;        // rows read back from spill files and written
+    std::size_t dropped = 0;         // rows lost (no spill_dir, or the disk refused them)
+    std::size_t corrupt = 0;         // spill records skipped as corrupt
+    bool database_ok = true;
+  };
+  const counters& stats() const { return stats_; }
+
+ private:
+  net::awaitable<void> flush_loop();
+  net::awaitable<bool> write_batch();  // false: the sink failed
+  net::awaitable<void> replay_spills();
+  void enforce_bound();
+  void spill(std::vector<spend_row> rows);
+  std::vector<spend_row> take(std::size_t n);
+  void wake();
+
+  net::any_io_executor ex_;
+  spend_sink& sink_;
+  logger_options opts_;
+  std::deque<spend_row> queue_;
+  std::size_t queue_bytes_ = 0;
+  net::steady_timer timer_;
+  net::steady_timer done_;  // stop() waits on it; the flush loop cancels it when it ends
+  net::thread_pool file_thread_{1};
+  std::shared_ptr<spill_file> spill_;
+  bool stopping_ = false;
+  bool stopped_ = false;
+  bool running_ = false;
+  bool replay_wanted_ = false;
+  bool spilled_since_replay_ = false;
+  std::chrono::steady_clock::time_point deadline_{};
+  counters stats_;
+  std::shared_ptr<std::atomic<std::size_t>> spill_failures_ = std::make_shared<std::atomic<std::size_t>>(0);
+};
+
+}  // namespace switchyard::spend

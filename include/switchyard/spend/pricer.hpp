@@ -1,0 +1,33 @@
+// The cost of one call to a deployment: the deployment's price (price_table::for_deployment,
+// memoized per deployment id) applied to its token counts. An unpriced model costs 0 and
+// is logged once per model, not per request.
+// Owner: app/ (one per config). Thread: the loop thread (the memo is not locked). Never blocks.
+#pragma once
+#include "switchyard/config/config.hpp"
+#include "switchyard/spend/prices.hpp"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+namespace switchyard::spend {
+
+class pricer {
+ public:
+  explicit pricer(std::shared_ptr<const price_table> table) : table_(std::move(table)) {}
+
+  // USD; 0 for an unpriced or local model.
+  double cost(const config::deployment& d, const tokens& t, double duration_s = 0);
+  const price* price_of(const config::deployment& d);
+  const price_table& table() const { return *table_; }
+
+  // Ollama, or any deployment whose api_base is this machine or the Docker host.
+  static bool is_local(const config::deployment& d);
+
+ private:
+  std::shared_ptr<const price_table> table_;
+  std::unordered_map<std::string, std::optional<price>> memo_;  // deployment model -> price
+};
+
+}  // namespace switchyard::spend

@@ -1,0 +1,49 @@
+// One spend_logs row: what one request cost and who pays for it, as plain values (no
+// pqxx, no DOM). Serialized as one JSON object for the database batch and the spill file.
+// Thread: any (a value type).
+#pragma once
+#include "switchyard/core/error.hpp"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace switchyard::spend {
+
+struct spend_row {
+  std::string row_id;      // uuid4, made once per request: the idempotency key
+  std::string request_id;  // x-litellm-call-id
+  std::string call_type;   // acompletion, atext_completion, aembedding (LiteLLM's names)
+  std::string api_key;     // sha256 hex of the virtual key; empty for the master key
+  std::string key_alias, user_id, team_id, organization_id, end_user;
+  std::string model;        // as requested
+  std::string model_group;  // the group that answered
+  std::string model_id;     // the deployment id
+  std::string provider, api_base;
+  long long prompt_tokens = 0, completion_tokens = 0, total_tokens = 0;
+  long long cached_tokens = 0, cache_creation_tokens = 0, reasoning_tokens = 0;
+  bool usage_estimated = false;
+  double spend = 0;
+  std::int64_t start_us = 0;             // Unix time, microseconds
+  std::int64_t end_us = 0;
+  std::int64_t completion_start_us = 0;  // 0: none
+  bool success = true;
+  int status_code = 0;
+  std::string error_type;
+  bool cache_hit = false;
+  int retries = 0, fallbacks = 0;
+  std::string requester_ip, session_id;
+  std::string tags_json = "[]";      // JSON array of strings
+  std::string metadata_json = "{}";  // JSON object
+  std::string messages_json, response_json;  // JSON, only with store_prompts_in_spend_logs
+
+  // Rough size in memory, for the queue's byte bound.
+  std::size_t approx_bytes() const;
+};
+
+// Appends `r` as one JSON object (keys as in spend_logs' columns).
+void append_json(std::string& out, const spend_row& r);
+// Parses what append_json wrote. Error on anything else.
+core::result<spend_row> row_from_json(std::string_view text);
+
+}  // namespace switchyard::spend

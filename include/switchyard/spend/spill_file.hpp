@@ -1,0 +1,54 @@
+// The spend writer's overflow on disk: rows that could not be written to Postgres (an
+// outage longer than the memory queue holds, or a stop with the database away) are
+// appended to files in a data directory, one record per row:
+//   "SYS1" | u32 payload length | u32 CRC-32 of the payload | payload (the row as JSON)
+// (integers little-endian). Files are named spill-<seq>.log; a file is complete once a
+// later file exists or it was closed. Reading checks every record: a corrupt one is
+// skipped (the reader finds the next valid record), counted, and its bytes are kept aside
+// in <file>.corrupt for a person to look at; it never stops the replay.
+// Thread: blocking file I/O; the cost logger runs it on its own thread, never the loop.
+#pragma once
+#include "switchyard/spend/record.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace switchyard::spend {
+
+std::uint32_t crc32(const void* data, std::size_t n);
+
+class spill_file {
+ public:
+  explicit spill_file(std::string dir) : dir_(std::move(dir)) {}
+  ~spill_file();
+  spill_file(const spill_file&) = delete;
+  spill_file& operator=(const spill_file&) = delete;
+
+  // Appends the rows to the current file (made on first use) and syncs it. Throws
+  // std::runtime_error naming the file when it cannot be written.
+  void append_blocking(const std::vector<spend_row>& rows);
+  // Closes the current file: the next append starts a new one.
+  void rotate_blocking();
+  // The closed files, oldest first.
+  std::vector<std::string> closed_files_blocking() const;
+
+  struct read_result {
+    std::vector<spend_row> rows;
+    std::size_t corrupt = 0;  // records skipped
+  };
+  // Reads every valid record of `path` (see above for corrupt ones).
+  static read_result read_blocking(const std::string& path);
+  // Bytes in every spill file (for metrics and tests).
+  std::uint64_t size_blocking() const;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+  std::FILE* cur_ = nullptr;
+  std::string cur_path_;
+};
+
+}  // namespace switchyard::spend

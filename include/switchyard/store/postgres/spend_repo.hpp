@@ -1,0 +1,35 @@
+// The spend writer's SQL: one batch of spend_logs rows (a JSON array, as
+// spend::append_json writes them) in one transaction, exactly once per row.
+//
+// Rows already in spend_logs (same row_id and start time: a replay after a crash
+// mid-flush, or a spill file read twice) are skipped, and only the rows actually
+// inserted move the running totals (keys, users, teams, organisations, end users) and the
+// daily rollups, so a replay never counts twice. Entities are locked in one fixed order
+// (keys, users, teams, organisations, end users; each sorted by id), so writers of several
+// gateways cannot deadlock. Day partitions are created on first use. See docs/spend.md.
+//
+// Thread: a db_executor thread only (blocking).
+#pragma once
+#include "switchyard/store/postgres/pqxx_fwd.hpp"
+
+#include <cstddef>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace switchyard::store::postgres {
+
+struct spend_batch_result {
+  std::size_t inserted = 0;  // rows written now (the others were already there)
+  // The running spend of every virtual key the inserted rows touched, after the batch.
+  std::vector<std::pair<std::string, double>> key_totals;
+};
+
+// `rows_json`: a JSON array of row objects. Throws on SQL errors (db_executor maps them).
+spend_batch_result write_spend_batch_blocking(pqxx::connection& c, const std::string& rows_json);
+
+// Drops the day partitions of spend_logs that end before `cutoff_day` ("YYYY-MM-DD").
+// Returns how many were dropped.
+std::size_t drop_spend_partitions_before_blocking(pqxx::connection& c, const std::string& cutoff_day);
+
+}  // namespace switchyard::store::postgres

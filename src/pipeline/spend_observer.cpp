@@ -1,0 +1,146 @@
+#include "switchyard/pipeline/spend_observer.hpp"
+
+#include "switchyard/core/ids.hpp"
+#include "switchyard/pipeline/request_ctx.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace switchyard::pipeline {
+
+using providers::call_type;
+
+namespace {
+
+const char* call_type_name(call_type t) {
+  switch (t) {
+    case call_type::completion: return "atext_completion";
+    case call_type::embedding: return "aembedding";
+    case call_type::chat: return "acompletion";
+  }
+  return "acompletion";
+}
+
+std::int64_t unix_us(time_point t, time_point steady_now, std::chrono::system_clock::time_point sys_now) {
+  if (t == time_point{}) {
+    return 0;
+  }
+  auto sys = sys_now - std::chrono::duration_cast<std::chrono::system_clock::duration>(steady_now - t);
+  return std::chrono::duration_cast<std::chrono::microseconds>(sys.time_since_epoch()).count();
+}
+
+// A top-level string member of the request body (read from the scan, no DOM).
+std::string body_string(const request_ctx& ctx, std::string_view name) {
+  const auto* m = ctx.scan.ok ? ctx.scan.find(name) : nullptr;
+  if (m == nullptr || m->kind != providers::json_kind::string || m->value.size() < 2) {
+    return {};
+  }
+  return providers::json_unescape(m->value.substr(1, m->value.size() - 2));
+}
+
+// Tags: the body's `tags`, else `metadata.tags` (arrays of strings), as a JSON array.
+std::string tags_of(const request_ctx& ctx) {
+  if (!ctx.scan.ok) {
+    return "[]";
+  }
+  nlohmann::json tags = nlohmann::json::array();
+  auto take = [&tags](const nlohmann::json& v) {
+    if (v.is_array()) {
+      for (const auto& t : v) {
+        if (t.is_string()) {
+          tags.push_back(t);
+        }
+      }
+    }
+  };
+  if (const auto* m = ctx.scan.find("tags"); m != nullptr && m->kind == providers::json_kind::array) {
+    take(providers::json_member_value(*m));
+  } else if (const auto* md = ctx.scan.find("metadata"); md != nullptr && md->kind == providers::json_kind::object) {
+    auto v = providers::json_member_value(*md);
+    if (auto it = v.find("tags"); it != v.end()) {
+      take(*it);
+    }
+  }
+  return tags.dump();
+}
+
+}  // namespace
+
+spend::spend_row spend_row_of(const request_ctx& ctx, spend::pricer& prices) {
+  const auto& o = ctx.out;
+  spend::spend_row r;
+  r.row_id = core::uuid4();
+  r.request_id = ctx.req.call_id;
+  r.call_type = call_type_name(ctx.type);
+  if (const auto& k = ctx.who.vkey) {
+    r.api_key = k->token;
+    r.key_alias = k->key_alias;
+    r.user_id = k->user_id;
+    r.team_id = k->team_id;
+    r.organization_id = k->organization_id;
+  }
+  r.end_user = std::string(ctx.req.header("x-litellm-end-user-id"));
+  if (r.end_user.empty()) {
+    r.end_user = body_string(ctx, "user");
+  }
+  r.model = ctx.requested_model;
+  const auto* a = o.final_attempt();
+  if (a != nullptr && a->dep) {
+    r.model_group = a->dep->model_name;
+    r.model_id = a->dep->id;
+    r.provider = config::provider_name(a->dep->kind);
+    r.api_base = a->dep->api_base;
+  }
+  // Tokens: every attempt that answered something counts once (the final one).
+  spend::tokens t;
+  if (a != nullptr && !a->mock) {
+    const auto& u = a->usage;
+    if (u.known) {
+      t = {u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cache_creation_tokens, u.reasoning_tokens};
+    } else if (o.status > 0 && o.status < 400) {
+      // Something was sent but the provider's count never came: estimate what was received.
+      r.usage_estimated = true;
+      t.prompt = static_cast<long long>(ctx.estimated_tokens);
+      t.completion = o.streamed ? static_cast<long long>(ctx.events_sent) : static_cast<long long>(o.bytes_out / 4);
+    }
+  }
+  r.prompt_tokens = t.prompt;
+  r.completion_tokens = t.completion;
+  r.total_tokens = t.prompt + t.completion;
+  r.cached_tokens = t.cached;
+  r.cache_creation_tokens = t.cache_creation;
+  r.reasoning_tokens = t.reasoning;
+  if (a != nullptr && a->dep && (t.prompt > 0 || t.completion > 0)) {
+    const double seconds = std::chrono::duration<double>(a->end - a->start).count();
+    r.spend = prices.cost(*a->dep, t, seconds);
+  }
+  const auto steady_now = std::chrono::steady_clock::now();
+  const auto sys_now = std::chrono::system_clock::now();
+  r.start_us = unix_us(o.received, steady_now, sys_now);
+  r.end_us = unix_us(o.done, steady_now, sys_now);
+  r.completion_start_us = a != nullptr ? unix_us(a->first_token, steady_now, sys_now) : 0;
+  r.success = o.status > 0 && o.status < 400 && !o.error;
+  r.status_code = o.status;
+  if (o.error) {
+    r.error_type = o.error->type;
+  }
+  r.retries = o.retries();
+  r.fallbacks = o.fallbacks();
+  r.requester_ip = ctx.req.remote_address;
+  r.session_id = std::string(ctx.req.header("x-litellm-session-id"));
+  r.tags_json = tags_of(ctx);
+  return r;
+}
+
+void spend_observer::on_finish(const request_ctx& ctx) noexcept {
+  if (std::string_view(ctx.out.answered_by) == "auth") {
+    return;  // no caller to charge; unauthenticated traffic must not fill the spend log
+  }
+  try {
+    logger_.add(spend_row_of(ctx, prices_));
+  } catch (const std::exception& e) {
+    // A row that cannot be built (out of memory) must not fail the request.
+    spdlog::error("spend: request {} not recorded: {}", ctx.req.call_id, e.what());
+  }
+}
+
+}  // namespace switchyard::pipeline

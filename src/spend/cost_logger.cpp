@@ -1,0 +1,262 @@
+#include "switchyard/spend/cost_logger.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <filesystem>
+
+namespace switchyard::spend {
+
+using clock = std::chrono::steady_clock;
+
+namespace {
+
+// File-thread jobs: coroutines with value parameters only (no lambda captures inside a
+// co_await expression: see docs/architecture.md, "A GCC 12 rule").
+net::awaitable<std::vector<std::string>> rotate_and_list(std::shared_ptr<spill_file> s) {
+  s->rotate_blocking();
+  co_return s->closed_files_blocking();
+}
+
+net::awaitable<spill_file::read_result> read_spill(std::string path) { co_return spill_file::read_blocking(path); }
+
+net::awaitable<void> remove_spill(std::string path) {
+  std::error_code ec;
+  std::filesystem::remove(path, ec);
+  if (ec) {
+    spdlog::error("spend spill file {} was replayed but cannot be removed: {}", path, ec.message());
+  }
+  co_return;
+}
+
+net::awaitable<void> barrier() { co_return; }
+
+}  // namespace
+
+cost_logger::cost_logger(net::any_io_executor ex, spend_sink& sink, logger_options opts)
+    : ex_(std::move(ex)), sink_(sink), opts_(std::move(opts)), timer_(ex_), done_(ex_) {
+  if (!opts_.spill_dir.empty()) {
+    spill_ = std::make_shared<spill_file>(opts_.spill_dir);
+  }
+  opts_.batch_rows = std::max<std::size_t>(1, opts_.batch_rows);
+}
+
+cost_logger::~cost_logger() { file_thread_.join(); }
+
+void cost_logger::add(spend_row row) {
+  if (stopped_) {
+    std::vector<spend_row> one;
+    one.push_back(std::move(row));
+    spill(std::move(one));
+    return;
+  }
+  queue_bytes_ += row.approx_bytes();
+  queue_.push_back(std::move(row));
+  stats_.queued = queue_.size();
+  if (queue_.size() > opts_.max_queue_rows || queue_bytes_ > opts_.max_queue_bytes) {
+    enforce_bound();
+  } else if (queue_.size() == opts_.batch_rows) {
+    wake();
+  }
+}
+
+void cost_logger::start() {
+  if (running_) {
+    return;
+  }
+  running_ = true;
+  replay_wanted_ = spill_ != nullptr;  // files an earlier run left behind
+  net::co_spawn(ex_, flush_loop(), [](std::exception_ptr e) {
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::error("spend writer stopped: {}", ex.what());
+      }
+    }
+  });
+}
+
+net::awaitable<void> cost_logger::stop(clock::time_point deadline) {
+  stopping_ = true;
+  deadline_ = deadline;
+  if (running_) {
+    wake();
+    done_.expires_at(clock::time_point::max());
+    while (!stopped_) {
+      co_await done_.async_wait(net::as_tuple(net::use_awaitable));
+    }
+  } else if (!queue_.empty()) {
+    spill(take(queue_.size()));
+  }
+  stopped_ = true;
+  // Every spill job posted so far has run once this no-op job has (one file thread).
+  co_await net::co_spawn(file_thread_, barrier(), net::use_awaitable);
+  stats_.dropped += spill_failures_->exchange(0);
+}
+
+void cost_logger::wake() { timer_.cancel(); }
+
+std::vector<spend_row> cost_logger::take(std::size_t n) {
+  std::vector<spend_row> out;
+  n = std::min(n, queue_.size());
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    queue_bytes_ -= std::min(queue_bytes_, queue_.front().approx_bytes());
+    out.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
+  stats_.queued = queue_.size();
+  return out;
+}
+
+void cost_logger::enforce_bound() {
+  // Down to 90% of the bound in one go: one spill write per burst, not one per row.
+  if (queue_.size() > opts_.max_queue_rows) {
+    spill(take(queue_.size() - opts_.max_queue_rows * 9 / 10));
+  }
+  while (queue_bytes_ > opts_.max_queue_bytes / 10 * 9 && !queue_.empty()) {
+    spill(take(opts_.batch_rows));
+  }
+}
+
+void cost_logger::spill(std::vector<spend_row> rows) {
+  if (rows.empty()) {
+    return;
+  }
+  if (!spill_) {
+    stats_.dropped += rows.size();
+    spdlog::error("spend: {} row(s) dropped: the queue is full and no spill directory is configured", rows.size());
+    return;
+  }
+  stats_.spilled += rows.size();
+  spilled_since_replay_ = true;
+  replay_wanted_ = true;
+  net::post(file_thread_, [s = spill_, failures = spill_failures_, r = std::move(rows)]() {
+    try {
+      s->append_blocking(r);
+    } catch (const std::exception& e) {
+      failures->fetch_add(r.size());
+      spdlog::error("spend: {} row(s) lost: {}", r.size(), e.what());
+    }
+  });
+}
+
+net::awaitable<bool> cost_logger::write_batch() {
+  auto batch = std::make_shared<const std::vector<spend_row>>(take(opts_.batch_rows));
+  auto r = co_await sink_.write(batch);
+  if (!r) {
+    ++stats_.flush_failures;
+    if (stats_.database_ok) {
+      spdlog::warn("spend: writing {} row(s) failed ({}); they stay queued and are retried", batch->size(),
+                   r.error().message);
+    }
+    stats_.database_ok = false;
+    // Back to the front, in their order.
+    for (auto it = batch->rbegin(); it != batch->rend(); ++it) {
+      queue_bytes_ += it->approx_bytes();
+      queue_.push_front(*it);
+    }
+    stats_.queued = queue_.size();
+    enforce_bound();
+    co_return false;
+  }
+  if (!stats_.database_ok) {
+    spdlog::info("spend: writing to the database again ({} row(s) queued)", queue_.size());
+  }
+  stats_.database_ok = true;
+  stats_.written += r->inserted;
+  if (on_key_total) {
+    for (const auto& [key, total] : r->key_totals) {
+      on_key_total(key, total);
+    }
+  }
+  co_return true;
+}
+
+net::awaitable<void> cost_logger::replay_spills() {
+  replay_wanted_ = false;
+  spilled_since_replay_ = false;
+  auto files = co_await net::co_spawn(file_thread_, rotate_and_list(spill_), net::use_awaitable);
+  for (const auto& f : files) {
+    auto read = co_await net::co_spawn(file_thread_, read_spill(f), net::use_awaitable);
+    stats_.corrupt += read.corrupt;
+    if (!read.rows.empty()) {
+      spdlog::info("spend: replaying {} row(s) from {}", read.rows.size(), f);
+    }
+    for (std::size_t at = 0; at < read.rows.size(); at += opts_.batch_rows) {
+      auto end = std::min(read.rows.size(), at + opts_.batch_rows);
+      auto chunk = std::make_shared<const std::vector<spend_row>>(read.rows.begin() + static_cast<std::ptrdiff_t>(at),
+                                                                  read.rows.begin() + static_cast<std::ptrdiff_t>(end));
+      auto r = co_await sink_.write(chunk);
+      if (!r) {
+        // The file stays; the rows already written are skipped next time (idempotent).
+        ++stats_.flush_failures;
+        stats_.database_ok = false;
+        replay_wanted_ = true;
+        co_return;
+      }
+      stats_.replayed += r->inserted;
+      stats_.written += r->inserted;
+      if (on_key_total) {
+        for (const auto& [key, total] : r->key_totals) {
+          on_key_total(key, total);
+        }
+      }
+    }
+    co_await net::co_spawn(file_thread_, remove_spill(f), net::use_awaitable);
+  }
+}
+
+net::awaitable<void> cost_logger::flush_loop() {
+  auto backoff = opts_.retry_min;
+  for (;;) {
+    stats_.dropped += spill_failures_->exchange(0);
+    if (queue_.empty()) {
+      if (stopping_) {
+        break;
+      }
+      if (replay_wanted_ && stats_.database_ok) {
+        co_await replay_spills();
+        continue;
+      }
+    }
+    if (!stopping_ && queue_.size() < opts_.batch_rows) {
+      // Wait for the interval (or for a full batch: add() wakes us).
+      timer_.expires_after(opts_.flush_interval);
+      co_await timer_.async_wait(net::as_tuple(net::use_awaitable));
+      if (queue_.empty()) {
+        continue;
+      }
+    }
+    if (co_await write_batch()) {
+      backoff = opts_.retry_min;
+      continue;
+    }
+    if (stopping_ && clock::now() >= deadline_) {
+      break;
+    }
+    // Probe again after the backoff (or the stop deadline, if sooner).
+    auto until = clock::now() + backoff;
+    if (stopping_) {
+      until = std::min(until, deadline_);
+    }
+    timer_.expires_at(until);
+    co_await timer_.async_wait(net::as_tuple(net::use_awaitable));
+    backoff = std::min(opts_.retry_max, backoff * 2);
+  }
+  if (!queue_.empty()) {
+    spdlog::warn("spend: {} row(s) not written before the stop; spilled to {}", queue_.size(),
+                 spill_ ? spill_->dir() : std::string("nowhere (no spill directory)"));
+    spill(take(queue_.size()));
+  }
+  stopped_ = true;
+  done_.cancel();
+}
+
+}  // namespace switchyard::spend

@@ -1,0 +1,47 @@
+#include "switchyard/spend/pricer.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace switchyard::spend {
+
+bool pricer::is_local(const config::deployment& d) {
+  if (d.kind == config::provider::ollama || d.kind == config::provider::ollama_chat) {
+    return true;
+  }
+  const std::string& b = d.api_base;
+  for (const char* host : {"://localhost", "://127.", "://[::1]", "://0.0.0.0", "://host.docker.internal"}) {
+    if (b.find(host) != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+const price* pricer::price_of(const config::deployment& d) {
+  // Keyed by everything that decides the price: the same model with other overrides is
+  // another entry (wildcard deployments are per-request copies with the same id).
+  std::string key = d.id;
+  key += '\n';
+  key += d.model;
+  auto it = memo_.find(key);
+  if (it == memo_.end()) {
+    if (memo_.size() >= 10'000) {
+      memo_.clear();  // wildcard groups can name unbounded models: keep the memo bounded
+    }
+    auto p = table_->for_deployment(d, is_local(d));
+    if (!p && !is_local(d)) {
+      spdlog::warn("no price for model '{}' (deployment {} of '{}'): its calls cost 0. Add it to the price table "
+                   "or set input_cost_per_token / output_cost_per_token on the deployment",
+                   d.model, d.id, d.model_name);
+    }
+    it = memo_.emplace(std::move(key), std::move(p)).first;
+  }
+  return it->second ? &*it->second : nullptr;
+}
+
+double pricer::cost(const config::deployment& d, const tokens& t, double duration_s) {
+  const price* p = price_of(d);
+  return p == nullptr ? 0.0 : cost_of(*p, t, duration_s);
+}
+
+}  // namespace switchyard::spend

@@ -1,0 +1,302 @@
+// The cost logger with a fake sink (no database): batches, retries after failures, the
+// queue bound and the spill files, replay, stop. The fake sink is idempotent by row_id as
+// the real one is, and can be told to fail.
+#include "switchyard/spend/cost_logger.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+
+using namespace switchyard;
+using namespace switchyard::spend;
+using namespace std::chrono_literals;
+
+namespace {
+
+class fake_sink final : public spend_sink {
+ public:
+  bool up = true;
+  std::size_t batches = 0, failures = 0, max_batch = 0;
+  std::set<std::string> ids;
+  std::map<std::string, double> totals;
+
+  net::awaitable<core::result<sink_result>> write(std::shared_ptr<const std::vector<spend_row>> rows) override {
+    if (!up) {
+      ++failures;
+      co_return core::make_error(core::errc::unavailable, "database down");
+    }
+    ++batches;
+    max_batch = std::max(max_batch, rows->size());
+    sink_result r;
+    for (const auto& row : *rows) {
+      if (ids.insert(row.row_id).second) {
+        ++r.inserted;
+        totals[row.api_key] += row.spend;
+      }
+    }
+    for (const auto& [k, v] : totals) {
+      r.key_totals.emplace_back(k, v);
+    }
+    co_return r;
+  }
+};
+
+spend_row row(int i, const std::string& key = "k") {
+  spend_row r;
+  r.row_id = "row-" + std::to_string(i);
+  r.api_key = key;
+  r.spend = 0.01;
+  r.start_us = 1'700'000'000'000'000 + i;
+  r.end_us = r.start_us + 10;
+  return r;
+}
+
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    char tmpl[] = "/tmp/switchyard-spill-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~temp_dir() { std::filesystem::remove_all(path); }
+};
+
+// Runs `body` on a fresh loop until it returns; fails the test after 60 s (a hang).
+template <class F>
+void run_loop(F body) {
+  net::io_context io;
+  bool done = false;
+  net::co_spawn(io, body(io.get_executor()), [&](std::exception_ptr e) {
+    done = true;
+    if (e) {
+      std::rethrow_exception(e);
+    }
+  });
+  io.run_for(60s);
+  ASSERT_TRUE(done) << "the test's coroutine did not finish";
+}
+
+net::awaitable<void> wait_until(std::function<bool()> cond) {
+  net::steady_timer t(co_await net::this_coro::executor);
+  for (int i = 0; i < 6000 && !cond(); ++i) {
+    t.expires_after(10ms);
+    co_await t.async_wait(net::as_tuple(net::use_awaitable));
+  }
+}
+
+logger_options fast(const std::string& dir = {}) {
+  logger_options o;
+  o.flush_interval = 5ms;
+  o.batch_rows = 10;
+  o.retry_min = 5ms;
+  o.retry_max = 20ms;
+  o.spill_dir = dir;
+  return o;
+}
+
+}  // namespace
+
+TEST(cost_logger, writes_every_row_in_batches_and_reports_key_totals) {
+  fake_sink sink;
+  std::map<std::string, double> seen;
+  run_loop([&](net::any_io_executor ex) -> net::awaitable<void> {
+    cost_logger log(ex, sink, fast());
+    log.on_key_total = [&](const std::string& k, double v) { seen[k] = v; };
+    log.start();
+    for (int i = 0; i < 95; ++i) {
+      log.add(row(i, i % 2 == 0 ? "a" : "b"));
+    }
+    co_await wait_until([&] { return sink.ids.size() == 95; });
+    co_await log.stop(std::chrono::steady_clock::now() + 5s);
+    EXPECT_EQ(log.stats().written, 95u);
+  });
+  EXPECT_EQ(sink.ids.size(), 95u);
+  EXPECT_LE(sink.max_batch, 10u);
+  EXPECT_NEAR(seen["a"], 0.48, 1e-9);
+  EXPECT_NEAR(seen["b"], 0.47, 1e-9);
+}
+
+TEST(cost_logger, a_database_outage_loses_nothing) {
+  fake_sink sink;
+  sink.up = false;
+  run_loop([&](net::any_io_executor ex) -> net::awaitable<void> {
+    cost_logger log(ex, sink, fast());
+    log.start();
+    for (int i = 0; i < 50; ++i) {
+      log.add(row(i));
+    }
+    co_await wait_until([&] { return sink.failures >= 3; });
+    EXPECT_FALSE(log.stats().database_ok);
+    EXPECT_EQ(log.stats().queued, 50u);
+    sink.up = true;
+    co_await wait_until([&] { return sink.ids.size() == 50; });
+    EXPECT_TRUE(log.stats().database_ok);
+    co_await log.stop(std::chrono::steady_clock::now() + 5s);
+  });
+  EXPECT_EQ(sink.ids.size(), 50u);
+}
+
+TEST(cost_logger, past_the_bound_rows_spill_and_are_replayed_once) {
+  temp_dir dir;
+  fake_sink sink;
+  sink.up = false;
+  auto opts = fast(dir.path.string());
+  opts.max_queue_rows = 20;
+  run_loop([&](net::any_io_executor ex) -> net::awaitable<void> {
+    cost_logger log(ex, sink, opts);
+    log.start();
+    for (int i = 0; i < 75; ++i) {
+      log.add(row(i));
+    }
+    EXPECT_LE(log.stats().queued, 20u);
+    EXPECT_GE(log.stats().spilled, 55u);
+    co_await wait_until([&] { return sink.failures >= 2; });
+    sink.up = true;
+    co_await wait_until([&] { return sink.ids.size() == 75; });
+    co_await log.stop(std::chrono::steady_clock::now() + 5s);
+    EXPECT_EQ(log.stats().dropped, 0u);
+  });
+  EXPECT_EQ(sink.ids.size(), 75u);
+  // Replayed files are removed.
+  std::size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path)) {
+    files += e.path().extension() == ".log" ? 1 : 0;
+  }
+  EXPECT_EQ(files, 0u);
+}
+
+TEST(cost_logger, stop_spills_what_it_cannot_write_and_the_next_start_replays_it) {
+  temp_dir dir;
+  fake_sink sink;
+  sink.up = false;
+  run_loop([&](net::any_io_executor ex) -> net::awaitable<void> {
+    cost_logger log(ex, sink, fast(dir.path.string()));
+    log.start();
+    for (int i = 0; i < 30; ++i) {
+      log.add(row(i));
+    }
+    co_await log.stop(std::chrono::steady_clock::now() + 50ms);
+    EXPECT_EQ(log.stats().spilled, 30u);
+    EXPECT_EQ(log.stats().queued, 0u);
+  });
+  EXPECT_TRUE(sink.ids.empty());
+  // A new process: the spill left behind is written once the database answers.
+  sink.up = true;
+  run_loop([&](net::any_io_executor ex) -> net::awaitable<void> {
+    cost_logger log(ex, sink, fast(dir.path.string()));
+    log.start();
+    co_await wait_until([&] { return sink.ids.size() == 30; });
+    EXPECT_EQ(log.stats().replayed, 30u);
+    co_await log.stop(std::chrono::steady_clock::now() + 5s);
+  });
+  EXPECT_EQ(sink.ids.size(), 30u);
+}
+
+TEST(cost_logger, a_replay_after_a_crash_counts_nothing_twice) {
+  temp_dir dir;
+  // A spill file whose rows were already written (the process died before removing it).
+  {
+    spill_file f(dir.path.string());
+    std::vector<spend_row> rows;
+    for (int i = 0; i < 12; ++i) {
+      rows.push_back(row(i));
+    }
+    f.append_blocking(rows);
+  }
+  fake_sink sink;
+  for (int i = 0; i < 12; ++i) {
+    sink.ids.insert("row-" + std::to_string(i));
+  }
+  run_loop([&](net::any_io_executor ex) -> net::awaitable<void> {
+    cost_logger log(ex, sink, fast(dir.path.string()));
+    log.start();
+    co_await wait_until([&] { return sink.batches >= 2; });
+    co_await log.stop(std::chrono::steady_clock::now() + 5s);
+    EXPECT_EQ(log.stats().replayed, 0u);  // nothing new
+  });
+  EXPECT_EQ(sink.ids.size(), 12u);
+  EXPECT_TRUE(sink.totals.empty());
+}
+
+TEST(cost_logger, without_a_spill_directory_overflow_is_counted_as_dropped) {
+  fake_sink sink;
+  sink.up = false;
+  auto opts = fast();
+  opts.max_queue_rows = 5;
+  run_loop([&](net::any_io_executor ex) -> net::awaitable<void> {
+    cost_logger log(ex, sink, opts);
+    log.start();
+    for (int i = 0; i < 25; ++i) {
+      log.add(row(i));
+    }
+    EXPECT_LE(log.stats().queued, 5u);
+    EXPECT_GE(log.stats().dropped, 20u);
+    EXPECT_EQ(log.stats().queued + log.stats().dropped, 25u);
+    co_await log.stop(std::chrono::steady_clock::now());
+  });
+}
+
+TEST(spill_file, corrupt_records_are_skipped_and_kept_aside) {
+  temp_dir dir;
+  std::string path;
+  {
+    spill_file f(dir.path.string());
+    f.append_blocking({row(1), row(2), row(3)});
+    f.rotate_blocking();
+    auto files = f.closed_files_blocking();
+    ASSERT_EQ(files.size(), 1u);
+    path = files[0];
+  }
+  // Flip a byte inside the second record's payload, and append garbage.
+  std::string data;
+  {
+    std::ifstream in(path, std::ios::binary);
+    data.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  auto second = data.find("SYS1", 4);
+  ASSERT_NE(second, std::string::npos);
+  data[second + 40] ^= 0x55;
+  data += "garbage that is not a record";
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << data;
+  }
+  auto r = spill_file::read_blocking(path);
+  ASSERT_EQ(r.rows.size(), 2u);
+  EXPECT_EQ(r.rows[0].row_id, "row-1");
+  EXPECT_EQ(r.rows[1].row_id, "row-3");
+  EXPECT_EQ(r.corrupt, 2u);
+  EXPECT_TRUE(std::filesystem::exists(path + ".corrupt"));
+}
+
+TEST(spill_file, round_trip_keeps_every_field) {
+  temp_dir dir;
+  spend_row r = row(7, "key-hash");
+  r.model = "gpt-4o";
+  r.tags_json = R"(["x","y"])";
+  r.usage_estimated = true;
+  r.success = false;
+  r.error_type = "rate_limit_error";
+  spill_file f(dir.path.string());
+  f.append_blocking({r});
+  f.rotate_blocking();
+  auto back = spill_file::read_blocking(f.closed_files_blocking().at(0));
+  ASSERT_EQ(back.rows.size(), 1u);
+  const auto& b = back.rows[0];
+  EXPECT_EQ(b.row_id, r.row_id);
+  EXPECT_EQ(b.api_key, "key-hash");
+  EXPECT_EQ(b.model, "gpt-4o");
+  EXPECT_EQ(b.tags_json, R"(["x","y"])");
+  EXPECT_TRUE(b.usage_estimated);
+  EXPECT_FALSE(b.success);
+  EXPECT_EQ(b.error_type, "rate_limit_error");
+  EXPECT_EQ(b.start_us, r.start_us);
+}

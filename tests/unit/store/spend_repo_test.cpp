@@ -1,0 +1,116 @@
+// spend_repo against a real Postgres: rows land once (a replayed batch adds nothing), the
+// totals and daily rollups move by the inserted rows only, day partitions are made on
+// first use, and the retention drops whole days.
+#include "switchyard/store/postgres/spend_repo.hpp"
+
+#include "switchyard/store/postgres/db_executor.hpp"
+#include "switchyard/store/postgres/migrations.hpp"
+
+#include "store_test_support.hpp"
+
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+namespace {
+
+using namespace store_test;
+namespace pg = switchyard::store::postgres;
+using json = nlohmann::json;
+
+class spend_repo_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto server_url = env_or_empty("SWITCHYARD_TEST_DATABASE_URL");
+    if (server_url.empty()) {
+      FAIL() << missing_env_message("SWITCHYARD_TEST_DATABASE_URL");
+    }
+    db = std::make_unique<fresh_database>(server_url);
+    conn = std::make_unique<pqxx::connection>(db->url());
+    pg::migrate_blocking(*conn, source_dir + "/migrations");
+    pqxx::work tx{*conn};
+    tx.exec0("INSERT INTO organizations (organization_id) VALUES ('o1')");
+    tx.exec0("INSERT INTO teams (team_id, organization_id) VALUES ('t1', 'o1')");
+    tx.exec0("INSERT INTO users (user_id) VALUES ('u1')");
+    tx.exec0("INSERT INTO verification_tokens (token, user_id, team_id) VALUES ('k1', 'u1', 't1'), ('k2', NULL, 't1')");
+    tx.commit();
+  }
+
+  static json row(const std::string& id, const std::string& key, double spend, std::int64_t start_us,
+                  bool success = true) {
+    return {{"row_id", id},          {"request_id", "req-" + id}, {"call_type", "acompletion"},
+            {"api_key", key},        {"user_id", key == "k1" ? "u1" : ""}, {"team_id", "t1"},
+            {"organization_id", "o1"}, {"end_user", "cust-1"},      {"model", "gpt-4o"},
+            {"model_group", "gpt-4o"}, {"custom_llm_provider", "openai"}, {"prompt_tokens", 10},
+            {"completion_tokens", 5}, {"total_tokens", 15},        {"spend", spend},
+            {"start_us", start_us},  {"end_us", start_us + 1000}, {"success", success},
+            {"status_code", success ? 200 : 500}, {"request_tags", json::array({"a", "b"})}};
+  }
+
+  double scalar(const std::string& sql) {
+    pqxx::read_transaction tx{*conn};
+    return tx.exec1(sql)[0].as<double>();
+  }
+
+  std::unique_ptr<fresh_database> db;
+  std::unique_ptr<pqxx::connection> conn;
+};
+
+constexpr std::int64_t day1 = 1'764'806'400'000'000;  // 2025-12-04 00:00:00 UTC, in microseconds
+constexpr std::int64_t hour = 3'600'000'000;
+
+TEST_F(spend_repo_test, rows_totals_and_rollups_count_once) {
+  json batch = json::array({row("00000000-0000-4000-8000-000000000001", "k1", 0.5, day1 + hour),
+                            row("00000000-0000-4000-8000-000000000002", "k2", 0.25, day1 + 2 * hour, false),
+                            row("00000000-0000-4000-8000-000000000003", "k1", 1.0, day1 + 30 * hour)});
+  auto r = pg::write_spend_batch_blocking(*conn, batch.dump());
+  EXPECT_EQ(r.inserted, 3u);
+  ASSERT_EQ(r.key_totals.size(), 2u);
+  EXPECT_EQ(r.key_totals[0].first, "k1");
+  EXPECT_DOUBLE_EQ(r.key_totals[0].second, 1.5);
+  // The same batch again (a replay): nothing moves.
+  auto again = pg::write_spend_batch_blocking(*conn, batch.dump());
+  EXPECT_EQ(again.inserted, 0u);
+  EXPECT_DOUBLE_EQ(scalar("SELECT count(*) FROM spend_logs"), 3);
+  EXPECT_DOUBLE_EQ(scalar("SELECT spend FROM verification_tokens WHERE token = 'k1'"), 1.5);
+  EXPECT_DOUBLE_EQ(scalar("SELECT spend FROM verification_tokens WHERE token = 'k2'"), 0.25);
+  EXPECT_DOUBLE_EQ(scalar("SELECT spend FROM users WHERE user_id = 'u1'"), 1.5);
+  EXPECT_DOUBLE_EQ(scalar("SELECT spend FROM teams WHERE team_id = 't1'"), 1.75);
+  EXPECT_DOUBLE_EQ(scalar("SELECT spend FROM organizations WHERE organization_id = 'o1'"), 1.75);
+  EXPECT_DOUBLE_EQ(scalar("SELECT spend FROM end_users WHERE user_id = 'cust-1'"), 1.75);
+  // Two days, so two partitions.
+  EXPECT_DOUBLE_EQ(scalar("SELECT count(*) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent "
+                          "WHERE p.relname = 'spend_logs'"),
+                   2);
+  // Rollups: per key and day; failures counted apart; tags too.
+  EXPECT_DOUBLE_EQ(scalar("SELECT sum(spend) FROM daily_spend WHERE entity_type = 'key' AND entity_id = 'k1'"), 1.5);
+  EXPECT_DOUBLE_EQ(scalar("SELECT count(*) FROM daily_spend WHERE entity_type = 'key' AND entity_id = 'k1'"), 2);
+  EXPECT_DOUBLE_EQ(scalar("SELECT failed_requests FROM daily_spend WHERE entity_type = 'key' AND entity_id = 'k2'"),
+                   1);
+  EXPECT_DOUBLE_EQ(scalar("SELECT sum(api_requests) FROM daily_spend WHERE entity_type = 'team'"), 3);
+  EXPECT_DOUBLE_EQ(scalar("SELECT sum(spend) FROM daily_spend WHERE entity_type = 'tag' AND entity_id = 'a'"), 1.75);
+  EXPECT_DOUBLE_EQ(scalar("SELECT sum(prompt_tokens) FROM daily_spend WHERE entity_type = 'org'"), 30);
+  // A batch mixing old and new rows moves totals by the new ones only.
+  batch.push_back(row("00000000-0000-4000-8000-000000000004", "k1", 2.0, day1 + 3 * hour));
+  auto mixed = pg::write_spend_batch_blocking(*conn, batch.dump());
+  EXPECT_EQ(mixed.inserted, 1u);
+  EXPECT_DOUBLE_EQ(scalar("SELECT spend FROM verification_tokens WHERE token = 'k1'"), 3.5);
+}
+
+TEST_F(spend_repo_test, retention_drops_whole_days) {
+  json batch = json::array({row("00000000-0000-4000-8000-000000000011", "k1", 0.1, day1),
+                            row("00000000-0000-4000-8000-000000000012", "k1", 0.1, day1 + 24 * hour),
+                            row("00000000-0000-4000-8000-000000000013", "k1", 0.1, day1 + 48 * hour)});
+  pg::write_spend_batch_blocking(*conn, batch.dump());
+  EXPECT_EQ(pg::drop_spend_partitions_before_blocking(*conn, "2025-12-06"), 2u);
+  EXPECT_DOUBLE_EQ(scalar("SELECT count(*) FROM spend_logs"), 1);
+  // Writing into a dropped day makes the partition again.
+  json late = json::array({row("00000000-0000-4000-8000-000000000014", "k1", 0.1, day1 + hour)});
+  EXPECT_EQ(pg::write_spend_batch_blocking(*conn, late.dump()).inserted, 1u);
+}
+
+TEST_F(spend_repo_test, a_bad_batch_throws_and_changes_nothing) {
+  EXPECT_ANY_THROW(pg::write_spend_batch_blocking(*conn, R"([{"row_id": "not-a-uuid", "start_us": 1}])"));
+  EXPECT_DOUBLE_EQ(scalar("SELECT count(*) FROM spend_logs"), 0);
+}
+
+}  // namespace
