@@ -17,11 +17,46 @@ core::error field_error(const std::string& field, const std::string& what) {
 }
 
 core::error not_found(const std::string& what, const std::string& param) {
-  auto e = core::make_error(core::errc::not_found, what, param);
+  return core::make_error(core::errc::not_found, what, param);
+}
+
+core::error bad_request(std::string message, std::string param) {
+  return core::make_error(core::errc::bad_request, std::move(message), std::move(param));
+}
+
+core::error forbidden(std::string message) {
+  auto e = core::make_error(core::errc::forbidden, "Authentication Error - " + std::move(message));
+  e.type = "auth_error";
   return e;
 }
 
+net::awaitable<std::optional<auth::principal>> authenticate_caller(const auth::key_authenticator& auth,
+                                                                   const http::request& req, http::responder& resp) {
+  auto key = auth.master().key_from([&req](std::string_view n) { return req.header(n); });
+  auto who = co_await auth.authenticate(std::move(key));
+  if (!who) {
+    co_await resp.send(http::error_response(who.error()));
+    co_return std::nullopt;
+  }
+  co_return std::move(*who);
+}
 
+net::awaitable<void> send_result(http::responder& resp, const core::result<json>& out) {
+  if (!out) {
+    co_await resp.send(http::error_response(out.error()));
+    co_return;
+  }
+  http::response r;
+  r.body = out->dump(-1, ' ', false, json::error_handler_t::replace);
+  co_await resp.send(std::move(r));
+}
+
+std::string text_of(const json& j, const char* name) {
+  auto it = j.find(name);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+std::string id_or_new(const std::string& given) { return given.empty() ? core::uuid4() : given; }
 
 std::optional<core::error> check_kind(const std::string& name, kind k, const json& v, sys_time now) {
   switch (k) {
@@ -53,6 +88,18 @@ std::optional<core::error> check_kind(const std::string& name, kind k, const jso
         return field_error(name, "expected a duration such as \"30s\", \"30m\", \"30h\", \"30d\" or \"1mo\"");
       }
       return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+std::optional<core::error> merge_tags(const json& body, json& patch, sys_time now) {
+  if (auto it = body.find("tags"); it != body.end() && !it->is_null()) {
+    if (auto e = check_kind("tags", kind::str_array, *it, now)) {
+      return e;
+    }
+    json md = patch.contains("metadata") ? patch["metadata"] : json::object();
+    md["tags"] = *it;
+    patch["metadata"] = std::move(md);
   }
   return std::nullopt;
 }
@@ -159,11 +206,11 @@ core::result<std::vector<std::string>> string_list(const json& body, const char*
   return out;
 }
 
+core::result<json> patch_from(const json& body, entity e, sys_time now) { return patch_from(body, fields_of(e), now); }
 
-core::result<json> patch_from(const json& body, const field_spec* specs, std::size_t n, sys_time now) {
+core::result<json> patch_from(const json& body, std::span<const field_spec> specs, sys_time now) {
   json patch = json::object();
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto& f = specs[i];
+  for (const auto& f : specs) {
     auto it = body.find(f.name);
     if (it == body.end()) {
       continue;

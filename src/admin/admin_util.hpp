@@ -1,15 +1,18 @@
-// Helpers shared by the management endpoints (private to admin/): request field checks
-// (wrong type -> 422 naming the field), query parameters, who made a change.
-// Thread: any. Never blocks.
+// Helpers shared by the management endpoints (private to admin/): the caller's
+// authentication, request field checks (wrong type -> 422 naming the field), query
+// parameters, who made a change, the usual errors.
+// Thread: the loop thread for authenticate_caller, any for the rest. Nothing blocks.
 #pragma once
 #include "switchyard/admin/keys.hpp"
 #include "switchyard/auth/key_auth.hpp"
+#include "switchyard/core/asio.hpp"
 #include "switchyard/http/message.hpp"
 #include "switchyard/store/postgres/key_repo.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +27,17 @@ core::result<json> ok(json j);
 // 422 invalid_request_error, param = field.
 core::error field_error(const std::string& field, const std::string& what);
 core::error not_found(const std::string& what, const std::string& param);
+// 400 invalid_request_error.
+core::error bad_request(std::string message, std::string param = {});
+// 403 auth_error "Authentication Error - <message>".
+core::error forbidden(std::string message);
+
+// The caller of `req`, authenticated with the key from any accepted header; when that
+// fails, the error is sent on `resp` and the result is empty.
+net::awaitable<std::optional<auth::principal>> authenticate_caller(const auth::key_authenticator& auth,
+                                                                   const http::request& req, http::responder& resp);
+// Sends `out` as a 200 JSON body, or the error OpenAI-shaped.
+net::awaitable<void> send_result(http::responder& resp, const core::result<json>& out);
 
 enum class kind { str_or_null, str, num_or_null, num, int_or_null, boolean, str_array, object, duration_or_null };
 
@@ -32,10 +46,20 @@ struct field_spec {
   kind k;
 };
 
+// The request fields each entity's row takes (src/admin/fields.cpp); budget: also the
+// limits of an organisation.
+enum class entity { key, user, team, organization, budget };
+std::span<const field_spec> fields_of(entity e);
+
 std::optional<core::error> check_kind(const std::string& name, kind k, const json& v, sys_time now);
 // The fields of `body` named in `specs`, type-checked; null for a non-nullable kind means
 // "not given". budget_duration also sets budget_reset_at.
-core::result<json> patch_from(const json& body, const field_spec* specs, std::size_t n, sys_time now);
+core::result<json> patch_from(const json& body, std::span<const field_spec> specs, sys_time now);
+// The same with the fields of `e`.
+core::result<json> patch_from(const json& body, entity e, sys_time now);
+
+// The request's `tags` (an array of strings) go into the patch's metadata.tags.
+std::optional<core::error> merge_tags(const json& body, json& patch, sys_time now);
 
 std::string url_decode(std::string_view s);
 std::optional<std::string> query_param(std::string_view query, std::string_view name);
@@ -47,6 +71,11 @@ pg::change_actor actor_of(const http::request& req, const auth::principal& who);
 
 // A key row as the API shows it: the stored row plus token_id.
 json key_object(const pg::key_record& k);
+
+// A string member of `j`, else "".
+std::string text_of(const json& j, const char* name);
+// A fresh id (uuid4) when `given` is empty, else `given`.
+std::string id_or_new(const std::string& given);
 
 core::result<std::string> string_field(const json& body, const char* name, bool required);
 core::result<std::vector<std::string>> string_list(const json& body, const char* name);

@@ -1,5 +1,7 @@
 #include "switchyard/admin/health.hpp"
 
+#include "admin_util.hpp"
+
 #include <nlohmann/json.hpp>
 
 namespace switchyard::admin {
@@ -50,10 +52,8 @@ net::awaitable<void> health_endpoints::readiness(http::request&, http::responder
 }
 
 net::awaitable<void> health_endpoints::models(http::request& req, http::responder& resp) {
-  auto key = auth_.master().key_from([&](std::string_view n) { return req.header(n); });
-  auto who = co_await auth_.authenticate(std::move(key));
+  auto who = co_await authenticate_caller(auth_, req, resp);
   if (!who) {
-    co_await resp.send(http::error_response(who.error()));
     co_return;
   }
   resp.annotate({}, who->key_redacted);
@@ -67,10 +67,8 @@ net::awaitable<void> health_endpoints::models(http::request& req, http::responde
 }
 
 net::awaitable<void> health_endpoints::model(http::request& req, http::responder& resp, std::string id) {
-  auto key = auth_.master().key_from([&](std::string_view n) { return req.header(n); });
-  auto who = co_await auth_.authenticate(std::move(key));
+  auto who = co_await authenticate_caller(auth_, req, resp);
   if (!who) {
-    co_await resp.send(http::error_response(who.error()));
     co_return;
   }
   resp.annotate(id, who->key_redacted);

@@ -1,67 +1,12 @@
 #include "switchyard/admin/permissions.hpp"
 
-#include <array>
+#include "switchyard/admin/routes.hpp"
 
 namespace switchyard::admin {
 
-namespace {
-
-template <std::size_t N>
-bool in(std::string_view route, const std::array<std::string_view, N>& list) {
-  for (auto r : list) {
-    if (r == route) {
-      return true;
-    }
-  }
-  return false;
-}
-
-constexpr std::array<std::string_view, 11> read_routes = {
-    "/key/info",          "/key/list",         "/user/info",  "/user/list",   "/team/info",  "/team/list",
-    "/organization/info", "/organization/list", "/budget/info", "/budget/list", "/model/info"};
-
-constexpr std::array<std::string_view, 6> own_key_routes = {"/key/generate", "/key/info",   "/key/update",
-                                                            "/key/delete",   "/key/list",   "/key/regenerate"};
-
-constexpr std::array<std::string_view, 10> org_admin_routes = {
-    "/user/new",        "/user/info",        "/user/update",        "/user/list",         "/team/new",
-    "/team/info",       "/team/update",      "/team/delete",        "/team/list",         "/team/member_add"};
-
-}  // namespace
-
-bool is_read_route(std::string_view route) { return in(route, read_routes); }
-
 scope route_scope(auth::role r, std::string_view route) {
-  if (route == "/model/info") {
-    return scope::all;
-  }
-  switch (r) {
-    case auth::role::proxy_admin:
-      return scope::all;
-    case auth::role::proxy_admin_viewer:
-      return is_read_route(route) ? scope::all : scope::denied;
-    case auth::role::org_admin:
-      if (in(route, org_admin_routes) || route == "/team/member_delete" || route == "/user/delete" ||
-          route == "/team/block" || route == "/team/unblock" ||
-          route == "/organization/info" || route == "/organization/list") {
-        return scope::org;
-      }
-      return in(route, own_key_routes) ? scope::own : scope::denied;
-    case auth::role::internal_user:
-      if (in(route, own_key_routes) || route == "/user/info" || route == "/team/info" || route == "/team/list") {
-        return scope::own;
-      }
-      return scope::denied;
-    case auth::role::internal_user_viewer:
-      if (route == "/key/info" || route == "/key/list" || route == "/user/info" || route == "/team/info" ||
-          route == "/team/list") {
-        return scope::own;
-      }
-      return scope::denied;
-    case auth::role::none:
-      return route == "/key/info" ? scope::own : scope::denied;
-  }
-  return scope::denied;
+  const auto* found = find_route(route);
+  return found != nullptr ? found->rule.of(r) : scope::denied;
 }
 
 core::error route_denied(auth::role r, std::string_view route, std::string_view user_id) {

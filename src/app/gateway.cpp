@@ -1,8 +1,8 @@
 #include "switchyard/app/gateway.hpp"
 
 #include "switchyard/admin/health.hpp"
-#include "switchyard/admin/keys.hpp"
-#include "switchyard/admin/tenants.hpp"
+#include "switchyard/admin/management.hpp"
+#include "switchyard/admin/routes.hpp"
 #include "switchyard/app/key_lookup.hpp"
 #include "switchyard/auth/authenticator.hpp"
 #include "switchyard/auth/key_auth.hpp"
@@ -23,6 +23,7 @@
 
 #include <pqxx/pqxx>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -224,7 +225,8 @@ struct gateway::impl {
   std::shared_ptr<const config::config> cfg;
   // One thread runs the loop and does all socket I/O on it (the Postgres threads only
   // post completions back), so Asio's per-descriptor I/O locks are off; posting from
-  // other threads stays locked (issue 6: ~1% of the CPU per request).
+  // other threads stays locked (the locks cost ~1% of the CPU per request; see
+  // docs/architecture.md, "Threads").
   net::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   // Declared after the io_context: destroyed before it, on this (the loop) thread.
   std::unique_ptr<store::postgres::db_executor> db;
@@ -232,7 +234,7 @@ struct gateway::impl {
   std::optional<bool> db_ok;     // last background ping; unset until the first one
   bool migrated = false;
   auth::authenticator auth;
-  // Virtual keys (issue 5): a memory cache over Postgres (none without a database), the
+  // Virtual keys (docs/virtual-keys.md): a memory cache over Postgres (none without a database), the
   // auth decision on top, and cross-instance invalidation through Redis.
   auth::key_cache::lookup_fn db_lookup = db ? make_key_lookup(*db) : nullptr;
   std::unique_ptr<auth::key_cache> key_cache =
@@ -262,8 +264,7 @@ struct gateway::impl {
       cost_logger ? std::make_unique<pipeline::spend_observer>(pricer, *cost_logger) : nullptr;
   pipeline::llm_pipeline llm;
   admin::health_endpoints health;
-  admin::key_endpoints keys{key_auth, db.get(), key_invalidation.get()};
-  admin::tenant_endpoints tenants{key_auth, db.get(), key_invalidation.get(), cfg};
+  admin::management_api management{{key_auth, db.get(), key_invalidation.get(), cfg}};
   http::server server;
   net::signal_set signals;
   net::steady_timer grace_timer;
@@ -482,7 +483,8 @@ struct gateway::impl {
 
   net::awaitable<void> dispatch(http::request& req, http::responder& resp) {
     std::string path = normalize_path(req.path);
-    // Compared as views: a length check first, no strlen + memcmp per literal (issue 6).
+    // Compared as views: a length check first, no strlen + memcmp per literal (this is
+    // the hot path of every LLM request).
     const std::string_view p = path;
     const std::string_view method = req.method;
     const bool get = method == "GET" || method == "HEAD";
@@ -520,36 +522,6 @@ struct gateway::impl {
       if (post) {
         co_return co_await llm.handle(req, resp, m.type, m.model);
       }
-    } else if (starts_with(path, "/key/")) {
-      // Key management (issue 5): /key/{op}, and /key/{key}/regenerate.
-      std::string op = path.substr(5);
-      std::string path_key;
-      if (op.ends_with("/regenerate") && op.size() > 11) {
-        path_key = op.substr(0, op.size() - 11);
-        op = "regenerate";
-      }
-      const bool is_get = op == "info" || op == "list";
-      if (is_get ? get : post) {
-        if (db && !migrated) {
-          co_return co_await schema_not_ready(resp);
-        }
-        co_return co_await keys.handle(req, resp, std::move(op), std::move(path_key));
-      }
-    } else if (starts_with(path, "/user/") || starts_with(path, "/team/") || starts_with(path, "/organization/") ||
-               starts_with(path, "/budget/") || p == "/model/info" || p == "/v1/model/info") {
-      // Tenant management (issue 5) and the model list with its settings.
-      if (admin::tenant_endpoints::handles(path, req.method)) {
-        if (db && !migrated && p != "/model/info" && p != "/v1/model/info") {
-          co_return co_await schema_not_ready(resp);
-        }
-        co_return co_await tenants.handle(req, resp, std::move(path));
-      }
-      if (!admin::tenant_endpoints::handles(path, "GET") && !admin::tenant_endpoints::handles(path, "POST") &&
-          !admin::tenant_endpoints::handles(path, "PATCH") && !admin::tenant_endpoints::handles(path, "DELETE")) {
-        auto e = core::make_error(core::errc::not_found, "Not Found: " + req.method + " " + req.path);
-        co_await resp.send(http::error_response(e));
-        co_return;
-      }
     } else if (p == "/") {
       if (get) {
         http::response r;
@@ -557,6 +529,16 @@ struct gateway::impl {
                  std::string(SWITCHYARD_VERSION) + "\"}";
         co_await resp.send(std::move(r));
         co_return;
+      }
+    } else if (std::string_view param; const auto* route = admin::find_route(p, &param)) {
+      // The management API (admin/routes.hpp): looked up only once the LLM routes above
+      // did not match, so those keep their few string compares.
+      if ((route->methods & admin::method_bit(method)) != 0) {
+        if (db && !migrated && route->needs_db) {
+          co_return co_await schema_not_ready(resp);
+        }
+        std::string path_param(param);  // named: no temporaries inside co_await (GCC 12)
+        co_return co_await management.handle(req, resp, *route, std::move(path_param));
       }
     } else {
       auto e = core::make_error(core::errc::not_found, "Not Found: " + req.method + " " + req.path);

@@ -1,7 +1,7 @@
 // Who may call which management route (admin/permissions.hpp), and what /model/info shows
-// of a deployment (admin/tenants.hpp).
+// of a deployment (admin/model_info.hpp).
 #include "switchyard/admin/permissions.hpp"
-#include "switchyard/admin/tenants.hpp"
+#include "switchyard/admin/model_info.hpp"
 
 #include <gtest/gtest.h>
 

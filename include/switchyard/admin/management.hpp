@@ -1,0 +1,54 @@
+// The management API (/key/*, /user/*, /team/*, /organization/*, /budget/*, /model/info):
+// runs one route of the route table (admin/routes.hpp) with the prelude every route shares,
+// written once here: authenticate the caller, check the route's access rule for their
+// role, require Postgres when the route needs it, parse the JSON body (400 when it is
+// malformed or not an object), then the route's handler, and any error as an OpenAI-shaped
+// response.
+//
+// Request fields and defaults are LiteLLM's (docs/virtual-keys.md); a wrong type is 422
+// naming the field (param). Every change writes audit_log rows (who: the litellm-changed-by
+// header, else the caller's key alias / user id, else "proxy_admin" for the master key);
+// changes to keys, teams, users and organisations invalidate the cached keys on every
+// instance (key_invalidation). Postgres down: 503.
+//
+// Owner: app/ (one per gateway). Thread: the loop thread. Never blocks: SQL runs on
+// db_executor threads.
+#pragma once
+#include "switchyard/admin/routes.hpp"
+#include "switchyard/auth/key_auth.hpp"
+#include "switchyard/auth/key_invalidation.hpp"
+#include "switchyard/config/config.hpp"
+#include "switchyard/core/asio.hpp"
+#include "switchyard/http/message.hpp"
+
+#include <memory>
+#include <string>
+
+namespace switchyard::store::postgres {
+class db_executor;
+}
+
+namespace switchyard::admin {
+
+// What the handlers work with; nothing here is owned. `db` / `invalidation` null: no
+// database configured (every route that needs one: 500 "No connected db.").
+struct management_deps {
+  const auth::key_authenticator& auth;
+  store::postgres::db_executor* db = nullptr;
+  auth::key_invalidation* invalidation = nullptr;
+  std::shared_ptr<const config::config> cfg;
+};
+
+class management_api {
+ public:
+  explicit management_api(management_deps deps);
+
+  // Answers `req` with route `r` (found by find_route, method already checked).
+  // `param`: the {param} segment of a patterned alias (/key/{key}/regenerate), else empty.
+  net::awaitable<void> handle(http::request& req, http::responder& resp, const route& r, std::string param);
+
+ private:
+  management_deps deps_;
+};
+
+}  // namespace switchyard::admin

@@ -1,0 +1,84 @@
+// The handlers of the route table (private to admin/), one file per entity: keys.cpp,
+// users.cpp, teams.cpp, organizations.cpp, budgets.cpp, model_info.cpp. Each gets a
+// route_context built by management_api::handle after the common prelude (caller
+// authenticated, access rule checked, Postgres present when the route needs it, JSON body
+// parsed) and returns the response body or an error.
+// Thread: the loop thread. Never blocks: SQL runs on db_executor threads.
+#pragma once
+#include "admin_util.hpp"
+
+#include "switchyard/admin/management.hpp"
+#include "switchyard/admin/permissions.hpp"
+#include "switchyard/admin/routes.hpp"
+#include "switchyard/store/postgres/db_executor.hpp"
+
+#include <string>
+
+namespace switchyard::admin {
+
+struct route_context {
+  const management_deps& deps;
+  const http::request& req;
+  const auth::principal& who;
+  const route& r;          // r.path names the route in messages and team key permissions
+  scope sc;                // the caller's scope on this route (never denied)
+  json body;               // the request's JSON object; {} for GET and an empty body
+  std::string param;       // the {param} of a patterned alias (/key/{key}/regenerate)
+  sys_time now;
+  pg::change_actor actor;  // who made the change, for audit_log
+  std::string self_user;   // the caller's user_id ("" for the master key)
+  std::string self_org;    // the caller's organisation ("" if none)
+
+  pg::db_executor& db() const { return *deps.db; }
+  auth::key_invalidation& invalidation() const { return *deps.invalidation; }
+  bool own_only() const { return sc != scope::all; }
+};
+
+using handler_result = net::awaitable<core::result<json>>;
+
+// keys.cpp
+handler_result key_generate(const route_context& c);
+handler_result key_update(const route_context& c);
+handler_result key_delete(const route_context& c);
+handler_result key_regenerate(const route_context& c);
+handler_result key_block(const route_context& c);
+handler_result key_unblock(const route_context& c);
+handler_result key_info(const route_context& c);
+handler_result key_list(const route_context& c);
+
+// users.cpp
+handler_result user_new(const route_context& c);
+handler_result user_update(const route_context& c);
+handler_result user_delete(const route_context& c);
+handler_result user_info(const route_context& c);
+handler_result user_list(const route_context& c);
+
+// teams.cpp
+handler_result team_new(const route_context& c);
+handler_result team_update(const route_context& c);
+handler_result team_delete(const route_context& c);
+handler_result team_member_add(const route_context& c);
+handler_result team_member_delete(const route_context& c);
+handler_result team_block(const route_context& c);
+handler_result team_unblock(const route_context& c);
+handler_result team_info(const route_context& c);
+handler_result team_list(const route_context& c);
+
+// organizations.cpp
+handler_result organization_new(const route_context& c);
+handler_result organization_update(const route_context& c);
+handler_result organization_delete(const route_context& c);
+handler_result organization_info(const route_context& c);
+handler_result organization_list(const route_context& c);
+
+// budgets.cpp
+handler_result budget_new(const route_context& c);
+handler_result budget_update(const route_context& c);
+handler_result budget_delete(const route_context& c);
+handler_result budget_info(const route_context& c);  // GET ?budget_id= or POST {"budgets": [...]}
+handler_result budget_list(const route_context& c);
+
+// model_info.cpp
+handler_result model_info(const route_context& c);
+
+}  // namespace switchyard::admin

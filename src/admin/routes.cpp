@@ -1,0 +1,124 @@
+#include "switchyard/admin/routes.hpp"
+
+#include "handlers.hpp"
+
+#include <utility>
+
+namespace switchyard::admin {
+
+namespace {
+
+using namespace rules;
+constexpr method_set get = method_get;
+constexpr method_set post = method_post;
+constexpr method_set get_or_post = method_get | method_post;
+constexpr method_set patch_or_post = method_patch | method_post;
+constexpr method_set delete_or_post = method_delete | method_post;
+
+// Every management route. README.md's "Endpoints" table lists the same routes with the
+// same methods (tests/unit/admin/routes_test.cpp checks it).
+constexpr route table[] = {
+    // path                alias                    methods         rule           db     handler
+    {"/key/generate",        {},                      post,           own_key_write, true,  key_generate},
+    {"/key/update",          {},                      post,           own_key_write, true,  key_update},
+    {"/key/delete",          {},                      post,           own_key_write, true,  key_delete},
+    {"/key/regenerate",      "/key/{key}/regenerate", post,           own_key_write, true,  key_regenerate},
+    {"/key/block",           {},                      post,           admin_only,    true,  key_block},
+    {"/key/unblock",         {},                      post,           admin_only,    true,  key_unblock},
+    {"/key/info",            {},                      get,            self_key_read, true,  key_info},
+    {"/key/list",            {},                      get,            own_key_read,  true,  key_list},
+
+    {"/user/new",            {},                      post,           org_write,     true,  user_new},
+    {"/user/update",         {},                      post,           org_write,     true,  user_update},
+    {"/user/delete",         {},                      post,           org_write,     true,  user_delete},
+    {"/user/info",           {},                      get,            member_read,   true,  user_info},
+    {"/user/list",           {},                      get,            org_read,      true,  user_list},
+
+    {"/team/new",            {},                      post,           org_write,     true,  team_new},
+    {"/team/update",         {},                      post,           org_write,     true,  team_update},
+    {"/team/delete",         {},                      post,           org_write,     true,  team_delete},
+    {"/team/member_add",     {},                      post,           org_write,     true,  team_member_add},
+    {"/team/member_delete",  {},                      post,           org_write,     true,  team_member_delete},
+    {"/team/block",          {},                      post,           org_write,     true,  team_block},
+    {"/team/unblock",        {},                      post,           org_write,     true,  team_unblock},
+    {"/team/info",           {},                      get,            member_read,   true,  team_info},
+    {"/team/list",           {},                      get,            member_read,   true,  team_list},
+
+    {"/organization/new",    {},                      post,           admin_only,    true,  organization_new},
+    {"/organization/update", {},                      patch_or_post,  admin_only,    true,  organization_update},
+    {"/organization/delete", {},                      delete_or_post, admin_only,    true,  organization_delete},
+    {"/organization/info",   {},                      get,            org_read,      true,  organization_info},
+    {"/organization/list",   {},                      get,            org_read,      true,  organization_list},
+
+    {"/budget/new",          {},                      post,           admin_only,    true,  budget_new},
+    {"/budget/update",       {},                      post,           admin_only,    true,  budget_update},
+    {"/budget/delete",       {},                      post,           admin_only,    true,  budget_delete},
+    {"/budget/info",         {},                      get_or_post,    admin_read,    true,  budget_info},
+    {"/budget/list",         {},                      get,            admin_read,    true,  budget_list},
+
+    // The model list needs no database: it answers from the config, also before the
+    // migrations ran.
+    {"/model/info",          "/v1/model/info",        get,            anyone,        false, model_info},
+};
+
+// `path` against a pattern with at most one {param} segment; the segment goes to `param`.
+bool matches(std::string_view pattern, std::string_view path, std::string_view* param) {
+  auto open = pattern.find('{');
+  if (open == std::string_view::npos) {
+    return pattern == path;
+  }
+  auto close = pattern.find('}', open);
+  auto prefix = pattern.substr(0, open);
+  auto suffix = pattern.substr(close + 1);
+  if (path.size() <= prefix.size() + suffix.size() || !path.starts_with(prefix) || !path.ends_with(suffix)) {
+    return false;
+  }
+  if (param != nullptr) {
+    *param = path.substr(prefix.size(), path.size() - prefix.size() - suffix.size());
+  }
+  return true;
+}
+
+}  // namespace
+
+method_set method_bit(std::string_view method) {
+  if (method == "GET" || method == "HEAD") {
+    return method_get;
+  }
+  if (method == "POST") {
+    return method_post;
+  }
+  if (method == "PATCH") {
+    return method_patch;
+  }
+  if (method == "DELETE") {
+    return method_delete;
+  }
+  return 0;
+}
+
+std::string method_names(method_set methods) {
+  static constexpr std::pair<method_set, const char*> names[] = {
+      {method_get, "GET"}, {method_post, "POST"}, {method_patch, "PATCH"}, {method_delete, "DELETE"}};
+  std::string out;
+  for (const auto& [bit, name] : names) {
+    if ((methods & bit) != 0) {
+      out += out.empty() ? "" : ", ";
+      out += name;
+    }
+  }
+  return out;
+}
+
+std::span<const route> management_routes() { return table; }
+
+const route* find_route(std::string_view path, std::string_view* param) {
+  for (const auto& r : table) {
+    if (r.path == path || (!r.alias.empty() && matches(r.alias, path, param))) {
+      return &r;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace switchyard::admin

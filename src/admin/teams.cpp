@@ -1,0 +1,272 @@
+// /team/new, /team/update, /team/delete, /team/member_add, /team/member_delete,
+// /team/block, /team/unblock, /team/info, /team/list.
+#include "entities.hpp"
+
+#include "switchyard/store/postgres/tenant_repo.hpp"
+
+#include <algorithm>
+
+namespace switchyard::admin {
+
+namespace {
+
+// members_with_roles / member: [{role, user_id?, user_email?}] (a single object is a list of one).
+core::result<json> members_of(const json& body, const char* name) {
+  json out = json::array();
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) {
+    return ok(std::move(out));
+  }
+  json list = it->is_object() ? json::array({*it}) : *it;
+  if (!list.is_array()) {
+    return field_error(name, "expected a member object or an array of them");
+  }
+  for (const auto& m : list) {
+    if (!m.is_object()) {
+      return field_error(name, "expected objects {role, user_id or user_email}");
+    }
+    std::string role = "user";
+    if (auto r = m.find("role"); r != m.end() && !r->is_null()) {
+      if (!r->is_string() || (*r != "admin" && *r != "user")) {
+        return field_error(name, "role must be \"admin\" or \"user\"");
+      }
+      role = r->get<std::string>();
+    }
+    json entry = {{"role", role}};
+    for (const char* f : {"user_id", "user_email"}) {
+      if (auto v = m.find(f); v != m.end() && !v->is_null()) {
+        if (!v->is_string()) {
+          return field_error(name, std::string(f) + " must be a string");
+        }
+        entry[f] = *v;
+      }
+    }
+    if (!entry.contains("user_id") && !entry.contains("user_email")) {
+      return field_error(name, "each member needs user_id or user_email");
+    }
+    out.push_back(std::move(entry));
+  }
+  return ok(std::move(out));
+}
+
+// What /team/new and /team/update read from the body, checked in this order.
+struct team_request {
+  json patch;
+  json members;         // members_with_roles
+  std::string team_id;  // "" if not given (/team/new)
+};
+
+core::result<team_request> read_team_request(const route_context& c, bool is_new) {
+  auto patch = patch_from(c.body, entity::team, c.now);
+  if (!patch) {
+    return patch.error();
+  }
+  if (auto e = merge_tags(c.body, *patch, c.now)) {
+    return *e;
+  }
+  auto members = members_of(c.body, "members_with_roles");
+  if (!members) {
+    return members.error();
+  }
+  auto id = string_field(c.body, "team_id", !is_new);
+  if (!id) {
+    return id.error();
+  }
+  if (auto e = keep_in_org(c, *patch, is_new, "teams")) {
+    return *e;
+  }
+  return team_request{std::move(*patch), std::move(*members), std::move(*id)};
+}
+
+// Adds the request's members_with_roles to team `id`; the team row after that, or `row`.
+net::awaitable<core::result<json>> with_members(const route_context& c, const std::string& id, const json& members,
+                                                json row) {
+  if (members.empty()) {
+    co_return ok(std::move(row));
+  }
+  auto members_text = members.dump();
+  std::optional<double> no_budget;
+  auto added = co_await c.db().run(pg::add_team_members_blocking, id, members_text, no_budget, c.actor);
+  if (!added) {
+    co_return added.error();
+  }
+  co_return ok(added->team_json ? json::parse(*added->team_json) : std::move(row));
+}
+
+// The request's team_id (required), which an org_admin must have in their organisation.
+net::awaitable<core::result<std::string>> team_to_change(const route_context& c) {
+  auto team_id = string_field(c.body, "team_id", true);
+  if (!team_id) {
+    co_return team_id.error();
+  }
+  if (c.sc == scope::org) {
+    if (auto chk = co_await org_member_row(c, true, *team_id); !chk) {
+      co_return chk.error();
+    }
+  }
+  co_return std::move(*team_id);
+}
+
+handler_result set_blocked(const route_context& c, bool block) {
+  auto team_id = co_await team_to_change(c);
+  if (!team_id) {
+    co_return team_id.error();
+  }
+  json patch = {{"blocked", block}};
+  auto row = co_await update_row(c, "teams", *team_id, patch, block ? "blocked" : "unblocked",
+                                 "Team not found: " + *team_id, "team_id");
+  if (!row) {
+    co_return row.error();
+  }
+  c.invalidation().publish_owner("team", *team_id);
+  co_return row;
+}
+
+}  // namespace
+
+handler_result team_new(const route_context& c) {
+  auto in = read_team_request(c, true);
+  if (!in) {
+    co_return in.error();
+  }
+  std::string id = id_or_new(in->team_id);
+  auto row = co_await insert_row(c, "teams", id, in->patch,
+                                 "Team id = " + id + " already exists. Please use a different team id.", "team_id");
+  if (!row) {
+    co_return row.error();
+  }
+  co_return co_await with_members(c, id, in->members, std::move(*row));
+}
+
+handler_result team_update(const route_context& c) {
+  auto in = read_team_request(c, false);
+  if (!in) {
+    co_return in.error();
+  }
+  if (c.sc == scope::org) {
+    if (auto chk = co_await org_member_row(c, true, in->team_id); !chk) {
+      co_return chk.error();
+    }
+  }
+  const std::string& id = in->team_id;
+  auto row = co_await update_row(c, "teams", id, in->patch, "updated", "Team not found: " + id, "team_id");
+  if (!row) {
+    co_return row.error();
+  }
+  auto full = co_await with_members(c, id, in->members, std::move(*row));
+  if (!full) {
+    co_return full.error();
+  }
+  c.invalidation().publish_owner("team", id);
+  co_return ok(json{{"team_id", id}, {"data", std::move(*full)}});
+}
+
+handler_result team_delete(const route_context& c) {
+  return delete_tenants(c, {"teams", "team_ids", "team_id", "team", "deleted_teams"});
+}
+
+handler_result team_block(const route_context& c) { return set_blocked(c, true); }
+
+handler_result team_unblock(const route_context& c) { return set_blocked(c, false); }
+
+handler_result team_member_add(const route_context& c) {
+  auto team_id = co_await team_to_change(c);
+  if (!team_id) {
+    co_return team_id.error();
+  }
+  auto members = members_of(c.body, "member");
+  if (!members) {
+    co_return members.error();
+  }
+  if (members->empty()) {
+    co_return field_error("member", "required: {role, user_id or user_email}");
+  }
+  std::optional<double> budget;
+  if (auto b = c.body.find("max_budget_in_team"); b != c.body.end() && !b->is_null()) {
+    if (!b->is_number()) {
+      co_return field_error("max_budget_in_team", "expected a number");
+    }
+    budget = b->get<double>();
+  }
+  auto members_text = members->dump();
+  auto r = co_await c.db().run(pg::add_team_members_blocking, *team_id, members_text, budget, c.actor);
+  if (!r) {
+    co_return r.error();
+  }
+  if (!r->team_json) {
+    co_return not_found("Team not found: " + *team_id, "team_id");
+  }
+  json out = json::parse(*r->team_json);
+  out["updated_users"] = json::parse(r->updated_users_json);
+  co_return ok(std::move(out));
+}
+
+handler_result team_member_delete(const route_context& c) {
+  auto team_id = co_await team_to_change(c);
+  if (!team_id) {
+    co_return team_id.error();
+  }
+  auto user_id = string_field(c.body, "user_id", false);
+  if (!user_id) {
+    co_return user_id.error();
+  }
+  auto email = string_field(c.body, "user_email", false);
+  if (!email) {
+    co_return email.error();
+  }
+  if (user_id->empty() && email->empty()) {
+    co_return field_error("user_id", "required: user_id or user_email");
+  }
+  auto r = co_await c.db().run(pg::remove_team_member_blocking, *team_id, *user_id, *email, c.actor);
+  if (!r) {
+    co_return r.error();
+  }
+  if (!r->team_json) {
+    co_return not_found("Team not found: " + *team_id, "team_id");
+  }
+  if (!r->problem.empty()) {
+    co_return bad_request(r->problem, "user_id");
+  }
+  co_return ok(json::parse(*r->team_json));
+}
+
+handler_result team_info(const route_context& c) {
+  auto id = required_query_id(c, "team_id");
+  if (!id) {
+    co_return id.error();
+  }
+  auto row = co_await expanded_row(c, "teams", *id, "team_id", "Team");
+  if (!row) {
+    co_return row.error();
+  }
+  json memberships = row->value("team_memberships", json::array());
+  if (c.sc == scope::org && text_of(*row, "organization_id") != c.self_org) {
+    co_return forbidden("team " + *id + " is not in your organization");
+  }
+  auto is_self = [&c](const json& m) { return text_of(m, "user_id") == c.self_user; };
+  if (c.sc == scope::own && std::none_of(memberships.begin(), memberships.end(), is_self)) {
+    co_return forbidden("you are not a member of team " + *id);
+  }
+  json keys = row->value("keys", json::array());
+  for (auto& k : keys) {
+    k["token_id"] = k.value("token", "");
+  }
+  row->erase("keys");
+  row->erase("team_memberships");
+  co_return ok(json{{"team_id", *id}, {"team_info", std::move(*row)}, {"keys", std::move(keys)},
+                    {"team_memberships", std::move(memberships)}});
+}
+
+handler_result team_list(const route_context& c) {
+  list_request lr{.kind = "teams"};
+  if (auto u = query_param(c.req.query, "user_id"); u && !u->empty()) {
+    lr.member_of = *u;
+  }
+  auto page = co_await list_rows(c, std::move(lr));
+  if (!page) {
+    co_return page.error();
+  }
+  co_return ok(std::move(page->rows));
+}
+
+}  // namespace switchyard::admin

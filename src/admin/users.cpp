@@ -1,0 +1,217 @@
+// /user/new, /user/update, /user/delete, /user/info, /user/list.
+#include "entities.hpp"
+
+#include "switchyard/admin/keys.hpp"
+#include "switchyard/core/ids.hpp"
+#include "switchyard/store/postgres/key_repo.hpp"
+#include "switchyard/store/postgres/tenant_repo.hpp"
+
+namespace switchyard::admin {
+
+namespace {
+
+// What /user/new and /user/update read from the body, checked in this order.
+struct user_request {
+  json patch;
+  std::string user_id;             // "" if not given
+  std::vector<std::string> teams;  // /user/new: teams to join
+};
+
+core::result<user_request> read_user_request(const route_context& c, bool is_new) {
+  auto patch = patch_from(c.body, entity::user, c.now);
+  if (!patch) {
+    return patch.error();
+  }
+  if (auto r = patch->find("user_role"); r != patch->end()) {
+    if (!auth::valid_user_role(r->get<std::string>())) {
+      return field_error("user_role", "must be one of proxy_admin, proxy_admin_viewer, org_admin, internal_user, "
+                                      "internal_user_viewer, team, customer");
+    }
+    if (c.sc == scope::org && (*r == "proxy_admin" || *r == "proxy_admin_viewer")) {
+      return forbidden("an org_admin may not grant " + r->get<std::string>());
+    }
+  }
+  auto id = string_field(c.body, "user_id", false);
+  if (!id) {
+    return id.error();
+  }
+  auto teams = string_list(c.body, "teams");
+  if (!teams) {
+    return teams.error();
+  }
+  if (auto e = keep_in_org(c, *patch, is_new, "users")) {
+    return *e;
+  }
+  return user_request{std::move(*patch), std::move(*id), std::move(*teams)};
+}
+
+// /user/new with auto_create_key: a key for the new user, added to `out`.
+net::awaitable<core::result<void>> add_user_key(const route_context& c, const std::string& user_id, json& out) {
+  std::string key = generate_key_string();
+  auto token = core::sha256_hex(key);
+  json kp = {{"user_id", user_id}, {"key_name", key_name_of(key)}};
+  if (auto a = c.body.find("key_alias"); a != c.body.end() && a->is_string()) {
+    kp["key_alias"] = *a;
+  }
+  auto kp_text = kp.dump();
+  auto k = co_await c.db().run(pg::insert_key_blocking, token, kp_text, c.actor);
+  if (!k) {
+    co_return k.error();
+  }
+  out["key"] = key;
+  out["token_id"] = token;
+  out["key_name"] = key_name_of(key);
+  out["expires"] = nullptr;
+  co_return core::result<void>{};
+}
+
+// The user_id of /user/update: given, else the user with the given user_email.
+net::awaitable<core::result<std::string>> user_to_update(const route_context& c, std::string id) {
+  if (!id.empty()) {
+    co_return id;
+  }
+  auto email = string_field(c.body, "user_email", false);
+  if (!email) {
+    co_return email.error();
+  }
+  if (email->empty()) {
+    co_return field_error("user_id", "required: user_id or user_email");
+  }
+  pg::entity_list_query q;
+  q.kind = "users";
+  q.filter_json = json{{"user_email", *email}}.dump();
+  auto found = co_await c.db().run(pg::list_entities_blocking, q);
+  if (!found) {
+    co_return found.error();
+  }
+  if (found->rows.empty()) {
+    co_return not_found("User not found: " + *email, "user_email");
+  }
+  co_return text_of(json::parse(found->rows.front()), "user_id");
+}
+
+}  // namespace
+
+handler_result user_new(const route_context& c) {
+  auto in = read_user_request(c, true);
+  if (!in) {
+    co_return in.error();
+  }
+  // The teams must exist (and, for an org_admin, be in their organisation) before the
+  // user is created.
+  for (const auto& t : in->teams) {
+    if (auto chk = co_await org_member_row(c, true, t); !chk) {
+      co_return chk.error();
+    }
+  }
+  auto auto_key = c.body.find("auto_create_key");
+  if (auto_key != c.body.end() && !auto_key->is_boolean() && !auto_key->is_null()) {
+    co_return field_error("auto_create_key", "expected a boolean");
+  }
+  if (!in->patch.contains("user_role")) {
+    in->patch["user_role"] = "internal_user";
+  }
+  std::string id = id_or_new(in->user_id);
+  auto out = co_await insert_row(c, "users", id, in->patch, "User already exists: " + id, "user_id");
+  if (!out) {
+    co_return out.error();
+  }
+  for (const auto& t : in->teams) {
+    json m = json::array({{{"user_id", id}, {"role", "user"}}});
+    auto members = m.dump();
+    std::optional<double> no_budget;
+    auto added = co_await c.db().run(pg::add_team_members_blocking, t, members, no_budget, c.actor);
+    if (!added) {
+      co_return added.error();
+    }
+  }
+  if (!in->teams.empty()) {
+    (*out)["teams"] = in->teams;
+  }
+  if (auto_key == c.body.end() || auto_key->is_null() || auto_key->get<bool>()) {
+    if (auto k = co_await add_user_key(c, id, *out); !k) {
+      co_return k.error();
+    }
+  }
+  co_return out;
+}
+
+handler_result user_update(const route_context& c) {
+  auto in = read_user_request(c, false);
+  if (!in) {
+    co_return in.error();
+  }
+  auto id = co_await user_to_update(c, in->user_id);
+  if (!id) {
+    co_return id.error();
+  }
+  if (c.sc == scope::org) {
+    if (auto chk = co_await org_member_row(c, false, *id); !chk) {
+      co_return chk.error();
+    }
+  }
+  auto row = co_await update_row(c, "users", *id, in->patch, "updated", "User not found: " + *id, "user_id");
+  if (!row) {
+    co_return row.error();
+  }
+  c.invalidation().publish_owner("user", *id);
+  co_return ok(json{{"user_id", *id}, {"data", std::move(*row)}});
+}
+
+handler_result user_delete(const route_context& c) {
+  return delete_tenants(c, {"users", "user_ids", "user_id", "user", "deleted_users"});
+}
+
+handler_result user_info(const route_context& c) {
+  std::string id = query_param(c.req.query, "user_id").value_or("");
+  if (id.empty()) {
+    id = c.self_user;
+  }
+  if (id.empty()) {
+    co_return field_error("user_id", "required (GET /user/info?user_id=...)");
+  }
+  if (c.sc == scope::own && id != c.self_user) {
+    co_return forbidden("you may only view your own user (user_id=" + c.self_user + ")");
+  }
+  auto row = co_await expanded_row(c, "users", id, "user_id", "User");
+  if (!row) {
+    co_return row.error();
+  }
+  if (c.sc == scope::org && text_of(*row, "organization_id") != c.self_org) {
+    co_return forbidden("user " + id + " is not in your organization");
+  }
+  json keys = row->value("keys", json::array());
+  for (auto& k : keys) {
+    k["token_id"] = k.value("token", "");
+  }
+  json info = *row;
+  info.erase("keys");
+  json team_rows = row->value("teams", json::array());
+  info["teams"] = json::array();
+  for (const auto& t : team_rows) {
+    if (t.is_object()) {
+      info["teams"].push_back(text_of(t, "team_id"));
+    }
+  }
+  co_return ok(json{{"user_id", id}, {"user_info", std::move(info)}, {"keys", std::move(keys)},
+                    {"teams", std::move(team_rows)}});
+}
+
+handler_result user_list(const route_context& c) {
+  list_request lr{.kind = "users", .default_size = 25};
+  if (auto role = query_param(c.req.query, "role"); role && !role->empty()) {
+    lr.filter["user_role"] = *role;
+  }
+  if (auto email = query_param(c.req.query, "user_email"); email && !email->empty()) {
+    lr.filter["user_email"] = *email;
+  }
+  auto page = co_await list_rows(c, std::move(lr));
+  if (!page) {
+    co_return page.error();
+  }
+  auto total_pages = (page->total + page->size - 1) / page->size;
+  co_return ok(json{{"users", std::move(page->rows)}, {"total", page->total}, {"page", page->page},
+                    {"page_size", page->size}, {"total_pages", total_pages}});
+}
+
+}  // namespace switchyard::admin
