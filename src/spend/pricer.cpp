@@ -28,7 +28,10 @@ const price* pricer::price_of(const config::deployment& d) {
     if (memo_.size() >= 10'000) {
       memo_.clear();  // wildcard groups can name unbounded models: keep the memo bounded
     }
-    auto p = table_->for_deployment(d, is_local(d));
+    // Ollama models are never looked up in the table (their names are not the hosted
+    // models'); other local servers (vLLM, llama.cpp) are, but an unpriced one is expected.
+    const bool ollama = d.kind == config::provider::ollama || d.kind == config::provider::ollama_chat;
+    auto p = table_->for_deployment(d, ollama);
     if (!p && !is_local(d)) {
       spdlog::warn("no price for model '{}' (deployment {} of '{}'): its calls cost 0. Add it to the price table "
                    "or set input_cost_per_token / output_cost_per_token on the deployment",

@@ -1,6 +1,8 @@
 // The cost of one call to a deployment: the deployment's price (price_table::for_deployment,
 // memoized per deployment id) applied to its token counts. An unpriced model costs 0 and
-// is logged once per model, not per request.
+// is logged once per model, not per request. Ollama deployments cost 0 unless the
+// deployment prices them; a deployment on a local api_base (vLLM, llama.cpp, LM Studio) is
+// priced when the table knows its model, and costs 0 without a warning otherwise.
 // Owner: app/ (one per config). Thread: the loop thread (the memo is not locked). Never blocks.
 #pragma once
 #include "switchyard/config/config.hpp"
@@ -17,7 +19,7 @@ class pricer {
  public:
   explicit pricer(std::shared_ptr<const price_table> table) : table_(std::move(table)) {}
 
-  // USD; 0 for an unpriced or local model.
+  // USD; 0 for an unpriced model.
   double cost(const config::deployment& d, const tokens& t, double duration_s = 0);
   const price* price_of(const config::deployment& d);
   const price_table& table() const { return *table_; }
