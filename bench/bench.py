@@ -38,7 +38,7 @@ UPSTREAM_KEY = "sk-bench-upstream"
 PATH = "/v1/chat/completions"
 
 NAN = float("nan")
-TARGET_NAMES = ["direct", "nginx", "switchyard", "switchyard-mk", "switchyard-base"]  # see the factories in main()
+TARGET_NAMES = ["direct", "nginx", "switchyard", "switchyard-mk", "switchyard-base", "switchyard-nospend"]  # see the factories in main()
 DEFAULT_TARGETS = ["direct", "nginx", "switchyard"]
 CACHED_KEYS = 100_000     # keys used once by a fresh gateway for "RSS with 100,000 keys cached"
 SIZES = {"1k": 1024, "100k": 100 * 1024, "1m": 1024 * 1024}
@@ -582,7 +582,8 @@ class SwitchyardTarget(Target):
 
     def __init__(self, procs: Procs, binary: str, tmp: str, upstream_ports: dict[str, int],
                  name: str = "switchyard", label: str = "SWITCHYARD", stages: str = "master key, router",
-                 extra_config: str = "", services: Services | None = None, virtual_key: bool = False):
+                 extra_config: str = "", services: Services | None = None, virtual_key: bool = False,
+                 extra_env: dict[str, str] | None = None):
         self.procs, self.bin, self.name, self.label, self.stages = procs, binary, name, label, stages
         self.services, self.virtual_key = services, virtual_key
         if virtual_key and not services:
@@ -604,6 +605,7 @@ class SwitchyardTarget(Target):
         self.env["LITELLM_MASTER_KEY"] = MASTER_KEY
         if services:
             self.env.update(services.gateway_env())
+        self.env.update(extra_env or {})
         self.listen_port = free_port()
         self.proc: subprocess.Popen | None = None
         self.log_path = os.path.join(self.dir, "stderr.log")
@@ -1430,7 +1432,8 @@ def parse_args(argv):
                    help=f"comma list of: {', '.join(TARGET_NAMES)} (default: {','.join(DEFAULT_TARGETS)}); "
                         "switchyard = virtual key + router with Postgres and Redis, switchyard-mk = the same "
                         "gateway setup authenticated with the master key, switchyard-base = the switchyard "
-                        "setup with the binary in SWITCHYARD_BASE_BIN (before/after a change, in one run)")
+                        "setup with the binary in SWITCHYARD_BASE_BIN (before/after a change, in one run), "
+                        "switchyard-nospend = the switchyard setup with the cost logger off")
     p.add_argument("--scenarios", default="",
                    help="comma list, e.g. json-1k-64c,sse-1k-1c (default: all 12; --quick: 5)")
     p.add_argument("--rounds", type=int, default=None, help="rounds per (scenario, target) (default 3; quick 2)")
@@ -1574,6 +1577,10 @@ def main(argv) -> int:
                 procs, base_binary, tmp, up_ports, services=services, name="switchyard-base",
                 label="SWITCHYARD (base build)", stages="virtual key, router; Postgres and Redis; "
                 f"binary {base_binary}", virtual_key=True),
+            "switchyard-nospend": lambda: gateway(
+                name="switchyard-nospend", label="SWITCHYARD (no cost logger)",
+                stages="virtual key, router; Postgres and Redis; cost logger off", virtual_key=True,
+                extra_env={"SWITCHYARD_DISABLE_COST_LOGGER": "1"}),
         }
         assert list(factories) == TARGET_NAMES
         targets = [make() for name, make in factories.items() if name in targets_wanted]

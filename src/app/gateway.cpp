@@ -295,6 +295,10 @@ struct gateway::impl {
     if (!spend_sink) {
       return nullptr;
     }
+    if (const char* off = std::getenv("SWITCHYARD_DISABLE_COST_LOGGER"); off != nullptr && std::string_view(off) == "1") {
+      spdlog::warn("SWITCHYARD_DISABLE_COST_LOGGER=1: no spend is recorded (no spend logs, no running totals)");
+      return nullptr;
+    }
     spend::logger_options o;
     o.max_queue_rows = env_size("SWITCHYARD_SPEND_QUEUE_ROWS", o.max_queue_rows);
     o.max_queue_bytes = env_size("SWITCHYARD_SPEND_QUEUE_MB", o.max_queue_bytes >> 20) << 20;
