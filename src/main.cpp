@@ -23,8 +23,8 @@ namespace {
 // Under load the loop has hundreds of requests' small chunks (header strings, handler
 // and operation objects) alive at once and frees them in bursts, so most frees spilled
 // into malloc's bins and the next allocations took the slow path (_int_malloc,
-// consolidation, unlinking: ~3% of the gateway's CPU at 64 connections in bench/,
-// issue 6). 1024 per size keeps them in the cache; it holds no more than the peak that
+// consolidation, unlinking: ~3% of the gateway's CPU at 64 connections in bench/).
+// 1024 per size keeps them in the cache; it holds no more than the peak that
 // was live anyway. (tcache only covers chunks up to 1032 bytes, and glibc 2.36 ignores
 // larger glibc.malloc.tcache_max values: bigger blocks have their own free lists, see
 // switchyard/core/block_cache.hpp.) The cache can only be sized through GLIBC_TUNABLES,
@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   // Request bodies of 100 KB-32 MB are allocated and freed on every request. glibc's
   // defaults mmap() them or trim the heap after each free, so every request paid ~250
-  // fresh page faults per MB (measured in bench/, issue 6). Keep them in the heap and
+  // fresh page faults per MB (measured in bench/). Keep them in the heap and
   // trim only past 64 MB of free space at its top; the peak RSS does not change.
   mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
   mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);

@@ -37,7 +37,7 @@ std::string to_hex(const unsigned char* p, std::size_t n) {
 
 // Request ids need uniqueness, not secrecy: a per-thread xoshiro256** generator seeded
 // once from OpenSSL's CSPRNG. RAND_bytes per id cost a getpid() syscall (OpenSSL's fork
-// check) and a lock on every request (issue 6). Secrets (keys) still use random_hex().
+// check) and a lock on every request. Secrets (keys) still use random_hex().
 namespace {
 struct xoshiro256 {
   std::uint64_t s[4];
@@ -93,10 +93,10 @@ std::string sha256_hex(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   // Fetched once: EVP_sha256() makes OpenSSL 3 look the algorithm up (under a lock) on
-  // every call, and virtual keys are hashed on every request (issue 6).
+  // every call, and virtual keys are hashed on every request.
   static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   // One digest context per thread, reused: EVP_Digest() allocates, initialises and frees
-  // a context (and its provider state) on every call, ~4k instructions (issue 6).
+  // a context (and its provider state) on every call, ~4k instructions (callgrind).
   struct ctx_holder {
     EVP_MD_CTX* ctx = EVP_MD_CTX_new();
     ~ctx_holder() { EVP_MD_CTX_free(ctx); }

@@ -28,7 +28,7 @@ std::shared_ptr<spdlog::logger> g_access;  // level and (for tests) the logger's
 
 // Access lines are the one log written per request, so they bypass spdlog's async
 // queue, which wakes its worker thread (futex + context switch) for every message:
-// measured at ~20% of the gateway's CPU under load (issue 6). The loop thread formats
+// measured at ~20% of the gateway's CPU under load (the bench in bench/). The loop thread formats
 // the line and appends it to a buffer under an uncontended mutex (~50 ns); a writer
 // thread wakes every 50 ms (or when 64 KB are pending) and writes everything to
 // stderr with one write(). The loop never waits on stderr: past 8 MB pending (stderr

@@ -2,13 +2,26 @@
 
 #include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
+
 namespace switchyard::core {
 
 void watched::arm(clock::time_point deadline) {
-  deadline_ = deadline;
+  deadline_ = std::max(deadline, pending() + clock::duration(1));
   if (raw_ != nullptr && !raw_->running_) {
     raw_->start_timer();
   }
+}
+
+void watched::arm_after(std::chrono::milliseconds d) {
+  if (raw_ != nullptr && raw_->running_) {
+    // Timed by the next tick: it runs at or after this call, so d is not shortened.
+    after_ = d;
+    deadline_ = pending();
+    return;
+  }
+  // No tick pending (or no watchdog): one clock read now.
+  arm((raw_ != nullptr ? raw_->now_() : clock::now()) + d);
 }
 
 watched::~watched() {
@@ -28,11 +41,12 @@ void watched::register_with(const std::shared_ptr<watchdog>& w) {
   }
 }
 
-std::shared_ptr<watchdog> watchdog::make(net::any_io_executor ex, std::chrono::milliseconds tick) {
-  return std::make_shared<watchdog>(std::move(ex), tick);
+std::shared_ptr<watchdog> watchdog::make(net::any_io_executor ex, std::chrono::milliseconds tick, now_fn now) {
+  return std::make_shared<watchdog>(std::move(ex), tick, now);
 }
 
-watchdog::watchdog(net::any_io_executor ex, std::chrono::milliseconds tick) : timer_(std::move(ex)), tick_(tick) {}
+watchdog::watchdog(net::any_io_executor ex, std::chrono::milliseconds tick, now_fn now)
+    : timer_(std::move(ex)), tick_(tick), now_(now) {}
 
 watchdog::~watchdog() {
   for (auto* w : items_) {
@@ -86,10 +100,13 @@ void watchdog::start_timer() {
 }
 
 void watchdog::on_tick() {
-  const auto now = watched::clock::now();
+  const auto now = now_();
   due_.clear();
   bool armed = false;
   for (auto* w : items_) {
+    if (w->deadline_ == watched::pending()) {
+      w->deadline_ = now + w->after_;  // armed at or before now: never early
+    }
     if (w->deadline_ <= now) {
       w->deadline_ = watched::clock::time_point::max();
       due_.push_back(w);

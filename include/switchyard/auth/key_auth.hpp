@@ -21,7 +21,7 @@ namespace switchyard::auth {
 
 class key_authenticator {
  public:
-  // `cache` null: no database, only the master key is accepted (as before issue 5).
+  // `cache` null: no database, only the master key is accepted (no virtual keys).
   // `groups`: the config's model access groups (model_info.access_groups).
   key_authenticator(const authenticator& master, key_cache* cache, bool allow_requests_on_db_unavailable,
                     access_groups groups = {});

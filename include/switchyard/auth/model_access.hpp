@@ -1,5 +1,5 @@
-// model_access: which models a virtual key may use (reference §3.1 step 2, §7), and the
-// management roles. Pure functions over a cached virtual_key: no I/O, no state.
+// model_access: which models a virtual key may use (checked, as LiteLLM does, after the
+// key is authenticated and before a deployment is picked), and the management roles. Pure functions over a cached virtual_key: no I/O, no state.
 //
 // A model is allowed when every list that applies allows it: the key's `models`, its
 // team's, its user's and its organisation's (each only when the key has one). A list

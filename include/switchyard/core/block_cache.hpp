@@ -7,8 +7,8 @@
 // bigger block takes malloc's slow path: bins, unlinking, consolidation, ~800
 // instructions per free. A proxied request allocates a handful of such blocks and frees
 // them again: coroutine frames of 1-3 KB (Asio recycles frames only up to 1020 bytes),
-// the rewritten request body, response buffers. issue 6 measured malloc's slow path at
-// ~8% of the gateway's CPU per request.
+// the rewritten request body, response buffers. malloc's slow path measured ~8% of the
+// gateway's CPU per request (a profile of the bench in bench/).
 //
 // These lists keep freed blocks by size class (8 classes per power of two, 1 KB to
 // 64 KB) and hand them back to the next allocation of that class, bounded per class and

@@ -40,7 +40,7 @@ struct response {
   std::string content_type = "application/json";
   header_list headers;  // extra headers (x-litellm-*, ...)
   // More headers, preformatted as "Name: value\r\n" lines (no CR/LF inside a value):
-  // the hot path builds its x-litellm-* block in one string instead of ~20 (issue 6).
+  // the hot path builds its x-litellm-* block in one string instead of ~20 allocations.
   std::string head_lines;
   std::string body;
 };

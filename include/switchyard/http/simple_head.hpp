@@ -1,4 +1,4 @@
-// The common HTTP/1.1 head, scanned without Beast (issue 6): the server's requests and
+// The common HTTP/1.1 head, scanned without Beast (for CPU): the server's requests and
 // the upstream client's responses nearly always arrive as one complete, plain head, and
 // Beast's composed read plus field parser cost ~6% of the CPU per proxied request on
 // each side. These helpers accept only plain fields (token name, ':', OWS, a value

@@ -1,4 +1,4 @@
-// Deployment cooldowns: LiteLLM's gate, default mode and legacy mode (reference §3.4),
+// Deployment cooldowns: LiteLLM's gate, default mode and legacy mode (same decisions),
 // with two deliberate fixes: re-cooling extends the deadline, and remote cooldowns (from
 // other instances, through Redis) are applied the moment they arrive.
 //

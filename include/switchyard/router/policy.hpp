@@ -1,5 +1,6 @@
-// Retry and fallback decisions (reference §3.2, §3.3): error classes, how many retries,
-// whether an error is retried within its group, the backoff, and which fallback groups.
+// Retry and fallback decisions, as LiteLLM's Router makes them: error classes, how many
+// retries, whether an error is retried within its group, the backoff, and which
+// fallback groups.
 // Pure functions over config and the request body; no state, no I/O.
 // Owner: none (free functions). Thread: any. Never blocks.
 #pragma once

@@ -1,4 +1,5 @@
-// Shares cooldowns between gateway instances through Redis (issue 4): a local cooldown
+// Shares cooldowns between gateway instances through Redis (so that every instance stops
+// sending to a failing deployment, as LiteLLM's Redis-backed router does): a local cooldown
 // decision is written as `deployment:{id}:cooldown` = {exception_received, status_code,
 // timestamp, cooldown_time, deadline_ms, origin} with PX = the time left, and PUBLISHed on
 // `switchyard:cooldown`; every instance subscribes and applies what it hears to its

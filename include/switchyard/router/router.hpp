@@ -1,4 +1,4 @@
-// Model name -> deployment (reference §3.1). Groups are the model_list entries sharing a
+// Model name -> deployment, as LiteLLM's Router picks one. Groups are the model_list entries sharing a
 // model_name; model_group_alias maps names to groups; wildcard groups (`*`, `openai/*`)
 // take any name they match and send the matched part as the upstream model. pick() drops
 // cooled-down deployments and those at max_parallel_requests, applies the pre-call checks
@@ -49,7 +49,7 @@ struct pick_options {
   // (a retry goes to a different healthy deployment when there is one).
   std::vector<std::string> avoid;
   // Fallbacks only: a name that is no group may be a deployment's model_info.id, which is
-  // then used directly, cooldown or not (reference §3.3).
+  // then used directly, cooldown or not (LiteLLM's fallback lookup does the same).
   bool allow_deployment_id = false;
 };
 

@@ -1,8 +1,11 @@
 // key_cache and key_authenticator with a scripted lookup (no database): single flight,
 // TTLs, negative caching, invalidation, outage behaviour, and the auth decisions.
+// Entry ages read the coarse clock, simulated here (a 4 ms tick) and moved by hand: a TTL
+// passes when the test says so, not when the scheduler lets it.
 #include "switchyard/auth/key_auth.hpp"
 #include "switchyard/auth/key_cache.hpp"
 #include "switchyard/core/ids.hpp"
+#include "unit/fake_coarse_clock.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -78,6 +81,7 @@ class key_cache_test : public ::testing::Test {
     fake_db* p = &db;
     return auth::key_cache(io.get_executor(), [p](std::string h) { return fake_lookup(p, std::move(h)); }, o);
   }
+  switchyard::testing::fake_coarse_clock coarse{4ms};
   net::io_context io;
   fake_db db;
 };
@@ -125,7 +129,10 @@ TEST_F(key_cache_test, unknown_keys_are_cached_briefly) {
       EXPECT_EQ(*r, nullptr);
     }
     EXPECT_EQ(db.queries, 1);
-    co_await sleep_ms(150);
+    coarse.advance(96ms);  // the lookup took no coarse time: the entry is 96 ms old
+    EXPECT_EQ(*co_await cache.get("nope"), nullptr) << "younger than negative_ttl";
+    EXPECT_EQ(db.queries, 1);
+    coarse.advance(4ms);
     auth::virtual_key k;
     k.token = "nope";
     db.rows["nope"] = k;
@@ -157,12 +164,14 @@ TEST_F(key_cache_test, outage_keeps_cached_keys_and_refuses_unknown_ones) {
   run(io, [&]() -> net::awaitable<void> {
     EXPECT_TRUE(*co_await cache.get("h-a"));
     db.down = true;
-    co_await sleep_ms(80);  // past the TTL: served stale, refreshed in the background (fails)
+    coarse.advance(80ms);  // past the TTL: served stale, refreshed in the background (fails)
     for (int i = 0; i < 10; ++i) {
       auto r = co_await cache.get("h-a");
       EXPECT_TRUE(r && *r) << "cached key keeps working while the database is down";
-      co_await sleep_ms(10);
+      coarse.advance(10ms);
+      co_await sleep_ms(5);  // lets the background refresh run (and fail)
     }
+    EXPECT_GE(db.queries, 2) << "refreshes were tried";
     auto unknown = co_await cache.get("h-unknown");
     EXPECT_FALSE(unknown.has_value());
     EXPECT_EQ(unknown.error().code, core::errc::unavailable);
@@ -189,7 +198,7 @@ TEST_F(key_cache_test, answers_from_memory_without_a_coroutine_when_it_can) {
   auto negative = cache.cached("nope");
   ASSERT_TRUE(negative.has_value()) << "a fresh \"no such key\" is an answer";
   EXPECT_EQ(*negative, nullptr);
-  run(io, [&]() -> net::awaitable<void> { co_await sleep_ms(150); });
+  coarse.advance(100ms);
   EXPECT_FALSE(cache.cached("nope").has_value()) << "past negative_ttl: look it up again";
   EXPECT_EQ(db.queries, 2);
 

@@ -232,6 +232,7 @@ TEST_F(fixture, oversized_chunked_body_gets_413) {
 TEST_F(fixture, early_error_closes_gently_while_the_client_still_sends) {
   http::server_options o;
   o.max_body_bytes = 1000;
+  o.linger_timeout = 60s;  // far beyond the wait below: only the client's close can end it
   start(o);
   auto [out, writes_ok, gone] = run_coro(ioc, [&]() -> net::awaitable<std::tuple<std::string, bool, bool>> {
     tcp::socket s = co_await connect_and_send("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 900000\r\n\r\n" +
@@ -246,8 +247,8 @@ TEST_F(fixture, early_error_closes_gently_while_the_client_still_sends) {
       ok = !ec;
     }
     s.close();
-    // The client's close ends the linger at once, long before linger_timeout.
-    co_await until_no_connections(500ms);
+    // The client's close ends the linger, long before linger_timeout.
+    co_await until_no_connections(8s);  // a safety limit (run_coro's is 10 s), not an expectation
     co_return std::tuple{out, ok, srv->active_connections() == 0};
   }());
   EXPECT_EQ(out.rfind("HTTP/1.1 413", 0), 0u) << out;
@@ -265,12 +266,11 @@ TEST_F(fixture, lingering_is_bounded_in_time) {
   auto [out, closed_in] = run_coro(ioc, [&]() -> net::awaitable<std::tuple<std::string, std::chrono::milliseconds>> {
     tcp::socket s = co_await connect_and_send("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n");
     std::string out = co_await read_from(s);
-    auto waited = co_await until_no_connections(3s);  // s stays open meanwhile
+    auto waited = co_await until_no_connections(8s);  // s stays open meanwhile; a safety limit
     co_return std::tuple{out, waited};
   }());
   EXPECT_EQ(out.rfind("HTTP/1.1 413", 0), 0u) << out;
-  EXPECT_EQ(srv->active_connections(), 0u);
-  EXPECT_LT(closed_in, 2s);
+  EXPECT_EQ(srv->active_connections(), 0u) << "still open after " << closed_in.count() << " ms";
 }
 
 // A connection lingering after an early error has nothing left to answer: a drain
@@ -278,19 +278,19 @@ TEST_F(fixture, lingering_is_bounded_in_time) {
 TEST_F(fixture, drain_does_not_wait_for_a_lingering_connection) {
   http::server_options o;
   o.max_body_bytes = 1000;
-  o.linger_timeout = 5000ms;
+  o.linger_timeout = 60s;  // far beyond the wait below: only the drain can close it in time
   start(o);
   bool drained = false;
   auto [out, waited] = run_coro(ioc, [&]() -> net::awaitable<std::tuple<std::string, std::chrono::milliseconds>> {
     tcp::socket s = co_await connect_and_send("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n");
     std::string out = co_await read_from(s);  // the 413, then the server's end of stream
     srv->drain([&] { drained = true; });
-    auto w = co_await until_no_connections(3s);  // s stays open meanwhile
+    auto w = co_await until_no_connections(8s);  // s stays open meanwhile; a safety limit
     co_return std::tuple{out, w};
   }());
   EXPECT_EQ(out.rfind("HTTP/1.1 413", 0), 0u) << out;
   EXPECT_TRUE(drained);
-  EXPECT_LT(waited, 1s);
+  EXPECT_EQ(srv->active_connections(), 0u) << "still open after " << waited.count() << " ms";
 }
 
 TEST_F(fixture, body_within_limit_is_read) {
