@@ -45,7 +45,7 @@ SIZES = {"1k": 1024, "100k": 100 * 1024, "1m": 1024 * 1024}
 SIZE_LABEL = {"1k": "1 KB", "100k": "100 KB", "1m": "1 MB"}
 MODE_LABEL = {"json": "non-stream", "sse": "stream"}
 
-# Acceptance thresholds of issue 6.
+# Acceptance thresholds of the performance goals (docs/benchmarks.md).
 TH_RPS_RATIO = 0.8        # Switchyard rps / nginx-hop rps, non-stream, 64 conn, 1 KB: >=
 TH_CPU_RATIO = 1.5        # Switchyard CPU/req / nginx-hop's, same scenario: <=
 TH_ADDED_P50_US = 60      # 1 connection, vs direct: <=
@@ -1179,7 +1179,7 @@ def render(ctx: dict) -> str:
                  f"{len(noisy)} of {len(ctx['runs'])} runs (up to {max(r['other_cpu_pct'] for r in noisy):.0f}%); "
                  f"those rows are marked ~ below. Re-run on a quiet machine for figures to publish.")
     L.append("")
-    L.append("## Summary against issue 6\n")
+    L.append("## Summary against the performance goals\n")
     cols = [t.label for t in sy_targets] or ["SWITCHYARD"]
     L.append("| # | metric | " + " | ".join(cols) + " | nginx hop (reference) | threshold | result |")
     L.append("|---|---|" + "---|" * len(cols) + "---|---|---|")
@@ -1327,7 +1327,7 @@ def render(ctx: dict) -> str:
         L.append("\nSwitchyard was not measured in this run (`--targets` " + ",".join(names) + ").")
     if sy_targets:
         L.append("\nStages on in Switchyard: " + "; ".join(f"{t.label}: {t.stages}" for t in sy_targets) +
-                 ". Issue 6's acceptance 1 asks for a virtual key and the router on: that is the SWITCHYARD "
+                 ". The throughput goal asks for a virtual key and the router on: that is the SWITCHYARD "
                  "column (a key made with `POST /key/generate` at start, served from the gateway's key cache "
                  "after its first use).")
     L.append("\nAcceptance 5 (one command on a fresh machine; the test suite does not depend on it): "
@@ -1426,7 +1426,7 @@ def render(ctx: dict) -> str:
 # --------------------------------------------------------------------------- main
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="bench/run.sh", description="Switchyard benchmark suite (issue 6).")
+    p = argparse.ArgumentParser(prog="bench/run.sh", description="Switchyard benchmark suite.")
     p.add_argument("--quick", action="store_true", help="fewer scenarios, 2 rounds × 2 s (about 2 min)")
     p.add_argument("--targets", default=",".join(DEFAULT_TARGETS),
                    help=f"comma list of: {', '.join(TARGET_NAMES)} (default: {','.join(DEFAULT_TARGETS)}); "

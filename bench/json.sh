@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# JSON readers compared on the gateway's documents (issue 6: "consider simdjson ...
+# JSON readers compared on the gateway's documents ("consider simdjson ...
 # measure both"): scan_json (ours), simdjson DOM and On-Demand, nlohmann accept and parse.
 #
 #   ./bench/json.sh        # about 1 min with a warm build; prints a Markdown table

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Switchyard benchmark suite (issue 6): one command.
+# Switchyard benchmark suite: one command.
 #
 #   ./bench/run.sh [--quick] [--targets direct,nginx,switchyard] [--write-docs] [...]
 #

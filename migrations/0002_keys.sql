@@ -1,7 +1,7 @@
--- 0002: the multi-tenant model (issue 5): organisations -> teams -> users -> virtual keys,
+-- 0002: the multi-tenant model: organisations -> teams -> users -> virtual keys,
 -- shared budgets, team memberships, archives of deleted keys/teams, regenerate grace
 -- tokens and the audit log of management changes. Concepts and column names follow
--- LiteLLM's schema (reference §4), in our own snake_case tables. Money is double precision
+-- LiteLLM's schema (its Prisma tables), in our own snake_case tables. Money is double precision
 -- (USD, like LiteLLM's Float); tpm/rpm are bigint. Applied by migrate_blocking in one
 -- transaction; no BEGIN/COMMIT here.
 

@@ -1,4 +1,4 @@
-// Issue 6 asks to "consider simdjson for the reading of request bodies, beside
+// The performance goals ask to "consider simdjson for the reading of request bodies, beside
 // nlohmann/json for building documents: measure both". This program does that: for the
 // documents the gateway reads on its hot path (request bodies of 1 KB, 100 KB and 1 MB,
 // an upstream chat.completion answer, one chat.completion.chunk stream event) it times
@@ -8,7 +8,7 @@
 //   simdjson od      simdjson On-Demand: model/stream read, the rest only skipped
 //                    (On-Demand does NOT validate what it skips: not a like-for-like check)
 //   nlohmann accept  nlohmann's validation only (SAX, no DOM)
-//   nlohmann parse   nlohmann's DOM (what the gateway did before issue 6)
+//   nlohmann parse   nlohmann's DOM (what the gateway did before scan_json)
 //
 // and prints ns per document and MB/s, the median of 5 repetitions of ~0.2 s each.
 // simdjson reads from a padded copy made beforehand (its best case; the gateway would

@@ -1,5 +1,4 @@
-// End to end with the official `openai` npm SDK pointed at the gateway (issue 2 acceptance 2,
-// "Tests"): chat, streaming, models.list(), AuthenticationError, BadRequestError.
+// End to end with the official `openai` npm SDK pointed at the gateway: chat, streaming, models.list(), AuthenticationError, BadRequestError.
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 

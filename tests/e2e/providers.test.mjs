@@ -1,5 +1,5 @@
 // End to end with the official `openai` npm SDK pointed at the gateway, one upstream per
-// provider wire format (issue 3 acceptance 1): for openai/, azure/, anthropic/, ollama_chat/
+// provider wire format: for openai/, azure/, anthropic/, ollama_chat/
 // and ollama/ a non-streamed and a streamed chat give the same assembled text and usage as the
 // fake provider produced; tool calls survive the round trip (both directions) for OpenAI and
 // Anthropic, streamed and not.

@@ -1,5 +1,5 @@
 // Auth headers, the OpenAI error shape, x-litellm-call-id and header isolation towards the
-// upstream (issue 2: "The pipeline, first version", "Request id and logs").
+// upstream.
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 

@@ -1,6 +1,6 @@
 // /v1/chat/completions through the real binary to the fake provider: JSON, SSE relay, first
 // chunk before the upstream finishes, client disconnect cancels upstream, mock_response,
-// unknown model, dead and stalled upstreams (issue 2 acceptance 3 and "Upstream client").
+// unknown model, dead and stalled upstreams.
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -88,7 +88,7 @@ describe('non-streaming', () => {
   });
 
   test('a 1.5 MB prompt (read straight into the body, forwarded as bytes) arrives intact', async () => {
-    // Large bodies skip the HTTP parser's buffer and the JSON DOM (issue 6): the upstream
+    // Large bodies skip the HTTP parser's buffer and the JSON DOM: the upstream
     // must still get exactly the client's messages, with model replaced and gateway fields gone.
     const text = 'é€😀 \\"quoted\\" \n'.repeat(60_000) + 'end';
     const body = { model: 'gpt-x', messages: [{ role: 'user', content: text }], n: 1.50, num_retries: 0,

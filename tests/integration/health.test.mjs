@@ -1,4 +1,4 @@
-// Health probes and /v1/models against the real binary (issue 2: "Health and probes").
+// Health probes and /v1/models against the real binary.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 

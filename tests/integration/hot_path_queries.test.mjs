@@ -1,4 +1,4 @@
-// Issue 5, acceptance 4: a load test of 10,000 chat completions with virtual keys runs ZERO
+// A load test of 10,000 chat completions with virtual keys runs ZERO
 // Postgres queries on the hot path after warm-up. Counted by the server itself with
 // pg_stat_statements (scripts/services.sh preloads it and creates it in template1, so the
 // fresh database of this test has it too), for this test's database only (dbid), so the

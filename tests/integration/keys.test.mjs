@@ -1,4 +1,4 @@
-// Virtual keys end to end (issue 5): the /key/* management API on a real Postgres, and the
+// Virtual keys end to end: the /key/* management API on a real Postgres, and the
 // keys it makes used through the official `openai` SDK (auth stage, model access,
 // /v1/models filtering, block/delete/expiry, regenerate with a grace period), plus the
 // archive and audit rows. Each test file run gets a fresh database on the server of

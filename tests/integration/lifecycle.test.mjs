@@ -1,6 +1,5 @@
 // Process lifecycle: CLI flags, bad configs (exit 2, file:line, nothing listens), graceful stop
-// during a stream, JSON access logs (issue 2 acceptance 4 and 5, "CLI", "Config", "Request id
-// and logs", "Graceful stop").
+// during a stream, JSON access logs.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';

@@ -1,5 +1,5 @@
 // HTTP server limits: malformed JSON, body size, slow headers, huge headers; the server keeps
-// serving everyone else (issue 2: "HTTP server", acceptance 4).
+// serving everyone else.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';

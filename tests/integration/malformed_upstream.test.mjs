@@ -1,4 +1,4 @@
-// Malformed upstream output through the real binary (issue 3 acceptance 4): invalid JSON,
+// Malformed upstream output through the real binary: invalid JSON,
 // cut SSE / NDJSON streams, unknown and broken Anthropic events, stalled streams. Each gives
 // the client a clear OpenAI-shaped error (a real status before the first byte, a final
 // `data: {"error":...}` event after it), never a hang or a crash: every test is bounded in

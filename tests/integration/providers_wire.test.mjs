@@ -1,5 +1,5 @@
-// Provider wire formats through the real binary (issue 3 acceptance 2 and 3, "Parameters",
-// "Errors", "Response headers", "/v1/models"): the upstream requests the fake provider records
+// Provider wire formats through the real binary (parameters, errors, response headers,
+// /v1/models): the upstream requests the fake provider records
 // match each provider's documented format and never carry the client's key; embeddings for
 // OpenAI, Azure and Ollama; /v1/completions on a chat-only provider; parameters a provider
 // cannot take; upstream errors keep their status; LiteLLM's response headers; model aliases.

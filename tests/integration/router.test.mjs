@@ -1,4 +1,4 @@
-// Router (issue 4): retries on the healthy deployment, cooldowns and their expiry, fallback
+// Router: retries on the healthy deployment, cooldowns and their expiry, fallback
 // chains, context-window and per-request fallbacks, the all-cooled 429, streams falling back
 // only before the first byte, LiteLLM's test hooks, and cooldowns shared by two instances
 // through Redis (SWITCHYARD_TEST_REDIS_URL; skipped when unset). Counted at the fake provider.

@@ -1,4 +1,4 @@
-// Multi-tenant management end to end (issue 5): /user/*, /team/* (members), /organization/*,
+// Multi-tenant management end to end: /user/*, /team/* (members), /organization/*,
 // /budget/*, /model/info on a real Postgres; roles (proxy_admin, proxy_admin_viewer,
 // internal_user, internal_user_viewer, keys without a user); model access through the key,
 // team, user and organisation (aliases, access groups), applied at once after a change;

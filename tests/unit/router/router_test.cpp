@@ -73,7 +73,7 @@ TEST(router, aliases_resolve_and_hidden_ones_are_not_listed) {
   EXPECT_EQ(std::find(names.begin(), names.end(), "secret"), names.end());
 }
 
-// ---------------------------------------------------------------- issue 4: strategies
+// ---------------------------------------------------------------- strategies
 
 namespace {
 std::shared_ptr<config::config> two(std::optional<double> w1, std::optional<double> w2) {
