@@ -17,15 +17,6 @@ using providers::call_type;
 
 namespace {
 
-const char* route_of(call_type t) {
-  switch (t) {
-    case call_type::completion: return "/completions";
-    case call_type::embedding: return "/embeddings";
-    case call_type::chat: return "/chat/completions";
-  }
-  return "/chat/completions";
-}
-
 // The first observer: one access line per request, written from the outcome.
 class access_log final : public observer {
  public:
@@ -101,7 +92,7 @@ net::awaitable<void> llm_pipeline::handle(http::request& req, http::responder& r
                                           std::string path_model) {
   request_ctx ctx(req, resp);
   ctx.type = type;
-  ctx.route = route_of(type);
+  ctx.route = names_of(type).route;
   ctx.path_model = std::move(path_model);
   ctx.prices = prices_;
   ctx.resp.take_access_log();  // finish writes it, with the outcome

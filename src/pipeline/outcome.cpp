@@ -1,6 +1,14 @@
 #include "switchyard/pipeline/outcome.hpp"
+#include "switchyard/pipeline/request_ctx.hpp"
 
 namespace switchyard::pipeline {
+
+const call_type_names& names_of(providers::call_type t) {
+  static constexpr call_type_names chat{"/chat/completions", "acompletion"};
+  static constexpr call_type_names completion{"/completions", "atext_completion"};
+  static constexpr call_type_names embedding{"/embeddings", "aembedding"};
+  return t == providers::call_type::completion ? completion : t == providers::call_type::embedding ? embedding : chat;
+}
 
 int outcome::retries() const { return attempts.empty() ? 0 : attempts.back().retry; }
 

@@ -7,18 +7,7 @@
 
 namespace switchyard::pipeline {
 
-using providers::call_type;
-
 namespace {
-
-const char* call_type_name(call_type t) {
-  switch (t) {
-    case call_type::completion: return "atext_completion";
-    case call_type::embedding: return "aembedding";
-    case call_type::chat: return "acompletion";
-  }
-  return "acompletion";
-}
 
 std::int64_t unix_us(time_point t, time_point steady_now, std::chrono::system_clock::time_point sys_now) {
   if (t == time_point{}) {
@@ -70,7 +59,7 @@ spend::spend_row spend_row_of(const request_ctx& ctx, spend::pricer& prices) {
   spend::spend_row r;
   r.row_id = core::uuid4();
   r.request_id = ctx.req.call_id;
-  r.call_type = call_type_name(ctx.type);
+  r.call_type = names_of(ctx.type).spend_name;
   if (const auto& k = ctx.who.vkey) {
     r.api_key = k->token;
     r.key_alias = k->key_alias;

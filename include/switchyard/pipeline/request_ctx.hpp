@@ -21,6 +21,13 @@
 
 namespace switchyard::pipeline {
 
+// The names a call type goes by: its route under /v1, and LiteLLM's call_type in spend logs.
+struct call_type_names {
+  const char* route;       // "/chat/completions"
+  const char* spend_name;  // "acompletion"
+};
+const call_type_names& names_of(providers::call_type t);
+
 struct request_ctx {
   request_ctx(http::request& r, http::responder& w) : req(r), resp(w, out) {
     out.received = r.received_at;
