@@ -1,7 +1,7 @@
 // The OpenAI adapter (OpenAI, Azure OpenAI, hosted_vllm and any OpenAI-compatible
 // server) and the adapter registry.
 #include "switchyard/providers/adapter.hpp"
-#include "switchyard/upstream/client.hpp"
+#include "switchyard/upstream/sse_parser.hpp"
 
 #include <nlohmann/json.hpp>
 

@@ -26,7 +26,7 @@
 #include "adapter_util.hpp"
 #include "switchyard/core/ids.hpp"
 #include "switchyard/providers/adapter.hpp"
-#include "switchyard/upstream/client.hpp"
+#include "switchyard/upstream/sse_parser.hpp"
 
 #include <map>
 

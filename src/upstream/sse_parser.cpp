@@ -1,7 +1,7 @@
 // Server-sent events framing (WHATWG "event stream" interpretation), incremental.
 // Each byte is scanned once; consumed events are erased once per feed(), so the
 // cost is linear in the input however it is split.
-#include "switchyard/upstream/client.hpp"
+#include "switchyard/upstream/sse_parser.hpp"
 
 #include <cstring>
 
