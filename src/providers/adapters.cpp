@@ -24,8 +24,8 @@ const char* path_of(call_type t) {
 }
 
 // memmem: glibc's two-way search. std::string_view::find calls memchr for the needle's
-// first byte, and a needle starting with '"' stops at every quote of a JSON text (a
-// third of a stream's relay cost, issue 6).
+// first byte, and a needle starting with '"' stops at every quote of a JSON text (it
+// cost a third of a stream's relay when measured).
 std::size_t find_bytes(std::string_view hay, std::string_view needle, std::size_t from = 0) {
   if (from >= hay.size()) {
     return std::string_view::npos;
@@ -66,7 +66,7 @@ bool is_empty_array(std::string_view v) {
 // usage_of() for the raw bytes of a "usage" object (already validated): its integer
 // members read without a DOM.
 usage usage_of_raw(std::string_view usage_object) {
-  thread_local json_scan scan;  // reused: no allocation per response (issue 6)
+  thread_local json_scan scan;  // reused: no allocation per response on the hot path
   scan_json(usage_object, scan, max_json_depth);
   return usage_from([&](std::string_view key) -> long long {
     const auto* m = scan.find(key);
@@ -243,7 +243,7 @@ class openai_like final : public adapter {
     }
     const bool stream = opts.stream && type != call_type::embedding;
     // Small bodies are copied into one string; large ones become pieces: the client's
-    // bytes are never copied, only the edits are written (issue 6: CPU and RSS per MB).
+    // bytes are never copied, only the edits are written (CPU and RSS per MB of request).
     const bool pieces = body.size() >= scatter_min_bytes;
     std::string& out = call->body;
     out.reserve(pieces ? 256 : body.size() + d.upstream_model.size() + 64);
@@ -359,7 +359,7 @@ class openai_like final : public adapter {
   core::result<translated_response> translate_response(call_type, const config::deployment& d, std::string_view body,
                                                        std::string_view) const override {
     // Validated and passed on as bytes; only `usage` is parsed.
-    thread_local json_scan scan;  // reused: no allocation per response (issue 6)
+    thread_local json_scan scan;  // reused: no allocation per response on the hot path
     scan_json(body, scan, max_json_depth);
     if (!scan.ok || scan.root != json_kind::object) {
       return core::make_error(core::errc::upstream_error,

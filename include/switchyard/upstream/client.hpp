@@ -53,7 +53,8 @@ class body_stream {
   // empty string without I/O): lets a relay send its last bytes in one write.
   virtual bool complete() const { return false; }
   // Body bytes that already arrived (read with the head), without I/O; empty if none.
-  // A relay that gets the whole body this way needs no disconnect watch (issue 6).
+  // A relay that gets the whole body this way needs no disconnect watch (no epoll_ctl
+  // for short answers).
   virtual std::string take_buffered() { return {}; }
   // Abandon the body (client went away): closes the connection, it is not pooled.
   // Safe while a read_some() is pending: that read then completes at once with
