@@ -28,15 +28,7 @@ std::chrono::milliseconds seconds_to_ms(double s) {
   return std::chrono::milliseconds(static_cast<long long>(s * 1000.0));
 }
 
-const char* provider_label(const config::deployment& d) {
-  switch (d.kind) {
-    case config::provider::azure: return "AzureException";
-    case config::provider::anthropic: return "AnthropicException";
-    case config::provider::ollama:
-    case config::provider::ollama_chat: return "OllamaException";
-    default: return "OpenAIException";
-  }
-}
+std::string provider_label(const config::deployment& d) { return std::string(d.provider->exception_label); }
 
 const char* route_of(call_type t) {
   switch (t) {
@@ -66,28 +58,6 @@ void add_provider_headers(std::string& lines, const upstream::header_list& in) {
       http::append_head_line(lines, k, v);
     }
   }
-}
-
-// Offset just past the first blank line (the end of the first event of an SSE or NDJSON
-// body: "\n\n", "\r\n\r\n"; NDJSON: the first "\n"), or 0 if none yet.
-std::size_t first_event_end(std::string_view bytes) {
-  auto lf = bytes.find('\n');
-  if (lf == std::string_view::npos) {
-    return 0;
-  }
-  if (bytes.substr(0, lf).find(':') == std::string_view::npos || bytes.front() == '{') {
-    return lf + 1;  // NDJSON (Ollama): one object per line
-  }
-  for (auto at = lf; at != std::string_view::npos; at = bytes.find('\n', at + 1)) {
-    auto next = at + 1;
-    if (next < bytes.size() && bytes[next] == '\r') {
-      ++next;
-    }
-    if (next < bytes.size() && bytes[next] == '\n') {
-      return next + 1;
-    }
-  }
-  return 0;
 }
 
 std::string retry_after_of(const upstream::header_list& h) {
@@ -362,9 +332,9 @@ net::awaitable<std::optional<core::error>> llm_pipeline::try_group(request_ctx& 
         co_return std::nullopt;
       }
     }
-    if (!providers::adapter_for(dep->kind).supports(ctx.type)) {
+    if (!providers::supports(*dep->provider, ctx.type)) {
       co_return core::make_error(core::errc::bad_request,
-                                 std::string(config::provider_name(dep->kind)) + " does not support " + ctx.route +
+                                 std::string(dep->provider->name) + " does not support " + ctx.route +
                                      " (model=" + dep->model_name + ")",
                                  "model");
     }
@@ -439,9 +409,9 @@ std::string llm_pipeline::litellm_headers(const request_ctx& ctx) const {
   if (ctx.dep != nullptr) {
     http::append_head_line(h, "x-litellm-model-id", ctx.dep->id);
     http::append_head_line(h, "x-litellm-model-group", ctx.dep->model_name);
-    if (!ctx.dep->mock_response) {
-      http::append_head_line(h, "x-litellm-model-api-base",
-                             providers::strip_query_view(providers::api_base_view(*ctx.dep)));
+    if (auto base = providers::strip_query_view(providers::api_base_view(*ctx.dep));
+        !ctx.dep->mock_response && !base.empty()) {
+      http::append_head_line(h, "x-litellm-model-api-base", base);
     }
   }
   h += "x-litellm-version: " SWITCHYARD_VERSION "\r\n";
@@ -536,7 +506,7 @@ std::chrono::milliseconds llm_pipeline::stream_timeout_of(const config::deployme
 
 net::awaitable<std::optional<core::error>> llm_pipeline::answer_upstream(request_ctx& ctx) {
   const auto& d = *ctx.dep;
-  const auto& adapter = providers::adapter_for(d.kind);
+  const auto& adapter = providers::adapter_for(*d.provider);
   bool drop_params = cfg_->litellm.drop_params;
   if (auto dp = ctx.body.find("drop_params"); dp != ctx.body.end() && dp->is_boolean()) {
     drop_params = dp->get<bool>();
@@ -625,8 +595,8 @@ net::awaitable<std::optional<core::error>> llm_pipeline::relay_stream(request_ct
                                                                       std::unique_ptr<upstream::body_stream> s,
                                                                       std::chrono::milliseconds stream_timeout) {
   const auto& d = *ctx.dep;
-  auto translator = providers::adapter_for(d.kind).make_stream(ctx.type, d, ctx.requested_model,
-                                                                ctx.client_wants_usage);
+  auto translator = providers::adapter_for(*d.provider).make_stream(ctx.type, d, ctx.requested_model,
+                                                                    ctx.client_wants_usage);
   bool client_left = false;
   auto* raw = s.get();
   // The client's socket is watched (a disconnect cancels the upstream request) only when
@@ -707,7 +677,7 @@ net::awaitable<std::optional<core::error>> llm_pipeline::relay_stream(request_ct
       // Time to first byte: the first event goes out (with the head) before the rest of
       // this read is translated; a provider's first read often holds many events, or the
       // whole answer (~15 us of translation for 20 events, issue 6).
-      auto end = first_event_end(bytes);
+      auto end = providers::first_event_end(d.provider->framing, bytes);
       if (end != 0 && end < bytes.size()) {
         if (auto fed = translator->feed(bytes.substr(0, end), payloads); !fed) {
           failure = fed.error();
