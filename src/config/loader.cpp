@@ -469,6 +469,13 @@ class loader {
       d.api_base = read_string(lp.find("base_url"), lp_path + ".base_url").value_or("");
     }
     d.api_key = read_string(lp.find("api_key"), lp_path + ".api_key").value_or("");
+    if (d.api_key.empty() && !d.provider->api_key_env.empty()) {
+      // As LiteLLM: without api_key, the key comes from the provider's variable
+      // (environment_variables first, then the process environment), when set.
+      if (auto v = lookup(std::string(d.provider->api_key_env))) {
+        d.api_key = v->value;
+      }
+    }
     d.api_version = read_string(lp.find("api_version"), lp_path + ".api_version").value_or("");
     d.organization = read_string(lp.find("organization"), lp_path + ".organization").value_or("");
     if (const node* eh = lp.find("extra_headers"); eh != nullptr && eh->is_mapping()) {

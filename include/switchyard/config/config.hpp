@@ -28,7 +28,7 @@ struct deployment {
   const provider_info* provider = &provider_for_bare_names();
   std::string upstream_model;  // model without its provider prefix, e.g. "gpt-4o"
   std::string api_base;      // empty -> provider->default_api_base (e.g. https://api.openai.com/v1)
-  std::string api_key;       // resolved secret; never logged
+  std::string api_key;       // resolved secret (else the provider's api_key_env); never logged
   std::string api_version;
   std::string organization;
   std::map<std::string, std::string> extra_headers;
@@ -148,7 +148,8 @@ struct load_options {
 // Reads and validates `path` (and its `include`s). Blocking (file I/O).
 // Applies `environment_variables` (setenv) first, resolves os.environ/VAR everywhere,
 // then the env fallbacks: LITELLM_MASTER_KEY / SWITCHYARD_MASTER_KEY, DATABASE_URL,
-// REDIS_HOST / REDIS_PORT / REDIS_PASSWORD / REDIS_URL.
+// REDIS_HOST / REDIS_PORT / REDIS_PASSWORD / REDIS_URL, and a deployment's key from its
+// provider's variable (provider_info::api_key_env) when it has no api_key.
 // Throws config_error.
 std::shared_ptr<const config> load_config_blocking(const std::string& path, const env_lookup& env = process_env());
 // As above; `environment_variables` are always visible to os.environ/ and the env

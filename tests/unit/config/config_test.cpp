@@ -643,6 +643,47 @@ TEST_F(config_files, unknown_prefix_lists_every_registered_prefix) {
   }
 }
 
+// Without litellm_params.api_key, the key comes from the provider's variable, as in LiteLLM.
+TEST_F(config_files, api_key_falls_back_to_the_providers_environment_variable) {
+  const auto p = write("c.yaml",
+                       "model_list:\n"
+                       "  - model_name: a\n"
+                       "    litellm_params: {model: anthropic/claude-3-haiku}\n"
+                       "  - model_name: b\n"
+                       "    litellm_params: {model: anthropic/claude-3-haiku, api_key: sk-explicit}\n"
+                       "  - model_name: c\n"
+                       "    litellm_params: {model: gpt-4o}\n"
+                       "  - model_name: d\n"
+                       "    litellm_params: {model: azure/dep, api_base: 'https://r.openai.azure.com'}\n"
+                       "  - model_name: e\n"
+                       "    litellm_params: {model: hosted_vllm/q, api_base: 'http://gpu:8000/v1'}\n"
+                       "  - model_name: f\n"
+                       "    litellm_params: {model: ollama_chat/llama3}\n");
+  const auto c = load(p, {{"ANTHROPIC_API_KEY", "sk-ant-env"},
+                          {"OPENAI_API_KEY", "sk-openai-env"},
+                          {"AZURE_API_KEY", "az-env"},
+                          {"HOSTED_VLLM_API_KEY", "vllm-env"},
+                          {"OLLAMA_API_KEY", "ollama-env"}});
+  ASSERT_EQ(c->model_list.size(), 6u);
+  EXPECT_EQ(c->model_list[0].api_key, "sk-ant-env");
+  EXPECT_EQ(c->model_list[1].api_key, "sk-explicit");  // an explicit key wins
+  EXPECT_EQ(c->model_list[2].api_key, "sk-openai-env");
+  EXPECT_EQ(c->model_list[3].api_key, "az-env");
+  EXPECT_EQ(c->model_list[4].api_key, "vllm-env");
+  EXPECT_EQ(c->model_list[5].api_key, "ollama-env");
+  EXPECT_FALSE(c->model_list[0].litellm_params.contains("api_key")) << "the key is not written into litellm_params";
+
+  // Unset variable: no key.
+  EXPECT_EQ(load(p)->model_list[0].api_key, "");
+  // environment_variables count too (as for os.environ/).
+  const auto q = write("q.yaml",
+                       "environment_variables: {ANTHROPIC_API_KEY: sk-ant-section}\n"
+                       "model_list:\n"
+                       "  - model_name: a\n"
+                       "    litellm_params: {model: anthropic/claude-3-haiku}\n");
+  EXPECT_EQ(load(q)->model_list[0].api_key, "sk-ant-section");
+}
+
 TEST_F(config_files, empty_model_after_prefix_is_an_error) {
   const auto p = write("c.yaml", "model_list:\n  - model_name: m\n    litellm_params:\n      model: openai/\n");
   const auto e = load_error(p);
