@@ -82,6 +82,17 @@ constexpr std::array providers{
         .framing = stream_framing::ndjson,
         .serves = all_endpoints,
     },
+    provider_info{
+        .name = "groq",
+        .prefix = "groq/",
+        .bare_names = false,
+        .exception_label = "GroqException",
+        .default_api_base = "https://api.groq.com/openai/v1",
+        .api_key_env = "GROQ_API_KEY",
+        .wire = wire_format::openai,
+        .framing = stream_framing::sse,
+        .serves = {.chat = true, .completion = false, .embedding = false},  // no completions or embeddings API
+    },
 };
 
 // ---- the table's rules, checked at compile time ---------------------------------------

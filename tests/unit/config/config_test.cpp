@@ -604,7 +604,8 @@ INSTANTIATE_TEST_SUITE_P(
                       provider_case{"azure/my-deployment", "azure", "my-deployment"},
                       provider_case{"anthropic/claude-3-haiku", "anthropic", "claude-3-haiku"},
                       provider_case{"ollama/llama3", "ollama", "llama3"},
-                      provider_case{"ollama_chat/llama3:8b", "ollama_chat", "llama3:8b"}));
+                      provider_case{"ollama_chat/llama3:8b", "ollama_chat", "llama3:8b"},
+                      provider_case{"groq/llama-3.1-8b-instant", "groq", "llama-3.1-8b-instant"}));
 
 TEST_F(config_files, custom_llm_provider_names_the_provider) {
   const auto p = write("c.yaml",

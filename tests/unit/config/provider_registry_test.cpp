@@ -35,6 +35,8 @@ constexpr expected_provider expected[] = {
      cfg::stream_framing::ndjson, true, true, true},
     {"ollama_chat", "OllamaException", "http://localhost:11434", "OLLAMA_API_KEY", cfg::wire_format::ollama_chat,
      cfg::stream_framing::ndjson, true, true, true},
+    {"groq", "GroqException", "https://api.groq.com/openai/v1", "GROQ_API_KEY", cfg::wire_format::openai,
+     cfg::stream_framing::sse, true, false, false},
 };
 
 }  // namespace
@@ -75,6 +77,7 @@ TEST(provider_registry, prefixes_map_models_to_providers) {
   EXPECT_EQ(cfg::find_provider_for_model("ollama/llama3"), cfg::find_provider("ollama"));
   EXPECT_EQ(cfg::find_provider_for_model("ollama_chat/llama3"), cfg::find_provider("ollama_chat"));
   EXPECT_EQ(cfg::find_provider_for_model("hosted_vllm/Qwen/Qwen2"), cfg::find_provider("hosted_vllm"));
+  EXPECT_EQ(cfg::find_provider_for_model("groq/llama-3.1-8b-instant"), cfg::find_provider("groq"));
   EXPECT_EQ(cfg::find_provider_for_model("bedrock/claude"), nullptr);
   EXPECT_EQ(cfg::find_provider_for_model("gpt-4o"), nullptr) << "no prefix: not a prefix lookup";
   EXPECT_EQ(cfg::find_provider_for_model("openai"), nullptr);

@@ -47,6 +47,7 @@ TEST(provider_adapters, each_wire_format_has_its_adapter) {
   EXPECT_EQ(&providers::adapter_for(info("anthropic")), &providers::anthropic_adapter());
   EXPECT_EQ(&providers::adapter_for(info("ollama")), &providers::ollama_adapter());
   EXPECT_EQ(&providers::adapter_for(info("ollama_chat")), &providers::ollama_adapter());
+  EXPECT_EQ(&providers::adapter_for(info("groq")), &providers::openai_adapter());
 }
 
 // The bug this fixes: every deployment without api_base reported https://api.openai.com/v1.
@@ -55,6 +56,7 @@ TEST(provider_api_base, without_api_base_each_provider_reports_its_own_default) 
   EXPECT_EQ(reported_api_base(dep_of("anthropic")), "https://api.anthropic.com");
   EXPECT_EQ(reported_api_base(dep_of("ollama")), "http://localhost:11434");
   EXPECT_EQ(reported_api_base(dep_of("ollama_chat")), "http://localhost:11434");
+  EXPECT_EQ(reported_api_base(dep_of("groq")), "https://api.groq.com/openai/v1");
   EXPECT_EQ(reported_api_base(dep_of("azure")), "") << "no default: the header is left out";
   EXPECT_EQ(reported_api_base(dep_of("hosted_vllm")), "") << "no default: the header is left out";
   for (const auto& p : config::provider_registry()) {
@@ -85,6 +87,7 @@ TEST(provider_api_base, requests_go_to_the_default_endpoint) {
   EXPECT_EQ(url("anthropic"), "https://api.anthropic.com/v1/messages");
   EXPECT_EQ(url("ollama"), "http://localhost:11434/api/generate");
   EXPECT_EQ(url("ollama_chat"), "http://localhost:11434/api/chat");
+  EXPECT_EQ(url("groq"), "https://api.groq.com/openai/v1/chat/completions");
 }
 
 TEST(provider_api_base, a_provider_without_a_default_needs_api_base) {
@@ -114,6 +117,9 @@ TEST(provider_capabilities, supports_reads_the_descriptor) {
   }
   EXPECT_FALSE(providers::supports(info("anthropic"), call_type::embedding));
   EXPECT_TRUE(providers::supports(info("openai"), call_type::embedding));
+  EXPECT_TRUE(providers::supports(info("groq"), call_type::chat));
+  EXPECT_FALSE(providers::supports(info("groq"), call_type::completion));
+  EXPECT_FALSE(providers::supports(info("groq"), call_type::embedding));
 }
 
 // Error messages carry the descriptor's label, whichever adapter translates them.
