@@ -1,4 +1,4 @@
-// The small public pieces of config/: provider names, config_error, the process env,
+// The small public pieces of config/: config_error, the process env,
 // model_names(). The loader is in loader.cpp.
 #include "switchyard/config/config.hpp"
 
@@ -6,24 +6,6 @@
 #include <set>
 
 namespace switchyard::config {
-
-const char* provider_name(provider p) {
-  switch (p) {
-    case provider::openai:
-      return "openai";
-    case provider::hosted_vllm:
-      return "hosted_vllm";
-    case provider::azure:
-      return "azure";
-    case provider::anthropic:
-      return "anthropic";
-    case provider::ollama:
-      return "ollama";
-    case provider::ollama_chat:
-      return "ollama_chat";
-  }
-  return "unknown";
-}
 
 namespace {
 std::string format_error(const std::string& file, int line, const std::string& key, const std::string& message) {

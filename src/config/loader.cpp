@@ -109,18 +109,6 @@ struct env_value {
   const node* where = nullptr;  // environment_variables entry, or nullptr: process env
 };
 
-struct provider_prefix {
-  std::string_view prefix;
-  provider kind;
-};
-constexpr provider_prefix provider_prefixes[] = {
-    {"openai/", provider::openai},       {"hosted_vllm/", provider::hosted_vllm},
-    {"azure/", provider::azure},         {"anthropic/", provider::anthropic},
-    {"ollama/", provider::ollama},       {"ollama_chat/", provider::ollama_chat},
-};
-constexpr const char* supported_prefixes =
-    "openai/, hosted_vllm/, azure/, anthropic/, ollama/, ollama_chat/ (a model without a prefix is openai)";
-
 class loader {
  public:
   explicit loader(const load_options& options)
@@ -481,6 +469,13 @@ class loader {
       d.api_base = read_string(lp.find("base_url"), lp_path + ".base_url").value_or("");
     }
     d.api_key = read_string(lp.find("api_key"), lp_path + ".api_key").value_or("");
+    if (d.api_key.empty() && !d.provider->api_key_env.empty()) {
+      // As LiteLLM: without api_key, the key comes from the provider's variable
+      // (environment_variables first, then the process environment), when set.
+      if (auto v = lookup(std::string(d.provider->api_key_env))) {
+        d.api_key = v->value;
+      }
+    }
     d.api_version = read_string(lp.find("api_version"), lp_path + ".api_version").value_or("");
     d.organization = read_string(lp.find("organization"), lp_path + ".organization").value_or("");
     if (const node* eh = lp.find("extra_headers"); eh != nullptr && eh->is_mapping()) {
@@ -521,41 +516,39 @@ class loader {
     return d;
   }
 
+  // The provider from the registry: custom_llm_provider names it (LiteLLM: the model is
+  // then sent as is, minus a matching prefix), else the model's prefix, else the provider
+  // of bare names.
   static void parse_provider(deployment& d, const node& lp, const std::string& lp_path) {
     const node* model = lp.find("model");
     const node* custom = lp.find("custom_llm_provider");
     if (auto cp = read_string(custom, lp_path + ".custom_llm_provider"); cp && !cp->empty()) {
-      // LiteLLM: custom_llm_provider names the provider; model is then sent as is
-      // (minus a matching prefix).
-      for (const auto& p : provider_prefixes) {
-        if (p.prefix.substr(0, p.prefix.size() - 1) == *cp) {
-          d.kind = p.kind;
-          d.upstream_model = d.model.rfind(std::string(p.prefix), 0) == 0 ? d.model.substr(p.prefix.size()) : d.model;
-          return;
-        }
+      const provider_info* p = find_provider(*cp);
+      if (p == nullptr) {
+        fail(*custom, lp_path + ".custom_llm_provider",
+             "unknown provider '" + *cp + "'; supported: " + supported_provider_names());
       }
-      fail(*custom, lp_path + ".custom_llm_provider",
-           "unknown provider '" + *cp + "'; supported: openai, hosted_vllm, azure, anthropic, ollama, ollama_chat");
+      d.provider = p;
+      d.upstream_model = d.model.rfind(std::string(p->prefix), 0) == 0 ? d.model.substr(p->prefix.size()) : d.model;
+      return;
     }
     const auto slash = d.model.find('/');
     if (slash == std::string::npos) {
-      d.kind = provider::openai;
+      d.provider = &provider_for_bare_names();
       d.upstream_model = d.model;
       return;
     }
-    const std::string prefix = d.model.substr(0, slash + 1);
-    for (const auto& p : provider_prefixes) {
-      if (p.prefix == prefix) {
-        d.kind = p.kind;
-        d.upstream_model = d.model.substr(slash + 1);
-        if (d.upstream_model.empty()) {
-          fail(*model, lp_path + ".model", "no model name after the provider prefix '" + prefix + "'");
-        }
-        return;
-      }
+    const provider_info* p = find_provider_for_model(d.model);
+    if (p == nullptr) {
+      fail(*model, lp_path + ".model",
+           "unknown provider prefix '" + d.model.substr(0, slash + 1) + "' in model '" + d.model +
+               "'; supported: " + supported_prefixes());
     }
-    fail(*model, lp_path + ".model",
-         "unknown provider prefix '" + prefix + "' in model '" + d.model + "'; supported: " + supported_prefixes);
+    d.provider = p;
+    d.upstream_model = d.model.substr(slash + 1);
+    if (d.upstream_model.empty()) {
+      fail(*model, lp_path + ".model", "no model name after the provider prefix '" + std::string(p->prefix) + "'");
+    }
   }
 
   // ---- settings sections ------------------------------------------------------------------

@@ -106,9 +106,9 @@ net::awaitable<std::optional<core::error>> attempt_loop::try_group(request_ctx& 
     ctx.dep_ref = std::move(*picked);
     ctx.dep = ctx.dep_ref.get();
     const auto dep = ctx.dep_ref;  // this attempt's deployment, whatever later attempts pick
-    if (!providers::adapter_for(dep->kind).supports(ctx.type)) {
+    if (!providers::supports(*dep->provider, ctx.type)) {
       co_return core::make_error(core::errc::bad_request,
-                                 std::string(config::provider_name(dep->kind)) + " does not support " + ctx.route +
+                                 std::string(dep->provider->name) + " does not support " + ctx.route +
                                      " (model=" + dep->model_name + ")",
                                  "model");
     }

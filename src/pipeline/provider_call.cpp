@@ -25,14 +25,7 @@ std::chrono::milliseconds seconds_to_ms(double s) {
   return std::chrono::milliseconds(static_cast<long long>(s * 1000.0));
 }
 
-const char* provider_label(const config::deployment& d) {
-  switch (d.kind) {
-    case config::provider::azure: return "AzureException";
-    case config::provider::anthropic: return "AnthropicException";
-    case config::provider::ollama:
-    case config::provider::ollama_chat: return "OllamaException";
-    default: return "OpenAIException";
-  }
+std::string provider_label(const config::deployment& d) { return std::string(d.provider->exception_label); }
 }
 
 core::error transport_error(const core::error& e, const config::deployment& d, std::chrono::milliseconds timeout) {
@@ -55,28 +48,6 @@ void add_provider_headers(std::string& lines, const upstream::header_list& in) {
       http::append_head_line(lines, k, v);
     }
   }
-}
-
-// Offset just past the first blank line (the end of the first event of an SSE or NDJSON
-// body: "\n\n", "\r\n\r\n"; NDJSON: the first "\n"), or 0 if none yet.
-std::size_t first_event_end(std::string_view bytes) {
-  auto lf = bytes.find('\n');
-  if (lf == std::string_view::npos) {
-    return 0;
-  }
-  if (bytes.substr(0, lf).find(':') == std::string_view::npos || bytes.front() == '{') {
-    return lf + 1;  // NDJSON (Ollama): one object per line
-  }
-  for (auto at = lf; at != std::string_view::npos; at = bytes.find('\n', at + 1)) {
-    auto next = at + 1;
-    if (next < bytes.size() && bytes[next] == '\r') {
-      ++next;
-    }
-    if (next < bytes.size() && bytes[next] == '\n') {
-      return next + 1;
-    }
-  }
-  return 0;
 }
 
 std::string retry_after_of(const upstream::header_list& h) {
@@ -172,7 +143,7 @@ std::chrono::milliseconds provider_call::stream_timeout_of(const config::deploym
 
 net::awaitable<std::optional<core::error>> provider_call::call(request_ctx& ctx) {
   const auto& d = *ctx.dep;
-  const auto& adapter = providers::adapter_for(d.kind);
+  const auto& adapter = providers::adapter_for(*d.provider);
   bool drop_params = cfg_->litellm.drop_params;
   if (auto dp = ctx.body.find("drop_params"); dp != ctx.body.end() && dp->is_boolean()) {
     drop_params = dp->get<bool>();
@@ -272,7 +243,7 @@ net::awaitable<std::optional<core::error>> provider_call::relay_stream(request_c
                                                                       std::unique_ptr<upstream::body_stream> s,
                                                                       std::chrono::milliseconds stream_timeout) {
   const auto& d = *ctx.dep;
-  auto translator = providers::adapter_for(d.kind).make_stream(ctx.type, d, ctx.requested_model,
+  auto translator = providers::adapter_for(*d.provider).make_stream(ctx.type, d, ctx.requested_model,
                                                                 ctx.client_wants_usage);
   bool client_left = false;
   auto* raw = s.get();
@@ -355,7 +326,7 @@ net::awaitable<std::optional<core::error>> provider_call::relay_stream(request_c
       // Time to first byte: the first event goes out (with the head) before the rest of
       // this read is translated; a provider's first read often holds many events, or the
       // whole answer (~15 us of translation for 20 events, measured in bench/).
-      auto end = first_event_end(bytes);
+      auto end = providers::first_event_end(d.provider->framing, bytes);
       if (end != 0 && end < bytes.size()) {
         if (auto fed = translator->feed(bytes.substr(0, end), payloads); !fed) {
           failure = fed.error();

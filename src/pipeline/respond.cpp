@@ -18,9 +18,9 @@ std::string litellm_headers(const request_ctx& ctx) {
   if (ctx.dep != nullptr) {
     http::append_head_line(h, "x-litellm-model-id", ctx.dep->id);
     http::append_head_line(h, "x-litellm-model-group", ctx.dep->model_name);
-    if (!ctx.dep->mock_response) {
-      http::append_head_line(h, "x-litellm-model-api-base",
-                             providers::strip_query_view(providers::api_base_view(*ctx.dep)));
+    if (auto base = providers::strip_query_view(providers::api_base_view(*ctx.dep));
+        !ctx.dep->mock_response && !base.empty()) {
+      http::append_head_line(h, "x-litellm-model-api-base", base);
     }
   }
   h += "x-litellm-version: " SWITCHYARD_VERSION "\r\n";

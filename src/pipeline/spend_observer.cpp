@@ -76,7 +76,7 @@ spend::spend_row spend_row_of(const request_ctx& ctx, spend::pricer& prices) {
   if (a != nullptr && a->dep) {
     r.model_group = a->dep->model_name;
     r.model_id = a->dep->id;
-    r.provider = config::provider_name(a->dep->kind);
+    r.provider = a->dep->provider->name;
     r.api_base = a->dep->api_base;
   }
   // Tokens: every attempt that answered something counts once (the final one).

@@ -66,12 +66,11 @@ long long token_count(const json& obj, std::string_view key) {
   return 0;
 }
 
-std::string base_of(const config::deployment& d, std::string_view default_base) {
-  std::string base = d.api_base.empty() ? std::string(default_base) : d.api_base;
-  while (!base.empty() && base.back() == '/') {
-    base.pop_back();
-  }
-  return base;
+std::string base_of(const config::deployment& d) { return std::string(api_base_view(d)); }
+
+core::error missing_api_base(const config::deployment& d) {
+  return core::make_error(core::errc::bad_request,
+                          std::string(d.provider->name) + " deployment '" + d.model_name + "' has no api_base");
 }
 
 namespace {

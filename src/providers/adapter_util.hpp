@@ -45,8 +45,11 @@ std::string_view string_field(const json& obj, std::string_view key);
 // absurd values), 0 when absent or not a number.
 long long token_count(const json& obj, std::string_view key);
 
-// d.api_base (else `default_base`) without trailing slashes.
-std::string base_of(const config::deployment& d, std::string_view default_base);
+// d.api_base (else the provider's default) without trailing slashes; empty when the
+// provider has no default and the deployment no api_base (see missing_api_base).
+std::string base_of(const config::deployment& d);
+// 400 for a deployment whose provider needs an api_base it does not have.
+core::error missing_api_base(const config::deployment& d);
 
 // True if the deployment's extra_headers set `name` (case-insensitive).
 bool has_extra_header(const config::deployment& d, std::string_view name);

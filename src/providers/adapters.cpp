@@ -1,10 +1,14 @@
-// The OpenAI adapter (OpenAI, Azure OpenAI, hosted_vllm and any OpenAI-compatible
-// server) and the adapter registry.
+// The OpenAI adapter (the openai and azure wire formats: OpenAI, Azure OpenAI,
+// hosted_vllm and any OpenAI-compatible provider), the adapter of each wire format, and
+// the per-provider lookups the pipeline makes (capabilities, stream framing).
 #include "switchyard/providers/adapter.hpp"
-#include "switchyard/upstream/client.hpp"
+#include "switchyard/upstream/sse_parser.hpp"
+
+#include "adapter_util.hpp"
 
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <charconv>
 #include <cstring>
 #include <cstdlib>
@@ -17,15 +21,16 @@ namespace {
 
 const char* path_of(call_type t) {
   switch (t) {
+    case call_type::chat: return "/chat/completions";
     case call_type::completion: return "/completions";
     case call_type::embedding: return "/embeddings";
-    default: return "/chat/completions";
   }
+  return "/chat/completions";
 }
 
 // memmem: glibc's two-way search. std::string_view::find calls memchr for the needle's
-// first byte, and a needle starting with '"' stops at every quote of a JSON text (a
-// third of a stream's relay cost, issue 6).
+// first byte, and a needle starting with '"' stops at every quote of a JSON text (it
+// cost a third of a stream's relay when measured).
 std::size_t find_bytes(std::string_view hay, std::string_view needle, std::size_t from = 0) {
   if (from >= hay.size()) {
     return std::string_view::npos;
@@ -66,7 +71,7 @@ bool is_empty_array(std::string_view v) {
 // usage_of() for the raw bytes of a "usage" object (already validated): its integer
 // members read without a DOM.
 usage usage_of_raw(std::string_view usage_object) {
-  thread_local json_scan scan;  // reused: no allocation per response (issue 6)
+  thread_local json_scan scan;  // reused: no allocation per response on the hot path
   scan_json(usage_object, scan, max_json_depth);
   return usage_from([&](std::string_view key) -> long long {
     const auto* m = scan.find(key);
@@ -85,13 +90,11 @@ usage usage_of_raw(std::string_view usage_object) {
 // Request bodies from this size on are forwarded as pieces of the client's own bytes.
 constexpr std::size_t scatter_min_bytes = 16 * 1024;
 
-const char* label_of(const config::deployment& d) {
-  return d.kind == config::provider::azure ? "AzureException" : "OpenAIException";
-}
+std::string_view label_of(const config::deployment& d) { return d.provider->exception_label; }
 
 class openai_stream final : public stream_translator {
  public:
-  openai_stream(std::string label, bool include_usage) : label_(std::move(label)), include_usage_(include_usage) {}
+  openai_stream(std::string_view label, bool include_usage) : label_(label), include_usage_(include_usage) {}
 
   core::result<void> feed(std::string_view bytes, std::vector<std::string>& payloads) override {
     events_.clear();
@@ -175,12 +178,13 @@ class openai_like final : public adapter {
   // URL and headers of the call (both build paths).
   static core::result<upstream_call> endpoint(call_type type, const config::deployment& d) {
     upstream_call call;
-    std::string base = api_base_of(d);
-    if (d.kind == config::provider::azure) {
-      if (d.api_base.empty()) {
-        return core::make_error(core::errc::bad_request, "azure deployment '" + d.model_name + "' has no api_base");
-      }
-      call.url = base + "/openai/deployments/" + d.upstream_model + path_of(type);
+    const std::string_view base = api_base_view(d);
+    if (base.empty()) {
+      return detail::missing_api_base(d);
+    }
+    call.url = base;
+    if (d.provider->wire == config::wire_format::azure) {
+      call.url += "/openai/deployments/" + d.upstream_model + path_of(type);
       if (!d.api_version.empty()) {
         call.url += "?api-version=" + d.api_version;
       }
@@ -188,7 +192,7 @@ class openai_like final : public adapter {
         call.headers.emplace_back("api-key", d.api_key);
       }
     } else {
-      call.url = base + path_of(type);
+      call.url += path_of(type);
       if (!d.api_key.empty()) {
         call.headers.emplace_back("authorization", "Bearer " + d.api_key);
       }
@@ -243,7 +247,7 @@ class openai_like final : public adapter {
     }
     const bool stream = opts.stream && type != call_type::embedding;
     // Small bodies are copied into one string; large ones become pieces: the client's
-    // bytes are never copied, only the edits are written (issue 6: CPU and RSS per MB).
+    // bytes are never copied, only the edits are written (CPU and RSS per MB of request).
     const bool pieces = body.size() >= scatter_min_bytes;
     std::string& out = call->body;
     out.reserve(pieces ? 256 : body.size() + d.upstream_model.size() + 64);
@@ -359,7 +363,7 @@ class openai_like final : public adapter {
   core::result<translated_response> translate_response(call_type, const config::deployment& d, std::string_view body,
                                                        std::string_view) const override {
     // Validated and passed on as bytes; only `usage` is parsed.
-    thread_local json_scan scan;  // reused: no allocation per response (issue 6)
+    thread_local json_scan scan;  // reused: no allocation per response on the hot path
     scan_json(body, scan, max_json_depth);
     if (!scan.ok || scan.root != json_kind::object) {
       return core::make_error(core::errc::upstream_error,
@@ -381,8 +385,6 @@ class openai_like final : public adapter {
   core::error translate_error(const config::deployment& d, int status, std::string_view body) const override {
     return upstream_error(status, body, label_of(d));
   }
-
-  bool supports(call_type) const override { return true; }
 };
 
 }  // namespace
@@ -392,13 +394,68 @@ const adapter& openai_adapter() {
   return a;
 }
 
-const adapter& adapter_for(config::provider p) {
-  switch (p) {
-    case config::provider::anthropic: return anthropic_adapter();
-    case config::provider::ollama:
-    case config::provider::ollama_chat: return ollama_adapter();
-    default: return openai_adapter();
+namespace {
+
+// The adapter of each wire format, indexed by config::wire_format.
+struct wire_adapter {
+  config::wire_format wire;
+  const adapter& (*get)();
+};
+constexpr std::array<wire_adapter, config::wire_format_count> adapters_by_wire{{
+    {config::wire_format::openai, &openai_adapter},
+    {config::wire_format::azure, &openai_adapter},
+    {config::wire_format::anthropic, &anthropic_adapter},
+    {config::wire_format::ollama_generate, &ollama_adapter},
+    {config::wire_format::ollama_chat, &ollama_adapter},
+}};
+
+constexpr bool every_wire_format_has_its_adapter() {
+  for (std::size_t i = 0; i < adapters_by_wire.size(); ++i) {
+    // A missing entry is value-initialized (wire 0 at a later index): caught here too.
+    if (static_cast<std::size_t>(adapters_by_wire[i].wire) != i) {
+      return false;
+    }
   }
+  return true;
+}
+static_assert(every_wire_format_has_its_adapter(),
+              "adapters_by_wire needs one entry per config::wire_format, in the enum's order");
+
+}  // namespace
+
+const adapter& adapter_for(const config::provider_info& p) {
+  return adapters_by_wire[static_cast<std::size_t>(p.wire)].get();
+}
+
+bool supports(const config::provider_info& p, call_type type) {
+  switch (type) {
+    case call_type::chat: return p.serves.chat;
+    case call_type::completion: return p.serves.completion;
+    case call_type::embedding: return p.serves.embedding;
+  }
+  return false;
+}
+
+std::size_t first_event_end(config::stream_framing framing, std::string_view bytes) {
+  switch (framing) {
+    case config::stream_framing::ndjson: {
+      const auto lf = bytes.find('\n');
+      return lf == std::string_view::npos ? 0 : lf + 1;
+    }
+    case config::stream_framing::sse:
+      // The first blank line: "\n\n" or "\n\r\n" (a lone-'\r' stream is merely not split).
+      for (auto lf = bytes.find('\n'); lf != std::string_view::npos; lf = bytes.find('\n', lf + 1)) {
+        auto next = lf + 1;
+        if (next < bytes.size() && bytes[next] == '\r') {
+          ++next;
+        }
+        if (next < bytes.size() && bytes[next] == '\n') {
+          return next + 1;
+        }
+      }
+      return 0;
+  }
+  return 0;
 }
 
 }  // namespace switchyard::providers

@@ -26,7 +26,7 @@
 #include "adapter_util.hpp"
 #include "switchyard/core/ids.hpp"
 #include "switchyard/providers/adapter.hpp"
-#include "switchyard/upstream/client.hpp"
+#include "switchyard/upstream/sse_parser.hpp"
 
 #include <map>
 
@@ -64,8 +64,12 @@ bool is_client_option(std::string_view k) {
          k == "guardrails";
 }
 
+// "" when the deployment has no api_base and its provider no default.
 std::string messages_url(const config::deployment& d) {
-  std::string base = detail::base_of(d, "https://api.anthropic.com");
+  std::string base = detail::base_of(d);
+  if (base.empty()) {
+    return base;
+  }
   auto ends_with = [&](std::string_view s) {
     return base.size() >= s.size() && std::string_view(base).substr(base.size() - s.size()) == s;
   };
@@ -604,6 +608,9 @@ core::result<upstream_call> build_messages_request(call_type type, const config:
 
   upstream_call call;
   call.url = messages_url(d);
+  if (call.url.empty()) {
+    return detail::missing_api_base(d);
+  }
   if (!d.api_key.empty()) {
     call.headers.emplace_back("x-api-key", d.api_key);
   }
@@ -1049,7 +1056,6 @@ class anthropic_messages final : public adapter {
     return upstream_error(status, body, label);
   }
 
-  bool supports(call_type type) const override { return type != call_type::embedding; }
 };
 
 }  // namespace

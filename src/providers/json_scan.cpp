@@ -59,7 +59,7 @@ bool is_short_escape(byte c) {
 #if defined(__x86_64__) && defined(__SSE2__)
 // Long strings (prompts) are skipped 32 bytes at a time where the CPU has AVX2 (checked
 // once at startup; the build targets baseline x86-64): a 1 MB prompt is ~65k SSE2 steps
-// otherwise, a fifth of the gateway's CPU for a 1 MB request (issue 6). Non-ASCII text
+// otherwise, a fifth of the gateway's CPU for a 1 MB request. Non-ASCII text
 // stays in the vector loop too (validated there): prompts in most languages have a
 // multi-byte character every few bytes, and leaving the loop for each one made a
 // multilingual prompt 5x slower to scan than simdjson's DOM parser (bench/json.sh).

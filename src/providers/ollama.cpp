@@ -64,8 +64,12 @@ bool is_ollama_top_level(std::string_view k) {
          k == "images" || k == "truncate" || k == "system" || k == "suffix";
 }
 
+// "" when the deployment has no api_base and its provider no default.
 std::string url_of(const config::deployment& d, std::string_view path) {
-  std::string base = detail::base_of(d, "http://localhost:11434");
+  std::string base = detail::base_of(d);
+  if (base.empty()) {
+    return base;
+  }
   for (std::string_view p : {"/api/chat", "/api/generate", "/api/embed", "/api"}) {
     if (base.size() >= p.size() && std::string_view(base).substr(base.size() - p.size()) == p) {
       base.resize(base.size() - p.size());
@@ -316,6 +320,9 @@ core::result<upstream_call> build_embed_request(const config::deployment& d, con
   }
   upstream_call call;
   call.url = url_of(d, "/api/embed");
+  if (call.url.empty()) {
+    return detail::missing_api_base(d);
+  }
   call.body = detail::dump(out);
   return call;
 }
@@ -341,7 +348,7 @@ core::result<upstream_call> build_request(call_type type, const config::deployme
     return r;
   }
 
-  const bool chat_api = type == call_type::chat && d.kind == config::provider::ollama_chat;
+  const bool chat_api = type == call_type::chat && d.provider->wire == config::wire_format::ollama_chat;
   json out = {{"model", d.upstream_model}};
   if (type == call_type::completion) {
     const json* p = field(body, "prompt");
@@ -455,6 +462,9 @@ core::result<upstream_call> build_request(call_type type, const config::deployme
   out["stream"] = opts.stream;
 
   call.url = url_of(d, chat_api ? "/api/chat" : "/api/generate");
+  if (call.url.empty()) {
+    return detail::missing_api_base(d);
+  }
   call.body = detail::dump(out);
   return call;
 }
@@ -745,7 +755,6 @@ class ollama_api final : public adapter {
     return upstream_error(status, body, label);
   }
 
-  bool supports(call_type) const override { return true; }
 };
 
 }  // namespace

@@ -65,7 +65,7 @@ bool is_gateway_field(std::string_view name) {
 std::string_view api_base_view(const config::deployment& d) {
   std::string_view base = d.api_base;
   if (base.empty()) {
-    base = "https://api.openai.com/v1";
+    base = d.provider->default_api_base;  // the registry's literal: no allocation
   }
   while (!base.empty() && base.back() == '/') {
     base.remove_suffix(1);

@@ -5,7 +5,7 @@
 namespace switchyard::spend {
 
 bool pricer::is_local(const config::deployment& d) {
-  if (d.kind == config::provider::ollama || d.kind == config::provider::ollama_chat) {
+  if (d.provider->local) {
     return true;
   }
   const std::string& b = d.api_base;
@@ -30,8 +30,7 @@ const price* pricer::price_of(const config::deployment& d) {
     }
     // Ollama models are never looked up in the table (their names are not the hosted
     // models'); other local servers (vLLM, llama.cpp) are, but an unpriced one is expected.
-    const bool ollama = d.kind == config::provider::ollama || d.kind == config::provider::ollama_chat;
-    auto p = table_->for_deployment(d, ollama);
+    auto p = table_->for_deployment(d, d.provider->local);
     if (!p && !is_local(d)) {
       spdlog::warn("no price for model '{}' (deployment {} of '{}'): its calls cost 0. Add it to the price table "
                    "or set input_cost_per_token / output_cost_per_token on the deployment",

@@ -3,7 +3,7 @@
 //
 // Timeouts: connect and the TLS handshake use beast::tcp_stream's expiry; a request's
 // write and reads use the client's watchdog (core/watchdog.hpp: one coarse timer for
-// every connection, no timer wait per operation, issue 6), which cancels the socket's
+// every connection instead of a timer wait per operation), which cancels the socket's
 // operations once the deadline passes; either way a stalled peer ends in a timeout.
 // DNS cannot be cancelled (getaddrinfo runs on Asio's resolver thread), so the
 // resolve is abandoned on a timer and its late completion only touches shared state.
@@ -79,7 +79,7 @@ constexpr std::size_t read_buffer_size = 16 * 1024;
 // limits) with our own callbacks. Fields go straight into a lower-cased header_list
 // and body bytes straight into `sink` (the caller's string): no basic_fields (one
 // allocation per field), no copy of the head into an exchange, no 16 KB bounce buffer
-// per exchange (issue 6).
+// per exchange: each of those was a cost paid on every request.
 class response_parser final : public http::basic_parser<false> {
  public:
   int status = 0;
@@ -252,7 +252,8 @@ class client_core : public std::enable_shared_from_this<client_core> {
   void arm_sweep();
   void sweep();
   void arm_watch();
-  // parse_url, memoised: deployments use a handful of URLs, parsed once each (issue 6).
+  // parse_url, memoised: deployments use a handful of URLs, parsed once each instead of
+  // once per request.
   std::shared_ptr<const url_parts> url_of(const std::string& url, std::string& why);
 
   net::any_io_executor ex_;
@@ -264,7 +265,7 @@ class client_core : public std::enable_shared_from_this<client_core> {
   bool sweep_armed_ = false;
   // Idle connections are watched for a server-side close only once they have been idle
   // for watch_delay: a connection reused at once (the common case under load) never
-  // pays the async_wait's epoll_ctl and its cancellation (issue 6).
+  // pays the async_wait's epoll_ctl and its cancellation on every request.
   static constexpr std::chrono::milliseconds watch_delay{200};
   net::steady_timer watch_timer_;
   bool watch_armed_ = false;
@@ -487,7 +488,7 @@ std::shared_ptr<ssl::context> make_tls_context(const client_options& opts) {
 
 // The request head ("METHOD target HTTP/1.1", the caller's headers minus the ones the
 // client sets itself, Host, User-Agent, Content-Length, blank line), written straight into
-// one string (issue 6: no Beast message, no per-field allocations). `head_request`: the
+// one string (no Beast message, no per-field allocations). `head_request`: the
 // method is HEAD (the response has no body). Error: `why` set.
 struct built_request {
   std::string head;
@@ -687,7 +688,7 @@ net::awaitable<core::result<std::unique_ptr<connection>>> client_core::connect(c
   auto conn = std::make_unique<connection>(ex_, u.tls ? tls_ctx_ : nullptr, u.pool_key, next_id_++);
   conn->register_with(dog_);
   // Beast reads at most the buffer's free capacity per read, and a fresh flat_buffer has
-  // 512 bytes: a 5 KB streamed answer took ten reads and ten writes to the client (issue 6).
+  // 512 bytes: a 5 KB streamed answer took ten reads and ten writes to the client.
   conn->buffer.reserve(read_buffer_size);
   conn->lowest().expires_at(deadline);
   auto [cec, ep] = co_await conn->lowest().async_connect(st->results, use_tuple);
@@ -796,7 +797,8 @@ net::awaitable<core::result<std::unique_ptr<exchange>>> client_core::start(reque
     std::unique_ptr<parser_type> parser;
     sys_error rec;
     bool got_interim = false;
-    // The common answer, whole in the first read: no Beast (issue 6).
+    // The common answer, whole in the first read: parsed without Beast (http/simple_head.hpp),
+    // which costs less than Beast's parser and its buffers.
     if (fast != nullptr && !head_request && conn->buffer.size() == 0) {
       auto [ec, n] = co_await conn->visit(
           [&](auto& s) { return s.async_read_some(conn->buffer.prepare(read_buffer_size), use_tuple); });

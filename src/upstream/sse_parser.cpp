@@ -1,7 +1,7 @@
 // Server-sent events framing (WHATWG "event stream" interpretation), incremental.
 // Each byte is scanned once; consumed events are erased once per feed(), so the
 // cost is linear in the input however it is split.
-#include "switchyard/upstream/client.hpp"
+#include "switchyard/upstream/sse_parser.hpp"
 
 #include <cstring>
 
@@ -69,7 +69,7 @@ void sse_parser::feed(std::string_view bytes, std::vector<event>& out) {
       }
     }
     // The line's end: the first '\n', or an earlier '\r' (two memchr per line; a byte
-    // loop, or find_first_of's memchr per byte, cost most of a stream's relay, issue 6).
+    // loop, or find_first_of's memchr per byte, cost most of a stream's relay).
     const char* d = buf_.data();
     const std::size_t n = buf_.size();
     const char* nl = static_cast<const char*>(std::memchr(d + i, '\n', n - i));

@@ -5,7 +5,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static const switchyard::config::deployment d = [] {
     switchyard::config::deployment x;
-    x.kind = switchyard::config::provider::anthropic;
+    x.provider = switchyard::config::find_provider("anthropic");
     x.upstream_model = "claude-fuzz";
     return x;
   }();

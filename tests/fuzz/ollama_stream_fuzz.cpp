@@ -5,7 +5,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static const switchyard::config::deployment d = [] {
     switchyard::config::deployment x;
-    x.kind = switchyard::config::provider::ollama_chat;
+    x.provider = switchyard::config::find_provider("ollama_chat");
     x.upstream_model = "llama-fuzz";
     return x;
   }();

@@ -1,7 +1,7 @@
 // libFuzzer target: upstream::sse_parser. Traps unless feeding the input whole,
 // byte by byte and in pseudo-random pieces gives the same events, and unless the
 // bytes it keeps pending are only the unfinished tail of the input.
-#include "switchyard/upstream/client.hpp"
+#include "switchyard/upstream/sse_parser.hpp"
 
 #include <cstddef>
 #include <cstdint>

@@ -188,6 +188,8 @@ export function canConnect(port, host = '127.0.0.1', timeoutMs = 1000) {
 function gatewayEnv(env, masterKey) {
   const out = { ...process.env };
   for (const k of SCRUBBED_ENV) delete out[k];
+  // Provider keys (OPENAI_API_KEY, ...): a deployment without api_key would take them.
+  for (const k of Object.keys(out)) if (/_API_KEY$/.test(k)) delete out[k];
   if (masterKey) out.LITELLM_MASTER_KEY = masterKey;
   for (const [k, v] of Object.entries(env ?? {})) {
     if (v === undefined || v === null) delete out[k];

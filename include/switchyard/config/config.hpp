@@ -4,6 +4,8 @@
 // call it only at startup or through run_blocking.
 // config/ is the only module that uses yaml-cpp.
 #pragma once
+#include "switchyard/config/provider_registry.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <functional>
@@ -16,26 +18,17 @@
 
 namespace switchyard::config {
 
-// Provider wire formats we speak (the `<provider>/` prefix of litellm_params.model).
-enum class provider {
-  openai,       // openai/, bare names, and any OpenAI-compatible api_base
-  hosted_vllm,  // hosted_vllm/: OpenAI-compatible
-  azure,        // azure/<deployment>
-  anthropic,    // anthropic/
-  ollama,       // ollama/      -> /api/generate
-  ollama_chat,  // ollama_chat/ -> /api/chat
-};
-const char* provider_name(provider p);
-
 // One entry of model_list.
 struct deployment {
   std::string model_name;    // the public group name clients send
   std::string id;            // model_info.id, else a stable hash of litellm_params
   std::string model;         // litellm_params.model as written, e.g. "openai/gpt-4o"
-  provider kind = provider::openai;
+  // The provider's descriptor (a registry entry, never null; a pointer keeps the
+  // deployment cheap to copy and every per-request lookup a field read).
+  const provider_info* provider = &provider_for_bare_names();
   std::string upstream_model;  // model without its provider prefix, e.g. "gpt-4o"
-  std::string api_base;      // empty -> provider default (e.g. https://api.openai.com/v1)
-  std::string api_key;       // resolved secret; never logged
+  std::string api_base;      // empty -> provider->default_api_base (e.g. https://api.openai.com/v1)
+  std::string api_key;       // resolved secret (else the provider's api_key_env); never logged
   std::string api_version;
   std::string organization;
   std::map<std::string, std::string> extra_headers;
@@ -155,7 +148,8 @@ struct load_options {
 // Reads and validates `path` (and its `include`s). Blocking (file I/O).
 // Applies `environment_variables` (setenv) first, resolves os.environ/VAR everywhere,
 // then the env fallbacks: LITELLM_MASTER_KEY / SWITCHYARD_MASTER_KEY, DATABASE_URL,
-// REDIS_HOST / REDIS_PORT / REDIS_PASSWORD / REDIS_URL.
+// REDIS_HOST / REDIS_PORT / REDIS_PASSWORD / REDIS_URL, and a deployment's key from its
+// provider's variable (provider_info::api_key_env) when it has no api_key.
 // Throws config_error.
 std::shared_ptr<const config> load_config_blocking(const std::string& path, const env_lookup& env = process_env());
 // As above; `environment_variables` are always visible to os.environ/ and the env

@@ -1,6 +1,7 @@
-// One adapter per wire format: OpenAI (also Azure and any OpenAI-compatible
-// server), Anthropic Messages, Ollama. Pure translation, no I/O: the pipeline
-// does the HTTP through upstream::client and hands bytes to the adapter.
+// One adapter per wire format (config::wire_format): OpenAI (also Azure and any
+// OpenAI-compatible provider), Anthropic Messages, Ollama. A deployment's adapter comes
+// from its provider's descriptor (config/provider_registry.hpp). Pure translation, no
+// I/O: the pipeline does the HTTP through upstream::client and hands bytes to the adapter.
 // Thread: any; adapters are stateless singletons; a stream_translator belongs to
 // one request (loop thread).
 #pragma once
@@ -11,6 +12,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include <cstddef>
 #include <memory>
 #include <optional>
 #include <string>
@@ -76,12 +78,17 @@ class adapter {
                                                          std::string_view model, bool include_usage) const = 0;
   // A non-2xx upstream answer -> the client's error (status kept, provider message).
   virtual core::error translate_error(const config::deployment& d, int status, std::string_view body) const = 0;
-  // Whether this adapter serves the call type for that deployment (e.g. Anthropic has no embeddings).
-  virtual bool supports(call_type type) const = 0;
 };
 
-// The adapter for a deployment's wire format.
-const adapter& adapter_for(config::provider p);
+// The adapter of a provider's wire format (a table lookup: no allocation, no switch).
+const adapter& adapter_for(const config::provider_info& p);
+// Whether the gateway serves this call type for the provider (its descriptor's
+// capabilities; e.g. Anthropic has no embeddings).
+bool supports(const config::provider_info& p, call_type type);
+// Offset just past the first complete event of a streamed answer in `bytes` (SSE: the
+// first blank line; NDJSON: the first line), or 0 if there is none yet. Lets the relay
+// send the first event before translating the rest of a read.
+std::size_t first_event_end(config::stream_framing framing, std::string_view bytes);
 
 // Individual adapters (for tests).
 const adapter& openai_adapter();

@@ -1,5 +1,6 @@
 // A validating JSON scanner that builds no DOM: the hot path's way to read a request
-// or response body without paying for nlohmann's tree (issue 6).
+// or response body without paying for nlohmann's tree (a DOM per request was most of the
+// gateway's CPU for large bodies; figures in docs/json-readers.md).
 //
 // scan_json() checks that `text` is exactly one JSON value, with the rules nlohmann's
 // parser applies (RFC 8259 grammar, string escapes incl. surrogate pairs, no raw control

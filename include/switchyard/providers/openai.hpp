@@ -49,9 +49,11 @@ bool json_nesting_exceeds(std::string_view text, std::size_t max = max_json_dept
 // Body fields the gateway consumes itself and never forwards upstream.
 bool is_gateway_field(std::string_view name);
 
-// The default API base of a deployment (api_base, else the provider's public one).
+// The API base of a deployment, without trailing slashes: api_base, else its provider's
+// default_api_base (empty when the provider has none: azure, hosted_vllm). Also the
+// value of x-litellm-model-api-base (minus any query string).
 std::string api_base_of(const config::deployment& d);
-// The same as a view (into d.api_base, or the default's literal): no allocation.
+// The same as a view (into d.api_base, or the registry's literal): no allocation.
 std::string_view api_base_view(const config::deployment& d);
 // api_base with any query string removed (for x-litellm-model-api-base).
 std::string strip_query(std::string_view url);

@@ -123,7 +123,7 @@ TEST(config_good, loads_every_section_field_by_field) {
   const auto& g = c->model_list[0];
   EXPECT_EQ(g.id, "gpt-4o-primary");
   EXPECT_EQ(g.model, "openai/gpt-4o");
-  EXPECT_EQ(g.kind, cfg::provider::openai);
+  EXPECT_EQ(g.provider->name, "openai");
   EXPECT_EQ(g.upstream_model, "gpt-4o");
   EXPECT_EQ(g.api_base, "");
   EXPECT_EQ(g.api_key, "sk-openai-secret");
@@ -148,7 +148,7 @@ TEST(config_good, loads_every_section_field_by_field) {
   EXPECT_EQ(g.origin, data("good/main.yaml") + ":11");
 
   const auto& llama = c->model_list[1];
-  EXPECT_EQ(llama.kind, cfg::provider::openai);
+  EXPECT_EQ(llama.provider->name, "openai");
   EXPECT_EQ(llama.upstream_model, "meta-llama/Llama-3.1-8B-Instruct");  // everything after the first slash
   EXPECT_EQ(llama.api_base, "http://127.0.0.1:8080/v1");
   EXPECT_EQ(llama.api_key, "none");
@@ -162,7 +162,7 @@ TEST(config_good, loads_every_section_field_by_field) {
   EXPECT_EQ(llama.model_info, nlohmann::json::object());
 
   const auto& az = c->model_list[2];
-  EXPECT_EQ(az.kind, cfg::provider::azure);
+  EXPECT_EQ(az.provider->name, "azure");
   EXPECT_EQ(az.upstream_model, "gpt4o-eastus");
   EXPECT_EQ(az.api_base, "https://example-resource.openai.azure.com");  // from environment_variables
   EXPECT_EQ(az.api_key, "azure-secret");
@@ -173,17 +173,17 @@ TEST(config_good, loads_every_section_field_by_field) {
   EXPECT_EQ(demo.mock_response, "Hello!");
   EXPECT_EQ(demo.upstream_model, "demo");
 
-  EXPECT_EQ(c->model_list[4].kind, cfg::provider::anthropic);
+  EXPECT_EQ(c->model_list[4].provider->name, "anthropic");
   EXPECT_EQ(c->model_list[4].upstream_model, "claude-3-5-sonnet-20240620");
   EXPECT_EQ(c->model_list[4].api_key, "sk-ant-secret");
   EXPECT_EQ(c->model_list[4].origin, data("good/models_included.yaml") + ":2");
-  EXPECT_EQ(c->model_list[5].kind, cfg::provider::ollama_chat);
+  EXPECT_EQ(c->model_list[5].provider->name, "ollama_chat");
   EXPECT_EQ(c->model_list[5].upstream_model, "llama3.1");
-  EXPECT_EQ(c->model_list[6].kind, cfg::provider::hosted_vllm);
+  EXPECT_EQ(c->model_list[6].provider->name, "hosted_vllm");
   EXPECT_EQ(c->model_list[6].upstream_model, "Qwen/Qwen2.5-7B");
-  EXPECT_EQ(c->model_list[7].kind, cfg::provider::openai);  // no prefix
+  EXPECT_EQ(c->model_list[7].provider->name, "openai");  // no prefix
   EXPECT_EQ(c->model_list[7].upstream_model, "gpt-4o-mini");
-  EXPECT_EQ(c->model_list[8].kind, cfg::provider::ollama);
+  EXPECT_EQ(c->model_list[8].provider->name, "ollama");
   EXPECT_EQ(c->model_list[8].upstream_model, "mistral");
   EXPECT_EQ(c->model_list[9].rpm, 10.0);
   EXPECT_EQ(c->model_list[9].origin, data("good/settings/more/deeper.yaml") + ":2");
@@ -579,32 +579,33 @@ TEST_F(config_files, yaml_merge_keys_are_applied) {
 
 struct provider_case {
   const char* model;
-  cfg::provider kind;
+  std::string_view provider;
   const char* upstream;
 };
 
 class config_provider : public config_files, public ::testing::WithParamInterface<provider_case> {};
 
-TEST_P(config_provider, prefix_gives_kind_and_upstream_model) {
+TEST_P(config_provider, prefix_gives_provider_and_upstream_model) {
   const auto& pc = GetParam();
   const auto p = write("c.yaml", std::string("model_list:\n  - model_name: m\n    litellm_params:\n      model: \"") +
                                      pc.model + "\"\n");
   const auto c = load(p);
-  EXPECT_EQ(c->model_list.at(0).kind, pc.kind);
+  EXPECT_EQ(c->model_list.at(0).provider->name, pc.provider);
   EXPECT_EQ(c->model_list.at(0).upstream_model, pc.upstream);
   EXPECT_EQ(c->model_list.at(0).model, pc.model);
 }
 
 INSTANTIATE_TEST_SUITE_P(
     prefixes, config_provider,
-    ::testing::Values(provider_case{"gpt-4o", cfg::provider::openai, "gpt-4o"},
-                      provider_case{"openai/gpt-4o", cfg::provider::openai, "gpt-4o"},
-                      provider_case{"openai/meta-llama/Llama-3", cfg::provider::openai, "meta-llama/Llama-3"},
-                      provider_case{"hosted_vllm/Qwen/Qwen2", cfg::provider::hosted_vllm, "Qwen/Qwen2"},
-                      provider_case{"azure/my-deployment", cfg::provider::azure, "my-deployment"},
-                      provider_case{"anthropic/claude-3-haiku", cfg::provider::anthropic, "claude-3-haiku"},
-                      provider_case{"ollama/llama3", cfg::provider::ollama, "llama3"},
-                      provider_case{"ollama_chat/llama3:8b", cfg::provider::ollama_chat, "llama3:8b"}));
+    ::testing::Values(provider_case{"gpt-4o", "openai", "gpt-4o"},
+                      provider_case{"openai/gpt-4o", "openai", "gpt-4o"},
+                      provider_case{"openai/meta-llama/Llama-3", "openai", "meta-llama/Llama-3"},
+                      provider_case{"hosted_vllm/Qwen/Qwen2", "hosted_vllm", "Qwen/Qwen2"},
+                      provider_case{"azure/my-deployment", "azure", "my-deployment"},
+                      provider_case{"anthropic/claude-3-haiku", "anthropic", "claude-3-haiku"},
+                      provider_case{"ollama/llama3", "ollama", "llama3"},
+                      provider_case{"ollama_chat/llama3:8b", "ollama_chat", "llama3:8b"},
+                      provider_case{"groq/llama-3.1-8b-instant", "groq", "llama-3.1-8b-instant"}));
 
 TEST_F(config_files, custom_llm_provider_names_the_provider) {
   const auto p = write("c.yaml",
@@ -614,9 +615,74 @@ TEST_F(config_files, custom_llm_provider_names_the_provider) {
                        "      model: my-org/my-model\n"
                        "      custom_llm_provider: hosted_vllm\n");
   const auto c = load(p);
-  EXPECT_EQ(c->model_list.at(0).kind, cfg::provider::hosted_vllm);
+  EXPECT_EQ(c->model_list.at(0).provider->name, "hosted_vllm");
   EXPECT_EQ(c->model_list.at(0).upstream_model, "my-org/my-model");
-  EXPECT_STREQ(cfg::provider_name(c->model_list.at(0).kind), "hosted_vllm");
+}
+
+TEST_F(config_files, unknown_custom_llm_provider_lists_the_registry) {
+  const auto p = write("c.yaml",
+                       "model_list:\n"
+                       "  - model_name: m\n"
+                       "    litellm_params:\n"
+                       "      model: x\n"
+                       "      custom_llm_provider: bedrock\n");
+  const auto e = load_error(p);
+  EXPECT_EQ(e.key(), "model_list[0].litellm_params.custom_llm_provider");
+  EXPECT_NE(e.detail().find("unknown provider 'bedrock'; supported: " + cfg::supported_provider_names()),
+            std::string::npos)
+      << e.what();
+  for (const auto& provider : cfg::provider_registry()) {
+    EXPECT_NE(e.detail().find(provider.name), std::string::npos) << provider.name;
+  }
+}
+
+TEST_F(config_files, unknown_prefix_lists_every_registered_prefix) {
+  const auto e = load_error(write("c.yaml", "model_list:\n  - model_name: m\n    litellm_params:\n      model: foo/bar\n"));
+  EXPECT_NE(e.detail().find("; supported: " + cfg::supported_prefixes()), std::string::npos) << e.what();
+  for (const auto& provider : cfg::provider_registry()) {
+    EXPECT_NE(e.detail().find(provider.prefix), std::string::npos) << provider.prefix;
+  }
+}
+
+// Without litellm_params.api_key, the key comes from the provider's variable, as in LiteLLM.
+TEST_F(config_files, api_key_falls_back_to_the_providers_environment_variable) {
+  const auto p = write("c.yaml",
+                       "model_list:\n"
+                       "  - model_name: a\n"
+                       "    litellm_params: {model: anthropic/claude-3-haiku}\n"
+                       "  - model_name: b\n"
+                       "    litellm_params: {model: anthropic/claude-3-haiku, api_key: sk-explicit}\n"
+                       "  - model_name: c\n"
+                       "    litellm_params: {model: gpt-4o}\n"
+                       "  - model_name: d\n"
+                       "    litellm_params: {model: azure/dep, api_base: 'https://r.openai.azure.com'}\n"
+                       "  - model_name: e\n"
+                       "    litellm_params: {model: hosted_vllm/q, api_base: 'http://gpu:8000/v1'}\n"
+                       "  - model_name: f\n"
+                       "    litellm_params: {model: ollama_chat/llama3}\n");
+  const auto c = load(p, {{"ANTHROPIC_API_KEY", "sk-ant-env"},
+                          {"OPENAI_API_KEY", "sk-openai-env"},
+                          {"AZURE_API_KEY", "az-env"},
+                          {"HOSTED_VLLM_API_KEY", "vllm-env"},
+                          {"OLLAMA_API_KEY", "ollama-env"}});
+  ASSERT_EQ(c->model_list.size(), 6u);
+  EXPECT_EQ(c->model_list[0].api_key, "sk-ant-env");
+  EXPECT_EQ(c->model_list[1].api_key, "sk-explicit");  // an explicit key wins
+  EXPECT_EQ(c->model_list[2].api_key, "sk-openai-env");
+  EXPECT_EQ(c->model_list[3].api_key, "az-env");
+  EXPECT_EQ(c->model_list[4].api_key, "vllm-env");
+  EXPECT_EQ(c->model_list[5].api_key, "ollama-env");
+  EXPECT_FALSE(c->model_list[0].litellm_params.contains("api_key")) << "the key is not written into litellm_params";
+
+  // Unset variable: no key.
+  EXPECT_EQ(load(p)->model_list[0].api_key, "");
+  // environment_variables count too (as for os.environ/).
+  const auto q = write("q.yaml",
+                       "environment_variables: {ANTHROPIC_API_KEY: sk-ant-section}\n"
+                       "model_list:\n"
+                       "  - model_name: a\n"
+                       "    litellm_params: {model: anthropic/claude-3-haiku}\n");
+  EXPECT_EQ(load(q)->model_list[0].api_key, "sk-ant-section");
 }
 
 TEST_F(config_files, empty_model_after_prefix_is_an_error) {
@@ -759,13 +825,12 @@ TEST(config_shipped, example_config_validates_when_its_variables_are_set) {
   };
   const auto c = load(shipped_dir + "/example.yaml", env);
   EXPECT_TRUE(c->warnings.empty()) << join(c->warnings);
-  std::vector<cfg::provider> kinds;
+  std::vector<std::string_view> providers;
   for (const auto& d : c->model_list) {
-    kinds.push_back(d.kind);
+    providers.push_back(d.provider->name);
   }
-  EXPECT_EQ(kinds, (std::vector<cfg::provider>{cfg::provider::openai, cfg::provider::azure, cfg::provider::anthropic,
-                                               cfg::provider::ollama_chat, cfg::provider::openai,
-                                               cfg::provider::hosted_vllm, cfg::provider::openai}));
+  EXPECT_EQ(providers, (std::vector<std::string_view>{"openai", "azure", "anthropic", "ollama_chat", "openai",
+                                                      "hosted_vllm", "openai"}));
   EXPECT_EQ(c->general.master_key, "sk-master");
 
   const auto e = load_error(shipped_dir + "/example.yaml", {});

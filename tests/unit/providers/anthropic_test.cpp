@@ -14,7 +14,7 @@ config::deployment anthropic_dep() {
   config::deployment d;
   d.model_name = "claude";
   d.model = "anthropic/claude-sonnet-4-20250514";
-  d.kind = config::provider::anthropic;
+  d.provider = config::find_provider("anthropic");
   d.upstream_model = "claude-sonnet-4-20250514";
   d.api_key = "sk-ant-upstream";
   return d;
@@ -476,9 +476,10 @@ TEST(anthropic_request, completion_prompt_wrapped_and_embeddings_unsupported) {
   ASSERT_FALSE(many);
   EXPECT_EQ(many.error().param, "prompt");
 
-  EXPECT_FALSE(ant().supports(call_type::embedding));
-  EXPECT_TRUE(ant().supports(call_type::chat));
-  EXPECT_TRUE(ant().supports(call_type::completion));
+  const auto& anthropic = *config::find_provider("anthropic");
+  EXPECT_FALSE(providers::supports(anthropic, call_type::embedding));
+  EXPECT_TRUE(providers::supports(anthropic, call_type::chat));
+  EXPECT_TRUE(providers::supports(anthropic, call_type::completion));
   auto emb = ant().build(call_type::embedding, anthropic_dep(), json{{"input", "x"}}, {});
   ASSERT_FALSE(emb);
   EXPECT_EQ(emb.error().status, 400);

@@ -14,7 +14,7 @@ config::deployment chat_dep() {
   config::deployment d;
   d.model_name = "local";
   d.model = "ollama_chat/llama3.2";
-  d.kind = config::provider::ollama_chat;
+  d.provider = config::find_provider("ollama_chat");
   d.upstream_model = "llama3.2";
   return d;
 }
@@ -22,7 +22,7 @@ config::deployment chat_dep() {
 config::deployment generate_dep() {
   auto d = chat_dep();
   d.model = "ollama/llama3.2";
-  d.kind = config::provider::ollama;
+  d.provider = config::find_provider("ollama");
   return d;
 }
 
@@ -264,7 +264,8 @@ TEST(ollama_request, embeddings) {
   EXPECT_FALSE(json::parse(b64->body).contains("encoding_format"));
   auto other = oll().build(call_type::embedding, chat_dep(), json{{"input", "x"}, {"encoding_format", "int8"}}, {});
   ASSERT_FALSE(other);
-  EXPECT_TRUE(oll().supports(call_type::embedding));
+  EXPECT_TRUE(providers::supports(*config::find_provider("ollama"), call_type::embedding));
+  EXPECT_TRUE(providers::supports(*config::find_provider("ollama_chat"), call_type::embedding));
 }
 
 // ---- response ------------------------------------------------------------------

@@ -57,7 +57,7 @@ TEST(openai_adapter, streaming_asks_for_usage) {
 
 TEST(openai_adapter, azure_url_and_key_header) {
   auto d = openai_dep();
-  d.kind = config::provider::azure;
+  d.provider = config::find_provider("azure");
   d.upstream_model = "my-deployment";
   d.api_base = "https://example.openai.azure.com";
   d.api_version = "2024-06-01";

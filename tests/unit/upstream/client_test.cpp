@@ -1,4 +1,5 @@
 #include "switchyard/upstream/client.hpp"
+#include "switchyard/upstream/sse_parser.hpp"
 
 #include "test_server.hpp"
 

@@ -1,4 +1,4 @@
-#include "switchyard/upstream/client.hpp"
+#include "switchyard/upstream/sse_parser.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,0 +1,117 @@
+// config/provider_registry: one descriptor per provider, and the lookups the loader uses.
+#include "switchyard/config/provider_registry.hpp"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+
+namespace cfg = switchyard::config;
+
+namespace {
+
+struct expected_provider {
+  std::string_view name;
+  std::string_view label;
+  std::string_view api_base;
+  std::string_view key_env;
+  cfg::wire_format wire;
+  cfg::stream_framing framing;
+  bool chat, completion, embedding;
+};
+
+// What LiteLLM says for each provider: its exception label and key variable; the
+// public endpoint (empty: the deployment must give api_base).
+constexpr expected_provider expected[] = {
+    {"openai", "OpenAIException", "https://api.openai.com/v1", "OPENAI_API_KEY", cfg::wire_format::openai,
+     cfg::stream_framing::sse, true, true, true},
+    {"hosted_vllm", "Hosted_vllmException", "", "HOSTED_VLLM_API_KEY", cfg::wire_format::openai,
+     cfg::stream_framing::sse, true, true, true},
+    {"azure", "AzureException", "", "AZURE_API_KEY", cfg::wire_format::azure, cfg::stream_framing::sse, true, true,
+     true},
+    {"anthropic", "AnthropicException", "https://api.anthropic.com", "ANTHROPIC_API_KEY", cfg::wire_format::anthropic,
+     cfg::stream_framing::sse, true, true, false},
+    {"ollama", "OllamaException", "http://localhost:11434", "OLLAMA_API_KEY", cfg::wire_format::ollama_generate,
+     cfg::stream_framing::ndjson, true, true, true},
+    {"ollama_chat", "OllamaException", "http://localhost:11434", "OLLAMA_API_KEY", cfg::wire_format::ollama_chat,
+     cfg::stream_framing::ndjson, true, true, true},
+    {"groq", "GroqException", "https://api.groq.com/openai/v1", "GROQ_API_KEY", cfg::wire_format::openai,
+     cfg::stream_framing::sse, true, false, false},
+};
+
+}  // namespace
+
+TEST(provider_registry, each_provider_has_its_descriptor) {
+  for (const auto& e : expected) {
+    SCOPED_TRACE(std::string(e.name));
+    const cfg::provider_info* p = cfg::find_provider(e.name);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(p->name, e.name);
+    EXPECT_EQ(p->prefix, std::string(e.name) + "/");
+    EXPECT_EQ(p->exception_label, e.label);
+    EXPECT_EQ(p->default_api_base, e.api_base);
+    EXPECT_EQ(p->api_key_env, e.key_env);
+    EXPECT_EQ(p->wire, e.wire);
+    EXPECT_EQ(p->framing, e.framing);
+    EXPECT_EQ(p->serves.chat, e.chat);
+    EXPECT_EQ(p->serves.completion, e.completion);
+    EXPECT_EQ(p->serves.embedding, e.embedding);
+  }
+}
+
+TEST(provider_registry, lists_every_provider_once_in_order) {
+  std::set<std::string_view> names;
+  for (const auto& p : cfg::provider_registry()) {
+    EXPECT_TRUE(names.insert(p.name).second) << p.name;
+    EXPECT_EQ(cfg::find_provider(p.name), &p);
+  }
+  ASSERT_GE(cfg::provider_registry().size(), std::size(expected));
+  for (std::size_t i = 0; i < std::size(expected); ++i) {
+    EXPECT_EQ(cfg::provider_registry()[i].name, expected[i].name) << "the documented order";
+  }
+}
+
+TEST(provider_registry, prefixes_map_models_to_providers) {
+  EXPECT_EQ(cfg::find_provider_for_model("openai/gpt-4o"), cfg::find_provider("openai"));
+  EXPECT_EQ(cfg::find_provider_for_model("openai/meta-llama/Llama-3"), cfg::find_provider("openai"));
+  EXPECT_EQ(cfg::find_provider_for_model("ollama/llama3"), cfg::find_provider("ollama"));
+  EXPECT_EQ(cfg::find_provider_for_model("ollama_chat/llama3"), cfg::find_provider("ollama_chat"));
+  EXPECT_EQ(cfg::find_provider_for_model("hosted_vllm/Qwen/Qwen2"), cfg::find_provider("hosted_vllm"));
+  EXPECT_EQ(cfg::find_provider_for_model("groq/llama-3.1-8b-instant"), cfg::find_provider("groq"));
+  EXPECT_EQ(cfg::find_provider_for_model("bedrock/claude"), nullptr);
+  EXPECT_EQ(cfg::find_provider_for_model("gpt-4o"), nullptr) << "no prefix: not a prefix lookup";
+  EXPECT_EQ(cfg::find_provider_for_model("openai"), nullptr);
+  EXPECT_EQ(cfg::find_provider("openai/"), nullptr);
+  EXPECT_EQ(cfg::find_provider(""), nullptr);
+  for (const auto& p : cfg::provider_registry()) {
+    EXPECT_EQ(cfg::find_provider_for_model(std::string(p.prefix) + "m"), &p);
+  }
+}
+
+TEST(provider_registry, bare_names_are_openai) {
+  EXPECT_EQ(&cfg::provider_for_bare_names(), cfg::find_provider("openai"));
+  int bare = 0;
+  for (const auto& p : cfg::provider_registry()) {
+    bare += p.bare_names ? 1 : 0;
+  }
+  EXPECT_EQ(bare, 1);
+}
+
+TEST(provider_registry, framing_follows_the_wire_format) {
+  for (const auto& p : cfg::provider_registry()) {
+    const bool ollama = p.wire == cfg::wire_format::ollama_generate || p.wire == cfg::wire_format::ollama_chat;
+    EXPECT_EQ(p.framing, ollama ? cfg::stream_framing::ndjson : cfg::stream_framing::sse) << p.name;
+  }
+}
+
+TEST(provider_registry, messages_name_every_provider) {
+  const std::string prefixes = cfg::supported_prefixes();
+  const std::string names = cfg::supported_provider_names();
+  EXPECT_EQ(prefixes.rfind("openai/, hosted_vllm/, azure/, anthropic/, ollama/, ollama_chat/", 0), 0u) << prefixes;
+  EXPECT_NE(prefixes.find("(a model without a prefix is openai)"), std::string::npos) << prefixes;
+  EXPECT_EQ(names.rfind("openai, hosted_vllm, azure, anthropic, ollama, ollama_chat", 0), 0u) << names;
+  for (const auto& p : cfg::provider_registry()) {
+    EXPECT_NE(prefixes.find(p.prefix), std::string::npos) << p.prefix;
+    EXPECT_NE(names.find(p.name), std::string::npos) << p.name;
+  }
+}
