@@ -26,7 +26,6 @@ std::chrono::milliseconds seconds_to_ms(double s) {
 }
 
 std::string provider_label(const config::deployment& d) { return std::string(d.provider->exception_label); }
-}
 
 core::error transport_error(const core::error& e, const config::deployment& d, std::chrono::milliseconds timeout) {
   if (e.code == core::errc::upstream_timeout) {
