@@ -184,6 +184,8 @@ struct server::impl : std::enable_shared_from_this<impl> {
   net::awaitable<void> session(std::shared_ptr<connection> c);
   net::awaitable<bool> read_body(connection& c, beast::flat_buffer& buf, std::string& body, std::size_t len,
                                  const std::string& call_id);
+  net::awaitable<bool> read_with_parser(connection& c, beast::flat_buffer& buf, request& req, std::string& call_id,
+                                        bool& keep_alive);
   void forget(std::uint64_t id);
   void maybe_drained();
 };
@@ -612,6 +614,84 @@ net::awaitable<bool> server::impl::read_body(connection& c, beast::flat_buffer& 
   co_return true;
 }
 
+// 2-3. A request head Beast's parser reads (anything simple_head does not take: HTTP/1.0,
+// chunked, Expect, odd bytes, a partial head), then its body, bounded in time and size.
+// False: the connection is to be closed (an early error was answered, or the client left).
+net::awaitable<bool> server::impl::read_with_parser(connection& c, beast::flat_buffer& buf, request& req,
+                                                    std::string& call_id, bool& keep_alive) {
+  // The watchdog only cancels the read (timed_out set), so that the 408 can still be
+  // written.
+  auto arm = [&c](std::chrono::milliseconds d) {
+    c.timed_out = false;
+    c.arm_after(d);
+  };
+  req = request{};
+  req.headers.reserve(16);
+  // 2. The rest of the header, bounded in time and size.
+  request_parser parser(req);
+  std::optional<std::string> direct_body;  // a large body read without the parser
+  parser.header_limit(static_cast<std::uint32_t>(opts_.max_header_bytes));
+  parser.body_limit(opts_.max_body_bytes);
+  arm(opts_.header_timeout);
+  {
+    auto [ec, n] = co_await bhttp::async_read_header(c.stream, buf, parser, tuple_awaitable);
+    c.disarm();
+    if (ec) {
+      const std::string id = core::uuid4();  // the head was not read: no client call id
+      if (auto e = read_failure(ec, c.timed_out, opts_.max_body_bytes, "header")) {
+        co_await reject(c, opts_, *e, id);
+      }
+      co_return false;
+    }
+  }
+  call_id = call_id_of(req);
+
+  // 3. Body: refuse early what is declared too large, then read it bounded in time.
+  if (auto len = parser.content_length(); len && *len > opts_.max_body_bytes) {
+    auto e = too_large(opts_.max_body_bytes, *len);
+    co_await reject(c, opts_, e, call_id);
+    co_return false;
+  }
+  if (!parser.is_done()) {
+    if (parser.expect_continue) {
+      bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, 11};
+      c.arm_after(opts_.write_timeout);
+      auto [ec, n] = co_await bhttp::async_write(c.stream, cont, tuple_awaitable);
+      c.disarm();
+      if (ec) {
+        co_return false;
+      }
+    }
+    arm(opts_.body_timeout);
+    // Large bodies with a Content-Length are read straight into their final string:
+    // Beast's body reader would pass every byte through the flat buffer (an extra
+    // copy) in reads of at most 64 KB each (measured with 1 MB bodies in bench/).
+    const auto declared = parser.content_length();
+    const bool chunked = parser.chunked();
+    if (declared && !chunked && *declared >= direct_body_min) {
+      const auto len = static_cast<std::size_t>(*declared);
+      direct_body.emplace();
+      if (!co_await read_body(c, buf, *direct_body, len, call_id)) {
+        co_return false;
+      }
+    } else {
+      auto [ec, n] = co_await bhttp::async_read(c.stream, buf, parser, tuple_awaitable);
+      c.disarm();
+      if (ec) {
+        if (auto e = read_failure(ec, c.timed_out, opts_.max_body_bytes, "body")) {
+          co_await reject(c, opts_, *e, call_id);
+        }
+        co_return false;
+      }
+    }
+  }
+  if (direct_body) {
+    req.body = std::move(*direct_body);
+  }
+  keep_alive = parser.keep_alive();
+  co_return true;
+}
+
 net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
   beast::flat_buffer buf;
   bool first = true;
@@ -641,12 +721,6 @@ net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
     first = false;
     c->busy = true;
 
-    // The watchdog only cancels the read (timed_out set), so that the 408 can still be
-    // written.
-    auto arm = [&c](std::chrono::milliseconds d) {
-      c->timed_out = false;
-      c->arm_after(d);
-    };
     request req;
     req.headers.reserve(16);
     std::string call_id;
@@ -670,71 +744,8 @@ net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
       } else if (!co_await read_body(*c, buf, req.body, len, call_id)) {
         co_return;
       }
-    } else {
-      req = request{};
-      req.headers.reserve(16);
-      // 2. The rest of the header, bounded in time and size.
-      request_parser parser(req);
-      std::optional<std::string> direct_body;  // a large body read without the parser
-      parser.header_limit(static_cast<std::uint32_t>(opts_.max_header_bytes));
-      parser.body_limit(opts_.max_body_bytes);
-      arm(opts_.header_timeout);
-      {
-        auto [ec, n] = co_await bhttp::async_read_header(c->stream, buf, parser, tuple_awaitable);
-        c->disarm();
-        if (ec) {
-          const std::string call_id = core::uuid4();
-          if (auto e = read_failure(ec, c->timed_out, opts_.max_body_bytes, "header")) {
-            co_await reject(*c, opts_, *e, call_id);
-          }
-          co_return;
-        }
-      }
-      call_id = call_id_of(req);
-
-      // 3. Body: refuse early what is declared too large, then read it bounded in time.
-      if (auto len = parser.content_length(); len && *len > opts_.max_body_bytes) {
-        auto e = too_large(opts_.max_body_bytes, *len);
-        co_await reject(*c, opts_, e, call_id);
-        co_return;
-      }
-      if (!parser.is_done()) {
-        if (parser.expect_continue) {
-          bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, 11};
-          c->arm_after(opts_.write_timeout);
-          auto [ec, n] = co_await bhttp::async_write(c->stream, cont, tuple_awaitable);
-          c->disarm();
-          if (ec) {
-            co_return;
-          }
-        }
-        arm(opts_.body_timeout);
-        // Large bodies with a Content-Length are read straight into their final string:
-        // Beast's body reader would pass every byte through the flat buffer (an extra
-        // copy) in reads of at most 64 KB each (measured with 1 MB bodies in bench/).
-        const auto declared = parser.content_length();
-        const bool chunked = parser.chunked();
-        if (declared && !chunked && *declared >= direct_body_min) {
-          const auto len = static_cast<std::size_t>(*declared);
-          direct_body.emplace();
-          if (!co_await read_body(*c, buf, *direct_body, len, call_id)) {
-            co_return;
-          }
-        } else {
-          auto [ec, n] = co_await bhttp::async_read(c->stream, buf, parser, tuple_awaitable);
-          c->disarm();
-          if (ec) {
-            if (auto e = read_failure(ec, c->timed_out, opts_.max_body_bytes, "body")) {
-              co_await reject(*c, opts_, *e, call_id);
-            }
-            co_return;
-          }
-        }
-      }
-      if (direct_body) {
-        req.body = std::move(*direct_body);
-      }
-      keep_alive = parser.keep_alive();
+    } else if (!co_await read_with_parser(*c, buf, req, call_id, keep_alive)) {
+      co_return;
     }
 
     // 4. Hand over to the handler.

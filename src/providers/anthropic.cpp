@@ -449,6 +449,94 @@ core::result<long long> thinking_budget(const json& effort) {
 
 // ---- request ----------------------------------------------------------------
 
+// What the parameter loop gathered that is settled only once every parameter was seen.
+struct pending_params {
+  std::optional<long long> max_tokens;
+  std::optional<long long> max_completion_tokens;
+  std::optional<json> tool_choice;
+  std::optional<json> response_format;
+  std::optional<bool> parallel_tool_calls;
+  long long budget = 0;
+  bool has_tools = false;
+};
+
+// response_format as a forced tool, thinking, tool_choice and max_tokens, once the
+// parameters are read.
+core::result<void> settle_params(json& out, pending_params& p, const config::deployment& d,
+                                 const build_options& opts) {
+  auto& [max_tokens, max_completion_tokens, tool_choice, response_format, parallel_tool_calls, budget, has_tools] = p;
+  if (response_format) {
+    if (has_tools) {
+      if (!opts.drop_params) {
+        return detail::unsupported_param(provider, "response_format", d, "together with tools");
+      }
+    } else {
+      auto t = json_tool(*response_format);
+      if (!t) {
+        return t.error();
+      }
+      out["tools"] = json::array({std::move(*t)});
+      tool_choice = json{{"type", "tool"}, {"name", json_tool_name}};
+      has_tools = true;
+    }
+  }
+  if (budget > 0 && !out.contains("thinking")) {
+    out["thinking"] = {{"type", "enabled"}, {"budget_tokens", budget}};
+  }
+  if (const json* th = field(out, "thinking")) {
+    budget = detail::token_count(*th, "budget_tokens");
+  }
+  if (has_tools) {
+    if (parallel_tool_calls && !*parallel_tool_calls) {
+      if (!tool_choice) {
+        tool_choice = json{{"type", "auto"}};
+      }
+      if ((*tool_choice)["type"] != "none") {
+        (*tool_choice)["disable_parallel_tool_use"] = true;
+      }
+    }
+    if (tool_choice) {
+      out["tool_choice"] = std::move(*tool_choice);
+    }
+  } else if (tool_choice && (*tool_choice)["type"] == "none") {
+    // "none" without tools changes nothing; other choices without tools are Anthropic's to reject.
+  } else if (tool_choice) {
+    out["tool_choice"] = std::move(*tool_choice);
+  }
+
+  long long mt = max_completion_tokens.value_or(max_tokens.value_or(0));
+  if (mt == 0) {
+    mt = budget >= default_max_tokens ? budget + default_max_tokens : default_max_tokens;
+  }
+  out["max_tokens"] = mt;
+  if (opts.stream) {
+    out["stream"] = true;
+  }
+
+  return {};
+}
+
+// The HTTP request for a finished Messages body.
+core::result<upstream_call> messages_call(const config::deployment& d, const json& out) {
+  upstream_call call;
+  call.url = messages_url(d);
+  if (call.url.empty()) {
+    return detail::missing_api_base(d);
+  }
+  if (!d.api_key.empty()) {
+    call.headers.emplace_back("x-api-key", d.api_key);
+  }
+  if (!detail::has_extra_header(d, "anthropic-version")) {
+    call.headers.emplace_back("anthropic-version", "2023-06-01");
+  }
+  call.headers.emplace_back("content-type", "application/json");
+  for (const auto& [k, v] : d.extra_headers) {
+    call.headers.emplace_back(k, v);
+  }
+  call.body = detail::dump(out);
+  return call;
+}
+
 core::result<upstream_call> build_messages_request(call_type type, const config::deployment& d, const json& body,
                                                    const build_options& opts) {
   if (type == call_type::embedding) {
@@ -481,13 +569,9 @@ core::result<upstream_call> build_messages_request(call_type type, const config:
     }
   }
 
-  std::optional<long long> max_tokens;
-  std::optional<long long> max_completion_tokens;
-  std::optional<json> tool_choice;
-  std::optional<json> response_format;
-  std::optional<bool> parallel_tool_calls;
-  long long budget = 0;
-  bool has_tools = false;
+  pending_params pending;
+  auto& [max_tokens, max_completion_tokens, tool_choice, response_format, parallel_tool_calls, budget, has_tools] =
+      pending;
 
   for (auto it = body.begin(); it != body.end(); ++it) {
     const std::string& k = it.key();
@@ -558,71 +642,10 @@ core::result<upstream_call> build_messages_request(call_type type, const config:
     }
   }
 
-  if (response_format) {
-    if (has_tools) {
-      if (!opts.drop_params) {
-        return detail::unsupported_param(provider, "response_format", d, "together with tools");
-      }
-    } else {
-      auto t = json_tool(*response_format);
-      if (!t) {
-        return t.error();
-      }
-      out["tools"] = json::array({std::move(*t)});
-      tool_choice = json{{"type", "tool"}, {"name", json_tool_name}};
-      has_tools = true;
-    }
+  if (auto settled = settle_params(out, pending, d, opts); !settled) {
+    return settled.error();
   }
-  if (budget > 0 && !out.contains("thinking")) {
-    out["thinking"] = {{"type", "enabled"}, {"budget_tokens", budget}};
-  }
-  if (const json* th = field(out, "thinking")) {
-    budget = detail::token_count(*th, "budget_tokens");
-  }
-  if (has_tools) {
-    if (parallel_tool_calls && !*parallel_tool_calls) {
-      if (!tool_choice) {
-        tool_choice = json{{"type", "auto"}};
-      }
-      if ((*tool_choice)["type"] != "none") {
-        (*tool_choice)["disable_parallel_tool_use"] = true;
-      }
-    }
-    if (tool_choice) {
-      out["tool_choice"] = std::move(*tool_choice);
-    }
-  } else if (tool_choice && (*tool_choice)["type"] == "none") {
-    // "none" without tools changes nothing; other choices without tools are Anthropic's to reject.
-  } else if (tool_choice) {
-    out["tool_choice"] = std::move(*tool_choice);
-  }
-
-  long long mt = max_completion_tokens.value_or(max_tokens.value_or(0));
-  if (mt == 0) {
-    mt = budget >= default_max_tokens ? budget + default_max_tokens : default_max_tokens;
-  }
-  out["max_tokens"] = mt;
-  if (opts.stream) {
-    out["stream"] = true;
-  }
-
-  upstream_call call;
-  call.url = messages_url(d);
-  if (call.url.empty()) {
-    return detail::missing_api_base(d);
-  }
-  if (!d.api_key.empty()) {
-    call.headers.emplace_back("x-api-key", d.api_key);
-  }
-  if (!detail::has_extra_header(d, "anthropic-version")) {
-    call.headers.emplace_back("anthropic-version", "2023-06-01");
-  }
-  call.headers.emplace_back("content-type", "application/json");
-  for (const auto& [k, v] : d.extra_headers) {
-    call.headers.emplace_back(k, v);
-  }
-  call.body = detail::dump(out);
-  return call;
+  return messages_call(d, out);
 }
 
 // ---- response ---------------------------------------------------------------
