@@ -428,6 +428,12 @@ net::awaitable<core::result<void>> db_executor::impl::await_job(std::shared_ptr<
   p->caller = co_await net::this_coro::executor;
   net::steady_timer wake(p->caller, p->deadline);
   p->wake = &wake;
+  // Also when this frame is destroyed without resuming (the loop shutting down): a late
+  // answer must not touch the timer.
+  struct forget {
+    pending_job& p;
+    ~forget() { p.wake = nullptr; }
+  } forget_wake{*p};
   net::post(pool, [this, p]() {
     auto r = execute_blocking(*p);
     net::post(p->caller, [p, r = std::move(r)]() mutable {
@@ -447,7 +453,6 @@ net::awaitable<core::result<void>> db_executor::impl::await_job(std::shared_ptr<
       break;
     }
   }
-  p->wake = nullptr;
   if (p->out) {
     co_return std::move(*p->out);
   }
