@@ -4,6 +4,7 @@
 
 #include <pqxx/pqxx>
 
+#include <atomic>
 #include <thread>
 
 namespace {
@@ -479,14 +480,30 @@ TEST_F(db_executor_test, statement_past_its_deadline_times_out_and_the_next_job_
       queued_took = since(t0);
     };
 
-    auto t0 = steady::now();
-    auto sleeper = db.run_within(700ms, [](pqxx::connection& c) {
-      pqxx::nontransaction tx{c};
-      tx.exec("SELECT pg_sleep(5)");
-    });
+    std::atomic<bool> sleeping{false};
+    std::optional<core::result<void>> slept;
+    std::optional<ms> took_opt;
+    auto sleeper = [&]() -> net::awaitable<void> {
+      auto t0 = steady::now();
+      slept = co_await db.run_within(
+          700ms,
+          [](pqxx::connection& c, std::atomic<bool>* started) {
+            started->store(true);
+            pqxx::nontransaction tx{c};
+            tx.exec("SELECT pg_sleep(5)");
+          },
+          &sleeping);
+      took_opt = since(t0);
+    };
+    net::co_spawn(ex, sleeper, net::detached);
+    // The second job is queued only once the first one holds the (only) db thread.
+    bool started = co_await eventually([&]() -> net::awaitable<bool> { co_return sleeping.load(); }, 5000ms, 5ms);
+    CO_ASSERT(started, "the sleeper never started");
     net::co_spawn(ex, behind, net::detached);
-    auto r = co_await std::move(sleeper);
-    auto took = since(t0);
+    bool slept_done = co_await eventually([&]() -> net::awaitable<bool> { co_return slept.has_value(); }, 10000ms, 10ms);
+    CO_ASSERT(slept_done, "the sleeper's caller never resumed");
+    auto& r = *slept;
+    auto took = *took_opt;
     CO_ASSERT(!r.has_value(), "pg_sleep(5) finished within 700 ms?");
     EXPECT_EQ(r.error().code, core::errc::unavailable);
     EXPECT_NE(r.error().message.find("timeout"), std::string::npos) << r.error().message;
