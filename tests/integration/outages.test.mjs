@@ -267,17 +267,20 @@ describe('outages: a hung Postgres or Redis', { skip, timeout: 900_000 }, () => 
     figures.rss_mb_samples = samples.map((x) => Math.round(x.rssKb / 1024));
     figures.new_key_503_ms_max = Math.max(...figures.new_key_503_ms);
     delete figures.new_key_503_ms;
-    const settled = samples[1].rssKb;
-    const laterMax = Math.max(...samples.slice(1).map((x) => x.rssKb));
-    figures.rss_growth_during_pause_mb = Math.round((laterMax - settled) / 1024);
+    // RSS over the second half of the pause (samples taken while paused: all but the
+    // first, before it, and the last, after SIGCONT).
+    const during = samples.slice(1, -1);
+    const settled = during[Math.floor(during.length / 2)]?.rssKb ?? 0;
+    const laterMax = Math.max(...during.slice(Math.floor(during.length / 2)).map((x) => x.rssKb));
+    figures.rss_growth_second_half_mb = Math.round((laterMax - settled) / 1024);
     console.log(`postgres pause (${PAUSE_MS / 1000} s): ${JSON.stringify(figures)}`);
     assert.deepEqual(load.failures.slice(0, 5), [], `${load.failures.length} requests with cached keys failed`);
-    assert.ok(samples.length >= 2, 'no RSS sample during the pause');
+    assert.ok(during.length >= 1, 'no RSS sample during the pause');
     assert.ok(maxThreads <= before.threads + 2, `threads grew: ${before.threads} -> ${maxThreads}`);
     // The first seconds of any load grow the RSS of a sanitizer build a lot (ASan keeps freed
-    // memory in quarantine, 256 MB), pause or not: what must hold is a plateau during the
+    // memory in quarantine, 256 MB), pause or not: what must hold is a plateau later in the
     // pause. Allowed on top: the spend queue (rows wait in memory, 64 MB at most, then spill).
-    assert.ok(laterMax - settled <= 128 * 1024, `RSS kept growing during the pause: ${settled} kB -> ${laterMax} kB`);
+    assert.ok(laterMax - settled <= 96 * 1024, `RSS kept growing during the pause: ${settled} kB -> ${laterMax} kB`);
     assert.doesNotMatch(gw.stderr(), /AddressSanitizer|runtime error/);
   });
 
