@@ -184,6 +184,36 @@ std::size_t env_size(const char* name, std::size_t fallback) {
   return fallback;
 }
 
+// How long each kind of Postgres call may take, all in all (queue, connect, statements).
+// Past it the caller gets a 503 and a stuck connection is shut down (db_executor).
+struct db_timeouts {
+  std::chrono::milliseconds key_lookup{2000};    // a request's key not in the cache
+  std::chrono::milliseconds management{5000};    // /key/*, /team/*, ... calls
+  std::chrono::milliseconds spend_batch{10000};  // one batch of the spend writer
+  std::chrono::milliseconds probe_interval{2000};  // readiness: SELECT 1 this often
+  std::chrono::milliseconds probe_timeout{1000};   // ... answered within this
+  std::chrono::seconds connect{2};                 // libpq connect_timeout
+  std::chrono::milliseconds migrations{300000};    // the schema migrations at start
+};
+
+db_timeouts db_timeouts_of(const config::config& cfg) {
+  db_timeouts t;
+  t.key_lookup = env_ms("SWITCHYARD_DB_KEY_TIMEOUT_MS", t.key_lookup);
+  t.management = env_ms("SWITCHYARD_DB_TIMEOUT_MS", t.management);
+  t.spend_batch = env_ms("SWITCHYARD_DB_SPEND_TIMEOUT_MS", t.spend_batch);
+  t.probe_interval = env_ms("SWITCHYARD_DB_PROBE_INTERVAL_MS", t.probe_interval);
+  t.probe_timeout = env_ms("SWITCHYARD_DB_PROBE_TIMEOUT_MS", t.probe_timeout);
+  for (auto* d : {&t.key_lookup, &t.management, &t.spend_batch, &t.probe_interval, &t.probe_timeout}) {
+    *d = std::max(*d, std::chrono::milliseconds{100});
+  }
+  if (cfg.general.database_connection_timeout) {
+    // libpq counts whole seconds (and treats 1 as 2).
+    auto s = static_cast<long long>(*cfg.general.database_connection_timeout + 0.999);
+    t.connect = std::chrono::seconds(std::clamp<long long>(s, 1, 600));
+  }
+  return t;
+}
+
 // maximum_spend_logs_retention_period ("30d", "12h", "2w", "1mo") in whole days (at least 1).
 std::optional<int> retention_days(const config::config& cfg) {
   auto it = cfg.general.raw.find("maximum_spend_logs_retention_period");
@@ -208,7 +238,9 @@ struct gateway::impl {
   impl(options o, std::shared_ptr<const config::config> c)
       : opts(std::move(o)),
         cfg(std::move(c)),
+        timeouts(db_timeouts_of(*cfg)),
         db(make_db()),
+        probe_db(make_probe_db()),
         redis(make_redis()),
         auth(cfg->general.master_key, cfg->general.raw.value("litellm_key_header_name", std::string{})),
         rt(cfg),
@@ -229,14 +261,18 @@ struct gateway::impl {
   // docs/architecture.md, "Threads").
   net::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   // Declared after the io_context: destroyed before it, on this (the loop) thread.
+  db_timeouts timeouts;
   std::unique_ptr<store::postgres::db_executor> db;
+  // The readiness probe's own connection: a busy pool does not look like a dead database,
+  // and a dead database is noticed within probe_interval + probe_timeout.
+  std::unique_ptr<store::postgres::db_executor> probe_db;
   std::unique_ptr<store::redis::redis_client> redis;
-  std::optional<bool> db_ok;     // last background ping; unset until the first one
+  std::optional<bool> db_ok;     // last background probe; unset until the first one
   bool migrated = false;
   auth::authenticator auth;
   // Virtual keys (docs/virtual-keys.md): a memory cache over Postgres (none without a database), the
   // auth decision on top, and cross-instance invalidation through Redis.
-  auth::key_cache::lookup_fn db_lookup = db ? make_key_lookup(*db) : nullptr;
+  auth::key_cache::lookup_fn db_lookup = db ? make_key_lookup(*db, timeouts.key_lookup) : nullptr;
   std::unique_ptr<auth::key_cache> key_cache =
       db ? std::make_unique<auth::key_cache>(
                ioc.get_executor(),
@@ -275,9 +311,21 @@ struct gateway::impl {
     if (cfg->general.database_url.empty()) {
       return nullptr;
     }
-    store::postgres::db_options o;
-    o.url = cfg->general.database_url;
-    o.pool_size = 2;
+    auto o = db_options_of(timeouts.management);
+    o.pool_size = static_cast<std::size_t>(std::max(1, cfg->general.database_connection_pool_limit));
+    o.max_in_flight = std::max<std::size_t>(64, o.pool_size * 8);
+    return std::make_unique<store::postgres::db_executor>(o);
+  }
+
+  std::unique_ptr<store::postgres::db_executor> make_probe_db() const {
+    if (cfg->general.database_url.empty()) {
+      return nullptr;
+    }
+    auto o = db_options_of(timeouts.probe_timeout);
+    o.pool_size = 1;
+    o.max_in_flight = 4;
+    // Back quickly after an outage: readiness is what tells the world it is over.
+    o.reconnect_backoff_max = std::min(o.reconnect_backoff_max, timeouts.probe_interval / 4);
     return std::make_unique<store::postgres::db_executor>(o);
   }
 
@@ -285,10 +333,19 @@ struct gateway::impl {
     if (cfg->general.database_url.empty()) {
       return nullptr;
     }
-    store::postgres::db_options o;
-    o.url = cfg->general.database_url;
+    auto o = db_options_of(timeouts.spend_batch);
     o.pool_size = 1;
     return std::make_unique<store::postgres::db_executor>(o);
+  }
+
+  // One deadline for the jobs of an executor, and the server-side statement_timeout at it.
+  store::postgres::db_options db_options_of(std::chrono::milliseconds job_timeout) const {
+    store::postgres::db_options o;
+    o.url = cfg->general.database_url;
+    o.connect_timeout = timeouts.connect;
+    o.job_timeout = job_timeout;
+    o.statement_timeout = job_timeout;
+    return o;
   }
 
   std::unique_ptr<spend::cost_logger> make_cost_logger() {
@@ -364,7 +421,7 @@ struct gateway::impl {
           co_return admin::dependency_state::disconnected;
         }
         if (!db_ok) {
-          auto r = co_await db->ping();
+          auto r = co_await probe_db->ping(timeouts.probe_timeout);
           db_ok = r.has_value();
         }
         co_return *db_ok ? admin::dependency_state::connected : admin::dependency_state::disconnected;
@@ -404,7 +461,8 @@ struct gateway::impl {
     for (;;) {
       if (!migrated) {
         auto dir = migrations_dir();
-        auto applied = co_await db->run(
+        auto applied = co_await db->run_within(
+            timeouts.migrations,
             [](pqxx::connection& c, const std::string& d) { return store::postgres::migrate_blocking(c, d); }, dir);
         if (applied) {
           migrated = true;
@@ -419,18 +477,23 @@ struct gateway::impl {
           }
         }
       } else {
-        auto r = co_await db->ping();
+        auto r = co_await probe_db->ping(timeouts.probe_timeout);
         bool ok = r.has_value();
         if (db_ok && *db_ok != ok) {
           if (ok) {
             spdlog::info("postgres reachable again");
+            // Threads still in reconnect backoff from the outage try at once.
+            db->retry_now();
+            if (spend_db) {
+              spend_db->retry_now();
+            }
           } else {
             spdlog::warn("postgres unreachable: {}", r.error().message);
           }
         }
         db_ok = ok;
       }
-      tick.expires_after(std::chrono::seconds(1));
+      tick.expires_after(migrated ? timeouts.probe_interval : std::chrono::milliseconds(1000));
       auto [ec] = co_await tick.async_wait(net::as_tuple(net::use_awaitable));
       if (ec || stopping) {
         co_return;
@@ -454,7 +517,8 @@ struct gateway::impl {
         const std::chrono::year_month_day ymd{cutoff};
         const std::string day = fmt::format("{:04}-{:02}-{:02}", static_cast<int>(ymd.year()),
                                             static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
-        auto dropped = co_await spend_db->run(&store::postgres::drop_spend_partitions_before_blocking, day);
+        auto dropped = co_await spend_db->run_within(timeouts.migrations,
+                                                     &store::postgres::drop_spend_partitions_before_blocking, day);
         if (dropped && *dropped > 0) {
           spdlog::info("spend logs: {} day partition(s) before {} dropped (retention {} days)", *dropped, day, days);
         } else if (!dropped) {
@@ -630,6 +694,9 @@ int gateway::run() {
   }
   if (m.db) {
     m.db->stop();
+  }
+  if (m.probe_db) {
+    m.probe_db->stop();
   }
   if (m.spend_db) {
     m.spend_db->stop();

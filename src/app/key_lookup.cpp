@@ -51,8 +51,9 @@ auth::owner_access owner_of(const json& j) {
 
 using lookup_result = core::result<std::optional<auth::virtual_key>>;
 
-net::awaitable<lookup_result> lookup_key(store::postgres::db_executor* db, std::string hash) {
-  auto r = co_await db->run(store::postgres::find_key_by_hash_blocking, hash);
+net::awaitable<lookup_result> lookup_key(store::postgres::db_executor* db, std::chrono::milliseconds timeout,
+                                         std::string hash) {
+  auto r = co_await db->run_within(timeout, store::postgres::find_key_by_hash_blocking, hash);
   if (!r) {
     co_return r.error();
   }
@@ -107,9 +108,9 @@ auth::virtual_key to_virtual_key(const store::postgres::key_record& r) {
   return k;
 }
 
-auth::key_cache::lookup_fn make_key_lookup(store::postgres::db_executor& db) {
+auth::key_cache::lookup_fn make_key_lookup(store::postgres::db_executor& db, std::chrono::milliseconds timeout) {
   auto* p = &db;
-  return [p](std::string hash) { return lookup_key(p, std::move(hash)); };
+  return [p, timeout](std::string hash) { return lookup_key(p, timeout, std::move(hash)); };
 }
 
 }  // namespace switchyard::app

@@ -652,6 +652,8 @@ class loader {
       out.database_connection_pool_limit =
           read_int(g.find("database_connection_pool_limit"), p + ".database_connection_pool_limit", 1, 10000)
               .value_or(10);
+      out.database_connection_timeout =
+          read_positive(g.find("database_connection_timeout"), p + ".database_connection_timeout");
       out.raw = to_json(g);
       stringify_documented(out.raw, g, section::general_settings);
     }

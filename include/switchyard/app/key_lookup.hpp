@@ -10,7 +10,8 @@ namespace switchyard::app {
 
 auth::virtual_key to_virtual_key(const store::postgres::key_record& r);
 
-// `db` must outlive every lookup started through the returned function.
-auth::key_cache::lookup_fn make_key_lookup(store::postgres::db_executor& db);
+// `db` must outlive every lookup started through the returned function. Each lookup ends
+// within `timeout` (errc::unavailable after it: the request gets its 503 on time).
+auth::key_cache::lookup_fn make_key_lookup(store::postgres::db_executor& db, std::chrono::milliseconds timeout);
 
 }  // namespace switchyard::app

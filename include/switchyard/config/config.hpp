@@ -81,6 +81,8 @@ struct general_settings {
   std::optional<double> max_response_size_mb;
   bool allow_requests_on_db_unavailable = false;
   int database_connection_pool_limit = 10;
+  // LiteLLM's "timeout for database connections" (s); here libpq's connect_timeout.
+  std::optional<double> database_connection_timeout;
   nlohmann::json raw = nlohmann::json::object();
 };
 

@@ -1,15 +1,23 @@
 #include "switchyard/store/postgres/db_executor.hpp"
 
-#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <poll.h>
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 namespace switchyard::store::postgres {
 
@@ -18,17 +26,18 @@ namespace {
 using clock = std::chrono::steady_clock;
 
 bool has_param(const std::string& url, std::string_view key) {
-  // Good enough for the two keys we add: they are not substrings of other libpq keywords.
+  // Good enough for the keys we add: "key=" is not the tail of another libpq keyword.
   return url.find(std::string(key) + "=") != std::string::npos;
 }
+
+bool is_uri(const std::string& url) { return url.starts_with("postgresql://") || url.starts_with("postgres://"); }
 
 // Appends key=value to a libpq URI ("postgresql://...?a=b") or key=value string.
 void add_param(std::string& url, std::string_view key, const std::string& value) {
   if (has_param(url, key)) {
     return;
   }
-  bool uri = url.starts_with("postgresql://") || url.starts_with("postgres://");
-  if (uri) {
+  if (is_uri(url)) {
     url += url.find('?') == std::string::npos ? '?' : '&';
   } else if (!url.empty()) {
     url += ' ';
@@ -83,6 +92,8 @@ bool hung_up_blocking(pqxx::connection& c) noexcept {
 // jobs of its own executor, so a thread_local is per executor; `owner` guards anyway.
 struct thread_slot {
   const void* owner = nullptr;
+  std::size_t index = 0;  // into impl::watched
+  std::uint64_t retry_epoch = 0;
   std::unique_ptr<pqxx::connection> conn;
   clock::time_point retry_at{};
   std::chrono::milliseconds backoff{0};
@@ -92,14 +103,47 @@ struct thread_slot {
 
 thread_local thread_slot tls_slot;
 
+// A job between run_job() and its caller: shared by the loop side and the db thread.
+struct pending_job {
+  std::function<void(pqxx::connection&)> fn;
+  clock::time_point deadline;
+  net::any_io_executor caller;  // where the caller waits (one handler at a time)
+  // On `caller` only:
+  std::optional<core::result<void>> out;
+  net::steady_timer* wake = nullptr;  // the caller's deadline timer while it waits
+  // Set by the caller when it gave up: the db thread skips the job if it has not started.
+  std::atomic<bool> abandoned{false};
+};
+
+// What the watchdog sees of a db thread's running job.
+struct watched_slot {
+  int fd = -1;  // the connection's socket while a job runs on it, else -1
+  clock::time_point deadline{};
+  bool aborted = false;  // the watchdog shut the socket down
+};
+
 }  // namespace
 
 struct db_executor::impl {
-  explicit impl(db_options o) : opts(std::move(o)), pool(std::max<std::size_t>(1, opts.pool_size)) {
+  explicit impl(db_options o)
+      : opts(std::move(o)), pool(std::max<std::size_t>(1, opts.pool_size)), watched(std::max<std::size_t>(1, opts.pool_size)) {
     conninfo = opts.url;
     auto secs = std::max<long long>(1, opts.connect_timeout.count());
     add_param(conninfo, "connect_timeout", std::to_string(secs));
+    add_param(conninfo, "keepalives", "1");
+    add_param(conninfo, "keepalives_idle", std::to_string(std::max<long long>(1, opts.keepalives_idle.count())));
+    add_param(conninfo, "keepalives_interval",
+              std::to_string(std::max<long long>(1, opts.keepalives_interval.count())));
+    add_param(conninfo, "keepalives_count", std::to_string(std::max(1, opts.keepalives_count)));
+    if (opts.statement_timeout.count() > 0) {
+      // Set at connection start (a startup option, not a SET statement): no extra round
+      // trip, and nothing shows up as a statement of its own in pg_stat_statements.
+      auto ms = std::to_string(opts.statement_timeout.count());
+      add_param(conninfo, "options",
+                is_uri(conninfo) ? "-c%20statement_timeout%3D" + ms : "'-c statement_timeout=" + ms + "'");
+    }
     add_param(conninfo, "application_name", "switchyard");
+    watchdog = std::thread([this] { watch(); });
   }
 
   db_options opts;
@@ -108,19 +152,100 @@ struct db_executor::impl {
   std::atomic<bool> healthy{false};
   std::atomic<bool> stopped{false};
   std::atomic<std::size_t> in_flight{0};
+  std::atomic<std::size_t> aborted{0};
+  std::atomic<std::uint64_t> retry_epoch{0};
+  std::atomic<std::size_t> next_index{0};
+
+  // The watchdog: shuts down the socket of a job that outlived its deadline.
+  std::mutex watch_mutex;
+  std::condition_variable watch_cv;
+  std::vector<watched_slot> watched;  // one per db thread; under watch_mutex
+  clock::time_point watch_next = clock::time_point::max();  // when it wakes next
+  bool watch_stop = false;
+  std::thread watchdog;
 
   // Runs on a db thread. Never throws.
-  core::result<void> execute_blocking(const job& j) noexcept;
+  core::result<void> execute_blocking(pending_job& p) noexcept;
+  net::awaitable<core::result<void>> await_job(std::shared_ptr<pending_job> p);
+  void stop_watchdog() noexcept;
 
  private:
   pqxx::connection* connection_blocking(thread_slot& s, core::error& err) noexcept;
   void drop(thread_slot& s, std::string_view why) noexcept;
+  void watch() noexcept;
+  void publish(std::size_t index, int fd, clock::time_point deadline) noexcept;
+  bool unpublish(std::size_t index) noexcept;  // true: the watchdog aborted the job
 };
+
+void db_executor::impl::watch() noexcept {
+  std::unique_lock lk(watch_mutex);
+  while (!watch_stop) {
+    auto now = clock::now();
+    auto next = clock::time_point::max();
+    for (auto& w : watched) {
+      if (w.fd < 0 || w.aborted) {
+        continue;
+      }
+      if (w.deadline <= now) {
+        // shutdown(), not close(): the descriptor stays libpq's (no reuse race); the db
+        // thread's blocked read returns at once and libpq reports a broken connection.
+        // (PQcancel would open a new connection to the very server that does not answer.)
+        ::shutdown(w.fd, SHUT_RDWR);
+        w.aborted = true;
+      } else {
+        next = std::min(next, w.deadline);
+      }
+    }
+    watch_next = next;
+    if (next == clock::time_point::max()) {
+      watch_cv.wait(lk);
+    } else {
+      watch_cv.wait_until(lk, next);
+    }
+  }
+}
+
+void db_executor::impl::publish(std::size_t index, int fd, clock::time_point deadline) noexcept {
+  bool wake = false;
+  {
+    std::lock_guard lk(watch_mutex);
+    watched[index] = watched_slot{fd, deadline, false};
+    wake = deadline < watch_next;
+    if (wake) {
+      watch_next = deadline;
+    }
+  }
+  if (wake) {
+    watch_cv.notify_one();
+  }
+}
+
+bool db_executor::impl::unpublish(std::size_t index) noexcept {
+  std::lock_guard lk(watch_mutex);
+  bool was_aborted = watched[index].aborted;
+  watched[index] = watched_slot{};
+  return was_aborted;
+}
+
+void db_executor::impl::stop_watchdog() noexcept {
+  {
+    std::lock_guard lk(watch_mutex);
+    if (watch_stop) {
+      return;
+    }
+    watch_stop = true;
+  }
+  watch_cv.notify_one();
+  if (watchdog.joinable()) {
+    watchdog.join();
+  }
+}
 
 pqxx::connection* db_executor::impl::connection_blocking(thread_slot& s, core::error& err) noexcept {
   if (s.owner != this) {
     s = thread_slot{};
     s.owner = this;
+    s.index = next_index.fetch_add(1, std::memory_order_relaxed) % watched.size();
   }
   if (s.conn && s.conn->is_open()) {
     if (!hung_up_blocking(*s.conn)) {
@@ -133,10 +258,12 @@ pqxx::connection* db_executor::impl::connection_blocking(thread_slot& s, core::e
   }
   s.conn.reset();
   auto now = clock::now();
-  if (now < s.retry_at) {
+  auto epoch = retry_epoch.load(std::memory_order_relaxed);
+  if (now < s.retry_at && s.retry_epoch == epoch) {
     err = core::make_error(core::errc::unavailable, "database unavailable (reconnecting): " + s.last_error);
     return nullptr;
   }
+  s.retry_epoch = epoch;
   try {
     s.conn = std::make_unique<pqxx::connection>(conninfo);
     if (s.failed) {
@@ -176,7 +303,7 @@ void db_executor::impl::drop(thread_slot& s, std::string_view why) noexcept {
   s.failed = true;
 }
 
-core::result<void> db_executor::impl::execute_blocking(const job& j) noexcept {
+core::result<void> db_executor::impl::execute_blocking(pending_job& p) noexcept {
   struct release {
     std::atomic<std::size_t>& n;
     ~release() { n.fetch_sub(1, std::memory_order_acq_rel); }
@@ -185,6 +312,10 @@ core::result<void> db_executor::impl::execute_blocking(const job& j) noexcept {
   if (stopped.load(std::memory_order_acquire)) {
     return core::make_error(core::errc::unavailable, "database executor stopped");
   }
+  // Queued behind slow jobs past its deadline: its caller has had its answer already.
+  if (p.abandoned.load(std::memory_order_acquire) || clock::now() >= p.deadline) {
+    return core::make_error(core::errc::unavailable, "database timeout: no free connection before the deadline");
+  }
   thread_slot& s = tls_slot;
   core::error err;
   pqxx::connection* c = connection_blocking(s, err);
@@ -192,15 +323,41 @@ core::result<void> db_executor::impl::execute_blocking(const job& j) noexcept {
     healthy.store(false, std::memory_order_relaxed);
     return err;
   }
+  if (clock::now() >= p.deadline) {  // connecting took the rest of it
+    return core::make_error(core::errc::unavailable, "database timeout: connecting took too long");
+  }
 
+  bool timed_out = false;
   auto lost = [&](std::string_view what) -> core::error {
+    if (timed_out) {
+      aborted.fetch_add(1, std::memory_order_relaxed);
+      drop(s, "no answer before the job's deadline");
+      healthy.store(false, std::memory_order_relaxed);
+      return core::make_error(core::errc::unavailable, "database timeout: no answer before the deadline");
+    }
     auto msg = trim_message(what);
     drop(s, msg);
     healthy.store(false, std::memory_order_relaxed);
     return core::make_error(core::errc::unavailable, "database connection lost: " + msg);
   };
+  // Unpublished before any handler below can close the connection (drop): the watchdog
+  // never touches a descriptor that may have been reused.
+  struct published {
+    impl& im;
+    std::size_t index;
+    bool& timed_out;
+    ~published() { timed_out = im.unpublish(index); }
+  };
   try {
-    j(*c);
+    {
+      published pub{*this, s.index, timed_out};
+      publish(s.index, c->sock(), p.deadline);
+      p.fn(*c);
+    }
+    if (timed_out) {
+      // Finished just as the watchdog shut the socket down: the connection is unusable.
+      return lost("");
+    }
     healthy.store(true, std::memory_order_relaxed);
     return {};
   } catch (const pqxx::broken_connection& e) {
@@ -208,21 +365,28 @@ core::result<void> db_executor::impl::execute_blocking(const job& j) noexcept {
   } catch (const pqxx::in_doubt_error& e) {
     return lost(e.what());
   } catch (const pqxx::sql_error& e) {
-    if (session_lost_state(e.sqlstate()) || !c->is_open()) {
+    if (timed_out || session_lost_state(e.sqlstate()) || !c->is_open()) {
       return lost(e.what());
     }
     healthy.store(true, std::memory_order_relaxed);
     auto msg = trim_message(e.what());
+    if (e.sqlstate() == "57014") {
+      // statement_timeout (or a cancel): the server is slow, not the SQL wrong.
+      return core::make_error(core::errc::unavailable, "database timeout: " + msg);
+    }
     if (!e.sqlstate().empty()) {
       msg += " (SQLSTATE " + e.sqlstate() + ")";
     }
     return core::make_error(core::errc::internal, "database error: " + msg);
   } catch (const std::exception& e) {
-    if (!c->is_open()) {
+    if (timed_out || !c->is_open()) {
       return lost(e.what());
     }
     return core::make_error(core::errc::internal, "database job failed: " + trim_message(e.what()));
   } catch (...) {
+    if (timed_out) {
+      return lost("");
+    }
     return core::make_error(core::errc::internal, "database job failed: unknown exception");
   }
 }
@@ -237,19 +401,68 @@ std::size_t db_executor::in_flight() const noexcept { return impl_->in_flight.lo
 
 std::size_t db_executor::pool_size() const noexcept { return std::max<std::size_t>(1, impl_->opts.pool_size); }
 
+std::size_t db_executor::aborted() const noexcept { return impl_->aborted.load(std::memory_order_relaxed); }
+
+void db_executor::retry_now() noexcept { impl_->retry_epoch.fetch_add(1, std::memory_order_relaxed); }
+
+std::chrono::milliseconds db_executor::impl_job_timeout() const noexcept { return impl_->opts.job_timeout; }
+
 void db_executor::stop() {
   impl_->stopped.store(true, std::memory_order_release);
   // No pool.stop(): queued jobs must still run (and fail fast) so their callers resume.
+  // Running jobs end by their deadline at the latest: the watchdog runs until they have.
   impl_->pool.join();
+  impl_->stop_watchdog();
 }
 
 namespace {
+
 net::awaitable<core::result<void>> ready(core::result<void> r) { co_return r; }
+
+// Waits on the caller's executor for the db thread's answer or the deadline, whichever
+// comes first. The db thread posts the answer to the caller's executor, where `wake` is
+// only ever touched; after a timeout the late answer lands in `out` and nobody reads it.
 }  // namespace
+
+net::awaitable<core::result<void>> db_executor::impl::await_job(std::shared_ptr<pending_job> p) {
+  p->caller = co_await net::this_coro::executor;
+  net::steady_timer wake(p->caller, p->deadline);
+  p->wake = &wake;
+  // Also when this frame is destroyed without resuming (the loop shutting down): a late
+  // answer must not touch the timer.
+  struct forget {
+    pending_job& p;
+    ~forget() { p.wake = nullptr; }
+  } forget_wake{*p};
+  net::post(pool, [this, p]() {
+    auto r = execute_blocking(*p);
+    net::post(p->caller, [p, r = std::move(r)]() mutable {
+      p->out = std::move(r);
+      if (p->wake != nullptr) {
+        p->wake->cancel();
+      }
+    });
+  });
+  while (!p->out) {
+    auto [ec] = co_await wake.async_wait(net::as_tuple(net::use_awaitable));
+    if (p->out || wake.expiry() <= clock::now()) {
+      break;
+    }
+    // Cancelled from outside (not by the answer), e.g. the loop shutting down: keep waiting.
+    if (ec && ec != net::error::operation_aborted) {
+      break;
+    }
+  }
+  if (p->out) {
+    co_return std::move(*p->out);
+  }
+  p->abandoned.store(true, std::memory_order_release);
+  co_return core::make_error(core::errc::unavailable, "database timeout: no answer before the deadline");
+}
 
 // Not a coroutine on purpose: GCC 12 mis-handles a lambda init-capture that moves a
 // coroutine parameter (the parameter is destroyed twice).
-net::awaitable<core::result<void>> db_executor::run_job(job j) {
+net::awaitable<core::result<void>> db_executor::run_job(job j, std::chrono::milliseconds timeout) {
   impl* im = impl_.get();
   if (im->stopped.load(std::memory_order_acquire)) {
     return ready(core::make_error(core::errc::unavailable, "database executor stopped"));
@@ -260,17 +473,19 @@ net::awaitable<core::result<void>> db_executor::run_job(job j) {
     return ready(core::make_error(core::errc::unavailable,
                                   "database busy: " + std::to_string(before) + " jobs in flight"));
   }
+  auto p = std::make_shared<pending_job>();
+  p->fn = std::move(j);
+  p->deadline = clock::now() + timeout;
   // Lazy: starts when awaited (run() awaits at once). `im` outlives the job: stop() (and
-  // so ~db_executor) joins the pool first. The completion is dispatched to the awaiting
-  // coroutine's executor: the caller resumes on its own executor (the loop).
-  return net::co_spawn(
-      im->pool,
-      [im, j = std::move(j)]() -> net::awaitable<core::result<void>> { co_return im->execute_blocking(j); },
-      net::use_awaitable);
+  // so ~db_executor) joins the pool first.
+  return im->await_job(std::move(p));
 }
 
-net::awaitable<core::result<void>> db_executor::ping() {
-  co_return co_await run([](pqxx::connection& c) {
+net::awaitable<core::result<void>> db_executor::ping(std::chrono::milliseconds timeout) {
+  if (timeout.count() <= 0) {
+    timeout = impl_->opts.job_timeout;
+  }
+  return run_within(timeout, [](pqxx::connection& c) {
     pqxx::nontransaction tx{c};
     tx.exec("SELECT 1");
   });

@@ -163,6 +163,9 @@ std::vector<std::string> migrate_blocking(pqxx::connection& c, const std::string
     }
     auto sql = read_file(f.path);
     pqxx::work tx{c};
+    // The sessions' statement_timeout is sized for requests; a migration (an index on a
+    // big table) may rightly take longer. LOCAL: it ends with this transaction.
+    tx.exec("SET LOCAL statement_timeout = 0");
     try {
       tx.exec(sql);
     } catch (const pqxx::sql_error& e) {

@@ -4,6 +4,7 @@
 
 #include <pqxx/pqxx>
 
+#include <atomic>
 #include <thread>
 
 namespace {
@@ -438,3 +439,158 @@ TEST_F(db_executor_test, outage_fails_fast_and_recovers) {
 }
 
 }  // namespace
+
+// Deadlines. Bounds are generous upper limits (a loaded machine), never punctuality checks.
+namespace deadlines {
+
+net::awaitable<core::result<int>> backend_pid(pg::db_executor& db) {
+  co_return co_await db.run([](pqxx::connection& c) {
+    pqxx::nontransaction tx{c};
+    return tx.exec1("SELECT pg_backend_pid()")[0].as<int>();
+  });
+}
+
+}  // namespace deadlines
+
+// A statement that outlives its deadline: the caller has its timeout on time, the db thread
+// is freed (its connection shut down and replaced), and the next job runs on a fresh one.
+TEST_F(db_executor_test, statement_past_its_deadline_times_out_and_the_next_job_runs) {
+  auto o = options(1);
+  o.statement_timeout = 0ms;  // only our deadline: the server would sleep the full 5 s
+  pg::db_executor db{o};
+  run([&]() -> net::awaitable<void> {
+    auto ex = co_await net::this_coro::executor;
+    auto pid1 = co_await deadlines::backend_pid(db);
+    CO_ASSERT(pid1.has_value(), pid1.error().message);
+
+    // A job queued behind the sleeper, with a deadline of its own: it fails by then and
+    // never runs (it does not wait for the sleeper).
+    std::optional<core::result<int>> queued;
+    std::optional<ms> queued_took;
+    bool queued_ran = false;
+    auto behind = [&]() -> net::awaitable<void> {
+      auto t0 = steady::now();
+      queued = co_await db.run_within(
+          300ms,
+          [](pqxx::connection&, bool* ran) {
+            *ran = true;
+            return 1;
+          },
+          &queued_ran);
+      queued_took = since(t0);
+    };
+
+    std::atomic<bool> sleeping{false};
+    std::optional<core::result<void>> slept;
+    std::optional<ms> took_opt;
+    auto sleeper = [&]() -> net::awaitable<void> {
+      auto t0 = steady::now();
+      slept = co_await db.run_within(
+          700ms,
+          [](pqxx::connection& c, std::atomic<bool>* started) {
+            started->store(true);
+            pqxx::nontransaction tx{c};
+            tx.exec("SELECT pg_sleep(5)");
+          },
+          &sleeping);
+      took_opt = since(t0);
+    };
+    net::co_spawn(ex, sleeper, net::detached);
+    // The second job is queued only once the first one holds the (only) db thread.
+    bool started = co_await eventually([&]() -> net::awaitable<bool> { co_return sleeping.load(); }, 5000ms, 5ms);
+    CO_ASSERT(started, "the sleeper never started");
+    net::co_spawn(ex, behind, net::detached);
+    bool slept_done = co_await eventually([&]() -> net::awaitable<bool> { co_return slept.has_value(); }, 10000ms, 10ms);
+    CO_ASSERT(slept_done, "the sleeper's caller never resumed");
+    auto& r = *slept;
+    auto took = *took_opt;
+    CO_ASSERT(!r.has_value(), "pg_sleep(5) finished within 700 ms?");
+    EXPECT_EQ(r.error().code, core::errc::unavailable);
+    EXPECT_NE(r.error().message.find("timeout"), std::string::npos) << r.error().message;
+    EXPECT_GE(took, 650ms);
+    EXPECT_LT(took, 5000ms) << "the deadline did not end the wait";
+
+    bool queued_done = co_await eventually([&]() -> net::awaitable<bool> { co_return queued.has_value(); }, 5000ms, 10ms);
+    CO_ASSERT(queued_done, "the queued job never completed");
+    EXPECT_FALSE(queued->has_value());
+    EXPECT_EQ(queued->error().code, core::errc::unavailable);
+    EXPECT_LT(*queued_took, 5000ms);
+
+    // The db thread is free: the next job runs at once, on a new connection.
+    auto t1 = steady::now();
+    auto pid2 = co_await deadlines::backend_pid(db);
+    CO_ASSERT(pid2.has_value(), pid2.error().message);
+    EXPECT_LT(since(t1), 5000ms);
+    EXPECT_NE(*pid2, *pid1) << "the stuck connection should have been replaced";
+    EXPECT_FALSE(queued_ran) << "a job past its deadline must not run";
+    EXPECT_EQ(db.aborted(), 1u);
+    EXPECT_EQ(db.in_flight(), 0u);
+    EXPECT_TRUE(db.healthy());
+  });
+}
+
+// The server's own statement_timeout ends a slow statement: a timeout (unavailable, not an
+// SQL error), and the connection stays (nothing was shut down on our side).
+TEST_F(db_executor_test, statement_timeout_is_set_on_every_session) {
+  auto o = options(1);
+  o.statement_timeout = 300ms;
+  o.job_timeout = 20000ms;
+  pg::db_executor db{o};
+  run([&]() -> net::awaitable<void> {
+    auto pid1 = co_await deadlines::backend_pid(db);
+    CO_ASSERT(pid1.has_value(), pid1.error().message);
+    auto t0 = steady::now();
+    auto r = co_await db.run([](pqxx::connection& c) {
+      pqxx::nontransaction tx{c};
+      tx.exec("SELECT pg_sleep(10)");
+    });
+    CO_ASSERT(!r.has_value(), "pg_sleep(10) outlived statement_timeout");
+    EXPECT_LT(since(t0), 8000ms);
+    EXPECT_EQ(r.error().code, core::errc::unavailable);
+    EXPECT_NE(r.error().message.find("timeout"), std::string::npos) << r.error().message;
+    auto pid2 = co_await deadlines::backend_pid(db);
+    CO_ASSERT(pid2.has_value(), pid2.error().message);
+    EXPECT_EQ(*pid2, *pid1) << "the server ended the statement; the session is fine";
+    EXPECT_EQ(db.aborted(), 0u);
+  });
+}
+
+// Every Postgres process paused (SIGSTOP): calls end by their deadlines, db threads are not
+// lost, and after SIGCONT the same executor works again.
+TEST_F(db_executor_test, paused_server_costs_each_call_its_deadline_only) {
+  private_server server{private_server::kind::postgres};
+  auto o = options(2);
+  o.url = server.url();
+  o.job_timeout = 1000ms;
+  o.reconnect_backoff_max = 1000ms;
+  pg::db_executor db{o};
+  run(
+      [&]() -> net::awaitable<void> {
+        auto pid1 = co_await deadlines::backend_pid(db);
+        CO_ASSERT(pid1.has_value(), pid1.error().message);
+        server.signal_postgres("STOP");
+        struct resume {
+          private_server& s;
+          ~resume() {
+            try {
+              s.signal_postgres("CONT");
+            } catch (...) {
+            }
+          }
+        } always{server};
+        for (int i = 0; i < 5; ++i) {
+          auto t0 = steady::now();
+          auto r = co_await db.ping();
+          EXPECT_LT(since(t0), 4000ms) << "call " << i << " outlived its 1 s deadline by far";
+          CO_ASSERT(!r.has_value(), "a paused server answered?");
+          EXPECT_EQ(r.error().code, core::errc::unavailable) << r.error().message;
+        }
+        EXPECT_LE(db.in_flight(), 5u) << "jobs piled up";
+        server.signal_postgres("CONT");
+        db.retry_now();
+        bool back = co_await eventually(
+            [&]() -> net::awaitable<bool> { co_return (co_await db.ping()).has_value(); }, 20000ms, 100ms);
+        EXPECT_TRUE(back) << "no recovery after SIGCONT";
+      },
+      120s);
+}

@@ -114,3 +114,46 @@ TEST_F(spend_repo_test, a_bad_batch_throws_and_changes_nothing) {
 }
 
 }  // namespace
+
+namespace {
+
+// A batch that committed but whose caller timed out (the answer came after the deadline):
+// the spend writer puts its rows back and writes them again; the second write must add
+// nothing (rows are keyed by row_id), or a hung-then-recovered database counts spend twice.
+TEST_F(spend_repo_test, a_batch_committed_after_its_deadline_is_not_counted_twice) {
+  pg::db_options o;
+  o.url = db->url();
+  o.pool_size = 1;
+  o.statement_timeout = 0ms;
+  pg::db_executor dbx{o};
+  json batch = json::array({row("7a1c0000-0000-4000-8000-000000000001", "k1", 0.5, day1),
+                            row("7a1c0000-0000-4000-8000-000000000002", "k1", 0.25, day1 + hour)});
+  const std::string text = batch.dump();
+  net::io_context io;
+  std::optional<switchyard::core::result<std::size_t>> late;
+  std::optional<switchyard::core::result<std::size_t>> retry;
+  run_coro(io, [&]() -> net::awaitable<void> {
+    // Commits, then stays busy past the deadline: the caller sees a timeout.
+    late = co_await dbx.run_within(
+        500ms,
+        [](pqxx::connection& c, const std::string& js) {
+          auto n = pg::write_spend_batch_blocking(c, js).inserted;
+          pqxx::nontransaction tx{c};
+          tx.exec("SELECT pg_sleep(5)");
+          return n;
+        },
+        text);
+    retry = co_await dbx.run(
+        [](pqxx::connection& c, const std::string& js) { return pg::write_spend_batch_blocking(c, js).inserted; }, text);
+  });
+  ASSERT_TRUE(late.has_value());
+  ASSERT_FALSE(late->has_value()) << "the first write should have timed out";
+  EXPECT_EQ(late->error().code, switchyard::core::errc::unavailable);
+  ASSERT_TRUE(retry.has_value());
+  ASSERT_TRUE(retry->has_value()) << retry->error().message;
+  EXPECT_EQ(**retry, 0u) << "the late-committed rows were inserted again";
+  EXPECT_DOUBLE_EQ(scalar("SELECT count(*) FROM spend_logs"), 2);
+  EXPECT_DOUBLE_EQ(scalar("SELECT spend FROM verification_tokens WHERE token = 'k1'"), 0.75);
+}
+
+}  // namespace

@@ -221,6 +221,22 @@ class private_server {
     }
   }
 
+  // Postgres only: the signal to the postmaster and every child of it (SIGSTOP pauses the
+  // whole server, as a hung host would; SIGCONT resumes it).
+  void signal_postgres(const char* sig) {
+    std::ifstream in(dir_ + "/pg/postmaster.pid");
+    long pid = 0;
+    in >> pid;
+    if (pid <= 0) {
+      throw std::runtime_error("no postmaster pid in " + dir_);
+    }
+    std::string p = std::to_string(pid);
+    std::string cmd = std::string("kill -") + sig + " " + p + " $(pgrep -P " + p + ")";
+    if (std::system(cmd.c_str()) != 0) {
+      throw std::runtime_error(cmd + " failed");
+    }
+  }
+
   const std::string& url() const { return url_; }  // DATABASE_URL or redis://127.0.0.1:P
   int port() const { return port_; }
 

@@ -8,6 +8,14 @@
 // executor; the job itself runs, and may block, on a db thread only. stop() blocks (joins).
 // Blocking: jobs block their db thread (never the loop). A dead Postgres costs a job at most
 // `connect_timeout`; while a thread is in reconnect backoff its jobs fail at once.
+// Deadlines: every job has one (run(): `job_timeout`; run_within(): the caller's). It bounds
+// the whole wait: the queue, connecting, the statements. When it passes, the caller resumes
+// with errc::unavailable ("database timeout") whether or not the db thread has returned; the
+// job's late result is dropped. A job still running then has its socket shut down by a
+// watchdog thread, so its db thread gets free at once (the connection is replaced on the
+// next job) instead of waiting on a silent server; a queued job whose deadline has passed
+// is skipped. So a hung Postgres never holds a caller, a db thread or memory past the
+// deadlines (at most `max_in_flight` jobs are queued).
 //
 //   auto row = co_await db.run(
 //       [](pqxx::connection& c, const std::string& id) {   // on a db thread
@@ -19,7 +27,8 @@
 //
 // Errors: every exception thrown by a job is caught on the db thread and returned:
 //   errc::unavailable  connection broken / connect failed / reconnect backoff / too many
-//                      jobs in flight ("database busy") / executor stopped
+//                      jobs in flight ("database busy") / deadline passed ("database
+//                      timeout") / executor stopped
 //   errc::internal     SQL errors (message: Postgres' text + SQLSTATE) and other exceptions
 // A job may run twice only if the caller runs it twice: nothing is retried here.
 #pragma once
@@ -41,11 +50,22 @@ namespace switchyard::store::postgres {
 
 struct db_options {
   // libpq connection string: a URI ("postgresql://user@host:port/db") or key=value pairs.
-  // connect_timeout and application_name are appended unless already present.
+  // connect_timeout, keepalives*, options (statement_timeout) and application_name are
+  // appended unless already present.
   std::string url;
   std::size_t pool_size = 2;       // threads == connections
   std::size_t max_in_flight = 64;  // queued + running jobs; beyond: errc::unavailable
-  std::chrono::seconds connect_timeout{3};  // libpq connect_timeout (it rounds 1 up to 2)
+  std::chrono::seconds connect_timeout{2};  // libpq connect_timeout (it rounds 1 up to 2)
+  // run()'s deadline: queue wait + connect + statements, measured from the call.
+  std::chrono::milliseconds job_timeout{5000};
+  // The server's statement_timeout for every session (0: none). Ends a statement the server
+  // is still running after the caller gave up (the watchdog only frees our side).
+  std::chrono::milliseconds statement_timeout{5000};
+  // TCP keepalives, so a peer that vanished (host down, network cut) is noticed by the
+  // kernel even between jobs (libpq ignores them on Unix sockets).
+  std::chrono::seconds keepalives_idle{10};
+  std::chrono::seconds keepalives_interval{3};
+  int keepalives_count = 3;
   std::chrono::milliseconds reconnect_backoff_min{100};
   std::chrono::milliseconds reconnect_backoff_max{5000};
 };
@@ -70,10 +90,24 @@ class db_executor {
   // The same holds for any coroutine call: never write `co_await g([s = std::string()]{})`.
   template <class F, class... Args>
   auto run(F f, Args... args)
+      -> net::awaitable<core::result<std::invoke_result_t<F&, pqxx::connection&, Args&...>>> {
+    return run_within(impl_job_timeout(), std::move(f), std::move(args)...);
+  }
+
+  // run() with its own deadline (from now) instead of `job_timeout`.
+  template <class F, class... Args>
+  auto run_within(std::chrono::milliseconds timeout, F f, Args... args)
       -> net::awaitable<core::result<std::invoke_result_t<F&, pqxx::connection&, Args&...>>>;
 
-  // SELECT 1 on a db thread.
-  net::awaitable<core::result<void>> ping();
+  // SELECT 1 on a db thread, within `timeout` (0: job_timeout).
+  net::awaitable<core::result<void>> ping(std::chrono::milliseconds timeout = std::chrono::milliseconds{0});
+
+  // Threads in reconnect backoff try again on their next job (call it once Postgres is
+  // known to answer again, so the first jobs after an outage do not fail on old backoff).
+  void retry_now() noexcept;
+
+  // Jobs whose deadline passed while running (their connection was shut down) so far.
+  std::size_t aborted() const noexcept;
 
   // Outcome of the latest job (any thread): true once a job reached the server (SQL
   // errors count as reachable), false after a connection failure. Starts false.
@@ -82,23 +116,26 @@ class db_executor {
   std::size_t in_flight() const noexcept;  // jobs queued or running
   std::size_t pool_size() const noexcept;
 
-  // Blocks until running jobs finish; queued jobs and every later run() complete with
-  // errc::unavailable. Idempotent. Never call it from a job (it joins the db threads).
+  // Blocks until running jobs finish (each at most until its deadline); queued jobs and
+  // every later run() complete with errc::unavailable. Idempotent. Never call it from a
+  // job (it joins the db threads).
   void stop();
 
  private:
   using job = std::function<void(pqxx::connection&)>;
+  std::chrono::milliseconds impl_job_timeout() const noexcept;
   // Admission (cap) now, then an awaitable that hops to the pool and completes on the
-  // awaiting coroutine's executor. Await it at once. Nothing of *this is touched after
-  // resuming, so the executor may be stopped while callers await.
-  net::awaitable<core::result<void>> run_job(job j);
+  // awaiting coroutine's executor (which must run one handler at a time: the loop, a
+  // strand) at the latest when `timeout` has passed. Await it at once. Nothing of *this is
+  // touched after resuming, so the executor may be stopped while callers await.
+  net::awaitable<core::result<void>> run_job(job j, std::chrono::milliseconds timeout);
 
   struct impl;
   std::unique_ptr<impl> impl_;
 };
 
 template <class F, class... Args>
-auto db_executor::run(F f, Args... args)
+auto db_executor::run_within(std::chrono::milliseconds timeout, F f, Args... args)
     -> net::awaitable<core::result<std::invoke_result_t<F&, pqxx::connection&, Args&...>>> {
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
   static_assert(std::is_trivially_destructible_v<F>,
@@ -108,7 +145,8 @@ auto db_executor::run(F f, Args... args)
 #endif
   using value_type = std::invoke_result_t<F&, pqxx::connection&, Args&...>;
   static_assert(!std::is_reference_v<value_type>, "db_executor::run: return a value, not a reference");
-  // Shared with the db thread: it stays valid even if this coroutine is destroyed first.
+  // Shared with the db thread: it stays valid even if this coroutine is destroyed first
+  // or stops waiting (deadline); `out` is then filled by the late job and never read.
   // (Named jobs: a lambda with captures inside the co_await expression would hit the GCC
   // 12 bug described above.)
   struct state {
@@ -129,7 +167,7 @@ auto db_executor::run(F f, Args... args)
         },
         st->args);
   };
-  auto r = co_await run_job(std::move(j));
+  auto r = co_await run_job(std::move(j), timeout);
   if (!r) {
     co_return r.error();
   }
