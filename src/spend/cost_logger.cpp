@@ -42,6 +42,7 @@ cost_logger::cost_logger(net::any_io_executor ex, spend_sink& sink, logger_optio
     : ex_(std::move(ex)), sink_(sink), opts_(std::move(opts)), timer_(ex_), done_(ex_) {
   if (!opts_.spill_dir.empty()) {
     spill_ = std::make_shared<spill_file>(opts_.spill_dir);
+    rejected_ = std::make_shared<spill_file>(opts_.spill_dir + "/rejected");
   }
   opts_.batch_rows = std::max<std::size_t>(1, opts_.batch_rows);
 }
@@ -150,6 +151,14 @@ void cost_logger::spill(std::vector<spend_row> rows) {
 net::awaitable<bool> cost_logger::write_batch() {
   auto batch = std::make_shared<const std::vector<spend_row>>(take(opts_.batch_rows));
   auto r = co_await sink_.write(batch);
+  if (!r && r.error().code != core::errc::unavailable && batch->size() > 1) {
+    // Postgres refused the batch itself (not an outage): find the rows it refuses.
+    co_return co_await isolate(*batch);
+  }
+  if (!r && r.error().code != core::errc::unavailable) {
+    reject(*batch, r.error().message);
+    co_return true;
+  }
   if (!r) {
     ++stats_.flush_failures;
     if (stats_.database_ok) {
@@ -177,6 +186,51 @@ net::awaitable<bool> cost_logger::write_batch() {
     }
   }
   co_return true;
+}
+
+net::awaitable<bool> cost_logger::isolate(const std::vector<spend_row>& rows) {
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    auto one = std::make_shared<const std::vector<spend_row>>(1, rows[i]);
+    auto r = co_await sink_.write(one);
+    if (r) {
+      stats_.written += r->inserted;
+      if (on_key_total) {
+        for (const auto& [key, total] : r->key_totals) {
+          on_key_total(key, total);
+        }
+      }
+      continue;
+    }
+    if (r.error().code == core::errc::unavailable) {
+      // The database went away meanwhile: the rest waits in the queue, in order.
+      for (std::size_t k = rows.size(); k > i; --k) {
+        queue_bytes_ += rows[k - 1].approx_bytes();
+        queue_.push_front(rows[k - 1]);
+      }
+      stats_.queued = queue_.size();
+      ++stats_.flush_failures;
+      stats_.database_ok = false;
+      co_return false;
+    }
+    reject(*one, r.error().message);
+  }
+  co_return true;
+}
+
+void cost_logger::reject(const std::vector<spend_row>& rows, const std::string& why) {
+  stats_.rejected += rows.size();
+  spdlog::error("spend: the database refused {} row(s) ({}); kept aside in {}", rows.size(), why,
+                rejected_ ? rejected_->dir() : std::string("nowhere (no spill directory)"));
+  if (rejected_) {
+    net::post(file_thread_, [s = rejected_, failures = spill_failures_, r = rows]() {
+      try {
+        s->append_blocking(r);
+      } catch (const std::exception& e) {
+        failures->fetch_add(r.size());
+        spdlog::error("spend: {} refused row(s) lost: {}", r.size(), e.what());
+      }
+    });
+  }
 }
 
 net::awaitable<void> cost_logger::replay_spills() {

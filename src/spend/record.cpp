@@ -2,6 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <charconv>
+#include <cmath>
+
 namespace switchyard::spend {
 
 using json = nlohmann::json;
@@ -14,65 +17,170 @@ std::size_t spend_row::approx_bytes() const {
          response_json.size();
 }
 
+
 namespace {
 
-json raw_or(const std::string& text, json fallback) {
-  if (text.empty()) {
-    return fallback;
+// A JSON string: escapes as JSON needs, and invalid UTF-8 (headers can carry any bytes)
+// replaced by U+FFFD, so that Postgres never refuses a batch for one row's bytes.
+void put_string(std::string& out, std::string_view s) {
+  out += '"';
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const std::size_t n = s.size();
+  for (std::size_t i = 0; i < n;) {
+    const unsigned char c = p[i];
+    if (c < 0x80) {
+      switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        default:
+          if (c < 0x20) {
+            static constexpr char hex[] = "0123456789abcdef";
+            out += "\\u00";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+          } else {
+            out += static_cast<char>(c);
+          }
+      }
+      ++i;
+      continue;
+    }
+    // Length and validity of a multi-byte sequence (no overlongs, no surrogates, <= U+10FFFF).
+    std::size_t len = 0;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      lo = c == 0xE0 ? 0xA0 : 0x80;
+      hi = c == 0xED ? 0x9F : 0xBF;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      lo = c == 0xF0 ? 0x90 : 0x80;
+      hi = c == 0xF4 ? 0x8F : 0xBF;
+    }
+    bool ok = len != 0 && i + len <= n && p[i + 1] >= lo && p[i + 1] <= hi;
+    for (std::size_t k = 2; ok && k < len; ++k) {
+      ok = p[i + k] >= 0x80 && p[i + k] <= 0xBF;
+    }
+    if (ok) {
+      out.append(s.data() + i, len);
+      i += len;
+    } else {
+      out += "\xEF\xBF\xBD";  // U+FFFD
+      ++i;
+    }
   }
-  auto j = json::parse(text, nullptr, false);
-  return j.is_discarded() ? fallback : j;
+  out += '"';
 }
 
-json to_json(const spend_row& r) {
-  json j = {{"row_id", r.row_id},
-            {"request_id", r.request_id},
-            {"call_type", r.call_type},
-            {"api_key", r.api_key},
-            {"key_alias", r.key_alias},
-            {"user_id", r.user_id},
-            {"team_id", r.team_id},
-            {"organization_id", r.organization_id},
-            {"end_user", r.end_user},
-            {"model", r.model},
-            {"model_group", r.model_group},
-            {"model_id", r.model_id},
-            {"custom_llm_provider", r.provider},
-            {"api_base", r.api_base},
-            {"prompt_tokens", r.prompt_tokens},
-            {"completion_tokens", r.completion_tokens},
-            {"total_tokens", r.total_tokens},
-            {"cached_tokens", r.cached_tokens},
-            {"cache_creation_tokens", r.cache_creation_tokens},
-            {"reasoning_tokens", r.reasoning_tokens},
-            {"usage_estimated", r.usage_estimated},
-            {"spend", r.spend},
-            {"start_us", r.start_us},
-            {"end_us", r.end_us},
-            {"completion_start_us", r.completion_start_us},
-            {"success", r.success},
-            {"status_code", r.status_code},
-            {"error_type", r.error_type},
-            {"cache_hit", r.cache_hit},
-            {"retries", r.retries},
-            {"fallbacks", r.fallbacks},
-            {"requester_ip_address", r.requester_ip},
-            {"session_id", r.session_id},
-            {"request_tags", raw_or(r.tags_json, json::array())},
-            {"metadata", raw_or(r.metadata_json, json::object())}};
-  if (!r.messages_json.empty()) {
-    j["messages"] = raw_or(r.messages_json, nullptr);
+void put_key(std::string& out, const char* key, bool first = false) {
+  if (!first) {
+    out += ',';
   }
-  if (!r.response_json.empty()) {
-    j["response"] = raw_or(r.response_json, nullptr);
+  out += '"';
+  out += key;
+  out += "\":";
+}
+
+void put(std::string& out, const char* key, std::string_view v) {
+  put_key(out, key);
+  put_string(out, v);
+}
+
+void put(std::string& out, const char* key, long long v) {
+  put_key(out, key);
+  char buf[32];
+  out.append(buf, static_cast<std::size_t>(std::to_chars(buf, buf + sizeof buf, v).ptr - buf));
+}
+
+void put(std::string& out, const char* key, double v) {
+  put_key(out, key);
+  if (!std::isfinite(v)) {
+    out += '0';
+    return;
   }
-  return j;
+  char buf[32];
+  out.append(buf, static_cast<std::size_t>(std::to_chars(buf, buf + sizeof buf, v).ptr - buf));
+}
+
+void put(std::string& out, const char* key, bool v) {
+  put_key(out, key);
+  out += v ? "true" : "false";
+}
+
+// A JSON value kept as text: used as is when it is valid JSON, else `fallback`.
+void put_raw(std::string& out, const char* key, const std::string& text, const char* fallback) {
+  put_key(out, key);
+  if (!text.empty() && nlohmann::json::accept(text)) {
+    // Re-dumped to drop invalid UTF-8 the text may hold (accept() does not check it).
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    out += j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  } else {
+    out += fallback;
+  }
 }
 
 }  // namespace
 
 void append_json(std::string& out, const spend_row& r) {
-  out += to_json(r).dump(-1, ' ', false, json::error_handler_t::replace);
+  out += '{';
+  put_key(out, "row_id", true);
+  put_string(out, r.row_id);
+  put(out, "request_id", r.request_id);
+  put(out, "call_type", r.call_type);
+  put(out, "api_key", r.api_key);
+  put(out, "key_alias", r.key_alias);
+  put(out, "user_id", r.user_id);
+  put(out, "team_id", r.team_id);
+  put(out, "organization_id", r.organization_id);
+  put(out, "end_user", r.end_user);
+  put(out, "model", r.model);
+  put(out, "model_group", r.model_group);
+  put(out, "model_id", r.model_id);
+  put(out, "custom_llm_provider", r.provider);
+  put(out, "api_base", r.api_base);
+  put(out, "prompt_tokens", r.prompt_tokens);
+  put(out, "completion_tokens", r.completion_tokens);
+  put(out, "total_tokens", r.total_tokens);
+  put(out, "cached_tokens", r.cached_tokens);
+  put(out, "cache_creation_tokens", r.cache_creation_tokens);
+  put(out, "reasoning_tokens", r.reasoning_tokens);
+  put(out, "usage_estimated", r.usage_estimated);
+  put(out, "spend", r.spend);
+  put(out, "start_us", static_cast<long long>(r.start_us));
+  put(out, "end_us", static_cast<long long>(r.end_us));
+  put(out, "completion_start_us", static_cast<long long>(r.completion_start_us));
+  put(out, "success", r.success);
+  put(out, "status_code", static_cast<long long>(r.status_code));
+  put(out, "error_type", r.error_type);
+  put(out, "cache_hit", r.cache_hit);
+  put(out, "retries", static_cast<long long>(r.retries));
+  put(out, "fallbacks", static_cast<long long>(r.fallbacks));
+  put(out, "requester_ip_address", r.requester_ip);
+  put(out, "session_id", r.session_id);
+  if (r.tags_json == "[]") {
+    put_key(out, "request_tags");
+    out += "[]";
+  } else {
+    put_raw(out, "request_tags", r.tags_json, "[]");
+  }
+  if (r.metadata_json == "{}") {
+    put_key(out, "metadata");
+    out += "{}";
+  } else {
+    put_raw(out, "metadata", r.metadata_json, "{}");
+  }
+  if (!r.messages_json.empty()) {
+    put_raw(out, "messages", r.messages_json, "null");
+  }
+  if (!r.response_json.empty()) {
+    put_raw(out, "response", r.response_json, "null");
+  }
+  out += '}';
 }
 
 core::result<spend_row> row_from_json(std::string_view text) {

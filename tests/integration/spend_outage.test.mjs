@@ -142,7 +142,8 @@ describe('spend under outages', { skip, timeout: 600_000 }, () => {
     for (const d of dataDirs) rmSync(d, { recursive: true, force: true });
   });
 
-  test('Postgres stopped mid-load and back after the outage: every request has exactly one row', async () => {
+  test('Postgres stopped mid-load and back after the outage: every request has exactly one row', async (t) => {
+    t.after(() => startPostgres());
     const a = await gateway('a');
     const b = await gateway('b', { SWITCHYARD_SPEND_QUEUE_ROWS: '300' });  // its overflow spills
     const keys = [await newKey(a, 'k1'), await newKey(a, 'k2')];
@@ -172,7 +173,9 @@ describe('spend under outages', { skip, timeout: 600_000 }, () => {
     await b.stop();
   });
 
-  test('SIGTERM while Postgres is down: the rows are spilled and replayed once by the next start', async () => {
+  test('SIGTERM while Postgres is down: the rows are spilled and replayed once by the next start', async (t) => {
+    t.after(() => startPostgres());  // whatever happened, the next test has its database
+    startPostgres();
     const dir = mkdtempSync(path.join(os.tmpdir(), 'switchyard-data-term-'));
     dataDirs.push(dir);
     const env = { DATABASE_URL: dbUrl, SWITCHYARD_DATA_DIR: dir };
@@ -204,6 +207,7 @@ describe('spend under outages', { skip, timeout: 600_000 }, () => {
   });
 
   test('kill -9 with Postgres up: nothing twice, only the last moments lost', async () => {
+    startPostgres();
     const a = await gateway('c');
     const b = await gateway('d');
     const keys = [await newKey(a, 'k4')];

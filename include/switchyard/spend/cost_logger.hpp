@@ -7,7 +7,10 @@
 //     Postgres answers again (also at the next start);
 //   - every row carries an idempotency key, so a batch or a spill file written twice
 //     (a crash between the commit and forgetting the rows) adds nothing the second time;
-//   - stop() writes what it can before its deadline and spills the rest.
+//   - stop() writes what it can before its deadline and spills the rest;
+//   - a batch Postgres refuses as such (an SQL error, not an outage) is written row by row,
+//     and a row it still refuses is kept aside in <spill_dir>/rejected with an error log,
+//     so one bad row never blocks the queue.
 // What a kill -9 can lose: the rows still in memory (at most one flush_interval of
 // traffic while Postgres answers; the whole in-memory queue during an outage). See
 // docs/spend.md.
@@ -84,6 +87,7 @@ class cost_logger {
     std::size_t replayed = 0;        // rows read back from spill files and written
     std::size_t dropped = 0;         // rows lost (no spill_dir, or the disk refused them)
     std::size_t corrupt = 0;         // spill records skipped as corrupt
+    std::size_t rejected = 0;        // rows Postgres refused (kept aside, not retried)
     bool database_ok = true;
   };
   const counters& stats() const { return stats_; }
@@ -92,6 +96,10 @@ class cost_logger {
   net::awaitable<void> flush_loop();
   net::awaitable<bool> write_batch();  // false: the sink failed
   net::awaitable<void> replay_spills();
+  // A batch Postgres refused as such (an SQL error, not an outage): rows written one by
+  // one, the refused ones kept aside. False: the database went away meanwhile.
+  net::awaitable<bool> isolate(const std::vector<spend_row>& rows);
+  void reject(const std::vector<spend_row>& rows, const std::string& why);
   void enforce_bound();
   void spill(std::vector<spend_row> rows);
   std::vector<spend_row> take(std::size_t n);
@@ -106,6 +114,7 @@ class cost_logger {
   net::steady_timer done_;  // stop() waits on it; the flush loop cancels it when it ends
   net::thread_pool file_thread_{1};
   std::shared_ptr<spill_file> spill_;
+  std::shared_ptr<spill_file> rejected_;  // <spill_dir>/rejected: rows Postgres refused, never replayed
   bool stopping_ = false;
   bool stopped_ = false;
   bool running_ = false;

@@ -10,6 +10,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <fstream>
@@ -25,6 +26,7 @@ namespace {
 class fake_sink final : public spend_sink {
  public:
   bool up = true;
+  std::string poison;  // a row id the database refuses (an SQL error, not an outage)
   std::size_t batches = 0, failures = 0, max_batch = 0;
   std::set<std::string> ids;
   std::map<std::string, double> totals;
@@ -33,6 +35,11 @@ class fake_sink final : public spend_sink {
     if (!up) {
       ++failures;
       co_return core::make_error(core::errc::unavailable, "database down");
+    }
+    for (const auto& row : *rows) {
+      if (!poison.empty() && row.row_id == poison) {
+        co_return core::make_error(core::errc::internal, "invalid input syntax for type uuid");
+      }
     }
     ++batches;
     max_batch = std::max(max_batch, rows->size());
@@ -299,4 +306,46 @@ TEST(spill_file, round_trip_keeps_every_field) {
   EXPECT_FALSE(b.success);
   EXPECT_EQ(b.error_type, "rate_limit_error");
   EXPECT_EQ(b.start_us, r.start_us);
+}
+
+TEST(cost_logger, a_row_the_database_refuses_is_kept_aside_and_never_blocks_the_queue) {
+  temp_dir dir;
+  fake_sink sink;
+  sink.poison = "row-5";
+  run_loop([&](net::any_io_executor ex) -> net::awaitable<void> {
+    cost_logger log(ex, sink, fast(dir.path.string()));
+    log.start();
+    for (int i = 0; i < 30; ++i) {
+      log.add(row(i));
+    }
+    co_await wait_until([&] { return sink.ids.size() == 29; });
+    co_await log.stop(std::chrono::steady_clock::now() + 5s);
+    EXPECT_EQ(log.stats().rejected, 1u);
+    EXPECT_EQ(log.stats().queued, 0u);
+  });
+  EXPECT_EQ(sink.ids.size(), 29u);
+  EXPECT_FALSE(sink.ids.contains("row-5"));
+  spill_file aside((dir.path / "rejected").string());
+  auto files = aside.closed_files_blocking();
+  ASSERT_EQ(files.size(), 1u);
+  auto back = spill_file::read_blocking(files[0]);
+  ASSERT_EQ(back.rows.size(), 1u);
+  EXPECT_EQ(back.rows[0].row_id, "row-5");
+}
+
+TEST(spend_row, json_is_valid_whatever_bytes_the_strings_hold) {
+  spend_row r = row(1);
+  r.end_user = std::string("bad \xff\xfe utf-8 \xc3\x28 and \"quotes\" \\ \n\x01");
+  r.session_id = "caf\xc3\xa9";  // valid UTF-8 kept
+  r.tags_json = "not json";
+  std::string out;
+  append_json(out, r);
+  auto j = nlohmann::json::parse(out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << out;
+  EXPECT_EQ(j["session_id"], "caf\xc3\xa9");
+  EXPECT_NE(j["end_user"].get<std::string>().find("\xEF\xBF\xBD"), std::string::npos);
+  EXPECT_EQ(j["request_tags"], nlohmann::json::array());
+  auto back = row_from_json(out);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->row_id, r.row_id);
 }
