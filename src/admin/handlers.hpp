@@ -1,5 +1,6 @@
 // The handlers of the route table (private to admin/), one file per entity: keys.cpp,
-// users.cpp, teams.cpp, organizations.cpp, budgets.cpp, model_info.cpp. Each gets a
+// users.cpp, teams.cpp, organizations.cpp, budgets.cpp, model_info.cpp, and the spend
+// reports: spend.cpp, activity.cpp. Each gets a
 // route_context built by management_api::handle after the common prelude (caller
 // authenticated, access rule checked, Postgres present when the route needs it, JSON body
 // parsed) and returns the response body or an error.
@@ -80,5 +81,19 @@ handler_result budget_list(const route_context& c);
 
 // model_info.cpp
 handler_result model_info(const route_context& c);
+
+// spend.cpp
+handler_result spend_logs(const route_context& c);
+handler_result spend_tags(const route_context& c);
+handler_result spend_calculate(const route_context& c);
+handler_result global_spend(const route_context& c);
+handler_result global_spend_keys(const route_context& c);
+handler_result global_spend_teams(const route_context& c);
+handler_result global_spend_models(const route_context& c);
+handler_result global_spend_report(const route_context& c);
+
+// activity.cpp
+handler_result user_daily_activity(const route_context& c);
+handler_result team_daily_activity(const route_context& c);
 
 }  // namespace switchyard::admin

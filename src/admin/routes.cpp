@@ -56,6 +56,20 @@ constexpr route table[] = {
     {"/budget/info",         {},                      get_or_post,    admin_read,    true,  budget_info},
     {"/budget/list",         {},                      get,            admin_read,    true,  budget_list},
 
+    // Spend (docs/spend.md): reports read the daily rollups. Internal users see their own
+    // requests, an org_admin their organisation's; /spend/calculate prices a request from
+    // the config and the price table alone.
+    {"/spend/logs",          {},                      get,            member_read,   true,  spend_logs},
+    {"/spend/tags",          {},                      get,            admin_read,    true,  spend_tags},
+    {"/spend/calculate",     {},                      post,           anyone,        false, spend_calculate},
+    {"/global/spend",        {},                      get,            member_read,   true,  global_spend},
+    {"/global/spend/keys",   {},                      get,            member_read,   true,  global_spend_keys},
+    {"/global/spend/teams",  {},                      get,            admin_read,    true,  global_spend_teams},
+    {"/global/spend/models", {},                      get,            member_read,   true,  global_spend_models},
+    {"/global/spend/report", {},                      get,            admin_read,    true,  global_spend_report},
+    {"/user/daily/activity", {},                      get,            member_read,   true,  user_daily_activity},
+    {"/team/daily/activity", {},                      get,            member_read,   true,  team_daily_activity},
+
     // The model list needs no database: it answers from the config, also before the
     // migrations ran.
     {"/model/info",          "/v1/model/info",        get,            anyone,        false, model_info},

@@ -300,7 +300,7 @@ struct gateway::impl {
       cost_logger ? std::make_unique<pipeline::spend_observer>(pricer, *cost_logger) : nullptr;
   pipeline::llm_pipeline llm;
   admin::health_endpoints health;
-  admin::management_api management{{key_auth, db.get(), key_invalidation.get(), cfg}};
+  admin::management_api management{{key_auth, db.get(), key_invalidation.get(), cfg, &pricer}};
   http::server server;
   net::signal_set signals;
   net::steady_timer grace_timer;

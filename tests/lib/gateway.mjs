@@ -10,7 +10,7 @@
 //      SWITCHYARD_TEST_DATABASE_URL / SWITCHYARD_TEST_REDIS_URL (loopback services from
 //      scripts/test.sh; tests that need them skip when unset).
 
-import { spawn, execFile } from 'node:child_process';
+import { spawn, execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -146,6 +146,20 @@ export function openaiModel(modelName, apiBase, extra = {}) {
 
 export function mockModel(modelName, text = 'Hello from the mock!') {
   return { model_name: modelName, litellm_params: { model: `openai/${modelName}`, mock_response: text } };
+}
+
+// ------------------------------------------------------------------ databases
+
+// `url` (a Postgres URL) with its database replaced by `db`.
+export function withDatabase(url, db) {
+  const u = new URL(url);
+  u.pathname = `/${db}`;
+  return u.toString();
+}
+
+// Runs one SQL statement with psql; returns its unaligned, tuples-only output.
+export function psql(url, sql) {
+  return execFileSync('psql', ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', url, '-c', sql], { encoding: 'utf8' }).trim();
 }
 
 // ------------------------------------------------------------------ ports

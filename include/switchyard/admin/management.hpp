@@ -1,4 +1,5 @@
-// The management API (/key/*, /user/*, /team/*, /organization/*, /budget/*, /model/info):
+// The management API (/key/*, /user/*, /team/*, /organization/*, /budget/*, /model/info,
+// the spend reports /spend/*, /global/spend*, /user|team/daily/activity):
 // runs one route of the route table (admin/routes.hpp) with the prelude every route shares,
 // written once here: authenticate the caller, check the route's access rule for their
 // role, require Postgres when the route needs it, parse the JSON body (400 when it is
@@ -27,6 +28,9 @@
 namespace switchyard::store::postgres {
 class db_executor;
 }
+namespace switchyard::spend {
+class pricer;
+}
 
 namespace switchyard::admin {
 
@@ -37,6 +41,7 @@ struct management_deps {
   store::postgres::db_executor* db = nullptr;
   auth::key_invalidation* invalidation = nullptr;
   std::shared_ptr<const config::config> cfg;
+  spend::pricer* pricer = nullptr;  // /spend/calculate; null: every model's cost is unknown
 };
 
 class management_api {

@@ -89,6 +89,11 @@ TEST_F(spend_repo_test, rows_totals_and_rollups_count_once) {
   EXPECT_DOUBLE_EQ(scalar("SELECT sum(api_requests) FROM daily_spend WHERE entity_type = 'team'"), 3);
   EXPECT_DOUBLE_EQ(scalar("SELECT sum(spend) FROM daily_spend WHERE entity_type = 'tag' AND entity_id = 'a'"), 1.75);
   EXPECT_DOUBLE_EQ(scalar("SELECT sum(prompt_tokens) FROM daily_spend WHERE entity_type = 'org'"), 30);
+  // 'all': every request, whoever made it, so that global reports read the rollups only.
+  EXPECT_DOUBLE_EQ(scalar("SELECT sum(api_requests) FROM daily_spend WHERE entity_type = 'all' AND entity_id = ''"),
+                   scalar("SELECT count(*) FROM spend_logs"));
+  EXPECT_DOUBLE_EQ(scalar("SELECT sum(spend) FROM daily_spend WHERE entity_type = 'all'"),
+                   scalar("SELECT sum(spend) FROM spend_logs"));
   // A batch mixing old and new rows moves totals by the new ones only.
   batch.push_back(row("00000000-0000-4000-8000-000000000004", "k1", 2.0, day1 + 3 * hour));
   auto mixed = pg::write_spend_batch_blocking(*conn, batch.dump());

@@ -4,7 +4,7 @@
 // Rows already in spend_logs (same row_id and start time: a replay after a crash
 // mid-flush, or a spill file read twice) are skipped, and only the rows actually
 // inserted move the running totals (keys, users, teams, organisations, end users) and the
-// daily rollups, so a replay never counts twice. Entities are locked in one fixed order
+// daily rollups (one per entity, and entity_type 'all' for every request), so a replay never counts twice. Entities are locked in one fixed order
 // (keys, users, teams, organisations, end users; each sorted by id), so writers of several
 // gateways cannot deadlock. Day partitions are created on first use. See docs/spend.md.
 //

@@ -1,0 +1,320 @@
+#include "switchyard/store/postgres/spend_query_repo.hpp"
+
+#include <pqxx/pqxx>
+
+namespace switchyard::store::postgres {
+
+namespace {
+
+// Values are quoted into the SQL text (tx.quote) rather than bound: each query's filters
+// differ by which parameters were given, and literal days let the planner prune the day
+// partitions of spend_logs at plan time.
+std::string day_range(pqxx::transaction_base& tx, const char* column, const std::string& start_day,
+                      const std::string& end_day) {
+  return std::string(column) + " BETWEEN " + tx.quote(start_day) + "::date AND " + tx.quote(end_day) + "::date";
+}
+
+// Reports whose answer has a row per (day, key, model) sort and aggregate tens of
+// thousands of rows for a month: in memory rather than in temporary files.
+void roomy(pqxx::transaction_base& tx) { tx.exec0("SET LOCAL work_mem = '64MB'"); }
+
+std::string lens_filter(pqxx::transaction_base& tx, const spend_lens& lens, const std::string& start_day,
+                        const std::string& end_day) {
+  return "entity_type = " + tx.quote(lens.entity_type) + " AND entity_id = " + tx.quote(lens.entity_id) + " AND " +
+         day_range(tx, "day", start_day, end_day);
+}
+
+// A query whose rows are one text column each (JSON objects), as one JSON array.
+std::string json_array_of(pqxx::transaction_base& tx, const std::string& sql) {
+  std::string out = "[";
+  for (const auto& row : tx.exec(sql)) {
+    if (out.size() > 1) {
+      out += ',';
+    }
+    out += row[0].c_str();
+  }
+  out += ']';
+  return out;
+}
+
+std::string iso(const char* column) {
+  return std::string("to_char(") + column + " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')";
+}
+
+// A spend_logs row with LiteLLM's SpendLogs field names (cache_hit is a string there).
+std::string log_row_object() {
+  return "json_build_object('request_id', request_id, 'call_type', call_type, 'api_key', api_key, "
+         "'spend', spend, 'total_tokens', total_tokens, 'prompt_tokens', prompt_tokens, "
+         "'completion_tokens', completion_tokens, 'startTime', " +
+         iso("start_time") + ", 'endTime', " + iso("end_time") +
+         ", 'completionStartTime', " + iso("completion_start_time") +
+         ", 'request_duration_ms', request_duration_ms, 'model', model, 'model_id', coalesce(model_id, ''), "
+         "'model_group', coalesce(model_group, ''), 'custom_llm_provider', coalesce(custom_llm_provider, ''), "
+         "'api_base', coalesce(api_base, ''), 'user', coalesce(user_id, ''), 'end_user', coalesce(end_user, ''), "
+         "'team_id', team_id, 'organization_id', organization_id, 'key_alias', key_alias, 'metadata', metadata, "
+         "'cache_hit', CASE WHEN cache_hit THEN 'True' ELSE 'False' END, 'cache_key', '', "
+         "'request_tags', request_tags, 'status', status, 'status_code', status_code, 'error_type', error_type, "
+         "'session_id', session_id, 'requester_ip_address', requester_ip_address, "
+         "'messages', coalesce(messages, '{}'::jsonb), 'response', coalesce(response, '{}'::jsonb), "
+         "'cached_tokens', cached_tokens, 'reasoning_tokens', reasoning_tokens, "
+         "'usage_estimated', usage_estimated)::text";
+}
+
+std::vector<spend_day_part> parts_of(pqxx::transaction_base& tx, const std::string& sql) {
+  std::vector<spend_day_part> out;
+  for (const auto& row : tx.exec(sql)) {
+    out.push_back({row[0].as<std::string>(), row[1].is_null() ? std::string() : row[1].as<std::string>(),
+                   row[2].as<double>()});
+  }
+  return out;
+}
+
+// Rollup sums of daily_spend, as JSON members (prefix: a table alias and dot, or "").
+std::string sums(const std::string& p) {
+  return "'prompt_tokens', coalesce(sum(" + p + "prompt_tokens), 0), 'completion_tokens', coalesce(sum(" + p +
+         "completion_tokens), 0), 'cache_read_input_tokens', coalesce(sum(" + p +
+         "cache_read_input_tokens), 0), 'cache_creation_input_tokens', coalesce(sum(" + p +
+         "cache_creation_input_tokens), 0), 'spend', coalesce(sum(" + p + "spend), 0), 'api_requests', coalesce(sum(" +
+         p + "api_requests), 0), 'successful_requests', coalesce(sum(" + p +
+         "successful_requests), 0), 'failed_requests', coalesce(sum(" + p + "failed_requests), 0)";
+}
+
+std::string activity_filter(pqxx::transaction_base& tx, const activity_query& q) {
+  std::string w = "entity_type = " + tx.quote(q.entity_type) + " AND " + day_range(tx, "day", q.start_day, q.end_day);
+  if (q.entity_type == "all") {
+    w += " AND entity_id = ''";
+  }
+  if (!q.entity_ids.empty()) {
+    std::string list;
+    for (const auto& id : q.entity_ids) {
+      list += (list.empty() ? "" : ", ") + tx.quote(id);
+    }
+    w += " AND entity_id IN (" + list + ")";
+  }
+  if (!q.teams_of_org.empty()) {
+    w += " AND entity_id IN (SELECT team_id FROM teams WHERE organization_id = " + tx.quote(q.teams_of_org) + ")";
+  }
+  if (!q.teams_of_member.empty()) {
+    w += " AND entity_id IN (SELECT team_id FROM team_memberships WHERE user_id = " + tx.quote(q.teams_of_member) +
+         ")";
+  }
+  if (!q.model.empty()) {
+    w += " AND model = " + tx.quote(q.model);
+  }
+  if (!q.api_key.empty()) {
+    w += " AND api_key = " + tx.quote(q.api_key);
+  }
+  return w;
+}
+
+}  // namespace
+
+std::string spend_log_rows_blocking(pqxx::connection& c, const spend_log_query& q) {
+  pqxx::read_transaction tx{c};
+  std::string where;
+  auto add = [&where](const std::string& clause) { where += (where.empty() ? " WHERE " : " AND ") + clause; };
+  if (!q.api_key.empty()) {
+    add("api_key = " + tx.quote(q.api_key));
+  }
+  if (!q.user_id.empty()) {
+    add("user_id = " + tx.quote(q.user_id));
+  }
+  if (!q.request_id.empty()) {
+    add("request_id = " + tx.quote(q.request_id));
+  }
+  if (!q.organization_id.empty()) {
+    add("organization_id = " + tx.quote(q.organization_id));
+  }
+  if (!q.start_day.empty()) {
+    // A half-open range of whole UTC days: the end day is included.
+    add("start_time >= " + tx.quote(q.start_day + " 00:00:00+00") + "::timestamptz");
+    add("start_time < " + tx.quote(q.end_day + " 00:00:00+00") + "::timestamptz + interval '1 day'");
+  }
+  const long long offset = static_cast<long long>(q.page - 1) * q.page_size;
+  return json_array_of(tx, "SELECT " + log_row_object() + " FROM spend_logs" + where +
+                               " ORDER BY start_time DESC, row_id LIMIT " + std::to_string(q.page_size) +
+                               " OFFSET " + std::to_string(offset));
+}
+
+spend_summary spend_summary_blocking(pqxx::connection& c, const spend_lens& lens, const std::string& api_key,
+                                     const std::string& start_day, const std::string& end_day) {
+  pqxx::read_transaction tx{c};
+  roomy(tx);
+  std::string lens_rows = lens_filter(tx, lens, start_day, end_day);
+  if (!api_key.empty()) {
+    lens_rows += " AND api_key = " + tx.quote(api_key);
+  }
+  const std::string day = "to_char(day, 'YYYY-MM-DD')";
+  spend_summary out;
+  out.models = parts_of(tx, "SELECT " + day + ", model, sum(spend) FROM daily_spend WHERE " + lens_rows +
+                                " GROUP BY 1, 2 ORDER BY 1, 2");
+  out.keys = parts_of(tx, "SELECT " + day + ", api_key, sum(spend) FROM daily_spend WHERE " + lens_rows +
+                              " GROUP BY 1, 2 ORDER BY 1, 2");
+  if (lens.entity_type == "user") {
+    out.users = parts_of(tx, "SELECT " + day + ", entity_id, sum(spend) FROM daily_spend WHERE " + lens_rows +
+                                 " GROUP BY 1, 2 ORDER BY 1, 2");
+  } else {
+    // The users behind the keys of the lens on each day (requests without a user are in
+    // no user rollup, so they only count in "spend" and the models).
+    out.users = parts_of(tx, "SELECT " + day + ", entity_id, sum(spend) FROM daily_spend WHERE entity_type = 'user' AND " +
+                                 day_range(tx, "day", start_day, end_day) +
+                                 " AND (day, api_key) IN (SELECT day, api_key FROM daily_spend WHERE " + lens_rows +
+                                 ") GROUP BY 1, 2 ORDER BY 1, 2");
+  }
+  return out;
+}
+
+spend_summary request_summary_blocking(pqxx::connection& c, const std::string& request_id,
+                                       const std::string& user_id, const std::string& organization_id,
+                                       const std::string& start_day, const std::string& end_day) {
+  pqxx::read_transaction tx{c};
+  std::string where = " WHERE request_id = " + tx.quote(request_id) + " AND start_time >= " +
+                      tx.quote(start_day + " 00:00:00+00") + "::timestamptz AND start_time < " +
+                      tx.quote(end_day + " 00:00:00+00") + "::timestamptz + interval '1 day'";
+  if (!user_id.empty()) {
+    where += " AND user_id = " + tx.quote(user_id);
+  }
+  if (!organization_id.empty()) {
+    where += " AND organization_id = " + tx.quote(organization_id);
+  }
+  const std::string day = "to_char(start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD')";
+  spend_summary out;
+  out.models = parts_of(tx, "SELECT " + day + ", model, sum(spend) FROM spend_logs" + where + " GROUP BY 1, 2");
+  out.keys = parts_of(tx, "SELECT " + day + ", api_key, sum(spend) FROM spend_logs" + where + " GROUP BY 1, 2");
+  out.users = parts_of(tx, "SELECT " + day + ", user_id, sum(spend) FROM spend_logs" + where +
+                               " AND user_id IS NOT NULL GROUP BY 1, 2");
+  return out;
+}
+
+double lens_spend_blocking(pqxx::connection& c, const spend_lens& lens, const std::string& start_day,
+                           const std::string& end_day) {
+  pqxx::read_transaction tx{c};
+  return tx.exec1("SELECT coalesce(sum(spend), 0) FROM daily_spend WHERE " +
+                  lens_filter(tx, lens, start_day, end_day))[0]
+      .as<double>();
+}
+
+std::string top_keys_blocking(pqxx::connection& c, const spend_lens& lens, const std::string& start_day,
+                              const std::string& end_day, int limit) {
+  pqxx::read_transaction tx{c};
+  return json_array_of(
+      tx, "SELECT json_build_object('api_key', s.api_key, 'total_spend', s.total_spend, 'key_alias', v.key_alias, "
+          "'key_name', v.key_name)::text FROM (SELECT api_key, sum(spend) AS total_spend FROM daily_spend WHERE " +
+              lens_filter(tx, lens, start_day, end_day) + " GROUP BY api_key ORDER BY total_spend DESC, api_key" +
+              (limit > 0 ? " LIMIT " + std::to_string(limit) : std::string()) +
+              ") s LEFT JOIN verification_tokens v ON v.token = s.api_key ORDER BY s.total_spend DESC, s.api_key");
+}
+
+std::string top_models_blocking(pqxx::connection& c, const spend_lens& lens, const std::string& start_day,
+                                const std::string& end_day, int limit) {
+  pqxx::read_transaction tx{c};
+  return json_array_of(
+      tx, "SELECT json_build_object('model', model, 'total_spend', total_spend, 'total_tokens', total_tokens)::text "
+          "FROM (SELECT model, sum(spend) AS total_spend, sum(prompt_tokens + completion_tokens) AS total_tokens "
+          "FROM daily_spend WHERE " +
+              lens_filter(tx, lens, start_day, end_day) +
+              " AND model <> '' GROUP BY model ORDER BY total_spend DESC, model" +
+              (limit > 0 ? " LIMIT " + std::to_string(limit) : std::string()) + ") m");
+}
+
+std::string team_daily_spend_blocking(pqxx::connection& c, const std::string& start_day,
+                                      const std::string& end_day) {
+  pqxx::read_transaction tx{c};
+  const std::string days = day_range(tx, "day", start_day, end_day);
+  // Requests of no team: every request ('all') less those of some team, day by day.
+  return json_array_of(
+      tx, "WITH t AS (SELECT day, entity_id AS team_id, sum(spend) AS spend, sum(api_requests) AS n "
+          "FROM daily_spend WHERE entity_type = 'team' AND " +
+              days +
+              " GROUP BY 1, 2), "
+              "a AS (SELECT day, sum(spend) AS spend, sum(api_requests) AS n FROM daily_spend "
+              "WHERE entity_type = 'all' AND entity_id = '' AND " +
+              days +
+              " GROUP BY 1), "
+              "rest AS (SELECT a.day, a.spend - coalesce(sum(t.spend), 0) AS spend, a.n - coalesce(sum(t.n), 0) AS n "
+              "FROM a LEFT JOIN t USING (day) GROUP BY a.day, a.spend, a.n) "
+              "SELECT json_build_object('date', to_char(day, 'YYYY-MM-DD'), 'team_alias', team_alias, "
+              "'total_spend', spend)::text FROM ("
+              "SELECT t.day, tm.team_alias, sum(t.spend) AS spend FROM t LEFT JOIN teams tm USING (team_id) "
+              "GROUP BY 1, 2 UNION ALL SELECT day, NULL, spend FROM rest WHERE n > 0) x "
+              "ORDER BY day, team_alias NULLS LAST");
+}
+
+std::string spend_report_rows_blocking(pqxx::connection& c, const std::string& group_by, const spend_lens& lens,
+                                       const std::string& start_day, const std::string& end_day) {
+  pqxx::read_transaction tx{c};
+  const std::string days = day_range(tx, "day", start_day, end_day);
+  if (group_by == "api_key") {
+    return json_array_of(
+        tx, "SELECT json_build_object('api_key', api_key, 'model', model, 'spend', sum(spend), "
+            "'prompt_tokens', sum(prompt_tokens), 'completion_tokens', sum(completion_tokens))::text "
+            "FROM daily_spend WHERE " +
+                lens_filter(tx, lens, start_day, end_day) + " GROUP BY api_key, model ORDER BY api_key, model");
+  }
+  // team or customer: the entity's rollups, and the requests of none of them as "Unassigned
+  // Team" / a null customer: per day, key and model, every request ('all') less the
+  // entity's, added up with signs in one pass over both rollups.
+  const bool team = group_by == "team";
+  const std::string entity = tx.quote(team ? "team" : "end_user");
+  const std::string named = team ? "coalesce(tm.team_alias, 'Unassigned Team')" : "d.entity_id";
+  const std::string rest_name = team ? "'Unassigned Team'" : "NULL::text";
+  roomy(tx);
+  return json_array_of(
+      tx, "WITH d AS (SELECT entity_type, entity_id, day, api_key, model, spend, "
+          "prompt_tokens + completion_tokens AS tokens, api_requests AS n FROM daily_spend "
+          "WHERE entity_type IN ('all', " +
+              entity + ") AND " + days + " AND (entity_type <> 'all' OR entity_id = '')), "
+              "rest AS (SELECT day, api_key, model, sum(CASE WHEN entity_type = 'all' THEN spend ELSE -spend END) "
+              "AS spend, sum(CASE WHEN entity_type = 'all' THEN tokens ELSE -tokens END) AS tokens FROM d "
+              "GROUP BY 1, 2, 3 HAVING sum(CASE WHEN entity_type = 'all' THEN n ELSE -n END) > 0), "
+              "r AS (SELECT d.day, " +
+              named + " AS grp, d.api_key, d.model, d.spend, d.tokens FROM d" +
+              (team ? " LEFT JOIN teams tm ON tm.team_id = d.entity_id" : "") +
+              " WHERE d.entity_type <> 'all' UNION ALL SELECT day, " + rest_name +
+              ", api_key, model, spend, tokens FROM rest) "
+              "SELECT json_build_object('day', to_char(day, 'YYYY-MM-DD'), " +
+              tx.quote(team ? "team_name" : "customer") +
+              ", grp, 'api_key', api_key, 'model', model, 'spend', sum(spend), 'total_tokens', sum(tokens))::text "
+              "FROM r GROUP BY day, grp, api_key, model ORDER BY day, grp NULLS LAST, api_key, model");
+}
+
+std::string tag_spend_blocking(pqxx::connection& c, const std::string& start_day, const std::string& end_day) {
+  pqxx::read_transaction tx{c};
+  std::string where = "entity_type = 'tag'";
+  if (!start_day.empty()) {
+    where += " AND " + day_range(tx, "day", start_day, end_day);
+  }
+  return json_array_of(tx, "SELECT json_build_object('individual_request_tag', entity_id, 'log_count', "
+                           "sum(api_requests), 'total_spend', sum(spend))::text FROM daily_spend WHERE " +
+                               where + " GROUP BY entity_id ORDER BY sum(spend) DESC, entity_id");
+}
+
+activity_page daily_activity_blocking(pqxx::connection& c, const activity_query& q) {
+  pqxx::read_transaction tx{c};
+  roomy(tx);
+  const std::string filter = activity_filter(tx, q);
+  activity_page out;
+  auto totals = tx.exec1("SELECT json_build_object(" + sums("") +
+                         ")::text, count(DISTINCT day) FROM daily_spend WHERE " + filter);
+  out.totals_json = totals[0].as<std::string>();
+  out.days = totals[1].as<long long>();
+  const long long offset = static_cast<long long>(q.page - 1) * q.page_size;
+  out.rows_json = json_array_of(
+      tx, "WITH f AS (SELECT * FROM daily_spend WHERE " + filter +
+              "), days AS (SELECT DISTINCT day FROM f ORDER BY day LIMIT " + std::to_string(q.page_size) + " OFFSET " +
+              std::to_string(offset) +
+              ") SELECT json_build_object('date', to_char(f.day, 'YYYY-MM-DD'), 'entity_id', f.entity_id, "
+              "'api_key', f.api_key, 'model', f.model, 'model_group', f.model_group, "
+              "'custom_llm_provider', f.custom_llm_provider, 'prompt_tokens', f.prompt_tokens, "
+              "'completion_tokens', f.completion_tokens, 'cache_read_input_tokens', f.cache_read_input_tokens, "
+              "'cache_creation_input_tokens', f.cache_creation_input_tokens, 'spend', f.spend, "
+              "'api_requests', f.api_requests, 'successful_requests', f.successful_requests, "
+              "'failed_requests', f.failed_requests, 'key_alias', v.key_alias, 'key_team_id', v.team_id, "
+              "'team_alias', tm.team_alias)::text FROM f JOIN days USING (day) "
+              "LEFT JOIN verification_tokens v ON v.token = f.api_key "
+              "LEFT JOIN teams tm ON f.entity_type = 'team' AND tm.team_id = f.entity_id "
+              "ORDER BY f.day, f.entity_id, f.api_key, f.model, f.model_group, f.custom_llm_provider");
+  return out;
+}
+
+}  // namespace switchyard::store::postgres
