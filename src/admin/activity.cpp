@@ -107,21 +107,17 @@ json activity_response(const pg::activity_page& p, int page, int page_size, bool
 // The parameters both reports share: the days (required), model, api_key, paging.
 core::result<pg::activity_query> common_query(const route_context& c) {
   const auto& q = c.req.query;
-  auto range = day_range_param(q, true);
-  if (!range) {
-    return range.error();
-  }
-  auto paged = paging_params(q, 50, 1000);
-  if (!paged) {
-    return paged.error();
+  auto p = paged_range_params(q, true, 50, 1000);
+  if (!p) {
+    return p.error();
   }
   pg::activity_query a;
-  a.start_day = range->start;
-  a.end_day = range->end;
+  a.start_day = p->range.start;
+  a.end_day = p->range.end;
   a.model = text_param(q, "model");
   a.api_key = key_param(q);
-  a.page = paged->page;
-  a.page_size = paged->page_size;
+  a.page = p->page.page;
+  a.page_size = p->page.page_size;
   return a;
 }
 

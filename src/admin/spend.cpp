@@ -140,26 +140,24 @@ long long count_of(const json& j, const char* name) {
 
 handler_result spend_logs(const route_context& c) {
   const auto& q = c.req.query;
-  auto range = day_range_param(q, false);
-  if (!range) {
-    co_return range.error();
+  auto p = paged_range_params(q, false, 1000, 1000);
+  if (!p) {
+    co_return p.error();
   }
   auto summarize = bool_param(q, "summarize", true);
   if (!summarize) {
     co_return summarize.error();
   }
-  auto paged = paging_params(q, 1000, 1000);
-  if (!paged) {
-    co_return paged.error();
-  }
+  const auto& range = p->range;
+  const auto& paged = p->page;
   pg::spend_log_query lq;
   lq.api_key = key_param(q);
   lq.user_id = text_param(q, "user_id");
   lq.request_id = text_param(q, "request_id");
-  lq.start_day = range->start;
-  lq.end_day = range->end;
-  lq.page = paged->page;
-  lq.page_size = paged->page_size;
+  lq.start_day = range.start;
+  lq.end_day = range.end;
+  lq.page = paged.page;
+  lq.page_size = paged.page_size;
   // Internal users see their own requests whatever they ask for (LiteLLM); an org_admin
   // those of their organisation.
   if (c.sc == scope::own) {
@@ -174,7 +172,7 @@ handler_result spend_logs(const route_context& c) {
   if (!*visible) {
     co_return ok(json::array());
   }
-  if (range->given() && *summarize && !lq.request_id.empty()) {
+  if (range.given() && *summarize && !lq.request_id.empty()) {
     auto s = co_await c.db().run(pg::request_summary_blocking, lq.request_id, lq.user_id, lq.organization_id,
                                  lq.start_day, lq.end_day);
     if (!s) {
@@ -182,7 +180,7 @@ handler_result spend_logs(const route_context& c) {
     }
     co_return ok(summary_days(*s, lq.end_day));
   }
-  if (range->given() && *summarize) {
+  if (range.given() && *summarize) {
     // The narrowest rollup that answers: the user's, the organisation's, the key's, else all.
     pg::spend_lens lens;
     std::string key_filter = lq.api_key;

@@ -110,6 +110,18 @@ core::result<int> positive_param(std::string_view query, const char* name, int d
   return out;
 }
 
+core::result<paged_range> paged_range_params(std::string_view query, bool required, int def_size, int max_size) {
+  auto range = day_range_param(query, required);
+  if (!range) {
+    return range.error();
+  }
+  auto page = paging_params(query, def_size, max_size);
+  if (!page) {
+    return page.error();
+  }
+  return paged_range{std::move(*range), *page};
+}
+
 core::result<paging> paging_params(std::string_view query, int def_size, int max_size) {
   auto page = positive_param(query, "page", 1, 1'000'000);
   if (!page) {

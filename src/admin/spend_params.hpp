@@ -40,6 +40,12 @@ struct paging {
 };
 // `page` (1 up to a million, default 1) and `page_size` (1..max_size, default def_size).
 core::result<paging> paging_params(std::string_view query, int def_size, int max_size);
+// The days and the paging of a report, as one: day_range_param then paging_params.
+struct paged_range {
+  day_range range;
+  paging page;
+};
+core::result<paged_range> paged_range_params(std::string_view query, bool required, int def_size, int max_size);
 // true / false (also 1 / 0), default `def`; 400 otherwise.
 core::result<bool> bool_param(std::string_view query, const char* name, bool def);
 // A parameter's value, "" when absent.

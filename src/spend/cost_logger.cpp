@@ -103,6 +103,15 @@ net::awaitable<void> cost_logger::stop(clock::time_point deadline) {
 
 void cost_logger::wake() { timer_.cancel(); }
 
+void cost_logger::written(const sink_result& r) {
+  stats_.written += r.inserted;
+  if (on_key_total) {
+    for (const auto& [key, total] : r.key_totals) {
+      on_key_total(key, total);
+    }
+  }
+}
+
 std::vector<spend_row> cost_logger::take(std::size_t n) {
   std::vector<spend_row> out;
   n = std::min(n, queue_.size());
@@ -179,12 +188,7 @@ net::awaitable<bool> cost_logger::write_batch() {
     spdlog::info("spend: writing to the database again ({} row(s) queued)", queue_.size());
   }
   stats_.database_ok = true;
-  stats_.written += r->inserted;
-  if (on_key_total) {
-    for (const auto& [key, total] : r->key_totals) {
-      on_key_total(key, total);
-    }
-  }
+  written(*r);
   co_return true;
 }
 
@@ -193,12 +197,7 @@ net::awaitable<bool> cost_logger::isolate(const std::vector<spend_row>& rows) {
     auto one = std::make_shared<const std::vector<spend_row>>(1, rows[i]);
     auto r = co_await sink_.write(one);
     if (r) {
-      stats_.written += r->inserted;
-      if (on_key_total) {
-        for (const auto& [key, total] : r->key_totals) {
-          on_key_total(key, total);
-        }
-      }
+      written(*r);
       continue;
     }
     if (r.error().code == core::errc::unavailable) {
@@ -256,12 +255,7 @@ net::awaitable<void> cost_logger::replay_spills() {
         co_return;
       }
       stats_.replayed += r->inserted;
-      stats_.written += r->inserted;
-      if (on_key_total) {
-        for (const auto& [key, total] : r->key_totals) {
-          on_key_total(key, total);
-        }
-      }
+      written(*r);
     }
     co_await net::co_spawn(file_thread_, remove_spill(f), net::use_awaitable);
   }

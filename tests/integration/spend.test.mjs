@@ -5,25 +5,13 @@
 // row too; the key's running spend is the sum of its rows. Fresh database per run.
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-
 import OpenAI from 'openai';
 
 import { startFakeProvider } from '../fake_provider/server.mjs';
-import { call, delay, SLOW, startGateway, stopAll } from '../lib/gateway.mjs';
+import { call, delay, psql, SLOW, startGateway, stopAll, withDatabase } from '../lib/gateway.mjs';
 
 const SERVER_URL = process.env.SWITCHYARD_TEST_DATABASE_URL;
 const skip = !SERVER_URL && 'SWITCHYARD_TEST_DATABASE_URL not set (scripts/test.sh sets it)';
-
-function withDatabase(url, db) {
-  const u = new URL(url);
-  u.pathname = `/${db}`;
-  return u.toString();
-}
-function psql(url, sql) {
-  return execFileSync('psql', ['-X', '-A', '-t', '-F', '|', '-v', 'ON_ERROR_STOP=1', url, '-c', sql],
-    { encoding: 'utf8' }).trim();
-}
 
 const dbName = `swy_spend_${process.pid}_${Date.now()}`;
 let dbUrl;

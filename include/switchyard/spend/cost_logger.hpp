@@ -104,6 +104,7 @@ class cost_logger {
   void spill(std::vector<spend_row> rows);
   std::vector<spend_row> take(std::size_t n);
   void wake();
+  void written(const sink_result& r);  // counts a written batch, tells the key cache its totals
 
   net::any_io_executor ex_;
   spend_sink& sink_;
