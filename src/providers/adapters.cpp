@@ -71,10 +71,11 @@ bool is_empty_array(std::string_view v) {
 // usage_of() for the raw bytes of a "usage" object (already validated): its integer
 // members read without a DOM.
 usage usage_of_raw(std::string_view usage_object) {
-  thread_local json_scan scan;  // reused: no allocation per response on the hot path
+  thread_local json_scan scan;    // reused: no allocation per response on the hot path
+  thread_local json_scan nested;  // for prompt_tokens_details / completion_tokens_details
   scan_json(usage_object, scan, max_json_depth);
-  return usage_from([&](std::string_view key) -> long long {
-    const auto* m = scan.find(key);
+  auto number = [](const json_scan& s, std::string_view key) -> long long {
+    const auto* m = s.find(key);
     if (m == nullptr || m->kind != json_kind::number) {
       return 0;
     }
@@ -84,6 +85,16 @@ usage usage_of_raw(std::string_view usage_object) {
       return static_cast<long long>(std::strtod(std::string(m->value).c_str(), nullptr));  // 1.0, 1e3
     }
     return v;
+  };
+  return usage_from([&](std::string_view object, std::string_view key) -> long long {
+    if (object.empty()) {
+      return number(scan, key);
+    }
+    const auto* o = scan.find(object);
+    if (o == nullptr || o->kind != json_kind::object || !scan_json(o->value, nested, max_json_depth)) {
+      return 0;
+    }
+    return number(nested, key);
   });
 }
 

@@ -701,7 +701,10 @@ core::error error_of(const json& j) {
   return upstream_error(status_of_error_type(type), detail::dump(j), label);
 }
 
-// Anthropic usage -> OpenAI usage JSON (cache tokens counted as prompt tokens, as LiteLLM).
+// Anthropic usage -> OpenAI usage JSON. Anthropic's input_tokens excludes the prompt
+// tokens read from or written to its cache; prompt_tokens counts them all, as LiteLLM's
+// (input + cache_read + cache_creation), with the cache-read ones also in
+// prompt_tokens_details.cached_tokens (cost: each kind at its own price, docs/spend.md).
 struct token_tally {
   long long input = 0;
   long long cache_read = 0;
@@ -727,7 +730,12 @@ struct token_tally {
     u["cache_read_input_tokens"] = cache_read;
     return u;
   }
-  usage value() const { return detail::usage_value(prompt(), output); }
+  usage value() const {
+    usage u = detail::usage_value(prompt(), output);
+    u.cached_tokens = cache_read;
+    u.cache_creation_tokens = cache_creation;
+    return u;
+  }
 };
 
 core::result<translated_response> translate_messages_response(call_type type, std::string_view body,

@@ -91,9 +91,17 @@ usage usage_of(const json& obj) {
   if (it == obj.end() || !it->is_object()) {
     return u;
   }
-  return usage_from([&](const char* k) -> long long {
-    auto f = it->find(k);
-    return (f != it->end() && f->is_number()) ? f->get<long long>() : 0;
+  return usage_from([&](std::string_view object, const char* k) -> long long {
+    const json* o = &*it;
+    if (!object.empty()) {
+      auto sub = it->find(object);
+      if (sub == it->end() || !sub->is_object()) {
+        return 0;
+      }
+      o = &*sub;
+    }
+    auto f = o->find(k);
+    return (f != o->end() && f->is_number()) ? f->get<long long>() : 0;
   });
 }
 

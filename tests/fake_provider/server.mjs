@@ -47,7 +47,13 @@
 //                    (OpenAI tool_calls, Anthropic tool_use blocks, Ollama message.tool_calls).
 //   finish_reason    OpenAI name ("stop", "length", "tool_calls"); mapped per provider.
 //   usage            {prompt_tokens, completion_tokens, cache_read_input_tokens,
-//                    cache_creation_input_tokens} overrides the deterministic counts.
+//                    cache_creation_input_tokens, cached_tokens, reasoning_tokens} overrides the
+//                    deterministic counts. OpenAI/Azure: prompt_tokens includes the cached ones, as
+//                    OpenAI counts; `cached_tokens` becomes usage.prompt_tokens_details.cached_tokens
+//                    and `reasoning_tokens` usage.completion_tokens_details.reasoning_tokens (JSON
+//                    and the final stream chunk; absent when not scripted). Anthropic:
+//                    prompt_tokens is input_tokens (without the cache), cache_read_input_tokens /
+//                    cache_creation_input_tokens go to message_start (stream) or usage (JSON).
 //   model            the model name in the answer (default: the request's).
 //   stream           force streaming (true) or JSON (false) regardless of the request.
 //   stall            true: never answer (the socket stays open until the client gives up).
@@ -611,19 +617,29 @@ class FakeProvider {
         total_tokens: prompt + completion,
         cache_read_input_tokens: u.cache_read_input_tokens ?? 0,
         cache_creation_input_tokens: u.cache_creation_input_tokens ?? 0,
+        cached_tokens: u.cached_tokens ?? null,
+        reasoning_tokens: u.reasoning_tokens ?? null,
       },
     };
+  }
+
+  // OpenAI's usage object; the details only when the behaviour scripted them.
+  openaiUsage(a) {
+    const u = {
+      prompt_tokens: a.usage.prompt_tokens,
+      completion_tokens: a.usage.completion_tokens,
+      total_tokens: a.usage.total_tokens,
+    };
+    if (a.usage.cached_tokens != null) u.prompt_tokens_details = { cached_tokens: a.usage.cached_tokens };
+    if (a.usage.reasoning_tokens != null) u.completion_tokens_details = { reasoning_tokens: a.usage.reasoning_tokens };
+    return u;
   }
 
   noteReply(rec, status, answer) {
     rec.reply.status = status;
     rec.reply.content = answer.content;
     rec.reply.tool_calls = answer.toolCalls;
-    rec.reply.usage = {
-      prompt_tokens: answer.usage.prompt_tokens,
-      completion_tokens: answer.usage.completion_tokens,
-      total_tokens: answer.usage.total_tokens,
-    };
+    rec.reply.usage = this.openaiUsage(answer);
     rec.reply.finish_reason = answer.finish;
   }
 
@@ -661,11 +677,7 @@ class FakeProvider {
       model: a.model,
       system_fingerprint: 'fp_fake',
       choices: [{ index: 0, message, logprobs: null, finish_reason: a.finish }],
-      usage: {
-        prompt_tokens: a.usage.prompt_tokens,
-        completion_tokens: a.usage.completion_tokens,
-        total_tokens: a.usage.total_tokens,
-      },
+      usage: this.openaiUsage(a),
     }, rec, beh.headers);
   }
 
@@ -677,11 +689,7 @@ class FakeProvider {
       created: nowSec(),
       model: a.model,
       choices: [{ text: a.content, index: 0, logprobs: null, finish_reason: a.finish === 'tool_calls' ? 'stop' : a.finish }],
-      usage: {
-        prompt_tokens: a.usage.prompt_tokens,
-        completion_tokens: a.usage.completion_tokens,
-        total_tokens: a.usage.total_tokens,
-      },
+      usage: this.openaiUsage(a),
     }, rec, beh.headers);
   }
 
@@ -733,11 +741,7 @@ class FakeProvider {
     if (includeUsage) {
       frames.push([`data: ${JSON.stringify({
         ...base, choices: [],
-        usage: {
-          prompt_tokens: a.usage.prompt_tokens,
-          completion_tokens: a.usage.completion_tokens,
-          total_tokens: a.usage.total_tokens,
-        },
+        usage: this.openaiUsage(a),
       })}\n\n`, false]);
     }
     frames.push(['data: [DONE]\n\n', false]);
@@ -764,11 +768,7 @@ class FakeProvider {
     if (includeUsage) {
       frames.push([`data: ${JSON.stringify({
         ...base, choices: [],
-        usage: {
-          prompt_tokens: a.usage.prompt_tokens,
-          completion_tokens: a.usage.completion_tokens,
-          total_tokens: a.usage.total_tokens,
-        },
+        usage: this.openaiUsage(a),
       })}\n\n`, false]);
     }
     frames.push(['data: [DONE]\n\n', false]);

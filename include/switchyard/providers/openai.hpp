@@ -61,18 +61,31 @@ std::string_view strip_query_view(std::string_view url);
 
 // Usage from a chat.completion (or final chunk) object; known=false if absent.
 usage usage_of(const nlohmann::json& obj);
-// A known usage from a lookup of its integer members (`num(name)`, 0 when absent);
-// total_tokens defaults to prompt + completion. Shared by usage_of() and the DOM-free
-// readers of raw bytes.
+// A known usage from a lookup of its integer members: `num(object, name)` is the member
+// `name` of the usage object (object empty) or of its sub-object `object`, 0 when absent.
+// total_tokens defaults to prompt + completion. The details are OpenAI's
+// (prompt_tokens_details.cached_tokens, completion_tokens_details.reasoning_tokens), else
+// the names OpenAI-compatible providers use for them (cache_read_input_tokens as LiteLLM
+// returns it, DeepSeek's prompt_cache_hit_tokens); cache_creation_input_tokens as LiteLLM
+// returns it. Shared by usage_of() and the DOM-free readers of raw bytes.
 template <class Num>
 usage usage_from(Num&& num) {
   usage u;
-  u.prompt_tokens = num("prompt_tokens");
-  u.completion_tokens = num("completion_tokens");
-  u.total_tokens = num("total_tokens");
+  u.prompt_tokens = num("", "prompt_tokens");
+  u.completion_tokens = num("", "completion_tokens");
+  u.total_tokens = num("", "total_tokens");
   if (u.total_tokens == 0) {
     u.total_tokens = u.prompt_tokens + u.completion_tokens;
   }
+  u.cached_tokens = num("prompt_tokens_details", "cached_tokens");
+  if (u.cached_tokens == 0) {
+    u.cached_tokens = num("", "cache_read_input_tokens");
+  }
+  if (u.cached_tokens == 0) {
+    u.cached_tokens = num("", "prompt_cache_hit_tokens");
+  }
+  u.cache_creation_tokens = num("", "cache_creation_input_tokens");
+  u.reasoning_tokens = num("completion_tokens_details", "reasoning_tokens");
   u.known = true;
   return u;
 }

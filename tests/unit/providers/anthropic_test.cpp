@@ -544,6 +544,9 @@ TEST(anthropic_response, text_tool_calls_and_usage) {
   EXPECT_EQ(r->tokens.prompt_tokens, 60);
   EXPECT_EQ(r->tokens.completion_tokens, 7);
   EXPECT_EQ(r->tokens.total_tokens, 67);
+  EXPECT_EQ(r->tokens.cached_tokens, 30) << "kept apart for the cache-read price";
+  EXPECT_EQ(r->tokens.cache_creation_tokens, 20) << "kept apart for the cache-creation price";
+  EXPECT_EQ(r->tokens.reasoning_tokens, 0);
 }
 
 TEST(anthropic_response, content_null_when_only_tool_calls_and_finish_reasons) {
@@ -672,6 +675,40 @@ TEST(anthropic_stream, usage_chunk_only_when_asked_but_tracked_anyway) {
   }
   EXPECT_EQ(r.tokens.prompt_tokens, 25);
   EXPECT_EQ(r.tokens.completion_tokens, 15);
+}
+
+TEST(anthropic_stream, cache_tokens_from_message_start_kept_apart) {
+  for (std::size_t piece : {0u, 1u, 13u}) {
+    auto r = run(tool_stream, true, call_type::chat, piece);
+    ASSERT_FALSE(r.error) << piece;
+    EXPECT_EQ(r.tokens.prompt_tokens, 772) << "input 472 + cache read 200 + cache creation 100";
+    EXPECT_EQ(r.tokens.cached_tokens, 200);
+    EXPECT_EQ(r.tokens.cache_creation_tokens, 100);
+    EXPECT_EQ(r.tokens.completion_tokens, 89) << "message_delta's output_tokens";
+    ASSERT_FALSE(r.chunks.empty());
+    const auto& u = r.chunks.back()["usage"];
+    EXPECT_EQ(u["prompt_tokens"], 772) << r.chunks.back().dump();
+    EXPECT_EQ(u["prompt_tokens_details"]["cached_tokens"], 200);
+    EXPECT_EQ(u["cache_creation_input_tokens"], 100);
+  }
+}
+
+TEST(anthropic_stream, cache_counts_in_message_delta_replace_the_start_ones) {
+  // Newer API versions repeat the cumulative input counts in message_delta.
+  const std::string wire =
+      "event: message_start\n"
+      "data: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":5,"
+      "\"cache_read_input_tokens\":0,\"output_tokens\":1}}}\n\n"
+      "event: message_delta\n"
+      "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"input_tokens\":5,"
+      "\"cache_read_input_tokens\":40,\"cache_creation_input_tokens\":7,\"output_tokens\":3}}\n\n"
+      "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+  auto r = run(wire);
+  ASSERT_FALSE(r.error);
+  EXPECT_EQ(r.tokens.prompt_tokens, 52);
+  EXPECT_EQ(r.tokens.cached_tokens, 40);
+  EXPECT_EQ(r.tokens.cache_creation_tokens, 7);
+  EXPECT_EQ(r.tokens.completion_tokens, 3);
 }
 
 TEST(anthropic_stream, every_split_gives_the_same_chunks) {

@@ -88,6 +88,46 @@ TEST(openai_adapter, usage_parsed) {
   EXPECT_FALSE(providers::usage_of(json::parse(R"({"usage":null})")).known);
 }
 
+TEST(openai_adapter, usage_details_parsed) {
+  auto u = providers::usage_of(json::parse(
+      R"({"usage":{"prompt_tokens":300,"completion_tokens":40,"total_tokens":340,)"
+      R"("prompt_tokens_details":{"cached_tokens":256,"audio_tokens":0},)"
+      R"("completion_tokens_details":{"reasoning_tokens":32,"audio_tokens":0}}})"));
+  EXPECT_EQ(u.cached_tokens, 256);
+  EXPECT_EQ(u.reasoning_tokens, 32);
+  EXPECT_EQ(u.cache_creation_tokens, 0);
+  // LiteLLM's own usage (an upstream LiteLLM) and DeepSeek's names.
+  auto l = providers::usage_of(json::parse(
+      R"({"usage":{"prompt_tokens":10,"completion_tokens":1,"cache_read_input_tokens":4,"cache_creation_input_tokens":3}})"));
+  EXPECT_EQ(l.cached_tokens, 4);
+  EXPECT_EQ(l.cache_creation_tokens, 3);
+  auto d = providers::usage_of(json::parse(R"({"usage":{"prompt_tokens":10,"prompt_cache_hit_tokens":6}})"));
+  EXPECT_EQ(d.cached_tokens, 6);
+  // Details that are not objects or numbers count nothing.
+  auto bad = providers::usage_of(json::parse(
+      R"({"usage":{"prompt_tokens":1,"prompt_tokens_details":null,"completion_tokens_details":{"reasoning_tokens":"9"}}})"));
+  EXPECT_TRUE(bad.known);
+  EXPECT_EQ(bad.cached_tokens, 0);
+  EXPECT_EQ(bad.reasoning_tokens, 0);
+}
+
+TEST(openai_adapter, response_usage_details_read_without_changing_the_body) {
+  auto d = openai_dep();
+  d.provider = config::find_provider("openai");
+  const std::string body =
+      R"({"id":"c1","object":"chat.completion","model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],)"
+      R"("usage":{"prompt_tokens":2048,"completion_tokens":100,"total_tokens":2148,)"
+      R"("prompt_tokens_details":{"cached_tokens":1024},"completion_tokens_details":{"reasoning_tokens":64}}})";
+  auto r = providers::openai_adapter().translate_response(providers::call_type::chat, d, body, "gpt");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->tokens.prompt_tokens, 2048);
+  EXPECT_EQ(r->tokens.cached_tokens, 1024);
+  EXPECT_EQ(r->tokens.reasoning_tokens, 64);
+  auto out = json::parse(r->body);
+  EXPECT_EQ(out["usage"]["prompt_tokens_details"]["cached_tokens"], 1024) << "the client sees the details";
+  EXPECT_EQ(out["usage"]["completion_tokens_details"]["reasoning_tokens"], 64);
+}
+
 TEST(openai_adapter, mock_stream_frames_reassemble) {
   json req = {{"messages", json::array({{{"role", "user"}, {"content", "hello there"}}})}};
   auto frames = providers::mock_chat_stream("demo", "one two  three", req, "id1", 1, true);
@@ -175,6 +215,27 @@ TEST(openai_stream, passes_chunks_and_tracks_usage_in_any_split) {
     auto without = run_stream(openai_wire, false, split, &end, &u);
     EXPECT_EQ(without.size(), 3u) << "usage-only chunk dropped when the client did not ask";
     EXPECT_EQ(u.total_tokens, 7) << "usage still known";
+  }
+}
+
+TEST(openai_stream, usage_details_of_the_final_chunk) {
+  const std::string wire =
+      "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}],\"usage\":null}\n\n"
+      "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n"
+      "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1500,\"completion_tokens\":90,\"total_tokens\":1590,"
+      "\"prompt_tokens_details\":{\"cached_tokens\":1280},\"completion_tokens_details\":{\"reasoning_tokens\":70}}}\n\n"
+      "data: [DONE]\n\n";
+  for (std::size_t split : {1u, 5u, 1000u}) {
+    switchyard::core::result<void> end;
+    providers::usage u;
+    auto out = run_stream(wire, true, split, &end, &u);
+    ASSERT_TRUE(end) << split;
+    EXPECT_EQ(u.prompt_tokens, 1500);
+    EXPECT_EQ(u.cached_tokens, 1280) << split;
+    EXPECT_EQ(u.reasoning_tokens, 70) << split;
+    ASSERT_EQ(out.size(), 3u);
+    EXPECT_EQ(json::parse(out.back())["usage"]["prompt_tokens_details"]["cached_tokens"], 1280)
+        << "the usage chunk reaches the client as sent";
   }
 }
 
