@@ -294,10 +294,14 @@ struct gateway::impl {
   // `finish` observer (none without a database: headers are still priced).
   spend::pricer pricer{load_prices()};
   std::unique_ptr<store::postgres::db_executor> spend_db = make_spend_db();
-  std::unique_ptr<spend::pg_sink> spend_sink = spend_db ? std::make_unique<spend::pg_sink>(*spend_db) : nullptr;
+  // general_settings.disable_spend_logs: totals and rollups only, no spend_logs rows.
+  std::unique_ptr<spend::pg_sink> spend_sink =
+      spend_db ? std::make_unique<spend::pg_sink>(*spend_db, !cfg->general.disable_spend_logs) : nullptr;
   std::unique_ptr<spend::cost_logger> cost_logger = make_cost_logger();
   std::unique_ptr<pipeline::spend_observer> spend_obs =
-      cost_logger ? std::make_unique<pipeline::spend_observer>(pricer, *cost_logger) : nullptr;
+      cost_logger ? std::make_unique<pipeline::spend_observer>(pricer, *cost_logger,
+                                                               cfg->general.store_prompts_in_spend_logs)
+                  : nullptr;
   pipeline::llm_pipeline llm;
   admin::health_endpoints health;
   admin::management_api management{{key_auth, db.get(), key_invalidation.get(), cfg, &pricer}};

@@ -654,6 +654,9 @@ class loader {
               .value_or(10);
       out.database_connection_timeout =
           read_positive(g.find("database_connection_timeout"), p + ".database_connection_timeout");
+      out.disable_spend_logs = read_bool(g.find("disable_spend_logs"), p + ".disable_spend_logs").value_or(false);
+      out.store_prompts_in_spend_logs =
+          read_bool(g.find("store_prompts_in_spend_logs"), p + ".store_prompts_in_spend_logs").value_or(false);
       out.raw = to_json(g);
       stringify_documented(out.raw, g, section::general_settings);
     }

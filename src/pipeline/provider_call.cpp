@@ -3,6 +3,7 @@
 #include "respond.hpp"
 
 #include "switchyard/core/ids.hpp"
+#include "switchyard/spend/record.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -45,6 +46,38 @@ void add_provider_headers(std::string& lines, const upstream::header_list& in) {
     if (k != "content-length" && k != "transfer-encoding" && k != "connection" && k != "keep-alive") {
       lines += "llm_provider-";
       http::append_head_line(lines, k, v);
+    }
+  }
+}
+
+// store_prompts_in_spend_logs: the text of OpenAI chunk payloads (chat delta content, or a
+// text_completion's text), appended to ctx.kept_response up to the stored size.
+void keep_stream_text(request_ctx& ctx, const std::vector<std::string>& payloads) {
+  for (const auto& p : payloads) {
+    auto j = nlohmann::json::parse(p, nullptr, false);
+    if (!j.is_object()) {
+      continue;
+    }
+    auto ch = j.find("choices");
+    if (ch == j.end() || !ch->is_array() || ch->empty() || !(*ch)[0].is_object()) {
+      continue;
+    }
+    const auto& c0 = (*ch)[0];
+    const nlohmann::json* text = nullptr;
+    if (auto d = c0.find("delta"); d != c0.end() && d->is_object()) {
+      if (auto t = d->find("content"); t != d->end() && t->is_string()) {
+        text = &*t;
+      }
+    } else if (auto t = c0.find("text"); t != c0.end() && t->is_string()) {
+      text = &*t;
+    }
+    if (text == nullptr) {
+      continue;
+    }
+    const auto& s = text->get_ref<const std::string&>();
+    ctx.kept_bytes += s.size();
+    if (ctx.kept_response.size() < spend::max_stored_bytes) {
+      ctx.kept_response.append(s, 0, std::min(s.size(), spend::max_stored_bytes - ctx.kept_response.size()));
     }
   }
 }
@@ -200,6 +233,10 @@ net::awaitable<std::optional<core::error>> provider_call::call(request_ctx& ctx)
     ctx.usage = tr->tokens;
     http::response out;
     out.body = std::move(tr->body);
+    if (cfg_->general.store_prompts_in_spend_logs) {
+      ctx.kept_bytes = out.body.size();
+      ctx.kept_response.assign(out.body, 0, std::min(out.body.size(), spend::max_stored_bytes));
+    }
     out.head_lines = litellm_headers(ctx);
     if (ctx.prices != nullptr && ctx.usage.known) {
       const spend::tokens t{ctx.usage.prompt_tokens, ctx.usage.completion_tokens, ctx.usage.cached_tokens,
@@ -265,10 +302,14 @@ net::awaitable<std::optional<core::error>> provider_call::relay_stream(request_c
   std::string out;
   bool head_sent = false;
   std::optional<core::error> failure;
+  const bool keep_text = cfg_->general.store_prompts_in_spend_logs;
 
   auto take_payloads = [&] {  // pending payloads -> SSE frames in `out`
     out.clear();
     ctx.events_sent += payloads.size();
+    if (keep_text) {
+      keep_stream_text(ctx, payloads);
+    }
     for (const auto& p : payloads) {
       out += "data: ";
       out += p;

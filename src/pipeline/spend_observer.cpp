@@ -52,9 +52,29 @@ std::string tags_of(const request_ctx& ctx) {
   return tags.dump();
 }
 
+// store_prompts_in_spend_logs: the request's messages / prompt / input and the answer.
+void keep_prompt_and_answer(const request_ctx& ctx, spend::spend_row& r) {
+  if (ctx.scan.ok) {
+    for (const char* name : {"messages", "prompt", "input"}) {
+      if (const auto* m = ctx.scan.find(name); m != nullptr) {
+        r.messages_json = spend::stored_json(m->value);
+        break;
+      }
+    }
+  }
+  if (ctx.out.streamed) {
+    if (ctx.kept_bytes > 0 || ctx.out.status == 200) {
+      r.response_json = spend::stored_stream_response(ctx.type != providers::call_type::completion,
+                                                      ctx.kept_response, ctx.kept_bytes > ctx.kept_response.size());
+    }
+  } else if (!ctx.kept_response.empty()) {
+    r.response_json = spend::stored_json(ctx.kept_response, ctx.kept_bytes);
+  }
+}
+
 }  // namespace
 
-spend::spend_row spend_row_of(const request_ctx& ctx, spend::pricer& prices) {
+spend::spend_row spend_row_of(const request_ctx& ctx, spend::pricer& prices, bool store_prompts) {
   const auto& o = ctx.out;
   spend::spend_row r;
   r.row_id = core::uuid4();
@@ -117,6 +137,9 @@ spend::spend_row spend_row_of(const request_ctx& ctx, spend::pricer& prices) {
   r.requester_ip = ctx.req.remote_address;
   r.session_id = std::string(ctx.req.header("x-litellm-session-id"));
   r.tags_json = tags_of(ctx);
+  if (store_prompts) {
+    keep_prompt_and_answer(ctx, r);
+  }
   return r;
 }
 
@@ -125,7 +148,7 @@ void spend_observer::on_finish(const request_ctx& ctx) noexcept {
     return;  // no caller to charge; unauthenticated traffic must not fill the spend log
   }
   try {
-    logger_.add(spend_row_of(ctx, prices_));
+    logger_.add(spend_row_of(ctx, prices_, store_prompts_));
   } catch (const std::exception& e) {
     // A row that cannot be built (out of memory) must not fail the request.
     spdlog::error("spend: request {} not recorded: {}", ctx.req.call_id, e.what());

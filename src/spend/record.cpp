@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 
@@ -17,6 +18,75 @@ std::size_t spend_row::approx_bytes() const {
          response_json.size();
 }
 
+
+namespace {
+
+// jsonb refuses the NUL character: NULs in stored strings become U+FFFD.
+void replace_nuls(std::string& s) {
+  for (std::size_t at = s.find('\0'); at != std::string::npos; at = s.find('\0', at)) {
+    s.replace(at, 1, "\xEF\xBF\xBD");
+  }
+}
+
+void replace_nuls(json& j) {
+  if (j.is_string()) {
+    replace_nuls(j.get_ref<std::string&>());
+  } else if (j.is_array() || j.is_object()) {
+    for (auto& v : j) {
+      replace_nuls(v);
+    }
+  }
+}
+
+// The first `cap` bytes of `s`, not cutting a UTF-8 sequence.
+std::string_view head_of(std::string_view s, std::size_t cap) {
+  if (s.size() <= cap) {
+    return s;
+  }
+  std::size_t n = cap;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) {
+    --n;
+  }
+  return s.substr(0, n);
+}
+
+std::string dump_stored(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+}  // namespace
+
+std::string stored_json(std::string_view json_text, std::size_t whole_bytes) {
+  const std::size_t whole = std::max(whole_bytes, json_text.size());
+  if (whole <= max_stored_bytes) {
+    if (json_text.find("\\u0000") == std::string_view::npos) {
+      return std::string(json_text);  // validated where it is written (append_json)
+    }
+    json j = json::parse(json_text, nullptr, false);
+    if (!j.is_discarded()) {
+      replace_nuls(j);
+      return dump_stored(j);
+    }
+  }
+  std::string head(head_of(json_text, max_stored_bytes));
+  replace_nuls(head);
+  return dump_stored(json{{"truncated", whole > max_stored_bytes}, {"bytes", whole}, {"text", std::move(head)}});
+}
+
+std::string stored_stream_response(bool chat, std::string_view text, bool truncated) {
+  std::string t(head_of(text, max_stored_bytes));
+  truncated = truncated || t.size() < text.size();
+  replace_nuls(t);
+  json choice = {{"index", 0}};
+  if (chat) {
+    choice["message"] = {{"role", "assistant"}, {"content", std::move(t)}};
+  } else {
+    choice["text"] = std::move(t);
+  }
+  json out = {{"object", chat ? "chat.completion" : "text_completion"}, {"choices", json::array({std::move(choice)})}};
+  if (truncated) {
+    out["truncated"] = true;
+  }
+  return dump_stored(out);
+}
 
 namespace {
 

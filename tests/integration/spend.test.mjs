@@ -2,7 +2,9 @@
 // virtual key; each request's spend_logs row (read straight from Postgres) carries the
 // price formula applied to its usage; the OpenAI SDK sees x-litellm-response-cost; a client
 // that leaves a stream after three chunks is billed for what it received; failures get a
-// row too; the key's running spend is the sum of its rows. Fresh database per run.
+// row too; the key's running spend is the sum of its rows; cached, cache-written and
+// reasoning tokens are kept apart (JSON and streams) and each priced at its own rate.
+// Fresh database per run.
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
@@ -52,6 +54,7 @@ describe('spend', { skip }, () => {
           },
           { model_name: 'local', litellm_params: { model: 'ollama_chat/llama3', api_base: fake.url } },
           { model_name: 'embed', litellm_params: { model: 'openai/text-embedding-3-small', api_base: `${fake.url}/v1`, api_key: 'sk-up' } },
+          { model_name: 'claude', litellm_params: { model: 'anthropic/claude-sonnet-4-20250514', api_base: fake.url, api_key: 'sk-ant' } },
         ],
       },
       env: { DATABASE_URL: dbUrl, SWITCHYARD_DATA_DIR: `/tmp/${dbName}` },
@@ -93,6 +96,95 @@ describe('spend', { skip }, () => {
     assert.equal(row.completion_tokens, 200);
     assert.equal(row.usage_estimated, false);
     assert.equal(row.call_type, 'acompletion');
+  });
+
+  // claude-sonnet-4-20250514 in config/model_prices.json.
+  const SONNET = { input: 3e-6, output: 1.5e-5, cacheRead: 3e-7, cacheCreation: 3.75e-6 };
+  // The price formula on a row's recorded usage (docs/spend.md).
+  const sonnetCost = (r) =>
+    (r.prompt_tokens - r.cached_tokens - r.cache_creation_tokens) * SONNET.input + r.cached_tokens * SONNET.cacheRead
+    + r.cache_creation_tokens * SONNET.cacheCreation + r.completion_tokens * SONNET.output;
+
+  test('an Anthropic model with cache-read tokens costs the formula on its recorded usage', async () => {
+    // Anthropic's input_tokens excludes the cache: 100 new + 1000 read + 200 written.
+    fake.script([{ usage: { prompt_tokens: 100, completion_tokens: 20, cache_read_input_tokens: 1000,
+                            cache_creation_input_tokens: 200 } }]);
+    const { data, response } = await client.chat.completions.create({ model: 'claude', messages: USER }).withResponse();
+    assert.equal(data.usage.prompt_tokens, 1300, JSON.stringify(data.usage));
+    assert.equal(data.usage.prompt_tokens_details.cached_tokens, 1000, JSON.stringify(data.usage));
+    const expected = 100 * SONNET.input + 1000 * SONNET.cacheRead + 200 * SONNET.cacheCreation + 20 * SONNET.output;
+    const header = Number(response.headers.get('x-litellm-response-cost'));
+    assert.ok(close(header, expected), `header ${header} != ${expected}`);
+    const row = await rowOf(response.headers.get('x-litellm-call-id'));
+    assert.equal(row.prompt_tokens, 1300);
+    assert.equal(row.cached_tokens, 1000, JSON.stringify(row));
+    assert.equal(row.cache_creation_tokens, 200, JSON.stringify(row));
+    assert.equal(row.completion_tokens, 20);
+    assert.equal(row.custom_llm_provider, 'anthropic');
+    assert.ok(close(row.spend, sonnetCost(row)), `row ${row.spend} != formula ${sonnetCost(row)}`);
+    assert.ok(close(row.spend, expected), `row ${row.spend} != ${expected}`);
+    assert.ok(row.spend < 1300 * SONNET.input + 20 * SONNET.output, 'cheaper than without the cache');
+  });
+
+  test('a streamed Anthropic answer keeps its cache tokens apart', async () => {
+    fake.script([{ usage: { prompt_tokens: 50, completion_tokens: 8, cache_read_input_tokens: 4000,
+                            cache_creation_input_tokens: 0 } }]);
+    const id = `claude-stream-${dbName}`;
+    const stream = await client.chat.completions.create(
+      { model: 'claude', messages: USER, stream: true, stream_options: { include_usage: true } },
+      { headers: { 'x-litellm-call-id': id } });
+    let usage;
+    for await (const c of stream) if (c.usage) usage = c.usage;
+    assert.equal(usage?.prompt_tokens_details?.cached_tokens, 4000, JSON.stringify(usage));
+    const row = await rowOf(id);
+    assert.equal(row.prompt_tokens, 4050);
+    assert.equal(row.cached_tokens, 4000, JSON.stringify(row));
+    assert.equal(row.completion_tokens, 8);
+    assert.equal(row.usage_estimated, false);
+    assert.ok(close(row.spend, sonnetCost(row)), `row ${row.spend} != formula ${sonnetCost(row)}`);
+  });
+
+  // gpt-4o: cached prompt tokens at cache_read_input_token_cost; reasoning tokens are
+  // completion tokens (no separate reasoning price for it).
+  const gpt4oCost = (r) =>
+    (r.prompt_tokens - r.cached_tokens) * 2.5e-6 + r.cached_tokens * 1.25e-6 + r.completion_tokens * 1e-5;
+
+  test('OpenAI cached and reasoning tokens: JSON', async () => {
+    fake.script([{ usage: { prompt_tokens: 2000, completion_tokens: 300, cached_tokens: 1536, reasoning_tokens: 256 } }]);
+    const { data, response } = await client.chat.completions.create({ model: 'gpt4o', messages: USER }).withResponse();
+    assert.equal(data.usage.prompt_tokens_details.cached_tokens, 1536, JSON.stringify(data.usage));
+    assert.equal(data.usage.completion_tokens_details.reasoning_tokens, 256, JSON.stringify(data.usage));
+    const expected = 464 * 2.5e-6 + 1536 * 1.25e-6 + 300 * 1e-5;
+    assert.ok(close(Number(response.headers.get('x-litellm-response-cost')), expected));
+    const row = await rowOf(response.headers.get('x-litellm-call-id'));
+    assert.equal(row.cached_tokens, 1536);
+    assert.equal(row.reasoning_tokens, 256);
+    assert.equal(row.cache_creation_tokens, 0);
+    assert.ok(close(row.spend, gpt4oCost(row)), `row ${row.spend} != formula ${gpt4oCost(row)}`);
+    assert.ok(close(row.spend, expected), `row ${row.spend} != ${expected}`);
+  });
+
+  test('OpenAI cached and reasoning tokens: the final stream chunk', async () => {
+    fake.script([{ usage: { prompt_tokens: 1200, completion_tokens: 90, cached_tokens: 1024, reasoning_tokens: 64 } }]);
+    const id = `gpt-stream-${dbName}`;
+    // The client did not ask for usage: the gateway asks upstream and keeps it from the client.
+    const stream = await client.chat.completions.create({ model: 'gpt4o', messages: USER, stream: true },
+                                                        { headers: { 'x-litellm-call-id': id } });
+    for await (const c of stream) assert.equal(c.usage ?? null, null, JSON.stringify(c));
+    const row = await rowOf(id);
+    assert.equal(row.prompt_tokens, 1200);
+    assert.equal(row.cached_tokens, 1024);
+    assert.equal(row.reasoning_tokens, 64);
+    assert.ok(close(row.spend, gpt4oCost(row)), `row ${row.spend} != formula ${gpt4oCost(row)}`);
+    const rollup = Number(psql(dbUrl, `SELECT sum(cache_read_input_tokens) FROM daily_spend WHERE entity_type = 'all'`));
+    assert.ok(rollup >= 1024, `the rollup counts cached tokens: ${rollup}`);
+  });
+
+  test('prompts and answers are not stored by default', async () => {
+    const { response } = await client.chat.completions.create({ model: 'gpt4o', messages: USER }).withResponse();
+    const row = await rowOf(response.headers.get('x-litellm-call-id'));
+    assert.equal(row.messages, null);
+    assert.equal(row.response, null);
   });
 
   test('a deployment with its own prices', async () => {

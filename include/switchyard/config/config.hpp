@@ -83,6 +83,11 @@ struct general_settings {
   int database_connection_pool_limit = 10;
   // LiteLLM's "timeout for database connections" (s); here libpq's connect_timeout.
   std::optional<double> database_connection_timeout;
+  // Spend log (docs/spend.md): no spend_logs rows, but the running totals and daily
+  // rollups are still kept.
+  bool disable_spend_logs = false;
+  // The request's messages and the answer are stored in the spend row (bounded).
+  bool store_prompts_in_spend_logs = false;
   nlohmann::json raw = nlohmann::json::object();
 };
 

@@ -71,6 +71,11 @@ struct request_ctx {
   providers::usage usage;  // of the current attempt
   int upstream_status = 0; // the provider's HTTP status in the current attempt (0: none yet)
   std::size_t events_sent = 0;  // stream events handed to the client (usage estimates)
+  // general_settings.store_prompts_in_spend_logs only: the answer the client got, for its
+  // spend row: the JSON body (its first spend::max_stored_bytes), or a stream's text
+  // (content deltas) up to that size; kept_bytes is the whole size.
+  std::string kept_response;
+  std::size_t kept_bytes = 0;
   bool finished = false;   // finish ran
   spend::pricer* prices = nullptr;  // for x-litellm-response-cost; null: not priced
 

@@ -12,16 +12,21 @@
 namespace switchyard::pipeline {
 
 // The spend row of a finished request (used by the observer; public for tests).
-spend::spend_row spend_row_of(const request_ctx& ctx, spend::pricer& prices);
+// store_prompts (general_settings.store_prompts_in_spend_logs): the row also holds the
+// request's messages (chat), prompt (completions) or input (embeddings) and the answer
+// (ctx.kept_response), each at most spend::max_stored_bytes (spend::stored_json).
+spend::spend_row spend_row_of(const request_ctx& ctx, spend::pricer& prices, bool store_prompts = false);
 
 class spend_observer final : public observer {
  public:
-  spend_observer(spend::pricer& prices, spend::cost_logger& logger) : prices_(prices), logger_(logger) {}
+  spend_observer(spend::pricer& prices, spend::cost_logger& logger, bool store_prompts = false)
+      : prices_(prices), logger_(logger), store_prompts_(store_prompts) {}
   void on_finish(const request_ctx& ctx) noexcept override;
 
  private:
   spend::pricer& prices_;
   spend::cost_logger& logger_;
+  bool store_prompts_;
 };
 
 }  // namespace switchyard::pipeline

@@ -10,11 +10,13 @@ namespace switchyard::spend {
 
 class pg_sink final : public spend_sink {
  public:
-  explicit pg_sink(store::postgres::db_executor& db) : db_(db) {}
+  // keep_rows false: general_settings.disable_spend_logs (totals and rollups only).
+  explicit pg_sink(store::postgres::db_executor& db, bool keep_rows = true) : db_(db), keep_rows_(keep_rows) {}
   net::awaitable<core::result<sink_result>> write(std::shared_ptr<const std::vector<spend_row>> rows) override;
 
  private:
   store::postgres::db_executor& db_;
+  bool keep_rows_;
 };
 
 }  // namespace switchyard::spend

@@ -41,6 +41,22 @@ struct spend_row {
   std::size_t approx_bytes() const;
 };
 
+// general_settings.store_prompts_in_spend_logs: the most a row keeps of a request's
+// messages, and of its answer, each (bytes of JSON text).
+inline constexpr std::size_t max_stored_bytes = 64 * 1024;
+
+// The JSON text of a request's messages (or an answer) as a row stores it: the value itself
+// when it is at most max_stored_bytes, else {"truncated": true, "bytes": <its size>,
+// "text": "<its first max_stored_bytes>"}. `whole_bytes`: the size of the whole value when
+// `json_text` is only its beginning (0: it is whole). NUL characters (which jsonb refuses)
+// become U+FFFD; text that is not JSON is stored as the "text" of that object.
+std::string stored_json(std::string_view json_text, std::size_t whole_bytes = 0);
+// A streamed answer, from the text the client received, as a row stores it:
+// {"object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant",
+// "content": text}}]} (text_completion: "choices": [{"index": 0, "text": text}]), with
+// "truncated": true when `text` is only the first max_stored_bytes of it.
+std::string stored_stream_response(bool chat, std::string_view text, bool truncated);
+
 // Appends `r` as one JSON object (keys as in spend_logs' columns).
 void append_json(std::string& out, const spend_row& r);
 // Parses what append_json wrote. Error on anything else.

@@ -56,6 +56,20 @@ std::string insert_rows_sql() {
          "INSERT INTO spend_batch SELECT * FROM ins";
 }
 
+// general_settings.disable_spend_logs: the batch goes straight to spend_batch (the totals
+// and rollups are made from it as usual); nothing is written to spend_logs. Without the
+// rows there is nothing to recognise a batch written twice by.
+std::string totals_only_sql() {
+  return std::string(
+             "INSERT INTO spend_batch SELECT coalesce(api_key, ''), nullif(user_id, ''), nullif(team_id, ''), "
+             "nullif(organization_id, ''), nullif(end_user, ''), coalesce(model, ''), nullif(model_group, ''), "
+             "nullif(custom_llm_provider, ''), (to_timestamp(start_us / 1000000.0) AT TIME ZONE 'UTC')::date, "
+             "coalesce(spend, 0), coalesce(prompt_tokens, 0), coalesce(completion_tokens, 0), "
+             "coalesce(cached_tokens, 0), coalesce(cache_creation_tokens, 0), coalesce(success, true), "
+             "coalesce(request_tags, '[]'::jsonb) FROM jsonb_to_recordset($1::jsonb) AS x(") +
+         batch_columns + ")";
+}
+
 // Lock then add, one entity table at a time (fixed order, ids sorted).
 void add_totals(pqxx::work& tx, const char* table, const char* id_col, const char* batch_col) {
   const std::string t = table, id = id_col, b = batch_col;
@@ -133,12 +147,14 @@ void ensure_partitions(pqxx::connection& c, const std::string& rows_json) {
 
 }  // namespace
 
-spend_batch_result write_spend_batch_blocking(pqxx::connection& c, const std::string& rows_json) {
-  ensure_partitions(c, rows_json);
+spend_batch_result write_spend_batch_blocking(pqxx::connection& c, const std::string& rows_json, bool keep_rows) {
+  if (keep_rows) {
+    ensure_partitions(c, rows_json);
+  }
   spend_batch_result out;
   pqxx::work tx{c};
   tx.exec0(create_batch_table);
-  tx.exec_params(insert_rows_sql(), rows_json);
+  tx.exec_params(keep_rows ? insert_rows_sql() : totals_only_sql(), rows_json);
   out.inserted = tx.exec1("SELECT count(*) FROM spend_batch")[0].as<std::size_t>();
   if (out.inserted > 0) {
     add_totals(tx, "verification_tokens", "token", "api_key");

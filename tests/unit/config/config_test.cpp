@@ -228,6 +228,8 @@ TEST(config_good, loads_every_section_field_by_field) {
   EXPECT_TRUE(gs.allow_requests_on_db_unavailable);
   EXPECT_EQ(gs.database_connection_pool_limit, 20);
   EXPECT_EQ(gs.raw["disable_spend_logs"], true);  // from settings/overrides.yaml
+  EXPECT_TRUE(gs.disable_spend_logs);
+  EXPECT_FALSE(gs.store_prompts_in_spend_logs) << "off unless set";
   EXPECT_EQ(gs.raw["store_model_in_db"], false);
 
   // Redis: router_settings wins over cache_params and REDIS_HOST.
@@ -315,6 +317,8 @@ INSTANTIATE_TEST_SUITE_P(
         bad_case{"syntax_in_include.yaml", "sub/syntax.yaml", 3, "yaml", "syntax error: "},
         bad_case{"bool_wrong.yaml", "bool_wrong.yaml", 2, "litellm_settings.drop_params",
                  "expected a boolean (true/false), got the string \"maybe\""},
+        bad_case{"spend_flag.yaml", "spend_flag.yaml", 2, "general_settings.store_prompts_in_spend_logs",
+                 "expected a boolean (true/false), got the string \"sometimes\""},
         bad_case{"redis_port_range.yaml", "redis_port_range.yaml", 3, "router_settings.redis_port",
                  "must be between 1 and 65535"},
         bad_case{"top_level_list.yaml", "top_level_list.yaml", 1, "config", "the top level must be a mapping"},

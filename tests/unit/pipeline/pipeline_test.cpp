@@ -2,8 +2,10 @@
 // upstream and a fake client. Every case checks the outcome record and that `finish`
 // ran exactly once.
 #include "fakes.hpp"
+#include "switchyard/pipeline/spend_observer.hpp"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 using namespace switchyard;
 using namespace switchyard::pipeline;
@@ -54,7 +56,7 @@ class pipeline_test : public ::testing::Test {
 
   void build() {
     rt = std::make_unique<router::router>(cfg);
-    pipe = std::make_unique<llm_pipeline>(cfg, keys, *rt, up, extensions{nullptr, nullptr, {&obs}});
+    pipe = std::make_unique<llm_pipeline>(cfg, keys, *rt, up, extensions{nullptr, nullptr, {&obs, &rows}});
   }
 
   fake_responder call(const std::string& body, const std::string& key = "sk-master", int writes_before_gone = -1) {
@@ -90,6 +92,13 @@ class pipeline_test : public ::testing::Test {
   std::unique_ptr<router::router> rt;
   fake_upstream up;
   recording_observer obs;
+  // The spend row each request gets, built as the spend observer builds it.
+  struct row_observer final : observer {
+    spend::pricer prices{std::make_shared<spend::price_table>()};
+    bool store_prompts = false;
+    std::vector<spend::spend_row> rows;
+    void on_finish(const request_ctx& ctx) noexcept override { rows.push_back(spend_row_of(ctx, prices, store_prompts)); }
+  } rows;
   std::unique_ptr<llm_pipeline> pipe;
 };
 
@@ -345,3 +354,101 @@ TEST_F(pipeline_test, a_waiting_stage_runs_async_then_the_chain_goes_on) {
 }
 
 }  // namespace
+
+// ---- spend rows ------------------------------------------------------------------
+
+TEST_F(pipeline_test, spend_row_keeps_cached_and_reasoning_tokens_apart) {
+  const std::string details =
+      R"({"id":"c","object":"chat.completion","created":1,"model":"x","choices":[{"index":0,)"
+      R"("message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],)"
+      R"("usage":{"prompt_tokens":900,"completion_tokens":60,"total_tokens":960,)"
+      R"("prompt_tokens_details":{"cached_tokens":512},"completion_tokens_details":{"reasoning_tokens":40}}})";
+  up.script["http://a1.test"] = {reply(200, details)};
+  up.script["http://a2.test"] = {reply(200, details)};
+  EXPECT_EQ(call(chat_body).status, 200);
+  ASSERT_EQ(rows.rows.size(), 1u);
+  const auto& r = rows.rows[0];
+  EXPECT_EQ(r.prompt_tokens, 900);
+  EXPECT_EQ(r.cached_tokens, 512);
+  EXPECT_EQ(r.reasoning_tokens, 40);
+  EXPECT_EQ(r.completion_tokens, 60);
+  EXPECT_FALSE(r.usage_estimated);
+}
+
+TEST_F(pipeline_test, streamed_usage_details_reach_the_spend_row) {
+  scripted s;
+  s.pieces = {chunk("a"), chunk("b", "\"stop\"") +
+                              R"(data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"x","choices":[],)"
+                              R"("usage":{"prompt_tokens":700,"completion_tokens":30,"total_tokens":730,)"
+                              R"("prompt_tokens_details":{"cached_tokens":640},"completion_tokens_details":{"reasoning_tokens":12}}})"
+                              "\n\ndata: [DONE]\n\n"};
+  up.script["http://a1.test"] = {s};
+  up.script["http://a2.test"] = {s};
+  EXPECT_EQ(call(stream_body).status, 200);
+  ASSERT_EQ(rows.rows.size(), 1u);
+  EXPECT_EQ(rows.rows[0].cached_tokens, 640);
+  EXPECT_EQ(rows.rows[0].reasoning_tokens, 12);
+  EXPECT_EQ(rows.rows[0].prompt_tokens, 700);
+}
+
+TEST_F(pipeline_test, prompts_and_answers_are_not_stored_by_default) {
+  up.script["http://a1.test"] = {reply(200, answer_json)};
+  up.script["http://a2.test"] = {reply(200, answer_json)};
+  EXPECT_EQ(call(chat_body).status, 200);
+  ASSERT_EQ(rows.rows.size(), 1u);
+  EXPECT_EQ(rows.rows[0].messages_json, "");
+  EXPECT_EQ(rows.rows[0].response_json, "");
+}
+
+TEST_F(pipeline_test, store_prompts_keeps_the_messages_and_the_answer) {
+  cfg->general.store_prompts_in_spend_logs = true;
+  rows.store_prompts = true;
+  up.script["http://a1.test"] = {reply(200, answer_json)};
+  up.script["http://a2.test"] = {reply(200, answer_json)};
+  EXPECT_EQ(call(chat_body).status, 200);
+  ASSERT_EQ(rows.rows.size(), 1u);
+  EXPECT_EQ(nlohmann::json::parse(rows.rows[0].messages_json),
+            nlohmann::json::parse(R"([{"role":"user","content":"hello"}])"));
+  auto resp = nlohmann::json::parse(rows.rows[0].response_json);
+  EXPECT_EQ(resp["choices"][0]["message"]["content"], "hi");
+  EXPECT_EQ(resp["usage"]["total_tokens"], 7);
+}
+
+TEST_F(pipeline_test, store_prompts_keeps_a_streams_assembled_text) {
+  cfg->general.store_prompts_in_spend_logs = true;
+  rows.store_prompts = true;
+  scripted s;
+  s.pieces = {chunk("Hel"), chunk("lo, "), chunk("world", "\"stop\"") + usage_chunk + "data: [DONE]\n\n"};
+  up.script["http://a1.test"] = {s};
+  up.script["http://a2.test"] = {s};
+  EXPECT_EQ(call(stream_body).status, 200);
+  ASSERT_EQ(rows.rows.size(), 1u);
+  auto resp = nlohmann::json::parse(rows.rows[0].response_json);
+  EXPECT_EQ(resp["object"], "chat.completion");
+  EXPECT_EQ(resp["choices"][0]["message"]["content"], "Hello, world");
+  EXPECT_FALSE(resp.contains("truncated"));
+  EXPECT_FALSE(rows.rows[0].messages_json.empty());
+}
+
+TEST_F(pipeline_test, stored_prompts_are_bounded) {
+  cfg->general.store_prompts_in_spend_logs = true;
+  rows.store_prompts = true;
+  const std::string big(3 * spend::max_stored_bytes, 'x');
+  scripted s;
+  s.pieces = {chunk(big.substr(0, spend::max_stored_bytes)), chunk(big.substr(spend::max_stored_bytes), "\"stop\"") +
+                                                                 usage_chunk + "data: [DONE]\n\n"};
+  up.script["http://a1.test"] = {s};
+  up.script["http://a2.test"] = {s};
+  const std::string body = R"({"model":"a","stream":true,"messages":[{"role":"user","content":")" + big + R"("}]})";
+  EXPECT_EQ(call(body).status, 200);
+  ASSERT_EQ(rows.rows.size(), 1u);
+  const auto& r = rows.rows[0];
+  EXPECT_LE(r.messages_json.size(), spend::max_stored_bytes + 200);
+  auto m = nlohmann::json::parse(r.messages_json);
+  EXPECT_EQ(m["truncated"], true);
+  EXPECT_EQ(m["bytes"], big.size() + 30);  // [{"role":"user","content":"..."}]
+  EXPECT_LE(r.response_json.size(), spend::max_stored_bytes + 200);
+  auto resp = nlohmann::json::parse(r.response_json);
+  EXPECT_EQ(resp["truncated"], true);
+  EXPECT_EQ(resp["choices"][0]["message"]["content"].get<std::string>().size(), spend::max_stored_bytes);
+}

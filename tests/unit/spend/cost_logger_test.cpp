@@ -349,3 +349,30 @@ TEST(spend_row, json_is_valid_whatever_bytes_the_strings_hold) {
   ASSERT_TRUE(back);
   EXPECT_EQ(back->row_id, r.row_id);
 }
+
+TEST(spend_row, stored_json_keeps_small_values_and_bounds_big_ones) {
+  EXPECT_EQ(stored_json(R"([{"role":"user","content":"hi"}])"), R"([{"role":"user","content":"hi"}])");
+  // NUL characters, which jsonb refuses, become U+FFFD.
+  auto nul = nlohmann::json::parse(stored_json(R"(["a\u0000b"])"));
+  EXPECT_EQ(nul[0], "a\xEF\xBF\xBD" "b");
+  const std::string big = "\"" + std::string(max_stored_bytes, 'y') + "\"";
+  auto cut = nlohmann::json::parse(stored_json(big));
+  EXPECT_EQ(cut["truncated"], true);
+  EXPECT_EQ(cut["bytes"], big.size());
+  EXPECT_EQ(cut["text"].get<std::string>().size(), max_stored_bytes);
+  // Only the beginning of a bigger value.
+  auto head = nlohmann::json::parse(stored_json(R"({"a":)", 100'000));
+  EXPECT_EQ(head["truncated"], true);
+  EXPECT_EQ(head["bytes"], 100'000);
+  // A cut never splits a UTF-8 sequence.
+  std::string accents;
+  while (accents.size() < max_stored_bytes + 10) {
+    accents += "\xC3\xA9";  // e-acute
+  }
+  auto u = nlohmann::json::parse(stored_json("\"" + accents + "\""));
+  EXPECT_EQ(u["text"].get<std::string>().size() % 2, 1u) << "the opening quote and whole two-byte characters";
+  auto s = nlohmann::json::parse(stored_stream_response(false, "done", false));
+  EXPECT_EQ(s["object"], "text_completion");
+  EXPECT_EQ(s["choices"][0]["text"], "done");
+  EXPECT_FALSE(s.contains("truncated"));
+}

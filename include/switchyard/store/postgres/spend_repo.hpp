@@ -26,7 +26,11 @@ struct spend_batch_result {
 };
 
 // `rows_json`: a JSON array of row objects. Throws on SQL errors (db_executor maps them).
-spend_batch_result write_spend_batch_blocking(pqxx::connection& c, const std::string& rows_json);
+// keep_rows false (general_settings.disable_spend_logs): only the totals and rollups are
+// written, no spend_logs rows; every row of the batch counts as inserted, so a batch
+// written twice (a commit whose answer was lost, then retried) counts twice.
+spend_batch_result write_spend_batch_blocking(pqxx::connection& c, const std::string& rows_json,
+                                              bool keep_rows = true);
 
 // Drops the day partitions of spend_logs that end before `cutoff_day` ("YYYY-MM-DD").
 // Returns how many were dropped.
