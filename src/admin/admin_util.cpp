@@ -10,6 +10,10 @@ namespace switchyard::admin {
 // json converts from almost anything, so a result<json> value is built explicitly.
 core::result<json> ok(json j) { return core::result<json>(boost::system::in_place_value, std::move(j)); }
 
+core::result<json> ok_prebuilt(const std::string& json_text) {
+  return ok(json::binary(json::binary_t::container_type(json_text.begin(), json_text.end()), prebuilt_json_subtype));
+}
+
 core::error field_error(const std::string& field, const std::string& what) {
   auto e = core::make_error(core::errc::bad_request, field + ": " + what, field);
   e.status = 422;
@@ -47,7 +51,12 @@ net::awaitable<void> send_result(http::responder& resp, const core::result<json>
     co_return;
   }
   http::response r;
-  r.body = out->dump(-1, ' ', false, json::error_handler_t::replace);
+  if (out->is_binary() && out->get_binary().has_subtype() && out->get_binary().subtype() == prebuilt_json_subtype) {
+    const auto& bytes = out->get_binary();
+    r.body.assign(bytes.begin(), bytes.end());
+  } else {
+    r.body = out->dump(-1, ' ', false, json::error_handler_t::replace);
+  }
   co_await resp.send(std::move(r));
 }
 

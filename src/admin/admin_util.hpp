@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
@@ -24,6 +25,11 @@ namespace pg = store::postgres;
 
 // json converts from almost anything, so a result<json> value is built explicitly.
 core::result<json> ok(json j);
+// A 200 whose body is JSON text already made (a report Postgres built): send_result sends
+// the bytes as they are. Carried as a json binary value of this subtype, which no
+// handler makes otherwise (JSON has no binary values).
+inline constexpr std::uint64_t prebuilt_json_subtype = 0x4a53;
+core::result<json> ok_prebuilt(const std::string& json_text);
 // 422 invalid_request_error, param = field.
 core::error field_error(const std::string& field, const std::string& what);
 core::error not_found(const std::string& what, const std::string& param);

@@ -202,7 +202,7 @@ handler_result spend_logs(const route_context& c) {
   if (!rows) {
     co_return rows.error();
   }
-  co_return ok(parse_array(*rows));
+  co_return ok_prebuilt(*rows);  // a page is up to 1,000 rows: sent as Postgres made them
 }
 
 handler_result spend_tags(const route_context& c) {
@@ -313,52 +313,40 @@ handler_result global_spend_report(const route_context& c) {
     lens = {"user", user};
     group_by = "api_key";
   }
-  auto rows = co_await c.db().run(pg::spend_report_rows_blocking, group_by, lens, range->start, range->end);
+  if (group_by != "api_key") {
+    // team / customer: per day, per group, the spend of each (model, key), as Postgres
+    // shaped it (megabytes for a month of many keys: never parsed here).
+    auto answer = co_await c.db().run(pg::spend_report_by_group_blocking, group_by, range->start, range->end);
+    if (!answer) {
+      co_return answer.error();
+    }
+    co_return ok_prebuilt(*answer);
+  }
+  auto rows = co_await c.db().run(pg::spend_report_by_key_blocking, lens, range->start, range->end);
   if (!rows) {
     co_return rows.error();
   }
   json out = json::array();
-  if (group_by == "api_key") {
-    for (const auto& r : parse_array(*rows)) {
-      if (out.empty() || out.back()["api_key"] != r["api_key"]) {
-        out.push_back(json{{"api_key", r["api_key"]},
-                           {"total_cost", 0.0},
-                           {"total_input_tokens", 0},
-                           {"total_output_tokens", 0},
-                           {"model_details", json::array()}});
-      }
-      auto& k = out.back();
-      k["total_cost"] = k["total_cost"].get<double>() + r["spend"].get<double>();
-      k["total_input_tokens"] = count_of(k, "total_input_tokens") + count_of(r, "prompt_tokens");
-      k["total_output_tokens"] = count_of(k, "total_output_tokens") + count_of(r, "completion_tokens");
-      k["model_details"].push_back(json{{"model", r["model"]},
-                                        {"total_cost", r["spend"]},
-                                        {"total_input_tokens", r["prompt_tokens"]},
-                                        {"total_output_tokens", r["completion_tokens"]}});
-    }
-    std::stable_sort(out.begin(), out.end(), [](const json& a, const json& b) {
-      return a["total_cost"].get<double>() > b["total_cost"].get<double>();
-    });
-    co_return ok(std::move(out));
-  }
-  // team / customer: per day, per group, the spend of each (model, key).
-  const char* group = group_by == "team" ? "team_name" : "customer";
-  const char* list = group_by == "team" ? "teams" : "customers";
   for (const auto& r : parse_array(*rows)) {
-    // LiteLLM's day is a timestamp at midnight UTC.
-    std::string day = r["day"].get<std::string>() + "T00:00:00+00:00";
-    if (out.empty() || out.back()["group_by_day"] != day) {
-      out.push_back(json{{"group_by_day", day}, {list, json::array()}});
+    if (out.empty() || out.back()["api_key"] != r["api_key"]) {
+      out.push_back(json{{"api_key", r["api_key"]},
+                         {"total_cost", 0.0},
+                         {"total_input_tokens", 0},
+                         {"total_output_tokens", 0},
+                         {"model_details", json::array()}});
     }
-    auto& groups = out.back()[list];
-    if (groups.empty() || groups.back()[group] != r[group]) {
-      groups.push_back(json{{group, r[group]}, {"total_spend", 0.0}, {"metadata", json::array()}});
-    }
-    auto& g = groups.back();
-    g["total_spend"] = g["total_spend"].get<double>() + r["spend"].get<double>();
-    g["metadata"].push_back(
-        json{{"model", r["model"]}, {"api_key", r["api_key"]}, {"spend", r["spend"]}, {"total_tokens", r["total_tokens"]}});
+    auto& k = out.back();
+    k["total_cost"] = k["total_cost"].get<double>() + r["spend"].get<double>();
+    k["total_input_tokens"] = count_of(k, "total_input_tokens") + count_of(r, "prompt_tokens");
+    k["total_output_tokens"] = count_of(k, "total_output_tokens") + count_of(r, "completion_tokens");
+    k["model_details"].push_back(json{{"model", r["model"]},
+                                      {"total_cost", r["spend"]},
+                                      {"total_input_tokens", r["prompt_tokens"]},
+                                      {"total_output_tokens", r["completion_tokens"]}});
   }
+  std::stable_sort(out.begin(), out.end(), [](const json& a, const json& b) {
+    return a["total_cost"].get<double>() > b["total_cost"].get<double>();
+  });
   co_return ok(std::move(out));
 }
 

@@ -240,42 +240,55 @@ std::string team_daily_spend_blocking(pqxx::connection& c, const std::string& st
               "ORDER BY day, team_alias NULLS LAST");
 }
 
-std::string spend_report_rows_blocking(pqxx::connection& c, const std::string& group_by, const spend_lens& lens,
-                                       const std::string& start_day, const std::string& end_day) {
+std::string spend_report_by_key_blocking(pqxx::connection& c, const spend_lens& lens, const std::string& start_day,
+                                         const std::string& end_day) {
+  pqxx::read_transaction tx{c};
+  return json_array_of(
+      tx, "SELECT json_build_object('api_key', api_key, 'model', model, 'spend', sum(spend), "
+          "'prompt_tokens', sum(prompt_tokens), 'completion_tokens', sum(completion_tokens))::text "
+          "FROM daily_spend WHERE " +
+              lens_filter(tx, lens, start_day, end_day) + " GROUP BY api_key, model ORDER BY api_key, model");
+}
+
+std::string spend_report_by_group_blocking(pqxx::connection& c, const std::string& group_by,
+                                           const std::string& start_day, const std::string& end_day) {
   pqxx::read_transaction tx{c};
   const std::string days = day_range(tx, "day", start_day, end_day);
-  if (group_by == "api_key") {
-    return json_array_of(
-        tx, "SELECT json_build_object('api_key', api_key, 'model', model, 'spend', sum(spend), "
-            "'prompt_tokens', sum(prompt_tokens), 'completion_tokens', sum(completion_tokens))::text "
-            "FROM daily_spend WHERE " +
-                lens_filter(tx, lens, start_day, end_day) + " GROUP BY api_key, model ORDER BY api_key, model");
-  }
-  // team or customer: the entity's rollups, and the requests of none of them as "Unassigned
-  // Team" / a null customer: per day, key and model, every request ('all') less the
-  // entity's, added up with signs in one pass over both rollups.
+  // The entity's rollups, and the requests of none of them ("Unassigned Team" / a null
+  // customer): per day, key and model, every request ('all') less the entity's, added up
+  // with signs. Then the answer's nesting (day > group > key and model) by Postgres in
+  // the same statement: the gateway sends the text as it comes, never parsing or
+  // rebuilding an answer that is megabytes for a month of many keys.
   const bool team = group_by == "team";
   const std::string entity = tx.quote(team ? "team" : "end_user");
   const std::string named = team ? "coalesce(tm.team_alias, 'Unassigned Team')" : "d.entity_id";
   const std::string rest_name = team ? "'Unassigned Team'" : "NULL::text";
   roomy(tx);
-  return json_array_of(
-      tx, "WITH d AS (SELECT entity_type, entity_id, day, api_key, model, spend, "
-          "prompt_tokens + completion_tokens AS tokens, api_requests AS n FROM daily_spend "
-          "WHERE entity_type IN ('all', " +
-              entity + ") AND " + days + " AND (entity_type <> 'all' OR entity_id = '')), "
-              "rest AS (SELECT day, api_key, model, sum(CASE WHEN entity_type = 'all' THEN spend ELSE -spend END) "
-              "AS spend, sum(CASE WHEN entity_type = 'all' THEN tokens ELSE -tokens END) AS tokens FROM d "
-              "GROUP BY 1, 2, 3 HAVING sum(CASE WHEN entity_type = 'all' THEN n ELSE -n END) > 0), "
-              "r AS (SELECT d.day, " +
-              named + " AS grp, d.api_key, d.model, d.spend, d.tokens FROM d" +
-              (team ? " LEFT JOIN teams tm ON tm.team_id = d.entity_id" : "") +
-              " WHERE d.entity_type <> 'all' UNION ALL SELECT day, " + rest_name +
-              ", api_key, model, spend, tokens FROM rest) "
-              "SELECT json_build_object('day', to_char(day, 'YYYY-MM-DD'), " +
-              tx.quote(team ? "team_name" : "customer") +
-              ", grp, 'api_key', api_key, 'model', model, 'spend', sum(spend), 'total_tokens', sum(tokens))::text "
-              "FROM r GROUP BY day, grp, api_key, model ORDER BY day, grp NULLS LAST, api_key, model");
+  auto row = tx.exec1(
+      "WITH d AS (SELECT entity_type, entity_id, day, api_key, model, spend, "
+      "prompt_tokens + completion_tokens AS tokens, api_requests AS n FROM daily_spend "
+      "WHERE entity_type IN ('all', " +
+      entity + ") AND " + days +
+      " AND (entity_type <> 'all' OR entity_id = '')), "
+      "rest AS (SELECT day, api_key, model, sum(CASE WHEN entity_type = 'all' THEN spend ELSE -spend END) "
+      "AS spend, sum(CASE WHEN entity_type = 'all' THEN tokens ELSE -tokens END) AS tokens FROM d "
+      "GROUP BY 1, 2, 3 HAVING sum(CASE WHEN entity_type = 'all' THEN n ELSE -n END) > 0), "
+      "r AS (SELECT d.day, " +
+      named + " AS grp, d.api_key, d.model, d.spend, d.tokens FROM d" +
+      (team ? " LEFT JOIN teams tm ON tm.team_id = d.entity_id" : "") +
+      " WHERE d.entity_type <> 'all' UNION ALL SELECT day, " + rest_name +
+      ", api_key, model, spend, tokens FROM rest), "
+      "m AS (SELECT day, grp, api_key, model, sum(spend) AS spend, sum(tokens) AS tokens FROM r "
+      "GROUP BY day, grp, api_key, model), "
+      "g AS (SELECT day, grp, json_build_object(" +
+      tx.quote(team ? "team_name" : "customer") +
+      ", grp, 'total_spend', sum(spend), 'metadata', json_agg(json_build_object('model', model, 'api_key', "
+      "api_key, 'spend', spend, 'total_tokens', tokens) ORDER BY api_key, model)) AS o FROM m GROUP BY day, grp), "
+      "dd AS (SELECT day, json_build_object('group_by_day', to_char(day, 'YYYY-MM-DD') || 'T00:00:00+00:00', " +
+      tx.quote(team ? "teams" : "customers") +
+      ", json_agg(o ORDER BY grp NULLS LAST)) AS o FROM g GROUP BY day) "
+      "SELECT coalesce(json_agg(o ORDER BY day), '[]')::text FROM dd");
+  return row[0].as<std::string>();
 }
 
 std::string tag_spend_blocking(pqxx::connection& c, const std::string& start_day, const std::string& end_day) {

@@ -70,12 +70,18 @@ std::string top_models_blocking(pqxx::connection& c, const spend_lens& lens, con
 std::string team_daily_spend_blocking(pqxx::connection& c, const std::string& start_day,
                                       const std::string& end_day);
 
-// /global/spend/report rows, one JSON object per (day, group, key, model) for group_by
-// "team" ({day, team_name, api_key, model, spend, total_tokens}) or "customer" ({day,
-// customer, ...}); for "api_key" one per (key, model) ({api_key, model, spend,
-// prompt_tokens, completion_tokens}) from the rollups of `lens`.
-std::string spend_report_rows_blocking(pqxx::connection& c, const std::string& group_by, const spend_lens& lens,
-                                       const std::string& start_day, const std::string& end_day);
+// /global/spend/report grouped by "team" or "customer": the whole answer, as LiteLLM
+// shapes it, built by Postgres: [{group_by_day, teams|customers: [{team_name|customer,
+// total_spend, metadata: [{model, api_key, spend, total_tokens}]}]}], days ascending,
+// groups by name (null last), metadata by key then model. Requests of no team are
+// "Unassigned Team", of no end user a null customer.
+std::string spend_report_by_group_blocking(pqxx::connection& c, const std::string& group_by,
+                                           const std::string& start_day, const std::string& end_day);
+
+// /global/spend/report rows for group_by "api_key": one JSON object per (key, model)
+// ({api_key, model, spend, prompt_tokens, completion_tokens}) from the rollups of `lens`.
+std::string spend_report_by_key_blocking(pqxx::connection& c, const spend_lens& lens, const std::string& start_day,
+                                         const std::string& end_day);
 
 // Spend per request tag: JSON array of {individual_request_tag, log_count, total_spend},
 // most spent first; days "" for all time.
