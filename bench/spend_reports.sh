@@ -162,7 +162,7 @@ measure() {
   for p in "${paths[@]}"; do
     curl -sS -o /dev/null -H "authorization: Bearer $MASTER" "$GW_URL$p"
   done
-  printf '%s, %s, commit %s, %s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(basename "$bin")" \
+  printf '%s, %s, commit %s, %s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" "$bin" \
     "$(git rev-parse --short HEAD 2>/dev/null || echo '?')" "load $(cut -d' ' -f1-3 /proc/loadavg)"
   printf '| endpoint (October 2026) | answer | times (%s calls, sorted) |\n|---|---|---|\n' "$n"
   for p in "${paths[@]}"; do
