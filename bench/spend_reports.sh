@@ -12,9 +12,9 @@
 #                                                  # statement it sent (DIR/plans/*.txt)
 #   ./bench/spend_reports.sh stop DIR              # stops Postgres (DIR is kept: rm -rf it)
 #
-# The data (as in docs/spend.md): 1,000 keys of 300 users, 50 teams (every tenth key has
-# none), 5 organisations, one model per key (5 models); an end user on every third
-# request (2 per key and day, 2,000 in all); a tag on every fifth (3 tags); 1 in 50
+# The data (docs/spend.md): 1,000 keys of 300 users, 50 teams (every tenth key has none),
+# 5 organisations, one model per key (5 models); an end user on every third request (one
+# per key, 1,000 in all); one of 3 tags on every request of a fifth of the keys; 1 in 50
 # requests failed. The rollups are built from the rows as the spend writer builds them.
 # Not part of the test suite.
 set -euo pipefail
