@@ -413,7 +413,12 @@ struct gateway::impl {
       return nullptr;
     }
     cache::cache_options o;
-    o.memory_bytes = env_size("SWITCHYARD_CACHE_MEMORY_MB", o.memory_bytes >> 20) << 20;
+    // 0: no memory tier (every lookup asks Redis, so /cache/delete on one instance is
+    // seen by all at once; also how bench/ measures a Redis hit).
+    const char* mem = std::getenv("SWITCHYARD_CACHE_MEMORY_MB");
+    o.memory_bytes = mem != nullptr && std::string_view(mem) == "0"
+                         ? 0
+                         : env_size("SWITCHYARD_CACHE_MEMORY_MB", o.memory_bytes >> 20) << 20;
     o.max_entry_bytes = env_size("SWITCHYARD_CACHE_MAX_ENTRY_KB", o.max_entry_bytes >> 10) << 10;
     o.redis_timeout = env_ms("SWITCHYARD_CACHE_REDIS_TIMEOUT_MS", o.redis_timeout);
     auto* r = cache_redis();

@@ -272,17 +272,24 @@ describe('response cache', { skip, timeout: 600_000 }, () => {
   });
 
   test('two gateways share hits through Redis', async () => {
+    // The second one without a memory tier: every hit of it comes from Redis.
     const gw2 = await startGateway({
       config: cacheConfig({ type: 'redis', host: redis.host, port: redis.port, namespace: NS }),
-      env: { SWITCHYARD_CACHE_REDIS_TIMEOUT_MS: 2000 },
+      env: { SWITCHYARD_CACHE_REDIS_TIMEOUT_MS: 2000, SWITCHYARD_CACHE_MEMORY_MB: 0 },
     });
     const m = randomUUID();
     const a = await chat(client, ask(m));
     await waitForRedisKey(redis, a.key);
     const b = await chat(clientOf(gw2), ask(m));
+    const c = await chat(clientOf(gw2), ask(m));
     assert.equal(calls(m), 1);
     assert.equal(b.data.id, a.data.id);
+    assert.equal(c.data.id, a.data.id);
     assert.equal(b.key, a.key);
+    const ping = await call(gw2, '/cache/ping', { method: 'GET' });
+    assert.equal(ping.json.counters.memory_max_bytes, 0);
+    assert.equal(ping.json.counters.memory_entries, 0);
+    assert.equal(ping.json.counters.redis_hits, 2);
     await gw2.stop();
   });
 
