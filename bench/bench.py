@@ -31,6 +31,7 @@ import time
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH_DIR)
 LUA = os.path.join(BENCH_DIR, "post.lua")
+LUA_UNIQUE = os.path.join(BENCH_DIR, "post_unique.lua")  # a body of its own per request
 SERVICES_SH = os.path.join(ROOT, "scripts", "services.sh")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MASTER_KEY = "sk-bench-master-4f6d1c0a9e"
@@ -38,7 +39,8 @@ UPSTREAM_KEY = "sk-bench-upstream"
 PATH = "/v1/chat/completions"
 
 NAN = float("nan")
-TARGET_NAMES = ["direct", "nginx", "switchyard", "switchyard-mk", "switchyard-base", "switchyard-nospend"]  # see the factories in main()
+TARGET_NAMES = ["direct", "nginx", "switchyard", "switchyard-mk", "switchyard-base", "switchyard-nospend",
+                "switchyard-cache-mem", "switchyard-cache-redis", "switchyard-unique", "switchyard-cache-miss"]  # see the factories in main()
 DEFAULT_TARGETS = ["direct", "nginx", "switchyard"]
 CACHED_KEYS = 100_000     # keys used once by a fresh gateway for "RSS with 100,000 keys cached"
 SIZES = {"1k": 1024, "100k": 100 * 1024, "1m": 1024 * 1024}
@@ -537,6 +539,7 @@ class Target:
     label = "?"
     is_switchyard = False
     key = MASTER_KEY
+    unique_bodies = False  # wrk sends every request with a body of its own (post_unique.lua)
 
     def start(self) -> None: ...
     def port(self, mode: str) -> int: raise NotImplementedError
@@ -992,7 +995,7 @@ class Bench:
         threads = max(1, min(self.args.wrk_threads or len(self.client_cpus), sc.conns))
         url = f"http://127.0.0.1:{target.port(sc.mode)}{PATH}"
         return [self.wrk, "-t", str(threads), "-c", str(sc.conns), "-d", f"{duration}s", "--timeout", "10s",
-                "-s", LUA, url, "--", target.model(sc.mode), "true" if sc.mode == "sse" else "false",
+                "-s", LUA_UNIQUE if target.unique_bodies else LUA, url, "--", target.model(sc.mode), "true" if sc.mode == "sse" else "false",
                 str(SIZES[sc.size]), target.key]
 
     def run_one(self, target: Target, sc: Scenario, duration: int, rnd: int, record: bool = True) -> dict:
@@ -1433,7 +1436,10 @@ def parse_args(argv):
                         "switchyard = virtual key + router with Postgres and Redis, switchyard-mk = the same "
                         "gateway setup authenticated with the master key, switchyard-base = the switchyard "
                         "setup with the binary in SWITCHYARD_BASE_BIN (before/after a change, in one run), "
-                        "switchyard-nospend = the switchyard setup with the cost logger off")
+                        "switchyard-nospend = the switchyard setup with the cost logger off, "
+                        "switchyard-cache-mem / -cache-redis = every request a response-cache hit from memory / "
+                        "from Redis alone, switchyard-unique / -cache-miss = every request a body of its own "
+                        "(bench/post_unique.lua), cache off / on (all misses)")
     p.add_argument("--scenarios", default="",
                    help="comma list, e.g. json-1k-64c,sse-1k-1c (default: all 12; --quick: 5)")
     p.add_argument("--rounds", type=int, default=None, help="rounds per (scenario, target) (default 3; quick 2)")
@@ -1561,6 +1567,10 @@ def main(argv) -> int:
         def gateway(**kw) -> SwitchyardTarget:
             return SwitchyardTarget(procs, binary, tmp, up_ports, services=services, **kw)
 
+        def unique(t: SwitchyardTarget) -> SwitchyardTarget:
+            t.unique_bodies = True
+            return t
+
         # Every target, in the order they alternate. A new stage of the gateway is one more
         # entry (and its name in TARGET_NAMES), e.g.
         #   "switchyard-x": lambda: gateway(name="switchyard-x", label="SWITCHYARD+X",
@@ -1582,6 +1592,31 @@ def main(argv) -> int:
                 stages="virtual key, router; Postgres and Redis; cost logger off", virtual_key=True,
                 extra_env={"SWITCHYARD_DISABLE_COST_LOGGER": "1"}),
         }
+        # The response cache (docs/cache.md). Hits: every request of a run is the same, so all
+        # but the first are answered from the memory tier, or from Redis alone (memory tier 0).
+        # All-miss: every request has a body of its own, cache on vs off, both with the same
+        # wrk script.
+        cache_on = lambda t: "litellm_settings: {cache: true, cache_params: {type: " + t + "}}\n"
+        factories.update({
+            "switchyard-cache-mem": lambda: gateway(
+                name="switchyard-cache-mem", label="SWITCHYARD (cache hits, memory)",
+                stages="virtual key, router; Postgres and Redis; response cache, every request a memory hit",
+                virtual_key=True, extra_config=cache_on("local")),
+            "switchyard-cache-redis": lambda: gateway(
+                name="switchyard-cache-redis", label="SWITCHYARD (cache hits, Redis)",
+                stages="virtual key, router; Postgres and Redis; response cache without a memory tier, "
+                "every request a Redis hit", virtual_key=True, extra_config=cache_on("redis"),
+                extra_env={"SWITCHYARD_CACHE_MEMORY_MB": "0", "SWITCHYARD_CACHE_REDIS_TIMEOUT_MS": "100"}),
+            "switchyard-unique": lambda: unique(gateway(
+                name="switchyard-unique", label="SWITCHYARD (unique bodies)",
+                stages="virtual key, router; Postgres and Redis; every request a body of its own",
+                virtual_key=True)),
+            "switchyard-cache-miss": lambda: unique(gateway(
+                name="switchyard-cache-miss", label="SWITCHYARD (cache, all misses)",
+                stages="virtual key, router; Postgres and Redis; response cache on (Redis), every request "
+                "a body of its own: a miss, then stored", virtual_key=True, extra_config=cache_on("redis"),
+                extra_env={"SWITCHYARD_CACHE_REDIS_TIMEOUT_MS": "100"})),
+        })
         assert list(factories) == TARGET_NAMES
         targets = [make() for name, make in factories.items() if name in targets_wanted]
         for t in targets:

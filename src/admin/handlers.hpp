@@ -92,6 +92,11 @@ handler_result global_spend_teams(const route_context& c);
 handler_result global_spend_models(const route_context& c);
 handler_result global_spend_report(const route_context& c);
 
+// cache.cpp
+handler_result cache_ping(const route_context& c);
+handler_result cache_delete(const route_context& c);
+handler_result cache_flushall(const route_context& c);
+
 // activity.cpp
 handler_result user_daily_activity(const route_context& c);
 handler_result team_daily_activity(const route_context& c);

@@ -70,6 +70,11 @@ constexpr route table[] = {
     {"/user/daily/activity", {},                      get,            member_read,   true,  user_daily_activity},
     {"/team/daily/activity", {},                      get,            member_read,   true,  team_daily_activity},
 
+    // The response cache (docs/cache.md): no database needed.
+    {"/cache/ping",          {},                      get,            admin_read,    false, cache_ping},
+    {"/cache/delete",        {},                      post,           admin_only,    false, cache_delete},
+    {"/cache/flushall",      {},                      post,           admin_only,    false, cache_flushall},
+
     // The model list needs no database: it answers from the config, also before the
     // migrations ran.
     {"/model/info",          "/v1/model/info",        get,            anyone,        false, model_info},

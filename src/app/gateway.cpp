@@ -8,6 +8,8 @@
 #include "switchyard/auth/key_auth.hpp"
 #include "switchyard/auth/key_invalidation.hpp"
 #include "switchyard/http/server.hpp"
+#include "switchyard/cache/response_cache.hpp"
+#include "switchyard/pipeline/cache_stage.hpp"
 #include "switchyard/pipeline/llm_pipeline.hpp"
 #include "switchyard/pipeline/spend_observer.hpp"
 #include "switchyard/spend/cost_logger.hpp"
@@ -302,9 +304,18 @@ struct gateway::impl {
       cost_logger ? std::make_unique<pipeline::spend_observer>(pricer, *cost_logger,
                                                                cfg->general.store_prompts_in_spend_logs)
                   : nullptr;
+  // The response cache (docs/cache.md): its own Redis client when cache_params names
+  // another Redis than the shared one; none when caching is off.
+  std::unique_ptr<store::redis::redis_client> cache_redis_own = make_cache_redis();
+  std::unique_ptr<cache::response_cache> response_cache = make_response_cache();
+  std::unique_ptr<pipeline::cache_stage> cache_stage =
+      response_cache ? std::make_unique<pipeline::cache_stage>(
+                           ioc.get_executor(), cfg->cache, *response_cache, rt,
+                           env_ms("SWITCHYARD_CACHE_COALESCE_MS", std::chrono::milliseconds{30000}))
+                     : nullptr;
   pipeline::llm_pipeline llm;
   admin::health_endpoints health;
-  admin::management_api management{{key_auth, db.get(), key_invalidation.get(), cfg, &pricer}};
+  admin::management_api management{{key_auth, db.get(), key_invalidation.get(), cfg, &pricer, response_cache.get()}};
   http::server server;
   net::signal_set signals;
   net::steady_timer grace_timer;
@@ -374,9 +385,61 @@ struct gateway::impl {
     return l;
   }
 
+  static bool same_redis(const config::redis_endpoint& a, const config::redis_endpoint& b) {
+    return a.host == b.host && a.port == b.port && a.db == b.db && a.password == b.password &&
+           a.username == b.username;
+  }
+
+  std::unique_ptr<store::redis::redis_client> make_cache_redis() {
+    const auto& c = cfg->cache;
+    if (!c.enabled || !c.use_redis || (redis && same_redis(c.redis, cfg->redis))) {
+      return nullptr;
+    }
+    store::redis::redis_options o;
+    o.host = c.redis.host;
+    o.port = static_cast<std::uint16_t>(c.redis.port);
+    o.username = c.redis.username;
+    o.password = c.redis.password;
+    o.db = c.redis.db;
+    return std::make_unique<store::redis::redis_client>(ioc.get_executor(), o);
+  }
+
+  store::redis::redis_client* cache_redis() const {
+    if (!cfg->cache.enabled || !cfg->cache.use_redis) {
+      return nullptr;
+    }
+    return cache_redis_own ? cache_redis_own.get() : redis.get();
+  }
+
+  std::unique_ptr<cache::response_cache> make_response_cache() {
+    const auto& c = cfg->cache;
+    if (!c.enabled) {
+      return nullptr;
+    }
+    cache::cache_options o;
+    // 0: no memory tier (every lookup asks Redis, so /cache/delete on one instance is
+    // seen by all at once; also how bench/ measures a Redis hit).
+    const char* mem = std::getenv("SWITCHYARD_CACHE_MEMORY_MB");
+    o.memory_bytes = mem != nullptr && std::string_view(mem) == "0"
+                         ? 0
+                         : env_size("SWITCHYARD_CACHE_MEMORY_MB", o.memory_bytes >> 20) << 20;
+    o.max_entry_bytes = env_size("SWITCHYARD_CACHE_MAX_ENTRY_KB", o.max_entry_bytes >> 10) << 10;
+    o.redis_timeout = env_ms("SWITCHYARD_CACHE_REDIS_TIMEOUT_MS", o.redis_timeout);
+    auto* r = cache_redis();
+    spdlog::info("response cache on: {} (memory tier {} MB, entries up to {} KB, ttl {} s{}{})",
+                 r != nullptr ? "memory + redis " + c.redis.host + ":" + std::to_string(c.redis.port) : "memory only",
+                 o.memory_bytes >> 20, o.max_entry_bytes >> 10, c.ttl_s, c.namespace_.empty() ? "" : ", namespace ",
+                 c.namespace_);
+    return std::make_unique<cache::response_cache>(ioc.get_executor(), r, o);
+  }
+
   pipeline::extensions make_extensions() {
     pipeline::extensions e;
     e.prices = &pricer;
+    if (cache_stage) {
+      e.cache = cache_stage.get();
+      e.observers.push_back(cache_stage.get());  // lands the flight before the others run
+    }
     if (spend_obs) {
       e.observers.push_back(spend_obs.get());
     }
@@ -452,6 +515,14 @@ struct gateway::impl {
       if (cooldown_sync) {
         // Subscribe and load shared cooldowns without holding up the migrations.
         net::co_spawn(ioc, [this]() { return cooldown_sync->start(); }, net::detached);
+      }
+    }
+    if (cache_redis_own) {
+      if (auto r = co_await cache_redis_own->connect(); !r) {
+        spdlog::warn("cache redis {}:{} not reachable yet ({}); retrying in the background", cfg->cache.redis.host,
+                     cfg->cache.redis.port, r.error().message);
+      } else {
+        spdlog::info("cache redis connected ({}:{})", cfg->cache.redis.host, cfg->cache.redis.port);
       }
     }
     if (key_invalidation) {
@@ -695,6 +766,9 @@ int gateway::run() {
   m.ioc.run();
   if (m.redis) {
     m.redis->close();
+  }
+  if (m.cache_redis_own) {
+    m.cache_redis_own->close();
   }
   if (m.db) {
     m.db->stop();

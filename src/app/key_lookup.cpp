@@ -82,6 +82,7 @@ auth::virtual_key to_virtual_key(const store::postgres::key_record& r) {
   auto row = json::parse(r.row_json, nullptr, false);
   if (row.is_object()) {
     k.aliases = string_map(row, "aliases");
+    k.allowed_cache_controls = string_list(row, "allowed_cache_controls");
   }
   auto team = parse_object(r.team_json);
   k.team = owner_of(team);

@@ -142,6 +142,7 @@ class loader {
     parse_litellm(m.litellm);
     parse_general(m.general);
     resolve_redis(m.router, m.litellm);
+    resolve_cache(m.litellm);
     return std::make_shared<const config>(std::move(cfg_));
   }
 
@@ -629,6 +630,21 @@ class loader {
       o.namespace_ = read_string(c->find("namespace"), cp + ".namespace").value_or("");
       o.port = read_int(c->find("port"), cp + ".port", 1, 65535);
       o.ttl = read_non_negative(c->find("ttl"), cp + ".ttl");
+      o.mode = read_string(c->find("mode"), cp + ".mode").value_or("");
+      if (!o.mode.empty() && o.mode != "default_on" && o.mode != "default_off") {
+        fail(*c->find("mode"), cp + ".mode", "must be default_on or default_off, got \"" + o.mode + "\"");
+      }
+      o.max_connections = read_int(c->find("max_connections"), cp + ".max_connections", 1, 100000);
+      if (const node* t = c->find("supported_call_types"); t != nullptr && t->is_sequence()) {
+        std::vector<std::string> types;
+        for (std::size_t i = 0; i < t->items.size(); ++i) {
+          auto v = read_string(&t->items[i], cp + ".supported_call_types[" + std::to_string(i) + "]");
+          if (v) {
+            types.push_back(*v);
+          }
+        }
+        o.supported_call_types = std::move(types);
+      }
     }
     out.raw = to_json(l);
     stringify_documented(out.raw, l, section::litellm_settings);
@@ -758,6 +774,67 @@ class loader {
       r.source = "env REDIS_HOST";
       cfg_.redis = r;
     }
+  }
+
+  // ---- response cache (docs/cache.md) -------------------------------------------------------
+
+  void resolve_cache(const node& litellm) {
+    const auto& l = cfg_.litellm;
+    if (!l.cache) {
+      return;
+    }
+    const node* c = litellm.is_mapping() ? litellm.find("cache_params") : nullptr;
+    const node* where = c != nullptr ? c : litellm.find("cache");
+    const std::string file = where != nullptr && where->file ? *where->file : cfg_.path;
+    const int line = where != nullptr ? where->line : 0;
+    const auto& p = l.cache_params_;
+    // LiteLLM's proxy defaults to a Redis cache when no type is given.
+    const std::string type = p.type.empty() ? "redis" : p.type;
+    auto& out = cfg_.cache;
+    if (type != "redis" && type != "local") {
+      warn(file, line, "litellm_settings.cache_params.type",
+           "cache type \"" + type + "\" is not supported (only redis and local): response caching is OFF");
+      return;
+    }
+    out.enabled = true;
+    out.namespace_ = p.namespace_;
+    out.ttl_s = p.ttl && *p.ttl > 0 ? *p.ttl : 600.0;
+    out.default_on = p.mode != "default_off";
+    if (p.supported_call_types) {
+      out.chat = out.completion = out.embedding = false;
+      for (const auto& t : *p.supported_call_types) {
+        if (t == "completion" || t == "acompletion") {
+          out.chat = true;
+        } else if (t == "text_completion" || t == "atext_completion") {
+          out.completion = true;
+        } else if (t == "embedding" || t == "aembedding") {
+          out.embedding = true;
+        }
+      }
+    }
+    if (type == "local") {
+      return;
+    }
+    // The cache's own Redis when cache_params names one, else the shared one (router
+    // settings, cache_params or REDIS_* env, as resolved above).
+    redis_endpoint r;
+    if (c != nullptr && c->is_mapping() &&
+        from_config(*c, "litellm_settings.cache_params", "url", "host", "port", "password", "db", r)) {
+      auto user = read_string(c->find("username"), "litellm_settings.cache_params.username");
+      if (user && r.username.empty()) {
+        r.username = *user;
+      }
+      out.redis = r;
+    } else {
+      out.redis = cfg_.redis;
+    }
+    if (out.redis.host.empty()) {
+      warn(file, line, "litellm_settings.cache_params",
+           "cache type redis but no Redis configured (cache_params.host/url, router_settings or REDIS_HOST/REDIS_URL): "
+           "responses are cached in this process's memory only");
+      return;
+    }
+    out.use_redis = true;
   }
 
   static bool from_config(const node& m, const std::string& prefix, const char* url_key, const char* host_key,

@@ -24,6 +24,9 @@ std::string litellm_headers(const request_ctx& ctx) {
     }
   }
   h += "x-litellm-version: " SWITCHYARD_VERSION "\r\n";
+  if (!ctx.cache_key.empty()) {
+    http::append_head_line(h, "x-litellm-cache-key", ctx.cache_key);
+  }
   char num[32];
   auto put_int = [&](std::string_view name, long long v) {
     auto [end, ec] = std::to_chars(num, num + sizeof num, v);

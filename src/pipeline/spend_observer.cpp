@@ -92,6 +92,10 @@ spend::spend_row spend_row_of(const request_ctx& ctx, spend::pricer& prices, boo
     r.end_user = body_string(ctx, "user");
   }
   r.model = ctx.requested_model;
+  r.cache_hit = o.cache_hit;
+  if (o.cache_hit) {
+    r.model_group = ctx.cache_group;  // no deployment: the group the entry was found for
+  }
   const auto* a = o.final_attempt();
   if (a != nullptr && a->dep) {
     r.model_group = a->dep->model_name;
@@ -111,6 +115,11 @@ spend::spend_row spend_row_of(const request_ctx& ctx, spend::pricer& prices, boo
       t.prompt = static_cast<long long>(ctx.estimated_tokens);
       t.completion = o.streamed ? static_cast<long long>(ctx.events_sent) : static_cast<long long>(o.bytes_out / 4);
     }
+  }
+  if (o.cache_hit && o.usage.known) {
+    // The cached answer's tokens, for the record; a hit costs nothing (as in LiteLLM).
+    const auto& u = o.usage;
+    t = {u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cache_creation_tokens, u.reasoning_tokens};
   }
   r.prompt_tokens = t.prompt;
   r.completion_tokens = t.completion;

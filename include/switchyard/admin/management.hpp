@@ -31,6 +31,9 @@ class db_executor;
 namespace switchyard::spend {
 class pricer;
 }
+namespace switchyard::cache {
+class response_cache;
+}
 
 namespace switchyard::admin {
 
@@ -42,6 +45,7 @@ struct management_deps {
   auth::key_invalidation* invalidation = nullptr;
   std::shared_ptr<const config::config> cfg;
   spend::pricer* pricer = nullptr;  // /spend/calculate; null: every model's cost is unknown
+  cache::response_cache* cache = nullptr;  // /cache/*; null: caching is off (503)
 };
 
 class management_api {

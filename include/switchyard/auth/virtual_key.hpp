@@ -27,6 +27,8 @@ struct virtual_key {
   std::vector<std::string> models;  // empty (or "all-proxy-models"): every model
   std::map<std::string, std::string> aliases;  // the key's model aliases (alias -> model)
   bool blocked = false;
+  // Body cache controls this key may set (no-cache, no-store, ttl, ...); empty: all.
+  std::vector<std::string> allowed_cache_controls;
   double spend = 0;  // running spend as last read or written (USD)
   std::optional<double> max_budget;
   std::optional<std::chrono::system_clock::time_point> expires;  // empty: never

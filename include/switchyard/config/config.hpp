@@ -62,6 +62,9 @@ struct cache_params {
   std::string host, password, url, namespace_;
   std::optional<int> port;
   std::optional<double> ttl;
+  std::string mode;  // "default_on" (also when empty) or "default_off"
+  std::optional<std::vector<std::string>> supported_call_types;  // unset: every type
+  std::optional<int> max_connections;
 };
 
 struct litellm_settings {
@@ -107,6 +110,19 @@ struct redis_endpoint {
   std::string source;    // e.g. "router_settings", "litellm_settings.cache_params", "env REDIS_URL"
 };
 
+// The response cache as resolved from litellm_settings.cache / cache_params and the env
+// (docs/cache.md). `enabled` is false when caching is off or its type is not supported
+// (one warning in config::warnings says so).
+struct cache_settings {
+  bool enabled = false;
+  bool use_redis = false;  // type redis: a memory tier in front of Redis; false: memory only
+  redis_endpoint redis;    // the cache's Redis (its own from cache_params, else the shared one)
+  std::string namespace_;  // keys become "<namespace>:<hash>"
+  double ttl_s = 600;      // write TTL unless the request sets one
+  bool default_on = true;  // false (mode default_off): only requests with cache.use-cache: true
+  bool chat = true, completion = true, embedding = true;  // supported_call_types
+};
+
 struct config {
   std::string path;  // the file it was loaded from
   std::vector<deployment> model_list;
@@ -114,6 +130,7 @@ struct config {
   litellm_settings litellm;
   general_settings general;
   redis_endpoint redis;
+  cache_settings cache;
   std::vector<std::string> warnings;  // unknown keys etc., one message each
   std::vector<std::string> files;     // every file read: `path` first, then includes in load order
   std::map<std::string, std::string> environment_variables;  // as exported (values are secrets)

@@ -50,6 +50,7 @@ struct outcome {
   // The stage that answered when it was not the provider (e.g. "auth", "parse"), else
   // empty: lets observers tell a refusal from a provider answer without parsing errors.
   const char* answered_by = "";
+  bool cache_hit = false;  // answered from the response cache (no provider call, cost 0)
 
   // The attempt that answered (the last one), if any reached a provider.
   const attempt* final_attempt() const { return attempts.empty() ? nullptr : &attempts.back(); }

@@ -28,6 +28,8 @@ struct call_type_names {
 };
 const call_type_names& names_of(providers::call_type t);
 
+struct cache_slot;  // the cache stage's per-request state (src/pipeline/cache_stage.cpp)
+
 struct request_ctx {
   request_ctx(http::request& r, http::responder& w) : req(r), resp(w, out) {
     out.received = r.received_at;
@@ -78,6 +80,12 @@ struct request_ctx {
   std::size_t kept_bytes = 0;
   bool finished = false;   // finish ran
   spend::pricer* prices = nullptr;  // for x-litellm-response-cost; null: not priced
+  // The response cache (pipeline/cache_stage.hpp): the request's key (sent as
+  // x-litellm-cache-key on every answer of a cacheable request; empty: not cacheable),
+  // the model group it was computed for, and the stage's per-request state.
+  std::string cache_key;
+  std::string cache_group;
+  std::shared_ptr<cache_slot> cache;
 
   // The whole body as a DOM (path model applied), parsed on first use.
   const nlohmann::json& full_body();

@@ -843,3 +843,76 @@ TEST(config_shipped, example_config_validates_when_its_variables_are_set) {
 }
 
 }  // namespace
+
+// ---- the response cache's settings (docs/cache.md)
+
+TEST_F(config_files, cache_settings_as_litellm) {
+  const auto p = write("c.yaml",
+                       "litellm_settings:\n"
+                       "  cache: true\n"
+                       "  cache_params:\n"
+                       "    host: cache-host\n"
+                       "    namespace: ns1\n"
+                       "    mode: default_off\n"
+                       "    supported_call_types: [acompletion, aembedding]\n");
+  const auto c = load(p);
+  EXPECT_TRUE(c->cache.enabled);
+  EXPECT_TRUE(c->cache.use_redis);  // no type: redis, as LiteLLM's proxy
+  EXPECT_EQ(c->cache.redis.host, "cache-host");
+  EXPECT_EQ(c->cache.namespace_, "ns1");
+  EXPECT_EQ(c->cache.ttl_s, 600.0);  // the default
+  EXPECT_FALSE(c->cache.default_on);
+  EXPECT_TRUE(c->cache.chat);
+  EXPECT_FALSE(c->cache.completion);
+  EXPECT_TRUE(c->cache.embedding);
+  EXPECT_TRUE(c->warnings.empty());
+}
+
+TEST_F(config_files, cache_redis_own_or_shared_or_env) {
+  // cache_params names its own Redis: the router's stays the shared one.
+  const auto own = write("a.yaml",
+                         "router_settings: {redis_host: router-host}\n"
+                         "litellm_settings: {cache: true, cache_params: {type: redis, host: cache-host, port: 6390, ttl: 30}}\n");
+  auto c = load(own);
+  EXPECT_EQ(c->redis.host, "router-host");
+  EXPECT_EQ(c->cache.redis.host, "cache-host");
+  EXPECT_EQ(c->cache.redis.port, 6390);
+  EXPECT_EQ(c->cache.ttl_s, 30.0);
+  // No host in cache_params: REDIS_* env, as LiteLLM.
+  const auto env = write("b.yaml", "litellm_settings: {cache: true}\n");
+  c = load(env, {{"REDIS_HOST", "env-host"}, {"REDIS_PORT", "7001"}});
+  EXPECT_TRUE(c->cache.use_redis);
+  EXPECT_EQ(c->cache.redis.host, "env-host");
+  EXPECT_EQ(c->cache.redis.port, 7001);
+}
+
+TEST_F(config_files, cache_local_needs_no_redis) {
+  const auto p = write("c.yaml", "litellm_settings: {cache: true, cache_params: {type: local}}\n");
+  const auto c = load(p, {{"REDIS_HOST", "env-host"}});
+  EXPECT_TRUE(c->cache.enabled);
+  EXPECT_FALSE(c->cache.use_redis);
+  EXPECT_TRUE(c->warnings.empty());
+}
+
+TEST_F(config_files, cache_off_or_unsupported_type_warns_once) {
+  EXPECT_FALSE(load(write("a.yaml", "litellm_settings: {cache_params: {type: local}}\n"))->cache.enabled);
+  const auto p = write("c.yaml", "litellm_settings:\n  cache: true\n  cache_params: {type: redis-semantic, similarity_threshold: 0.8}\n");
+  const auto c = load(p);
+  EXPECT_FALSE(c->cache.enabled);
+  ASSERT_EQ(c->warnings.size(), 1u);
+  EXPECT_NE(c->warnings[0].find("cache type \"redis-semantic\" is not supported (only redis and local): response caching is OFF"),
+            std::string::npos)
+      << c->warnings[0];
+  EXPECT_NE(c->warnings[0].find(p + ":3:"), std::string::npos) << c->warnings[0];
+  // Redis type with no Redis anywhere: memory only, one warning.
+  const auto none = load(write("d.yaml", "litellm_settings: {cache: true}\n"));
+  EXPECT_TRUE(none->cache.enabled);
+  EXPECT_FALSE(none->cache.use_redis);
+  EXPECT_EQ(none->warnings.size(), 1u);
+}
+
+TEST_F(config_files, cache_mode_must_be_known) {
+  const auto p = write("c.yaml", "litellm_settings: {cache: true, cache_params: {type: local, mode: sometimes}}\n");
+  const auto e = load_error(p);
+  EXPECT_EQ(e.key(), "litellm_settings.cache_params.mode");
+}

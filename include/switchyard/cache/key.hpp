@@ -1,0 +1,35 @@
+// The response cache's key: SHA-256 over a canonical form of what changes the answer.
+//
+// The canonical form is one JSON text: {"call":<call type>,"model":<model group>,
+// "params":{...}} where params are the request's top-level members minus those that
+// cannot change the answer (metadata, stream, stream_options, the cache controls, the
+// gateway's routing and transport fields: excluded_from_key()). Objects have their keys
+// sorted (at every depth); numbers are normalised (1, 1.0 and 1e0 are one number; -0 is
+// 0), so two requests that differ only in member order or number spelling share a key,
+// and a streamed and a non-streamed request share one. The key is
+// "<namespace>:<sha256 hex>", or the bare hex without a namespace, as LiteLLM shows it in
+// x-litellm-cache-key.
+// Thread: any. Never blocks. Pure functions.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace switchyard::cache {
+
+// True for a top-level request member that never takes part in the key.
+bool excluded_from_key(std::string_view member);
+
+// The canonical text of a request body (a JSON object) for `model_group` and `call`
+// ("chat", "completion", "embedding").
+std::string canonical_request(std::string_view call, std::string_view model_group, const nlohmann::json& body);
+
+// A value with its numbers normalised and object keys sorted (nlohmann's objects are
+// ordered maps, so dump() of the result is canonical).
+nlohmann::json canonical_value(const nlohmann::json& v);
+
+// "<ns>:<sha256(canonical)>", or the bare hex when `ns` is empty.
+std::string key_of(std::string_view ns, std::string_view canonical);
+
+}  // namespace switchyard::cache

@@ -1,0 +1,58 @@
+// The memory tier: least recently used entries, bounded in bytes (key + value + a fixed
+// per-entry overhead), each with its own expiry. Times are passed in (milliseconds since
+// the epoch), so tests drive the clock.
+// Owner: response_cache. Thread: the loop thread only (no locking). Never blocks.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <list>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace switchyard::cache {
+
+struct entry {
+  std::string value;         // the cached response (OpenAI JSON)
+  std::int64_t stored_ms = 0;   // when it was written (s-maxage compares against it)
+  std::int64_t expires_ms = 0;  // not served at or after this
+};
+
+class memory_lru {
+ public:
+  // Bytes counted per entry on top of its key and value (list node, map slot, strings).
+  static constexpr std::size_t overhead = 128;
+
+  explicit memory_lru(std::size_t max_bytes) : max_bytes_(max_bytes) {}
+
+  // The live entry for `key` (made the most recent), else null. An expired entry is
+  // dropped. The pointer is valid until the next call that changes the cache.
+  const entry* get(const std::string& key, std::int64_t now_ms);
+  // Inserts or replaces; evicts the least recent entries until the bound holds. An entry
+  // larger than the whole bound is not kept (returns false).
+  bool put(const std::string& key, entry e);
+  bool erase(const std::string& key);
+  void clear();
+
+  std::size_t bytes() const { return bytes_; }
+  std::size_t size() const { return map_.size(); }
+  std::size_t max_bytes() const { return max_bytes_; }
+  std::size_t evictions() const { return evictions_; }
+
+ private:
+  struct node {
+    std::string key;
+    entry e;
+  };
+  using list_t = std::list<node>;
+  static std::size_t cost(const node& n) { return n.key.size() + n.e.value.size() + overhead; }
+  void drop(list_t::iterator it);
+
+  std::size_t max_bytes_;
+  std::size_t bytes_ = 0;
+  std::size_t evictions_ = 0;
+  list_t lru_;  // front: most recent
+  std::unordered_map<std::string_view, list_t::iterator> map_;  // views into the nodes' keys
+};
+
+}  // namespace switchyard::cache

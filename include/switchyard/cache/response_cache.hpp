@@ -1,0 +1,125 @@
+// The response cache's two tiers: a memory LRU bounded in bytes (memory_lru) in front of
+// Redis (or alone for type local, or while Redis is away).
+//
+//  - get_memory(): the memory tier, a plain call (the hot path of a hit).
+//  - get_redis(): one GET, given up after `redis_timeout` (a few ms) or at once while
+//    Redis is unreachable: a miss, never an error. A hit is copied into the memory tier.
+//  - put(): into memory now; to Redis as a fire-and-forget SET with its TTL. A write is
+//    dropped (and counted) while Redis is unreachable or `max_pending_writes` are in
+//    flight, so a slow Redis never holds memory or requests. Entries larger than
+//    `max_entry_bytes` are not cached at all.
+// Redis keys are "<redis_prefix><key>" with the value "<stored_ms> <expires_ms>\n<json>".
+// The Redis client reconnects by itself: once Redis is back, lookups and writes work
+// again without a restart.
+//
+// Owner: app/ (one per gateway). Thread: the loop thread only. Never blocks.
+#pragma once
+#include "switchyard/cache/memory_lru.hpp"
+#include "switchyard/core/asio.hpp"
+#include "switchyard/core/error.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <unordered_map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace switchyard::store::redis {
+class redis_client;
+}
+
+namespace switchyard::cache {
+
+struct cache_options {
+  std::size_t memory_bytes = 64u << 20;     // SWITCHYARD_CACHE_MEMORY_MB
+  std::size_t max_entry_bytes = 1u << 20;   // SWITCHYARD_CACHE_MAX_ENTRY_KB
+  std::chrono::milliseconds redis_timeout{5};  // SWITCHYARD_CACHE_REDIS_TIMEOUT_MS
+  std::size_t max_pending_writes = 1000;
+  std::string redis_prefix = "switchyard:cache:";
+};
+
+struct cache_counters {
+  std::uint64_t memory_hits = 0;
+  std::uint64_t redis_hits = 0;
+  std::uint64_t misses = 0;
+  std::uint64_t redis_lookup_failures = 0;  // timeouts and errors (counted as misses too)
+  std::uint64_t writes = 0;
+  std::uint64_t writes_dropped = 0;  // Redis unreachable, too many in flight, or failed
+  std::uint64_t too_large = 0;       // not cached: over max_entry_bytes
+};
+
+class response_cache {
+ public:
+  using clock_fn = std::function<std::int64_t()>;  // ms since the epoch
+
+  // `redis` null: memory only. `now_ms` empty: the system clock.
+  response_cache(net::any_io_executor ex, store::redis::redis_client* redis, cache_options opts,
+                 clock_fn now_ms = {});
+
+  std::optional<entry> get_memory(const std::string& key);
+  net::awaitable<std::optional<entry>> get_redis(std::string key);
+  // `ttl_s` <= 0: not stored. Returns false when not stored (too large, no TTL).
+  bool put(const std::string& key, std::string value, double ttl_s);
+
+  // Removes `keys` from both tiers; the number found in either.
+  net::awaitable<std::size_t> remove(std::vector<std::string> keys);
+  // Empties the memory tier and deletes every cache key in Redis (SCAN + UNLINK of the
+  // prefix; nothing else in that Redis is touched).
+  net::awaitable<core::result<void>> flush();
+  // Writes and reads back a probe entry; error when Redis does not answer.
+  net::awaitable<core::result<void>> ping();
+
+  // An answer not offered to put() because it outgrew max_entry_bytes while captured.
+  void note_too_large() { ++counters_.too_large; }
+
+  bool has_redis() const { return redis_ != nullptr; }
+  const cache_counters& counters() const { return counters_; }
+  const memory_lru& memory() const { return memory_; }
+  const cache_options& options() const { return opts_; }
+  std::int64_t now_ms() const { return now_(); }
+  std::size_t pending_writes() const { return pending_writes_; }
+
+ private:
+  net::awaitable<void> write_redis(std::string key, std::string value, std::int64_t ttl_ms);
+
+  net::any_io_executor ex_;
+  store::redis::redis_client* redis_;
+  cache_options opts_;
+  clock_fn now_;
+  memory_lru memory_;
+  cache_counters counters_;
+  std::size_t pending_writes_ = 0;
+};
+
+// Identical requests in flight on this instance: the first (the leader) calls the
+// provider; the others wait for it (bounded by the flight's deadline), then look the
+// cache up again. A leader that fails stores nothing, so its followers call the provider
+// themselves.
+// Owner: the cache stage. Thread: the loop thread only. Never blocks.
+class inflight {
+ public:
+  struct flight;
+  explicit inflight(net::any_io_executor ex) : ex_(std::move(ex)) {}
+  ~inflight();
+
+  // The flight for `key`, else null.
+  std::shared_ptr<flight> find(const std::string& key) const;
+  // Starts a flight for `key` (the caller leads it); followers wait at most `max_wait`.
+  std::shared_ptr<flight> lead(const std::string& key, std::chrono::milliseconds max_wait);
+  // The leader is done (stored or failed): wakes the followers.
+  void land(const std::string& key, const std::shared_ptr<flight>& f);
+  // Waits until `f` lands or its deadline passes.
+  static net::awaitable<void> follow(std::shared_ptr<flight> f);
+
+  std::size_t size() const;
+
+ private:
+  net::any_io_executor ex_;
+  std::unordered_map<std::string, std::shared_ptr<flight>> flights_;
+};
+
+}  // namespace switchyard::cache

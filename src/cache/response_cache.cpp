@@ -1,0 +1,233 @@
+#include "switchyard/cache/response_cache.hpp"
+
+#include "switchyard/store/redis/redis_client.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+
+namespace switchyard::cache {
+
+namespace {
+
+std::int64_t system_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// "<stored_ms> <expires_ms>\n<json>"
+std::string encode(const entry& e) {
+  std::string out = std::to_string(e.stored_ms);
+  out += ' ';
+  out += std::to_string(e.expires_ms);
+  out += '\n';
+  out += e.value;
+  return out;
+}
+
+std::optional<entry> decode(std::string s) {
+  auto nl = s.find('\n');
+  auto sp = s.find(' ');
+  if (nl == std::string::npos || sp == std::string::npos || sp > nl) {
+    return std::nullopt;
+  }
+  entry e;
+  auto [p1, e1] = std::from_chars(s.data(), s.data() + sp, e.stored_ms);
+  auto [p2, e2] = std::from_chars(s.data() + sp + 1, s.data() + nl, e.expires_ms);
+  if (e1 != std::errc{} || e2 != std::errc{} || p1 != s.data() + sp || p2 != s.data() + nl) {
+    return std::nullopt;
+  }
+  s.erase(0, nl + 1);
+  e.value = std::move(s);
+  return e;
+}
+
+}  // namespace
+
+response_cache::response_cache(net::any_io_executor ex, store::redis::redis_client* redis, cache_options opts,
+                               clock_fn now_ms)
+    : ex_(std::move(ex)),
+      redis_(redis),
+      opts_(std::move(opts)),
+      now_(now_ms ? std::move(now_ms) : clock_fn(&system_ms)),
+      memory_(opts_.memory_bytes) {}
+
+std::optional<entry> response_cache::get_memory(const std::string& key) {
+  if (const auto* e = memory_.get(key, now_())) {
+    ++counters_.memory_hits;
+    return *e;
+  }
+  if (redis_ == nullptr) {
+    ++counters_.misses;
+  }
+  return std::nullopt;
+}
+
+net::awaitable<std::optional<entry>> response_cache::get_redis(std::string key) {
+  if (redis_ == nullptr || !redis_->connected()) {
+    ++counters_.misses;
+    co_return std::nullopt;
+  }
+  std::vector<std::string> cmd{"GET", opts_.redis_prefix + key};
+  auto r = co_await redis_->command(std::move(cmd), opts_.redis_timeout);
+  if (!r || r->is_error()) {
+    ++counters_.redis_lookup_failures;
+    ++counters_.misses;
+    co_return std::nullopt;
+  }
+  if (r->type != store::redis::reply::kind::string) {
+    ++counters_.misses;
+    co_return std::nullopt;
+  }
+  auto e = decode(std::move(r->str));
+  if (!e || e->expires_ms <= now_()) {
+    ++counters_.misses;
+    co_return std::nullopt;
+  }
+  ++counters_.redis_hits;
+  memory_.put(key, *e);
+  co_return e;
+}
+
+bool response_cache::put(const std::string& key, std::string value, double ttl_s) {
+  if (ttl_s <= 0) {
+    return false;
+  }
+  if (value.size() > opts_.max_entry_bytes) {
+    ++counters_.too_large;
+    return false;
+  }
+  const auto ttl_ms = static_cast<std::int64_t>(ttl_s * 1000.0);
+  if (ttl_ms <= 0) {
+    return false;
+  }
+  entry e{std::move(value), now_(), 0};
+  e.expires_ms = e.stored_ms + ttl_ms;
+  ++counters_.writes;
+  if (redis_ != nullptr) {
+    if (!redis_->connected() || pending_writes_ >= opts_.max_pending_writes) {
+      ++counters_.writes_dropped;
+    } else {
+      ++pending_writes_;
+      net::co_spawn(ex_, write_redis(key, encode(e), ttl_ms), net::detached);
+    }
+  }
+  memory_.put(key, std::move(e));
+  return true;
+}
+
+net::awaitable<void> response_cache::write_redis(std::string key, std::string value, std::int64_t ttl_ms) {
+  std::vector<std::string> cmd{"SET", opts_.redis_prefix + key, std::move(value), "PX", std::to_string(ttl_ms)};
+  auto r = co_await redis_->command(std::move(cmd), std::chrono::milliseconds{1000});
+  --pending_writes_;
+  if (!r || r->is_error()) {
+    ++counters_.writes_dropped;
+  }
+}
+
+net::awaitable<std::size_t> response_cache::remove(std::vector<std::string> keys) {
+  std::size_t found = 0;
+  for (const auto& k : keys) {
+    if (memory_.erase(k)) {
+      ++found;
+    }
+  }
+  if (redis_ != nullptr && !keys.empty()) {
+    std::vector<std::string> cmd{"DEL"};
+    for (const auto& k : keys) {
+      cmd.push_back(opts_.redis_prefix + k);
+    }
+    auto r = co_await redis_->command(std::move(cmd), std::chrono::milliseconds{1000});
+    if (r && r->type == store::redis::reply::kind::integer) {
+      found = std::max(found, static_cast<std::size_t>(r->integer));
+    }
+  }
+  co_return found;
+}
+
+net::awaitable<core::result<void>> response_cache::flush() {
+  memory_.clear();
+  if (redis_ == nullptr) {
+    co_return core::result<void>{};
+  }
+  std::string cursor = "0";
+  do {
+    std::vector<std::string> scan{"SCAN", cursor, "MATCH", opts_.redis_prefix + "*", "COUNT", "1000"};
+    auto r = co_await redis_->command(std::move(scan), std::chrono::milliseconds{2000});
+    if (!r) {
+      co_return r.error();
+    }
+    if (r->is_error() || r->elements.size() != 2) {
+      co_return core::make_error(core::errc::unavailable, "redis SCAN failed: " + r->str);
+    }
+    cursor = r->elements[0].str;
+    if (!r->elements[1].elements.empty()) {
+      std::vector<std::string> del{"UNLINK"};
+      for (const auto& k : r->elements[1].elements) {
+        del.push_back(k.str);
+      }
+      auto d = co_await redis_->command(std::move(del), std::chrono::milliseconds{2000});
+      if (!d) {
+        co_return d.error();
+      }
+    }
+  } while (cursor != "0");
+  co_return core::result<void>{};
+}
+
+net::awaitable<core::result<void>> response_cache::ping() {
+  if (redis_ == nullptr) {
+    co_return core::result<void>{};
+  }
+  co_return co_await redis_->ping(std::chrono::milliseconds{1000});
+}
+
+// ---------------------------------------------------------------- inflight
+
+struct inflight::flight {
+  explicit flight(const net::any_io_executor& ex) : timer(ex) {}
+  net::steady_timer timer;  // expires at the flight's deadline; cancelled when it lands
+  bool landed = false;
+};
+
+inflight::~inflight() {
+  for (auto& [k, f] : flights_) {
+    f->timer.cancel();
+  }
+}
+
+std::shared_ptr<inflight::flight> inflight::find(const std::string& key) const {
+  auto it = flights_.find(key);
+  return it == flights_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<inflight::flight> inflight::lead(const std::string& key, std::chrono::milliseconds max_wait) {
+  auto f = std::make_shared<flight>(ex_);
+  f->timer.expires_after(max_wait);
+  flights_[key] = f;
+  return f;
+}
+
+void inflight::land(const std::string& key, const std::shared_ptr<flight>& f) {
+  auto it = flights_.find(key);
+  if (it != flights_.end() && it->second == f) {
+    flights_.erase(it);
+  }
+  f->landed = true;
+  f->timer.cancel();  // wakes every follower
+}
+
+net::awaitable<void> inflight::follow(std::shared_ptr<flight> f) {
+  if (f->landed) {
+    co_return;
+  }
+  co_await f->timer.async_wait(net::as_tuple(net::use_awaitable));
+}
+
+std::size_t inflight::size() const { return flights_.size(); }
+
+}  // namespace switchyard::cache

@@ -1,0 +1,249 @@
+#include "switchyard/pipeline/cache_stage.hpp"
+
+#include "respond.hpp"
+
+#include "switchyard/cache/controls.hpp"
+#include "switchyard/cache/key.hpp"
+#include "switchyard/cache/openai_stream.hpp"
+#include "switchyard/pipeline/request_ctx.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace switchyard::pipeline {
+
+using json = nlohmann::json;
+using providers::call_type;
+
+// The cache stage's state for one request (request_ctx::cache).
+struct cache_slot {
+  enum class then { answer, follow, redis };
+  then next = then::answer;
+  cache::request_controls ctl;
+  std::optional<cache::entry> found;
+  std::shared_ptr<cache::inflight::flight> leading;    // this request leads its key's flight
+  std::shared_ptr<cache::inflight::flight> following;  // waits for this flight
+  bool capture = false;  // the answer is copied as it is sent, to be stored
+  std::string body;      // non-stream: the JSON sent
+  bool too_big = false;
+  std::optional<cache::stream_assembler> sse;  // stream: the events sent
+};
+
+namespace {
+
+const char* call_name(call_type t) {
+  switch (t) {
+    case call_type::chat:
+      return "chat";
+    case call_type::completion:
+      return "completion";
+    case call_type::embedding:
+      return "embedding";
+  }
+  return "chat";
+}
+
+const std::vector<std::string>& allowed_controls(const request_ctx& ctx) {
+  static const std::vector<std::string> all;
+  return ctx.who.vkey ? ctx.who.vkey->allowed_cache_controls : all;
+}
+
+providers::usage usage_of(const json& answer) {
+  providers::usage u;
+  auto it = answer.find("usage");
+  if (it == answer.end() || !it->is_object()) {
+    return u;
+  }
+  auto num = [&](const char* k) {
+    auto v = it->find(k);
+    return v != it->end() && v->is_number() ? v->get<long long>() : 0LL;
+  };
+  u.prompt_tokens = num("prompt_tokens");
+  u.completion_tokens = num("completion_tokens");
+  u.total_tokens = num("total_tokens");
+  u.known = true;
+  return u;
+}
+
+}  // namespace
+
+cache_stage::cache_stage(net::any_io_executor ex, config::cache_settings settings, cache::response_cache& rc,
+                         const router::router& rt, std::chrono::milliseconds coalesce_wait)
+    : settings_(std::move(settings)), rc_(rc), rt_(rt), coalesce_wait_(coalesce_wait), flights_(std::move(ex)) {}
+
+bool cache_stage::fresh(const request_ctx& ctx, const cache::entry& e) const {
+  const auto& ctl = ctx.cache->ctl;
+  if (!ctl.s_maxage) {
+    return true;
+  }
+  return rc_.now_ms() - e.stored_ms <= static_cast<std::int64_t>(*ctl.s_maxage * 1000.0);
+}
+
+verdict cache_stage::run(request_ctx& ctx) {
+  const bool supported = ctx.type == call_type::chat         ? settings_.chat
+                         : ctx.type == call_type::completion ? settings_.completion
+                                                             : settings_.embedding;
+  if (!supported) {
+    return verdict::next();
+  }
+  const json& body = ctx.full_body();
+  auto cit = body.find("cache");
+  auto ctl = cache::parse_controls(cit != body.end() ? &*cit : nullptr, ctx.req.header("cache-control"),
+                                   allowed_controls(ctx));
+  if (!ctl) {
+    return verdict::fail(ctl.error());
+  }
+  if (!settings_.default_on && !ctl->use_cache.value_or(false)) {
+    return verdict::next();  // mode default_off: only requests that opt in
+  }
+  // Namespace: the request's, else metadata.redis_namespace, else the config's.
+  std::string ns = settings_.namespace_;
+  if (ctl->namespace_) {
+    ns = *ctl->namespace_;
+  } else if (auto md = body.find("metadata"); md != body.end() && md->is_object()) {
+    if (auto rn = md->find("redis_namespace"); rn != md->end() && rn->is_string() && !rn->get_ref<const std::string&>().empty()) {
+      ns = rn->get<std::string>();
+    }
+  }
+  std::string group = rt_.resolve(ctx.requested_model);
+  if (group.empty()) {
+    group = ctx.requested_model;
+  }
+  ctx.cache_key = cache::key_of(ns, cache::canonical_request(call_name(ctx.type), group, body));
+  ctx.cache_group = std::move(group);
+  auto slot = std::make_shared<cache_slot>();
+  slot->ctl = std::move(*ctl);
+  ctx.cache = slot;
+  if (!slot->ctl.no_cache) {
+    if (auto e = rc_.get_memory(ctx.cache_key); e && fresh(ctx, *e)) {
+      slot->found = std::move(e);
+      slot->next = cache_slot::then::answer;
+      return verdict::wait();
+    }
+    if (auto f = flights_.find(ctx.cache_key)) {
+      slot->following = std::move(f);
+      slot->next = cache_slot::then::follow;
+      return verdict::wait();
+    }
+  }
+  if (!slot->ctl.no_store && !flights_.find(ctx.cache_key)) {
+    slot->leading = flights_.lead(ctx.cache_key, coalesce_wait_);
+  }
+  if (!slot->ctl.no_cache && rc_.has_redis()) {
+    slot->next = cache_slot::then::redis;
+    return verdict::wait();
+  }
+  arm_capture(ctx);
+  return verdict::next();
+}
+
+net::awaitable<verdict> cache_stage::run_async(request_ctx& ctx) {
+  auto& slot = *ctx.cache;
+  if (slot.next == cache_slot::then::follow) {
+    co_await cache::inflight::follow(std::move(slot.following));
+    // The leader stored its answer in the memory tier before it landed.
+    if (auto e = rc_.get_memory(ctx.cache_key); e && fresh(ctx, *e)) {
+      slot.found = std::move(e);
+    }
+  } else if (slot.next == cache_slot::then::redis) {
+    std::string key = ctx.cache_key;
+    if (auto e = co_await rc_.get_redis(std::move(key)); e && fresh(ctx, *e)) {
+      slot.found = std::move(e);
+    }
+  }
+  if (slot.found) {
+    auto entry = std::move(*slot.found);
+    slot.found.reset();
+    if (co_await answer(ctx, entry)) {
+      co_return verdict::done();
+    }
+  }
+  arm_capture(ctx);
+  co_return verdict::next();
+}
+
+void cache_stage::arm_capture(request_ctx& ctx) const {
+  auto* slot = ctx.cache.get();
+  if (slot->ctl.no_store) {
+    return;
+  }
+  slot->capture = true;
+  const std::size_t max = rc_.options().max_entry_bytes;
+  if (ctx.stream) {
+    slot->sse.emplace(ctx.type == call_type::chat, max);
+  }
+  ctx.resp.tap = [slot, max](std::string_view data) {
+    if (slot->sse) {
+      slot->sse->feed(data);
+    } else if (!slot->too_big) {
+      if (slot->body.size() + data.size() > max) {
+        slot->too_big = true;
+        slot->body.clear();
+        slot->body.shrink_to_fit();
+      } else {
+        slot->body.append(data);
+      }
+    }
+  };
+}
+
+// Sends the cached answer; false when the entry is unreadable (then it is a miss).
+net::awaitable<bool> cache_stage::answer(request_ctx& ctx, const cache::entry& e) {
+  auto j = json::parse(e.value, nullptr, false);
+  if (!j.is_object()) {
+    co_return false;
+  }
+  ctx.out.cache_hit = true;
+  ctx.out.usage = usage_of(j);
+  auto h = litellm_headers(ctx);
+  h += "x-litellm-response-cost: 0\r\n";
+  if (!ctx.stream) {
+    http::response r;
+    r.body = e.value;
+    r.head_lines = std::move(h);
+    co_await ctx.resp.send(std::move(r));
+    co_return true;
+  }
+  auto frames = cache::replay_frames(j, ctx.type == call_type::chat, ctx.client_wants_usage);
+  h += "cache-control: no-cache\r\nx-accel-buffering: no\r\n";
+  if (co_await ctx.resp.begin_stream(200, "text/event-stream", {}, std::move(h))) {
+    co_await ctx.resp.write_last(frames);
+  }
+  co_return true;
+}
+
+void cache_stage::on_finish(const request_ctx& ctx) noexcept {
+  auto slot = ctx.cache;
+  if (!slot) {
+    return;
+  }
+  try {
+    const auto& o = ctx.out;
+    if (slot->capture && !o.cache_hit && o.status == 200 && !o.error && !o.client_gone && !ctx.late_failure) {
+      std::optional<std::string> value;
+      if (slot->sse) {
+        std::optional<json> usage;
+        if (o.usage.known) {
+          usage = json{{"prompt_tokens", o.usage.prompt_tokens},
+                       {"completion_tokens", o.usage.completion_tokens},
+                       {"total_tokens", o.usage.prompt_tokens + o.usage.completion_tokens}};
+        }
+        value = slot->sse->result(usage);
+      } else if (!slot->too_big && !slot->body.empty()) {
+        value = std::move(slot->body);
+      }
+      const double ttl = slot->ctl.ttl ? *slot->ctl.ttl : slot->ctl.header_ttl ? *slot->ctl.header_ttl : settings_.ttl_s;
+      if (value) {
+        rc_.put(ctx.cache_key, std::move(*value), ttl);
+      } else if (slot->too_big || (slot->sse && slot->sse->too_large())) {
+        rc_.note_too_large();
+      }
+    }
+  } catch (const std::exception& e) {
+    spdlog::warn("cache: answer of {} not stored: {}", ctx.req.call_id, e.what());
+  }
+  if (slot->leading) {
+    flights_.land(ctx.cache_key, slot->leading);
+  }
+}
+
+}  // namespace switchyard::pipeline

@@ -1,0 +1,459 @@
+// The response cache end to end (docs/cache.md): the real binary, the fake provider's
+// request log as the count of provider calls, the official OpenAI SDK as the client.
+//  - a second identical request does not reach the provider and returns the same answer
+//    with x-litellm-cache-key; a streamed request after a non-streamed one is replayed as
+//    SSE the SDK reads (and the other way round);
+//  - no-cache, no-store, ttl, s-maxage and namespace; a different temperature misses;
+//  - two gateways share hits through Redis; type local works with no Redis at all; an
+//    unsupported type starts with a warning and caching off;
+//  - 50 concurrent identical requests on a cold cache reach the provider once; a leader
+//    that fails lets the followers answer on their own;
+//  - a private Redis killed during a load: no failed request; restarted: hits through
+//    Redis resume without restarting the gateways.
+// Every test uses its own prompts (a random marker) and the run its own namespace, so the
+// shared Redis of scripts/test.sh holds nothing another run could hit.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import OpenAI from 'openai';
+
+import { startFakeProvider } from '../fake_provider/server.mjs';
+import { call, delay, freePort, SLOW, startGateway, stopAll } from '../lib/gateway.mjs';
+
+const REDIS_URL = process.env.SWITCHYARD_TEST_REDIS_URL;
+const skip = !REDIS_URL && 'SWITCHYARD_TEST_REDIS_URL not set (scripts/test.sh sets it)';
+const NS = `t${process.pid}x${Date.now()}`;
+const CHAT = '/v1/chat/completions';
+
+let fake;
+let redis;  // {host, port} of the shared test Redis
+
+function model(name = 'gpt') {
+  return { model_name: name, litellm_params: { model: 'openai/gpt-4o', api_base: `${fake.url}/v1`, api_key: 'sk-up' } };
+}
+function cacheConfig(cacheParams, extra = {}) {
+  return { model_list: [model()], litellm_settings: { cache: true, cache_params: cacheParams }, ...extra };
+}
+function clientOf(gw) {
+  return new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: gw.masterKey, maxRetries: 0, timeout: 30_000 * SLOW });
+}
+// Provider calls whose body mentions `marker`.
+function calls(marker) {
+  return fake.requests({ path: CHAT }).filter((r) => JSON.stringify(r.body).includes(marker)).length;
+}
+function ask(marker, extra = {}) {
+  return { model: 'gpt', messages: [{ role: 'user', content: `question ${marker}` }], temperature: 0, ...extra };
+}
+async function chat(client, body) {
+  const { data, response } = await client.chat.completions.create(body).withResponse();
+  return { data, key: response.headers.get('x-litellm-cache-key'), cost: response.headers.get('x-litellm-response-cost') };
+}
+async function streamed(client, body) {
+  const s = await client.chat.completions.create({ ...body, stream: true });
+  let content = '';
+  let usage = null;
+  let id = null;
+  for await (const chunk of s) {
+    id ??= chunk.id;
+    for (const c of chunk.choices) content += c.delta?.content ?? '';
+    if (chunk.usage) usage = chunk.usage;
+  }
+  return { content, usage, id };
+}
+function redisCli(r, ...args) {
+  return execFileSync('redis-cli', ['-h', r.host, '-p', String(r.port), ...args], { encoding: 'utf8' }).trim();
+}
+// Polls until Redis holds the entry of `key` (the gateway writes it fire-and-forget).
+async function waitForRedisKey(r, key, timeoutMs = 10_000 * SLOW) {
+  const deadline = Date.now() + timeoutMs;
+  while (redisCli(r, 'EXISTS', `switchyard:cache:${key}`) !== '1') {
+    if (Date.now() > deadline) throw new Error(`cache key ${key} not in redis ${r.port} within ${timeoutMs} ms`);
+    await delay(20);
+  }
+}
+
+describe('response cache', { skip, timeout: 600_000 }, () => {
+  let gw;
+  let client;
+  before(async () => {
+    fake = await startFakeProvider();
+    fake.setDefaults({ echo: true });
+    const u = new URL(REDIS_URL);
+    redis = { host: u.hostname, port: Number(u.port) };
+    gw = await startGateway({
+      config: cacheConfig({ type: 'redis', host: redis.host, port: redis.port, namespace: NS }),
+      env: { SWITCHYARD_CACHE_REDIS_TIMEOUT_MS: 2000 },
+    });
+    client = clientOf(gw);
+  });
+  after(async () => {
+    await stopAll();
+    await fake?.close();
+  });
+
+  test('a second identical request does not reach the provider', async () => {
+    const m = randomUUID();
+    const a = await chat(client, ask(m));
+    const b = await chat(client, ask(m));
+    assert.equal(calls(m), 1);
+    assert.equal(b.data.id, a.data.id);
+    assert.equal(b.data.choices[0].message.content, a.data.choices[0].message.content);
+    assert.match(a.key, new RegExp(`^${NS}:[0-9a-f]{64}$`));
+    assert.equal(b.key, a.key);
+    assert.equal(b.cost, '0');
+    assert.equal(b.data.usage.total_tokens, a.data.usage.total_tokens);
+    // Member order and number spelling do not change the key.
+    const c = await chat(client, { temperature: 0.0, messages: [{ content: `question ${m}`, role: 'user' }], model: 'gpt' });
+    assert.equal(c.key, a.key);
+    assert.equal(calls(m), 1);
+  });
+
+  test('a streamed request after a non-streamed one is replayed as SSE, with usage when asked', async () => {
+    const m = randomUUID();
+    const a = await chat(client, ask(m));
+    const s = await streamed(client, { ...ask(m), stream_options: { include_usage: true } });
+    assert.equal(calls(m), 1);
+    assert.equal(s.content, a.data.choices[0].message.content);
+    assert.equal(s.id, a.data.id);
+    assert.equal(s.usage?.total_tokens, a.data.usage.total_tokens);
+    const plain = await streamed(client, ask(m));
+    assert.equal(plain.usage, null);
+    assert.equal(plain.content, a.data.choices[0].message.content);
+    assert.equal(calls(m), 1);
+  });
+
+  test('a streamed answer is stored once it ended, and serves a non-streamed request', async () => {
+    const m = randomUUID();
+    const s = await streamed(client, ask(m));
+    const b = await chat(client, ask(m));
+    assert.equal(calls(m), 1);
+    assert.equal(b.data.choices[0].message.content, s.content);
+    assert.equal(b.data.object, 'chat.completion');
+    assert.ok(b.data.usage.total_tokens > 0, 'the stored answer carries the usage the provider reported');
+  });
+
+  test('a stream cut by the provider is not stored', async () => {
+    const m = randomUUID();
+    fake.script([{ match: { path: CHAT }, chunks: 6, cut_after_chunks: 2 }]);
+    // No retry: the cut stream is the only provider call before the next request.
+    await assert.rejects(streamed(client, ask(m, { num_retries: 0 })));
+    assert.equal(calls(m), 1);
+    await chat(client, ask(m));
+    assert.equal(calls(m), 2);
+  });
+
+  test('no-cache skips the lookup but stores; no-store does not store', async () => {
+    const m = randomUUID();
+    const a = await chat(client, ask(m));
+    const fresh = await chat(client, ask(m, { cache: { 'no-cache': true } }));
+    assert.equal(calls(m), 2);
+    assert.notEqual(fresh.data.id, a.data.id);
+    const after = await chat(client, ask(m));
+    assert.equal(after.data.id, fresh.data.id, 'the no-cache answer replaced the entry');
+    assert.equal(calls(m), 2);
+
+    const n = randomUUID();
+    await chat(client, ask(n, { cache: { 'no-store': true } }));
+    await chat(client, ask(n));
+    assert.equal(calls(n), 2, 'nothing was stored by the no-store request');
+    await chat(client, ask(n));
+    assert.equal(calls(n), 2);
+  });
+
+  test('ttl: the entry expires after its own ttl', async () => {
+    const m = randomUUID();
+    await chat(client, ask(m, { cache: { ttl: 1 } }));
+    await chat(client, ask(m));
+    assert.equal(calls(m), 1, 'a hit within the ttl');
+    const deadline = Date.now() + 15_000 * SLOW;
+    while (calls(m) === 1) {
+      assert.ok(Date.now() < deadline, 'the entry never expired');
+      await delay(100);
+      await chat(client, ask(m));
+    }
+    assert.equal(calls(m), 2);
+  });
+
+  test('s-maxage: only entries young enough are accepted', async () => {
+    const m = randomUUID();
+    await chat(client, ask(m));
+    await chat(client, ask(m, { cache: { 's-maxage': 600 } }));
+    assert.equal(calls(m), 1);
+    const deadline = Date.now() + 15_000 * SLOW;
+    while (calls(m) === 1) {
+      assert.ok(Date.now() < deadline, 's-maxage never refused the entry');
+      await delay(100);
+      await chat(client, ask(m, { cache: { 's-maxage': 1 } }));
+    }
+    assert.equal(calls(m), 2);
+  });
+
+  test('namespace: entries of another namespace are not seen', async () => {
+    const m = randomUUID();
+    const a = await chat(client, ask(m));
+    const b = await chat(client, ask(m, { cache: { namespace: `${NS}-other` } }));
+    assert.equal(calls(m), 2);
+    assert.ok(b.key.startsWith(`${NS}-other:`), b.key);
+    assert.equal(b.key.split(':')[1], a.key.split(':')[1], 'the same hash under another prefix');
+    await chat(client, ask(m, { cache: { namespace: `${NS}-other` } }));
+    assert.equal(calls(m), 2);
+  });
+
+  test('a different temperature (or n, or any answer-changing param) misses', async () => {
+    const m = randomUUID();
+    await chat(client, ask(m));
+    await chat(client, ask(m, { temperature: 0.7 }));
+    await chat(client, ask(m, { n: 2 }));
+    await chat(client, ask(m, { max_tokens: 5 }));
+    assert.equal(calls(m), 4);
+    // Non-zero temperatures and n > 1 are cached like the rest (as LiteLLM does).
+    await chat(client, ask(m, { temperature: 0.7 }));
+    await chat(client, ask(m, { n: 2 }));
+    assert.equal(calls(m), 4);
+  });
+
+  test('bad cache controls are a 400', async () => {
+    const r = await call(gw, CHAT, { body: ask(randomUUID(), { cache: { ttl: 'soon' } }) });
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.json.error.param, 'cache');
+    const r2 = await call(gw, CHAT, { body: ask(randomUUID(), { cache: 'yes' }) });
+    assert.equal(r2.status, 400, r2.text);
+  });
+
+  test('/cache/ping, /cache/delete and /cache/flushall', async () => {
+    const ping = await call(gw, '/cache/ping', { method: 'GET' });
+    assert.equal(ping.status, 200, ping.text);
+    assert.equal(ping.json.cache_type, 'redis');
+    assert.ok(ping.json.counters.memory_hits > 0);
+    const m = randomUUID();
+    const a = await chat(client, ask(m));
+    await waitForRedisKey(redis, a.key);
+    const del = await call(gw, '/cache/delete', { body: { keys: [a.key] } });
+    assert.equal(del.status, 200, del.text);
+    assert.equal(redisCli(redis, 'EXISTS', `switchyard:cache:${a.key}`), '0');
+    await chat(client, ask(m));
+    assert.equal(calls(m), 2);
+    const bad = await call(gw, '/cache/delete', { body: { keys: 'x' } });
+    assert.equal(bad.status, 400, bad.text);
+    const noKey = await call(gw, '/cache/flushall', { key: null });
+    assert.equal(noKey.status, 401, noKey.text);
+    const flush = await call(gw, '/cache/flushall', {});
+    assert.equal(flush.status, 200, flush.text);
+    await chat(client, ask(m));
+    assert.equal(calls(m), 3);
+  });
+
+  test('50 concurrent identical requests on a cold cache reach the provider once', async () => {
+    const m = randomUUID();
+    fake.script([{ match: { path: CHAT }, delay_ms: 500, times: 1 }]);
+    const rs = await Promise.all(Array.from({ length: 50 }, () => chat(client, ask(m))));
+    assert.equal(calls(m), 1);
+    for (const r of rs) assert.equal(r.data.id, rs[0].data.id);
+    // Streams follow a leader too.
+    const n = randomUUID();
+    fake.script([{ match: { path: CHAT }, delay_ms: 500, times: 1 }]);
+    const ss = await Promise.all(Array.from({ length: 20 }, () => streamed(client, ask(n))));
+    assert.equal(calls(n), 1);
+    for (const s of ss) assert.equal(s.content, `question ${n}`);
+  });
+
+  test('a leader that fails lets the followers call the provider themselves', async () => {
+    const m = randomUUID();
+    fake.script([{ match: { path: CHAT }, delay_ms: 500, status: 400, error_message: 'bad leader', times: 1 }]);
+    const rs = await Promise.allSettled(Array.from({ length: 50 }, () => chat(client, ask(m))));
+    const ok = rs.filter((r) => r.status === 'fulfilled');
+    const failed = rs.filter((r) => r.status === 'rejected');
+    assert.equal(failed.length, 1, 'only the leader got the error');
+    assert.equal(failed[0].reason.status, 400);
+    assert.equal(ok.length, 49);
+    assert.ok(calls(m) >= 2 && calls(m) <= 50, `${calls(m)} provider calls`);
+  });
+
+  test('two gateways share hits through Redis', async () => {
+    // The second one without a memory tier: every hit of it comes from Redis.
+    const gw2 = await startGateway({
+      config: cacheConfig({ type: 'redis', host: redis.host, port: redis.port, namespace: NS }),
+      env: { SWITCHYARD_CACHE_REDIS_TIMEOUT_MS: 2000, SWITCHYARD_CACHE_MEMORY_MB: 0 },
+    });
+    const m = randomUUID();
+    const a = await chat(client, ask(m));
+    await waitForRedisKey(redis, a.key);
+    const b = await chat(clientOf(gw2), ask(m));
+    const c = await chat(clientOf(gw2), ask(m));
+    assert.equal(calls(m), 1);
+    assert.equal(b.data.id, a.data.id);
+    assert.equal(c.data.id, a.data.id);
+    assert.equal(b.key, a.key);
+    const ping = await call(gw2, '/cache/ping', { method: 'GET' });
+    assert.equal(ping.json.counters.memory_max_bytes, 0);
+    assert.equal(ping.json.counters.memory_entries, 0);
+    assert.equal(ping.json.counters.redis_hits, 2);
+    await gw2.stop();
+  });
+
+  test('type local works with no Redis at all', async () => {
+    const gw3 = await startGateway({ config: cacheConfig({ type: 'local' }) });
+    const c = clientOf(gw3);
+    const m = randomUUID();
+    const a = await chat(c, ask(m));
+    const b = await chat(c, ask(m));
+    assert.equal(calls(m), 1);
+    assert.equal(b.data.id, a.data.id);
+    assert.match(a.key, /^[0-9a-f]{64}$/);
+    const ping = await call(gw3, '/cache/ping', { method: 'GET' });
+    assert.equal(ping.json.cache_type, 'local');
+    assert.doesNotMatch(gw3.stderr(), /redis/i);
+    await gw3.stop();
+  });
+
+  test('an unsupported type: one warning at start, caching off', async () => {
+    const gw4 = await startGateway({ config: cacheConfig({ type: 's3', s3_bucket_name: 'b' }) });
+    assert.match(gw4.stderr(), /cache type "s3" is not supported .*caching is OFF/);
+    const c = clientOf(gw4);
+    const m = randomUUID();
+    const a = await chat(c, ask(m));
+    await chat(c, ask(m));
+    assert.equal(calls(m), 2);
+    assert.equal(a.key, null, 'no x-litellm-cache-key when caching is off');
+    const ping = await call(gw4, '/cache/ping', { method: 'GET' });
+    assert.equal(ping.status, 503, ping.text);
+    await gw4.stop();
+  });
+});
+
+describe('response cache: the memory tier stays within its bound', { skip, timeout: 600_000 }, () => {
+  after(async () => {
+    await stopAll();
+    await fake?.close();
+  });
+  test('distinct 100 KB answers: the tier holds at most its bound; RSS printed', async () => {
+    fake = await startFakeProvider();
+    const big = 'x'.repeat(100 * 1024);
+    fake.setDefaults({ content: big, chunks: 1 });
+    // Under ASan, freed blocks sit in its quarantine (256 MB by default) and would swamp the
+    // RSS figure: keep it small for this gateway.
+    const asan = [process.env.ASAN_OPTIONS, 'quarantine_size_mb=4', 'thread_local_quarantine_size_kb=256'].filter(Boolean).join(':');
+    const gw = await startGateway({ config: cacheConfig({ type: 'local' }), env: { SWITCHYARD_CACHE_MEMORY_MB: 8, ASAN_OPTIONS: asan } });
+    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${gw.proc.pid}/status`, 'utf8'))[1]);
+    const c = clientOf(gw);
+    const rssStart = rss();
+    let rssAt100 = 0;
+    for (let i = 0; i < 400; ++i) {
+      const r = await chat(c, ask(`${randomUUID()} ${i}`));
+      assert.equal(r.data.choices[0].message.content.length, big.length);
+      if (i === 99) rssAt100 = rss();
+    }
+    const ping = await call(gw, '/cache/ping', { method: 'GET' });
+    const k = ping.json.counters;
+    console.log(`400 distinct 100 KB answers, bound 8 MB: tier ${(k.memory_bytes / 1048576).toFixed(2)} MB in ` +
+                `${k.memory_entries} entries, ${k.memory_evictions} evictions; RSS ${rssStart} KB at start, ` +
+                `${rssAt100} KB after 100, ${rss()} KB after 400`);
+    assert.ok(k.memory_bytes <= 8 * 1048576, `memory tier ${k.memory_bytes} bytes`);
+    assert.ok(k.memory_entries >= 60 && k.memory_entries <= 90, `${k.memory_entries} entries`);
+    assert.equal(k.memory_evictions, 400 - k.memory_entries);
+  });
+});
+
+describe('response cache: Redis killed during a load', { skip, timeout: 600_000 }, () => {
+  let port;
+  let server;
+  const start = async () => {
+    server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+                   { stdio: 'ignore' });
+    const deadline = Date.now() + 10_000 * SLOW;
+    for (;;) {
+      try {
+        if (redisCli({ host: '127.0.0.1', port }, 'PING') === 'PONG') return;
+      } catch {
+        /* not up yet */
+      }
+      if (Date.now() > deadline) throw new Error('private redis did not start');
+      await delay(20);
+    }
+  };
+  const kill = () => new Promise((resolve) => {
+    server.once('exit', resolve);
+    server.kill('SIGKILL');
+  });
+  before(async () => {
+    fake = await startFakeProvider();
+    fake.setDefaults({ echo: true });
+    port = await freePort();
+    await start();
+  });
+  after(async () => {
+    if (server && server.exitCode === null) await kill();
+    await stopAll();
+    await fake?.close();
+  });
+
+  test('no failed request while Redis is gone; hits through Redis resume after its restart', async () => {
+    const cfg = cacheConfig({ type: 'redis', host: '127.0.0.1', port, namespace: NS });
+    const a = await startGateway({ config: cfg });
+    // b looks Redis up with a generous timeout: its hits must not depend on the machine's load.
+    const b = await startGateway({ config: cfg, env: { SWITCHYARD_CACHE_REDIS_TIMEOUT_MS: 1000 } });
+    await a.proc.waitForStderr(/redis connected/, 15_000 * SLOW);
+    await b.proc.waitForStderr(/redis connected/, 15_000 * SLOW);
+    const ca = clientOf(a);
+    const prompts = Array.from({ length: 20 }, () => randomUUID());
+    let failures = 0;
+    let done = 0;
+    let stop = false;
+    let redisUp = true;
+    const ms = { up: [], down: [] };  // latencies with Redis up / killed (printed, not asserted)
+    const worker = async (i) => {
+      while (!stop) {
+        try {
+          const t0 = performance.now();
+          await chat(ca, ask(prompts[(i + done) % prompts.length]));
+          (redisUp ? ms.up : ms.down).push(performance.now() - t0);
+        } catch (e) {
+          failures += 1;
+          console.log(`failed: ${e.status} ${e.message}`);
+        }
+        done += 1;
+      }
+    };
+    const workers = Array.from({ length: 16 }, (_, i) => worker(i));
+    const waitDone = async (n) => {
+      const deadline = Date.now() + 60_000 * SLOW;
+      while (done < n) {
+        assert.ok(Date.now() < deadline, `only ${done} requests done`);
+        await delay(20);
+      }
+    };
+    await waitDone(300);
+    await kill();
+    redisUp = false;
+    const atKill = done;
+    await waitDone(atKill + 600);
+    stop = true;
+    await Promise.all(workers);
+    const p = (xs, q) => xs.sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(q * xs.length))]?.toFixed(1);
+    console.log(`redis killed after ${atKill} of ${done} requests; ${failures} failed; ` +
+                `p50/p99 ms with redis ${p(ms.up, 0.5)}/${p(ms.up, 0.99)}, killed ${p(ms.down, 0.5)}/${p(ms.down, 0.99)}`);
+    assert.equal(failures, 0);
+
+    await start();
+    // Both gateways reconnect by themselves; an entry written by one is then a hit on the other.
+    const deadline = Date.now() + 30_000 * SLOW;
+    for (let round = 0; ; ++round) {
+      const m = randomUUID();
+      const first = await chat(ca, ask(m));
+      try {
+        await waitForRedisKey({ host: '127.0.0.1', port }, first.key, 2000 * SLOW);
+      } catch {
+        assert.ok(Date.now() < deadline, 'the gateway never wrote to the restarted redis');
+        continue;
+      }
+      const second = await chat(clientOf(b), ask(m));
+      if (calls(m) === 1) {
+        assert.equal(second.data.id, first.data.id);
+        break;
+      }
+      assert.ok(Date.now() < deadline, 'no hit through the restarted redis');
+    }
+  });
+});

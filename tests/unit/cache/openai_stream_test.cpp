@@ -1,0 +1,92 @@
+#include "switchyard/cache/openai_stream.hpp"
+
+#include <gtest/gtest.h>
+
+namespace switchyard::cache {
+namespace {
+
+using json = nlohmann::json;
+
+const char* chat_stream =
+    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\",\"choices\":[{\"index\":0,"
+    "\"delta\":{\"role\":\"assistant\",\"content\":\"Hel\"},\"finish_reason\":null}]}\n\n"
+    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\",\"choices\":[{\"index\":0,"
+    "\"delta\":{\"content\":\"lo\"},\"finish_reason\":null}]}\n\n"
+    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\",\"choices\":[{\"index\":0,"
+    "\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"t1\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\"\"}}]},"
+    "\"finish_reason\":null}]}\n\n"
+    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\",\"choices\":[{\"index\":0,"
+    "\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\":1}\"}}]},\"finish_reason\":\"tool_calls\"}]}\n\n"
+    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\",\"choices\":[],"
+    "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2,\"total_tokens\":5}}\n\n"
+    "data: [DONE]\n\n";
+
+TEST(StreamAssembler, AssemblesChatChunksCutAnywhere) {
+  const std::string s = chat_stream;
+  for (std::size_t cut : {1u, 7u, 64u, 1000u}) {
+    stream_assembler a(true, 1 << 20);
+    for (std::size_t i = 0; i < s.size(); i += cut) {
+      a.feed(std::string_view(s).substr(i, cut));
+    }
+    auto r = a.result();
+    ASSERT_TRUE(r) << cut;
+    auto j = json::parse(*r);
+    EXPECT_EQ(j["object"], "chat.completion");
+    EXPECT_EQ(j["id"], "c1");
+    EXPECT_EQ(j["choices"][0]["message"]["content"], "Hello");
+    EXPECT_EQ(j["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"], "{\"a\":1}");
+    EXPECT_EQ(j["choices"][0]["message"]["tool_calls"][0]["id"], "t1");
+    EXPECT_EQ(j["choices"][0]["finish_reason"], "tool_calls");
+    EXPECT_EQ(j["usage"]["total_tokens"], 5);
+  }
+}
+
+TEST(StreamAssembler, NothingWithoutDoneOrAfterAnError) {
+  std::string s = chat_stream;
+  stream_assembler cut(true, 1 << 20);
+  cut.feed(s.substr(0, s.find("data: [DONE]")));
+  EXPECT_FALSE(cut.result());
+  stream_assembler err(true, 1 << 20);
+  err.feed("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n");
+  err.feed("data: {\"error\":{\"message\":\"boom\"}}\n\ndata: [DONE]\n\n");
+  EXPECT_TRUE(err.failed());
+  EXPECT_FALSE(err.result());
+  stream_assembler big(true, 100);
+  big.feed(s);
+  EXPECT_TRUE(big.too_large());
+  EXPECT_FALSE(big.result());
+}
+
+TEST(StreamAssembler, UsageFromOutsideWhenTheStreamHadNone) {
+  stream_assembler a(false, 1 << 20);
+  a.feed("data: {\"id\":\"x\",\"object\":\"text_completion\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"text\":\"ab\"}]}\n\n");
+  a.feed("data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"text\":\"c\",\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
+  auto r = a.result(json{{"prompt_tokens", 1}, {"completion_tokens", 2}, {"total_tokens", 3}});
+  ASSERT_TRUE(r);
+  auto j = json::parse(*r);
+  EXPECT_EQ(j["object"], "text_completion");
+  EXPECT_EQ(j["choices"][0]["text"], "abc");
+  EXPECT_EQ(j["usage"]["total_tokens"], 3);
+}
+
+TEST(ReplayFrames, RoundTripsThroughTheAssembler) {
+  stream_assembler a(true, 1 << 20);
+  a.feed(chat_stream);
+  auto answer = json::parse(*a.result());
+  for (bool usage : {false, true}) {
+    auto frames = replay_frames(answer, true, usage);
+    EXPECT_EQ(frames.find("\"usage\"") != std::string::npos, usage);
+    EXPECT_TRUE(frames.ends_with("data: [DONE]\n\n"));
+    stream_assembler again(true, 1 << 20);
+    again.feed(frames);
+    auto j = json::parse(*again.result());
+    EXPECT_EQ(j["choices"], answer["choices"]);
+    EXPECT_EQ(j["id"], "c1");
+    if (usage) {
+      EXPECT_EQ(j["usage"], answer["usage"]);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace switchyard::cache

@@ -1,0 +1,171 @@
+// The cache stage in the real pipeline (memory tier only, no Redis): hits never reach the
+// fake upstream, streams are assembled and replayed, failures and cut streams are never
+// stored, and the outcome says cache_hit.
+#include "fakes.hpp"
+
+#include "switchyard/cache/response_cache.hpp"
+#include "switchyard/pipeline/cache_stage.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace switchyard;
+using namespace switchyard::pipeline;
+using namespace switchyard::pipeline::testing;
+
+namespace {
+
+const std::string answer_json =
+    R"({"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"x","choices":[{"index":0,)"
+    R"("message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],)"
+    R"("usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}})";
+
+std::string chunk(const std::string& content, const char* finish = "null") {
+  return R"(data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"x","choices":[{"index":0,)"
+         R"("delta":{"content":")" +
+         content + R"("},"finish_reason":)" + finish + "}]}\n\n";
+}
+const std::string usage_chunk =
+    R"(data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"x","choices":[],)"
+    R"("usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}})"
+    "\n\n";
+
+std::string body(bool stream, const std::string& extra = {}) {
+  return std::string(R"({"model":"b",)") + (stream ? R"("stream":true,"stream_options":{"include_usage":true},)" : "") +
+         extra + R"("messages":[{"role":"user","content":"hello"}]})";
+}
+
+class cache_stage_test : public ::testing::Test {
+ protected:
+  cache_stage_test() {
+    cfg->general.master_key = "sk-master";
+    cfg->router.raw["disable_cooldowns"] = true;
+    config::deployment d;
+    d.model_name = "b";
+    d.id = "b1";
+    d.model = "openai/x";
+    d.upstream_model = "x";
+    d.api_base = "http://b1.test/v1";
+    d.api_key = "sk-upstream";
+    d.litellm_params = nlohmann::json::object();
+    d.model_info = nlohmann::json::object();
+    cfg->model_list.push_back(d);
+    settings.enabled = true;
+    rt = std::make_unique<router::router>(cfg);
+    rc = std::make_unique<cache::response_cache>(io.get_executor(), nullptr, cache::cache_options{});
+    cstage = std::make_unique<cache_stage>(io.get_executor(), settings, *rc, *rt, std::chrono::milliseconds{1000});
+    pipe = std::make_unique<llm_pipeline>(cfg, keys, *rt, up, extensions{nullptr, cstage.get(), {cstage.get(), &obs}});
+  }
+
+  fake_responder call(const std::string& b, int writes_before_gone = -1) {
+    http::request req;
+    req.method = "POST";
+    req.path = req.target = "/v1/chat/completions";
+    req.headers.emplace_back("authorization", "Bearer sk-master");
+    req.body = b;
+    req.call_id = "call-1";
+    req.received_at = std::chrono::steady_clock::now();
+    fake_responder resp;
+    resp.writes_before_gone = writes_before_gone;
+    std::exception_ptr failed;
+    net::co_spawn(io, pipe->handle(req, resp, providers::call_type::chat), [&](std::exception_ptr e) { failed = e; });
+    io.restart();
+    io.run();
+    if (failed) {
+      std::rethrow_exception(failed);
+    }
+    return resp;
+  }
+
+  static std::string header(const fake_responder& r, const std::string& name) {
+    auto at = r.head_lines.find(name + ": ");
+    if (at == std::string::npos) {
+      return {};
+    }
+    at += name.size() + 2;
+    return r.head_lines.substr(at, r.head_lines.find("\r\n", at) - at);
+  }
+
+  net::io_context io;
+  std::shared_ptr<config::config> cfg = std::make_shared<config::config>();
+  config::cache_settings settings;
+  auth::authenticator master{"sk-master"};
+  auth::key_authenticator keys{master, nullptr, false};
+  std::unique_ptr<router::router> rt;
+  fake_upstream up;
+  recording_observer obs;
+  std::unique_ptr<cache::response_cache> rc;
+  std::unique_ptr<cache_stage> cstage;
+  std::unique_ptr<llm_pipeline> pipe;
+};
+
+TEST_F(cache_stage_test, second_identical_request_is_a_hit) {
+  up.script["http://b1.test"] = {reply(200, answer_json)};
+  auto first = call(body(false));
+  auto second = call(body(false));
+  EXPECT_EQ(up.calls["http://b1.test"], 1);
+  EXPECT_EQ(second.status, 200);
+  EXPECT_EQ(second.body, first.body);
+  EXPECT_EQ(header(first, "x-litellm-cache-key").size(), 64u);
+  EXPECT_EQ(header(second, "x-litellm-cache-key"), header(first, "x-litellm-cache-key"));
+  EXPECT_EQ(header(second, "x-litellm-response-cost"), "0");
+  ASSERT_EQ(obs.finished.size(), 2u);
+  EXPECT_FALSE(obs.finished[0].out.cache_hit);
+  EXPECT_TRUE(obs.finished[1].out.cache_hit);
+  EXPECT_STREQ(obs.finished[1].out.answered_by, "cache");
+  EXPECT_TRUE(obs.finished[1].out.attempts.empty());
+  EXPECT_EQ(obs.finished[1].out.usage.total_tokens, 7);
+  EXPECT_EQ(cstage->flights().size(), 0u);  // every flight landed
+}
+
+TEST_F(cache_stage_test, a_stream_is_assembled_then_serves_json_and_a_replayed_stream) {
+  scripted s;
+  s.pieces = {chunk("hel"), chunk("lo", "\"stop\"") + usage_chunk + "data: [DONE]\n\n"};
+  up.script["http://b1.test"] = {s};
+  auto first = call(body(true));
+  ASSERT_TRUE(first.streamed);
+  auto json_hit = call(body(false));
+  EXPECT_EQ(up.calls["http://b1.test"], 1);
+  auto j = nlohmann::json::parse(json_hit.body);
+  EXPECT_EQ(j["choices"][0]["message"]["content"], "hello");
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(j["usage"]["total_tokens"], 8);
+  auto replay = call(body(true));
+  EXPECT_EQ(up.calls["http://b1.test"], 1);
+  EXPECT_TRUE(replay.streamed);
+  EXPECT_TRUE(replay.ended);
+  EXPECT_NE(replay.body.find(R"("content":"hello")"), std::string::npos);
+  EXPECT_NE(replay.body.find(R"("total_tokens":8)"), std::string::npos);
+  EXPECT_TRUE(replay.body.ends_with("data: [DONE]\n\n"));
+}
+
+TEST_F(cache_stage_test, errors_cut_streams_and_departed_clients_are_not_stored) {
+  scripted cut;
+  cut.pieces = {chunk("hel")};
+  cut.cut = true;
+  scripted whole;
+  whole.pieces = {chunk("hel"), chunk("lo", "\"stop\""), "data: [DONE]\n\n"};
+  up.script["http://b1.test"] = {reply(400, R"({"error":{"message":"bad"}})"), cut, whole, whole};
+  EXPECT_EQ(call(body(false, R"("num_retries":0,)")).status, 400);
+  call(body(true, R"("num_retries":0,)"));  // cut after its first event
+  call(body(true), /*writes_before_gone=*/1);  // the client leaves
+  EXPECT_EQ(up.calls["http://b1.test"], 3);
+  call(body(true));
+  EXPECT_EQ(up.calls["http://b1.test"], 4);
+  call(body(false));
+  EXPECT_EQ(up.calls["http://b1.test"], 4);  // the one whole stream was stored
+}
+
+TEST_F(cache_stage_test, no_store_and_no_cache) {
+  up.script["http://b1.test"] = {reply(200, answer_json)};
+  call(body(false, R"("cache":{"no-store":true},)"));
+  call(body(false));
+  EXPECT_EQ(up.calls["http://b1.test"], 2);  // nothing stored by the first
+  call(body(false, R"("cache":{"no-cache":true},)"));
+  EXPECT_EQ(up.calls["http://b1.test"], 3);  // no lookup
+  call(body(false));
+  EXPECT_EQ(up.calls["http://b1.test"], 3);
+  auto bad = call(body(false, R"("cache":{"ttl":"x"},)"));
+  EXPECT_EQ(bad.status, 400);
+}
+
+}  // namespace
