@@ -38,7 +38,8 @@ UPSTREAM_KEY = "sk-bench-upstream"
 PATH = "/v1/chat/completions"
 
 NAN = float("nan")
-TARGET_NAMES = ["direct", "nginx", "switchyard", "switchyard-mk", "switchyard-base", "switchyard-nospend"]  # see the factories in main()
+TARGET_NAMES = ["direct", "nginx", "switchyard", "switchyard-mk", "switchyard-base", "switchyard-nospend",
+                "switchyard-nometrics"]  # see the factories in main()
 DEFAULT_TARGETS = ["direct", "nginx", "switchyard"]
 CACHED_KEYS = 100_000     # keys used once by a fresh gateway for "RSS with 100,000 keys cached"
 SIZES = {"1k": 1024, "100k": 100 * 1024, "1m": 1024 * 1024}
@@ -1433,7 +1434,8 @@ def parse_args(argv):
                         "switchyard = virtual key + router with Postgres and Redis, switchyard-mk = the same "
                         "gateway setup authenticated with the master key, switchyard-base = the switchyard "
                         "setup with the binary in SWITCHYARD_BASE_BIN (before/after a change, in one run), "
-                        "switchyard-nospend = the switchyard setup with the cost logger off")
+                        "switchyard-nospend = the switchyard setup with the cost logger off, "
+                        "switchyard-nometrics = the switchyard setup with Prometheus metrics off")
     p.add_argument("--scenarios", default="",
                    help="comma list, e.g. json-1k-64c,sse-1k-1c (default: all 12; --quick: 5)")
     p.add_argument("--rounds", type=int, default=None, help="rounds per (scenario, target) (default 3; quick 2)")
@@ -1581,6 +1583,10 @@ def main(argv) -> int:
                 name="switchyard-nospend", label="SWITCHYARD (no cost logger)",
                 stages="virtual key, router; Postgres and Redis; cost logger off", virtual_key=True,
                 extra_env={"SWITCHYARD_DISABLE_COST_LOGGER": "1"}),
+            "switchyard-nometrics": lambda: gateway(
+                name="switchyard-nometrics", label="SWITCHYARD (no metrics)",
+                stages="virtual key, router; Postgres and Redis; metrics off", virtual_key=True,
+                extra_env={"SWITCHYARD_DISABLE_METRICS": "1"}),
         }
         assert list(factories) == TARGET_NAMES
         targets = [make() for name, make in factories.items() if name in targets_wanted]
