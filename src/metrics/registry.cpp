@@ -146,6 +146,7 @@ series& family::with(std::span<const std::string_view> values) {
   if (overflow_ == nullptr) {
     std::vector<std::string_view> all(label_names_.size(), overflow_value);
     overflow_ = &create(all);
+    overflow_->folded_ = true;
   }
   return *overflow_;
 }

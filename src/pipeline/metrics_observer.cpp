@@ -231,6 +231,18 @@ metrics_observer::bundle& metrics_observer::bundle_for(const request_ctx& ctx, c
     }
     b->dep_state = &it->second;
   }
+  // A bundle holding an overflow series is not kept: each request must go through with(),
+  // which counts the folded sample.
+  bool folded = false;
+  for (const series* x : {b->requests, b->proxy_total, b->spend, b->total_tokens, b->input_tokens, b->output_tokens,
+                          b->api_latency, b->total_latency, b->overhead, b->key_remaining, b->key_max, b->dep_total,
+                          b->dep_success}) {
+    folded = folded || (x != nullptr && x->folded());
+  }
+  if (folded) {
+    scratch_ = std::move(b);
+    return *scratch_;
+  }
   auto& out = *b;
   bundles_.emplace(key_, std::move(b));
   return out;
@@ -332,6 +344,9 @@ void metrics_observer::on_finish(const request_ctx& ctx) noexcept {
           b.ttft = &f_->ttft.with({l.model, l.hashed_api_key, l.api_key_alias, l.team, l.team_alias});
         }
         b.ttft->observe(seconds(fa->first_token - fa->start));
+        if (b.ttft->folded()) {
+          b.ttft = nullptr;  // looked up (and counted) again next time
+        }
       }
       record_attempts(ctx, l, b);
       if (o.fallbacks() > 0 && !o.attempts.empty() && o.attempts.front().error) {

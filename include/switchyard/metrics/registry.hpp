@@ -52,9 +52,14 @@ class series {
   // Histograms: observations <= bounds[i] (not cumulative), the last one is +Inf.
   const std::vector<std::uint64_t>& buckets() const noexcept { return buckets_; }
   const std::vector<std::string>& labels() const noexcept { return labels_; }
+  // The family's overflow series (label sets past the cap land here). Callers that keep
+  // series pointers must not keep this one: each sample folded must go through with(),
+  // which counts it.
+  bool folded() const noexcept { return folded_; }
 
  private:
   friend class family;
+  bool folded_ = false;
   const std::vector<double>* bounds_ = nullptr;
   std::vector<std::string> labels_;
   double value_ = 0;  // counter/gauge value, histogram sum

@@ -57,6 +57,7 @@ class metrics_observer final : public observer {
   };
   std::unordered_map<std::string, std::unique_ptr<bundle>, key_hash, std::equal_to<>> bundles_;
   std::string key_;  // reused for bundle lookups
+  std::unique_ptr<bundle> scratch_;  // a bundle with an overflow series (not cached)
   // litellm_deployment_state: the last attempt's outcome per deployment id (0 healthy,
   // 1 partial outage: its last attempt failed); cooled-down deployments read 2 at scrape.
   std::unordered_map<std::string, int, key_hash, std::equal_to<>> last_state_;

@@ -90,6 +90,9 @@ TEST(registry, label_sets_past_the_cap_fold_into_the_overflow_series_and_are_cou
     c.with({std::to_string(i)}).inc();
   }
   EXPECT_EQ(c.size(), 4u);
+  // Only the overflow series says it is one (holders of series pointers must not keep it).
+  EXPECT_TRUE(c.with({"k6"}).folded());
+  EXPECT_FALSE(c.with({"k1"}).folded());
 }
 
 TEST(registry, scrape_hooks_set_gauges_before_rendering) {
