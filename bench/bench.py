@@ -40,7 +40,8 @@ PATH = "/v1/chat/completions"
 
 NAN = float("nan")
 TARGET_NAMES = ["direct", "nginx", "switchyard", "switchyard-mk", "switchyard-base", "switchyard-nospend",
-                "switchyard-cache-mem", "switchyard-cache-redis", "switchyard-unique", "switchyard-cache-miss"]  # see the factories in main()
+                "switchyard-cache-mem", "switchyard-cache-redis", "switchyard-unique", "switchyard-cache-miss",
+                "switchyard-nometrics"]  # see the factories in main()
 DEFAULT_TARGETS = ["direct", "nginx", "switchyard"]
 CACHED_KEYS = 100_000     # keys used once by a fresh gateway for "RSS with 100,000 keys cached"
 SIZES = {"1k": 1024, "100k": 100 * 1024, "1m": 1024 * 1024}
@@ -1439,7 +1440,8 @@ def parse_args(argv):
                         "switchyard-nospend = the switchyard setup with the cost logger off, "
                         "switchyard-cache-mem / -cache-redis = every request a response-cache hit from memory / "
                         "from Redis alone, switchyard-unique / -cache-miss = every request a body of its own "
-                        "(bench/post_unique.lua), cache off / on (all misses)")
+                        "(bench/post_unique.lua), cache off / on (all misses), "
+                        "switchyard-nometrics = the switchyard setup with Prometheus metrics off")
     p.add_argument("--scenarios", default="",
                    help="comma list, e.g. json-1k-64c,sse-1k-1c (default: all 12; --quick: 5)")
     p.add_argument("--rounds", type=int, default=None, help="rounds per (scenario, target) (default 3; quick 2)")
@@ -1591,6 +1593,10 @@ def main(argv) -> int:
                 name="switchyard-nospend", label="SWITCHYARD (no cost logger)",
                 stages="virtual key, router; Postgres and Redis; cost logger off", virtual_key=True,
                 extra_env={"SWITCHYARD_DISABLE_COST_LOGGER": "1"}),
+            "switchyard-nometrics": lambda: gateway(
+                name="switchyard-nometrics", label="SWITCHYARD (no metrics)",
+                stages="virtual key, router; Postgres and Redis; metrics off", virtual_key=True,
+                extra_env={"SWITCHYARD_DISABLE_METRICS": "1"}),
         }
         # The response cache (docs/cache.md). Hits: every request of a run is the same, so all
         # but the first are answered from the memory tier, or from Redis alone (memory tier 0).

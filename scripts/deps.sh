@@ -5,7 +5,8 @@
 #
 #   --build  compilers, CMake/Ninja/ccache, the libraries we link (+ GoogleTest)
 #   --run    the private Postgres 15 (+ contrib for pg_stat_statements) and Redis, curl
-#   --test   GoogleTest, clang (fuzzing), Node.js + npm (only if `node` is not on PATH)
+#   --test   GoogleTest, clang (fuzzing), prometheus (its promtool checks /metrics), Node.js + npm
+#            (only if `node` is not on PATH)
 #
 # Idempotent: checks with dpkg-query and runs `apt-get update` + `apt-get install`
 # only when something is missing. Runs as root, or through sudo when available.
@@ -14,7 +15,7 @@ set -euo pipefail
 log() { printf '[switchyard] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-usage() { sed -n '2,12s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,13s/^# \{0,1\}//p' "$0"; }
 
 want_build=0 want_run=0 want_test=0
 for arg in "$@"; do
@@ -37,7 +38,8 @@ build_pkgs=(
 )
 run_pkgs=(postgresql postgresql-contrib redis-server curl ca-certificates)
 # libclang-rt-14-dev holds the sanitizer and libFuzzer runtimes (only a Recommends of clang).
-test_pkgs=(libgtest-dev clang libclang-rt-14-dev curl)
+# prometheus: its `promtool check metrics` validates the gateway's /metrics output.
+test_pkgs=(libgtest-dev clang libclang-rt-14-dev curl prometheus)
 
 wanted=()
 (( want_build )) && wanted+=("${build_pkgs[@]}")

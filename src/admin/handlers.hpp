@@ -37,6 +37,11 @@ struct route_context {
 
 using handler_result = net::awaitable<core::result<json>>;
 
+// observability.cpp
+handler_result deployment_health(const route_context& c);
+handler_result health_backlog(const route_context& c);
+handler_result active_callbacks(const route_context& c);
+
 // keys.cpp
 handler_result key_generate(const route_context& c);
 handler_result key_update(const route_context& c);

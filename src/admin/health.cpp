@@ -38,13 +38,14 @@ net::awaitable<void> health_endpoints::readiness(http::request&, http::responder
   auto db = probes_.db ? co_await probes_.db() : dependency_state::not_configured;
   auto cache = probes_.cache ? co_await probes_.cache() : dependency_state::not_configured;
   bool ready = db != dependency_state::disconnected || probes_.allow_requests_on_db_unavailable;
-  json body = {{"status", ready ? "connected" : "unhealthy"},
+  // LiteLLM answers "healthy" (probes written for it compare the string).
+  json body = {{"status", ready ? "healthy" : "unhealthy"},
                {"db", db_text(db)},
                {"cache", cache == dependency_state::not_configured ? json(nullptr) : json("redis")},
                {"redis", db_text(cache)},
                {"litellm_version", SWITCHYARD_VERSION},
                {"switchyard_version", SWITCHYARD_VERSION},
-               {"success_callbacks", json::array()}};
+               {"success_callbacks", probes_.success_callbacks}};
   http::response r;
   r.status = ready ? 200 : 503;
   r.body = body.dump();
@@ -83,6 +84,21 @@ net::awaitable<void> health_endpoints::model(http::request& req, http::responder
   auto e = core::make_error(core::errc::not_found, "The model '" + id + "' does not exist", "model");
   e.type = "invalid_request_error";
   co_await resp.send(http::error_response(e));
+}
+
+net::awaitable<void> health_endpoints::metrics(http::request& req, http::responder& resp) {
+  if (probes_.metrics_require_auth) {
+    auto who = co_await authenticate_caller(auth_, req, resp);
+    if (!who) {
+      co_return;
+    }
+    resp.annotate({}, who->key_redacted);
+  }
+  const auto f = metrics::format_for_accept(req.header("accept"));
+  http::response r;
+  r.content_type = metrics::content_type(f);
+  r.body = co_await probes_.metrics->render_async(f);
+  co_await resp.send(std::move(r));
 }
 
 }  // namespace switchyard::admin

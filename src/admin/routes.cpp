@@ -74,6 +74,11 @@ constexpr route table[] = {
     {"/cache/ping",          {},                      get,            admin_read,    false, cache_ping},
     {"/cache/delete",        {},                      post,           admin_only,    false, cache_delete},
     {"/cache/flushall",      {},                      post,           admin_only,    false, cache_flushall},
+    // Observability (docs/observability.md): deployment checks make provider calls, so
+    // only the admins; the backlog and the callbacks for any key.
+    {"/health",              {},                      get,            admin_read,    false, deployment_health},
+    {"/health/backlog",      {},                      get,            anyone,        false, health_backlog},
+    {"/active/callbacks",    {},                      get,            anyone,        false, active_callbacks},
 
     // The model list needs no database: it answers from the config, also before the
     // migrations ran.
@@ -130,6 +135,13 @@ std::string method_names(method_set methods) {
 }
 
 std::span<const route> management_routes() { return table; }
+
+std::span<const std::string_view> builtin_paths() {
+  static constexpr std::string_view paths[] = {
+      "/health/liveliness", "/health/liveness", "/healthz", "/health/readiness", "/readyz", "/metrics",
+      "/v1/models",         "/models",          "/v1/models/{id}", "/"};
+  return paths;
+}
 
 const route* find_route(std::string_view path, std::string_view* param) {
   for (const auto& r : table) {

@@ -7,10 +7,15 @@
 #include "switchyard/auth/authenticator.hpp"
 #include "switchyard/auth/key_auth.hpp"
 #include "switchyard/auth/key_invalidation.hpp"
+#include "switchyard/core/ids.hpp"
 #include "switchyard/http/server.hpp"
 #include "switchyard/cache/response_cache.hpp"
 #include "switchyard/pipeline/cache_stage.hpp"
+#include "switchyard/metrics/loop_lag.hpp"
+#include "switchyard/metrics/registry.hpp"
+#include "switchyard/pipeline/health_checker.hpp"
 #include "switchyard/pipeline/llm_pipeline.hpp"
+#include "switchyard/pipeline/metrics_observer.hpp"
 #include "switchyard/pipeline/spend_observer.hpp"
 #include "switchyard/spend/cost_logger.hpp"
 #include "switchyard/spend/pg_sink.hpp"
@@ -35,7 +40,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <optional>
+#include <sstream>
 
 namespace switchyard::app {
 
@@ -234,6 +241,50 @@ std::optional<int> retention_days(const config::config& cfg) {
   return std::max(1, static_cast<int>(days + 0.999));
 }
 
+bool env_is(const char* name, std::string_view value) {
+  const char* v = std::getenv(name);
+  return v != nullptr && std::string_view(v) == value;
+}
+
+// The names in litellm_settings.<key> (a string or a list of strings).
+std::vector<std::string> callback_names(const config::config& cfg, const char* key) {
+  std::vector<std::string> out;
+  auto it = cfg.litellm.raw.find(key);
+  if (it == cfg.litellm.raw.end()) {
+    return out;
+  }
+  if (it->is_string()) {
+    out.push_back(it->get<std::string>());
+  } else if (it->is_array()) {
+    for (const auto& v : *it) {
+      if (v.is_string()) {
+        out.push_back(v.get<std::string>());
+      }
+    }
+  }
+  return out;
+}
+
+bool litellm_flag(const config::config& cfg, const char* key) {
+  auto it = cfg.litellm.raw.find(key);
+  return it != cfg.litellm.raw.end() && it->is_boolean() && it->get<bool>();
+}
+
+// The configuration's version for metrics: the first 12 hex digits of the sha256 of every
+// file it was read from, in load order (read once at start).
+std::string config_version(const config::config& cfg) {
+  std::string all;
+  for (const auto& f : cfg.files) {
+    std::ifstream in(f, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    all += f;
+    all += '\0';
+    all += ss.str();
+  }
+  return core::sha256_hex(all).substr(0, 12);
+}
+
 }  // namespace
 
 struct gateway::impl {
@@ -253,7 +304,10 @@ struct gateway::impl {
           return dispatch(req, resp);
         }),
         signals(ioc, SIGINT, SIGTERM),
-        grace_timer(ioc) {}
+        grace_timer(ioc) {
+    register_process_metrics();
+    warn_unsupported_callbacks();
+  }
 
   options opts;
   std::shared_ptr<const config::config> cfg;
@@ -313,9 +367,27 @@ struct gateway::impl {
                            ioc.get_executor(), cfg->cache, *response_cache, rt,
                            env_ms("SWITCHYARD_CACHE_COALESCE_MS", std::chrono::milliseconds{30000}))
                      : nullptr;
+  // Prometheus metrics (docs/observability.md): on unless SWITCHYARD_DISABLE_METRICS=1.
+  std::unique_ptr<metrics::registry> metrics_reg =
+      env_is("SWITCHYARD_DISABLE_METRICS", "1")
+          ? nullptr
+          : std::make_unique<metrics::registry>(env_size("SWITCHYARD_METRICS_MAX_SERIES", 1000));
+  std::unique_ptr<metrics::loop_lag_probe> loop_lag =
+      metrics_reg ? std::make_unique<metrics::loop_lag_probe>(ioc.get_executor(), *metrics_reg) : nullptr;
+  std::unique_ptr<pipeline::metrics_observer> metrics_obs = make_metrics_observer();
+  std::size_t llm_in_flight = 0;  // LLM requests being served (/health/backlog)
+  // GET /health and the background checks (docs/observability.md).
+  pipeline::health_checker health_check{
+      ioc.get_executor(), cfg, caller, rt, pipeline::health_options::from(*cfg),
+      cooldown_sync ? pipeline::health_checker::publisher([this](const std::string& id, const router::cooldown_entry& e) {
+        cooldown_sync->publish(id, e);
+      })
+                    : pipeline::health_checker::publisher()};
   pipeline::llm_pipeline llm;
   admin::health_endpoints health;
-  admin::management_api management{{key_auth, db.get(), key_invalidation.get(), cfg, &pricer, response_cache.get()}};
+  admin::management_api management{{key_auth, db.get(), key_invalidation.get(), cfg, &pricer, response_cache.get(),
+                                    [this](std::string model) { return health_check.report(std::move(model)); },
+                                    [this] { return llm_in_flight; }, active_callbacks()}};
   http::server server;
   net::signal_set signals;
   net::steady_timer grace_timer;
@@ -443,7 +515,116 @@ struct gateway::impl {
     if (spend_obs) {
       e.observers.push_back(spend_obs.get());
     }
+    if (metrics_obs) {
+      e.observers.push_back(metrics_obs.get());
+    }
     return e;
+  }
+
+  std::unique_ptr<pipeline::metrics_observer> make_metrics_observer() {
+    if (!metrics_reg) {
+      return nullptr;
+    }
+    pipeline::metrics_options o;
+    o.end_user_label = litellm_flag(*cfg, "enable_end_user_cost_tracking_prometheus_only");
+    if (!cfg->general.master_key.empty()) {
+      o.master_key_hash = core::sha256_hex(cfg->general.master_key);
+    }
+    return std::make_unique<pipeline::metrics_observer>(*metrics_reg, pricer, rt, std::move(o));
+  }
+
+  // The callbacks that run: "prometheus" while metrics are on (configured or not: they are
+  // on by default). Others are named in the config but not built: one warning each.
+  std::vector<std::string> active_callbacks() const {
+    std::vector<std::string> out;
+    if (metrics_reg) {
+      out.emplace_back("prometheus");
+    }
+    return out;
+  }
+
+  void warn_unsupported_callbacks() const {
+    std::vector<std::string> seen;
+    for (const char* key : {"callbacks", "success_callback", "failure_callback"}) {
+      for (auto& n : callback_names(*cfg, key)) {
+        if (std::find(seen.begin(), seen.end(), n) != seen.end()) {
+          continue;
+        }
+        seen.push_back(n);
+        if (n == "prometheus") {
+          if (!metrics_reg) {
+            spdlog::warn("litellm_settings.{}: prometheus is configured but SWITCHYARD_DISABLE_METRICS=1 turns "
+                         "metrics off",
+                         key);
+          }
+        } else {
+          spdlog::warn("litellm_settings.{}: callback '{}' is not supported by this gateway and is ignored", key, n);
+        }
+      }
+    }
+  }
+
+  // Gauges and counters that mirror state kept elsewhere: read when /metrics is scraped.
+  void register_process_metrics() {
+    if (!metrics_reg) {
+      return;
+    }
+    auto& r = *metrics_reg;
+    auto& build = r.gauge("switchyard_build_info", "The gateway's version (always 1)", {"version"});
+    build.with({std::string_view(SWITCHYARD_VERSION)}).set(1);
+    auto& conf = r.gauge("switchyard_config_info",
+                         "The configuration in use: the start of the sha256 of its files (always 1)", {"version"});
+    conf.with({std::string_view(config_version(*cfg))}).set(1);
+    auto& start = r.gauge("switchyard_start_time_seconds", "When the process started (unix time)").with({});
+    start.set(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
+    auto* conns = &r.gauge("switchyard_open_connections", "Client connections open now").with({});
+    auto* in_flight = &r.gauge("switchyard_in_flight_requests", "LLM requests being served now").with({});
+    r.on_scrape([this, conns, in_flight] {
+      conns->set(static_cast<double>(server.active_connections()));
+      in_flight->set(static_cast<double>(llm_in_flight));
+    });
+    auto* pg_up = &r.gauge("switchyard_postgres_up",
+                           "1 when the last Postgres probe answered and the schema is migrated, else 0 (absent "
+                           "without a database)").with({});
+    auto* redis_up = &r.gauge("switchyard_redis_up", "1 when Redis is connected, else 0 (absent without Redis)");
+    auto* redis_series = redis ? &redis_up->with({}) : nullptr;
+    r.on_scrape([this, pg_up, redis_series] {
+      pg_up->set(db && migrated && db_ok.value_or(false) ? 1 : 0);
+      if (redis_series != nullptr) {
+        redis_series->set(redis->connected() ? 1 : 0);
+      }
+    });
+    if (key_cache) {
+      auto* size = &r.gauge("switchyard_key_cache_entries", "Virtual keys cached in memory").with({});
+      auto* hits = &r.counter("switchyard_key_cache_hits", "Key checks answered from memory").with({});
+      auto* misses = &r.counter("switchyard_key_cache_misses", "Key checks that queried Postgres").with({});
+      auto* ratio = &r.gauge("switchyard_key_cache_hit_ratio", "hits / (hits + misses) since start").with({});
+      r.on_scrape([this, size, hits, misses, ratio] {
+        size->set(static_cast<double>(key_cache->size()));
+        const auto h = static_cast<double>(key_cache->hits());
+        const auto m = static_cast<double>(key_cache->lookups());
+        hits->set(h);
+        misses->set(m);
+        ratio->set(h + m > 0 ? h / (h + m) : 0);
+      });
+    }
+    if (cost_logger) {
+      auto* queued = &r.gauge("switchyard_spend_queue_rows", "Spend rows waiting in memory for Postgres").with({});
+      auto* written = &r.counter("switchyard_spend_rows_written", "Spend rows written to Postgres").with({});
+      auto* failures = &r.counter("switchyard_spend_flush_failures", "Spend batches that failed to be written").with({});
+      auto* spilled = &r.counter("switchyard_spend_rows_spilled", "Spend rows written to the spill files").with({});
+      auto* dropped = &r.counter("switchyard_spend_rows_dropped", "Spend rows lost").with({});
+      auto* spill_bytes = &r.gauge("switchyard_spend_spill_bytes", "Bytes in the spend spill files").with({});
+      r.on_scrape([this, queued, written, failures, spilled, dropped, spill_bytes] {
+        const auto& st = cost_logger->stats();
+        queued->set(static_cast<double>(st.queued));
+        written->set(static_cast<double>(st.written + st.replayed));
+        failures->set(static_cast<double>(st.flush_failures));
+        spilled->set(static_cast<double>(st.spilled));
+        dropped->set(static_cast<double>(st.dropped));
+        spill_bytes->set(static_cast<double>(cost_logger->spill_bytes()));
+      });
+    }
   }
 
   // After the last request finished (or the grace period ended): the spend queue is
@@ -457,6 +638,10 @@ struct gateway::impl {
     net::co_spawn(
         ioc,
         [this, deadline]() -> net::awaitable<void> {
+          if (loop_lag) {
+            loop_lag->stop();
+          }
+          health_check.stop();
           if (cost_logger) {
             co_await cost_logger->stop(deadline);
           }
@@ -481,6 +666,9 @@ struct gateway::impl {
   admin::health_probes make_probes() {
     admin::health_probes p;
     p.allow_requests_on_db_unavailable = cfg->general.allow_requests_on_db_unavailable;
+    p.success_callbacks = active_callbacks();
+    p.metrics = metrics_reg.get();
+    p.metrics_require_auth = litellm_flag(*cfg, "require_auth_for_metrics_endpoint");
     if (db) {
       p.db = [this]() -> net::awaitable<admin::dependency_state> {
         if (!migrated) {
@@ -624,6 +812,15 @@ struct gateway::impl {
     co_await resp.send(http::error_response(e));
   }
 
+  // Counts an LLM request as in flight for its lifetime (/health/backlog, metrics).
+  struct in_flight_guard {
+    std::size_t& n;
+    explicit in_flight_guard(std::size_t& c) : n(c) { ++n; }
+    ~in_flight_guard() { --n; }
+    in_flight_guard(const in_flight_guard&) = delete;
+    in_flight_guard& operator=(const in_flight_guard&) = delete;
+  };
+
   net::awaitable<void> dispatch(http::request& req, http::responder& resp) {
     std::string path = normalize_path(req.path);
     // Compared as views: a length check first, no strlen + memcmp per literal (this is
@@ -640,6 +837,10 @@ struct gateway::impl {
       if (get) {
         co_return co_await health.readiness(req, resp);
       }
+    } else if (p == "/metrics" && metrics_reg) {
+      if (get) {
+        co_return co_await health.metrics(req, resp);
+      }
     } else if (p == "/v1/models" || p == "/models") {
       if (get) {
         co_return co_await health.models(req, resp);
@@ -651,18 +852,22 @@ struct gateway::impl {
       }
     } else if (p == "/v1/chat/completions" || p == "/chat/completions") {
       if (post) {
+        in_flight_guard busy(llm_in_flight);
         co_return co_await llm.handle(req, resp, providers::call_type::chat);
       }
     } else if (p == "/v1/completions" || p == "/completions") {
       if (post) {
+        in_flight_guard busy(llm_in_flight);
         co_return co_await llm.handle(req, resp, providers::call_type::completion);
       }
     } else if (p == "/v1/embeddings" || p == "/embeddings") {
       if (post) {
+        in_flight_guard busy(llm_in_flight);
         co_return co_await llm.handle(req, resp, providers::call_type::embedding);
       }
     } else if (auto m = model_route(path); !m.model.empty()) {
       if (post) {
+        in_flight_guard busy(llm_in_flight);
         co_return co_await llm.handle(req, resp, m.type, m.model);
       }
     } else if (p == "/") {
@@ -741,6 +946,13 @@ int gateway::run() {
     }
   });
   m.server.start();
+  if (m.loop_lag) {
+    m.loop_lag->start();
+  }
+  if (m.health_check.options().background) {
+    spdlog::info("background health checks every {} s", m.health_check.options().interval.count() / 1000.0);
+    net::co_spawn(m.ioc, [&m]() { return m.health_check.run_background(); }, net::detached);
+  }
   if (m.cost_logger) {
     m.cost_logger->start();
     if (auto days = retention_days(*m.cfg)) {

@@ -89,6 +89,9 @@ auth::virtual_key to_virtual_key(const store::postgres::key_record& r) {
   if (team.is_object()) {
     k.team_model_aliases = string_map(team, "model_aliases");
     k.team_blocked = team.value("blocked", false);
+    if (auto it = team.find("team_alias"); it != team.end() && it->is_string()) {
+      k.team_alias = it->get<std::string>();
+    }
     if (k.organization_id.empty()) {
       if (auto it = team.find("organization_id"); it != team.end() && it->is_string()) {
         k.organization_id = it->get<std::string>();

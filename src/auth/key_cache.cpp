@@ -30,6 +30,7 @@ std::optional<key_cache::key_ptr> key_cache::cached(const std::string& hash) {
   auto now = core::coarse_now();  // entry ages are coarse (store())
   const auto& e = it->second;
   if (e.key) {
+    ++hits_;
     if (now - e.fetched >= opts_.ttl && !flights_.contains(hash)) {
       key_ptr k = e.key;
       start_fetch(hash);  // refresh in the background; answer from memory now
@@ -38,6 +39,7 @@ std::optional<key_cache::key_ptr> key_cache::cached(const std::string& hash) {
     return e.key;
   }
   if (now - e.fetched < opts_.negative_ttl) {
+    ++hits_;
     return key_ptr{};
   }
   return std::nullopt;

@@ -281,6 +281,8 @@ constexpr std::array litellm_settings_keys{
     key_spec{"extra_spend_tag_headers", vt::list},
     key_spec{"custom_prometheus_metadata_labels", vt::list},
     key_spec{"prometheus_initialize_budget_metrics", vt::boolean},
+    key_spec{"require_auth_for_metrics_endpoint", vt::boolean},
+    key_spec{"enable_end_user_cost_tracking_prometheus_only", vt::boolean},
     key_spec{"enable_azure_ad_token_refresh", vt::boolean},
     key_spec{"priority_reservation", vt::mapping},
 };

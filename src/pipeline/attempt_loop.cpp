@@ -115,7 +115,8 @@ net::awaitable<std::optional<core::error>> attempt_loop::try_group(request_ctx& 
     auto err = co_await attempt_on(ctx, group, retry);
     if (!err) {
       if (ctx.late_failure) {
-        router_.on_failure(*dep, group, *ctx.late_failure);  // counts for cooldowns; no retry
+        // Counts for cooldowns; no retry.
+        ctx.out.attempts.back().cooled = router_.on_failure(*dep, group, *ctx.late_failure).has_value();
       } else if (!ctx.out.attempts.back().mock) {
         router_.on_success(*dep, ctx.out.attempts.back().end - ctx.out.attempts.back().start, ctx.ttft,
                            std::max(ctx.usage.total_tokens, ctx.usage.prompt_tokens + ctx.usage.completion_tokens));
@@ -127,6 +128,7 @@ net::awaitable<std::optional<core::error>> attempt_loop::try_group(request_ctx& 
     }
     opts.avoid.push_back(dep->id);
     if (auto cooled = router_.on_failure(*dep, group, *err)) {
+      ctx.out.attempts.back().cooled = true;
       spdlog::warn("deployment {} of '{}' cooled down for {} ms after: {}", dep->id, group, cooled->count(),
                    err->message);
     }

@@ -74,6 +74,35 @@ void keep_prompt_and_answer(const request_ctx& ctx, spend::spend_row& r) {
 
 }  // namespace
 
+billed billed_of(const request_ctx& ctx, spend::pricer& prices) {
+  const auto& o = ctx.out;
+  const auto* a = o.final_attempt();
+  billed b;
+  // Tokens: every attempt that answered something counts once (the final one).
+  if (a != nullptr && !a->mock) {
+    const auto& u = a->usage;
+    if (u.known) {
+      b.t = {u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cache_creation_tokens, u.reasoning_tokens};
+    } else if (o.status > 0 && o.status < 400) {
+      // Something was sent but the provider's count never came: estimate what was received.
+      b.estimated = true;
+      b.t.prompt = static_cast<long long>(ctx.estimated_tokens);
+      b.t.completion = o.streamed ? static_cast<long long>(ctx.events_sent) : static_cast<long long>(o.bytes_out / 4);
+    }
+  }
+  if (o.cache_hit && o.usage.known) {
+    // The cached answer's tokens, for the record; a hit costs nothing (as in LiteLLM).
+    const auto& u = o.usage;
+    b.t = {u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cache_creation_tokens, u.reasoning_tokens};
+    return b;
+  }
+  if (a != nullptr && a->dep && (b.t.prompt > 0 || b.t.completion > 0)) {
+    const double seconds = std::chrono::duration<double>(a->end - a->start).count();
+    b.spend = prices.cost(*a->dep, b.t, seconds);
+  }
+  return b;
+}
+
 spend::spend_row spend_row_of(const request_ctx& ctx, spend::pricer& prices, bool store_prompts) {
   const auto& o = ctx.out;
   spend::spend_row r;
@@ -103,34 +132,15 @@ spend::spend_row spend_row_of(const request_ctx& ctx, spend::pricer& prices, boo
     r.provider = a->dep->provider->name;
     r.api_base = a->dep->api_base;
   }
-  // Tokens: every attempt that answered something counts once (the final one).
-  spend::tokens t;
-  if (a != nullptr && !a->mock) {
-    const auto& u = a->usage;
-    if (u.known) {
-      t = {u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cache_creation_tokens, u.reasoning_tokens};
-    } else if (o.status > 0 && o.status < 400) {
-      // Something was sent but the provider's count never came: estimate what was received.
-      r.usage_estimated = true;
-      t.prompt = static_cast<long long>(ctx.estimated_tokens);
-      t.completion = o.streamed ? static_cast<long long>(ctx.events_sent) : static_cast<long long>(o.bytes_out / 4);
-    }
-  }
-  if (o.cache_hit && o.usage.known) {
-    // The cached answer's tokens, for the record; a hit costs nothing (as in LiteLLM).
-    const auto& u = o.usage;
-    t = {u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cache_creation_tokens, u.reasoning_tokens};
-  }
-  r.prompt_tokens = t.prompt;
-  r.completion_tokens = t.completion;
-  r.total_tokens = t.prompt + t.completion;
-  r.cached_tokens = t.cached;
-  r.cache_creation_tokens = t.cache_creation;
-  r.reasoning_tokens = t.reasoning;
-  if (a != nullptr && a->dep && (t.prompt > 0 || t.completion > 0)) {
-    const double seconds = std::chrono::duration<double>(a->end - a->start).count();
-    r.spend = prices.cost(*a->dep, t, seconds);
-  }
+  const auto b = billed_of(ctx, prices);
+  r.usage_estimated = b.estimated;
+  r.prompt_tokens = b.t.prompt;
+  r.completion_tokens = b.t.completion;
+  r.total_tokens = b.t.prompt + b.t.completion;
+  r.cached_tokens = b.t.cached;
+  r.cache_creation_tokens = b.t.cache_creation;
+  r.reasoning_tokens = b.t.reasoning;
+  r.spend = b.spend;
   const auto steady_now = std::chrono::steady_clock::now();
   const auto sys_now = std::chrono::system_clock::now();
   r.start_us = unix_us(o.received, steady_now, sys_now);

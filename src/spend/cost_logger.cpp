@@ -36,6 +36,15 @@ net::awaitable<void> remove_spill(std::string path) {
 
 net::awaitable<void> barrier() { co_return; }
 
+// The bytes in the spill files, for metrics (on the file thread; a directory scan).
+void measure_spill(const spill_file& s, std::atomic<std::uint64_t>& bytes) noexcept {
+  try {
+    bytes.store(s.size_blocking(), std::memory_order_relaxed);
+  } catch (...) {
+    // A directory that cannot be read keeps the last figure.
+  }
+}
+
 }  // namespace
 
 cost_logger::cost_logger(net::any_io_executor ex, spend_sink& sink, logger_options opts)
@@ -72,6 +81,7 @@ void cost_logger::start() {
   }
   running_ = true;
   replay_wanted_ = spill_ != nullptr;  // files an earlier run left behind
+  measure_spill_later();
   net::co_spawn(ex_, flush_loop(), [](std::exception_ptr e) {
     if (e) {
       try {
@@ -147,14 +157,21 @@ void cost_logger::spill(std::vector<spend_row> rows) {
   stats_.spilled += rows.size();
   spilled_since_replay_ = true;
   replay_wanted_ = true;
-  net::post(file_thread_, [s = spill_, failures = spill_failures_, r = std::move(rows)]() {
+  net::post(file_thread_, [s = spill_, failures = spill_failures_, bytes = spill_bytes_, r = std::move(rows)]() {
     try {
       s->append_blocking(r);
     } catch (const std::exception& e) {
       failures->fetch_add(r.size());
       spdlog::error("spend: {} row(s) lost: {}", r.size(), e.what());
     }
+    measure_spill(*s, *bytes);
   });
+}
+
+void cost_logger::measure_spill_later() {
+  if (spill_) {
+    net::post(file_thread_, [s = spill_, bytes = spill_bytes_]() { measure_spill(*s, *bytes); });
+  }
 }
 
 net::awaitable<bool> cost_logger::write_batch() {
@@ -258,6 +275,7 @@ net::awaitable<void> cost_logger::replay_spills() {
       written(*r);
     }
     co_await net::co_spawn(file_thread_, remove_spill(f), net::use_awaitable);
+    measure_spill_later();
   }
 }
 

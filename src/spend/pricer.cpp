@@ -20,10 +20,10 @@ bool pricer::is_local(const config::deployment& d) {
 const price* pricer::price_of(const config::deployment& d) {
   // Keyed by everything that decides the price: the same model with other overrides is
   // another entry (wildcard deployments are per-request copies with the same id).
-  std::string key = d.id;
-  key += '\n';
-  key += d.model;
-  auto it = memo_.find(key);
+  key_.assign(d.id);
+  key_ += '\n';
+  key_ += d.model;
+  auto it = memo_.find(std::string_view(key_));
   if (it == memo_.end()) {
     if (memo_.size() >= 10'000) {
       memo_.clear();  // wildcard groups can name unbounded models: keep the memo bounded
@@ -36,7 +36,7 @@ const price* pricer::price_of(const config::deployment& d) {
                    "or set input_cost_per_token / output_cost_per_token on the deployment",
                    d.model, d.id, d.model_name);
     }
-    it = memo_.emplace(std::move(key), std::move(p)).first;
+    it = memo_.emplace(key_, std::move(p)).first;
   }
   return it->second ? &*it->second : nullptr;
 }

@@ -577,8 +577,9 @@ export function openaiErrorProblems(json, status) {
 
 // Spawns the fake provider CLI as a separate process (for tests that need it out of process,
 // e.g. to kill it); resolves {url, port, proc, close()}.
-export async function spawnFakeProvider({ timeoutMs = 10_000 } = {}) {
-  const child = spawn(process.execPath, [FAKE_PROVIDER, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+// `port`: a given port (e.g. to bring a stopped provider back where it was), else a free one.
+export async function spawnFakeProvider({ timeoutMs = 10_000, port: wanted = 0 } = {}) {
+  const child = spawn(process.execPath, [FAKE_PROVIDER, '--port', String(wanted)], { stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   child.once('close', () => live.delete(child));
   let out = '';

@@ -1,15 +1,18 @@
 // Health and discovery endpoints: /health/liveliness (+ /health/liveness, /healthz),
-// /health/readiness (+ /readyz), /v1/models (+ /models, /v1/models/{id}).
+// /health/readiness (+ /readyz), /v1/models (+ /models, /v1/models/{id}), and the
+// Prometheus exposition /metrics (docs/observability.md).
 // Owner: app/. Thread: the loop thread. Never blocks: probes are awaitables that
 // the app bounds in time.
 #pragma once
 #include "switchyard/auth/key_auth.hpp"
 #include "switchyard/core/asio.hpp"
 #include "switchyard/http/message.hpp"
+#include "switchyard/metrics/registry.hpp"
 #include "switchyard/router/router.hpp"
 
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace switchyard::admin {
 
@@ -20,6 +23,12 @@ struct health_probes {
   std::function<net::awaitable<dependency_state>()> db;
   std::function<net::awaitable<dependency_state>()> cache;
   bool allow_requests_on_db_unavailable = false;
+  // The callbacks that run (readiness' success_callbacks), e.g. "prometheus".
+  std::vector<std::string> success_callbacks;
+  // /metrics: the registry (null: metrics are off and /metrics is 404), and whether a key
+  // is needed (litellm_settings.require_auth_for_metrics_endpoint).
+  metrics::registry* metrics = nullptr;
+  bool metrics_require_auth = false;
 };
 
 class health_endpoints {
@@ -30,6 +39,8 @@ class health_endpoints {
   net::awaitable<void> readiness(http::request& req, http::responder& resp);
   net::awaitable<void> models(http::request& req, http::responder& resp);
   net::awaitable<void> model(http::request& req, http::responder& resp, std::string id);
+  // GET /metrics: the text format, or OpenMetrics when Accept asks for it.
+  net::awaitable<void> metrics(http::request& req, http::responder& resp);
 
  private:
   health_probes probes_;

@@ -22,8 +22,11 @@
 #include "switchyard/core/asio.hpp"
 #include "switchyard/http/message.hpp"
 
+#include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace switchyard::store::postgres {
 class db_executor;
@@ -46,6 +49,11 @@ struct management_deps {
   std::shared_ptr<const config::config> cfg;
   spend::pricer* pricer = nullptr;  // /spend/calculate; null: every model's cost is unknown
   cache::response_cache* cache = nullptr;  // /cache/*; null: caching is off (503)
+  // Observability (docs/observability.md). GET /health: the deployment checks for one
+  // model (empty: all); unset: 500. /health/backlog: LLM requests in flight now.
+  std::function<net::awaitable<core::result<nlohmann::json>>(std::string model)> deployment_health;
+  std::function<std::size_t()> in_flight;
+  std::vector<std::string> callbacks;  // the callbacks that run (/active/callbacks)
 };
 
 class management_api {

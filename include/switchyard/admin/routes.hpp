@@ -47,6 +47,10 @@ struct route {
 // Every management route, grouped by entity.
 std::span<const route> management_routes();
 
+// The paths the gateway answers itself before looking at the table (probes, /metrics,
+// the model list): not management routes, but README.md lists them too.
+std::span<const std::string_view> builtin_paths();
+
 // The route whose path (or alias) is `path`, else null. `param` receives the {param}
 // segment of a patterned alias (a view into `path`), else stays empty.
 const route* find_route(std::string_view path, std::string_view* param = nullptr);

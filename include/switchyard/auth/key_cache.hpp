@@ -69,6 +69,7 @@ class key_cache {
 
   std::size_t lookups() const noexcept { return lookups_; }  // lookups started (DB queries)
   std::size_t size() const noexcept { return entries_.size(); }
+  std::size_t hits() const noexcept { return hits_; }  // answered from memory (stale included)
 
  private:
   using steady = std::chrono::steady_clock;
@@ -93,6 +94,7 @@ class key_cache {
   std::unordered_map<std::string, entry> entries_;
   std::unordered_map<std::string, std::shared_ptr<flight>> flights_;
   std::size_t lookups_ = 0;
+  std::size_t hits_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // false once destroyed
 };
 

@@ -37,6 +37,7 @@ struct virtual_key {
 
   // The owners (from the same query as the key).
   owner_access team;
+  std::string team_alias;  // the team's team_alias ("" if none), for metrics labels
   std::map<std::string, std::string> team_model_aliases;
   bool team_blocked = false;
   owner_access user;

@@ -33,6 +33,7 @@ struct attempt {
   int retry = 0;     // 0 for the first attempt in its group, then 1, 2, ...
   int fallback = 0;  // 0 in the requested group, n in the n-th fallback group tried
   bool mock = false; // answered by mock_response, no provider call
+  bool cooled = false;  // this failure put the deployment in cooldown
 };
 
 struct outcome {

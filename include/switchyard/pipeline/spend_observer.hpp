@@ -11,6 +11,15 @@
 
 namespace switchyard::pipeline {
 
+// What a finished request is billed: its tokens (reported, else estimated) and their cost.
+// The spend row and the Prometheus spend and token counters both read it.
+struct billed {
+  spend::tokens t;
+  bool estimated = false;
+  double spend = 0;
+};
+billed billed_of(const request_ctx& ctx, spend::pricer& prices);
+
 // The spend row of a finished request (used by the observer; public for tests).
 // store_prompts (general_settings.store_prompts_in_spend_logs): the row also holds the
 // request's messages (chat), prompt (completions) or input (embeddings) and the answer

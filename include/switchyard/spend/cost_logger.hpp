@@ -28,6 +28,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -91,6 +92,8 @@ class cost_logger {
     bool database_ok = true;
   };
   const counters& stats() const { return stats_; }
+  // Bytes in the spill files as last measured (after each spill and replay; at start).
+  std::uint64_t spill_bytes() const { return spill_bytes_->load(std::memory_order_relaxed); }
 
  private:
   net::awaitable<void> flush_loop();
@@ -104,6 +107,7 @@ class cost_logger {
   void spill(std::vector<spend_row> rows);
   std::vector<spend_row> take(std::size_t n);
   void wake();
+  void measure_spill_later();
   void written(const sink_result& r);  // counts a written batch, tells the key cache its totals
 
   net::any_io_executor ex_;
@@ -124,6 +128,7 @@ class cost_logger {
   std::chrono::steady_clock::time_point deadline_{};
   counters stats_;
   std::shared_ptr<std::atomic<std::size_t>> spill_failures_ = std::make_shared<std::atomic<std::size_t>>(0);
+  std::shared_ptr<std::atomic<std::uint64_t>> spill_bytes_ = std::make_shared<std::atomic<std::uint64_t>>(0);
 };
 
 }  // namespace switchyard::spend

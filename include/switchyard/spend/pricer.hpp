@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 namespace switchyard::spend {
@@ -29,7 +30,13 @@ class pricer {
 
  private:
   std::shared_ptr<const price_table> table_;
-  std::unordered_map<std::string, std::optional<price>> memo_;  // deployment model -> price
+  struct key_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  // deployment id + model -> price; looked up through key_ (reused: no allocation per call).
+  std::unordered_map<std::string, std::optional<price>, key_hash, std::equal_to<>> memo_;
+  std::string key_;
 };
 
 }  // namespace switchyard::spend

@@ -67,6 +67,7 @@ std::set<std::string> management_folders() {
       out.insert(std::string(r.alias.substr(0, r.alias.rfind('/') + 1)));
     }
   }
+  out.erase("/");  // a top-level route (/health) makes no folder of everything
   return out;
 }
 
@@ -96,6 +97,9 @@ TEST(routes, readme_lists_no_management_route_the_table_lacks) {
   for (const auto& r : admin::management_routes()) {
     known.insert(std::string(r.path));
     known.insert(std::string(r.alias));
+  }
+  for (auto p : admin::builtin_paths()) {
+    known.insert(std::string(p));  // answered before the table (probes, /metrics)
   }
   for (const auto& [path, methods] : readme_endpoints()) {
     bool management = false;

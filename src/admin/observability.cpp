@@ -1,0 +1,32 @@
+// GET /health (the deployment checks), /health/backlog and /active/callbacks: LiteLLM's
+// answers, from what app/ hands over in management_deps (docs/observability.md).
+#include "handlers.hpp"
+
+namespace switchyard::admin {
+
+handler_result deployment_health(const route_context& c) {
+  if (!c.deps.deployment_health) {
+    co_return core::make_error(core::errc::internal, "Deployment health checks are not available");
+  }
+  auto model = query_param(c.req.query, "model").value_or(std::string());
+  co_return co_await c.deps.deployment_health(std::move(model));
+}
+
+handler_result health_backlog(const route_context& c) {
+  co_return ok(json{{"in_flight_requests", c.deps.in_flight ? c.deps.in_flight() : 0}});
+}
+
+handler_result active_callbacks(const route_context& c) {
+  const json active = c.deps.callbacks;
+  co_return ok(json{{"alerting", json::array()},
+                    {"litellm.callbacks", active},
+                    {"litellm.input_callback", json::array()},
+                    {"litellm.success_callback", active},
+                    {"litellm.failure_callback", active},
+                    {"litellm._async_success_callback", active},
+                    {"litellm._async_failure_callback", active},
+                    {"all_litellm_callbacks", active},
+                    {"num_callbacks", active.size()}});
+}
+
+}  // namespace switchyard::admin
