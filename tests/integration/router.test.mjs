@@ -381,46 +381,49 @@ const hasRedisServer = (() => {
 })();
 
 describe('Redis stopped mid-test', { skip: !hasRedisServer && 'redis-server not installed' }, () => {
-  test('both instances keep serving; p99 during the outage stays under 2x normal', async (t) => {
+  test('both instances keep serving; p99 during the outage stays under 2x a gateway without Redis', async (t) => {
     const redis = await startPrivateRedis();
     try {
-      const config = {
-        model_list: [dep('out', 'out-a', { params: { cooldown_time: 0.2 } }), dep('out', 'out-b')],
-        router_settings: { redis_host: '127.0.0.1', redis_port: redis.port },
-      };
+      const model_list = [dep('out', 'out-a', { params: { cooldown_time: 0.2 } }), dep('out', 'out-b')];
+      const config = { model_list, router_settings: { redis_host: '127.0.0.1', redis_port: redis.port } };
       const a = await startGateway({ config });
       const b = await startGateway({ config });
+      // The yardstick: the same deployments on a gateway that never had Redis, measured in
+      // turn with the other two, so a busy machine slows all three alike.
+      const c = await startGateway({ config: { model_list } });
       await Promise.all([a, b].map((g) => g.proc.waitForStderr(/redis connected/, 10_000 * SLOW)));
       // 429s now and then: cooldowns are decided and published (to a live, then a dead Redis).
       fake.script([{ match: { model: 'out-a' }, status: 429, times: -1 }]);
       const measure = async () => {
-        const t = [];
+        const withRedis = [];
+        const without = [];
         for (let i = 0; i < 100; ++i) {
-          for (const g of [a, b]) {
+          for (const g of [a, c, b, c]) {
             const t0 = performance.now();
             const r = await chat(g, { model: 'out' });
-            t.push(performance.now() - t0);
+            (g === c ? without : withRedis).push(performance.now() - t0);
             assert.equal(r.status, 200, r.text);
           }
         }
-        return t;
+        return { withRedis: p99(withRedis), without: p99(without) };
       };
       await measure();  // warm-up: pooled connections
-      const normal = p99(await measure());
+      const normal = await measure();
+      t.diagnostic(`before the outage: p99 ${normal.withRedis.toFixed(2)} ms, without Redis ${normal.without.toFixed(2)} ms`);
       redis.proc.kill('SIGKILL');
       await new Promise((r) => redis.proc.once('exit', r));
-      // 2x normal; 5 ms of slack so that sub-millisecond jitter on a busy host does not count.
-      // A busy CI host (other tests, compiles) can spoil one 200-request sample, so up to
-      // three samples are taken: a gateway that waits on the dead Redis fails all three.
+      // 2x the yardstick, plus 5 ms so that sub-millisecond jitter does not count. A gateway
+      // that waited on the dead Redis would fail every sample; a stray stall of the machine
+      // spoils one at most, so up to three are taken.
       const samples = [];
       for (let i = 0; i < 3; ++i) {
-        samples.push(p99(await measure()));
-        if (samples.at(-1) < 2 * normal + 5) break;
+        samples.push(await measure());
+        const last = samples.at(-1);
+        if (last.withRedis < 2 * last.without + 5) break;
       }
-      const outage = Math.min(...samples);
-      const text = samples.map((x) => x.toFixed(2)).join(', ');
-      t.diagnostic(`p99 normal ${normal.toFixed(2)} ms, during the outage ${text} ms`);
-      assert.ok(outage < 2 * normal + 5, `p99 normal ${normal.toFixed(2)} ms, during the outage ${text} ms`);
+      const text = samples.map((x) => `${x.withRedis.toFixed(2)} vs ${x.without.toFixed(2)}`).join(', ');
+      t.diagnostic(`during the outage, p99 with the dead Redis vs without Redis: ${text} ms`);
+      assert.ok(samples.some((x) => x.withRedis < 2 * x.without + 5), `p99 during the outage: ${text} ms`);
     } finally {
       redis.proc.kill('SIGKILL');
     }
