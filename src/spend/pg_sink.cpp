@@ -2,22 +2,38 @@
 
 #include "switchyard/store/postgres/spend_repo.hpp"
 
+#include <algorithm>
+
 namespace switchyard::spend {
 
 namespace {
 
 sink_result write_blocking(pqxx::connection& c, const std::shared_ptr<const std::vector<spend_row>>& rows) {
-  std::string js;
-  js.reserve(rows->size() * 700 + 2);
-  js += '[';
-  for (std::size_t i = 0; i < rows->size(); ++i) {
-    if (i != 0) {
-      js += ',';
-    }
-    append_json(js, (*rows)[i]);
+  // One buffer per db thread, reused: no allocation per batch once it has grown.
+  thread_local std::string text;
+  text.clear();
+  for (const auto& r : *rows) {
+    append_copy_line(text, r);
   }
-  js += ']';
-  auto r = store::postgres::write_spend_batch_blocking(c, js);
+  if (!text.empty()) {
+    text.pop_back();  // the last newline: libpqxx adds it
+  }
+  // The rows' days (their partitions must exist), from the rows themselves.
+  std::vector<std::string> days;
+  std::int64_t last_day = -1;
+  for (const auto& r : *rows) {
+    const std::int64_t day = r.start_us / 86'400'000'000 - (r.start_us % 86'400'000'000 < 0 ? 1 : 0);
+    if (day != last_day) {
+      last_day = day;
+      days.push_back(store::postgres::spend_day_of(r.start_us));
+    }
+  }
+  std::sort(days.begin(), days.end());
+  days.erase(std::unique(days.begin(), days.end()), days.end());
+  auto r = store::postgres::write_spend_copy_blocking(c, text, days);
+  if (text.capacity() > (std::size_t{64} << 20)) {
+    text = std::string();  // a huge batch (a replay) does not pin its memory for ever
+  }
   return sink_result{r.inserted, std::move(r.key_totals)};
 }
 
