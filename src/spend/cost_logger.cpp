@@ -159,7 +159,10 @@ void cost_logger::spill(std::vector<spend_row> rows) {
 }
 
 net::awaitable<bool> cost_logger::write_batch() {
-  auto batch = std::make_shared<const std::vector<spend_row>>(take(opts_.max_batch_rows));
+  // Bigger batches only while the database answers: during an outage each probe is a
+  // normal batch (a failed one is copied back to the queue, so less to copy).
+  auto batch = std::make_shared<const std::vector<spend_row>>(
+      take(stats_.database_ok ? opts_.max_batch_rows : opts_.batch_rows));
   auto r = co_await sink_.write(batch);
   if (!r && r.error().code != core::errc::unavailable && batch->size() > 1) {
     // Postgres refused the batch itself (not an outage): find the rows it refuses.

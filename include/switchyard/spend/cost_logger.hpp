@@ -57,7 +57,8 @@ struct logger_options {
   // A batch takes up to this many rows when more are waiting (a backlog after a burst or an
   // outage): one transaction's fixed cost (round trips, the rollup rows it updates, which
   // depend on how many keys and models are in it, not on how many rows) is then shared by
-  // more rows, so the writer catches up instead of falling further behind.
+  // more rows, so the writer catches up instead of falling further behind. (While the
+  // database does not answer, batches stay at batch_rows.)
   std::size_t max_batch_rows = 5000;
   std::size_t max_queue_rows = 100'000;
   std::size_t max_queue_bytes = 64u << 20;
