@@ -2,7 +2,6 @@
 
 #include "switchyard/store/postgres/spend_repo.hpp"
 
-#include <algorithm>
 
 namespace switchyard::spend {
 
@@ -19,17 +18,12 @@ sink_result write_blocking(pqxx::connection& c, const std::shared_ptr<const std:
     text.pop_back();  // the last newline: libpqxx adds it
   }
   // The rows' days (their partitions must exist), from the rows themselves.
-  std::vector<std::string> days;
-  std::int64_t last_day = -1;
+  std::vector<std::int64_t> starts;
+  starts.reserve(rows->size());
   for (const auto& r : *rows) {
-    const std::int64_t day = r.start_us / 86'400'000'000 - (r.start_us % 86'400'000'000 < 0 ? 1 : 0);
-    if (day != last_day) {
-      last_day = day;
-      days.push_back(store::postgres::spend_day_of(r.start_us));
-    }
+    starts.push_back(r.start_us);
   }
-  std::sort(days.begin(), days.end());
-  days.erase(std::unique(days.begin(), days.end()), days.end());
+  const auto days = store::postgres::spend_days_of(std::move(starts));
   auto r = store::postgres::write_spend_copy_blocking(c, text, days);
   if (text.capacity() > (std::size_t{64} << 20)) {
     text = std::string();  // a huge batch (a replay) does not pin its memory for ever

@@ -194,15 +194,32 @@ std::string spend_day_of(std::int64_t start_us) {
   return buf;
 }
 
-spend_batch_result write_spend_batch_blocking(pqxx::connection& c, const std::string& rows_json) {
+std::vector<std::string> spend_days_of(std::vector<std::int64_t> start_us) {
   std::vector<std::string> days;
-  const auto rows = nlohmann::json::parse(rows_json);
-  for (const auto& r : rows) {
-    days.push_back(spend_day_of(r.value("start_us", std::int64_t{0})));
+  std::sort(start_us.begin(), start_us.end());
+  std::int64_t last = 0;
+  for (std::size_t i = 0; i < start_us.size(); ++i) {
+    // A start 1 ms before midnight can become the next day's in Postgres (the seconds pass
+    // through a double there): that day's partition is made too.
+    for (const std::int64_t t : {start_us[i], start_us[i] + 1000}) {
+      const std::int64_t day = t / 86'400'000'000 - (t % 86'400'000'000 < 0 ? 1 : 0);
+      if (days.empty() || day != last) {
+        last = day;
+        days.push_back(spend_day_of(t));
+      }
+    }
   }
   std::sort(days.begin(), days.end());
   days.erase(std::unique(days.begin(), days.end()), days.end());
-  return write_spend_batch_blocking(c, rows_json, days);
+  return days;
+}
+
+spend_batch_result write_spend_batch_blocking(pqxx::connection& c, const std::string& rows_json) {
+  std::vector<std::int64_t> starts;
+  for (const auto& r : nlohmann::json::parse(rows_json)) {
+    starts.push_back(r.value("start_us", std::int64_t{0}));
+  }
+  return write_spend_batch_blocking(c, rows_json, spend_days_of(std::move(starts)));
 }
 
 namespace {

@@ -261,6 +261,11 @@ TEST(spend_day_of, floors_to_the_utc_day) {
   EXPECT_EQ(pg::spend_day_of(day1), "20251204");
   EXPECT_EQ(pg::spend_day_of(day1 - 1), "20251203");
   EXPECT_EQ(pg::spend_day_of(951'782'400'000'000), "20000229");  // a leap day
+  // A batch's days: each once, sorted, and the next day too for a start just before midnight.
+  EXPECT_EQ(pg::spend_days_of({day1 + 30 * hour, day1 + hour, day1 + 2 * hour}),
+            (std::vector<std::string>{"20251204", "20251205"}));
+  EXPECT_EQ(pg::spend_days_of({day1 - 1}), (std::vector<std::string>{"20251203", "20251204"}));
+  EXPECT_TRUE(pg::spend_days_of({}).empty());
 }
 
 }  // namespace

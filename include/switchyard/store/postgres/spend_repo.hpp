@@ -41,6 +41,8 @@ spend_batch_result write_spend_copy_blocking(pqxx::connection& c, const std::str
 
 // The UTC day ("YYYYMMDD") of a start time in Unix microseconds: the day partition's suffix.
 std::string spend_day_of(std::int64_t start_us);
+// The days whose partitions rows with these start times need, sorted, each once.
+std::vector<std::string> spend_days_of(std::vector<std::int64_t> start_us);
 
 // Drops the day partitions of spend_logs that end before `cutoff_day` ("YYYY-MM-DD").
 // Returns how many were dropped.
