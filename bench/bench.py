@@ -388,6 +388,49 @@ class Services:
         if not self.database_url or not self.redis_url:
             raise BenchError(f"scripts/services.sh wrote no database or Redis URL in {self.dir}/env.sh")
 
+    def postmaster_pid(self) -> int | None:
+        try:
+            with open(os.path.join(self.dir, "pg", "postmaster.pid")) as f:
+                return int(f.readline().strip())
+        except (OSError, ValueError):
+            return None
+
+    def db_pids(self) -> list[int]:
+        """The postmaster and its children (backends, writers, autovacuum), now."""
+        pm = self.postmaster_pid()
+        if pm is None:
+            return []
+        out = [pm]
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                f = proc_stat_fields(int(d))
+                if f is not None and int(f[1]) == pm:
+                    out.append(int(d))
+        return out
+
+    def db_ticks(self) -> int:
+        """CPU ticks Postgres used so far: the postmaster's own and its reaped children's
+        (cutime + cstime), plus the live children's; a backend that exits between two
+        readings is still counted (in cutime)."""
+        pm = self.postmaster_pid()
+        total = 0
+        for p in self.db_pids():
+            f = proc_stat_fields(p)
+            if f is None:
+                continue
+            total += int(f[11]) + int(f[12])
+            if p == pm:
+                total += int(f[13]) + int(f[14])
+        return total
+
+    def pin_db(self, cpus: set[int]) -> None:
+        """Moves Postgres to `cpus` (backends started later inherit the postmaster's CPUs)."""
+        for p in self.db_pids():
+            try:
+                os.sched_setaffinity(p, cpus)
+            except OSError:
+                pass
+
     def gateway_env(self) -> dict[str, str]:
         return {"DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url}
 
@@ -987,8 +1030,9 @@ class RssSampler(threading.Thread):
 
 
 class Bench:
-    def __init__(self, args, wrk_bin: str, upstream: Nginx, server_cpus: set[int], client_cpus: set[int]):
-        self.args, self.wrk, self.upstream = args, wrk_bin, upstream
+    def __init__(self, args, wrk_bin: str, upstream: Nginx, server_cpus: set[int], client_cpus: set[int],
+                 services: "Services | None" = None):
+        self.args, self.wrk, self.upstream, self.services = args, wrk_bin, upstream, services
         self.server_cpus, self.client_cpus = server_cpus, client_cpus
         self.runs: list[dict] = []
 
@@ -1004,9 +1048,12 @@ class Bench:
             target.truncate_log()
         pids = target.pids()
         up_pids = self.upstream.pids()
-        settle = quiesce(sorted(set(pids) | set(up_pids)))
+        # Postgres too: a previous target's spend backlog must not be written during this run.
+        db_pids = self.services.db_pids() if self.services is not None and self.services.started else []
+        settle = quiesce(sorted(set(pids) | set(up_pids) | set(db_pids)))
         if settle < 0:
             log(f"warning: {target.label} still busy 20 s after the previous run; measuring anyway")
+        db0 = self.services.db_ticks() if db_pids else 0
         sampler = RssSampler(pids)
         cmd = self.wrk_cmd(target, sc, duration)
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -1023,6 +1070,13 @@ class Bench:
                              f"{target.log_tail()}")
         ct1, tt1, ut1 = core_times(), cpu_ticks(pids), cpu_ticks(up_pids)
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # What the requests left to do after the load (the spend writer's backlog, in the
+        # gateway and in Postgres) is their cost too: wait until both are idle and count it.
+        t_drain = time.monotonic()
+        drained = quiesce(sorted(set(pids) | set(self.services.db_pids()))) if db_pids else 0.0
+        drain_s = time.monotonic() - t_drain if drained >= 0 else -1.0
+        tt2 = cpu_ticks(pids)
+        db1 = self.services.db_ticks() if db_pids else 0
         line = next((ln for ln in res.stdout.splitlines() if ln.startswith("BENCHJSON ")), None)
         if res.returncode != 0 or line is None:
             raise BenchError(f"wrk failed ({res.returncode}) against {target.label}, {sc.name}:\n"
@@ -1041,7 +1095,8 @@ class Bench:
             "requests": reqs, "rps": reqs / secs if secs else 0.0,
             "p50_us": w["p50_us"], "p90_us": w["p90_us"], "p99_us": w["p99_us"], "p999_us": w["p999_us"],
             "mean_us": w["mean_us"], "max_us": w["max_us"], "errors": errors,
-            "err_status": w["err_status"], "cpu_ticks": tt1 - tt0, "upstream_ticks": ut1 - ut0,
+            "err_status": w["err_status"], "cpu_ticks": tt2 - tt0, "cpu_ticks_load": tt1 - tt0,
+            "db_ticks": db1 - db0, "drain_s": drain_s, "upstream_ticks": ut1 - ut0,
             "server_busy": busy_fraction(ct0, ct1, self.server_cpus),
             "client_busy": busy_fraction(ct0, ct1, self.client_cpus),
             "other_cpu_pct": 100.0 * other_s / secs if secs else 0.0,
@@ -1074,6 +1129,8 @@ def aggregate(runs: list[dict]) -> dict:
         "rps": med(rps), "rps_spread": (max(rps) - min(rps)) / med(rps) if med(rps) else 0.0,
         "p50_us": lat("p50_us"), "p90_us": lat("p90_us"), "p99_us": lat("p99_us"),
         "cpu_us_per_req": sum(r["cpu_ticks"] for r in runs) / CLK_TCK * 1e6 / reqs if reqs else NAN,
+        "db_us_per_req": sum(r.get("db_ticks", 0) for r in runs) / CLK_TCK * 1e6 / reqs if reqs else NAN,
+        "drain_s": max(r.get("drain_s", 0.0) for r in runs),
         "upstream_us_per_req": sum(r["upstream_ticks"] for r in runs) / CLK_TCK * 1e6 / reqs if reqs else NAN,
         "server_busy": med(r["server_busy"] for r in runs), "client_busy": med(r["client_busy"] for r in runs),
         "other_cpu_pct": max(r["other_cpu_pct"] for r in runs),
@@ -1174,6 +1231,7 @@ def render(ctx: dict) -> str:
              f"medians over rounds")
     L.append(f"- **CPU pinning:** load generator (wrk, TTFB client) on CPU {ctx['client_cpus']}; "
              f"servers (fake upstream, nginx hop, Switchyard) on CPU {ctx['server_cpus']}; "
+             f"Postgres on CPU {ctx['db_cpus'] or ctx['server_cpus']}; "
              f"wrk with {ctx['wrk_threads_desc']}")
     if ctx.get("busy_warning"):
         L.append(f"- **Warning:** {ctx['busy_warning']}")
@@ -1338,13 +1396,15 @@ def render(ctx: dict) -> str:
              "this file was produced by that one command.")
 
     L.append("\n## Raw figures\n")
-    L.append("Medians over rounds; CPU µs/req = (utime+stime of the target's processes) / requests over all "
-             "rounds; `spread` = (max−min)/median of the per-round rps; `server core` = busy share of the "
+    L.append("Medians over rounds; CPU µs/req = (utime+stime of the target's processes, from the start of "
+             "the run until the target and Postgres are idle again: the spend writer's backlog counts) / "
+             "requests over all rounds; Postgres µs/req = the same for the Postgres server's processes; "
+             "`spread` = (max−min)/median of the per-round rps; `server core` = busy share of the "
              "server CPU; `other` = the highest share of a core used by processes outside the bench in any "
              "round (noise indicator).\n")
     L.append("| scenario | target | req/s | spread | p50 µs | p90 µs | p99 µs | CPU µs/req | upstream µs/req "
-             "| server core | client core | other | peak RSS | errors |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+             "| Postgres µs/req | server core | client core | other | peak RSS | errors |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for scn in ctx["scenarios"]:
         for t in targets:
             a = agg.get((scn.name, t.name))
@@ -1353,7 +1413,9 @@ def render(ctx: dict) -> str:
             up = "(itself)" if t.name == "direct" else fmt_us(a["upstream_us_per_req"])
             L.append(f"| {scn.label} | {t.label} | {a['rps']:,.0f} | {100 * a['rps_spread']:.0f}% | "
                      f"{fmt_us(a['p50_us'])} | {fmt_us(a['p90_us'])} | {fmt_us(a['p99_us'])} | "
-                     f"{fmt_us1(a['cpu_us_per_req'])} | {up} | {100 * a['server_busy']:.0f}% | "
+                     f"{fmt_us1(a['cpu_us_per_req'])} | {up} | "
+                     f"{fmt_us1(a['db_us_per_req']) if t.name.startswith('switchyard') else '—'} | "
+                     f"{100 * a['server_busy']:.0f}% | "
                      f"{100 * a['client_busy']:.0f}% | {a['other_cpu_pct']:.0f}%"
                      f"{' ~' if a['other_cpu_pct'] > NOISY_OTHER_PCT else ''} | {fmt_mb(a['rss_peak_kb'])} | "
                      f"{a['errors'] if a['errors'] else 0}{' ⚠' if a['errors'] else ''} |")
@@ -1456,6 +1518,8 @@ def parse_args(argv):
                    help="seconds allowed to use them all (default 300)")
     p.add_argument("--client-cpus", default=None, help="CPUs of the load generator (default: 1)")
     p.add_argument("--server-cpus", default=None, help="CPUs of the servers (default: 0)")
+    p.add_argument("--db-cpus", default=None, help="CPUs of Postgres (default: the servers'; e.g. 1 to keep "
+                   "the database off the gateway's core, as on a separate database host)")
     p.add_argument("--wrk-threads", type=int, default=0, help="wrk threads at 64 conn (default: client CPUs)")
     p.add_argument("--max-minutes", type=float, default=30, help="hard stop for the whole run (default 30)")
     p.add_argument("--write-docs", action="store_true", help="also write docs/benchmarks.md")
@@ -1565,6 +1629,9 @@ def main(argv) -> int:
                 raise BenchError(f"no gateway binary at {binary} (set SWITCHYARD_BIN, or --targets direct,nginx)")
             services.start()
             log(f"Postgres and Redis for the gateway: {services.database_url}, {services.redis_url}")
+            if args.db_cpus is not None:
+                services.pin_db(cpu_list(args.db_cpus))
+                log(f"Postgres pinned to CPU {args.db_cpus}")
 
         def gateway(**kw) -> SwitchyardTarget:
             return SwitchyardTarget(procs, binary, tmp, up_ports, services=services, **kw)
@@ -1636,7 +1703,7 @@ def main(argv) -> int:
         hop_rss_idle = rss_kb(next(t for t in targets if t.name == "nginx").pids()) \
             if any(t.name == "nginx" for t in targets) else None
 
-        bench = Bench(args, wrk_bin, upstream, server_cpus, client_cpus)
+        bench = Bench(args, wrk_bin, upstream, server_cpus, client_cpus, services)
         n_runs = len(scenarios) * len(targets) * args.rounds
         log(f"{len(scenarios)} scenarios × {len(targets)} targets × {args.rounds} rounds × {args.duration} s "
             f"≈ {n_runs * args.duration / 60:.1f} min of load; pinning: wrk on CPU {args.client_cpus}, "
@@ -1653,7 +1720,9 @@ def main(argv) -> int:
                     done += 1
                     log(f"[{done}/{n_runs}] {sc.name:<13} {t.name:<11} round {rnd + 1}: {r['rps']:>9,.0f} rps  "
                         f"p50 {r['p50_us']:>6} µs  p99 {r['p99_us']:>6} µs  "
-                        f"cpu {r['cpu_ticks'] / CLK_TCK * 1e6 / max(1, r['requests']):6.1f} µs/req"
+                        f"cpu {r['cpu_ticks'] / CLK_TCK * 1e6 / max(1, r['requests']):6.1f} µs/req  "
+                        f"db {r['db_ticks'] / CLK_TCK * 1e6 / max(1, r['requests']):5.1f} µs/req  "
+                        f"drained in {r['drain_s']:.1f} s"
                         f"{'  errors ' + str(r['errors']) if r['errors'] else ''}")
         agg = {}
         for sc in scenarios:
@@ -1698,7 +1767,7 @@ def main(argv) -> int:
             "date": date.strftime("%Y-%m-%d %H:%M"), "elapsed_s": time.monotonic() - t_start,
             "machine": machine_info(), "git": git_rev(), "versions": "; ".join(versions),
             "command": args.command_line or "./bench/run.sh " + " ".join(argv),
-            "client_cpus": args.client_cpus, "server_cpus": args.server_cpus,
+            "client_cpus": args.client_cpus, "server_cpus": args.server_cpus, "db_cpus": args.db_cpus,
             "wrk_threads_desc": f"{threads} thread{'s' if threads > 1 else ''} at 64 conn, 1 at 1 conn",
             "busy_warning": busy_warning, "hop_rss_idle_kb": hop_rss_idle, "rss_after": rss_after,
             "cached_keys": cached_keys,

@@ -13,6 +13,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -22,12 +23,40 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 #include <string>
+
+#include <unistd.h>
 
 namespace net = switchyard::net;
 namespace pg = switchyard::store::postgres;
 namespace spend = switchyard::spend;
 using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+// utime + stime of a process, in seconds (0 when it cannot be read).
+double proc_cpu_seconds(const std::string& stat_path) {
+  std::ifstream f(stat_path);
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const auto close = text.rfind(')');  // the command name may hold spaces
+  if (close == std::string::npos) {
+    return 0;
+  }
+  std::istringstream rest(text.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14 || i == 15) {
+      ticks += std::atof(field.c_str());
+    }
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   std::string url;
@@ -74,12 +103,32 @@ int main(int argc, char** argv) {
   lo.max_queue_rows = 10'000'000;
   lo.max_queue_bytes = std::size_t{8} << 30;
   spend::cost_logger logger(io.get_executor(), sink, lo);
+  // The writer's Postgres backend (the executor's one connection), for its CPU time.
+  int backend = 0;
+  {
+    net::io_context setup;
+    net::co_spawn(
+        setup,
+        [&]() -> net::awaitable<void> {
+          auto pid = co_await db.run([](pqxx::connection& c) {
+            pqxx::nontransaction tx{c};
+            return tx.exec1("SELECT pg_backend_pid()")[0].as<int>();
+          });
+          backend = pid ? *pid : 0;
+        },
+        net::detached);
+    setup.run();
+  }
+  const double backend_cpu0 = proc_cpu_seconds("/proc/" + std::to_string(backend) + "/stat");
+  const double self_cpu0 = proc_cpu_seconds("/proc/self/stat");
   logger.start();
 
   const auto total = static_cast<std::size_t>(rate * seconds);
   std::size_t max_queued = 0;
   double drain_ms = 0;
   double load_s = 0;
+  double backend_cpu_end = 0;
+  double self_cpu_end = 0;
   net::co_spawn(
       io,
       [&]() -> net::awaitable<void> {
@@ -125,6 +174,8 @@ int main(int argc, char** argv) {
           }
         }
         drain_ms = std::chrono::duration<double, std::milli>(clock_type::now() - stop_at).count();
+        backend_cpu_end = proc_cpu_seconds("/proc/" + std::to_string(backend) + "/stat");
+        self_cpu_end = proc_cpu_seconds("/proc/self/stat");
         co_await logger.stop(clock_type::now() + std::chrono::seconds(5));
       },
       [](std::exception_ptr e) {
@@ -136,12 +187,19 @@ int main(int argc, char** argv) {
   db.stop();
   const auto& s = logger.stats();
   const double achieved = static_cast<double>(s.written) / (load_s + drain_ms / 1000.0);
+  // CPU per row: the Postgres backend's, and this process's (adding the rows as the
+  // observer does, the queue, building the COPY text, libpq). One core's worth of both is
+  // the rate a quiet machine sustains; wall-clock rates above depend on what else runs.
+  const double rows = static_cast<double>(std::max<std::size_t>(1, s.written));
+  const double pg_us = (backend_cpu_end - backend_cpu0) * 1e6 / rows;
+  const double self_us = (self_cpu_end - self_cpu0) * 1e6 / rows;
   std::printf(
       "offered %.0f rows/s for %.1f s: %zu rows written (%zu failed batches); queue at most %zu rows; "
-      "all written %.0f ms after the load stopped; %.0f rows/s overall\n",
-      rate, load_s, s.written, s.flush_failures, max_queued, drain_ms, achieved);
+      "all written %.0f ms after the load stopped; %.0f rows/s overall; CPU per row: Postgres %.1f us, "
+      "writer process %.1f us\n",
+      rate, load_s, s.written, s.flush_failures, max_queued, drain_ms, achieved, pg_us, self_us);
   std::printf("BENCHJSON {\"offered\": %.0f, \"written\": %zu, \"max_queued\": %zu, \"drain_ms\": %.0f, "
-              "\"rows_per_s\": %.0f}\n",
-              rate, s.written, max_queued, drain_ms, achieved);
+              "\"rows_per_s\": %.0f, \"pg_cpu_us_per_row\": %.2f, \"writer_cpu_us_per_row\": %.2f}\n",
+              rate, s.written, max_queued, drain_ms, achieved, pg_us, self_us);
   return s.written == total ? 0 : 1;
 }

@@ -31,6 +31,11 @@ std::string tags_of(const request_ctx& ctx) {
   if (!ctx.scan.ok) {
     return "[]";
   }
+  const auto* direct = ctx.scan.find("tags");
+  const auto* meta = ctx.scan.find("metadata");
+  if (direct == nullptr && meta == nullptr) {
+    return "[]";  // most requests: no JSON built
+  }
   nlohmann::json tags = nlohmann::json::array();
   auto take = [&tags](const nlohmann::json& v) {
     if (v.is_array()) {
@@ -41,10 +46,10 @@ std::string tags_of(const request_ctx& ctx) {
       }
     }
   };
-  if (const auto* m = ctx.scan.find("tags"); m != nullptr && m->kind == providers::json_kind::array) {
-    take(providers::json_member_value(*m));
-  } else if (const auto* md = ctx.scan.find("metadata"); md != nullptr && md->kind == providers::json_kind::object) {
-    auto v = providers::json_member_value(*md);
+  if (direct != nullptr && direct->kind == providers::json_kind::array) {
+    take(providers::json_member_value(*direct));
+  } else if (meta != nullptr && meta->kind == providers::json_kind::object) {
+    auto v = providers::json_member_value(*meta);
     if (auto it = v.find("tags"); it != v.end()) {
       take(*it);
     }

@@ -54,6 +54,7 @@ cost_logger::cost_logger(net::any_io_executor ex, spend_sink& sink, logger_optio
     rejected_ = std::make_shared<spill_file>(opts_.spill_dir + "/rejected");
   }
   opts_.batch_rows = std::max<std::size_t>(1, opts_.batch_rows);
+  opts_.max_batch_rows = std::max(opts_.batch_rows, opts_.max_batch_rows);
 }
 
 cost_logger::~cost_logger() { file_thread_.join(); }
@@ -175,7 +176,10 @@ void cost_logger::measure_spill_later() {
 }
 
 net::awaitable<bool> cost_logger::write_batch() {
-  auto batch = std::make_shared<const std::vector<spend_row>>(take(opts_.batch_rows));
+  // Bigger batches only while the database answers: during an outage each probe is a
+  // normal batch (a failed one is copied back to the queue, so less to copy).
+  auto batch = std::make_shared<const std::vector<spend_row>>(
+      take(stats_.database_ok ? opts_.max_batch_rows : opts_.batch_rows));
   auto r = co_await sink_.write(batch);
   if (!r && r.error().code != core::errc::unavailable && batch->size() > 1) {
     // Postgres refused the batch itself (not an outage): find the rows it refuses.
@@ -259,8 +263,8 @@ net::awaitable<void> cost_logger::replay_spills() {
     if (!read.rows.empty()) {
       spdlog::info("spend: replaying {} row(s) from {}", read.rows.size(), f);
     }
-    for (std::size_t at = 0; at < read.rows.size(); at += opts_.batch_rows) {
-      auto end = std::min(read.rows.size(), at + opts_.batch_rows);
+    for (std::size_t at = 0; at < read.rows.size(); at += opts_.max_batch_rows) {
+      auto end = std::min(read.rows.size(), at + opts_.max_batch_rows);
       auto chunk = std::make_shared<const std::vector<spend_row>>(read.rows.begin() + static_cast<std::ptrdiff_t>(at),
                                                                   read.rows.begin() + static_cast<std::ptrdiff_t>(end));
       auto r = co_await sink_.write(chunk);

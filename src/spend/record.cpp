@@ -90,30 +90,28 @@ std::string stored_stream_response(bool chat, std::string_view text, bool trunca
 
 namespace {
 
-// A JSON string: escapes as JSON needs, and invalid UTF-8 (headers can carry any bytes)
-// replaced by U+FFFD, so that Postgres never refuses a batch for one row's bytes.
-void put_string(std::string& out, std::string_view s) {
-  out += '"';
+// Appends `s` with invalid UTF-8 (headers can carry any bytes) replaced by U+FFFD, so that
+// Postgres never refuses a batch for one row's bytes; `escape(out, c)` writes an ASCII byte
+// that needs escaping in the target format and returns false for one that does not.
+template <typename Escape>
+void put_utf8(std::string& out, std::string_view s, Escape escape) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const std::size_t n = s.size();
   for (std::size_t i = 0; i < n;) {
+    // A run of plain ASCII (most of every row) is copied in one go.
+    std::size_t run = i;
+    while (run < n && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\') {
+      ++run;
+    }
+    if (run != i) {
+      out.append(s.data() + i, run - i);
+      i = run;
+      continue;
+    }
     const unsigned char c = p[i];
     if (c < 0x80) {
-      switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default:
-          if (c < 0x20) {
-            static constexpr char hex[] = "0123456789abcdef";
-            out += "\\u00";
-            out += hex[c >> 4];
-            out += hex[c & 15];
-          } else {
-            out += static_cast<char>(c);
-          }
+      if (!escape(out, c)) {
+        out += static_cast<char>(c);
       }
       ++i;
       continue;
@@ -144,7 +142,45 @@ void put_string(std::string& out, std::string_view s) {
       ++i;
     }
   }
+}
+
+// A JSON string.
+void put_string(std::string& out, std::string_view s) {
   out += '"';
+  put_utf8(out, s, [](std::string& o, unsigned char c) {
+    switch (c) {
+      case '"': o += "\\\""; return true;
+      case '\\': o += "\\\\"; return true;
+      case '\n': o += "\\n"; return true;
+      case '\r': o += "\\r"; return true;
+      case '\t': o += "\\t"; return true;
+      default:
+        if (c < 0x20) {
+          static constexpr char hex[] = "0123456789abcdef";
+          o += "\\u00";
+          o += hex[c >> 4];
+          o += hex[c & 15];
+          return true;
+        }
+        return false;
+    }
+  });
+  out += '"';
+}
+
+// A field of COPY's text format: backslash, tab, newline and carriage return escaped. A NUL
+// byte, which no Postgres text can hold, becomes U+FFFD as invalid UTF-8 does.
+void put_copy(std::string& out, std::string_view s) {
+  put_utf8(out, s, [](std::string& o, unsigned char c) {
+    switch (c) {
+      case '\\': o += "\\\\"; return true;
+      case '\n': o += "\\n"; return true;
+      case '\r': o += "\\r"; return true;
+      case '\t': o += "\\t"; return true;
+      case 0: o += "\xEF\xBF\xBD"; return true;
+      default: return false;
+    }
+  });
 }
 
 void put_key(std::string& out, const char* key, bool first = false) {
@@ -183,14 +219,42 @@ void put(std::string& out, const char* key, bool v) {
 }
 
 // A JSON value kept as text: used as is when it is valid JSON, else `fallback`.
-void put_raw(std::string& out, const char* key, const std::string& text, const char* fallback) {
-  put_key(out, key);
+void put_raw_value(std::string& out, const std::string& text, const char* fallback) {
   if (!text.empty() && nlohmann::json::accept(text)) {
     // Re-dumped to drop invalid UTF-8 the text may hold (accept() does not check it).
     auto j = nlohmann::json::parse(text, nullptr, false);
     out += j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   } else {
     out += fallback;
+  }
+}
+
+void put_raw(std::string& out, const char* key, const std::string& text, const char* fallback) {
+  put_key(out, key);
+  put_raw_value(out, text, fallback);
+}
+
+// COPY text fields.
+void copy_sep(std::string& out) { out += '\t'; }
+
+void copy_int(std::string& out, long long v) {
+  char buf[32];
+  out.append(buf, static_cast<std::size_t>(std::to_chars(buf, buf + sizeof buf, v).ptr - buf));
+  copy_sep(out);
+}
+
+void copy_str(std::string& out, std::string_view v) {
+  put_copy(out, v);
+  copy_sep(out);
+}
+
+void copy_json(std::string& out, const std::string& text, const char* empty, const char* fallback) {
+  if (text == empty) {
+    out += empty;
+  } else {
+    std::string v;
+    put_raw_value(v, text, fallback);
+    put_copy(out, v);
   }
 }
 
@@ -251,6 +315,63 @@ void append_json(std::string& out, const spend_row& r) {
     put_raw(out, "response", r.response_json, "null");
   }
   out += '}';
+}
+
+void append_copy_line(std::string& out, const spend_row& r) {
+  copy_str(out, r.row_id);
+  copy_str(out, r.request_id);
+  copy_str(out, r.call_type);
+  copy_str(out, r.api_key);
+  copy_str(out, r.key_alias);
+  copy_str(out, r.user_id);
+  copy_str(out, r.team_id);
+  copy_str(out, r.organization_id);
+  copy_str(out, r.end_user);
+  copy_str(out, r.model);
+  copy_str(out, r.model_group);
+  copy_str(out, r.model_id);
+  copy_str(out, r.provider);
+  copy_str(out, r.api_base);
+  copy_int(out, r.prompt_tokens);
+  copy_int(out, r.completion_tokens);
+  copy_int(out, r.total_tokens);
+  copy_int(out, r.cached_tokens);
+  copy_int(out, r.cache_creation_tokens);
+  copy_int(out, r.reasoning_tokens);
+  out += r.usage_estimated ? "t\t" : "f\t";
+  {
+    char buf[32];
+    const double v = std::isfinite(r.spend) ? r.spend : 0.0;
+    out.append(buf, static_cast<std::size_t>(std::to_chars(buf, buf + sizeof buf, v).ptr - buf));
+    copy_sep(out);
+  }
+  copy_int(out, r.start_us);
+  copy_int(out, r.end_us);
+  copy_int(out, r.completion_start_us);
+  out += r.success ? "t\t" : "f\t";
+  copy_int(out, r.status_code);
+  copy_str(out, r.error_type);
+  out += r.cache_hit ? "t\t" : "f\t";
+  copy_int(out, r.retries);
+  copy_int(out, r.fallbacks);
+  copy_str(out, r.requester_ip);
+  copy_str(out, r.session_id);
+  copy_json(out, r.tags_json, "[]", "[]");
+  copy_sep(out);
+  copy_json(out, r.metadata_json, "{}", "{}");
+  copy_sep(out);
+  if (r.messages_json.empty()) {
+    out += "\\N";
+  } else {
+    copy_json(out, r.messages_json, "", "null");
+  }
+  copy_sep(out);
+  if (r.response_json.empty()) {
+    out += "\\N";
+  } else {
+    copy_json(out, r.response_json, "", "null");
+  }
+  out += '\n';
 }
 
 core::result<spend_row> row_from_json(std::string_view text) {

@@ -51,10 +51,12 @@ const isKeyLookup = (q) => /verification_tokens/.test(q) && /^WITH k AS/i.test(q
 // then ROLLBACK (or COMMIT).
 const isTxControl = (q) => /^(BEGIN|COMMIT|ROLLBACK|START TRANSACTION|SET TRANSACTION)\b/i.test(q.trim());
 // The cost logger's batches (its own connection, in the background): every statement of a
-// batch reads the temporary spend_batch table or the day-partition check. Their number
-// grows with time (one batch per flush interval at most), not with the request count.
-const isSpendWriter = (q) => /spend_batch|spend_logs|daily_spend|to_regclass/.test(q);
-const isSpendBatch = (q) => /^SELECT count\(\*\) FROM spend_batch$/i.test(q.trim());
+// batch reads or makes its temporary tables (spend_stage, spend_batch), is the day-partition
+// check, or is one of the transaction's SET LOCALs. Their number grows with time (one batch
+// per flush interval at most), not with the request count. One COPY per batch.
+const isSpendWriter = (q) => /spend_stage|spend_batch|spend_logs|daily_spend|to_regclass/.test(q) ||
+  /^SET LOCAL (jit|client_min_messages)\b/i.test(q.trim());
+const isSpendBatch = (q) => /^COPY spend_stage FROM STDIN$/i.test(q.trim());
 
 describe('hot path: no Postgres queries under load after warm-up', { skip }, () => {
   const dbName = `swy_hot_${process.pid}_${Date.now()}`;

@@ -1,6 +1,6 @@
 // The cost logger's writer: spend rows queue in memory on the loop and are written to
-// Postgres in batches (every flush_interval, or at once when batch_rows are waiting), one
-// transaction per batch, off the loop. Nothing is lost and nothing is counted twice:
+// Postgres in batches (every flush_interval, or at once when batch_rows are waiting; up to
+// max_batch_rows when more wait), one transaction per batch, off the loop. Nothing is lost and nothing is counted twice:
 //   - a failed batch goes back to the front of the queue and is retried with backoff;
 //   - past the queue's bound (rows or bytes), the oldest rows go to the spill files
 //     (spill_file.hpp) on the logger's own thread, and are replayed, oldest first, once
@@ -55,6 +55,12 @@ class spend_sink {
 struct logger_options {
   std::chrono::milliseconds flush_interval{100};
   std::size_t batch_rows = 1000;
+  // A batch takes up to this many rows when more are waiting (a backlog after a burst or an
+  // outage): one transaction's fixed cost (round trips, the rollup rows it updates, which
+  // depend on how many keys and models are in it, not on how many rows) is then shared by
+  // more rows, so the writer catches up instead of falling further behind. (While the
+  // database does not answer, batches stay at batch_rows.)
+  std::size_t max_batch_rows = 5000;
   std::size_t max_queue_rows = 100'000;
   std::size_t max_queue_bytes = 64u << 20;
   std::string spill_dir;  // empty: rows past the bound are dropped (counted, logged)

@@ -1,5 +1,6 @@
 // One spend_logs row: what one request cost and who pays for it, as plain values (no
-// pqxx, no DOM). Serialized as one JSON object for the database batch and the spill file.
+// pqxx, no DOM). Serialized as one JSON object for the spill file, and as one line of COPY
+// text for the database batch.
 // Thread: any (a value type).
 #pragma once
 #include "switchyard/core/error.hpp"
@@ -59,6 +60,10 @@ std::string stored_stream_response(bool chat, std::string_view text, bool trunca
 
 // Appends `r` as one JSON object (keys as in spend_logs' columns).
 void append_json(std::string& out, const spend_row& r);
+// Appends `r` as one line of COPY's text format (newline included), columns in the order of
+// the spend writer's staging table (store/postgres/spend_repo.hpp, spend_copy_columns):
+// what the writer sends to Postgres. Strings are sanitized as in append_json.
+void append_copy_line(std::string& out, const spend_row& r);
 // Parses what append_json wrote. Error on anything else.
 core::result<spend_row> row_from_json(std::string_view text);
 

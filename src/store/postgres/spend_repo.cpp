@@ -1,13 +1,17 @@
 #include "switchyard/store/postgres/spend_repo.hpp"
 
+#include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
+#include <pqxx/tablewriter>
 
+#include <algorithm>
+#include <cstdio>
 
 namespace switchyard::store::postgres {
 
 namespace {
 
-// The batch's columns as jsonb_to_recordset reads them.
+// The batch's columns, in the staging table (and COPY line) order.
 constexpr const char* batch_columns =
     "row_id uuid, request_id text, call_type text, api_key text, key_alias text, user_id text, team_id text, "
     "organization_id text, end_user text, model text, model_group text, model_id text, custom_llm_provider text, "
@@ -17,19 +21,27 @@ constexpr const char* batch_columns =
     "error_type text, cache_hit boolean, retries integer, fallbacks integer, requester_ip_address text, "
     "session_id text, request_tags jsonb, metadata jsonb, messages jsonb, response jsonb";
 
-// Rows inserted by this transaction (deleted at commit): the totals and rollups are made
-// from them only.
 constexpr const char* create_batch_table =
     "CREATE TEMP TABLE IF NOT EXISTS spend_batch (api_key text, user_id text, team_id text, "
     "organization_id text, end_user text, model text, model_group text, custom_llm_provider text, "
     "day date, spend double precision, prompt_tokens bigint, completion_tokens bigint, cached_tokens bigint, "
     "cache_creation_tokens bigint, success boolean, request_tags jsonb) ON COMMIT DELETE ROWS";
 
-std::string insert_rows_sql() {
-  return std::string(
-             "WITH r AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(") +
-         batch_columns +
-         ")), ins AS ("
+// The session's two work tables (emptied at commit): spend_stage holds the batch as sent
+// (COPY), spend_batch the rows this transaction actually inserted, from which alone the
+// totals and rollups are made. No JIT: these tables have no statistics, so a big batch can
+// look costly enough to the planner to compile the rollup (tens of ms) for a statement that
+// then runs in a few.
+const std::string& begin_batch_sql() {
+  static const std::string sql = std::string("SET LOCAL jit = off; SET LOCAL client_min_messages = warning; ") +
+                                 "CREATE TEMP TABLE IF NOT EXISTS spend_stage (" + batch_columns +
+                                 ") ON COMMIT DELETE ROWS; " + create_batch_table;
+  return sql;
+}
+
+const std::string& insert_rows_sql() {
+  static const std::string sql =
+         "WITH ins AS ("
          "INSERT INTO spend_logs (row_id, request_id, call_type, api_key, key_alias, user_id, team_id, "
          "organization_id, end_user, model, model_group, model_id, custom_llm_provider, api_base, prompt_tokens, "
          "completion_tokens, total_tokens, cached_tokens, cache_creation_tokens, reasoning_tokens, usage_estimated, "
@@ -48,36 +60,36 @@ std::string insert_rows_sql() {
          "CASE WHEN coalesce(success, true) THEN 'success' ELSE 'failure' END, coalesce(status_code, 0), "
          "nullif(error_type, ''), coalesce(cache_hit, false), coalesce(retries, 0), coalesce(fallbacks, 0), "
          "nullif(requester_ip_address, ''), coalesce(request_tags, '[]'::jsonb), nullif(session_id, ''), "
-         "coalesce(metadata, '{}'::jsonb), messages, response FROM r "
+         "coalesce(metadata, '{}'::jsonb), messages, response FROM spend_stage "
          "ON CONFLICT DO NOTHING "
          "RETURNING api_key, user_id, team_id, organization_id, end_user, model, model_group, custom_llm_provider, "
          "(start_time AT TIME ZONE 'UTC')::date, spend, prompt_tokens, completion_tokens, cached_tokens, "
          "cache_creation_tokens, status = 'success', request_tags) "
          "INSERT INTO spend_batch SELECT * FROM ins";
+  return sql;
 }
 
-// general_settings.disable_spend_logs: the batch goes straight to spend_batch (the totals
-// and rollups are made from it as usual); nothing is written to spend_logs. Without the
-// rows there is nothing to recognise a batch written twice by.
-std::string totals_only_sql() {
-  return std::string(
-             "INSERT INTO spend_batch SELECT coalesce(api_key, ''), nullif(user_id, ''), nullif(team_id, ''), "
-             "nullif(organization_id, ''), nullif(end_user, ''), coalesce(model, ''), nullif(model_group, ''), "
-             "nullif(custom_llm_provider, ''), (to_timestamp(start_us / 1000000.0) AT TIME ZONE 'UTC')::date, "
-             "coalesce(spend, 0), coalesce(prompt_tokens, 0), coalesce(completion_tokens, 0), "
-             "coalesce(cached_tokens, 0), coalesce(cache_creation_tokens, 0), coalesce(success, true), "
-             "coalesce(request_tags, '[]'::jsonb) FROM jsonb_to_recordset($1::jsonb) AS x(") +
-         batch_columns + ")";
+// general_settings.disable_spend_logs: the staged rows go straight into the batch, in the
+// shape spend_logs' RETURNING gives them above, and no spend_logs row is written. Without
+// the rows there is nothing to recognise a batch written twice by.
+const std::string& totals_only_sql() {
+  static const std::string sql =
+      "INSERT INTO spend_batch SELECT coalesce(api_key, ''), nullif(user_id, ''), nullif(team_id, ''), "
+      "nullif(organization_id, ''), nullif(end_user, ''), coalesce(model, ''), nullif(model_group, ''), "
+      "nullif(custom_llm_provider, ''), (to_timestamp(start_us / 1000000.0) AT TIME ZONE 'UTC')::date, "
+      "coalesce(spend, 0), coalesce(prompt_tokens, 0), coalesce(completion_tokens, 0), coalesce(cached_tokens, 0), "
+      "coalesce(cache_creation_tokens, 0), coalesce(success, true), coalesce(request_tags, '[]'::jsonb) "
+      "FROM spend_stage";
+  return sql;
 }
 
 // Lock then add, one entity table at a time (fixed order, ids sorted).
-void add_totals(pqxx::work& tx, const char* table, const char* id_col, const char* batch_col) {
+std::string add_totals_sql(const char* table, const char* id_col, const char* batch_col) {
   const std::string t = table, id = id_col, b = batch_col;
-  tx.exec("SELECT 1 FROM " + t + " WHERE " + id + " IN (SELECT " + b + " FROM spend_batch WHERE " + b +
-           " <> '') ORDER BY " + id + " FOR UPDATE");
-  tx.exec0("UPDATE " + t + " AS e SET spend = e.spend + s.total FROM (SELECT " + b +
-           " AS id, sum(spend) AS total FROM spend_batch WHERE " + b + " <> '' GROUP BY " + b +
-           ") s WHERE e." + id + " = s.id");
+  return "SELECT 1 FROM " + t + " WHERE " + id + " IN (SELECT " + b + " FROM spend_batch WHERE " + b +
+         " <> '') ORDER BY " + id + " FOR UPDATE; UPDATE " + t + " AS e SET spend = e.spend + s.total FROM (SELECT " +
+         b + " AS id, sum(spend) AS total FROM spend_batch WHERE " + b + " <> '' GROUP BY " + b + ") s WHERE e." + id +
+         " = s.id;";
 }
 
 constexpr const char* rollup_sql =
@@ -86,16 +98,29 @@ constexpr const char* rollup_sql =
     "successful_requests, failed_requests) "
     "SELECT entity_type, entity_id, day, coalesce(api_key, ''), coalesce(model, ''), coalesce(model_group, ''), "
     "coalesce(custom_llm_provider, ''), sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), "
-    "sum(cache_creation_tokens), sum(spend), count(*), count(*) FILTER (WHERE success), "
-    "count(*) FILTER (WHERE NOT success) FROM ("
-    "  SELECT 'all' AS entity_type, '' AS entity_id, * FROM spend_batch"
-    "  UNION ALL SELECT 'key', api_key, * FROM spend_batch WHERE api_key <> ''"
-    "  UNION ALL SELECT 'user', user_id, * FROM spend_batch WHERE user_id IS NOT NULL"
-    "  UNION ALL SELECT 'team', team_id, * FROM spend_batch WHERE team_id IS NOT NULL"
-    "  UNION ALL SELECT 'org', organization_id, * FROM spend_batch WHERE organization_id IS NOT NULL"
-    "  UNION ALL SELECT 'end_user', end_user, * FROM spend_batch WHERE end_user IS NOT NULL"
-    "  UNION ALL SELECT 'tag', t.tag, b.* FROM spend_batch b, jsonb_array_elements_text("
+    "sum(cache_creation_tokens), sum(spend), sum(api_requests), sum(successful_requests), "
+    "sum(failed_requests) FROM ("
+    // First the batch's distinct (day, who, model) combinations (a few hundred rows for
+    // a thousand requests), then each entity's share of them: the fan-out to six entity
+    // types runs over the groups, not over every row.
+    "  WITH g AS (SELECT day, api_key, user_id, team_id, organization_id, end_user, model, model_group,"
+    "    custom_llm_provider, sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,"
+    "    sum(cached_tokens) AS cached_tokens, sum(cache_creation_tokens) AS cache_creation_tokens,"
+    "    sum(spend) AS spend, count(*) AS api_requests, count(*) FILTER (WHERE success) AS successful_requests,"
+    "    count(*) FILTER (WHERE NOT success) AS failed_requests"
+    "    FROM spend_batch GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9)"
+    "  SELECT 'all' AS entity_type, '' AS entity_id, * FROM g"
+    "  UNION ALL SELECT 'key', api_key, * FROM g WHERE api_key <> ''"
+    "  UNION ALL SELECT 'user', user_id, * FROM g WHERE user_id IS NOT NULL"
+    "  UNION ALL SELECT 'team', team_id, * FROM g WHERE team_id IS NOT NULL"
+    "  UNION ALL SELECT 'org', organization_id, * FROM g WHERE organization_id IS NOT NULL"
+    "  UNION ALL SELECT 'end_user', end_user, * FROM g WHERE end_user IS NOT NULL"
+    "  UNION ALL SELECT 'tag', t.tag, b.day, b.api_key, b.user_id, b.team_id, b.organization_id, b.end_user, b.model,"
+    "    b.model_group, b.custom_llm_provider, b.prompt_tokens, b.completion_tokens, b.cached_tokens,"
+    "    b.cache_creation_tokens, b.spend, 1, CASE WHEN b.success THEN 1 ELSE 0 END,"
+    "    CASE WHEN b.success THEN 0 ELSE 1 END FROM spend_batch b, jsonb_array_elements_text("
     "    CASE WHEN jsonb_typeof(b.request_tags) = 'array' THEN b.request_tags ELSE '[]'::jsonb END) AS t(tag)"
+    "    WHERE b.request_tags <> '[]'::jsonb"
     ") e GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 3, 2, 4, 5, 6, 7 "
     "ON CONFLICT (entity_type, day, entity_id, api_key, model, model_group, custom_llm_provider) DO UPDATE SET "
     "prompt_tokens = d.prompt_tokens + excluded.prompt_tokens, "
@@ -106,24 +131,24 @@ constexpr const char* rollup_sql =
     "successful_requests = d.successful_requests + excluded.successful_requests, "
     "failed_requests = d.failed_requests + excluded.failed_requests";
 
-// Makes the day partitions the batch needs (one catalog query per batch when they exist).
-void ensure_partitions(pqxx::connection& c, const std::string& rows_json) {
+// Makes the day partitions the batch needs ("YYYYMMDD" days): one catalog query per batch
+// when they exist.
+void ensure_partitions(pqxx::connection& c, const std::vector<std::string>& days) {
   std::vector<std::string> missing;
   {
     pqxx::read_transaction tx{c};
-    auto res = tx.exec_params(
-        "SELECT to_char(d, 'YYYY-MM-DD'), to_regclass('spend_logs_' || to_char(d, 'YYYYMMDD')) IS NOT NULL "
-        "FROM (SELECT DISTINCT (to_timestamp((r->>'start_us')::bigint / 1000000.0) AT TIME ZONE 'UTC')::date AS d "
-        "FROM jsonb_array_elements($1::jsonb) r) days",
-        rows_json);
+    std::string list;
+    for (const auto& d : days) {
+      list += (list.empty() ? "" : ",") + tx.quote("spend_logs_" + d);
+    }
+    auto res = tx.exec("SELECT n FROM unnest(ARRAY[" + list + "]::text[]) n WHERE to_regclass(n) IS NULL");
     for (const auto& row : res) {
-      if (!row[1].as<bool>()) {
-        missing.push_back(row[0].as<std::string>());
-      }
+      missing.push_back(row[0].as<std::string>().substr(11));
     }
   }
-  for (const auto& day : missing) {
-    std::string name = "spend_logs_" + day.substr(0, 4) + day.substr(5, 2) + day.substr(8, 2);
+  for (const auto& d : missing) {
+    const std::string name = "spend_logs_" + d;
+    const std::string day = d.substr(0, 4) + "-" + d.substr(4, 2) + "-" + d.substr(6, 2) + " 00:00:00+00";
     // Another gateway may create the same partition at the same moment: try twice.
     for (int attempt = 0;; ++attempt) {
       try {
@@ -131,8 +156,7 @@ void ensure_partitions(pqxx::connection& c, const std::string& rows_json) {
         auto exists = tx.exec_params("SELECT to_regclass($1) IS NOT NULL", name);
         if (!exists[0][0].as<bool>()) {
           tx.exec0("CREATE TABLE " + tx.quote_name(name) + " PARTITION OF spend_logs FOR VALUES FROM (" +
-                   tx.quote(day + " 00:00:00+00") + ") TO (" + tx.quote(day + " 00:00:00+00") +
-                   "::timestamptz + interval '1 day')");
+                   tx.quote(day) + ") TO (" + tx.quote(day) + "::timestamptz + interval '1 day')");
         }
         tx.commit();
         break;
@@ -145,36 +169,139 @@ void ensure_partitions(pqxx::connection& c, const std::string& rows_json) {
   }
 }
 
+// Everything after the insert, in one round trip (no parameters: a multi-statement text).
+const std::string& totals_and_rollups_sql() {
+  static const std::string sql =
+      add_totals_sql("verification_tokens", "token", "api_key") + add_totals_sql("users", "user_id", "user_id") +
+      add_totals_sql("teams", "team_id", "team_id") +
+      add_totals_sql("organizations", "organization_id", "organization_id") +
+      "INSERT INTO end_users AS e (user_id, spend) SELECT end_user, sum(spend) FROM spend_batch "
+      "WHERE end_user IS NOT NULL GROUP BY end_user ORDER BY end_user "
+      "ON CONFLICT (user_id) DO UPDATE SET spend = e.spend + excluded.spend, updated_at = now();" +
+      rollup_sql +
+      ";SELECT token, spend FROM verification_tokens WHERE token IN (SELECT api_key FROM spend_batch "
+      "WHERE api_key <> '') ORDER BY token";
+  return sql;
+}
+
 }  // namespace
 
-spend_batch_result write_spend_batch_blocking(pqxx::connection& c, const std::string& rows_json, bool keep_rows) {
-  if (keep_rows) {
-    ensure_partitions(c, rows_json);
+std::string spend_day_of(std::int64_t start_us) {
+  // Floor division: a time before 1970 falls on the day before, as in Postgres.
+  std::int64_t days = start_us / 86'400'000'000;
+  if (start_us % 86'400'000'000 < 0) {
+    --days;
   }
+  // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+  const std::int64_t z = days + 719468;
+  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const std::int64_t doe = z - era * 146097;
+  const std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const std::int64_t mp = (5 * doy + 2) / 153;
+  const std::int64_t d = doy - (153 * mp + 2) / 5 + 1;
+  const std::int64_t m = mp < 10 ? mp + 3 : mp - 9;
+  const std::int64_t y = yoe + era * 400 + (m <= 2 ? 1 : 0);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04lld%02lld%02lld", static_cast<long long>(y), static_cast<long long>(m),
+                static_cast<long long>(d));
+  return buf;
+}
+
+std::vector<std::string> spend_days_of(std::vector<std::int64_t> start_us) {
+  std::vector<std::string> days;
+  std::sort(start_us.begin(), start_us.end());
+  std::int64_t last = 0;
+  for (std::size_t i = 0; i < start_us.size(); ++i) {
+    // A start 1 ms before midnight can become the next day's in Postgres (the seconds pass
+    // through a double there): that day's partition is made too.
+    for (const std::int64_t t : {start_us[i], start_us[i] + 1000}) {
+      const std::int64_t day = t / 86'400'000'000 - (t % 86'400'000'000 < 0 ? 1 : 0);
+      if (days.empty() || day != last) {
+        last = day;
+        days.push_back(spend_day_of(t));
+      }
+    }
+  }
+  std::sort(days.begin(), days.end());
+  days.erase(std::unique(days.begin(), days.end()), days.end());
+  return days;
+}
+
+spend_batch_result write_spend_batch_blocking(pqxx::connection& c, const std::string& rows_json, bool keep_rows) {
+  std::vector<std::int64_t> starts;
+  for (const auto& r : nlohmann::json::parse(rows_json)) {
+    starts.push_back(r.value("start_us", std::int64_t{0}));
+  }
+  return write_spend_batch_blocking(c, rows_json, spend_days_of(std::move(starts)), keep_rows);
+}
+
+namespace {
+
+// From the staged batch on: the new rows into spend_logs (or, with keep_rows false, every
+// staged row straight into the batch), then the totals and rollups.
+spend_batch_result write_staged(pqxx::work& tx, bool keep_rows) {
   spend_batch_result out;
-  pqxx::work tx{c};
-  tx.exec0(create_batch_table);
-  tx.exec_params(keep_rows ? insert_rows_sql() : totals_only_sql(), rows_json);
-  out.inserted = tx.exec1("SELECT count(*) FROM spend_batch")[0].as<std::size_t>();
+  out.inserted =
+      static_cast<std::size_t>(tx.exec(keep_rows ? insert_rows_sql() : totals_only_sql()).affected_rows());
   if (out.inserted > 0) {
-    add_totals(tx, "verification_tokens", "token", "api_key");
-    add_totals(tx, "users", "user_id", "user_id");
-    add_totals(tx, "teams", "team_id", "team_id");
-    add_totals(tx, "organizations", "organization_id", "organization_id");
-    tx.exec0(
-        "INSERT INTO end_users AS e (user_id, spend) SELECT end_user, sum(spend) FROM spend_batch "
-        "WHERE end_user IS NOT NULL GROUP BY end_user ORDER BY end_user "
-        "ON CONFLICT (user_id) DO UPDATE SET spend = e.spend + excluded.spend, updated_at = now()");
-    tx.exec0(rollup_sql);
-    auto totals = tx.exec(
-        "SELECT token, spend FROM verification_tokens WHERE token IN (SELECT api_key FROM spend_batch "
-        "WHERE api_key <> '') ORDER BY token");
+    // The result of the last statement: the keys' running totals after the batch.
+    auto totals = tx.exec(totals_and_rollups_sql());
     for (const auto& row : totals) {
       out.key_totals.emplace_back(row[0].as<std::string>(), row[1].as<double>());
     }
   }
   tx.commit();
   return out;
+}
+
+}  // namespace
+
+spend_batch_result write_spend_batch_blocking(pqxx::connection& c, const std::string& rows_json,
+                                              const std::vector<std::string>& days, bool keep_rows) {
+  if (keep_rows && !days.empty()) {
+    ensure_partitions(c, days);
+  }
+  pqxx::work tx{c};
+  tx.exec0(begin_batch_sql());
+  tx.exec_params0(std::string("INSERT INTO spend_stage SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(") +
+                      batch_columns + ")",
+                  rows_json);
+  return write_staged(tx, keep_rows);
+}
+
+spend_batch_result write_spend_copy_blocking(pqxx::connection& c, const std::string& copy_rows,
+                                             const std::vector<std::string>& days, bool keep_rows) {
+  if (keep_rows && !days.empty()) {
+    ensure_partitions(c, days);
+  }
+  pqxx::work tx{c};
+  tx.exec0(begin_batch_sql());
+  if (!copy_rows.empty()) {
+    // libpqxx 6 (Debian 12) sends raw COPY text only through tablewriter, deprecated there
+    // for stream_to, which takes typed tuples and would escape every field again.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    pqxx::tablewriter w{tx, "spend_stage"};
+    // Pieces of about 64 KB cut at line ends (libpqxx adds each piece's last newline): few
+    // calls, and libpq's buffer stays small instead of holding the whole batch.
+    constexpr std::size_t piece = 64 * 1024;
+    std::size_t end = copy_rows.size();
+    if (copy_rows.back() == '\n') {
+      --end;
+    }
+    for (std::size_t at = 0; at < end;) {
+      std::size_t cut = at + piece >= end ? end : copy_rows.find('\n', at + piece);
+      if (cut == std::string::npos || cut > end) {
+        cut = end;
+      }
+      w.write_raw_line(copy_rows.substr(at, cut - at));
+      at = cut + 1;
+    }
+    w.complete();
+#pragma GCC diagnostic pop
+  }
+  return write_staged(tx, keep_rows);
 }
 
 std::size_t drop_spend_partitions_before_blocking(pqxx::connection& c, const std::string& cutoff_day) {

@@ -103,6 +103,7 @@ logger_options fast(const std::string& dir = {}) {
   logger_options o;
   o.flush_interval = 5ms;
   o.batch_rows = 10;
+  o.max_batch_rows = 10;
   o.retry_min = 5ms;
   o.retry_max = 20ms;
   o.spill_dir = dir;
@@ -129,6 +130,27 @@ TEST(cost_logger, writes_every_row_in_batches_and_reports_key_totals) {
   EXPECT_LE(sink.max_batch, 10u);
   EXPECT_NEAR(seen["a"], 0.48, 1e-9);
   EXPECT_NEAR(seen["b"], 0.47, 1e-9);
+}
+
+// A backlog (rows queued faster than one batch a flush) is written in bigger batches, up to
+// max_batch_rows and never more, so the writer catches up instead of falling behind.
+TEST(cost_logger, a_backlog_goes_in_bigger_batches_up_to_the_limit) {
+  fake_sink sink;
+  run_loop([&](net::any_io_executor ex) -> net::awaitable<void> {
+    auto o = fast();
+    o.max_batch_rows = 40;
+    cost_logger log(ex, sink, o);
+    for (int i = 0; i < 95; ++i) {
+      log.add(row(i));
+    }
+    log.start();
+    co_await wait_until([&] { return sink.ids.size() == 95; });
+    co_await log.stop(std::chrono::steady_clock::now() + 5s);
+    EXPECT_EQ(log.stats().written, 95u);
+  });
+  EXPECT_EQ(sink.ids.size(), 95u);
+  EXPECT_EQ(sink.max_batch, 40u);
+  EXPECT_EQ(sink.batches, 3u);
 }
 
 TEST(cost_logger, a_database_outage_loses_nothing) {

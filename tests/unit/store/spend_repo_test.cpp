@@ -3,6 +3,7 @@
 // first use, and the retention drops whole days.
 #include "switchyard/store/postgres/spend_repo.hpp"
 
+#include "switchyard/spend/record.hpp"
 #include "switchyard/store/postgres/db_executor.hpp"
 #include "switchyard/store/postgres/migrations.hpp"
 
@@ -159,6 +160,112 @@ TEST_F(spend_repo_test, a_batch_committed_after_its_deadline_is_not_counted_twic
   EXPECT_EQ(**retry, 0u) << "the late-committed rows were inserted again";
   EXPECT_DOUBLE_EQ(scalar("SELECT count(*) FROM spend_logs"), 2);
   EXPECT_DOUBLE_EQ(scalar("SELECT spend FROM verification_tokens WHERE token = 'k1'"), 0.75);
+}
+
+}  // namespace
+
+namespace {
+
+// The gateway's path: rows as COPY text. Every byte a header can carry arrives as the
+// JSON path would store it (escapes, invalid UTF-8 and NUL as U+FFFD), and the batch
+// counts once like the JSON one.
+TEST_F(spend_repo_test, copy_rows_land_as_sent_and_count_once) {
+  namespace spend = switchyard::spend;
+  spend::spend_row a;
+  a.row_id = "c0900000-0000-4000-8000-000000000001";
+  a.request_id = "req\twith\ttabs\nand\\newlines\r";
+  a.call_type = "acompletion";
+  a.api_key = "k1";
+  a.user_id = "u1";
+  a.team_id = "t1";
+  a.organization_id = "o1";
+  a.end_user = std::string("bad \xff utf8 and nul ") + '\0' + " end";
+  a.model = a.model_group = "gpt-4o";
+  a.provider = "openai";
+  a.prompt_tokens = 10;
+  a.completion_tokens = 5;
+  a.total_tokens = 15;
+  a.spend = 0.125;
+  a.start_us = day1 + hour;
+  a.end_us = day1 + hour + 2'500;
+  a.completion_start_us = day1 + hour + 1'000;
+  a.status_code = 200;
+  a.requester_ip = "127.0.0.1";
+  a.session_id = "s\\1";
+  a.tags_json = R"(["x","y\"z"])";
+  a.metadata_json = "not json";  // falls back to {}
+  spend::spend_row b = a;
+  b.row_id = "c0900000-0000-4000-8000-000000000002";
+  b.request_id = "req-b";
+  b.api_key = "k2";
+  b.user_id.clear();
+  b.end_user.clear();
+  b.tags_json = "[]";
+  b.metadata_json = "{}";
+  b.success = false;
+  b.status_code = 429;
+  b.error_type = "rate_limit_error";
+  b.spend = 0.25;
+  b.start_us = day1 + 30 * hour;  // the next day: a second partition
+  b.end_us = b.start_us;
+  b.messages_json = R"([{"role":"user","content":"hi"}])";
+  std::string text;
+  spend::append_copy_line(text, a);
+  spend::append_copy_line(text, b);
+  const std::vector<std::string> days{pg::spend_day_of(a.start_us), pg::spend_day_of(b.start_us)};
+  EXPECT_EQ(days[0], "20251204");
+  EXPECT_EQ(days[1], "20251205");
+  auto r = pg::write_spend_copy_blocking(*conn, text, days);
+  EXPECT_EQ(r.inserted, 2u);
+  ASSERT_EQ(r.key_totals.size(), 2u);
+  EXPECT_EQ(r.key_totals[0].first, "k1");
+  EXPECT_DOUBLE_EQ(r.key_totals[0].second, 0.125);
+  // A replay adds nothing.
+  EXPECT_EQ(pg::write_spend_copy_blocking(*conn, text, days).inserted, 0u);
+  EXPECT_DOUBLE_EQ(scalar("SELECT spend FROM teams WHERE team_id = 't1'"), 0.375);
+  EXPECT_DOUBLE_EQ(scalar("SELECT sum(api_requests) FROM daily_spend WHERE entity_type = 'all'"), 2);
+  EXPECT_DOUBLE_EQ(scalar("SELECT failed_requests FROM daily_spend WHERE entity_type = 'key' AND entity_id = 'k2'"),
+                   1);
+  EXPECT_DOUBLE_EQ(scalar("SELECT sum(spend) FROM daily_spend WHERE entity_type = 'tag' AND entity_id = 'y\"z'"),
+                   0.125);
+  pqxx::read_transaction tx{*conn};
+  auto row = tx.exec1(
+      "SELECT request_id, end_user, session_id, request_tags::text, metadata::text, status, request_duration_ms, "
+      "completion_start_time = start_time + interval '1 ms', user_id IS NULL, key_alias IS NULL "
+      "FROM spend_logs WHERE row_id = 'c0900000-0000-4000-8000-000000000001'");
+  EXPECT_EQ(row[0].as<std::string>(), a.request_id);
+  EXPECT_EQ(row[1].as<std::string>(), "bad \xEF\xBF\xBD utf8 and nul \xEF\xBF\xBD end");
+  EXPECT_EQ(row[2].as<std::string>(), "s\\1");
+  EXPECT_EQ(row[3].as<std::string>(), R"(["x", "y\"z"])");
+  EXPECT_EQ(row[4].as<std::string>(), "{}");
+  EXPECT_EQ(row[5].as<std::string>(), "success");
+  EXPECT_EQ(row[6].as<int>(), 2);
+  EXPECT_TRUE(row[7].as<bool>());
+  EXPECT_FALSE(row[8].as<bool>());
+  EXPECT_TRUE(row[9].as<bool>());
+  auto other = tx.exec1(
+      "SELECT status, error_type, status_code, user_id IS NULL, end_user IS NULL, messages::text, response IS NULL "
+      "FROM spend_logs WHERE row_id = 'c0900000-0000-4000-8000-000000000002'");
+  EXPECT_EQ(other[0].as<std::string>(), "failure");
+  EXPECT_EQ(other[1].as<std::string>(), "rate_limit_error");
+  EXPECT_EQ(other[2].as<int>(), 429);
+  EXPECT_TRUE(other[3].as<bool>());
+  EXPECT_TRUE(other[4].as<bool>());
+  EXPECT_EQ(other[5].as<std::string>(), R"([{"role": "user", "content": "hi"}])");
+  EXPECT_TRUE(other[6].as<bool>());
+}
+
+TEST(spend_day_of, floors_to_the_utc_day) {
+  EXPECT_EQ(pg::spend_day_of(0), "19700101");
+  EXPECT_EQ(pg::spend_day_of(-1), "19691231");
+  EXPECT_EQ(pg::spend_day_of(day1), "20251204");
+  EXPECT_EQ(pg::spend_day_of(day1 - 1), "20251203");
+  EXPECT_EQ(pg::spend_day_of(951'782'400'000'000), "20000229");  // a leap day
+  // A batch's days: each once, sorted, and the next day too for a start just before midnight.
+  EXPECT_EQ(pg::spend_days_of({day1 + 30 * hour, day1 + hour, day1 + 2 * hour}),
+            (std::vector<std::string>{"20251204", "20251205"}));
+  EXPECT_EQ(pg::spend_days_of({day1 - 1}), (std::vector<std::string>{"20251203", "20251204"}));
+  EXPECT_TRUE(pg::spend_days_of({}).empty());
 }
 
 }  // namespace

@@ -1,10 +1,12 @@
-// The spend writer's SQL: one batch of spend_logs rows (a JSON array, as
-// spend::append_json writes them) in one transaction, exactly once per row.
+// The spend writer's SQL: one batch of spend_logs rows (COPY text as spend::append_copy_line
+// writes it, or a JSON array as spend::append_json does) in one transaction, exactly once
+// per row. The batch is staged in a temporary table, then inserted from there.
 //
 // Rows already in spend_logs (same row_id and start time: a replay after a crash
 // mid-flush, or a spill file read twice) are skipped, and only the rows actually
 // inserted move the running totals (keys, users, teams, organisations, end users) and the
-// daily rollups (one per entity, and entity_type 'all' for every request), so a replay never counts twice. Entities are locked in one fixed order
+// daily rollups (one per entity, and entity_type 'all' for every request), so a replay
+// never counts twice. Entities are locked in one fixed order
 // (keys, users, teams, organisations, end users; each sorted by id), so writers of several
 // gateways cannot deadlock. Day partitions are created on first use. See docs/spend.md.
 //
@@ -13,6 +15,7 @@
 #include "switchyard/store/postgres/pqxx_fwd.hpp"
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,11 +29,24 @@ struct spend_batch_result {
 };
 
 // `rows_json`: a JSON array of row objects. Throws on SQL errors (db_executor maps them).
+// `days`: the distinct UTC days of the rows' start times ("YYYYMMDD", spend_day_of), whose
+// partitions must exist; without it they are read from the JSON (a second parse).
 // keep_rows false (general_settings.disable_spend_logs): only the totals and rollups are
 // written, no spend_logs rows; every row of the batch counts as inserted, so a batch
 // written twice (a commit whose answer was lost, then retried) counts twice.
 spend_batch_result write_spend_batch_blocking(pqxx::connection& c, const std::string& rows_json,
+                                              const std::vector<std::string>& days, bool keep_rows = true);
+spend_batch_result write_spend_batch_blocking(pqxx::connection& c, const std::string& rows_json,
                                               bool keep_rows = true);
+// The same batch as lines of COPY text (spend::append_copy_line), what the gateway sends:
+// Postgres reads COPY text several times faster than a JSON parameter.
+spend_batch_result write_spend_copy_blocking(pqxx::connection& c, const std::string& copy_rows,
+                                             const std::vector<std::string>& days, bool keep_rows = true);
+
+// The UTC day ("YYYYMMDD") of a start time in Unix microseconds: the day partition's suffix.
+std::string spend_day_of(std::int64_t start_us);
+// The days whose partitions rows with these start times need, sorted, each once.
+std::vector<std::string> spend_days_of(std::vector<std::int64_t> start_us);
 
 // Drops the day partitions of spend_logs that end before `cutoff_day` ("YYYY-MM-DD").
 // Returns how many were dropped.
