@@ -163,8 +163,11 @@ describe('hot path: no Postgres queries under load after warm-up', { skip }, () 
       `${sinceWarmS.toFixed(1)} s old): the key cache did not serve the hot path`);
     // BEGIN / SET TRANSACTION / ROLLBACK / COMMIT only wrap those refreshes (one each per lookup
     // at most) and the spend batches (two transactions each: the partition check and the write).
+    // pg_stat_statements counts a statement when it ends, so a batch caught mid-way by the
+    // snapshot has its BEGINs counted and its COPY not yet: one batch of slack (2).
     for (const s of tx) {
-      assert.ok(s.calls <= lookups + 2 * batches, `${s.calls} x ${s.query} for ${lookups} lookup(s), ${batches} batch(es)`);
+      assert.ok(s.calls <= lookups + 2 * batches + 2,
+        `${s.calls} x ${s.query} for ${lookups} lookup(s), ${batches} batch(es)`);
     }
     assert.ok(pings + lookups * 4 < REQUESTS / 100, 'the query count must not grow with the request count');
   });
