@@ -82,7 +82,7 @@ TEST(CacheKey, RawMembersGiveTheDomPathsTextWhenCanonical) {
   };
   for (const auto& ms : cases) {
     auto raw = canonical_request_raw("chat", "gpt", ms);
-    ASSERT_TRUE(raw.has_value());
+    ASSERT_TRUE(raw.has_value()) << ms.front().first << ms.front().second;
     EXPECT_EQ(*raw, canonical_request("chat", "gpt", dom_of(ms)));
   }
 }
