@@ -2,6 +2,8 @@
 
 #include "switchyard/core/ids.hpp"
 
+#include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -81,6 +83,318 @@ std::string canonical_request(std::string_view call, std::string_view model_grou
   c["model"] = std::string(model_group);
   c["params"] = std::move(params);
   return c.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+namespace {
+
+// Writes raw JSON text in the form nlohmann's dump() gives the parsed and canonicalised
+// value: whitespace dropped, object members sorted by key; strings, numbers and literals
+// are copied only when dump() would write the same bytes. Anything else (a value it
+// cannot vouch for) makes it fail, and the caller uses the DOM path.
+struct canonical_writer {
+  std::string_view t;
+  std::string& out;
+  std::size_t i = 0;
+
+  bool at_end() const { return i >= t.size(); }
+
+  void skip_ws() {
+    while (i < t.size() && (t[i] == ' ' || t[i] == '\n' || t[i] == '\r' || t[i] == '\t')) {
+      ++i;
+    }
+  }
+
+  // A string at t[i] (the opening quote), copied to `out`; `raw` gets its contents.
+  bool string(std::string_view* raw) {
+    if (at_end() || t[i] != '"') {
+      return false;
+    }
+    const std::size_t start = ++i;
+    while (i < t.size()) {
+      const auto c = static_cast<unsigned char>(t[i]);
+      if (c == '"') {
+        if (raw != nullptr) {
+          *raw = t.substr(start, i - start);
+        }
+        ++i;
+        out.append(t.substr(start - 1, i - start + 1));
+        return true;
+      }
+      if (c < 0x20 || c >= 0x80) {
+        return false;  // control bytes are invalid; non-ASCII: the DOM path checks UTF-8
+      }
+      if (c == '\\') {
+        if (i + 1 >= t.size()) {
+          return false;
+        }
+        switch (t[i + 1]) {
+          case '"': case '\\': case 'b': case 'f': case 'n': case 'r': case 't':
+            i += 2;
+            continue;
+          default:
+            return false;  // \u and \/ are written differently by dump()
+        }
+      }
+      ++i;
+    }
+    return false;
+  }
+
+  bool number() {
+    const std::size_t start = i;
+    if (t[i] == '-') {
+      ++i;
+    }
+    const std::size_t int_start = i;
+    while (i < t.size() && t[i] >= '0' && t[i] <= '9') {
+      ++i;
+    }
+    const std::size_t int_len = i - int_start;
+    if (int_len == 0 || (int_len > 1 && t[int_start] == '0')) {
+      return false;
+    }
+    if (i < t.size() && (t[i] == 'e' || t[i] == 'E')) {
+      return false;
+    }
+    if (i >= t.size() || t[i] != '.') {
+      // An integer: "-0" becomes 0; more than 18 digits may leave int64.
+      if (int_len > 18 || (t[start] == '-' && t[int_start] == '0')) {
+        return false;
+      }
+      out.append(t.substr(start, i - start));
+      return true;
+    }
+    ++i;
+    const std::size_t frac_start = i;
+    while (i < t.size() && t[i] >= '0' && t[i] <= '9') {
+      ++i;
+    }
+    if (i == frac_start || (i < t.size() && (t[i] == 'e' || t[i] == 'E'))) {
+      return false;
+    }
+    const std::string_view text = t.substr(start, i - start);
+    if (text.size() > 17) {
+      return false;
+    }
+    double d = 0;
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), d);
+    if (ec != std::errc{} || p != text.data() + text.size() || !std::isfinite(d) || std::trunc(d) == d) {
+      return false;  // integral values are written as integers
+    }
+    // Accepted only when it is the shortest spelling (the one dump() writes).
+    char buf[32];
+    auto [q, ec2] = std::to_chars(buf, buf + sizeof buf, d);
+    if (ec2 != std::errc{} || std::string_view(buf, static_cast<std::size_t>(q - buf)) != text) {
+      return false;
+    }
+    out.append(text);
+    return true;
+  }
+
+  bool literal(std::string_view word) {
+    if (t.substr(i, word.size()) != word) {
+      return false;
+    }
+    i += word.size();
+    out.append(word);
+    return true;
+  }
+
+  struct member_span {
+    std::string_view key;
+    std::size_t from;  // its `"key":value` in `out`
+    std::size_t to;
+  };
+
+  bool object(int depth) {
+    ++i;  // '{'
+    const std::size_t open = out.size();
+    out += '{';
+    skip_ws();
+    if (!at_end() && t[i] == '}') {
+      ++i;
+      out += '}';
+      return true;
+    }
+    std::vector<member_span> ms;
+    bool sorted = true;
+    while (true) {
+      skip_ws();
+      const std::size_t from = out.size();
+      std::string_view k;
+      if (!string(&k) || k.find('\\') != std::string_view::npos) {
+        return false;  // escaped keys: left to the DOM path
+      }
+      if (!ms.empty() && !(ms.back().key < k)) {
+        sorted = false;
+      }
+      skip_ws();
+      if (at_end() || t[i] != ':') {
+        return false;
+      }
+      ++i;
+      out += ':';
+      if (!value(depth + 1)) {
+        return false;
+      }
+      ms.push_back({k, from, out.size()});
+      skip_ws();
+      if (at_end()) {
+        return false;
+      }
+      if (t[i] == '}') {
+        ++i;
+        break;
+      }
+      if (t[i] != ',') {
+        return false;
+      }
+      ++i;
+      out += ',';
+    }
+    if (!sorted) {
+      std::sort(ms.begin(), ms.end(), [](const member_span& a, const member_span& b) { return a.key < b.key; });
+      for (std::size_t j = 1; j < ms.size(); ++j) {
+        if (ms[j - 1].key == ms[j].key) {
+          return false;  // a repeated key: the parsed object keeps the last one
+        }
+      }
+      std::string sorted_text;
+      sorted_text.reserve(out.size() - open + 1);
+      sorted_text += '{';
+      for (std::size_t j = 0; j < ms.size(); ++j) {
+        if (j > 0) {
+          sorted_text += ',';
+        }
+        sorted_text.append(out, ms[j].from, ms[j].to - ms[j].from);
+      }
+      out.resize(open);
+      out += sorted_text;
+    }
+    out += '}';
+    return true;
+  }
+
+  bool array(int depth) {
+    ++i;  // '['
+    out += '[';
+    skip_ws();
+    if (!at_end() && t[i] == ']') {
+      ++i;
+      out += ']';
+      return true;
+    }
+    while (true) {
+      if (!value(depth + 1)) {
+        return false;
+      }
+      skip_ws();
+      if (at_end()) {
+        return false;
+      }
+      if (t[i] == ']') {
+        ++i;
+        out += ']';
+        return true;
+      }
+      if (t[i] != ',') {
+        return false;
+      }
+      ++i;
+      out += ',';
+    }
+  }
+
+  bool value(int depth) {
+    skip_ws();
+    if (at_end() || depth > 512) {
+      return false;
+    }
+    switch (t[i]) {
+      case '"':
+        return string(nullptr);
+      case '{':
+        return object(depth);
+      case '[':
+        return array(depth);
+      case 't':
+        return literal("true");
+      case 'f':
+        return literal("false");
+      case 'n':
+        return literal("null");
+      default:
+        return number();
+    }
+  }
+};
+
+// Appends the canonical text of `raw` to `out`; false when it cannot (then `out` is junk).
+bool append_canonical(std::string& out, std::string_view raw) {
+  canonical_writer w{raw, out};
+  if (!w.value(0)) {
+    return false;
+  }
+  w.skip_ws();
+  return w.at_end();
+}
+
+bool plain_key(std::string_view k) {
+  for (char ch : k) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<std::string> canonical_request_raw(
+    std::string_view call, std::string_view model_group,
+    const std::vector<std::pair<std::string_view, std::string_view>>& members) {
+  std::vector<const std::pair<std::string_view, std::string_view>*> kept;
+  kept.reserve(members.size());
+  std::size_t bytes = 64 + call.size() + model_group.size();
+  for (const auto& m : members) {
+    if (excluded_from_key(m.first)) {
+      continue;
+    }
+    if (!plain_key(m.first)) {
+      return std::nullopt;
+    }
+    kept.push_back(&m);
+    bytes += m.first.size() + m.second.size() + 4;
+  }
+  std::sort(kept.begin(), kept.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
+  for (std::size_t i = 1; i < kept.size(); ++i) {
+    if (kept[i - 1]->first == kept[i]->first) {
+      return std::nullopt;  // a repeated key: the parsed object keeps the last one
+    }
+  }
+  std::string out;
+  out.reserve(bytes);
+  out += "{\"call\":";
+  out += json(std::string(call)).dump(-1, ' ', false, json::error_handler_t::replace);
+  out += ",\"model\":";
+  out += json(std::string(model_group)).dump(-1, ' ', false, json::error_handler_t::replace);
+  out += ",\"params\":{";
+  bool first = true;
+  for (const auto* m : kept) {
+    if (!first) {
+      out += ',';
+    }
+    first = false;
+    out += '"';
+    out.append(m->first);
+    out += "\":";
+    if (!append_canonical(out, m->second)) {
+      return std::nullopt;
+    }
+  }
+  out += "}}";
+  return out;
 }
 
 std::string key_of(std::string_view ns, std::string_view canonical) {

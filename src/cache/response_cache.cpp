@@ -24,6 +24,14 @@ std::string encode(const entry& e) {
   std::string out = std::to_string(e.stored_ms);
   out += ' ';
   out += std::to_string(e.expires_ms);
+  if (e.has_usage) {
+    out += e.usage_known ? " 1 " : " 0 ";
+    out += std::to_string(e.prompt_tokens);
+    out += ' ';
+    out += std::to_string(e.completion_tokens);
+    out += ' ';
+    out += std::to_string(e.total_tokens);
+  }
   out += '\n';
   out += e.value;
   return out;
@@ -31,15 +39,34 @@ std::string encode(const entry& e) {
 
 std::optional<entry> decode(std::string s) {
   auto nl = s.find('\n');
-  auto sp = s.find(' ');
-  if (nl == std::string::npos || sp == std::string::npos || sp > nl) {
+  if (nl == std::string::npos) {
+    return std::nullopt;
+  }
+  // The header: two or six space-separated integers.
+  std::int64_t f[6] = {};
+  std::size_t n = 0;
+  const char* p = s.data();
+  const char* end = s.data() + nl;
+  while (p < end && n < 6) {
+    auto [q, ec] = std::from_chars(p, end, f[n]);
+    if (ec != std::errc{} || (q != end && *q != ' ')) {
+      return std::nullopt;
+    }
+    ++n;
+    p = q == end ? q : q + 1;
+  }
+  if (p != end || (n != 2 && n != 6)) {
     return std::nullopt;
   }
   entry e;
-  auto [p1, e1] = std::from_chars(s.data(), s.data() + sp, e.stored_ms);
-  auto [p2, e2] = std::from_chars(s.data() + sp + 1, s.data() + nl, e.expires_ms);
-  if (e1 != std::errc{} || e2 != std::errc{} || p1 != s.data() + sp || p2 != s.data() + nl) {
-    return std::nullopt;
+  e.stored_ms = f[0];
+  e.expires_ms = f[1];
+  if (n == 6) {
+    e.has_usage = true;
+    e.usage_known = f[2] != 0;
+    e.prompt_tokens = f[3];
+    e.completion_tokens = f[4];
+    e.total_tokens = f[5];
   }
   s.erase(0, nl + 1);
   e.value = std::move(s);
@@ -93,7 +120,7 @@ net::awaitable<std::optional<entry>> response_cache::get_redis(std::string key) 
   co_return e;
 }
 
-bool response_cache::put(const std::string& key, std::string value, double ttl_s) {
+bool response_cache::put(const std::string& key, std::string value, double ttl_s, stored_usage usage) {
   if (ttl_s <= 0) {
     return false;
   }
@@ -107,6 +134,13 @@ bool response_cache::put(const std::string& key, std::string value, double ttl_s
   }
   entry e{std::move(value), now_(), 0};
   e.expires_ms = e.stored_ms + ttl_ms;
+  if (usage.stored) {
+    e.has_usage = true;
+    e.usage_known = usage.known;
+    e.prompt_tokens = usage.prompt_tokens;
+    e.completion_tokens = usage.completion_tokens;
+    e.total_tokens = usage.total_tokens;
+  }
   ++counters_.writes;
   if (redis_ != nullptr) {
     if (!redis_->connected() || pending_writes_ >= opts_.max_pending_writes) {

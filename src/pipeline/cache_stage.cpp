@@ -85,9 +85,30 @@ verdict cache_stage::run(request_ctx& ctx) {
   if (!supported) {
     return verdict::next();
   }
-  const json& body = ctx.full_body();
-  auto cit = body.find("cache");
-  auto ctl = cache::parse_controls(cit != body.end() ? &*cit : nullptr, ctx.req.header("cache-control"),
+  // The key is hashed from the body's members as received when they are already in
+  // canonical form (the common case: SDKs write compact JSON), so no DOM is built; only
+  // the `cache` and `metadata` members are parsed. Otherwise the whole body is parsed.
+  std::vector<std::pair<std::string_view, std::string_view>> members;
+  members.reserve(ctx.scan.members.size());
+  const providers::json_member* cache_m = nullptr;
+  const providers::json_member* metadata_m = nullptr;
+  for (const auto& m : ctx.scan.members) {
+    members.emplace_back(m.key, m.value);
+    if (m.key == "cache") {
+      cache_m = &m;  // the last duplicate wins, as in a parsed object
+    } else if (m.key == "metadata") {
+      metadata_m = &m;
+    }
+  }
+  json cache_v;
+  json metadata_v;
+  if (cache_m != nullptr) {
+    cache_v = providers::json_member_value(*cache_m);
+  }
+  if (metadata_m != nullptr) {
+    metadata_v = providers::json_member_value(*metadata_m);
+  }
+  auto ctl = cache::parse_controls(cache_m != nullptr ? &cache_v : nullptr, ctx.req.header("cache-control"),
                                    allowed_controls(ctx));
   if (!ctl) {
     return verdict::fail(ctl.error());
@@ -99,8 +120,9 @@ verdict cache_stage::run(request_ctx& ctx) {
   std::string ns = settings_.namespace_;
   if (ctl->namespace_) {
     ns = *ctl->namespace_;
-  } else if (auto md = body.find("metadata"); md != body.end() && md->is_object()) {
-    if (auto rn = md->find("redis_namespace"); rn != md->end() && rn->is_string() && !rn->get_ref<const std::string&>().empty()) {
+  } else if (metadata_v.is_object()) {
+    if (auto rn = metadata_v.find("redis_namespace");
+        rn != metadata_v.end() && rn->is_string() && !rn->get_ref<const std::string&>().empty()) {
       ns = rn->get<std::string>();
     }
   }
@@ -108,7 +130,11 @@ verdict cache_stage::run(request_ctx& ctx) {
   if (group.empty()) {
     group = ctx.requested_model;
   }
-  ctx.cache_key = cache::key_of(ns, cache::canonical_request(call_name(ctx.type), group, body));
+  auto canonical = cache::canonical_request_raw(call_name(ctx.type), group, members);
+  if (!canonical) {
+    canonical = cache::canonical_request(call_name(ctx.type), group, ctx.full_body());
+  }
+  ctx.cache_key = cache::key_of(ns, *canonical);
   ctx.cache_group = std::move(group);
   auto slot = std::make_shared<cache_slot>();
   slot->ctl = std::move(*ctl);
@@ -188,12 +214,26 @@ void cache_stage::arm_capture(request_ctx& ctx) const {
 
 // Sends the cached answer; false when the entry is unreadable (then it is a miss).
 net::awaitable<bool> cache_stage::answer(request_ctx& ctx, const cache::entry& e) {
-  auto j = json::parse(e.value, nullptr, false);
-  if (!j.is_object()) {
-    co_return false;
+  // A non-stream hit whose usage was stored beside it is sent as stored, without a parse;
+  // a stream hit is rebuilt into chunks from the parsed answer.
+  json j;
+  if (ctx.stream || !e.has_usage) {
+    j = json::parse(e.value, nullptr, false);
+    if (!j.is_object()) {
+      co_return false;
+    }
   }
   ctx.out.cache_hit = true;
-  ctx.out.usage = usage_of(j);
+  if (e.has_usage) {
+    providers::usage u;
+    u.prompt_tokens = e.prompt_tokens;
+    u.completion_tokens = e.completion_tokens;
+    u.total_tokens = e.total_tokens;
+    u.known = e.usage_known;
+    ctx.out.usage = u;
+  } else {
+    ctx.out.usage = usage_of(j);
+  }
   auto h = litellm_headers(ctx);
   h += "x-litellm-response-cost: 0\r\n";
   if (!ctx.stream) {
@@ -233,7 +273,15 @@ void cache_stage::on_finish(const request_ctx& ctx) noexcept {
       }
       const double ttl = slot->ctl.ttl ? *slot->ctl.ttl : slot->ctl.header_ttl ? *slot->ctl.header_ttl : settings_.ttl_s;
       if (value) {
-        rc_.put(ctx.cache_key, std::move(*value), ttl);
+        // The usage the answer carries (the stream's was just written into it), so a hit
+        // needs no parse to report it.
+        cache::stored_usage su;
+        su.stored = o.usage.known;  // else a hit reads it from the answer, as before
+        su.known = o.usage.known;
+        su.prompt_tokens = o.usage.prompt_tokens;
+        su.completion_tokens = o.usage.completion_tokens;
+        su.total_tokens = slot->sse ? o.usage.prompt_tokens + o.usage.completion_tokens : o.usage.total_tokens;
+        rc_.put(ctx.cache_key, std::move(*value), ttl, su);
       } else if (slot->too_big || (slot->sse && slot->sse->too_large())) {
         rc_.note_too_large();
       }

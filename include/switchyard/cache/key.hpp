@@ -13,8 +13,11 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace switchyard::cache {
 
@@ -24,6 +27,17 @@ bool excluded_from_key(std::string_view member);
 // The canonical text of a request body (a JSON object) for `model_group` and `call`
 // ("chat", "completion", "embedding").
 std::string canonical_request(std::string_view call, std::string_view model_group, const nlohmann::json& body);
+
+// The same text as canonical_request(), built from the body's top-level members as
+// received (key, raw value bytes) without a DOM: whitespace is dropped and object members
+// sorted while the bytes are copied, provided every scalar is already spelled as the
+// canonical dump writes it (integers without exponent or negative zero, fractions in
+// their shortest spelling, ASCII strings with only the short escapes) and no object
+// repeats a key. Otherwise nullopt: the caller falls back to canonical_request() over the
+// parsed body. Both give one text for one request.
+std::optional<std::string> canonical_request_raw(
+    std::string_view call, std::string_view model_group,
+    const std::vector<std::pair<std::string_view, std::string_view>>& members);
 
 // A value with its numbers normalised and object keys sorted (nlohmann's objects are
 // ordered maps, so dump() of the result is canonical).

@@ -16,6 +16,13 @@ struct entry {
   std::string value;         // the cached response (OpenAI JSON)
   std::int64_t stored_ms = 0;   // when it was written (s-maxage compares against it)
   std::int64_t expires_ms = 0;  // not served at or after this
+  // The answer's token usage, kept beside it so that a hit needs no parse of `value`
+  // (has_usage false: an entry written without it; the hit reads it from `value`).
+  bool has_usage = false;
+  bool usage_known = false;
+  std::int64_t prompt_tokens = 0;
+  std::int64_t completion_tokens = 0;
+  std::int64_t total_tokens = 0;
 };
 
 class memory_lru {

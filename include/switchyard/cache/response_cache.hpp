@@ -8,7 +8,8 @@
 //    dropped (and counted) while Redis is unreachable or `max_pending_writes` are in
 //    flight, so a slow Redis never holds memory or requests. Entries larger than
 //    `max_entry_bytes` are not cached at all.
-// Redis keys are "<redis_prefix><key>" with the value "<stored_ms> <expires_ms>\n<json>".
+// Redis keys are "<redis_prefix><key>" with the value "<stored_ms> <expires_ms>\n<json>",
+// or "<stored_ms> <expires_ms> <known> <prompt> <completion> <total>\n<json>" with the usage.
 // The Redis client reconnects by itself: once Redis is back, lookups and writes work
 // again without a restart.
 //
@@ -52,6 +53,15 @@ struct cache_counters {
   std::uint64_t too_large = 0;       // not cached: over max_entry_bytes
 };
 
+// An answer's token usage, stored beside it (entry::has_usage) when `stored`.
+struct stored_usage {
+  bool stored = false;
+  bool known = false;
+  std::int64_t prompt_tokens = 0;
+  std::int64_t completion_tokens = 0;
+  std::int64_t total_tokens = 0;
+};
+
 class response_cache {
  public:
   using clock_fn = std::function<std::int64_t()>;  // ms since the epoch
@@ -63,7 +73,7 @@ class response_cache {
   std::optional<entry> get_memory(const std::string& key);
   net::awaitable<std::optional<entry>> get_redis(std::string key);
   // `ttl_s` <= 0: not stored. Returns false when not stored (too large, no TTL).
-  bool put(const std::string& key, std::string value, double ttl_s);
+  bool put(const std::string& key, std::string value, double ttl_s, stored_usage usage = {});
 
   // Removes `keys` from both tiers; the number found in either.
   net::awaitable<std::size_t> remove(std::vector<std::string> keys);

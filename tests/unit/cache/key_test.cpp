@@ -55,5 +55,60 @@ TEST(CacheKey, CanonicalNumbers) {
             R"({"a":null,"b":[2,{"c":0.5,"d":1}]})");
 }
 
+using members = std::vector<std::pair<std::string_view, std::string_view>>;
+
+// The body as the DOM path sees it: the members in order, parsed (the last duplicate wins).
+json dom_of(const members& ms) {
+  json o = json::object();
+  for (const auto& [k, v] : ms) {
+    o[std::string(k)] = json::parse(v);
+  }
+  return o;
+}
+
+TEST(CacheKey, RawMembersGiveTheDomPathsTextWhenCanonical) {
+  const members cases[] = {
+      {{"model", R"("x")"}, {"messages", R"([{"content":"hi \"there\"\n","role":"user"}])"}, {"temperature", "0.7"}},
+      {{"temperature", "0"}, {"max_tokens", "100"}, {"messages", "[]"}, {"stream", "true"}, {"seed", "-12"}},
+      {{"messages", R"([{"content":[{"text":"a","type":"text"}],"role":"user"}])"}, {"top_p", "0.125"},
+       {"tools", R"([{"function":{"name":"f","parameters":{"properties":{},"type":"object"}},"type":"function"}])"},
+       {"stop", "null"}, {"logprobs", "false"}, {"metadata", R"({"z":1.0, "a" : 2})"}},
+      {{"input", R"(["a","b"])"}, {"user", R"("u")"}, {"encoding_format", R"("float")"}, {"x", "{}"}},
+      // Whitespace and unsorted members (as most SDKs send them) are canonicalised.
+      {{"messages", R"( [ {"role" : "user", "content":"hi"} , {"role":"assistant","content":null,
+                        "tool_calls":[{"type":"function","id":"c1","function":{"name":"f","arguments":"{}"}}]} ] )"},
+       {"response_format", R"({"type":"json_schema","json_schema":{"strict":true,"name":"s","schema":{"type":"object"}}})"},
+       {"temperature", " 0.5 "}},
+  };
+  for (const auto& ms : cases) {
+    auto raw = canonical_request_raw("chat", "gpt", ms);
+    ASSERT_TRUE(raw.has_value()) << ms.front().first << ms.front().second;
+    EXPECT_EQ(*raw, canonical_request("chat", "gpt", dom_of(ms)));
+  }
+}
+
+TEST(CacheKey, RawMembersNotInCanonicalFormFallBackToTheDom) {
+  const members cases[] = {
+      {{"x", R"({"a":1,"a":2})"}},                             // repeated key
+      {{"temperature", "1.0"}},                                // integral fraction
+      {{"temperature", "0.70"}},                               // not the shortest spelling
+      {{"temperature", "7e-1"}},                               // exponent
+      {{"temperature", "-0"}},                                 // negative zero
+      {{"x", "12345678901234567890"}},                         // beyond int64
+      {{"messages", R"(["caf\u00e9"])"}},                      // \u escape
+      {{"messages", R"(["a\/b"])"}},                           // \/ escape
+      {{"messages", "[\"caf\xc3\xa9\"]"}},                     // non-ASCII: UTF-8 checked by the DOM
+      {{"messages", "[]"}, {"messages", "[1]"}},               // repeated top-level key
+  };
+  for (const auto& ms : cases) {
+    EXPECT_FALSE(canonical_request_raw("chat", "gpt", ms).has_value()) << ms.front().second;
+  }
+  // Excluded members are not looked at, whatever their spelling.
+  members excluded_only{{"messages", "[]"}, {"metadata", R"({ "b" : 1.0 })"}, {"stream", "true"}};
+  ASSERT_TRUE(canonical_request_raw("chat", "gpt", excluded_only).has_value());
+  EXPECT_EQ(*canonical_request_raw("chat", "gpt", excluded_only),
+            canonical_request("chat", "gpt", dom_of(excluded_only)));
+}
+
 }  // namespace
 }  // namespace switchyard::cache
