@@ -40,8 +40,8 @@ PATH = "/v1/chat/completions"
 
 NAN = float("nan")
 TARGET_NAMES = ["direct", "nginx", "switchyard", "switchyard-mk", "switchyard-base", "switchyard-nospend",
-                "switchyard-cache-mem", "switchyard-cache-redis", "switchyard-unique", "switchyard-cache-miss",
-                "switchyard-nometrics"]  # see the factories in main()
+                "switchyard-nometrics", "switchyard-cache-mem", "switchyard-cache-redis", "switchyard-unique",
+                "switchyard-cache-miss"]  # see the factories in main()
 DEFAULT_TARGETS = ["direct", "nginx", "switchyard"]
 CACHED_KEYS = 100_000     # keys used once by a fresh gateway for "RSS with 100,000 keys cached"
 SIZES = {"1k": 1024, "100k": 100 * 1024, "1m": 1024 * 1024}
