@@ -14,20 +14,7 @@ using namespace switchyard::pipeline::testing;
 
 namespace {
 
-const std::string answer_json =
-    R"({"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"x","choices":[{"index":0,)"
-    R"("message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],)"
-    R"("usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}})";
-
-std::string chunk(const std::string& content, const char* finish = "null") {
-  return R"(data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"x","choices":[{"index":0,)"
-         R"("delta":{"content":")" +
-         content + R"("},"finish_reason":)" + finish + "}]}\n\n";
-}
-const std::string usage_chunk =
-    R"(data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"x","choices":[],)"
-    R"("usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}})"
-    "\n\n";
+const std::string answer_json = chat_answer("hello");
 
 std::string body(bool stream, const std::string& extra = {}) {
   return std::string(R"({"model":"b",)") + (stream ? R"("stream":true,"stream_options":{"include_usage":true},)" : "") +

@@ -94,6 +94,25 @@ struct scripted {
   bool cut = false;                 // the stream breaks after its pieces
 };
 
+// An OpenAI chat answer whose message says `content` (usage 5 + 2), and the frames of an
+// OpenAI stream: a content chunk and the final usage chunk (usage 5 + 3).
+inline std::string chat_answer(const std::string& content) {
+  return R"({"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"x","choices":[{"index":0,)"
+         R"("message":{"role":"assistant","content":")" +
+         content + R"("},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}})";
+}
+
+inline std::string chunk(const std::string& content, const char* finish = "null") {
+  return R"(data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"x","choices":[{"index":0,)"
+         R"("delta":{"content":")" +
+         content + R"("},"finish_reason":)" + finish + "}]}\n\n";
+}
+
+inline const std::string usage_chunk =
+    R"(data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"x","choices":[],)"
+    R"("usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}})"
+    "\n\n";
+
 inline scripted reply(int status, std::string body) {
   scripted s;
   s.status = status;

@@ -13,20 +13,7 @@ using namespace switchyard::pipeline::testing;
 
 namespace {
 
-const std::string answer_json =
-    R"({"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"x","choices":[{"index":0,)"
-    R"("message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],)"
-    R"("usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}})";
-
-std::string chunk(const std::string& content, const char* finish = "null") {
-  return R"(data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"x","choices":[{"index":0,)"
-         R"("delta":{"content":")" +
-         content + R"("},"finish_reason":)" + finish + "}]}\n\n";
-}
-const std::string usage_chunk =
-    R"(data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"x","choices":[],)"
-    R"("usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}})"
-    "\n\n";
+const std::string answer_json = chat_answer("hi");
 
 const std::string chat_body = R"({"model":"a","messages":[{"role":"user","content":"hello"}]})";
 const std::string stream_body = R"({"model":"a","stream":true,"messages":[{"role":"user","content":"hello"}]})";
