@@ -67,6 +67,9 @@ struct metrics_observer::families {
   family& fallback_failed;
   family& key_remaining;
   family& key_max;
+  family& cache_hits;
+  family& cache_misses;
+  family& cached_tokens;
 };
 
 // The series one request touches on its usual path, resolved once per combination of
@@ -82,6 +85,10 @@ struct metrics_observer::bundle {
   series* total_latency = nullptr;
   series* overhead = nullptr;
   series* ttft = nullptr;  // made on the first stream
+  // Made on the first cacheable request (none while the response cache is off).
+  series* cache_hits = nullptr;
+  series* cache_misses = nullptr;
+  series* cached_tokens = nullptr;
   series* key_remaining = nullptr;
   series* key_max = nullptr;
   // The answering deployment's series when its attempt succeeded (the usual path).
@@ -110,6 +117,8 @@ metrics_observer::metrics_observer(metrics::registry& reg, spend::pricer& prices
   const std::vector<std::string> fallback{"requested_model", "fallback_model",   "hashed_api_key", "api_key_alias",
                                           "team",            "team_alias",       "exception_status",
                                           "exception_class"};
+  const std::vector<std::string> cache_labels{"end_user", "hashed_api_key", "api_key_alias", "model",
+                                              "team",     "team_alias",     "user"};
   const auto& b = litellm_latency_buckets();
   f_ = std::unique_ptr<families>(new families{
       reg.counter("litellm_requests_metric", "Total number of LLM calls to litellm - track total per API Key, team, user",
@@ -166,6 +175,11 @@ metrics_observer::metrics_observer(metrics::registry& reg, spend::pricer& prices
                 {"hashed_api_key", "api_key_alias"}),
       reg.gauge("litellm_api_key_max_budget_metric", "Maximum budget set for api key",
                 {"hashed_api_key", "api_key_alias"}),
+      // The response cache (docs/cache.md); `model` is the requested model group, as a hit
+      // has no deployment.
+      reg.counter("litellm_cache_hits_metric", "Total number of LiteLLM cache hits", cache_labels),
+      reg.counter("litellm_cache_misses_metric", "Total number of LiteLLM cache misses", cache_labels),
+      reg.counter("litellm_cached_tokens_metric", "Total tokens served from the LiteLLM cache", cache_labels),
   });
   reg.on_scrape([this] { sample_deployments(); });
 }
@@ -284,6 +298,32 @@ void metrics_observer::record_attempts(const request_ctx& ctx, const labels& l, 
   }
 }
 
+// A cacheable request: a hit (and the tokens it served) or a miss. The series are made on
+// first use; one that holds the overflow series is looked up (and counted) again each time.
+void metrics_observer::record_cache(const request_ctx& ctx, const labels& l, bundle& b) {
+  const auto& o = ctx.out;
+  const sv model = ctx.cache_group.empty() ? l.requested_model : sv(ctx.cache_group);
+  const auto resolve = [&](series*& slot, family& fam) -> series& {
+    if (slot != nullptr) {
+      return *slot;
+    }
+    auto& s = fam.with({l.end_user, l.hashed_api_key, l.api_key_alias, model, l.team, l.team_alias, l.user});
+    if (!s.folded()) {
+      slot = &s;
+    }
+    return s;
+  };
+  if (o.cache_hit) {
+    resolve(b.cache_hits, f_->cache_hits).inc();
+    if (o.usage.known) {
+      resolve(b.cached_tokens, f_->cached_tokens)
+          .inc(static_cast<double>(o.usage.prompt_tokens + o.usage.completion_tokens));
+    }
+  } else {
+    resolve(b.cache_misses, f_->cache_misses).inc();
+  }
+}
+
 void metrics_observer::on_finish(const request_ctx& ctx) noexcept {
   try {
     const auto& o = ctx.out;
@@ -365,6 +405,9 @@ void metrics_observer::on_finish(const request_ctx& ctx) noexcept {
       if (fa != nullptr) {
         b.overhead->observe(std::max(0.0, seconds(total - ctx.upstream_time)));
       }
+    }
+    if (!ctx.cache_key.empty()) {
+      record_cache(ctx, l, b);
     }
     if (b.key_remaining != nullptr && ctx.who.vkey && ctx.who.vkey->max_budget) {
       b.key_max->set(*ctx.who.vkey->max_budget);

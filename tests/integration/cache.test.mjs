@@ -110,6 +110,37 @@ describe('response cache', { skip, timeout: 600_000 }, () => {
     assert.equal(calls(m), 1);
   });
 
+  test('hits, misses and the tokens served are counted in /metrics', async () => {
+    // The sum of one counter family's series in the Prometheus text.
+    const counter = async (name) => {
+      const r = await fetch(`${gw.url}/metrics`, { signal: AbortSignal.timeout(10_000 * SLOW) });
+      assert.equal(r.status, 200);
+      const text = await r.text();
+      let sum = 0;
+      for (const line of text.split('\n')) {
+        if (line.startsWith(`${name}_total{`)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+      }
+      return sum;
+    };
+    const before = {
+      hits: await counter('litellm_cache_hits_metric'),
+      misses: await counter('litellm_cache_misses_metric'),
+      tokens: await counter('litellm_cached_tokens_metric'),
+    };
+    const m = randomUUID();
+    const a = await chat(client, ask(m));
+    await chat(client, ask(m));
+    await chat(client, ask(m));
+    assert.equal(calls(m), 1);
+    // A request is counted in its `finish` phase, after its answer went out: wait for the
+    // third one to show (bounded), then check every figure exactly.
+    const deadline = Date.now() + 10_000 * SLOW;
+    while (await counter('litellm_cache_hits_metric') - before.hits < 2 && Date.now() < deadline) await delay(20);
+    assert.equal(await counter('litellm_cache_misses_metric') - before.misses, 1);
+    assert.equal(await counter('litellm_cache_hits_metric') - before.hits, 2);
+    assert.equal(await counter('litellm_cached_tokens_metric') - before.tokens, 2 * a.data.usage.total_tokens);
+  });
+
   test('a streamed request after a non-streamed one is replayed as SSE, with usage when asked', async () => {
     const m = randomUUID();
     const a = await chat(client, ask(m));

@@ -44,6 +44,7 @@ class metrics_observer final : public observer {
   struct labels;
   bundle& bundle_for(const request_ctx& ctx, const labels& l);
   void record_attempts(const request_ctx& ctx, const labels& l, bundle& b);
+  void record_cache(const request_ctx& ctx, const labels& l, bundle& b);
   void sample_deployments();
 
   metrics::registry& reg_;
