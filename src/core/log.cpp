@@ -1,5 +1,7 @@
 #include "switchyard/core/log.hpp"
 
+#include "switchyard/core/utf8.hpp"
+
 #include <fmt/format.h>
 #include <spdlog/async.h>
 #include <spdlog/pattern_formatter.h>
@@ -239,21 +241,24 @@ void shutdown_logging() {
 }
 
 void json_escape_to(std::string& out, std::string_view s) {
-  for (char c : s) {
+  append_utf8(out, s, [](std::string& o, unsigned char c) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"': o += "\\\""; return true;
+      case '\\': o += "\\\\"; return true;
+      case '\n': o += "\\n"; return true;
+      case '\r': o += "\\r"; return true;
+      case '\t': o += "\\t"; return true;
       default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += fmt::format("\\u{:04x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
-        } else {
-          out += c;
+        if (c < 0x20) {
+          static constexpr char hex[] = "0123456789abcdef";
+          o += "\\u00";
+          o += hex[c >> 4];
+          o += hex[c & 0xF];
+          return true;
         }
+        return false;
     }
-  }
+  });
 }
 
 void log_access(const access_record& r) {

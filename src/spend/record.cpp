@@ -1,5 +1,7 @@
 #include "switchyard/spend/record.hpp"
 
+#include "switchyard/core/utf8.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -90,64 +92,10 @@ std::string stored_stream_response(bool chat, std::string_view text, bool trunca
 
 namespace {
 
-// Appends `s` with invalid UTF-8 (headers can carry any bytes) replaced by U+FFFD, so that
-// Postgres never refuses a batch for one row's bytes; `escape(out, c)` writes an ASCII byte
-// that needs escaping in the target format and returns false for one that does not.
-template <typename Escape>
-void put_utf8(std::string& out, std::string_view s, Escape escape) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const std::size_t n = s.size();
-  for (std::size_t i = 0; i < n;) {
-    // A run of plain ASCII (most of every row) is copied in one go.
-    std::size_t run = i;
-    while (run < n && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\') {
-      ++run;
-    }
-    if (run != i) {
-      out.append(s.data() + i, run - i);
-      i = run;
-      continue;
-    }
-    const unsigned char c = p[i];
-    if (c < 0x80) {
-      if (!escape(out, c)) {
-        out += static_cast<char>(c);
-      }
-      ++i;
-      continue;
-    }
-    // Length and validity of a multi-byte sequence (no overlongs, no surrogates, <= U+10FFFF).
-    std::size_t len = 0;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      lo = c == 0xE0 ? 0xA0 : 0x80;
-      hi = c == 0xED ? 0x9F : 0xBF;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      lo = c == 0xF0 ? 0x90 : 0x80;
-      hi = c == 0xF4 ? 0x8F : 0xBF;
-    }
-    bool ok = len != 0 && i + len <= n && p[i + 1] >= lo && p[i + 1] <= hi;
-    for (std::size_t k = 2; ok && k < len; ++k) {
-      ok = p[i + k] >= 0x80 && p[i + k] <= 0xBF;
-    }
-    if (ok) {
-      out.append(s.data() + i, len);
-      i += len;
-    } else {
-      out += "\xEF\xBF\xBD";  // U+FFFD
-      ++i;
-    }
-  }
-}
-
 // A JSON string.
 void put_string(std::string& out, std::string_view s) {
   out += '"';
-  put_utf8(out, s, [](std::string& o, unsigned char c) {
+  core::append_utf8(out, s, [](std::string& o, unsigned char c) {
     switch (c) {
       case '"': o += "\\\""; return true;
       case '\\': o += "\\\\"; return true;
@@ -171,7 +119,7 @@ void put_string(std::string& out, std::string_view s) {
 // A field of COPY's text format: backslash, tab, newline and carriage return escaped. A NUL
 // byte, which no Postgres text can hold, becomes U+FFFD as invalid UTF-8 does.
 void put_copy(std::string& out, std::string_view s) {
-  put_utf8(out, s, [](std::string& o, unsigned char c) {
+  core::append_utf8(out, s, [](std::string& o, unsigned char c) {
     switch (c) {
       case '\\': o += "\\\\"; return true;
       case '\n': o += "\\n"; return true;

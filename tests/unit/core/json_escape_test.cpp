@@ -1,0 +1,46 @@
+// core::json_escape_to writes the inside of a JSON string for the JSON log lines and for
+// provider bodies: always valid UTF-8, whatever bytes a client or a provider sent.
+#include "switchyard/core/log.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace {
+
+std::string escaped(std::string_view s) {
+  std::string out;
+  switchyard::core::json_escape_to(out, s);
+  return out;
+}
+
+TEST(json_escape, escapes_what_json_needs) {
+  EXPECT_EQ(escaped("plain text"), "plain text");
+  EXPECT_EQ(escaped("a\"b\\c"), "a\\\"b\\\\c");
+  EXPECT_EQ(escaped("l1\nl2\r\t"), "l1\\nl2\\r\\t");
+  EXPECT_EQ(escaped(std::string_view("\x01\x1f\0", 3)), "\\u0001\\u001f\\u0000");
+}
+
+TEST(json_escape, keeps_valid_utf8) {
+  const std::string s = "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80";  // é € 😀
+  EXPECT_EQ(escaped(s), s);
+}
+
+TEST(json_escape, replaces_invalid_utf8_with_u_fffd) {
+  const std::string fffd = "\xEF\xBF\xBD";
+  EXPECT_EQ(escaped("a\xFF" "b"), "a" + fffd + "b");           // never a UTF-8 byte
+  EXPECT_EQ(escaped("\xC3"), fffd);                            // cut sequence at the end
+  EXPECT_EQ(escaped("\xC0\xAF"), fffd + fffd);                 // overlong
+  EXPECT_EQ(escaped("\xED\xA0\x80"), fffd + fffd + fffd);      // a surrogate
+  EXPECT_EQ(escaped("\xF4\x90\x80\x80"), fffd + fffd + fffd + fffd);  // above U+10FFFF
+}
+
+TEST(json_escape, any_bytes_make_a_json_string_that_parses) {
+  std::string all;
+  for (int c = 0; c < 256; ++c) all += static_cast<char>(c);
+  const std::string doc = "\"" + escaped(all) + "\"";
+  const auto j = nlohmann::json::parse(doc, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << doc;
+  EXPECT_EQ(j.get<std::string>().substr(0, 32), std::string(all.data(), 32));
+}
+
+}  // namespace
