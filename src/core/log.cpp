@@ -240,26 +240,7 @@ void shutdown_logging() {
   spdlog::shutdown();
 }
 
-void json_escape_to(std::string& out, std::string_view s) {
-  append_utf8(out, s, [](std::string& o, unsigned char c) {
-    switch (c) {
-      case '"': o += "\\\""; return true;
-      case '\\': o += "\\\\"; return true;
-      case '\n': o += "\\n"; return true;
-      case '\r': o += "\\r"; return true;
-      case '\t': o += "\\t"; return true;
-      default:
-        if (c < 0x20) {
-          static constexpr char hex[] = "0123456789abcdef";
-          o += "\\u00";
-          o += hex[c >> 4];
-          o += hex[c & 0xF];
-          return true;
-        }
-        return false;
-    }
-  });
-}
+void json_escape_to(std::string& out, std::string_view s) { append_json_escaped(out, s); }
 
 void log_access(const access_record& r) {
   if (!g_access || !g_access_writer || !g_access->should_log(spdlog::level::info)) {

@@ -95,24 +95,7 @@ namespace {
 // A JSON string.
 void put_string(std::string& out, std::string_view s) {
   out += '"';
-  core::append_utf8(out, s, [](std::string& o, unsigned char c) {
-    switch (c) {
-      case '"': o += "\\\""; return true;
-      case '\\': o += "\\\\"; return true;
-      case '\n': o += "\\n"; return true;
-      case '\r': o += "\\r"; return true;
-      case '\t': o += "\\t"; return true;
-      default:
-        if (c < 0x20) {
-          static constexpr char hex[] = "0123456789abcdef";
-          o += "\\u00";
-          o += hex[c >> 4];
-          o += hex[c & 15];
-          return true;
-        }
-        return false;
-    }
-  });
+  core::append_json_escaped(out, s);
   out += '"';
 }
 

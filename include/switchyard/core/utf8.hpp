@@ -61,4 +61,27 @@ void append_utf8(std::string& out, std::string_view s, Escape escape) {
   }
 }
 
+// The inside of a JSON string for `s`: quotes, backslashes and control characters escaped,
+// invalid UTF-8 replaced by U+FFFD.
+inline void append_json_escaped(std::string& out, std::string_view s) {
+  append_utf8(out, s, [](std::string& o, unsigned char c) {
+    switch (c) {
+      case '"': o += "\\\""; return true;
+      case '\\': o += "\\\\"; return true;
+      case '\n': o += "\\n"; return true;
+      case '\r': o += "\\r"; return true;
+      case '\t': o += "\\t"; return true;
+      default:
+        if (c < 0x20) {
+          static constexpr char hex[] = "0123456789abcdef";
+          o += "\\u00";
+          o += hex[c >> 4];
+          o += hex[c & 15];
+          return true;
+        }
+        return false;
+    }
+  });
+}
+
 }  // namespace switchyard::core
