@@ -108,9 +108,8 @@ billed billed_of(const request_ctx& ctx, spend::pricer& prices) {
   return b;
 }
 
-spend::spend_row spend_row_of(const request_ctx& ctx, spend::pricer& prices, bool store_prompts) {
+void fill_spend_row(spend::spend_row& r, const request_ctx& ctx, spend::pricer& prices, bool store_prompts) {
   const auto& o = ctx.out;
-  spend::spend_row r;
   r.row_id = core::uuid4();
   r.request_id = ctx.req.call_id;
   r.call_type = names_of(ctx.type).spend_name;
@@ -164,6 +163,11 @@ spend::spend_row spend_row_of(const request_ctx& ctx, spend::pricer& prices, boo
   if (store_prompts) {
     keep_prompt_and_answer(ctx, r);
   }
+}
+
+spend::spend_row spend_row_of(const request_ctx& ctx, spend::pricer& prices, bool store_prompts) {
+  spend::spend_row r;
+  fill_spend_row(r, ctx, prices, store_prompts);
   return r;
 }
 
@@ -172,7 +176,8 @@ void spend_observer::on_finish(const request_ctx& ctx) noexcept {
     return;  // no caller to charge; unauthenticated traffic must not fill the spend log
   }
   try {
-    logger_.add(spend_row_of(ctx, prices_, store_prompts_));
+    // Built in its place in the queue: a row is ~20 strings, moving it costs.
+    logger_.add_in_place([&](spend::spend_row& r) { fill_spend_row(r, ctx, prices_, store_prompts_); });
   } catch (const std::exception& e) {
     // A row that cannot be built (out of memory) must not fail the request.
     spdlog::error("spend: request {} not recorded: {}", ctx.req.call_id, e.what());

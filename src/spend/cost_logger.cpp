@@ -55,6 +55,7 @@ cost_logger::cost_logger(net::any_io_executor ex, spend_sink& sink, logger_optio
   }
   opts_.batch_rows = std::max<std::size_t>(1, opts_.batch_rows);
   opts_.max_batch_rows = std::max(opts_.batch_rows, opts_.max_batch_rows);
+  queue_.reserve(opts_.batch_rows);
 }
 
 cost_logger::~cost_logger() { file_thread_.join(); }
@@ -66,12 +67,16 @@ void cost_logger::add(spend_row row) {
     spill(std::move(one));
     return;
   }
-  queue_bytes_ += row.approx_bytes();
   queue_.push_back(std::move(row));
-  stats_.queued = queue_.size();
-  if (queue_.size() > opts_.max_queue_rows || queue_bytes_ > opts_.max_queue_bytes) {
+  queued_back();
+}
+
+void cost_logger::queued_back() {
+  queue_bytes_ += queue_.back().approx_bytes();
+  stats_.queued = waiting();
+  if (waiting() > opts_.max_queue_rows || queue_bytes_ > opts_.max_queue_bytes) {
     enforce_bound();
-  } else if (queue_.size() == opts_.batch_rows) {
+  } else if (waiting() == opts_.batch_rows) {
     wake();
   }
 }
@@ -103,8 +108,8 @@ net::awaitable<void> cost_logger::stop(clock::time_point deadline) {
     while (!stopped_) {
       co_await done_.async_wait(net::as_tuple(net::use_awaitable));
     }
-  } else if (!queue_.empty()) {
-    spill(take(queue_.size()));
+  } else if (waiting() != 0) {
+    spill(take(waiting()));
   }
   stopped_ = true;
   // Every spill job posted so far has run once this no-op job has (one file thread).
@@ -125,23 +130,58 @@ void cost_logger::written(const sink_result& r) {
 
 std::vector<spend_row> cost_logger::take(std::size_t n) {
   std::vector<spend_row> out;
-  n = std::min(n, queue_.size());
-  out.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    queue_bytes_ -= std::min(queue_bytes_, queue_.front().approx_bytes());
-    out.push_back(std::move(queue_.front()));
-    queue_.pop_front();
+  n = std::min(n, waiting());
+  if (head_ == 0 && n == queue_.size()) {
+    // The usual case (a flush takes everything waiting): the queue's storage becomes the
+    // batch, no row is moved.
+    out.swap(queue_);
+    queue_.swap(spare_);  // empty; its capacity is the last written batch's, if any
+    queue_.reserve(opts_.batch_rows);
+    queue_bytes_ = 0;
+  } else {
+    out.reserve(n);
+    for (std::size_t i = head_; i < head_ + n; ++i) {
+      queue_bytes_ -= std::min(queue_bytes_, queue_[i].approx_bytes());
+      out.push_back(std::move(queue_[i]));
+    }
+    head_ += n;
+    if (head_ == queue_.size()) {
+      queue_.clear();
+      head_ = 0;
+    } else if (head_ >= queue_.size() / 2) {
+      // Taken rows are dropped from the front once they are half the vector: each row is
+      // moved at most once more, however the queue is taken.
+      queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(head_));
+      head_ = 0;
+    }
   }
-  stats_.queued = queue_.size();
+  stats_.queued = waiting();
   return out;
+}
+
+void cost_logger::put_back(std::vector<spend_row>::const_iterator first, std::vector<spend_row>::const_iterator last) {
+  const auto count = static_cast<std::size_t>(last - first);
+  for (auto it = first; it != last; ++it) {
+    queue_bytes_ += it->approx_bytes();
+  }
+  if (count <= head_) {
+    // Into the slots the rows were taken from.
+    std::copy(first, last, queue_.begin() + static_cast<std::ptrdiff_t>(head_ - count));
+    head_ -= count;
+  } else {
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(head_));
+    head_ = 0;
+    queue_.insert(queue_.begin(), first, last);
+  }
+  stats_.queued = waiting();
 }
 
 void cost_logger::enforce_bound() {
   // Down to 90% of the bound in one go: one spill write per burst, not one per row.
-  if (queue_.size() > opts_.max_queue_rows) {
-    spill(take(queue_.size() - opts_.max_queue_rows * 9 / 10));
+  if (waiting() > opts_.max_queue_rows) {
+    spill(take(waiting() - opts_.max_queue_rows * 9 / 10));
   }
-  while (queue_bytes_ > opts_.max_queue_bytes / 10 * 9 && !queue_.empty()) {
+  while (queue_bytes_ > opts_.max_queue_bytes / 10 * 9 && waiting() != 0) {
     spill(take(opts_.batch_rows));
   }
 }
@@ -178,9 +218,15 @@ void cost_logger::measure_spill_later() {
 net::awaitable<bool> cost_logger::write_batch() {
   // Bigger batches only while the database answers: during an outage each probe is a
   // normal batch (a failed one is copied back to the queue, so less to copy).
-  auto batch = std::make_shared<const std::vector<spend_row>>(
+  auto batch = std::make_shared<std::vector<spend_row>>(
       take(stats_.database_ok ? opts_.max_batch_rows : opts_.batch_rows));
   auto r = co_await sink_.write(batch);
+  const auto recycle = [&] {
+    if (batch.use_count() == 1 && batch->capacity() > spare_.capacity()) {
+      batch->clear();
+      spare_ = std::move(*batch);
+    }
+  };
   if (!r && r.error().code != core::errc::unavailable && batch->size() > 1) {
     // Postgres refused the batch itself (not an outage): find the rows it refuses.
     co_return co_await isolate(*batch);
@@ -197,19 +243,16 @@ net::awaitable<bool> cost_logger::write_batch() {
     }
     stats_.database_ok = false;
     // Back to the front, in their order.
-    for (auto it = batch->rbegin(); it != batch->rend(); ++it) {
-      queue_bytes_ += it->approx_bytes();
-      queue_.push_front(*it);
-    }
-    stats_.queued = queue_.size();
+    put_back(batch->begin(), batch->end());
     enforce_bound();
     co_return false;
   }
   if (!stats_.database_ok) {
-    spdlog::info("spend: writing to the database again ({} row(s) queued)", queue_.size());
+    spdlog::info("spend: writing to the database again ({} row(s) queued)", waiting());
   }
   stats_.database_ok = true;
   written(*r);
+  recycle();
   co_return true;
 }
 
@@ -223,11 +266,7 @@ net::awaitable<bool> cost_logger::isolate(const std::vector<spend_row>& rows) {
     }
     if (r.error().code == core::errc::unavailable) {
       // The database went away meanwhile: the rest waits in the queue, in order.
-      for (std::size_t k = rows.size(); k > i; --k) {
-        queue_bytes_ += rows[k - 1].approx_bytes();
-        queue_.push_front(rows[k - 1]);
-      }
-      stats_.queued = queue_.size();
+      put_back(rows.begin() + static_cast<std::ptrdiff_t>(i), rows.end());
       ++stats_.flush_failures;
       stats_.database_ok = false;
       co_return false;
@@ -287,7 +326,7 @@ net::awaitable<void> cost_logger::flush_loop() {
   auto backoff = opts_.retry_min;
   for (;;) {
     stats_.dropped += spill_failures_->exchange(0);
-    if (queue_.empty()) {
+    if (waiting() == 0) {
       if (stopping_) {
         break;
       }
@@ -296,11 +335,11 @@ net::awaitable<void> cost_logger::flush_loop() {
         continue;
       }
     }
-    if (!stopping_ && queue_.size() < opts_.batch_rows) {
+    if (!stopping_ && waiting() < opts_.batch_rows) {
       // Wait for the interval (or for a full batch: add() wakes us).
       timer_.expires_after(opts_.flush_interval);
       co_await timer_.async_wait(net::as_tuple(net::use_awaitable));
-      if (queue_.empty()) {
+      if (waiting() == 0) {
         continue;
       }
     }
@@ -320,10 +359,10 @@ net::awaitable<void> cost_logger::flush_loop() {
     co_await timer_.async_wait(net::as_tuple(net::use_awaitable));
     backoff = std::min(opts_.retry_max, backoff * 2);
   }
-  if (!queue_.empty()) {
-    spdlog::warn("spend: {} row(s) not written before the stop; spilled to {}", queue_.size(),
+  if (waiting() != 0) {
+    spdlog::warn("spend: {} row(s) not written before the stop; spilled to {}", waiting(),
                  spill_ ? spill_->dir() : std::string("nowhere (no spill directory)"));
-    spill(take(queue_.size()));
+    spill(take(waiting()));
   }
   stopped_ = true;
   done_.cancel();

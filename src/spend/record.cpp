@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 
 namespace switchyard::spend {
 
@@ -99,20 +100,25 @@ void put_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
-// A field of COPY's text format: backslash, tab, newline and carriage return escaped. A NUL
-// byte, which no Postgres text can hold, becomes U+FFFD as invalid UTF-8 does.
-void put_copy(std::string& out, std::string_view s) {
-  core::append_utf8(out, s, [](std::string& o, unsigned char c) {
-    switch (c) {
-      case '\\': o += "\\\\"; return true;
-      case '\n': o += "\\n"; return true;
-      case '\r': o += "\\r"; return true;
-      case '\t': o += "\\t"; return true;
-      case 0: o += "\xEF\xBF\xBD"; return true;
-      default: return false;
-    }
-  });
+// A byte of a field of COPY's text format: backslash, tab, newline and carriage return
+// escaped. A NUL byte, which no Postgres text can hold, becomes U+FFFD as invalid UTF-8 does.
+// At most 3 bytes for one.
+char* copy_escape_byte(char* o, unsigned char c) {
+  const auto put = [&](const char* two) {
+    o[0] = two[0];
+    o[1] = two[1];
+    return o + 2;
+  };
+  switch (c) {
+    case '\\': return put("\\\\");
+    case '\n': return put("\\n");
+    case '\r': return put("\\r");
+    case '\t': return put("\\t");
+    case 0: std::memcpy(o, "\xEF\xBF\xBD", 3); return o + 3;
+    default: return nullptr;
+  }
 }
+constexpr std::size_t copy_escape_max = 3;
 
 void put_key(std::string& out, const char* key, bool first = false) {
   if (!first) {
@@ -165,28 +171,60 @@ void put_raw(std::string& out, const char* key, const std::string& text, const c
   put_raw_value(out, text, fallback);
 }
 
-// COPY text fields.
-void copy_sep(std::string& out) { out += '\t'; }
-
-void copy_int(std::string& out, long long v) {
-  char buf[32];
-  out.append(buf, static_cast<std::size_t>(std::to_chars(buf, buf + sizeof buf, v).ptr - buf));
-  copy_sep(out);
-}
-
-void copy_str(std::string& out, std::string_view v) {
-  put_copy(out, v);
-  copy_sep(out);
-}
-
-void copy_json(std::string& out, const std::string& text, const char* empty, const char* fallback) {
-  if (text == empty) {
-    out += empty;
-  } else {
-    std::string v;
-    put_raw_value(v, text, fallback);
-    put_copy(out, v);
+// One line of COPY text, written straight into `out`, which grows once by the line's worst
+// case (every string byte at its longest escape, every number at its longest): no
+// capacity check per field.
+class copy_line {
+ public:
+  copy_line(std::string& out, std::size_t worst) : out_(out) {
+    const std::size_t at = out_.size();
+    out_.resize(at + worst);
+    o_ = out_.data() + at;
   }
+  ~copy_line() { out_.resize(static_cast<std::size_t>(o_ - out_.data())); }
+  copy_line(const copy_line&) = delete;
+  copy_line& operator=(const copy_line&) = delete;
+
+  static constexpr std::size_t number_max = 32;  // a long long or a double, and the tab
+
+  void str(std::string_view v) {
+    last(v);
+    sep();
+  }
+  void last(std::string_view v) { o_ = core::write_utf8(o_, v, copy_escape_byte); }  // no tab after it
+  void num(long long v) {
+    o_ = std::to_chars(o_, o_ + number_max, v).ptr;
+    sep();
+  }
+  void real(double v) {
+    o_ = std::to_chars(o_, o_ + number_max, std::isfinite(v) ? v : 0.0).ptr;
+    sep();
+  }
+  void flag(bool v) {
+    *o_++ = v ? 't' : 'f';
+    sep();
+  }
+  void raw(std::string_view v) {  // already COPY text
+    std::memcpy(o_, v.data(), v.size());
+    o_ += v.size();
+  }
+  void sep() { *o_++ = '\t'; }
+  void end() { *o_++ = '\n'; }
+
+ private:
+  std::string& out_;
+  char* o_;
+};
+
+// A JSON column's text: `empty` when the row holds that default (most rows), else the value
+// re-dumped (or `fallback` when it is not JSON).
+std::string json_column(const std::string& text, const char* empty, const char* fallback) {
+  if (text == empty) {
+    return text;
+  }
+  std::string v;
+  put_raw_value(v, text, fallback);
+  return v;
 }
 
 }  // namespace
@@ -249,60 +287,68 @@ void append_json(std::string& out, const spend_row& r) {
 }
 
 void append_copy_line(std::string& out, const spend_row& r) {
-  copy_str(out, r.row_id);
-  copy_str(out, r.request_id);
-  copy_str(out, r.call_type);
-  copy_str(out, r.api_key);
-  copy_str(out, r.key_alias);
-  copy_str(out, r.user_id);
-  copy_str(out, r.team_id);
-  copy_str(out, r.organization_id);
-  copy_str(out, r.end_user);
-  copy_str(out, r.model);
-  copy_str(out, r.model_group);
-  copy_str(out, r.model_id);
-  copy_str(out, r.provider);
-  copy_str(out, r.api_base);
-  copy_int(out, r.prompt_tokens);
-  copy_int(out, r.completion_tokens);
-  copy_int(out, r.total_tokens);
-  copy_int(out, r.cached_tokens);
-  copy_int(out, r.cache_creation_tokens);
-  copy_int(out, r.reasoning_tokens);
-  out += r.usage_estimated ? "t\t" : "f\t";
-  {
-    char buf[32];
-    const double v = std::isfinite(r.spend) ? r.spend : 0.0;
-    out.append(buf, static_cast<std::size_t>(std::to_chars(buf, buf + sizeof buf, v).ptr - buf));
-    copy_sep(out);
+  // The JSON columns first: their text is only known once re-dumped.
+  const std::string tags = json_column(r.tags_json, "[]", "[]");
+  const std::string metadata = json_column(r.metadata_json, "{}", "{}");
+  const std::string messages = r.messages_json.empty() ? std::string() : json_column(r.messages_json, "", "null");
+  const std::string response = r.response_json.empty() ? std::string() : json_column(r.response_json, "", "null");
+  const std::string_view strings[] = {r.row_id, r.request_id, r.call_type, r.api_key, r.key_alias, r.user_id,
+                                      r.team_id, r.organization_id, r.end_user, r.model, r.model_group, r.model_id,
+                                      r.provider, r.api_base, r.error_type, r.requester_ip, r.session_id,
+                                      tags, metadata, messages, response};
+  std::size_t worst = 64;  // separators, flags, \N, the newline
+  for (auto v : strings) {
+    worst += v.size() * copy_escape_max + 1;
   }
-  copy_int(out, r.start_us);
-  copy_int(out, r.end_us);
-  copy_int(out, r.completion_start_us);
-  out += r.success ? "t\t" : "f\t";
-  copy_int(out, r.status_code);
-  copy_str(out, r.error_type);
-  out += r.cache_hit ? "t\t" : "f\t";
-  copy_int(out, r.retries);
-  copy_int(out, r.fallbacks);
-  copy_str(out, r.requester_ip);
-  copy_str(out, r.session_id);
-  copy_json(out, r.tags_json, "[]", "[]");
-  copy_sep(out);
-  copy_json(out, r.metadata_json, "{}", "{}");
-  copy_sep(out);
+  worst += 14 * copy_line::number_max;
+  copy_line line(out, worst);
+  line.str(r.row_id);
+  line.str(r.request_id);
+  line.str(r.call_type);
+  line.str(r.api_key);
+  line.str(r.key_alias);
+  line.str(r.user_id);
+  line.str(r.team_id);
+  line.str(r.organization_id);
+  line.str(r.end_user);
+  line.str(r.model);
+  line.str(r.model_group);
+  line.str(r.model_id);
+  line.str(r.provider);
+  line.str(r.api_base);
+  line.num(r.prompt_tokens);
+  line.num(r.completion_tokens);
+  line.num(r.total_tokens);
+  line.num(r.cached_tokens);
+  line.num(r.cache_creation_tokens);
+  line.num(r.reasoning_tokens);
+  line.flag(r.usage_estimated);
+  line.real(r.spend);
+  line.num(r.start_us);
+  line.num(r.end_us);
+  line.num(r.completion_start_us);
+  line.flag(r.success);
+  line.num(r.status_code);
+  line.str(r.error_type);
+  line.flag(r.cache_hit);
+  line.num(r.retries);
+  line.num(r.fallbacks);
+  line.str(r.requester_ip);
+  line.str(r.session_id);
+  line.str(tags);
+  line.str(metadata);
   if (r.messages_json.empty()) {
-    out += "\\N";
+    line.raw("\\N");
+    line.sep();
   } else {
-    copy_json(out, r.messages_json, "", "null");
+    line.str(messages);
   }
-  copy_sep(out);
   if (r.response_json.empty()) {
-    out += "\\N";
+    line.raw("\\N");
   } else {
-    copy_json(out, r.response_json, "", "null");
+    line.last(response);
   }
-  out += '\n';
+  line.end();
 }
 
 core::result<spend_row> row_from_json(std::string_view text) {

@@ -25,6 +25,8 @@ billed billed_of(const request_ctx& ctx, spend::pricer& prices);
 // request's messages (chat), prompt (completions) or input (embeddings) and the answer
 // (ctx.kept_response), each at most spend::max_stored_bytes (spend::stored_json).
 spend::spend_row spend_row_of(const request_ctx& ctx, spend::pricer& prices, bool store_prompts = false);
+// The same, into a default-constructed row.
+void fill_spend_row(spend::spend_row& r, const request_ctx& ctx, spend::pricer& prices, bool store_prompts = false);
 
 class spend_observer final : public observer {
  public:

@@ -29,7 +29,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -77,6 +76,25 @@ class cost_logger {
 
   // Queues one row. Never blocks, never fails the caller.
   void add(spend_row row);
+  // Queues one row that `fill(spend_row&)` writes in its place in the queue (no move of the
+  // row). If fill throws, nothing is queued and the exception goes to the caller.
+  template <typename Fill>
+  void add_in_place(Fill&& fill) {
+    if (stopped_) {
+      spend_row r;
+      fill(r);
+      add(std::move(r));
+      return;
+    }
+    queue_.emplace_back();
+    try {
+      fill(queue_.back());
+    } catch (...) {
+      queue_.pop_back();
+      throw;
+    }
+    queued_back();
+  }
   // Starts the flush loop (and replays spill files left by an earlier run).
   void start();
   // Writes what it can until `deadline`, spills the rest, then returns. Rows added later
@@ -109,9 +127,12 @@ class cost_logger {
   // one, the refused ones kept aside. False: the database went away meanwhile.
   net::awaitable<bool> isolate(const std::vector<spend_row>& rows);
   void reject(const std::vector<spend_row>& rows, const std::string& why);
+  void queued_back();  // the row at the back was just queued: counts, bounds, wakes
   void enforce_bound();
   void spill(std::vector<spend_row> rows);
   std::vector<spend_row> take(std::size_t n);
+  // Rows of a batch that was not written go back to the front of the queue, in their order.
+  void put_back(std::vector<spend_row>::const_iterator first, std::vector<spend_row>::const_iterator last);
   void wake();
   void measure_spill_later();
   void written(const sink_result& r);  // counts a written batch, tells the key cache its totals
@@ -119,7 +140,14 @@ class cost_logger {
   net::any_io_executor ex_;
   spend_sink& sink_;
   logger_options opts_;
-  std::deque<spend_row> queue_;
+  // A vector, not a deque: a flush swaps it out whole (a row is ~750 bytes, so a deque
+  // would allocate a node per row). Rows [head_, size) wait; those before head_ were taken
+  // by a partial take (moved from) and are dropped from the front in bulk.
+  std::vector<spend_row> queue_;
+  std::size_t head_ = 0;
+  // A written batch's storage, kept for the next one (no large free and allocation per batch).
+  std::vector<spend_row> spare_;
+  std::size_t waiting() const { return queue_.size() - head_; }
   std::size_t queue_bytes_ = 0;
   net::steady_timer timer_;
   net::steady_timer done_;  // stop() waits on it; the flush loop cancels it when it ends

@@ -44,3 +44,25 @@ TEST(json_escape, any_bytes_make_a_json_string_that_parses) {
 }
 
 }  // namespace
+
+namespace {
+
+// Plain runs are found 8 bytes at a time: a byte that needs escaping (or is not ASCII) must
+// be seen wherever it sits in a word, and in the tail shorter than a word.
+TEST(json_escape, a_special_byte_is_found_at_every_position_of_a_word) {
+  const std::string fffd = "\xEF\xBF\xBD";
+  const std::pair<std::string, std::string> specials[] = {
+      {"\"", "\\\""},   {"\\", "\\\\"},      {"\n", "\\n"},    {std::string(1, '\x1f'), "\\u001f"},
+      {"\x7f", "\x7f"}, {"\xC3\xA9", "\xC3\xA9"}, {"\xFF", fffd}, {std::string(1, '\0'), "\\u0000"},
+      {" ", " "},       {"~", "~"}};
+  for (std::size_t len = 0; len <= 33; ++len) {
+    for (std::size_t at = 0; at <= len; ++at) {
+      for (const auto& [in, out] : specials) {
+        const std::string before(at, 'a'), after(len - at, 'z');
+        EXPECT_EQ(escaped(before + in + after), before + out + after) << "len " << len << " at " << at;
+      }
+    }
+  }
+}
+
+}  // namespace
