@@ -1,6 +1,11 @@
 #include "switchyard/store/postgres/spend_query_repo.hpp"
 
+#include "switchyard/core/utf8.hpp"
+
 #include <pqxx/pqxx>
+
+#include <charconv>
+#include <string_view>
 
 namespace switchyard::store::postgres {
 
@@ -253,44 +258,104 @@ std::string spend_report_by_key_blocking(pqxx::connection& c, const spend_lens& 
 std::string spend_report_by_group_blocking(pqxx::connection& c, const std::string& group_by,
                                            const std::string& start_day, const std::string& end_day) {
   pqxx::read_transaction tx{c};
-  const std::string days = day_range(tx, "day", start_day, end_day);
-  // The entity's rollups, and the requests of none of them ("Unassigned Team" / a null
-  // customer): per day, key and model, every request ('all') less the entity's, added up
-  // with signs. Then the answer's nesting (day > group > key and model) by Postgres in
-  // the same statement: the gateway sends the text as it comes, never parsing or
-  // rebuilding an answer that is megabytes for a month of many keys. Counts are added up as
-  // float8 (exact below 2^53): sum() of bigint is numeric, several times slower over the
-  // tens of thousands of rows a month of many keys has.
+  const std::string days = day_range(tx, "d.day", start_day, end_day);
+  // One flat row per (day, group, key, model) from the entity's rollups and those of the
+  // requests of none ("Unassigned Team" / a null customer: 'no_team' / 'no_end_user'),
+  // in the answer's order; the nesting (day > group > key and model) is written here
+  // while the rows stream by. Postgres' json functions did that nesting at a few
+  // microseconds an entry, the bulk of the statement for a month of many keys (docs/spend.md,
+  // "Query plans"). Counts are added up as float8 (exact below 2^53): sum() of bigint is
+  // numeric, several times slower.
   const bool team = group_by == "team";
-  const std::string entity = tx.quote(team ? "team" : "end_user");
-  const std::string named = team ? "coalesce(tm.team_alias, 'Unassigned Team')" : "d.entity_id";
-  const std::string rest_name = team ? "'Unassigned Team'" : "NULL::text";
+  const std::string grp = team ? "CASE WHEN d.entity_type = 'team' THEN coalesce(tm.team_alias, 'Unassigned Team') "
+                                 "ELSE 'Unassigned Team' END"
+                               : "nullif(d.entity_id, '')";
   roomy(tx);
-  auto row = tx.exec1(
-      "WITH d AS (SELECT entity_type, entity_id, day, api_key, model, spend, "
-      "(prompt_tokens + completion_tokens)::float8 AS tokens, api_requests::float8 AS n FROM daily_spend "
-      "WHERE entity_type IN ('all', " +
-      entity + ") AND " + days +
-      " AND (entity_type <> 'all' OR entity_id = '')), "
-      "rest AS (SELECT day, api_key, model, sum(CASE WHEN entity_type = 'all' THEN spend ELSE -spend END) "
-      "AS spend, sum(CASE WHEN entity_type = 'all' THEN tokens ELSE -tokens END) AS tokens FROM d "
-      "GROUP BY 1, 2, 3 HAVING sum(CASE WHEN entity_type = 'all' THEN n ELSE -n END) > 0), "
-      "r AS (SELECT d.day, " +
-      named + " AS grp, d.api_key, d.model, d.spend, d.tokens FROM d" +
-      (team ? " LEFT JOIN teams tm ON tm.team_id = d.entity_id" : "") +
-      " WHERE d.entity_type <> 'all' UNION ALL SELECT day, " + rest_name +
-      ", api_key, model, spend, tokens FROM rest), "
-      "m AS (SELECT day, grp, api_key, model, sum(spend) AS spend, sum(tokens) AS tokens FROM r "
-      "GROUP BY day, grp, api_key, model), "
-      "g AS (SELECT day, grp, json_build_object(" +
-      tx.quote(team ? "team_name" : "customer") +
-      ", grp, 'total_spend', sum(spend), 'metadata', json_agg(json_build_object('model', model, 'api_key', "
-      "api_key, 'spend', spend, 'total_tokens', tokens::bigint) ORDER BY api_key, model)) AS o FROM m GROUP BY day, grp), "
-      "dd AS (SELECT day, json_build_object('group_by_day', to_char(day, 'YYYY-MM-DD') || 'T00:00:00+00:00', " +
-      tx.quote(team ? "teams" : "customers") +
-      ", json_agg(o ORDER BY grp NULLS LAST)) AS o FROM g GROUP BY day) "
-      "SELECT coalesce(json_agg(o ORDER BY day), '[]')::text FROM dd");
-  return row[0].as<std::string>();
+  const auto rows = tx.exec(
+      "SELECT to_char(d.day, 'YYYY-MM-DD'), " + grp +
+      " AS grp, d.api_key, d.model, sum(d.spend), sum((d.prompt_tokens + d.completion_tokens)::float8)::bigint "
+      "FROM daily_spend d" +
+      (team ? " LEFT JOIN teams tm ON d.entity_type = 'team' AND tm.team_id = d.entity_id" : "") +
+      " WHERE d.entity_type IN " + (team ? "('team', 'no_team')" : "('end_user', 'no_end_user')") + " AND " + days +
+      " GROUP BY d.day, grp, d.api_key, d.model ORDER BY d.day, grp NULLS LAST, d.api_key, d.model");
+  const char* group_key = team ? "{\"team_name\":" : "{\"customer\":";
+  std::string out = "[";
+  std::string entries;  // the current group's metadata entries
+  double group_spend = 0;
+  std::string_view day, group;
+  bool group_null = false, open_day = false, open_group = false;
+  const auto put_string = [](std::string& o, std::string_view v) {
+    o += '"';
+    core::append_json_escaped(o, v);
+    o += '"';
+  };
+  const auto close_group = [&] {
+    if (!open_group) {
+      return;
+    }
+    if (group_null) {
+      out += group_key;
+      out += "null";
+    } else {
+      out += group_key;
+      put_string(out, group);
+    }
+    out += ",\"total_spend\":";
+    char buf[32];
+    out.append(buf, static_cast<std::size_t>(std::to_chars(buf, buf + sizeof buf, group_spend).ptr - buf));
+    out += ",\"metadata\":[";
+    out += entries;
+    out += "]}";
+    entries.clear();
+    group_spend = 0;
+    open_group = false;
+  };
+  for (const auto& row : rows) {
+    const std::string_view row_day = row[0].c_str();
+    const bool row_null = row[1].is_null();
+    const std::string_view row_group = row_null ? std::string_view() : std::string_view(row[1].c_str());
+    if (!open_day || row_day != day) {
+      close_group();
+      if (open_day) {
+        out += "]},";
+      }
+      out += "{\"group_by_day\":\"";
+      out += row_day;
+      out += team ? "T00:00:00+00:00\",\"teams\":[" : "T00:00:00+00:00\",\"customers\":[";
+      day = row_day;
+      open_day = true;
+    } else if (row_null != group_null || row_group != group) {
+      close_group();
+      out += ',';
+    }
+    if (!open_group) {
+      group = row_group;
+      group_null = row_null;
+      open_group = true;
+    }
+    if (!entries.empty()) {
+      entries += ',';
+    }
+    const std::string_view spend = row[4].c_str();
+    double v = 0;
+    std::from_chars(spend.data(), spend.data() + spend.size(), v);
+    group_spend += v;
+    entries += "{\"model\":";
+    put_string(entries, row[3].c_str());
+    entries += ",\"api_key\":";
+    put_string(entries, row[2].c_str());
+    entries += ",\"spend\":";
+    entries += spend;
+    entries += ",\"total_tokens\":";
+    entries += row[5].c_str();
+    entries += '}';
+  }
+  close_group();
+  if (open_day) {
+    out += "]}";
+  }
+  out += ']';
+  return out;
 }
 
 std::string tag_spend_blocking(pqxx::connection& c, const std::string& start_day, const std::string& end_day) {

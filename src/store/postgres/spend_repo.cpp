@@ -115,6 +115,10 @@ constexpr const char* rollup_sql =
     "  UNION ALL SELECT 'team', team_id, * FROM g WHERE team_id IS NOT NULL"
     "  UNION ALL SELECT 'org', organization_id, * FROM g WHERE organization_id IS NOT NULL"
     "  UNION ALL SELECT 'end_user', end_user, * FROM g WHERE end_user IS NOT NULL"
+    // The requests of no team and of no end user have rollups of their own (the reports'
+    // "Unassigned Team" and null customer).
+    "  UNION ALL SELECT 'no_team', '', * FROM g WHERE team_id IS NULL"
+    "  UNION ALL SELECT 'no_end_user', '', * FROM g WHERE end_user IS NULL"
     "  UNION ALL SELECT 'tag', t.tag, b.day, b.api_key, b.user_id, b.team_id, b.organization_id, b.end_user, b.model,"
     "    b.model_group, b.custom_llm_provider, b.prompt_tokens, b.completion_tokens, b.cached_tokens,"
     "    b.cache_creation_tokens, b.spend, 1, CASE WHEN b.success THEN 1 ELSE 0 END,"

@@ -10,6 +10,8 @@
 #include "store_test_support.hpp"
 
 #include <nlohmann/json.hpp>
+#include <fstream>
+#include <iterator>
 #include <pqxx/pqxx>
 
 namespace {
@@ -266,6 +268,51 @@ TEST(spend_day_of, floors_to_the_utc_day) {
             (std::vector<std::string>{"20251204", "20251205"}));
   EXPECT_EQ(pg::spend_days_of({day1 - 1}), (std::vector<std::string>{"20251203", "20251204"}));
   EXPECT_TRUE(pg::spend_days_of({}).empty());
+}
+
+}  // namespace
+
+namespace {
+
+// The requests of no team and of no end user have rollups of their own ('no_team',
+// 'no_end_user'), written with the others; migration 0006 made them once from the rollups
+// already there ('all' less the entity's). Both must agree with the rows.
+TEST_F(spend_repo_test, requests_of_no_team_or_end_user_have_their_own_rollups) {
+  json a = row("0e000000-0000-4000-8000-000000000001", "k1", 0.5, day1);
+  json b = row("0e000000-0000-4000-8000-000000000002", "k2", 0.25, day1 + hour);
+  b["team_id"] = "";
+  b["end_user"] = "";
+  json c = row("0e000000-0000-4000-8000-000000000003", "k2", 0.125, day1 + 2 * hour);
+  c["team_id"] = "";
+  pg::write_spend_batch_blocking(*conn, json::array({a, b, c}).dump());
+  const auto by = [&](const char* type) {
+    return "SELECT coalesce(sum(spend), 0) FROM daily_spend WHERE entity_type = '" + std::string(type) + "'";
+  };
+  EXPECT_DOUBLE_EQ(scalar(by("no_team")), 0.375);
+  EXPECT_DOUBLE_EQ(scalar(by("no_end_user")), 0.25);
+  EXPECT_DOUBLE_EQ(scalar("SELECT sum(api_requests) FROM daily_spend WHERE entity_type = 'no_team'"), 2);
+
+  // The backfill: the same rollups made from 'all' less 'team' / 'end_user'.
+  const std::string written_team = "SELECT string_agg(concat_ws('|', day, api_key, model, spend, api_requests, "
+                                   "prompt_tokens), ',' ORDER BY day, api_key, model) FROM daily_spend "
+                                   "WHERE entity_type = 'no_team'";
+  std::string before;
+  {
+    pqxx::read_transaction tx{*conn};
+    before = tx.exec1(written_team)[0].as<std::string>();
+  }
+  {
+    pqxx::work tx{*conn};
+    tx.exec0("DELETE FROM daily_spend WHERE entity_type IN ('no_team', 'no_end_user')");
+    std::ifstream f(source_dir + "/migrations/0006_spend_unassigned.sql");
+    ASSERT_TRUE(f.good());
+    const std::string sql{std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+    tx.exec0(sql);
+    tx.commit();
+  }
+  pqxx::read_transaction tx{*conn};
+  EXPECT_EQ(tx.exec1(written_team)[0].as<std::string>(), before);
+  EXPECT_DOUBLE_EQ(tx.exec1(by("no_end_user"))[0].as<double>(), 0.25);
 }
 
 }  // namespace
