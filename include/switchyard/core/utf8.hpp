@@ -19,6 +19,28 @@ inline constexpr auto plain_ascii = [] {
   return t;
 }();
 
+// How many leading bytes of `s` write_utf8 copies as they are (8 at a time, as it does).
+inline std::size_t plain_prefix(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const std::size_t n = s.size();
+  std::size_t run = 0;
+  constexpr std::uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+  while (run + 8 <= n) {
+    std::uint64_t x;
+    std::memcpy(&x, p + run, 8);
+    const std::uint64_t quote = x ^ (ones * '"'), backslash = x ^ (ones * '\\');
+    if (((((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | x) & high) !=
+        0) {
+      break;
+    }
+    run += 8;
+  }
+  while (run < n && plain_ascii[p[run]]) {
+    ++run;
+  }
+  return run;
+}
+
 // Writes `s` at `o` with invalid UTF-8 (headers and bodies can carry any bytes) replaced by
 // U+FFFD, so that what is written is always valid UTF-8: Postgres never refuses a spend batch
 // for one row's bytes, and a JSON log line stays JSON. `escape(o, c)` writes the escaped
@@ -31,25 +53,8 @@ char* write_utf8(char* o, std::string_view s, Escape escape) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const std::size_t n = s.size();
   for (std::size_t i = 0; i < n;) {
-    // A run of plain ASCII (most of every row) is copied in one go; found 8 bytes at a time
-    // while they are all plain (the "any byte < k" and "any zero byte" word tricks are exact
-    // for the word as a whole), then byte by byte.
-    std::size_t run = i;
-    constexpr std::uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
-    while (run + 8 <= n) {
-      std::uint64_t x;
-      std::memcpy(&x, p + run, 8);
-      const std::uint64_t quote = x ^ (ones * '"'), backslash = x ^ (ones * '\\');
-      const std::uint64_t special = ((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) |
-                                    ((backslash - ones) & ~backslash) | x;
-      if ((special & high) != 0) {
-        break;
-      }
-      run += 8;
-    }
-    while (run < n && plain_ascii[p[run]]) {
-      ++run;
-    }
+    // A run of plain ASCII (most of every row) is copied in one go.
+    const std::size_t run = i + plain_prefix(s.substr(i));
     if (run != i) {
       std::memcpy(o, s.data() + i, run - i);
       o += run - i;
@@ -100,6 +105,14 @@ char* write_utf8(char* o, std::string_view s, Escape escape) {
 // write_utf8 appending to a string; `max_expansion`: the longest form one byte can take.
 template <typename Escape>
 void append_utf8(std::string& out, std::string_view s, std::size_t max_expansion, Escape escape) {
+  // Text with nothing to escape (most of it) is appended as is, without growing the
+  // string for the worst case first.
+  const std::size_t plain = plain_prefix(s);
+  out.append(s.data(), plain);
+  s.remove_prefix(plain);
+  if (s.empty()) {
+    return;
+  }
   const std::size_t at = out.size();
   out.resize(at + s.size() * max_expansion);
   char* end = write_utf8(out.data() + at, s, escape);

@@ -4,8 +4,14 @@
 
 #include <pqxx/pqxx>
 
+#include <algorithm>
 #include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
 #include <string_view>
+#include <unordered_map>
+#include <vector>
 
 namespace switchyard::store::postgres {
 
@@ -255,103 +261,178 @@ std::string spend_report_by_key_blocking(pqxx::connection& c, const spend_lens& 
               lens_filter(tx, lens, start_day, end_day) + " GROUP BY api_key, model ORDER BY api_key, model");
 }
 
+namespace {
+
+// One rollup row of the team / customer report, as Postgres wrote its fields, with the
+// name of its group.
+struct report_row {
+  int day_key = 0;  // YYYYMMDD
+  bool no_group = false;  // a null customer: listed last in its day
+  std::string_view day, group, api_key, model, spend, tokens;
+};
+
+double number_of(std::string_view v) {
+  double d = 0;
+  std::from_chars(v.data(), v.data() + v.size(), d);
+  return d;
+}
+
+void put_json_string(std::string& o, std::string_view v) {
+  o += '"';
+  core::append_json_escaped(o, v);
+  o += '"';
+}
+
+void put_number(std::string& o, double v) {
+  char buf[32];
+  o.append(buf, static_cast<std::size_t>(std::to_chars(buf, buf + sizeof buf, v).ptr - buf));
+}
+
+int day_key_of(std::string_view day) {  // "YYYY-MM-DD"
+  int k = 0;
+  for (char ch : day) {
+    if (ch >= '0' && ch <= '9') {
+      k = k * 10 + (ch - '0');
+    }
+  }
+  return k;
+}
+
+}  // namespace
+
 std::string spend_report_by_group_blocking(pqxx::connection& c, const std::string& group_by,
                                            const std::string& start_day, const std::string& end_day) {
   pqxx::read_transaction tx{c};
-  const std::string days = day_range(tx, "d.day", start_day, end_day);
-  // One flat row per (day, group, key, model) from the entity's rollups and those of the
-  // requests of none ("Unassigned Team" / a null customer: 'no_team' / 'no_end_user'),
-  // in the answer's order; the nesting (day > group > key and model) is written here
-  // while the rows stream by. Postgres' json functions did that nesting at a few
-  // microseconds an entry, the bulk of the statement for a month of many keys (docs/spend.md,
-  // "Query plans"). Counts are added up as float8 (exact below 2^53): sum() of bigint is
-  // numeric, several times slower.
+  // The month's rollup rows of the entity and those of the requests of none ("Unassigned
+  // Team" / a null customer: 'no_team' / 'no_end_user'), as they lie: Postgres neither
+  // sorts, nor aggregates, nor builds JSON (its sort and its json functions were most of
+  // the cost; reading tens of thousands of rows in index order is dearer than reading
+  // them in page order). Here they are named, ordered (day, group, key, model; names in
+  // byte order), rows of the same (group, key, model) added up (a key's model has a row
+  // per model group and provider; teams may share a name) and nested (day > group > key
+  // and model). See docs/spend.md, "Query plans".
   const bool team = group_by == "team";
-  const std::string grp = team ? "CASE WHEN d.entity_type = 'team' THEN coalesce(tm.team_alias, 'Unassigned Team') "
-                                 "ELSE 'Unassigned Team' END"
-                               : "nullif(d.entity_id, '')";
-  roomy(tx);
+  const auto teams = team ? tx.exec("SELECT team_id, team_alias FROM teams WHERE team_alias IS NOT NULL")
+                          : pqxx::result();
+  std::unordered_map<std::string_view, std::string_view> alias;
+  for (const auto& row : teams) {
+    alias.emplace(std::string_view(row[0].c_str(), row[0].size()), std::string_view(row[1].c_str(), row[1].size()));
+  }
+  tx.exec0("SET LOCAL DateStyle = ISO");  // a date's text is YYYY-MM-DD
   const auto rows = tx.exec(
-      "SELECT to_char(d.day, 'YYYY-MM-DD'), " + grp +
-      " AS grp, d.api_key, d.model, sum(d.spend), sum((d.prompt_tokens + d.completion_tokens)::float8)::bigint "
-      "FROM daily_spend d" +
-      (team ? " LEFT JOIN teams tm ON d.entity_type = 'team' AND tm.team_id = d.entity_id" : "") +
-      " WHERE d.entity_type IN " + (team ? "('team', 'no_team')" : "('end_user', 'no_end_user')") + " AND " + days +
-      " GROUP BY d.day, grp, d.api_key, d.model ORDER BY d.day, grp NULLS LAST, d.api_key, d.model");
-  const char* group_key = team ? "{\"team_name\":" : "{\"customer\":";
-  std::string out = "[";
-  std::string entries;  // the current group's metadata entries
-  double group_spend = 0;
-  std::string_view day, group;
-  bool group_null = false, open_day = false, open_group = false;
-  const auto put_string = [](std::string& o, std::string_view v) {
-    o += '"';
-    core::append_json_escaped(o, v);
-    o += '"';
-  };
-  const auto close_group = [&] {
-    if (!open_group) {
-      return;
-    }
-    if (group_null) {
-      out += group_key;
-      out += "null";
+      "SELECT day, entity_type = " + std::string(team ? "'team'" : "'end_user'") +
+      ", entity_id, api_key, model, spend, prompt_tokens + completion_tokens FROM daily_spend WHERE entity_type IN " +
+      (team ? "('team', 'no_team')" : "('end_user', 'no_end_user')") + " AND " + day_range(tx, "day", start_day, end_day));
+  constexpr std::string_view unassigned = "Unassigned Team";
+  std::vector<report_row> all;
+  all.reserve(rows.size());
+  for (const auto& r : rows) {
+    const auto sv = [&](int i) { return std::string_view(r[i].c_str(), r[i].size()); };
+    report_row e;
+    e.day = sv(0);
+    e.day_key = day_key_of(e.day);
+    const bool named = r[1].c_str()[0] == 't';
+    if (team) {
+      // A team without a name is listed as "Unassigned Team", as LiteLLM does.
+      const auto found = named ? alias.find(sv(2)) : alias.end();
+      e.group = found != alias.end() ? found->second : unassigned;
+    } else if (named) {
+      e.group = sv(2);
     } else {
-      out += group_key;
-      put_string(out, group);
+      e.no_group = true;
     }
-    out += ",\"total_spend\":";
-    char buf[32];
-    out.append(buf, static_cast<std::size_t>(std::to_chars(buf, buf + sizeof buf, group_spend).ptr - buf));
-    out += ",\"metadata\":[";
-    out += entries;
-    out += "]}";
-    entries.clear();
-    group_spend = 0;
-    open_group = false;
+    e.api_key = sv(3);
+    e.model = sv(4);
+    e.spend = sv(5);
+    e.tokens = sv(6);
+    all.push_back(e);
+  }
+  std::vector<std::uint32_t> order(all.size());
+  for (std::uint32_t i = 0; i < order.size(); ++i) {
+    order[i] = i;
+  }
+  std::sort(order.begin(), order.end(), [&](std::uint32_t x, std::uint32_t y) {
+    const report_row& a = all[x];
+    const report_row& b = all[y];
+    if (a.day_key != b.day_key) {
+      return a.day_key < b.day_key;
+    }
+    if (a.no_group != b.no_group) {
+      return b.no_group;
+    }
+    if (const int g = a.group.compare(b.group); g != 0) {
+      return g < 0;
+    }
+    if (const int k = a.api_key.compare(b.api_key); k != 0) {
+      return k < 0;
+    }
+    return a.model < b.model;
+  });
+  const auto same_group = [](const report_row& a, const report_row& b) {
+    return a.day_key == b.day_key && a.no_group == b.no_group && a.group == b.group;
   };
-  for (const auto& row : rows) {
-    const std::string_view row_day = row[0].c_str();
-    const bool row_null = row[1].is_null();
-    const std::string_view row_group = row_null ? std::string_view() : std::string_view(row[1].c_str());
-    if (!open_day || row_day != day) {
-      close_group();
-      if (open_day) {
-        out += "]},";
-      }
-      out += "{\"group_by_day\":\"";
-      out += row_day;
+
+  std::string out = "[";
+  out.reserve(all.size() * 160);
+  for (std::size_t i = 0; i < order.size();) {
+    const report_row& first = all[order[i]];
+    if (i == 0 || first.day_key != all[order[i - 1]].day_key) {
+      out += i == 0 ? "{\"group_by_day\":\"" : "]},{\"group_by_day\":\"";
+      out += first.day;
       out += team ? "T00:00:00+00:00\",\"teams\":[" : "T00:00:00+00:00\",\"customers\":[";
-      day = row_day;
-      open_day = true;
-    } else if (row_null != group_null || row_group != group) {
-      close_group();
+    } else {
       out += ',';
     }
-    if (!open_group) {
-      group = row_group;
-      group_null = row_null;
-      open_group = true;
+    out += team ? "{\"team_name\":" : "{\"customer\":";
+    if (first.no_group) {
+      out += "null";
+    } else {
+      put_json_string(out, first.group);
     }
-    if (!entries.empty()) {
-      entries += ',';
+    // total_spend comes before the entries but is known after them: it is inserted here
+    // once they are written (a group's entries are a few kilobytes at most).
+    out += ",\"total_spend\":";
+    const std::size_t total_at = out.size();
+    out += ",\"metadata\":[";
+    double total = 0;
+    std::size_t j = i;
+    for (bool first_entry = true; j < order.size() && same_group(all[order[j]], first); first_entry = false) {
+      const report_row& e = all[order[j]];
+      std::size_t k = j + 1;
+      while (k < order.size() && same_group(all[order[k]], first) && all[order[k]].api_key == e.api_key &&
+             all[order[k]].model == e.model) {
+        ++k;
+      }
+      out += first_entry ? "{\"model\":" : ",{\"model\":";
+      put_json_string(out, e.model);
+      out += ",\"api_key\":";
+      put_json_string(out, e.api_key);
+      out += ",\"spend\":";
+      if (k == j + 1) {
+        out += e.spend;
+        out += ",\"total_tokens\":";
+        out += e.tokens;
+        total += number_of(e.spend);
+      } else {
+        double spend = 0, tokens = 0;
+        for (std::size_t x = j; x < k; ++x) {
+          spend += number_of(all[order[x]].spend);
+          tokens += number_of(all[order[x]].tokens);
+        }
+        put_number(out, spend);
+        out += ",\"total_tokens\":";
+        out += std::to_string(static_cast<long long>(std::llround(tokens)));
+        total += spend;
+      }
+      out += '}';
+      j = k;
     }
-    const std::string_view spend = row[4].c_str();
-    double v = 0;
-    std::from_chars(spend.data(), spend.data() + spend.size(), v);
-    group_spend += v;
-    entries += "{\"model\":";
-    put_string(entries, row[3].c_str());
-    entries += ",\"api_key\":";
-    put_string(entries, row[2].c_str());
-    entries += ",\"spend\":";
-    entries += spend;
-    entries += ",\"total_tokens\":";
-    entries += row[5].c_str();
-    entries += '}';
+    out += "]}";
+    char buf[32];
+    out.insert(total_at, buf, static_cast<std::size_t>(std::to_chars(buf, buf + sizeof buf, total).ptr - buf));
+    i = j;
   }
-  close_group();
-  if (open_day) {
+  if (!order.empty()) {
     out += "]}";
   }
   out += ']';

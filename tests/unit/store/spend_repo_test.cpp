@@ -2,6 +2,7 @@
 // totals and daily rollups move by the inserted rows only, day partitions are made on
 // first use, and the retention drops whole days.
 #include "switchyard/store/postgres/spend_repo.hpp"
+#include "switchyard/store/postgres/spend_query_repo.hpp"
 
 #include "switchyard/spend/record.hpp"
 #include "switchyard/store/postgres/db_executor.hpp"
@@ -313,6 +314,62 @@ TEST_F(spend_repo_test, requests_of_no_team_or_end_user_have_their_own_rollups) 
   pqxx::read_transaction tx{*conn};
   EXPECT_EQ(tx.exec1(written_team)[0].as<std::string>(), before);
   EXPECT_DOUBLE_EQ(tx.exec1(by("no_end_user"))[0].as<double>(), 0.25);
+}
+
+}  // namespace
+
+namespace {
+
+// /global/spend/report by team and by customer, from hand-made rollups: days in order,
+// groups by name (bytes) with the null customer last, a key's model added up over its
+// model groups and providers, teams sharing a name (or having none) merged.
+TEST_F(spend_repo_test, the_group_report_nests_orders_and_merges) {
+  {
+    pqxx::work tx{*conn};
+    tx.exec0("INSERT INTO teams (team_id, team_alias) VALUES ('t2', 'Zed'), ('t3', 'Alpha'), ('t4', 'Alpha')");
+    tx.exec0(
+        "INSERT INTO daily_spend (entity_type, entity_id, day, api_key, model, model_group, custom_llm_provider, "
+        "prompt_tokens, completion_tokens, spend, api_requests) VALUES "
+        "('team', 't2', '2026-10-02', 'k1', 'm', 'g1', 'openai', 1, 1, 0.5, 1),"
+        "('team', 't2', '2026-10-01', 'k1', 'm', 'g1', 'openai', 1, 1, 0.25, 1),"
+        "('team', 't2', '2026-10-01', 'k1', 'm', 'g2', 'azure', 2, 2, 0.125, 1),"
+        "('team', 't3', '2026-10-01', 'k2', 'm', 'g1', 'openai', 3, 0, 1, 1),"
+        "('team', 't4', '2026-10-01', 'k1', 'm', 'g1', 'openai', 0, 4, 2, 1),"
+        "('team', 't1', '2026-10-01', 'k3', 'm', 'g1', 'openai', 0, 5, 3, 1),"
+        "('no_team', '', '2026-10-01', 'k4', 'm', 'g1', 'openai', 0, 6, 4, 1),"
+        "('end_user', 'c-b', '2026-10-01', 'k1', 'm', 'g1', 'openai', 1, 0, 1, 1),"
+        "('end_user', 'c-a', '2026-10-01', 'k1', 'm', 'g1', 'openai', 1, 0, 2, 1),"
+        "('no_end_user', '', '2026-10-01', 'k1', 'm', 'g1', 'openai', 1, 0, 4, 1)");
+    tx.commit();
+  }
+  const auto team = json::parse(pg::spend_report_by_group_blocking(*conn, "team", "2026-10-01", "2026-10-31"));
+  ASSERT_EQ(team.size(), 2u);
+  EXPECT_EQ(team[0]["group_by_day"], "2026-10-01T00:00:00+00:00");
+  const auto& t = team[0]["teams"];
+  // Alpha (t3 and t4 together), Unassigned Team (t1 has no name, and the no-team rows), Zed.
+  ASSERT_EQ(t.size(), 3u) << t.dump();
+  EXPECT_EQ(t[0]["team_name"], "Alpha");
+  EXPECT_DOUBLE_EQ(t[0]["total_spend"].get<double>(), 3);
+  ASSERT_EQ(t[0]["metadata"].size(), 2u);
+  EXPECT_EQ(t[0]["metadata"][0]["api_key"], "k1");
+  EXPECT_EQ(t[0]["metadata"][1]["api_key"], "k2");
+  EXPECT_EQ(t[1]["team_name"], "Unassigned Team");
+  EXPECT_DOUBLE_EQ(t[1]["total_spend"].get<double>(), 7);
+  EXPECT_EQ(t[2]["team_name"], "Zed");
+  ASSERT_EQ(t[2]["metadata"].size(), 1u);  // g1 and g2 of k1's model m, added up
+  EXPECT_DOUBLE_EQ(t[2]["metadata"][0]["spend"].get<double>(), 0.375);
+  EXPECT_EQ(t[2]["metadata"][0]["total_tokens"], 6);
+  EXPECT_DOUBLE_EQ(team[1]["teams"][0]["total_spend"].get<double>(), 0.5);
+
+  const auto customers = json::parse(pg::spend_report_by_group_blocking(*conn, "customer", "2026-10-01", "2026-10-01"));
+  ASSERT_EQ(customers.size(), 1u);
+  const auto& c = customers[0]["customers"];
+  ASSERT_EQ(c.size(), 3u);
+  EXPECT_EQ(c[0]["customer"], "c-a");
+  EXPECT_EQ(c[1]["customer"], "c-b");
+  EXPECT_TRUE(c[2]["customer"].is_null());
+  EXPECT_DOUBLE_EQ(c[2]["total_spend"].get<double>(), 4);
+  EXPECT_EQ(json::parse(pg::spend_report_by_group_blocking(*conn, "team", "2027-01-01", "2027-01-31")), json::array());
 }
 
 }  // namespace
