@@ -117,7 +117,9 @@ load() {
        FROM (SELECT (start_time AT TIME ZONE 'UTC')::date AS day, * FROM spend_logs) s
        CROSS JOIN LATERAL (VALUES ('all', ''), ('key', s.api_key), ('user', s.user_id), ('team', s.team_id),
                                   ('org', s.organization_id), ('end_user', s.end_user),
-                                  ('tag', s.request_tags->>0)) e(entity_type, entity_id)
+                                  ('tag', s.request_tags->>0),
+                                  ('no_team', CASE WHEN s.team_id IS NULL THEN '' END),
+                                  ('no_end_user', CASE WHEN s.end_user IS NULL THEN '' END)) e(entity_type, entity_id)
        WHERE e.entity_id IS NOT NULL
        GROUP BY 1, 2, 3, 4, 5, 6, 7" >/dev/null
   sql "UPDATE verification_tokens v SET spend = s.total FROM (SELECT entity_id, sum(spend) AS total FROM daily_spend
