@@ -36,9 +36,11 @@ net::awaitable<void> key_invalidation::start() {
   if (redis_ == nullptr) {
     co_return;
   }
-  key_cache* cache = &cache_;
-  store::redis::redis_client::message_handler on_message = [cache](std::string_view, std::string_view msg) {
-    apply(*cache, msg);
+  store::redis::redis_client::message_handler on_message = [this](std::string_view, std::string_view msg) {
+    apply(cache_, msg);
+    if (listener_) {
+      listener_(msg);
+    }
   };
   std::string ch = channel;
   auto r = co_await redis_->subscribe(std::move(ch), std::move(on_message));
@@ -58,6 +60,9 @@ void key_invalidation::publish(const std::string& hash) {
 void key_invalidation::publish_owner(const std::string& kind, const std::string& id) {
   auto msg = kind + ":" + id;
   apply(cache_, msg);
+  if (listener_) {
+    listener_(msg);
+  }
   if (redis_ != nullptr) {
     net::co_spawn(loop_, publish_hash(redis_, msg), net::detached);
   }
