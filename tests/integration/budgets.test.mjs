@@ -64,7 +64,9 @@ describe('budgets', { skip }, () => {
       }],
       litellm_settings: { max_end_user_budget: 3.5 },
     };
-    const env = { DATABASE_URL: dbUrl, REDIS_URL, SWITCHYARD_DATA_DIR: `/tmp/${dbName}`, SWITCHYARD_BUDGET_METRICS_S: '1' };
+    const env = { DATABASE_URL: dbUrl, REDIS_URL, SWITCHYARD_DATA_DIR: `/tmp/${dbName}`, SWITCHYARD_BUDGET_METRICS_S: '1',
+                  // Both instances look every second, so both contend for each reset.
+                  SWITCHYARD_BUDGET_RESET_POLL_S: '1' };
     gwA = await startGateway({ config, env });
     gwB = await startGateway({ config, env });
   });
@@ -292,7 +294,7 @@ describe('budgets', { skip }, () => {
     const logged = (log) => [...log.matchAll(/budget reset: (\d+) budget\(s\) reset by instance (\S+)/g)]
       .reduce((sum, m) => sum + Number(m[1]), 0);
     const total = Number(q('SELECT count(*) FROM budget_resets'));
-    const byInstance = q('SELECT string_agg(instance || ':' || n, \' \') FROM (SELECT instance, count(*) n FROM budget_resets GROUP BY 1) x');
+    const byInstance = q("SELECT string_agg(instance || ': ' || n, ', ') FROM (SELECT instance, count(*) n FROM budget_resets GROUP BY 1) x");
     console.log(`budget resets: ${total} rows (${byInstance}); logged by A: ${logged(logs[0])}, by B: ${logged(logs[1])}`);
     assert.ok(total >= 12, `at least two periods of six entities: ${total}`);
     assert.equal(logged(logs[0]) + logged(logs[1]), total, 'each reset was run by exactly one instance');

@@ -72,9 +72,9 @@ TEST_F(budget_repo_test, resets_what_is_due_at_every_level_once) {
             "k-bad=0,k-due=0,k-later=8");
   EXPECT_EQ(one("SELECT string_agg(user_id || '=' || spend, ',') FROM users"), "u-due=0");
   EXPECT_EQ(one("SELECT string_agg(team_id || '=' || spend, ',' ORDER BY team_id) FROM teams"), "t-due=0,t-none=4");
-  EXPECT_EQ(one("SELECT string_agg(organization_id || '=' || spend, ',' ORDER BY 1) FROM organizations"), "o1=0,o2=3");
+  EXPECT_EQ(one("SELECT string_agg(organization_id || '=' || spend, ',' ORDER BY organization_id) FROM organizations"), "o1=0,o2=3");
   EXPECT_EQ(one("SELECT spend::text FROM team_memberships"), "0");
-  EXPECT_EQ(one("SELECT string_agg(user_id || '=' || spend, ',' ORDER BY 1) FROM end_users"), "e-due=0,e-later=7");
+  EXPECT_EQ(one("SELECT string_agg(user_id || '=' || spend, ',' ORDER BY user_id) FROM end_users"), "e-due=0,e-later=7");
   // Next boundaries: in the future, on LiteLLM's schedule; a duration that does not parse
   // stops the schedule.
   EXPECT_EQ(one("SELECT budget_reset_at > now() AND extract(second FROM budget_reset_at)::int % 2 = 0"
