@@ -62,7 +62,7 @@ describe('budgets', { skip }, () => {
         litellm_params: { model: 'openai/priced', api_base: `${fake.url}/v1`, api_key: 'sk-up',
                           input_cost_per_token: 0.001, output_cost_per_token: 0.002 },
       }],
-      litellm_settings: { max_end_user_budget: 3.5 },
+      litellm_settings: { max_end_user_budget: 3.5, max_budget: 50, budget_duration: '30d' },
     };
     const env = { DATABASE_URL: dbUrl, REDIS_URL, SWITCHYARD_DATA_DIR: `/tmp/${dbName}`, SWITCHYARD_BUDGET_METRICS_S: '1',
                   // Both instances look every second, so both contend for each reset.
@@ -161,6 +161,24 @@ describe('budgets', { skip }, () => {
     assertError(await post(gwA, '/customer/delete', { user_ids: ['dup'] }, internal), 403);
     assertError(await get(gwA, '/customer/list', bare), 401);
     assertError(await post(gwA, '/customer/new', { user_id: 'v' }, 'sk-not-a-key'), 401);
+  });
+
+  test('litellm_settings.max_budget: the user litellm-proxy-budget counts every request', async () => {
+    const row = () => {
+      const out = q("SELECT row_to_json(u) FROM users u WHERE user_id = 'litellm-proxy-budget'");
+      return out ? JSON.parse(out) : undefined;
+    };
+    const p = await waitFor('the proxy budget row (written once the schema is up)', async () => row());
+    assert.equal(p.max_budget, 50);
+    assert.equal(p.budget_duration, '30d');
+    const now = new Date();
+    assert.equal(Date.parse(p.budget_reset_at), Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1));
+    const before = p.spend;
+    const r = await call(gwB, '/v1/chat/completions', { body: { model: 'priced', messages: [{ role: 'user', content: 'hi' }] } });
+    assert.equal(r.status, 200, r.text);
+    const cost = Number(r.headers.get('x-litellm-response-cost'));
+    assert.ok(cost > 0);
+    await waitFor('the proxy budget\'s spend', async () => (Math.abs(row().spend - before - cost) < 1e-9 ? true : undefined));
   });
 
   test('a new budget_duration starts a new period; the same one keeps the spend', async () => {
