@@ -70,6 +70,9 @@ void key_invalidation::publish_owner(const std::string& kind, const std::string&
 
 void key_invalidation::apply(key_cache& cache, std::string_view message) {
   if (auto colon = message.find(':'); colon != std::string_view::npos) {
+    if (message.substr(0, colon) == "end_user") {
+      return;  // for the end-user cache (the listener); no key belongs to an end user
+    }
     cache.invalidate_owner(message.substr(0, colon), message.substr(colon + 1));
   } else {
     cache.invalidate(std::string(message));
