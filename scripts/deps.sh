@@ -36,7 +36,7 @@ build_pkgs=(
   libboost1.81-dev libssl-dev libpqxx-dev libhiredis-dev libyaml-cpp-dev
   libspdlog-dev libfmt-dev nlohmann-json3-dev libgtest-dev ca-certificates
 )
-run_pkgs=(postgresql postgresql-contrib redis-server curl ca-certificates)
+run_pkgs=(postgresql postgresql-contrib redis-server curl ca-certificates tzdata)
 # libclang-rt-14-dev holds the sanitizer and libFuzzer runtimes (only a Recommends of clang).
 # prometheus: its `promtool check metrics` validates the gateway's /metrics output.
 test_pkgs=(libgtest-dev clang libclang-rt-14-dev curl prometheus)

@@ -215,9 +215,12 @@ core::result<std::vector<std::string>> string_list(const json& body, const char*
   return out;
 }
 
-core::result<json> patch_from(const json& body, entity e, sys_time now) { return patch_from(body, fields_of(e), now); }
+core::result<json> patch_from(const json& body, entity e, sys_time now, const core::time_zone& tz) {
+  return patch_from(body, fields_of(e), now, tz);
+}
 
-core::result<json> patch_from(const json& body, std::span<const field_spec> specs, sys_time now) {
+core::result<json> patch_from(const json& body, std::span<const field_spec> specs, sys_time now,
+                              const core::time_zone& tz) {
   json patch = json::object();
   for (const auto& f : specs) {
     auto it = body.find(f.name);
@@ -234,8 +237,15 @@ core::result<json> patch_from(const json& body, std::span<const field_spec> spec
     patch[f.name] = *it;
   }
   if (auto it = patch.find("budget_duration"); it != patch.end()) {
-    patch["budget_reset_at"] =
-        it->is_null() ? json(nullptr) : json(iso_utc(*add_duration(it->get<std::string>(), now)));
+    if (it->is_null()) {
+      patch["budget_reset_at"] = nullptr;
+    } else {
+      auto d = core::parse_budget_duration(it->get<std::string>());
+      if (!d) {
+        return field_error("budget_duration", "expected a duration such as \"30s\", \"30m\", \"30h\", \"30d\" or \"1mo\"");
+      }
+      patch["budget_reset_at"] = iso_utc(core::next_budget_reset(*d, now, tz));
+    }
   }
   return ok(std::move(patch));
 }

@@ -5,6 +5,7 @@
 #pragma once
 #include "switchyard/admin/keys.hpp"
 #include "switchyard/auth/key_auth.hpp"
+#include "switchyard/core/reset_schedule.hpp"
 #include "switchyard/core/asio.hpp"
 #include "switchyard/http/message.hpp"
 #include "switchyard/store/postgres/key_repo.hpp"
@@ -54,15 +55,18 @@ struct field_spec {
 
 // The request fields each entity's row takes (src/admin/fields.cpp); budget: also the
 // limits of an organisation.
-enum class entity { key, user, team, organization, budget };
+enum class entity { key, user, team, organization, end_user, budget };
 std::span<const field_spec> fields_of(entity e);
 
 std::optional<core::error> check_kind(const std::string& name, kind k, const json& v, sys_time now);
 // The fields of `body` named in `specs`, type-checked; null for a non-nullable kind means
-// "not given". budget_duration also sets budget_reset_at.
-core::result<json> patch_from(const json& body, std::span<const field_spec> specs, sys_time now);
+// "not given". budget_duration also sets budget_reset_at: the next boundary of LiteLLM's
+// standardized schedule in `tz` (core/reset_schedule.hpp), not now + duration.
+core::result<json> patch_from(const json& body, std::span<const field_spec> specs, sys_time now,
+                              const core::time_zone& tz = core::time_zone::utc());
 // The same with the fields of `e`.
-core::result<json> patch_from(const json& body, entity e, sys_time now);
+core::result<json> patch_from(const json& body, entity e, sys_time now,
+                              const core::time_zone& tz = core::time_zone::utc());
 
 // The request's `tags` (an array of strings) go into the patch's metadata.tags.
 std::optional<core::error> merge_tags(const json& body, json& patch, sys_time now);

@@ -1,5 +1,6 @@
 #include "entities.hpp"
 
+#include "switchyard/store/postgres/budget_repo.hpp"
 #include "switchyard/store/postgres/tenant_repo.hpp"
 
 namespace switchyard::admin {
@@ -51,11 +52,11 @@ std::optional<core::error> keep_in_org(const route_context& c, json& patch, bool
 
 core::result<entity_request> read_entity_request(const route_context& c, entity e, const char* id_field, bool is_new,
                                                  bool with_budget) {
-  auto patch = patch_from(c.body, e, c.now);
+  auto patch = patch_from(c.body, e, c.now, c.budget_tz());
   if (!patch) {
     return patch.error();
   }
-  auto budget = with_budget ? patch_from(c.body, entity::budget, c.now) : ok(json::object());
+  auto budget = with_budget ? patch_from(c.body, entity::budget, c.now, c.budget_tz()) : ok(json::object());
   if (!budget) {
     return budget.error();
   }
@@ -64,6 +65,22 @@ core::result<entity_request> read_entity_request(const route_context& c, entity 
     return id.error();
   }
   return entity_request{std::move(*patch), std::move(*budget), id_or_new(*id)};
+}
+
+net::awaitable<core::result<void>> fresh_budget_period(const route_context& c, std::string table, std::string id,
+                                                       json& patch) {
+  auto d = patch.find("budget_duration");
+  if (d == patch.end() || !d->is_string() || patch.contains("spend")) {
+    co_return core::result<void>{};
+  }
+  auto current = co_await c.db().run(pg::budget_duration_of_blocking, table, id);
+  if (!current) {
+    co_return current.error();
+  }
+  if (*current && **current != d->get<std::string>()) {
+    patch["spend"] = 0.0;
+  }
+  co_return core::result<void>{};
 }
 
 core::result<std::string> required_query_id(const route_context& c, const char* param) {

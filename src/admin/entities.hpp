@@ -32,6 +32,13 @@ struct entity_request {
 core::result<entity_request> read_entity_request(const route_context& c, entity e, const char* id_field, bool is_new,
                                                  bool with_budget = false);
 
+// A new budget_duration starts a new period: when `patch` sets budget_duration to a value
+// other than the row's, and does not set spend itself, spend goes back to 0 with the new
+// budget_reset_at (LiteLLM keeps the old spend, so a key already past its budget is refused
+// until the first reset). `table`: "verification_tokens", "users" or "teams".
+net::awaitable<core::result<void>> fresh_budget_period(const route_context& c, std::string table, std::string id,
+                                                       json& patch);
+
 // The query parameter `param` of a GET /<entity>/info, required: 422 naming it.
 core::result<std::string> required_query_id(const route_context& c, const char* param);
 

@@ -76,6 +76,13 @@ constexpr entity_field all_fields[] = {
     {entity::organization, {"budget_id", kind::str_or_null}},
     {entity::organization, {"spend", kind::num}},
 
+    {entity::end_user, {"alias", kind::str_or_null}},
+    {entity::end_user, {"blocked", kind::boolean}},
+    {entity::end_user, {"budget_id", kind::str_or_null}},
+    {entity::end_user, {"allowed_model_region", kind::str_or_null}},
+    {entity::end_user, {"default_model", kind::str_or_null}},
+    {entity::end_user, {"spend", kind::num}},
+
     {entity::budget, {"max_budget", kind::num_or_null}},
     {entity::budget, {"soft_budget", kind::num_or_null}},
     {entity::budget, {"max_parallel_requests", kind::int_or_null}},

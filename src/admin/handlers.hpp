@@ -31,6 +31,11 @@ struct route_context {
   std::string self_org;    // the caller's organisation ("" if none)
 
   pg::db_executor& db() const { return *deps.db; }
+  // Where budget periods start (litellm_settings.timezone; UTC without a config).
+  const core::time_zone& budget_tz() const {
+    static const core::time_zone utc = core::time_zone::utc();
+    return deps.cfg ? deps.cfg->litellm.budget_tz : utc;
+  }
   auth::key_invalidation& invalidation() const { return *deps.invalidation; }
   bool own_only() const { return sc != scope::all; }
 };
@@ -83,6 +88,15 @@ handler_result budget_update(const route_context& c);
 handler_result budget_delete(const route_context& c);
 handler_result budget_info(const route_context& c);  // GET ?budget_id= or POST {"budgets": [...]}
 handler_result budget_list(const route_context& c);
+
+// customers.cpp (LiteLLM's customers: end users)
+handler_result customer_new(const route_context& c);
+handler_result customer_info(const route_context& c);  // GET ?end_user_id=
+handler_result customer_update(const route_context& c);
+handler_result customer_delete(const route_context& c);
+handler_result customer_block(const route_context& c);
+handler_result customer_unblock(const route_context& c);
+handler_result customer_list(const route_context& c);
 
 // model_info.cpp
 handler_result model_info(const route_context& c);

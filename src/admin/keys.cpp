@@ -1,6 +1,7 @@
 #include "switchyard/admin/keys.hpp"
 
 #include "admin_util.hpp"
+#include "entities.hpp"
 #include "handlers.hpp"
 
 #include "switchyard/core/ids.hpp"
@@ -96,11 +97,11 @@ std::string iso_utc(sys_time t) {
   return buf;
 }
 
-core::result<json> key_patch_from(const json& body, sys_time now) {
+core::result<json> key_patch_from(const json& body, sys_time now, const core::time_zone& tz) {
   if (!body.is_object()) {
     return core::make_error(core::errc::bad_request, "Request body must be a JSON object");
   }
-  auto base = patch_from(body, entity::key, now);  // typed fields, budget_reset_at
+  auto base = patch_from(body, entity::key, now, tz);  // typed fields, budget_reset_at
   if (!base) {
     return base.error();
   }
@@ -319,7 +320,7 @@ handler_result key_list(const route_context& c) {
 }
 
 handler_result key_generate(const route_context& c) {
-  auto patch = key_patch_from(c.body, c.now);
+  auto patch = key_patch_from(c.body, c.now, c.budget_tz());
   if (!patch) {
     co_return patch.error();
   }
@@ -364,12 +365,15 @@ handler_result key_update(const route_context& c) {
       co_return mine.error();
     }
   }
-  auto patch = key_patch_from(c.body, c.now);
+  auto patch = key_patch_from(c.body, c.now, c.budget_tz());
   if (!patch) {
     co_return patch.error();
   }
   if (auto allowed = co_await check_own_patch(c, *patch); !allowed) {
     co_return allowed.error();
+  }
+  if (auto fresh = co_await fresh_budget_period(c, "verification_tokens", token, *patch); !fresh) {
+    co_return fresh.error();
   }
   auto patch_text = patch->dump();
   std::string action = "updated";
@@ -449,7 +453,7 @@ handler_result key_regenerate(const route_context& c) {
     }
     grace_until = add_duration(g->get<std::string>(), c.now);
   }
-  auto patch = key_patch_from(c.body, c.now);
+  auto patch = key_patch_from(c.body, c.now, c.budget_tz());
   if (!patch) {
     co_return patch.error();
   }

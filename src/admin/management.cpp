@@ -82,6 +82,9 @@ net::awaitable<void> management_api::handle(http::request& req, http::responder&
                         user_of(*who),
                         org_of(*who)};
   auto out = co_await r.handler(c);
+  if (out && method_bit(req.method) != method_get && deps_.budgets_changed) {
+    deps_.budgets_changed();  // a write may have set a budget_reset_at: the reset job looks again
+  }
   co_await send_result(resp, out);
 }
 

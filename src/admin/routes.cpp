@@ -56,6 +56,15 @@ constexpr route table[] = {
     {"/budget/info",         {},                      get_or_post,    admin_read,    true,  budget_info},
     {"/budget/list",         {},                      get,            admin_read,    true,  budget_list},
 
+    // End users (LiteLLM's customers; docs/budgets.md). LiteLLM's /end_user/* paths too.
+    {"/customer/new",        "/end_user/new",         post,           admin_only,    true,  customer_new},
+    {"/customer/info",       "/end_user/info",        get,            admin_read,    true,  customer_info},
+    {"/customer/update",     "/end_user/update",      post,           admin_only,    true,  customer_update},
+    {"/customer/delete",     "/end_user/delete",      post,           admin_only,    true,  customer_delete},
+    {"/customer/block",      "/end_user/block",       post,           admin_only,    true,  customer_block},
+    {"/customer/unblock",    "/end_user/unblock",     post,           admin_only,    true,  customer_unblock},
+    {"/customer/list",       "/end_user/list",        get,            admin_read,    true,  customer_list},
+
     // Spend (docs/spend.md): reports read the daily rollups. Internal users see their own
     // requests, an org_admin their organisation's; /spend/calculate prices a request from
     // the config and the price table alone.

@@ -57,7 +57,7 @@ struct team_request {
 };
 
 core::result<team_request> read_team_request(const route_context& c, bool is_new) {
-  auto patch = patch_from(c.body, entity::team, c.now);
+  auto patch = patch_from(c.body, entity::team, c.now, c.budget_tz());
   if (!patch) {
     return patch.error();
   }
@@ -149,6 +149,9 @@ handler_result team_update(const route_context& c) {
     }
   }
   const std::string& id = in->team_id;
+  if (auto fresh = co_await fresh_budget_period(c, "teams", id, in->patch); !fresh) {
+    co_return fresh.error();
+  }
   auto row = co_await update_row(c, "teams", id, in->patch, "updated", "Team not found: " + id, "team_id");
   if (!row) {
     co_return row.error();

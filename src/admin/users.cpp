@@ -18,7 +18,7 @@ struct user_request {
 };
 
 core::result<user_request> read_user_request(const route_context& c, bool is_new) {
-  auto patch = patch_from(c.body, entity::user, c.now);
+  auto patch = patch_from(c.body, entity::user, c.now, c.budget_tz());
   if (!patch) {
     return patch.error();
   }
@@ -149,6 +149,9 @@ handler_result user_update(const route_context& c) {
     if (auto chk = co_await org_member_row(c, false, *id); !chk) {
       co_return chk.error();
     }
+  }
+  if (auto fresh = co_await fresh_budget_period(c, "users", *id, in->patch); !fresh) {
+    co_return fresh.error();
   }
   auto row = co_await update_row(c, "users", *id, in->patch, "updated", "User not found: " + *id, "user_id");
   if (!row) {

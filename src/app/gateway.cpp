@@ -6,6 +6,7 @@
 #include "switchyard/app/key_lookup.hpp"
 #include "switchyard/auth/authenticator.hpp"
 #include "switchyard/auth/key_auth.hpp"
+#include "switchyard/auth/end_user_cache.hpp"
 #include "switchyard/auth/key_invalidation.hpp"
 #include "switchyard/core/ids.hpp"
 #include "switchyard/http/server.hpp"
@@ -22,6 +23,7 @@
 #include "switchyard/spend/pricer.hpp"
 #include "switchyard/router/redis_cooldown_sync.hpp"
 #include "switchyard/router/router.hpp"
+#include "switchyard/store/postgres/budget_repo.hpp"
 #include "switchyard/store/postgres/db_executor.hpp"
 #include "switchyard/store/postgres/migrations.hpp"
 #include "switchyard/store/postgres/spend_repo.hpp"
@@ -29,6 +31,7 @@
 #include "switchyard/upstream/client.hpp"
 
 #include <pqxx/pqxx>
+#include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -38,6 +41,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <map>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -148,6 +152,36 @@ net::awaitable<core::result<std::optional<auth::virtual_key>>> lookup_when_migra
   co_return co_await (*inner)(std::move(hash));
 }
 
+// An end user's row as the end-user cache keeps it (docs/budgets.md). Waits for the schema
+// as key lookups do.
+net::awaitable<core::result<std::optional<auth::end_user>>> lookup_end_user(store::postgres::db_executor* db,
+                                                                             const bool* migrated,
+                                                                             std::chrono::milliseconds timeout,
+                                                                             std::string id) {
+  if (!*migrated) {
+    co_return core::make_error(core::errc::unavailable, "the database is not ready yet (migrations pending)");
+  }
+  auto r = co_await db->run_within(timeout, &store::postgres::find_end_user_blocking, std::move(id));
+  if (!r) {
+    co_return r.error();
+  }
+  if (!*r) {
+    co_return std::optional<auth::end_user>();
+  }
+  const auto& row = **r;
+  auth::end_user u;
+  u.blocked = row.blocked;
+  u.limits.alias = row.alias;
+  u.limits.spend = row.spend;
+  u.limits.max_budget = row.max_budget;
+  u.limits.soft_budget = row.soft_budget;
+  u.limits.rpm_limit = row.rpm_limit;
+  u.limits.tpm_limit = row.tpm_limit;
+  u.limits.max_parallel_requests = row.max_parallel_requests;
+  u.limits.budget_duration = row.budget_duration;
+  u.limits.budget_reset_at = row.budget_reset_at;
+  co_return std::optional<auth::end_user>(std::move(u));
+}
 
 // The price table: the shipped one, with the entries of LITELLM_MODEL_COST_MAP_URL (a
 // local path or file:// URL) replacing its own. A broken user file stops the start.
@@ -340,6 +374,22 @@ struct gateway::impl {
                                    access_groups_of(*cfg)};
   std::unique_ptr<auth::key_invalidation> key_invalidation =
       key_cache ? std::make_unique<auth::key_invalidation>(ioc.get_executor(), *key_cache, redis.get()) : nullptr;
+  // Budgets (docs/budgets.md). End users' limits and blocked flag from Postgres (for the
+  // limits engine; the request's `user` is the id); the proxy's own budget as an entity;
+  // the reset job's timer (a management write wakes it) and this instance's name in
+  // budget_resets rows.
+  std::unique_ptr<auth::end_user_cache> end_users =
+      db ? std::make_unique<auth::end_user_cache>(
+               ioc.get_executor(),
+               [d = db.get(), ready = &migrated, t = timeouts.key_lookup](std::string id) {
+                 return lookup_end_user(d, ready, t, std::move(id));
+               },
+               auth::end_user_cache_options{.default_max_budget = cfg->litellm.max_end_user_budget})
+         : nullptr;
+  std::optional<auth::entity_limits> proxy_entity =
+      auth::proxy_limits(cfg->litellm.max_budget, cfg->litellm.budget_duration);
+  net::steady_timer reset_timer{ioc};
+  std::string instance_id = make_instance_id();
   router::router rt;
   // Shares cooldowns through Redis when configured (after rt and redis: destroyed first).
   std::unique_ptr<router::redis_cooldown_sync> cooldown_sync =
@@ -387,7 +437,8 @@ struct gateway::impl {
   admin::health_endpoints health;
   admin::management_api management{{key_auth, db.get(), key_invalidation.get(), cfg, &pricer, response_cache.get(),
                                     [this](std::string model) { return health_check.report(std::move(model)); },
-                                    [this] { return llm_in_flight; }, active_callbacks()}};
+                                    [this] { return llm_in_flight; }, active_callbacks(),
+                                    [this] { reset_timer.cancel(); }}};
   http::server server;
   net::signal_set signals;
   net::steady_timer grace_timer;
@@ -732,6 +783,8 @@ struct gateway::impl {
           db_ok = true;
           spdlog::info("postgres connected; schema up to date ({} migration(s) applied now, from {})",
                        applied->size(), dir);
+          co_await ensure_proxy_budget();
+          reset_timer.cancel();  // the reset job looks now
         } else {
           db_ok = false;
           if (!warned) {
@@ -761,6 +814,159 @@ struct gateway::impl {
       if (ec || stopping) {
         co_return;
       }
+    }
+  }
+
+  static std::string make_instance_id() {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    return std::string(host) + ":" + std::to_string(::getpid()) + ":" + core::uuid4().substr(0, 8);
+  }
+
+  // The budget reset job (docs/budgets.md): wakes when the earliest budget_reset_at is due
+  // (at the latest every SWITCHYARD_BUDGET_RESET_POLL_S, default 60, for periods other
+  // instances created; at once after a management write here), resets what is due under
+  // Postgres's advisory lock (other instances skip that pass), and invalidates what it
+  // reset in every instance.
+  net::awaitable<void> reset_budgets() {
+    const auto poll = std::chrono::seconds(static_cast<long>(std::max<std::size_t>(1, env_size("SWITCHYARD_BUDGET_RESET_POLL_S", 60))));
+    bool warned = false;
+    if (key_invalidation && end_users) {
+      key_invalidation->set_listener([this](std::string_view msg) {
+        if (msg.starts_with("end_user:")) {
+          end_users->invalidate(msg.substr(9));
+        }
+      });
+    }
+    for (;;) {
+      std::chrono::steady_clock::duration wait = std::chrono::seconds(1);
+      if (migrated) {
+        auto r = co_await db->run_within(timeouts.migrations, &store::postgres::reset_due_budgets_blocking,
+                                         instance_id, cfg->litellm.budget_tz);
+        if (!r) {
+          if (!warned) {
+            spdlog::warn("budget reset: {}; retrying", r.error().message);
+            warned = true;
+          }
+        } else {
+          warned = false;
+          if (r->locked && r->entities > 0) {
+            spdlog::info("budget reset: {} budget(s) reset by instance {} ({} keys, {} users, {} teams, {} "
+                         "organisations, {} end users)",
+                         r->entities, instance_id, r->keys.size(), r->users.size(), r->teams.size(),
+                         r->organizations.size(), r->end_users.size());
+            invalidate_reset(*r);
+          }
+          auto next = co_await db->run_within(timeouts.migrations, &store::postgres::next_budget_reset_due_blocking);
+          wait = poll;
+          if (next && *next) {
+            auto until = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                **next - std::chrono::system_clock::now());
+            // Past due (another instance is resetting it now): look again shortly.
+            wait = std::clamp<std::chrono::steady_clock::duration>(until, std::chrono::milliseconds(50), poll);
+          }
+        }
+      }
+      reset_timer.expires_after(wait);
+      auto [ec] = co_await reset_timer.async_wait(net::as_tuple(net::use_awaitable));
+      if (stopping) {
+        co_return;
+      }
+      (void)ec;  // cancelled: a management write; look again now
+    }
+  }
+
+  void invalidate_reset(const store::postgres::budget_reset_result& r) {
+    if (!key_invalidation) {
+      return;
+    }
+    for (const auto& k : r.keys) {
+      key_invalidation->publish(k);
+    }
+    for (const auto& u : r.users) {
+      key_invalidation->publish_owner("user", u);
+    }
+    for (const auto& t : r.teams) {
+      key_invalidation->publish_owner("team", t);
+    }
+    for (const auto& o : r.organizations) {
+      key_invalidation->publish_owner("org", o);
+    }
+    for (const auto& e : r.end_users) {
+      key_invalidation->publish_owner("end_user", e);
+    }
+  }
+
+  // Budget gauges and soft budgets (docs/budgets.md): every SWITCHYARD_BUDGET_METRICS_S
+  // (default 30) the keys and teams with a budget are read off the loop; teams get
+  // LiteLLM's budget gauges (keys get theirs per request, metrics_observer), and an entity
+  // whose spend reached its soft_budget is logged once per budget period and counted.
+  net::awaitable<void> watch_budgets() {
+    const auto every = std::chrono::seconds(static_cast<long>(std::max<std::size_t>(1, env_size("SWITCHYARD_BUDGET_METRICS_S", 30))));
+    metrics::family* remaining = nullptr;
+    metrics::family* max_budget = nullptr;
+    metrics::family* crossed = nullptr;
+    if (metrics_reg) {
+      remaining = &metrics_reg->gauge("litellm_remaining_team_budget_metric", "Remaining budget for team",
+                                      {"team_id", "team_alias"});
+      max_budget = &metrics_reg->gauge("litellm_team_max_budget_metric", "Maximum budget set for team",
+                                       {"team_id", "team_alias"});
+      crossed = &metrics_reg->counter("switchyard_soft_budget_crossed",
+                                      "Keys and teams whose spend reached their soft_budget (once per budget period)",
+                                      {"level"});
+    }
+    std::map<std::string, std::string> warned;  // "<level>:<id>" -> the period it was warned in
+    net::steady_timer tick(ioc);
+    for (;;) {
+      if (migrated) {
+        auto rows = co_await db->run_within(timeouts.migrations, &store::postgres::budget_status_blocking, 1000);
+        if (rows) {
+          for (const auto& s : *rows) {
+            if (s.level == "team" && s.max_budget && remaining != nullptr) {
+              remaining->with({s.id, s.alias}).set(*s.max_budget - s.spend);
+              max_budget->with({s.id, s.alias}).set(*s.max_budget);
+            }
+            const std::string who = s.level + ":" + s.id;
+            if (!s.soft_budget || s.spend < *s.soft_budget) {
+              warned.erase(who);  // a new period (or a raised soft_budget) may warn again
+              continue;
+            }
+            auto [it, fresh] = warned.try_emplace(who, s.period);
+            if (!fresh && it->second == s.period) {
+              continue;
+            }
+            it->second = s.period;
+            spdlog::warn("soft budget crossed: {} {}{} spend {:.6f} >= soft_budget {:.6f} (max_budget {})", s.level,
+                         s.level == "key" ? core::redact_key(s.id) : s.id, s.alias.empty() ? "" : " (" + s.alias + ")",
+                         s.spend, *s.soft_budget, s.max_budget ? fmt::format("{:.6f}", *s.max_budget) : "none");
+            if (crossed != nullptr) {
+              crossed->with({s.level}).inc();
+            }
+          }
+        }
+      }
+      tick.expires_after(every);
+      auto [ec] = co_await tick.async_wait(net::as_tuple(net::use_awaitable));
+      if (ec || stopping) {
+        co_return;
+      }
+    }
+  }
+
+  // litellm_settings.max_budget: the "litellm-proxy-budget" user row exists with it.
+  net::awaitable<void> ensure_proxy_budget() {
+    if (!cfg->litellm.max_budget) {
+      co_return;
+    }
+    std::optional<std::chrono::system_clock::time_point> next;
+    if (auto d = core::parse_budget_duration(cfg->litellm.budget_duration)) {
+      next = core::next_budget_reset(*d, std::chrono::system_clock::now(), cfg->litellm.budget_tz);
+    }
+    auto r = co_await db->run_within(timeouts.migrations, &store::postgres::ensure_proxy_budget_blocking,
+                                     *cfg->litellm.max_budget, cfg->litellm.budget_duration, next);
+    if (!r) {
+      spdlog::warn("proxy budget: could not write user {}: {}", store::postgres::proxy_budget_user,
+                   r.error().message);
     }
   }
 
@@ -958,6 +1164,18 @@ int gateway::run() {
     if (auto days = retention_days(*m.cfg)) {
       net::co_spawn(m.ioc, [&m, d = *days]() { return m.drop_old_spend(d); }, net::detached);
     }
+  }
+  if (m.db) {
+    net::co_spawn(m.ioc, [&m]() { return m.watch_budgets(); }, net::detached);
+    net::co_spawn(m.ioc, [&m]() { return m.reset_budgets(); }, [](std::exception_ptr e) {
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          spdlog::error("budget reset job stopped: {}", ex.what());
+        }
+      }
+    });
   }
   net::co_spawn(m.ioc, [&m]() { return m.maintain_stores(); }, [](std::exception_ptr e) {
     if (e) {

@@ -36,9 +36,11 @@ net::awaitable<void> key_invalidation::start() {
   if (redis_ == nullptr) {
     co_return;
   }
-  key_cache* cache = &cache_;
-  store::redis::redis_client::message_handler on_message = [cache](std::string_view, std::string_view msg) {
-    apply(*cache, msg);
+  store::redis::redis_client::message_handler on_message = [this](std::string_view, std::string_view msg) {
+    apply(cache_, msg);
+    if (listener_) {
+      listener_(msg);
+    }
   };
   std::string ch = channel;
   auto r = co_await redis_->subscribe(std::move(ch), std::move(on_message));
@@ -58,6 +60,9 @@ void key_invalidation::publish(const std::string& hash) {
 void key_invalidation::publish_owner(const std::string& kind, const std::string& id) {
   auto msg = kind + ":" + id;
   apply(cache_, msg);
+  if (listener_) {
+    listener_(msg);
+  }
   if (redis_ != nullptr) {
     net::co_spawn(loop_, publish_hash(redis_, msg), net::detached);
   }
@@ -65,6 +70,9 @@ void key_invalidation::publish_owner(const std::string& kind, const std::string&
 
 void key_invalidation::apply(key_cache& cache, std::string_view message) {
   if (auto colon = message.find(':'); colon != std::string_view::npos) {
+    if (message.substr(0, colon) == "end_user") {
+      return;  // for the end-user cache (the listener); no key belongs to an end user
+    }
     cache.invalidate_owner(message.substr(0, colon), message.substr(colon + 1));
   } else {
     cache.invalidate(std::string(message));

@@ -619,6 +619,23 @@ class loader {
     out.num_retries = read_int(l.find("num_retries"), p + ".num_retries", 0, 1000);
     out.request_timeout = read_non_negative(l.find("request_timeout"), p + ".request_timeout");
     out.cache = read_bool(l.find("cache"), p + ".cache").value_or(false);
+    out.max_budget = read_non_negative(l.find("max_budget"), p + ".max_budget");
+    out.max_end_user_budget = read_non_negative(l.find("max_end_user_budget"), p + ".max_end_user_budget");
+    out.budget_duration = read_string(l.find("budget_duration"), p + ".budget_duration").value_or("");
+    if (!out.budget_duration.empty() && !core::parse_budget_duration(out.budget_duration)) {
+      fail(*l.find("budget_duration"), p + ".budget_duration",
+           "expected a duration such as \"30s\", \"30m\", \"30h\", \"30d\" or \"1mo\", got \"" + out.budget_duration +
+               "\"");
+    }
+    out.timezone = read_string(l.find("timezone"), p + ".timezone").value_or("");
+    if (!out.timezone.empty()) {
+      std::string why;
+      auto tz = core::time_zone::load(out.timezone, &why);
+      if (!tz) {
+        fail(*l.find("timezone"), p + ".timezone", "\"" + out.timezone + "\": " + why);
+      }
+      out.budget_tz = std::move(*tz);
+    }
     if (const node* c = l.find("cache_params"); c != nullptr && c->is_mapping()) {
       const std::string cp = p + ".cache_params";
       check_section(*c, section::cache_params, cp);

@@ -13,7 +13,7 @@
 //    src/app/gateway.cpp), at most elapsed seconds + slack times. A key's cache entry is
 //    refreshed in the background once it is 60 s old; should the load run that long (it
 //    takes a few seconds), those refreshes are allowed too, bounded by time (keys x
-//    minutes), not by requests.
+//    minutes), not by requests; so are the budget jobs' timed passes (docs/budgets.md).
 // 5. Control, proving the counting works: 20 distinct unknown keys (401 each) must show up
 //    as exactly 20 key lookups (one query each on verification_tokens).
 import { after, before, describe, test } from 'node:test';
@@ -57,6 +57,13 @@ const isTxControl = (q) => /^(BEGIN|COMMIT|ROLLBACK|START TRANSACTION|SET TRANSA
 const isSpendWriter = (q) => /spend_stage|spend_batch|spend_logs|daily_spend|to_regclass/.test(q) ||
   /^SET LOCAL (jit|client_min_messages)\b/i.test(q.trim());
 const isSpendBatch = (q) => /^COPY spend_stage FROM STDIN$/i.test(q.trim());
+// The budget jobs (docs/budgets.md), on timers in the background: a reset pass (the advisory
+// lock, Postgres's clock, the due rows, the old budget_resets rows, the next due time) at
+// least every SWITCHYARD_BUDGET_RESET_POLL_S (60 s) and after management writes, and the
+// budget gauges' read every SWITCHYARD_BUDGET_METRICS_S (30 s). Bounded by time, not requests.
+const isBudgetJob = (q) => /budget_reset|pg_try_advisory_xact_lock|extract\(\$1 FROM now\(\)\)|soft_budget/.test(q);
+const isResetPass = (q) => /pg_try_advisory_xact_lock/.test(q);
+const isBudgetRead = (q) => /soft_budget/.test(q);
 
 describe('hot path: no Postgres queries under load after warm-up', { skip }, () => {
   const dbName = `swy_hot_${process.pid}_${Date.now()}`;
@@ -150,7 +157,11 @@ describe('hot path: no Postgres queries under load after warm-up', { skip }, () 
     const tx = seen.filter((s) => isTxControl(s.query));
     const batches = seen.filter((s) => isSpendBatch(s.query)).reduce((n, s) => n + s.calls, 0);
     const other = seen.filter((s) => !isPing(s.query) && !isKeyLookup(s.query) && !isTxControl(s.query) &&
-                                     !isSpendWriter(s.query));
+                                     !isSpendWriter(s.query) && !isBudgetJob(s.query));
+    const resetPasses = seen.filter((s) => isResetPass(s.query)).reduce((n, s) => n + s.calls, 0);
+    const budgetReads = seen.filter((s) => isBudgetRead(s.query)).reduce((n, s) => n + s.calls, 0);
+    assert.ok(resetPasses <= Math.ceil(elapsedS / 60) + 2, `${resetPasses} budget reset passes in ${elapsedS.toFixed(1)} s`);
+    assert.ok(budgetReads <= Math.ceil(elapsedS / 30) + 2, `${budgetReads} budget reads in ${elapsedS.toFixed(1)} s`);
     // One spend batch per 100 ms flush interval, or per 1,000 rows when they come faster.
     assert.ok(batches <= elapsedS * 10 + REQUESTS / 1000 + 3, `${batches} spend batches in ${elapsedS.toFixed(1)} s`);
     console.log(`# background ping: ${pings} (allowed <= ${maxPings}); key refreshes: ${lookups} ` +
@@ -166,7 +177,7 @@ describe('hot path: no Postgres queries under load after warm-up', { skip }, () 
     // pg_stat_statements counts a statement when it ends, so a batch caught mid-way by the
     // snapshot has its BEGINs counted and its COPY not yet: one batch of slack (2).
     for (const s of tx) {
-      assert.ok(s.calls <= lookups + 2 * batches + 2,
+      assert.ok(s.calls <= lookups + 2 * batches + 2 * resetPasses + budgetReads + 2,
         `${s.calls} x ${s.query} for ${lookups} lookup(s), ${batches} batch(es)`);
     }
     assert.ok(pings + lookups * 4 < REQUESTS / 100, 'the query count must not grow with the request count');

@@ -215,7 +215,10 @@ describe('tenants', { skip }, () => {
     const b = await ok(post('/budget/new', { budget_id: 'gold', max_budget: 5, rpm_limit: 10, budget_duration: '30d' }));
     assert.equal(b.budget_id, 'gold');
     assert.equal(b.max_budget, 5);
-    assert.ok(Date.parse(b.budget_reset_at) > Date.now() + 29 * 86400_000, b.budget_reset_at);
+    // 30d: the 1st of the next month at midnight UTC (LiteLLM's standardized schedule).
+    const reset = new Date(b.budget_reset_at);
+    const now = new Date();
+    assert.equal(reset.getTime(), Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1), b.budget_reset_at);
     const info = await ok(post('/budget/info', { budgets: ['gold'] }));
     assert.equal(info[0].rpm_limit, 10);
     assert.equal((await ok(get('/budget/info?budget_id=gold'))).max_budget, 5);

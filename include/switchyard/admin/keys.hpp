@@ -12,6 +12,7 @@
 // Thread: any. Never blocks.
 #pragma once
 #include "switchyard/core/error.hpp"
+#include "switchyard/core/reset_schedule.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -42,6 +43,8 @@ std::string iso_utc(sys_time t);
 // sets, checked field by field: a wrong type is 422 naming the field (param = field).
 // `duration` becomes `expires` (null: never); unknown fields are ignored (LiteLLM accepts
 // more than we store). The request's `key` / `new_key` are not part of the patch.
-core::result<nlohmann::json> key_patch_from(const nlohmann::json& body, sys_time now);
+// budget_duration sets budget_reset_at to its next boundary in `tz` (core/reset_schedule.hpp).
+core::result<nlohmann::json> key_patch_from(const nlohmann::json& body, sys_time now,
+                                            const core::time_zone& tz = core::time_zone::utc());
 
 }  // namespace switchyard::admin

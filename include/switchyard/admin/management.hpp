@@ -54,6 +54,9 @@ struct management_deps {
   std::function<net::awaitable<core::result<nlohmann::json>>(std::string model)> deployment_health;
   std::function<std::size_t()> in_flight;
   std::vector<std::string> callbacks;  // the callbacks that run (/active/callbacks)
+  // Called after every successful management write (the budget reset job re-reads when
+  // the next reset is due); may be empty.
+  std::function<void()> budgets_changed;
 };
 
 class management_api {

@@ -11,6 +11,7 @@
 #include "switchyard/auth/key_cache.hpp"
 #include "switchyard/core/asio.hpp"
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -44,7 +45,12 @@ class key_invalidation {
   // What a message on `channel` does to a cache (a hash, or "<kind>:<id>").
   static void apply(key_cache& cache, std::string_view message);
 
+  // Another cache that wants every message too (the end-user cache: "end_user:<id>"),
+  // heard and published alike; set before start().
+  void set_listener(std::function<void(std::string_view)> listener) { listener_ = std::move(listener); }
+
  private:
+  std::function<void(std::string_view)> listener_;
   net::any_io_executor loop_;
   key_cache& cache_;
   store::redis::redis_client* redis_;

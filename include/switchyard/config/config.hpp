@@ -5,6 +5,7 @@
 // config/ is the only module that uses yaml-cpp.
 #pragma once
 #include "switchyard/config/provider_registry.hpp"
+#include "switchyard/core/reset_schedule.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -74,6 +75,15 @@ struct litellm_settings {
   std::optional<double> request_timeout;  // seconds; LiteLLM default 6000
   bool cache = false;
   cache_params cache_params_;
+  // Budgets (docs/budgets.md). max_budget + budget_duration: the whole proxy's budget
+  // (LiteLLM's user "litellm-proxy-budget"); max_end_user_budget: the default of end users
+  // without a budget of their own; timezone: where reset boundaries (midnight, the 1st)
+  // fall, UTC by default (an unknown zone is a config error).
+  std::optional<double> max_budget;
+  std::string budget_duration;  // "" none; else valid (core::parse_budget_duration)
+  std::optional<double> max_end_user_budget;
+  std::string timezone;
+  core::time_zone budget_tz = core::time_zone::utc();
   nlohmann::json raw = nlohmann::json::object();
 };
 

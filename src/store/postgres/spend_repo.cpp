@@ -181,7 +181,12 @@ const std::string& totals_and_rollups_sql() {
       add_totals_sql("organizations", "organization_id", "organization_id") +
       "INSERT INTO end_users AS e (user_id, spend) SELECT end_user, sum(spend) FROM spend_batch "
       "WHERE end_user IS NOT NULL GROUP BY end_user ORDER BY end_user "
-      "ON CONFLICT (user_id) DO UPDATE SET spend = e.spend + excluded.spend, updated_at = now();" +
+      "ON CONFLICT (user_id) DO UPDATE SET spend = e.spend + excluded.spend, updated_at = now();"
+      // The proxy's own budget (litellm_settings.max_budget): LiteLLM's user
+      // "litellm-proxy-budget" counts every request; the row exists only with that setting.
+      // Locked last, after every other entity, so the lock order stays fixed.
+      "UPDATE users SET spend = users.spend + s.total FROM (SELECT sum(spend) AS total FROM spend_batch) s "
+      "WHERE users.user_id = 'litellm-proxy-budget' AND s.total IS NOT NULL;" +
       rollup_sql +
       ";SELECT token, spend FROM verification_tokens WHERE token IN (SELECT api_key FROM spend_batch "
       "WHERE api_key <> '') ORDER BY token";

@@ -30,6 +30,8 @@ const std::vector<spec>& specs() {
         "budget_reset_at", "blocked", "team_member_permissions", "metadata"}},
       {"organizations", "organization_id", true,
        {"organization_alias", "budget_id", "models", "spend", "metadata", "created_by"}},
+      {"end_users", "user_id", false,
+       {"alias", "spend", "budget_id", "allowed_model_region", "default_model", "blocked"}},
       {"budgets", "budget_id", true,
        {"max_budget", "soft_budget", "max_parallel_requests", "tpm_limit", "rpm_limit", "model_max_budget",
         "budget_duration", "budget_reset_at", "created_by"}},
@@ -213,6 +215,8 @@ std::optional<std::string> get_entity_blocking(pqxx::connection& c, const std::s
           "   WHERE k.user_id = t.user_id), '[]'::jsonb),"
           " 'teams', COALESCE((SELECT jsonb_agg(to_jsonb(tm) ORDER BY tm.team_id) FROM teams tm"
           "   JOIN team_memberships m ON m.team_id = tm.team_id WHERE m.user_id = t.user_id), '[]'::jsonb))";
+    } else if (kind == "end_users") {
+      extra = "jsonb_build_object('litellm_budget_table', (SELECT to_jsonb(b) FROM budgets b WHERE b.budget_id = t.budget_id))";
     } else if (kind == "organizations") {
       extra =
           "jsonb_build_object("
@@ -258,6 +262,7 @@ std::vector<std::string> delete_entities_blocking(pqxx::connection& c, const std
     tx.exec_params("UPDATE organizations SET budget_id = NULL WHERE budget_id" + in_ids, ids_json);
     tx.exec_params("UPDATE team_memberships SET budget_id = NULL WHERE budget_id" + in_ids, ids_json);
     tx.exec_params("UPDATE organization_memberships SET budget_id = NULL WHERE budget_id" + in_ids, ids_json);
+    tx.exec_params("UPDATE end_users SET budget_id = NULL WHERE budget_id" + in_ids, ids_json);
   }
   std::string sql = std::string("WITH d AS (DELETE FROM ") + s.table + " t WHERE t." + s.id + in_ids +
                     " RETURNING t.*),"

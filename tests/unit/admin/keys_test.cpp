@@ -66,7 +66,7 @@ TEST(key_request, patch_keeps_known_fields_and_converts_duration) {
   EXPECT_EQ((*p)["key_alias"], "ci");
   EXPECT_EQ((*p)["models"], json({"a"}));
   EXPECT_EQ((*p)["expires"], "2026-01-31T10:21:00.000Z");
-  EXPECT_EQ((*p)["budget_reset_at"], "2026-02-01T10:20:30.000Z");
+  EXPECT_EQ((*p)["budget_reset_at"], "2026-02-01T00:00:00.000Z") << "1d: the next midnight (LiteLLM's schedule)";
   EXPECT_EQ((*p)["metadata"], json({{"x", 1}, {"tags", {"t1"}}}));
   EXPECT_TRUE((*p)["user_id"].is_null()) << "nullable columns take null";
   EXPECT_FALSE(p->contains("unknown_field"));

@@ -252,6 +252,17 @@ TEST(config_good, generated_ids_do_not_depend_on_secret_values) {
   EXPECT_NE(a->model_list[2].id, a->model_list[1].id);
 }
 
+TEST(config_good, budgets) {
+  const auto c = load(data("good/budgets.yaml"));
+  EXPECT_EQ(c->litellm.max_budget, 100.0);
+  EXPECT_EQ(c->litellm.budget_duration, "30d");
+  EXPECT_EQ(c->litellm.max_end_user_budget, 2.5);
+  EXPECT_EQ(c->litellm.budget_tz.name(), "Asia/Kolkata");
+  const auto d = load(data("good/main.yaml"), good_env);
+  EXPECT_FALSE(d->litellm.max_budget);
+  EXPECT_EQ(d->litellm.budget_tz.name(), "UTC");
+}
+
 // ---- bad files: exact file, line and key --------------------------------------------------
 
 struct bad_case {
@@ -293,6 +304,9 @@ INSTANTIATE_TEST_SUITE_P(
                  "expected a number, got a list"},
         bad_case{"max_request_size.yaml", "max_request_size.yaml", 3, "general_settings.max_request_size_mb",
                  "expected a number, got the string \"big\""},
+        bad_case{"budget_duration.yaml", "budget_duration.yaml", 4, "litellm_settings.budget_duration",
+                 "expected a duration such as"},
+        bad_case{"timezone.yaml", "timezone.yaml", 3, "litellm_settings.timezone", "unknown time zone"},
         bad_case{"missing_model_name.yaml", "missing_model_name.yaml", 5, "model_list[1].model_name",
                  "missing model_name"},
         bad_case{"missing_model.yaml", "missing_model.yaml", 3, "model_list[0].litellm_params.model",

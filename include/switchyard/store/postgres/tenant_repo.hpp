@@ -6,7 +6,7 @@
 // Blocking: every *_blocking function runs SQL. Out: JSON text (to_jsonb of the rows;
 // timestamps as ISO-8601) or plain structs; no pqxx types.
 //
-// `kind` is a table name: "users", "teams", "organizations" or "budgets" (anything else
+// `kind` is a table name: "users", "teams", "organizations", "end_users" or "budgets" (anything else
 // throws std::invalid_argument). Patches are JSON objects of column -> value, as in
 // key_repo; only the kind's patch columns are applied. Every change writes audit_log rows
 // (table_name = kind) in the same transaction.
@@ -42,7 +42,7 @@ entity_write update_entity_blocking(pqxx::connection& c, const std::string& kind
 
 // The row `id`, or empty. With `expand`, related rows are added under extra fields:
 // teams: "keys", "team_memberships"; users: "keys", "teams"; organizations:
-// "litellm_budget_table", "teams", "members"; budgets: nothing.
+// "litellm_budget_table", "teams", "members"; end_users: "litellm_budget_table"; budgets: nothing.
 std::optional<std::string> get_entity_blocking(pqxx::connection& c, const std::string& kind, const std::string& id,
                                                bool expand);
 
