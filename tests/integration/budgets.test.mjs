@@ -1,0 +1,368 @@
+// Budgets and rate limits enforced exactly, under concurrency and across two gateway
+// instances sharing Postgres and Redis (docs/limits.md). Requests are counted at the fake
+// provider: a refused request never reaches it.
+//
+// * a key budget that pays for exactly 10 requests, 100 concurrent requests over two
+//   instances: at most 10 succeed, the recorded spend stays within the budget, the others
+//   get LiteLLM's budget_exceeded 429;
+// * the same for a team budget shared by three keys, and an organisation's budget;
+// * rpm_limit 5, 20 concurrent requests over two instances: exactly 5 pass, 15 get 429
+//   with retry-after and x-ratelimit-* headers; after the (shortened) window they pass;
+// * max_parallel_requests 2, 10 slow requests: never more than 2 at the provider at once;
+// * a provider that ignores max_tokens and streams past the budget: the stream ends with
+//   an error event and [DONE], and the spend stops within one chunk of the budget;
+// * Redis stopped under a rate-limited load: no 5xx, limits enforced by each instance on
+//   its own; Redis back: shared again, without a restart.
+import { after, before, beforeEach, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+
+import { startFakeProvider } from '../fake_provider/server.mjs';
+import {
+  call, canConnect, delay, fetchWithTimeout, freePort, psql, SLOW, sseData, startGateway, stopAll, withDatabase,
+} from '../lib/gateway.mjs';
+
+const SERVER_URL = process.env.SWITCHYARD_TEST_DATABASE_URL;
+const REDIS_URL = process.env.SWITCHYARD_TEST_REDIS_URL;
+const skip = (!SERVER_URL || !REDIS_URL) && 'SWITCHYARD_TEST_DATABASE_URL / SWITCHYARD_TEST_REDIS_URL not set (scripts/test.sh sets them)';
+const hasRedisServer = Boolean(process.env.PATH?.split(':').some((d) => d && existsSync(`${d}/redis-server`)));
+
+const dbName = `swy_budgets_${process.pid}_${Date.now()}`;
+// The rate-limit window, shortened (LiteLLM's is 60 s) but long enough for 20 concurrent
+// requests of a sanitizer build on a busy machine to land in one window.
+const WINDOW_MS = 8000 * SLOW;
+const OUT_PRICE = 1e-6;  // USD per completion token; prompts are free
+const PER_REQUEST = 10 * OUT_PRICE;  // max_tokens 10, and the provider reports 10
+const BUDGET = 10 * PER_REQUEST;     // exactly 10 requests
+
+let dbUrl;
+let fake;
+let a;
+let b;
+
+function modelList(url) {
+  return [{
+    model_name: 'priced',
+    litellm_params: { model: 'openai/my-model', api_base: `${url}/v1`, api_key: 'sk-up', input_cost_per_token: 0,
+                      output_cost_per_token: OUT_PRICE },
+  }];
+}
+
+async function gatewayPair(redisHost, redisPort, extraEnv = {}) {
+  const config = { model_list: modelList(fake.url), router_settings: { redis_host: redisHost, redis_port: redisPort } };
+  const env = { DATABASE_URL: dbUrl, SWITCHYARD_DATA_DIR: `/tmp/${dbName}`, SWITCHYARD_RATE_LIMIT_WINDOW_MS: String(WINDOW_MS),
+                SWITCHYARD_LIMITS_REDIS_TIMEOUT_MS: String(2000 * SLOW), ...extraEnv };
+  const g1 = await startGateway({ config, env });
+  const g2 = await startGateway({ config, env });
+  await Promise.all([g1, g2].map((g) => g.proc.waitForStderr(/schema up to date/, 15_000 * SLOW)));
+  await Promise.all([g1, g2].map((g) => g.proc.waitForStderr(/redis connected/, 15_000 * SLOW)));
+  return [g1, g2];
+}
+
+async function newKey(gw, body) {
+  const r = await call(gw, '/key/generate', { body });
+  assert.equal(r.status, 200, r.text);
+  return r.json;
+}
+
+const chatBody = (extra = {}) => ({ model: 'priced', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }], ...extra });
+
+// n requests at once, alternating between the gateways and the keys.
+async function burst(gateways, keys, n, body = chatBody()) {
+  const calls = [];
+  for (let i = 0; i < n; ++i) {
+    calls.push(call(gateways[i % gateways.length], '/v1/chat/completions',
+      { body, key: keys[i % keys.length], timeoutMs: 60_000 * SLOW }));
+  }
+  return Promise.all(calls);
+}
+
+const statuses = (rs) => rs.reduce((m, r) => ({ ...m, [r.status]: (m[r.status] ?? 0) + 1 }), {});
+
+// The spend Postgres holds for an entity, once the writer has caught up with `expected`
+// requests' rows (polls; the writer flushes every few hundred ms).
+async function settledSpend(sql, rowsSql, expectedRows) {
+  const deadline = Date.now() + 20_000 * SLOW;
+  for (;;) {
+    const rows = Number(psql(dbUrl, rowsSql));
+    if (rows >= expectedRows) {
+      await delay(300);  // the running totals are written with the rows' batch
+      return Number(psql(dbUrl, sql));
+    }
+    if (Date.now() > deadline) throw new Error(`only ${rows} of ${expectedRows} spend rows`);
+    await delay(100);
+  }
+}
+
+function assertBudgetError(r) {
+  assert.equal(r.status, 429, r.text);
+  assert.equal(r.json.error.type, 'budget_exceeded', r.text);
+  assert.equal(r.json.error.code, '429');
+  assert.match(r.json.error.message, /^Budget has been exceeded! /);
+}
+
+describe('budgets and rate limits', { skip }, () => {
+  before(async () => {
+    fake = await startFakeProvider();
+    psql(SERVER_URL, `CREATE DATABASE ${dbName}`);
+    dbUrl = withDatabase(SERVER_URL, dbName);
+    const u = new URL(REDIS_URL);
+    [a, b] = await gatewayPair(u.hostname, Number(u.port));
+  });
+  after(async () => {
+    await stopAll();
+    await fake?.close();
+    try {
+      psql(SERVER_URL, `DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    } catch {
+      /* best effort */
+    }
+  });
+  beforeEach(() => {
+    fake.reset();
+    fake.setDefaults({ usage: { prompt_tokens: 5, completion_tokens: 10 } });
+  });
+
+  test('a key budget for exactly 10 requests, 100 concurrent over two instances', async () => {
+    const k = await newKey(a, { key_alias: 'ten', max_budget: BUDGET });
+    const rs = await burst([a, b], [k.key], 100);
+    const ok = rs.filter((r) => r.status === 200);
+    const refused = rs.filter((r) => r.status !== 200);
+    assert.ok(ok.length <= 10, JSON.stringify(statuses(rs)));
+    assert.equal(ok.length, 10, `reservations are exact: ${JSON.stringify(statuses(rs))}`);
+    for (const r of refused) assertBudgetError(r);
+    assert.match(refused[0].json.error.message, /Key=ten \(sk-\.\.\.\w{4}\) Current cost: [\d.e-]+, Max budget: 0\.0001/);
+    assert.equal(fake.requests({ path: '/v1/chat/completions' }).length, ok.length, 'refused requests never reach the provider');
+    const spend = await settledSpend(`SELECT spend FROM verification_tokens WHERE token = '${k.token}'`,
+      `SELECT count(*) FROM spend_logs WHERE api_key = '${k.token}' AND status = 'success'`, ok.length);
+    assert.ok(spend <= BUDGET + 1e-12, `spend ${spend} > budget ${BUDGET}`);
+    // Successful answers carried nothing for budgets; a further request is still refused.
+    assertBudgetError(await call(b, '/v1/chat/completions', { body: chatBody(), key: k.key }));
+  });
+
+  test('a team budget shared by three keys', async () => {
+    const t = await call(a, '/team/new', { body: { team_alias: 'shared', max_budget: BUDGET } });
+    assert.equal(t.status, 200, t.text);
+    const keys = [];
+    for (let i = 0; i < 3; ++i) keys.push((await newKey(a, { team_id: t.json.team_id })).key);
+    const rs = await burst([a, b], keys, 60);
+    const ok = rs.filter((r) => r.status === 200);
+    assert.equal(ok.length, 10, JSON.stringify(statuses(rs)));
+    for (const r of rs.filter((x) => x.status !== 200)) {
+      assertBudgetError(r);
+      assert.match(r.json.error.message, new RegExp(`Team=${t.json.team_id} Current cost`));
+    }
+    assert.equal(fake.requests({ path: '/v1/chat/completions' }).length, 10);
+    const spend = await settledSpend(`SELECT spend FROM teams WHERE team_id = '${t.json.team_id}'`,
+      `SELECT count(*) FROM spend_logs WHERE team_id = '${t.json.team_id}' AND status = 'success'`, 10);
+    assert.ok(spend <= BUDGET + 1e-12, `team spend ${spend}`);
+  });
+
+  test('an organisation budget (its budgets row) shared by its keys', async () => {
+    const o = await call(a, '/organization/new', { body: { organization_alias: 'capped', max_budget: BUDGET } });
+    assert.equal(o.status, 200, o.text);
+    const keys = [];
+    for (let i = 0; i < 2; ++i) keys.push((await newKey(a, { organization_id: o.json.organization_id })).key);
+    const rs = await burst([a, b], keys, 40);
+    const ok = rs.filter((r) => r.status === 200);
+    assert.equal(ok.length, 10, JSON.stringify(statuses(rs)));
+    for (const r of rs.filter((x) => x.status !== 200)) {
+      assertBudgetError(r);
+      assert.match(r.json.error.message, /Organization=/);
+    }
+    assert.equal(fake.requests({ path: '/v1/chat/completions' }).length, 10);
+  });
+
+  test('rpm_limit 5: exactly 5 of 20 concurrent requests over two instances; the rest 429 with headers', async () => {
+    const k = await newKey(a, { key_alias: 'rpm', rpm_limit: 5 });
+    const rs = await burst([a, b], [k.key], 20);
+    const ok = rs.filter((r) => r.status === 200);
+    const refused = rs.filter((r) => r.status === 429);
+    assert.equal(ok.length, 5, JSON.stringify(statuses(rs)));
+    assert.equal(refused.length, 15, JSON.stringify(statuses(rs)));
+    assert.equal(fake.requests({ path: '/v1/chat/completions' }).length, 5);
+    for (const r of refused) {
+      assert.equal(r.json.error.type, 'throttling_error', r.text);
+      assert.match(r.json.error.message, /^Rate limit exceeded for api_key: \w+\. Limit type: requests\. Current limit: 5, Remaining: 0\. Limit resets at: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+      const h = r.headers;
+      const retry = Number(h.get('retry-after'));
+      assert.ok(retry >= 1 && retry <= Math.ceil(WINDOW_MS / 1000), `retry-after ${retry}`);
+      assert.equal(h.get('x-ratelimit-limit-requests'), '5');
+      assert.equal(h.get('x-ratelimit-remaining-requests'), '0');
+      assert.match(h.get('x-ratelimit-reset-requests'), /^\d+s$/);
+      assert.equal(h.get('x-ratelimit-api_key-limit-requests'), '5');
+      assert.equal(h.get('x-ratelimit-api_key-remaining-requests'), '0');
+    }
+    // Successful answers carry what is left (0..4, each once).
+    const left = ok.map((r) => Number(r.headers.get('x-ratelimit-api_key-remaining-requests'))).sort();
+    assert.deepEqual(left, [0, 1, 2, 3, 4]);
+    for (const r of ok) assert.equal(r.headers.get('x-ratelimit-api_key-limit-requests'), '5');
+    // After the window (anchored at the first request) requests pass again.
+    const wait = Number(refused[0].headers.get('retry-after'));
+    await delay(wait * 1000 + 200);
+    const deadline = Date.now() + WINDOW_MS + 5000;
+    let again;
+    for (;;) {
+      again = await call(b, '/v1/chat/completions', { body: chatBody(), key: k.key });
+      if (again.status === 200 || Date.now() > deadline) break;
+      await delay(200);
+    }
+    assert.equal(again.status, 200, again.text);
+    assert.equal(again.headers.get('x-ratelimit-api_key-remaining-requests'), '4');
+  });
+
+  test('max_parallel_requests 2: never more than 2 at the provider at once', async () => {
+    const k = await newKey(a, { max_parallel_requests: 2 });
+    fake.setDefaults({ delay_ms: 400, usage: { prompt_tokens: 5, completion_tokens: 10 } });
+    const rs = await burst([a, b], [k.key], 10);
+    const ok = rs.filter((r) => r.status === 200);
+    assert.ok(ok.length >= 2, JSON.stringify(statuses(rs)));
+    for (const r of rs.filter((x) => x.status !== 200)) {
+      assert.equal(r.status, 429, r.text);
+      assert.equal(r.json.error.type, 'throttling_error');
+      assert.match(r.json.error.message, /Limit type: max_parallel_requests/);
+    }
+    const reqs = fake.requests({ path: '/v1/chat/completions' });
+    assert.equal(reqs.length, ok.length);
+    // The most requests the provider held at one moment.
+    const events = reqs.flatMap((q) => [[q.received_at, 1], [q.finished_at, -1]]).sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+    let open = 0;
+    let most = 0;
+    for (const [, d] of events) {
+      open += d;
+      most = Math.max(most, open);
+    }
+    assert.ok(most <= 2, `${most} requests at the provider at once`);
+    // Slots come back when requests finish: one more passes now.
+    fake.setDefaults({ delay_ms: 0, usage: { prompt_tokens: 5, completion_tokens: 10 } });
+    const deadline = Date.now() + 10_000 * SLOW;
+    let r;
+    do {
+      r = await call(a, '/v1/chat/completions', { body: chatBody(), key: k.key });
+    } while (r.status !== 200 && Date.now() < deadline && (await delay(50), true));
+    assert.equal(r.status, 200, r.text);
+  });
+
+  test('a stream past its budget (the provider ignores max_tokens) ends with an error event and [DONE]', async () => {
+    const budgetTokens = 20;
+    const k = await newKey(a, { max_budget: budgetTokens * OUT_PRICE });
+    // 100 one-word chunks, whatever max_tokens says; no usage (the stream is cut).
+    const content = Array.from({ length: 100 }, (_, i) => `w${i} `).join('');
+    fake.script([{ stream: true, content, chunks: 100, chunk_delay_ms: 2 }]);
+    const r = await fetchWithTimeout(`${a.url}/v1/chat/completions`, {
+      method: 'POST',
+      timeoutMs: 30_000 * SLOW,
+      headers: { authorization: `Bearer ${k.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify(chatBody({ stream: true, max_tokens: 5 })),
+    });
+    assert.equal(r.status, 200);
+    const text = await r.text();
+    const payloads = sseData(text);
+    assert.equal(payloads.at(-1), '[DONE]', text.slice(-300));
+    const err = JSON.parse(payloads.at(-2));
+    assert.equal(err.error.type, 'budget_exceeded', payloads.at(-2));
+    const events = payloads.length - 2;
+    assert.ok(events <= budgetTokens, `${events} events relayed for a budget of ${budgetTokens}`);
+    assert.ok(events >= budgetTokens - 2, `cut early: ${events}: ${payloads.at(-2)}`);
+    const spend = await settledSpend(`SELECT spend FROM verification_tokens WHERE token = '${k.token}'`,
+      `SELECT count(*) FROM spend_logs WHERE api_key = '${k.token}'`, 1);
+    assert.ok(spend <= budgetTokens * OUT_PRICE + 1e-12, `spend ${spend}`);
+    assert.ok(spend >= (budgetTokens - 2) * OUT_PRICE - 1e-12, `spend ${spend}`);
+    // The budget is spent: the next request is refused before the provider.
+    assertBudgetError(await call(b, '/v1/chat/completions', { body: chatBody(), key: k.key }));
+  });
+});
+
+// A private redis-server this test stops and restarts on the same port.
+function startRedis(port) {
+  const proc = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no'],
+    { stdio: 'ignore' });
+  return proc;
+}
+async function waitRedis(port, proc) {
+  const deadline = Date.now() + 10_000;
+  while (!(await canConnect(port, '127.0.0.1', 200))) {
+    if (Date.now() > deadline || proc.exitCode !== null) throw new Error('private redis-server did not start');
+    await delay(20);
+  }
+}
+
+describe('Redis stopped during a rate-limited load', { skip: skip || (!hasRedisServer && 'redis-server not installed') }, () => {
+  let fake2;
+  let db2;
+  const name2 = `${dbName}_outage`;
+  before(async () => {
+    fake2 = await startFakeProvider();
+    psql(SERVER_URL, `CREATE DATABASE ${name2}`);
+    db2 = withDatabase(SERVER_URL, name2);
+  });
+  after(async () => {
+    await stopAll();
+    await fake2?.close();
+    try {
+      psql(SERVER_URL, `DROP DATABASE IF EXISTS ${name2} WITH (FORCE)`);
+    } catch {
+      /* best effort */
+    }
+  });
+
+  test('no 5xx, local enforcement while it is down, shared again once it is back', async (t) => {
+    const port = await freePort();
+    let redis = startRedis(port);
+    await waitRedis(port, redis);
+    try {
+      const saved = { dbUrl, fake };
+      dbUrl = db2;
+      fake = fake2;
+      const [g1, g2] = await gatewayPair('127.0.0.1', port, { SWITCHYARD_LIMITS_REDIS_TIMEOUT_MS: String(50 * SLOW) });
+      dbUrl = saved.dbUrl;
+      fake = saved.fake;
+      fake2.setDefaults({ usage: { prompt_tokens: 5, completion_tokens: 10 } });
+      const all = [];
+      // Shared: 10 of 30.
+      const k1 = await newKey(g1, { rpm_limit: 10 });
+      let rs = await burst([g1, g2], [k1.key], 30);
+      all.push(...rs);
+      assert.equal(rs.filter((r) => r.status === 200).length, 10, JSON.stringify(statuses(rs)));
+
+      redis.kill('SIGKILL');
+      await new Promise((r) => redis.once('exit', r));
+      // Down: each instance enforces on its own share (at most the whole limit each).
+      const k2 = await newKey(g1, { rpm_limit: 10 });
+      const per = [];
+      for (const g of [g1, g2]) {
+        const rg = await burst([g], [k2.key], 30);
+        all.push(...rg);
+        const n = rg.filter((r) => r.status === 200).length;
+        per.push(n);
+        assert.ok(n >= 1 && n <= 10, `instance passed ${n} of 30 with Redis down`);
+        for (const r of rg.filter((x) => x.status !== 200)) assert.equal(r.status, 429, r.text);
+      }
+      t.diagnostic(`with Redis down: ${per.join(' + ')} of 60 passed (limit 10, per instance)`);
+      assert.match(g1.stderr(), /limits: Redis unavailable/);
+
+      redis = startRedis(port);
+      await waitRedis(port, redis);
+      // Both clients reconnect by themselves (no restart); then the counters are shared.
+      for (const g of [g1, g2]) {
+        const deadline = Date.now() + 20_000 * SLOW;
+        for (;;) {
+          const r = await fetchWithTimeout(`${g.url}/health/readiness`, { timeoutMs: 2000 });
+          const body = await r.json().catch(() => ({}));
+          if (body.redis === 'connected') break;
+          if (Date.now() > deadline) throw new Error('redis not reconnected');
+          await delay(100);
+        }
+      }
+      const k3 = await newKey(g1, { rpm_limit: 4 });
+      rs = await burst([g1, g2], [k3.key], 12);
+      all.push(...rs);
+      assert.equal(rs.filter((r) => r.status === 200).length, 4, JSON.stringify(statuses(rs)));
+      assert.match(g1.stderr() + g2.stderr(), /limits: Redis is back/);
+      assert.equal(all.filter((r) => r.status >= 500).length, 0, JSON.stringify(statuses(all)));
+    } finally {
+      redis.kill('SIGKILL');
+    }
+  });
+});
