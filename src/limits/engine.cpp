@@ -236,6 +236,10 @@ void memory_engine::sweep(std::int64_t now) {
   }
   last_sweep_ms_ = now;
   std::erase_if(windows_, [now](const auto& kv) { return kv.second.ends_ms <= now; });
+  // An idle budget counter is read from Postgres again next time (as its Redis key expires).
+  std::erase_if(budgets_, [now](const auto& kv) {
+    return kv.second.expires_ms != 0 && kv.second.expires_ms <= now && kv.second.reserved == 0;
+  });
 }
 
 decision memory_engine::reserve(const std::vector<check>& checks, std::int64_t share) {
@@ -298,10 +302,10 @@ decision memory_engine::reserve(const std::vector<check>& checks, std::int64_t s
       case kind::budget: {
         auto [it, fresh] = budgets_.try_emplace(names[i]);
         if (fresh) {
-          it->second.period = c.period;
           it->second.spend = c.seed;
         }
         it->second.reserved += c.amount;
+        it->second.expires_ms = c.key_ttl_ms > 0 ? now + c.key_ttl_ms : 0;
         break;
       }
       case kind::requests:

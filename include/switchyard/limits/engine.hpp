@@ -67,9 +67,9 @@ class memory_engine {
     std::int64_t ends_ms = 0;
   };
   struct budget {
-    std::string period;
     std::int64_t spend = 0;
     std::int64_t reserved = 0;
+    std::int64_t expires_ms = 0;  // dropped when idle past it (0: never), as Redis' key TTL
   };
   clock_fn now_;
   std::int64_t window_ms_;

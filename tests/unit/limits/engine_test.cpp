@@ -186,6 +186,22 @@ TEST(memory_engine, a_new_budget_period_is_a_new_counter) {
   EXPECT_TRUE(e.reserve({c}).ok);
 }
 
+TEST(memory_engine, an_idle_budget_counter_is_seeded_again) {
+  fake_clock clk;
+  memory_engine e(clk.fn(), 1000ms);
+  auto c = make(kind::budget, "k", 10'000, 1'000);
+  c.key_ttl_ms = 3'600'000;
+  ASSERT_TRUE(e.reserve({c}).ok);
+  e.settle(op(c, 1'000, 1'000));
+  c.seed = 9'500;  // what Postgres says now (another writer, an admin)
+  auto d = e.reserve({c});
+  ASSERT_TRUE(d.ok);
+  EXPECT_EQ(d.remaining[0], 10'000 - 1'000 - 1'000);  // the counter is kept while in use
+  e.settle(op(c, 1'000, 0));
+  clk.ms += 3'600'001;
+  EXPECT_FALSE(e.reserve({c}).ok);  // idle past its TTL: seeded again from 9500
+}
+
 TEST(durations, litellm_strings) {
   using sy::limits::parse_duration;
   EXPECT_EQ(parse_duration("30s")->count, 30);
