@@ -451,7 +451,7 @@ net::awaitable<bool> redis_engine::ensure_scripts() {
   co_return true;
 }
 
-net::awaitable<decision> redis_engine::reserve(std::vector<check> checks, std::string id) {
+net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks, std::string id) {
   decision d;
   if (try_local(checks, d)) {
     co_return d;
@@ -464,31 +464,32 @@ net::awaitable<decision> redis_engine::reserve(std::vector<check> checks, std::s
       co_return decision{};  // shutting down: the request is let through
     }
   }
-  std::vector<std::string> keys;
-  keys.reserve(checks.size() * 2);
-  for (const auto& c : checks) {
-    push_keys(keys, opts_.prefix, c);
-  }
-  std::vector<std::string> cmd;
-  cmd.reserve(4 + keys.size() + 4 + checks.size() * 5);
-  cmd.emplace_back("EVALSHA");
-  cmd.push_back(st->reserve_sha);
-  cmd.push_back(std::to_string(keys.size()));
-  for (auto& k : keys) {
-    cmd.push_back(std::move(k));
-  }
-  cmd.push_back(id);
-  cmd.push_back(std::to_string(opts_.window.count()));
-  cmd.push_back(std::to_string(opts_.reservation_ttl.count()));
-  cmd.push_back(std::to_string(checks.size()));
-  for (const auto& c : checks) {
-    cmd.emplace_back(1, kind_char(c.k));
-    cmd.push_back(std::to_string(c.limit));
-    cmd.push_back(std::to_string(c.amount));
-    cmd.push_back(std::to_string(c.seed));
-    cmd.push_back(std::to_string(c.key_ttl_ms));
-  }
-  auto r = co_await redis_->command(cmd, opts_.timeout);
+  // EVALSHA sha numkeys keys... id window ttl n (kind limit amount seed ttl)...
+  auto build = [&](const std::string& sha) {
+    std::vector<std::string> cmd;
+    cmd.reserve(3 + checks.size() * 2 + 4 + checks.size() * 5);
+    cmd.emplace_back("EVALSHA");
+    cmd.push_back(sha);
+    cmd.emplace_back();  // numkeys, below
+    for (const auto& c : checks) {
+      push_keys(cmd, opts_.prefix, c);
+    }
+    cmd[2] = std::to_string(cmd.size() - 3);
+    cmd.push_back(id);
+    cmd.push_back(std::to_string(opts_.window.count()));
+    cmd.push_back(std::to_string(opts_.reservation_ttl.count()));
+    cmd.push_back(std::to_string(checks.size()));
+    for (const auto& c : checks) {
+      cmd.emplace_back(1, kind_char(c.k));
+      cmd.push_back(std::to_string(c.limit));
+      cmd.push_back(std::to_string(c.amount));
+      cmd.push_back(std::to_string(c.seed));
+      cmd.push_back(std::to_string(c.key_ttl_ms));
+    }
+    return cmd;
+  };
+  auto cmd = build(st->reserve_sha);
+  auto r = co_await redis_->command(std::move(cmd), opts_.timeout);
   if (!st->alive) {
     co_return decision{};
   }
@@ -496,11 +497,11 @@ net::awaitable<decision> redis_engine::reserve(std::vector<check> checks, std::s
     st->reserve_sha.clear();
     st->settle_sha.clear();
     if (co_await ensure_scripts(); st->alive && !st->reserve_sha.empty()) {
-      cmd[1] = st->reserve_sha;
-      r = co_await redis_->command(std::move(cmd), opts_.timeout);
+      auto again = build(st->reserve_sha);
+      r = co_await redis_->command(std::move(again), opts_.timeout);
     }
     if (!st->alive) {
-      co_return decision{};  // shutting down: the request is let through
+      co_return decision{};
     }
   }
   if (!r || r->is_error() || r->type != store::redis::reply::kind::array || r->elements.size() < 4) {

@@ -239,9 +239,19 @@ verdict limits_stage::run(request_ctx& ctx) {
     return verdict::next();
   }
 
-  // The model group as the router will see it (the key's aliases applied).
-  std::string model = vkey != nullptr ? auth::apply_model_aliases(*vkey, ctx.requested_model) : ctx.requested_model;
-  const std::string group = rt_.resolve(model);
+  // The model group as the router will see it (the key's aliases applied); only budgets
+  // and per-model limits need it.
+  bool needs_group = false;
+  for (const auto* e : entities) {
+    needs_group = needs_group || e->max_budget || !e->model_max_budget.empty() || !e->model_rpm_limit.empty() ||
+                  !e->model_tpm_limit.empty();
+  }
+  std::string model;
+  std::string group;
+  if (needs_group) {
+    model = vkey != nullptr ? auth::apply_model_aliases(*vkey, ctx.requested_model) : ctx.requested_model;
+    group = rt_.resolve(model);
+  }
   const auto max_tokens = body_int(ctx, "max_completion_tokens") ? body_int(ctx, "max_completion_tokens")
                                                                    : body_int(ctx, "max_tokens");
   const auto prompt = static_cast<std::int64_t>(ctx.estimated_tokens);
@@ -351,9 +361,8 @@ verdict limits_stage::run(request_ctx& ctx) {
 }
 
 net::awaitable<verdict> limits_stage::run_async(request_ctx& ctx) {
-  auto checks = ctx.limits->checks;  // the slot stays in ctx; the engine gets a copy
-  auto id = ctx.limits->id;
-  auto d = co_await engine_.reserve(std::move(checks), std::move(id));
+  auto slot = ctx.limits;  // holds the checks across the wait
+  auto d = co_await engine_.reserve(slot->checks, slot->id);
   co_return decide(ctx, d);
 }
 
@@ -464,8 +473,7 @@ net::awaitable<std::optional<core::error>> limits_stage::extend(request_ctx& ctx
     const std::string member = slot->id + "#" + std::to_string(++slot->extensions);
     limits::decision d;
     if (!engine_.try_local(budgets, d)) {
-      auto copy = budgets;
-      d = co_await engine_.reserve(std::move(copy), member);
+      d = co_await engine_.reserve(budgets, member);
     }
     if (d.ok) {
       for (std::size_t j = 0; j < budgets.size(); ++j) {

@@ -103,7 +103,8 @@ class redis_engine {
   // Decides locally (no suspension) when there is no Redis: `true` and `out` filled.
   bool try_local(const std::vector<check>& checks, decision& out);
   // One EVALSHA over every check; Redis down, slow or failing: the local engine decides.
-  net::awaitable<decision> reserve(std::vector<check> checks, std::string id);
+  // `checks` must outlive the wait (the caller's request state holds them).
+  net::awaitable<decision> reserve(const std::vector<check>& checks, std::string id);
   // Queues; sent in the next batch (shared) or applied at once (local).
   void settle(settle_op op, bool shared);
 
