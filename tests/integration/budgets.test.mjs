@@ -320,6 +320,21 @@ describe('Redis stopped during a rate-limited load', { skip: skip || (!hasRedisS
       fake = saved.fake;
       fake2.setDefaults({ usage: { prompt_tokens: 5, completion_tokens: 10 } });
       const all = [];
+      // Latency of limited requests one at a time (printed, not asserted: timing belongs in
+      // bench/): with Redis, then while it is down.
+      const p99Of = async (g, key) => {
+        const ms = [];
+        for (let i = 0; i < 100; ++i) {
+          const t0 = performance.now();
+          const r = await call(g, '/v1/chat/completions', { body: chatBody(), key });
+          ms.push(performance.now() - t0);
+          all.push(r);
+        }
+        ms.sort((x, y) => x - y);
+        return ms[98];
+      };
+      const kLat = await newKey(g1, { rpm_limit: 1_000_000 });
+      const p99Up = await p99Of(g1, kLat.key);
       // Shared: 10 of 30.
       const k1 = await newKey(g1, { rpm_limit: 10 });
       let rs = await burst([g1, g2], [k1.key], 30);
@@ -340,6 +355,8 @@ describe('Redis stopped during a rate-limited load', { skip: skip || (!hasRedisS
         for (const r of rg.filter((x) => x.status !== 200)) assert.equal(r.status, 429, r.text);
       }
       t.diagnostic(`with Redis down: ${per.join(' + ')} of 60 passed (limit 10, per instance)`);
+      const p99Down = await p99Of(g1, kLat.key);
+      t.diagnostic(`p99 of 100 sequential limited requests: ${p99Up.toFixed(2)} ms with Redis, ${p99Down.toFixed(2)} ms with Redis down`);
       assert.match(g1.stderr(), /limits: Redis unavailable/);
 
       redis = startRedis(port);
