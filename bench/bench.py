@@ -41,7 +41,7 @@ PATH = "/v1/chat/completions"
 NAN = float("nan")
 TARGET_NAMES = ["direct", "nginx", "switchyard", "switchyard-mk", "switchyard-base", "switchyard-nospend",
                 "switchyard-nometrics", "switchyard-cache-mem", "switchyard-cache-redis", "switchyard-unique",
-                "switchyard-cache-miss"]  # see the factories in main()
+                "switchyard-cache-miss", "switchyard-limits"]  # see the factories in main()
 DEFAULT_TARGETS = ["direct", "nginx", "switchyard"]
 CACHED_KEYS = 100_000     # keys used once by a fresh gateway for "RSS with 100,000 keys cached"
 SIZES = {"1k": 1024, "100k": 100 * 1024, "1m": 1024 * 1024}
@@ -630,8 +630,9 @@ class SwitchyardTarget(Target):
     def __init__(self, procs: Procs, binary: str, tmp: str, upstream_ports: dict[str, int],
                  name: str = "switchyard", label: str = "SWITCHYARD", stages: str = "master key, router",
                  extra_config: str = "", services: Services | None = None, virtual_key: bool = False,
-                 extra_env: dict[str, str] | None = None):
+                 extra_env: dict[str, str] | None = None, key_params: dict | None = None):
         self.procs, self.bin, self.name, self.label, self.stages = procs, binary, name, label, stages
+        self.key_params = key_params or {}  # more fields of the virtual key (limits)
         self.services, self.virtual_key = services, virtual_key
         if virtual_key and not services:
             raise BenchError(f"{label}: a virtual key needs Postgres")
@@ -737,7 +738,7 @@ class SwitchyardTarget(Target):
             time.sleep(0.1)
 
     def generate_key(self) -> str:
-        status, data = self.admin("POST", "/key/generate", {"key_alias": f"bench-{self.name}"})
+        status, data = self.admin("POST", "/key/generate", {"key_alias": f"bench-{self.name}", **self.key_params})
         try:
             key = json.loads(data).get("key", "") if status == 200 else ""
         except ValueError:
@@ -1689,6 +1690,14 @@ def main(argv) -> int:
                 stages="virtual key, router; Postgres and Redis; response cache on (Redis), every request "
                 "a body of its own: a miss, then stored", virtual_key=True, extra_config=cache_on("redis"),
                 extra_env={"SWITCHYARD_CACHE_REDIS_TIMEOUT_MS": "100"})),
+            # Budgets and rate limits (docs/limits.md): the virtual key has a budget and an rpm
+            # limit, both far above what a run uses, so every request is checked and reserved
+            # in Redis (one EVALSHA) and settled in a batch, and none is refused.
+            "switchyard-limits": lambda: gateway(
+                name="switchyard-limits", label="SWITCHYARD (budget + rpm limit)",
+                stages="virtual key with max_budget and rpm_limit, router; Postgres and Redis; limits "
+                "checked in Redis per request", virtual_key=True,
+                key_params={"max_budget": 1e9, "rpm_limit": 1_000_000_000}),
         })
         assert list(factories) == TARGET_NAMES
         targets = [make() for name, make in factories.items() if name in targets_wanted]

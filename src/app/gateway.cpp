@@ -11,7 +11,9 @@
 #include "switchyard/core/ids.hpp"
 #include "switchyard/http/server.hpp"
 #include "switchyard/cache/response_cache.hpp"
+#include "switchyard/limits/engine.hpp"
 #include "switchyard/pipeline/cache_stage.hpp"
+#include "switchyard/pipeline/limits_stage.hpp"
 #include "switchyard/metrics/loop_lag.hpp"
 #include "switchyard/metrics/registry.hpp"
 #include "switchyard/pipeline/health_checker.hpp"
@@ -417,6 +419,12 @@ struct gateway::impl {
                            ioc.get_executor(), cfg->cache, *response_cache, rt,
                            env_ms("SWITCHYARD_CACHE_COALESCE_MS", std::chrono::milliseconds{30000}))
                      : nullptr;
+  // Budgets and rate limits (docs/limits.md): wired when keys can carry limits (a
+  // database) or the config sets global ones; shared through Redis when configured.
+  pipeline::limits_settings limit_settings = with_budget_entities(pipeline::limits_settings::from(*cfg));
+  std::unique_ptr<limits::redis_engine> limits_engine = make_limits_engine();
+  std::unique_ptr<pipeline::limits_stage> limits_stage =
+      limits_engine ? std::make_unique<pipeline::limits_stage>(*limits_engine, rt, pricer, limit_settings) : nullptr;
   // Prometheus metrics (docs/observability.md): on unless SWITCHYARD_DISABLE_METRICS=1.
   std::unique_ptr<metrics::registry> metrics_reg =
       env_is("SWITCHYARD_DISABLE_METRICS", "1")
@@ -556,9 +564,43 @@ struct gateway::impl {
     return std::make_unique<cache::response_cache>(ioc.get_executor(), r, o);
   }
 
+  // The request's end user and the whole proxy (litellm_settings.max_budget) are charged
+  // like the key's entities (docs/budgets.md).
+  pipeline::limits_settings with_budget_entities(pipeline::limits_settings s) {
+    s.end_users = end_users.get();
+    if (proxy_entity) {
+      s.extra.push_back(*proxy_entity);
+    }
+    return s;
+  }
+
+  std::unique_ptr<limits::redis_engine> make_limits_engine() {
+    if (!db && !limit_settings.has_global()) {
+      return nullptr;
+    }
+    limits::redis_engine_options o;
+    if (const char* w = std::getenv("LITELLM_RATE_LIMIT_WINDOW_SIZE"); w != nullptr && std::atof(w) > 0) {
+      o.window = std::chrono::milliseconds{static_cast<long long>(std::atof(w) * 1000)};
+    }
+    o.window = env_ms("SWITCHYARD_RATE_LIMIT_WINDOW_MS", o.window);
+    o.timeout = env_ms("SWITCHYARD_LIMITS_REDIS_TIMEOUT_MS", o.timeout);
+    o.reservation_ttl = env_ms("SWITCHYARD_LIMITS_RESERVATION_TTL_MS", o.reservation_ttl);
+    spdlog::info("limits: budgets and rate limits enforced {} (window {} ms)",
+                 redis ? "through Redis, shared by every instance" : "in memory, per instance", o.window.count());
+    return std::make_unique<limits::redis_engine>(ioc.get_executor(), redis.get(), o, [] {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::steady_clock::now().time_since_epoch())
+          .count();
+    });
+  }
+
   pipeline::extensions make_extensions() {
     pipeline::extensions e;
     e.prices = &pricer;
+    if (limits_stage) {
+      e.limits = limits_stage.get();
+      e.observers.push_back(limits_stage.get());
+    }
     if (cache_stage) {
       e.cache = cache_stage.get();
       e.observers.push_back(cache_stage.get());  // lands the flight before the others run
@@ -693,6 +735,11 @@ struct gateway::impl {
             loop_lag->stop();
           }
           health_check.stop();
+          if (limits_engine) {
+            // Queued settles reach Redis (parallel slots, budgets) before the loop stops.
+            co_await limits_engine->drain(std::min(deadline, std::chrono::steady_clock::now() + std::chrono::seconds{2}));
+            limits_engine->stop();
+          }
           if (cost_logger) {
             co_await cost_logger->stop(deadline);
           }
@@ -750,6 +797,9 @@ struct gateway::impl {
                      cfg->redis.port, r.error().message);
       } else {
         spdlog::info("redis connected ({}:{})", cfg->redis.host, cfg->redis.port);
+      }
+      if (limits_engine) {
+        limits_engine->start();  // settle batches and the live-instance heartbeat
       }
       if (cooldown_sync) {
         // Subscribe and load shared cooldowns without holding up the migrations.

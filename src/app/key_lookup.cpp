@@ -2,11 +2,18 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
+
 namespace switchyard::app {
 
 namespace {
 
 using json = nlohmann::json;
+
+std::string text_or(const json& j, const char* name) {
+  auto it = j.find(name);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
 
 json parse_object(const std::optional<std::string>& text) {
   if (!text) {
@@ -47,6 +54,120 @@ auth::owner_access owner_of(const json& j) {
     o.models = string_list(j, "models");
   }
   return o;
+}
+
+// A timestamptz as to_jsonb writes it: "2026-12-05T00:14:46.123456+00:00" (or "Z").
+std::optional<std::chrono::system_clock::time_point> parse_timestamp(const json& j, const char* name) {
+  auto it = j.find(name);
+  if (it == j.end() || !it->is_string()) {
+    return std::nullopt;
+  }
+  const std::string& s = it->get_ref<const std::string&>();
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
+  int used = 0;
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6) {
+    return std::nullopt;
+  }
+  using namespace std::chrono;
+  const sys_days date{year{y} / month{static_cast<unsigned>(mo)} / std::chrono::day{static_cast<unsigned>(d)}};
+  system_clock::time_point t = date + hours{h} + minutes{mi} + seconds{sec};
+  std::size_t i = static_cast<std::size_t>(used);
+  if (i < s.size() && s[i] == '.') {
+    long long frac = 0;
+    int digits = 0;
+    for (++i; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i) {
+      if (digits < 6) {
+        frac = frac * 10 + (s[i] - '0');
+        ++digits;
+      }
+    }
+    for (; digits < 6; ++digits) {
+      frac *= 10;
+    }
+    t += microseconds{frac};
+  }
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+    int oh = 0, om = 0;
+    std::sscanf(s.c_str() + i + 1, "%2d:%2d", &oh, &om);
+    auto off = hours{oh} + minutes{om};
+    t = s[i] == '+' ? t - off : t + off;
+  }
+  return t;
+}
+
+std::optional<double> number_or_null(const json& j, const char* name) {
+  auto it = j.find(name);
+  if (it == j.end() || !it->is_number()) {
+    return std::nullopt;
+  }
+  return it->get<double>();
+}
+
+std::optional<std::int64_t> count_or_null(const json& j, const char* name) {
+  auto v = number_or_null(j, name);
+  if (!v) {
+    return std::nullopt;
+  }
+  return static_cast<std::int64_t>(*v);
+}
+
+// model -> number, also LiteLLM's {"model": {"budget_limit": x, "time_period": "1d"}}.
+template <class T>
+std::map<std::string, T> number_map(const json& j, const char* name, const char* inner = nullptr) {
+  std::map<std::string, T> out;
+  auto it = j.find(name);
+  if (it == j.end() || !it->is_object()) {
+    return out;
+  }
+  for (const auto& [k, v] : it->items()) {
+    if (v.is_number()) {
+      out[k] = static_cast<T>(v.template get<double>());
+    } else if (inner != nullptr && v.is_object()) {
+      if (auto b = v.find(inner); b != v.end() && b->is_number()) {
+        out[k] = static_cast<T>(b->template get<double>());
+      }
+    }
+  }
+  return out;
+}
+
+// The limits of one entity from its row; `budget` (a budgets row, or null) fills what the
+// row leaves unset (LiteLLM's shared budgets through budget_id).
+auth::entity_limits limits_of(auth::limit_level level, std::string id, std::string alias, const json& row,
+                              const json& budget) {
+  auth::entity_limits e;
+  e.level = level;
+  e.id = std::move(id);
+  e.alias = std::move(alias);
+  const json empty = json::object();
+  const json& b = budget.is_object() ? budget : empty;
+  auto pick = [&](const char* name) { return row.is_object() && number_or_null(row, name) ? number_or_null(row, name) : number_or_null(b, name); };
+  auto pick_count = [&](const char* name) {
+    return row.is_object() && count_or_null(row, name) ? count_or_null(row, name) : count_or_null(b, name);
+  };
+  e.max_budget = pick("max_budget");
+  e.soft_budget = pick("soft_budget");
+  e.rpm_limit = pick_count("rpm_limit");
+  e.tpm_limit = pick_count("tpm_limit");
+  e.max_parallel_requests = pick_count("max_parallel_requests");
+  if (row.is_object()) {
+    e.spend = number_or_null(row, "spend").value_or(0);
+  }
+  const json& sched = row.is_object() && row.contains("budget_duration") && row["budget_duration"].is_string() ? row : b;
+  e.budget_duration = text_or(sched, "budget_duration");
+  e.budget_reset_at = parse_timestamp(sched, "budget_reset_at");
+  e.model_max_budget = number_map<double>(row.is_object() ? row : b, "model_max_budget", "budget_limit");
+  if (e.model_max_budget.empty()) {
+    e.model_max_budget = number_map<double>(b, "model_max_budget", "budget_limit");
+  }
+  if (row.is_object()) {
+    e.model_spend = number_map<double>(row, "model_spend");
+    if (auto m = row.find("metadata"); m != row.end() && m->is_object()) {
+      e.model_rpm_limit = number_map<std::int64_t>(*m, "model_rpm_limit");
+      e.model_tpm_limit = number_map<std::int64_t>(*m, "model_tpm_limit");
+    }
+  }
+  return e;
 }
 
 using lookup_result = core::result<std::optional<auth::virtual_key>>;
@@ -108,7 +229,29 @@ auth::virtual_key to_virtual_key(const store::postgres::key_record& r) {
       k.user_organization_id = it->get<std::string>();
     }
   }
-  k.org = owner_of(parse_object(r.org_json));
+  auto org = parse_object(r.org_json);
+  k.org = owner_of(org);
+  // Budgets and rate limits of every level, for the limits stage (docs/limits.md).
+  auto add = [&k](auth::entity_limits e) {
+    if (!e.id.empty() && e.has_any()) {
+      k.limits.push_back(std::move(e));
+    }
+  };
+  add(limits_of(auth::limit_level::key, k.token, k.key_alias, row, parse_object(r.key_budget_json)));
+  if (user.is_object()) {
+    add(limits_of(auth::limit_level::user, k.user_id, text_or(user, "user_alias"), user, json()));
+  }
+  if (team.is_object()) {
+    add(limits_of(auth::limit_level::team, k.team_id, k.team_alias, team, json()));
+  }
+  if (org.is_object()) {
+    // An organisation's limits live in its budgets row; its spend in its own row.
+    auto ob = parse_object(r.org_budget_json);
+    auto e = limits_of(auth::limit_level::organization, text_or(org, "organization_id"),
+                       text_or(org, "organization_alias"), ob, json());
+    e.spend = number_or_null(org, "spend").value_or(0);
+    add(std::move(e));
+  }
   return k;
 }
 

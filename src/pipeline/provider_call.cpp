@@ -325,6 +325,26 @@ net::awaitable<std::optional<core::error>> provider_call::relay_stream(request_c
     add_provider_headers(h, s->headers());
     co_return co_await ctx.resp.begin_stream(200, "text/event-stream", {}, std::move(h));
   };
+  // Budgets: the reservation covers ctx.stream_token_allowance completion tokens (one
+  // per event, as a stream's usage is estimated when it never comes). Past it the limits
+  // stage reserves more, chunk by chunk, or the stream ends here with what still fits,
+  // an error event and [DONE] (a provider that ignores max_tokens).
+  bool budget_cut = false;
+  auto within_budget = [&]() -> net::awaitable<bool> {
+    const auto want = static_cast<long long>(ctx.events_sent + payloads.size());
+    while (want > ctx.stream_token_allowance) {
+      if (auto e = co_await ctx.stream_limit->extend(ctx, want)) {
+        const auto keep = std::max<long long>(0, ctx.stream_token_allowance - static_cast<long long>(ctx.events_sent));
+        if (payloads.size() > static_cast<std::size_t>(keep)) {
+          payloads.resize(static_cast<std::size_t>(keep));
+        }
+        failure = std::move(*e);
+        budget_cut = true;
+        co_return false;
+      }
+    }
+    co_return true;
+  };
   // The head goes out with the first translated event, so that an error before it
   // still reaches the client as a real HTTP status.
   auto flush = [&]() -> net::awaitable<bool> {
@@ -374,6 +394,10 @@ net::awaitable<std::optional<core::error>> provider_call::relay_stream(request_c
           break;
         }
         bytes.remove_prefix(end);
+        if (ctx.stream_limit != nullptr && !payloads.empty() && !co_await within_budget()) {
+          raw->cancel();
+          break;
+        }
         if (!payloads.empty() && !co_await flush()) {
           raw->cancel();
           break;
@@ -382,6 +406,10 @@ net::awaitable<std::optional<core::error>> provider_call::relay_stream(request_c
     }
     if (auto fed = translator->feed(bytes, payloads); !fed) {
       failure = fed.error();
+      raw->cancel();
+      break;
+    }
+    if (ctx.stream_limit != nullptr && !payloads.empty() && !co_await within_budget()) {
       raw->cancel();
       break;
     }
@@ -404,6 +432,9 @@ net::awaitable<std::optional<core::error>> provider_call::relay_stream(request_c
     spdlog::info("client disconnected during a stream; upstream request cancelled (call_id={})", ctx.req.call_id);
     co_return std::nullopt;
   }
+  if (ctx.stream_limit != nullptr && !budget_cut && !payloads.empty() && !co_await within_budget()) {
+    raw->cancel();
+  }
   if (failure && !head_sent && payloads.empty()) {
     co_return failure;  // nothing reached the client yet: retry, fall back, or a real status
   }
@@ -418,6 +449,9 @@ net::awaitable<std::optional<core::error>> provider_call::relay_stream(request_c
     ctx.late_failure = failure;
     spdlog::warn("stream failed after the first chunk (call_id={}): {}", ctx.req.call_id, failure->message);
     out += "data: " + http::error_body(*failure) + "\n\n";
+    if (budget_cut) {
+      out += "data: [DONE]\n\n";  // a clear end the SDKs stop on
+    }
   } else {
     out += "data: [DONE]\n\n";
   }

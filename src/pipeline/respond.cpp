@@ -45,6 +45,7 @@ std::string litellm_headers(const request_ctx& ctx) {
     (void)ec;
     http::append_head_line(h, "x-litellm-key-spend", std::string_view(buf, static_cast<std::size_t>(end - buf)));
   }
+  h += ctx.limit_headers;  // x-ratelimit-* of the limits that apply (empty: none)
   auto total = clock::now() - ctx.req.received_at;
   put_int("x-litellm-response-duration-ms", ms_of(total));
   put_int("x-litellm-overhead-duration-ms", ms_of(total - ctx.upstream_time));

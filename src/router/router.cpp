@@ -178,6 +178,18 @@ std::size_t router::group_size(std::string_view requested) const {
   return groups_.at(m.group).size();
 }
 
+std::vector<std::shared_ptr<const config::deployment>> router::deployments_of(std::string_view requested) const {
+  std::vector<std::shared_ptr<const config::deployment>> out;
+  auto m = find(requested);
+  if (m.group.empty()) {
+    return out;
+  }
+  for (const auto* d : groups_.at(m.group)) {
+    out.push_back(materialize(d, m, requested));
+  }
+  return out;
+}
+
 std::size_t router::healthy_count(std::string_view requested) const {
   auto m = find(requested);
   if (m.group.empty()) {

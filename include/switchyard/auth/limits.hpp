@@ -39,6 +39,9 @@ struct entity_limits {
   std::map<std::string, std::int64_t> model_rpm_limit;
   std::map<std::string, std::int64_t> model_tpm_limit;
 
+  // Spend per model group so far (keys: model_spend), the start of a model_max_budget counter.
+  std::map<std::string, double> model_spend;
+
   bool has_any() const noexcept {
     return max_budget || soft_budget || rpm_limit || tpm_limit || max_parallel_requests || !model_max_budget.empty() ||
            !model_rpm_limit.empty() || !model_tpm_limit.empty();

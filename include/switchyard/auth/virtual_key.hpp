@@ -3,6 +3,8 @@
 // with the key by one query). Plain value; immutable once cached (shared as
 // shared_ptr<const virtual_key>). Thread: any. Never blocks.
 #pragma once
+#include "switchyard/auth/limits.hpp"
+
 #include <chrono>
 #include <map>
 #include <optional>
@@ -44,6 +46,9 @@ struct virtual_key {
   std::string user_role;  // the user's user_role; "" when the key has no (existing) user
   std::string user_organization_id;  // the user's organization_id (an org_admin's organisation)
   owner_access org;
+  // Budgets and rate limits of the key, its user, team and organisation (in that order),
+  // only those that have some (budget_id rows applied); empty: nothing to enforce.
+  std::vector<entity_limits> limits;
 };
 
 }  // namespace switchyard::auth

@@ -5,6 +5,7 @@
 #pragma once
 #include "switchyard/auth/key_auth.hpp"
 #include "switchyard/config/config.hpp"
+#include "switchyard/core/asio.hpp"
 #include "switchyard/http/message.hpp"
 #include "switchyard/pipeline/outcome.hpp"
 #include "switchyard/pipeline/recording_responder.hpp"
@@ -28,7 +29,19 @@ struct call_type_names {
 };
 const call_type_names& names_of(providers::call_type t);
 
-struct cache_slot;  // the cache stage's per-request state (src/pipeline/cache_stage.cpp)
+struct cache_slot;   // the cache stage's per-request state (src/pipeline/cache_stage.cpp)
+struct limits_slot;  // the limits stage's reservation (src/pipeline/limits_stage.cpp)
+struct request_ctx;
+
+// Asked by the stream relay when a stream is about to send more completion tokens (one per
+// event) than its budget reservation covers (a provider that ignores max_tokens): reserve
+// more, or say why the stream must end. Implemented by the limits stage.
+class stream_budget {
+ public:
+  virtual ~stream_budget() = default;
+  // Raise ctx.stream_token_allowance to at least `tokens`, or return the error to end with.
+  virtual net::awaitable<std::optional<core::error>> extend(request_ctx& ctx, long long tokens) = 0;
+};
 
 struct request_ctx {
   request_ctx(http::request& r, http::responder& w) : req(r), resp(w, out) {
@@ -86,6 +99,14 @@ struct request_ctx {
   std::string cache_key;
   std::string cache_group;
   std::shared_ptr<cache_slot> cache;
+  // Budgets and rate limits (pipeline/limits_stage.hpp): the request's reservation (null:
+  // nothing reserved), the x-ratelimit-* head lines every answer carries, and for a
+  // stream, the completion tokens its reservation covers (-1: no budget) and who to ask
+  // for more.
+  std::shared_ptr<limits_slot> limits;
+  std::string limit_headers;
+  long long stream_token_allowance = -1;
+  stream_budget* stream_limit = nullptr;
 
   // The whole body as a DOM (path model applied), parsed on first use.
   const nlohmann::json& full_body();

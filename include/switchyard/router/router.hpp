@@ -94,6 +94,9 @@ class router {
   // Deployments in the group `requested` resolves to, and how many are not cooled down.
   std::size_t group_size(std::string_view requested) const;
   std::size_t healthy_count(std::string_view requested) const;
+  // Every deployment of the group `requested` resolves to (wildcard groups: copies with the
+  // requested name filled in); empty for an unknown model. For worst-case prices.
+  std::vector<std::shared_ptr<const config::deployment>> deployments_of(std::string_view requested) const;
 
   // Attempt bookkeeping: track() while the attempt runs; then on_success / on_failure.
   // usage-based-routing-v2 also counts the request for the deployment's rpm here.

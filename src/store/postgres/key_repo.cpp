@@ -153,10 +153,12 @@ std::optional<key_record> find_key_by_hash_blocking(pqxx::connection& c, const s
       "  JOIN verification_tokens t ON t.token = d.active_token_id WHERE d.token = $1 AND d.revoke_at > now())"
       " SELECT to_jsonb(k.t)::text, (extract(epoch FROM (k.t).expires) * 1000)::bigint,"
       "  (extract(epoch FROM k.revoke_at) * 1000)::bigint,"
-      "  to_jsonb(tm)::text, to_jsonb(u)::text, to_jsonb(o)::text"
+      "  to_jsonb(tm)::text, to_jsonb(u)::text, to_jsonb(o)::text, to_jsonb(kb)::text, to_jsonb(ob)::text"
       " FROM k LEFT JOIN teams tm ON tm.team_id = (k.t).team_id"
       " LEFT JOIN users u ON u.user_id = (k.t).user_id"
       " LEFT JOIN organizations o ON o.organization_id = COALESCE((k.t).organization_id, tm.organization_id)"
+      " LEFT JOIN budgets kb ON kb.budget_id = (k.t).budget_id"
+      " LEFT JOIN budgets ob ON ob.budget_id = o.budget_id"
       " ORDER BY k.pref LIMIT 1",
       token);
   if (res.empty()) {
@@ -176,6 +178,12 @@ std::optional<key_record> find_key_by_hash_blocking(pqxx::connection& c, const s
   }
   if (!row[5].is_null()) {
     k.org_json = row[5].as<std::string>();
+  }
+  if (!row[6].is_null()) {
+    k.key_budget_json = row[6].as<std::string>();
+  }
+  if (!row[7].is_null()) {
+    k.org_budget_json = row[7].as<std::string>();
   }
   return k;
 }

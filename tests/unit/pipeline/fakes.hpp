@@ -25,6 +25,7 @@ class fake_responder final : public http::responder {
   std::vector<std::string> chunks;
   bool streamed = false, ended = false, gone = false, access_taken = false;
   int writes_before_gone = -1;  // >= 0: the client leaves when this many writes succeeded
+  http::header_list headers;    // send()'s headers (e.g. retry-after of an error)
 
   net::awaitable<bool> send(http::response r) override {
     if (status != 0 || gone) {
@@ -33,6 +34,7 @@ class fake_responder final : public http::responder {
     status = r.status;
     body = std::move(r.body);
     head_lines = std::move(r.head_lines);
+    headers = std::move(r.headers);
     co_return true;
   }
   net::awaitable<bool> begin_stream(int s, std::string, http::header_list, std::string lines) override {

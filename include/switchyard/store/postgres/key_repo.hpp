@@ -51,6 +51,10 @@ struct key_record {
   std::optional<std::string> team_json;
   std::optional<std::string> user_json;
   std::optional<std::string> org_json;
+  // Only from find_key_by_hash_blocking: the budgets rows of the key's budget_id and of its
+  // organisation's budget_id (shared budgets: their limits apply where set).
+  std::optional<std::string> key_budget_json;
+  std::optional<std::string> org_budget_json;
 };
 
 // Who made a change, for audit_log and the archives.

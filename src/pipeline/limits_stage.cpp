@@ -1,0 +1,598 @@
+#include "switchyard/pipeline/limits_stage.hpp"
+
+#include "switchyard/auth/model_access.hpp"
+#include "switchyard/core/ids.hpp"
+#include "switchyard/http/message.hpp"
+#include "switchyard/pipeline/spend_observer.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <ctime>
+
+namespace switchyard::pipeline {
+
+using limits::check;
+using limits::kind;
+
+// One reservation piece: what was reserved on one check, under which member id, where.
+struct reserved_piece {
+  std::size_t check = 0;
+  std::string member;
+  std::int64_t amount = 0;
+  bool shared = false;
+};
+
+struct limits_slot {
+  std::vector<check> checks;
+  std::vector<reserved_piece> pieces;  // budgets and parallel slots and token windows
+  std::string id;
+  bool shared = false;
+  // Streams: the completion-token price used for extensions (USD per token), and the
+  // completion tokens the worst-case cost covered.
+  double output_price = 0;
+  std::int64_t completion_covered = 0;
+  int extensions = 0;
+};
+
+namespace {
+
+std::optional<std::int64_t> env_int(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') {
+    return std::nullopt;
+  }
+  std::int64_t n = 0;
+  auto [end, ec] = std::from_chars(v, v + std::strlen(v), n);
+  if (ec != std::errc{} || n <= 0) {
+    return std::nullopt;
+  }
+  return n;
+}
+
+std::optional<std::int64_t> int_setting(const nlohmann::json& raw, const char* name) {
+  auto it = raw.find(name);
+  if (it == raw.end() || !it->is_number() || it->get<double>() <= 0) {
+    return std::nullopt;
+  }
+  return static_cast<std::int64_t>(it->get<double>());
+}
+
+// A top-level integer member of the body (max_tokens ...), read from the scan.
+std::optional<std::int64_t> body_int(const request_ctx& ctx, std::string_view name) {
+  const auto* m = ctx.scan.ok ? ctx.scan.find(name) : nullptr;
+  if (m == nullptr || m->kind != providers::json_kind::number) {
+    return std::nullopt;
+  }
+  double v = 0;
+  auto [end, ec] = std::from_chars(m->value.data(), m->value.data() + m->value.size(), v);
+  if (ec != std::errc{} || !(v > 0)) {
+    return std::nullopt;
+  }
+  return static_cast<std::int64_t>(v);
+}
+
+// A USD amount as Python prints a float (LiteLLM's messages): shortest round trip,
+// positional from 1e-4 up to 1e16, else with an exponent of at least two digits.
+std::string usd(double v) {
+  char buf[64];
+  const double a = std::fabs(v);
+  const bool positional = a == 0 || (a >= 1e-4 && a < 1e16);
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v,
+                                 positional ? std::chars_format::fixed : std::chars_format::scientific);
+  (void)ec;
+  std::string s(buf, end);
+  if (positional && s.find('.') == std::string::npos) {
+    s += ".0";
+  }
+  return s;
+}
+
+std::string num(std::int64_t v) { return std::to_string(v); }
+
+const char* family_of(kind k) {
+  switch (k) {
+    case kind::requests:
+      return "requests";
+    case kind::tokens:
+      return "tokens";
+    case kind::parallel:
+      return "max_parallel_requests";
+    case kind::budget:
+      return "budget";
+  }
+  return "requests";
+}
+
+// "YYYY-MM-DD HH:MM:SS UTC", LiteLLM's reset_at.
+std::string utc_text(std::chrono::system_clock::time_point t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+std::int64_t ceil_seconds(std::int64_t ms) { return std::max<std::int64_t>(1, (ms + 999) / 1000); }
+
+// LiteLLM's budget messages per level (auth_checks.py).
+std::string budget_message(const check& c, std::int64_t used) {
+  const std::string cost = usd(limits::to_usd(used));
+  const std::string max = usd(limits::to_usd(c.limit));
+  if (c.scope == "end_user") {
+    return "ExceededBudget: End User=" + c.id + " over budget. Spend=" + cost + ", Budget=" + max;
+  }
+  if (c.scope == "model_per_key") {
+    return "Budget has been exceeded! " + c.label + " Current cost: " + cost + ", Max budget: " + max;
+  }
+  if (c.label.empty()) {
+    return "Budget has been exceeded! Current cost: " + cost + ", Max budget: " + max;
+  }
+  return "Budget has been exceeded! " + c.label + " Current cost: " + cost + ", Max budget: " + max;
+}
+
+std::string label_of(const auth::entity_limits& e, const request_ctx& ctx) {
+  switch (e.level) {
+    case auth::limit_level::key: {
+      const auto& k = ctx.who.vkey;
+      return "Key=" + (e.alias.empty() ? std::string("None") : e.alias) + " (" + (k ? k->key_name : std::string()) +
+             ")";
+    }
+    case auth::limit_level::user:
+      return "User=" + e.id;
+    case auth::limit_level::team:
+      return "Team=" + e.id;
+    case auth::limit_level::organization:
+      return "Organization=" + e.id;
+    case auth::limit_level::end_user:
+      return "End User=" + e.id;
+    case auth::limit_level::proxy:
+      return "";
+  }
+  return "";
+}
+
+}  // namespace
+
+limits_settings limits_settings::from(const config::config& cfg) {
+  limits_settings s;
+  s.default_key_parallel = int_setting(cfg.general.raw, "max_parallel_requests");
+  s.global_parallel = int_setting(cfg.general.raw, "global_max_parallel_requests");
+  if (auto n = env_int("SWITCHYARD_LIMITS_DEFAULT_MAX_TOKENS")) {
+    s.default_max_tokens = *n;
+  }
+  return s;
+}
+
+limits_stage::limits_stage(limits::redis_engine& engine, router::router& rt, spend::pricer& prices, limits_settings s,
+                           sys_clock_fn now)
+    : engine_(engine),
+      rt_(rt),
+      prices_(prices),
+      s_(std::move(s)),
+      now_(now ? std::move(now) : sys_clock_fn([] { return std::chrono::system_clock::now(); })),
+      id_prefix_(core::uuid4().substr(0, 13)) {
+  if (s_.global_parallel) {
+    auth::entity_limits proxy;
+    proxy.level = auth::limit_level::proxy;
+    proxy.id = "global";
+    proxy.max_parallel_requests = s_.global_parallel;
+    s_.extra.push_back(std::move(proxy));
+  }
+}
+
+limits_stage::~limits_stage() = default;
+
+const limits_stage::group_price& limits_stage::price_of_group(const std::string& model) {
+  if (auto it = group_prices_.find(model); it != group_prices_.end()) {
+    return it->second;
+  }
+  if (group_prices_.size() > 1000) {
+    group_prices_.clear();  // wildcard names are open-ended: bounded memo
+  }
+  group_price g;
+  for (const auto& d : rt_.deployments_of(model)) {
+    if (d->mock_response) {
+      continue;  // answered offline: costs nothing
+    }
+    if (const auto* p = prices_.price_of(*d)) {
+      g.input = std::max(g.input, p->input.value_or(0));
+      g.output = std::max(g.output, p->output.value_or(0));
+      g.max_output_tokens = std::max(g.max_output_tokens, p->max_output_tokens);
+    }
+  }
+  return group_prices_.emplace(model, g).first->second;
+}
+
+namespace {
+
+// The request's end user: x-litellm-end-user-id, else the body's `user` (as the spend row).
+std::string end_user_id(const request_ctx& ctx) {
+  if (auto h = ctx.req.header("x-litellm-end-user-id"); !h.empty()) {
+    return std::string(h);
+  }
+  const auto* m = ctx.scan.ok ? ctx.scan.find("user") : nullptr;
+  if (m == nullptr || m->kind != providers::json_kind::string || m->value.size() < 2) {
+    return {};
+  }
+  return providers::json_unescape(m->value.substr(1, m->value.size() - 2));
+}
+
+}  // namespace
+
+verdict limits_stage::run(request_ctx& ctx) {
+  if (s_.end_users != nullptr) {
+    const std::string id = end_user_id(ctx);
+    if (!id.empty()) {
+      auto eu = s_.end_users->cached(id);
+      if (!eu) {
+        return verdict::wait();  // run_async() looks the end user up (ctx.limits stays null)
+      }
+      return build(ctx, eu->get());
+    }
+  }
+  return build(ctx, nullptr);
+}
+
+verdict limits_stage::build(request_ctx& ctx, const auth::end_user* eu) {
+  if (eu != nullptr && eu->blocked) {
+    // LiteLLM refuses blocked end users before the call.
+    auto e = core::make_error(core::errc::bad_request, "End User=" + eu->limits.id +
+                                                           " is blocked. Let your admin know, if you believe this "
+                                                           "is a mistake.");
+    e.retryable = false;
+    return verdict::fail(std::move(e));
+  }
+  const auto* vkey = ctx.who.vkey.get();
+  const bool key_limited = vkey != nullptr && (!vkey->limits.empty() || s_.default_key_parallel);
+  if (!key_limited && !s_.has_global()) {
+    return verdict::next();  // the common case: nothing to enforce, nothing allocated
+  }
+  std::vector<const auth::entity_limits*> entities;
+  auth::entity_limits key_default;
+  if (vkey != nullptr) {
+    bool key_seen = false;
+    for (const auto& e : vkey->limits) {
+      entities.push_back(&e);
+      key_seen = key_seen || e.level == auth::limit_level::key;
+    }
+    if (s_.default_key_parallel && (!key_seen || !vkey->limits.front().max_parallel_requests)) {
+      key_default.level = auth::limit_level::key;
+      key_default.id = vkey->token;
+      key_default.alias = vkey->key_alias;
+      key_default.max_parallel_requests = s_.default_key_parallel;
+      entities.push_back(&key_default);
+    }
+  }
+  for (const auto& e : s_.extra) {
+    entities.push_back(&e);
+  }
+  if (eu != nullptr && eu->limits.has_any()) {
+    entities.push_back(&eu->limits);
+  }
+  if (s_.entities_of) {
+    s_.entities_of(ctx, entities);
+  }
+  if (entities.empty()) {
+    return verdict::next();
+  }
+
+  // The model group as the router will see it (the key's aliases applied); only budgets
+  // and per-model limits need it.
+  bool needs_group = false;
+  for (const auto* e : entities) {
+    needs_group = needs_group || e->max_budget || !e->model_max_budget.empty() || !e->model_rpm_limit.empty() ||
+                  !e->model_tpm_limit.empty();
+  }
+  std::string model;
+  std::string group;
+  if (needs_group) {
+    model = vkey != nullptr ? auth::apply_model_aliases(*vkey, ctx.requested_model) : ctx.requested_model;
+    group = rt_.resolve(model);
+  }
+  const auto max_tokens = body_int(ctx, "max_completion_tokens") ? body_int(ctx, "max_completion_tokens")
+                                                                   : body_int(ctx, "max_tokens");
+  const auto prompt = static_cast<std::int64_t>(ctx.estimated_tokens);
+  const std::int64_t tpm_amount = prompt + max_tokens.value_or(s_.tpm_default_output);
+  // The worst-case cost, computed on first need (only budgets need prices).
+  std::optional<std::int64_t> worst;
+  double out_price = 0;
+  std::int64_t out_tokens = 0;
+  auto worst_cost = [&]() {
+    if (!worst) {
+      const auto& g = price_of_group(model);
+      out_tokens = max_tokens ? *max_tokens : (g.max_output_tokens > 0 ? g.max_output_tokens : s_.default_max_tokens);
+      out_price = g.output;
+      worst = limits::to_nano(static_cast<double>(prompt) * g.input + static_cast<double>(out_tokens) * g.output);
+    }
+    return *worst;
+  };
+  const auto now = now_();
+
+  auto slot = std::make_shared<limits_slot>();
+  auto& cs = slot->checks;
+  for (const auto* e : entities) {
+    const char* scope = limits::scope_of(e->level);
+    auto base = [&](kind k) {
+      check c;
+      c.k = k;
+      c.scope = scope;
+      c.id = e->id;
+      return c;
+    };
+    if (e->max_budget) {
+      auto c = base(kind::budget);
+      c.label = label_of(*e, ctx);
+      c.limit = limits::to_nano(*e->max_budget);
+      c.amount = worst_cost();
+      auto p = limits::period_of(*e, now);
+      c.period = std::move(p.id);
+      c.seed = p.fresh ? 0 : limits::to_nano(e->spend);
+      c.key_ttl_ms = p.ttl_ms;
+      cs.push_back(std::move(c));
+    }
+    if (e->rpm_limit) {
+      auto c = base(kind::requests);
+      c.limit = *e->rpm_limit;
+      c.amount = 1;
+      cs.push_back(std::move(c));
+    }
+    if (e->tpm_limit) {
+      auto c = base(kind::tokens);
+      c.limit = *e->tpm_limit;
+      c.amount = tpm_amount;
+      cs.push_back(std::move(c));
+    }
+    if (e->max_parallel_requests) {
+      auto c = base(kind::parallel);
+      c.limit = *e->max_parallel_requests;
+      c.amount = 1;
+      cs.push_back(std::move(c));
+    }
+    if (e->level == auth::limit_level::key && !group.empty()) {
+      // Per key and model group (LiteLLM's model_per_key scope).
+      auto model_check = [&](kind k) {
+        check c;
+        c.k = k;
+        c.scope = "model_per_key";
+        c.id = e->id + ":" + group;
+        return c;
+      };
+      if (auto it = e->model_max_budget.find(group); it != e->model_max_budget.end()) {
+        auto c = model_check(kind::budget);
+        c.label = "LiteLLM Virtual Key: " + e->id + ", key_alias: " + e->alias + ", exceeded budget for model=" + group + ".";
+        c.limit = limits::to_nano(it->second);
+        c.amount = worst_cost();
+        auto p = limits::period_of(*e, now);
+        c.period = std::move(p.id);
+        auto sp = e->model_spend.find(group);
+        c.seed = p.fresh || sp == e->model_spend.end() ? 0 : limits::to_nano(sp->second);
+        c.key_ttl_ms = p.ttl_ms;
+        cs.push_back(std::move(c));
+      }
+      if (auto it = e->model_rpm_limit.find(group); it != e->model_rpm_limit.end()) {
+        auto c = model_check(kind::requests);
+        c.limit = it->second;
+        c.amount = 1;
+        cs.push_back(std::move(c));
+      }
+      if (auto it = e->model_tpm_limit.find(group); it != e->model_tpm_limit.end()) {
+        auto c = model_check(kind::tokens);
+        c.limit = it->second;
+        c.amount = tpm_amount;
+        cs.push_back(std::move(c));
+      }
+    }
+  }
+  if (cs.empty()) {
+    return verdict::next();  // e.g. only a soft budget: nothing is refused
+  }
+  slot->output_price = out_price;
+  slot->completion_covered = out_tokens;
+  slot->id = id_prefix_ + std::to_string(++next_id_);
+  ctx.limits = std::move(slot);
+  limits::decision d;
+  if (engine_.try_local(ctx.limits->checks, d)) {
+    return decide(ctx, d);
+  }
+  return verdict::wait();
+}
+
+net::awaitable<verdict> limits_stage::run_async(request_ctx& ctx) {
+  if (!ctx.limits) {
+    // run() waited for the end user: look it up, then build the checks.
+    auto r = co_await s_.end_users->get(end_user_id(ctx));
+    if (!r) {
+      // Postgres unreachable and the end user never seen: the request goes on under the
+      // key's limits only (as a cached key does during an outage).
+      spdlog::warn("limits: end user not loaded ({}); its limits are not applied to this request",
+                   r.error().message);
+    }
+    const auto v = build(ctx, r ? r->get() : nullptr);
+    if (v.s != step::wait) {
+      co_return v;
+    }
+  }
+  auto slot = ctx.limits;  // holds the checks across the wait
+  auto d = co_await engine_.reserve(slot->checks, slot->id);
+  co_return decide(ctx, d);
+}
+
+verdict limits_stage::decide(request_ctx& ctx, const limits::decision& d) {
+  auto& slot = *ctx.limits;
+  const auto& cs = slot.checks;
+  if (!d.ok && d.failed >= 0 && static_cast<std::size_t>(d.failed) < cs.size()) {
+    const check c = cs[static_cast<std::size_t>(d.failed)];
+    std::optional<std::int64_t> tokens_limit;
+    for (const auto& t : cs) {
+      if (t.k == kind::tokens) {
+        tokens_limit = t.limit;
+        break;
+      }
+    }
+    ctx.limits.reset();  // nothing was reserved (cs is gone with it)
+    if (c.k == kind::budget) {
+      auto e = core::make_error(core::errc::rate_limited, budget_message(c, d.used));
+      e.type = "budget_exceeded";
+      e.retryable = false;
+      return verdict::fail(std::move(e));
+    }
+    const std::int64_t reset_ms = d.reset_ms > 0 ? d.reset_ms : 1000;
+    const auto reset_at = utc_text(now_() + std::chrono::milliseconds{reset_ms});
+    auto e = core::make_error(core::errc::rate_limited,
+                              "Rate limit exceeded for " + c.scope + ": " + c.id + ". Limit type: " + family_of(c.k) +
+                                  ". Current limit: " + num(c.limit) + ", Remaining: 0. Limit resets at: " + reset_at);
+    e.type = "throttling_error";
+    e.retryable = false;
+    e.retry_after = num(ceil_seconds(reset_ms));
+    // The bare OpenAI-style headers from the limit that refused (a parallel limit is
+    // reported in the requests family), the tokens ones from the request's tpm check.
+    std::string& h = ctx.limit_headers;
+    const char* fam = c.k == kind::tokens ? "tokens" : "requests";
+    const std::string limit_s = num(c.limit);
+    const std::string reset_s = num(ceil_seconds(reset_ms)) + "s";
+    http::append_head_line(h, std::string("x-ratelimit-limit-") + fam, limit_s);
+    http::append_head_line(h, std::string("x-ratelimit-remaining-") + fam, "0");
+    http::append_head_line(h, std::string("x-ratelimit-reset-") + fam, reset_s);
+    if (tokens_limit && c.k != kind::tokens) {
+      http::append_head_line(h, "x-ratelimit-limit-tokens", num(*tokens_limit));
+    }
+    http::append_head_line(h, std::string("x-ratelimit-") + c.scope + "-limit-" + family_of(c.k), limit_s);
+    http::append_head_line(h, std::string("x-ratelimit-") + c.scope + "-remaining-" + family_of(c.k), "0");
+    http::append_head_line(h, "rate_limit_type", family_of(c.k));
+    http::append_head_line(h, "reset_at", reset_at);
+    return verdict::fail(std::move(e));
+  }
+  if (!d.ok) {
+    ctx.limits.reset();
+    return verdict::next();  // malformed answer: never refuse on it
+  }
+  slot.shared = d.shared;
+  // Success: LiteLLM's per-scope headers with what is left.
+  std::string& h = ctx.limit_headers;
+  for (std::size_t i = 0; i < cs.size(); ++i) {
+    const auto& c = cs[i];
+    if (c.k != kind::budget) {
+      const std::string fam = family_of(c.k);
+      http::append_head_line(h, "x-ratelimit-" + c.scope + "-limit-" + fam, num(c.limit));
+      if (i < d.remaining.size()) {
+        http::append_head_line(h, "x-ratelimit-" + c.scope + "-remaining-" + fam,
+                               num(std::max<std::int64_t>(0, d.remaining[i])));
+      }
+    }
+    if (c.k != kind::requests) {
+      slot.pieces.push_back({i, slot.id, c.amount, d.shared});
+    }
+  }
+  bool has_budget = false;
+  for (const auto& c : cs) {
+    has_budget = has_budget || c.k == kind::budget;
+  }
+  if (has_budget && ctx.stream && slot.output_price > 0) {
+    // Completion tokens the reservation covers (one per streamed event, as billed_of
+    // estimates a stream whose usage never came).
+    ctx.stream_token_allowance = slot.completion_covered;
+    ctx.stream_limit = this;
+  }
+  return verdict::next();
+}
+
+net::awaitable<std::optional<core::error>> limits_stage::extend(request_ctx& ctx, long long tokens) {
+  if (!ctx.limits) {
+    co_return std::nullopt;
+  }
+  auto slot = ctx.limits;  // kept alive across the waits
+  const long long wanted = std::max<long long>(tokens - ctx.stream_token_allowance, 1);
+  const double nano_per_token = slot->output_price * limits::nano_per_usd;
+  long long more = wanted;
+  std::optional<core::error> refusal;
+  // Exactly the tokens this read needs; when they do not fit, what still fits (the
+  // budget is spent up to the last whole token), then the stream ends.
+  for (int attempt = 0; attempt < 4 && more > 0; ++attempt) {
+    std::vector<check> budgets;
+    std::vector<std::size_t> index;
+    for (std::size_t i = 0; i < slot->checks.size(); ++i) {
+      if (slot->checks[i].k == kind::budget) {
+        auto c = slot->checks[i];
+        c.amount = limits::to_nano(static_cast<double>(more) * slot->output_price);
+        budgets.push_back(std::move(c));
+        index.push_back(i);
+      }
+    }
+    if (budgets.empty()) {
+      co_return std::nullopt;
+    }
+    const std::string member = slot->id + "#" + std::to_string(++slot->extensions);
+    limits::decision d;
+    if (!engine_.try_local(budgets, d)) {
+      d = co_await engine_.reserve(budgets, member);
+    }
+    if (d.ok) {
+      for (std::size_t j = 0; j < budgets.size(); ++j) {
+        slot->pieces.push_back({index[j], member, budgets[j].amount, d.shared});
+      }
+      ctx.stream_token_allowance += more;
+      if (more == wanted) {
+        co_return std::nullopt;
+      }
+      break;  // a part: the stream ends after it
+    }
+    const auto& c = d.failed >= 0 && static_cast<std::size_t>(d.failed) < budgets.size()
+                        ? budgets[static_cast<std::size_t>(d.failed)]
+                        : budgets.front();
+    auto e = core::make_error(core::errc::rate_limited, budget_message(c, d.used));
+    e.type = "budget_exceeded";
+    e.retryable = false;
+    refusal = std::move(e);
+    const double room = static_cast<double>(c.limit - d.used);
+    const long long fit = nano_per_token > 0 ? static_cast<long long>(std::floor(room / nano_per_token)) : 0;
+    more = std::min(more - 1, fit);
+  }
+  if (!refusal) {
+    auto e = core::make_error(core::errc::rate_limited, "Budget has been exceeded!");
+    e.type = "budget_exceeded";
+    refusal = std::move(e);
+  }
+  co_return refusal;
+}
+
+void limits_stage::on_finish(const request_ctx& ctx) noexcept {
+  if (!ctx.limits) {
+    return;
+  }
+  try {
+    const auto& slot = *ctx.limits;
+    std::int64_t cost = -1;
+    std::int64_t tokens = 0;
+    std::vector<bool> charged(slot.checks.size(), false);
+    for (const auto& p : slot.pieces) {
+      const auto& c = slot.checks[p.check];
+      limits::settle_op op;
+      op.c = c;
+      op.member = p.member;
+      op.reserved = p.amount;
+      if (c.k == kind::budget || c.k == kind::tokens) {
+        if (cost < 0) {
+          const auto b = billed_of(ctx, prices_);
+          cost = limits::to_nano(b.spend);
+          tokens = b.t.prompt + b.t.completion;
+        }
+        // The actual amount is charged once per check (a stream's extensions only release).
+        if (!charged[p.check]) {
+          op.actual = c.k == kind::budget ? cost : tokens;
+          charged[p.check] = true;
+        }
+      } else {
+        op.reserved = 1;  // a parallel slot
+      }
+      engine_.settle(std::move(op), p.shared);
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("limits: settle failed (call_id={}): {}", ctx.req.call_id, e.what());
+  }
+}
+
+}  // namespace switchyard::pipeline
