@@ -1,4 +1,4 @@
--- 0006: budget resets (docs/budgets.md). The reset job finds what is due through these
+-- 0007: budget resets (docs/budgets.md). The reset job finds what is due through these
 -- indexes, and writes one budget_resets row per entity and period it reset: the primary key
 -- makes a second reset of the same period impossible (an instance that raced past the
 -- advisory lock would fail its transaction instead of zeroing spend twice), and `instance`
