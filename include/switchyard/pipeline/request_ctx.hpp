@@ -29,6 +29,7 @@ struct call_type_names {
 const call_type_names& names_of(providers::call_type t);
 
 struct cache_slot;  // the cache stage's per-request state (src/pipeline/cache_stage.cpp)
+struct responses_slot;  // a /v1/responses request's state (src/pipeline/responses_call.hpp)
 
 struct request_ctx {
   request_ctx(http::request& r, http::responder& w) : req(r), resp(w, out) {
@@ -86,6 +87,7 @@ struct request_ctx {
   std::string cache_key;
   std::string cache_group;
   std::shared_ptr<cache_slot> cache;
+  std::shared_ptr<responses_slot> responses;  // /v1/responses only
 
   // The whole body as a DOM (path model applied), parsed on first use.
   const nlohmann::json& full_body();
