@@ -55,19 +55,30 @@ responses_store::responses_store(net::any_io_executor ex, store::redis::redis_cl
       memory_(opts_.memory_bytes) {}
 
 net::awaitable<std::optional<std::string>> responses_store::get(std::string id) {
-  const auto now = now_();
-  if (const auto* e = memory_.get(id, now)) {
-    ++counters_.memory_hits;
-    co_return e->value;
-  }
-  if (redis_ == nullptr || !redis_->connected()) {
+  // With Redis up, Redis decides (a DELETE on another instance must hold here too); the
+  // memory copy answers only while Redis is unreachable or slow.
+  auto from_memory = [&]() -> std::optional<std::string> {
+    if (const auto* e = memory_.get(id, now_())) {
+      ++counters_.memory_hits;
+      return e->value;
+    }
     ++counters_.misses;
-    co_return std::nullopt;
+    return std::nullopt;
+  };
+  if (redis_ == nullptr || !redis_->connected()) {
+    co_return from_memory();
   }
   std::vector<std::string> cmd{"GET", opts_.redis_prefix + id};
   std::vector<std::string> ttl_cmd{"PTTL", opts_.redis_prefix + id};
   auto r = co_await redis_->command(std::move(cmd), opts_.redis_timeout);
-  if (!r || r->type != store::redis::reply::kind::string) {
+  if (!r || r->type == store::redis::reply::kind::error) {
+    co_return from_memory();
+  }
+  if (r->type != store::redis::reply::kind::string) {
+    if (writing_.contains(id)) {
+      co_return from_memory();  // put here, its SET not answered yet
+    }
+    memory_.erase(id);  // deleted or expired in Redis
     ++counters_.misses;
     co_return std::nullopt;
   }
@@ -97,7 +108,8 @@ bool responses_store::put(const std::string& id, std::string value) {
       ++counters_.redis_writes_dropped;
     } else {
       ++pending_writes_;
-      net::co_spawn(ex_, write_redis(opts_.redis_prefix + id, value, ttl_ms), net::detached);
+      writing_.insert(id);
+      net::co_spawn(ex_, write_redis(id, value, ttl_ms), net::detached);
     }
   }
   cache::entry e;
@@ -109,10 +121,11 @@ bool responses_store::put(const std::string& id, std::string value) {
   return true;
 }
 
-net::awaitable<void> responses_store::write_redis(std::string key, std::string value, std::int64_t ttl_ms) {
-  std::vector<std::string> cmd{"SET", std::move(key), std::move(value), "PX", std::to_string(ttl_ms)};
+net::awaitable<void> responses_store::write_redis(std::string id, std::string value, std::int64_t ttl_ms) {
+  std::vector<std::string> cmd{"SET", opts_.redis_prefix + id, std::move(value), "PX", std::to_string(ttl_ms)};
   auto r = co_await redis_->command(std::move(cmd), std::chrono::milliseconds{1000});
   --pending_writes_;
+  writing_.erase(id);
   if (!r || r->type == store::redis::reply::kind::error) {
     ++counters_.redis_writes_dropped;
   }

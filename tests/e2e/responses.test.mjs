@@ -10,6 +10,8 @@
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
+import { execFileSync } from 'node:child_process';
+
 import OpenAI from 'openai';
 
 import { startFakeProvider } from '../fake_provider/server.mjs';
@@ -468,5 +470,60 @@ describe('responses: spend rows and metrics as for chat', { skip }, () => {
     await assert.rejects(other.responses.retrieve(mine.id), (e) => e.status === 404);
     await assert.rejects(other.responses.create({ model: 'r-anthropic', input: 'x', previous_response_id: mine.id }),
                          (e) => e.status === 400);
+  });
+});
+
+// ---------------------------------------------------------------- two gateways, one Redis
+
+const REDIS_URL = process.env.SWITCHYARD_TEST_REDIS_URL;
+const noRedis = !REDIS_URL && 'SWITCHYARD_TEST_REDIS_URL not set (scripts/test.sh sets it)';
+
+describe('responses: two gateways share the conversations through Redis', { skip: noRedis }, () => {
+  let fake;
+  let a;
+  let b;
+  let redis;
+
+  const redisCli = (...args) =>
+    execFileSync('redis-cli', ['-h', redis.host, '-p', String(redis.port), ...args], { encoding: 'utf8' }).trim();
+
+  before(async () => {
+    const u = new URL(REDIS_URL);
+    redis = { host: u.hostname, port: Number(u.port || 6379) };
+    fake = await startFakeProvider();
+    const config = {
+      router_settings: { num_retries: 0, disable_cooldowns: true, redis_host: redis.host, redis_port: redis.port },
+      model_list: modelList(fake.url),
+    };
+    a = await startGateway({ config });
+    b = await startGateway({ config });
+  });
+  after(async () => {
+    await stopAll();
+    await fake?.close();
+  });
+
+  test('a response made on one gateway is read and continued on the other', async () => {
+    fake.script([{ content: 'First answer from A' }, { content: 'Second answer from B' }]);
+    const ca = new OpenAI({ baseURL: `${a.url}/v1`, apiKey: MASTER_KEY, maxRetries: 0, timeout: 15_000 });
+    const cb = new OpenAI({ baseURL: `${b.url}/v1`, apiKey: MASTER_KEY, maxRetries: 0, timeout: 15_000 });
+    const first = await ca.responses.create({ model: 'r-anthropic', input: 'Remember the word kestrel' });
+    // The write to Redis is in the background: wait for the key, then ask B.
+    const deadline = Date.now() + 10_000 * SLOW;
+    while (redisCli('EXISTS', `switchyard:responses:${first.id}`) !== '1') {
+      if (Date.now() > deadline) throw new Error(`${first.id} not in Redis`);
+      await delay(20);
+    }
+    const ttl = Number(redisCli('PTTL', `switchyard:responses:${first.id}`));
+    assert.ok(ttl > 0 && ttl <= 24 * 3600 * 1000, `PTTL ${ttl}`);
+    assert.equal((await cb.responses.retrieve(first.id)).output_text, 'First answer from A');
+    const second = await cb.responses.create({ model: 'r-anthropic', input: 'Which word?', previous_response_id: first.id });
+    assert.equal(second.output_text, 'Second answer from B');
+    const msgs = fake.requests({ path: '/v1/messages' })[1].body.messages;
+    assert.deepEqual(msgs.map((m) => m.role), ['user', 'assistant', 'user']);
+    assert.ok(JSON.stringify(msgs).includes('kestrel'));
+    // Deleted on B: gone for A too.
+    await cb.responses.delete(first.id);
+    await assert.rejects(ca.responses.retrieve(first.id), (e) => e.status === 404);
   });
 });

@@ -6,9 +6,10 @@
 //    `ttl`; always on, on the loop thread.
 //  - Redis (when the gateway has one): every entry is also written, fire-and-forget,
 //    as "<redis_prefix><id>" with the same TTL (PX), so that a follow-up reaching
-//    another instance finds it. A lookup that misses memory asks Redis (bounded by
-//    `redis_timeout`); a write is dropped while Redis is unreachable or
-//    `max_pending_writes` are in flight.
+//    another instance finds it. While Redis is connected a lookup asks it (bounded by
+//    `redis_timeout`), so that a DELETE on one instance holds on all; the memory copy
+//    answers when Redis is unreachable or does not answer in time. A write is dropped
+//    while Redis is unreachable or `max_pending_writes` are in flight.
 // An entry is the JSON text {"owner":..., "response":{...}, "items":[...]}: the Response
 // object as the client got it, and the conversation up to it as Responses input items.
 //
@@ -24,6 +25,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <unordered_set>
 
 namespace switchyard::store::redis {
 class redis_client;
@@ -58,7 +60,8 @@ class responses_store {
   responses_store(net::any_io_executor ex, store::redis::redis_client* redis, responses_store_options opts = {},
                   clock_fn now_ms = {});
 
-  // The entry for `id`: memory, else Redis (copied into memory). nullopt: unknown or expired.
+  // The entry for `id`: Redis when connected (copied into memory), else memory.
+  // nullopt: unknown, deleted or expired.
   net::awaitable<std::optional<std::string>> get(std::string id);
   // Keeps `value` for `id` (memory now; Redis in the background). False when too large.
   bool put(const std::string& id, std::string value);
@@ -70,7 +73,7 @@ class responses_store {
   std::size_t memory_bytes() const { return memory_.bytes(); }
 
  private:
-  net::awaitable<void> write_redis(std::string key, std::string value, std::int64_t ttl_ms);
+  net::awaitable<void> write_redis(std::string id, std::string value, std::int64_t ttl_ms);
 
   net::any_io_executor ex_;
   store::redis::redis_client* redis_;
@@ -78,6 +81,7 @@ class responses_store {
   clock_fn now_;
   cache::memory_lru memory_;
   std::size_t pending_writes_ = 0;
+  std::unordered_set<std::string> writing_;  // ids whose SET is in flight
   responses_store_counters counters_;
 };
 
