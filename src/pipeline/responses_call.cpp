@@ -460,16 +460,18 @@ net::awaitable<std::optional<core::error>> responses_call::resolve(request_ctx& 
                                "previous_response_id");
   }
   slot.previous = providers::json_unescape(prev->value.substr(1, prev->value.size() - 2));
+  slot.previous_decoded = providers::decode_response_id(slot.previous);
+  if (slot.previous_decoded) {
+    co_return std::nullopt;  // an OpenAI/Azure deployment's: it holds the conversation
+  }
   if (auto stored = co_await store_.get(slot.previous)) {
     auto j = json::parse(*stored, nullptr, false);
     const bool readable = j.is_object() && (ctx.who.is_master || j.value("owner", "") == slot.owner);
     if (readable && j.contains("items") && j["items"].is_array()) {
       slot.previous_stored = true;
       slot.history = std::move(j["items"]);
-      co_return std::nullopt;
     }
   }
-  slot.previous_decoded = providers::decode_response_id(slot.previous);
   co_return std::nullopt;
 }
 
