@@ -250,6 +250,29 @@ describe('responses', () => {
     });
   }
 
+  test('retries and fallbacks apply as for chat', async () => {
+    // A retry on the same group (num_retries in the body), then the answer.
+    fake.script([{ status: 500, error_message: 'transient' }, { content: 'after a retry' }]);
+    const { data: r1, response: h1 } = await client.responses.create({ model: 'r-openai', input: 'x', num_retries: 1 })
+      .withResponse();
+    assert.equal(r1.output_text, 'after a retry');
+    assert.equal(h1.headers.get('x-litellm-attempted-retries'), '1');
+    assert.equal(fake.requests({ path: '/v1/responses' }).length, 2);
+    assert.deepEqual(fake.requests({ path: '/v1/responses' })[1].body, { model: 'gpt-4o', input: 'x' });
+    // A failing OpenAI group falls back to an Anthropic one: translated there.
+    fake.reset();
+    fake.script([{ status: 500, error_message: 'down', match: { path: '/v1/responses' } },
+                 { content: 'from the fallback', match: { path: '/v1/messages' } }]);
+    const { data: r2, response: h2 } = await client.responses.create({ model: 'r-openai', input: 'y',
+                                                                       fallbacks: ['r-anthropic'] }).withResponse();
+    assert.equal(r2.output_text, 'from the fallback');
+    assert.equal(h2.headers.get('x-litellm-model-group'), 'r-anthropic');
+    assert.equal(h2.headers.get('x-litellm-attempted-fallbacks'), '1');
+    assert.equal(fake.requests({ path: '/v1/messages' }).length, 1);
+    // The fallback's answer is the gateway's to keep: it can be read back.
+    assert.equal((await client.responses.retrieve(r2.id)).output_text, 'from the fallback');
+  });
+
   test('a mock deployment answers Responses offline, streamed and not', async () => {
     const r = await client.responses.create({ model: 'r-mock', input: 'anything' });
     assert.equal(r.output_text, 'Mocked responses answer');
