@@ -8,7 +8,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <charconv>
 #include <ctime>
 
 namespace switchyard::pipeline {
@@ -208,15 +207,7 @@ net::awaitable<std::optional<core::error>> provider_call::call(request_ctx& ctx)
       ctx.kept_response.assign(out.body, 0, std::min(out.body.size(), spend::max_stored_bytes));
     }
     out.head_lines = litellm_headers(ctx);
-    if (ctx.prices != nullptr && ctx.usage.known) {
-      const spend::tokens t{ctx.usage.prompt_tokens, ctx.usage.completion_tokens, ctx.usage.cached_tokens,
-                            ctx.usage.cache_creation_tokens, ctx.usage.reasoning_tokens};
-      char buf[64];
-      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, ctx.prices->cost(d, t));
-      (void)ec;
-      http::append_head_line(out.head_lines, "x-litellm-response-cost",
-                             std::string_view(buf, static_cast<std::size_t>(end - buf)));
-    }
+    add_response_cost(ctx, out.head_lines);
     add_provider_headers(out.head_lines, r->headers);
     co_await ctx.resp.send(std::move(out));
     co_return std::nullopt;

@@ -415,6 +415,22 @@ std::string native_body_with_history(request_ctx& ctx, const config::deployment&
   return body.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+// A streamed request the provider refused: its error body (the first MB) as the client's error.
+net::awaitable<core::error> stream_error(upstream::body_stream& s, const providers::adapter& adapter,
+                                         const config::deployment& d) {
+  std::string body;
+  for (;;) {
+    auto piece = co_await s.read_some();
+    if (!piece || piece->empty() || body.size() > (1u << 20)) {
+      break;
+    }
+    body += *piece;
+  }
+  auto e = adapter.translate_error(d, s.status(), body);
+  e.retry_after = retry_after_of(s.headers());
+  co_return e;
+}
+
 core::error previous_not_found(const std::string& id) {
   return core::make_error(core::errc::bad_request, "Previous response with id '" + id + "' not found.",
                           "previous_response_id");
@@ -571,17 +587,7 @@ net::awaitable<std::optional<core::error>> responses_call::native(request_ctx& c
   auto s = std::move(*opened);
   ctx.upstream_status = s->status();
   if (s->status() >= 400) {
-    std::string body;
-    for (;;) {
-      auto piece = co_await s->read_some();
-      if (!piece || piece->empty() || body.size() > (1u << 20)) {
-        break;
-      }
-      body += *piece;
-    }
-    auto e = adapter.translate_error(d, s->status(), body);
-    e.retry_after = retry_after_of(s->headers());
-    co_return e;
+    co_return co_await stream_error(*s, adapter, d);
   }
   native_relay tr(d, keep_prompts,
                   slot.previous_decoded ? std::pair{slot.previous_decoded->upstream_id, slot.previous}
@@ -729,17 +735,7 @@ net::awaitable<std::optional<core::error>> responses_call::translated(request_ct
   auto s = std::move(*opened);
   ctx.upstream_status = s->status();
   if (s->status() >= 400) {
-    std::string body;
-    for (;;) {
-      auto piece = co_await s->read_some();
-      if (!piece || piece->empty() || body.size() > (1u << 20)) {
-        break;
-      }
-      body += *piece;
-    }
-    auto e = adapter.translate_error(d, s->status(), body);
-    e.retry_after = retry_after_of(s->headers());
-    co_return e;
+    co_return co_await stream_error(*s, adapter, d);
   }
   translated_relay tr(adapter.make_stream(call_type::chat, d, ctx.requested_model, true), std::move(meta));
   auto err = co_await relay(ctx, std::move(s), timeout, tr);
