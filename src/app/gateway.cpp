@@ -19,6 +19,7 @@
 #include "switchyard/pipeline/health_checker.hpp"
 #include "switchyard/pipeline/llm_pipeline.hpp"
 #include "switchyard/pipeline/metrics_observer.hpp"
+#include "switchyard/pipeline/responses_api.hpp"
 #include "switchyard/pipeline/spend_observer.hpp"
 #include "switchyard/spend/cost_logger.hpp"
 #include "switchyard/spend/pg_sink.hpp"
@@ -106,6 +107,31 @@ std::string migrations_dir() {
     return "migrations";
   }
   return SWITCHYARD_SOURCE_MIGRATIONS;
+}
+
+// /v1/responses/{id} and /v1/responses/{id}/cancel (also without /v1); id empty: neither.
+struct response_path {
+  std::string id;
+  bool cancel = false;
+};
+response_path response_route(std::string_view path) {
+  if (starts_with(path, "/v1/")) {
+    path.remove_prefix(3);
+  }
+  if (!starts_with(path, "/responses/")) {
+    return {};
+  }
+  path.remove_prefix(11);
+  response_path r;
+  if (auto slash = path.find('/'); slash != std::string_view::npos) {
+    if (path.substr(slash) != "/cancel") {
+      return {};
+    }
+    r.cancel = true;
+    path = path.substr(0, slash);
+  }
+  r.id = std::string(path);
+  return r;
 }
 
 // /openai/deployments/{model}/<op> and /engines/{model}/<op> (also under /v1).
@@ -335,6 +361,7 @@ struct gateway::impl {
         rt(cfg),
         client(ioc.get_executor()),
         llm(cfg, key_auth, rt, caller, make_extensions()),
+        responses_api(cfg, key_auth, caller, responses_store),
         health(make_probes(), key_auth, rt),
         server(ioc.get_executor(), make_server_options(), [this](http::request& req, http::responder& resp) {
           return dispatch(req, resp);
@@ -441,7 +468,12 @@ struct gateway::impl {
         cooldown_sync->publish(id, e);
       })
                     : pipeline::health_checker::publisher()};
+  // /v1/responses conversations of providers without the Responses API (shared through
+  // Redis when configured): docs/responses.md.
+  pipeline::responses_store responses_store{ioc.get_executor(), redis.get(),
+                                            pipeline::responses_store_options::from_env()};
   pipeline::llm_pipeline llm;
+  pipeline::responses_api responses_api;
   admin::health_endpoints health;
   admin::management_api management{{key_auth, db.get(), key_invalidation.get(), cfg, &pricer, response_cache.get(),
                                     [this](std::string model) { return health_check.report(std::move(model)); },
@@ -601,6 +633,7 @@ struct gateway::impl {
       e.limits = limits_stage.get();
       e.observers.push_back(limits_stage.get());
     }
+    e.responses = &responses_store;
     if (cache_stage) {
       e.cache = cache_stage.get();
       e.observers.push_back(cache_stage.get());  // lands the flight before the others run
@@ -1120,6 +1153,16 @@ struct gateway::impl {
       if (post) {
         in_flight_guard busy(llm_in_flight);
         co_return co_await llm.handle(req, resp, providers::call_type::embedding);
+      }
+    } else if (p == "/v1/responses" || p == "/responses") {
+      if (post) {
+        in_flight_guard busy(llm_in_flight);
+        co_return co_await llm.handle(req, resp, providers::call_type::responses);
+      }
+    } else if (auto r = response_route(p); !r.id.empty()) {
+      // GET / DELETE /v1/responses/{id}, POST /v1/responses/{id}/cancel
+      if ((r.cancel && post) || (!r.cancel && (get || method == "DELETE"))) {
+        co_return co_await responses_api.handle(req, resp, std::move(r.id), r.cancel);
       }
     } else if (auto m = model_route(path); !m.model.empty()) {
       if (post) {

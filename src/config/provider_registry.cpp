@@ -26,6 +26,7 @@ constexpr std::array providers{
         .wire = wire_format::openai,
         .framing = stream_framing::sse,
         .serves = all_endpoints,
+        .responses_api = true,
     },
     provider_info{
         .name = "hosted_vllm",
@@ -48,6 +49,7 @@ constexpr std::array providers{
         .wire = wire_format::azure,
         .framing = stream_framing::sse,
         .serves = all_endpoints,
+        .responses_api = true,
     },
     provider_info{
         .name = "anthropic",

@@ -38,6 +38,8 @@ const char* call_name(call_type t) {
       return "completion";
     case call_type::embedding:
       return "embedding";
+    case call_type::responses:
+      return "responses";
   }
   return "chat";
 }
@@ -79,9 +81,12 @@ bool cache_stage::fresh(const request_ctx& ctx, const cache::entry& e) const {
 }
 
 verdict cache_stage::run(request_ctx& ctx) {
+  // The Responses API is not cached: its answers carry ids that GET, DELETE and
+  // previous_response_id refer to, which a replayed answer would share.
   const bool supported = ctx.type == call_type::chat         ? settings_.chat
                          : ctx.type == call_type::completion ? settings_.completion
-                                                             : settings_.embedding;
+                         : ctx.type == call_type::embedding  ? settings_.embedding
+                                                             : false;
   if (!supported) {
     return verdict::next();
   }

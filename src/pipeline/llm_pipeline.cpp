@@ -2,6 +2,7 @@
 
 #include "provider_call.hpp"
 #include "respond.hpp"
+#include "responses_call.hpp"
 #include "stages.hpp"
 
 #include "switchyard/core/log.hpp"
@@ -50,14 +51,20 @@ struct finish_guard {
 
 struct llm_pipeline::parts {
   parts(std::shared_ptr<const config::config> cfg, const auth::key_authenticator& auth, router::router& rt,
-        upstream_caller& upstream)
+        upstream_caller& upstream, responses_store* store)
       : call(cfg, upstream),
+        own_store(store == nullptr ? std::make_unique<responses_store>(net::any_io_executor{}, nullptr) : nullptr),
+        responses(cfg, upstream, call, store != nullptr ? *store : *own_store),
         loop(rt, router::retry_settings::from(*cfg), router::fallback_settings::from(*cfg), call),
         auth(auth),
         route(auth, rt),
-        provider(loop) {}
+        provider(loop) {
+    call.set_responses_runner(&responses);
+  }
 
   provider_call call;
+  std::unique_ptr<responses_store> own_store;
+  responses_call responses;
   attempt_loop loop;
   auth_stage auth;
   parse_stage parse;
@@ -68,7 +75,7 @@ struct llm_pipeline::parts {
 
 llm_pipeline::llm_pipeline(std::shared_ptr<const config::config> cfg, const auth::key_authenticator& auth,
                            router::router& rt, upstream_caller& upstream, extensions ext)
-    : parts_(std::make_unique<parts>(std::move(cfg), auth, rt, upstream)), prices_(ext.prices) {
+    : parts_(std::make_unique<parts>(std::move(cfg), auth, rt, upstream, ext.responses)), prices_(ext.prices) {
   // The chain, top to bottom. Optional stages sit where they are listed.
   chain_.push_back(&parts_->auth);
   chain_.push_back(&parts_->parse);

@@ -8,7 +8,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <charconv>
 #include <ctime>
 
 namespace switchyard::pipeline {
@@ -24,30 +23,6 @@ std::chrono::milliseconds seconds_to_ms(double s) {
     s = 0.001;
   }
   return std::chrono::milliseconds(static_cast<long long>(s * 1000.0));
-}
-
-std::string provider_label(const config::deployment& d) { return std::string(d.provider->exception_label); }
-
-core::error transport_error(const core::error& e, const config::deployment& d, std::chrono::milliseconds timeout) {
-  if (e.code == core::errc::upstream_timeout) {
-    return core::make_error(core::errc::upstream_timeout,
-                            std::string("litellm.Timeout: ") + provider_label(d) + " - Request timed out after " +
-                                std::to_string(static_cast<double>(timeout.count()) / 1000.0) +
-                                " seconds. model=" + d.model_name + ". " + e.message);
-  }
-  return core::make_error(core::errc::upstream_unreachable, std::string("litellm.APIConnectionError: ") +
-                                                                provider_label(d) + " - " + e.message +
-                                                                ". model=" + d.model_name);
-}
-
-// Upstream headers passed on to the client under the llm_provider- prefix.
-void add_provider_headers(std::string& lines, const upstream::header_list& in) {
-  for (const auto& [k, v] : in) {
-    if (k != "content-length" && k != "transfer-encoding" && k != "connection" && k != "keep-alive") {
-      lines += "llm_provider-";
-      http::append_head_line(lines, k, v);
-    }
-  }
 }
 
 // store_prompts_in_spend_logs: the text of OpenAI chunk payloads (chat delta content, or a
@@ -82,18 +57,12 @@ void keep_stream_text(request_ctx& ctx, const std::vector<std::string>& payloads
   }
 }
 
-std::string retry_after_of(const upstream::header_list& h) {
-  for (const auto& [k, v] : h) {
-    if (k == "retry-after") {
-      return v;
-    }
-  }
-  return {};
-}
-
 }  // namespace
 
 net::awaitable<std::optional<core::error>> provider_call::attempt(request_ctx& ctx) {
+  if (ctx.type == call_type::responses && responses_ != nullptr) {
+    co_return co_await responses_->attempt(ctx);  // its own runner: responses_call.hpp
+  }
   if (ctx.type != call_type::embedding) {
     if (auto mr = ctx.body.find("mock_response"); mr != ctx.body.end() && mr->is_string()) {
       co_await answer_mock(ctx, mr->get<std::string>());
@@ -238,15 +207,7 @@ net::awaitable<std::optional<core::error>> provider_call::call(request_ctx& ctx)
       ctx.kept_response.assign(out.body, 0, std::min(out.body.size(), spend::max_stored_bytes));
     }
     out.head_lines = litellm_headers(ctx);
-    if (ctx.prices != nullptr && ctx.usage.known) {
-      const spend::tokens t{ctx.usage.prompt_tokens, ctx.usage.completion_tokens, ctx.usage.cached_tokens,
-                            ctx.usage.cache_creation_tokens, ctx.usage.reasoning_tokens};
-      char buf[64];
-      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, ctx.prices->cost(d, t));
-      (void)ec;
-      http::append_head_line(out.head_lines, "x-litellm-response-cost",
-                             std::string_view(buf, static_cast<std::size_t>(end - buf)));
-    }
+    add_response_cost(ctx, out.head_lines);
     add_provider_headers(out.head_lines, r->headers);
     co_await ctx.resp.send(std::move(out));
     co_return std::nullopt;

@@ -52,6 +52,48 @@ std::string litellm_headers(const request_ctx& ctx) {
   return h;
 }
 
+core::error transport_error(const core::error& e, const config::deployment& d, std::chrono::milliseconds timeout) {
+  const std::string label(d.provider->exception_label);
+  if (e.code == core::errc::upstream_timeout) {
+    return core::make_error(core::errc::upstream_timeout,
+                            "litellm.Timeout: " + label + " - Request timed out after " +
+                                std::to_string(static_cast<double>(timeout.count()) / 1000.0) +
+                                " seconds. model=" + d.model_name + ". " + e.message);
+  }
+  return core::make_error(core::errc::upstream_unreachable,
+                          "litellm.APIConnectionError: " + label + " - " + e.message + ". model=" + d.model_name);
+}
+
+void add_provider_headers(std::string& lines, const upstream::header_list& in) {
+  for (const auto& [k, v] : in) {
+    if (k != "content-length" && k != "transfer-encoding" && k != "connection" && k != "keep-alive") {
+      lines += "llm_provider-";
+      http::append_head_line(lines, k, v);
+    }
+  }
+}
+
+std::string retry_after_of(const upstream::header_list& h) {
+  for (const auto& [k, v] : h) {
+    if (k == "retry-after") {
+      return v;
+    }
+  }
+  return {};
+}
+
+void add_response_cost(const request_ctx& ctx, std::string& lines) {
+  if (ctx.prices == nullptr || !ctx.usage.known || ctx.dep == nullptr) {
+    return;
+  }
+  const spend::tokens t{ctx.usage.prompt_tokens, ctx.usage.completion_tokens, ctx.usage.cached_tokens,
+                        ctx.usage.cache_creation_tokens, ctx.usage.reasoning_tokens};
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, ctx.prices->cost(*ctx.dep, t));
+  (void)ec;
+  http::append_head_line(lines, "x-litellm-response-cost", std::string_view(buf, static_cast<std::size_t>(end - buf)));
+}
+
 net::awaitable<void> send_error(request_ctx& ctx, core::error e) {
   auto r = http::error_response(e);
   r.head_lines = litellm_headers(ctx);

@@ -76,8 +76,16 @@ core::error invalid_json(const request_ctx& ctx) {
                                                         std::to_string(ctx.req.body.size()));
 }
 
-// messages (chat), prompt (completions) or input (embeddings), of the right kind.
+// messages (chat), prompt (completions) or input (embeddings, responses), of the right kind.
 std::optional<core::error> check_required(const request_ctx& ctx) {
+  if (ctx.type == call_type::responses) {
+    const auto* f = ctx.scan.find("input");
+    if (f != nullptr && (f->kind == json_kind::string || f->kind == json_kind::array)) {
+      return std::nullopt;
+    }
+    return core::make_error(core::errc::bad_request,
+                            "`input` is required and must be a string or an array of input items", "input");
+  }
   const char* required = ctx.type == call_type::chat ? "messages" : ctx.type == call_type::completion ? "prompt" : "input";
   const auto* f = ctx.scan.find(required);
   bool ok = f != nullptr && (ctx.type == call_type::chat ? f->kind == json_kind::array

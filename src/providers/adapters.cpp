@@ -24,6 +24,7 @@ const char* path_of(call_type t) {
     case call_type::chat: return "/chat/completions";
     case call_type::completion: return "/completions";
     case call_type::embedding: return "/embeddings";
+    case call_type::responses: return "/chat/completions";  // translated to chat
   }
   return "/chat/completions";
 }
@@ -443,6 +444,7 @@ bool supports(const config::provider_info& p, call_type type) {
     case call_type::chat: return p.serves.chat;
     case call_type::completion: return p.serves.completion;
     case call_type::embedding: return p.serves.embedding;
+    case call_type::responses: return p.responses_api || p.serves.chat;  // else through chat
   }
   return false;
 }

@@ -7,6 +7,11 @@
 //              JSON, or SSE (`data: {chunk}\n\n` ... `data: [DONE]\n\n`) when `stream: true`.
 //   Azure      POST /openai/deployments/{dep}/chat/completions|completions|embeddings?api-version=...
 //              (OpenAI bodies; 400 without api-version, as Azure does)
+//   Responses  POST /v1/responses (+ /responses; Azure: /openai/responses?api-version=, /openai/v1/responses):
+//              a Response object, or its typed event stream (`event: response.created` ...
+//              `response.completed`) when `stream: true`; the responses it made are kept, so
+//              GET / DELETE /v1/responses/{id}, POST /v1/responses/{id}/cancel and
+//              `previous_response_id` work (an unknown one is a 400, as OpenAI answers).
 //   Anthropic  POST /v1/messages: Messages API JSON or its event stream
 //              (message_start, content_block_start, ping, content_block_delta, content_block_stop,
 //              message_delta, message_stop; `error` events on scripted mid-stream failure).
@@ -168,9 +173,13 @@ function promptTokens(provider, kind, body) {
                                     : countWords(textOf(body.prompt));
   }
   if (body.input != null) {
-    n += Array.isArray(body.input) ? body.input.map((p) => countWords(textOf(p))).reduce((a, b) => a + b, 0)
+    // Embedding inputs, or Responses input items ({role, content} / function_call_output).
+    const itemText = (p) => (p && typeof p === 'object' && !Array.isArray(p)
+      ? textOf(p.content ?? p.output ?? p.arguments ?? '') : textOf(p));
+    n += Array.isArray(body.input) ? body.input.map((p) => countWords(itemText(p))).reduce((a, b) => a + b, 0)
                                    : countWords(textOf(body.input));
   }
+  if (typeof body.instructions === 'string') n += countWords(body.instructions);
   return Math.max(1, n);
 }
 
@@ -183,6 +192,12 @@ function lastUserText(body) {
     }
   }
   if (body.prompt != null) return Array.isArray(body.prompt) ? textOf(body.prompt[0]) : textOf(body.prompt);
+  if (typeof body.input === 'string') return body.input;  // Responses API
+  if (Array.isArray(body.input)) {
+    for (let i = body.input.length - 1; i >= 0; --i) {
+      if (body.input[i]?.role === 'user') return textOf(body.input[i].content);
+    }
+  }
   return '';
 }
 
@@ -258,6 +273,12 @@ function classify(method, path) {
       return { provider: 'azure', kind, deployment: decodeURIComponent(m[1]) };
     }
     if (p === '/v1/messages') return { provider: 'anthropic', kind: 'chat' };
+    if (p === '/v1/responses' || p === '/responses') return { provider: 'openai', kind: 'responses' };
+    if (p === '/openai/responses' || p === '/openai/v1/responses') {
+      return { provider: 'azure', kind: 'responses', v1: p.startsWith('/openai/v1/') };
+    }
+    m = p.match(/^(\/v1|\/openai|\/openai\/v1)?\/responses\/([^/]+)\/cancel$/);
+    if (m) return { provider: m[1]?.startsWith('/openai') ? 'azure' : 'openai', kind: 'responses_cancel', id: m[2], v1: m[1] === '/openai/v1' };
     if (p === '/api/chat') return { provider: 'ollama', kind: 'chat' };
     if (p === '/api/generate') return { provider: 'ollama', kind: 'generate' };
     if (p === '/api/embed') return { provider: 'ollama', kind: 'embed' };
@@ -265,6 +286,13 @@ function classify(method, path) {
   } else if (method === 'GET') {
     if (p === '/v1/models' || p === '/models') return { provider: 'openai', kind: 'models' };
     if (p === '/api/tags') return { provider: 'ollama', kind: 'tags' };
+  }
+  if (method === 'GET' || method === 'DELETE') {
+    const m = p.match(/^(\/v1|\/openai|\/openai\/v1)?\/responses\/([^/]+)$/);
+    if (m) {
+      return { provider: m[1]?.startsWith('/openai') ? 'azure' : 'openai',
+               kind: method === 'GET' ? 'responses_get' : 'responses_delete', id: m[2], v1: m[1] === '/openai/v1' };
+    }
   }
   return null;
 }
@@ -327,6 +355,7 @@ class FakeProvider {
     this.queue = [];
     this.defaults = { ...this.initialDefaults };
     this.records = [];
+    this.responses = new Map();  // Responses API objects made here, by id (bounded)
     this.seq = 0;
     // Stalled responses of an earlier test must not hang forever.
     for (const s of this.stalled ?? []) s();
@@ -519,7 +548,7 @@ class FakeProvider {
     if (rec.raw_body != null && req.method === 'POST') {
       return this.sendProviderError(x, 400, 'We could not parse the JSON body of your request.');
     }
-    if (route.provider === 'azure' && !url.searchParams.get('api-version')) {
+    if (route.provider === 'azure' && !route.v1 && !url.searchParams.get('api-version')) {
       return sendJson(res, 404, {
         error: { code: '404', message: 'Resource not found' },
       }, rec, beh.headers);
@@ -548,8 +577,30 @@ class FakeProvider {
       case 'ollama:embed':
       case 'ollama:embeddings_legacy':
         return this.ollamaEmbed(x);
+      case 'openai:responses_get':
+      case 'azure:responses_get':
+      case 'openai:responses_delete':
+      case 'azure:responses_delete':
+      case 'openai:responses_cancel':
+      case 'azure:responses_cancel':
+        return this.responsesById(x);
       default:
         break;
+    }
+    if (route.kind === 'responses') {
+      const prev = x.body?.previous_response_id;
+      if (prev != null && !this.responses.has(prev)) {
+        return sendJson(res, 400, {
+          error: { message: `Previous response with id '${prev}' not found.`, type: 'invalid_request_error',
+                   param: 'previous_response_id', code: 'previous_response_not_found' },
+        }, rec, beh.headers);
+      }
+      const answer = this.buildAnswer(x);
+      if (this.wantsStream(x)) {
+        rec.reply.stream = true;
+        return this.responsesStream(x, answer);
+      }
+      return this.responsesJson(x, answer);
     }
 
     const answer = this.buildAnswer(x);
@@ -777,6 +828,125 @@ class FakeProvider {
       errorFrame: (msg) => `data: ${JSON.stringify(this.errorBody('openai', 500, msg))}\n\n`,
       invalidFrame: 'data: {"id": "broken", "choices": [\n\n',
     });
+  }
+
+  // -------------------------------------------------------------- OpenAI Responses
+
+  // The Responses usage object (input/output names, details always present, as OpenAI sends).
+  responsesUsage(a) {
+    return {
+      input_tokens: a.usage.prompt_tokens,
+      input_tokens_details: { cached_tokens: a.usage.cached_tokens ?? 0 },
+      output_tokens: a.usage.completion_tokens,
+      output_tokens_details: { reasoning_tokens: a.usage.reasoning_tokens ?? 0 },
+      total_tokens: a.usage.total_tokens,
+    };
+  }
+
+  responseObject(body, a, id, status, output, usage) {
+    return {
+      id, object: 'response', created_at: nowSec(), status, error: null,
+      incomplete_details: a.finish === 'length' ? { reason: 'max_output_tokens' } : null,
+      instructions: body.instructions ?? null, max_output_tokens: body.max_output_tokens ?? null,
+      model: a.model, output, parallel_tool_calls: body.parallel_tool_calls ?? true,
+      previous_response_id: body.previous_response_id ?? null,
+      reasoning: { effort: null, summary: null }, store: body.store ?? true,
+      temperature: body.temperature ?? 1, text: body.text ?? { format: { type: 'text' } },
+      tool_choice: body.tool_choice ?? 'auto', tools: body.tools ?? [], top_p: body.top_p ?? 1,
+      truncation: 'disabled', usage, user: null, metadata: body.metadata ?? {},
+    };
+  }
+
+  responseOutput(a, id) {
+    const out = [];
+    if (a.content !== '' || !a.toolCalls) {
+      out.push({ id: `msg_${id}`, type: 'message', status: 'completed', role: 'assistant',
+                 content: [{ type: 'output_text', text: a.content, annotations: [] }] });
+    }
+    for (const [i, t] of (a.toolCalls ?? []).entries()) {
+      out.push({ id: `fc_${id}_${i}`, type: 'function_call', status: 'completed', call_id: t.id, name: t.name,
+                 arguments: t.arguments });
+    }
+    return out;
+  }
+
+  keepResponse(obj, body) {
+    if (body?.store === false) return;
+    this.responses.set(obj.id, obj);
+    while (this.responses.size > 1000) this.responses.delete(this.responses.keys().next().value);
+  }
+
+  responsesJson({ res, rec, beh, body }, a) {
+    const id = `resp_${randId(16)}`;
+    const status = a.finish === 'length' ? 'incomplete' : 'completed';
+    const obj = this.responseObject(body, a, id, status, this.responseOutput(a, randId(8)), this.responsesUsage(a));
+    this.keepResponse(obj, body);
+    this.noteReply(rec, 200, a);
+    rec.reply.response_id = id;
+    return sendJson(res, 200, obj, rec, beh.headers);
+  }
+
+  async responsesStream(x, a) {
+    const { rec, body } = x;
+    const id = `resp_${randId(16)}`;
+    const item = randId(8);
+    let seq = 0;
+    const ev = (type, data) => `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: seq++, ...data })}\n\n`;
+    const frames = [];
+    frames.push([ev('response.created', { response: this.responseObject(body, a, id, 'in_progress', [], null) }), false]);
+    frames.push([ev('response.in_progress', { response: this.responseObject(body, a, id, 'in_progress', [], null) }), false]);
+    const output = this.responseOutput(a, item);
+    output.forEach((it, index) => {
+      if (it.type === 'message') {
+        frames.push([ev('response.output_item.added', {
+          output_index: index, item: { ...it, status: 'in_progress', content: [] } }), false]);
+        frames.push([ev('response.content_part.added', {
+          item_id: it.id, output_index: index, content_index: 0, part: { type: 'output_text', text: '', annotations: [] } }), false]);
+        for (const p of a.pieces) {
+          frames.push([ev('response.output_text.delta', { item_id: it.id, output_index: index, content_index: 0, delta: p }), true]);
+        }
+        frames.push([ev('response.output_text.done', { item_id: it.id, output_index: index, content_index: 0, text: a.content }), false]);
+        frames.push([ev('response.content_part.done', { item_id: it.id, output_index: index, content_index: 0, part: it.content[0] }), false]);
+      } else {
+        frames.push([ev('response.output_item.added', { output_index: index, item: { ...it, status: 'in_progress', arguments: '' } }), true]);
+        for (const part of splitArgs(it.arguments)) {
+          frames.push([ev('response.function_call_arguments.delta', { item_id: it.id, output_index: index, delta: part }), false]);
+        }
+        frames.push([ev('response.function_call_arguments.done', { item_id: it.id, output_index: index, arguments: it.arguments }), false]);
+      }
+      frames.push([ev('response.output_item.done', { output_index: index, item: it }), false]);
+    });
+    const status = a.finish === 'length' ? 'incomplete' : 'completed';
+    const final = this.responseObject(body, a, id, status, output, this.responsesUsage(a));
+    frames.push([ev(status === 'completed' ? 'response.completed' : 'response.incomplete', { response: final }), false]);
+    this.keepResponse(final, body);
+    this.noteReply(rec, 200, a);
+    rec.reply.response_id = id;
+    return this.runStream(x, 'text/event-stream', frames, {
+      errorFrame: (msg) => ev('error', { code: 'server_error', message: msg, param: null }),
+      invalidFrame: 'event: response.created\ndata: {"type": "response.created", "response": [\n\n',
+    });
+  }
+
+  responsesById({ res, rec, beh, route }) {
+    const id = decodeURIComponent(route.id);
+    const obj = this.responses.get(id);
+    if (!obj) {
+      return sendJson(res, 404, {
+        error: { message: `Response with id '${id}' not found.`, type: 'invalid_request_error', param: null, code: null },
+      }, rec, beh.headers);
+    }
+    if (route.kind === 'responses_delete') {
+      this.responses.delete(id);
+      return sendJson(res, 200, { id, object: 'response', deleted: true }, rec, beh.headers);
+    }
+    if (route.kind === 'responses_cancel') {
+      return sendJson(res, 400, {
+        error: { message: 'Only responses created with background=true can be cancelled.', type: 'invalid_request_error',
+                 param: null, code: null },
+      }, rec, beh.headers);
+    }
+    return sendJson(res, 200, obj, rec, beh.headers);
   }
 
   // -------------------------------------------------------------- Anthropic

@@ -53,6 +53,10 @@ struct provider_info {
   // Runs on the user's own machine (Ollama): its models are not looked up in the price
   // table and cost 0 unless the deployment prices them.
   bool local = false;
+  // Serves OpenAI's Responses API itself (/v1/responses and its GET/DELETE/cancel): the
+  // gateway forwards Responses requests as they are; other providers get them translated
+  // to chat (docs/responses.md).
+  bool responses_api = false;
 };
 
 // Every provider, in the order the docs list them.

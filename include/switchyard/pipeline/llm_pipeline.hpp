@@ -1,5 +1,5 @@
 // The OpenAI-compatible endpoints (/v1/chat/completions, /v1/completions,
-// /v1/embeddings) as a chain of stages over one request_ctx:
+// /v1/embeddings, POST /v1/responses) as a chain of stages over one request_ctx:
 //
 //   auth -> parse -> [limits] -> route -> [cache] -> provider      then always: finish
 //
@@ -15,6 +15,7 @@
 #include "switchyard/http/message.hpp"
 #include "switchyard/pipeline/attempt_loop.hpp"
 #include "switchyard/pipeline/request_ctx.hpp"
+#include "switchyard/pipeline/responses_store.hpp"
 #include "switchyard/pipeline/stage.hpp"
 #include "switchyard/pipeline/upstream_caller.hpp"
 #include "switchyard/router/router.hpp"
@@ -32,6 +33,9 @@ struct extensions {
   stage* cache = nullptr;   // before provider: may answer from the cache
   std::vector<observer*> observers;  // after the access log, in this order
   spend::pricer* prices = nullptr;   // x-litellm-response-cost (none: no header)
+  // Where /v1/responses conversations of translated providers are kept (null: a store of
+  // the pipeline's own, memory only).
+  responses_store* responses = nullptr;
 };
 
 class llm_pipeline {

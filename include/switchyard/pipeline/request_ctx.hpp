@@ -30,7 +30,8 @@ struct call_type_names {
 const call_type_names& names_of(providers::call_type t);
 
 struct cache_slot;   // the cache stage's per-request state (src/pipeline/cache_stage.cpp)
-struct limits_slot;  // the limits stage's reservation (src/pipeline/limits_stage.cpp)
+struct limits_slot;     // the limits stage's reservation (src/pipeline/limits_stage.cpp)
+struct responses_slot;  // a /v1/responses request's state (src/pipeline/responses_call.hpp)
 struct request_ctx;
 
 // Asked by the stream relay when a stream is about to send more completion tokens (one per

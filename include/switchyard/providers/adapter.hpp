@@ -21,7 +21,9 @@
 
 namespace switchyard::providers {
 
-enum class call_type { chat, completion, embedding };
+// responses: OpenAI's /v1/responses, which adapters see as chat (pipeline/responses_call.cpp
+// translates it, or forwards it to providers that serve it: provider_info::responses_api).
+enum class call_type { chat, completion, embedding, responses };
 
 struct build_options {
   bool stream = false;

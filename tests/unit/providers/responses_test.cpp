@@ -1,0 +1,292 @@
+// The Responses API translators (providers/responses.hpp): request -> chat, chat ->
+// Response, chat chunks -> typed events, ids and usage.
+#include "switchyard/providers/responses.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace switchyard::providers {
+namespace {
+
+using json = nlohmann::json;
+
+// The events of a writer's output, in order: {type, data}.
+std::vector<std::pair<std::string, json>> events_of(const std::string& out) {
+  std::vector<std::pair<std::string, json>> evs;
+  std::size_t pos = 0;
+  while (pos < out.size()) {
+    auto nl = out.find('\n', pos);
+    std::string type = out.substr(pos + 7, nl - pos - 7);
+    auto end = out.find("\n\n", nl);
+    evs.emplace_back(type, json::parse(out.substr(nl + 7, end - nl - 7)));
+    pos = end + 2;
+  }
+  return evs;
+}
+
+response_meta meta() {
+  response_meta m;
+  m.id = "resp_abc";
+  m.created_at = 1700000000;
+  m.model = "group-a";
+  m.item_prefix = "p1";
+  m.request = {{"instructions", "be brief"}, {"tools", json::array()}};
+  return m;
+}
+
+TEST(ResponsesIds, EncodeDecodeRoundTripInLiteLLMsFormat) {
+  auto id = encode_response_id("openai", "dep-7", "resp_67ccd2");
+  EXPECT_EQ(id.rfind("resp_", 0), 0u);
+  // base64 of LiteLLM's plain text.
+  EXPECT_EQ(id, "resp_bGl0ZWxsbTpjdXN0b21fbGxtX3Byb3ZpZGVyOm9wZW5haTttb2RlbF9pZDpkZXAtNztyZXNwb25zZV9pZDpyZXNwXzY3Y2NkMg==");
+  auto d = decode_response_id(id);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->provider, "openai");
+  EXPECT_EQ(d->model_id, "dep-7");
+  EXPECT_EQ(d->upstream_id, "resp_67ccd2");
+  EXPECT_FALSE(decode_response_id("resp_0123456789abcdef"));  // the gateway's own ids
+  EXPECT_FALSE(decode_response_id("chatcmpl-1"));
+  EXPECT_FALSE(decode_response_id("resp_%%%"));
+  EXPECT_FALSE(decode_response_id(""));
+}
+
+TEST(ResponsesUsage, MapsInputOutputAndDetails) {
+  auto u = usage_of_response(json::parse(
+      R"({"input_tokens":100,"input_tokens_details":{"cached_tokens":40},"output_tokens":20,
+          "output_tokens_details":{"reasoning_tokens":8},"total_tokens":120})"));
+  EXPECT_TRUE(u.known);
+  EXPECT_EQ(u.prompt_tokens, 100);
+  EXPECT_EQ(u.completion_tokens, 20);
+  EXPECT_EQ(u.total_tokens, 120);
+  EXPECT_EQ(u.cached_tokens, 40);
+  EXPECT_EQ(u.reasoning_tokens, 8);
+  EXPECT_FALSE(usage_of_response(json()).known);
+  auto back = response_usage_json(u);
+  EXPECT_EQ(back["input_tokens_details"]["cached_tokens"], 40);
+  EXPECT_EQ(back["output_tokens_details"]["reasoning_tokens"], 8);
+}
+
+TEST(ResponsesToChat, StringInputAndInstructions) {
+  auto chat = responses_to_chat(json::parse(R"({"model":"m","input":"hi","instructions":"be brief",
+      "max_output_tokens":50,"temperature":0.5,"top_p":0.9,"user":"u1"})"),
+                                json::array());
+  ASSERT_TRUE(chat) << chat.error().message;
+  EXPECT_EQ((*chat)["messages"], json::parse(R"([{"role":"system","content":"be brief"},{"role":"user","content":"hi"}])"));
+  EXPECT_EQ((*chat)["max_tokens"], 50);
+  EXPECT_EQ((*chat)["temperature"], 0.5);
+  EXPECT_EQ((*chat)["top_p"], 0.9);
+  EXPECT_EQ((*chat)["user"], "u1");
+}
+
+TEST(ResponsesToChat, ItemsToolsAndFormats) {
+  auto req = json::parse(R"({"model":"m","input":[
+      {"role":"developer","content":"rules"},
+      {"type":"message","role":"user","content":[{"type":"input_text","text":"look"},
+                                                 {"type":"input_image","image_url":"https://x/i.png","detail":"low"}]},
+      {"type":"message","role":"assistant","content":[{"type":"output_text","text":"calling"}]},
+      {"type":"function_call","call_id":"c1","name":"f","arguments":"{\"a\":1}"},
+      {"type":"function_call","call_id":"c2","name":"g","arguments":"{}"},
+      {"type":"function_call_output","call_id":"c1","output":"one"},
+      {"type":"function_call_output","call_id":"c2","output":"two"},
+      {"type":"reasoning","id":"rs_1","summary":[]}],
+    "tools":[{"type":"function","name":"f","description":"F","parameters":{"type":"object"},"strict":true}],
+    "tool_choice":{"type":"function","name":"f"},
+    "parallel_tool_calls":false,
+    "text":{"format":{"type":"json_schema","name":"out","schema":{"type":"object"},"strict":true}},
+    "reasoning":{"effort":"low"}})");
+  auto chat = responses_to_chat(req, json::array());
+  ASSERT_TRUE(chat) << chat.error().message;
+  const auto& m = (*chat)["messages"];
+  ASSERT_EQ(m.size(), 5u) << m.dump();
+  EXPECT_EQ(m[0], json::parse(R"({"role":"system","content":"rules"})"));
+  EXPECT_EQ(m[1]["content"][1], json::parse(R"({"type":"image_url","image_url":{"url":"https://x/i.png","detail":"low"}})"));
+  EXPECT_EQ(m[2]["role"], "assistant");
+  EXPECT_EQ(m[2]["content"], "calling");
+  ASSERT_EQ(m[2]["tool_calls"].size(), 2u);  // both calls join the assistant turn
+  EXPECT_EQ(m[2]["tool_calls"][0], json::parse(R"({"id":"c1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}})"));
+  EXPECT_EQ(m[3], json::parse(R"({"role":"tool","tool_call_id":"c1","content":"one"})"));
+  EXPECT_EQ(m[4]["tool_call_id"], "c2");
+  EXPECT_EQ((*chat)["tools"], json::parse(R"([{"type":"function","function":{"name":"f","description":"F","parameters":{"type":"object"},"strict":true}}])"));
+  EXPECT_EQ((*chat)["tool_choice"], json::parse(R"({"type":"function","function":{"name":"f"}})"));
+  EXPECT_EQ((*chat)["parallel_tool_calls"], false);
+  EXPECT_EQ((*chat)["response_format"],
+            json::parse(R"({"type":"json_schema","json_schema":{"name":"out","schema":{"type":"object"},"strict":true}})"));
+  EXPECT_EQ((*chat)["reasoning_effort"], "low");
+}
+
+TEST(ResponsesToChat, HistoryComesBeforeTheNewInputAndAfterInstructions) {
+  auto history = json::parse(R"([{"type":"message","role":"user","content":"q1"},
+                                 {"type":"message","role":"assistant","content":[{"type":"output_text","text":"a1"}]}])");
+  auto chat = responses_to_chat(json::parse(R"({"model":"m","instructions":"sys","input":"q2"})"), history);
+  ASSERT_TRUE(chat);
+  EXPECT_EQ((*chat)["messages"], json::parse(R"([{"role":"system","content":"sys"},{"role":"user","content":"q1"},
+                                                 {"role":"assistant","content":"a1"},{"role":"user","content":"q2"}])"));
+}
+
+TEST(ResponsesToChat, WhatChatCannotSayIsA400NamingIt) {
+  struct bad_case {
+    const char* body;
+    const char* param;
+    const char* in_message;
+  };
+  for (const auto& c : std::vector<bad_case>{
+           {R"({"model":"m"})", "input", "`input` is required"},
+           {R"({"model":"m","input":3})", "input", "string or an array"},
+           {R"({"model":"m","input":[1]})", "input", "must be an object"},
+           {R"({"model":"m","input":[{"role":"bot","content":"x"}]})", "input", "role"},
+           {R"({"model":"m","input":[{"role":"user"}]})", "input", "content"},
+           {R"({"model":"m","input":[{"type":"item_reference","id":"x"}]})", "input", "item_reference"},
+           {R"({"model":"m","input":[{"role":"user","content":[{"type":"input_file","file_id":"f"}]}]})", "input[0].content", "input_file"},
+           {R"({"model":"m","input":[{"role":"user","content":[{"type":"input_image","file_id":"f"}]}]})", "input[0].content", "image_url"},
+           {R"({"model":"m","input":[{"role":"assistant","content":[{"type":"input_image","image_url":"u"}]}]})", "input[0].content", "images"},
+           {R"({"model":"m","input":[{"type":"function_call","name":"f"}]})", "input", "call_id"},
+           {R"({"model":"m","input":[{"type":"function_call_output","call_id":"c"}]})", "input", "output"},
+           {R"({"model":"m","input":"x","tools":[{"type":"web_search_preview"}]})", "tools", "web_search_preview"},
+           {R"({"model":"m","input":"x","tools":[{"type":"function"}]})", "tools", "name"},
+           {R"({"model":"m","input":"x","tools":{}})", "tools", "array"},
+           {R"({"model":"m","input":"x","tool_choice":"sometimes"})", "tool_choice", "tool_choice"},
+           {R"({"model":"m","input":"x","max_output_tokens":0})", "max_output_tokens", "positive"},
+           {R"({"model":"m","input":"x","temperature":"hot"})", "temperature", "number"},
+           {R"({"model":"m","input":"x","instructions":5})", "instructions", "string"},
+           {R"({"model":"m","input":"x","text":{"format":{"type":"json_schema"}}})", "text.format", "schema"},
+           {R"({"model":"m","input":"x","text":{"format":{"type":"yaml"}}})", "text.format", "text.format.type"},
+           {R"({"model":"m","input":"x","background":true})", "background", "background"},
+           {R"({"model":"m","input":[]})", "input", "at least one"},
+       }) {
+    auto r = responses_to_chat(json::parse(c.body), json::array());
+    ASSERT_FALSE(r) << c.body;
+    EXPECT_EQ(r.error().status, 400) << c.body;
+    EXPECT_EQ(r.error().param, c.param) << c.body << " -> " << r.error().message;
+    EXPECT_NE(r.error().message.find(c.in_message), std::string::npos) << c.body << " -> " << r.error().message;
+  }
+}
+
+TEST(ChatToResponse, TextToolCallsUsageAndEchoes) {
+  auto chat = json::parse(R"({"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,
+      "message":{"role":"assistant","content":"Sure.","tool_calls":[
+        {"id":"call_1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},
+      "finish_reason":"tool_calls"}],
+      "usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":4}}})");
+  auto r = chat_to_response(chat, meta());
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)["id"], "resp_abc");
+  EXPECT_EQ((*r)["object"], "response");
+  EXPECT_EQ((*r)["status"], "completed");
+  EXPECT_EQ((*r)["model"], "group-a");
+  EXPECT_EQ((*r)["instructions"], "be brief");
+  EXPECT_EQ((*r)["store"], true);
+  const auto& out = (*r)["output"];
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0]["type"], "message");
+  EXPECT_EQ(out[0]["content"][0], json::parse(R"({"type":"output_text","text":"Sure.","annotations":[]})"));
+  EXPECT_EQ(out[1]["type"], "function_call");
+  EXPECT_EQ(out[1]["call_id"], "call_1");
+  EXPECT_EQ(out[1]["name"], "f");
+  EXPECT_EQ(out[1]["arguments"], "{\"a\":1}");
+  EXPECT_EQ((*r)["usage"]["input_tokens"], 10);
+  EXPECT_EQ((*r)["usage"]["output_tokens"], 5);
+  EXPECT_EQ((*r)["usage"]["input_tokens_details"]["cached_tokens"], 4);
+  // The output continues the conversation as input items.
+  EXPECT_EQ(output_as_input(*r), json::parse(R"([{"type":"message","role":"assistant","content":[{"type":"output_text","text":"Sure."}]},
+      {"type":"function_call","call_id":"call_1","name":"f","arguments":"{\"a\":1}"}])"));
+
+  chat["choices"][0]["finish_reason"] = "length";
+  auto cut = chat_to_response(chat, meta());
+  EXPECT_EQ((*cut)["status"], "incomplete");
+  EXPECT_EQ((*cut)["incomplete_details"]["reason"], "max_output_tokens");
+  EXPECT_FALSE(chat_to_response(json::parse(R"({"choices":[]})"), meta()));
+  EXPECT_FALSE(chat_to_response(json::parse("[1]"), meta()));
+}
+
+TEST(ResponsesEventWriter, TextThenToolCallsInTheAPIsOrder) {
+  responses_event_writer w(meta());
+  std::string out;
+  w.start(out);
+  for (const char* chunk : {
+           R"({"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]})",
+           R"({"choices":[{"index":0,"delta":{"content":"Hel"}}]})",
+           R"({"choices":[{"index":0,"delta":{"content":"lo"}}]})",
+           R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":""}}]}}]})",
+           R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"a\":"}}]}}]})",
+           R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"1}"}}]}}]})",
+           R"({"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]})",
+           R"({"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}})",
+       }) {
+    ASSERT_TRUE(w.feed(chunk, out)) << chunk;
+  }
+  usage u;
+  u.prompt_tokens = 3;
+  u.completion_tokens = 4;
+  u.total_tokens = 7;
+  u.known = true;
+  w.finish(u, out);
+  auto evs = events_of(out);
+  std::vector<std::string> types;
+  for (std::size_t i = 0; i < evs.size(); ++i) {
+    types.push_back(evs[i].first);
+    EXPECT_EQ(evs[i].second["type"], evs[i].first);
+    EXPECT_EQ(evs[i].second["sequence_number"], static_cast<long long>(i));
+  }
+  EXPECT_EQ(types, (std::vector<std::string>{
+                       "response.created", "response.in_progress", "response.output_item.added",
+                       "response.content_part.added", "response.output_text.delta", "response.output_text.delta",
+                       "response.output_text.done", "response.content_part.done", "response.output_item.done",
+                       "response.output_item.added", "response.function_call_arguments.delta",
+                       "response.function_call_arguments.delta", "response.function_call_arguments.done",
+                       "response.output_item.done", "response.completed"}));
+  EXPECT_EQ(evs[0].second["response"]["status"], "in_progress");
+  EXPECT_EQ(evs[6].second["text"], "Hello");
+  EXPECT_EQ(evs[9].second["output_index"], 1);
+  EXPECT_EQ(evs[9].second["item"]["call_id"], "call_1");
+  EXPECT_EQ(evs[12].second["arguments"], "{\"a\":1}");
+  const auto& done = evs.back().second["response"];
+  EXPECT_EQ(done["status"], "completed");
+  ASSERT_EQ(done["output"].size(), 2u);
+  EXPECT_EQ(done["output"][0]["content"][0]["text"], "Hello");
+  EXPECT_EQ(done["output"][1]["arguments"], "{\"a\":1}");
+  EXPECT_EQ(done["usage"]["total_tokens"], 7);
+  EXPECT_EQ(w.response(), done);
+  EXPECT_EQ(w.text(), "Hello");
+}
+
+TEST(ResponsesEventWriter, AnErrorChunkFailsTheResponse) {
+  responses_event_writer w(meta());
+  std::string out;
+  w.start(out);
+  ASSERT_TRUE(w.feed(R"({"choices":[{"index":0,"delta":{"content":"par"}}]})", out));
+  auto r = w.feed(R"({"error":{"message":"overloaded"}})", out);
+  ASSERT_FALSE(r);
+  w.fail(r.error(), out);
+  auto evs = events_of(out);
+  EXPECT_EQ(evs[evs.size() - 2].first, "error");
+  EXPECT_EQ(evs.back().first, "response.failed");
+  EXPECT_EQ(evs.back().second["response"]["status"], "failed");
+  EXPECT_EQ(evs.back().second["response"]["error"]["message"], "overloaded");
+  EXPECT_EQ(evs.back().second["response"]["output"][0]["content"][0]["text"], "par");  // what was sent
+  EXPECT_FALSE(w.feed("not json", out));
+}
+
+TEST(ResponsesEndpoint, OpenAIAndAzureURLs) {
+  config::deployment d;
+  d.provider = config::find_provider("openai");
+  d.api_base = "http://up/v1/";
+  d.api_key = "sk-1";
+  auto c = responses_endpoint(d, "/resp_1");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->url, "http://up/v1/responses/resp_1");
+  d.provider = config::find_provider("azure");
+  d.api_base = "https://res.openai.azure.com";
+  d.api_version = "2025-03-01-preview";
+  EXPECT_EQ(responses_endpoint(d, "")->url, "https://res.openai.azure.com/openai/responses?api-version=2025-03-01-preview");
+  EXPECT_EQ(responses_endpoint(d, "/r/cancel")->url,
+            "https://res.openai.azure.com/openai/responses/r/cancel?api-version=2025-03-01-preview");
+  d.api_version = "v1";
+  EXPECT_EQ(responses_endpoint(d, "")->url, "https://res.openai.azure.com/openai/v1/responses");
+  d.api_base.clear();
+  EXPECT_FALSE(responses_endpoint(d, ""));  // Azure has no default api_base
+}
+
+}  // namespace
+}  // namespace switchyard::providers
