@@ -865,6 +865,16 @@ struct gateway::impl {
         in_flight_guard busy(llm_in_flight);
         co_return co_await llm.handle(req, resp, providers::call_type::embedding);
       }
+    } else if (p == "/v1/messages" || p == "/anthropic/v1/messages") {
+      // Anthropic's Messages API (Claude Code, the Anthropic SDKs), to any model group.
+      if (post) {
+        in_flight_guard busy(llm_in_flight);
+        co_return co_await llm.handle(req, resp, providers::call_type::messages);
+      }
+    } else if (p == "/v1/messages/count_tokens" || p == "/anthropic/v1/messages/count_tokens") {
+      if (post) {
+        co_return co_await llm.count_tokens(req, resp);
+      }
     } else if (auto m = model_route(path); !m.model.empty()) {
       if (post) {
         in_flight_guard busy(llm_in_flight);

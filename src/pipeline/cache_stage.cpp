@@ -38,6 +38,8 @@ const char* call_name(call_type t) {
       return "completion";
     case call_type::embedding:
       return "embedding";
+    case call_type::messages:
+      return "messages";
   }
   return "chat";
 }
@@ -79,9 +81,11 @@ bool cache_stage::fresh(const request_ctx& ctx, const cache::entry& e) const {
 }
 
 verdict cache_stage::run(request_ctx& ctx) {
+  // Anthropic's /v1/messages answers are not cached (their shape is not OpenAI's).
   const bool supported = ctx.type == call_type::chat         ? settings_.chat
                          : ctx.type == call_type::completion ? settings_.completion
-                                                             : settings_.embedding;
+                         : ctx.type == call_type::embedding  ? settings_.embedding
+                                                             : false;
   if (!supported) {
     return verdict::next();
   }

@@ -7,7 +7,14 @@ const call_type_names& names_of(providers::call_type t) {
   static constexpr call_type_names chat{"/chat/completions", "acompletion"};
   static constexpr call_type_names completion{"/completions", "atext_completion"};
   static constexpr call_type_names embedding{"/embeddings", "aembedding"};
-  return t == providers::call_type::completion ? completion : t == providers::call_type::embedding ? embedding : chat;
+  static constexpr call_type_names messages{"/v1/messages", "anthropic_messages"};
+  switch (t) {
+    case providers::call_type::completion: return completion;
+    case providers::call_type::embedding: return embedding;
+    case providers::call_type::messages: return messages;
+    case providers::call_type::chat: break;
+  }
+  return chat;
 }
 
 int outcome::retries() const { return attempts.empty() ? 0 : attempts.back().retry; }

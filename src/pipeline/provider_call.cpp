@@ -28,6 +28,8 @@ std::chrono::milliseconds seconds_to_ms(double s) {
 
 std::string provider_label(const config::deployment& d) { return std::string(d.provider->exception_label); }
 
+}  // namespace
+
 core::error transport_error(const core::error& e, const config::deployment& d, std::chrono::milliseconds timeout) {
   if (e.code == core::errc::upstream_timeout) {
     return core::make_error(core::errc::upstream_timeout,
@@ -91,9 +93,10 @@ std::string retry_after_of(const upstream::header_list& h) {
   return {};
 }
 
-}  // namespace
-
 net::awaitable<std::optional<core::error>> provider_call::attempt(request_ctx& ctx) {
+  if (ctx.type == call_type::messages) {
+    co_return co_await messages_attempt(ctx);  // messages_call.cpp
+  }
   if (ctx.type != call_type::embedding) {
     if (auto mr = ctx.body.find("mock_response"); mr != ctx.body.end() && mr->is_string()) {
       co_await answer_mock(ctx, mr->get<std::string>());
@@ -173,9 +176,8 @@ std::chrono::milliseconds provider_call::stream_timeout_of(const config::deploym
   return timeout_of(d);
 }
 
-net::awaitable<std::optional<core::error>> provider_call::call(request_ctx& ctx) {
+bool provider_call::drop_params_of(const request_ctx& ctx) const {
   const auto& d = *ctx.dep;
-  const auto& adapter = providers::adapter_for(*d.provider);
   bool drop_params = cfg_->litellm.drop_params;
   if (auto dp = ctx.body.find("drop_params"); dp != ctx.body.end() && dp->is_boolean()) {
     drop_params = dp->get<bool>();
@@ -185,7 +187,13 @@ net::awaitable<std::optional<core::error>> provider_call::call(request_ctx& ctx)
       drop_params = dp->get<bool>();
     }
   }
-  const providers::build_options bo{ctx.stream, drop_params};
+  return drop_params;
+}
+
+net::awaitable<std::optional<core::error>> provider_call::call(request_ctx& ctx) {
+  const auto& d = *ctx.dep;
+  const auto& adapter = providers::adapter_for(*d.provider);
+  const providers::build_options bo{ctx.stream, drop_params_of(ctx)};
   // OpenAI-compatible upstreams get the client's bytes with surgical edits; the others
   // translate the parsed document.
   auto raw = adapter.build_raw(ctx.type, d, ctx.req.body, ctx.scan, bo);

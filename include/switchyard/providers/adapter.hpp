@@ -21,7 +21,9 @@
 
 namespace switchyard::providers {
 
-enum class call_type { chat, completion, embedding };
+// messages: Anthropic's /v1/messages front door; adapters are called with chat for it
+// (anthropic_front.hpp translates), and Anthropic deployments get the client's bytes.
+enum class call_type { chat, completion, embedding, messages };
 
 struct build_options {
   bool stream = false;
