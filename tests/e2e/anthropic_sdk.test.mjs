@@ -352,6 +352,7 @@ describe('/v1/messages with the Anthropic SDK', { skip }, () => {
       assert.equal(Number(row.cache_creation_tokens), 100);
       assert.ok(Math.abs(row.spend - cost) <= 1e-12 + 1e-9 * cost, `${row.spend} vs ${cost}`);
 
+      // The row exists, so `finish` ran, and with it the metrics observer (same call).
       const afterText = await (await fetchWithTimeout(`${gw.url}/metrics`)).text();
       const name = 'litellm_proxy_total_requests_metric_total';
       assert.equal(metricSum(afterText, name, { requested_model: CLAUDE, status_code: '200' }) -
