@@ -299,6 +299,25 @@ long long int_member(const json_scan& s, std::string_view key) {
   return std::min(v, 1'000'000'000'000'000LL);
 }
 
+// usage_of() with every count clamped (non-negative, at most 1e15): numbers from outside
+// never overflow a cast or a sum.
+usage usage_in(const json& obj) {
+  const json* u = obj.is_object() ? field(obj, "usage") : nullptr;
+  if (u == nullptr || !u->is_object()) {
+    return {};
+  }
+  return usage_from([&](std::string_view object, std::string_view key) -> long long {
+    const json* o = u;
+    if (!object.empty()) {
+      o = field(*u, object);
+      if (o == nullptr || !o->is_object()) {
+        return 0;
+      }
+    }
+    return detail::token_count(*o, key);
+  });
+}
+
 usage usage_value(long long input, long long cache_read, long long cache_creation, long long output) {
   usage u;
   u.prompt_tokens = input + cache_read + cache_creation;
@@ -504,10 +523,7 @@ core::result<std::string> to_messages_response(std::string_view chat_json, std::
   if (tools && stop == "end_turn") {
     stop = "tool_use";
   }
-  usage u;
-  if (const json* uj = field(j, "usage"); uj != nullptr && uj->is_object()) {
-    u = usage_of(j);
-  }
+  usage u = usage_in(j);
   std::string id(string_field(j, "id"));
   if (id.rfind("msg_", 0) != 0) {
     id = "msg_" + core::random_hex(12);
@@ -586,7 +602,7 @@ void event_writer::feed(std::string_view payload, std::string& out) {
     return;
   }
   if (const json* u = field(j, "usage"); u != nullptr && u->is_object()) {
-    usage_ = usage_of(j);
+    usage_ = usage_in(j);
   }
   start(out);
   const json* choices = field(j, "choices");
