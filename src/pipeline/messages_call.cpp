@@ -163,11 +163,12 @@ net::awaitable<std::optional<core::error>> provider_call::messages_passthrough(r
       e.retry_after = retry_after_of(r->headers);
       co_return e;
     }
-    if (!providers::json_valid(r->body, providers::max_json_depth)) {
+    auto u = front::message_usage(r->body);  // one scan: validates and reads the usage
+    if (!u) {
       co_return core::make_error(core::errc::upstream_error,
                                  "AnthropicException - the provider returned a response that is not valid JSON");
     }
-    ctx.usage = front::message_usage(r->body);
+    ctx.usage = *u;
     http::response out;
     out.body = std::move(r->body);  // as received
     if (keep) {

@@ -733,7 +733,8 @@ core::result<upstream_call> passthrough_call(const config::deployment& d, std::s
         drop = true;
         continue;
       }
-      json_scan inner = scan_json(m.value);
+      thread_local json_scan inner;  // reused: no allocation per request
+      scan_json(m.value, inner, max_json_depth);
       drop = drop || inner.members.size() != 1 || inner.members[0].key != "user_id";
     } else if (is_gateway_field(m.key)) {
       drop = true;
@@ -793,11 +794,11 @@ core::result<upstream_call> passthrough_call(const config::deployment& d, std::s
   return call;
 }
 
-usage message_usage(std::string_view message_json) {
+std::optional<usage> message_usage(std::string_view message_json) {
   thread_local json_scan top;
   thread_local json_scan u;
   if (!scan_json(message_json, top, max_json_depth)) {
-    return {};
+    return std::nullopt;
   }
   const auto* m = top.find("usage");
   if (m == nullptr || m->kind != json_kind::object || !scan_json(m->value, u, max_json_depth)) {

@@ -134,9 +134,10 @@ struct client_headers {
 core::result<upstream_call> passthrough_call(const config::deployment& d, std::string_view path,
                                              std::string_view body, const json_scan& scan, client_headers h);
 
-// The usage of an Anthropic message (JSON text); known=false when it has none.
-// prompt_tokens counts input + cache read + cache written (as the chat adapter does).
-usage message_usage(std::string_view message_json);
+// The usage of an Anthropic message (JSON text, validated on the way: nullopt when it is
+// not JSON); known=false when it has none. prompt_tokens counts input + cache read +
+// cache written (as the chat adapter does).
+std::optional<usage> message_usage(std::string_view message_json);
 
 // Reads a relayed Anthropic event stream as it passes: usage (message_start,
 // message_delta), the end (message_stop), and `error` events. Only the events that

@@ -200,12 +200,14 @@ TEST(AnthropicFront, PassthroughDropsGatewayMembers) {
 TEST(AnthropicFront, MessageUsage) {
   auto u = front::message_usage(R"({"type":"message","usage":{"input_tokens":10,"cache_read_input_tokens":300,
       "cache_creation_input_tokens":20,"output_tokens":7}})");
-  EXPECT_TRUE(u.known);
-  EXPECT_EQ(u.prompt_tokens, 330);
-  EXPECT_EQ(u.completion_tokens, 7);
-  EXPECT_EQ(u.cached_tokens, 300);
-  EXPECT_EQ(u.cache_creation_tokens, 20);
-  EXPECT_FALSE(front::message_usage(R"({"type":"message"})").known);
+  ASSERT_TRUE(u);
+  EXPECT_TRUE(u->known);
+  EXPECT_EQ(u->prompt_tokens, 330);
+  EXPECT_EQ(u->completion_tokens, 7);
+  EXPECT_EQ(u->cached_tokens, 300);
+  EXPECT_EQ(u->cache_creation_tokens, 20);
+  EXPECT_FALSE(front::message_usage(R"({"type":"message"})")->known);
+  EXPECT_FALSE(front::message_usage(R"({"type":"message",)"));
 }
 
 TEST(AnthropicFront, StreamWatch) {
