@@ -802,7 +802,7 @@ std::optional<usage> message_usage(std::string_view message_json) {
   }
   const auto* m = top.find("usage");
   if (m == nullptr || m->kind != json_kind::object || !scan_json(m->value, u, max_json_depth)) {
-    return {};
+    return usage{};  // valid JSON without a usage: known=false
   }
   return usage_value(int_member(u, "input_tokens"), int_member(u, "cache_read_input_tokens"),
                      int_member(u, "cache_creation_input_tokens"), int_member(u, "output_tokens"));
