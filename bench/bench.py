@@ -32,16 +32,19 @@ BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH_DIR)
 LUA = os.path.join(BENCH_DIR, "post.lua")
 LUA_UNIQUE = os.path.join(BENCH_DIR, "post_unique.lua")  # a body of its own per request
+LUA_MESSAGES = os.path.join(BENCH_DIR, "post_messages.lua")  # Anthropic's /v1/messages
 SERVICES_SH = os.path.join(ROOT, "scripts", "services.sh")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MASTER_KEY = "sk-bench-master-4f6d1c0a9e"
 UPSTREAM_KEY = "sk-bench-upstream"
 PATH = "/v1/chat/completions"
+MESSAGES_PATH = "/v1/messages"
 
 NAN = float("nan")
 TARGET_NAMES = ["direct", "nginx", "switchyard", "switchyard-mk", "switchyard-base", "switchyard-nospend",
                 "switchyard-nometrics", "switchyard-cache-mem", "switchyard-cache-redis", "switchyard-unique",
-                "switchyard-cache-miss", "switchyard-limits"]  # see the factories in main()
+                "switchyard-cache-miss", "switchyard-limits",
+                "switchyard-messages"]  # see the factories in main()
 DEFAULT_TARGETS = ["direct", "nginx", "switchyard"]
 CACHED_KEYS = 100_000     # keys used once by a fresh gateway for "RSS with 100,000 keys cached"
 SIZES = {"1k": 1024, "100k": 100 * 1024, "1m": 1024 * 1024}
@@ -109,6 +112,51 @@ def chat_sse_body() -> str:
     out += "data: [DONE]\n\n"
     assert out.count("data: ") == 20
     return out
+
+
+def messages_json_body() -> str:
+    """The Anthropic answer of the upstream's /v1/messages (the same text and usage as the chat one)."""
+    return json.dumps({
+        "id": "msg_bench000000000000000001", "type": "message", "role": "assistant", "model": "bench-model",
+        "content": [{"type": "text",
+                     "text": "Hello! This is a fixed answer from the fake upstream of the bench."}],
+        "stop_reason": "end_turn", "stop_sequence": None,
+        "usage": {"input_tokens": 24, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+                  "output_tokens": 14},
+    }, separators=(",", ":"))
+
+
+def messages_sse_body() -> str:
+    """Anthropic's event stream for the same answer as chat_sse_body(): 16 text deltas, 22 events."""
+    words = ["Hello", "!", " This", " is", " a", " fixed", " answer", " streamed", " by", " the",
+             " fake", " upstream", " of", " the", " bench", "."]
+    ev = lambda t, d: f"event: {t}\ndata: " + json.dumps(dict(type=t, **d), separators=(",", ":")) + "\n\n"
+    out = ev("message_start", {"message": {
+        "id": "msg_bench000000000000000002", "type": "message", "role": "assistant", "model": "bench-model",
+        "content": [], "stop_reason": None, "stop_sequence": None,
+        "usage": {"input_tokens": 24, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+                  "output_tokens": 1}}})
+    out += ev("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+    out += ev("ping", {})
+    for w in words:
+        out += ev("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": w}})
+    out += ev("content_block_stop", {"index": 0})
+    out += ev("message_delta", {"delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                "usage": {"output_tokens": 16}})
+    out += ev("message_stop", {})
+    return out
+
+
+def messages_request_body(model: str, stream: bool, size: int) -> bytes:
+    """The same body as bench/post_messages.lua builds (kept identical on purpose)."""
+    prefix = ('{"model":"' + model + '","stream":' + ("true" if stream else "false") +
+              ',"max_tokens":16,"metadata":{"user_id":"bench"},"system":"You are a helpful assistant.",'
+              '"messages":[{"role":"user","content":"')
+    suffix = '"}]}'
+    fill = max(0, size - len(prefix) - len(suffix))
+    sentence = "The quick brown fox jumps over the lazy dog while the gateway relays every byte. "
+    text = (sentence * (fill // len(sentence) + 1))[:fill]
+    return (prefix + text + suffix).encode()
 
 
 def request_body(model: str, stream: bool, size: int) -> bytes:
@@ -503,6 +551,10 @@ UPSTREAM_SERVERS = """\
       default_type {ctype};
 {payload}
     }}
+    location = /v1/messages {{
+      default_type {ctype};
+{messages_payload}
+    }}
     location / {{ return 404; }}
   }}
 """
@@ -584,6 +636,20 @@ class Target:
     is_switchyard = False
     key = MASTER_KEY
     unique_bodies = False  # wrk sends every request with a body of its own (post_unique.lua)
+    messages = False       # Anthropic's /v1/messages instead of chat (post_messages.lua)
+
+    @property
+    def path(self) -> str: return MESSAGES_PATH if self.messages else PATH
+    def lua(self) -> str: return LUA_MESSAGES if self.messages else LUA_UNIQUE if self.unique_bodies else LUA
+    def body(self, mode: str, size: int) -> bytes:
+        make = messages_request_body if self.messages else request_body
+        return make(self.model(mode), mode == "sse", size)
+    def answer_ok(self, mode: str, data: bytes) -> bool:
+        if self.messages:
+            return (mode == "json" and b'"type":"message"' in data) or (
+                mode == "sse" and data.rstrip().endswith(b'{"type":"message_stop"}'))
+        return (mode == "json" and b'"chat.completion"' in data) or (
+            mode == "sse" and b"chat.completion.chunk" in data and data.rstrip().endswith(b"data: [DONE]"))
 
     def start(self) -> None: ...
     def port(self, mode: str) -> int: raise NotImplementedError
@@ -630,9 +696,10 @@ class SwitchyardTarget(Target):
     def __init__(self, procs: Procs, binary: str, tmp: str, upstream_ports: dict[str, int],
                  name: str = "switchyard", label: str = "SWITCHYARD", stages: str = "master key, router",
                  extra_config: str = "", services: Services | None = None, virtual_key: bool = False,
-                 extra_env: dict[str, str] | None = None, key_params: dict | None = None):
+                 extra_env: dict[str, str] | None = None, key_params: dict | None = None, messages: bool = False):
         self.procs, self.bin, self.name, self.label, self.stages = procs, binary, name, label, stages
         self.key_params = key_params or {}  # more fields of the virtual key (limits)
+        self.messages = messages
         self.services, self.virtual_key = services, virtual_key
         if virtual_key and not services:
             raise BenchError(f"{label}: a virtual key needs Postgres")
@@ -643,6 +710,11 @@ class SwitchyardTarget(Target):
         with open(self.config, "w") as f:
             f.write("model_list:\n")
             for m in ("json", "sse"):
+                if messages:  # an Anthropic deployment: /v1/messages passes through
+                    f.write(f"  - model_name: bench-{m}\n"
+                            f"    litellm_params: {{model: anthropic/bench-model, "
+                            f"api_base: \"http://127.0.0.1:{upstream_ports[m]}\", api_key: {UPSTREAM_KEY}}}\n")
+                    continue
                 f.write(f"  - model_name: bench-{m}\n"
                         f"    litellm_params: {{model: openai/bench-model, "
                         f"api_base: \"http://127.0.0.1:{upstream_ports[m]}/v1\", api_key: {UPSTREAM_KEY}}}\n")
@@ -848,9 +920,9 @@ def ttfb_samples(targets: list[Target], n: int, size: int = 1024) -> dict[str, l
     that a slow phase of the machine hits every target alike."""
     reqs, socks = {}, {}
     for t in targets:
-        body = request_body(t.model("sse"), True, size)
+        body = t.body("sse", size)
         port = t.port("sse")
-        reqs[t.name] = (f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        reqs[t.name] = (f"POST {t.path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
                         f"Accept: text/event-stream\r\nAuthorization: Bearer {t.key}\r\n"
                         f"Content-Length: {len(body)}\r\n\r\n").encode() + body
     out: dict[str, list[float]] = {t.name: [] for t in targets}
@@ -864,7 +936,7 @@ def ttfb_samples(targets: list[Target], n: int, size: int = 1024) -> dict[str, l
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     socks[t.name] = sock
                 ns, status, rest = sse_request(socks[t.name], reqs[t.name])
-                if status != 200 or not rest.rstrip().endswith(b"data: [DONE]"):
+                if status != 200 or not t.answer_ok("sse", rest):
                     raise BenchError(f"{t.label}: streaming request answered {status}: {rest[:300]!r}")
                 out[t.name].append(ns / 1000)
             if time.monotonic() > deadline:
@@ -878,10 +950,10 @@ def ttfb_samples(targets: list[Target], n: int, size: int = 1024) -> dict[str, l
 def check_target(target: Target) -> None:
     """One request of each kind before measuring: a wrong answer must not become a fast number."""
     for mode, size in (("json", 1024), ("sse", 1024), ("json", SIZES["1m"]), ("sse", SIZES["1m"])):
-        body = request_body(target.model(mode), mode == "sse", size)
+        body = target.body(mode, size)
         conn = http.client.HTTPConnection("127.0.0.1", target.port(mode), timeout=15)
         try:
-            conn.request("POST", PATH, body=body, headers={
+            conn.request("POST", target.path, body=body, headers={
                 "Content-Type": "application/json", "Authorization": f"Bearer {target.key}"})
             r = conn.getresponse()
             data = r.read()
@@ -889,9 +961,7 @@ def check_target(target: Target) -> None:
             raise BenchError(f"{target.label}: {MODE_LABEL[mode]} {size}-byte request failed: {e}") from None
         finally:
             conn.close()
-        ok = r.status == 200 and (
-            (mode == "json" and b'"chat.completion"' in data) or
-            (mode == "sse" and b"chat.completion.chunk" in data and data.rstrip().endswith(b"data: [DONE]")))
+        ok = r.status == 200 and target.answer_ok(mode, data)
         if not ok:
             raise BenchError(f"{target.label}: {MODE_LABEL[mode]} {size}-byte request answered "
                              f"{r.status}: {data[:400]!r}")
@@ -1039,9 +1109,9 @@ class Bench:
 
     def wrk_cmd(self, target: Target, sc: Scenario, duration: int) -> list[str]:
         threads = max(1, min(self.args.wrk_threads or len(self.client_cpus), sc.conns))
-        url = f"http://127.0.0.1:{target.port(sc.mode)}{PATH}"
+        url = f"http://127.0.0.1:{target.port(sc.mode)}{target.path}"
         return [self.wrk, "-t", str(threads), "-c", str(sc.conns), "-d", f"{duration}s", "--timeout", "10s",
-                "-s", LUA_UNIQUE if target.unique_bodies else LUA, url, "--", target.model(sc.mode), "true" if sc.mode == "sse" else "false",
+                "-s", target.lua(), url, "--", target.model(sc.mode), "true" if sc.mode == "sse" else "false",
                 str(SIZES[sc.size]), target.key]
 
     def run_one(self, target: Target, sc: Scenario, duration: int, rnd: int, record: bool = True) -> dict:
@@ -1608,14 +1678,17 @@ def main(argv) -> int:
         if busy_warning:
             log("warning: " + busy_warning)
         json_body, sse_body = chat_json_body(), chat_sse_body()
-        for body in (json_body, sse_body):
+        msg_json_body, msg_sse_body = messages_json_body(), messages_sse_body()
+        for body in (json_body, sse_body, msg_json_body, msg_sse_body):
             assert "'" not in body and "$" not in body and "\\" not in body
         up_ports = {"json": free_port(), "sse": free_port()}
         upstream = Nginx(procs, nginx_bin, tmp, "upstream",
                          UPSTREAM_SERVERS.format(port=up_ports["json"], ctype="application/json",
-                                                 payload=nginx_return(json_body)) +
+                                                 payload=nginx_return(json_body),
+                                                 messages_payload=nginx_return(msg_json_body)) +
                          UPSTREAM_SERVERS.format(port=up_ports["sse"], ctype="text/event-stream",
-                                                 payload=nginx_return(sse_body)))
+                                                 payload=nginx_return(sse_body),
+                                                 messages_payload=nginx_return(msg_sse_body)))
         log(f"fake upstream: nginx on 127.0.0.1:{up_ports['json']} (JSON) and :{up_ports['sse']} (SSE)")
         upstream.start(list(up_ports.values()))
 
@@ -1698,6 +1771,12 @@ def main(argv) -> int:
                 stages="virtual key with max_budget and rpm_limit, router; Postgres and Redis; limits "
                 "checked in Redis per request", virtual_key=True,
                 key_params={"max_budget": 1e9, "rpm_limit": 1_000_000_000}),
+            # Anthropic's /v1/messages to an Anthropic deployment (the client's bytes pass
+            # through), to compare with `switchyard` (chat to an OpenAI deployment) in one run.
+            "switchyard-messages": lambda: gateway(
+                name="switchyard-messages", label="SWITCHYARD (/v1/messages)",
+                stages="virtual key, router; Postgres and Redis; /v1/messages to an Anthropic deployment",
+                virtual_key=True, messages=True),
         })
         assert list(factories) == TARGET_NAMES
         targets = [make() for name, make in factories.items() if name in targets_wanted]

@@ -1163,6 +1163,15 @@ struct gateway::impl {
       // GET / DELETE /v1/responses/{id}, POST /v1/responses/{id}/cancel
       if ((r.cancel && post) || (!r.cancel && (get || method == "DELETE"))) {
         co_return co_await responses_api.handle(req, resp, std::move(r.id), r.cancel);
+    } else if (p == "/v1/messages" || p == "/anthropic/v1/messages") {
+      // Anthropic's Messages API (Claude Code, the Anthropic SDKs), to any model group.
+      if (post) {
+        in_flight_guard busy(llm_in_flight);
+        co_return co_await llm.handle(req, resp, providers::call_type::messages);
+      }
+    } else if (p == "/v1/messages/count_tokens" || p == "/anthropic/v1/messages/count_tokens") {
+      if (post) {
+        co_return co_await llm.count_tokens(req, resp);
       }
     } else if (auto m = model_route(path); !m.model.empty()) {
       if (post) {

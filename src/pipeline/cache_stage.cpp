@@ -40,6 +40,8 @@ const char* call_name(call_type t) {
       return "embedding";
     case call_type::responses:
       return "responses";
+    case call_type::messages:
+      return "messages";
   }
   return "chat";
 }
@@ -83,6 +85,7 @@ bool cache_stage::fresh(const request_ctx& ctx, const cache::entry& e) const {
 verdict cache_stage::run(request_ctx& ctx) {
   // The Responses API is not cached: its answers carry ids that GET, DELETE and
   // previous_response_id refer to, which a replayed answer would share.
+  // Anthropic's /v1/messages answers are not cached (their shape is not OpenAI's).
   const bool supported = ctx.type == call_type::chat         ? settings_.chat
                          : ctx.type == call_type::completion ? settings_.completion
                          : ctx.type == call_type::embedding  ? settings_.embedding

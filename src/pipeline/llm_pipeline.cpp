@@ -1,5 +1,6 @@
 #include "switchyard/pipeline/llm_pipeline.hpp"
 
+#include "messages_call.hpp"
 #include "provider_call.hpp"
 #include "respond.hpp"
 #include "responses_call.hpp"
@@ -58,7 +59,8 @@ struct llm_pipeline::parts {
         loop(rt, router::retry_settings::from(*cfg), router::fallback_settings::from(*cfg), call),
         auth(auth),
         route(auth, rt),
-        provider(loop) {
+        provider(loop),
+        count(rt, call) {
     call.set_responses_runner(&responses);
   }
 
@@ -70,6 +72,7 @@ struct llm_pipeline::parts {
   parse_stage parse;
   route_stage route;
   provider_stage provider;
+  count_tokens_stage count;
   access_log access;
 };
 
@@ -87,6 +90,7 @@ llm_pipeline::llm_pipeline(std::shared_ptr<const config::config> cfg, const auth
     chain_.push_back(ext.cache);
   }
   chain_.push_back(&parts_->provider);
+  count_chain_ = {&parts_->auth, &parts_->parse, &parts_->route, &parts_->count};
   observers_.push_back(&parts_->access);
   for (auto* o : ext.observers) {
     observers_.push_back(o);
@@ -106,7 +110,7 @@ net::awaitable<void> llm_pipeline::handle(http::request& req, http::responder& r
   finish_guard guard{this, ctx, &llm_pipeline::finish};
   bool crashed = false;
   try {
-    co_await run_chain(ctx);
+    co_await run_chain(ctx, chain_);
   } catch (const std::exception& e) {
     spdlog::error("LLM request failed with an exception (call_id={}): {}", req.call_id, e.what());
     crashed = true;
@@ -119,14 +123,43 @@ net::awaitable<void> llm_pipeline::handle(http::request& req, http::responder& r
   finish(ctx);
 }
 
-net::awaitable<void> llm_pipeline::run_chain(request_ctx& ctx) {
-  for (stage* s : chain_) {
+net::awaitable<void> llm_pipeline::count_tokens(http::request& req, http::responder& resp) {
+  request_ctx ctx(req, resp);
+  ctx.type = call_type::messages;  // Anthropic's request shape and error shape
+  ctx.route = "/v1/messages/count_tokens";
+  ctx.resp.take_access_log();
+  finish_guard guard{this, ctx, &llm_pipeline::finish_count};
+  bool crashed = false;
+  try {
+    co_await run_chain(ctx, count_chain_);
+  } catch (const std::exception& e) {
+    spdlog::error("count_tokens failed with an exception (call_id={}): {}", req.call_id, e.what());
+    crashed = true;
+  }
+  if (crashed && !ctx.resp.started() && !ctx.resp.client_gone()) {
+    co_await send_error(ctx, core::make_error(core::errc::internal, "Internal error while handling the request"));
+  }
+  finish_count(ctx);
+}
+
+void llm_pipeline::finish_count(request_ctx& ctx) noexcept {
+  if (ctx.finished) {
+    return;
+  }
+  ctx.finished = true;
+  ctx.out.done = clock::now();
+  ctx.out.client_gone = ctx.resp.client_gone();
+  parts_->access.on_finish(ctx);  // the access line only: nothing was generated, nothing to bill
+}
+
+net::awaitable<void> llm_pipeline::run_chain(request_ctx& ctx, const std::vector<stage*>& chain) {
+  for (stage* s : chain) {
     auto v = s->run(ctx);  // a plain call: no coroutine frame unless the stage waits
     if (v.s == step::wait) {
       v = co_await s->run_async(ctx);
     }
     if (v.s == step::answered) {
-      if (s != chain_.back()) {
+      if (s != chain.back()) {
         ctx.out.answered_by = s->name();
       }
       if (v.error) {

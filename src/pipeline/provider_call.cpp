@@ -63,6 +63,9 @@ net::awaitable<std::optional<core::error>> provider_call::attempt(request_ctx& c
   if (ctx.type == call_type::responses && responses_ != nullptr) {
     co_return co_await responses_->attempt(ctx);  // its own runner: responses_call.hpp
   }
+  if (ctx.type == call_type::messages) {
+    co_return co_await messages_attempt(ctx);  // messages_call.cpp
+  }
   if (ctx.type != call_type::embedding) {
     if (auto mr = ctx.body.find("mock_response"); mr != ctx.body.end() && mr->is_string()) {
       co_await answer_mock(ctx, mr->get<std::string>());
@@ -142,9 +145,8 @@ std::chrono::milliseconds provider_call::stream_timeout_of(const config::deploym
   return timeout_of(d);
 }
 
-net::awaitable<std::optional<core::error>> provider_call::call(request_ctx& ctx) {
+bool provider_call::drop_params_of(const request_ctx& ctx) const {
   const auto& d = *ctx.dep;
-  const auto& adapter = providers::adapter_for(*d.provider);
   bool drop_params = cfg_->litellm.drop_params;
   if (auto dp = ctx.body.find("drop_params"); dp != ctx.body.end() && dp->is_boolean()) {
     drop_params = dp->get<bool>();
@@ -154,7 +156,13 @@ net::awaitable<std::optional<core::error>> provider_call::call(request_ctx& ctx)
       drop_params = dp->get<bool>();
     }
   }
-  const providers::build_options bo{ctx.stream, drop_params};
+  return drop_params;
+}
+
+net::awaitable<std::optional<core::error>> provider_call::call(request_ctx& ctx) {
+  const auto& d = *ctx.dep;
+  const auto& adapter = providers::adapter_for(*d.provider);
+  const providers::build_options bo{ctx.stream, drop_params_of(ctx)};
   // OpenAI-compatible upstreams get the client's bytes with surgical edits; the others
   // translate the parsed document.
   auto raw = adapter.build_raw(ctx.type, d, ctx.req.body, ctx.scan, bo);

@@ -11,8 +11,17 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace switchyard::pipeline {
+
+// Shared by the chat and the Anthropic messages calls (provider_call.cpp).
+core::error transport_error(const core::error& e, const config::deployment& d, std::chrono::milliseconds timeout);
+// Upstream headers passed on to the client under the llm_provider- prefix.
+void add_provider_headers(std::string& lines, const upstream::header_list& in);
+// store_prompts_in_spend_logs: the text of OpenAI chunk payloads into ctx.kept_response.
+void keep_stream_text(request_ctx& ctx, const std::vector<std::string>& payloads);
+std::string retry_after_of(const upstream::header_list& h);
 
 class provider_call final : public attempt_runner {
  public:
@@ -24,8 +33,20 @@ class provider_call final : public attempt_runner {
   void set_responses_runner(attempt_runner* r) { responses_ = r; }
   std::chrono::milliseconds timeout_of(const config::deployment& d) const;
   std::chrono::milliseconds stream_timeout_of(const config::deployment& d) const;
+  // POST /v1/messages/count_tokens on ctx.dep (messages_call.cpp): Anthropic's count for
+  // an Anthropic deployment, else the estimate. nullopt: answered.
+  net::awaitable<std::optional<core::error>> count_tokens(request_ctx& ctx);
 
  private:
+  // Anthropic's /v1/messages (messages_call.cpp): the client's bytes to an Anthropic
+  // deployment, relayed back as received; any other provider through its chat adapter
+  // with the request and the answer translated (providers/anthropic_front.hpp).
+  net::awaitable<std::optional<core::error>> messages_attempt(request_ctx& ctx);
+  net::awaitable<std::optional<core::error>> messages_passthrough(request_ctx& ctx);
+  net::awaitable<std::optional<core::error>> messages_translated(request_ctx& ctx);
+  net::awaitable<void> messages_mock(request_ctx& ctx, const std::string& content);
+  bool drop_params_of(const request_ctx& ctx) const;
+
   net::awaitable<std::optional<core::error>> call(request_ctx& ctx);
   net::awaitable<std::optional<core::error>> relay_stream(request_ctx& ctx, std::unique_ptr<upstream::body_stream> s,
                                                           std::chrono::milliseconds stream_timeout);

@@ -1,5 +1,7 @@
 #include "respond.hpp"
 
+#include "switchyard/providers/anthropic_front.hpp"
+
 #include <charconv>
 
 namespace switchyard::pipeline {
@@ -96,6 +98,9 @@ void add_response_cost(const request_ctx& ctx, std::string& lines) {
 
 net::awaitable<void> send_error(request_ctx& ctx, core::error e) {
   auto r = http::error_response(e);
+  if (ctx.type == providers::call_type::messages) {
+    r.body = providers::anthropic_front::error_body(e);  // Anthropic's shape on its route
+  }
   r.head_lines = litellm_headers(ctx);
   ctx.out.error = std::move(e);
   co_await ctx.resp.send(std::move(r));

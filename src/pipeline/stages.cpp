@@ -47,7 +47,8 @@ namespace {
 
 // Top-level members the gateway never reads: kept as bytes (see request_ctx::scan).
 bool is_bulk_member(std::string_view key) {
-  return key == "messages" || key == "prompt" || key == "input" || key == "tools" || key == "functions";
+  return key == "messages" || key == "prompt" || key == "input" || key == "tools" || key == "functions" ||
+         key == "system";
 }
 
 // The members read from request_ctx::body (router policy, mocks, build options). A new
@@ -76,7 +77,8 @@ core::error invalid_json(const request_ctx& ctx) {
                                                         std::to_string(ctx.req.body.size()));
 }
 
-// messages (chat), prompt (completions) or input (embeddings, responses), of the right kind.
+// messages (chat, Anthropic messages), prompt (completions) or input (embeddings,
+// responses), of the right kind.
 std::optional<core::error> check_required(const request_ctx& ctx) {
   if (ctx.type == call_type::responses) {
     const auto* f = ctx.scan.find("input");
@@ -86,16 +88,17 @@ std::optional<core::error> check_required(const request_ctx& ctx) {
     return core::make_error(core::errc::bad_request,
                             "`input` is required and must be a string or an array of input items", "input");
   }
-  const char* required = ctx.type == call_type::chat ? "messages" : ctx.type == call_type::completion ? "prompt" : "input";
+  const bool list = ctx.type == call_type::chat || ctx.type == call_type::messages;
+  const char* required = list ? "messages" : ctx.type == call_type::completion ? "prompt" : "input";
   const auto* f = ctx.scan.find(required);
-  bool ok = f != nullptr && (ctx.type == call_type::chat ? f->kind == json_kind::array
-                                                         : (f->kind == json_kind::string || f->kind == json_kind::array));
+  bool ok = f != nullptr && (list ? f->kind == json_kind::array
+                                  : (f->kind == json_kind::string || f->kind == json_kind::array));
   if (ok) {
     return std::nullopt;
   }
   return core::make_error(core::errc::bad_request,
                           std::string("`") + required + "` is required and must be " +
-                              (ctx.type == call_type::chat ? "an array" : "a string or an array"),
+                              (list ? "an array" : "a string or an array"),
                           required);
 }
 

@@ -22,6 +22,7 @@ namespace {
 const char* path_of(call_type t) {
   switch (t) {
     case call_type::chat: return "/chat/completions";
+    case call_type::messages: return "/chat/completions";
     case call_type::completion: return "/completions";
     case call_type::embedding: return "/embeddings";
     case call_type::responses: return "/chat/completions";  // translated to chat
@@ -442,6 +443,7 @@ const adapter& adapter_for(const config::provider_info& p) {
 bool supports(const config::provider_info& p, call_type type) {
   switch (type) {
     case call_type::chat: return p.serves.chat;
+    case call_type::messages: return p.serves.chat;
     case call_type::completion: return p.serves.completion;
     case call_type::embedding: return p.serves.embedding;
     case call_type::responses: return p.responses_api || p.serves.chat;  // else through chat

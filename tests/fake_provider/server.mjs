@@ -15,6 +15,9 @@
 //   Anthropic  POST /v1/messages: Messages API JSON or its event stream
 //              (message_start, content_block_start, ping, content_block_delta, content_block_stop,
 //              message_delta, message_stop; `error` events on scripted mid-stream failure).
+//              POST /v1/messages/count_tokens: {"input_tokens": N}, N = ceil(length of
+//              JSON.stringify([system ?? null, messages ?? [], tools ?? []]) / 4), or the
+//              behaviour's `input_tokens`.
 //   Ollama     POST /api/chat, /api/generate (JSON, or NDJSON when `stream` is not false, as Ollama
 //              defaults to streaming), /api/embed, /api/embeddings (legacy), GET /api/tags.
 //
@@ -74,7 +77,8 @@
 //
 // Recorded request (GET /__control/requests):
 //   {seq, method, url, path, query, provider, headers (lower-case), body (parsed JSON or null),
-//    raw_body (only when not JSON), received_at, finished_at, aborted, aborted_at, cut,
+//    raw_body (only when not JSON), body_text (Anthropic routes: the body exactly as received),
+//    received_at, finished_at, aborted, aborted_at, cut,
 //    behaviour (the scripted one or null), reply: {status, stream, content, usage, tool_calls,
 //    chunks_sent}}
 //   `aborted` becomes true when the client closed the connection before the response ended.
@@ -279,6 +283,7 @@ function classify(method, path) {
     }
     m = p.match(/^(\/v1|\/openai|\/openai\/v1)?\/responses\/([^/]+)\/cancel$/);
     if (m) return { provider: m[1]?.startsWith('/openai') ? 'azure' : 'openai', kind: 'responses_cancel', id: m[2], v1: m[1] === '/openai/v1' };
+    if (p === '/v1/messages/count_tokens') return { provider: 'anthropic', kind: 'count_tokens' };
     if (p === '/api/chat') return { provider: 'ollama', kind: 'chat' };
     if (p === '/api/generate') return { provider: 'ollama', kind: 'generate' };
     if (p === '/api/embed') return { provider: 'ollama', kind: 'embed' };
@@ -492,6 +497,7 @@ class FakeProvider {
       behaviour: null,
       reply: { status: null, stream: false, content: null, usage: null, tool_calls: null, chunks_sent: 0 },
     };
+    if (route?.provider === 'anthropic') rec.body_text = raw.toString('utf8');
     if (raw.length > 0) {
       try {
         rec.body = JSON.parse(raw.toString('utf8'));
@@ -584,6 +590,13 @@ class FakeProvider {
       case 'openai:responses_cancel':
       case 'azure:responses_cancel':
         return this.responsesById(x);
+      case 'anthropic:count_tokens': {
+        const b = x.body;
+        const n = beh.input_tokens ??
+          Math.ceil(JSON.stringify([b.system ?? null, b.messages ?? [], b.tools ?? []]).length / 4);
+        rec.reply.status = 200;
+        return sendJson(res, 200, { input_tokens: n }, rec, beh.headers);
+      }
       default:
         break;
     }

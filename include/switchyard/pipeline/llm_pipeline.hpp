@@ -48,14 +48,19 @@ class llm_pipeline {
 
   net::awaitable<void> handle(http::request& req, http::responder& resp, providers::call_type type,
                               std::string path_model = {});
+  // POST /v1/messages/count_tokens: auth -> parse -> route -> count (one deployment, no
+  // retries); errors in Anthropic's shape; only the access log observes it (no spend).
+  net::awaitable<void> count_tokens(http::request& req, http::responder& resp);
 
  private:
   struct parts;
-  net::awaitable<void> run_chain(request_ctx& ctx);
+  net::awaitable<void> run_chain(request_ctx& ctx, const std::vector<stage*>& chain);
   void finish(request_ctx& ctx) noexcept;
+  void finish_count(request_ctx& ctx) noexcept;
 
   std::unique_ptr<parts> parts_;
   std::vector<stage*> chain_;
+  std::vector<stage*> count_chain_;
   std::vector<observer*> observers_;
   spend::pricer* prices_ = nullptr;
 };

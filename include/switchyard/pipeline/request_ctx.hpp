@@ -108,6 +108,7 @@ struct request_ctx {
   std::string limit_headers;
   long long stream_token_allowance = -1;
   stream_budget* stream_limit = nullptr;
+  std::shared_ptr<responses_slot> responses;  // /v1/responses only
 
   // The whole body as a DOM (path model applied), parsed on first use.
   const nlohmann::json& full_body();

@@ -23,7 +23,9 @@ namespace switchyard::providers {
 
 // responses: OpenAI's /v1/responses, which adapters see as chat (pipeline/responses_call.cpp
 // translates it, or forwards it to providers that serve it: provider_info::responses_api).
-enum class call_type { chat, completion, embedding, responses };
+// messages: Anthropic's /v1/messages front door; adapters are called with chat for it
+// (anthropic_front.hpp translates), and Anthropic deployments get the client's bytes.
+enum class call_type { chat, completion, embedding, responses, messages };
 
 struct build_options {
   bool stream = false;

@@ -1,0 +1,540 @@
+// Anthropic's /v1/messages and /v1/messages/count_tokens: one provider call each
+// (retries and fallbacks around it are the attempt loop's, as for chat).
+//
+// To an Anthropic deployment the request is the client's bytes (model spliced in) and
+// the answer is relayed as received: JSON as one body, a stream read by read, with only
+// the usage (and the end, and error events) read from it as it passes. To any other
+// deployment the request is translated to OpenAI chat, sent through that provider's
+// adapter, and its answer (JSON, or OpenAI chunks from the adapter's stream translator)
+// translated back into Anthropic's message or event stream.
+#include "messages_call.hpp"
+
+#include "respond.hpp"
+
+#include "switchyard/core/ids.hpp"
+#include "switchyard/providers/anthropic_front.hpp"
+#include "switchyard/spend/record.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <ctime>
+
+namespace switchyard::pipeline {
+
+using clock = std::chrono::steady_clock;
+using providers::call_type;
+namespace front = providers::anthropic_front;
+
+namespace {
+
+bool is_anthropic(const config::deployment& d) { return d.provider->wire == config::wire_format::anthropic; }
+
+front::client_headers client_headers_of(const request_ctx& ctx) {
+  return {ctx.req.header("anthropic-version"), ctx.req.header("anthropic-beta")};
+}
+
+// x-litellm-response-cost for a non-streamed answer.
+void add_cost(const request_ctx& ctx, const config::deployment& d, std::string& head_lines) {
+  if (ctx.prices == nullptr || !ctx.usage.known) {
+    return;
+  }
+  const spend::tokens t{ctx.usage.prompt_tokens, ctx.usage.completion_tokens, ctx.usage.cached_tokens,
+                        ctx.usage.cache_creation_tokens, ctx.usage.reasoning_tokens};
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, ctx.prices->cost(d, t));
+  (void)ec;
+  http::append_head_line(head_lines, "x-litellm-response-cost", std::string_view(buf, static_cast<std::size_t>(end - buf)));
+}
+
+void keep_json(request_ctx& ctx, const std::string& body) {
+  ctx.kept_bytes = body.size();
+  ctx.kept_response.assign(body, 0, std::min(body.size(), spend::max_stored_bytes));
+}
+
+void keep_text(request_ctx& ctx, const std::string& text) {
+  ctx.kept_bytes = text.size();
+  ctx.kept_response.assign(text, 0, std::min(text.size(), spend::max_stored_bytes));
+}
+
+upstream::request to_request(providers::upstream_call call, std::chrono::milliseconds timeout) {
+  upstream::request ur;
+  ur.url = std::move(call.url);
+  ur.headers = std::move(call.headers);
+  ur.body = std::move(call.body);
+  ur.body_parts = std::move(call.body_parts);  // views into ctx.req.body and ur.body
+  ur.timeout = timeout;
+  ur.connect_timeout = std::min(timeout, std::chrono::milliseconds{10'000});
+  return ur;
+}
+
+// The error of a non-2xx answer read from a stream.
+net::awaitable<core::error> stream_error(upstream::body_stream& s, const config::deployment& d) {
+  std::string body;
+  for (;;) {
+    auto piece = co_await s.read_some();
+    if (!piece || piece->empty() || body.size() > (1u << 20)) {
+      break;
+    }
+    body += *piece;
+  }
+  auto e = providers::upstream_error(s.status(), body, d.provider->exception_label);
+  e.retry_after = retry_after_of(s.headers());
+  co_return e;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- /v1/messages
+
+net::awaitable<std::optional<core::error>> provider_call::messages_attempt(request_ctx& ctx) {
+  const auto& d = *ctx.dep;
+  if (auto mr = ctx.body.find("mock_response"); mr != ctx.body.end() && mr->is_string()) {
+    co_await messages_mock(ctx, mr->get<std::string>());
+    co_return std::nullopt;
+  }
+  if (d.mock_response) {
+    co_await messages_mock(ctx, *d.mock_response);
+    co_return std::nullopt;
+  }
+  if (is_anthropic(d)) {
+    co_return co_await messages_passthrough(ctx);
+  }
+  co_return co_await messages_translated(ctx);
+}
+
+net::awaitable<void> provider_call::messages_mock(request_ctx& ctx, const std::string& content) {
+  const long long created = static_cast<long long>(std::time(nullptr));
+  auto chat = front::to_chat_request(ctx.full_body());
+  const nlohmann::json request = chat ? std::move(*chat) : nlohmann::json::object();
+  const std::string id = "chatcmpl-" + core::uuid4();
+  if (!ctx.stream) {
+    auto msg = front::to_messages_response(
+        providers::mock_chat_completion(ctx.requested_model, content, request, id, created), ctx.requested_model);
+    http::response r;
+    r.body = msg ? std::move(*msg) : front::error_body(msg.error());
+    r.head_lines = litellm_headers(ctx);
+    co_await ctx.resp.send(std::move(r));
+    co_return;
+  }
+  front::event_writer w(ctx.requested_model);
+  std::string out;
+  for (const auto& f : providers::mock_chat_stream(ctx.requested_model, content, request, id, created, true)) {
+    std::string_view p = f;
+    if (p.substr(0, 6) == "data: ") {
+      p.remove_prefix(6);
+    }
+    while (!p.empty() && (p.back() == '\n' || p.back() == '\r')) {
+      p.remove_suffix(1);
+    }
+    if (p != "[DONE]") {
+      w.feed(p, out);
+    }
+  }
+  w.finish(out);
+  auto h = litellm_headers(ctx);
+  h += "cache-control: no-cache\r\nx-accel-buffering: no\r\n";
+  if (co_await ctx.resp.begin_stream(200, "text/event-stream", {}, std::move(h))) {
+    co_await ctx.resp.write_last(out);
+  }
+}
+
+net::awaitable<std::optional<core::error>> provider_call::messages_passthrough(request_ctx& ctx) {
+  const auto& d = *ctx.dep;
+  auto call = front::passthrough_call(d, "/v1/messages", ctx.req.body, ctx.scan, client_headers_of(ctx));
+  if (!call) {
+    co_return call.error();
+  }
+  const auto timeout = ctx.stream ? stream_timeout_of(d) : timeout_of(d);
+  auto ur = to_request(std::move(*call), timeout);
+  const bool keep = cfg_->general.store_prompts_in_spend_logs;
+
+  auto t0 = clock::now();
+  if (!ctx.stream) {
+    auto r = co_await upstream_.send(std::move(ur));
+    ctx.upstream_time += clock::now() - t0;
+    if (!r) {
+      co_return transport_error(r.error(), d, timeout);
+    }
+    ctx.upstream_status = r->status;
+    if (r->status >= 400) {
+      auto e = providers::upstream_error(r->status, r->body, d.provider->exception_label);
+      e.retry_after = retry_after_of(r->headers);
+      co_return e;
+    }
+    auto u = front::message_usage(r->body);  // one scan: validates and reads the usage
+    if (!u) {
+      co_return core::make_error(core::errc::upstream_error,
+                                 "AnthropicException - the provider returned a response that is not valid JSON");
+    }
+    ctx.usage = *u;
+    http::response out;
+    out.body = std::move(r->body);  // as received
+    if (keep) {
+      keep_json(ctx, out.body);
+    }
+    out.head_lines = litellm_headers(ctx);
+    add_cost(ctx, d, out.head_lines);
+    add_provider_headers(out.head_lines, r->headers);
+    co_await ctx.resp.send(std::move(out));
+    co_return std::nullopt;
+  }
+
+  auto opened = co_await upstream_.open(std::move(ur));
+  ctx.upstream_time += clock::now() - t0;
+  if (!opened) {
+    co_return transport_error(opened.error(), d, timeout);
+  }
+  auto s = std::move(*opened);
+  ctx.upstream_status = s->status();
+  if (s->status() >= 400) {
+    co_return co_await stream_error(*s, d);
+  }
+
+  front::stream_watch watch(keep);
+  bool client_left = false;
+  auto* raw = s.get();
+  bool watching = false;
+  auto watch_client = [&] {
+    if (!watching) {
+      watching = true;
+      ctx.resp.watch_disconnect([raw, &client_left] {
+        client_left = true;
+        raw->cancel();
+      });
+    }
+  };
+  bool head_sent = false;
+  auto send_head = [&]() -> net::awaitable<bool> {
+    head_sent = true;
+    ctx.ttft = clock::now() - ctx.attempt_started;
+    auto h = litellm_headers(ctx);
+    h += "cache-control: no-cache\r\nx-accel-buffering: no\r\n";
+    add_provider_headers(h, s->headers());
+    co_return co_await ctx.resp.begin_stream(200, "text/event-stream", {}, std::move(h));
+  };
+  std::string initial = s->take_buffered();
+  std::optional<core::error> failure;
+  bool ended = false;  // the client's body was ended
+  for (bool first = true;; first = false) {
+    core::result<std::string> piece = std::string{};
+    if (first && !initial.empty()) {
+      piece = std::move(initial);
+    } else {
+      watch_client();
+      auto t1 = clock::now();
+      piece = co_await s->read_some();
+      ctx.upstream_time += clock::now() - t1;
+    }
+    if (client_left) {
+      break;
+    }
+    if (!piece) {
+      failure = transport_error(piece.error(), d, stream_timeout_of(d));
+      break;
+    }
+    if (piece->empty()) {
+      if (auto fin = watch.finish(); !fin) {
+        failure = fin.error();
+      }
+      break;
+    }
+    auto fed = watch.feed(*piece);
+    if (!fed && !head_sent) {
+      failure = fed.error();  // nothing reached the client: a retry may serve it
+      raw->cancel();
+      break;
+    }
+    if (!head_sent && !co_await send_head()) {
+      raw->cancel();
+      break;
+    }
+    if (!fed) {
+      // An error event after the answer began: relayed as sent, and the stream ends.
+      ctx.late_failure = fed.error();
+      raw->cancel();
+      co_await ctx.resp.write_last(*piece);
+      ended = true;
+      break;
+    }
+    if (s->complete()) {
+      if (auto fin = watch.finish(); !fin) {
+        failure = fin.error();
+        *piece += front::error_event(*failure);
+        ctx.late_failure = failure;
+      }
+      co_await ctx.resp.write_last(*piece);
+      ended = true;
+      break;
+    }
+    if (!co_await ctx.resp.write(*piece)) {
+      raw->cancel();
+      break;
+    }
+  }
+  ctx.usage = watch.tokens();
+  ctx.events_sent += watch.events();
+  if (keep) {
+    keep_text(ctx, watch.text());
+  }
+  ctx.resp.stop_watching();
+  if (client_left || ctx.resp.client_gone() || ended) {
+    co_return std::nullopt;
+  }
+  if (failure && !head_sent) {
+    co_return failure;  // retry, fall back, or a real status
+  }
+  if (!head_sent && !co_await send_head()) {
+    co_return std::nullopt;
+  }
+  std::string tail;
+  if (failure) {
+    ctx.late_failure = failure;
+    spdlog::warn("messages stream failed after the first event (call_id={}): {}", ctx.req.call_id, failure->message);
+    tail = front::error_event(*failure);
+  }
+  co_await ctx.resp.write_last(tail);
+  co_return std::nullopt;
+}
+
+net::awaitable<std::optional<core::error>> provider_call::messages_translated(request_ctx& ctx) {
+  const auto& d = *ctx.dep;
+  const auto& adapter = providers::adapter_for(*d.provider);
+  auto chat = front::to_chat_request(ctx.full_body());
+  if (!chat) {
+    co_return chat.error();
+  }
+  auto call = adapter.build(call_type::chat, d, *chat, providers::build_options{ctx.stream, drop_params_of(ctx)});
+  if (!call) {
+    co_return call.error();
+  }
+  const auto timeout = ctx.stream ? stream_timeout_of(d) : timeout_of(d);
+  auto ur = to_request(std::move(*call), timeout);
+  const bool keep = cfg_->general.store_prompts_in_spend_logs;
+
+  auto t0 = clock::now();
+  if (!ctx.stream) {
+    auto r = co_await upstream_.send(std::move(ur));
+    ctx.upstream_time += clock::now() - t0;
+    if (!r) {
+      co_return transport_error(r.error(), d, timeout);
+    }
+    ctx.upstream_status = r->status;
+    if (r->status >= 400) {
+      auto e = adapter.translate_error(d, r->status, r->body);
+      e.retry_after = retry_after_of(r->headers);
+      co_return e;
+    }
+    auto tr = adapter.translate_response(call_type::chat, d, r->body, ctx.requested_model);
+    if (!tr) {
+      co_return tr.error();
+    }
+    auto msg = front::to_messages_response(tr->body, ctx.requested_model);
+    if (!msg) {
+      co_return msg.error();
+    }
+    ctx.usage = tr->tokens;
+    http::response out;
+    out.body = std::move(*msg);
+    if (keep) {
+      keep_json(ctx, out.body);
+    }
+    out.head_lines = litellm_headers(ctx);
+    add_cost(ctx, d, out.head_lines);
+    add_provider_headers(out.head_lines, r->headers);
+    co_await ctx.resp.send(std::move(out));
+    co_return std::nullopt;
+  }
+
+  auto opened = co_await upstream_.open(std::move(ur));
+  ctx.upstream_time += clock::now() - t0;
+  if (!opened) {
+    co_return transport_error(opened.error(), d, timeout);
+  }
+  auto s = std::move(*opened);
+  ctx.upstream_status = s->status();
+  if (s->status() >= 400) {
+    std::string body;
+    for (;;) {
+      auto piece = co_await s->read_some();
+      if (!piece || piece->empty() || body.size() > (1u << 20)) {
+        break;
+      }
+      body += *piece;
+    }
+    auto e = adapter.translate_error(d, s->status(), body);
+    e.retry_after = retry_after_of(s->headers());
+    co_return e;
+  }
+
+  auto translator = adapter.make_stream(call_type::chat, d, ctx.requested_model, true);
+  front::event_writer writer(ctx.requested_model);
+  writer.keep_text(keep);
+  bool client_left = false;
+  auto* raw = s.get();
+  bool watching = false;
+  auto watch_client = [&] {
+    if (!watching) {
+      watching = true;
+      ctx.resp.watch_disconnect([raw, &client_left] {
+        client_left = true;
+        raw->cancel();
+      });
+    }
+  };
+  bool head_sent = false;
+  auto send_head = [&]() -> net::awaitable<bool> {
+    head_sent = true;
+    ctx.ttft = clock::now() - ctx.attempt_started;
+    auto h = litellm_headers(ctx);
+    h += "cache-control: no-cache\r\nx-accel-buffering: no\r\n";
+    add_provider_headers(h, s->headers());
+    co_return co_await ctx.resp.begin_stream(200, "text/event-stream", {}, std::move(h));
+  };
+  std::vector<std::string> payloads;
+  std::string out;
+  auto translate = [&] {
+    for (const auto& p : payloads) {
+      writer.feed(p, out);
+    }
+    payloads.clear();
+    if (translator->tokens().known) {
+      writer.set_usage(translator->tokens());
+    }
+  };
+  std::string initial = s->take_buffered();
+  std::optional<core::error> failure;
+  for (bool first = true;; first = false) {
+    core::result<std::string> piece = std::string{};
+    if (first && !initial.empty()) {
+      piece = std::move(initial);
+    } else {
+      watch_client();
+      auto t1 = clock::now();
+      piece = co_await s->read_some();
+      ctx.upstream_time += clock::now() - t1;
+    }
+    if (client_left) {
+      break;
+    }
+    if (!piece) {
+      failure = transport_error(piece.error(), d, stream_timeout_of(d));
+      break;
+    }
+    if (piece->empty()) {
+      if (auto fin = translator->finish(payloads); !fin) {
+        failure = fin.error();
+      }
+      break;
+    }
+    if (auto fed = translator->feed(*piece, payloads); !fed) {
+      failure = fed.error();
+      raw->cancel();
+      break;
+    }
+    if (s->complete()) {
+      if (auto fin = translator->finish(payloads); !fin) {
+        failure = fin.error();
+      }
+      break;
+    }
+    translate();
+    if (out.empty()) {
+      continue;
+    }
+    if (!head_sent && !co_await send_head()) {
+      raw->cancel();
+      break;
+    }
+    if (!co_await ctx.resp.write(out)) {
+      raw->cancel();
+      break;
+    }
+    out.clear();
+  }
+  translate();
+  ctx.usage = translator->tokens();
+  ctx.events_sent += writer.events();
+  if (keep) {
+    keep_text(ctx, writer.text());
+  }
+  ctx.resp.stop_watching();
+  if (client_left || ctx.resp.client_gone()) {
+    co_return std::nullopt;
+  }
+  if (failure && !head_sent && out.empty()) {
+    co_return failure;
+  }
+  if (!head_sent && !co_await send_head()) {
+    co_return std::nullopt;
+  }
+  if (failure) {
+    ctx.late_failure = failure;
+    spdlog::warn("messages stream failed after the first event (call_id={}): {}", ctx.req.call_id, failure->message);
+    out += front::error_event(*failure);
+  } else {
+    writer.finish(out);
+  }
+  co_await ctx.resp.write_last(out);
+  co_return std::nullopt;
+}
+
+// ---------------------------------------------------------------- count_tokens
+
+net::awaitable<std::optional<core::error>> provider_call::count_tokens(request_ctx& ctx) {
+  const auto& d = *ctx.dep;
+  if (!is_anthropic(d) || d.mock_response) {
+    http::response r;
+    r.body = R"({"input_tokens":)" + std::to_string(front::estimate_input_tokens(ctx.scan)) + "}";
+    r.head_lines = litellm_headers(ctx);
+    co_await ctx.resp.send(std::move(r));
+    co_return std::nullopt;
+  }
+  auto call = front::passthrough_call(d, "/v1/messages/count_tokens", ctx.req.body, ctx.scan, client_headers_of(ctx));
+  if (!call) {
+    co_return call.error();
+  }
+  const auto timeout = timeout_of(d);
+  auto t0 = clock::now();
+  auto ur = to_request(std::move(*call), timeout);
+  auto r = co_await upstream_.send(std::move(ur));
+  ctx.upstream_time += clock::now() - t0;
+  if (!r) {
+    co_return transport_error(r.error(), d, timeout);
+  }
+  ctx.upstream_status = r->status;
+  if (r->status >= 400) {
+    auto e = providers::upstream_error(r->status, r->body, d.provider->exception_label);
+    e.retry_after = retry_after_of(r->headers);
+    co_return e;
+  }
+  if (!providers::json_valid(r->body, providers::max_json_depth)) {
+    co_return core::make_error(core::errc::upstream_error,
+                               "AnthropicException - the provider's token count is not valid JSON");
+  }
+  http::response out;
+  out.body = std::move(r->body);
+  out.head_lines = litellm_headers(ctx);
+  add_provider_headers(out.head_lines, r->headers);
+  co_await ctx.resp.send(std::move(out));
+  co_return std::nullopt;
+}
+
+net::awaitable<verdict> count_tokens_stage::run_async(request_ctx& ctx) {
+  router::pick_options opts{ctx.estimated_tokens, false, {}, false};
+  auto picked = router_.pick(ctx.requested_model, ctx.route, opts);
+  if (!picked) {
+    co_return verdict::fail(picked.error());
+  }
+  ctx.dep_ref = std::move(*picked);
+  ctx.dep = ctx.dep_ref.get();
+  ctx.attempt_started = clock::now();
+  auto err = co_await call_.count_tokens(ctx);
+  if (!err) {
+    co_return verdict::done();
+  }
+  co_return verdict::fail(std::move(*err));
+}
+
+}  // namespace switchyard::pipeline
