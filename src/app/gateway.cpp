@@ -1163,6 +1163,7 @@ struct gateway::impl {
       // GET / DELETE /v1/responses/{id}, POST /v1/responses/{id}/cancel
       if ((r.cancel && post) || (!r.cancel && (get || method == "DELETE"))) {
         co_return co_await responses_api.handle(req, resp, std::move(r.id), r.cancel);
+      }
     } else if (p == "/v1/messages" || p == "/anthropic/v1/messages") {
       // Anthropic's Messages API (Claude Code, the Anthropic SDKs), to any model group.
       if (post) {

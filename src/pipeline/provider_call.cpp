@@ -25,6 +25,8 @@ std::chrono::milliseconds seconds_to_ms(double s) {
   return std::chrono::milliseconds(static_cast<long long>(s * 1000.0));
 }
 
+}  // namespace
+
 // store_prompts_in_spend_logs: the text of OpenAI chunk payloads (chat delta content, or a
 // text_completion's text), appended to ctx.kept_response up to the stored size.
 void keep_stream_text(request_ctx& ctx, const std::vector<std::string>& payloads) {
@@ -57,7 +59,6 @@ void keep_stream_text(request_ctx& ctx, const std::vector<std::string>& payloads
   }
 }
 
-}  // namespace
 
 net::awaitable<std::optional<core::error>> provider_call::attempt(request_ctx& ctx) {
   if (ctx.type == call_type::responses && responses_ != nullptr) {

@@ -15,13 +15,10 @@
 
 namespace switchyard::pipeline {
 
-// Shared by the chat and the Anthropic messages calls (provider_call.cpp).
-core::error transport_error(const core::error& e, const config::deployment& d, std::chrono::milliseconds timeout);
-// Upstream headers passed on to the client under the llm_provider- prefix.
-void add_provider_headers(std::string& lines, const upstream::header_list& in);
-// store_prompts_in_spend_logs: the text of OpenAI chunk payloads into ctx.kept_response.
+// store_prompts_in_spend_logs: the text of OpenAI chunk payloads into ctx.kept_response
+// (shared by the chat and the Anthropic messages calls; the other shared helpers are in
+// respond.hpp).
 void keep_stream_text(request_ctx& ctx, const std::vector<std::string>& payloads);
-std::string retry_after_of(const upstream::header_list& h);
 
 class provider_call final : public attempt_runner {
  public:
