@@ -181,6 +181,38 @@ describe('budgets', { skip }, () => {
     await waitFor('the proxy budget\'s spend', async () => (Math.abs(row().spend - before - cost) < 1e-9 ? true : undefined));
   });
 
+  test('end users are charged like keys: blocked refused, over budget refused, the default budget applies', async () => {
+    const chat = (user, extra = {}) => call(gwA, '/v1/chat/completions', {
+      body: { model: 'priced', max_tokens: 10, user, messages: [{ role: 'user', content: 'hi' }], ...extra } });
+    const atProvider = () => fake.requests({ path: '/v1/chat/completions' }).length;
+    await ok(post(gwA, '/customer/new', { user_id: 'eu-blocked' }));
+    await ok(post(gwA, '/customer/block', { user_ids: ['eu-blocked'] }));
+    await ok(post(gwA, '/customer/new', { user_id: 'eu-small', max_budget: 0.0001 }));
+    const before = atProvider();
+    const blocked = await chat('eu-blocked');
+    assertError(blocked, 400);
+    assert.match(blocked.json.error.message, /End User=eu-blocked is blocked/);
+    // The worst case of one request (prompt + 10 completion tokens) is more than 0.0001.
+    const small = await chat('eu-small');
+    assertError(small, 429);
+    assert.equal(small.json.error.type, 'budget_exceeded');
+    assert.match(small.json.error.message, /^ExceededBudget: End User=eu-small over budget/);
+    // The header names the end user as the body does; refusals never reach the provider.
+    const viaHeader = await call(gwA, '/v1/chat/completions', {
+      body: { model: 'priced', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] },
+      headers: { 'x-litellm-end-user-id': 'eu-small' } });
+    assertError(viaHeader, 429);
+    assert.equal(atProvider(), before);
+    // Unblocked (every instance hears it), the end user passes; an unknown one gets
+    // litellm_settings.max_end_user_budget (3.5): a request whose worst case is more is refused.
+    await ok(post(gwB, '/customer/unblock', { user_ids: ['eu-blocked'] }));
+    await waitFor('the unblocked end user', async () => ((await chat('eu-blocked')).status === 200 ? true : undefined));
+    assert.equal((await chat('eu-unknown')).status, 200);
+    const big = await chat('eu-unknown', { max_tokens: 2000 });  // 2,000 x 0.002 = 4 > 3.5
+    assertError(big, 429);
+    assert.match(big.json.error.message, /End User=eu-unknown over budget/);
+  });
+
   test('a new budget_duration starts a new period; the same one keeps the spend', async () => {
     const k = await ok(post(gwA, '/key/generate', { max_budget: 1 }));
     q(`UPDATE verification_tokens SET spend = 5 WHERE token = '${k.token}'`);

@@ -1,0 +1,119 @@
+// Budgets and rate limits on the two other front doors, Anthropic's /v1/messages and
+// OpenAI's /v1/responses, as on chat: a key's rpm_limit refuses the request past it with a
+// 429 in the route's own error shape (retry-after set) before the provider, and a key
+// whose budget cannot cover a request's worst case is refused with budget_exceeded; the
+// accepted requests are the only ones the fake provider sees, and each has its spend row.
+// Each run gets a fresh database on the server of SWITCHYARD_TEST_DATABASE_URL, and the
+// gateway shares its counters through the Redis of SWITCHYARD_TEST_REDIS_URL.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { startFakeProvider } from '../fake_provider/server.mjs';
+import { call, delay, openaiErrorProblems, psql, SLOW, startGateway, stopAll, withDatabase } from '../lib/gateway.mjs';
+
+const SERVER_URL = process.env.SWITCHYARD_TEST_DATABASE_URL;
+const REDIS_URL = process.env.SWITCHYARD_TEST_REDIS_URL;
+const skip = (!SERVER_URL || !REDIS_URL) && 'SWITCHYARD_TEST_DATABASE_URL / SWITCHYARD_TEST_REDIS_URL not set (scripts/test.sh sets them)';
+
+const dbName = `swy_front_limits_${process.pid}_${Date.now()}`;
+let dbUrl;
+let fake;
+let gw;
+
+const messagesBody = { model: 'claude', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] };
+const responsesBody = { model: 'gpt', max_output_tokens: 10, input: 'hi' };
+const messages = (key) => call(gw, '/v1/messages', { body: messagesBody, key: null,
+                                                      headers: { 'x-api-key': key, 'anthropic-version': '2023-06-01' } });
+const responses = (key) => call(gw, '/v1/responses', { body: responsesBody, key });
+
+async function newKey(body) {
+  const r = await call(gw, '/key/generate', { body });
+  assert.equal(r.status, 200, r.text);
+  return r.json.key;
+}
+
+// Spend rows are written in batches: waits until `n` rows of the call type are there.
+async function spendRows(callType, n) {
+  const deadline = Date.now() + 20_000 * SLOW;
+  for (;;) {
+    const got = Number(psql(dbUrl, `SELECT count(*) FROM spend_logs WHERE call_type = '${callType}'`));
+    if (got >= n) return got;
+    if (Date.now() > deadline) throw new Error(`${n} ${callType} spend rows: ${got} after 20 s`);
+    await delay(50);
+  }
+}
+
+describe('limits on /v1/messages and /v1/responses', { skip }, () => {
+  before(async () => {
+    fake = await startFakeProvider();
+    psql(SERVER_URL, `CREATE DATABASE ${dbName}`);
+    dbUrl = withDatabase(SERVER_URL, dbName);
+    const priced = { input_cost_per_token: 0.001, output_cost_per_token: 0.002 };
+    gw = await startGateway({
+      config: {
+        model_list: [
+          { model_name: 'claude', litellm_params: { model: 'anthropic/claude-sonnet-4-20250514', api_base: fake.url,
+                                                    api_key: 'sk-ant-upstream', ...priced } },
+          { model_name: 'gpt', litellm_params: { model: 'openai/gpt-4o', api_base: `${fake.url}/v1`,
+                                                 api_key: 'sk-upstream', ...priced } },
+        ],
+        router_settings: { num_retries: 0 },
+      },
+      env: { DATABASE_URL: dbUrl, REDIS_URL, SWITCHYARD_DATA_DIR: `/tmp/${dbName}` },
+    });
+    await gw.proc.waitForStderr(/schema up to date/, 15_000 * SLOW);
+  });
+  after(async () => {
+    await stopAll();
+    await fake?.close();
+    try {
+      psql(SERVER_URL, `DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    } catch {
+      /* best effort */
+    }
+  });
+
+  test('rpm_limit: the request past the limit is a 429 in the route\'s shape, never sent', async () => {
+    const mKey = await newKey({ rpm_limit: 2 });
+    const rKey = await newKey({ rpm_limit: 2 });
+    fake.reset();
+    for (let i = 0; i < 2; ++i) {
+      const m = await messages(mKey);
+      assert.equal(m.status, 200, m.text);
+      assert.equal(m.json.type, 'message');
+      assert.equal(m.headers.get('x-ratelimit-api_key-limit-requests'), '2');
+      const r = await responses(rKey);
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json.object, 'response');
+    }
+    const m = await messages(mKey);
+    assert.equal(m.status, 429, m.text);
+    assert.equal(m.json.type, 'error', 'Anthropic\'s error shape on /v1/messages');
+    assert.equal(m.json.error.type, 'rate_limit_error', m.text);
+    assert.match(m.json.error.message, /Rate limit exceeded for api_key/);
+    assert.ok(Number(m.headers.get('retry-after')) > 0);
+    const r = await responses(rKey);
+    assert.equal(r.status, 429, r.text);
+    assert.deepEqual(openaiErrorProblems(r.json, 429), [], r.text);
+    assert.equal(r.json.error.type, 'throttling_error');
+    assert.ok(Number(r.headers.get('retry-after')) > 0);
+    assert.equal(fake.requests({ path: '/v1/messages' }).length, 2);
+    assert.equal(fake.requests({ path: '/v1/responses' }).length, 2);
+    await spendRows('anthropic_messages', 2);
+    await spendRows('aresponses', 2);
+  });
+
+  test('max_budget: a request whose worst case does not fit is refused before the provider', async () => {
+    // 10 completion tokens at 0.002 = 0.02 > 0.01.
+    const key = await newKey({ max_budget: 0.01, key_alias: 'tiny' });
+    fake.reset();
+    const m = await messages(key);
+    assert.equal(m.status, 429, m.text);
+    assert.equal(m.json.type, 'error');
+    assert.match(m.json.error.message, /Budget has been exceeded! Key=tiny/);
+    const r = await responses(key);
+    assert.equal(r.status, 429, r.text);
+    assert.equal(r.json.error.type, 'budget_exceeded');
+    assert.equal(fake.requests().length, 0);
+  });
+});
