@@ -58,32 +58,6 @@ void keep_text(request_ctx& ctx, const std::string& text) {
   ctx.kept_response.assign(text, 0, std::min(text.size(), spend::max_stored_bytes));
 }
 
-upstream::request to_request(providers::upstream_call call, std::chrono::milliseconds timeout) {
-  upstream::request ur;
-  ur.url = std::move(call.url);
-  ur.headers = std::move(call.headers);
-  ur.body = std::move(call.body);
-  ur.body_parts = std::move(call.body_parts);  // views into ctx.req.body and ur.body
-  ur.timeout = timeout;
-  ur.connect_timeout = std::min(timeout, std::chrono::milliseconds{10'000});
-  return ur;
-}
-
-// The error of a non-2xx answer read from a stream.
-net::awaitable<core::error> stream_error(upstream::body_stream& s, const config::deployment& d) {
-  std::string body;
-  for (;;) {
-    auto piece = co_await s.read_some();
-    if (!piece || piece->empty() || body.size() > (1u << 20)) {
-      break;
-    }
-    body += *piece;
-  }
-  auto e = providers::upstream_error(s.status(), body, d.provider->exception_label);
-  e.retry_after = retry_after_of(s.headers());
-  co_return e;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------- /v1/messages
@@ -147,21 +121,13 @@ net::awaitable<std::optional<core::error>> provider_call::messages_passthrough(r
     co_return call.error();
   }
   const auto timeout = ctx.stream ? stream_timeout_of(d) : timeout_of(d);
-  auto ur = to_request(std::move(*call), timeout);
+  auto ur = upstream_request_of(std::move(*call), timeout);
   const bool keep = cfg_->general.store_prompts_in_spend_logs;
 
-  auto t0 = clock::now();
   if (!ctx.stream) {
-    auto r = co_await upstream_.send(std::move(ur));
-    ctx.upstream_time += clock::now() - t0;
+    auto r = co_await send_upstream(ctx, upstream_, std::move(ur), timeout, nullptr);
     if (!r) {
-      co_return transport_error(r.error(), d, timeout);
-    }
-    ctx.upstream_status = r->status;
-    if (r->status >= 400) {
-      auto e = providers::upstream_error(r->status, r->body, d.provider->exception_label);
-      e.retry_after = retry_after_of(r->headers);
-      co_return e;
+      co_return r.error();
     }
     auto u = front::message_usage(r->body);  // one scan: validates and reads the usage
     if (!u) {
@@ -181,16 +147,11 @@ net::awaitable<std::optional<core::error>> provider_call::messages_passthrough(r
     co_return std::nullopt;
   }
 
-  auto opened = co_await upstream_.open(std::move(ur));
-  ctx.upstream_time += clock::now() - t0;
+  auto opened = co_await open_upstream(ctx, upstream_, std::move(ur), timeout, nullptr);
   if (!opened) {
-    co_return transport_error(opened.error(), d, timeout);
+    co_return opened.error();
   }
   auto s = std::move(*opened);
-  ctx.upstream_status = s->status();
-  if (s->status() >= 400) {
-    co_return co_await stream_error(*s, d);
-  }
 
   front::stream_watch watch(keep);
   bool client_left = false;
@@ -310,21 +271,13 @@ net::awaitable<std::optional<core::error>> provider_call::messages_translated(re
     co_return call.error();
   }
   const auto timeout = ctx.stream ? stream_timeout_of(d) : timeout_of(d);
-  auto ur = to_request(std::move(*call), timeout);
+  auto ur = upstream_request_of(std::move(*call), timeout);
   const bool keep = cfg_->general.store_prompts_in_spend_logs;
 
-  auto t0 = clock::now();
   if (!ctx.stream) {
-    auto r = co_await upstream_.send(std::move(ur));
-    ctx.upstream_time += clock::now() - t0;
+    auto r = co_await send_upstream(ctx, upstream_, std::move(ur), timeout, &adapter);
     if (!r) {
-      co_return transport_error(r.error(), d, timeout);
-    }
-    ctx.upstream_status = r->status;
-    if (r->status >= 400) {
-      auto e = adapter.translate_error(d, r->status, r->body);
-      e.retry_after = retry_after_of(r->headers);
-      co_return e;
+      co_return r.error();
     }
     auto tr = adapter.translate_response(call_type::chat, d, r->body, ctx.requested_model);
     if (!tr) {
@@ -347,26 +300,11 @@ net::awaitable<std::optional<core::error>> provider_call::messages_translated(re
     co_return std::nullopt;
   }
 
-  auto opened = co_await upstream_.open(std::move(ur));
-  ctx.upstream_time += clock::now() - t0;
+  auto opened = co_await open_upstream(ctx, upstream_, std::move(ur), timeout, &adapter);
   if (!opened) {
-    co_return transport_error(opened.error(), d, timeout);
+    co_return opened.error();
   }
   auto s = std::move(*opened);
-  ctx.upstream_status = s->status();
-  if (s->status() >= 400) {
-    std::string body;
-    for (;;) {
-      auto piece = co_await s->read_some();
-      if (!piece || piece->empty() || body.size() > (1u << 20)) {
-        break;
-      }
-      body += *piece;
-    }
-    auto e = adapter.translate_error(d, s->status(), body);
-    e.retry_after = retry_after_of(s->headers());
-    co_return e;
-  }
 
   auto translator = adapter.make_stream(call_type::chat, d, ctx.requested_model, true);
   front::event_writer writer(ctx.requested_model);
@@ -496,18 +434,10 @@ net::awaitable<std::optional<core::error>> provider_call::count_tokens(request_c
     co_return call.error();
   }
   const auto timeout = timeout_of(d);
-  auto t0 = clock::now();
-  auto ur = to_request(std::move(*call), timeout);
-  auto r = co_await upstream_.send(std::move(ur));
-  ctx.upstream_time += clock::now() - t0;
+  auto ur = upstream_request_of(std::move(*call), timeout);
+  auto r = co_await send_upstream(ctx, upstream_, std::move(ur), timeout, nullptr);
   if (!r) {
-    co_return transport_error(r.error(), d, timeout);
-  }
-  ctx.upstream_status = r->status;
-  if (r->status >= 400) {
-    auto e = providers::upstream_error(r->status, r->body, d.provider->exception_label);
-    e.retry_after = retry_after_of(r->headers);
-    co_return e;
+    co_return r.error();
   }
   if (!providers::json_valid(r->body, providers::max_json_depth)) {
     co_return core::make_error(core::errc::upstream_error,

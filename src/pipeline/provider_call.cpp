@@ -171,27 +171,13 @@ net::awaitable<std::optional<core::error>> provider_call::call(request_ctx& ctx)
   if (!call) {
     co_return call.error();
   }
-  upstream::request ur;
-  ur.url = std::move(call->url);
-  ur.headers = std::move(call->headers);
-  ur.body = std::move(call->body);
-  ur.body_parts = std::move(call->body_parts);  // views into ctx.req.body and ur.body
   const auto timeout = ctx.stream ? stream_timeout_of(d) : timeout_of(d);
-  ur.timeout = timeout;
-  ur.connect_timeout = std::min(timeout, std::chrono::milliseconds{10'000});
+  auto ur = upstream_request_of(std::move(*call), timeout);
 
-  auto t0 = clock::now();
   if (!ctx.stream) {
-    auto r = co_await upstream_.send(std::move(ur));
-    ctx.upstream_time += clock::now() - t0;
+    auto r = co_await send_upstream(ctx, upstream_, std::move(ur), timeout, &adapter);
     if (!r) {
-      co_return transport_error(r.error(), d, timeout);
-    }
-    ctx.upstream_status = r->status;
-    if (r->status >= 400) {
-      auto e = adapter.translate_error(d, r->status, r->body);
-      e.retry_after = retry_after_of(r->headers);
-      co_return e;
+      co_return r.error();
     }
     auto tr = adapter.translate_response(ctx.type, d, r->body, ctx.requested_model);
     if (tr && ctx.type == call_type::embedding && &adapter != &providers::openai_adapter()) {
@@ -222,26 +208,11 @@ net::awaitable<std::optional<core::error>> provider_call::call(request_ctx& ctx)
     co_return std::nullopt;
   }
 
-  auto opened = co_await upstream_.open(std::move(ur));
-  ctx.upstream_time += clock::now() - t0;
+  auto opened = co_await open_upstream(ctx, upstream_, std::move(ur), timeout, &adapter);
   if (!opened) {
-    co_return transport_error(opened.error(), d, timeout);
+    co_return opened.error();
   }
   auto s = std::move(*opened);
-  ctx.upstream_status = s->status();
-  if (s->status() >= 400) {
-    std::string body;
-    for (;;) {
-      auto piece = co_await s->read_some();
-      if (!piece || piece->empty() || body.size() > (1u << 20)) {
-        break;
-      }
-      body += *piece;
-    }
-    auto e = adapter.translate_error(d, s->status(), body);
-    e.retry_after = retry_after_of(s->headers());
-    co_return e;
-  }
   co_return co_await relay_stream(ctx, std::move(s), timeout);
 }
 

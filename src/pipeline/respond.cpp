@@ -1,7 +1,9 @@
 #include "respond.hpp"
 
 #include "switchyard/providers/anthropic_front.hpp"
+#include "switchyard/providers/openai.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 namespace switchyard::pipeline {
@@ -82,6 +84,70 @@ std::string retry_after_of(const upstream::header_list& h) {
     }
   }
   return {};
+}
+
+upstream::request upstream_request_of(providers::upstream_call call, std::chrono::milliseconds timeout) {
+  upstream::request ur;
+  ur.url = std::move(call.url);
+  ur.headers = std::move(call.headers);
+  ur.body = std::move(call.body);
+  ur.body_parts = std::move(call.body_parts);  // views into the client's body and ur.body
+  ur.timeout = timeout;
+  ur.connect_timeout = std::min(timeout, std::chrono::milliseconds{10'000});
+  return ur;
+}
+
+core::error upstream_status_error(const config::deployment& d, const providers::adapter* adapter, int status,
+                                  std::string_view body, const upstream::header_list& headers) {
+  auto e = adapter != nullptr ? adapter->translate_error(d, status, body)
+                              : providers::upstream_error(status, body, d.provider->exception_label);
+  e.retry_after = retry_after_of(headers);
+  return e;
+}
+
+net::awaitable<core::result<upstream::response>> send_upstream(request_ctx& ctx, upstream_caller& up,
+                                                               upstream::request req,
+                                                               std::chrono::milliseconds timeout,
+                                                               const providers::adapter* adapter) {
+  const auto& d = *ctx.dep;
+  const auto t0 = clock::now();
+  auto r = co_await up.send(std::move(req));
+  ctx.upstream_time += clock::now() - t0;
+  if (!r) {
+    co_return transport_error(r.error(), d, timeout);
+  }
+  ctx.upstream_status = r->status;
+  if (r->status >= 400) {
+    co_return upstream_status_error(d, adapter, r->status, r->body, r->headers);
+  }
+  co_return r;
+}
+
+net::awaitable<core::result<std::unique_ptr<upstream::body_stream>>> open_upstream(
+    request_ctx& ctx, upstream_caller& up, upstream::request req, std::chrono::milliseconds timeout,
+    const providers::adapter* adapter) {
+  const auto& d = *ctx.dep;
+  const auto t0 = clock::now();
+  auto opened = co_await up.open(std::move(req));
+  ctx.upstream_time += clock::now() - t0;
+  if (!opened) {
+    co_return transport_error(opened.error(), d, timeout);
+  }
+  auto& s = *opened;
+  ctx.upstream_status = s->status();
+  if (s->status() >= 400) {
+    // The refusal's body (its first MB) is what the provider said.
+    std::string body;
+    for (;;) {
+      auto piece = co_await s->read_some();
+      if (!piece || piece->empty() || body.size() > (1u << 20)) {
+        break;
+      }
+      body += *piece;
+    }
+    co_return upstream_status_error(d, adapter, s->status(), body, s->headers());
+  }
+  co_return std::move(opened);
 }
 
 void add_response_cost(const request_ctx& ctx, std::string& lines) {

@@ -1,11 +1,14 @@
 // Helpers every stage uses to answer (private to pipeline/).
 #pragma once
 #include "switchyard/pipeline/request_ctx.hpp"
+#include "switchyard/pipeline/upstream_caller.hpp"
+#include "switchyard/providers/adapter.hpp"
 #include "switchyard/upstream/client.hpp"
 
 #include <chrono>
-
+#include <memory>
 #include <string>
+#include <string_view>
 
 namespace switchyard::pipeline {
 
@@ -20,6 +23,24 @@ core::error transport_error(const core::error& e, const config::deployment& d, s
 void add_provider_headers(std::string& lines, const upstream::header_list& in);
 // The provider's retry-after header, empty if none.
 std::string retry_after_of(const upstream::header_list& h);
+// The request an adapter built, with the attempt's timeouts (connecting: at most 10 s).
+upstream::request upstream_request_of(providers::upstream_call call, std::chrono::milliseconds timeout);
+// A provider's error status as the error its attempt ends with: `adapter` translates the
+// body (null: the generic upstream error in the provider's words, for bodies passed
+// through untranslated), with the provider's Retry-After.
+core::error upstream_status_error(const config::deployment& d, const providers::adapter* adapter, int status,
+                                  std::string_view body, const upstream::header_list& headers);
+// One exchange with ctx.dep's provider, as every attempt runner starts it: the time waited
+// goes to ctx.upstream_time and the status to ctx.upstream_status; a transport failure
+// (transport_error) or a status of 400 and above (upstream_status_error; for a stream, its
+// first MB of body is read for that) is the error the attempt ends with.
+net::awaitable<core::result<upstream::response>> send_upstream(request_ctx& ctx, upstream_caller& up,
+                                                               upstream::request req,
+                                                               std::chrono::milliseconds timeout,
+                                                               const providers::adapter* adapter);
+net::awaitable<core::result<std::unique_ptr<upstream::body_stream>>> open_upstream(
+    request_ctx& ctx, upstream_caller& up, upstream::request req, std::chrono::milliseconds timeout,
+    const providers::adapter* adapter);
 // x-litellm-response-cost for ctx.usage on ctx.dep (nothing when unpriced or unknown).
 void add_response_cost(const request_ctx& ctx, std::string& lines);
 

@@ -415,22 +415,6 @@ std::string native_body_with_history(request_ctx& ctx, const config::deployment&
   return body.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-// A streamed request the provider refused: its error body (the first MB) as the client's error.
-net::awaitable<core::error> stream_error(upstream::body_stream& s, const providers::adapter& adapter,
-                                         const config::deployment& d) {
-  std::string body;
-  for (;;) {
-    auto piece = co_await s.read_some();
-    if (!piece || piece->empty() || body.size() > (1u << 20)) {
-      break;
-    }
-    body += *piece;
-  }
-  auto e = adapter.translate_error(d, s.status(), body);
-  e.retry_after = retry_after_of(s.headers());
-  co_return e;
-}
-
 core::error previous_not_found(const std::string& id) {
   return core::make_error(core::errc::bad_request, "Previous response with id '" + id + "' not found.",
                           "previous_response_id");
@@ -529,18 +513,10 @@ net::awaitable<std::optional<core::error>> responses_call::native(request_ctx& c
   ur.connect_timeout = std::min(timeout, std::chrono::milliseconds{10'000});
   const bool keep_prompts = cfg_->general.store_prompts_in_spend_logs;
 
-  auto t0 = clock::now();
   if (!ctx.stream) {
-    auto r = co_await upstream_.send(std::move(ur));
-    ctx.upstream_time += clock::now() - t0;
+    auto r = co_await send_upstream(ctx, upstream_, std::move(ur), timeout, &adapter);
     if (!r) {
-      co_return transport_error(r.error(), d, timeout);
-    }
-    ctx.upstream_status = r->status;
-    if (r->status >= 400) {
-      auto e = adapter.translate_error(d, r->status, r->body);
-      e.retry_after = retry_after_of(r->headers);
-      co_return e;
+      co_return r.error();
     }
     auto scan = providers::scan_json(r->body, providers::max_json_depth);
     if (!scan.ok || scan.root != providers::json_kind::object) {
@@ -579,16 +555,11 @@ net::awaitable<std::optional<core::error>> responses_call::native(request_ctx& c
     co_return std::nullopt;
   }
 
-  auto opened = co_await upstream_.open(std::move(ur));
-  ctx.upstream_time += clock::now() - t0;
+  auto opened = co_await open_upstream(ctx, upstream_, std::move(ur), timeout, &adapter);
   if (!opened) {
-    co_return transport_error(opened.error(), d, timeout);
+    co_return opened.error();
   }
   auto s = std::move(*opened);
-  ctx.upstream_status = s->status();
-  if (s->status() >= 400) {
-    co_return co_await stream_error(*s, adapter, d);
-  }
   native_relay tr(d, keep_prompts,
                   slot.previous_decoded ? std::pair{slot.previous_decoded->upstream_id, slot.previous}
                                         : std::pair<std::string, std::string>{});
@@ -682,27 +653,13 @@ net::awaitable<std::optional<core::error>> responses_call::translated(request_ct
   if (!call) {
     co_return call.error();
   }
-  upstream::request ur;
-  ur.url = std::move(call->url);
-  ur.headers = std::move(call->headers);
-  ur.body = std::move(call->body);
-  ur.body_parts = std::move(call->body_parts);
   const auto timeout = ctx.stream ? chat_.stream_timeout_of(d) : chat_.timeout_of(d);
-  ur.timeout = timeout;
-  ur.connect_timeout = std::min(timeout, std::chrono::milliseconds{10'000});
+  auto ur = upstream_request_of(std::move(*call), timeout);
 
-  auto t0 = clock::now();
   if (!ctx.stream) {
-    auto r = co_await upstream_.send(std::move(ur));
-    ctx.upstream_time += clock::now() - t0;
+    auto r = co_await send_upstream(ctx, upstream_, std::move(ur), timeout, &adapter);
     if (!r) {
-      co_return transport_error(r.error(), d, timeout);
-    }
-    ctx.upstream_status = r->status;
-    if (r->status >= 400) {
-      auto e = adapter.translate_error(d, r->status, r->body);
-      e.retry_after = retry_after_of(r->headers);
-      co_return e;
+      co_return r.error();
     }
     auto tr = adapter.translate_response(call_type::chat, d, r->body, ctx.requested_model);
     if (!tr) {
@@ -727,16 +684,11 @@ net::awaitable<std::optional<core::error>> responses_call::translated(request_ct
     co_return std::nullopt;
   }
 
-  auto opened = co_await upstream_.open(std::move(ur));
-  ctx.upstream_time += clock::now() - t0;
+  auto opened = co_await open_upstream(ctx, upstream_, std::move(ur), timeout, &adapter);
   if (!opened) {
-    co_return transport_error(opened.error(), d, timeout);
+    co_return opened.error();
   }
   auto s = std::move(*opened);
-  ctx.upstream_status = s->status();
-  if (s->status() >= 400) {
-    co_return co_await stream_error(*s, adapter, d);
-  }
   translated_relay tr(adapter.make_stream(call_type::chat, d, ctx.requested_model, true), std::move(meta));
   auto err = co_await relay(ctx, std::move(s), timeout, tr);
   if (!err && tr.completed()) {
