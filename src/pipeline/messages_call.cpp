@@ -154,41 +154,18 @@ net::awaitable<std::optional<core::error>> provider_call::messages_passthrough(r
   auto s = std::move(*opened);
 
   front::stream_watch watch(keep);
-  bool client_left = false;
   auto* raw = s.get();
-  bool watching = false;
-  auto watch_client = [&] {
-    if (!watching) {
-      watching = true;
-      ctx.resp.watch_disconnect([raw, &client_left] {
-        client_left = true;
-        raw->cancel();
-      });
-    }
-  };
+  stream_reader reader(ctx, *s);
   bool head_sent = false;
   auto send_head = [&]() -> net::awaitable<bool> {
     head_sent = true;
-    ctx.ttft = clock::now() - ctx.attempt_started;
-    auto h = litellm_headers(ctx);
-    h += "cache-control: no-cache\r\nx-accel-buffering: no\r\n";
-    add_provider_headers(h, s->headers());
-    co_return co_await ctx.resp.begin_stream(200, "text/event-stream", {}, std::move(h));
+    return begin_event_stream(ctx, *s);
   };
-  std::string initial = s->take_buffered();
   std::optional<core::error> failure;
   bool ended = false;  // the client's body was ended
-  for (bool first = true;; first = false) {
-    core::result<std::string> piece = std::string{};
-    if (first && !initial.empty()) {
-      piece = std::move(initial);
-    } else {
-      watch_client();
-      auto t1 = clock::now();
-      piece = co_await s->read_some();
-      ctx.upstream_time += clock::now() - t1;
-    }
-    if (client_left) {
+  for (;;) {
+    auto piece = co_await reader.next();
+    if (reader.client_left()) {
       break;
     }
     if (!piece) {
@@ -240,7 +217,7 @@ net::awaitable<std::optional<core::error>> provider_call::messages_passthrough(r
     keep_text(ctx, watch.text());
   }
   ctx.resp.stop_watching();
-  if (client_left || ctx.resp.client_gone() || ended) {
+  if (reader.client_left() || ctx.resp.client_gone() || ended) {
     co_return std::nullopt;
   }
   if (failure && !head_sent) {
@@ -309,26 +286,12 @@ net::awaitable<std::optional<core::error>> provider_call::messages_translated(re
   auto translator = adapter.make_stream(call_type::chat, d, ctx.requested_model, true);
   front::event_writer writer(ctx.requested_model);
   writer.keep_text(keep);
-  bool client_left = false;
   auto* raw = s.get();
-  bool watching = false;
-  auto watch_client = [&] {
-    if (!watching) {
-      watching = true;
-      ctx.resp.watch_disconnect([raw, &client_left] {
-        client_left = true;
-        raw->cancel();
-      });
-    }
-  };
+  stream_reader reader(ctx, *s);
   bool head_sent = false;
   auto send_head = [&]() -> net::awaitable<bool> {
     head_sent = true;
-    ctx.ttft = clock::now() - ctx.attempt_started;
-    auto h = litellm_headers(ctx);
-    h += "cache-control: no-cache\r\nx-accel-buffering: no\r\n";
-    add_provider_headers(h, s->headers());
-    co_return co_await ctx.resp.begin_stream(200, "text/event-stream", {}, std::move(h));
+    return begin_event_stream(ctx, *s);
   };
   std::vector<std::string> payloads;
   std::string out;
@@ -341,19 +304,10 @@ net::awaitable<std::optional<core::error>> provider_call::messages_translated(re
       writer.set_usage(translator->tokens());
     }
   };
-  std::string initial = s->take_buffered();
   std::optional<core::error> failure;
-  for (bool first = true;; first = false) {
-    core::result<std::string> piece = std::string{};
-    if (first && !initial.empty()) {
-      piece = std::move(initial);
-    } else {
-      watch_client();
-      auto t1 = clock::now();
-      piece = co_await s->read_some();
-      ctx.upstream_time += clock::now() - t1;
-    }
-    if (client_left) {
+  for (;;) {
+    auto piece = co_await reader.next();
+    if (reader.client_left()) {
       break;
     }
     if (!piece) {
@@ -398,7 +352,7 @@ net::awaitable<std::optional<core::error>> provider_call::messages_translated(re
     keep_text(ctx, writer.text());
   }
   ctx.resp.stop_watching();
-  if (client_left || ctx.resp.client_gone()) {
+  if (reader.client_left() || ctx.resp.client_gone()) {
     co_return std::nullopt;
   }
   if (failure && !head_sent && out.empty()) {

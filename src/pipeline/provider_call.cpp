@@ -222,22 +222,8 @@ net::awaitable<std::optional<core::error>> provider_call::relay_stream(request_c
   const auto& d = *ctx.dep;
   auto translator = providers::adapter_for(*d.provider).make_stream(ctx.type, d, ctx.requested_model,
                                                                 ctx.client_wants_usage);
-  bool client_left = false;
   auto* raw = s.get();
-  // The client's socket is watched (a disconnect cancels the upstream request) only when
-  // the relay has to wait for the upstream: a body that came whole with the head (short
-  // answers, cached upstreams) costs no watch, and no epoll_ctl before the first byte.
-  bool watching = false;
-  auto watch = [&] {
-    if (!watching) {
-      watching = true;
-      ctx.resp.watch_disconnect([raw, &client_left] {
-        client_left = true;
-        raw->cancel();
-      });
-    }
-  };
-  std::string initial = s->take_buffered();
+  stream_reader reader(ctx, *s);
 
   std::vector<std::string> payloads;
   std::string out;
@@ -260,11 +246,7 @@ net::awaitable<std::optional<core::error>> provider_call::relay_stream(request_c
   };
   auto send_head = [&]() -> net::awaitable<bool> {
     head_sent = true;
-    ctx.ttft = clock::now() - ctx.attempt_started;
-    auto h = litellm_headers(ctx);
-    h += "cache-control: no-cache\r\nx-accel-buffering: no\r\n";
-    add_provider_headers(h, s->headers());
-    co_return co_await ctx.resp.begin_stream(200, "text/event-stream", {}, std::move(h));
+    return begin_event_stream(ctx, *s);
   };
   // Budgets: the reservation covers ctx.stream_token_allowance completion tokens (one
   // per event, as a stream's usage is estimated when it never comes). Past it the limits
@@ -299,17 +281,9 @@ net::awaitable<std::optional<core::error>> provider_call::relay_stream(request_c
     co_return co_await ctx.resp.write(out);
   };
 
-  for (bool first = true;; first = false) {
-    core::result<std::string> piece = std::string{};
-    if (first && !initial.empty()) {
-      piece = std::move(initial);
-    } else {
-      watch();
-      auto t0 = clock::now();
-      piece = co_await s->read_some();
-      ctx.upstream_time += clock::now() - t0;
-    }
-    if (client_left) {
+  for (;;) {
+    auto piece = co_await reader.next();
+    if (reader.client_left()) {
       break;
     }
     if (!piece) {
@@ -369,7 +343,7 @@ net::awaitable<std::optional<core::error>> provider_call::relay_stream(request_c
   }
   ctx.usage = translator->tokens();
   ctx.resp.stop_watching();
-  if (client_left || ctx.resp.client_gone()) {
+  if (reader.client_left() || ctx.resp.client_gone()) {
     spdlog::info("client disconnected during a stream; upstream request cancelled (call_id={})", ctx.req.call_id);
     co_return std::nullopt;
   }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <utility>
 
 namespace switchyard::pipeline {
 
@@ -148,6 +149,31 @@ net::awaitable<core::result<std::unique_ptr<upstream::body_stream>>> open_upstre
     co_return upstream_status_error(d, adapter, s->status(), body, s->headers());
   }
   co_return std::move(opened);
+}
+
+net::awaitable<core::result<std::string>> stream_reader::next() {
+  if (!initial_.empty()) {
+    co_return std::exchange(initial_, std::string{});
+  }
+  if (!watching_) {
+    watching_ = true;
+    ctx_.resp.watch_disconnect([this] {
+      client_left_ = true;
+      s_.cancel();
+    });
+  }
+  const auto t0 = clock::now();
+  auto piece = co_await s_.read_some();
+  ctx_.upstream_time += clock::now() - t0;
+  co_return piece;
+}
+
+net::awaitable<bool> begin_event_stream(request_ctx& ctx, const upstream::body_stream& s) {
+  ctx.ttft = clock::now() - ctx.attempt_started;
+  auto h = litellm_headers(ctx);
+  h += "cache-control: no-cache\r\nx-accel-buffering: no\r\n";
+  add_provider_headers(h, s.headers());
+  co_return co_await ctx.resp.begin_stream(200, "text/event-stream", {}, std::move(h));
 }
 
 void add_response_cost(const request_ctx& ctx, std::string& lines) {

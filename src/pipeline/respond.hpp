@@ -41,6 +41,31 @@ net::awaitable<core::result<upstream::response>> send_upstream(request_ctx& ctx,
 net::awaitable<core::result<std::unique_ptr<upstream::body_stream>>> open_upstream(
     request_ctx& ctx, upstream_caller& up, upstream::request req, std::chrono::milliseconds timeout,
     const providers::adapter* adapter);
+// The read side of a relayed stream: the bytes that came with the head first, then the
+// provider's reads. The client's socket is watched (a disconnect cancels the upstream
+// read) from the first wait on: a body that came whole with the head costs no watch, and
+// no epoll_ctl before the first byte. Time waited goes to ctx.upstream_time. The relay
+// calls ctx.resp.stop_watching() before the reader goes away.
+class stream_reader {
+ public:
+  stream_reader(request_ctx& ctx, upstream::body_stream& s) : ctx_(ctx), s_(s), initial_(s.take_buffered()) {}
+  stream_reader(const stream_reader&) = delete;
+  stream_reader& operator=(const stream_reader&) = delete;
+  // The next piece (empty: the body ended), or the read's error.
+  net::awaitable<core::result<std::string>> next();
+  // The client went away while the relay waited (the upstream read was cancelled).
+  bool client_left() const { return client_left_; }
+
+ private:
+  request_ctx& ctx_;
+  upstream::body_stream& s_;
+  std::string initial_;
+  bool watching_ = false;
+  bool client_left_ = false;
+};
+// Opens the client's event stream: the x-litellm-* headers and the provider's; the time to
+// the first token is taken here.
+net::awaitable<bool> begin_event_stream(request_ctx& ctx, const upstream::body_stream& s);
 // x-litellm-response-cost for ctx.usage on ctx.dep (nothing when unpriced or unknown).
 void add_response_cost(const request_ctx& ctx, std::string& lines);
 

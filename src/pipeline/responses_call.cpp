@@ -272,41 +272,18 @@ class translated_relay final : public event_relay {
 net::awaitable<std::optional<core::error>> relay(request_ctx& ctx, std::unique_ptr<upstream::body_stream> s,
                                                  std::chrono::milliseconds timeout, event_relay& tr) {
   const auto& d = *ctx.dep;
-  bool client_left = false;
   auto* raw = s.get();
-  bool watching = false;
-  auto watch = [&] {
-    if (!watching) {
-      watching = true;
-      ctx.resp.watch_disconnect([raw, &client_left] {
-        client_left = true;
-        raw->cancel();
-      });
-    }
-  };
-  std::string initial = s->take_buffered();
+  stream_reader reader(ctx, *s);
   std::string out;
   bool head_sent = false;
   std::optional<core::error> failure;
   auto send_head = [&]() -> net::awaitable<bool> {
     head_sent = true;
-    ctx.ttft = clock::now() - ctx.attempt_started;
-    auto h = litellm_headers(ctx);
-    h += "cache-control: no-cache\r\nx-accel-buffering: no\r\n";
-    add_provider_headers(h, s->headers());
-    co_return co_await ctx.resp.begin_stream(200, "text/event-stream", {}, std::move(h));
+    return begin_event_stream(ctx, *s);
   };
-  for (bool first = true;; first = false) {
-    core::result<std::string> piece = std::string{};
-    if (first && !initial.empty()) {
-      piece = std::move(initial);
-    } else {
-      watch();
-      auto t0 = clock::now();
-      piece = co_await s->read_some();
-      ctx.upstream_time += clock::now() - t0;
-    }
-    if (client_left) {
+  for (;;) {
+    auto piece = co_await reader.next();
+    if (reader.client_left()) {
       break;
     }
     if (!piece) {
@@ -341,7 +318,7 @@ net::awaitable<std::optional<core::error>> relay(request_ctx& ctx, std::unique_p
   }
   ctx.usage = tr.tokens();
   ctx.resp.stop_watching();
-  if (client_left || ctx.resp.client_gone()) {
+  if (reader.client_left() || ctx.resp.client_gone()) {
     spdlog::info("client disconnected during a responses stream; upstream request cancelled (call_id={})",
                  ctx.req.call_id);
     co_return std::nullopt;
