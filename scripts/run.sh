@@ -2,6 +2,7 @@
 # README command 1: build and run the gateway in the foreground.
 #
 #   ./scripts/run.sh [extra switchyard arguments]
+#   ./scripts/run.sh --build-only      steps 1 and 2 only (docker/Dockerfile builds with this)
 #
 # 1. Installs missing Debian packages (scripts/deps.sh --build --run).
 # 2. Builds a Release binary in build/release (Ninja, ccache).
@@ -40,8 +41,17 @@ CONFIG=${SWITCHYARD_CONFIG:-config/switchyard.yaml}
 PORT=${PORT:-4000}
 JOBS=${SWITCHYARD_JOBS:-$(nproc 2>/dev/null || echo 2)}
 
-[[ "$PORT" =~ ^[0-9]+$ ]] || die "PORT must be a number, got '$PORT'"
-[[ -f "$CONFIG" ]] || die "config not found: $CONFIG (set SWITCHYARD_CONFIG)"
+build_only=0
+if [[ "${1:-}" == --build-only ]]; then
+  build_only=1
+  shift
+  (( $# == 0 )) || die "--build-only takes no other argument"
+fi
+
+if (( ! build_only )); then
+  [[ "$PORT" =~ ^[0-9]+$ ]] || die "PORT must be a number, got '$PORT'"
+  [[ -f "$CONFIG" ]] || die "config not found: $CONFIG (set SWITCHYARD_CONFIG)"
+fi
 
 # ---------------------------------------------------------------- cleanup and signals
 
@@ -94,7 +104,11 @@ trap 'on_signal TERM 129' HUP
 # ---------------------------------------------------------------- deps and build
 
 if [[ "${SWITCHYARD_SKIP_DEPS:-0}" != 1 ]]; then
-  "$ROOT/scripts/deps.sh" --build --run
+  if (( build_only )); then
+    "$ROOT/scripts/deps.sh" --build
+  else
+    "$ROOT/scripts/deps.sh" --build --run
+  fi
 fi
 
 if [[ -f "$BUILD_DIR/CMakeCache.txt" ]] && ! grep -q '^CMAKE_GENERATOR:INTERNAL=Ninja$' "$BUILD_DIR/CMakeCache.txt"; then
@@ -107,6 +121,10 @@ cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSWITCHYARD_TEST
 cmake --build "$BUILD_DIR" --parallel "$JOBS" --target switchyard || die "build failed"
 [[ -x "$BIN" ]] || die "build finished but $BIN is missing"
 log "build done in $(( SECONDS - t0 ))s"
+if (( build_only )); then
+  log "built $BIN"
+  exit 0
+fi
 
 # ---------------------------------------------------------------- config inspection
 
