@@ -8,6 +8,8 @@
 # 3. Installs the npm packages of the Node tests (tests/package.json, tests/*/package.json).
 # 4. Starts throw-away Postgres and Redis on free loopback ports in a temporary folder.
 # 5. Runs ctest (unit, integration, end-to-end); a run that finds no test fails.
+# 6. Scans every gateway log and answer of the run for the secrets the tests used
+#    (tests/secrets_scan.mjs); one found fails the run.
 # The services are stopped and the folder removed on exit, whatever happened.
 # Exits non-zero on any failure.
 #
@@ -179,6 +181,10 @@ source "$svc_dir/env.sh"
 unset DATABASE_URL REDIS_HOST REDIS_PORT
 export SWITCHYARD_TEST_DATABASE_URL SWITCHYARD_TEST_REDIS_URL
 export SWITCHYARD_BIN=$ROOT/$BUILD_DIR/src/switchyard
+# What the gateways print and answer, and the secrets the tests give them, for the
+# secrets scan after ctest (tests/lib/capture.mjs, tests/secrets_scan.mjs).
+export SWITCHYARD_TEST_CAPTURE_DIR=$svc_dir/capture
+mkdir -p "$SWITCHYARD_TEST_CAPTURE_DIR"
 
 # ---------------------------------------------------------------- tests
 
@@ -214,6 +220,13 @@ run_ctest() {
 rc=0
 run_ctest "$BUILD_DIR" "$@" || rc=$?
 ctest_logs+=("$ROOT/$BUILD_DIR/ctest-output.log")
+# No key, password or bearer token the tests used may appear in a gateway log or answer.
+stage=secrets-scan
+if ! node tests/secrets_scan.mjs "$SWITCHYARD_TEST_CAPTURE_DIR"; then
+  log "error: the secrets scan found secrets in the gateway's logs or answers (listed above)"
+  rc=1
+fi
+stage=ctest
 test_s=$(( SECONDS - t0 ))
 log "tests done in ${test_s}s"
 

@@ -207,9 +207,11 @@ net::awaitable<core::result<pg::key_record>> owned_key(const route_context& c, s
   co_return std::move(**r);
 }
 
-// The answer of a key write: the row (404 when it is gone), with `key` as the client named it.
+// The answer of a key write: the row (404 when it is gone), with `key` as its hashed
+// token. Answers never repeat a key's secret value, only the one that creates it does
+// (docs/virtual-keys.md); every endpoint that takes a key also takes its token.
 core::result<json> written_key(const route_context& c, const core::result<std::optional<pg::key_record>>& r,
-                               const std::string& token, const std::string& key) {
+                               const std::string& token) {
   if (!r) {
     return r.error();
   }
@@ -218,7 +220,7 @@ core::result<json> written_key(const route_context& c, const core::result<std::o
   }
   c.invalidation().publish(token);
   auto out = key_object(**r);
-  out["key"] = key;
+  out["key"] = token;
   return ok(std::move(out));
 }
 
@@ -229,7 +231,7 @@ handler_result set_blocked(const route_context& c, bool blocked) {
   }
   auto token = token_of(*key);
   auto r = co_await c.db().run(pg::set_key_blocked_blocking, token, blocked, c.actor);
-  co_return written_key(c, r, token, *key);
+  co_return written_key(c, r, token);
 }
 
 // The tokens of /key/delete for a caller limited to their own keys: each key must be theirs;
@@ -270,7 +272,6 @@ handler_result key_info(const route_context& c) {
     token = token_of(*key);
   } else if (c.who.vkey) {
     token = c.who.vkey->token;  // no key: the caller's own key (LiteLLM)
-    key = token;
   } else {
     co_return field_error("key", "required (GET /key/info?key=sk-...)");
   }
@@ -278,7 +279,7 @@ handler_result key_info(const route_context& c) {
   if (!r) {
     co_return r.error();
   }
-  co_return ok(json{{"key", *key}, {"info", key_object(*r)}});
+  co_return ok(json{{"key", token}, {"info", key_object(*r)}});
 }
 
 handler_result key_list(const route_context& c) {
@@ -378,7 +379,7 @@ handler_result key_update(const route_context& c) {
   auto patch_text = patch->dump();
   std::string action = "updated";
   auto r = co_await c.db().run(pg::update_key_blocking, token, patch_text, c.actor, action);
-  co_return written_key(c, r, token, *key);
+  co_return written_key(c, r, token);
 }
 
 handler_result key_block(const route_context& c) { return set_blocked(c, true); }
@@ -420,7 +421,7 @@ handler_result key_delete(const route_context& c) {
   json out = json::array();
   for (std::size_t i = 0; i < keys->size(); ++i) {
     if (deleted.erase(tokens[i]) > 0) {
-      out.push_back((*keys)[i]);
+      out.push_back(tokens[i]);
     }
   }
   for (const auto& t : deleted) {

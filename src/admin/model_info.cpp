@@ -12,8 +12,24 @@ namespace {
 bool secret_param(const std::string& k) {
   static const std::set<std::string> names = {"api_key",        "aws_secret_access_key", "aws_access_key_id",
                                               "aws_session_token", "vertex_credentials", "azure_ad_token",
-                                              "client_secret",  "password",              "extra_headers"};
+                                              "client_secret",  "password"};
   return names.contains(k) || k.ends_with("_api_key") || k.ends_with("_secret") || k.ends_with("_token");
+}
+
+// Headers sent upstream (`headers`, `extra_headers`) often carry credentials: their
+// names are shown, their values never.
+bool header_param(const std::string& k) { return k == "headers" || k == "extra_headers"; }
+
+json redacted_headers(const json& v) {
+  if (!v.is_object()) {
+    return "<redacted>";
+  }
+  json out = json::object();
+  for (const auto& [name, value] : v.items()) {
+    (void)value;
+    out[name] = "<redacted>";
+  }
+  return out;
 }
 
 }  // namespace
@@ -22,7 +38,9 @@ json model_info_entry(const config::deployment& d) {
   json params = json::object();
   if (d.litellm_params.is_object()) {
     for (const auto& [k, v] : d.litellm_params.items()) {
-      if (!secret_param(k)) {
+      if (header_param(k)) {
+        params[k] = redacted_headers(v);
+      } else if (!secret_param(k)) {
         params[k] = v;
       }
     }

@@ -190,6 +190,38 @@ void apply_patterns() {
   }
 }
 
+
+// A request path with the virtual keys it names (`/key/sk-.../regenerate`) cut to their
+// last four characters, as key_redacted shows them: access logs never hold a usable key.
+bool is_key_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+std::string_view redact_keys(std::string_view path, std::string& scratch) {
+  auto at = path.find("sk-");
+  if (at == std::string_view::npos) {
+    return path;
+  }
+  scratch.clear();
+  std::size_t from = 0;
+  while (at != std::string_view::npos) {
+    const bool starts_token = at == 0 || !is_key_char(path[at - 1]);
+    std::size_t end = at + 3;
+    while (end < path.size() && is_key_char(path[end])) {
+      ++end;
+    }
+    if (starts_token && end - at > 7) {
+      scratch.append(path.substr(from, at - from));
+      scratch += "sk-...";
+      scratch.append(path.substr(end - 4, 4));
+      from = end;
+    }
+    at = path.find("sk-", end);
+  }
+  scratch.append(path.substr(from));
+  return scratch;
+}
+
 }  // namespace
 
 void init_logging(log_format fmt, std::string_view level) {
@@ -242,19 +274,23 @@ void shutdown_logging() {
 
 void json_escape_to(std::string& out, std::string_view s) { append_json_escaped(out, s); }
 
+std::string_view redacted_path(std::string_view path, std::string& scratch) { return redact_keys(path, scratch); }
+
 void log_access(const access_record& r) {
   if (!g_access || !g_access_writer || !g_access->should_log(spdlog::level::info)) {
     return;
   }
   thread_local std::string line;
+  thread_local std::string path_scratch;
   line.clear();
+  const std::string_view path = redact_keys(r.path, path_scratch);
   if (g_format == log_format::json) {
     line += R"({"time":")";
     append_timestamp(line);
     line += R"(","level":"info","message":"access","method":")";
     json_escape_to(line, r.method);
     line += R"(","path":")";
-    json_escape_to(line, r.path);
+    json_escape_to(line, path);
     fmt::format_to(std::back_inserter(line), R"(","status":{},"model":")", r.status);
     json_escape_to(line, r.model);
     fmt::format_to(std::back_inserter(line), R"(","duration_ms":{:.3f},"key":")", r.duration_ms);
@@ -269,7 +305,7 @@ void log_access(const access_record& r) {
     line += " info access ";
     line += r.method;
     line += ' ';
-    line += r.path;
+    line += path;
     line += ' ';
     line.append(num, static_cast<std::size_t>(std::to_chars(num, num + sizeof num, r.status).ptr - num));
     line += " model=";

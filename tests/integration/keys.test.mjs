@@ -131,7 +131,8 @@ describe('virtual keys', { skip }, () => {
     await chat(k.key);
     const r = await call(gw, '/key/delete', { body: { keys: [k.key] }, headers: { 'litellm-changed-by': 'ops-bot' } });
     assert.equal(r.status, 200, r.text);
-    assert.deepEqual(r.json.deleted_keys, [k.key]);
+    // Answers name a key by its hashed token, never its secret value.
+    assert.deepEqual(r.json.deleted_keys, [k.token_id]);
     await rejects(chat(k.key), 401);
     assert.equal(psql(dbUrl, `SELECT deleted_by FROM deleted_verification_tokens WHERE token = '${k.token_id}'`), 'ops-bot');
     assert.equal(psql(dbUrl, `SELECT row_data->>'key_alias' FROM deleted_verification_tokens WHERE token = '${k.token_id}'`), 'doomed');
@@ -188,7 +189,8 @@ describe('virtual keys', { skip }, () => {
     const k = await generate({ key_alias: 'info-me', user_id: 'u-list' });
     let r = await call(gw, `/key/info?key=${k.key}`, { method: 'GET' });
     assert.equal(r.status, 200, r.text);
-    assert.equal(r.json.key, k.key);
+    assert.equal(r.json.key, k.token_id, 'the answer names the key by its token');
+    assert.ok(!r.text.includes(k.key), 'the key itself is not repeated');
     assert.equal(r.json.info.key_alias, 'info-me');
     assert.equal(r.json.info.token, k.token_id);
 

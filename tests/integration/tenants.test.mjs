@@ -355,7 +355,7 @@ describe('tenants', { skip }, () => {
     assertError(await get('/user/list', iu.key), 403);
     assertError(await get('/user/info?user_id=alice', iu.key), 403);
     assert.equal((await ok(get('/user/info', iu.key))).user_id, 'ivan');
-    assert.deepEqual((await ok(post('/key/delete', { keys: [mine.key] }, iu.key))).deleted_keys, [mine.key]);
+    assert.deepEqual((await ok(post('/key/delete', { keys: [mine.key] }, iu.key))).deleted_keys, [mine.token]);
     assert.equal((await chat(other.key, 'a')).status, 200, 'the other key survived');
 
     // internal_user_viewer: reads own keys only.

@@ -17,6 +17,13 @@ import os from 'node:os';
 import path from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
+import {
+  gatewayPorts, installFetchCapture, recordConfigSecrets, recordEnvSecrets, recordGatewayOutput, recordResponse,
+  recordSecret,
+} from './capture.mjs';
+
+// Secrets scan (tests/secrets_scan.mjs): keep what the gateways answer, when asked to.
+installFetchCapture();
 
 export const SOURCE_DIR = process.env.SWITCHYARD_SOURCE_DIR
   ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -216,8 +223,13 @@ function gatewayEnv(env, masterKey) {
 // {code, signal} and whose stdout()/stderr() give what it printed so far.
 export function spawnGateway(args, { env, masterKey = MASTER_KEY, bin } = {}) {
   const exe = bin ?? gatewayBinary();
+  const childEnv = gatewayEnv(env, masterKey);
+  recordSecret(masterKey, 'master key');
+  recordEnvSecrets(env, 'gateway');
+  const cfgAt = args.indexOf('--config');
+  if (cfgAt >= 0) recordConfigSecrets(args[cfgAt + 1]);
   const child = spawn(exe, args, {
-    env: gatewayEnv(env, masterKey),
+    env: childEnv,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(child);
@@ -243,6 +255,7 @@ export function spawnGateway(args, { env, masterKey = MASTER_KEY, bin } = {}) {
     });
     // 'close': the process exited and its stdio streams are drained.
     child.once('close', (code, signal) => {
+      recordGatewayOutput(child.pid, out, err);
       exitInfo = { code, signal };
       live.delete(child);
       for (const w of watchers) w();
@@ -347,6 +360,7 @@ export async function startGateway({
   const port = Number(m[2]);
   const urlHost = bound.includes(':') ? `[${bound}]` : bound === '0.0.0.0' ? '127.0.0.1' : bound;
   const url = `http://${urlHost}:${port}`;
+  gatewayPorts.add(port);
   // Poll liveliness: bounded, short intervals, never a blind sleep.
   let lastErr;
   for (;;) {
@@ -490,6 +504,11 @@ export async function curlHttp(args, opts) {
   for (const l of lines.slice(1)) {
     const i = l.indexOf(':');
     if (i > 0) headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+  }
+  const target = args.find((a) => /^https?:\/\//.test(a));
+  if (target && gatewayPorts.has(Number(new URL(target).port)) && !(headers['content-type'] ?? '').includes('event-stream')) {
+    const xi = args.indexOf('-X');
+    recordResponse(xi >= 0 ? args[xi + 1] : 'GET', target, status, headers['content-type'] ?? '', rest);
   }
   return { code: r.code, status, headers, body: rest, stderr: r.stderr };
 }

@@ -31,5 +31,9 @@ struct access_record {
   std::string_view call_id;
 };
 void log_access(const access_record& r);
+// `path` with every virtual key in it (`sk-` and at least five more key characters, not
+// inside a longer word) cut to "sk-..." and its last four characters; `path` itself when
+// it names none, else a view of `scratch`. Access logs write paths through it.
+std::string_view redacted_path(std::string_view path, std::string& scratch);
 
 }  // namespace switchyard::core

@@ -88,4 +88,20 @@ TEST(model_info, secrets_removed_id_kept) {
   EXPECT_EQ(e.dump().find("sk-secret"), std::string::npos);
 }
 
+TEST(model_info, header_values_redacted_names_kept) {
+  switchyard::config::deployment d;
+  d.model_name = "gpt";
+  d.id = "dep-2";
+  d.litellm_params = {{"model", "openai/gpt-4o"},
+                      {"headers", {{"X-Api-Token", "tok-123456"}, {"X-Team", "blue"}}},
+                      {"extra_headers", {{"Authorization", "Bearer sk-hdr-secret"}}}};
+  auto e = admin::model_info_entry(d);
+  EXPECT_EQ(e["litellm_params"]["headers"]["X-Api-Token"], "<redacted>");
+  EXPECT_EQ(e["litellm_params"]["headers"]["X-Team"], "<redacted>");
+  EXPECT_EQ(e["litellm_params"]["extra_headers"]["Authorization"], "<redacted>");
+  const auto text = e.dump();
+  EXPECT_EQ(text.find("tok-123456"), std::string::npos);
+  EXPECT_EQ(text.find("sk-hdr-secret"), std::string::npos);
+}
+
 }  // namespace

@@ -66,3 +66,15 @@ TEST(json_escape, a_special_byte_is_found_at_every_position_of_a_word) {
 }
 
 }  // namespace
+
+// Access logs never hold a usable key: a key in a path keeps only its last four characters.
+TEST(redacted_path, keys_in_paths_are_cut) {
+  std::string scratch;
+  using switchyard::core::redacted_path;
+  EXPECT_EQ(redacted_path("/v1/chat/completions", scratch), "/v1/chat/completions");
+  EXPECT_EQ(redacted_path("/key/sk-0123456789abcdef/regenerate", scratch), "/key/sk-...cdef/regenerate");
+  EXPECT_EQ(redacted_path("/a/sk-aaaaaaaa1111/b/sk-bbbbbbbb2222", scratch), "/a/sk-...1111/b/sk-...2222");
+  EXPECT_EQ(redacted_path("/key/task-sk-1234567890", scratch), "/key/task-sk-1234567890");  // inside a word
+  EXPECT_EQ(redacted_path("/key/sk-1", scratch), "/key/sk-1");                              // too short to be a key
+  EXPECT_EQ(redacted_path("sk-abcdefgh", scratch), "sk-...efgh");
+}
