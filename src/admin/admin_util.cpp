@@ -42,6 +42,10 @@ net::awaitable<std::optional<auth::principal>> authenticate_caller(const auth::k
     co_await resp.send(http::error_response(who.error()));
     co_return std::nullopt;
   }
+  if (auto allowed = auth.check_route(*who, req.path); !allowed) {
+    co_await resp.send(http::error_response(allowed.error()));
+    co_return std::nullopt;
+  }
   co_return std::move(*who);
 }
 

@@ -349,6 +349,73 @@ std::string config_version(const config::config& cfg) {
 
 }  // namespace
 
+namespace {
+
+bool is_probe(std::string_view p) {
+  return p == "/health/liveliness" || p == "/health/liveness" || p == "/healthz" || p == "/health/readiness" ||
+         p == "/readyz";
+}
+
+// general_settings.allowed_ips: the client addresses served (IPv4/IPv6, CIDR networks;
+// an IPv4-mapped IPv6 peer is compared as IPv4). Entries are validated by the loader.
+class ip_allow_list {
+ public:
+  explicit ip_allow_list(const std::vector<std::string>& entries) {
+    for (const auto& e : entries) {
+      boost::system::error_code ec;
+      const auto slash = e.find('/');
+      auto addr = net::ip::make_address(e.substr(0, slash), ec);
+      if (ec) {
+        continue;
+      }
+      const int bits = addr.is_v4() ? 32 : 128;
+      const int prefix = slash == std::string::npos ? bits : std::stoi(e.substr(slash + 1));
+      nets_.push_back({addr, prefix});
+    }
+  }
+  bool empty() const { return nets_.empty(); }
+  bool allows(const std::string& remote) const {
+    boost::system::error_code ec;
+    auto a = net::ip::make_address(remote, ec);
+    if (ec) {
+      return false;
+    }
+    if (a.is_v6() && a.to_v6().is_v4_mapped()) {
+      a = net::ip::make_address_v4(net::ip::v4_mapped, a.to_v6());
+    }
+    for (const auto& n : nets_) {
+      if (n.addr.is_v4() && a.is_v4()) {
+        const auto mask = n.prefix == 0 ? 0u : ~0u << (32 - n.prefix);
+        if ((n.addr.to_v4().to_uint() & mask) == (a.to_v4().to_uint() & mask)) {
+          return true;
+        }
+      } else if (n.addr.is_v6() && a.is_v6()) {
+        const auto x = n.addr.to_v6().to_bytes();
+        const auto y = a.to_v6().to_bytes();
+        int left = n.prefix;
+        bool same = true;
+        for (std::size_t i = 0; i < x.size() && left > 0 && same; ++i, left -= 8) {
+          const auto mask = left >= 8 ? 0xffu : (0xffu << (8 - left)) & 0xffu;
+          same = (x[i] & mask) == (y[i] & mask);
+        }
+        if (same) {
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+ private:
+  struct network {
+    net::ip::address addr;
+    int prefix;
+  };
+  std::vector<network> nets_;
+};
+
+}  // namespace
+
 struct gateway::impl {
   impl(options o, std::shared_ptr<const config::config> c)
       : opts(std::move(o)),
@@ -370,10 +437,12 @@ struct gateway::impl {
         grace_timer(ioc) {
     register_process_metrics();
     warn_unsupported_callbacks();
+    key_auth.set_route_rules({cfg->general.allowed_routes, cfg->general.admin_only_routes});
   }
 
   options opts;
   std::shared_ptr<const config::config> cfg;
+  ip_allow_list allowed_ips{cfg->general.allowed_ips};
   // One thread runs the loop and does all socket I/O on it (the Postgres threads only
   // post completions back), so Asio's per-descriptor I/O locks are off; posting from
   // other threads stays locked (the locks cost ~1% of the CPU per request; see
@@ -1118,6 +1187,14 @@ struct gateway::impl {
     const std::string_view method = req.method;
     const bool get = method == "GET" || method == "HEAD";
     const bool post = method == "POST";
+    if (!allowed_ips.empty() && !allowed_ips.allows(req.remote_address) && !is_probe(p)) {
+      // LiteLLM's answer. Probes stay open: a kubelet or a load balancer checks from
+      // addresses an operator does not list.
+      auto e = core::make_error(core::errc::forbidden, "Access forbidden: IP address not allowed.");
+      e.type = "auth_error";
+      co_await resp.send(http::error_response(e));
+      co_return;
+    }
     if (p == "/health/liveliness" || p == "/health/liveness" || p == "/healthz") {
       if (get) {
         co_return co_await health.liveliness(req, resp);

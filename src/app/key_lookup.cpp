@@ -204,6 +204,7 @@ auth::virtual_key to_virtual_key(const store::postgres::key_record& r) {
   if (row.is_object()) {
     k.aliases = string_map(row, "aliases");
     k.allowed_cache_controls = string_list(row, "allowed_cache_controls");
+    k.allowed_routes = string_list(row, "allowed_routes");
   }
   auto team = parse_object(r.team_json);
   k.team = owner_of(team);

@@ -21,6 +21,7 @@
 
 #include "switchyard/core/ids.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -670,6 +671,57 @@ class loader {
     }
   }
 
+  // A list of route patterns: paths ("/v1/chat/completions"), prefixes ("/key/*") or
+  // LiteLLM's route group names ("llm_api_routes"; auth/route_access.hpp checks them).
+  std::vector<std::string> read_routes(const node* n, const std::string& path) {
+    std::vector<std::string> out;
+    if (n == nullptr || n->is_null()) {
+      return out;
+    }
+    if (!n->is_sequence()) {
+      fail(*n, path, "must be a list of routes");
+    }
+    for (std::size_t i = 0; i < n->items.size(); ++i) {
+      const auto item_path = path + "[" + std::to_string(i) + "]";
+      auto v = read_string(&n->items[i], item_path);
+      if (!v) {
+        continue;
+      }
+      static constexpr std::string_view groups[] = {"llm_api_routes", "info_routes", "management_routes",
+                                                    "spend_tracking_routes"};
+      if (!v->starts_with('/') && std::find(std::begin(groups), std::end(groups), *v) == std::end(groups)) {
+        fail(n->items[i], item_path,
+             "\"" + *v + "\" is neither a path (starting with /) nor a route group (llm_api_routes, info_routes, "
+             "management_routes, spend_tracking_routes)");
+      }
+      out.push_back(std::move(*v));
+    }
+    return out;
+  }
+
+  // A list of client addresses: IPv4 or IPv6 addresses, or networks in CIDR form.
+  std::vector<std::string> read_ip_list(const node* n, const std::string& path) {
+    std::vector<std::string> out;
+    if (n == nullptr || n->is_null()) {
+      return out;
+    }
+    if (!n->is_sequence()) {
+      fail(*n, path, "must be a list of IP addresses or CIDR networks");
+    }
+    for (std::size_t i = 0; i < n->items.size(); ++i) {
+      const auto item_path = path + "[" + std::to_string(i) + "]";
+      auto v = read_string(&n->items[i], item_path);
+      if (!v) {
+        continue;
+      }
+      if (!detail::valid_ip_or_cidr(*v)) {
+        fail(n->items[i], item_path, "\"" + *v + "\" is not an IP address or a CIDR network (e.g. 10.0.0.0/8)");
+      }
+      out.push_back(std::move(*v));
+    }
+    return out;
+  }
+
   void parse_general(const node& g) {
     auto& out = cfg_.general;
     const std::string p = "general_settings";
@@ -690,6 +742,9 @@ class loader {
       out.disable_spend_logs = read_bool(g.find("disable_spend_logs"), p + ".disable_spend_logs").value_or(false);
       out.store_prompts_in_spend_logs =
           read_bool(g.find("store_prompts_in_spend_logs"), p + ".store_prompts_in_spend_logs").value_or(false);
+      out.allowed_routes = read_routes(g.find("allowed_routes"), p + ".allowed_routes");
+      out.admin_only_routes = read_routes(g.find("admin_only_routes"), p + ".admin_only_routes");
+      out.allowed_ips = read_ip_list(g.find("allowed_ips"), p + ".allowed_ips");
       out.raw = to_json(g);
       stringify_documented(out.raw, g, section::general_settings);
     }

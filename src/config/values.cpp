@@ -2,6 +2,8 @@
 
 #include "switchyard/config/config.hpp"
 
+#include <arpa/inet.h>
+
 #include <array>
 #include <cctype>
 #include <charconv>
@@ -199,6 +201,27 @@ std::string got(const node& n) {
 }
 
 }  // namespace
+
+bool valid_ip_or_cidr(std::string_view s) {
+  const auto slash = s.find('/');
+  const std::string addr(s.substr(0, slash));
+  unsigned char buf[16];
+  int bits = 0;
+  if (inet_pton(AF_INET, addr.c_str(), buf) == 1) {
+    bits = 32;
+  } else if (inet_pton(AF_INET6, addr.c_str(), buf) == 1) {
+    bits = 128;
+  } else {
+    return false;
+  }
+  if (slash == std::string_view::npos) {
+    return true;
+  }
+  const auto prefix = s.substr(slash + 1);
+  int n = -1;
+  auto [end, ec] = std::from_chars(prefix.data(), prefix.data() + prefix.size(), n);
+  return ec == std::errc() && end == prefix.data() + prefix.size() && !prefix.empty() && n >= 0 && n <= bits;
+}
 
 bool is_valid_utf8(std::string_view s) {
   std::size_t i = 0;

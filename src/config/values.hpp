@@ -38,6 +38,9 @@ const char* value_type_name(value_type t);
 // Strict UTF-8 (no overlongs, surrogates or code points above U+10FFFF).
 bool is_valid_utf8(std::string_view s);
 
+// An IPv4 or IPv6 address, optionally with a "/prefix" no longer than the address.
+bool valid_ip_or_cidr(std::string_view s);
+
 // Throws config_error at the node's file:line with `path` as the key.
 [[noreturn]] void fail(const node& n, const std::string& path, const std::string& message);
 

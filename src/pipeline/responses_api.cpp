@@ -34,6 +34,10 @@ net::awaitable<void> responses_api::handle(http::request& req, http::responder& 
     co_await resp.send(http::error_response(who.error()));
     co_return;
   }
+  if (auto allowed = auth_.check_route(*who, req.path); !allowed) {
+    co_await resp.send(http::error_response(allowed.error()));
+    co_return;
+  }
   const bool del = req.method == "DELETE";
 
   // A response the gateway keeps itself.

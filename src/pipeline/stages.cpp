@@ -37,6 +37,9 @@ verdict auth_stage::accept(request_ctx& ctx, core::result<auth::principal> who) 
   if (!who) {
     return verdict::fail(who.error());
   }
+  if (auto allowed = auth_.check_route(*who, ctx.req.path); !allowed) {
+    return verdict::fail(allowed.error());
+  }
   ctx.who = std::move(*who);
   return verdict::next();
 }

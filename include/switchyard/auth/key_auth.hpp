@@ -9,6 +9,7 @@
 #include "switchyard/auth/authenticator.hpp"
 #include "switchyard/auth/key_cache.hpp"
 #include "switchyard/auth/model_access.hpp"
+#include "switchyard/auth/route_access.hpp"
 #include "switchyard/core/asio.hpp"
 
 #include <chrono>
@@ -39,11 +40,22 @@ class key_authenticator {
   key_cache* cache() const { return cache_; }
   const access_groups& groups() const { return groups_; }
 
+  // The config's route lists (auth/route_access.hpp); set once at startup.
+  void set_route_rules(route_rules r) { routes_ = std::move(r); }
+  // 403 when `who` may not call `path`: the key's allowed_routes and the config's lists.
+  core::result<void> check_route(const principal& who, std::string_view path) const {
+    if (routes_.empty() && (!who.vkey || who.vkey->allowed_routes.empty())) {
+      return {};
+    }
+    return auth::check_route(who, path, routes_);
+  }
+
  private:
   const authenticator& master_;
   key_cache* cache_;
   bool allow_on_db_unavailable_;
   access_groups groups_;
+  route_rules routes_;
 };
 
 // Pure checks on a resolved key at `now` (no lookup): blocked (key or team), expired,

@@ -31,6 +31,8 @@ struct virtual_key {
   bool blocked = false;
   // Body cache controls this key may set (no-cache, no-store, ttl, ...); empty: all.
   std::vector<std::string> allowed_cache_controls;
+  // Routes this key may call (auth/route_access.hpp patterns); empty: all.
+  std::vector<std::string> allowed_routes;
   double spend = 0;  // running spend as last read or written (USD)
   std::optional<double> max_budget;
   std::optional<std::chrono::system_clock::time_point> expires;  // empty: never

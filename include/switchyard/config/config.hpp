@@ -101,6 +101,11 @@ struct general_settings {
   bool disable_spend_logs = false;
   // The request's messages and the answer are stored in the spend row (bounded).
   bool store_prompts_in_spend_logs = false;
+  // Access rules (docs/configuration.md, "Access rules"): route patterns non-admins may
+  // call (empty: all), routes only admins may call, client addresses (IP or CIDR) served.
+  std::vector<std::string> allowed_routes;
+  std::vector<std::string> admin_only_routes;
+  std::vector<std::string> allowed_ips;
   nlohmann::json raw = nlohmann::json::object();
 };
 
