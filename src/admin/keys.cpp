@@ -320,8 +320,73 @@ handler_result key_list(const route_context& c) {
                     {"total_pages", total_pages}});
 }
 
+// litellm_settings.default_key_generate_params and upperbound_key_generate_params, as
+// LiteLLM applies them to /key/generate: defaults fill fields that are absent or null
+// (an explicit `budget_duration: null` keeps the budget from ever resetting); an upper
+// bound also fills an absent field, and a larger value is a 400, never clamped.
+namespace {
+
+core::result<json> with_key_generate_params(const json& body, const json& litellm_raw, sys_time now) {
+  json out = body;
+  if (auto d = litellm_raw.find("default_key_generate_params"); d != litellm_raw.end() && d->is_object()) {
+    for (const auto& [k, v] : d->items()) {
+      auto it = out.find(k);
+      if (it == out.end() || (it->is_null() && k != "budget_duration")) {
+        out[k] = v;
+      }
+    }
+  }
+  auto u = litellm_raw.find("upperbound_key_generate_params");
+  if (u == litellm_raw.end() || !u->is_object()) {
+    return ok(std::move(out));
+  }
+  for (const auto& [k, bound] : u->items()) {
+    if (bound.is_null()) {
+      continue;
+    }
+    auto it = out.find(k);
+    if (it == out.end() || it->is_null()) {
+      out[k] = bound;
+      continue;
+    }
+    const auto over = [&] {
+      auto e = core::make_error(core::errc::bad_request, k + " is over max limit set in config - user_value=" +
+                                                             (it->is_string() ? it->get<std::string>() : it->dump()) +
+                                                             "; max_value=" +
+                                                             (bound.is_string() ? bound.get<std::string>() : bound.dump()));
+      e.param = k;
+      return e;
+    };
+    if (k == "max_budget" || k == "max_parallel_requests" || k == "tpm_limit" || k == "rpm_limit") {
+      if (it->is_number() && bound.is_number() && it->get<double>() > bound.get<double>()) {
+        return over();
+      }
+    } else if (k == "budget_duration" || k == "duration") {
+      if (!it->is_string() || !bound.is_string()) {
+        continue;  // the field's own check reports a wrong type
+      }
+      const auto limit = add_duration(bound.get<std::string>(), now);
+      if (!limit) {
+        continue;
+      }
+      const auto asked = it->get<std::string>() == "-1" ? std::nullopt : add_duration(it->get<std::string>(), now);
+      if (it->get<std::string>() == "-1" || (asked && *asked > *limit)) {
+        return over();
+      }
+    }
+  }
+  return ok(std::move(out));
+}
+
+}  // namespace
+
 handler_result key_generate(const route_context& c) {
-  auto patch = key_patch_from(c.body, c.now, c.budget_tz());
+  static const json no_settings = json::object();
+  auto body = with_key_generate_params(c.body, c.deps.cfg ? c.deps.cfg->litellm.raw : no_settings, c.now);
+  if (!body) {
+    co_return body.error();
+  }
+  auto patch = key_patch_from(*body, c.now, c.budget_tz());
   if (!patch) {
     co_return patch.error();
   }
@@ -331,7 +396,7 @@ handler_result key_generate(const route_context& c) {
   if (c.own_only()) {
     (*patch)["user_id"] = c.self_user;  // internal users make keys for themselves only
   }
-  auto key_field = new_key_of(c.body, "key");
+  auto key_field = new_key_of(*body, "key");
   if (!key_field) {
     co_return key_field.error();
   }
@@ -349,7 +414,7 @@ handler_result key_generate(const route_context& c) {
   c.invalidation().publish(token);  // drops a cached "no such key"
   auto out = key_object(**r);
   out["key"] = key;
-  if (auto d = c.body.find("duration"); d != c.body.end()) {
+  if (auto d = body->find("duration"); d != body->end()) {
     out["duration"] = *d;
   }
   co_return ok(std::move(out));

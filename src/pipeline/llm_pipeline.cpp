@@ -48,6 +48,15 @@ struct finish_guard {
   }
 };
 
+// A boolean setting of a raw config section (true, or a string saying so).
+bool flag(const nlohmann::json& section, const char* name) {
+  auto it = section.find(name);
+  if (it == section.end()) {
+    return false;
+  }
+  return it->is_boolean() ? it->get<bool>() : it->is_string() && (*it == "true" || *it == "True");
+}
+
 }  // namespace
 
 struct llm_pipeline::parts {
@@ -58,6 +67,7 @@ struct llm_pipeline::parts {
         responses(cfg, upstream, call, store != nullptr ? *store : *own_store),
         loop(rt, router::retry_settings::from(*cfg), router::fallback_settings::from(*cfg), call),
         auth(auth),
+        parse(flag(cfg->general.raw, "enforce_user_param")),
         route(auth, rt),
         provider(loop),
         count(rt, call) {

@@ -130,7 +130,9 @@ verdict parse_stage::run(request_ctx& ctx) {
   std::size_t text_chars = 0;
   const providers::json_member* model = nullptr;
   const providers::json_member* stream = nullptr;
+  bool has_user = false;
   for (const auto& m : ctx.scan.members) {
+    has_user = has_user || (m.key == "user" && m.kind == json_kind::string);
     if (is_bulk_member(m.key)) {
       text_chars += m.text_bytes;
     } else if (m.key == "model") {
@@ -155,6 +157,12 @@ verdict parse_stage::run(request_ctx& ctx) {
   ctx.client_wants_usage = so != ctx.body.end() && so->is_object() && so->value("include_usage", false);
   if (auto e = check_required(ctx)) {
     return verdict::fail(std::move(*e));
+  }
+  if (enforce_user_ && !has_user && ctx.type != call_type::messages) {
+    // LiteLLM's message (general_settings.enforce_user_param).
+    return verdict::fail(core::make_error(core::errc::bad_request,
+                                          "BadRequest please pass param=user in request body. This is a required param",
+                                          "user"));
   }
   return verdict::next();
 }

@@ -26,8 +26,13 @@ class auth_stage final : public stage {
 // malformed JSON, a missing model or messages/prompt/input.
 class parse_stage final : public stage {
  public:
+  // `enforce_user`: general_settings.enforce_user_param, a request without `user` is a 400.
+  explicit parse_stage(bool enforce_user = false) : enforce_user_(enforce_user) {}
   const char* name() const override { return "parse"; }
   verdict run(request_ctx& ctx) override;
+
+ private:
+  bool enforce_user_;
 };
 
 // Aliases, model access and that the model names a group (the provider stage picks a

@@ -69,6 +69,10 @@ describe('route rules', { skip }, () => {
       config: {
         model_list: models,
         general_settings: { allowed_routes: ['llm_api_routes', 'info_routes'], admin_only_routes: ['/v1/embeddings'] },
+        litellm_settings: {
+          default_key_generate_params: { max_budget: 1.5, models: ['a'] },
+          upperbound_key_generate_params: { max_budget: 100, budget_duration: '10d', rpm_limit: 1000 },
+        },
       },
       env: { DATABASE_URL: dbUrl },
     });
@@ -100,5 +104,42 @@ describe('route rules', { skip }, () => {
     assert.equal((await call(gw, '/spend/logs', { method: 'GET' })).status, 200, 'the master key is an admin');
     const emb = await call(gw, '/v1/embeddings', { body: { model: 'emb', input: 'x' } });
     assert.notEqual(emb.status, 403, emb.text);
+  });
+
+  test('/key/generate: default_key_generate_params fill, upperbound_key_generate_params refuse (not clamp) and fill', async () => {
+    const r = await call(gw, '/key/generate', { body: {} });
+    assert.equal(r.status, 200, r.text);
+    const info = (await call(gw, `/key/info?key=${r.json.key}`, { method: 'GET' })).json.info;
+    assert.equal(info.max_budget, 1.5, 'the default');
+    assert.deepEqual(info.models, ['a']);
+    assert.equal(info.budget_duration, '10d', 'an upper bound also fills an absent field');
+    for (const [body, field, user, max] of [
+      [{ max_budget: 200 }, 'max_budget', '200', '100'],
+      [{ rpm_limit: 5000 }, 'rpm_limit', '5000', '1000'],
+      [{ budget_duration: '30d' }, 'budget_duration', '30d', '10d'],
+    ]) {
+      const bad = await call(gw, '/key/generate', { body });
+      assert.equal(bad.status, 400, bad.text);
+      assert.deepEqual(openaiErrorProblems(bad.json, 400), []);
+      assert.equal(bad.json.error.message, `${field} is over max limit set in config - user_value=${user}; max_value=${max}`);
+    }
+    const within = await call(gw, '/key/generate', { body: { max_budget: 50, rpm_limit: 10, budget_duration: '1d' } });
+    assert.equal(within.status, 200, within.text);
+  });
+});
+
+describe('enforce_user_param', () => {
+  after(() => stopAll());
+
+  test('a request without `user` is refused as in LiteLLM; with it, served', async () => {
+    const gw = await startGateway({ config: { model_list: models, general_settings: { enforce_user_param: true } } });
+    const messages = [{ role: 'user', content: 'hi' }];
+    const r = await call(gw, '/v1/chat/completions', { body: { model: 'a', messages } });
+    assert.equal(r.status, 400, r.text);
+    assert.deepEqual(openaiErrorProblems(r.json, 400), []);
+    assert.equal(r.json.error.message, 'BadRequest please pass param=user in request body. This is a required param');
+    const ok = await new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: gw.masterKey, maxRetries: 0 })
+      .chat.completions.create({ model: 'a', messages, user: 'u-1' });
+    assert.equal(ok.choices[0].message.content, 'from a');
   });
 });
