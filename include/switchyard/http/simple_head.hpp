@@ -158,7 +158,10 @@ bool scan_fields(const char* p, const char* stop, F&& on_field) {
     if (p < stop && *p != '\r') {
       return false;  // a control character inside the value
     }
-    if (p >= stop || p[1] != '\n') {
+    // The LF must be inside [p, stop): a CR as the last byte is not a line end (the
+    // server's callers always have more bytes after `stop`, but the scan must not rely
+    // on it; found by http_head_fuzz).
+    if (stop - p < 2 || p[1] != '\n') {
       return false;
     }
     const char* ve = p;
