@@ -1,6 +1,7 @@
 // switchyard: a LiteLLM-compatible LLM gateway. Thin entry point; see app/.
 #include "switchyard/app/gateway.hpp"
 #include "switchyard/app/options.hpp"
+#include "switchyard/app/supervisor.hpp"
 #include "switchyard/config/config.hpp"
 #include "switchyard/core/log.hpp"
 
@@ -103,22 +104,32 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  core::init_logging(cfg->litellm.json_logs ? core::log_format::json : core::log_format::text,
-                     opts.debug ? "debug" : "info");
-  for (const auto& w : cfg->warnings) {
-    spdlog::warn("config: {}", w);
+  // One gateway: one event loop. With --num_workers N each worker process runs this,
+  // and the config warnings are logged once (by worker 0).
+  const auto run_gateway = [&cfg](const app::options& o, int worker) {
+    core::init_logging(cfg->litellm.json_logs ? core::log_format::json : core::log_format::text,
+                       o.debug ? "debug" : "info");
+    if (worker == 0) {
+      for (const auto& w : cfg->warnings) {
+        spdlog::warn("config: {}", w);
+      }
+    }
+    int rc = 0;
+    try {
+      app::gateway gw(o, cfg);
+      rc = gw.run();
+    } catch (const std::system_error& e) {
+      spdlog::critical("{}", e.what());
+      rc = 1;
+    } catch (const std::exception& e) {
+      spdlog::critical("fatal: {}", e.what());
+      rc = 1;
+    }
+    core::shutdown_logging();
+    return rc;
+  };
+  if (opts.num_workers > 1) {
+    return app::supervise(opts, run_gateway);
   }
-  int rc = 0;
-  try {
-    app::gateway gw(opts, cfg);
-    rc = gw.run();
-  } catch (const std::system_error& e) {
-    spdlog::critical("{}", e.what());
-    rc = 1;
-  } catch (const std::exception& e) {
-    spdlog::critical("fatal: {}", e.what());
-    rc = 1;
-  }
-  core::shutdown_logging();
-  return rc;
+  return run_gateway(opts, 0);
 }

@@ -5,7 +5,7 @@
 namespace switchyard::app {
 
 std::string usage_text() {
-  return "usage: switchyard --config FILE [--host HOST] [--port PORT] [--grace-period SECONDS]\n"
+  return "usage: switchyard --config FILE [--host HOST] [--port PORT] [--grace-period SECONDS] [--num_workers N]\n"
          "       switchyard --check-config FILE\n"
          "       switchyard --version | --help\n"
          "\n"
@@ -78,6 +78,18 @@ parse_result parse_options(const std::vector<std::string>& args) {
         r.error = "invalid --grace-period '" + v + "'";
         return r;
       }
+    } else if (a == "--num_workers" || a == "--num-workers") {
+      std::string v;
+      if (!take(v)) {
+        return r;
+      }
+      int n = 0;
+      auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (ec != std::errc() || ptr != v.data() + v.size() || n < 1 || n > 256) {
+        r.error = "invalid --num_workers '" + v + "' (1 to 256)";
+        return r;
+      }
+      o.num_workers = n;
     } else if (a == "--debug" || a == "--detailed_debug") {
       o.debug = true;
     } else {

@@ -804,6 +804,12 @@ void server::listen() {
   a.open(ep.protocol(), ec);
   if (!ec) {
     a.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec && impl_->opts_.reuse_port) {
+      const int on = 1;
+      if (::setsockopt(a.native_handle(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) {
+        ec.assign(errno, boost::system::system_category());
+      }
+    }
     a.bind(ep, ec);
   }
   if (!ec) {

@@ -16,6 +16,9 @@ struct options {
   bool show_help = false;
   bool debug = false;        // --debug / --detailed_debug
   double grace_period_s = 30;  // --grace-period S: how long SIGTERM waits for in-flight requests
+  // --num_workers N (LiteLLM's flag): N worker processes, each one event loop, sharing
+  // the port (SO_REUSEPORT), supervised by the parent (app/supervisor.hpp).
+  int num_workers = 1;
 };
 
 struct parse_result {

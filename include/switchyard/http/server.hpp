@@ -28,6 +28,9 @@ struct server_options {
   // client still sends is read and dropped until it closes, for at most this long, so a
   // reset cannot destroy the answer in flight (a lingering close, as nginx does).
   std::chrono::milliseconds linger_timeout{5'000};
+  // SO_REUSEPORT: several worker processes listen on the same port and the kernel
+  // spreads new connections across them.
+  bool reuse_port = false;
 };
 
 using handler = std::function<net::awaitable<void>(request&, responder&)>;

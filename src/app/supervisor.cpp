@@ -1,0 +1,230 @@
+#include "switchyard/app/supervisor.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <string>
+#include <vector>
+
+namespace switchyard::app {
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+// The supervisor writes plain lines to stderr (it has no logger: it must stay
+// single-threaded to fork safely).
+void say(const std::string& line) {
+  char when[32];
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  std::fprintf(stderr, "%s supervisor %s\n", when, line.c_str());
+  std::fflush(stderr);
+}
+
+// Binds host:port with SO_REUSEPORT (not listening) and returns the socket; the bound
+// port in `port`. -1 with errno on failure.
+int reserve_port(const std::string& host, unsigned short& port) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  int family = AF_INET;
+  if (host.find(':') != std::string::npos) {
+    auto* a6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons(port);
+    if (inet_pton(AF_INET6, host.c_str(), &a6->sin6_addr) != 1) {
+      errno = EINVAL;
+      return -1;
+    }
+    family = AF_INET6;
+    len = sizeof(sockaddr_in6);
+  } else {
+    auto* a4 = reinterpret_cast<sockaddr_in*>(&ss);
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons(port);
+    if (inet_pton(AF_INET, host.c_str(), &a4->sin_addr) != 1) {
+      errno = EINVAL;
+      return -1;
+    }
+    len = sizeof(sockaddr_in);
+  }
+  const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return -1;
+  }
+  const int on = 1;
+  if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0 ||
+      ::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    const int e = errno;
+    ::close(fd);
+    errno = e;
+    return -1;
+  }
+  port = ntohs(family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                  : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  return fd;
+}
+
+struct worker_slot {
+  pid_t pid = -1;
+  steady::time_point started;
+};
+
+int code_of(int status) {
+  if (WIFEXITED(status)) {
+    return WEXITSTATUS(status);
+  }
+  if (WIFSIGNALED(status)) {
+    return 128 + WTERMSIG(status);
+  }
+  return 1;
+}
+
+}  // namespace
+
+int supervise(options opts, const std::function<int(const options&, int)>& worker) {
+  const int reserved = reserve_port(opts.host, opts.port);
+  if (reserved < 0) {
+    const int e = errno;
+    say("cannot bind " + opts.host + ":" + std::to_string(opts.port) + ": " + std::strerror(e));
+    return 1;
+  }
+  sigset_t handled;
+  sigemptyset(&handled);
+  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) {
+    sigaddset(&handled, s);
+  }
+  sigset_t before;
+  sigprocmask(SIG_BLOCK, &handled, &before);
+  const pid_t parent = ::getpid();
+
+  std::vector<worker_slot> slots(static_cast<std::size_t>(opts.num_workers));
+  auto start = [&](std::size_t i) -> bool {
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+      say("fork failed for worker " + std::to_string(i) + ": " + std::strerror(errno));
+      return false;
+    }
+    if (pid == 0) {
+      ::close(reserved);
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != parent) {
+        std::_Exit(1);  // the parent died between fork and prctl
+      }
+      sigprocmask(SIG_SETMASK, &before, nullptr);
+      ::setenv("SWITCHYARD_WORKER", std::to_string(i).c_str(), 1);
+      std::fflush(nullptr);
+      const int rc = worker(opts, static_cast<int>(i));
+      std::fflush(nullptr);
+      std::_Exit(rc);
+    }
+    slots[i] = {pid, steady::now()};
+    say("worker " + std::to_string(i) + " started (pid " + std::to_string(pid) + ")");
+    return true;
+  };
+
+  say(std::to_string(opts.num_workers) + " workers on port " + std::to_string(opts.port) + " (SO_REUSEPORT)");
+  int rc = 0;
+  bool stopping = false;
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    if (!start(i)) {
+      rc = 1;
+      stopping = true;
+      break;
+    }
+  }
+  auto forward = [&](int sig) {
+    for (const auto& s : slots) {
+      if (s.pid > 0) {
+        ::kill(s.pid, sig);
+      }
+    }
+  };
+  if (stopping) {
+    forward(SIGTERM);
+  }
+  auto alive = [&] {
+    for (const auto& s : slots) {
+      if (s.pid > 0) {
+        return true;
+      }
+    }
+    return false;
+  };
+  while (alive()) {
+    siginfo_t info{};
+    const int sig = sigwaitinfo(&handled, &info);
+    if (sig < 0) {
+      continue;  // EINTR
+    }
+    if (sig == SIGTERM || sig == SIGINT) {
+      if (!stopping) {
+        say("signal " + std::to_string(sig) + ": stopping the workers");
+      }
+      stopping = true;
+      forward(sig);
+      continue;
+    }
+    if (sig == SIGHUP) {
+      forward(SIGHUP);
+      continue;
+    }
+    // SIGCHLD: reap every worker that ended.
+    for (;;) {
+      int status = 0;
+      const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+      if (pid <= 0) {
+        break;
+      }
+      for (std::size_t i = 0; i < slots.size(); ++i) {
+        if (slots[i].pid != pid) {
+          continue;
+        }
+        slots[i].pid = -1;
+        const int code = code_of(status);
+        const bool early = steady::now() - slots[i].started < std::chrono::seconds(1);
+        if (stopping) {
+          if (code != 0 && rc == 0) {
+            rc = code;
+          }
+          break;
+        }
+        if (WIFEXITED(status) && code != 0 && early) {
+          // A startup failure: restarting would fail the same way, in a loop.
+          say("worker " + std::to_string(i) + " exited with code " + std::to_string(code) + " during startup: stopping");
+          rc = code;
+          stopping = true;
+          forward(SIGTERM);
+          break;
+        }
+        say("worker " + std::to_string(i) + " (pid " + std::to_string(pid) + ") ended (status " + std::to_string(code) + "): starting it again");
+        if (!start(i)) {
+          rc = 1;
+          stopping = true;
+          forward(SIGTERM);
+        }
+        break;
+      }
+    }
+  }
+  ::close(reserved);
+  say("all workers stopped (exit code " + std::to_string(rc) + ")");
+  return rc;
+}
+
+}  // namespace switchyard::app

@@ -1,0 +1,101 @@
+// --num_workers N: N worker processes share the port (SO_REUSEPORT) under a supervising
+// parent. Checks: both workers serve; a SIGKILLed worker is started again and only the
+// requests it held can fail (at most one per concurrent client here); SIGTERM stops the
+// group with exit code 0; a group that cannot bind exits with a clear message.
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+
+import { mockModel, runGateway, startGateway, stopAll, writeConfig } from '../lib/gateway.mjs';
+
+const config = { model_list: [mockModel('demo', 'from a worker')] };
+
+// One request on a new connection (no keep-alive: each may land on either worker).
+function once(port, body) {
+  return new Promise((resolve) => {
+    const data = JSON.stringify(body);
+    const req = http.request({
+      host: '127.0.0.1', port, method: 'POST', path: '/v1/chat/completions', agent: false,
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data), authorization: 'Bearer sk-test-master-key-8f3a' },
+      timeout: 20_000,
+    }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode, text }));
+      res.on('error', (e) => resolve({ status: 0, text: String(e) }));
+    });
+    req.on('error', (e) => resolve({ status: 0, text: String(e) }));
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.end(data);
+  });
+}
+
+const workerPids = (stderr) => [...stderr.matchAll(/supervisor worker (\d+) started \(pid (\d+)\)/g)].map((m) => ({ index: Number(m[1]), pid: Number(m[2]) }));
+
+describe('--num_workers', () => {
+  after(() => stopAll());
+
+  test('two workers serve one port; a killed worker comes back; only what it held fails; SIGTERM stops all with 0', async () => {
+    const gw = await startGateway({ config, args: ['--num_workers', '2'] });
+    await gw.proc.waitForStderr(/supervisor worker 1 started/);
+    await gw.proc.waitForStderr(/(switchyard listening on[^\n]*\n[\s\S]*){2}/);
+    const pids = workerPids(gw.stderr());
+    assert.equal(pids.length, 2);
+    assert.notEqual(pids[0].pid, pids[1].pid);
+    const body = { model: 'demo', messages: [{ role: 'user', content: 'hi' }] };
+    for (let i = 0; i < 20; i += 1) {
+      const r = await once(gw.port, body);
+      assert.equal(r.status, 200, r.text);
+    }
+
+    // Load from 8 clients while worker 1 is killed.
+    const clients = 8;
+    let stop = false;
+    let failed = 0;
+    let served = 0;
+    const loops = Array.from({ length: clients }, async () => {
+      while (!stop) {
+        const r = await once(gw.port, body);
+        if (r.status === 200) served += 1;
+        else failed += 1;
+      }
+    });
+    while (served < 50) await new Promise((r) => setTimeout(r, 10));
+    process.kill(pids[1].pid, 'SIGKILL');
+    const again = await gw.proc.waitForStderr(/supervisor worker 1 \(pid \d+\) ended \(status 137\): starting it again\n[\s\S]*?supervisor worker 1 started \(pid (\d+)\)/, 20_000);
+    const restartedPid = Number(again[1]);
+    assert.notEqual(restartedPid, pids[1].pid);
+    const servedAtRestart = served;
+    while (served < servedAtRestart + 100) await new Promise((r) => setTimeout(r, 10));
+    stop = true;
+    await Promise.all(loops);
+    assert.ok(failed <= clients, `${failed} requests failed; at most the ${clients} in flight may have been held by the killed worker`);
+
+    // After the restart every request is answered.
+    for (let i = 0; i < 30; i += 1) {
+      const r = await once(gw.port, body);
+      assert.equal(r.status, 200, r.text);
+    }
+    const { code, stderr } = await gw.stop();
+    assert.equal(code, 0, stderr);
+    assert.match(stderr, /supervisor all workers stopped \(exit code 0\)/);
+    for (const p of [pids[0].pid, restartedPid]) {
+      assert.throws(() => process.kill(p, 0), /ESRCH/, `worker ${p} still running`);
+    }
+  });
+
+  test('a group that cannot bind its address exits 1 with the reason', async () => {
+    const file = writeConfig(config);
+    const r = await runGateway(['--config', file, '--port', '0', '--host', '192.0.2.1', '--num_workers', '2']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /supervisor cannot bind 192\.0\.2\.1:0: /);
+  });
+
+  test('--num_workers must be 1 to 256', async () => {
+    const file = writeConfig(config);
+    const r = await runGateway(['--config', file, '--num_workers', '0']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /invalid --num_workers '0'/);
+  });
+});
