@@ -14,6 +14,10 @@ namespace switchyard::config::detail {
 struct key_spec {
   std::string_view name;
   value_type type;
+  // Empty: the gateway acts on the key. Otherwise the key is recognised but not
+  // supported, and this says what happens instead ("ignored: ..."); a config that uses
+  // it gets the key named in the one startup warning and in --check-config.
+  std::string_view unsupported = {};
 };
 
 enum class section {
@@ -37,8 +41,10 @@ const section_spec& spec_of(section s);
 const key_spec* find_key(section s, std::string_view key);
 
 // Top-level sections LiteLLM knows that Switchyard accepts and ignores entirely
-// (no warning, no os.environ/ resolution: an unset variable there must not stop us).
-bool is_ignored_top_level(std::string_view key);
+// (no os.environ/ resolution: an unset variable there must not stop us). Returns what
+// happens instead (reported like an unsupported key), or empty when not such a section.
+std::string_view ignored_top_level_note(std::string_view key);
+inline bool is_ignored_top_level(std::string_view key) { return !ignored_top_level_note(key).empty(); }
 
 // Routing strategies LiteLLM documents (an unlisted one gets a warning).
 bool is_known_routing_strategy(std::string_view name);
