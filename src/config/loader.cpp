@@ -463,7 +463,9 @@ class loader {
         continue;
       }
       check_type(e.value, k->type, path);
-      if (!k->unsupported.empty() && !e.value.is_null()) {
+      // A flag set to false asks for nothing (LiteLLM's flags default to off): not reported.
+      const bool off_flag = k->type == detail::value_type::boolean && read_bool(&e.value, path) == false;
+      if (!k->unsupported.empty() && !e.value.is_null() && !off_flag) {
         report_unsupported(path, std::string(k->unsupported), *e.value.file, e.key_line);
       }
     }
@@ -1018,6 +1020,34 @@ class loader {
           }
         }
         o.supported_call_types = std::move(types);
+      }
+    }
+    // Callbacks: only prometheus is served (/metrics); any other name is reported.
+    for (const char* key : {"callbacks", "success_callback", "failure_callback"}) {
+      const node* cb = l.find(key);
+      if (cb == nullptr || cb->is_null()) {
+        continue;
+      }
+      std::vector<std::string> others;
+      auto consider = [&others](const node& n) {
+        if (n.is_scalar() && n.text != "prometheus") {
+          others.push_back(n.text);
+        }
+      };
+      if (cb->is_sequence()) {
+        for (const auto& n : cb->items) {
+          consider(n);
+        }
+      } else {
+        consider(*cb);
+      }
+      if (!others.empty()) {
+        std::string names;
+        for (const auto& n : others) {
+          names += (names.empty() ? "" : ", ") + n;
+        }
+        report_unsupported(p + "." + key, "ignored: only prometheus is served; not sent to " + names, *cb->file,
+                           cb->line);
       }
     }
     out.raw = to_json(l);

@@ -352,3 +352,18 @@ TEST_F(compat, unsupported_keys_are_listed_once_each) {
   EXPECT_EQ(summary.rfind("5 config key(s) recognised but not supported: ", 0), 0u) << summary;
   EXPECT_NE(summary.find("general_settings.allowed_ips (NOT enforced"), std::string::npos) << summary;
 }
+
+TEST_F(compat, off_flags_and_prometheus_callbacks_are_not_reported) {
+  const auto c = load(write(one_model("openai/x") +
+                            "litellm_settings:\n  set_verbose: false\n  callbacks: [prometheus]\n"
+                            "  success_callback: [prometheus, langfuse]\n"
+                            "general_settings:\n  enable_jwt_auth: false\n  enforce_user_param: true\n"));
+  std::vector<std::string> keys;
+  for (const auto& u : c->unsupported) {
+    keys.push_back(u.key + ": " + u.note);
+  }
+  EXPECT_EQ(keys, (std::vector<std::string>{
+                      "litellm_settings.success_callback: ignored: only prometheus is served; not sent to langfuse",
+                      "general_settings.enforce_user_param: NOT enforced: requests without `user` are served"}))
+      << joined(keys);
+}
