@@ -97,12 +97,13 @@ net::awaitable<std::optional<core::error>> attempt_loop::try_group(request_ctx& 
     co_return core::upstream_status_error(
         429, "litellm.RateLimitError: This is a mock exception for model=" + group + ", to trigger a rate limit error.");
   }
-  router::pick_options opts{ctx.estimated_tokens, ctx.stream, {}, !primary, {}};
+  router::pick_options opts{ctx.estimated_tokens, ctx.stream, {}, !primary};
+  std::vector<std::string> tags;
   if (router_.cfg().router.enable_tag_filtering) {
-    opts.tags = router::request_tags(ctx.body);
+    tags = router::request_tags(ctx.body);
   }
   for (int retry = 0;; ++retry) {
-    auto picked = router_.pick(group, ctx.route, opts);
+    auto picked = router_.pick(group, ctx.route, opts, &tags);
     if (!picked) {
       co_return picked.error();
     }

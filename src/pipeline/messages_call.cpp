@@ -406,7 +406,7 @@ net::awaitable<std::optional<core::error>> provider_call::count_tokens(request_c
 }
 
 net::awaitable<verdict> count_tokens_stage::run_async(request_ctx& ctx) {
-  router::pick_options opts{ctx.estimated_tokens, false, {}, false, {}};
+  router::pick_options opts{ctx.estimated_tokens, false, {}, false};
   auto picked = router_.pick(ctx.requested_model, ctx.route, opts);
   if (!picked) {
     co_return verdict::fail(picked.error());

@@ -293,7 +293,8 @@ std::shared_ptr<const config::deployment> router::materialize(const config::depl
 
 core::result<std::shared_ptr<const config::deployment>> router::pick(std::string_view requested,
                                                                      std::string_view route,
-                                                                     const pick_options& opts) {
+                                                                     const pick_options& opts,
+                                                                     const std::vector<std::string>* tags) {
   auto m = find(requested);
   if (m.group.empty() && opts.allow_deployment_id) {
     for (const auto& d : cfg_->model_list) {
@@ -312,10 +313,12 @@ core::result<std::shared_ptr<const config::deployment>> router::pick(std::string
   const std::vector<const config::deployment*>* group_deps = &groups_.at(m.group);
   std::vector<const config::deployment*> tagged;
   if (cfg_->router.enable_tag_filtering) {
-    tagged = filter_by_tags(*group_deps, opts.tags, cfg_->router.tag_filtering_match_any);
+    static const std::vector<std::string> no_tags;
+    const auto& request = tags != nullptr ? *tags : no_tags;
+    tagged = filter_by_tags(*group_deps, request, cfg_->router.tag_filtering_match_any);
     if (tagged.empty()) {
       std::string list;
-      for (const auto& t : opts.tags) {
+      for (const auto& t : request) {
         list += (list.empty() ? "'" : ", '") + t + "'";
       }
       return core::make_error(core::errc::bad_request,

@@ -51,8 +51,6 @@ struct pick_options {
   // Fallbacks only: a name that is no group may be a deployment's model_info.id, which is
   // then used directly, cooldown or not (LiteLLM's fallback lookup does the same).
   bool allow_deployment_id = false;
-  // Tag routing (router_settings.enable_tag_filtering): the request's tags (request_tags).
-  std::vector<std::string> tags;
 };
 
 // A request's tags: body `tags`, else metadata.tags (a list of strings, or one string).
@@ -86,14 +84,16 @@ class router {
   // Picks one deployment of the group `requested` resolves to. For a wildcard group the
   // result is a copy with the requested name filled in; otherwise it aliases the config.
   // With enable_tag_filtering, the group is first narrowed to the deployments whose
-  // litellm_params.tags match opts.tags (plus those tagged "default"; a request without
+  // litellm_params.tags match `tags` (plus those tagged "default"; a request without
   // tags gets the "default" ones when there are any, else every deployment); no match:
   // 400 naming the tags. Errors: unknown model -> 400 naming it; every deployment cooled down -> 429 "No
   // deployments available for selected model, Try again in N seconds..." with Retry-After N
   // (N = seconds until the first one comes back); all at max_parallel_requests -> 429;
   // pre-call checks leaving nothing -> 400 ContextWindowExceededError.
+  // `tags`: the request's tags (request_tags), for tag routing; nullptr: none.
   core::result<std::shared_ptr<const config::deployment>> pick(std::string_view requested, std::string_view route,
-                                                               const pick_options& opts = {});
+                                                               const pick_options& opts = {},
+                                                               const std::vector<std::string>* tags = nullptr);
   // Public model names: groups plus non-hidden aliases, in config order.
   std::vector<std::string> public_models() const;
   const config::config& cfg() const { return *cfg_; }

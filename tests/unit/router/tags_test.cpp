@@ -35,10 +35,8 @@ std::shared_ptr<config::config> tiers(bool match_any = true) {
 // Every id pick() returns for `tags` over many tries (simple-shuffle is random).
 std::set<std::string> picks(router::router& r, std::vector<std::string> tags) {
   std::set<std::string> ids;
-  router::pick_options o;
-  o.tags = std::move(tags);
   for (int i = 0; i < 200; ++i) {
-    auto d = r.pick("g", "/chat/completions", o);
+    auto d = r.pick("g", "/chat/completions", {}, &tags);
     EXPECT_TRUE(d) << d.error().message;
     if (d) {
       ids.insert((*d)->id);
@@ -69,9 +67,8 @@ TEST(tag_routing, no_default_and_no_match_is_a_400_naming_the_tags) {
   cfg->model_list.push_back(tagged("untagged", {}));
   cfg->router.enable_tag_filtering = true;
   router::router r(cfg);
-  router::pick_options o;
-  o.tags = {"gold"};
-  auto d = r.pick("g", "/chat/completions", o);
+  const std::vector<std::string> gold{"gold"};
+  auto d = r.pick("g", "/chat/completions", {}, &gold);
   ASSERT_FALSE(d);
   EXPECT_EQ(d.error().status, 400);
   EXPECT_NE(d.error().message.find("tags=['gold']"), std::string::npos) << d.error().message;
