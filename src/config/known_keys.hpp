@@ -1,7 +1,8 @@
 // Private to config/: every key LiteLLM documents for config.yaml, per section, in ONE place
-// (known_keys.cpp). A key listed here is never "unknown", even when Switchyard does not
-// act on it yet; its value is still type-checked when the list gives a type. A key not
-// listed gets one warning. Sources: LiteLLM docs proxy/config_settings.md ("All settings"),
+// (known_keys.cpp). A key listed here is never "unknown"; its value is type-checked when
+// the list gives a type. A key Switchyard does not act on carries a note (key_spec::
+// unsupported) and is reported, once, as "recognised, not supported". A key not listed
+// gets one warning. Sources: LiteLLM docs proxy/config_settings.md ("All settings"),
 // proxy/configs.md, proxy/caching.md, and docs/shared/reference/litellm-compat.md section 2.
 #pragma once
 #include "values.hpp"
