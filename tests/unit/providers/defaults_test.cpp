@@ -102,3 +102,10 @@ TEST(deployment_defaults, translated_for_anthropic_and_ollama) {
   EXPECT_EQ(sent["options"]["num_ctx"], 8192);
   EXPECT_EQ(sent["options"]["num_predict"], 512);
 }
+
+TEST(deployment_defaults, request_tags_are_not_sent_upstream) {
+  const auto d = with_defaults();
+  const std::string text = R"({"model":"m","messages":[],"tags":["paid"]})";
+  EXPECT_FALSE(raw_body(d, text, call_type::chat, false).contains("tags"));
+  EXPECT_FALSE(dom_body(d, text, call_type::chat, false).contains("tags"));
+}
