@@ -170,20 +170,26 @@ describe('request defaults from litellm_params', () => {
 });
 
 describe('tag routing (enable_tag_filtering)', () => {
-  test('a tagged request goes to the matching deployment', async () => {
+  test('a tagged request goes to the matching deployment or a "default" one, never another tier', async () => {
     fake.script([{ content: 'ok', times: -1 }]);
-    for (const [tags, model] of [[['paid'], 'paid-model'], [['free'], 'free-model']]) {
+    for (const [tags, model, other] of [[['paid'], 'paid-model', 'free-model'], [['free'], 'free-model', 'paid-model']]) {
       fake.clearRequests();
-      const r = await call(gw, '/v1/chat/completions', { body: { model: 'tiered', messages, tags } });
-      assert.equal(r.status, 200, r.text);
-      assert.equal(fake.requests()[0].body.model, model);
-      assert.equal(fake.requests()[0].body.tags, undefined, 'tags are not sent upstream');
+      for (let i = 0; i < 6; i += 1) {
+        const r = await call(gw, '/v1/chat/completions', { body: { model: 'tiered', messages, tags } });
+        assert.equal(r.status, 200, r.text);
+      }
+      const seen = new Set(fake.requests().map((x) => x.body.model));
+      assert.ok(!seen.has(other), `tags ${tags} reached ${other}`);
+      for (const m of seen) assert.ok(m === model || m === 'default-model', m);
+      for (const rec of fake.requests()) assert.equal(rec.body.tags, undefined, 'tags are not sent upstream');
     }
     fake.clearRequests();
-    const viaMetadata = await call(gw, '/v1/chat/completions',
-      { body: { model: 'tiered', messages, metadata: { tags: ['paid'] } } });
-    assert.equal(viaMetadata.status, 200, viaMetadata.text);
-    assert.equal(fake.requests()[0].body.model, 'paid-model');
+    for (let i = 0; i < 6; i += 1) {
+      const viaMetadata = await call(gw, '/v1/chat/completions',
+        { body: { model: 'tiered', messages, metadata: { tags: ['paid'] } } });
+      assert.equal(viaMetadata.status, 200, viaMetadata.text);
+    }
+    assert.ok(!fake.requests().some((x) => x.body.model === 'free-model'), 'metadata.tags are used');
   });
 
   test('an untagged request goes to the "default" deployment', async () => {
