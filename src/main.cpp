@@ -4,6 +4,7 @@
 #include "switchyard/app/supervisor.hpp"
 #include "switchyard/config/config.hpp"
 #include "switchyard/core/log.hpp"
+#include "switchyard/spend/prices.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -88,7 +89,18 @@ int main(int argc, char** argv) {
 
   std::shared_ptr<const config::config> cfg;
   try {
-    cfg = config::load_config_blocking(opts.config_path);
+    // Models written without a provider prefix are placed by the price table's
+    // litellm_provider, as LiteLLM does (claude-* is anthropic); no table: all openai.
+    auto prices = std::make_shared<spend::price_table>();
+    if (auto shipped = spend::price_table::load_blocking(spend::shipped_prices_path())) {
+      *prices = std::move(*shipped);
+    }
+    config::load_options lo;
+    lo.bare_model_provider = [prices](std::string_view model) -> std::string {
+      const auto* p = prices->find(model);
+      return p != nullptr ? p->provider : std::string();
+    };
+    cfg = config::load_config_blocking(opts.config_path, lo);
   } catch (const config::config_error& e) {
     std::cerr << "switchyard: config error: " << e.what() << "\n";
     return 2;
@@ -100,7 +112,13 @@ int main(int argc, char** argv) {
     for (const auto& w : cfg->warnings) {
       std::cerr << "switchyard: warning: " << w << "\n";
     }
-    std::cout << opts.config_path << ": OK (" << cfg->model_list.size() << " deployments)\n";
+    // One line per key the config uses that the gateway recognises but does not act on:
+    // "unsupported: <key> (<file>:<line>): <what happens instead>".
+    for (const auto& u : cfg->unsupported) {
+      std::cout << "unsupported: " << u.key << " (" << u.origin << "): " << u.note << "\n";
+    }
+    std::cout << opts.config_path << ": OK (" << cfg->model_list.size() << " deployments, "
+              << cfg->unsupported.size() << " unsupported keys)\n";
     return 0;
   }
 
@@ -112,6 +130,9 @@ int main(int argc, char** argv) {
     if (worker == 0) {
       for (const auto& w : cfg->warnings) {
         spdlog::warn("config: {}", w);
+      }
+      if (auto summary = config::unsupported_summary(*cfg); !summary.empty()) {
+        spdlog::warn("config: {}", summary);
       }
     }
     int rc = 0;

@@ -752,9 +752,8 @@ struct gateway::impl {
                          "metrics off",
                          key);
           }
-        } else {
-          spdlog::warn("litellm_settings.{}: callback '{}' is not supported by this gateway and is ignored", key, n);
         }
+        // Other callbacks are named in the config's one "recognised, not supported" warning.
       }
     }
   }

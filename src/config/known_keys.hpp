@@ -1,7 +1,8 @@
 // Private to config/: every key LiteLLM documents for config.yaml, per section, in ONE place
-// (known_keys.cpp). A key listed here is never "unknown", even when Switchyard does not
-// act on it yet; its value is still type-checked when the list gives a type. A key not
-// listed gets one warning. Sources: LiteLLM docs proxy/config_settings.md ("All settings"),
+// (known_keys.cpp). A key listed here is never "unknown"; its value is type-checked when
+// the list gives a type. A key Switchyard does not act on carries a note (key_spec::
+// unsupported) and is reported, once, as "recognised, not supported". A key not listed
+// gets one warning. Sources: LiteLLM docs proxy/config_settings.md ("All settings"),
 // proxy/configs.md, proxy/caching.md, and docs/shared/reference/litellm-compat.md section 2.
 #pragma once
 #include "values.hpp"
@@ -14,6 +15,10 @@ namespace switchyard::config::detail {
 struct key_spec {
   std::string_view name;
   value_type type;
+  // Empty: the gateway acts on the key. Otherwise the key is recognised but not
+  // supported, and this says what happens instead ("ignored: ..."); a config that uses
+  // it gets the key named in the one startup warning and in --check-config.
+  std::string_view unsupported = {};
 };
 
 enum class section {
@@ -37,8 +42,10 @@ const section_spec& spec_of(section s);
 const key_spec* find_key(section s, std::string_view key);
 
 // Top-level sections LiteLLM knows that Switchyard accepts and ignores entirely
-// (no warning, no os.environ/ resolution: an unset variable there must not stop us).
-bool is_ignored_top_level(std::string_view key);
+// (no os.environ/ resolution: an unset variable there must not stop us). Returns what
+// happens instead (reported like an unsupported key), or empty when not such a section.
+std::string_view ignored_top_level_note(std::string_view key);
+inline bool is_ignored_top_level(std::string_view key) { return !ignored_top_level_note(key).empty(); }
 
 // Routing strategies LiteLLM documents (an unlisted one gets a warning).
 bool is_known_routing_strategy(std::string_view name);

@@ -77,7 +77,66 @@ struct model_ref {
 struct merged_sections {
   std::vector<model_ref> models;
   node router, litellm, general, env;  // null or mapping
+  std::vector<node> credentials;       // credential_list entries, the file's own first
 };
+
+// litellm_params that are request parameters: sent upstream when the request does not
+// set them (deployment::request_defaults). LiteLLM passes every litellm_param it does not
+// use itself to the provider call, under the client's own arguments.
+constexpr std::string_view request_param_keys[] = {
+    "temperature", "top_p", "n", "max_tokens", "max_completion_tokens", "stop", "presence_penalty",
+    "frequency_penalty", "logit_bias", "user", "seed", "response_format", "tools", "tool_choice",
+    "parallel_tool_calls", "reasoning_effort", "logprobs", "top_logprobs", "modalities", "audio", "prediction",
+    "service_tier", "web_search_options", "thinking", "top_k",
+    // Ollama (top-level keep_alive/format; the others go into `options`)
+    "keep_alive", "format", "num_ctx", "num_predict", "repeat_penalty", "repeat_last_n", "mirostat",
+    "mirostat_eta", "mirostat_tau", "num_gpu", "num_thread", "tfs_z",
+};
+
+bool is_request_param(std::string_view key) {
+  for (auto k : request_param_keys) {
+    if (k == key) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// "model_list[3].litellm_params.x" -> "model_list[].litellm_params.x": one report per key.
+std::string fold_indexes(const std::string& path) {
+  std::string out;
+  out.reserve(path.size());
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    out += path[i];
+    if (path[i] == '[') {
+      while (i + 1 < path.size() && path[i + 1] >= '0' && path[i + 1] <= '9') {
+        ++i;
+      }
+    }
+  }
+  return out;
+}
+
+// Comma-separated names ("A,B") in order.
+std::vector<std::string> split_names(std::string_view list) {
+  std::vector<std::string> out;
+  while (!list.empty()) {
+    const auto comma = list.find(',');
+    auto name = list.substr(0, comma);
+    if (!name.empty()) {
+      out.emplace_back(name);
+    }
+    if (comma == std::string_view::npos) {
+      break;
+    }
+    list.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+// LiteLLM's default Azure API version (litellm.AZURE_DEFAULT_API_VERSION), used when
+// neither api_version nor AZURE_API_VERSION is set.
+constexpr const char* azure_default_api_version = "2025-02-01-preview";
 
 // base <- over, one level deep: over's keys replace base's (keeping base's order) or append.
 void merge_mapping(node& base, const node& over) {
@@ -113,7 +172,9 @@ struct env_value {
 class loader {
  public:
   explicit loader(const load_options& options)
-      : base_env_(options.env ? options.env : process_env()), export_(options.export_environment) {}
+      : base_env_(options.env ? options.env : process_env()),
+        export_(options.export_environment),
+        bare_model_provider_(options.bare_model_provider) {}
 
   std::shared_ptr<const config> run(const std::string& path) {
     cfg_.path = path;
@@ -131,17 +192,35 @@ class loader {
       params_as_written.push_back(lp != nullptr && lp->is_mapping() ? to_json(*lp) : nlohmann::json::object());
     }
 
+    // ${VAR} is not expanded (LiteLLM does not either): said once per value, as written.
+    for (const auto& r : m.models) {
+      warn_dollar_vars(r.entry, r.path);
+    }
+    warn_dollar_vars(m.router, "router_settings");
+    warn_dollar_vars(m.litellm, "litellm_settings");
+    warn_dollar_vars(m.general, "general_settings");
+    for (std::size_t i = 0; i < m.credentials.size(); ++i) {
+      warn_dollar_vars(m.credentials[i], "credential_list[" + std::to_string(i) + "]");
+    }
+
     for (auto& r : m.models) {
       resolve_env(r.entry, r.path);
     }
     resolve_env(m.router, "router_settings");
     resolve_env(m.litellm, "litellm_settings");
     resolve_env(m.general, "general_settings");
+    for (std::size_t i = 0; i < m.credentials.size(); ++i) {
+      resolve_env(m.credentials[i], "credential_list[" + std::to_string(i) + "]");
+    }
 
-    parse_models(m.models, params_as_written);
+    parse_credentials(m.credentials);
+    // The settings first: ignore_invalid_deployments, drop lists and default params
+    // apply while the deployments are read.
     parse_router(m.router);
     parse_litellm(m.litellm);
+    parse_models(m.models, params_as_written);
     parse_general(m.general);
+    apply_settings_fallbacks(m.litellm);
     resolve_redis(m.router, m.litellm);
     resolve_cache(m.litellm);
     return std::make_shared<const config>(std::move(cfg_));
@@ -172,7 +251,8 @@ class loader {
     merged_sections own;
     const map_entry* include = nullptr;
     for (const auto& e : root.entries) {
-      if (detail::is_ignored_top_level(e.key)) {
+      if (auto note = detail::ignored_top_level_note(e.key); !note.empty()) {
+        report_unsupported(e.key, std::string(note), *e.value.file, e.key_line);
         continue;
       }
       const auto* spec = detail::find_key(section::top_level, e.key);
@@ -193,6 +273,8 @@ class loader {
         own.general = e.value;
       } else if (e.key == "environment_variables") {
         own.env = e.value;
+      } else if (e.key == "credential_list") {
+        own.credentials = e.value.items;
       } else if (e.key == "include") {
         include = &e;
       }
@@ -236,6 +318,9 @@ class loader {
       for (auto& mr : got.models) {
         acc.models.push_back(std::move(mr));
       }
+      for (auto& c : got.credentials) {
+        acc.credentials.push_back(std::move(c));
+      }
       merge_mapping(acc.router, got.router);
       merge_mapping(acc.litellm, got.litellm);
       merge_mapping(acc.general, got.general);
@@ -254,6 +339,10 @@ class loader {
     out.models = std::move(own.models);
     for (auto& mr : acc.models) {
       out.models.push_back(std::move(mr));
+    }
+    out.credentials = std::move(own.credentials);
+    for (auto& c : acc.credentials) {
+      out.credentials.push_back(std::move(c));
     }
     out.router = std::move(acc.router);
     out.litellm = std::move(acc.litellm);
@@ -375,6 +464,84 @@ class loader {
         continue;
       }
       check_type(e.value, k->type, path);
+      // A flag set to false asks for nothing (LiteLLM's flags default to off): not reported.
+      const bool off_flag = k->type == detail::value_type::boolean && read_bool(&e.value, path) == false;
+      if (!k->unsupported.empty() && !e.value.is_null() && !off_flag) {
+        report_unsupported(path, std::string(k->unsupported), *e.value.file, e.key_line);
+      }
+    }
+  }
+
+  void report_unsupported(const std::string& path, std::string note, const std::string& file, int line) {
+    const std::string key = fold_indexes(path);
+    for (const auto& u : cfg_.unsupported) {
+      if (u.key == key) {
+        return;
+      }
+    }
+    cfg_.unsupported.push_back({key, std::move(note), file + ":" + std::to_string(line)});
+  }
+
+  // A string value holding ${NAME}: kept as written (as LiteLLM does), with a warning,
+  // since the author probably meant os.environ/NAME.
+  void warn_dollar_vars(const node& n, const std::string& path) {
+    switch (n.type) {
+      case node::kind::null:
+        return;
+      case node::kind::scalar: {
+        const auto open = n.text.find("${");
+        if (open != std::string::npos && n.text.find('}', open) != std::string::npos) {
+          warn(n.file ? *n.file : cfg_.path, n.line, path,
+               "'${...}' is not expanded (LiteLLM does not expand it either): the value is used as written; "
+               "write os.environ/NAME to read an environment variable");
+        }
+        return;
+      }
+      case node::kind::sequence:
+        for (std::size_t i = 0; i < n.items.size(); ++i) {
+          warn_dollar_vars(n.items[i], path + "[" + std::to_string(i) + "]");
+        }
+        return;
+      case node::kind::mapping:
+        for (const auto& e : n.entries) {
+          warn_dollar_vars(e.value, path + "." + e.key);
+        }
+        return;
+    }
+  }
+
+  // ---- credential_list --------------------------------------------------------------------
+
+  // [{credential_name, credential_values: {api_key, api_base, ...}, credential_info}]:
+  // a deployment naming one in litellm_params.litellm_credential_name takes its values
+  // for the params it does not set itself.
+  void parse_credentials(const std::vector<node>& list) {
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      const node& c = list[i];
+      const std::string p = "credential_list[" + std::to_string(i) + "]";
+      if (!c.is_mapping()) {
+        fail(c, p, "expected a mapping with credential_name and credential_values, got " + describe(c));
+      }
+      for (const auto& e : c.entries) {
+        if (e.key != "credential_name" && e.key != "credential_values" && e.key != "credential_info") {
+          warn(*e.value.file, e.key_line, p + "." + e.key, "unknown key; ignored");
+        }
+      }
+      auto name = read_string(c.find("credential_name"), p + ".credential_name");
+      if (!name || name->empty()) {
+        fail(c, p + ".credential_name", "a credential needs credential_name");
+      }
+      const node* values = c.find("credential_values");
+      if (values == nullptr || !values->is_mapping()) {
+        fail(values != nullptr ? *values : c, p + ".credential_values",
+             "a credential needs credential_values (a mapping such as api_key, api_base)");
+      }
+      if (const node* info = c.find("credential_info"); info != nullptr && !info->is_null() && !info->is_mapping()) {
+        fail(*info, p + ".credential_info", "expected a mapping, got " + describe(*info));
+      }
+      if (!credentials_.emplace(*name, *values).second) {
+        fail(*c.find("credential_name"), p + ".credential_name", "duplicate credential_name '" + *name + "'");
+      }
     }
   }
 
@@ -397,7 +564,17 @@ class loader {
     std::map<std::string, int> generated_ids;          // hash -> times seen
     std::map<std::string, std::string> generated_origin;
     for (std::size_t i = 0; i < models.size(); ++i) {
-      deployment d = parse_deployment(models[i]);
+      deployment d;
+      try {
+        d = parse_deployment(models[i]);
+      } catch (const config_error& e) {
+        if (!cfg_.router.ignore_invalid_deployments) {
+          throw;
+        }
+        warn(e.file(), e.line(), e.key(),
+             e.detail() + "; this deployment is skipped (router_settings.ignore_invalid_deployments)");
+        continue;
+      }
       const node* mi = models[i].entry.find("model_info");
       const node* id_node = mi != nullptr && mi->is_mapping() ? mi->find("id") : nullptr;
       if (!d.id.empty()) {
@@ -451,7 +628,8 @@ class loader {
       }
       fail(e, lp_path, "missing litellm_params (a mapping with at least `model`, e.g. model: openai/gpt-4o)");
     }
-    const node& lp = lpe->value;  // a mapping: check_section checked the type
+    check_type(lpe->value, detail::value_type::mapping, lp_path);
+    const node lp = with_credential(lpe->value, lp_path);
     check_section(lp, section::litellm_params, lp_path);
 
     const node* model = lp.find("model");
@@ -470,19 +648,44 @@ class loader {
     if (d.api_base.empty()) {
       d.api_base = read_string(lp.find("base_url"), lp_path + ".base_url").value_or("");
     }
+    if (d.api_base.empty()) {
+      // As LiteLLM: the provider's base variable(s) before its default.
+      for (const auto& var : split_names(d.provider->api_base_env)) {
+        if (auto v = lookup(var); v && !v->value.empty()) {
+          d.api_base = v->value;
+          break;
+        }
+      }
+    }
     d.api_key = read_string(lp.find("api_key"), lp_path + ".api_key").value_or("");
-    if (d.api_key.empty() && !d.provider->api_key_env.empty()) {
-      // As LiteLLM: without api_key, the key comes from the provider's variable
+    if (d.api_key.empty()) {
+      // As LiteLLM: without api_key, the key comes from the provider's variable(s)
       // (environment_variables first, then the process environment), when set.
-      if (auto v = lookup(std::string(d.provider->api_key_env))) {
-        d.api_key = v->value;
+      auto vars = split_names(d.provider->api_key_env);
+      for (auto& alt : split_names(d.provider->api_key_env_alt)) {
+        vars.push_back(std::move(alt));
+      }
+      for (const auto& var : vars) {
+        if (auto v = lookup(var); v && !v->value.empty()) {
+          d.api_key = v->value;
+          break;
+        }
       }
     }
     d.api_version = read_string(lp.find("api_version"), lp_path + ".api_version").value_or("");
+    if (d.api_version.empty() && d.provider->wire == wire_format::azure) {
+      auto v = lookup("AZURE_API_VERSION");
+      d.api_version = v && !v->value.empty() ? v->value : azure_default_api_version;
+    }
     d.organization = read_string(lp.find("organization"), lp_path + ".organization").value_or("");
-    if (const node* eh = lp.find("extra_headers"); eh != nullptr && eh->is_mapping()) {
+    // headers and extra_headers are both sent upstream; extra_headers wins on a clash.
+    for (const char* key : {"headers", "extra_headers"}) {
+      const node* eh = lp.find(key);
+      if (eh == nullptr || !eh->is_mapping()) {
+        continue;
+      }
       for (const auto& h : eh->entries) {
-        const std::string hp = lp_path + ".extra_headers." + h.key;
+        const std::string hp = lp_path + "." + key + "." + h.key;
         auto v = read_string(&h.value, hp);
         if (!v) {
           throw config_error(*h.value.file, h.key_line, hp, "a header needs a value");
@@ -503,6 +706,7 @@ class loader {
     d.cooldown_time = read_non_negative(lp.find("cooldown_time"), lp_path + ".cooldown_time");
     d.litellm_params = to_json(lp);
     stringify_documented(d.litellm_params, lp, section::litellm_params);
+    parse_request_params(d, lp, lp_path);
 
     d.model_info = nlohmann::json::object();
     if (const node* mi = e.find("model_info"); mi != nullptr && mi->is_mapping()) {
@@ -521,7 +725,7 @@ class loader {
   // The provider from the registry: custom_llm_provider names it (LiteLLM: the model is
   // then sent as is, minus a matching prefix), else the model's prefix, else the provider
   // of bare names.
-  static void parse_provider(deployment& d, const node& lp, const std::string& lp_path) {
+  void parse_provider(deployment& d, const node& lp, const std::string& lp_path) const {
     const node* model = lp.find("model");
     const node* custom = lp.find("custom_llm_provider");
     if (auto cp = read_string(custom, lp_path + ".custom_llm_provider"); cp && !cp->empty()) {
@@ -536,7 +740,14 @@ class loader {
     }
     const auto slash = d.model.find('/');
     if (slash == std::string::npos) {
+      // As LiteLLM: a known model name belongs to the provider the price table names
+      // (claude-* is anthropic); anything else is the provider of bare names (openai).
       d.provider = &provider_for_bare_names();
+      if (bare_model_provider_) {
+        if (const auto* p = provider_for_litellm_provider(bare_model_provider_(d.model)); p != nullptr) {
+          d.provider = p;
+        }
+      }
       d.upstream_model = d.model;
       return;
     }
@@ -585,15 +796,159 @@ class loader {
       check_model_group_alias(*a, p + ".model_group_alias");
       out.model_group_alias = to_json(*a);
     }
+    out.enable_tag_filtering = read_bool(r.find("enable_tag_filtering"), p + ".enable_tag_filtering").value_or(false);
+    out.tag_filtering_match_any =
+        read_bool(r.find("tag_filtering_match_any"), p + ".tag_filtering_match_any").value_or(true);
+    out.ignore_invalid_deployments =
+        read_bool(r.find("ignore_invalid_deployments"), p + ".ignore_invalid_deployments").value_or(false);
+    if (const node* g = r.find("model_group_retry_policy"); g != nullptr && g->is_mapping()) {
+      for (const auto& e : g->entries) {
+        if (!e.value.is_mapping()) {
+          fail(e.value, p + ".model_group_retry_policy." + e.key,
+               "expected a retry policy (a mapping such as RateLimitErrorRetries: 3), got " + describe(e.value));
+        }
+        for (const auto& k : e.value.entries) {
+          (void)read_int(&k.value, p + ".model_group_retry_policy." + e.key + "." + k.key, 0, 1000);
+        }
+      }
+      out.model_group_retry_policy = to_json(*g);
+    }
+    if (const node* dl = r.find("default_litellm_params"); dl != nullptr && dl->is_mapping()) {
+      default_params_ = *dl;
+    }
     out.raw = to_json(r);
     stringify_documented(out.raw, r, section::router_settings);
   }
 
-  // {alias: group} or {alias: {model: group, hidden: bool}}
+  // Settings that fall back on another section's key, once every section is read.
+  void apply_settings_fallbacks(const node& l) {
+    if (!l.is_mapping()) {
+      return;
+    }
+    // litellm_settings.allowed_fails: the router's when router_settings has none.
+    if (!cfg_.router.allowed_fails) {
+      cfg_.router.allowed_fails = read_int(l.find("allowed_fails"), "litellm_settings.allowed_fails", 0, INT_MAX);
+    }
+    // litellm_settings.model_group_alias: used when router_settings has none.
+    if (cfg_.router.model_group_alias.empty()) {
+      if (const node* a = l.find("model_group_alias"); a != nullptr && a->is_mapping()) {
+        check_model_group_alias(*a, "litellm_settings.model_group_alias");
+        cfg_.router.model_group_alias = to_json(*a);
+      }
+    }
+  }
+
+  // A bool, or a list of parameter names (kept as names to drop; the bool stays false).
+  std::optional<bool> read_drop_params(const node* n, const std::string& path, std::vector<std::string>& names) {
+    if (n == nullptr || n->is_null()) {
+      return std::nullopt;
+    }
+    if (n->is_sequence()) {
+      read_names(n, path, names);
+      return std::nullopt;
+    }
+    return read_bool(n, path);
+  }
+
+  static void read_names(const node* n, const std::string& path, std::vector<std::string>& names) {
+    if (n == nullptr || n->is_null()) {
+      return;
+    }
+    if (!n->is_sequence()) {
+      fail(*n, path, "expected a list of parameter names, got " + describe(*n));
+    }
+    for (std::size_t i = 0; i < n->items.size(); ++i) {
+      auto v = read_string(&n->items[i], path + "[" + std::to_string(i) + "]");
+      if (v && !v->empty()) {
+        names.push_back(*v);
+      }
+    }
+  }
+
+  // The deployment's request defaults, drop list and tags (see deployment).
+  void parse_request_params(deployment& d, const node& lp, const std::string& lp_path) {
+    for (const auto& e : lp.entries) {
+      if (is_request_param(e.key) && !e.value.is_null()) {
+        d.request_defaults[e.key] = to_json(e.value);
+      }
+    }
+    if (const node* eb = lp.find("extra_body"); eb != nullptr && eb->is_mapping()) {
+      for (const auto& e : eb->entries) {
+        if (!d.request_defaults.contains(e.key)) {
+          d.request_defaults[e.key] = to_json(e.value);
+        }
+      }
+    }
+    if (default_params_.is_mapping()) {
+      for (const auto& e : default_params_.entries) {
+        if (is_request_param(e.key) && !e.value.is_null() && !d.request_defaults.contains(e.key) &&
+            lp.find(e.key) == nullptr) {
+          d.request_defaults[e.key] = to_json(e.value);
+        }
+      }
+    }
+    d.drop_param_names = cfg_.litellm.additional_drop_params;
+    if (auto dp = read_drop_params(lp.find("drop_params"), lp_path + ".drop_params", d.drop_param_names); dp) {
+      d.litellm_params["drop_params"] = *dp;
+    }
+    read_names(lp.find("additional_drop_params"), lp_path + ".additional_drop_params", d.drop_param_names);
+    for (const auto& name : d.drop_param_names) {
+      d.request_defaults.erase(name);
+    }
+    if (const node* t = lp.find("tags"); t != nullptr && !t->is_null()) {
+      if (t->is_scalar()) {
+        d.tags.push_back(t->text);
+      } else {
+        for (std::size_t i = 0; i < t->items.size(); ++i) {
+          if (auto v = read_string(&t->items[i], lp_path + ".tags[" + std::to_string(i) + "]")) {
+            d.tags.push_back(*v);
+          }
+        }
+      }
+    }
+  }
+
+  // litellm_params with litellm_credential_name's values filled in where unset.
+  node with_credential(const node& lp, const std::string& lp_path) const {
+    const node* name = lp.find("litellm_credential_name");
+    auto cred = read_string(name, lp_path + ".litellm_credential_name");
+    if (!cred || cred->empty()) {
+      return lp;
+    }
+    auto it = credentials_.find(*cred);
+    if (it == credentials_.end()) {
+      std::string known;
+      for (const auto& [k, v] : credentials_) {
+        known += (known.empty() ? "" : ", ") + k;
+      }
+      fail(*name, lp_path + ".litellm_credential_name",
+           "no credential named '" + *cred + "' in credential_list" +
+               (known.empty() ? std::string(" (the config has none)") : " (it has: " + known + ")"));
+    }
+    node out = lp;
+    for (const auto& e : it->second.entries) {
+      if (out.find(e.key) == nullptr) {
+        out.entries.push_back(e);
+      }
+    }
+    return out;
+  }
+
+  // {alias: group}, {alias: {model: group, hidden: bool}} or {alias: [group, ...]} (the
+  // first listed group that exists serves the alias).
   static void check_model_group_alias(const node& a, const std::string& p) {
     for (const auto& e : a.entries) {
       const std::string ep = p + "." + e.key;
       if (e.value.is_scalar() && !e.value.text.empty()) {
+        continue;
+      }
+      if (e.value.is_sequence() && !e.value.items.empty()) {
+        for (std::size_t i = 0; i < e.value.items.size(); ++i) {
+          const auto& it = e.value.items[i];
+          if (!it.is_scalar() || it.text.empty()) {
+            fail(it, ep + "[" + std::to_string(i) + "]", "expected a model group name, got " + describe(it));
+          }
+        }
         continue;
       }
       if (e.value.is_mapping()) {
@@ -604,7 +959,9 @@ class loader {
         (void)read_bool(e.value.find("hidden"), ep + ".hidden");
         continue;
       }
-      fail(e.value, ep, "expected a model group name or {model: <group>, hidden: <bool>}, got " + describe(e.value));
+      fail(e.value, ep,
+           "expected a model group name, a list of them, or {model: <group>, hidden: <bool>}, got " +
+               describe(e.value));
     }
   }
 
@@ -615,7 +972,9 @@ class loader {
     }
     const std::string p = "litellm_settings";
     check_section(l, section::litellm_settings, p);
-    out.drop_params = read_bool(l.find("drop_params"), p + ".drop_params").value_or(false);
+    out.drop_params =
+        read_drop_params(l.find("drop_params"), p + ".drop_params", out.additional_drop_params).value_or(false);
+    read_names(l.find("additional_drop_params"), p + ".additional_drop_params", out.additional_drop_params);
     out.json_logs = read_bool(l.find("json_logs"), p + ".json_logs").value_or(false);
     out.num_retries = read_int(l.find("num_retries"), p + ".num_retries", 0, 1000);
     out.request_timeout = read_non_negative(l.find("request_timeout"), p + ".request_timeout");
@@ -662,6 +1021,34 @@ class loader {
           }
         }
         o.supported_call_types = std::move(types);
+      }
+    }
+    // Callbacks: only prometheus is served (/metrics); any other name is reported.
+    for (const char* key : {"callbacks", "success_callback", "failure_callback"}) {
+      const node* cb = l.find(key);
+      if (cb == nullptr || cb->is_null()) {
+        continue;
+      }
+      std::vector<std::string> others;
+      auto consider = [&others](const node& n) {
+        if (n.is_scalar() && n.text != "prometheus") {
+          others.push_back(n.text);
+        }
+      };
+      if (cb->is_sequence()) {
+        for (const auto& n : cb->items) {
+          consider(n);
+        }
+      } else {
+        consider(*cb);
+      }
+      if (!others.empty()) {
+        std::string names;
+        for (const auto& n : others) {
+          names += (names.empty() ? "" : ", ") + n;
+        }
+        report_unsupported(p + "." + key, "ignored: only prometheus is served; not sent to " + names, *cb->file,
+                           cb->line);
       }
     }
     out.raw = to_json(l);
@@ -935,6 +1322,9 @@ class loader {
 
   env_lookup base_env_;
   bool export_;
+  model_provider_lookup bare_model_provider_;
+  std::map<std::string, node> credentials_;  // credential_name -> credential_values
+  node default_params_;                      // router_settings.default_litellm_params
   config cfg_;
   std::vector<std::string> stack_;          // canonical paths being loaded (cycle check)
   std::vector<std::string> stack_display_;  // the same, as shown in messages
@@ -954,6 +1344,17 @@ std::shared_ptr<const config> load_config_blocking(const std::string& path, cons
   } catch (const fs::filesystem_error& e) {
     throw config_error(path, 0, "config", e.what());
   }
+}
+
+std::string unsupported_summary(const config& c) {
+  if (c.unsupported.empty()) {
+    return {};
+  }
+  std::string out = std::to_string(c.unsupported.size()) + " config key(s) recognised but not supported: ";
+  for (std::size_t i = 0; i < c.unsupported.size(); ++i) {
+    out += (i == 0 ? "" : "; ") + c.unsupported[i].key + " (" + c.unsupported[i].note + ")";
+  }
+  return out;
 }
 
 std::shared_ptr<const config> load_config_blocking(const std::string& path, const env_lookup& env) {

@@ -98,8 +98,12 @@ net::awaitable<std::optional<core::error>> attempt_loop::try_group(request_ctx& 
         429, "litellm.RateLimitError: This is a mock exception for model=" + group + ", to trigger a rate limit error.");
   }
   router::pick_options opts{ctx.estimated_tokens, ctx.stream, {}, !primary};
+  std::vector<std::string> tags;
+  if (router_.cfg().router.enable_tag_filtering) {
+    tags = router::request_tags(ctx.body);
+  }
   for (int retry = 0;; ++retry) {
-    auto picked = router_.pick(group, ctx.route, opts);
+    auto picked = router_.pick(group, ctx.route, opts, &tags);
     if (!picked) {
       co_return picked.error();
     }
@@ -194,7 +198,8 @@ net::awaitable<std::optional<core::error>> attempt_loop::attempt_on(request_ctx&
 std::optional<std::chrono::milliseconds> attempt_loop::retry_wait(request_ctx& ctx, const std::string& group,
                                                                   const core::error& err, int retry) {
   const auto cls = router::classify(err);
-  if (retry >= router::retries_for(retry_, ctx.body, cls)) {
+  const auto policy_group = router_.resolve(group);
+  if (retry >= router::retries_for(retry_, ctx.body, cls, policy_group)) {
     return std::nullopt;
   }
   router::group_health h;
@@ -211,8 +216,8 @@ std::optional<std::chrono::milliseconds> attempt_loop::retry_wait(request_ctx& c
                    : router::fallbacks_for(fallbacks_, resolved.empty() ? group : resolved,
                                            router::error_class::rate_limit))
            .empty();
-  const bool policy_match = retry_.retry_policy.is_object() &&
-                            retry_.retry_policy.contains(std::string(router::class_name(cls)) + "Retries");
+  const auto& policy = retry_.policy_for(policy_group);
+  const bool policy_match = policy.is_object() && policy.contains(std::string(router::class_name(cls)) + "Retries");
   if (!router::should_retry(err, cls, h, generic, policy_match)) {
     return std::nullopt;
   }
@@ -220,7 +225,7 @@ std::optional<std::chrono::milliseconds> attempt_loop::retry_wait(request_ctx& c
   const auto wait = router::backoff(retry, h, router::retry_after_seconds(err.retry_after), retry_.min_retry_after_s,
                                     unit(rng_));
   spdlog::info("retrying '{}' in {} ms (retry {} of {}, call_id={}): {}", group, wait.count(), retry + 1,
-               router::retries_for(retry_, ctx.body, cls), ctx.req.call_id, err.message);
+               router::retries_for(retry_, ctx.body, cls, policy_group), ctx.req.call_id, err.message);
   return wait;
 }
 

@@ -61,6 +61,7 @@ bool is_gateway_read_member(std::string_view key) {
       "stream_options",    "num_retries",           "fallbacks",
       "disable_fallbacks", "mock_response",         "mock_testing_fallbacks",
       "drop_params",       "encoding_format",       "mock_testing_rate_limit_error",
+      "tags",              "metadata",  // tag routing (router::request_tags)
   };
   for (auto r : read) {
     if (key == r) {

@@ -89,6 +89,25 @@ bool iequal(std::string_view a, std::string_view b) {
 }
 }  // namespace
 
+const json& with_deployment_params(call_type type, const config::deployment& d, const json& body, json& storage) {
+  const bool defaults = type != call_type::embedding && !d.request_defaults.empty();
+  if ((!defaults && d.drop_param_names.empty()) || !body.is_object()) {
+    return body;
+  }
+  storage = body;
+  if (defaults) {
+    for (auto it = d.request_defaults.begin(); it != d.request_defaults.end(); ++it) {
+      if (!storage.contains(it.key())) {
+        storage[it.key()] = it.value();
+      }
+    }
+  }
+  for (const auto& name : d.drop_param_names) {
+    storage.erase(name);
+  }
+  return storage;
+}
+
 bool has_extra_header(const config::deployment& d, std::string_view name) {
   for (const auto& [k, v] : d.extra_headers) {
     if (iequal(k, name)) {

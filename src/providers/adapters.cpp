@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstring>
@@ -226,8 +227,10 @@ class openai_like final : public adapter {
     if (!call) {
       return call;
     }
+    json storage;
+    const json& in = detail::with_deployment_params(type, d, body, storage);
     json out = json::object();
-    for (auto it = body.begin(); it != body.end(); ++it) {
+    for (auto it = in.begin(); it != in.end(); ++it) {
       if (!is_gateway_field(it.key())) {
         out[it.key()] = it.value();
       }
@@ -319,8 +322,11 @@ class openai_like final : public adapter {
       }
       wrote_options = true;
     };
+    auto dropped = [&d](std::string_view key) {
+      return std::find(d.drop_param_names.begin(), d.drop_param_names.end(), key) != d.drop_param_names.end();
+    };
     for (const auto& m : scan.members) {
-      if (is_gateway_field(m.key)) {
+      if (is_gateway_field(m.key) || (!d.drop_param_names.empty() && dropped(m.key))) {
         continue;
       }
       if (m.key == "model") {
@@ -350,6 +356,20 @@ class openai_like final : public adapter {
     }
     if (!wrote_model) {
       put_model();
+    }
+    // The deployment's request defaults, for the members the client did not send (the
+    // client's value wins: LiteLLM spreads the request over the deployment's params).
+    if (type != call_type::embedding) {
+      for (auto it = d.request_defaults.begin(); it != d.request_defaults.end(); ++it) {
+        if (scan.find(it.key()) != nullptr || is_gateway_field(it.key()) ||
+            (stream && (it.key() == "stream" || it.key() == "stream_options"))) {
+          continue;
+        }
+        sep();
+        append_json_string(out, it.key());
+        out += ':';
+        out += it.value().dump(-1, ' ', false, json::error_handler_t::replace);
+      }
     }
     if (stream && !wrote_stream) {
       sep();

@@ -1062,7 +1062,8 @@ class anthropic_messages final : public adapter {
   core::result<upstream_call> build(call_type type, const config::deployment& d, const json& body,
                                     const build_options& opts) const override {
     try {
-      return build_messages_request(type, d, body, opts);
+      json storage;
+      return build_messages_request(type, d, detail::with_deployment_params(type, d, body, storage), opts);
     } catch (const json::exception& e) {
       return detail::bad_param(std::string("could not translate the request for anthropic: ") + e.what(), "");
     }

@@ -49,11 +49,13 @@ std::string upstream_call::joined_body() const {
 }
 
 bool is_gateway_field(std::string_view name) {
-  static constexpr std::array<std::string_view, 16> fields = {
+  // tags: LiteLLM moves them into the request's metadata (spend tags, tag routing).
+  static constexpr std::array<std::string_view, 17> fields = {
       "mock_response",   "mock_testing_fallbacks", "mock_testing_rate_limit_error", "fallbacks",
       "disable_fallbacks", "num_retries",          "metadata",                      "cache",
       "caching",         "drop_params",            "api_key",                       "api_base",
-      "base_url",        "context_window_fallbacks", "litellm_call_id",             "proxy_server_request"};
+      "base_url",        "context_window_fallbacks", "litellm_call_id",             "proxy_server_request",
+      "tags"};
   for (auto f : fields) {
     if (f == name) {
       return true;

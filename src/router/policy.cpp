@@ -174,6 +174,9 @@ retry_settings retry_settings::from(const config::config& cfg) {
     if (auto it = cfg.router.raw.find("retry_policy"); it != cfg.router.raw.end() && it->is_object()) {
       s.retry_policy = *it;
     }
+    if (cfg.router.model_group_retry_policy.is_object()) {
+      s.model_group_retry_policy = cfg.router.model_group_retry_policy;
+    }
     if (auto it = cfg.router.raw.find("retry_after"); it != cfg.router.raw.end() && it->is_number()) {
       s.min_retry_after_s = std::max(0.0, it->get<double>());
     }
@@ -194,14 +197,24 @@ int max_retries(const retry_settings& s, const nlohmann::json& body) {
   return 2;
 }
 
-int retries_for(const retry_settings& s, const nlohmann::json& body, error_class c) {
+const nlohmann::json& retry_settings::policy_for(std::string_view group) const {
+  if (!group.empty() && model_group_retry_policy.is_object()) {
+    if (auto it = model_group_retry_policy.find(std::string(group));
+        it != model_group_retry_policy.end() && it->is_object()) {
+      return *it;
+    }
+  }
+  return retry_policy;
+}
+
+int retries_for(const retry_settings& s, const nlohmann::json& body, error_class c, std::string_view group) {
   if (auto v = int_in(body, "num_retries")) {
     return std::max(0, *v);
   }
   std::string key = class_name(c);
   // retry_policy keys drop "Exceeded"/"Denied" the LiteLLM way: ContentPolicyViolationErrorRetries,
   // BadRequestErrorRetries, ...
-  if (auto v = int_in(s.retry_policy, key + "Retries")) {
+  if (auto v = int_in(s.policy_for(group), key + "Retries")) {
     return std::max(0, *v);
   }
   return max_retries(s, body);

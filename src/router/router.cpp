@@ -117,6 +117,14 @@ router::router(std::shared_ptr<const config::config> cfg)
     for (auto it = aliases.begin(); it != aliases.end(); ++it) {
       if (it->is_string()) {
         aliases_[it.key()] = it->get<std::string>();
+      } else if (it->is_array()) {
+        // A list: the first group in it that the config has.
+        for (const auto& g : *it) {
+          if (g.is_string() && groups_.count(g.get<std::string>()) != 0) {
+            aliases_[it.key()] = g.get<std::string>();
+            break;
+          }
+        }
       } else if (it->is_object() && it->contains("model") && (*it)["model"].is_string()) {
         aliases_[it.key()] = (*it)["model"].get<std::string>();
         if (it->value("hidden", false)) {
@@ -170,6 +178,73 @@ router::match router::find(std::string_view requested) const {
 
 std::string router::resolve(std::string_view requested) const { return find(requested).group; }
 
+std::vector<std::string> request_tags(const nlohmann::json& body) {
+  std::vector<std::string> out;
+  auto take = [&out](const nlohmann::json& v) {
+    if (v.is_string()) {
+      out.push_back(v.get<std::string>());
+    } else if (v.is_array()) {
+      for (const auto& t : v) {
+        if (t.is_string()) {
+          out.push_back(t.get<std::string>());
+        }
+      }
+    }
+  };
+  if (!body.is_object()) {
+    return out;
+  }
+  if (auto it = body.find("tags"); it != body.end() && !it->is_null()) {
+    take(*it);
+    return out;
+  }
+  if (auto md = body.find("metadata"); md != body.end() && md->is_object()) {
+    if (auto it = md->find("tags"); it != md->end()) {
+      take(*it);
+    }
+  }
+  return out;
+}
+
+// LiteLLM's tag filter: with request tags, the deployments whose tags match (any of
+// them, or all when match_any is false) and those tagged "default"; without, the
+// "default"-tagged ones if any, else all. Untagged deployments never match a tag.
+std::vector<const config::deployment*> router::filter_by_tags(const std::vector<const config::deployment*>& deps,
+                                                              const std::vector<std::string>& tags, bool match_any) {
+  auto has = [](const config::deployment* d, std::string_view t) {
+    return std::find(d->tags.begin(), d->tags.end(), t) != d->tags.end();
+  };
+  std::vector<const config::deployment*> out;
+  if (tags.empty()) {
+    for (auto* d : deps) {
+      if (has(d, "default")) {
+        out.push_back(d);
+      }
+    }
+    return out.empty() ? deps : out;
+  }
+  for (auto* d : deps) {
+    if (d->tags.empty()) {
+      continue;
+    }
+    bool match = !match_any;
+    for (const auto& t : tags) {
+      if (match_any && has(d, t)) {
+        match = true;
+        break;
+      }
+      if (!match_any && !has(d, t)) {
+        match = false;
+        break;
+      }
+    }
+    if (match || has(d, "default")) {
+      out.push_back(d);
+    }
+  }
+  return out;
+}
+
 std::size_t router::group_size(std::string_view requested) const {
   auto m = find(requested);
   if (m.group.empty()) {
@@ -218,7 +293,8 @@ std::shared_ptr<const config::deployment> router::materialize(const config::depl
 
 core::result<std::shared_ptr<const config::deployment>> router::pick(std::string_view requested,
                                                                      std::string_view route,
-                                                                     const pick_options& opts) {
+                                                                     const pick_options& opts,
+                                                                     const std::vector<std::string>* tags) {
   auto m = find(requested);
   if (m.group.empty() && opts.allow_deployment_id) {
     for (const auto& d : cfg_->model_list) {
@@ -234,7 +310,26 @@ core::result<std::shared_ptr<const config::deployment>> router::pick(std::string
                             "model");
   }
   const auto now = clock::now();
-  const auto& deps = groups_.at(m.group);
+  const std::vector<const config::deployment*>* group_deps = &groups_.at(m.group);
+  std::vector<const config::deployment*> tagged;
+  if (cfg_->router.enable_tag_filtering) {
+    static const std::vector<std::string> no_tags;
+    const auto& request = tags != nullptr ? *tags : no_tags;
+    tagged = filter_by_tags(*group_deps, request, cfg_->router.tag_filtering_match_any);
+    if (tagged.empty()) {
+      std::string list;
+      for (const auto& t : request) {
+        list += (list.empty() ? "'" : ", '") + t + "'";
+      }
+      return core::make_error(core::errc::bad_request,
+                              "No deployments match the request's tags (router_settings.enable_tag_filtering). "
+                              "Passed model=" +
+                                  std::string(requested) + " and tags=[" + list + "]",
+                              "tags");
+    }
+    group_deps = &tagged;
+  }
+  const auto& deps = *group_deps;
   std::vector<const config::deployment*> healthy;
   std::optional<clock::time_point> first_back;
   std::vector<std::string> cooled;

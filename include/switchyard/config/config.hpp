@@ -15,6 +15,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace switchyard::config {
@@ -40,6 +41,15 @@ struct deployment {
   std::optional<int> order;
   std::optional<int> max_parallel_requests;
   std::optional<double> cooldown_time;
+  // Request parameters the deployment sets (litellm_params temperature, max_tokens, stop,
+  // response_format, reasoning_effort, num_ctx, keep_alive, ... and the members of
+  // extra_body): sent upstream when the request does not set them (the request wins, as in
+  // LiteLLM, whose router spreads the client's kwargs over the deployment's params).
+  nlohmann::json request_defaults = nlohmann::json::object();
+  // Request parameters removed before the call: litellm_params.additional_drop_params,
+  // litellm_settings.additional_drop_params and a drop_params written as a list.
+  std::vector<std::string> drop_param_names;
+  std::vector<std::string> tags;  // litellm_params.tags (tag routing)
   nlohmann::json litellm_params;  // every param as resolved (os.environ/ substituted)
   nlohmann::json model_info;      // model_info as resolved (object, maybe empty)
   std::string origin;  // "<file>:<line>" of the model_list entry, for messages
@@ -55,6 +65,16 @@ struct router_settings {
   std::string redis_host, redis_password, redis_url;
   std::optional<int> redis_port;
   nlohmann::json model_group_alias = nlohmann::json::object();
+  // Tag routing: with enable_tag_filtering, a request's tags (body `tags` or
+  // metadata.tags) pick the deployments whose litellm_params.tags match (any of them, or
+  // all with tag_filtering_match_any: false); "default"-tagged deployments take the rest.
+  bool enable_tag_filtering = false;
+  bool tag_filtering_match_any = true;
+  // A deployment that does not load (unknown provider, bad value) is skipped with a
+  // warning instead of stopping the start.
+  bool ignore_invalid_deployments = false;
+  // {group: retry_policy}: the retry policy of one model group, over retry_policy.
+  nlohmann::json model_group_retry_policy = nlohmann::json::object();
   nlohmann::json raw = nlohmann::json::object();  // the whole section, for later stages
 };
 
@@ -70,6 +90,9 @@ struct cache_params {
 
 struct litellm_settings {
   bool drop_params = false;
+  // additional_drop_params, and drop_params written as a list of names: removed from
+  // every request (copied into each deployment's drop_param_names).
+  std::vector<std::string> additional_drop_params;
   bool json_logs = false;
   std::optional<int> num_retries;
   std::optional<double> request_timeout;  // seconds; LiteLLM default 6000
@@ -147,6 +170,15 @@ struct config {
   redis_endpoint redis;
   cache_settings cache;
   std::vector<std::string> warnings;  // unknown keys etc., one message each
+  // Keys the config uses that the gateway recognises but does not act on, each with
+  // what happens instead; main() prints them as one warning (and --check-config one per
+  // line). Listed once per key path (model_list indexes folded to model_list[]).
+  struct unsupported_key {
+    std::string key;     // e.g. "litellm_settings.success_callback", "model_list[].litellm_params.max_retries"
+    std::string note;    // what happens instead
+    std::string origin;  // "<file>:<line>" of the first use
+  };
+  std::vector<unsupported_key> unsupported;
   std::vector<std::string> files;     // every file read: `path` first, then includes in load order
   std::map<std::string, std::string> environment_variables;  // as exported (values are secrets)
 
@@ -179,8 +211,15 @@ class config_error : public std::runtime_error {
 using env_lookup = std::function<std::optional<std::string>(const std::string&)>;
 env_lookup process_env();
 
+// The price table's `litellm_provider` of a model name without a prefix (e.g.
+// "claude-3-5-haiku-latest" -> "anthropic"), or empty when it has none. app/ passes the
+// loaded price table's lookup (config/ does not depend on spend/).
+using model_provider_lookup = std::function<std::string(std::string_view model)>;
+
 struct load_options {
   env_lookup env;                  // empty: process_env()
+  // Places models written without a prefix (empty: every such model is openai).
+  model_provider_lookup bare_model_provider;
   bool export_environment = true;  // setenv() each environment_variables entry (overwrites)
 };
 
@@ -191,6 +230,8 @@ struct load_options {
 // provider's variable (provider_info::api_key_env) when it has no api_key.
 // Throws config_error.
 std::shared_ptr<const config> load_config_blocking(const std::string& path, const env_lookup& env = process_env());
+// One line listing config::unsupported (empty if none), for the startup warning.
+std::string unsupported_summary(const config& c);
 // As above; `environment_variables` are always visible to os.environ/ and the env
 // fallbacks, and also exported with setenv() when options.export_environment (not
 // thread-safe: call before other threads start). Messages never contain secret values.

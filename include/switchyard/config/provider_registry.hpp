@@ -57,6 +57,12 @@ struct provider_info {
   // gateway forwards Responses requests as they are; other providers get them translated
   // to chat (docs/responses.md).
   bool responses_api = false;
+  // More variables LiteLLM reads the key from, comma-separated, tried after api_key_env
+  // (e.g. TOGETHER_AI_API_KEY after TOGETHERAI_API_KEY). Empty: none.
+  std::string_view api_key_env_alt = {};
+  // Variables LiteLLM reads the api_base from when litellm_params.api_base is absent,
+  // comma-separated, in order (e.g. OPENAI_BASE_URL,OPENAI_API_BASE); before the default.
+  std::string_view api_base_env = {};
 };
 
 // Every provider, in the order the docs list them.
@@ -68,6 +74,12 @@ const provider_info* find_provider(std::string_view name);
 const provider_info* find_provider_for_model(std::string_view model);
 // The provider of models written without a prefix ("gpt-4o" is openai, as in LiteLLM).
 const provider_info& provider_for_bare_names();
+
+// The provider a price-table entry's `litellm_provider` names ("anthropic",
+// "vertex_ai-language-models" -> vertex_ai, "text-completion-openai" -> openai), if it is
+// registered; nullptr otherwise. Used to place a model written without a prefix, as
+// LiteLLM does ("claude-3-5-haiku-latest" is anthropic).
+const provider_info* provider_for_litellm_provider(std::string_view litellm_provider);
 
 // "openai/, hosted_vllm/, ... (a model without a prefix is openai)", for error messages.
 std::string supported_prefixes();

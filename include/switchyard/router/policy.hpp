@@ -41,9 +41,14 @@ struct retry_settings {
   std::optional<int> router_num_retries;   // router_settings.num_retries
   std::optional<int> litellm_num_retries;  // litellm_settings.num_retries
   nlohmann::json retry_policy;             // router_settings.retry_policy (object or null)
+  // router_settings.model_group_retry_policy: {group: policy}; a group listed here uses
+  // its own policy instead of retry_policy (LiteLLM's get_num_retries_from_retry_policy).
+  nlohmann::json model_group_retry_policy = nlohmann::json::object();
   double min_retry_after_s = 0;            // router_settings.retry_after
 
   static retry_settings from(const config::config& cfg);
+  // The retry policy that applies to `group` (its own, else retry_policy; may be null).
+  const nlohmann::json& policy_for(std::string_view group) const;
 };
 
 // The request's retry budget when nothing failed yet (x-litellm-max-retries):
@@ -51,7 +56,8 @@ struct retry_settings {
 // (LiteLLM's code default, openai.DEFAULT_MAX_RETRIES).
 int max_retries(const retry_settings& s, const nlohmann::json& body);
 // For a given error: body num_retries > retry_policy[<Class>Retries] > max_retries(...).
-int retries_for(const retry_settings& s, const nlohmann::json& body, error_class c);
+// `group`: the model group of the failed attempt (model_group_retry_policy).
+int retries_for(const retry_settings& s, const nlohmann::json& body, error_class c, std::string_view group = {});
 
 struct group_health {
   std::size_t deployments = 0;  // in the group

@@ -53,6 +53,9 @@ struct pick_options {
   bool allow_deployment_id = false;
 };
 
+// A request's tags: body `tags`, else metadata.tags (a list of strings, or one string).
+std::vector<std::string> request_tags(const nlohmann::json& body);
+
 class router;
 
 // Counts one attempt as in flight on a deployment until destroyed (least-busy,
@@ -80,12 +83,17 @@ class router {
   std::string resolve(std::string_view requested) const;
   // Picks one deployment of the group `requested` resolves to. For a wildcard group the
   // result is a copy with the requested name filled in; otherwise it aliases the config.
-  // Errors: unknown model -> 400 naming it; every deployment cooled down -> 429 "No
+  // With enable_tag_filtering, the group is first narrowed to the deployments whose
+  // litellm_params.tags match `tags` (plus those tagged "default"; a request without
+  // tags gets the "default" ones when there are any, else every deployment); no match:
+  // 400 naming the tags. Errors: unknown model -> 400 naming it; every deployment cooled down -> 429 "No
   // deployments available for selected model, Try again in N seconds..." with Retry-After N
   // (N = seconds until the first one comes back); all at max_parallel_requests -> 429;
   // pre-call checks leaving nothing -> 400 ContextWindowExceededError.
+  // `tags`: the request's tags (request_tags), for tag routing; nullptr: none.
   core::result<std::shared_ptr<const config::deployment>> pick(std::string_view requested, std::string_view route,
-                                                               const pick_options& opts = {});
+                                                               const pick_options& opts = {},
+                                                               const std::vector<std::string>* tags = nullptr);
   // Public model names: groups plus non-hidden aliases, in config order.
   std::vector<std::string> public_models() const;
   const config::config& cfg() const { return *cfg_; }
@@ -149,6 +157,8 @@ class router {
     bool wildcard = false;
   };
   match find(std::string_view requested) const;
+  static std::vector<const config::deployment*> filter_by_tags(const std::vector<const config::deployment*>& deps,
+                                                               const std::vector<std::string>& tags, bool match_any);
   std::shared_ptr<const config::deployment> materialize(const config::deployment* d, const match& m,
                                                         std::string_view requested) const;
   const config::deployment* choose(const std::vector<const config::deployment*>& c, const pick_options& opts);

@@ -377,14 +377,15 @@ TEST(config_warnings, one_per_unknown_key_with_file_and_line) {
   const std::string inc = data("warnings/warn_include.yaml");
   const std::vector<std::string> expected{
       f + ":23: mystery_section: unknown top-level key; ignored",
-      f + ":7: model_list[0].model_inf: unknown key; ignored",
-      f + ":6: model_list[0].litellm_params.temprature: unknown key; ignored",
       f + ":10: router_settings.not_a_router_key: unknown key; ignored",
       f + ":9: router_settings.routing_strategy: unknown routing strategy 'fastest-first'; LiteLLM knows "
           "simple-shuffle, least-busy, usage-based-routing, usage-based-routing-v2, latency-based-routing, "
           "cost-based-routing, provider-budget-routing",
       f + ":13: litellm_settings.made_up_setting: unknown key; ignored",
       f + ":16: litellm_settings.cache_params.hostname: unknown key; ignored",
+      // model_list is read after the settings (they say how to read the deployments)
+      f + ":7: model_list[0].model_inf: unknown key; ignored",
+      f + ":6: model_list[0].litellm_params.temprature: unknown key; ignored",
       inc + ":2: general_settings.another_bogus: unknown key; ignored",
       f + ":19: general_settings.bogus: unknown key; ignored",
       f + ":18: general_settings.master_key: the master key does not start with 'sk-' as LiteLLM requires; some "

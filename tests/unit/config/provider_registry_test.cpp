@@ -37,6 +37,27 @@ constexpr expected_provider expected[] = {
      cfg::stream_framing::ndjson, true, true, true},
     {"groq", "GroqException", "https://api.groq.com/openai/v1", "GROQ_API_KEY", cfg::wire_format::openai,
      cfg::stream_framing::sse, true, false, false},
+    {"openrouter", "OpenrouterException", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", cfg::wire_format::openai, cfg::stream_framing::sse, true, true, false},
+    {"mistral", "MistralException", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", cfg::wire_format::openai, cfg::stream_framing::sse, true, false, true},
+    {"deepseek", "DeepseekException", "https://api.deepseek.com/beta", "DEEPSEEK_API_KEY", cfg::wire_format::openai, cfg::stream_framing::sse, true, true, false},
+    {"xai", "XaiException", "https://api.x.ai/v1", "XAI_API_KEY", cfg::wire_format::openai, cfg::stream_framing::sse, true, false, false},
+    {"together_ai", "Together_aiException", "https://api.together.xyz/v1", "TOGETHERAI_API_KEY", cfg::wire_format::openai, cfg::stream_framing::sse, true, true, true},
+    {"fireworks_ai", "Fireworks_aiException", "https://api.fireworks.ai/inference/v1", "FIREWORKS_API_KEY", cfg::wire_format::openai, cfg::stream_framing::sse, true, true, true},
+    {"perplexity", "PerplexityException", "https://api.perplexity.ai", "PERPLEXITYAI_API_KEY", cfg::wire_format::openai, cfg::stream_framing::sse, true, false, false},
+    {"cerebras", "CerebrasException", "https://api.cerebras.ai/v1", "CEREBRAS_API_KEY", cfg::wire_format::openai, cfg::stream_framing::sse, true, true, false},
+    {"deepinfra", "DeepinfraException", "https://api.deepinfra.com/v1/openai", "DEEPINFRA_API_KEY", cfg::wire_format::openai, cfg::stream_framing::sse, true, true, true},
+    {"huggingface", "HuggingfaceException", "https://router.huggingface.co/v1", "HF_TOKEN", cfg::wire_format::openai, cfg::stream_framing::sse, true, false, false},
+    {"lm_studio", "Lm_studioException", "", "LM_STUDIO_API_KEY", cfg::wire_format::openai, cfg::stream_framing::sse, true, true, true},
+    {"llamafile", "LlamafileException", "http://127.0.0.1:8080/v1", "LLAMAFILE_API_KEY", cfg::wire_format::openai, cfg::stream_framing::sse, true, true, true},
+    {"vllm", "VllmException", "", "VLLM_API_KEY", cfg::wire_format::openai, cfg::stream_framing::sse, true, true, true},
+    {"nvidia_nim", "Nvidia_nimException", "https://integrate.api.nvidia.com/v1", "NVIDIA_NIM_API_KEY", cfg::wire_format::openai, cfg::stream_framing::sse, true, false, true},
+    {"sambanova", "SambanovaException", "https://api.sambanova.ai/v1", "SAMBANOVA_API_KEY", cfg::wire_format::openai, cfg::stream_framing::sse, true, false, true},
+    {"siliconflow", "SiliconflowException", "https://api.siliconflow.cn/v1", "SILICONFLOW_API_KEY", cfg::wire_format::openai, cfg::stream_framing::sse, true, false, true},
+    {"dashscope", "DashscopeException", "https://dashscope-intl.aliyuncs.com/compatible-mode/v1", "DASHSCOPE_API_KEY", cfg::wire_format::openai, cfg::stream_framing::sse, true, false, false},
+    {"moonshot", "MoonshotException", "https://api.moonshot.ai/v1", "MOONSHOT_API_KEY", cfg::wire_format::openai, cfg::stream_framing::sse, true, false, false},
+    {"github", "GithubException", "https://models.inference.ai.azure.com", "GITHUB_API_KEY", cfg::wire_format::openai, cfg::stream_framing::sse, true, false, false},
+    {"litellm_proxy", "Litellm_proxyException", "", "LITELLM_PROXY_API_KEY", cfg::wire_format::openai, cfg::stream_framing::sse, true, true, true},
+    {"openai_like", "Openai_likeException", "", "", cfg::wire_format::openai, cfg::stream_framing::sse, true, true, true},
 };
 
 }  // namespace
@@ -114,4 +135,25 @@ TEST(provider_registry, messages_name_every_provider) {
     EXPECT_NE(prefixes.find(p.prefix), std::string::npos) << p.prefix;
     EXPECT_NE(names.find(p.name), std::string::npos) << p.name;
   }
+}
+
+TEST(provider_registry, price_table_provider_names_map_to_providers) {
+  EXPECT_EQ(cfg::provider_for_litellm_provider("anthropic"), cfg::find_provider("anthropic"));
+  EXPECT_EQ(cfg::provider_for_litellm_provider("openai"), cfg::find_provider("openai"));
+  EXPECT_EQ(cfg::provider_for_litellm_provider("text-completion-openai"), cfg::find_provider("openai"));
+  EXPECT_EQ(cfg::provider_for_litellm_provider("mistral"), cfg::find_provider("mistral"));
+  EXPECT_EQ(cfg::provider_for_litellm_provider("deepseek"), cfg::find_provider("deepseek"));
+  // "<provider>-<kind>": the provider when registered.
+  EXPECT_EQ(cfg::provider_for_litellm_provider("vertex_ai-language-models"), cfg::find_provider("vertex_ai"));
+  EXPECT_EQ(cfg::provider_for_litellm_provider("volcengine"), nullptr);
+  EXPECT_EQ(cfg::provider_for_litellm_provider(""), nullptr);
+}
+
+TEST(provider_registry, openai_compatible_entries_read_litellm_variables) {
+  EXPECT_EQ(cfg::find_provider("together_ai")->api_key_env_alt, "TOGETHER_AI_API_KEY,TOGETHER_API_KEY");
+  EXPECT_EQ(cfg::find_provider("openai")->api_base_env, "OPENAI_BASE_URL,OPENAI_API_BASE");
+  EXPECT_EQ(cfg::find_provider("azure")->api_base_env, "AZURE_API_BASE");
+  EXPECT_EQ(cfg::find_provider("lm_studio")->api_base_env, "LM_STUDIO_API_BASE");
+  EXPECT_TRUE(cfg::find_provider("lm_studio")->local);
+  EXPECT_TRUE(cfg::find_provider("llamafile")->local);
 }
