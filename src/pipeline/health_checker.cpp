@@ -137,7 +137,7 @@ net::awaitable<health_checker::result> health_checker::check_one(config::deploym
   }
   const auto timeout = timeout_of(d);
   const auto& adapter = providers::adapter_for(*d.provider);
-  auto call = adapter.build(type, d, body, providers::build_options{false, true});
+  auto call = adapter.build(type, d, body, providers::build_options{false, true, {}});
   std::optional<core::error> err;
   int status = 0;
   if (!call) {
