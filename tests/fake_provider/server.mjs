@@ -327,7 +327,10 @@ function classify(method, path) {
     if (p === '/api/embed') return { provider: 'ollama', kind: 'embed' };
     if (p === '/api/embeddings') return { provider: 'ollama', kind: 'embeddings_legacy' };
     m = p.match(/^\/v1beta\/models\/([^/:]+):(generateContent|streamGenerateContent|embedContent|batchEmbedContents)$/);
-    if (m) return { provider: 'gemini', kind: GEMINI_KINDS[m[2]], deployment: decodeURIComponent(m[1]) };
+    if (m) {
+      return { provider: 'gemini', kind: GEMINI_KINDS[m[2]], deployment: decodeURIComponent(m[1]),
+               stream: m[2] === 'streamGenerateContent' };
+    }
     m = p.match(/^\/v1\/projects\/([^/]+)\/locations\/([^/]+)\/publishers\/(google|anthropic)\/models\/([^/:]+):(generateContent|streamGenerateContent|rawPredict|streamRawPredict)$/);
     if (m) {
       const anthropic = m[3] === 'anthropic';
