@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
@@ -269,7 +270,7 @@ net::awaitable<void> fetch(std::shared_ptr<token_source::state> s, std::shared_p
     }
   }
   if (!out) {
-    spdlog::warn("{}: token fetch failed: {}", s->who, out.error().message);
+    spdlog::warn("token fetch failed: {}", out.error().message);
   }
   if (s->in_flight == f) {
     s->in_flight.reset();

@@ -1,8 +1,10 @@
 // Google's generateContent format (gemini_format.hpp) and the Google AI Studio adapter
-// (`gemini/<model>`): POST {base}/v1beta/models/{model}:generateContent, or
-// :streamGenerateContent?alt=sse, the key in x-goog-api-key (never in the URL, so that it
-// stays out of logs and x-litellm-model-api-base); embeddings through embedContent (one
-// input) and batchEmbedContents (a list).
+// (`gemini/<model>`): POST {base}/v1beta/models/{model}:generateContent?key=<key>, or
+// :streamGenerateContent?key=<key>&alt=sse (the key in the query, as LiteLLM sends it;
+// x-litellm-model-api-base never shows a query); embeddings through embedContent (one
+// input) and batchEmbedContents (a list). An api_base that already names the model
+// (".../models/<model>", a proxy such as Cloudflare's AI Gateway) is used as LiteLLM uses
+// it: {api_base}:{method}, the key as a bearer token.
 //
 // Decisions:
 // - system and developer messages -> systemInstruction; assistant -> role "model" with its
@@ -35,6 +37,7 @@
 #include "switchyard/core/ids.hpp"
 #include "switchyard/upstream/sse_parser.hpp"
 
+#include <cctype>
 #include <map>
 
 namespace switchyard::providers {
@@ -580,14 +583,11 @@ class gemini_stream final : public stream_translator {
     if (auto id = string_field(j, "responseId"); !id.empty() && !started_) {
       writer_.set_id(std::string(id));
     }
-    if (!started_) {
-      started_ = true;
-      writer_.role(out);
-    }
     if (const json* u = field(j, "usageMetadata")) {
       track(*u);
     }
     if (!block_reason(j).empty()) {
+      start(out);
       writer_.finish("content_filter", out);
       finished_ = true;
       return {};
@@ -608,9 +608,11 @@ class gemini_stream final : public stream_translator {
         for (const auto& p : *parts) {
           if (const json* fc = field(p, "functionCall")) {
             const json* args = field(*fc, "args");
+            start(out);
             writer_.tool_call(tool_count_++, new_call_id(), string_field(*fc, "name"),
                               args != nullptr ? detail::dump(*args) : "{}", out);
           } else if (auto text = string_field(p, "text"); !text.empty()) {
+            start(out);
             const json* thought = field(p, "thought");
             if (thought != nullptr && thought->is_boolean() && thought->get<bool>()) {
               writer_.reasoning(text, out);
@@ -622,6 +624,7 @@ class gemini_stream final : public stream_translator {
       }
     }
     if (auto fr = string_field(cand, "finishReason"); !fr.empty()) {
+      start(out);
       writer_.finish(finish_reason_of(fr, tool_count_ > 0), out);
       finished_ = true;
     }
@@ -631,6 +634,15 @@ class gemini_stream final : public stream_translator {
   void track(const json& u) {
     tally_.update(u);
     usage_ = tally_.value();
+  }
+
+  // The role chunk goes out with the first thing the client can see: a stream that
+  // fails before any (no candidates, cut early) then fails with a real HTTP status.
+  void start(std::vector<std::string>& out) {
+    if (!started_) {
+      started_ = true;
+      writer_.role(out);
+    }
   }
 
   detail::chunk_writer writer_;
@@ -857,9 +869,18 @@ bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
-// {base}/v1beta/models/{model}: the base as configured, with or without /v1beta.
+// An api_base that names the model itself (a proxy's URL, LiteLLM's custom-proxy form).
+bool base_names_model(const config::deployment& d) {
+  return detail::base_of(d).find("/models/") != std::string::npos;
+}
+
+// {base}/v1beta/models/{model} (the base as configured, with or without /v1beta), or the
+// api_base itself when it names the model.
 std::string model_url(const config::deployment& d) {
   std::string base = detail::base_of(d);
+  if (base_names_model(d)) {
+    return base;
+  }
   if (!ends_with(base, "/v1beta") && !ends_with(base, "/v1")) {
     base += "/v1beta";
   }
@@ -870,11 +891,37 @@ std::string model_url(const config::deployment& d) {
   return base + "/models/" + std::string(model);
 }
 
-upstream_call call_to(const config::deployment& d, std::string url) {
+std::string query_escape(std::string_view v) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : v) {
+    if (std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+// The call to {model_url}:{method}, with the key and, streaming, alt=sse.
+upstream_call call_to(const config::deployment& d, std::string_view method, bool stream = false) {
   upstream_call call;
-  call.url = std::move(url);
-  if (!d.api_key.empty()) {
-    call.headers.emplace_back("x-goog-api-key", d.api_key);
+  call.url = model_url(d) + ":" + std::string(method);
+  const bool proxy = base_names_model(d);
+  char sep = '?';
+  if (!d.api_key.empty() && !proxy) {
+    call.url += "?key=" + query_escape(d.api_key);
+    sep = '&';
+  }
+  if (stream) {
+    call.url += sep;
+    call.url += "alt=sse";
+  }
+  if (!d.api_key.empty() && proxy) {
+    call.headers.emplace_back("authorization", "Bearer " + d.api_key);
   }
   call.headers.emplace_back("content-type", "application/json");
   for (const auto& [k, v] : d.extra_headers) {
@@ -898,7 +945,7 @@ core::result<upstream_call> embedding_call(const config::deployment& d, const js
     return r;
   };
   if (input != nullptr && input->is_string()) {
-    auto call = call_to(d, model_url(d) + ":embedContent");
+    auto call = call_to(d, "embedContent");
     call.body = detail::dump(request_of(*input));
     return call;
   }
@@ -912,7 +959,7 @@ core::result<upstream_call> embedding_call(const config::deployment& d, const js
     }
     requests.push_back(request_of(item));
   }
-  auto call = call_to(d, model_url(d) + ":batchEmbedContents");
+  auto call = call_to(d, "batchEmbedContents");
   call.body = detail::dump(json{{"requests", std::move(requests)}});
   return call;
 }
@@ -970,7 +1017,7 @@ class gemini final : public adapter {
       if (!out) {
         return out.error();
       }
-      auto call = call_to(d, model_url(d) + (opts.stream ? ":streamGenerateContent?alt=sse" : ":generateContent"));
+      auto call = call_to(d, opts.stream ? "streamGenerateContent" : "generateContent", opts.stream);
       call.body = detail::dump(*out);
       return call;
     } catch (const json::exception& e) {

@@ -7,7 +7,8 @@
 // (:streamRawPredict), answered in Anthropic's format (read by the Anthropic adapter).
 //
 // {base} is api_base when set, else https://{location}-aiplatform.googleapis.com
-// (https://aiplatform.googleapis.com for location "global"). The project is
+// (https://aiplatform.googleapis.com for location "global"). An api_base that names the
+// model (".../models/<model>", a proxy's URL) is used as LiteLLM uses it: {api_base}:{method}. The project is
 // vertex_project, else the project_id of an inline vertex_credentials, else VERTEXAI_PROJECT
 // or GOOGLE_CLOUD_PROJECT; the location vertex_location, else VERTEXAI_LOCATION, else
 // us-central1 (LiteLLM's default).
@@ -65,6 +66,11 @@ std::string location_of(const config::deployment& d) {
 }
 
 core::result<std::string> model_url(const config::deployment& d, std::string_view publisher, std::string_view method) {
+  std::string base = detail::base_of(d);
+  if (base.find("/models/") != std::string::npos) {
+    // An api_base that names the model (a proxy's URL): {api_base}:{method}, as LiteLLM.
+    return base + ":" + std::string(method);
+  }
   const std::string project = project_of(d);
   if (project.empty()) {
     return core::make_error(core::errc::bad_request,
@@ -74,7 +80,6 @@ core::result<std::string> model_url(const config::deployment& d, std::string_vie
                             "vertex_project");
   }
   const std::string location = location_of(d);
-  std::string base = detail::base_of(d);
   if (base.empty()) {
     base = location == "global" ? "https://aiplatform.googleapis.com" : "https://" + location + "-aiplatform.googleapis.com";
   }

@@ -59,7 +59,9 @@
 //
 // A behaviour (every field optional):
 //   match            {path: "/v1/messages" | "^regex", model: "gpt-x", provider: "openai"|"azure"|
-//                    "anthropic"|"ollama", method: "POST"}: only requests that fit consume it.
+//                    "anthropic"|"ollama"|"gemini"|"vertex"|"vertex_anthropic"|"google_oauth"|"entra",
+//                    method: "POST"}: only requests that fit consume it (token endpoints only
+//                    take behaviours whose match names their provider).
 //   times            how many requests it answers before it is used up (default 1; -1 = forever).
 //   status           HTTP status (default 200). >= 400 without body/raw_body: the provider's own
 //                    error shape with `error_message` / `error_type` (defaults per status).
@@ -334,7 +336,7 @@ function classify(method, path) {
     m = p.match(/^\/v1\/projects\/([^/]+)\/locations\/([^/]+)\/publishers\/(google|anthropic)\/models\/([^/:]+):(generateContent|streamGenerateContent|rawPredict|streamRawPredict)$/);
     if (m) {
       const anthropic = m[3] === 'anthropic';
-      if (anthropic !== m[5].endsWith('RawPredict')) return null;
+      if (anthropic !== m[5].toLowerCase().endsWith('rawpredict')) return null;
       return { provider: anthropic ? 'vertex_anthropic' : 'vertex', kind: anthropic ? 'chat' : GEMINI_KINDS[m[5]],
                deployment: decodeURIComponent(m[4]), project: m[1], location: m[2],
                stream: m[5].startsWith('stream') };
@@ -371,6 +373,9 @@ function b64urlDecode(s) {
 
 function matches(beh, req) {
   const m = beh.match;
+  // Token endpoints take only behaviours scripted for them (match.provider "google_oauth"
+  // or "entra"): a gateway fetching a token must not consume the next chat behaviour.
+  if (req.kind === 'token' && m?.provider !== req.provider) return false;
   if (!m) return true;
   if (m.method && m.method.toUpperCase() !== req.method) return false;
   if (m.provider && m.provider !== req.provider) return false;

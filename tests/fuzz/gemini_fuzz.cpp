@@ -44,7 +44,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto body = nlohmann::json::parse(in, nullptr, false);
     if (body.is_object()) {
       for (bool stream : {false, true}) {
-        auto call = a.build(providers::call_type::chat, d, body, {.stream = stream});
+        auto call = a.build(providers::call_type::chat, d, body, {stream, false});
         if (call && nlohmann::json::parse(call->body, nullptr, false).is_discarded()) {
           __builtin_trap();
         }

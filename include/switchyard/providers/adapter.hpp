@@ -28,6 +28,11 @@ namespace switchyard::providers {
 enum class call_type { chat, completion, embedding, responses, messages };
 
 struct build_options {
+  build_options() = default;
+  // (Positional, so that {stream, drop_params} keeps meaning what it did.)
+  build_options(bool stream_, bool drop_params_, std::string_view bearer = {})
+      : stream(stream_), drop_params(drop_params_), bearer_token(bearer) {}
+
   bool stream = false;
   bool drop_params = false;  // drop parameters the provider cannot take instead of a 400
   // An OAuth2 access token the pipeline fetched for the deployment (Vertex AI's service

@@ -72,17 +72,29 @@ TEST(gemini_request, url_key_header_and_stream_endpoint) {
   const json body = {{"model", "g"}, {"messages", json::array({user("hi")})}};
   auto call = gem().build(call_type::chat, gemini_dep(), body, {});
   ASSERT_TRUE(call);
-  EXPECT_EQ(call->url, "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent");
-  EXPECT_EQ(header(*call, "x-goog-api-key"), "AIza-test");
-  EXPECT_EQ(call->url.find("key="), std::string::npos) << "the key stays out of the URL";
-  auto stream = gem().build(call_type::chat, gemini_dep(), body, {.stream = true});
+  // The key in the query, as LiteLLM sends it.
+  EXPECT_EQ(call->url,
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent?key=AIza-test");
+  EXPECT_EQ(header(*call, "authorization"), "");
+  EXPECT_EQ(providers::strip_query(providers::api_base_of(gemini_dep())), "https://generativelanguage.googleapis.com");
+  auto stream = gem().build(call_type::chat, gemini_dep(), body, {true, false});
   ASSERT_TRUE(stream);
-  EXPECT_EQ(stream->url,
-            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse");
+  EXPECT_EQ(stream->url, "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:"
+                         "streamGenerateContent?key=AIza-test&alt=sse");
   auto d = gemini_dep();
   d.api_base = "http://127.0.0.1:1234/v1beta/";
+  d.api_key = "a+b/c";
   EXPECT_EQ(gem().build(call_type::chat, d, body, {})->url,
-            "http://127.0.0.1:1234/v1beta/models/gemini-2.5-flash:generateContent");
+            "http://127.0.0.1:1234/v1beta/models/gemini-2.5-flash:generateContent?key=a%2Bb%2Fc");
+  d.api_key.clear();
+  EXPECT_EQ(gem().build(call_type::chat, d, body, {true, false})->url,
+            "http://127.0.0.1:1234/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse");
+  // A proxy's URL naming the model (LiteLLM's custom proxy): {api_base}:{method}, key as a bearer.
+  d.api_base = "https://gateway.ai.example/v1/acct/gw/google-ai-studio/v1beta/models/gemini-2.5-flash";
+  d.api_key = "AIza-p";
+  auto proxied = gem().build(call_type::chat, d, body, {true, false});
+  EXPECT_EQ(proxied->url, d.api_base + ":streamGenerateContent?alt=sse");
+  EXPECT_EQ(header(*proxied, "authorization"), "Bearer AIza-p");
 }
 
 TEST(gemini_request, system_multi_turn_tools_and_tool_results) {
@@ -185,7 +197,7 @@ TEST(gemini_request, unsupported_parameters_and_bad_messages_are_400s) {
   EXPECT_EQ(e.status, 400);
   EXPECT_NE(e.message.find("gemini does not support parameters: ['logit_bias']"), std::string::npos);
   EXPECT_TRUE(gem().build(call_type::chat, gemini_dep(),
-                          {{"messages", json::array({user("x")})}, {"logit_bias", {{"1", 2}}}}, {.drop_params = true}));
+                          {{"messages", json::array({user("x")})}, {"logit_bias", {{"1", 2}}}}, {false, true}));
   EXPECT_EQ(err({{"messages", "hi"}}).param, "messages");
   EXPECT_EQ(err({{"messages", json::array({{{"role", "tool"}, {"tool_call_id", "nope"}, {"content", "x"}}})}}).param,
             "messages[0].tool_call_id");
@@ -355,12 +367,13 @@ TEST(gemini_stream, cut_streams_blocks_errors_and_garbage_are_clear_errors) {
 TEST(gemini_embeddings, one_input_embed_content_and_lists_batch) {
   auto one = gem().build(call_type::embedding, gemini_dep(), {{"input", "hello"}, {"dimensions", 4}}, {});
   ASSERT_TRUE(one);
-  EXPECT_EQ(one->url, "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:embedContent");
+  EXPECT_EQ(one->url, "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:embedContent?key=AIza-test");
   EXPECT_EQ(json::parse(one->body), json::parse(R"({"model":"models/gemini-2.5-flash",
     "content":{"parts":[{"text":"hello"}]},"outputDimensionality":4})"));
   auto many = gem().build(call_type::embedding, gemini_dep(), {{"input", {"a", "b"}}}, {});
   ASSERT_TRUE(many);
-  EXPECT_EQ(many->url, "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:batchEmbedContents");
+  EXPECT_EQ(many->url,
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:batchEmbedContents?key=AIza-test");
   EXPECT_EQ(json::parse(many->body)["requests"].size(), 2u);
   EXPECT_FALSE(gem().build(call_type::embedding, gemini_dep(), {{"input", {1, 2}}}, {}));
 
@@ -377,7 +390,7 @@ TEST(gemini_embeddings, one_input_embed_content_and_lists_batch) {
 
 TEST(vertex_request, gemini_urls_bearer_and_project) {
   const json body = {{"messages", json::array({user("hi")})}};
-  auto call = providers::vertex_adapter().build(call_type::chat, vertex_dep(), body, {.bearer_token = "ya29.t"});
+  auto call = providers::vertex_adapter().build(call_type::chat, vertex_dep(), body, {false, false, "ya29.t"});
   ASSERT_TRUE(call) << call.error().message;
   EXPECT_EQ(call->url,
             "https://europe-west4-aiplatform.googleapis.com/v1/projects/proj-1/locations/europe-west4/publishers/"
@@ -387,20 +400,22 @@ TEST(vertex_request, gemini_urls_bearer_and_project) {
   auto d = vertex_dep();
   d.api_base = "http://127.0.0.1:5/";
   d.litellm_params = {{"vertex_credentials", R"({"project_id":"from-sa"})"}, {"vertex_location", "global"}};
-  auto s = providers::vertex_adapter().build(call_type::chat, d, body, {.stream = true, .bearer_token = "t"});
+  auto s = providers::vertex_adapter().build(call_type::chat, d, body, {true, false, "t"});
   ASSERT_TRUE(s) << s.error().message;
   EXPECT_EQ(s->url, "http://127.0.0.1:5/v1/projects/from-sa/locations/global/publishers/google/models/"
                     "gemini-2.5-pro:streamGenerateContent?alt=sse");
   d.api_base.clear();
   EXPECT_EQ(providers::vertex_adapter().build(call_type::chat, d, body, {})->url.rfind("https://aiplatform.googleapis.com/", 0),
             0u);
+  d.api_base = "https://proxy.example/v1/projects/p/locations/l/publishers/google/models/gemini-2.5-pro";
+  EXPECT_EQ(providers::vertex_adapter().build(call_type::chat, d, body, {})->url, d.api_base + ":generateContent");
 }
 
 TEST(vertex_request, claude_models_get_anthropics_body_on_raw_predict) {
   const json body = {{"messages", json::array({{{"role", "system"}, {"content", "Be brief."}}, user("hi")})},
                      {"max_tokens", 64}};
   auto d = vertex_dep("claude-sonnet-4@20250514");
-  auto call = providers::vertex_adapter().build(call_type::chat, d, body, {.bearer_token = "ya29.t"});
+  auto call = providers::vertex_adapter().build(call_type::chat, d, body, {false, false, "ya29.t"});
   ASSERT_TRUE(call) << call.error().message;
   EXPECT_EQ(call->url, "https://europe-west4-aiplatform.googleapis.com/v1/projects/proj-1/locations/europe-west4/"
                        "publishers/anthropic/models/claude-sonnet-4@20250514:rawPredict");
@@ -409,7 +424,7 @@ TEST(vertex_request, claude_models_get_anthropics_body_on_raw_predict) {
   EXPECT_FALSE(sent.contains("model"));
   EXPECT_EQ(sent["system"], "Be brief.");
   EXPECT_EQ(sent["max_tokens"], 64);
-  auto s = providers::vertex_adapter().build(call_type::chat, d, body, {.stream = true, .bearer_token = "t"});
+  auto s = providers::vertex_adapter().build(call_type::chat, d, body, {true, false, "t"});
   ASSERT_TRUE(s);
   EXPECT_NE(s->url.find(":streamRawPredict"), std::string::npos);
   EXPECT_EQ(json::parse(s->body)["stream"], true);
@@ -447,7 +462,7 @@ TEST(azure_entra, a_bearer_token_replaces_the_api_key) {
   const json body = {{"messages", json::array({user("x")})}};
   auto with_key = providers::openai_adapter().build(call_type::chat, d, body, {});
   EXPECT_EQ(header(*with_key, "api-key"), "k");
-  auto with_token = providers::openai_adapter().build(call_type::chat, d, body, {.bearer_token = "entra-t"});
+  auto with_token = providers::openai_adapter().build(call_type::chat, d, body, {false, false, "entra-t"});
   EXPECT_EQ(header(*with_token, "authorization"), "Bearer entra-t");
   EXPECT_EQ(header(*with_token, "api-key"), "");
 }
