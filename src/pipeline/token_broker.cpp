@@ -406,13 +406,17 @@ std::shared_ptr<token_source> token_broker::make_source(const config::deployment
     while (!authority.empty() && authority.back() == '/') {
       authority.pop_back();
     }
-    std::string key = "entra\n" + authority + "\n" + tenant + "\n" + client_id + "\n" + secret;
+    std::string scope = param(d, "azure_scope");
+    if (scope.empty()) {
+      scope = cognitive_services_scope;
+    }
+    std::string key = "entra\n" + authority + "\n" + tenant + "\n" + client_id + "\n" + secret + "\n" + scope;
     if (auto it = by_credential_.find(key); it != by_credential_.end()) {
       return it->second;
     }
     std::string url = authority + "/" + tenant + "/oauth2/v2.0/token";
     std::string body = "grant_type=client_credentials&client_id=" + form_encode(client_id) +
-                       "&client_secret=" + form_encode(secret) + "&scope=" + form_encode(cognitive_services_scope);
+                       "&client_secret=" + form_encode(secret) + "&scope=" + form_encode(scope);
     auto make = [url, body]() -> core::result<upstream::request> {
       upstream::request r;
       r.url = url;
