@@ -139,10 +139,11 @@ constexpr std::array litellm_params_keys{
     key_spec{"num_gpu", vt::integer},
     key_spec{"num_thread", vt::integer},
     key_spec{"tfs_z", vt::number},
-    // providers LiteLLM has and we do not speak (their prefixes are rejected anyway)
+    // Vertex AI
     key_spec{"vertex_project", vt::string},
     key_spec{"vertex_location", vt::string},
     key_spec{"vertex_credentials", vt::any},
+    // providers LiteLLM has and we do not speak (their prefixes are rejected anyway)
     key_spec{"aws_access_key_id", vt::string},
     key_spec{"aws_secret_access_key", vt::string},
     key_spec{"aws_session_token", vt::string},

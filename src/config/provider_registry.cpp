@@ -363,6 +363,30 @@ constexpr std::array providers{
         .framing = stream_framing::sse,
         .serves = all_endpoints,
     },
+    provider_info{
+        .name = "gemini",
+        .prefix = "gemini/",
+        .bare_names = false,
+        .exception_label = "GeminiException",
+        .default_api_base = "https://generativelanguage.googleapis.com",
+        .api_key_env = "GEMINI_API_KEY",
+        .wire = wire_format::gemini,
+        .framing = stream_framing::sse,
+        .serves = {.chat = true, .completion = false, .embedding = true},
+    },
+    provider_info{
+        .name = "vertex_ai",
+        .prefix = "vertex_ai/",
+        .bare_names = false,
+        .exception_label = "VertexAIException",
+        // Computed per deployment from vertex_location (https://{location}-aiplatform.googleapis.com);
+        // api_base replaces it. The credentials are a service account (an OAuth2 token), not a key.
+        .default_api_base = "",
+        .api_key_env = "",
+        .wire = wire_format::vertex,
+        .framing = stream_framing::sse,
+        .serves = {.chat = true, .completion = false, .embedding = false},
+    },
 };
 
 // ---- the table's rules, checked at compile time ---------------------------------------

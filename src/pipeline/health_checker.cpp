@@ -87,6 +87,7 @@ health_checker::health_checker(net::any_io_executor ex, std::shared_ptr<const co
     : ex_(ex),
       cfg_(std::move(cfg)),
       upstream_(upstream),
+      tokens_(*cfg_, upstream),
       router_(rt),
       opts_(opts),
       publish_(std::move(publish)),
@@ -137,12 +138,21 @@ net::awaitable<health_checker::result> health_checker::check_one(config::deploym
   }
   const auto timeout = timeout_of(d);
   const auto& adapter = providers::adapter_for(*d.provider);
-  auto call = adapter.build(type, d, body, providers::build_options{false, true});
+  std::string bearer;
   std::optional<core::error> err;
+  if (token_source* src = tokens_.source_for(d)) {
+    auto t = co_await src->get();
+    if (t) {
+      bearer = std::move(*t);
+    } else {
+      err = t.error();
+    }
+  }
+  auto call = adapter.build(type, d, body, providers::build_options{false, true, bearer});
   int status = 0;
-  if (!call) {
+  if (!err && !call) {
     err = call.error();
-  } else {
+  } else if (!err) {
     upstream::request ur;
     ur.url = std::move(call->url);
     ur.headers = std::move(call->headers);

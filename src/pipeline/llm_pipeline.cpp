@@ -62,7 +62,8 @@ bool flag(const nlohmann::json& section, const char* name) {
 struct llm_pipeline::parts {
   parts(std::shared_ptr<const config::config> cfg, const auth::key_authenticator& auth, router::router& rt,
         upstream_caller& upstream, responses_store* store)
-      : call(cfg, upstream),
+      : tokens(*cfg, upstream),
+        call(cfg, upstream),
         own_store(store == nullptr ? std::make_unique<responses_store>(net::any_io_executor{}, nullptr) : nullptr),
         responses(cfg, upstream, call, store != nullptr ? *store : *own_store),
         loop(rt, router::retry_settings::from(*cfg), router::fallback_settings::from(*cfg), call),
@@ -72,8 +73,10 @@ struct llm_pipeline::parts {
         provider(loop),
         count(rt, call) {
     call.set_responses_runner(&responses);
+    call.set_tokens(&tokens);
   }
 
+  token_broker tokens;
   provider_call call;
   std::unique_ptr<responses_store> own_store;
   responses_call responses;

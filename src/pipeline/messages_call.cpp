@@ -243,7 +243,15 @@ net::awaitable<std::optional<core::error>> provider_call::messages_translated(re
   if (!chat) {
     co_return chat.error();
   }
-  auto call = adapter.build(call_type::chat, d, *chat, providers::build_options{ctx.stream, drop_params_of(ctx)});
+  std::string bearer;
+  if (token_source* src = token_source_of(d)) {
+    auto t = co_await src->get();
+    if (!t) {
+      co_return t.error();
+    }
+    bearer = std::move(*t);
+  }
+  auto call = adapter.build(call_type::chat, d, *chat, providers::build_options{ctx.stream, drop_params_of(ctx), bearer});
   if (!call) {
     co_return call.error();
   }

@@ -163,7 +163,17 @@ bool provider_call::drop_params_of(const request_ctx& ctx) const {
 net::awaitable<std::optional<core::error>> provider_call::call(request_ctx& ctx) {
   const auto& d = *ctx.dep;
   const auto& adapter = providers::adapter_for(*d.provider);
-  const providers::build_options bo{ctx.stream, drop_params_of(ctx)};
+  // A deployment that authenticates with an OAuth2 token (Vertex AI, Azure Entra ID)
+  // gets the held one; only the first request (or one after a long idle) waits.
+  std::string bearer;
+  if (token_source* src = token_source_of(d)) {
+    auto t = co_await src->get();
+    if (!t) {
+      co_return t.error();
+    }
+    bearer = std::move(*t);
+  }
+  const providers::build_options bo{ctx.stream, drop_params_of(ctx), bearer};
   // OpenAI-compatible upstreams get the client's bytes with surgical edits; the others
   // translate the parsed document.
   auto raw = adapter.build_raw(ctx.type, d, ctx.req.body, ctx.scan, bo);

@@ -5,6 +5,7 @@
 #pragma once
 #include "switchyard/config/config.hpp"
 #include "switchyard/pipeline/attempt_loop.hpp"
+#include "switchyard/pipeline/token_broker.hpp"
 #include "switchyard/pipeline/upstream_caller.hpp"
 
 #include <chrono>
@@ -28,6 +29,13 @@ class provider_call final : public attempt_runner {
   net::awaitable<std::optional<core::error>> attempt(request_ctx& ctx) override;
   // The runner of /v1/responses requests (responses_call), which shares the timeouts.
   void set_responses_runner(attempt_runner* r) { responses_ = r; }
+  // Where deployments that authenticate with an OAuth2 token get it (null: none do).
+  void set_tokens(token_broker* t) { tokens_ = t; }
+  // The token source of a deployment that needs one, else nullptr (every runner asks
+  // before build(): a plain field check and a hash lookup for the others).
+  token_source* token_source_of(const config::deployment& d) const {
+    return tokens_ != nullptr ? tokens_->source_for(d) : nullptr;
+  }
   std::chrono::milliseconds timeout_of(const config::deployment& d) const;
   std::chrono::milliseconds stream_timeout_of(const config::deployment& d) const;
   // POST /v1/messages/count_tokens on ctx.dep (messages_call.cpp): Anthropic's count for
@@ -52,6 +60,7 @@ class provider_call final : public attempt_runner {
   std::shared_ptr<const config::config> cfg_;
   upstream_caller& upstream_;
   attempt_runner* responses_ = nullptr;
+  token_broker* tokens_ = nullptr;
 };
 
 }  // namespace switchyard::pipeline

@@ -477,7 +477,15 @@ void responses_call::keep(request_ctx& ctx, const responses_slot& slot, const js
 net::awaitable<std::optional<core::error>> responses_call::native(request_ctx& ctx, responses_slot& slot) {
   const auto& d = *ctx.dep;
   const auto& adapter = providers::adapter_for(*d.provider);
-  auto call = providers::responses_endpoint(d, "");
+  std::string bearer;
+  if (token_source* src = chat_.token_source_of(d)) {
+    auto t = co_await src->get();
+    if (!t) {
+      co_return t.error();
+    }
+    bearer = std::move(*t);
+  }
+  auto call = providers::responses_endpoint(d, "", bearer);
   if (!call) {
     co_return call.error();
   }
@@ -625,7 +633,15 @@ net::awaitable<std::optional<core::error>> responses_call::translated(request_ct
   }
 
   const auto& adapter = providers::adapter_for(*d.provider);
-  const providers::build_options bo{ctx.stream, drop_params_of(*cfg_, ctx, d)};
+  std::string bearer;
+  if (token_source* src = chat_.token_source_of(d)) {
+    auto t = co_await src->get();
+    if (!t) {
+      co_return t.error();
+    }
+    bearer = std::move(*t);
+  }
+  const providers::build_options bo{ctx.stream, drop_params_of(*cfg_, ctx, d), bearer};
   auto call = adapter.build(call_type::chat, d, *chat, bo);
   if (!call) {
     co_return call.error();

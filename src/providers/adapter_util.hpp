@@ -129,4 +129,10 @@ class chunk_writer {
 json usage_json(long long prompt, long long completion);
 usage usage_value(long long prompt, long long completion);
 
+// The Anthropic Messages body (with "model") for an OpenAI chat/completion request: the
+// Anthropic adapter's translation, for providers that host Anthropic's models behind
+// their own URLs and auth (Vertex AI's rawPredict). Answers are read by anthropic_adapter().
+core::result<json> anthropic_messages_body(call_type type, const config::deployment& d, const json& body,
+                                           const build_options& opts);
+
 }  // namespace switchyard::providers::detail

@@ -190,7 +190,7 @@ class openai_stream final : public stream_translator {
 class openai_like final : public adapter {
  public:
   // URL and headers of the call (both build paths).
-  static core::result<upstream_call> endpoint(call_type type, const config::deployment& d) {
+  static core::result<upstream_call> endpoint(call_type type, const config::deployment& d, const build_options& opts) {
     upstream_call call;
     const std::string_view base = api_base_view(d);
     if (base.empty()) {
@@ -202,7 +202,10 @@ class openai_like final : public adapter {
       if (!d.api_version.empty()) {
         call.url += "?api-version=" + d.api_version;
       }
-      if (!d.api_key.empty()) {
+      if (!opts.bearer_token.empty()) {
+        // Entra ID (tenant_id/client_id/client_secret, or azure_ad_token) instead of a key.
+        call.headers.emplace_back("authorization", "Bearer " + std::string(opts.bearer_token));
+      } else if (!d.api_key.empty()) {
         call.headers.emplace_back("api-key", d.api_key);
       }
     } else {
@@ -223,7 +226,7 @@ class openai_like final : public adapter {
 
   core::result<upstream_call> build(call_type type, const config::deployment& d, const json& body,
                                     const build_options& opts) const override {
-    auto call = endpoint(type, d);
+    auto call = endpoint(type, d, opts);
     if (!call) {
       return call;
     }
@@ -257,7 +260,7 @@ class openai_like final : public adapter {
     if (!scan.ok || scan.root != json_kind::object) {
       return std::nullopt;
     }
-    auto call = endpoint(type, d);
+    auto call = endpoint(type, d, opts);
     if (!call) {
       return call;
     }
@@ -440,6 +443,8 @@ constexpr std::array<wire_adapter, config::wire_format_count> adapters_by_wire{{
     {config::wire_format::anthropic, &anthropic_adapter},
     {config::wire_format::ollama_generate, &ollama_adapter},
     {config::wire_format::ollama_chat, &ollama_adapter},
+    {config::wire_format::gemini, &gemini_adapter},
+    {config::wire_format::vertex, &vertex_adapter},
 }};
 
 constexpr bool every_wire_format_has_its_adapter() {

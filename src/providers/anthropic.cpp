@@ -537,8 +537,8 @@ core::result<upstream_call> messages_call(const config::deployment& d, const jso
   return call;
 }
 
-core::result<upstream_call> build_messages_request(call_type type, const config::deployment& d, const json& body,
-                                                   const build_options& opts) {
+core::result<json> build_messages_body(call_type type, const config::deployment& d, const json& body,
+                                       const build_options& opts) {
   if (type == call_type::embedding) {
     return core::make_error(core::errc::bad_request, "anthropic does not support embeddings", "model");
   }
@@ -645,7 +645,16 @@ core::result<upstream_call> build_messages_request(call_type type, const config:
   if (auto settled = settle_params(out, pending, d, opts); !settled) {
     return settled.error();
   }
-  return messages_call(d, out);
+  return detail::ok(std::move(out));
+}
+
+core::result<upstream_call> build_messages_request(call_type type, const config::deployment& d, const json& body,
+                                                   const build_options& opts) {
+  auto out = build_messages_body(type, d, body, opts);
+  if (!out) {
+    return out.error();
+  }
+  return messages_call(d, *out);
 }
 
 // ---- response ---------------------------------------------------------------
@@ -1091,6 +1100,15 @@ class anthropic_messages final : public adapter {
 };
 
 }  // namespace
+
+core::result<json> detail::anthropic_messages_body(call_type type, const config::deployment& d, const json& body,
+                                                   const build_options& opts) {
+  try {
+    return build_messages_body(type, d, body, opts);
+  } catch (const json::exception& e) {
+    return detail::bad_param(std::string("could not translate the request for anthropic: ") + e.what(), "");
+  }
+}
 
 const adapter& anthropic_adapter() {
   static const anthropic_messages a;

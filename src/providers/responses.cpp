@@ -349,7 +349,8 @@ std::string text_of_content(const json& c) {
 
 // ---------------------------------------------------------------- endpoint
 
-core::result<upstream_call> responses_endpoint(const config::deployment& d, std::string_view suffix) {
+core::result<upstream_call> responses_endpoint(const config::deployment& d, std::string_view suffix,
+                                               std::string_view bearer) {
   upstream_call call;
   const std::string_view base = api_base_view(d);
   if (base.empty()) {
@@ -372,7 +373,9 @@ core::result<upstream_call> responses_endpoint(const config::deployment& d, std:
       call.url += suffix;
       call.url += "?api-version=" + v;
     }
-    if (!d.api_key.empty()) {
+    if (!bearer.empty()) {
+      call.headers.emplace_back("authorization", "Bearer " + std::string(bearer));
+    } else if (!d.api_key.empty()) {
       call.headers.emplace_back("api-key", d.api_key);
     }
   } else {

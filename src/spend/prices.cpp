@@ -179,6 +179,14 @@ std::optional<price> price_table::for_deployment(const config::deployment& d, bo
     if (base == nullptr) {
       base = find(d.upstream_model);
     }
+    if (base == nullptr && d.upstream_model.find('@') != std::string::npos) {
+      // Vertex AI names Anthropic's models with '@' before the date
+      // (claude-sonnet-4@20250514); Google bills them at Anthropic's prices, so the
+      // table's claude-sonnet-4-20250514 serves.
+      std::string dashed = d.upstream_model;
+      dashed[dashed.find('@')] = '-';
+      base = find(dashed);
+    }
   }
   price p = base != nullptr ? *base : price{};
   const bool own = apply_overrides(p, d.model_info) | apply_overrides(p, d.litellm_params);

@@ -20,6 +20,25 @@
 //              behaviour's `input_tokens`.
 //   Ollama     POST /api/chat, /api/generate (JSON, or NDJSON when `stream` is not false, as Ollama
 //              defaults to streaming), /api/embed, /api/embeddings (legacy), GET /api/tags.
+//   Gemini     POST /v1beta/models/{model}:generateContent (a GenerateContentResponse) and
+//              :streamGenerateContent?alt=sse (one GenerateContentResponse per `data:` event,
+//              \r\n\r\n-separated as Google sends them; finishReason and usageMetadata in the
+//              last), :embedContent, :batchEmbedContents. Errors in Google's shape
+//              ({"error": {"code", "message", "status"}}).
+//   Vertex AI  POST /v1/projects/{p}/locations/{l}/publishers/google/models/{model}:generateContent
+//              | :streamGenerateContent (the Gemini format), and .../publishers/anthropic/models/
+//              {model}:rawPredict | :streamRawPredict (Anthropic's Messages format; the body must
+//              carry anthropic_version "vertex-2023-10-16" and no model). Every Vertex request
+//              needs `authorization: Bearer <token>` with a token this fake's token endpoint
+//              issued (else 401 UNAUTHENTICATED, as Google answers).
+//   OAuth2     POST /token: Google's token endpoint (JWT-bearer grant). The assertion's RS256
+//              signature is VERIFIED against the public key set with /__control/oauth, and its
+//              claims (iss = client_email, aud = this URL, scope cloud-platform, iat/exp within
+//              an hour of now); anything wrong is a 400 invalid_grant naming it.
+//              POST /{tenant}/oauth2/v2.0/token: Microsoft Entra ID's client-credentials grant,
+//              checking tenant, client_id, client_secret and the Cognitive Services scope.
+//              Azure routes then need the issued token when a request sends a bearer.
+//              Behaviour `expires_in` sets the tokens' lifetime (default 3599).
 //
 // Behaviour is scripted per test through the control API (all JSON):
 //   POST   /__control/script     body: [behaviour, ...] or {"behaviours": [...]}: appended to the
@@ -34,11 +53,15 @@
 //                                ?path=/v1/messages filters by path.
 //   DELETE /__control/requests   forget the recorded requests.
 //   POST   /__control/reset      queue, defaults and records back to the start state.
+//   POST   /__control/oauth      {google: {client_email, public_key_pem}, entra: {tenant, client_id,
+//                                client_secret}}: the credentials the token endpoints accept.
 //   GET    /__control/health     200 {"ok":true}.
 //
 // A behaviour (every field optional):
 //   match            {path: "/v1/messages" | "^regex", model: "gpt-x", provider: "openai"|"azure"|
-//                    "anthropic"|"ollama", method: "POST"}: only requests that fit consume it.
+//                    "anthropic"|"ollama"|"gemini"|"vertex"|"vertex_anthropic"|"google_oauth"|"entra",
+//                    method: "POST"}: only requests that fit consume it (token endpoints only
+//                    take behaviours whose match names their provider).
 //   times            how many requests it answers before it is used up (default 1; -1 = forever).
 //   status           HTTP status (default 200). >= 400 without body/raw_body: the provider's own
 //                    error shape with `error_message` / `error_type` (defaults per status).
@@ -52,7 +75,10 @@
 //   chunks           streamed content pieces: a number N (content split into N pieces) or an
 //                    explicit list of strings (then also the content). Default: split on words.
 //   tool_calls       [{id?, name, arguments: object|string}]: the answer calls tools
-//                    (OpenAI tool_calls, Anthropic tool_use blocks, Ollama message.tool_calls).
+//                    (OpenAI tool_calls, Anthropic tool_use blocks, Ollama message.tool_calls,
+//                    Gemini functionCall parts).
+//   block_reason     Gemini/Vertex: the prompt is refused (promptFeedback.blockReason, no candidates).
+//   empty_candidates Gemini/Vertex: true: `candidates: []` and no block reason.
 //   finish_reason    OpenAI name ("stop", "length", "tool_calls"); mapped per provider.
 //   usage            {prompt_tokens, completion_tokens, cache_read_input_tokens,
 //                    cache_creation_input_tokens, cached_tokens, reasoning_tokens} overrides the
@@ -93,7 +119,7 @@
 //         fake.waitFor(pred, {timeoutMs}), fake.reset(), await fake.close().
 
 import http from 'node:http';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, verify as cryptoVerify } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import process from 'node:process';
 
@@ -184,11 +210,25 @@ function promptTokens(provider, kind, body) {
                                    : countWords(textOf(body.input));
   }
   if (typeof body.instructions === 'string') n += countWords(body.instructions);
+  if (Array.isArray(body.contents)) {
+    for (const c of body.contents) n += 3 + countWords(geminiText(c));
+  }
+  if (body.systemInstruction != null) n += countWords(geminiText(body.systemInstruction));
   return Math.max(1, n);
+}
+
+// The text parts of a Gemini content ({role, parts: [{text}, ...]}).
+function geminiText(c) {
+  return Array.isArray(c?.parts) ? c.parts.filter((p) => typeof p?.text === 'string').map((p) => p.text).join(' ') : '';
 }
 
 function lastUserText(body) {
   if (!body || typeof body !== 'object') return '';
+  if (Array.isArray(body.contents)) {
+    for (let i = body.contents.length - 1; i >= 0; --i) {
+      if (body.contents[i]?.role === 'user' && geminiText(body.contents[i])) return geminiText(body.contents[i]);
+    }
+  }
   if (Array.isArray(body.messages)) {
     for (let i = body.messages.length - 1; i >= 0; --i) {
       const m = body.messages[i];
@@ -288,6 +328,22 @@ function classify(method, path) {
     if (p === '/api/generate') return { provider: 'ollama', kind: 'generate' };
     if (p === '/api/embed') return { provider: 'ollama', kind: 'embed' };
     if (p === '/api/embeddings') return { provider: 'ollama', kind: 'embeddings_legacy' };
+    m = p.match(/^\/v1beta\/models\/([^/:]+):(generateContent|streamGenerateContent|embedContent|batchEmbedContents)$/);
+    if (m) {
+      return { provider: 'gemini', kind: GEMINI_KINDS[m[2]], deployment: decodeURIComponent(m[1]),
+               stream: m[2] === 'streamGenerateContent' };
+    }
+    m = p.match(/^\/v1\/projects\/([^/]+)\/locations\/([^/]+)\/publishers\/(google|anthropic)\/models\/([^/:]+):(generateContent|streamGenerateContent|rawPredict|streamRawPredict)$/);
+    if (m) {
+      const anthropic = m[3] === 'anthropic';
+      if (anthropic !== m[5].toLowerCase().endsWith('rawpredict')) return null;
+      return { provider: anthropic ? 'vertex_anthropic' : 'vertex', kind: anthropic ? 'chat' : GEMINI_KINDS[m[5]],
+               deployment: decodeURIComponent(m[4]), project: m[1], location: m[2],
+               stream: m[5].startsWith('stream') };
+    }
+    if (p === '/token') return { provider: 'google_oauth', kind: 'token' };
+    m = p.match(/^\/([^/]+)\/oauth2\/v2\.0\/token$/);
+    if (m) return { provider: 'entra', kind: 'token', tenant: m[1] };
   } else if (method === 'GET') {
     if (p === '/v1/models' || p === '/models') return { provider: 'openai', kind: 'models' };
     if (p === '/api/tags') return { provider: 'ollama', kind: 'tags' };
@@ -302,8 +358,24 @@ function classify(method, path) {
   return null;
 }
 
+const GEMINI_KINDS = {
+  generateContent: 'chat', streamGenerateContent: 'chat', embedContent: 'embed', batchEmbedContents: 'batch_embed',
+};
+const GOOGLE_STATUS = {
+  400: 'INVALID_ARGUMENT', 401: 'UNAUTHENTICATED', 403: 'PERMISSION_DENIED', 404: 'NOT_FOUND',
+  429: 'RESOURCE_EXHAUSTED', 500: 'INTERNAL', 503: 'UNAVAILABLE', 504: 'DEADLINE_EXCEEDED',
+};
+const GEMINI_FINISH = { stop: 'STOP', length: 'MAX_TOKENS', tool_calls: 'STOP', content_filter: 'SAFETY' };
+
+function b64urlDecode(s) {
+  return Buffer.from(String(s).replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+}
+
 function matches(beh, req) {
   const m = beh.match;
+  // Token endpoints take only behaviours scripted for them (match.provider "google_oauth"
+  // or "entra"): a gateway fetching a token must not consume the next chat behaviour.
+  if (req.kind === 'token' && m?.provider !== req.provider) return false;
   if (!m) return true;
   if (m.method && m.method.toUpperCase() !== req.method) return false;
   if (m.provider && m.provider !== req.provider) return false;
@@ -329,6 +401,10 @@ class FakeProvider {
     this.wantPort = opts.port ?? 0;
     this.initialDefaults = { ...BASE_DEFAULTS, ...(opts.defaults ?? {}) };
     this.quiet = opts.quiet ?? true;
+    // OAuth2: the credentials the token endpoints accept and the tokens they issued (kept
+    // across reset(): a gateway keeps its token between tests).
+    this.oauth = {};
+    this.issuedTokens = new Map();  // token -> subject (client_email / client_id)
     this.reset();
     this.sockets = new Set();
     this.waiters = new Set();
@@ -551,9 +627,37 @@ class FakeProvider {
     }
     if ((beh.status ?? 200) >= 400) return this.sendProviderError(x, beh.status);
 
+    if (route.kind === 'token') return this.tokenEndpoint(x);
     if (rec.raw_body != null && req.method === 'POST') {
       return this.sendProviderError(x, 400, 'We could not parse the JSON body of your request.');
     }
+    if (route.provider === 'vertex' || route.provider === 'vertex_anthropic' ||
+        (route.provider === 'azure' && req.headers.authorization)) {
+      const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+      if (!m || !this.issuedTokens.has(m[1])) {
+        rec.reply.auth = 'refused';
+        if (route.provider === 'azure') {
+          return sendJson(res, 401, { error: { code: '401', message: 'Access token is missing, invalid or expired.' } }, rec);
+        }
+        return sendJson(res, 401, this.errorBody('vertex', 401,
+          'Request had invalid authentication credentials. Expected OAuth 2 access token.'), rec);
+      }
+      rec.reply.auth = this.issuedTokens.get(m[1]);
+    }
+    if (route.provider === 'vertex_anthropic') {
+      rec.body_text = raw.toString('utf8');
+      const b = rec.body ?? {};
+      if (b.anthropic_version !== 'vertex-2023-10-16' || 'model' in b) {
+        return sendJson(res, 400, this.errorBody('vertex_anthropic', 400,
+          'anthropic_version: vertex-2023-10-16 is required and model must not be in the body'), rec);
+      }
+      if (route.stream !== (b.stream === true)) {
+        return sendJson(res, 400, this.errorBody('vertex_anthropic', 400,
+          'stream must be true exactly on :streamRawPredict'), rec);
+      }
+    }
+    if (route.provider === 'gemini' && route.kind === 'embed') return this.geminiEmbed(x, false);
+    if (route.provider === 'gemini' && route.kind === 'batch_embed') return this.geminiEmbed(x, true);
     if (route.provider === 'azure' && !route.v1 && !url.searchParams.get('api-version')) {
       return sendJson(res, 404, {
         error: { code: '404', message: 'Resource not found' },
@@ -621,14 +725,20 @@ class FakeProvider {
       rec.reply.stream = true;
       if (beh.raw_chunks) return this.streamRaw(x);
       switch (route.provider) {
-        case 'anthropic': return this.anthropicStream(x, answer);
+        case 'anthropic':
+        case 'vertex_anthropic': return this.anthropicStream(x, answer);
+        case 'gemini':
+        case 'vertex': return this.geminiStream(x, answer);
         case 'ollama': return this.ollamaStream(x, answer);
         default: return route.kind === 'completion' ? this.openaiCompletionStream(x, answer)
                                                     : this.openaiChatStream(x, answer);
       }
     }
     switch (route.provider) {
-      case 'anthropic': return this.anthropicJson(x, answer);
+      case 'anthropic':
+      case 'vertex_anthropic': return this.anthropicJson(x, answer);
+      case 'gemini':
+      case 'vertex': return this.geminiJson(x, answer);
       case 'ollama': return this.ollamaJson(x, answer);
       default: return route.kind === 'completion' ? this.openaiCompletionJson(x, answer)
                                                   : this.openaiChatJson(x, answer);
@@ -637,6 +747,9 @@ class FakeProvider {
 
   wantsStream({ route, beh, body }) {
     if (typeof beh.stream === 'boolean') return beh.stream;
+    if (route.provider === 'gemini' || route.provider === 'vertex') {
+      return route.stream ?? false;
+    }
     if (route.provider === 'ollama') return body?.stream !== false;  // Ollama streams by default
     return body?.stream === true;
   }
@@ -714,6 +827,15 @@ class FakeProvider {
       return { type: 'error', error: { type: type ?? ANTHROPIC_ERROR_TYPES[status] ?? 'api_error', message } };
     }
     if (provider === 'ollama') return { error: message };
+    if (provider === 'vertex_anthropic') {
+      return { type: 'error', error: { type: type ?? ANTHROPIC_ERROR_TYPES[status] ?? 'api_error', message } };
+    }
+    if (provider === 'gemini' || provider === 'vertex') {
+      return { error: { code: status, message, status: type ?? GOOGLE_STATUS[status] ?? 'UNKNOWN' } };
+    }
+    if (provider === 'google_oauth' || provider === 'entra') {
+      return { error: type ?? 'invalid_grant', error_description: message };
+    }
     const [t, code] = OPENAI_ERROR_TYPES[status] ?? ['server_error', null];
     return { error: { message, type: type ?? t, param: null, code } };
   }
@@ -1060,6 +1182,143 @@ class FakeProvider {
     });
   }
 
+  // -------------------------------------------------------------- Gemini / Vertex AI
+
+  geminiUsage(a) {
+    const u = {
+      promptTokenCount: a.usage.prompt_tokens,
+      candidatesTokenCount: a.usage.completion_tokens,
+      totalTokenCount: a.usage.total_tokens + (a.usage.reasoning_tokens ?? 0),
+    };
+    if (a.usage.cached_tokens != null) u.cachedContentTokenCount = a.usage.cached_tokens;
+    if (a.usage.reasoning_tokens != null) u.thoughtsTokenCount = a.usage.reasoning_tokens;
+    return u;
+  }
+
+  geminiCallParts(a) {
+    return (a.toolCalls ?? []).map((t) => ({ functionCall: { name: t.name, args: JSON.parse(t.arguments || '{}') } }));
+  }
+
+  geminiJson({ res, rec, beh }, a) {
+    this.noteReply(rec, 200, a);
+    const usageMetadata = this.geminiUsage(a);
+    if (beh.block_reason) {
+      return sendJson(res, 200, { promptFeedback: { blockReason: beh.block_reason, safetyRatings: [] }, usageMetadata,
+        modelVersion: a.model }, rec, beh.headers);
+    }
+    if (beh.empty_candidates) {
+      return sendJson(res, 200, { candidates: [], usageMetadata, modelVersion: a.model }, rec, beh.headers);
+    }
+    const parts = [];
+    if (a.content !== '') parts.push({ text: a.content });
+    parts.push(...this.geminiCallParts(a));
+    return sendJson(res, 200, {
+      candidates: [{ content: { role: 'model', parts }, finishReason: GEMINI_FINISH[a.finish] ?? 'STOP', index: 0 }],
+      usageMetadata,
+      modelVersion: a.model,
+      responseId: `resp_${randId(8)}`,
+    }, rec, beh.headers);
+  }
+
+  async geminiStream(x, a) {
+    const { rec, beh } = x;
+    const ev = (obj) => `data: ${JSON.stringify(obj)}\r\n\r\n`;
+    const responseId = `resp_${randId(8)}`;
+    const usageMetadata = this.geminiUsage(a);
+    const frames = [];
+    const cand = (parts, extra) => ({ candidates: [{ content: { role: 'model', parts }, index: 0, ...(extra ?? {}) }],
+      modelVersion: a.model, responseId });
+    if (beh.block_reason) {
+      frames.push([ev({ promptFeedback: { blockReason: beh.block_reason }, usageMetadata, modelVersion: a.model }), false]);
+    } else if (beh.empty_candidates) {
+      frames.push([ev({ candidates: [], usageMetadata, modelVersion: a.model }), false]);
+    } else {
+      for (const p of a.pieces) frames.push([ev(cand([{ text: p }])), true]);
+      for (const part of this.geminiCallParts(a)) frames.push([ev(cand([part])), true]);
+      frames.push([ev({ ...cand([{ text: '' }], { finishReason: GEMINI_FINISH[a.finish] ?? 'STOP' }), usageMetadata }), false]);
+    }
+    this.noteReply(rec, 200, a);
+    return this.runStream(x, 'text/event-stream', frames, {
+      errorFrame: (msg) => ev({ error: { code: 500, message: msg, status: 'INTERNAL' } }),
+      invalidFrame: 'data: {"candidates": [ {"content": \r\n\r\n',
+    });
+  }
+
+  geminiEmbed({ res, rec, beh, body }, batch) {
+    const dims = beh.dimensions ?? 8;
+    const texts = batch ? (body.requests ?? []).map((r) => geminiText(r?.content))
+                        : [geminiText(body.content)];
+    rec.reply.status = 200;
+    const out = texts.map((t) => ({ values: embeddingFor(t, dims) }));
+    return sendJson(res, 200, batch ? { embeddings: out } : { embedding: out[0] }, rec, beh.headers);
+  }
+
+  // -------------------------------------------------------------- OAuth2 token endpoints
+
+  tokenEndpoint(x) {
+    const { res, rec, beh, route, req } = x;
+    const form = new URLSearchParams(rec.raw_body ?? '');
+    const refuse = (why, error = 'invalid_grant') => {
+      rec.reply.refused = why;
+      return sendJson(res, 400, { error, error_description: why }, rec);
+    };
+    if (!String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) {
+      return refuse('the body must be application/x-www-form-urlencoded', 'invalid_request');
+    }
+    const now = nowSec();
+    let subject;
+    if (route.provider === 'google_oauth') {
+      const g = this.oauth.google;
+      if (!g) return refuse('no service account is configured (POST /__control/oauth)');
+      if (form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:jwt-bearer') {
+        return refuse('grant_type must be urn:ietf:params:oauth:grant-type:jwt-bearer', 'unsupported_grant_type');
+      }
+      const parts = String(form.get('assertion') ?? '').split('.');
+      if (parts.length !== 3) return refuse('the assertion is not a JWT');
+      let header;
+      let claims;
+      try {
+        header = JSON.parse(b64urlDecode(parts[0]).toString('utf8'));
+        claims = JSON.parse(b64urlDecode(parts[1]).toString('utf8'));
+      } catch {
+        return refuse('the JWT header or claims are not JSON');
+      }
+      if (header.alg !== 'RS256' || header.typ !== 'JWT') return refuse('the JWT must be alg RS256, typ JWT');
+      const ok = cryptoVerify('RSA-SHA256', Buffer.from(`${parts[0]}.${parts[1]}`), g.public_key_pem,
+        b64urlDecode(parts[2]));
+      if (!ok) return refuse('Invalid JWT Signature.');
+      const aud = `http://${req.headers.host}/token`;
+      if (claims.iss !== g.client_email) return refuse(`iss must be ${g.client_email}`);
+      if (claims.aud !== aud) return refuse(`aud must be ${aud}`);
+      if (!String(claims.scope ?? '').split(' ').includes('https://www.googleapis.com/auth/cloud-platform')) {
+        return refuse('scope must include https://www.googleapis.com/auth/cloud-platform', 'invalid_scope');
+      }
+      if (!Number.isInteger(claims.iat) || !Number.isInteger(claims.exp) || claims.iat > now + 300 ||
+          claims.exp <= now || claims.exp - claims.iat > 3600) {
+        return refuse('Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe.');
+      }
+      subject = claims.iss;
+    } else {
+      const e = this.oauth.entra;
+      if (!e) return refuse('no Entra application is configured (POST /__control/oauth)');
+      if (route.tenant !== e.tenant) return refuse(`tenant '${route.tenant}' not found`, 'invalid_request');
+      if (form.get('grant_type') !== 'client_credentials') return refuse('grant_type must be client_credentials', 'unsupported_grant_type');
+      if (form.get('client_id') !== e.client_id || form.get('client_secret') !== e.client_secret) {
+        return refuse('AADSTS7000215: Invalid client secret provided.', 'invalid_client');
+      }
+      if (form.get('scope') !== 'https://cognitiveservices.azure.com/.default') {
+        return refuse('scope must be https://cognitiveservices.azure.com/.default', 'invalid_scope');
+      }
+      subject = e.client_id;
+    }
+    const token = `fake-token-${randId(12)}`;
+    this.issuedTokens.set(token, subject);
+    rec.reply.status = 200;
+    rec.reply.token = token;
+    return sendJson(res, 200, { access_token: token, expires_in: beh.expires_in ?? 3599, token_type: 'Bearer' },
+      rec, beh.headers);
+  }
+
   // -------------------------------------------------------------- Ollama
 
   ollamaTiming(a) {
@@ -1261,6 +1520,10 @@ class FakeProvider {
         return sendJson(res, 200, this.requests(filter));
       }
     }
+    if (path === '/__control/oauth' && m === 'POST') {
+      this.oauth = { ...this.oauth, ...(body ?? {}) };
+      return sendJson(res, 200, { ok: true });
+    }
     if (path === '/__control/reset' && m === 'POST') {
       this.reset();
       return sendJson(res, 200, { reset: true });
@@ -1338,6 +1601,7 @@ export async function startFakeProvider(opts = {}) {
     requests: (filter) => fp.requests(filter),
     clearRequests: () => fp.clearRequests(),
     waitFor: (pred, o) => fp.waitFor(pred, o),
+    setOAuth: (o) => { fp.oauth = { ...fp.oauth, ...o }; },
     waitForRequests: (n, o) => fp.waitForRequests(n, o),
     reset: () => fp.reset(),
   };

@@ -23,9 +23,11 @@ enum class wire_format : std::uint8_t {
   anthropic,        // Anthropic Messages (/v1/messages), translated both ways
   ollama_generate,  // Ollama /api/generate (chat flattened to a prompt), /api/embed
   ollama_chat,      // Ollama /api/chat, /api/embed
+  gemini,           // Google AI Studio generateContent / streamGenerateContent, embedContent; x-goog-api-key
+  vertex,           // Vertex AI: the Gemini format (and Anthropic's for claude-*) on per-project URLs; OAuth2 bearer
 };
 // Keep equal to the last enumerator + 1 (providers/ checks its adapter table against it).
-inline constexpr std::size_t wire_format_count = static_cast<std::size_t>(wire_format::ollama_chat) + 1;
+inline constexpr std::size_t wire_format_count = static_cast<std::size_t>(wire_format::vertex) + 1;
 
 // How a streamed answer is cut into events.
 enum class stream_framing : std::uint8_t {

@@ -19,6 +19,7 @@
 #pragma once
 #include "switchyard/config/config.hpp"
 #include "switchyard/core/asio.hpp"
+#include "switchyard/pipeline/token_broker.hpp"
 #include "switchyard/pipeline/upstream_caller.hpp"
 #include "switchyard/router/router.hpp"
 
@@ -74,6 +75,9 @@ class health_checker {
   net::any_io_executor ex_;
   std::shared_ptr<const config::config> cfg_;
   upstream_caller& upstream_;
+  // Vertex AI and Entra ID deployments are checked with a token of their own (a second
+  // cache: at most one more token fetch per credential and token life).
+  token_broker tokens_;
   router::router& router_;
   health_options opts_;
   publisher publish_;

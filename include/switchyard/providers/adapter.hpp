@@ -28,8 +28,17 @@ namespace switchyard::providers {
 enum class call_type { chat, completion, embedding, responses, messages };
 
 struct build_options {
+  build_options() = default;
+  // (Positional, so that {stream, drop_params} keeps meaning what it did.)
+  build_options(bool stream_, bool drop_params_, std::string_view bearer = {})
+      : stream(stream_), drop_params(drop_params_), bearer_token(bearer) {}
+
   bool stream = false;
   bool drop_params = false;  // drop parameters the provider cannot take instead of a 400
+  // An OAuth2 access token the pipeline fetched for the deployment (Vertex AI's service
+  // account, Azure Entra ID; pipeline/token_broker.hpp), sent as `Authorization: Bearer`.
+  // Empty: the deployment authenticates with its api_key (or not at all).
+  std::string_view bearer_token;
 };
 
 // An upstream answer translated to OpenAI's JSON.
@@ -98,5 +107,7 @@ std::size_t first_event_end(config::stream_framing framing, std::string_view byt
 const adapter& openai_adapter();
 const adapter& anthropic_adapter();
 const adapter& ollama_adapter();
+const adapter& gemini_adapter();
+const adapter& vertex_adapter();
 
 }  // namespace switchyard::providers

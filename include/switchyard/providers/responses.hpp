@@ -25,7 +25,9 @@ namespace switchyard::providers {
 // The URL and headers of a deployment's Responses API (OpenAI: <api_base>/responses;
 // Azure: <api_base>/openai/responses?api-version=<v>, or /openai/v1/responses for the v1
 // API) with `suffix` appended to the path ("" to create, "/<id>", "/<id>/cancel").
-core::result<upstream_call> responses_endpoint(const config::deployment& d, std::string_view suffix);
+// `bearer`: an Entra ID token (pipeline/token_broker.hpp) sent instead of Azure's api-key.
+core::result<upstream_call> responses_endpoint(const config::deployment& d, std::string_view suffix,
+                                               std::string_view bearer = {});
 
 // ---------------------------------------------------------------- ids
 

@@ -48,6 +48,8 @@ TEST(provider_adapters, each_wire_format_has_its_adapter) {
   EXPECT_EQ(&providers::adapter_for(info("ollama")), &providers::ollama_adapter());
   EXPECT_EQ(&providers::adapter_for(info("ollama_chat")), &providers::ollama_adapter());
   EXPECT_EQ(&providers::adapter_for(info("groq")), &providers::openai_adapter());
+  EXPECT_EQ(&providers::adapter_for(info("gemini")), &providers::gemini_adapter());
+  EXPECT_EQ(&providers::adapter_for(info("vertex_ai")), &providers::vertex_adapter());
 }
 
 // The bug this fixes: every deployment without api_base reported https://api.openai.com/v1.

@@ -116,6 +116,11 @@ TEST(prices, deployment_lookup_order) {
   EXPECT_DOUBLE_EQ(*t.for_deployment(d, false)->input, 2.5e-06);
   // Unpriced.
   EXPECT_FALSE(t.for_deployment(dep("openai/mystery", "mystery"), false));
+  // Vertex AI's names of Anthropic's models: '@' before the date.
+  auto vertex = t.for_deployment(dep("vertex_ai/claude-sonnet-4@5", "claude-sonnet-4@5"), false);
+  ASSERT_TRUE(vertex);
+  EXPECT_DOUBLE_EQ(*vertex->input, 3e-06);
+  EXPECT_FALSE(t.for_deployment(dep("vertex_ai/claude-x@1", "claude-x@1"), false));
 }
 
 TEST(prices, deployment_prices_override_the_table) {

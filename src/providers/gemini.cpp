@@ -1,0 +1,1058 @@
+// Google's generateContent format (gemini_format.hpp) and the Google AI Studio adapter
+// (`gemini/<model>`): POST {base}/v1beta/models/{model}:generateContent?key=<key>, or
+// :streamGenerateContent?key=<key>&alt=sse (the key in the query, as LiteLLM sends it;
+// x-litellm-model-api-base never shows a query); embeddings through embedContent (one
+// input) and batchEmbedContents (a list). An api_base that already names the model
+// (".../models/<model>", a proxy such as Cloudflare's AI Gateway) is used as LiteLLM uses
+// it: {api_base}:{method}, the key as a bearer token.
+//
+// Decisions:
+// - system and developer messages -> systemInstruction; assistant -> role "model" with its
+//   tool_calls as functionCall parts; tool messages -> functionResponse parts in a "user"
+//   turn, named after the assistant's call with the same id ({"content": <text>} as the
+//   response, or the JSON object itself when the text is one). Consecutive turns of one
+//   role are merged (Gemini wants them alternating).
+// - Images: data URLs -> inlineData; http(s) and gs:// URLs -> fileData with the media type
+//   guessed from the extension.
+// - Tool schemas lose what Gemini's OpenAPI subset rejects ($schema, additionalProperties,
+//   strict), at every level.
+// - tool_choice auto/none/required -> functionCallingConfig AUTO/NONE/ANY; a named
+//   function -> ANY with allowedFunctionNames.
+// - temperature, top_p, top_k, max_tokens / max_completion_tokens, stop, n, seed,
+//   presence/frequency_penalty, response_format (json_object -> responseMimeType
+//   application/json; json_schema also -> responseSchema), reasoning_effort (thinkingConfig
+//   budget: low/minimal 1024, medium 2048, high 4096, none 0) -> generationConfig.
+// - OpenAI parameters Gemini has no equivalent for (logit_bias, logprobs, ...) -> 400
+//   naming the parameter, or dropped with drop_params; other fields pass through (Gemini's
+//   own: safetySettings, cachedContent, labels, ...); safety_settings is renamed.
+// - finishReason: STOP -> stop (tool_calls when the answer calls tools), MAX_TOKENS ->
+//   length, SAFETY / RECITATION / BLOCKLIST / PROHIBITED_CONTENT / SPII / IMAGE_SAFETY ->
+//   content_filter, others -> stop.
+// - usageMetadata: prompt = promptTokenCount, completion = candidatesTokenCount plus
+//   thoughtsTokenCount (Gemini counts thoughts apart), cached = cachedContentTokenCount,
+//   reasoning = thoughtsTokenCount.
+#include "gemini_format.hpp"
+
+#include "adapter_util.hpp"
+#include "switchyard/core/ids.hpp"
+#include "switchyard/upstream/sse_parser.hpp"
+
+#include <cctype>
+#include <map>
+
+namespace switchyard::providers {
+
+namespace gemini_format {
+
+namespace {
+
+using detail::field;
+using detail::string_field;
+using json = nlohmann::json;
+
+// OpenAI request fields Gemini has no equivalent for.
+bool is_unsupported_openai_param(std::string_view k) {
+  static constexpr std::string_view names[] = {
+      "logit_bias", "logprobs",   "top_logprobs", "functions",    "function_call",     "modalities",
+      "audio",      "prediction", "service_tier", "store",        "web_search_options", "suffix",
+      "echo",       "best_of",    "prompt_cache_key", "safety_identifier", "verbosity", "metadata",
+      "parallel_tool_calls", "user", "encoding_format", "dimensions"};
+  for (auto n : names) {
+    if (n == k) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// LiteLLM client-side options that are never request fields for a provider.
+bool is_client_option(std::string_view k) {
+  return k == "extra_headers" || k == "extra_body" || k == "timeout" || k == "stream_timeout" || k == "tags" ||
+         k == "guardrails";
+}
+
+std::string at(std::size_t i) { return "messages[" + std::to_string(i) + "]"; }
+
+std::string media_type_of_url(std::string_view url) {
+  auto q = url.find_first_of("?#");
+  if (q != std::string_view::npos) {
+    url = url.substr(0, q);
+  }
+  auto dot = url.rfind('.');
+  std::string ext = dot == std::string_view::npos ? std::string() : std::string(url.substr(dot + 1));
+  for (auto& c : ext) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  if (ext == "png") {
+    return "image/png";
+  }
+  if (ext == "gif") {
+    return "image/gif";
+  }
+  if (ext == "webp") {
+    return "image/webp";
+  }
+  if (ext == "pdf") {
+    return "application/pdf";
+  }
+  if (ext == "mp4") {
+    return "video/mp4";
+  }
+  if (ext == "mp3") {
+    return "audio/mp3";
+  }
+  if (ext == "wav") {
+    return "audio/wav";
+  }
+  return "image/jpeg";
+}
+
+core::result<json> media_part(std::string_view url, const std::string& where) {
+  if (auto du = detail::parse_data_url(url)) {
+    return detail::ok(json{{"inlineData", {{"mimeType", du->media_type}, {"data", du->data}}}});
+  }
+  if (url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0 || url.rfind("gs://", 0) == 0) {
+    return detail::ok(json{{"fileData", {{"mimeType", media_type_of_url(url)}, {"fileUri", url}}}});
+  }
+  return detail::bad_param(where + ": the URL must be a base64 data URL, an http(s) URL or a gs:// URI", where);
+}
+
+// OpenAI message content -> Gemini parts (empty text skipped).
+core::result<json> content_parts(const json& content, const std::string& where) {
+  json parts = json::array();
+  if (content.is_null()) {
+    return detail::ok(std::move(parts));
+  }
+  if (content.is_string()) {
+    if (!content.get_ref<const std::string&>().empty()) {
+      parts.push_back({{"text", content}});
+    }
+    return detail::ok(std::move(parts));
+  }
+  if (!content.is_array()) {
+    return detail::bad_param(where + ".content must be a string or a list of content parts", where + ".content");
+  }
+  for (std::size_t j = 0; j < content.size(); ++j) {
+    const json& part = content[j];
+    std::string pw = where + ".content[" + std::to_string(j) + "]";
+    if (part.is_string()) {
+      if (!part.get_ref<const std::string&>().empty()) {
+        parts.push_back({{"text", part}});
+      }
+      continue;
+    }
+    if (!part.is_object()) {
+      return detail::bad_param(pw + " must be an object", pw);
+    }
+    auto type = string_field(part, "type");
+    if (type == "text") {
+      if (auto text = string_field(part, "text"); !text.empty()) {
+        parts.push_back({{"text", text}});
+      }
+    } else if (type == "image_url") {
+      auto p = media_part(detail::image_url_of(part), pw);
+      if (!p) {
+        return p.error();
+      }
+      parts.push_back(std::move(*p));
+    } else if (type == "file") {
+      const json* f = field(part, "file");
+      std::string_view url = f != nullptr ? string_field(*f, "file_data") : std::string_view{};
+      if (url.empty() && f != nullptr) {
+        url = string_field(*f, "file_id");
+      }
+      auto p = media_part(url, pw);
+      if (!p) {
+        return p.error();
+      }
+      parts.push_back(std::move(*p));
+    } else if (type == "input_audio") {
+      const json* a = field(part, "input_audio");
+      auto data = a != nullptr ? string_field(*a, "data") : std::string_view{};
+      auto format = a != nullptr ? string_field(*a, "format") : std::string_view{};
+      if (data.empty()) {
+        return detail::bad_param(pw + ".input_audio.data is required", pw);
+      }
+      parts.push_back({{"inlineData", {{"mimeType", "audio/" + std::string(format.empty() ? "wav" : format)},
+                                       {"data", data}}}});
+    } else {
+      return detail::bad_param(pw + ": content part type '" + std::string(type) + "' is not supported for gemini", pw);
+    }
+  }
+  return detail::ok(std::move(parts));
+}
+
+void append_turn(json& contents, std::string_view role, json parts) {
+  if (parts.empty()) {
+    return;
+  }
+  if (!contents.empty() && contents.back()["role"] == role) {
+    auto& p = contents.back()["parts"];
+    for (auto& x : parts) {
+      p.push_back(std::move(x));
+    }
+    return;
+  }
+  contents.push_back({{"role", role}, {"parts", std::move(parts)}});
+}
+
+core::result<void> convert_messages(const json& msgs, json& out) {
+  if (!msgs.is_array()) {
+    return detail::bad_param("messages must be a list", "messages");
+  }
+  json system_parts = json::array();
+  json contents = json::array();
+  std::map<std::string, std::string, std::less<>> call_names;  // tool_call id -> function name
+  for (std::size_t i = 0; i < msgs.size(); ++i) {
+    const json& m = msgs[i];
+    std::string where = at(i);
+    if (!m.is_object()) {
+      return detail::bad_param(where + " must be an object", where);
+    }
+    auto role = string_field(m, "role");
+    const json* content = field(m, "content");
+    const json null_content;
+    const json& c = content != nullptr ? *content : null_content;
+    if (role == "system" || role == "developer") {
+      auto parts = content_parts(c, where);
+      if (!parts) {
+        return parts.error();
+      }
+      for (auto& p : *parts) {
+        if (p.contains("text")) {
+          system_parts.push_back(std::move(p));
+        }
+      }
+    } else if (role == "user") {
+      auto parts = content_parts(c, where);
+      if (!parts) {
+        return parts.error();
+      }
+      append_turn(contents, "user", std::move(*parts));
+    } else if (role == "assistant") {
+      auto parts = content_parts(c, where);
+      if (!parts) {
+        return parts.error();
+      }
+      if (const json* calls = field(m, "tool_calls")) {
+        if (!calls->is_array()) {
+          return detail::bad_param(where + ".tool_calls must be a list", where + ".tool_calls");
+        }
+        for (std::size_t j = 0; j < calls->size(); ++j) {
+          const json& tc = (*calls)[j];
+          std::string cw = where + ".tool_calls[" + std::to_string(j) + "]";
+          const json* fn = field(tc, "function");
+          if (fn == nullptr || !fn->is_object() || string_field(*fn, "name").empty()) {
+            return detail::bad_param(cw + ".function.name is required", cw + ".function");
+          }
+          json args = json::object();
+          const json* a = field(*fn, "arguments");
+          if (a != nullptr && a->is_string() && !a->get_ref<const std::string&>().empty()) {
+            args = detail::parse_bounded(a->get_ref<const std::string&>());
+            if (args.is_discarded() || !args.is_object()) {
+              return detail::bad_param(cw + ".function.arguments must be a JSON object", cw + ".function.arguments");
+            }
+          } else if (a != nullptr && a->is_object()) {
+            args = *a;
+          }
+          std::string name(string_field(*fn, "name"));
+          call_names[std::string(string_field(tc, "id"))] = name;
+          parts->push_back({{"functionCall", {{"name", name}, {"args", std::move(args)}}}});
+        }
+      }
+      append_turn(contents, "model", std::move(*parts));
+    } else if (role == "tool" || role == "function") {
+      std::string name(string_field(m, "name"));
+      if (role == "tool") {
+        auto id = string_field(m, "tool_call_id");
+        if (id.empty()) {
+          return detail::bad_param(where + ".tool_call_id is required for tool messages", where + ".tool_call_id");
+        }
+        if (auto it = call_names.find(id); it != call_names.end()) {
+          name = it->second;
+        }
+      }
+      if (name.empty()) {
+        return detail::bad_param(where + ": no earlier assistant tool call has this tool_call_id (gemini needs the "
+                                          "function's name)",
+                                 where + ".tool_call_id");
+      }
+      std::string text = detail::content_text(c);
+      json response;
+      json parsed = detail::parse_bounded(text);
+      if (!parsed.is_discarded() && parsed.is_object()) {
+        response = std::move(parsed);
+      } else {
+        response = {{"content", text}};
+      }
+      append_turn(contents, "user",
+                  json::array({{{"functionResponse", {{"name", name}, {"response", std::move(response)}}}}}));
+    } else {
+      return detail::bad_param(where + ".role '" + std::string(role) + "' is not a chat role", where + ".role");
+    }
+  }
+  if (contents.empty()) {
+    return detail::bad_param("messages must hold at least one user or assistant message for gemini", "messages");
+  }
+  out["contents"] = std::move(contents);
+  if (!system_parts.empty()) {
+    out["systemInstruction"] = {{"parts", std::move(system_parts)}};
+  }
+  return {};
+}
+
+// A JSON schema without the keywords Gemini's OpenAPI subset rejects.
+json clean_schema(const json& s, int depth = 0) {
+  if (depth > 64) {
+    return s;
+  }
+  if (s.is_object()) {
+    json out = json::object();
+    for (auto it = s.begin(); it != s.end(); ++it) {
+      if (it.key() == "$schema" || it.key() == "additionalProperties" || it.key() == "strict") {
+        continue;
+      }
+      out[it.key()] = clean_schema(it.value(), depth + 1);
+    }
+    return out;
+  }
+  if (s.is_array()) {
+    json out = json::array();
+    for (const auto& v : s) {
+      out.push_back(clean_schema(v, depth + 1));
+    }
+    return out;
+  }
+  return s;
+}
+
+core::result<json> convert_tools(const json& tools) {
+  if (!tools.is_array()) {
+    return detail::bad_param("tools must be a list", "tools");
+  }
+  json decls = json::array();
+  json others = json::array();
+  for (std::size_t i = 0; i < tools.size(); ++i) {
+    const json& t = tools[i];
+    std::string where = "tools[" + std::to_string(i) + "]";
+    if (!t.is_object()) {
+      return detail::bad_param(where + " must be an object", where);
+    }
+    if (string_field(t, "type") != "function" || field(t, "function") == nullptr) {
+      others.push_back(t);  // Gemini's own tools (googleSearch, codeExecution, ...): as sent
+      continue;
+    }
+    const json& fn = t["function"];
+    auto name = string_field(fn, "name");
+    if (name.empty()) {
+      return detail::bad_param(where + ".function.name is required", where + ".function.name");
+    }
+    json decl = {{"name", name}};
+    if (auto desc = string_field(fn, "description"); !desc.empty()) {
+      decl["description"] = desc;
+    }
+    const json* params = field(fn, "parameters");
+    if (params != nullptr && params->is_object()) {
+      // An object without properties is rejected by Gemini; a function without
+      // parameters is written without the member.
+      const json* props = field(*params, "properties");
+      if (!(string_field(*params, "type") == "object" && (props == nullptr || props->empty()))) {
+        decl["parameters"] = clean_schema(*params);
+      }
+    }
+    decls.push_back(std::move(decl));
+  }
+  json out = json::array();
+  if (!decls.empty()) {
+    out.push_back({{"functionDeclarations", std::move(decls)}});
+  }
+  for (auto& o : others) {
+    out.push_back(std::move(o));
+  }
+  return detail::ok(std::move(out));
+}
+
+core::result<json> convert_tool_choice(const json& tc) {
+  if (tc.is_string()) {
+    const auto& s = tc.get_ref<const std::string&>();
+    if (s == "auto") {
+      return detail::ok(json{{"functionCallingConfig", {{"mode", "AUTO"}}}});
+    }
+    if (s == "none") {
+      return detail::ok(json{{"functionCallingConfig", {{"mode", "NONE"}}}});
+    }
+    if (s == "required" || s == "any") {
+      return detail::ok(json{{"functionCallingConfig", {{"mode", "ANY"}}}});
+    }
+  } else if (tc.is_object()) {
+    const json* fn = field(tc, "function");
+    auto name = fn != nullptr ? string_field(*fn, "name") : std::string_view{};
+    if (string_field(tc, "type") == "function" && !name.empty()) {
+      return detail::ok(
+          json{{"functionCallingConfig", {{"mode", "ANY"}, {"allowedFunctionNames", json::array({name})}}}});
+    }
+  }
+  return detail::bad_param("tool_choice must be \"auto\", \"required\", \"none\" or {\"type\": \"function\", "
+                           "\"function\": {\"name\": ...}}",
+                           "tool_choice");
+}
+
+core::result<long long> thinking_budget(const json& effort) {
+  auto e = effort.is_string() ? effort.get<std::string>() : std::string();
+  if (e == "minimal" || e == "low") {
+    return 1024;
+  }
+  if (e == "medium") {
+    return 2048;
+  }
+  if (e == "high") {
+    return 4096;
+  }
+  if (e == "none") {
+    return 0;
+  }
+  return detail::bad_param("reasoning_effort must be none, minimal, low, medium or high", "reasoning_effort");
+}
+
+std::string finish_reason_of(std::string_view r, bool tool_calls) {
+  if (r == "MAX_TOKENS") {
+    return "length";
+  }
+  if (r == "SAFETY" || r == "RECITATION" || r == "BLOCKLIST" || r == "PROHIBITED_CONTENT" || r == "SPII" ||
+      r == "IMAGE_SAFETY") {
+    return "content_filter";
+  }
+  return tool_calls ? "tool_calls" : "stop";
+}
+
+int status_of(std::string_view google_status) {
+  if (google_status == "INVALID_ARGUMENT" || google_status == "FAILED_PRECONDITION" ||
+      google_status == "OUT_OF_RANGE") {
+    return 400;
+  }
+  if (google_status == "UNAUTHENTICATED") {
+    return 401;
+  }
+  if (google_status == "PERMISSION_DENIED") {
+    return 403;
+  }
+  if (google_status == "NOT_FOUND") {
+    return 404;
+  }
+  if (google_status == "RESOURCE_EXHAUSTED") {
+    return 429;
+  }
+  if (google_status == "UNAVAILABLE") {
+    return 503;
+  }
+  if (google_status == "DEADLINE_EXCEEDED") {
+    return 504;
+  }
+  return 500;
+}
+
+struct token_tally {
+  long long prompt = 0;
+  long long candidates = 0;
+  long long thoughts = 0;
+  long long cached = 0;
+  long long total = 0;
+  bool seen = false;
+
+  void update(const json& u) {
+    seen = true;
+    prompt = detail::token_count(u, "promptTokenCount");
+    candidates = detail::token_count(u, "candidatesTokenCount");
+    thoughts = detail::token_count(u, "thoughtsTokenCount");
+    cached = detail::token_count(u, "cachedContentTokenCount");
+    total = detail::token_count(u, "totalTokenCount");
+  }
+  long long completion() const { return candidates + thoughts; }
+  json to_json() const {
+    json u = detail::usage_json(prompt, completion());
+    if (total > 0) {
+      u["total_tokens"] = std::max(total, prompt + completion());
+    }
+    u["prompt_tokens_details"] = {{"cached_tokens", cached}};
+    u["completion_tokens_details"] = {{"reasoning_tokens", thoughts}};
+    return u;
+  }
+  usage value() const {
+    usage u = detail::usage_value(prompt, completion());
+    if (total > 0) {
+      u.total_tokens = std::max(total, prompt + completion());
+    }
+    u.cached_tokens = cached;
+    u.reasoning_tokens = thoughts;
+    return u;
+  }
+};
+
+std::string new_call_id() { return "call_" + core::random_hex(12); }
+
+// The block reason of a prompt the provider refused to answer, empty if none.
+std::string_view block_reason(const json& j) {
+  const json* pf = field(j, "promptFeedback");
+  return pf != nullptr ? string_field(*pf, "blockReason") : std::string_view{};
+}
+
+core::error error_event(const json& j, std::string_view label) {
+  const json* e = field(j, "error");
+  int status = 500;
+  if (e != nullptr) {
+    if (const json* code = field(*e, "code"); code != nullptr && code->is_number_integer()) {
+      status = code->get<int>();
+    } else {
+      status = status_of(string_field(*e, "status"));
+    }
+  }
+  if (status < 400 || status > 599) {
+    status = 500;
+  }
+  return upstream_error(status, detail::dump(j), label);
+}
+
+class gemini_stream final : public stream_translator {
+ public:
+  gemini_stream(std::string_view model, bool include_usage, std::string_view label)
+      : writer_("chatcmpl-" + core::uuid4(), detail::unix_now(), std::string(model), false),
+        include_usage_(include_usage),
+        label_(label) {}
+
+  core::result<void> feed(std::string_view bytes, std::vector<std::string>& payloads) override {
+    if (failure_) {
+      return *failure_;
+    }
+    events_.clear();
+    parser_.feed(bytes, events_);
+    for (auto& ev : events_) {
+      core::result<void> r;
+      try {
+        r = on_event(ev.data, payloads);
+      } catch (const json::exception&) {
+        r = detail::malformed_upstream(label_, "the provider sent a stream event this gateway cannot read");
+      }
+      if (!r) {
+        failure_ = r.error();
+        return r;
+      }
+    }
+    if (parser_.pending() > detail::max_pending_stream_bytes) {
+      failure_ = detail::malformed_upstream(label_, "the provider sent an oversized stream event");
+      return *failure_;
+    }
+    return {};
+  }
+
+  core::result<void> finish(std::vector<std::string>& payloads) override {
+    if (failure_) {
+      return *failure_;
+    }
+    if (!finished_) {
+      failure_ = core::make_error(core::errc::upstream_error,
+                                  std::string(label_) + " - stream ended before a finishReason (stream cut)");
+      return *failure_;
+    }
+    if (include_usage_) {
+      writer_.usage_chunk(tally_.to_json(), payloads);
+    }
+    return {};
+  }
+
+  const usage& tokens() const override { return usage_; }
+
+ private:
+  core::result<void> on_event(std::string_view data, std::vector<std::string>& out) {
+    if (data.find_first_not_of(" \t\r\n") == std::string_view::npos) {
+      return {};
+    }
+    json j = detail::parse_bounded(data);
+    if (j.is_discarded() || !j.is_object()) {
+      return detail::malformed_upstream(label_, "the provider sent a stream event that is not valid JSON");
+    }
+    if (field(j, "error") != nullptr) {
+      return error_event(j, label_);
+    }
+    if (finished_) {
+      // Gemini sends usage (and nothing else) after the finishing chunk on some models.
+      if (const json* u = field(j, "usageMetadata")) {
+        track(*u);
+      }
+      return {};
+    }
+    if (auto id = string_field(j, "responseId"); !id.empty() && !started_) {
+      writer_.set_id(std::string(id));
+    }
+    if (const json* u = field(j, "usageMetadata")) {
+      track(*u);
+    }
+    if (!block_reason(j).empty()) {
+      start(out);
+      writer_.finish("content_filter", out);
+      finished_ = true;
+      return {};
+    }
+    const json* cands = field(j, "candidates");
+    if (cands == nullptr) {
+      return {};  // a usage-only chunk
+    }
+    if (!cands->is_array()) {
+      return detail::malformed_upstream(label_, "the provider sent candidates that are not a list");
+    }
+    if (cands->empty()) {
+      return {};
+    }
+    const json& cand = (*cands)[0];
+    if (const json* content = field(cand, "content")) {
+      if (const json* parts = field(*content, "parts"); parts != nullptr && parts->is_array()) {
+        for (const auto& p : *parts) {
+          if (const json* fc = field(p, "functionCall")) {
+            const json* args = field(*fc, "args");
+            start(out);
+            writer_.tool_call(tool_count_++, new_call_id(), string_field(*fc, "name"),
+                              args != nullptr ? detail::dump(*args) : "{}", out);
+          } else if (auto text = string_field(p, "text"); !text.empty()) {
+            start(out);
+            const json* thought = field(p, "thought");
+            if (thought != nullptr && thought->is_boolean() && thought->get<bool>()) {
+              writer_.reasoning(text, out);
+            } else {
+              writer_.content(text, out);
+            }
+          }
+        }
+      }
+    }
+    if (auto fr = string_field(cand, "finishReason"); !fr.empty()) {
+      start(out);
+      writer_.finish(finish_reason_of(fr, tool_count_ > 0), out);
+      finished_ = true;
+    }
+    return {};
+  }
+
+  void track(const json& u) {
+    tally_.update(u);
+    usage_ = tally_.value();
+  }
+
+  // The role chunk goes out with the first thing the client can see: a stream that
+  // fails before any (no candidates, cut early) then fails with a real HTTP status.
+  void start(std::vector<std::string>& out) {
+    if (!started_) {
+      started_ = true;
+      writer_.role(out);
+    }
+  }
+
+  detail::chunk_writer writer_;
+  bool include_usage_;
+  std::string_view label_;
+  upstream::sse_parser parser_;
+  std::vector<upstream::sse_parser::event> events_;
+  token_tally tally_;
+  usage usage_;
+  std::optional<core::error> failure_;
+  int tool_count_ = 0;
+  bool started_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+core::result<json> chat_body(const config::deployment& d, const json& body, const build_options& opts,
+                             std::string_view provider) {
+  if (!body.is_object()) {
+    return detail::bad_param("the request body must be a JSON object", "");
+  }
+  json out = json::object();
+  const json* msgs = field(body, "messages");
+  if (msgs == nullptr) {
+    return detail::bad_param("messages is required", "messages");
+  }
+  if (auto r = convert_messages(*msgs, out); !r) {
+    return r.error();
+  }
+  json gen = json::object();
+  std::optional<long long> max_tokens;
+  for (auto it = body.begin(); it != body.end(); ++it) {
+    const std::string& k = it.key();
+    const json& v = it.value();
+    if (is_gateway_field(k) || is_client_option(k) || v.is_null() || k == "model" || k == "messages" ||
+        k == "stream" || k == "stream_options") {
+      continue;
+    }
+    if (k == "max_tokens" || k == "max_completion_tokens") {
+      if (!v.is_number_integer() || v.get<long long>() < 1) {
+        return detail::bad_param(k + " must be a positive integer", k);
+      }
+      if (k == "max_completion_tokens" || !max_tokens) {
+        max_tokens = v.get<long long>();
+      }
+    } else if (k == "temperature") {
+      gen["temperature"] = v;
+    } else if (k == "top_p") {
+      gen["topP"] = v;
+    } else if (k == "top_k") {
+      gen["topK"] = v;
+    } else if (k == "n") {
+      gen["candidateCount"] = v;
+    } else if (k == "seed") {
+      gen["seed"] = v;
+    } else if (k == "presence_penalty") {
+      gen["presencePenalty"] = v;
+    } else if (k == "frequency_penalty") {
+      gen["frequencyPenalty"] = v;
+    } else if (k == "stop") {
+      json seqs = json::array();
+      for (auto& s : detail::stop_list(v)) {
+        seqs.push_back(std::move(s));
+      }
+      if (!seqs.empty()) {
+        gen["stopSequences"] = std::move(seqs);
+      }
+    } else if (k == "response_format") {
+      auto type = string_field(v, "type");
+      if (type == "json_object") {
+        gen["responseMimeType"] = "application/json";
+      } else if (type == "json_schema") {
+        gen["responseMimeType"] = "application/json";
+        const json* js = field(v, "json_schema");
+        const json* s = js != nullptr ? field(*js, "schema") : nullptr;
+        if (s != nullptr && s->is_object()) {
+          gen["responseSchema"] = clean_schema(*s);
+        }
+      } else if (type != "text") {
+        return detail::bad_param("response_format.type must be text, json_object or json_schema", "response_format");
+      }
+    } else if (k == "reasoning_effort") {
+      auto b = thinking_budget(v);
+      if (!b) {
+        return b.error();
+      }
+      gen["thinkingConfig"] = {{"thinkingBudget", *b}};
+    } else if (k == "tools") {
+      auto t = convert_tools(v);
+      if (!t) {
+        return t.error();
+      }
+      if (!t->empty()) {
+        out["tools"] = std::move(*t);
+      }
+    } else if (k == "tool_choice") {
+      auto tc = convert_tool_choice(v);
+      if (!tc) {
+        return tc.error();
+      }
+      out["toolConfig"] = std::move(*tc);
+    } else if (k == "safety_settings") {
+      out["safetySettings"] = v;
+    } else if (k == "generationConfig" && v.is_object()) {
+      for (auto g = v.begin(); g != v.end(); ++g) {
+        if (!gen.contains(g.key())) {
+          gen[g.key()] = g.value();
+        }
+      }
+    } else if (is_unsupported_openai_param(k)) {
+      if (detail::is_noop_value(k, v) || opts.drop_params || k == "user" || k == "parallel_tool_calls" ||
+          k == "metadata") {
+        continue;  // `user`, `metadata` and parallel_tool_calls change nothing Gemini answers
+      }
+      return detail::unsupported_param(provider, k, d);
+    } else {
+      out[k] = v;  // Gemini's own fields (safetySettings, cachedContent, labels, ...), as sent
+    }
+  }
+  if (max_tokens) {
+    gen["maxOutputTokens"] = *max_tokens;
+  }
+  if (!gen.empty()) {
+    out["generationConfig"] = std::move(gen);
+  }
+  return detail::ok(std::move(out));
+}
+
+core::result<translated_response> chat_response(std::string_view body, std::string_view model,
+                                                std::string_view label) {
+  json j = detail::parse_bounded(body);
+  if (j.is_discarded() || !j.is_object()) {
+    return detail::malformed_upstream(label, "the provider returned a response that is not valid JSON");
+  }
+  if (field(j, "error") != nullptr) {
+    return error_event(j, label);
+  }
+  token_tally tally;
+  const json* u = field(j, "usageMetadata");
+  if (u != nullptr) {
+    tally.update(*u);
+  }
+  std::string id(string_field(j, "responseId"));
+  if (id.empty()) {
+    id = "chatcmpl-" + core::uuid4();
+  }
+  json out = {{"id", id}, {"object", "chat.completion"}, {"created", detail::unix_now()}, {"model", model}};
+  json choices = json::array();
+  const json* cands = field(j, "candidates");
+  if (!block_reason(j).empty()) {
+    choices.push_back({{"index", 0},
+                       {"finish_reason", "content_filter"},
+                       {"logprobs", nullptr},
+                       {"message", {{"role", "assistant"}, {"content", nullptr}}}});
+  } else if (cands == nullptr || !cands->is_array() || cands->empty()) {
+    return detail::malformed_upstream(label, "the provider returned no candidates (and no block reason)");
+  } else {
+    for (std::size_t i = 0; i < cands->size(); ++i) {
+      const json& cand = (*cands)[i];
+      std::string text;
+      std::string reasoning;
+      json tool_calls = json::array();
+      const json* content = field(cand, "content");
+      const json* parts = content != nullptr ? field(*content, "parts") : nullptr;
+      if (parts != nullptr && parts->is_array()) {
+        for (const auto& p : *parts) {
+          if (const json* fc = field(p, "functionCall")) {
+            const json* args = field(*fc, "args");
+            tool_calls.push_back(
+                {{"id", new_call_id()},
+                 {"type", "function"},
+                 {"function",
+                  {{"name", string_field(*fc, "name")}, {"arguments", args != nullptr ? detail::dump(*args) : "{}"}}}});
+          } else if (auto t = string_field(p, "text"); !t.empty()) {
+            const json* thought = field(p, "thought");
+            (thought != nullptr && thought->is_boolean() && thought->get<bool>() ? reasoning : text) += t;
+          }
+        }
+      }
+      json msg = {{"role", "assistant"}};
+      msg["content"] = (text.empty() && (!tool_calls.empty() || parts == nullptr)) ? json(nullptr) : json(text);
+      if (!reasoning.empty()) {
+        msg["reasoning_content"] = reasoning;
+      }
+      if (!tool_calls.empty()) {
+        msg["tool_calls"] = tool_calls;
+      }
+      choices.push_back({{"index", i},
+                         {"finish_reason", finish_reason_of(string_field(cand, "finishReason"), !tool_calls.empty())},
+                         {"logprobs", nullptr},
+                         {"message", std::move(msg)}});
+    }
+  }
+  out["choices"] = std::move(choices);
+  out["usage"] = tally.to_json();
+  translated_response r;
+  r.body = detail::dump(out);
+  if (u != nullptr) {
+    r.tokens = tally.value();
+  }
+  return r;
+}
+
+std::unique_ptr<stream_translator> chat_stream(std::string_view model, bool include_usage, std::string_view label) {
+  return std::make_unique<gemini_stream>(model, include_usage, label);
+}
+
+core::error error_of(int status, std::string_view body, std::string_view label) {
+  return upstream_error(status, body, label);
+}
+
+}  // namespace gemini_format
+
+namespace {
+
+using detail::field;
+using detail::string_field;
+using json = nlohmann::json;
+
+constexpr std::string_view label = "GeminiException";
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// An api_base that names the model itself (a proxy's URL, LiteLLM's custom-proxy form).
+bool base_names_model(const config::deployment& d) {
+  return detail::base_of(d).find("/models/") != std::string::npos;
+}
+
+// {base}/v1beta/models/{model} (the base as configured, with or without /v1beta), or the
+// api_base itself when it names the model.
+std::string model_url(const config::deployment& d) {
+  std::string base = detail::base_of(d);
+  if (base_names_model(d)) {
+    return base;
+  }
+  if (!ends_with(base, "/v1beta") && !ends_with(base, "/v1")) {
+    base += "/v1beta";
+  }
+  std::string_view model = d.upstream_model;
+  if (model.rfind("models/", 0) == 0) {
+    model.remove_prefix(7);
+  }
+  return base + "/models/" + std::string(model);
+}
+
+std::string query_escape(std::string_view v) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : v) {
+    if (std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+// The call to {model_url}:{method}, with the key and, streaming, alt=sse.
+upstream_call call_to(const config::deployment& d, std::string_view method, bool stream = false) {
+  upstream_call call;
+  call.url = model_url(d) + ":" + std::string(method);
+  const bool proxy = base_names_model(d);
+  char sep = '?';
+  if (!d.api_key.empty() && !proxy) {
+    call.url += "?key=" + query_escape(d.api_key);
+    sep = '&';
+  }
+  if (stream) {
+    call.url += sep;
+    call.url += "alt=sse";
+  }
+  if (!d.api_key.empty() && proxy) {
+    call.headers.emplace_back("authorization", "Bearer " + d.api_key);
+  }
+  call.headers.emplace_back("content-type", "application/json");
+  for (const auto& [k, v] : d.extra_headers) {
+    call.headers.emplace_back(k, v);
+  }
+  return call;
+}
+
+core::result<upstream_call> embedding_call(const config::deployment& d, const json& body) {
+  const json* input = field(body, "input");
+  std::string model_name = "models/" + d.upstream_model;
+  json dims;
+  if (const json* dm = field(body, "dimensions"); dm != nullptr && dm->is_number_integer()) {
+    dims = *dm;
+  }
+  auto request_of = [&](const json& text) {
+    json r = {{"model", model_name}, {"content", {{"parts", json::array({{{"text", text}}})}}}};
+    if (!dims.is_null()) {
+      r["outputDimensionality"] = dims;
+    }
+    return r;
+  };
+  if (input != nullptr && input->is_string()) {
+    auto call = call_to(d, "embedContent");
+    call.body = detail::dump(request_of(*input));
+    return call;
+  }
+  if (input == nullptr || !input->is_array() || input->empty()) {
+    return detail::bad_param("input must be a string or a non-empty list of strings", "input");
+  }
+  json requests = json::array();
+  for (const auto& item : *input) {
+    if (!item.is_string()) {
+      return detail::bad_param("gemini embeddings take text input (strings), not token arrays", "input");
+    }
+    requests.push_back(request_of(item));
+  }
+  auto call = call_to(d, "batchEmbedContents");
+  call.body = detail::dump(json{{"requests", std::move(requests)}});
+  return call;
+}
+
+core::result<translated_response> embedding_response(std::string_view body, std::string_view model) {
+  json j = detail::parse_bounded(body);
+  if (j.is_discarded() || !j.is_object()) {
+    return detail::malformed_upstream(label, "the provider returned a response that is not valid JSON");
+  }
+  json data = json::array();
+  auto add = [&](const json& e) -> bool {
+    const json* values = field(e, "values");
+    if (values == nullptr || !values->is_array()) {
+      return false;
+    }
+    data.push_back({{"object", "embedding"}, {"index", data.size()}, {"embedding", *values}});
+    return true;
+  };
+  if (const json* one = field(j, "embedding")) {
+    if (!add(*one)) {
+      return detail::malformed_upstream(label, "the provider's embedding has no values");
+    }
+  } else if (const json* many = field(j, "embeddings"); many != nullptr && many->is_array()) {
+    for (const auto& e : *many) {
+      if (!add(e)) {
+        return detail::malformed_upstream(label, "an embedding of the provider's answer has no values");
+      }
+    }
+  } else {
+    return detail::malformed_upstream(label, "the provider's answer has no embedding");
+  }
+  // Google's embedding answers carry no token counts.
+  json out = {{"object", "list"},
+              {"data", std::move(data)},
+              {"model", model},
+              {"usage", {{"prompt_tokens", 0}, {"total_tokens", 0}}}};
+  translated_response r;
+  r.body = detail::dump(out);
+  return r;
+}
+
+class gemini final : public adapter {
+ public:
+  core::result<upstream_call> build(call_type type, const config::deployment& d, const json& body,
+                                    const build_options& opts) const override {
+    try {
+      if (type == call_type::embedding) {
+        return embedding_call(d, body);
+      }
+      if (type == call_type::completion) {
+        return core::make_error(core::errc::bad_request, "gemini does not support /v1/completions; use chat",
+                                "model");
+      }
+      auto out = gemini_format::chat_body(d, body, opts, "gemini");
+      if (!out) {
+        return out.error();
+      }
+      auto call = call_to(d, opts.stream ? "streamGenerateContent" : "generateContent", opts.stream);
+      call.body = detail::dump(*out);
+      return call;
+    } catch (const json::exception& e) {
+      return detail::bad_param(std::string("could not translate the request for gemini: ") + e.what(), "");
+    }
+  }
+
+  core::result<translated_response> translate_response(call_type type, const config::deployment&,
+                                                       std::string_view body,
+                                                       std::string_view model) const override {
+    try {
+      if (type == call_type::embedding) {
+        return embedding_response(body, model);
+      }
+      return gemini_format::chat_response(body, model, label);
+    } catch (const json::exception& e) {
+      return detail::malformed_upstream(label, std::string("unreadable response: ") + e.what());
+    }
+  }
+
+  std::unique_ptr<stream_translator> make_stream(call_type, const config::deployment&, std::string_view model,
+                                                 bool include_usage) const override {
+    return gemini_format::chat_stream(model, include_usage, label);
+  }
+
+  core::error translate_error(const config::deployment&, int status, std::string_view body) const override {
+    return gemini_format::error_of(status, body, label);
+  }
+};
+
+}  // namespace
+
+const adapter& gemini_adapter() {
+  static const gemini a;
+  return a;
+}
+
+}  // namespace switchyard::providers

@@ -1,0 +1,327 @@
+// End to end with the official `openai` npm SDK: gemini/ (Google AI Studio), vertex_ai/
+// (Gemini and claude-* models, with a service-account key made here: the fake's token
+// endpoint verifies each JWT's RS256 signature and claims) and azure/ with Entra ID
+// (client credentials at the fake's token endpoint). Streamed and non-streamed answers with
+// tool calls and usage; embeddings through gemini; safety blocks, empty candidates, cut and
+// garbled streams, refused credentials.
+import { after, before, beforeEach, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import OpenAI from 'openai';
+
+import { startFakeProvider } from '../fake_provider/server.mjs';
+import { MASTER_KEY, startGateway, stopAll } from '../lib/gateway.mjs';
+
+let fake;
+let gw;
+let client;
+
+const CLIENT_EMAIL = 'switchyard-test@proj-1.iam.gserviceaccount.com';
+
+function serviceAccount(privateKeyPem, tokenUri) {
+  return {
+    type: 'service_account',
+    project_id: 'proj-1',
+    private_key_id: 'kid-test',
+    private_key: privateKeyPem,
+    client_email: CLIENT_EMAIL,
+    client_id: '1234567890',
+    token_uri: tokenUri,
+  };
+}
+
+const tools = [{
+  type: 'function',
+  function: {
+    name: 'get_weather',
+    description: 'The weather in a city',
+    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'], additionalProperties: false },
+  },
+}];
+const messages = [
+  { role: 'system', content: 'You are terse.' },
+  { role: 'user', content: 'Weather in Paris?' },
+];
+const weatherCall = [{ name: 'get_weather', arguments: { city: 'Paris' } }];
+
+before(async () => {
+  fake = await startFakeProvider();
+  // A key pair made for this run: the private half only in the gateway's credentials.
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const privatePem = privateKey.export({ type: 'pkcs8', format: 'pem' });
+  const other = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' });
+  fake.setOAuth({
+    google: { client_email: CLIENT_EMAIL, public_key_pem: publicKey.export({ type: 'spki', format: 'pem' }) },
+    entra: { tenant: 'tenant-1', client_id: 'app-1', client_secret: 'entra-secret' },
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'sy-google-'));
+  const saFile = join(dir, 'sa.json');
+  writeFileSync(saFile, JSON.stringify(serviceAccount(privatePem, `${fake.url}/token`)), { mode: 0o600 });
+  const vertex = (model, creds) => ({
+    model: `vertex_ai/${model}`, api_base: fake.url, vertex_project: 'proj-1', vertex_location: 'us-central1',
+    vertex_credentials: creds,
+  });
+  gw = await startGateway({
+    env: { GEMINI_API_KEY: 'AIza-from-env', AZURE_AUTHORITY_HOST: fake.url },
+    config: {
+      router_settings: { num_retries: 0, disable_cooldowns: true },
+      model_list: [
+        { model_name: 'g-flash', litellm_params: { model: 'gemini/gemini-2.5-flash', api_base: fake.url } },
+        { model_name: 'g-keyed',
+          litellm_params: { model: 'gemini/gemini-2.5-flash', api_base: fake.url, api_key: 'AIza-upstream' } },
+        { model_name: 'g-embed', litellm_params: { model: 'gemini/gemini-embedding-001', api_base: fake.url } },
+        { model_name: 'v-pro', litellm_params: vertex('gemini-2.5-pro', saFile) },
+        { model_name: 'v-claude',
+          litellm_params: vertex('claude-sonnet-4@20250514', JSON.stringify(serviceAccount(privatePem, `${fake.url}/token`))) },
+        { model_name: 'v-wrong-key',
+          litellm_params: vertex('gemini-2.5-flash', JSON.stringify({
+            ...serviceAccount(other, `${fake.url}/token`), client_email: 'other@proj-1.iam.gserviceaccount.com' })) },
+        { model_name: 'az-entra',
+          litellm_params: { model: 'azure/az-chat-dep', api_base: fake.url, api_version: '2024-06-01',
+                            tenant_id: 'tenant-1', client_id: 'app-1', client_secret: 'entra-secret' } },
+        { model_name: 'az-entra-bad',
+          litellm_params: { model: 'azure/az-chat-dep', api_base: fake.url, api_version: '2024-06-01',
+                            tenant_id: 'tenant-1', client_id: 'app-1', client_secret: 'wrong' } },
+      ],
+    },
+  });
+  client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: MASTER_KEY, maxRetries: 0, timeout: 15_000 });
+});
+after(async () => {
+  await stopAll();
+  await fake?.close();
+});
+beforeEach(() => fake.reset());
+
+async function collect(stream) {
+  let text = '';
+  let usage = null;
+  let finish = null;
+  const toolCalls = [];
+  for await (const chunk of stream) {
+    assert.equal(chunk.object, 'chat.completion.chunk');
+    if (chunk.usage) usage = chunk.usage;
+    for (const c of chunk.choices) {
+      text += c.delta?.content ?? '';
+      finish = c.finish_reason ?? finish;
+      for (const tc of c.delta?.tool_calls ?? []) {
+        const t = (toolCalls[tc.index] ??= { id: '', name: '', arguments: '' });
+        if (tc.id) t.id = tc.id;
+        if (tc.function?.name) t.name += tc.function.name;
+        if (tc.function?.arguments) t.arguments += tc.function.arguments;
+      }
+    }
+  }
+  return { text, usage, finish, toolCalls };
+}
+
+const chatRecords = () => fake.requests().filter((r) => r.provider !== 'google_oauth' && r.provider !== 'entra');
+
+describe('gemini/', () => {
+  test('non-streamed: tool calls, usage with reasoning and cached tokens, the key from GEMINI_API_KEY', async () => {
+    fake.script([{ tool_calls: weatherCall, content: '',
+                   usage: { prompt_tokens: 11, completion_tokens: 7, reasoning_tokens: 3, cached_tokens: 2 } }]);
+    const r = await client.chat.completions.create({ model: 'g-flash', messages, tools, tool_choice: 'auto' });
+    assert.equal(r.choices[0].finish_reason, 'tool_calls');
+    const tc = r.choices[0].message.tool_calls;
+    assert.equal(tc.length, 1);
+    assert.equal(tc[0].function.name, 'get_weather');
+    assert.deepEqual(JSON.parse(tc[0].function.arguments), { city: 'Paris' });
+    assert.equal(r.usage.prompt_tokens, 11);
+    assert.equal(r.usage.completion_tokens, 10);
+    assert.equal(r.usage.completion_tokens_details.reasoning_tokens, 3);
+    assert.equal(r.usage.prompt_tokens_details.cached_tokens, 2);
+    const [rec] = chatRecords();
+    assert.equal(rec.path, '/v1beta/models/gemini-2.5-flash:generateContent');
+    assert.equal(rec.query.key, 'AIza-from-env', 'the key in the query, as LiteLLM sends it');
+    assert.deepEqual(rec.body.systemInstruction, { parts: [{ text: 'You are terse.' }] });
+    assert.equal(rec.body.tools[0].functionDeclarations[0].name, 'get_weather');
+    assert.equal(rec.body.tools[0].functionDeclarations[0].parameters.additionalProperties, undefined);
+    assert.deepEqual(rec.body.toolConfig, { functionCallingConfig: { mode: 'AUTO' } });
+  });
+
+  test('streamed: text then a tool call, the usage chunk', async () => {
+    fake.script([{ chunks: ['Let me ', 'check.'], tool_calls: weatherCall,
+                   usage: { prompt_tokens: 9, completion_tokens: 4 } }]);
+    const s = await client.chat.completions.create({
+      model: 'g-keyed', messages, tools, stream: true, stream_options: { include_usage: true },
+    });
+    const got = await collect(s);
+    assert.equal(got.text, 'Let me check.');
+    assert.equal(got.finish, 'tool_calls');
+    assert.equal(got.toolCalls.length, 1);
+    assert.equal(got.toolCalls[0].name, 'get_weather');
+    assert.match(got.toolCalls[0].id, /^call_/);
+    assert.deepEqual(JSON.parse(got.toolCalls[0].arguments), { city: 'Paris' });
+    assert.deepEqual([got.usage.prompt_tokens, got.usage.completion_tokens, got.usage.total_tokens], [9, 4, 13]);
+    const [rec] = chatRecords();
+    assert.equal(rec.path, '/v1beta/models/gemini-2.5-flash:streamGenerateContent');
+    assert.equal(rec.query.alt, 'sse');
+    assert.equal(rec.query.key, 'AIza-upstream');
+  });
+
+  test('a tool result goes back as a functionResponse', async () => {
+    fake.script([{ content: 'It is 18C.' }]);
+    const r = await client.chat.completions.create({
+      model: 'g-flash',
+      messages: [...messages,
+        { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function',
+          function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+        { role: 'tool', tool_call_id: 'call_1', content: '18C' }],
+      tools,
+    });
+    assert.equal(r.choices[0].message.content, 'It is 18C.');
+    const [rec] = chatRecords();
+    assert.deepEqual(rec.body.contents.map((c) => c.role), ['user', 'model', 'user']);
+    assert.deepEqual(rec.body.contents[2].parts[0],
+      { functionResponse: { name: 'get_weather', response: { content: '18C' } } });
+  });
+
+  test('embeddings: one input and a batch', async () => {
+    const one = await client.embeddings.create({ model: 'g-embed', input: 'hello' });
+    assert.equal(one.data.length, 1);
+    assert.equal(one.data[0].embedding.length, 8);
+    const many = await client.embeddings.create({ model: 'g-embed', input: ['a', 'b', 'c'] });
+    assert.deepEqual(many.data.map((d) => d.index), [0, 1, 2]);
+    const paths = chatRecords().map((r) => r.path);
+    assert.deepEqual(paths, ['/v1beta/models/gemini-embedding-001:embedContent',
+      '/v1beta/models/gemini-embedding-001:batchEmbedContents']);
+  });
+
+  test('a blocked prompt is finish_reason content_filter, streamed and not', async () => {
+    fake.script([{ block_reason: 'SAFETY' }, { block_reason: 'SAFETY' }]);
+    const r = await client.chat.completions.create({ model: 'g-flash', messages });
+    assert.equal(r.choices[0].finish_reason, 'content_filter');
+    assert.equal(r.choices[0].message.content, null);
+    const got = await collect(await client.chat.completions.create({ model: 'g-flash', messages, stream: true }));
+    assert.equal(got.finish, 'content_filter');
+    assert.equal(got.text, '');
+  });
+
+  test('empty candidates, a cut stream and a garbled stream are clear OpenAI errors', async () => {
+    fake.script([{ empty_candidates: true }]);
+    await assert.rejects(client.chat.completions.create({ model: 'g-flash', messages }), (e) => {
+      assert.equal(e.status, 500);
+      assert.match(e.message, /GeminiException - the provider returned no candidates/);
+      return true;
+    });
+    fake.script([{ empty_candidates: true }]);
+    await assert.rejects(client.chat.completions.create({ model: 'g-flash', messages, stream: true }), (e) => {
+      assert.equal(e.status, 500, 'nothing was sent yet: a real status');
+      assert.match(e.message, /stream ended before a finishReason/);
+      return true;
+    });
+    fake.script([{ chunks: ['one ', 'two ', 'three'], cut_after_chunks: 2 }]);
+    let text = '';
+    await assert.rejects((async () => {
+      const s = await client.chat.completions.create({ model: 'g-flash', messages, stream: true });
+      for await (const c of s) text += c.choices[0]?.delta?.content ?? '';
+    })(), (e) => { assert.ok(e instanceof OpenAI.APIError, `${e}`); return true; });
+    assert.equal(text, 'one two ');
+    fake.script([{ invalid_json: true }]);
+    await assert.rejects(client.chat.completions.create({ model: 'g-flash', messages, stream: true }), (e) => {
+      assert.equal(e.status, 500);
+      assert.match(e.message, /not valid JSON/);
+      return true;
+    });
+    fake.script([{ status: 429, error_message: 'Resource has been exhausted (e.g. check quota).' }]);
+    await assert.rejects(client.chat.completions.create({ model: 'g-flash', messages }), (e) => {
+      assert.equal(e.status, 429);
+      assert.match(e.message, /GeminiException.*Resource has been exhausted/);
+      return true;
+    });
+  });
+});
+
+describe('vertex_ai/', () => {
+  test('gemini: non-streamed and streamed with tool calls and usage, one verified token for both', async () => {
+    fake.script([{ tool_calls: weatherCall, content: '', usage: { prompt_tokens: 20, completion_tokens: 6 } },
+                 { chunks: ['Sunny ', 'today.'], tool_calls: weatherCall, usage: { prompt_tokens: 21, completion_tokens: 5 } }]);
+    const r = await client.chat.completions.create({ model: 'v-pro', messages, tools });
+    assert.equal(r.choices[0].finish_reason, 'tool_calls');
+    assert.equal(r.choices[0].message.tool_calls[0].function.name, 'get_weather');
+    assert.deepEqual([r.usage.prompt_tokens, r.usage.completion_tokens], [20, 6]);
+    const got = await collect(await client.chat.completions.create({
+      model: 'v-pro', messages, tools, stream: true, stream_options: { include_usage: true } }));
+    assert.equal(got.text, 'Sunny today.');
+    assert.equal(got.toolCalls[0].name, 'get_weather');
+    assert.deepEqual([got.usage.prompt_tokens, got.usage.completion_tokens], [21, 5]);
+    const recs = chatRecords();
+    assert.deepEqual(recs.map((x) => x.path), [
+      '/v1/projects/proj-1/locations/us-central1/publishers/google/models/gemini-2.5-pro:generateContent',
+      '/v1/projects/proj-1/locations/us-central1/publishers/google/models/gemini-2.5-pro:streamGenerateContent',
+    ]);
+    for (const x of recs) assert.equal(x.reply.auth, CLIENT_EMAIL, 'a token the fake issued for the service account');
+  });
+
+  test('claude-*: the Anthropic body on rawPredict / streamRawPredict, tool calls and usage', async () => {
+    fake.script([{ tool_calls: weatherCall, content: '', usage: { prompt_tokens: 30, completion_tokens: 8 } },
+                 { chunks: ['Hi ', 'there.'], tool_calls: weatherCall, usage: { prompt_tokens: 31, completion_tokens: 9 } }]);
+    const r = await client.chat.completions.create({ model: 'v-claude', messages, tools, max_tokens: 100 });
+    assert.equal(r.choices[0].finish_reason, 'tool_calls');
+    assert.deepEqual(JSON.parse(r.choices[0].message.tool_calls[0].function.arguments), { city: 'Paris' });
+    assert.deepEqual([r.usage.prompt_tokens, r.usage.completion_tokens], [30, 8]);
+    const got = await collect(await client.chat.completions.create({
+      model: 'v-claude', messages, tools, stream: true, stream_options: { include_usage: true } }));
+    assert.equal(got.text, 'Hi there.');
+    assert.equal(got.toolCalls[0].name, 'get_weather');
+    assert.deepEqual([got.usage.prompt_tokens, got.usage.completion_tokens], [31, 9]);
+    const recs = chatRecords();
+    assert.deepEqual(recs.map((x) => x.path.split(':')[1]), ['rawPredict', 'streamRawPredict']);
+    assert.equal(recs[0].body.anthropic_version, 'vertex-2023-10-16');
+    assert.equal(recs[0].body.system, 'You are terse.');
+    assert.equal(recs[0].body.model, undefined);
+    assert.equal(recs[1].reply.auth, CLIENT_EMAIL);
+  });
+
+  test('tokens are fetched once and reused', async () => {
+    await client.chat.completions.create({ model: 'v-pro', messages });
+    await client.chat.completions.create({ model: 'v-claude', messages, max_tokens: 10 });
+    await Promise.all([1, 2, 3, 4].map(() => client.chat.completions.create({ model: 'v-pro', messages })));
+    assert.equal(fake.requests().filter((r) => r.provider === 'google_oauth').length, 0,
+      'one service account, one token: fetched by the earlier tests and still valid');
+    assert.equal(chatRecords().length, 6);
+  });
+
+  test('a key the token endpoint does not accept is a clear 401', async () => {
+    await assert.rejects(client.chat.completions.create({ model: 'v-wrong-key', messages }), (e) => {
+      assert.equal(e.status, 401);
+      assert.match(e.message, /VertexAIException.*refused the credentials.*invalid_grant/);
+      return true;
+    });
+    const token = fake.requests().filter((r) => r.provider === 'google_oauth');
+    assert.equal(token.length, 1);
+    assert.match(token[0].reply.refused, /iss must be|Invalid JWT Signature/);
+    assert.equal(chatRecords().length, 0, 'nothing reached Vertex without a token');
+  });
+});
+
+describe('azure/ with Entra ID', () => {
+  test('the client-credentials token is sent as a bearer instead of api-key', async () => {
+    fake.script([{ tool_calls: weatherCall, content: '' }]);
+    const r = await client.chat.completions.create({ model: 'az-entra', messages, tools });
+    assert.equal(r.choices[0].message.tool_calls[0].function.name, 'get_weather');
+    const token = fake.requests().filter((x) => x.provider === 'entra');
+    assert.equal(token.length, 1);
+    assert.equal(token[0].path, '/tenant-1/oauth2/v2.0/token');
+    const [rec] = chatRecords();
+    assert.equal(rec.headers['api-key'], undefined);
+    assert.equal(rec.reply.auth, 'app-1');
+    const got = await collect(await client.chat.completions.create({ model: 'az-entra', messages, stream: true }));
+    assert.ok(got.text.length > 0);
+    assert.equal(fake.requests().filter((x) => x.provider === 'entra').length, 1, 'the token is reused');
+  });
+
+  test('a wrong client secret is a clear 401', async () => {
+    await assert.rejects(client.chat.completions.create({ model: 'az-entra-bad', messages }), (e) => {
+      assert.equal(e.status, 401);
+      assert.match(e.message, /AzureException.*Invalid client secret/);
+      return true;
+    });
+    assert.equal(chatRecords().length, 0);
+  });
+});

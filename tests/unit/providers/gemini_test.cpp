@@ -1,0 +1,468 @@
+// The gemini and vertex_ai adapters: OpenAI chat -> generateContent (and Anthropic's body
+// on Vertex for claude-*), answers and SSE streams back (split anywhere), usage, finish
+// reasons, safety blocks, empty candidates, cut streams, errors, embeddings.
+#include "stream_harness.hpp"
+#include "switchyard/providers/adapter.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+using namespace switchyard;
+using json = nlohmann::json;
+using providers::call_type;
+
+namespace {
+
+config::deployment gemini_dep() {
+  config::deployment d;
+  d.model_name = "g";
+  d.model = "gemini/gemini-2.5-flash";
+  d.provider = config::find_provider("gemini");
+  d.upstream_model = "gemini-2.5-flash";
+  d.api_key = "AIza-test";
+  return d;
+}
+
+config::deployment vertex_dep(std::string model = "gemini-2.5-pro") {
+  config::deployment d;
+  d.model_name = "v";
+  d.model = "vertex_ai/" + model;
+  d.provider = config::find_provider("vertex_ai");
+  d.upstream_model = std::move(model);
+  d.litellm_params = {{"vertex_project", "proj-1"}, {"vertex_location", "europe-west4"}};
+  return d;
+}
+
+const providers::adapter& gem() { return providers::gemini_adapter(); }
+
+std::string header(const providers::upstream_call& c, const std::string& name) {
+  for (const auto& [k, v] : c.headers) {
+    if (k == name) {
+      return v;
+    }
+  }
+  return {};
+}
+
+json build_ok(const json& body, providers::build_options opts = {}) {
+  auto call = gem().build(call_type::chat, gemini_dep(), body, opts);
+  EXPECT_TRUE(call) << (call ? "" : call.error().message);
+  return call ? json::parse(call->body) : json();
+}
+
+json user(const std::string& text) { return {{"role", "user"}, {"content", text}}; }
+
+// A streamGenerateContent?alt=sse answer as Google sends it (\r\n\r\n between events):
+// text, a function call, then the finishing chunk with usage.
+constexpr std::string_view tool_stream =
+    "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"Let me \"}],\"role\": \"model\"},\"index\": 0}],"
+    "\"usageMetadata\": {\"promptTokenCount\": 12,\"totalTokenCount\": 12},\"modelVersion\": \"gemini-2.5-flash\","
+    "\"responseId\": \"resp-1\"}\r\n\r\n"
+    "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"check \\u00e9\\u4f60\"}],\"role\": \"model\"},"
+    "\"index\": 0}],\"responseId\": \"resp-1\"}\r\n\r\n"
+    "data: {\"candidates\": [{\"content\": {\"parts\": [{\"functionCall\": {\"name\": \"get_weather\",\"args\": "
+    "{\"city\": \"Paris\"}}}],\"role\": \"model\"},\"index\": 0}],\"responseId\": \"resp-1\"}\r\n\r\n"
+    "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"\"}],\"role\": \"model\"},\"finishReason\": "
+    "\"STOP\",\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 12,\"candidatesTokenCount\": 9,"
+    "\"totalTokenCount\": 25,\"thoughtsTokenCount\": 4,\"cachedContentTokenCount\": 2},\"responseId\": \"resp-1\"}\r\n\r\n";
+
+}  // namespace
+
+TEST(gemini_request, url_key_header_and_stream_endpoint) {
+  const json body = {{"model", "g"}, {"messages", json::array({user("hi")})}};
+  auto call = gem().build(call_type::chat, gemini_dep(), body, {});
+  ASSERT_TRUE(call);
+  // The key in the query, as LiteLLM sends it.
+  EXPECT_EQ(call->url,
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent?key=AIza-test");
+  EXPECT_EQ(header(*call, "authorization"), "");
+  EXPECT_EQ(providers::strip_query(providers::api_base_of(gemini_dep())), "https://generativelanguage.googleapis.com");
+  auto stream = gem().build(call_type::chat, gemini_dep(), body, {true, false});
+  ASSERT_TRUE(stream);
+  EXPECT_EQ(stream->url, "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:"
+                         "streamGenerateContent?key=AIza-test&alt=sse");
+  auto d = gemini_dep();
+  d.api_base = "http://127.0.0.1:1234/v1beta/";
+  d.api_key = "a+b/c";
+  EXPECT_EQ(gem().build(call_type::chat, d, body, {})->url,
+            "http://127.0.0.1:1234/v1beta/models/gemini-2.5-flash:generateContent?key=a%2Bb%2Fc");
+  d.api_key.clear();
+  EXPECT_EQ(gem().build(call_type::chat, d, body, {true, false})->url,
+            "http://127.0.0.1:1234/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse");
+  // A proxy's URL naming the model (LiteLLM's custom proxy): {api_base}:{method}, key as a bearer.
+  d.api_base = "https://gateway.ai.example/v1/acct/gw/google-ai-studio/v1beta/models/gemini-2.5-flash";
+  d.api_key = "AIza-p";
+  auto proxied = gem().build(call_type::chat, d, body, {true, false});
+  EXPECT_EQ(proxied->url, d.api_base + ":streamGenerateContent?alt=sse");
+  EXPECT_EQ(header(*proxied, "authorization"), "Bearer AIza-p");
+}
+
+TEST(gemini_request, system_multi_turn_tools_and_tool_results) {
+  const json body = {
+      {"model", "g"},
+      {"messages",
+       json::array({{{"role", "system"}, {"content", "Be brief."}},
+                    {{"role", "developer"}, {"content", json::array({{{"type", "text"}, {"text", "No emoji."}}})}},
+                    user("Weather in Paris?"),
+                    {{"role", "assistant"},
+                     {"content", nullptr},
+                     {"tool_calls", json::array({{{"id", "call_1"},
+                                                  {"type", "function"},
+                                                  {"function", {{"name", "get_weather"},
+                                                                {"arguments", R"({"city":"Paris"})"}}}}})}},
+                    {{"role", "tool"}, {"tool_call_id", "call_1"}, {"content", "18C and sunny"}},
+                    user("And tomorrow?"),
+                    user("In Celsius.")})},
+      {"tools", json::array({{{"type", "function"},
+                              {"function",
+                               {{"name", "get_weather"},
+                                {"description", "Weather"},
+                                {"parameters",
+                                 {{"type", "object"},
+                                  {"$schema", "http://json-schema.org/draft-07/schema#"},
+                                  {"additionalProperties", false},
+                                  {"properties", {{"city", {{"type", "string"}}}}},
+                                  {"required", json::array({"city"})}}}}}}})},
+      {"tool_choice", {{"type", "function"}, {"function", {{"name", "get_weather"}}}}},
+  };
+  json out = build_ok(body);
+  EXPECT_EQ(out["systemInstruction"], json::parse(R"({"parts":[{"text":"Be brief."},{"text":"No emoji."}]})"));
+  const json expected_contents = json::parse(R"([
+    {"role":"user","parts":[{"text":"Weather in Paris?"}]},
+    {"role":"model","parts":[{"functionCall":{"name":"get_weather","args":{"city":"Paris"}}}]},
+    {"role":"user","parts":[{"functionResponse":{"name":"get_weather","response":{"content":"18C and sunny"}}},
+                            {"text":"And tomorrow?"},{"text":"In Celsius."}]}
+  ])");
+  EXPECT_EQ(out["contents"], expected_contents);
+  EXPECT_EQ(out["tools"], json::parse(R"([{"functionDeclarations":[{"name":"get_weather","description":"Weather",
+    "parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}]}])"));
+  EXPECT_EQ(out["toolConfig"],
+            json::parse(R"({"functionCallingConfig":{"mode":"ANY","allowedFunctionNames":["get_weather"]}})"));
+  EXPECT_FALSE(out.contains("model"));
+}
+
+TEST(gemini_request, tool_choice_modes_images_and_generation_config) {
+  auto tc = [](const json& choice) {
+    return build_ok({{"messages", json::array({user("x")})}, {"tool_choice", choice}})["toolConfig"]
+        ["functionCallingConfig"]["mode"];
+  };
+  EXPECT_EQ(tc("auto"), "AUTO");
+  EXPECT_EQ(tc("none"), "NONE");
+  EXPECT_EQ(tc("required"), "ANY");
+
+  json out = build_ok({{"messages", json::array({{{"role", "user"},
+                                                   {"content", json::array({{{"type", "text"}, {"text", "What is it?"}},
+                                                                            {{"type", "image_url"},
+                                                                             {"image_url", {{"url", "data:image/png;base64,iVBORw0KGgo="}}}},
+                                                                            {{"type", "image_url"},
+                                                                             {"image_url", "https://x.test/cat.webp?s=1"}}})}}})},
+                       {"temperature", 0.2},
+                       {"top_p", 0.9},
+                       {"max_tokens", 100},
+                       {"max_completion_tokens", 50},
+                       {"stop", "END"},
+                       {"seed", 7},
+                       {"n", 1},
+                       {"response_format", {{"type", "json_object"}}},
+                       {"reasoning_effort", "low"},
+                       {"user", "u-1"},
+                       {"stream_options", {{"include_usage", true}}}});
+  EXPECT_EQ(out["contents"][0]["parts"][1], json::parse(R"({"inlineData":{"mimeType":"image/png","data":"iVBORw0KGgo="}})"));
+  EXPECT_EQ(out["contents"][0]["parts"][2],
+            json::parse(R"({"fileData":{"mimeType":"image/webp","fileUri":"https://x.test/cat.webp?s=1"}})"));
+  EXPECT_EQ(out["generationConfig"], json::parse(R"({"temperature":0.2,"topP":0.9,"maxOutputTokens":50,
+    "stopSequences":["END"],"seed":7,"candidateCount":1,"responseMimeType":"application/json",
+    "thinkingConfig":{"thinkingBudget":1024}})"));
+  EXPECT_FALSE(out.contains("user"));
+  EXPECT_FALSE(out.contains("stream_options"));
+
+  json schema = build_ok({{"messages", json::array({user("x")})},
+                          {"response_format",
+                           {{"type", "json_schema"},
+                            {"json_schema",
+                             {{"name", "s"},
+                              {"schema", {{"type", "object"}, {"additionalProperties", false},
+                                          {"properties", {{"a", {{"type", "integer"}}}}}}}}}}}});
+  EXPECT_EQ(schema["generationConfig"]["responseSchema"],
+            json::parse(R"({"type":"object","properties":{"a":{"type":"integer"}}})"));
+}
+
+TEST(gemini_request, unsupported_parameters_and_bad_messages_are_400s) {
+  auto err = [](const json& body, providers::build_options o = {}) {
+    auto call = gem().build(call_type::chat, gemini_dep(), body, o);
+    EXPECT_FALSE(call);
+    return call ? core::error{} : call.error();
+  };
+  auto e = err({{"messages", json::array({user("x")})}, {"logit_bias", {{"1", 2}}}});
+  EXPECT_EQ(e.status, 400);
+  EXPECT_NE(e.message.find("gemini does not support parameters: ['logit_bias']"), std::string::npos);
+  EXPECT_TRUE(gem().build(call_type::chat, gemini_dep(),
+                          {{"messages", json::array({user("x")})}, {"logit_bias", {{"1", 2}}}}, {false, true}));
+  EXPECT_EQ(err({{"messages", "hi"}}).param, "messages");
+  EXPECT_EQ(err({{"messages", json::array({{{"role", "tool"}, {"tool_call_id", "nope"}, {"content", "x"}}})}}).param,
+            "messages[0].tool_call_id");
+  EXPECT_EQ(err({{"messages", json::array({{{"role", "system"}, {"content", "only a system prompt"}}})}}).param,
+            "messages");
+  EXPECT_EQ(err({{"messages", json::array({user("x")})}, {"tool_choice", "sometimes"}}).param, "tool_choice");
+  EXPECT_EQ(err({{"messages", json::array({user("x")})}, {"max_tokens", 0}}).param, "max_tokens");
+  EXPECT_EQ(err({{"messages", json::array({{{"role", "user"},
+                                            {"content", json::array({{{"type", "image_url"},
+                                                                      {"image_url", "ftp://x"}}})}}})}})
+                .status,
+            400);
+  auto completion = gem().build(call_type::completion, gemini_dep(), {{"prompt", "x"}}, {});
+  ASSERT_FALSE(completion);
+  EXPECT_EQ(completion.error().status, 400);
+}
+
+TEST(gemini_response, text_tool_calls_usage_and_finish_reasons) {
+  auto r = gem().translate_response(call_type::chat, gemini_dep(), R"({
+    "candidates":[{"content":{"role":"model","parts":[
+        {"text":"thinking...","thought":true},{"text":"Calling."},
+        {"functionCall":{"name":"get_weather","args":{"city":"Paris"}}}]},
+      "finishReason":"STOP","index":0}],
+    "usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":5,"thoughtsTokenCount":3,
+                     "cachedContentTokenCount":4,"totalTokenCount":18},
+    "responseId":"abc"})",
+                                            "my-model");
+  ASSERT_TRUE(r) << r.error().message;
+  json j = json::parse(r->body);
+  EXPECT_EQ(j["object"], "chat.completion");
+  EXPECT_EQ(j["model"], "my-model");
+  EXPECT_EQ(j["id"], "abc");
+  const auto& c = j["choices"][0];
+  EXPECT_EQ(c["finish_reason"], "tool_calls");
+  EXPECT_EQ(c["message"]["content"], "Calling.");
+  EXPECT_EQ(c["message"]["reasoning_content"], "thinking...");
+  EXPECT_EQ(c["message"]["tool_calls"][0]["function"]["name"], "get_weather");
+  EXPECT_EQ(json::parse(c["message"]["tool_calls"][0]["function"]["arguments"].get<std::string>()),
+            json::parse(R"({"city":"Paris"})"));
+  EXPECT_EQ(c["message"]["tool_calls"][0]["id"].get<std::string>().rfind("call_", 0), 0u);
+  EXPECT_EQ(j["usage"]["prompt_tokens"], 10);
+  EXPECT_EQ(j["usage"]["completion_tokens"], 8);
+  EXPECT_EQ(j["usage"]["total_tokens"], 18);
+  EXPECT_EQ(j["usage"]["prompt_tokens_details"]["cached_tokens"], 4);
+  EXPECT_EQ(j["usage"]["completion_tokens_details"]["reasoning_tokens"], 3);
+  EXPECT_TRUE(r->tokens.known);
+  EXPECT_EQ(r->tokens.prompt_tokens, 10);
+  EXPECT_EQ(r->tokens.completion_tokens, 8);
+  EXPECT_EQ(r->tokens.cached_tokens, 4);
+  EXPECT_EQ(r->tokens.reasoning_tokens, 3);
+
+  auto finish = [](std::string_view reason) {
+    auto t = gem().translate_response(
+        call_type::chat, gemini_dep(),
+        R"({"candidates":[{"content":{"role":"model","parts":[{"text":"x"}]},"finishReason":")" + std::string(reason) +
+            R"("}]})",
+        "m");
+    return json::parse(t->body)["choices"][0]["finish_reason"].get<std::string>();
+  };
+  EXPECT_EQ(finish("STOP"), "stop");
+  EXPECT_EQ(finish("MAX_TOKENS"), "length");
+  EXPECT_EQ(finish("SAFETY"), "content_filter");
+  EXPECT_EQ(finish("RECITATION"), "content_filter");
+  EXPECT_EQ(finish("PROHIBITED_CONTENT"), "content_filter");
+  EXPECT_EQ(finish("OTHER"), "stop");
+}
+
+TEST(gemini_response, safety_blocks_empty_candidates_and_malformed_answers) {
+  // A blocked prompt: LiteLLM's answer, finish_reason content_filter and no content.
+  auto blocked = gem().translate_response(
+      call_type::chat, gemini_dep(),
+      R"({"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":7,"totalTokenCount":7}})", "m");
+  ASSERT_TRUE(blocked);
+  json b = json::parse(blocked->body);
+  EXPECT_EQ(b["choices"][0]["finish_reason"], "content_filter");
+  EXPECT_TRUE(b["choices"][0]["message"]["content"].is_null());
+  EXPECT_EQ(b["usage"]["prompt_tokens"], 7);
+
+  auto bad = [](std::string_view body) {
+    auto r = gem().translate_response(call_type::chat, gemini_dep(), body, "m");
+    EXPECT_FALSE(r) << body;
+    return r ? core::error{} : r.error();
+  };
+  auto empty = bad(R"({"candidates":[],"usageMetadata":{"promptTokenCount":3}})");
+  EXPECT_EQ(empty.status, 500);
+  EXPECT_NE(empty.message.find("GeminiException - the provider returned no candidates"), std::string::npos);
+  EXPECT_NE(bad(R"({"usageMetadata":{}})").message.find("no candidates"), std::string::npos);
+  EXPECT_NE(bad("{\"candidates\": [").message.find("not valid JSON"), std::string::npos);
+  EXPECT_EQ(bad(R"({"error":{"code":429,"message":"Resource exhausted","status":"RESOURCE_EXHAUSTED"}})").status, 429);
+  EXPECT_EQ(bad("[]").status, 500);
+  // Odd shapes are read, never a crash.
+  EXPECT_TRUE(gem().translate_response(call_type::chat, gemini_dep(), R"({"candidates":[{"content":5}]})", "m"));
+  EXPECT_TRUE(gem().translate_response(call_type::chat, gemini_dep(), R"({"candidates":[{"content":{"parts":[1,{"functionCall":3}]}}]})", "m"));
+}
+
+TEST(gemini_errors, google_error_bodies_keep_status_and_message) {
+  auto e = gem().translate_error(gemini_dep(), 400,
+                                 R"({"error":{"code":400,"message":"API key not valid. Please pass a valid API key.",
+                                     "status":"INVALID_ARGUMENT"}})");
+  EXPECT_EQ(e.status, 400);
+  EXPECT_NE(e.message.find("GeminiException"), std::string::npos);
+  EXPECT_NE(e.message.find("API key not valid"), std::string::npos);
+}
+
+TEST(gemini_stream, text_tool_call_finish_and_usage_in_any_split) {
+  for (const auto& sizes : test::all_splits(tool_stream.size())) {
+    auto run = test::run_stream(gem(), call_type::chat, gemini_dep(), tool_stream, true, sizes);
+    ASSERT_FALSE(run.error) << run.error->message;
+    EXPECT_EQ(test::assembled_text(run.chunks), "Let me check \u00e9\u4f60");
+    auto calls = test::assembled_tool_calls(run.chunks);
+    ASSERT_EQ(calls.size(), 1u);
+    EXPECT_EQ(calls[0].name, "get_weather");
+    EXPECT_EQ(json::parse(calls[0].arguments), json::parse(R"({"city":"Paris"})"));
+    EXPECT_EQ(test::finish_reason(run.chunks), "tool_calls");
+    const auto& last = run.chunks.back();
+    EXPECT_TRUE(last["choices"].empty());
+    EXPECT_EQ(last["usage"]["prompt_tokens"], 12);
+    EXPECT_EQ(last["usage"]["completion_tokens"], 13);
+    EXPECT_EQ(last["usage"]["completion_tokens_details"]["reasoning_tokens"], 4);
+    EXPECT_EQ(last["usage"]["prompt_tokens_details"]["cached_tokens"], 2);
+    EXPECT_EQ(run.tokens.prompt_tokens, 12);
+    EXPECT_EQ(run.tokens.completion_tokens, 13);
+    EXPECT_EQ(run.chunks.front()["choices"][0]["delta"]["role"], "assistant");
+  }
+  // Without include_usage no usage chunk, but usage is still tracked.
+  auto run = test::run_stream(gem(), call_type::chat, gemini_dep(), tool_stream, false, {tool_stream.size()});
+  ASSERT_FALSE(run.error);
+  EXPECT_FALSE(run.chunks.back()["choices"].empty());
+  EXPECT_EQ(run.tokens.total_tokens, 25);
+}
+
+TEST(gemini_stream, cut_streams_blocks_errors_and_garbage_are_clear_errors) {
+  // Cut before the finishing chunk, at every byte.
+  const auto last = tool_stream.rfind("data: ");
+  for (std::size_t cut = 0; cut < last; cut += 13) {
+    auto run = test::run_stream(gem(), call_type::chat, gemini_dep(), tool_stream.substr(0, cut), true, {cut});
+    ASSERT_TRUE(run.error) << cut;
+    EXPECT_NE(run.error->message.find("stream cut"), std::string::npos);
+  }
+  // A blocked prompt ends the stream with content_filter.
+  std::string blocked = "data: {\"promptFeedback\": {\"blockReason\": \"SAFETY\"},\"usageMetadata\": "
+                        "{\"promptTokenCount\": 5,\"totalTokenCount\": 5}}\r\n\r\n";
+  auto run = test::run_stream(gem(), call_type::chat, gemini_dep(), blocked, true, {blocked.size()});
+  ASSERT_FALSE(run.error);
+  EXPECT_EQ(test::finish_reason(run.chunks), "content_filter");
+  // An error event mid-stream keeps its status.
+  std::string err = std::string(tool_stream.substr(0, tool_stream.find("data: ", 10))) +
+                    "data: {\"error\": {\"code\": 503, \"message\": \"The model is overloaded.\", \"status\": "
+                    "\"UNAVAILABLE\"}}\r\n\r\n";
+  run = test::run_stream(gem(), call_type::chat, gemini_dep(), err, true, {err.size()});
+  ASSERT_TRUE(run.error);
+  EXPECT_EQ(run.error->status, 503);
+  EXPECT_NE(run.error->message.find("overloaded"), std::string::npos);
+  // Not JSON, and candidates that are not a list.
+  for (std::string bad : {"data: {\"candidates\": [\r\n\r\n", "data: {\"candidates\": 5}\r\n\r\n"}) {
+    run = test::run_stream(gem(), call_type::chat, gemini_dep(), bad, true, {bad.size()});
+    ASSERT_TRUE(run.error) << bad;
+    EXPECT_EQ(run.error->status, 500);
+  }
+  // Empty candidates and then the end: no finishReason, so a cut stream.
+  std::string empty = "data: {\"candidates\": []}\r\n\r\n";
+  run = test::run_stream(gem(), call_type::chat, gemini_dep(), empty, true, {empty.size()});
+  ASSERT_TRUE(run.error);
+  EXPECT_TRUE(run.error_from_finish);
+}
+
+TEST(gemini_embeddings, one_input_embed_content_and_lists_batch) {
+  auto one = gem().build(call_type::embedding, gemini_dep(), {{"input", "hello"}, {"dimensions", 4}}, {});
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->url, "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:embedContent?key=AIza-test");
+  EXPECT_EQ(json::parse(one->body), json::parse(R"({"model":"models/gemini-2.5-flash",
+    "content":{"parts":[{"text":"hello"}]},"outputDimensionality":4})"));
+  auto many = gem().build(call_type::embedding, gemini_dep(), {{"input", {"a", "b"}}}, {});
+  ASSERT_TRUE(many);
+  EXPECT_EQ(many->url,
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:batchEmbedContents?key=AIza-test");
+  EXPECT_EQ(json::parse(many->body)["requests"].size(), 2u);
+  EXPECT_FALSE(gem().build(call_type::embedding, gemini_dep(), {{"input", {1, 2}}}, {}));
+
+  auto r = gem().translate_response(call_type::embedding, gemini_dep(),
+                                    R"({"embeddings":[{"values":[0.1,0.2]},{"values":[0.3,0.4]}]})", "e");
+  ASSERT_TRUE(r);
+  json j = json::parse(r->body);
+  EXPECT_EQ(j["object"], "list");
+  EXPECT_EQ(j["data"][1]["index"], 1);
+  EXPECT_EQ(j["data"][1]["embedding"], json::parse("[0.3,0.4]"));
+  EXPECT_TRUE(gem().translate_response(call_type::embedding, gemini_dep(), R"({"embedding":{"values":[1]}})", "e"));
+  EXPECT_FALSE(gem().translate_response(call_type::embedding, gemini_dep(), R"({"embedding":{}})", "e"));
+}
+
+TEST(vertex_request, gemini_urls_bearer_and_project) {
+  const json body = {{"messages", json::array({user("hi")})}};
+  auto call = providers::vertex_adapter().build(call_type::chat, vertex_dep(), body, {false, false, "ya29.t"});
+  ASSERT_TRUE(call) << call.error().message;
+  EXPECT_EQ(call->url,
+            "https://europe-west4-aiplatform.googleapis.com/v1/projects/proj-1/locations/europe-west4/publishers/"
+            "google/models/gemini-2.5-pro:generateContent");
+  EXPECT_EQ(header(*call, "authorization"), "Bearer ya29.t");
+  EXPECT_EQ(json::parse(call->body)["contents"][0]["parts"][0]["text"], "hi");
+  auto d = vertex_dep();
+  d.api_base = "http://127.0.0.1:5/";
+  d.litellm_params = {{"vertex_credentials", R"({"project_id":"from-sa"})"}, {"vertex_location", "global"}};
+  auto s = providers::vertex_adapter().build(call_type::chat, d, body, {true, false, "t"});
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->url, "http://127.0.0.1:5/v1/projects/from-sa/locations/global/publishers/google/models/"
+                    "gemini-2.5-pro:streamGenerateContent?alt=sse");
+  d.api_base.clear();
+  EXPECT_EQ(providers::vertex_adapter().build(call_type::chat, d, body, {})->url.rfind("https://aiplatform.googleapis.com/", 0),
+            0u);
+  d.api_base = "https://proxy.example/v1/projects/p/locations/l/publishers/google/models/gemini-2.5-pro";
+  EXPECT_EQ(providers::vertex_adapter().build(call_type::chat, d, body, {})->url, d.api_base + ":generateContent");
+}
+
+TEST(vertex_request, claude_models_get_anthropics_body_on_raw_predict) {
+  const json body = {{"messages", json::array({{{"role", "system"}, {"content", "Be brief."}}, user("hi")})},
+                     {"max_tokens", 64}};
+  auto d = vertex_dep("claude-sonnet-4@20250514");
+  auto call = providers::vertex_adapter().build(call_type::chat, d, body, {false, false, "ya29.t"});
+  ASSERT_TRUE(call) << call.error().message;
+  EXPECT_EQ(call->url, "https://europe-west4-aiplatform.googleapis.com/v1/projects/proj-1/locations/europe-west4/"
+                       "publishers/anthropic/models/claude-sonnet-4@20250514:rawPredict");
+  json sent = json::parse(call->body);
+  EXPECT_EQ(sent["anthropic_version"], "vertex-2023-10-16");
+  EXPECT_FALSE(sent.contains("model"));
+  EXPECT_EQ(sent["system"], "Be brief.");
+  EXPECT_EQ(sent["max_tokens"], 64);
+  auto s = providers::vertex_adapter().build(call_type::chat, d, body, {true, false, "t"});
+  ASSERT_TRUE(s);
+  EXPECT_NE(s->url.find(":streamRawPredict"), std::string::npos);
+  EXPECT_EQ(json::parse(s->body)["stream"], true);
+  // The answer is Anthropic's.
+  auto r = providers::vertex_adapter().translate_response(
+      call_type::chat, d,
+      R"({"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"Hi!"}],
+          "stop_reason":"end_turn","usage":{"input_tokens":9,"output_tokens":2}})",
+      "m");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(json::parse(r->body)["choices"][0]["message"]["content"], "Hi!");
+  EXPECT_EQ(r->tokens.prompt_tokens, 9);
+}
+
+TEST(vertex_request, a_deployment_without_a_project_is_a_400) {
+  auto d = vertex_dep();
+  d.litellm_params = json::object();
+  if (std::getenv("VERTEXAI_PROJECT") != nullptr || std::getenv("GOOGLE_CLOUD_PROJECT") != nullptr) {
+    GTEST_SKIP() << "a project is set in the environment";
+  }
+  auto call = providers::vertex_adapter().build(call_type::chat, d, {{"messages", json::array({user("x")})}}, {});
+  ASSERT_FALSE(call);
+  EXPECT_EQ(call.error().status, 400);
+  EXPECT_EQ(call.error().param, "vertex_project");
+}
+
+TEST(azure_entra, a_bearer_token_replaces_the_api_key) {
+  config::deployment d;
+  d.provider = config::find_provider("azure");
+  d.model_name = "a";
+  d.upstream_model = "gpt-4o";
+  d.api_base = "https://r.openai.azure.com";
+  d.api_version = "2024-06-01";
+  d.api_key = "k";
+  const json body = {{"messages", json::array({user("x")})}};
+  auto with_key = providers::openai_adapter().build(call_type::chat, d, body, {});
+  EXPECT_EQ(header(*with_key, "api-key"), "k");
+  auto with_token = providers::openai_adapter().build(call_type::chat, d, body, {false, false, "entra-t"});
+  EXPECT_EQ(header(*with_token, "authorization"), "Bearer entra-t");
+  EXPECT_EQ(header(*with_token, "api-key"), "");
+}
