@@ -97,6 +97,19 @@ constexpr std::array providers{
         .framing = stream_framing::sse,
         .serves = {.chat = true, .completion = false, .embedding = false},  // no completions or embeddings API
     },
+    provider_info{
+        .name = "bedrock",
+        .prefix = "bedrock/",
+        .bare_names = false,
+        .exception_label = "BedrockException",
+        // Built from the region (https://bedrock-runtime.{region}.amazonaws.com) unless
+        // aws_bedrock_runtime_endpoint or api_base is set; keys come from the AWS_* variables.
+        .default_api_base = "",
+        .api_key_env = "",
+        .wire = wire_format::bedrock,
+        .framing = stream_framing::aws_eventstream,
+        .serves = {.chat = true, .completion = false, .embedding = true},
+    },
 };
 
 // ---- the table's rules, checked at compile time ---------------------------------------

@@ -23,14 +23,16 @@ enum class wire_format : std::uint8_t {
   anthropic,        // Anthropic Messages (/v1/messages), translated both ways
   ollama_generate,  // Ollama /api/generate (chat flattened to a prompt), /api/embed
   ollama_chat,      // Ollama /api/chat, /api/embed
+  bedrock,          // AWS Bedrock Converse / ConverseStream and InvokeModel (embeddings), SigV4-signed
 };
 // Keep equal to the last enumerator + 1 (providers/ checks its adapter table against it).
-inline constexpr std::size_t wire_format_count = static_cast<std::size_t>(wire_format::ollama_chat) + 1;
+inline constexpr std::size_t wire_format_count = static_cast<std::size_t>(wire_format::bedrock) + 1;
 
 // How a streamed answer is cut into events.
 enum class stream_framing : std::uint8_t {
   sse,     // server-sent events: events end with a blank line
   ndjson,  // one JSON object per line
+  aws_eventstream,  // application/vnd.amazon.eventstream: length-prefixed binary messages with CRCs
 };
 
 // The endpoints the gateway serves for a provider.

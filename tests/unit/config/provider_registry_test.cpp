@@ -37,6 +37,9 @@ constexpr expected_provider expected[] = {
      cfg::stream_framing::ndjson, true, true, true},
     {"groq", "GroqException", "https://api.groq.com/openai/v1", "GROQ_API_KEY", cfg::wire_format::openai,
      cfg::stream_framing::sse, true, false, false},
+    // Endpoint from the region and keys from the AWS_* variables: no single default or key variable.
+    {"bedrock", "BedrockException", "", "", cfg::wire_format::bedrock, cfg::stream_framing::aws_eventstream, true,
+     false, true},
 };
 
 }  // namespace
@@ -78,7 +81,8 @@ TEST(provider_registry, prefixes_map_models_to_providers) {
   EXPECT_EQ(cfg::find_provider_for_model("ollama_chat/llama3"), cfg::find_provider("ollama_chat"));
   EXPECT_EQ(cfg::find_provider_for_model("hosted_vllm/Qwen/Qwen2"), cfg::find_provider("hosted_vllm"));
   EXPECT_EQ(cfg::find_provider_for_model("groq/llama-3.1-8b-instant"), cfg::find_provider("groq"));
-  EXPECT_EQ(cfg::find_provider_for_model("bedrock/claude"), nullptr);
+  EXPECT_EQ(cfg::find_provider_for_model("bedrock/anthropic.claude-3-haiku-20240307-v1:0"), cfg::find_provider("bedrock"));
+  EXPECT_EQ(cfg::find_provider_for_model("sagemaker/claude"), nullptr);
   EXPECT_EQ(cfg::find_provider_for_model("gpt-4o"), nullptr) << "no prefix: not a prefix lookup";
   EXPECT_EQ(cfg::find_provider_for_model("openai"), nullptr);
   EXPECT_EQ(cfg::find_provider("openai/"), nullptr);
