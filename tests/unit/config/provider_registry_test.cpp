@@ -104,7 +104,10 @@ TEST(provider_registry, bare_names_are_openai) {
 TEST(provider_registry, framing_follows_the_wire_format) {
   for (const auto& p : cfg::provider_registry()) {
     const bool ollama = p.wire == cfg::wire_format::ollama_generate || p.wire == cfg::wire_format::ollama_chat;
-    EXPECT_EQ(p.framing, ollama ? cfg::stream_framing::ndjson : cfg::stream_framing::sse) << p.name;
+    const auto want = ollama                                  ? cfg::stream_framing::ndjson
+                      : p.wire == cfg::wire_format::bedrock ? cfg::stream_framing::aws_eventstream
+                                                            : cfg::stream_framing::sse;
+    EXPECT_EQ(p.framing, want) << p.name;
   }
 }
 
