@@ -110,6 +110,28 @@ constexpr std::array providers{
         .framing = stream_framing::aws_eventstream,
         .serves = {.chat = true, .completion = false, .embedding = true},
     },
+    provider_info{
+        .name = "cohere",
+        .prefix = "cohere/",
+        .bare_names = false,
+        .exception_label = "CohereException",
+        .default_api_base = "https://api.cohere.com",
+        .api_key_env = "COHERE_API_KEY",
+        .wire = wire_format::cohere,
+        .framing = stream_framing::sse,
+        .serves = {.chat = true, .completion = false, .embedding = false},  // v2 chat only
+    },
+    provider_info{
+        .name = "cohere_chat",  // LiteLLM's other prefix for the same chat API
+        .prefix = "cohere_chat/",
+        .bare_names = false,
+        .exception_label = "CohereException",
+        .default_api_base = "https://api.cohere.com",
+        .api_key_env = "COHERE_API_KEY",
+        .wire = wire_format::cohere,
+        .framing = stream_framing::sse,
+        .serves = {.chat = true, .completion = false, .embedding = false},
+    },
 };
 
 // ---- the table's rules, checked at compile time ---------------------------------------

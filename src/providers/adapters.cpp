@@ -423,6 +423,7 @@ constexpr std::array<wire_adapter, config::wire_format_count> adapters_by_wire{{
     {config::wire_format::ollama_generate, &ollama_adapter},
     {config::wire_format::ollama_chat, &ollama_adapter},
     {config::wire_format::bedrock, &bedrock_adapter},
+    {config::wire_format::cohere, &cohere_adapter},
 }};
 
 constexpr bool every_wire_format_has_its_adapter() {

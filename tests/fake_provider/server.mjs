@@ -28,6 +28,10 @@
 //              from the request as received (its own implementation, node:crypto) with the secret
 //              of the access key in the `aws_keys` default ({access key id: secret}) and answers
 //              403 with Bedrock's error JSON on a mismatch (`rec.sigv4` records what it computed).
+//   Cohere     POST /v2/chat: v2 chat JSON, or its typed SSE stream (message-start, content-start,
+//              content-delta, content-end, tool-call-start, tool-call-delta, tool-call-end,
+//              message-end with finish_reason and usage {billed_units, tokens}) when `stream: true`;
+//              401 without `authorization: Bearer ...`.
 //
 // Behaviour is scripted per test through the control API (all JSON):
 //   POST   /__control/script     body: [behaviour, ...] or {"behaviours": [...]}: appended to the
@@ -311,6 +315,7 @@ function classify(method, path) {
     if (p === '/api/generate') return { provider: 'ollama', kind: 'generate' };
     if (p === '/api/embed') return { provider: 'ollama', kind: 'embed' };
     if (p === '/api/embeddings') return { provider: 'ollama', kind: 'embeddings_legacy' };
+    if (p === '/v2/chat') return { provider: 'cohere', kind: 'chat' };
     m = p.match(/^\/model\/([^/]+)\/(converse|converse-stream|invoke)$/);
     if (m) {
       const kind = m[2] === 'converse' ? 'chat' : m[2] === 'converse-stream' ? 'chat_stream' : 'invoke';
@@ -644,6 +649,9 @@ class FakeProvider {
       default:
         break;
     }
+    if (route.provider === 'cohere' && !/^Bearer \S+/.test(req.headers.authorization ?? '')) {
+      return this.sendProviderError(x, 401, 'no api key supplied');
+    }
     if (route.kind === 'responses') {
       const prev = x.body?.previous_response_id;
       if (prev != null && !this.responses.has(prev)) {
@@ -665,6 +673,7 @@ class FakeProvider {
       rec.reply.stream = true;
       if (beh.raw_chunks) return this.streamRaw(x);
       switch (route.provider) {
+        case 'cohere': return this.cohereStream(x, answer);
         case 'bedrock': return this.bedrockStream(x, answer);
         case 'anthropic': return this.anthropicStream(x, answer);
         case 'ollama': return this.ollamaStream(x, answer);
@@ -673,6 +682,7 @@ class FakeProvider {
       }
     }
     switch (route.provider) {
+      case 'cohere': return this.cohereJson(x, answer);
       case 'bedrock': return this.bedrockJson(x, answer);
       case 'anthropic': return this.anthropicJson(x, answer);
       case 'ollama': return this.ollamaJson(x, answer);
@@ -761,7 +771,7 @@ class FakeProvider {
       return { type: 'error', error: { type: type ?? ANTHROPIC_ERROR_TYPES[status] ?? 'api_error', message } };
     }
     if (provider === 'ollama') return { error: message };
-    if (provider === 'bedrock') return { message };
+    if (provider === 'bedrock' || provider === 'cohere') return { message };
     const [t, code] = OPENAI_ERROR_TYPES[status] ?? ['server_error', null];
     return { error: { message, type: type ?? t, param: null, code } };
   }
@@ -1337,6 +1347,71 @@ class FakeProvider {
                       rec, beh.headers);
     }
     return this.sendProviderError({ res, rec, route, beh }, 400, `The fake serves InvokeModel for embedding models only, not ${id}`);
+  }
+
+  // -------------------------------------------------------------- Cohere (v2 chat)
+
+  cohereFinish(a, beh) {
+    if (beh.stop_reason) return beh.stop_reason;
+    switch (a.finish) {
+      case 'length': return 'MAX_TOKENS';
+      case 'tool_calls': return 'TOOL_CALL';
+      case 'stop_sequence': return 'STOP_SEQUENCE';
+      default: return 'COMPLETE';
+    }
+  }
+
+  cohereUsage(a) {
+    const t = { input_tokens: a.usage.prompt_tokens, output_tokens: a.usage.completion_tokens };
+    return { billed_units: { ...t }, tokens: { ...t } };
+  }
+
+  cohereToolCalls(a) {
+    return (a.toolCalls ?? []).map((t) => ({ id: t.id, type: 'function', function: { name: t.name, arguments: t.arguments } }));
+  }
+
+  cohereJson({ res, rec, beh }, a) {
+    this.noteReply(rec, 200, a);
+    const message = { role: 'assistant' };
+    if (a.content !== '') message.content = [{ type: 'text', text: a.content }];
+    if (a.toolCalls) {
+      message.tool_plan = 'I will call a tool.';
+      message.tool_calls = this.cohereToolCalls(a);
+    }
+    return sendJson(res, 200, {
+      id: randId(16), finish_reason: this.cohereFinish(a, beh), message, usage: this.cohereUsage(a),
+    }, rec, beh.headers);
+  }
+
+  async cohereStream(x, a) {
+    const { rec, beh } = x;
+    const ev = (type, data) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+    const frames = [];
+    frames.push([ev('message-start', {
+      id: randId(16), delta: { message: { role: 'assistant', content: [], tool_plan: '', tool_calls: [], citations: [] } },
+    }), false]);
+    if (a.pieces.length > 0) {
+      frames.push([ev('content-start', { index: 0, delta: { message: { content: { type: 'text', text: '' } } } }), false]);
+      for (const p of a.pieces) {
+        frames.push([ev('content-delta', { index: 0, delta: { message: { content: { text: p } } } }), true]);
+      }
+      frames.push([ev('content-end', { index: 0 }), false]);
+    }
+    this.cohereToolCalls(a).forEach((t, index) => {
+      frames.push([ev('tool-call-start', {
+        index, delta: { message: { tool_calls: { ...t, function: { name: t.function.name, arguments: '' } } } },
+      }), true]);
+      for (const part of splitArgs(t.function.arguments)) {
+        frames.push([ev('tool-call-delta', { index, delta: { message: { tool_calls: { function: { arguments: part } } } } }), true]);
+      }
+      frames.push([ev('tool-call-end', { index }), false]);
+    });
+    frames.push([ev('message-end', { delta: { finish_reason: this.cohereFinish(a, beh), usage: this.cohereUsage(a) } }), false]);
+    this.noteReply(rec, 200, a);
+    return this.runStream(x, 'text/event-stream', frames, {
+      errorFrame: (msg) => ev('message-end', { delta: { finish_reason: 'ERROR', error: msg } }),
+      invalidFrame: 'event: content-delta\ndata: {"type": "content-delta", "delta": {\n\n',
+    });
   }
 
   // -------------------------------------------------------------- streaming engine

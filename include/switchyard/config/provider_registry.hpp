@@ -24,9 +24,10 @@ enum class wire_format : std::uint8_t {
   ollama_generate,  // Ollama /api/generate (chat flattened to a prompt), /api/embed
   ollama_chat,      // Ollama /api/chat, /api/embed
   bedrock,          // AWS Bedrock Converse / ConverseStream and InvokeModel (embeddings), SigV4-signed
+  cohere,           // Cohere v2 chat (/v2/chat), translated both ways
 };
 // Keep equal to the last enumerator + 1 (providers/ checks its adapter table against it).
-inline constexpr std::size_t wire_format_count = static_cast<std::size_t>(wire_format::bedrock) + 1;
+inline constexpr std::size_t wire_format_count = static_cast<std::size_t>(wire_format::cohere) + 1;
 
 // How a streamed answer is cut into events.
 enum class stream_framing : std::uint8_t {

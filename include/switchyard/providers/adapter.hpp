@@ -98,5 +98,6 @@ std::size_t first_event_end(config::stream_framing framing, std::string_view byt
 const adapter& openai_adapter();
 const adapter& anthropic_adapter();
 const adapter& ollama_adapter();
+const adapter& cohere_adapter();
 
 }  // namespace switchyard::providers

@@ -40,6 +40,10 @@ constexpr expected_provider expected[] = {
     // Endpoint from the region and keys from the AWS_* variables: no single default or key variable.
     {"bedrock", "BedrockException", "", "", cfg::wire_format::bedrock, cfg::stream_framing::aws_eventstream, true,
      false, true},
+    {"cohere", "CohereException", "https://api.cohere.com", "COHERE_API_KEY", cfg::wire_format::cohere,
+     cfg::stream_framing::sse, true, false, false},
+    {"cohere_chat", "CohereException", "https://api.cohere.com", "COHERE_API_KEY", cfg::wire_format::cohere,
+     cfg::stream_framing::sse, true, false, false},
 };
 
 }  // namespace
