@@ -151,6 +151,7 @@ constexpr std::array litellm_params_keys{
     key_spec{"aws_role_name", vt::string},
     key_spec{"aws_session_name", vt::string},
     key_spec{"aws_profile_name", vt::string},
+    key_spec{"aws_bedrock_runtime_endpoint", vt::string},
 };
 
 // model_info is free-form in LiteLLM (its docs show `additionalProp1`), so it is open;

@@ -707,6 +707,9 @@ class loader {
     d.litellm_params = to_json(lp);
     stringify_documented(d.litellm_params, lp, section::litellm_params);
     parse_request_params(d, lp, lp_path);
+    if (d.provider->wire == wire_format::bedrock) {
+      fill_aws_credentials(d);
+    }
 
     d.model_info = nlohmann::json::object();
     if (const node* mi = e.find("model_info"); mi != nullptr && mi->is_mapping()) {
@@ -720,6 +723,40 @@ class loader {
       }
     }
     return d;
+  }
+
+  // As LiteLLM (boto3): AWS credentials and region absent from litellm_params come from
+  // the environment (environment_variables first, then the process environment). The
+  // keys are one set: a deployment that names its own access key takes no secret or
+  // session token from the environment.
+  void fill_aws_credentials(deployment& d) const {
+    struct source {
+      const char* param;
+      std::initializer_list<const char*> vars;
+      bool credential;
+    };
+    const source sources[] = {
+        {"aws_access_key_id", {"AWS_ACCESS_KEY_ID"}, true},
+        {"aws_secret_access_key", {"AWS_SECRET_ACCESS_KEY"}, true},
+        {"aws_session_token", {"AWS_SESSION_TOKEN"}, true},
+        {"aws_region_name", {"AWS_REGION_NAME", "AWS_REGION", "AWS_DEFAULT_REGION"}, false},
+    };
+    auto has = [&](const char* param) {
+      auto it = d.litellm_params.find(param);
+      return it != d.litellm_params.end() && it->is_string() && !it->get_ref<const std::string&>().empty();
+    };
+    const bool own_keys = has("aws_access_key_id");
+    for (const auto& s : sources) {
+      if (has(s.param) || (s.credential && own_keys)) {
+        continue;
+      }
+      for (const char* var : s.vars) {
+        if (auto v = lookup(var); v && !v->value.empty()) {
+          d.litellm_params[s.param] = v->value;
+          break;
+        }
+      }
+    }
   }
 
   // The provider from the registry: custom_llm_provider names it (LiteLLM: the model is

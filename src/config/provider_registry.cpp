@@ -387,6 +387,41 @@ constexpr std::array providers{
         .framing = stream_framing::sse,
         .serves = {.chat = true, .completion = false, .embedding = false},
     },
+    provider_info{
+        .name = "bedrock",
+        .prefix = "bedrock/",
+        .bare_names = false,
+        .exception_label = "BedrockException",
+        // Built from the region (https://bedrock-runtime.{region}.amazonaws.com) unless
+        // aws_bedrock_runtime_endpoint or api_base is set; keys come from the AWS_* variables.
+        .default_api_base = "",
+        .api_key_env = "",
+        .wire = wire_format::bedrock,
+        .framing = stream_framing::aws_eventstream,
+        .serves = {.chat = true, .completion = false, .embedding = true},
+    },
+    provider_info{
+        .name = "cohere",
+        .prefix = "cohere/",
+        .bare_names = false,
+        .exception_label = "CohereException",
+        .default_api_base = "https://api.cohere.com",
+        .api_key_env = "COHERE_API_KEY",
+        .wire = wire_format::cohere,
+        .framing = stream_framing::sse,
+        .serves = {.chat = true, .completion = false, .embedding = false},  // v2 chat only
+    },
+    provider_info{
+        .name = "cohere_chat",  // LiteLLM's other prefix for the same chat API
+        .prefix = "cohere_chat/",
+        .bare_names = false,
+        .exception_label = "CohereException",
+        .default_api_base = "https://api.cohere.com",
+        .api_key_env = "COHERE_API_KEY",
+        .wire = wire_format::cohere,
+        .framing = stream_framing::sse,
+        .serves = {.chat = true, .completion = false, .embedding = false},
+    },
 };
 
 // ---- the table's rules, checked at compile time ---------------------------------------

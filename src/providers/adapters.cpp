@@ -2,6 +2,8 @@
 // hosted_vllm and any OpenAI-compatible provider), the adapter of each wire format, and
 // the per-provider lookups the pipeline makes (capabilities, stream framing).
 #include "switchyard/providers/adapter.hpp"
+#include "switchyard/providers/aws_eventstream.hpp"
+#include "switchyard/providers/bedrock.hpp"
 #include "switchyard/upstream/sse_parser.hpp"
 
 #include "adapter_util.hpp"
@@ -445,6 +447,8 @@ constexpr std::array<wire_adapter, config::wire_format_count> adapters_by_wire{{
     {config::wire_format::ollama_chat, &ollama_adapter},
     {config::wire_format::gemini, &gemini_adapter},
     {config::wire_format::vertex, &vertex_adapter},
+    {config::wire_format::bedrock, &bedrock_adapter},
+    {config::wire_format::cohere, &cohere_adapter},
 }};
 
 constexpr bool every_wire_format_has_its_adapter() {
@@ -494,6 +498,8 @@ std::size_t first_event_end(config::stream_framing framing, std::string_view byt
         }
       }
       return 0;
+    case config::stream_framing::aws_eventstream:
+      return aws::first_message_end(bytes);
   }
   return 0;
 }

@@ -187,6 +187,11 @@ std::optional<price> price_table::for_deployment(const config::deployment& d, bo
       dashed[dashed.find('@')] = '-';
       base = find(dashed);
     }
+    if (auto slash = d.upstream_model.rfind('/'); base == nullptr && slash != std::string::npos) {
+      // A route segment before the model (bedrock/converse/<id>) or an ARN whose last
+      // part is the model or inference profile id.
+      base = find(std::string_view(d.upstream_model).substr(slash + 1));
+    }
   }
   price p = base != nullptr ? *base : price{};
   const bool own = apply_overrides(p, d.model_info) | apply_overrides(p, d.litellm_params);

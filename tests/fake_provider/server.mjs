@@ -39,6 +39,18 @@
 //              checking tenant, client_id, client_secret and the Cognitive Services scope.
 //              Azure routes then need the issued token when a request sends a bearer.
 //              Behaviour `expires_in` sets the tokens' lifetime (default 3599).
+//   Bedrock    POST /model/{modelId}/converse (Converse JSON), /model/{modelId}/converse-stream
+//              (application/vnd.amazon.eventstream binary frames with both CRCs: messageStart,
+//              contentBlockStart/Delta/Stop, messageStop, metadata; exceptions as
+//              `:message-type exception`), /model/{modelId}/invoke (Titan and Cohere embeddings).
+//              Every Bedrock request must carry a valid AWS SigV4 signature: the fake recomputes it
+//              from the request as received (its own implementation, node:crypto) with the secret
+//              of the access key in the `aws_keys` default ({access key id: secret}) and answers
+//              403 with Bedrock's error JSON on a mismatch (`rec.sigv4` records what it computed).
+//   Cohere     POST /v2/chat: v2 chat JSON, or its typed SSE stream (message-start, content-start,
+//              content-delta, content-end, tool-call-start, tool-call-delta, tool-call-end,
+//              message-end with finish_reason and usage {billed_units, tokens}) when `stream: true`;
+//              401 without `authorization: Bearer ...`.
 //
 // Behaviour is scripted per test through the control API (all JSON):
 //   POST   /__control/script     body: [behaviour, ...] or {"behaviours": [...]}: appended to the
@@ -99,6 +111,10 @@
 //   raw_chunks       [string, ...]: stream exactly these bytes, one write each (status 200,
 //                    content-type `content_type` or the provider's stream type).
 //   dimensions       embedding length (default 8).
+//   eventstream_fault  Bedrock streams: {kind: "message_crc" | "prelude_crc" | "truncate" |
+//                    "not_json", after_chunks: N}: after N content pieces the next frame has a bad
+//                    message CRC, a bad prelude CRC, is cut in half (then the response ends
+//                    cleanly), or carries a payload that is not JSON; nothing follows it.
 //   close            true: answer with `connection: close`.
 //
 // Recorded request (GET /__control/requests):
@@ -119,7 +135,7 @@
 //         fake.waitFor(pred, {timeoutMs}), fake.reset(), await fake.close().
 
 import http from 'node:http';
-import { createHash, randomBytes, verify as cryptoVerify } from 'node:crypto';
+import { createHash, createHmac, randomBytes, verify as cryptoVerify } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import process from 'node:process';
 
@@ -130,6 +146,7 @@ const BASE_DEFAULTS = Object.freeze({
   delay_ms: 0,
   chunk_delay_ms: 0,
   dimensions: 8,
+  aws_keys: { AKIDFAKEBEDROCK: 'fake/bedrock+secret/KEY' },
 });
 
 const OPENAI_ERROR_TYPES = {
@@ -142,6 +159,16 @@ const OPENAI_ERROR_TYPES = {
   413: ['invalid_request_error', null],
   422: ['invalid_request_error', null],
   429: ['requests', 'rate_limit_exceeded'],
+};
+const BEDROCK_ERROR_TYPES = {
+  400: 'ValidationException',
+  403: 'AccessDeniedException',
+  404: 'ResourceNotFoundException',
+  408: 'ModelTimeoutException',
+  424: 'ModelErrorException',
+  429: 'ThrottlingException',
+  500: 'InternalServerException',
+  503: 'ServiceUnavailableException',
 };
 const ANTHROPIC_ERROR_TYPES = {
   400: 'invalid_request_error',
@@ -344,6 +371,18 @@ function classify(method, path) {
     if (p === '/token') return { provider: 'google_oauth', kind: 'token' };
     m = p.match(/^\/([^/]+)\/oauth2\/v2\.0\/token$/);
     if (m) return { provider: 'entra', kind: 'token', tenant: m[1] };
+    if (p === '/v2/chat') return { provider: 'cohere', kind: 'chat' };
+    m = p.match(/^\/model\/([^/]+)\/(converse|converse-stream|invoke)$/);
+    if (m) {
+      const kind = m[2] === 'converse' ? 'chat' : m[2] === 'converse-stream' ? 'chat_stream' : 'invoke';
+      let id;
+      try {
+        id = decodeURIComponent(m[1]);
+      } catch {
+        id = m[1];
+      }
+      return { provider: 'bedrock', kind, deployment: id };
+    }
   } else if (method === 'GET') {
     if (p === '/v1/models' || p === '/models') return { provider: 'openai', kind: 'models' };
     if (p === '/api/tags') return { provider: 'ollama', kind: 'tags' };
@@ -605,6 +644,14 @@ class FakeProvider {
       }, rec);
     }
 
+    if (route.provider === 'bedrock') {
+      const v = verifySigV4(req, raw, this.defaults.aws_keys ?? {});
+      rec.sigv4 = v;
+      if (!v.ok) {
+        return sendJson(res, 403, { message: v.message }, rec, { 'x-amzn-errortype': `${v.type}:http://internal.amazon.com/coral/com.amazon.coral.service/` });
+      }
+    }
+
     const ctx = { ...route, method: req.method, path, body: rec.body };
     const scripted = this.takeBehaviour(ctx);
     rec.behaviour = scripted ? clone(scripted) : null;
@@ -687,6 +734,8 @@ class FakeProvider {
       case 'ollama:embed':
       case 'ollama:embeddings_legacy':
         return this.ollamaEmbed(x);
+      case 'bedrock:invoke':
+        return this.bedrockInvoke(x);
       case 'openai:responses_get':
       case 'azure:responses_get':
       case 'openai:responses_delete':
@@ -703,6 +752,9 @@ class FakeProvider {
       }
       default:
         break;
+    }
+    if (route.provider === 'cohere' && !/^Bearer \S+/.test(req.headers.authorization ?? '')) {
+      return this.sendProviderError(x, 401, 'no api key supplied');
     }
     if (route.kind === 'responses') {
       const prev = x.body?.previous_response_id;
@@ -729,6 +781,8 @@ class FakeProvider {
         case 'vertex_anthropic': return this.anthropicStream(x, answer);
         case 'gemini':
         case 'vertex': return this.geminiStream(x, answer);
+        case 'cohere': return this.cohereStream(x, answer);
+        case 'bedrock': return this.bedrockStream(x, answer);
         case 'ollama': return this.ollamaStream(x, answer);
         default: return route.kind === 'completion' ? this.openaiCompletionStream(x, answer)
                                                     : this.openaiChatStream(x, answer);
@@ -739,6 +793,8 @@ class FakeProvider {
       case 'vertex_anthropic': return this.anthropicJson(x, answer);
       case 'gemini':
       case 'vertex': return this.geminiJson(x, answer);
+      case 'cohere': return this.cohereJson(x, answer);
+      case 'bedrock': return this.bedrockJson(x, answer);
       case 'ollama': return this.ollamaJson(x, answer);
       default: return route.kind === 'completion' ? this.openaiCompletionJson(x, answer)
                                                   : this.openaiChatJson(x, answer);
@@ -751,6 +807,7 @@ class FakeProvider {
       return route.stream ?? false;
     }
     if (route.provider === 'ollama') return body?.stream !== false;  // Ollama streams by default
+    if (route.provider === 'bedrock') return route.kind === 'chat_stream';  // the path says
     return body?.stream === true;
   }
 
@@ -836,6 +893,7 @@ class FakeProvider {
     if (provider === 'google_oauth' || provider === 'entra') {
       return { error: type ?? 'invalid_grant', error_description: message };
     }
+    if (provider === 'bedrock' || provider === 'cohere') return { message };
     const [t, code] = OPENAI_ERROR_TYPES[status] ?? ['server_error', null];
     return { error: { message, type: type ?? t, param: null, code } };
   }
@@ -843,7 +901,12 @@ class FakeProvider {
   sendProviderError({ res, rec, route, beh }, status, message) {
     const msg = message ?? beh.error_message ?? `fake provider error ${status}`;
     const body = this.errorBody(route?.provider ?? 'openai', status, msg, beh.error_type);
-    return sendJson(res, status, body, rec, beh.headers);
+    let headers = beh.headers;
+    if (route?.provider === 'bedrock') {
+      const type = beh.error_type ?? BEDROCK_ERROR_TYPES[status] ?? 'InternalServerException';
+      headers = { 'x-amzn-errortype': `${type}:http://internal.amazon.com/coral/com.amazon.bedrock/`, ...(headers ?? {}) };
+    }
+    return sendJson(res, status, body, rec, headers);
   }
 
   // -------------------------------------------------------------- OpenAI / Azure
@@ -1402,6 +1465,214 @@ class FakeProvider {
     }, rec, beh.headers);
   }
 
+  // -------------------------------------------------------------- Bedrock
+
+  bedrockStopReason(a, beh) {
+    if (beh.stop_reason) return beh.stop_reason;
+    switch (a.finish) {
+      case 'length': return 'max_tokens';
+      case 'tool_calls': return 'tool_use';
+      case 'content_filter': return 'content_filtered';
+      default: return 'end_turn';
+    }
+  }
+
+  bedrockUsage(a) {
+    const u = {
+      inputTokens: a.usage.prompt_tokens,
+      outputTokens: a.usage.completion_tokens,
+      totalTokens: a.usage.prompt_tokens + a.usage.completion_tokens,
+    };
+    if (a.usage.cache_read_input_tokens) u.cacheReadInputTokens = a.usage.cache_read_input_tokens;
+    if (a.usage.cache_creation_input_tokens) u.cacheWriteInputTokens = a.usage.cache_creation_input_tokens;
+    return u;
+  }
+
+  bedrockContent(a) {
+    const content = [];
+    if (a.content !== '' || !a.toolCalls) content.push({ text: a.content });
+    for (const t of a.toolCalls ?? []) {
+      let input;
+      try {
+        input = JSON.parse(t.arguments);
+      } catch {
+        input = {};
+      }
+      content.push({ toolUse: { toolUseId: t.id.startsWith('tooluse_') ? t.id : `tooluse_${t.id}`, name: t.name, input } });
+    }
+    return content;
+  }
+
+  bedrockJson({ res, rec, beh }, a) {
+    this.noteReply(rec, 200, a);
+    const content = this.bedrockContent(a);
+    rec.reply.bedrock_tool_ids = content.filter((c) => c.toolUse).map((c) => c.toolUse.toolUseId);
+    return sendJson(res, 200, {
+      output: { message: { role: 'assistant', content } },
+      stopReason: this.bedrockStopReason(a, beh),
+      usage: this.bedrockUsage(a),
+      metrics: { latencyMs: 12 },
+    }, rec, beh.headers);
+  }
+
+  async bedrockStream(x, a) {
+    const { rec, beh } = x;
+    const ev = (type, data) => encodeEventMessage(
+      { ':event-type': type, ':content-type': 'application/json', ':message-type': 'event' },
+      JSON.stringify({ ...data, p: 'abcdefghij'.slice(0, 1 + (randomBytes(1)[0] % 10)) }));
+    const frames = [];
+    frames.push([ev('messageStart', { role: 'assistant' }), false]);
+    const content = this.bedrockContent(a);
+    rec.reply.bedrock_tool_ids = content.filter((c) => c.toolUse).map((c) => c.toolUse.toolUseId);
+    content.forEach((block, index) => {
+      if (block.text !== undefined) {
+        for (const p of a.pieces) {
+          frames.push([ev('contentBlockDelta', { contentBlockIndex: index, delta: { text: p } }), true]);
+        }
+      } else {
+        const t = block.toolUse;
+        frames.push([ev('contentBlockStart', {
+          contentBlockIndex: index, start: { toolUse: { toolUseId: t.toolUseId, name: t.name } },
+        }), true]);
+        for (const part of splitArgs(JSON.stringify(t.input))) {
+          frames.push([ev('contentBlockDelta', { contentBlockIndex: index, delta: { toolUse: { input: part } } }), true]);
+        }
+      }
+      frames.push([ev('contentBlockStop', { contentBlockIndex: index }), false]);
+    });
+    frames.push([ev('messageStop', { stopReason: this.bedrockStopReason(a, beh) }), false]);
+    frames.push([ev('metadata', { usage: this.bedrockUsage(a), metrics: { latencyMs: 12 } }), false]);
+    this.noteReply(rec, 200, a);
+
+    const fault = beh.eventstream_fault;
+    if (fault && typeof fault === 'object') {
+      let pieces = 0;
+      let at = frames.length - 1;
+      for (let i = 0; i < frames.length; ++i) {
+        if (pieces >= (fault.after_chunks ?? 0)) {
+          at = i;
+          break;
+        }
+        if (frames[i][1]) pieces += 1;
+      }
+      const f = Buffer.from(frames[at][0]);
+      if (fault.kind === 'message_crc') {
+        f[f.length - 1] ^= 0xff;
+      } else if (fault.kind === 'prelude_crc') {
+        f[8] ^= 0xff;
+      } else if (fault.kind === 'not_json') {
+        frames[at][0] = encodeEventMessage(
+          { ':event-type': 'contentBlockDelta', ':content-type': 'application/json', ':message-type': 'event' },
+          '{"contentBlockIndex": 0, "delta": {');
+      }
+      if (fault.kind !== 'not_json') {
+        frames[at][0] = fault.kind === 'truncate' ? f.subarray(0, Math.floor(f.length / 2)) : f;
+      }
+      frames.length = at + 1;
+      rec.reply.fault = { kind: fault.kind, frame: at };
+    }
+    return this.runStream(x, 'application/vnd.amazon.eventstream', frames, {
+      errorFrame: (msg) => encodeEventMessage(
+        { ':exception-type': beh.error_type ?? 'modelStreamErrorException', ':content-type': 'application/json',
+          ':message-type': 'exception' },
+        JSON.stringify({ message: msg })),
+      invalidFrame: encodeEventMessage(
+        { ':event-type': 'messageStart', ':content-type': 'application/json', ':message-type': 'event' }, '{"role": '),
+    });
+  }
+
+  bedrockInvoke({ res, rec, beh, body, route }) {
+    const id = route.deployment;
+    const dims = body.dimensions ?? beh.dimensions ?? 8;
+    if (id.includes('titan-embed')) {
+      if (typeof body.inputText !== 'string') {
+        return this.sendProviderError({ res, rec, route, beh }, 400, 'Malformed input request: required key [inputText] not found');
+      }
+      const vec = embeddingFor(body.inputText, dims);
+      const n = beh.usage?.prompt_tokens ?? Math.max(1, countWords(body.inputText));
+      rec.reply.status = 200;
+      rec.reply.usage = { prompt_tokens: n, completion_tokens: 0, total_tokens: n };
+      rec.reply.embeddings = [vec];
+      return sendJson(res, 200, { embedding: vec, inputTextTokenCount: n }, rec, beh.headers);
+    }
+    if (id.includes('cohere.embed')) {
+      if (!Array.isArray(body.texts)) {
+        return this.sendProviderError({ res, rec, route, beh }, 400, 'Malformed input request: required key [texts] not found');
+      }
+      const embeddings = body.texts.map((t) => embeddingFor(String(t), dims));
+      rec.reply.status = 200;
+      rec.reply.embeddings = embeddings;
+      return sendJson(res, 200, { id: randId(8), texts: body.texts, embeddings, response_type: 'embeddings_floats' },
+                      rec, beh.headers);
+    }
+    return this.sendProviderError({ res, rec, route, beh }, 400, `The fake serves InvokeModel for embedding models only, not ${id}`);
+  }
+
+  // -------------------------------------------------------------- Cohere (v2 chat)
+
+  cohereFinish(a, beh) {
+    if (beh.stop_reason) return beh.stop_reason;
+    switch (a.finish) {
+      case 'length': return 'MAX_TOKENS';
+      case 'tool_calls': return 'TOOL_CALL';
+      case 'stop_sequence': return 'STOP_SEQUENCE';
+      default: return 'COMPLETE';
+    }
+  }
+
+  cohereUsage(a) {
+    const t = { input_tokens: a.usage.prompt_tokens, output_tokens: a.usage.completion_tokens };
+    return { billed_units: { ...t }, tokens: { ...t } };
+  }
+
+  cohereToolCalls(a) {
+    return (a.toolCalls ?? []).map((t) => ({ id: t.id, type: 'function', function: { name: t.name, arguments: t.arguments } }));
+  }
+
+  cohereJson({ res, rec, beh }, a) {
+    this.noteReply(rec, 200, a);
+    const message = { role: 'assistant' };
+    if (a.content !== '') message.content = [{ type: 'text', text: a.content }];
+    if (a.toolCalls) {
+      message.tool_plan = 'I will call a tool.';
+      message.tool_calls = this.cohereToolCalls(a);
+    }
+    return sendJson(res, 200, {
+      id: randId(16), finish_reason: this.cohereFinish(a, beh), message, usage: this.cohereUsage(a),
+    }, rec, beh.headers);
+  }
+
+  async cohereStream(x, a) {
+    const { rec, beh } = x;
+    const ev = (type, data) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+    const frames = [];
+    frames.push([ev('message-start', {
+      id: randId(16), delta: { message: { role: 'assistant', content: [], tool_plan: '', tool_calls: [], citations: [] } },
+    }), false]);
+    if (a.pieces.length > 0) {
+      frames.push([ev('content-start', { index: 0, delta: { message: { content: { type: 'text', text: '' } } } }), false]);
+      for (const p of a.pieces) {
+        frames.push([ev('content-delta', { index: 0, delta: { message: { content: { text: p } } } }), true]);
+      }
+      frames.push([ev('content-end', { index: 0 }), false]);
+    }
+    this.cohereToolCalls(a).forEach((t, index) => {
+      frames.push([ev('tool-call-start', {
+        index, delta: { message: { tool_calls: { ...t, function: { name: t.function.name, arguments: '' } } } },
+      }), true]);
+      for (const part of splitArgs(t.function.arguments)) {
+        frames.push([ev('tool-call-delta', { index, delta: { message: { tool_calls: { function: { arguments: part } } } } }), true]);
+      }
+      frames.push([ev('tool-call-end', { index }), false]);
+    });
+    frames.push([ev('message-end', { delta: { finish_reason: this.cohereFinish(a, beh), usage: this.cohereUsage(a) } }), false]);
+    this.noteReply(rec, 200, a);
+    return this.runStream(x, 'text/event-stream', frames, {
+      errorFrame: (msg) => ev('message-end', { delta: { finish_reason: 'ERROR', error: msg } }),
+      invalidFrame: 'event: content-delta\ndata: {"type": "content-delta", "delta": {\n\n',
+    });
+  }
+
   // -------------------------------------------------------------- streaming engine
 
   async streamRaw(x) {
@@ -1530,6 +1801,119 @@ class FakeProvider {
     }
     return sendJson(res, 404, { error: `no control route ${m} ${path}` });
   }
+}
+
+// ------------------------------------------------------------------ AWS
+
+// CRC-32 (IEEE), for the event-stream framing.
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let i = 0; i < 256; ++i) {
+    let c = i;
+    for (let k = 0; k < 8; ++k) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[i] = c >>> 0;
+  }
+  return t;
+})();
+
+export function crc32(buf) {
+  let c = 0xffffffff;
+  for (const b of buf) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+// One event-stream message with string headers (type 7).
+export function encodeEventMessage(headers, payload) {
+  const hs = [];
+  for (const [k, v] of Object.entries(headers)) {
+    const name = Buffer.from(k);
+    const value = Buffer.from(v);
+    const h = Buffer.alloc(1 + name.length + 3 + value.length);
+    h[0] = name.length;
+    name.copy(h, 1);
+    h[1 + name.length] = 7;
+    h.writeUInt16BE(value.length, 2 + name.length);
+    value.copy(h, 4 + name.length);
+    hs.push(h);
+  }
+  const hb = Buffer.concat(hs);
+  const pb = Buffer.from(payload);
+  const total = 16 + hb.length + pb.length;
+  const out = Buffer.alloc(total);
+  out.writeUInt32BE(total, 0);
+  out.writeUInt32BE(hb.length, 4);
+  out.writeUInt32BE(crc32(out.subarray(0, 8)), 8);
+  hb.copy(out, 12);
+  pb.copy(out, 12 + hb.length);
+  out.writeUInt32BE(crc32(out.subarray(0, total - 4)), total - 4);
+  return out;
+}
+
+// RFC 3986 encoding as SigV4 defines it (unreserved kept, the rest %XX upper-case).
+function awsEncode(s) {
+  let out = '';
+  for (const b of Buffer.from(s, 'utf8')) {
+    const c = String.fromCharCode(b);
+    out += /[A-Za-z0-9\-._~]/.test(c) ? c : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+function safeDecode(s) {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+// Recomputes the SigV4 signature of a request as received: the canonical URI encodes each
+// segment of the path as it arrived (so an id sent as %3A is signed as %253A, as AWS does
+// for every service but S3). {ok, type, message, canonical_request, signed_headers, ...}.
+function verifySigV4(req, raw, keys) {
+  const auth = req.headers.authorization ?? '';
+  const m = auth.match(/^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]{64})$/);
+  if (!m) {
+    return { ok: false, type: 'MissingAuthenticationTokenException', message: 'Missing Authentication Token' };
+  }
+  const [, akid, date, region, service, signedHeaders, signature] = m;
+  const secret = keys[akid];
+  if (secret == null) {
+    return { ok: false, type: 'UnrecognizedClientException', message: 'The security token included in the request is invalid.', access_key: akid };
+  }
+  const amzDate = req.headers['x-amz-date'] ?? '';
+  const names = signedHeaders.split(';');
+  if (!names.includes('host') || !names.includes('x-amz-date') || !amzDate.startsWith(date) ||
+      (req.headers['x-amz-security-token'] != null && !names.includes('x-amz-security-token'))) {
+    return { ok: false, type: 'InvalidSignatureException', message: 'The request must sign host, x-amz-date and x-amz-security-token.', access_key: akid };
+  }
+  const url = req.url;
+  const q = url.indexOf('?');
+  const rawPath = q < 0 ? url : url.slice(0, q);
+  const canonicalUri = rawPath.split('/').map(awsEncode).join('/') || '/';
+  const query = q < 0 ? '' : url.slice(q + 1);
+  const params = query.split('&').filter((p) => p !== '').map((p) => {
+    const eq = p.indexOf('=');
+    const k = eq < 0 ? p : p.slice(0, eq);
+    const v = eq < 0 ? '' : p.slice(eq + 1);
+    return [awsEncode(safeDecode(k)), awsEncode(safeDecode(v))];
+  }).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+  const canonicalQuery = params.map(([k, v]) => `${k}=${v}`).join('&');
+  const canonicalHeaders = names.map((n) => `${n}:${String(req.headers[n] ?? '').trim().replace(/\s+/g, ' ')}\n`).join('');
+  const payloadHash = createHash('sha256').update(raw).digest('hex');
+  const canonicalRequest = [req.method, canonicalUri, canonicalQuery, canonicalHeaders, signedHeaders, payloadHash].join('\n');
+  const scope = `${date}/${region}/${service}/aws4_request`;
+  const stringToSign = ['AWS4-HMAC-SHA256', amzDate, scope, createHash('sha256').update(canonicalRequest).digest('hex')].join('\n');
+  const hmac = (key, data) => createHmac('sha256', key).update(data).digest();
+  const kSigning = hmac(hmac(hmac(hmac(`AWS4${secret}`, date), region), service), 'aws4_request');
+  const expected = createHmac('sha256', kSigning).update(stringToSign).digest('hex');
+  const base = { access_key: akid, region, service, signed_headers: signedHeaders, canonical_request: canonicalRequest,
+                 session_token: req.headers['x-amz-security-token'] ?? null };
+  if (expected !== signature) {
+    return { ...base, ok: false, type: 'InvalidSignatureException',
+             message: 'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.' };
+  }
+  return { ...base, ok: true };
 }
 
 // ------------------------------------------------------------------ I/O helpers

@@ -25,14 +25,17 @@ enum class wire_format : std::uint8_t {
   ollama_chat,      // Ollama /api/chat, /api/embed
   gemini,           // Google AI Studio generateContent / streamGenerateContent, embedContent; x-goog-api-key
   vertex,           // Vertex AI: the Gemini format (and Anthropic's for claude-*) on per-project URLs; OAuth2 bearer
+  bedrock,          // AWS Bedrock Converse / ConverseStream and InvokeModel (embeddings), SigV4-signed
+  cohere,           // Cohere v2 chat (/v2/chat), translated both ways
 };
 // Keep equal to the last enumerator + 1 (providers/ checks its adapter table against it).
-inline constexpr std::size_t wire_format_count = static_cast<std::size_t>(wire_format::vertex) + 1;
+inline constexpr std::size_t wire_format_count = static_cast<std::size_t>(wire_format::cohere) + 1;
 
 // How a streamed answer is cut into events.
 enum class stream_framing : std::uint8_t {
   sse,     // server-sent events: events end with a blank line
   ndjson,  // one JSON object per line
+  aws_eventstream,  // application/vnd.amazon.eventstream: length-prefixed binary messages with CRCs
 };
 
 // The endpoints the gateway serves for a provider.

@@ -1,5 +1,6 @@
 // One adapter per wire format (config::wire_format): OpenAI (also Azure and any
-// OpenAI-compatible provider), Anthropic Messages, Ollama. A deployment's adapter comes
+// OpenAI-compatible provider), Anthropic Messages, Ollama, Bedrock (Converse, SigV4),
+// Cohere v2 chat. A deployment's adapter comes
 // from its provider's descriptor (config/provider_registry.hpp). Pure translation, no
 // I/O: the pipeline does the HTTP through upstream::client and hands bytes to the adapter.
 // Thread: any; adapters are stateless singletons; a stream_translator belongs to
@@ -109,5 +110,6 @@ const adapter& anthropic_adapter();
 const adapter& ollama_adapter();
 const adapter& gemini_adapter();
 const adapter& vertex_adapter();
+const adapter& cohere_adapter();
 
 }  // namespace switchyard::providers

@@ -314,8 +314,8 @@ INSTANTIATE_TEST_SUITE_P(
         bad_case{"unknown_prefix.yaml", "unknown_prefix.yaml", 4, "model_list[0].litellm_params.model",
                  "unknown provider prefix 'foo/' in model 'foo/bar'; supported: openai/, hosted_vllm/, azure/, "
                  "anthropic/, ollama/, ollama_chat/"},
-        bad_case{"bedrock_prefix.yaml", "bedrock_prefix.yaml", 6, "model_list[1].litellm_params.model",
-                 "unknown provider prefix 'bedrock/' in model 'bedrock/anthropic.claude-3-sonnet'"},
+        bad_case{"sagemaker_prefix.yaml", "sagemaker_prefix.yaml", 6, "model_list[1].litellm_params.model",
+                 "unknown provider prefix 'sagemaker/' in model 'sagemaker/jumpstart-llama'"},
         bad_case{"unset_env.yaml", "unset_env.yaml", 5, "model_list[0].litellm_params.api_key",
                  "environment variable SY_TEST_DEFINITELY_UNSET is not set"},
         bad_case{"unset_env_deep.yaml", "unset_env_deep.yaml", 4,
@@ -644,10 +644,10 @@ TEST_F(config_files, unknown_custom_llm_provider_lists_the_registry) {
                        "  - model_name: m\n"
                        "    litellm_params:\n"
                        "      model: x\n"
-                       "      custom_llm_provider: bedrock\n");
+                       "      custom_llm_provider: sagemaker\n");
   const auto e = load_error(p);
   EXPECT_EQ(e.key(), "model_list[0].litellm_params.custom_llm_provider");
-  EXPECT_NE(e.detail().find("unknown provider 'bedrock'; supported: " + cfg::supported_provider_names()),
+  EXPECT_NE(e.detail().find("unknown provider 'sagemaker'; supported: " + cfg::supported_provider_names()),
             std::string::npos)
       << e.what();
   for (const auto& provider : cfg::provider_registry()) {
@@ -702,6 +702,35 @@ TEST_F(config_files, api_key_falls_back_to_the_providers_environment_variable) {
                        "  - model_name: a\n"
                        "    litellm_params: {model: anthropic/claude-3-haiku}\n");
   EXPECT_EQ(load(q)->model_list[0].api_key, "sk-ant-section");
+}
+
+// Bedrock deployments take absent AWS credentials and region from the AWS_* variables, as boto3.
+TEST_F(config_files, bedrock_credentials_fall_back_to_the_aws_environment) {
+  const auto p = write("c.yaml",
+                       "model_list:\n"
+                       "  - model_name: a\n"
+                       "    litellm_params: {model: bedrock/anthropic.claude-3-haiku-20240307-v1:0}\n"
+                       "  - model_name: b\n"
+                       "    litellm_params: {model: bedrock/amazon.titan-embed-text-v2:0, aws_access_key_id: AKIDOWN,\n"
+                       "                     aws_secret_access_key: own, aws_region_name: ap-south-1}\n");
+  const auto c = load(p, {{"AWS_ACCESS_KEY_ID", "AKIDENV"},
+                          {"AWS_SECRET_ACCESS_KEY", "env-secret"},
+                          {"AWS_SESSION_TOKEN", "env-token"},
+                          {"AWS_REGION", "eu-west-1"},
+                          {"AWS_DEFAULT_REGION", "us-east-2"}});
+  ASSERT_EQ(c->model_list.size(), 2u);
+  const auto& a = c->model_list[0].litellm_params;
+  EXPECT_EQ(c->model_list[0].provider, cfg::find_provider("bedrock"));
+  EXPECT_EQ(a["aws_access_key_id"], "AKIDENV");
+  EXPECT_EQ(a["aws_secret_access_key"], "env-secret");
+  EXPECT_EQ(a["aws_session_token"], "env-token");
+  EXPECT_EQ(a["aws_region_name"], "eu-west-1") << "AWS_REGION before AWS_DEFAULT_REGION";
+  const auto& b = c->model_list[1].litellm_params;
+  EXPECT_EQ(b["aws_access_key_id"], "AKIDOWN") << "litellm_params win";
+  EXPECT_EQ(b["aws_secret_access_key"], "own");
+  EXPECT_EQ(b["aws_region_name"], "ap-south-1");
+  EXPECT_FALSE(b.contains("aws_session_token")) << "no env token mixed into the deployment's own keys";
+  EXPECT_FALSE(load(p)->model_list[0].litellm_params.contains("aws_access_key_id")) << "nothing set: nothing filled";
 }
 
 TEST_F(config_files, empty_model_after_prefix_is_an_error) {

@@ -58,6 +58,17 @@ constexpr expected_provider expected[] = {
     {"github", "GithubException", "https://models.inference.ai.azure.com", "GITHUB_API_KEY", cfg::wire_format::openai, cfg::stream_framing::sse, true, false, false},
     {"litellm_proxy", "Litellm_proxyException", "", "LITELLM_PROXY_API_KEY", cfg::wire_format::openai, cfg::stream_framing::sse, true, true, true},
     {"openai_like", "Openai_likeException", "", "", cfg::wire_format::openai, cfg::stream_framing::sse, true, true, true},
+    {"gemini", "GeminiException", "https://generativelanguage.googleapis.com", "GEMINI_API_KEY",
+     cfg::wire_format::gemini, cfg::stream_framing::sse, true, false, true},
+    // Endpoint from vertex_location and a service account instead of a key.
+    {"vertex_ai", "VertexAIException", "", "", cfg::wire_format::vertex, cfg::stream_framing::sse, true, false, false},
+    // Endpoint from the region and keys from the AWS_* variables: no single default or key variable.
+    {"bedrock", "BedrockException", "", "", cfg::wire_format::bedrock, cfg::stream_framing::aws_eventstream, true,
+     false, true},
+    {"cohere", "CohereException", "https://api.cohere.com", "COHERE_API_KEY", cfg::wire_format::cohere,
+     cfg::stream_framing::sse, true, false, false},
+    {"cohere_chat", "CohereException", "https://api.cohere.com", "COHERE_API_KEY", cfg::wire_format::cohere,
+     cfg::stream_framing::sse, true, false, false},
 };
 
 }  // namespace
@@ -99,7 +110,8 @@ TEST(provider_registry, prefixes_map_models_to_providers) {
   EXPECT_EQ(cfg::find_provider_for_model("ollama_chat/llama3"), cfg::find_provider("ollama_chat"));
   EXPECT_EQ(cfg::find_provider_for_model("hosted_vllm/Qwen/Qwen2"), cfg::find_provider("hosted_vllm"));
   EXPECT_EQ(cfg::find_provider_for_model("groq/llama-3.1-8b-instant"), cfg::find_provider("groq"));
-  EXPECT_EQ(cfg::find_provider_for_model("bedrock/claude"), nullptr);
+  EXPECT_EQ(cfg::find_provider_for_model("bedrock/anthropic.claude-3-haiku-20240307-v1:0"), cfg::find_provider("bedrock"));
+  EXPECT_EQ(cfg::find_provider_for_model("sagemaker/claude"), nullptr);
   EXPECT_EQ(cfg::find_provider_for_model("gpt-4o"), nullptr) << "no prefix: not a prefix lookup";
   EXPECT_EQ(cfg::find_provider_for_model("openai"), nullptr);
   EXPECT_EQ(cfg::find_provider("openai/"), nullptr);
@@ -121,7 +133,10 @@ TEST(provider_registry, bare_names_are_openai) {
 TEST(provider_registry, framing_follows_the_wire_format) {
   for (const auto& p : cfg::provider_registry()) {
     const bool ollama = p.wire == cfg::wire_format::ollama_generate || p.wire == cfg::wire_format::ollama_chat;
-    EXPECT_EQ(p.framing, ollama ? cfg::stream_framing::ndjson : cfg::stream_framing::sse) << p.name;
+    const auto want = ollama                                  ? cfg::stream_framing::ndjson
+                      : p.wire == cfg::wire_format::bedrock ? cfg::stream_framing::aws_eventstream
+                                                            : cfg::stream_framing::sse;
+    EXPECT_EQ(p.framing, want) << p.name;
   }
 }
 
