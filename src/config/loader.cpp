@@ -75,7 +75,7 @@ struct model_ref {
 // The sections of one file after its includes were merged in.
 struct merged_sections {
   std::vector<model_ref> models;
-  node router, litellm, general, env;  // null or mapping
+  node router, litellm, general, env, callbacks;  // null or mapping (callbacks: callback_settings)
 };
 
 // base <- over, one level deep: over's keys replace base's (keeping base's order) or append.
@@ -136,6 +136,10 @@ class loader {
     resolve_env(m.router, "router_settings");
     resolve_env(m.litellm, "litellm_settings");
     resolve_env(m.general, "general_settings");
+    resolve_env(m.callbacks, "callback_settings");
+    if (m.callbacks.is_mapping()) {
+      cfg_.callback_settings = to_json(m.callbacks);
+    }
 
     parse_models(m.models, params_as_written);
     parse_router(m.router);
@@ -171,6 +175,12 @@ class loader {
     merged_sections own;
     const map_entry* include = nullptr;
     for (const auto& e : root.entries) {
+      if (e.key == "callback_settings") {
+        if (e.value.is_mapping()) {
+          own.callbacks = e.value;
+        }
+        continue;
+      }
       if (detail::is_ignored_top_level(e.key)) {
         continue;
       }
@@ -239,6 +249,7 @@ class loader {
       merge_mapping(acc.litellm, got.litellm);
       merge_mapping(acc.general, got.general);
       merge_mapping(acc.env, got.env);
+      merge_mapping(acc.callbacks, got.callbacks);
     };
     if (include->value.is_sequence()) {
       for (std::size_t i = 0; i < include->value.items.size(); ++i) {
@@ -258,6 +269,8 @@ class loader {
     out.litellm = std::move(acc.litellm);
     out.general = std::move(acc.general);
     out.env = std::move(acc.env);
+    out.callbacks = std::move(acc.callbacks);
+    merge_mapping(out.callbacks, own.callbacks);
     merge_mapping(out.router, own.router);
     merge_mapping(out.litellm, own.litellm);
     merge_mapping(out.general, own.general);
