@@ -45,7 +45,7 @@ NAN = float("nan")
 TARGET_NAMES = ["direct", "nginx", "switchyard", "switchyard-mk", "switchyard-base", "switchyard-nospend",
                 "switchyard-nometrics", "switchyard-cache-mem", "switchyard-cache-redis", "switchyard-unique",
                 "switchyard-cache-miss", "switchyard-limits",
-                "switchyard-messages", "switchyard-callback"]  # see the factories in main()
+                "switchyard-messages", "switchyard-callback", "switchyard-callback-down"]  # see main()
 DEFAULT_TARGETS = ["direct", "nginx", "switchyard"]
 CACHED_KEYS = 100_000     # keys used once by a fresh gateway for "RSS with 100,000 keys cached"
 SIZES = {"1k": 1024, "100k": 100 * 1024, "1m": 1024 * 1024}
@@ -1600,7 +1600,7 @@ def parse_args(argv):
                         "(bench/post_unique.lua), cache off / on (all misses), "
                         "switchyard-nometrics = the switchyard setup with Prometheus metrics off, "
                         "switchyard-callback = the switchyard setup with metrics and a generic_api callback "
-                        "to a live receiver")
+                        "to a live receiver, switchyard-callback-down = the same with the receiver down")
     p.add_argument("--scenarios", default="",
                    help="comma list, e.g. json-1k-64c,sse-1k-1c (default: all 12; --quick: 5)")
     p.add_argument("--rounds", type=int, default=None, help="rounds per (scenario, target) (default 3; quick 2)")
@@ -1815,6 +1815,13 @@ def main(argv) -> int:
             stages="virtual key, router; Postgres and Redis; metrics on; generic_api callback to a live receiver",
             virtual_key=True, extra_config="litellm_settings: {callbacks: [generic_api]}\n",
             extra_env={"GENERIC_LOGGER_ENDPOINT": f"http://127.0.0.1:{up_ports['json']}/callbacks"}))
+        # The same with the receiver down (nothing listens on its port): every batch fails,
+        # is retried with backoff and dropped; requests must not notice.
+        factories["switchyard-callback-down"] = lambda: gateway(
+            name="switchyard-callback-down", label="SWITCHYARD (metrics + callback, receiver down)",
+            stages="virtual key, router; Postgres and Redis; metrics on; generic_api callback to a closed port",
+            virtual_key=True, extra_config="litellm_settings: {callbacks: [generic_api]}\n",
+            extra_env={"GENERIC_LOGGER_ENDPOINT": f"http://127.0.0.1:{free_port()}/callbacks"})
         assert list(factories) == TARGET_NAMES
         targets = [make() for name, make in factories.items() if name in targets_wanted]
         for t in targets:
