@@ -325,10 +325,10 @@ describe('/metrics access', () => {
     assert.match(gw.stderr(), /prometheus is configured but SWITCHYARD_DISABLE_METRICS=1/);
   });
 
-  test('a callback that is not built is named in a warning', async () => {
+  test('a callback that cannot run is named in a warning', async () => {
     const gw = await startGateway({
-      config: { model_list: [mockModel('demo')], litellm_settings: { success_callback: ['langfuse'] } },
+      config: { model_list: [mockModel('demo')], litellm_settings: { success_callback: ['datadog'] } },
     });
-    await gw.proc.waitForStderr(/callback 'langfuse' is not supported/, 5000);
+    await gw.proc.waitForStderr(/callback 'datadog' is not run: callback 'datadog' is not supported/, 5000);
   });
 });
