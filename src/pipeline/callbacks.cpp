@@ -303,6 +303,16 @@ callback_event event_of(const request_ctx& ctx, spend::pricer& prices, const eve
   }
   if (o.log_content) {
     e.request_body = ctx.req.body.substr(0, std::min(ctx.req.body.size(), o.max_content_bytes));
+    if (ctx.scan.ok) {
+      for (const char* k : {"messages", "prompt", "input"}) {
+        if (const auto* m = ctx.scan.find(k); m != nullptr) {
+          if (m->value.size() <= o.max_content_bytes) {
+            e.input_raw = std::string(m->value);
+          }
+          break;
+        }
+      }
+    }
     if (!ctx.kept_response.empty()) {
       e.response = ctx.kept_response.substr(0, std::min(ctx.kept_response.size(), o.max_content_bytes));
     }
@@ -351,11 +361,13 @@ json otlp_traces_json(const std::vector<event_ptr>& batch, const std::string& se
     for (const auto& [k, v] : caller.items()) {
       a.push_back(attr("metadata." + k, v.get<std::string>()));
     }
-    if (e.request_body) {
+    if (!e.input_raw.empty()) {
+      a.push_back(attr("gen_ai.prompt", e.input_raw));  // JSON text as received: no parse
+    } else if (e.request_body) {
       a.push_back(attr("gen_ai.prompt", input_of(e).dump(-1, ' ', false, json::error_handler_t::replace)));
     }
     if (e.response) {
-      a.push_back(attr("gen_ai.completion", output_of(e).dump(-1, ' ', false, json::error_handler_t::replace)));
+      a.push_back(attr("gen_ai.completion", *e.response));  // the answer as sent (JSON body or stream text)
     }
     if (!e.success) {
       a.push_back(attr("error.type", e.error_class.empty() ? std::to_string(e.status) : e.error_class));
@@ -473,10 +485,10 @@ json langfuse_batch_json(const std::vector<event_ptr>& batch, const std::string&
   return {{"batch", std::move(items)}};
 }
 
-json generic_payload_json(const std::vector<event_ptr>& batch) {
-  json out = json::array();
-  for (const auto& ep : batch) {
-    const auto& e = *ep;
+namespace {
+
+// One generic_api object without its content (messages, response).
+json generic_base(const callback_event& e) {
     const double secs = 1e-9;
     json p = {{"id", e.call_id},
               {"trace_id", e.trace_id.empty() ? e.call_id : e.trace_id},
@@ -501,14 +513,58 @@ json generic_payload_json(const std::vector<event_ptr>& batch) {
               {"metadata", caller_metadata(e)},
               {"end_user", e.end_user},
               {"model_parameters", e.model_parameters},
-              {"messages", e.request_body ? input_of(e) : json(nullptr)},
-              {"response", e.response ? output_of(e) : json(nullptr)},
               {"status_code", e.status}};
     if (!e.success) {
       p["error_str"] = e.error_message;
       p["error_information"] = {{"error_class", e.error_class}, {"error_code", std::to_string(e.status)}};
     }
-    out.push_back(std::move(p));
+    return p;
+}
+
+// The answer as JSON text: the body as received when it is whole, valid JSON (checked
+// without building a DOM), else as a string (a stream's text, a body cut at the bound).
+std::string response_text(const callback_event& e) {
+  if (!e.response) {
+    return "null";
+  }
+  if (json::accept(*e.response)) {
+    return *e.response;
+  }
+  return json(*e.response).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string input_text(const callback_event& e) {
+  if (!e.input_raw.empty()) {
+    return e.input_raw;
+  }
+  if (e.request_body) {
+    return input_of(e).dump(-1, ' ', false, json::error_handler_t::replace);
+  }
+  return "null";
+}
+
+}  // namespace
+
+json generic_payload_json(const std::vector<event_ptr>& batch) {
+  json out = json::array();
+  for (const auto& t : generic_payload_texts(batch)) {
+    out.push_back(json::parse(t));
+  }
+  return out;
+}
+
+std::vector<std::string> generic_payload_texts(const std::vector<event_ptr>& batch) {
+  std::vector<std::string> out;
+  out.reserve(batch.size());
+  for (const auto& ep : batch) {
+    std::string s = generic_base(*ep).dump(-1, ' ', false, json::error_handler_t::replace);
+    s.pop_back();  // the closing brace: the content goes in before it
+    s += ",\"messages\":";
+    s += input_text(*ep);
+    s += ",\"response\":";
+    s += response_text(*ep);
+    s += '}';
+    out.push_back(std::move(s));
   }
   return out;
 }
@@ -627,21 +683,27 @@ target_or_error make_callback_target(const std::string& name, const json& settin
     if (format == "ndjson") {
       t.encode = [](const std::vector<event_ptr>& b) {
         std::string out;
-        for (const auto& p : generic_payload_json(b)) {
-          out += p.dump(-1, ' ', false, json::error_handler_t::replace);
+        for (const auto& p : generic_payload_texts(b)) {
+          out += p;
           out += '\n';
         }
         return out;
       };
     } else if (format == "single") {
       t.encode = [](const std::vector<event_ptr>& b) {
-        auto all = generic_payload_json(b);
-        return (all.empty() ? json::object() : all[0]).dump(-1, ' ', false, json::error_handler_t::replace);
+        auto all = generic_payload_texts(b);
+        return all.empty() ? std::string("{}") : all[0];
       };
       t.single = true;
     } else if (format == "json_array") {
       t.encode = [](const std::vector<event_ptr>& b) {
-        return generic_payload_json(b).dump(-1, ' ', false, json::error_handler_t::replace);
+        std::string out = "[";
+        for (const auto& p : generic_payload_texts(b)) {
+          out += out.size() > 1 ? "," : "";
+          out += p;
+        }
+        out += ']';
+        return out;
       };
     } else {
       return {std::nullopt, name + ": log_format must be json_array, ndjson or single, got '" + format + "'"};

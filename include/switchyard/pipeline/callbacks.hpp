@@ -74,6 +74,9 @@ struct callback_event {
   // Message content (both unset with turn_off_message_logging): the request body as sent
   // (its first max_content_bytes) and the answer kept for it.
   std::optional<std::string> request_body;
+  // The request's messages / prompt / input member as received (valid JSON, checked by
+  // the request's scan), when it fits max_content_bytes: spliced into payloads unparsed.
+  std::string input_raw;
   std::optional<std::string> response;
   nlohmann::json model_parameters = nlohmann::json::object();  // temperature, max_tokens, ...
 };
@@ -99,6 +102,9 @@ nlohmann::json langfuse_batch_json(const std::vector<std::shared_ptr<const callb
                                    const std::string& now_iso);
 // generic_api: a JSON array of LiteLLM StandardLoggingPayload-shaped objects.
 nlohmann::json generic_payload_json(const std::vector<std::shared_ptr<const callback_event>>& batch);
+// The same as text, one object per event, with the request's input and the answer spliced
+// in as received (no parse of either per event): what is POSTed.
+std::vector<std::string> generic_payload_texts(const std::vector<std::shared_ptr<const callback_event>>& batch);
 // "2026-01-02T03:04:05.678Z" of Unix nanoseconds.
 std::string iso_time(std::int64_t unix_ns);
 
