@@ -17,6 +17,7 @@ import http.client
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -44,7 +45,7 @@ NAN = float("nan")
 TARGET_NAMES = ["direct", "nginx", "switchyard", "switchyard-mk", "switchyard-base", "switchyard-nospend",
                 "switchyard-nometrics", "switchyard-cache-mem", "switchyard-cache-redis", "switchyard-unique",
                 "switchyard-cache-miss", "switchyard-limits",
-                "switchyard-messages"]  # see the factories in main()
+                "switchyard-messages", "switchyard-callback", "switchyard-callback-down"]  # see main()
 DEFAULT_TARGETS = ["direct", "nginx", "switchyard"]
 CACHED_KEYS = 100_000     # keys used once by a fresh gateway for "RSS with 100,000 keys cached"
 SIZES = {"1k": 1024, "100k": 100 * 1024, "1m": 1024 * 1024}
@@ -555,6 +556,11 @@ UPSTREAM_SERVERS = """\
       default_type {ctype};
 {messages_payload}
     }}
+    # The switchyard-callback target's live callback receiver (generic_api batches).
+    location = /callbacks {{
+      default_type application/json;
+      return 200 '{{"ok":true}}';
+    }}
     location / {{ return 404; }}
   }}
 """
@@ -965,6 +971,24 @@ def check_target(target: Target) -> None:
         if not ok:
             raise BenchError(f"{target.label}: {MODE_LABEL[mode]} {size}-byte request answered "
                              f"{r.status}: {data[:400]!r}")
+    if getattr(target, "callback_name", None):
+        # The callback must really deliver: its receiver accepted the events of these requests.
+        deadline = time.monotonic() + 15
+        pattern = re.compile(r'^switchyard_callback_events_total\{callback="' + re.escape(target.callback_name) +
+                             r'",outcome="sent"\} (\S+)$', re.M)
+        while True:
+            conn = http.client.HTTPConnection("127.0.0.1", target.port("json"), timeout=15)
+            try:
+                conn.request("GET", "/metrics")
+                text = conn.getresponse().read().decode()
+            finally:
+                conn.close()
+            m = pattern.search(text)
+            if m and float(m.group(1)) >= 4:
+                break
+            if time.monotonic() > deadline:
+                raise BenchError(f"{target.label}: the callback receiver did not get the check requests' events")
+            time.sleep(0.2)
 
 
 # --------------------------------------------------------------------------- RSS with N keys cached
@@ -1574,7 +1598,9 @@ def parse_args(argv):
                         "switchyard-cache-mem / -cache-redis = every request a response-cache hit from memory / "
                         "from Redis alone, switchyard-unique / -cache-miss = every request a body of its own "
                         "(bench/post_unique.lua), cache off / on (all misses), "
-                        "switchyard-nometrics = the switchyard setup with Prometheus metrics off")
+                        "switchyard-nometrics = the switchyard setup with Prometheus metrics off, "
+                        "switchyard-callback = the switchyard setup with metrics and a generic_api callback "
+                        "to a live receiver, switchyard-callback-down = the same with the receiver down")
     p.add_argument("--scenarios", default="",
                    help="comma list, e.g. json-1k-64c,sse-1k-1c (default: all 12; --quick: 5)")
     p.add_argument("--rounds", type=int, default=None, help="rounds per (scenario, target) (default 3; quick 2)")
@@ -1778,6 +1804,24 @@ def main(argv) -> int:
                 stages="virtual key, router; Postgres and Redis; /v1/messages to an Anthropic deployment",
                 virtual_key=True, messages=True),
         })
+        # Metrics on (the default) and one logging callback (generic_api, docs/observability.md)
+        # batching every request's event, with its content, to a live receiver (the upstream
+        # nginx answers 200): compare with switchyard-nometrics and switchyard in one run.
+        def with_callback(t: SwitchyardTarget) -> SwitchyardTarget:
+            t.callback_name = "generic_api"
+            return t
+        factories["switchyard-callback"] = lambda: with_callback(gateway(
+            name="switchyard-callback", label="SWITCHYARD (metrics + generic_api callback)",
+            stages="virtual key, router; Postgres and Redis; metrics on; generic_api callback to a live receiver",
+            virtual_key=True, extra_config="litellm_settings: {callbacks: [generic_api]}\n",
+            extra_env={"GENERIC_LOGGER_ENDPOINT": f"http://127.0.0.1:{up_ports['json']}/callbacks"}))
+        # The same with the receiver down (nothing listens on its port): every batch fails,
+        # is retried with backoff and dropped; requests must not notice.
+        factories["switchyard-callback-down"] = lambda: gateway(
+            name="switchyard-callback-down", label="SWITCHYARD (metrics + callback, receiver down)",
+            stages="virtual key, router; Postgres and Redis; metrics on; generic_api callback to a closed port",
+            virtual_key=True, extra_config="litellm_settings: {callbacks: [generic_api]}\n",
+            extra_env={"GENERIC_LOGGER_ENDPOINT": f"http://127.0.0.1:{free_port()}/callbacks"})
         assert list(factories) == TARGET_NAMES
         targets = [make() for name, make in factories.items() if name in targets_wanted]
         for t in targets:

@@ -46,6 +46,7 @@ using handler_result = net::awaitable<core::result<json>>;
 handler_result deployment_health(const route_context& c);
 handler_result health_backlog(const route_context& c);
 handler_result active_callbacks(const route_context& c);
+handler_result service_health(const route_context& c);
 
 // keys.cpp
 handler_result key_generate(const route_context& c);

@@ -18,15 +18,30 @@ handler_result health_backlog(const route_context& c) {
 
 handler_result active_callbacks(const route_context& c) {
   const json active = c.deps.callbacks;
-  co_return ok(json{{"alerting", json::array()},
+  const json success = c.deps.success_callbacks;
+  const json failure = c.deps.failure_callbacks;
+  co_return ok(json{{"alerting", c.deps.alerting},
                     {"litellm.callbacks", active},
                     {"litellm.input_callback", json::array()},
-                    {"litellm.success_callback", active},
-                    {"litellm.failure_callback", active},
-                    {"litellm._async_success_callback", active},
-                    {"litellm._async_failure_callback", active},
+                    {"litellm.success_callback", success},
+                    {"litellm.failure_callback", failure},
+                    {"litellm._async_success_callback", success},
+                    {"litellm._async_failure_callback", failure},
                     {"all_litellm_callbacks", active},
                     {"num_callbacks", active.size()}});
+}
+
+// LiteLLM's /health/services: checks one configured callback (or alerting channel).
+handler_result service_health(const route_context& c) {
+  auto service = query_param(c.req.query, "service");
+  if (!service || service->empty()) {
+    co_return core::make_error(core::errc::bad_request, "Service must be specified: /health/services?service=<name>",
+                               "service");
+  }
+  if (!c.deps.service_health) {
+    co_return core::make_error(core::errc::bad_request, "Service not configured: " + *service, "service");
+  }
+  co_return co_await c.deps.service_health(std::move(*service));
 }
 
 }  // namespace switchyard::admin

@@ -88,6 +88,8 @@ constexpr route table[] = {
     {"/health",              {},                      get,            admin_read,    false, deployment_health},
     {"/health/backlog",      {},                      get,            anyone,        false, health_backlog},
     {"/active/callbacks",    {},                      get,            anyone,        false, active_callbacks},
+    // Reaches out to a configured callback or alerting channel: admins.
+    {"/health/services",     {},                      get,            admin_read,    false, service_health},
 
     // The model list needs no database: it answers from the config, also before the
     // migrations ran.

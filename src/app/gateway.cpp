@@ -19,6 +19,8 @@
 #include "switchyard/pipeline/health_checker.hpp"
 #include "switchyard/pipeline/llm_pipeline.hpp"
 #include "switchyard/pipeline/metrics_observer.hpp"
+#include "switchyard/pipeline/alerting.hpp"
+#include "switchyard/pipeline/callbacks.hpp"
 #include "switchyard/pipeline/responses_api.hpp"
 #include "switchyard/pipeline/spend_observer.hpp"
 #include "switchyard/spend/cost_logger.hpp"
@@ -436,7 +438,7 @@ struct gateway::impl {
         signals(ioc, SIGINT, SIGTERM),
         grace_timer(ioc) {
     register_process_metrics();
-    warn_unsupported_callbacks();
+    wire_observability();
     key_auth.set_route_rules({cfg->general.allowed_routes, cfg->general.admin_only_routes});
   }
 
@@ -529,6 +531,11 @@ struct gateway::impl {
   std::unique_ptr<metrics::loop_lag_probe> loop_lag =
       metrics_reg ? std::make_unique<metrics::loop_lag_probe>(ioc.get_executor(), *metrics_reg) : nullptr;
   std::unique_ptr<pipeline::metrics_observer> metrics_obs = make_metrics_observer();
+  // Logging callbacks and alerting (docs/observability.md): one sender per configured
+  // callback, the observer that queues each request's event, the alerter.
+  std::vector<std::unique_ptr<pipeline::callback_sender>> callback_senders = make_callback_senders();
+  std::unique_ptr<pipeline::callback_observer> callback_obs = make_callback_observer();
+  std::unique_ptr<pipeline::alerter> alerts = make_alerter();
   std::size_t llm_in_flight = 0;  // LLM requests being served (/health/backlog)
   // GET /health and the background checks (docs/observability.md).
   pipeline::health_checker health_check{
@@ -547,6 +554,8 @@ struct gateway::impl {
   admin::management_api management{{key_auth, db.get(), key_invalidation.get(), cfg, &pricer, response_cache.get(),
                                     [this](std::string model) { return health_check.report(std::move(model)); },
                                     [this] { return llm_in_flight; }, active_callbacks(),
+                                    callbacks_for(true), callbacks_for(false), alerting_channels(),
+                                    [this](std::string service) { return check_service(std::move(service)); },
                                     [this] { reset_timer.cancel(); }}};
   http::server server;
   net::signal_set signals;
@@ -713,6 +722,16 @@ struct gateway::impl {
     if (metrics_obs) {
       e.observers.push_back(metrics_obs.get());
     }
+    if (callback_obs) {
+      e.observers.push_back(callback_obs.get());
+      for (const auto& s : callback_senders) {
+        e.tracing = e.tracing || s->target().kind == "otel";
+      }
+      e.keep_response = !litellm_flag(*cfg, "turn_off_message_logging");
+    }
+    if (alerts) {
+      e.observers.push_back(alerts.get());
+    }
     return e;
   }
 
@@ -729,33 +748,190 @@ struct gateway::impl {
   }
 
   // The callbacks that run: "prometheus" while metrics are on (configured or not: they are
-  // on by default). Others are named in the config but not built: one warning each.
+  // on by default), then each callback whose sender was built.
   std::vector<std::string> active_callbacks() const {
     std::vector<std::string> out;
     if (metrics_reg) {
       out.emplace_back("prometheus");
     }
+    for (const auto& s : callback_senders) {
+      out.push_back(s->target().name);
+    }
     return out;
   }
 
-  void warn_unsupported_callbacks() const {
-    std::vector<std::string> seen;
-    for (const char* key : {"callbacks", "success_callback", "failure_callback"}) {
-      for (auto& n : callback_names(*cfg, key)) {
-        if (std::find(seen.begin(), seen.end(), n) != seen.end()) {
-          continue;
-        }
-        seen.push_back(n);
-        if (n == "prometheus") {
-          if (!metrics_reg) {
-            spdlog::warn("litellm_settings.{}: prometheus is configured but SWITCHYARD_DISABLE_METRICS=1 turns "
-                         "metrics off",
-                         key);
-          }
-        }
-        // Other callbacks are named in the config's one "recognised, not supported" warning.
+  // Those called on success (true) or on failure (false).
+  std::vector<std::string> callbacks_for(bool success) const {
+    std::vector<std::string> out;
+    if (metrics_reg) {
+      out.emplace_back("prometheus");
+    }
+    for (const auto& s : callback_senders) {
+      if (success ? s->target().on_success : s->target().on_failure) {
+        out.push_back(s->target().name);
       }
     }
+    return out;
+  }
+
+  std::vector<std::string> alerting_channels() const {
+    std::vector<std::string> out;
+    if (alerts && !alerts->settings().slack_url.empty()) {
+      out.emplace_back("slack");
+    }
+    if (alerts && !alerts->settings().webhook_url.empty()) {
+      out.emplace_back("webhook");
+    }
+    return out;
+  }
+
+  static std::string getenv_str(const char* name) {
+    const char* v = std::getenv(name);
+    return v != nullptr ? std::string(v) : std::string();
+  }
+
+  // litellm_settings.callbacks / success_callback / failure_callback: a sender for each
+  // name that can run (callbacks: called on success and failure; success_callback /
+  // failure_callback: on that one); one warning for each that cannot.
+  std::vector<std::unique_ptr<pipeline::callback_sender>> make_callback_senders() {
+    std::vector<std::unique_ptr<pipeline::callback_sender>> out;
+    std::vector<std::pair<std::string, std::pair<bool, bool>>> names;  // name -> (success, failure)
+    for (const char* key : {"callbacks", "success_callback", "failure_callback"}) {
+      for (auto& n : callback_names(*cfg, key)) {
+        const bool succ = std::string_view(key) != "failure_callback";
+        const bool fail = std::string_view(key) != "success_callback";
+        auto it = std::find_if(names.begin(), names.end(), [&](const auto& p) { return p.first == n; });
+        if (it == names.end()) {
+          names.push_back({n, {succ, fail}});
+        } else {
+          it->second.first = it->second.first || succ;
+          it->second.second = it->second.second || fail;
+        }
+      }
+    }
+    pipeline::sender_options so;
+    so.batch_size = std::max<std::size_t>(1, env_size("SWITCHYARD_CALLBACK_BATCH_SIZE", so.batch_size));
+    so.flush_interval = env_ms("SWITCHYARD_CALLBACK_FLUSH_MS", so.flush_interval);
+    so.queue_capacity = std::max<std::size_t>(1, env_size("SWITCHYARD_CALLBACK_QUEUE", so.queue_capacity));
+    so.max_retries = static_cast<int>(env_size("SWITCHYARD_CALLBACK_RETRIES", static_cast<std::size_t>(so.max_retries)));
+    so.backoff_base = env_ms("SWITCHYARD_CALLBACK_BACKOFF_MS", so.backoff_base);
+    for (const auto& [name, when] : names) {
+      if (name == "prometheus") {
+        if (!metrics_reg) {
+          spdlog::warn("litellm_settings: prometheus is configured but SWITCHYARD_DISABLE_METRICS=1 turns metrics off");
+        }
+        continue;
+      }
+      auto t = pipeline::make_callback_target(name, cfg->callback_settings, &getenv_str);
+      if (!t.target) {
+        spdlog::warn("litellm_settings: callback '{}' is not run: {}", name, t.error);
+        continue;
+      }
+      t.target->on_success = t.target->on_success && when.first;
+      t.target->on_failure = t.target->on_failure && when.second;
+      spdlog::info("callback {} ({}): batches to {} (on success: {}, on failure: {})", name, t.target->kind,
+                   t.target->url, t.target->on_success, t.target->on_failure);
+      out.push_back(std::make_unique<pipeline::callback_sender>(std::move(*t.target), caller, so,
+                                                                pipeline::steady_sender_clock(ioc.get_executor())));
+    }
+    return out;
+  }
+
+  std::unique_ptr<pipeline::callback_observer> make_callback_observer() {
+    if (callback_senders.empty()) {
+      return nullptr;
+    }
+    pipeline::event_options o;
+    o.log_content = !litellm_flag(*cfg, "turn_off_message_logging");
+    o.redact_caller = litellm_flag(*cfg, "redact_user_api_key_info");
+    if (!cfg->general.master_key.empty()) {
+      o.master_key_hash = core::sha256_hex(cfg->general.master_key);
+    }
+    std::vector<pipeline::callback_sender*> senders;
+    for (auto& s : callback_senders) {
+      senders.push_back(s.get());
+    }
+    return std::make_unique<pipeline::callback_observer>(std::move(senders), pricer, std::move(o), metrics_reg.get());
+  }
+
+  std::unique_ptr<pipeline::alerter> make_alerter() {
+    std::vector<std::string> warnings;
+    auto s = pipeline::alerting_settings::from(*cfg, &getenv_str, warnings);
+    for (const auto& w : warnings) {
+      spdlog::warn("{}", w);
+    }
+    if (!s.enabled()) {
+      return nullptr;
+    }
+    spdlog::info("alerting:{}{} (slow requests past {} s)", s.slack_url.empty() ? "" : " slack",
+                 s.webhook_url.empty() ? "" : " webhook", s.threshold_s);
+    return std::make_unique<pipeline::alerter>(std::move(s), caller, pipeline::steady_sender_clock(ioc.get_executor()));
+  }
+
+  // Metrics of the callbacks and alerts; health checks and the database feed the alerter.
+  void wire_observability() {
+    if (metrics_reg) {
+      std::vector<const pipeline::callback_sender*> senders;
+      for (const auto& s : callback_senders) {
+        senders.push_back(s.get());
+      }
+      pipeline::register_callback_metrics(*metrics_reg, std::move(senders));
+      if (alerts) {
+        alerts->register_metrics(*metrics_reg);
+      }
+    }
+    if (alerts) {
+      health_check.on_unhealthy([a = alerts.get()](const nlohmann::json& e) {
+        a->deployment_unhealthy(e.value("model_id", std::string()), e.value("model_name", std::string()),
+                                e.value("error", std::string()));
+      });
+    }
+  }
+
+  // /health/services?service=: a configured callback (an empty batch to its endpoint) or
+  // alerting channel (a test alert to its URL).
+  net::awaitable<core::result<nlohmann::json>> check_service(std::string service) {
+    std::optional<pipeline::callback_target> t;
+    for (const auto& s : callback_senders) {
+      if (s->target().name == service) {
+        t = s->target();
+      }
+    }
+    if (!t && alerts && (service == "slack" || service == "webhook")) {
+      const auto& st = alerts->settings();
+      const std::string& url = service == "slack" ? st.slack_url : st.webhook_url;
+      if (!url.empty()) {
+        t.emplace();
+        t->name = service;
+        t->kind = service;
+        t->url = url;
+        t->encode = [](const std::vector<std::shared_ptr<const pipeline::callback_event>>&) {
+          return nlohmann::json{{"text", "Switchyard test alert from /health/services"},
+                                {"event", "test_alert"},
+                                {"event_message", "Switchyard test alert from /health/services"}}
+              .dump();
+        };
+      }
+    }
+    if (!t) {
+      std::vector<std::string> known;
+      for (const auto& s : callback_senders) {
+        known.push_back(s->target().name);
+      }
+      for (auto& a : alerting_channels()) {
+        known.push_back(std::move(a));
+      }
+      co_return core::make_error(core::errc::bad_request,
+                                 "Service not configured: " + service + ". Configured: [" + fmt::format("{}", fmt::join(known, ", ")) + "]",
+                                 "service");
+    }
+    auto r = co_await pipeline::check_callback(*t, caller);
+    if (r.value("status", "") != "healthy") {
+      auto e = core::make_error(core::errc::unavailable, "Service unhealthy: " + r.value("error", std::string()));
+      co_return e;
+    }
+    co_return core::result<nlohmann::json>{boost::system::in_place_value,
+                                           nlohmann::json{{"status", "success"}, {"message", r.value("message", std::string())}}};
   }
 
   // Gauges and counters that mirror state kept elsewhere: read when /metrics is scraped.
@@ -836,6 +1012,12 @@ struct gateway::impl {
             loop_lag->stop();
           }
           health_check.stop();
+          for (auto& s : callback_senders) {
+            s->stop();  // what is queued goes out once more, without retries, until the loop stops
+          }
+          if (alerts) {
+            alerts->stop();
+          }
           if (limits_engine) {
             // Queued settles reach Redis (parallel slots, budgets) before the loop stops.
             co_await limits_engine->drain(std::min(deadline, std::chrono::steady_clock::now() + std::chrono::seconds{2}));
@@ -941,6 +1123,9 @@ struct gateway::impl {
           if (!warned) {
             spdlog::warn("postgres not ready: {}; retrying in the background", applied.error().message);
             warned = true;
+            if (alerts) {
+              alerts->database_error("postgres not ready: " + applied.error().message);
+            }
           }
         }
       } else {
@@ -956,6 +1141,9 @@ struct gateway::impl {
             }
           } else {
             spdlog::warn("postgres unreachable: {}", r.error().message);
+            if (alerts) {
+              alerts->database_error("postgres unreachable: " + r.error().message);
+            }
           }
         }
         db_ok = ok;
@@ -1092,6 +1280,9 @@ struct gateway::impl {
                          s.spend, *s.soft_budget, s.max_budget ? fmt::format("{:.6f}", *s.max_budget) : "none");
             if (crossed != nullptr) {
               crossed->with({s.level}).inc();
+            }
+            if (alerts) {
+              alerts->soft_budget_crossed(s.level, s.id, s.alias, s.spend, *s.soft_budget, s.max_budget);
             }
           }
         }
@@ -1334,6 +1525,12 @@ int gateway::run() {
   m.server.start();
   if (m.loop_lag) {
     m.loop_lag->start();
+  }
+  for (auto& s : m.callback_senders) {
+    net::co_spawn(m.ioc, [sp = s.get()]() { return sp->run(); }, net::detached);
+  }
+  if (m.alerts) {
+    net::co_spawn(m.ioc, [a = m.alerts.get()]() { return a->run(); }, net::detached);
   }
   if (m.health_check.options().background) {
     spdlog::info("background health checks every {} s", m.health_check.options().interval.count() / 1000.0);

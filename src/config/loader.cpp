@@ -76,8 +76,8 @@ struct model_ref {
 // The sections of one file after its includes were merged in.
 struct merged_sections {
   std::vector<model_ref> models;
-  node router, litellm, general, env;  // null or mapping
-  std::vector<node> credentials;       // credential_list entries, the file's own first
+  node router, litellm, general, env, callbacks;  // null or mapping (callbacks: callback_settings)
+  std::vector<node> credentials;                  // credential_list entries, the file's own first
 };
 
 // litellm_params that are request parameters: sent upstream when the request does not
@@ -212,6 +212,10 @@ class loader {
     for (std::size_t i = 0; i < m.credentials.size(); ++i) {
       resolve_env(m.credentials[i], "credential_list[" + std::to_string(i) + "]");
     }
+    resolve_env(m.callbacks, "callback_settings");
+    if (m.callbacks.is_mapping()) {
+      cfg_.callback_settings = to_json(m.callbacks);
+    }
 
     parse_credentials(m.credentials);
     // The settings first: ignore_invalid_deployments, drop lists and default params
@@ -251,6 +255,12 @@ class loader {
     merged_sections own;
     const map_entry* include = nullptr;
     for (const auto& e : root.entries) {
+      if (e.key == "callback_settings") {
+        if (e.value.is_mapping()) {
+          own.callbacks = e.value;
+        }
+        continue;
+      }
       if (auto note = detail::ignored_top_level_note(e.key); !note.empty()) {
         report_unsupported(e.key, std::string(note), *e.value.file, e.key_line);
         continue;
@@ -325,6 +335,7 @@ class loader {
       merge_mapping(acc.litellm, got.litellm);
       merge_mapping(acc.general, got.general);
       merge_mapping(acc.env, got.env);
+      merge_mapping(acc.callbacks, got.callbacks);
     };
     if (include->value.is_sequence()) {
       for (std::size_t i = 0; i < include->value.items.size(); ++i) {
@@ -348,6 +359,8 @@ class loader {
     out.litellm = std::move(acc.litellm);
     out.general = std::move(acc.general);
     out.env = std::move(acc.env);
+    out.callbacks = std::move(acc.callbacks);
+    merge_mapping(out.callbacks, own.callbacks);
     merge_mapping(out.router, own.router);
     merge_mapping(out.litellm, own.litellm);
     merge_mapping(out.general, own.general);
@@ -1060,7 +1073,8 @@ class loader {
         o.supported_call_types = std::move(types);
       }
     }
-    // Callbacks: only prometheus is served (/metrics); any other name is reported.
+    // Callbacks: prometheus (/metrics), otel, langfuse, generic_api and webhook run
+    // (docs/observability.md, "Callbacks"); any other name is reported.
     for (const char* key : {"callbacks", "success_callback", "failure_callback"}) {
       const node* cb = l.find(key);
       if (cb == nullptr || cb->is_null()) {
@@ -1068,7 +1082,8 @@ class loader {
       }
       std::vector<std::string> others;
       auto consider = [&others](const node& n) {
-        if (n.is_scalar() && n.text != "prometheus") {
+        static constexpr std::string_view served[] = {"prometheus", "otel", "langfuse", "generic_api", "webhook"};
+        if (n.is_scalar() && std::find(std::begin(served), std::end(served), n.text) == std::end(served)) {
           others.push_back(n.text);
         }
       };
@@ -1084,7 +1099,7 @@ class loader {
         for (const auto& n : others) {
           names += (names.empty() ? "" : ", ") + n;
         }
-        report_unsupported(p + "." + key, "ignored: only prometheus is served; not sent to " + names, *cb->file,
+        report_unsupported(p + "." + key, "ignored: the callbacks served are prometheus, otel, langfuse, generic_api and webhook; not sent to " + names, *cb->file,
                            cb->line);
       }
     }

@@ -1,4 +1,5 @@
 #include "switchyard/pipeline/attempt_loop.hpp"
+#include "switchyard/pipeline/llm_pipeline.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -164,6 +165,9 @@ net::awaitable<std::optional<core::error>> attempt_loop::attempt_on(request_ctx&
     a.retry = retry;
     a.fallback = ctx.attempted_fallbacks;
     a.mock = is_mock;
+    if (!ctx.out.trace.trace_id.empty()) {
+      a.span_id = new_span_id();
+    }
   }
   ctx.attempt_started = clock::now();
   ctx.out.attempts.back().start = ctx.attempt_started;

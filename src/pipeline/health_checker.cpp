@@ -303,6 +303,9 @@ net::awaitable<void> health_checker::run_background() {
       std::vector<std::string> names;
       for (const auto& e : out["unhealthy_endpoints"]) {
         names.push_back(e.value("model_id", std::string()));
+        if (on_unhealthy_) {
+          on_unhealthy_(e);
+        }
       }
       spdlog::warn("health checks: {} unhealthy deployment(s) held back from routing: {}", names.size(),
                    fmt::join(names, ", "));

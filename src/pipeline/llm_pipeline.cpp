@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include <exception>
+#include <random>
 
 namespace switchyard::pipeline {
 
@@ -57,7 +58,58 @@ bool flag(const nlohmann::json& section, const char* name) {
   return it->is_boolean() ? it->get<bool>() : it->is_string() && (*it == "true" || *it == "True");
 }
 
+bool is_hex(std::string_view s) {
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool all_zero(std::string_view s) { return s.find_first_not_of('0') == std::string_view::npos; }
+
+std::string random_hex_digits(std::size_t n) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out(n, '0');
+  for (;;) {
+    std::uint64_t r = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i % 16 == 0) {
+        r = rng();
+      }
+      out[i] = digits[r & 0xf];
+      r >>= 4;
+    }
+    if (!all_zero(out)) {
+      return out;
+    }
+  }
+}
+
 }  // namespace
+
+std::string new_span_id() { return random_hex_digits(16); }
+
+trace_context trace_context_of(std::string_view tp) {
+  trace_context t;
+  // version "00": exactly 55 characters; a later version may append fields after a '-'.
+  const bool shaped = tp.size() >= 55 && tp[2] == '-' && tp[35] == '-' && tp[52] == '-' &&
+                      (tp.size() == 55 || tp[55] == '-') && tp.substr(0, 2) != "ff";
+  if (shaped && is_hex(tp.substr(0, 2)) && is_hex(tp.substr(3, 32)) && is_hex(tp.substr(36, 16)) &&
+      is_hex(tp.substr(53, 2)) && !all_zero(tp.substr(3, 32)) && !all_zero(tp.substr(36, 16)) &&
+      !(tp.substr(0, 2) == "00" && tp.size() != 55)) {
+    t.trace_id = std::string(tp.substr(3, 32));
+    t.parent_span_id = std::string(tp.substr(36, 16));
+    const int flags = std::stoi(std::string(tp.substr(53, 2)), nullptr, 16);
+    t.sampled = (flags & 1) != 0;
+  } else {
+    t.trace_id = random_hex_digits(32);
+  }
+  t.span_id = new_span_id();
+  return t;
+}
 
 struct llm_pipeline::parts {
   parts(std::shared_ptr<const config::config> cfg, const auth::key_authenticator& auth, router::router& rt,
@@ -91,7 +143,10 @@ struct llm_pipeline::parts {
 
 llm_pipeline::llm_pipeline(std::shared_ptr<const config::config> cfg, const auth::key_authenticator& auth,
                            router::router& rt, upstream_caller& upstream, extensions ext)
-    : parts_(std::make_unique<parts>(std::move(cfg), auth, rt, upstream, ext.responses)), prices_(ext.prices) {
+    : parts_(std::make_unique<parts>(cfg, auth, rt, upstream, ext.responses)),
+      prices_(ext.prices),
+      tracing_(ext.tracing),
+      keep_response_(ext.keep_response || cfg->general.store_prompts_in_spend_logs) {
   // The chain, top to bottom. Optional stages sit where they are listed.
   chain_.push_back(&parts_->auth);
   chain_.push_back(&parts_->parse);
@@ -119,6 +174,11 @@ net::awaitable<void> llm_pipeline::handle(http::request& req, http::responder& r
   ctx.route = names_of(type).route;
   ctx.path_model = std::move(path_model);
   ctx.prices = prices_;
+  ctx.keep_response = keep_response_;
+  if (tracing_) {
+    ctx.out.trace = trace_context_of(req.header("traceparent"));
+    ctx.out.stages.reserve(6);
+  }
   ctx.resp.take_access_log();  // finish writes it, with the outcome
   finish_guard guard{this, ctx, &llm_pipeline::finish};
   bool crashed = false;
@@ -166,10 +226,16 @@ void llm_pipeline::finish_count(request_ctx& ctx) noexcept {
 }
 
 net::awaitable<void> llm_pipeline::run_chain(request_ctx& ctx, const std::vector<stage*>& chain) {
+  const bool timed = tracing_ && &chain == &chain_;
   for (stage* s : chain) {
+    const bool timed_stage = timed && s != &parts_->provider;
+    const auto t0 = timed_stage ? clock::now() : clock::time_point{};
     auto v = s->run(ctx);  // a plain call: no coroutine frame unless the stage waits
     if (v.s == step::wait) {
       v = co_await s->run_async(ctx);
+    }
+    if (timed_stage) {
+      ctx.out.stages.push_back({s->name(), t0, clock::now()});
     }
     if (v.s == step::answered) {
       if (s != chain.back()) {

@@ -122,7 +122,7 @@ net::awaitable<std::optional<core::error>> provider_call::messages_passthrough(r
   }
   const auto timeout = ctx.stream ? stream_timeout_of(d) : timeout_of(d);
   auto ur = upstream_request_of(std::move(*call), timeout);
-  const bool keep = cfg_->general.store_prompts_in_spend_logs;
+  const bool keep = ctx.keep_response;
 
   if (!ctx.stream) {
     auto r = co_await send_upstream(ctx, upstream_, std::move(ur), timeout, nullptr);
@@ -257,7 +257,7 @@ net::awaitable<std::optional<core::error>> provider_call::messages_translated(re
   }
   const auto timeout = ctx.stream ? stream_timeout_of(d) : timeout_of(d);
   auto ur = upstream_request_of(std::move(*call), timeout);
-  const bool keep = cfg_->general.store_prompts_in_spend_logs;
+  const bool keep = ctx.keep_response;
 
   if (!ctx.stream) {
     auto r = co_await send_upstream(ctx, upstream_, std::move(ur), timeout, &adapter);

@@ -207,7 +207,7 @@ net::awaitable<std::optional<core::error>> provider_call::call(request_ctx& ctx)
     ctx.usage = tr->tokens;
     http::response out;
     out.body = std::move(tr->body);
-    if (cfg_->general.store_prompts_in_spend_logs) {
+    if (ctx.keep_response) {
       ctx.kept_bytes = out.body.size();
       ctx.kept_response.assign(out.body, 0, std::min(out.body.size(), spend::max_stored_bytes));
     }
@@ -239,7 +239,7 @@ net::awaitable<std::optional<core::error>> provider_call::relay_stream(request_c
   std::string out;
   bool head_sent = false;
   std::optional<core::error> failure;
-  const bool keep_text = cfg_->general.store_prompts_in_spend_logs;
+  const bool keep_text = ctx.keep_response;
 
   auto take_payloads = [&] {  // pending payloads -> SSE frames in `out`
     out.clear();

@@ -106,11 +106,31 @@ core::error upstream_status_error(const config::deployment& d, const providers::
   return e;
 }
 
+// Tracing on: the provider gets the attempt's span as its parent (W3C traceparent),
+// replacing any traceparent a deployment's extra_headers carried.
+void add_traceparent(const request_ctx& ctx, upstream::request& req) {
+  const auto& t = ctx.out.trace;
+  if (t.trace_id.empty() || ctx.out.attempts.empty() || ctx.out.attempts.back().span_id.empty()) {
+    return;
+  }
+  std::string v = "00-" + t.trace_id + "-" + ctx.out.attempts.back().span_id + (t.sampled ? "-01" : "-00");
+  for (auto& [k, val] : req.headers) {
+    if (k.size() == 11 && std::equal(k.begin(), k.end(), "traceparent", [](char a, char b) {
+          return (a >= 'A' && a <= 'Z' ? static_cast<char>(a - 'A' + 'a') : a) == b;
+        })) {
+      val = std::move(v);
+      return;
+    }
+  }
+  req.headers.emplace_back("traceparent", std::move(v));
+}
+
 net::awaitable<core::result<upstream::response>> send_upstream(request_ctx& ctx, upstream_caller& up,
                                                                upstream::request req,
                                                                std::chrono::milliseconds timeout,
                                                                const providers::adapter* adapter) {
   const auto& d = *ctx.dep;
+  add_traceparent(ctx, req);
   const auto t0 = clock::now();
   auto r = co_await up.send(std::move(req));
   ctx.upstream_time += clock::now() - t0;
@@ -128,6 +148,7 @@ net::awaitable<core::result<std::unique_ptr<upstream::body_stream>>> open_upstre
     request_ctx& ctx, upstream_caller& up, upstream::request req, std::chrono::milliseconds timeout,
     const providers::adapter* adapter) {
   const auto& d = *ctx.dep;
+  add_traceparent(ctx, req);
   const auto t0 = clock::now();
   auto opened = co_await up.open(std::move(req));
   ctx.upstream_time += clock::now() - t0;

@@ -496,7 +496,7 @@ net::awaitable<std::optional<core::error>> responses_call::native(request_ctx& c
   const auto timeout = ctx.stream ? chat_.stream_timeout_of(d) : chat_.timeout_of(d);
   ur.timeout = timeout;
   ur.connect_timeout = std::min(timeout, std::chrono::milliseconds{10'000});
-  const bool keep_prompts = cfg_->general.store_prompts_in_spend_logs;
+  const bool keep_prompts = ctx.keep_response;
 
   if (!ctx.stream) {
     auto r = co_await send_upstream(ctx, upstream_, std::move(ur), timeout, &adapter);
@@ -575,7 +575,7 @@ net::awaitable<std::optional<core::error>> responses_call::translated(request_ct
     co_return chat.error();
   }
   auto meta = make_meta(ctx);
-  const bool keep_prompts = cfg_->general.store_prompts_in_spend_logs;
+  const bool keep_prompts = ctx.keep_response;
 
   if (mock != nullptr) {
     const long long created = meta.created_at;

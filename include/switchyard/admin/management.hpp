@@ -53,7 +53,15 @@ struct management_deps {
   // model (empty: all); unset: 500. /health/backlog: LLM requests in flight now.
   std::function<net::awaitable<core::result<nlohmann::json>>(std::string model)> deployment_health;
   std::function<std::size_t()> in_flight;
-  std::vector<std::string> callbacks;  // the callbacks that run (/active/callbacks)
+  // The callbacks that run (/active/callbacks): all of them, those called on success, on
+  // failure; and the alerting channels.
+  std::vector<std::string> callbacks;
+  std::vector<std::string> success_callbacks;
+  std::vector<std::string> failure_callbacks;
+  std::vector<std::string> alerting;
+  // /health/services?service=<name>: checks a configured callback or alerting channel
+  // (an error: not configured / unhealthy); unset: 400 for every name.
+  std::function<net::awaitable<core::result<nlohmann::json>>(std::string service)> service_health;
   // Called after every successful management write (the budget reset job re-reads when
   // the next reset is due); may be empty.
   std::function<void()> budgets_changed;

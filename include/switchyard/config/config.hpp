@@ -181,6 +181,9 @@ struct config {
   std::vector<unsupported_key> unsupported;
   std::vector<std::string> files;     // every file read: `path` first, then includes in load order
   std::map<std::string, std::string> environment_variables;  // as exported (values are secrets)
+  // The top-level callback_settings section (named callbacks' settings, e.g. a generic_api
+  // endpoint and headers), os.environ/ resolved; an empty object when absent.
+  nlohmann::json callback_settings = nlohmann::json::object();
 
   // Model names in model_list order, deduplicated.
   std::vector<std::string> model_names() const;

@@ -60,6 +60,8 @@ class health_checker {
   net::awaitable<void> run_background();
   void stop();
   const health_options& options() const { return opts_; }
+  // Called by the background loop with each unhealthy endpoint of a run (alerting).
+  void on_unhealthy(std::function<void(const nlohmann::json& endpoint)> fn) { on_unhealthy_ = std::move(fn); }
 
  private:
   struct result {
@@ -81,6 +83,7 @@ class health_checker {
   router::router& router_;
   health_options opts_;
   publisher publish_;
+  std::function<void(const nlohmann::json&)> on_unhealthy_;
   net::steady_timer tick_;
   bool stopped_ = false;
   // The last background run: (model_name + "\n" + litellm_params.model, result) per deployment.

@@ -36,7 +36,19 @@ struct extensions {
   // Where /v1/responses conversations of translated providers are kept (null: a store of
   // the pipeline's own, memory only).
   responses_store* responses = nullptr;
+  // A trace callback is configured: requests get a W3C trace context (the client's
+  // `traceparent` as parent), stage timings and per-attempt span ids, and providers get a
+  // `traceparent` header (outcome.hpp).
+  bool tracing = false;
+  // A callback logs message content: the answer is kept for it (as store_prompts does).
+  bool keep_response = false;
 };
+
+// The client's W3C `traceparent` ("00-<32 hex>-<16 hex>-<2 hex>"), or a fresh trace when
+// it is absent or malformed (all-zero ids are invalid); a new span id for the request.
+trace_context trace_context_of(std::string_view traceparent);
+// 16 lower-case hex digits, never all zero (a fast PRNG: unique, not secret).
+std::string new_span_id();
 
 class llm_pipeline {
  public:
@@ -63,6 +75,8 @@ class llm_pipeline {
   std::vector<stage*> count_chain_;
   std::vector<observer*> observers_;
   spend::pricer* prices_ = nullptr;
+  bool tracing_ = false;
+  bool keep_response_ = false;
 };
 
 }  // namespace switchyard::pipeline

@@ -34,6 +34,27 @@ struct attempt {
   int fallback = 0;  // 0 in the requested group, n in the n-th fallback group tried
   bool mock = false; // answered by mock_response, no provider call
   bool cooled = false;  // this failure put the deployment in cooldown
+  // Tracing on (a trace callback configured): this attempt's span id (16 hex digits), also
+  // sent to the provider as the parent in its `traceparent` header. Empty otherwise.
+  std::string span_id;
+};
+
+// W3C trace context of a request, filled only while a trace callback is configured: the
+// trace id and parent span from the client's `traceparent` (else a new trace), and the
+// request's own span id. Empty trace_id: tracing is off.
+struct trace_context {
+  std::string trace_id;        // 32 hex digits
+  std::string parent_span_id;  // 16 hex digits, empty when the client sent none
+  std::string span_id;         // 16 hex digits: the request's span
+  bool sampled = true;         // the client's trace-flags sampled bit (kept for the provider)
+};
+
+// When one stage of the chain ran (tracing on only): the child spans auth, parse, limits,
+// route, cache. The provider stage is not listed: its attempts are its spans.
+struct stage_time {
+  const char* name = "";
+  time_point start{};
+  time_point end{};
 };
 
 struct outcome {
@@ -52,6 +73,8 @@ struct outcome {
   // empty: lets observers tell a refusal from a provider answer without parsing errors.
   const char* answered_by = "";
   bool cache_hit = false;  // answered from the response cache (no provider call, cost 0)
+  trace_context trace;             // tracing on only
+  std::vector<stage_time> stages;  // tracing on only, in order
 
   // The attempt that answered (the last one), if any reached a provider.
   const attempt* final_attempt() const { return attempts.empty() ? nullptr : &attempts.back(); }

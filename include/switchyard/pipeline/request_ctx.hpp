@@ -90,8 +90,10 @@ struct request_ctx {
   // general_settings.store_prompts_in_spend_logs only: the answer the client got, for its
   // spend row: the JSON body (its first spend::max_stored_bytes), or a stream's text
   // (content deltas) up to that size; kept_bytes is the whole size.
+  // Also kept (keep_response) when a callback logs message content.
   std::string kept_response;
   std::size_t kept_bytes = 0;
+  bool keep_response = false;  // store_prompts_in_spend_logs, or a callback logs content
   bool finished = false;   // finish ran
   spend::pricer* prices = nullptr;  // for x-litellm-response-cost; null: not priced
   // The response cache (pipeline/cache_stage.hpp): the request's key (sent as

@@ -1,0 +1,243 @@
+// The callbacks' queues and senders, their `finish` observer, metrics and reachability check.
+#include "switchyard/pipeline/callbacks.hpp"
+
+#include "switchyard/pipeline/request_ctx.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace switchyard::pipeline {
+
+using json = nlohmann::json;
+using event_ptr = std::shared_ptr<const callback_event>;
+
+namespace {
+
+class steady_clock_impl final : public sender_clock {
+ public:
+  explicit steady_clock_impl(net::any_io_executor ex) : timer_(std::move(ex)) {}
+  time_point now() const override { return std::chrono::steady_clock::now(); }
+  net::awaitable<void> wait_until(time_point t) override {
+    timer_.expires_at(t);
+    co_await timer_.async_wait(net::as_tuple(net::use_awaitable));  // cancelled by wake()
+  }
+  void wake() override { timer_.cancel(); }
+
+ private:
+  net::steady_timer timer_;
+};
+
+std::string body_excerpt(const std::string& b) {
+  std::string s = b.substr(0, std::min<std::size_t>(b.size(), 200));
+  std::replace(s.begin(), s.end(), '\n', ' ');
+  return s;
+}
+
+}  // namespace
+
+std::unique_ptr<sender_clock> steady_sender_clock(net::any_io_executor ex) {
+  return std::make_unique<steady_clock_impl>(std::move(ex));
+}
+
+std::chrono::milliseconds backoff_delay(const sender_options& o, int n) {
+  auto d = o.backoff_base;
+  for (int i = 0; i < n && d < o.backoff_max; ++i) {
+    d *= 2;
+  }
+  return std::min(d, o.backoff_max);
+}
+
+callback_sender::callback_sender(callback_target target, upstream_caller& up, sender_options opts,
+                                 std::unique_ptr<sender_clock> clk)
+    : target_(std::move(target)), up_(up), opts_(opts), clock_(std::move(clk)) {
+  if (target_.single) {
+    opts_.batch_size = 1;
+  }
+  opts_.batch_size = std::max<std::size_t>(1, opts_.batch_size);
+}
+
+callback_sender::~callback_sender() { *alive_ = false; }
+
+bool callback_sender::push(event_ptr e) noexcept {
+  try {
+    if (stopping_ || queue_.size() >= opts_.queue_capacity) {
+      ++stats_.dropped;
+      return false;
+    }
+    if (queue_.empty()) {
+      oldest_ = clock_->now();
+    }
+    queue_.push_back(std::move(e));
+    ++stats_.queued;
+    if (queue_.size() == opts_.batch_size) {
+      clock_->wake();  // a full batch goes now
+    }
+    return true;
+  } catch (...) {
+    ++stats_.dropped;
+    return false;
+  }
+}
+
+void callback_sender::stop() {
+  stopping_ = true;
+  clock_->wake();
+}
+
+net::awaitable<void> callback_sender::run() {
+  auto alive = alive_;
+  for (;;) {
+    if (!*alive || (stopping_ && queue_.empty())) {
+      co_return;
+    }
+    const bool full = queue_.size() >= opts_.batch_size;
+    const auto now = clock_->now();
+    if (!full && !stopping_ && (queue_.empty() || now < oldest_ + opts_.flush_interval)) {
+      // Nothing due: sleep until the oldest event's interval is over (or a push fills a batch).
+      const auto until = queue_.empty() ? now + opts_.flush_interval : oldest_ + opts_.flush_interval;
+      co_await clock_->wait_until(until);
+      continue;
+    }
+    const std::size_t n = std::min(queue_.size(), opts_.batch_size);
+    std::vector<event_ptr> batch(std::make_move_iterator(queue_.begin()),
+                                 std::make_move_iterator(queue_.begin() + static_cast<std::ptrdiff_t>(n)));
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    // What stays queued is older than now: it is due at once (oldest_ unchanged) unless empty.
+    co_await send_batch(std::move(batch));
+  }
+}
+
+net::awaitable<bool> callback_sender::send_batch(std::vector<event_ptr> batch) {
+  auto alive = alive_;
+  const auto n = batch.size();
+  std::string body;
+  try {
+    body = target_.encode(batch);
+  } catch (const std::exception& e) {
+    spdlog::error("callback {}: could not encode a batch of {} event(s): {}", target_.name, n, e.what());
+    stats_.failed += n;
+    co_return false;
+  }
+  batch.clear();
+  for (int attempt = 0;; ++attempt) {
+    upstream::request req;
+    req.method = "POST";
+    req.url = target_.url;
+    req.headers = target_.headers;
+    req.headers.emplace_back("content-type", "application/json");
+    req.body = body;
+    req.timeout = opts_.timeout;
+    req.connect_timeout = std::min(opts_.timeout, std::chrono::milliseconds{5000});
+    auto r = co_await up_.send(std::move(req));
+    if (!*alive) {
+      co_return false;
+    }
+    if (r && r->status >= 200 && r->status < 300) {
+      stats_.sent += n;
+      ++stats_.batches;
+      co_return true;
+    }
+    const bool retryable = !r || r->status == 408 || r->status == 429 || r->status >= 500;
+    const std::string why = r ? "HTTP " + std::to_string(r->status) + ": " + body_excerpt(r->body) : r.error().message;
+    if (!retryable || attempt >= opts_.max_retries || stopping_) {
+      stats_.failed += n;
+      spdlog::warn("callback {}: {} event(s) dropped after {} attempt(s) to {}: {}", target_.name, n, attempt + 1,
+                   target_.url, why);
+      co_return false;
+    }
+    ++stats_.retries;
+    const auto wait = backoff_delay(opts_, attempt);
+    spdlog::debug("callback {}: retrying in {} ms: {}", target_.name, wait.count(), why);
+    // A wake() (a full batch arriving) cuts the wait short: the retry just comes earlier.
+    co_await clock_->wait_until(clock_->now() + wait);
+    if (!*alive) {
+      co_return false;
+    }
+  }
+}
+
+callback_observer::callback_observer(std::vector<callback_sender*> senders, spend::pricer& prices, event_options opts,
+                                     metrics::registry*)
+    : senders_(std::move(senders)), prices_(prices), opts_(std::move(opts)) {}
+
+void callback_observer::on_finish(const request_ctx& ctx) noexcept {
+  try {
+    const bool ok = ctx.out.status > 0 && ctx.out.status < 400 && !ctx.out.error;
+    std::shared_ptr<const callback_event> ev;
+    for (auto* s : senders_) {
+      if (ok ? !s->target().on_success : !s->target().on_failure) {
+        continue;
+      }
+      if (!ev) {
+        ev = std::make_shared<const callback_event>(event_of(ctx, prices_, opts_));
+      }
+      s->push(ev);
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("callbacks: request {} not logged: {}", ctx.req.call_id, e.what());
+  }
+}
+
+void register_callback_metrics(metrics::registry& reg, std::vector<const callback_sender*> senders) {
+  if (senders.empty()) {
+    return;
+  }
+  auto& events = reg.counter("switchyard_callback_events",
+                             "Callback events by outcome: queued, sent (accepted by the receiver), dropped (queue "
+                             "full), failed (given up after the retries)",
+                             {"callback", "outcome"});
+  auto& batches = reg.counter("switchyard_callback_batches", "Callback batches accepted by the receiver", {"callback"});
+  auto& retries = reg.counter("switchyard_callback_retries", "Callback POSTs retried", {"callback"});
+  auto& depth = reg.gauge("switchyard_callback_queue_depth", "Callback events waiting to be sent", {"callback"});
+  struct row {
+    const callback_sender* s;
+    metrics::series *queued, *sent, *dropped, *failed, *batches, *retries, *depth;
+  };
+  std::vector<row> rows;
+  for (const auto* s : senders) {
+    const std::string& n = s->target().name;
+    rows.push_back({s, &events.with({n, "queued"}), &events.with({n, "sent"}), &events.with({n, "dropped"}),
+                    &events.with({n, "failed"}), &batches.with({n}), &retries.with({n}), &depth.with({n})});
+  }
+  reg.on_scrape([rows] {
+    for (const auto& r : rows) {
+      const auto& st = r.s->stats();
+      r.queued->set(static_cast<double>(st.queued));
+      r.sent->set(static_cast<double>(st.sent));
+      r.dropped->set(static_cast<double>(st.dropped));
+      r.failed->set(static_cast<double>(st.failed));
+      r.batches->set(static_cast<double>(st.batches));
+      r.retries->set(static_cast<double>(st.retries));
+      r.depth->set(static_cast<double>(r.s->queue_depth()));
+    }
+  });
+}
+
+net::awaitable<json> check_callback(const callback_target& t, upstream_caller& up) {
+  upstream::request req;
+  req.method = "POST";
+  req.url = t.url;
+  req.headers = t.headers;
+  req.headers.emplace_back("content-type", "application/json");
+  // An empty batch: reaches the receiver and passes its auth without logging anything.
+  req.body = t.encode({});
+  req.timeout = std::chrono::milliseconds{10'000};
+  req.connect_timeout = std::chrono::milliseconds{5'000};
+  auto r = co_await up.send(std::move(req));
+  if (!r) {
+    co_return json{{"status", "unhealthy"}, {"error", t.name + " not reachable at " + t.url + ": " + r.error().message}};
+  }
+  if (r->status >= 400) {
+    co_return json{{"status", "unhealthy"},
+                   {"error", t.name + " at " + t.url + " answered HTTP " + std::to_string(r->status) + ": " +
+                                 body_excerpt(r->body)}};
+  }
+  co_return json{{"status", "healthy"},
+                 {"message", t.name + " reachable at " + t.url + " (HTTP " + std::to_string(r->status) + ")"}};
+}
+
+}  // namespace switchyard::pipeline

@@ -1,0 +1,716 @@
+// Callback events and their wire formats (OTLP/HTTP JSON, Langfuse ingestion, generic_api),
+// and the targets built from the config and the environment. The sender is in
+// callback_sender.cpp.
+#include "switchyard/pipeline/callbacks.hpp"
+
+#include "switchyard/core/ids.hpp"
+#include "switchyard/pipeline/llm_pipeline.hpp"
+#include "switchyard/pipeline/request_ctx.hpp"
+#include "switchyard/pipeline/spend_observer.hpp"
+#include "switchyard/router/policy.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <ctime>
+
+namespace switchyard::pipeline {
+
+using json = nlohmann::json;
+using event_ptr = std::shared_ptr<const callback_event>;
+
+namespace {
+
+// steady_clock time points of one request as Unix nanoseconds, from one reading of both clocks.
+struct to_unix {
+  std::chrono::steady_clock::time_point steady_now = std::chrono::steady_clock::now();
+  std::int64_t system_now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+  std::int64_t operator()(std::chrono::steady_clock::time_point t) const {
+    if (t == std::chrono::steady_clock::time_point{}) {
+      return 0;
+    }
+    return system_now + std::chrono::duration_cast<std::chrono::nanoseconds>(t - steady_now).count();
+  }
+};
+
+const char* operation_of(const std::string& call_type) {
+  if (call_type == "aembedding") {
+    return "embeddings";
+  }
+  if (call_type == "atext_completion") {
+    return "text_completion";
+  }
+  return "chat";
+}
+
+json attr(const std::string& key, const std::string& v) { return {{"key", key}, {"value", {{"stringValue", v}}}}; }
+json attr_int(const std::string& key, long long v) {
+  // OTLP/JSON encodes 64-bit integers as decimal strings (protobuf's JSON mapping).
+  return {{"key", key}, {"value", {{"intValue", std::to_string(v)}}}};
+}
+json attr_double(const std::string& key, double v) { return {{"key", key}, {"value", {{"doubleValue", v}}}}; }
+json attr_bool(const std::string& key, bool v) { return {{"key", key}, {"value", {{"boolValue", v}}}}; }
+
+// The request's input as the callbacks show it: messages (chat), prompt, or input.
+json input_of(const callback_event& e) {
+  if (!e.request_body) {
+    return nullptr;
+  }
+  auto j = json::parse(*e.request_body, nullptr, false);
+  if (j.is_object()) {
+    for (const char* k : {"messages", "prompt", "input"}) {
+      if (auto it = j.find(k); it != j.end()) {
+        return *it;
+      }
+    }
+    return j;
+  }
+  return *e.request_body;  // cut short or not JSON: the text itself
+}
+
+// The answer: the first choice's message (chat JSON), else the text kept (streams).
+json output_of(const callback_event& e) {
+  if (!e.response) {
+    return nullptr;
+  }
+  auto j = json::parse(*e.response, nullptr, false);
+  if (j.is_object()) {
+    if (auto ch = j.find("choices"); ch != j.end() && ch->is_array() && !ch->empty() && (*ch)[0].is_object()) {
+      const auto& c0 = (*ch)[0];
+      if (auto m = c0.find("message"); m != c0.end()) {
+        return *m;
+      }
+      if (auto t = c0.find("text"); t != c0.end()) {
+        return *t;
+      }
+    }
+    return j;
+  }
+  return *e.response;
+}
+
+json caller_metadata(const callback_event& e) {
+  json m = json::object();
+  if (!e.key_hash.empty()) {
+    m["user_api_key_hash"] = e.key_hash;
+  }
+  if (!e.key_alias.empty()) {
+    m["user_api_key_alias"] = e.key_alias;
+  }
+  if (!e.team_id.empty()) {
+    m["user_api_key_team_id"] = e.team_id;
+  }
+  if (!e.team_alias.empty()) {
+    m["user_api_key_team_alias"] = e.team_alias;
+  }
+  if (!e.user_id.empty()) {
+    m["user_api_key_user_id"] = e.user_id;
+  }
+  if (!e.end_user.empty()) {
+    m["user_api_key_end_user_id"] = e.end_user;
+  }
+  return m;
+}
+
+std::string nanos(std::int64_t ns) { return std::to_string(ns); }
+
+std::string base64(std::string_view in) {
+  static constexpr char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
+                       static_cast<unsigned char>(in[i + 2]);
+    out += tbl[(v >> 18) & 63];
+    out += tbl[(v >> 12) & 63];
+    out += tbl[(v >> 6) & 63];
+    out += tbl[v & 63];
+  }
+  if (i + 1 == in.size()) {
+    const unsigned v = static_cast<unsigned char>(in[i]) << 16;
+    out += tbl[(v >> 18) & 63];
+    out += tbl[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == in.size()) {
+    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
+    out += tbl[(v >> 18) & 63];
+    out += tbl[(v >> 12) & 63];
+    out += tbl[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+std::string trim(std::string s) {
+  const auto b = s.find_first_not_of(" \t");
+  const auto e = s.find_last_not_of(" \t");
+  return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+}
+
+std::string percent_decode(const std::string& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// "k=v,k2=v2" (OTEL_EXPORTER_OTLP_HEADERS, GENERIC_LOGGER_HEADERS); values percent-decoded
+// as the OpenTelemetry spec says. Malformed pairs are skipped.
+upstream::header_list parse_header_pairs(const std::string& s) {
+  upstream::header_list out;
+  std::size_t pos = 0;
+  while (pos <= s.size()) {
+    auto comma = s.find(',', pos);
+    if (comma == std::string::npos) {
+      comma = s.size();
+    }
+    const std::string pair = s.substr(pos, comma - pos);
+    if (auto eq = pair.find('='); eq != std::string::npos) {
+      auto k = trim(pair.substr(0, eq));
+      auto v = trim(percent_decode(pair.substr(eq + 1)));
+      if (!k.empty() && k.find_first_of("\r\n") == std::string::npos && v.find_first_of("\r\n") == std::string::npos) {
+        out.emplace_back(std::move(k), std::move(v));
+      }
+    }
+    pos = comma + 1;
+  }
+  return out;
+}
+
+std::string strip_slash(std::string s) {
+  while (!s.empty() && s.back() == '/') {
+    s.pop_back();
+  }
+  return s;
+}
+
+bool http_url(const std::string& u) { return u.rfind("http://", 0) == 0 || u.rfind("https://", 0) == 0; }
+
+}  // namespace
+
+std::string iso_time(std::int64_t unix_ns) {
+  const std::time_t secs = static_cast<std::time_t>(unix_ns / 1'000'000'000);
+  const long ms = static_cast<long>((unix_ns / 1'000'000) % 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof out, "%s.%03ldZ", buf, ms);
+  return out;
+}
+
+callback_event event_of(const request_ctx& ctx, spend::pricer& prices, const event_options& o) {
+  const to_unix ns;
+  const auto& out = ctx.out;
+  callback_event e;
+  e.call_id = ctx.req.call_id;
+  e.call_type = names_of(ctx.type).spend_name;
+  e.route = ctx.route;
+  e.requested_model = ctx.requested_model;
+  e.stream = ctx.stream;
+  e.status = out.status;
+  e.success = out.status > 0 && out.status < 400 && !out.error;
+  e.cache_hit = out.cache_hit;
+  if (out.error) {
+    e.error_class = router::class_name(router::classify(*out.error));
+    e.error_message = out.error->message;
+  }
+  if (!o.redact_caller) {
+    if (const auto& k = ctx.who.vkey) {
+      e.key_hash = k->token;
+      e.key_alias = k->key_alias;
+      e.team_id = k->team_id;
+      e.team_alias = k->team_alias;
+      e.user_id = k->user_id;
+    } else if (ctx.who.is_master) {
+      e.key_hash = o.master_key_hash;
+    }
+    e.end_user = std::string(ctx.req.header("x-litellm-end-user-id"));
+    if (e.end_user.empty() && ctx.scan.ok) {
+      if (const auto* m = ctx.scan.find("user");
+          m != nullptr && m->kind == providers::json_kind::string && m->value.size() >= 2) {
+        e.end_user = providers::json_unescape(m->value.substr(1, m->value.size() - 2));
+      }
+    }
+  }
+  if (const auto* fa = out.final_attempt(); fa != nullptr && fa->dep) {
+    const auto& d = *fa->dep;
+    e.model = d.upstream_model;
+    e.model_group = d.model_name;
+    e.model_id = d.id;
+    e.provider = std::string(d.provider->name);
+    e.api_base = d.api_base.empty() ? std::string(d.provider->default_api_base) : d.api_base;
+    const auto bill = billed_of(ctx, prices);
+    e.prompt_tokens = bill.t.prompt;
+    e.completion_tokens = bill.t.completion;
+    e.cost = bill.spend;
+    e.first_token_ns = ns(fa->first_token);
+  }
+  e.start_ns = ns(out.received);
+  e.end_ns = ns(out.done != time_point{} ? out.done : std::chrono::steady_clock::now());
+  if (e.start_ns == 0) {
+    e.start_ns = e.end_ns;
+  }
+  e.trace_id = out.trace.trace_id;
+  e.parent_span_id = out.trace.parent_span_id;
+  e.span_id = out.trace.span_id;
+  for (const auto& s : out.stages) {
+    e.stages.push_back({s.name, ns(s.start), ns(s.end)});
+  }
+  for (const auto& a : out.attempts) {
+    callback_event::attempt_span s;
+    s.span_id = a.span_id;
+    if (a.dep) {
+      s.model = a.dep->upstream_model;
+      s.model_id = a.dep->id;
+      s.model_group = a.group;
+      s.provider = std::string(a.dep->provider->name);
+      s.api_base = a.dep->api_base.empty() ? std::string(a.dep->provider->default_api_base) : a.dep->api_base;
+    }
+    s.start_ns = ns(a.start);
+    s.end_ns = ns(a.end != time_point{} ? a.end : out.done);
+    s.status = a.status;
+    s.retry = a.retry;
+    s.fallback = a.fallback;
+    s.mock = a.mock;
+    s.prompt_tokens = a.usage.prompt_tokens;
+    s.completion_tokens = a.usage.completion_tokens;
+    if (a.error) {
+      s.error = a.error->message;
+    }
+    e.attempts.push_back(std::move(s));
+  }
+  if (ctx.scan.ok) {
+    for (const char* k : {"temperature", "max_tokens", "max_completion_tokens", "top_p", "n", "stop",
+                          "presence_penalty", "frequency_penalty", "seed"}) {
+      if (const auto* m = ctx.scan.find(k); m != nullptr) {
+        auto v = json::parse(m->value, nullptr, false);
+        if (!v.is_discarded()) {
+          e.model_parameters[k] = std::move(v);
+        }
+      }
+    }
+  }
+  if (o.log_content) {
+    e.request_body = ctx.req.body.substr(0, std::min(ctx.req.body.size(), o.max_content_bytes));
+    if (ctx.scan.ok) {
+      for (const char* k : {"messages", "prompt", "input"}) {
+        if (const auto* m = ctx.scan.find(k); m != nullptr) {
+          if (m->value.size() <= o.max_content_bytes) {
+            e.input_raw = std::string(m->value);
+          }
+          break;
+        }
+      }
+    }
+    if (!ctx.kept_response.empty()) {
+      e.response = ctx.kept_response.substr(0, std::min(ctx.kept_response.size(), o.max_content_bytes));
+    }
+  }
+  return e;
+}
+
+json otlp_traces_json(const std::vector<event_ptr>& batch, const std::string& service_name) {
+  json spans = json::array();
+  for (const auto& ep : batch) {
+    const auto& e = *ep;
+    if (e.trace_id.size() != 32 || e.span_id.size() != 16) {
+      continue;  // tracing was off for this request (cannot happen while otel runs)
+    }
+    const std::string op = operation_of(e.call_type);
+    json root = {
+        {"traceId", e.trace_id},
+        {"spanId", e.span_id},
+        {"name", op + " " + e.requested_model},
+        {"kind", 2},  // SPAN_KIND_SERVER
+        {"startTimeUnixNano", nanos(e.start_ns)},
+        {"endTimeUnixNano", nanos(std::max(e.end_ns, e.start_ns))},
+    };
+    if (!e.parent_span_id.empty()) {
+      root["parentSpanId"] = e.parent_span_id;
+    }
+    json a = json::array({attr("gen_ai.operation.name", op), attr("gen_ai.request.model", e.requested_model),
+                          attr_int("http.response.status_code", e.status), attr("litellm.call_id", e.call_id),
+                          attr("url.path", e.route), attr_bool("gen_ai.request.stream", e.stream),
+                          attr_bool("litellm.cache_hit", e.cache_hit)});
+    if (!e.provider.empty()) {
+      a.push_back(attr("gen_ai.system", e.provider));
+      a.push_back(attr("gen_ai.response.model", e.model));
+      a.push_back(attr("litellm.model_group", e.model_group));
+      a.push_back(attr("litellm.model_id", e.model_id));
+      a.push_back(attr_int("gen_ai.usage.input_tokens", e.prompt_tokens));
+      a.push_back(attr_int("gen_ai.usage.output_tokens", e.completion_tokens));
+      a.push_back(attr_double("gen_ai.usage.cost", e.cost));
+    }
+    for (const char* k : {"temperature", "max_tokens", "top_p"}) {
+      if (auto it = e.model_parameters.find(k); it != e.model_parameters.end() && it->is_number()) {
+        a.push_back(attr_double(std::string("gen_ai.request.") + k, it->get<double>()));
+      }
+    }
+    const json caller = caller_metadata(e);  // named: items() does not extend a temporary's life
+    for (const auto& [k, v] : caller.items()) {
+      a.push_back(attr("metadata." + k, v.get<std::string>()));
+    }
+    if (!e.input_raw.empty()) {
+      a.push_back(attr("gen_ai.prompt", e.input_raw));  // JSON text as received: no parse
+    } else if (e.request_body) {
+      a.push_back(attr("gen_ai.prompt", input_of(e).dump(-1, ' ', false, json::error_handler_t::replace)));
+    }
+    if (e.response) {
+      a.push_back(attr("gen_ai.completion", *e.response));  // the answer as sent (JSON body or stream text)
+    }
+    if (!e.success) {
+      a.push_back(attr("error.type", e.error_class.empty() ? std::to_string(e.status) : e.error_class));
+      root["status"] = {{"code", 2}, {"message", e.error_message}};  // STATUS_CODE_ERROR
+    } else {
+      root["status"] = {{"code", 1}};  // STATUS_CODE_OK
+    }
+    root["attributes"] = std::move(a);
+    spans.push_back(std::move(root));
+    for (const auto& s : e.stages) {
+      spans.push_back({{"traceId", e.trace_id},
+                       {"spanId", new_span_id()},
+                       {"parentSpanId", e.span_id},
+                       {"name", s.name},
+                       {"kind", 1},  // SPAN_KIND_INTERNAL
+                       {"startTimeUnixNano", nanos(s.start_ns)},
+                       {"endTimeUnixNano", nanos(std::max(s.end_ns, s.start_ns))},
+                       {"attributes", json::array({attr("switchyard.stage", s.name)})},
+                       {"status", {{"code", 0}}}});
+    }
+    for (const auto& at : e.attempts) {
+      if (at.span_id.size() != 16) {
+        continue;
+      }
+      json aa = json::array({attr("gen_ai.operation.name", op), attr("gen_ai.system", at.provider),
+                             attr("gen_ai.request.model", at.model), attr("litellm.model_id", at.model_id),
+                             attr("litellm.model_group", at.model_group), attr("server.address", at.api_base),
+                             attr_int("http.response.status_code", at.status), attr_int("litellm.retry", at.retry),
+                             attr_int("litellm.fallback", at.fallback), attr_bool("litellm.mock", at.mock),
+                             attr_int("gen_ai.usage.input_tokens", at.prompt_tokens),
+                             attr_int("gen_ai.usage.output_tokens", at.completion_tokens)});
+      json st = {{"code", 1}};
+      if (!at.error.empty()) {
+        aa.push_back(attr("error.type", std::to_string(at.status)));
+        st = {{"code", 2}, {"message", at.error}};
+      }
+      spans.push_back({{"traceId", e.trace_id},
+                       {"spanId", at.span_id},
+                       {"parentSpanId", e.span_id},
+                       {"name", op + " " + at.model},
+                       {"kind", 3},  // SPAN_KIND_CLIENT
+                       {"startTimeUnixNano", nanos(at.start_ns)},
+                       {"endTimeUnixNano", nanos(std::max(at.end_ns, at.start_ns))},
+                       {"attributes", std::move(aa)},
+                       {"status", std::move(st)}});
+    }
+  }
+  return {{"resourceSpans",
+           json::array({{{"resource", {{"attributes", json::array({attr("service.name", service_name),
+                                                                   attr("telemetry.sdk.name", "switchyard")})}}},
+                         {"scopeSpans", json::array({{{"scope", {{"name", "switchyard"}, {"version", SWITCHYARD_VERSION}}},
+                                                      {"spans", std::move(spans)}}})}}})}};
+}
+
+json langfuse_batch_json(const std::vector<event_ptr>& batch, const std::string& now_iso) {
+  json items = json::array();
+  for (const auto& ep : batch) {
+    const auto& e = *ep;
+    const std::string trace_id = e.trace_id.empty() ? e.call_id : e.trace_id;
+    const std::string name = "litellm-" + e.call_type;
+    json meta = caller_metadata(e);
+    meta["model_group"] = e.model_group;
+    meta["model_id"] = e.model_id;
+    meta["api_base"] = e.api_base;
+    meta["cache_hit"] = e.cache_hit;
+    meta["status_code"] = e.status;
+    json trace = {{"id", trace_id}, {"timestamp", iso_time(e.start_ns)}, {"name", name}, {"metadata", meta},
+                  {"tags", json::array()}};
+    const std::string& user = !e.end_user.empty() ? e.end_user : e.user_id;
+    if (!user.empty()) {
+      trace["userId"] = user;
+    }
+    if (e.request_body) {
+      trace["input"] = input_of(e);
+    }
+    if (e.response) {
+      trace["output"] = output_of(e);
+    }
+    items.push_back({{"id", core::uuid4()}, {"timestamp", now_iso}, {"type", "trace-create"}, {"body", std::move(trace)}});
+
+    json gen = {{"id", e.call_id},
+                {"traceId", trace_id},
+                {"name", name},
+                {"startTime", iso_time(e.start_ns)},
+                {"endTime", iso_time(std::max(e.end_ns, e.start_ns))},
+                {"model", e.model.empty() ? e.requested_model : e.model},
+                {"modelParameters", e.model_parameters},
+                {"usage",
+                 {{"input", e.prompt_tokens},
+                  {"output", e.completion_tokens},
+                  {"total", e.prompt_tokens + e.completion_tokens},
+                  {"unit", "TOKENS"}}},
+                {"usageDetails",
+                 {{"input", e.prompt_tokens},
+                  {"output", e.completion_tokens},
+                  {"total", e.prompt_tokens + e.completion_tokens}}},
+                {"costDetails", {{"total", e.cost}}},
+                {"level", e.success ? "DEFAULT" : "ERROR"},
+                {"metadata", std::move(meta)}};
+    if (e.first_token_ns != 0) {
+      gen["completionStartTime"] = iso_time(e.first_token_ns);
+    }
+    if (!e.success) {
+      gen["statusMessage"] = e.error_message;
+    }
+    if (e.request_body) {
+      gen["input"] = input_of(e);
+    }
+    if (e.response) {
+      gen["output"] = output_of(e);
+    }
+    items.push_back(
+        {{"id", core::uuid4()}, {"timestamp", now_iso}, {"type", "generation-create"}, {"body", std::move(gen)}});
+  }
+  return {{"batch", std::move(items)}};
+}
+
+namespace {
+
+// One generic_api object without its content (messages, response).
+json generic_base(const callback_event& e) {
+    const double secs = 1e-9;
+    json p = {{"id", e.call_id},
+              {"trace_id", e.trace_id.empty() ? e.call_id : e.trace_id},
+              {"call_type", e.call_type},
+              {"stream", e.stream},
+              {"status", e.success ? "success" : "failure"},
+              {"response_cost", e.cost},
+              {"prompt_tokens", e.prompt_tokens},
+              {"completion_tokens", e.completion_tokens},
+              {"total_tokens", e.prompt_tokens + e.completion_tokens},
+              {"startTime", static_cast<double>(e.start_ns) * secs},
+              {"endTime", static_cast<double>(e.end_ns) * secs},
+              {"completionStartTime",
+               static_cast<double>(e.first_token_ns != 0 ? e.first_token_ns : e.end_ns) * secs},
+              {"model", e.model.empty() ? e.requested_model : e.model},
+              {"requested_model", e.requested_model},
+              {"model_id", e.model_id},
+              {"model_group", e.model_group},
+              {"custom_llm_provider", e.provider},
+              {"api_base", e.api_base},
+              {"cache_hit", e.cache_hit},
+              {"metadata", caller_metadata(e)},
+              {"end_user", e.end_user},
+              {"model_parameters", e.model_parameters},
+              {"status_code", e.status}};
+    if (!e.success) {
+      p["error_str"] = e.error_message;
+      p["error_information"] = {{"error_class", e.error_class}, {"error_code", std::to_string(e.status)}};
+    }
+    return p;
+}
+
+// The answer as JSON text: the body as received when it is whole, valid JSON (checked
+// without building a DOM), else as a string (a stream's text, a body cut at the bound).
+std::string response_text(const callback_event& e) {
+  if (!e.response) {
+    return "null";
+  }
+  if (json::accept(*e.response)) {
+    return *e.response;
+  }
+  return json(*e.response).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string input_text(const callback_event& e) {
+  if (!e.input_raw.empty()) {
+    return e.input_raw;
+  }
+  if (e.request_body) {
+    return input_of(e).dump(-1, ' ', false, json::error_handler_t::replace);
+  }
+  return "null";
+}
+
+}  // namespace
+
+json generic_payload_json(const std::vector<event_ptr>& batch) {
+  json out = json::array();
+  for (const auto& t : generic_payload_texts(batch)) {
+    out.push_back(json::parse(t));
+  }
+  return out;
+}
+
+std::vector<std::string> generic_payload_texts(const std::vector<event_ptr>& batch) {
+  std::vector<std::string> out;
+  out.reserve(batch.size());
+  for (const auto& ep : batch) {
+    std::string s = generic_base(*ep).dump(-1, ' ', false, json::error_handler_t::replace);
+    s.pop_back();  // the closing brace: the content goes in before it
+    s += ",\"messages\":";
+    s += input_text(*ep);
+    s += ",\"response\":";
+    s += response_text(*ep);
+    s += '}';
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+target_or_error make_callback_target(const std::string& name, const json& settings,
+                                     const std::function<std::string(const char*)>& env) {
+  callback_target t;
+  t.name = name;
+  const json* cs = nullptr;
+  if (settings.is_object()) {
+    if (auto it = settings.find(name); it != settings.end() && it->is_object()) {
+      cs = &*it;
+    }
+  }
+  std::string kind = name;
+  if (cs != nullptr) {
+    kind = cs->value("callback_type", name);
+  }
+  if (kind == "webhook") {
+    kind = "generic_api";
+  }
+  t.kind = kind;
+  if (kind == "otel") {
+    std::string url = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+    if (url.empty()) {
+      std::string base = env("OTEL_EXPORTER_OTLP_ENDPOINT");
+      if (base.empty()) {
+        base = env("OTEL_ENDPOINT");  // LiteLLM's older name
+      }
+      if (base.empty()) {
+        base = "http://localhost:4318";  // the OTLP/HTTP default
+      }
+      base = strip_slash(base);
+      url = base.size() >= 10 && base.compare(base.size() - 10, 10, "/v1/traces") == 0 ? base : base + "/v1/traces";
+    }
+    if (!http_url(url)) {
+      return {std::nullopt, "otel: the OTLP endpoint must be an http(s) URL (OTLP/HTTP JSON), got '" + url + "'"};
+    }
+    t.url = url;
+    std::string h = env("OTEL_EXPORTER_OTLP_HEADERS");
+    if (h.empty()) {
+      h = env("OTEL_HEADERS");
+    }
+    t.headers = parse_header_pairs(h);
+    for (auto& p : parse_header_pairs(env("OTEL_EXPORTER_OTLP_TRACES_HEADERS"))) {
+      t.headers.push_back(std::move(p));
+    }
+    std::string service = env("OTEL_SERVICE_NAME");
+    if (service.empty()) {
+      service = "litellm";  // what LiteLLM reports, so existing dashboards keep matching
+    }
+    t.encode = [service](const std::vector<event_ptr>& b) { return otlp_traces_json(b, service).dump(); };
+    return {std::move(t), {}};
+  }
+  if (kind == "langfuse") {
+    const std::string pub = env("LANGFUSE_PUBLIC_KEY");
+    const std::string sec = env("LANGFUSE_SECRET_KEY");
+    if (pub.empty() || sec.empty()) {
+      return {std::nullopt, "langfuse: LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY must be set"};
+    }
+    std::string host = env("LANGFUSE_HOST");
+    if (host.empty()) {
+      host = "https://cloud.langfuse.com";
+    }
+    if (!http_url(host)) {
+      host = "https://" + host;  // LiteLLM accepts a bare host name
+    }
+    t.url = strip_slash(host) + "/api/public/ingestion";
+    t.headers.emplace_back("authorization", "Basic " + base64(pub + ":" + sec));
+    t.encode = [](const std::vector<event_ptr>& b) {
+      const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
+      return langfuse_batch_json(b, iso_time(now)).dump(-1, ' ', false, json::error_handler_t::replace);
+    };
+    return {std::move(t), {}};
+  }
+  if (kind == "generic_api") {
+    std::string format = "json_array";
+    if (cs != nullptr) {
+      t.url = cs->value("endpoint", std::string());
+      if (auto h = cs->find("headers"); h != cs->end() && h->is_object()) {
+        for (const auto& [k, v] : h->items()) {
+          if (v.is_string()) {
+            t.headers.emplace_back(k, v.get<std::string>());
+          }
+        }
+      }
+      if (auto ev = cs->find("event_types"); ev != cs->end() && ev->is_array()) {
+        t.on_success = t.on_failure = false;
+        for (const auto& x : *ev) {
+          t.on_success = t.on_success || x == "llm_api_success";
+          t.on_failure = t.on_failure || x == "llm_api_failure";
+        }
+      }
+      format = cs->value("log_format", format);
+    }
+    if (t.url.empty()) {
+      t.url = env("GENERIC_LOGGER_ENDPOINT");
+      if (t.headers.empty()) {
+        t.headers = parse_header_pairs(env("GENERIC_LOGGER_HEADERS"));
+      }
+    }
+    if (t.url.empty()) {
+      return {std::nullopt, name + ": no endpoint (callback_settings." + name +
+                                ".endpoint or GENERIC_LOGGER_ENDPOINT)"};
+    }
+    if (!http_url(t.url)) {
+      return {std::nullopt, name + ": the endpoint must be an http(s) URL, got '" + t.url + "'"};
+    }
+    for (const auto& [k, v] : t.headers) {
+      if (k.find_first_of("\r\n:") != std::string::npos || v.find_first_of("\r\n") != std::string::npos) {
+        return {std::nullopt, name + ": header '" + k + "' has a line break or colon in it"};
+      }
+    }
+    if (format == "ndjson") {
+      t.encode = [](const std::vector<event_ptr>& b) {
+        std::string out;
+        for (const auto& p : generic_payload_texts(b)) {
+          out += p;
+          out += '\n';
+        }
+        return out;
+      };
+    } else if (format == "single") {
+      t.encode = [](const std::vector<event_ptr>& b) {
+        auto all = generic_payload_texts(b);
+        return all.empty() ? std::string("{}") : all[0];
+      };
+      t.single = true;
+    } else if (format == "json_array") {
+      t.encode = [](const std::vector<event_ptr>& b) {
+        std::string out = "[";
+        for (const auto& p : generic_payload_texts(b)) {
+          out += out.size() > 1 ? "," : "";
+          out += p;
+        }
+        out += ']';
+        return out;
+      };
+    } else {
+      return {std::nullopt, name + ": log_format must be json_array, ndjson or single, got '" + format + "'"};
+    }
+    return {std::move(t), {}};
+  }
+  return {std::nullopt, "callback '" + name + "' is not supported by this gateway"};
+}
+
+}  // namespace switchyard::pipeline
