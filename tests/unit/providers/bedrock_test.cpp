@@ -326,7 +326,7 @@ TEST(Bedrock, StreamUrlSessionTokenEndpointOverrideAndRoutePrefix) {
   d.litellm_params["aws_session_token"] = "TOKEN";
   d.litellm_params["aws_bedrock_runtime_endpoint"] = "http://127.0.0.1:9999/";
   json body = {{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"stream", true}};
-  auto call = providers::build_bedrock_call(call_type::chat, d, body, {.stream = true}, fixed_time);
+  auto call = providers::build_bedrock_call(call_type::chat, d, body, providers::build_options{true, false}, fixed_time);
   ASSERT_TRUE(call) << call.error().message;
   EXPECT_EQ(call->url, "http://127.0.0.1:9999/model/us.anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse-stream");
   EXPECT_EQ(header(*call, "x-amz-security-token"), "TOKEN");
@@ -351,7 +351,7 @@ TEST(Bedrock, RequestErrors) {
   EXPECT_EQ(unsupported.error().status, 400);
   EXPECT_EQ(unsupported.error().param, "logit_bias");
   EXPECT_TRUE(providers::build_bedrock_call(call_type::chat, d, {{"messages", msgs}, {"logit_bias", {{"1", 2}}}},
-                                            {.drop_params = true}, fixed_time));
+                                            providers::build_options{false, true}, fixed_time));
 
   json url_image = {{{"role", "user"},
                      {"content", {{{"type", "image_url"}, {"image_url", {{"url", "https://example.com/a.png"}}}}}}}};

@@ -64,7 +64,7 @@ TEST(Cohere, RequestTranslation) {
                {"stop", {"END"}},
                {"temperature", 0.1},
                {"k", 3}};
-  auto call = co().build(call_type::chat, cohere_dep(), body, {.stream = true});
+  auto call = co().build(call_type::chat, cohere_dep(), body, providers::build_options{true, false});
   ASSERT_TRUE(call) << call.error().message;
   EXPECT_EQ(call->url, "https://api.cohere.com/v2/chat");
   EXPECT_EQ(header(*call, "authorization"), "Bearer co-key");
