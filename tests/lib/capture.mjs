@@ -27,6 +27,9 @@ export function recordSecret(value, what) {
   // Placeholders and indirections are not secrets; very short values cannot be told
   // apart from ordinary text.
   if (v.length < 5 || v.startsWith('os.environ/') || v === 'None' || v === 'null') return;
+  // A plain word ("secret", "password") is a test placeholder that also occurs in ordinary
+  // messages ("Invalid client secret"): only letters must be long to be told apart.
+  if (/^[A-Za-z]+$/.test(v) && v.length < 10) return;
   appendFileSync(file(`secrets-${process.pid}.jsonl`), `${JSON.stringify({ value: v, what })}\n`);
 }
 
