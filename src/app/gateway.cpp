@@ -1345,6 +1345,7 @@ struct gateway::impl {
     so.host = opts.host;
     so.port = opts.port;
     so.reuse_port = opts.num_workers > 1;
+    so.listen_fd = opts.listen_fd;
     if (cfg->general.max_request_size_mb) {
       so.max_body_bytes = static_cast<std::size_t>(*cfg->general.max_request_size_mb * 1024.0 * 1024.0);
     }

@@ -35,9 +35,10 @@ void say(const std::string& line) {
   std::fflush(stderr);
 }
 
-// Binds host:port with SO_REUSEPORT (not listening) and returns the socket; the bound
-// port in `port`. -1 with errno on failure.
-int reserve_port(const std::string& host, unsigned short& port) {
+// Binds host:port with SO_REUSEPORT, listens, and returns the socket; the bound port
+// in `port` (so the first call with port 0 picks the port the others then share). -1
+// with errno on failure.
+int listen_on(const std::string& host, unsigned short& port) {
   sockaddr_storage ss{};
   socklen_t len = 0;
   int family = AF_INET;
@@ -69,6 +70,7 @@ int reserve_port(const std::string& host, unsigned short& port) {
   if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
       ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0 ||
       ::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
+      ::listen(fd, SOMAXCONN) != 0 ||
       ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
     const int e = errno;
     ::close(fd);
@@ -98,11 +100,26 @@ int code_of(int status) {
 }  // namespace
 
 int supervise(options opts, const std::function<int(const options&, int)>& worker) {
-  const int reserved = reserve_port(opts.host, opts.port);
-  if (reserved < 0) {
-    const int e = errno;
-    say("cannot bind " + opts.host + ":" + std::to_string(opts.port) + ": " + std::strerror(e));
-    return 1;
+  // One listening socket per worker slot, opened here and kept by the parent for the
+  // group's life: a worker that dies leaves its socket open, so the connections the
+  // kernel queued on it (and those that arrive before the replacement starts) wait for
+  // the replacement instead of being reset. Only what the dead worker had accepted fails.
+  std::vector<int> listeners;
+  auto close_listeners = [&] {
+    for (int fd : listeners) {
+      ::close(fd);
+    }
+    listeners.clear();
+  };
+  for (int i = 0; i < opts.num_workers; ++i) {
+    const int fd = listen_on(opts.host, opts.port);
+    if (fd < 0) {
+      const int e = errno;
+      say("cannot bind " + opts.host + ":" + std::to_string(opts.port) + ": " + std::strerror(e));
+      close_listeners();
+      return 1;
+    }
+    listeners.push_back(fd);
   }
   sigset_t handled;
   sigemptyset(&handled);
@@ -121,7 +138,13 @@ int supervise(options opts, const std::function<int(const options&, int)>& worke
       return false;
     }
     if (pid == 0) {
-      ::close(reserved);
+      options mine = opts;
+      mine.listen_fd = listeners[i];
+      for (std::size_t j = 0; j < listeners.size(); ++j) {
+        if (j != i) {
+          ::close(listeners[j]);
+        }
+      }
       ::prctl(PR_SET_PDEATHSIG, SIGTERM);
       if (::getppid() != parent) {
         std::_Exit(1);  // the parent died between fork and prctl
@@ -129,7 +152,7 @@ int supervise(options opts, const std::function<int(const options&, int)>& worke
       sigprocmask(SIG_SETMASK, &before, nullptr);
       ::setenv("SWITCHYARD_WORKER", std::to_string(i).c_str(), 1);
       std::fflush(nullptr);
-      const int rc = worker(opts, static_cast<int>(i));
+      const int rc = worker(mine, static_cast<int>(i));
       std::fflush(nullptr);
       std::_Exit(rc);
     }
@@ -156,6 +179,7 @@ int supervise(options opts, const std::function<int(const options&, int)>& worke
     }
   };
   if (stopping) {
+    close_listeners();
     forward(SIGTERM);
   }
   auto alive = [&] {
@@ -177,6 +201,9 @@ int supervise(options opts, const std::function<int(const options&, int)>& worke
         say("signal " + std::to_string(sig) + ": stopping the workers");
       }
       stopping = true;
+      // The workers stop accepting; with the parent's copies closed too the sockets go
+      // away, so new connections are refused instead of queued for nobody.
+      close_listeners();
       forward(sig);
       continue;
     }
@@ -209,6 +236,7 @@ int supervise(options opts, const std::function<int(const options&, int)>& worke
           say("worker " + std::to_string(i) + " exited with code " + std::to_string(code) + " during startup: stopping");
           rc = code;
           stopping = true;
+          close_listeners();
           forward(SIGTERM);
           break;
         }
@@ -216,13 +244,14 @@ int supervise(options opts, const std::function<int(const options&, int)>& worke
         if (!start(i)) {
           rc = 1;
           stopping = true;
+          close_listeners();
           forward(SIGTERM);
         }
         break;
       }
     }
   }
-  ::close(reserved);
+  close_listeners();
   say("all workers stopped (exit code " + std::to_string(rc) + ")");
   return rc;
 }

@@ -795,6 +795,18 @@ server::~server() {
 
 void server::listen() {
   boost::system::error_code ec;
+  if (impl_->opts_.listen_fd >= 0) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(impl_->opts_.listen_fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+      throw std::system_error(errno, std::system_category(), "the listening socket handed over is not usable");
+    }
+    impl_->acceptor_.assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), impl_->opts_.listen_fd, ec);
+    if (ec) {
+      throw std::system_error(ec, "the listening socket handed over is not usable");
+    }
+    return;
+  }
   auto addr = net::ip::make_address(impl_->opts_.host, ec);
   if (ec) {
     throw std::system_error(ec, "invalid --host '" + impl_->opts_.host + "'");

@@ -19,6 +19,9 @@ struct options {
   // --num_workers N (LiteLLM's flag): N worker processes, each one event loop, sharing
   // the port (SO_REUSEPORT), supervised by the parent (app/supervisor.hpp).
   int num_workers = 1;
+  // Set by the supervisor for a worker (not a command-line option): an already listening
+  // socket to serve instead of binding the port.
+  int listen_fd = -1;
 };
 
 struct parse_result {

@@ -2,9 +2,11 @@
 // event loop running the whole gateway, as with one worker), keeps N running and
 // stops them. See docs/deploy.md, "Several workers".
 //
-//  - The port: the parent binds it first with SO_REUSEPORT (so --port 0 picks one port
-//    for all), keeps that socket, and every worker listens on the same port with
-//    SO_REUSEPORT: the kernel spreads new connections across the workers.
+//  - The port: the parent opens one listening socket per worker slot, all on the same
+//    port with SO_REUSEPORT (so --port 0 picks one port for all; the kernel spreads new
+//    connections across the sockets), and hands slot i's socket to worker i. The parent
+//    keeps its copies, so connections queued on a dead worker's socket wait for its
+//    replacement instead of being reset.
 //  - A worker that dies (a crash, SIGKILL) is started again at once. A worker that
 //    exits with an error within its first second (the port is taken, a startup
 //    failure) stops the whole group with its exit code instead of restarting in a loop.

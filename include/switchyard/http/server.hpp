@@ -31,6 +31,9 @@ struct server_options {
   // SO_REUSEPORT: several worker processes listen on the same port and the kernel
   // spreads new connections across them.
   bool reuse_port = false;
+  // An already listening socket (handed over by the supervisor) to serve instead of
+  // binding host:port; the server takes ownership.
+  int listen_fd = -1;
 };
 
 using handler = std::function<net::awaitable<void>(request&, responder&)>;
