@@ -37,6 +37,9 @@ core::error forbidden(std::string message) {
 net::awaitable<std::optional<auth::principal>> authenticate_caller(const auth::key_authenticator& auth,
                                                                    const http::request& req, http::responder& resp) {
   auto key = auth.master().key_from([&req](std::string_view n) { return req.header(n); });
+  if (key.empty() && auth.is_public(req.path)) {
+    co_return auth::principal{};  // general_settings.public_routes: an anonymous caller
+  }
   auto who = co_await auth.authenticate(std::move(key));
   if (!who) {
     co_await resp.send(http::error_response(who.error()));

@@ -8,7 +8,9 @@
 #include "switchyard/auth/key_auth.hpp"
 #include "switchyard/auth/end_user_cache.hpp"
 #include "switchyard/auth/key_invalidation.hpp"
+#include "switchyard/core/route_groups.hpp"
 #include "switchyard/core/ids.hpp"
+#include "switchyard/http/cors.hpp"
 #include "switchyard/http/server.hpp"
 #include "switchyard/cache/response_cache.hpp"
 #include "switchyard/limits/engine.hpp"
@@ -440,11 +442,19 @@ struct gateway::impl {
     register_process_metrics();
     wire_observability();
     key_auth.set_route_rules({cfg->general.allowed_routes, cfg->general.admin_only_routes});
+    std::vector<std::string> public_routes;
+    for (const auto& r : cfg->general.public_routes) {
+      if (core::public_route_allowed(r)) {  // the others were named in a startup warning
+        public_routes.push_back(r);
+      }
+    }
+    key_auth.set_public_routes(std::move(public_routes));
   }
 
   options opts;
   std::shared_ptr<const config::config> cfg;
   ip_allow_list allowed_ips{cfg->general.allowed_ips};
+  http::cors_policy cors{cfg->general.cors_allow_origins, cfg->general.cors_allow_credentials};
   // One thread runs the loop and does all socket I/O on it (the Postgres threads only
   // post completions back), so Asio's per-descriptor I/O locks are off; posting from
   // other threads stays locked (the locks cost ~1% of the CPU per request; see
@@ -1386,6 +1396,14 @@ struct gateway::impl {
       e.type = "auth_error";
       co_await resp.send(http::error_response(e));
       co_return;
+    }
+    if (cors.enabled()) {
+      // Preflights carry no credentials: answered here, before any auth.
+      if (http::cors_policy::is_preflight(req)) {
+        co_await resp.send(cors.preflight(req));
+        co_return;
+      }
+      cors.add_headers(req.header("origin"), resp);
     }
     if (p == "/health/liveliness" || p == "/health/liveness" || p == "/healthz") {
       if (get) {

@@ -13,6 +13,7 @@
 //  4. Unknown keys -> warnings; documented keys are type-checked; typed fields filled.
 //  5. Env fallbacks (master key, database URL, Redis).
 #include "switchyard/config/config.hpp"
+#include "switchyard/core/route_groups.hpp"
 
 #include "known_keys.hpp"
 #include "redis_url.hpp"
@@ -1111,7 +1112,8 @@ class loader {
   }
 
   // A list of route patterns: paths ("/v1/chat/completions"), prefixes ("/key/*") or
-  // LiteLLM's route group names ("llm_api_routes"; auth/route_access.hpp checks them).
+  // LiteLLM's route group names ("llm_api_routes", also spelled
+  // "LiteLLMRoutes.llm_api_routes"; core/route_groups.hpp).
   std::vector<std::string> read_routes(const node* n, const std::string& path) {
     std::vector<std::string> out;
     if (n == nullptr || n->is_null()) {
@@ -1126,12 +1128,14 @@ class loader {
       if (!v) {
         continue;
       }
-      static constexpr std::string_view groups[] = {"llm_api_routes", "info_routes", "management_routes",
-                                                    "spend_tracking_routes"};
-      if (!v->starts_with('/') && std::find(std::begin(groups), std::end(groups), *v) == std::end(groups)) {
-        fail(n->items[i], item_path,
-             "\"" + *v + "\" is neither a path (starting with /) nor a route group (llm_api_routes, info_routes, "
-             "management_routes, spend_tracking_routes)");
+      if (!v->starts_with('/') && !core::is_route_group(*v)) {
+        // LiteLLM accepts any string here (a name it does not know matches nothing); so
+        // does this gateway, with a warning instead of a silent no-op.
+        const auto& item = n->items[i];
+        warn(item.file ? *item.file : std::string(), item.line, item_path,
+             "\"" + *v + "\" is neither a path (starting with /) nor a route group this gateway knows "
+             "(llm_api_routes, openai_routes, anthropic_routes, info_routes, management_routes, "
+             "spend_tracking_routes, public_routes): it matches no route");
       }
       out.push_back(std::move(*v));
     }
@@ -1184,6 +1188,41 @@ class loader {
       out.allowed_routes = read_routes(g.find("allowed_routes"), p + ".allowed_routes");
       out.admin_only_routes = read_routes(g.find("admin_only_routes"), p + ".admin_only_routes");
       out.allowed_ips = read_ip_list(g.find("allowed_ips"), p + ".allowed_ips");
+      out.public_routes = read_routes(g.find("public_routes"), p + ".public_routes");
+      for (std::size_t i = 0; i < out.public_routes.size(); ++i) {
+        if (!core::public_route_allowed(out.public_routes[i])) {
+          const node& item = g.find("public_routes")->items[i];
+          warn(item.file ? *item.file : std::string(), item.line, p + ".public_routes[" + std::to_string(i) + "]",
+               "\"" + out.public_routes[i] +
+                   "\" stays behind a key: only information routes (info_routes, /spend/calculate, the "
+                   "probes) can be public here, never routes that spend or administer");
+        }
+      }
+      out.forward_client_headers_to_llm_api =
+          read_bool(g.find("forward_client_headers_to_llm_api"), p + ".forward_client_headers_to_llm_api")
+              .value_or(false);
+      if (const node* c = g.find("cors_allow_origins"); c != nullptr && !c->is_null()) {
+        if (!c->is_sequence()) {
+          fail(*c, p + ".cors_allow_origins", "must be a list of origins (\"https://app.example.com\") or [\"*\"]");
+        }
+        for (std::size_t i = 0; i < c->items.size(); ++i) {
+          const auto item_path = p + ".cors_allow_origins[" + std::to_string(i) + "]";
+          auto v = read_string(&c->items[i], item_path);
+          if (!v) {
+            continue;
+          }
+          if (*v != "*" && !(v->starts_with("http://") || v->starts_with("https://"))) {
+            fail(c->items[i], item_path,
+                 "\"" + *v + "\" is not an origin: scheme and host, like \"https://app.example.com\", or \"*\"");
+          }
+          while (v->size() > 1 && v->back() == '/') {
+            v->pop_back();
+          }
+          out.cors_allow_origins.push_back(std::move(*v));
+        }
+      }
+      out.cors_allow_credentials =
+          read_bool(g.find("cors_allow_credentials"), p + ".cors_allow_credentials").value_or(false);
       out.raw = to_json(g);
       stringify_documented(out.raw, g, section::general_settings);
     }

@@ -296,6 +296,11 @@ decision memory_engine::reserve(const std::vector<check>& checks, std::int64_t s
     d.remaining[i] = limit - u - c.amount;
     d.reset_in_ms[i] = reset;
   }
+  apply(checks, names, now);
+  return d;
+}
+
+void memory_engine::apply(const std::vector<check>& checks, const std::vector<std::string>& names, std::int64_t now) {
   for (std::size_t i = 0; i < checks.size(); ++i) {
     const auto& c = checks[i];
     switch (c.k) {
@@ -323,7 +328,16 @@ decision memory_engine::reserve(const std::vector<check>& checks, std::int64_t s
         break;
     }
   }
-  return d;
+}
+
+void memory_engine::record(const std::vector<check>& checks) {
+  const std::int64_t now = now_();
+  sweep(now);
+  std::vector<std::string> names(checks.size());
+  for (std::size_t i = 0; i < checks.size(); ++i) {
+    names[i] = counter_of(checks[i]);
+  }
+  apply(checks, names, now);
 }
 
 void memory_engine::settle(const settle_op& op) {
@@ -520,6 +534,10 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
     d.reset_ms = e[3].integer;
     co_return d;
   }
+  // What Redis admitted is counted locally too, so that a check that falls back to the
+  // local engine (Redis slow for one request, or gone) starts from what this instance has
+  // already let through in the window, not from zero: a slow Redis never loosens a limit.
+  local_.record(checks);
   d.remaining.resize(checks.size());
   d.reset_in_ms.resize(checks.size());
   for (std::size_t i = 0; i < checks.size() && 5 + 2 * i < e.size(); ++i) {
@@ -530,8 +548,9 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
 }
 
 void redis_engine::settle(settle_op op, bool shared) {
+  // Shared or not, the local counters follow (the fallback's view of this instance).
+  local_.settle(op);
   if (!shared || redis_ == nullptr) {
-    local_.settle(op);
     return;
   }
   if (pending_.size() >= opts_.max_pending_settles) {

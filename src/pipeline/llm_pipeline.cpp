@@ -8,6 +8,7 @@
 
 #include "switchyard/core/log.hpp"
 
+#include <cctype>
 #include <spdlog/spdlog.h>
 
 #include <exception>
@@ -146,7 +147,12 @@ llm_pipeline::llm_pipeline(std::shared_ptr<const config::config> cfg, const auth
     : parts_(std::make_unique<parts>(cfg, auth, rt, upstream, ext.responses)),
       prices_(ext.prices),
       tracing_(ext.tracing),
-      keep_response_(ext.keep_response || cfg->general.store_prompts_in_spend_logs) {
+      keep_response_(ext.keep_response || cfg->general.store_prompts_in_spend_logs),
+      forward_client_headers_(cfg->general.forward_client_headers_to_llm_api),
+      key_header_(cfg->general.raw.value("litellm_key_header_name", std::string{})) {
+  for (auto& ch : key_header_) {
+    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  }
   // The chain, top to bottom. Optional stages sit where they are listed.
   chain_.push_back(&parts_->auth);
   chain_.push_back(&parts_->parse);
@@ -175,6 +181,8 @@ net::awaitable<void> llm_pipeline::handle(http::request& req, http::responder& r
   ctx.path_model = std::move(path_model);
   ctx.prices = prices_;
   ctx.keep_response = keep_response_;
+  ctx.forward_client_headers = forward_client_headers_;
+  ctx.key_header = key_header_;
   if (tracing_) {
     ctx.out.trace = trace_context_of(req.header("traceparent"));
     ctx.out.stages.reserve(6);

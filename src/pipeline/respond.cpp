@@ -125,12 +125,44 @@ void add_traceparent(const request_ctx& ctx, upstream::request& req) {
   req.headers.emplace_back("traceparent", std::move(v));
 }
 
+// general_settings.forward_client_headers_to_llm_api (LiteLLM's rule: the client's x-*
+// headers and anthropic-beta). Never forwarded: credentials (x-api-key, x-goog-api-key,
+// the configured key header), the gateway's own x-litellm-* controls, the OpenAI SDK's
+// x-stainless-* telemetry, and x-amz-* (they would contradict a SigV4 signature). A
+// header the request to the provider already has (the adapter's, the deployment's
+// extra_headers) is kept as it is.
+void add_client_headers(const request_ctx& ctx, upstream::request& req) {
+  if (!ctx.forward_client_headers) {
+    return;
+  }
+  for (const auto& [k, v] : ctx.req.headers) {  // names are lower-case
+    const bool candidate = (k.size() > 2 && k[0] == 'x' && k[1] == '-') || k == "anthropic-beta";
+    if (!candidate || k == "x-api-key" || k == "x-goog-api-key" || k.starts_with("x-litellm-") ||
+        k.starts_with("x-stainless-") || k.starts_with("x-amz-") || (!ctx.key_header.empty() && k == ctx.key_header)) {
+      continue;
+    }
+    bool present = false;
+    for (const auto& [name, value] : req.headers) {
+      if (name.size() == k.size() && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+            return a == (b >= 'A' && b <= 'Z' ? static_cast<char>(b - 'A' + 'a') : b);
+          })) {
+        present = true;
+        break;
+      }
+    }
+    if (!present) {
+      req.headers.emplace_back(k, v);
+    }
+  }
+}
+
 net::awaitable<core::result<upstream::response>> send_upstream(request_ctx& ctx, upstream_caller& up,
                                                                upstream::request req,
                                                                std::chrono::milliseconds timeout,
                                                                const providers::adapter* adapter) {
   const auto& d = *ctx.dep;
   add_traceparent(ctx, req);
+  add_client_headers(ctx, req);
   const auto t0 = clock::now();
   auto r = co_await up.send(std::move(req));
   ctx.upstream_time += clock::now() - t0;
@@ -149,6 +181,7 @@ net::awaitable<core::result<std::unique_ptr<upstream::body_stream>>> open_upstre
     const providers::adapter* adapter) {
   const auto& d = *ctx.dep;
   add_traceparent(ctx, req);
+  add_client_headers(ctx, req);
   const auto t0 = clock::now();
   auto opened = co_await up.open(std::move(req));
   ctx.upstream_time += clock::now() - t0;

@@ -7,6 +7,7 @@
 // gateway shares its counters through the Redis of SWITCHYARD_TEST_REDIS_URL.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 
 import { startFakeProvider } from '../fake_provider/server.mjs';
 import { call, delay, openaiErrorProblems, psql, SLOW, startGateway, stopAll, withDatabase } from '../lib/gateway.mjs';
@@ -101,6 +102,29 @@ describe('limits on /v1/messages and /v1/responses', { skip }, () => {
     assert.equal(fake.requests({ path: '/v1/responses' }).length, 2);
     await spendRows('anthropic_messages', 2);
     await spendRows('aresponses', 2);
+  });
+
+  test('a Redis that stops answering never loosens a limit: the local fallback counts what Redis admitted', async () => {
+    const key = await newKey({ rpm_limit: 2 });
+    fake.reset();
+    for (let i = 0; i < 2; ++i) {
+      const r = await responses(key);
+      assert.equal(r.status, 200, r.text);
+    }
+    // Every script on this Redis waits until UNPAUSE: the gateway's check times out after a
+    // few ms and the local engine decides, from the two requests it already let through.
+    const redis = (...args) => execFileSync('redis-cli', ['-u', REDIS_URL, ...args], { encoding: 'utf8', timeout: 10_000 });
+    assert.match(redis('CLIENT', 'PAUSE', '30000', 'WRITE'), /OK/);
+    let third;
+    try {
+      third = await responses(key);
+    } finally {
+      redis('CLIENT', 'UNPAUSE');
+    }
+    assert.equal(third.status, 429, third.text);
+    assert.equal(third.json.error.type, 'throttling_error');
+    await gw.proc.waitForStderr(/limits: Redis unavailable/, 10_000 * SLOW);
+    assert.equal(fake.requests({ path: '/v1/responses' }).length, 2);
   });
 
   test('max_budget: a request whose worst case does not fit is refused before the provider', async () => {

@@ -49,6 +49,18 @@ class key_authenticator {
     }
     return auth::check_route(who, path, routes_);
   }
+  // general_settings.public_routes, only the entries that may be public
+  // (core::public_route_allowed); set once at startup.
+  void set_public_routes(std::vector<std::string> r) { public_ = std::move(r); }
+  // A request without a key to `path` is served as an anonymous caller.
+  bool is_public(std::string_view path) const {
+    for (const auto& p : public_) {
+      if (route_matches(p, path)) {
+        return true;
+      }
+    }
+    return false;
+  }
 
  private:
   const authenticator& master_;
@@ -56,6 +68,7 @@ class key_authenticator {
   bool allow_on_db_unavailable_;
   access_groups groups_;
   route_rules routes_;
+  std::vector<std::string> public_;
 };
 
 // Pure checks on a resolved key at `now` (no lookup): blocked (key or team), expired,

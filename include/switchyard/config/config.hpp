@@ -129,6 +129,13 @@ struct general_settings {
   std::vector<std::string> allowed_routes;
   std::vector<std::string> admin_only_routes;
   std::vector<std::string> allowed_ips;
+  // Routes served without a key (information routes only; config::public_route_allowed).
+  std::vector<std::string> public_routes;
+  // The client's x-* and anthropic-beta headers go to the provider (never credentials).
+  bool forward_client_headers_to_llm_api = false;
+  // CORS (docs/configuration.md, "CORS"): off while the list is empty.
+  std::vector<std::string> cors_allow_origins;
+  bool cors_allow_credentials = false;
   nlohmann::json raw = nlohmann::json::object();
 };
 

@@ -57,6 +57,8 @@ class memory_engine {
   // All checks fit (and are reserved) or none is. `share`: the limits (and the part of a
   // budget left above its seed) are divided by it (Redis outage rule: docs/limits.md).
   decision reserve(const std::vector<check>& checks, std::int64_t share = 1);
+  // Counts a reservation decided elsewhere (by Redis) without checking it.
+  void record(const std::vector<check>& checks);
   void settle(const settle_op& op);
 
   std::size_t counters() const;  // for tests: the entries held
@@ -78,6 +80,7 @@ class memory_engine {
   std::unordered_map<std::string, std::int64_t> parallel_;
   std::int64_t last_sweep_ms_ = 0;
   void sweep(std::int64_t now);
+  void apply(const std::vector<check>& checks, const std::vector<std::string>& names, std::int64_t now);
 };
 
 struct redis_engine_options {

@@ -77,6 +77,8 @@ class llm_pipeline {
   spend::pricer* prices_ = nullptr;
   bool tracing_ = false;
   bool keep_response_ = false;
+  bool forward_client_headers_ = false;
+  std::string key_header_;  // litellm_key_header_name, lower-case
 };
 
 }  // namespace switchyard::pipeline

@@ -111,6 +111,11 @@ struct request_ctx {
   long long stream_token_allowance = -1;
   stream_budget* stream_limit = nullptr;
   std::shared_ptr<responses_slot> responses;  // /v1/responses only
+  // general_settings.forward_client_headers_to_llm_api: the client's x-* and
+  // anthropic-beta headers go to the provider (respond.cpp, add_client_headers), except
+  // credentials and the gateway's own; `key_header` is litellm_key_header_name, lower-case.
+  bool forward_client_headers = false;
+  std::string_view key_header;
 
   // The whole body as a DOM (path model applied), parsed on first use.
   const nlohmann::json& full_body();

@@ -267,3 +267,22 @@ TEST(units, nano_usd_never_rounds_a_cost_down_to_free) {
   EXPECT_EQ(sy::limits::to_nano(1e-12), 1);
   EXPECT_EQ(sy::limits::to_nano(0.1 + 0.2), 300'000'000);  // float noise is not a nano-dollar
 }
+
+// What Redis admitted is recorded locally, so a check decided locally (Redis slow or gone)
+// starts from it and never lets more through than the limit.
+TEST(memory_engine, recorded_reservations_count_for_later_local_checks) {
+  fake_clock clk;
+  memory_engine e(clk.fn(), 60s);
+  auto rpm = make(kind::requests, "k", 2, 1);
+  auto slots = make(kind::parallel, "k", 1, 1);
+  e.record({rpm, slots});
+  e.record({rpm});
+  auto d = e.reserve({rpm});
+  ASSERT_FALSE(d.ok);
+  EXPECT_EQ(d.used, 2);
+  EXPECT_FALSE(e.reserve({slots}).ok);
+  e.settle(op(slots, 1, 0));
+  EXPECT_TRUE(e.reserve({slots}).ok);
+  clk.ms += 60'000;  // the window the recorded requests were in has ended
+  EXPECT_TRUE(e.reserve({rpm}).ok);
+}
