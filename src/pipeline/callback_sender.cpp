@@ -129,7 +129,7 @@ net::awaitable<bool> callback_sender::send_batch(std::vector<event_ptr> batch) {
     req.url = target_.url;
     req.headers = target_.headers;
     req.headers.emplace_back("content-type", "application/json");
-    req.body = body;
+    req.body_parts = {std::string_view(body)};  // sent from `body` (kept for the retries), not copied
     req.timeout = opts_.timeout;
     req.connect_timeout = std::min(opts_.timeout, std::chrono::milliseconds{5000});
     auto r = co_await up_.send(std::move(req));

@@ -7,10 +7,15 @@
 #include "switchyard/pipeline/llm_pipeline.hpp"
 #include "switchyard/pipeline/request_ctx.hpp"
 #include "switchyard/pipeline/spend_observer.hpp"
+#include "switchyard/providers/json_scan.hpp"
 #include "switchyard/router/policy.hpp"
 
 #include <spdlog/spdlog.h>
 
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <cstring>
 #include <ctime>
 
 namespace switchyard::pipeline {
@@ -52,8 +57,14 @@ json attr_int(const std::string& key, long long v) {
 json attr_double(const std::string& key, double v) { return {{"key", key}, {"value", {{"doubleValue", v}}}}; }
 json attr_bool(const std::string& key, bool v) { return {{"key", key}, {"value", {{"boolValue", v}}}}; }
 
+// Whether the request's input is logged (message logging on).
+bool has_input(const callback_event& e) { return !e.input_raw.empty() || e.request_body; }
+
 // The request's input as the callbacks show it: messages (chat), prompt, or input.
 json input_of(const callback_event& e) {
+  if (!e.input_raw.empty()) {
+    return json::parse(e.input_raw, nullptr, false);  // valid: checked by the request's scan
+  }
   if (!e.request_body) {
     return nullptr;
   }
@@ -197,6 +208,27 @@ bool http_url(const std::string& u) { return u.rfind("http://", 0) == 0 || u.rfi
 
 }  // namespace
 
+namespace {
+
+// The request members reported as model parameters, in name order (the order of a JSON
+// object's members as nlohmann writes them, which the payloads have always had).
+constexpr std::string_view model_parameter_names[] = {
+    "frequency_penalty", "max_completion_tokens", "max_tokens", "n", "presence_penalty",
+    "seed",              "stop",                  "temperature", "top_p"};
+
+}  // namespace
+
+json model_parameters_json(const callback_event& e) {
+  json out = json::object();
+  for (const auto& [k, v] : e.model_parameters) {
+    auto j = json::parse(v, nullptr, false);
+    if (!j.is_discarded()) {
+      out[std::string(k)] = std::move(j);
+    }
+  }
+  return out;
+}
+
 std::string iso_time(std::int64_t unix_ns) {
   const std::time_t secs = static_cast<std::time_t>(unix_ns / 1'000'000'000);
   const long ms = static_cast<long>((unix_ns / 1'000'000) % 1000);
@@ -267,42 +299,42 @@ callback_event event_of(const request_ctx& ctx, spend::pricer& prices, const eve
   for (const auto& s : out.stages) {
     e.stages.push_back({s.name, ns(s.start), ns(s.end)});
   }
-  for (const auto& a : out.attempts) {
-    callback_event::attempt_span s;
-    s.span_id = a.span_id;
-    if (a.dep) {
-      s.model = a.dep->upstream_model;
-      s.model_id = a.dep->id;
-      s.model_group = a.group;
-      s.provider = std::string(a.dep->provider->name);
-      s.api_base = a.dep->api_base.empty() ? std::string(a.dep->provider->default_api_base) : a.dep->api_base;
+  // The attempts' spans are only read by the trace exporter (otel), which skips a request
+  // without a trace id.
+  if (!e.trace_id.empty()) {
+    for (const auto& a : out.attempts) {
+      callback_event::attempt_span s;
+      s.span_id = a.span_id;
+      if (a.dep) {
+        s.model = a.dep->upstream_model;
+        s.model_id = a.dep->id;
+        s.model_group = a.group;
+        s.provider = std::string(a.dep->provider->name);
+        s.api_base = a.dep->api_base.empty() ? std::string(a.dep->provider->default_api_base) : a.dep->api_base;
+      }
+      s.start_ns = ns(a.start);
+      s.end_ns = ns(a.end != time_point{} ? a.end : out.done);
+      s.status = a.status;
+      s.retry = a.retry;
+      s.fallback = a.fallback;
+      s.mock = a.mock;
+      s.prompt_tokens = a.usage.prompt_tokens;
+      s.completion_tokens = a.usage.completion_tokens;
+      if (a.error) {
+        s.error = a.error->message;
+      }
+      e.attempts.push_back(std::move(s));
     }
-    s.start_ns = ns(a.start);
-    s.end_ns = ns(a.end != time_point{} ? a.end : out.done);
-    s.status = a.status;
-    s.retry = a.retry;
-    s.fallback = a.fallback;
-    s.mock = a.mock;
-    s.prompt_tokens = a.usage.prompt_tokens;
-    s.completion_tokens = a.usage.completion_tokens;
-    if (a.error) {
-      s.error = a.error->message;
-    }
-    e.attempts.push_back(std::move(s));
   }
   if (ctx.scan.ok) {
-    for (const char* k : {"temperature", "max_tokens", "max_completion_tokens", "top_p", "n", "stop",
-                          "presence_penalty", "frequency_penalty", "seed"}) {
+    // Kept as received (the scan validated them); parsed only by the encoders that need a DOM.
+    for (std::string_view k : model_parameter_names) {
       if (const auto* m = ctx.scan.find(k); m != nullptr) {
-        auto v = json::parse(m->value, nullptr, false);
-        if (!v.is_discarded()) {
-          e.model_parameters[k] = std::move(v);
-        }
+        e.model_parameters.emplace_back(k, std::string(m->value));
       }
     }
   }
   if (o.log_content) {
-    e.request_body = ctx.req.body.substr(0, std::min(ctx.req.body.size(), o.max_content_bytes));
     if (ctx.scan.ok) {
       for (const char* k : {"messages", "prompt", "input"}) {
         if (const auto* m = ctx.scan.find(k); m != nullptr) {
@@ -313,8 +345,12 @@ callback_event event_of(const request_ctx& ctx, spend::pricer& prices, const eve
         }
       }
     }
+    if (e.input_raw.empty()) {
+      e.request_body = ctx.req.body.substr(0, std::min(ctx.req.body.size(), o.max_content_bytes));
+    }
     if (!ctx.kept_response.empty()) {
       e.response = ctx.kept_response.substr(0, std::min(ctx.kept_response.size(), o.max_content_bytes));
+      e.response_is_json = ctx.kept_json && e.response->size() == ctx.kept_response.size();
     }
   }
   return e;
@@ -352,8 +388,9 @@ json otlp_traces_json(const std::vector<event_ptr>& batch, const std::string& se
       a.push_back(attr_int("gen_ai.usage.output_tokens", e.completion_tokens));
       a.push_back(attr_double("gen_ai.usage.cost", e.cost));
     }
+    const json params = model_parameters_json(e);
     for (const char* k : {"temperature", "max_tokens", "top_p"}) {
-      if (auto it = e.model_parameters.find(k); it != e.model_parameters.end() && it->is_number()) {
+      if (auto it = params.find(k); it != params.end() && it->is_number()) {
         a.push_back(attr_double(std::string("gen_ai.request.") + k, it->get<double>()));
       }
     }
@@ -440,7 +477,7 @@ json langfuse_batch_json(const std::vector<event_ptr>& batch, const std::string&
     if (!user.empty()) {
       trace["userId"] = user;
     }
-    if (e.request_body) {
+    if (has_input(e)) {
       trace["input"] = input_of(e);
     }
     if (e.response) {
@@ -454,7 +491,7 @@ json langfuse_batch_json(const std::vector<event_ptr>& batch, const std::string&
                 {"startTime", iso_time(e.start_ns)},
                 {"endTime", iso_time(std::max(e.end_ns, e.start_ns))},
                 {"model", e.model.empty() ? e.requested_model : e.model},
-                {"modelParameters", e.model_parameters},
+                {"modelParameters", model_parameters_json(e)},
                 {"usage",
                  {{"input", e.prompt_tokens},
                   {"output", e.completion_tokens},
@@ -473,7 +510,7 @@ json langfuse_batch_json(const std::vector<event_ptr>& batch, const std::string&
     if (!e.success) {
       gen["statusMessage"] = e.error_message;
     }
-    if (e.request_body) {
+    if (has_input(e)) {
       gen["input"] = input_of(e);
     }
     if (e.response) {
@@ -487,60 +524,310 @@ json langfuse_batch_json(const std::vector<event_ptr>& batch, const std::string&
 
 namespace {
 
-// One generic_api object without its content (messages, response).
-json generic_base(const callback_event& e) {
-    const double secs = 1e-9;
-    json p = {{"id", e.call_id},
-              {"trace_id", e.trace_id.empty() ? e.call_id : e.trace_id},
-              {"call_type", e.call_type},
-              {"stream", e.stream},
-              {"status", e.success ? "success" : "failure"},
-              {"response_cost", e.cost},
-              {"prompt_tokens", e.prompt_tokens},
-              {"completion_tokens", e.completion_tokens},
-              {"total_tokens", e.prompt_tokens + e.completion_tokens},
-              {"startTime", static_cast<double>(e.start_ns) * secs},
-              {"endTime", static_cast<double>(e.end_ns) * secs},
-              {"completionStartTime",
-               static_cast<double>(e.first_token_ns != 0 ? e.first_token_ns : e.end_ns) * secs},
-              {"model", e.model.empty() ? e.requested_model : e.model},
-              {"requested_model", e.requested_model},
-              {"model_id", e.model_id},
-              {"model_group", e.model_group},
-              {"custom_llm_provider", e.provider},
-              {"api_base", e.api_base},
-              {"cache_hit", e.cache_hit},
-              {"metadata", caller_metadata(e)},
-              {"end_user", e.end_user},
-              {"model_parameters", e.model_parameters},
-              {"status_code", e.status}};
-    if (!e.success) {
-      p["error_str"] = e.error_message;
-      p["error_information"] = {{"error_class", e.error_class}, {"error_code", std::to_string(e.status)}};
+// The generic_api payload is written straight as text, with no DOM: the same bytes as
+// nlohmann's dump of the object would give (members in name order, its string escapes,
+// its number spellings), so the receiver sees what it always has.
+
+// Bytes a JSON string holds as they are: printable ASCII but the quote and the backslash.
+constexpr auto plain_ascii = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 0x80; ++c) {
+    t[static_cast<std::size_t>(c)] = c != '"' && c != '\\';
+  }
+  return t;
+}();
+
+// Writes JSON text at a position with room enough (the caller sized the buffer for the
+// worst case: at most 6 bytes per byte of a string, 64 per number).
+class text_cursor {
+ public:
+  explicit text_cursor(char* at) : p_(at) {}
+  char* end() const { return p_; }
+
+  template <std::size_t N>
+  void lit(const char (&s)[N]) {  // a literal, without its terminating zero
+    std::memcpy(p_, s, N - 1);
+    p_ += N - 1;
+  }
+  void raw(std::string_view v) {
+    std::memcpy(p_, v.data(), v.size());
+    p_ += v.size();
+  }
+  void boolean(bool v) {
+    if (v) {
+      lit("true");
+    } else {
+      lit("false");
     }
-    return p;
+  }
+  void integer(long long v) { p_ = std::to_chars(p_, p_ + 24, v).ptr; }
+  // As nlohmann writes a double: its shortest spelling that reads back the same, "1.0"
+  // for 1, null for NaN and infinities.
+  void number(double v) {
+    if (!std::isfinite(v)) {
+      lit("null");
+      return;
+    }
+    p_ = nlohmann::detail::to_chars(p_, p_ + 64, v);
+  }
+  // A JSON string with nlohmann's escapes.
+  void str(std::string_view v) {
+    const auto* in = reinterpret_cast<const unsigned char*>(v.data());
+    std::size_t i = 0;
+    while (i < v.size() && plain_ascii[in[i]]) {
+      ++i;
+    }
+    *p_++ = '"';
+    std::memcpy(p_, v.data(), i);
+    p_ += i;
+    if (i == v.size()) {  // the usual case: nothing to escape
+      *p_++ = '"';
+      return;
+    }
+    for (std::size_t j = i; j < v.size(); ++j) {
+      if (in[j] >= 0x80) {
+        // Other than ASCII: nlohmann's serializer checks the UTF-8 and replaces what is
+        // invalid (U+FFFD, 3 bytes for a byte at most).
+        p_ -= i + 1;
+        raw(json(std::string(v)).dump(-1, ' ', false, json::error_handler_t::replace));
+        return;
+      }
+    }
+    for (; i < v.size(); ++i) {
+      const unsigned char c = in[i];
+      if (plain_ascii[c]) {
+        *p_++ = static_cast<char>(c);
+        continue;
+      }
+      switch (c) {
+        case '"': lit("\\\""); break;
+        case '\\': lit("\\\\"); break;
+        case '\b': lit("\\b"); break;
+        case '\f': lit("\\f"); break;
+        case '\n': lit("\\n"); break;
+        case '\r': lit("\\r"); break;
+        case '\t': lit("\\t"); break;
+        default: {
+          static constexpr char hex[] = "0123456789abcdef";
+          lit("\\u00");
+          *p_++ = hex[c >> 4];
+          *p_++ = hex[c & 15];
+        }
+      }
+    }
+    *p_++ = '"';
+  }
+
+ private:
+  char* p_;
+};
+
+// Room for a string written by text_cursor::str.
+std::size_t str_room(std::string_view v) { return 6 * v.size() + 2; }
+
+// A scanned scalar spelled as nlohmann writes it after a parse (an integer without
+// leading zeros or exponent, true, false, null): copied as is. Anything else (a
+// fraction, an exponent, an array, a string) is parsed and written again.
+bool canonical_scalar(std::string_view v) {
+  if (v == "true" || v == "false" || v == "null") {
+    return true;
+  }
+  std::size_t i = v.size() > 1 && v[0] == '-' ? 1 : 0;
+  if (i == v.size() || v.size() - i > 18 || (v[i] == '0' && v.size() - i > 1) || (i == 1 && v == "-0")) {
+    return false;
+  }
+  for (; i < v.size(); ++i) {
+    if (v[i] < '0' || v[i] > '9') {
+      return false;
+    }
+  }
+  return true;
 }
 
-// The answer as JSON text: the body as received when it is whole, valid JSON (checked
-// without building a DOM), else as a string (a stream's text, a body cut at the bound).
-std::string response_text(const callback_event& e) {
-  if (!e.response) {
-    return "null";
+// One generic_api object (LiteLLM's StandardLoggingPayload fields we fill), appended to
+// `out`: its members in name order, then the request's input and the answer, spliced in.
+void write_generic_payload(std::string& out, const callback_event& e) {
+  // What is not copied as is, made first so that its size is known: model parameters not
+  // spelled as nlohmann writes them (parsed and written again), the input of a body that
+  // could not be scanned.
+  std::vector<std::pair<std::string_view, std::string>> params_again;
+  for (const auto& [k, v] : e.model_parameters) {
+    if (!canonical_scalar(v)) {
+      auto j = json::parse(v, nullptr, false);
+      params_again.emplace_back(k, j.is_discarded() ? std::string() : j.dump(-1, ' ', false, json::error_handler_t::replace));
+    }
   }
-  if (json::accept(*e.response)) {
-    return *e.response;
+  std::string input_again;
+  if (e.input_raw.empty() && e.request_body) {
+    input_again = input_of(e).dump(-1, ' ', false, json::error_handler_t::replace);
   }
-  return json(*e.response).dump(-1, ' ', false, json::error_handler_t::replace);
-}
+  const bool response_raw = e.response && (e.response_is_json || providers::json_valid(*e.response));
+  const std::string_view model = e.model.empty() ? e.requested_model : e.model;
+  const std::string_view trace_id = e.trace_id.empty() ? e.call_id : e.trace_id;
 
-std::string input_text(const callback_event& e) {
+  // Room for the worst case: member names, punctuation and numbers, then each string.
+  std::size_t room = 1024;
+  for (const std::string* x : {&e.api_base, &e.call_type, &e.provider, &e.end_user, &e.error_class, &e.error_message,
+                               &e.call_id, &e.key_alias, &e.key_hash, &e.team_alias, &e.team_id, &e.user_id,
+                               &e.model_group, &e.model_id, &e.requested_model}) {
+    room += str_room(*x);
+  }
+  room += str_room(e.end_user) + str_room(model) + str_room(trace_id);  // metadata's end user, model, trace_id
+  for (const auto& [k, v] : e.model_parameters) {
+    room += str_room(k) + 1 + v.size();
+  }
+  for (const auto& [k, v] : params_again) {
+    room += v.size();
+  }
+  room += e.input_raw.size() + input_again.size();
+  if (e.response) {
+    room += response_raw ? e.response->size() : str_room(*e.response);
+  }
+  // Written in a buffer kept for the next payloads (grown, never cleared), then appended.
+  thread_local std::string scratch;
+  if (scratch.size() < room) {
+    scratch.resize(std::max(room, 2 * scratch.size()));
+  }
+  text_cursor w(scratch.data());
+
+  const double secs = 1e-9;
+  w.lit("{\"api_base\":");
+  w.str(e.api_base);
+  w.lit(",\"cache_hit\":");
+  w.boolean(e.cache_hit);
+  w.lit(",\"call_type\":");
+  w.str(e.call_type);
+  w.lit(",\"completionStartTime\":");
+  char* const completion_start = w.end();
+  w.number(static_cast<double>(e.first_token_ns != 0 ? e.first_token_ns : e.end_ns) * secs);
+  const std::string_view completion_start_text(completion_start, static_cast<std::size_t>(w.end() - completion_start));
+  w.lit(",\"completion_tokens\":");
+  w.integer(e.completion_tokens);
+  w.lit(",\"custom_llm_provider\":");
+  w.str(e.provider);
+  w.lit(",\"endTime\":");
+  if (e.first_token_ns == 0) {
+    w.raw(completion_start_text);  // no first token (not streamed): the same time
+  } else {
+    w.number(static_cast<double>(e.end_ns) * secs);
+  }
+  w.lit(",\"end_user\":");
+  w.str(e.end_user);
+  if (!e.success) {
+    w.lit(",\"error_information\":{\"error_class\":");
+    w.str(e.error_class);
+    w.lit(",\"error_code\":\"");
+    w.integer(e.status);
+    w.lit("\"},\"error_str\":");
+    w.str(e.error_message);
+  }
+  w.lit(",\"id\":");
+  w.str(e.call_id);
+  // The caller (members in name order; empty ones left out).
+  w.lit(",\"metadata\":{");
+  bool first = true;
+  const std::pair<std::string_view, const std::string*> caller[] = {
+      {"\"user_api_key_alias\":", &e.key_alias},  {"\"user_api_key_end_user_id\":", &e.end_user},
+      {"\"user_api_key_hash\":", &e.key_hash},    {"\"user_api_key_team_alias\":", &e.team_alias},
+      {"\"user_api_key_team_id\":", &e.team_id}, {"\"user_api_key_user_id\":", &e.user_id}};
+  for (const auto& [k, v] : caller) {
+    if (!v->empty()) {
+      if (!first) {
+        w.lit(",");
+      }
+      first = false;
+      w.raw(k);
+      w.str(*v);
+    }
+  }
+  w.lit("},\"model\":");
+  w.str(model);
+  w.lit(",\"model_group\":");
+  w.str(e.model_group);
+  w.lit(",\"model_id\":");
+  w.str(e.model_id);
+  w.lit(",\"model_parameters\":{");
+  first = true;
+  auto again = params_again.begin();
+  for (const auto& [k, v] : e.model_parameters) {
+    std::string_view text = v;
+    if (!canonical_scalar(v)) {
+      text = (again++)->second;
+      if (text.empty()) {
+        continue;  // not JSON (cannot happen: the scan checked it)
+      }
+    }
+    if (!first) {
+      w.lit(",");
+    }
+    first = false;
+    w.str(k);
+    w.lit(":");
+    w.raw(text);
+  }
+  w.lit("},\"prompt_tokens\":");
+  w.integer(e.prompt_tokens);
+  w.lit(",\"requested_model\":");
+  w.str(e.requested_model);
+  w.lit(",\"response_cost\":");
+  w.number(e.cost);
+  w.lit(",\"startTime\":");
+  w.number(static_cast<double>(e.start_ns) * secs);
+  if (e.success) {
+    w.lit(",\"status\":\"success\",\"status_code\":");
+  } else {
+    w.lit(",\"status\":\"failure\",\"status_code\":");
+  }
+  w.integer(e.status);
+  w.lit(",\"stream\":");
+  w.boolean(e.stream);
+  w.lit(",\"total_tokens\":");
+  w.integer(e.prompt_tokens + e.completion_tokens);
+  w.lit(",\"trace_id\":");
+  w.str(trace_id);
+  // The request's input as received (no parse) and the answer: the body as sent when it
+  // is whole, valid JSON, else as a string (a stream's text, a body cut at the bound).
+  w.lit(",\"messages\":");
   if (!e.input_raw.empty()) {
-    return e.input_raw;
+    w.raw(e.input_raw);
+  } else if (e.request_body) {
+    w.raw(input_again);
+  } else {
+    w.lit("null");
   }
-  if (e.request_body) {
-    return input_of(e).dump(-1, ' ', false, json::error_handler_t::replace);
+  w.lit(",\"response\":");
+  if (!e.response) {
+    w.lit("null");
+  } else if (response_raw) {
+    w.raw(*e.response);
+  } else {
+    w.str(*e.response);
   }
-  return "null";
+  w.lit("}");
+  out.append(scratch.data(), static_cast<std::size_t>(w.end() - scratch.data()));
+}
+
+// A batch of generic_api payloads appended to `out`: `before_first`, then each payload with
+// `between` in between and `after_each` after each, then `after_all` (0: nothing).
+void append_generic_payloads(std::string& out, const std::vector<event_ptr>& batch, char before_first,
+                             char between, char after_each, char after_all) {
+  if (before_first != 0) {
+    out += before_first;
+  }
+  bool first = true;
+  for (const auto& ep : batch) {
+    if (!first && between != 0) {
+      out += between;
+    }
+    first = false;
+    write_generic_payload(out, *ep);
+    if (after_each != 0) {
+      out += after_each;
+    }
+  }
+  if (after_all != 0) {
+    out += after_all;
+  }
 }
 
 }  // namespace
@@ -557,17 +844,13 @@ std::vector<std::string> generic_payload_texts(const std::vector<event_ptr>& bat
   std::vector<std::string> out;
   out.reserve(batch.size());
   for (const auto& ep : batch) {
-    std::string s = generic_base(*ep).dump(-1, ' ', false, json::error_handler_t::replace);
-    s.pop_back();  // the closing brace: the content goes in before it
-    s += ",\"messages\":";
-    s += input_text(*ep);
-    s += ",\"response\":";
-    s += response_text(*ep);
-    s += '}';
+    std::string s;
+    write_generic_payload(s, *ep);
     out.push_back(std::move(s));
   }
   return out;
 }
+
 
 target_or_error make_callback_target(const std::string& name, const json& settings,
                                      const std::function<std::string(const char*)>& env) {
@@ -683,26 +966,24 @@ target_or_error make_callback_target(const std::string& name, const json& settin
     if (format == "ndjson") {
       t.encode = [](const std::vector<event_ptr>& b) {
         std::string out;
-        for (const auto& p : generic_payload_texts(b)) {
-          out += p;
-          out += '\n';
-        }
+        append_generic_payloads(out, b, 0, 0, '\n', 0);
         return out;
       };
     } else if (format == "single") {
       t.encode = [](const std::vector<event_ptr>& b) {
-        auto all = generic_payload_texts(b);
-        return all.empty() ? std::string("{}") : all[0];
+        if (b.empty()) {
+          return std::string("{}");
+        }
+        std::string out;
+        write_generic_payload(out, *b.front());
+        return out;
       };
       t.single = true;
     } else if (format == "json_array") {
       t.encode = [](const std::vector<event_ptr>& b) {
-        std::string out = "[";
-        for (const auto& p : generic_payload_texts(b)) {
-          out += out.size() > 1 ? "," : "";
-          out += p;
-        }
-        out += ']';
+        std::string out;
+        out.reserve(b.size() * 2048);  // about one payload of the usual size each
+        append_generic_payloads(out, b, '[', ',', 0, ']');
         return out;
       };
     } else {

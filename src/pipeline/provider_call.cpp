@@ -210,6 +210,7 @@ net::awaitable<std::optional<core::error>> provider_call::call(request_ctx& ctx)
     if (ctx.keep_response) {
       ctx.kept_bytes = out.body.size();
       ctx.kept_response.assign(out.body, 0, std::min(out.body.size(), spend::max_stored_bytes));
+      ctx.kept_json = ctx.kept_response.size() == out.body.size();  // whole: valid JSON (the adapter's)
     }
     out.head_lines = litellm_headers(ctx);
     add_response_cost(ctx, out.head_lines);

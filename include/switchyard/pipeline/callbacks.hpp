@@ -26,6 +26,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace switchyard::pipeline {
@@ -71,15 +73,25 @@ struct callback_event {
     long long prompt_tokens = 0, completion_tokens = 0;
   };
   std::vector<attempt_span> attempts;
-  // Message content (both unset with turn_off_message_logging): the request body as sent
-  // (its first max_content_bytes) and the answer kept for it.
-  std::optional<std::string> request_body;
+  // Message content (all unset with turn_off_message_logging).
   // The request's messages / prompt / input member as received (valid JSON, checked by
   // the request's scan), when it fits max_content_bytes: spliced into payloads unparsed.
   std::string input_raw;
+  // Only when input_raw could not be taken: the request body as sent (its first
+  // max_content_bytes), parsed at encoding time.
+  std::optional<std::string> request_body;
+  // The answer kept for the request (its first max_content_bytes).
   std::optional<std::string> response;
-  nlohmann::json model_parameters = nlohmann::json::object();  // temperature, max_tokens, ...
+  // `response` is the whole answer as the gateway sent it, JSON (an adapter's translation):
+  // spliced into payloads without checking it again.
+  bool response_is_json = false;
+  // The request's sampling parameters (temperature, max_tokens, ...) present in its body:
+  // name and JSON text as received (checked by the request's scan), in name order.
+  std::vector<std::pair<std::string_view, std::string>> model_parameters;
 };
+
+// The sampling parameters as a JSON object (temperature, max_tokens, ...).
+nlohmann::json model_parameters_json(const callback_event& e);
 
 struct event_options {
   bool log_content = true;          // false: litellm_settings.turn_off_message_logging

@@ -93,6 +93,7 @@ struct request_ctx {
   // Also kept (keep_response) when a callback logs message content.
   std::string kept_response;
   std::size_t kept_bytes = 0;
+  bool kept_json = false;  // kept_response is a whole translated (OpenAI JSON) answer
   bool keep_response = false;  // store_prompts_in_spend_logs, or a callback logs content
   bool finished = false;   // finish ran
   spend::pricer* prices = nullptr;  // for x-litellm-response-cost; null: not priced

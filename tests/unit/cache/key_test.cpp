@@ -87,6 +87,28 @@ TEST(CacheKey, RawMembersGiveTheDomPathsTextWhenCanonical) {
   }
 }
 
+TEST(CacheKey, LongStringsAreReadInBlocksWithTheSameResult) {
+  // Strings are stepped over 16 bytes at a time: escapes, the closing quote and the bytes
+  // that send a body to the DOM path at every offset of a block.
+  const std::string text = "The quick brown fox jumps over the lazy dog, again and again.";
+  for (std::size_t at = 0; at <= 40; ++at) {
+    for (const char* insert : {"", "\\n", "\\\"", "\\t\\\\"}) {
+      const std::string content = text.substr(0, at) + insert + text.substr(at);
+      const std::string value = R"([{"content":")" + content + R"(","role":"user"}])";
+      const members ms{{"messages", value}};
+      auto raw = canonical_request_raw("chat", "gpt", ms);
+      ASSERT_TRUE(raw.has_value()) << content;
+      EXPECT_EQ(*raw, canonical_request("chat", "gpt", dom_of(ms))) << content;
+    }
+    for (const char* refused : {"\\u00e9", "\\/", "caf\xc3\xa9"}) {
+      const std::string content = text.substr(0, at) + refused + text.substr(at);
+      const std::string value = R"([")" + content + R"("])";
+      const members ms{{"messages", value}};
+      EXPECT_FALSE(canonical_request_raw("chat", "gpt", ms).has_value()) << content;
+    }
+  }
+}
+
 TEST(CacheKey, RawMembersNotInCanonicalFormFallBackToTheDom) {
   const members cases[] = {
       {{"x", R"({"a":1,"a":2})"}},                             // repeated key

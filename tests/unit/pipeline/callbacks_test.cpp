@@ -56,7 +56,11 @@ class recording_upstream final : public upstream_caller {
   std::deque<int> script{200};
   std::vector<sent_request> seen;
   net::awaitable<core::result<upstream::response>> send(upstream::request req) override {
-    seen.push_back({req.url, req.headers, req.body, clock_.now()});
+    std::string body = req.body;  // the real client sends body_parts when there are any
+    for (auto part : req.body_parts) {
+      body += part;
+    }
+    seen.push_back({req.url, req.headers, std::move(body), clock_.now()});
     const int s = script.front();
     if (script.size() > 1) {
       script.pop_front();
@@ -382,6 +386,115 @@ std::function<std::string(const char*)> env_of(std::map<std::string, std::string
     return it == m.end() ? std::string() : it->second;
   };
 }
+
+// What the generic_api payload was when it was a DOM dumped by nlohmann: the text writer
+// must give the same bytes (member order, escapes, number spellings).
+json generic_as_dom(const callback_event& e) {
+  json meta = json::object();
+  const std::pair<const char*, const std::string*> caller[] = {
+      {"user_api_key_hash", &e.key_hash},       {"user_api_key_alias", &e.key_alias},
+      {"user_api_key_team_id", &e.team_id},     {"user_api_key_team_alias", &e.team_alias},
+      {"user_api_key_user_id", &e.user_id},     {"user_api_key_end_user_id", &e.end_user}};
+  for (const auto& [k, v] : caller) {
+    if (!v->empty()) {
+      meta[k] = *v;
+    }
+  }
+  const double secs = 1e-9;
+  json p = {{"id", e.call_id},
+            {"trace_id", e.trace_id.empty() ? e.call_id : e.trace_id},
+            {"call_type", e.call_type},
+            {"stream", e.stream},
+            {"status", e.success ? "success" : "failure"},
+            {"response_cost", e.cost},
+            {"prompt_tokens", e.prompt_tokens},
+            {"completion_tokens", e.completion_tokens},
+            {"total_tokens", e.prompt_tokens + e.completion_tokens},
+            {"startTime", static_cast<double>(e.start_ns) * secs},
+            {"endTime", static_cast<double>(e.end_ns) * secs},
+            {"completionStartTime", static_cast<double>(e.first_token_ns != 0 ? e.first_token_ns : e.end_ns) * secs},
+            {"model", e.model.empty() ? e.requested_model : e.model},
+            {"requested_model", e.requested_model},
+            {"model_id", e.model_id},
+            {"model_group", e.model_group},
+            {"custom_llm_provider", e.provider},
+            {"api_base", e.api_base},
+            {"cache_hit", e.cache_hit},
+            {"metadata", meta},
+            {"end_user", e.end_user},
+            {"model_parameters", model_parameters_json(e)},
+            {"status_code", e.status}};
+  if (!e.success) {
+    p["error_str"] = e.error_message;
+    p["error_information"] = {{"error_class", e.error_class}, {"error_code", std::to_string(e.status)}};
+  }
+  return p;
+}
+
+std::string generic_as_dom_text(const callback_event& e) {
+  std::string s = generic_as_dom(e).dump(-1, ' ', false, json::error_handler_t::replace);
+  s.pop_back();
+  s += ",\"messages\":";
+  if (!e.input_raw.empty()) {
+    s += e.input_raw;
+  } else if (e.request_body) {
+    s += json::parse(*e.request_body)["messages"].dump();
+  } else {
+    s += "null";
+  }
+  s += ",\"response\":";
+  if (!e.response) {
+    s += "null";
+  } else if (json::accept(*e.response)) {
+    s += *e.response;
+  } else {
+    s += json(*e.response).dump(-1, ' ', false, json::error_handler_t::replace);
+  }
+  return s + "}";
+}
+
+TEST(CallbackFormats, GenericPayloadTextIsTheObjectsDump) {
+  auto ok = sample_event();
+  ok.input_raw = R"([{"role":"user","content":"hi"}])";
+  ok.request_body.reset();
+  ok.model_parameters = {{"max_tokens", "16"}, {"n", "1"}, {"seed", "-5"}, {"temperature", "0.70"}};
+  ok.cost = 0.000123;
+  ok.first_token_ns = ok.start_ns + 1'234'567;
+  ok.team_id = "team \"blue\"\\x";
+  ok.end_user = "ctl\x01\x1f\t\n\r\b\f\x7f";
+
+  auto failed = sample_event();  // the prompt taken from the body; a stream's text as the answer
+  failed.success = false;
+  failed.status = 429;
+  failed.error_class = "RateLimitError";
+  failed.error_message = "caf\xc3\xa9 \xe2\x82\xac and a cut \xe2\x82 byte";  // UTF-8, then invalid UTF-8
+  failed.response = "42 is not JSON here, \"quoted\"";
+  failed.stream = true;
+  failed.cache_hit = true;
+  failed.cost = 1e-7;
+  failed.model.clear();
+  failed.trace_id.clear();
+  failed.model_parameters = {{"frequency_penalty", "1e-2"}, {"stop", R"([ "a", "\u00e9" ])"}, {"top_p", "1"}};
+
+  auto bare = callback_event{};  // nothing filled: no content, no parameters
+  bare.response = "{\"cut\": ";  // a body cut at the bound: not JSON, sent as a string
+
+  for (const auto& e : {ok, failed, bare}) {
+    auto ev = std::make_shared<const callback_event>(e);
+    const auto texts = generic_payload_texts({ev});
+    ASSERT_EQ(texts.size(), 1u);
+    EXPECT_EQ(texts[0], generic_as_dom_text(e));
+    EXPECT_TRUE(json::accept(texts[0])) << texts[0];
+  }
+  // The array and ndjson encoders join the same texts.
+  auto t = make_callback_target("generic_api", json::object(), env_of({{"GENERIC_LOGGER_ENDPOINT", "http://h/x"}}));
+  ASSERT_TRUE(t.target);
+  auto a = std::make_shared<const callback_event>(ok);
+  auto b = std::make_shared<const callback_event>(failed);
+  EXPECT_EQ(t.target->encode({a, b}), "[" + generic_as_dom_text(ok) + "," + generic_as_dom_text(failed) + "]");
+  EXPECT_EQ(t.target->encode({}), "[]");
+}
+
 
 TEST(CallbackTargets, OtelEndpointAndHeadersFromTheEnvironment) {
   auto t = make_callback_target(
