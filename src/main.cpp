@@ -88,6 +88,7 @@ int main(int argc, char** argv) {
   }
 
   std::shared_ptr<const config::config> cfg;
+  config::load_options lo;
   try {
     // Models written without a provider prefix are placed by the price table's
     // litellm_provider, as LiteLLM does (claude-* is anthropic); no table: all openai.
@@ -95,7 +96,6 @@ int main(int argc, char** argv) {
     if (auto shipped = spend::price_table::load_blocking(spend::shipped_prices_path())) {
       *prices = std::move(*shipped);
     }
-    config::load_options lo;
     lo.bare_model_provider = [prices](std::string_view model) -> std::string {
       const auto* p = prices->find(model);
       return p != nullptr ? p->provider : std::string();
@@ -150,7 +150,18 @@ int main(int argc, char** argv) {
     return rc;
   };
   if (opts.num_workers > 1) {
-    return app::supervise(opts, run_gateway);
+    // The parent keeps the config a restarted worker starts with: on SIGHUP it re-reads the
+    // file as the workers do (a file that does not load leaves the old one; the workers
+    // report why).
+    const auto reread = [&cfg, &lo, &opts] {
+      try {
+        cfg = config::load_config_blocking(opts.config_path, lo);
+      } catch (const std::exception& e) {
+        std::cerr << "switchyard: SIGHUP: the config does not load, restarted workers keep the previous one: "
+                  << e.what() << "\n";
+      }
+    };
+    return app::supervise(opts, run_gateway, reread);
   }
   return run_gateway(opts, 0);
 }

@@ -44,6 +44,8 @@ using handler_result = net::awaitable<core::result<json>>;
 
 // observability.cpp
 handler_result deployment_health(const route_context& c);
+handler_result config_reload(const route_context& c);
+handler_result config_version(const route_context& c);
 handler_result health_backlog(const route_context& c);
 handler_result active_callbacks(const route_context& c);
 handler_result service_health(const route_context& c);

@@ -59,6 +59,9 @@ management_api::management_api(management_deps deps) : deps_(std::move(deps)) {}
 
 net::awaitable<void> management_api::handle(http::request& req, http::responder& resp, const route& r,
                                             std::string param) {
+  // The config this call started with stays alive until it ends, even if a reload swaps
+  // deps_.cfg meanwhile (a handler may hold references into it across a wait).
+  const auto pinned_cfg = deps_.cfg;
   auto who = co_await authenticate_caller(deps_.auth, req, resp);
   if (!who) {
     co_return;

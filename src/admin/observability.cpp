@@ -12,6 +12,20 @@ handler_result deployment_health(const route_context& c) {
   co_return co_await c.deps.deployment_health(std::move(model));
 }
 
+handler_result config_reload(const route_context& c) {
+  if (!c.deps.reload_config) {
+    co_return core::make_error(core::errc::internal, "Config reload is not available");
+  }
+  co_return co_await c.deps.reload_config("POST /config/reload");
+}
+
+handler_result config_version(const route_context& c) {
+  if (!c.deps.config_version) {
+    co_return core::make_error(core::errc::internal, "The config version is not available");
+  }
+  co_return ok(c.deps.config_version());
+}
+
 handler_result health_backlog(const route_context& c) {
   co_return ok(json{{"in_flight_requests", c.deps.in_flight ? c.deps.in_flight() : 0}});
 }

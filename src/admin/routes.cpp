@@ -91,6 +91,11 @@ constexpr route table[] = {
     // Reaches out to a configured callback or alerting channel: admins.
     {"/health/services",     {},                      get,            admin_read,    false, service_health},
 
+    // Hot reload (docs/configuration.md, "Hot reload"): only the admins change the config
+    // in use; its version (a hash, a time, a source: no secret) also for the viewer.
+    {"/config/reload",       {},                      post,           admin_only,    false, config_reload},
+    {"/config/version",      {},                      get,            admin_read,    false, config_version},
+
     // The model list needs no database: it answers from the config, also before the
     // migrations ran.
     {"/model/info",          "/v1/model/info",        get,            anyone,        false, model_info},

@@ -38,16 +38,20 @@
 #include "switchyard/upstream/client.hpp"
 
 #include <pqxx/pqxx>
+#include <signal.h>
 #include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <ctime>
 #include <map>
 #include <cstdlib>
 #include <filesystem>
@@ -336,9 +340,10 @@ bool litellm_flag(const config::config& cfg, const char* key) {
   return it != cfg.litellm.raw.end() && it->is_boolean() && it->get<bool>();
 }
 
-// The configuration's version for metrics: the first 12 hex digits of the sha256 of every
-// file it was read from, in load order (read once at start).
-std::string config_version(const config::config& cfg) {
+// The configuration's version: the sha256 of every file it was read from (each file's
+// path and bytes, in load order). Metrics show its first 12 hex digits. Blocking (reads
+// the files): at start, and on the reload thread.
+std::string files_hash(const config::config& cfg) {
   std::string all;
   for (const auto& f : cfg.files) {
     std::ifstream in(f, std::ios::binary);
@@ -348,7 +353,84 @@ std::string config_version(const config::config& cfg) {
     all += '\0';
     all += ss.str();
   }
-  return core::sha256_hex(all).substr(0, 12);
+  return core::sha256_hex(all);
+}
+
+// A config read for a reload, off the loop: the config, or the reason it was refused
+// ("<file>:<line>: <key>: <message>", never a secret value).
+struct loaded_config {
+  std::shared_ptr<const config::config> cfg;
+  std::string hash;
+  std::string error;
+};
+
+loaded_config load_for_reload(const std::string& path, const config::load_options& lo) {
+  loaded_config out;
+  try {
+    out.cfg = config::load_config_blocking(path, lo);
+    out.hash = files_hash(*out.cfg);
+  } catch (const config::config_error& e) {
+    out.error = e.what();
+  } catch (const std::exception& e) {
+    out.error = path + ": " + e.what();
+  }
+  return out;
+}
+
+// The settings a reload does not apply (they shape what was built at start: stores,
+// listeners, observers, the master key): those that differ, as "<section>.<key>".
+std::vector<std::string> restart_only_changes(const config::config& a, const config::config& b) {
+  // Read per request from the config generation or the router, so a reload applies them.
+  static const std::vector<std::string_view> applied_general = {"allowed_routes", "admin_only_routes", "allowed_ips",
+                                                                "enforce_user_param"};
+  static const std::vector<std::string_view> applied_litellm = {
+      "drop_params",      "additional_drop_params", "num_retries",   "request_timeout",
+      "fallbacks",        "context_window_fallbacks", "content_policy_fallbacks", "default_fallbacks",
+      "retry_policy",     "model_group_retry_policy", "allowed_fails_policy"};
+  std::vector<std::string> out;
+  const auto compare = [&out](const nlohmann::json& x, const nlohmann::json& y, const char* section,
+                              const std::vector<std::string_view>& applied) {
+    const auto empty = nlohmann::json::object();
+    const auto& xo = x.is_object() ? x : empty;
+    const auto& yo = y.is_object() ? y : empty;
+    std::vector<std::string> keys;
+    for (auto it = xo.begin(); it != xo.end(); ++it) {
+      keys.push_back(it.key());
+    }
+    for (auto it = yo.begin(); it != yo.end(); ++it) {
+      if (!xo.contains(it.key())) {
+        keys.push_back(it.key());
+      }
+    }
+    for (const auto& k : keys) {
+      if (std::find(applied.begin(), applied.end(), k) != applied.end()) {
+        continue;
+      }
+      const auto xi = xo.find(k);
+      const auto yi = yo.find(k);
+      if (xi == xo.end() || yi == yo.end() || *xi != *yi) {
+        out.push_back(std::string(section) + "." + k);
+      }
+    }
+  };
+  compare(a.general.raw, b.general.raw, "general_settings", applied_general);
+  compare(a.litellm.raw, b.litellm.raw, "litellm_settings", applied_litellm);
+  if (a.environment_variables != b.environment_variables) {
+    out.emplace_back("environment_variables");
+  }
+  if (a.callback_settings != b.callback_settings) {
+    out.emplace_back("callback_settings");
+  }
+  return out;
+}
+
+std::string iso_time(std::chrono::system_clock::time_point t) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
 }
 
 }  // namespace
@@ -420,6 +502,23 @@ class ip_allow_list {
 
 }  // namespace
 
+// What a config reload replaces as a whole: the config and the request path built from it
+// (the LLM pipeline: its retry, fallback and timeout settings, token sources; the
+// Responses API's lookups). A request takes the generation current when it starts (one
+// shared_ptr copy) and finishes on it, whatever reloads happen meanwhile; the last
+// request of an old generation frees it. The router and the stages with state (limits,
+// cache, observers) are not rebuilt: the router swaps its tables in place and keeps the
+// state of the deployments that did not change (router::reload).
+struct config_generation {
+  std::shared_ptr<const config::config> cfg;
+  std::string hash;  // files_hash(*cfg)
+  std::chrono::system_clock::time_point loaded_at;
+  std::string source;  // "startup", "SIGHUP", "POST /config/reload"
+  std::uint64_t number = 1;
+  std::unique_ptr<pipeline::llm_pipeline> llm;
+  std::unique_ptr<pipeline::responses_api> responses_api;
+};
+
 struct gateway::impl {
   impl(options o, std::shared_ptr<const config::config> c)
       : opts(std::move(o)),
@@ -431,13 +530,14 @@ struct gateway::impl {
         auth(cfg->general.master_key, cfg->general.raw.value("litellm_key_header_name", std::string{})),
         rt(cfg),
         client(ioc.get_executor()),
-        llm(cfg, key_auth, rt, caller, make_extensions()),
-        responses_api(cfg, key_auth, caller, responses_store),
+        ext(make_extensions()),
+        gen(make_generation(cfg, files_hash(*cfg), "startup", 1)),
         health(make_probes(), key_auth, rt),
         server(ioc.get_executor(), make_server_options(), [this](http::request& req, http::responder& resp) {
           return dispatch(req, resp);
         }),
         signals(ioc, SIGINT, SIGTERM),
+        hangup(ioc, SIGHUP),
         grace_timer(ioc) {
     register_process_metrics();
     wire_observability();
@@ -558,20 +658,189 @@ struct gateway::impl {
   // Redis when configured): docs/responses.md.
   pipeline::responses_store responses_store{ioc.get_executor(), redis.get(),
                                             pipeline::responses_store_options::from_env()};
-  pipeline::llm_pipeline llm;
-  pipeline::responses_api responses_api;
+  pipeline::extensions ext;  // the stages and observers every generation's pipeline uses
+  std::shared_ptr<config_generation> gen;  // the config in use (replaced by reload_config)
   admin::health_endpoints health;
   admin::management_api management{{key_auth, db.get(), key_invalidation.get(), cfg, &pricer, response_cache.get(),
                                     [this](std::string model) { return health_check.report(std::move(model)); },
                                     [this] { return llm_in_flight; }, active_callbacks(),
                                     callbacks_for(true), callbacks_for(false), alerting_channels(),
                                     [this](std::string service) { return check_service(std::move(service)); },
-                                    [this] { reset_timer.cancel(); }}};
+                                    [this] { reset_timer.cancel(); },
+                                    [this](std::string source) { return reload_config(std::move(source)); },
+                                    [this] { return version_json(); }}};
   http::server server;
   net::signal_set signals;
+  net::signal_set hangup;  // SIGHUP: reload (on_hangup)
+  // Where a reload reads and validates the config files: off the loop, one at a time.
+  // Declared after the io_context: joined before it goes away (a load in flight posts
+  // its result to the loop).
+  net::thread_pool reload_pool{1};
+  bool reloading = false;
+  bool reload_again = false;  // a SIGHUP arrived during a reload: one more when it ends
+  metrics::family* config_info = nullptr;
+  metrics::family* config_reloads = nullptr;
   net::steady_timer grace_timer;
   std::chrono::steady_clock::time_point grace_deadline{};
   bool stopping = false;
+
+  std::shared_ptr<config_generation> make_generation(std::shared_ptr<const config::config> c, std::string hash,
+                                                     std::string source, std::uint64_t number) {
+    auto g = std::make_shared<config_generation>();
+    g->cfg = c;
+    g->hash = std::move(hash);
+    g->loaded_at = std::chrono::system_clock::now();
+    g->source = std::move(source);
+    g->number = number;
+    g->llm = std::make_unique<pipeline::llm_pipeline>(c, key_auth, rt, caller, ext);
+    g->responses_api = std::make_unique<pipeline::responses_api>(c, key_auth, caller, responses_store);
+    return g;
+  }
+
+  // GET /config/version: which config serves new requests. Hashes, times, paths and
+  // counts only: never a value from the file (keys and passwords live there).
+  nlohmann::json version_json() const {
+    const auto& g = *gen;
+    return {{"hash", g.hash},
+            {"version", g.hash.substr(0, 12)},
+            {"loaded_at", iso_time(g.loaded_at)},
+            {"source", g.source},
+            {"generation", g.number},
+            {"path", g.cfg->path},
+            {"files", g.cfg->files},
+            {"deployments", g.cfg->model_list.size()},
+            {"model_groups", g.cfg->model_names().size()}};
+  }
+
+  // SIGHUP: everything a hangup reloads, in one place (the config; whatever else reloads
+  // on SIGHUP belongs here too). A hangup during a reload runs one more after it, so the
+  // file as it is after the last signal is the one loaded.
+  void on_hangup() {
+    hangup.async_wait([this](const boost::system::error_code& ec, int) {
+      if (ec) {
+        return;
+      }
+      on_hangup();  // re-armed first: a signal during the reload is not lost (nor fatal)
+      if (stopping) {
+        return;
+      }
+      if (reloading) {
+        reload_again = true;
+        return;
+      }
+      net::co_spawn(ioc, [this]() -> net::awaitable<void> {
+        do {
+          reload_again = false;
+          auto r = co_await reload_config("SIGHUP");
+          (void)r;  // logged by reload_config
+        } while (reload_again && !stopping);
+      }, net::detached);
+    });
+  }
+
+  // The one config reload (SIGHUP, POST /config/reload). The file and its includes are
+  // read and validated on reload_pool's thread; the loop only swaps: the router's tables
+  // (state of unchanged deployments kept), a new generation for requests that start from
+  // now on, and the settings read per request (access groups, route rules, allowed IPs).
+  // An invalid file changes nothing and is the error (400, with its file:line); the same
+  // files as now change nothing either ("unchanged").
+  net::awaitable<core::result<nlohmann::json>> reload_config(std::string source) {
+    if (reloading) {
+      auto e = core::make_error(core::errc::bad_request, "A config reload is already running; try again when it ends");
+      e.status = 409;
+      co_return e;
+    }
+    reloading = true;
+    struct done_guard {
+      bool& flag;
+      ~done_guard() { flag = false; }
+    } guard{reloading};
+    const std::string path = gen->cfg->path;
+    config::load_options lo;
+    lo.export_environment = false;  // setenv is not thread-safe; os.environ/ still sees them
+    lo.bare_model_provider = [prices = pricer.shared_table()](std::string_view model) -> std::string {
+      const auto* p = prices->find(model);
+      return p != nullptr ? p->provider : std::string();
+    };
+    struct job {
+      explicit job(net::io_context& io) : wake(io, net::steady_timer::time_point::max()) {}
+      net::steady_timer wake;
+      loaded_config out;
+    };
+    auto j = std::make_shared<job>(ioc);
+    net::post(reload_pool, [j, path, lo]() mutable {
+      auto out = load_for_reload(path, lo);
+      auto ex = j->wake.get_executor();
+      net::post(ex, [j = std::move(j), out = std::move(out)]() mutable {
+        j->out = std::move(out);
+        j->wake.cancel();
+      });
+    });
+    co_await j->wake.async_wait(net::as_tuple(net::use_awaitable));
+    loaded_config loaded = std::move(j->out);
+    if (!loaded.cfg) {
+      spdlog::error("config reload ({}) refused, still serving {} (loaded {}): {}", source, gen->hash.substr(0, 12),
+                    iso_time(gen->loaded_at), loaded.error);
+      count_reload("refused");
+      auto e = core::make_error(core::errc::bad_request, "Config reload refused: " + loaded.error);
+      co_return e;
+    }
+    if (loaded.hash == gen->hash) {
+      spdlog::info("config reload ({}): {} unchanged", source, gen->hash.substr(0, 12));
+      count_reload("unchanged");
+      auto out = version_json();
+      out["status"] = "unchanged";
+      co_return core::result<nlohmann::json>{boost::system::in_place_value, std::move(out)};
+    }
+    auto before = gen->cfg;
+    const std::string before_version = gen->hash.substr(0, 12);
+    auto next = loaded.cfg;
+    const auto restart = restart_only_changes(*before, *next);
+    const auto diff = rt.reload(next);
+    gen = make_generation(next, loaded.hash, source, gen->number + 1);
+    key_auth.set_access_groups(access_groups_of(*next));
+    key_auth.set_route_rules({next->general.allowed_routes, next->general.admin_only_routes});
+    allowed_ips = ip_allow_list(next->general.allowed_ips);
+    health_check.set_config(next);
+    management.set_config(next);
+    if (config_info != nullptr) {
+      config_info->clear();
+      config_info->with({std::string_view(gen->hash).substr(0, 12)}).set(1);
+    }
+    count_reload("reloaded");
+    for (const auto& w : next->warnings) {
+      spdlog::warn("config: {}", w);
+    }
+    spdlog::info("config reloaded ({}): {} -> {}: {} deployment(s) added, {} removed, {} changed, {} unchanged",
+                 source, before_version, gen->hash.substr(0, 12), diff.added.size(), diff.removed.size(), diff.changed.size(),
+                 diff.unchanged.size());
+    if (!restart.empty()) {
+      std::string list;
+      for (const auto& k : restart) {
+        list += list.empty() ? k : ", " + k;
+      }
+      spdlog::warn("config reload: these settings changed but apply only after a restart: {}", list);
+    }
+    auto out = version_json();
+    out["status"] = "reloaded";
+    out["added"] = diff.added.size();
+    out["removed"] = diff.removed.size();
+    out["changed"] = diff.changed.size();
+    out["unchanged"] = diff.unchanged.size();
+    out["needs_restart"] = restart;
+    if (source == "POST /config/reload" && opts.num_workers > 1 && opts.listen_fd >= 0) {
+      // One worker took the call; the supervisor re-reads and hangs up every worker, so
+      // all of them (this one finds its files unchanged) serve the same config.
+      ::kill(::getppid(), SIGHUP);
+    }
+    co_return core::result<nlohmann::json>{boost::system::in_place_value, std::move(out)};
+  }
+
+  void count_reload(std::string_view result) {
+    if (config_reloads != nullptr) {
+      config_reloads->with({result}).inc();
+    }
+  }
 
   std::unique_ptr<store::postgres::db_executor> make_db() const {
     if (cfg->general.database_url.empty()) {
@@ -952,9 +1221,12 @@ struct gateway::impl {
     auto& r = *metrics_reg;
     auto& build = r.gauge("switchyard_build_info", "The gateway's version (always 1)", {"version"});
     build.with({std::string_view(SWITCHYARD_VERSION)}).set(1);
-    auto& conf = r.gauge("switchyard_config_info",
-                         "The configuration in use: the start of the sha256 of its files (always 1)", {"version"});
-    conf.with({std::string_view(config_version(*cfg))}).set(1);
+    config_info = &r.gauge("switchyard_config_info",
+                           "The configuration in use: the start of the sha256 of its files (always 1)", {"version"});
+    config_info->with({std::string_view(gen->hash).substr(0, 12)}).set(1);
+    config_reloads = &r.counter("switchyard_config_reloads",
+                                "Config reloads (SIGHUP, POST /config/reload) by result: reloaded, unchanged, refused",
+                                {"result"});
     auto& start = r.gauge("switchyard_start_time_seconds", "When the process started (unix time)").with({});
     start.set(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
     auto* conns = &r.gauge("switchyard_open_connections", "Client connections open now").with({});
@@ -1389,6 +1661,9 @@ struct gateway::impl {
     const std::string_view method = req.method;
     const bool get = method == "GET" || method == "HEAD";
     const bool post = method == "POST";
+    // The config generation this request runs on, start to end (a reload meanwhile
+    // serves only the requests that start after it).
+    const std::shared_ptr<config_generation> g = gen;
     if (!allowed_ips.empty() && !allowed_ips.allows(req.remote_address) && !is_probe(p)) {
       // LiteLLM's answer. Probes stay open: a kubelet or a load balancer checks from
       // addresses an operator does not list.
@@ -1429,42 +1704,42 @@ struct gateway::impl {
     } else if (p == "/v1/chat/completions" || p == "/chat/completions") {
       if (post) {
         in_flight_guard busy(llm_in_flight);
-        co_return co_await llm.handle(req, resp, providers::call_type::chat);
+        co_return co_await g->llm->handle(req, resp, providers::call_type::chat);
       }
     } else if (p == "/v1/completions" || p == "/completions") {
       if (post) {
         in_flight_guard busy(llm_in_flight);
-        co_return co_await llm.handle(req, resp, providers::call_type::completion);
+        co_return co_await g->llm->handle(req, resp, providers::call_type::completion);
       }
     } else if (p == "/v1/embeddings" || p == "/embeddings") {
       if (post) {
         in_flight_guard busy(llm_in_flight);
-        co_return co_await llm.handle(req, resp, providers::call_type::embedding);
+        co_return co_await g->llm->handle(req, resp, providers::call_type::embedding);
       }
     } else if (p == "/v1/responses" || p == "/responses") {
       if (post) {
         in_flight_guard busy(llm_in_flight);
-        co_return co_await llm.handle(req, resp, providers::call_type::responses);
+        co_return co_await g->llm->handle(req, resp, providers::call_type::responses);
       }
     } else if (auto r = response_route(p); !r.id.empty()) {
       // GET / DELETE /v1/responses/{id}, POST /v1/responses/{id}/cancel
       if ((r.cancel && post) || (!r.cancel && (get || method == "DELETE"))) {
-        co_return co_await responses_api.handle(req, resp, std::move(r.id), r.cancel);
+        co_return co_await g->responses_api->handle(req, resp, std::move(r.id), r.cancel);
       }
     } else if (p == "/v1/messages" || p == "/anthropic/v1/messages") {
       // Anthropic's Messages API (Claude Code, the Anthropic SDKs), to any model group.
       if (post) {
         in_flight_guard busy(llm_in_flight);
-        co_return co_await llm.handle(req, resp, providers::call_type::messages);
+        co_return co_await g->llm->handle(req, resp, providers::call_type::messages);
       }
     } else if (p == "/v1/messages/count_tokens" || p == "/anthropic/v1/messages/count_tokens") {
       if (post) {
-        co_return co_await llm.count_tokens(req, resp);
+        co_return co_await g->llm->count_tokens(req, resp);
       }
     } else if (auto m = model_route(path); !m.model.empty()) {
       if (post) {
         in_flight_guard busy(llm_in_flight);
-        co_return co_await llm.handle(req, resp, m.type, m.model);
+        co_return co_await g->llm->handle(req, resp, m.type, m.model);
       }
     } else if (p == "/") {
       if (get) {
@@ -1541,6 +1816,7 @@ int gateway::run() {
       m.begin_stop(s);
     }
   });
+  m.on_hangup();
   m.server.start();
   if (m.loop_lag) {
     m.loop_lag->start();

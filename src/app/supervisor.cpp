@@ -99,7 +99,8 @@ int code_of(int status) {
 
 }  // namespace
 
-int supervise(options opts, const std::function<int(const options&, int)>& worker) {
+int supervise(options opts, const std::function<int(const options&, int)>& worker,
+              const std::function<void()>& on_hangup) {
   // One listening socket per worker slot, opened here and kept by the parent for the
   // group's life: a worker that dies leaves its socket open, so the connections the
   // kernel queued on it (and those that arrive before the replacement starts) wait for
@@ -208,6 +209,9 @@ int supervise(options opts, const std::function<int(const options&, int)>& worke
       continue;
     }
     if (sig == SIGHUP) {
+      if (on_hangup) {
+        on_hangup();
+      }
       forward(SIGHUP);
       continue;
     }

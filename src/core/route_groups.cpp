@@ -25,9 +25,9 @@ constexpr std::array<std::string_view, 13> info = {
     "/key/info", "/team/info",       "/team/list", "/organization/info", "/organization/list", "/user/info",
     "/model/info", "/v1/model/info", "/v2/model/info", "/model_group/info", "/v1/models", "/models",
     "/health"};
-constexpr std::array<std::string_view, 9> management = {
+constexpr std::array<std::string_view, 10> management = {
     "/key/*", "/team/*", "/user/*", "/organization/*", "/customer/*", "/end_user/*", "/budget/*",
-    "/model/*", "/cache/*"};
+    "/model/*", "/cache/*", "/config/*"};
 constexpr std::array<std::string_view, 3> spend_tracking = {"/spend/*", "/global/spend/*", "/global/activity*"};
 // What LiteLLM serves without a key by default, as served here: the probes and "/".
 constexpr std::array<std::string_view, 7> public_default = {"/",        "/health/liveliness", "/health/liveness",

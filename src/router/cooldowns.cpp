@@ -207,6 +207,12 @@ bool cooldowns::cool(const std::string& id, const cooldown_entry& e) {
   return true;
 }
 
+void cooldowns::forget(const std::string& id) {
+  cooled_.erase(id);
+  window_.erase(id);
+  legacy_window_.erase(id);
+}
+
 std::vector<std::string> cooldowns::cooled_ids(steady::time_point now) const {
   std::vector<std::string> out;
   for (const auto& [id, e] : cooled_) {

@@ -156,10 +156,8 @@ net::awaitable<void> redis_cooldown_sync::start() {
       apply(r->str);
     }
   }
-  if (router_.routing_strategy() != strategy::usage_based) {
-    co_return;
-  }
-  const auto ids = router_.deployment_ids();
+  // The strategy and the deployments are read on every tick: a config reload may change
+  // both (router::reload).
   net::steady_timer tick(loop_);
   for (;;) {
     tick.expires_after(std::chrono::milliseconds(100));
@@ -167,9 +165,10 @@ net::awaitable<void> redis_cooldown_sync::start() {
     if (ec) {
       co_return;
     }
-    if (!redis_.connected()) {
+    if (router_.routing_strategy() != strategy::usage_based || !redis_.connected()) {
       continue;
     }
+    const auto ids = router_.deployment_ids();
     const long long minute = router::current_minute();
     std::vector<std::string> mget{"MGET"};
     std::vector<router::usage_counts> sent;

@@ -1,6 +1,7 @@
 #include "switchyard/router/router.hpp"
 
 #include "switchyard/router/policy.hpp"
+#include "switchyard/core/ids.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -103,6 +104,73 @@ in_flight::~in_flight() {
 
 router::router(std::shared_ptr<const config::config> cfg)
     : cfg_(std::move(cfg)), cooldowns_(cooldown_settings::from(*cfg_)), rng_(std::random_device{}()) {
+  build_tables();
+}
+
+std::string deployment_fingerprint(const config::deployment& d) {
+  std::string all = d.model_name;
+  all += '\n';
+  all += d.litellm_params.dump();
+  all += '\n';
+  all += d.model_info.dump();
+  return core::sha256_hex(all);
+}
+
+deployment_diff diff_deployments(const config::config& before, const config::config& after) {
+  std::unordered_map<std::string, std::string> old_prints;
+  for (const auto& d : before.model_list) {
+    old_prints.emplace(d.id, deployment_fingerprint(d));
+  }
+  deployment_diff out;
+  for (const auto& d : after.model_list) {
+    auto it = old_prints.find(d.id);
+    if (it == old_prints.end()) {
+      out.added.push_back(d.id);
+      continue;
+    }
+    (it->second == deployment_fingerprint(d) ? out.unchanged : out.changed).push_back(d.id);
+    old_prints.erase(it);
+  }
+  for (const auto& d : before.model_list) {
+    if (old_prints.count(d.id) != 0) {
+      out.removed.push_back(d.id);
+    }
+  }
+  return out;
+}
+
+deployment_diff router::reload(std::shared_ptr<const config::config> next) {
+  auto diff = diff_deployments(*cfg_, *next);
+  cfg_ = std::move(next);
+  groups_.clear();
+  wildcard_groups_.clear();
+  aliases_.clear();
+  hidden_aliases_.clear();
+  strategy_ = strategy::simple_shuffle;
+  pre_call_checks_ = false;
+  latency_ttl_ = std::chrono::duration<double>(3600.0);
+  latency_buffer_ = 0.0;
+  build_tables();
+  cooldowns_.set_settings(cooldown_settings::from(*cfg_));
+  for (const auto* ids : {&diff.changed, &diff.removed}) {
+    for (const auto& id : *ids) {
+      cooldowns_.forget(id);
+      usage_local_.erase(id);
+      usage_shared_.erase(id);
+      if (auto it = stats_.find(id); it != stats_.end()) {
+        if (it->second.in_flight == 0) {
+          stats_.erase(it);
+        } else {
+          it->second.latency.clear();
+          it->second.ttft.clear();
+        }
+      }
+    }
+  }
+  return diff;
+}
+
+void router::build_tables() {
   for (const auto& d : cfg_->model_list) {
     auto& g = groups_[d.model_name];
     if (g.empty() && !d.model_name.empty() && d.model_name.back() == '*') {

@@ -65,6 +65,12 @@ struct management_deps {
   // Called after every successful management write (the budget reset job re-reads when
   // the next reset is due); may be empty.
   std::function<void()> budgets_changed;
+  // POST /config/reload: re-reads the config file and its includes and swaps a valid one in
+  // (`source` names who asked, for GET /config/version); an invalid file is the error, with
+  // its file:line. GET /config/version: the loaded config's hash, time and source (never a
+  // secret). Unset: 500.
+  std::function<net::awaitable<core::result<nlohmann::json>>(std::string source)> reload_config;
+  std::function<nlohmann::json()> config_version;
 };
 
 class management_api {
@@ -74,6 +80,9 @@ class management_api {
   // Answers `req` with route `r` (found by find_route, method already checked).
   // `param`: the {param} segment of a patterned alias (/key/{key}/regenerate), else empty.
   net::awaitable<void> handle(http::request& req, http::responder& resp, const route& r, std::string param);
+
+  // A config reload: handlers started from now on read `cfg` (those running keep theirs).
+  void set_config(std::shared_ptr<const config::config> cfg) { deps_.cfg = std::move(cfg); }
 
  private:
   management_deps deps_;

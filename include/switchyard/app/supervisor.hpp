@@ -25,6 +25,9 @@ namespace switchyard::app {
 
 // Runs `worker(opts, index)` in opts.num_workers child processes (index 0..N-1; the
 // child exits with its result) and supervises them; returns the group's exit code.
-int supervise(options opts, const std::function<int(const options&, int)>& worker);
+// `on_hangup` runs in the parent on SIGHUP before it is forwarded (main re-reads the config
+// there, so a worker started later begins with the config the others reloaded).
+int supervise(options opts, const std::function<int(const options&, int)>& worker,
+              const std::function<void()>& on_hangup = {});
 
 }  // namespace switchyard::app

@@ -42,6 +42,8 @@ class key_authenticator {
 
   // The config's route lists (auth/route_access.hpp); set once at startup.
   void set_route_rules(route_rules r) { routes_ = std::move(r); }
+  // A config reload: the new config's model access groups.
+  void set_access_groups(access_groups g) { groups_ = std::move(g); }
   // 403 when `who` may not call `path`: the key's allowed_routes and the config's lists.
   core::result<void> check_route(const principal& who, std::string_view path) const {
     if (routes_.empty() && (!who.vkey || who.vkey->allowed_routes.empty())) {

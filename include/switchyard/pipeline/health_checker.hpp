@@ -59,6 +59,9 @@ class health_checker {
   // The background loop; returns when stop() is called.
   net::awaitable<void> run_background();
   void stop();
+  // A config reload: checks started from now on cover the new model_list (a check running
+  // keeps the deployments it copied; the last background result stays until the next run).
+  void set_config(std::shared_ptr<const config::config> cfg) { cfg_ = std::move(cfg); }
   const health_options& options() const { return opts_; }
   // Called by the background loop with each unhealthy endpoint of a run (alerting).
   void on_unhealthy(std::function<void(const nlohmann::json& endpoint)> fn) { on_unhealthy_ = std::move(fn); }

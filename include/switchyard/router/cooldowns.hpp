@@ -74,6 +74,12 @@ class cooldowns {
   // Ids cooled right now (for messages).
   std::vector<std::string> cooled_ids(steady::time_point now) const;
 
+  // A config reload: the new router_settings apply to decisions from now on (cooldowns
+  // already running keep their deadline), and a deployment that changed or left loses its
+  // cooldown and failure counts (it is another endpoint now).
+  void set_settings(cooldown_settings s) { settings_ = std::move(s); }
+  void forget(const std::string& id);
+
   // Whether this failure may cool at all (the gate of _is_cooldown_required).
   bool gate(const config::deployment& d, const failure_info& f) const;
 

@@ -58,6 +58,18 @@ std::vector<std::string> request_tags(const nlohmann::json& body);
 
 class router;
 
+// What a config reload changes, by deployment identity (config::deployment::id: the
+// model_info.id, else a hash of model_name and litellm_params as written). A deployment is
+// unchanged when its id is in both configs with the same fingerprint; changed when the
+// id stays but its model_name, litellm_params or model_info differ (an explicit id whose
+// params were edited).
+struct deployment_diff {
+  std::vector<std::string> unchanged, changed, added, removed;
+};
+deployment_diff diff_deployments(const config::config& before, const config::config& after);
+// sha256 of a deployment's model_name, litellm_params (as resolved) and model_info.
+std::string deployment_fingerprint(const config::deployment& d);
+
 // Counts one attempt as in flight on a deployment until destroyed (least-busy,
 // max_parallel_requests). Movable; the router must outlive it.
 class in_flight {
@@ -78,6 +90,14 @@ class in_flight {
 class router {
  public:
   explicit router(std::shared_ptr<const config::config> cfg);
+
+  // Swaps in the tables of `next` (groups, aliases, wildcards, strategy, pre-call checks,
+  // cooldown settings). The state kept per deployment (cooldowns and failure windows,
+  // latency samples, usage counts) survives for the unchanged deployments and is dropped
+  // for the changed and removed ones; in-flight counts always survive (their attempts
+  // still end). Deployments already handed out stay valid: they share ownership of the
+  // config they came from. Returns the diff it applied.
+  deployment_diff reload(std::shared_ptr<const config::config> next);
 
   // The group name a requested model resolves to (aliases, then wildcards), or empty.
   std::string resolve(std::string_view requested) const;
@@ -156,6 +176,7 @@ class router {
     std::string wildcard_part; // for wildcard groups: what `*` matched
     bool wildcard = false;
   };
+  void build_tables();
   match find(std::string_view requested) const;
   static std::vector<const config::deployment*> filter_by_tags(const std::vector<const config::deployment*>& deps,
                                                                const std::vector<std::string>& tags, bool match_any);

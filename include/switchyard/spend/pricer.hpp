@@ -24,6 +24,7 @@ class pricer {
   double cost(const config::deployment& d, const tokens& t, double duration_s = 0);
   const price* price_of(const config::deployment& d);
   const price_table& table() const { return *table_; }
+  std::shared_ptr<const price_table> shared_table() const { return table_; }
 
   // Ollama, or any deployment whose api_base is this machine or the Docker host.
   static bool is_local(const config::deployment& d);
