@@ -130,7 +130,7 @@ describe('HTTPS listener', { timeout: 300_000 }, () => {
     assert.ok(fake.requests({ path: CHAT }).length >= 2);
   });
 
-  test('without the CA the SDK refuses the certificate', () => {
+  test('without the CA the SDK refuses the certificate', async () => {
     const r = await sdkOverTls(`${gw.url}/v1`, 'gpt', f('other-ca.pem'));
     assert.ok(r.error, JSON.stringify(r));
     assert.match(`${r.error} ${r.cause}`, /certificate|connection/i);
