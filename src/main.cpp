@@ -4,6 +4,7 @@
 #include "switchyard/app/supervisor.hpp"
 #include "switchyard/config/config.hpp"
 #include "switchyard/core/log.hpp"
+#include "switchyard/http/server.hpp"
 #include "switchyard/spend/prices.hpp"
 
 #include <spdlog/spdlog.h>
@@ -122,6 +123,28 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  // HTTPS: the command line, else SSL_CERTFILE_PATH / SSL_KEYFILE_PATH, else
+  // general_settings. Checked here, before anything listens or a worker starts.
+  auto tls_opts = opts;
+  {
+    auto pick = [](std::string& out, const char* env, const std::string& from_config) {
+      if (!out.empty()) {
+        return;
+      }
+      if (const char* v = std::getenv(env); v != nullptr && *v != '\0') {
+        out = v;
+      } else {
+        out = from_config;
+      }
+    };
+    pick(tls_opts.ssl_certfile_path, "SSL_CERTFILE_PATH", cfg->general.ssl_certfile_path);
+    pick(tls_opts.ssl_keyfile_path, "SSL_KEYFILE_PATH", cfg->general.ssl_keyfile_path);
+    if (auto err = http::check_tls_files(tls_opts.ssl_certfile_path, tls_opts.ssl_keyfile_path); !err.empty()) {
+      std::cerr << "switchyard: config error: " << err << "\n";
+      return 2;
+    }
+  }
+
   // One gateway: one event loop. With --num_workers N each worker process runs this,
   // and the config warnings are logged once (by worker 0).
   const auto run_gateway = [&cfg](const app::options& o, int worker) {
@@ -149,7 +172,7 @@ int main(int argc, char** argv) {
     core::shutdown_logging();
     return rc;
   };
-  if (opts.num_workers > 1) {
+  if (tls_opts.num_workers > 1) {
     // The parent keeps the config a restarted worker starts with: on SIGHUP it re-reads the
     // file as the workers do (a file that does not load leaves the old one; the workers
     // report why).
@@ -161,7 +184,7 @@ int main(int argc, char** argv) {
                   << e.what() << "\n";
       }
     };
-    return app::supervise(opts, run_gateway, reread);
+    return app::supervise(tls_opts, run_gateway, reread);
   }
-  return run_gateway(opts, 0);
+  return run_gateway(tls_opts, 0);
 }

@@ -529,7 +529,7 @@ struct gateway::impl {
         redis(make_redis()),
         auth(cfg->general.master_key, cfg->general.raw.value("litellm_key_header_name", std::string{})),
         rt(cfg),
-        client(ioc.get_executor()),
+        client(ioc.get_executor(), upstream_options_of(*cfg)),
         ext(make_extensions()),
         gen(make_generation(cfg, files_hash(*cfg), "startup", 1)),
         health(make_probes(), key_auth, rt),
@@ -724,6 +724,15 @@ struct gateway::impl {
       if (stopping) {
         return;
       }
+      // The TLS certificate: new handshakes use the re-read pair; a bad pair is refused
+      // and the old one keeps serving (docs/tls.md).
+      if (server.tls()) {
+        if (auto err = server.reload_tls(); err.empty()) {
+          spdlog::info("SIGHUP: TLS certificate reloaded from {}", opts.ssl_certfile_path);
+        } else {
+          spdlog::error("SIGHUP: TLS certificate NOT reloaded, the previous one keeps serving: {}", err);
+        }
+      }
       if (reloading) {
         reload_again = true;
         return;
@@ -907,7 +916,22 @@ struct gateway::impl {
 
   static bool same_redis(const config::redis_endpoint& a, const config::redis_endpoint& b) {
     return a.host == b.host && a.port == b.port && a.db == b.db && a.password == b.password &&
-           a.username == b.username;
+           a.username == b.username && a.tls == b.tls && a.tls_verify == b.tls_verify &&
+           a.tls_check_hostname == b.tls_check_hostname && a.tls_ca_file == b.tls_ca_file;
+  }
+
+  static store::redis::redis_options redis_options_of(const config::redis_endpoint& e) {
+    store::redis::redis_options o;
+    o.host = e.host;
+    o.port = static_cast<std::uint16_t>(e.port);
+    o.username = e.username;
+    o.password = e.password;
+    o.db = e.db;
+    o.tls = e.tls;
+    o.tls_verify = e.tls_verify;
+    o.tls_check_hostname = e.tls_check_hostname;
+    o.tls_ca_file = e.tls_ca_file;
+    return o;
   }
 
   std::unique_ptr<store::redis::redis_client> make_cache_redis() {
@@ -915,13 +939,7 @@ struct gateway::impl {
     if (!c.enabled || !c.use_redis || (redis && same_redis(c.redis, cfg->redis))) {
       return nullptr;
     }
-    store::redis::redis_options o;
-    o.host = c.redis.host;
-    o.port = static_cast<std::uint16_t>(c.redis.port);
-    o.username = c.redis.username;
-    o.password = c.redis.password;
-    o.db = c.redis.db;
-    return std::make_unique<store::redis::redis_client>(ioc.get_executor(), o);
+    return std::make_unique<store::redis::redis_client>(ioc.get_executor(), redis_options_of(c.redis));
   }
 
   store::redis::redis_client* cache_redis() const {
@@ -1317,13 +1335,7 @@ struct gateway::impl {
     if (cfg->redis.host.empty()) {
       return nullptr;
     }
-    store::redis::redis_options o;
-    o.host = cfg->redis.host;
-    o.port = static_cast<std::uint16_t>(cfg->redis.port);
-    o.username = cfg->redis.username;
-    o.password = cfg->redis.password;
-    o.db = cfg->redis.db;
-    return std::make_unique<store::redis::redis_client>(ioc.get_executor(), o);
+    return std::make_unique<store::redis::redis_client>(ioc.get_executor(), redis_options_of(cfg->redis));
   }
 
   admin::health_probes make_probes() {
@@ -1622,8 +1634,30 @@ struct gateway::impl {
     }
   }
 
+  // ssl_verify: litellm_settings' for every https upstream, a deployment's own for its
+  // api_base's origin.
+  static upstream::client_options upstream_options_of(const config::config& c) {
+    upstream::client_options o;
+    if (c.litellm.ssl_verify) {
+      o.verify_tls = c.litellm.ssl_verify->verify;
+      o.ca_bundle = c.litellm.ssl_verify->ca_bundle;
+    }
+    for (const auto& d : c.model_list) {
+      if (!d.ssl_verify) {
+        continue;
+      }
+      std::string base = d.api_base.empty() ? std::string(d.provider->default_api_base) : d.api_base;
+      if (!base.empty()) {
+        o.trust_by_url.emplace_back(std::move(base), upstream::tls_trust{d.ssl_verify->verify, d.ssl_verify->ca_bundle});
+      }
+    }
+    return o;
+  }
+
   http::server_options make_server_options() const {
     http::server_options so;
+    so.tls_cert_file = opts.ssl_certfile_path;
+    so.tls_key_file = opts.ssl_keyfile_path;
     so.host = opts.host;
     so.port = opts.port;
     so.reuse_port = opts.num_workers > 1;
@@ -1864,7 +1898,8 @@ int gateway::run() {
   }
   spdlog::info("{} deployment(s) in {} model group(s) from {}", m.cfg->model_list.size(),
                m.cfg->model_names().size(), m.cfg->path);
-  spdlog::info("switchyard listening on http://{}:{}", ep.address().to_string(), ep.port());
+  spdlog::info("switchyard listening on {}://{}:{}", m.server.tls() ? "https" : "http", ep.address().to_string(),
+               ep.port());
   m.ioc.run();
   if (m.redis) {
     m.redis->close();

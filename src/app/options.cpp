@@ -6,12 +6,14 @@ namespace switchyard::app {
 
 std::string usage_text() {
   return "usage: switchyard --config FILE [--host HOST] [--port PORT] [--grace-period SECONDS] [--num_workers N]\n"
+         "                  [--ssl_certfile_path CERT.pem --ssl_keyfile_path KEY.pem]\n"
          "       switchyard --check-config FILE\n"
          "       switchyard --version | --help\n"
          "\n"
          "Reads a LiteLLM config.yaml and serves the OpenAI-compatible API.\n"
          "Environment: LITELLM_MASTER_KEY (or SWITCHYARD_MASTER_KEY), DATABASE_URL,\n"
-         "REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_URL.\n";
+         "REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_URL, SSL_CERTFILE_PATH, SSL_KEYFILE_PATH.\n"
+         "With a certificate and key the port serves HTTPS only; SIGHUP reloads them.\n";
 }
 
 parse_result parse_options(const std::vector<std::string>& args) {
@@ -90,6 +92,22 @@ parse_result parse_options(const std::vector<std::string>& args) {
         return r;
       }
       o.num_workers = n;
+    } else if (a == "--ssl_certfile_path" || a == "--ssl-certfile-path") {
+      if (!take(o.ssl_certfile_path)) {
+        return r;
+      }
+      if (o.ssl_certfile_path.empty()) {
+        r.error = "--ssl_certfile_path needs a file";
+        return r;
+      }
+    } else if (a == "--ssl_keyfile_path" || a == "--ssl-keyfile-path") {
+      if (!take(o.ssl_keyfile_path)) {
+        return r;
+      }
+      if (o.ssl_keyfile_path.empty()) {
+        r.error = "--ssl_keyfile_path needs a file";
+        return r;
+      }
     } else if (a == "--debug" || a == "--detailed_debug") {
       o.debug = true;
     } else {

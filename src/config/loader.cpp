@@ -718,6 +718,7 @@ class loader {
     d.order = read_int(lp.find("order"), lp_path + ".order", 0, INT_MAX);
     d.max_parallel_requests = read_int(lp.find("max_parallel_requests"), lp_path + ".max_parallel_requests", 0, INT_MAX);
     d.cooldown_time = read_non_negative(lp.find("cooldown_time"), lp_path + ".cooldown_time");
+    d.ssl_verify = read_ssl_verify(lp.find("ssl_verify"), lp_path + ".ssl_verify");
     d.litellm_params = to_json(lp);
     stringify_documented(d.litellm_params, lp, section::litellm_params);
     parse_request_params(d, lp, lp_path);
@@ -1038,6 +1039,7 @@ class loader {
            "expected a duration such as \"30s\", \"30m\", \"30h\", \"30d\" or \"1mo\", got \"" + out.budget_duration +
                "\"");
     }
+    out.ssl_verify = read_ssl_verify(l.find("ssl_verify"), p + ".ssl_verify");
     out.timezone = read_string(l.find("timezone"), p + ".timezone").value_or("");
     if (!out.timezone.empty()) {
       std::string why;
@@ -1223,6 +1225,8 @@ class loader {
       }
       out.cors_allow_credentials =
           read_bool(g.find("cors_allow_credentials"), p + ".cors_allow_credentials").value_or(false);
+      out.ssl_certfile_path = read_string(g.find("ssl_certfile_path"), p + ".ssl_certfile_path").value_or("");
+      out.ssl_keyfile_path = read_string(g.find("ssl_keyfile_path"), p + ".ssl_keyfile_path").value_or("");
       out.raw = to_json(g);
       stringify_documented(out.raw, g, section::general_settings);
     }
@@ -1387,8 +1391,68 @@ class loader {
     out.use_redis = true;
   }
 
+  // ssl_verify: false/true (also as strings, e.g. from os.environ/), or a CA bundle path
+  // (which must exist: a typo would otherwise only show at the first request).
+  static std::optional<tls_trust> read_ssl_verify(const node* n, const std::string& path) {
+    if (n == nullptr || n->is_null()) {
+      return std::nullopt;
+    }
+    if (!n->is_scalar()) {
+      fail(*n, path, "expected false, true or the path of a CA bundle (PEM)");
+    }
+    const auto json = detail::scalar_json(*n);
+    if (json.is_boolean()) {
+      return tls_trust{json.get<bool>(), {}};
+    }
+    std::string text = n->text;
+    std::string lower = text;
+    for (auto& ch : lower) {
+      ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    }
+    if (lower == "false" || lower == "no" || lower == "off" || lower == "0") {
+      return tls_trust{false, {}};
+    }
+    if (lower == "true" || lower == "yes" || lower == "on" || lower == "1") {
+      return tls_trust{true, {}};
+    }
+    std::error_code ec;
+    if (text.empty() || !fs::is_regular_file(text, ec)) {
+      fail(*n, path, "CA bundle \"" + text + "\" is not a readable file (ssl_verify takes false, true or a PEM bundle)");
+    }
+    return tls_trust{true, text};
+  }
+
+  // cache_params' TLS keys (redis-py's names): ssl, ssl_ca_certs, ssl_cert_reqs, ssl_check_hostname.
+  static void read_redis_tls(const node& m, const std::string& prefix, redis_endpoint& r) {
+    if (read_bool(m.find("ssl"), prefix + ".ssl").value_or(false)) {
+      r.tls = true;
+    }
+    if (auto ca = read_string(m.find("ssl_ca_certs"), prefix + ".ssl_ca_certs"); ca && !ca->empty()) {
+      std::error_code ec;
+      if (!fs::is_regular_file(*ca, ec)) {
+        fail(*m.find("ssl_ca_certs"), prefix + ".ssl_ca_certs", "CA bundle \"" + *ca + "\" is not a readable file");
+      }
+      r.tls_ca_file = *ca;
+    }
+    if (const node* reqs = m.find("ssl_cert_reqs"); reqs != nullptr && !reqs->is_null()) {
+      std::string v = reqs->is_scalar() ? reqs->text : std::string();
+      for (auto& ch : v) {
+        ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      }
+      if (v == "none" || v == "cert_none") {
+        r.tls_verify = false;
+      } else if (v != "required" && v != "cert_required") {
+        fail(*reqs, prefix + ".ssl_cert_reqs", "expected none or required, got \"" + v + "\"");
+      }
+    }
+    if (auto check = read_bool(m.find("ssl_check_hostname"), prefix + ".ssl_check_hostname")) {
+      r.tls_check_hostname = *check;
+    }
+  }
+
   static bool from_config(const node& m, const std::string& prefix, const char* url_key, const char* host_key,
                           const char* port_key, const char* password_key, const char* db_key, redis_endpoint& r) {
+
     auto password = read_string(m.find(password_key), prefix + "." + password_key).value_or("");
     if (auto url = read_string(m.find(url_key), prefix + "." + url_key); url && !url->empty()) {
       if (auto err = detail::parse_redis_url(*url, r)) {
@@ -1398,6 +1462,9 @@ class loader {
         r.password = password;
       }
       r.source = prefix;
+      if (prefix == "litellm_settings.cache_params") {
+        read_redis_tls(m, prefix, r);
+      }
       return true;
     }
     if (auto host = read_string(m.find(host_key), prefix + "." + host_key); host && !host->empty()) {
@@ -1406,6 +1473,9 @@ class loader {
       r.password = password;
       r.db = read_int(m.find(db_key), prefix + "." + db_key, 0, 1 << 20).value_or(0);
       r.source = prefix;
+      if (prefix == "litellm_settings.cache_params") {
+        read_redis_tls(m, prefix, r);
+      }
       return true;
     }
     return false;

@@ -14,11 +14,16 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -35,22 +40,53 @@ constexpr auto tuple_awaitable = as_tuple(use_awaitable);
 
 namespace {
 
+// A connection is plain HTTP (beast::tcp_stream) or HTTPS (an SSL stream over the
+// socket); the session code is a template over the two, so the plain path pays nothing
+// for TLS. The map of live connections and drain() see them through conn_base.
+using tls_stream = net::ssl::stream<tcp::socket>;
+
+inline tcp::socket& lowest(beast::tcp_stream& s) { return s.socket(); }
+inline tcp::socket& lowest(tls_stream& s) { return s.next_layer(); }
+
 // Timeouts: the server's watchdog (one coarse timer for every connection) cancels the
 // socket's operations when `deadline()` passes and sets timed_out; beast::tcp_stream's
 // own expiry, a timer wait per operation (~7% of the CPU per request), is never set.
-struct connection final : core::watched {
-  explicit connection(tcp::socket s) : stream(std::move(s)) {}
-  beast::tcp_stream stream;
+struct conn_base : core::watched {
   bool timed_out = false;
-  void expired() override {
-    timed_out = true;
-    boost::system::error_code ignored;
-    stream.socket().cancel(ignored);
-  }
   bool busy = false;
   std::uint64_t id = 0;
   std::string head;  // response head being written (reused across keep-alive requests)
+  virtual tcp::socket& socket() = 0;
+  // Half-close then close (the connection is forgotten).
+  void close_now() {
+    boost::system::error_code ignored;
+    socket().shutdown(tcp::socket::shutdown_send, ignored);
+    socket().close(ignored);
+  }
+  void cancel() {
+    boost::system::error_code ignored;
+    socket().cancel(ignored);
+  }
 };
+
+template <class Stream>
+struct connection final : conn_base {
+  explicit connection(tcp::socket s) : stream(std::move(s)) {}
+  connection(tcp::socket s, std::shared_ptr<net::ssl::context> ctx) : tls_ctx(std::move(ctx)), stream(std::move(s), *tls_ctx) {}
+  // The TLS context this connection was made with (a certificate reload makes a new
+  // one; the old stays alive for the connections that use it).
+  std::shared_ptr<net::ssl::context> tls_ctx;
+  Stream stream;
+  tcp::socket& socket() override { return lowest(stream); }
+  void expired() override {
+    timed_out = true;
+    boost::system::error_code ignored;
+    socket().cancel(ignored);
+  }
+};
+
+using plain_connection = connection<beast::tcp_stream>;
+using tls_connection = connection<tls_stream>;
 
 // The request parser: Beast's HTTP/1.1 grammar and limits with our own callbacks, which
 // fill the handler's `request` as the bytes arrive (lower-cased header names, the body
@@ -178,13 +214,19 @@ struct server::impl : std::enable_shared_from_this<impl> {
   bool draining_ = false;
   std::function<void()> on_drained_;
   std::uint64_t next_id_ = 1;
-  std::unordered_map<std::uint64_t, std::shared_ptr<connection>> conns_;
+  std::unordered_map<std::uint64_t, std::shared_ptr<conn_base>> conns_;
+  // Set when the port speaks HTTPS; replaced by reload_tls() (connections keep theirs).
+  std::shared_ptr<net::ssl::context> tls_ctx_;
 
   net::awaitable<void> accept_loop();
-  net::awaitable<void> session(std::shared_ptr<connection> c);
-  net::awaitable<bool> read_body(connection& c, beast::flat_buffer& buf, std::string& body, std::size_t len,
+  template <class Conn>
+  net::awaitable<void> session(std::shared_ptr<Conn> c);
+  net::awaitable<void> tls_session(std::shared_ptr<tls_connection> c);
+  template <class Conn>
+  net::awaitable<bool> read_body(Conn& c, beast::flat_buffer& buf, std::string& body, std::size_t len,
                                  const std::string& call_id);
-  net::awaitable<bool> read_with_parser(connection& c, beast::flat_buffer& buf, request& req, std::string& call_id,
+  template <class Conn>
+  net::awaitable<bool> read_with_parser(Conn& c, beast::flat_buffer& buf, request& req, std::string& call_id,
                                         bool& keep_alive);
   void forget(std::uint64_t id);
   void maybe_drained();
@@ -192,9 +234,10 @@ struct server::impl : std::enable_shared_from_this<impl> {
 
 namespace {
 
+template <class Conn>
 class session_responder final : public responder {
  public:
-  session_responder(std::shared_ptr<connection> c, const server_options& opts, bool keep_alive, bool draining)
+  session_responder(std::shared_ptr<Conn> c, const server_options& opts, bool keep_alive, bool draining)
       : conn_(std::move(c)), opts_(opts), keep_alive_(keep_alive), draining_(draining) {}
 
   ~session_responder() override { stop_watching(); }
@@ -307,7 +350,7 @@ class session_responder final : public responder {
     net::co_spawn(
         c->stream.get_executor(),
         [c, st, cb = std::move(on_gone)]() -> net::awaitable<void> {
-          auto& sock = c->stream.socket();
+          auto& sock = c->socket();
           auto [ec] = co_await sock.async_wait(tcp::socket::wait_read, tuple_awaitable);
           if (st->stopped) {
             co_return;
@@ -332,7 +375,7 @@ class session_responder final : public responder {
     if (watch_ && !watch_->stopped) {
       watch_->stopped = true;
       boost::system::error_code ignored;
-      conn_->stream.socket().cancel(ignored);
+      conn_->socket().cancel(ignored);
     }
     watch_.reset();
   }
@@ -420,7 +463,7 @@ class session_responder final : public responder {
   const std::string& key() const { return key_; }
 
  private:
-  std::shared_ptr<connection> conn_;
+  std::shared_ptr<Conn> conn_;
   const server_options& opts_;
   bool keep_alive_;
   bool draining_;
@@ -452,9 +495,10 @@ std::string call_id_of(const request& req) {
 // the answer discards it there: the client sees "connection reset" instead of the 413.
 // So: half-close (the client sees the end of the answer), then read and drop whatever
 // still comes until the client closes, for at most opts.linger_timeout.
-net::awaitable<void> linger_close(connection& c, std::chrono::milliseconds limit) {
+template <class Conn>
+net::awaitable<void> linger_close(Conn& c, std::chrono::milliseconds limit) {
   boost::system::error_code ec;
-  c.stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  c.socket().shutdown(tcp::socket::shutdown_send, ec);
   if (ec) {
     co_return;
   }
@@ -463,7 +507,7 @@ net::awaitable<void> linger_close(connection& c, std::chrono::milliseconds limit
   c.arm_after(limit);
   std::array<char, 16384> sink;  // NOLINT(cppcoreguidelines-pro-member-init): scratch
   while (!c.timed_out) {
-    auto [rec, n] = co_await c.stream.socket().async_read_some(net::buffer(sink), tuple_awaitable);
+    auto [rec, n] = co_await c.socket().async_read_some(net::buffer(sink), tuple_awaitable);
     if (rec) {
       break;  // end of stream (the client closed), reset, or the deadline cancelled the read
     }
@@ -473,7 +517,8 @@ net::awaitable<void> linger_close(connection& c, std::chrono::milliseconds limit
 
 // An early error (before the handler): logged as an access record, written as a complete
 // response on a connection that is closed afterwards, gently (linger_close).
-net::awaitable<void> reject(connection& c, const server_options& opts, const core::error& e,
+template <class Conn>
+net::awaitable<void> reject(Conn& c, const server_options& opts, const core::error& e,
                             const std::string& call_id) {
   core::access_record rec;
   rec.method = "-";
@@ -550,30 +595,152 @@ net::awaitable<void> server::impl::accept_loop() {
       continue;
     }
     sock.set_option(tcp::no_delay(true), ec);
-    auto c = std::make_shared<connection>(std::move(sock));
-    c->register_with(dog_);
-    c->id = next_id_++;
-    conns_.emplace(c->id, c);
-    net::co_spawn(ex_, [self, c]() { return self->session(c); },
-                  [self, id = c->id](std::exception_ptr e) {
-                    if (e) {
-                      try {
-                        std::rethrow_exception(e);
-                      } catch (const std::exception& ex) {
-                        spdlog::error("connection {} ended by an exception: {}", id, ex.what());
-                      }
-                    }
-                    self->forget(id);
-                  });
+    auto on_end = [self, id = next_id_](std::exception_ptr e) {
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          spdlog::error("connection {} ended by an exception: {}", id, ex.what());
+        }
+      }
+      self->forget(id);
+    };
+    if (tls_ctx_) {
+      auto c = std::make_shared<tls_connection>(std::move(sock), tls_ctx_);
+      c->register_with(dog_);
+      c->id = next_id_++;
+      conns_.emplace(c->id, c);
+      net::co_spawn(ex_, [self, c]() { return self->tls_session(c); }, std::move(on_end));
+    } else {
+      auto c = std::make_shared<plain_connection>(std::move(sock));
+      c->register_with(dog_);
+      c->id = next_id_++;
+      conns_.emplace(c->id, c);
+      net::co_spawn(ex_, [self, c]() { return self->session(c); }, std::move(on_end));
+    }
   }
+}
+
+namespace {
+
+// The answer to plain HTTP on the HTTPS port, written in clear text (as nginx's "The
+// plain HTTP request was sent to HTTPS port"): a client that mistyped the scheme reads
+// why instead of a reset or a hang.
+std::string plain_http_refusal(const std::string& call_id) {
+  auto e = core::make_error(core::errc::bad_request,
+                            "This port speaks HTTPS: the request was sent as plain HTTP. Use https://");
+  std::string body = error_body(e);
+  std::string out = "HTTP/1.1 400 Bad Request\r\nServer: switchyard\r\nContent-Type: application/json\r\n";
+  out += "x-litellm-call-id: " + call_id + "\r\nConnection: close\r\nContent-Length: ";
+  out += std::to_string(body.size()) + "\r\n\r\n" + body;
+  return out;
+}
+
+}  // namespace
+
+// An HTTPS connection: the first byte tells a TLS client (a handshake record, 0x16) from
+// plain HTTP (a method's first letter), which is answered 400 in clear text and closed;
+// then the handshake, bounded by the header timeout; then the same session as plain HTTP.
+net::awaitable<void> server::impl::tls_session(std::shared_ptr<tls_connection> c) {
+  auto& sock = c->socket();
+  c->timed_out = false;
+  c->arm_after(opts_.header_timeout);
+  unsigned char first = 0;
+  for (;;) {
+    auto [wec] = co_await sock.async_wait(tcp::socket::wait_read, tuple_awaitable);
+    if (wec) {
+      c->disarm();
+      co_return;  // timed out, drained or reset before a byte came
+    }
+    const auto n = ::recv(sock.native_handle(), &first, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 1) {
+      break;
+    }
+    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+      c->disarm();
+      co_return;
+    }
+  }
+  if (first != 0x16) {
+    c->disarm();
+    const std::string call_id = core::uuid4();
+    core::access_record rec;
+    rec.method = "-";
+    rec.path = "-";
+    rec.status = 400;
+    rec.call_id = call_id;
+    core::log_access(rec);
+    const std::string answer = plain_http_refusal(call_id);
+    c->arm_after(std::min(opts_.write_timeout, std::chrono::milliseconds{5000}));
+    auto [ec, n] = co_await net::async_write(sock, net::buffer(answer), tuple_awaitable);
+    c->disarm();
+    if (!ec) {
+      co_await linger_close(*c, opts_.linger_timeout);
+    }
+    co_return;
+  }
+  auto [hec] = co_await c->stream.async_handshake(net::ssl::stream_base::server, tuple_awaitable);
+  c->disarm();
+  if (hec) {
+    spdlog::debug("TLS handshake failed: {}", c->timed_out ? std::string("timed out") : hec.message());
+    co_return;
+  }
+  co_await session(c);
+}
+
+namespace {
+
+// Mozilla's "intermediate" profile: TLS 1.2 and 1.3; for 1.2 only ECDHE key exchange
+// with AEAD ciphers (OpenSSL's TLS 1.3 suites are all AEAD and stay at their defaults).
+constexpr const char* tls12_ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+std::string openssl_reason(const boost::system::error_code& ec) {
+  std::string m = ec.message();
+  return m.empty() ? "unknown error" : m;
+}
+
+}  // namespace
+
+static std::shared_ptr<net::ssl::context> make_server_tls_context(const std::string& cert_file, const std::string& key_file) {
+  auto ctx = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
+  ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                   net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1 |
+                   net::ssl::context::no_compression | net::ssl::context::single_dh_use);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  if (SSL_CTX_set_cipher_list(ctx->native_handle(), tls12_ciphers) != 1) {
+    throw std::runtime_error("TLS: the cipher list is not supported by this OpenSSL");
+  }
+  // The server's order wins (clients that list CBC or 3DES first still get an AEAD).
+  SSL_CTX_set_options(ctx->native_handle(), SSL_OP_CIPHER_SERVER_PREFERENCE);
+  boost::system::error_code ec;
+  ctx->use_certificate_chain_file(cert_file, ec);
+  if (ec) {
+    throw std::runtime_error("TLS: cannot load the certificate (ssl_certfile_path) '" + cert_file +
+                             "': " + openssl_reason(ec));
+  }
+  ctx->use_private_key_file(key_file, net::ssl::context::pem, ec);
+  if (ec) {
+    // OpenSSL checks the pair while loading the key: name that case plainly.
+    if (ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == X509_R_KEY_VALUES_MISMATCH) {
+      throw std::runtime_error("TLS: the private key '" + key_file + "' does not match the certificate '" +
+                               cert_file + "'");
+    }
+    throw std::runtime_error("TLS: cannot load the private key (ssl_keyfile_path) '" + key_file +
+                             "': " + openssl_reason(ec));
+  }
+  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
+    throw std::runtime_error("TLS: the private key '" + key_file + "' does not match the certificate '" +
+                             cert_file + "'");
+  }
+  return ctx;
 }
 
 void server::impl::forget(std::uint64_t id) {
   auto it = conns_.find(id);
   if (it != conns_.end()) {
-    boost::system::error_code ignored;
-    it->second->stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    it->second->stream.close();
+    it->second->close_now();
     conns_.erase(it);
   }
   maybe_drained();
@@ -593,7 +760,8 @@ constexpr std::uint64_t direct_body_min = 16 * 1024;
 
 // A `len`-byte body: what `buf` holds of it, then the rest read straight into place within
 // body_timeout. False when the client stalled (408 sent) or went away.
-net::awaitable<bool> server::impl::read_body(connection& c, beast::flat_buffer& buf, std::string& body,
+template <class Conn>
+net::awaitable<bool> server::impl::read_body(Conn& c, beast::flat_buffer& buf, std::string& body,
                                              std::size_t len, const std::string& call_id) {
   body.resize(len);
   const std::size_t have = std::min(buf.size(), len);
@@ -617,7 +785,8 @@ net::awaitable<bool> server::impl::read_body(connection& c, beast::flat_buffer& 
 // 2-3. A request head Beast's parser reads (anything simple_head does not take: HTTP/1.0,
 // chunked, Expect, odd bytes, a partial head), then its body, bounded in time and size.
 // False: the connection is to be closed (an early error was answered, or the client left).
-net::awaitable<bool> server::impl::read_with_parser(connection& c, beast::flat_buffer& buf, request& req,
+template <class Conn>
+net::awaitable<bool> server::impl::read_with_parser(Conn& c, beast::flat_buffer& buf, request& req,
                                                     std::string& call_id, bool& keep_alive) {
   // The watchdog only cancels the read (timed_out set), so that the 408 can still be
   // written.
@@ -692,13 +861,14 @@ net::awaitable<bool> server::impl::read_with_parser(connection& c, beast::flat_b
   co_return true;
 }
 
-net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
+template <class Conn>
+net::awaitable<void> server::impl::session(std::shared_ptr<Conn> c) {
   beast::flat_buffer buf;
   bool first = true;
   std::string remote;
   {
     boost::system::error_code ec;
-    auto ep = c->stream.socket().remote_endpoint(ec);
+    auto ep = c->socket().remote_endpoint(ec);
     if (!ec) {
       remote = ep.address().to_string();
     }
@@ -759,7 +929,7 @@ net::awaitable<void> server::impl::session(std::shared_ptr<connection> c) {
     req.call_id = call_id;
     req.received_at = std::chrono::steady_clock::now();
 
-    session_responder resp(c, opts_, keep_alive, draining_);
+    session_responder<Conn> resp(c, opts_, keep_alive, draining_);
     resp.add_common_header("x-litellm-call-id", call_id);
     co_await handler_(req, resp);
     resp.stop_watching();
@@ -794,6 +964,9 @@ server::~server() {
 }
 
 void server::listen() {
+  if (!impl_->opts_.tls_cert_file.empty() || !impl_->opts_.tls_key_file.empty()) {
+    impl_->tls_ctx_ = make_server_tls_context(impl_->opts_.tls_cert_file, impl_->opts_.tls_key_file);
+  }
   boost::system::error_code ec;
   if (impl_->opts_.listen_fd >= 0) {
     sockaddr_storage ss{};
@@ -858,16 +1031,47 @@ void server::drain(std::function<void()> done) {
   // Idle connections (waiting for a next request) close now; busy ones finish first.
   for (auto& [id, c] : impl_->conns_) {
     if (!c->busy) {
-      c->stream.socket().cancel(ignored);
+      c->cancel();
     }
   }
   impl_->maybe_drained();
 }
 
 void server::force_close() {
+  boost::system::error_code ignored;
   for (auto& [id, c] : impl_->conns_) {
-    c->stream.close();
+    c->socket().close(ignored);
   }
+}
+
+std::string server::reload_tls() {
+  if (!impl_->tls_ctx_) {
+    return "TLS is not enabled (no ssl_certfile_path / ssl_keyfile_path)";
+  }
+  try {
+    impl_->tls_ctx_ = make_server_tls_context(impl_->opts_.tls_cert_file, impl_->opts_.tls_key_file);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return {};
+}
+
+bool server::tls() const { return impl_->tls_ctx_ != nullptr; }
+
+std::string check_tls_files(const std::string& cert_file, const std::string& key_file) {
+  if (cert_file.empty() != key_file.empty()) {
+    return "TLS needs both ssl_certfile_path and ssl_keyfile_path (only " +
+           std::string(cert_file.empty() ? "ssl_keyfile_path" : "ssl_certfile_path") + " is set)";
+  }
+  if (cert_file.empty()) {
+    return {};
+  }
+  try {
+    (void)make_server_tls_context(cert_file, key_file);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return {};
 }
 
 std::size_t server::active_connections() const { return impl_->conns_.size(); }

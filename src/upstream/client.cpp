@@ -39,6 +39,8 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <map>
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -259,6 +261,8 @@ class client_core : public std::enable_shared_from_this<client_core> {
   net::any_io_executor ex_;
   client_options opts_;
   std::shared_ptr<ssl::context> tls_ctx_;  // made lazily, on the first https connection
+  // Origins (scheme://host:port) with their own ssl_verify: their context.
+  std::unordered_map<std::string, std::shared_ptr<ssl::context>> origin_ctx_;
   std::unordered_map<std::string, std::deque<idle_entry>> idle_;
   std::size_t idle_count_ = 0;
   net::steady_timer sweep_timer_;
@@ -458,7 +462,8 @@ bool insecure_from_env() {
   return v != nullptr && (std::string_view(v) == "1" || iequals(v, "true") || iequals(v, "yes"));
 }
 
-std::shared_ptr<ssl::context> make_tls_context(const client_options& opts) {
+// `scope`: what the policy applies to, for the warning ("every upstream", an origin).
+std::shared_ptr<ssl::context> make_tls_context(const client_options& opts, const std::string& scope = "every upstream") {
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
   ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3);
   SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
@@ -466,13 +471,22 @@ std::shared_ptr<ssl::context> make_tls_context(const client_options& opts) {
   SSL_CTX_set_alpn_protos(ctx->native_handle(), alpn, sizeof(alpn));
   bool verify = opts.verify_tls && !insecure_from_env();
   if (!verify) {
-    spdlog::warn("upstream: TLS certificate verification is OFF ({})",
-                 opts.verify_tls ? "SWITCHYARD_INSECURE_TLS" : "verify_tls=false");
+    spdlog::warn("upstream: TLS certificate verification is OFF for {} ({})", scope,
+                 opts.verify_tls ? "SWITCHYARD_INSECURE_TLS" : "ssl_verify: false");
     ctx->set_verify_mode(ssl::verify_none);
     return ctx;
   }
   ctx->set_verify_mode(ssl::verify_peer);
   sys_error ec;
+  if (!opts.ca_bundle.empty()) {
+    // As httpx's verify=<path>: this bundle instead of the system store.
+    ctx->load_verify_file(opts.ca_bundle, ec);
+    if (ec) {
+      throw std::runtime_error("upstream: cannot load the CA bundle (ssl_verify) '" + opts.ca_bundle +
+                               "': " + ec.message());
+    }
+    return ctx;
+  }
   ctx->set_default_verify_paths(ec);
   if (ec) {
     spdlog::warn("upstream: cannot load the system CA store: {}", ec.message());
@@ -615,7 +629,8 @@ std::string tls_failure(ssl::stream<beast::tcp_stream>& s, const sys_error& ec) 
   if (v != X509_V_OK) {
     msg += " (";
     msg += X509_verify_cert_error_string(v);
-    msg += ")";
+    msg += "; the upstream's certificate is not trusted: set ssl_verify to its CA bundle, or false, on the "
+           "deployment or in litellm_settings)";
   }
   return msg;
 }
@@ -636,8 +651,36 @@ client_core::client_core(net::any_io_executor ex, client_options opts)
   // Eager when cheap or when it can fail: without verification no CA store is loaded
   // (and the warning belongs to startup); a bad CA file is a startup error, not a
   // request error. Otherwise made on the first https connection (see connect()).
-  if (!opts_.ca_file.empty() || !opts_.verify_tls || insecure_from_env()) {
+  if (!opts_.ca_file.empty() || !opts_.ca_bundle.empty() || !opts_.verify_tls || insecure_from_env()) {
     tls_ctx_ = make_tls_context(opts_);
+  }
+  // Per-origin policies: one context per distinct policy, made now (a bad bundle is a
+  // startup error, and the warning for verification turned off belongs to startup).
+  std::map<std::pair<bool, std::string>, std::shared_ptr<ssl::context>> by_policy;
+  std::map<std::string, std::pair<bool, std::string>> origin_policy;
+  for (const auto& [url, trust] : opts_.trust_by_url) {
+    std::string why;
+    auto u = parse_url(url, why);
+    if (!u || !u->tls) {
+      continue;  // plain http: nothing to verify
+    }
+    const std::pair<bool, std::string> policy{trust.verify, trust.ca_bundle};
+    if (auto seen = origin_policy.find(u->pool_key); seen != origin_policy.end()) {
+      if (seen->second != policy) {
+        spdlog::warn("upstream {}: deployments disagree on ssl_verify; the first one's applies to the origin",
+                     u->pool_key);
+      }
+      continue;  // connections are pooled per origin: one policy per origin
+    }
+    origin_policy.emplace(u->pool_key, policy);
+    auto& ctx = by_policy[policy];
+    if (!ctx) {
+      client_options o = opts_;
+      o.verify_tls = trust.verify;
+      o.ca_bundle = trust.ca_bundle;
+      ctx = make_tls_context(o, u->pool_key);
+    }
+    origin_ctx_.emplace(u->pool_key, ctx);
   }
 }
 
@@ -676,7 +719,13 @@ net::awaitable<core::result<std::unique_ptr<connection>>> client_core::connect(c
     co_return unreachable(where + ": cannot resolve host '" + u.host + "' (" + st->ec.message() + ")");
   }
 
-  if (u.tls && !tls_ctx_) {
+  std::shared_ptr<ssl::context> ctx;
+  if (u.tls && !origin_ctx_.empty()) {
+    if (auto it = origin_ctx_.find(u.pool_key); it != origin_ctx_.end()) {
+      ctx = it->second;
+    }
+  }
+  if (u.tls && !ctx && !tls_ctx_) {
     // Made on the first https upstream: loading the system CA store costs ~20 ms of CPU
     // and a few MB, which plain-http deployments (Ollama, vLLM, tests) never need.
     try {
@@ -685,7 +734,10 @@ net::awaitable<core::result<std::unique_ptr<connection>>> client_core::connect(c
       co_return unreachable(where + ": TLS setup failed (" + e.what() + ")", false);
     }
   }
-  auto conn = std::make_unique<connection>(ex_, u.tls ? tls_ctx_ : nullptr, u.pool_key, next_id_++);
+  if (u.tls && !ctx) {
+    ctx = tls_ctx_;
+  }
+  auto conn = std::make_unique<connection>(ex_, u.tls ? ctx : nullptr, u.pool_key, next_id_++);
   conn->register_with(dog_);
   // Beast reads at most the buffer's free capacity per read, and a fresh flat_buffer has
   // 512 bytes: a 5 KB streamed answer took ten reads and ten writes to the client.
@@ -713,7 +765,7 @@ net::awaitable<core::result<std::unique_ptr<connection>>> client_core::connect(c
         co_return unreachable(where + ": cannot set TLS SNI for '" + u.host + "'", false);
       }
     }
-    if (SSL_CTX_get_verify_mode(tls_ctx_->native_handle()) != SSL_VERIFY_NONE) {
+    if (SSL_CTX_get_verify_mode(ctx->native_handle()) != SSL_VERIFY_NONE) {
       s.set_verify_callback(
           [check = ssl::host_name_verification(u.host)](bool preverified, ssl::verify_context& vctx) {
             bool ok = check(preverified, vctx);

@@ -127,6 +127,7 @@
 //   `reply.usage` is OpenAI-named ({prompt_tokens, completion_tokens, total_tokens}) whatever
 //   the provider, so tests can compare what the client got with what the fake produced.
 //
+// HTTPS:  startFakeProvider({tls: {key, cert}}) serves the same over TLS (url https://...).
 // CLI:    node tests/fake_provider/server.mjs [--port N] [--host 127.0.0.1]
 //         port 0 (default) picks a free port; prints one line {"port":N} on stdout when ready.
 // Import: const fake = await startFakeProvider({port: 0, host: '127.0.0.1', defaults: {...}});
@@ -135,6 +136,7 @@
 //         fake.waitFor(pred, {timeoutMs}), fake.reset(), await fake.close().
 
 import http from 'node:http';
+import https from 'node:https';
 import { createHash, createHmac, randomBytes, verify as cryptoVerify } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import process from 'node:process';
@@ -447,7 +449,11 @@ class FakeProvider {
     this.reset();
     this.sockets = new Set();
     this.waiters = new Set();
-    this.server = http.createServer({ noDelay: true, keepAliveTimeout: 30_000 }, (req, res) =>
+    // opts.tls = {key, cert} (PEM): the same server over HTTPS (an upstream with its own,
+    // e.g. self-signed, certificate).
+    this.tls = opts.tls ?? null;
+    const serverOpts = { noDelay: true, keepAliveTimeout: 30_000, ...(this.tls ?? {}) };
+    this.server = (this.tls ? https : http).createServer(serverOpts, (req, res) =>
       this.handle(req, res).catch((err) => {
         if (!this.quiet) console.error('fake provider: handler error', err);
         try {
@@ -489,7 +495,7 @@ class FakeProvider {
         this.server.off('error', reject);
         this.port = this.server.address().port;
         const h = this.host.includes(':') ? `[${this.host}]` : this.host;
-        this.url = `http://${h}:${this.port}`;
+        this.url = `${this.tls ? 'https' : 'http'}://${h}:${this.port}`;
         resolve(this);
       });
     });

@@ -12,6 +12,7 @@
 
 import { spawn, execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -328,7 +329,23 @@ export async function runGateway(args, opts = {}) {
   return { ...r, stdout: g.stdout(), stderr: g.stderr() };
 }
 
-const LISTEN_RE = /switchyard listening on http:\/\/(\[[^\]]+\]|[^:\s"]+):(\d+)/;
+const LISTEN_RE = /switchyard listening on (https?):\/\/(\[[^\]]+\]|[^:\s"]+):(\d+)/;
+
+// GET over HTTPS trusting `ca` (PEM): resolves {status, body}. Node's fetch cannot be
+// given a CA per call; the gateway's HTTPS tests use this.
+export function httpsGet(url, { ca, timeoutMs = 5000, headers = {} } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, { ca, headers, timeout: timeoutMs, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
+    req.on('error', reject);
+  });
+}
 
 // Starts the gateway with `config` (object or YAML text; or `configFile`), on 127.0.0.1 and a
 // free port, and waits until GET /health/liveliness answers 200 and, when `env` sets
@@ -344,6 +361,7 @@ export async function startGateway({
   host = '127.0.0.1',
   startTimeoutMs = 30_000 * SLOW,
   waitForDb = Boolean(env?.DATABASE_URL),
+  ca,  // PEM of the CA that signed the gateway's certificate (an HTTPS gateway)
 } = {}) {
   const file = configFile ?? writeConfig(config ?? { model_list: [mockModel('demo')] });
   const proc = spawnGateway(['--config', file, '--port', '0', '--host', host, ...args], { env, masterKey });
@@ -356,20 +374,27 @@ export async function startGateway({
     await proc.exited;
     throw e;
   }
-  const bound = m[1].replace(/^\[|\]$/g, '');
-  const port = Number(m[2]);
+  const scheme = m[1];
+  const bound = m[2].replace(/^\[|\]$/g, '');
+  const port = Number(m[3]);
   const urlHost = bound.includes(':') ? `[${bound}]` : bound === '0.0.0.0' ? '127.0.0.1' : bound;
-  const url = `http://${urlHost}:${port}`;
+  const url = `${scheme}://${urlHost}:${port}`;
   gatewayPorts.add(port);
   // Poll liveliness: bounded, short intervals, never a blind sleep.
   let lastErr;
   for (;;) {
     if (proc.exitInfo) throw new Error(`gateway exited during start: ${JSON.stringify(proc.exitInfo)}\n${proc.stderr()}`);
     try {
-      const r = await fetchWithTimeout(`${url}/health/liveliness`, { timeoutMs: 2000 });
-      await r.arrayBuffer();
-      if (r.status === 200) break;
-      lastErr = new Error(`liveliness answered ${r.status}`);
+      let status;
+      if (scheme === 'https') {
+        status = (await httpsGet(`${url}/health/liveliness`, { ca, timeoutMs: 2000 })).status;
+      } else {
+        const r = await fetchWithTimeout(`${url}/health/liveliness`, { timeoutMs: 2000 });
+        await r.arrayBuffer();
+        status = r.status;
+      }
+      if (status === 200) break;
+      lastErr = new Error(`liveliness answered ${status}`);
     } catch (e) {
       lastErr = e;
     }

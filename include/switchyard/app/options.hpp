@@ -19,6 +19,10 @@ struct options {
   // --num_workers N (LiteLLM's flag): N worker processes, each one event loop, sharing
   // the port (SO_REUSEPORT), supervised by the parent (app/supervisor.hpp).
   int num_workers = 1;
+  // --ssl_certfile_path / --ssl_keyfile_path (LiteLLM's flags; also SSL_CERTFILE_PATH /
+  // SSL_KEYFILE_PATH and general_settings): the port serves HTTPS. The command line wins.
+  std::string ssl_certfile_path;
+  std::string ssl_keyfile_path;
   // Set by the supervisor for a worker (not a command-line option): an already listening
   // socket to serve instead of binding the port.
   int listen_fd = -1;

@@ -20,6 +20,15 @@
 
 namespace switchyard::config {
 
+// ssl_verify (litellm_settings, or a deployment's litellm_params): how an https upstream's
+// certificate is checked. verify false: not at all; a CA bundle: against that bundle only
+// (as httpx's verify=<path>); neither: against the system trust store.
+struct tls_trust {
+  bool verify = true;
+  std::string ca_bundle;
+  bool operator==(const tls_trust&) const = default;
+};
+
 // One entry of model_list.
 struct deployment {
   std::string model_name;    // the public group name clients send
@@ -50,6 +59,8 @@ struct deployment {
   // litellm_settings.additional_drop_params and a drop_params written as a list.
   std::vector<std::string> drop_param_names;
   std::vector<std::string> tags;  // litellm_params.tags (tag routing)
+  std::optional<tls_trust> ssl_verify;  // litellm_params.ssl_verify; unset: litellm_settings'
+
   nlohmann::json litellm_params;  // every param as resolved (os.environ/ substituted)
   nlohmann::json model_info;      // model_info as resolved (object, maybe empty)
   std::string origin;  // "<file>:<line>" of the model_list entry, for messages
@@ -106,6 +117,7 @@ struct litellm_settings {
   std::string budget_duration;  // "" none; else valid (core::parse_budget_duration)
   std::optional<double> max_end_user_budget;
   std::string timezone;
+  std::optional<tls_trust> ssl_verify;  // every https upstream without its own
   core::time_zone budget_tz = core::time_zone::utc();
   nlohmann::json raw = nlohmann::json::object();
 };
@@ -136,6 +148,9 @@ struct general_settings {
   // CORS (docs/configuration.md, "CORS"): off while the list is empty.
   std::vector<std::string> cors_allow_origins;
   bool cors_allow_credentials = false;
+  // HTTPS listener (as LiteLLM's --ssl_certfile_path / --ssl_keyfile_path, which win).
+  std::string ssl_certfile_path;
+  std::string ssl_keyfile_path;
   nlohmann::json raw = nlohmann::json::object();
 };
 
@@ -151,7 +166,10 @@ struct redis_endpoint {
   std::string password;
   std::string username;  // from a URL's user part (Redis 6 ACL), usually empty
   int db = 0;            // URL path /N, redis_db, cache_params.db
-  bool tls = false;      // rediss:// URL
+  bool tls = false;      // rediss:// URL, cache_params.ssl: true, or REDIS_SSL=true
+  bool tls_verify = true;          // false: ssl_cert_reqs none (REDIS_SSL_CERT_REQS)
+  bool tls_check_hostname = true;  // false: ssl_check_hostname false
+  std::string tls_ca_file;         // ssl_ca_certs (REDIS_SSL_CA_CERTS); empty: the system store
   std::string source;    // e.g. "router_settings", "litellm_settings.cache_params", "env REDIS_URL"
 };
 

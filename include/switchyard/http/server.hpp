@@ -34,7 +34,15 @@ struct server_options {
   // An already listening socket (handed over by the supervisor) to serve instead of
   // binding host:port; the server takes ownership.
   int listen_fd = -1;
+  // HTTPS: with both set the port speaks TLS 1.2+ only (plain HTTP gets a 400 in clear
+  // text and is closed). PEM files: the certificate chain and its private key.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
+
+// Startup check of the TLS files (both set or neither, readable, the key matches the
+// certificate): empty when fine, else the reason. Reads files (blocking).
+std::string check_tls_files(const std::string& cert_file, const std::string& key_file);
 
 using handler = std::function<net::awaitable<void>(request&, responder&)>;
 
@@ -45,9 +53,15 @@ class server {
   server(const server&) = delete;
   server& operator=(const server&) = delete;
 
-  // Binds and listens; throws std::system_error with a clear message on failure.
+  // Binds and listens (loading the TLS files when set); throws std::system_error or
+  // std::runtime_error with a clear message on failure.
   void listen();
   tcp::endpoint local_endpoint() const;
+  // Re-reads the certificate and key files: new handshakes use them, connections already
+  // established keep theirs. Empty on success; else the reason, and the old certificate
+  // keeps serving. Reads two small files on the calling thread.
+  std::string reload_tls();
+  bool tls() const;
   // Starts accepting (co_spawns the accept loop).
   void start();
   // Stops accepting, closes idle connections, lets in-flight requests finish.

@@ -63,12 +63,23 @@ class body_stream {
   virtual void cancel() = 0;
 };
 
+// How an https upstream's certificate is checked (config's ssl_verify).
+struct tls_trust {
+  bool verify = true;
+  std::string ca_bundle;  // not empty: trusted instead of the system store
+};
+
 struct client_options {
   std::size_t max_idle_per_host = 64;
   std::chrono::seconds idle_timeout{60};
   std::size_t max_response_bytes = 64u << 20;  // non-streaming bodies
   bool verify_tls = true;  // system CA store; SWITCHYARD_INSECURE_TLS=1 turns it off
   std::string ca_file;     // extra PEM CA bundle trusted besides the system store (optional)
+  std::string ca_bundle;   // PEM CA bundle trusted instead of the system store (optional)
+  // Per upstream origin (the scheme://host:port of each URL given), overriding the above:
+  // a deployment's own ssl_verify. Connections are pooled per origin, so a pooled
+  // connection always carries its origin's policy.
+  std::vector<std::pair<std::string, tls_trust>> trust_by_url;
 };
 
 class client {

@@ -17,6 +17,8 @@
 //   memory afterwards); from a reply callback it is allowed (hiredis defers the free).
 #include "switchyard/store/redis/redis_client.hpp"
 
+#include "tls_bridge.hpp"
+
 #include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -28,9 +30,12 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <arpa/inet.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -216,7 +221,9 @@ class connection : public std::enable_shared_from_this<connection> {
   const std::string& last_error() const noexcept { return last_error_; }
   const net::any_io_executor& executor() const noexcept { return ex_; }
   const redis_options& options() const noexcept { return opts_; }
-  std::string endpoint() const { return opts_.host + ":" + std::to_string(opts_.port); }
+  std::string endpoint() const {
+    return (opts_.tls ? "rediss://" : "") + opts_.host + ":" + std::to_string(opts_.port);
+  }
 
   // Commands whose reply callback hiredis still owes (includes timed-out ones).
   const std::shared_ptr<std::size_t>& outstanding() const noexcept { return outstanding_; }
@@ -254,6 +261,9 @@ class connection : public std::enable_shared_from_this<connection> {
     }
     if (link_ && link_->ac != nullptr) {
       redisAsyncFree(link_->ac);  // pending commands get NULL replies; cleanup() runs
+    }
+    if (bridge_) {
+      bridge_->close();
     }
     if (prev == state::ready && on_down) {
       on_down();
@@ -355,7 +365,24 @@ class connection : public std::enable_shared_from_this<connection> {
   }
 
   void begin_connect(const std::string& ip) {
-    redisAsyncContext* ac = redisAsyncConnect(ip.c_str(), opts_.port);
+    if (opts_.tls && !bridge_) {
+      try {
+        detail::tls_bridge_options bo;
+        bo.server_name = opts_.host;
+        bo.port = opts_.port;
+        bo.verify = opts_.tls_verify;
+        bo.check_hostname = opts_.tls_check_hostname;
+        bo.ca_file = opts_.tls_ca_file;
+        bo.handshake_timeout = opts_.connect_timeout;
+        bridge_ = detail::tls_bridge::make(ex_, std::move(bo));
+      } catch (const std::exception& e) {
+        fail_attempt(e.what());
+        return;
+      }
+    }
+    // With TLS, hiredis talks to the loopback bridge, which carries the bytes over TLS.
+    redisAsyncContext* ac = bridge_ ? redisAsyncConnect("127.0.0.1", bridge_->local_port())
+                                    : redisAsyncConnect(ip.c_str(), opts_.port);
     if (ac == nullptr) {
       fail_attempt("cannot allocate a connection");
       return;
@@ -369,6 +396,22 @@ class connection : public std::enable_shared_from_this<connection> {
     // TCP keepalive: a silent network partition is noticed even on the pub/sub
     // connection, where no command (and so no timeout) ever runs.
     (void)redisEnableKeepAlive(&ac->c);
+    if (bridge_) {
+      // The bridge carries only the connection coming from hiredis' own port.
+      sockaddr_in local{};
+      socklen_t len = sizeof local;
+      if (::getsockname(ac->c.fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) {
+        redisAsyncFree(ac);
+        fail_attempt("cannot read the bridge socket's port");
+        return;
+      }
+      bridge_->expect(ntohs(local.sin_port), ip, [weak = weak_from_this(), id = attempt_](const std::string& why) {
+        auto self = weak.lock();
+        if (self && self->attempt_ == id && self->reason_.empty()) {
+          self->reason_ = "rediss: " + why;
+        }
+      });
+    }
     auto w = std::make_shared<watch>(ex_, this);
     error_code ec;
     w->sd.assign(ac->c.fd, ec);
@@ -489,6 +532,7 @@ class connection : public std::enable_shared_from_this<connection> {
   net::steady_timer backoff_timer_;
   tcp::resolver resolver_;
   std::shared_ptr<watch> link_;  // the current (or last) context's glue
+  std::shared_ptr<detail::tls_bridge> bridge_;  // rediss: made on the first attempt
   std::shared_ptr<std::size_t> outstanding_ = std::make_shared<std::size_t>(0);
   state state_ = state::idle;
   bool auto_reconnect_ = false;

@@ -34,3 +34,12 @@ TEST(options, errors) {
   EXPECT_FALSE(parse_options({"--config", "c", "--port", "abc"}).error.empty());
   EXPECT_FALSE(parse_options({"--config", "c", "--bogus"}).error.empty());
 }
+
+TEST(options, tls_files) {
+  auto r = parse_options({"--config", "c.yaml", "--ssl_certfile_path", "cert.pem", "--ssl_keyfile_path=key.pem"});
+  ASSERT_TRUE(r.error.empty()) << r.error;
+  EXPECT_EQ(r.opts.ssl_certfile_path, "cert.pem");
+  EXPECT_EQ(r.opts.ssl_keyfile_path, "key.pem");
+  EXPECT_FALSE(parse_options({"--config", "c", "--ssl_keyfile_path"}).error.empty());
+  EXPECT_FALSE(parse_options({"--config", "c", "--ssl_certfile_path="}).error.empty());
+}

@@ -960,3 +960,80 @@ TEST_F(config_files, cache_mode_must_be_known) {
   const auto e = load_error(p);
   EXPECT_EQ(e.key(), "litellm_settings.cache_params.mode");
 }
+
+TEST_F(config_files, ssl_verify_false_true_or_a_ca_bundle) {
+  const auto bundle = write("ca.pem", "not parsed by the loader\n");
+  const auto p = write("c.yaml",
+                       "model_list:\n"
+                       "  - model_name: a\n"
+                       "    litellm_params: {model: openai/x, ssl_verify: false}\n"
+                       "  - model_name: b\n"
+                       "    litellm_params: {model: openai/x, ssl_verify: \"" + bundle + "\"}\n"
+                       "  - model_name: c\n"
+                       "    litellm_params: {model: openai/x, ssl_verify: os.environ/VERIFY}\n"
+                       "  - model_name: d\n"
+                       "    litellm_params: {model: openai/x}\n"
+                       "litellm_settings:\n"
+                       "  ssl_verify: \"False\"\n");
+  const auto c = load(p, {{"VERIFY", "true"}});
+  ASSERT_EQ(c->model_list.size(), 4u);
+  EXPECT_EQ(c->model_list[0].ssl_verify, (cfg::tls_trust{false, ""}));
+  EXPECT_EQ(c->model_list[1].ssl_verify, (cfg::tls_trust{true, bundle}));
+  EXPECT_EQ(c->model_list[2].ssl_verify, (cfg::tls_trust{true, ""}));
+  EXPECT_FALSE(c->model_list[3].ssl_verify.has_value());
+  EXPECT_EQ(c->litellm.ssl_verify, (cfg::tls_trust{false, ""}));
+  for (const auto& u : c->unsupported) {
+    EXPECT_EQ(u.key.find("ssl_verify"), std::string::npos) << u.key;  // acted on, not reported
+  }
+}
+
+TEST_F(config_files, ssl_verify_with_a_missing_bundle_is_an_error_at_its_line) {
+  const auto p = write("c.yaml",
+                       "model_list:\n"
+                       "  - model_name: a\n"
+                       "    litellm_params:\n"
+                       "      model: openai/x\n"
+                       "      ssl_verify: /nonexistent/ca.pem\n");
+  const auto e = load_error(p);
+  EXPECT_EQ(std::string(e.what()), p + ":5: model_list[0].litellm_params.ssl_verify: CA bundle \"/nonexistent/ca.pem\" "
+                                       "is not a readable file (ssl_verify takes false, true or a PEM bundle)");
+}
+
+TEST_F(config_files, https_listener_files_in_general_settings) {
+  const auto p = write("c.yaml", "general_settings:\n  ssl_certfile_path: /etc/c.pem\n  ssl_keyfile_path: /etc/k.pem\n");
+  const auto c = load(p);
+  EXPECT_EQ(c->general.ssl_certfile_path, "/etc/c.pem");
+  EXPECT_EQ(c->general.ssl_keyfile_path, "/etc/k.pem");
+  EXPECT_TRUE(c->warnings.empty()) << join(c->warnings);
+}
+
+TEST_F(config_files, redis_tls_from_cache_params) {
+  const auto ca = write("redis-ca.pem", "x\n");
+  const auto p = write("c.yaml",
+                       "litellm_settings:\n"
+                       "  cache: true\n"
+                       "  cache_params: {type: redis, host: h, port: 6380, ssl: true, ssl_ca_certs: \"" + ca +
+                           "\", ssl_cert_reqs: required, ssl_check_hostname: false}\n");
+  const auto c = load(p);
+  EXPECT_TRUE(c->redis.tls);
+  EXPECT_TRUE(c->redis.tls_verify);
+  EXPECT_FALSE(c->redis.tls_check_hostname);
+  EXPECT_EQ(c->redis.tls_ca_file, ca);
+  EXPECT_TRUE(c->cache.redis.tls);
+  EXPECT_TRUE(c->warnings.empty()) << join(c->warnings);
+
+  const auto q = write("d.yaml",
+                       "litellm_settings:\n"
+                       "  cache: true\n"
+                       "  cache_params: {type: redis, url: \"rediss://h:6380\", ssl_cert_reqs: none}\n");
+  const auto d = load(q);
+  EXPECT_TRUE(d->redis.tls);
+  EXPECT_FALSE(d->redis.tls_verify);
+
+  const auto r = write("e.yaml",
+                       "litellm_settings:\n"
+                       "  cache: true\n"
+                       "  cache_params: {type: redis, host: h, ssl_cert_reqs: sometimes}\n");
+  EXPECT_NE(std::string(load_error(r).what()).find("cache_params.ssl_cert_reqs: expected none or required"),
+            std::string::npos);
+}

@@ -62,6 +62,12 @@ struct redis_options {
   std::chrono::milliseconds reconnect_backoff_min{100};
   std::chrono::milliseconds reconnect_backoff_max{5000};
   std::size_t max_pending = 10000;  // commands awaiting a reply; beyond: errc::unavailable
+  // rediss:// (or cache_params.ssl): TLS 1.2+ to the server through a loopback bridge
+  // owned by the client (hiredis 0.14 has no TLS; see store/redis/tls_bridge.hpp).
+  bool tls = false;
+  bool tls_verify = true;          // certificate chain checked
+  bool tls_check_hostname = true;  // and the certificate names `host`
+  std::string tls_ca_file;         // empty: the system trust store
 };
 
 class redis_client {
