@@ -136,6 +136,11 @@ result<verify_key> rsa_key_from_jwk(const json& jwk) {
   }
   BIGNUM* bn_n = BN_bin2bn(reinterpret_cast<const unsigned char*>(n->data()), static_cast<int>(n->size()), nullptr);
   BIGNUM* bn_e = BN_bin2bn(reinterpret_cast<const unsigned char*>(e->data()), static_cast<int>(e->size()), nullptr);
+  if (bn_e != nullptr && (BN_is_odd(bn_e) == 0 || BN_num_bits(bn_e) < 2 || BN_num_bits(bn_e) > 32)) {
+    BN_free(bn_n);
+    BN_free(bn_e);
+    return jwt_error("JWK exponent 'e' is not an odd number from 3 to 2^32");  // e=1 would make anyone a signer
+  }
   OSSL_PARAM_BLD* bld = OSSL_PARAM_BLD_new();
   OSSL_PARAM* params = nullptr;
   EVP_PKEY_CTX* ctx = nullptr;

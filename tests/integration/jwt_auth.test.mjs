@@ -132,4 +132,10 @@ describe('JWT auth for the API', { skip }, () => {
     const denied = await call(gw, '/user/new', { key: user, body: { user_id: 'nope' } });
     assert.equal(denied.status, 403, denied.text);
   });
+
+  test('SIGTERM stops the gateway cleanly with the JWKS refresh running', async () => {
+    const r = await gw.stop();
+    assert.equal(r.code, 0, r.stderr.slice(-2000));
+    assert.doesNotMatch(r.stderr, /AddressSanitizer|runtime error/);
+  });
 });

@@ -272,4 +272,11 @@ describe('admin UI sign-in', { skip }, () => {
     const users = await api(gw, '/user/list', { session: s });
     assert.equal(users.status, 200, users.text);
   });
+
+  test('SIGTERM stops a gateway that signed users in cleanly', async () => {
+    const r = await gw.stop();
+    assert.equal(r.code, 0, r.stderr.slice(-2000));
+    assert.doesNotMatch(r.stderr, /AddressSanitizer|runtime error/);
+    assert.match(r.stderr, /sso: first sign-in of alice \(generic\), created with role internal_user/);
+  });
 });

@@ -230,6 +230,11 @@ TEST(jwks, bad_documents_and_keys) {
   EXPECT_EQ(r->by_kid.size(), 1u);
   EXPECT_TRUE(r->by_kid.count("a"));
   EXPECT_EQ(r->skipped, 4u);
+  auto e_one = key_a().jwk;
+  e_one["e"] = base64url_encode(std::string("\x01", 1));
+  auto weak = core::rsa_key_from_jwk(e_one);
+  ASSERT_FALSE(weak);
+  EXPECT_NE(weak.error().message.find("exponent"), std::string::npos);
   auto small = core::rsa_key_from_jwk(make_key("s", 1024).jwk);
   ASSERT_FALSE(small);
   EXPECT_NE(small.error().message.find("1024 bits refused"), std::string::npos);
