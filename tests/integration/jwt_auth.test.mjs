@@ -9,7 +9,9 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 
 import { startFakeOidc } from '../fake_oidc/server.mjs';
-import { call, delay, mockModel, openaiErrorProblems, psql, startGateway, stopAll, withDatabase } from '../lib/gateway.mjs';
+import {
+  call, delay, mockModel, openaiErrorProblems, psql, runGateway, startGateway, stopAll, withDatabase, writeConfig,
+} from '../lib/gateway.mjs';
 
 const SERVER_URL = process.env.SWITCHYARD_TEST_DATABASE_URL;
 const skip = !SERVER_URL && 'SWITCHYARD_TEST_DATABASE_URL not set (scripts/test.sh sets it)';
@@ -36,6 +38,26 @@ async function status(token) {
   const r = await call(gw, '/v1/chat/completions', { key: token, body: { model: 'demo', messages: [{ role: 'user', content: 'x' }] } });
   return r;
 }
+
+describe('JWT auth settings', () => {
+  test('enable_jwt_auth without JWT_PUBLIC_KEY_URL is a config error (exit 2), --check-config too', async () => {
+    const file = writeConfig({ model_list: [mockModel('demo')], general_settings: { enable_jwt_auth: true } });
+    for (const args of [['--config', file, '--port', '0'], ['--check-config', file]]) {
+      const r = await runGateway(args, { env: { JWT_PUBLIC_KEY_URL: '' } });
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /config error: .*JWT_PUBLIC_KEY_URL \(the identity provider's JWKS URL\) is not set/);
+    }
+  });
+
+  test('a client id without its secret is a config error', async () => {
+    const file = writeConfig({ model_list: [mockModel('demo')] });
+    const r = await runGateway(['--check-config', file], {
+      env: { GENERIC_CLIENT_ID: 'x', GENERIC_AUTHORIZATION_ENDPOINT: 'http://127.0.0.1:1/a', GENERIC_TOKEN_ENDPOINT: 'http://127.0.0.1:1/t' },
+    });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /the generic sign-in has a client id but no client secret/);
+  });
+});
 
 describe('JWT auth for the API', { skip }, () => {
   before(async () => {
