@@ -13,7 +13,9 @@ import argparse
 import asyncio
 import datetime as dt
 import hashlib
+import base64
 import http.client
+import http.server
 import json
 import os
 import platform
@@ -45,7 +47,8 @@ NAN = float("nan")
 TARGET_NAMES = ["direct", "nginx", "switchyard", "switchyard-mk", "switchyard-base", "switchyard-nospend",
                 "switchyard-nometrics", "switchyard-cache-mem", "switchyard-cache-redis", "switchyard-unique",
                 "switchyard-cache-miss", "switchyard-limits",
-                "switchyard-messages", "switchyard-callback", "switchyard-callback-down"]  # see main()
+                "switchyard-messages", "switchyard-callback", "switchyard-callback-down",
+                "switchyard-jwt"]  # see main()
 DEFAULT_TARGETS = ["direct", "nginx", "switchyard"]
 CACHED_KEYS = 100_000     # keys used once by a fresh gateway for "RSS with 100,000 keys cached"
 SIZES = {"1k": 1024, "100k": 100 * 1024, "1m": 1024 * 1024}
@@ -389,6 +392,50 @@ def wait_http_ok(port: int, path: str, proc: subprocess.Popen, what: str, timeou
 
 
 # --------------------------------------------------------------------------- Postgres + Redis
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwt_material(tmp: str) -> tuple[str, str]:
+    """An RSA key made with the openssl CLI: its JWKS (JSON text) and a token it signs (sub
+    bench-user, team bench-team, valid for a day), as an identity provider would issue."""
+    key = os.path.join(tmp, "jwt-key.pem")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", key],
+                   check=True, capture_output=True)
+    mod = subprocess.run(["openssl", "rsa", "-in", key, "-noout", "-modulus"], check=True, capture_output=True,
+                         text=True).stdout.strip().split("=", 1)[1]
+    jwk = {"kty": "RSA", "kid": "bench", "use": "sig", "alg": "RS256", "n": b64url(bytes.fromhex(mod)),
+           "e": b64url((65537).to_bytes(3, "big"))}
+    now = int(time.time())
+    head = b64url(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "bench"}).encode())
+    claims = b64url(json.dumps({"iss": "bench-idp", "aud": "switchyard-bench", "sub": "bench-user",
+                                "team": "bench-team", "iat": now, "exp": now + 86400}).encode())
+    sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=f"{head}.{claims}".encode(),
+                         check=True, capture_output=True).stdout
+    return json.dumps({"keys": [jwk]}), f"{head}.{claims}.{b64url(sig)}"
+
+
+def serve_jwks(jwks: str) -> str:
+    """Serves `jwks` at http://127.0.0.1:<port>/jwks from a thread of this script (fetched at
+    the gateway's start and every 10 minutes: no load). Returns the URL."""
+    body = jwks.encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/jwks"
+
 
 def seed_key(i: int) -> str:
     """The i-th seeded virtual key: like a generated one (`sk-` + 32 hex). The SQL in
@@ -852,6 +899,9 @@ class SwitchyardTarget(Target):
         if self.virtual_key:
             d += ("; `Authorization: Bearer <virtual key>` from `POST /key/generate` (made at the first start, "
                   "cached in memory by the checks and the warm-up before any measured run)")
+        elif self.key != MASTER_KEY:
+            d += ("; `Authorization: Bearer <JWT>`: one RS256 token (sub, team, a day's expiry) signed by a key "
+                  "whose JWKS this script serves (`JWT_PUBLIC_KEY_URL`)")
         else:
             d += "; `Authorization: Bearer <master key>`"
         return d
@@ -1822,6 +1872,21 @@ def main(argv) -> int:
             stages="virtual key, router; Postgres and Redis; metrics on; generic_api callback to a closed port",
             virtual_key=True, extra_config="litellm_settings: {callbacks: [generic_api]}\n",
             extra_env={"GENERIC_LOGGER_ENDPOINT": f"http://127.0.0.1:{free_port()}/callbacks"})
+        # JWT auth (docs/sso.md): every request carries the same RS256 token from an identity
+        # provider whose JWKS a small HTTP server of this script publishes; compare with
+        # `switchyard` (a virtual key) in one run.
+        def jwt_target() -> SwitchyardTarget:
+            jwks, token = jwt_material(tmp)
+            jwks_url = serve_jwks(jwks)
+            t = gateway(
+                name="switchyard-jwt", label="SWITCHYARD (JWT auth)",
+                stages="JWT (RS256, JWKS in memory), router; Postgres and Redis",
+                extra_config="general_settings:\n  enable_jwt_auth: true\n"
+                             "  litellm_jwtauth: {user_id_jwt_field: sub, team_id_jwt_field: team}\n",
+                extra_env={"JWT_PUBLIC_KEY_URL": jwks_url, "JWT_AUDIENCE": "switchyard-bench"})
+            t.key = token
+            return t
+        factories["switchyard-jwt"] = jwt_target
         assert list(factories) == TARGET_NAMES
         targets = [make() for name, make in factories.items() if name in targets_wanted]
         for t in targets:

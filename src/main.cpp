@@ -1,7 +1,9 @@
 // switchyard: a LiteLLM-compatible LLM gateway. Thin entry point; see app/.
+#include "switchyard/admin/sso.hpp"
 #include "switchyard/app/gateway.hpp"
 #include "switchyard/app/options.hpp"
 #include "switchyard/app/supervisor.hpp"
+#include "switchyard/auth/jwt_auth.hpp"
 #include "switchyard/config/config.hpp"
 #include "switchyard/core/log.hpp"
 #include "switchyard/http/server.hpp"
@@ -108,6 +110,21 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::cerr << "switchyard: config error: " << opts.config_path << ": " << e.what() << "\n";
     return 2;
+  }
+  {
+    // Sign-in and JWT auth settings live partly in the environment (docs/sso.md): checked
+    // here so a half-configured provider is a config error (exit 2, --check-config too).
+    const auto env = [](const char* name) {
+      const char* v = std::getenv(name);
+      return std::string(v != nullptr ? v : "");
+    };
+    auto jwt = auth::jwt_auth_settings::from(cfg->general.raw, env);
+    auto sso = admin::sso_settings::from(cfg->general.raw, cfg->litellm.raw, cfg->general.master_key, env);
+    if (!jwt || !sso) {
+      std::cerr << "switchyard: config error: " << opts.config_path << ": "
+                << (!jwt ? jwt.error().message : sso.error().message) << "\n";
+      return 2;
+    }
   }
   if (opts.check_only) {
     for (const auto& w : cfg->warnings) {

@@ -40,7 +40,18 @@ net::awaitable<std::optional<auth::principal>> authenticate_caller(const auth::k
   if (key.empty() && auth.is_public(req.path)) {
     co_return auth::principal{};  // general_settings.public_routes: an anonymous caller
   }
-  auto who = co_await auth.authenticate(std::move(key));
+  core::result<auth::principal> who = core::make_error(core::errc::unauthorized, "");
+  if (key.empty() && auth.session_auth() && auth.master().enabled() &&
+      req.header("cookie").find("switchyard_session=") != std::string_view::npos) {
+    // The admin UI's sign-in session (admin/sso.hpp): the user's own role rules, and a
+    // CSRF token on anything that changes state.
+    const bool safe = req.method == "GET" || req.method == "HEAD";
+    std::string cookie(req.header("cookie"));
+    std::string csrf(req.header("x-csrf-token"));
+    who = co_await auth.session_auth()(std::move(cookie), std::move(csrf), safe);
+  } else {
+    who = co_await auth.authenticate(std::move(key));
+  }
   if (!who) {
     co_await resp.send(http::error_response(who.error()));
     co_return std::nullopt;

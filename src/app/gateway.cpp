@@ -2,9 +2,12 @@
 
 #include "switchyard/admin/health.hpp"
 #include "switchyard/admin/management.hpp"
+#include "switchyard/admin/sso.hpp"
 #include "switchyard/admin/routes.hpp"
 #include "switchyard/app/key_lookup.hpp"
 #include "switchyard/auth/authenticator.hpp"
+#include "switchyard/auth/jwt_auth.hpp"
+#include <stdexcept>
 #include "switchyard/auth/key_auth.hpp"
 #include "switchyard/auth/end_user_cache.hpp"
 #include "switchyard/auth/key_invalidation.hpp"
@@ -549,6 +552,64 @@ struct gateway::impl {
       }
     }
     key_auth.set_public_routes(std::move(public_routes));
+    if (db) {
+      key_auth.set_session_auth([this](std::string cookie, std::string csrf, bool safe) {
+        return sso.session_principal(std::move(cookie), std::move(csrf), safe);
+      });
+    }
+    if (jwt_auth) {
+      key_auth.set_jwt(jwt_auth.get(), jwt_owners.get());
+      for (auto& k : jwt_keys) {
+        k->start();
+      }
+    }
+  }
+
+  auth::jwt_auth_settings load_jwt_settings() const {
+    auto s = auth::jwt_auth_settings::from(cfg->general.raw, [](const char* name) {
+      const char* v = std::getenv(name);
+      return std::string(v != nullptr ? v : "");
+    });
+    if (!s) {
+      throw std::runtime_error(s.error().message);
+    }
+    return *s;
+  }
+
+  admin::sso_settings load_sso_settings() const {
+    auto s = admin::sso_settings::from(cfg->general.raw, cfg->litellm.raw, cfg->general.master_key,
+                                       [](const char* name) {
+                                         const char* v = std::getenv(name);
+                                         return std::string(v != nullptr ? v : "");
+                                       });
+    if (!s) {
+      throw std::runtime_error(s.error().message);
+    }
+    if (!s->provider.empty()) {
+      spdlog::info("UI sign-in: {} (OIDC), client {}", s->provider, s->client_id);
+    }
+    return *s;
+  }
+
+  std::vector<std::unique_ptr<auth::jwks_cache>> make_jwt_keys() {
+    std::vector<std::unique_ptr<auth::jwks_cache>> out;
+    for (const auto& url : jwt_settings.jwks_urls) {
+      out.push_back(std::make_unique<auth::jwks_cache>(
+          ioc.get_executor(), client, auth::jwks_options{.url = url, .ttl = jwt_settings.public_key_ttl}));
+    }
+    return out;
+  }
+
+  std::unique_ptr<auth::jwt_authenticator> make_jwt_auth() const {
+    if (!jwt_settings.enabled) {
+      return nullptr;
+    }
+    std::vector<auth::jwks_cache*> caches;
+    for (const auto& k : jwt_keys) {
+      caches.push_back(k.get());
+    }
+    spdlog::info("JWT auth on: keys from {}", jwt_keys.front()->url());
+    return std::make_unique<auth::jwt_authenticator>(jwt_settings, std::move(caches));
   }
 
   options opts;
@@ -606,6 +667,20 @@ struct gateway::impl {
       redis ? std::make_unique<router::redis_cooldown_sync>(ioc.get_executor(), *redis, rt) : nullptr;
   upstream::client client;
   pipeline::client_caller caller{client};
+  // JWT auth for API callers (docs/sso.md): the provider's keys in memory, refreshed in
+  // the background; none unless general_settings.enable_jwt_auth.
+  auth::jwt_auth_settings jwt_settings = load_jwt_settings();
+  std::vector<std::unique_ptr<auth::jwks_cache>> jwt_keys = make_jwt_keys();
+  std::unique_ptr<auth::jwt_authenticator> jwt_auth = make_jwt_auth();
+  // JWT callers' user and team rows (their models and limits), as keys' are cached.
+  auth::key_cache::lookup_fn owner_lookup = db && jwt_auth ? make_owner_lookup(*db, timeouts.key_lookup) : nullptr;
+  std::unique_ptr<auth::key_cache> jwt_owners =
+      owner_lookup ? std::make_unique<auth::key_cache>(
+                         ioc.get_executor(),
+                         [inner = &owner_lookup, ready = &migrated](std::string key) {
+                           return lookup_when_migrated(inner, ready, std::move(key));
+                         })
+                   : nullptr;
   // The cost logger: prices, a Postgres connection of its own, the row queue and its
   // `finish` observer (none without a database: headers are still priced).
   spend::pricer pricer{load_prices()};
@@ -661,6 +736,8 @@ struct gateway::impl {
   pipeline::extensions ext;  // the stages and observers every generation's pipeline uses
   std::shared_ptr<config_generation> gen;  // the config in use (replaced by reload_config)
   admin::health_endpoints health;
+  // Sign-in for the admin UI (docs/sso.md): password and OIDC sign-in, sessions in Postgres.
+  admin::sso_endpoints sso{load_sso_settings(), db.get(), client, auth, ioc.get_executor()};
   admin::management_api management{{key_auth, db.get(), key_invalidation.get(), cfg, &pricer, response_cache.get(),
                                     [this](std::string model) { return health_check.report(std::move(model)); },
                                     [this] { return llm_in_flight; }, active_callbacks(),
@@ -1464,10 +1541,14 @@ struct gateway::impl {
   net::awaitable<void> reset_budgets() {
     const auto poll = std::chrono::seconds(static_cast<long>(std::max<std::size_t>(1, env_size("SWITCHYARD_BUDGET_RESET_POLL_S", 60))));
     bool warned = false;
-    if (key_invalidation && end_users) {
+    if (key_invalidation && (end_users || jwt_owners)) {
       key_invalidation->set_listener([this](std::string_view msg) {
         if (msg.starts_with("end_user:")) {
-          end_users->invalidate(msg.substr(9));
+          if (end_users) {
+            end_users->invalidate(msg.substr(9));
+          }
+        } else if (jwt_owners) {
+          auth::key_invalidation::apply(*jwt_owners, msg);  // a team or user changed
         }
       });
     }
@@ -1783,6 +1864,11 @@ struct gateway::impl {
         co_await resp.send(std::move(r));
         co_return;
       }
+    } else if (admin::sso_endpoints::handles(p)) {
+      if (db && !migrated) {
+        co_return co_await schema_not_ready(resp);
+      }
+      co_return co_await sso.handle(req, resp);
     } else if (std::string_view param; const auto* route = admin::find_route(p, &param)) {
       // The management API (admin/routes.hpp): looked up only once the LLM routes above
       // did not match, so those keep their few string compares.

@@ -1,5 +1,7 @@
 #include "switchyard/app/key_lookup.hpp"
 
+#include "switchyard/auth/jwt_auth.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
@@ -184,6 +186,19 @@ net::awaitable<lookup_result> lookup_key(store::postgres::db_executor* db, std::
   co_return std::optional<auth::virtual_key>{to_virtual_key(**r)};
 }
 
+net::awaitable<lookup_result> lookup_owners(store::postgres::db_executor* db, std::chrono::milliseconds timeout,
+                                            std::string owner_key) {
+  auto parts = auth::parse_jwt_owner_key(owner_key);
+  auto r = co_await db->run_within(timeout, store::postgres::find_owners_blocking, parts.user_id, parts.team_id);
+  if (!r) {
+    co_return r.error();
+  }
+  auto k = to_virtual_key(*r);
+  k.key_name = "jwt";
+  k.user_role = parts.role;  // the token's role (its scope), not the stored user's
+  co_return std::optional<auth::virtual_key>{std::move(k)};
+}
+
 }  // namespace
 
 auth::virtual_key to_virtual_key(const store::postgres::key_record& r) {
@@ -259,6 +274,11 @@ auth::virtual_key to_virtual_key(const store::postgres::key_record& r) {
 auth::key_cache::lookup_fn make_key_lookup(store::postgres::db_executor& db, std::chrono::milliseconds timeout) {
   auto* p = &db;
   return [p, timeout](std::string hash) { return lookup_key(p, timeout, std::move(hash)); };
+}
+
+auth::key_cache::lookup_fn make_owner_lookup(store::postgres::db_executor& db, std::chrono::milliseconds timeout) {
+  auto* p = &db;
+  return [p, timeout](std::string key) { return lookup_owners(p, timeout, std::move(key)); };
 }
 
 }  // namespace switchyard::app

@@ -49,6 +49,18 @@ std::optional<core::result<principal>> key_authenticator::authenticate_cached(co
   // The master key, no auth, no key or no key store: the master authenticator decides. A
   // virtual key goes straight to the cache (no invalid-key error is built for it first:
   // that message carries a second sha256 and ~250 bytes of text).
+  if (jwt_ != nullptr && master_.enabled() && looks_like_jwt(key)) {
+    auto who = jwt_->authenticate(key);  // from the JWKS in memory (auth/jwt_auth.hpp)
+    if (!who || owners_ == nullptr) {
+      return who;
+    }
+    auto hit = owners_->cached(jwt_owner_key(*who->vkey));
+    if (!hit) {
+      return std::nullopt;  // authenticate() looks the owners up
+    }
+    who->vkey = *hit;
+    return who;
+  }
   if (cache_ == nullptr || key.empty() || !master_.enabled() || master_.is_master_key(key)) {
     return master_.authenticate_key(key);
   }
@@ -63,6 +75,21 @@ std::optional<core::result<principal>> key_authenticator::authenticate_cached(co
 net::awaitable<core::result<principal>> key_authenticator::authenticate(std::string key) const {
   if (auto now = authenticate_cached(key)) {
     co_return std::move(*now);
+  }
+  if (jwt_ != nullptr && owners_ != nullptr && looks_like_jwt(key)) {
+    auto who = jwt_->authenticate(key);  // verified (cached() said so): its owners are missing
+    if (!who) {
+      co_return who;
+    }
+    auto owner_key = jwt_owner_key(*who->vkey);
+    auto owners = co_await owners_->get(owner_key);
+    if (!owners) {
+      co_return owners.error();
+    }
+    if (*owners) {
+      who->vkey = *owners;
+    }
+    co_return who;
   }
   auto hash = core::sha256_hex(key);  // named: no temporaries inside co_await (GCC 12)
   auto r = co_await cache_->get(hash);

@@ -269,7 +269,7 @@ constexpr std::array litellm_settings_keys{
     key_spec{"max_internal_user_budget", vt::number, "ignored: new users get the budget /user/new sets"},
     key_spec{"default_max_internal_user_budget", vt::number, "ignored: new users get the budget /user/new sets"},
     key_spec{"internal_user_budget_duration", vt::string, "ignored"},
-    key_spec{"default_internal_user_params", vt::mapping, "ignored"},
+    key_spec{"default_internal_user_params", vt::mapping},  // users a first UI sign-in creates (docs/sso.md)
     key_spec{"default_key_generate_params", vt::mapping},
     key_spec{"upperbound_key_generate_params", vt::mapping},
     key_spec{"key_generation_settings", vt::mapping, "ignored: any admin may generate keys"},
@@ -404,13 +404,14 @@ constexpr std::array general_settings_keys{
     key_spec{"use_x_forwarded_for", vt::any, "ignored"},
     key_spec{"custom_auth", vt::string, "not supported: keys are checked against the master key and the database"},
     key_spec{"custom_key_generate", vt::string, "ignored"},
-    key_spec{"custom_sso", vt::string, "ignored: no SSO"},
-    key_spec{"enable_jwt_auth", vt::boolean, "not supported: JWTs are refused as keys"},
-    key_spec{"litellm_jwtauth", vt::mapping, "ignored: no JWT auth"},
+    key_spec{"custom_sso", vt::string, "ignored: no Python SSO hook runs; the built-in OIDC sign-in does"},
+    key_spec{"enable_jwt_auth", vt::boolean},  // docs/sso.md, "JWT auth for the API"
+    key_spec{"litellm_jwtauth", vt::mapping},
     key_spec{"enable_oauth2_auth", vt::boolean, "not supported"},
     key_spec{"enable_oauth2_proxy_auth", vt::boolean, "not supported"},
     key_spec{"oauth2_config_mappings", vt::mapping, "ignored"},
-    key_spec{"ui_access_mode", vt::any, "ignored: no admin UI"},
+    key_spec{"ui_access_mode", vt::any},  // "admin_only": only admins may sign in (docs/sso.md)
+    key_spec{"proxy_admin_email", vt::any},  // who becomes proxy_admin at a UI sign-in
     key_spec{"user_api_key_cache_ttl", vt::number, "ignored: keys are cached and invalidated on change"},
     key_spec{"litellm_key_header_name", vt::string},
     key_spec{"allow_client_side_credentials", vt::boolean, "ignored: clients cannot send their own provider credentials"},

@@ -1,15 +1,13 @@
 #include "switchyard/pipeline/token_broker.hpp"
 
 #include "switchyard/core/ids.hpp"
+#include "switchyard/core/jwt.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <nlohmann/json.hpp>
-#include <openssl/bio.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -39,21 +37,6 @@ std::string string_of(const json& o, std::string_view key) {
   return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
-struct pkey_deleter {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-using pkey_ptr = std::unique_ptr<EVP_PKEY, pkey_deleter>;
-
-pkey_ptr read_private_key(std::string_view pem) {
-  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
-  if (bio == nullptr) {
-    return nullptr;
-  }
-  pkey_ptr key(PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr));
-  BIO_free(bio);
-  return key;
-}
-
 core::error credential_error(std::string message) {
   return core::make_error(core::errc::unauthorized, std::move(message));
 }
@@ -62,39 +45,9 @@ core::error credential_error(std::string message) {
 
 // ---- pure parts ---------------------------------------------------------------------
 
-std::string base64url(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
-  out.resize(static_cast<std::size_t>(n));
-  while (!out.empty() && out.back() == '=') {
-    out.pop_back();
-  }
-  for (auto& c : out) {
-    if (c == '+') {
-      c = '-';
-    } else if (c == '/') {
-      c = '_';
-    }
-  }
-  return out;
-}
+std::string base64url(std::string_view bytes) { return core::base64url_encode(bytes); }
 
-std::string form_encode(std::string_view value) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(value.size());
-  for (unsigned char c : value) {
-    if (std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
+std::string form_encode(std::string_view value) { return core::percent_encode(value); }
 
 core::result<service_account> parse_service_account(std::string_view json_text) {
   json j = json::parse(json_text, nullptr, false);
@@ -117,8 +70,7 @@ core::result<service_account> parse_service_account(std::string_view json_text) 
   if (sa.client_email.empty() || sa.private_key.empty()) {
     return credential_error("vertex_credentials needs client_email and private_key (a service account key)");
   }
-  auto key = read_private_key(sa.private_key);
-  if (!key || EVP_PKEY_base_id(key.get()) != EVP_PKEY_RSA) {
+  if (!core::is_rsa_private_key_pem(sa.private_key)) {
     return credential_error("the private_key of vertex_credentials is not a PEM RSA private key");
   }
   return sa;
@@ -135,28 +87,11 @@ core::result<std::string> google_jwt(const service_account& sa, long long now_un
                  {"iat", now_unix},
                  {"exp", now_unix + 3600}};
   std::string signing_input = base64url(header.dump()) + "." + base64url(claims.dump());
-  auto key = read_private_key(sa.private_key);
-  if (!key) {
+  auto sig = core::rs256_sign(sa.private_key, signing_input);
+  if (!sig) {
     return credential_error("the service account's private_key could not be read");
   }
-  EVP_MD_CTX* md = EVP_MD_CTX_new();
-  std::string sig;
-  bool ok = md != nullptr && EVP_DigestSignInit(md, nullptr, EVP_sha256(), nullptr, key.get()) == 1 &&
-            EVP_DigestSignUpdate(md, signing_input.data(), signing_input.size()) == 1;
-  std::size_t len = 0;
-  if (ok) {
-    ok = EVP_DigestSignFinal(md, nullptr, &len) == 1;
-  }
-  if (ok) {
-    sig.resize(len);
-    ok = EVP_DigestSignFinal(md, reinterpret_cast<unsigned char*>(sig.data()), &len) == 1;
-    sig.resize(len);
-  }
-  EVP_MD_CTX_free(md);
-  if (!ok) {
-    return core::make_error(core::errc::internal, "signing the service account's JWT failed");
-  }
-  return signing_input + "." + base64url(sig);
+  return signing_input + "." + base64url(*sig);
 }
 
 core::result<access_token> parse_token_answer(int status, std::string_view body, std::string_view who) {

@@ -14,4 +14,9 @@ auth::virtual_key to_virtual_key(const store::postgres::key_record& r);
 // within `timeout` (errc::unavailable after it: the request gets its 503 on time).
 auth::key_cache::lookup_fn make_key_lookup(store::postgres::db_executor& db, std::chrono::milliseconds timeout);
 
+// The same for JWT callers' owners: the "hash" is auth::jwt_owner_key(user, team, role)
+// and the answer a virtual_key without a key row (find_owners_blocking) carrying that
+// user, team and role, with their model lists and limits.
+auth::key_cache::lookup_fn make_owner_lookup(store::postgres::db_executor& db, std::chrono::milliseconds timeout);
+
 }  // namespace switchyard::app

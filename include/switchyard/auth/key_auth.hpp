@@ -7,12 +7,14 @@
 // the cache's single-flight lookup).
 #pragma once
 #include "switchyard/auth/authenticator.hpp"
+#include "switchyard/auth/jwt_auth.hpp"
 #include "switchyard/auth/key_cache.hpp"
 #include "switchyard/auth/model_access.hpp"
 #include "switchyard/auth/route_access.hpp"
 #include "switchyard/core/asio.hpp"
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,6 +41,22 @@ class key_authenticator {
   const authenticator& master() const { return master_; }
   key_cache* cache() const { return cache_; }
   const access_groups& groups() const { return groups_; }
+
+  // JWT auth (general_settings.enable_jwt_auth): a bearer token shaped like a JWT is
+  // verified by `jwt` instead of being looked up as a virtual key; with `owners` (a
+  // database), the caller's user and team rows (model lists, budgets, rate limits) come
+  // from that cache (app/key_lookup.hpp, make_owner_lookup). Set once at startup.
+  void set_jwt(const jwt_authenticator* jwt, key_cache* owners = nullptr) {
+    jwt_ = jwt;
+    owners_ = owners;
+  }
+
+  // Sign-in sessions of the admin UI (admin/sso): the management API asks this when a
+  // request has no key. Arguments: the Cookie header, the x-csrf-token header, and whether
+  // the method changes nothing (GET, HEAD). Set once at startup; empty without a database.
+  using session_fn = std::function<net::awaitable<core::result<principal>>(std::string, std::string, bool)>;
+  void set_session_auth(session_fn f) { session_ = std::move(f); }
+  const session_fn& session_auth() const { return session_; }
 
   // The config's route lists (auth/route_access.hpp); set once at startup.
   void set_route_rules(route_rules r) { routes_ = std::move(r); }
@@ -71,6 +89,9 @@ class key_authenticator {
   access_groups groups_;
   route_rules routes_;
   std::vector<std::string> public_;
+  const jwt_authenticator* jwt_ = nullptr;
+  key_cache* owners_ = nullptr;
+  session_fn session_;
 };
 
 // Pure checks on a resolved key at `now` (no lookup): blocked (key or team), expired,

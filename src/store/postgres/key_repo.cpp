@@ -188,6 +188,29 @@ std::optional<key_record> find_key_by_hash_blocking(pqxx::connection& c, const s
   return k;
 }
 
+key_record find_owners_blocking(pqxx::connection& c, const std::string& user_id, const std::string& team_id) {
+  pqxx::read_transaction tx{c};
+  auto res = tx.exec_params(
+      "SELECT to_jsonb(tm)::text, to_jsonb(u)::text, to_jsonb(o)::text, to_jsonb(ob)::text"
+      " FROM (SELECT 1) one"
+      " LEFT JOIN teams tm ON tm.team_id = $2"
+      " LEFT JOIN users u ON u.user_id = $1"
+      " LEFT JOIN organizations o ON o.organization_id = tm.organization_id"
+      " LEFT JOIN budgets ob ON ob.budget_id = o.budget_id",
+      user_id, team_id);
+  key_record k;
+  k.user_id = user_id;
+  k.team_id = team_id;
+  k.row_json = "{}";
+  const auto& row = res[0];
+  auto opt = [&row](int i) { return row[i].is_null() ? std::optional<std::string>() : row[i].as<std::string>(); };
+  k.team_json = opt(0);
+  k.user_json = opt(1);
+  k.org_json = opt(2);
+  k.org_budget_json = opt(3);
+  return k;
+}
+
 std::optional<key_record> insert_key_blocking(pqxx::connection& c, const std::string& token,
                                               const std::string& patch_json, const change_actor& who) {
   auto patch = filtered_patch(patch_json);

@@ -79,6 +79,10 @@ extern const std::vector<std::string> key_patch_columns;
 // the future (via_deprecated_token/deprecated_revoke_at set). Empty when neither. One
 // query, which also loads the key's team, user and organisation (team_json, ...).
 std::optional<key_record> find_key_by_hash_blocking(pqxx::connection& c, const std::string& token);
+// The owners of a caller without a key row (JWT auth): the user `user_id` and team
+// `team_id` rows (either may be "" or missing) and the team's organisation with its
+// budget, as find_key_by_hash_blocking gives them; token and row_json are empty.
+key_record find_owners_blocking(pqxx::connection& c, const std::string& user_id, const std::string& team_id);
 
 // Inserts a key with `token` and the patch's columns, plus an audit row ("created"), in one
 // transaction. Empty optional if the token already exists (nothing written).

@@ -1,0 +1,697 @@
+#include "switchyard/admin/sso.hpp"
+
+#include "admin_util.hpp"
+
+#include "switchyard/core/ids.hpp"
+#include "switchyard/core/jwt.hpp"
+#include "switchyard/store/postgres/db_executor.hpp"
+#include "switchyard/store/postgres/session_repo.hpp"
+#include "switchyard/upstream/client.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+
+namespace switchyard::admin {
+
+namespace {
+
+constexpr std::string_view session_cookie = "switchyard_session";
+constexpr std::string_view csrf_cookie = "switchyard_csrf";
+
+std::string trim_slash(std::string s) {
+  while (!s.empty() && s.back() == '/') {
+    s.pop_back();
+  }
+  return s;
+}
+
+// "scheme://host[:port]" of a URL ("" when it has none).
+std::string origin_of(const std::string& url) {
+  auto scheme = url.find("://");
+  if (scheme == std::string::npos) {
+    return {};
+  }
+  auto path = url.find('/', scheme + 3);
+  return path == std::string::npos ? url : url.substr(0, path);
+}
+
+bool is_role(std::string_view r) {
+  return r == "proxy_admin" || r == "proxy_admin_viewer" || r == "org_admin" || r == "internal_user" ||
+         r == "internal_user_viewer";
+}
+
+bool is_admin_role(std::string_view r) { return r == "proxy_admin" || r == "proxy_admin_viewer"; }
+
+core::error sso_error(int status, std::string message) {
+  auto e = core::make_error(status == 403 ? core::errc::forbidden : core::errc::unauthorized, std::move(message));
+  e.type = "auth_error";
+  return e;
+}
+
+// The value of cookie `name` in a Cookie header ("" if absent).
+std::string cookie_value(std::string_view header, std::string_view name) {
+  std::size_t i = 0;
+  while (i < header.size()) {
+    while (i < header.size() && (header[i] == ' ' || header[i] == ';')) {
+      ++i;
+    }
+    auto end = header.find(';', i);
+    if (end == std::string_view::npos) {
+      end = header.size();
+    }
+    auto part = header.substr(i, end - i);
+    if (auto eq = part.find('='); eq != std::string_view::npos && part.substr(0, eq) == name) {
+      return std::string(part.substr(eq + 1));
+    }
+    i = end + 1;
+  }
+  return {};
+}
+
+std::string random_token() { return core::base64url_encode(core::random_hex(32)); }
+
+// base64url(sha256(verifier)), PKCE's S256 challenge.
+std::string pkce_challenge(const std::string& verifier) {
+  const auto hex = core::sha256_hex(verifier);
+  std::string raw;
+  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
+    raw += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+  }
+  return core::base64url_encode(raw);
+}
+
+std::string claim_text(const json& claims, const std::string& name) {
+  if (name.empty() || !claims.is_object()) {
+    return {};
+  }
+  auto it = claims.find(name);
+  if (it == claims.end()) {
+    return {};
+  }
+  if (it->is_string()) {
+    return it->get<std::string>();
+  }
+  if (it->is_array()) {
+    for (const auto& v : *it) {
+      if (v.is_string() && is_role(v.get<std::string>())) {
+        return v.get<std::string>();
+      }
+    }
+  }
+  return {};
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (i <= s.size()) {
+    auto j = s.find(',', i);
+    if (j == std::string::npos) {
+      j = s.size();
+    }
+    auto v = s.substr(i, j - i);
+    v.erase(0, v.find_first_not_of(' '));
+    v.erase(v.find_last_not_of(' ') + 1);
+    if (!v.empty()) {
+      out.push_back(v);
+    }
+    i = j + 1;
+  }
+  return out;
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+http::response json_response(int status, const json& body) {
+  http::response r;
+  r.status = status;
+  r.body = body.dump();
+  return r;
+}
+
+http::response redirect(std::string location, int status = 302) {
+  http::response r;
+  r.status = status;
+  r.content_type = "text/plain";
+  r.headers.emplace_back("location", std::move(location));
+  r.headers.emplace_back("cache-control", "no-store");
+  return r;
+}
+
+}  // namespace
+
+core::result<sso_settings> sso_settings::from(const json& general, const json& litellm, const std::string& master_key,
+                                              const std::function<std::string(const char*)>& env) {
+  sso_settings s;
+  auto fail = [](std::string m) { return core::make_error(core::errc::bad_request, std::move(m)); };
+  if (!env("GOOGLE_CLIENT_ID").empty()) {
+    s.provider = "google";
+    s.client_id = env("GOOGLE_CLIENT_ID");
+    s.client_secret = env("GOOGLE_CLIENT_SECRET");
+    s.discovery_url = "https://accounts.google.com/.well-known/openid-configuration";
+    s.user_id_attribute = "sub";
+    s.display_name_attribute = "name";
+  } else if (!env("MICROSOFT_CLIENT_ID").empty()) {
+    s.provider = "microsoft";
+    s.client_id = env("MICROSOFT_CLIENT_ID");
+    s.client_secret = env("MICROSOFT_CLIENT_SECRET");
+    auto tenant = env("MICROSOFT_TENANT");
+    if (tenant.empty()) {
+      return fail("MICROSOFT_CLIENT_ID is set without MICROSOFT_TENANT (the directory's tenant id)");
+    }
+    s.discovery_url = "https://login.microsoftonline.com/" + tenant + "/v2.0/.well-known/openid-configuration";
+    s.user_id_attribute = "oid";
+    s.display_name_attribute = "name";
+  } else if (!env("GENERIC_CLIENT_ID").empty()) {
+    s.provider = "generic";
+    s.client_id = env("GENERIC_CLIENT_ID");
+    s.client_secret = env("GENERIC_CLIENT_SECRET");
+    s.authorization_endpoint = env("GENERIC_AUTHORIZATION_ENDPOINT");
+    s.token_endpoint = env("GENERIC_TOKEN_ENDPOINT");
+    s.userinfo_endpoint = env("GENERIC_USERINFO_ENDPOINT");
+    if (s.authorization_endpoint.empty() || s.token_endpoint.empty()) {
+      return fail("GENERIC_CLIENT_ID is set without GENERIC_AUTHORIZATION_ENDPOINT and GENERIC_TOKEN_ENDPOINT");
+    }
+    s.jwks_uri = env("GENERIC_JWKS_URI");
+    s.issuer = env("GENERIC_ISSUER");
+    s.discovery_url = !s.issuer.empty() ? trim_slash(s.issuer) + "/.well-known/openid-configuration"
+                                        : origin_of(s.authorization_endpoint) + "/.well-known/openid-configuration";
+    if (auto v = env("GENERIC_SCOPE"); !v.empty()) {
+      s.scope = v;
+    }
+    s.user_id_attribute = env("GENERIC_USER_ID_ATTRIBUTE");
+    if (s.user_id_attribute.empty()) {
+      s.user_id_attribute = "preferred_username";
+    }
+    if (auto v = env("GENERIC_USER_EMAIL_ATTRIBUTE"); !v.empty()) {
+      s.email_attribute = v;
+    }
+    s.display_name_attribute = env("GENERIC_USER_DISPLAY_NAME_ATTRIBUTE");
+    if (s.display_name_attribute.empty()) {
+      s.display_name_attribute = "sub";
+    }
+    s.role_attribute = env("GENERIC_USER_ROLE_ATTRIBUTE");
+  }
+  if (!s.provider.empty() && s.client_secret.empty()) {
+    return fail("the " + s.provider + " sign-in has a client id but no client secret");
+  }
+  s.proxy_base_url = trim_slash(env("PROXY_BASE_URL"));
+  if (auto v = env("UI_USERNAME"); !v.empty()) {
+    s.ui_username = v;
+  }
+  s.ui_password = env("UI_PASSWORD");
+  if (s.ui_password.empty()) {
+    s.ui_password = master_key;
+  }
+  if (general.is_object()) {
+    if (auto it = general.find("ui_access_mode"); it != general.end() && !it->is_null()) {
+      // LiteLLM's newer mapping form (SSO groups) is not read: every user may sign in.
+      if (it->is_string()) {
+        s.admin_only = it->get<std::string>() == "admin_only";
+      } else if (!it->is_object()) {
+        return fail("general_settings.ui_access_mode: expected \"admin_only\" (or unset)");
+      }
+    }
+    if (auto it = general.find("proxy_admin_email"); it != general.end()) {
+      if (it->is_string()) {
+        for (auto& v : split_list(it->get<std::string>())) {
+          s.admins.push_back(lower(v));
+        }
+      } else if (it->is_array()) {
+        for (const auto& v : *it) {
+          if (v.is_string()) {
+            s.admins.push_back(lower(v.get<std::string>()));
+          }
+        }
+      }
+    }
+  }
+  for (auto& v : split_list(env("PROXY_ADMIN_ID"))) {
+    s.admins.push_back(lower(v));
+  }
+  if (litellm.is_object()) {
+    if (auto it = litellm.find("default_internal_user_params"); it != litellm.end() && it->is_object()) {
+      s.default_user_params = *it;
+      if (auto r = it->find("user_role"); r != it->end() && r->is_string()) {
+        if (!is_role(r->get<std::string>())) {
+          return fail("litellm_settings.default_internal_user_params.user_role: '" + r->get<std::string>() +
+                      "' is not a role");
+        }
+        s.default_role = r->get<std::string>();
+      }
+    }
+  }
+  return s;
+}
+
+sso_endpoints::sso_endpoints(sso_settings s, store::postgres::db_executor* db, upstream::client& client,
+                             const auth::authenticator& master, net::any_io_executor ex)
+    : s_(std::move(s)), db_(db), client_(client), master_(master), ex_(std::move(ex)) {
+  if (!s_.jwks_uri.empty()) {
+    jwks_ = std::make_unique<auth::jwks_cache>(ex_, client_, auth::jwks_options{.url = s_.jwks_uri});
+    jwks_->start();
+  }
+}
+
+sso_endpoints::~sso_endpoints() = default;
+
+bool sso_endpoints::handles(std::string_view p) {
+  return p == "/sso/key/generate" || p == "/sso/callback" || p == "/login" || p == "/sso/session" ||
+         p == "/sso/logout";
+}
+
+net::awaitable<void> sso_endpoints::handle(http::request& req, http::responder& resp) {
+  const std::string_view p = req.path;
+  const bool get = req.method == "GET" || req.method == "HEAD";
+  const bool post = req.method == "POST";
+  if (db_ == nullptr || !master_.enabled()) {
+    // As LiteLLM: the UI needs a master key and a database.
+    co_await resp.send(http::error_response(core::make_error(
+        core::errc::bad_request, "Sign-in needs a master key and a database (general_settings.master_key, "
+                                 "DATABASE_URL)")));
+    co_return;
+  }
+  if (p == "/sso/key/generate" && get) {
+    co_return co_await start(req, resp);
+  }
+  if (p == "/sso/callback" && get) {
+    co_return co_await callback(req, resp);
+  }
+  if (p == "/login" && post) {
+    co_return co_await password_login(req, resp);
+  }
+  if (p == "/sso/session" && get) {
+    co_return co_await session_info(req, resp);
+  }
+  if (p == "/sso/logout" && post) {
+    co_return co_await logout(req, resp);
+  }
+  auto e = core::make_error(core::errc::bad_request, "Method Not Allowed: " + req.method + " " + req.path);
+  e.status = 405;
+  co_await resp.send(http::error_response(e));
+}
+
+std::string sso_endpoints::base_url(const http::request& req) const {
+  if (!s_.proxy_base_url.empty()) {
+    return s_.proxy_base_url;
+  }
+  auto proto = req.header("x-forwarded-proto");
+  return std::string(proto == "https" ? "https" : "http") + "://" + std::string(req.header("host"));
+}
+
+bool sso_endpoints::secure(const http::request& req) const {
+  return base_url(req).starts_with("https://") || req.header("x-forwarded-proto") == "https";
+}
+
+net::awaitable<core::result<void>> sso_endpoints::discover() {
+  if (discovered_) {
+    co_return core::result<void>{};
+  }
+  upstream::request r;
+  r.method = "GET";
+  r.url = s_.discovery_url;
+  r.timeout = std::chrono::seconds(10);
+  auto got = co_await client_.send(std::move(r));
+  json doc;
+  if (got && got->status == 200) {
+    doc = json::parse(got->body, nullptr, false);
+  }
+  if (!doc.is_object()) {
+    if (!s_.jwks_uri.empty() && !s_.authorization_endpoint.empty()) {
+      discovered_ = true;  // everything given explicitly
+      co_return core::result<void>{};
+    }
+    co_return core::make_error(core::errc::unavailable,
+                               "Sign-in: the provider's discovery document " + s_.discovery_url +
+                                   " could not be read (" +
+                                   (got ? "HTTP " + std::to_string(got->status) : got.error().message) +
+                                   "); set GENERIC_JWKS_URI and GENERIC_ISSUER");
+  }
+  auto text = [&](const char* n) { return doc.contains(n) && doc[n].is_string() ? doc[n].get<std::string>() : ""; };
+  if (s_.authorization_endpoint.empty()) {
+    s_.authorization_endpoint = text("authorization_endpoint");
+  }
+  if (s_.token_endpoint.empty()) {
+    s_.token_endpoint = text("token_endpoint");
+  }
+  if (s_.userinfo_endpoint.empty() && s_.provider != "generic") {
+    s_.userinfo_endpoint = text("userinfo_endpoint");
+  }
+  if (s_.issuer.empty()) {
+    s_.issuer = text("issuer");
+  }
+  if (s_.jwks_uri.empty()) {
+    s_.jwks_uri = text("jwks_uri");
+    if (s_.jwks_uri.empty()) {
+      co_return core::make_error(core::errc::unavailable, "Sign-in: the discovery document has no jwks_uri");
+    }
+    jwks_ = std::make_unique<auth::jwks_cache>(ex_, client_, auth::jwks_options{.url = s_.jwks_uri});
+    jwks_->start();
+  }
+  discovered_ = true;
+  co_return core::result<void>{};
+}
+
+net::awaitable<void> sso_endpoints::start(http::request& req, http::responder& resp) {
+  if (s_.provider.empty()) {
+    // No identity provider: LiteLLM's username/password form.
+    http::response r;
+    r.content_type = "text/html; charset=utf-8";
+    r.headers.emplace_back("cache-control", "no-store");
+    r.body =
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sign in - Switchyard</title></head><body>"
+        "<form method=\"post\" action=\"/login\"><h1>Sign in</h1>"
+        "<label>Username <input name=\"username\" autocomplete=\"username\" required></label>"
+        "<label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required>"
+        "</label><button type=\"submit\">Sign in</button></form></body></html>";
+    co_await resp.send(std::move(r));
+    co_return;
+  }
+  if (auto d = co_await discover(); !d) {
+    co_await resp.send(http::error_response(d.error()));
+    co_return;
+  }
+  store::postgres::pending_login l{random_token(), random_token(), s_.provider};
+  const std::string state = random_token();
+  auto stored = co_await db_->run(store::postgres::insert_login_blocking, state, l, s_.login_ttl);
+  if (!stored) {
+    co_await resp.send(http::error_response(stored.error()));
+    co_return;
+  }
+  const std::string redirect_uri = base_url(req) + "/sso/callback";
+  std::string url = s_.authorization_endpoint;
+  url += url.find('?') == std::string::npos ? '?' : '&';
+  url += "response_type=code&client_id=" + core::percent_encode(s_.client_id) +
+         "&redirect_uri=" + core::percent_encode(redirect_uri) + "&scope=" + core::percent_encode(s_.scope) +
+         "&state=" + state + "&nonce=" + l.nonce + "&code_challenge=" + pkce_challenge(l.code_verifier) +
+         "&code_challenge_method=S256";
+  if (s_.provider == "microsoft") {
+    url += "&response_mode=query";
+  }
+  co_await resp.send(redirect(std::move(url)));
+}
+
+net::awaitable<core::result<json>> sso_endpoints::verify_id_token(std::string token, std::string nonce) {
+  core::claim_checks want;
+  want.audiences = {s_.client_id};
+  want.nonce = std::move(nonce);
+  // Entra's multi-tenant issuer has a {tenantid} placeholder: checked below with the tid.
+  const bool tenant_placeholder = s_.issuer.find("{tenantid}") != std::string::npos;
+  want.issuer = tenant_placeholder ? std::string() : s_.issuer;
+  bool unknown_kid = false;
+  auto keys = jwks_->keys();
+  auto r = core::verify_jwt(token, *keys, want, std::chrono::system_clock::now(), &unknown_kid);
+  if (!r && unknown_kid) {
+    // A key the cache has not seen yet (rotation, or the first sign-in): fetch once.
+    if (auto f = co_await jwks_->refresh_now(); !f) {
+      co_return core::make_error(core::errc::unavailable, "Sign-in: the provider's JWKS could not be read: " +
+                                                              f.error().message);
+    }
+    keys = jwks_->keys();
+    r = core::verify_jwt(token, *keys, want, std::chrono::system_clock::now(), &unknown_kid);
+  }
+  if (!r) {
+    co_return sso_error(401, "Sign-in refused: invalid ID token: " + r.error().message);
+  }
+  if (tenant_placeholder) {
+    auto tid = r->claims.value("tid", std::string());
+    auto expected = s_.issuer;
+    expected.replace(expected.find("{tenantid}"), 10, tid);
+    if (tid.empty() || r->claims.value("iss", std::string()) != expected) {
+      co_return sso_error(401, "Sign-in refused: invalid ID token: issuer does not match the tenant");
+    }
+  }
+  co_return ok(std::move(r->claims));
+}
+
+net::awaitable<void> sso_endpoints::callback(http::request& req, http::responder& resp) {
+  if (auto err = query_param(req.query, "error")) {
+    auto desc = query_param(req.query, "error_description").value_or("");
+    co_await resp.send(http::error_response(sso_error(401, "Sign-in refused by the identity provider: " + *err +
+                                                               (desc.empty() ? "" : ": " + desc))));
+    co_return;
+  }
+  auto code = query_param(req.query, "code").value_or("");
+  auto state = query_param(req.query, "state").value_or("");
+  if (code.empty() || state.empty()) {
+    co_await resp.send(http::error_response(
+        core::make_error(core::errc::bad_request, "Sign-in callback without code and state")));
+    co_return;
+  }
+  auto pending = co_await db_->run(store::postgres::take_login_blocking, state, s_.login_ttl);
+  if (!pending) {
+    co_await resp.send(http::error_response(pending.error()));
+    co_return;
+  }
+  if (!*pending) {
+    co_await resp.send(http::error_response(
+        sso_error(401, "Sign-in refused: unknown, used or expired state (start again at /sso/key/generate)")));
+    co_return;
+  }
+  if (auto d = co_await discover(); !d) {
+    co_await resp.send(http::error_response(d.error()));
+    co_return;
+  }
+  upstream::request tr;
+  tr.method = "POST";
+  tr.url = s_.token_endpoint;
+  tr.headers.emplace_back("content-type", "application/x-www-form-urlencoded");
+  tr.headers.emplace_back("accept", "application/json");
+  tr.body = "grant_type=authorization_code&code=" + core::percent_encode(code) +
+            "&redirect_uri=" + core::percent_encode(base_url(req) + "/sso/callback") +
+            "&client_id=" + core::percent_encode(s_.client_id) +
+            "&client_secret=" + core::percent_encode(s_.client_secret) +
+            "&code_verifier=" + core::percent_encode((*pending)->code_verifier);
+  tr.timeout = std::chrono::seconds(15);
+  auto answer = co_await client_.send(std::move(tr));
+  if (!answer) {
+    co_await resp.send(http::error_response(answer.error()));
+    co_return;
+  }
+  json tokens = json::parse(answer->body, nullptr, false);
+  if (answer->status != 200 || !tokens.is_object() || !tokens.contains("id_token") || !tokens["id_token"].is_string()) {
+    std::string why = tokens.is_object() ? tokens.value("error", std::string()) + " " +
+                                               tokens.value("error_description", std::string())
+                                         : answer->body.substr(0, 200);
+    co_await resp.send(http::error_response(sso_error(
+        401, "Sign-in refused: the token endpoint answered HTTP " + std::to_string(answer->status) + ": " + why)));
+    co_return;
+  }
+  std::string id_token = tokens["id_token"].get<std::string>();
+  std::string nonce = (*pending)->nonce;
+  auto claims = co_await verify_id_token(std::move(id_token), std::move(nonce));
+  if (!claims) {
+    spdlog::warn("sso: {}", claims.error().message);
+    co_await resp.send(http::error_response(claims.error()));
+    co_return;
+  }
+  // The userinfo endpoint fills in what the ID token leaves out (the ID token wins).
+  if (!s_.userinfo_endpoint.empty() && tokens.contains("access_token") && tokens["access_token"].is_string()) {
+    upstream::request ur;
+    ur.method = "GET";
+    ur.url = s_.userinfo_endpoint;
+    ur.headers.emplace_back("authorization", "Bearer " + tokens["access_token"].get<std::string>());
+    ur.timeout = std::chrono::seconds(10);
+    auto info = co_await client_.send(std::move(ur));
+    if (info && info->status == 200) {
+      auto j = json::parse(info->body, nullptr, false);
+      if (j.is_object() && j.value("sub", std::string()) == claims->value("sub", std::string())) {
+        for (auto& [k, v] : j.items()) {
+          if (!claims->contains(k)) {
+            (*claims)[k] = v;
+          }
+        }
+      }
+    }
+  }
+  store::postgres::sso_identity who;
+  const auto sub = claims->value("sub", std::string());
+  who.user_id = claim_text(*claims, s_.user_id_attribute);
+  if (who.user_id.empty()) {
+    who.user_id = sub;
+  }
+  who.email = claim_text(*claims, s_.email_attribute);
+  who.display_name = claim_text(*claims, s_.display_name_attribute);
+  who.sso_user_id = s_.provider + ":" + sub;
+  who.new_user_role = s_.default_role;
+  if (auto role = claim_text(*claims, s_.role_attribute); is_role(role)) {
+    who.role_claim = role;
+  }
+  for (const auto& a : s_.admins) {
+    who.make_admin = who.make_admin || a == lower(who.user_id) || (!who.email.empty() && a == lower(who.email));
+  }
+  who.new_user_defaults_json = s_.default_user_params.dump();
+  if (who.user_id.empty() || sub.empty()) {
+    co_await resp.send(http::error_response(sso_error(401, "Sign-in refused: the ID token names no user (sub)")));
+    co_return;
+  }
+  auto user = co_await db_->run(store::postgres::upsert_sso_user_blocking, who);
+  if (!user) {
+    co_await resp.send(http::error_response(user.error()));
+    co_return;
+  }
+  if (user->created) {
+    spdlog::info("sso: first sign-in of {} ({}), created with role {}", user->user_id, s_.provider, user->user_role);
+  }
+  if (s_.admin_only && !is_admin_role(user->user_role)) {
+    co_await resp.send(http::error_response(
+        sso_error(403, "Sign-in refused: ui_access_mode is admin_only and " + user->user_id + " has role " +
+                           user->user_role + " (only proxy_admin and proxy_admin_viewer may use the UI)")));
+    co_return;
+  }
+  co_await begin_session(req, resp, user->user_id, s_.provider, true);
+}
+
+net::awaitable<void> sso_endpoints::password_login(http::request& req, http::responder& resp) {
+  std::string username;
+  std::string password;
+  const bool form = req.header("content-type").starts_with("application/x-www-form-urlencoded");
+  if (form) {
+    username = query_param(req.body, "username").value_or("");
+    password = query_param(req.body, "password").value_or("");
+  } else {
+    auto j = json::parse(req.body, nullptr, false);
+    if (j.is_object()) {
+      username = j.value("username", std::string());
+      password = j.value("password", std::string());
+    }
+  }
+  if (username.empty() || password.empty()) {
+    co_await resp.send(http::error_response(
+        core::make_error(core::errc::bad_request, "username and password are required (form or JSON)")));
+    co_return;
+  }
+  // Both compared in constant time, and both always compared.
+  const bool user_ok = core::secure_equal(username, s_.ui_username);
+  const bool pass_ok = core::secure_equal(password, s_.ui_password);
+  if (!user_ok || !pass_ok) {
+    co_await resp.send(http::error_response(sso_error(401, "Invalid credentials used to access UI. Check "
+                                                           "'UI_USERNAME', 'UI_PASSWORD' in .env file")));
+    co_return;
+  }
+  auto user = co_await db_->run(store::postgres::ensure_admin_user_blocking, std::string("default_user_id"));
+  if (!user) {
+    co_await resp.send(http::error_response(user.error()));
+    co_return;
+  }
+  co_await begin_session(req, resp, user->user_id, "password", form);
+}
+
+net::awaitable<void> sso_endpoints::begin_session(http::request& req, http::responder& resp, std::string user_id,
+                                                  std::string provider, bool to_ui) {
+  const std::string value = random_token();
+  const std::string csrf = random_token();
+  auto made = co_await db_->run(store::postgres::create_session_blocking, core::sha256_hex(value), user_id, csrf,
+                                provider, s_.session_ttl);
+  if (!made) {
+    co_await resp.send(http::error_response(made.error()));
+    co_return;
+  }
+  const std::string attrs = "; Path=/; Max-Age=" + std::to_string(s_.session_ttl.count()) + "; SameSite=Lax" +
+                            (secure(req) ? "; Secure" : "");
+  http::response r = to_ui ? redirect(base_url(req) + "/ui/", req.method == "POST" ? 303 : 302)
+                           : json_response(200, {{"user_id", user_id}, {"csrf_token", csrf}, {"provider", provider}});
+  r.headers.emplace_back("set-cookie", std::string(session_cookie) + "=" + value + attrs + "; HttpOnly");
+  // Readable by the UI's script (double submit); the server compares it with the session's.
+  r.headers.emplace_back("set-cookie", std::string(csrf_cookie) + "=" + csrf + attrs);
+  r.headers.emplace_back("cache-control", "no-store");
+  co_await resp.send(std::move(r));
+}
+
+net::awaitable<core::result<auth::principal>> sso_endpoints::session_principal(std::string cookie, std::string csrf,
+                                                                               bool safe_method) {
+  const auto value = cookie_value(cookie, session_cookie);
+  if (value.empty()) {
+    co_return sso_error(401, "Authentication Error, no session: sign in at /sso/key/generate");
+  }
+  auto found = co_await db_->run(store::postgres::session_blocking, core::sha256_hex(value));
+  if (!found) {
+    co_return found.error();
+  }
+  if (!*found) {
+    co_return sso_error(401, "Authentication Error, the session has ended or expired: sign in again");
+  }
+  const auto& s = **found;
+  if (!safe_method && (csrf.empty() || !core::secure_equal(csrf, s.csrf_token))) {
+    co_return sso_error(403, "Authentication Error, CSRF token missing or wrong: send the session's csrf_token in "
+                             "the x-csrf-token header");
+  }
+  if (s_.admin_only && !is_admin_role(s.user.user_role)) {
+    co_return sso_error(403, "Authentication Error, ui_access_mode is admin_only: role " + s.user.user_role +
+                                 " may not use the UI");
+  }
+  auth::principal p;
+  p.key_redacted = "session:" + s.user.user_id;
+  auto k = std::make_shared<auth::virtual_key>();
+  k->key_name = p.key_redacted;
+  k->user_id = s.user.user_id;
+  k->user_role = s.user.user_role;
+  k->user_organization_id = s.user.organization_id;
+  k->user.exists = true;
+  p.vkey = std::move(k);
+  co_return p;
+}
+
+net::awaitable<void> sso_endpoints::session_info(http::request& req, http::responder& resp) {
+  const auto value = cookie_value(req.header("cookie"), session_cookie);
+  if (value.empty()) {
+    co_await resp.send(http::error_response(sso_error(401, "Authentication Error, no session: sign in at "
+                                                           "/sso/key/generate")));
+    co_return;
+  }
+  auto found = co_await db_->run(store::postgres::session_blocking, core::sha256_hex(value));
+  if (!found) {
+    co_await resp.send(http::error_response(found.error()));
+    co_return;
+  }
+  if (!*found) {
+    co_await resp.send(http::error_response(
+        sso_error(401, "Authentication Error, the session has ended or expired: sign in again")));
+    co_return;
+  }
+  const auto& s = **found;
+  // Built before the co_await: GCC 12 miscompiles braced JSON with literals inside one.
+  json body = json::object();
+  body["user_id"] = s.user.user_id;
+  body["user_role"] = s.user.user_role;
+  body["user_email"] = s.user.email.empty() ? json() : json(s.user.email);
+  body["organization_id"] = s.user.organization_id.empty() ? json() : json(s.user.organization_id);
+  body["provider"] = s.provider;
+  body["csrf_token"] = s.csrf_token;
+  body["expires_at"] = s.expires_at;
+  body["ui_access_mode"] = std::string(s_.admin_only ? "admin_only" : "all");
+  auto r = json_response(200, body);
+  co_await resp.send(std::move(r));
+}
+
+net::awaitable<void> sso_endpoints::logout(http::request& req, http::responder& resp) {
+  std::string cookie(req.header("cookie"));
+  std::string csrf(req.header("x-csrf-token"));
+  const auto value = cookie_value(cookie, session_cookie);
+  auto who = co_await session_principal(std::move(cookie), std::move(csrf), false);
+  if (!who && who.error().status != 403) {
+    co_await resp.send(http::error_response(who.error()));
+    co_return;
+  }
+  if (!who && who.error().message.find("CSRF") != std::string::npos) {
+    co_await resp.send(http::error_response(who.error()));
+    co_return;
+  }
+  auto ended = co_await db_->run(store::postgres::end_session_blocking, core::sha256_hex(value));
+  if (!ended) {
+    co_await resp.send(http::error_response(ended.error()));
+    co_return;
+  }
+  auto r = json_response(200, {{"message", "signed out"}});
+  const std::string attrs = std::string("; Path=/; Max-Age=0; SameSite=Lax") + (secure(req) ? "; Secure" : "");
+  r.headers.emplace_back("set-cookie", std::string(session_cookie) + "=" + attrs + "; HttpOnly");
+  r.headers.emplace_back("set-cookie", std::string(csrf_cookie) + "=" + attrs);
+  co_await resp.send(std::move(r));
+}
+
+}  // namespace switchyard::admin
