@@ -331,7 +331,7 @@ TEST_F(compat, unsupported_keys_are_listed_once_each) {
                             "  - model_name: a\n    litellm_params: {model: openai/x, max_retries: 3, region_name: eu}\n"
                             "  - model_name: b\n    litellm_params: {model: openai/y, max_retries: 1}\n"
                             "litellm_settings:\n  success_callback: [prometheus]\n  modify_params: true\n"
-                            "general_settings:\n  public_routes: [/spend/calculate]\n"
+                            "general_settings:\n  use_x_forwarded_for: true\n"
                             "guardrails:\n  - guardrail_name: g\n"));
   std::vector<std::string> keys;
   for (const auto& u : c->unsupported) {
@@ -343,14 +343,14 @@ TEST_F(compat, unsupported_keys_are_listed_once_each) {
                                           "model_list[].litellm_params.max_retries",
                                           "model_list[].litellm_params.region_name",
                                           "litellm_settings.modify_params",
-                                          "general_settings.public_routes"};
+                                          "general_settings.use_x_forwarded_for"};
   std::vector<std::string> sorted_keys = keys, sorted_expected = expected;
   std::sort(sorted_keys.begin(), sorted_keys.end());
   std::sort(sorted_expected.begin(), sorted_expected.end());
   EXPECT_EQ(sorted_keys, sorted_expected) << joined(keys);
   const auto summary = cfg::unsupported_summary(*c);
   EXPECT_EQ(summary.rfind("5 config key(s) recognised but not supported: ", 0), 0u) << summary;
-  EXPECT_NE(summary.find("general_settings.public_routes (ignored"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("general_settings.use_x_forwarded_for (ignored"), std::string::npos) << summary;
 }
 
 TEST_F(compat, off_flags_and_served_callbacks_are_not_reported) {
