@@ -44,7 +44,7 @@ PATH = "/v1/chat/completions"
 MESSAGES_PATH = "/v1/messages"
 
 NAN = float("nan")
-TARGET_NAMES = ["direct", "nginx", "switchyard", "switchyard-mk", "switchyard-base", "switchyard-nospend",
+TARGET_NAMES = ["direct", "nginx", "switchyard", "switchyard-2w", "switchyard-mk", "switchyard-base", "switchyard-nospend",
                 "switchyard-nometrics", "switchyard-cache-mem", "switchyard-cache-redis", "switchyard-unique",
                 "switchyard-cache-miss", "switchyard-limits",
                 "switchyard-messages", "switchyard-callback", "switchyard-callback-down",
@@ -749,8 +749,10 @@ class SwitchyardTarget(Target):
     def __init__(self, procs: Procs, binary: str, tmp: str, upstream_ports: dict[str, int],
                  name: str = "switchyard", label: str = "SWITCHYARD", stages: str = "master key, router",
                  extra_config: str = "", services: Services | None = None, virtual_key: bool = False,
-                 extra_env: dict[str, str] | None = None, key_params: dict | None = None, messages: bool = False):
+                 extra_env: dict[str, str] | None = None, key_params: dict | None = None, messages: bool = False,
+                 extra_args: list[str] | None = None):
         self.procs, self.bin, self.name, self.label, self.stages = procs, binary, name, label, stages
+        self.extra_args = extra_args or []  # more command-line options (--num_workers 2)
         self.key_params = key_params or {}  # more fields of the virtual key (limits)
         self.messages = messages
         self.services, self.virtual_key = services, virtual_key
@@ -789,7 +791,7 @@ class SwitchyardTarget(Target):
 
     def cmd(self) -> list[str]:
         return [self.bin, "--config", self.config, "--host", "127.0.0.1", "--port", str(self.listen_port),
-                "--grace-period", "2"]
+                "--grace-period", "2", *self.extra_args]
 
     def start_measured(self) -> float:
         """exec → first 200 from /health/liveliness, in ms."""
@@ -1800,6 +1802,12 @@ def main(argv) -> int:
             "direct": lambda: DirectTarget(upstream, up_ports),
             "nginx": lambda: NginxHopTarget(procs, nginx_bin, tmp, up_ports),
             "switchyard": vk,
+            # --num_workers 2 (docs/deploy.md, "Several workers"): the switchyard setup as two
+            # worker processes on one port; CPU counts the parent and both workers.
+            "switchyard-2w": lambda: gateway(
+                name="switchyard-2w", label="SWITCHYARD (2 workers)",
+                stages="virtual key, router; Postgres and Redis; --num_workers 2", virtual_key=True,
+                extra_args=["--num_workers", "2"]),
             "switchyard-mk": lambda: gateway(name="switchyard-mk", label="SWITCHYARD (master key)",
                                              stages="master key, router; Postgres and Redis"),
             "switchyard-base": lambda: SwitchyardTarget(
