@@ -50,26 +50,6 @@ core::error sso_error(int status, std::string message) {
   return e;
 }
 
-// The value of cookie `name` in a Cookie header ("" if absent).
-std::string cookie_value(std::string_view header, std::string_view name) {
-  std::size_t i = 0;
-  while (i < header.size()) {
-    while (i < header.size() && (header[i] == ' ' || header[i] == ';')) {
-      ++i;
-    }
-    auto end = header.find(';', i);
-    if (end == std::string_view::npos) {
-      end = header.size();
-    }
-    auto part = header.substr(i, end - i);
-    if (auto eq = part.find('='); eq != std::string_view::npos && part.substr(0, eq) == name) {
-      return std::string(part.substr(eq + 1));
-    }
-    i = end + 1;
-  }
-  return {};
-}
-
 std::string random_token() { return core::base64url_encode(core::random_hex(32)); }
 
 // base64url(sha256(verifier)), PKCE's S256 challenge.
@@ -605,7 +585,7 @@ net::awaitable<void> sso_endpoints::begin_session(http::request& req, http::resp
 
 net::awaitable<core::result<auth::principal>> sso_endpoints::session_principal(std::string cookie, std::string csrf,
                                                                                bool safe_method) {
-  const auto value = cookie_value(cookie, session_cookie);
+  const auto value = auth::cookie_value(cookie, session_cookie);
   if (value.empty()) {
     co_return sso_error(401, "Authentication Error, no session: sign in at /sso/key/generate");
   }
@@ -638,7 +618,7 @@ net::awaitable<core::result<auth::principal>> sso_endpoints::session_principal(s
 }
 
 net::awaitable<void> sso_endpoints::session_info(http::request& req, http::responder& resp) {
-  const auto value = cookie_value(req.header("cookie"), session_cookie);
+  const auto value = auth::cookie_value(req.header("cookie"), session_cookie);
   if (value.empty()) {
     co_await resp.send(http::error_response(sso_error(401, "Authentication Error, no session: sign in at "
                                                            "/sso/key/generate")));
@@ -672,7 +652,7 @@ net::awaitable<void> sso_endpoints::session_info(http::request& req, http::respo
 net::awaitable<void> sso_endpoints::logout(http::request& req, http::responder& resp) {
   std::string cookie(req.header("cookie"));
   std::string csrf(req.header("x-csrf-token"));
-  const auto value = cookie_value(cookie, session_cookie);
+  const auto value = auth::cookie_value(cookie, session_cookie);
   auto who = co_await session_principal(std::move(cookie), std::move(csrf), false);
   if (!who && who.error().status != 403) {
     co_await resp.send(http::error_response(who.error()));
