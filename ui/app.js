@@ -49,7 +49,7 @@
     return `$${n.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
   };
   const count = (v) => Number(v || 0).toLocaleString('en-US');
-  const when = (v) => (v ? String(v).replace('T', ' ').replace(/\.\d+Z$|Z$/, ' UTC') : '');
+  const when = (v) => (v ? String(v).replace('T', ' ').replace(/(\.\d+)?(Z|[+-]00(:?00)?)$/, ' UTC') : '');
   const list = (v) => (Array.isArray(v) ? v.join(', ') : v || '');
   const day = (d) => d.toISOString().slice(0, 10);
   const daysAgo = (n) => { const d = new Date(); d.setUTCDate(d.getUTCDate() - n); return day(d); };
@@ -97,14 +97,15 @@
   function niceMax(v) {
     if (!(v > 0)) return 1;
     const p = 10 ** Math.floor(Math.log10(v));
-    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+    for (const m of [1, 2, 2.5, 4, 5, 10]) if (m * p >= v) return m * p;
     return 10 * p;
   }
 
   // Vertical bars per day; `series` stacked ({key, name}); `fmt` formats the axis.
   function barChart(rows, series, fmt = count) {
-    const W = 640; const H = 220; const L = 56; const B = 26; const T = 10; const R = 10;
-    const max = niceMax(Math.max(0, ...rows.map((r) => series.reduce((s, x) => s + Number(r[x.key] || 0), 0))));
+    const W = 460; const H = 220; const L = 64; const B = 26; const T = 10; const R = 10;
+    // Counts: at least 4, so the four grid lines fall on whole numbers.
+    const max = niceMax(Math.max(fmt === count ? 4 : 0, ...rows.map((r) => series.reduce((s, x) => s + Number(r[x.key] || 0), 0))));
     const iw = W - L - R; const ih = H - T - B;
     const el = svg('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img' });
     for (let i = 0; i <= 4; i++) {
@@ -127,7 +128,7 @@
         }, svg('title', {}, `${r.date} ${s.name}: ${fmt(v)}`)));
         base += v;
       });
-      const every = Math.ceil(n / 8);
+      const every = Math.ceil(n / 6);
       if (i % every === 0) {
         el.append(svg('text', { x: L + i * bw + bw / 2, y: H - 8, 'text-anchor': 'middle' }, r.date.slice(5)));
       }
@@ -138,7 +139,7 @@
 
   // A line per series over the days.
   function lineChart(rows, series, fmt = count) {
-    const W = 640; const H = 220; const L = 56; const B = 26; const T = 10; const R = 10;
+    const W = 460; const H = 220; const L = 64; const B = 26; const T = 10; const R = 10;
     const max = niceMax(Math.max(0, ...rows.flatMap((r) => series.map((s) => Number(r[s.key] || 0)))));
     const iw = W - L - R; const ih = H - T - B;
     const el = svg('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img' });
@@ -157,7 +158,7 @@
         cx: xOf(i), cy: yOf(Number(r[s.key] || 0)), r: 3, fill: COLORS[si],
       }, svg('title', {}, `${r.date} ${s.name}: ${fmt(r[s.key])}`))));
     });
-    const every = Math.ceil(Math.max(n, 1) / 8);
+    const every = Math.ceil(Math.max(n, 1) / 6);
     rows.forEach((r, i) => {
       if (i % every === 0) el.append(svg('text', { x: xOf(i), y: H - 8, 'text-anchor': 'middle' }, r.date.slice(5)));
     });
@@ -308,7 +309,7 @@
         h('label', {}, 'Username', h('input', { name: 'username', autocomplete: 'username', required: true })),
         h('label', {}, 'Password', h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true })),
         h('button', { class: 'primary', type: 'submit' }, 'Sign in with a password')),
-      h('p', { class: 'muted' }, 'The password is UI_PASSWORD (default: the master key) for UI_USERNAME (default: admin).')));
+      h('p', { class: 'muted' }, 'Password sign-in: UI_USERNAME and UI_PASSWORD.')));
   }
 
   async function overviewPage(main) {
@@ -351,7 +352,7 @@
       [['Spend', money(m.total_spend), 'kpi-spend'], ['Requests', count(m.total_api_requests), 'kpi-requests'],
         ['Errors', count(m.total_failed_requests), 'kpi-errors'], ['Tokens', count(m.total_tokens), 'kpi-tokens']]
         .map(([l, v, id]) => h('div', { class: 'kpi' }, h('div', { class: 'label' }, l), h('div', { class: 'value', 'data-testid': id }, v)))));
-    main.append(h('div', { class: 'grid2' },
+    main.append(h('div', { class: 'grid3' },
       h('div', { class: 'panel' }, h('h2', {}, 'Requests per day'),
         barChart(rows, [{ key: 'ok', name: 'succeeded' }, { key: 'failed', name: 'failed' }]), legend(['succeeded', 'failed'])),
       h('div', { class: 'panel' }, h('h2', {}, 'Spend per day'), lineChart(rows, [{ key: 'spend', name: 'spend' }], money)),
