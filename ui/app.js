@@ -533,7 +533,7 @@
       { title: 'Id', cell: (o) => h('code', {}, o.organization_id) },
       { title: 'Models', cell: (o) => list(o.models) || h('span', { class: 'muted' }, 'all') },
       { title: 'Spend', num: true, cell: (o) => money(o.spend) },
-      { title: 'Budget', num: true, cell: (o) => (o.litellm_budget_table?.max_budget != null ? money(o.litellm_budget_table.max_budget) : '—') },
+      { title: 'Budget', cell: (o) => (o.budget_id ? h('a', { href: '#/budgets' }, h('code', {}, o.budget_id)) : '—') },
       { title: '', cell: (o) => (isProxyAdmin() ? h('button', { class: 'small danger', onclick: async () => {
         if (await confirmDialog('Delete organisation', `Delete ${o.organization_alias || o.organization_id}?`)) {
           act(main, () => api('/organization/delete', { method: 'DELETE', body: { organization_ids: [o.organization_id] } }), rerender);

@@ -74,6 +74,10 @@ async function signIn(g, user) {
   return { ctx, page };
 }
 
+function waitFor(page, fn) {
+  return page.waitForFunction(fn, { timeout: WAIT });
+}
+
 async function fill(page, scope, values) {
   for (const [name, value] of Object.entries(values)) {
     const sel = `${scope} [name="${name}"]`;
@@ -248,6 +252,111 @@ describe('admin UI in Chromium', () => {
     await page.click('[data-testid="confirm"]');
     await page.waitForFunction(() => document.querySelector('main')?.innerText.includes('No keys'), { timeout: WAIT });
     assert.equal(psql(dbUrl, "SELECT count(*) FROM verification_tokens WHERE key_alias = 'to-manage'"), '0');
+  });
+
+  test('organisations, users and roles, team members and budgets act through the API', async () => {
+    const { page } = await signIn(gw, BOSS);
+    const clickRow = (table, rowText, label) => page.$$eval(`[data-testid="${table}"] tbody tr`, (trs, t, l) => {
+      const tr = trs.find((r) => r.innerText.includes(t));
+      if (!tr) throw new Error(`no row with ${t}`);
+      [...tr.querySelectorAll('button')].find((b) => b.textContent === l).click();
+    }, rowText, label);
+    const waitText = (sel, text, present = true) => page.waitForFunction((s, t, p) =>
+      (document.querySelector(s)?.innerText.includes(t) ?? false) === p, { timeout: WAIT }, sel, text, present);
+
+    // An organisation with a budget; teams of it.
+    await open(page, gw, 'orgs');
+    await page.click('main details summary');
+    await fill(page, 'main details form', { organization_alias: 'acme', max_budget: 100 });
+    await page.click('main details button[type=submit]');
+    await waitText('[data-testid="orgs-table"]', 'acme');
+    const orgId = psql(dbUrl, "SELECT organization_id FROM organizations WHERE organization_alias = 'acme'");
+    assert.ok(orgId);
+    // Its limits live in a budgets row, named on the page and listed with the budgets.
+    const orgBudget = psql(dbUrl, `SELECT budget_id FROM organizations WHERE organization_id = '${orgId}'`);
+    assert.ok(orgBudget);
+    assert.match(await page.$eval('[data-testid="orgs-table"]', (e) => e.innerText), new RegExp(`acme.*${orgBudget}`, 's'));
+    await open(page, gw, 'budgets');
+    assert.match(await page.$eval('[data-testid="budgets-table"]', (e) => e.innerText), new RegExp(`${orgBudget}\\s+\\$100\\.00`));
+
+    // A user, then their role changed from the list.
+    await open(page, gw, 'users');
+    await page.click('main details summary');
+    await fill(page, 'main details form', { user_id: 'carol', user_email: 'carol@example.com', user_role: 'internal_user_viewer' });
+    await page.click('main details button[type=submit]');
+    await waitText('[data-testid="users-table"]', 'carol@example.com');
+    assert.equal(psql(dbUrl, "SELECT user_role FROM users WHERE user_id = 'carol'"), 'internal_user_viewer');
+    await page.$$eval('[data-testid="users-table"] tbody tr', (trs) => {
+      const sel = trs.find((r) => r.innerText.includes('carol')).querySelector('select');
+      sel.value = 'org_admin';
+      sel.dispatchEvent(new Event('change'));
+    });
+    for (const deadline = Date.now() + WAIT; psql(dbUrl, "SELECT user_role FROM users WHERE user_id = 'carol'") !== 'org_admin';) {
+      assert.ok(Date.now() < deadline, 'the role change did not reach Postgres');
+      await delay(50);
+    }
+
+    // A team with carol as a member, then removed; the team blocked and deleted.
+    const team = await call(gw, '/team/new', { body: { team_alias: 'ops-team', organization_id: orgId } });
+    assert.equal(team.status, 200, team.text);
+    const teamId = team.json.team_id;
+    await open(page, gw, `team?team_id=${teamId}`);
+    await page.click('main details summary');
+    await fill(page, 'main details form', { user_id: 'carol', role: 'admin' });
+    await page.click('main details button[type=submit]');
+    await waitText('[data-testid="members-table"]', 'carol');
+    assert.equal(psql(dbUrl, `SELECT role FROM team_memberships WHERE team_id = '${teamId}' AND user_id = 'carol'`), 'admin');
+    await clickRow('members-table', 'carol', 'Remove');
+    await waitText('main', 'No members');
+    assert.equal(psql(dbUrl, `SELECT count(*) FROM team_memberships WHERE team_id = '${teamId}'`), '0');
+    await open(page, gw, `teams?organization_id=${orgId}`);
+    await clickRow('teams-table', 'ops-team', 'Block');
+    await waitText('[data-testid="teams-table"]', 'blocked');
+    assert.equal(psql(dbUrl, `SELECT blocked FROM teams WHERE team_id = '${teamId}'`), 't');
+    await clickRow('teams-table', 'ops-team', 'Delete');
+    await page.click('[data-testid="confirm"]');
+    await waitText('main', 'No teams');
+    assert.equal(psql(dbUrl, `SELECT count(*) FROM teams WHERE team_id = '${teamId}'`), '0');
+
+    // A budget, then deleted.
+    await open(page, gw, 'budgets');
+    await page.click('main details summary');
+    await fill(page, 'main details form', { budget_id: 'monthly-100', max_budget: 100, budget_duration: '30d', rpm_limit: 60 });
+    await page.click('main details button[type=submit]');
+    await waitText('[data-testid="budgets-table"]', 'monthly-100');
+    assert.equal(psql(dbUrl, "SELECT max_budget || '|' || budget_duration || '|' || rpm_limit FROM budgets WHERE budget_id = 'monthly-100'"), '100|30d|60');
+    await shot(page, 'budgets');
+    await clickRow('budgets-table', 'monthly-100', 'Delete');
+    await page.click('[data-testid="confirm"]');
+    await waitText('main', 'monthly-100', false);
+
+    // The organisation and the user deleted.
+    await open(page, gw, 'orgs');
+    await clickRow('orgs-table', 'acme', 'Delete');
+    await page.click('[data-testid="confirm"]');
+    await waitText('main', 'acme', false);
+    assert.equal(psql(dbUrl, "SELECT count(*) FROM organizations WHERE organization_alias = 'acme'"), '0');
+    await open(page, gw, 'users?role=org_admin');
+    await clickRow('users-table', 'carol', 'Delete');
+    await page.click('[data-testid="confirm"]');
+    await waitText('main', 'carol', false);
+    assert.equal(psql(dbUrl, "SELECT count(*) FROM users WHERE user_id = 'carol'"), '0');
+    assert.deepEqual(page.errors, []);
+  });
+
+  test('an API refusal is shown on the page', async () => {
+    const { page } = await signIn(gw, BOSS);
+    await open(page, gw, 'budgets');
+    await page.click('main details summary');
+    await fill(page, 'main details form', { budget_id: 'dup-budget' });
+    await page.click('main details button[type=submit]');
+    await waitFor(page, () => document.querySelector('[data-testid="budgets-table"]')?.innerText.includes('dup-budget'));
+    // The page was rendered again: its form is closed.
+    await page.click('main details summary');
+    await fill(page, 'main details form', { budget_id: 'dup-budget' });
+    await page.click('main details button[type=submit]');
+    await page.waitForSelector('main details [role="alert"]', { timeout: WAIT });
+    assert.match(await page.$eval('main details [role="alert"]', (e) => e.textContent), /Budget already exists: dup-budget/);
   });
 
   test('ui_access_mode admin_only: a non-admin is refused at sign-in', async () => {
