@@ -371,11 +371,12 @@
       api('/team/list', { query: { page_size: 100 } }).catch(() => []),
     ]);
     const teamName = new Map(teams.map((t) => [t.team_id, t.team_alias || t.team_id]));
+    // Suggestions for the team fields: the first 100 teams (any team id may be typed).
+    main.append(h('datalist', { id: 'team-ids' }, teams.map((t) => h('option', { value: t.team_id }, t.team_alias || ''))));
     if (!['proxy_admin_viewer', 'internal_user_viewer'].includes(state.session.user_role)) {
       main.append(createForm('Create a key', [
         field('Alias', h('input', { name: 'key_alias', placeholder: 'billing-service' })),
-        field('Team', h('select', { name: 'team_id' }, h('option', { value: '' }, '(none)'),
-          teams.map((t) => h('option', { value: t.team_id }, t.team_alias || t.team_id)))),
+        field('Team id', h('input', { name: 'team_id', list: 'team-ids', placeholder: '(none)' })),
         ownOnly() ? null : field('User id', h('input', { name: 'user_id' })),
         field('Models (comma-separated)', h('input', { name: 'models', 'data-list': '', placeholder: 'all models' })),
         field('Max budget ($)', h('input', { name: 'max_budget', type: 'number', step: 'any', min: 0 })),
@@ -396,8 +397,7 @@
       h('form', { class: 'toolbar', onsubmit: (e) => { e.preventDefault(); setQuery('keys', { ...formValues(e.target), page: 1 }); } },
         field('Alias', h('input', { name: 'key_alias', value: filters.key_alias })),
         ownOnly() ? null : field('User id', h('input', { name: 'user_id', value: filters.user_id })),
-        field('Team', h('select', { name: 'team_id' }, h('option', { value: '' }, 'any'),
-          teams.map((t) => h('option', { value: t.team_id, selected: t.team_id === filters.team_id }, t.team_alias || t.team_id)))),
+        field('Team id', h('input', { name: 'team_id', list: 'team-ids', value: filters.team_id })),
         h('button', { type: 'submit' }, 'Filter')),
       table([
         { title: 'Alias', cell: (k) => h('b', {}, k.key_alias || '') },
