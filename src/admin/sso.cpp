@@ -123,6 +123,20 @@ http::response redirect(std::string location, int status = 302) {
   return r;
 }
 
+// A refused sign-in: a browser (it asks for HTML) is sent back to the UI's sign-in page
+// with the reason; any other client gets the OpenAI-shaped error.
+http::response callback_error(const http::request& req, const core::error& e) {
+  if (req.header("accept").find("text/html") == std::string_view::npos) {
+    return http::error_response(e);
+  }
+  http::response r;
+  r.status = 303;
+  r.content_type = "text/plain";
+  r.headers.emplace_back("location", "/ui/?error=" + core::percent_encode(e.message));
+  r.headers.emplace_back("cache-control", "no-store");
+  return r;
+}
+
 }  // namespace
 
 core::result<sso_settings> sso_settings::from(const json& general, const json& litellm, const std::string& master_key,
@@ -412,29 +426,29 @@ net::awaitable<core::result<json>> sso_endpoints::verify_id_token(std::string to
 net::awaitable<void> sso_endpoints::callback(http::request& req, http::responder& resp) {
   if (auto err = query_param(req.query, "error")) {
     auto desc = query_param(req.query, "error_description").value_or("");
-    co_await resp.send(http::error_response(sso_error(401, "Sign-in refused by the identity provider: " + *err +
+    co_await resp.send(callback_error(req, sso_error(401, "Sign-in refused by the identity provider: " + *err +
                                                                (desc.empty() ? "" : ": " + desc))));
     co_return;
   }
   auto code = query_param(req.query, "code").value_or("");
   auto state = query_param(req.query, "state").value_or("");
   if (code.empty() || state.empty()) {
-    co_await resp.send(http::error_response(
+    co_await resp.send(callback_error(req,
         core::make_error(core::errc::bad_request, "Sign-in callback without code and state")));
     co_return;
   }
   auto pending = co_await db_->run(store::postgres::take_login_blocking, state, s_.login_ttl);
   if (!pending) {
-    co_await resp.send(http::error_response(pending.error()));
+    co_await resp.send(callback_error(req, pending.error()));
     co_return;
   }
   if (!*pending) {
-    co_await resp.send(http::error_response(
+    co_await resp.send(callback_error(req,
         sso_error(401, "Sign-in refused: unknown, used or expired state (start again at /sso/key/generate)")));
     co_return;
   }
   if (auto d = co_await discover(); !d) {
-    co_await resp.send(http::error_response(d.error()));
+    co_await resp.send(callback_error(req, d.error()));
     co_return;
   }
   upstream::request tr;
@@ -450,7 +464,7 @@ net::awaitable<void> sso_endpoints::callback(http::request& req, http::responder
   tr.timeout = std::chrono::seconds(15);
   auto answer = co_await client_.send(std::move(tr));
   if (!answer) {
-    co_await resp.send(http::error_response(answer.error()));
+    co_await resp.send(callback_error(req, answer.error()));
     co_return;
   }
   json tokens = json::parse(answer->body, nullptr, false);
@@ -458,7 +472,7 @@ net::awaitable<void> sso_endpoints::callback(http::request& req, http::responder
     std::string why = tokens.is_object() ? tokens.value("error", std::string()) + " " +
                                                tokens.value("error_description", std::string())
                                          : answer->body.substr(0, 200);
-    co_await resp.send(http::error_response(sso_error(
+    co_await resp.send(callback_error(req, sso_error(
         401, "Sign-in refused: the token endpoint answered HTTP " + std::to_string(answer->status) + ": " + why)));
     co_return;
   }
@@ -467,7 +481,7 @@ net::awaitable<void> sso_endpoints::callback(http::request& req, http::responder
   auto claims = co_await verify_id_token(std::move(id_token), std::move(nonce));
   if (!claims) {
     spdlog::warn("sso: {}", claims.error().message);
-    co_await resp.send(http::error_response(claims.error()));
+    co_await resp.send(callback_error(req, claims.error()));
     co_return;
   }
   // The userinfo endpoint fills in what the ID token leaves out (the ID token wins).
@@ -507,19 +521,19 @@ net::awaitable<void> sso_endpoints::callback(http::request& req, http::responder
   }
   who.new_user_defaults_json = s_.default_user_params.dump();
   if (who.user_id.empty() || sub.empty()) {
-    co_await resp.send(http::error_response(sso_error(401, "Sign-in refused: the ID token names no user (sub)")));
+    co_await resp.send(callback_error(req, sso_error(401, "Sign-in refused: the ID token names no user (sub)")));
     co_return;
   }
   auto user = co_await db_->run(store::postgres::upsert_sso_user_blocking, who);
   if (!user) {
-    co_await resp.send(http::error_response(user.error()));
+    co_await resp.send(callback_error(req, user.error()));
     co_return;
   }
   if (user->created) {
     spdlog::info("sso: first sign-in of {} ({}), created with role {}", user->user_id, s_.provider, user->user_role);
   }
   if (s_.admin_only && !is_admin_role(user->user_role)) {
-    co_await resp.send(http::error_response(
+    co_await resp.send(callback_error(req,
         sso_error(403, "Sign-in refused: ui_access_mode is admin_only and " + user->user_id + " has role " +
                            user->user_role + " (only proxy_admin and proxy_admin_viewer may use the UI)")));
     co_return;
