@@ -168,8 +168,15 @@ describe('models in the database', { skip }, () => {
     }, 'B calls the updated api_base');
     console.log(`pickup of /model/update on the other instance: ${Date.now() - t1} ms after the request`);
     assert.equal(fake2.requests({ path: '/v1/chat/completions' }).at(-1).headers.authorization, `Bearer ${UPSTREAM_SECRET_2}`);
+    // Applied as a reload: the edited deployment is the one changed, the others unchanged.
+    await b.proc.waitForStderr(/config reloaded \(database\)[^\n]*0 deployment\(s\) added, 0 removed, 1 changed, [1-9]\d* unchanged/);
 
-    // Delete on A: B answers 400 as for any unknown model.
+    // Delete on A while B streams from the model: the stream finishes whole on the
+    // generation it started on; new requests on B get 400 as for any unknown model.
+    fake2.setDefaults({ chunks: 40, chunk_delay_ms: 25, content: Array.from({ length: 40 }, (_, i) => `p${i}`).join(' ') });
+    const stream = await sdk(b).chat.completions.create({ ...ask('db-model'), stream: true });
+    const it = stream[Symbol.asyncIterator]();
+    let text = (await it.next()).value?.choices?.[0]?.delta?.content ?? '';
     const t2 = Date.now();
     const del = await call(a, '/model/delete', { body: { id } });
     assert.equal(del.status, 200, del.text);
@@ -177,6 +184,9 @@ describe('models in the database', { skip }, () => {
     assert.equal(await chatStatus(a, 'db-model'), 400);
     await until(async () => (await chatStatus(b, 'db-model')) === 400, 'B forgets the deleted model');
     console.log(`pickup of /model/delete on the other instance: ${Date.now() - t2} ms after the request`);
+    for (let n = await it.next(); !n.done; n = await it.next()) text += n.value.choices?.[0]?.delta?.content ?? '';
+    assert.ok(text.includes('p0') && text.includes('p39'), `the stream in flight was cut: ${text}`);
+    fake2.reset();
     assert.equal(await chatStatus(b, 'from-file'), 200, 'the config file\'s model is untouched');
     const again = await call(a, '/model/delete', { body: { id } });
     assert.equal(again.status, 400, again.text);
