@@ -86,6 +86,29 @@ net::awaitable<std::optional<core::error>> check(const route_context& c, config:
   co_return std::nullopt;
 }
 
+// A value that looks sealed could only be replayed from a stored row: refused, so that what
+// is stored sealed is always what we sealed.
+std::optional<core::error> sealed_value_given(const json& litellm_params) {
+  for (const auto& [k, v] : litellm_params.items()) {
+    const auto sealed = [](const json& x) {
+      return x.is_string() && core::secret_box::is_sealed(x.get_ref<const std::string&>());
+    };
+    bool found = sealed(v);
+    if (v.is_object()) {
+      for (const auto& [name, hv] : v.items()) {
+        (void)name;
+        found = found || sealed(hv);
+      }
+    }
+    if (found) {
+      return bad_request("litellm_params." + k + ": an encrypted value (" + std::string(core::secret_box::prefix) +
+                             "...) cannot be written; send the value itself or an os.environ/ reference",
+                         "litellm_params");
+    }
+  }
+  return std::nullopt;
+}
+
 pg::model_row sealed_row(const config::db_model& m, const core::secret_box& box) {
   pg::model_row row;
   row.model_id = m.id;
@@ -196,6 +219,9 @@ handler_result model_new(const route_context& c) {
   if (!mi) {
     co_return mi.error();
   }
+  if (auto e = sealed_value_given(*lp)) {
+    co_return *e;
+  }
   config::db_model m;
   m.model_name = *name;
   m.litellm_params = std::move(*lp);
@@ -246,6 +272,9 @@ handler_result model_update(const route_context& c) {
   auto lp = object_field(c.body, "litellm_params", false);
   if (!lp) {
     co_return lp.error();
+  }
+  if (auto e = sealed_value_given(*lp)) {
+    co_return *e;
   }
   std::optional<std::string> name;
   if (c.body.contains("model_name") && !c.body["model_name"].is_null()) {

@@ -778,7 +778,7 @@ struct gateway::impl {
                    : nullptr;
   std::vector<config::db_model> db_models;  // as merged into the current generation
   std::string db_models_digest;             // sha256 of their rows ("" when there are none)
-  std::string db_models_failed;             // digest whose rows were refused (said once)
+  std::optional<std::string> db_models_failed;  // digest of rows whose reload was refused (the file did not load)
   std::chrono::milliseconds db_models_poll = env_ms("SWITCHYARD_DB_MODELS_POLL_MS", std::chrono::milliseconds{5000});
   net::steady_timer db_models_timer{ioc};  // the poll; cancelled: sync now
   net::steady_timer db_models_synced{ioc, net::steady_timer::time_point::max()};  // cancelled after each sync
@@ -953,6 +953,14 @@ struct gateway::impl {
     gen = make_generation(next, loaded.hash, source, gen->number + 1);
     db_models = std::move(*models);
     db_models_digest = std::move(models_digest);
+    if (db_models_failed) {
+      // The file loads again: the rows refused with it are read and applied now.
+      db_models_failed.reset();
+      if (source != "database") {
+        ++db_sync_requested;
+        db_models_timer.cancel();
+      }
+    }
     key_auth.set_access_groups(access_groups_of(*next));
     key_auth.set_route_rules({next->general.allowed_routes, next->general.admin_only_routes});
     allowed_ips = ip_allow_list(next->general.allowed_ips);
@@ -1119,16 +1127,16 @@ struct gateway::impl {
       }
     }
     const std::string digest = rows->empty() ? std::string() : core::sha256_hex(all);
-    if (digest == db_models_digest) {
+    // Unchanged, or refused with the config file as it was: nothing to do until the rows
+    // change or a reload of the file succeeds (which clears db_models_failed).
+    if (digest == db_models_digest || (db_models_failed && digest == *db_models_failed)) {
       co_return;
     }
     std::vector<config::db_model> models;
     for (const auto& r : *rows) {
       auto m = admin::db_model_of(r, *model_box);
       if (!m) {
-        if (digest != db_models_failed) {
-          spdlog::warn("models in the database: model {} skipped: {}", r.model_id, m.error().message);
-        }
+        spdlog::warn("models in the database: model {} skipped: {}", r.model_id, m.error().message);
         continue;
       }
       models.push_back(std::move(*m));
@@ -1142,8 +1150,8 @@ struct gateway::impl {
       co_return;
     }
     auto r = co_await reload_config("database", std::move(models), digest);
-    if (!r && digest != db_models_failed) {
-      db_models_failed = digest;  // reload_config logged why; the poll tries again
+    if (!r) {
+      db_models_failed = digest;  // reload_config logged why (once: the poll skips this digest)
     }
   }
 

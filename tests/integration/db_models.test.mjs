@@ -228,6 +228,12 @@ describe('models in the database', { skip }, () => {
     assert.match(missingEnv.json.error.message, /SWY_TEST_NOT_SET_ANYWHERE is not set/);
     assert.equal(psql(dbUrl, `SELECT count(*) FROM proxy_models WHERE model_name = 'bad'`), '0', 'nothing stored');
 
+    const replayed = await call(a, '/model/new', {
+      body: { model_name: 'bad', litellm_params: { model: 'openai/m', api_key: 'sy-enc:v1:AAAA' } },
+    });
+    assert.equal(replayed.status, 400, replayed.text);
+    assert.match(replayed.json.error.message, /^litellm_params\.api_key: an encrypted value/);
+
     const noParams = await call(a, '/model/new', { body: { model_name: 'x' } });
     assert.equal(noParams.status, 422, noParams.text);
     assert.deepEqual(openaiErrorProblems(noParams.json, 422), []);
@@ -282,6 +288,24 @@ describe('models in the database', { skip }, () => {
     assert.equal(await chatStatus(b, 'also-file'), 200);
     assert.equal(await chatStatus(b, 'survives'), 200);
     psql(dbUrl, `DELETE FROM proxy_models WHERE model_id = 'broken-1'`);
+  });
+
+  test('a config file that no longer loads holds a change back until it loads again', async () => {
+    const good = toYaml(configOf());
+    writeFileSync(b.configFile, 'model_list:\n  - model_name: broken\n');
+    const r = await call(a, '/model/new', {
+      body: { model_name: 'held', litellm_params: { model: 'openai/h', mock_response: 'held back' } },
+    });
+    assert.equal(r.status, 200, r.text);
+    await b.proc.waitForStderr(/config reload \(database\) refused, still serving/);
+    assert.equal(await chatStatus(b, 'held'), 400);
+    assert.equal(await chatStatus(b, 'survives'), 200, 'the models merged before keep serving');
+    writeFileSync(b.configFile, good);
+    const rl = await call(b, '/config/reload');
+    assert.equal(rl.status, 200, rl.text);
+    await until(async () => (await chatStatus(b, 'held')) === 200, 'B applies the held change once the file loads');
+    // Refused once, not at every poll.
+    assert.equal(b.stderr().match(/config reload \(database\) refused/g).length, 1);
   });
 
   test('an instance that missed the message converges by its poll', async () => {
