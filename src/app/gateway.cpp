@@ -872,14 +872,19 @@ struct gateway::impl {
         reload_again = true;
         return;
       }
-      net::co_spawn(ioc, [this]() -> net::awaitable<void> {
-        do {
-          reload_again = false;
-          auto r = co_await reload_config("SIGHUP");
-          (void)r;  // logged by reload_config
-        } while (reload_again && !stopping);
-      }, net::detached);
+      hangup_reloads();
     });
+  }
+
+  // The reloads a hangup asks for: one, and one more for each hangup during it.
+  void hangup_reloads() {
+    net::co_spawn(ioc, [this]() -> net::awaitable<void> {
+      do {
+        reload_again = false;
+        auto r = co_await reload_config("SIGHUP");
+        (void)r;  // logged by reload_config
+      } while (reload_again && !stopping);
+    }, net::detached);
   }
 
   // The one config reload (SIGHUP, POST /config/reload). The file and its includes are
@@ -939,6 +944,7 @@ struct gateway::impl {
       co_return e;
     }
     if (loaded.hash == gen->hash) {
+      file_loads_again(source);
       spdlog::info("config reload ({}): {} unchanged", source, gen->hash.substr(0, 12));
       count_reload("unchanged");
       auto out = version_json();
@@ -953,14 +959,7 @@ struct gateway::impl {
     gen = make_generation(next, loaded.hash, source, gen->number + 1);
     db_models = std::move(*models);
     db_models_digest = std::move(models_digest);
-    if (db_models_failed) {
-      // The file loads again: the rows refused with it are read and applied now.
-      db_models_failed.reset();
-      if (source != "database") {
-        ++db_sync_requested;
-        db_models_timer.cancel();
-      }
-    }
+    file_loads_again(source);
     key_auth.set_access_groups(access_groups_of(*next));
     key_auth.set_route_rules({next->general.allowed_routes, next->general.admin_only_routes});
     allowed_ips = ip_allow_list(next->general.allowed_ips);
@@ -997,6 +996,19 @@ struct gateway::impl {
       ::kill(::getppid(), SIGHUP);
     }
     co_return core::result<nlohmann::json>{boost::system::in_place_value, std::move(out)};
+  }
+
+  // The config file loaded: stored models refused with it before (a file that did not
+  // load) are read and applied now.
+  void file_loads_again(const std::string& source) {
+    if (!db_models_failed) {
+      return;
+    }
+    db_models_failed.reset();
+    if (source != "database") {
+      ++db_sync_requested;
+      db_models_timer.cancel();
+    }
   }
 
   config::load_options reload_options() {
@@ -1152,6 +1164,9 @@ struct gateway::impl {
     auto r = co_await reload_config("database", std::move(models), digest);
     if (!r) {
       db_models_failed = digest;  // reload_config logged why (once: the poll skips this digest)
+    }
+    if (reload_again && !stopping) {
+      hangup_reloads();  // a SIGHUP came during this reload: the file is read again now
     }
   }
 

@@ -7,7 +7,7 @@
 // keeps them, and the endpoints without store_model_in_db answer LiteLLM's message (400).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import OpenAI from 'openai';
 
 import { startFakeProvider } from '../fake_provider/server.mjs';
@@ -276,7 +276,7 @@ describe('models in the database', { skip }, () => {
     b = await startPeer();
     const loaded = await until(async () => (await chatStatus(b, 'survives')) === 200, 'restarted B serves the stored model');
     console.log(`stored models served ${loaded.ms} ms after the restarted instance was ready`);
-    assert.match(b.stderr(), /db_model\[broken-1\][^\n]*skipped/);
+    await b.proc.waitForStderr(/db_model\[broken-1\][^\n]*skipped/);  // the log is written asynchronously
     assert.equal(await chatStatus(b, 'broken'), 400);
     assert.equal(await chatStatus(b, 'from-file'), 200);
 
@@ -291,7 +291,9 @@ describe('models in the database', { skip }, () => {
   });
 
   test('a config file that no longer loads holds a change back until it loads again', async () => {
-    const good = toYaml(configOf());
+    // The file as loaded now: restoring it exactly makes the reload "unchanged", which
+    // must release the held change too.
+    const good = readFileSync(b.configFile, 'utf8');
     writeFileSync(b.configFile, 'model_list:\n  - model_name: broken\n');
     const r = await call(a, '/model/new', {
       body: { model_name: 'held', litellm_params: { model: 'openai/h', mock_response: 'held back' } },
@@ -303,6 +305,7 @@ describe('models in the database', { skip }, () => {
     writeFileSync(b.configFile, good);
     const rl = await call(b, '/config/reload');
     assert.equal(rl.status, 200, rl.text);
+    assert.equal(rl.json.status, 'unchanged');
     await until(async () => (await chatStatus(b, 'held')) === 200, 'B applies the held change once the file loads');
     // Refused once, not at every poll.
     assert.equal(b.stderr().match(/config reload \(database\) refused/g).length, 1);
