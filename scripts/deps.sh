@@ -5,8 +5,8 @@
 #
 #   --build  compilers, CMake/Ninja/ccache, the libraries we link (+ GoogleTest)
 #   --run    the private Postgres 15 (+ contrib for pg_stat_statements) and Redis, curl
-#   --test   GoogleTest, clang (fuzzing), prometheus (its promtool checks /metrics), Node.js + npm
-#            (only if `node` is not on PATH)
+#   --test   GoogleTest, clang (fuzzing), prometheus (its promtool checks /metrics), chromium
+#            (the admin UI's browser test), Node.js + npm (only if `node` is not on PATH)
 #
 # Idempotent: checks with dpkg-query and runs `apt-get update` + `apt-get install`
 # only when something is missing. Runs as root, or through sudo when available.
@@ -39,7 +39,8 @@ build_pkgs=(
 run_pkgs=(postgresql postgresql-contrib redis-server curl ca-certificates tzdata)
 # libclang-rt-14-dev holds the sanitizer and libFuzzer runtimes (only a Recommends of clang).
 # prometheus: its `promtool check metrics` validates the gateway's /metrics output.
-test_pkgs=(libgtest-dev clang libclang-rt-14-dev curl prometheus)
+# chromium: headless, driven by puppeteer-core in tests/e2e/ui.test.mjs (the admin UI).
+test_pkgs=(libgtest-dev clang libclang-rt-14-dev curl prometheus chromium)
 
 wanted=()
 (( want_build )) && wanted+=("${build_pkgs[@]}")

@@ -52,7 +52,8 @@ json null_or(const json& row, const char* name) {
 }
 
 // The page of rows as LiteLLM's results and metadata.
-json activity_response(const pg::activity_page& p, int page, int page_size, bool with_entities) {
+json activity_response(const pg::activity_page& p, int page, int page_size, bool with_entities,
+                       bool breakdown = true) {
   std::map<std::string, json> days;
   for (const auto& row : json::parse(p.rows_json)) {
     const std::string date = row["date"].get<std::string>();
@@ -71,6 +72,14 @@ json activity_response(const pg::activity_page& p, int page, int page_size, bool
     }
     add_metrics(d["metrics"], row);
     auto& b = d["breakdown"];
+    if (!breakdown) {
+      if (with_entities) {
+        add_metrics(entry(b, "entities", text_or_empty(row, "entity_id"),
+                          json{{"team_alias", null_or(row, "team_alias")}})["metrics"],
+                    row);
+      }
+      continue;
+    }
     add_metrics(entry(b, "models", text_or_empty(row, "model"), json::object())["metrics"], row);
     add_metrics(entry(b, "model_groups", text_or_empty(row, "model_group"), json::object())["metrics"], row);
     add_metrics(entry(b, "providers", text_or_empty(row, "custom_llm_provider"), json::object())["metrics"], row);
@@ -118,6 +127,13 @@ core::result<pg::activity_query> common_query(const route_context& c) {
   a.api_key = key_param(q);
   a.page = p->page.page;
   a.page_size = p->page.page_size;
+  // breakdown=false: the days' metrics (and the teams') without the per-key and per-model
+  // breakdown, which grows with the number of keys (a gateway extension; LiteLLM has none).
+  auto breakdown = bool_param(q, "breakdown", true);
+  if (!breakdown) {
+    return breakdown.error();
+  }
+  a.breakdown = *breakdown;
   return a;
 }
 
@@ -169,7 +185,7 @@ handler_result user_daily_activity(const route_context& c) {
   if (!page) {
     co_return page.error();
   }
-  co_return ok(activity_response(*page, a->page, a->page_size, false));
+  co_return ok(activity_response(*page, a->page, a->page_size, false, a->breakdown));
 }
 
 handler_result team_daily_activity(const route_context& c) {
@@ -190,7 +206,7 @@ handler_result team_daily_activity(const route_context& c) {
   if (!page) {
     co_return page.error();
   }
-  co_return ok(activity_response(*page, a->page, a->page_size, true));
+  co_return ok(activity_response(*page, a->page, a->page_size, true, a->breakdown));
 }
 
 }  // namespace switchyard::admin

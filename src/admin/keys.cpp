@@ -51,6 +51,11 @@ std::optional<sys_time> add_duration(std::string_view d, sys_time now) {
   std::from_chars(d.data(), d.data() + digits, n);
   auto unit = d.substr(digits);
   using namespace std::chrono;
+  // At most core::max_duration_*: a longer one would overflow the clock (and "never" is null).
+  const long unit_seconds = unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : unit == "d" ? 86400 : 0;
+  if ((unit == "mo" && n > core::max_duration_months) || n * unit_seconds > core::max_duration_seconds) {
+    return std::nullopt;
+  }
   if (unit == "s") {
     return now + seconds(n);
   }
@@ -340,7 +345,11 @@ core::result<json> with_key_generate_params(const json& body, const json& litell
   if (u == litellm_raw.end() || !u->is_object()) {
     return ok(std::move(out));
   }
-  for (const auto& [k, bound] : u->items()) {
+  for (const auto& item : u->items()) {
+    // Named, not structured bindings: the lambda below captures them (clang 14 refuses
+    // to capture a structured binding).
+    const std::string& k = item.key();
+    const json& bound = item.value();
     if (bound.is_null()) {
       continue;
     }

@@ -50,26 +50,6 @@ core::error sso_error(int status, std::string message) {
   return e;
 }
 
-// The value of cookie `name` in a Cookie header ("" if absent).
-std::string cookie_value(std::string_view header, std::string_view name) {
-  std::size_t i = 0;
-  while (i < header.size()) {
-    while (i < header.size() && (header[i] == ' ' || header[i] == ';')) {
-      ++i;
-    }
-    auto end = header.find(';', i);
-    if (end == std::string_view::npos) {
-      end = header.size();
-    }
-    auto part = header.substr(i, end - i);
-    if (auto eq = part.find('='); eq != std::string_view::npos && part.substr(0, eq) == name) {
-      return std::string(part.substr(eq + 1));
-    }
-    i = end + 1;
-  }
-  return {};
-}
-
 std::string random_token() { return core::base64url_encode(core::random_hex(32)); }
 
 // base64url(sha256(verifier)), PKCE's S256 challenge.
@@ -139,6 +119,20 @@ http::response redirect(std::string location, int status = 302) {
   r.status = status;
   r.content_type = "text/plain";
   r.headers.emplace_back("location", std::move(location));
+  r.headers.emplace_back("cache-control", "no-store");
+  return r;
+}
+
+// A refused sign-in: a browser (it asks for HTML) is sent back to the UI's sign-in page
+// with the reason; any other client gets the OpenAI-shaped error.
+http::response callback_error(const http::request& req, const core::error& e) {
+  if (req.header("accept").find("text/html") == std::string_view::npos) {
+    return http::error_response(e);
+  }
+  http::response r;
+  r.status = 303;
+  r.content_type = "text/plain";
+  r.headers.emplace_back("location", "/ui/?error=" + core::percent_encode(e.message));
   r.headers.emplace_back("cache-control", "no-store");
   return r;
 }
@@ -432,29 +426,29 @@ net::awaitable<core::result<json>> sso_endpoints::verify_id_token(std::string to
 net::awaitable<void> sso_endpoints::callback(http::request& req, http::responder& resp) {
   if (auto err = query_param(req.query, "error")) {
     auto desc = query_param(req.query, "error_description").value_or("");
-    co_await resp.send(http::error_response(sso_error(401, "Sign-in refused by the identity provider: " + *err +
+    co_await resp.send(callback_error(req, sso_error(401, "Sign-in refused by the identity provider: " + *err +
                                                                (desc.empty() ? "" : ": " + desc))));
     co_return;
   }
   auto code = query_param(req.query, "code").value_or("");
   auto state = query_param(req.query, "state").value_or("");
   if (code.empty() || state.empty()) {
-    co_await resp.send(http::error_response(
+    co_await resp.send(callback_error(req,
         core::make_error(core::errc::bad_request, "Sign-in callback without code and state")));
     co_return;
   }
   auto pending = co_await db_->run(store::postgres::take_login_blocking, state, s_.login_ttl);
   if (!pending) {
-    co_await resp.send(http::error_response(pending.error()));
+    co_await resp.send(callback_error(req, pending.error()));
     co_return;
   }
   if (!*pending) {
-    co_await resp.send(http::error_response(
+    co_await resp.send(callback_error(req,
         sso_error(401, "Sign-in refused: unknown, used or expired state (start again at /sso/key/generate)")));
     co_return;
   }
   if (auto d = co_await discover(); !d) {
-    co_await resp.send(http::error_response(d.error()));
+    co_await resp.send(callback_error(req, d.error()));
     co_return;
   }
   upstream::request tr;
@@ -470,7 +464,7 @@ net::awaitable<void> sso_endpoints::callback(http::request& req, http::responder
   tr.timeout = std::chrono::seconds(15);
   auto answer = co_await client_.send(std::move(tr));
   if (!answer) {
-    co_await resp.send(http::error_response(answer.error()));
+    co_await resp.send(callback_error(req, answer.error()));
     co_return;
   }
   json tokens = json::parse(answer->body, nullptr, false);
@@ -478,7 +472,7 @@ net::awaitable<void> sso_endpoints::callback(http::request& req, http::responder
     std::string why = tokens.is_object() ? tokens.value("error", std::string()) + " " +
                                                tokens.value("error_description", std::string())
                                          : answer->body.substr(0, 200);
-    co_await resp.send(http::error_response(sso_error(
+    co_await resp.send(callback_error(req, sso_error(
         401, "Sign-in refused: the token endpoint answered HTTP " + std::to_string(answer->status) + ": " + why)));
     co_return;
   }
@@ -487,7 +481,7 @@ net::awaitable<void> sso_endpoints::callback(http::request& req, http::responder
   auto claims = co_await verify_id_token(std::move(id_token), std::move(nonce));
   if (!claims) {
     spdlog::warn("sso: {}", claims.error().message);
-    co_await resp.send(http::error_response(claims.error()));
+    co_await resp.send(callback_error(req, claims.error()));
     co_return;
   }
   // The userinfo endpoint fills in what the ID token leaves out (the ID token wins).
@@ -527,19 +521,19 @@ net::awaitable<void> sso_endpoints::callback(http::request& req, http::responder
   }
   who.new_user_defaults_json = s_.default_user_params.dump();
   if (who.user_id.empty() || sub.empty()) {
-    co_await resp.send(http::error_response(sso_error(401, "Sign-in refused: the ID token names no user (sub)")));
+    co_await resp.send(callback_error(req, sso_error(401, "Sign-in refused: the ID token names no user (sub)")));
     co_return;
   }
   auto user = co_await db_->run(store::postgres::upsert_sso_user_blocking, who);
   if (!user) {
-    co_await resp.send(http::error_response(user.error()));
+    co_await resp.send(callback_error(req, user.error()));
     co_return;
   }
   if (user->created) {
     spdlog::info("sso: first sign-in of {} ({}), created with role {}", user->user_id, s_.provider, user->user_role);
   }
   if (s_.admin_only && !is_admin_role(user->user_role)) {
-    co_await resp.send(http::error_response(
+    co_await resp.send(callback_error(req,
         sso_error(403, "Sign-in refused: ui_access_mode is admin_only and " + user->user_id + " has role " +
                            user->user_role + " (only proxy_admin and proxy_admin_viewer may use the UI)")));
     co_return;
@@ -605,7 +599,7 @@ net::awaitable<void> sso_endpoints::begin_session(http::request& req, http::resp
 
 net::awaitable<core::result<auth::principal>> sso_endpoints::session_principal(std::string cookie, std::string csrf,
                                                                                bool safe_method) {
-  const auto value = cookie_value(cookie, session_cookie);
+  const auto value = auth::cookie_value(cookie, session_cookie);
   if (value.empty()) {
     co_return sso_error(401, "Authentication Error, no session: sign in at /sso/key/generate");
   }
@@ -638,7 +632,7 @@ net::awaitable<core::result<auth::principal>> sso_endpoints::session_principal(s
 }
 
 net::awaitable<void> sso_endpoints::session_info(http::request& req, http::responder& resp) {
-  const auto value = cookie_value(req.header("cookie"), session_cookie);
+  const auto value = auth::cookie_value(req.header("cookie"), session_cookie);
   if (value.empty()) {
     co_await resp.send(http::error_response(sso_error(401, "Authentication Error, no session: sign in at "
                                                            "/sso/key/generate")));
@@ -672,7 +666,7 @@ net::awaitable<void> sso_endpoints::session_info(http::request& req, http::respo
 net::awaitable<void> sso_endpoints::logout(http::request& req, http::responder& resp) {
   std::string cookie(req.header("cookie"));
   std::string csrf(req.header("x-csrf-token"));
-  const auto value = cookie_value(cookie, session_cookie);
+  const auto value = auth::cookie_value(cookie, session_cookie);
   auto who = co_await session_principal(std::move(cookie), std::move(csrf), false);
   if (!who && who.error().status != 403) {
     co_await resp.send(http::error_response(who.error()));

@@ -4,6 +4,7 @@
 #include "switchyard/admin/health.hpp"
 #include "switchyard/admin/management.hpp"
 #include "switchyard/admin/sso.hpp"
+#include "switchyard/admin/ui_assets.hpp"
 #include "switchyard/admin/routes.hpp"
 #include "switchyard/app/key_lookup.hpp"
 #include "switchyard/auth/authenticator.hpp"
@@ -120,6 +121,29 @@ std::string migrations_dir() {
     return "migrations";
   }
   return SWITCHYARD_SOURCE_MIGRATIONS;
+}
+
+// Where the admin UI's files are: SWITCHYARD_UI_DIR, else ./ui (the container's /app/ui),
+// else the source tree this binary was built from.
+std::string ui_dir() {
+  if (const char* v = std::getenv("SWITCHYARD_UI_DIR"); v != nullptr && *v != '\0') {
+    return v;
+  }
+  std::error_code ec;
+  if (std::filesystem::is_regular_file("ui/index.html", ec)) {
+    return "ui";
+  }
+  return SWITCHYARD_SOURCE_UI;
+}
+
+admin::ui_assets load_ui() {
+  auto ui = admin::ui_assets::load(ui_dir());
+  if (ui.loaded()) {
+    spdlog::info("admin UI at /ui/ from {} ({} assets)", ui.dir(), ui.asset_count());
+  } else {
+    spdlog::warn("admin UI: {}; /ui answers 404", ui.problem());
+  }
+  return ui;
 }
 
 // /v1/responses/{id} and /v1/responses/{id}/cancel (also without /v1); id empty: neither.
@@ -786,6 +810,8 @@ struct gateway::impl {
   std::uint64_t db_sync_done = 0;
   bool db_models_fetch_failed = false;
   static constexpr const char* models_channel = "switchyard:model-change";
+  // The admin UI's pages (ui/), read once here and served from memory.
+  const admin::ui_assets ui = load_ui();
   admin::management_api management{{key_auth, db.get(), key_invalidation.get(), cfg, &pricer, response_cache.get(),
                                     [this](std::string model) { return health_check.report(std::move(model)); },
                                     [this] { return llm_in_flight; }, active_callbacks(),
@@ -2117,6 +2143,13 @@ struct gateway::impl {
         r.body = R"({"message":"Switchyard LLM gateway. OpenAI-compatible API under /v1.","version":")" +
                  std::string(SWITCHYARD_VERSION) + "\"}";
         co_await resp.send(std::move(r));
+        co_return;
+      }
+    } else if (admin::ui_assets::handles(p)) {
+      if (get) {
+        // The path as sent: the trailing slash of /ui/ matters here (a relative asset URL,
+        // the redirect from /ui).
+        co_await resp.send(ui.respond(req.path));
         co_return;
       }
     } else if (admin::sso_endpoints::handles(p)) {

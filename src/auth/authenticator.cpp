@@ -62,6 +62,25 @@ std::string extract_key(const header_getter& header, std::string_view custom_hea
   return {};
 }
 
+std::string cookie_value(std::string_view header, std::string_view name) {
+  std::size_t i = 0;
+  while (i < header.size()) {
+    while (i < header.size() && (header[i] == ' ' || header[i] == ';')) {
+      ++i;
+    }
+    auto end = header.find(';', i);
+    if (end == std::string_view::npos) {
+      end = header.size();
+    }
+    auto part = header.substr(i, end - i);
+    if (auto eq = part.find('='); eq != std::string_view::npos && part.substr(0, eq) == name) {
+      return std::string(part.substr(eq + 1));
+    }
+    i = end + 1;
+  }
+  return {};
+}
+
 authenticator::authenticator(std::string master_key, std::string custom_header)
     : master_key_(std::move(master_key)), custom_header_(std::move(custom_header)) {
   for (auto& c : custom_header_) {

@@ -71,6 +71,11 @@ std::optional<budget_duration> parse_budget_duration(std::string_view d) {
   } else {
     return std::nullopt;
   }
+  static constexpr std::int64_t unit_seconds[] = {1, 60, 3600, 86400, 7 * 86400, 0};
+  if (out.unit == duration_unit::month ? out.value > max_duration_months
+                                       : out.value * unit_seconds[static_cast<int>(out.unit)] > max_duration_seconds) {
+    return std::nullopt;
+  }
   return out;
 }
 

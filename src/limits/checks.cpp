@@ -1,5 +1,7 @@
 #include "switchyard/limits/checks.hpp"
 
+#include "switchyard/core/reset_schedule.hpp"
+
 #include <charconv>
 #include <cmath>
 
@@ -68,6 +70,12 @@ std::optional<duration_spec> parse_duration(std::string_view s) {
   } else if (unit == "mo") {
     d.unit = 'M';
   } else {
+    return std::nullopt;
+  }
+  // Rows may hold any text (a database shared with LiteLLM): a period past
+  // core::max_duration_* would overflow the clock, so it counts as no schedule.
+  const std::int64_t unit_seconds = d.unit == 's' ? 1 : d.unit == 'm' ? 60 : d.unit == 'h' ? 3600 : 86400;
+  if (d.unit == 'M' ? d.count > core::max_duration_months : d.count > core::max_duration_seconds / unit_seconds) {
     return std::nullopt;
   }
   return d;

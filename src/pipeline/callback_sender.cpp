@@ -68,7 +68,7 @@ bool callback_sender::push(event_ptr e) noexcept {
       ++stats_.dropped;
       return false;
     }
-    if (queue_.empty()) {
+    if (queue_.empty() && text_events_ == 0) {
       oldest_ = clock_->now();
     }
     queue_.push_back(std::move(e));
@@ -83,6 +83,55 @@ bool callback_sender::push(event_ptr e) noexcept {
   }
 }
 
+std::string* callback_sender::open_text(std::size_t& mark) noexcept {
+  try {
+    if (stopping_ || !target_.text || text_events_ >= opts_.queue_capacity) {
+      ++stats_.dropped;
+      return nullptr;
+    }
+    if (text_batches_.empty() || text_batches_.back().events >= opts_.batch_size) {
+      text_batches_.emplace_back();
+      // About 2 KB a payload; a batch of more grows once or twice.
+      text_batches_.back().body.reserve(std::min<std::size_t>(opts_.batch_size, 64) * 2048);
+    }
+    auto& b = text_batches_.back();
+    mark = b.body.size();
+    if (const char sep = b.events == 0 ? target_.text->before_first : target_.text->between; sep != 0) {
+      b.body += sep;
+    }
+    return &b.body;
+  } catch (...) {
+    ++stats_.dropped;
+    return nullptr;
+  }
+}
+
+bool callback_sender::close_text(std::size_t mark, bool written) noexcept {
+  auto& b = text_batches_.back();
+  try {
+    if (written && target_.text->after_each != 0) {
+      b.body += target_.text->after_each;
+    }
+  } catch (...) {
+    written = false;
+  }
+  if (!written) {
+    b.body.resize(mark);  // the batch as it was
+    ++stats_.dropped;
+    return false;
+  }
+  if (queue_.empty() && text_events_ == 0) {
+    oldest_ = clock_->now();
+  }
+  ++b.events;
+  ++text_events_;
+  ++stats_.queued;
+  if (b.events == opts_.batch_size) {
+    clock_->wake();  // a full batch goes now
+  }
+  return true;
+}
+
 void callback_sender::stop() {
   stopping_ = true;
   clock_->wake();
@@ -91,15 +140,31 @@ void callback_sender::stop() {
 net::awaitable<void> callback_sender::run() {
   auto alive = alive_;
   for (;;) {
-    if (!*alive || (stopping_ && queue_.empty())) {
+    const std::size_t pending = queue_.size() + text_events_;
+    if (!*alive || (stopping_ && pending == 0)) {
       co_return;
     }
-    const bool full = queue_.size() >= opts_.batch_size;
+    const bool full = queue_.size() >= opts_.batch_size ||
+                      (!text_batches_.empty() && text_batches_.front().events >= opts_.batch_size);
     const auto now = clock_->now();
-    if (!full && !stopping_ && (queue_.empty() || now < oldest_ + opts_.flush_interval)) {
+    if (!full && !stopping_ && (pending == 0 || now < oldest_ + opts_.flush_interval)) {
       // Nothing due: sleep until the oldest event's interval is over (or a push fills a batch).
-      const auto until = queue_.empty() ? now + opts_.flush_interval : oldest_ + opts_.flush_interval;
+      const auto until = pending == 0 ? now + opts_.flush_interval : oldest_ + opts_.flush_interval;
       co_await clock_->wait_until(until);
+      continue;
+    }
+    if (!text_batches_.empty()) {
+      // The oldest text batch, written at `finish`: only its closing byte is left to add.
+      text_batch b = std::move(text_batches_.front());
+      text_batches_.pop_front();
+      text_events_ -= b.events;
+      if (b.events == 0) {
+        continue;
+      }
+      if (target_.text->after_all != 0) {
+        b.body += target_.text->after_all;
+      }
+      co_await send_body(std::move(b.body), b.events);
       continue;
     }
     const std::size_t n = std::min(queue_.size(), opts_.batch_size);
@@ -123,6 +188,11 @@ net::awaitable<bool> callback_sender::send_batch(std::vector<event_ptr> batch) {
     co_return false;
   }
   batch.clear();
+  co_return co_await send_body(std::move(body), n);
+}
+
+net::awaitable<bool> callback_sender::send_body(std::string body, std::size_t n) {
+  auto alive = alive_;
   for (int attempt = 0;; ++attempt) {
     upstream::request req;
     req.method = "POST";
@@ -168,8 +238,18 @@ void callback_observer::on_finish(const request_ctx& ctx) noexcept {
   try {
     const bool ok = ctx.out.status > 0 && ctx.out.status < 400 && !ctx.out.error;
     std::shared_ptr<const callback_event> ev;
+    std::optional<callback_fields> fields;
     for (auto* s : senders_) {
       if (ok ? !s->target().on_success : !s->target().on_failure) {
+        continue;
+      }
+      if (s->target().text) {
+        // generic_api: the payload goes straight into the batch, no event is built.
+        if (!fields) {
+          fields.emplace(fields_of(ctx, prices_, opts_));
+        }
+        const auto& f = *fields;
+        s->push_written([&f](std::string& out) { append_generic_payload(out, f); });
         continue;
       }
       if (!ev) {

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstring>
 #include <ctime>
+#include <span>
 
 namespace switchyard::pipeline {
 
@@ -61,14 +62,14 @@ json attr_bool(const std::string& key, bool v) { return {{"key", key}, {"value",
 bool has_input(const callback_event& e) { return !e.input_raw.empty() || e.request_body; }
 
 // The request's input as the callbacks show it: messages (chat), prompt, or input.
-json input_of(const callback_event& e) {
-  if (!e.input_raw.empty()) {
-    return json::parse(e.input_raw, nullptr, false);  // valid: checked by the request's scan
+json input_of(std::string_view input_raw, const std::optional<std::string_view>& request_body) {
+  if (!input_raw.empty()) {
+    return json::parse(input_raw, nullptr, false);  // valid: checked by the request's scan
   }
-  if (!e.request_body) {
+  if (!request_body) {
     return nullptr;
   }
-  auto j = json::parse(*e.request_body, nullptr, false);
+  auto j = json::parse(*request_body, nullptr, false);
   if (j.is_object()) {
     for (const char* k : {"messages", "prompt", "input"}) {
       if (auto it = j.find(k); it != j.end()) {
@@ -77,7 +78,11 @@ json input_of(const callback_event& e) {
     }
     return j;
   }
-  return *e.request_body;  // cut short or not JSON: the text itself
+  return std::string(*request_body);  // cut short or not JSON: the text itself
+}
+
+json input_of(const callback_event& e) {
+  return input_of(e.input_raw, e.request_body ? std::optional<std::string_view>(*e.request_body) : std::nullopt);
 }
 
 // The answer: the first choice's message (chat JSON), else the text kept (streams).
@@ -241,61 +246,189 @@ std::string iso_time(std::int64_t unix_ns) {
   return out;
 }
 
-callback_event event_of(const request_ctx& ctx, spend::pricer& prices, const event_options& o) {
-  const to_unix ns;
+namespace {
+
+// `ns`: one reading of both clocks for every time of the request (its spans included).
+callback_fields fields_with(const request_ctx& ctx, spend::pricer& prices, const event_options& o, const to_unix& ns) {
   const auto& out = ctx.out;
-  callback_event e;
-  e.call_id = ctx.req.call_id;
-  e.call_type = names_of(ctx.type).spend_name;
-  e.route = ctx.route;
-  e.requested_model = ctx.requested_model;
-  e.stream = ctx.stream;
-  e.status = out.status;
-  e.success = out.status > 0 && out.status < 400 && !out.error;
-  e.cache_hit = out.cache_hit;
+  callback_fields f;
+  f.call_id = ctx.req.call_id;
+  f.call_type = names_of(ctx.type).spend_name;
+  f.requested_model = ctx.requested_model;
+  f.stream = ctx.stream;
+  f.status = out.status;
+  f.success = out.status > 0 && out.status < 400 && !out.error;
+  f.cache_hit = out.cache_hit;
   if (out.error) {
-    e.error_class = router::class_name(router::classify(*out.error));
-    e.error_message = out.error->message;
+    f.error_class = router::class_name(router::classify(*out.error));
+    f.error_message = out.error->message;
   }
   if (!o.redact_caller) {
     if (const auto& k = ctx.who.vkey) {
-      e.key_hash = k->token;
-      e.key_alias = k->key_alias;
-      e.team_id = k->team_id;
-      e.team_alias = k->team_alias;
-      e.user_id = k->user_id;
+      f.key_hash = k->token;
+      f.key_alias = k->key_alias;
+      f.team_id = k->team_id;
+      f.team_alias = k->team_alias;
+      f.user_id = k->user_id;
     } else if (ctx.who.is_master) {
-      e.key_hash = o.master_key_hash;
+      f.key_hash = o.master_key_hash;
     }
-    e.end_user = std::string(ctx.req.header("x-litellm-end-user-id"));
-    if (e.end_user.empty() && ctx.scan.ok) {
+    f.end_user = std::string(ctx.req.header("x-litellm-end-user-id"));
+    if (f.end_user.empty() && ctx.scan.ok) {
       if (const auto* m = ctx.scan.find("user");
           m != nullptr && m->kind == providers::json_kind::string && m->value.size() >= 2) {
-        e.end_user = providers::json_unescape(m->value.substr(1, m->value.size() - 2));
+        f.end_user = providers::json_unescape(m->value.substr(1, m->value.size() - 2));
       }
     }
   }
   if (const auto* fa = out.final_attempt(); fa != nullptr && fa->dep) {
     const auto& d = *fa->dep;
-    e.model = d.upstream_model;
-    e.model_group = d.model_name;
-    e.model_id = d.id;
-    e.provider = std::string(d.provider->name);
-    e.api_base = d.api_base.empty() ? std::string(d.provider->default_api_base) : d.api_base;
+    f.model = d.upstream_model;
+    f.model_group = d.model_name;
+    f.model_id = d.id;
+    f.provider = d.provider->name;
+    f.api_base = d.api_base.empty() ? std::string_view(d.provider->default_api_base) : std::string_view(d.api_base);
     const auto bill = billed_of(ctx, prices);
-    e.prompt_tokens = bill.t.prompt;
-    e.completion_tokens = bill.t.completion;
-    e.cost = bill.spend;
-    e.first_token_ns = ns(fa->first_token);
+    f.prompt_tokens = bill.t.prompt;
+    f.completion_tokens = bill.t.completion;
+    f.cost = bill.spend;
+    f.first_token_ns = ns(fa->first_token);
   }
-  e.start_ns = ns(out.received);
-  e.end_ns = ns(out.done != time_point{} ? out.done : std::chrono::steady_clock::now());
-  if (e.start_ns == 0) {
-    e.start_ns = e.end_ns;
+  f.start_ns = ns(out.received);
+  f.end_ns = ns(out.done != time_point{} ? out.done : std::chrono::steady_clock::now());
+  if (f.start_ns == 0) {
+    f.start_ns = f.end_ns;
   }
-  e.trace_id = out.trace.trace_id;
-  e.parent_span_id = out.trace.parent_span_id;
-  e.span_id = out.trace.span_id;
+  f.trace_id = out.trace.trace_id;
+  if (ctx.scan.ok) {
+    // Kept as received (the scan validated them); parsed only by the encoders that need a DOM.
+    for (std::string_view k : model_parameter_names) {
+      if (const auto* m = ctx.scan.find(k); m != nullptr) {
+        f.params[f.param_count++] = {k, m->value};
+      }
+    }
+  }
+  if (o.log_content) {
+    if (ctx.scan.ok) {
+      for (const char* k : {"messages", "prompt", "input"}) {
+        if (const auto* m = ctx.scan.find(k); m != nullptr) {
+          if (m->value.size() <= o.max_content_bytes) {
+            f.input_raw = m->value;
+          }
+          break;
+        }
+      }
+    }
+    if (f.input_raw.empty()) {
+      f.request_body = std::string_view(ctx.req.body).substr(0, std::min(ctx.req.body.size(), o.max_content_bytes));
+    }
+    if (!ctx.kept_response.empty()) {
+      f.response =
+          std::string_view(ctx.kept_response).substr(0, std::min(ctx.kept_response.size(), o.max_content_bytes));
+      f.response_is_json = ctx.kept_json && f.response->size() == ctx.kept_response.size();
+    }
+  }
+  return f;
+}
+
+}  // namespace
+
+callback_fields fields_of(const request_ctx& ctx, spend::pricer& prices, const event_options& o) {
+  return fields_with(ctx, prices, o, to_unix{});
+}
+
+callback_fields fields_of(const callback_event& e) {
+  callback_fields f;
+  f.call_id = e.call_id;
+  f.call_type = e.call_type;
+  f.requested_model = e.requested_model;
+  f.model = e.model;
+  f.model_group = e.model_group;
+  f.model_id = e.model_id;
+  f.provider = e.provider;
+  f.api_base = e.api_base;
+  f.stream = e.stream;
+  f.success = e.success;
+  f.cache_hit = e.cache_hit;
+  f.response_is_json = e.response_is_json;
+  f.status = e.status;
+  f.error_class = e.error_class;
+  f.error_message = e.error_message;
+  f.key_hash = e.key_hash;
+  f.key_alias = e.key_alias;
+  f.team_id = e.team_id;
+  f.team_alias = e.team_alias;
+  f.user_id = e.user_id;
+  f.end_user = e.end_user;
+  f.prompt_tokens = e.prompt_tokens;
+  f.completion_tokens = e.completion_tokens;
+  f.cost = e.cost;
+  f.start_ns = e.start_ns;
+  f.end_ns = e.end_ns;
+  f.first_token_ns = e.first_token_ns;
+  f.trace_id = e.trace_id;
+  for (const auto& [k, v] : e.model_parameters) {
+    if (f.param_count < f.params.size()) {
+      f.params[f.param_count++] = {k, v};
+    }
+  }
+  f.input_raw = e.input_raw;
+  if (e.request_body) {
+    f.request_body = *e.request_body;
+  }
+  if (e.response) {
+    f.response = *e.response;
+  }
+  return f;
+}
+
+callback_event event_of(const request_ctx& ctx, spend::pricer& prices, const event_options& o) {
+  const to_unix ns;
+  const auto f = fields_with(ctx, prices, o, ns);
+  callback_event e;
+  e.call_id = f.call_id;
+  e.call_type = f.call_type;
+  e.route = ctx.route;
+  e.requested_model = f.requested_model;
+  e.model = f.model;
+  e.model_group = f.model_group;
+  e.model_id = f.model_id;
+  e.provider = f.provider;
+  e.api_base = f.api_base;
+  e.stream = f.stream;
+  e.status = f.status;
+  e.success = f.success;
+  e.cache_hit = f.cache_hit;
+  e.error_class = f.error_class;
+  e.error_message = f.error_message;
+  e.key_hash = f.key_hash;
+  e.key_alias = f.key_alias;
+  e.team_id = f.team_id;
+  e.team_alias = f.team_alias;
+  e.user_id = f.user_id;
+  e.end_user = f.end_user;
+  e.prompt_tokens = f.prompt_tokens;
+  e.completion_tokens = f.completion_tokens;
+  e.cost = f.cost;
+  e.start_ns = f.start_ns;
+  e.end_ns = f.end_ns;
+  e.first_token_ns = f.first_token_ns;
+  e.trace_id = f.trace_id;
+  e.parent_span_id = ctx.out.trace.parent_span_id;
+  e.span_id = ctx.out.trace.span_id;
+  for (std::size_t i = 0; i < f.param_count; ++i) {
+    e.model_parameters.emplace_back(f.params[i].first, std::string(f.params[i].second));
+  }
+  e.input_raw = f.input_raw;
+  if (f.request_body) {
+    e.request_body = std::string(*f.request_body);
+  }
+  if (f.response) {
+    e.response = std::string(*f.response);
+  }
+  e.response_is_json = f.response_is_json;
+  // Spans (otel only).
+  const auto& out = ctx.out;
   for (const auto& s : out.stages) {
     e.stages.push_back({s.name, ns(s.start), ns(s.end)});
   }
@@ -324,33 +457,6 @@ callback_event event_of(const request_ctx& ctx, spend::pricer& prices, const eve
         s.error = a.error->message;
       }
       e.attempts.push_back(std::move(s));
-    }
-  }
-  if (ctx.scan.ok) {
-    // Kept as received (the scan validated them); parsed only by the encoders that need a DOM.
-    for (std::string_view k : model_parameter_names) {
-      if (const auto* m = ctx.scan.find(k); m != nullptr) {
-        e.model_parameters.emplace_back(k, std::string(m->value));
-      }
-    }
-  }
-  if (o.log_content) {
-    if (ctx.scan.ok) {
-      for (const char* k : {"messages", "prompt", "input"}) {
-        if (const auto* m = ctx.scan.find(k); m != nullptr) {
-          if (m->value.size() <= o.max_content_bytes) {
-            e.input_raw = std::string(m->value);
-          }
-          break;
-        }
-      }
-    }
-    if (e.input_raw.empty()) {
-      e.request_body = ctx.req.body.substr(0, std::min(ctx.req.body.size(), o.max_content_bytes));
-    }
-    if (!ctx.kept_response.empty()) {
-      e.response = ctx.kept_response.substr(0, std::min(ctx.kept_response.size(), o.max_content_bytes));
-      e.response_is_json = ctx.kept_json && e.response->size() == ctx.kept_response.size();
     }
   }
   return e;
@@ -550,8 +656,10 @@ class text_cursor {
     p_ += N - 1;
   }
   void raw(std::string_view v) {
-    std::memcpy(p_, v.data(), v.size());
-    p_ += v.size();
+    if (!v.empty()) {  // an empty view may have no data pointer at all (memcpy's null)
+      std::memcpy(p_, v.data(), v.size());
+      p_ += v.size();
+    }
   }
   void boolean(bool v) {
     if (v) {
@@ -578,8 +686,7 @@ class text_cursor {
       ++i;
     }
     *p_++ = '"';
-    std::memcpy(p_, v.data(), i);
-    p_ += i;
+    raw(v.substr(0, i));
     if (i == v.size()) {  // the usual case: nothing to escape
       *p_++ = '"';
       return;
@@ -646,12 +753,13 @@ bool canonical_scalar(std::string_view v) {
 
 // One generic_api object (LiteLLM's StandardLoggingPayload fields we fill), appended to
 // `out`: its members in name order, then the request's input and the answer, spliced in.
-void write_generic_payload(std::string& out, const callback_event& e) {
+void write_generic_payload(std::string& out, const callback_fields& e) {
   // What is not copied as is, made first so that its size is known: model parameters not
   // spelled as nlohmann writes them (parsed and written again), the input of a body that
   // could not be scanned.
   std::vector<std::pair<std::string_view, std::string>> params_again;
-  for (const auto& [k, v] : e.model_parameters) {
+  const auto params = std::span(e.params.data(), e.param_count);
+  for (const auto& [k, v] : params) {
     if (!canonical_scalar(v)) {
       auto j = json::parse(v, nullptr, false);
       params_again.emplace_back(k, j.is_discarded() ? std::string() : j.dump(-1, ' ', false, json::error_handler_t::replace));
@@ -659,7 +767,7 @@ void write_generic_payload(std::string& out, const callback_event& e) {
   }
   std::string input_again;
   if (e.input_raw.empty() && e.request_body) {
-    input_again = input_of(e).dump(-1, ' ', false, json::error_handler_t::replace);
+    input_again = input_of(e.input_raw, e.request_body).dump(-1, ' ', false, json::error_handler_t::replace);
   }
   const bool response_raw = e.response && (e.response_is_json || providers::json_valid(*e.response));
   const std::string_view model = e.model.empty() ? e.requested_model : e.model;
@@ -667,13 +775,13 @@ void write_generic_payload(std::string& out, const callback_event& e) {
 
   // Room for the worst case: member names, punctuation and numbers, then each string.
   std::size_t room = 1024;
-  for (const std::string* x : {&e.api_base, &e.call_type, &e.provider, &e.end_user, &e.error_class, &e.error_message,
-                               &e.call_id, &e.key_alias, &e.key_hash, &e.team_alias, &e.team_id, &e.user_id,
-                               &e.model_group, &e.model_id, &e.requested_model}) {
-    room += str_room(*x);
+  for (std::string_view x : {e.api_base, e.call_type, e.provider, std::string_view(e.end_user), e.error_class,
+                             e.error_message, e.call_id, e.key_alias, e.key_hash, e.team_alias, e.team_id, e.user_id,
+                             e.model_group, e.model_id, e.requested_model}) {
+    room += str_room(x);
   }
   room += str_room(e.end_user) + str_room(model) + str_room(trace_id);  // metadata's end user, model, trace_id
-  for (const auto& [k, v] : e.model_parameters) {
+  for (const auto& [k, v] : params) {
     room += str_room(k) + 1 + v.size();
   }
   for (const auto& [k, v] : params_again) {
@@ -683,7 +791,8 @@ void write_generic_payload(std::string& out, const callback_event& e) {
   if (e.response) {
     room += response_raw ? e.response->size() : str_room(*e.response);
   }
-  // Written in a buffer kept for the next payloads (grown, never cleared), then appended.
+  // Written in a buffer kept for the next payloads (grown, never cleared), then appended:
+  // writing at the end of `out` would need it resized, which zero-fills the room each time.
   thread_local std::string scratch;
   if (scratch.size() < room) {
     scratch.resize(std::max(room, 2 * scratch.size()));
@@ -726,18 +835,18 @@ void write_generic_payload(std::string& out, const callback_event& e) {
   // The caller (members in name order; empty ones left out).
   w.lit(",\"metadata\":{");
   bool first = true;
-  const std::pair<std::string_view, const std::string*> caller[] = {
-      {"\"user_api_key_alias\":", &e.key_alias},  {"\"user_api_key_end_user_id\":", &e.end_user},
-      {"\"user_api_key_hash\":", &e.key_hash},    {"\"user_api_key_team_alias\":", &e.team_alias},
-      {"\"user_api_key_team_id\":", &e.team_id}, {"\"user_api_key_user_id\":", &e.user_id}};
+  const std::pair<std::string_view, std::string_view> caller[] = {
+      {"\"user_api_key_alias\":", e.key_alias},  {"\"user_api_key_end_user_id\":", e.end_user},
+      {"\"user_api_key_hash\":", e.key_hash},    {"\"user_api_key_team_alias\":", e.team_alias},
+      {"\"user_api_key_team_id\":", e.team_id}, {"\"user_api_key_user_id\":", e.user_id}};
   for (const auto& [k, v] : caller) {
-    if (!v->empty()) {
+    if (!v.empty()) {
       if (!first) {
         w.lit(",");
       }
       first = false;
       w.raw(k);
-      w.str(*v);
+      w.str(v);
     }
   }
   w.lit("},\"model\":");
@@ -749,7 +858,7 @@ void write_generic_payload(std::string& out, const callback_event& e) {
   w.lit(",\"model_parameters\":{");
   first = true;
   auto again = params_again.begin();
-  for (const auto& [k, v] : e.model_parameters) {
+  for (const auto& [k, v] : params) {
     std::string_view text = v;
     if (!canonical_scalar(v)) {
       text = (again++)->second;
@@ -820,7 +929,7 @@ void append_generic_payloads(std::string& out, const std::vector<event_ptr>& bat
       out += between;
     }
     first = false;
-    write_generic_payload(out, *ep);
+    write_generic_payload(out, fields_of(*ep));
     if (after_each != 0) {
       out += after_each;
     }
@@ -831,6 +940,8 @@ void append_generic_payloads(std::string& out, const std::vector<event_ptr>& bat
 }
 
 }  // namespace
+
+void append_generic_payload(std::string& out, const callback_fields& f) { write_generic_payload(out, f); }
 
 json generic_payload_json(const std::vector<event_ptr>& batch) {
   json out = json::array();
@@ -845,7 +956,7 @@ std::vector<std::string> generic_payload_texts(const std::vector<event_ptr>& bat
   out.reserve(batch.size());
   for (const auto& ep : batch) {
     std::string s;
-    write_generic_payload(s, *ep);
+    write_generic_payload(s, fields_of(*ep));
     out.push_back(std::move(s));
   }
   return out;
@@ -969,16 +1080,18 @@ target_or_error make_callback_target(const std::string& name, const json& settin
         append_generic_payloads(out, b, 0, 0, '\n', 0);
         return out;
       };
+      t.text = callback_target::text_framing{0, 0, '\n', 0};
     } else if (format == "single") {
       t.encode = [](const std::vector<event_ptr>& b) {
         if (b.empty()) {
           return std::string("{}");
         }
         std::string out;
-        write_generic_payload(out, *b.front());
+        write_generic_payload(out, fields_of(*b.front()));
         return out;
       };
       t.single = true;
+      t.text = callback_target::text_framing{};
     } else if (format == "json_array") {
       t.encode = [](const std::vector<event_ptr>& b) {
         std::string out;
@@ -986,6 +1099,7 @@ target_or_error make_callback_target(const std::string& name, const json& settin
         append_generic_payloads(out, b, '[', ',', 0, ']');
         return out;
       };
+      t.text = callback_target::text_framing{'[', ',', 0, ']'};
     } else {
       return {std::nullopt, name + ": log_format must be json_array, ndjson or single, got '" + format + "'"};
     }

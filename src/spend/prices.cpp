@@ -194,7 +194,10 @@ std::optional<price> price_table::for_deployment(const config::deployment& d, bo
     }
   }
   price p = base != nullptr ? *base : price{};
-  const bool own = apply_overrides(p, d.model_info) | apply_overrides(p, d.litellm_params);
+  // Both apply (litellm_params after model_info), so no short-circuit.
+  const bool own_info = apply_overrides(p, d.model_info);
+  const bool own_params = apply_overrides(p, d.litellm_params);
+  const bool own = own_info || own_params;
   if (base == nullptr && !own) {
     return std::nullopt;
   }

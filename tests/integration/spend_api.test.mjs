@@ -344,6 +344,30 @@ describe('spend API', { skip }, () => {
     }
   });
 
+  test('breakdown=false: the days (and teams) summed over keys and models', async () => {
+    const range = `start_date=${day(-1)}&end_date=${day(1)}`;
+    const full = await ok(get(`/user/daily/activity?${range}`));
+    const lean = await ok(get(`/user/daily/activity?${range}&breakdown=false`));
+    assert.deepEqual(lean.metadata, full.metadata);
+    assert.equal(lean.results.length, full.results.length);
+    for (const [i, d] of lean.results.entries()) {
+      assert.equal(d.date, full.results[i].date);
+      near(d.metrics.spend, full.results[i].metrics.spend, `day ${d.date}`);
+      assert.equal(d.metrics.api_requests, full.results[i].metrics.api_requests);
+      assert.equal(d.metrics.total_tokens, full.results[i].metrics.total_tokens);
+      assert.deepEqual(d.breakdown.api_keys, {});
+      assert.deepEqual(d.breakdown.models, {});
+    }
+    const team = await ok(get(`/team/daily/activity?${range}&breakdown=false`));
+    near(team.metadata.total_spend, 2 * COST_A + COST_B, 'team activity');
+    assert.equal(team.results[0].breakdown.entities['t-blue'].metadata.team_alias, 'blue');
+    near(team.results.reduce((s, d) => s + d.breakdown.entities['t-blue'].metrics.spend, 0), 2 * COST_A + COST_B, 't-blue');
+    assert.deepEqual(team.results[0].breakdown.api_keys, {});
+    near((await ok(get(`/user/daily/activity?${range}&breakdown=false`, keys.alice))).metadata.total_spend,
+      2 * COST_A + COST_B, 'alice: her own');
+    assertError(await get(`/user/daily/activity?${range}&breakdown=maybe`), 400, 'breakdown');
+  });
+
   test('/user/daily/activity pages by day', async () => {
     const range = `start_date=${day(-1)}&end_date=${day(1)}`;
     const first = await ok(get(`/user/daily/activity?${range}&page_size=1`));

@@ -22,6 +22,10 @@ using header_getter = std::function<std::string_view(std::string_view)>;
 // named by general_settings.litellm_key_header_name. Empty if none.
 std::string extract_key(const header_getter& header, std::string_view custom_header = {});
 
+// The value of the cookie `name` in a Cookie header, "" if absent (the UI's session and
+// CSRF cookies, admin/sso.hpp). The first match wins; values are taken as sent.
+std::string cookie_value(std::string_view header, std::string_view name);
+
 // 401 auth_error for a key that is neither the master key nor a known virtual key
 // (LiteLLM's text, with the redacted key and its hash).
 core::error invalid_key_error(std::string_view key);

@@ -34,7 +34,13 @@ struct budget_duration {
   duration_unit unit = duration_unit::day;
 };
 
-// "<digits><s|m|h|d|w|mo>", at most 6 digits; nullopt otherwise.
+// The longest duration accepted anywhere (budget periods, key lifetimes, rotation): 100
+// years. Times are nanoseconds since 1970 in a signed 64-bit count, which ends in 2262;
+// a longer duration would overflow. "Never" is said with null (or "-1"), not 999999d.
+inline constexpr std::int64_t max_duration_seconds = 100LL * 366 * 86400;
+inline constexpr std::int64_t max_duration_months = 1200;
+
+// "<digits><s|m|h|d|w|mo>", at most 6 digits and at most max_duration_*; nullopt otherwise.
 std::optional<budget_duration> parse_budget_duration(std::string_view text);
 
 class time_zone {

@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -93,6 +94,7 @@ struct callback_event {
 // The sampling parameters as a JSON object (temperature, max_tokens, ...).
 nlohmann::json model_parameters_json(const callback_event& e);
 
+
 struct event_options {
   bool log_content = true;          // false: litellm_settings.turn_off_message_logging
   bool redact_caller = false;       // litellm_settings.redact_user_api_key_info
@@ -102,6 +104,32 @@ struct event_options {
 
 // The event of a finished request (called from `finish`; copies, no I/O).
 callback_event event_of(const request_ctx& ctx, spend::pricer& prices, const event_options& o);
+
+// The part of an event a generic_api payload holds, viewed where it lies: in a finished
+// request (valid during `finish` only) or in a callback_event. Taken from a request it
+// copies nothing but the end user, so a generic_api callback writes its payload at
+// `finish` without building an event (docs/observability.md, "Callbacks").
+struct callback_fields {
+  std::string_view call_id, call_type, requested_model, model, model_group, model_id, provider, api_base;
+  bool stream = false, success = false, cache_hit = false, response_is_json = false;
+  int status = 0;
+  std::string_view error_class, error_message;
+  std::string_view key_hash, key_alias, team_id, team_alias, user_id;
+  std::string end_user;  // unescaped from the body when it came from there
+  long long prompt_tokens = 0, completion_tokens = 0;
+  double cost = 0;
+  std::int64_t start_ns = 0, end_ns = 0, first_token_ns = 0;
+  std::string_view trace_id;
+  // As callback_event::model_parameters; at most one of each reported name.
+  std::array<std::pair<std::string_view, std::string_view>, 12> params{};
+  std::size_t param_count = 0;
+  std::string_view input_raw;
+  std::optional<std::string_view> request_body, response;
+};
+callback_fields fields_of(const request_ctx& ctx, spend::pricer& prices, const event_options& o);
+callback_fields fields_of(const callback_event& e);
+// One generic_api object (LiteLLM's StandardLoggingPayload fields we fill) appended to `out`.
+void append_generic_payload(std::string& out, const callback_fields& f);
 
 // The wire formats, pure: one HTTP body per batch.
 // OTLP/HTTP JSON ExportTraceServiceRequest: per event a SERVER span (the request) with
@@ -129,6 +157,12 @@ struct callback_target {
   bool single = false;            // generic_api log_format single: one event per POST
   bool on_success = true;         // success_callback / callbacks
   bool on_failure = true;         // failure_callback / callbacks
+  // generic_api: payloads are written at `finish` straight into the batch being filled
+  // (callback_sender::push_written), with these bytes around them (0: none).
+  struct text_framing {
+    char before_first = 0, between = 0, after_each = 0, after_all = 0;
+  };
+  std::optional<text_framing> text;
   std::function<std::string(const std::vector<std::shared_ptr<const callback_event>>&)> encode;
 };
 
@@ -187,6 +221,23 @@ class callback_sender {
 
   // Queues the event (never blocks, never throws); false: the queue was full (counted).
   bool push(std::shared_ptr<const callback_event> e) noexcept;
+  // Text targets (target().text): `write(std::string&)` appends one payload to the batch
+  // being filled. Never blocks or throws; false: the queue was full or writing failed
+  // (counted as dropped, the batch left as it was).
+  template <class Write>
+  bool push_written(Write&& write) noexcept {
+    std::size_t mark = 0;
+    std::string* out = open_text(mark);
+    if (out == nullptr) {
+      return false;
+    }
+    try {
+      write(*out);
+    } catch (...) {
+      return close_text(mark, false);
+    }
+    return close_text(mark, true);
+  }
   // The sender loop: run it with co_spawn on the loop; returns after stop() once the queue
   // is empty or the last batch failed.
   net::awaitable<void> run();
@@ -194,16 +245,26 @@ class callback_sender {
 
   const callback_target& target() const { return target_; }
   const sender_stats& stats() const { return stats_; }
-  std::size_t queue_depth() const { return queue_.size(); }
+  std::size_t queue_depth() const { return queue_.size() + text_events_; }
 
  private:
   net::awaitable<bool> send_batch(std::vector<std::shared_ptr<const callback_event>> batch);
+  net::awaitable<bool> send_body(std::string body, std::size_t events);
+  std::string* open_text(std::size_t& mark) noexcept;
+  bool close_text(std::size_t mark, bool written) noexcept;
+  // Text batches waiting, oldest first; the last one is being filled.
+  struct text_batch {
+    std::string body;
+    std::size_t events = 0;
+  };
 
   callback_target target_;
   upstream_caller& up_;
   sender_options opts_;
   std::unique_ptr<sender_clock> clock_;
   std::deque<std::shared_ptr<const callback_event>> queue_;
+  std::deque<text_batch> text_batches_;
+  std::size_t text_events_ = 0;  // events in text_batches_
   sender_clock::time_point oldest_{};  // when the oldest queued event arrived
   sender_stats stats_;
   bool stopping_ = false;

@@ -460,6 +460,17 @@ activity_page daily_activity_blocking(pqxx::connection& c, const activity_query&
   out.totals_json = totals[0].as<std::string>();
   out.days = totals[1].as<long long>();
   const long long offset = static_cast<long long>(q.page - 1) * q.page_size;
+  const std::string days = "WITH f AS (SELECT * FROM daily_spend WHERE " + filter +
+                           "), days AS (SELECT DISTINCT day FROM f ORDER BY day LIMIT " + std::to_string(q.page_size) +
+                           " OFFSET " + std::to_string(offset) + ") ";
+  if (!q.breakdown) {
+    out.rows_json = json_array_of(
+        tx, days + "SELECT json_build_object('date', to_char(f.day, 'YYYY-MM-DD'), 'entity_id', f.entity_id, " +
+                sums("f.") + ", 'team_alias', max(tm.team_alias))::text FROM f JOIN days USING (day) "
+                "LEFT JOIN teams tm ON f.entity_type = 'team' AND tm.team_id = f.entity_id "
+                "GROUP BY f.day, f.entity_id ORDER BY f.day, f.entity_id");
+    return out;
+  }
   out.rows_json = json_array_of(
       tx, "WITH f AS (SELECT * FROM daily_spend WHERE " + filter +
               "), days AS (SELECT DISTINCT day FROM f ORDER BY day LIMIT " + std::to_string(q.page_size) + " OFFSET " +

@@ -32,6 +32,20 @@ TEST(key_duration, months_are_calendar_months_clamped_to_the_month_end) {
   EXPECT_EQ(admin::iso_utc(*admin::add_duration("12mo", t0)), "2027-01-31T10:20:30.000Z");
 }
 
+// Found by management_body_fuzz: "99999d" overflowed the clock (nanoseconds end in 2262).
+// Durations are capped at 100 years; "never" is null.
+TEST(key_duration, longer_than_a_century_is_rejected) {
+  EXPECT_TRUE(admin::add_duration("36600d", t0).has_value());
+  EXPECT_TRUE(admin::add_duration("1200mo", t0).has_value());
+  for (const char* bad : {"99999d", "999999d", "999999h", "1201mo", "999999mo"}) {
+    EXPECT_FALSE(admin::add_duration(bad, t0).has_value()) << bad;
+  }
+  auto patch = admin::key_patch_from(json{{"duration", "99999d"}}, t0);
+  ASSERT_FALSE(patch);
+  EXPECT_EQ(patch.error().status, 422);
+  EXPECT_EQ(patch.error().param, "duration");
+}
+
 TEST(key_duration, malformed_is_rejected) {
   for (const char* bad : {"", "s", "30", "30x", "30 s", "-1d", "1.5h", "30S", "30dd", "1m0", "9999999d"}) {
     EXPECT_FALSE(admin::add_duration(bad, t0).has_value()) << bad;

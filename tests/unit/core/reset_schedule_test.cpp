@@ -51,6 +51,12 @@ TEST(BudgetDuration, Parses) {
   EXPECT_FALSE(core::parse_budget_duration("1month"));
   EXPECT_FALSE(core::parse_budget_duration("1234567s"));
   EXPECT_FALSE(core::parse_budget_duration("-1d"));
+  // At most 100 years: a longer period would overflow the clock.
+  EXPECT_FALSE(core::parse_budget_duration("999999w"));
+  EXPECT_FALSE(core::parse_budget_duration("99999d"));
+  EXPECT_FALSE(core::parse_budget_duration("1201mo"));
+  EXPECT_TRUE(core::parse_budget_duration("5200w"));
+  EXPECT_TRUE(core::parse_budget_duration("1200mo"));
   auto mo = core::parse_budget_duration("3mo");
   ASSERT_TRUE(mo);
   EXPECT_EQ(mo->value, 3);

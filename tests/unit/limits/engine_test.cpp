@@ -215,6 +215,11 @@ TEST(durations, litellm_strings) {
   EXPECT_FALSE(parse_duration("abc"));
   EXPECT_FALSE(parse_duration("0s"));
   EXPECT_FALSE(parse_duration("3w"));
+  // A row's period past 100 years would overflow the clock: no schedule instead.
+  EXPECT_FALSE(parse_duration("9223372036854775807d"));
+  EXPECT_FALSE(parse_duration("99999d"));
+  EXPECT_FALSE(parse_duration("1201mo"));
+  EXPECT_EQ(parse_duration("36600d")->count, 36600);
   using namespace std::chrono;
   sys_days jan31 = 2026y / January / 31;
   auto feb = sy::limits::add_duration(jan31 + 5h, *parse_duration("1mo"));

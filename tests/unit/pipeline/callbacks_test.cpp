@@ -270,6 +270,60 @@ TEST(CallbackSender, AFullQueueDropsAndCounts) {
   EXPECT_EQ(f.sender->stats().dropped, 2u);
 }
 
+// generic_api targets take payloads written at `finish` straight into the batch being
+// filled: framed as the log format says, batched, bounded and flushed like events.
+TEST(CallbackSender, TextPayloadsAreWrittenIntoFramedBatches) {
+  sender_options o;
+  o.batch_size = 3;
+  o.queue_capacity = 5;
+  o.flush_interval = 1000ms;
+  auto c = std::make_unique<fake_sender_clock>();
+  auto* clock = c.get();
+  recording_upstream up(*c);
+  auto t = ids_target();
+  t.text = callback_target::text_framing{'[', ',', 0, ']'};
+  callback_sender sender(t, up, o, std::move(c));
+  const auto write = [](std::string text) { return [text](std::string& out) { out += text; }; };
+  for (const char* id : {"{\"a\":1}", "{\"b\":2}", "{\"c\":3}", "{\"d\":4}"}) {
+    EXPECT_TRUE(sender.push_written(write(id)));
+  }
+  EXPECT_EQ(clock->wakes, 1) << "the third payload filled a batch";
+  // A writer that fails leaves the batch as it was, and the payload counts as dropped.
+  EXPECT_FALSE(sender.push_written([](std::string& out) {
+    out += "{\"half";
+    throw std::runtime_error("out of memory");
+  }));
+  EXPECT_TRUE(sender.push_written(write("{\"e\":5}")));
+  EXPECT_FALSE(sender.push_written(write("{\"f\":6}"))) << "the queue holds 5";
+  EXPECT_EQ(sender.queue_depth(), 5u);
+  EXPECT_EQ(sender.stats().dropped, 2u);
+  int waits = 0;
+  clock->on_wait = [&] {
+    if (++waits == 2) {
+      sender.stop();
+    }
+  };
+  run_coro([&] { return sender.run(); });
+  ASSERT_EQ(up.seen.size(), 2u);
+  EXPECT_EQ(up.seen[0].body, R"([{"a":1},{"b":2},{"c":3}])");
+  EXPECT_EQ(up.seen[1].body, R"([{"d":4},{"e":5}])");
+  EXPECT_TRUE(json::accept(up.seen[1].body));
+  EXPECT_EQ(sender.stats().sent, 5u);
+  EXPECT_EQ(sender.stats().queued, 5u);
+
+  // ndjson: a line per payload, nothing around the batch.
+  auto c2 = std::make_unique<fake_sender_clock>();
+  recording_upstream up2(*c2);
+  t.text = callback_target::text_framing{0, 0, '\n', 0};
+  callback_sender lines(t, up2, o, std::move(c2));
+  EXPECT_TRUE(lines.push_written(write("{}")));
+  EXPECT_TRUE(lines.push_written(write("[]")));
+  lines.stop();
+  run_coro([&] { return lines.run(); });
+  ASSERT_EQ(up2.seen.size(), 1u);
+  EXPECT_EQ(up2.seen[0].body, "{}\n[]\n");
+}
+
 TEST(TraceContext, TakesAValidTraceparentAndRefusesMalformedOnes) {
   auto t = trace_context_of("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
   EXPECT_EQ(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
@@ -493,6 +547,17 @@ TEST(CallbackFormats, GenericPayloadTextIsTheObjectsDump) {
   auto b = std::make_shared<const callback_event>(failed);
   EXPECT_EQ(t.target->encode({a, b}), "[" + generic_as_dom_text(ok) + "," + generic_as_dom_text(failed) + "]");
   EXPECT_EQ(t.target->encode({}), "[]");
+  // What is written at `finish` (from the request's fields) is the same text.
+  ASSERT_TRUE(t.target->text);
+  EXPECT_EQ(t.target->text->before_first, '[');
+  std::string direct;
+  append_generic_payload(direct, fields_of(ok));
+  EXPECT_EQ(direct, generic_as_dom_text(ok));
+  // Fields of a request that has none of them are empty views without data (a refused
+  // request: no deployment, no caller, no content).
+  std::string none;
+  append_generic_payload(none, callback_fields{});
+  EXPECT_EQ(none, generic_as_dom_text(callback_event{}));
 }
 
 

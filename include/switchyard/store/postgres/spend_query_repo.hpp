@@ -98,6 +98,9 @@ struct activity_query {
   std::string api_key;  // "" any
   int page = 1;
   int page_size = 50;
+  // false: one row per day and entity, summed over keys and models (the rows' api_key,
+  // model, ... are empty): a month of many keys in a few rows.
+  bool breakdown = true;
 };
 struct activity_page {
   // JSON array of {date, entity_id, api_key, model, model_group, custom_llm_provider,

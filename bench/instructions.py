@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+"""Instructions per request, feature on and off: the gateway under valgrind's callgrind.
+
+    SWITCHYARD_BIN=build/release/src/switchyard ./bench/instructions.py [--variants a,b] [--requests N]
+
+CPU time per request (bench/run.sh) moves with the machine's load by 10-20%; the number of
+instructions the gateway executes per request does not. This runs the gateway with the
+master key and no Postgres or Redis in front of an nginx fake upstream (the same chat
+answer as bench.py's, and `POST /callbacks` for the callback receiver), sends
+non-stream 1 KB chat requests over 4 keep-alive connections, waits for the queued
+callback batches to be sent, stops it and reads the instruction total of every thread. Variants:
+
+    nometrics   SWITCHYARD_DISABLE_METRICS=1
+    metrics     metrics on (the default)
+    callback    metrics + a generic_api callback to the live receiver
+    otel        metrics + the otel callback to the live receiver (OTLP/HTTP JSON)
+
+callgrind_control needs vgdb, which this machine's valgrind does not offer, so each
+variant runs twice, with `--warmup` and with `--warmup` + `--requests` requests, and the
+difference of the two totals is the requests' share.
+
+valgrind runs the code about 50x slower, so this measures work, not speed: a memcpy
+counts by its instructions, SHA-256 has no SHA extensions. Figures in docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench  # noqa: E402  (the bodies and the nginx config of the main bench)
+
+VARIANTS = {
+    "nometrics": ({"SWITCHYARD_DISABLE_METRICS": "1"}, ""),
+    "metrics": ({}, ""),
+    "callback": ({"GENERIC_LOGGER_ENDPOINT": "http://127.0.0.1:{up}/callbacks"},
+                 "litellm_settings: {callbacks: [generic_api]}\n"),
+    "otel": ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:{up}/callbacks"},
+             "litellm_settings: {callbacks: [otel]}\n"),
+}
+MASTER = "sk-bench-instructions-master"
+
+
+def post_many(port: int, n: int, body: bytes, conns: int = 4) -> int:
+    """n requests over `conns` keep-alive connections; the number that were not 200."""
+    bad = [0]
+    lock = threading.Lock()
+
+    def worker(count: int) -> None:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        for _ in range(count):
+            c.request("POST", "/v1/chat/completions", body,
+                      {"Authorization": f"Bearer {MASTER}", "Content-Type": "application/json"})
+            r = c.getresponse()
+            r.read()
+            if r.status != 200:
+                with lock:
+                    bad[0] += 1
+        c.close()
+
+    threads = [threading.Thread(target=worker, args=(n // conns + (1 if i < n % conns else 0),))
+               for i in range(conns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return bad[0]
+
+
+def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the gateway exited ({proc.returncode}) before it was ready")
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            c.request("GET", "/health/liveliness")
+            if c.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("the gateway was not ready in time")
+
+
+def total_instructions(out_file_prefix: str) -> int:
+    """Sum of the `summary:`/`totals:` lines of every dump (one per thread) under the prefix."""
+    total = 0
+    d = os.path.dirname(out_file_prefix)
+    base = os.path.basename(out_file_prefix)
+    for name in os.listdir(d):
+        if not name.startswith(base):
+            continue
+        with open(os.path.join(d, name)) as f:
+            for line in f:
+                m = re.match(r"^(?:summary|totals):\s+(\d+)", line)
+                if m:
+                    total += int(m.group(1))
+                    break
+    return total
+
+
+def run_once(binary: str, variant: str, up_port: int, tmp: str, requests: int, body: bytes) -> int:
+    """Instructions of a whole gateway run (start, `requests` requests, the callback batches
+    sent, shutdown), summed over its threads."""
+    env_extra, extra_config = VARIANTS[variant]
+    port = bench.free_port()
+    cfg = os.path.join(tmp, f"{variant}.yaml")
+    with open(cfg, "w") as f:
+        f.write("model_list:\n"
+                "  - model_name: bench-model\n"
+                "    litellm_params:\n"
+                "      model: openai/bench-model\n"
+                f"      api_base: http://127.0.0.1:{up_port}/v1\n"
+                "      api_key: sk-upstream\n"
+                f"general_settings:\n  master_key: {MASTER}\n" + extra_config)
+    env = dict(os.environ)
+    env.update({k: v.format(up=up_port) for k, v in env_extra.items()})
+    env["SWITCHYARD_CALLBACK_FLUSH_MS"] = "200"
+    # The malloc tuning the gateway gives itself by re-executing (src/main.cpp), given here:
+    # valgrind does not follow the exec.
+    env["GLIBC_TUNABLES"] = "glibc.malloc.tcache_count=1024"
+    env["SWITCHYARD_MALLOC_TUNED"] = "1"
+    for k in ("DATABASE_URL", "REDIS_HOST", "REDIS_URL", "LITELLM_MASTER_KEY"):
+        env.pop(k, None)
+    prefix = os.path.join(tmp, f"cg-{variant}-{requests}.out")
+    proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={prefix}.%p",
+                             "--separate-threads=yes", "--dump-instr=no",
+                             binary, "--config", cfg, "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, f"{variant}.log"), "w"),
+                            start_new_session=True)
+    try:
+        wait_ready(port, proc)
+        bad = post_many(port, requests, body)
+        if bad:
+            raise SystemExit(f"{variant}: {bad} of {requests} requests failed (see {tmp}/{variant}.log)")
+        time.sleep(1.0)  # the last callback batch is sent (flush every 200 ms)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    total = total_instructions(prefix)
+    if total == 0:
+        raise SystemExit(f"{variant}: no callgrind output under {prefix}*")
+    return total
+
+
+def measure(binary: str, variant: str, up_port: int, tmp: str, warmup: int, requests: int, body: bytes) -> float:
+    """Per request: a run of warmup + requests less a run of warmup alone (start-up,
+    warm-up and shutdown cancel out)."""
+    long_run = run_once(binary, variant, up_port, tmp, warmup + requests, body)
+    short_run = run_once(binary, variant, up_port, tmp, warmup, body)
+    return (long_run - short_run) / requests
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variants", default="nometrics,metrics,callback")
+    ap.add_argument("--requests", type=int, default=1000)
+    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=1, help="each variant this many times, alternated")
+    args = ap.parse_args()
+    binary = os.environ.get("SWITCHYARD_BIN", "build/release/src/switchyard")
+    if not os.access(binary, os.X_OK):
+        raise SystemExit(f"no gateway binary at {binary} (set SWITCHYARD_BIN)")
+    for tool in ("valgrind", "callgrind_control", "nginx"):
+        if shutil.which(tool) is None and not os.path.exists("/usr/sbin/nginx"):
+            raise SystemExit(f"{tool} is missing (apt-get install valgrind nginx)")
+    variants = args.variants.split(",")
+    for v in variants:
+        if v not in VARIANTS:
+            raise SystemExit(f"unknown variant {v}; known: {', '.join(VARIANTS)}")
+    tmp = tempfile.mkdtemp(prefix="sy-instr-")
+    procs = bench.Procs(tmp, os.sched_getaffinity(0))
+    try:
+        up_port = bench.free_port()
+        payload = bench.nginx_return(bench.chat_json_body())
+        servers = bench.UPSTREAM_SERVERS.format(port=up_port, ctype="application/json", payload=payload,
+                                                messages_payload=bench.nginx_return(bench.messages_json_body()))
+        nginx = bench.Nginx(procs, shutil.which("nginx") or "/usr/sbin/nginx", tmp, "upstream", servers)
+        nginx.start([up_port])
+        body = bench.request_body("bench-model", False, 1024)
+        results: dict[str, list[float]] = {v: [] for v in variants}
+        for _ in range(args.rounds):
+            for v in variants:
+                ir = measure(binary, v, up_port, tmp, args.warmup, args.requests, body)
+                results[v].append(ir)
+                print(f"[instructions] {v}: {ir / 1000:.1f}k per request", file=sys.stderr, flush=True)
+        base = None
+        print("| variant | instructions per request | vs the first |")
+        print("|---|---|---|")
+        for v in variants:
+            ir = min(results[v])
+            base = base or ir
+            print(f"| {v} | {ir / 1000:.1f}k | {100 * (ir / base - 1):+.1f}% |")
+    finally:
+        procs.stop_all()
+        if os.environ.get("KEEP_TMP") is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
