@@ -104,6 +104,11 @@ handler_result customer_list(const route_context& c);
 // model_info.cpp
 handler_result model_info(const route_context& c);
 
+// model_admin.cpp (store_model_in_db)
+handler_result model_new(const route_context& c);
+handler_result model_update(const route_context& c);
+handler_result model_delete(const route_context& c);
+
 // spend.cpp
 handler_result spend_logs(const route_context& c);
 handler_result spend_tags(const route_context& c);

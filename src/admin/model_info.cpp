@@ -2,23 +2,10 @@
 
 #include "handlers.hpp"
 
-#include <set>
 
 namespace switchyard::admin {
 
 namespace {
-
-// Secrets never leave /model/info.
-bool secret_param(const std::string& k) {
-  static const std::set<std::string> names = {"api_key",        "aws_secret_access_key", "aws_access_key_id",
-                                              "aws_session_token", "vertex_credentials", "azure_ad_token",
-                                              "client_secret",  "password"};
-  return names.contains(k) || k.ends_with("_api_key") || k.ends_with("_secret") || k.ends_with("_token");
-}
-
-// Headers sent upstream (`headers`, `extra_headers`) often carry credentials: their
-// names are shown, their values never.
-bool header_param(const std::string& k) { return k == "headers" || k == "extra_headers"; }
 
 json redacted_headers(const json& v) {
   if (!v.is_object()) {
@@ -34,17 +21,24 @@ json redacted_headers(const json& v) {
 
 }  // namespace
 
-json model_info_entry(const config::deployment& d) {
+// Secrets never leave the management API: credentials are left out, header values
+// (often credentials) replaced.
+json redacted_params(const json& litellm_params) {
   json params = json::object();
-  if (d.litellm_params.is_object()) {
-    for (const auto& [k, v] : d.litellm_params.items()) {
-      if (header_param(k)) {
+  if (litellm_params.is_object()) {
+    for (const auto& [k, v] : litellm_params.items()) {
+      if (config::is_header_param(k)) {
         params[k] = redacted_headers(v);
-      } else if (!secret_param(k)) {
+      } else if (!config::is_secret_param(k)) {
         params[k] = v;
       }
     }
   }
+  return params;
+}
+
+json model_info_entry(const config::deployment& d) {
+  json params = redacted_params(d.litellm_params);
   json info = d.model_info.is_object() ? d.model_info : json::object();
   info["id"] = d.id;
   if (!info.contains("mode")) {

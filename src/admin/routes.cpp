@@ -99,6 +99,10 @@ constexpr route table[] = {
     // The model list needs no database: it answers from the config, also before the
     // migrations ran.
     {"/model/info",          "/v1/model/info",        get,            anyone,        false, model_info},
+    // Models in the database (general_settings.store_model_in_db): proxy admins only.
+    {"/model/new",           {},                      post,           admin_only,    true,  model_new},
+    {"/model/update",        {},                      post,           admin_only,    true,  model_update},
+    {"/model/delete",        {},                      post,           admin_only,    true,  model_delete},
 };
 
 // `path` against a pattern with at most one {param} segment; the segment goes to `param`.

@@ -1,5 +1,6 @@
 #include "switchyard/app/gateway.hpp"
 
+#include "switchyard/admin/db_models.hpp"
 #include "switchyard/admin/health.hpp"
 #include "switchyard/admin/management.hpp"
 #include "switchyard/admin/sso.hpp"
@@ -37,6 +38,7 @@
 #include "switchyard/store/postgres/budget_repo.hpp"
 #include "switchyard/store/postgres/db_executor.hpp"
 #include "switchyard/store/postgres/migrations.hpp"
+#include "switchyard/store/postgres/model_repo.hpp"
 #include "switchyard/store/postgres/spend_repo.hpp"
 #include "switchyard/store/redis/redis_client.hpp"
 #include "switchyard/upstream/client.hpp"
@@ -383,6 +385,29 @@ std::string files_hash(const config::config& cfg) {
   return core::sha256_hex(all);
 }
 
+// The version of what serves: the files' hash, combined with the digest of the models
+// kept in the database when there are any (a change there is a new version too).
+std::string config_hash(const std::string& files, const std::string& db_digest) {
+  return db_digest.empty() ? files : core::sha256_hex(files + "\n" + db_digest);
+}
+
+// What a stored model's check says: its key within the model and the message (no file);
+// a config file that no longer loads is said as such.
+std::string db_model_reason(const config::config_error& e) {
+  if (e.file() != "database") {
+    return std::string("the config file does not load: ") + e.what();
+  }
+  std::string key = e.key();
+  if (key.starts_with("db_model[")) {
+    const auto close = key.find(']');
+    key = close == std::string::npos ? std::string() : key.substr(close + 1);
+    if (!key.empty() && key.front() == '.') {
+      key.erase(0, 1);
+    }
+  }
+  return key.empty() ? e.detail() : key + ": " + e.detail();
+}
+
 // A config read for a reload, off the loop: the config, or the reason it was refused
 // ("<file>:<line>: <key>: <message>", never a secret value).
 struct loaded_config {
@@ -568,6 +593,10 @@ struct gateway::impl {
         grace_timer(ioc) {
     register_process_metrics();
     wire_observability();
+    if (cfg->general.store_model_in_db && !db) {
+      spdlog::warn("general_settings.store_model_in_db needs a database (database_url / DATABASE_URL); without one "
+                   "/model/new, /model/update and /model/delete answer 500");
+    }
     key_auth.set_route_rules({cfg->general.allowed_routes, cfg->general.admin_only_routes});
     std::vector<std::string> public_routes;
     for (const auto& r : cfg->general.public_routes) {
@@ -762,6 +791,25 @@ struct gateway::impl {
   admin::health_endpoints health;
   // Sign-in for the admin UI (docs/sso.md): password and OIDC sign-in, sessions in Postgres.
   admin::sso_endpoints sso{load_sso_settings(), db.get(), client, auth, ioc.get_executor()};
+  // Models in the database (general_settings.store_model_in_db; docs/configuration.md,
+  // "Models in the database"). The rows are read on the db threads and merged with the
+  // config file by the same path as a reload (reload_config with the rows), so unchanged
+  // deployments keep their state. A write announces itself on Redis (every instance syncs
+  // at once); a poll every db_models_poll catches what a missed message did not.
+  bool store_models = cfg->general.store_model_in_db && db != nullptr;
+  std::unique_ptr<core::secret_box> model_box =
+      store_models ? std::make_unique<core::secret_box>(admin::model_secret_passphrase(cfg->general.master_key))
+                   : nullptr;
+  std::vector<config::db_model> db_models;  // as merged into the current generation
+  std::string db_models_digest;             // sha256 of their rows ("" when there are none)
+  std::optional<std::string> db_models_failed;  // digest of rows whose reload was refused (the file did not load)
+  std::chrono::milliseconds db_models_poll = env_ms("SWITCHYARD_DB_MODELS_POLL_MS", std::chrono::milliseconds{5000});
+  net::steady_timer db_models_timer{ioc};  // the poll; cancelled: sync now
+  net::steady_timer db_models_synced{ioc, net::steady_timer::time_point::max()};  // cancelled after each sync
+  std::uint64_t db_sync_requested = 1;  // the first sync loads the rows at start
+  std::uint64_t db_sync_done = 0;
+  bool db_models_fetch_failed = false;
+  static constexpr const char* models_channel = "switchyard:model-change";
   // The admin UI's pages (ui/), read once here and served from memory.
   const admin::ui_assets ui = load_ui();
   admin::management_api management{{key_auth, db.get(), key_invalidation.get(), cfg, &pricer, response_cache.get(),
@@ -771,7 +819,17 @@ struct gateway::impl {
                                     [this](std::string service) { return check_service(std::move(service)); },
                                     [this] { reset_timer.cancel(); },
                                     [this](std::string source) { return reload_config(std::move(source)); },
-                                    [this] { return version_json(); }}};
+                                    [this] { return version_json(); },
+                                    store_models ? std::function<net::awaitable<std::optional<std::string>>(
+                                                       config::db_model)>([this](config::db_model m) {
+                                      return check_db_model(std::move(m));
+                                    })
+                                                 : nullptr,
+                                    store_models ? std::function<net::awaitable<void>()>([this] {
+                                      return db_models_changed();
+                                    })
+                                                 : nullptr,
+                                    model_box.get()}};
   http::server server;
   net::signal_set signals;
   net::signal_set hangup;  // SIGHUP: reload (on_hangup)
@@ -840,14 +898,19 @@ struct gateway::impl {
         reload_again = true;
         return;
       }
-      net::co_spawn(ioc, [this]() -> net::awaitable<void> {
-        do {
-          reload_again = false;
-          auto r = co_await reload_config("SIGHUP");
-          (void)r;  // logged by reload_config
-        } while (reload_again && !stopping);
-      }, net::detached);
+      hangup_reloads();
     });
+  }
+
+  // The reloads a hangup asks for: one, and one more for each hangup during it.
+  void hangup_reloads() {
+    net::co_spawn(ioc, [this]() -> net::awaitable<void> {
+      do {
+        reload_again = false;
+        auto r = co_await reload_config("SIGHUP");
+        (void)r;  // logged by reload_config
+      } while (reload_again && !stopping);
+    }, net::detached);
   }
 
   // The one config reload (SIGHUP, POST /config/reload). The file and its includes are
@@ -856,7 +919,11 @@ struct gateway::impl {
   // now on, and the settings read per request (access groups, route rules, allowed IPs).
   // An invalid file changes nothing and is the error (400, with its file:line); the same
   // files as now change nothing either ("unchanged").
-  net::awaitable<core::result<nlohmann::json>> reload_config(std::string source) {
+  // `models` (the db model sync): the stored models to merge, and their digest; without
+  // them the models merged last time are kept.
+  net::awaitable<core::result<nlohmann::json>> reload_config(std::string source,
+                                                             std::optional<std::vector<config::db_model>> models = {},
+                                                             std::string models_digest = {}) {
     if (reloading) {
       auto e = core::make_error(core::errc::bad_request, "A config reload is already running; try again when it ends");
       e.status = 409;
@@ -868,12 +935,14 @@ struct gateway::impl {
       ~done_guard() { flag = false; }
     } guard{reloading};
     const std::string path = gen->cfg->path;
-    config::load_options lo;
-    lo.export_environment = false;  // setenv is not thread-safe; os.environ/ still sees them
-    lo.bare_model_provider = [prices = pricer.shared_table()](std::string_view model) -> std::string {
-      const auto* p = prices->find(model);
-      return p != nullptr ? p->provider : std::string();
-    };
+    config::load_options lo = reload_options();
+    if (!models) {
+      models = db_models;
+      models_digest = db_models_digest;
+    }
+    if (store_models) {
+      lo.db_models = *models;
+    }
     struct job {
       explicit job(net::io_context& io) : wake(io, net::steady_timer::time_point::max()) {}
       net::steady_timer wake;
@@ -890,6 +959,9 @@ struct gateway::impl {
     });
     co_await j->wake.async_wait(net::as_tuple(net::use_awaitable));
     loaded_config loaded = std::move(j->out);
+    if (loaded.cfg) {
+      loaded.hash = config_hash(loaded.hash, models_digest);
+    }
     if (!loaded.cfg) {
       spdlog::error("config reload ({}) refused, still serving {} (loaded {}): {}", source, gen->hash.substr(0, 12),
                     iso_time(gen->loaded_at), loaded.error);
@@ -898,6 +970,7 @@ struct gateway::impl {
       co_return e;
     }
     if (loaded.hash == gen->hash) {
+      file_loads_again(source);
       spdlog::info("config reload ({}): {} unchanged", source, gen->hash.substr(0, 12));
       count_reload("unchanged");
       auto out = version_json();
@@ -910,6 +983,9 @@ struct gateway::impl {
     const auto restart = restart_only_changes(*before, *next);
     const auto diff = rt.reload(next);
     gen = make_generation(next, loaded.hash, source, gen->number + 1);
+    db_models = std::move(*models);
+    db_models_digest = std::move(models_digest);
+    file_loads_again(source);
     key_auth.set_access_groups(access_groups_of(*next));
     key_auth.set_route_rules({next->general.allowed_routes, next->general.admin_only_routes});
     allowed_ips = ip_allow_list(next->general.allowed_ips);
@@ -946,6 +1022,178 @@ struct gateway::impl {
       ::kill(::getppid(), SIGHUP);
     }
     co_return core::result<nlohmann::json>{boost::system::in_place_value, std::move(out)};
+  }
+
+  // The config file loaded: stored models refused with it before (a file that did not
+  // load) are read and applied now.
+  void file_loads_again(const std::string& source) {
+    if (!db_models_failed) {
+      return;
+    }
+    db_models_failed.reset();
+    if (source != "database") {
+      ++db_sync_requested;
+      db_models_timer.cancel();
+    }
+  }
+
+  config::load_options reload_options() {
+    config::load_options lo;
+    lo.export_environment = false;  // setenv is not thread-safe; os.environ/ still sees them
+    lo.bare_model_provider = [prices = pricer.shared_table()](std::string_view model) -> std::string {
+      const auto* p = prices->find(model);
+      return p != nullptr ? p->provider : std::string();
+    };
+    return lo;
+  }
+
+  // Runs fn() on reload_pool's thread (file reads, config loads) and resumes on the loop
+  // with its result.
+  template <class T, class F>
+  net::awaitable<T> on_reload_pool(F fn) {
+    struct job {
+      explicit job(net::io_context& io) : wake(io, net::steady_timer::time_point::max()) {}
+      net::steady_timer wake;
+      std::optional<T> out;
+    };
+    auto j = std::make_shared<job>(ioc);
+    net::post(reload_pool, [j, fn = std::move(fn)]() mutable {
+      T out = fn();
+      auto ex = j->wake.get_executor();
+      net::post(ex, [j = std::move(j), out = std::move(out)]() mutable {
+        j->out = std::move(out);
+        j->wake.cancel();
+      });
+    });
+    co_await j->wake.async_wait(net::as_tuple(net::use_awaitable));
+    co_return std::move(*j->out);
+  }
+
+  // /model/new, /model/update: loads the config with `m` added (or replacing the stored
+  // model of its id), off the loop. nullopt: it loads; else why not (no file, no secret).
+  net::awaitable<std::optional<std::string>> check_db_model(config::db_model m) {
+    config::load_options lo = reload_options();
+    for (const auto& x : db_models) {
+      if (x.id != m.id) {
+        lo.db_models.push_back(x);
+      }
+    }
+    lo.strict_db_model = m.id;
+    lo.db_models.push_back(std::move(m));
+    const std::string path = gen->cfg->path;
+    auto check = [path, lo]() -> std::optional<std::string> {
+      try {
+        (void)config::load_config_blocking(path, lo);
+        return std::nullopt;
+      } catch (const config::config_error& e) {
+        return db_model_reason(e);
+      } catch (const std::exception& e) {
+        return std::string(e.what());
+      }
+    };
+    co_return co_await on_reload_pool<std::optional<std::string>>(std::move(check));
+  }
+
+  // After a write: every other instance hears it on Redis; this one syncs before the
+  // answer, so the caller's next request already sees the change here.
+  net::awaitable<void> db_models_changed() {
+    if (redis) {
+      std::vector<std::string> cmd{"PUBLISH", models_channel, instance_id};
+      auto r = co_await redis->command(std::move(cmd));
+      if (!r || r->is_error()) {
+        spdlog::warn("models in the database: PUBLISH failed ({}); other instances apply the change at their next poll",
+                     r ? r->str : r.error().message);
+      }
+    }
+    const auto target = ++db_sync_requested;
+    db_models_timer.cancel();
+    while (db_sync_done < target && !stopping) {
+      co_await db_models_synced.async_wait(net::as_tuple(net::use_awaitable));
+    }
+  }
+
+  // The sync: one at a time, when asked (a write here, a message from another instance)
+  // and every db_models_poll. Started once the migrations ran.
+  net::awaitable<void> db_models_loop() {
+    if (redis) {
+      store::redis::redis_client::message_handler on_message = [this](std::string_view, std::string_view from) {
+        if (from != instance_id) {
+          ++db_sync_requested;
+          db_models_timer.cancel();
+        }
+      };
+      std::string ch = models_channel;
+      auto r = co_await redis->subscribe(std::move(ch), std::move(on_message));
+      if (!r) {
+        spdlog::warn("models in the database: subscribe to {} pending ({}); polling meanwhile", models_channel,
+                     r.error().message);
+      }
+    }
+    while (!stopping) {
+      if (db_sync_done >= db_sync_requested) {
+        db_models_timer.expires_after(db_models_poll);
+        co_await db_models_timer.async_wait(net::as_tuple(net::use_awaitable));
+        if (stopping) {
+          break;
+        }
+      }
+      const auto epoch = db_sync_requested;
+      co_await sync_db_models();
+      db_sync_done = std::max(db_sync_done, epoch);
+      db_models_synced.cancel();
+    }
+    db_models_synced.cancel();
+  }
+
+  // Reads the stored models (a db thread) and, when they changed, reloads with them.
+  net::awaitable<void> sync_db_models() {
+    auto rows = co_await db->run(store::postgres::list_models_blocking);
+    if (!rows) {
+      if (!db_models_fetch_failed) {
+        spdlog::warn("models in the database: cannot read them ({}); still serving the ones merged before",
+                     rows.error().message);
+        db_models_fetch_failed = true;
+      }
+      co_return;
+    }
+    db_models_fetch_failed = false;
+    std::string all;
+    for (const auto& r : *rows) {
+      for (const auto* part : {&r.model_id, &r.model_name, &r.litellm_params_json, &r.model_info_json}) {
+        all += *part;
+        all += '\0';
+      }
+    }
+    const std::string digest = rows->empty() ? std::string() : core::sha256_hex(all);
+    // Unchanged, or refused with the config file as it was: nothing to do until the rows
+    // change or a reload of the file succeeds (which clears db_models_failed).
+    if (digest == db_models_digest || (db_models_failed && digest == *db_models_failed)) {
+      co_return;
+    }
+    std::vector<config::db_model> models;
+    for (const auto& r : *rows) {
+      auto m = admin::db_model_of(r, *model_box);
+      if (!m) {
+        spdlog::warn("models in the database: model {} skipped: {}", r.model_id, m.error().message);
+        continue;
+      }
+      models.push_back(std::move(*m));
+    }
+    net::steady_timer wait(ioc);
+    while (reloading && !stopping) {  // a reload from a signal or the API: after it
+      wait.expires_after(std::chrono::milliseconds(10));
+      co_await wait.async_wait(net::as_tuple(net::use_awaitable));
+    }
+    if (stopping) {
+      co_return;
+    }
+    auto r = co_await reload_config("database", std::move(models), digest);
+    if (!r) {
+      db_models_failed = digest;  // reload_config logged why (once: the poll skips this digest)
+    }
+    if (reload_again && !stopping) {
+      hangup_reloads();  // a SIGHUP came during this reload: the file is read again now
+    }
   }
 
   void count_reload(std::string_view result) {
@@ -1515,6 +1763,13 @@ struct gateway::impl {
                        applied->size(), dir);
           co_await ensure_proxy_budget();
           reset_timer.cancel();  // the reset job looks now
+          if (store_models) {
+            spdlog::info("models in the database: on (merged with the config file's model_list; synced on {}{}, "
+                         "and polled every {} ms)",
+                         redis ? "Redis channel " : "", redis ? models_channel : "each change here",
+                         db_models_poll.count());
+            net::co_spawn(ioc, [this]() { return db_models_loop(); }, net::detached);
+          }
         } else {
           db_ok = false;
           if (!warned) {
@@ -1931,6 +2186,8 @@ struct gateway::impl {
       return;
     }
     stopping = true;
+    db_models_timer.cancel();
+    db_models_synced.cancel();
     spdlog::info("signal {}: draining (no new connections; in-flight requests get {}s to finish)", signo,
                  opts.grace_period_s);
     signals.async_wait([this](const boost::system::error_code& ec, int s) {

@@ -38,6 +38,15 @@ env_lookup process_env() {
   };
 }
 
+bool is_secret_param(std::string_view k) {
+  static const std::set<std::string_view> names = {"api_key",           "aws_secret_access_key", "aws_access_key_id",
+                                                   "aws_session_token", "vertex_credentials",    "azure_ad_token",
+                                                   "client_secret",     "password"};
+  return names.contains(k) || k.ends_with("_api_key") || k.ends_with("_secret") || k.ends_with("_token");
+}
+
+bool is_header_param(std::string_view k) { return k == "headers" || k == "extra_headers"; }
+
 std::vector<std::string> config::model_names() const {
   std::vector<std::string> out;
   std::set<std::string> seen;

@@ -359,7 +359,7 @@ constexpr std::array general_settings_keys{
     key_spec{"database_connection_pool_limit", vt::integer},
     key_spec{"database_connection_timeout", vt::number},
     key_spec{"allow_requests_on_db_unavailable", vt::boolean},
-    key_spec{"store_model_in_db", vt::boolean, "ignored: models come only from the config file"},
+    key_spec{"store_model_in_db", vt::boolean},
     key_spec{"supported_db_objects", vt::list, "ignored"},
     key_spec{"disable_prisma_schema_update", vt::boolean, "ignored: the gateway's own migrations run at start"},
     key_spec{"max_request_size_mb", vt::number},

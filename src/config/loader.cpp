@@ -175,7 +175,9 @@ class loader {
   explicit loader(const load_options& options)
       : base_env_(options.env ? options.env : process_env()),
         export_(options.export_environment),
-        bare_model_provider_(options.bare_model_provider) {}
+        bare_model_provider_(options.bare_model_provider),
+        db_models_(options.db_models),
+        strict_db_model_(options.strict_db_model) {}
 
   std::shared_ptr<const config> run(const std::string& path) {
     cfg_.path = path;
@@ -224,6 +226,7 @@ class loader {
     parse_router(m.router);
     parse_litellm(m.litellm);
     parse_models(m.models, params_as_written);
+    parse_db_models();
     parse_general(m.general);
     apply_settings_fallbacks(m.litellm);
     resolve_redis(m.router, m.litellm);
@@ -612,6 +615,85 @@ class loader {
         }
       }
       cfg_.model_list.push_back(std::move(d));
+    }
+  }
+
+  // A JSON value as a tree node of the given origin: strings are quoted scalars (never
+  // retyped), other scalars keep their JSON text.
+  static node node_of(const nlohmann::json& j, const std::shared_ptr<const std::string>& file) {
+    node n;
+    n.file = file;
+    if (j.is_null()) {
+      return n;
+    }
+    if (j.is_object()) {
+      n.type = node::kind::mapping;
+      for (const auto& [k, v] : j.items()) {
+        n.entries.push_back(map_entry{k, 0, node_of(v, file)});
+      }
+    } else if (j.is_array()) {
+      n.type = node::kind::sequence;
+      for (const auto& v : j) {
+        n.items.push_back(node_of(v, file));
+      }
+    } else {
+      n.type = node::kind::scalar;
+      n.quoted = j.is_string();
+      n.text = j.is_string() ? j.get<std::string>() : j.dump();
+    }
+    return n;
+  }
+
+  // The deployments kept in Postgres, after model_list: the same checks as a model_list
+  // entry (os.environ/ resolved, provider, params, credentials, default params). A bad one
+  // is skipped with a warning, never a failed load (it was checked when it was written, but
+  // the environment or the code may have changed since); the config's own deployment wins
+  // an id both use.
+  void parse_db_models() {
+    std::set<std::string> ids;
+    for (const auto& d : cfg_.model_list) {
+      ids.insert(d.id);
+    }
+    static const auto db_file = std::make_shared<const std::string>("database");
+    for (const auto& m : db_models_) {
+      const std::string path = "db_model[" + m.id + "]";
+      const bool strict = !strict_db_model_.empty() && m.id == strict_db_model_;
+      try {
+        if (m.id.empty()) {
+          throw config_error("database", 0, path, "a stored model needs a model_id");
+        }
+        nlohmann::json entry = {{"model_name", m.model_name}, {"litellm_params", m.litellm_params}};
+        if (m.model_info.is_object()) {
+          nlohmann::json info = m.model_info;
+          info.erase("id");  // the row's model_id is the id
+          info.erase("db_model");
+          entry["model_info"] = std::move(info);
+        }
+        model_ref r{node_of(entry, db_file), path};
+        resolve_env(r.entry, path);
+        deployment d = parse_deployment(r);
+        d.id = m.id;
+        d.origin = "database:" + m.id;
+        d.model_info["id"] = m.id;
+        d.model_info["db_model"] = true;
+        if (ids.contains(m.id)) {
+          throw config_error("database", 0, path + ".model_info.id",
+                             "a model_list deployment of the config file already has the id '" + m.id +
+                                 "' (the config file wins)");
+        }
+        ids.insert(m.id);
+        cfg_.model_list.push_back(std::move(d));
+      } catch (const config_error& e) {
+        if (strict) {
+          throw;
+        }
+        warn(e.file(), e.line(), e.key(), e.detail() + "; this stored model is skipped");
+      } catch (const std::exception& e) {
+        if (strict) {
+          throw config_error("database", 0, path, e.what());
+        }
+        warn("database", 0, path, std::string(e.what()) + "; this stored model is skipped");
+      }
     }
   }
 
@@ -1227,6 +1309,7 @@ class loader {
           read_bool(g.find("cors_allow_credentials"), p + ".cors_allow_credentials").value_or(false);
       out.ssl_certfile_path = read_string(g.find("ssl_certfile_path"), p + ".ssl_certfile_path").value_or("");
       out.ssl_keyfile_path = read_string(g.find("ssl_keyfile_path"), p + ".ssl_keyfile_path").value_or("");
+      out.store_model_in_db = read_bool(g.find("store_model_in_db"), p + ".store_model_in_db").value_or(false);
       out.raw = to_json(g);
       stringify_documented(out.raw, g, section::general_settings);
     }
@@ -1248,6 +1331,16 @@ class loader {
     if (!out.master_key.empty() && out.master_key.rfind("sk-", 0) != 0) {
       warn(key_origin.file, key_origin.line, key_origin.key,
            "the master key does not start with 'sk-' as LiteLLM requires; some clients and tools expect it");
+    }
+
+    // As LiteLLM: STORE_MODEL_IN_DB=True turns it on when the config does not say.
+    if (!g.is_mapping() || g.find("store_model_in_db") == nullptr || g.find("store_model_in_db")->is_null()) {
+      if (auto v = lookup("STORE_MODEL_IN_DB"); v && !v->value.empty()) {
+        node n;
+        n.type = node::kind::scalar;
+        n.text = v->value;
+        out.store_model_in_db = read_bool(&n, "STORE_MODEL_IN_DB").value_or(false);
+      }
     }
 
     // Database URL: the config, else DATABASE_URL.
@@ -1484,6 +1577,8 @@ class loader {
   env_lookup base_env_;
   bool export_;
   model_provider_lookup bare_model_provider_;
+  std::vector<db_model> db_models_;
+  std::string strict_db_model_;
   std::map<std::string, node> credentials_;  // credential_name -> credential_values
   node default_params_;                      // router_settings.default_litellm_params
   config cfg_;

@@ -20,11 +20,13 @@
 #include "switchyard/auth/key_invalidation.hpp"
 #include "switchyard/config/config.hpp"
 #include "switchyard/core/asio.hpp"
+#include "switchyard/core/secret_box.hpp"
 #include "switchyard/http/message.hpp"
 
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -71,6 +73,14 @@ struct management_deps {
   // secret). Unset: 500.
   std::function<net::awaitable<core::result<nlohmann::json>>(std::string source)> reload_config;
   std::function<nlohmann::json()> config_version;
+  // Models in the database (store_model_in_db; unset: off, /model/new|update|delete answer
+  // 400). check_model: loads the config with this model added (or replacing the stored one
+  // of its id) off the loop; the reason it does not load, else nullopt. models_changed:
+  // every instance applies the stored models (this one before it returns). model_secrets
+  // seals the credentials written.
+  std::function<net::awaitable<std::optional<std::string>>(config::db_model)> check_model;
+  std::function<net::awaitable<void>()> models_changed;
+  const core::secret_box* model_secrets = nullptr;
 };
 
 class management_api {

@@ -151,6 +151,9 @@ struct general_settings {
   // HTTPS listener (as LiteLLM's --ssl_certfile_path / --ssl_keyfile_path, which win).
   std::string ssl_certfile_path;
   std::string ssl_keyfile_path;
+  // Models added with /model/new live in Postgres and are merged with model_list
+  // (docs/configuration.md, "Models in the database"); also STORE_MODEL_IN_DB=True.
+  bool store_model_in_db = false;
   nlohmann::json raw = nlohmann::json::object();
 };
 
@@ -244,11 +247,33 @@ env_lookup process_env();
 // loaded price table's lookup (config/ does not depend on spend/).
 using model_provider_lookup = std::function<std::string(std::string_view model)>;
 
+// A deployment kept in Postgres (store_model_in_db): litellm_params as stored, secrets
+// already decrypted, os.environ/ references still references (the loader resolves them).
+struct db_model {
+  std::string id;  // model_id
+  std::string model_name;
+  nlohmann::json litellm_params = nlohmann::json::object();
+  nlohmann::json model_info = nlohmann::json::object();
+  bool operator==(const db_model&) const = default;
+};
+
+// litellm_params keys whose values are credentials: never shown (/model/info, /model/new's
+// answer) and encrypted when stored. Header maps (headers, extra_headers) are handled
+// apart: their names are shown, their values are secrets.
+bool is_secret_param(std::string_view key);
+bool is_header_param(std::string_view key);
+
 struct load_options {
   env_lookup env;                  // empty: process_env()
   // Places models written without a prefix (empty: every such model is openai).
   model_provider_lookup bare_model_provider;
   bool export_environment = true;  // setenv() each environment_variables entry (overwrites)
+  // Deployments from Postgres, appended after model_list with the same checks. One that
+  // does not load, or whose id a model_list entry already uses (the config wins), is
+  // skipped with a warning (origin "database", key "db_model[<id>]"); only the one named
+  // by `strict_db_model` throws instead (how /model/new and /model/update check a model).
+  std::vector<db_model> db_models;
+  std::string strict_db_model;
 };
 
 // Reads and validates `path` (and its `include`s). Blocking (file I/O).

@@ -1037,3 +1037,59 @@ TEST_F(config_files, redis_tls_from_cache_params) {
   EXPECT_NE(std::string(load_error(r).what()).find("cache_params.ssl_cert_reqs: expected none or required"),
             std::string::npos);
 }
+
+// Models kept in Postgres (store_model_in_db): merged after model_list with the same checks;
+// one that does not load is skipped with a warning, unless it is the one being checked.
+TEST_F(config_files, db_models_merge_after_model_list) {
+  const auto path = write("c.yaml",
+                          "model_list:\n"
+                          "  - model_name: file\n"
+                          "    litellm_params: {model: openai/f, api_key: sk-file}\n"
+                          "    model_info: {id: file-1}\n"
+                          "general_settings: {store_model_in_db: true}\n");
+  cfg::load_options o;
+  o.env = env_of({{"SY_DB_KEY", "sk-from-env"}});
+  o.export_environment = false;
+  cfg::db_model good{"db-1", "stored", {{"model", "openai/s"}, {"api_key", "os.environ/SY_DB_KEY"}, {"rpm", 5}},
+                     {{"description", "d"}}};
+  cfg::db_model bad{"db-2", "broken", {{"model", "nosuchprovider/x"}}, nlohmann::json::object()};
+  cfg::db_model clash{"file-1", "clash", {{"model", "openai/c"}}, nlohmann::json::object()};
+  o.db_models = {good, bad, clash};
+  auto c = cfg::load_config_blocking(path, o);
+  EXPECT_TRUE(c->general.store_model_in_db);
+  ASSERT_EQ(c->model_list.size(), 2u);
+  const auto& d = c->model_list[1];
+  EXPECT_EQ(d.id, "db-1");
+  EXPECT_EQ(d.model_name, "stored");
+  EXPECT_EQ(d.api_key, "sk-from-env") << "os.environ/ references resolve on each load";
+  EXPECT_EQ(d.rpm, 5);
+  EXPECT_EQ(d.model_info["db_model"], true);
+  EXPECT_EQ(d.model_info["id"], "db-1");
+  EXPECT_EQ(d.model_info["description"], "d");
+  EXPECT_EQ(c->model_list[0].model_name, "file") << "the config file wins an id both use";
+  const auto w = join(c->warnings);
+  EXPECT_NE(w.find("database: db_model[db-2].litellm_params.model"), std::string::npos) << w;
+  EXPECT_NE(w.find("db_model[file-1].model_info.id"), std::string::npos) << w;
+  EXPECT_EQ(w.find("sk-from-env"), std::string::npos);
+
+  o.strict_db_model = "db-2";
+  try {
+    (void)cfg::load_config_blocking(path, o);
+    ADD_FAILURE() << "the checked model must throw";
+  } catch (const cfg::config_error& e) {
+    EXPECT_EQ(e.file(), "database");
+    EXPECT_EQ(e.key(), "db_model[db-2].litellm_params.model");
+  }
+  o.strict_db_model = "file-1";
+  EXPECT_THROW((void)cfg::load_config_blocking(path, o), cfg::config_error);
+}
+
+TEST_F(config_files, store_model_in_db_from_the_environment) {
+  const auto path = write("c.yaml", "model_list: []\n");
+  cfg::load_options o;
+  o.export_environment = false;
+  o.env = env_of({{"STORE_MODEL_IN_DB", "True"}});
+  EXPECT_TRUE(cfg::load_config_blocking(path, o)->general.store_model_in_db);
+  o.env = env_of({});
+  EXPECT_FALSE(cfg::load_config_blocking(path, o)->general.store_model_in_db);
+}
