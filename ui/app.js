@@ -102,10 +102,11 @@
   }
 
   // Vertical bars per day; `series` stacked ({key, name}); `fmt` formats the axis.
-  function barChart(rows, series, fmt = count) {
-    const W = 460; const H = 220; const L = 64; const B = 26; const T = 10; const R = 10;
-    // Counts: at least 4, so the four grid lines fall on whole numbers.
-    const max = niceMax(Math.max(fmt === count ? 4 : 0, ...rows.map((r) => series.reduce((s, x) => s + Number(r[x.key] || 0), 0))));
+  // The frame the day charts share: the SVG, four grid lines labelled up to `max`, and the
+  // plot area's size (iw x ih, from L, T).
+  const CHART = { W: 460, H: 220, L: 64, B: 26, T: 10, R: 10 };
+  function chartFrame(max, fmt) {
+    const { W, H, L, B, T, R } = CHART;
     const iw = W - L - R; const ih = H - T - B;
     const el = svg('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img' });
     for (let i = 0; i <= 4; i++) {
@@ -113,6 +114,14 @@
       el.append(svg('line', { class: 'grid', x1: L, x2: W - R, y1: y, y2: y }));
       el.append(svg('text', { x: L - 6, y: y + 4, 'text-anchor': 'end' }, fmt((max * i) / 4)));
     }
+    return { el, iw, ih };
+  }
+
+  function barChart(rows, series, fmt = count) {
+    const { W, H, L, T, R } = CHART;
+    // Counts: at least 4, so the four grid lines fall on whole numbers.
+    const max = niceMax(Math.max(fmt === count ? 4 : 0, ...rows.map((r) => series.reduce((s, x) => s + Number(r[x.key] || 0), 0))));
+    const { el, iw, ih } = chartFrame(max, fmt);
     el.append(svg('line', { class: 'axis', x1: L, x2: W - R, y1: T + ih, y2: T + ih }));
     const n = Math.max(rows.length, 1);
     const bw = iw / n;
@@ -139,15 +148,9 @@
 
   // A line per series over the days.
   function lineChart(rows, series, fmt = count) {
-    const W = 460; const H = 220; const L = 64; const B = 26; const T = 10; const R = 10;
+    const { W, H, L, T } = CHART;
     const max = niceMax(Math.max(0, ...rows.flatMap((r) => series.map((s) => Number(r[s.key] || 0)))));
-    const iw = W - L - R; const ih = H - T - B;
-    const el = svg('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img' });
-    for (let i = 0; i <= 4; i++) {
-      const y = T + ih - (ih * i) / 4;
-      el.append(svg('line', { class: 'grid', x1: L, x2: W - R, y1: y, y2: y }));
-      el.append(svg('text', { x: L - 6, y: y + 4, 'text-anchor': 'end' }, fmt((max * i) / 4)));
-    }
+    const { el, iw, ih } = chartFrame(max, fmt);
     const n = rows.length;
     const xOf = (i) => (n <= 1 ? L + iw / 2 : L + (iw * i) / (n - 1));
     const yOf = (v) => T + ih - (ih * v) / max;

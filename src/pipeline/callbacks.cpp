@@ -337,42 +337,53 @@ callback_fields fields_of(const request_ctx& ctx, spend::pricer& prices, const e
   return fields_with(ctx, prices, o, to_unix{});
 }
 
+namespace {
+
+// The members a callback_event and callback_fields share, from one to the other (text is
+// viewed one way, copied the other).
+template <class To, class From>
+void copy_shared(To& to, const From& from) {
+  to.call_id = from.call_id;
+  to.call_type = from.call_type;
+  to.requested_model = from.requested_model;
+  to.model = from.model;
+  to.model_group = from.model_group;
+  to.model_id = from.model_id;
+  to.provider = from.provider;
+  to.api_base = from.api_base;
+  to.stream = from.stream;
+  to.success = from.success;
+  to.cache_hit = from.cache_hit;
+  to.response_is_json = from.response_is_json;
+  to.status = from.status;
+  to.error_class = from.error_class;
+  to.error_message = from.error_message;
+  to.key_hash = from.key_hash;
+  to.key_alias = from.key_alias;
+  to.team_id = from.team_id;
+  to.team_alias = from.team_alias;
+  to.user_id = from.user_id;
+  to.end_user = from.end_user;
+  to.prompt_tokens = from.prompt_tokens;
+  to.completion_tokens = from.completion_tokens;
+  to.cost = from.cost;
+  to.start_ns = from.start_ns;
+  to.end_ns = from.end_ns;
+  to.first_token_ns = from.first_token_ns;
+  to.trace_id = from.trace_id;
+  to.input_raw = from.input_raw;
+}
+
+}  // namespace
+
 callback_fields fields_of(const callback_event& e) {
   callback_fields f;
-  f.call_id = e.call_id;
-  f.call_type = e.call_type;
-  f.requested_model = e.requested_model;
-  f.model = e.model;
-  f.model_group = e.model_group;
-  f.model_id = e.model_id;
-  f.provider = e.provider;
-  f.api_base = e.api_base;
-  f.stream = e.stream;
-  f.success = e.success;
-  f.cache_hit = e.cache_hit;
-  f.response_is_json = e.response_is_json;
-  f.status = e.status;
-  f.error_class = e.error_class;
-  f.error_message = e.error_message;
-  f.key_hash = e.key_hash;
-  f.key_alias = e.key_alias;
-  f.team_id = e.team_id;
-  f.team_alias = e.team_alias;
-  f.user_id = e.user_id;
-  f.end_user = e.end_user;
-  f.prompt_tokens = e.prompt_tokens;
-  f.completion_tokens = e.completion_tokens;
-  f.cost = e.cost;
-  f.start_ns = e.start_ns;
-  f.end_ns = e.end_ns;
-  f.first_token_ns = e.first_token_ns;
-  f.trace_id = e.trace_id;
+  copy_shared(f, e);
   for (const auto& [k, v] : e.model_parameters) {
     if (f.param_count < f.params.size()) {
       f.params[f.param_count++] = {k, v};
     }
   }
-  f.input_raw = e.input_raw;
   if (e.request_body) {
     f.request_body = *e.request_body;
   }
@@ -386,47 +397,19 @@ callback_event event_of(const request_ctx& ctx, spend::pricer& prices, const eve
   const to_unix ns;
   const auto f = fields_with(ctx, prices, o, ns);
   callback_event e;
-  e.call_id = f.call_id;
-  e.call_type = f.call_type;
+  copy_shared(e, f);
   e.route = ctx.route;
-  e.requested_model = f.requested_model;
-  e.model = f.model;
-  e.model_group = f.model_group;
-  e.model_id = f.model_id;
-  e.provider = f.provider;
-  e.api_base = f.api_base;
-  e.stream = f.stream;
-  e.status = f.status;
-  e.success = f.success;
-  e.cache_hit = f.cache_hit;
-  e.error_class = f.error_class;
-  e.error_message = f.error_message;
-  e.key_hash = f.key_hash;
-  e.key_alias = f.key_alias;
-  e.team_id = f.team_id;
-  e.team_alias = f.team_alias;
-  e.user_id = f.user_id;
-  e.end_user = f.end_user;
-  e.prompt_tokens = f.prompt_tokens;
-  e.completion_tokens = f.completion_tokens;
-  e.cost = f.cost;
-  e.start_ns = f.start_ns;
-  e.end_ns = f.end_ns;
-  e.first_token_ns = f.first_token_ns;
-  e.trace_id = f.trace_id;
   e.parent_span_id = ctx.out.trace.parent_span_id;
   e.span_id = ctx.out.trace.span_id;
   for (std::size_t i = 0; i < f.param_count; ++i) {
     e.model_parameters.emplace_back(f.params[i].first, std::string(f.params[i].second));
   }
-  e.input_raw = f.input_raw;
   if (f.request_body) {
     e.request_body = std::string(*f.request_body);
   }
   if (f.response) {
     e.response = std::string(*f.response);
   }
-  e.response_is_json = f.response_is_json;
   // Spans (otel only).
   const auto& out = ctx.out;
   for (const auto& s : out.stages) {
