@@ -35,6 +35,7 @@
 
 #include "adapter_util.hpp"
 #include "switchyard/core/ids.hpp"
+#include "switchyard/core/jwt.hpp"
 #include "switchyard/upstream/sse_parser.hpp"
 
 #include <cctype>
@@ -891,21 +892,6 @@ std::string model_url(const config::deployment& d) {
   return base + "/models/" + std::string(model);
 }
 
-std::string query_escape(std::string_view v) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : v) {
-    if (std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
-
 // The call to {model_url}:{method}, with the key and, streaming, alt=sse.
 upstream_call call_to(const config::deployment& d, std::string_view method, bool stream = false) {
   upstream_call call;
@@ -913,7 +899,7 @@ upstream_call call_to(const config::deployment& d, std::string_view method, bool
   const bool proxy = base_names_model(d);
   char sep = '?';
   if (!d.api_key.empty() && !proxy) {
-    call.url += "?key=" + query_escape(d.api_key);
+    call.url += "?key=" + core::percent_encode(d.api_key);
     sep = '&';
   }
   if (stream) {
