@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The admin UI's pages over 10,000 keys and 1,000,000 spend rows: a scratch Postgres
-# seeded with generate_series (the last 30 days of made-up traffic, its daily rollups and
-# the keys' running spend, as the spend writer keeps them), the gateway on it, then every
+# seeded with generate_series (the last 30 days of made-up traffic, its daily rollups,
+# totals and the keys' running spend, as the spend writer keeps them), the gateway on it, then every
 # page loaded in headless Chromium (bench/ui_pages.mjs): the time until the page has
 # rendered its data and the number of API calls it made.
 #
@@ -127,6 +127,11 @@ sql "SET work_mem = '256MB';
                                 ('no_team', CASE WHEN s.team_id IS NULL THEN '' END)) e(entity_type, entity_id)
      WHERE e.entity_id IS NOT NULL
      GROUP BY 1, 2, 3, 4, 5, 6, 7" >/dev/null
+sql "INSERT INTO daily_spend_totals (entity_type, entity_id, day, model, prompt_tokens, completion_tokens, spend,
+                                     api_requests, successful_requests, failed_requests)
+     SELECT entity_type, entity_id, day, model, sum(prompt_tokens), sum(completion_tokens), sum(spend),
+            sum(api_requests), sum(successful_requests), sum(failed_requests)
+     FROM daily_spend WHERE entity_type IN ('all', 'team', 'org') GROUP BY 1, 2, 3, 4" >/dev/null
 sql "UPDATE verification_tokens v SET spend = s.total FROM (SELECT entity_id, sum(spend) AS total FROM daily_spend
      WHERE entity_type = 'key' GROUP BY 1) s WHERE v.token = s.entity_id" >/dev/null
 sql "VACUUM ANALYZE" >/dev/null

@@ -316,7 +316,9 @@
   }
 
   // The last 30 days, from the daily rollups (never spend_logs): four calls whose answers
-  // stay small however many keys there are (per day, per team, the top 8 keys and models).
+  // stay small however many keys there are (per day, the top teams, keys and models). An
+  // admin's top teams come from /global/spend/teams (the ten that spent most, summed by the
+  // server); anyone else's from the activity of their own few teams.
   async function overviewPage(main) {
     const days = 30;
     const range = { start_date: daysAgo(days - 1), end_date: daysAgo(0), page_size: 1000, breakdown: 'false' };
@@ -324,7 +326,7 @@
       h('span', { class: 'muted' }, `Last ${days} days (UTC)`)));
     const [users, teams, topKeys, topModels] = await Promise.all([
       api('/user/daily/activity', { query: range }),
-      api('/team/daily/activity', { query: range }),
+      isAdmin() ? api('/global/spend/teams') : api('/team/daily/activity', { query: range }),
       api('/global/spend/keys', { query: { limit: 8 } }),
       api('/global/spend/models', { query: { limit: 8 } }),
     ]);
@@ -337,7 +339,8 @@
       byDate.set(r.date, d);
     }
     const teamSpend = new Map();
-    for (const r of teams.results) {
+    for (const t of teams.total_spend_per_team || []) teamSpend.set(t.team_id, Number(t.total_spend));
+    for (const r of teams.results || []) {
       for (const [t, v] of Object.entries(r.breakdown.entities || {})) {
         const label = v.metadata?.team_alias || t;
         teamSpend.set(label, (teamSpend.get(label) || 0) + v.metrics.spend);

@@ -348,7 +348,12 @@ describe('spend API', { skip }, () => {
     const range = `start_date=${day(-1)}&end_date=${day(1)}`;
     const full = await ok(get(`/user/daily/activity?${range}`));
     const lean = await ok(get(`/user/daily/activity?${range}&breakdown=false`));
-    assert.deepEqual(lean.metadata, full.metadata);
+    // The same sums from two rollups (daily_spend_totals and daily_spend): the spend may
+    // differ in its last bits, as floating-point sums taken in another order do.
+    const { total_spend: leanSpend, ...leanRest } = lean.metadata;
+    const { total_spend: fullSpend, ...fullRest } = full.metadata;
+    assert.deepEqual(leanRest, fullRest);
+    near(leanSpend, fullSpend, 'total spend');
     assert.equal(lean.results.length, full.results.length);
     for (const [i, d] of lean.results.entries()) {
       assert.equal(d.date, full.results[i].date);

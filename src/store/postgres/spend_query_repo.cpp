@@ -35,6 +35,14 @@ std::string lens_filter(pqxx::transaction_base& tx, const spend_lens& lens, cons
          day_range(tx, "day", start_day, end_day);
 }
 
+// The rollup a report without a key breakdown reads: daily_spend_totals holds the same sums
+// as daily_spend for the whole proxy, the teams and the organisations, without the key
+// dimension (a few rows a day instead of one per key and model).
+const char* rollup_for(const std::string& entity_type, bool by_key) {
+  const bool totals = !by_key && (entity_type == "all" || entity_type == "team" || entity_type == "org");
+  return totals ? "daily_spend_totals" : "daily_spend";
+}
+
 // A query whose rows are one text column each (JSON objects), as one JSON array.
 std::string json_array_of(pqxx::transaction_base& tx, const std::string& sql) {
   std::string out = "[";
@@ -200,8 +208,8 @@ spend_summary request_summary_blocking(pqxx::connection& c, const std::string& r
 double lens_spend_blocking(pqxx::connection& c, const spend_lens& lens, const std::string& start_day,
                            const std::string& end_day) {
   pqxx::read_transaction tx{c};
-  return tx.exec1("SELECT coalesce(sum(spend), 0) FROM daily_spend WHERE " +
-                  lens_filter(tx, lens, start_day, end_day))[0]
+  return tx.exec1(std::string("SELECT coalesce(sum(spend), 0) FROM ") + rollup_for(lens.entity_type, false) +
+                  " WHERE " + lens_filter(tx, lens, start_day, end_day))[0]
       .as<double>();
 }
 
@@ -222,7 +230,8 @@ std::string top_models_blocking(pqxx::connection& c, const spend_lens& lens, con
   return json_array_of(
       tx, "SELECT json_build_object('model', model, 'total_spend', total_spend, 'total_tokens', total_tokens)::text "
           "FROM (SELECT model, sum(spend) AS total_spend, sum(prompt_tokens + completion_tokens) AS total_tokens "
-          "FROM daily_spend WHERE " +
+          "FROM " +
+              std::string(rollup_for(lens.entity_type, false)) + " WHERE " +
               lens_filter(tx, lens, start_day, end_day) +
               " AND model <> '' GROUP BY model ORDER BY total_spend DESC, model" +
               (limit > 0 ? " LIMIT " + std::to_string(limit) : std::string()) + ") m");
@@ -235,10 +244,10 @@ std::string team_daily_spend_blocking(pqxx::connection& c, const std::string& st
   // Requests of no team: every request ('all') less those of some team, day by day.
   return json_array_of(
       tx, "WITH t AS (SELECT day, entity_id AS team_id, sum(spend) AS spend, sum(api_requests) AS n "
-          "FROM daily_spend WHERE entity_type = 'team' AND " +
+          "FROM daily_spend_totals WHERE entity_type = 'team' AND " +
               days +
               " GROUP BY 1, 2), "
-              "a AS (SELECT day, sum(spend) AS spend, sum(api_requests) AS n FROM daily_spend "
+              "a AS (SELECT day, sum(spend) AS spend, sum(api_requests) AS n FROM daily_spend_totals "
               "WHERE entity_type = 'all' AND entity_id = '' AND " +
               days +
               " GROUP BY 1), "
@@ -454,13 +463,14 @@ activity_page daily_activity_blocking(pqxx::connection& c, const activity_query&
   pqxx::read_transaction tx{c};
   roomy(tx);
   const std::string filter = activity_filter(tx, q);
+  const std::string table = rollup_for(q.entity_type, q.breakdown || !q.api_key.empty());
   activity_page out;
-  auto totals = tx.exec1("SELECT json_build_object(" + sums("") +
-                         ")::text, count(DISTINCT day) FROM daily_spend WHERE " + filter);
+  auto totals = tx.exec1("SELECT json_build_object(" + sums("") + ")::text, count(DISTINCT day) FROM " + table +
+                         " WHERE " + filter);
   out.totals_json = totals[0].as<std::string>();
   out.days = totals[1].as<long long>();
   const long long offset = static_cast<long long>(q.page - 1) * q.page_size;
-  const std::string days = "WITH f AS (SELECT * FROM daily_spend WHERE " + filter +
+  const std::string days = "WITH f AS (SELECT * FROM " + table + " WHERE " + filter +
                            "), days AS (SELECT DISTINCT day FROM f ORDER BY day LIMIT " + std::to_string(q.page_size) +
                            " OFFSET " + std::to_string(offset) + ") ";
   if (!q.breakdown) {

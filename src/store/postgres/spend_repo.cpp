@@ -135,6 +135,32 @@ constexpr const char* rollup_sql =
     "successful_requests = d.successful_requests + excluded.successful_requests, "
     "failed_requests = d.failed_requests + excluded.failed_requests";
 
+// The same batch into daily_spend_totals: the whole proxy, its teams and organisations per
+// (day, model), without the keys (the reports that need no key breakdown read these few
+// rows instead of one per key). Same lock order as above: sorted by the primary key.
+constexpr const char* totals_rollup_sql =
+    "INSERT INTO daily_spend_totals AS d (entity_type, entity_id, day, model, prompt_tokens, completion_tokens, "
+    "cache_read_input_tokens, cache_creation_input_tokens, spend, api_requests, successful_requests, "
+    "failed_requests) "
+    "SELECT entity_type, entity_id, day, model, sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), "
+    "sum(cache_creation_tokens), sum(spend), count(*), count(*) FILTER (WHERE success), "
+    "count(*) FILTER (WHERE NOT success) FROM ("
+    "  SELECT 'all' AS entity_type, '' AS entity_id, day, coalesce(model, '') AS model, prompt_tokens,"
+    "    completion_tokens, cached_tokens, cache_creation_tokens, spend, success FROM spend_batch"
+    "  UNION ALL SELECT 'team', team_id, day, coalesce(model, ''), prompt_tokens, completion_tokens, cached_tokens,"
+    "    cache_creation_tokens, spend, success FROM spend_batch WHERE team_id IS NOT NULL"
+    "  UNION ALL SELECT 'org', organization_id, day, coalesce(model, ''), prompt_tokens, completion_tokens,"
+    "    cached_tokens, cache_creation_tokens, spend, success FROM spend_batch WHERE organization_id IS NOT NULL"
+    ") e GROUP BY 1, 2, 3, 4 ORDER BY 1, 3, 2, 4 "
+    "ON CONFLICT (entity_type, day, entity_id, model) DO UPDATE SET "
+    "prompt_tokens = d.prompt_tokens + excluded.prompt_tokens, "
+    "completion_tokens = d.completion_tokens + excluded.completion_tokens, "
+    "cache_read_input_tokens = d.cache_read_input_tokens + excluded.cache_read_input_tokens, "
+    "cache_creation_input_tokens = d.cache_creation_input_tokens + excluded.cache_creation_input_tokens, "
+    "spend = d.spend + excluded.spend, api_requests = d.api_requests + excluded.api_requests, "
+    "successful_requests = d.successful_requests + excluded.successful_requests, "
+    "failed_requests = d.failed_requests + excluded.failed_requests";
+
 // Makes the day partitions the batch needs ("YYYYMMDD" days): one catalog query per batch
 // when they exist.
 void ensure_partitions(pqxx::connection& c, const std::vector<std::string>& days) {
@@ -187,7 +213,7 @@ const std::string& totals_and_rollups_sql() {
       // Locked last, after every other entity, so the lock order stays fixed.
       "UPDATE users SET spend = users.spend + s.total FROM (SELECT sum(spend) AS total FROM spend_batch) s "
       "WHERE users.user_id = 'litellm-proxy-budget' AND s.total IS NOT NULL;" +
-      rollup_sql +
+      rollup_sql + std::string(";") + totals_rollup_sql +
       ";SELECT token, spend FROM verification_tokens WHERE token IN (SELECT api_key FROM spend_batch "
       "WHERE api_key <> '') ORDER BY token";
   return sql;
