@@ -273,7 +273,11 @@ class session_responder final : public responder {
     head += "Content-Length: ";
     head += std::to_string(r.body.size());
     head += "\r\n\r\n";
-    const std::array<net::const_buffer, 2> bufs{net::buffer(head), net::buffer(r.body)};
+    // A HEAD is answered as its GET, with the GET's Content-Length, but without the body
+    // (RFC 9110, 9.3.2): a client reads no body after a HEAD, so bytes sent would be read
+    // as the start of the next response on this connection.
+    const std::array<net::const_buffer, 2> bufs{net::buffer(head),
+                                                head_only_ ? net::const_buffer{} : net::buffer(r.body)};
     conn_->arm_after(opts_.write_timeout);
     auto [ec, n] = co_await net::async_write(conn_->stream, bufs, core::transfer_whole{}, tuple_awaitable);
     conn_->disarm();
@@ -342,6 +346,8 @@ class session_responder final : public responder {
 
   bool client_gone() const override { return gone_ || (watch_ && watch_->gone); }
 
+  void answer_head_only() { head_only_ = true; }
+
   void watch_disconnect(std::function<void()> on_gone) override {
     stop_watching();
     auto st = std::make_shared<watch_state>();
@@ -406,6 +412,15 @@ class session_responder final : public responder {
     if (head_pending_) {
       bufs[nb++] = net::buffer(conn_->head);
     }
+    const bool ends = last;
+    if (head_only_) {  // a HEAD: the head alone, as in send()
+      data = {};
+      last = false;
+      if (nb == 0) {
+        done_ = done_ || ends;
+        co_return true;
+      }
+    }
     char size_line[24];
     if (!data.empty()) {
       int n = std::snprintf(size_line, sizeof size_line, "%zx\r\n", data.size());
@@ -425,7 +440,7 @@ class session_responder final : public responder {
       gone_ = true;
       co_return false;
     }
-    if (last) {
+    if (ends) {
       done_ = true;
     }
     co_return true;
@@ -467,6 +482,7 @@ class session_responder final : public responder {
   const server_options& opts_;
   bool keep_alive_;
   bool draining_;
+  bool head_only_ = false;
   bool started_ = false;
   bool streaming_ = false;
   bool done_ = false;
@@ -930,6 +946,9 @@ net::awaitable<void> server::impl::session(std::shared_ptr<Conn> c) {
     req.received_at = std::chrono::steady_clock::now();
 
     session_responder<Conn> resp(c, opts_, keep_alive, draining_);
+    if (req.method == "HEAD") {
+      resp.answer_head_only();
+    }
     resp.add_common_header("x-litellm-call-id", call_id);
     co_await handler_(req, resp);
     resp.stop_watching();

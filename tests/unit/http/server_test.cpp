@@ -343,6 +343,36 @@ TEST_F(fixture, streaming_is_chunked_and_incremental) {
   EXPECT_NE(out.find("\r\n0\r\n\r\n"), std::string::npos) << "last chunk";
 }
 
+// A HEAD gets its GET's head (Content-Length included) and no body: the next response on
+// the connection starts right after the head.
+TEST_F(fixture, head_is_answered_without_a_body) {
+  start();
+  auto out = run_coro(ioc, exchange("HEAD /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n",
+                                    R"("path":"/b")"));
+  const auto first_end = out.find("\r\n\r\n");
+  ASSERT_NE(first_end, std::string::npos) << out;
+  const std::string first = out.substr(0, first_end);
+  EXPECT_EQ(first.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << out;
+  EXPECT_EQ(out.find(R"("path":"/a")"), std::string::npos) << "a body after a HEAD: " << out;
+  const auto cl = first.find("Content-Length: ");
+  ASSERT_NE(cl, std::string::npos) << out;
+  EXPECT_GT(std::stoi(first.substr(cl + 16)), 40) << "the GET's length: " << out;
+  EXPECT_EQ(out.compare(first_end + 4, 9, "HTTP/1.1 "), 0) << "the GET's answer right after the head: " << out;
+  EXPECT_NE(out.find(R"("path":"/b")"), std::string::npos) << out;
+  EXPECT_EQ(handled, 2);
+}
+
+TEST_F(fixture, head_of_a_stream_is_the_head_alone) {
+  start();
+  auto out = run_coro(ioc, exchange("HEAD /stream HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n",
+                                    R"("path":"/b")"));
+  EXPECT_NE(out.find("Transfer-Encoding: chunked"), std::string::npos) << out;
+  EXPECT_EQ(out.find("data: "), std::string::npos) << out;
+  const auto first_end = out.find("\r\n\r\n");
+  ASSERT_NE(first_end, std::string::npos) << out;
+  EXPECT_EQ(out.compare(first_end + 4, 9, "HTTP/1.1 "), 0) << out;
+}
+
 TEST_F(fixture, drain_lets_inflight_stream_finish_then_reports_done) {
   start();
   bool drained = false;
