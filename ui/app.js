@@ -648,7 +648,9 @@
       { title: 'Deployment id', cell: (m) => h('code', {}, m.model_info?.id || '') },
       { title: 'Limits', cell: (m) => [m.litellm_params?.rpm ? `${m.litellm_params.rpm} rpm` : null, m.litellm_params?.tpm ? `${m.litellm_params.tpm} tpm` : null].filter(Boolean).join(', ') },
       { title: 'Price in / out (per 1M)', num: true, cell: (m) => {
-        const i = m.model_info?.input_cost_per_token; const o = m.model_info?.output_cost_per_token;
+        // The deployment's own prices (litellm_params) over model_info's.
+        const i = m.litellm_params?.input_cost_per_token ?? m.model_info?.input_cost_per_token;
+        const o = m.litellm_params?.output_cost_per_token ?? m.model_info?.output_cost_per_token;
         return i != null || o != null ? `${money((i || 0) * 1e6)} / ${money((o || 0) * 1e6)}` : '';
       } },
     ], res.data, { empty: 'No models configured', testid: 'models-table' })));

@@ -39,6 +39,10 @@ env_lookup process_env() {
 }
 
 bool is_secret_param(std::string_view k) {
+  // Prices are not credentials, whatever their name ends with ("input_cost_per_token").
+  if (k.find("_cost_per_") != std::string_view::npos) {
+    return false;
+  }
   static const std::set<std::string_view> names = {"api_key",           "aws_secret_access_key", "aws_access_key_id",
                                                    "aws_session_token", "vertex_credentials",    "azure_ad_token",
                                                    "client_secret",     "password"};

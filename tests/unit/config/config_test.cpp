@@ -1093,3 +1093,16 @@ TEST_F(config_files, store_model_in_db_from_the_environment) {
   o.env = env_of({});
   EXPECT_FALSE(cfg::load_config_blocking(path, o)->general.store_model_in_db);
 }
+
+// Credentials are kept out of /model/info and sealed in the database; prices are neither,
+// though "input_cost_per_token" ends like "azure_ad_token".
+TEST(secret_params, credentials_are_secret_and_prices_are_not) {
+  for (const char* k : {"api_key", "aws_secret_access_key", "aws_session_token", "azure_ad_token", "vertex_credentials",
+                        "client_secret", "password", "anthropic_api_key", "my_token"}) {
+    EXPECT_TRUE(cfg::is_secret_param(k)) << k;
+  }
+  for (const char* k : {"input_cost_per_token", "output_cost_per_token", "input_cost_per_second",
+                        "cache_read_input_token_cost", "model", "api_base", "rpm", "max_tokens"}) {
+    EXPECT_FALSE(cfg::is_secret_param(k)) << k;
+  }
+}
