@@ -621,9 +621,69 @@
     pager(page, rows.length === PAGE_SIZE, (p) => setQuery('budgets', { page: p }))));
   }
 
-  async function modelsPage(main) {
+  // A model's form. `m` (an entry of /model/info) prefills it for an edit, except the
+  // provider key: the API never returns it, and /model/update keeps the stored value of
+  // every litellm_params member it is not sent, so an empty key field keeps the key.
+  const MODEL_PARAMS = ['model', 'api_base', 'api_key', 'rpm', 'tpm'];
+  const redacted = (v) => v === '<redacted>' || (v !== null && typeof v === 'object' && Object.values(v).includes('<redacted>'));
+  function modelFields(m) {
+    const lp = m?.litellm_params || {};
+    // The other params, less what the API redacted (header values): sent back, the
+    // placeholder would replace the stored values; left out, they are kept.
+    const extra = Object.fromEntries(Object.entries(lp).filter(([k, v]) => !MODEL_PARAMS.includes(k) && !redacted(v)));
+    return [
+      field('Model name (what clients ask for)', h('input', { name: 'model_name', required: true, value: m?.model_name, placeholder: 'gpt-4o' })),
+      field('Provider/model', h('input', { name: 'model', required: true, value: lp.model, placeholder: 'openai/gpt-4o' })),
+      field('API base', h('input', { name: 'api_base', value: lp.api_base, placeholder: "(the provider's default)" })),
+      field('API key', h('input', { name: 'api_key', type: 'password', autocomplete: 'new-password',
+        placeholder: m ? '(empty: keep the stored key)' : 'sk-… or os.environ/NAME' })),
+      field('RPM', h('input', { name: 'rpm', type: 'number', min: 0, value: lp.rpm })),
+      field('TPM', h('input', { name: 'tpm', type: 'number', min: 0, value: lp.tpm })),
+      field('Other litellm_params (JSON object)', h('textarea', { name: 'extra_params', 'data-json': '',
+        placeholder: '{"max_tokens": 1024, "timeout": 60}', value: Object.keys(extra).length ? JSON.stringify(extra) : undefined }), true),
+    ];
+  }
+  // litellm_params from the form's values: the named fields over the JSON ones.
+  function modelParams(v) {
+    const extra = v.extra_params ?? {};
+    if (typeof extra !== 'object' || extra === null || Array.isArray(extra)) {
+      throw new Error('Other litellm_params: not a JSON object (e.g. {"max_tokens": 1024})');
+    }
+    const lp = { ...extra };
+    for (const k of MODEL_PARAMS) if (v[k] !== undefined) lp[k] = v[k];
+    return lp;
+  }
+
+  function editModel(m, rerender) {
+    const err = h('div');
+    const form = h('form', { class: 'fields', 'data-testid': 'model-edit' }, modelFields(m),
+      h('p', { class: 'wide muted' }, 'An empty field keeps its stored value; the key is never shown.'));
+    const save = h('button', { class: 'primary', 'data-testid': 'save-model', onclick: () => form.requestSubmit() }, 'Save');
+    const d = dialog(`Edit ${m.model_name}`, h('div', {}, err, form), [h('button', { onclick: () => d.close() }, 'Cancel'), save]);
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      err.replaceChildren();
+      save.disabled = true;
+      try {
+        const v = formValues(form);
+        await api('/model/update', { method: 'POST', body: { model_info: { id: m.model_info.id }, model_name: v.model_name, litellm_params: modelParams(v) } });
+        d.close();
+        rerender();
+      } catch (e) {
+        err.replaceChildren(errorBox(e));
+      } finally {
+        save.disabled = false;
+      }
+    });
+  }
+
+  // The model list (config file and database). With store_model_in_db on (the answer says
+  // so) proxy admins add, edit and delete the database's models; the config file's stay
+  // read-only.
+  async function modelsPage(main, rerender) {
     main.append(h('div', { class: 'toolbar' }, h('h1', { class: 'grow' }, 'Models')));
     const res = await api('/model/info');
+    const editable = res.store_model_in_db === true && isProxyAdmin();
     const health = h('div');
     if (isAdmin()) {
       main.querySelector('.toolbar').append(h('button', { onclick: async (e) => {
@@ -640,12 +700,29 @@
           e.target.disabled = false;
         }
       } }, 'Check health'));
+      if (res.store_model_in_db !== true) {
+        main.append(h('div', { class: 'notice', 'data-testid': 'models-read-only' },
+          'These models come from the config file and are read-only. To add, edit and delete models here, set ',
+          h('code', {}, 'general_settings.store_model_in_db: true'), ' (or ', h('code', {}, 'STORE_MODEL_IN_DB=True'),
+          ') on a gateway with a database, and restart it.'));
+      }
+    }
+    if (editable) {
+      main.append(createForm('Add a model', modelFields(null), 'Add model', async (v) => {
+        await api('/model/new', { method: 'POST', body: { model_name: v.model_name, litellm_params: modelParams(v) } });
+        rerender();
+      }));
     }
     main.append(health, h('div', { class: 'panel' }, table([
       { title: 'Model group', cell: (m) => h('b', {}, m.model_name) },
+      { title: 'Source', cell: (m) => (m.model_info?.db_model ? h('span', { class: 'badge ok' }, 'database') : h('span', { class: 'badge' }, 'from config')) },
       { title: 'Provider model', cell: (m) => h('code', {}, m.litellm_params?.model || '') },
       { title: 'API base', cell: (m) => m.litellm_params?.api_base || '' },
-      { title: 'Deployment id', cell: (m) => h('code', {}, m.model_info?.id || '') },
+      // Ids derived from the config are 64 hex digits: the start, the whole id on hover.
+      { title: 'Deployment id', cell: (m) => {
+        const id = m.model_info?.id || '';
+        return h('code', { title: id }, id.length > 16 ? `${id.slice(0, 12)}…` : id);
+      } },
       { title: 'Limits', cell: (m) => [m.litellm_params?.rpm ? `${m.litellm_params.rpm} rpm` : null, m.litellm_params?.tpm ? `${m.litellm_params.tpm} tpm` : null].filter(Boolean).join(', ') },
       { title: 'Price in / out (per 1M)', num: true, cell: (m) => {
         // The deployment's own prices (litellm_params) over model_info's.
@@ -653,6 +730,13 @@
         const o = m.litellm_params?.output_cost_per_token ?? m.model_info?.output_cost_per_token;
         return i != null || o != null ? `${money((i || 0) * 1e6)} / ${money((o || 0) * 1e6)}` : '';
       } },
+      { title: '', cell: (m) => (editable && m.model_info?.db_model ? h('div', { class: 'actions' },
+        h('button', { class: 'small', onclick: () => editModel(m, rerender) }, 'Edit'),
+        h('button', { class: 'small danger', onclick: async () => {
+          if (await confirmDialog('Delete model', `Delete ${m.model_name} (${m.model_info.id})? Every instance stops serving this deployment.`)) {
+            act(main, () => api('/model/delete', { method: 'POST', body: { id: m.model_info.id } }), rerender);
+          }
+        } }, 'Delete')) : null) },
     ], res.data, { empty: 'No models configured', testid: 'models-table' })));
   }
 

@@ -50,7 +50,9 @@ json model_info_entry(const config::deployment& d) {
   return {{"model_name", d.model_name}, {"litellm_params", std::move(params)}, {"model_info", std::move(info)}};
 }
 
-// GET /model/info[?litellm_model_id=]: the deployments of the models the caller may use.
+// GET /model/info[?litellm_model_id=]: the deployments of the models the caller may use,
+// and whether /model/new, /model/update and /model/delete work here (`store_model_in_db`,
+// general_settings' name for it): the admin UI offers to edit models only then.
 handler_result model_info(const route_context& c) {
   auto only = query_param(c.req.query, "litellm_model_id");
   json data = json::array();
@@ -63,7 +65,8 @@ handler_result model_info(const route_context& c) {
     }
     data.push_back(model_info_entry(d));
   }
-  co_return ok(json{{"data", std::move(data)}});
+  const bool store_on = c.deps.models_changed && c.deps.model_secrets != nullptr;
+  co_return ok(json{{"data", std::move(data)}, {"store_model_in_db", store_on}});
 }
 
 }  // namespace switchyard::admin

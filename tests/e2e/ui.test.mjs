@@ -4,7 +4,9 @@
 // through the fake provider (official openai client), and the spend shows on the
 // overview and in the spend logs. A non-admin is refused under ui_access_mode
 // admin_only; an internal user's keys page shows only their own keys. Every page also
-// loads without an error for the admin.
+// loads without an error for the admin. With store_model_in_db the models page adds,
+// edits and deletes a model that then serves (and stops serving) chat completions;
+// without it the page is read-only.
 //
 // Chromium and puppeteer-core are required: without them this test fails (never skips).
 // SWITCHYARD_UI_SCREENSHOTS=<folder> saves a PNG of each page there (docs/ui/).
@@ -17,7 +19,10 @@ import puppeteer from 'puppeteer-core';
 
 import { startFakeOidc } from '../fake_oidc/server.mjs';
 import { startFakeProvider } from '../fake_provider/server.mjs';
-import { call, delay, makeTempDir, psql, SLOW, startGateway, stopAll, withDatabase } from '../lib/gateway.mjs';
+import { recordSecret } from '../lib/capture.mjs';
+import {
+  call, delay, makeTempDir, openaiErrorProblems, psql, SLOW, startGateway, stopAll, withDatabase,
+} from '../lib/gateway.mjs';
 
 const CHROMIUM = process.env.SWITCHYARD_CHROMIUM ?? '/usr/bin/chromium';
 const SERVER_URL = process.env.SWITCHYARD_TEST_DATABASE_URL;
@@ -34,6 +39,8 @@ let fake;
 let gw;
 let strict;
 let browser;
+let env;
+let config;
 
 async function shot(page, name) {
   if (!SHOTS) return;
@@ -74,8 +81,8 @@ async function signIn(g, user) {
   return { ctx, page };
 }
 
-function waitFor(page, fn) {
-  return page.waitForFunction(fn, { timeout: WAIT });
+function waitFor(page, fn, ...args) {
+  return page.waitForFunction(fn, { timeout: WAIT }, ...args);
 }
 
 async function fill(page, scope, values) {
@@ -87,6 +94,28 @@ async function fill(page, scope, values) {
   }
 }
 
+// The text of the models table's row whose first cell is `name` (null without one).
+function modelRow(page, name) {
+  return page.$$eval('[data-testid="models-table"] tbody tr', (trs, n) =>
+    trs.find((r) => r.cells[0].innerText.trim() === n)?.innerText ?? null, name);
+}
+function rowButtons(page, name) {
+  return page.$$eval('[data-testid="models-table"] tbody tr', (trs, n) =>
+    [...(trs.find((r) => r.cells[0].innerText.trim() === n)?.querySelectorAll('button') ?? [])].map((b) => b.textContent), name);
+}
+function clickRowButton(page, name, label) {
+  return page.$$eval('[data-testid="models-table"] tbody tr', (trs, n, l) => {
+    const tr = trs.find((r) => r.cells[0].innerText.trim() === n);
+    if (!tr) throw new Error(`no row ${n}`);
+    [...tr.querySelectorAll('button')].find((b) => b.textContent === l).click();
+  }, name, label);
+}
+// Replaces an input's value by typing (the page sees the keystrokes).
+async function setField(page, sel, value) {
+  await page.$eval(sel, (el) => { el.value = ''; });
+  await page.type(sel, String(value));
+}
+
 describe('admin UI in Chromium', () => {
   before(async () => {
     // Loud failures, not skips: the acceptance needs a real browser and real services.
@@ -96,7 +125,7 @@ describe('admin UI in Chromium', () => {
     fake = await startFakeProvider();
     psql(SERVER_URL, `CREATE DATABASE ${dbName}`);
     dbUrl = withDatabase(SERVER_URL, dbName);
-    const env = {
+    env = {
       DATABASE_URL: dbUrl,
       SWITCHYARD_DATA_DIR: `/tmp/${dbName}`,
       GENERIC_CLIENT_ID: idp.clientId,
@@ -105,7 +134,7 @@ describe('admin UI in Chromium', () => {
       GENERIC_TOKEN_ENDPOINT: `${idp.url}/token`,
       GENERIC_USERINFO_ENDPOINT: `${idp.url}/userinfo`,
     };
-    const config = (extra = {}) => ({
+    config = (extra = {}) => ({
       model_list: [{
         model_name: 'gpt-ui',
         litellm_params: { model: 'openai/gpt-ui', api_base: `${fake.url}/v1`, api_key: 'sk-upstream-ui',
@@ -218,7 +247,7 @@ describe('admin UI in Chromium', () => {
     assert.match(none, /No requests match/);
 
     // The remaining pages load for the admin.
-    for (const route of ['orgs', 'users', 'budgets', 'models']) {
+    for (const route of ['orgs', 'users', 'budgets']) {
       await open(page, gw, route);
       await shot(page, route);
     }
@@ -357,6 +386,139 @@ describe('admin UI in Chromium', () => {
     await page.click('main details button[type=submit]');
     await page.waitForSelector('main details [role="alert"]', { timeout: WAIT });
     assert.match(await page.$eval('main details [role="alert"]', (e) => e.textContent), /Budget already exists: dup-budget/);
+  });
+
+  test('without store_model_in_db the models page is read-only and says how to turn it on', async () => {
+    const { page } = await signIn(gw, BOSS);
+    const text = await open(page, gw, 'models');
+    assert.match(text, /gpt-ui/);
+    assert.match(text, /read-only\. To add, edit and delete models here, set general_settings\.store_model_in_db: true/);
+    assert.match(await modelRow(page, 'gpt-ui'), /from config/);
+    assert.equal(await page.$('main details'), null, 'no form to add a model');
+    assert.deepEqual(await page.$$eval('[data-testid="models-table"] button', (bs) => bs.map((b) => b.textContent)), []);
+    assert.deepEqual(page.errors, []);
+  });
+
+  test('with store_model_in_db the models page adds, edits and deletes a model that serves requests', async () => {
+    const FORM_KEY = 'sk-ui-form-upstream-3e71c0';
+    recordSecret(FORM_KEY, 'the api_key typed into the models page');
+    const fake2 = await startFakeProvider();
+    try {
+      const dbgw = await startGateway({ config: config({ store_model_in_db: true }), env });
+      await dbgw.proc.waitForStderr(/models in the database: on/, WAIT);
+      idp.allowRedirectUri(`${dbgw.url}/sso/callback`);
+      const { page } = await signIn(dbgw, BOSS);
+      let text = await open(page, dbgw, 'models');
+      assert.equal(await page.$('[data-testid="models-read-only"]'), null);
+      // The config file's model stays read-only.
+      assert.match(await modelRow(page, 'gpt-ui'), /from config/);
+      assert.deepEqual(await rowButtons(page, 'gpt-ui'), []);
+
+      // A model the config check refuses: the API's 400 is shown in the form, nothing stored.
+      await page.click('main details summary');
+      await fill(page, 'main details form', { model_name: 'page-model', model: 'nosuchprovider/x', api_key: FORM_KEY });
+      assert.equal(await page.$eval('main details [name="api_key"]', (e) => e.type), 'password');
+      await page.click('main details button[type=submit]');
+      await page.waitForSelector('main details [role="alert"]', { timeout: WAIT });
+      assert.match(await page.$eval('main details [role="alert"]', (e) => e.textContent), /^Invalid model: litellm_params\.model: /);
+      assert.equal(psql(dbUrl, 'SELECT count(*) FROM proxy_models'), '0');
+
+      // Added: listed from the database, the key stored sealed, never shown.
+      await setField(page, 'main details [name="model"]', 'openai/gpt-page');
+      await fill(page, 'main details form', { api_base: `${fake.url}/v1`, rpm: 30, extra_params: '{"max_tokens": 64}' });
+      await page.click('main details button[type=submit]');
+      await waitFor(page, () => document.querySelector('[data-testid="models-table"]')?.innerText.includes('page-model'));
+      const row = await modelRow(page, 'page-model');
+      assert.match(row, /openai\/gpt-page/);
+      assert.ok(row.includes(`${fake.url}/v1`), row);
+      assert.match(row, /30 rpm/);
+      assert.match(row, /database/);
+      assert.deepEqual(await rowButtons(page, 'page-model'), ['Edit', 'Delete']);
+      text = await page.$eval('main', (m) => m.innerText);
+      assert.ok(!text.includes(FORM_KEY), 'the key is not on the page');
+      const stored = psql(dbUrl, "SELECT model_id || '|' || (litellm_params->>'api_key') || '|' || (litellm_params->>'max_tokens') FROM proxy_models WHERE model_name = 'page-model'");
+      const [modelId, sealed, maxTokens] = stored.split('|');
+      assert.match(sealed, /^sy-enc:v1:/);
+      assert.equal(maxTokens, '64');
+      await shot(page, 'models');
+
+      // A request with a virtual key reaches the fake provider with the key typed in the form.
+      const made = await call(dbgw, '/key/generate', { body: { key_alias: 'models-page-key' } });
+      assert.equal(made.status, 200, made.text);
+      const client = new OpenAI({ apiKey: made.json.key, baseURL: `${dbgw.url}/v1`, maxRetries: 0 });
+      const ask = { model: 'page-model', messages: [{ role: 'user', content: 'Hello model page' }] };
+      const before1 = fake.requests({ path: '/v1/chat/completions' }).length;
+      const first = await client.chat.completions.create(ask);
+      assert.ok(first.choices[0].message.content.length > 0);
+      const seen = fake.requests({ path: '/v1/chat/completions' });
+      assert.equal(seen.length, before1 + 1);
+      assert.equal(seen.at(-1).headers.authorization, `Bearer ${FORM_KEY}`);
+      assert.equal(seen.at(-1).body.model, 'gpt-page');
+      assert.equal(seen.at(-1).body.max_tokens, 64);
+
+      // Edited: the form comes prefilled but for the key; a refused change shows its 400 in
+      // the dialog; a new api_base and rpm with the key left empty keep the stored key.
+      await clickRowButton(page, 'page-model', 'Edit');
+      await page.waitForSelector('dialog [data-testid="model-edit"]', { timeout: WAIT });
+      const prefilled = await page.$$eval('dialog [data-testid="model-edit"] [name]', (els) => Object.fromEntries(els.map((e) => [e.name, e.value])));
+      assert.deepEqual(prefilled, { model_name: 'page-model', model: 'openai/gpt-page', api_base: `${fake.url}/v1`, api_key: '',
+        rpm: '30', tpm: '', extra_params: '{"max_tokens":64}' });
+      await shot(page, 'model-edit');
+      await setField(page, 'dialog [name="model"]', 'nosuchprovider/x');
+      await page.click('dialog [data-testid="save-model"]');
+      await page.waitForSelector('dialog [role="alert"]', { timeout: WAIT });
+      assert.match(await page.$eval('dialog [role="alert"]', (e) => e.textContent), /^Invalid model: litellm_params\.model: /);
+      await setField(page, 'dialog [name="model"]', 'openai/gpt-page');
+      await setField(page, 'dialog [name="api_base"]', `${fake2.url}/v1`);
+      await setField(page, 'dialog [name="rpm"]', '45');
+      await page.click('dialog [data-testid="save-model"]');
+      await waitFor(page, (u) => !document.querySelector('dialog')
+        && document.querySelector('[data-testid="models-table"]')?.innerText.includes(u), `${fake2.url}/v1`);
+      assert.match(await modelRow(page, 'page-model'), /45 rpm/);
+      assert.equal(psql(dbUrl, `SELECT (litellm_params->>'rpm') || '|' || (litellm_params->>'api_base') FROM proxy_models WHERE model_id = '${modelId}'`),
+        `45|${fake2.url}/v1`);
+      const second = await client.chat.completions.create(ask);
+      assert.ok(second.choices[0].message.content.length > 0);
+      const seen2 = fake2.requests({ path: '/v1/chat/completions' });
+      assert.equal(seen2.length, 1);
+      assert.equal(seen2[0].headers.authorization, `Bearer ${FORM_KEY}`, 'an empty key field keeps the stored key');
+      assert.equal(fake.requests({ path: '/v1/chat/completions' }).length, before1 + 1, 'the old api_base is not called');
+
+      // Deleted after a confirm: gone from the page and from the router (LiteLLM's 400).
+      await clickRowButton(page, 'page-model', 'Delete');
+      await page.click('[data-testid="confirm"]');
+      await waitFor(page, () => !document.querySelector('[data-testid="models-table"]')?.innerText.includes('page-model'));
+      assert.equal(psql(dbUrl, 'SELECT count(*) FROM proxy_models'), '0');
+      const gone = await client.chat.completions.create(ask).then(() => null, (e) => e);
+      assert.equal(gone?.status, 400, String(gone));
+      assert.deepEqual(openaiErrorProblems({ error: gone.error }, 400), []);
+      assert.match(gone.error.message, /Invalid model name passed in model=page-model/);
+      assert.deepEqual(page.errors, []);
+
+      // A user who is not a proxy admin sees no form and no buttons, and the API refuses
+      // the session anyway.
+      const seeded = await call(dbgw, '/model/new', { body: { model_name: 'seeded', litellm_params: { model: 'openai/seeded', mock_response: 'hi' } } });
+      assert.equal(seeded.status, 200, seeded.text);
+      const alice = await signIn(dbgw, ALICE);
+      await alice.page.waitForSelector('[data-testid="who"]', { timeout: WAIT });
+      await open(alice.page, dbgw, 'models');
+      assert.match(await modelRow(alice.page, 'seeded'), /database/);
+      assert.equal(await alice.page.$('main details'), null);
+      assert.deepEqual(await alice.page.$$eval('[data-testid="models-table"] button', (bs) => bs.length), 0);
+      const refused = await alice.page.evaluate(async () => {
+        const s = await (await fetch('/sso/session')).json();
+        const r = await fetch('/model/delete', { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': s.csrf_token },
+          body: JSON.stringify({ id: 'anything' }) });
+        return { status: r.status, text: await r.text() };
+      });
+      assert.equal(refused.status, 403, refused.text);
+      assert.match(JSON.parse(refused.text).error.message, /user not allowed to access this route, role= internal_user/);
+      assert.equal(psql(dbUrl, "SELECT count(*) FROM proxy_models WHERE model_name = 'seeded'"), '1');
+      await call(dbgw, '/model/delete', { body: { id: seeded.json.model_id } });
+      await dbgw.stop();
+    } finally {
+      await fake2.close();
+    }
   });
 
   test('ui_access_mode admin_only: a non-admin is refused at sign-in', async () => {

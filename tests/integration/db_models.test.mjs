@@ -149,6 +149,8 @@ describe('models in the database', { skip }, () => {
     assert.equal(info.json.data.length, 1);
     assert.equal(info.json.data[0].model_info.id, id);
     assert.equal(info.json.data[0].model_info.db_model, true);
+    // The answer says the model endpoints work here (the admin UI's cue to offer editing).
+    assert.equal(info.json.store_model_in_db, true);
     const fileModel = (await call(b, '/model/info', { method: 'GET' })).json.data.find((d) => d.model_name === 'from-file');
     assert.equal(fileModel.model_info.db_model, false);
 
@@ -344,8 +346,12 @@ describe('models in the database', { skip }, () => {
       assert.equal(r.json.error.message, "Set `'STORE_MODEL_IN_DB='True'` in your env to enable this feature.");
       assertNoSecret(r.text, path);
     }
-    // The stored models are not served either.
+    // The stored models are not served either, and /model/info says the store is off.
     assert.equal(await chatStatus(off, 'survives'), 400);
+    const info = await call(off, '/model/info', { method: 'GET' });
+    assert.equal(info.status, 200, info.text);
+    assert.equal(info.json.store_model_in_db, false);
+    assert.deepEqual(info.json.data.map((d) => [d.model_name, d.model_info.db_model]), [['from-file', false]]);
     await off.stop();
   });
 });
