@@ -92,23 +92,21 @@ std::string add_totals_sql(const char* table, const char* id_col, const char* ba
          " = s.id;";
 }
 
+// The rollups of the batch, in one statement: first the batch's distinct (day, who, model)
+// combinations (a few hundred rows for a thousand requests), then each entity's share of
+// them (the fan-out to the entity types runs over the groups, not over every row), added
+// to daily_spend and, for the whole proxy, the teams and the organisations, to
+// daily_spend_totals (the same sums without the key: docs/spend.md, "The spend log").
+// The fan-out is read twice, so Postgres makes it once. Rows are locked in primary-key
+// order, daily_spend first, the same order in every writer.
 constexpr const char* rollup_sql =
-    "INSERT INTO daily_spend AS d (entity_type, entity_id, day, api_key, model, model_group, custom_llm_provider, "
-    "prompt_tokens, completion_tokens, cache_read_input_tokens, cache_creation_input_tokens, spend, api_requests, "
-    "successful_requests, failed_requests) "
-    "SELECT entity_type, entity_id, day, coalesce(api_key, ''), coalesce(model, ''), coalesce(model_group, ''), "
-    "coalesce(custom_llm_provider, ''), sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), "
-    "sum(cache_creation_tokens), sum(spend), sum(api_requests), sum(successful_requests), "
-    "sum(failed_requests) FROM ("
-    // First the batch's distinct (day, who, model) combinations (a few hundred rows for
-    // a thousand requests), then each entity's share of them: the fan-out to six entity
-    // types runs over the groups, not over every row.
-    "  WITH g AS (SELECT day, api_key, user_id, team_id, organization_id, end_user, model, model_group,"
-    "    custom_llm_provider, sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,"
-    "    sum(cached_tokens) AS cached_tokens, sum(cache_creation_tokens) AS cache_creation_tokens,"
-    "    sum(spend) AS spend, count(*) AS api_requests, count(*) FILTER (WHERE success) AS successful_requests,"
-    "    count(*) FILTER (WHERE NOT success) AS failed_requests"
-    "    FROM spend_batch GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9)"
+    "WITH g AS (SELECT day, api_key, user_id, team_id, organization_id, end_user, model, model_group,"
+    "  custom_llm_provider, sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,"
+    "  sum(cached_tokens) AS cached_tokens, sum(cache_creation_tokens) AS cache_creation_tokens,"
+    "  sum(spend) AS spend, count(*) AS api_requests, count(*) FILTER (WHERE success) AS successful_requests,"
+    "  count(*) FILTER (WHERE NOT success) AS failed_requests"
+    "  FROM spend_batch GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9), "
+    "e AS ("
     "  SELECT 'all' AS entity_type, '' AS entity_id, * FROM g"
     "  UNION ALL SELECT 'key', api_key, * FROM g WHERE api_key <> ''"
     "  UNION ALL SELECT 'user', user_id, * FROM g WHERE user_id IS NOT NULL"
@@ -124,8 +122,15 @@ constexpr const char* rollup_sql =
     "    b.cache_creation_tokens, b.spend, 1, CASE WHEN b.success THEN 1 ELSE 0 END,"
     "    CASE WHEN b.success THEN 0 ELSE 1 END FROM spend_batch b, jsonb_array_elements_text("
     "    CASE WHEN jsonb_typeof(b.request_tags) = 'array' THEN b.request_tags ELSE '[]'::jsonb END) AS t(tag)"
-    "    WHERE b.request_tags <> '[]'::jsonb"
-    ") e GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 3, 2, 4, 5, 6, 7 "
+    "    WHERE b.request_tags <> '[]'::jsonb), "
+    "rolled AS ("
+    "INSERT INTO daily_spend AS d (entity_type, entity_id, day, api_key, model, model_group, custom_llm_provider, "
+    "prompt_tokens, completion_tokens, cache_read_input_tokens, cache_creation_input_tokens, spend, api_requests, "
+    "successful_requests, failed_requests) "
+    "SELECT entity_type, entity_id, day, coalesce(api_key, ''), coalesce(model, ''), coalesce(model_group, ''), "
+    "coalesce(custom_llm_provider, ''), sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), "
+    "sum(cache_creation_tokens), sum(spend), sum(api_requests), sum(successful_requests), "
+    "sum(failed_requests) FROM e GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 3, 2, 4, 5, 6, 7 "
     "ON CONFLICT (entity_type, day, entity_id, api_key, model, model_group, custom_llm_provider) DO UPDATE SET "
     "prompt_tokens = d.prompt_tokens + excluded.prompt_tokens, "
     "completion_tokens = d.completion_tokens + excluded.completion_tokens, "
@@ -133,25 +138,14 @@ constexpr const char* rollup_sql =
     "cache_creation_input_tokens = d.cache_creation_input_tokens + excluded.cache_creation_input_tokens, "
     "spend = d.spend + excluded.spend, api_requests = d.api_requests + excluded.api_requests, "
     "successful_requests = d.successful_requests + excluded.successful_requests, "
-    "failed_requests = d.failed_requests + excluded.failed_requests";
-
-// The same batch into daily_spend_totals: the whole proxy, its teams and organisations per
-// (day, model), without the keys (the reports that need no key breakdown read these few
-// rows instead of one per key). Same lock order as above: sorted by the primary key.
-constexpr const char* totals_rollup_sql =
+    "failed_requests = d.failed_requests + excluded.failed_requests) "
     "INSERT INTO daily_spend_totals AS d (entity_type, entity_id, day, model, prompt_tokens, completion_tokens, "
     "cache_read_input_tokens, cache_creation_input_tokens, spend, api_requests, successful_requests, "
     "failed_requests) "
-    "SELECT entity_type, entity_id, day, model, sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), "
-    "sum(cache_creation_tokens), sum(spend), count(*), count(*) FILTER (WHERE success), "
-    "count(*) FILTER (WHERE NOT success) FROM ("
-    "  SELECT 'all' AS entity_type, '' AS entity_id, day, coalesce(model, '') AS model, prompt_tokens,"
-    "    completion_tokens, cached_tokens, cache_creation_tokens, spend, success FROM spend_batch"
-    "  UNION ALL SELECT 'team', team_id, day, coalesce(model, ''), prompt_tokens, completion_tokens, cached_tokens,"
-    "    cache_creation_tokens, spend, success FROM spend_batch WHERE team_id IS NOT NULL"
-    "  UNION ALL SELECT 'org', organization_id, day, coalesce(model, ''), prompt_tokens, completion_tokens,"
-    "    cached_tokens, cache_creation_tokens, spend, success FROM spend_batch WHERE organization_id IS NOT NULL"
-    ") e GROUP BY 1, 2, 3, 4 ORDER BY 1, 3, 2, 4 "
+    "SELECT entity_type, entity_id, day, coalesce(model, ''), sum(prompt_tokens), sum(completion_tokens), "
+    "sum(cached_tokens), sum(cache_creation_tokens), sum(spend), sum(api_requests), sum(successful_requests), "
+    "sum(failed_requests) FROM e WHERE entity_type IN ('all', 'team', 'org') GROUP BY 1, 2, 3, 4 "
+    "ORDER BY 1, 3, 2, 4 "
     "ON CONFLICT (entity_type, day, entity_id, model) DO UPDATE SET "
     "prompt_tokens = d.prompt_tokens + excluded.prompt_tokens, "
     "completion_tokens = d.completion_tokens + excluded.completion_tokens, "
@@ -213,7 +207,7 @@ const std::string& totals_and_rollups_sql() {
       // Locked last, after every other entity, so the lock order stays fixed.
       "UPDATE users SET spend = users.spend + s.total FROM (SELECT sum(spend) AS total FROM spend_batch) s "
       "WHERE users.user_id = 'litellm-proxy-budget' AND s.total IS NOT NULL;" +
-      rollup_sql + std::string(";") + totals_rollup_sql +
+      rollup_sql +
       ";SELECT token, spend FROM verification_tokens WHERE token IN (SELECT api_key FROM spend_batch "
       "WHERE api_key <> '') ORDER BY token";
   return sql;
