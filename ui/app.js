@@ -828,8 +828,11 @@
         state.session = await api('/sso/session');
         state.csrf = state.session.csrf_token;
       } catch (e) {
-        const reason = new URLSearchParams(location.search).get('error');
-        app.replaceChildren(signInPage(reason || (e.status === 401 ? '' : e.message)));
+        // After a refused sign-in (`?error=signin`) the server's 401 carries the reason, once;
+        // the URL itself carries no words, so a link cannot put any on this page.
+        const refused = new URLSearchParams(location.search).has('error');
+        app.replaceChildren(signInPage(e.status === 401 && !refused ? '' : e.message));
+        if (refused) history.replaceState(null, '', location.pathname + location.hash);
         document.title = 'Sign in - Switchyard';
         return;
       }

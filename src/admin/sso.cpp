@@ -19,6 +19,9 @@ namespace {
 
 constexpr std::string_view session_cookie = "switchyard_session";
 constexpr std::string_view csrf_cookie = "switchyard_csrf";
+// Why the last sign-in was refused, for the UI's sign-in page: set by the server only, so a
+// crafted link cannot put words on that page (the redirect's `?error=signin` carries none).
+constexpr std::string_view signin_error_cookie = "switchyard_signin_error";
 
 std::string trim_slash(std::string s) {
   while (!s.empty() && s.back() == '/') {
@@ -123,8 +126,10 @@ http::response redirect(std::string location, int status = 302) {
   return r;
 }
 
-// A refused sign-in: a browser (it asks for HTML) is sent back to the UI's sign-in page
-// with the reason; any other client gets the OpenAI-shaped error.
+// A refused sign-in: a browser (it asks for HTML) is sent back to the UI's sign-in page,
+// the reason in a short-lived cookie that only /sso/session reads (and clears); any other
+// client gets the OpenAI-shaped error. The reason names no secret (it is the error the
+// API would answer), so the cookie needs no Secure flag.
 http::response callback_error(const http::request& req, const core::error& e) {
   if (req.header("accept").find("text/html") == std::string_view::npos) {
     return http::error_response(e);
@@ -132,7 +137,10 @@ http::response callback_error(const http::request& req, const core::error& e) {
   http::response r;
   r.status = 303;
   r.content_type = "text/plain";
-  r.headers.emplace_back("location", "/ui/?error=" + core::percent_encode(e.message));
+  r.headers.emplace_back("location", "/ui/?error=signin");
+  r.headers.emplace_back("set-cookie", std::string(signin_error_cookie) + "=" +
+                                           core::base64url_encode(e.message.substr(0, 1024)) +
+                                           "; Path=/sso/session; Max-Age=300; HttpOnly; SameSite=Lax");
   r.headers.emplace_back("cache-control", "no-store");
   return r;
 }
@@ -634,8 +642,17 @@ net::awaitable<core::result<auth::principal>> sso_endpoints::session_principal(s
 net::awaitable<void> sso_endpoints::session_info(http::request& req, http::responder& resp) {
   const auto value = auth::cookie_value(req.header("cookie"), session_cookie);
   if (value.empty()) {
-    co_await resp.send(http::error_response(sso_error(401, "Authentication Error, no session: sign in at "
-                                                           "/sso/key/generate")));
+    // After a refused sign-in: its reason, once.
+    const auto raw = auth::cookie_value(req.header("cookie"), signin_error_cookie);
+    const auto refused = raw.empty() ? std::nullopt : core::base64url_decode(raw);
+    auto r = http::error_response(sso_error(401, refused && !refused->empty()
+                                                     ? *refused
+                                                     : std::string("Authentication Error, no session: sign in at "
+                                                                   "/sso/key/generate")));
+    if (!raw.empty()) {
+      r.headers.emplace_back("set-cookie", std::string(signin_error_cookie) + "=; Path=/sso/session; Max-Age=0");
+    }
+    co_await resp.send(std::move(r));
     co_return;
   }
   auto found = co_await db_->run(store::postgres::session_blocking, core::sha256_hex(value));

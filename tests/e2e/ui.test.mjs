@@ -524,7 +524,7 @@ describe('admin UI in Chromium', () => {
   test('ui_access_mode admin_only: a non-admin is refused at sign-in', async () => {
     const { page } = await signIn(strict, ALICE);
     // Back on the UI's sign-in page with the reason; no session was made.
-    assert.ok(page.url().startsWith(`${strict.url}/ui/?error=`), page.url());
+    assert.ok(page.url().startsWith(`${strict.url}/ui/`), page.url());
     await page.waitForSelector('[data-testid="sso-signin"]', { timeout: WAIT });
     const alert = await page.$eval('[role="alert"]', (e) => e.textContent);
     assert.match(alert, /ui_access_mode is admin_only and alice has role internal_user/);
@@ -532,6 +532,12 @@ describe('admin UI in Chromium', () => {
     const cookies = await page.cookies();
     assert.ok(!cookies.some((c) => c.name === 'switchyard_session'), JSON.stringify(cookies));
     await shot(page, 'signin-refused');
+    // The reason came from the server (a cookie only /sso/session reads, once), not from
+    // the URL: a crafted link shows no words of its own, and a reload shows no reason.
+    await page.goto(`${strict.url}/ui/?error=Your%20account%20is%20locked%2C%20call%20555-0100`);
+    await page.waitForSelector('[data-testid="sso-signin"]', { timeout: WAIT });
+    const crafted = await page.$eval('.signin', (e) => e.textContent);
+    assert.doesNotMatch(crafted, /locked|555-0100|alice has role/);
     await page.goto(`${strict.url}/ui/`);
     await page.waitForSelector('[data-testid="sso-signin"]', { timeout: WAIT });
     assert.equal(await page.$('[role="alert"]'), null);
