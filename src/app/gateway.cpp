@@ -1639,7 +1639,7 @@ struct gateway::impl {
       r.on_scrape([this, queued, written, failures, spilled, dropped, spill_bytes] {
         const auto& st = cost_logger->stats();
         queued->set(static_cast<double>(st.queued));
-        written->set(static_cast<double>(st.written + st.replayed));
+        written->set(static_cast<double>(st.written));  // replayed rows included (a subset)
         failures->set(static_cast<double>(st.flush_failures));
         spilled->set(static_cast<double>(st.spilled));
         dropped->set(static_cast<double>(st.dropped));

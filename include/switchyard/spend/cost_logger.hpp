@@ -109,7 +109,7 @@ class cost_logger {
     std::size_t written = 0;         // rows inserted
     std::size_t flush_failures = 0;  // batches that failed
     std::size_t spilled = 0;         // rows sent to spill files
-    std::size_t replayed = 0;        // rows read back from spill files and written
+    std::size_t replayed = 0;        // rows read back from spill files and written (also in `written`)
     std::size_t dropped = 0;         // rows lost (no spill_dir, or the disk refused them)
     std::size_t corrupt = 0;         // spill records skipped as corrupt
     std::size_t rejected = 0;        // rows Postgres refused (kept aside, not retried)
