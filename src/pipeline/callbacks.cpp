@@ -15,6 +15,7 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <ctime>
 #include <span>
@@ -220,6 +221,31 @@ namespace {
 constexpr std::string_view model_parameter_names[] = {
     "frequency_penalty", "max_completion_tokens", "max_tokens", "n", "presence_penalty",
     "seed",              "stop",                  "temperature", "top_p"};
+constexpr std::size_t model_parameter_count = std::size(model_parameter_names);
+
+// A body member the callbacks read: its index in model_parameter_names, or one of these
+// past them (the request's input, in order of preference), or -1. By length first: one
+// comparison for most keys.
+constexpr int input_messages = model_parameter_count, input_prompt = input_messages + 1,
+              input_input = input_messages + 2, read_member_count = input_messages + 3;
+int read_member(std::string_view k) {
+  std::string_view name;
+  int at = -1;
+  switch (k.size()) {
+    case 1: name = "n", at = 3; break;
+    case 4: k[1] == 'e' ? (name = "seed", at = 5) : (name = "stop", at = 6); break;
+    case 5: k[0] == 't' ? (name = "top_p", at = 8) : (name = "input", at = input_input); break;
+    case 6: name = "prompt", at = input_prompt; break;
+    case 8: name = "messages", at = input_messages; break;
+    case 10: name = "max_tokens", at = 2; break;
+    case 11: name = "temperature", at = 7; break;
+    case 16: name = "presence_penalty", at = 4; break;
+    case 17: name = "frequency_penalty", at = 0; break;
+    case 21: name = "max_completion_tokens", at = 1; break;
+    default: return -1;
+  }
+  return k == name ? at : -1;
+}
 
 }  // namespace
 
@@ -300,23 +326,29 @@ callback_fields fields_with(const request_ctx& ctx, spend::pricer& prices, const
     f.start_ns = f.end_ns;
   }
   f.trace_id = out.trace.trace_id;
+  // The members read below, in one pass over the body's (the last of a repeated key, as
+  // json_scan::find gives it).
+  std::array<const providers::json_member*, read_member_count> read{};
   if (ctx.scan.ok) {
+    for (const auto& m : ctx.scan.members) {
+      if (const int at = read_member(m.key); at >= 0) {
+        read[static_cast<std::size_t>(at)] = &m;
+      }
+    }
     // Kept as received (the scan validated them); parsed only by the encoders that need a DOM.
-    for (std::string_view k : model_parameter_names) {
-      if (const auto* m = ctx.scan.find(k); m != nullptr) {
-        f.params[f.param_count++] = {k, m->value};
+    for (std::size_t i = 0; i < model_parameter_count; ++i) {
+      if (read[i] != nullptr) {
+        f.params[f.param_count++] = {model_parameter_names[i], read[i]->value};
       }
     }
   }
   if (o.log_content) {
-    if (ctx.scan.ok) {
-      for (const char* k : {"messages", "prompt", "input"}) {
-        if (const auto* m = ctx.scan.find(k); m != nullptr) {
-          if (m->value.size() <= o.max_content_bytes) {
-            f.input_raw = m->value;
-          }
-          break;
+    for (int at : {input_messages, input_prompt, input_input}) {
+      if (const auto* m = read[static_cast<std::size_t>(at)]; m != nullptr) {
+        if (m->value.size() <= o.max_content_bytes) {
+          f.input_raw = m->value;
         }
+        break;
       }
     }
     if (f.input_raw.empty()) {
@@ -626,6 +658,33 @@ constexpr auto plain_ascii = [] {
   return t;
 }();
 
+// How many bytes at the start of `v` a JSON string holds as they are (plain_ascii), eight
+// at a time: a word is plain unless one of its bytes is below 0x20, is '"' or '\\', or has
+// its high bit set (the classic "has a byte less than / equal to" word tests). The bytes
+// of a word that fails are looked at one by one.
+std::size_t plain_prefix(std::string_view v) {
+  constexpr std::uint64_t ones = 0x0101010101010101ULL;
+  constexpr std::uint64_t highs = 0x8080808080808080ULL;
+  const char* p = v.data();
+  std::size_t i = 0;
+  for (; i + 8 <= v.size(); i += 8) {
+    std::uint64_t x = 0;
+    std::memcpy(&x, p + i, 8);
+    const std::uint64_t quote = x ^ (ones * '"');
+    const std::uint64_t backslash = x ^ (ones * '\\');
+    const std::uint64_t below_space = (x - ones * 0x20) & ~x;
+    const std::uint64_t has_quote = (quote - ones) & ~quote;
+    const std::uint64_t has_backslash = (backslash - ones) & ~backslash;
+    if ((below_space | has_quote | has_backslash | x) & highs) {
+      break;
+    }
+  }
+  while (i < v.size() && plain_ascii[static_cast<unsigned char>(p[i])]) {
+    ++i;
+  }
+  return i;
+}
+
 // Writes JSON text at a position with room enough (the caller sized the buffer for the
 // worst case: at most 6 bytes per byte of a string, 64 per number).
 class text_cursor {
@@ -664,10 +723,7 @@ class text_cursor {
   // A JSON string with nlohmann's escapes.
   void str(std::string_view v) {
     const auto* in = reinterpret_cast<const unsigned char*>(v.data());
-    std::size_t i = 0;
-    while (i < v.size() && plain_ascii[in[i]]) {
-      ++i;
-    }
+    std::size_t i = plain_prefix(v);
     *p_++ = '"';
     raw(v.substr(0, i));
     if (i == v.size()) {  // the usual case: nothing to escape

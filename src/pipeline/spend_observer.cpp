@@ -79,7 +79,9 @@ void keep_prompt_and_answer(const request_ctx& ctx, spend::spend_row& r) {
 
 }  // namespace
 
-billed billed_of(const request_ctx& ctx, spend::pricer& prices) {
+namespace {
+
+billed bill_now(const request_ctx& ctx, spend::pricer& prices) {
   const auto& o = ctx.out;
   const auto* a = o.final_attempt();
   billed b;
@@ -106,6 +108,18 @@ billed billed_of(const request_ctx& ctx, spend::pricer& prices) {
     b.spend = prices.cost(*a->dep, b.t, seconds);
   }
   return b;
+}
+
+}  // namespace
+
+billed billed_of(const request_ctx& ctx, spend::pricer& prices) {
+  if (!ctx.finished) {
+    return bill_now(ctx, prices);  // mid-request (a stream's running cost): not final yet
+  }
+  if (!ctx.final_bill) {
+    ctx.final_bill = bill_now(ctx, prices);
+  }
+  return *ctx.final_bill;
 }
 
 void fill_spend_row(spend::spend_row& r, const request_ctx& ctx, spend::pricer& prices, bool store_prompts) {

@@ -192,7 +192,8 @@ describe('callbacks to live receivers', () => {
   });
 
   test('generic_api: JSON arrays with the configured headers', async () => {
-    await client(gw).chat.completions.create({ model: 'gpt-test', messages: USER }, { headers: { 'x-litellm-call-id': 'gen-1' } });
+    await client(gw).chat.completions.create({ model: 'gpt-test', messages: USER, temperature: 0.25, seed: 7, user: 'end-9' },
+      { headers: { 'x-litellm-call-id': 'gen-1' } });
     const p = await hook.waitFor(() => hook.received.flat().find((x) => x.id === 'gen-1'), 'the payload', 20_000 * SLOW);
     assert.deepEqual(hook.errors, []);
     assert.ok(hook.received.every((b) => Array.isArray(b)), 'json_array batches');
@@ -202,6 +203,9 @@ describe('callbacks to live receivers', () => {
     assert.equal(p.custom_llm_provider, 'openai');
     assert.ok(p.total_tokens > 0);
     assert.deepEqual(p.messages, USER);
+    // The model's parameters as the client sent them (only those), and the end user.
+    assert.deepEqual(p.model_parameters, { seed: 7, temperature: 0.25 });
+    assert.equal(p.end_user, 'end-9');
     assert.ok(p.metadata.user_api_key_hash.length === 64, 'the master key hash');
   });
 

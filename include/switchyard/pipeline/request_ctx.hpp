@@ -7,6 +7,7 @@
 #include "switchyard/config/config.hpp"
 #include "switchyard/core/asio.hpp"
 #include "switchyard/http/message.hpp"
+#include "switchyard/pipeline/billed.hpp"
 #include "switchyard/pipeline/outcome.hpp"
 #include "switchyard/pipeline/recording_responder.hpp"
 #include "switchyard/providers/adapter.hpp"
@@ -96,6 +97,9 @@ struct request_ctx {
   bool kept_json = false;  // kept_response is a whole translated (OpenAI JSON) answer
   bool keep_response = false;  // store_prompts_in_spend_logs, or a callback logs content
   bool finished = false;   // finish ran
+  // billed_of's answer once finish ran (the outcome is final then): the observers that
+  // read it (spend, metrics, callbacks) price the request once between them.
+  mutable std::optional<billed> final_bill;
   spend::pricer* prices = nullptr;  // for x-litellm-response-cost; null: not priced
   // The response cache (pipeline/cache_stage.hpp): the request's key (sent as
   // x-litellm-cache-key on every answer of a cacheable request; empty: not cacheable),

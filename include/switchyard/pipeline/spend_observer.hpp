@@ -5,19 +5,16 @@
 // (one per streamed event, or answer bytes / 4). See docs/spend.md.
 // Owner: app/. Thread: the loop thread. Never blocks (the logger queues and returns).
 #pragma once
+#include "switchyard/pipeline/billed.hpp"
 #include "switchyard/pipeline/stage.hpp"
 #include "switchyard/spend/cost_logger.hpp"
 #include "switchyard/spend/pricer.hpp"
 
 namespace switchyard::pipeline {
 
-// What a finished request is billed: its tokens (reported, else estimated) and their cost.
-// The spend row and the Prometheus spend and token counters both read it.
-struct billed {
-  spend::tokens t;
-  bool estimated = false;
-  double spend = 0;
-};
+// What a finished request is billed (struct billed, request_ctx.hpp). The spend row, the
+// Prometheus spend and token counters and the callbacks all read it: once `finish` has run,
+// it is priced once and kept in the request (request_ctx::final_bill).
 billed billed_of(const request_ctx& ctx, spend::pricer& prices);
 
 // The spend row of a finished request (used by the observer; public for tests).

@@ -561,6 +561,24 @@ TEST(CallbackFormats, GenericPayloadTextIsTheObjectsDump) {
 }
 
 
+// Strings are scanned eight bytes at a time: every byte that needs an escape (or is not
+// ASCII), at every position of a word and across word ends, is written as nlohmann would.
+TEST(CallbackFormats, GenericPayloadEscapesAtEveryPosition) {
+  const std::string specials[] = {"\"", "\\", std::string(1, '\x01'), "\x1f", "\n", "\x7f", " ", "~",
+                                  "\xc3\xa9", "\xe2\x82\xac", "\xff"};
+  for (const auto& sp : specials) {
+    for (std::size_t at = 0; at <= 19; ++at) {
+      auto e = sample_event();
+      e.team_id = std::string(at, 'a') + sp + std::string(19 - at, 'b');
+      e.key_alias = sp + std::string(at, 'k');
+      std::string direct;
+      append_generic_payload(direct, fields_of(e));
+      ASSERT_EQ(direct, generic_as_dom_text(e)) << "special " << json(sp).dump(-1, ' ', false, json::error_handler_t::replace)
+                                                << " at " << at;
+    }
+  }
+}
+
 TEST(CallbackTargets, OtelEndpointAndHeadersFromTheEnvironment) {
   auto t = make_callback_target(
       "otel", json::object(),
