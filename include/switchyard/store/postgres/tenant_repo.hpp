@@ -71,8 +71,10 @@ entity_page list_entities_blocking(pqxx::connection& c, const entity_list_query&
 // do not exist are created (user_id: the given one, else the user with that email, else a
 // uuid). Each gets a team_memberships row (budget: a new budgets row with
 // `max_budget_in_team` when set), the team in users.teams, and an entry in the team's
-// members_with_roles (replacing an older one). Audited "member_added". Empty row_json if
-// the team does not exist. `updated_users_json` is the JSON array of the members' rows.
+// members_with_roles (replacing an older one). A membership a sign-in added from the
+// groups claim (sso_managed) becomes an ordinary one, which sign-ins never remove.
+// Audited "member_added". Empty row_json if the team does not exist.
+// `updated_users_json` is the JSON array of the members' rows.
 struct member_write {
   std::optional<std::string> team_json;
   std::string updated_users_json = "[]";
