@@ -2,16 +2,19 @@
 
 #include "admin_util.hpp"
 
+#include "switchyard/auth/jwt_auth.hpp"
 #include "switchyard/core/ids.hpp"
 #include "switchyard/core/jwt.hpp"
 #include "switchyard/store/postgres/db_executor.hpp"
 #include "switchyard/store/postgres/session_repo.hpp"
+#include "switchyard/store/postgres/tenant_repo.hpp"
 #include "switchyard/upstream/client.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cctype>
+#include <unordered_set>
 
 namespace switchyard::admin {
 
@@ -145,7 +148,100 @@ http::response callback_error(const http::request& req, const core::error& e) {
   return r;
 }
 
+
+// The fields of /team/new that litellm_settings.default_team_params may set (LiteLLM's
+// DefaultTeamSSOParams and team_member_permissions), with /team/new's types.
+std::span<const field_spec> default_team_fields() {
+  static const std::vector<field_spec> fields = [] {
+    constexpr std::string_view names[] = {"max_budget", "budget_duration", "models",
+                                          "tpm_limit",  "rpm_limit",       "team_member_permissions"};
+    std::vector<field_spec> out;
+    for (const auto& f : fields_of(entity::team)) {
+      if (std::find(std::begin(names), std::end(names), f.name) != std::end(names)) {
+        out.push_back(f);
+      }
+    }
+    return out;
+  }();
+  return fields;
+}
+
+std::string json_kind(const json& v) {
+  if (v.is_string()) {
+    return "a string";
+  }
+  if (v.is_number()) {
+    return "a number";
+  }
+  if (v.is_boolean()) {
+    return "a boolean";
+  }
+  if (v.is_object()) {
+    return "an object";
+  }
+  if (v.is_array()) {
+    return "a list";
+  }
+  return "null";
+}
+
 }  // namespace
+
+sso_groups read_sso_groups(const json& claims, const std::string& field) {
+  sso_groups out;
+  if (field.empty()) {
+    return out;
+  }
+  const json* v = auth::find_claim(claims, field);
+  if (v == nullptr || v->is_null()) {
+    // Entra ID leaves the groups out of a token when the user is in more groups than it
+    // holds, and names where to fetch them instead ("groups overage").
+    const json* names = auth::find_claim(claims, "_claim_names");
+    if (names != nullptr && names->is_object() && names->contains(field)) {
+      out.problem = "the ID token carries Entra ID's groups overage marker (_claim_names." + field +
+                    ") instead of the groups: the user is in more groups than a token holds (limit the app "
+                    "registration's group claims to the groups assigned to the application)";
+    }
+    return out;
+  }
+  constexpr std::size_t max_id_bytes = 256;
+  std::vector<std::string> ids;
+  std::unordered_set<std::string> seen;
+  auto bad_id = [&](const json& e) {
+    out.problem = "claim '" + field + "' holds " +
+                  (e.is_string() ? "a string of " + std::to_string(e.get_ref<const std::string&>().size()) + " bytes"
+                                 : json_kind(e)) +
+                  " where a team id (a non-empty string of at most " + std::to_string(max_id_bytes) +
+                  " bytes) belongs";
+  };
+  auto take = [&](const json& e) {
+    if (!e.is_string() || e.get_ref<const std::string&>().empty() ||
+        e.get_ref<const std::string&>().size() > max_id_bytes) {
+      bad_id(e);
+      return false;
+    }
+    if (seen.insert(e.get<std::string>()).second) {
+      ids.push_back(e.get<std::string>());
+    }
+    return true;
+  };
+  if (v->is_string()) {
+    if (!take(*v)) {
+      return out;
+    }
+  } else if (v->is_array()) {
+    for (const auto& e : *v) {
+      if (!take(e)) {
+        return out;
+      }
+    }
+  } else {
+    out.problem = "claim '" + field + "' is " + json_kind(*v) + ", not a list of team ids or one team id";
+    return out;
+  }
+  out.ids = std::move(ids);
+  return out;
+}
 
 core::result<sso_settings> sso_settings::from(const json& general, const json& litellm, const std::string& master_key,
                                               const std::function<std::string(const char*)>& env) {
@@ -245,6 +341,73 @@ core::result<sso_settings> sso_settings::from(const json& general, const json& l
                       "' is not a role");
         }
         s.default_role = r->get<std::string>();
+      }
+      if (auto t = it->find("teams"); t != it->end() && !t->is_null()) {
+        const std::string where = "litellm_settings.default_internal_user_params.teams";
+        if (!t->is_array()) {
+          return fail(where + ": expected a list of team ids or {team_id, user_role, max_budget_in_team}");
+        }
+        for (std::size_t i = 0; i < t->size(); ++i) {
+          const json& e = (*t)[i];
+          const std::string at = where + "[" + std::to_string(i) + "]";
+          default_team d;
+          if (e.is_string() && !e.get_ref<const std::string&>().empty()) {
+            d.team_id = e.get<std::string>();
+          } else if (e.is_object()) {
+            auto id = e.find("team_id");
+            if (id == e.end() || !id->is_string() || id->get_ref<const std::string&>().empty()) {
+              return fail(at + ".team_id: expected a team id (a non-empty string)");
+            }
+            d.team_id = id->get<std::string>();
+            if (auto r = e.find("user_role"); r != e.end() && !r->is_null()) {
+              if (!r->is_string() || (*r != "user" && *r != "admin")) {
+                return fail(at + ".user_role: expected \"user\" or \"admin\"");
+              }
+              d.role = r->get<std::string>();
+            }
+            if (auto b = e.find("max_budget_in_team"); b != e.end() && !b->is_null()) {
+              if (!b->is_number() || b->get<double>() < 0) {
+                return fail(at + ".max_budget_in_team: expected a number >= 0");
+              }
+              d.max_budget_in_team = b->get<double>();
+            }
+          } else {
+            return fail(at + ": expected a team id or {team_id, user_role, max_budget_in_team}, got " + json_kind(e));
+          }
+          s.default_teams.push_back(std::move(d));
+        }
+      }
+    }
+    if (auto tz = litellm.find("timezone"); tz != litellm.end() && tz->is_string()) {
+      if (auto zone = core::time_zone::load(tz->get<std::string>())) {
+        s.budget_tz = std::move(*zone);  // an unreadable zone stopped the config loader already
+      }
+    }
+    if (auto d = litellm.find("default_team_params"); d != litellm.end() && !d->is_null()) {
+      if (!d->is_object()) {
+        return fail("litellm_settings.default_team_params: expected a mapping");
+      }
+      // Checked as /team/new checks its body; other keys were reported by the config loader.
+      json known = json::object();
+      for (const auto& f : default_team_fields()) {
+        if (auto v = d->find(f.name); v != d->end()) {
+          known[f.name] = *v;
+        }
+      }
+      auto patch = patch_from(known, default_team_fields(), std::chrono::system_clock::now(), s.budget_tz);
+      if (!patch) {
+        return fail("litellm_settings.default_team_params." + patch.error().message);
+      }
+      s.default_team_params = std::move(known);
+    }
+  }
+  if (general.is_object()) {
+    if (auto j = general.find("litellm_jwtauth"); j != general.end() && j->is_object()) {
+      if (auto f = j->find("team_ids_jwt_field"); f != j->end() && !f->is_null()) {
+        if (!f->is_string()) {
+          return fail("general_settings.litellm_jwtauth.team_ids_jwt_field: expected a string (a claim name)");
+        }
+        s.team_ids_claim = f->get<std::string>();
       }
     }
   }
@@ -546,7 +709,67 @@ net::awaitable<void> sso_endpoints::callback(http::request& req, http::responder
                            user->user_role + " (only proxy_admin and proxy_admin_viewer may use the UI)")));
     co_return;
   }
+  co_await sync_teams(user->user_id, user->created, std::move(*claims));
   co_await begin_session(req, resp, user->user_id, s_.provider, true);
+}
+
+net::awaitable<void> sso_endpoints::sync_teams(std::string user_id, bool created, json claims) {
+  store::postgres::sso_team_sync in;
+  in.user_id = user_id;
+  if (created) {
+    for (const auto& d : s_.default_teams) {
+      in.default_teams.push_back({d.team_id, d.role, d.max_budget_in_team});
+    }
+  }
+  if (!s_.team_ids_claim.empty()) {
+    auto g = read_sso_groups(claims, s_.team_ids_claim);
+    if (!g.problem.empty()) {
+      spdlog::warn("sso: sign-in of {}: {}; the claim is ignored and team memberships are left as they are", user_id,
+                   g.problem);
+    }
+    if (g.ids) {
+      in.groups_known = true;
+      in.named = std::move(*g.ids);
+      const auto n = std::min(in.named.size(), sso_settings::max_groups);
+      in.groups.assign(in.named.begin(), in.named.begin() + static_cast<std::ptrdiff_t>(n));
+      if (in.named.size() > n) {
+        spdlog::warn("sso: sign-in of {}: claim '{}' names {} groups; the first {} are joined, and no team of the "
+                     "others is left",
+                     user_id, s_.team_ids_claim, in.named.size(), n);
+      }
+      // Checked at startup (sso_settings::from), so only budget_reset_at is new here.
+      auto patch = patch_from(s_.default_team_params, default_team_fields(), std::chrono::system_clock::now(),
+                              s_.budget_tz);
+      json team = patch ? std::move(*patch) : json::object();
+      team["metadata"] = {{"created_by", "sso"}};
+      in.new_team_patch_json = team.dump();
+    }
+  }
+  if (in.default_teams.empty() && !in.groups_known) {
+    co_return;
+  }
+  const store::postgres::change_actor who{"sso", ""};
+  auto r = co_await db_->run(store::postgres::sync_sso_teams_blocking, in, who);
+  if (!r) {
+    // The sign-in goes on: the next one tries again.
+    spdlog::warn("sso: sign-in of {}: team memberships not updated: {}", user_id, r.error().message);
+    co_return;
+  }
+  auto list = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& t : v) {
+      out += (out.empty() ? "" : ", ") + t;
+    }
+    return out;
+  };
+  if (!r->missing.empty()) {
+    spdlog::warn("sso: sign-in of {}: default_internal_user_params.teams names teams that do not exist: {}", user_id,
+                 list(r->missing));
+  }
+  if (!r->created.empty() || !r->joined.empty() || !r->left.empty()) {
+    spdlog::info("sso: sign-in of {}: teams created [{}], joined [{}], left [{}]", user_id, list(r->created),
+                 list(r->joined), list(r->left));
+  }
 }
 
 net::awaitable<void> sso_endpoints::password_login(http::request& req, http::responder& resp) {

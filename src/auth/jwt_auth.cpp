@@ -9,12 +9,7 @@ namespace switchyard::auth {
 
 using json = nlohmann::json;
 
-namespace {
-
-core::error setting_error(std::string message) { return core::make_error(core::errc::bad_request, std::move(message)); }
-
-// A claim by name; "a.b" reaches into nested objects (LiteLLM's dot notation).
-const json* claim(const json& claims, const std::string& name) {
+const json* find_claim(const json& claims, const std::string& name) {
   if (name.empty()) {
     return nullptr;
   }
@@ -40,8 +35,12 @@ const json* claim(const json& claims, const std::string& name) {
   }
 }
 
+namespace {
+
+core::error setting_error(std::string message) { return core::make_error(core::errc::bad_request, std::move(message)); }
+
 std::string claim_string(const json& claims, const std::string& name) {
-  const json* v = claim(claims, name);
+  const json* v = find_claim(claims, name);
   if (v == nullptr) {
     return {};
   }
@@ -56,7 +55,7 @@ std::string claim_string(const json& claims, const std::string& name) {
 
 std::vector<std::string> claim_list(const json& claims, const std::string& name) {
   std::vector<std::string> out;
-  const json* v = claim(claims, name);
+  const json* v = find_claim(claims, name);
   if (v == nullptr) {
     return out;
   }

@@ -272,6 +272,7 @@ constexpr std::array litellm_settings_keys{
     key_spec{"default_internal_user_params", vt::mapping},  // users a first UI sign-in creates (docs/sso.md)
     key_spec{"default_key_generate_params", vt::mapping},
     key_spec{"upperbound_key_generate_params", vt::mapping},
+    key_spec{"default_team_params", vt::mapping},  // teams a sign-in creates for unknown groups (docs/sso.md)
     key_spec{"key_generation_settings", vt::mapping, "ignored: any admin may generate keys"},
     key_spec{"default_team_settings", vt::list, "ignored"},
     key_spec{"public_model_groups", vt::list, "ignored: /model_group/info lists every group the key may use"},
@@ -350,6 +351,17 @@ constexpr std::array cache_params_keys{
     key_spec{"gcs_path", vt::string, "ignored: only the redis and local caches are supported"},
     key_spec{"disk_cache_dir", vt::string, "ignored: only the redis and local caches are supported"},
     key_spec{"disable_copilot_system_to_assistant", vt::boolean, "ignored: only the redis and local caches are supported"},
+};
+
+// litellm_settings.default_team_params: what /team/new fields a team created for an SSO
+// group gets (LiteLLM's DefaultTeamSSOParams and team_member_permissions).
+constexpr std::array default_team_params_keys{
+    key_spec{"max_budget", vt::number},
+    key_spec{"budget_duration", vt::string},
+    key_spec{"models", vt::list},
+    key_spec{"tpm_limit", vt::integer},
+    key_spec{"rpm_limit", vt::integer},
+    key_spec{"team_member_permissions", vt::list},
 };
 
 // ---- general_settings ------------------------------------------------------------------
@@ -454,6 +466,7 @@ const section_spec model_info_spec{model_info_keys, true};
 const section_spec router_settings_spec{router_settings_keys, false};
 const section_spec litellm_settings_spec{litellm_settings_keys, false};
 const section_spec cache_params_spec{cache_params_keys, false};
+const section_spec default_team_params_spec{default_team_params_keys, false};
 const section_spec general_settings_spec{general_settings_keys, false};
 
 }  // namespace
@@ -474,6 +487,8 @@ const section_spec& spec_of(section s) {
       return litellm_settings_spec;
     case section::cache_params:
       return cache_params_spec;
+    case section::default_team_params:
+      return default_team_params_spec;
     case section::general_settings:
       return general_settings_spec;
   }

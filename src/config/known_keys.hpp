@@ -29,6 +29,7 @@ enum class section {
   router_settings,
   litellm_settings,
   cache_params,      // litellm_settings.cache_params
+  default_team_params,  // litellm_settings.default_team_params
   general_settings,
 };
 

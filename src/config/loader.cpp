@@ -1158,6 +1158,17 @@ class loader {
         o.supported_call_types = std::move(types);
       }
     }
+    if (const node* d = l.find("default_team_params"); d != nullptr && d->is_mapping()) {
+      // Teams a UI sign-in creates for groups it does not know (docs/sso.md); the values
+      // are checked again as /team/new checks them when the sign-in settings are read.
+      const std::string dp = p + ".default_team_params";
+      check_section(*d, section::default_team_params, dp);
+      if (const node* bd = d->find("budget_duration"); bd != nullptr && bd->is_scalar() &&
+                                                       !core::parse_budget_duration(bd->text)) {
+        fail(*bd, dp + ".budget_duration",
+             "expected a duration such as \"30s\", \"30m\", \"30h\", \"30d\" or \"1mo\", got \"" + bd->text + "\"");
+      }
+    }
     // Callbacks: prometheus (/metrics), otel, langfuse, generic_api and webhook run
     // (docs/observability.md, "Callbacks"); any other name is reported.
     for (const char* key : {"callbacks", "success_callback", "failure_callback"}) {
@@ -1192,6 +1203,9 @@ class loader {
     stringify_documented(out.raw, l, section::litellm_settings);
     if (const node* c = l.find("cache_params"); c != nullptr && c->is_mapping()) {
       stringify_documented(out.raw["cache_params"], *c, section::cache_params);
+    }
+    if (const node* d = l.find("default_team_params"); d != nullptr && d->is_mapping()) {
+      stringify_documented(out.raw["default_team_params"], *d, section::default_team_params);
     }
   }
 

@@ -7,6 +7,10 @@
 // client and redirect_uri, the PKCE verifier, the client secret.
 //
 // Tests can also sign tokens themselves (mint) and spoil the next ID token (tamperNext).
+// Whoever signs in next is setUser(claims, { userinfo }): `claims` go into the ID token and
+// the userinfo answer (a groups claim, e.g. { groups: ['team-a'] } or a nested
+// { realm_access: { roles: [...] } }, is just another claim), `userinfo` only into the
+// userinfo answer (as providers that keep groups out of the ID token do).
 import crypto from 'node:crypto';
 import http from 'node:http';
 
@@ -28,7 +32,7 @@ export function signJwt(key, claims, header = {}) {
 }
 
 // Options: clientId, clientSecret, redirectUri (accepted; allowRedirectUri adds more), user (the claims
-// of whoever signs in next: sub, email, ...), port (0: any).
+// of whoever signs in next: sub, email, groups, ...), port (0: any).
 export async function startFakeOidc({ clientId = 'switchyard-client', clientSecret = 'oidc-client-secret-4711', redirectUri,
   user = { sub: 'user-1', email: 'user1@example.com', preferred_username: 'user1' }, port = 0 } = {}) {
   let keyCounter = 0;
@@ -37,6 +41,7 @@ export async function startFakeOidc({ clientId = 'switchyard-client', clientSecr
   const accessTokens = new Map();  // token -> user
   const state = {
     user: { ...user },
+    userinfoOnly: {},
     redirectUris: new Set(redirectUri ? [redirectUri] : []),
     tamperNext: null,  // 'signature' | 'audience' | 'expired' | (claims) => claims
     jwksFetches: 0,
@@ -117,7 +122,7 @@ export async function startFakeOidc({ clientId = 'switchyard-client', clientSecr
       const code = b64url(crypto.randomBytes(24));
       codes.set(code, {
         clientId, redirectUri: q.get('redirect_uri'), challenge: q.get('code_challenge'),
-        nonce: q.get('nonce'), user: { ...state.user }, used: false,
+        nonce: q.get('nonce'), user: { ...state.user }, userinfoOnly: { ...state.userinfoOnly }, used: false,
       });
       const back = new URL(q.get('redirect_uri'));
       back.searchParams.set('code', code);
@@ -152,7 +157,7 @@ export async function startFakeOidc({ clientId = 'switchyard-client', clientSecr
         return refuse(res, 400, 'invalid_grant', 'PKCE verification failed');
       }
       const access = b64url(crypto.randomBytes(24));
-      accessTokens.set(access, entry.user);
+      accessTokens.set(access, { ...entry.user, ...entry.userinfoOnly });
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
       res.end(JSON.stringify({ access_token: access, token_type: 'Bearer', expires_in: 3600, id_token: idToken(entry) }));
       return;
@@ -175,7 +180,7 @@ export async function startFakeOidc({ clientId = 'switchyard-client', clientSecr
     clientSecret,
     state,
     get keys() { return keys.map((k) => k.kid); },
-    setUser(claims) { state.user = { ...claims }; },
+    setUser(claims, { userinfo = {} } = {}) { state.user = { ...claims }; state.userinfoOnly = { ...userinfo }; },
     allowRedirectUri(uri) { state.redirectUris.add(uri); },
     // A token signed by the current key (or the key `kid`), e.g. for JWT auth of API calls.
     mint(claims, { kid } = {}) {

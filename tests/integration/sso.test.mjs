@@ -4,12 +4,14 @@
 // (bad signature, wrong audience, expired, replayed nonce, a replayed callback) refused
 // with the reason, ui_access_mode admin_only, the session on the management API with the
 // user's own role rules (an internal user sees only their keys), CSRF on state-changing
-// requests, sign-out ending the session server-side, and the password sign-in.
+// requests, sign-out ending the session server-side, and the password sign-in; team
+// membership from a groups claim (joined, created with default_team_params, left again,
+// hand-added memberships kept, malformed claims ignored).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { startFakeOidc } from '../fake_oidc/server.mjs';
-import { call, mockModel, psql, startGateway, stopAll, withDatabase } from '../lib/gateway.mjs';
+import { SLOW, call, mockModel, psql, startGateway, stopAll, withDatabase } from '../lib/gateway.mjs';
 
 const SERVER_URL = process.env.SWITCHYARD_TEST_DATABASE_URL;
 const skip = !SERVER_URL && 'SWITCHYARD_TEST_DATABASE_URL not set (scripts/test.sh sets it)';
@@ -35,8 +37,8 @@ function cookiesOf(res) {
 
 // Starts a sign-in on `g` and follows it to the callback; returns the callback's answer
 // (not followed further) and the authorization request's parameters.
-async function signInResponse(g, user, { beforeCallback } = {}) {
-  idp.setUser(user);
+async function signInResponse(g, user, { beforeCallback, userinfo } = {}) {
+  idp.setUser(user, { userinfo });
   const start = await fetch(`${g.url}/sso/key/generate`, { redirect: 'manual' });
   assert.equal(start.status, 302, await start.text());
   const authorize = new URL(start.headers.get('location'));
@@ -49,8 +51,8 @@ async function signInResponse(g, user, { beforeCallback } = {}) {
   return { res, params, callbackUrl };
 }
 
-async function signIn(g, user) {
-  const { res, params, callbackUrl } = await signInResponse(g, user);
+async function signIn(g, user, opts) {
+  const { res, params, callbackUrl } = await signInResponse(g, user, opts);
   assert.equal(res.status, 302, await res.text());
   const c = cookiesOf(res);
   return {
@@ -278,5 +280,248 @@ describe('admin UI sign-in', { skip }, () => {
     assert.equal(r.code, 0, r.stderr.slice(-2000));
     assert.doesNotMatch(r.stderr, /AddressSanitizer|runtime error/);
     assert.match(r.stderr, /sso: first sign-in of alice \(generic\), created with role internal_user/);
+  });
+});
+
+// Teams from a groups claim (general_settings.litellm_jwtauth.team_ids_jwt_field): each
+// sign-in joins the teams the claim names (an unknown one is created with
+// litellm_settings.default_team_params), a new user also joins
+// default_internal_user_params.teams, and memberships an earlier sign-in added leave with
+// the group; memberships added by hand stay.
+describe('team membership from a groups claim', { skip }, () => {
+  const teamsDb = `swy_sso_teams_${process.pid}_${Date.now()}`;
+  let teamsUrl;
+  let tg;      // team_ids_jwt_field: groups
+  let nested;  // team_ids_jwt_field: realm_access.roles
+  const CAROL = { sub: 'sub-carol', email: 'carol@example.com', preferred_username: 'carol', name: 'Carol' };
+
+  const master = (g, path, body) => call(g, path, { body });
+  const get = async (g, path) => {
+    const r = await fetch(`${g.url}${path}`, { headers: { authorization: `Bearer ${g.masterKey}` } });
+    return { status: r.status, json: await r.json() };
+  };
+  const membership = (team, user) => psql(teamsUrl,
+    `SELECT role || CASE WHEN sso_managed THEN '|sso' ELSE '|hand' END FROM team_memberships WHERE team_id = '${team}' AND user_id = '${user}'`);
+  const teamsOf = (user) => psql(teamsUrl,
+    `SELECT string_agg(team_id, ',' ORDER BY team_id) FROM team_memberships WHERE user_id = '${user}'`);
+  const warnings = (g, re) => g.stderr().split('\n').filter((l) => re.test(l)).length;
+  // The gateway logs through an asynchronous logger: a line may follow the answer it
+  // belongs to, so it is waited for (an event on the process's stderr), then counted.
+  const loggedOnce = async (g, re, what) => {
+    await g.proc.waitForStderr(re, 20_000 * SLOW);
+    assert.equal(warnings(g, re), 1, what);
+  };
+
+  before(async () => {
+    idp = await startFakeOidc();
+    psql(SERVER_URL, `CREATE DATABASE ${teamsDb}`);
+    teamsUrl = withDatabase(SERVER_URL, teamsDb);
+    const env = {
+      DATABASE_URL: teamsUrl,
+      GENERIC_CLIENT_ID: idp.clientId,
+      GENERIC_CLIENT_SECRET: idp.clientSecret,
+      GENERIC_AUTHORIZATION_ENDPOINT: `${idp.url}/authorize`,
+      GENERIC_TOKEN_ENDPOINT: `${idp.url}/token`,
+      GENERIC_USERINFO_ENDPOINT: `${idp.url}/userinfo`,
+    };
+    const config = (claim) => ({
+      model_list: [mockModel('demo'), mockModel('other')],
+      litellm_settings: {
+        default_internal_user_params: {
+          user_role: 'internal_user',
+          teams: [{ team_id: 'welcome', user_role: 'admin' }, 'no-such-team'],
+        },
+        default_team_params: {
+          max_budget: 12.5, budget_duration: '30d', models: ['demo'], tpm_limit: 100000, rpm_limit: 10,
+          team_member_permissions: ['/key/generate'],
+        },
+      },
+      general_settings: { litellm_jwtauth: { team_ids_jwt_field: claim } },
+    });
+    tg = await startGateway({ config: config('groups'), env });
+    nested = await startGateway({ config: config('realm_access.roles'), env });
+    idp.allowRedirectUri(`${tg.url}/sso/callback`);
+    idp.allowRedirectUri(`${nested.url}/sso/callback`);
+    for (const team of [{ team_id: 'welcome' }, { team_id: 'eng', models: ['demo', 'other'], max_budget: 99 }]) {
+      const r = await master(tg, '/team/new', team);
+      assert.equal(r.status, 200, r.text);
+    }
+  });
+  after(async () => {
+    await stopAll();
+    await idp?.close();
+    if (teamsUrl) psql(SERVER_URL, `DROP DATABASE IF EXISTS ${teamsDb} WITH (FORCE)`);
+  });
+
+  test('first sign-in: an existing team is joined, an unknown one created with default_team_params, default teams joined', async () => {
+    const s = await signIn(tg, { ...CAROL, groups: ['eng', 'data-science', 'eng'] });
+    assert.equal(membership('eng', 'carol'), 'user|sso');
+    assert.equal(membership('data-science', 'carol'), 'user|sso');
+    // default_internal_user_params.teams: joined as configured, not tied to the claim.
+    assert.equal(membership('welcome', 'carol'), 'admin|hand');
+    await loggedOnce(tg, /default_internal_user_params\.teams names teams that do not exist: no-such-team/);
+    // The existing team is untouched; the new one has the defaults, as /team/new would set them.
+    const eng = await get(tg, '/team/info?team_id=eng');
+    assert.equal(eng.json.team_info.max_budget, 99);
+    assert.deepEqual(eng.json.team_info.models, ['demo', 'other']);
+    const ds = await get(tg, '/team/info?team_id=data-science');
+    assert.equal(ds.status, 200, JSON.stringify(ds.json));
+    const t = ds.json.team_info;
+    assert.equal(t.max_budget, 12.5);
+    assert.equal(t.budget_duration, '30d');
+    assert.ok(Date.parse(t.budget_reset_at) > Date.now(), t.budget_reset_at);
+    assert.deepEqual(t.models, ['demo']);
+    assert.equal(t.tpm_limit, 100000);
+    assert.equal(t.rpm_limit, 10);
+    assert.deepEqual(t.team_member_permissions, ['/key/generate']);
+    assert.equal(t.metadata.created_by, 'sso');
+    assert.deepEqual(t.members_with_roles, [{ role: 'user', user_id: 'carol', user_email: 'carol@example.com' }]);
+    assert.equal(psql(teamsUrl, "SELECT changed_by FROM audit_log WHERE table_name = 'teams' AND object_id = 'data-science' AND action = 'created'"), 'sso');
+    // The user's own session sees the teams (/user/info, /team/list, /team/info).
+    const me = await api(tg, '/user/info', { session: s });
+    assert.equal(me.status, 200, me.text);
+    assert.deepEqual([...me.json.user_info.teams].sort(), ['data-science', 'eng', 'welcome']);
+    assert.deepEqual([...me.json.user_info.teams].sort(), [...psql(teamsUrl, "SELECT array_to_string(teams, ',') FROM users WHERE user_id = 'carol'").split(',')].sort());
+    const list = await api(tg, '/team/list', { session: s });
+    assert.equal(list.status, 200, list.text);
+    assert.deepEqual(list.json.map((x) => x.team_id).sort(), ['data-science', 'eng', 'welcome']);
+    const info = await api(tg, '/team/info?team_id=data-science', { session: s });
+    assert.equal(info.status, 200, info.text);
+    assert.ok(info.json.team_memberships.some((m) => m.user_id === 'carol' && m.sso_managed === true), info.text);
+  });
+
+  test("the session acts in the joined team: a key for it (team_member_permissions) gets the team's models", async () => {
+    const s = await signIn(tg, { ...CAROL, groups: ['eng', 'data-science'] });
+    const made = await api(tg, '/key/generate', { method: 'POST', session: s, csrf: s.csrf, body: { team_id: 'data-science', key_alias: 'carol-ds' } });
+    assert.equal(made.status, 200, made.text);
+    const chat = (model) => fetch(`${tg.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${made.json.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    const ok = await chat('demo');
+    assert.equal(ok.status, 200, await ok.text());
+    const refused = await chat('other');  // default_team_params.models: demo only
+    const why = await refused.text();
+    assert.equal(refused.status, 403, why);
+    assert.match(why, /team_model_access_denied/);
+  });
+
+  test('a later sign-in leaves the teams its claim dropped that SSO joined; hand-added memberships and admin roles stay', async () => {
+    // By hand: carol joins ops, and is made admin of eng (which SSO had joined: the hand
+    // change makes that membership the admin's to manage).
+    assert.equal((await master(tg, '/team/new', { team_id: 'ops' })).status, 200);
+    assert.equal((await master(tg, '/team/member_add', { team_id: 'ops', member: { user_id: 'carol', role: 'user' } })).status, 200);
+    assert.equal((await master(tg, '/team/member_add', { team_id: 'eng', member: { user_id: 'carol', role: 'admin' } })).status, 200);
+    assert.equal(membership('eng', 'carol'), 'admin|hand');
+    // The claim now names ops only (already a member by hand: left as it is).
+    const s = await signIn(tg, { ...CAROL, groups: ['ops'] });
+    assert.equal(membership('data-science', 'carol'), '', 'the SSO-added membership is gone');
+    assert.equal(membership('eng', 'carol'), 'admin|hand', 'hand-managed: kept, still admin');
+    assert.equal(membership('ops', 'carol'), 'user|hand');
+    assert.equal(membership('welcome', 'carol'), 'admin|hand');
+    // Gone everywhere /team/member_delete removes it from.
+    const ds = await get(tg, '/team/info?team_id=data-science');
+    assert.deepEqual(ds.json.team_info.members_with_roles, []);
+    assert.deepEqual(ds.json.team_memberships, []);
+    assert.equal(psql(teamsUrl, "SELECT 'data-science' = ANY(teams) FROM users WHERE user_id = 'carol'"), 'f');
+    assert.equal(psql(teamsUrl, "SELECT count(*) FROM audit_log WHERE object_id = 'data-science' AND action = 'member_removed' AND changed_by = 'sso'"), '1');
+    // The session sees the change at once: the team is no longer its to read or use.
+    const info = await api(tg, '/team/info?team_id=data-science', { session: s });
+    assert.equal(info.status, 403, info.text);
+    const key = await api(tg, '/key/generate', { method: 'POST', session: s, csrf: s.csrf, body: { team_id: 'data-science' } });
+    assert.equal(key.status, 401, key.text);
+    assert.match(key.json.error.message, /you are not a member/);
+    const me = await api(tg, '/user/info', { session: s });
+    assert.deepEqual([...me.json.user_info.teams].sort(), ['eng', 'ops', 'welcome']);
+    // An empty claim leaves every SSO-joined team, nothing else.
+    await signIn(tg, { ...CAROL, groups: ['data-science'] });
+    assert.equal(membership('data-science', 'carol'), 'user|sso');
+    await signIn(tg, { ...CAROL, groups: [] });
+    assert.equal(teamsOf('carol'), 'eng,ops,welcome');
+    // A claim naming an admin's team never downgrades them.
+    await signIn(tg, { ...CAROL, groups: ['eng'] });
+    assert.equal(membership('eng', 'carol'), 'admin|hand');
+    // default_internal_user_params.teams is for new users only: leaving welcome by hand sticks.
+    assert.equal((await master(tg, '/team/member_delete', { team_id: 'welcome', user_id: 'carol' })).status, 200);
+    await signIn(tg, { ...CAROL, groups: ['eng'] });
+    assert.equal(membership('welcome', 'carol'), '');
+  });
+
+  test('a malformed or absent claim signs in, logs one warning, and changes no membership', async () => {
+    const before = teamsOf('carol');
+    const cases = [
+      [42, /claim 'groups' is a number, not a list of team ids/],
+      [['eng', 7], /claim 'groups' holds a number where a team id/],
+      [{ eng: true }, /claim 'groups' is an object/],
+      [['eng', ''], /claim 'groups' holds a string of 0 bytes/],
+    ];
+    for (const [groups, re] of cases) {
+      const s = await signIn(tg, { ...CAROL, groups });
+      assert.equal((await api(tg, '/sso/session', { session: s })).status, 200);
+      await loggedOnce(tg, re, `${JSON.stringify(groups)}: one warning`);
+      assert.equal(teamsOf('carol'), before);
+    }
+    // No claim at all (as Entra ID sends past its group limit, with its overage marker):
+    // nothing is left either.
+    const overage = { ...CAROL, _claim_names: { groups: 'src1' }, _claim_sources: { src1: { endpoint: 'https://graph.example/x' } } };
+    await signIn(tg, overage);
+    await loggedOnce(tg, /groups overage marker/);
+    await signIn(tg, CAROL);
+    assert.equal(teamsOf('carol'), before);
+  });
+
+  test('the claim may come from the userinfo answer, as one string', async () => {
+    const dave = { sub: 'sub-dave', email: 'dave@example.com', preferred_username: 'dave' };
+    await signIn(tg, dave, { userinfo: { groups: 'eng' } });
+    assert.equal(membership('eng', 'dave'), 'user|sso');
+    // The ID token's claim wins over the userinfo answer's.
+    await signIn(tg, { ...dave, groups: ['ops'] }, { userinfo: { groups: 'eng' } });
+    assert.equal(teamsOf('dave'), 'ops,welcome');
+  });
+
+  test('a dotted claim path reaches into an object (realm_access.roles)', async () => {
+    await signIn(nested, { sub: 'sub-erin', email: 'erin@example.com', preferred_username: 'erin', realm_access: { roles: ['platform', 'eng'] } });
+    assert.equal(membership('platform', 'erin'), 'user|sso');
+    assert.equal(membership('eng', 'erin'), 'user|sso');
+    assert.equal((await get(nested, '/team/info?team_id=platform')).json.team_info.max_budget, 12.5);
+  });
+
+  test('two users signing in at once with the same new group: one team, both members', async () => {
+    // The authorization steps one after the other (the fake's next user is global), the
+    // callbacks at the same time.
+    const prepare = async (user) => {
+      idp.setUser(user);
+      const start = await fetch(`${tg.url}/sso/key/generate`, { redirect: 'manual' });
+      const back = await fetch(start.headers.get('location'), { redirect: 'manual' });
+      return back.headers.get('location');
+    };
+    const groups = ['shared-1', 'shared-2', 'eng'];
+    const urls = [
+      await prepare({ sub: 'sub-f', preferred_username: 'frank', groups }),
+      await prepare({ sub: 'sub-g', preferred_username: 'grace', groups: [...groups].reverse() }),
+    ];
+    const answers = await Promise.all(urls.map((u) => fetch(u, { redirect: 'manual' })));
+    for (const a of answers) assert.equal(a.status, 302, await a.text());
+    for (const team of ['shared-1', 'shared-2']) {
+      assert.equal(psql(teamsUrl, `SELECT count(*) FROM audit_log WHERE object_id = '${team}' AND action = 'created'`), '1');
+      assert.equal(membership(team, 'frank'), 'user|sso');
+      assert.equal(membership(team, 'grace'), 'user|sso');
+    }
+    // Each sign-in logs what it changed, or that it could not (a deadlock, a conflict).
+    await tg.proc.waitForStderr(/sign-in of frank: teams created/, 20_000 * SLOW);
+    await tg.proc.waitForStderr(/sign-in of grace: teams created/, 20_000 * SLOW);
+    assert.equal(warnings(tg, /team memberships not updated/), 0);
+  });
+
+  test('at most 200 groups are joined per sign-in; the rest are named in a warning, not left', async () => {
+    const many = Array.from({ length: 205 }, (_, i) => `bulk-${String(i).padStart(3, '0')}`);
+    await signIn(tg, { sub: 'sub-hal', preferred_username: 'hal', groups: many });
+    assert.equal(psql(teamsUrl, "SELECT count(*) FROM team_memberships WHERE user_id = 'hal' AND sso_managed"), '200');
+    assert.equal(membership('bulk-204', 'hal'), '');
+    await loggedOnce(tg, /claim 'groups' names 205 groups; the first 200 are joined/);
+    // A shorter claim later: the SSO memberships it no longer names are left.
+    await signIn(tg, { sub: 'sub-hal', preferred_username: 'hal', groups: many.slice(0, 3) });
+    assert.equal(teamsOf('hal'), 'bulk-000,bulk-001,bulk-002,welcome');
   });
 });

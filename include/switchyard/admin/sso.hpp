@@ -21,12 +21,18 @@
 // CSRF token in `x-csrf-token`. `ui_access_mode: admin_only` refuses everyone but
 // proxy_admin and proxy_admin_viewer, at sign-in and on every request.
 //
+// Teams from a groups claim (general_settings.litellm_jwtauth.team_ids_jwt_field): each
+// sign-in joins the teams its claim names (creating unknown ones with
+// litellm_settings.default_team_params) and leaves those an earlier sign-in joined that
+// the claim no longer names (store/postgres/tenant_repo.hpp, sync_sso_teams_blocking).
+//
 // Owner: app/. Thread: the loop thread. Never blocks (Postgres through db_executor, the
 // provider through the upstream client).
 #pragma once
 #include "switchyard/auth/authenticator.hpp"
 #include "switchyard/auth/jwks_cache.hpp"
 #include "switchyard/core/asio.hpp"
+#include "switchyard/core/reset_schedule.hpp"
 #include "switchyard/http/message.hpp"
 
 #include <nlohmann/json.hpp>
@@ -34,6 +40,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -68,16 +75,43 @@ struct sso_settings {
   std::vector<std::string> admins;  // PROXY_ADMIN_ID and general_settings.proxy_admin_email (ids or emails)
   std::string default_role = "internal_user";  // litellm_settings.default_internal_user_params.user_role
   nlohmann::json default_user_params = nlohmann::json::object();
+  // default_internal_user_params.teams: the teams a user created by a sign-in joins.
+  struct default_team {
+    std::string team_id;
+    std::string role = "user";  // "user" or "admin" (LiteLLM's user_role of a team member)
+    std::optional<double> max_budget_in_team;
+  };
+  std::vector<default_team> default_teams;
+  // general_settings.litellm_jwtauth.team_ids_jwt_field: the claim listing the user's
+  // groups, each a team_id ("" : no team membership from sign-in). Dots reach into objects.
+  std::string team_ids_claim;
+  // litellm_settings.default_team_params: what a team created for an unknown group gets
+  // (max_budget, budget_duration, models, tpm_limit, rpm_limit, team_member_permissions).
+  nlohmann::json default_team_params = nlohmann::json::object();
+  static constexpr std::size_t max_groups = 200;  // ids joined per sign-in (Entra's own limit)
+  core::time_zone budget_tz = core::time_zone::utc();  // litellm_settings.timezone
   std::chrono::seconds session_ttl{std::chrono::hours(12)};
   std::chrono::seconds login_ttl{std::chrono::minutes(10)};
 
   // From the config's general_settings / litellm_settings (raw JSON) and the environment.
   // A message for a half-configured provider (a client id without its secret, generic
-  // without its endpoints) or a bad ui_access_mode.
+  // without its endpoints), a bad ui_access_mode, default_internal_user_params.teams or
+  // default_team_params value.
   static core::result<sso_settings> from(const nlohmann::json& general, const nlohmann::json& litellm,
                                          const std::string& master_key,
                                          const std::function<std::string(const char*)>& env);
 };
+
+// The team ids a groups claim names (`field`, a dotted path): a list of strings or one
+// string. `ids` is empty-and-unknown (nullopt) when the claim is absent or unusable;
+// `problem` then says why when it is unusable (not a list or string, an id that is not a
+// non-empty string of at most 256 bytes, Entra's "groups overage" marker). Ids keep the
+// claim's order, without repeats.
+struct sso_groups {
+  std::optional<std::vector<std::string>> ids;
+  std::string problem;
+};
+sso_groups read_sso_groups(const nlohmann::json& claims, const std::string& field);
 
 class sso_endpoints {
  public:
@@ -102,6 +136,8 @@ class sso_endpoints {
   net::awaitable<void> logout(http::request& req, http::responder& resp);
   net::awaitable<core::result<void>> discover();
   net::awaitable<core::result<nlohmann::json>> verify_id_token(std::string token, std::string nonce);
+  // Joins and leaves the user's teams after a sign-in; failures are logged, never fatal.
+  net::awaitable<void> sync_teams(std::string user_id, bool created, nlohmann::json claims);
   net::awaitable<void> begin_session(http::request& req, http::responder& resp, std::string user_id,
                                      std::string provider, bool redirect);
   std::string base_url(const http::request& req) const;

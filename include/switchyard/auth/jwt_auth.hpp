@@ -54,6 +54,11 @@ struct jwt_auth_settings {
                                               const std::function<std::string(const char*)>& env);
 };
 
+// The claim `name` of `claims`, or null: "a.b" reaches into nested objects (LiteLLM's dot
+// notation, e.g. realm_access.roles); a claim whose own name holds dots (a URI) is found
+// whole.
+const nlohmann::json* find_claim(const nlohmann::json& claims, const std::string& name);
+
 // The owner cache's key of a JWT caller (user, team, role; see app/key_lookup.hpp) and
 // its parts back.
 std::string jwt_owner_key(const virtual_key& who);

@@ -134,6 +134,82 @@ std::string problem_of(const std::exception& e) {
   return m;
 }
 
+// Inserts row `id` with the (filtered) patch, audited "created"; empty when `id` exists.
+std::optional<std::string> insert_in(pqxx::transaction_base& tx, const spec& s, const std::string& id,
+                                     const json& patch, const change_actor& who) {
+  auto res = s.has_updated_by
+                 ? tx.exec_params(std::string("INSERT INTO ") + s.table + " (" + s.id +
+                                      ", created_by, updated_by) VALUES ($1, $2, $2) ON CONFLICT DO NOTHING "
+                                      "RETURNING 1",
+                                  id, who.changed_by)
+                 : tx.exec_params(std::string("INSERT INTO ") + s.table + " (" + s.id +
+                                      ") VALUES ($1) ON CONFLICT DO NOTHING RETURNING 1",
+                                  id);
+  if (res.empty()) {
+    return std::nullopt;
+  }
+  auto row = apply_patch(tx, s, id, patch, who);
+  audit(tx, who, "created", s.table, id, std::nullopt, row);
+  return row;
+}
+
+// The two places besides team_memberships that list a team's members, kept in step by
+// every membership change: the user's `teams` and the team's `members_with_roles`
+// (record_member replaces the user's entry, forget_member drops it).
+void record_member(pqxx::transaction_base& tx, const std::string& team_id, const std::string& user_id,
+                   const json& entry) {
+  tx.exec_params(
+      "UPDATE users SET teams = CASE WHEN $2 = ANY(teams) THEN teams ELSE array_append(teams, $2) END, "
+      "updated_at = now() WHERE user_id = $1",
+      user_id, team_id);
+  tx.exec_params(
+      "UPDATE teams t SET members_with_roles = (SELECT COALESCE(jsonb_agg(m), '[]'::jsonb)"
+      " FROM jsonb_array_elements(t.members_with_roles) m WHERE COALESCE(m->>'user_id', '') <> $2)"
+      " || jsonb_build_array($3::jsonb), updated_at = now() WHERE t.team_id = $1",
+      team_id, user_id, entry.dump());
+}
+
+void forget_member(pqxx::transaction_base& tx, const std::string& team_id, const std::string& user_id) {
+  tx.exec_params("UPDATE users SET teams = array_remove(teams, $2), updated_at = now() WHERE user_id = $1", user_id,
+                 team_id);
+  tx.exec_params(
+      "UPDATE teams t SET members_with_roles = (SELECT COALESCE(jsonb_agg(m), '[]'::jsonb)"
+      " FROM jsonb_array_elements(t.members_with_roles) m WHERE COALESCE(m->>'user_id', '') <> $2),"
+      " updated_at = now() WHERE t.team_id = $1",
+      team_id, user_id);
+}
+
+json member_entry(const std::string& role, const std::string& user_id, const std::string& email) {
+  return {{"role", role}, {"user_id", user_id}, {"user_email", email.empty() ? json(nullptr) : json(email)}};
+}
+
+// Makes `user_id` (an existing user) a member of team `team_id` with `role`, as
+// /team/member_add does: a budgets row for `max_budget_in_team` when set, the membership
+// (its role replaced when it exists), users.teams and members_with_roles. The user's row.
+json add_member_in(pqxx::transaction_base& tx, const std::string& team_id, const std::string& user_id,
+                   const std::string& email, const std::string& role, const std::optional<double>& max_budget_in_team,
+                   const change_actor& who) {
+  std::optional<std::string> budget_id;
+  if (max_budget_in_team) {
+    budget_id = tx.exec_params1(
+                      "INSERT INTO budgets (budget_id, max_budget, created_by, updated_by) "
+                      "VALUES (gen_random_uuid()::text, $1, $2, $2) RETURNING budget_id",
+                      *max_budget_in_team, who.changed_by)[0]
+                    .as<std::string>();
+  }
+  // A membership added here is the caller's: it clears the mark of one the groups claim
+  // added (sync_sso_teams_blocking no longer removes it).
+  tx.exec_params(
+      "INSERT INTO team_memberships (user_id, team_id, role, budget_id) VALUES ($1, $2, $3, $4) "
+      "ON CONFLICT (user_id, team_id) DO UPDATE SET role = EXCLUDED.role, "
+      "budget_id = COALESCE(EXCLUDED.budget_id, team_memberships.budget_id), sso_managed = false",
+      user_id, team_id, role, opt_c_str(budget_id));
+  record_member(tx, team_id, user_id, member_entry(role, user_id, email));
+  auto urow = tx.exec_params1("SELECT to_jsonb(users)::text FROM users WHERE user_id = $1", user_id)[0]
+                  .as<std::string>();
+  return json::parse(urow);
+}
+
 }  // namespace
 
 const std::vector<std::string>& entity_patch_columns(const std::string& kind) { return spec_of(kind).columns; }
@@ -145,19 +221,10 @@ entity_write insert_entity_blocking(pqxx::connection& c, const std::string& kind
   entity_write out;
   try {
     pqxx::work tx{c};
-    auto res = s.has_updated_by
-                   ? tx.exec_params(std::string("INSERT INTO ") + s.table + " (" + s.id +
-                                        ", created_by, updated_by) VALUES ($1, $2, $2) ON CONFLICT DO NOTHING "
-                                        "RETURNING 1",
-                                    id, who.changed_by)
-                   : tx.exec_params(std::string("INSERT INTO ") + s.table + " (" + s.id +
-                                        ") VALUES ($1) ON CONFLICT DO NOTHING RETURNING 1",
-                                    id);
-    if (res.empty()) {
+    auto row = insert_in(tx, s, id, patch, who);
+    if (!row) {
       return out;
     }
-    auto row = apply_patch(tx, s, id, patch, who);
-    audit(tx, who, "created", s.table, id, std::nullopt, row);
     tx.commit();
     out.row_json = std::move(row);
   } catch (const pqxx::foreign_key_violation& e) {
@@ -344,31 +411,7 @@ member_write add_team_members_blocking(pqxx::connection& c, const std::string& t
     if (!created.empty()) {
       audit(tx, who, "created", "users", user_id, std::nullopt, created[0][0].as<std::string>());
     }
-    std::optional<std::string> budget_id;
-    if (max_budget_in_team) {
-      budget_id = tx.exec_params1(
-                        "INSERT INTO budgets (budget_id, max_budget, created_by, updated_by) "
-                        "VALUES (gen_random_uuid()::text, $1, $2, $2) RETURNING budget_id",
-                        *max_budget_in_team, who.changed_by)[0]
-                      .as<std::string>();
-    }
-    tx.exec_params(
-        "INSERT INTO team_memberships (user_id, team_id, role, budget_id) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT (user_id, team_id) DO UPDATE SET role = EXCLUDED.role, "
-        "budget_id = COALESCE(EXCLUDED.budget_id, team_memberships.budget_id)",
-        user_id, team_id, role, opt_c_str(budget_id));
-    auto urow = tx.exec_params1(
-        "UPDATE users SET teams = CASE WHEN $2 = ANY(teams) THEN teams ELSE array_append(teams, $2) END, "
-        "updated_at = now() WHERE user_id = $1 RETURNING to_jsonb(users)::text",
-        user_id, team_id)[0]
-                    .as<std::string>();
-    json entry = {{"role", role}, {"user_id", user_id}, {"user_email", email.empty() ? json(nullptr) : json(email)}};
-    tx.exec_params(
-        "UPDATE teams t SET members_with_roles = (SELECT COALESCE(jsonb_agg(m), '[]'::jsonb)"
-        " FROM jsonb_array_elements(t.members_with_roles) m WHERE COALESCE(m->>'user_id', '') <> $2)"
-        " || jsonb_build_array($3::jsonb), updated_at = now() WHERE t.team_id = $1",
-        team_id, user_id, entry.dump());
-    updated.push_back(json::parse(urow));
+    updated.push_back(add_member_in(tx, team_id, user_id, email, role, max_budget_in_team, who));
   }
   auto after = select_row(tx, spec_of("teams"), team_id, false);
   audit(tx, who, "member_added", "teams", team_id, before, after);
@@ -407,13 +450,7 @@ member_write remove_team_member_blocking(pqxx::connection& c, const std::string&
     out.problem = "User is not a member of team " + team_id;
     return out;
   }
-  tx.exec_params("UPDATE users SET teams = array_remove(teams, $2), updated_at = now() WHERE user_id = $1", user_id,
-                 team_id);
-  tx.exec_params(
-      "UPDATE teams t SET members_with_roles = (SELECT COALESCE(jsonb_agg(m), '[]'::jsonb)"
-      " FROM jsonb_array_elements(t.members_with_roles) m WHERE COALESCE(m->>'user_id', '') <> $2),"
-      " updated_at = now() WHERE t.team_id = $1",
-      team_id, user_id);
+  forget_member(tx, team_id, user_id);
   auto after = select_row(tx, spec_of("teams"), team_id, false);
   audit(tx, who, "member_removed", "teams", team_id, before, after);
   tx.commit();
@@ -428,6 +465,101 @@ std::vector<std::string> teams_of_user_blocking(pqxx::connection& c, const std::
                                         user_id)) {
     out.push_back(row[0].as<std::string>());
   }
+  return out;
+}
+
+sso_team_changes sync_sso_teams_blocking(pqxx::connection& c, const sso_team_sync& in, const change_actor& who) {
+  sso_team_changes out;
+  const auto& teams = spec_of("teams");
+  pqxx::work tx{c};
+  auto email_row = tx.exec_params("SELECT coalesce(user_email, '') FROM users WHERE user_id = $1", in.user_id);
+  if (email_row.empty()) {
+    return out;  // the user went away meanwhile (deleted): nothing to join
+  }
+  const std::string email = email_row[0][0].as<std::string>();
+  // What to leave: memberships marked as the claim's that the claim no longer names.
+  std::vector<std::string> leave;
+  if (in.groups_known) {
+    for (const auto& row : tx.exec_params(
+             "SELECT team_id FROM team_memberships WHERE user_id = $1 AND sso_managed "
+             "AND team_id NOT IN (SELECT jsonb_array_elements_text($2::jsonb)) ORDER BY team_id",
+             in.user_id, json(in.named).dump())) {
+      leave.push_back(row[0].as<std::string>());
+    }
+  }
+  // Every team touched, locked in one order (two sign-ins sharing teams cannot deadlock).
+  json touched = json::array();
+  for (const auto& d : in.default_teams) {
+    touched.push_back(d.team_id);
+  }
+  if (in.groups_known) {
+    for (const auto& g : in.groups) {
+      touched.push_back(g);
+    }
+  }
+  for (const auto& t : leave) {
+    touched.push_back(t);
+  }
+  tx.exec_params("SELECT 1 FROM teams WHERE team_id IN (SELECT jsonb_array_elements_text($1::jsonb)) "
+                 "ORDER BY team_id FOR UPDATE",
+                 touched.dump());
+
+  for (const auto& d : in.default_teams) {
+    auto before = select_row(tx, teams, d.team_id, false);
+    if (!before) {
+      out.missing.push_back(d.team_id);
+      continue;
+    }
+    add_member_in(tx, d.team_id, in.user_id, email, d.role, d.max_budget_in_team, who);
+    audit(tx, who, "member_added", "teams", d.team_id, before, select_row(tx, teams, d.team_id, false));
+    out.joined.push_back(d.team_id);
+  }
+  if (!in.groups_known) {
+    tx.commit();
+    return out;
+  }
+  auto sorted = in.groups;
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  const json new_team = filtered(teams, in.new_team_patch_json);
+  for (const auto& g : sorted) {
+    auto before = select_row(tx, teams, g, false);
+    if (!before) {
+      // Created as /team/new would with the default patch; another sign-in may have
+      // created it a moment ago (the insert then does nothing and the row is read).
+      if (insert_in(tx, teams, g, new_team, who)) {
+        out.created.push_back(g);
+      }
+      before = select_row(tx, teams, g, false);
+      if (!before) {
+        continue;
+      }
+    }
+    // Only a user who is not a member yet joins, as "user": an existing membership (an
+    // admin's role, one added by hand) is left exactly as it is.
+    auto added = tx.exec_params(
+        "INSERT INTO team_memberships (user_id, team_id, role, sso_managed) VALUES ($1, $2, 'user', true) "
+        "ON CONFLICT (user_id, team_id) DO NOTHING RETURNING 1",
+        in.user_id, g);
+    if (added.empty()) {
+      continue;
+    }
+    record_member(tx, g, in.user_id, member_entry("user", in.user_id, email));
+    audit(tx, who, "member_added", "teams", g, before, select_row(tx, teams, g, false));
+    out.joined.push_back(g);
+  }
+  for (const auto& t : leave) {
+    auto before = select_row(tx, teams, t, false);
+    auto gone = tx.exec_params(
+        "DELETE FROM team_memberships WHERE user_id = $1 AND team_id = $2 AND sso_managed RETURNING 1", in.user_id, t);
+    if (gone.empty() || !before) {
+      continue;
+    }
+    forget_member(tx, t, in.user_id);
+    audit(tx, who, "member_removed", "teams", t, before, select_row(tx, teams, t, false));
+    out.left.push_back(t);
+  }
+  tx.commit();
   return out;
 }
 

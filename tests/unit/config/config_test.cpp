@@ -955,6 +955,35 @@ TEST_F(config_files, cache_off_or_unsupported_type_warns_once) {
   EXPECT_EQ(none->warnings.size(), 1u);
 }
 
+TEST_F(config_files, default_team_params_keys_are_checked) {
+  // The fields a team created for an SSO group gets: known ones type-checked, others warned.
+  const auto p = write("c.yaml",
+                       "litellm_settings:\n"
+                       "  default_team_params:\n"
+                       "    max_budget: 10\n"
+                       "    budget_duration: 30d\n"
+                       "    models: [demo]\n"
+                       "    tpm_limit: 1000\n"
+                       "    rpm_limit: 10\n"
+                       "    team_member_permissions: [/key/generate]\n"
+                       "    team_alias: nope\n");
+  const auto c = load(p);
+  ASSERT_EQ(c->warnings.size(), 1u) << join(c->warnings);
+  EXPECT_EQ(c->warnings[0], p + ":9: litellm_settings.default_team_params.team_alias: unknown key; ignored");
+  EXPECT_EQ(c->litellm.raw["default_team_params"]["budget_duration"], "30d");
+  EXPECT_EQ(c->litellm.raw["default_team_params"]["max_budget"], 10);
+
+  const auto bad_type = load_error(write("t.yaml", "litellm_settings:\n  default_team_params:\n    rpm_limit: lots\n"));
+  EXPECT_EQ(bad_type.key(), "litellm_settings.default_team_params.rpm_limit");
+  EXPECT_EQ(bad_type.line(), 3);
+  const auto bad_list = load_error(write("l.yaml", "litellm_settings:\n  default_team_params: {models: demo}\n"));
+  EXPECT_EQ(bad_list.key(), "litellm_settings.default_team_params.models");
+  const auto bad_period = load_error(write("d.yaml", "litellm_settings:\n  default_team_params: {budget_duration: monthly}\n"));
+  EXPECT_EQ(bad_period.key(), "litellm_settings.default_team_params.budget_duration");
+  const auto not_map = load_error(write("m.yaml", "litellm_settings:\n  default_team_params: [1]\n"));
+  EXPECT_EQ(not_map.key(), "litellm_settings.default_team_params");
+}
+
 TEST_F(config_files, cache_mode_must_be_known) {
   const auto p = write("c.yaml", "litellm_settings: {cache: true, cache_params: {type: local, mode: sometimes}}\n");
   const auto e = load_error(p);

@@ -71,8 +71,10 @@ entity_page list_entities_blocking(pqxx::connection& c, const entity_list_query&
 // do not exist are created (user_id: the given one, else the user with that email, else a
 // uuid). Each gets a team_memberships row (budget: a new budgets row with
 // `max_budget_in_team` when set), the team in users.teams, and an entry in the team's
-// members_with_roles (replacing an older one). Audited "member_added". Empty row_json if
-// the team does not exist. `updated_users_json` is the JSON array of the members' rows.
+// members_with_roles (replacing an older one). A membership a sign-in added from the
+// groups claim (sso_managed) becomes an ordinary one, which sign-ins never remove.
+// Audited "member_added". Empty row_json if the team does not exist.
+// `updated_users_json` is the JSON array of the members' rows.
 struct member_write {
   std::optional<std::string> team_json;
   std::string updated_users_json = "[]";
@@ -88,5 +90,32 @@ member_write remove_team_member_blocking(pqxx::connection& c, const std::string&
 
 // The ids of the teams a user is a member of (team_memberships).
 std::vector<std::string> teams_of_user_blocking(pqxx::connection& c, const std::string& user_id);
+
+// The UI sign-in's team memberships (docs/sso.md, "Teams from a groups claim"), in one
+// transaction, audited as `who`:
+// * `default_teams` (a user created by this sign-in: default_internal_user_params.teams):
+//   joined as /team/member_add would; teams that do not exist are listed in `missing`.
+// * with `groups_known`: each team of `groups` is joined as "user", marked sso_managed,
+//   unless the user is a member already (whatever the role or origin: never changed); a
+//   team that does not exist is created first with `new_team_patch_json` (a /team/new
+//   patch). Then every sso_managed membership of a team not in `named` is removed as
+//   /team/member_delete would. Memberships not marked are never removed.
+struct sso_default_team {
+  std::string team_id;
+  std::string role = "user";  // "admin" or "user"
+  std::optional<double> max_budget_in_team;
+};
+struct sso_team_sync {
+  std::string user_id;
+  std::vector<sso_default_team> default_teams;
+  bool groups_known = false;         // false: the claim is absent or unreadable; leave SSO memberships alone
+  std::vector<std::string> groups;   // the teams to join (the claim's ids, at most the cap)
+  std::vector<std::string> named;    // every id the claim names (kept memberships), a superset of groups
+  std::string new_team_patch_json = "{}";
+};
+struct sso_team_changes {
+  std::vector<std::string> created, joined, left, missing;
+};
+sso_team_changes sync_sso_teams_blocking(pqxx::connection& c, const sso_team_sync& in, const change_actor& who);
 
 }  // namespace switchyard::store::postgres
