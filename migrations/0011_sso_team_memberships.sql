@@ -1,4 +1,4 @@
--- 0010: team memberships that follow the identity provider's groups claim (docs/sso.md,
+-- 0011: team memberships that follow the identity provider's groups claim (docs/sso.md,
 -- "Teams from a groups claim"). A membership the UI sign-in added because the user's groups
 -- claim named the team is marked sso_managed; a later sign-in whose claim no longer names
 -- the team removes it. Memberships added any other way (/team/member_add, /team/new or
