@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <string_view>
 
 namespace switchyard::store::postgres {
 
@@ -99,7 +100,18 @@ std::string add_totals_sql(const char* table, const char* id_col, const char* ba
 // daily_spend_totals (the same sums without the key: docs/spend.md, "The spend log").
 // The fan-out is read twice, so Postgres makes it once. Rows are locked in primary-key
 // order, daily_spend first, the same order in every writer.
-constexpr const char* rollup_sql =
+// What an upsert adds to a rollup row: the same sums in both tables.
+constexpr std::string_view add_sums =
+    "prompt_tokens = d.prompt_tokens + excluded.prompt_tokens, "
+    "completion_tokens = d.completion_tokens + excluded.completion_tokens, "
+    "cache_read_input_tokens = d.cache_read_input_tokens + excluded.cache_read_input_tokens, "
+    "cache_creation_input_tokens = d.cache_creation_input_tokens + excluded.cache_creation_input_tokens, "
+    "spend = d.spend + excluded.spend, api_requests = d.api_requests + excluded.api_requests, "
+    "successful_requests = d.successful_requests + excluded.successful_requests, "
+    "failed_requests = d.failed_requests + excluded.failed_requests";
+
+const std::string& rollup_sql() {
+  static const std::string sql = std::string(
     "WITH g AS (SELECT day, api_key, user_id, team_id, organization_id, end_user, model, model_group,"
     "  custom_llm_provider, sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,"
     "  sum(cached_tokens) AS cached_tokens, sum(cache_creation_tokens) AS cache_creation_tokens,"
@@ -131,14 +143,9 @@ constexpr const char* rollup_sql =
     "coalesce(custom_llm_provider, ''), sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), "
     "sum(cache_creation_tokens), sum(spend), sum(api_requests), sum(successful_requests), "
     "sum(failed_requests) FROM e GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 3, 2, 4, 5, 6, 7 "
-    "ON CONFLICT (entity_type, day, entity_id, api_key, model, model_group, custom_llm_provider) DO UPDATE SET "
-    "prompt_tokens = d.prompt_tokens + excluded.prompt_tokens, "
-    "completion_tokens = d.completion_tokens + excluded.completion_tokens, "
-    "cache_read_input_tokens = d.cache_read_input_tokens + excluded.cache_read_input_tokens, "
-    "cache_creation_input_tokens = d.cache_creation_input_tokens + excluded.cache_creation_input_tokens, "
-    "spend = d.spend + excluded.spend, api_requests = d.api_requests + excluded.api_requests, "
-    "successful_requests = d.successful_requests + excluded.successful_requests, "
-    "failed_requests = d.failed_requests + excluded.failed_requests) "
+    "ON CONFLICT (entity_type, day, entity_id, api_key, model, model_group, custom_llm_provider) DO UPDATE SET ") +
+    std::string(add_sums) +
+    ") "
     "INSERT INTO daily_spend_totals AS d (entity_type, entity_id, day, model, prompt_tokens, completion_tokens, "
     "cache_read_input_tokens, cache_creation_input_tokens, spend, api_requests, successful_requests, "
     "failed_requests) "
@@ -146,14 +153,10 @@ constexpr const char* rollup_sql =
     "sum(cached_tokens), sum(cache_creation_tokens), sum(spend), sum(api_requests), sum(successful_requests), "
     "sum(failed_requests) FROM e WHERE entity_type IN ('all', 'team', 'org') GROUP BY 1, 2, 3, 4 "
     "ORDER BY 1, 3, 2, 4 "
-    "ON CONFLICT (entity_type, day, entity_id, model) DO UPDATE SET "
-    "prompt_tokens = d.prompt_tokens + excluded.prompt_tokens, "
-    "completion_tokens = d.completion_tokens + excluded.completion_tokens, "
-    "cache_read_input_tokens = d.cache_read_input_tokens + excluded.cache_read_input_tokens, "
-    "cache_creation_input_tokens = d.cache_creation_input_tokens + excluded.cache_creation_input_tokens, "
-    "spend = d.spend + excluded.spend, api_requests = d.api_requests + excluded.api_requests, "
-    "successful_requests = d.successful_requests + excluded.successful_requests, "
-    "failed_requests = d.failed_requests + excluded.failed_requests";
+    "ON CONFLICT (entity_type, day, entity_id, model) DO UPDATE SET " +
+    std::string(add_sums);
+  return sql;
+}
 
 // Makes the day partitions the batch needs ("YYYYMMDD" days): one catalog query per batch
 // when they exist.
@@ -207,7 +210,7 @@ const std::string& totals_and_rollups_sql() {
       // Locked last, after every other entity, so the lock order stays fixed.
       "UPDATE users SET spend = users.spend + s.total FROM (SELECT sum(spend) AS total FROM spend_batch) s "
       "WHERE users.user_id = 'litellm-proxy-budget' AND s.total IS NOT NULL;" +
-      rollup_sql +
+      rollup_sql() +
       ";SELECT token, spend FROM verification_tokens WHERE token IN (SELECT api_key FROM spend_batch "
       "WHERE api_key <> '') ORDER BY token";
   return sql;
