@@ -138,6 +138,9 @@ def run_once(binary: str, variant: str, up_port: int, tmp: str, requests: int, b
     for k in ("DATABASE_URL", "REDIS_HOST", "REDIS_URL", "LITELLM_MASTER_KEY"):
         env.pop(k, None)
     prefix = os.path.join(tmp, f"cg-{variant}-{requests}.out")
+    for name in os.listdir(tmp):  # an earlier round's dumps (total_instructions sums them all)
+        if name.startswith(os.path.basename(prefix)):
+            os.remove(os.path.join(tmp, name))
     proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={prefix}.%p",
                              "--separate-threads=yes", "--dump-instr=no",
                              binary, "--config", cfg, "--port", str(port)],
