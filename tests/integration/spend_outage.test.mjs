@@ -119,6 +119,12 @@ function assertTotalsMatchRows() {
                    '(SELECT api_key, sum(spend) AS sum FROM spend_logs GROUP BY api_key) s ON s.api_key = t.token ' +
                    'WHERE abs(t.spend - coalesce(s.sum, 0)) > 1e-9');
   assert.equal(bad, '', `keys whose running spend differs from the sum of their rows:\n${bad}`);
+  // Both daily rollups count every row once, replayed ones included.
+  const rolled = psql("SELECT (SELECT count(*) FROM spend_logs), " +
+                      "(SELECT sum(api_requests) FROM daily_spend WHERE entity_type = 'all'), " +
+                      "(SELECT sum(api_requests) FROM daily_spend_totals WHERE entity_type = 'all')");
+  const [rows, daily, totals] = rolled.split('|').map(Number);
+  assert.ok(rows === daily && rows === totals, `rows / daily_spend / daily_spend_totals requests: ${rolled}`);
 }
 
 describe('spend under outages', { skip, timeout: 600_000 }, () => {
