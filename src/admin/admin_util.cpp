@@ -10,8 +10,10 @@ namespace switchyard::admin {
 // json converts from almost anything, so a result<json> value is built explicitly.
 core::result<json> ok(json j) { return core::result<json>(boost::system::in_place_value, std::move(j)); }
 
-core::result<json> ok_prebuilt(const std::string& json_text) {
-  return ok(json::binary(json::binary_t::container_type(json_text.begin(), json_text.end()), prebuilt_json_subtype));
+core::result<json> ok_prebuilt(std::string json_text) {
+  json o = json::object();
+  o[std::string(prebuilt_json_key)] = std::move(json_text);
+  return ok(std::move(o));
 }
 
 core::error field_error(const std::string& field, const std::string& what) {
@@ -63,15 +65,15 @@ net::awaitable<std::optional<auth::principal>> authenticate_caller(const auth::k
   co_return std::move(*who);
 }
 
-net::awaitable<void> send_result(http::responder& resp, const core::result<json>& out) {
+net::awaitable<void> send_result(http::responder& resp, core::result<json> out) {
   if (!out) {
     co_await resp.send(http::error_response(out.error()));
     co_return;
   }
   http::response r;
-  if (out->is_binary() && out->get_binary().has_subtype() && out->get_binary().subtype() == prebuilt_json_subtype) {
-    const auto& bytes = out->get_binary();
-    r.body.assign(bytes.begin(), bytes.end());
+  if (auto prebuilt = out->is_object() && out->size() == 1 ? out->find(prebuilt_json_key) : out->end();
+      prebuilt != out->end() && prebuilt->is_string()) {
+    r.body = std::move(prebuilt->get_ref<std::string&>());
   } else {
     r.body = out->dump(-1, ' ', false, json::error_handler_t::replace);
   }

@@ -26,11 +26,12 @@ namespace pg = store::postgres;
 
 // json converts from almost anything, so a result<json> value is built explicitly.
 core::result<json> ok(json j);
-// A 200 whose body is JSON text already made (a report Postgres built): send_result sends
-// the bytes as they are. Carried as a json binary value of this subtype, which no
-// handler makes otherwise (JSON has no binary values).
-inline constexpr std::uint64_t prebuilt_json_subtype = 0x4a53;
-core::result<json> ok_prebuilt(const std::string& json_text);
+// A 200 whose body is JSON text already made (a report built as text): send_result sends
+// the bytes as they are, moved, never copied (reports run to megabytes). Carried as the
+// only member of an object under prebuilt_json_key, a name no handler's answer has (it
+// starts with a NUL character).
+inline constexpr std::string_view prebuilt_json_key{"\0switchyard-prebuilt-json", 26};
+core::result<json> ok_prebuilt(std::string json_text);
 // 422 invalid_request_error, param = field.
 core::error field_error(const std::string& field, const std::string& what);
 core::error not_found(const std::string& what, const std::string& param);
@@ -44,7 +45,7 @@ core::error forbidden(std::string message);
 net::awaitable<std::optional<auth::principal>> authenticate_caller(const auth::key_authenticator& auth,
                                                                    const http::request& req, http::responder& resp);
 // Sends `out` as a 200 JSON body, or the error OpenAI-shaped.
-net::awaitable<void> send_result(http::responder& resp, const core::result<json>& out);
+net::awaitable<void> send_result(http::responder& resp, core::result<json> out);
 
 enum class kind { str_or_null, str, num_or_null, num, int_or_null, boolean, str_array, object, duration_or_null };
 

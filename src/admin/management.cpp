@@ -70,7 +70,7 @@ net::awaitable<void> management_api::handle(http::request& req, http::responder&
   const scope sc = r.rule.of(auth::role_of(*who));
   auto body = admit(deps_, r, *who, sc, req);
   if (!body) {
-    co_await send_result(resp, body);
+    co_await send_result(resp, std::move(body));
     co_return;
   }
   const route_context c{deps_,
@@ -88,7 +88,7 @@ net::awaitable<void> management_api::handle(http::request& req, http::responder&
   if (out && method_bit(req.method) != method_get && deps_.budgets_changed) {
     deps_.budgets_changed();  // a write may have set a budget_reset_at: the reset job looks again
   }
-  co_await send_result(resp, out);
+  co_await send_result(resp, std::move(out));
 }
 
 }  // namespace switchyard::admin

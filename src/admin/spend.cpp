@@ -202,7 +202,7 @@ handler_result spend_logs(const route_context& c) {
   if (!rows) {
     co_return rows.error();
   }
-  co_return ok_prebuilt(*rows);  // a page is up to 1,000 rows: sent as Postgres made them
+  co_return ok_prebuilt(std::move(*rows));  // a page is up to 1,000 rows: sent as Postgres made them
 }
 
 handler_result spend_tags(const route_context& c) {
@@ -320,7 +320,7 @@ handler_result global_spend_report(const route_context& c) {
     if (!answer) {
       co_return answer.error();
     }
-    co_return ok_prebuilt(*answer);
+    co_return ok_prebuilt(std::move(*answer));
   }
   auto rows = co_await c.db().run(pg::spend_report_by_key_blocking, lens, range->start, range->end);
   if (!rows) {

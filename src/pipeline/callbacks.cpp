@@ -4,6 +4,7 @@
 #include "switchyard/pipeline/callbacks.hpp"
 
 #include "switchyard/core/ids.hpp"
+#include "switchyard/core/utf8.hpp"
 #include "switchyard/pipeline/llm_pipeline.hpp"
 #include "switchyard/pipeline/request_ctx.hpp"
 #include "switchyard/pipeline/spend_observer.hpp"
@@ -647,43 +648,69 @@ namespace {
 
 // The generic_api payload is written straight as text, with no DOM: the same bytes as
 // nlohmann's dump of the object would give (members in name order, its string escapes,
-// its number spellings), so the receiver sees what it always has.
+// its number spellings), so the receiver sees what it always has, but for the times,
+// written exactly from their nanoseconds (text_cursor::unix_seconds).
 
-// Bytes a JSON string holds as they are: printable ASCII but the quote and the backslash.
-constexpr auto plain_ascii = [] {
-  std::array<bool, 256> t{};
-  for (int c = 0x20; c < 0x80; ++c) {
-    t[static_cast<std::size_t>(c)] = c != '"' && c != '\\';
-  }
-  return t;
-}();
+using core::plain_ascii;
 
-// How many bytes at the start of `v` a JSON string holds as they are (plain_ascii), eight
-// at a time: a word is plain unless one of its bytes is below 0x20, is '"' or '\\', or has
-// its high bit set (the classic "has a byte less than / equal to" word tests). The bytes
-// of a word that fails are looked at one by one.
-std::size_t plain_prefix(std::string_view v) {
-  constexpr std::uint64_t ones = 0x0101010101010101ULL;
-  constexpr std::uint64_t highs = 0x8080808080808080ULL;
+// Copies the bytes at the start of `v` that a JSON string holds as they are (plain_ascii)
+// to `to`, and says how many: core::plain_prefix's scan, with each 16-byte block stored
+// before it is checked, so the copy costs no second pass (a block with a special byte
+// stops at it; what was stored past it is written over). `to` has room for v.size().
+[[gnu::always_inline]] inline std::size_t copy_plain_prefix(char* to, std::string_view v) {
   const char* p = v.data();
-  std::size_t i = 0;
-  for (; i + 8 <= v.size(); i += 8) {
-    std::uint64_t x = 0;
-    std::memcpy(&x, p + i, 8);
-    const std::uint64_t quote = x ^ (ones * '"');
-    const std::uint64_t backslash = x ^ (ones * '\\');
-    const std::uint64_t below_space = (x - ones * 0x20) & ~x;
-    const std::uint64_t has_quote = (quote - ones) & ~quote;
-    const std::uint64_t has_backslash = (backslash - ones) & ~backslash;
-    if ((below_space | has_quote | has_backslash | x) & highs) {
-      break;
+  const std::size_t n = v.size();
+#if defined(__SSE2__)
+  if (n >= 16) {
+    std::size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(to + i), x);
+      if (const unsigned m = core::special_bytes(x); m != 0) {
+        return i + static_cast<std::size_t>(__builtin_ctz(m));
+      }
+    }
+    if (i == n) {
+      return n;
+    }
+    const std::size_t last = n - 16;
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + last));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(to + last), x);
+    const unsigned m = core::special_bytes(x) >> (i - last);  // the bytes already checked left out
+    return m == 0 ? n : i + static_cast<std::size_t>(__builtin_ctz(m));
+  }
+#endif
+  if (n >= 8 && n < 16) {  // two overlapping words, stored as they are checked
+    std::uint64_t head = 0, tail = 0;
+    std::memcpy(&head, p, 8);
+    std::memcpy(&tail, p + n - 8, 8);
+    std::memcpy(to, &head, 8);
+    std::memcpy(to + n - 8, &tail, 8);
+    if (!core::special_in_word(head) && !core::special_in_word(tail)) {
+      return n;
+    }
+  } else if (n >= 4 && n < 8) {
+    std::uint32_t a = 0, b = 0;
+    std::memcpy(&a, p, 4);
+    std::memcpy(&b, p + n - 4, 4);
+    std::memcpy(to, &a, 4);
+    std::memcpy(to + n - 4, &b, 4);
+    if (!core::special_in_word(a | (static_cast<std::uint64_t>(b) << 32))) {
+      return n;
     }
   }
-  while (i < v.size() && plain_ascii[static_cast<unsigned char>(p[i])]) {
-    ++i;
+  const std::size_t plain = core::plain_prefix(v);
+  if (plain != 0) {  // an empty view may have no data pointer at all (memcpy's null)
+    std::memcpy(to, p, plain);
   }
-  return i;
+  return plain;
 }
+
+// "00" to "99", for writing numbers two digits at a time.
+constexpr char pairs[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
 
 // Writes JSON text at a position with room enough (the caller sized the buffer for the
 // worst case: at most 6 bytes per byte of a string, 64 per number).
@@ -710,7 +737,22 @@ class text_cursor {
       lit("false");
     }
   }
-  void integer(long long v) { p_ = std::to_chars(p_, p_ + 24, v).ptr; }
+  void integer(long long v) {
+    if (v >= 0 && v < 1000) {  // token counts and status codes, mostly
+      if (v < 10) {
+        *p_++ = static_cast<char>('0' + v);
+      } else if (v < 100) {
+        std::memcpy(p_, pairs + 2 * v, 2);
+        p_ += 2;
+      } else {
+        *p_ = static_cast<char>('0' + v / 100);
+        std::memcpy(p_ + 1, pairs + 2 * (v % 100), 2);
+        p_ += 3;
+      }
+      return;
+    }
+    p_ = std::to_chars(p_, p_ + 24, v).ptr;
+  }
   // As nlohmann writes a double: its shortest spelling that reads back the same, "1.0"
   // for 1, null for NaN and infinities.
   void number(double v) {
@@ -720,16 +762,71 @@ class text_cursor {
     }
     p_ = nlohmann::detail::to_chars(p_, p_ + 64, v);
   }
-  // A JSON string with nlohmann's escapes.
-  void str(std::string_view v) {
-    const auto* in = reinterpret_cast<const unsigned char*>(v.data());
-    std::size_t i = plain_prefix(v);
+  // Unix nanoseconds as seconds, exactly: "1700000000.001234567" without its trailing
+  // zeros ("1700000000.5", "1700000000.0"). A double holds a time of today to about a
+  // quarter of a microsecond, so a reader gets the double nearest the true time; the
+  // shortest spelling of the double (number) would cost a float-to-text conversion per time.
+  void unix_seconds(std::int64_t ns) {
+    if (ns < 0) {
+      number(static_cast<double>(ns) * 1e-9);
+      return;
+    }
+    // The seconds are mostly those of the time before (a request's times are close).
+    if (const std::int64_t sec = ns / 1'000'000'000; sec == last_sec_ && last_sec_len_ != 0) {
+      std::memcpy(p_, last_sec_text_, sizeof last_sec_text_);
+      p_ += last_sec_len_;
+    } else {
+      char* const from = p_;
+      p_ = std::to_chars(p_, p_ + 24, sec).ptr;
+      last_sec_ = sec;
+      last_sec_len_ = std::min<std::size_t>(static_cast<std::size_t>(p_ - from), sizeof last_sec_text_);
+      std::memcpy(last_sec_text_, from, sizeof last_sec_text_);  // room: 64 per number
+      if (static_cast<std::size_t>(p_ - from) > sizeof last_sec_text_) {
+        last_sec_len_ = 0;  // too long to keep (not a time of this era)
+      }
+    }
+    *p_++ = '.';
+    auto frac = static_cast<std::uint32_t>(ns % 1'000'000'000);
+    if (frac == 0) {
+      *p_++ = '0';
+      return;
+    }
+    // Nine digits, two at a time.
+    char digits[9];
+    for (int k = 7; k >= 1; k -= 2) {
+      std::memcpy(digits + k, pairs + 2 * (frac % 100), 2);
+      frac /= 100;
+    }
+    digits[0] = static_cast<char>('0' + frac);
+    std::size_t len = 9;
+    while (digits[len - 1] == '0') {
+      --len;
+    }
+    std::memcpy(p_, digits, 9);  // room for all nine; the zeros past len are written over
+    p_ += len;
+  }
+  // A JSON string with nlohmann's escapes. The usual case (nothing to escape) is inlined
+  // where it is written; the rest is a call.
+  [[gnu::always_inline]] void str(std::string_view v) {
     *p_++ = '"';
-    raw(v.substr(0, i));
-    if (i == v.size()) {  // the usual case: nothing to escape
+    const std::size_t i = copy_plain_prefix(p_, v);
+    if (i == v.size()) [[likely]] {
+      p_ += i;
       *p_++ = '"';
       return;
     }
+    str_escaped(v, i);
+  }
+
+ private:
+  std::int64_t last_sec_ = -1;
+  std::size_t last_sec_len_ = 0;
+  char last_sec_text_[16]{};
+
+  // str's string from its byte `i` on (the bytes before are written at p_, plain).
+  [[gnu::noinline]] void str_escaped(std::string_view v, std::size_t i) {
+    const auto* in = reinterpret_cast<const unsigned char*>(v.data());
+    p_ += i;
     for (std::size_t j = i; j < v.size(); ++j) {
       if (in[j] >= 0x80) {
         // Other than ASCII: nlohmann's serializer checks the UTF-8 and replaces what is
@@ -764,7 +861,6 @@ class text_cursor {
     *p_++ = '"';
   }
 
- private:
   char* p_;
 };
 
@@ -838,7 +934,6 @@ void write_generic_payload(std::string& out, const callback_fields& e) {
   }
   text_cursor w(scratch.data());
 
-  const double secs = 1e-9;
   w.lit("{\"api_base\":");
   w.str(e.api_base);
   w.lit(",\"cache_hit\":");
@@ -847,7 +942,7 @@ void write_generic_payload(std::string& out, const callback_fields& e) {
   w.str(e.call_type);
   w.lit(",\"completionStartTime\":");
   char* const completion_start = w.end();
-  w.number(static_cast<double>(e.first_token_ns != 0 ? e.first_token_ns : e.end_ns) * secs);
+  w.unix_seconds(e.first_token_ns != 0 ? e.first_token_ns : e.end_ns);
   const std::string_view completion_start_text(completion_start, static_cast<std::size_t>(w.end() - completion_start));
   w.lit(",\"completion_tokens\":");
   w.integer(e.completion_tokens);
@@ -857,7 +952,7 @@ void write_generic_payload(std::string& out, const callback_fields& e) {
   if (e.first_token_ns == 0) {
     w.raw(completion_start_text);  // no first token (not streamed): the same time
   } else {
-    w.number(static_cast<double>(e.end_ns) * secs);
+    w.unix_seconds(e.end_ns);
   }
   w.lit(",\"end_user\":");
   w.str(e.end_user);
@@ -920,7 +1015,7 @@ void write_generic_payload(std::string& out, const callback_fields& e) {
   w.lit(",\"response_cost\":");
   w.number(e.cost);
   w.lit(",\"startTime\":");
-  w.number(static_cast<double>(e.start_ns) * secs);
+  w.unix_seconds(e.start_ns);
   if (e.success) {
     w.lit(",\"status\":\"success\",\"status_code\":");
   } else {

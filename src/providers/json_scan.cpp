@@ -696,8 +696,13 @@ class scanner {
 
   // The raw characters of an already validated string -> their decoded value.
   static std::string unescape(std::string_view raw) {
+    const std::size_t first = raw.find('\\');
+    if (first == std::string_view::npos) {
+      return std::string(raw);  // the usual case: nothing escaped
+    }
     std::string out;
     out.reserve(raw.size());
+    out.append(raw.substr(0, first));
     auto hex = [&](std::size_t at) {
       unsigned v = 0;
       for (std::size_t i = 0; i < 4; ++i) {
@@ -705,7 +710,7 @@ class scanner {
       }
       return v;
     };
-    for (std::size_t i = 0; i < raw.size(); ++i) {
+    for (std::size_t i = first; i < raw.size(); ++i) {
       if (raw[i] != '\\') {
         out += raw[i];
         continue;

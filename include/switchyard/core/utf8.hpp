@@ -7,6 +7,10 @@
 #include <string>
 #include <string_view>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace switchyard::core {
 
 // Bytes copied as they are by append_utf8: printable ASCII but '"' and '\\' (one load per
@@ -19,23 +23,74 @@ inline constexpr auto plain_ascii = [] {
   return t;
 }();
 
-// How many leading bytes of `s` write_utf8 copies as they are (8 at a time, as it does).
+// Whether a word has a byte that is not plain_ascii: below 0x20, '"', '\\' or with its
+// high bit set (the classic "has a byte less than / equal to" word tests; exact for the
+// word as a whole, not for where in it).
+[[gnu::always_inline]] inline bool special_in_word(std::uint64_t x) {
+  constexpr std::uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+  const std::uint64_t quote = x ^ (ones * '"'), backslash = x ^ (ones * '\\');
+  return ((((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | x) & high) != 0;
+}
+
+#if defined(__SSE2__)
+// One bit per byte of a 16-byte block that is not plain_ascii: below 0x20 or from 0x80
+// (both below 0x20 as signed bytes), '"' and '\\'.
+[[gnu::always_inline]] inline unsigned special_bytes(__m128i x) {
+  const __m128i low_or_high = _mm_cmplt_epi8(x, _mm_set1_epi8(0x20));
+  const __m128i quote = _mm_cmpeq_epi8(x, _mm_set1_epi8('"'));
+  const __m128i backslash = _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'));
+  return static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(low_or_high, _mm_or_si128(quote, backslash))));
+}
+#endif
+
+// Whether a string of 4 to 15 bytes is all plain_ascii: two overlapping words.
+[[gnu::always_inline]] inline bool short_is_plain(const char* p, std::size_t n) {
+  if (n >= 8) {
+    std::uint64_t head = 0, tail = 0;
+    std::memcpy(&head, p, 8);
+    std::memcpy(&tail, p + n - 8, 8);
+    return !special_in_word(head) && !special_in_word(tail);
+  }
+  std::uint32_t a = 0, b = 0;
+  std::memcpy(&a, p, 4);
+  std::memcpy(&b, p + n - 4, 4);
+  return !special_in_word(a | (static_cast<std::uint64_t>(b) << 32));
+}
+
+// How many leading bytes of `s` write_utf8 copies as they are: sixteen at a time where SSE2
+// is (every x86-64), the last block overlapping the one before; a string shorter than a
+// block as two overlapping words.
 inline std::size_t plain_prefix(std::string_view s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const char* p = s.data();
   const std::size_t n = s.size();
   std::size_t run = 0;
-  constexpr std::uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
-  while (run + 8 <= n) {
+#if defined(__SSE2__)
+  if (n >= 16) {
+    for (; run + 16 <= n; run += 16) {
+      if (const unsigned m = special_bytes(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + run))); m != 0) {
+        return run + static_cast<std::size_t>(__builtin_ctz(m));
+      }
+    }
+    if (run == n) {
+      return n;
+    }
+    const std::size_t last = n - 16;
+    const unsigned m = special_bytes(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + last))) >> (run - last);
+    return m == 0 ? n : run + static_cast<std::size_t>(__builtin_ctz(m));
+  }
+#else
+  for (; run + 8 <= n; run += 8) {
     std::uint64_t x;
     std::memcpy(&x, p + run, 8);
-    const std::uint64_t quote = x ^ (ones * '"'), backslash = x ^ (ones * '\\');
-    if (((((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | x) & high) !=
-        0) {
+    if (special_in_word(x)) {
       break;
     }
-    run += 8;
   }
-  while (run < n && plain_ascii[p[run]]) {
+#endif
+  if (n - run >= 4 && n - run < 16 && short_is_plain(p + run, n - run)) {
+    return n;
+  }
+  while (run < n && plain_ascii[static_cast<unsigned char>(p[run])]) {
     ++run;
   }
   return run;

@@ -11,6 +11,7 @@
 //
 // Owner: app/. Thread: the loop thread. Never blocks.
 #pragma once
+#include "switchyard/core/word_hash.hpp"
 #include "switchyard/metrics/registry.hpp"
 #include "switchyard/pipeline/stage.hpp"
 #include "switchyard/router/router.hpp"
@@ -52,16 +53,12 @@ class metrics_observer final : public observer {
   const router::router& router_;
   metrics_options opts_;
   std::unique_ptr<families> f_;
-  struct key_hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-  };
-  std::unordered_map<std::string, std::unique_ptr<bundle>, key_hash, std::equal_to<>> bundles_;
+  std::unordered_map<std::string, std::unique_ptr<bundle>, core::word_hasher, std::equal_to<>> bundles_;
   std::string key_;  // reused for bundle lookups
   std::unique_ptr<bundle> scratch_;  // a bundle with an overflow series (not cached)
   // litellm_deployment_state: the last attempt's outcome per deployment id (0 healthy,
   // 1 partial outage: its last attempt failed); cooled-down deployments read 2 at scrape.
-  std::unordered_map<std::string, int, key_hash, std::equal_to<>> last_state_;
+  std::unordered_map<std::string, int, core::word_hasher, std::equal_to<>> last_state_;
 };
 
 }  // namespace switchyard::pipeline

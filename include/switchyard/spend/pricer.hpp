@@ -6,6 +6,7 @@
 // Owner: app/ (one per config). Thread: the loop thread (the memo is not locked). Never blocks.
 #pragma once
 #include "switchyard/config/config.hpp"
+#include "switchyard/core/word_hash.hpp"
 #include "switchyard/spend/prices.hpp"
 
 #include <memory>
@@ -31,12 +32,8 @@ class pricer {
 
  private:
   std::shared_ptr<const price_table> table_;
-  struct key_hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-  };
   // deployment id + model -> price; looked up through key_ (reused: no allocation per call).
-  std::unordered_map<std::string, std::optional<price>, key_hash, std::equal_to<>> memo_;
+  std::unordered_map<std::string, std::optional<price>, core::word_hasher, std::equal_to<>> memo_;
   std::string key_;
 };
 

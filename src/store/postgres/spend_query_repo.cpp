@@ -1,6 +1,7 @@
 #include "switchyard/store/postgres/spend_query_repo.hpp"
 
 #include "switchyard/core/utf8.hpp"
+#include "switchyard/core/word_hash.hpp"
 
 #include <pqxx/pqxx>
 
@@ -8,8 +9,10 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string_view>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -275,10 +278,49 @@ namespace {
 // One rollup row of the team / customer report, as Postgres wrote its fields, with the
 // name of its group.
 struct report_row {
-  int day_key = 0;  // YYYYMMDD
   bool no_group = false;  // a null customer: listed last in its day
   std::string_view day, group, api_key, model, spend, tokens;
+  // The rank of day, group, api_key and model among the distinct values of the rows (byte
+  // order: for days, YYYY-MM-DD, the calendar's).
+  std::uint32_t day_rank = 0, group_rank = 0, key_rank = 0, model_rank = 0;
 };
+
+// Ranks (0, 1, ...) of the distinct strings of `field` over `rows`, in byte order, written
+// to `rank`; the number of distinct strings. Rows mostly repeat the value of a row just
+// before (a key's rows lie together), so the last value is checked before the table.
+template <class Field, class Rank>
+std::size_t rank_strings(std::vector<report_row>& rows, Field field, Rank rank) {
+  std::unordered_map<std::string_view, std::uint32_t, core::word_hasher> ids;
+  std::vector<std::string_view> names;
+  std::string_view last;
+  std::uint32_t last_id = 0;
+  bool have_last = false;
+  for (auto& r : rows) {
+    const std::string_view v = r.*field;
+    if (!have_last || v != last) {
+      auto [it, added] = ids.try_emplace(v, static_cast<std::uint32_t>(names.size()));
+      if (added) {
+        names.push_back(v);
+      }
+      last = v, last_id = it->second, have_last = true;
+    }
+    r.*rank = last_id;
+  }
+  // Ids in first-seen order -> ranks in byte order.
+  std::vector<std::uint32_t> by_name(names.size());
+  for (std::uint32_t i = 0; i < by_name.size(); ++i) {
+    by_name[i] = i;
+  }
+  std::sort(by_name.begin(), by_name.end(), [&](std::uint32_t a, std::uint32_t b) { return names[a] < names[b]; });
+  std::vector<std::uint32_t> rank_of(names.size());
+  for (std::uint32_t i = 0; i < by_name.size(); ++i) {
+    rank_of[by_name[i]] = i;
+  }
+  for (auto& r : rows) {
+    r.*rank = rank_of[r.*rank];
+  }
+  return names.size();
+}
 
 double number_of(std::string_view v) {
   double d = 0;
@@ -286,26 +328,60 @@ double number_of(std::string_view v) {
   return d;
 }
 
-void put_json_string(std::string& o, std::string_view v) {
-  o += '"';
-  core::append_json_escaped(o, v);
-  o += '"';
-}
-
-void put_number(std::string& o, double v) {
-  char buf[32];
-  o.append(buf, static_cast<std::size_t>(std::to_chars(buf, buf + sizeof buf, v).ptr - buf));
-}
-
-int day_key_of(std::string_view day) {  // "YYYY-MM-DD"
-  int k = 0;
-  for (char ch : day) {
-    if (ch >= '0' && ch <= '9') {
-      k = k * 10 + (ch - '0');
+// The report's text, written at a position in a buffer grown ahead (room() before each
+// entry, for its worst case), not appended piece by piece: tens of thousands of entries
+// of nine pieces each, and std::string's append checks and grows for every piece.
+class report_text {
+ public:
+  explicit report_text(std::size_t guess) { buf_.resize(std::max<std::size_t>(guess, 64)); }
+  void room(std::size_t n) {
+    if (buf_.size() - at_ < n) {
+      buf_.resize(std::max(buf_.size() * 2, at_ + n));  // zero-filled: once per doubling
     }
   }
-  return k;
-}
+  std::size_t size() const { return at_; }
+  template <std::size_t N>
+  void lit(const char (&s)[N]) {  // a literal, without its terminating zero
+    std::memcpy(buf_.data() + at_, s, N - 1);
+    at_ += N - 1;
+  }
+  void put(std::string_view v) {
+    if (!v.empty()) {
+      std::memcpy(buf_.data() + at_, v.data(), v.size());
+      at_ += v.size();
+    }
+  }
+  // A JSON string; room: 6 bytes a byte and the quotes (core::json_escape_max).
+  void string(std::string_view v) {
+    buf_[at_++] = '"';
+    const std::size_t plain = core::plain_prefix(v);
+    put(v.substr(0, plain));
+    if (plain != v.size()) {
+      at_ = static_cast<std::size_t>(
+          core::write_utf8(buf_.data() + at_, v.substr(plain), core::json_escape_byte) - buf_.data());
+    }
+    buf_[at_++] = '"';
+  }
+  // Shortest spelling of a double; room: 32.
+  void number(double v) { at_ = static_cast<std::size_t>(std::to_chars(buf_.data() + at_, buf_.data() + at_ + 32, v).ptr - buf_.data()); }
+  // `v` put at `pos`, what follows moved along (room: v.size()).
+  void insert(std::size_t pos, std::string_view v) {
+    std::memmove(buf_.data() + pos + v.size(), buf_.data() + pos, at_ - pos);
+    std::memcpy(buf_.data() + pos, v.data(), v.size());
+    at_ += v.size();
+  }
+  std::string take() && {
+    buf_.resize(at_);
+    return std::move(buf_);
+  }
+
+ private:
+  std::string buf_;
+  std::size_t at_ = 0;
+};
+
+// Room for a JSON string of `v` written by report_text::string.
+std::size_t string_room(std::string_view v) { return v.size() * core::json_escape_max + 2; }
 
 }  // namespace
 
@@ -329,123 +405,172 @@ std::string spend_report_by_group_blocking(pqxx::connection& c, const std::strin
   }
   tx.exec0("SET LOCAL DateStyle = ISO");  // a date's text is YYYY-MM-DD
   const auto rows = tx.exec(
-      "SELECT day, entity_type = " + std::string(team ? "'team'" : "'end_user'") +
-      ", entity_id, api_key, model, spend, prompt_tokens + completion_tokens FROM daily_spend WHERE entity_type IN " +
+      // The group's id, null for the requests of none (one column less to read than a flag).
+      "SELECT day, CASE WHEN entity_type = " + std::string(team ? "'team'" : "'end_user'") +
+      " THEN entity_id END, api_key, model, spend, prompt_tokens + completion_tokens FROM daily_spend WHERE "
+      "entity_type IN " +
       (team ? "('team', 'no_team')" : "('end_user', 'no_end_user')") + " AND " + day_range(tx, "day", start_day, end_day));
   constexpr std::string_view unassigned = "Unassigned Team";
   std::vector<report_row> all;
   all.reserve(rows.size());
   for (const auto& r : rows) {
-    const auto sv = [&](int i) { return std::string_view(r[i].c_str(), r[i].size()); };
+    // The fields read in column order through one iterator: libpqxx's r[i] makes a field
+    // holding a copy of the result (reference counts) each time, which was a third of
+    // the report's CPU over tens of thousands of rows.
+    auto f = r.begin();
+    const auto next = [&f] {
+      const std::string_view v(f->c_str(), f->size());
+      ++f;
+      return v;
+    };
     report_row e;
-    e.day = sv(0);
-    e.day_key = day_key_of(e.day);
-    const bool named = r[1].c_str()[0] == 't';
+    e.day = next();
+    const bool named = !f->is_null();
+    const std::string_view id = next();
     if (team) {
       // A team without a name is listed as "Unassigned Team", as LiteLLM does.
-      const auto found = named ? alias.find(sv(2)) : alias.end();
+      const auto found = named ? alias.find(id) : alias.end();
       e.group = found != alias.end() ? found->second : unassigned;
     } else if (named) {
-      e.group = sv(2);
+      e.group = id;
     } else {
       e.no_group = true;
     }
-    e.api_key = sv(3);
-    e.model = sv(4);
-    e.spend = sv(5);
-    e.tokens = sv(6);
+    e.api_key = next();
+    e.model = next();
+    e.spend = next();
+    e.tokens = next();
     all.push_back(e);
   }
-  std::vector<std::uint32_t> order(all.size());
+  // The order (day, group, key, model) as one integer per row: the distinct names of each
+  // field ranked once (a few thousand string comparisons), then tens of thousands of rows
+  // sorted on integers. Sorting the rows on their strings compared long shared prefixes
+  // (keys, customer ids) at every step and was most of the report's time.
+  const std::size_t days = rank_strings(all, &report_row::day, &report_row::day_rank);
+  const std::size_t groups = rank_strings(all, &report_row::group, &report_row::group_rank);
+  const std::size_t keys = rank_strings(all, &report_row::api_key, &report_row::key_rank);
+  const std::size_t models = rank_strings(all, &report_row::model, &report_row::model_rank);
+  constexpr unsigned day_bits = 11;   // 2,048 days (five years and more)
+  constexpr unsigned rank_bits = 17;  // 131,072 distinct values a field: 11 + 1 + 3 x 17 bits
+  constexpr std::uint64_t rank_limit = std::uint64_t{1} << rank_bits;
+  const bool packed = days < (std::uint64_t{1} << day_bits) && groups < rank_limit && keys < rank_limit &&
+                      models < rank_limit;
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> order(all.size());
   for (std::uint32_t i = 0; i < order.size(); ++i) {
-    order[i] = i;
+    const report_row& r = all[i];
+    std::uint64_t k = 0;
+    if (packed) {
+      k = r.day_rank;
+      k = (k << 1) | (r.no_group ? 1 : 0);
+      k = (k << rank_bits) | r.group_rank;
+      k = (k << rank_bits) | r.key_rank;
+      k = (k << rank_bits) | r.model_rank;
+    }
+    order[i] = {k, i};
   }
-  std::sort(order.begin(), order.end(), [&](std::uint32_t x, std::uint32_t y) {
-    const report_row& a = all[x];
-    const report_row& b = all[y];
-    if (a.day_key != b.day_key) {
-      return a.day_key < b.day_key;
-    }
-    if (a.no_group != b.no_group) {
-      return b.no_group;
-    }
-    if (const int g = a.group.compare(b.group); g != 0) {
-      return g < 0;
-    }
-    if (const int k = a.api_key.compare(b.api_key); k != 0) {
-      return k < 0;
-    }
-    return a.model < b.model;
-  });
+  if (packed) {
+    std::sort(order.begin(), order.end());
+  } else {  // beyond the packed key's room: the same order, compared field by field
+    std::sort(order.begin(), order.end(), [&](const auto& x, const auto& y) {
+      const report_row& a = all[x.second];
+      const report_row& b = all[y.second];
+      return std::tie(a.day_rank, a.no_group, a.group_rank, a.key_rank, a.model_rank, x.second) <
+             std::tie(b.day_rank, b.no_group, b.group_rank, b.key_rank, b.model_rank, y.second);
+    });
+  }
   const auto same_group = [](const report_row& a, const report_row& b) {
-    return a.day_key == b.day_key && a.no_group == b.no_group && a.group == b.group;
+    return a.day_rank == b.day_rank && a.no_group == b.no_group && a.group_rank == b.group_rank;
   };
 
-  std::string out = "[";
-  out.reserve(all.size() * 160);
+  report_text out(all.size() * 200);
+  out.room(1);
+  out.lit("[");
   for (std::size_t i = 0; i < order.size();) {
-    const report_row& first = all[order[i]];
-    if (i == 0 || first.day_key != all[order[i - 1]].day_key) {
-      out += i == 0 ? "{\"group_by_day\":\"" : "]},{\"group_by_day\":\"";
-      out += first.day;
-      out += team ? "T00:00:00+00:00\",\"teams\":[" : "T00:00:00+00:00\",\"customers\":[";
+    const report_row& first = all[order[i].second];
+    // The day's and the group's opening, the group's name, its total (32).
+    out.room(128 + first.day.size() + string_room(first.group));
+    if (i == 0 || first.day_rank != all[order[i - 1].second].day_rank) {
+      if (i == 0) {
+        out.lit("{\"group_by_day\":\"");
+      } else {
+        out.lit("]},{\"group_by_day\":\"");
+      }
+      out.put(first.day);
+      if (team) {
+        out.lit("T00:00:00+00:00\",\"teams\":[");
+      } else {
+        out.lit("T00:00:00+00:00\",\"customers\":[");
+      }
     } else {
-      out += ',';
+      out.lit(",");
     }
-    out += team ? "{\"team_name\":" : "{\"customer\":";
-    if (first.no_group) {
-      out += "null";
+    if (team) {
+      out.lit("{\"team_name\":");
     } else {
-      put_json_string(out, first.group);
+      out.lit("{\"customer\":");
+    }
+    if (first.no_group) {
+      out.lit("null");
+    } else {
+      out.string(first.group);
     }
     // total_spend comes before the entries but is known after them: it is inserted here
     // once they are written (a group's entries are a few kilobytes at most).
-    out += ",\"total_spend\":";
+    out.lit(",\"total_spend\":");
     const std::size_t total_at = out.size();
-    out += ",\"metadata\":[";
+    out.lit(",\"metadata\":[");
     double total = 0;
     std::size_t j = i;
-    for (bool first_entry = true; j < order.size() && same_group(all[order[j]], first); first_entry = false) {
-      const report_row& e = all[order[j]];
+    for (bool first_entry = true; j < order.size() && same_group(all[order[j].second], first); first_entry = false) {
+      const report_row& e = all[order[j].second];
       std::size_t k = j + 1;
-      while (k < order.size() && same_group(all[order[k]], first) && all[order[k]].api_key == e.api_key &&
-             all[order[k]].model == e.model) {
+      while (k < order.size() && same_group(all[order[k].second], first) &&
+             all[order[k].second].key_rank == e.key_rank && all[order[k].second].model_rank == e.model_rank) {
         ++k;
       }
-      out += first_entry ? "{\"model\":" : ",{\"model\":";
-      put_json_string(out, e.model);
-      out += ",\"api_key\":";
-      put_json_string(out, e.api_key);
-      out += ",\"spend\":";
+      out.room(128 + string_room(e.model) + string_room(e.api_key) + e.spend.size() + e.tokens.size());
+      if (first_entry) {
+        out.lit("{\"model\":");
+      } else {
+        out.lit(",{\"model\":");
+      }
+      out.string(e.model);
+      out.lit(",\"api_key\":");
+      out.string(e.api_key);
+      out.lit(",\"spend\":");
       if (k == j + 1) {
-        out += e.spend;
-        out += ",\"total_tokens\":";
-        out += e.tokens;
+        out.put(e.spend);
+        out.lit(",\"total_tokens\":");
+        out.put(e.tokens);
         total += number_of(e.spend);
       } else {
         double spend = 0, tokens = 0;
         for (std::size_t x = j; x < k; ++x) {
-          spend += number_of(all[order[x]].spend);
-          tokens += number_of(all[order[x]].tokens);
+          spend += number_of(all[order[x].second].spend);
+          tokens += number_of(all[order[x].second].tokens);
         }
-        put_number(out, spend);
-        out += ",\"total_tokens\":";
-        out += std::to_string(static_cast<long long>(std::llround(tokens)));
+        out.number(spend);
+        out.lit(",\"total_tokens\":");
+        char buf[24];
+        out.put(std::string_view(buf, static_cast<std::size_t>(
+                                          std::to_chars(buf, buf + sizeof buf, std::llround(tokens)).ptr - buf)));
         total += spend;
       }
-      out += '}';
+      out.lit("}");
       j = k;
     }
-    out += "]}";
+    out.room(40);
+    out.lit("]}");
     char buf[32];
-    out.insert(total_at, buf, static_cast<std::size_t>(std::to_chars(buf, buf + sizeof buf, total).ptr - buf));
+    out.insert(total_at, std::string_view(buf, static_cast<std::size_t>(std::to_chars(buf, buf + sizeof buf, total).ptr - buf)));
     i = j;
   }
+  out.room(4);
   if (!order.empty()) {
-    out += "]}";
+    out.lit("]}");
   }
-  out += ']';
-  return out;
+  out.lit("]");
+  return std::move(out).take();
 }
 
 std::string tag_spend_blocking(pqxx::connection& c, const std::string& start_day, const std::string& end_day) {

@@ -1,6 +1,7 @@
 // core::json_escape_to writes the inside of a JSON string for the JSON log lines and for
 // provider bodies: always valid UTF-8, whatever bytes a client or a provider sent.
 #include "switchyard/core/log.hpp"
+#include "switchyard/core/utf8.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -77,4 +78,28 @@ TEST(redacted_path, keys_in_paths_are_cut) {
   EXPECT_EQ(redacted_path("/key/task-sk-1234567890", scratch), "/key/task-sk-1234567890");  // inside a word
   EXPECT_EQ(redacted_path("/key/sk-1", scratch), "/key/sk-1");                              // too short to be a key
   EXPECT_EQ(redacted_path("sk-abcdefgh", scratch), "sk-...efgh");
+}
+
+// plain_prefix scans 16-byte blocks (the last one overlapping), strings shorter than a
+// block as two overlapping words: at every length and every position of the first byte
+// that needs escaping, it must agree with a byte-by-byte scan.
+TEST(json_escape, plain_prefix_agrees_with_a_byte_scan_at_every_position) {
+  const auto by_bytes = [](std::string_view s) {
+    std::size_t i = 0;
+    while (i < s.size() && switchyard::core::plain_ascii[static_cast<unsigned char>(s[i])]) ++i;
+    return i;
+  };
+  EXPECT_EQ(switchyard::core::plain_prefix(std::string_view()), 0u);
+  for (const char special : {'"', '\\', '\x00', '\x1f', '\x80', '\xff'}) {
+    for (std::size_t len = 1; len <= 70; ++len) {
+      for (std::size_t at = 0; at <= len; ++at) {  // at == len: nothing to escape
+        std::string s(len, 'x');
+        if (at < len) s[at] = special;
+        if (at + 3 < len) s[at + 3] = special;  // a second one after it changes nothing
+        ASSERT_EQ(switchyard::core::plain_prefix(s), by_bytes(s)) << "length " << len << ", special at " << at;
+        const std::string dumped = nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        ASSERT_EQ(escaped(s), dumped.substr(1, dumped.size() - 2)) << "length " << len << ", special at " << at;
+      }
+    }
+  }
 }

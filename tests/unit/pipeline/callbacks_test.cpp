@@ -454,7 +454,6 @@ json generic_as_dom(const callback_event& e) {
       meta[k] = *v;
     }
   }
-  const double secs = 1e-9;
   json p = {{"id", e.call_id},
             {"trace_id", e.trace_id.empty() ? e.call_id : e.trace_id},
             {"call_type", e.call_type},
@@ -464,9 +463,9 @@ json generic_as_dom(const callback_event& e) {
             {"prompt_tokens", e.prompt_tokens},
             {"completion_tokens", e.completion_tokens},
             {"total_tokens", e.prompt_tokens + e.completion_tokens},
-            {"startTime", static_cast<double>(e.start_ns) * secs},
-            {"endTime", static_cast<double>(e.end_ns) * secs},
-            {"completionStartTime", static_cast<double>(e.first_token_ns != 0 ? e.first_token_ns : e.end_ns) * secs},
+            {"startTime", "@startTime@"},  // spelled by exact_seconds, below
+            {"endTime", "@endTime@"},
+            {"completionStartTime", "@completionStartTime@"},
             {"model", e.model.empty() ? e.requested_model : e.model},
             {"requested_model", e.requested_model},
             {"model_id", e.model_id},
@@ -485,8 +484,31 @@ json generic_as_dom(const callback_event& e) {
   return p;
 }
 
+// Unix nanoseconds as the payload spells its times: the exact decimal seconds, without
+// trailing zeros but one ("1700000000.0012", "1700000000.0").
+std::string exact_seconds(std::int64_t ns) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%lld.%09lld", static_cast<long long>(ns / 1'000'000'000),
+                static_cast<long long>(ns % 1'000'000'000));
+  std::string s = buf;
+  while (s.back() == '0' && s[s.size() - 2] != '.') {
+    s.pop_back();
+  }
+  return s;
+}
+
 std::string generic_as_dom_text(const callback_event& e) {
   std::string s = generic_as_dom(e).dump(-1, ' ', false, json::error_handler_t::replace);
+  const std::pair<const char*, std::int64_t> times[] = {
+      {"\"@startTime@\"", e.start_ns},
+      {"\"@endTime@\"", e.end_ns},
+      {"\"@completionStartTime@\"", e.first_token_ns != 0 ? e.first_token_ns : e.end_ns}};
+  for (const auto& [mark, ns] : times) {
+    const auto at = s.find(mark);
+    if (at != std::string::npos) {
+      s.replace(at, std::strlen(mark), exact_seconds(ns));
+    }
+  }
   s.pop_back();
   s += ",\"messages\":";
   if (!e.input_raw.empty()) {
@@ -566,17 +588,55 @@ TEST(CallbackFormats, GenericPayloadTextIsTheObjectsDump) {
 TEST(CallbackFormats, GenericPayloadEscapesAtEveryPosition) {
   const std::string specials[] = {"\"", "\\", std::string(1, '\x01'), "\x1f", "\n", "\x7f", " ", "~",
                                   "\xc3\xa9", "\xe2\x82\xac", "\xff"};
+  // Strings of every length up to three 16-byte blocks and a tail, with the special byte
+  // at every position: in a whole block, in the overlapping last block, in the bytes before.
   for (const auto& sp : specials) {
-    for (std::size_t at = 0; at <= 19; ++at) {
-      auto e = sample_event();
-      e.team_id = std::string(at, 'a') + sp + std::string(19 - at, 'b');
-      e.key_alias = sp + std::string(at, 'k');
-      std::string direct;
-      append_generic_payload(direct, fields_of(e));
-      ASSERT_EQ(direct, generic_as_dom_text(e)) << "special " << json(sp).dump(-1, ' ', false, json::error_handler_t::replace)
-                                                << " at " << at;
+    for (std::size_t len = 0; len <= 50; ++len) {
+      for (std::size_t at = 0; at <= len; ++at) {
+        auto e = sample_event();
+        e.team_id = std::string(at, 'a') + sp + std::string(len - at, 'b');
+        e.key_alias = sp + std::string(at, 'k');
+        e.user_id = std::string(len, 'u');  // nothing to escape
+        e.team_alias = std::string(at, 'x') + sp + std::string(len - at, 'y') + sp;  // two of them
+        std::string direct;
+        append_generic_payload(direct, fields_of(e));
+        ASSERT_EQ(direct, generic_as_dom_text(e))
+            << "special " << json(sp).dump(-1, ' ', false, json::error_handler_t::replace) << " at " << at << " of " << len;
+      }
     }
   }
+}
+
+TEST(CallbackFormats, GenericPayloadCountsAreSpelledAsNlohmannDoes) {
+  for (const long long n : {0LL, 1LL, 9LL, 10LL, 42LL, 99LL, 100LL, 101LL, 500LL, 999LL, 1000LL, 65'536LL,
+                            1'234'567'890'123LL, -1LL, -999LL}) {
+    auto e = sample_event();
+    e.prompt_tokens = n;
+    e.completion_tokens = n == 0 ? 999 : 1;
+    e.status = static_cast<int>(n % 600);
+    std::string direct;
+    append_generic_payload(direct, fields_of(e));
+    ASSERT_EQ(direct, generic_as_dom_text(e)) << n;
+  }
+}
+
+TEST(CallbackFormats, GenericPayloadTimesAreExactSeconds) {
+  auto e = sample_event();  // 1700000000 s and 5 ms
+  e.first_token_ns = 1'700'000'000'123'456'789;
+  std::string direct;
+  append_generic_payload(direct, fields_of(e));
+  EXPECT_NE(direct.find("\"startTime\":1700000000.0,"), std::string::npos) << direct;
+  EXPECT_NE(direct.find("\"endTime\":1700000000.005,"), std::string::npos) << direct;
+  EXPECT_NE(direct.find("\"completionStartTime\":1700000000.123456789,"), std::string::npos) << direct;
+  const auto j = json::parse(direct);
+  EXPECT_DOUBLE_EQ(j["completionStartTime"].get<double>(), 1700000000.123456789);
+  e.start_ns = 999'999'999;  // under a second: "0.999999999"
+  e.end_ns = 1;
+  e.first_token_ns = 0;
+  std::string small;
+  append_generic_payload(small, fields_of(e));
+  EXPECT_NE(small.find("\"startTime\":0.999999999,"), std::string::npos) << small;
+  EXPECT_NE(small.find("\"endTime\":0.000000001,"), std::string::npos) << small;
 }
 
 TEST(CallbackTargets, OtelEndpointAndHeadersFromTheEnvironment) {
