@@ -5,7 +5,7 @@
 
 CPU time per request (bench/run.sh) moves with the machine's load by 10-20%; the number of
 instructions the gateway executes per request does not. This runs the gateway with the
-master key and no Postgres or Redis in front of an nginx fake upstream (the same chat
+master key and no Postgres (but for the spend variants) or Redis in front of an nginx fake upstream (the same chat
 answer as bench.py's, and `POST /callbacks` for the callback receiver), sends
 non-stream 1 KB chat requests over 4 keep-alive connections, waits for the queued
 callback batches to be sent, stops it and reads the instruction total of every thread. Variants:
@@ -14,6 +14,9 @@ callback batches to be sent, stops it and reads the instruction total of every t
     metrics     metrics on (the default)
     callback    metrics + a generic_api callback to the live receiver
     otel        metrics + the otel callback to the live receiver (OTLP/HTTP JSON)
+    spend       metrics + a throw-away Postgres (scripts/services.sh): the cost logger's
+                rows and totals (the writer thread's COPY included; Postgres's own work not)
+    nospend     the same with SWITCHYARD_DISABLE_COST_LOGGER=1
 
 callgrind_control needs vgdb, which this machine's valgrind does not offer, so each
 variant runs twice, with `--warmup` and with `--warmup` + `--requests` requests, and the
@@ -46,7 +49,12 @@ VARIANTS = {
                  "litellm_settings: {callbacks: [generic_api]}\n"),
     "otel": ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:{up}/callbacks"},
              "litellm_settings: {callbacks: [otel]}\n"),
+    # With a database (a throw-away Postgres started for them): the cost logger on and off.
+    "spend": ({}, ""),
+    "nospend": ({"SWITCHYARD_DISABLE_COST_LOGGER": "1"}, ""),
 }
+DB_VARIANTS = {"spend", "nospend"}
+DATABASE_URL = ""  # set by main() when a DB variant runs
 MASTER = "sk-bench-instructions-master"
 
 
@@ -76,15 +84,17 @@ def post_many(port: int, n: int, body: bytes, conns: int = 4) -> int:
     return bad[0]
 
 
-def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 120, db: bool = False) -> None:
+    """Until the gateway answers (and, with `db`, has its database: migrations applied)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"the gateway exited ({proc.returncode}) before it was ready")
         try:
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            c.request("GET", "/health/liveliness")
-            if c.getresponse().status == 200:
+            c.request("GET", "/health/readiness" if db else "/health/liveliness")
+            r = c.getresponse()
+            if r.status == 200 and (not db or b'"db":"connected"' in r.read()):
                 return
         except OSError:
             pass
@@ -122,7 +132,8 @@ def run_once(binary: str, variant: str, up_port: int, tmp: str, requests: int, b
                 "      model: openai/bench-model\n"
                 f"      api_base: http://127.0.0.1:{up_port}/v1\n"
                 "      api_key: sk-upstream\n"
-                f"general_settings:\n  master_key: {MASTER}\n" + extra_config)
+                f"general_settings:\n  master_key: {MASTER}\n" +
+                (f"  database_url: {DATABASE_URL}\n" if variant in DB_VARIANTS else "") + extra_config)
     env = dict(os.environ)
     env.update({k: v.format(up=up_port) for k, v in env_extra.items()})
     env["SWITCHYARD_CALLBACK_FLUSH_MS"] = "200"
@@ -147,11 +158,11 @@ def run_once(binary: str, variant: str, up_port: int, tmp: str, requests: int, b
                             env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, f"{variant}.log"), "w"),
                             start_new_session=True)
     try:
-        wait_ready(port, proc)
+        wait_ready(port, proc, db=variant in DB_VARIANTS)
         bad = post_many(port, requests, body)
         if bad:
             raise SystemExit(f"{variant}: {bad} of {requests} requests failed (see {tmp}/{variant}.log)")
-        time.sleep(1.0)  # the last callback batch is sent (flush every 200 ms)
+        time.sleep(1.0)  # the last callback batch is sent (flush every 200 ms), the last spend batch written
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -191,7 +202,18 @@ def main() -> int:
             raise SystemExit(f"unknown variant {v}; known: {', '.join(VARIANTS)}")
     tmp = tempfile.mkdtemp(prefix="sy-instr-")
     procs = bench.Procs(tmp, os.sched_getaffinity(0))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    svc = os.path.join(tmp, "svc")
     try:
+        if DB_VARIANTS & set(variants):
+            global DATABASE_URL
+            os.chmod(tmp, 0o755)  # mkdtemp's 0700 keeps the postgres user out
+            started = subprocess.run([os.path.join(root, "scripts/services.sh"), "start", svc, "--no-redis",
+                                      "--ephemeral"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            if started.returncode != 0:
+                raise SystemExit(f"could not start Postgres for the spend variants:\n{started.stderr}")
+            with open(os.path.join(svc, "env.sh")) as f:
+                DATABASE_URL = re.search(r"^export DATABASE_URL=(\S+)", f.read(), re.M).group(1)
         up_port = bench.free_port()
         payload = bench.nginx_return(bench.chat_json_body())
         servers = bench.UPSTREAM_SERVERS.format(port=up_port, ctype="application/json", payload=payload,
@@ -214,6 +236,9 @@ def main() -> int:
             print(f"| {v} | {ir / 1000:.1f}k | {100 * (ir / base - 1):+.1f}% |")
     finally:
         procs.stop_all()
+        if DATABASE_URL:
+            subprocess.run([os.path.join(root, "scripts/services.sh"), "stop", svc],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if os.environ.get("KEEP_TMP") is None:
             shutil.rmtree(tmp, ignore_errors=True)
     return 0

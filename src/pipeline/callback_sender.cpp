@@ -237,25 +237,29 @@ callback_observer::callback_observer(std::vector<callback_sender*> senders, spen
 void callback_observer::on_finish(const request_ctx& ctx) noexcept {
   try {
     const bool ok = ctx.out.status > 0 && ctx.out.status < 400 && !ctx.out.error;
-    std::shared_ptr<const callback_event> ev;
-    std::optional<callback_fields> fields;
-    for (auto* s : senders_) {
-      if (ok ? !s->target().on_success : !s->target().on_failure) {
-        continue;
+    const auto wants = [ok](const callback_sender* s) { return ok ? s->target().on_success : s->target().on_failure; };
+    bool text = false, events = false;
+    for (const auto* s : senders_) {
+      if (wants(s)) {
+        (s->target().text ? text : events) = true;
       }
-      if (s->target().text) {
-        // generic_api: the payload goes straight into the batch, no event is built.
-        if (!fields) {
-          fields.emplace(fields_of(ctx, prices_, opts_));
+    }
+    if (text) {
+      // generic_api: the payload goes straight into the batch, no event is built.
+      const callback_fields f = fields_of(ctx, prices_, opts_);
+      for (auto* s : senders_) {
+        if (wants(s) && s->target().text) {
+          s->push_written([&f](std::string& out) { append_generic_payload(out, f); });
         }
-        const auto& f = *fields;
-        s->push_written([&f](std::string& out) { append_generic_payload(out, f); });
-        continue;
       }
-      if (!ev) {
-        ev = std::make_shared<const callback_event>(event_of(ctx, prices_, opts_));
+    }
+    if (events) {
+      const auto ev = std::make_shared<const callback_event>(event_of(ctx, prices_, opts_));
+      for (auto* s : senders_) {
+        if (wants(s) && !s->target().text) {
+          s->push(ev);
+        }
       }
-      s->push(ev);
     }
   } catch (const std::exception& e) {
     spdlog::error("callbacks: request {} not logged: {}", ctx.req.call_id, e.what());

@@ -20,12 +20,18 @@ bool pricer::is_local(const config::deployment& d) {
 const price* pricer::price_of(const config::deployment& d) {
   // Keyed by everything that decides the price: the same model with other overrides is
   // another entry (wildcard deployments are per-request copies with the same id).
+  // A request is priced more than once (its cost header, then at `finish`), and requests
+  // mostly go to the deployment the one before went to: the last entry is checked first.
+  if (last_ != nullptr && d.id == last_id_ && d.model == last_model_) {
+    return *last_ ? &**last_ : nullptr;
+  }
   key_.assign(d.id);
   key_ += '\n';
   key_ += d.model;
   auto it = memo_.find(std::string_view(key_));
   if (it == memo_.end()) {
     if (memo_.size() >= 10'000) {
+      last_ = nullptr;
       memo_.clear();  // wildcard groups can name unbounded models: keep the memo bounded
     }
     // Ollama models are never looked up in the table (their names are not the hosted
@@ -38,6 +44,9 @@ const price* pricer::price_of(const config::deployment& d) {
     }
     it = memo_.emplace(key_, std::move(p)).first;
   }
+  last_ = &it->second;  // a node of the map: it stays where it is until the map is cleared
+  last_id_ = d.id;
+  last_model_ = d.model;
   return it->second ? &*it->second : nullptr;
 }
 

@@ -35,6 +35,9 @@ class pricer {
   // deployment id + model -> price; looked up through key_ (reused: no allocation per call).
   std::unordered_map<std::string, std::optional<price>, core::word_hasher, std::equal_to<>> memo_;
   std::string key_;
+  // The entry found last and what it was found for.
+  const std::optional<price>* last_ = nullptr;
+  std::string last_id_, last_model_;
 };
 
 }  // namespace switchyard::spend
