@@ -3,6 +3,7 @@
 #include "respond.hpp"
 
 #include "switchyard/cache/controls.hpp"
+#include "switchyard/cache/embedding_items.hpp"
 #include "switchyard/cache/key.hpp"
 #include "switchyard/cache/openai_stream.hpp"
 #include "switchyard/pipeline/request_ctx.hpp"
@@ -16,7 +17,7 @@ using providers::call_type;
 
 // The cache stage's state for one request (request_ctx::cache).
 struct cache_slot {
-  enum class then { answer, follow, redis };
+  enum class then { answer, follow, redis, items };
   then next = then::answer;
   cache::request_controls ctl;
   std::optional<cache::entry> found;
@@ -26,6 +27,12 @@ struct cache_slot {
   std::string body;      // non-stream: the JSON sent
   bool too_big = false;
   std::optional<cache::stream_assembler> sse;  // stream: the events sent
+  // Embeddings whose `input` is a list: looked up and stored item by item.
+  struct items_state {
+    std::vector<std::string> keys;                   // per input item
+    std::vector<std::optional<std::string>> cached;  // the item's cached embedding (JSON text)
+  };
+  std::optional<items_state> items;
 };
 
 namespace {
@@ -49,6 +56,23 @@ const char* call_name(call_type t) {
 const std::vector<std::string>& allowed_controls(const request_ctx& ctx) {
   static const std::vector<std::string> all;
   return ctx.who.vkey ? ctx.who.vkey->allowed_cache_controls : all;
+}
+
+// The items of an embeddings request cached one by one: its `input` is a list of two or
+// more inputs (strings, or token lists; a list of numbers is one tokenized input), at
+// most this many.
+constexpr std::size_t max_cached_items = 2048;
+const json* listed_inputs(const json& body) {
+  auto it = body.find("input");
+  if (it == body.end() || !it->is_array() || it->size() < 2 || it->size() > max_cached_items) {
+    return nullptr;
+  }
+  for (const auto& item : *it) {
+    if (!item.is_string() && !item.is_array()) {
+      return nullptr;
+    }
+  }
+  return &*it;
 }
 
 providers::usage usage_of(const json& answer) {
@@ -147,6 +171,26 @@ verdict cache_stage::run(request_ctx& ctx) {
   auto slot = std::make_shared<cache_slot>();
   slot->ctl = std::move(*ctl);
   ctx.cache = slot;
+  if (ctx.type == call_type::embedding) {
+    if (const auto* m = ctx.scan.find("input"); m != nullptr && m->kind == providers::json_kind::array) {
+      // Each item's key is the key of the same request with that item as its only input
+      // (under a call name of its own: a single-input request stores a whole answer).
+      json body = ctx.full_body();
+      if (const json* listed = listed_inputs(body)) {
+        const json inputs = *listed;
+        cache_slot::items_state st;
+        st.keys.reserve(inputs.size());
+        for (const auto& item : inputs) {
+          body["input"] = item;
+          st.keys.push_back(cache::key_of(ns, cache::canonical_request("embedding-item", ctx.cache_group, body)));
+        }
+        st.cached.resize(inputs.size());
+        slot->items = std::move(st);
+        slot->next = cache_slot::then::items;
+        return verdict::wait();
+      }
+    }
+  }
   if (!slot->ctl.no_cache) {
     if (auto e = rc_.get_memory(ctx.cache_key); e && fresh(ctx, *e)) {
       slot->found = std::move(e);
@@ -172,6 +216,9 @@ verdict cache_stage::run(request_ctx& ctx) {
 
 net::awaitable<verdict> cache_stage::run_async(request_ctx& ctx) {
   auto& slot = *ctx.cache;
+  if (slot.next == cache_slot::then::items) {
+    co_return co_await run_items(ctx);
+  }
   if (slot.next == cache_slot::then::follow) {
     co_await cache::inflight::follow(std::move(slot.following));
     // The leader stored its answer in the memory tier before it landed.
@@ -190,6 +237,79 @@ net::awaitable<verdict> cache_stage::run_async(request_ctx& ctx) {
     if (co_await answer(ctx, entry)) {
       co_return verdict::done();
     }
+  }
+  arm_capture(ctx);
+  co_return verdict::next();
+}
+
+// An embeddings request cached item by item: every item cached, the answer is made here;
+// some, the provider gets the others only and its answer is merged with the cached items
+// (ctx.shape_answer); none, the request goes as it came. The items answered by the
+// provider are stored one by one in on_finish.
+net::awaitable<verdict> cache_stage::run_items(request_ctx& ctx) {
+  auto& slot = *ctx.cache;
+  auto& st = *slot.items;
+  const std::size_t n = st.keys.size();
+  std::size_t hits = 0;
+  if (!slot.ctl.no_cache) {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (auto e = rc_.get_memory(st.keys[i]); e && fresh(ctx, *e)) {
+        st.cached[i] = std::move(e->value);
+        ++hits;
+      }
+    }
+    if (rc_.has_redis()) {
+      for (std::size_t i = 0; i < n && hits < n; ++i) {
+        if (st.cached[i]) {
+          continue;
+        }
+        std::string key = st.keys[i];
+        if (auto e = co_await rc_.get_redis(std::move(key)); e && fresh(ctx, *e)) {
+          st.cached[i] = std::move(e->value);
+          ++hits;
+        }
+      }
+    }
+  }
+  if (hits == n) {
+    std::vector<std::string> values;
+    values.reserve(n);
+    for (auto& c : st.cached) {
+      values.push_back(std::move(*c));
+    }
+    if (auto body = cache::embedding_hit_answer(values, ctx.requested_model)) {
+      ctx.out.cache_hit = true;
+      providers::usage u;
+      u.known = true;  // no tokens: nothing was sent to a provider
+      ctx.out.usage = u;
+      http::response r;
+      r.body = std::move(*body);
+      r.head_lines = litellm_headers(ctx);
+      r.head_lines += "x-litellm-response-cost: 0\r\n";
+      co_await ctx.resp.send(std::move(r));
+      co_return verdict::done();
+    }
+    for (auto& c : st.cached) {  // an entry that is not JSON: every item is a miss
+      c.reset();
+    }
+    hits = 0;
+  }
+  if (hits > 0) {
+    json body = ctx.full_body();
+    json sent = json::array();
+    const json& inputs = body["input"];
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!st.cached[i]) {
+        sent.push_back(inputs[i]);
+      }
+    }
+    body["input"] = std::move(sent);
+    ctx.req.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+    ctx.scan = providers::scan_json(ctx.req.body, providers::max_json_depth);
+    ctx.full.reset();
+    ctx.shape_answer = [cached = st.cached](std::string_view answer) {
+      return cache::merge_embedding_answer(answer, cached);
+    };
   }
   arm_capture(ctx);
   co_return verdict::next();
@@ -266,6 +386,21 @@ void cache_stage::on_finish(const request_ctx& ctx) noexcept {
   }
   try {
     const auto& o = ctx.out;
+    const double ttl = slot->ctl.ttl ? *slot->ctl.ttl : slot->ctl.header_ttl ? *slot->ctl.header_ttl : settings_.ttl_s;
+    if (slot->items) {
+      // The client's answer holds every item (the cached ones merged in): the items the
+      // provider answered are stored, each under its own key.
+      if (slot->capture && !o.cache_hit && o.status == 200 && !o.error && !o.client_gone && !slot->too_big) {
+        const auto& st = *slot->items;
+        const auto values = cache::embedding_values(slot->body, st.keys.size());
+        for (std::size_t i = 0; i < values.size(); ++i) {
+          if (!st.cached[i]) {
+            rc_.put(st.keys[i], values[i], ttl);
+          }
+        }
+      }
+      return;
+    }
     if (slot->capture && !o.cache_hit && o.status == 200 && !o.error && !o.client_gone && !ctx.late_failure) {
       std::optional<std::string> value;
       if (slot->sse) {
@@ -279,7 +414,6 @@ void cache_stage::on_finish(const request_ctx& ctx) noexcept {
       } else if (!slot->too_big && !slot->body.empty()) {
         value = std::move(slot->body);
       }
-      const double ttl = slot->ctl.ttl ? *slot->ctl.ttl : slot->ctl.header_ttl ? *slot->ctl.header_ttl : settings_.ttl_s;
       if (value) {
         // The usage the answer carries (the stream's was just written into it), so a hit
         // needs no parse to report it.

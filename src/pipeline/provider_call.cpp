@@ -204,6 +204,13 @@ net::awaitable<std::optional<core::error>> provider_call::call(request_ctx& ctx)
     if (!tr) {
       co_return tr.error();
     }
+    if (ctx.shape_answer) {
+      auto shaped = ctx.shape_answer(tr->body);
+      if (!shaped) {
+        co_return shaped.error();
+      }
+      tr->body = std::move(*shaped);
+    }
     ctx.usage = tr->tokens;
     http::response out;
     out.body = std::move(tr->body);

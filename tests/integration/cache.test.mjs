@@ -6,6 +6,8 @@
 //  - no-cache, no-store, ttl, s-maxage and namespace; a different temperature misses;
 //  - two gateways share hits through Redis; type local works with no Redis at all; an
 //    unsupported type starts with a warning and caching off;
+//  - embeddings cached per input item: only the items not cached reach the provider, the
+//    answer in the request's order;
 //  - 50 concurrent identical requests on a cold cache reach the provider once; a leader
 //    that fails lets the followers answer on their own;
 //  - a private Redis killed during a load: no failed request; restarted: hits through
@@ -243,6 +245,44 @@ describe('response cache', { skip, timeout: 600_000 }, () => {
     await chat(client, ask(m, { temperature: 0.7 }));
     await chat(client, ask(m, { n: 2 }));
     assert.equal(calls(m), 4);
+  });
+
+  test('embeddings are cached per input item: only the items not cached reach the provider', async () => {
+    const m = randomUUID();
+    const [a, b, c] = ['a', 'b', 'c'].map((x) => `${x} ${m}`);
+    const sent = () => fake.requests({ path: '/v1/embeddings' }).filter((r) => JSON.stringify(r.body).includes(m));
+    const first = await client.embeddings.create({ model: 'gpt', input: [a, b] });
+    assert.equal(sent().length, 1);
+    assert.deepEqual(sent()[0].body.input, [a, b]);
+    // b and a cached (the memory tier holds them once the answer is sent): c only is sent,
+    // and the answer has the three in the request's order.
+    const second = await client.embeddings.create({ model: 'gpt', input: [b, c, a] });
+    assert.equal(sent().length, 2);
+    assert.deepEqual(sent()[1].body.input, [c]);
+    assert.deepEqual(second.data.map((d) => d.index), [0, 1, 2]);
+    assert.deepEqual(second.data[0].embedding, first.data[1].embedding);
+    assert.deepEqual(second.data[2].embedding, first.data[0].embedding);
+    assert.notDeepEqual(second.data[1].embedding, first.data[0].embedding);
+    assert.ok(second.usage.prompt_tokens > 0, 'c was sent: its tokens are the usage');
+    // Every item cached: no provider call, no tokens, no cost.
+    const { data: third, response } = await client.embeddings.create({ model: 'gpt', input: [c, a] }).withResponse();
+    assert.equal(sent().length, 2);
+    assert.deepEqual(third.data[0].embedding, second.data[1].embedding);
+    assert.deepEqual(third.data[1].embedding, first.data[0].embedding);
+    assert.equal(third.usage.prompt_tokens, 0);
+    assert.equal(response.headers.get('x-litellm-response-cost'), '0');
+    // Another encoding is another entry: floats are asked for all three, in one call.
+    const floats = await client.embeddings.create({ model: 'gpt', input: [a, b, c], encoding_format: 'float' });
+    assert.equal(sent().length, 3);
+    assert.deepEqual(sent()[2].body.input, [a, b, c]);
+    const again = await client.embeddings.create({ model: 'gpt', input: [c, b], encoding_format: 'float' });
+    assert.equal(sent().length, 3);
+    assert.deepEqual(again.data[0].embedding, floats.data[2].embedding);
+    assert.deepEqual(again.data[1].embedding, floats.data[1].embedding);
+    // no-cache: every item is sent (and stored again).
+    await client.embeddings.create({ model: 'gpt', input: [a, b], cache: { 'no-cache': true } });
+    assert.equal(sent().length, 4);
+    assert.deepEqual(sent()[3].body.input, [a, b]);
   });
 
   test('bad cache controls are a 400', async () => {

@@ -43,6 +43,7 @@ class cache_stage final : public stage, public observer {
   bool fresh(const request_ctx& ctx, const cache::entry& e) const;
   void arm_capture(request_ctx& ctx) const;
   net::awaitable<bool> answer(request_ctx& ctx, const cache::entry& e);
+  net::awaitable<verdict> run_items(request_ctx& ctx);
 
   config::cache_settings settings_;
   cache::response_cache& rc_;

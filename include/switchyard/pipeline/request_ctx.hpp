@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -107,6 +108,9 @@ struct request_ctx {
   std::string cache_key;
   std::string cache_group;
   std::shared_ptr<cache_slot> cache;
+  // Set by a stage that sent the provider part of the request only (embeddings with some
+  // input items cached): makes the client's answer from the provider's (non-stream) one.
+  std::function<core::result<std::string>(std::string_view)> shape_answer;
   // Budgets and rate limits (pipeline/limits_stage.hpp): the request's reservation (null:
   // nothing reserved), the x-ratelimit-* head lines every answer carries, and for a
   // stream, the completion tokens its reservation covers (-1: no budget) and who to ask

@@ -1,0 +1,34 @@
+// Embeddings cached per input item (docs/cache.md, "Embeddings per input item"): an
+// embeddings request whose `input` is a list is looked up item by item; the provider is
+// called for the missing items only and its answer is merged with the cached ones, in the
+// request's order. Pure functions over the OpenAI embeddings answer; the cache stage does
+// the lookups and the storing.
+#pragma once
+
+#include "switchyard/core/error.hpp"
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace switchyard::cache {
+
+// The `embedding` value (an array of floats, or a base64 string) of each of the answer's
+// `data` items, as JSON text, by their `index` (0 to n-1). Empty when the answer is not an
+// OpenAI embeddings list of exactly n items with distinct indexes.
+std::vector<std::string> embedding_values(std::string_view answer, std::size_t n);
+
+// The answer for the whole request from the provider's answer for its missing items:
+// `cached[i]` is item i's cached value, or nullopt for the items sent, whose embeddings
+// are the answer's, in order. The answer's other members (model, usage) are kept. An
+// error when the answer does not hold one embedding per item sent.
+core::result<std::string> merge_embedding_answer(std::string_view answer,
+                                                 const std::vector<std::optional<std::string>>& cached);
+
+// The answer when every item was cached: no provider call, no tokens. nullopt when a
+// cached value is not JSON (then every item is a miss).
+std::optional<std::string> embedding_hit_answer(const std::vector<std::string>& values, std::string_view model);
+
+}  // namespace switchyard::cache

@@ -1,0 +1,82 @@
+// Embeddings cached per input item: the provider's answer for the items it was sent,
+// merged with the cached items in the request's order; the values stored per item.
+#include "switchyard/cache/embedding_items.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace {
+
+using json = nlohmann::json;
+using switchyard::cache::embedding_hit_answer;
+using switchyard::cache::embedding_values;
+using switchyard::cache::merge_embedding_answer;
+
+std::string answer_of(const std::vector<json>& vectors, int prompt_tokens = 7) {
+  json data = json::array();
+  for (std::size_t i = 0; i < vectors.size(); ++i) {
+    data.push_back({{"object", "embedding"}, {"index", i}, {"embedding", vectors[i]}});
+  }
+  return json{{"object", "list"}, {"data", data}, {"model", "text-embedding-3-small"},
+              {"usage", {{"prompt_tokens", prompt_tokens}, {"total_tokens", prompt_tokens}}}}
+      .dump();
+}
+
+TEST(embedding_items, the_provider_answer_fills_the_items_not_cached_in_order) {
+  // Items 0 and 2 cached; items 1 and 3 sent (the provider numbers them 0 and 1).
+  const std::vector<std::optional<std::string>> cached{"[0.5,1.5]", std::nullopt, "\"AAAAAA==\"", std::nullopt};
+  auto merged = merge_embedding_answer(answer_of({json::array({1, 2}), json::array({3, 4})}), cached);
+  ASSERT_TRUE(merged) << merged.error().message;
+  const auto j = json::parse(*merged);
+  ASSERT_EQ(j["data"].size(), 4u);
+  for (std::size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(j["data"][i]["index"], i);
+    EXPECT_EQ(j["data"][i]["object"], "embedding");
+  }
+  EXPECT_EQ(j["data"][0]["embedding"], json::parse("[0.5,1.5]"));
+  EXPECT_EQ(j["data"][1]["embedding"], json::array({1, 2}));
+  EXPECT_EQ(j["data"][2]["embedding"], "AAAAAA==");  // a base64 answer stays a string
+  EXPECT_EQ(j["data"][3]["embedding"], json::array({3, 4}));
+  EXPECT_EQ(j["usage"]["prompt_tokens"], 7);  // the provider's: the items it was sent
+  EXPECT_EQ(j["model"], "text-embedding-3-small");
+}
+
+TEST(embedding_items, the_provider_items_are_placed_by_their_index) {
+  json answer = json::parse(answer_of({json::array({1}), json::array({2})}));
+  std::swap(answer["data"][0], answer["data"][1]);  // listed out of order
+  auto merged = merge_embedding_answer(answer.dump(), {std::nullopt, "[9]", std::nullopt});
+  ASSERT_TRUE(merged);
+  const auto j = json::parse(*merged);
+  EXPECT_EQ(j["data"][0]["embedding"], json::array({1}));
+  EXPECT_EQ(j["data"][1]["embedding"], json::array({9}));
+  EXPECT_EQ(j["data"][2]["embedding"], json::array({2}));
+}
+
+TEST(embedding_items, an_answer_with_the_wrong_number_of_items_is_an_error) {
+  const std::vector<std::optional<std::string>> cached{"[1]", std::nullopt, std::nullopt};
+  EXPECT_FALSE(merge_embedding_answer(answer_of({json::array({2})}), cached));                       // one short
+  EXPECT_FALSE(merge_embedding_answer(answer_of({json::array({2}), json::array({3}), json::array({4})}), cached));
+  EXPECT_FALSE(merge_embedding_answer("not json", cached));
+  EXPECT_FALSE(merge_embedding_answer(R"({"data":[{"index":0,"embedding":[1]},{"index":0,"embedding":[2]}]})", cached));
+}
+
+TEST(embedding_items, values_are_taken_per_index_and_a_full_hit_has_no_tokens) {
+  const auto values = embedding_values(answer_of({json::array({1.25, -2}), "QUJD"}), 2);
+  ASSERT_EQ(values.size(), 2u);
+  EXPECT_EQ(values[0], "[1.25,-2]");
+  EXPECT_EQ(values[1], "\"QUJD\"");
+  EXPECT_TRUE(embedding_values(answer_of({json::array({1})}), 2).empty());
+
+  const auto hit = embedding_hit_answer(values, "emb");
+  ASSERT_TRUE(hit);
+  const auto j = json::parse(*hit);
+  EXPECT_EQ(j["object"], "list");
+  EXPECT_EQ(j["model"], "emb");
+  EXPECT_EQ(j["usage"]["prompt_tokens"], 0);
+  ASSERT_EQ(j["data"].size(), 2u);
+  EXPECT_EQ(j["data"][1]["index"], 1);
+  EXPECT_EQ(j["data"][1]["embedding"], "QUJD");
+  EXPECT_FALSE(embedding_hit_answer({"[1]", "{broken"}, "emb"));
+}
+
+}  // namespace
