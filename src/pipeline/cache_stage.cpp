@@ -259,6 +259,10 @@ net::awaitable<verdict> cache_stage::run_items(request_ctx& ctx) {
       }
     }
     if (rc_.has_redis()) {
+      // One GET after the other; the first that fails (Redis down, or slower than its
+      // timeout) ends the lookups, the rest being misses: a request waits on Redis for
+      // one timeout at most, however many items it has.
+      const auto failures = rc_.counters().redis_lookup_failures;
       for (std::size_t i = 0; i < n && hits < n; ++i) {
         if (st.cached[i]) {
           continue;
@@ -267,6 +271,8 @@ net::awaitable<verdict> cache_stage::run_items(request_ctx& ctx) {
         if (auto e = co_await rc_.get_redis(std::move(key)); e && fresh(ctx, *e)) {
           st.cached[i] = std::move(e->value);
           ++hits;
+        } else if (rc_.counters().redis_lookup_failures != failures) {
+          break;
         }
       }
     }
