@@ -17,6 +17,10 @@ callback batches to be sent, stops it and reads the instruction total of every t
     spend       metrics + a throw-away Postgres (scripts/services.sh): the cost logger's
                 rows and totals (the writer thread's COPY included; Postgres's own work not)
     nospend     the same with SWITCHYARD_DISABLE_COST_LOGGER=1
+    cache-mem   metrics + the response cache, memory only: every request a hit
+    cache-redis metrics + the response cache in a throw-away Redis, no memory tier: hits
+    cache-miss  the same with the memory tier, each request's body unique: every one a miss
+    unique      metrics, no cache, each request's body unique (cache-miss's baseline)
 
 callgrind_control needs vgdb, which this machine's valgrind does not offer, so each
 variant runs twice, with `--warmup` and with `--warmup` + `--requests` requests, and the
@@ -52,21 +56,43 @@ VARIANTS = {
     # With a database (a throw-away Postgres started for them): the cost logger on and off.
     "spend": ({}, ""),
     "nospend": ({"SWITCHYARD_DISABLE_COST_LOGGER": "1"}, ""),
+    # The response cache (a throw-away Redis for the Redis ones): every request a hit from
+    # memory, a hit from Redis (no memory tier), or a miss (each request's body unique).
+    "cache-mem": ({}, "litellm_settings: {cache: true, cache_params: {type: local}}\n"),
+    "cache-redis": ({"SWITCHYARD_CACHE_MEMORY_MB": "0", "SWITCHYARD_CACHE_REDIS_TIMEOUT_MS": "1000"},
+                    "litellm_settings: {cache: true, cache_params: {type: redis, host: 127.0.0.1, port: {redis_port}}}\n"),
+    "cache-miss": ({"SWITCHYARD_CACHE_REDIS_TIMEOUT_MS": "1000"},
+                   "litellm_settings: {cache: true, cache_params: {type: redis, host: 127.0.0.1, port: {redis_port}}}\n"),
 }
 DB_VARIANTS = {"spend", "nospend"}
+REDIS_VARIANTS = {"cache-redis", "cache-miss"}
+UNIQUE_VARIANTS = {"cache-miss", "unique"}  # every request's body differs (the cache key)
+VARIANTS["unique"] = ({}, "")  # the baseline of cache-miss: unique bodies, no cache
 DATABASE_URL = ""  # set by main() when a DB variant runs
+REDIS_PORT = 0     # set by main() when a Redis variant runs
 MASTER = "sk-bench-instructions-master"
 
 
-def post_many(port: int, n: int, body: bytes, conns: int = 4) -> int:
-    """n requests over `conns` keep-alive connections; the number that were not 200."""
+def post_many(port: int, n: int, body: bytes, conns: int = 4, unique: bool = False) -> int:
+    """n requests over `conns` keep-alive connections; the number that were not 200. With
+    `unique`, each request's body differs (a counter written over the start of its prompt,
+    same length)."""
     bad = [0]
     lock = threading.Lock()
+    counter = [0]
+    marker = b'"content":"'
+    at = body.rfind(marker) + len(marker)
 
     def worker(count: int) -> None:
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         for _ in range(count):
-            c.request("POST", "/v1/chat/completions", body,
+            b = body
+            if unique:
+                with lock:
+                    counter[0] += 1
+                    tag = b"%012d" % (counter[0] + int(time.time() * 1000) % 10**6 * 10**6)
+                b = body[:at] + tag + body[at + len(tag):]
+            c.request("POST", "/v1/chat/completions", b,
                       {"Authorization": f"Bearer {MASTER}", "Content-Type": "application/json"})
             r = c.getresponse()
             r.read()
@@ -123,6 +149,7 @@ def run_once(binary: str, variant: str, up_port: int, tmp: str, requests: int, b
     """Instructions of a whole gateway run (start, `requests` requests, the callback batches
     sent, shutdown), summed over its threads."""
     env_extra, extra_config = VARIANTS[variant]
+    extra_config = extra_config.replace("{redis_port}", str(REDIS_PORT))
     port = bench.free_port()
     cfg = os.path.join(tmp, f"{variant}.yaml")
     with open(cfg, "w") as f:
@@ -159,7 +186,7 @@ def run_once(binary: str, variant: str, up_port: int, tmp: str, requests: int, b
                             start_new_session=True)
     try:
         wait_ready(port, proc, db=variant in DB_VARIANTS)
-        bad = post_many(port, requests, body)
+        bad = post_many(port, requests, body, unique=variant in UNIQUE_VARIANTS)
         if bad:
             raise SystemExit(f"{variant}: {bad} of {requests} requests failed (see {tmp}/{variant}.log)")
         time.sleep(1.0)  # the last callback batch is sent (flush every 200 ms), the last spend batch written
@@ -205,15 +232,21 @@ def main() -> int:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     svc = os.path.join(tmp, "svc")
     try:
-        if DB_VARIANTS & set(variants):
-            global DATABASE_URL
+        want_db, want_redis = bool(DB_VARIANTS & set(variants)), bool(REDIS_VARIANTS & set(variants))
+        if want_db or want_redis:
+            global DATABASE_URL, REDIS_PORT
             os.chmod(tmp, 0o755)  # mkdtemp's 0700 keeps the postgres user out
-            started = subprocess.run([os.path.join(root, "scripts/services.sh"), "start", svc, "--no-redis",
-                                      "--ephemeral"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            started = subprocess.run([os.path.join(root, "scripts/services.sh"), "start", svc, "--ephemeral"] +
+                                     ([] if want_db else ["--no-postgres"]) + ([] if want_redis else ["--no-redis"]),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             if started.returncode != 0:
-                raise SystemExit(f"could not start Postgres for the spend variants:\n{started.stderr}")
+                raise SystemExit(f"could not start the services of the spend/cache variants:\n{started.stderr}")
             with open(os.path.join(svc, "env.sh")) as f:
-                DATABASE_URL = re.search(r"^export DATABASE_URL=(\S+)", f.read(), re.M).group(1)
+                env_sh = f.read()
+            if want_db:
+                DATABASE_URL = re.search(r"^export DATABASE_URL=(\S+)", env_sh, re.M).group(1)
+            if want_redis:
+                REDIS_PORT = int(re.search(r"REDIS_PORT=(\d+)", env_sh).group(1))
         up_port = bench.free_port()
         payload = bench.nginx_return(bench.chat_json_body())
         servers = bench.UPSTREAM_SERVERS.format(port=up_port, ctype="application/json", payload=payload,
@@ -236,7 +269,7 @@ def main() -> int:
             print(f"| {v} | {ir / 1000:.1f}k | {100 * (ir / base - 1):+.1f}% |")
     finally:
         procs.stop_all()
-        if DATABASE_URL:
+        if DATABASE_URL or REDIS_PORT:
             subprocess.run([os.path.join(root, "scripts/services.sh"), "stop", svc],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if os.environ.get("KEEP_TMP") is None:

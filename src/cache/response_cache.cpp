@@ -120,7 +120,8 @@ net::awaitable<std::optional<entry>> response_cache::get_redis(std::string key) 
   co_return e;
 }
 
-bool response_cache::put(const std::string& key, std::string value, double ttl_s, stored_usage usage) {
+bool response_cache::put(const std::string& key, std::string value, double ttl_s, stored_usage usage,
+                         entry* copy) {
   if (ttl_s <= 0) {
     return false;
   }
@@ -142,6 +143,9 @@ bool response_cache::put(const std::string& key, std::string value, double ttl_s
     e.total_tokens = usage.total_tokens;
   }
   ++counters_.writes;
+  if (copy != nullptr) {
+    *copy = e;
+  }
   if (redis_ != nullptr) {
     if (!redis_->connected() || pending_writes_ >= opts_.max_pending_writes) {
       ++counters_.writes_dropped;
@@ -226,6 +230,8 @@ struct inflight::flight {
   explicit flight(const net::any_io_executor& ex) : timer(ex) {}
   net::steady_timer timer;  // expires at the flight's deadline; cancelled when it lands
   bool landed = false;
+  std::size_t followers = 0;
+  std::optional<entry> answer;  // handed over by the leader for its followers
 };
 
 inflight::~inflight() {
@@ -259,8 +265,15 @@ net::awaitable<void> inflight::follow(std::shared_ptr<flight> f) {
   if (f->landed) {
     co_return;
   }
+  ++f->followers;
   co_await f->timer.async_wait(net::as_tuple(net::use_awaitable));
 }
+
+bool inflight::has_followers(const flight& f) { return f.followers > 0; }
+
+void inflight::hand_over(flight& f, entry e) { f.answer = std::move(e); }
+
+const entry* inflight::result(const flight& f) { return f.answer ? &*f.answer : nullptr; }
 
 std::size_t inflight::size() const { return flights_.size(); }
 

@@ -220,15 +220,22 @@ net::awaitable<verdict> cache_stage::run_async(request_ctx& ctx) {
     co_return co_await run_items(ctx);
   }
   if (slot.next == cache_slot::then::follow) {
+    const auto flight = slot.following;
     co_await cache::inflight::follow(std::move(slot.following));
-    // The leader stored its answer in the memory tier before it landed.
-    if (auto e = rc_.get_memory(ctx.cache_key); e && fresh(ctx, *e)) {
-      slot.found = std::move(e);
+    // The leader handed over the answer it found or stored before it landed (else it
+    // failed, or a deadline passed: the follower calls the provider itself).
+    if (const auto* e = cache::inflight::result(*flight); e != nullptr && fresh(ctx, *e)) {
+      slot.found = *e;
+    } else if (auto m = rc_.get_memory(ctx.cache_key); m && fresh(ctx, *m)) {
+      slot.found = std::move(m);
     }
   } else if (slot.next == cache_slot::then::redis) {
     std::string key = ctx.cache_key;
     if (auto e = co_await rc_.get_redis(std::move(key)); e && fresh(ctx, *e)) {
       slot.found = std::move(e);
+      if (slot.leading && cache::inflight::has_followers(*slot.leading)) {
+        cache::inflight::hand_over(*slot.leading, *slot.found);  // found in Redis: theirs too
+      }
     }
   }
   if (slot.found) {
@@ -429,7 +436,14 @@ void cache_stage::on_finish(const request_ctx& ctx) noexcept {
         su.prompt_tokens = o.usage.prompt_tokens;
         su.completion_tokens = o.usage.completion_tokens;
         su.total_tokens = slot->sse ? o.usage.prompt_tokens + o.usage.completion_tokens : o.usage.total_tokens;
-        rc_.put(ctx.cache_key, std::move(*value), ttl, su);
+        if (slot->leading && cache::inflight::has_followers(*slot->leading)) {
+          cache::entry stored;
+          if (rc_.put(ctx.cache_key, std::move(*value), ttl, su, &stored)) {
+            cache::inflight::hand_over(*slot->leading, std::move(stored));
+          }
+        } else {
+          rc_.put(ctx.cache_key, std::move(*value), ttl, su);
+        }
       } else if (slot->too_big || (slot->sse && slot->sse->too_large())) {
         rc_.note_too_large();
       }

@@ -9,7 +9,8 @@
 //  - embeddings cached per input item: only the items not cached reach the provider, the
 //    answer in the request's order;
 //  - 50 concurrent identical requests on a cold cache reach the provider once; a leader
-//    that fails lets the followers answer on their own;
+//    that fails lets the followers answer on their own; without a memory tier, followers
+//    get the answer their leader found in Redis or stored;
 //  - a private Redis killed during a load: no failed request; restarted: hits through
 //    Redis resume without restarting the gateways.
 // Every test uses its own prompts (a random marker) and the run its own namespace, so the
@@ -328,6 +329,28 @@ describe('response cache', { skip, timeout: 600_000 }, () => {
     const ss = await Promise.all(Array.from({ length: 20 }, () => streamed(client, ask(n))));
     assert.equal(calls(n), 1);
     for (const s of ss) assert.equal(s.content, `question ${n}`);
+  });
+
+  test('without a memory tier, followers get the answer their leader found in Redis or stored', async () => {
+    // Redis only (memory tier 0 MB): the followers of a request still in flight have no
+    // tier to look in when it lands; the leader hands its answer over.
+    const noMemory = await startGateway({
+      config: cacheConfig({ type: 'redis', host: redis.host, port: redis.port, namespace: NS }),
+      env: { SWITCHYARD_CACHE_REDIS_TIMEOUT_MS: 2000, SWITCHYARD_CACHE_MEMORY_MB: 0 },
+    });
+    const c = clientOf(noMemory);
+    const m = randomUUID();
+    fake.script([{ match: { path: CHAT }, delay_ms: 500, times: 1 }]);
+    const cold = await Promise.all(Array.from({ length: 20 }, () => chat(c, ask(m))));
+    assert.equal(calls(m), 1, 'a cold cache: one provider call for the 20');
+    for (const r of cold) assert.equal(r.data.id, cold[0].data.id);
+    await waitForRedisKey(redis, cold[0].key);
+    // Warm: every request looks Redis up or follows one that does; none reaches the provider.
+    for (let round = 0; round < 3; ++round) {
+      const warm = await Promise.all(Array.from({ length: 20 }, () => chat(c, ask(m))));
+      for (const r of warm) assert.equal(r.data.id, cold[0].data.id);
+    }
+    assert.equal(calls(m), 1, 'hits from Redis only');
   });
 
   test('a leader that fails lets the followers call the provider themselves', async () => {

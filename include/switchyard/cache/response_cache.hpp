@@ -72,8 +72,10 @@ class response_cache {
 
   std::optional<entry> get_memory(const std::string& key);
   net::awaitable<std::optional<entry>> get_redis(std::string key);
-  // `ttl_s` <= 0: not stored. Returns false when not stored (too large, no TTL).
-  bool put(const std::string& key, std::string value, double ttl_s, stored_usage usage = {});
+  // `ttl_s` <= 0: not stored. Returns false when not stored (too large, no TTL). With
+  // `copy`, the entry stored is also copied there.
+  bool put(const std::string& key, std::string value, double ttl_s, stored_usage usage = {},
+           entry* copy = nullptr);
 
   // Removes `keys` from both tiers; the number found in either.
   net::awaitable<std::size_t> remove(std::vector<std::string> keys);
@@ -124,6 +126,12 @@ class inflight {
   void land(const std::string& key, const std::shared_ptr<flight>& f);
   // Waits until `f` lands or its deadline passes.
   static net::awaitable<void> follow(std::shared_ptr<flight> f);
+  // Whether a request waits on `f`; the leader then hands its answer over (hand_over)
+  // before it lands, and the followers read it (result): they need no tier to find it
+  // (the memory tier may be off, and a Redis write may not have landed yet).
+  static bool has_followers(const flight& f);
+  static void hand_over(flight& f, entry e);
+  static const entry* result(const flight& f);
 
   std::size_t size() const;
 
