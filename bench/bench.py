@@ -45,7 +45,8 @@ MESSAGES_PATH = "/v1/messages"
 
 NAN = float("nan")
 TARGET_NAMES = ["direct", "nginx", "switchyard", "switchyard-2w", "switchyard-mk", "switchyard-base", "switchyard-nospend",
-                "switchyard-nometrics", "switchyard-cache-mem", "switchyard-cache-redis", "switchyard-unique",
+                "switchyard-nometrics", "switchyard-cache-mem", "switchyard-cache-redis", "switchyard-cache-redis-spread",
+                "switchyard-unique",
                 "switchyard-cache-miss", "switchyard-limits",
                 "switchyard-messages", "switchyard-callback", "switchyard-callback-down",
                 "switchyard-jwt"]  # see main()
@@ -689,6 +690,7 @@ class Target:
     is_switchyard = False
     key = MASTER_KEY
     unique_bodies = False  # wrk sends every request with a body of its own (post_unique.lua)
+    cycle_bodies = 0       # with unique_bodies: cycle through this many fixed bodies instead
     messages = False       # Anthropic's /v1/messages instead of chat (post_messages.lua)
 
     @property
@@ -1188,7 +1190,7 @@ class Bench:
         url = f"http://127.0.0.1:{target.port(sc.mode)}{target.path}"
         return [self.wrk, "-t", str(threads), "-c", str(sc.conns), "-d", f"{duration}s", "--timeout", "10s",
                 "-s", target.lua(), url, "--", target.model(sc.mode), "true" if sc.mode == "sse" else "false",
-                str(SIZES[sc.size]), target.key]
+                str(SIZES[sc.size]), target.key] + ([str(target.cycle_bodies)] if target.cycle_bodies else [])
 
     def run_one(self, target: Target, sc: Scenario, duration: int, rnd: int, record: bool = True) -> dict:
         if isinstance(target, SwitchyardTarget):
@@ -1648,7 +1650,8 @@ def parse_args(argv):
                         "setup with the binary in SWITCHYARD_BASE_BIN (before/after a change, in one run), "
                         "switchyard-nospend = the switchyard setup with the cost logger off, "
                         "switchyard-cache-mem / -cache-redis = every request a response-cache hit from memory / "
-                        "from Redis alone, switchyard-unique / -cache-miss = every request a body of its own "
+                        "from Redis alone, switchyard-cache-redis-spread = Redis hits over 2,000 bodies (not coalesced), "
+                        "switchyard-unique / -cache-miss = every request a body of its own "
                         "(bench/post_unique.lua), cache off / on (all misses), "
                         "switchyard-nometrics = the switchyard setup with Prometheus metrics off, "
                         "switchyard-callback = the switchyard setup with metrics and a generic_api callback "
@@ -1792,6 +1795,11 @@ def main(argv) -> int:
             t.unique_bodies = True
             return t
 
+        def spread(t: SwitchyardTarget) -> SwitchyardTarget:
+            t.unique_bodies = True
+            t.cycle_bodies = 2000
+            return t
+
         # Every target, in the order they alternate. A new stage of the gateway is one more
         # entry (and its name in TARGET_NAMES), e.g.
         #   "switchyard-x": lambda: gateway(name="switchyard-x", label="SWITCHYARD+X",
@@ -1838,6 +1846,12 @@ def main(argv) -> int:
                 stages="virtual key, router; Postgres and Redis; response cache without a memory tier, "
                 "every request a Redis hit", virtual_key=True, extra_config=cache_on("redis"),
                 extra_env={"SWITCHYARD_CACHE_MEMORY_MB": "0", "SWITCHYARD_CACHE_REDIS_TIMEOUT_MS": "100"}),
+            "switchyard-cache-redis-spread": lambda: spread(gateway(
+                name="switchyard-cache-redis-spread", label="SWITCHYARD (cache hits, Redis, 2,000 bodies)",
+                stages="virtual key, router; Postgres and Redis; response cache without a memory tier, "
+                "bodies cycling through 2,000 (after the first pass every request a Redis hit of its own)",
+                virtual_key=True, extra_config=cache_on("redis"),
+                extra_env={"SWITCHYARD_CACHE_MEMORY_MB": "0", "SWITCHYARD_CACHE_REDIS_TIMEOUT_MS": "100"})),
             "switchyard-unique": lambda: unique(gateway(
                 name="switchyard-unique", label="SWITCHYARD (unique bodies)",
                 stages="virtual key, router; Postgres and Redis; every request a body of its own",

@@ -3,10 +3,15 @@
 -- cache never finds one. It defines request(), so wrk builds each request in Lua (client
 -- CPU only; the gateway's CPU per request is measured on its own cores).
 --
---   wrk ... -s bench/post_unique.lua URL -- MODEL STREAM SIZE KEY
+--   wrk ... -s bench/post_unique.lua URL -- MODEL STREAM SIZE KEY [CYCLE]
+--
+-- With CYCLE (a number), the bodies cycle through CYCLE fixed ones instead (the same tag in
+-- every thread and run): after the first pass, every request is a cache hit, and two
+-- requests at once rarely share a body (so hits are not coalesced).
 
 local prefix, suffix, text, tag
 local n = 0
+local cycle = 0
 
 function init(args)
   local model = args[1] or "bench-json"
@@ -17,7 +22,8 @@ function init(args)
       ',"max_tokens":16,"user":"bench","messages":[{"role":"system","content":"You are a helpful assistant."},' ..
       '{"role":"user","content":"'
   suffix = '"}]}'
-  tag = tostring({}):gsub("table: ", "") .. "-"
+  cycle = tonumber(args[5] or "0") or 0
+  tag = cycle > 0 and "cycle-" or (tostring({}):gsub("table: ", "") .. "-")
   local fill = size - #prefix - #suffix - #tag - 12
   if fill < 0 then fill = 0 end
   local sentence = "The quick brown fox jumps over the lazy dog while the gateway relays every byte. "
@@ -32,6 +38,9 @@ end
 
 function request()
   n = n + 1
+  if cycle > 0 and n > cycle then
+    n = 1
+  end
   return wrk.format(nil, nil, nil, prefix .. tag .. string.format("%011d ", n) .. text .. suffix)
 end
 
