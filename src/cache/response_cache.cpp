@@ -159,7 +159,14 @@ bool response_cache::put(const std::string& key, std::string value, double ttl_s
 }
 
 net::awaitable<void> response_cache::write_redis(std::string key, std::string value, std::int64_t ttl_ms) {
-  std::vector<std::string> cmd{"SET", opts_.redis_prefix + key, std::move(value), "PX", std::to_string(ttl_ms)};
+  // Built by moves: an initializer list would copy the value (kilobytes).
+  std::vector<std::string> cmd;
+  cmd.reserve(5);
+  cmd.emplace_back("SET");
+  cmd.push_back(opts_.redis_prefix + key);
+  cmd.push_back(std::move(value));
+  cmd.emplace_back("PX");
+  cmd.push_back(std::to_string(ttl_ms));
   auto r = co_await redis_->command(std::move(cmd), std::chrono::milliseconds{1000});
   --pending_writes_;
   if (!r || r->is_error()) {

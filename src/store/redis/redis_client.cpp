@@ -39,6 +39,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -110,16 +111,35 @@ reply copy_reply(const redisReply& r) {
   return out;
 }
 
+// The command in RESP ("*<n>\r\n", then "$<len>\r\n<bytes>\r\n" per argument), written
+// once into a buffer kept for the next command, then queued as is. hiredis' own formatting
+// (redisAsyncCommandArgv) grows an sds string piece by piece with a printf-like call per
+// argument; a cached answer's SET is kilobytes.
 int send_argv(redisAsyncContext* ac, const std::vector<std::string>& args, redisCallbackFn* fn, void* privdata) {
-  std::vector<const char*> argv;
-  std::vector<std::size_t> lens;
-  argv.reserve(args.size());
-  lens.reserve(args.size());
+  thread_local std::string cmd;
+  std::size_t total = 16;
   for (const auto& a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
+    total += a.size() + 24;
   }
-  return redisAsyncCommandArgv(ac, fn, privdata, static_cast<int>(args.size()), argv.data(), lens.data());
+  cmd.clear();
+  cmd.reserve(total);
+  char digits[24];
+  const auto put_count = [&](char mark, std::size_t n) {
+    cmd += mark;
+    cmd.append(digits, static_cast<std::size_t>(std::to_chars(digits, digits + sizeof digits, n).ptr - digits));
+    cmd += "\r\n";
+  };
+  put_count('*', args.size());
+  for (const auto& a : args) {
+    put_count('$', a.size());
+    cmd += a;
+    cmd += "\r\n";
+  }
+  const int rc = redisAsyncFormattedCommand(ac, fn, privdata, cmd.data(), cmd.size());
+  if (cmd.capacity() > (1u << 20)) {
+    std::string().swap(cmd);  // a large value once: not kept for every later command
+  }
+  return rc;
 }
 
 bool iequals(std::string_view a, const char* b) {
