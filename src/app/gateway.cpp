@@ -64,6 +64,7 @@
 #include <fstream>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 namespace switchyard::app {
 
@@ -427,6 +428,21 @@ loaded_config load_for_reload(const std::string& path, const config::load_option
     out.error = path + ": " + e.what();
   }
   return out;
+}
+
+// Tests only: with SWITCHYARD_TEST_RELOAD_HOLD=<path>, a reload that has read its files
+// waits (on the reload thread, never the loop) while <path> exists, at most 60 s, so that a
+// test can send a SIGHUP while a reload runs. Says so once in the log.
+void hold_reload_for_tests(const std::string& source) {
+  const char* hold = std::getenv("SWITCHYARD_TEST_RELOAD_HOLD");
+  if (hold == nullptr || *hold == '\0' || !std::filesystem::exists(hold)) {
+    return;
+  }
+  spdlog::info("config reload ({}): files read, held while {} exists (SWITCHYARD_TEST_RELOAD_HOLD)", source, hold);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::filesystem::exists(hold) && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 // The settings a reload does not apply (they shape what was built at start: stores,
@@ -818,7 +834,7 @@ struct gateway::impl {
                                     callbacks_for(true), callbacks_for(false), alerting_channels(),
                                     [this](std::string service) { return check_service(std::move(service)); },
                                     [this] { reset_timer.cancel(); },
-                                    [this](std::string source) { return reload_config(std::move(source)); },
+                                    [this](std::string source) { return reload_on_request(std::move(source)); },
                                     [this] { return version_json(); },
                                     store_models ? std::function<net::awaitable<std::optional<std::string>>(
                                                        config::db_model)>([this](config::db_model m) {
@@ -913,6 +929,16 @@ struct gateway::impl {
     }, net::detached);
   }
 
+  // POST /config/reload: the reload, then one more if a SIGHUP came during it (the
+  // hangup found a reload running and left it to run when that one ends).
+  net::awaitable<core::result<nlohmann::json>> reload_on_request(std::string source) {
+    auto r = co_await reload_config(std::move(source));
+    if (reload_again && !stopping) {
+      hangup_reloads();
+    }
+    co_return r;
+  }
+
   // The one config reload (SIGHUP, POST /config/reload). The file and its includes are
   // read and validated on reload_pool's thread; the loop only swaps: the router's tables
   // (state of unchanged deployments kept), a new generation for requests that start from
@@ -949,8 +975,9 @@ struct gateway::impl {
       loaded_config out;
     };
     auto j = std::make_shared<job>(ioc);
-    net::post(reload_pool, [j, path, lo]() mutable {
+    net::post(reload_pool, [j, path, lo, source]() mutable {
       auto out = load_for_reload(path, lo);
+      hold_reload_for_tests(source);
       auto ex = j->wake.get_executor();
       net::post(ex, [j = std::move(j), out = std::move(out)]() mutable {
         j->out = std::move(out);

@@ -6,7 +6,9 @@
 // provider's records, answers), never on sleeps.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import http from 'node:http';
 
 import { startFakeProvider } from '../fake_provider/server.mjs';
@@ -119,6 +121,32 @@ describe('hot reload', () => {
     fake.reset();
     const { code } = await gw.stop();
     assert.equal(code, 0);
+  });
+
+  test('a SIGHUP during POST /config/reload is not lost: the file is read again when that reload ends', async () => {
+    const hold = path.join(mkdtempSync(path.join(tmpdir(), 'sy-reload-hold-')), 'hold');
+    const gw = await startGateway({
+      config: { model_list: [mockModel('a', 'from a')] },
+      env: { SWITCHYARD_TEST_RELOAD_HOLD: hold },
+    });
+    const models = async () => (await call(gw, '/v1/models', { method: 'GET' })).json.data.map((m) => m.id).sort();
+    writeFileSync(hold, '');
+    // The POST reads the file as it is (unchanged), then waits on the hold file.
+    const post = call(gw, '/config/reload');
+    await gw.proc.waitForStderr(/config reload \(POST \/config\/reload\): files read, held while/);
+    // The file changes and a SIGHUP comes while that reload runs.
+    writeFileSync(gw.configFile, toYaml({ model_list: [mockModel('a', 'from a'), mockModel('b', 'from b')] }));
+    gw.proc.signal('SIGHUP');
+    rmSync(hold);
+    const r = await post;
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.status, 'unchanged');
+    // The hangup's reload runs when the POST's ends, and reads the new file.
+    await gw.proc.waitForStderr(/config reloaded \(SIGHUP\)[^\n]*1 deployment\(s\) added/);
+    assert.deepEqual(await models(), ['a', 'b']);
+    const b = await call(gw, '/v1/chat/completions', { body: ask('b') });
+    assert.equal(b.status, 200, b.text);
+    assert.equal(b.json.choices[0].message.content, 'from b');
   });
 
   test('an invalid edit is refused with its file:line (POST and SIGHUP) and the old config keeps serving', async () => {
