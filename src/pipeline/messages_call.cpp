@@ -163,6 +163,12 @@ net::awaitable<std::optional<core::error>> provider_call::messages_passthrough(r
   };
   std::optional<core::error> failure;
   bool ended = false;  // the client's body was ended
+  // Budgets, as on chat (provider_call::relay_stream): the reservation covers
+  // ctx.stream_token_allowance tokens, one per event relayed. A read that would pass it
+  // asks the limits stage for more; when that does not fit, the read is not relayed and
+  // the stream ends with an error event (a provider that ignores max_tokens).
+  bool budget_cut = false;
+  std::size_t events_relayed = 0;
   for (;;) {
     auto piece = co_await reader.next();
     if (reader.client_left()) {
@@ -178,7 +184,22 @@ net::awaitable<std::optional<core::error>> provider_call::messages_passthrough(r
       }
       break;
     }
+    events_relayed = watch.events();
     auto fed = watch.feed(*piece);
+    if (fed && ctx.stream_limit != nullptr) {
+      const auto want = static_cast<long long>(ctx.events_sent + watch.events());
+      while (want > ctx.stream_token_allowance) {
+        if (auto e = co_await ctx.stream_limit->extend(ctx, want)) {
+          failure = std::move(*e);
+          budget_cut = true;
+          break;
+        }
+      }
+      if (budget_cut) {
+        raw->cancel();
+        break;
+      }
+    }
     if (!fed && !head_sent) {
       failure = fed.error();  // nothing reached the client: a retry may serve it
       raw->cancel();
@@ -212,7 +233,15 @@ net::awaitable<std::optional<core::error>> provider_call::messages_passthrough(r
     }
   }
   ctx.usage = watch.tokens();
-  ctx.events_sent += watch.events();
+  if (budget_cut) {
+    // The provider's final count never came (the stream was cut): the request is billed
+    // as estimated, on the basis its reservation was made on (the prompt's estimate, one
+    // token per event relayed), as a cut chat stream is, so the spend stays within budget.
+    ctx.usage.known = false;
+    ctx.events_sent += events_relayed;
+  } else {
+    ctx.events_sent += watch.events();
+  }
   if (keep) {
     keep_text(ctx, watch.text());
   }
@@ -303,16 +332,38 @@ net::awaitable<std::optional<core::error>> provider_call::messages_translated(re
   };
   std::vector<std::string> payloads;
   std::string out;
+  std::size_t chat_events = 0;  // the provider's events translated so far
   auto translate = [&] {
     for (const auto& p : payloads) {
       writer.feed(p, out);
     }
+    chat_events += payloads.size();
     payloads.clear();
     if (translator->tokens().known) {
       writer.set_usage(translator->tokens());
     }
   };
   std::optional<core::error> failure;
+  // Budgets, as on chat: one token per chat event translated; past the reservation the
+  // limits stage is asked for more, and when that does not fit, the events still covered
+  // go out, then an error event.
+  bool budget_cut = false;
+  auto within_budget = [&]() -> net::awaitable<bool> {
+    const auto want = static_cast<long long>(ctx.events_sent + chat_events + payloads.size());
+    while (want > ctx.stream_token_allowance) {
+      if (auto e = co_await ctx.stream_limit->extend(ctx, want)) {
+        const auto keep =
+            std::max<long long>(0, ctx.stream_token_allowance - static_cast<long long>(ctx.events_sent + chat_events));
+        if (payloads.size() > static_cast<std::size_t>(keep)) {
+          payloads.resize(static_cast<std::size_t>(keep));
+        }
+        failure = std::move(*e);
+        budget_cut = true;
+        co_return false;
+      }
+    }
+    co_return true;
+  };
   for (;;) {
     auto piece = co_await reader.next();
     if (reader.client_left()) {
@@ -330,6 +381,10 @@ net::awaitable<std::optional<core::error>> provider_call::messages_translated(re
     }
     if (auto fed = translator->feed(*piece, payloads); !fed) {
       failure = fed.error();
+      raw->cancel();
+      break;
+    }
+    if (ctx.stream_limit != nullptr && !payloads.empty() && !co_await within_budget()) {
       raw->cancel();
       break;
     }
@@ -355,7 +410,13 @@ net::awaitable<std::optional<core::error>> provider_call::messages_translated(re
   }
   translate();
   ctx.usage = translator->tokens();
-  ctx.events_sent += writer.events();
+  if (budget_cut) {
+    // Cut: billed as estimated, one token per event relayed, as the reservation counted.
+    ctx.usage.known = false;
+    ctx.events_sent += chat_events;
+  } else {
+    ctx.events_sent += writer.events();
+  }
   if (keep) {
     keep_text(ctx, writer.text());
   }

@@ -2,7 +2,9 @@
 // OpenAI's /v1/responses, as on chat: a key's rpm_limit refuses the request past it with a
 // 429 in the route's own error shape (retry-after set) before the provider, and a key
 // whose budget cannot cover a request's worst case is refused with budget_exceeded; the
-// accepted requests are the only ones the fake provider sees, and each has its spend row.
+// accepted requests are the only ones the fake provider sees, and each has its spend row;
+// a /v1/messages stream that outruns its budget is cut with an error event, its spend
+// within the budget.
 // Each run gets a fresh database on the server of SWITCHYARD_TEST_DATABASE_URL, and the
 // gateway shares its counters through the Redis of SWITCHYARD_TEST_REDIS_URL.
 import { after, before, describe, test } from 'node:test';
@@ -125,6 +127,45 @@ describe('limits on /v1/messages and /v1/responses', { skip }, () => {
     assert.equal(third.json.error.type, 'throttling_error');
     await gw.proc.waitForStderr(/limits: Redis unavailable/, 10_000 * SLOW);
     assert.equal(fake.requests({ path: '/v1/responses' }).length, 2);
+  });
+
+  test('a /v1/messages stream past its budget (the provider ignores max_tokens) ends with an error event', async () => {
+    // Budget 0.05: the prompt (0.001 a token) and about 24 events at 0.002 a token.
+    const budget = 0.05;
+    const content = Array.from({ length: 100 }, (_, i) => `w${i} `).join('');
+    for (const [model, upstreamPath] of [['claude', '/v1/messages'], ['gpt', '/v1/chat/completions']]) {
+      const alias = `stream-cut-${model}-${Date.now()}`;
+      const key = await newKey({ max_budget: budget, key_alias: alias });
+      fake.reset();
+      fake.script([{ match: { path: upstreamPath }, stream: true, content, chunks: 100, chunk_delay_ms: 2 }]);
+      const r = await fetch(`${gw.url}/v1/messages`, {
+        method: 'POST',
+        headers: { 'x-api-key': key, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+        body: JSON.stringify({ ...messagesBody, model, stream: true, max_tokens: 5 }),
+        signal: AbortSignal.timeout(30_000 * SLOW),
+      });
+      assert.equal(r.status, 200, model);
+      const text = await r.text();
+      const blocks = text.split('\n\n').filter((b) => b.trim() !== '');
+      const last = blocks.at(-1);
+      assert.match(last, /^event: error\ndata: /, `${model}: ${text.slice(-400)}`);
+      const err = JSON.parse(last.slice(last.indexOf('data: ') + 6));
+      assert.equal(err.type, 'error');
+      assert.match(err.error.message, /Budget has been exceeded/, last);
+      const deltas = blocks.filter((b) => b.startsWith('event: content_block_delta')).length;
+      assert.ok(deltas > 0 && deltas < 30, `${model}: ${deltas} text deltas relayed for a budget of about 24`);
+      assert.ok(!blocks.some((b) => b.startsWith('event: message_stop')), `${model}: a cut stream has no message_stop`);
+      // The spend recorded stays within the budget; the key's next request is refused.
+      const deadline = Date.now() + 20_000 * SLOW;
+      const rows = `SELECT count(*) FROM spend_logs s JOIN verification_tokens v ON v.token = s.api_key WHERE v.key_alias = '${alias}'`;
+      while (Number(psql(dbUrl, rows)) < 1) {
+        if (Date.now() > deadline) throw new Error(`${model}: no spend row`);
+        await delay(50);
+      }
+      await delay(300);  // the running total is written with the row's batch
+      const spend = Number(psql(dbUrl, `SELECT spend FROM verification_tokens WHERE key_alias = '${alias}'`));
+      assert.ok(spend > 0 && spend <= budget + 1e-9, `${model}: spend ${spend} for a budget of ${budget}`);
+    }
   });
 
   test('max_budget: a request whose worst case does not fit is refused before the provider', async () => {
