@@ -293,8 +293,15 @@ verdict limits_stage::build(request_ctx& ctx, const auth::end_user* eu) {
     model = vkey != nullptr ? auth::apply_model_aliases(*vkey, ctx.requested_model) : ctx.requested_model;
     group = rt_.resolve(model);
   }
-  const auto max_tokens = body_int(ctx, "max_completion_tokens") ? body_int(ctx, "max_completion_tokens")
-                                                                   : body_int(ctx, "max_tokens");
+  // The answer's bound, by the name each front door gives it: chat's (and OpenAI's newer
+  // name), Anthropic's (max_tokens too), the Responses API's.
+  auto max_tokens = body_int(ctx, "max_completion_tokens");
+  if (!max_tokens) {
+    max_tokens = body_int(ctx, "max_tokens");
+  }
+  if (!max_tokens && ctx.type == providers::call_type::responses) {
+    max_tokens = body_int(ctx, "max_output_tokens");
+  }
   const auto prompt = static_cast<std::int64_t>(ctx.estimated_tokens);
   const std::int64_t tpm_amount = prompt + max_tokens.value_or(s_.tpm_default_output);
   // The worst-case cost, computed on first need (only budgets need prices).

@@ -281,6 +281,28 @@ net::awaitable<std::optional<core::error>> relay(request_ctx& ctx, std::unique_p
     head_sent = true;
     return begin_event_stream(ctx, *s);
   };
+  // Budgets, as on chat: the reservation covers ctx.stream_token_allowance tokens, one per
+  // event relayed. Events that would pass it ask the limits stage for more; when not all of
+  // them fit, those still covered go out, and the stream ends with its failure event.
+  bool budget_cut = false;
+  const auto events_in = [](std::string_view text) {
+    std::size_t n = 0;
+    for (auto at = text.find("\n\n"); at != std::string_view::npos; at = text.find("\n\n", at + 2)) {
+      ++n;
+    }
+    return n;
+  };
+  const auto keep_events = [](std::string& text, std::size_t n) {  // the first n events of text
+    std::size_t end = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto at = text.find("\n\n", end);
+      if (at == std::string::npos) {
+        return;
+      }
+      end = at + 2;
+    }
+    text.resize(end);
+  };
   for (;;) {
     auto piece = co_await reader.next();
     if (reader.client_left()) {
@@ -308,15 +330,40 @@ net::awaitable<std::optional<core::error>> relay(request_ctx& ctx, std::unique_p
       break;
     }
     if (!out.empty()) {
+      std::size_t events = events_in(out);
+      if (ctx.stream_limit != nullptr) {
+        const auto want = static_cast<long long>(ctx.events_sent + events);
+        while (want > ctx.stream_token_allowance) {
+          if (auto e = co_await ctx.stream_limit->extend(ctx, want)) {
+            failure = std::move(*e);
+            budget_cut = true;
+            break;
+          }
+        }
+        if (budget_cut) {
+          events = static_cast<std::size_t>(
+              std::max<long long>(0, ctx.stream_token_allowance - static_cast<long long>(ctx.events_sent)));
+          keep_events(out, events);
+          raw->cancel();
+          if (!out.empty() && (head_sent || co_await send_head()) && co_await ctx.resp.write(out)) {
+            ctx.events_sent += events;
+          }
+          out.clear();
+          break;
+        }
+      }
       if ((!head_sent && !co_await send_head()) || !co_await ctx.resp.write(out)) {
         raw->cancel();
         break;
       }
-      ctx.events_sent += 1;
+      ctx.events_sent += events;
       out.clear();
     }
   }
   ctx.usage = tr.tokens();
+  if (budget_cut) {
+    ctx.usage.known = false;  // billed as estimated: the basis its reservation was made on
+  }
   ctx.resp.stop_watching();
   if (reader.client_left() || ctx.resp.client_gone()) {
     spdlog::info("client disconnected during a responses stream; upstream request cancelled (call_id={})",

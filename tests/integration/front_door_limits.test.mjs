@@ -3,8 +3,9 @@
 // 429 in the route's own error shape (retry-after set) before the provider, and a key
 // whose budget cannot cover a request's worst case is refused with budget_exceeded; the
 // accepted requests are the only ones the fake provider sees, and each has its spend row;
-// a /v1/messages stream that outruns its budget is cut with an error event, its spend
-// within the budget.
+// a /v1/messages or /v1/responses stream that outruns its budget is cut with an error
+// event, its spend within the budget (and a Responses request reserves for its
+// max_output_tokens, not for the model's longest answer).
 // Each run gets a fresh database on the server of SWITCHYARD_TEST_DATABASE_URL, and the
 // gateway shares its counters through the Redis of SWITCHYARD_TEST_REDIS_URL.
 import { after, before, describe, test } from 'node:test';
@@ -166,6 +167,37 @@ describe('limits on /v1/messages and /v1/responses', { skip }, () => {
       const spend = Number(psql(dbUrl, `SELECT spend FROM verification_tokens WHERE key_alias = '${alias}'`));
       assert.ok(spend > 0 && spend <= budget + 1e-9, `${model}: spend ${spend} for a budget of ${budget}`);
     }
+  });
+
+  test('a /v1/responses stream past its budget ends with its failure event, the spend within the budget', async () => {
+    const budget = 0.05;
+    const content = Array.from({ length: 100 }, (_, i) => `w${i} `).join('');
+    const alias = `responses-cut-${Date.now()}`;
+    const key = await newKey({ max_budget: budget, key_alias: alias });
+    fake.reset();
+    fake.script([{ match: { path: '/v1/responses' }, stream: true, content, chunks: 100, chunk_delay_ms: 2 }]);
+    const r = await fetch(`${gw.url}/v1/responses`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ ...responsesBody, stream: true, max_output_tokens: 5 }),
+      signal: AbortSignal.timeout(30_000 * SLOW),
+    });
+    const text = await r.text();
+    assert.equal(r.status, 200, text);
+    const blocks = text.split('\n\n').filter((b) => b.trim() !== '');
+    assert.match(blocks.at(-1), /Budget has been exceeded/, text.slice(-400));
+    const deltas = blocks.filter((b) => b.startsWith('event: response.output_text.delta')).length;
+    assert.ok(deltas > 0 && deltas < 30, `${deltas} text deltas relayed for a budget of about 24 events`);
+    assert.ok(!blocks.some((b) => b.startsWith('event: response.completed')), 'a cut stream does not complete');
+    const deadline = Date.now() + 20_000 * SLOW;
+    const rows = `SELECT count(*) FROM spend_logs s JOIN verification_tokens v ON v.token = s.api_key WHERE v.key_alias = '${alias}'`;
+    while (Number(psql(dbUrl, rows)) < 1) {
+      if (Date.now() > deadline) throw new Error('no spend row');
+      await delay(50);
+    }
+    await delay(300);
+    const spend = Number(psql(dbUrl, `SELECT spend FROM verification_tokens WHERE key_alias = '${alias}'`));
+    assert.ok(spend > 0 && spend <= budget + 1e-9, `spend ${spend} for a budget of ${budget}`);
   });
 
   test('max_budget: a request whose worst case does not fit is refused before the provider', async () => {
