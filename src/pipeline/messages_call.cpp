@@ -186,16 +186,10 @@ net::awaitable<std::optional<core::error>> provider_call::messages_passthrough(r
     }
     events_relayed = watch.events();
     auto fed = watch.feed(*piece);
-    if (fed && ctx.stream_limit != nullptr) {
-      const auto want = static_cast<long long>(ctx.events_sent + watch.events());
-      while (want > ctx.stream_token_allowance) {
-        if (auto e = co_await ctx.stream_limit->extend(ctx, want)) {
-          failure = std::move(*e);
-          budget_cut = true;
-          break;
-        }
-      }
-      if (budget_cut) {
+    if (fed && ctx.stream_limit != nullptr) {  // no coroutine per read without a budget
+      if (auto e = co_await cover_stream_events(ctx, static_cast<long long>(ctx.events_sent + watch.events()))) {
+        failure = std::move(*e);
+        budget_cut = true;
         raw->cancel();
         break;
       }
@@ -349,18 +343,10 @@ net::awaitable<std::optional<core::error>> provider_call::messages_translated(re
   // go out, then an error event.
   bool budget_cut = false;
   auto within_budget = [&]() -> net::awaitable<bool> {
-    const auto want = static_cast<long long>(ctx.events_sent + chat_events + payloads.size());
-    while (want > ctx.stream_token_allowance) {
-      if (auto e = co_await ctx.stream_limit->extend(ctx, want)) {
-        const auto keep =
-            std::max<long long>(0, ctx.stream_token_allowance - static_cast<long long>(ctx.events_sent + chat_events));
-        if (payloads.size() > static_cast<std::size_t>(keep)) {
-          payloads.resize(static_cast<std::size_t>(keep));
-        }
-        failure = std::move(*e);
-        budget_cut = true;
-        co_return false;
-      }
+    if (auto e = co_await cover_stream_payloads(ctx, static_cast<long long>(ctx.events_sent + chat_events), payloads)) {
+      failure = std::move(*e);
+      budget_cut = true;
+      co_return false;
     }
     co_return true;
   };

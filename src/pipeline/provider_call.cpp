@@ -272,17 +272,10 @@ net::awaitable<std::optional<core::error>> provider_call::relay_stream(request_c
   // an error event and [DONE] (a provider that ignores max_tokens).
   bool budget_cut = false;
   auto within_budget = [&]() -> net::awaitable<bool> {
-    const auto want = static_cast<long long>(ctx.events_sent + payloads.size());
-    while (want > ctx.stream_token_allowance) {
-      if (auto e = co_await ctx.stream_limit->extend(ctx, want)) {
-        const auto keep = std::max<long long>(0, ctx.stream_token_allowance - static_cast<long long>(ctx.events_sent));
-        if (payloads.size() > static_cast<std::size_t>(keep)) {
-          payloads.resize(static_cast<std::size_t>(keep));
-        }
-        failure = std::move(*e);
-        budget_cut = true;
-        co_return false;
-      }
+    if (auto e = co_await cover_stream_payloads(ctx, static_cast<long long>(ctx.events_sent), payloads)) {
+      failure = std::move(*e);
+      budget_cut = true;
+      co_return false;
     }
     co_return true;
   };

@@ -230,6 +230,25 @@ net::awaitable<bool> begin_event_stream(request_ctx& ctx, const upstream::body_s
   co_return co_await ctx.resp.begin_stream(200, "text/event-stream", {}, std::move(h));
 }
 
+net::awaitable<std::optional<core::error>> cover_stream_events(request_ctx& ctx, long long events) {
+  if (ctx.stream_limit == nullptr || events <= ctx.stream_token_allowance) {
+    co_return std::nullopt;
+  }
+  co_return co_await ctx.stream_limit->extend(ctx, events);
+}
+
+net::awaitable<std::optional<core::error>> cover_stream_payloads(request_ctx& ctx, long long relayed,
+                                                                 std::vector<std::string>& payloads) {
+  auto e = co_await cover_stream_events(ctx, relayed + static_cast<long long>(payloads.size()));
+  if (e) {
+    const auto keep = std::max<long long>(0, ctx.stream_token_allowance - relayed);
+    if (payloads.size() > static_cast<std::size_t>(keep)) {
+      payloads.resize(static_cast<std::size_t>(keep));
+    }
+  }
+  co_return e;
+}
+
 void add_response_cost(const request_ctx& ctx, std::string& lines) {
   if (ctx.prices == nullptr || !ctx.usage.known || ctx.dep == nullptr) {
     return;

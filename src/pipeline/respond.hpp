@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace switchyard::pipeline {
 
@@ -66,6 +67,15 @@ class stream_reader {
 // Opens the client's event stream: the x-litellm-* headers and the provider's; the time to
 // the first token is taken here.
 net::awaitable<bool> begin_event_stream(request_ctx& ctx, const upstream::body_stream& s);
+// Budgets on a stream (docs/limits.md, "Streams"): `events` events relayed in all, one
+// token each, covered by the request's reservation, else asked of the limits stage. The
+// error to end the stream with when they do not all fit; ctx.stream_token_allowance then
+// covers those that still did. Nothing to do without a budget (ctx.stream_limit null).
+net::awaitable<std::optional<core::error>> cover_stream_events(request_ctx& ctx, long long events);
+// The same for `payloads`, the events about to go out after `relayed` ones: when not all
+// fit, `payloads` is cut to those that do.
+net::awaitable<std::optional<core::error>> cover_stream_payloads(request_ctx& ctx, long long relayed,
+                                                                 std::vector<std::string>& payloads);
 // x-litellm-response-cost for ctx.usage on ctx.dep (nothing when unpriced or unknown).
 void add_response_cost(const request_ctx& ctx, std::string& lines);
 

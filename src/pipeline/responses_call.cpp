@@ -331,26 +331,22 @@ net::awaitable<std::optional<core::error>> relay(request_ctx& ctx, std::unique_p
     }
     if (!out.empty()) {
       std::size_t events = events_in(out);
-      if (ctx.stream_limit != nullptr) {
-        const auto want = static_cast<long long>(ctx.events_sent + events);
-        while (want > ctx.stream_token_allowance) {
-          if (auto e = co_await ctx.stream_limit->extend(ctx, want)) {
-            failure = std::move(*e);
-            budget_cut = true;
-            break;
-          }
+      std::optional<core::error> cut;
+      if (ctx.stream_limit != nullptr) {  // no coroutine per read without a budget
+        cut = co_await cover_stream_events(ctx, static_cast<long long>(ctx.events_sent + events));
+      }
+      if (auto& e = cut) {
+        failure = std::move(*e);
+        budget_cut = true;
+        events = static_cast<std::size_t>(
+            std::max<long long>(0, ctx.stream_token_allowance - static_cast<long long>(ctx.events_sent)));
+        keep_events(out, events);
+        raw->cancel();
+        if (!out.empty() && (head_sent || co_await send_head()) && co_await ctx.resp.write(out)) {
+          ctx.events_sent += events;
         }
-        if (budget_cut) {
-          events = static_cast<std::size_t>(
-              std::max<long long>(0, ctx.stream_token_allowance - static_cast<long long>(ctx.events_sent)));
-          keep_events(out, events);
-          raw->cancel();
-          if (!out.empty() && (head_sent || co_await send_head()) && co_await ctx.resp.write(out)) {
-            ctx.events_sent += events;
-          }
-          out.clear();
-          break;
-        }
+        out.clear();
+        break;
       }
       if ((!head_sent && !co_await send_head()) || !co_await ctx.resp.write(out)) {
         raw->cancel();
