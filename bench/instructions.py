@@ -21,6 +21,8 @@ callback batches to be sent, stops it and reads the instruction total of every t
     cache-redis metrics + the response cache in a throw-away Redis, no memory tier: hits
     cache-miss  the same with the memory tier, each request's body unique: every one a miss
     unique      metrics, no cache, each request's body unique (cache-miss's baseline)
+    limits      a throw-away Postgres and Redis; a virtual key with max_budget and rpm_limit
+    vkey        the same with a virtual key without limits (limits' baseline)
 
 callgrind_control needs vgdb, which this machine's valgrind does not offer, so each
 variant runs twice, with `--warmup` and with `--warmup` + `--requests` requests, and the
@@ -64,8 +66,13 @@ VARIANTS = {
     "cache-miss": ({"SWITCHYARD_CACHE_REDIS_TIMEOUT_MS": "1000"},
                    "litellm_settings: {cache: true, cache_params: {type: redis, host: 127.0.0.1, port: {redis_port}}}\n"),
 }
-DB_VARIANTS = {"spend", "nospend"}
-REDIS_VARIANTS = {"cache-redis", "cache-miss"}
+# Budgets and rate limits (a throw-away Postgres and Redis): a virtual key with a budget
+# and an rpm limit, against a virtual key without limits.
+VARIANTS["limits"] = ({}, "router_settings: {redis_host: 127.0.0.1, redis_port: {redis_port}}\n")
+VARIANTS["vkey"] = ({}, "router_settings: {redis_host: 127.0.0.1, redis_port: {redis_port}}\n")
+KEY_BODIES = {"limits": {"max_budget": 1000000, "rpm_limit": 100000000}, "vkey": {}}
+DB_VARIANTS = {"spend", "nospend", "limits", "vkey"}
+REDIS_VARIANTS = {"cache-redis", "cache-miss", "limits", "vkey"}
 UNIQUE_VARIANTS = {"cache-miss", "unique"}  # every request's body differs (the cache key)
 VARIANTS["unique"] = ({}, "")  # the baseline of cache-miss: unique bodies, no cache
 DATABASE_URL = ""  # set by main() when a DB variant runs
@@ -73,7 +80,20 @@ REDIS_PORT = 0     # set by main() when a Redis variant runs
 MASTER = "sk-bench-instructions-master"
 
 
-def post_many(port: int, n: int, body: bytes, conns: int = 4, unique: bool = False) -> int:
+def new_key(port: int, body: dict) -> str:
+    """A virtual key made with the master key (POST /key/generate)."""
+    import json
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    c.request("POST", "/key/generate", json.dumps(body).encode(),
+              {"Authorization": f"Bearer {MASTER}", "Content-Type": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    if r.status != 200:
+        raise SystemExit(f"/key/generate: {r.status} {data[:300]!r}")
+    return json.loads(data)["key"]
+
+
+def post_many(port: int, n: int, body: bytes, conns: int = 4, unique: bool = False, key: str = MASTER) -> int:
     """n requests over `conns` keep-alive connections; the number that were not 200. With
     `unique`, each request's body differs (a counter written over the start of its prompt,
     same length)."""
@@ -93,7 +113,7 @@ def post_many(port: int, n: int, body: bytes, conns: int = 4, unique: bool = Fal
                     tag = b"%012d" % (counter[0] + int(time.time() * 1000) % 10**6 * 10**6)
                 b = body[:at] + tag + body[at + len(tag):]
             c.request("POST", "/v1/chat/completions", b,
-                      {"Authorization": f"Bearer {MASTER}", "Content-Type": "application/json"})
+                      {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
             r = c.getresponse()
             r.read()
             if r.status != 200:
@@ -186,7 +206,8 @@ def run_once(binary: str, variant: str, up_port: int, tmp: str, requests: int, b
                             start_new_session=True)
     try:
         wait_ready(port, proc, db=variant in DB_VARIANTS)
-        bad = post_many(port, requests, body, unique=variant in UNIQUE_VARIANTS)
+        key = new_key(port, KEY_BODIES[variant]) if variant in KEY_BODIES else MASTER
+        bad = post_many(port, requests, body, unique=variant in UNIQUE_VARIANTS, key=key)
         if bad:
             raise SystemExit(f"{variant}: {bad} of {requests} requests failed (see {tmp}/{variant}.log)")
         time.sleep(1.0)  # the last callback batch is sent (flush every 200 ms), the last spend batch written
