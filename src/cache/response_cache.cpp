@@ -272,9 +272,10 @@ net::awaitable<void> inflight::follow(std::shared_ptr<flight> f) {
   if (f->landed) {
     co_return;
   }
-  ++f->followers;
   co_await f->timer.async_wait(net::as_tuple(net::use_awaitable));
 }
+
+void inflight::join(flight& f) { ++f.followers; }
 
 bool inflight::has_followers(const flight& f) { return f.followers > 0; }
 

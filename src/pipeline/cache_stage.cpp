@@ -198,6 +198,7 @@ verdict cache_stage::run(request_ctx& ctx) {
       return verdict::wait();
     }
     if (auto f = flights_.find(ctx.cache_key)) {
+      cache::inflight::join(*f);
       slot->following = std::move(f);
       slot->next = cache_slot::then::follow;
       return verdict::wait();
@@ -232,18 +233,14 @@ net::awaitable<verdict> cache_stage::run_async(request_ctx& ctx) {
   } else if (slot.next == cache_slot::then::redis) {
     std::string key = ctx.cache_key;
     if (auto e = co_await rc_.get_redis(std::move(key)); e && fresh(ctx, *e)) {
-      slot.found = std::move(e);
-      if (slot.leading && cache::inflight::has_followers(*slot.leading)) {
-        cache::inflight::hand_over(*slot.leading, *slot.found);  // found in Redis: theirs too
-      }
+      slot.found = std::move(e);  // kept: on_finish hands it to the followers of this request
     }
   }
   if (slot.found) {
-    auto entry = std::move(*slot.found);
-    slot.found.reset();
-    if (co_await answer(ctx, entry)) {
+    if (co_await answer(ctx, *slot.found)) {
       co_return verdict::done();
     }
+    slot.found.reset();
   }
   arm_capture(ctx);
   co_return verdict::next();
@@ -399,6 +396,11 @@ void cache_stage::on_finish(const request_ctx& ctx) noexcept {
   }
   try {
     const auto& o = ctx.out;
+    // Found in Redis while leading: the requests that joined meanwhile get the answer (at
+    // the end, right before landing, so that none joins after the hand-over).
+    if (slot->leading && slot->found && o.cache_hit && cache::inflight::has_followers(*slot->leading)) {
+      cache::inflight::hand_over(*slot->leading, *slot->found);
+    }
     const double ttl = slot->ctl.ttl ? *slot->ctl.ttl : slot->ctl.header_ttl ? *slot->ctl.header_ttl : settings_.ttl_s;
     if (slot->items) {
       // The client's answer holds every item (the cached ones merged in): the items the

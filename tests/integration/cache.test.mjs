@@ -340,7 +340,8 @@ describe('response cache', { skip, timeout: 600_000 }, () => {
     });
     const c = clientOf(noMemory);
     const m = randomUUID();
-    fake.script([{ match: { path: CHAT }, delay_ms: 500, times: 1 }]);
+    // The leader's provider call lasts until every request has arrived, loaded machine or not.
+    fake.script([{ match: { path: CHAT }, delay_ms: 2000 * SLOW, times: 1 }]);
     const cold = await Promise.all(Array.from({ length: 20 }, () => chat(c, ask(m))));
     assert.equal(calls(m), 1, 'a cold cache: one provider call for the 20');
     for (const r of cold) assert.equal(r.data.id, cold[0].data.id);

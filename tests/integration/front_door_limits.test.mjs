@@ -47,6 +47,18 @@ async function spendRows(callType, n) {
   }
 }
 
+// The spend of the key named `alias` once its spend row is written (the key's running
+// total is updated in the same transaction as the row's batch).
+async function keySpend(alias) {
+  const deadline = Date.now() + 20_000 * SLOW;
+  const rows = `SELECT count(*) FROM spend_logs s JOIN verification_tokens v ON v.token = s.api_key WHERE v.key_alias = '${alias}'`;
+  while (Number(psql(dbUrl, rows)) < 1) {
+    if (Date.now() > deadline) throw new Error(`${alias}: no spend row after 20 s`);
+    await delay(50);
+  }
+  return Number(psql(dbUrl, `SELECT spend FROM verification_tokens WHERE key_alias = '${alias}'`));
+}
+
 describe('limits on /v1/messages and /v1/responses', { skip }, () => {
   before(async () => {
     fake = await startFakeProvider();
@@ -156,15 +168,8 @@ describe('limits on /v1/messages and /v1/responses', { skip }, () => {
       const deltas = blocks.filter((b) => b.startsWith('event: content_block_delta')).length;
       assert.ok(deltas > 0 && deltas < 30, `${model}: ${deltas} text deltas relayed for a budget of about 24`);
       assert.ok(!blocks.some((b) => b.startsWith('event: message_stop')), `${model}: a cut stream has no message_stop`);
-      // The spend recorded stays within the budget; the key's next request is refused.
-      const deadline = Date.now() + 20_000 * SLOW;
-      const rows = `SELECT count(*) FROM spend_logs s JOIN verification_tokens v ON v.token = s.api_key WHERE v.key_alias = '${alias}'`;
-      while (Number(psql(dbUrl, rows)) < 1) {
-        if (Date.now() > deadline) throw new Error(`${model}: no spend row`);
-        await delay(50);
-      }
-      await delay(300);  // the running total is written with the row's batch
-      const spend = Number(psql(dbUrl, `SELECT spend FROM verification_tokens WHERE key_alias = '${alias}'`));
+      // The spend recorded stays within the budget.
+      const spend = await keySpend(alias);
       assert.ok(spend > 0 && spend <= budget + 1e-9, `${model}: spend ${spend} for a budget of ${budget}`);
     }
   });
@@ -189,14 +194,7 @@ describe('limits on /v1/messages and /v1/responses', { skip }, () => {
     const deltas = blocks.filter((b) => b.startsWith('event: response.output_text.delta')).length;
     assert.ok(deltas > 0 && deltas < 30, `${deltas} text deltas relayed for a budget of about 24 events`);
     assert.ok(!blocks.some((b) => b.startsWith('event: response.completed')), 'a cut stream does not complete');
-    const deadline = Date.now() + 20_000 * SLOW;
-    const rows = `SELECT count(*) FROM spend_logs s JOIN verification_tokens v ON v.token = s.api_key WHERE v.key_alias = '${alias}'`;
-    while (Number(psql(dbUrl, rows)) < 1) {
-      if (Date.now() > deadline) throw new Error('no spend row');
-      await delay(50);
-    }
-    await delay(300);
-    const spend = Number(psql(dbUrl, `SELECT spend FROM verification_tokens WHERE key_alias = '${alias}'`));
+    const spend = await keySpend(alias);
     assert.ok(spend > 0 && spend <= budget + 1e-9, `spend ${spend} for a budget of ${budget}`);
   });
 

@@ -124,9 +124,12 @@ class inflight {
   std::shared_ptr<flight> lead(const std::string& key, std::chrono::milliseconds max_wait);
   // The leader is done (stored or failed): wakes the followers.
   void land(const std::string& key, const std::shared_ptr<flight>& f);
+  // A request will wait on `f` (called when it decides to, before it waits: the leader
+  // may land in between, and must know it has a follower by then).
+  static void join(flight& f);
   // Waits until `f` lands or its deadline passes.
   static net::awaitable<void> follow(std::shared_ptr<flight> f);
-  // Whether a request waits on `f`; the leader then hands its answer over (hand_over)
+  // Whether a request joined `f`; the leader then hands its answer over (hand_over)
   // before it lands, and the followers read it (result): they need no tier to find it
   // (the memory tier may be off, and a Redis write may not have landed yet).
   static bool has_followers(const flight& f);
