@@ -16,13 +16,16 @@ namespace switchyard::limits {
 
 // ---------------------------------------------------------------- the Lua scripts
 
-// Reserve: ARGV = id, window ms, reservation ttl ms, n, then per check: kind (b|r|t|p),
-// limit, amount, seed, key ttl ms. KEYS per check: budgets a hash {s: spend, r: reserved}
-// and a zset of reservations ("id:amount", scored by their expiry); windows a counter
-// whose TTL is the window (created at first use); parallel slots a zset of request ids
-// scored by their expiry. Expired reservations are dropped first. Either every check
-// fits and is reserved, or nothing is written: {0, index, used, reset ms}; else
-// {1, 0, 0, 0, remaining1, reset1, ...}. Time is Redis' own (TIME), one clock for all.
+// Reserve: ARGV = id, window ms, reservation ttl ms, n, lease divisor, then per check:
+// kind (b|r|t|p), limit, amount, seed, key ttl ms, lease wanted. KEYS per check: budgets a
+// hash {s: spend, r: reserved} and a zset of reservations ("id:amount", scored by their
+// expiry); windows a counter whose TTL is the window (created at first use); parallel
+// slots a zset of request ids scored by their expiry. Expired reservations are dropped
+// first. Either every check fits and is reserved, or nothing is written: {0, index, used,
+// reset ms}; else {1, 0, 0, 0, remaining1, reset1, leased1, ...}. A check that asks for a
+// lease gets the room wanted, or what is left divided by the divisor when that is at
+// least 1/8 of it, or none; a budget's lease holds the request's own amount too, under
+// "id~". Time is Redis' own (TIME), one clock for all.
 const char* const reserve_script = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -30,11 +33,13 @@ local id = ARGV[1]
 local win = tonumber(ARGV[2])
 local rttl = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
+local div = tonumber(ARGV[5])
 local used = {}
 local ttl = {}
+local grant = {}
 local k = 1
 for i = 1, n do
-  local a = 4 + (i - 1) * 5
+  local a = 5 + (i - 1) * 6
   local kind = ARGV[a + 1]
   local limit = tonumber(ARGV[a + 2])
   local amount = tonumber(ARGV[a + 3])
@@ -84,14 +89,26 @@ for i = 1, n do
   end
   used[i] = u
   ttl[i] = r
+  local g = 0
+  local want = tonumber(ARGV[a + 6])
+  if want > 0 and kind ~= 'p' then
+    local cap = math.floor((limit - u - amount) / div)
+    if cap >= want then
+      g = want
+    elseif cap * 8 >= want then
+      g = cap
+    end
+  end
+  grant[i] = g
 end
 local out = {1, 0, 0, 0}
 k = 1
 for i = 1, n do
-  local a = 4 + (i - 1) * 5
+  local a = 5 + (i - 1) * 6
   local kind = ARGV[a + 1]
   local limit = tonumber(ARGV[a + 2])
   local amount = tonumber(ARGV[a + 3])
+  local g = grant[i]
   local reset = -1
   if kind == 'b' then
     local h, z = KEYS[k], KEYS[k + 1]
@@ -100,7 +117,10 @@ for i = 1, n do
     if ttl[i] == -2 then
       redis.call('HSET', h, 's', ARGV[a + 4], 'r', 0)
     end
-    if amount > 0 then
+    if g > 0 then
+      redis.call('HINCRBY', h, 'r', amount + g)
+      redis.call('ZADD', z, now + rttl, id .. '~:' .. (amount + g))
+    elseif amount > 0 then
       redis.call('HINCRBY', h, 'r', ARGV[a + 3])
       redis.call('ZADD', z, now + rttl, id .. ':' .. ARGV[a + 3])
     end
@@ -114,7 +134,7 @@ for i = 1, n do
   else
     local c = KEYS[k]
     k = k + 1
-    redis.call('INCRBY', c, ARGV[a + 3])
+    redis.call('INCRBY', c, amount + g)
     if ttl[i] < 0 then
       redis.call('PEXPIRE', c, win)
       reset = win
@@ -124,28 +144,48 @@ for i = 1, n do
   end
   out[#out + 1] = limit - used[i] - amount
   out[#out + 1] = reset
+  out[#out + 1] = g
 end
 return out
 )lua";
 
-// Settle: ARGV = n, then per op: kind, member, reserved, actual (same KEYS layout). A
-// budget's reservation is released only if it is still there (not expired), and the
-// actual cost is added to a counter that still exists (a missing one is seeded from
-// Postgres, which has the cost). Token windows are corrected to the actual tokens.
+// Settle: ARGV = n, reservation ttl ms, then per op: kind, member, reserved, actual, next
+// (same KEYS layout). A budget's reservation is released only if it is still there (not
+// expired), and the actual cost is added to a counter that still exists (a missing one is
+// seeded from Postgres, which has the cost). Token windows are corrected by actual -
+// reserved (a window lease gives back what it did not use with a negative `actual`). A
+// budget lease ('B') moves from holding `reserved` to holding `next` (nothing when 0)
+// and adds `actual` to the spend.
 const char* const settle_script = R"lua(
 local n = tonumber(ARGV[1])
+local rttl = tonumber(ARGV[2])
+local now = nil
 local k = 1
 for i = 1, n do
-  local a = 1 + (i - 1) * 4
+  local a = 2 + (i - 1) * 5
   local kind = ARGV[a + 1]
   local member = ARGV[a + 2]
   local reserved = tonumber(ARGV[a + 3])
   local actual = tonumber(ARGV[a + 4])
-  if kind == 'b' then
+  if kind == 'b' or kind == 'B' then
     local h, z = KEYS[k], KEYS[k + 1]
     k = k + 2
     local live = redis.call('EXISTS', h) == 1
-    if reserved > 0 and redis.call('ZREM', z, member .. ':' .. ARGV[a + 3]) == 1 and live then
+    if kind == 'B' then
+      local nxt = tonumber(ARGV[a + 5])
+      if reserved > 0 and redis.call('ZREM', z, member .. ':' .. ARGV[a + 3]) == 1 then
+        if live and nxt ~= reserved then
+          redis.call('HINCRBY', h, 'r', nxt - reserved)
+        end
+        if nxt > 0 then
+          if not now then
+            local t = redis.call('TIME')
+            now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+          end
+          redis.call('ZADD', z, now + rttl, member .. ':' .. ARGV[a + 5])
+        end
+      end
+    elseif reserved > 0 and redis.call('ZREM', z, member .. ':' .. ARGV[a + 3]) == 1 and live then
       redis.call('HINCRBY', h, 'r', -reserved)
     end
     if live and actual > 0 then
@@ -331,12 +371,16 @@ void memory_engine::apply(const std::vector<check>& checks, const std::vector<st
 }
 
 void memory_engine::record(const std::vector<check>& checks) {
-  const std::int64_t now = now_();
-  sweep(now);
   std::vector<std::string> names(checks.size());
   for (std::size_t i = 0; i < checks.size(); ++i) {
     names[i] = counter_of(checks[i]);
   }
+  record(checks, names);
+}
+
+void memory_engine::record(const std::vector<check>& checks, const std::vector<std::string>& names) {
+  const std::int64_t now = now_();
+  sweep(now);
   apply(checks, names, now);
 }
 
@@ -439,7 +483,7 @@ void redis_engine::mark_up() {
 
 bool redis_engine::try_local(const std::vector<check>& checks, decision& out) {
   if (redis_ != nullptr && redis_->connected()) {
-    return false;
+    return draw_leases(checks, out);
   }
   if (redis_ != nullptr) {
     mark_down("not connected");
@@ -478,10 +522,18 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
       co_return decision{};  // shutting down: the request is let through
     }
   }
-  // EVALSHA sha numkeys keys... id window ttl n (kind limit amount seed ttl)...
+  // Leases wanted, per check (0: none), and the counters' names they are kept under.
+  const std::int64_t now = local_.now();
+  std::vector<std::string> names(checks.size());
+  std::vector<std::int64_t> want(checks.size(), 0);
+  for (std::size_t i = 0; i < checks.size(); ++i) {
+    names[i] = counter_of(checks[i]);
+    want[i] = want_of(checks[i], names[i], now);
+  }
+  // EVALSHA sha numkeys keys... id window ttl n div (kind limit amount seed ttl want)...
   auto build = [&](const std::string& sha) {
     std::vector<std::string> cmd;
-    cmd.reserve(3 + checks.size() * 2 + 4 + checks.size() * 5);
+    cmd.reserve(3 + checks.size() * 2 + 5 + checks.size() * 6);
     cmd.emplace_back("EVALSHA");
     cmd.push_back(sha);
     cmd.emplace_back();  // numkeys, below
@@ -493,12 +545,15 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
     cmd.push_back(std::to_string(opts_.window.count()));
     cmd.push_back(std::to_string(opts_.reservation_ttl.count()));
     cmd.push_back(std::to_string(checks.size()));
-    for (const auto& c : checks) {
+    cmd.push_back(std::to_string(std::max<std::int64_t>(1, opts_.lease_divisor) * std::max<std::int64_t>(1, live_)));
+    for (std::size_t i = 0; i < checks.size(); ++i) {
+      const auto& c = checks[i];
       cmd.emplace_back(1, kind_char(c.k));
       cmd.push_back(std::to_string(c.limit));
       cmd.push_back(std::to_string(c.amount));
       cmd.push_back(std::to_string(c.seed));
       cmd.push_back(std::to_string(c.key_ttl_ms));
+      cmd.push_back(std::to_string(want[i]));
     }
     return cmd;
   };
@@ -537,19 +592,246 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
   // What Redis admitted is counted locally too, so that a check that falls back to the
   // local engine (Redis slow for one request, or gone) starts from what this instance has
   // already let through in the window, not from zero: a slow Redis never loosens a limit.
-  local_.record(checks);
+  local_.record(checks, names);
   d.remaining.resize(checks.size());
   d.reset_in_ms.resize(checks.size());
-  for (std::size_t i = 0; i < checks.size() && 5 + 2 * i < e.size(); ++i) {
-    d.remaining[i] = e[4 + 2 * i].integer;
-    d.reset_in_ms[i] = e[5 + 2 * i].integer;
+  d.lease.assign(checks.size(), 0);
+  const std::int64_t got = local_.now();
+  for (std::size_t i = 0; i < checks.size() && 6 + 3 * i < e.size(); ++i) {
+    d.remaining[i] = e[4 + 3 * i].integer;
+    d.reset_in_ms[i] = e[5 + 3 * i].integer;
+    const std::int64_t granted = e[6 + 3 * i].integer;
+    if (granted <= 0 || want[i] <= 0) {
+      continue;
+    }
+    // A new lease; the one it replaces (used up) gives back what is left.
+    const auto& c = checks[i];
+    if (auto cur = current_.find(names[i]); cur != current_.end()) {
+      if (auto old = leases_.find(cur->second); old != leases_.end()) {
+        close_lease(cur->second, old->second, got);
+      }
+    }
+    const std::uint64_t handle = ++next_lease_;
+    lease& l = leases_[handle];
+    l.c = c;
+    l.name = names[i];
+    l.available = granted;
+    l.base = d.remaining[i] - granted;
+    l.draw_until = got + opts_.lease.count();
+    if (c.k == kind::budget) {
+      l.member = id + "~";
+      l.drawn = c.amount;
+      l.sent = c.amount + granted;
+    } else {
+      l.drawn = c.k == kind::tokens ? c.amount : 0;
+      // The window's end as seen from here: never later than Redis' (the reply came after).
+      l.window_end = now + std::max<std::int64_t>(0, d.reset_in_ms[i]);
+      l.draw_until = std::min(l.draw_until, l.window_end);
+    }
+    current_[names[i]] = handle;
+    d.lease[i] = handle;
+  }
+  if (!leases_.empty() && !st->flushing) {
+    st->wake.cancel();  // the flusher gives leases back when they end
   }
   co_return d;
+}
+
+std::int64_t redis_engine::want_of(const check& c, const std::string& name, std::int64_t now) const {
+  if (opts_.lease.count() <= 0 || opts_.lease_requests <= 0 || c.k == kind::parallel) {
+    return 0;
+  }
+  if (auto cur = current_.find(name); cur != current_.end()) {
+    auto it = leases_.find(cur->second);
+    if (it != leases_.end() && !it->second.closed && it->second.draw_until > now &&
+        it->second.available >= c.amount) {
+      return 0;  // the lease still has room: this request asked Redis for another check
+    }
+  }
+  return opts_.lease_requests * std::max<std::int64_t>(1, c.amount);
+}
+
+bool redis_engine::draw_leases(const std::vector<check>& checks, decision& out) {
+  if (current_.empty() || checks.empty()) {
+    return false;
+  }
+  const std::int64_t now = local_.now();
+  std::vector<std::string> names(checks.size());
+  std::vector<lease*> ls(checks.size(), nullptr);
+  std::vector<std::uint64_t> handles(checks.size(), 0);
+  for (std::size_t i = 0; i < checks.size(); ++i) {
+    const auto& c = checks[i];
+    if (c.k == kind::parallel) {
+      return false;
+    }
+    names[i] = counter_of(c);
+    auto cur = current_.find(names[i]);
+    if (cur == current_.end()) {
+      return false;
+    }
+    auto it = leases_.find(cur->second);
+    if (it == leases_.end()) {
+      current_.erase(cur);
+      return false;
+    }
+    if (it->second.draw_until <= now) {
+      const std::uint64_t h = cur->second;
+      close_lease(h, it->second, now);
+      return false;
+    }
+    handles[i] = cur->second;
+    ls[i] = &it->second;
+  }
+  // Drawn all together or not at all (two checks may share a lease).
+  std::size_t i = 0;
+  for (; i < checks.size(); ++i) {
+    if (ls[i]->available < checks[i].amount) {
+      break;
+    }
+    ls[i]->available -= checks[i].amount;
+  }
+  if (i < checks.size()) {
+    while (i-- > 0) {
+      ls[i]->available += checks[i].amount;
+    }
+    return false;
+  }
+  out = decision{};
+  out.shared = true;
+  out.remaining.resize(checks.size());
+  out.reset_in_ms.resize(checks.size(), -1);
+  out.lease = std::move(handles);
+  for (i = 0; i < checks.size(); ++i) {
+    lease& l = *ls[i];
+    if (checks[i].k != kind::requests) {
+      l.drawn += checks[i].amount;
+    }
+    out.remaining[i] = l.base + l.available;
+    if (l.window_end > 0) {
+      out.reset_in_ms[i] = std::max<std::int64_t>(0, l.window_end - now);
+    }
+  }
+  local_.record(checks, names);
+  return true;
+}
+
+void redis_engine::close_lease(std::uint64_t handle, lease& l, std::int64_t now) {
+  if (!l.closed) {
+    l.closed = true;
+    if (l.c.k == kind::budget) {
+      l.available = 0;  // Redis keeps holding what is drawn and not settled
+    } else if (l.available > 0 && now + 100 < l.window_end) {
+      l.window_delta -= l.available;  // given back while its window lasts
+      l.available = 0;
+    } else {
+      l.available = 0;  // the window ends (or ended): nothing to give back
+    }
+    if (auto cur = current_.find(l.name); cur != current_.end() && cur->second == handle) {
+      current_.erase(cur);
+    }
+  }
+  mark_dirty(handle, l);
+}
+
+void redis_engine::mark_dirty(std::uint64_t handle, lease& l) {
+  if (!l.dirty) {
+    l.dirty = true;
+    dirty_.push_back(handle);
+  }
+  if (!st_->flushing) {
+    st_->wake.cancel();
+  }
+}
+
+void redis_engine::settle_leased(const settle_op& op) {
+  auto it = leases_.find(op.lease);
+  if (it == leases_.end()) {
+    return;
+  }
+  lease& l = it->second;
+  switch (op.c.k) {
+    case kind::budget: {
+      // The cost moves from the lease to the spend; the rest of the draw comes back to
+      // the lease while it is drawn, else Redis stops holding it.
+      l.drawn = std::max<std::int64_t>(0, l.drawn - op.reserved);
+      if (!l.closed) {
+        l.available = std::max<std::int64_t>(0, l.available + op.reserved - op.actual);
+      }
+      l.spend += op.actual;
+      break;
+    }
+    case kind::tokens: {
+      l.drawn = std::max<std::int64_t>(0, l.drawn - op.reserved);
+      const std::int64_t over = op.actual - op.reserved;
+      if (l.closed) {
+        l.window_delta += over;
+      } else {
+        l.available -= over;
+        if (l.available < 0) {
+          l.window_delta -= l.available;  // more than the lease had: counted in Redis
+          l.available = 0;
+        }
+      }
+      break;
+    }
+    case kind::requests:
+    case kind::parallel:
+      return;
+  }
+  mark_dirty(op.lease, l);
+}
+
+void redis_engine::sweep_leases(std::int64_t now) {
+  for (auto& [h, l] : leases_) {
+    if (!l.closed && l.draw_until <= now) {
+      close_lease(h, l, now);
+    }
+  }
+}
+
+void redis_engine::queue_lease_ops() {
+  for (const std::uint64_t h : dirty_) {
+    auto it = leases_.find(h);
+    if (it == leases_.end()) {
+      continue;
+    }
+    lease& l = it->second;
+    l.dirty = false;
+    if (l.c.k == kind::budget) {
+      const std::int64_t next = l.available + l.drawn;
+      if (next != l.sent || l.spend != 0) {
+        settle_op op;
+        op.c = l.c;
+        op.member = l.member;
+        op.reserved = l.sent;
+        op.actual = l.spend;
+        op.next = next;
+        op.lease = h;
+        pending_.push_back(std::move(op));
+        l.sent = next;
+        l.spend = 0;
+      }
+    } else if (l.window_delta != 0) {
+      settle_op op;
+      op.c = l.c;
+      op.actual = l.window_delta;
+      pending_.push_back(std::move(op));
+      l.window_delta = 0;
+    }
+    if (l.closed && l.drawn == 0) {
+      leases_.erase(it);  // everything it held was given back or spent
+    }
+  }
+  dirty_.clear();
 }
 
 void redis_engine::settle(settle_op op, bool shared) {
   // Shared or not, the local counters follow (the fallback's view of this instance).
   local_.settle(op);
+  if (op.lease != 0) {
+    settle_leased(op);  // sent with the lease's next settle
+    return;
+  }
   if (!shared || redis_ == nullptr) {
     return;
   }
@@ -565,8 +847,18 @@ void redis_engine::settle(settle_op op, bool shared) {
 net::awaitable<void> redis_engine::flush_loop() {
   auto st = st_;
   for (;;) {
+    sweep_leases(local_.now());
+    queue_lease_ops();
     if (pending_.empty()) {
-      st->wake.expires_after(std::chrono::hours{24});
+      // Asleep until a settle comes, or until the first lease ends (to give it back).
+      std::int64_t sleep_ms = 24 * 3600 * 1000;
+      const std::int64_t now = local_.now();
+      for (const auto& [h, l] : leases_) {
+        if (!l.closed) {
+          sleep_ms = std::min(sleep_ms, std::max<std::int64_t>(1, l.draw_until - now));
+        }
+      }
+      st->wake.expires_after(std::chrono::milliseconds{sleep_ms});
       boost::system::error_code ec;
       co_await st->wake.async_wait(net::redirect_error(net::use_awaitable, ec));
       if (!st->alive) {
@@ -582,6 +874,7 @@ net::awaitable<void> redis_engine::flush_loop() {
     if (!st->alive) {
       co_return;
     }
+    queue_lease_ops();  // what leases settled meanwhile goes in this batch too
     std::vector<settle_op> batch;
     const std::size_t n = std::min<std::size_t>(pending_.size(), 1000);
     batch.assign(std::make_move_iterator(pending_.begin()), std::make_move_iterator(pending_.begin() + n));
@@ -591,12 +884,15 @@ net::awaitable<void> redis_engine::flush_loop() {
       std::vector<std::string> keys;
       std::vector<std::string> argv;
       argv.push_back(std::to_string(batch.size()));
+      argv.push_back(std::to_string(opts_.reservation_ttl.count()));
       for (const auto& op : batch) {
         push_keys(keys, opts_.prefix, op.c);
-        argv.emplace_back(1, kind_char(op.c.k));
+        const bool lease_op = op.lease != 0 && op.c.k == kind::budget;
+        argv.emplace_back(1, lease_op ? 'B' : kind_char(op.c.k));
         argv.push_back(op.member);
         argv.push_back(std::to_string(op.reserved));
         argv.push_back(std::to_string(op.actual));
+        argv.push_back(std::to_string(op.next));
       }
       std::vector<std::string> cmd;
       cmd.reserve(3 + keys.size() + argv.size());
@@ -636,8 +932,13 @@ net::awaitable<void> redis_engine::flush_loop() {
 
 net::awaitable<void> redis_engine::drain(std::chrono::steady_clock::time_point deadline) {
   auto st = st_;
+  // Leases end now: what they hold and no request drew goes back to the shared counters.
+  const std::int64_t now = local_.now();
+  for (auto& [h, l] : leases_) {
+    close_lease(h, l, now);
+  }
   net::steady_timer t(loop_);
-  while (st->alive && redis_ != nullptr && (!pending_.empty() || st->flushing) &&
+  while (st->alive && redis_ != nullptr && (!pending_.empty() || !dirty_.empty() || st->flushing) &&
          std::chrono::steady_clock::now() < deadline && redis_->connected()) {
     t.expires_after(std::chrono::milliseconds{10});
     boost::system::error_code ec;

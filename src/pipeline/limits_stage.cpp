@@ -23,6 +23,7 @@ struct reserved_piece {
   std::string member;
   std::int64_t amount = 0;
   bool shared = false;
+  std::uint64_t lease = 0;  // drawn from this lease of the engine's
 };
 
 struct limits_slot {
@@ -491,7 +492,7 @@ verdict limits_stage::decide(request_ctx& ctx, const limits::decision& d) {
       }
     }
     if (c.k != kind::requests) {
-      slot.pieces.push_back({i, slot.id, c.amount, d.shared});
+      slot.pieces.push_back({i, slot.id, c.amount, d.shared, i < d.lease.size() ? d.lease[i] : 0});
     }
   }
   bool has_budget = false;
@@ -539,7 +540,7 @@ net::awaitable<std::optional<core::error>> limits_stage::extend(request_ctx& ctx
     }
     if (d.ok) {
       for (std::size_t j = 0; j < budgets.size(); ++j) {
-        slot->pieces.push_back({index[j], member, budgets[j].amount, d.shared});
+        slot->pieces.push_back({index[j], member, budgets[j].amount, d.shared, j < d.lease.size() ? d.lease[j] : 0});
       }
       ctx.stream_token_allowance += more;
       if (more == wanted) {
@@ -581,6 +582,7 @@ void limits_stage::on_finish(const request_ctx& ctx) noexcept {
       op.c = c;
       op.member = p.member;
       op.reserved = p.amount;
+      op.lease = p.lease;
       if (c.k == kind::budget || c.k == kind::tokens) {
         if (cost < 0) {
           const auto b = billed_of(ctx, prices_);

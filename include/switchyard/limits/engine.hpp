@@ -35,6 +35,9 @@ struct decision {
   // (-1: not a window).
   std::vector<std::int64_t> remaining;
   std::vector<std::int64_t> reset_in_ms;
+  // Accepted: per check, the lease it was drawn from (0: reserved on its own). Settles of
+  // a leased check go back to its lease (`settle_op::lease`).
+  std::vector<std::uint64_t> lease;
   bool shared = false;  // decided by Redis (settle there too)
 };
 
@@ -44,6 +47,10 @@ struct settle_op {
   std::string member;  // the reservation's id (budgets and parallel slots)
   std::int64_t reserved = 0;
   std::int64_t actual = 0;  // budgets: the cost in nano-USD; tokens: the tokens used
+  std::uint64_t lease = 0;  // drawn from this lease (decision::lease)
+  // A budget lease's own settle (made by the engine): `reserved` is what Redis holds under
+  // the lease now, `next` what it is to hold, `actual` the spend its draws cost meanwhile.
+  std::int64_t next = 0;
 };
 
 // Counts on this instance only. `now_ms` is a monotonic clock in ms (tests inject one).
@@ -59,6 +66,9 @@ class memory_engine {
   decision reserve(const std::vector<check>& checks, std::int64_t share = 1);
   // Counts a reservation decided elsewhere (by Redis) without checking it.
   void record(const std::vector<check>& checks);
+  // The same with the checks' counter names (counter_of) already known.
+  void record(const std::vector<check>& checks, const std::vector<std::string>& names);
+  std::int64_t now() const { return now_(); }
   void settle(const settle_op& op);
 
   std::size_t counters() const;  // for tests: the entries held
@@ -91,6 +101,14 @@ struct redis_engine_options {
   std::chrono::milliseconds settle_interval{5};  // settles are batched this long
   std::chrono::milliseconds heartbeat{2000};     // live-instance count, for the outage share
   std::size_t max_pending_settles = 100000;      // kept while Redis is down, then dropped
+  // Leases (docs/limits.md, "Leases"): a check far from its limit reserves room for
+  // `lease_requests` more requests like it, drawn on this instance without Redis for up to
+  // `lease` (0: no leases). Room is leased only when at most 1/(lease_divisor x live
+  // instances) of what is left, and at least 1/8 of what was asked, fits: near a limit
+  // every request asks Redis.
+  std::chrono::milliseconds lease{1000};
+  std::int64_t lease_requests = 64;
+  std::int64_t lease_divisor = 4;
   std::string prefix = "switchyard:limits:";
 };
 
@@ -103,7 +121,8 @@ class redis_engine {
   redis_engine(const redis_engine&) = delete;
   redis_engine& operator=(const redis_engine&) = delete;
 
-  // Decides locally (no suspension) when there is no Redis: `true` and `out` filled.
+  // Decides without suspending, `true` and `out` filled: without Redis (the local engine),
+  // or when every check can be drawn from a lease this instance holds.
   bool try_local(const std::vector<check>& checks, decision& out);
   // One EVALSHA over every check; Redis down, slow or failing: the local engine decides.
   // `checks` must outlive the wait (the caller's request state holds them).
@@ -112,6 +131,7 @@ class redis_engine {
   void settle(settle_op op, bool shared);
 
   bool shared_mode() const noexcept { return redis_ != nullptr && !degraded_; }
+  std::size_t leases() const noexcept { return leases_.size(); }  // held (for tests)
   std::int64_t live_instances() const noexcept { return live_; }
   void start();  // heartbeat (live instances) and the settle flusher
   // Waits until the queued settles were sent (or `deadline`); for a graceful stop.
@@ -120,6 +140,29 @@ class redis_engine {
 
  private:
   struct state;
+  // Room reserved in Redis for this instance's next requests on one counter.
+  struct lease {
+    check c;                       // the counter (kind, scope, id, period) and its limit
+    std::string name;              // counter_of(c)
+    std::string member;            // budgets: the reservation's id in Redis
+    std::int64_t available = 0;    // may still be drawn
+    std::int64_t drawn = 0;        // budgets, tokens: drawn by requests not settled yet
+    std::int64_t sent = 0;         // budgets: what Redis holds under `member`
+    std::int64_t spend = 0;        // budgets: the draws' cost, not sent yet
+    std::int64_t window_delta = 0;  // windows: correction not sent yet
+    std::int64_t base = 0;         // remaining beyond this lease when granted (headers)
+    std::int64_t draw_until = 0;   // local ms: drawn until then
+    std::int64_t window_end = 0;   // windows: local ms the Redis window ends (0: budgets)
+    bool closed = false;           // no longer drawn; what is left was given back
+    bool dirty = false;            // in dirty_
+  };
+  bool draw_leases(const std::vector<check>& checks, decision& out);
+  void settle_leased(const settle_op& op);
+  void close_lease(std::uint64_t handle, lease& l, std::int64_t now);
+  void mark_dirty(std::uint64_t handle, lease& l);
+  void sweep_leases(std::int64_t now);
+  void queue_lease_ops();
+  std::int64_t want_of(const check& c, const std::string& name, std::int64_t now) const;
   net::awaitable<void> flush_loop();
   net::awaitable<void> heartbeat_loop();
   net::awaitable<bool> ensure_scripts();
@@ -132,6 +175,10 @@ class redis_engine {
   memory_engine local_;
   std::shared_ptr<state> st_;
   std::vector<settle_op> pending_;
+  std::unordered_map<std::uint64_t, lease> leases_;
+  std::unordered_map<std::string, std::uint64_t> current_;  // counter -> the lease drawn now
+  std::vector<std::uint64_t> dirty_;                        // leases with something to send
+  std::uint64_t next_lease_ = 0;
   std::int64_t live_ = 1;
   bool degraded_ = false;
   bool stopped_ = false;

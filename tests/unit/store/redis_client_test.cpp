@@ -17,33 +17,6 @@ args cmd(T&&... a) {
   return args{std::string(std::forward<T>(a))...};
 }
 
-// redis://[[user]:password@]host[:port][/db] -> options (test-only parser).
-rd::redis_options options_from_url(const std::string& url) {
-  rd::redis_options o;
-  std::string rest = url.substr(url.find("://") + 3);
-  if (auto at = rest.rfind('@'); at != std::string::npos) {
-    auto cred = rest.substr(0, at);
-    rest = rest.substr(at + 1);
-    if (auto colon = cred.find(':'); colon != std::string::npos) {
-      o.username = cred.substr(0, colon);
-      o.password = cred.substr(colon + 1);
-    } else {
-      o.password = cred;
-    }
-  }
-  if (auto slash = rest.find('/'); slash != std::string::npos) {
-    auto db = rest.substr(slash + 1);
-    o.db = db.empty() ? 0 : std::stoi(db);
-    rest.resize(slash);
-  }
-  if (auto colon = rest.rfind(':'); colon != std::string::npos) {
-    o.port = static_cast<std::uint16_t>(std::stoi(rest.substr(colon + 1)));
-    rest.resize(colon);
-  }
-  o.host = rest;
-  return o;
-}
-
 class redis_client_test : public ::testing::Test {
  protected:
   void SetUp() override {

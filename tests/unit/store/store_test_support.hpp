@@ -6,6 +6,7 @@
 // kill and restart them without disturbing anyone else).
 #pragma once
 #include "switchyard/core/asio.hpp"
+#include "switchyard/store/redis/redis_client.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -118,6 +119,35 @@ class silent_server {
  private:
   switchyard::tcp::acceptor acceptor_;
 };
+
+// ---------------------------------------------------------------- Redis
+
+// redis://[[user]:password@]host[:port][/db] -> options (test-only parser).
+inline switchyard::store::redis::redis_options options_from_url(const std::string& url) {
+  switchyard::store::redis::redis_options o;
+  std::string rest = url.substr(url.find("://") + 3);
+  if (auto at = rest.rfind('@'); at != std::string::npos) {
+    auto cred = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    if (auto colon = cred.find(':'); colon != std::string::npos) {
+      o.username = cred.substr(0, colon);
+      o.password = cred.substr(colon + 1);
+    } else {
+      o.password = cred;
+    }
+  }
+  if (auto slash = rest.find('/'); slash != std::string::npos) {
+    auto db = rest.substr(slash + 1);
+    o.db = db.empty() ? 0 : std::stoi(db);
+    rest.resize(slash);
+  }
+  if (auto colon = rest.rfind(':'); colon != std::string::npos) {
+    o.port = static_cast<std::uint16_t>(std::stoi(rest.substr(colon + 1)));
+    rest.resize(colon);
+  }
+  o.host = rest;
+  return o;
+}
 
 // ---------------------------------------------------------------- Postgres
 
