@@ -738,7 +738,11 @@ void redis_engine::mark_dirty(std::uint64_t handle, lease& l) {
     l.dirty = true;
     dirty_.push_back(handle);
   }
-  if (!st_->flushing) {
+  // An open lease's settles wait for the flusher's next round (a batch of other settles,
+  // or the lease's end): what they move from reserved to spent is reserved meanwhile, so
+  // no limit is loosened, and a request does not wake the flusher. A closed lease gives
+  // room back: at once.
+  if (l.closed && !st_->flushing) {
     st_->wake.cancel();
   }
 }

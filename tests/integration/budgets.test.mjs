@@ -6,6 +6,8 @@
 //   instances: at most 10 succeed, the recorded spend stays within the budget, the others
 //   get LiteLLM's budget_exceeded 429;
 // * the same for a team budget shared by three keys, and an organisation's budget;
+// * a budget far from its limit, drawn from leases: never passed, and what one instance
+//   leased and did not use comes back, to the last request;
 // * rpm_limit 5, 20 concurrent requests over two instances: exactly 5 pass, 15 get 429
 //   with retry-after and x-ratelimit-* headers; after the (shortened) window they pass;
 // * max_parallel_requests 2, 10 slow requests: never more than 2 at the provider at once;
@@ -172,6 +174,35 @@ describe('budgets and rate limits', { skip }, () => {
       assert.match(r.json.error.message, /Organization=/);
     }
     assert.equal(fake.requests({ path: '/v1/chat/completions' }).length, 10);
+  });
+
+  test('a budget far from its limit is drawn from leases, never passed, and nothing leased is lost', async () => {
+    // 250 requests' worth: far enough for the instances to lease room (docs/limits.md,
+    // "Leases"), so most requests are decided without Redis.
+    const budget = 250 * PER_REQUEST;
+    const k = await newKey(a, { key_alias: 'leased', max_budget: budget });
+    const rs = await burst([a, b], [k.key], 300);
+    let ok = rs.filter((r) => r.status === 200).length;
+    assert.ok(ok <= 250, JSON.stringify(statuses(rs)));
+    for (const r of rs.filter((x) => x.status !== 200)) assertBudgetError(r);
+    // Room one instance leased and did not draw comes back when its lease ends: requests
+    // keep passing until the budget is spent to the last request, never past it.
+    const deadline = Date.now() + 20_000 * SLOW;
+    for (let i = 0; ok < 250 && Date.now() < deadline; ++i) {
+      const r = await call([a, b][i % 2], '/v1/chat/completions', { body: chatBody(), key: k.key });
+      if (r.status === 200) ++ok;
+      else {
+        assertBudgetError(r);
+        await delay(100);
+      }
+    }
+    assert.equal(ok, 250);
+    assertBudgetError(await call(a, '/v1/chat/completions', { body: chatBody(), key: k.key }));
+    assertBudgetError(await call(b, '/v1/chat/completions', { body: chatBody(), key: k.key }));
+    assert.equal(fake.requests({ path: '/v1/chat/completions' }).length, 250, 'refused requests never reach the provider');
+    const spend = await settledSpend(`SELECT spend FROM verification_tokens WHERE token = '${k.token}'`,
+      `SELECT count(*) FROM spend_logs WHERE api_key = '${k.token}' AND status = 'success'`, 250);
+    assert.ok(spend <= budget + 1e-12, `spend ${spend} > budget ${budget}`);
   });
 
   test('rpm_limit 5: exactly 5 of 20 concurrent requests over two instances; the rest 429 with headers', async () => {
