@@ -47,7 +47,7 @@ NAN = float("nan")
 TARGET_NAMES = ["direct", "nginx", "switchyard", "switchyard-2w", "switchyard-mk", "switchyard-base", "switchyard-nospend",
                 "switchyard-nometrics", "switchyard-cache-mem", "switchyard-cache-redis", "switchyard-cache-redis-spread",
                 "switchyard-unique",
-                "switchyard-cache-miss", "switchyard-limits",
+                "switchyard-cache-miss", "switchyard-limits", "switchyard-limits-nolease",
                 "switchyard-messages", "switchyard-callback", "switchyard-callback-down",
                 "switchyard-jwt"]  # see main()
 DEFAULT_TARGETS = ["direct", "nginx", "switchyard"]
@@ -1862,13 +1862,20 @@ def main(argv) -> int:
                 "a body of its own: a miss, then stored", virtual_key=True, extra_config=cache_on("redis"),
                 extra_env={"SWITCHYARD_CACHE_REDIS_TIMEOUT_MS": "100"})),
             # Budgets and rate limits (docs/limits.md): the virtual key has a budget and an rpm
-            # limit, both far above what a run uses, so every request is checked and reserved
-            # in Redis (one EVALSHA) and settled in a batch, and none is refused.
+            # limit, both far above what a run uses, so requests are drawn from leases (an
+            # EVALSHA for every 64 requests or so) and none is refused.
             "switchyard-limits": lambda: gateway(
                 name="switchyard-limits", label="SWITCHYARD (budget + rpm limit)",
                 stages="virtual key with max_budget and rpm_limit, router; Postgres and Redis; limits "
-                "checked in Redis per request", virtual_key=True,
+                "drawn from leases taken in Redis", virtual_key=True,
                 key_params={"max_budget": 1e9, "rpm_limit": 1_000_000_000}),
+            # The same with leases off (docs/limits.md, "Leases"): one EVALSHA per request.
+            "switchyard-limits-nolease": lambda: gateway(
+                name="switchyard-limits-nolease", label="SWITCHYARD (budget + rpm limit, no leases)",
+                stages="virtual key with max_budget and rpm_limit, router; Postgres and Redis; limits "
+                "checked in Redis per request (leases off)", virtual_key=True,
+                key_params={"max_budget": 1e9, "rpm_limit": 1_000_000_000},
+                extra_env={"SWITCHYARD_LIMITS_LEASE_MS": "0"}),
             # Anthropic's /v1/messages to an Anthropic deployment (the client's bytes pass
             # through), to compare with `switchyard` (chat to an OpenAI deployment) in one run.
             "switchyard-messages": lambda: gateway(

@@ -22,6 +22,7 @@ callback batches to be sent, stops it and reads the instruction total of every t
     cache-miss  the same with the memory tier, each request's body unique: every one a miss
     unique      metrics, no cache, each request's body unique (cache-miss's baseline)
     limits      a throw-away Postgres and Redis; a virtual key with max_budget and rpm_limit
+    limits-nolease  the same with leases off (SWITCHYARD_LIMITS_LEASE_MS=0)
     vkey        the same with a virtual key without limits (limits' baseline)
 
 callgrind_control needs vgdb, which this machine's valgrind does not offer, so each
@@ -70,9 +71,13 @@ VARIANTS = {
 # and an rpm limit, against a virtual key without limits.
 VARIANTS["limits"] = ({}, "router_settings: {redis_host: 127.0.0.1, redis_port: {redis_port}}\n")
 VARIANTS["vkey"] = ({}, "router_settings: {redis_host: 127.0.0.1, redis_port: {redis_port}}\n")
-KEY_BODIES = {"limits": {"max_budget": 1000000, "rpm_limit": 100000000}, "vkey": {}}
-DB_VARIANTS = {"spend", "nospend", "limits", "vkey"}
-REDIS_VARIANTS = {"cache-redis", "cache-miss", "limits", "vkey"}
+# The same limits without leases: every request's check is one EVALSHA.
+VARIANTS["limits-nolease"] = ({"SWITCHYARD_LIMITS_LEASE_MS": "0"},
+                              "router_settings: {redis_host: 127.0.0.1, redis_port: {redis_port}}\n")
+KEY_BODIES = {"limits": {"max_budget": 1000000, "rpm_limit": 100000000},
+              "limits-nolease": {"max_budget": 1000000, "rpm_limit": 100000000}, "vkey": {}}
+DB_VARIANTS = {"spend", "nospend", "limits", "limits-nolease", "vkey"}
+REDIS_VARIANTS = {"cache-redis", "cache-miss", "limits", "limits-nolease", "vkey"}
 UNIQUE_VARIANTS = {"cache-miss", "unique"}  # every request's body differs (the cache key)
 VARIANTS["unique"] = ({}, "")  # the baseline of cache-miss: unique bodies, no cache
 DATABASE_URL = ""  # set by main() when a DB variant runs

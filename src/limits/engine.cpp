@@ -1,6 +1,7 @@
 #include "switchyard/limits/engine.hpp"
 
 #include "switchyard/core/ids.hpp"
+#include "switchyard/core/word_hash.hpp"
 #include "switchyard/store/redis/redis_client.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -249,6 +250,15 @@ void push_keys(std::vector<std::string>& keys, const std::string& prefix, const 
   }
 }
 
+// The lease table's key of a counter: a hash of what counter_of() names, without building
+// the name (the lease's own check is compared on a hit).
+std::uint64_t counter_key(const check& c) {
+  std::uint64_t h = core::word_hash(c.id);
+  h = (h ^ core::word_hash(c.scope)) * 0x9e3779b97f4a7c15ULL;
+  h = (h ^ core::word_hash(c.period)) * 0xff51afd7ed558ccdULL;
+  return h ^ static_cast<std::uint64_t>(c.k) ^ (h >> 31);
+}
+
 std::int64_t share_of(const check& c, std::int64_t share) {
   if (share <= 1) {
     return c.limit;
@@ -487,6 +497,7 @@ bool redis_engine::try_local(const std::vector<check>& checks, decision& out) {
   }
   if (redis_ != nullptr) {
     mark_down("not connected");
+    sync_local_all();  // what leases let through counts in the local view
   }
   out = local_.reserve(checks, redis_ != nullptr ? live_ : 1);
   out.shared = false;
@@ -522,13 +533,11 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
       co_return decision{};  // shutting down: the request is let through
     }
   }
-  // Leases wanted, per check (0: none), and the counters' names they are kept under.
+  // Leases wanted, per check (0: none).
   const std::int64_t now = local_.now();
-  std::vector<std::string> names(checks.size());
   std::vector<std::int64_t> want(checks.size(), 0);
   for (std::size_t i = 0; i < checks.size(); ++i) {
-    names[i] = counter_of(checks[i]);
-    want[i] = want_of(checks[i], names[i], now);
+    want[i] = want_of(checks[i], now);
   }
   // EVALSHA sha numkeys keys... id window ttl n div (kind limit amount seed ttl want)...
   auto build = [&](const std::string& sha) {
@@ -575,6 +584,7 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
   }
   if (!r || r->is_error() || r->type != store::redis::reply::kind::array || r->elements.size() < 4) {
     mark_down(!r ? r.error().message : r->is_error() ? r->str : "unexpected reply");
+    sync_local_all();
     d = local_.reserve(checks, live_);
     d.shared = false;
     co_return d;
@@ -592,7 +602,7 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
   // What Redis admitted is counted locally too, so that a check that falls back to the
   // local engine (Redis slow for one request, or gone) starts from what this instance has
   // already let through in the window, not from zero: a slow Redis never loosens a limit.
-  local_.record(checks, names);
+  local_.record(checks);
   d.remaining.resize(checks.size());
   d.reset_in_ms.resize(checks.size());
   d.lease.assign(checks.size(), 0);
@@ -604,17 +614,14 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
     if (granted <= 0 || want[i] <= 0) {
       continue;
     }
-    // A new lease; the one it replaces (used up) gives back what is left.
+    // A new lease, drawn after those still open on the counter (requests that found no
+    // room at the same moment each got one: none is given back early).
     const auto& c = checks[i];
-    if (auto cur = current_.find(names[i]); cur != current_.end()) {
-      if (auto old = leases_.find(cur->second); old != leases_.end()) {
-        close_lease(cur->second, old->second, got);
-      }
-    }
+    const std::uint64_t key = counter_key(c);
     const std::uint64_t handle = ++next_lease_;
     lease& l = leases_[handle];
     l.c = c;
-    l.name = names[i];
+    l.key = key;
     l.available = granted;
     l.base = d.remaining[i] - granted;
     l.draw_until = got + opts_.lease.count();
@@ -628,7 +635,7 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
       l.window_end = now + std::max<std::int64_t>(0, d.reset_in_ms[i]);
       l.draw_until = std::min(l.draw_until, l.window_end);
     }
-    current_[names[i]] = handle;
+    current_[key].push_back(handle);
     d.lease[i] = handle;
   }
   if (!leases_.empty() && !st->flushing) {
@@ -637,50 +644,67 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
   co_return d;
 }
 
-std::int64_t redis_engine::want_of(const check& c, const std::string& name, std::int64_t now) const {
+redis_engine::lease* redis_engine::current_of(const check& c, std::uint64_t key, std::int64_t now,
+                                              std::uint64_t* handle) {
+  for (;;) {
+    auto cur = current_.find(key);
+    if (cur == current_.end() || cur->second.empty()) {
+      return nullptr;
+    }
+    const std::uint64_t h = cur->second.front();
+    auto it = leases_.find(h);
+    if (it == leases_.end()) {
+      cur->second.erase(cur->second.begin());
+      continue;
+    }
+    lease& l = it->second;
+    const check& lc = l.c;
+    if (lc.k != c.k || lc.id != c.id || lc.scope != c.scope || lc.period != c.period) {
+      return nullptr;  // another counter with the same hash: this one asks Redis
+    }
+    if (l.draw_until <= now || l.available < c.amount) {
+      close_lease(h, l, now);  // its time is up, or too little is left: given back
+      continue;
+    }
+    *handle = h;
+    return &l;
+  }
+}
+
+std::int64_t redis_engine::want_of(const check& c, std::int64_t now) const {
   if (opts_.lease.count() <= 0 || opts_.lease_requests <= 0 || c.k == kind::parallel) {
     return 0;
   }
-  if (auto cur = current_.find(name); cur != current_.end()) {
-    auto it = leases_.find(cur->second);
-    if (it != leases_.end() && !it->second.closed && it->second.draw_until > now &&
-        it->second.available >= c.amount) {
-      return 0;  // the lease still has room: this request asked Redis for another check
+  if (auto cur = current_.find(counter_key(c)); cur != current_.end()) {
+    for (const std::uint64_t h : cur->second) {
+      auto it = leases_.find(h);
+      if (it != leases_.end() && !it->second.closed && it->second.draw_until > now &&
+          it->second.available >= c.amount && it->second.c.id == c.id) {
+        return 0;  // a lease still has room: this request asked Redis for another check
+      }
     }
   }
   return opts_.lease_requests * std::max<std::int64_t>(1, c.amount);
 }
 
 bool redis_engine::draw_leases(const std::vector<check>& checks, decision& out) {
-  if (current_.empty() || checks.empty()) {
+  constexpr std::size_t max_checks = 8;
+  if (current_.empty() || checks.empty() || checks.size() > max_checks) {
     return false;
   }
   const std::int64_t now = local_.now();
-  std::vector<std::string> names(checks.size());
-  std::vector<lease*> ls(checks.size(), nullptr);
-  std::vector<std::uint64_t> handles(checks.size(), 0);
+  lease* ls[max_checks];
+  std::uint64_t handles[max_checks];
   for (std::size_t i = 0; i < checks.size(); ++i) {
     const auto& c = checks[i];
     if (c.k == kind::parallel) {
       return false;
     }
-    names[i] = counter_of(c);
-    auto cur = current_.find(names[i]);
-    if (cur == current_.end()) {
+    lease* l = current_of(c, counter_key(c), now, &handles[i]);
+    if (l == nullptr) {
       return false;
     }
-    auto it = leases_.find(cur->second);
-    if (it == leases_.end()) {
-      current_.erase(cur);
-      return false;
-    }
-    if (it->second.draw_until <= now) {
-      const std::uint64_t h = cur->second;
-      close_lease(h, it->second, now);
-      return false;
-    }
-    handles[i] = cur->second;
-    ls[i] = &it->second;
+    ls[i] = l;
   }
   // Drawn all together or not at all (two checks may share a lease).
   std::size_t i = 0;
@@ -696,23 +720,48 @@ bool redis_engine::draw_leases(const std::vector<check>& checks, decision& out) 
     }
     return false;
   }
-  out = decision{};
+  out.ok = true;
+  out.failed = -1;
   out.shared = true;
   out.remaining.resize(checks.size());
-  out.reset_in_ms.resize(checks.size(), -1);
-  out.lease = std::move(handles);
+  out.reset_in_ms.resize(checks.size());
+  out.lease.resize(checks.size());
   for (i = 0; i < checks.size(); ++i) {
     lease& l = *ls[i];
+    const std::int64_t amount = checks[i].amount;
     if (checks[i].k != kind::requests) {
-      l.drawn += checks[i].amount;
+      l.drawn += amount;
     }
+    l.unrecorded += amount;
     out.remaining[i] = l.base + l.available;
-    if (l.window_end > 0) {
-      out.reset_in_ms[i] = std::max<std::int64_t>(0, l.window_end - now);
-    }
+    out.reset_in_ms[i] = l.window_end > 0 ? std::max<std::int64_t>(0, l.window_end - now) : -1;
+    out.lease[i] = handles[i];
   }
-  local_.record(checks, names);
   return true;
+}
+
+void redis_engine::sync_local(lease& l) {
+  if (l.unrecorded != 0) {
+    std::vector<check> one{l.c};
+    one[0].amount = l.unrecorded;
+    local_.record(one);
+    l.unrecorded = 0;
+  }
+  if (l.local_reserved != 0 || l.local_actual != 0) {
+    settle_op op;
+    op.c = l.c;
+    op.reserved = l.local_reserved;
+    op.actual = l.local_actual;
+    local_.settle(op);
+    l.local_reserved = 0;
+    l.local_actual = 0;
+  }
+}
+
+void redis_engine::sync_local_all() {
+  for (auto& [h, l] : leases_) {
+    sync_local(l);
+  }
 }
 
 void redis_engine::close_lease(std::uint64_t handle, lease& l, std::int64_t now) {
@@ -726,8 +775,11 @@ void redis_engine::close_lease(std::uint64_t handle, lease& l, std::int64_t now)
     } else {
       l.available = 0;  // the window ends (or ended): nothing to give back
     }
-    if (auto cur = current_.find(l.name); cur != current_.end() && cur->second == handle) {
-      current_.erase(cur);
+    if (auto cur = current_.find(l.key); cur != current_.end()) {
+      std::erase(cur->second, handle);
+      if (cur->second.empty()) {
+        current_.erase(cur);
+      }
     }
   }
   mark_dirty(handle, l);
@@ -753,6 +805,10 @@ void redis_engine::settle_leased(const settle_op& op) {
     return;
   }
   lease& l = it->second;
+  if (op.c.k != kind::requests) {
+    l.local_reserved += op.reserved;
+    l.local_actual += op.actual;
+  }
   switch (op.c.k) {
     case kind::budget: {
       // The cost moves from the lease to the spend; the rest of the draw comes back to
@@ -787,6 +843,7 @@ void redis_engine::settle_leased(const settle_op& op) {
 
 void redis_engine::sweep_leases(std::int64_t now) {
   for (auto& [h, l] : leases_) {
+    sync_local(l);
     if (!l.closed && l.draw_until <= now) {
       close_lease(h, l, now);
     }
@@ -823,6 +880,7 @@ void redis_engine::queue_lease_ops() {
       l.window_delta = 0;
     }
     if (l.closed && l.drawn == 0) {
+      sync_local(l);
       leases_.erase(it);  // everything it held was given back or spent
     }
   }
@@ -830,12 +888,12 @@ void redis_engine::queue_lease_ops() {
 }
 
 void redis_engine::settle(settle_op op, bool shared) {
-  // Shared or not, the local counters follow (the fallback's view of this instance).
-  local_.settle(op);
   if (op.lease != 0) {
-    settle_leased(op);  // sent with the lease's next settle
+    settle_leased(op);  // sent with the lease's next settle, counted locally with its sync
     return;
   }
+  // Shared or not, the local counters follow (the fallback's view of this instance).
+  local_.settle(op);
   if (!shared || redis_ == nullptr) {
     return;
   }

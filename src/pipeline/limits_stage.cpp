@@ -5,6 +5,7 @@
 #include "switchyard/http/message.hpp"
 #include "switchyard/pipeline/spend_observer.hpp"
 
+#include <boost/container/small_vector.hpp>
 #include <spdlog/spdlog.h>
 
 #include <charconv>
@@ -28,7 +29,7 @@ struct reserved_piece {
 
 struct limits_slot {
   std::vector<check> checks;
-  std::vector<reserved_piece> pieces;  // budgets and parallel slots and token windows
+  boost::container::small_vector<reserved_piece, 4> pieces;  // budgets and parallel slots and token windows
   std::string id;
   bool shared = false;
   // Streams: the completion-token price used for extensions (USD per token), and the
@@ -322,6 +323,7 @@ verdict limits_stage::build(request_ctx& ctx, const auth::end_user* eu) {
 
   auto slot = std::make_shared<limits_slot>();
   auto& cs = slot->checks;
+  cs.reserve(entities.size() * 2);  // a budget and a rate limit each, usually
   for (const auto* e : entities) {
     const char* scope = limits::scope_of(e->level);
     auto base = [&](kind k) {
@@ -400,12 +402,12 @@ verdict limits_stage::build(request_ctx& ctx, const auth::end_user* eu) {
   }
   slot->output_price = out_price;
   slot->completion_covered = out_tokens;
-  slot->id = id_prefix_ + std::to_string(++next_id_);
   ctx.limits = std::move(slot);
   limits::decision d;
   if (engine_.try_local(ctx.limits->checks, d)) {
-    return decide(ctx, d);
+    return decide(ctx, d);  // drawn from leases, or counted locally: no reservation id needed
   }
+  ctx.limits->id = next_reservation_id();
   return verdict::wait();
 }
 
@@ -481,18 +483,31 @@ verdict limits_stage::decide(request_ctx& ctx, const limits::decision& d) {
   slot.shared = d.shared;
   // Success: LiteLLM's per-scope headers with what is left.
   std::string& h = ctx.limit_headers;
+  h.reserve(h.size() + 160 * cs.size());
+  // Written in place (names from fixed parts, values numbers: nothing to sanitise).
+  auto put = [&h](const std::string& scope, const char* part, const char* fam, std::int64_t v) {
+    h += "x-ratelimit-";
+    h += scope;
+    h += part;
+    h += fam;
+    h += ": ";
+    char buf[24];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    h.append(buf, r.ptr);
+    h += "\r\n";
+  };
   for (std::size_t i = 0; i < cs.size(); ++i) {
     const auto& c = cs[i];
     if (c.k != kind::budget) {
-      const std::string fam = family_of(c.k);
-      http::append_head_line(h, "x-ratelimit-" + c.scope + "-limit-" + fam, num(c.limit));
+      const char* fam = family_of(c.k);
+      put(c.scope, "-limit-", fam, c.limit);
       if (i < d.remaining.size()) {
-        http::append_head_line(h, "x-ratelimit-" + c.scope + "-remaining-" + fam,
-                               num(std::max<std::int64_t>(0, d.remaining[i])));
+        put(c.scope, "-remaining-", fam, std::max<std::int64_t>(0, d.remaining[i]));
       }
     }
     if (c.k != kind::requests) {
-      slot.pieces.push_back({i, slot.id, c.amount, d.shared, i < d.lease.size() ? d.lease[i] : 0});
+      const std::uint64_t lease = i < d.lease.size() ? d.lease[i] : 0;
+      slot.pieces.push_back({i, lease != 0 ? std::string() : slot.id, c.amount, d.shared, lease});
     }
   }
   bool has_budget = false;
@@ -532,6 +547,9 @@ net::awaitable<std::optional<core::error>> limits_stage::extend(request_ctx& ctx
     }
     if (budgets.empty()) {
       co_return std::nullopt;
+    }
+    if (slot->id.empty()) {
+      slot->id = next_reservation_id();
     }
     const std::string member = slot->id + "#" + std::to_string(++slot->extensions);
     limits::decision d;
@@ -579,10 +597,14 @@ void limits_stage::on_finish(const request_ctx& ctx) noexcept {
     for (const auto& p : slot.pieces) {
       const auto& c = slot.checks[p.check];
       limits::settle_op op;
-      op.c = c;
-      op.member = p.member;
+      if (p.lease != 0) {
+        op.c.k = c.k;  // a lease knows its counter
+        op.lease = p.lease;
+      } else {
+        op.c = c;
+        op.member = p.member;
+      }
       op.reserved = p.amount;
-      op.lease = p.lease;
       if (c.k == kind::budget || c.k == kind::tokens) {
         if (cost < 0) {
           const auto b = billed_of(ctx, prices_);

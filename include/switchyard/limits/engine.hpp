@@ -10,6 +10,7 @@
 #include "switchyard/limits/checks.hpp"
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/container/small_vector.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -33,11 +34,12 @@ struct decision {
   std::int64_t reset_ms = 0;  // refused window: ms until it resets
   // Accepted: per check, what is left after this request, and ms until its window resets
   // (-1: not a window).
-  std::vector<std::int64_t> remaining;
-  std::vector<std::int64_t> reset_in_ms;
+  // (Inline for the usual handful of checks: a decision drawn from leases allocates nothing.)
+  boost::container::small_vector<std::int64_t, 4> remaining;
+  boost::container::small_vector<std::int64_t, 4> reset_in_ms;
   // Accepted: per check, the lease it was drawn from (0: reserved on its own). Settles of
   // a leased check go back to its lease (`settle_op::lease`).
-  std::vector<std::uint64_t> lease;
+  boost::container::small_vector<std::uint64_t, 4> lease;
   bool shared = false;  // decided by Redis (settle there too)
 };
 
@@ -47,7 +49,9 @@ struct settle_op {
   std::string member;  // the reservation's id (budgets and parallel slots)
   std::int64_t reserved = 0;
   std::int64_t actual = 0;  // budgets: the cost in nano-USD; tokens: the tokens used
-  std::uint64_t lease = 0;  // drawn from this lease (decision::lease)
+  // Drawn from this lease (decision::lease): then only `c.k`, `reserved` and `actual` are
+  // read, so the check need not be copied.
+  std::uint64_t lease = 0;
   // A budget lease's own settle (made by the engine): `reserved` is what Redis holds under
   // the lease now, `next` what it is to hold, `actual` the spend its draws cost meanwhile.
   std::int64_t next = 0;
@@ -143,7 +147,6 @@ class redis_engine {
   // Room reserved in Redis for this instance's next requests on one counter.
   struct lease {
     check c;                       // the counter (kind, scope, id, period) and its limit
-    std::string name;              // counter_of(c)
     std::string member;            // budgets: the reservation's id in Redis
     std::int64_t available = 0;    // may still be drawn
     std::int64_t drawn = 0;        // budgets, tokens: drawn by requests not settled yet
@@ -153,6 +156,12 @@ class redis_engine {
     std::int64_t base = 0;         // remaining beyond this lease when granted (headers)
     std::int64_t draw_until = 0;   // local ms: drawn until then
     std::int64_t window_end = 0;   // windows: local ms the Redis window ends (0: budgets)
+    // Draws and their settles not yet counted in the local engine (sync_local): counted
+    // in bulk, before the local engine decides anything and at every flusher round.
+    std::int64_t unrecorded = 0;
+    std::int64_t local_reserved = 0;
+    std::int64_t local_actual = 0;
+    std::uint64_t key = 0;         // counter_key(c)
     bool closed = false;           // no longer drawn; what is left was given back
     bool dirty = false;            // in dirty_
   };
@@ -161,8 +170,13 @@ class redis_engine {
   void close_lease(std::uint64_t handle, lease& l, std::int64_t now);
   void mark_dirty(std::uint64_t handle, lease& l);
   void sweep_leases(std::int64_t now);
+  void sync_local(lease& l);
+  void sync_local_all();
   void queue_lease_ops();
-  std::int64_t want_of(const check& c, const std::string& name, std::int64_t now) const;
+  std::int64_t want_of(const check& c, std::int64_t now) const;
+  // The first lease of the counter with room for `c` (closing those whose time is up or
+  // that have too little left); null: none.
+  lease* current_of(const check& c, std::uint64_t key, std::int64_t now, std::uint64_t* handle);
   net::awaitable<void> flush_loop();
   net::awaitable<void> heartbeat_loop();
   net::awaitable<bool> ensure_scripts();
@@ -176,7 +190,9 @@ class redis_engine {
   std::shared_ptr<state> st_;
   std::vector<settle_op> pending_;
   std::unordered_map<std::uint64_t, lease> leases_;
-  std::unordered_map<std::string, std::uint64_t> current_;  // counter -> the lease drawn now
+  // counter_key -> the open leases of the counter, drawn first to last (their check is
+  // compared too: a hash is not a name)
+  std::unordered_map<std::uint64_t, std::vector<std::uint64_t>> current_;
   std::vector<std::uint64_t> dirty_;                        // leases with something to send
   std::uint64_t next_lease_ = 0;
   std::int64_t live_ = 1;

@@ -97,6 +97,8 @@ class limits_stage final : public stage, public observer, public stream_budget {
   std::unordered_map<std::string, group_price> group_prices_;
   std::uint64_t next_id_ = 0;
   std::string id_prefix_;
+  // A request's reservation id in Redis (made only for a request that asks Redis).
+  std::string next_reservation_id() { return id_prefix_ + std::to_string(++next_id_); }
 };
 
 }  // namespace switchyard::pipeline
