@@ -206,6 +206,33 @@ TEST_F(limits_redis_test, a_budget_drawn_from_leases_is_settled_to_the_cent_and_
   });
 }
 
+TEST_F(limits_redis_test, concurrent_requests_that_find_no_room_keep_every_lease_they_get) {
+  run([&]() -> net::awaitable<void> {
+    auto in = co_await two(url, options(), clock_ms);
+    const std::vector<check> cs{make(kind::requests, 100'000, 1)};
+    tally t;
+    // Waves of 64 requests at once on each engine: when a lease runs out, the requests of
+    // a wave that find no room each ask Redis; the leases they get are all drawn, not
+    // given back at the next grant.
+    auto ex = co_await net::this_coro::executor;
+    for (int wave = 0; wave < 40; ++wave) {
+      int done = 0;
+      for (int i = 0; i < 128; ++i) {
+        auto& e = i % 2 == 0 ? *in.e1 : *in.e2;
+        net::co_spawn(ex, reserve_one(e, cs, "w" + std::to_string(wave) + "-" + std::to_string(i), t),
+                      [&done](std::exception_ptr, lim::decision) { ++done; });
+      }
+      co_await eventually([&]() -> net::awaitable<bool> { co_return done == 128; }, 30000ms, 1ms);
+      CO_ASSERT(done == 128, "a wave did not finish");
+    }
+    EXPECT_EQ(t.ok, 40 * 128);
+    EXPECT_LE(t.round_trips, 40 * 128 / 8) << "round trips";
+    co_await stop_both(in);
+    EXPECT_EQ(co_await int_of(*in.c1, prefix + "{api_key:k1}:requests"), t.ok);
+    EXPECT_EQ(in.e1->leases() + in.e2->leases(), 0u);
+  });
+}
+
 TEST_F(limits_redis_test, a_budget_for_ten_requests_is_never_leased) {
   run([&]() -> net::awaitable<void> {
     auto in = co_await two(url, options(), clock_ms);
