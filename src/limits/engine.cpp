@@ -536,7 +536,10 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
   // Leases wanted, per check (0: none).
   const std::int64_t now = local_.now();
   std::vector<std::int64_t> want(checks.size(), 0);
-  for (std::size_t i = 0; i < checks.size(); ++i) {
+  // A request with a parallel slot always asks Redis (slots are not leased), and so will
+  // its key's next requests: room leased for them would never be drawn.
+  const bool leasable = std::none_of(checks.begin(), checks.end(), [](const check& c) { return c.k == kind::parallel; });
+  for (std::size_t i = 0; i < checks.size() && leasable; ++i) {
     want[i] = want_of(checks[i], now);
   }
   // EVALSHA sha numkeys keys... id window ttl n div (kind limit amount seed ttl want)...
@@ -628,9 +631,11 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
     if (c.k == kind::budget) {
       l.member = id + "~";
       l.drawn = c.amount;
+      l.inflight = 1;
       l.sent = c.amount + granted;
     } else {
       l.drawn = c.k == kind::tokens ? c.amount : 0;
+      l.inflight = c.k == kind::tokens ? 1 : 0;
       // The window's end as seen from here: never later than Redis' (the reply came after).
       l.window_end = now + std::max<std::int64_t>(0, d.reset_in_ms[i]);
       l.draw_until = std::min(l.draw_until, l.window_end);
@@ -731,6 +736,7 @@ bool redis_engine::draw_leases(const std::vector<check>& checks, decision& out) 
     const std::int64_t amount = checks[i].amount;
     if (checks[i].k != kind::requests) {
       l.drawn += amount;
+      ++l.inflight;
     }
     l.unrecorded += amount;
     out.remaining[i] = l.base + l.available;
@@ -808,6 +814,7 @@ void redis_engine::settle_leased(const settle_op& op) {
   if (op.c.k != kind::requests) {
     l.local_reserved += op.reserved;
     l.local_actual += op.actual;
+    l.inflight = std::max<std::int64_t>(0, l.inflight - 1);
   }
   switch (op.c.k) {
     case kind::budget: {
@@ -879,7 +886,7 @@ void redis_engine::queue_lease_ops() {
       pending_.push_back(std::move(op));
       l.window_delta = 0;
     }
-    if (l.closed && l.drawn == 0) {
+    if (l.closed && l.inflight == 0) {
       sync_local(l);
       leases_.erase(it);  // everything it held was given back or spent
     }

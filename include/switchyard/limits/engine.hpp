@@ -150,6 +150,7 @@ class redis_engine {
     std::string member;            // budgets: the reservation's id in Redis
     std::int64_t available = 0;    // may still be drawn
     std::int64_t drawn = 0;        // budgets, tokens: drawn by requests not settled yet
+    std::int64_t inflight = 0;     // budgets, tokens: those requests (a draw may be 0)
     std::int64_t sent = 0;         // budgets: what Redis holds under `member`
     std::int64_t spend = 0;        // budgets: the draws' cost, not sent yet
     std::int64_t window_delta = 0;  // windows: correction not sent yet

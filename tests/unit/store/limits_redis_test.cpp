@@ -249,6 +249,21 @@ TEST_F(limits_redis_test, a_budget_for_ten_requests_is_never_leased) {
   });
 }
 
+TEST_F(limits_redis_test, a_request_with_a_parallel_slot_takes_no_lease) {
+  run([&]() -> net::awaitable<void> {
+    auto in = co_await two(url, options(), clock_ms);
+    const std::vector<check> cs{make(kind::requests, 100'000, 1), make(kind::parallel, 1000, 1)};
+    tally t;
+    for (int i = 0; i < 20; ++i) {
+      co_await reserve_one(*in.e1, cs, "r" + std::to_string(i), t);
+    }
+    EXPECT_EQ(t.ok, 20);
+    EXPECT_EQ(t.round_trips, 20);  // slots are not leased: every such request asks Redis
+    EXPECT_EQ(in.e1->leases(), 0u);  // and its rpm check holds no room it would never draw
+    co_await stop_both(in);
+  });
+}
+
 TEST_F(limits_redis_test, token_leases_settle_to_the_actual_tokens) {
   run([&]() -> net::awaitable<void> {
     auto in = co_await two(url, options(), clock_ms);
