@@ -436,7 +436,42 @@ struct redis_engine::state {
   net::steady_timer tick;  // heartbeat
   std::string reserve_sha, settle_sha;
   bool flushing = false;
+  // Leases being asked for (counter_key -> requests asking), and the requests waiting for
+  // them instead of asking Redis themselves: one round trip fills a counter's lease for a
+  // burst of requests that found it empty together.
+  std::unordered_map<std::uint64_t, int> asking;
+  std::vector<std::shared_ptr<net::steady_timer>> waiters;
+  void granted() {
+    for (auto& t : waiters) {
+      t->cancel();
+    }
+    waiters.clear();
+  }
 };
+
+namespace {
+
+// Marks counters as being leased for the life of one reserve (every exit of the coroutine),
+// then wakes the requests that waited for them.
+struct asking_guard {
+  explicit asking_guard(std::shared_ptr<redis_engine::state> s) : st(std::move(s)) {}
+  std::shared_ptr<redis_engine::state> st;
+  std::vector<std::uint64_t> keys;
+  asking_guard(const asking_guard&) = delete;
+  asking_guard& operator=(const asking_guard&) = delete;
+  ~asking_guard() {
+    for (const auto k : keys) {
+      if (auto it = st->asking.find(k); it != st->asking.end() && --it->second <= 0) {
+        st->asking.erase(it);
+      }
+    }
+    if (!keys.empty()) {
+      st->granted();
+    }
+  }
+};
+
+}  // namespace
 
 redis_engine::redis_engine(net::any_io_executor loop, store::redis::redis_client* redis, redis_engine_options opts,
                            memory_engine::clock_fn now_ms)
@@ -533,14 +568,45 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
       co_return decision{};  // shutting down: the request is let through
     }
   }
-  // Leases wanted, per check (0: none).
-  const std::int64_t now = local_.now();
-  std::vector<std::int64_t> want(checks.size(), 0);
   // A request with a parallel slot always asks Redis (slots are not leased), and so will
   // its key's next requests: room leased for them would never be drawn.
-  const bool leasable = std::none_of(checks.begin(), checks.end(), [](const check& c) { return c.k == kind::parallel; });
+  const bool leasable = opts_.lease.count() > 0 &&
+                        std::none_of(checks.begin(), checks.end(), [](const check& c) { return c.k == kind::parallel; });
+  // A lease of one of its counters is being asked for: wait for it (at most the Redis
+  // timeout, a few times) rather than ask Redis too.
+  for (int round = 0; leasable && round < 3; ++round) {
+    const bool pending = std::any_of(checks.begin(), checks.end(),
+                                     [&](const check& c) { return st->asking.count(counter_key(c)) != 0; });
+    if (!pending) {
+      break;
+    }
+    auto t = std::make_shared<net::steady_timer>(loop_);
+    t->expires_after(opts_.timeout);
+    st->waiters.push_back(t);
+    boost::system::error_code ec;
+    co_await t->async_wait(net::redirect_error(net::use_awaitable, ec));
+    if (!st->alive) {
+      co_return decision{};
+    }
+    std::erase(st->waiters, t);
+    if (try_local(checks, d)) {
+      co_return d;
+    }
+  }
+  // Leases wanted, per check (0: none); one request at a time asks for a counter's.
+  const std::int64_t now = local_.now();
+  std::vector<std::int64_t> want(checks.size(), 0);
+  asking_guard asking{st};
   for (std::size_t i = 0; i < checks.size() && leasable; ++i) {
+    const std::uint64_t key = counter_key(checks[i]);
+    if (st->asking.count(key) != 0) {
+      continue;
+    }
     want[i] = want_of(checks[i], now);
+    if (want[i] > 0) {
+      ++st->asking[key];
+      asking.keys.push_back(key);
+    }
   }
   // EVALSHA sha numkeys keys... id window ttl n div (kind limit amount seed ttl want)...
   auto build = [&](const std::string& sha) {
@@ -570,6 +636,7 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
     return cmd;
   };
   auto cmd = build(st->reserve_sha);
+  ++reserve_scripts_;
   auto r = co_await redis_->command(std::move(cmd), opts_.timeout);
   if (!st->alive) {
     co_return decision{};

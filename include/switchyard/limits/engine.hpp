@@ -111,7 +111,7 @@ struct redis_engine_options {
   // instances) of what is left, and at least 1/8 of what was asked, fits: near a limit
   // every request asks Redis.
   std::chrono::milliseconds lease{1000};
-  std::int64_t lease_requests = 64;
+  std::int64_t lease_requests = 256;
   std::int64_t lease_divisor = 4;
   std::string prefix = "switchyard:limits:";
 };
@@ -136,14 +136,16 @@ class redis_engine {
 
   bool shared_mode() const noexcept { return redis_ != nullptr && !degraded_; }
   std::size_t leases() const noexcept { return leases_.size(); }  // held (for tests)
+  std::uint64_t reserve_scripts() const noexcept { return reserve_scripts_; }  // EVALSHAs sent
   std::int64_t live_instances() const noexcept { return live_; }
   void start();  // heartbeat (live instances) and the settle flusher
   // Waits until the queued settles were sent (or `deadline`); for a graceful stop.
   net::awaitable<void> drain(std::chrono::steady_clock::time_point deadline);
   void stop();
 
+  struct state;  // shared with the coroutines that outlive a stop (engine.cpp)
+
  private:
-  struct state;
   // Room reserved in Redis for this instance's next requests on one counter.
   struct lease {
     check c;                       // the counter (kind, scope, id, period) and its limit
@@ -196,6 +198,7 @@ class redis_engine {
   std::unordered_map<std::uint64_t, std::vector<std::uint64_t>> current_;
   std::vector<std::uint64_t> dirty_;                        // leases with something to send
   std::uint64_t next_lease_ = 0;
+  std::uint64_t reserve_scripts_ = 0;
   std::int64_t live_ = 1;
   bool degraded_ = false;
   bool stopped_ = false;
