@@ -572,16 +572,24 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
   // its key's next requests: room leased for them would never be drawn.
   const bool leasable = opts_.lease.count() > 0 &&
                         std::none_of(checks.begin(), checks.end(), [](const check& c) { return c.k == kind::parallel; });
-  // A lease of one of its counters is being asked for: wait for it (at most the Redis
-  // timeout, a few times) rather than ask Redis too.
-  for (int round = 0; leasable && round < 3; ++round) {
+  // A lease of one of its counters is being asked for: wait for it rather than ask Redis
+  // too. The wait is bounded by the Redis timeout, as a request's own ask would be; past
+  // it Redis is too slow and the request is decided locally, as after a timeout.
+  const auto wait_until = std::chrono::steady_clock::now() + opts_.timeout;
+  while (leasable) {
     const bool pending = std::any_of(checks.begin(), checks.end(),
                                      [&](const check& c) { return st->asking.count(counter_key(c)) != 0; });
     if (!pending) {
       break;
     }
+    if (std::chrono::steady_clock::now() >= wait_until) {
+      sync_local_all();
+      d = local_.reserve(checks, live_);
+      d.shared = false;
+      co_return d;
+    }
     auto t = std::make_shared<net::steady_timer>(loop_);
-    t->expires_after(opts_.timeout);
+    t->expires_at(wait_until);
     st->waiters.push_back(t);
     boost::system::error_code ec;
     co_await t->async_wait(net::redirect_error(net::use_awaitable, ec));

@@ -70,12 +70,12 @@ std::uint64_t trips(const lim::redis_engine& a, const lim::redis_engine& b) {
 
 // One request on engine `e`: drawn from a lease, or one EVALSHA.
 net::awaitable<lim::decision> reserve_one(lim::redis_engine& e, const std::vector<check>& cs, std::string id,
-                                          tally& t) {
+                                          tally& t, bool shared = true) {
   lim::decision d;
   if (!e.try_local(cs, d)) {
     d = co_await e.reserve(cs, std::move(id));
   }
-  EXPECT_TRUE(d.shared);
+  EXPECT_EQ(d.shared, shared);
   if (d.ok) {
     ++t.ok;
   } else {
@@ -232,6 +232,39 @@ TEST_F(limits_redis_test, a_burst_that_finds_no_room_waits_for_one_ask) {
     co_await stop_both(in);
     EXPECT_EQ(co_await int_of(*in.c1, prefix + "{api_key:k1}:requests"), t.ok);
     EXPECT_EQ(in.e1->leases() + in.e2->leases(), 0u);
+  });
+}
+
+TEST_F(limits_redis_test, requests_waiting_for_an_ask_to_a_stalled_redis_wait_no_longer_than_the_timeout) {
+  run([&]() -> net::awaitable<void> {
+    auto o = options();
+    o.timeout = 100ms;
+    auto in = co_await two(url, o, clock_ms);
+    const std::vector<check> cs{make(kind::requests, 100'000, 1)};
+    // Redis stops answering scripts for 3 s; 20 requests arrive together, find no lease:
+    // one asks, the others wait for it, and all are decided (locally) after about the
+    // timeout, long before Redis answers.
+    std::vector<std::string> pause{"CLIENT", "PAUSE", "3000", "WRITE"};
+    auto p = co_await in.c2->command(std::move(pause), 2000ms);
+    CO_ASSERT(p && !p->is_error(), "CLIENT PAUSE failed");
+    const auto t0 = steady::now();
+    tally t;
+    int done = 0;
+    auto ex = co_await net::this_coro::executor;
+    for (int i = 0; i < 20; ++i) {
+      net::co_spawn(ex, reserve_one(*in.e1, cs, "p" + std::to_string(i), t, false),
+                    [&done](std::exception_ptr, lim::decision) { ++done; });
+    }
+    co_await eventually([&]() -> net::awaitable<bool> { co_return done == 20; }, 10000ms, 5ms);
+    const auto waited = since(t0);
+    EXPECT_EQ(done, 20);
+    EXPECT_EQ(t.ok, 20);  // far from the limit: the local share lets them through
+    EXPECT_LT(waited, 2500ms) << "requests waited for the paused Redis";
+    // One ask, and one more by a request woken when it timed out: not one per request.
+    EXPECT_LE(in.e1->reserve_scripts(), 3u);
+    std::vector<std::string> unpause{"CLIENT", "UNPAUSE"};
+    co_await in.c2->command(std::move(unpause), 2000ms);
+    co_await stop_both(in);
   });
 }
 
