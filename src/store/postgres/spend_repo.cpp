@@ -40,11 +40,8 @@ const std::string& begin_batch_sql() {
   return sql;
 }
 
-// The batch's rows into spend_logs, and those inserted into spend_batch. `skip_known`:
-// rows whose (start_time, row_id) is already there are skipped (ON CONFLICT DO NOTHING: a
-// batch written again); without, such a row fails the statement.
-std::string make_insert_rows_sql(bool skip_known) {
-  std::string sql =
+const std::string& insert_rows_sql() {
+  static const std::string sql =
          "WITH ins AS ("
          "INSERT INTO spend_logs (row_id, request_id, call_type, api_key, key_alias, user_id, team_id, "
          "organization_id, end_user, model, model_group, model_id, custom_llm_provider, api_base, prompt_tokens, "
@@ -64,24 +61,12 @@ std::string make_insert_rows_sql(bool skip_known) {
          "CASE WHEN coalesce(success, true) THEN 'success' ELSE 'failure' END, coalesce(status_code, 0), "
          "nullif(error_type, ''), coalesce(cache_hit, false), coalesce(retries, 0), coalesce(fallbacks, 0), "
          "nullif(requester_ip_address, ''), coalesce(request_tags, '[]'::jsonb), nullif(session_id, ''), "
-         "coalesce(metadata, '{}'::jsonb), messages, response FROM spend_stage ";
-  if (skip_known) {
-    sql += "ON CONFLICT DO NOTHING ";
-  }
-  sql += "RETURNING api_key, user_id, team_id, organization_id, end_user, model, model_group, custom_llm_provider, "
+         "coalesce(metadata, '{}'::jsonb), messages, response FROM spend_stage "
+         "ON CONFLICT DO NOTHING "
+         "RETURNING api_key, user_id, team_id, organization_id, end_user, model, model_group, custom_llm_provider, "
          "(start_time AT TIME ZONE 'UTC')::date, spend, prompt_tokens, completion_tokens, cached_tokens, "
          "cache_creation_tokens, status = 'success', request_tags) "
          "INSERT INTO spend_batch SELECT * FROM ins";
-  return sql;
-}
-
-const std::string& insert_rows_sql() {
-  static const std::string sql = make_insert_rows_sql(true);
-  return sql;
-}
-
-const std::string& insert_new_rows_sql() {
-  static const std::string sql = make_insert_rows_sql(false);
   return sql;
 }
 
@@ -289,26 +274,8 @@ namespace {
 // staged row straight into the batch), then the totals and rollups.
 spend_batch_result write_staged(pqxx::work& tx, bool keep_rows) {
   spend_batch_result out;
-  if (!keep_rows) {
-    out.inserted = static_cast<std::size_t>(tx.exec(totals_only_sql()).affected_rows());
-  } else {
-    // A batch is new but for a replay (a spill written again after a crash mid-flush, a
-    // retry after a lost commit): inserted as new first, which spares Postgres the
-    // conflict check of every row (ON CONFLICT: about a tenth of its work per row,
-    // docs/spend.md); a row already there fails that insert, and the batch goes again
-    // skipping what is known.
-    bool replayed = false;
-    try {
-      pqxx::subtransaction sp{tx, "spend_rows"};
-      out.inserted = static_cast<std::size_t>(sp.exec(insert_new_rows_sql()).affected_rows());
-      sp.commit();
-    } catch (const pqxx::unique_violation&) {
-      replayed = true;
-    }
-    if (replayed) {
-      out.inserted = static_cast<std::size_t>(tx.exec(insert_rows_sql()).affected_rows());
-    }
-  }
+  out.inserted =
+      static_cast<std::size_t>(tx.exec(keep_rows ? insert_rows_sql() : totals_only_sql()).affected_rows());
   if (out.inserted > 0) {
     // The result of the last statement: the keys' running totals after the batch.
     auto totals = tx.exec(totals_and_rollups_sql());
