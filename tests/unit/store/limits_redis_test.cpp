@@ -16,21 +16,8 @@ namespace rd = switchyard::store::redis;
 using lim::check;
 using lim::kind;
 
-class limits_redis_test : public ::testing::Test {
+class limits_redis_test : public redis_fixture {
  protected:
-  void SetUp() override {
-    url = env_or_empty("SWITCHYARD_TEST_REDIS_URL");
-    if (url.empty()) {
-      FAIL() << missing_env_message("SWITCHYARD_TEST_REDIS_URL");
-    }
-    prefix = "swy:test:" + random_suffix() + ":";
-  }
-
-  template <class F>
-  void run(F f, std::chrono::seconds limit = 60s) {
-    run_coro(io, std::move(f), limit);
-  }
-
   lim::redis_engine_options options() const {
     lim::redis_engine_options o;
     o.prefix = prefix;
@@ -52,10 +39,7 @@ class limits_redis_test : public ::testing::Test {
     return c;
   }
 
-  std::string url;
-  std::string prefix;
   std::int64_t clock_ms = 1'000'000;  // a still clock: leases never run out by time
-  net::io_context io;
 };
 
 struct tally {

@@ -17,26 +17,9 @@ args cmd(T&&... a) {
   return args{std::string(std::forward<T>(a))...};
 }
 
-class redis_client_test : public ::testing::Test {
+class redis_client_test : public redis_fixture {
  protected:
-  void SetUp() override {
-    url = env_or_empty("SWITCHYARD_TEST_REDIS_URL");
-    if (url.empty()) {
-      FAIL() << missing_env_message("SWITCHYARD_TEST_REDIS_URL");
-    }
-    prefix = "swy:test:" + random_suffix() + ":";
-  }
-
   rd::redis_options options() const { return options_from_url(url); }
-
-  template <class F>
-  void run(F f, std::chrono::seconds limit = 60s) {
-    run_coro(io, std::move(f), limit);
-  }
-
-  std::string url;
-  std::string prefix;  // keys of this test only: the server is shared
-  net::io_context io;
 };
 
 net::awaitable<rd::reply> must(rd::redis_client& c, args a) {

@@ -149,6 +149,27 @@ inline switchyard::store::redis::redis_options options_from_url(const std::strin
   return o;
 }
 
+// The shared Redis (SWITCHYARD_TEST_REDIS_URL) and a key prefix of this test's own.
+class redis_fixture : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    url = env_or_empty("SWITCHYARD_TEST_REDIS_URL");
+    if (url.empty()) {
+      FAIL() << missing_env_message("SWITCHYARD_TEST_REDIS_URL");
+    }
+    prefix = "swy:test:" + random_suffix() + ":";
+  }
+
+  template <class F>
+  void run(F f, std::chrono::seconds limit = std::chrono::seconds{60}) {
+    run_coro(io, std::move(f), limit);
+  }
+
+  std::string url;
+  std::string prefix;  // keys of this test only: the server is shared
+  net::io_context io;
+};
+
 // ---------------------------------------------------------------- Postgres
 
 // postgresql://u@h:p/db?x -> same URL with another database name.
