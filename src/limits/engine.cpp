@@ -259,6 +259,15 @@ std::uint64_t counter_key(const check& c) {
   return h ^ static_cast<std::uint64_t>(c.k) ^ (h >> 31);
 }
 
+// The same counter (what counter_of() names), compared field by field.
+bool same_counter(const check& a, const check& b) {
+  return a.k == b.k && a.id == b.id && a.scope == b.scope && a.period == b.period;
+}
+
+// A window's lease is given back only while its window has at least this long to run: the
+// window's end here is computed from a local clock, Redis' may come a little earlier.
+constexpr std::int64_t window_margin_ms = 100;
+
 std::int64_t share_of(const check& c, std::int64_t share) {
   if (share <= 1) {
     return c.limit;
@@ -381,16 +390,12 @@ void memory_engine::apply(const std::vector<check>& checks, const std::vector<st
 }
 
 void memory_engine::record(const std::vector<check>& checks) {
+  const std::int64_t now = now_();
+  sweep(now);
   std::vector<std::string> names(checks.size());
   for (std::size_t i = 0; i < checks.size(); ++i) {
     names[i] = counter_of(checks[i]);
   }
-  record(checks, names);
-}
-
-void memory_engine::record(const std::vector<check>& checks, const std::vector<std::string>& names) {
-  const std::int64_t now = now_();
-  sweep(now);
   apply(checks, names, now);
 }
 
@@ -692,8 +697,8 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
     if (granted <= 0 || want[i] <= 0) {
       continue;
     }
-    // A new lease, drawn after those still open on the counter (requests that found no
-    // room at the same moment each got one: none is given back early).
+    // A new lease, drawn after any still open on the counter (one that a request asked
+    // for while its wait had already run out).
     const auto& c = checks[i];
     const std::uint64_t key = counter_key(c);
     const std::uint64_t handle = ++next_lease_;
@@ -709,7 +714,6 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
       l.inflight = 1;
       l.sent = c.amount + granted;
     } else {
-      l.drawn = c.k == kind::tokens ? c.amount : 0;
       l.inflight = c.k == kind::tokens ? 1 : 0;
       // The window's end as seen from here: never later than Redis' (the reply came after).
       l.window_end = now + std::max<std::int64_t>(0, d.reset_in_ms[i]);
@@ -738,8 +742,7 @@ redis_engine::lease* redis_engine::current_of(const check& c, std::uint64_t key,
       continue;
     }
     lease& l = it->second;
-    const check& lc = l.c;
-    if (lc.k != c.k || lc.id != c.id || lc.scope != c.scope || lc.period != c.period) {
+    if (!same_counter(l.c, c)) {
       return nullptr;  // another counter with the same hash: this one asks Redis
     }
     if (l.draw_until <= now || l.available < c.amount) {
@@ -759,7 +762,7 @@ std::int64_t redis_engine::want_of(const check& c, std::int64_t now) const {
     for (const std::uint64_t h : cur->second) {
       auto it = leases_.find(h);
       if (it != leases_.end() && !it->second.closed && it->second.draw_until > now &&
-          it->second.available >= c.amount && it->second.c.id == c.id) {
+          it->second.available >= c.amount && same_counter(it->second.c, c)) {
         return 0;  // a lease still has room: this request asked Redis for another check
       }
     }
@@ -809,8 +812,10 @@ bool redis_engine::draw_leases(const std::vector<check>& checks, decision& out) 
   for (i = 0; i < checks.size(); ++i) {
     lease& l = *ls[i];
     const std::int64_t amount = checks[i].amount;
-    if (checks[i].k != kind::requests) {
+    if (checks[i].k == kind::budget) {
       l.drawn += amount;
+    }
+    if (checks[i].k != kind::requests) {
       ++l.inflight;
     }
     l.unrecorded += amount;
@@ -850,7 +855,7 @@ void redis_engine::close_lease(std::uint64_t handle, lease& l, std::int64_t now)
     l.closed = true;
     if (l.c.k == kind::budget) {
       l.available = 0;  // Redis keeps holding what is drawn and not settled
-    } else if (l.available > 0 && now + 100 < l.window_end) {
+    } else if (l.available > 0 && now + window_margin_ms < l.window_end) {
       l.window_delta -= l.available;  // given back while its window lasts
       l.available = 0;
     } else {
@@ -903,7 +908,6 @@ void redis_engine::settle_leased(const settle_op& op) {
       break;
     }
     case kind::tokens: {
-      l.drawn = std::max<std::int64_t>(0, l.drawn - op.reserved);
       const std::int64_t over = op.actual - op.reserved;
       if (l.closed) {
         l.window_delta += over;

