@@ -520,6 +520,15 @@ class Services:
                 total += int(f[13]) + int(f[14])
         return total
 
+    def redis_ticks(self) -> int:
+        """CPU ticks the Redis server used so far (its threads included)."""
+        try:
+            with open(os.path.join(self.dir, "redis", "redis.pid")) as f:
+                f_ = proc_stat_fields(int(f.readline().strip()))
+        except (OSError, ValueError):
+            return 0
+        return int(f_[11]) + int(f_[12]) if f_ is not None else 0
+
     def pin_db(self, cpus: set[int]) -> None:
         """Moves Postgres to `cpus` (backends started later inherit the postmaster's CPUs)."""
         for p in self.db_pids():
@@ -1192,6 +1201,25 @@ class Bench:
                 "-s", target.lua(), url, "--", target.model(sc.mode), "true" if sc.mode == "sse" else "false",
                 str(SIZES[sc.size]), target.key] + ([str(target.cycle_bodies)] if target.cycle_bodies else [])
 
+    def start_perf(self, target: Target, pids: list[int], rnd: int) -> subprocess.Popen | None:
+        """With BENCH_PERF_DIR set: `perf record` of the target's processes and the Redis
+        server for the measured run, into BENCH_PERF_DIR/<target>-<round>.data (options from
+        BENCH_PERF_ARGS, default `-F 2000`). Sampling costs the target CPU: figures of such
+        a run are for finding where time goes, not for docs/benchmarks.md."""
+        out = os.environ.get("BENCH_PERF_DIR")
+        if not out:
+            return None
+        watched = list(pids)
+        try:
+            with open(os.path.join(self.services.dir, "redis", "redis.pid")) as f:
+                watched.append(int(f.readline().strip()))
+        except (AttributeError, OSError, ValueError):
+            pass
+        os.makedirs(out, exist_ok=True)
+        return subprocess.Popen(["perf", "record"] + os.environ.get("BENCH_PERF_ARGS", "-F 2000").split() +
+                                ["-p", ",".join(map(str, watched)), "-o", os.path.join(out, f"{target.name}-{rnd}.data")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     def run_one(self, target: Target, sc: Scenario, duration: int, rnd: int, record: bool = True) -> dict:
         if isinstance(target, SwitchyardTarget):
             target.truncate_log()
@@ -1203,16 +1231,21 @@ class Bench:
         if settle < 0:
             log(f"warning: {target.label} still busy 20 s after the previous run; measuring anyway")
         db0 = self.services.db_ticks() if db_pids else 0
+        rd0 = self.services.redis_ticks() if db_pids else 0
         sampler = RssSampler(pids)
         cmd = self.wrk_cmd(target, sc, duration)
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         ct0, tt0, ut0 = core_times(), cpu_ticks(pids), cpu_ticks(up_pids)
         own0 = time.process_time()
         sampler.start()
+        perf = self.start_perf(target, pids, rnd) if record else None
         try:
             res = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
         finally:
             peak = sampler.finish()
+            if perf is not None:
+                perf.send_signal(signal.SIGINT)
+                perf.wait(timeout=60)
         own1 = time.process_time()
         if isinstance(target, SwitchyardTarget) and target.proc.poll() is not None:
             raise BenchError(f"{target.label} exited (code {target.proc.returncode}) during {sc.name}:\n"
@@ -1226,6 +1259,7 @@ class Bench:
         drain_s = time.monotonic() - t_drain if drained >= 0 else -1.0
         tt2 = cpu_ticks(pids)
         db1 = self.services.db_ticks() if db_pids else 0
+        rd1 = self.services.redis_ticks() if db_pids else 0
         line = next((ln for ln in res.stdout.splitlines() if ln.startswith("BENCHJSON ")), None)
         if res.returncode != 0 or line is None:
             raise BenchError(f"wrk failed ({res.returncode}) against {target.label}, {sc.name}:\n"
@@ -1245,7 +1279,7 @@ class Bench:
             "p50_us": w["p50_us"], "p90_us": w["p90_us"], "p99_us": w["p99_us"], "p999_us": w["p999_us"],
             "mean_us": w["mean_us"], "max_us": w["max_us"], "errors": errors,
             "err_status": w["err_status"], "cpu_ticks": tt2 - tt0, "cpu_ticks_load": tt1 - tt0,
-            "db_ticks": db1 - db0, "drain_s": drain_s, "upstream_ticks": ut1 - ut0,
+            "db_ticks": db1 - db0, "redis_ticks": rd1 - rd0, "drain_s": drain_s, "upstream_ticks": ut1 - ut0,
             "server_busy": busy_fraction(ct0, ct1, self.server_cpus),
             "client_busy": busy_fraction(ct0, ct1, self.client_cpus),
             "other_cpu_pct": 100.0 * other_s / secs if secs else 0.0,
@@ -1279,6 +1313,7 @@ def aggregate(runs: list[dict]) -> dict:
         "p50_us": lat("p50_us"), "p90_us": lat("p90_us"), "p99_us": lat("p99_us"),
         "cpu_us_per_req": sum(r["cpu_ticks"] for r in runs) / CLK_TCK * 1e6 / reqs if reqs else NAN,
         "db_us_per_req": sum(r.get("db_ticks", 0) for r in runs) / CLK_TCK * 1e6 / reqs if reqs else NAN,
+        "redis_us_per_req": sum(r.get("redis_ticks", 0) for r in runs) / CLK_TCK * 1e6 / reqs if reqs else NAN,
         "drain_s": max(r.get("drain_s", 0.0) for r in runs),
         "upstream_us_per_req": sum(r["upstream_ticks"] for r in runs) / CLK_TCK * 1e6 / reqs if reqs else NAN,
         "server_busy": med(r["server_busy"] for r in runs), "client_busy": med(r["client_busy"] for r in runs),
@@ -1547,13 +1582,14 @@ def render(ctx: dict) -> str:
     L.append("\n## Raw figures\n")
     L.append("Medians over rounds; CPU µs/req = (utime+stime of the target's processes, from the start of "
              "the run until the target and Postgres are idle again: the spend writer's backlog counts) / "
-             "requests over all rounds; Postgres µs/req = the same for the Postgres server's processes; "
+             "requests over all rounds; Postgres µs/req and Redis µs/req = the same for the Postgres server's "
+             "processes and for the Redis server; "
              "`spread` = (max−min)/median of the per-round rps; `server core` = busy share of the "
              "server CPU; `other` = the highest share of a core used by processes outside the bench in any "
              "round (noise indicator).\n")
     L.append("| scenario | target | req/s | spread | p50 µs | p90 µs | p99 µs | CPU µs/req | upstream µs/req "
-             "| Postgres µs/req | server core | client core | other | peak RSS | errors |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+             "| Postgres µs/req | Redis µs/req | server core | client core | other | peak RSS | errors |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for scn in ctx["scenarios"]:
         for t in targets:
             a = agg.get((scn.name, t.name))
@@ -1564,6 +1600,7 @@ def render(ctx: dict) -> str:
                      f"{fmt_us(a['p50_us'])} | {fmt_us(a['p90_us'])} | {fmt_us(a['p99_us'])} | "
                      f"{fmt_us1(a['cpu_us_per_req'])} | {up} | "
                      f"{fmt_us1(a['db_us_per_req']) if t.name.startswith('switchyard') else '—'} | "
+                     f"{fmt_us1(a['redis_us_per_req']) if t.name.startswith('switchyard') else '—'} | "
                      f"{100 * a['server_busy']:.0f}% | "
                      f"{100 * a['client_busy']:.0f}% | {a['other_cpu_pct']:.0f}%"
                      f"{' ~' if a['other_cpu_pct'] > NOISY_OTHER_PCT else ''} | {fmt_mb(a['rss_peak_kb'])} | "
@@ -1948,6 +1985,7 @@ def main(argv) -> int:
                         f"p50 {r['p50_us']:>6} µs  p99 {r['p99_us']:>6} µs  "
                         f"cpu {r['cpu_ticks'] / CLK_TCK * 1e6 / max(1, r['requests']):6.1f} µs/req  "
                         f"db {r['db_ticks'] / CLK_TCK * 1e6 / max(1, r['requests']):5.1f} µs/req  "
+                        f"redis {r['redis_ticks'] / CLK_TCK * 1e6 / max(1, r['requests']):4.1f} µs/req  "
                         f"drained in {r['drain_s']:.1f} s"
                         f"{'  errors ' + str(r['errors']) if r['errors'] else ''}")
         agg = {}

@@ -3,8 +3,6 @@
 #include "switchyard/store/redis/redis_client.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
@@ -19,22 +17,28 @@ std::int64_t system_ms() {
       .count();
 }
 
-// "<stored_ms> <expires_ms>\n<json>"
-std::string encode(const entry& e) {
-  std::string out = std::to_string(e.stored_ms);
+void append_int(std::string& out, std::int64_t v) {
+  char digits[24];
+  out.append(digits, static_cast<std::size_t>(std::to_chars(digits, digits + sizeof digits, v).ptr - digits));
+}
+
+// "<stored_ms> <expires_ms>\n<json>", into `out` (a buffer reused from one write to the next).
+void encode(const entry& e, std::string& out) {
+  out.clear();
+  out.reserve(e.value.size() + 96);
+  append_int(out, e.stored_ms);
   out += ' ';
-  out += std::to_string(e.expires_ms);
+  append_int(out, e.expires_ms);
   if (e.has_usage) {
     out += e.usage_known ? " 1 " : " 0 ";
-    out += std::to_string(e.prompt_tokens);
+    append_int(out, e.prompt_tokens);
     out += ' ';
-    out += std::to_string(e.completion_tokens);
+    append_int(out, e.completion_tokens);
     out += ' ';
-    out += std::to_string(e.total_tokens);
+    append_int(out, e.total_tokens);
   }
   out += '\n';
   out += e.value;
-  return out;
 }
 
 std::optional<entry> decode(std::string s) {
@@ -81,7 +85,13 @@ response_cache::response_cache(net::any_io_executor ex, store::redis::redis_clie
       redis_(redis),
       opts_(std::move(opts)),
       now_(now_ms ? std::move(now_ms) : clock_fn(&system_ms)),
-      memory_(opts_.memory_bytes) {}
+      memory_(opts_.memory_bytes),
+      writes_(std::make_shared<write_tally>()) {}
+
+const cache_counters& response_cache::counters() const {
+  counters_.writes_dropped = dropped_ + writes_->failed;
+  return counters_;
+}
 
 std::optional<entry> response_cache::get_memory(const std::string& key) {
   if (const auto* e = memory_.get(key, now_())) {
@@ -99,8 +109,11 @@ net::awaitable<std::optional<entry>> response_cache::get_redis(std::string key) 
     ++counters_.misses;
     co_return std::nullopt;
   }
-  std::vector<std::string> cmd{"GET", opts_.redis_prefix + key};
-  auto r = co_await redis_->command(std::move(cmd), opts_.redis_timeout);
+  // The arguments are copied into the connection's buffer before command() suspends, so
+  // one buffer serves every lookup.
+  redis_key(key);
+  const std::string_view cmd[] = {"GET", key_buf_};
+  auto r = co_await redis_->command(std::span<const std::string_view>(cmd), opts_.redis_timeout);
   if (!r || r->is_error()) {
     ++counters_.redis_lookup_failures;
     ++counters_.misses;
@@ -146,32 +159,41 @@ bool response_cache::put(const std::string& key, std::string value, double ttl_s
   if (copy != nullptr) {
     *copy = e;
   }
-  if (redis_ != nullptr) {
-    if (!redis_->connected() || pending_writes_ >= opts_.max_pending_writes) {
-      ++counters_.writes_dropped;
-    } else {
-      ++pending_writes_;
-      net::co_spawn(ex_, write_redis(key, encode(e), ttl_ms), net::detached);
-    }
+  // With Redis, an answer enters the memory tier when it is read back from Redis (a
+  // second request for it), not when it is stored: answers asked for once never evict
+  // the ones asked for again (docs/cache.md, "Two tiers"). A write Redis cannot take
+  // goes to memory at once.
+  if (redis_ == nullptr || !write_redis(key, e, ttl_ms)) {
+    memory_.put(key, std::move(e));
   }
-  memory_.put(key, std::move(e));
   return true;
 }
 
-net::awaitable<void> response_cache::write_redis(std::string key, std::string value, std::int64_t ttl_ms) {
-  // Built by moves: an initializer list would copy the value (kilobytes).
-  std::vector<std::string> cmd;
-  cmd.reserve(5);
-  cmd.emplace_back("SET");
-  cmd.push_back(opts_.redis_prefix + key);
-  cmd.push_back(std::move(value));
-  cmd.emplace_back("PX");
-  cmd.push_back(std::to_string(ttl_ms));
-  auto r = co_await redis_->command(std::move(cmd), std::chrono::milliseconds{1000});
-  --pending_writes_;
-  if (!r || r->is_error()) {
-    ++counters_.writes_dropped;
+void response_cache::redis_key(const std::string& key) {
+  key_buf_.assign(opts_.redis_prefix);
+  key_buf_ += key;
+}
+
+bool response_cache::write_redis(const std::string& key, const entry& e, std::int64_t ttl_ms) {
+  if (!redis_->connected() || writes_->pending >= opts_.max_pending_writes) {
+    ++dropped_;
+    return false;
   }
+  redis_key(key);
+  encode(e, value_buf_);
+  char ttl[24];
+  const auto ttl_len = static_cast<std::size_t>(std::to_chars(ttl, ttl + sizeof ttl, ttl_ms).ptr - ttl);
+  const std::string_view cmd[] = {"SET", key_buf_, value_buf_, "PX", std::string_view(ttl, ttl_len)};
+  const bool queued = redis_->send(cmd, writes_);
+  if (value_buf_.capacity() > (256u << 10)) {
+    std::string().swap(value_buf_);  // a large answer once: not kept for every later write
+  }
+  if (!queued) {
+    ++dropped_;
+    return false;
+  }
+  ++writes_->pending;
+  return true;
 }
 
 net::awaitable<std::size_t> response_cache::remove(std::vector<std::string> keys) {
@@ -234,8 +256,17 @@ net::awaitable<core::result<void>> response_cache::ping() {
 // ---------------------------------------------------------------- inflight
 
 struct inflight::flight {
-  explicit flight(const net::any_io_executor& ex) : timer(ex) {}
-  net::steady_timer timer;  // expires at the flight's deadline; cancelled when it lands
+  flight(const net::any_io_executor& ex, std::chrono::steady_clock::time_point at) : ex(ex), deadline(at) {}
+  void cancel() {
+    if (timer) {
+      timer->cancel();  // wakes every follower
+    }
+  }
+  net::any_io_executor ex;
+  std::chrono::steady_clock::time_point deadline;
+  // Made by the first follower (most flights have none), expires at the deadline,
+  // cancelled when the flight lands.
+  std::optional<net::steady_timer> timer;
   bool landed = false;
   std::size_t followers = 0;
   std::optional<entry> answer;  // handed over by the leader for its followers
@@ -243,7 +274,7 @@ struct inflight::flight {
 
 inflight::~inflight() {
   for (auto& [k, f] : flights_) {
-    f->timer.cancel();
+    f->cancel();
   }
 }
 
@@ -253,8 +284,7 @@ std::shared_ptr<inflight::flight> inflight::find(const std::string& key) const {
 }
 
 std::shared_ptr<inflight::flight> inflight::lead(const std::string& key, std::chrono::milliseconds max_wait) {
-  auto f = std::make_shared<flight>(ex_);
-  f->timer.expires_after(max_wait);
+  auto f = std::make_shared<flight>(ex_, std::chrono::steady_clock::now() + max_wait);
   flights_[key] = f;
   return f;
 }
@@ -265,14 +295,17 @@ void inflight::land(const std::string& key, const std::shared_ptr<flight>& f) {
     flights_.erase(it);
   }
   f->landed = true;
-  f->timer.cancel();  // wakes every follower
+  f->cancel();
 }
 
 net::awaitable<void> inflight::follow(std::shared_ptr<flight> f) {
   if (f->landed) {
     co_return;
   }
-  co_await f->timer.async_wait(net::as_tuple(net::use_awaitable));
+  if (!f->timer) {
+    f->timer.emplace(f->ex, f->deadline);
+  }
+  co_await f->timer->async_wait(net::as_tuple(net::use_awaitable));
 }
 
 void inflight::join(flight& f) { ++f.followers; }

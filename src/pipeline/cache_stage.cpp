@@ -120,7 +120,9 @@ verdict cache_stage::run(request_ctx& ctx) {
   // The key is hashed from the body's members as received when they are already in
   // canonical form (the common case: SDKs write compact JSON), so no DOM is built; only
   // the `cache` and `metadata` members are parsed. Otherwise the whole body is parsed.
-  std::vector<std::pair<std::string_view, std::string_view>> members;
+  // Reused from request to request (the loop's thread only; nothing keeps it past this call).
+  thread_local std::vector<std::pair<std::string_view, std::string_view>> members;
+  members.clear();
   members.reserve(ctx.scan.members.size());
   const providers::json_member* cache_m = nullptr;
   const providers::json_member* metadata_m = nullptr;

@@ -4,8 +4,9 @@
 //  - get_memory(): the memory tier, a plain call (the hot path of a hit).
 //  - get_redis(): one GET, given up after `redis_timeout` (a few ms) or at once while
 //    Redis is unreachable: a miss, never an error. A hit is copied into the memory tier.
-//  - put(): into memory now; to Redis as a fire-and-forget SET with its TTL. A write is
-//    dropped (and counted) while Redis is unreachable or `max_pending_writes` are in
+//  - put(): to Redis as a fire-and-forget SET with its TTL; into memory only when there
+//    is no Redis or the write cannot go (a Redis hit brings it to memory later). A write
+//    is dropped (and counted) while Redis is unreachable or `max_pending_writes` are in
 //    flight, so a slow Redis never holds memory or requests. Entries larger than
 //    `max_entry_bytes` are not cached at all.
 // Redis keys are "<redis_prefix><key>" with the value "<stored_ms> <expires_ms>\n<json>",
@@ -18,6 +19,7 @@
 #include "switchyard/cache/memory_lru.hpp"
 #include "switchyard/core/asio.hpp"
 #include "switchyard/core/error.hpp"
+#include "switchyard/store/redis/redis_client.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -28,10 +30,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-namespace switchyard::store::redis {
-class redis_client;
-}
 
 namespace switchyard::cache {
 
@@ -89,22 +87,39 @@ class response_cache {
   void note_too_large() { ++counters_.too_large; }
 
   bool has_redis() const { return redis_ != nullptr; }
-  const cache_counters& counters() const { return counters_; }
+  const cache_counters& counters() const;
   const memory_lru& memory() const { return memory_; }
   const cache_options& options() const { return opts_; }
   std::int64_t now_ms() const { return now_(); }
-  std::size_t pending_writes() const { return pending_writes_; }
+  std::size_t pending_writes() const { return writes_->pending; }
 
  private:
-  net::awaitable<void> write_redis(std::string key, std::string value, std::int64_t ttl_ms);
+  // The SET of `e`, queued: false when it cannot go (counted as dropped).
+  bool write_redis(const std::string& key, const entry& e, std::int64_t ttl_ms);
+  void redis_key(const std::string& key);  // "<redis_prefix><key>" into key_buf_
 
   net::any_io_executor ex_;
   store::redis::redis_client* redis_;
   cache_options opts_;
   clock_fn now_;
   memory_lru memory_;
-  cache_counters counters_;
-  std::size_t pending_writes_ = 0;
+  mutable cache_counters counters_;
+  // The writes Redis has not answered yet; shared with them, so a cache destroyed first
+  // leaves them a live place to report to.
+  struct write_tally final : store::redis::send_observer {
+    std::size_t pending = 0;
+    std::uint64_t failed = 0;
+    void sent(bool ok) noexcept override {
+      --pending;
+      if (!ok) {
+        ++failed;
+      }
+    }
+  };
+  std::shared_ptr<write_tally> writes_;
+  std::uint64_t dropped_ = 0;  // writes that could not go (failed ones: writes_->failed)
+  std::string key_buf_;    // the Redis key of the command being queued
+  std::string value_buf_;  // the value of the SET being queued
 };
 
 // Identical requests in flight on this instance: the first (the leader) calls the

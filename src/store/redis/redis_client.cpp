@@ -31,6 +31,11 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <arpa/inet.h>
+// sds.h (hiredis' string buffer) declares its functions without extern "C"; included here
+// first, inside one, so that hiredis.h's own include of it adds nothing.
+extern "C" {
+#include <hiredis/sds.h>
+}
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
@@ -115,7 +120,8 @@ reply copy_reply(const redisReply& r) {
 // once into a buffer kept for the next command, then queued as is. hiredis' own formatting
 // (redisAsyncCommandArgv) grows an sds string piece by piece with a printf-like call per
 // argument; a cached answer's SET is kilobytes.
-int send_argv(redisAsyncContext* ac, const std::vector<std::string>& args, redisCallbackFn* fn, void* privdata) {
+template <class Args = std::vector<std::string>>  // a braced list: strings
+int send_argv(redisAsyncContext* ac, const Args& args, redisCallbackFn* fn, void* privdata) {
   thread_local std::string cmd;
   std::size_t total = 16;
   for (const auto& a : args) {
@@ -202,6 +208,7 @@ struct watch : std::enable_shared_from_this<watch> {
 
   void arm(bool read) noexcept;
   void ready(bool read, const error_code& ec) noexcept;
+  bool write_keeping_buffer() noexcept;
   void cleanup() noexcept;
 };
 
@@ -589,12 +596,55 @@ void watch::ready(bool read, const error_code& ec) noexcept {
   }
   if (read) {
     redisAsyncHandleRead(ac);  // may free the context: then cleanup() nulled `ac`
-  } else {
+  } else if (!write_keeping_buffer()) {
     redisAsyncHandleWrite(ac);
   }
   if (ac != nullptr && (read ? want_read : want_write)) {
     arm(read);
   }
+}
+
+// hiredis frees its output buffer after every complete write and grows a new one from
+// empty for the next batch of commands (a calloc, reallocs as it doubles, then a free of a
+// block of tens of KB, which makes glibc consolidate its bins). While the connection is
+// up, the buffer is written here instead and emptied in place, keeping its capacity (up
+// to max_kept). Anything else (connecting, a write error) goes through hiredis, which
+// reports it. Returns false when hiredis should do the write.
+bool watch::write_keeping_buffer() noexcept {
+  constexpr std::size_t max_kept = 1u << 20;
+  redisContext* c = &ac->c;
+  if ((c->flags & REDIS_CONNECTED) == 0 || c->err != 0 || c->obuf == nullptr) {
+    return false;
+  }
+  const std::size_t len = sdslen(c->obuf);
+  if (len > 0) {
+    const ssize_t n = ::write(c->fd, c->obuf, len);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        return false;  // hiredis writes again, gets the error and drops the link
+      }
+    } else if (static_cast<std::size_t>(n) == len) {
+      if (sdsalloc(c->obuf) > max_kept) {
+        sds fresh = sdsempty();
+        if (fresh == nullptr) {
+          return false;
+        }
+        sdsfree(c->obuf);
+        c->obuf = fresh;
+      } else {
+        sdsclear(c->obuf);
+      }
+    } else if (n > 0) {
+      sdsrange(c->obuf, n, -1);
+    }
+  }
+  // What redisAsyncHandleWrite does after a write: stop waiting for writability once the
+  // buffer is empty; wait for the replies.
+  if (sdslen(c->obuf) == 0) {
+    hook_del_write(this);
+  }
+  hook_add_read(this);
+  return true;
 }
 
 void watch::cleanup() noexcept {
@@ -615,9 +665,11 @@ void watch::cleanup() noexcept {
 
 // ---------------------------------------------------------------- commands
 
+class deadlines;
+void answered(deadlines& d) noexcept;
+
 struct op_base {
-  op_base(const net::any_io_executor& ex, std::shared_ptr<std::size_t> counter)
-      : timer(ex), outstanding(std::move(counter)) {}
+  explicit op_base(std::shared_ptr<std::size_t> counter) : outstanding(std::move(counter)) {}
   virtual ~op_base() = default;
   op_base(const op_base&) = delete;
   op_base& operator=(const op_base&) = delete;
@@ -628,31 +680,55 @@ struct op_base {
       return;
     }
     done = true;
-    try {
-      timer.cancel();
-    } catch (...) {
-    }
     deliver(std::move(r));
   }
   virtual void deliver(core::result<reply> r) noexcept = 0;
+  // A reply arrived in time: copied for deliver() (a `send` op reads its kind only).
+  virtual void take(const redisReply& r) noexcept {
+    try {
+      finish(copy_reply(r));
+    } catch (const std::exception& e) {
+      finish(misuse(std::string("cannot copy the reply: ") + e.what()));
+    }
+  }
 
-  net::steady_timer timer;
   std::shared_ptr<std::size_t> outstanding;
-  std::shared_ptr<op_base> hiredis_ref;  // set while hiredis holds us as privdata
+  std::shared_ptr<op_base> hiredis_ref;
+  deadlines* timeouts = nullptr;  // the client's, while this waits in it (it outlives hiredis' callbacks)  // set while hiredis holds us as privdata
   bool done = false;
 };
 
 template <class Handler>
 struct command_op final : op_base {
   command_op(const net::any_io_executor& ex, std::shared_ptr<std::size_t> counter, Handler h)
-      : op_base(ex, std::move(counter)), handler(std::move(h)) {}
+      : op_base(std::move(counter)), ex(ex), handler(std::move(h)) {}
 
   void deliver(core::result<reply> r) noexcept override {
-    auto ex = net::get_associated_executor(handler, timer.get_executor());
-    net::post(ex, net::append(std::move(handler), std::move(r)));
+    auto hex = net::get_associated_executor(handler, ex);
+    net::post(hex, net::append(std::move(handler), std::move(r)));
   }
 
+  net::any_io_executor ex;
   Handler handler;
+};
+
+// redis_client::send: no reply copied, no handler posted, no timer armed (see the header).
+struct send_op final : op_base {
+  send_op(std::shared_ptr<std::size_t> counter, std::shared_ptr<send_observer> o)
+      : op_base(std::move(counter)), observer(std::move(o)) {}
+
+  void deliver(core::result<reply> r) noexcept override { report(r && !r->is_error()); }
+  void take(const redisReply& r) noexcept override {
+    done = true;
+    report(r.type != REDIS_REPLY_ERROR);
+  }
+  void report(bool ok) noexcept {
+    if (observer) {
+      observer->sent(ok);
+    }
+  }
+
+  std::shared_ptr<send_observer> observer;
 };
 
 void on_command_reply(redisAsyncContext*, void* r, void* privdata) noexcept {
@@ -664,44 +740,166 @@ void on_command_reply(redisAsyncContext*, void* r, void* privdata) noexcept {
   }
   if (r == nullptr) {
     op->finish(unavailable("connection lost before the reply"));
+    if (op->timeouts != nullptr) {
+      answered(*op->timeouts);
+    }
     return;
   }
-  try {
-    op->finish(copy_reply(*static_cast<redisReply*>(r)));
-  } catch (const std::exception& e) {
-    op->finish(misuse(std::string("cannot copy the reply: ") + e.what()));
+  op->take(*static_cast<redisReply*>(r));
+  if (op->timeouts != nullptr) {
+    answered(*op->timeouts);
   }
 }
 
-template <class Handler>
-void start_command(connection& conn, bool client_closed, std::vector<std::string> args, ms timeout,
+// Why `args` cannot be sent now, else nothing (then the command may be queued).
+template <class Args>
+std::optional<core::error> refusal(connection& conn, bool client_closed, const Args& args) {
+  if (client_closed || conn.closed()) {
+    return unavailable("client closed");
+  }
+  if (args.empty()) {
+    return misuse("empty command");
+  }
+  if (mode_switching(args.front())) {
+    return misuse(std::string(args.front()) + " is not allowed through command(); use subscribe()");
+  }
+  if (conn.context() == nullptr) {
+    auto why = conn.last_error();
+    return unavailable("not connected to " + conn.endpoint() + (why.empty() ? std::string() : ": " + why));
+  }
+  if (*conn.outstanding() >= conn.options().max_pending) {
+    return unavailable("too many pending commands (" + std::to_string(*conn.outstanding()) + ")");
+  }
+  return std::nullopt;
+}
+
+bool start_send(connection& conn, bool client_closed, std::span<const std::string_view> args,
+                std::shared_ptr<send_observer> observer) {
+  if (refusal(conn, client_closed, args)) {
+    return false;
+  }
+  auto op = std::make_shared<send_op>(conn.outstanding(), std::move(observer));
+  op->hiredis_ref = op;
+  if (send_argv(conn.context(), args, on_command_reply, op.get()) != REDIS_OK) {
+    op->hiredis_ref.reset();
+    op->done = true;  // refused: the caller learns it from the return value, not `done`
+    return false;
+  }
+  ++*conn.outstanding();
+  return true;
+}
+
+// The commands' timeouts: a heap of deadlines and one timer armed at the earliest, instead
+// of a timer per command (constructed, armed, then cancelled with a completion posted for
+// the cancel: two scheduler operations per command). Replies usually come in deadline
+// order, so the heap's top is the command just answered; answered commands are dropped
+// from the top as new ones arrive and when the timer fires. Loop only.
+class deadlines : public std::enable_shared_from_this<deadlines> {
+ public:
+  explicit deadlines(const net::any_io_executor& ex) : timer_(ex) {}
+
+  void add(std::shared_ptr<op_base> op, ms timeout) {
+    drop_answered();
+    const auto at = clock::now() + timeout;
+    heap_.push_back({at, timeout, std::move(op)});
+    std::push_heap(heap_.begin(), heap_.end(), later);
+    if (!armed_ || at < armed_at_) {
+      arm(at);
+    }
+  }
+
+  // A command was answered: with none left waiting, the timer is disarmed, so an idle
+  // client holds no pending wait on the loop.
+  void answered() {
+    drop_answered();
+    if (heap_.empty() && armed_) {
+      disarm();
+    }
+  }
+
+  // The client closes: every command was completed by hiredis already.
+  void stop() {
+    heap_.clear();
+    disarm();
+  }
+
+ private:
+  void disarm() {
+    armed_ = false;
+    ++generation_;
+    try {
+      timer_.cancel();
+    } catch (...) {
+    }
+  }
+
+  struct item {
+    clock::time_point at;
+    ms timeout;
+    std::shared_ptr<op_base> op;
+  };
+  static bool later(const item& a, const item& b) { return a.at > b.at; }
+
+  void drop_answered() {
+    while (!heap_.empty() && heap_.front().op->done) {
+      std::pop_heap(heap_.begin(), heap_.end(), later);
+      heap_.pop_back();
+    }
+  }
+
+  void arm(clock::time_point at) {
+    armed_ = true;
+    armed_at_ = at;
+    timer_.expires_at(at);  // a wait already armed completes as aborted (generation below)
+    timer_.async_wait([weak = weak_from_this(), gen = ++generation_](const error_code&) {
+      if (auto self = weak.lock(); self && gen == self->generation_) {
+        self->fire();
+      }
+    });
+  }
+
+  void fire() {
+    armed_ = false;
+    const auto now = clock::now();
+    while (!heap_.empty() && (heap_.front().op->done || heap_.front().at <= now)) {
+      std::pop_heap(heap_.begin(), heap_.end(), later);
+      item it = std::move(heap_.back());
+      heap_.pop_back();
+      if (!it.op->done) {
+        it.op->finish(unavailable("no reply within " + std::to_string(it.timeout.count()) + " ms"));
+      }
+    }
+    if (!heap_.empty()) {
+      arm(heap_.front().at);
+    }
+  }
+
+  net::steady_timer timer_;
+  std::vector<item> heap_;
+  bool armed_ = false;
+  clock::time_point armed_at_{};
+  std::uint64_t generation_ = 0;
+};
+
+void answered(deadlines& d) noexcept {
+  try {
+    d.answered();
+  } catch (...) {
+  }
+}
+
+template <class Args, class Handler>
+void start_command(connection& conn, deadlines& timeouts, bool client_closed, const Args& args, ms timeout,
                    Handler handler) {
   auto fail = [&](core::error e) {
     auto ex = net::get_associated_executor(handler, conn.executor());
     net::post(ex, net::append(std::move(handler), core::result<reply>(std::move(e))));
   };
-  if (client_closed || conn.closed()) {
-    fail(unavailable("client closed"));
-    return;
-  }
-  if (args.empty()) {
-    fail(misuse("empty command"));
-    return;
-  }
-  if (mode_switching(args.front())) {
-    fail(misuse(args.front() + " is not allowed through command(); use subscribe()"));
+  if (auto why = refusal(conn, client_closed, args)) {
+    fail(std::move(*why));
     return;
   }
   redisAsyncContext* ac = conn.context();
-  if (ac == nullptr) {
-    auto why = conn.last_error();
-    fail(unavailable("not connected to " + conn.endpoint() + (why.empty() ? std::string() : ": " + why)));
-    return;
-  }
-  if (*conn.outstanding() >= conn.options().max_pending) {
-    fail(unavailable("too many pending commands (" + std::to_string(*conn.outstanding()) + ")"));
-    return;
-  }
   auto op = std::make_shared<command_op<Handler>>(conn.executor(), conn.outstanding(), std::move(handler));
   op->hiredis_ref = op;
   if (send_argv(ac, args, on_command_reply, op.get()) != REDIS_OK) {
@@ -710,13 +908,8 @@ void start_command(connection& conn, bool client_closed, std::vector<std::string
     return;
   }
   ++*conn.outstanding();
-  timeout = std::max(timeout, ms{1});
-  op->timer.expires_after(timeout);
-  op->timer.async_wait([op, timeout](const error_code&) {
-    if (!op->done) {
-      op->finish(unavailable("no reply within " + std::to_string(timeout.count()) + " ms"));
-    }
-  });
+  op->timeouts = &timeouts;
+  timeouts.add(std::move(op), std::max(timeout, ms{1}));
 }
 
 // ---------------------------------------------------------------- pub/sub
@@ -895,6 +1088,7 @@ struct redis_client::impl {
   impl(const net::any_io_executor& ex, const redis_options& o)
       : opts(o),
         cmd(std::make_shared<connection>(ex, o, "redis", changed)),
+        timeouts(std::make_shared<deadlines>(ex)),
         subs(std::make_shared<subscriber>(ex, o, changed)) {}
   ~impl() { close(); }
   impl(const impl&) = delete;
@@ -903,6 +1097,7 @@ struct redis_client::impl {
   void close() noexcept {
     closed = true;
     cmd->close();
+    timeouts->stop();
     subs->close();
   }
 
@@ -910,6 +1105,7 @@ struct redis_client::impl {
   change_signal changed;  // before the connections: they refer to it
   bool closed = false;
   std::shared_ptr<connection> cmd;
+  std::shared_ptr<deadlines> timeouts;
   std::shared_ptr<subscriber> subs;
 };
 
@@ -938,10 +1134,24 @@ net::awaitable<core::result<reply>> redis_client::command(std::vector<std::strin
   // Named, not written inside the co_await: GCC 12 destroys a capturing lambda temporary
   // of a co_await expression twice.
   auto initiation = [im](auto handler, std::vector<std::string> a, ms t) {
-    start_command(*im->cmd, im->closed, std::move(a), t, std::move(handler));
+    start_command(*im->cmd, *im->timeouts, im->closed, std::move(a), t, std::move(handler));
   };
   co_return co_await net::async_initiate<decltype(net::use_awaitable), void(core::result<reply>)>(
       std::move(initiation), net::use_awaitable, std::move(args), timeout);
+}
+
+net::awaitable<core::result<reply>> redis_client::command(std::span<const std::string_view> args,
+                                                          std::chrono::milliseconds timeout) {
+  auto im = impl_;
+  auto initiation = [im](auto handler, std::span<const std::string_view> a, ms t) {
+    start_command(*im->cmd, *im->timeouts, im->closed, a, t, std::move(handler));
+  };
+  co_return co_await net::async_initiate<decltype(net::use_awaitable), void(core::result<reply>)>(
+      std::move(initiation), net::use_awaitable, args, timeout);
+}
+
+bool redis_client::send(std::span<const std::string_view> args, std::shared_ptr<send_observer> observer) {
+  return start_send(*impl_->cmd, impl_->closed, args, std::move(observer));
 }
 
 net::awaitable<core::result<void>> redis_client::ping(std::chrono::milliseconds timeout) {

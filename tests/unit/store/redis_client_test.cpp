@@ -154,6 +154,103 @@ TEST_F(redis_client_test, timeout_then_late_reply_is_dropped) {
   });
 }
 
+// send(): the command is queued at once; the observer learns how it ended.
+struct tally final : rd::send_observer {
+  int ok = 0;
+  int failed = 0;
+  void sent(bool good) noexcept override { ++(good ? ok : failed); }
+};
+
+TEST_F(redis_client_test, send_queues_a_command_and_reports_how_it_ended) {
+  run([&]() -> net::awaitable<void> {
+    rd::redis_client c{co_await net::this_coro::executor, options()};
+    CO_ASSERT((co_await c.connect()).has_value(), "connect");
+    auto seen = std::make_shared<tally>();
+    const std::string key = prefix + "sent";
+    const std::string_view set[] = {"SET", key, "v1", "PX", "60000"};
+    EXPECT_TRUE(c.send(set, seen));
+    const std::string_view bad[] = {"INCR", key};  // "v1" is not a number: an error reply
+    EXPECT_TRUE(c.send(bad, seen));
+    const std::string key2 = key + ":2";
+    const std::string_view quiet[] = {"SET", key2, "v2"};
+    EXPECT_TRUE(c.send(quiet));  // no observer at all
+    while (seen->ok + seen->failed < 2) {
+      co_await sleep_for(2ms);
+    }
+    EXPECT_EQ(seen->ok, 1);
+    EXPECT_EQ(seen->failed, 1);
+    auto got = co_await must(c, cmd("MGET", key, key2));
+    CO_ASSERT(got.elements.size() == 2u, "MGET shape");
+    EXPECT_EQ(got.elements[0].str, "v1");
+    EXPECT_EQ(got.elements[1].str, "v2");
+
+    const std::string_view empty[] = {"SUBSCRIBE", "x"};
+    EXPECT_FALSE(c.send(empty, seen)) << "misuse is refused at once";
+    co_await must(c, cmd("DEL", key, key2));
+    c.close();
+    EXPECT_FALSE(c.send(set, seen)) << "a closed client refuses at once";
+    EXPECT_EQ(seen->ok + seen->failed, 2) << "a refused command is not reported later";
+  });
+}
+
+TEST_F(redis_client_test, values_larger_than_the_kept_write_buffer_go_whole) {
+  // The output buffer is kept between writes up to 1 MiB: a 3 MiB value is written in
+  // several partial writes, then the buffer is replaced by a small one.
+  run([&]() -> net::awaitable<void> {
+    rd::redis_client c{co_await net::this_coro::executor, options()};
+    CO_ASSERT((co_await c.connect()).has_value(), "connect");
+    std::string big(3 * 1024 * 1024 + 5, 'y');
+    for (std::size_t i = 0; i < big.size(); i += 1000) {
+      big[i] = static_cast<char>('A' + (i / 1000) % 26);
+    }
+    auto seen = std::make_shared<tally>();
+    for (int i = 0; i < 3; ++i) {
+      const std::string key = prefix + "big" + std::to_string(i);
+      const std::string_view set[] = {"SET", key, big};
+      EXPECT_TRUE(c.send(set, seen));
+    }
+    while (seen->ok + seen->failed < 3) {
+      co_await sleep_for(2ms);
+    }
+    EXPECT_EQ(seen->ok, 3);
+    for (int i = 0; i < 3; ++i) {
+      const std::string key = prefix + "big" + std::to_string(i);
+      const std::string_view get[] = {"GET", key};
+      auto r = co_await c.command(std::span<const std::string_view>(get), 5000ms);
+      CO_ASSERT(r.has_value(), "GET");
+      EXPECT_TRUE(r->str == big) << "value " << i << " size " << r->str.size();
+    }
+    auto small = co_await must(c, cmd("SET", prefix + "small", "after"));
+    EXPECT_EQ(small.str, "OK");
+    co_await must(c, cmd("DEL", prefix + "big0", prefix + "big1", prefix + "big2", prefix + "small"));
+  });
+}
+
+TEST_F(redis_client_test, a_short_timeout_behind_a_long_one_fires_first) {
+  // The client arms one timer at the earliest deadline: a command with a short timeout,
+  // sent after one with a long timeout, must move it earlier. BLPOP holds the connection
+  // for 3 s, so the PING behind it gets no reply before its 100 ms are up.
+  run([&]() -> net::awaitable<void> {
+    auto ex = co_await net::this_coro::executor;
+    rd::redis_client c{ex, options()};
+    CO_ASSERT((co_await c.connect()).has_value(), "connect");
+    std::optional<core::result<rd::reply>> long_one;
+    net::co_spawn(
+        ex,
+        [&]() -> net::awaitable<void> { long_one = co_await c.command(cmd("BLPOP", prefix + "never", "3"), 10000ms); },
+        net::detached);
+    co_await sleep_for(1ms);  // the BLPOP is queued first
+    auto ping = co_await c.command(cmd("PING"), 100ms);
+    CO_ASSERT(!ping.has_value(), "the PING was answered before its deadline, behind a 3 s BLPOP");
+    EXPECT_NE(ping.error().message.find("no reply within 100 ms"), std::string::npos) << ping.error().message;
+    EXPECT_FALSE(long_one.has_value()) << "the long command is still waiting when the short one times out";
+    while (!long_one) {
+      co_await sleep_for(5ms);
+    }
+    EXPECT_TRUE(long_one->has_value()) << "the BLPOP got its (nil) reply within its own 10 s";
+  });
+}
+
 TEST_F(redis_client_test, close_completes_pending_commands_and_destroying_is_safe) {
   run([&]() -> net::awaitable<void> {
     auto ex = co_await net::this_coro::executor;

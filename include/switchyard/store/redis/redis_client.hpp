@@ -34,6 +34,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -70,6 +71,13 @@ struct redis_options {
   std::string tls_ca_file;         // empty: the system trust store
 };
 
+// Told how a redis_client::send() ended. Called on the loop, possibly from inside the
+// client while it reads replies or closes: it must not call the client.
+struct send_observer {
+  virtual ~send_observer() = default;
+  virtual void sent(bool ok) noexcept = 0;
+};
+
 class redis_client {
  public:
   // Called on the loop for each message on a subscribed channel (never inside hiredis).
@@ -88,6 +96,19 @@ class redis_client {
   // A reply arriving after the timeout is dropped.
   net::awaitable<core::result<reply>> command(std::vector<std::string> args,
                                               std::chrono::milliseconds timeout = std::chrono::milliseconds{250});
+
+  // The same with arguments the caller keeps (they are copied into the connection's
+  // buffer before this suspends): no vector and no string per argument.
+  net::awaitable<core::result<reply>> command(std::span<const std::string_view> args,
+                                              std::chrono::milliseconds timeout);
+
+  // A command whose reply is not read (a cache write): queued at once, or refused at
+  // once (false: not connected, too many pending, closed, misuse). `observer`, when given,
+  // learns later whether Redis accepted it (false: a Redis error reply, or the connection
+  // lost before the reply); the command keeps it alive until then. There is no timeout:
+  // a stalled Redis holds the command until its reply or the connection's end (callers
+  // bound how many they leave outstanding).
+  bool send(std::span<const std::string_view> args, std::shared_ptr<send_observer> observer = nullptr);
 
   // PING -> PONG.
   net::awaitable<core::result<void>> ping(std::chrono::milliseconds timeout = std::chrono::milliseconds{250});

@@ -1,0 +1,96 @@
+// response_cache against a real Redis: which tier an answer goes to, and writes that
+// outlive the cache.
+#include "switchyard/cache/response_cache.hpp"
+
+#include "store_test_support.hpp"
+
+namespace {
+
+using namespace store_test;
+namespace cache = switchyard::cache;
+namespace rd = switchyard::store::redis;
+
+class response_cache_redis_test : public redis_fixture {
+ protected:
+  cache::cache_options cache_options() const {
+    cache::cache_options o;
+    o.redis_prefix = prefix;
+    o.redis_timeout = 2000ms;  // a lookup here must not be given up on a loaded machine
+    return o;
+  }
+};
+
+net::awaitable<void> until_written(const cache::response_cache& rc) {
+  while (rc.pending_writes() > 0) {
+    co_await sleep_for(2ms);
+  }
+}
+
+TEST_F(response_cache_redis_test, an_answer_enters_memory_when_it_is_read_back_from_redis) {
+  run([&]() -> net::awaitable<void> {
+    auto ex = co_await net::this_coro::executor;
+    rd::redis_client redis{ex, options_from_url(url)};
+    CO_ASSERT((co_await redis.connect()).has_value(), "connect");
+    cache::response_cache rc{ex, &redis, cache_options()};
+    cache::stored_usage usage{true, true, 3, 4, 7};
+    EXPECT_TRUE(rc.put("k1", R"({"id":"a"})", 60, usage));
+    EXPECT_EQ(rc.memory().size(), 0u) << "asked for once: Redis only";
+    co_await until_written(rc);
+    EXPECT_EQ(rc.counters().writes_dropped, 0u);
+    EXPECT_FALSE(rc.get_memory("k1"));
+
+    auto hit = co_await rc.get_redis("k1");
+    CO_ASSERT(hit.has_value(), "the entry is in Redis");
+    EXPECT_EQ(hit->value, R"({"id":"a"})");
+    EXPECT_TRUE(hit->has_usage);
+    EXPECT_EQ(hit->total_tokens, 7);
+    EXPECT_EQ(rc.memory().size(), 1u) << "asked for again: now in memory too";
+    auto mem = rc.get_memory("k1");
+    CO_ASSERT(mem.has_value(), "memory hit");
+    EXPECT_EQ(mem->value, R"({"id":"a"})");
+    EXPECT_EQ(rc.counters().memory_hits, 1u);
+    EXPECT_EQ(rc.counters().redis_hits, 1u);
+
+    std::vector<std::string> keys{"k1"};
+    EXPECT_EQ(co_await rc.remove(std::move(keys)), 1u);
+  });
+}
+
+TEST_F(response_cache_redis_test, without_a_redis_connection_answers_go_to_memory) {
+  run([&]() -> net::awaitable<void> {
+    auto ex = co_await net::this_coro::executor;
+    rd::redis_client redis{ex, options_from_url(url)};  // never connected
+    cache::response_cache rc{ex, &redis, cache_options()};
+    EXPECT_TRUE(rc.put("k2", "{}", 60));
+    EXPECT_EQ(rc.counters().writes_dropped, 1u);
+    EXPECT_EQ(rc.memory().size(), 1u) << "a write Redis cannot take is kept in memory";
+    EXPECT_TRUE(rc.get_memory("k2"));
+    co_return;
+  });
+}
+
+TEST_F(response_cache_redis_test, writes_in_flight_outlive_the_cache) {
+  run([&]() -> net::awaitable<void> {
+    auto ex = co_await net::this_coro::executor;
+    rd::redis_client redis{ex, options_from_url(url)};
+    CO_ASSERT((co_await redis.connect()).has_value(), "connect");
+    {
+      cache::response_cache rc{ex, &redis, cache_options()};
+      for (int i = 0; i < 50; ++i) {
+        EXPECT_TRUE(rc.put("gone" + std::to_string(i), std::string(2000, 'z'), 60));
+      }
+      EXPECT_EQ(rc.pending_writes(), 50u);
+    }  // destroyed with 50 replies to come: they report to the writes' own tally
+    std::vector<std::string> last{"GET", prefix + "gone49"};
+    auto r = co_await redis.command(std::move(last), 2000ms);  // after the 50 SETs (one connection: in order)
+    CO_ASSERT(r.has_value(), "GET");
+    EXPECT_EQ(r->str.substr(r->str.find('\n') + 1), std::string(2000, 'z'));
+    std::vector<std::string> del{"DEL"};
+    for (int i = 0; i < 50; ++i) {
+      del.push_back(prefix + "gone" + std::to_string(i));
+    }
+    co_await redis.command(std::move(del), 2000ms);
+  });
+}
+
+}  // namespace
