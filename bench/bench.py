@@ -529,6 +529,16 @@ class Services:
             return 0
         return int(f_[11]) + int(f_[12]) if f_ is not None else 0
 
+    def pin_redis(self, cpus: set[int]) -> None:
+        """Moves the Redis server (every thread of it) to `cpus`."""
+        try:
+            with open(os.path.join(self.dir, "redis", "redis.pid")) as f:
+                pid = int(f.readline().strip())
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                os.sched_setaffinity(int(tid), cpus)
+        except (OSError, ValueError):
+            pass
+
     def pin_db(self, cpus: set[int]) -> None:
         """Moves Postgres to `cpus` (backends started later inherit the postmaster's CPUs)."""
         for p in self.db_pids():
@@ -1416,6 +1426,7 @@ def render(ctx: dict) -> str:
     L.append(f"- **CPU pinning:** load generator (wrk, TTFB client) on CPU {ctx['client_cpus']}; "
              f"servers (fake upstream, nginx hop, Switchyard) on CPU {ctx['server_cpus']}; "
              f"Postgres on CPU {ctx['db_cpus'] or ctx['server_cpus']}; "
+             f"Redis on CPU {ctx.get('redis_cpus') or ctx['server_cpus']}; "
              f"wrk with {ctx['wrk_threads_desc']}")
     if ctx.get("busy_warning"):
         L.append(f"- **Warning:** {ctx['busy_warning']}")
@@ -1709,6 +1720,8 @@ def parse_args(argv):
     p.add_argument("--server-cpus", default=None, help="CPUs of the servers (default: 0)")
     p.add_argument("--db-cpus", default=None, help="CPUs of Postgres (default: the servers'; e.g. 1 to keep "
                    "the database off the gateway's core, as on a separate database host)")
+    p.add_argument("--redis-cpus", default=None, help="CPUs of Redis (default: the servers'; e.g. 1 to keep "
+                   "Redis off the gateway's core, as on a Redis host of its own)")
     p.add_argument("--wrk-threads", type=int, default=0, help="wrk threads at 64 conn (default: client CPUs)")
     p.add_argument("--max-minutes", type=float, default=30, help="hard stop for the whole run (default 30)")
     p.add_argument("--write-docs", action="store_true", help="also write docs/benchmarks.md")
@@ -1824,6 +1837,9 @@ def main(argv) -> int:
             if args.db_cpus is not None:
                 services.pin_db(cpu_list(args.db_cpus))
                 log(f"Postgres pinned to CPU {args.db_cpus}")
+            if args.redis_cpus is not None:
+                services.pin_redis(cpu_list(args.redis_cpus))
+                log(f"Redis pinned to CPU {args.redis_cpus}")
 
         def gateway(**kw) -> SwitchyardTarget:
             return SwitchyardTarget(procs, binary, tmp, up_ports, services=services, **kw)
@@ -2031,7 +2047,7 @@ def main(argv) -> int:
             "date": date.strftime("%Y-%m-%d %H:%M"), "elapsed_s": time.monotonic() - t_start,
             "machine": machine_info(), "git": git_rev(), "versions": "; ".join(versions),
             "command": args.command_line or "./bench/run.sh " + " ".join(argv),
-            "client_cpus": args.client_cpus, "server_cpus": args.server_cpus, "db_cpus": args.db_cpus,
+            "client_cpus": args.client_cpus, "server_cpus": args.server_cpus, "db_cpus": args.db_cpus, "redis_cpus": args.redis_cpus,
             "wrk_threads_desc": f"{threads} thread{'s' if threads > 1 else ''} at 64 conn, 1 at 1 conn",
             "busy_warning": busy_warning, "hop_rss_idle_kb": hop_rss_idle, "rss_after": rss_after,
             "cached_keys": cached_keys,

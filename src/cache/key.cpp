@@ -379,6 +379,25 @@ bool plain_key(std::string_view k) {
 
 }  // namespace
 
+namespace {
+
+// A string as dump() writes it: printable ASCII without quotes or backslashes is copied
+// between quotes (model group names, call names); anything else goes through dump().
+void append_json_string(std::string& out, std::string_view s) {
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c > 0x7e || c == '"' || c == '\\') {
+      out += json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
+      return;
+    }
+  }
+  out += '"';
+  out.append(s);
+  out += '"';
+}
+
+}  // namespace
+
 std::optional<std::string> canonical_request_raw(
     std::string_view call, std::string_view model_group,
     const std::vector<std::pair<std::string_view, std::string_view>>& members) {
@@ -404,9 +423,9 @@ std::optional<std::string> canonical_request_raw(
   std::string out;
   out.reserve(bytes);
   out += "{\"call\":";
-  out += json(std::string(call)).dump(-1, ' ', false, json::error_handler_t::replace);
+  append_json_string(out, call);
   out += ",\"model\":";
-  out += json(std::string(model_group)).dump(-1, ' ', false, json::error_handler_t::replace);
+  append_json_string(out, model_group);
   out += ",\"params\":{";
   bool first = true;
   for (const auto* m : kept) {

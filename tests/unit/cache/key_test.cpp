@@ -85,6 +85,12 @@ TEST(CacheKey, RawMembersGiveTheDomPathsTextWhenCanonical) {
     ASSERT_TRUE(raw.has_value()) << ms.front().first << ms.front().second;
     EXPECT_EQ(*raw, canonical_request("chat", "gpt", dom_of(ms)));
   }
+  // Model group names are written as dump() writes them, whatever their characters.
+  for (const std::string group : {"gpt-4o", "a \"quoted\" \\ name", "tab\there", "caf\xc3\xa9 \xe2\x82\xac", "bad \xff utf-8", ""}) {
+    auto raw = canonical_request_raw("embedding-item", group, cases[1]);
+    ASSERT_TRUE(raw.has_value()) << group;
+    EXPECT_EQ(*raw, canonical_request("embedding-item", group, dom_of(cases[1]))) << group;
+  }
 }
 
 TEST(CacheKey, LongStringsAreReadInBlocksWithTheSameResult) {
