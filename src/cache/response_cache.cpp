@@ -184,15 +184,16 @@ bool response_cache::write_redis(const std::string& key, const entry& e, std::in
   char ttl[24];
   const auto ttl_len = static_cast<std::size_t>(std::to_chars(ttl, ttl + sizeof ttl, ttl_ms).ptr - ttl);
   const std::string_view cmd[] = {"SET", key_buf_, value_buf_, "PX", std::string_view(ttl, ttl_len)};
+  ++writes_->pending;  // before the send: its report must find the write counted
   const bool queued = redis_->send(cmd, writes_);
   if (value_buf_.capacity() > (256u << 10)) {
     std::string().swap(value_buf_);  // a large answer once: not kept for every later write
   }
   if (!queued) {
+    --writes_->pending;
     ++dropped_;
     return false;
   }
-  ++writes_->pending;
   return true;
 }
 
