@@ -251,6 +251,52 @@ TEST_F(redis_client_test, a_short_timeout_behind_a_long_one_fires_first) {
   });
 }
 
+TEST_F(redis_client_test, a_coroutine_resumed_by_a_reply_may_close_the_client) {
+  // Replies read together resume their coroutines one after the other, after hiredis has
+  // returned. The first one closes the client: the others still get their (already read)
+  // replies or a clear error, and the client stays usable for nothing but errors.
+  run([&]() -> net::awaitable<void> {
+    auto ex = co_await net::this_coro::executor;
+    auto c = std::make_unique<rd::redis_client>(ex, options());
+    CO_ASSERT((co_await c->connect()).has_value(), "connect");
+    constexpr int n = 20;
+    int finished = 0;
+    int answered = 0;
+    int refused = 0;
+    bool closed = false;
+    for (int i = 0; i < n; ++i) {
+      net::co_spawn(
+          ex,
+          [&]() -> net::awaitable<void> {
+            auto r = co_await c->command(cmd("INCR", prefix + "closing"), 5000ms);
+            if (r) {
+              ++answered;
+            } else {
+              EXPECT_EQ(r.error().code, core::errc::unavailable) << r.error().message;
+              ++refused;
+            }
+            if (!closed) {
+              closed = true;
+              c->close();
+              auto after = co_await c->command(cmd("PING"), 1000ms);
+              EXPECT_FALSE(after.has_value()) << "a closed client answers nothing";
+            }
+            ++finished;
+          },
+          net::detached);
+    }
+    while (finished < n) {
+      co_await sleep_for(2ms);
+    }
+    EXPECT_GE(answered, 1);
+    EXPECT_EQ(answered + refused, n);
+    c.reset();  // destroyed after everything completed
+    rd::redis_client other{ex, options()};
+    CO_ASSERT((co_await other.connect()).has_value(), "connect");
+    co_await must(other, cmd("DEL", prefix + "closing"));
+  });
+}
+
 TEST_F(redis_client_test, close_completes_pending_commands_and_destroying_is_safe) {
   run([&]() -> net::awaitable<void> {
     auto ex = co_await net::this_coro::executor;
