@@ -88,9 +88,10 @@ response_cache::response_cache(net::any_io_executor ex, store::redis::redis_clie
       memory_(opts_.memory_bytes),
       writes_(std::make_shared<write_tally>()) {}
 
-const cache_counters& response_cache::counters() const {
-  counters_.writes_dropped = dropped_ + writes_->failed;
-  return counters_;
+cache_counters response_cache::counters() const {
+  cache_counters c = counters_;
+  c.writes_dropped += writes_->failed;  // the writes Redis refused, reported after the fact
+  return c;
 }
 
 std::optional<entry> response_cache::get_memory(const std::string& key) {
@@ -161,7 +162,7 @@ bool response_cache::put(const std::string& key, std::string value, double ttl_s
   }
   // With Redis, an answer enters the memory tier when it is read back from Redis (a
   // second request for it), not when it is stored: answers asked for once never evict
-  // the ones asked for again (docs/cache.md, "Two tiers"). A write Redis cannot take
+  // the ones asked for again (docs/cache.md, "Tiers"). A write Redis cannot take
   // goes to memory at once.
   if (redis_ == nullptr || !write_redis(key, e, ttl_ms)) {
     memory_.put(key, std::move(e));
@@ -176,7 +177,7 @@ void response_cache::redis_key(const std::string& key) {
 
 bool response_cache::write_redis(const std::string& key, const entry& e, std::int64_t ttl_ms) {
   if (!redis_->connected() || writes_->pending >= opts_.max_pending_writes) {
-    ++dropped_;
+    ++counters_.writes_dropped;
     return false;
   }
   redis_key(key);
@@ -191,7 +192,7 @@ bool response_cache::write_redis(const std::string& key, const entry& e, std::in
   }
   if (!queued) {
     --writes_->pending;
-    ++dropped_;
+    ++counters_.writes_dropped;
     return false;
   }
   return true;

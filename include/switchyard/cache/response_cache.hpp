@@ -87,7 +87,7 @@ class response_cache {
   void note_too_large() { ++counters_.too_large; }
 
   bool has_redis() const { return redis_ != nullptr; }
-  const cache_counters& counters() const;
+  cache_counters counters() const;
   const memory_lru& memory() const { return memory_; }
   const cache_options& options() const { return opts_; }
   std::int64_t now_ms() const { return now_(); }
@@ -103,7 +103,7 @@ class response_cache {
   cache_options opts_;
   clock_fn now_;
   memory_lru memory_;
-  mutable cache_counters counters_;
+  cache_counters counters_;  // writes_dropped: those that could not go (failed ones: writes_->failed)
   // The writes Redis has not answered yet; shared with them, so a cache destroyed first
   // leaves them a live place to report to.
   struct write_tally final : store::redis::send_observer {
@@ -117,7 +117,6 @@ class response_cache {
     }
   };
   std::shared_ptr<write_tally> writes_;
-  std::uint64_t dropped_ = 0;  // writes that could not go (failed ones: writes_->failed)
   std::string key_buf_;    // the Redis key of the command being queued
   std::string value_buf_;  // the value of the SET being queued
 };

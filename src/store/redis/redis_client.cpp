@@ -717,8 +717,8 @@ struct op_base {
   }
 
   std::shared_ptr<std::size_t> outstanding;
-  std::shared_ptr<op_base> hiredis_ref;
-  deadlines* timeouts = nullptr;  // the client's, while this waits in it (it outlives hiredis' callbacks)  // set while hiredis holds us as privdata
+  std::shared_ptr<op_base> hiredis_ref;  // set while hiredis holds us as privdata
+  deadlines* timeouts = nullptr;         // the client's, while this waits in it (it outlives hiredis' callbacks)
   bool done = false;
 };
 
@@ -1192,12 +1192,13 @@ net::awaitable<core::result<reply>> redis_client::command(std::vector<std::strin
   // Named, not written inside the co_await: GCC 12 destroys a capturing lambda temporary
   // of a co_await expression twice.
   auto initiation = [im](auto handler, std::vector<std::string> a, ms t) {
-    start_command(*im->cmd, *im->timeouts, im->closed, std::move(a), t, std::move(handler));
+    start_command(*im->cmd, *im->timeouts, im->closed, a, t, std::move(handler));
   };
   co_return co_await net::async_initiate<decltype(net::use_awaitable), void(core::result<reply>)>(
       std::move(initiation), net::use_awaitable, std::move(args), timeout);
 }
 
+// The same with views the caller keeps: start_command formats them before this suspends.
 net::awaitable<core::result<reply>> redis_client::command(std::span<const std::string_view> args,
                                                           std::chrono::milliseconds timeout) {
   auto im = impl_;

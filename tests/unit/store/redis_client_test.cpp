@@ -188,7 +188,16 @@ TEST_F(redis_client_test, send_queues_a_command_and_reports_how_it_ended) {
     const std::string_view empty[] = {"SUBSCRIBE", "x"};
     EXPECT_FALSE(c.send(empty, seen)) << "misuse is refused at once";
     co_await must(c, cmd("DEL", key, key2));
+
+    // Sends still queued when the connection goes (here: closed before the loop could
+    // write them) are reported as failed, each once.
+    auto lost = std::make_shared<tally>();
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_TRUE(c.send(set, lost));
+    }
     c.close();
+    EXPECT_EQ(lost->failed, 3);
+    EXPECT_EQ(lost->ok, 0);
     EXPECT_FALSE(c.send(set, seen)) << "a closed client refuses at once";
     EXPECT_EQ(seen->ok + seen->failed, 2) << "a refused command is not reported later";
   });
