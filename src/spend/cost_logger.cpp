@@ -173,6 +173,10 @@ void cost_logger::put_back(std::vector<spend_row>::const_iterator first, std::ve
     head_ = 0;
     queue_.insert(queue_.begin(), first, last);
   }
+  // Their write may have committed before it failed (its answer lost): the next one checks.
+  for (std::size_t i = head_; i < head_ + count; ++i) {
+    queue_[i].maybe_written = true;
+  }
   stats_.queued = waiting();
 }
 
@@ -258,7 +262,10 @@ net::awaitable<bool> cost_logger::write_batch() {
 
 net::awaitable<bool> cost_logger::isolate(const std::vector<spend_row>& rows) {
   for (std::size_t i = 0; i < rows.size(); ++i) {
-    auto one = std::make_shared<const std::vector<spend_row>>(1, rows[i]);
+    // Checked one by one: a row the batch failed on may be one already written.
+    auto single = std::make_shared<std::vector<spend_row>>(1, rows[i]);
+    single->front().maybe_written = true;
+    std::shared_ptr<const std::vector<spend_row>> one = std::move(single);
     auto r = co_await sink_.write(one);
     if (r) {
       written(*r);

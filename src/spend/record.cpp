@@ -5,9 +5,13 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
+#include <functional>
+#include <unordered_map>
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 namespace switchyard::spend {
 
@@ -171,6 +175,51 @@ void put_raw(std::string& out, const char* key, const std::string& text, const c
   put_raw_value(out, text, fallback);
 }
 
+// A Unix time in microseconds as timestamptz text, "YYYY-MM-DD HH:MM:SS.ffffff+00" (30
+// bytes): the exact microsecond, as the staging path's to_timestamp gives it.
+char* put_utc(char* o, std::int64_t us) {
+  constexpr std::int64_t per_day = 86'400'000'000;
+  std::int64_t days = us / per_day;
+  std::int64_t in_day = us % per_day;
+  if (in_day < 0) {
+    in_day += per_day;
+    --days;
+  }
+  // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+  const std::int64_t z = days + 719468;
+  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const std::int64_t doe = z - era * 146097;
+  const std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const std::int64_t mp = (5 * doy + 2) / 153;
+  const std::int64_t d = doy - (153 * mp + 2) / 5 + 1;
+  const std::int64_t m = mp < 10 ? mp + 3 : mp - 9;
+  const std::int64_t y = yoe + era * 400 + (m <= 2 ? 1 : 0);
+  const auto digits = [&](std::int64_t v, int n) {
+    for (int i = n - 1; i >= 0; --i) {
+      o[i] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    }
+    o += n;
+  };
+  digits(y, 4);
+  *o++ = '-';
+  digits(m, 2);
+  *o++ = '-';
+  digits(d, 2);
+  *o++ = ' ';
+  const std::int64_t secs = in_day / 1'000'000;
+  digits(secs / 3600, 2);
+  *o++ = ':';
+  digits(secs / 60 % 60, 2);
+  *o++ = ':';
+  digits(secs % 60, 2);
+  *o++ = '.';
+  digits(in_day % 1'000'000, 6);
+  std::memcpy(o, "+00", 3);
+  return o + 3;
+}
+
 // One line of COPY text, written straight into `out`, which grows once by the line's worst
 // case (every string byte at its longest escape, every number at its longest): no
 // capacity check per field.
@@ -193,9 +242,10 @@ class copy_line {
   }
   void last(std::string_view v) { o_ = core::write_utf8(o_, v, copy_escape_byte); }  // no tab after it
   void num(long long v) {
-    o_ = std::to_chars(o_, o_ + number_max, v).ptr;
+    last_num(v);
     sep();
   }
+  void last_num(long long v) { o_ = std::to_chars(o_, o_ + number_max, v).ptr; }
   void real(double v) {
     o_ = std::to_chars(o_, o_ + number_max, std::isfinite(v) ? v : 0.0).ptr;
     sep();
@@ -207,6 +257,10 @@ class copy_line {
   void raw(std::string_view v) {  // already COPY text
     std::memcpy(o_, v.data(), v.size());
     o_ += v.size();
+  }
+  void utc(std::int64_t us) {
+    o_ = put_utc(o_, us);
+    sep();
   }
   void sep() { *o_++ = '\t'; }
   void end() { *o_++ = '\n'; }
@@ -286,7 +340,12 @@ void append_json(std::string& out, const spend_row& r) {
   out += '}';
 }
 
-void append_copy_line(std::string& out, const spend_row& r) {
+namespace {
+
+// One row as COPY text. `log`: in spend_logs' own columns (spend_log_copy_columns), empty
+// optional strings as NULL, times as timestamptz; else in the staging table's columns
+// (times as Unix microseconds, the insert turns them into spend_logs' values).
+void write_copy_line(std::string& out, const spend_row& r, bool log) {
   // The JSON columns first: their text is only known once re-dumped.
   const std::string tags = json_column(r.tags_json, "[]", "[]");
   const std::string metadata = json_column(r.metadata_json, "{}", "{}");
@@ -296,26 +355,35 @@ void append_copy_line(std::string& out, const spend_row& r) {
                                       r.team_id, r.organization_id, r.end_user, r.model, r.model_group, r.model_id,
                                       r.provider, r.api_base, r.error_type, r.requester_ip, r.session_id,
                                       tags, metadata, messages, response};
-  std::size_t worst = 64;  // separators, flags, \N, the newline
+  std::size_t worst = 64 + 128;  // separators, flags, \N, the newline; three times and the status
   for (auto v : strings) {
     worst += v.size() * copy_escape_max + 1;
   }
   worst += 14 * copy_line::number_max;
   copy_line line(out, worst);
+  // A column spend_logs holds as NULL when empty.
+  const auto optional = [&](std::string_view v) {
+    if (log && v.empty()) {
+      line.raw("\\N");
+      line.sep();
+    } else {
+      line.str(v);
+    }
+  };
   line.str(r.row_id);
   line.str(r.request_id);
   line.str(r.call_type);
   line.str(r.api_key);
-  line.str(r.key_alias);
-  line.str(r.user_id);
-  line.str(r.team_id);
-  line.str(r.organization_id);
-  line.str(r.end_user);
+  optional(r.key_alias);
+  optional(r.user_id);
+  optional(r.team_id);
+  optional(r.organization_id);
+  optional(r.end_user);
   line.str(r.model);
-  line.str(r.model_group);
-  line.str(r.model_id);
-  line.str(r.provider);
-  line.str(r.api_base);
+  optional(r.model_group);
+  optional(r.model_id);
+  optional(r.provider);
+  optional(r.api_base);
   line.num(r.prompt_tokens);
   line.num(r.completion_tokens);
   line.num(r.total_tokens);
@@ -324,17 +392,33 @@ void append_copy_line(std::string& out, const spend_row& r) {
   line.num(r.reasoning_tokens);
   line.flag(r.usage_estimated);
   line.real(r.spend);
-  line.num(r.start_us);
-  line.num(r.end_us);
-  line.num(r.completion_start_us);
-  line.flag(r.success);
+  if (log) {
+    line.utc(r.start_us);
+    line.utc(r.end_us);
+    if (r.completion_start_us > 0) {
+      line.utc(r.completion_start_us);
+    } else {
+      line.raw("\\N");
+      line.sep();
+    }
+    // As the staging insert computes it: whole milliseconds, never negative.
+    const std::int64_t ms = (r.end_us - r.start_us) / 1000;
+    line.num(std::clamp<std::int64_t>(ms, 0, std::numeric_limits<std::int32_t>::max()));
+    line.raw(r.success ? "success" : "failure");
+    line.sep();
+  } else {
+    line.num(r.start_us);
+    line.num(r.end_us);
+    line.num(r.completion_start_us);
+    line.flag(r.success);
+  }
   line.num(r.status_code);
-  line.str(r.error_type);
+  optional(r.error_type);
   line.flag(r.cache_hit);
   line.num(r.retries);
   line.num(r.fallbacks);
-  line.str(r.requester_ip);
-  line.str(r.session_id);
+  optional(r.requester_ip);
+  optional(r.session_id);
   line.str(tags);
   line.str(metadata);
   if (r.messages_json.empty()) {
@@ -351,6 +435,121 @@ void append_copy_line(std::string& out, const spend_row& r) {
   line.end();
 }
 
+}  // namespace
+
+void append_copy_line(std::string& out, const spend_row& r) { write_copy_line(out, r, false); }
+
+void append_log_copy_line(std::string& out, const spend_row& r) { write_copy_line(out, r, true); }
+
+bool log_copy_can_write(const spend_row& r) {
+  // Years 1000 to 9999: four digits, no era.
+  constexpr std::int64_t lo = -30'610'224'000'000'000;  // 1000-01-01
+  constexpr std::int64_t hi = 253'402'300'800'000'000;  // 10000-01-01
+  const auto ok = [&](std::int64_t us) { return us >= lo && us < hi; };
+  return ok(r.start_us) && ok(r.end_us) && (r.completion_start_us <= 0 || ok(r.completion_start_us));
+}
+
+namespace {
+
+// A batch's rows of one group: the first row names it (its fields), the day is its start's.
+struct group_key {
+  const spend_row* row;
+  std::int64_t day;
+};
+
+// The fields a group is made of, as spend_groups' columns name them.
+auto group_fields(const spend_row& r) {
+  return std::array<std::string_view, 9>{r.api_key,  r.user_id,     r.team_id,  r.organization_id, r.end_user,
+                                         r.model,    r.model_group, r.provider, r.tags_json};
+}
+
+struct group_hash {
+  std::size_t operator()(const group_key& k) const noexcept {
+    std::size_t h = std::hash<std::int64_t>{}(k.day);
+    for (auto f : group_fields(*k.row)) {
+      h = h * 0x9E3779B97F4A7C15ull ^ std::hash<std::string_view>{}(f);
+    }
+    return h;
+  }
+};
+
+struct group_eq {
+  bool operator()(const group_key& a, const group_key& b) const noexcept {
+    return a.day == b.day && group_fields(*a.row) == group_fields(*b.row);
+  }
+};
+
+struct group_sums {
+  long long prompt = 0, completion = 0, cached = 0, creation = 0;
+  double spend = 0;
+  long long requests = 0, succeeded = 0, failed = 0;
+};
+
+}  // namespace
+
+std::size_t append_group_lines(std::string& out, const std::vector<spend_row>& rows) {
+  constexpr std::int64_t per_day = 86'400'000'000;
+  std::unordered_map<group_key, group_sums, group_hash, group_eq> groups;
+  std::vector<group_key> order;  // first seen first: the same text for the same batch
+  for (const auto& r : rows) {
+    const std::int64_t day = r.start_us / per_day - (r.start_us % per_day < 0 ? 1 : 0);
+    auto [it, fresh] = groups.try_emplace(group_key{&r, day});
+    if (fresh) {
+      order.push_back(it->first);
+    }
+    auto& g = it->second;
+    g.prompt += r.prompt_tokens;
+    g.completion += r.completion_tokens;
+    g.cached += r.cached_tokens;
+    g.creation += r.cache_creation_tokens;
+    g.spend += r.spend;
+    ++g.requests;
+    ++(r.success ? g.succeeded : g.failed);
+  }
+  for (const auto& k : order) {
+    const auto& g = groups.at(k);
+    const spend_row& r = *k.row;
+    const std::string tags = json_column(r.tags_json, "[]", "[]");
+    std::size_t worst = 64 + 16;
+    for (auto f : group_fields(r)) {
+      worst += f.size() * copy_escape_max + 4;
+    }
+    worst += tags.size() * copy_escape_max + 9 * copy_line::number_max;
+    copy_line line(out, worst);
+    const auto optional = [&](std::string_view v) {
+      if (v.empty()) {
+        line.raw("\\N");
+        line.sep();
+      } else {
+        line.str(v);
+      }
+    };
+    char day[32];
+    put_utc(day, k.day * per_day);
+    line.raw(std::string_view(day, 10));  // YYYY-MM-DD
+    line.sep();
+    line.str(r.api_key);
+    optional(r.user_id);
+    optional(r.team_id);
+    optional(r.organization_id);
+    optional(r.end_user);
+    line.str(r.model);
+    optional(r.model_group);
+    optional(r.provider);
+    line.str(tags);
+    line.num(g.prompt);
+    line.num(g.completion);
+    line.num(g.cached);
+    line.num(g.creation);
+    line.real(g.spend);
+    line.num(g.requests);
+    line.num(g.succeeded);
+    line.last_num(g.failed);
+    line.end();
+  }
+  return order.size();
+}
+
 core::result<spend_row> row_from_json(std::string_view text) {
   auto j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
@@ -360,6 +559,7 @@ core::result<spend_row> row_from_json(std::string_view text) {
     spend_row r;
     auto str = [&](const char* k) { return j.value(k, std::string()); };
     r.row_id = str("row_id");
+    r.maybe_written = true;  // read back from a file: it may have been written before
     if (r.row_id.empty()) {
       return core::make_error(core::errc::bad_request, "spend row: no row_id");
     }

@@ -51,12 +51,13 @@ const isKeyLookup = (q) => /verification_tokens/.test(q) && /^WITH k AS/i.test(q
 // then ROLLBACK (or COMMIT).
 const isTxControl = (q) => /^(BEGIN|COMMIT|ROLLBACK|START TRANSACTION|SET TRANSACTION)\b/i.test(q.trim());
 // The cost logger's batches (its own connection, in the background): every statement of a
-// batch reads or makes its temporary tables (spend_stage, spend_batch), is the day-partition
-// check, or is one of the transaction's SET LOCALs. Their number grows with time (one batch
-// per flush interval at most), not with the request count. One COPY per batch.
-const isSpendWriter = (q) => /spend_stage|spend_batch|spend_logs|daily_spend|to_regclass/.test(q) ||
+// batch writes spend_logs or reads or makes its temporary tables (spend_stage, spend_groups),
+// is the day-partition check, or is one of the transaction's SET LOCALs. Their number grows
+// with time (one batch per flush interval at most), not with the request count. One COPY of
+// rows per batch (into spend_logs, or into spend_stage for a checked batch).
+const isSpendWriter = (q) => /spend_stage|spend_groups|spend_logs|daily_spend|to_regclass/.test(q) ||
   /^SET LOCAL (jit|client_min_messages)\b/i.test(q.trim());
-const isSpendBatch = (q) => /^COPY spend_stage FROM STDIN$/i.test(q.trim());
+const isSpendBatch = (q) => /^COPY (spend_stage|spend_logs) .*FROM STDIN$/i.test(q.trim().replace(/\s+/g, " "));
 // The budget jobs (docs/budgets.md), on timers in the background: a reset pass (the advisory
 // lock, Postgres's clock, the due rows, the old budget_resets rows, the next due time) at
 // least every SWITCHYARD_BUDGET_RESET_POLL_S (60 s) and after management writes, and the

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace switchyard::spend {
 
@@ -37,6 +38,10 @@ struct spend_row {
   std::string tags_json = "[]";      // JSON array of strings
   std::string metadata_json = "{}";  // JSON object
   std::string messages_json, response_json;  // JSON, only with store_prompts_in_spend_logs
+  // Set once a write of this row may have reached the database (a batch that failed,
+  // perhaps after its commit; a row read back from a spill file): its next write checks
+  // spend_logs for it first. Not stored.
+  bool maybe_written = false;
 
   // Rough size in memory, for the queue's byte bound.
   std::size_t approx_bytes() const;
@@ -64,7 +69,20 @@ void append_json(std::string& out, const spend_row& r);
 // the spend writer's staging table (store/postgres/spend_repo.hpp, spend_copy_columns):
 // what the writer sends to Postgres. Strings are sanitized as in append_json.
 void append_copy_line(std::string& out, const spend_row& r);
-// Parses what append_json wrote. Error on anything else.
+// Appends `r` as one line of COPY text in spend_logs' own columns (spend_log_copy_columns
+// in store/postgres/spend_repo.hpp): empty optional strings as NULL, times as timestamptz
+// text to the microsecond. The writer's path for rows never sent before (docs/spend.md,
+// "Writing: the cost logger").
+void append_log_copy_line(std::string& out, const spend_row& r);
+// Whether append_log_copy_line can write `r`'s times (years 1000 to 9999).
+bool log_copy_can_write(const spend_row& r);
+// Appends the batch's sums, one COPY line per (UTC day of the start, key, user, team,
+// organisation, end user, model, model group, provider, tags), in the columns of the
+// writer's spend_groups table (store/postgres/spend_repo.hpp): tokens, spend, requests,
+// successes and failures. Returns the number of lines.
+std::size_t append_group_lines(std::string& out, const std::vector<spend_row>& rows);
+// Parses what append_json wrote (maybe_written set: a row read back from a file may have
+// been written before). Error on anything else.
 core::result<spend_row> row_from_json(std::string_view text);
 
 }  // namespace switchyard::spend

@@ -6,6 +6,9 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <iterator>
+#include <mutex>
+#include <set>
 #include <string_view>
 
 namespace switchyard::store::postgres {
@@ -22,27 +25,46 @@ constexpr const char* batch_columns =
     "error_type text, cache_hit boolean, retries integer, fallbacks integer, requester_ip_address text, "
     "session_id text, request_tags jsonb, metadata jsonb, messages jsonb, response jsonb";
 
-constexpr const char* create_batch_table =
-    "CREATE TEMP TABLE IF NOT EXISTS spend_batch (api_key text, user_id text, team_id text, "
+// A batch's sums per (day, key, user, team, organisation, end user, model, model group,
+// provider, tags): what the totals and rollups are made from. The gateway sends them with
+// a batch it has never sent before (spend::append_group_lines); a batch that may be in
+// spend_logs already gets them from the rows its insert actually added.
+constexpr const char* create_groups_table =
+    "CREATE TEMP TABLE IF NOT EXISTS spend_groups (day date, api_key text, user_id text, team_id text, "
     "organization_id text, end_user text, model text, model_group text, custom_llm_provider text, "
-    "day date, spend double precision, prompt_tokens bigint, completion_tokens bigint, cached_tokens bigint, "
-    "cache_creation_tokens bigint, success boolean, request_tags jsonb) ON COMMIT DELETE ROWS";
+    "request_tags jsonb, prompt_tokens bigint, completion_tokens bigint, cached_tokens bigint, "
+    "cache_creation_tokens bigint, spend double precision, api_requests bigint, successful_requests bigint, "
+    "failed_requests bigint) ON COMMIT DELETE ROWS";
 
-// The session's two work tables (emptied at commit): spend_stage holds the batch as sent
-// (COPY), spend_batch the rows this transaction actually inserted, from which alone the
-// totals and rollups are made. No JIT: these tables have no statistics, so a big batch can
-// look costly enough to the planner to compile the rollup (tens of ms) for a statement that
-// then runs in a few.
+// The session's work tables (emptied at commit): spend_stage holds a checked batch as sent
+// (COPY), spend_groups the sums. No JIT: these tables have no statistics, so a big batch
+// can look costly enough to the planner to compile the rollup (tens of ms) for a statement
+// that then runs in a few.
 const std::string& begin_batch_sql() {
   static const std::string sql = std::string("SET LOCAL jit = off; SET LOCAL client_min_messages = warning; ") +
                                  "CREATE TEMP TABLE IF NOT EXISTS spend_stage (" + batch_columns +
-                                 ") ON COMMIT DELETE ROWS; " + create_batch_table;
+                                 ") ON COMMIT DELETE ROWS; " + create_groups_table;
   return sql;
+}
+
+// A fresh batch needs no staging table: its rows go straight into spend_logs.
+const std::string& begin_fresh_sql() {
+  static const std::string sql =
+      std::string("SET LOCAL jit = off; SET LOCAL client_min_messages = warning; ") + create_groups_table;
+  return sql;
+}
+
+// What a group's sums are, from rows of spend_logs' shape (`src`: their source).
+std::string group_rows_sql(const std::string& src) {
+  return "INSERT INTO spend_groups SELECT day, api_key, user_id, team_id, organization_id, end_user, model, "
+         "model_group, custom_llm_provider, request_tags, sum(prompt_tokens), sum(completion_tokens), "
+         "sum(cached_tokens), sum(cache_creation_tokens), sum(spend), count(*), count(*) FILTER (WHERE success), "
+         "count(*) FILTER (WHERE NOT success) FROM " + src + " GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10";
 }
 
 const std::string& insert_rows_sql() {
   static const std::string sql =
-         "WITH ins AS ("
+         std::string("WITH ins AS (") +
          "INSERT INTO spend_logs (row_id, request_id, call_type, api_key, key_alias, user_id, team_id, "
          "organization_id, end_user, model, model_group, model_id, custom_llm_provider, api_base, prompt_tokens, "
          "completion_tokens, total_tokens, cached_tokens, cache_creation_tokens, reasoning_tokens, usage_estimated, "
@@ -64,32 +86,34 @@ const std::string& insert_rows_sql() {
          "coalesce(metadata, '{}'::jsonb), messages, response FROM spend_stage "
          "ON CONFLICT DO NOTHING "
          "RETURNING api_key, user_id, team_id, organization_id, end_user, model, model_group, custom_llm_provider, "
-         "(start_time AT TIME ZONE 'UTC')::date, spend, prompt_tokens, completion_tokens, cached_tokens, "
-         "cache_creation_tokens, status = 'success', request_tags) "
-         "INSERT INTO spend_batch SELECT * FROM ins";
+         "(start_time AT TIME ZONE 'UTC')::date AS day, spend, prompt_tokens, completion_tokens, cached_tokens, "
+         "cache_creation_tokens, status = 'success' AS success, request_tags) " +
+         group_rows_sql("ins");
   return sql;
 }
 
-// general_settings.disable_spend_logs: the staged rows go straight into the batch, in the
-// shape spend_logs' RETURNING gives them above, and no spend_logs row is written. Without
-// the rows there is nothing to recognise a batch written twice by.
+// general_settings.disable_spend_logs: the staged rows are summed as they are, and no
+// spend_logs row is written. Without the rows there is nothing to recognise a batch written
+// twice by.
 const std::string& totals_only_sql() {
-  static const std::string sql =
-      "INSERT INTO spend_batch SELECT coalesce(api_key, ''), nullif(user_id, ''), nullif(team_id, ''), "
-      "nullif(organization_id, ''), nullif(end_user, ''), coalesce(model, ''), nullif(model_group, ''), "
-      "nullif(custom_llm_provider, ''), (to_timestamp(start_us / 1000000.0) AT TIME ZONE 'UTC')::date, "
-      "coalesce(spend, 0), coalesce(prompt_tokens, 0), coalesce(completion_tokens, 0), coalesce(cached_tokens, 0), "
-      "coalesce(cache_creation_tokens, 0), coalesce(success, true), coalesce(request_tags, '[]'::jsonb) "
-      "FROM spend_stage";
+  static const std::string sql = group_rows_sql(
+      "(SELECT coalesce(api_key, '') AS api_key, nullif(user_id, '') AS user_id, nullif(team_id, '') AS team_id, "
+      "nullif(organization_id, '') AS organization_id, nullif(end_user, '') AS end_user, "
+      "coalesce(model, '') AS model, nullif(model_group, '') AS model_group, "
+      "nullif(custom_llm_provider, '') AS custom_llm_provider, "
+      "(to_timestamp(start_us / 1000000.0) AT TIME ZONE 'UTC')::date AS day, coalesce(spend, 0) AS spend, "
+      "coalesce(prompt_tokens, 0) AS prompt_tokens, coalesce(completion_tokens, 0) AS completion_tokens, "
+      "coalesce(cached_tokens, 0) AS cached_tokens, coalesce(cache_creation_tokens, 0) AS cache_creation_tokens, "
+      "coalesce(success, true) AS success, coalesce(request_tags, '[]'::jsonb) AS request_tags FROM spend_stage) s");
   return sql;
 }
 
 // Lock then add, one entity table at a time (fixed order, ids sorted).
 std::string add_totals_sql(const char* table, const char* id_col, const char* batch_col) {
   const std::string t = table, id = id_col, b = batch_col;
-  return "SELECT 1 FROM " + t + " WHERE " + id + " IN (SELECT " + b + " FROM spend_batch WHERE " + b +
+  return "SELECT 1 FROM " + t + " WHERE " + id + " IN (SELECT " + b + " FROM spend_groups WHERE " + b +
          " <> '') ORDER BY " + id + " FOR UPDATE; UPDATE " + t + " AS e SET spend = e.spend + s.total FROM (SELECT " +
-         b + " AS id, sum(spend) AS total FROM spend_batch WHERE " + b + " <> '' GROUP BY " + b + ") s WHERE e." + id +
+         b + " AS id, sum(spend) AS total FROM spend_groups WHERE " + b + " <> '' GROUP BY " + b + ") s WHERE e." + id +
          " = s.id;";
 }
 
@@ -115,9 +139,9 @@ const std::string& rollup_sql() {
     "WITH g AS (SELECT day, api_key, user_id, team_id, organization_id, end_user, model, model_group,"
     "  custom_llm_provider, sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,"
     "  sum(cached_tokens) AS cached_tokens, sum(cache_creation_tokens) AS cache_creation_tokens,"
-    "  sum(spend) AS spend, count(*) AS api_requests, count(*) FILTER (WHERE success) AS successful_requests,"
-    "  count(*) FILTER (WHERE NOT success) AS failed_requests"
-    "  FROM spend_batch GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9), "
+    "  sum(spend) AS spend, sum(api_requests) AS api_requests, sum(successful_requests) AS successful_requests,"
+    "  sum(failed_requests) AS failed_requests"
+    "  FROM spend_groups GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9), "
     "e AS ("
     "  SELECT 'all' AS entity_type, '' AS entity_id, * FROM g"
     "  UNION ALL SELECT 'key', api_key, * FROM g WHERE api_key <> ''"
@@ -131,8 +155,8 @@ const std::string& rollup_sql() {
     "  UNION ALL SELECT 'no_end_user', '', * FROM g WHERE end_user IS NULL"
     "  UNION ALL SELECT 'tag', t.tag, b.day, b.api_key, b.user_id, b.team_id, b.organization_id, b.end_user, b.model,"
     "    b.model_group, b.custom_llm_provider, b.prompt_tokens, b.completion_tokens, b.cached_tokens,"
-    "    b.cache_creation_tokens, b.spend, 1, CASE WHEN b.success THEN 1 ELSE 0 END,"
-    "    CASE WHEN b.success THEN 0 ELSE 1 END FROM spend_batch b, jsonb_array_elements_text("
+    "    b.cache_creation_tokens, b.spend, b.api_requests, b.successful_requests,"
+    "    b.failed_requests FROM spend_groups b, jsonb_array_elements_text("
     "    CASE WHEN jsonb_typeof(b.request_tags) = 'array' THEN b.request_tags ELSE '[]'::jsonb END) AS t(tag)"
     "    WHERE b.request_tags <> '[]'::jsonb), "
     "rolled AS ("
@@ -202,16 +226,16 @@ const std::string& totals_and_rollups_sql() {
       add_totals_sql("verification_tokens", "token", "api_key") + add_totals_sql("users", "user_id", "user_id") +
       add_totals_sql("teams", "team_id", "team_id") +
       add_totals_sql("organizations", "organization_id", "organization_id") +
-      "INSERT INTO end_users AS e (user_id, spend) SELECT end_user, sum(spend) FROM spend_batch "
+      "INSERT INTO end_users AS e (user_id, spend) SELECT end_user, sum(spend) FROM spend_groups "
       "WHERE end_user IS NOT NULL GROUP BY end_user ORDER BY end_user "
       "ON CONFLICT (user_id) DO UPDATE SET spend = e.spend + excluded.spend, updated_at = now();"
       // The proxy's own budget (litellm_settings.max_budget): LiteLLM's user
       // "litellm-proxy-budget" counts every request; the row exists only with that setting.
       // Locked last, after every other entity, so the lock order stays fixed.
-      "UPDATE users SET spend = users.spend + s.total FROM (SELECT sum(spend) AS total FROM spend_batch) s "
+      "UPDATE users SET spend = users.spend + s.total FROM (SELECT sum(spend) AS total FROM spend_groups) s "
       "WHERE users.user_id = 'litellm-proxy-budget' AND s.total IS NOT NULL;" +
       rollup_sql() +
-      ";SELECT token, spend FROM verification_tokens WHERE token IN (SELECT api_key FROM spend_batch "
+      ";SELECT token, spend FROM verification_tokens WHERE token IN (SELECT api_key FROM spend_groups "
       "WHERE api_key <> '') ORDER BY token";
   return sql;
 }
@@ -270,13 +294,13 @@ spend_batch_result write_spend_batch_blocking(pqxx::connection& c, const std::st
 
 namespace {
 
-// From the staged batch on: the new rows into spend_logs (or, with keep_rows false, every
-// staged row straight into the batch), then the totals and rollups.
+// From the staged batch on: the rows not yet in spend_logs into it (or, with keep_rows
+// false, every staged row) summed into spend_groups, then the totals and rollups.
 spend_batch_result write_staged(pqxx::work& tx, bool keep_rows) {
   spend_batch_result out;
-  out.inserted =
-      static_cast<std::size_t>(tx.exec(keep_rows ? insert_rows_sql() : totals_only_sql()).affected_rows());
-  if (out.inserted > 0) {
+  const auto groups = tx.exec(keep_rows ? insert_rows_sql() : totals_only_sql()).affected_rows();
+  if (groups > 0) {
+    out.inserted = static_cast<std::size_t>(tx.exec1("SELECT sum(api_requests) FROM spend_groups")[0].as<long long>());
     // The result of the last statement: the keys' running totals after the batch.
     auto totals = tx.exec(totals_and_rollups_sql());
     for (const auto& row : totals) {
@@ -287,7 +311,91 @@ spend_batch_result write_staged(pqxx::work& tx, bool keep_rows) {
   return out;
 }
 
+// Sends `text` (COPY lines, the last newline optional) into `table`, in pieces of about
+// 64 KB cut at line ends (libpqxx adds each piece's last newline): few calls, and libpq's
+// buffer stays small instead of holding the whole batch. libpqxx 6 (Debian 12) sends raw
+// COPY text only through tablewriter, deprecated there for stream_to, which takes typed
+// tuples and would escape every field again.
+template <typename Columns>
+void copy_into(pqxx::work& tx, const std::string& table, const Columns& columns, const std::string& text) {
+  if (text.empty()) {
+    return;
+  }
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  pqxx::tablewriter w{tx, table, std::begin(columns), std::end(columns)};
+  constexpr std::size_t piece = 64 * 1024;
+  std::size_t end = text.size();
+  if (text.back() == '\n') {
+    --end;
+  }
+  for (std::size_t at = 0; at < end;) {
+    std::size_t cut = at + piece >= end ? end : text.find('\n', at + piece);
+    if (cut == std::string::npos || cut > end) {
+      cut = end;
+    }
+    w.write_raw_line(text.substr(at, cut - at));
+    at = cut + 1;
+  }
+  w.complete();
+#pragma GCC diagnostic pop
+}
+
+// The days whose partitions this process has seen exist, so that a fresh batch (today's
+// rows, as a rule) costs no catalog query. Dropping partitions forgets them all; a batch
+// that finds one missing anyway (dropped by another gateway) fails, and its rows are then
+// written one by one through the checked path, which looks and makes it again.
+struct known_partitions {
+  std::mutex m;
+  std::set<std::string> days;
+};
+known_partitions& partitions_seen() {
+  static known_partitions k;
+  return k;
+}
+
+// A day of one database (a process may write to more than one: a reload, the tests).
+std::string partition_of(pqxx::connection& c, const std::string& day) {
+  const char* host = c.hostname();
+  const char* port = c.port();
+  return std::string(host ? host : "") + ":" + (port ? port : "") + "/" + c.dbname() + "/" + day;
+}
+
+void remember_partitions(pqxx::connection& c, const std::vector<std::string>& days) {
+  auto& k = partitions_seen();
+  std::lock_guard lock(k.m);
+  for (const auto& d : days) {
+    k.days.insert(partition_of(c, d));
+  }
+}
+
+void ensure_partitions_cached(pqxx::connection& c, const std::vector<std::string>& days) {
+  auto& k = partitions_seen();
+  {
+    std::lock_guard lock(k.m);
+    if (std::all_of(days.begin(), days.end(),
+                    [&](const std::string& d) { return k.days.count(partition_of(c, d)) != 0; })) {
+      return;
+    }
+  }
+  ensure_partitions(c, days);
+  remember_partitions(c, days);
+}
+
+const std::vector<std::string> no_columns;
+
 }  // namespace
+
+const std::vector<std::string>& spend_log_copy_columns() {
+  static const std::vector<std::string> cols{
+      "row_id", "request_id", "call_type", "api_key", "key_alias", "user_id", "team_id", "organization_id",
+      "end_user", "model", "model_group", "model_id", "custom_llm_provider", "api_base", "prompt_tokens",
+      "completion_tokens", "total_tokens", "cached_tokens", "cache_creation_tokens", "reasoning_tokens",
+      "usage_estimated", "spend", "start_time", "end_time", "completion_start_time", "request_duration_ms", "status",
+      "status_code", "error_type", "cache_hit", "retries", "fallbacks", "requester_ip_address", "session_id",
+      "request_tags", "metadata", "messages", "response"};
+  return cols;
+}
 
 spend_batch_result write_spend_batch_blocking(pqxx::connection& c, const std::string& rows_json,
                                               const std::vector<std::string>& days, bool keep_rows) {
@@ -306,34 +414,36 @@ spend_batch_result write_spend_copy_blocking(pqxx::connection& c, const std::str
                                              const std::vector<std::string>& days, bool keep_rows) {
   if (keep_rows && !days.empty()) {
     ensure_partitions(c, days);
+    remember_partitions(c, days);
   }
   pqxx::work tx{c};
   tx.exec0(begin_batch_sql());
-  if (!copy_rows.empty()) {
-    // libpqxx 6 (Debian 12) sends raw COPY text only through tablewriter, deprecated there
-    // for stream_to, which takes typed tuples and would escape every field again.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-    pqxx::tablewriter w{tx, "spend_stage"};
-    // Pieces of about 64 KB cut at line ends (libpqxx adds each piece's last newline): few
-    // calls, and libpq's buffer stays small instead of holding the whole batch.
-    constexpr std::size_t piece = 64 * 1024;
-    std::size_t end = copy_rows.size();
-    if (copy_rows.back() == '\n') {
-      --end;
-    }
-    for (std::size_t at = 0; at < end;) {
-      std::size_t cut = at + piece >= end ? end : copy_rows.find('\n', at + piece);
-      if (cut == std::string::npos || cut > end) {
-        cut = end;
-      }
-      w.write_raw_line(copy_rows.substr(at, cut - at));
-      at = cut + 1;
-    }
-    w.complete();
-#pragma GCC diagnostic pop
-  }
+  copy_into(tx, "spend_stage", no_columns, copy_rows);
   return write_staged(tx, keep_rows);
+}
+
+spend_batch_result write_spend_fresh_blocking(pqxx::connection& c, const std::string& log_rows,
+                                              const std::string& group_rows, std::size_t rows,
+                                              const std::vector<std::string>& days, bool keep_rows) {
+  if (keep_rows && !days.empty()) {
+    ensure_partitions_cached(c, days);
+  }
+  spend_batch_result out;
+  pqxx::work tx{c};
+  tx.exec0(begin_fresh_sql());
+  if (keep_rows) {
+    copy_into(tx, "spend_logs", spend_log_copy_columns(), log_rows);
+  }
+  copy_into(tx, "spend_groups", no_columns, group_rows);
+  out.inserted = rows;
+  if (!group_rows.empty()) {
+    auto totals = tx.exec(totals_and_rollups_sql());
+    for (const auto& row : totals) {
+      out.key_totals.emplace_back(row[0].as<std::string>(), row[1].as<double>());
+    }
+  }
+  tx.commit();
+  return out;
 }
 
 std::size_t drop_spend_partitions_before_blocking(pqxx::connection& c, const std::string& cutoff_day) {
@@ -349,6 +459,10 @@ std::size_t drop_spend_partitions_before_blocking(pqxx::connection& c, const std
     ++n;
   }
   tx.commit();
+  if (n > 0) {
+    std::lock_guard lock(partitions_seen().m);
+    partitions_seen().days.clear();
+  }
   return n;
 }
 

@@ -1,6 +1,8 @@
 // The cost logger with a fake sink (no database): batches, retries after failures, the
 // queue bound and the spill files, replay, stop. The fake sink is idempotent by row_id as
-// the real one is, and can be told to fail.
+// the real one is for rows that may have been written before (maybe_written), and as strict
+// as it is for the others: a fresh batch holding a row it already has fails whole (the
+// primary key). It can be told to fail, and to commit a batch and then lose the answer.
 #include "switchyard/spend/cost_logger.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -12,6 +14,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -27,7 +30,10 @@ class fake_sink final : public spend_sink {
  public:
   bool up = true;
   std::string poison;  // a row id the database refuses (an SQL error, not an outage)
+  bool lose_next_answer = false;  // the next batch commits, then its caller sees an outage
   std::size_t batches = 0, failures = 0, max_batch = 0;
+  std::size_t fresh_conflicts = 0;  // fresh batches refused for holding a row already written
+  std::size_t checked_batches = 0;  // batches with a row marked maybe_written
   std::set<std::string> ids;
   std::map<std::string, double> totals;
 
@@ -41,6 +47,14 @@ class fake_sink final : public spend_sink {
         co_return core::make_error(core::errc::internal, "invalid input syntax for type uuid");
       }
     }
+    const bool fresh = std::none_of(rows->begin(), rows->end(), [](const spend_row& r) { return r.maybe_written; });
+    if (fresh && std::any_of(rows->begin(), rows->end(), [&](const spend_row& r) { return ids.contains(r.row_id); })) {
+      ++fresh_conflicts;
+      co_return core::make_error(core::errc::internal, "duplicate key value violates unique constraint");
+    }
+    if (!fresh) {
+      ++checked_batches;
+    }
     ++batches;
     max_batch = std::max(max_batch, rows->size());
     sink_result r;
@@ -52,6 +66,11 @@ class fake_sink final : public spend_sink {
     }
     for (const auto& [k, v] : totals) {
       r.key_totals.emplace_back(k, v);
+    }
+    if (lose_next_answer) {
+      lose_next_answer = false;
+      ++failures;
+      co_return core::make_error(core::errc::unavailable, "connection lost after the commit");
     }
     co_return r;
   }
@@ -251,8 +270,37 @@ TEST(cost_logger, a_replay_after_a_crash_counts_nothing_twice) {
     co_await log.stop(std::chrono::steady_clock::now() + 5s);
     EXPECT_EQ(log.stats().replayed, 0u);  // nothing new
   });
+  EXPECT_EQ(sink.fresh_conflicts, 0u);  // rows read back from a file are checked
   EXPECT_EQ(sink.ids.size(), 12u);
   EXPECT_TRUE(sink.totals.empty());
+}
+
+// A batch that committed but whose answer was lost (the connection dropped at the commit)
+// is written again marked maybe_written, so the sink checks its rows instead of refusing
+// them as duplicates: each counts once, none is set aside, and later rows go fresh again.
+TEST(cost_logger, a_batch_whose_answer_was_lost_is_checked_when_written_again) {
+  temp_dir dir;
+  fake_sink sink;
+  sink.lose_next_answer = true;
+  run_loop([&](net::any_io_executor ex) -> net::awaitable<void> {
+    cost_logger log(ex, sink, fast(dir.path.string()));
+    log.start();
+    for (int i = 0; i < 10; ++i) {
+      log.add(row(i));
+    }
+    co_await wait_until([&] { return sink.checked_batches >= 1 && log.stats().queued == 0; });
+    for (int i = 10; i < 20; ++i) {
+      log.add(row(i));
+    }
+    co_await wait_until([&] { return sink.ids.size() == 20 && log.stats().queued == 0; });
+    co_await log.stop(std::chrono::steady_clock::now() + 5s);
+    EXPECT_EQ(log.stats().written, 10u);  // the other 10 were in before their answer was lost
+    EXPECT_EQ(log.stats().rejected, 0u);
+  });
+  EXPECT_EQ(sink.fresh_conflicts, 0u);
+  EXPECT_EQ(sink.checked_batches, 1u);
+  EXPECT_EQ(sink.ids.size(), 20u);
+  EXPECT_NEAR(sink.totals["k"], 0.20, 1e-9);
 }
 
 TEST(cost_logger, without_a_spill_directory_overflow_is_counted_as_dropped) {

@@ -4,6 +4,7 @@
 #include "switchyard/store/postgres/spend_repo.hpp"
 #include "switchyard/store/postgres/spend_query_repo.hpp"
 
+#include "switchyard/spend/pg_sink.hpp"
 #include "switchyard/spend/record.hpp"
 #include "switchyard/store/postgres/db_executor.hpp"
 #include "switchyard/store/postgres/migrations.hpp"
@@ -370,6 +371,233 @@ TEST_F(spend_repo_test, the_group_report_nests_orders_and_merges) {
   EXPECT_TRUE(c[2]["customer"].is_null());
   EXPECT_DOUBLE_EQ(c[2]["total_spend"].get<double>(), 4);
   EXPECT_EQ(json::parse(pg::spend_report_by_group_blocking(*conn, "team", "2027-01-01", "2027-01-31")), json::array());
+}
+
+}  // namespace
+
+namespace {
+
+namespace spend = switchyard::spend;
+
+// A mixed batch: three keys (one the master key's ''), users, teams, organisations and end
+// users present or not, two models, tags (some repeated, some none), failures, three days
+// (one row a microsecond before midnight), odd prices, prompts on some rows.
+std::vector<spend::spend_row> mixed_rows(int n) {
+  std::vector<spend::spend_row> rows;
+  for (int i = 0; i < n; ++i) {
+    spend::spend_row r;
+    char id[64];
+    std::snprintf(id, sizeof id, "f2e50000-0000-4000-8000-%012d", i);
+    r.row_id = id;
+    r.request_id = "req-" + std::to_string(i);
+    r.call_type = i % 7 == 0 ? "aembedding" : "acompletion";
+    const char* keys[] = {"k1", "k2", ""};
+    r.api_key = keys[i % 3];
+    r.key_alias = i % 3 == 0 ? "alias-1" : "";
+    r.user_id = i % 3 == 0 ? "u1" : "";
+    r.team_id = i % 4 == 3 ? "" : "t1";
+    r.organization_id = r.team_id.empty() ? "" : "o1";
+    r.end_user = i % 5 == 0 ? "" : "cust-" + std::to_string(i % 2);
+    r.model = i % 2 == 0 ? "gpt-4o" : "claude-x";
+    r.model_group = i % 6 == 0 ? "" : r.model;
+    r.model_id = "dep-" + std::to_string(i % 2);
+    r.provider = i % 2 == 0 ? "openai" : "anthropic";
+    r.api_base = i % 2 == 0 ? "http://127.0.0.1:1/v1" : "";
+    r.prompt_tokens = 10 + i;
+    r.completion_tokens = i % 9;
+    r.total_tokens = r.prompt_tokens + r.completion_tokens;
+    r.cached_tokens = i % 4;
+    r.cache_creation_tokens = i % 3;
+    r.reasoning_tokens = i % 2;
+    r.usage_estimated = i % 11 == 0;
+    r.spend = 0.000123 * (i + 1) / 7.0;
+    r.start_us = day1 + (i % 3) * 24 * hour + i * 1'000'003;
+    if (i == 5) {
+      r.start_us = day1 + 24 * hour - 1;  // the last microsecond of the first day
+    }
+    r.end_us = r.start_us + 1'234'567;
+    r.completion_start_us = i % 2 == 0 ? r.start_us + 500'001 : 0;
+    r.success = i % 8 != 7;
+    r.status_code = r.success ? 200 : 429;
+    r.error_type = r.success ? "" : "rate_limit_error";
+    r.cache_hit = i % 10 == 0;
+    r.retries = i % 3;
+    r.fallbacks = i % 2;
+    r.requester_ip = "10.0.0." + std::to_string(i % 4);
+    r.session_id = i % 3 == 1 ? "sess\t1" : "";
+    const char* tags[] = {"[]", R"(["a","b"])", R"(["a","a"])", R"(["y\"z"])"};
+    r.tags_json = tags[i % 4];
+    r.metadata_json = i % 5 == 1 ? R"({"k": [1, 2]})" : "{}";
+    if (i % 6 == 2) {
+      r.messages_json = R"([{"role":"user","content":"hi"}])";
+      r.response_json = R"({"choices":[]})";
+    }
+    rows.push_back(std::move(r));
+  }
+  return rows;
+}
+
+std::vector<std::string> days_of(const std::vector<spend::spend_row>& rows) {
+  std::vector<std::int64_t> starts;
+  for (const auto& r : rows) {
+    starts.push_back(r.start_us);
+  }
+  return pg::spend_days_of(std::move(starts));
+}
+
+pg::spend_batch_result write_fresh(pqxx::connection& c, const std::vector<spend::spend_row>& rows,
+                                   bool keep_rows = true) {
+  std::string logs, groups;
+  for (const auto& r : rows) {
+    spend::append_log_copy_line(logs, r);
+  }
+  spend::append_group_lines(groups, rows);
+  return pg::write_spend_fresh_blocking(c, logs, groups, rows.size(), days_of(rows), keep_rows);
+}
+
+pg::spend_batch_result write_checked(pqxx::connection& c, const std::vector<spend::spend_row>& rows,
+                                     bool keep_rows = true) {
+  std::string text;
+  for (const auto& r : rows) {
+    spend::append_copy_line(text, r);
+  }
+  return pg::write_spend_copy_blocking(c, text, days_of(rows), keep_rows);
+}
+
+// Everything the writer leaves in the database, as text: the rows, the rollups and the
+// entities' totals (spend to 12 significant digits: the paths add in different orders).
+std::string everything(pqxx::connection& c) {
+  pqxx::read_transaction tx{c};
+  std::string out;
+  const char* queries[] = {
+      "SELECT string_agg(t::text, E'\\n' ORDER BY row_id) FROM (SELECT row_id, request_id, call_type, api_key, "
+      "key_alias, user_id, team_id, organization_id, end_user, model, model_group, model_id, custom_llm_provider, "
+      "api_base, prompt_tokens, completion_tokens, total_tokens, cached_tokens, cache_creation_tokens, "
+      "reasoning_tokens, usage_estimated, spend, start_time, end_time, completion_start_time, request_duration_ms, "
+      "status, status_code, error_type, cache_hit, retries, fallbacks, requester_ip_address, request_tags, "
+      "session_id, metadata, messages, response, tableoid::regclass AS part FROM spend_logs) t",
+      "SELECT string_agg(concat_ws('|', entity_type, entity_id, day, api_key, model, model_group, "
+      "custom_llm_provider, prompt_tokens, completion_tokens, cache_read_input_tokens, cache_creation_input_tokens, "
+      "round(spend::numeric, 12), api_requests, successful_requests, failed_requests), E'\\n' "
+      "ORDER BY entity_type, entity_id, day, api_key, model, model_group, custom_llm_provider) FROM daily_spend",
+      "SELECT string_agg(concat_ws('|', entity_type, entity_id, day, model, prompt_tokens, completion_tokens, "
+      "cache_read_input_tokens, cache_creation_input_tokens, round(spend::numeric, 12), api_requests, "
+      "successful_requests, failed_requests), E'\\n' ORDER BY entity_type, entity_id, day, model) "
+      "FROM daily_spend_totals",
+      "SELECT string_agg(token || '=' || round(spend::numeric, 12), ',' ORDER BY token) FROM verification_tokens",
+      "SELECT string_agg(user_id || '=' || round(spend::numeric, 12), ',' ORDER BY user_id) FROM users",
+      "SELECT string_agg(team_id || '=' || round(spend::numeric, 12), ',' ORDER BY team_id) FROM teams",
+      "SELECT string_agg(organization_id || '=' || round(spend::numeric, 12), ',' ORDER BY organization_id) "
+      "FROM organizations",
+      "SELECT string_agg(user_id || '=' || round(spend::numeric, 12), ',' ORDER BY user_id) FROM end_users"};
+  for (const char* q : queries) {
+    auto v = tx.exec1(q)[0];
+    out += (v.is_null() ? std::string("(none)") : v.as<std::string>()) + "\n---\n";
+  }
+  return out;
+}
+
+void add_entities(pqxx::connection& c) {
+  pqxx::work tx{c};
+  tx.exec0("INSERT INTO organizations (organization_id) VALUES ('o1')");
+  tx.exec0("INSERT INTO teams (team_id, organization_id) VALUES ('t1', 'o1')");
+  tx.exec0("INSERT INTO users (user_id) VALUES ('u1')");
+  tx.exec0("INSERT INTO verification_tokens (token, user_id, team_id) VALUES ('k1', 'u1', 't1'), ('k2', NULL, 't1')");
+  tx.commit();
+}
+
+// The fresh path (rows straight into spend_logs, sums from the gateway) leaves exactly what
+// the checked path (staged, inserted where new, summed by Postgres) leaves: the same rows
+// to the microsecond, the same rollups and totals.
+TEST_F(spend_repo_test, fresh_and_checked_batches_leave_the_same_rows_rollups_and_totals) {
+  const auto rows = mixed_rows(97);
+  auto fresh = write_fresh(*conn, rows);
+  EXPECT_EQ(fresh.inserted, 97u);
+  fresh_database other_db(env_or_empty("SWITCHYARD_TEST_DATABASE_URL"));
+  pqxx::connection other{other_db.url()};
+  pg::migrate_blocking(other, source_dir + "/migrations");
+  add_entities(other);
+  auto checked = write_checked(other, rows);
+  EXPECT_EQ(checked.inserted, 97u);
+  const std::string a = everything(*conn), b = everything(other);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a.find("spend_logs_20251205"), std::string::npos) << "rows over three days, in their partitions";
+  EXPECT_NE(a.find("23:59:59.999999"), std::string::npos) << "the last microsecond of a day kept";
+  ASSERT_EQ(fresh.key_totals.size(), checked.key_totals.size());
+  for (std::size_t i = 0; i < fresh.key_totals.size(); ++i) {
+    EXPECT_EQ(fresh.key_totals[i].first, checked.key_totals[i].first);
+    EXPECT_NEAR(fresh.key_totals[i].second, checked.key_totals[i].second, 1e-12);
+  }
+  // disable_spend_logs: the same sums, no rows, both ways.
+  fresh_database third_db(env_or_empty("SWITCHYARD_TEST_DATABASE_URL")), fourth_db(env_or_empty("SWITCHYARD_TEST_DATABASE_URL"));
+  pqxx::connection third{third_db.url()}, fourth{fourth_db.url()};
+  for (auto* c : {&third, &fourth}) {
+    pg::migrate_blocking(*c, source_dir + "/migrations");
+    add_entities(*c);
+  }
+  EXPECT_EQ(write_fresh(third, rows, false).inserted, 97u);
+  EXPECT_EQ(write_checked(fourth, rows, false).inserted, 97u);
+  EXPECT_EQ(everything(third), everything(fourth));
+  EXPECT_NE(everything(third).find("(none)\n---\n"), std::string::npos) << "no spend_logs rows";
+}
+
+// Rows written fresh and then written again through the checked path (their commit's answer
+// was lost; a spill file read back) add nothing: the fresh path's start times are the
+// checked path's to the microsecond, so the primary key recognises them.
+TEST_F(spend_repo_test, a_fresh_batch_written_again_as_checked_adds_nothing) {
+  const auto rows = mixed_rows(40);
+  write_fresh(*conn, rows);
+  const std::string before = everything(*conn);
+  auto again = write_checked(*conn, rows);
+  EXPECT_EQ(again.inserted, 0u);
+  EXPECT_EQ(everything(*conn), before);
+  // One new row among them: it alone counts.
+  auto more = mixed_rows(41);
+  auto r = write_checked(*conn, more);
+  EXPECT_EQ(r.inserted, 1u);
+  EXPECT_DOUBLE_EQ(scalar("SELECT count(*) FROM spend_logs"), 41);
+  EXPECT_NEAR(scalar("SELECT spend FROM verification_tokens WHERE token = 'k2'"),
+              scalar("SELECT sum(spend) FROM spend_logs WHERE api_key = 'k2'"), 1e-12);
+}
+
+// A fresh batch holding a row already written fails whole (the primary key) and changes
+// nothing: the writer then writes its rows one by one through the checked path.
+TEST_F(spend_repo_test, a_fresh_batch_with_a_row_already_written_fails_whole) {
+  auto rows = mixed_rows(10);
+  write_fresh(*conn, {rows[3]});
+  const std::string before = everything(*conn);
+  EXPECT_ANY_THROW(write_fresh(*conn, rows));
+  EXPECT_EQ(everything(*conn), before);
+}
+
+// pg_sink takes the fresh path for rows never sent and the checked one for rows marked
+// maybe_written; a marked batch of rows already there adds nothing.
+TEST_F(spend_repo_test, the_sink_checks_rows_marked_as_maybe_written) {
+  pg::db_options o;
+  o.url = db->url();
+  o.pool_size = 1;
+  pg::db_executor dbx{o};
+  spend::pg_sink sink{dbx};
+  auto rows = std::make_shared<std::vector<spend::spend_row>>(mixed_rows(30));
+  net::io_context io;
+  std::vector<switchyard::core::result<spend::sink_result>> results;
+  run_coro(io, [&]() -> net::awaitable<void> {
+    results.push_back(co_await sink.write(rows));
+    auto marked = std::make_shared<std::vector<spend::spend_row>>(*rows);
+    for (auto& r : *marked) {
+      r.maybe_written = true;
+    }
+    results.push_back(co_await sink.write(marked));
+    results.push_back(co_await sink.write(rows));  // unmarked again: refused as a whole
+  });
+  ASSERT_EQ(results.size(), 3u);
+  ASSERT_TRUE(results[0].has_value()) << results[0].error().message;
+  EXPECT_EQ(results[0]->inserted, 30u);
+  ASSERT_TRUE(results[1].has_value()) << results[1].error().message;
+  EXPECT_EQ(results[1]->inserted, 0u);
+  ASSERT_FALSE(results[2].has_value());
+  EXPECT_NE(results[2].error().code, switchyard::core::errc::unavailable);
+  EXPECT_DOUBLE_EQ(scalar("SELECT count(*) FROM spend_logs"), 30);
 }
 
 }  // namespace

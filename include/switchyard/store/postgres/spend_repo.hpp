@@ -1,8 +1,15 @@
-// The spend writer's SQL: one batch of spend_logs rows (COPY text as spend::append_copy_line
-// writes it, or a JSON array as spend::append_json does) in one transaction, exactly once
-// per row. The batch is staged in a temporary table, then inserted from there.
+// The spend writer's SQL: one batch of spend_logs rows in one transaction, exactly once per
+// row, by one of two paths (docs/spend.md, "Writing: the cost logger"):
+//   - fresh: rows never sent to the database before. They cannot be there yet, so they go
+//     straight into spend_logs (COPY text as spend::append_log_copy_line writes it) and the
+//     totals and rollups are made from the sums the gateway sends with them
+//     (spend::append_group_lines);
+//   - checked: rows that may be there already (a batch whose commit's answer was lost, a
+//     spill file, a replay). The batch is staged in a temporary table (COPY text as
+//     spend::append_copy_line writes it, or a JSON array as spend::append_json does) and
+//     only the rows not in spend_logs are inserted and summed.
 //
-// Rows already in spend_logs (same row_id and start time: a replay after a crash
+// On the checked path, rows already in spend_logs (same row_id and start time: a replay after a crash
 // mid-flush, or a spill file read twice) are skipped, and only the rows actually
 // inserted move the running totals (keys, users, teams, organisations, end users) and the
 // daily rollups (one per entity, and entity_type 'all' for every request), so a replay
@@ -42,6 +49,17 @@ spend_batch_result write_spend_batch_blocking(pqxx::connection& c, const std::st
 // Postgres reads COPY text several times faster than a JSON parameter.
 spend_batch_result write_spend_copy_blocking(pqxx::connection& c, const std::string& copy_rows,
                                              const std::vector<std::string>& days, bool keep_rows = true);
+
+// The fresh path: `log_rows` (spend::append_log_copy_line) go into spend_logs as they are,
+// `group_rows` (spend::append_group_lines over the same rows) make the totals and
+// rollups; `rows` is the number of rows. Only for rows never sent before: one already in
+// spend_logs fails the whole batch (its primary key), which the caller then writes through
+// the checked path. keep_rows false: `log_rows` is not sent.
+spend_batch_result write_spend_fresh_blocking(pqxx::connection& c, const std::string& log_rows,
+                                              const std::string& group_rows, std::size_t rows,
+                                              const std::vector<std::string>& days, bool keep_rows = true);
+// spend_logs' columns in the order of spend::append_log_copy_line's fields.
+const std::vector<std::string>& spend_log_copy_columns();
 
 // The UTC day ("YYYYMMDD") of a start time in Unix microseconds: the day partition's suffix.
 std::string spend_day_of(std::int64_t start_us);
