@@ -219,10 +219,14 @@ double lens_spend_blocking(pqxx::connection& c, const spend_lens& lens, const st
 std::string top_keys_blocking(pqxx::connection& c, const spend_lens& lens, const std::string& start_day,
                               const std::string& end_day, int limit) {
   pqxx::read_transaction tx{c};
+  // The whole proxy's keys from their narrow daily table; an entity's from its rollups.
+  const std::string rows = lens.entity_type == "all"
+                               ? "daily_key_spend WHERE " + day_range(tx, "day", start_day, end_day)
+                               : "daily_spend WHERE " + lens_filter(tx, lens, start_day, end_day);
   return json_array_of(
       tx, "SELECT json_build_object('api_key', s.api_key, 'total_spend', s.total_spend, 'key_alias', v.key_alias, "
-          "'key_name', v.key_name)::text FROM (SELECT api_key, sum(spend) AS total_spend FROM daily_spend WHERE " +
-              lens_filter(tx, lens, start_day, end_day) + " GROUP BY api_key ORDER BY total_spend DESC, api_key" +
+          "'key_name', v.key_name)::text FROM (SELECT api_key, sum(spend) AS total_spend FROM " +
+              rows + " GROUP BY api_key ORDER BY total_spend DESC, api_key" +
               (limit > 0 ? " LIMIT " + std::to_string(limit) : std::string()) +
               ") s LEFT JOIN verification_tokens v ON v.token = s.api_key ORDER BY s.total_spend DESC, s.api_key");
 }

@@ -121,7 +121,8 @@ std::string add_totals_sql(const char* table, const char* id_col, const char* ba
 // combinations (a few hundred rows for a thousand requests), then each entity's share of
 // them (the fan-out to the entity types runs over the groups, not over every row), added
 // to daily_spend and, for the whole proxy, the teams and the organisations, to
-// daily_spend_totals (the same sums without the key: docs/spend.md, "The spend log").
+// daily_spend_totals (the same sums without the key: docs/spend.md, "The spend log"), and
+// each key's spend of the day to daily_key_spend.
 // The fan-out is read twice, so Postgres makes it once. Rows are locked in primary-key
 // order, daily_spend first, the same order in every writer.
 // What an upsert adds to a rollup row: the same sums in both tables.
@@ -169,7 +170,11 @@ const std::string& rollup_sql() {
     "sum(failed_requests) FROM e GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 3, 2, 4, 5, 6, 7 "
     "ON CONFLICT (entity_type, day, entity_id, api_key, model, model_group, custom_llm_provider) DO UPDATE SET ") +
     std::string(add_sums) +
-    ") "
+    "), "
+    // Each key's spend per day, for the proxy's "top keys" (docs/spend.md, "Rollups").
+    "keyed AS (INSERT INTO daily_key_spend AS d (day, api_key, spend) "
+    "SELECT day, coalesce(api_key, ''), sum(spend) FROM g GROUP BY 1, 2 ORDER BY 1, 2 "
+    "ON CONFLICT (day, api_key) DO UPDATE SET spend = d.spend + excluded.spend) "
     "INSERT INTO daily_spend_totals AS d (entity_type, entity_id, day, model, prompt_tokens, completion_tokens, "
     "cache_read_input_tokens, cache_creation_input_tokens, spend, api_requests, successful_requests, "
     "failed_requests) "
