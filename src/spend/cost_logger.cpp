@@ -225,6 +225,18 @@ net::awaitable<bool> cost_logger::write_batch() {
   auto batch = std::make_shared<std::vector<spend_row>>(
       take(stats_.database_ok ? opts_.max_batch_rows : opts_.batch_rows));
   auto r = co_await sink_.write(batch);
+  const auto marked = [](const spend_row& row) { return row.maybe_written; };
+  if (!r && r.error().code != core::errc::unavailable && batch->size() > 1 &&
+      std::none_of(batch->begin(), batch->end(), marked)) {
+    // A fresh batch Postgres refused as such: one of its rows is there already after all, or
+    // its day's partition was dropped by another gateway. The checked path skips rows
+    // already written and makes partitions it does not find: once more that way, whole,
+    // before writing the rows one by one.
+    for (auto& row : *batch) {
+      row.maybe_written = true;
+    }
+    r = co_await sink_.write(batch);
+  }
   const auto recycle = [&] {
     if (batch.use_count() == 1 && batch->capacity() > spare_.capacity()) {
       batch->clear();

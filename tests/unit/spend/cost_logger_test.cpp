@@ -303,6 +303,30 @@ TEST(cost_logger, a_batch_whose_answer_was_lost_is_checked_when_written_again) {
   EXPECT_NEAR(sink.totals["k"], 0.20, 1e-9);
 }
 
+// A fresh batch refused as such (here: one of its rows is there already, unmarked) is
+// written once more whole through the checked path, not row by row: nothing is set aside,
+// the row already there counts once.
+TEST(cost_logger, a_refused_fresh_batch_is_written_again_checked_before_row_by_row) {
+  temp_dir dir;
+  fake_sink sink;
+  sink.ids.insert("row-3");
+  run_loop([&](net::any_io_executor ex) -> net::awaitable<void> {
+    cost_logger log(ex, sink, fast(dir.path.string()));
+    log.start();
+    for (int i = 0; i < 10; ++i) {
+      log.add(row(i));
+    }
+    co_await wait_until([&] { return sink.ids.size() == 10 && log.stats().queued == 0; });
+    co_await log.stop(std::chrono::steady_clock::now() + 5s);
+    EXPECT_EQ(log.stats().written, 9u);
+    EXPECT_EQ(log.stats().rejected, 0u);
+  });
+  EXPECT_EQ(sink.fresh_conflicts, 1u);
+  EXPECT_EQ(sink.checked_batches, 1u);  // the whole batch once, not ten single rows
+  EXPECT_EQ(sink.batches, 1u);
+  EXPECT_NEAR(sink.totals["k"], 0.09, 1e-9);
+}
+
 TEST(cost_logger, without_a_spill_directory_overflow_is_counted_as_dropped) {
   fake_sink sink;
   sink.up = false;
