@@ -401,7 +401,8 @@ void write_copy_line(std::string& out, const spend_row& r, bool log) {
       line.raw("\\N");
       line.sep();
     }
-    // As the staging insert computes it: whole milliseconds, never negative.
+    // As the staging insert computes it: whole milliseconds, never negative, at most an
+    // integer column's largest.
     const std::int64_t ms = (r.end_us - r.start_us) / 1000;
     line.num(std::clamp<std::int64_t>(ms, 0, std::numeric_limits<std::int32_t>::max()));
     line.raw(r.success ? "success" : "failure");

@@ -79,7 +79,7 @@ const std::string& insert_rows_sql() {
          "coalesce(cache_creation_tokens, 0), coalesce(reasoning_tokens, 0), coalesce(usage_estimated, false), "
          "coalesce(spend, 0), to_timestamp(start_us / 1000000.0), to_timestamp(end_us / 1000000.0), "
          "CASE WHEN coalesce(completion_start_us, 0) > 0 THEN to_timestamp(completion_start_us / 1000000.0) END, "
-         "greatest(0, (end_us - start_us) / 1000)::integer, "
+         "least(greatest(0, (end_us - start_us) / 1000), 2147483647)::integer, "
          "CASE WHEN coalesce(success, true) THEN 'success' ELSE 'failure' END, coalesce(status_code, 0), "
          "nullif(error_type, ''), coalesce(cache_hit, false), coalesce(retries, 0), coalesce(fallbacks, 0), "
          "nullif(requester_ip_address, ''), coalesce(request_tags, '[]'::jsonb), nullif(session_id, ''), "

@@ -470,3 +470,33 @@ TEST(spend_row, stored_json_keeps_small_values_and_bounds_big_ones) {
   EXPECT_EQ(s["choices"][0]["text"], "done");
   EXPECT_FALSE(s.contains("truncated"));
 }
+
+// spend_logs' own COPY line: times as timestamptz text to the microsecond (before 1970
+// too), empty optional strings as NULL, and the years it cannot spell refused.
+TEST(spend_row, log_copy_lines_spell_times_and_nulls) {
+  spend_row r = row(0);
+  r.start_us = -1;                    // 1969-12-31 23:59:59.999999
+  r.end_us = 951'782'400'000'001;     // 2000-02-29 00:00:00.000001
+  r.completion_start_us = 0;          // none
+  std::string line;
+  append_log_copy_line(line, r);
+  ASSERT_FALSE(line.empty());
+  EXPECT_EQ(line.back(), '\n');
+  std::vector<std::string> f;
+  std::size_t at = 0;
+  for (std::size_t tab; (tab = line.find('\t', at)) != std::string::npos; at = tab + 1) {
+    f.push_back(line.substr(at, tab - at));
+  }
+  f.push_back(line.substr(at, line.size() - at - 1));
+  ASSERT_EQ(f.size(), 38u);
+  EXPECT_EQ(f[0], "row-0");
+  EXPECT_EQ(f[4], "\\N");  // key_alias
+  EXPECT_EQ(f[22], "1969-12-31 23:59:59.999999+00");
+  EXPECT_EQ(f[23], "2000-02-29 00:00:00.000001+00");
+  EXPECT_EQ(f[24], "\\N");
+  EXPECT_EQ(f[25], "2147483647");  // the duration in ms, clamped to an integer column
+  EXPECT_EQ(f[26], "success");
+  EXPECT_TRUE(log_copy_can_write(r));
+  r.start_us = -62'000'000'000'000'000;  // year 5 BC
+  EXPECT_FALSE(log_copy_can_write(r));
+}

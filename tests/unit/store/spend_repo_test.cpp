@@ -614,10 +614,26 @@ namespace {
 
 // The writer updates the same rollup rows batch after batch: those updates must stay HOT
 // (no index holds a column they change), or every batch adds index entries for every row
-// it touches. Checked on Postgres's own counters.
+// it touches. Checked twice: no index of a rollup table holds a column the writer adds to
+// (the cause), and Postgres's own counters show HOT updates of daily_spend (the effect:
+// none at all with such an index; how many of them depends on when pages get pruned, so
+// only "some" is asserted).
 TEST_F(spend_repo_test, rollup_updates_stay_hot) {
+  {
+    pqxx::read_transaction tx{*conn};
+    auto r = tx.exec(
+        "SELECT c.relname, i.relname, a.attname FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid "
+        "JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_attribute a ON a.attrelid = c.oid "
+        "AND a.attnum = ANY (x.indkey) WHERE c.relname IN ('daily_spend', 'daily_spend_totals', 'daily_key_spend') "
+        "AND a.attname NOT IN ('entity_type', 'entity_id', 'day', 'api_key', 'model', 'model_group', "
+        "'custom_llm_provider')");
+    for (const auto& row : r) {
+      ADD_FAILURE() << "index " << row[1].c_str() << " of " << row[0].c_str() << " holds " << row[2].c_str()
+                    << ", which the spend writer updates";
+    }
+  }
   auto rows = mixed_rows(30);
-  for (int b = 0; b < 6; ++b) {
+  for (int b = 0; b < 3; ++b) {
     for (auto& r : rows) {
       r.row_id[9] = static_cast<char>('a' + b);  // new rows, the same groups
     }
@@ -628,14 +644,13 @@ TEST_F(spend_repo_test, rollup_updates_stay_hot) {
     tx.exec("SELECT pg_stat_force_next_flush()");
   }
   // The counters reach the shared statistics once the writer's session is idle: wait for
-  // them (bounded), then compare.
+  // them (bounded).
   pqxx::connection reader{db->url()};
   long long updated = 0, hot = 0;
   for (int i = 0; i < 300 && updated == 0; ++i) {
     pqxx::nontransaction tx{reader};
     tx.exec("SELECT pg_stat_clear_snapshot()");
-    auto r = tx.exec1("SELECT coalesce(sum(n_tup_upd), 0), coalesce(sum(n_tup_hot_upd), 0) FROM pg_stat_user_tables "
-                      "WHERE relname IN ('daily_spend', 'daily_key_spend')");
+    auto r = tx.exec1("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'daily_spend'");
     updated = r[0].as<long long>();
     hot = r[1].as<long long>();
     if (updated == 0) {
@@ -643,9 +658,7 @@ TEST_F(spend_repo_test, rollup_updates_stay_hot) {
     }
   }
   ASSERT_GT(updated, 0) << "no update counted within 6 s";
-  // Most, not all: an update finds its page full now and then (fillfactor 70 leaves room for
-  // a few). A column in an index (as daily_spend_all_keys had spend) makes none HOT.
-  EXPECT_GE(hot * 2, updated) << hot << " of " << updated << " rollup updates were HOT";
+  EXPECT_GT(hot, 0) << "none of " << updated << " rollup updates was HOT";
 }
 
 }  // namespace
