@@ -1,5 +1,6 @@
 #include "switchyard/spend/record.hpp"
 
+#include "switchyard/core/civil_date.hpp"
 #include "switchyard/core/utf8.hpp"
 
 #include <nlohmann/json.hpp>
@@ -178,23 +179,9 @@ void put_raw(std::string& out, const char* key, const std::string& text, const c
 // A Unix time in microseconds as timestamptz text, "YYYY-MM-DD HH:MM:SS.ffffff+00" (30
 // bytes): the exact microsecond, as the staging path's to_timestamp gives it.
 char* put_utc(char* o, std::int64_t us) {
-  constexpr std::int64_t per_day = 86'400'000'000;
-  std::int64_t days = us / per_day;
-  std::int64_t in_day = us % per_day;
-  if (in_day < 0) {
-    in_day += per_day;
-    --days;
-  }
-  // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-  const std::int64_t z = days + 719468;
-  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const std::int64_t doe = z - era * 146097;
-  const std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const std::int64_t mp = (5 * doy + 2) / 153;
-  const std::int64_t d = doy - (153 * mp + 2) / 5 + 1;
-  const std::int64_t m = mp < 10 ? mp + 3 : mp - 9;
-  const std::int64_t y = yoe + era * 400 + (m <= 2 ? 1 : 0);
+  const std::int64_t day = core::unix_day_of_us(us);
+  const std::int64_t in_day = us - day * core::us_per_day;
+  const auto [y, m, d] = core::civil_from_days(day);
   const auto digits = [&](std::int64_t v, int n) {
     for (int i = n - 1; i >= 0; --i) {
       o[i] = static_cast<char>('0' + v % 10);
@@ -489,7 +476,6 @@ struct group_sums {
 }  // namespace
 
 std::size_t append_group_lines(std::string& out, const std::vector<spend_row>& rows) {
-  constexpr std::int64_t per_day = 86'400'000'000;
   std::unordered_map<group_key, group_sums, group_hash, group_eq> groups;
   std::vector<group_key> order;  // first seen first: the same text for the same batch
   // Consecutive rows share a group more often than not (one busy key and model): the last
@@ -497,8 +483,7 @@ std::size_t append_group_lines(std::string& out, const std::vector<spend_row>& r
   group_sums* last = nullptr;
   group_key last_key{nullptr, 0};
   for (const auto& r : rows) {
-    const std::int64_t day = r.start_us / per_day - (r.start_us % per_day < 0 ? 1 : 0);
-    const group_key key{&r, day};
+    const group_key key{&r, core::unix_day_of_us(r.start_us)};
     if (last == nullptr || !group_eq{}(key, last_key)) {
       auto [it, fresh] = groups.try_emplace(key);
       if (fresh) {
@@ -535,7 +520,7 @@ std::size_t append_group_lines(std::string& out, const std::vector<spend_row>& r
       }
     };
     char day[32];
-    put_utc(day, k.day * per_day);
+    put_utc(day, k.day * core::us_per_day);
     line.raw(std::string_view(day, 10));  // YYYY-MM-DD
     line.sep();
     line.str(r.api_key);

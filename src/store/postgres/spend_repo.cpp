@@ -1,5 +1,7 @@
 #include "switchyard/store/postgres/spend_repo.hpp"
 
+#include "switchyard/core/civil_date.hpp"
+
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 #include <pqxx/tablewriter>
@@ -248,24 +250,9 @@ const std::string& totals_and_rollups_sql() {
 }  // namespace
 
 std::string spend_day_of(std::int64_t start_us) {
-  // Floor division: a time before 1970 falls on the day before, as in Postgres.
-  std::int64_t days = start_us / 86'400'000'000;
-  if (start_us % 86'400'000'000 < 0) {
-    --days;
-  }
-  // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-  const std::int64_t z = days + 719468;
-  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const std::int64_t doe = z - era * 146097;
-  const std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const std::int64_t mp = (5 * doy + 2) / 153;
-  const std::int64_t d = doy - (153 * mp + 2) / 5 + 1;
-  const std::int64_t m = mp < 10 ? mp + 3 : mp - 9;
-  const std::int64_t y = yoe + era * 400 + (m <= 2 ? 1 : 0);
+  const auto [y, m, d] = core::civil_from_days(core::unix_day_of_us(start_us));
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%04lld%02lld%02lld", static_cast<long long>(y), static_cast<long long>(m),
-                static_cast<long long>(d));
+  std::snprintf(buf, sizeof buf, "%04lld%02d%02d", static_cast<long long>(y), m, d);
   return buf;
 }
 
@@ -277,7 +264,7 @@ std::vector<std::string> spend_days_of(std::vector<std::int64_t> start_us) {
     // A start 1 ms before midnight can become the next day's in Postgres (the seconds pass
     // through a double there): that day's partition is made too.
     for (const std::int64_t t : {start_us[i], start_us[i] + 1000}) {
-      const std::int64_t day = t / 86'400'000'000 - (t % 86'400'000'000 < 0 ? 1 : 0);
+      const std::int64_t day = core::unix_day_of_us(t);
       if (days.empty() || day != last) {
         last = day;
         days.push_back(spend_day_of(t));

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iterator>
 #include <pqxx/pqxx>
+#include <optional>
 #include <thread>
 
 namespace {
@@ -50,6 +51,17 @@ class spend_repo_test : public ::testing::Test {
             {"completion_tokens", 5}, {"total_tokens", 15},        {"spend", spend},
             {"start_us", start_us},  {"end_us", start_us + 1000}, {"success", success},
             {"status_code", success ? 200 : 500}, {"request_tags", json::array({"a", "b"})}};
+  }
+
+  // A db_executor of one connection to the test's database.
+  pg::db_options one_connection(std::optional<std::chrono::milliseconds> statement_timeout = std::nullopt) const {
+    pg::db_options o;
+    o.url = db->url();
+    o.pool_size = 1;
+    if (statement_timeout) {
+      o.statement_timeout = *statement_timeout;
+    }
+    return o;
   }
 
   double scalar(const std::string& sql) {
@@ -135,11 +147,7 @@ namespace {
 // the spend writer puts its rows back and writes them again; the second write must add
 // nothing (rows are keyed by row_id), or a hung-then-recovered database counts spend twice.
 TEST_F(spend_repo_test, a_batch_committed_after_its_deadline_is_not_counted_twice) {
-  pg::db_options o;
-  o.url = db->url();
-  o.pool_size = 1;
-  o.statement_timeout = 0ms;
-  pg::db_executor dbx{o};
+  pg::db_executor dbx{one_connection(0ms)};
   json batch = json::array({row("7a1c0000-0000-4000-8000-000000000001", "k1", 0.5, day1),
                             row("7a1c0000-0000-4000-8000-000000000002", "k1", 0.25, day1 + hour)});
   const std::string text = batch.dump();
@@ -581,10 +589,7 @@ TEST_F(spend_repo_test, a_fresh_batch_with_a_row_already_written_fails_whole) {
 // pg_sink takes the fresh path for rows never sent and the checked one for rows marked
 // maybe_written; a marked batch of rows already there adds nothing.
 TEST_F(spend_repo_test, the_sink_checks_rows_marked_as_maybe_written) {
-  pg::db_options o;
-  o.url = db->url();
-  o.pool_size = 1;
-  pg::db_executor dbx{o};
+  pg::db_executor dbx{one_connection()};
   spend::pg_sink sink{dbx};
   auto rows = std::make_shared<std::vector<spend::spend_row>>(mixed_rows(30));
   net::io_context io;
@@ -669,10 +674,7 @@ namespace {
 // fresh path, which trusts its memory of the partitions, fails as a whole; the same batch
 // through the checked path (what the cost logger sends next) makes the partition again.
 TEST_F(spend_repo_test, a_partition_dropped_by_another_gateway_is_made_again) {
-  pg::db_options o;
-  o.url = db->url();
-  o.pool_size = 1;
-  pg::db_executor dbx{o};
+  pg::db_executor dbx{one_connection()};
   spend::pg_sink sink{dbx};
   auto all = mixed_rows(20);
   auto first = std::make_shared<std::vector<spend::spend_row>>(all.begin(), all.begin() + 10);
