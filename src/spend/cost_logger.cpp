@@ -226,12 +226,11 @@ net::awaitable<bool> cost_logger::write_batch() {
       take(stats_.database_ok ? opts_.max_batch_rows : opts_.batch_rows));
   auto r = co_await sink_.write(batch);
   const auto marked = [](const spend_row& row) { return row.maybe_written; };
-  if (!r && r.error().code != core::errc::unavailable && batch->size() > 1 &&
-      std::none_of(batch->begin(), batch->end(), marked)) {
+  if (!r && r.error().code != core::errc::unavailable && std::none_of(batch->begin(), batch->end(), marked)) {
     // A fresh batch Postgres refused as such: one of its rows is there already after all, or
     // its day's partition was dropped by another gateway. The checked path skips rows
     // already written and makes partitions it does not find: once more that way, whole,
-    // before writing the rows one by one.
+    // before writing the rows one by one (or setting a lone row aside).
     for (auto& row : *batch) {
       row.maybe_written = true;
     }

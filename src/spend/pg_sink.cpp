@@ -26,14 +26,13 @@ sink_result write_blocking(pqxx::connection& c, const std::shared_ptr<const std:
   // Without rows (disable_spend_logs) there is nothing to check a row against: the sums
   // alone, either way.
   const bool checked = keep_rows && !fresh(*rows);
-  for (const auto& r : *rows) {
-    if (!keep_rows) {
-      break;
-    }
-    if (checked) {
-      append_copy_line(text, r);
-    } else {
-      append_log_copy_line(text, r);
+  if (keep_rows) {
+    for (const auto& r : *rows) {
+      if (checked) {
+        append_copy_line(text, r);
+      } else {
+        append_log_copy_line(text, r);
+      }
     }
   }
   if (!checked) {

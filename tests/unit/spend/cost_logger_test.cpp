@@ -327,6 +327,26 @@ TEST(cost_logger, a_refused_fresh_batch_is_written_again_checked_before_row_by_r
   EXPECT_NEAR(sink.totals["k"], 0.09, 1e-9);
 }
 
+// The same for a batch of one row (a quiet gateway writes many): retried checked, not set
+// aside.
+TEST(cost_logger, a_refused_fresh_row_alone_is_written_again_checked_not_set_aside) {
+  temp_dir dir;
+  fake_sink sink;
+  sink.ids.insert("row-0");
+  run_loop([&](net::any_io_executor ex) -> net::awaitable<void> {
+    cost_logger log(ex, sink, fast(dir.path.string()));
+    log.start();
+    log.add(row(0));
+    co_await wait_until([&] { return sink.checked_batches == 1 && log.stats().queued == 0; });
+    co_await log.stop(std::chrono::steady_clock::now() + 5s);
+    EXPECT_EQ(log.stats().rejected, 0u);
+  });
+  EXPECT_EQ(sink.fresh_conflicts, 1u);
+  EXPECT_EQ(sink.checked_batches, 1u);
+  EXPECT_FALSE(std::filesystem::exists(dir.path / "rejected") &&
+               !std::filesystem::is_empty(dir.path / "rejected"));
+}
+
 TEST(cost_logger, without_a_spill_directory_overflow_is_counted_as_dropped) {
   fake_sink sink;
   sink.up = false;
