@@ -249,6 +249,17 @@ class copy_line {
     o_ = put_utc(o_, us);
     sep();
   }
+  void null() {  // SQL NULL
+    raw("\\N");
+    sep();
+  }
+  void str_or_null(std::string_view v) {  // NULL when empty
+    if (v.empty()) {
+      null();
+    } else {
+      str(v);
+    }
+  }
   void sep() { *o_++ = '\t'; }
   void end() { *o_++ = '\n'; }
 
@@ -350,9 +361,8 @@ void write_copy_line(std::string& out, const spend_row& r, bool log) {
   copy_line line(out, worst);
   // A column spend_logs holds as NULL when empty.
   const auto optional = [&](std::string_view v) {
-    if (log && v.empty()) {
-      line.raw("\\N");
-      line.sep();
+    if (log) {
+      line.str_or_null(v);
     } else {
       line.str(v);
     }
@@ -385,8 +395,7 @@ void write_copy_line(std::string& out, const spend_row& r, bool log) {
     if (r.completion_start_us > 0) {
       line.utc(r.completion_start_us);
     } else {
-      line.raw("\\N");
-      line.sep();
+      line.null();
     }
     // As the staging insert computes it: whole milliseconds, never negative, at most an
     // integer column's largest.
@@ -410,8 +419,7 @@ void write_copy_line(std::string& out, const spend_row& r, bool log) {
   line.str(tags);
   line.str(metadata);
   if (r.messages_json.empty()) {
-    line.raw("\\N");
-    line.sep();
+    line.null();
   } else {
     line.str(messages);
   }
@@ -511,26 +519,18 @@ std::size_t append_group_lines(std::string& out, const std::vector<spend_row>& r
     }
     worst += tags.size() * copy_escape_max + 9 * copy_line::number_max;
     copy_line line(out, worst);
-    const auto optional = [&](std::string_view v) {
-      if (v.empty()) {
-        line.raw("\\N");
-        line.sep();
-      } else {
-        line.str(v);
-      }
-    };
     char day[32];
     put_utc(day, k.day * core::us_per_day);
     line.raw(std::string_view(day, 10));  // YYYY-MM-DD
     line.sep();
     line.str(r.api_key);
-    optional(r.user_id);
-    optional(r.team_id);
-    optional(r.organization_id);
-    optional(r.end_user);
+    line.str_or_null(r.user_id);
+    line.str_or_null(r.team_id);
+    line.str_or_null(r.organization_id);
+    line.str_or_null(r.end_user);
     line.str(r.model);
-    optional(r.model_group);
-    optional(r.provider);
+    line.str_or_null(r.model_group);
+    line.str_or_null(r.provider);
     line.str(tags);
     line.num(g.prompt);
     line.num(g.completion);
