@@ -197,7 +197,10 @@ void ensure_partitions(pqxx::connection& c, const std::vector<std::string>& days
     pqxx::read_transaction tx{c};
     std::string list;
     for (const auto& d : days) {
-      list += (list.empty() ? "" : ",") + tx.quote("spend_logs_" + d);
+      if (!list.empty()) {
+        list += ',';
+      }
+      list += tx.quote("spend_logs_" + d);
     }
     auto res = tx.exec("SELECT n FROM unnest(ARRAY[" + list + "]::text[]) n WHERE to_regclass(n) IS NULL");
     for (const auto& row : res) {
