@@ -303,24 +303,40 @@ TEST(cost_logger, a_batch_whose_answer_was_lost_is_checked_when_written_again) {
   EXPECT_NEAR(sink.totals["k"], 0.20, 1e-9);
 }
 
+// Runs `rows` rows (row-0, row-1, ...) through a logger whose sink already holds `already`,
+// unmarked: the sink refuses the fresh batch holding it as Postgres would (its primary key).
+struct refused_run {
+  cost_logger::counters stats;
+  bool set_aside_on_disk = false;  // anything in <spill_dir>/rejected
+};
+refused_run write_with_one_already_there(fake_sink& sink, int rows, const std::string& already) {
+  temp_dir dir;
+  sink.ids.insert(already);
+  refused_run out;
+  run_loop([&](net::any_io_executor ex) -> net::awaitable<void> {
+    cost_logger log(ex, sink, fast(dir.path.string()));
+    log.start();
+    for (int i = 0; i < rows; ++i) {
+      log.add(row(i));
+    }
+    co_await wait_until([&] { return sink.checked_batches >= 1 && log.stats().queued == 0; });
+    co_await log.stop(std::chrono::steady_clock::now() + 5s);
+    out.stats = log.stats();
+  });
+  const auto aside = dir.path / "rejected";
+  out.set_aside_on_disk = std::filesystem::exists(aside) && !std::filesystem::is_empty(aside);
+  return out;
+}
+
 // A fresh batch refused as such (here: one of its rows is there already, unmarked) is
 // written once more whole through the checked path, not row by row: nothing is set aside,
 // the row already there counts once.
 TEST(cost_logger, a_refused_fresh_batch_is_written_again_checked_before_row_by_row) {
-  temp_dir dir;
   fake_sink sink;
-  sink.ids.insert("row-3");
-  run_loop([&](net::any_io_executor ex) -> net::awaitable<void> {
-    cost_logger log(ex, sink, fast(dir.path.string()));
-    log.start();
-    for (int i = 0; i < 10; ++i) {
-      log.add(row(i));
-    }
-    co_await wait_until([&] { return sink.ids.size() == 10 && log.stats().queued == 0; });
-    co_await log.stop(std::chrono::steady_clock::now() + 5s);
-    EXPECT_EQ(log.stats().written, 9u);
-    EXPECT_EQ(log.stats().rejected, 0u);
-  });
+  const auto run = write_with_one_already_there(sink, 10, "row-3");
+  EXPECT_EQ(run.stats.written, 9u);
+  EXPECT_EQ(run.stats.rejected, 0u);
+  EXPECT_EQ(sink.ids.size(), 10u);
   EXPECT_EQ(sink.fresh_conflicts, 1u);
   EXPECT_EQ(sink.checked_batches, 1u);  // the whole batch once, not ten single rows
   EXPECT_EQ(sink.batches, 1u);
@@ -330,21 +346,12 @@ TEST(cost_logger, a_refused_fresh_batch_is_written_again_checked_before_row_by_r
 // The same for a batch of one row (a quiet gateway writes many): retried checked, not set
 // aside.
 TEST(cost_logger, a_refused_fresh_row_alone_is_written_again_checked_not_set_aside) {
-  temp_dir dir;
   fake_sink sink;
-  sink.ids.insert("row-0");
-  run_loop([&](net::any_io_executor ex) -> net::awaitable<void> {
-    cost_logger log(ex, sink, fast(dir.path.string()));
-    log.start();
-    log.add(row(0));
-    co_await wait_until([&] { return sink.checked_batches == 1 && log.stats().queued == 0; });
-    co_await log.stop(std::chrono::steady_clock::now() + 5s);
-    EXPECT_EQ(log.stats().rejected, 0u);
-  });
+  const auto run = write_with_one_already_there(sink, 1, "row-0");
+  EXPECT_EQ(run.stats.rejected, 0u);
+  EXPECT_FALSE(run.set_aside_on_disk);
   EXPECT_EQ(sink.fresh_conflicts, 1u);
   EXPECT_EQ(sink.checked_batches, 1u);
-  EXPECT_FALSE(std::filesystem::exists(dir.path / "rejected") &&
-               !std::filesystem::is_empty(dir.path / "rejected"));
 }
 
 TEST(cost_logger, without_a_spill_directory_overflow_is_counted_as_dropped) {
