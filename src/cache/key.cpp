@@ -445,7 +445,10 @@ std::optional<std::string> canonical_request_raw(
 }
 
 std::string key_of(std::string_view ns, std::string_view canonical) {
-  auto hex = core::sha256_hex(canonical);
+  return key_from_hex(ns, core::sha256_hex(canonical));
+}
+
+std::string key_from_hex(std::string_view ns, std::string hex) {
   if (ns.empty()) {
     return hex;
   }

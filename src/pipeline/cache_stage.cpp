@@ -23,6 +23,9 @@ struct cache_slot {
   std::optional<cache::entry> found;
   std::shared_ptr<cache::inflight::flight> leading;    // this request leads its key's flight
   std::shared_ptr<cache::inflight::flight> following;  // waits for this flight
+  // The body's slot in the key memo, and whether its key came from there (key_memo.hpp).
+  std::uint64_t memo_hash = 0;
+  bool memo_found = false;
   bool capture = false;  // the answer is copied as it is sent, to be stored
   std::string body;      // non-stream: the JSON sent
   bool too_big = false;
@@ -106,6 +109,20 @@ bool cache_stage::fresh(const request_ctx& ctx, const cache::entry& e) const {
   return rc_.now_ms() - e.stored_ms <= static_cast<std::int64_t>(*ctl.s_maxage * 1000.0);
 }
 
+void cache_stage::remember_key(const request_ctx& ctx) {
+  const auto& slot = *ctx.cache;
+  if (slot.memo_found || ctx.req.body.size() > memo_.max_body()) {
+    return;
+  }
+  // The hex is the key after the namespace's "<ns>:" (a namespace may hold ':' itself).
+  const std::string_view key = ctx.cache_key;
+  constexpr std::size_t hex_size = 64;
+  if (key.size() < hex_size) {
+    return;
+  }
+  memo_.put(slot.memo_hash, call_name(ctx.type), ctx.cache_group, ctx.req.body, key.substr(key.size() - hex_size));
+}
+
 verdict cache_stage::run(request_ctx& ctx) {
   // The Responses API is not cached: its answers carry ids that GET, DELETE and
   // previous_response_id refer to, which a replayed answer would share.
@@ -164,13 +181,25 @@ verdict cache_stage::run(request_ctx& ctx) {
   if (group.empty()) {
     group = ctx.requested_model;
   }
-  auto canonical = cache::canonical_request_raw(call_name(ctx.type), group, members);
-  if (!canonical) {
-    canonical = cache::canonical_request(call_name(ctx.type), group, ctx.full_body());
-  }
-  ctx.cache_key = cache::key_of(ns, *canonical);
-  ctx.cache_group = std::move(group);
+  // A body seen before (byte for byte, same call and model group) has its key
+  // remembered: neither the canonical text nor its SHA-256 is made again.
   auto slot = std::make_shared<cache_slot>();
+  const char* call = call_name(ctx.type);
+  const bool memo_sized = ctx.req.body.size() <= memo_.max_body();
+  if (memo_sized) {
+    slot->memo_hash = memo_.hash(call, group, ctx.req.body);
+  }
+  if (const std::string* hex = memo_sized ? memo_.find(slot->memo_hash, call, group, ctx.req.body) : nullptr) {
+    slot->memo_found = true;
+    ctx.cache_key = cache::key_from_hex(ns, *hex);
+  } else {
+    auto canonical = cache::canonical_request_raw(call, group, members);
+    if (!canonical) {
+      canonical = cache::canonical_request(call, group, ctx.full_body());
+    }
+    ctx.cache_key = cache::key_of(ns, *canonical);
+  }
+  ctx.cache_group = std::move(group);
   slot->ctl = std::move(*ctl);
   ctx.cache = slot;
   if (ctx.type == call_type::embedding) {
@@ -239,6 +268,7 @@ net::awaitable<verdict> cache_stage::run_async(request_ctx& ctx) {
     }
   }
   if (slot.found) {
+    remember_key(ctx);
     if (co_await answer(ctx, *slot.found)) {
       co_return verdict::done();
     }

@@ -46,4 +46,7 @@ nlohmann::json canonical_value(const nlohmann::json& v);
 // "<ns>:<sha256(canonical)>", or the bare hex when `ns` is empty.
 std::string key_of(std::string_view ns, std::string_view canonical);
 
+// "<ns>:<hex>", or `hex` when `ns` is empty (key_of() with the hash already made).
+std::string key_from_hex(std::string_view ns, std::string hex);
+
 }  // namespace switchyard::cache

@@ -17,6 +17,7 @@
 // request ended and how, exactly once, also for a client that left or an exception.
 // Owner: app/ (one per gateway, when caching is on). Thread: the loop thread. Never blocks.
 #pragma once
+#include "switchyard/cache/key_memo.hpp"
 #include "switchyard/cache/response_cache.hpp"
 #include "switchyard/config/config.hpp"
 #include "switchyard/pipeline/stage.hpp"
@@ -38,18 +39,22 @@ class cache_stage final : public stage, public observer {
   void on_finish(const request_ctx& ctx) noexcept override;
 
   const cache::inflight& flights() const { return flights_; }
+  // Keys taken from the memo of bodies seen before (for tests and docs/cache.md).
+  std::uint64_t keys_remembered() const { return memo_.hits(); }
 
  private:
   bool fresh(const request_ctx& ctx, const cache::entry& e) const;
   void arm_capture(request_ctx& ctx) const;
   net::awaitable<bool> answer(request_ctx& ctx, const cache::entry& e);
   net::awaitable<verdict> run_items(request_ctx& ctx);
+  void remember_key(const request_ctx& ctx);
 
   config::cache_settings settings_;
   cache::response_cache& rc_;
   const router::router& rt_;
   std::chrono::milliseconds coalesce_wait_;
   cache::inflight flights_;
+  cache::key_memo memo_;
 };
 
 }  // namespace switchyard::pipeline

@@ -104,6 +104,36 @@ TEST_F(cache_stage_test, second_identical_request_is_a_hit) {
   EXPECT_EQ(cstage->flights().size(), 0u);  // every flight landed
 }
 
+// After a hit, the body's key is remembered: a third identical request takes it from the
+// memo (the same key as computed), and a body one byte apart, or the same bytes in
+// another member order, gets its key computed as before.
+TEST_F(cache_stage_test, a_body_seen_before_reuses_its_key_and_only_the_same_bytes_do) {
+  up.script["http://b1.test"] = {reply(200, answer_json), reply(200, answer_json)};
+  const std::string b = body(false, R"("temperature":0,)");
+  auto first = call(b);
+  auto second = call(b);
+  EXPECT_EQ(cstage->keys_remembered(), 0u);  // remembered only once a key found an answer
+  auto third = call(b);
+  EXPECT_EQ(cstage->keys_remembered(), 1u);
+  EXPECT_EQ(up.calls["http://b1.test"], 1);
+  EXPECT_EQ(header(third, "x-litellm-cache-key"), header(first, "x-litellm-cache-key"));
+  EXPECT_EQ(third.body, first.body);
+
+  // The same request in another member order: not the same bytes, so computed; the
+  // canonical form gives it the same key.
+  auto reordered = call(R"({"messages":[{"content":"hello","role":"user"}],"temperature":0,"model":"b"})");
+  EXPECT_EQ(cstage->keys_remembered(), 1u);
+  EXPECT_EQ(header(reordered, "x-litellm-cache-key"), header(first, "x-litellm-cache-key"));
+
+  // One byte apart in the middle: another key, a provider call.
+  std::string other = b;
+  other.replace(other.find("hello"), 5, "hellO");
+  auto changed = call(other);
+  EXPECT_EQ(cstage->keys_remembered(), 1u);
+  EXPECT_NE(header(changed, "x-litellm-cache-key"), header(first, "x-litellm-cache-key"));
+  EXPECT_EQ(up.calls["http://b1.test"], 2);
+}
+
 TEST_F(cache_stage_test, a_stream_is_assembled_then_serves_json_and_a_replayed_stream) {
   scripted s;
   s.pieces = {chunk("hel"), chunk("lo", "\"stop\"") + usage_chunk + "data: [DONE]\n\n"};

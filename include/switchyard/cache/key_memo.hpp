@@ -1,0 +1,60 @@
+// The cache keys of bodies already seen: request bytes -> the SHA-256 hex of their
+// canonical form (docs/cache.md, "The key of a body seen before").
+//
+// The key is a pure function of (call, model group, body bytes): the canonical text is
+// made from the body's members as received and nothing else. A hit is answered for the
+// bytes a client sent before, and clients repeat their bytes exactly (one SDK, one
+// prompt), so a body found here needs neither the canonical text nor its hash: it is
+// compared byte for byte with the one remembered, never trusted on a hash alone.
+//
+// A fixed number of slots, each holding one body up to max_body bytes (bounded memory:
+// slots x max_body). A slot is chosen by a fast seeded hash of the bytes; a body that
+// lands on a taken slot replaces it. Filled by the cache stage only for bodies whose key
+// found an answer, so a stream of one-off requests does not churn it.
+// Thread: one (the loop's). Never blocks.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace switchyard::cache {
+
+class key_memo {
+ public:
+  static constexpr std::size_t default_slots = 256;
+  static constexpr std::size_t default_max_body = 16 * 1024;
+
+  explicit key_memo(std::size_t slots = default_slots, std::size_t max_body = default_max_body);
+
+  // Slot choice for (call, group, body): cheap (8 bytes a step), not a content check.
+  std::uint64_t hash(std::string_view call, std::string_view group, std::string_view body) const;
+
+  // The hex key remembered for exactly these bytes, or nullptr.
+  const std::string* find(std::uint64_t h, std::string_view call, std::string_view group,
+                          std::string_view body) const;
+
+  // Remembers `hex` for these bytes (a body above max_body is not kept).
+  void put(std::uint64_t h, std::string_view call, std::string_view group, std::string_view body,
+           std::string_view hex);
+
+  std::size_t max_body() const { return max_body_; }
+  std::uint64_t hits() const { return hits_; }
+
+ private:
+  struct slot {
+    std::uint64_t h = 0;
+    bool used = false;
+    std::string call;
+    std::string group;
+    std::string body;
+    std::string hex;
+  };
+  std::vector<slot> slots_;
+  std::size_t max_body_;
+  std::uint64_t seed_;
+  mutable std::uint64_t hits_ = 0;
+};
+
+}  // namespace switchyard::cache

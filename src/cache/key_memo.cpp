@@ -1,0 +1,69 @@
+#include "switchyard/cache/key_memo.hpp"
+
+#include <cstring>
+#include <random>
+
+namespace switchyard::cache {
+
+namespace {
+
+std::uint64_t mix(std::uint64_t h, std::uint64_t v) {
+  h ^= v;
+  h *= 0x9e3779b97f4a7c15ULL;
+  return h ^ (h >> 32);
+}
+
+std::uint64_t hash_bytes(std::uint64_t h, std::string_view s) {
+  const char* p = s.data();
+  std::size_t n = s.size();
+  while (n >= 8) {
+    std::uint64_t v;
+    std::memcpy(&v, p, 8);
+    h = mix(h, v);
+    p += 8;
+    n -= 8;
+  }
+  std::uint64_t tail = 0;
+  std::memcpy(&tail, p, n);
+  return mix(h, tail ^ (static_cast<std::uint64_t>(s.size()) << 56));
+}
+
+}  // namespace
+
+key_memo::key_memo(std::size_t slots, std::size_t max_body)
+    : slots_(slots == 0 ? 1 : slots), max_body_(max_body), seed_(std::random_device{}()) {
+  // Seeded per process: which bodies share a slot cannot be arranged from outside (a
+  // shared slot only costs a recomputed key, but nothing needs to make that easy).
+  seed_ = (seed_ << 32) ^ std::random_device{}();
+}
+
+std::uint64_t key_memo::hash(std::string_view call, std::string_view group, std::string_view body) const {
+  return hash_bytes(hash_bytes(hash_bytes(seed_, call), group), body);
+}
+
+const std::string* key_memo::find(std::uint64_t h, std::string_view call, std::string_view group,
+                                  std::string_view body) const {
+  const auto& s = slots_[h % slots_.size()];
+  if (!s.used || s.h != h || s.body.size() != body.size() || s.call != call || s.group != group ||
+      std::memcmp(s.body.data(), body.data(), body.size()) != 0) {
+    return nullptr;
+  }
+  ++hits_;
+  return &s.hex;
+}
+
+void key_memo::put(std::uint64_t h, std::string_view call, std::string_view group, std::string_view body,
+                   std::string_view hex) {
+  if (body.size() > max_body_) {
+    return;
+  }
+  auto& s = slots_[h % slots_.size()];
+  s.h = h;
+  s.used = true;
+  s.call.assign(call);
+  s.group.assign(group);
+  s.body.assign(body);
+  s.hex.assign(hex);
+}
+
+}  // namespace switchyard::cache
