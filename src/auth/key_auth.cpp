@@ -3,6 +3,8 @@
 #include "switchyard/core/ids.hpp"
 
 #include <algorithm>
+#include <array>
+#include <functional>
 #include <ctime>
 
 namespace switchyard::auth {
@@ -28,6 +30,27 @@ key_authenticator::key_authenticator(const authenticator& master, key_cache* cac
       groups_(std::move(groups)) {}
 
 namespace {
+
+// The sha256 hex of a virtual key (LiteLLM stores keys by it), remembered for the keys
+// this thread saw last: a client sends one key on every request, and the hash was the
+// largest part of authenticating from the key cache. A slot holds the key itself and is
+// used only for the same bytes; the memo holds no more than the request buffers did
+// (raw keys), in one thread's memory, for at most 64 keys.
+const std::string& hashed_key(const std::string& key) {
+  struct slot {
+    std::string raw;
+    std::string hex;
+  };
+  constexpr std::size_t slots = 64;
+  thread_local std::array<slot, slots> memo;
+  auto& s = memo[std::hash<std::string_view>{}(key) % slots];
+  // Compared in constant time: how far a guess matches a remembered key must not show.
+  if (s.hex.empty() || !core::secure_equal(s.raw, key)) {
+    s.hex = core::sha256_hex(key);
+    s.raw = key;
+  }
+  return s.hex;
+}
 
 core::result<principal> resolved(const key_cache::key_ptr& k, std::string key) {
   if (!k) {
@@ -65,7 +88,7 @@ std::optional<core::result<principal>> key_authenticator::authenticate_cached(co
     return master_.authenticate_key(key);
   }
   // Stored as the sha256 hex of the whole string (LiteLLM's scheme).
-  auto hit = cache_->cached(core::sha256_hex(key));
+  auto hit = cache_->cached(hashed_key(key));
   if (!hit) {
     return std::nullopt;
   }

@@ -230,6 +230,43 @@ TEST_F(key_cache_test, answers_from_memory_without_a_coroutine_when_it_can) {
   EXPECT_FALSE(ka.authenticate_cached("sk-new").has_value());
 }
 
+// Keys' hashes are remembered per thread (more keys than slots here, so slots are
+// shared and replaced): every key still finds its own row, unknown keys none, and keys
+// one byte apart are told apart.
+TEST_F(key_cache_test, remembered_key_hashes_never_mix_keys_up) {
+  auto cache = make();
+  auth::authenticator master("sk-master");
+  auth::key_authenticator ka(master, &cache, false);
+  constexpr int n = 300;
+  auto key_of = [](int i) { return "sk-memo-" + std::to_string(i); };
+  for (int i = 0; i < n; i += 2) {  // even keys exist, odd ones do not
+    auth::virtual_key k;
+    k.token = core::sha256_hex(key_of(i));
+    k.key_alias = key_of(i);
+    db.rows[k.token] = k;
+  }
+  run(io, [&]() -> net::awaitable<void> {
+    for (int i = 0; i < n; ++i) {
+      (void)co_await ka.authenticate(key_of(i));  // fills the key cache (and its negatives)
+    }
+  });
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < n; ++i) {
+      auto r = ka.authenticate_cached(key_of(i));
+      ASSERT_TRUE(r.has_value()) << key_of(i);
+      if (i % 2 == 0) {
+        ASSERT_TRUE(r->has_value()) << key_of(i);
+        EXPECT_EQ((*r)->vkey->key_alias, key_of(i));
+      } else {
+        EXPECT_FALSE(r->has_value()) << key_of(i) << " must stay unknown";
+      }
+    }
+  }
+  // One byte apart from a known key, same length: not that key.
+  auto near = ka.authenticate_cached("sk-memo-1O");  // "sk-memo-10" exists
+  EXPECT_TRUE(!near.has_value() || !near->has_value());
+}
+
 TEST_F(key_cache_test, authenticator_decisions) {
   auto cache = make();
   auth::authenticator master("sk-master");
