@@ -234,6 +234,19 @@ struct canonical_writer {
     std::size_t to;
   };
 
+  // Members of the objects being written, innermost last: an object's members are
+  // [its base, end), and a nested object's are pushed and popped before its parent's next
+  // member, so one vector serves every depth. Kept from request to request with `scratch`
+  // (the loop's thread), so sorting an object allocates nothing.
+  static std::vector<member_span>& members_stack() {
+    thread_local std::vector<member_span> v;
+    return v;
+  }
+  static std::string& scratch() {
+    thread_local std::string s;
+    return s;
+  }
+
   bool object(int depth) {
     ++i;  // '{'
     const std::size_t open = out.size();
@@ -244,7 +257,14 @@ struct canonical_writer {
       out += '}';
       return true;
     }
-    std::vector<member_span> ms;
+    auto& ms = members_stack();
+    const std::size_t base = ms.size();
+    // Leaves the stack as it found it whichever way this returns.
+    struct pop_members {
+      std::vector<member_span>& ms;
+      std::size_t base;
+      ~pop_members() { ms.resize(base); }
+    } pop{ms, base};
     bool sorted = true;
     while (true) {
       skip_ws();
@@ -253,7 +273,7 @@ struct canonical_writer {
       if (!string(&k) || k.find('\\') != std::string_view::npos) {
         return false;  // escaped keys: left to the DOM path
       }
-      if (!ms.empty() && !(ms.back().key < k)) {
+      if (ms.size() > base && !(ms.back().key < k)) {
         sorted = false;
       }
       skip_ws();
@@ -281,20 +301,21 @@ struct canonical_writer {
       out += ',';
     }
     if (!sorted) {
-      std::sort(ms.begin(), ms.end(), [](const member_span& a, const member_span& b) { return a.key < b.key; });
-      for (std::size_t j = 1; j < ms.size(); ++j) {
-        if (ms[j - 1].key == ms[j].key) {
+      const auto first = ms.begin() + static_cast<std::ptrdiff_t>(base);
+      std::sort(first, ms.end(), [](const member_span& a, const member_span& b) { return a.key < b.key; });
+      for (auto it = first + 1; it < ms.end(); ++it) {
+        if ((it - 1)->key == it->key) {
           return false;  // a repeated key: the parsed object keeps the last one
         }
       }
-      std::string sorted_text;
-      sorted_text.reserve(out.size() - open + 1);
+      auto& sorted_text = scratch();
+      sorted_text.clear();
       sorted_text += '{';
-      for (std::size_t j = 0; j < ms.size(); ++j) {
-        if (j > 0) {
+      for (auto it = first; it < ms.end(); ++it) {
+        if (it != first) {
           sorted_text += ',';
         }
-        sorted_text.append(out, ms[j].from, ms[j].to - ms[j].from);
+        sorted_text.append(out, it->from, it->to - it->from);
       }
       out.resize(open);
       out += sorted_text;
@@ -401,8 +422,9 @@ void append_json_string(std::string& out, std::string_view s) {
 std::optional<std::string> canonical_request_raw(
     std::string_view call, std::string_view model_group,
     const std::vector<std::pair<std::string_view, std::string_view>>& members) {
-  std::vector<const std::pair<std::string_view, std::string_view>*> kept;
-  kept.reserve(members.size());
+  // Reused from call to call (one per thread): no allocation once it has grown.
+  thread_local std::vector<const std::pair<std::string_view, std::string_view>*> kept;
+  kept.clear();
   std::size_t bytes = 64 + call.size() + model_group.size();
   for (const auto& m : members) {
     if (excluded_from_key(m.first)) {

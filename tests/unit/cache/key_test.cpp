@@ -115,6 +115,30 @@ TEST(CacheKey, LongStringsAreReadInBlocksWithTheSameResult) {
   }
 }
 
+// Objects are sorted with one stack of members shared by every depth (and kept from call
+// to call): nested unsorted objects, and a call that gave up halfway through a nested
+// object, leave nothing behind for the next call.
+TEST(CacheKey, NestedUnsortedObjectsAndAbandonedCallsLeaveNoTrace) {
+  const members nested{
+      {"tools", R"([{"type":"function","function":{"parameters":{"type":"object","properties":{"z":{"type":"string"},"a":{"type":"number","enum":[1,2]}}},"name":"f"}}])"},
+      {"messages", R"([{"role":"user","content":"hi"}])"}};
+  const auto expected = canonical_request("chat", "gpt", dom_of(nested));
+  auto first = canonical_request_raw("chat", "gpt", nested);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(*first, expected);
+  const members abandoned[] = {
+      {{"x", R"({"b":{"d":1,"c":{"f":1,"e":2,"f":3}},"a":0})"}},  // repeated key three deep
+      {{"x", R"({"b":{"d":1,"c":{"f":1.0}},"a":0})"}},            // a value refused three deep
+      {{"x", R"({"b":{"d":1,"c":{"f":1)"}},                        // cut short
+  };
+  for (const auto& ms : abandoned) {
+    EXPECT_FALSE(canonical_request_raw("chat", "gpt", ms).has_value()) << ms.front().second;
+    auto again = canonical_request_raw("chat", "gpt", nested);
+    ASSERT_TRUE(again.has_value());
+    EXPECT_EQ(*again, expected) << "after " << ms.front().second;
+  }
+}
+
 TEST(CacheKey, RawMembersNotInCanonicalFormFallBackToTheDom) {
   const members cases[] = {
       {{"x", R"({"a":1,"a":2})"}},                             // repeated key
