@@ -44,7 +44,7 @@ PATH = "/v1/chat/completions"
 MESSAGES_PATH = "/v1/messages"
 
 NAN = float("nan")
-TARGET_NAMES = ["direct", "nginx", "switchyard", "switchyard-2w", "switchyard-mk", "switchyard-base", "switchyard-nospend",
+TARGET_NAMES = ["direct", "nginx", "switchyard", "switchyard-2w", "switchyard-mk", "switchyard-base", "switchyard-nospend", "switchyard-nospendlogs",
                 "switchyard-nometrics", "switchyard-cache-mem", "switchyard-cache-redis", "switchyard-cache-redis-spread",
                 "switchyard-unique",
                 "switchyard-cache-miss", "switchyard-limits", "switchyard-limits-nolease",
@@ -1697,6 +1697,7 @@ def parse_args(argv):
                         "gateway setup authenticated with the master key, switchyard-base = the switchyard "
                         "setup with the binary in SWITCHYARD_BASE_BIN (before/after a change, in one run), "
                         "switchyard-nospend = the switchyard setup with the cost logger off, "
+                        "switchyard-nospendlogs = the same with disable_spend_logs (totals and rollups, no rows), "
                         "switchyard-cache-mem / -cache-redis = every request a response-cache hit from memory / "
                         "from Redis alone, switchyard-cache-redis-spread = Redis hits over 2,000 bodies (not coalesced), "
                         "switchyard-unique / -cache-miss = every request a body of its own "
@@ -1879,6 +1880,12 @@ def main(argv) -> int:
                 name="switchyard-nospend", label="SWITCHYARD (no cost logger)",
                 stages="virtual key, router; Postgres and Redis; cost logger off", virtual_key=True,
                 extra_env={"SWITCHYARD_DISABLE_COST_LOGGER": "1"}),
+            # Spend logging off as LiteLLM's switch has it: no spend_logs rows, the running
+            # totals and daily rollups still written (budgets need them).
+            "switchyard-nospendlogs": lambda: gateway(
+                name="switchyard-nospendlogs", label="SWITCHYARD (disable_spend_logs)",
+                stages="virtual key, router; Postgres and Redis; disable_spend_logs: totals and rollups only",
+                virtual_key=True, extra_config="general_settings:\n  disable_spend_logs: true\n"),
             "switchyard-nometrics": lambda: gateway(
                 name="switchyard-nometrics", label="SWITCHYARD (no metrics)",
                 stages="virtual key, router; Postgres and Redis; metrics off", virtual_key=True,
