@@ -877,9 +877,38 @@ net::awaitable<bool> server::impl::read_with_parser(Conn& c, beast::flat_buffer&
   co_return true;
 }
 
+namespace {
+
+// A connection's request object is reused for its next request: every field is reset
+// (a new request{}), but the buffers that would be allocated again at once keep their
+// capacity (the body, the header list, the target and path, the call id): a keep-alive
+// client's requests then cost no allocation for them.
+void recycle(request& req) {
+  std::string body = std::move(req.body);
+  header_list headers = std::move(req.headers);
+  std::string target = std::move(req.target);
+  std::string path = std::move(req.path);
+  std::string call_id = std::move(req.call_id);
+  req = request{};
+  body.clear();
+  headers.clear();
+  target.clear();
+  path.clear();
+  call_id.clear();
+  req.body = std::move(body);
+  req.headers = std::move(headers);
+  req.headers.reserve(16);
+  req.target = std::move(target);
+  req.path = std::move(path);
+  req.call_id = std::move(call_id);
+}
+
+}  // namespace
+
 template <class Conn>
 net::awaitable<void> server::impl::session(std::shared_ptr<Conn> c) {
   beast::flat_buffer buf;
+  request req;  // reused from request to request (recycle())
   bool first = true;
   std::string remote;
   {
@@ -907,8 +936,7 @@ net::awaitable<void> server::impl::session(std::shared_ptr<Conn> c) {
     first = false;
     c->busy = true;
 
-    request req;
-    req.headers.reserve(16);
+    recycle(req);
     std::string call_id;
     bool keep_alive = true;
     simple_head head;
@@ -936,8 +964,8 @@ net::awaitable<void> server::impl::session(std::shared_ptr<Conn> c) {
 
     // 4. Hand over to the handler.
     if (auto q = req.target.find('?'); q != std::string::npos) {
-      req.path = req.target.substr(0, q);
-      req.query = req.target.substr(q + 1);
+      req.path.assign(req.target, 0, q);
+      req.query.assign(req.target, q + 1);
     } else {
       req.path = req.target;
     }

@@ -66,7 +66,8 @@ struct fixture : ::testing::Test {
     http::response r;
     r.body = R"({"path":")" + req.path + R"(","len":)" + std::to_string(req.body.size()) + R"(,"call":")" +
              req.call_id + R"(","method":")" + req.method + R"(","xv":")" + std::string(req.header("x-v")) +
-             R"(","body":")" + req.body.substr(0, 32) + "\"}";
+             R"(","body":")" + req.body.substr(0, 32) + R"(","q":")" + req.query +
+             R"(","nh":)" + std::to_string(req.headers.size()) + "}";
     co_await resp.send(std::move(r));
   }
 
@@ -140,6 +141,33 @@ TEST_F(fixture, pipelined_requests_with_bodies_are_split_exactly) {
   EXPECT_NE(out.find(R"("body":"abc")"), std::string::npos) << out;
   EXPECT_NE(out.find(R"("path":"/c","len":0)"), std::string::npos) << out;
   EXPECT_EQ(handled, 3);
+}
+
+// A connection's request object is reused: nothing of one request (query, headers, call
+// id, a longer body) shows in the next one on the same connection, whichever parser read it.
+TEST_F(fixture, nothing_of_a_request_carries_over_to_the_next_on_its_connection) {
+  start();
+  const std::string first =
+      "POST /a?x=1&y=2 HTTP/1.1\r\nHost: x\r\nX-V: first\r\nX-Litellm-Call-Id: call-first\r\n"
+      "Content-Length: 10\r\n\r\n0123456789";
+  const std::string second = "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab";
+  // The third takes the full parser (a folded-looking oddity: chunked body).
+  const std::string third =
+      "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nxyz\r\n0\r\n\r\n";
+  const std::string fourth = "GET /d HTTP/1.1\r\nHost: x\r\n\r\n";
+  auto out = run_coro(ioc, exchange(first + second + third + fourth, R"("path":"/d")"));
+  EXPECT_NE(out.find(R"("path":"/a","len":10,"call":"call-first")"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("xv":"first","body":"0123456789","q":"x=1&y=2","nh":4})"), std::string::npos) << out;
+  const auto b = out.find(R"("path":"/b")");
+  ASSERT_NE(b, std::string::npos) << out;
+  const std::string b_answer = out.substr(b, out.find('}', b) - b);
+  EXPECT_NE(b_answer.find(R"("len":2,)"), std::string::npos) << b_answer;
+  EXPECT_EQ(b_answer.find("call-first"), std::string::npos) << b_answer;
+  EXPECT_NE(b_answer.find(R"("xv":"","body":"ab","q":"","nh":2)"), std::string::npos) << b_answer;
+  EXPECT_NE(out.find(R"("path":"/c","len":3)"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("path":"/d","len":0)"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("xv":"","body":"","q":"","nh":1})"), std::string::npos) << out;
+  EXPECT_EQ(handled, 4);
 }
 
 TEST_F(fixture, body_sent_after_the_head_is_read_whole) {
