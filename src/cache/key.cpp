@@ -319,6 +319,9 @@ struct canonical_writer {
       }
       out.resize(open);
       out += sorted_text;
+      if (sorted_text.capacity() > (256u << 10)) {
+        std::string().swap(sorted_text);  // a large body once: not kept for every later one
+      }
     }
     out += '}';
     return true;

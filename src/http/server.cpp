@@ -882,9 +882,15 @@ namespace {
 // A connection's request object is reused for its next request: every field is reset
 // (a new request{}), but the buffers that would be allocated again at once keep their
 // capacity (the body, the header list, the target and path, the call id): a keep-alive
-// client's requests then cost no allocation for them.
+// client's requests then cost no allocation for them. A body buffer above this size is
+// let go, so an idle connection never holds on to a large request it once sent.
+constexpr std::size_t max_kept_body = 64 * 1024;
+
 void recycle(request& req) {
   std::string body = std::move(req.body);
+  if (body.capacity() > max_kept_body) {
+    std::string().swap(body);
+  }
   header_list headers = std::move(req.headers);
   std::string target = std::move(req.target);
   std::string path = std::move(req.path);

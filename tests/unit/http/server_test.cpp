@@ -170,6 +170,20 @@ TEST_F(fixture, nothing_of_a_request_carries_over_to_the_next_on_its_connection)
   EXPECT_EQ(handled, 4);
 }
 
+// A large body's buffer is let go after its request (not kept by an idle connection); the
+// next request on the connection is read whole all the same.
+TEST_F(fixture, a_large_body_then_a_small_one_on_one_connection) {
+  start();
+  const std::string big(100 * 1024, 'b');
+  const std::string raw = "POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(big.size()) +
+                          "\r\n\r\n" + big + "POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok";
+  auto out = run_coro(ioc, exchange(raw, R"("path":"/small")"));
+  EXPECT_NE(out.find(R"("path":"/big","len":102400)"), std::string::npos) << out.substr(0, 400);
+  EXPECT_NE(out.find(R"("path":"/small","len":2)"), std::string::npos) << out.substr(0, 400);
+  EXPECT_NE(out.find(R"("body":"ok","q":"","nh":2})"), std::string::npos) << out.substr(0, 400);
+  EXPECT_EQ(handled, 2);
+}
+
 TEST_F(fixture, body_sent_after_the_head_is_read_whole) {
   start();
   auto out = run_coro(ioc, [this]() -> net::awaitable<std::string> {
