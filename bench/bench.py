@@ -44,7 +44,7 @@ PATH = "/v1/chat/completions"
 MESSAGES_PATH = "/v1/messages"
 
 NAN = float("nan")
-TARGET_NAMES = ["direct", "nginx", "switchyard", "switchyard-2w", "switchyard-mk", "switchyard-base", "switchyard-nospend", "switchyard-nospendlogs",
+TARGET_NAMES = ["direct", "nginx", "switchyard", "switchyard-2w", "switchyard-2w-base", "switchyard-mk", "switchyard-base", "switchyard-nospend", "switchyard-nospendlogs",
                 "switchyard-nometrics", "switchyard-cache-mem", "switchyard-cache-redis", "switchyard-cache-redis-spread",
                 "switchyard-unique",
                 "switchyard-cache-miss", "switchyard-limits", "switchyard-limits-nolease",
@@ -1828,8 +1828,8 @@ def main(argv) -> int:
         # switchyard-base: another build of the gateway (SWITCHYARD_BASE_BIN, e.g. the
         # commit before a change) measured in the same run, for before/after figures.
         base_binary = os.environ.get("SWITCHYARD_BASE_BIN", "")
-        if "switchyard-base" in targets_wanted and not os.access(base_binary, os.X_OK):
-            raise BenchError("--targets switchyard-base needs SWITCHYARD_BASE_BIN (a gateway binary)")
+        if {"switchyard-base", "switchyard-2w-base"} & set(targets_wanted) and not os.access(base_binary, os.X_OK):
+            raise BenchError("--targets switchyard-base / switchyard-2w-base need SWITCHYARD_BASE_BIN (a gateway binary)")
         if any(t.startswith("switchyard") for t in targets_wanted):
             if not os.access(binary, os.X_OK):
                 raise BenchError(f"no gateway binary at {binary} (set SWITCHYARD_BIN, or --targets direct,nginx)")
@@ -1870,6 +1870,11 @@ def main(argv) -> int:
                 name="switchyard-2w", label="SWITCHYARD (2 workers)",
                 stages="virtual key, router; Postgres and Redis; --num_workers 2", virtual_key=True,
                 extra_args=["--num_workers", "2"]),
+            # switchyard-2w with the binary in SWITCHYARD_BASE_BIN (a change to workers, in one run).
+            "switchyard-2w-base": lambda: SwitchyardTarget(
+                procs, base_binary, tmp, up_ports, services=services, name="switchyard-2w-base",
+                label="SWITCHYARD (2 workers, base build)", stages="virtual key, router; Postgres and Redis; "
+                f"--num_workers 2; binary {base_binary}", virtual_key=True, extra_args=["--num_workers", "2"]),
             "switchyard-mk": lambda: gateway(name="switchyard-mk", label="SWITCHYARD (master key)",
                                              stages="master key, router; Postgres and Redis"),
             "switchyard-base": lambda: SwitchyardTarget(

@@ -97,7 +97,13 @@ net::awaitable<void> health_endpoints::metrics(http::request& req, http::respond
   const auto f = metrics::format_for_accept(req.header("accept"));
   http::response r;
   r.content_type = metrics::content_type(f);
-  r.body = co_await probes_.metrics->render_async(f);
+  // Two statements, not one conditional expression: GCC 12 mishandles the temporaries of
+  // a co_await inside ?: (the body was freed before it was sent).
+  if (probes_.render_metrics) {
+    r.body = co_await probes_.render_metrics(f);
+  } else {
+    r.body = co_await probes_.metrics->render_async(f);
+  }
   co_await resp.send(std::move(r));
 }
 

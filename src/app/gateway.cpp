@@ -21,6 +21,7 @@
 #include "switchyard/limits/engine.hpp"
 #include "switchyard/pipeline/cache_stage.hpp"
 #include "switchyard/pipeline/limits_stage.hpp"
+#include "switchyard/metrics/group.hpp"
 #include "switchyard/metrics/loop_lag.hpp"
 #include "switchyard/metrics/registry.hpp"
 #include "switchyard/pipeline/health_checker.hpp"
@@ -784,6 +785,12 @@ struct gateway::impl {
           : std::make_unique<metrics::registry>(env_size("SWITCHYARD_METRICS_MAX_SERIES", 1000));
   std::unique_ptr<metrics::loop_lag_probe> loop_lag =
       metrics_reg ? std::make_unique<metrics::loop_lag_probe>(ioc.get_executor(), *metrics_reg) : nullptr;
+  // In a worker group: this worker's slot of the group's metrics (metrics/group.hpp).
+  std::unique_ptr<metrics::group_view> metrics_group =
+      metrics_reg && opts.metrics_board && opts.worker_index >= 0
+          ? std::make_unique<metrics::group_view>(ioc.get_executor(), *metrics_reg, opts.metrics_board,
+                                                 opts.worker_index)
+          : nullptr;
   std::unique_ptr<pipeline::metrics_observer> metrics_obs = make_metrics_observer();
   // Logging callbacks and alerting (docs/observability.md): one sender per configured
   // callback, the observer that queues each request's event, the alerter.
@@ -1616,15 +1623,20 @@ struct gateway::impl {
       return;
     }
     auto& r = *metrics_reg;
-    auto& build = r.gauge("switchyard_build_info", "The gateway's version (always 1)", {"version"});
+    // Gauges of several workers add up unless merge_by() says otherwise (metrics/group.hpp).
+    auto& build = r.gauge("switchyard_build_info", "The gateway's version (always 1)", {"version"})
+                      .merge_by(metrics::merge_rule::max);
     build.with({std::string_view(SWITCHYARD_VERSION)}).set(1);
     config_info = &r.gauge("switchyard_config_info",
-                           "The configuration in use: the start of the sha256 of its files (always 1)", {"version"});
+                           "The configuration in use: the start of the sha256 of its files (always 1)", {"version"})
+                        .merge_by(metrics::merge_rule::max);
     config_info->with({std::string_view(gen->hash).substr(0, 12)}).set(1);
     config_reloads = &r.counter("switchyard_config_reloads",
                                 "Config reloads (SIGHUP, POST /config/reload) by result: reloaded, unchanged, refused",
                                 {"result"});
-    auto& start = r.gauge("switchyard_start_time_seconds", "When the process started (unix time)").with({});
+    auto& start = r.gauge("switchyard_start_time_seconds", "When the process started (unix time)")
+                      .merge_by(metrics::merge_rule::min)
+                      .with({});
     start.set(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
     auto* conns = &r.gauge("switchyard_open_connections", "Client connections open now").with({});
     auto* in_flight = &r.gauge("switchyard_in_flight_requests", "LLM requests being served now").with({});
@@ -1634,8 +1646,11 @@ struct gateway::impl {
     });
     auto* pg_up = &r.gauge("switchyard_postgres_up",
                            "1 when the last Postgres probe answered and the schema is migrated, else 0 (absent "
-                           "without a database)").with({});
-    auto* redis_up = &r.gauge("switchyard_redis_up", "1 when Redis is connected, else 0 (absent without Redis)");
+                           "without a database)")
+                     .merge_by(metrics::merge_rule::min)
+                     .with({});
+    auto* redis_up = &r.gauge("switchyard_redis_up", "1 when Redis is connected, else 0 (absent without Redis)")
+                          .merge_by(metrics::merge_rule::min);
     auto* redis_series = redis ? &redis_up->with({}) : nullptr;
     r.on_scrape([this, pg_up, redis_series] {
       pg_up->set(db && migrated && db_ok.value_or(false) ? 1 : 0);
@@ -1647,7 +1662,9 @@ struct gateway::impl {
       auto* size = &r.gauge("switchyard_key_cache_entries", "Virtual keys cached in memory").with({});
       auto* hits = &r.counter("switchyard_key_cache_hits", "Key checks answered from memory").with({});
       auto* misses = &r.counter("switchyard_key_cache_misses", "Key checks that queried Postgres").with({});
-      auto* ratio = &r.gauge("switchyard_key_cache_hit_ratio", "hits / (hits + misses) since start").with({});
+      auto* ratio = &r.gauge("switchyard_key_cache_hit_ratio", "hits / (hits + misses) since start")
+                         .merge_by(metrics::merge_rule::mean)
+                         .with({});
       r.on_scrape([this, size, hits, misses, ratio] {
         size->set(static_cast<double>(key_cache->size()));
         const auto h = static_cast<double>(key_cache->hits());
@@ -1690,6 +1707,9 @@ struct gateway::impl {
           if (loop_lag) {
             loop_lag->stop();
           }
+          if (metrics_group) {
+            metrics_group->stop();
+          }
           health_check.stop();
           for (auto& s : callback_senders) {
             s->stop();  // what is queued goes out once more, without retries, until the loop stops
@@ -1722,6 +1742,9 @@ struct gateway::impl {
     p.allow_requests_on_db_unavailable = cfg->general.allow_requests_on_db_unavailable;
     p.success_callbacks = active_callbacks();
     p.metrics = metrics_reg.get();
+    if (metrics_group) {
+      p.render_metrics = [this](metrics::format f) { return metrics_group->render(f); };
+    }
     p.metrics_require_auth = litellm_flag(*cfg, "require_auth_for_metrics_endpoint");
     if (db) {
       p.db = [this]() -> net::awaitable<admin::dependency_state> {
@@ -1931,9 +1954,9 @@ struct gateway::impl {
     metrics::family* crossed = nullptr;
     if (metrics_reg) {
       remaining = &metrics_reg->gauge("litellm_remaining_team_budget_metric", "Remaining budget for team",
-                                      {"team_id", "team_alias"});
+                                      {"team_id", "team_alias"}).merge_by(metrics::merge_rule::min);
       max_budget = &metrics_reg->gauge("litellm_team_max_budget_metric", "Maximum budget set for team",
-                                       {"team_id", "team_alias"});
+                                       {"team_id", "team_alias"}).merge_by(metrics::merge_rule::max);
       crossed = &metrics_reg->counter("switchyard_soft_budget_crossed",
                                       "Keys and teams whose spend reached their soft_budget (once per budget period)",
                                       {"level"});
@@ -2258,6 +2281,9 @@ int gateway::run() {
   m.server.start();
   if (m.loop_lag) {
     m.loop_lag->start();
+  }
+  if (m.metrics_group) {
+    m.metrics_group->start();
   }
   for (auto& s : m.callback_senders) {
     net::co_spawn(m.ioc, [sp = s.get()]() { return sp->run(); }, net::detached);

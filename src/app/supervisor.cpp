@@ -1,5 +1,7 @@
 #include "switchyard/app/supervisor.hpp"
 
+#include "switchyard/metrics/board.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -131,6 +133,16 @@ int supervise(options opts, const std::function<int(const options&, int)>& worke
   sigprocmask(SIG_BLOCK, &handled, &before);
   const pid_t parent = ::getpid();
 
+  // The group's metrics: each worker publishes its registry to its slot, any worker
+  // answers /metrics for all (metrics/group.hpp). Mapped before the forks so every worker,
+  // and every replacement, shares it. Without it each worker shows only its own.
+  {
+    std::string error;
+    opts.metrics_board = metrics::board::create(opts.num_workers, std::size_t{16} << 20, &error);
+    if (!opts.metrics_board) {
+      say(error + ": each worker's /metrics shows only that worker");
+    }
+  }
   std::vector<worker_slot> slots(static_cast<std::size_t>(opts.num_workers));
   auto start = [&](std::size_t i) -> bool {
     const pid_t pid = ::fork();
@@ -141,6 +153,7 @@ int supervise(options opts, const std::function<int(const options&, int)>& worke
     if (pid == 0) {
       options mine = opts;
       mine.listen_fd = listeners[i];
+      mine.worker_index = static_cast<int>(i);
       for (std::size_t j = 0; j < listeners.size(); ++j) {
         if (j != i) {
           ::close(listeners[j]);

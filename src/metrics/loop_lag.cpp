@@ -16,11 +16,10 @@ loop_lag_probe::loop_lag_probe(net::any_io_executor ex, registry& reg, std::chro
                           {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5})
                 .with({})),
       max_(reg.gauge("switchyard_event_loop_lag_max_seconds", "The largest event-loop lag since the previous scrape")
+               .merge_by(merge_rule::max)
                .with({})) {
-  reg.on_scrape([this] {
-    max_.set(max_since_scrape_);
-    max_since_scrape_ = 0;
-  });
+  reg.on_scrape([this] { max_.set(max_since_scrape_); });
+  reg.on_window_end([this] { max_since_scrape_ = 0; });
 }
 
 void loop_lag_probe::start() {

@@ -6,7 +6,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 namespace switchyard::metrics {
@@ -314,8 +316,15 @@ void registry::run_hooks() {
   }
 }
 
+void registry::end_window() {
+  for (auto& h : window_hooks_) {
+    h();
+  }
+}
+
 std::string registry::render(format f) {
   run_hooks();
+  end_window();
   std::string out;
   for (const auto& fam : families_) {
     fam->render(f, 0, fam->size(), out);
@@ -329,6 +338,7 @@ std::string registry::render(format f) {
 net::awaitable<std::string> registry::render_async(format f, std::size_t chunk) {
   chunk = std::max<std::size_t>(1, chunk);
   run_hooks();
+  end_window();  // the hooks copied the window's values into their gauges
   auto ex = co_await net::this_coro::executor;
   std::string out;
   std::size_t since_yield = 0;
@@ -351,6 +361,300 @@ net::awaitable<std::string> registry::render_async(format f, std::size_t chunk) 
     out += "# EOF\n";
   }
   co_return out;
+}
+
+// Snapshots: one line per family, then one per series, fields separated by tabs.
+//   F <c|g|h> <s|x|n|m> <name> <label names, comma-separated> <bounds, comma-separated> <help>
+//   S <value> <count> <buckets, comma-separated> <label value>...
+// Strings escape backslash, tab and newline; numbers are written in their shortest exact
+// form, so a snapshot read back gives the same doubles.
+namespace {
+
+void put_escaped(std::string& out, std::string_view v) {
+  for (char c : v) {
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      default: out += c;
+    }
+  }
+}
+
+bool get_escaped(std::string_view v, std::string& out) {
+  out.clear();
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (v[i] != '\\') {
+      out += v[i];
+      continue;
+    }
+    if (++i == v.size()) {
+      return false;
+    }
+    switch (v[i]) {
+      case '\\': out += '\\'; break;
+      case 't': out += '\t'; break;
+      case 'n': out += '\n'; break;
+      default: return false;
+    }
+  }
+  return true;
+}
+
+template <class T>
+bool get_number(std::string_view v, T& out) {
+  const auto* end = v.data() + v.size();
+  auto [p, ec] = std::from_chars(v.data(), end, out);
+  return ec == std::errc() && p == end;
+}
+
+// Splits on `sep`; an empty text gives no parts.
+void split(std::string_view v, char sep, std::vector<std::string_view>& parts) {
+  parts.clear();
+  if (v.empty()) {
+    return;
+  }
+  for (;;) {
+    const auto at = v.find(sep);
+    parts.push_back(v.substr(0, at));
+    if (at == std::string_view::npos) {
+      return;
+    }
+    v.remove_prefix(at + 1);
+  }
+}
+
+char type_code(metric_type t) {
+  return t == metric_type::counter ? 'c' : t == metric_type::gauge ? 'g' : 'h';
+}
+
+char merge_code(merge_rule r) {
+  switch (r) {
+    case merge_rule::sum: return 's';
+    case merge_rule::max: return 'x';
+    case merge_rule::min: return 'n';
+    case merge_rule::mean: return 'm';
+  }
+  return 's';
+}
+
+}  // namespace
+
+namespace {
+
+void snapshot_family(const family& fam, std::string& out) {
+  out += "F\t";
+  out += type_code(fam.type());
+  out += '\t';
+  out += merge_code(fam.merge());
+  out += '\t';
+  out += fam.name();
+  out += '\t';
+  for (std::size_t i = 0; i < fam.label_names().size(); ++i) {
+    out += i == 0 ? "" : ",";
+    out += fam.label_names()[i];
+  }
+  out += '\t';
+  for (std::size_t i = 0; i < fam.bounds().size(); ++i) {
+    out += i == 0 ? "" : ",";
+    fmt::format_to(std::back_inserter(out), "{}", fam.bounds()[i]);
+  }
+  out += '\t';
+  put_escaped(out, fam.help());
+  out += '\n';
+}
+
+void snapshot_series(const series& s, std::string& out) {
+  fmt::format_to(std::back_inserter(out), "S\t{}\t{}\t", s.value(), s.count());
+  for (std::size_t b = 0; b < s.buckets().size(); ++b) {
+    out += b == 0 ? "" : ",";
+    fmt::format_to(std::back_inserter(out), "{}", s.buckets()[b]);
+  }
+  for (const auto& l : s.labels()) {
+    out += '\t';
+    put_escaped(out, l);
+  }
+  out += '\n';
+}
+
+}  // namespace
+
+std::string registry::snapshot() {
+  run_hooks();
+  std::string out;
+  for (const auto& fam : families_) {
+    snapshot_family(*fam, out);
+    for (std::size_t i = 0; i < fam->size(); ++i) {
+      snapshot_series(fam->at(i), out);
+    }
+  }
+  return out;
+}
+
+net::awaitable<std::string> registry::snapshot_async(std::size_t chunk) {
+  chunk = std::max<std::size_t>(1, chunk);
+  run_hooks();
+  auto ex = co_await net::this_coro::executor;
+  std::string out;
+  std::size_t since_yield = 0;
+  // Indexes: families and series may be added while this coroutine waits (never removed
+  // but by family::clear(), after a config change; the size is read again each time).
+  for (std::size_t fi = 0; fi < families_.size(); ++fi) {
+    snapshot_family(*families_[fi], out);
+    for (std::size_t i = 0; i < families_[fi]->size(); ++i) {
+      snapshot_series(families_[fi]->at(i), out);
+      if (++since_yield >= chunk) {
+        since_yield = 0;
+        co_await net::post(ex, net::use_awaitable);
+      }
+    }
+  }
+  co_return out;
+}
+
+bool registry::absorb(std::string_view snap, bool counters_only) {
+  absorb_state state;
+  return absorb_some(snap, state, counters_only, std::numeric_limits<std::size_t>::max()) && snap.empty();
+}
+
+bool registry::absorb_some(std::string_view& snap, absorb_state& state, bool counters_only,
+                           std::size_t max_series) {
+  family*& fam = state.fam;
+  bool& in_family = state.in_family;
+  bool& skip = state.skip;
+  std::size_t series_read = 0;
+  std::vector<std::string_view> fields;
+  std::vector<std::string_view> parts;
+  std::vector<std::string> values;
+  std::vector<std::string_view> views;
+  std::vector<std::uint64_t> buckets;
+  std::string text;
+  while (!snap.empty() && series_read < max_series) {
+    const auto nl = snap.find('\n');
+    if (nl == std::string_view::npos) {
+      return false;
+    }
+    const std::string_view line = snap.substr(0, nl);
+    snap.remove_prefix(nl + 1);
+    split(line, '\t', fields);
+    if (fields.size() == 7 && fields[0] == "F") {
+      if (fields[1].size() != 1 || fields[2].size() != 1) {
+        return false;
+      }
+      const char t = fields[1][0];
+      const char m = fields[2][0];
+      if (std::string_view("cgh").find(t) == std::string_view::npos ||
+          std::string_view("sxnm").find(m) == std::string_view::npos) {
+        return false;
+      }
+      const metric_type type = t == 'c' ? metric_type::counter : t == 'g' ? metric_type::gauge : metric_type::histogram;
+      std::vector<std::string> labels;
+      split(fields[4], ',', parts);
+      labels.assign(parts.begin(), parts.end());
+      std::vector<double> bounds;
+      split(fields[5], ',', parts);
+      for (auto p : parts) {
+        double b = 0;
+        if (!get_number(p, b)) {
+          return false;
+        }
+        bounds.push_back(b);
+      }
+      if (!get_escaped(fields[6], text)) {
+        return false;
+      }
+      in_family = true;
+      if (counters_only && type == metric_type::gauge) {
+        skip = true;  // not even the family: nothing of it is carried
+        continue;
+      }
+      fam = find(fields[3]);
+      if (fam == nullptr) {
+        try {
+          fam = &add(std::string(fields[3]), text, type, std::move(labels), std::move(bounds),
+                     std::numeric_limits<std::size_t>::max() / 2);
+        } catch (const std::invalid_argument&) {
+          return false;  // not a name or labels this registry would have made
+        }
+        fam->merge_ = m == 's' ? merge_rule::sum : m == 'x' ? merge_rule::max : m == 'n' ? merge_rule::min : merge_rule::mean;
+        skip = false;
+      } else {
+        skip = fam->type() != type || fam->label_names() != labels || fam->bounds() != bounds;
+      }
+      continue;
+    }
+    if (fields.size() < 4 || fields[0] != "S" || !in_family) {
+      return false;
+    }
+    ++series_read;
+    double value = 0;
+    std::uint64_t count = 0;
+    if (!get_number(fields[1], value) || !get_number(fields[2], count)) {
+      return false;
+    }
+    split(fields[3], ',', parts);
+    buckets.clear();
+    for (auto p : parts) {
+      std::uint64_t b = 0;
+      if (!get_number(p, b)) {
+        return false;
+      }
+      buckets.push_back(b);
+    }
+    if (skip) {
+      continue;
+    }
+    if (fields.size() - 4 != fam->label_names().size() ||
+        buckets.size() != (fam->type() == metric_type::histogram ? fam->bounds().size() + 1 : 0)) {
+      return false;
+    }
+    values.resize(fields.size() - 4);
+    views.clear();
+    for (std::size_t i = 4; i < fields.size(); ++i) {
+      if (!get_escaped(fields[i], values[i - 4])) {
+        return false;
+      }
+    }
+    views.assign(values.begin(), values.end());
+    series& s = fam->with(views);
+    switch (fam->type()) {
+      case metric_type::counter:
+        s.value_ += value;
+        break;
+      case metric_type::histogram:
+        s.value_ += value;
+        s.count_ += count;
+        for (std::size_t i = 0; i < buckets.size(); ++i) {
+          s.buckets_[i] += buckets[i];
+        }
+        break;
+      case metric_type::gauge:
+        // A gauge's count_ (unused otherwise) counts the values combined so far.
+        switch (fam->merge()) {
+          case merge_rule::sum:
+          case merge_rule::mean: s.value_ = s.count_ == 0 ? value : s.value_ + value; break;
+          case merge_rule::max: s.value_ = s.count_ == 0 ? value : std::max(s.value_, value); break;
+          case merge_rule::min: s.value_ = s.count_ == 0 ? value : std::min(s.value_, value); break;
+        }
+        s.count_ += 1;
+        break;
+    }
+  }
+  return true;
+}
+
+void registry::finish_absorb() {
+  for (auto& fam : families_) {
+    if (fam->type() != metric_type::gauge) {
+      continue;
+    }
+    for (auto& s : fam->series_) {
+      if (fam->merge() == merge_rule::mean && s.count_ > 0) {
+        s.value_ /= static_cast<double>(s.count_);
+      }
+      s.count_ = 0;
+    }
+  }
 }
 
 const char* content_type(format f) {

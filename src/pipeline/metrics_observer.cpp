@@ -159,7 +159,8 @@ metrics_observer::metrics_observer(metrics::registry& reg, spend::pricer& prices
       reg.gauge("litellm_deployment_state",
                 "LLM Deployment Analytics - The state of the deployment: 0 = healthy, 1 = partial outage, 2 = complete "
                 "outage",
-                deployment),
+                deployment)
+          .merge_by(metrics::merge_rule::max),  // a worker group shows the worst state seen
       reg.counter("litellm_deployment_cooled_down",
                   "LLM Deployment Analytics - Number of times a deployment has been cooled down by LiteLLM load "
                   "balancing logic. exception_status is the status of the exception that caused the cooldown",
@@ -172,9 +173,11 @@ metrics_observer::metrics_observer(metrics::registry& reg, spend::pricer& prices
                   "LLM Deployment Analytics - Number of failed fallback requests from primary model -> fallback model",
                   fallback),
       reg.gauge("litellm_remaining_api_key_budget_metric", "Remaining budget for api key",
-                {"hashed_api_key", "api_key_alias"}),
+                {"hashed_api_key", "api_key_alias"})
+          .merge_by(metrics::merge_rule::min),  // the freshest figure is the lowest
       reg.gauge("litellm_api_key_max_budget_metric", "Maximum budget set for api key",
-                {"hashed_api_key", "api_key_alias"}),
+                {"hashed_api_key", "api_key_alias"})
+          .merge_by(metrics::merge_rule::max),
       // The response cache (docs/cache.md); `model` is the requested model group, as a hit
       // has no deployment.
       reg.counter("litellm_cache_hits_metric", "Total number of LiteLLM cache hits", cache_labels),

@@ -1,9 +1,12 @@
 // --num_workers N: N worker processes share the port (SO_REUSEPORT) under a supervising
 // parent. Checks: both workers serve; a SIGKILLed worker is started again and only the
 // requests it held can fail (at most one per concurrent client here); SIGTERM stops the
-// group with exit code 0; a group that cannot bind exits with a clear message.
+// group with exit code 0; a group that cannot bind exits with a clear message; /metrics
+// answers for the whole group whichever worker it reaches, and its counters do not drop
+// when a worker is replaced.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 
 import { mockModel, runGateway, startGateway, stopAll, writeConfig } from '../lib/gateway.mjs';
@@ -29,6 +32,30 @@ function once(port, body) {
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.end(data);
   });
+}
+
+// GET /metrics on a new connection (either worker may answer).
+function scrape(port) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method: 'GET', path: '/metrics', agent: false, timeout: 20_000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode, text }));
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.end();
+  });
+}
+
+// The sum of a counter over its label sets.
+function total(text, name) {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
 }
 
 const workerPids = (stderr) => [...stderr.matchAll(/supervisor worker (\d+) started \(pid (\d+)\)/g)].map((m) => ({ index: Number(m[1]), pid: Number(m[2]) }));
@@ -88,6 +115,47 @@ describe('--num_workers', () => {
     for (const p of [pids[0].pid, restartedPid]) {
       assert.throws(() => process.kill(p, 0), /ESRCH/, `worker ${p} still running`);
     }
+  });
+
+  test('/metrics shows the whole group through either worker; a replaced worker keeps the counts', async () => {
+    const gw = await startGateway({ config, args: ['--num_workers', '2'] });
+    await gw.proc.waitForStderr(/(switchyard listening on[^\n]*\n[\s\S]*){2}/);
+    const body = { model: 'demo', messages: [{ role: 'user', content: 'hi' }] };
+    const n = 40;
+    for (let i = 0; i < n; i += 1) {
+      const r = await once(gw.port, body);
+      assert.equal(r.status, 200, r.text);
+    }
+    const name = 'litellm_proxy_total_requests_metric_total';
+    // Each worker publishes every second: wait until a scrape shows every request.
+    const deadline = Date.now() + 30_000;
+    let seen = 0;
+    while (seen !== n && Date.now() < deadline) {
+      seen = total((await scrape(gw.port)).text, name);
+      if (seen !== n) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(seen, n);
+    // Then every scrape, through whichever worker, shows all of them (on new connections
+    // the kernel spreads the scrapes; one worker alone served only its share).
+    for (let i = 0; i < 12; i += 1) {
+      const s = await scrape(gw.port);
+      assert.equal(s.status, 200);
+      assert.equal(total(s.text, name), n, s.text);
+      assert.equal(total(s.text, 'switchyard_build_info'), 1, 'a gauge that must not add up across workers');
+    }
+    execFileSync('promtool', ['check', 'metrics'], { input: (await scrape(gw.port)).text, encoding: 'utf8' });
+
+    // Worker 1 killed and replaced: the group's counter does not drop (Prometheus would
+    // read a drop as a reset).
+    const pids = workerPids(gw.stderr());
+    process.kill(pids[1].pid, 'SIGKILL');
+    await gw.proc.waitForStderr(/supervisor worker 1 \(pid \d+\) ended \(status 137\): starting it again\n[\s\S]*?supervisor worker 1 started/, 20_000);
+    await gw.proc.waitForStderr(/(switchyard listening on[^\n]*\n[\s\S]*){3}/, 20_000);
+    for (let i = 0; i < 12; i += 1) {
+      assert.equal(total((await scrape(gw.port)).text, name), n);
+    }
+    const { code } = await gw.stop();
+    assert.equal(code, 0);
   });
 
   test('a group that cannot bind its address exits 1 with the reason', async () => {

@@ -29,6 +29,8 @@ struct health_probes {
   // is needed (litellm_settings.require_auth_for_metrics_endpoint).
   metrics::registry* metrics = nullptr;
   bool metrics_require_auth = false;
+  // Set in a worker group: renders the whole group's metrics instead of `metrics` alone.
+  std::function<net::awaitable<std::string>(metrics::format)> render_metrics;
 };
 
 class health_endpoints {

@@ -1,9 +1,14 @@
 // Command line of the switchyard binary (parsed before anything else starts).
 // Pure: no I/O. Thread: any.
 #pragma once
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+namespace switchyard::metrics {
+class board;
+}
 
 namespace switchyard::app {
 
@@ -26,6 +31,10 @@ struct options {
   // Set by the supervisor for a worker (not a command-line option): an already listening
   // socket to serve instead of binding the port.
   int listen_fd = -1;
+  // Set by the supervisor for a worker: the group's shared metrics and this worker's slot
+  // in it (metrics/group.hpp), so any worker's /metrics shows the whole group.
+  std::shared_ptr<metrics::board> metrics_board;
+  int worker_index = -1;
 };
 
 struct parse_result {

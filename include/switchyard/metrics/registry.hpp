@@ -17,6 +17,11 @@
 // Gauges that mirror other state (queue depth, connections, ...) are set by the hooks
 // added with on_scrape(), which run at the start of each render.
 //
+// A worker group (--num_workers) shares its metrics through snapshots: snapshot() writes a
+// registry's families and series in a compact text form, and absorb() adds such snapshots
+// into another registry (counters and histograms summed, gauges by their family's
+// merge_rule), which then renders the whole group (metrics/board.hpp, docs/observability.md).
+//
 // Owner: app/ (one per process). Thread: the loop thread only. Never blocks.
 #pragma once
 #include "switchyard/core/asio.hpp"
@@ -37,6 +42,10 @@ namespace switchyard::metrics {
 
 enum class metric_type { counter, gauge, histogram };
 enum class format { text, openmetrics };
+// How a gauge's values from several workers combine: added (connections, queue depths),
+// the largest or smallest (a state, a remaining budget), or their mean (a ratio).
+// Counters and histograms are always added.
+enum class merge_rule { sum, max, min, mean };
 
 class family;
 
@@ -59,6 +68,7 @@ class series {
 
  private:
   friend class family;
+  friend class registry;  // absorb()
   bool folded_ = false;
   const std::vector<double>* bounds_ = nullptr;
   std::vector<std::string> labels_;
@@ -86,6 +96,12 @@ class family {
   series* find(std::span<const std::string_view> values);
   // Forgets every series (label sets that no longer exist, e.g. after a config change).
   void clear();
+  // Gauges: how a worker group combines this family's values (sum by default).
+  family& merge_by(merge_rule r) {
+    merge_ = r;
+    return *this;
+  }
+  merge_rule merge() const { return merge_; }
 
   const std::string& name() const { return name_; }
   const std::string& help() const { return help_; }
@@ -101,6 +117,7 @@ class family {
   void render(format f, std::size_t from, std::size_t to, std::string& out) const;
 
  private:
+  friend class registry;  // absorb(), finish_absorb()
   struct key_hash {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
@@ -113,6 +130,7 @@ class family {
   std::string name_;
   std::string help_;
   metric_type type_;
+  merge_rule merge_ = merge_rule::sum;
   std::vector<std::string> label_names_;
   std::vector<double> bounds_;
   std::size_t max_series_;
@@ -141,6 +159,32 @@ class registry {
                     std::size_t max_series = 0);
 
   void on_scrape(std::function<void()> hook) { hooks_.push_back(std::move(hook)); }
+  // Hooks for values kept "since the previous scrape" (the loop's largest lag): run after
+  // each render, or, in a worker group, when the group was scraped (end_window()).
+  void on_window_end(std::function<void()> hook) { window_hooks_.push_back(std::move(hook)); }
+  void end_window();
+
+  // Every family and series (the hooks run first), in a form absorb() reads. Families
+  // follow one another in registration order.
+  std::string snapshot();
+  // The same, yielding to the loop every `chunk` series (as render_async does).
+  net::awaitable<std::string> snapshot_async(std::size_t chunk = 256);
+  // Adds a snapshot's series into this registry: families it lacks are created (same
+  // type, labels and buckets, no series cap); a family whose type, labels or buckets
+  // differ from this registry's is skipped. `counters_only`: gauges are skipped (the
+  // counts a worker that died leaves to its replacement). Stops at the first malformed
+  // line; returns false then. Call finish_absorb() after the last one.
+  bool absorb(std::string_view snap, bool counters_only = false);
+  // absorb() in steps: reads at most `max_series` series lines from the front of `rest`
+  // (which it advances); `state` carries the family being read from one step to the next.
+  struct absorb_state {
+    family* fam = nullptr;
+    bool in_family = false;
+    bool skip = true;
+  };
+  bool absorb_some(std::string_view& rest, absorb_state& state, bool counters_only, std::size_t max_series);
+  // Completes mean gauges (their sums become means) after a series of absorb().
+  void finish_absorb();
 
   // The whole exposition at once (tests, small registries).
   std::string render(format f);
@@ -160,6 +204,7 @@ class registry {
   std::size_t default_max_series_;
   std::vector<std::unique_ptr<family>> families_;
   std::vector<std::function<void()>> hooks_;
+  std::vector<std::function<void()>> window_hooks_;
   family* overflow_ = nullptr;  // switchyard_metrics_overflow{metric}
 };
 
