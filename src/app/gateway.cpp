@@ -2278,6 +2278,16 @@ int gateway::run() {
     }
   });
   m.on_hangup();
+  {
+    // A worker of a group starts with these blocked (app/supervisor.cpp): one that arrived
+    // while it started is delivered now, to the handlers above.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    for (int s : {SIGTERM, SIGINT, SIGHUP}) {
+      sigaddset(&stop_signals, s);
+    }
+    pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
+  }
   m.server.start();
   if (m.loop_lag) {
     m.loop_lag->start();

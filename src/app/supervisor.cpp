@@ -163,7 +163,14 @@ int supervise(options opts, const std::function<int(const options&, int)>& worke
       if (::getppid() != parent) {
         std::_Exit(1);  // the parent died between fork and prctl
       }
-      sigprocmask(SIG_SETMASK, &before, nullptr);
+      // SIGTERM, SIGINT and SIGHUP stay blocked until the worker's gateway has its
+      // handlers (gateway::run unblocks them): one sent while the worker starts waits for
+      // them instead of killing it (a stop right after a start exits 0, not 143).
+      sigset_t mask = before;
+      for (int s : {SIGTERM, SIGINT, SIGHUP}) {
+        sigaddset(&mask, s);
+      }
+      sigprocmask(SIG_SETMASK, &mask, nullptr);
       ::setenv("SWITCHYARD_WORKER", std::to_string(i).c_str(), 1);
       std::fflush(nullptr);
       const int rc = worker(mine, static_cast<int>(i));

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 
-import { mockModel, runGateway, startGateway, stopAll, writeConfig } from '../lib/gateway.mjs';
+import { mockModel, runGateway, spawnGateway, startGateway, stopAll, writeConfig } from '../lib/gateway.mjs';
 
 const config = { model_list: [mockModel('demo', 'from a worker')] };
 
@@ -156,6 +156,20 @@ describe('--num_workers', () => {
     }
     const { code } = await gw.stop();
     assert.equal(code, 0);
+  });
+
+  test('SIGTERM while the workers are still starting stops the group with exit code 0', async () => {
+    const file = writeConfig(config);
+    for (let round = 0; round < 3; round += 1) {
+      const g = spawnGateway(['--config', file, '--port', '0', '--num_workers', '2']);
+      // As soon as the supervisor has forked both: the workers may not have their
+      // handlers yet (the signal must wait for them, not kill the worker).
+      await g.waitForStderr(/supervisor worker 1 started/);
+      g.child.kill('SIGTERM');
+      const r = await g.exited;
+      assert.equal(r.code, 0, g.stderr());
+      assert.match(g.stderr(), /supervisor all workers stopped \(exit code 0\)/);
+    }
   });
 
   test('a group that cannot bind its address exits 1 with the reason', async () => {
