@@ -35,8 +35,15 @@ net::awaitable<void> health_endpoints::liveliness(http::request&, http::responde
 }
 
 net::awaitable<void> health_endpoints::readiness(http::request&, http::responder& resp) {
-  auto db = probes_.db ? co_await probes_.db() : dependency_state::not_configured;
-  auto cache = probes_.cache ? co_await probes_.cache() : dependency_state::not_configured;
+  // if, not ?: around co_await (GCC 12 mishandles temporaries there; see metrics below).
+  auto db = dependency_state::not_configured;
+  if (probes_.db) {
+    db = co_await probes_.db();
+  }
+  auto cache = dependency_state::not_configured;
+  if (probes_.cache) {
+    cache = co_await probes_.cache();
+  }
   bool ready = db != dependency_state::disconnected || probes_.allow_requests_on_db_unavailable;
   // LiteLLM answers "healthy" (probes written for it compare the string).
   json body = {{"status", ready ? "healthy" : "unhealthy"},
