@@ -2288,12 +2288,14 @@ int gateway::run() {
     }
     pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
   }
+  if (m.metrics_group) {
+    // Before the first connection: a replacement worker merges its predecessor's last
+    // snapshot here, in one piece.
+    m.metrics_group->start();
+  }
   m.server.start();
   if (m.loop_lag) {
     m.loop_lag->start();
-  }
-  if (m.metrics_group) {
-    m.metrics_group->start();
   }
   for (auto& s : m.callback_senders) {
     net::co_spawn(m.ioc, [sp = s.get()]() { return sp->run(); }, net::detached);

@@ -141,6 +141,20 @@ TEST(board, a_snapshot_published_in_one_process_is_read_in_another) {
   EXPECT_EQ(b->scrapes(), 1u);
 }
 
+TEST(board, a_board_of_no_worker_or_no_room_is_refused_with_the_reason) {
+  std::string error;
+  EXPECT_FALSE(metrics::board::create(0, 1000, &error));
+  EXPECT_FALSE(error.empty());
+  error.clear();
+  EXPECT_FALSE(metrics::board::create(2, 0, &error));
+  EXPECT_FALSE(error.empty());
+  auto b = metrics::board::create(1, 10);
+  ASSERT_TRUE(b);
+  EXPECT_FALSE(b->publish(1, "x"));  // no such slot
+  EXPECT_FALSE(b->publish(-1, "x"));
+  EXPECT_FALSE(b->read(5));
+}
+
 TEST(board, a_process_killed_while_publishing_leaves_the_previous_snapshot_whole) {
   auto b = metrics::board::create(1, 1 << 20);
   ASSERT_TRUE(b);
