@@ -29,8 +29,24 @@ bool excluded_from_key(std::string_view m) {
       "mock_testing_fallbacks", "mock_testing_rate_limit_error", "tags",
       "litellm_session_id", "litellm_trace_id",    "proxy_server_request", "model",
   };
-  for (auto e : excluded) {
-    if (m == e) {
+  // Every member of every cacheable request is checked: only the names of its length are
+  // compared (one to three of them), not all of them.
+  constexpr std::size_t longest = 32;
+  struct by_length {
+    std::uint32_t bits[longest + 1] = {};  // bit i: excluded[i] has this length
+    constexpr by_length() {
+      for (std::size_t i = 0; i < std::size(excluded); ++i) {
+        bits[excluded[i].size()] |= 1u << i;
+      }
+    }
+  };
+  static_assert(std::size(excluded) <= 32);
+  static constexpr by_length table;
+  if (m.size() > longest) {
+    return false;
+  }
+  for (std::uint32_t b = table.bits[m.size()]; b != 0; b &= b - 1) {
+    if (m == excluded[__builtin_ctz(b)]) {
       return true;
     }
   }

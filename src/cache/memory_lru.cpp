@@ -4,10 +4,10 @@ namespace switchyard::cache {
 
 const entry* memory_lru::get(const std::string& key, std::int64_t now_ms) {
   auto it = map_.find(key);
-  if (it == map_.end()) {
-    return nullptr;
-  }
-  auto node_it = it->second;
+  return it == map_.end() ? nullptr : live(it->second, now_ms);
+}
+
+const entry* memory_lru::live(list_t::iterator node_it, std::int64_t now_ms) {
   if (node_it->e.expires_ms <= now_ms) {
     drop(node_it);
     return nullptr;

@@ -7,14 +7,23 @@
 #include <spdlog/spdlog.h>
 
 #include <charconv>
+#include <ctime>
 
 namespace switchyard::cache {
 
 namespace {
 
+// The coarse wall clock (the kernel's last tick, 1-4 ms behind): entries' times are in
+// milliseconds against TTLs of seconds, and it costs a few nanoseconds where the precise
+// clock costs tens in a virtual machine (read on every store and every live hit).
 std::int64_t system_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  timespec ts{};
+  if (::clock_gettime(CLOCK_REALTIME_COARSE, &ts) != 0) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+  return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
 void append_int(std::string& out, std::int64_t v) {
@@ -95,7 +104,7 @@ cache_counters response_cache::counters() const {
 }
 
 std::optional<entry> response_cache::get_memory(const std::string& key) {
-  if (const auto* e = memory_.get(key, now_())) {
+  if (const auto* e = memory_.get(key, now_)) {
     ++counters_.memory_hits;
     return *e;
   }
@@ -105,7 +114,7 @@ std::optional<entry> response_cache::get_memory(const std::string& key) {
   return std::nullopt;
 }
 
-net::awaitable<std::optional<entry>> response_cache::get_redis(std::string key) {
+net::awaitable<std::optional<entry>> response_cache::get_redis(const std::string& key) {
   if (redis_ == nullptr || !redis_->connected()) {
     ++counters_.misses;
     co_return std::nullopt;
@@ -286,7 +295,14 @@ std::shared_ptr<inflight::flight> inflight::find(const std::string& key) const {
 }
 
 std::shared_ptr<inflight::flight> inflight::lead(const std::string& key, std::chrono::milliseconds max_wait) {
-  auto f = std::make_shared<flight>(ex_, std::chrono::steady_clock::now() + max_wait);
+  // Every cacheable miss leads a flight; its deadline (the followers' longest wait, tens of
+  // seconds) needs no more than the coarse clock, which runs on the precise one's base.
+  timespec ts{};
+  const auto now = ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) == 0
+                       ? std::chrono::steady_clock::time_point(std::chrono::seconds(ts.tv_sec) +
+                                                               std::chrono::nanoseconds(ts.tv_nsec))
+                       : std::chrono::steady_clock::now();
+  auto f = std::make_shared<flight>(ex_, now + max_wait);
   flights_[key] = f;
   return f;
 }

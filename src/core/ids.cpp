@@ -1,8 +1,9 @@
 #include "switchyard/core/ids.hpp"
 
+
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #include <array>
 #include <cstdint>
@@ -90,25 +91,21 @@ std::string random_hex(std::size_t bytes) {
 }
 
 std::string sha256_hex(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  // Fetched once: EVP_sha256() makes OpenSSL 3 look the algorithm up (under a lock) on
-  // every call, and virtual keys are hashed on every request.
-  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  // One digest context per thread, reused: EVP_Digest() allocates, initialises and frees
-  // a context (and its provider state) on every call, ~4k instructions (callgrind).
-  struct ctx_holder {
-    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    ~ctx_holder() { EVP_MD_CTX_free(ctx); }
-  };
-  thread_local ctx_holder holder;
-  const EVP_MD* md_type = sha256 != nullptr ? sha256 : EVP_sha256();
-  EVP_MD_CTX* ctx = holder.ctx;
-  if (ctx == nullptr || EVP_DigestInit_ex2(ctx, md_type, nullptr) != 1 ||
-      EVP_DigestUpdate(ctx, data.data(), data.size()) != 1 || EVP_DigestFinal_ex(ctx, md, &len) != 1) {
+  // OpenSSL's own SHA-256 functions, not the EVP interface: the same code (with the CPU's
+  // SHA extensions when it has them) without EVP's per-call dispatch through the provider
+  // (a 1 KB cache key: 0.68 µs against 0.77 µs with a reused EVP context, 0.85 µs with a
+  // new one each time). Deprecated since OpenSSL 3.0 in favour of EVP, not removed.
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256_CTX ctx;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  const bool ok =
+      SHA256_Init(&ctx) == 1 && SHA256_Update(&ctx, data.data(), data.size()) == 1 && SHA256_Final(md, &ctx) == 1;
+#pragma GCC diagnostic pop
+  if (!ok) {
     throw std::runtime_error("sha256 failed");
   }
-  return to_hex(md, len);
+  return to_hex(md, sizeof md);
 }
 
 bool secure_equal(std::string_view a, std::string_view b) {

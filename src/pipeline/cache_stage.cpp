@@ -222,6 +222,7 @@ verdict cache_stage::run(request_ctx& ctx) {
       }
     }
   }
+  std::shared_ptr<cache::inflight::flight> in_flight;
   if (!slot->ctl.no_cache) {
     if (auto e = rc_.get_memory(ctx.cache_key); e && fresh(ctx, *e)) {
       slot->found = std::move(e);
@@ -234,8 +235,10 @@ verdict cache_stage::run(request_ctx& ctx) {
       slot->next = cache_slot::then::follow;
       return verdict::wait();
     }
+  } else {
+    in_flight = flights_.find(ctx.cache_key);
   }
-  if (!slot->ctl.no_store && !flights_.find(ctx.cache_key)) {
+  if (!slot->ctl.no_store && !in_flight) {
     slot->leading = flights_.lead(ctx.cache_key, coalesce_wait_);
   }
   if (!slot->ctl.no_cache && rc_.has_redis()) {
@@ -262,8 +265,7 @@ net::awaitable<verdict> cache_stage::run_async(request_ctx& ctx) {
       slot.found = std::move(m);
     }
   } else if (slot.next == cache_slot::then::redis) {
-    std::string key = ctx.cache_key;
-    if (auto e = co_await rc_.get_redis(std::move(key)); e && fresh(ctx, *e)) {
+    if (auto e = co_await rc_.get_redis(ctx.cache_key); e && fresh(ctx, *e)) {
       slot.found = std::move(e);  // kept: on_finish hands it to the followers of this request
     }
   }
@@ -303,8 +305,7 @@ net::awaitable<verdict> cache_stage::run_items(request_ctx& ctx) {
         if (st.cached[i]) {
           continue;
         }
-        std::string key = st.keys[i];
-        if (auto e = co_await rc_.get_redis(std::move(key)); e && fresh(ctx, *e)) {
+        if (auto e = co_await rc_.get_redis(st.keys[i]); e && fresh(ctx, *e)) {
           st.cached[i] = std::move(e->value);
           ++hits;
         } else if (rc_.counters().redis_lookup_failures != failures) {

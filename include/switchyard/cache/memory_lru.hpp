@@ -3,6 +3,7 @@
 // the epoch), so tests drive the clock.
 // Owner: response_cache. Thread: the loop thread only (no locking). Never blocks.
 #pragma once
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <list>
@@ -35,6 +36,13 @@ class memory_lru {
   // The live entry for `key` (made the most recent), else null. An expired entry is
   // dropped. The pointer is valid until the next call that changes the cache.
   const entry* get(const std::string& key, std::int64_t now_ms);
+  // The same with the clock read only when the key is there (a miss reads no clock).
+  template <class Now>
+    requires std::invocable<const Now&>
+  const entry* get(const std::string& key, const Now& now_ms) {
+    auto it = map_.find(key);
+    return it == map_.end() ? nullptr : live(it->second, now_ms());
+  }
   // Inserts or replaces; evicts the least recent entries until the bound holds. An entry
   // larger than the whole bound is not kept (returns false).
   bool put(const std::string& key, entry e);
@@ -54,6 +62,7 @@ class memory_lru {
   using list_t = std::list<node>;
   static std::size_t cost(const node& n) { return n.key.size() + n.e.value.size() + overhead; }
   void drop(list_t::iterator it);
+  const entry* live(list_t::iterator it, std::int64_t now_ms);  // null (and dropped) once expired
 
   std::size_t max_bytes_;
   std::size_t bytes_ = 0;

@@ -69,7 +69,8 @@ class response_cache {
                  clock_fn now_ms = {});
 
   std::optional<entry> get_memory(const std::string& key);
-  net::awaitable<std::optional<entry>> get_redis(std::string key);
+  // `key` must outlive the wait (the request's own key does).
+  net::awaitable<std::optional<entry>> get_redis(const std::string& key);
   // `ttl_s` <= 0: not stored. Returns false when not stored (too large, no TTL). With
   // `copy`, the entry stored is also copied there.
   bool put(const std::string& key, std::string value, double ttl_s, stored_usage usage = {},
