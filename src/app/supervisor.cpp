@@ -10,12 +10,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -211,9 +213,40 @@ int supervise(options opts, const std::function<int(const options&, int)>& worke
     }
     return false;
   };
+  // Once stopping, the workers get the grace period plus a margin to end by themselves; a
+  // worker still there after that (hung, stopped, stuck in its startup with the signal
+  // still blocked) is killed, so the group never outlives a stop by much more than the
+  // grace period.
+  const auto stop_budget = std::chrono::duration_cast<steady::duration>(
+      std::chrono::duration<double>(std::max(0.0, opts.grace_period_s)) + std::chrono::seconds(10));
+  std::optional<steady::time_point> stop_deadline;
+  bool stragglers_killed = false;
   while (alive()) {
     siginfo_t info{};
-    const int sig = sigwaitinfo(&handled, &info);
+    int sig = 0;
+    if (stopping && !stragglers_killed) {
+      if (!stop_deadline) {
+        stop_deadline = steady::now() + stop_budget;
+      }
+      const auto left = std::max(steady::duration::zero(), *stop_deadline - steady::now());
+      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+      timespec ts{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+      sig = sigtimedwait(&handled, &info, &ts);
+      if (sig < 0 && errno == EAGAIN) {
+        stragglers_killed = true;
+        for (std::size_t i = 0; i < slots.size(); ++i) {
+          if (slots[i].pid > 0) {
+            say("worker " + std::to_string(i) + " (pid " + std::to_string(slots[i].pid) + ") did not stop within " +
+                std::to_string(std::chrono::duration_cast<std::chrono::seconds>(stop_budget).count()) +
+                " s of the stop: killed");
+            ::kill(slots[i].pid, SIGKILL);
+          }
+        }
+        continue;
+      }
+    } else {
+      sig = sigwaitinfo(&handled, &info);
+    }
     if (sig < 0) {
       continue;  // EINTR
     }

@@ -3,7 +3,9 @@
 #include "switchyard/config/config.hpp"
 
 #include <cstdlib>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 namespace switchyard::config {
 
@@ -36,6 +38,40 @@ env_lookup process_env() {
     }
     return std::string(v);
   };
+}
+
+void read_credentials_file(deployment& d, const char* google_application_credentials) {
+  d.credentials.reset();
+  if (d.provider == nullptr || d.provider->wire != wire_format::vertex) {
+    return;
+  }
+  std::string path;
+  if (auto it = d.litellm_params.find("vertex_credentials"); it != d.litellm_params.end() && !it->is_null()) {
+    if (!it->is_string()) {
+      return;  // a key written inline (a mapping)
+    }
+    const auto& s = it->get_ref<const std::string&>();
+    const auto first = s.find_first_not_of(" \t\r\n");
+    if (first == std::string::npos || s[first] == '{') {
+      return;  // a key written inline (JSON text), or nothing
+    }
+    path = s;
+  } else if (google_application_credentials != nullptr && *google_application_credentials != '\0') {
+    path = google_application_credentials;
+  } else {
+    return;
+  }
+  deployment::credentials_file f;
+  f.path = path;
+  std::ifstream in(path, std::ios::binary);
+  if (!in.is_open()) {
+    f.error = "cannot read the file '" + path + "'";
+  } else {
+    std::ostringstream text;
+    text << in.rdbuf();  // an empty file inserts nothing: its text is empty (not a key)
+    f.text = std::move(text).str();
+  }
+  d.credentials = std::move(f);
 }
 
 bool is_secret_param(std::string_view k) {

@@ -807,6 +807,10 @@ class loader {
     if (d.provider->wire == wire_format::bedrock) {
       fill_aws_credentials(d);
     }
+    if (d.provider->wire == wire_format::vertex) {
+      const auto gac = lookup("GOOGLE_APPLICATION_CREDENTIALS");
+      read_credentials_file(d, gac ? gac->value.c_str() : nullptr);
+    }
 
     d.model_info = nlohmann::json::object();
     if (const node* mi = e.find("model_info"); mi != nullptr && mi->is_mapping()) {

@@ -14,8 +14,6 @@
 #include <cctype>
 #include <cstdlib>
 #include <ctime>
-#include <fstream>
-#include <sstream>
 
 namespace switchyard::pipeline {
 
@@ -273,17 +271,6 @@ net::awaitable<core::result<std::string>> token_source::get() {
 
 namespace {
 
-std::string read_file(const std::string& path, std::string& error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    error = "cannot read the file '" + path + "'";
-    return {};
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::string param(const config::deployment& d, std::string_view key) { return string_of(d.litellm_params, key); }
 
 bool wants_token(const config::deployment& d) {
@@ -366,20 +353,26 @@ std::shared_ptr<token_source> token_broker::make_source(const config::deployment
   }
   // Vertex AI: vertex_credentials (a JSON object, JSON text, or a file path), else
   // GOOGLE_APPLICATION_CREDENTIALS (a file path), as Google's client libraries read it.
+  // Files were read with the config (deployment::credentials): this runs on the event loop.
   std::string text;
   std::string error;
-  if (auto it = d.litellm_params.find("vertex_credentials"); it != d.litellm_params.end() && !it->is_null()) {
+  if (d.credentials) {
+    text = d.credentials->text;
+    error = d.credentials->error;
+  } else if (auto it = d.litellm_params.find("vertex_credentials"); it != d.litellm_params.end() && !it->is_null()) {
     if (it->is_object()) {
       text = it->dump();
     } else if (it->is_string()) {
       const auto& s = it->get_ref<const std::string&>();
       const auto first = s.find_first_not_of(" \t\r\n");
-      text = first != std::string::npos && s[first] == '{' ? s : read_file(s, error);
+      if (first != std::string::npos && s[first] == '{') {
+        text = s;
+      } else {
+        error = "the credentials file '" + s + "' was not read with the config";
+      }
     } else {
       error = "vertex_credentials must be a service account key (JSON) or the path of its file";
     }
-  } else if (const char* path = std::getenv("GOOGLE_APPLICATION_CREDENTIALS"); path != nullptr && *path != '\0') {
-    text = read_file(path, error);
   } else if (!d.api_key.empty()) {
     return nullptr;  // Vertex's API-key mode: the adapter sends the key
   } else {

@@ -1,7 +1,8 @@
 // --num_workers N: N worker processes share the port (SO_REUSEPORT) under a supervising
 // parent. Checks: both workers serve; a SIGKILLed worker is started again and only the
 // requests it held can fail (at most one per concurrent client here); SIGTERM stops the
-// group with exit code 0; a group that cannot bind exits with a clear message; /metrics
+// group with exit code 0 (a worker that does not stop is killed after the grace period and
+// a margin); a group that cannot bind exits with a clear message; /metrics
 // answers for the whole group whichever worker it reaches, and its counters do not drop
 // when a worker is replaced.
 import { after, describe, test } from 'node:test';
@@ -169,6 +170,24 @@ describe('--num_workers', () => {
       const r = await g.exited;
       assert.equal(r.code, 0, g.stderr());
       assert.match(g.stderr(), /supervisor all workers stopped \(exit code 0\)/);
+    }
+  });
+
+  test('a worker that does not stop is killed once the grace period and a margin have passed', { timeout: 120_000 }, async () => {
+    const file = writeConfig(config);
+    const g = spawnGateway(['--config', file, '--port', '0', '--num_workers', '2', '--grace-period', '1']);
+    await g.waitForStderr(/(switchyard listening on[^\n]*\n[\s\S]*){2}/);
+    const pids = workerPids(g.stderr());
+    assert.equal(pids.length, 2);
+    // A worker that cannot act on the stop (here: stopped by SIGSTOP; in life, stuck).
+    process.kill(pids[1].pid, 'SIGSTOP');
+    g.child.kill('SIGTERM');
+    const r = await g.exited;
+    assert.match(g.stderr(), /supervisor worker 1 \(pid \d+\) did not stop within 11 s of the stop: killed/);
+    assert.match(g.stderr(), /supervisor all workers stopped \(exit code 137\)/);
+    assert.equal(r.code, 137, g.stderr());
+    for (const p of pids) {
+      assert.throws(() => process.kill(p.pid, 0), /ESRCH/, `worker ${p.pid} still running`);
     }
   });
 

@@ -61,6 +61,17 @@ struct deployment {
   std::vector<std::string> tags;  // litellm_params.tags (tag routing)
   std::optional<tls_trust> ssl_verify;  // litellm_params.ssl_verify; unset: litellm_settings'
 
+  // The credentials file the deployment names (Vertex AI: vertex_credentials given as a
+  // path, else GOOGLE_APPLICATION_CREDENTIALS), read when the config is loaded: loads run
+  // off the event loop (a reload on its own thread), so building the deployment's token
+  // source on the loop reads no file. Unset: the deployment names no file.
+  struct credentials_file {
+    std::string path;
+    std::string text;   // the file's contents
+    std::string error;  // why it could not be read (then `text` is empty)
+  };
+  std::optional<credentials_file> credentials;
+
   nlohmann::json litellm_params;  // every param as resolved (os.environ/ substituted)
   nlohmann::json model_info;      // model_info as resolved (object, maybe empty)
   std::string origin;  // "<file>:<line>" of the model_list entry, for messages
@@ -256,6 +267,12 @@ struct db_model {
   nlohmann::json model_info = nlohmann::json::object();
   bool operator==(const db_model&) const = default;
 };
+
+// Reads the credentials file `d` names (see deployment::credentials), if any:
+// litellm_params.vertex_credentials as a path, else `google_application_credentials` (the
+// GOOGLE_APPLICATION_CREDENTIALS value, null or empty: none) for a Vertex AI deployment.
+// Blocking: call it where the config is loaded, never on the event loop.
+void read_credentials_file(deployment& d, const char* google_application_credentials);
 
 // litellm_params keys whose values are credentials: never shown (/model/info, /model/new's
 // answer) and encrypted when stored. Header maps (headers, extra_headers) are handled

@@ -12,8 +12,8 @@
 // timeout, so it ends with a token or an error, never a hang. Adapters stay pure: the
 // pipeline puts the token into build_options::bearer_token before build().
 //
-// Owner: the LLM pipeline. Thread: the loop thread (not thread-safe). Never blocks, except
-// for reading vertex_credentials files when the broker is built (at startup).
+// Owner: the LLM pipeline. Thread: the loop thread (not thread-safe). Never blocks: a
+// credentials file was read with the config (config::deployment::credentials).
 #pragma once
 #include "switchyard/config/config.hpp"
 #include "switchyard/core/asio.hpp"
@@ -91,8 +91,8 @@ class token_source {
 
 class token_broker {
  public:
-  // Builds the sources of every deployment of `cfg` that needs one (reading
-  // vertex_credentials files now). `now` is injectable for tests.
+  // Builds the sources of every deployment of `cfg` that needs one. `now` is injectable
+  // for tests.
   token_broker(const config::config& cfg, upstream_caller& up, token_source::now_fn now = {});
   ~token_broker();
   token_broker(const token_broker&) = delete;

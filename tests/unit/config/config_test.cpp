@@ -1135,3 +1135,41 @@ TEST(secret_params, credentials_are_secret_and_prices_are_not) {
     EXPECT_FALSE(cfg::is_secret_param(k)) << k;
   }
 }
+
+// Credentials files are read when the config loads (off the event loop): the deployment
+// carries their text, so building its token source later reads nothing.
+TEST_F(config_files, vertex_credentials_files_are_read_with_the_config) {
+  const auto key = write("sa.json", "{\"type\": \"service_account\"}");
+  const auto env_key = write("env-sa.json", "{\"type\": \"from-env\"}");
+  const auto p = write("c.yaml",
+                       "environment_variables:\n"
+                       "  GOOGLE_APPLICATION_CREDENTIALS: " + env_key + "\n"
+                       "model_list:\n"
+                       "  - model_name: by-path\n"
+                       "    litellm_params: {model: vertex_ai/gemini-2.5-pro, vertex_project: p, vertex_credentials: " +
+                           key + "}\n"
+                       "  - model_name: inline\n"
+                       "    litellm_params: {model: vertex_ai/gemini-2.5-pro, vertex_project: p, vertex_credentials: "
+                       "'{\"type\": \"service_account\"}'}\n"
+                       "  - model_name: from-env\n"
+                       "    litellm_params: {model: vertex_ai/gemini-2.5-pro, vertex_project: p}\n"
+                       "  - model_name: missing\n"
+                       "    litellm_params: {model: vertex_ai/gemini-2.5-pro, vertex_project: p, vertex_credentials: " +
+                           (dir_ / "nope.json").string() + "}\n"
+                       "  - model_name: not-vertex\n"
+                       "    litellm_params: {model: openai/gpt-4o, api_key: k}\n");
+  const auto c = load(p);
+  ASSERT_EQ(c->model_list.size(), 5u);
+  const auto& by_path = c->model_list[0].credentials;
+  ASSERT_TRUE(by_path);
+  EXPECT_EQ(by_path->path, key);
+  EXPECT_EQ(by_path->text, "{\"type\": \"service_account\"}");
+  EXPECT_TRUE(by_path->error.empty());
+  EXPECT_FALSE(c->model_list[1].credentials) << "a key written inline names no file";
+  ASSERT_TRUE(c->model_list[2].credentials) << "GOOGLE_APPLICATION_CREDENTIALS from environment_variables";
+  EXPECT_EQ(c->model_list[2].credentials->text, "{\"type\": \"from-env\"}");
+  ASSERT_TRUE(c->model_list[3].credentials);
+  EXPECT_TRUE(c->model_list[3].credentials->text.empty());
+  EXPECT_EQ(c->model_list[3].credentials->error, "cannot read the file '" + (dir_ / "nope.json").string() + "'");
+  EXPECT_FALSE(c->model_list[4].credentials);
+}

@@ -14,10 +14,14 @@
 #include <openssl/rsa.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <deque>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 using namespace switchyard;
 using namespace switchyard::pipeline;
@@ -364,6 +368,7 @@ TEST(token_broker, sources_per_credential_for_vertex_and_entra_only) {
   cfg.model_list.push_back(dep("az-key", "azure", json::object()));
   cfg.model_list.push_back(dep("oa", "openai", json::object()));
   cfg.model_list.push_back(dep("v-bad", "vertex_ai", {{"vertex_credentials", "/nonexistent/sa.json"}}));
+  config::read_credentials_file(cfg.model_list.back(), nullptr);  // as the loader does
   token_broker broker(cfg, up);
   EXPECT_NE(broker.source_for(cfg.model_list[0]), nullptr);
   EXPECT_EQ(broker.source_for(cfg.model_list[0]), broker.source_for(cfg.model_list[1])) << "one credential, one source";
@@ -406,4 +411,49 @@ TEST(token_broker, sources_per_credential_for_vertex_and_entra_only) {
   up.release();
   ASSERT_TRUE(run_until(io, [&] { return g.has_value(); }));
   EXPECT_EQ(**g, "ya29.g");
+}
+
+// A credentials file is read with the config, not when the broker is built on the event
+// loop: with the file gone after the load, the source still signs with its key; a path the
+// loader never read is refused, not read.
+TEST(token_broker, credentials_files_come_from_the_config_load_not_the_loop) {
+  net::io_context io;
+  gated_upstream up(io);
+  const auto dir = std::filesystem::temp_directory_path() / ("sy_broker_test_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto file = (dir / "sa.json").string();
+  std::ofstream(file) << sa_json(test_key().private_pem, "http://127.0.0.1:9/token").dump();
+  config::config cfg;
+  auto dep = [](std::string id, json params) {
+    config::deployment d;
+    d.id = std::move(id);
+    d.model_name = d.id;
+    d.provider = config::find_provider("vertex_ai");
+    d.upstream_model = "m";
+    d.litellm_params = std::move(params);
+    return d;
+  };
+  cfg.model_list.push_back(dep("read", {{"vertex_credentials", file}}));
+  config::read_credentials_file(cfg.model_list.back(), nullptr);
+  cfg.model_list.push_back(dep("never-read", {{"vertex_credentials", file}}));
+  std::filesystem::remove_all(dir);
+
+  token_broker broker(cfg, up);
+  up.answers.push_back(token_answer("ya29.file"));
+  std::optional<core::result<std::string>> got;
+  net::co_spawn(io, broker.source_for(cfg.model_list[0])->get(),
+                [&](std::exception_ptr, core::result<std::string> r) { got = std::move(r); });
+  ASSERT_TRUE(run_until(io, [&] { return up.waiting() == 1; }));
+  up.release();
+  ASSERT_TRUE(run_until(io, [&] { return got.has_value(); }));
+  ASSERT_TRUE(*got) << got->error().message;
+  EXPECT_EQ(**got, "ya29.file");
+
+  std::optional<core::result<std::string>> refused;
+  net::co_spawn(io, broker.source_for(cfg.model_list[1])->get(),
+                [&](std::exception_ptr, core::result<std::string> r) { refused = std::move(r); });
+  ASSERT_TRUE(run_until(io, [&] { return refused.has_value(); }));
+  ASSERT_FALSE(*refused);
+  EXPECT_EQ(refused->error().status, 401);
+  EXPECT_NE(refused->error().message.find("was not read with the config"), std::string::npos);
 }
