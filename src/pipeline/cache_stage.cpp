@@ -271,7 +271,9 @@ net::awaitable<verdict> cache_stage::run_async(request_ctx& ctx) {
   }
   if (slot.found) {
     remember_key(ctx);
-    if (co_await answer(ctx, *slot.found)) {
+    // A request leading a flight keeps the entry for the followers it hands it to; any
+    // other sends the value itself instead of a copy.
+    if (co_await answer(ctx, *slot.found, slot.leading != nullptr)) {
       co_return verdict::done();
     }
     slot.found.reset();
@@ -384,7 +386,7 @@ void cache_stage::arm_capture(request_ctx& ctx) const {
 }
 
 // Sends the cached answer; false when the entry is unreadable (then it is a miss).
-net::awaitable<bool> cache_stage::answer(request_ctx& ctx, const cache::entry& e) {
+net::awaitable<bool> cache_stage::answer(request_ctx& ctx, cache::entry& e, bool keep_value) {
   // A non-stream hit whose usage was stored beside it is sent as stored, without a parse;
   // a stream hit is rebuilt into chunks from the parsed answer.
   json j;
@@ -409,7 +411,11 @@ net::awaitable<bool> cache_stage::answer(request_ctx& ctx, const cache::entry& e
   h += "x-litellm-response-cost: 0\r\n";
   if (!ctx.stream) {
     http::response r;
-    r.body = e.value;
+    if (keep_value) {
+      r.body = e.value;
+    } else {
+      r.body = std::move(e.value);
+    }
     r.head_lines = std::move(h);
     co_await ctx.resp.send(std::move(r));
     co_return true;

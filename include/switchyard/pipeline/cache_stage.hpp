@@ -45,7 +45,8 @@ class cache_stage final : public stage, public observer {
  private:
   bool fresh(const request_ctx& ctx, const cache::entry& e) const;
   void arm_capture(request_ctx& ctx) const;
-  net::awaitable<bool> answer(request_ctx& ctx, const cache::entry& e);
+  // Sends `e`; with `keep_value` false its value is moved into the response.
+  net::awaitable<bool> answer(request_ctx& ctx, cache::entry& e, bool keep_value);
   net::awaitable<verdict> run_items(request_ctx& ctx);
   void remember_key(const request_ctx& ctx);
 
