@@ -1,6 +1,5 @@
 #include "switchyard/core/ids.hpp"
 
-
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
