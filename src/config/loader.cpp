@@ -807,9 +807,9 @@ class loader {
     if (d.provider->wire == wire_format::bedrock) {
       fill_aws_credentials(d);
     }
-    if (d.provider->wire == wire_format::vertex) {
+    {
       const auto gac = lookup("GOOGLE_APPLICATION_CREDENTIALS");
-      read_credentials_file(d, gac ? gac->value.c_str() : nullptr);
+      read_credentials_file(d, gac ? gac->value.c_str() : nullptr);  // Vertex AI only
     }
 
     d.model_info = nlohmann::json::object();
