@@ -48,7 +48,7 @@ net::awaitable<void> health_endpoints::readiness(http::request&, http::responder
   // LiteLLM answers "healthy" (probes written for it compare the string).
   json body = {{"status", ready ? "healthy" : "unhealthy"},
                {"db", db_text(db)},
-               {"cache", cache == dependency_state::not_configured ? json(nullptr) : json("redis")},
+               {"cache", probes_.cache_type.empty() ? json(nullptr) : json(probes_.cache_type)},
                {"redis", db_text(cache)},
                {"litellm_version", SWITCHYARD_VERSION},
                {"switchyard_version", SWITCHYARD_VERSION},

@@ -1741,6 +1741,9 @@ struct gateway::impl {
     admin::health_probes p;
     p.allow_requests_on_db_unavailable = cfg->general.allow_requests_on_db_unavailable;
     p.success_callbacks = active_callbacks();
+    if (cfg->cache.enabled) {
+      p.cache_type = cfg->cache.use_redis ? "redis" : "local";
+    }
     p.metrics = metrics_reg.get();
     if (metrics_group) {
       p.render_metrics = [this](metrics::format f) { return metrics_group->render(f); };

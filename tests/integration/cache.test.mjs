@@ -96,6 +96,12 @@ describe('response cache', { skip, timeout: 600_000 }, () => {
     await fake?.close();
   });
 
+  test('readiness names the cache type, as LiteLLM does', async () => {
+    const ready = await call(gw, '/health/readiness', { method: 'GET' });
+    assert.equal(ready.status, 200, ready.text);
+    assert.equal(ready.json.cache, 'redis', ready.text);
+  });
+
   test('a second identical request does not reach the provider', async () => {
     const m = randomUUID();
     const a = await chat(client, ask(m));
@@ -399,6 +405,9 @@ describe('response cache', { skip, timeout: 600_000 }, () => {
     assert.match(a.key, /^[0-9a-f]{64}$/);
     const ping = await call(gw3, '/cache/ping', { method: 'GET' });
     assert.equal(ping.json.cache_type, 'local');
+    // Readiness names the cache's type, as LiteLLM's does.
+    const ready = await call(gw3, '/health/readiness', { method: 'GET' });
+    assert.equal(ready.json.cache, 'local', ready.text);
     assert.doesNotMatch(gw3.stderr(), /redis/i);
     await gw3.stop();
   });
@@ -414,6 +423,8 @@ describe('response cache', { skip, timeout: 600_000 }, () => {
     assert.equal(a.key, null, 'no x-litellm-cache-key when caching is off');
     const ping = await call(gw4, '/cache/ping', { method: 'GET' });
     assert.equal(ping.status, 503, ping.text);
+    const ready = await call(gw4, '/health/readiness', { method: 'GET' });
+    assert.equal(ready.json.cache, null, ready.text);
     await gw4.stop();
   });
 });

@@ -22,6 +22,9 @@ struct health_probes {
   // Each probe answers within its own short deadline.
   std::function<net::awaitable<dependency_state>()> db;
   std::function<net::awaitable<dependency_state>()> cache;
+  // The response cache's type ("redis", "local"), readiness' `cache` as LiteLLM gives it;
+  // empty when caching is off (null).
+  std::string cache_type;
   bool allow_requests_on_db_unavailable = false;
   // The callbacks that run (readiness' success_callbacks), e.g. "prometheus".
   std::vector<std::string> success_callbacks;
