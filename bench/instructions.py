@@ -20,6 +20,7 @@ callback batches to be sent, stops it and reads the instruction total of every t
     cache-mem   metrics + the response cache, memory only: every request a hit
     cache-redis metrics + the response cache in a throw-away Redis, no memory tier: hits
     cache-miss  the same with the memory tier, each request's body unique: every one a miss
+    cache-mem-vkey  as bench.py's memory-hit target: vkey's setup + the memory tier, all hits
     unique      metrics, no cache, each request's body unique (cache-miss's baseline)
     limits      a throw-away Postgres and Redis; a virtual key with max_budget and rpm_limit
     limits-nolease  the same with leases off (SWITCHYARD_LIMITS_LEASE_MS=0)
@@ -74,10 +75,14 @@ VARIANTS["vkey"] = ({}, "router_settings: {redis_host: 127.0.0.1, redis_port: {r
 # The same limits without leases: every request's check is one EVALSHA.
 VARIANTS["limits-nolease"] = ({"SWITCHYARD_LIMITS_LEASE_MS": "0"},
                               "router_settings: {redis_host: 127.0.0.1, redis_port: {redis_port}}\n")
+# bench.py's memory-hit target: a virtual key, Postgres (the spend rows) and Redis, every
+# request a hit from the memory tier; `vkey` is its baseline without the cache.
+VARIANTS["cache-mem-vkey"] = ({}, VARIANTS["vkey"][1] + VARIANTS["cache-mem"][1])
 KEY_BODIES = {"limits": {"max_budget": 1000000, "rpm_limit": 100000000},
-              "limits-nolease": {"max_budget": 1000000, "rpm_limit": 100000000}, "vkey": {}}
-DB_VARIANTS = {"spend", "nospend", "limits", "limits-nolease", "vkey"}
-REDIS_VARIANTS = {"cache-redis", "cache-miss", "limits", "limits-nolease", "vkey"}
+              "limits-nolease": {"max_budget": 1000000, "rpm_limit": 100000000}, "vkey": {},
+              "cache-mem-vkey": {}}
+DB_VARIANTS = {"spend", "nospend", "limits", "limits-nolease", "vkey", "cache-mem-vkey"}
+REDIS_VARIANTS = {"cache-redis", "cache-miss", "limits", "limits-nolease", "vkey", "cache-mem-vkey"}
 UNIQUE_VARIANTS = {"cache-miss", "unique"}  # every request's body differs (the cache key)
 VARIANTS["unique"] = ({}, "")  # the baseline of cache-miss: unique bodies, no cache
 DATABASE_URL = ""  # set by main() when a DB variant runs

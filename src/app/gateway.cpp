@@ -1397,6 +1397,7 @@ struct gateway::impl {
     e.responses = &responses_store;
     if (cache_stage) {
       e.cache = cache_stage.get();
+      e.body_memo = &cache_stage->body_memo();
       e.observers.push_back(cache_stage.get());  // lands the flight before the others run
     }
     if (spend_obs) {

@@ -1,6 +1,8 @@
 #include "switchyard/cache/key_memo.hpp"
 
+#include <algorithm>
 #include <cstring>
+#include <limits>
 #include <random>
 
 namespace switchyard::cache {
@@ -47,29 +49,47 @@ std::uint64_t hash_bytes(std::uint64_t h, std::string_view s) {
 }  // namespace
 
 key_memo::key_memo(std::size_t slots, std::size_t max_body)
-    : slots_(slots == 0 ? 1 : slots), max_body_(max_body), seed_(std::random_device{}()) {
+    // Member offsets are 32-bit (member_spans).
+    : slots_(slots == 0 ? 1 : slots),
+      max_body_(std::min<std::size_t>(max_body, std::numeric_limits<std::uint32_t>::max())),
+      seed_(std::random_device{}()) {
   // Seeded per process: which bodies share a slot cannot be arranged from outside (a
   // shared slot only costs a recomputed key, but nothing needs to make that easy).
   seed_ = (seed_ << 32) ^ std::random_device{}();
 }
 
-std::uint64_t key_memo::hash(std::string_view call, std::string_view group, std::string_view body) const {
-  return hash_bytes(hash_bytes(hash_bytes(seed_, call), group), body);
+std::uint64_t key_memo::hash(std::string_view body) const { return hash_bytes(seed_, body); }
+
+const key_memo::slot* key_memo::holding(std::uint64_t h, std::string_view body) const {
+  const auto& s = slots_[h % slots_.size()];
+  if (!s.used || s.h != h || s.body.size() != body.size() ||
+      std::memcmp(s.body.data(), body.data(), body.size()) != 0) {
+    return nullptr;
+  }
+  return &s;
 }
 
 const std::string* key_memo::find(std::uint64_t h, std::string_view call, std::string_view group,
                                   std::string_view body) const {
-  const auto& s = slots_[h % slots_.size()];
-  if (!s.used || s.h != h || s.body.size() != body.size() || s.call != call || s.group != group ||
-      std::memcmp(s.body.data(), body.data(), body.size()) != 0) {
+  const slot* s = holding(h, body);
+  if (s == nullptr || s->call != call || s->group != group) {
     return nullptr;
   }
   ++hits_;
-  return &s.hex;
+  return &s->hex;
+}
+
+const std::vector<member_spans>* key_memo::find_members(std::uint64_t h, std::string_view body) const {
+  const slot* s = holding(h, body);
+  if (s == nullptr || s->members.empty()) {
+    return nullptr;
+  }
+  ++member_hits_;
+  return &s->members;
 }
 
 void key_memo::put(std::uint64_t h, std::string_view call, std::string_view group, std::string_view body,
-                   std::string_view hex) {
+                   std::string_view hex, std::vector<member_spans> members) {
   if (body.size() > max_body_) {
     return;
   }
@@ -80,6 +100,7 @@ void key_memo::put(std::uint64_t h, std::string_view call, std::string_view grou
   s.group.assign(group);
   s.body.assign(body);
   s.hex.assign(hex);
+  s.members = std::move(members);
 }
 
 }  // namespace switchyard::cache

@@ -10,6 +10,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <limits>
+
 namespace switchyard::pipeline {
 
 using json = nlohmann::json;
@@ -109,6 +111,57 @@ bool cache_stage::fresh(const request_ctx& ctx, const cache::entry& e) const {
   return rc_.now_ms() - e.stored_ms <= static_cast<std::int64_t>(*ctl.s_maxage * 1000.0);
 }
 
+std::vector<cache::member_spans> member_spans_of(const providers::json_scan& scan, std::string_view body) {
+  std::vector<cache::member_spans> out;
+  if (!scan.ok || scan.root != providers::json_kind::object || scan.members.empty() ||
+      body.size() > std::numeric_limits<std::uint32_t>::max()) {
+    return out;
+  }
+  const char* const begin = body.data();
+  const auto inside = [&](std::string_view v) {
+    return v.data() >= begin && v.data() + v.size() <= begin + body.size();
+  };
+  const auto at = [&](std::string_view v) { return static_cast<std::uint32_t>(v.data() - begin); };
+  out.reserve(scan.members.size());
+  for (const auto& m : scan.members) {
+    if (!inside(m.key) || !inside(m.whole) || !inside(m.value)) {
+      out.clear();
+      return out;
+    }
+    cache::member_spans s;
+    s.key_at = at(m.key);
+    s.key_size = static_cast<std::uint32_t>(m.key.size());
+    s.whole_at = at(m.whole);
+    s.whole_size = static_cast<std::uint32_t>(m.whole.size());
+    s.value_at = at(m.value);
+    s.value_size = static_cast<std::uint32_t>(m.value.size());
+    s.kind = static_cast<std::uint8_t>(m.kind);
+    s.text_bytes = m.text_bytes;
+    out.push_back(s);
+  }
+  return out;
+}
+
+void restore_scan(providers::json_scan& out, const std::vector<cache::member_spans>& members, std::string_view body) {
+  out.ok = true;
+  out.error_offset = 0;
+  out.error = "";
+  out.too_deep = false;
+  out.root = providers::json_kind::object;
+  out.unescaped_keys.clear();
+  out.members.clear();
+  out.members.reserve(members.size());
+  for (const auto& s : members) {
+    providers::json_member m;
+    m.key = body.substr(s.key_at, s.key_size);
+    m.whole = body.substr(s.whole_at, s.whole_size);
+    m.value = body.substr(s.value_at, s.value_size);
+    m.kind = static_cast<providers::json_kind>(s.kind);
+    m.text_bytes = s.text_bytes;
+    out.members.push_back(m);
+  }
+}
+
 void cache_stage::remember_key(const request_ctx& ctx) {
   const auto& slot = *ctx.cache;
   if (slot.memo_found || ctx.req.body.size() > memo_.max_body()) {
@@ -120,7 +173,8 @@ void cache_stage::remember_key(const request_ctx& ctx) {
   if (key.size() < hex_size) {
     return;
   }
-  memo_.put(slot.memo_hash, call_name(ctx.type), ctx.cache_group, ctx.req.body, key.substr(key.size() - hex_size));
+  memo_.put(slot.memo_hash, call_name(ctx.type), ctx.cache_group, ctx.req.body, key.substr(key.size() - hex_size),
+            member_spans_of(ctx.scan, ctx.req.body));
 }
 
 verdict cache_stage::run(request_ctx& ctx) {
@@ -187,7 +241,7 @@ verdict cache_stage::run(request_ctx& ctx) {
   const char* call = call_name(ctx.type);
   const bool memo_sized = ctx.req.body.size() <= memo_.max_body();
   if (memo_sized) {
-    slot->memo_hash = memo_.hash(call, group, ctx.req.body);
+    slot->memo_hash = ctx.body_hashed ? ctx.body_hash : memo_.hash(ctx.req.body);
   }
   if (const std::string* hex = memo_sized ? memo_.find(slot->memo_hash, call, group, ctx.req.body) : nullptr) {
     slot->memo_found = true;

@@ -163,6 +163,7 @@ llm_pipeline::llm_pipeline(std::shared_ptr<const config::config> cfg, const auth
   if (ext.cache != nullptr) {
     chain_.push_back(ext.cache);
   }
+  parts_->parse.remember_bodies(ext.body_memo);
   chain_.push_back(&parts_->provider);
   count_chain_ = {&parts_->auth, &parts_->parse, &parts_->route, &parts_->count};
   observers_.push_back(&parts_->access);

@@ -1,5 +1,7 @@
 #include "stages.hpp"
 
+#include "switchyard/pipeline/cache_stage.hpp"
+
 #include "switchyard/core/ids.hpp"
 
 namespace switchyard::pipeline {
@@ -119,7 +121,17 @@ const nlohmann::json& request_ctx::full_body() {
 }
 
 verdict parse_stage::run(request_ctx& ctx) {
-  ctx.scan = providers::scan_json(ctx.req.body, providers::max_json_depth);
+  const std::vector<cache::member_spans>* seen = nullptr;
+  if (memo_ != nullptr && ctx.req.body.size() <= memo_->max_body()) {
+    ctx.body_hash = memo_->hash(ctx.req.body);
+    ctx.body_hashed = true;
+    seen = memo_->find_members(ctx.body_hash, ctx.req.body);
+  }
+  if (seen != nullptr) {
+    restore_scan(ctx.scan, *seen, ctx.req.body);
+  } else {
+    ctx.scan = providers::scan_json(ctx.req.body, providers::max_json_depth);
+  }
   if (!ctx.scan.ok) {
     return verdict::fail(invalid_json(ctx));
   }

@@ -1,6 +1,7 @@
 // The LLM pipeline's own stages (private to pipeline/); llm_pipeline chains them.
 #pragma once
 #include "switchyard/auth/key_auth.hpp"
+#include "switchyard/cache/key_memo.hpp"
 #include "switchyard/pipeline/attempt_loop.hpp"
 #include "switchyard/pipeline/request_ctx.hpp"
 #include "switchyard/pipeline/stage.hpp"
@@ -30,9 +31,13 @@ class parse_stage final : public stage {
   explicit parse_stage(bool enforce_user = false) : enforce_user_(enforce_user) {}
   const char* name() const override { return "parse"; }
   verdict run(request_ctx& ctx) override;
+  // With the response cache on: a body the cache remembers (the very bytes of one that
+  // found an answer) takes its scan from there instead of being scanned again.
+  void remember_bodies(const cache::key_memo* memo) { memo_ = memo; }
 
  private:
   bool enforce_user_;
+  const cache::key_memo* memo_ = nullptr;
 };
 
 // Aliases, model access and that the model names a group (the provider stage picks a

@@ -1,11 +1,13 @@
-// The cache keys of bodies already seen: request bytes -> the SHA-256 hex of their
-// canonical form (docs/cache.md, "The key of a body seen before").
+// Bodies seen before: request bytes -> the SHA-256 hex of their canonical form and their
+// top-level members (docs/cache.md, "The key of a body seen before").
 //
 // The key is a pure function of (call, model group, body bytes): the canonical text is
-// made from the body's members as received and nothing else. A hit is answered for the
-// bytes a client sent before, and clients repeat their bytes exactly (one SDK, one
-// prompt), so a body found here needs neither the canonical text nor its hash: it is
-// compared byte for byte with the one remembered, never trusted on a hash alone.
+// made from the body's members as received and nothing else. And the JSON scan of a body
+// (is it valid, where are its members) is a pure function of its bytes. A hit is answered
+// for the bytes a client sent before, and clients repeat their bytes exactly (one SDK,
+// one prompt), so a body found here needs neither a scan, nor the canonical text, nor its
+// hash: it is compared byte for byte with the one remembered, never trusted on a hash
+// alone.
 //
 // A fixed number of slots, each holding one body up to max_body bytes (bounded memory:
 // slots x max_body). A slot is chosen by a fast seeded hash of the bytes; a body that
@@ -21,6 +23,16 @@
 
 namespace switchyard::cache {
 
+// A top-level member of a remembered body: the spans of its scan (providers::json_member)
+// as offsets into the body, so they can be pointed into the next copy of the same bytes.
+struct member_spans {
+  std::uint32_t key_at = 0, key_size = 0;
+  std::uint32_t whole_at = 0, whole_size = 0;
+  std::uint32_t value_at = 0, value_size = 0;
+  std::uint8_t kind = 0;
+  std::size_t text_bytes = 0;
+};
+
 class key_memo {
  public:
   static constexpr std::size_t default_slots = 256;
@@ -28,19 +40,22 @@ class key_memo {
 
   explicit key_memo(std::size_t slots = default_slots, std::size_t max_body = default_max_body);
 
-  // Slot choice for (call, group, body): cheap (8 bytes a step), not a content check.
-  std::uint64_t hash(std::string_view call, std::string_view group, std::string_view body) const;
+  // Slot choice for a body: cheap (8 bytes a step), not a content check.
+  std::uint64_t hash(std::string_view body) const;
 
-  // The hex key remembered for exactly these bytes, or nullptr.
+  // The hex key remembered for exactly these bytes, call and model group, or nullptr.
   const std::string* find(std::uint64_t h, std::string_view call, std::string_view group,
                           std::string_view body) const;
+  // The members remembered for exactly these bytes, or nullptr.
+  const std::vector<member_spans>* find_members(std::uint64_t h, std::string_view body) const;
 
-  // Remembers `hex` for these bytes (a body above max_body is not kept).
+  // Remembers `hex` and `members` for these bytes (a body above max_body is not kept).
   void put(std::uint64_t h, std::string_view call, std::string_view group, std::string_view body,
-           std::string_view hex);
+           std::string_view hex, std::vector<member_spans> members);
 
   std::size_t max_body() const { return max_body_; }
   std::uint64_t hits() const { return hits_; }
+  std::uint64_t member_hits() const { return member_hits_; }
 
  private:
   struct slot {
@@ -50,11 +65,15 @@ class key_memo {
     std::string group;
     std::string body;
     std::string hex;
+    std::vector<member_spans> members;
   };
+  const slot* holding(std::uint64_t h, std::string_view body) const;
+
   std::vector<slot> slots_;
   std::size_t max_body_;
   std::uint64_t seed_;
   mutable std::uint64_t hits_ = 0;
+  mutable std::uint64_t member_hits_ = 0;
 };
 
 }  // namespace switchyard::cache

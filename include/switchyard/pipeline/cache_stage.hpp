@@ -21,9 +21,12 @@
 #include "switchyard/cache/response_cache.hpp"
 #include "switchyard/config/config.hpp"
 #include "switchyard/pipeline/stage.hpp"
+#include "switchyard/providers/json_scan.hpp"
 #include "switchyard/router/router.hpp"
 
 #include <chrono>
+#include <string_view>
+#include <vector>
 
 namespace switchyard::pipeline {
 
@@ -41,6 +44,8 @@ class cache_stage final : public stage, public observer {
   const cache::inflight& flights() const { return flights_; }
   // Keys taken from the memo of bodies seen before (for tests and docs/cache.md).
   std::uint64_t keys_remembered() const { return memo_.hits(); }
+  // That memo: the parse stage takes a remembered body's scan from it (extensions::body_memo).
+  cache::key_memo& body_memo() { return memo_; }
 
  private:
   bool fresh(const request_ctx& ctx, const cache::entry& e) const;
@@ -57,5 +62,12 @@ class cache_stage final : public stage, public observer {
   cache::inflight flights_;
   cache::key_memo memo_;
 };
+
+// A scan's members as offsets into `body`; empty when a key is not inside it (a key with
+// escapes is decoded elsewhere) or the body is not an object with members.
+std::vector<cache::member_spans> member_spans_of(const providers::json_scan& scan, std::string_view body);
+// The successful scan of `body` rebuilt from its remembered members (`body` holds the very
+// bytes they were taken from).
+void restore_scan(providers::json_scan& out, const std::vector<cache::member_spans>& members, std::string_view body);
 
 }  // namespace switchyard::pipeline

@@ -10,6 +10,7 @@
 // Owner: app/. Thread: the loop thread. Never blocks (upstream I/O is async).
 #pragma once
 #include "switchyard/auth/key_auth.hpp"
+#include "switchyard/cache/key_memo.hpp"
 #include "switchyard/config/config.hpp"
 #include "switchyard/core/asio.hpp"
 #include "switchyard/http/message.hpp"
@@ -42,6 +43,9 @@ struct extensions {
   bool tracing = false;
   // A callback logs message content: the answer is kept for it (as store_prompts does).
   bool keep_response = false;
+  // The cache stage's memo of bodies seen before (cache_stage::body_memo): the parse stage
+  // reuses a remembered body's scan. Null: every body is scanned.
+  const cache::key_memo* body_memo = nullptr;
 };
 
 // The client's W3C `traceparent` ("00-<32 hex>-<16 hex>-<2 hex>"), or a fresh trace when

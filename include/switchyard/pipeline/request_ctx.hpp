@@ -107,6 +107,10 @@ struct request_ctx {
   // the model group it was computed for, and the stage's per-request state.
   std::string cache_key;
   std::string cache_group;
+  // The body's hash in the cache's memo of bodies seen before, once the parse stage made
+  // it (the cache stage does not hash the body again).
+  std::uint64_t body_hash = 0;
+  bool body_hashed = false;
   std::shared_ptr<cache_slot> cache;
   // Set by a stage that sent the provider part of the request only (embeddings with some
   // input items cached): makes the client's answer from the provider's (non-stream) one.

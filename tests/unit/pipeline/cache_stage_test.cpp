@@ -40,7 +40,9 @@ class cache_stage_test : public ::testing::Test {
     rt = std::make_unique<router::router>(cfg);
     rc = std::make_unique<cache::response_cache>(io.get_executor(), nullptr, cache::cache_options{});
     cstage = std::make_unique<cache_stage>(io.get_executor(), settings, *rc, *rt, std::chrono::milliseconds{1000});
-    pipe = std::make_unique<llm_pipeline>(cfg, keys, *rt, up, extensions{nullptr, cstage.get(), {cstage.get(), &obs}});
+    extensions ext{nullptr, cstage.get(), {cstage.get(), &obs}};
+    ext.body_memo = &cstage->body_memo();  // as the gateway wires it
+    pipe = std::make_unique<llm_pipeline>(cfg, keys, *rt, up, ext);
   }
 
   fake_responder call(const std::string& b, int writes_before_gone = -1) {
@@ -132,6 +134,69 @@ TEST_F(cache_stage_test, a_body_seen_before_reuses_its_key_and_only_the_same_byt
   EXPECT_EQ(cstage->keys_remembered(), 1u);
   EXPECT_NE(header(changed, "x-litellm-cache-key"), header(first, "x-litellm-cache-key"));
   EXPECT_EQ(up.calls["http://b1.test"], 2);
+}
+
+// The remembered body's scan is reused by the parse stage: the third identical request
+// is not scanned again, and what the stages read from the restored scan (model, stream,
+// the members the key is made of) gives the same answer.
+TEST_F(cache_stage_test, a_body_seen_before_reuses_its_scan) {
+  up.script["http://b1.test"] = {reply(200, answer_json)};
+  const std::string b = body(false, R"("temperature":0,"user":"u1",)");
+  auto first = call(b);
+  auto second = call(b);
+  EXPECT_EQ(cstage->body_memo().member_hits(), 0u);
+  auto third = call(b);
+  EXPECT_EQ(cstage->body_memo().member_hits(), 1u);
+  EXPECT_EQ(up.calls["http://b1.test"], 1);
+  EXPECT_EQ(third.body, first.body);
+  EXPECT_EQ(header(third, "x-litellm-cache-key"), header(first, "x-litellm-cache-key"));
+  ASSERT_EQ(obs.finished.size(), 3u);
+  EXPECT_TRUE(obs.finished[2].out.cache_hit);
+  EXPECT_EQ(obs.finished[2].model, "b");
+  EXPECT_EQ(obs.finished[2].members, 4u);
+  EXPECT_EQ(obs.finished[0].members, 4u);
+
+  // The same bytes as a stream request are other bytes: scanned, and replayed as a stream.
+  auto streamed = call(body(true, R"("temperature":0,"user":"u1",)"));
+  EXPECT_EQ(cstage->body_memo().member_hits(), 1u);
+  EXPECT_NE(streamed.body.find("data: [DONE]"), std::string::npos);
+}
+
+// A scan rebuilt from remembered offsets, over another copy of the same bytes, is the
+// scan of that copy; a body whose key had escapes is not remembered that way.
+TEST(member_spans, a_restored_scan_is_the_scan_of_the_copy) {
+  for (const std::string& b : {std::string(R"({"model":"b","messages":[{"role":"user","content":"h\u00e9"}],"n":2})"),
+                              std::string(R"( { "model" : "b" , "stream" : true , "x" : [1, {"y": null}] } )"),
+                              std::string(R"({"model":"b","model":"c","t":1.5e3,"s":"\"q\""})")}) {
+    auto scan = providers::scan_json(b);
+    ASSERT_TRUE(scan.ok) << b;
+    auto spans = member_spans_of(scan, b);
+    ASSERT_EQ(spans.size(), scan.members.size()) << b;
+    const std::string copy = b;
+    providers::json_scan restored;
+    restore_scan(restored, spans, copy);
+    auto fresh = providers::scan_json(copy);
+    ASSERT_TRUE(restored.ok);
+    EXPECT_EQ(restored.root, fresh.root);
+    ASSERT_EQ(restored.members.size(), fresh.members.size());
+    for (std::size_t i = 0; i < fresh.members.size(); ++i) {
+      const auto& r = restored.members[i];
+      const auto& f = fresh.members[i];
+      EXPECT_EQ(r.key.data(), f.key.data()) << b << " member " << i;
+      EXPECT_EQ(r.key.size(), f.key.size());
+      EXPECT_EQ(r.whole.data(), f.whole.data());
+      EXPECT_EQ(r.whole.size(), f.whole.size());
+      EXPECT_EQ(r.value.data(), f.value.data());
+      EXPECT_EQ(r.value.size(), f.value.size());
+      EXPECT_EQ(r.kind, f.kind);
+      EXPECT_EQ(r.text_bytes, f.text_bytes);
+    }
+  }
+  const std::string escaped = R"({"mod\u0065l":"b","n":1})";
+  auto scan = providers::scan_json(escaped);
+  ASSERT_TRUE(scan.ok);
+  EXPECT_TRUE(member_spans_of(scan, escaped).empty());
+  EXPECT_TRUE(member_spans_of(providers::scan_json("[1,2]"), "[1,2]").empty());
 }
 
 TEST_F(cache_stage_test, a_stream_is_assembled_then_serves_json_and_a_replayed_stream) {
