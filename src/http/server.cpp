@@ -150,7 +150,10 @@ struct simple_head {
   bool keep_alive = true;
 };
 
-bool parse_simple_head(std::string_view in, std::size_t max_header, request& req, simple_head& out) {
+// `req.headers` may still hold the previous request's fields (recycle() keeps their
+// strings): they are overwritten in place, and the list is cut to the fields read.
+bool parse_plain_head(std::string_view in, std::size_t max_header, request& req, simple_head& out,
+                      std::size_t& fields) {
   const std::string_view window = in.substr(0, std::min(in.size(), max_header));
   const auto end = window.find("\r\n\r\n");
   if (end == std::string_view::npos) {
@@ -186,12 +189,22 @@ bool parse_simple_head(std::string_view in, std::size_t max_header, request& req
     if (simple::iequals(name, "expect") || !fr.take(name, value)) {
       return false;
     }
-    simple::append_lowered(req.headers, name, value);
+    simple::assign_lowered(req.headers, fields++, name, value);
     return true;
   });
   out.content_length = fr.length;
   out.keep_alive = fr.keep_alive;
   return plain;
+}
+
+bool parse_simple_head(std::string_view in, std::size_t max_header, request& req, simple_head& out) {
+  std::size_t fields = 0;
+  if (!parse_plain_head(in, max_header, req, out, fields)) {
+    req.headers.clear();  // Beast's parser (read_with_parser) starts from an empty request
+    return false;
+  }
+  req.headers.erase(req.headers.begin() + static_cast<std::ptrdiff_t>(fields), req.headers.end());
+  return true;
 }
 
 // Shared between a responder and its disconnect watcher (which may outlive it).
@@ -891,13 +904,13 @@ void recycle(request& req) {
   if (body.capacity() > max_kept_body) {
     std::string().swap(body);
   }
+  // The field strings are kept, not cleared: parse_simple_head overwrites them in place.
   header_list headers = std::move(req.headers);
   std::string target = std::move(req.target);
   std::string path = std::move(req.path);
   std::string call_id = std::move(req.call_id);
   req = request{};
   body.clear();
-  headers.clear();
   target.clear();
   path.clear();
   call_id.clear();

@@ -134,6 +134,25 @@ void append_lowered(List& headers, std::string_view name, std::string_view value
   }
 }
 
+// Sets entry `i` of a list of string pairs to {name lower-cased, value}, reusing the
+// strings already there: a keep-alive connection's next request usually carries the same
+// fields, so its head is read without allocating. Appends when the list is shorter.
+template <class List>
+void assign_lowered(List& headers, std::size_t i, std::string_view name, std::string_view value) {
+  if (i >= headers.size()) {
+    append_lowered(headers, name, value);
+    return;
+  }
+  auto& h = headers[i];
+  h.first.assign(name);
+  for (auto& ch : h.first) {
+    if (ch >= 'A' && ch <= 'Z') {
+      ch = static_cast<char>(ch - 'A' + 'a');
+    }
+  }
+  h.second.assign(value);
+}
+
 // The field lines from `p` up to `stop` (just past the last field's CRLF). Calls
 // on_field(name, value) for each (value without surrounding OWS); stops with false on
 // anything not plain (obs-fold, bare LF, control characters, an empty or bad name) or

@@ -170,6 +170,24 @@ TEST_F(fixture, nothing_of_a_request_carries_over_to_the_next_on_its_connection)
   EXPECT_EQ(handled, 4);
 }
 
+// The header strings of a connection's request are overwritten in place by the next
+// request's fields: each request sees its own values, names and count, whatever the
+// previous one held at the same positions.
+TEST_F(fixture, header_fields_reused_in_place_hold_each_requests_own_values) {
+  start();
+  const std::string raw =
+      "GET /a HTTP/1.1\r\nHost: x\r\nX-V: a-rather-long-value-for-this-field\r\nX-Other: 1\r\n\r\n"
+      "GET /b HTTP/1.1\r\nX-V: b\r\nHost: some-longer-host-name.example\r\n\r\n"
+      "GET /c HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /d HTTP/1.1\r\nHOST: x\r\nx-v: D\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+  auto out = run_coro(ioc, exchange(raw, R"("path":"/d")"));
+  EXPECT_NE(out.find(R"("xv":"a-rather-long-value-for-this-field","body":"","q":"","nh":3})"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("xv":"b","body":"","q":"","nh":2})"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("xv":"","body":"","q":"","nh":1})"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("xv":"D","body":"","q":"","nh":5})"), std::string::npos) << out;
+  EXPECT_EQ(handled, 4);
+}
+
 // A large body's buffer is let go after its request (not kept by an idle connection); the
 // next request on the connection is read whole all the same.
 TEST_F(fixture, a_large_body_then_a_small_one_on_one_connection) {
