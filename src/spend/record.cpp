@@ -177,32 +177,44 @@ void put_raw(std::string& out, const char* key, const std::string& text, const c
 }
 
 // A Unix time in microseconds as timestamptz text, "YYYY-MM-DD HH:MM:SS.ffffff+00" (30
-// bytes): the exact microsecond, as the staging path's to_timestamp gives it.
+// bytes): the exact microsecond, as the staging path's to_timestamp gives it. A row's
+// times, and a batch's rows, fall in the same few seconds: the text up to the second is
+// made once per second (per writing thread) and copied.
 char* put_utc(char* o, std::int64_t us) {
-  const std::int64_t day = core::unix_day_of_us(us);
-  const std::int64_t in_day = us - day * core::us_per_day;
-  const auto [y, m, d] = core::civil_from_days(day);
-  const auto digits = [&](std::int64_t v, int n) {
+  constexpr std::int64_t us_per_s = 1'000'000;
+  const std::int64_t sec = us / us_per_s - (us % us_per_s < 0 ? 1 : 0);  // floor
+  std::int64_t frac = us - sec * us_per_s;
+  const auto digits = [](char* at, std::int64_t v, int n) {
     for (int i = n - 1; i >= 0; --i) {
-      o[i] = static_cast<char>('0' + v % 10);
+      at[i] = static_cast<char>('0' + v % 10);
       v /= 10;
     }
-    o += n;
   };
-  digits(y, 4);
-  *o++ = '-';
-  digits(m, 2);
-  *o++ = '-';
-  digits(d, 2);
-  *o++ = ' ';
-  const std::int64_t secs = in_day / 1'000'000;
-  digits(secs / 3600, 2);
-  *o++ = ':';
-  digits(secs / 60 % 60, 2);
-  *o++ = ':';
-  digits(secs % 60, 2);
-  *o++ = '.';
-  digits(in_day % 1'000'000, 6);
+  constexpr std::size_t to_second = 20;  // "YYYY-MM-DD HH:MM:SS."
+  thread_local std::int64_t made_for = std::numeric_limits<std::int64_t>::min();
+  thread_local char made[to_second];
+  if (sec != made_for) {
+    const std::int64_t day = core::unix_day_of_us(us);
+    const std::int64_t secs = sec - day * 86'400;
+    const auto [y, m, d] = core::civil_from_days(day);
+    digits(made, y, 4);
+    made[4] = '-';
+    digits(made + 5, m, 2);
+    made[7] = '-';
+    digits(made + 8, d, 2);
+    made[10] = ' ';
+    digits(made + 11, secs / 3600, 2);
+    made[13] = ':';
+    digits(made + 14, secs / 60 % 60, 2);
+    made[16] = ':';
+    digits(made + 17, secs % 60, 2);
+    made[19] = '.';
+    made_for = sec;
+  }
+  std::memcpy(o, made, to_second);
+  o += to_second;
+  digits(o, frac, 6);
+  o += 6;
   std::memcpy(o, "+00", 3);
   return o + 3;
 }

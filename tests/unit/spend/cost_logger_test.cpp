@@ -524,6 +524,30 @@ TEST(spend_row, log_copy_lines_spell_times_and_nulls) {
   EXPECT_EQ(f[25], "2147483647");  // the duration in ms, clamped to an integer column
   EXPECT_EQ(f[26], "success");
   EXPECT_TRUE(log_copy_can_write(r));
+  // Times in one second, the next second, a second of another day, then the first again:
+  // the text up to the second is made once per second and must follow every change.
+  const std::pair<std::int64_t, const char*> times[] = {
+      {951'782'400'000'002, "2000-02-29 00:00:00.000002+00"},
+      {951'782'400'999'999, "2000-02-29 00:00:00.999999+00"},
+      {951'782'401'000'000, "2000-02-29 00:00:01.000000+00"},
+      {951'868'799'500'000, "2000-02-29 23:59:59.500000+00"},
+      {951'868'800'500'000, "2000-03-01 00:00:00.500000+00"},
+      {-1'000'001, "1969-12-31 23:59:58.999999+00"},
+      {951'782'400'000'003, "2000-02-29 00:00:00.000003+00"},
+  };
+  for (const auto& [us, text] : times) {
+    r.start_us = us;
+    line.clear();
+    append_log_copy_line(line, r);
+    const std::size_t from = [&] {
+      std::size_t p = 0;
+      for (int i = 0; i < 22; ++i) {
+        p = line.find('\t', p) + 1;
+      }
+      return p;
+    }();
+    EXPECT_EQ(line.substr(from, line.find('\t', from) - from), text);
+  }
   r.start_us = -62'000'000'000'000'000;  // year 5 BC
   EXPECT_FALSE(log_copy_can_write(r));
 }
