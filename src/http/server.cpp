@@ -170,7 +170,7 @@ bool parse_plain_head(std::string_view in, std::size_t max_header, request& req,
   if (p == m || p >= stop || *p != ' ') {
     return false;
   }
-  req.method.assign(m, static_cast<std::size_t>(p - m));
+  simple::overwrite(req.method, std::string_view(m, static_cast<std::size_t>(p - m)));
   const char* t = ++p;
   while (p < stop && static_cast<unsigned char>(*p) > 0x20 && static_cast<unsigned char>(*p) < 0x7F) {
     ++p;
@@ -178,7 +178,7 @@ bool parse_plain_head(std::string_view in, std::size_t max_header, request& req,
   if (p == t || p >= stop || *p != ' ') {
     return false;
   }
-  req.target.assign(t, static_cast<std::size_t>(p - t));
+  simple::overwrite(req.target, std::string_view(t, static_cast<std::size_t>(p - t)));
   ++p;
   if (stop - p < 10 || std::string_view(p, 10) != "HTTP/1.1\r\n") {
     return false;
@@ -904,19 +904,20 @@ void recycle(request& req) {
   if (body.capacity() > max_kept_body) {
     std::string().swap(body);
   }
-  // The field strings are kept, not cleared: parse_simple_head overwrites them in place.
+  // The method, target, path and field strings are kept, not cleared: the next request's
+  // are written over them (the Beast parser's path starts from a new request{}).
   header_list headers = std::move(req.headers);
+  std::string method = std::move(req.method);
   std::string target = std::move(req.target);
   std::string path = std::move(req.path);
   std::string call_id = std::move(req.call_id);
   req = request{};
   body.clear();
-  target.clear();
-  path.clear();
   call_id.clear();
   req.body = std::move(body);
   req.headers = std::move(headers);
   req.headers.reserve(16);
+  req.method = std::move(method);
   req.target = std::move(target);
   req.path = std::move(path);
   req.call_id = std::move(call_id);
@@ -986,7 +987,7 @@ net::awaitable<void> server::impl::session(std::shared_ptr<Conn> c) {
       req.path.assign(req.target, 0, q);
       req.query.assign(req.target, q + 1);
     } else {
-      req.path = req.target;
+      simple::overwrite(req.path, req.target);
     }
     req.remote_address = remote;
     req.call_id = call_id;

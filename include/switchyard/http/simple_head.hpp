@@ -7,6 +7,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -134,6 +135,45 @@ void append_lowered(List& headers, std::string_view name, std::string_view value
   }
 }
 
+// s = v. A connection's requests repeat their heads, so the size is usually the same and
+// the bytes are copied over (std::string::assign goes through its general replace).
+inline void overwrite(std::string& s, std::string_view v) {
+  if (s.size() != v.size()) {
+    s.assign(v);
+  } else if (!v.empty()) {
+    std::memcpy(s.data(), v.data(), v.size());
+  }
+}
+
+// s = v with A-Z lower-cased, 8 bytes a step (a bytewise loop was ~5 instructions a byte
+// of every header name).
+inline void overwrite_lowered(std::string& s, std::string_view v) {
+  if (s.size() != v.size()) {
+    s.resize(v.size());
+  }
+  char* o = s.data();
+  const char* p = v.data();
+  std::size_t n = v.size();
+  constexpr std::uint64_t ones = 0x0101010101010101ULL;
+  constexpr std::uint64_t highs = 0x8080808080808080ULL;
+  for (; n >= 8; n -= 8, p += 8, o += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    const std::uint64_t low7 = w & ~highs;
+    // High bit of each byte: its low 7 bits are >= 'A', and > 'Z' (no carry crosses bytes:
+    // each sum stays below 0x100).
+    const std::uint64_t ge_a = low7 + (0x80 - 'A') * ones;
+    const std::uint64_t gt_z = low7 + (0x7F - 'Z') * ones;
+    const std::uint64_t upper = (ge_a ^ gt_z) & ~w & highs;  // ASCII and in A-Z
+    w |= upper >> 2;                                          // 0x80 >> 2 = 0x20
+    std::memcpy(o, &w, 8);
+  }
+  for (; n > 0; --n, ++p, ++o) {
+    const char ch = *p;
+    *o = (ch >= 'A' && ch <= 'Z') ? static_cast<char>(ch - 'A' + 'a') : ch;
+  }
+}
+
 // Sets entry `i` of a list of string pairs to {name lower-cased, value}, reusing the
 // strings already there: a keep-alive connection's next request usually carries the same
 // fields, so its head is read without allocating. Appends when the list is shorter.
@@ -144,13 +184,8 @@ void assign_lowered(List& headers, std::size_t i, std::string_view name, std::st
     return;
   }
   auto& h = headers[i];
-  h.first.assign(name);
-  for (auto& ch : h.first) {
-    if (ch >= 'A' && ch <= 'Z') {
-      ch = static_cast<char>(ch - 'A' + 'a');
-    }
-  }
-  h.second.assign(value);
+  overwrite_lowered(h.first, name);
+  overwrite(h.second, value);
 }
 
 // The field lines from `p` up to `stop` (just past the last field's CRLF). Calls

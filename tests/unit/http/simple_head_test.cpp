@@ -23,6 +23,35 @@ bool scan(const std::string& text, std::vector<std::pair<std::string, std::strin
   });
 }
 
+// Header names are lower-cased 8 bytes a step: every byte value, at every position of
+// names of every length up to 24, as the bytewise rule gives it; sizes grow and shrink.
+TEST(simple_head, overwrite_lowered_matches_the_bytewise_rule) {
+  std::string out = "previous";
+  for (std::size_t len = 0; len <= 24; ++len) {
+    for (int b = 0; b < 256; ++b) {
+      std::string in(len, 'Q');
+      for (std::size_t i = 0; i < len; ++i) {
+        in[i] = static_cast<char>((b + static_cast<int>(i) * 37) & 0xFF);
+      }
+      std::string want = in;
+      for (auto& ch : want) {
+        if (ch >= 'A' && ch <= 'Z') {
+          ch = static_cast<char>(ch - 'A' + 'a');
+        }
+      }
+      simple::overwrite_lowered(out, in);
+      ASSERT_EQ(out, want) << "len " << len << " byte " << b;
+    }
+  }
+  std::string v = "abc";
+  simple::overwrite(v, "xyz");
+  EXPECT_EQ(v, "xyz");
+  simple::overwrite(v, "longer value");
+  EXPECT_EQ(v, "longer value");
+  simple::overwrite(v, "");
+  EXPECT_EQ(v, "");
+}
+
 TEST(simple_head, plain_fields) {
   std::vector<std::pair<std::string, std::string>> f;
   ASSERT_TRUE(scan("Host: a\r\nX-Tab:\tv w \t\r\n", f));
