@@ -5,6 +5,10 @@
 #include <limits>
 #include <random>
 
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+#endif
+
 namespace switchyard::cache {
 
 namespace {
@@ -23,7 +27,7 @@ std::uint64_t load64(const char* p) {
 
 // Four independent lanes of 8 bytes, so the multiplications overlap instead of waiting on
 // each other (a 1 KB body in about 0.1 µs), folded together at the end.
-std::uint64_t hash_bytes(std::uint64_t h, std::string_view s) {
+std::uint64_t hash_bytes_portable(std::uint64_t h, std::string_view s) {
   const char* p = s.data();
   std::size_t n = s.size();
   std::uint64_t a = h, b = h ^ 0x6a09e667f3bcc909ULL, c = h ^ 0xbb67ae8584caa73bULL, d = h ^ 0x3c6ef372fe94f82bULL;
@@ -46,7 +50,58 @@ std::uint64_t hash_bytes(std::uint64_t h, std::string_view s) {
   return mix(h, tail ^ (static_cast<std::uint64_t>(s.size()) << 56));
 }
 
+#if defined(__x86_64__)
+// The same job with the CPU's CRC32C instruction (SSE4.2): one instruction per 8 bytes,
+// three independent lanes (its latency is three cycles), about half the instructions of
+// the portable hash. A slot choice, not a content check: equal hashes of different bodies
+// only cost a byte comparison.
+__attribute__((target("sse4.2"))) std::uint64_t hash_bytes_crc(std::uint64_t h, std::string_view s) {
+  const char* p = s.data();
+  std::size_t n = s.size();
+  std::uint64_t a = h, b = h >> 21, c = h >> 42;
+  while (n >= 24) {
+    a = _mm_crc32_u64(a, load64(p));
+    b = _mm_crc32_u64(b, load64(p + 8));
+    c = _mm_crc32_u64(c, load64(p + 16));
+    p += 24;
+    n -= 24;
+  }
+  while (n >= 8) {
+    a = _mm_crc32_u64(a, load64(p));
+    p += 8;
+    n -= 8;
+  }
+  std::uint64_t tail = 0;
+  std::memcpy(&tail, p, n);
+  a = _mm_crc32_u64(a, tail ^ (static_cast<std::uint64_t>(s.size()) << 56));
+  return mix(mix(mix(h, a), b << 32 | c), s.size());
+}
+
+const bool have_crc32c = __builtin_cpu_supports("sse4.2") != 0;
+#endif
+
+std::uint64_t hash_bytes(std::uint64_t h, std::string_view s) {
+#if defined(__x86_64__)
+  if (have_crc32c) {
+    return hash_bytes_crc(h, s);
+  }
+#endif
+  return hash_bytes_portable(h, s);
+}
+
 }  // namespace
+
+namespace detail {
+std::uint64_t memo_hash_portable(std::uint64_t seed, std::string_view s) { return hash_bytes_portable(seed, s); }
+std::uint64_t memo_hash_crc32c(std::uint64_t seed, std::string_view s) {
+#if defined(__x86_64__)
+  if (have_crc32c) {
+    return hash_bytes_crc(seed, s);
+  }
+#endif
+  return hash_bytes_portable(seed, s);
+}
+}  // namespace detail
 
 key_memo::key_memo(std::size_t slots, std::size_t max_body)
     // Member offsets are 32-bit (member_spans).
@@ -70,8 +125,11 @@ const key_memo::slot* key_memo::holding(std::uint64_t h, std::string_view body) 
 }
 
 const std::string* key_memo::find(std::uint64_t h, std::string_view call, std::string_view group,
-                                  std::string_view body) const {
-  const slot* s = holding(h, body);
+                                  std::string_view body, std::uint64_t verified) const {
+  const slot* s = &slots_[h % slots_.size()];
+  if (verified == 0 || !s->used || s->version != verified || s->h != h) {
+    s = holding(h, body);
+  }
   if (s == nullptr || s->call != call || s->group != group) {
     return nullptr;
   }
@@ -79,8 +137,12 @@ const std::string* key_memo::find(std::uint64_t h, std::string_view call, std::s
   return &s->hex;
 }
 
-const std::vector<member_spans>* key_memo::find_members(std::uint64_t h, std::string_view body) const {
+const std::vector<member_spans>* key_memo::find_members(std::uint64_t h, std::string_view body,
+                                                        std::uint64_t* verified) const {
   const slot* s = holding(h, body);
+  if (s != nullptr && verified != nullptr) {
+    *verified = s->version;
+  }
   if (s == nullptr || s->members.empty()) {
     return nullptr;
   }
@@ -95,6 +157,7 @@ void key_memo::put(std::uint64_t h, std::string_view call, std::string_view grou
   }
   auto& s = slots_[h % slots_.size()];
   s.h = h;
+  s.version = ++versions_;
   s.used = true;
   s.call.assign(call);
   s.group.assign(group);

@@ -149,16 +149,16 @@ void restore_scan(providers::json_scan& out, const std::vector<cache::member_spa
   out.too_deep = false;
   out.root = providers::json_kind::object;
   out.unescaped_keys.clear();
-  out.members.clear();
-  out.members.reserve(members.size());
-  for (const auto& s : members) {
-    providers::json_member m;
-    m.key = body.substr(s.key_at, s.key_size);
-    m.whole = body.substr(s.whole_at, s.whole_size);
-    m.value = body.substr(s.value_at, s.value_size);
+  out.members.resize(members.size());
+  const char* const b = body.data();
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    const auto& s = members[i];
+    auto& m = out.members[i];
+    m.key = std::string_view(b + s.key_at, s.key_size);
+    m.whole = std::string_view(b + s.whole_at, s.whole_size);
+    m.value = std::string_view(b + s.value_at, s.value_size);
     m.kind = static_cast<providers::json_kind>(s.kind);
     m.text_bytes = s.text_bytes;
-    out.members.push_back(m);
   }
 }
 
@@ -243,7 +243,8 @@ verdict cache_stage::run(request_ctx& ctx) {
   if (memo_sized) {
     slot->memo_hash = ctx.body_hashed ? ctx.body_hash : memo_.hash(ctx.req.body);
   }
-  if (const std::string* hex = memo_sized ? memo_.find(slot->memo_hash, call, group, ctx.req.body) : nullptr) {
+  if (const std::string* hex =
+          memo_sized ? memo_.find(slot->memo_hash, call, group, ctx.req.body, ctx.body_memo_version) : nullptr) {
     slot->memo_found = true;
     ctx.cache_key = cache::key_from_hex(ns, *hex);
   } else {

@@ -125,7 +125,7 @@ verdict parse_stage::run(request_ctx& ctx) {
   if (memo_ != nullptr && ctx.req.body.size() <= memo_->max_body()) {
     ctx.body_hash = memo_->hash(ctx.req.body);
     ctx.body_hashed = true;
-    seen = memo_->find_members(ctx.body_hash, ctx.req.body);
+    seen = memo_->find_members(ctx.body_hash, ctx.req.body, &ctx.body_memo_version);
   }
   if (seen != nullptr) {
     restore_scan(ctx.scan, *seen, ctx.req.body);

@@ -33,6 +33,13 @@ struct member_spans {
   std::size_t text_bytes = 0;
 };
 
+namespace detail {
+// The slot hash: with the CPU's CRC32C instruction where it has SSE4.2, else portable.
+// Both are given for tests (the CRC32C one falls back to the portable one without SSE4.2).
+std::uint64_t memo_hash_portable(std::uint64_t seed, std::string_view s);
+std::uint64_t memo_hash_crc32c(std::uint64_t seed, std::string_view s);
+}  // namespace detail
+
 class key_memo {
  public:
   static constexpr std::size_t default_slots = 256;
@@ -44,10 +51,14 @@ class key_memo {
   std::uint64_t hash(std::string_view body) const;
 
   // The hex key remembered for exactly these bytes, call and model group, or nullptr.
+  // `verified`: what find_members() set for these bytes earlier in the same request; while
+  // that slot was not written since, its bytes are known equal and not compared again.
   const std::string* find(std::uint64_t h, std::string_view call, std::string_view group,
-                          std::string_view body) const;
-  // The members remembered for exactly these bytes, or nullptr.
-  const std::vector<member_spans>* find_members(std::uint64_t h, std::string_view body) const;
+                          std::string_view body, std::uint64_t verified = 0) const;
+  // The members remembered for exactly these bytes, or nullptr. When the slot holds these
+  // bytes, `verified` is set to its version (for find()), even if it has no members.
+  const std::vector<member_spans>* find_members(std::uint64_t h, std::string_view body,
+                                                std::uint64_t* verified = nullptr) const;
 
   // Remembers `hex` and `members` for these bytes (a body above max_body is not kept).
   void put(std::uint64_t h, std::string_view call, std::string_view group, std::string_view body,
@@ -60,6 +71,7 @@ class key_memo {
  private:
   struct slot {
     std::uint64_t h = 0;
+    std::uint64_t version = 0;  // set from versions_ at each put (never 0)
     bool used = false;
     std::string call;
     std::string group;
@@ -72,6 +84,7 @@ class key_memo {
   std::vector<slot> slots_;
   std::size_t max_body_;
   std::uint64_t seed_;
+  std::uint64_t versions_ = 0;
   mutable std::uint64_t hits_ = 0;
   mutable std::uint64_t member_hits_ = 0;
 };

@@ -111,6 +111,7 @@ struct request_ctx {
   // it (the cache stage does not hash the body again).
   std::uint64_t body_hash = 0;
   bool body_hashed = false;
+  std::uint64_t body_memo_version = 0;  // the memo slot found holding these bytes (key_memo::find)
   std::shared_ptr<cache_slot> cache;
   // Set by a stage that sent the provider part of the request only (embeddings with some
   // input items cached): makes the client's answer from the provider's (non-stream) one.

@@ -60,6 +60,46 @@ TEST(key_memo, the_hash_reads_every_byte_and_the_length) {
   EXPECT_NE(m.hash(""), m.hash(std::string(1, '\0')));
 }
 
+// Both implementations of the slot hash (CRC32C where the CPU has it, and the portable
+// one) read every byte, every length and the seed.
+TEST(key_memo, both_slot_hashes_read_every_byte_the_length_and_the_seed) {
+  using switchyard::cache::detail::memo_hash_crc32c;
+  using switchyard::cache::detail::memo_hash_portable;
+  for (auto* h : {&memo_hash_portable, &memo_hash_crc32c}) {
+    for (std::size_t len : {0u, 1u, 7u, 8u, 23u, 24u, 25u, 31u, 32u, 33u, 100u, 1000u}) {
+      const std::string a(len, 'x');
+      EXPECT_NE(h(42, a), h(42, a + '\0')) << len;
+      EXPECT_NE(h(42, a), h(43, a)) << len;
+      for (std::size_t i = 0; i < len; ++i) {
+        std::string b = a;
+        b[i] = 'y';
+        ASSERT_NE(h(42, a), h(42, b)) << len << " at " << i;
+      }
+    }
+  }
+}
+
+// A slot verified by find_members() is not compared again by find() while it was not
+// written since; once written (another body on the slot), find() compares again.
+TEST(key_memo, a_verified_slot_is_trusted_only_until_it_is_written) {
+  key_memo m(1);  // one slot: every body shares it
+  const std::string body = "the body";
+  m.put(m.hash(body), "chat", "g", body, hex_a, {});
+  std::uint64_t verified = 0;
+  EXPECT_EQ(m.find_members(m.hash(body), body, &verified), nullptr);  // no members kept
+  ASSERT_NE(verified, 0u);
+  ASSERT_NE(m.find(m.hash(body), "chat", "g", body, verified), nullptr);
+  EXPECT_EQ(m.find(m.hash(body), "chat", "g2", body, verified), nullptr);  // still checks call, group
+  m.put(m.hash("other"), "chat", "g", "other", hex_b, {});
+  EXPECT_EQ(m.find(m.hash(body), "chat", "g", body, verified), nullptr);
+  // Written again with the same bytes: a new version, compared and found.
+  m.put(m.hash(body), "chat", "g", body, hex_a, {});
+  EXPECT_NE(m.find(m.hash(body), "chat", "g", body, verified), nullptr);
+  std::uint64_t other = 0;
+  EXPECT_EQ(m.find_members(m.hash("nope"), "nope", &other), nullptr);
+  EXPECT_EQ(other, 0u);
+}
+
 TEST(key_memo, members_are_found_for_the_same_bytes_whatever_the_call_and_group) {
   key_memo m;
   const std::string body = R"({"model":"m","n":1})";
