@@ -159,7 +159,9 @@ void fill_spend_row(spend::spend_row& r, const request_ctx& ctx, spend::pricer& 
   r.cache_creation_tokens = b.t.cache_creation;
   r.reasoning_tokens = b.t.reasoning;
   r.spend = b.spend;
-  const auto steady_now = std::chrono::steady_clock::now();
+  // The steady times become wall-clock times against one reading of each clock; finish
+  // read the steady one just before the observers ran (o.done), so it is not read again.
+  const auto steady_now = o.done != time_point{} ? o.done : std::chrono::steady_clock::now();
   const auto sys_now = std::chrono::system_clock::now();
   r.start_us = unix_us(o.received, steady_now, sys_now);
   r.end_us = unix_us(o.done, steady_now, sys_now);
