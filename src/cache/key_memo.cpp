@@ -93,14 +93,7 @@ std::uint64_t hash_bytes(std::uint64_t h, std::string_view s) {
 
 namespace detail {
 std::uint64_t memo_hash_portable(std::uint64_t seed, std::string_view s) { return hash_bytes_portable(seed, s); }
-std::uint64_t memo_hash_crc32c(std::uint64_t seed, std::string_view s) {
-#if defined(__x86_64__)
-  if (have_crc32c) {
-    return hash_bytes_crc(seed, s);
-  }
-#endif
-  return hash_bytes_portable(seed, s);
-}
+std::uint64_t memo_hash_crc32c(std::uint64_t seed, std::string_view s) { return hash_bytes(seed, s); }
 }  // namespace detail
 
 key_memo::key_memo(std::size_t slots, std::size_t max_body)

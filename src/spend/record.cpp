@@ -183,7 +183,7 @@ void put_raw(std::string& out, const char* key, const std::string& text, const c
 char* put_utc(char* o, std::int64_t us) {
   constexpr std::int64_t us_per_s = 1'000'000;
   const std::int64_t sec = us / us_per_s - (us % us_per_s < 0 ? 1 : 0);  // floor
-  std::int64_t frac = us - sec * us_per_s;
+  const std::int64_t frac = us - sec * us_per_s;
   const auto digits = [](char* at, std::int64_t v, int n) {
     for (int i = n - 1; i >= 0; --i) {
       at[i] = static_cast<char>('0' + v % 10);

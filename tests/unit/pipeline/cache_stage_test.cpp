@@ -162,6 +162,29 @@ TEST_F(cache_stage_test, a_body_seen_before_reuses_its_scan) {
   EXPECT_NE(streamed.body.find("data: [DONE]"), std::string::npos);
 }
 
+// With a body remembered, bodies that are not its bytes are scanned as ever: a malformed
+// one of the same length (a byte changed) and a cut one get the parse stage's 400, and
+// the provider is not called for them.
+TEST_F(cache_stage_test, a_malformed_body_beside_a_remembered_one_is_still_refused) {
+  up.script["http://b1.test"] = {reply(200, answer_json)};
+  const std::string b = body(false, R"("temperature":0,)");
+  call(b);
+  call(b);
+  call(b);
+  ASSERT_EQ(cstage->body_memo().member_hits(), 1u);
+  std::string broken = b;
+  broken[broken.find(':')] = ',';  // same length, not JSON
+  auto r1 = call(broken);
+  EXPECT_EQ(r1.status, 400) << r1.body;
+  auto r2 = call(b.substr(0, b.size() - 1));
+  EXPECT_EQ(r2.status, 400) << r2.body;
+  EXPECT_EQ(cstage->body_memo().member_hits(), 1u);
+  EXPECT_EQ(up.calls["http://b1.test"], 1);
+  ASSERT_EQ(obs.finished.size(), 5u);
+  EXPECT_STREQ(obs.finished[3].out.answered_by, "parse");
+  EXPECT_STREQ(obs.finished[4].out.answered_by, "parse");
+}
+
 // A scan rebuilt from remembered offsets, over another copy of the same bytes, is the
 // scan of that copy; a body whose key had escapes is not remembered that way.
 TEST(member_spans, a_restored_scan_is_the_scan_of_the_copy) {
