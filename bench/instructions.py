@@ -78,12 +78,19 @@ VARIANTS["limits-nolease"] = ({"SWITCHYARD_LIMITS_LEASE_MS": "0"},
 # bench.py's memory-hit target: a virtual key, Postgres (the spend rows) and Redis, every
 # request a hit from the memory tier; `vkey` is its baseline without the cache.
 VARIANTS["cache-mem-vkey"] = ({}, VARIANTS["vkey"][1] + VARIANTS["cache-mem"][1])
+# bench.py's all-miss pair: the same setup, every request a body of its own, with the
+# response cache on (Redis) and off.
+VARIANTS["unique-vkey"] = VARIANTS["vkey"]
+VARIANTS["cache-miss-vkey"] = (VARIANTS["cache-miss"][0], VARIANTS["vkey"][1] + VARIANTS["cache-miss"][1])
 KEY_BODIES = {"limits": {"max_budget": 1000000, "rpm_limit": 100000000},
               "limits-nolease": {"max_budget": 1000000, "rpm_limit": 100000000}, "vkey": {},
-              "cache-mem-vkey": {}}
-DB_VARIANTS = {"spend", "nospend", "limits", "limits-nolease", "vkey", "cache-mem-vkey"}
-REDIS_VARIANTS = {"cache-redis", "cache-miss", "limits", "limits-nolease", "vkey", "cache-mem-vkey"}
-UNIQUE_VARIANTS = {"cache-miss", "unique"}  # every request's body differs (the cache key)
+              "cache-mem-vkey": {}, "unique-vkey": {}, "cache-miss-vkey": {}}
+DB_VARIANTS = {"spend", "nospend", "limits", "limits-nolease", "vkey", "cache-mem-vkey", "unique-vkey",
+               "cache-miss-vkey"}
+REDIS_VARIANTS = {"cache-redis", "cache-miss", "limits", "limits-nolease", "vkey", "cache-mem-vkey",
+                  "unique-vkey", "cache-miss-vkey"}
+# every request's body differs (the cache key)
+UNIQUE_VARIANTS = {"cache-miss", "unique", "unique-vkey", "cache-miss-vkey"}
 VARIANTS["unique"] = ({}, "")  # the baseline of cache-miss: unique bodies, no cache
 DATABASE_URL = ""  # set by main() when a DB variant runs
 REDIS_PORT = 0     # set by main() when a Redis variant runs

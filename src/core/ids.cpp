@@ -63,6 +63,12 @@ struct xoshiro256 {
 }  // namespace
 
 std::string uuid4() {
+  std::string out;
+  uuid4_into(out);
+  return out;
+}
+
+void uuid4_into(std::string& out) {
   thread_local xoshiro256 gen;
   std::array<unsigned char, 16> b{};
   const std::uint64_t hi = gen.next();
@@ -71,7 +77,7 @@ std::string uuid4() {
   std::memcpy(b.data() + 8, &lo, 8);
   b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
   b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
-  std::string out(36, '-');
+  out.assign(36, '-');
   std::size_t o = 0;
   for (std::size_t i = 0; i < b.size(); ++i) {
     if (i == 4 || i == 6 || i == 8 || i == 10) {
@@ -80,7 +86,6 @@ std::string uuid4() {
     out[o++] = hex_digits[b[i] >> 4];
     out[o++] = hex_digits[b[i] & 0xf];
   }
-  return out;
 }
 
 std::string random_hex(std::size_t bytes) {

@@ -13,6 +13,8 @@
 
 #include <atomic>
 #include <charconv>
+#include <cmath>
+#include <cstdint>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -276,6 +278,23 @@ void json_escape_to(std::string& out, std::string_view s) { append_json_escaped(
 
 std::string_view redacted_path(std::string_view path, std::string& scratch) { return redact_keys(path, scratch); }
 
+// `ms` with three decimals, as "%.3f" writes it, through integer microseconds: the
+// floating-point to_chars cost a tenth of the access line.
+void append_millis(std::string& out, double ms) {
+  char num[32];
+  if (!(ms >= 0 && ms < 1e12)) {  // never for a duration; NaN included
+    out.append(num, static_cast<std::size_t>(std::to_chars(num, num + sizeof num, ms, std::chars_format::fixed, 3).ptr -
+                                             num));
+    return;
+  }
+  const auto us = static_cast<std::uint64_t>(std::llround(ms * 1000.0));
+  out.append(num, static_cast<std::size_t>(std::to_chars(num, num + sizeof num, us / 1000).ptr - num));
+  const auto frac = static_cast<unsigned>(us % 1000);
+  const char digits[4] = {'.', static_cast<char>('0' + frac / 100), static_cast<char>('0' + frac / 10 % 10),
+                          static_cast<char>('0' + frac % 10)};
+  out.append(digits, 4);
+}
+
 void log_access(const access_record& r) {
   if (!g_access || !g_access_writer || !g_access->should_log(spdlog::level::info)) {
     return;
@@ -293,7 +312,9 @@ void log_access(const access_record& r) {
     json_escape_to(line, path);
     fmt::format_to(std::back_inserter(line), R"(","status":{},"model":")", r.status);
     json_escape_to(line, r.model);
-    fmt::format_to(std::back_inserter(line), R"(","duration_ms":{:.3f},"key":")", r.duration_ms);
+    line += R"(","duration_ms":)";
+    append_millis(line, r.duration_ms);
+    line += R"(,"key":")";
     json_escape_to(line, r.key_redacted);
     line += R"(","call_id":")";
     json_escape_to(line, r.call_id);
@@ -311,8 +332,7 @@ void log_access(const access_record& r) {
     line += " model=";
     line += r.model.empty() ? std::string_view("-") : r.model;
     line += " duration_ms=";
-    line.append(num, static_cast<std::size_t>(
-                         std::to_chars(num, num + sizeof num, r.duration_ms, std::chars_format::fixed, 3).ptr - num));
+    append_millis(line, r.duration_ms);
     line += " key=";
     line += r.key_redacted.empty() ? std::string_view("-") : r.key_redacted;
     line += " call_id=";

@@ -250,8 +250,11 @@ namespace {
 template <class Conn>
 class session_responder final : public responder {
  public:
-  session_responder(std::shared_ptr<Conn> c, const server_options& opts, bool keep_alive, bool draining)
-      : conn_(std::move(c)), opts_(opts), keep_alive_(keep_alive), draining_(draining) {}
+  // `call_id` (x-litellm-call-id on every response of the exchange) is the session's, and
+  // outlives the responder.
+  session_responder(std::shared_ptr<Conn> c, const server_options& opts, bool keep_alive, bool draining,
+                    std::string_view call_id)
+      : conn_(std::move(c)), opts_(opts), keep_alive_(keep_alive), draining_(draining), call_id_(call_id) {}
 
   ~session_responder() override { stop_watching(); }
 
@@ -275,9 +278,7 @@ class session_responder final : public responder {
     if (!r.content_type.empty()) {
       append_field(head, "Content-Type", r.content_type);
     }
-    for (const auto& [k, v] : common_) {
-      append_field(head, k, v);
-    }
+    append_common(head);
     for (const auto& [k, v] : r.headers) {
       append_field(head, k, v);
     }
@@ -320,9 +321,7 @@ class session_responder final : public responder {
     head.append(reason.data(), reason.size());
     head += "\r\nServer: switchyard\r\n";
     append_field(head, "Content-Type", content_type);
-    for (const auto& [k, v] : common_) {
-      append_field(head, k, v);
-    }
+    append_common(head);
     for (const auto& [k, v] : headers) {
       append_field(head, k, v);
     }
@@ -401,6 +400,15 @@ class session_responder final : public responder {
 
   void add_common_header(std::string name, std::string value) override {
     common_.emplace_back(std::move(name), std::move(value));
+  }
+
+  void append_common(std::string& head) const {
+    if (!call_id_.empty()) {
+      append_field(head, "x-litellm-call-id", call_id_);
+    }
+    for (const auto& [k, v] : common_) {
+      append_field(head, k, v);
+    }
   }
 
   bool started() const override { return started_; }
@@ -503,19 +511,22 @@ class session_responder final : public responder {
   bool head_pending_ = false;  // streaming head built, not yet written
   bool access_taken_ = false;
   int status_ = 0;
+  std::string_view call_id_;
   header_list common_;
   std::shared_ptr<watch_state> watch_;
   std::string model_;
   std::string key_;
 };
 
-// x-litellm-call-id from the client when usable, else a new uuid4.
-std::string call_id_of(const request& req) {
-  std::string id(req.header("x-litellm-call-id"));
-  if (id.empty() || id.size() > 128) {
-    id = core::uuid4();
+// x-litellm-call-id from the client when usable, else a new uuid4; written over `id` (the
+// session keeps it from request to request).
+void call_id_into(const request& req, std::string& id) {
+  const auto given = req.header("x-litellm-call-id");
+  if (given.empty() || given.size() > 128) {
+    core::uuid4_into(id);
+  } else {
+    id.assign(given);
   }
-  return id;
 }
 
 // A lingering close, as nginx does: an early error (413, 408, 400...) is usually sent
@@ -842,7 +853,7 @@ net::awaitable<bool> server::impl::read_with_parser(Conn& c, beast::flat_buffer&
       co_return false;
     }
   }
-  call_id = call_id_of(req);
+  call_id_into(req, call_id);
 
   // 3. Body: refuse early what is declared too large, then read it bounded in time.
   if (auto len = parser.content_length(); len && *len > opts_.max_body_bytes) {
@@ -929,6 +940,7 @@ template <class Conn>
 net::awaitable<void> server::impl::session(std::shared_ptr<Conn> c) {
   beast::flat_buffer buf;
   request req;  // reused from request to request (recycle())
+  std::string call_id;  // likewise: each request's is written over the last one's
   bool first = true;
   std::string remote;
   {
@@ -957,13 +969,12 @@ net::awaitable<void> server::impl::session(std::shared_ptr<Conn> c) {
     c->busy = true;
 
     recycle(req);
-    std::string call_id;
     bool keep_alive = true;
     simple_head head;
     if (parse_simple_head(std::string_view(static_cast<const char*>(buf.data().data()), buf.size()),
                           opts_.max_header_bytes, req, head)) {
       buf.consume(head.bytes);
-      call_id = call_id_of(req);
+      call_id_into(req, call_id);
       keep_alive = head.keep_alive;
       if (head.content_length > opts_.max_body_bytes) {
         auto e = too_large(opts_.max_body_bytes, head.content_length);
@@ -993,11 +1004,10 @@ net::awaitable<void> server::impl::session(std::shared_ptr<Conn> c) {
     req.call_id = call_id;
     req.received_at = std::chrono::steady_clock::now();
 
-    session_responder<Conn> resp(c, opts_, keep_alive, draining_);
+    session_responder<Conn> resp(c, opts_, keep_alive, draining_, call_id);
     if (req.method == "HEAD") {
       resp.answer_head_only();
     }
-    resp.add_common_header("x-litellm-call-id", call_id);
     co_await handler_(req, resp);
     resp.stop_watching();
     if (!resp.started() && !resp.gone()) {

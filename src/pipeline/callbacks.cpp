@@ -300,13 +300,7 @@ callback_fields fields_with(const request_ctx& ctx, spend::pricer& prices, const
     } else if (ctx.who.is_master) {
       f.key_hash = o.master_key_hash;
     }
-    f.end_user = std::string(ctx.req.header("x-litellm-end-user-id"));
-    if (f.end_user.empty() && ctx.scan.ok) {
-      if (const auto* m = ctx.scan.find("user");
-          m != nullptr && m->kind == providers::json_kind::string && m->value.size() >= 2) {
-        f.end_user = providers::json_unescape(m->value.substr(1, m->value.size() - 2));
-      }
-    }
+    f.end_user = ctx.end_user();
   }
   if (const auto* fa = out.final_attempt(); fa != nullptr && fa->dep) {
     const auto& d = *fa->dep;

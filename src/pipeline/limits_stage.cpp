@@ -209,25 +209,9 @@ const limits_stage::group_price& limits_stage::price_of_group(const std::string&
   return group_prices_.emplace(model, g).first->second;
 }
 
-namespace {
-
-// The request's end user: x-litellm-end-user-id, else the body's `user` (as the spend row).
-std::string end_user_id(const request_ctx& ctx) {
-  if (auto h = ctx.req.header("x-litellm-end-user-id"); !h.empty()) {
-    return std::string(h);
-  }
-  const auto* m = ctx.scan.ok ? ctx.scan.find("user") : nullptr;
-  if (m == nullptr || m->kind != providers::json_kind::string || m->value.size() < 2) {
-    return {};
-  }
-  return providers::json_unescape(m->value.substr(1, m->value.size() - 2));
-}
-
-}  // namespace
-
 verdict limits_stage::run(request_ctx& ctx) {
   if (s_.end_users != nullptr) {
-    const std::string id = end_user_id(ctx);
+    const std::string& id = ctx.end_user();
     if (!id.empty()) {
       auto eu = s_.end_users->cached(id);
       if (!eu) {
@@ -414,7 +398,7 @@ verdict limits_stage::build(request_ctx& ctx, const auth::end_user* eu) {
 net::awaitable<verdict> limits_stage::run_async(request_ctx& ctx) {
   if (!ctx.limits) {
     // run() waited for the end user: look it up, then build the checks.
-    auto r = co_await s_.end_users->get(end_user_id(ctx));
+    auto r = co_await s_.end_users->get(ctx.end_user());
     if (!r) {
       // Postgres unreachable and the end user never seen: the request goes on under the
       // key's limits only (as a cached key does during an outage).

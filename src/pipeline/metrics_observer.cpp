@@ -340,16 +340,8 @@ void metrics_observer::on_finish(const request_ctx& ctx) noexcept {
     } else if (ctx.who.is_master) {
       l.hashed_api_key = opts_.master_key_hash;
     }
-    std::string end_user;  // only read when the option asks for the label
-    if (opts_.end_user_label) {
-      l.end_user = ctx.req.header("x-litellm-end-user-id");
-      if (l.end_user.empty() && ctx.scan.ok) {
-        if (const auto* m = ctx.scan.find("user"); m != nullptr && m->kind == providers::json_kind::string &&
-                                                   m->value.size() >= 2) {
-          end_user = providers::json_unescape(m->value.substr(1, m->value.size() - 2));
-          l.end_user = end_user;
-        }
-      }
+    if (opts_.end_user_label) {  // only read when the option asks for the label
+      l.end_user = ctx.end_user();
     }
     l.requested_model = ctx.requested_model;
     const auto* fa = o.final_attempt();

@@ -17,15 +17,6 @@ std::int64_t unix_us(time_point t, time_point steady_now, std::chrono::system_cl
   return std::chrono::duration_cast<std::chrono::microseconds>(sys.time_since_epoch()).count();
 }
 
-// A top-level string member of the request body (read from the scan, no DOM).
-std::string body_string(const request_ctx& ctx, std::string_view name) {
-  const auto* m = ctx.scan.ok ? ctx.scan.find(name) : nullptr;
-  if (m == nullptr || m->kind != providers::json_kind::string || m->value.size() < 2) {
-    return {};
-  }
-  return providers::json_unescape(m->value.substr(1, m->value.size() - 2));
-}
-
 // Tags: the body's `tags`, else `metadata.tags` (arrays of strings), as a JSON array.
 std::string tags_of(const request_ctx& ctx) {
   if (!ctx.scan.ok) {
@@ -124,7 +115,7 @@ billed billed_of(const request_ctx& ctx, spend::pricer& prices) {
 
 void fill_spend_row(spend::spend_row& r, const request_ctx& ctx, spend::pricer& prices, bool store_prompts) {
   const auto& o = ctx.out;
-  r.row_id = core::uuid4();
+  core::uuid4_into(r.row_id);
   r.request_id = ctx.req.call_id;
   r.call_type = names_of(ctx.type).spend_name;
   if (const auto& k = ctx.who.vkey) {
@@ -134,10 +125,7 @@ void fill_spend_row(spend::spend_row& r, const request_ctx& ctx, spend::pricer& 
     r.team_id = k->team_id;
     r.organization_id = k->organization_id;
   }
-  r.end_user = std::string(ctx.req.header("x-litellm-end-user-id"));
-  if (r.end_user.empty()) {
-    r.end_user = body_string(ctx, "user");
-  }
+  r.end_user = ctx.end_user();
   r.model = ctx.requested_model;
   r.cache_hit = o.cache_hit;
   if (o.cache_hit) {
@@ -174,7 +162,7 @@ void fill_spend_row(spend::spend_row& r, const request_ctx& ctx, spend::pricer& 
   r.retries = o.retries();
   r.fallbacks = o.fallbacks();
   r.requester_ip = ctx.req.remote_address;
-  r.session_id = std::string(ctx.req.header("x-litellm-session-id"));
+  r.session_id.assign(ctx.req.header("x-litellm-session-id"));
   r.tags_json = tags_of(ctx);
   if (store_prompts) {
     keep_prompt_and_answer(ctx, r);

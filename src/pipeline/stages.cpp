@@ -120,6 +120,19 @@ const nlohmann::json& request_ctx::full_body() {
   return *full;
 }
 
+const std::string& request_ctx::end_user() const {
+  if (!end_user_) {
+    auto& id = end_user_.emplace(req.header("x-litellm-end-user-id"));
+    if (id.empty() && scan.ok) {
+      if (const auto* m = scan.find("user");
+          m != nullptr && m->kind == json_kind::string && m->value.size() >= 2) {
+        id = providers::json_unescape(m->value.substr(1, m->value.size() - 2));
+      }
+    }
+  }
+  return *end_user_;
+}
+
 verdict parse_stage::run(request_ctx& ctx) {
   const std::vector<cache::member_spans>* seen = nullptr;
   if (memo_ != nullptr && ctx.req.body.size() <= memo_->max_body()) {

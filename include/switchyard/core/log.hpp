@@ -35,5 +35,7 @@ void log_access(const access_record& r);
 // inside a longer word) cut to "sk-..." and its last four characters; `path` itself when
 // it names none, else a view of `scratch`. Access logs write paths through it.
 std::string_view redacted_path(std::string_view path, std::string& scratch);
+// Appends `ms` with three decimals (as "%.3f"): the access line's duration_ms.
+void append_millis(std::string& out, double ms);
 
 }  // namespace switchyard::core

@@ -133,6 +133,13 @@ struct request_ctx {
 
   // The whole body as a DOM (path model applied), parsed on first use.
   const nlohmann::json& full_body();
+  // The request's end user: the x-litellm-end-user-id header, else the body's `user`
+  // string (LiteLLM's order); empty: none. Found on first use, for the limits, the spend
+  // row, metrics and callbacks alike.
+  const std::string& end_user() const;
+
+ private:
+  mutable std::optional<std::string> end_user_;
 };
 
 }  // namespace switchyard::pipeline

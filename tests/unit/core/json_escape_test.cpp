@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
+#include <cstdio>
+
 namespace {
 
 std::string escaped(std::string_view s) {
@@ -102,4 +105,42 @@ TEST(json_escape, plain_prefix_agrees_with_a_byte_scan_at_every_position) {
       }
     }
   }
+}
+
+// The access line's duration_ms: the same text as "%.3f" for any duration, written
+// through integer microseconds.
+TEST(access_line, millis_are_written_as_printf_writes_them) {
+  const auto millis = [](double ms) {
+    std::string out;
+    switchyard::core::append_millis(out, ms);
+    return out;
+  };
+  const auto printf3 = [](double ms) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.3f", ms);
+    return std::string(buf);
+  };
+  EXPECT_EQ(millis(0), "0.000");
+  EXPECT_EQ(millis(2.058), "2.058");
+  EXPECT_EQ(millis(0.0004), "0.000");
+  EXPECT_EQ(millis(0.0006), "0.001");
+  EXPECT_EQ(millis(999.9996), "1000.000");
+  EXPECT_EQ(millis(123456.789), "123456.789");
+  // Values away from a tie (ties are rounded either way by the two): every microsecond
+  // count up to 2 s, plus a quarter microsecond either side, and larger ones.
+  for (std::uint64_t us = 0; us < 2'000'000; us += 13) {
+    for (double off : {-0.25, 0.0, 0.25}) {
+      const double ms = (static_cast<double>(us) + off) / 1000.0;
+      if (ms < 0) {
+        continue;
+      }
+      ASSERT_EQ(millis(ms), printf3(ms)) << ms;
+    }
+  }
+  for (double ms : {86'400'000.123, 1e9 + 0.5004, 3.6e6}) {
+    EXPECT_EQ(millis(ms), printf3(ms)) << ms;
+  }
+  // Not a duration: still what printf writes.
+  EXPECT_EQ(millis(-1.5), printf3(-1.5));
+  EXPECT_EQ(millis(1e13), printf3(1e13));
 }

@@ -46,7 +46,8 @@ class pipeline_test : public ::testing::Test {
     pipe = std::make_unique<llm_pipeline>(cfg, keys, *rt, up, extensions{nullptr, nullptr, {&obs, &rows}});
   }
 
-  fake_responder call(const std::string& body, const std::string& key = "sk-master", int writes_before_gone = -1) {
+  fake_responder call(const std::string& body, const std::string& key = "sk-master", int writes_before_gone = -1,
+                      const http::header_list& extra_headers = {}) {
     if (!pipe) {
       build();
     }
@@ -54,6 +55,7 @@ class pipeline_test : public ::testing::Test {
     req.method = "POST";
     req.path = req.target = "/v1/chat/completions";
     req.headers.emplace_back("authorization", "Bearer " + key);
+    req.headers.insert(req.headers.end(), extra_headers.begin(), extra_headers.end());
     req.body = body;
     req.call_id = "call-1";
     req.received_at = std::chrono::steady_clock::now();
@@ -117,6 +119,28 @@ TEST_F(pipeline_test, success_records_status_attempt_and_usage) {
   EXPECT_EQ(o.usage.completion_tokens, 2);
   EXPECT_LE(o.received, o.first_byte);
   EXPECT_LE(o.first_byte, o.done);
+}
+
+// The end user, as LiteLLM finds it: the x-litellm-end-user-id header, else the body's
+// `user` string (JSON escapes undone); the spend row, the limits, metrics and callbacks
+// all read the one the request context finds.
+TEST_F(pipeline_test, the_end_user_is_the_header_else_the_body_user) {
+  up.script["http://a1.test"] = {reply(200, answer_json), reply(200, answer_json), reply(200, answer_json),
+                                 reply(200, answer_json)};
+  cfg->model_list.pop_back();
+  cfg->model_list.pop_back();
+  cfg->model_list.pop_back();
+  cfg->model_list.push_back(dep("a", "a1", "http://a1.test/v1"));
+  const std::string with_user = R"({"model":"a","user":"caf\u00e9 \"x\"","messages":[{"role":"user","content":"hi"}]})";
+  EXPECT_EQ(call(with_user).status, 200);
+  EXPECT_EQ(call(with_user, "sk-master", -1, {{"x-litellm-end-user-id", "from-header"}}).status, 200);
+  EXPECT_EQ(call(chat_body).status, 200);
+  EXPECT_EQ(call(R"({"model":"a","user":7,"messages":[{"role":"user","content":"hi"}]})").status, 200);
+  ASSERT_EQ(rows.rows.size(), 4u);
+  EXPECT_EQ(rows.rows[0].end_user, "caf\xc3\xa9 \"x\"");
+  EXPECT_EQ(rows.rows[1].end_user, "from-header");
+  EXPECT_EQ(rows.rows[2].end_user, "");
+  EXPECT_EQ(rows.rows[3].end_user, "");  // not a string: no end user
 }
 
 TEST_F(pipeline_test, stream_records_usage_and_first_token) {
