@@ -121,16 +121,20 @@ const nlohmann::json& request_ctx::full_body() {
 }
 
 const std::string& request_ctx::end_user() const {
-  if (!end_user_) {
-    auto& id = end_user_.emplace(req.header("x-litellm-end-user-id"));
-    if (id.empty() && scan.ok) {
+  // Kept once it is final: a header, or a body the parse stage scanned. Before the scan
+  // (an observer of a request refused earlier) it is looked up again on each call, so a
+  // later scan still counts.
+  if (!end_user_final_) {
+    end_user_.assign(req.header("x-litellm-end-user-id"));
+    end_user_final_ = !end_user_.empty() || scan.ok;
+    if (end_user_.empty() && scan.ok) {
       if (const auto* m = scan.find("user");
           m != nullptr && m->kind == json_kind::string && m->value.size() >= 2) {
-        id = providers::json_unescape(m->value.substr(1, m->value.size() - 2));
+        end_user_ = providers::json_unescape(m->value.substr(1, m->value.size() - 2));
       }
     }
   }
-  return *end_user_;
+  return end_user_;
 }
 
 verdict parse_stage::run(request_ctx& ctx) {

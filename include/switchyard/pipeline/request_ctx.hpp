@@ -139,7 +139,8 @@ struct request_ctx {
   const std::string& end_user() const;
 
  private:
-  mutable std::optional<std::string> end_user_;
+  mutable std::string end_user_;
+  mutable bool end_user_final_ = false;
 };
 
 }  // namespace switchyard::pipeline

@@ -463,3 +463,18 @@ TEST_F(pipeline_test, stored_prompts_are_bounded) {
   EXPECT_EQ(resp["truncated"], true);
   EXPECT_EQ(resp["choices"][0]["message"]["content"].get<std::string>().size(), spend::max_stored_bytes);
 }
+
+// Asked before the parse stage scanned the body (an observer of a request refused earlier),
+// the end user is the header's or none, and a later scan still counts.
+TEST(request_ctx_end_user, a_lookup_before_the_scan_does_not_hide_the_body_user) {
+  http::request req;
+  req.body = R"({"model":"a","user":"late"})";
+  fake_responder resp;
+  request_ctx ctx(req, resp);
+  EXPECT_EQ(ctx.end_user(), "");
+  ctx.scan = providers::scan_json(req.body, providers::max_json_depth);
+  ASSERT_TRUE(ctx.scan.ok);
+  EXPECT_EQ(ctx.end_user(), "late");
+  req.headers.emplace_back("x-litellm-end-user-id", "changed");
+  EXPECT_EQ(ctx.end_user(), "late");  // final once found
+}
