@@ -438,9 +438,8 @@ void append_json_string(std::string& out, std::string_view s) {
 
 }  // namespace
 
-std::optional<std::string> canonical_request_raw(
-    std::string_view call, std::string_view model_group,
-    const std::vector<std::pair<std::string_view, std::string_view>>& members) {
+bool canonical_request_raw(std::string& out, std::string_view call, std::string_view model_group,
+                           const std::vector<std::pair<std::string_view, std::string_view>>& members) {
   // Reused from call to call (one per thread): no allocation once it has grown.
   thread_local std::vector<const std::pair<std::string_view, std::string_view>*> kept;
   kept.clear();
@@ -450,7 +449,7 @@ std::optional<std::string> canonical_request_raw(
       continue;
     }
     if (!plain_key(m.first)) {
-      return std::nullopt;
+      return false;
     }
     kept.push_back(&m);
     bytes += m.first.size() + m.second.size() + 4;
@@ -458,10 +457,10 @@ std::optional<std::string> canonical_request_raw(
   std::sort(kept.begin(), kept.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
   for (std::size_t i = 1; i < kept.size(); ++i) {
     if (kept[i - 1]->first == kept[i]->first) {
-      return std::nullopt;  // a repeated key: the parsed object keeps the last one
+      return false;  // a repeated key: the parsed object keeps the last one
     }
   }
-  std::string out;
+  out.clear();
   out.reserve(bytes);
   out += "{\"call\":";
   append_json_string(out, call);
@@ -478,11 +477,11 @@ std::optional<std::string> canonical_request_raw(
     out.append(m->first);
     out += "\":";
     if (!append_canonical(out, m->second)) {
-      return std::nullopt;
+      return false;
     }
   }
   out += "}}";
-  return out;
+  return true;
 }
 
 std::string key_of(std::string_view ns, std::string_view canonical) {

@@ -6,6 +6,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <charconv>
 #include <ctime>
 
@@ -26,28 +27,32 @@ std::int64_t system_ms() {
   return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
-void append_int(std::string& out, std::int64_t v) {
-  char digits[24];
-  out.append(digits, static_cast<std::size_t>(std::to_chars(digits, digits + sizeof digits, v).ptr - digits));
-}
-
-// "<stored_ms> <expires_ms>\n<json>", into `out` (a buffer reused from one write to the next).
-void encode(const entry& e, std::string& out) {
-  out.clear();
-  out.reserve(e.value.size() + 96);
-  append_int(out, e.stored_ms);
-  out += ' ';
-  append_int(out, e.expires_ms);
+// The value's header, "<stored_ms> <expires_ms>\n" or with the usage
+// "<stored_ms> <expires_ms> <known> <prompt> <completion> <total>\n", into `out`; returns
+// its length. The value stored is the header followed by the answer.
+constexpr std::size_t int_chars = 20;  // "-9223372036854775808"
+constexpr std::size_t max_header = 5 * int_chars + 8;
+std::size_t encode_header(const entry& e, std::array<char, max_header>& out) {
+  std::size_t n = 0;
+  const auto put = [&](std::int64_t v) {
+    n = static_cast<std::size_t>(std::to_chars(out.data() + n, out.data() + n + int_chars, v).ptr - out.data());
+  };
+  const auto put_char = [&](char c) { out[n++] = c; };
+  put(e.stored_ms);
+  put_char(' ');
+  put(e.expires_ms);
   if (e.has_usage) {
-    out += e.usage_known ? " 1 " : " 0 ";
-    append_int(out, e.prompt_tokens);
-    out += ' ';
-    append_int(out, e.completion_tokens);
-    out += ' ';
-    append_int(out, e.total_tokens);
+    put_char(' ');
+    put_char(e.usage_known ? '1' : '0');
+    put_char(' ');
+    put(e.prompt_tokens);
+    put_char(' ');
+    put(e.completion_tokens);
+    put_char(' ');
+    put(e.total_tokens);
   }
-  out += '\n';
-  out += e.value;
+  put_char('\n');
+  return n;
 }
 
 std::optional<entry> decode(std::string s) {
@@ -119,11 +124,12 @@ net::awaitable<std::optional<entry>> response_cache::get_redis(const std::string
     ++counters_.misses;
     co_return std::nullopt;
   }
-  // The arguments are copied into the connection's buffer before command() suspends, so
-  // one buffer serves every lookup.
-  redis_key(key);
-  const std::string_view cmd[] = {"GET", key_buf_};
-  auto r = co_await redis_->command(std::span<const std::string_view>(cmd), opts_.redis_timeout);
+  // The command is copied into the connection's buffer before command() suspends, so one
+  // buffer serves every lookup.
+  get_cmd_.start(2);
+  get_cmd_.arg("GET");
+  get_cmd_.arg({opts_.redis_prefix, key});
+  auto r = co_await redis_->command(get_cmd_, opts_.redis_timeout);
   if (!r || r->is_error()) {
     ++counters_.redis_lookup_failures;
     ++counters_.misses;
@@ -179,26 +185,24 @@ bool response_cache::put(const std::string& key, std::string value, double ttl_s
   return true;
 }
 
-void response_cache::redis_key(const std::string& key) {
-  key_buf_.assign(opts_.redis_prefix);
-  key_buf_ += key;
-}
-
 bool response_cache::write_redis(const std::string& key, const entry& e, std::int64_t ttl_ms) {
   if (!redis_->connected() || writes_->pending >= opts_.max_pending_writes) {
     ++counters_.writes_dropped;
     return false;
   }
-  redis_key(key);
-  encode(e, value_buf_);
+  std::array<char, max_header> header;
+  const std::size_t header_size = encode_header(e, header);
   char ttl[24];
   const auto ttl_len = static_cast<std::size_t>(std::to_chars(ttl, ttl + sizeof ttl, ttl_ms).ptr - ttl);
-  const std::string_view cmd[] = {"SET", key_buf_, value_buf_, "PX", std::string_view(ttl, ttl_len)};
+  set_cmd_.start(5);
+  set_cmd_.arg("SET");
+  set_cmd_.arg({opts_.redis_prefix, key});
+  set_cmd_.arg({std::string_view(header.data(), header_size), e.value});
+  set_cmd_.arg("PX");
+  set_cmd_.arg(std::string_view(ttl, ttl_len));
   ++writes_->pending;  // before the send: its report must find the write counted
-  const bool queued = redis_->send(cmd, writes_);
-  if (value_buf_.capacity() > (256u << 10)) {
-    std::string().swap(value_buf_);  // a large answer once: not kept for every later write
-  }
+  const bool queued = redis_->send(set_cmd_, writes_);
+  set_cmd_.trim(256u << 10);  // a large answer once: not kept for every later write
   if (!queued) {
     --writes_->pending;
     ++counters_.writes_dropped;

@@ -248,11 +248,16 @@ verdict cache_stage::run(request_ctx& ctx) {
     slot->memo_found = true;
     ctx.cache_key = cache::key_from_hex(ns, *hex);
   } else {
-    auto canonical = cache::canonical_request_raw(call, group, members);
-    if (!canonical) {
+    // The canonical text is about the body's size and needed only for the hash: one
+    // buffer (the loop's thread) serves every miss.
+    thread_local std::string canonical;
+    if (!cache::canonical_request_raw(canonical, call, group, members)) {
       canonical = cache::canonical_request(call, group, ctx.full_body());
     }
-    ctx.cache_key = cache::key_of(ns, *canonical);
+    ctx.cache_key = cache::key_of(ns, canonical);
+    if (canonical.capacity() > (256u << 10)) {
+      std::string().swap(canonical);  // a large body once: not kept for every later one
+    }
   }
   ctx.cache_group = std::move(group);
   slot->ctl = std::move(*ctl);

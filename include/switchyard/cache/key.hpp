@@ -33,11 +33,11 @@ std::string canonical_request(std::string_view call, std::string_view model_grou
 // sorted while the bytes are copied, provided every scalar is already spelled as the
 // canonical dump writes it (integers without exponent or negative zero, fractions in
 // their shortest spelling, ASCII strings with only the short escapes) and no object
-// repeats a key. Otherwise nullopt: the caller falls back to canonical_request() over the
-// parsed body. Both give one text for one request.
-std::optional<std::string> canonical_request_raw(
-    std::string_view call, std::string_view model_group,
-    const std::vector<std::pair<std::string_view, std::string_view>>& members);
+// repeats a key. Otherwise false: the caller falls back to canonical_request() over the
+// parsed body. Both give one text for one request. The text replaces what `out` held
+// (junk after a false), so one buffer can serve request after request.
+bool canonical_request_raw(std::string& out, std::string_view call, std::string_view model_group,
+                           const std::vector<std::pair<std::string_view, std::string_view>>& members);
 
 // A value with its numbers normalised and object keys sorted (nlohmann's objects are
 // ordered maps, so dump() of the result is canonical).

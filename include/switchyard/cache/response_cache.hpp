@@ -97,7 +97,6 @@ class response_cache {
  private:
   // The SET of `e`, queued: false when it cannot go (counted as dropped).
   bool write_redis(const std::string& key, const entry& e, std::int64_t ttl_ms);
-  void redis_key(const std::string& key);  // "<redis_prefix><key>" into key_buf_
 
   net::any_io_executor ex_;
   store::redis::redis_client* redis_;
@@ -118,8 +117,10 @@ class response_cache {
     }
   };
   std::shared_ptr<write_tally> writes_;
-  std::string key_buf_;    // the Redis key of the command being queued
-  std::string value_buf_;  // the value of the SET being queued
+  // The GET and the SET being queued, written straight in RESP (the key as its prefix
+  // and the cache key, the value as its header and the answer); kept for the next ones.
+  store::redis::command_text get_cmd_;
+  store::redis::command_text set_cmd_;
 };
 
 // Identical requests in flight on this instance: the first (the leader) calls the

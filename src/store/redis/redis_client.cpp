@@ -148,13 +148,21 @@ int send_argv(redisAsyncContext* ac, const Args& args, redisCallbackFn* fn, void
   return rc;
 }
 
-bool iequals(std::string_view a, const char* b) {
-  return a.size() == std::strlen(b) && ::strncasecmp(a.data(), b, a.size()) == 0;
+// A command written by its caller (command_text): queued as it is.
+int send_argv(redisAsyncContext* ac, const command_text& cmd, redisCallbackFn* fn, void* privdata) {
+  return redisAsyncFormattedCommand(ac, fn, privdata, cmd.text().data(), cmd.text().size());
 }
 
-// Commands that would switch hiredis' context into pub/sub or monitor mode.
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// Commands that would switch hiredis' context into pub/sub or monitor mode. Checked for
+// every command: the lengths are compared first, so a GET or a SET compares no text.
 bool mode_switching(std::string_view cmd) {
-  for (const char* c : {"SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "MONITOR", "RESET"}) {
+  static constexpr std::string_view names[] = {"SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE",
+                                               "PUNSUBSCRIBE", "MONITOR", "RESET"};
+  for (const auto c : names) {
     if (iequals(cmd, c)) {
       return true;
     }
@@ -809,17 +817,16 @@ void watch::resume_answered() noexcept {
   answered_ops.clear();
 }
 
-// Why `args` cannot be sent now, else nothing (then the command may be queued).
-template <class Args>
-std::optional<core::error> refusal(connection& conn, bool client_closed, const Args& args) {
+// Why a command named `name` cannot be sent now, else nothing (then it may be queued).
+std::optional<core::error> refusal_of(connection& conn, bool client_closed, bool empty, std::string_view name) {
   if (client_closed || conn.closed()) {
     return unavailable("client closed");
   }
-  if (args.empty()) {
+  if (empty) {
     return misuse("empty command");
   }
-  if (mode_switching(args.front())) {
-    return misuse(std::string(args.front()) + " is not allowed through command(); use subscribe()");
+  if (mode_switching(name)) {
+    return misuse(std::string(name) + " is not allowed through command(); use subscribe()");
   }
   if (conn.context() == nullptr) {
     auto why = conn.last_error();
@@ -831,8 +838,20 @@ std::optional<core::error> refusal(connection& conn, bool client_closed, const A
   return std::nullopt;
 }
 
-bool start_send(connection& conn, bool client_closed, std::span<const std::string_view> args,
-                std::shared_ptr<send_observer> observer) {
+template <class Args>
+std::optional<core::error> refusal(connection& conn, bool client_closed, const Args& args) {
+  return refusal_of(conn, client_closed, args.empty(), args.empty() ? std::string_view() : std::string_view(args.front()));
+}
+
+std::optional<core::error> refusal(connection& conn, bool client_closed, const command_text& cmd) {
+  if (!cmd.complete()) {
+    return misuse("incomplete command (" + std::string(cmd.name()) + ")");
+  }
+  return refusal_of(conn, client_closed, false, cmd.name());
+}
+
+template <class Args>
+bool start_send(connection& conn, bool client_closed, const Args& args, std::shared_ptr<send_observer> observer) {
   if (refusal(conn, client_closed, args)) {
     return false;
   }
@@ -1213,6 +1232,19 @@ bool redis_client::send(std::span<const std::string_view> args, std::shared_ptr<
   return start_send(*impl_->cmd, impl_->closed, args, std::move(observer));
 }
 
+bool redis_client::send(const command_text& cmd, std::shared_ptr<send_observer> observer) {
+  return start_send(*impl_->cmd, impl_->closed, cmd, std::move(observer));
+}
+
+net::awaitable<core::result<reply>> redis_client::command(const command_text& cmd, std::chrono::milliseconds timeout) {
+  auto im = impl_;
+  auto initiation = [im](auto handler, const command_text* c, ms t) {
+    start_command(*im->cmd, *im->timeouts, im->closed, *c, t, std::move(handler));
+  };
+  co_return co_await net::async_initiate<decltype(net::use_awaitable), void(core::result<reply>)>(
+      std::move(initiation), net::use_awaitable, &cmd, timeout);
+}
+
 net::awaitable<core::result<void>> redis_client::ping(std::chrono::milliseconds timeout) {
   // (A named vector: GCC 12 miscompiles braced string literals in co_await arguments.)
   std::vector<std::string> args{std::string("PING")};
@@ -1261,6 +1293,72 @@ void redis_client::unsubscribe(const std::string& channel) { impl_->subs->remove
 bool redis_client::subscribed(const std::string& channel) const {
   auto c = impl_->subs->confirmed(channel);
   return c && *c;
+}
+
+// ---------------------------------------------------------------- command_text
+
+char* command_text::extend(std::size_t n) {
+  if (capacity_ - size_ < n) {
+    const std::size_t want = std::max({capacity_ * 2, size_ + n, std::size_t{256}});
+    auto bigger = std::make_unique_for_overwrite<char[]>(want);
+    if (size_ > 0) {
+      std::memcpy(bigger.get(), buf_.get(), size_);
+    }
+    buf_ = std::move(bigger);
+    capacity_ = want;
+  }
+  char* at = buf_.get() + size_;
+  size_ += n;
+  return at;
+}
+
+void command_text::start(std::size_t args) {
+  size_ = 0;
+  declared_ = args;
+  written_ = 0;
+  name_at_ = 0;
+  name_size_ = 0;
+  char digits[24];
+  const auto nd = static_cast<std::size_t>(std::to_chars(digits, digits + sizeof digits, args).ptr - digits);
+  char* p = extend(nd + 3);
+  *p++ = '*';
+  std::memcpy(p, digits, nd);
+  std::memcpy(p + nd, "\r\n", 2);
+}
+
+void command_text::arg(std::initializer_list<std::string_view> pieces) {
+  std::size_t size = 0;
+  for (const auto piece : pieces) {
+    size += piece.size();
+  }
+  char digits[24];
+  const auto nd = static_cast<std::size_t>(std::to_chars(digits, digits + sizeof digits, size).ptr - digits);
+  char* p = extend(1 + nd + 2 + size + 2);  // "$<size>\r\n<bytes>\r\n"
+  *p++ = '$';
+  std::memcpy(p, digits, nd);
+  p += nd;
+  std::memcpy(p, "\r\n", 2);
+  p += 2;
+  if (written_ == 0) {
+    name_at_ = static_cast<std::size_t>(p - buf_.get());
+    name_size_ = size;
+  }
+  for (const auto piece : pieces) {
+    if (!piece.empty()) {
+      std::memcpy(p, piece.data(), piece.size());
+      p += piece.size();
+    }
+  }
+  std::memcpy(p, "\r\n", 2);
+  ++written_;
+}
+
+void command_text::trim(std::size_t bytes) {
+  if (capacity_ > bytes) {
+    buf_.reset();
+    capacity_ = size_ = 0;
+    declared_ = written_ = name_at_ = name_size_ = 0;
+  }
 }
 
 }  // namespace switchyard::store::redis

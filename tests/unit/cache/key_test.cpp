@@ -7,6 +7,18 @@ namespace {
 
 using json = nlohmann::json;
 
+// canonical_request_raw() as an optional, through one buffer kept from call to call as
+// the cache stage keeps it: a call after a failed one finds the failed one's junk there.
+std::optional<std::string> canonical_request_raw(
+    std::string_view call, std::string_view group,
+    const std::vector<std::pair<std::string_view, std::string_view>>& members) {
+  static std::string buffer;
+  if (!cache::canonical_request_raw(buffer, call, group, members)) {
+    return std::nullopt;
+  }
+  return buffer;
+}
+
 std::string key(const char* body, const char* group = "gpt", const char* ns = "") {
   return key_of(ns, canonical_request("chat", group, json::parse(body)));
 }

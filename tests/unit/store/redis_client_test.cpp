@@ -203,6 +203,62 @@ TEST_F(redis_client_test, send_queues_a_command_and_reports_how_it_ended) {
   });
 }
 
+// command_text: an argument written in pieces arrives as one; a command whose argument
+// count does not match what start() announced, or that would switch the connection's
+// mode, is refused before anything is queued.
+TEST_F(redis_client_test, a_command_written_in_pieces_round_trips) {
+  run([&]() -> net::awaitable<void> {
+    rd::redis_client c{co_await net::this_coro::executor, options()};
+    CO_ASSERT((co_await c.connect()).has_value(), "connect");
+    const std::string value("head 1 2\n{\"a\":\"x\r\ny\"}\0z", 22);
+    rd::command_text t;
+    t.start(5);
+    t.arg("SET");
+    t.arg({prefix, "pieces"});
+    t.arg({std::string_view(value).substr(0, 9), std::string_view(value).substr(9)});
+    t.arg("PX");
+    t.arg("60000");
+    EXPECT_TRUE(t.complete());
+    EXPECT_EQ(t.name(), "SET");
+    auto seen = std::make_shared<tally>();
+    EXPECT_TRUE(c.send(t, seen));
+    t.start(2);  // send() copied the text: the buffer serves the next command at once
+    t.arg("GET");
+    t.arg({prefix, "", "pieces"});
+    EXPECT_EQ(t.text(), "*2\r\n$3\r\nGET\r\n$" + std::to_string(prefix.size() + 6) + "\r\n" + prefix + "pieces\r\n");
+    auto got = co_await c.command(t, 2000ms);
+    CO_ASSERT(got.has_value(), "GET");
+    EXPECT_EQ(got->str, value);
+    EXPECT_EQ(seen->ok, 1);
+    auto ttl = co_await must(c, cmd("PTTL", prefix + "pieces"));
+    EXPECT_GT(ttl.integer, 0);
+
+    t.start(3);  // one argument short
+    t.arg("SET");
+    t.arg({prefix, "short"});
+    EXPECT_FALSE(t.complete());
+    EXPECT_FALSE(c.send(t, seen));
+    auto short_one = co_await c.command(t, 2000ms);
+    CO_ASSERT(!short_one.has_value(), "an incomplete command was sent");
+    EXPECT_EQ(short_one.error().code, core::errc::internal);
+    t.start(1);  // one too many
+    t.arg("PING");
+    t.arg("extra");
+    EXPECT_FALSE(c.send(t, seen));
+    t.start(2);
+    t.arg("subscribe");
+    t.arg("x");
+    auto sub = co_await c.command(t, 2000ms);
+    CO_ASSERT(!sub.has_value(), "SUBSCRIBE through command() accepted");
+    EXPECT_EQ(sub.error().code, core::errc::internal);
+    EXPECT_EQ(seen->ok + seen->failed, 1) << "refused commands are not reported";
+    auto gone = co_await must(c, cmd("EXISTS", prefix + "short"));
+    EXPECT_EQ(gone.integer, 0);
+    EXPECT_TRUE((co_await c.ping()).has_value()) << "the connection is untouched";
+    co_await must(c, cmd("DEL", prefix + "pieces"));
+  });
+}
+
 TEST_F(redis_client_test, values_larger_than_the_kept_write_buffer_go_whole) {
   // The output buffer is kept between writes up to 1 MiB: a 3 MiB value is written in
   // several partial writes, then the buffer is replaced by a small one.

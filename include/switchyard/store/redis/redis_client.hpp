@@ -33,6 +33,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <string>
@@ -71,6 +72,39 @@ struct redis_options {
   std::string tls_ca_file;         // empty: the system trust store
 };
 
+// A command written in RESP by its caller, argument by argument, into a buffer kept from
+// one command to the next. An argument may be given in pieces (a prefix and a key, a
+// header and a value): a cache write's value is copied once on its way to the connection
+// (and once more by hiredis into its output buffer), where a list of arguments would be
+// copied into one more buffer first.
+class command_text {
+ public:
+  // Starts a command of `args` arguments; what the buffer held is dropped.
+  void start(std::size_t args);
+  void arg(std::string_view a) { arg({a}); }
+  void arg(std::initializer_list<std::string_view> pieces);  // one argument, its pieces in order
+  // The first argument (the command's name).
+  std::string_view name() const noexcept { return text().substr(name_at_, name_size_); }
+  // Every argument start() announced was written, and no more.
+  bool complete() const noexcept { return declared_ > 0 && written_ == declared_; }
+  std::string_view text() const noexcept { return {buf_.get(), size_}; }
+  // Frees the buffer once it has grown past `bytes` (a large value once).
+  void trim(std::size_t bytes);
+
+ private:
+  // Room for `n` more bytes (the buffer grows by doubling); where they go. A plain buffer
+  // written with memcpy: std::string's appends are out-of-line calls into libstdc++.
+  char* extend(std::size_t n);
+
+  std::unique_ptr<char[]> buf_;
+  std::size_t size_ = 0;
+  std::size_t capacity_ = 0;
+  std::size_t name_at_ = 0;
+  std::size_t name_size_ = 0;
+  std::size_t declared_ = 0;
+  std::size_t written_ = 0;
+};
+
 // Told how a redis_client::send() ended. Called on the loop, possibly from inside the
 // client while it reads replies or closes: it must not call the client.
 struct send_observer {
@@ -102,6 +136,10 @@ class redis_client {
   net::awaitable<core::result<reply>> command(std::span<const std::string_view> args,
                                               std::chrono::milliseconds timeout);
 
+  // The same with a command the caller wrote (copied before this suspends). An
+  // incomplete one is misuse (errc::internal).
+  net::awaitable<core::result<reply>> command(const command_text& cmd, std::chrono::milliseconds timeout);
+
   // A command whose reply is not read (a cache write): queued at once, or refused at
   // once (false: not connected, too many pending, closed, misuse). `observer`, when given,
   // learns later whether Redis accepted it (false: a Redis error reply, or the connection
@@ -109,6 +147,7 @@ class redis_client {
   // a stalled Redis holds the command until its reply or the connection's end (callers
   // bound how many they leave outstanding).
   bool send(std::span<const std::string_view> args, std::shared_ptr<send_observer> observer = nullptr);
+  bool send(const command_text& cmd, std::shared_ptr<send_observer> observer = nullptr);  // incomplete: false
 
   // PING -> PONG.
   net::awaitable<core::result<void>> ping(std::chrono::milliseconds timeout = std::chrono::milliseconds{250});
