@@ -1236,13 +1236,15 @@ bool redis_client::send(const command_text& cmd, std::shared_ptr<send_observer> 
   return start_send(*impl_->cmd, impl_->closed, cmd, std::move(observer));
 }
 
+// Not a coroutine itself: the awaitable async_initiate makes is returned as it is, so a
+// lookup resumes one coroutine frame fewer (the caller awaits it at once; `cmd` is
+// formatted into the connection when it does).
 net::awaitable<core::result<reply>> redis_client::command(const command_text& cmd, std::chrono::milliseconds timeout) {
-  auto im = impl_;
-  auto initiation = [im](auto handler, const command_text* c, ms t) {
+  auto initiation = [im = impl_](auto handler, const command_text* c, ms t) {
     start_command(*im->cmd, *im->timeouts, im->closed, *c, t, std::move(handler));
   };
-  co_return co_await net::async_initiate<decltype(net::use_awaitable), void(core::result<reply>)>(
-      std::move(initiation), net::use_awaitable, &cmd, timeout);
+  return net::async_initiate<decltype(net::use_awaitable), void(core::result<reply>)>(std::move(initiation),
+                                                                                    net::use_awaitable, &cmd, timeout);
 }
 
 net::awaitable<core::result<void>> redis_client::ping(std::chrono::milliseconds timeout) {
