@@ -136,8 +136,9 @@ class redis_client {
   net::awaitable<core::result<reply>> command(std::span<const std::string_view> args,
                                               std::chrono::milliseconds timeout);
 
-  // The same with a command the caller wrote (copied before this suspends). An
-  // incomplete one is misuse (errc::internal).
+  // The same with a command the caller wrote. `cmd` is copied into the connection when
+  // the returned awaitable is awaited: await it at once, and change `cmd` only after (it
+  // may then serve the next command). An incomplete one is misuse (errc::internal).
   net::awaitable<core::result<reply>> command(const command_text& cmd, std::chrono::milliseconds timeout);
 
   // A command whose reply is not read (a cache write): queued at once, or refused at
