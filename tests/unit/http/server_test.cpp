@@ -63,6 +63,27 @@ struct fixture : ::testing::Test {
       co_await resp.end_stream();
       co_return;
     }
+    if (req.path == "/heads" || req.path == "/heads-stream") {
+      // A value with CR and LF in it, and thirty more fields.
+      http::header_list fields{{"X-Evil", "a\r\nInjected: 1\n"}};
+      for (int i = 0; i < 30; ++i) {
+        fields.emplace_back("x-h" + std::to_string(i), "v" + std::to_string(i));
+      }
+      if (req.path == "/heads-stream") {
+        co_await resp.begin_stream(200, "", std::move(fields), "x-line: 2\r\n");
+        co_await resp.write("data: x\n\n");
+        co_await resp.end_stream();
+        co_return;
+      }
+      http::response r;
+      r.status = 201;
+      r.content_type = "text/plain";
+      r.headers = std::move(fields);
+      r.head_lines = "x-line: 1\r\n";
+      r.body = "created";
+      co_await resp.send(std::move(r));
+      co_return;
+    }
     http::response r;
     r.body = R"({"path":")" + req.path + R"(","len":)" + std::to_string(req.body.size()) + R"(,"call":")" +
              req.call_id + R"(","method":")" + req.method + R"(","xv":")" + std::string(req.header("x-v")) +
@@ -248,6 +269,31 @@ TEST_F(fixture, unusual_heads_take_the_full_parser_with_the_same_result) {
                                   "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"));
   EXPECT_NE(e.find(R"("body":"abcde")"), std::string::npos) << e;
   EXPECT_EQ(handled, 3);
+}
+
+// The response head, byte for byte: its fields in order, a CR or LF inside a value
+// replaced (it cannot split the head), the framing line last.
+TEST_F(fixture, response_heads_are_written_field_by_field_in_order) {
+  start();
+  std::string fields = "X-Evil: a  Injected: 1 \r\n";
+  for (int i = 0; i < 30; ++i) {
+    fields += "x-h" + std::to_string(i) + ": v" + std::to_string(i) + "\r\n";
+  }
+  auto out = run_coro(ioc, exchange("GET /heads HTTP/1.1\r\nHost: x\r\nx-litellm-call-id: abc\r\nConnection: close\r\n\r\n"));
+  EXPECT_EQ(out, "HTTP/1.1 201 Created\r\nServer: switchyard\r\nContent-Type: text/plain\r\nx-litellm-call-id: abc\r\n" +
+                     fields + "x-line: 1\r\nConnection: close\r\nContent-Length: 7\r\n\r\ncreated");
+  auto streamed =
+      run_coro(ioc, exchange("GET /heads-stream HTTP/1.1\r\nHost: x\r\nx-litellm-call-id: abc\r\nConnection: close\r\n\r\n"));
+  EXPECT_EQ(streamed.substr(0, streamed.find("\r\n\r\n") + 4),
+            "HTTP/1.1 200 OK\r\nServer: switchyard\r\nContent-Type: \r\nx-litellm-call-id: abc\r\n" + fields +
+                "x-line: 2\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n");
+  // A kept-alive connection is told how long it may stay idle (a second under the timeout).
+  auto kept = run_coro(ioc, exchange("GET /heads HTTP/1.1\r\nHost: x\r\nx-litellm-call-id: abc\r\n\r\n", "created"));
+  const auto idle = std::chrono::duration_cast<std::chrono::seconds>(http::server_options{}.idle_timeout).count();
+  EXPECT_NE(kept.find("x-line: 1\r\nkeep-alive: timeout=" + std::to_string(idle > 1 ? idle - 1 : 1) +
+                      "\r\nContent-Length: 7\r\n\r\ncreated"),
+            std::string::npos)
+      << kept;
 }
 
 TEST_F(fixture, call_id_is_echoed_or_generated) {
