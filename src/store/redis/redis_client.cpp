@@ -116,41 +116,24 @@ reply copy_reply(const redisReply& r) {
   return out;
 }
 
-// The command in RESP ("*<n>\r\n", then "$<len>\r\n<bytes>\r\n" per argument), written
-// once into a buffer kept for the next command, then queued as is. hiredis' own formatting
-// (redisAsyncCommandArgv) grows an sds string piece by piece with a printf-like call per
-// argument; a cached answer's SET is kilobytes.
-template <class Args = std::vector<std::string>>  // a braced list: strings
-int send_argv(redisAsyncContext* ac, const Args& args, redisCallbackFn* fn, void* privdata) {
-  thread_local std::string cmd;
-  std::size_t total = 16;
-  for (const auto& a : args) {
-    total += a.size() + 24;
-  }
-  cmd.clear();
-  cmd.reserve(total);
-  char digits[24];
-  const auto put_count = [&](char mark, std::size_t n) {
-    cmd += mark;
-    cmd.append(digits, static_cast<std::size_t>(std::to_chars(digits, digits + sizeof digits, n).ptr - digits));
-    cmd += "\r\n";
-  };
-  put_count('*', args.size());
-  for (const auto& a : args) {
-    put_count('$', a.size());
-    cmd += a;
-    cmd += "\r\n";
-  }
-  const int rc = redisAsyncFormattedCommand(ac, fn, privdata, cmd.data(), cmd.size());
-  if (cmd.capacity() > (1u << 20)) {
-    std::string().swap(cmd);  // a large value once: not kept for every later command
-  }
-  return rc;
-}
-
 // A command written by its caller (command_text): queued as it is.
 int send_argv(redisAsyncContext* ac, const command_text& cmd, redisCallbackFn* fn, void* privdata) {
   return redisAsyncFormattedCommand(ac, fn, privdata, cmd.text().data(), cmd.text().size());
+}
+
+// A list of arguments, written into RESP once (command_text, a buffer kept for the next
+// command), then queued as is. hiredis' own formatting (redisAsyncCommandArgv) grows an
+// sds string piece by piece with a printf-like call per argument.
+template <class Args = std::vector<std::string>>  // a braced list: strings
+int send_argv(redisAsyncContext* ac, const Args& args, redisCallbackFn* fn, void* privdata) {
+  thread_local command_text cmd;
+  cmd.start(args.size());
+  for (const auto& a : args) {
+    cmd.arg(std::string_view(a));
+  }
+  const int rc = send_argv(ac, cmd, fn, privdata);
+  cmd.trim(1u << 20);  // a large value once: not kept for every later command
+  return rc;
 }
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -1299,9 +1282,12 @@ bool redis_client::subscribed(const std::string& channel) const {
 
 // ---------------------------------------------------------------- command_text
 
+// One byte more than asked stays free for the terminating NUL: hiredis reads a queued
+// command's name and arguments with strchr (redisAsyncFormattedCommand), which stops at
+// the first NUL past the text at the latest.
 char* command_text::extend(std::size_t n) {
-  if (capacity_ - size_ < n) {
-    const std::size_t want = std::max({capacity_ * 2, size_ + n, std::size_t{256}});
+  if (capacity_ - size_ < n + 1) {
+    const std::size_t want = std::max({capacity_ * 2, size_ + n + 1, std::size_t{256}});
     auto bigger = std::make_unique_for_overwrite<char[]>(want);
     if (size_ > 0) {
       std::memcpy(bigger.get(), buf_.get(), size_);
@@ -1326,6 +1312,7 @@ void command_text::start(std::size_t args) {
   *p++ = '*';
   std::memcpy(p, digits, nd);
   std::memcpy(p + nd, "\r\n", 2);
+  buf_[size_] = '\0';
 }
 
 void command_text::arg(std::initializer_list<std::string_view> pieces) {
@@ -1352,6 +1339,7 @@ void command_text::arg(std::initializer_list<std::string_view> pieces) {
     }
   }
   std::memcpy(p, "\r\n", 2);
+  buf_[size_] = '\0';
   ++written_;
 }
 

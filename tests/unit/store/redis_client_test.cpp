@@ -220,6 +220,7 @@ TEST_F(redis_client_test, a_command_written_in_pieces_round_trips) {
     t.arg("60000");
     EXPECT_TRUE(t.complete());
     EXPECT_EQ(t.name(), "SET");
+    EXPECT_EQ(t.text().data()[t.text().size()], '\0') << "hiredis reads the text with strchr";
     auto seen = std::make_shared<tally>();
     EXPECT_TRUE(c.send(t, seen));
     t.start(2);  // send() copied the text: the buffer serves the next command at once

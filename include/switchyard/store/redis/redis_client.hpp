@@ -87,6 +87,7 @@ class command_text {
   std::string_view name() const noexcept { return text().substr(name_at_, name_size_); }
   // Every argument start() announced was written, and no more.
   bool complete() const noexcept { return declared_ > 0 && written_ == declared_; }
+  // The RESP text, followed by a NUL (not part of it) as hiredis expects.
   std::string_view text() const noexcept { return {buf_.get(), size_}; }
   // Frees the buffer once it has grown past `bytes` (a large value once).
   void trim(std::size_t bytes);
