@@ -4,6 +4,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
@@ -102,11 +103,22 @@ std::optional<time_zone> time_zone::load(const std::string& name, std::string* w
   }
   const char* dir = std::getenv("TZDIR");
   std::string path = std::string(dir != nullptr && *dir != '\0' ? dir : "/usr/share/zoneinfo") + "/" + name;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  // A region's directory ("Asia", "America") opens as a stream too, then fails (throws)
+  // on the first read: only a regular file is a zone.
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
     return fail("unknown time zone (no file " + path + ")");
   }
-  std::string b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return fail("unknown time zone (cannot open " + path + ")");
+  }
+  std::string b;
+  try {
+    b.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  } catch (const std::exception& e) {
+    return fail("cannot read " + path + ": " + e.what());
+  }
   tzif_counts c{};
   if (!read_counts(b, 0, c)) {
     return fail("not a TZif file: " + path);

@@ -3,8 +3,10 @@
 #include "switchyard/core/reset_schedule.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 
 namespace core = switchyard::core;
 using namespace std::chrono;
@@ -145,6 +147,15 @@ TEST(TimeZone, RejectsUnknownAndUnsafeNames) {
   EXPECT_NE(why.find("unknown time zone"), std::string::npos) << why;
   EXPECT_FALSE(core::time_zone::load("../../etc/passwd", &why));
   EXPECT_FALSE(core::time_zone::load("/etc/localtime", &why));
+  // A region (a directory of zones) is not a zone: refused, not thrown on.
+  const auto dir = std::filesystem::temp_directory_path() / ("sy-tz-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "Asia");
+  ::setenv("TZDIR", dir.c_str(), 1);
+  why.clear();
+  EXPECT_FALSE(core::time_zone::load("Asia", &why));
+  EXPECT_NE(why.find("unknown time zone"), std::string::npos) << why;
+  ::unsetenv("TZDIR");
+  std::filesystem::remove_all(dir);
   auto u = core::time_zone::load("UTC");
   ASSERT_TRUE(u);
   EXPECT_EQ(u->offset_at(floor<seconds>(at(2026, 6, 1, 0, 0, 0))), seconds(0));
