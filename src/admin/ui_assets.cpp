@@ -1,4 +1,5 @@
 #include "switchyard/admin/ui_assets.hpp"
+#include "switchyard/core/file.hpp"
 
 #include "switchyard/core/ids.hpp"
 
@@ -17,14 +18,12 @@ constexpr std::string_view asset_prefix = "/ui/assets/";
 constexpr const char* immutable = "public, max-age=31536000, immutable";
 
 bool read_file(const std::filesystem::path& p, std::string& out) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) {
+  auto read = core::read_file(p.string());
+  if (!read) {
     return false;
   }
-  std::ostringstream s;
-  s << in.rdbuf();
-  out = std::move(s).str();
-  return !in.bad();
+  out = std::move(*read.text);
+  return true;
 }
 
 void replace_all(std::string& s, std::string_view from, std::string_view to) {

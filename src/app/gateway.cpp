@@ -1,4 +1,5 @@
 #include "switchyard/app/gateway.hpp"
+#include "switchyard/core/file.hpp"
 
 #include "switchyard/admin/db_models.hpp"
 #include "switchyard/admin/health.hpp"
@@ -377,12 +378,12 @@ bool litellm_flag(const config::config& cfg, const char* key) {
 std::string files_hash(const config::config& cfg) {
   std::string all;
   for (const auto& f : cfg.files) {
-    std::ifstream in(f, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
+    auto read = core::read_file(f);  // read just before: a file gone since hashes as empty
     all += f;
     all += '\0';
-    all += ss.str();
+    if (read) {
+      all += *read.text;
+    }
   }
   return core::sha256_hex(all);
 }

@@ -1,6 +1,7 @@
 // The small public pieces of config/: config_error, the process env,
 // model_names(). The loader is in loader.cpp.
 #include "switchyard/config/config.hpp"
+#include "switchyard/core/file.hpp"
 
 #include <cstdlib>
 #include <fstream>
@@ -63,13 +64,11 @@ void read_credentials_file(deployment& d, const char* google_application_credent
   }
   deployment::credentials_file f;
   f.path = path;
-  std::ifstream in(path, std::ios::binary);
-  if (!in.is_open()) {
-    f.error = "cannot read the file '" + path + "'";
+  auto read = core::read_file(path);
+  if (!read) {
+    f.error = "cannot read the file '" + path + "': " + read.reason;
   } else {
-    std::ostringstream text;
-    text << in.rdbuf();  // an empty file inserts nothing: its text is empty (not a key)
-    f.text = std::move(text).str();
+    f.text = std::move(*read.text);  // an empty file: its text is empty (not a key)
   }
   d.credentials = std::move(f);
 }

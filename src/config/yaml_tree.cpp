@@ -12,6 +12,7 @@
 #include "values.hpp"
 
 #include "switchyard/config/config.hpp"
+#include "switchyard/core/file.hpp"
 
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/exceptions.h>
@@ -272,18 +273,13 @@ class tree_builder : public YAML::EventHandler {
 }  // namespace
 
 node parse_yaml_file_blocking(const std::string& display_path, std::vector<std::string>& warnings) {
-  std::ifstream in(display_path, std::ios::binary);
-  if (!in) {
-    const int err = errno;
-    throw config_error(display_path, 0, "config",
-                       std::string("cannot read file: ") + std::generic_category().message(err != 0 ? err : ENOENT));
+  // A directory given as the config (a mistyped path) must not read as an empty config:
+  // that would start a gateway with no keys and auth off.
+  auto read = core::read_file(display_path);
+  if (!read) {
+    throw config_error(display_path, 0, "config", "cannot read file: " + read.reason);
   }
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) {
-    throw config_error(display_path, 0, "config", "cannot read file (I/O error)");
-  }
-  const std::string text = buf.str();
+  const std::string text = std::move(*read.text);
   auto file = std::make_shared<const std::string>(display_path);
 
   try {

@@ -1,4 +1,5 @@
 #include "switchyard/core/reset_schedule.hpp"
+#include "switchyard/core/file.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -103,22 +104,16 @@ std::optional<time_zone> time_zone::load(const std::string& name, std::string* w
   }
   const char* dir = std::getenv("TZDIR");
   std::string path = std::string(dir != nullptr && *dir != '\0' ? dir : "/usr/share/zoneinfo") + "/" + name;
-  // A region's directory ("Asia", "America") opens as a stream too, then fails (throws)
-  // on the first read: only a regular file is a zone.
+  // A region's directory ("Asia", "America") is not a zone: only a regular file is.
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
     return fail("unknown time zone (no file " + path + ")");
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return fail("unknown time zone (cannot open " + path + ")");
+  auto read = core::read_file(path, 1u << 20);
+  if (!read) {
+    return fail("unknown time zone (cannot read " + read.error + ")");
   }
-  std::string b;
-  try {
-    b.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  } catch (const std::exception& e) {
-    return fail("cannot read " + path + ": " + e.what());
-  }
+  const std::string b = std::move(*read.text);
   tzif_counts c{};
   if (!read_counts(b, 0, c)) {
     return fail("not a TZif file: " + path);

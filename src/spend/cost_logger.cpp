@@ -316,6 +316,13 @@ net::awaitable<void> cost_logger::replay_spills() {
   auto files = co_await net::co_spawn(file_thread_, rotate_and_list(spill_), net::use_awaitable);
   for (const auto& f : files) {
     auto read = co_await net::co_spawn(file_thread_, read_spill(f), net::use_awaitable);
+    if (!read.error.empty()) {
+      // Unreadable now (access refused, a directory by that name, a disk error): it is
+      // kept, not removed as if replayed, and tried again at the next replay.
+      ++stats_.unreadable_spills;
+      spdlog::error("spend: spill file not replayed, kept for a later try: {}", read.error);
+      continue;
+    }
     stats_.corrupt += read.corrupt;
     if (!read.rows.empty()) {
       spdlog::info("spend: replaying {} row(s) from {}", read.rows.size(), f);

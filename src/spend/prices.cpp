@@ -1,4 +1,5 @@
 #include "switchyard/spend/prices.hpp"
+#include "switchyard/core/file.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -144,13 +145,11 @@ core::result<price_table> price_table::parse(std::string_view json_text, std::st
 }
 
 core::result<price_table> price_table::load_blocking(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return core::make_error(core::errc::bad_request, path + ": cannot read the price table");
+  auto read = core::read_file(path);
+  if (!read) {
+    return core::make_error(core::errc::bad_request, "cannot read the price table " + read.error);
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse(ss.str(), path);
+  return parse(*read.text, path);
 }
 
 void price_table::merge(const price_table& other) {

@@ -1,5 +1,7 @@
 #include "switchyard/spend/spill_file.hpp"
 
+#include "switchyard/core/file.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -139,8 +141,12 @@ std::uint64_t spill_file::size_blocking() const {
 
 spill_file::read_result spill_file::read_blocking(const std::string& path) {
   read_result out;
-  std::ifstream in(path, std::ios::binary);
-  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto read = core::read_file(path);
+  if (!read) {
+    out.error = read.error;
+    return out;
+  }
+  const std::string data = std::move(*read.text);
   std::string corrupt_bytes;
   std::size_t at = 0;
   auto valid_at = [&](std::size_t p, std::uint32_t& len) {

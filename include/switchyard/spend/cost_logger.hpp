@@ -112,6 +112,7 @@ class cost_logger {
     std::size_t replayed = 0;        // rows read back from spill files and written (also in `written`)
     std::size_t dropped = 0;         // rows lost (no spill_dir, or the disk refused them)
     std::size_t corrupt = 0;         // spill records skipped as corrupt
+    std::size_t unreadable_spills = 0;  // spill files a replay could not read (kept)
     std::size_t rejected = 0;        // rows Postgres refused (kept aside, not retried)
     bool database_ok = true;
   };

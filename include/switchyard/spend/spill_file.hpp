@@ -38,6 +38,9 @@ class spill_file {
   struct read_result {
     std::vector<spend_row> rows;
     std::size_t corrupt = 0;  // records skipped
+    // Not empty: the file could not be read (not a regular file, a read error, access
+    // refused); nothing of it was used, and it must stay for a later replay.
+    std::string error;
   };
   // Reads every valid record of `path` (see above for corrupt ones).
   static read_result read_blocking(const std::string& path);

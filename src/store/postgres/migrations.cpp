@@ -1,5 +1,7 @@
 #include "switchyard/store/postgres/migrations.hpp"
 
+#include "switchyard/core/file.hpp"
+
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
 
@@ -81,13 +83,13 @@ std::vector<migration_file> list_migrations(const std::string& dir) {
 }
 
 std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) {
-    throw std::runtime_error("migrations: cannot read " + p.string());
+  // A directory by a migration's name must not read as an empty migration (recorded as
+  // applied, its statements never run).
+  auto read = core::read_file(p.string());
+  if (!read) {
+    throw std::runtime_error("migrations: cannot read " + read.error);
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return std::move(*read.text);
 }
 
 // Holds the session advisory lock; releases it on every exit path (if the session is

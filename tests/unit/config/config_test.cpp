@@ -363,6 +363,17 @@ TEST(config_bad_misc, missing_file_has_no_line) {
   EXPECT_EQ(std::string(e.what()), data("bad/no_such_file.yaml") + ": config: cannot read file: No such file or directory");
 }
 
+TEST(config_bad_misc, a_directory_is_refused_not_read_as_an_empty_config) {
+  // An empty config would start the gateway with auth off: a mistyped path must not.
+  const auto dir = std::filesystem::temp_directory_path() / ("sy-config-dir-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto e = load_error(dir.string());
+  std::filesystem::remove_all(dir);
+  EXPECT_EQ(e.file(), dir.string());
+  EXPECT_EQ(e.line(), 0);
+  EXPECT_EQ(std::string(e.what()), dir.string() + ": config: cannot read file: is a directory, not a file");
+}
+
 TEST(config_bad_misc, error_format) {
   const cfg::config_error e("a.yaml", 12, "model_list[0].litellm_params.rpm", "expected a number");
   EXPECT_STREQ(e.what(), "a.yaml:12: model_list[0].litellm_params.rpm: expected a number");
@@ -1170,6 +1181,7 @@ TEST_F(config_files, vertex_credentials_files_are_read_with_the_config) {
   EXPECT_EQ(c->model_list[2].credentials->text, "{\"type\": \"from-env\"}");
   ASSERT_TRUE(c->model_list[3].credentials);
   EXPECT_TRUE(c->model_list[3].credentials->text.empty());
-  EXPECT_EQ(c->model_list[3].credentials->error, "cannot read the file '" + (dir_ / "nope.json").string() + "'");
+  EXPECT_EQ(c->model_list[3].credentials->error,
+            "cannot read the file '" + (dir_ / "nope.json").string() + "': No such file or directory");
   EXPECT_FALSE(c->model_list[4].credentials);
 }

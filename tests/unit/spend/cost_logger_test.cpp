@@ -248,6 +248,42 @@ TEST(cost_logger, stop_spills_what_it_cannot_write_and_the_next_start_replays_it
   EXPECT_EQ(sink.ids.size(), 30u);
 }
 
+TEST(cost_logger, a_spill_file_it_cannot_read_is_kept_and_the_others_are_replayed) {
+  temp_dir dir;
+  // A directory by a spill file's name (as a file that cannot be read): before, it read as
+  // an empty file (or threw from the read) and was removed as if replayed.
+  std::filesystem::create_directory(dir.path / "spill-000000000001.log");
+  {
+    spill_file f(dir.path.string());
+    std::vector<spend_row> rows;
+    for (int i = 0; i < 12; ++i) {
+      rows.push_back(row(i));
+    }
+    f.append_blocking(rows);  // spill-000000000002.log
+  }
+  fake_sink sink;
+  run_loop([&](net::any_io_executor ex) -> net::awaitable<void> {
+    cost_logger log(ex, sink, fast(dir.path.string()));
+    log.start();
+    co_await wait_until([&] { return sink.ids.size() == 12 && log.stats().unreadable_spills == 1; });
+    EXPECT_EQ(log.stats().replayed, 12u);
+    EXPECT_EQ(log.stats().unreadable_spills, 1u);
+    co_await log.stop(std::chrono::steady_clock::now() + 5s);
+  });
+  EXPECT_EQ(sink.ids.size(), 12u);
+  EXPECT_TRUE(std::filesystem::is_directory(dir.path / "spill-000000000001.log"));
+  EXPECT_FALSE(std::filesystem::exists(dir.path / "spill-000000000002.log"));
+}
+
+TEST(spill_file, a_path_that_cannot_be_read_is_an_error_not_an_empty_file) {
+  temp_dir dir;
+  const auto r = spill_file::read_blocking((dir.path / "no-such.log").string());
+  EXPECT_NE(r.error.find("no-such.log: No such file or directory"), std::string::npos) << r.error;
+  const auto d = spill_file::read_blocking(dir.path.string());
+  EXPECT_NE(d.error.find("is a directory"), std::string::npos) << d.error;
+  EXPECT_TRUE(d.rows.empty());
+}
+
 TEST(cost_logger, a_replay_after_a_crash_counts_nothing_twice) {
   temp_dir dir;
   // A spill file whose rows were already written (the process died before removing it).
