@@ -7,6 +7,7 @@
 #include "switchyard/core/watchdog.hpp"
 
 #include <array>
+#include <charconv>
 #include <cstdio>
 #include <optional>
 #include <span>
@@ -247,6 +248,14 @@ struct server::impl : std::enable_shared_from_this<impl> {
 
 namespace {
 
+using namespace std::string_view_literals;  // head += "..."sv: the length known, no strlen
+
+void append_uint(std::string& out, std::uint64_t v) {
+  char buf[20];
+  const auto* end = std::to_chars(buf, buf + sizeof buf, v).ptr;
+  out.append(buf, static_cast<std::size_t>(end - buf));
+}
+
 template <class Conn>
 class session_responder final : public responder {
  public:
@@ -269,12 +278,12 @@ class session_responder final : public responder {
     // the gateway's CPU per request. Same bytes as Beast would send.
     std::string& head = conn_->head;  // one response at a time per connection
     head.clear();
-    head += "HTTP/1.1 ";
-    head += std::to_string(r.status);
+    head += "HTTP/1.1 "sv;
+    append_uint(head, static_cast<unsigned>(r.status));
     head += ' ';
     auto reason = bhttp::obsolete_reason(static_cast<bhttp::status>(r.status));
     head.append(reason.data(), reason.size());
-    head += "\r\nServer: switchyard\r\n";
+    head += "\r\nServer: switchyard\r\n"sv;
     if (!r.content_type.empty()) {
       append_field(head, "Content-Type", r.content_type);
     }
@@ -284,9 +293,9 @@ class session_responder final : public responder {
     }
     head += r.head_lines;
     append_connection(head);
-    head += "Content-Length: ";
-    head += std::to_string(r.body.size());
-    head += "\r\n\r\n";
+    head += "Content-Length: "sv;
+    append_uint(head, r.body.size());
+    head += "\r\n\r\n"sv;
     // A HEAD is answered as its GET, with the GET's Content-Length, but without the body
     // (RFC 9110, 9.3.2): a client reads no body after a HEAD, so bytes sent would be read
     // as the start of the next response on this connection.
@@ -314,12 +323,12 @@ class session_responder final : public responder {
     // Held back and sent with the first chunk: one write (and one packet) instead of two.
     std::string& head = conn_->head;
     head.clear();
-    head += "HTTP/1.1 ";
-    head += std::to_string(status);
+    head += "HTTP/1.1 "sv;
+    append_uint(head, static_cast<unsigned>(status));
     head += ' ';
     auto reason = bhttp::obsolete_reason(static_cast<bhttp::status>(status));
     head.append(reason.data(), reason.size());
-    head += "\r\nServer: switchyard\r\n";
+    head += "\r\nServer: switchyard\r\n"sv;
     append_field(head, "Content-Type", content_type);
     append_common(head);
     for (const auto& [k, v] : headers) {
@@ -327,7 +336,7 @@ class session_responder final : public responder {
     }
     head += head_lines;
     append_connection(head);
-    head += "Transfer-Encoding: chunked\r\n\r\n";
+    head += "Transfer-Encoding: chunked\r\n\r\n"sv;
     head_pending_ = true;
     co_return true;
   }
@@ -473,11 +482,11 @@ class session_responder final : public responder {
   void append_connection(std::string& head) const {
     if (keep_alive_ && !draining_) {
       auto secs = std::chrono::duration_cast<std::chrono::seconds>(opts_.idle_timeout).count();
-      head += "keep-alive: timeout=";
-      head += std::to_string(secs > 1 ? secs - 1 : 1);
-      head += "\r\n";
+      head += "keep-alive: timeout="sv;
+      append_uint(head, static_cast<std::uint64_t>(secs > 1 ? secs - 1 : 1));
+      head += "\r\n"sv;
     } else {
-      head += "Connection: close\r\n";
+      head += "Connection: close\r\n"sv;
     }
   }
 
@@ -485,7 +494,7 @@ class session_responder final : public responder {
   // messages and our own strings) are replaced so they cannot split the head.
   static void append_field(std::string& out, std::string_view name, std::string_view value) {
     out.append(name.data(), name.size());
-    out += ": ";
+    out += ": "sv;
     const std::size_t at = out.size();
     out.append(value.data(), value.size());
     for (std::size_t i = at; i < out.size(); ++i) {
@@ -493,7 +502,7 @@ class session_responder final : public responder {
         out[i] = ' ';
       }
     }
-    out += "\r\n";
+    out += "\r\n"sv;
   }
   const std::string& model() const { return model_; }
   const std::string& key() const { return key_; }
