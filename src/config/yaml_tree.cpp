@@ -275,7 +275,9 @@ class tree_builder : public YAML::EventHandler {
 node parse_yaml_file_blocking(const std::string& display_path, std::vector<std::string>& warnings) {
   // A directory given as the config (a mistyped path) must not read as an empty config:
   // that would start a gateway with no keys and auth off.
-  auto read = core::read_file(display_path);
+  // Bounded: a config is kilobytes; a path to a huge file is a mistake, not a config.
+  constexpr std::size_t max_config_bytes = 64u << 20;
+  auto read = core::read_file(display_path, max_config_bytes);
   if (!read) {
     throw config_error(display_path, 0, "config", "cannot read file: " + read.reason);
   }
