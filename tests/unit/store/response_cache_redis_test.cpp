@@ -56,6 +56,42 @@ TEST_F(response_cache_redis_test, an_answer_enters_memory_when_it_is_read_back_f
   });
 }
 
+constexpr std::int64_t century_ms = 100LL * 365 * 24 * 3600 * 1000;
+
+TEST_F(response_cache_redis_test, a_ttl_beyond_any_horizon_is_held_to_a_hundred_years) {
+  // "cache": {"ttl": 1e308} was converted to milliseconds as it was: an overflow, a
+  // negative TTL, and the answer was silently not stored.
+  run([&]() -> net::awaitable<void> {
+    auto ex = co_await net::this_coro::executor;
+    rd::redis_client redis{ex, options_from_url(url)};
+    CO_ASSERT((co_await redis.connect()).has_value(), "connect");
+    cache::response_cache rc{ex, &redis, cache_options()};
+    EXPECT_TRUE(rc.put("forever", R"({"id":"f"})", 1e308));
+    co_await until_written(rc);
+    EXPECT_EQ(rc.counters().writes_dropped, 0u);
+    std::vector<std::string> pttl{"PTTL", prefix + "forever"};  // named: GCC 12 refuses a braced list in co_await
+    auto ttl = co_await redis.command(std::move(pttl), 2000ms);
+    CO_ASSERT(ttl.has_value() && ttl->type == rd::reply::kind::integer, "PTTL");
+    EXPECT_GT(ttl->integer, century_ms - 60'000);
+    EXPECT_LE(ttl->integer, century_ms);
+    auto hit = co_await rc.get_redis("forever");
+    CO_ASSERT(hit.has_value(), "read back");
+    EXPECT_EQ(hit->value, R"({"id":"f"})");
+
+    std::vector<std::string> keys{"forever"};
+    co_await rc.remove(std::move(keys));
+  });
+}
+
+TEST(response_cache_local, a_ttl_beyond_any_horizon_is_stored_in_memory) {
+  net::io_context io;
+  cache::response_cache local{io.get_executor(), nullptr, {}};  // type: local
+  EXPECT_TRUE(local.put("forever", R"({"id":"f"})", 1e308));
+  auto e = local.get_memory("forever");
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->expires_ms - e->stored_ms, century_ms);
+}
+
 TEST_F(response_cache_redis_test, without_a_redis_connection_answers_go_to_memory) {
   run([&]() -> net::awaitable<void> {
     auto ex = co_await net::this_coro::executor;
