@@ -1,4 +1,5 @@
 #include "switchyard/app/gateway.hpp"
+#include "switchyard/core/seconds.hpp"
 #include "switchyard/core/file.hpp"
 
 #include "switchyard/admin/db_models.hpp"
@@ -1373,7 +1374,7 @@ struct gateway::impl {
     }
     limits::redis_engine_options o;
     if (const char* w = std::getenv("LITELLM_RATE_LIMIT_WINDOW_SIZE"); w != nullptr && std::atof(w) > 0) {
-      o.window = std::chrono::milliseconds{static_cast<long long>(std::atof(w) * 1000)};
+      o.window = core::saturated_millis(std::atof(w));
     }
     o.window = env_ms("SWITCHYARD_RATE_LIMIT_WINDOW_MS", o.window);
     o.timeout = env_ms("SWITCHYARD_LIMITS_REDIS_TIMEOUT_MS", o.timeout);
@@ -2252,7 +2253,7 @@ struct gateway::impl {
       }
     });
     grace_deadline =
-        std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<long long>(opts.grace_period_s * 1000));
+        std::chrono::steady_clock::now() + core::saturated_millis(opts.grace_period_s);
     grace_timer.expires_at(grace_deadline);
     grace_timer.async_wait([this](const boost::system::error_code& ec) {
       if (!ec) {

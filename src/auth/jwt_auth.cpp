@@ -1,4 +1,5 @@
 #include "switchyard/auth/jwt_auth.hpp"
+#include "switchyard/core/seconds.hpp"
 
 #include "switchyard/core/ids.hpp"
 #include "switchyard/core/jwt.hpp"
@@ -184,7 +185,7 @@ core::result<jwt_auth_settings> jwt_auth_settings::from(const json& general,
     if (!it->is_number() || it->get<double>() < 1) {
       return setting_error("general_settings.litellm_jwtauth.public_key_ttl: expected seconds (>= 1)");
     }
-    s.public_key_ttl = std::chrono::seconds(static_cast<long long>(it->get<double>()));
+    s.public_key_ttl = core::saturated_seconds(it->get<double>());
   }
   return s;
 }
@@ -321,7 +322,7 @@ core::result<principal> jwt_authenticator::verify(const std::string& token,
       memo_.clear();  // simplest bound; a busy service's tokens come back at once
     }
     const auto expires =
-        std::chrono::system_clock::time_point(std::chrono::seconds(static_cast<long long>(exp->get<double>())));
+        std::chrono::system_clock::time_point(core::saturated_seconds(exp->get<double>()));
     memo_entry m{p, expires, used_cache, std::move(used_keys)};
     memo_.insert_or_assign(token, std::move(m));
   }

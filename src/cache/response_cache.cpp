@@ -1,4 +1,5 @@
 #include "switchyard/cache/response_cache.hpp"
+#include "switchyard/core/seconds.hpp"
 
 #include "switchyard/store/redis/redis_client.hpp"
 
@@ -159,11 +160,9 @@ bool response_cache::put(const std::string& key, std::string value, double ttl_s
     ++counters_.too_large;
     return false;
   }
-  // A TTL beyond any horizon ("ttl": 1e308) is held to a hundred years: converted as it
-  // is, it would overflow the milliseconds (undefined; on x86 a negative TTL, so nothing
-  // was stored), and Redis refuses a PX past the end of its clock.
-  constexpr double max_ttl_s = 100.0 * 365 * 24 * 3600;
-  const auto ttl_ms = static_cast<std::int64_t>(std::min(ttl_s, max_ttl_s) * 1000.0);
+  // A TTL beyond any horizon ("ttl": 1e308) is held to a hundred years (Redis refuses a
+  // PX past the end of its clock).
+  const auto ttl_ms = core::saturated_ms(ttl_s);
   if (ttl_ms <= 0) {
     return false;
   }

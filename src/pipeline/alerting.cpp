@@ -1,4 +1,5 @@
 #include "switchyard/pipeline/alerting.hpp"
+#include "switchyard/core/seconds.hpp"
 
 #include "switchyard/core/ids.hpp"
 #include "switchyard/pipeline/request_ctx.hpp"
@@ -100,10 +101,10 @@ alerting_settings alerting_settings::from(const config::config& cfg, const std::
   }
   if (auto a = g.find("alerting_args"); a != g.end() && a->is_object()) {
     if (auto v = number_of(*a, "budget_alert_ttl"); v && *v > 0) {
-      s.budget_ttl = std::chrono::seconds(static_cast<long long>(*v));
+      s.budget_ttl = core::saturated_seconds(*v);
     }
     if (auto v = number_of(*a, "outage_alert_ttl"); v && *v > 0) {
-      s.outage_ttl = std::chrono::seconds(static_cast<long long>(*v));
+      s.outage_ttl = core::saturated_seconds(*v);
     }
     if (auto v = number_of(*a, "minor_outage_alert_threshold"); v && *v >= 1) {
       s.minor_outage_threshold = static_cast<int>(*v);

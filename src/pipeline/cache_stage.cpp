@@ -1,4 +1,5 @@
 #include "switchyard/pipeline/cache_stage.hpp"
+#include "switchyard/core/seconds.hpp"
 
 #include "respond.hpp"
 
@@ -108,7 +109,7 @@ bool cache_stage::fresh(const request_ctx& ctx, const cache::entry& e) const {
   if (!ctl.s_maxage) {
     return true;
   }
-  return rc_.now_ms() - e.stored_ms <= static_cast<std::int64_t>(*ctl.s_maxage * 1000.0);
+  return rc_.now_ms() - e.stored_ms <= core::saturated_ms(*ctl.s_maxage);  // 1e308: any age
 }
 
 std::vector<cache::member_spans> member_spans_of(const providers::json_scan& scan, std::string_view body) {

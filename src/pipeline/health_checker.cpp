@@ -1,4 +1,5 @@
 #include "switchyard/pipeline/health_checker.hpp"
+#include "switchyard/core/seconds.hpp"
 
 #include "switchyard/providers/adapter.hpp"
 
@@ -68,13 +69,13 @@ health_options health_options::from(const config::config& cfg) {
     o.background = it->get<bool>();
   }
   if (auto it = g.find("health_check_interval"); it != g.end() && it->is_number() && it->get<double>() > 0) {
-    o.interval = std::chrono::milliseconds(static_cast<long long>(it->get<double>() * 1000));
+    o.interval = core::saturated_millis(it->get<double>());
   }
   if (const char* v = std::getenv("HEALTH_CHECK_TIMEOUT_SECONDS"); v != nullptr && *v != '\0') {
     char* end = nullptr;
     double s = std::strtod(v, &end);
     if (end != v && s > 0) {
-      o.default_timeout = std::chrono::milliseconds(static_cast<long long>(s * 1000));
+      o.default_timeout = core::saturated_millis(s);
     } else {
       spdlog::warn("ignoring HEALTH_CHECK_TIMEOUT_SECONDS='{}': not a positive number of seconds", v);
     }
@@ -97,7 +98,7 @@ health_checker::~health_checker() { *alive_ = false; }
 
 std::chrono::milliseconds health_checker::timeout_of(const config::deployment& d) const {
   if (auto s = info_number(d, "health_check_timeout"); s && *s > 0) {
-    return std::chrono::milliseconds(static_cast<long long>(*s * 1000));
+    return core::saturated_millis(*s);
   }
   return opts_.default_timeout;
 }

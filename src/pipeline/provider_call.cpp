@@ -3,6 +3,7 @@
 #include "respond.hpp"
 
 #include "switchyard/core/ids.hpp"
+#include "switchyard/core/seconds.hpp"
 #include "switchyard/spend/record.hpp"
 
 #include <spdlog/spdlog.h>
@@ -22,7 +23,7 @@ std::chrono::milliseconds seconds_to_ms(double s) {
   if (s <= 0) {
     s = 0.001;
   }
-  return std::chrono::milliseconds(static_cast<long long>(s * 1000.0));
+  return core::saturated_millis(s);  // timeout: .inf waits a hundred years, not zero
 }
 
 }  // namespace

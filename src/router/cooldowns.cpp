@@ -1,4 +1,5 @@
 #include "switchyard/router/cooldowns.hpp"
+#include "switchyard/core/seconds.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -12,7 +13,7 @@ constexpr int single_deployment_failure_threshold = 1000;   // 100 % failures ov
 constexpr int min_requests_for_failure_rate = 5;
 
 std::chrono::milliseconds to_ms(double s) {
-  return std::chrono::milliseconds(static_cast<long long>(std::llround(s * 1000.0)));
+  return std::chrono::milliseconds(core::saturated_ms_rounded(s));
 }
 
 std::optional<double> number_in(const nlohmann::json& j, const char* key) {

@@ -1,4 +1,5 @@
 #include "switchyard/router/policy.hpp"
+#include "switchyard/core/seconds.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -254,7 +255,7 @@ std::chrono::milliseconds backoff(int retry, const group_health& h, std::optiona
     secs = base * (1.0 - 0.25 * std::clamp(jitter_u, 0.0, 1.0));
   }
   secs = std::max(secs, min_retry_after_s);
-  return std::chrono::milliseconds(static_cast<long long>(std::llround(secs * 1000.0)));
+  return std::chrono::milliseconds(core::saturated_ms_rounded(secs));
 }
 
 fallback_settings fallback_settings::from(const config::config& cfg) {

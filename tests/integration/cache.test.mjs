@@ -230,6 +230,17 @@ describe('response cache', { skip, timeout: 600_000 }, () => {
     assert.equal(calls(m), 2);
   });
 
+  test('ttl and s-maxage beyond any horizon mean "keep" and "any age", not "nothing"', async () => {
+    // 1e308 seconds overflowed the milliseconds: the answer was not stored, or no entry
+    // was young enough.
+    const m = randomUUID();
+    await chat(client, ask(m, { cache: { ttl: 1e308 } }));
+    await chat(client, ask(m));
+    assert.equal(calls(m), 1, 'stored with a ttl of 1e308 s');
+    await chat(client, ask(m, { cache: { 's-maxage': 1e308 } }));
+    assert.equal(calls(m), 1, 'accepted with an s-maxage of 1e308 s');
+  });
+
   test('namespace: entries of another namespace are not seen', async () => {
     const m = randomUUID();
     const a = await chat(client, ask(m));
