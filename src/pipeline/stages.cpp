@@ -184,7 +184,20 @@ verdict parse_stage::run(request_ctx& ctx) {
   ctx.stream = ctx.type != call_type::embedding && stream != nullptr && stream->kind == json_kind::boolean &&
                stream->value == "true";
   auto so = ctx.body.find("stream_options");
-  ctx.client_wants_usage = so != ctx.body.end() && so->is_object() && so->value("include_usage", false);
+  if (so != ctx.body.end() && so->is_object()) {
+    // OpenAI's 400 for a non-boolean (it threw from json::value() here: a 500).
+    if (auto iu = so->find("include_usage"); iu != so->end() && !iu->is_null()) {
+      if (!iu->is_boolean()) {
+        return verdict::fail(core::make_error(core::errc::bad_request,
+                                              std::string("Invalid type for 'stream_options.include_usage': expected a "
+                                                          "boolean, but got ") +
+                                                  (iu->is_number() ? "a number" : iu->is_string() ? "a string" : iu->is_array() ? "an array" : "an object") +
+                                                  " instead.",
+                                              "stream_options.include_usage"));
+      }
+      ctx.client_wants_usage = iu->get<bool>();
+    }
+  }
   if (auto e = check_required(ctx)) {
     return verdict::fail(std::move(*e));
   }

@@ -190,6 +190,18 @@ TEST_F(pipeline_test, malformed_body_is_400_from_parse) {
   EXPECT_TRUE(o.attempts.empty());
 }
 
+TEST_F(pipeline_test, a_non_boolean_include_usage_is_400_from_parse_not_a_500) {
+  auto r = call(R"({"model":"a","messages":[],"stream":true,"stream_options":{"include_usage":1}})");
+  EXPECT_EQ(r.status, 400);
+  const auto& o = only_outcome();
+  ASSERT_TRUE(o.error);
+  EXPECT_EQ(o.error->param, "stream_options.include_usage");
+  EXPECT_EQ(o.error->message,
+            "Invalid type for 'stream_options.include_usage': expected a boolean, but got a number instead.");
+  EXPECT_STREQ(o.answered_by, "parse");
+  EXPECT_TRUE(o.attempts.empty());
+}
+
 TEST_F(pipeline_test, unknown_model_is_400_from_route) {
   auto r = call(R"({"model":"nope","messages":[]})");
   EXPECT_EQ(r.status, 400);
