@@ -133,7 +133,13 @@ std::uint64_t spill_file::size_blocking() const {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir_, ec)) {
     if (is_spill_name(e.path().filename().string())) {
-      n += e.file_size(ec);
+      // file_size() of what is not a regular file (a directory by that name) is an error
+      // and returns uintmax_t(-1): not a size to add.
+      std::error_code size_ec;
+      const auto size = e.file_size(size_ec);
+      if (!size_ec) {
+        n += size;
+      }
     }
   }
   return n;

@@ -273,6 +273,7 @@ TEST(cost_logger, a_spill_file_it_cannot_read_is_kept_and_the_others_are_replaye
   EXPECT_EQ(sink.ids.size(), 12u);
   EXPECT_TRUE(std::filesystem::is_directory(dir.path / "spill-000000000001.log"));
   EXPECT_FALSE(std::filesystem::exists(dir.path / "spill-000000000002.log"));
+  EXPECT_EQ(spill_file(dir.path.string()).size_blocking(), 0u) << "a directory has no size to count";
 }
 
 TEST(spill_file, a_path_that_cannot_be_read_is_an_error_not_an_empty_file) {
