@@ -2,6 +2,7 @@
 
 #include "switchyard/http/simple_head.hpp"
 
+#include "switchyard/core/file.hpp"
 #include "switchyard/core/ids.hpp"
 #include "switchyard/core/log.hpp"
 #include "switchyard/core/watchdog.hpp"
@@ -763,13 +764,25 @@ static std::shared_ptr<net::ssl::context> make_server_tls_context(const std::str
   }
   // The server's order wins (clients that list CBC or 3DES first still get an AEAD).
   SSL_CTX_set_options(ctx->native_handle(), SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // Read here first, so that a missing file or a directory gets a plain reason instead
+  // of OpenSSL's ("no start line" for a directory).
+  auto cert = core::read_file(cert_file, 16u << 20);
+  if (!cert) {
+    throw std::runtime_error("TLS: cannot load the certificate (ssl_certfile_path) '" + cert_file +
+                             "': " + cert.reason);
+  }
+  auto key = core::read_file(key_file, 16u << 20);
+  if (!key) {
+    throw std::runtime_error("TLS: cannot load the private key (ssl_keyfile_path) '" + key_file + "': " + key.reason);
+  }
   boost::system::error_code ec;
-  ctx->use_certificate_chain_file(cert_file, ec);
+  ctx->use_certificate_chain(net::buffer(*cert.text), ec);
   if (ec) {
     throw std::runtime_error("TLS: cannot load the certificate (ssl_certfile_path) '" + cert_file +
                              "': " + openssl_reason(ec));
   }
-  ctx->use_private_key_file(key_file, net::ssl::context::pem, ec);
+  ctx->use_private_key(net::buffer(*key.text), net::ssl::context::pem, ec);
+  OPENSSL_cleanse(key.text->data(), key.text->size());  // the key's copy is not kept
   if (ec) {
     // OpenSSL checks the pair while loading the key: name that case plainly.
     if (ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == X509_R_KEY_VALUES_MISMATCH) {

@@ -225,6 +225,9 @@ describe('HTTPS configuration', { timeout: 120_000 }, () => {
       [['--ssl_certfile_path', f('server-a.pem')], /needs both ssl_certfile_path and ssl_keyfile_path/],
       [['--ssl_certfile_path', f('server-a.pem'), '--ssl_keyfile_path', f('server-b.key')], /does not match the certificate/],
       [['--ssl_certfile_path', f('server-a.key'), '--ssl_keyfile_path', f('server-a.key')], /cannot load the certificate/],
+      [['--ssl_certfile_path', dir, '--ssl_keyfile_path', f('server-a.key')],
+        /cannot load the certificate \(ssl_certfile_path\) '.*': is a directory, not a file/],
+      [['--ssl_certfile_path', f('server-a.pem'), '--ssl_keyfile_path', f('missing.key')], /'.*missing\.key': No such file or directory/],
     ];
     for (const [args, re] of cases) {
       const r = await runGateway(['--config', file, '--port', '0', '--host', '127.0.0.1', ...args]);
