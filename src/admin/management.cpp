@@ -6,7 +6,42 @@ namespace switchyard::admin {
 
 namespace {
 
-// The request's JSON object ({} for an empty body): 400 when it is malformed or not an object.
+// Whether a string of `j` (a value or an object's key) holds a NUL character, which
+// Postgres' text and jsonb refuse (the write would fail with a database error, a 500);
+// `where` is set to its path ("metadata.x", "tags[0]").
+bool has_nul(const json& j, std::string& where) {
+  const auto nul = [](const std::string& s) { return s.find('\0') != std::string::npos; };
+  if (j.is_string()) {
+    return nul(j.get_ref<const std::string&>());
+  }
+  if (j.is_object()) {
+    for (const auto& [k, v] : j.items()) {
+      std::string inner;
+      if (nul(k) || has_nul(v, inner)) {
+        where = where.empty() ? k : where + "." + k;
+        if (!inner.empty()) {
+          where += (inner.front() == '[' ? "" : ".") + inner;
+        }
+        return true;
+      }
+    }
+  } else if (j.is_array()) {
+    for (std::size_t i = 0; i < j.size(); ++i) {
+      std::string inner;
+      if (has_nul(j[i], inner)) {
+        where += "[" + std::to_string(i) + "]";
+        if (!inner.empty()) {
+          where += (inner.front() == '[' ? "" : ".") + inner;
+        }
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+// The request's JSON object ({} for an empty body): 400 when it is malformed or not an
+// object, or when a string in it holds a NUL character.
 core::result<json> body_object(const http::request& req) {
   if (req.body.empty()) {
     return ok(json::object());
@@ -23,6 +58,12 @@ core::result<json> body_object(const http::request& req) {
   }
   if (!body.is_object()) {
     return core::make_error(core::errc::invalid_json, "Request body must be a JSON object");
+  }
+  std::string where;
+  if (has_nul(body, where)) {
+    return core::make_error(core::errc::bad_request,
+                            "`" + where + "` contains a NUL character (\\u0000), which the database cannot store",
+                            where.substr(0, where.find_first_of(".[")));
   }
   return ok(std::move(body));
 }
@@ -46,6 +87,13 @@ core::result<json> admit(const management_deps& deps, const route& r, const auth
   }
   if (sc == scope::org && org_of(who).empty()) {
     return forbidden("org_admin without an organization_id may not manage users or teams");
+  }
+  // A NUL character in a query parameter cannot reach Postgres either (a 500 before).
+  for (std::size_t at = req.query.find('%'); at != std::string::npos; at = req.query.find('%', at + 1)) {
+    if (req.query.compare(at, 3, "%00") == 0) {
+      return core::make_error(core::errc::bad_request,
+                              "A query parameter contains a NUL character (%00), which the database cannot store");
+    }
   }
   if (method_bit(req.method) == method_get) {
     return ok(json::object());

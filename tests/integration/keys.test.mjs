@@ -237,6 +237,29 @@ describe('virtual keys', { skip }, () => {
     assert.equal(r.status, 400, 'a duplicate custom key is refused');
   });
 
+  test('a NUL character in a body or a query is a 400 naming it, not a database error', async () => {
+    // Postgres' text and jsonb cannot hold U+0000: the write failed with a 500 that quoted
+    // the database's message.
+    for (const [path, body, param, where] of [
+      ['/key/generate', { key_alias: 'a\u0000b' }, 'key_alias', 'key_alias'],
+      ['/key/generate', { metadata: { x: '\u0000' } }, 'metadata', 'metadata.x'],
+      ['/key/generate', { tags: ['ok', '\u0000'] }, 'tags', 'tags[1]'],
+      ['/team/new', { team_alias: 't\u0000' }, 'team_alias', 'team_alias'],
+      ['/user/new', { user_id: 'u\u0000' }, 'user_id', 'user_id'],
+    ]) {
+      const r = await call(gw, path, { body });
+      assert.equal(r.status, 400, `${path} ${JSON.stringify(body)}: ${r.text}`);
+      assert.equal(r.json.error.param, param, r.text);
+      assert.ok(r.json.error.message.startsWith(`\`${where}\` contains a NUL character`), r.text);
+      assert.doesNotMatch(r.text, /database error/);
+    }
+    const q = await call(gw, '/team/list?organization_id=%00', { method: 'GET' });
+    assert.equal(q.status, 400, q.text);
+    assert.match(q.json.error.message, /NUL character \(%00\)/);
+    const fine = await call(gw, '/team/list?organization_id=%2500', { method: 'GET' });
+    assert.equal(fine.status, 200, `an escaped "%00" is text: ${fine.text}`);
+  });
+
   test('management needs the master key: a virtual key gets 401', async () => {
     const k = await generate();
     const r = await call(gw, '/key/generate', { key: k.key, body: {} });
