@@ -39,9 +39,24 @@ void replace_nuls(std::string& s) {
 void replace_nuls(json& j) {
   if (j.is_string()) {
     replace_nuls(j.get_ref<std::string&>());
-  } else if (j.is_array() || j.is_object()) {
+  } else if (j.is_array()) {
     for (auto& v : j) {
       replace_nuls(v);
+    }
+  } else if (j.is_object()) {
+    bool in_a_key = false;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      replace_nuls(it.value());
+      in_a_key = in_a_key || it.key().find('\0') != std::string::npos;
+    }
+    if (in_a_key) {  // keys cannot be changed in place: the object is made again
+      json fixed = json::object();
+      for (auto& [k, v] : j.items()) {
+        std::string key = k;
+        replace_nuls(key);
+        fixed[key] = std::move(v);
+      }
+      j = std::move(fixed);
     }
   }
 }
@@ -163,8 +178,13 @@ void put(std::string& out, const char* key, bool v) {
 // A JSON value kept as text: used as is when it is valid JSON, else `fallback`.
 void put_raw_value(std::string& out, const std::string& text, const char* fallback) {
   if (!text.empty() && nlohmann::json::accept(text)) {
-    // Re-dumped to drop invalid UTF-8 the text may hold (accept() does not check it).
+    // Re-dumped to drop invalid UTF-8 the text may hold (accept() does not check it), and
+    // NUL characters, which jsonb refuses (the row would be refused whole: its spend lost
+    // to the rejected file), as U+FFFD.
     auto j = nlohmann::json::parse(text, nullptr, false);
+    if (text.find("\\u0000") != std::string::npos) {
+      replace_nuls(j);
+    }
     out += j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   } else {
     out += fallback;

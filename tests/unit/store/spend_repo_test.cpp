@@ -442,6 +442,12 @@ std::vector<spend::spend_row> mixed_rows(int n) {
     const char* tags[] = {"[]", R"(["a","b"])", R"(["a","a"])", R"(["y\"z"])"};
     r.tags_json = tags[g % 4];
     r.metadata_json = i % 5 == 1 ? R"({"k": [1, 2]})" : "{}";
+    if (i == 9) {
+      // NUL characters (a request's tags and metadata may hold them; jsonb refuses them)
+      // are written as U+FFFD, in a key too: the row is not refused.
+      r.tags_json = R"(["n\u0000ul","a"])";
+      r.metadata_json = R"({"k\u0000": "v\u0000", "ok": 1})";
+    }
     if (i % 6 == 2) {
       r.messages_json = R"([{"role":"user","content":"hi"}])";
       r.response_json = R"({"choices":[]})";
@@ -539,6 +545,8 @@ TEST_F(spend_repo_test, fresh_and_checked_batches_leave_the_same_rows_rollups_an
   EXPECT_EQ(a, b);
   EXPECT_NE(a.find("spend_logs_20251205"), std::string::npos) << "rows over three days, in their partitions";
   EXPECT_NE(a.find("23:59:59.999999"), std::string::npos) << "the last microsecond of a day kept";
+  EXPECT_NE(a.find("n\xEF\xBF\xBDul"), std::string::npos) << "a NUL in a tag written as U+FFFD";
+  EXPECT_NE(a.find("k\xEF\xBF\xBD"), std::string::npos) << "a NUL in a metadata key written as U+FFFD";
   ASSERT_EQ(fresh.key_totals.size(), checked.key_totals.size());
   for (std::size_t i = 0; i < fresh.key_totals.size(); ++i) {
     EXPECT_EQ(fresh.key_totals[i].first, checked.key_totals[i].first);
