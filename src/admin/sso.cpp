@@ -782,8 +782,13 @@ net::awaitable<void> sso_endpoints::password_login(http::request& req, http::res
   } else {
     auto j = json::parse(req.body, nullptr, false);
     if (j.is_object()) {
-      username = j.value("username", std::string());
-      password = j.value("password", std::string());
+      // Strings only: json::value() throws for a number ({"username": 5}).
+      const auto text = [&](const char* k) {
+        auto it = j.find(k);
+        return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+      };
+      username = text("username");
+      password = text("password");
     }
   }
   if (username.empty() || password.empty()) {

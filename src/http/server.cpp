@@ -1030,10 +1030,20 @@ net::awaitable<void> server::impl::session(std::shared_ptr<Conn> c) {
     if (req.method == "HEAD") {
       resp.answer_head_only();
     }
-    co_await handler_(req, resp);
+    // A handler that throws (a bug: a JSON value of an unexpected type, say) still gets its
+    // client an answer, a 500, instead of a connection closed without one; the connection
+    // goes on serving (the request was read whole), unless the answer had already begun.
+    bool threw = false;
+    try {
+      co_await handler_(req, resp);
+    } catch (const std::exception& ex) {
+      threw = true;
+      spdlog::error("{} {} (call_id={}) ended by an exception: {}", req.method, req.path, call_id, ex.what());
+    }
     resp.stop_watching();
     if (!resp.started() && !resp.gone()) {
-      auto e = core::make_error(core::errc::internal, "The handler produced no response");
+      auto e = core::make_error(core::errc::internal,
+                                threw ? "Internal error while handling the request" : "The handler produced no response");
       co_await resp.send(error_response(e));
     }
     if (!resp.access_taken()) {

@@ -265,6 +265,10 @@ describe('admin UI sign-in', { skip }, () => {
     const bad = await api(gw, '/login', { method: 'POST', body: { username: 'ops', password: 'nope' } });
     assert.equal(bad.status, 401);
     assert.match(bad.json.error.message, /Invalid credentials/);
+    // Not strings: a 400 (the connection was closed without an answer before).
+    const typed = await api(gw, '/login', { method: 'POST', body: { username: 5, password: ['x'] } });
+    assert.equal(typed.status, 400, typed.text);
+    assert.match(typed.json.error.message, /username and password are required/);
     const good = await api(gw, '/login', { method: 'POST', body: { username: 'ops', password: 'ui-password-for-tests-3141' } });
     assert.equal(good.status, 200, good.text);
     const c = cookiesOf({ headers: good.headers });

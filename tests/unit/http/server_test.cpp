@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <stdexcept>
 #include <tuple>
 
 using namespace switchyard;
@@ -62,6 +63,14 @@ struct fixture : ::testing::Test {
       }
       co_await resp.end_stream();
       co_return;
+    }
+    if (req.path == "/throw") {
+      throw std::runtime_error("a handler's bug");
+    }
+    if (req.path == "/throw-mid-stream") {
+      co_await resp.begin_stream(200, "text/event-stream", {});
+      co_await resp.write("data: 1\n\n");
+      throw std::runtime_error("a handler's bug, mid-stream");
     }
     if (req.path == "/heads" || req.path == "/heads-stream") {
       // A value with CR and LF in it, and thirty more fields.
@@ -146,6 +155,21 @@ TEST_F(fixture, keep_alive_serves_two_requests_on_one_connection) {
   EXPECT_NE(out.find(R"("path":"/a")"), std::string::npos);
   EXPECT_NE(out.find(R"("path":"/b")"), std::string::npos);
   EXPECT_EQ(handled, 2);
+}
+
+TEST_F(fixture, a_handler_that_throws_answers_500_and_the_connection_goes_on) {
+  start();
+  auto out = run_coro(ioc, exchange("GET /throw HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n",
+                                    R"("path":"/b")"));
+  EXPECT_EQ(out.rfind("HTTP/1.1 500 Internal Server Error\r\n", 0), 0u) << out;
+  EXPECT_NE(out.find("Internal error while handling the request"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("path":"/b")"), std::string::npos) << "the next request on the connection is served";
+  EXPECT_EQ(handled, 2);
+  // Once the answer has begun, the connection is closed: the stream is never ended
+  // (no last chunk), so the client sees a cut answer, not a complete one.
+  auto cut = run_coro(ioc, exchange("GET /throw-mid-stream HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_NE(cut.find("data: 1"), std::string::npos) << cut;
+  EXPECT_EQ(cut.find("0\r\n\r\n"), std::string::npos) << cut;
 }
 
 // The common request is parsed without Beast (a complete head in the first read); these
