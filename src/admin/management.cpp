@@ -7,34 +7,29 @@ namespace switchyard::admin {
 namespace {
 
 // Whether a string of `j` (a value or an object's key) holds a NUL character, which
-// Postgres' text and jsonb refuse (the write would fail with a database error, a 500);
-// `where` is set to its path ("metadata.x", "tags[0]").
-bool has_nul(const json& j, std::string& where) {
-  const auto nul = [](const std::string& s) { return s.find('\0') != std::string::npos; };
+// Postgres' text and jsonb refuse (the write would fail with a database error, a 500).
+// `path` is where `j` is; on true it is where the NUL is ("metadata.x", "tags[0]").
+bool has_nul(const json& j, std::string& path) {
+  const auto holds = [](const std::string& s) { return s.find('\0') != std::string::npos; };
   if (j.is_string()) {
-    return nul(j.get_ref<const std::string&>());
+    return holds(j.get_ref<const std::string&>());
   }
+  const std::size_t at = path.size();
   if (j.is_object()) {
     for (const auto& [k, v] : j.items()) {
-      std::string inner;
-      if (nul(k) || has_nul(v, inner)) {
-        where = where.empty() ? k : where + "." + k;
-        if (!inner.empty()) {
-          where += (inner.front() == '[' ? "" : ".") + inner;
-        }
+      (path += at == 0 ? "" : ".") += k;
+      if (holds(k) || has_nul(v, path)) {
         return true;
       }
+      path.resize(at);
     }
   } else if (j.is_array()) {
     for (std::size_t i = 0; i < j.size(); ++i) {
-      std::string inner;
-      if (has_nul(j[i], inner)) {
-        where += "[" + std::to_string(i) + "]";
-        if (!inner.empty()) {
-          where += (inner.front() == '[' ? "" : ".") + inner;
-        }
+      path += "[" + std::to_string(i) + "]";
+      if (has_nul(j[i], path)) {
         return true;
       }
+      path.resize(at);
     }
   }
   return false;

@@ -13,39 +13,26 @@ namespace switchyard::core {
 // stays far inside int64's range.
 inline constexpr double max_seconds = 100.0 * 365 * 24 * 3600;
 
-// Whole milliseconds of `seconds`, truncated: NaN and what is not above zero give 0,
-// anything beyond max_seconds gives max_seconds.
-inline std::int64_t saturated_ms(double seconds) {
-  if (!(seconds > 0)) {
-    return 0;
-  }
-  if (seconds >= max_seconds) {
-    return static_cast<std::int64_t>(max_seconds * 1000.0);
-  }
-  return static_cast<std::int64_t>(seconds * 1000.0);
+// `seconds` held to [0, max_seconds]; NaN gives 0.
+inline double clamped_seconds(double seconds) {
+  return seconds > 0 ? (seconds < max_seconds ? seconds : max_seconds) : 0.0;  // NaN > 0 is false
 }
+
+// Whole milliseconds of `seconds`, truncated, after clamped_seconds().
+inline std::int64_t saturated_ms(double seconds) { return static_cast<std::int64_t>(clamped_seconds(seconds) * 1000.0); }
 
 // The same, rounded to the nearest millisecond.
 inline std::int64_t saturated_ms_rounded(double seconds) {
-  if (!(seconds > 0)) {
-    return 0;
-  }
-  if (seconds >= max_seconds) {
-    return static_cast<std::int64_t>(max_seconds * 1000.0);
-  }
-  return static_cast<std::int64_t>(std::llround(seconds * 1000.0));
+  return static_cast<std::int64_t>(std::llround(clamped_seconds(seconds) * 1000.0));
 }
 
 inline std::chrono::milliseconds saturated_millis(double seconds) {
   return std::chrono::milliseconds(saturated_ms(seconds));
 }
 
-// Whole seconds, truncated, saturated as above.
+// Whole seconds, truncated, after clamped_seconds().
 inline std::chrono::seconds saturated_seconds(double seconds) {
-  if (!(seconds > 0)) {
-    return std::chrono::seconds(0);
-  }
-  return std::chrono::seconds(static_cast<std::int64_t>(seconds >= max_seconds ? max_seconds : seconds));
+  return std::chrono::seconds(static_cast<std::int64_t>(clamped_seconds(seconds)));
 }
 
 }  // namespace switchyard::core
