@@ -83,6 +83,9 @@ core::result<request_controls> parse_controls(const json* cache, std::string_vie
       if (!v.is_string() && !v.is_null()) {
         return bad("`namespace` must be a string");
       }
+      if (v.is_string() && v.get_ref<const std::string&>().size() > max_namespace_bytes) {
+        return bad("`namespace` must be at most " + std::to_string(max_namespace_bytes) + " bytes");
+      }
       if (v.is_string() && !v.get_ref<const std::string&>().empty()) {
         c.namespace_ = v.get<std::string>();
       }

@@ -13,6 +13,7 @@
 //  4. Unknown keys -> warnings; documented keys are type-checked; typed fields filled.
 //  5. Env fallbacks (master key, database URL, Redis).
 #include "switchyard/config/config.hpp"
+#include "switchyard/cache/controls.hpp"
 #include "switchyard/core/route_groups.hpp"
 
 #include "known_keys.hpp"
@@ -1144,6 +1145,10 @@ class loader {
       o.password = read_string(c->find("password"), cp + ".password").value_or("");
       o.url = read_string(c->find("url"), cp + ".url").value_or("");
       o.namespace_ = read_string(c->find("namespace"), cp + ".namespace").value_or("");
+      if (o.namespace_.size() > cache::max_namespace_bytes) {
+        fail(*c->find("namespace"), cp + ".namespace",
+             "must be at most " + std::to_string(cache::max_namespace_bytes) + " bytes (it is echoed in a response header)");
+      }
       o.port = read_int(c->find("port"), cp + ".port", 1, 65535);
       o.ttl = read_non_negative(c->find("ttl"), cp + ".ttl");
       o.mode = read_string(c->find("mode"), cp + ".mode").value_or("");

@@ -229,6 +229,12 @@ verdict cache_stage::run(request_ctx& ctx) {
   } else if (metadata_v.is_object()) {
     if (auto rn = metadata_v.find("redis_namespace");
         rn != metadata_v.end() && rn->is_string() && !rn->get_ref<const std::string&>().empty()) {
+      if (rn->get_ref<const std::string&>().size() > cache::max_namespace_bytes) {
+        return verdict::fail(core::make_error(core::errc::bad_request,
+                                              "Invalid cache control: `metadata.redis_namespace` must be at most " +
+                                                  std::to_string(cache::max_namespace_bytes) + " bytes",
+                                              "metadata"));
+      }
       ns = rn->get<std::string>();
     }
   }

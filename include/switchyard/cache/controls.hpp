@@ -20,6 +20,11 @@
 
 namespace switchyard::cache {
 
+// A namespace is echoed in the `x-litellm-cache-key` response header: longer ones would
+// make a header that HTTP clients refuse (Node's limit for a whole head is 16 KB), so a
+// request's or the config's namespace longer than this is refused.
+inline constexpr std::size_t max_namespace_bytes = 512;
+
 struct request_controls {
   bool no_cache = false;
   bool no_store = false;

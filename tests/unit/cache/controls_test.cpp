@@ -40,6 +40,19 @@ TEST(CacheControls, WrongTypesAre400) {
   }
 }
 
+TEST(CacheControls, ANamespaceLongerThanTheBoundIs400) {
+  json at_bound = {{"namespace", std::string(max_namespace_bytes, 'n')}};
+  auto ok = parse_controls(&at_bound, {}, {});
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->namespace_->size(), max_namespace_bytes);
+  json over = {{"namespace", std::string(max_namespace_bytes + 1, 'n')}};
+  auto c = parse_controls(&over, {}, {});
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().status, 400);
+  EXPECT_EQ(c.error().param, "cache");
+  EXPECT_EQ(c.error().message, "Invalid cache control: `namespace` must be at most 512 bytes");
+}
+
 TEST(CacheControls, AllowedCacheControlsRestrictTheBody) {
   auto ok = parse(R"({"ttl":5})", {}, {"ttl", "no-cache"});
   EXPECT_TRUE(ok);

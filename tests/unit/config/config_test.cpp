@@ -333,6 +333,8 @@ INSTANTIATE_TEST_SUITE_P(
                  "expected a boolean (true/false), got the string \"maybe\""},
         bad_case{"spend_flag.yaml", "spend_flag.yaml", 2, "general_settings.store_prompts_in_spend_logs",
                  "expected a boolean (true/false), got the string \"sometimes\""},
+        bad_case{"cache_namespace_long.yaml", "cache_namespace_long.yaml", 5, "litellm_settings.cache_params.namespace",
+                 "must be at most 512 bytes (it is echoed in a response header)"},
         bad_case{"redis_port_range.yaml", "redis_port_range.yaml", 3, "router_settings.redis_port",
                  "must be between 1 and 65535"},
         bad_case{"top_level_list.yaml", "top_level_list.yaml", 1, "config", "the top level must be a mapping"},

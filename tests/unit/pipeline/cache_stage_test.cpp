@@ -3,6 +3,7 @@
 // stored, and the outcome says cache_hit.
 #include "fakes.hpp"
 
+#include "switchyard/cache/controls.hpp"
 #include "switchyard/cache/response_cache.hpp"
 #include "switchyard/pipeline/cache_stage.hpp"
 
@@ -271,6 +272,31 @@ TEST_F(cache_stage_test, no_store_and_no_cache) {
   EXPECT_EQ(up.calls["http://b1.test"], 3);
   auto bad = call(body(false, R"("cache":{"ttl":"x"},)"));
   EXPECT_EQ(bad.status, 400);
+}
+
+TEST_F(cache_stage_test, the_namespace_comes_from_the_request_then_metadata_and_is_bounded) {
+  up.script["http://b1.test"] = {reply(200, answer_json)};
+  auto plain = call(body(false));
+  const std::string hex = header(plain, "x-litellm-cache-key");
+  ASSERT_EQ(hex.size(), 64u);
+  auto meta = call(body(false, R"("metadata":{"redis_namespace":"team-a"},)"));
+  EXPECT_EQ(header(meta, "x-litellm-cache-key"), "team-a:" + hex);
+  auto both = call(body(false, R"("cache":{"namespace":"app"},"metadata":{"redis_namespace":"team-a"},)"));
+  EXPECT_EQ(header(both, "x-litellm-cache-key"), "app:" + hex);
+  EXPECT_EQ(up.calls["http://b1.test"], 3);  // three namespaces, three entries
+
+  // A namespace is echoed in a response header: one beyond the bound is refused before
+  // the provider is called, whichever member names it.
+  const std::string long_ns(cache::max_namespace_bytes + 1, 'n');
+  auto from_cache = call(body(false, R"("cache":{"namespace":")" + long_ns + R"("},)"));
+  EXPECT_EQ(from_cache.status, 400);
+  EXPECT_NE(from_cache.body.find("\"param\":\"cache\""), std::string::npos) << from_cache.body;
+  auto from_meta = call(body(false, R"("metadata":{"redis_namespace":")" + long_ns + R"("},)"));
+  EXPECT_EQ(from_meta.status, 400);
+  EXPECT_NE(from_meta.body.find("`metadata.redis_namespace` must be at most 512 bytes"), std::string::npos)
+      << from_meta.body;
+  EXPECT_NE(from_meta.body.find("\"param\":\"metadata\""), std::string::npos) << from_meta.body;
+  EXPECT_EQ(up.calls["http://b1.test"], 3);
 }
 
 }  // namespace
