@@ -83,6 +83,17 @@ core::error invalid_json(const request_ctx& ctx) {
                                                         std::to_string(ctx.req.body.size()));
 }
 
+// OpenAI's words for a member that must be a boolean.
+core::error not_a_boolean(const std::string& param, json_kind got) {
+  const char* what = got == json_kind::number   ? "a number"
+                     : got == json_kind::string ? "a string"
+                     : got == json_kind::array  ? "an array"
+                                                : "an object";
+  return core::make_error(core::errc::bad_request, "Invalid type for '" + param +
+                                                       "': expected a boolean, but got " + what + " instead.",
+                          param);
+}
+
 // messages (chat, Anthropic messages), prompt (completions) or input (embeddings,
 // responses), of the right kind.
 std::optional<core::error> check_required(const request_ctx& ctx) {
@@ -181,6 +192,12 @@ verdict parse_stage::run(request_ctx& ctx) {
   } else {
     return verdict::fail(core::make_error(core::errc::bad_request, "`model` is required and must be a string", "model"));
   }
+  if (ctx.type != call_type::embedding && stream != nullptr && stream->kind != json_kind::null &&
+      stream->kind != json_kind::boolean) {
+    // OpenAI's 400. Read as "not true", `"stream": "yes"` got a JSON answer the client's
+    // SDK did not expect, and went upstream as it was.
+    return verdict::fail(not_a_boolean("stream", stream->kind));
+  }
   ctx.stream = ctx.type != call_type::embedding && stream != nullptr && stream->kind == json_kind::boolean &&
                stream->value == "true";
   auto so = ctx.body.find("stream_options");
@@ -188,12 +205,11 @@ verdict parse_stage::run(request_ctx& ctx) {
     // OpenAI's 400 for a non-boolean (it threw from json::value() here: a 500).
     if (auto iu = so->find("include_usage"); iu != so->end() && !iu->is_null()) {
       if (!iu->is_boolean()) {
-        return verdict::fail(core::make_error(core::errc::bad_request,
-                                              std::string("Invalid type for 'stream_options.include_usage': expected a "
-                                                          "boolean, but got ") +
-                                                  (iu->is_number() ? "a number" : iu->is_string() ? "a string" : iu->is_array() ? "an array" : "an object") +
-                                                  " instead.",
-                                              "stream_options.include_usage"));
+        return verdict::fail(not_a_boolean("stream_options.include_usage",
+                                           iu->is_number()   ? json_kind::number
+                                           : iu->is_string() ? json_kind::string
+                                           : iu->is_array()  ? json_kind::array
+                                                             : json_kind::object));
       }
       ctx.client_wants_usage = iu->get<bool>();
     }

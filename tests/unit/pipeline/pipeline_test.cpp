@@ -202,6 +202,27 @@ TEST_F(pipeline_test, a_non_boolean_include_usage_is_400_from_parse_not_a_500) {
   EXPECT_TRUE(o.attempts.empty());
 }
 
+TEST_F(pipeline_test, a_non_boolean_stream_is_400_from_parse_and_null_is_no_stream) {
+  const std::pair<const char*, const char*> bad[] = {{R"("yes")", "a string"}, {"1", "a number"},
+                                                     {"[]", "an array"}, {"{}", "an object"}};
+  for (const auto& [value, what] : bad) {
+    auto r = call(std::string(R"({"model":"a","messages":[{"role":"user","content":"hi"}],"stream":)") + value + "}");
+    EXPECT_EQ(r.status, 400) << value;
+    EXPECT_FALSE(r.streamed) << value;
+    EXPECT_NE(r.body.find(std::string("Invalid type for 'stream': expected a boolean, but got ") + what +
+                          " instead."),
+              std::string::npos)
+        << r.body;
+    EXPECT_NE(r.body.find(R"("param":"stream")"), std::string::npos) << r.body;
+  }
+  EXPECT_EQ(up.calls.size(), 0u);  // refused before any provider call
+  up.script["http://a1.test"] = {reply(200, answer_json)};
+  up.script["http://a2.test"] = {reply(200, answer_json)};
+  auto none = call(R"({"model":"a","messages":[{"role":"user","content":"hi"}],"stream":null})");
+  EXPECT_EQ(none.status, 200);
+  EXPECT_FALSE(none.streamed);
+}
+
 TEST_F(pipeline_test, unknown_model_is_400_from_route) {
   auto r = call(R"({"model":"nope","messages":[]})");
   EXPECT_EQ(r.status, 400);
