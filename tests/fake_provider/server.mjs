@@ -948,8 +948,20 @@ class FakeProvider {
     }, rec, beh.headers);
   }
 
-  openaiEmbeddings({ res, rec, beh, body }) {
-    const inputs = Array.isArray(body.input) ? body.input : [body.input ?? ''];
+  openaiEmbeddings(x) {
+    const { res, rec, beh, body } = x;
+    // OpenAI's input: a string, a list of strings, one token list (numbers) or a list of
+    // token lists. A flat list of numbers is one input, not one per number.
+    const isTokens = (v) => Array.isArray(v) && v.length > 0 && v.every((t) => Number.isInteger(t));
+    let inputs;
+    if (typeof body.input === 'string') inputs = [body.input];
+    else if (isTokens(body.input)) inputs = [body.input];
+    else if (Array.isArray(body.input) && body.input.length > 0 &&
+             (body.input.every((v) => typeof v === 'string') || body.input.every(isTokens))) inputs = body.input;
+    else {
+      return this.sendProviderError(x, 400,
+        "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.");
+    }
     const dims = body.dimensions ?? beh.dimensions ?? 8;
     const b64 = body.encoding_format === 'base64';
     const data = inputs.map((inp, index) => {
