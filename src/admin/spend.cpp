@@ -5,6 +5,7 @@
 #include "entities.hpp"
 #include "spend_params.hpp"
 
+#include "switchyard/core/json_get.hpp"
 #include "switchyard/spend/pricer.hpp"
 
 #include <algorithm>
@@ -131,10 +132,7 @@ core::result<json> priced(const route_context& c, const std::string& model, cons
   return ok(json{{"cost", *cost}});
 }
 
-long long count_of(const json& j, const char* name) {
-  auto it = j.find(name);
-  return it != j.end() && it->is_number() ? it->get<long long>() : 0;
-}
+long long count_of(const json& j, const char* name) { return core::count_or(j, name); }
 
 }  // namespace
 

@@ -4,6 +4,7 @@
 
 #include "switchyard/auth/jwt_auth.hpp"
 #include "switchyard/core/ids.hpp"
+#include "switchyard/core/json_get.hpp"
 #include "switchyard/core/jwt.hpp"
 #include "switchyard/store/postgres/db_executor.hpp"
 #include "switchyard/store/postgres/session_repo.hpp"
@@ -584,10 +585,11 @@ net::awaitable<core::result<json>> sso_endpoints::verify_id_token(std::string to
     co_return sso_error(401, "Sign-in refused: invalid ID token: " + r.error().message);
   }
   if (tenant_placeholder) {
-    auto tid = r->claims.value("tid", std::string());
+    // Claims are the identity provider's: read by type (a non-string is absent).
+    auto tid = core::string_or(r->claims, "tid");
     auto expected = s_.issuer;
     expected.replace(expected.find("{tenantid}"), 10, tid);
-    if (tid.empty() || r->claims.value("iss", std::string()) != expected) {
+    if (tid.empty() || core::string_or(r->claims, "iss") != expected) {
       co_return sso_error(401, "Sign-in refused: invalid ID token: issuer does not match the tenant");
     }
   }
@@ -640,9 +642,9 @@ net::awaitable<void> sso_endpoints::callback(http::request& req, http::responder
   }
   json tokens = json::parse(answer->body, nullptr, false);
   if (answer->status != 200 || !tokens.is_object() || !tokens.contains("id_token") || !tokens["id_token"].is_string()) {
-    std::string why = tokens.is_object() ? tokens.value("error", std::string()) + " " +
-                                               tokens.value("error_description", std::string())
-                                         : answer->body.substr(0, 200);
+    std::string why = tokens.is_object()
+                          ? core::string_or(tokens, "error") + " " + core::string_or(tokens, "error_description")
+                          : answer->body.substr(0, 200);
     co_await resp.send(callback_error(req, sso_error(
         401, "Sign-in refused: the token endpoint answered HTTP " + std::to_string(answer->status) + ": " + why)));
     co_return;
@@ -665,7 +667,8 @@ net::awaitable<void> sso_endpoints::callback(http::request& req, http::responder
     auto info = co_await client_.send(std::move(ur));
     if (info && info->status == 200) {
       auto j = json::parse(info->body, nullptr, false);
-      if (j.is_object() && j.value("sub", std::string()) == claims->value("sub", std::string())) {
+      // Only the same subject's answer, and only when the ID token names one.
+      if (const auto sub = core::string_or(*claims, "sub"); !sub.empty() && core::string_or(j, "sub") == sub) {
         for (auto& [k, v] : j.items()) {
           if (!claims->contains(k)) {
             (*claims)[k] = v;
@@ -675,7 +678,7 @@ net::awaitable<void> sso_endpoints::callback(http::request& req, http::responder
     }
   }
   store::postgres::sso_identity who;
-  const auto sub = claims->value("sub", std::string());
+  const auto sub = core::string_or(*claims, "sub");
   who.user_id = claim_text(*claims, s_.user_id_attribute);
   if (who.user_id.empty()) {
     who.user_id = sub;

@@ -69,7 +69,7 @@ core::result<std::string> merge_embedding_answer(std::string_view answer,
   }
   json j = json::parse(answer, nullptr, false);
   const auto fresh = items_by_index(j, sent);
-  if (fresh.empty() && sent != 0) {
+  if (!j.is_object() || (fresh.empty() && sent != 0)) {
     return core::make_error(core::errc::upstream_error,
                             "the provider's embeddings answer does not hold one embedding for each of the " +
                                 std::to_string(sent) + " input(s) sent (the others were cached)");

@@ -1,5 +1,7 @@
 #include "switchyard/cache/openai_stream.hpp"
 
+#include "switchyard/core/json_get.hpp"
+
 namespace switchyard::cache {
 
 using json = nlohmann::json;
@@ -106,8 +108,14 @@ void stream_assembler::event(std::string_view data) {
     if (!c.is_object()) {
       continue;
     }
-    int index = c.value("index", 0);
-    auto& out = choice(index);
+    // A choice without an index is the first; one whose index is not a whole number is
+    // not an answer the gateway can rebuild, so the stream is not stored.
+    const auto index = c.contains("index") ? core::integer_member(c, "index") : std::optional<long long>(0);
+    if (!index || *index < 0 || *index > 1024) {
+      failed_ = true;
+      return;
+    }
+    auto& out = choice(static_cast<int>(*index));
     if (failed_) {
       return;
     }
@@ -151,15 +159,18 @@ void stream_assembler::event(std::string_view data) {
         if (!tc.is_object()) {
           continue;
         }
-        int ti = tc.value("index", static_cast<int>(calls.size()) - 1 < 0 ? 0 : static_cast<int>(calls.size()) - 1);
-        if (ti < 0 || ti > 1024) {
+        // Without an index, a piece continues the last call (or starts the first).
+        const long long last = calls.empty() ? 0 : static_cast<long long>(calls.size()) - 1;
+        const auto tix = tc.contains("index") ? core::integer_member(tc, "index") : std::optional<long long>(last);
+        if (!tix || *tix < 0 || *tix > 1024) {
           failed_ = true;
           return;
         }
-        while (calls.size() <= static_cast<std::size_t>(ti)) {
+        const auto ti = static_cast<std::size_t>(*tix);
+        while (calls.size() <= ti) {
           calls.push_back(json{{"id", ""}, {"type", "function"}, {"function", {{"name", ""}, {"arguments", ""}}}});
         }
-        auto& call = calls[static_cast<std::size_t>(ti)];
+        auto& call = calls[ti];
         if (auto id = tc.find("id"); id != tc.end() && id->is_string()) {
           call["id"] = *id;
         }
@@ -202,6 +213,8 @@ std::optional<std::string> stream_assembler::result(const std::optional<json>& u
   return out.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+// A stored answer is the provider's JSON as it came (OpenAI-compatible servers vary):
+// every read below takes what is there and of the expected type, and never throws.
 std::string replay_frames(const json& answer, bool chat, bool include_usage) {
   std::string out;
   auto frame = [&out](const json& j) {
@@ -210,45 +223,53 @@ std::string replay_frames(const json& answer, bool chat, bool include_usage) {
     out += "\n\n";
   };
   json head = json::object();
-  head["id"] = answer.value("id", json(""));
+  head["id"] = core::member_or(answer, "id", "");
   head["object"] = chat ? "chat.completion.chunk" : "text_completion";
-  head["created"] = answer.value("created", json(0));
-  head["model"] = answer.value("model", json(""));
-  if (auto fp = answer.find("system_fingerprint"); fp != answer.end()) {
+  head["created"] = core::member_or(answer, "created", 0);
+  head["model"] = core::member_or(answer, "model", "");
+  if (const auto* fp = core::member(answer, "system_fingerprint")) {
     head["system_fingerprint"] = *fp;
   }
   const json empty = json::array();
-  auto cit = answer.find("choices");
-  const json& choices = cit != answer.end() && cit->is_array() ? *cit : empty;
+  const auto* cit = core::member(answer, "choices");
+  const json& choices = cit != nullptr && cit->is_array() ? *cit : empty;
+  // A choice's index: its own when a whole number, else its position.
+  auto index_of = [](const json& c, std::size_t position) {
+    return core::integer_member(c, "index").value_or(static_cast<long long>(position));
+  };
   // 1. the content of every choice
   json first = head;
   first["choices"] = json::array();
+  std::size_t position = 0;
   for (const auto& c : choices) {
     json ch = json::object();
-    ch["index"] = c.value("index", 0);
+    ch["index"] = index_of(c, position++);
     if (chat) {
       json delta = json::object();
-      const json msg = c.value("message", json::object());
-      delta["role"] = msg.value("role", json("assistant"));
-      delta["content"] = msg.value("content", json(nullptr));
-      if (auto tc = msg.find("tool_calls"); tc != msg.end() && tc->is_array()) {
+      const json* mp = core::member(c, "message");
+      const json& msg = mp != nullptr && mp->is_object() ? *mp : empty;
+      delta["role"] = core::member_or(msg, "role", "assistant");
+      delta["content"] = core::member_or(msg, "content", nullptr);
+      if (const auto* tc = core::member(msg, "tool_calls"); tc != nullptr && tc->is_array()) {
         json calls = json::array();
         int i = 0;
         for (auto call : *tc) {
-          call["index"] = i++;
-          calls.push_back(std::move(call));
+          if (call.is_object()) {
+            call["index"] = i++;
+            calls.push_back(std::move(call));
+          }
         }
         delta["tool_calls"] = std::move(calls);
       }
-      if (auto fc = msg.find("function_call"); fc != msg.end()) {
+      if (const auto* fc = core::member(msg, "function_call")) {
         delta["function_call"] = *fc;
       }
-      if (auto r = msg.find("refusal"); r != msg.end() && !r->is_null()) {
+      if (const auto* r = core::member(msg, "refusal"); r != nullptr && !r->is_null()) {
         delta["refusal"] = *r;
       }
       ch["delta"] = std::move(delta);
     } else {
-      ch["text"] = c.value("text", json(""));
+      ch["text"] = core::member_or(c, "text", "");
       ch["logprobs"] = nullptr;
     }
     ch["finish_reason"] = nullptr;
@@ -258,16 +279,17 @@ std::string replay_frames(const json& answer, bool chat, bool include_usage) {
   // 2. the finish reasons
   json last = head;
   last["choices"] = json::array();
+  position = 0;
   for (const auto& c : choices) {
     json ch = json::object();
-    ch["index"] = c.value("index", 0);
+    ch["index"] = index_of(c, position++);
     if (chat) {
       ch["delta"] = json::object();
     } else {
       ch["text"] = "";
       ch["logprobs"] = nullptr;
     }
-    ch["finish_reason"] = c.value("finish_reason", json("stop"));
+    ch["finish_reason"] = core::member_or(c, "finish_reason", "stop");
     last["choices"].push_back(std::move(ch));
   }
   frame(last);
@@ -275,7 +297,7 @@ std::string replay_frames(const json& answer, bool chat, bool include_usage) {
   if (include_usage) {
     json u = head;
     u["choices"] = json::array();
-    u["usage"] = answer.value("usage", json(nullptr));
+    u["usage"] = core::member_or(answer, "usage", nullptr);
     frame(u);
   }
   out += "data: [DONE]\n\n";

@@ -1,4 +1,5 @@
 #include "switchyard/pipeline/cache_stage.hpp"
+#include "switchyard/core/json_get.hpp"
 #include "switchyard/core/seconds.hpp"
 
 #include "respond.hpp"
@@ -87,10 +88,7 @@ providers::usage usage_of(const json& answer) {
   if (it == answer.end() || !it->is_object()) {
     return u;
   }
-  auto num = [&](const char* k) {
-    auto v = it->find(k);
-    return v != it->end() && v->is_number() ? v->get<long long>() : 0LL;
-  };
+  auto num = [&](const char* k) { return core::count_or(*it, k); };
   u.prompt_tokens = num("prompt_tokens");
   u.completion_tokens = num("completion_tokens");
   u.total_tokens = num("total_tokens");

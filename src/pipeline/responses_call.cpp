@@ -3,6 +3,7 @@
 #include "respond.hpp"
 
 #include "switchyard/core/ids.hpp"
+#include "switchyard/core/json_get.hpp"
 #include "switchyard/spend/record.hpp"
 #include "switchyard/upstream/sse_parser.hpp"
 
@@ -48,11 +49,11 @@ std::string output_text_of(const json& response) {
     return s;
   }
   for (const auto& it : *out) {
-    if (!it.is_object() || it.value("type", "") != "message" || !it.contains("content") || !it["content"].is_array()) {
+    if (!it.is_object() || core::string_or(it, "type") != "message" || !it.contains("content") || !it["content"].is_array()) {
       continue;
     }
     for (const auto& p : it["content"]) {
-      if (p.is_object() && p.value("type", "") == "output_text" && p.contains("text") && p["text"].is_string()) {
+      if (core::string_or(p, "type") == "output_text" && p.contains("text") && p["text"].is_string()) {
         s += p["text"].get_ref<const std::string&>();
       }
     }
@@ -143,7 +144,7 @@ class native_relay final : public event_relay {
             const auto& err = j["response"].value("error", json());
             error_ = core::make_error(core::errc::upstream_error,
                                       std::string(d_.provider->exception_label) + " - " +
-                                          (err.is_object() ? err.value("message", "response failed") : "response failed"));
+                                          core::string_or(err, "message", "response failed"));
           }
         }
       } else if (ev.event == "error") {
@@ -151,7 +152,7 @@ class native_relay final : public event_relay {
         auto j = json::parse(ev.data, nullptr, false);
         error_ = core::make_error(core::errc::upstream_error,
                                   std::string(d_.provider->exception_label) + " - " +
-                                      (j.is_object() ? j.value("message", ev.data) : ev.data));
+                                      core::string_or(j, "message", ev.data));
         relayed_error_ = true;
       }
       if (!ev.event.empty()) {
@@ -486,7 +487,7 @@ net::awaitable<std::optional<core::error>> responses_call::resolve(request_ctx& 
   }
   if (auto stored = co_await store_.get(slot.previous)) {
     auto j = json::parse(*stored, nullptr, false);
-    const bool readable = j.is_object() && (ctx.who.is_master || j.value("owner", "") == slot.owner);
+    const bool readable = j.is_object() && (ctx.who.is_master || core::string_or(j, "owner") == slot.owner);
     if (readable && j.contains("items") && j["items"].is_array()) {
       slot.previous_stored = true;
       slot.history = std::move(j["items"]);
@@ -510,7 +511,7 @@ void responses_call::keep(request_ctx& ctx, const responses_slot& slot, const js
     items.push_back(std::move(it));
   }
   json entry{{"owner", slot.owner}, {"response", response}, {"items", std::move(items)}};
-  const std::string id = response.value("id", "");
+  const std::string id = core::string_or(response, "id");
   if (!store_.put(id, entry.dump(-1, ' ', false, json::error_handler_t::replace))) {
     spdlog::warn("responses: conversation of {} not kept: larger than {} bytes (call_id={})", id,
                  store_.options().max_entry_bytes, ctx.req.call_id);

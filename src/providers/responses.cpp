@@ -2,6 +2,7 @@
 #include "switchyard/providers/responses.hpp"
 
 #include "adapter_util.hpp"
+#include "switchyard/core/json_get.hpp"
 
 #include <array>
 #include <cstdint>
@@ -96,10 +97,7 @@ std::string string_of(const json& o, const char* key) {
   return m != nullptr && m->is_string() ? m->get<std::string>() : std::string();
 }
 
-long long int_of(const json& o, const char* key) {
-  const auto* m = member(o, key);
-  return m != nullptr && m->is_number() ? m->get<long long>() : 0;
-}
+long long int_of(const json& o, const char* key) { return core::count_or(o, key); }
 
 // Content parts of an input message -> chat content (a string when it is all text).
 core::result<json> chat_content(const json& content, const std::string& role, std::size_t item) {
@@ -337,7 +335,7 @@ std::string text_of_content(const json& c) {
   std::string s;
   if (c.is_array()) {
     for (const auto& p : c) {
-      if (p.is_object() && p.value("type", "") == "text" && p.contains("text") && p["text"].is_string()) {
+      if (core::string_or(p, "type") == "text" && p.contains("text") && p["text"].is_string()) {
         s += p["text"].get_ref<const std::string&>();
       }
     }

@@ -1,6 +1,8 @@
 #include "switchyard/router/redis_cooldown_sync.hpp"
 
 #include "switchyard/router/router.hpp"
+#include "switchyard/core/json_get.hpp"
+#include "switchyard/core/seconds.hpp"
 #include "switchyard/store/redis/redis_client.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -115,23 +117,27 @@ void redis_cooldown_sync::publish(const std::string& id, const cooldown_entry& e
 }
 
 bool redis_cooldown_sync::apply(std::string_view message) {
+  // Anyone who can PUBLISH on the channel can send anything: every member is read by
+  // its type, and a deadline is clamped as a local cooldown is (core/seconds.hpp).
   auto j = nlohmann::json::parse(message, nullptr, false);
-  if (!j.is_object() || !j.contains("id") || !j["id"].is_string() || !j.contains("deadline_ms") ||
-      !j["deadline_ms"].is_number()) {
+  const auto deadline = core::integer_member(j, "deadline_ms");
+  if (core::string_or(j, "id").empty() || !deadline) {
     return false;
   }
-  if (j.value("origin", std::string{}) == origin_) {
+  if (core::string_or(j, "origin") == origin_) {
     return false;
   }
-  const long long left = j["deadline_ms"].get<long long>() - wall_ms();
-  if (left <= 0) {
+  const long long now = wall_ms();
+  if (*deadline <= now) {
     return false;
   }
+  const long long left = std::min<long long>(*deadline - now, core::saturated_ms(core::max_seconds));
   cooldown_entry e;
   e.until = steady::now() + std::chrono::milliseconds(left);
-  e.status = j.value("status_code", 0);
-  e.message = j.value("exception_received", std::string{});
-  e.cooldown_time_s = j.value("cooldown_time", 0.0);
+  e.status = static_cast<int>(std::clamp<long long>(core::integer_member(j, "status_code").value_or(0), 0, 999));
+  e.message = core::string_or(j, "exception_received");
+  const auto* ct = core::member(j, "cooldown_time");
+  e.cooldown_time_s = ct != nullptr && ct->is_number() ? ct->get<double>() : 0.0;
   const auto id = j["id"].get<std::string>();
   if (router_.cooldown_state().cool(id, e)) {
     spdlog::info("deployment {} cooled down for {} ms by another instance", id, left);

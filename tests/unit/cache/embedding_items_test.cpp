@@ -58,6 +58,11 @@ TEST(embedding_items, an_answer_with_the_wrong_number_of_items_is_an_error) {
   EXPECT_FALSE(merge_embedding_answer(answer_of({json::array({2}), json::array({3}), json::array({4})}), cached));
   EXPECT_FALSE(merge_embedding_answer("not json", cached));
   EXPECT_FALSE(merge_embedding_answer(R"({"data":[{"index":0,"embedding":[1]},{"index":0,"embedding":[2]}]})", cached));
+  // With nothing sent, an answer that is not an object is refused too (it threw; found by
+  // tests/fuzz/cache_fuzz.cpp).
+  const std::vector<std::optional<std::string>> all_cached{"[1]", "[2]"};
+  EXPECT_FALSE(merge_embedding_answer("not json", all_cached));
+  EXPECT_FALSE(merge_embedding_answer("[]", all_cached));
 }
 
 TEST(embedding_items, values_are_taken_per_index_and_a_full_hit_has_no_tokens) {

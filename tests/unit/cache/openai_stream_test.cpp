@@ -88,5 +88,55 @@ TEST(ReplayFrames, RoundTripsThroughTheAssembler) {
   }
 }
 
+TEST(StreamAssembler, AnIndexThatIsNotAWholeNumberIsNotStoredAndNeverThrows) {
+  for (const char* index : {R"("0")", "1.5", "null", "-1", "[0]"}) {
+    for (bool in_tool_call : {false, true}) {
+      const std::string choice_index = in_tool_call ? "0" : index;
+      const std::string delta = in_tool_call
+                                    ? std::string(R"({"tool_calls":[{"index":)") + index + R"(,"function":{"name":"f"}}]})"
+                                    : std::string(R"({"content":"hi"})");
+      const std::string stream = R"(data: {"id":"c","choices":[{"index":)" + choice_index + R"(,"delta":)" + delta +
+                                 "}]}\n\ndata: [DONE]\n\n";
+      stream_assembler a(true, 1 << 20);
+      EXPECT_NO_THROW(a.feed(stream)) << stream;
+      EXPECT_TRUE(a.failed()) << stream;
+      EXPECT_FALSE(a.result()) << stream;
+    }
+  }
+  // Without an index a choice is the first and a tool call piece continues the last call.
+  stream_assembler a(true, 1 << 20);
+  a.feed("data: {\"id\":\"c\",\"choices\":[{\"delta\":{\"tool_calls\":[{\"id\":\"t\",\"function\":{\"name\":\"f\","
+         "\"arguments\":\"{\"}}]}}]}\n\n"
+         "data: {\"id\":\"c\",\"choices\":[{\"delta\":{\"tool_calls\":[{\"function\":{\"arguments\":\"}\"}}]},"
+         "\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n");
+  auto j = json::parse(*a.result());
+  EXPECT_EQ(j["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"], "{}");
+}
+
+TEST(ReplayFrames, AStoredAnswerOfAnyShapeReplaysWithoutThrowing) {
+  // A stored answer is whatever an OpenAI-compatible server sent: members of other types
+  // are read as absent, choices by their position.
+  const char* odd[] = {
+      R"([1,2])",
+      R"({"id":5,"choices":"none"})",
+      R"({"choices":[7,{"index":"1","message":"hi","finish_reason":null}]})",
+      R"({"choices":[{"index":1.5,"message":{"role":3,"tool_calls":["x",{"id":"t"}],"function_call":1}}]})",
+  };
+  for (const char* text : odd) {
+    const auto answer = json::parse(text);
+    for (bool chat : {true, false}) {
+      std::string frames;
+      EXPECT_NO_THROW(frames = replay_frames(answer, chat, true)) << text;
+      EXPECT_TRUE(frames.ends_with("data: [DONE]\n\n")) << text;
+    }
+  }
+  auto frames = replay_frames(json::parse(R"({"choices":[{"index":"9","message":{"content":"a"}},{"message":{}}]})"),
+                              true, false);
+  const auto first = json::parse(frames.substr(6, frames.find("\n\n") - 6));
+  EXPECT_EQ(first["choices"][0]["index"], 0) << frames;
+  EXPECT_EQ(first["choices"][0]["delta"]["content"], "a") << frames;
+  EXPECT_EQ(first["choices"][1]["index"], 1) << frames;
+}
+
 }  // namespace
 }  // namespace switchyard::cache

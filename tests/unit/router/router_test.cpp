@@ -472,6 +472,33 @@ TEST(redis_cooldown_sync, applies_messages_from_other_instances_and_extends_only
   EXPECT_EQ(router::redis_cooldown_sync::key_of("a"), "deployment:a:cooldown");
 }
 
+TEST(redis_cooldown_sync, members_of_the_wrong_type_never_throw_and_a_far_deadline_is_clamped) {
+  net::io_context ioc;
+  store::redis::redis_client redis(ioc.get_executor(), {});  // never connected
+  auto cfg = two({}, {});
+  router::router r(cfg);
+  router::redis_cooldown_sync sync(ioc.get_executor(), redis, r);
+  const auto wall = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+  // A deadline that is not a whole number of milliseconds is not a cooldown.
+  EXPECT_FALSE(sync.apply(R"({"id":"a","deadline_ms":1e300})"));
+  EXPECT_FALSE(sync.apply(R"({"id":"a","deadline_ms":"soon"})"));
+  EXPECT_EQ(r.healthy_count("g"), 2u);
+  // The other members of the wrong type are read as absent: the cooldown still applies.
+  nlohmann::json odd = {{"id", "a"}, {"deadline_ms", wall + 10'000}, {"origin", 5}, {"status_code", "429"},
+                        {"exception_received", {1, 2}}, {"cooldown_time", "long"}};
+  EXPECT_TRUE(sync.apply(odd.dump()));
+  EXPECT_EQ(r.healthy_count("g"), 1u);
+  // The largest deadline there is: clamped, not overflowed into the past.
+  nlohmann::json far = {{"id", "b"}, {"deadline_ms", std::numeric_limits<long long>::max()}};
+  EXPECT_TRUE(sync.apply(far.dump()));
+  EXPECT_EQ(r.healthy_count("g"), 0u);
+  auto until = r.cooldown_state().deadline("b", router::steady::now());
+  ASSERT_TRUE(until);
+  EXPECT_GT(*until, router::steady::now() + std::chrono::hours(24 * 365));
+}
+
 TEST(router, usage_based_v2_lowest_tpm_under_limits) {
   auto cfg = two({}, {});
   cfg->router.routing_strategy = "usage-based-routing-v2";
