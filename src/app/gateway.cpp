@@ -1680,14 +1680,18 @@ struct gateway::impl {
     if (cost_logger) {
       auto* queued = &r.gauge("switchyard_spend_queue_rows", "Spend rows waiting in memory for Postgres").with({});
       auto* written = &r.counter("switchyard_spend_rows_written", "Spend rows written to Postgres").with({});
+      auto* already = &r.counter("switchyard_spend_rows_already_written",
+                                 "Spend rows a retried write found in Postgres already (a commit whose answer was lost)")
+                           .with({});
       auto* failures = &r.counter("switchyard_spend_flush_failures", "Spend batches that failed to be written").with({});
       auto* spilled = &r.counter("switchyard_spend_rows_spilled", "Spend rows written to the spill files").with({});
       auto* dropped = &r.counter("switchyard_spend_rows_dropped", "Spend rows lost").with({});
       auto* spill_bytes = &r.gauge("switchyard_spend_spill_bytes", "Bytes in the spend spill files").with({});
-      r.on_scrape([this, queued, written, failures, spilled, dropped, spill_bytes] {
+      r.on_scrape([this, queued, written, already, failures, spilled, dropped, spill_bytes] {
         const auto& st = cost_logger->stats();
         queued->set(static_cast<double>(st.queued));
         written->set(static_cast<double>(st.written));  // replayed rows included (a subset)
+        already->set(static_cast<double>(st.already_written));
         failures->set(static_cast<double>(st.flush_failures));
         spilled->set(static_cast<double>(st.spilled));
         dropped->set(static_cast<double>(st.dropped));

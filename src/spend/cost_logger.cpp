@@ -119,8 +119,9 @@ net::awaitable<void> cost_logger::stop(clock::time_point deadline) {
 
 void cost_logger::wake() { timer_.cancel(); }
 
-void cost_logger::written(const sink_result& r) {
+void cost_logger::written(const sink_result& r, std::size_t rows) {
   stats_.written += r.inserted;
+  stats_.already_written += rows > r.inserted ? rows - r.inserted : 0;
   if (on_key_total) {
     for (const auto& [key, total] : r.key_totals) {
       on_key_total(key, total);
@@ -266,7 +267,7 @@ net::awaitable<bool> cost_logger::write_batch() {
     spdlog::info("spend: writing to the database again ({} row(s) queued)", waiting());
   }
   stats_.database_ok = true;
-  written(*r);
+  written(*r, batch->size());
   recycle();
   co_return true;
 }
@@ -279,7 +280,7 @@ net::awaitable<bool> cost_logger::isolate(const std::vector<spend_row>& rows) {
     std::shared_ptr<const std::vector<spend_row>> one = std::move(single);
     auto r = co_await sink_.write(one);
     if (r) {
-      written(*r);
+      written(*r, 1);
       continue;
     }
     if (r.error().code == core::errc::unavailable) {
@@ -340,7 +341,7 @@ net::awaitable<void> cost_logger::replay_spills() {
         co_return;
       }
       stats_.replayed += r->inserted;
-      written(*r);
+      written(*r, chunk->size());
     }
     co_await net::co_spawn(file_thread_, remove_spill(f), net::use_awaitable);
     measure_spill_later();

@@ -107,6 +107,11 @@ class cost_logger {
   struct counters {
     std::size_t queued = 0;          // rows in memory now
     std::size_t written = 0;         // rows inserted
+    // Rows a checked write found in the table already: written by an earlier attempt whose
+    // answer was lost (Postgres went away during the commit), or by an earlier replay of
+    // the same spill file. `written` cannot count the first kind (the commit's answer
+    // never came), so with Postgres outages written <= rows in the table <= written + this.
+    std::size_t already_written = 0;
     std::size_t flush_failures = 0;  // batches that failed
     std::size_t spilled = 0;         // rows sent to spill files
     std::size_t replayed = 0;        // rows read back from spill files and written (also in `written`)
@@ -136,7 +141,8 @@ class cost_logger {
   void put_back(std::vector<spend_row>::const_iterator first, std::vector<spend_row>::const_iterator last);
   void wake();
   void measure_spill_later();
-  void written(const sink_result& r);  // counts a written batch, tells the key cache its totals
+  // Counts a written batch of `rows` rows, tells the key cache its totals.
+  void written(const sink_result& r, std::size_t rows);
 
   net::any_io_executor ex_;
   spend_sink& sink_;

@@ -306,6 +306,8 @@ TEST(cost_logger, a_replay_after_a_crash_counts_nothing_twice) {
     co_await wait_until([&] { return sink.batches >= 2; });
     co_await log.stop(std::chrono::steady_clock::now() + 5s);
     EXPECT_EQ(log.stats().replayed, 0u);  // nothing new
+    EXPECT_EQ(log.stats().written, 0u);
+    EXPECT_EQ(log.stats().already_written, 12u);
   });
   EXPECT_EQ(sink.fresh_conflicts, 0u);  // rows read back from a file are checked
   EXPECT_EQ(sink.ids.size(), 12u);
@@ -332,6 +334,7 @@ TEST(cost_logger, a_batch_whose_answer_was_lost_is_checked_when_written_again) {
     co_await wait_until([&] { return sink.ids.size() == 20 && log.stats().queued == 0; });
     co_await log.stop(std::chrono::steady_clock::now() + 5s);
     EXPECT_EQ(log.stats().written, 10u);  // the other 10 were in before their answer was lost
+    EXPECT_EQ(log.stats().already_written, 10u);  // ... and the retry found them there
     EXPECT_EQ(log.stats().rejected, 0u);
   });
   EXPECT_EQ(sink.fresh_conflicts, 0u);
