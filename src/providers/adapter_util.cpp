@@ -1,5 +1,7 @@
 #include "adapter_util.hpp"
 
+#include "switchyard/core/json_get.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -42,29 +44,7 @@ std::string_view string_field(const json& obj, std::string_view key) {
   return v->get_ref<const std::string&>();
 }
 
-long long token_count(const json& obj, std::string_view key) {
-  constexpr long long cap = 1'000'000'000'000'000LL;
-  const json* v = field(obj, key);
-  if (v == nullptr) {
-    return 0;
-  }
-  if (v->is_number_unsigned()) {
-    auto n = v->get<unsigned long long>();
-    return n > static_cast<unsigned long long>(cap) ? cap : static_cast<long long>(n);
-  }
-  if (v->is_number_integer()) {
-    auto n = v->get<long long>();
-    return std::clamp(n, 0LL, cap);
-  }
-  if (v->is_number_float()) {
-    double d = v->get<double>();
-    if (!std::isfinite(d) || d <= 0) {
-      return 0;
-    }
-    return d >= static_cast<double>(cap) ? cap : static_cast<long long>(d);
-  }
-  return 0;
-}
+long long token_count(const json& obj, std::string_view key) { return core::count_or(obj, key); }
 
 std::string base_of(const config::deployment& d) { return std::string(api_base_view(d)); }
 

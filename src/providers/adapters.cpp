@@ -1,6 +1,7 @@
 // The OpenAI adapter (the openai and azure wire formats: OpenAI, Azure OpenAI,
 // hosted_vllm and any OpenAI-compatible provider), the adapter of each wire format, and
 // the per-provider lookups the pipeline makes (capabilities, stream framing).
+#include "switchyard/core/json_get.hpp"
 #include "switchyard/providers/adapter.hpp"
 #include "switchyard/providers/aws_eventstream.hpp"
 #include "switchyard/providers/bedrock.hpp"
@@ -84,12 +85,13 @@ usage usage_of_raw(std::string_view usage_object) {
     if (m == nullptr || m->kind != json_kind::number) {
       return 0;
     }
+    // As core::count_or reads a parsed number: never negative, at most 10^18.
     long long v = 0;
     auto [p, ec] = std::from_chars(m->value.data(), m->value.data() + m->value.size(), v);
     if (ec != std::errc() || p != m->value.data() + m->value.size()) {
-      return static_cast<long long>(std::strtod(std::string(m->value).c_str(), nullptr));  // 1.0, 1e3
+      return core::count_of_number(std::strtod(std::string(m->value).c_str(), nullptr));  // 1.0, 1e3, 1e300
     }
-    return v;
+    return core::count_of_integer(v);
   };
   return usage_from([&](std::string_view object, std::string_view key) -> long long {
     if (object.empty()) {

@@ -1,5 +1,7 @@
 #include "switchyard/providers/openai.hpp"
 
+#include "switchyard/core/json_get.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <openssl/evp.h>
@@ -102,8 +104,7 @@ usage usage_of(const json& obj) {
       }
       o = &*sub;
     }
-    auto f = o->find(k);
-    return (f != o->end() && f->is_number()) ? f->get<long long>() : 0;
+    return core::count_or(*o, k);
   });
 }
 

@@ -128,6 +128,30 @@ TEST(openai_adapter, response_usage_details_read_without_changing_the_body) {
   EXPECT_EQ(out["usage"]["completion_tokens_details"]["reasoning_tokens"], 64);
 }
 
+// A provider's counts are never negative nor beyond 10^18, whichever way they are read (the
+// DOM and the raw bytes of an answer): a negative count made a negative cost, which took
+// spend off a key's budget, and 1e300 was an undefined conversion.
+TEST(openai_adapter, odd_token_counts_are_clamped_both_ways) {
+  auto d = openai_dep();
+  d.provider = config::find_provider("openai");
+  const std::string usage =
+      R"({"prompt_tokens":-1000,"completion_tokens":1e300,"total_tokens":12.7,)"
+      R"("prompt_tokens_details":{"cached_tokens":99999999999999999999},"completion_tokens_details":{"reasoning_tokens":-1.5}})";
+  auto dom = providers::usage_of(json::parse(R"({"usage":)" + usage + "}"));
+  const std::string body =
+      R"({"id":"c1","object":"chat.completion","model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":)" +
+      usage + "}";
+  auto r = providers::openai_adapter().translate_response(providers::call_type::chat, d, body, "gpt");
+  ASSERT_TRUE(r) << r.error().message;
+  for (const auto& u : {dom, r->tokens}) {
+    EXPECT_EQ(u.prompt_tokens, 0);
+    EXPECT_EQ(u.completion_tokens, 1'000'000'000'000'000LL);
+    EXPECT_EQ(u.total_tokens, 12);
+    EXPECT_EQ(u.cached_tokens, 1'000'000'000'000'000LL);
+    EXPECT_EQ(u.reasoning_tokens, 0);
+  }
+}
+
 TEST(openai_adapter, mock_stream_frames_reassemble) {
   json req = {{"messages", json::array({{{"role", "user"}, {"content", "hello there"}}})}};
   auto frames = providers::mock_chat_stream("demo", "one two  three", req, "id1", 1, true);
