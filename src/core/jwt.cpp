@@ -7,7 +7,9 @@
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 
 namespace switchyard::core {
 
@@ -277,7 +279,12 @@ result<void> check_claims(const json& claims, const claim_checks& want, std::chr
     if (it == claims.end() || !it->is_number()) {
       return std::nullopt;
     }
-    return static_cast<long long>(it->get<double>());
+    // Clamped (a claim of 1e300 is an undefined conversion), far from overflowing with the leeway.
+    const double d = it->get<double>();
+    if (std::isnan(d)) {
+      return std::nullopt;
+    }
+    return static_cast<long long>(std::clamp(d, -1e18, 1e18));
   };
   if (auto exp = number("exp")) {
     if (*exp + leeway <= now_s) {

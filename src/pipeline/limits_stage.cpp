@@ -2,6 +2,7 @@
 
 #include "switchyard/auth/model_access.hpp"
 #include "switchyard/core/ids.hpp"
+#include "switchyard/core/json_get.hpp"
 #include "switchyard/http/message.hpp"
 #include "switchyard/pipeline/spend_observer.hpp"
 
@@ -59,7 +60,7 @@ std::optional<std::int64_t> int_setting(const nlohmann::json& raw, const char* n
   if (it == raw.end() || !it->is_number() || it->get<double>() <= 0) {
     return std::nullopt;
   }
-  return static_cast<std::int64_t>(it->get<double>());
+  return core::count_of_number(it->get<double>());
 }
 
 // A top-level integer member of the body (max_tokens ...), read from the scan.
@@ -73,7 +74,9 @@ std::optional<std::int64_t> body_int(const request_ctx& ctx, std::string_view na
   if (ec != std::errc{} || !(v > 0)) {
     return std::nullopt;
   }
-  return static_cast<std::int64_t>(v);
+  // At most 10^18: `"max_tokens": 1e300` was an undefined conversion (on x86 the most
+  // negative integer, a negative tpm reservation that freed the window for others).
+  return core::count_of_number(v);
 }
 
 // A USD amount as Python prints a float (LiteLLM's messages): shortest round trip,

@@ -1,6 +1,7 @@
 #include "switchyard/pipeline/token_broker.hpp"
 
 #include "switchyard/core/ids.hpp"
+#include "switchyard/core/json_get.hpp"
 #include "switchyard/core/jwt.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -100,7 +101,7 @@ core::result<access_token> parse_token_answer(int status, std::string_view body,
     long long lifetime = 3600;
     if (auto e = j.find("expires_in"); e != j.end()) {
       if (e->is_number()) {
-        lifetime = e->get<long long>();
+        lifetime = core::count_or(j, "expires_in");  // 1e300 is a bound, not an undefined conversion
       } else if (e->is_string()) {
         lifetime = std::atoll(e->get<std::string>().c_str());
       }

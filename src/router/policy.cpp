@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <climits>
 #include <cmath>
 
 namespace switchyard::router {
@@ -26,7 +27,12 @@ std::optional<int> int_in(const nlohmann::json& j, const std::string& key) {
     return std::nullopt;
   }
   if (it->is_number()) {
-    return static_cast<int>(it->get<double>());
+    // Clamped into int first: a client's `"num_retries": 1e300` was an undefined conversion.
+    const double d = it->get<double>();
+    if (std::isnan(d)) {
+      return std::nullopt;
+    }
+    return static_cast<int>(std::clamp(d, static_cast<double>(INT_MIN), static_cast<double>(INT_MAX)));
   }
   if (it->is_string()) {
     try {
@@ -273,7 +279,7 @@ fallback_settings fallback_settings::from(const config::config& cfg) {
     s.default_fallbacks = *v;
   }
   if (auto* v = setting(cfg, "max_fallbacks"); v != nullptr && v->is_number()) {
-    s.max_fallbacks = std::max(0, static_cast<int>(v->get<double>()));
+    s.max_fallbacks = static_cast<int>(std::clamp(v->get<double>(), 0.0, static_cast<double>(INT_MAX)));
   }
   return s;
 }

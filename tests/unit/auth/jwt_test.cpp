@@ -209,6 +209,13 @@ TEST(jwt, claims_are_checked_against_the_injected_clock) {
   r = core::verify_jwt(sign(key_a(), {{"alg", "RS256"}, {"kid", "a"}}, no_exp), keys, checks(), at(t0));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().message, "JWT has no numeric 'exp' claim");
+  // Times far beyond any date are clamped, not converted as undefined behaviour.
+  auto far = claims_now();
+  far["exp"] = 1e300;
+  far["iat"] = -1e300;
+  EXPECT_TRUE(core::verify_jwt(sign(key_a(), {{"alg", "RS256"}, {"kid", "a"}}, far), keys, checks(), at(t0)));
+  far["exp"] = -1e300;
+  EXPECT_FALSE(core::verify_jwt(sign(key_a(), {{"alg", "RS256"}, {"kid", "a"}}, far), keys, checks(), at(t0)));
   auto aud_list = claims_now();
   aud_list["aud"] = json::array({"x", "switchyard"});
   EXPECT_TRUE(core::verify_jwt(sign(key_a(), {{"alg", "RS256"}, {"kid", "a"}}, aud_list), keys, checks(), at(t0)));

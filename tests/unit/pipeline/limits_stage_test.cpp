@@ -173,6 +173,24 @@ TEST_F(limits_stage_test, a_stream_past_its_budget_ends_with_an_error_event_and_
   EXPECT_EQ(call(body(false, 1)).status, 429);
 }
 
+// A bound far beyond any count (1e300) is read as 10^18 tokens: its worst case is refused.
+// It was converted as undefined behaviour, on x86 to the most negative integer: a negative
+// reservation that passed and freed the tpm window for the requests after it.
+TEST_F(limits_stage_test, an_absurd_max_tokens_is_refused_not_a_negative_reservation) {
+  auto e = proxy();
+  e.tpm_limit = 100;
+  build(e);
+  up.script["http://b1.test"] = {reply(200, chat_answer("a"))};
+  for (const char* bound : {"1e300", "9.3e18", "1e18"}) {
+    auto r = call(std::string(R"({"model":"b","max_tokens":)") + bound +
+                  R"(,"messages":[{"role":"user","content":"hello"}]})");
+    EXPECT_EQ(r.status, 429) << bound;
+    EXPECT_EQ(header(r, "rate_limit_type"), "tokens") << bound;
+  }
+  EXPECT_EQ(up.calls["http://b1.test"], 0);
+  EXPECT_EQ(call(body(false, 10)).status, 200);  // the window holds only this one
+}
+
 TEST_F(limits_stage_test, parallel_slots_come_back_when_requests_end) {
   auto e = proxy();
   e.max_parallel_requests = 1;

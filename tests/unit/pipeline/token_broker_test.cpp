@@ -259,6 +259,11 @@ TEST(token_answer, tokens_refusals_and_failures) {
   ASSERT_FALSE(down);
   EXPECT_EQ(down.error().status, 503);
   EXPECT_FALSE(parse_token_answer(200, R"({"expires_in":10})", "sa"));
+  // A lifetime far beyond a day is a day; one below zero is no token.
+  auto far = parse_token_answer(200, R"({"access_token":"t","expires_in":1e300})", "sa");
+  ASSERT_TRUE(far);
+  EXPECT_EQ(far->lifetime, std::chrono::seconds(86'400));
+  EXPECT_FALSE(parse_token_answer(200, R"({"access_token":"t","expires_in":-5.5})", "sa"));
   EXPECT_FALSE(parse_token_answer(200, "{", "sa"));
 }
 

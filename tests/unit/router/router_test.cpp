@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <climits>
 #include <map>
 
 using namespace switchyard;
@@ -357,6 +358,10 @@ TEST(policy, retry_counts_precedence) {
   EXPECT_EQ(router::retries_for(s, nlohmann::json::object(), router::error_class::rate_limit), 5);
   EXPECT_EQ(router::retries_for(s, nlohmann::json::object(), router::error_class::timeout), 1);
   EXPECT_EQ(router::retries_for(s, {{"num_retries", 0}}, router::error_class::rate_limit), 0);
+  // A client's number beyond int is clamped, not converted as undefined behaviour.
+  EXPECT_EQ(router::max_retries(s, {{"num_retries", 1e300}}), INT_MAX);
+  EXPECT_EQ(router::max_retries(s, {{"num_retries", -1e300}}), 0);
+  EXPECT_EQ(router::max_retries(s, {{"num_retries", 2.9}}), 2);
 }
 
 TEST(policy, classification_and_should_retry) {
