@@ -80,6 +80,32 @@ void append_string(json& target, const char* key, const json& piece) {
   }
 }
 
+// A chunk's logprobs added to the choice's: each list member (chat's `content` and
+// `refusal`; a completion's `tokens`, `token_logprobs`, `top_logprobs`, `text_offset`)
+// grows by the chunk's items, in order, as OpenAI's one-JSON answer holds them all.
+void append_logprobs(json& out, const json& piece) {
+  if (!piece.is_object()) {
+    return;
+  }
+  auto& acc = out["logprobs"];
+  if (!acc.is_object()) {
+    acc = json::object();
+  }
+  for (const auto& [k, v] : piece.items()) {
+    auto& have = acc[k];
+    if (v.is_array()) {
+      if (!have.is_array()) {
+        have = json::array();
+      }
+      for (const auto& item : v) {
+        have.push_back(item);
+      }
+    } else if (have.is_null()) {
+      have = v;
+    }
+  }
+}
+
 }  // namespace
 
 void stream_assembler::event(std::string_view data) {
@@ -121,6 +147,9 @@ void stream_assembler::event(std::string_view data) {
     }
     if (auto fr = c.find("finish_reason"); fr != c.end() && fr->is_string()) {
       out["finish_reason"] = *fr;
+    }
+    if (auto lp = c.find("logprobs"); lp != c.end()) {
+      append_logprobs(out, *lp);
     }
     if (!chat_) {
       if (auto t = c.find("text"); t != c.end()) {
@@ -270,8 +299,11 @@ std::string replay_frames(const json& answer, bool chat, bool include_usage) {
       ch["delta"] = std::move(delta);
     } else {
       ch["text"] = core::member_or(c, "text", "");
-      ch["logprobs"] = nullptr;
     }
+    // The answer's logprobs whole, with the content they describe (a client that asked
+    // for them gets them from a hit as from the provider).
+    const auto* lp = core::member(c, "logprobs");
+    ch["logprobs"] = lp != nullptr && lp->is_object() ? *lp : json(nullptr);
     ch["finish_reason"] = nullptr;
     first["choices"].push_back(std::move(ch));
   }

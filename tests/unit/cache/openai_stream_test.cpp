@@ -138,5 +138,49 @@ TEST(ReplayFrames, AStoredAnswerOfAnyShapeReplaysWithoutThrowing) {
   EXPECT_EQ(first["choices"][1]["index"], 1) << frames;
 }
 
+TEST(StreamAssembler, LogprobsAreGatheredAndAHitReplaysThem) {
+  // Chat: each chunk's logprobs.content holds its tokens.
+  const std::string chat =
+      "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hi\"},"
+      "\"logprobs\":{\"content\":[{\"token\":\"Hi\",\"logprob\":-0.1,\"bytes\":[72,105],\"top_logprobs\":[]}],"
+      "\"refusal\":null}}]}\n\n"
+      "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"!\"},"
+      "\"logprobs\":{\"content\":[{\"token\":\"!\",\"logprob\":-0.5,\"bytes\":[33],\"top_logprobs\":[]}],"
+      "\"refusal\":null},\"finish_reason\":\"stop\"}]}\n\n"
+      "data: [DONE]\n\n";
+  stream_assembler a(true, 1 << 20);
+  a.feed(chat);
+  const auto answer = json::parse(*a.result());
+  const auto& lp = answer["choices"][0]["logprobs"];
+  ASSERT_EQ(lp["content"].size(), 2u) << answer.dump();
+  EXPECT_EQ(lp["content"][1]["token"], "!");
+  EXPECT_TRUE(lp["refusal"].is_null());
+  stream_assembler again(true, 1 << 20);
+  again.feed(replay_frames(answer, true, false));
+  EXPECT_EQ(json::parse(*again.result())["choices"][0]["logprobs"], lp);
+
+  // Completions: the four lists grow side by side.
+  const std::string text =
+      "data: {\"id\":\"t\",\"choices\":[{\"index\":0,\"text\":\"a\",\"logprobs\":{\"tokens\":[\"a\"],"
+      "\"token_logprobs\":[-1.0],\"top_logprobs\":[{\"a\":-1.0}],\"text_offset\":[0]}}]}\n\n"
+      "data: {\"id\":\"t\",\"choices\":[{\"index\":0,\"text\":\"b\",\"logprobs\":{\"tokens\":[\"b\"],"
+      "\"token_logprobs\":[-2.0],\"top_logprobs\":[{\"b\":-2.0}],\"text_offset\":[1]},\"finish_reason\":\"length\"}]}\n\n"
+      "data: [DONE]\n\n";
+  stream_assembler t(false, 1 << 20);
+  t.feed(text);
+  const auto tanswer = json::parse(*t.result());
+  const auto& tlp = tanswer["choices"][0]["logprobs"];
+  EXPECT_EQ(tlp["tokens"], json::array({"a", "b"}));
+  EXPECT_EQ(tlp["text_offset"], json::array({0, 1}));
+  stream_assembler tagain(false, 1 << 20);
+  tagain.feed(replay_frames(tanswer, false, false));
+  EXPECT_EQ(json::parse(*tagain.result())["choices"][0]["logprobs"], tlp);
+
+  // Without logprobs the answer says null, as OpenAI's does.
+  stream_assembler plain(true, 1 << 20);
+  plain.feed(chat_stream);
+  EXPECT_TRUE(json::parse(*plain.result())["choices"][0]["logprobs"].is_null());
+}
+
 }  // namespace
 }  // namespace switchyard::cache
