@@ -188,8 +188,15 @@ void stream_assembler::event(std::string_view data) {
         if (!tc.is_object()) {
           continue;
         }
-        // Without an index, a piece continues the last call (or starts the first).
-        const long long last = calls.empty() ? 0 : static_cast<long long>(calls.size()) - 1;
+        // Without an index (some OpenAI-compatible servers send whole calls that way), a
+        // piece with an id of its own starts a new call; one without continues the last.
+        long long last = calls.empty() ? 0 : static_cast<long long>(calls.size()) - 1;
+        if (const auto id = core::string_or(tc, "id"); !id.empty() && !calls.empty()) {
+          const auto& last_id = calls.back()["id"];
+          if (last_id.is_string() && !last_id.get_ref<const std::string&>().empty() && last_id != id) {
+            last = static_cast<long long>(calls.size());
+          }
+        }
         const auto tix = tc.contains("index") ? core::integer_member(tc, "index") : std::optional<long long>(last);
         if (!tix || *tix < 0 || *tix > 1024) {
           failed_ = true;

@@ -111,6 +111,17 @@ TEST(StreamAssembler, AnIndexThatIsNotAWholeNumberIsNotStoredAndNeverThrows) {
          "\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n");
   auto j = json::parse(*a.result());
   EXPECT_EQ(j["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"], "{}");
+  // Whole calls without an index, each with its id: one call each, not merged.
+  stream_assembler whole(true, 1 << 20);
+  whole.feed("data: {\"id\":\"c\",\"choices\":[{\"delta\":{\"tool_calls\":["
+             "{\"id\":\"t1\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}},"
+             "{\"id\":\"t2\",\"function\":{\"name\":\"g\",\"arguments\":\"[]\"}}]},"
+             "\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n");
+  const auto calls = json::parse(*whole.result())["choices"][0]["message"]["tool_calls"];
+  ASSERT_EQ(calls.size(), 2u) << calls.dump();
+  EXPECT_EQ(calls[0]["function"]["name"], "f");
+  EXPECT_EQ(calls[1]["id"], "t2");
+  EXPECT_EQ(calls[1]["function"]["arguments"], "[]");
 }
 
 TEST(ReplayFrames, AStoredAnswerOfAnyShapeReplaysWithoutThrowing) {
