@@ -1,4 +1,6 @@
 #include "switchyard/cache/response_cache.hpp"
+
+#include "switchyard/core/json_get.hpp"
 #include "switchyard/core/seconds.hpp"
 
 #include "switchyard/store/redis/redis_client.hpp"
@@ -84,9 +86,11 @@ std::optional<entry> decode(std::string s) {
   if (n == 6) {
     e.has_usage = true;
     e.usage_known = f[2] != 0;
-    e.prompt_tokens = f[3];
-    e.completion_tokens = f[4];
-    e.total_tokens = f[5];
+    // Counts as the provider readers take them (core/json_get.hpp): never negative, at
+    // most 10^18, whoever wrote the entry.
+    e.prompt_tokens = core::count_of_integer(f[3]);
+    e.completion_tokens = core::count_of_integer(f[4]);
+    e.total_tokens = core::count_of_integer(f[5]);
   }
   s.erase(0, nl + 1);
   e.value = std::move(s);

@@ -83,6 +83,35 @@ TEST_F(response_cache_redis_test, a_ttl_beyond_any_horizon_is_held_to_a_hundred_
   });
 }
 
+TEST_F(response_cache_redis_test, an_entry_written_by_someone_else_is_a_miss_or_read_with_sane_counts) {
+  // Anyone who can write to Redis can write under the prefix: a value without the header
+  // is a miss; the header's counts are read as the provider readers read counts.
+  run([&]() -> net::awaitable<void> {
+    auto ex = co_await net::this_coro::executor;
+    rd::redis_client redis{ex, options_from_url(url)};
+    CO_ASSERT((co_await redis.connect()).has_value(), "connect");
+    cache::response_cache rc{ex, &redis, cache_options()};
+    const std::pair<const char*, const char*> values[] = {
+        {"garbage", "garbage"},
+        {"fields", "1 99999999999999999999\n{}"},
+        {"counts", "1 99999999999999 1 -5 -5 -10\n{\"id\":\"x\"}"},
+    };
+    for (const auto& [name, value] : values) {
+      std::vector<std::string> set{"SET", prefix + name, value};  // named: GCC 12 and co_await
+      CO_ASSERT((co_await redis.command(std::move(set), 2000ms)).has_value(), "SET");
+    }
+    EXPECT_FALSE(co_await rc.get_redis("garbage"));
+    EXPECT_FALSE(co_await rc.get_redis("fields"));  // an expiry beyond int64: not an entry
+    auto odd = co_await rc.get_redis("counts");
+    CO_ASSERT(odd.has_value(), "a well-formed header is an entry");
+    EXPECT_EQ(odd->prompt_tokens, 0);
+    EXPECT_EQ(odd->completion_tokens, 0);
+    EXPECT_EQ(odd->total_tokens, 0);
+    std::vector<std::string> keys{"garbage", "fields", "counts"};
+    co_await rc.remove(std::move(keys));
+  });
+}
+
 TEST(response_cache_local, a_ttl_beyond_any_horizon_is_stored_in_memory) {
   net::io_context io;
   cache::response_cache local{io.get_executor(), nullptr, {}};  // type: local
