@@ -149,6 +149,20 @@ TEST(ReplayFrames, AStoredAnswerOfAnyShapeReplaysWithoutThrowing) {
   EXPECT_EQ(first["choices"][1]["index"], 1) << frames;
 }
 
+// The first choice's logprobs as assembled from `stream`; a replay of that answer
+// assembles to the same.
+json logprobs_replayed_the_same(const std::string& stream, bool chat) {
+  stream_assembler a(chat, 1 << 20);
+  a.feed(stream);
+  auto answer = json::parse(a.result().value_or("{}"));
+  const json lp = answer["choices"][0]["logprobs"];
+  stream_assembler again(chat, 1 << 20);
+  again.feed(replay_frames(answer, chat, false));
+  auto replayed = json::parse(again.result().value_or("{}"));
+  EXPECT_EQ(replayed["choices"][0]["logprobs"], lp);
+  return lp;
+}
+
 TEST(StreamAssembler, LogprobsAreGatheredAndAHitReplaysThem) {
   // Chat: each chunk's logprobs.content holds its tokens.
   const std::string chat =
@@ -159,16 +173,10 @@ TEST(StreamAssembler, LogprobsAreGatheredAndAHitReplaysThem) {
       "\"logprobs\":{\"content\":[{\"token\":\"!\",\"logprob\":-0.5,\"bytes\":[33],\"top_logprobs\":[]}],"
       "\"refusal\":null},\"finish_reason\":\"stop\"}]}\n\n"
       "data: [DONE]\n\n";
-  stream_assembler a(true, 1 << 20);
-  a.feed(chat);
-  const auto answer = json::parse(*a.result());
-  const auto& lp = answer["choices"][0]["logprobs"];
-  ASSERT_EQ(lp["content"].size(), 2u) << answer.dump();
+  const auto lp = logprobs_replayed_the_same(chat, true);
+  ASSERT_EQ(lp["content"].size(), 2u) << lp.dump();
   EXPECT_EQ(lp["content"][1]["token"], "!");
   EXPECT_TRUE(lp["refusal"].is_null());
-  stream_assembler again(true, 1 << 20);
-  again.feed(replay_frames(answer, true, false));
-  EXPECT_EQ(json::parse(*again.result())["choices"][0]["logprobs"], lp);
 
   // Completions: the four lists grow side by side.
   const std::string text =
@@ -177,15 +185,9 @@ TEST(StreamAssembler, LogprobsAreGatheredAndAHitReplaysThem) {
       "data: {\"id\":\"t\",\"choices\":[{\"index\":0,\"text\":\"b\",\"logprobs\":{\"tokens\":[\"b\"],"
       "\"token_logprobs\":[-2.0],\"top_logprobs\":[{\"b\":-2.0}],\"text_offset\":[1]},\"finish_reason\":\"length\"}]}\n\n"
       "data: [DONE]\n\n";
-  stream_assembler t(false, 1 << 20);
-  t.feed(text);
-  const auto tanswer = json::parse(*t.result());
-  const auto& tlp = tanswer["choices"][0]["logprobs"];
+  const auto tlp = logprobs_replayed_the_same(text, false);
   EXPECT_EQ(tlp["tokens"], json::array({"a", "b"}));
   EXPECT_EQ(tlp["text_offset"], json::array({0, 1}));
-  stream_assembler tagain(false, 1 << 20);
-  tagain.feed(replay_frames(tanswer, false, false));
-  EXPECT_EQ(json::parse(*tagain.result())["choices"][0]["logprobs"], tlp);
 
   // Without logprobs the answer says null, as OpenAI's does.
   stream_assembler plain(true, 1 << 20);

@@ -444,15 +444,22 @@ TEST(router, a_retry_avoids_the_deployment_that_failed_while_another_is_open) {
 
 // ---------------------------------------------------------------- shared cooldowns (no I/O: apply only)
 
-TEST(redis_cooldown_sync, applies_messages_from_other_instances_and_extends_only) {
+// A router of two deployments ("a", "b" in group "g") and its sync, with a Redis client
+// that never connects: apply() is all these tests drive.
+struct cooldown_sync_parts {
   net::io_context ioc;
-  store::redis::redis_client redis(ioc.get_executor(), {});  // never connected
-  auto cfg = two({}, {});
-  router::router r(cfg);
-  router::redis_cooldown_sync sync(ioc.get_executor(), redis, r);
-  const auto wall = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count();
+  store::redis::redis_client redis{ioc.get_executor(), {}};
+  std::shared_ptr<config::config> cfg = two({}, {});
+  router::router r{cfg};
+  router::redis_cooldown_sync sync{ioc.get_executor(), redis, r};
+  const long long wall = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+};
+
+TEST(redis_cooldown_sync, applies_messages_from_other_instances_and_extends_only) {
+  cooldown_sync_parts p;
+  auto& [ioc, redis, cfg, r, sync, wall] = p;
   nlohmann::json m = {{"id", "a"}, {"deadline_ms", wall + 10'000}, {"status_code", 429}, {"origin", "other"}};
   EXPECT_TRUE(sync.apply(m.dump()));
   EXPECT_EQ(r.healthy_count("g"), 1u);
@@ -478,14 +485,8 @@ TEST(redis_cooldown_sync, applies_messages_from_other_instances_and_extends_only
 }
 
 TEST(redis_cooldown_sync, members_of_the_wrong_type_never_throw_and_a_far_deadline_is_clamped) {
-  net::io_context ioc;
-  store::redis::redis_client redis(ioc.get_executor(), {});  // never connected
-  auto cfg = two({}, {});
-  router::router r(cfg);
-  router::redis_cooldown_sync sync(ioc.get_executor(), redis, r);
-  const auto wall = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count();
+  cooldown_sync_parts p;
+  auto& [ioc, redis, cfg, r, sync, wall] = p;
   // A deadline that is not a whole number of milliseconds is not a cooldown.
   EXPECT_FALSE(sync.apply(R"({"id":"a","deadline_ms":1e300})"));
   EXPECT_FALSE(sync.apply(R"({"id":"a","deadline_ms":"soon"})"));
