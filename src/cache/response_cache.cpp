@@ -219,7 +219,60 @@ bool response_cache::write_redis(const std::string& key, const entry& e, std::in
   return true;
 }
 
+std::string group_entry(const std::vector<std::string>& keys) {
+  std::string v(group_marker);
+  for (const auto& k : keys) {
+    v += k;
+    v += '\n';
+  }
+  return v;
+}
+
+namespace {
+
+// The keys a group entry lists (nothing for an answer).
+void add_listed(std::string_view value, std::vector<std::string>& out) {
+  if (!value.starts_with(group_marker)) {
+    return;
+  }
+  value.remove_prefix(group_marker.size());
+  while (!value.empty()) {
+    const auto nl = value.find('\n');
+    const auto k = value.substr(0, nl);
+    if (!k.empty()) {
+      out.emplace_back(k);
+    }
+    value.remove_prefix(nl == std::string_view::npos ? value.size() : nl + 1);
+  }
+}
+
+}  // namespace
+
 net::awaitable<std::size_t> response_cache::remove(std::vector<std::string> keys) {
+  // A group entry (an embeddings list's, under the whole request's key) takes the keys it
+  // lists with it: looked up in both tiers first, without counting as hits or misses.
+  const std::size_t asked = keys.size();
+  for (std::size_t i = 0; i < asked; ++i) {
+    if (const entry* e = memory_.get(keys[i], now_())) {
+      add_listed(e->value, keys);
+    }
+  }
+  if (redis_ != nullptr && asked != 0) {
+    std::vector<std::string> mget{"MGET"};
+    for (std::size_t i = 0; i < asked; ++i) {
+      mget.push_back(opts_.redis_prefix + keys[i]);
+    }
+    auto r = co_await redis_->command(std::move(mget), std::chrono::milliseconds{1000});
+    if (r && r->type == store::redis::reply::kind::array) {
+      for (const auto& el : r->elements) {
+        if (el.type == store::redis::reply::kind::string) {
+          if (auto e = decode(el.str)) {
+            add_listed(e->value, keys);
+          }
+        }
+      }
+    }
+  }
   std::size_t found = 0;
   for (const auto& k : keys) {
     if (memory_.erase(k)) {

@@ -517,6 +517,11 @@ void cache_stage::on_finish(const request_ctx& ctx) noexcept {
             rc_.put(st.keys[i], values[i], ttl);
           }
         }
+        // Under the whole request's key (its x-litellm-cache-key, never looked up for a
+        // list): its items' keys, so that /cache/delete of that key removes them.
+        if (!values.empty()) {
+          rc_.put(ctx.cache_key, cache::group_entry(st.keys), ttl);
+        }
       }
       return;
     }

@@ -301,6 +301,18 @@ describe('response cache', { skip, timeout: 600_000 }, () => {
     await client.embeddings.create({ model: 'gpt', input: [a, b], cache: { 'no-cache': true } });
     assert.equal(sent().length, 4);
     assert.deepEqual(sent()[3].body.input, [a, b]);
+    // /cache/delete of a list's x-litellm-cache-key removes its items (the list's key holds
+    // their keys): asked again, both are sent.
+    const { response: listed } = await client.embeddings.create({ model: 'gpt', input: [a, b] }).withResponse();
+    assert.equal(sent().length, 4, 'a full hit');
+    const key = listed.headers.get('x-litellm-cache-key');
+    await waitForRedisKey(redis, key);  // written after the items, on the same connection
+    const del = await call(gw, '/cache/delete', { body: { keys: [key] } });
+    assert.equal(del.status, 200, del.text);
+    assert.ok(del.json.deleted >= 3, del.text);
+    await client.embeddings.create({ model: 'gpt', input: [a, b] });
+    assert.equal(sent().length, 5);
+    assert.deepEqual(sent()[4].body.input, [a, b]);
   });
 
   test('bad cache controls are a 400', async () => {

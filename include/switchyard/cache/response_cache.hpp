@@ -29,6 +29,7 @@
 #include <unordered_map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace switchyard::cache {
@@ -60,6 +61,12 @@ struct stored_usage {
   std::int64_t total_tokens = 0;
 };
 
+// A group entry: stored under one key, it lists other keys (an embeddings list's items,
+// under the whole request's key), so that removing it removes them. Never an answer: no
+// answer starts with the marker, and no lookup reads a group's key as an answer.
+inline constexpr std::string_view group_marker = "\x1eswitchyard:group\n";
+std::string group_entry(const std::vector<std::string>& keys);
+
 class response_cache {
  public:
   using clock_fn = std::function<std::int64_t()>;  // ms since the epoch
@@ -76,7 +83,8 @@ class response_cache {
   bool put(const std::string& key, std::string value, double ttl_s, stored_usage usage = {},
            entry* copy = nullptr);
 
-  // Removes `keys` from both tiers; the number found in either.
+  // Removes `keys` from both tiers, and the keys a group entry among them lists; the
+  // number found in either.
   net::awaitable<std::size_t> remove(std::vector<std::string> keys);
   // Empties the memory tier and deletes every cache key in Redis (SCAN + UNLINK of the
   // prefix; nothing else in that Redis is touched).

@@ -112,6 +112,43 @@ TEST_F(response_cache_redis_test, an_entry_written_by_someone_else_is_a_miss_or_
   });
 }
 
+TEST_F(response_cache_redis_test, removing_a_group_entry_removes_the_keys_it_lists_in_both_tiers) {
+  run([&]() -> net::awaitable<void> {
+    auto ex = co_await net::this_coro::executor;
+    rd::redis_client redis{ex, options_from_url(url)};
+    CO_ASSERT((co_await redis.connect()).has_value(), "connect");
+    cache::response_cache rc{ex, &redis, cache_options()};
+    EXPECT_TRUE(rc.put("item-a", "[1]", 60));
+    EXPECT_TRUE(rc.put("item-b", "[2]", 60));
+    EXPECT_TRUE(rc.put("whole", cache::group_entry({"item-a", "item-b"}), 60));
+    EXPECT_TRUE(rc.put("other", "[3]", 60));
+    co_await until_written(rc);
+    CO_ASSERT((co_await rc.get_redis("item-a")).has_value(), "item-a in Redis (and now in memory)");
+    std::vector<std::string> keys{"whole"};
+    EXPECT_EQ(co_await rc.remove(std::move(keys)), 3u);
+    EXPECT_FALSE(rc.get_memory("item-a"));
+    EXPECT_FALSE(co_await rc.get_redis("item-a"));
+    EXPECT_FALSE(co_await rc.get_redis("item-b"));
+    EXPECT_FALSE(co_await rc.get_redis("whole"));
+    EXPECT_TRUE(co_await rc.get_redis("other"));  // not listed: kept
+    std::vector<std::string> rest{"other"};
+    co_await rc.remove(std::move(rest));
+  });
+}
+
+TEST(response_cache_local, a_group_entry_in_memory_takes_its_keys_with_it) {
+  net::io_context io;
+  cache::response_cache rc{io.get_executor(), nullptr, cache::cache_options{}};
+  EXPECT_TRUE(rc.put("item-a", "[1]", 60));
+  EXPECT_TRUE(rc.put("whole", cache::group_entry({"item-a", "item-missing"}), 60));
+  std::size_t removed = 0;
+  net::co_spawn(io, rc.remove({"whole"}), [&](std::exception_ptr, std::size_t n) { removed = n; });
+  io.run();
+  EXPECT_EQ(removed, 2u);
+  EXPECT_FALSE(rc.get_memory("item-a"));
+  EXPECT_FALSE(rc.get_memory("whole"));
+}
+
 TEST(response_cache_local, a_ttl_beyond_any_horizon_is_stored_in_memory) {
   net::io_context io;
   cache::response_cache local{io.get_executor(), nullptr, {}};  // type: local
