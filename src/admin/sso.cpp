@@ -786,12 +786,8 @@ net::awaitable<void> sso_endpoints::password_login(http::request& req, http::res
     auto j = json::parse(req.body, nullptr, false);
     if (j.is_object()) {
       // Strings only: json::value() throws for a number ({"username": 5}).
-      const auto text = [&](const char* k) {
-        auto it = j.find(k);
-        return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-      };
-      username = text("username");
-      password = text("password");
+      username = core::string_or(j, "username");
+      password = core::string_or(j, "password");
     }
   }
   if (username.empty() || password.empty()) {

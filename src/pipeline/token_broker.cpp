@@ -28,14 +28,6 @@ constexpr std::string_view cognitive_services_scope = "https://cognitiveservices
 // A token fetch never takes longer than this: the waiting requests then get an error.
 constexpr std::chrono::seconds fetch_timeout{30};
 
-std::string string_of(const json& o, std::string_view key) {
-  if (!o.is_object()) {
-    return {};
-  }
-  auto it = o.find(key);
-  return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
 core::error credential_error(std::string message) {
   return core::make_error(core::errc::unauthorized, std::move(message));
 }
@@ -53,16 +45,16 @@ core::result<service_account> parse_service_account(std::string_view json_text) 
   if (j.is_discarded() || !j.is_object()) {
     return credential_error("vertex_credentials is not a JSON object (a service account key file)");
   }
-  if (auto type = string_of(j, "type"); !type.empty() && type != "service_account") {
+  if (auto type = core::string_or(j, "type"); !type.empty() && type != "service_account") {
     return credential_error("vertex_credentials of type '" + type +
                             "' are not supported: give a service account key (type service_account)");
   }
   service_account sa;
-  sa.client_email = string_of(j, "client_email");
-  sa.private_key = string_of(j, "private_key");
-  sa.private_key_id = string_of(j, "private_key_id");
-  sa.token_uri = string_of(j, "token_uri");
-  sa.project_id = string_of(j, "project_id");
+  sa.client_email = core::string_or(j, "client_email");
+  sa.private_key = core::string_or(j, "private_key");
+  sa.private_key_id = core::string_or(j, "private_key_id");
+  sa.token_uri = core::string_or(j, "token_uri");
+  sa.project_id = core::string_or(j, "project_id");
   if (sa.token_uri.empty()) {
     sa.token_uri = default_google_token_uri;
   }
@@ -97,7 +89,7 @@ core::result<access_token> parse_token_answer(int status, std::string_view body,
   json j = json::parse(body, nullptr, false);
   if (status >= 200 && status < 300 && j.is_object()) {
     access_token t;
-    t.token = string_of(j, "access_token");
+    t.token = core::string_or(j, "access_token");
     long long lifetime = 3600;
     if (auto e = j.find("expires_in"); e != j.end()) {
       if (e->is_number()) {
@@ -113,8 +105,8 @@ core::result<access_token> parse_token_answer(int status, std::string_view body,
     return core::make_error(core::errc::upstream_error,
                             std::string(who) + ": the token endpoint's answer has no access_token or expires_in");
   }
-  std::string why = string_of(j, "error");
-  if (auto d = string_of(j, "error_description"); !d.empty()) {
+  std::string why = core::string_or(j, "error");
+  if (auto d = core::string_or(j, "error_description"); !d.empty()) {
     why += (why.empty() ? "" : ": ") + d;
   }
   if (why.empty()) {
@@ -272,7 +264,7 @@ net::awaitable<core::result<std::string>> token_source::get() {
 
 namespace {
 
-std::string param(const config::deployment& d, std::string_view key) { return string_of(d.litellm_params, key); }
+std::string param(const config::deployment& d, std::string_view key) { return core::string_or(d.litellm_params, key); }
 
 bool wants_token(const config::deployment& d) {
   if (d.provider->wire == config::wire_format::vertex) {

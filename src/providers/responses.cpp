@@ -92,11 +92,6 @@ const json* member(const json& o, const char* key) {
   return it == o.end() || it->is_null() ? nullptr : &*it;
 }
 
-std::string string_of(const json& o, const char* key) {
-  const auto* m = member(o, key);
-  return m != nullptr && m->is_string() ? m->get<std::string>() : std::string();
-}
-
 long long int_of(const json& o, const char* key) { return core::count_or(o, key); }
 
 // Content parts of an input message -> chat content (a string when it is all text).
@@ -112,7 +107,7 @@ core::result<json> chat_content(const json& content, const std::string& role, st
   bool all_text = true;
   std::string text;
   for (const auto& p : content) {
-    const std::string type = string_of(p, "type");
+    const std::string type = core::string_or(p, "type");
     if (type == "input_text" || type == "output_text" || type == "text" || type == "refusal") {
       const auto* t = member(p, type == "refusal" ? "refusal" : "text");
       if (t == nullptr || !t->is_string()) {
@@ -170,9 +165,9 @@ core::result<void> append_items(json& messages, const json& items, bool from_his
     if (!it.is_object()) {
       return bad("`" + where + "` must be an object", param);
     }
-    const std::string type = string_of(it, "type");
+    const std::string type = core::string_or(it, "type");
     if (type.empty() || type == "message") {
-      std::string role = string_of(it, "role");
+      std::string role = core::string_or(it, "role");
       if (role != "user" && role != "assistant" && role != "system" && role != "developer") {
         return bad("`" + where + ".role` must be one of user, assistant, system, developer", param);
       }
@@ -234,7 +229,7 @@ core::result<json> chat_tools(const json& tools) {
   }
   json out = json::array();
   for (const auto& t : tools) {
-    const std::string type = string_of(t, "type");
+    const std::string type = core::string_or(t, "type");
     if (type != "function") {
       return bad("`tools`: tool type '" + type +
                      "' is served only by OpenAI and Azure deployments (supported here: function)",
@@ -263,7 +258,7 @@ core::result<json> chat_tool_choice(const json& tc) {
     }
     return bad("`tool_choice` must be auto, none, required or a function", "tool_choice");
   }
-  if (tc.is_object() && string_of(tc, "type") == "function" && member(tc, "name") != nullptr &&
+  if (tc.is_object() && core::string_or(tc, "type") == "function" && member(tc, "name") != nullptr &&
       tc["name"].is_string()) {
     return ok(json{{"type", "function"}, {"function", {{"name", tc["name"]}}}});
   }
@@ -278,7 +273,7 @@ core::result<std::optional<json>> chat_response_format(const json& text) {
   if (format == nullptr) {
     return std::optional<json>{};
   }
-  const std::string type = string_of(*format, "type");
+  const std::string type = core::string_or(*format, "type");
   if (type == "text") {
     return std::optional<json>{};
   }
@@ -620,13 +615,13 @@ core::result<json> chat_to_response(const json& chat, const response_meta& meta)
       }
       output.push_back({{"type", "function_call"},
                         {"id", function_item_id(meta, n++)},
-                        {"call_id", string_of(tc, "id")},
-                        {"name", string_of(*fn, "name")},
-                        {"arguments", string_of(*fn, "arguments")},
+                        {"call_id", core::string_or(tc, "id")},
+                        {"name", core::string_or(*fn, "name")},
+                        {"arguments", core::string_or(*fn, "arguments")},
                         {"status", "completed"}});
     }
   }
-  const std::string finish = string_of(c0, "finish_reason");
+  const std::string finish = core::string_or(c0, "finish_reason");
   json r = response_skeleton(meta, finish == "length" ? "incomplete" : "completed");
   if (finish == "length") {
     r["incomplete_details"] = {{"reason", "max_output_tokens"}};
@@ -647,22 +642,22 @@ json output_as_input(const json& response) {
     return items;
   }
   for (const auto& it : *out) {
-    const std::string type = string_of(it, "type");
+    const std::string type = core::string_or(it, "type");
     if (type == "message") {
       json content = json::array();
       if (const auto* c = member(it, "content"); c != nullptr && c->is_array()) {
         for (const auto& p : *c) {
-          if (string_of(p, "type") == "output_text") {
-            content.push_back({{"type", "output_text"}, {"text", string_of(p, "text")}});
+          if (core::string_or(p, "type") == "output_text") {
+            content.push_back({{"type", "output_text"}, {"text", core::string_or(p, "text")}});
           }
         }
       }
       items.push_back({{"type", "message"}, {"role", "assistant"}, {"content", std::move(content)}});
     } else if (type == "function_call") {
       items.push_back({{"type", "function_call"},
-                       {"call_id", string_of(it, "call_id")},
-                       {"name", string_of(it, "name")},
-                       {"arguments", string_of(it, "arguments")}});
+                       {"call_id", core::string_or(it, "call_id")},
+                       {"name", core::string_or(it, "name")},
+                       {"arguments", core::string_or(it, "arguments")}});
     }
   }
   return items;
@@ -796,8 +791,8 @@ core::result<void> responses_event_writer::feed(std::string_view chunk, std::str
         call_open_ = true;
         call_chat_index_ = index;
         call_id_ = function_item_id(meta_, calls_++);
-        call_call_id_ = string_of(tc, "id");
-        call_name_ = string_of(fn, "name");
+        call_call_id_ = core::string_or(tc, "id");
+        call_name_ = core::string_or(fn, "name");
         call_args_.clear();
         call_index_ = output_.size();
         emit("response.output_item.added",
@@ -811,7 +806,7 @@ core::result<void> responses_event_writer::feed(std::string_view chunk, std::str
                 {"arguments", ""}}}},
              out);
       } else if (call_name_.empty()) {
-        call_name_ = string_of(fn, "name");
+        call_name_ = core::string_or(fn, "name");
       }
       if (const auto* a = member(fn, "arguments"); a != nullptr && a->is_string() &&
                                                    !a->get_ref<const std::string&>().empty()) {
