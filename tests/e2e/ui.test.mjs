@@ -211,13 +211,16 @@ describe('admin UI in Chromium', () => {
     assert.ok(answer.choices[0].message.content.length > 0);
     const requestId = response.headers.get('x-litellm-call-id');
 
-    // The overview shows it once the spend is flushed (bounded poll of the page itself).
+    // The overview shows it once the spend is flushed (bounded poll of the page itself). The
+    // page's panels come from four requests made in parallel, so a flush can commit between
+    // them: the poll waits until every panel has it, not only the first.
     const deadline = Date.now() + WAIT;
+    const panel = (id) => page.$eval(`[data-testid="${id}"]`, (e) => e.textContent);
     let text;
     for (;;) {
       text = await open(page, gw, 'overview');
-      const requests = await page.$eval('[data-testid="kpi-requests"]', (e) => e.textContent);
-      if (requests === '1') break;
+      if ((await panel('kpi-requests')) === '1' && /research-key/.test(await panel('top-keys'))
+        && /research/.test(await panel('top-teams')) && /gpt-ui/.test(await panel('top-models'))) break;
       assert.ok(Date.now() < deadline, `the overview never showed the request:\n${text}`);
       await delay(100);
     }
