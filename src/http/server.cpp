@@ -422,6 +422,7 @@ class session_responder final : public responder {
   }
 
   bool started() const override { return started_; }
+  bool ended() const override { return done_; }
   void take_access_log() override { access_taken_ = true; }
   bool access_taken() const { return access_taken_; }
 

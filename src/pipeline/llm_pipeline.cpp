@@ -199,8 +199,16 @@ net::awaitable<void> llm_pipeline::handle(http::request& req, http::responder& r
   }
   if (crashed && !ctx.resp.started() && !ctx.resp.client_gone()) {
     co_await send_error(ctx, core::make_error(core::errc::internal, "Internal error while handling the request"));
-  } else if (crashed && !ctx.out.error) {
-    ctx.out.error = core::make_error(core::errc::internal, "Internal error while handling the request");
+  } else if (crashed) {
+    auto e = core::make_error(core::errc::internal, "Internal error while handling the request");
+    // A stream already begun ends with an error event the client's SDK raises, and a
+    // proper last chunk (the connection can serve the next request), not a cut body.
+    if (!ctx.resp.ended() && !ctx.resp.client_gone()) {
+      co_await ctx.resp.write_last(stream_error_event(ctx.type, e));
+    }
+    if (!ctx.out.error) {
+      ctx.out.error = std::move(e);
+    }
   }
   finish(ctx);
 }

@@ -271,4 +271,22 @@ net::awaitable<void> send_error(request_ctx& ctx, core::error e) {
   co_await ctx.resp.send(std::move(r));
 }
 
+std::string stream_error_event(providers::call_type type, const core::error& e) {
+  switch (type) {
+    case providers::call_type::messages:
+      return providers::anthropic_front::error_event(e);
+    case providers::call_type::responses: {
+      // The sequence number belongs to the stream's writer, which is what failed: the
+      // event goes without one (the SDKs raise an `error` event before reading it).
+      const nlohmann::json ev{{"type", "error"},
+                    {"code", e.status == 429 ? "rate_limit_exceeded" : "server_error"},
+                    {"message", e.message},
+                    {"param", nullptr}};
+      return "event: error\ndata: " + ev.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n\n";
+    }
+    default:
+      return "data: " + http::error_body(e) + "\n\n";
+  }
+}
+
 }  // namespace switchyard::pipeline

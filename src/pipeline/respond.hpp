@@ -17,6 +17,10 @@ namespace switchyard::pipeline {
 std::string litellm_headers(const request_ctx& ctx);
 // Sends `e` as an OpenAI-shaped error with the x-litellm-* headers, and records it.
 net::awaitable<void> send_error(request_ctx& ctx, core::error e);
+// The event that ends a stream already begun with `e`, in the shape of the route's SDK:
+// OpenAI's `data: {"error": ...}` (chat, completions), Anthropic's `event: error`
+// (/v1/messages), the Responses API's `event: error`. Each SDK raises it as an API error.
+std::string stream_error_event(providers::call_type type, const core::error& e);
 
 // A failed exchange with the provider (timeout, connection) as LiteLLM words it.
 core::error transport_error(const core::error& e, const config::deployment& d, std::chrono::milliseconds timeout);

@@ -77,6 +77,8 @@ class responder {
   // Headers added to every response of this exchange (x-litellm-call-id, ...).
   virtual void add_common_header(std::string name, std::string value) = 0;
   virtual bool started() const = 0;  // head already sent
+  // The answer went out whole: send() succeeded, or a stream's last chunk did.
+  virtual bool ended() const = 0;
   // The handler writes this exchange's access line itself (e.g. the LLM pipeline's
   // finish phase, which knows the outcome): the server then writes none.
   virtual void take_access_log() {}

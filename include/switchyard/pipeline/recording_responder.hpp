@@ -54,6 +54,7 @@ class recording_responder final : public http::responder {
     inner_.add_common_header(std::move(name), std::move(value));
   }
   bool started() const override { return inner_.started(); }
+  bool ended() const override { return inner_.ended(); }
   void take_access_log() override { inner_.take_access_log(); }
 
  private:

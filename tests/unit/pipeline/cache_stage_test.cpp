@@ -238,7 +238,7 @@ TEST_F(cache_stage_test, a_stream_is_assembled_then_serves_json_and_a_replayed_s
   auto replay = call(body(true));
   EXPECT_EQ(up.calls["http://b1.test"], 1);
   EXPECT_TRUE(replay.streamed);
-  EXPECT_TRUE(replay.ended);
+  EXPECT_TRUE(replay.ended());
   EXPECT_NE(replay.body.find(R"("content":"hello")"), std::string::npos);
   EXPECT_NE(replay.body.find(R"("total_tokens":8)"), std::string::npos);
   EXPECT_TRUE(replay.body.ends_with("data: [DONE]\n\n"));

@@ -23,7 +23,7 @@ class fake_responder final : public http::responder {
   int status = 0;
   std::string body;            // send()'s body, or every streamed chunk concatenated
   std::vector<std::string> chunks;
-  bool streamed = false, ended = false, gone = false, access_taken = false;
+  bool streamed = false, stream_ended = false, gone = false, access_taken = false;
   int writes_before_gone = -1;  // >= 0: the client leaves when this many writes succeeded
   http::header_list headers;    // send()'s headers (e.g. retry-after of an error)
 
@@ -51,14 +51,14 @@ class fake_responder final : public http::responder {
     if (gone) {
       co_return false;
     }
-    ended = true;
+    stream_ended = true;
     co_return true;
   }
   net::awaitable<bool> write_last(std::string_view data) override {
     if (!put(data)) {
       co_return false;
     }
-    ended = true;
+    stream_ended = true;
     co_return true;
   }
   bool client_gone() const override { return gone; }
@@ -67,6 +67,7 @@ class fake_responder final : public http::responder {
   void annotate(std::string, std::string) override {}
   void add_common_header(std::string, std::string) override {}
   bool started() const override { return status != 0; }
+  bool ended() const override { return streamed ? stream_ended : status != 0; }
   void take_access_log() override { access_taken = true; }
 
   std::string head_lines;

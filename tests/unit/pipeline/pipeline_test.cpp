@@ -151,7 +151,7 @@ TEST_F(pipeline_test, stream_records_usage_and_first_token) {
   auto r = call(stream_body);
   EXPECT_EQ(r.status, 200);
   EXPECT_TRUE(r.streamed);
-  EXPECT_TRUE(r.ended);
+  EXPECT_TRUE(r.ended());
   EXPECT_NE(r.body.find("data: [DONE]"), std::string::npos);
   const auto& o = only_outcome();
   EXPECT_EQ(o.status, 200);
@@ -290,7 +290,7 @@ TEST_F(pipeline_test, client_gone_after_the_first_chunk) {
   up.script["http://a2.test"] = {s};
   auto r = call(stream_body, "sk-master", 1);
   EXPECT_EQ(r.chunks.size(), 1u);
-  EXPECT_FALSE(r.ended);
+  EXPECT_FALSE(r.ended());
   const auto& o = only_outcome();
   EXPECT_EQ(o.status, 200);
   EXPECT_TRUE(o.streamed);
@@ -395,6 +395,74 @@ TEST_F(pipeline_test, a_waiting_stage_runs_async_then_the_chain_goes_on) {
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(cache.waited, 1);
   EXPECT_EQ(only_outcome().attempts.size(), 1u);
+}
+
+// A stage that begins a stream, sends a chunk, then throws (a bug in some relay, say).
+class throwing_stream_stage final : public stage {
+ public:
+  const char* name() const override { return "cache"; }
+  verdict run(request_ctx&) override { return verdict::wait(); }
+  net::awaitable<verdict> run_async(request_ctx& ctx) override {
+    co_await ctx.resp.begin_stream(200, "text/event-stream", {});
+    co_await ctx.resp.write("data: {\"partial\":true}\n\n");
+    throw std::runtime_error("a relay bug");
+  }
+};
+
+// An exception after the stream began: the client gets an error event in its route's SDK
+// shape and a proper end of the body (not a cut), and the outcome records the failure once.
+TEST_F(pipeline_test, an_exception_mid_stream_ends_it_with_an_error_event_in_the_routes_shape) {
+  throwing_stream_stage cache;
+  rt = std::make_unique<router::router>(cfg);
+  pipe = std::make_unique<llm_pipeline>(cfg, keys, *rt, up, extensions{nullptr, &cache, {&obs}});
+  struct route {
+    providers::call_type type;
+    const char* path;
+    const char* event_line;  // the event's own line before its data, if the shape has one
+    const char* error_type;  // where the message is: error.message, or message
+  };
+  const route routes[] = {
+      {providers::call_type::chat, "/v1/chat/completions", "", "openai"},
+      {providers::call_type::messages, "/v1/messages", "event: error\n", "anthropic"},
+      {providers::call_type::responses, "/v1/responses", "event: error\n", "responses"},
+  };
+  for (const auto& rt_case : routes) {
+    SCOPED_TRACE(rt_case.path);
+    obs.finished.clear();
+    http::request req;
+    req.method = "POST";
+    req.path = req.target = rt_case.path;
+    req.headers.emplace_back("authorization", "Bearer sk-master");
+    req.body = R"({"model":"a","stream":true,"max_tokens":5,"input":"hi","messages":[{"role":"user","content":"hi"}]})";
+    req.call_id = "call-1";
+    req.received_at = std::chrono::steady_clock::now();
+    fake_responder r;
+    run_coro([&] { return pipe->handle(req, r, rt_case.type); });
+    EXPECT_EQ(r.status, 200);
+    EXPECT_TRUE(r.ended()) << "the body ends with its last chunk";
+    ASSERT_EQ(r.chunks.size(), 2u) << r.body;
+    const std::string& last = r.chunks[1];
+    const std::string event_line = rt_case.event_line;
+    ASSERT_EQ(last.rfind(event_line + "data: ", 0), 0u) << last;
+    ASSERT_GE(last.size(), 2u);
+    EXPECT_EQ(last.substr(last.size() - 2), "\n\n");
+    const auto data = nlohmann::json::parse(last.substr(event_line.size() + 6));
+    const std::string kind = rt_case.error_type;
+    const std::string message = kind == "responses" ? data.value("message", "") : data["error"].value("message", "");
+    EXPECT_EQ(message, "Internal error while handling the request") << last;
+    if (kind == "anthropic") {
+      EXPECT_EQ(data.value("type", ""), "error");
+      EXPECT_EQ(data["error"].value("type", ""), "api_error");
+    } else if (kind == "responses") {
+      EXPECT_EQ(data.value("type", ""), "error");
+      EXPECT_EQ(data.value("code", ""), "server_error");
+    }
+    const auto& o = only_outcome();
+    ASSERT_TRUE(o.error);
+    EXPECT_EQ(o.error->status, 500);
+    EXPECT_TRUE(o.streamed);
+  }
+  EXPECT_EQ(up.calls.size(), 0u);
 }
 
 }  // namespace
