@@ -213,6 +213,12 @@ pg_write_conf() {
     echo "port = $port"
     echo "unix_socket_directories = '${sock_dir//\'/\'\'}'"
     echo "shared_preload_libraries = 'pg_stat_statements'"
+    # Room for many test runs: every test database gets its own entries (its migrations'
+    # DDL among them), about 6,000 a run against the default bound of 5,000, and an
+    # eviction during the hot-path test makes its counts unreliable (it fails then). About
+    # 40 MB of shared memory. Not kept across restarts: each start counts from nothing.
+    echo "pg_stat_statements.max = 100000"
+    echo "pg_stat_statements.save = off"
     echo "max_connections = 200"
     echo "log_min_messages = warning"
     echo "log_line_prefix = '%m [%p] '"
