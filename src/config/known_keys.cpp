@@ -313,7 +313,7 @@ constexpr std::array cache_params_keys{
     key_spec{"default_in_memory_ttl", vt::number, "ignored: ttl applies to both tiers"},
     key_spec{"default_in_redis_ttl", vt::number, "ignored: ttl applies to both tiers"},
     key_spec{"mode", vt::string},
-    key_spec{"supported_call_types", vt::list},
+    key_spec{"supported_call_types", vt::string_or_list},
     key_spec{"max_connections", vt::integer},
     key_spec{"redis_flush_size", vt::integer, "ignored: only the redis and local caches are supported"},
     key_spec{"redis_startup_nodes", vt::list, "ignored: only the redis and local caches are supported"},

@@ -1165,6 +1165,8 @@ class loader {
           }
         }
         o.supported_call_types = std::move(types);
+      } else if (t != nullptr && t->is_scalar() && !t->is_null()) {
+        o.supported_call_types = std::vector<std::string>{t->text};  // one type, written without a list
       }
     }
     if (const node* d = l.find("default_team_params"); d != nullptr && d->is_mapping()) {
@@ -1472,6 +1474,7 @@ class loader {
     out.default_on = p.mode != "default_off";
     if (p.supported_call_types) {
       out.chat = out.completion = out.embedding = false;
+      std::string uncached;  // the types named that this gateway does not cache
       for (const auto& t : *p.supported_call_types) {
         if (t == "completion" || t == "acompletion") {
           out.chat = true;
@@ -1479,7 +1482,19 @@ class loader {
           out.completion = true;
         } else if (t == "embedding" || t == "aembedding") {
           out.embedding = true;
+        } else {
+          uncached += (uncached.empty() ? "\"" : ", \"") + t + "\"";
         }
+      }
+      // LiteLLM's own default list names transcription and rerank too; asked for here, they
+      // would be silently not cached.
+      if (!uncached.empty()) {
+        const node* st = c != nullptr && c->is_mapping() ? c->find("supported_call_types") : nullptr;
+        warn(st != nullptr && st->file ? *st->file : file, st != nullptr ? st->line : line,
+             "litellm_settings.cache_params.supported_call_types",
+             "not cached: " + uncached +
+                 " (the cached call types are completion, text_completion and embedding, with their async "
+                 "names acompletion, atext_completion and aembedding)");
       }
     }
     if (type == "local") {

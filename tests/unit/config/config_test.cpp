@@ -925,6 +925,34 @@ TEST_F(config_files, cache_settings_as_litellm) {
   EXPECT_TRUE(c->warnings.empty());
 }
 
+// LiteLLM's default list names call types this gateway does not cache: they are named in one
+// warning with the list's line, the others still apply; one type without a list is a list.
+TEST_F(config_files, cache_call_types_not_cached_are_named_in_a_warning) {
+  const auto p = write("c.yaml",
+                       "litellm_settings:\n"
+                       "  cache: true\n"
+                       "  cache_params:\n"
+                       "    type: local\n"
+                       "    supported_call_types: [acompletion, atranscription, arerank, aembedding]\n");
+  const auto c = load(p);
+  EXPECT_TRUE(c->cache.chat);
+  EXPECT_FALSE(c->cache.completion);
+  EXPECT_TRUE(c->cache.embedding);
+  ASSERT_EQ(c->warnings.size(), 1u) << join(c->warnings);
+  EXPECT_EQ(c->warnings[0].rfind(p + ":5: litellm_settings.cache_params.supported_call_types: not cached: "
+                                     "\"atranscription\", \"arerank\" (",
+                                 0),
+            0u)
+      << c->warnings[0];
+
+  const auto one = load(write("o.yaml", "litellm_settings:\n  cache: true\n  cache_params: {type: local, "
+                                        "supported_call_types: atext_completion}\n"));
+  EXPECT_FALSE(one->cache.chat);
+  EXPECT_TRUE(one->cache.completion);
+  EXPECT_FALSE(one->cache.embedding);
+  EXPECT_TRUE(one->warnings.empty()) << join(one->warnings);
+}
+
 TEST_F(config_files, cache_redis_own_or_shared_or_env) {
   // cache_params names its own Redis: the router's stays the shared one.
   const auto own = write("a.yaml",
