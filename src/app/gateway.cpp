@@ -910,14 +910,8 @@ struct gateway::impl {
       if (stopping) {
         return;
       }
-      // The TLS certificate: new handshakes use the re-read pair; a bad pair is refused
-      // and the old one keeps serving (docs/tls.md).
       if (server.tls()) {
-        if (auto err = server.reload_tls(); err.empty()) {
-          spdlog::info("SIGHUP: TLS certificate reloaded from {}", opts.ssl_certfile_path);
-        } else {
-          spdlog::error("SIGHUP: TLS certificate NOT reloaded, the previous one keeps serving: {}", err);
-        }
+        net::co_spawn(ioc, reload_tls(), net::detached);
       }
       if (reloading) {
         reload_again = true;
@@ -925,6 +919,35 @@ struct gateway::impl {
       }
       hangup_reloads();
     });
+  }
+
+  // The TLS certificate and key, read on reload_pool's thread (not on the loop): new
+  // handshakes use the re-read pair; a bad pair is refused and the old one keeps serving
+  // (docs/tls.md). The pool's one thread takes hangups in order, so the last one's files win.
+  net::awaitable<void> reload_tls() {
+    struct made {
+      std::shared_ptr<net::ssl::context> ctx;
+      std::string error;
+    };
+    // Named before the co_await: GCC 12 destroys a temporary with captures in a co_await
+    // expression twice.
+    auto make = [cert = opts.ssl_certfile_path, key = opts.ssl_keyfile_path]() -> made {
+      try {
+        return {http::make_tls_context(cert, key), {}};
+      } catch (const std::exception& e) {
+        return {nullptr, e.what()};
+      }
+    };
+    auto m = co_await on_reload_pool<made>(std::move(make));
+    if (stopping) {
+      co_return;
+    }
+    if (m.ctx) {
+      server.use_tls(std::move(m.ctx));
+      spdlog::info("SIGHUP: TLS certificate reloaded from {}", opts.ssl_certfile_path);
+    } else {
+      spdlog::error("SIGHUP: TLS certificate NOT reloaded, the previous one keeps serving: {}", m.error);
+    }
   }
 
   // The reloads a hangup asks for: one, and one more for each hangup during it.

@@ -754,7 +754,7 @@ std::string openssl_reason(const boost::system::error_code& ec) {
 
 }  // namespace
 
-static std::shared_ptr<net::ssl::context> make_server_tls_context(const std::string& cert_file, const std::string& key_file) {
+std::shared_ptr<net::ssl::context> make_tls_context(const std::string& cert_file, const std::string& key_file) {
   auto ctx = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
   ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
                    net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1 |
@@ -1075,7 +1075,7 @@ server::~server() {
 
 void server::listen() {
   if (!impl_->opts_.tls_cert_file.empty() || !impl_->opts_.tls_key_file.empty()) {
-    impl_->tls_ctx_ = make_server_tls_context(impl_->opts_.tls_cert_file, impl_->opts_.tls_key_file);
+    impl_->tls_ctx_ = make_tls_context(impl_->opts_.tls_cert_file, impl_->opts_.tls_key_file);
   }
   boost::system::error_code ec;
   if (impl_->opts_.listen_fd >= 0) {
@@ -1154,17 +1154,7 @@ void server::force_close() {
   }
 }
 
-std::string server::reload_tls() {
-  if (!impl_->tls_ctx_) {
-    return "TLS is not enabled (no ssl_certfile_path / ssl_keyfile_path)";
-  }
-  try {
-    impl_->tls_ctx_ = make_server_tls_context(impl_->opts_.tls_cert_file, impl_->opts_.tls_key_file);
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return {};
-}
+void server::use_tls(std::shared_ptr<net::ssl::context> ctx) { impl_->tls_ctx_ = std::move(ctx); }
 
 bool server::tls() const { return impl_->tls_ctx_ != nullptr; }
 
@@ -1177,7 +1167,7 @@ std::string check_tls_files(const std::string& cert_file, const std::string& key
     return {};
   }
   try {
-    (void)make_server_tls_context(cert_file, key_file);
+    (void)make_tls_context(cert_file, key_file);
   } catch (const std::exception& e) {
     return e.what();
   }

@@ -13,6 +13,10 @@
 #include <memory>
 #include <string>
 
+namespace boost::asio::ssl {
+class context;  // the TLS context stays out of this header (Asio's SSL headers are heavy)
+}
+
 namespace switchyard::http {
 
 struct server_options {
@@ -44,6 +48,11 @@ struct server_options {
 // certificate): empty when fine, else the reason. Reads files (blocking).
 std::string check_tls_files(const std::string& cert_file, const std::string& key_file);
 
+// The certificate chain and its private key read into a server TLS context (TLS 1.2+, the
+// key checked against the certificate). Reads files: a reload makes it on a worker thread
+// and hands it to server::use_tls() on the loop. Throws std::runtime_error with the reason.
+std::shared_ptr<net::ssl::context> make_tls_context(const std::string& cert_file, const std::string& key_file);
+
 using handler = std::function<net::awaitable<void>(request&, responder&)>;
 
 class server {
@@ -57,10 +66,9 @@ class server {
   // std::runtime_error with a clear message on failure.
   void listen();
   tcp::endpoint local_endpoint() const;
-  // Re-reads the certificate and key files: new handshakes use them, connections already
-  // established keep theirs. Empty on success; else the reason, and the old certificate
-  // keeps serving. Reads two small files on the calling thread.
-  std::string reload_tls();
+  // New handshakes use `ctx` (from make_tls_context); connections already established
+  // keep theirs. Loop thread.
+  void use_tls(std::shared_ptr<net::ssl::context> ctx);
   bool tls() const;
   // Starts accepting (co_spawns the accept loop).
   void start();
