@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <charconv>
@@ -194,6 +195,12 @@ std::string got(const node& n) {
     }
     if (j.is_number()) {
       return "the number " + n.text;
+    }
+    // YAML's infinities and not-a-number read as strings here: say what they are.
+    static constexpr std::string_view non_finite[] = {".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf",
+                                                      "-.Inf", "-.INF", ".nan", ".NaN", ".NAN"};
+    if (!n.quoted && std::find(std::begin(non_finite), std::end(non_finite), n.text) != std::end(non_finite)) {
+      return "the non-finite number " + n.text + " (only finite numbers are accepted)";
     }
     return "the string " + describe(n);
   }

@@ -304,6 +304,8 @@ INSTANTIATE_TEST_SUITE_P(
                  "expected a number, got a list"},
         bad_case{"max_request_size.yaml", "max_request_size.yaml", 3, "general_settings.max_request_size_mb",
                  "expected a number, got the string \"big\""},
+        bad_case{"max_budget_inf.yaml", "max_budget_inf.yaml", 3, "litellm_settings.max_budget",
+                 "expected a number, got the non-finite number .inf (only finite numbers are accepted)"},
         bad_case{"budget_duration.yaml", "budget_duration.yaml", 4, "litellm_settings.budget_duration",
                  "expected a duration such as"},
         bad_case{"timezone.yaml", "timezone.yaml", 3, "litellm_settings.timezone", "unknown time zone"},
