@@ -155,12 +155,18 @@ net::awaitable<void> redis_cooldown_sync::start() {
     spdlog::warn("cooldowns: subscribing to {} failed ({}); retried when Redis is back", channel,
                  sub.error().message);
   }
+  std::size_t loaded = 0;
   for (const auto& id : router_.deployment_ids()) {
     std::vector<std::string> get{"GET", key_of(id)};
     auto r = co_await redis_.command(std::move(get), command_timeout);
-    if (r && r->type == store::redis::reply::kind::string) {
-      apply(r->str);
+    if (r && r->type == store::redis::reply::kind::string && apply(r->str)) {
+      ++loaded;
     }
+  }
+  if (sub) {
+    // From here on this instance hears every other's cooldowns (operators and tests wait
+    // for this line rather than for a guessed delay).
+    spdlog::info("cooldowns: subscribed to {}; {} shared cooldown(s) loaded from Redis", channel, loaded);
   }
   // The strategy and the deployments are read on every tick: a config reload may change
   // both (router::reload).

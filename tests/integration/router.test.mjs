@@ -311,7 +311,7 @@ describe('fallbacks', () => {
 });
 
 describe('cooldowns shared through Redis', { skip: !process.env.SWITCHYARD_TEST_REDIS_URL && 'SWITCHYARD_TEST_REDIS_URL unset' }, () => {
-  test('a cooldown caused through instance A stops B within 100 ms', async () => {
+  test('a cooldown caused through instance A stops B (pushed through Redis) and reaches a new instance', async () => {
     const url = new URL(process.env.SWITCHYARD_TEST_REDIS_URL);
     const run = `${process.pid}-${Date.now()}`;
     const config = {
@@ -322,14 +322,15 @@ describe('cooldowns shared through Redis', { skip: !process.env.SWITCHYARD_TEST_
     };
     const a = await startGateway({ config });
     const b = await startGateway({ config });
-    await Promise.all([a, b].map((g) => g.proc.waitForStderr(/redis connected/, 10_000 * SLOW)));
-    await delay(200);  // both subscribed
+    await Promise.all([a, b].map((g) => g.proc.waitForStderr(/cooldowns: subscribed/, 10_000 * SLOW)));
     fake.script([{ match: { model: 'sh-bad' }, status: 429, times: -1 }]);
     for (let i = 0; i < 50 && !countBy(fake.requests())['sh-bad']; ++i) {
       assert.equal((await chat(a, { model: 'shared' })).status, 200);
     }
     assert.equal(countBy(fake.requests())['sh-bad'], 1, 'A hit the bad deployment once');
-    await delay(100);
+    // B hears it on the channel (no request of B's is needed for that).
+    await b.proc.waitForStderr(new RegExp(`deployment sh-bad-${run} cooled down for \\d+ ms by another instance`),
+      10_000 * SLOW);
     const before = fake.requests().length;
     for (let i = 0; i < 30; ++i) {
       const r = await chat(b, { model: 'shared' });
@@ -341,8 +342,7 @@ describe('cooldowns shared through Redis', { skip: !process.env.SWITCHYARD_TEST_
     assert.deepEqual(countBy(afterB), { 'sh-good': 30 });
     // A third instance started during the cooldown reads it from Redis.
     const c = await startGateway({ config });
-    await c.proc.waitForStderr(/redis connected/, 10_000 * SLOW);
-    await delay(200);
+    await c.proc.waitForStderr(/cooldowns: subscribed to \S+; 1 shared cooldown\(s\) loaded/, 10_000 * SLOW);
     const mark = fake.requests().length;
     for (let i = 0; i < 20; ++i) assert.equal((await chat(c, { model: 'shared' })).status, 200);
     assert.deepEqual(countBy(fake.requests().slice(mark)), { 'sh-good': 20 });
