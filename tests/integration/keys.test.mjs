@@ -11,7 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import OpenAI from 'openai';
 
 import {
-  MASTER_KEY, SOURCE_DIR, call, delay, makeTempDir, mockModel, openaiErrorProblems, startGateway, stopAll,
+  MASTER_KEY, SLOW, SOURCE_DIR, call, delay, makeTempDir, mockModel, openaiErrorProblems, startGateway, stopAll,
 } from '../lib/gateway.mjs';
 
 const SERVER_URL = process.env.SWITCHYARD_TEST_DATABASE_URL;
@@ -453,7 +453,13 @@ describe('before the schema exists', { skip }, () => {
     let g;
     try {
       g = await startGateway({ config: { model_list: [mockModel('a')] }, env: { DATABASE_URL: url }, waitForDb: false });
-      await delay(500);  // the migration job is now blocked on the lock
+      // Until the migration job waits on the lock (Postgres lists its request, not granted).
+      const thisDb = 'database = (SELECT oid FROM pg_database WHERE datname = current_database())';
+      const waitDeadline = Date.now() + 20_000 * SLOW;
+      while (psql(url, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND ${thisDb}`) !== '1') {
+        assert.ok(Date.now() < waitDeadline, 'the migration job never waited on the lock');
+        await delay(20);
+      }
       const t0 = Date.now();
       const { code } = await g.stop({ timeoutMs: 30_000 });
       g = null;
