@@ -905,6 +905,17 @@ TEST(config_shipped, example_config_validates_when_its_variables_are_set) {
 
 // ---- the response cache's settings (docs/cache.md)
 
+namespace {
+
+// The call types the cache serves, as the loader resolved them.
+void expect_cached_types(const cfg::config& c, bool chat, bool completion, bool embedding) {
+  EXPECT_EQ(c.cache.chat, chat);
+  EXPECT_EQ(c.cache.completion, completion);
+  EXPECT_EQ(c.cache.embedding, embedding);
+}
+
+}  // namespace
+
 TEST_F(config_files, cache_settings_as_litellm) {
   const auto p = write("c.yaml",
                        "litellm_settings:\n"
@@ -921,9 +932,7 @@ TEST_F(config_files, cache_settings_as_litellm) {
   EXPECT_EQ(c->cache.namespace_, "ns1");
   EXPECT_EQ(c->cache.ttl_s, 600.0);  // the default
   EXPECT_FALSE(c->cache.default_on);
-  EXPECT_TRUE(c->cache.chat);
-  EXPECT_FALSE(c->cache.completion);
-  EXPECT_TRUE(c->cache.embedding);
+  expect_cached_types(*c, true, false, true);
   EXPECT_TRUE(c->warnings.empty());
 }
 
@@ -937,9 +946,7 @@ TEST_F(config_files, cache_call_types_not_cached_are_named_in_a_warning) {
                        "    type: local\n"
                        "    supported_call_types: [acompletion, atranscription, arerank, aembedding]\n");
   const auto c = load(p);
-  EXPECT_TRUE(c->cache.chat);
-  EXPECT_FALSE(c->cache.completion);
-  EXPECT_TRUE(c->cache.embedding);
+  expect_cached_types(*c, true, false, true);
   ASSERT_EQ(c->warnings.size(), 1u) << join(c->warnings);
   EXPECT_EQ(c->warnings[0].rfind(p + ":5: litellm_settings.cache_params.supported_call_types: not cached: "
                                      "\"atranscription\", \"arerank\" (",
@@ -949,9 +956,7 @@ TEST_F(config_files, cache_call_types_not_cached_are_named_in_a_warning) {
 
   const auto one = load(write("o.yaml", "litellm_settings:\n  cache: true\n  cache_params: {type: local, "
                                         "supported_call_types: atext_completion}\n"));
-  EXPECT_FALSE(one->cache.chat);
-  EXPECT_TRUE(one->cache.completion);
-  EXPECT_FALSE(one->cache.embedding);
+  expect_cached_types(*one, false, true, false);
   EXPECT_TRUE(one->warnings.empty()) << join(one->warnings);
 }
 
