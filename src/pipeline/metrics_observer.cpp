@@ -70,6 +70,8 @@ struct metrics_observer::families {
   family& cache_hits;
   family& cache_misses;
   family& cached_tokens;
+  family& dep_rpm_used;
+  family& dep_tpm_used;
 };
 
 // The series one request touches on its usual path, resolved once per combination of
@@ -183,6 +185,17 @@ metrics_observer::metrics_observer(metrics::registry& reg, spend::pricer& prices
       reg.counter("litellm_cache_hits_metric", "Total number of LiteLLM cache hits", cache_labels),
       reg.counter("litellm_cache_misses_metric", "Total number of LiteLLM cache misses", cache_labels),
       reg.counter("litellm_cached_tokens_metric", "Total tokens served from the LiteLLM cache", cache_labels),
+      // usage-based-routing-v2's counts for this minute, which it routes by: every
+      // instance's when they share Redis (docs/observability.md).
+      reg.gauge("switchyard_deployment_rpm_used",
+                "Requests counted for the deployment this minute by usage-based routing (all instances sharing "
+                "Redis)",
+                deployment)
+          .merge_by(metrics::merge_rule::max),  // each worker sees the shared count
+      reg.gauge("switchyard_deployment_tpm_used",
+                "Tokens counted for the deployment this minute by usage-based routing (all instances sharing Redis)",
+                deployment)
+          .merge_by(metrics::merge_rule::max),
   });
   reg.on_scrape([this] { sample_deployments(); });
 }
@@ -199,7 +212,13 @@ void metrics_observer::sample_deployments() {
     if (router_.cooldown_state().is_cooled(d.id, now)) {
       state = 2;
     }
-    f_->dep_state.with({sv(d.model), sv(d.id), sv(d.api_base), sv(d.provider->name)}).set(state);
+    const std::initializer_list<sv> labels{sv(d.model), sv(d.id), sv(d.api_base), sv(d.provider->name)};
+    f_->dep_state.with(labels).set(state);
+    if (router_.routing_strategy() == router::strategy::usage_based) {
+      const auto used = router_.usage_of(d.id);
+      f_->dep_rpm_used.with(labels).set(static_cast<double>(used.rpm));
+      f_->dep_tpm_used.with(labels).set(static_cast<double>(used.tpm));
+    }
   }
 }
 

@@ -9,7 +9,9 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 
 import { startFakeProvider } from '../fake_provider/server.mjs';
-import { call, fetchWithTimeout, freePort, psql, SLOW, startGateway, stopAll, withDatabase } from '../lib/gateway.mjs';
+import {
+  call, freePort, metricValue, psql, SLOW, startGateway, stopAll, until, withDatabase,
+} from '../lib/gateway.mjs';
 import { startWebhook } from './fake_collectors.mjs';
 
 const SERVER_URL = process.env.SWITCHYARD_TEST_DATABASE_URL;
@@ -31,25 +33,6 @@ after(async () => {
   await stopAll();
   await Promise.all([fake?.close(), hook?.close(), slack?.close()]);
 });
-
-async function metricValue(gw, name, labels) {
-  const text = await (await fetchWithTimeout(`${gw.url}/metrics`)).text();
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.split(' ').pop());
-  }
-  return undefined;
-}
-
-async function until(what, fn, timeoutMs = 20_000 * SLOW) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) assert.fail(`not within ${timeoutMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('budget alerts to a webhook', { skip }, () => {
   let gw;

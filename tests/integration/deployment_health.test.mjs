@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 
 import { startFakeProvider } from '../fake_provider/server.mjs';
 import {
-  SLOW, call, delay, fetchWithTimeout, freePort, mockModel, spawnFakeProvider, startGateway, stopAll,
+  SLOW, call, fetchWithTimeout, freePort, metricValue, mockModel, spawnFakeProvider, startGateway, stopAll, until,
 } from '../lib/gateway.mjs';
 
 const USER = [{ role: 'user', content: 'Say hello' }];
@@ -26,26 +26,6 @@ function dep(group, apiBase, id, { info = {}, upstream = 'gpt-x' } = {}) {
     litellm_params: { model: `openai/${upstream}`, api_base: apiBase, api_key: 'sk-upstream-secret' },
     model_info: { id, ...info },
   };
-}
-
-// Polls `fn` until it returns something truthy; fails after `timeoutMs`.
-async function until(what, fn, timeoutMs = 20_000 * SLOW) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) assert.fail(`not within ${timeoutMs} ms: ${what}`);
-    await delay(50);
-  }
-}
-
-async function metricValue(gw, name, labels) {
-  const text = await (await fetchWithTimeout(`${gw.url}/metrics`)).text();
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.split(' ').pop());
-  }
-  return undefined;
 }
 
 describe('GET /health on demand', () => {

@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 
 import { startFakeProvider } from '../fake_provider/server.mjs';
-import { SLOW, assembleChat, call, delay, openaiErrorProblems, sseData, startGateway, stopAll } from '../lib/gateway.mjs';
+import {
+  SLOW, assembleChat, call, delay, metricValue, openaiErrorProblems, sseData, startGateway, stopAll, until,
+} from '../lib/gateway.mjs';
 
 const USER = [{ role: 'user', content: 'Say hello' }];
 let fake;
@@ -464,7 +466,9 @@ describe('usage-based-routing-v2', () => {
     await Promise.all([a, b].map((g) => g.proc.waitForStderr(/redis connected/, 10_000 * SLOW)));
     assert.equal((await chat(a, { model: 'us' })).status, 200);
     assert.equal((await chat(a, { model: 'us' })).status, 200);
-    await delay(300);  // B's poll (every 100 ms) has seen A's two requests
+    // B's poll of the shared counts (every 100 ms) has seen A's two requests.
+    await until('B counts A\'s requests', async () =>
+      (await metricValue(b, 'switchyard_deployment_rpm_used', { model_id: `us-${run}` })) === 2);
     assert.equal((await chat(b, { model: 'us' })).status, 200);
     const over = await chat(b, { model: 'us' });
     assert.equal(over.status, 429, over.text);

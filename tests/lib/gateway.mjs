@@ -468,6 +468,28 @@ export async function stopAll({ graceMs = 5000 } = {}) {
 
 export const delay = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Polls `fn` until it returns something truthy (and returns that); fails after `timeoutMs`.
+export async function until(what, fn, timeoutMs = 20_000 * SLOW) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
+    await delay(50);
+  }
+}
+
+// The value of the first series of `name` on the gateway's /metrics whose labels include
+// `labels`; undefined if none.
+export async function metricValue(gw, name, labels) {
+  const text = await (await fetchWithTimeout(`${gw.url}/metrics`)).text();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.split(' ').pop());
+  }
+  return undefined;
+}
+
 // fetch with a hard deadline (AbortSignal.timeout) unless a signal is given.
 export function fetchWithTimeout(url, { timeoutMs = 10_000, signal, ...init } = {}) {
   return fetch(url, { ...init, signal: signal ?? AbortSignal.timeout(timeoutMs) });
