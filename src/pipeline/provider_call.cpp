@@ -375,7 +375,7 @@ net::awaitable<std::optional<core::error>> provider_call::relay_stream(request_c
     // Mid-stream: an error event on the 200 stream, then the end of the body.
     ctx.late_failure = failure;
     spdlog::warn("stream failed after the first chunk (call_id={}): {}", ctx.req.call_id, failure->message);
-    out += "data: " + http::error_body(*failure) + "\n\n";
+    out += stream_error_event(ctx.type, *failure);
     if (budget_cut) {
       out += "data: [DONE]\n\n";  // a clear end the SDKs stop on
     }

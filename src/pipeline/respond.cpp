@@ -2,6 +2,7 @@
 
 #include "switchyard/providers/anthropic_front.hpp"
 #include "switchyard/providers/openai.hpp"
+#include "switchyard/providers/responses.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -278,10 +279,8 @@ std::string stream_error_event(providers::call_type type, const core::error& e) 
     case providers::call_type::responses: {
       // The sequence number belongs to the stream's writer, which is what failed: the
       // event goes without one (the SDKs raise an `error` event before reading it).
-      const nlohmann::json ev{{"type", "error"},
-                    {"code", e.status == 429 ? "rate_limit_exceeded" : "server_error"},
-                    {"message", e.message},
-                    {"param", nullptr}};
+      auto ev = providers::error_event_fields(e);
+      ev["type"] = "error";
       return "event: error\ndata: " + ev.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n\n";
     }
     default:

@@ -832,14 +832,18 @@ void responses_event_writer::finish(const usage& u, std::string& out) {
   emit(incomplete ? "response.incomplete" : "response.completed", {{"response", final_}}, out);
 }
 
+json error_event_fields(const core::error& e) {
+  return {{"code", e.status == 429 ? "rate_limit_exceeded" : "server_error"}, {"message", e.message}, {"param", nullptr}};
+}
+
 void responses_event_writer::fail(const core::error& e, std::string& out) {
   close_message(out);
   close_call(out);
   final_ = base_response("failed");
   final_["output"] = output_;
-  const std::string code = e.status == 429 ? "rate_limit_exceeded" : "server_error";
-  final_["error"] = {{"code", code}, {"message", e.message}};
-  emit("error", {{"code", code}, {"message", e.message}, {"param", nullptr}}, out);
+  json ev = error_event_fields(e);
+  final_["error"] = {{"code", ev["code"]}, {"message", e.message}};
+  emit("error", std::move(ev), out);
   emit("response.failed", {{"response", final_}}, out);
 }
 

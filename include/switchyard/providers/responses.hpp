@@ -89,6 +89,10 @@ nlohmann::json output_as_input(const nlohmann::json& response);
 
 // ---------------------------------------------------------------- stream
 
+// The members of a Responses stream's `error` event for `e` (code, message, param), without
+// its type and sequence number.
+nlohmann::json error_event_fields(const core::error& e);
+
 // OpenAI chat.completion.chunk payloads -> Responses typed events, each one SSE frame
 // ("event: <type>\ndata: <json>\n\n", sequence numbers from 0). start() gives
 // response.created and response.in_progress; feed() one chunk's events (text deltas open
