@@ -165,9 +165,12 @@ int main(int argc, char** argv) {
   // One gateway: one event loop. With --num_workers N each worker process runs this,
   // and the config warnings are logged once (by worker 0).
   const auto run_gateway = [&cfg](const app::options& o, int worker) {
-    core::init_logging(cfg->litellm.json_logs ? core::log_format::json : core::log_format::text,
-                       o.debug ? "debug" : "info");
+    const auto level = app::choose_log_level(o.debug, std::getenv("LITELLM_LOG"));
+    core::init_logging(cfg->litellm.json_logs ? core::log_format::json : core::log_format::text, level.level);
     if (worker == 0) {
+      if (!level.warning.empty()) {
+        spdlog::warn("{}", level.warning);
+      }
       for (const auto& w : cfg->warnings) {
         spdlog::warn("config: {}", w);
       }

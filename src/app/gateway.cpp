@@ -17,6 +17,7 @@
 #include "switchyard/auth/key_invalidation.hpp"
 #include "switchyard/core/route_groups.hpp"
 #include "switchyard/core/ids.hpp"
+#include "switchyard/core/log.hpp"
 #include "switchyard/http/cors.hpp"
 #include "switchyard/http/server.hpp"
 #include "switchyard/cache/response_cache.hpp"
@@ -2373,8 +2374,8 @@ int gateway::run() {
   }
   spdlog::info("{} deployment(s) in {} model group(s) from {}", m.cfg->model_list.size(),
                m.cfg->model_names().size(), m.cfg->path);
-  spdlog::info("switchyard listening on {}://{}:{}", m.server.tls() ? "https" : "http", ep.address().to_string(),
-               ep.port());
+  core::log_notice(fmt::format("switchyard listening on {}://{}:{}", m.server.tls() ? "https" : "http",
+                               ep.address().to_string(), ep.port()));
   m.ioc.run();
   if (m.redis) {
     m.redis->close();

@@ -1,19 +1,47 @@
 #include "switchyard/app/options.hpp"
 
 #include <charconv>
+#include <string_view>
+#include <utility>
 
 namespace switchyard::app {
 
 std::string usage_text() {
   return "usage: switchyard --config FILE [--host HOST] [--port PORT] [--grace-period SECONDS] [--num_workers N]\n"
-         "                  [--ssl_certfile_path CERT.pem --ssl_keyfile_path KEY.pem]\n"
+         "                  [--debug] [--ssl_certfile_path CERT.pem --ssl_keyfile_path KEY.pem]\n"
          "       switchyard --check-config FILE\n"
          "       switchyard --version | --help\n"
          "\n"
          "Reads a LiteLLM config.yaml and serves the OpenAI-compatible API.\n"
          "Environment: LITELLM_MASTER_KEY (or SWITCHYARD_MASTER_KEY), DATABASE_URL,\n"
-         "REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_URL, SSL_CERTFILE_PATH, SSL_KEYFILE_PATH.\n"
+         "REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_URL, SSL_CERTFILE_PATH, SSL_KEYFILE_PATH,\n"
+         "LITELLM_LOG (DEBUG, INFO, WARNING, ERROR, CRITICAL; --debug wins).\n"
          "With a certificate and key the port serves HTTPS only; SIGHUP reloads them.\n";
+}
+
+log_level_choice choose_log_level(bool debug, const char* litellm_log) {
+  if (debug) {
+    return {"debug", {}};
+  }
+  if (litellm_log == nullptr || *litellm_log == '\0') {
+    return {"info", {}};
+  }
+  std::string upper;
+  for (const char* p = litellm_log; *p != '\0'; ++p) {
+    upper += (*p >= 'a' && *p <= 'z') ? static_cast<char>(*p - 'a' + 'A') : *p;
+  }
+  // Python's logging names, as LiteLLM passes the variable to setLevel.
+  static constexpr std::pair<std::string_view, std::string_view> levels[] = {
+      {"DEBUG", "debug"}, {"INFO", "info"}, {"WARNING", "warning"}, {"WARN", "warning"},
+      {"ERROR", "error"}, {"CRITICAL", "critical"}, {"FATAL", "critical"}};
+  for (const auto& [name, level] : levels) {
+    if (upper == name) {
+      return {std::string(level), {}};
+    }
+  }
+  const std::string_view given(litellm_log);
+  const std::string shown = given.size() > 64 ? std::string(given.substr(0, 64)) + "..." : std::string(given);
+  return {"info", "LITELLM_LOG=" + shown + " is not a log level (DEBUG, INFO, WARNING, ERROR, CRITICAL): logging at INFO"};
 }
 
 parse_result parse_options(const std::vector<std::string>& args) {

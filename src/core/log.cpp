@@ -11,6 +11,7 @@
 #include <climits>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <cmath>
@@ -29,6 +30,9 @@ namespace {
 
 log_format g_format = log_format::text;
 std::shared_ptr<spdlog::logger> g_access;  // level and (for tests) the logger's presence
+// log_notice's lines: the main logger's sink (and so its format) at info whatever the
+// level. One thread writes both loggers' queue, so their lines keep their order.
+std::shared_ptr<spdlog::logger> g_notice;
 
 // Access lines are the one log written per request, so they bypass spdlog's async
 // queue, which wakes its worker thread (futex + context switch) for every message:
@@ -239,9 +243,13 @@ void init_logging(log_format fmt, std::string_view level) {
   g_access = std::make_shared<spdlog::async_logger>("access", access_sink, spdlog::thread_pool(),
                                                     spdlog::async_overflow_policy::overrun_oldest);
   spdlog::set_default_logger(main_logger);
+  g_notice = std::make_shared<spdlog::async_logger>("notice", main_sink, spdlog::thread_pool(),
+                                                    spdlog::async_overflow_policy::overrun_oldest);
+  g_notice->set_level(spdlog::level::info);
   auto lvl = spdlog::level::from_str(std::string(level));
   main_logger->set_level(lvl);
-  g_access->set_level(lvl);
+  // Access lines are written at any level (as uvicorn's are whatever LITELLM_LOG says).
+  g_access->set_level(std::min(lvl, spdlog::level::info));
   spdlog::flush_every(std::chrono::seconds(1));
   if (!g_access_writer) {
     g_access_writer = std::make_unique<access_writer>();
@@ -267,6 +275,7 @@ void shutdown_logging() {
     g_access->flush();
   }
   g_access.reset();
+  g_notice.reset();
   if (g_access_writer) {
     g_access_writer->stop();  // writes what is pending
     g_access_writer.reset();
@@ -340,6 +349,14 @@ void log_access(const access_record& r) {
     line += r.call_id;
   }
   g_access_writer->append(line);
+}
+
+void log_notice(std::string_view message) {
+  if (g_notice) {
+    g_notice->info("{}", message);
+  } else {
+    spdlog::info("{}", message);
+  }
 }
 
 }  // namespace switchyard::core

@@ -242,6 +242,32 @@ describe('logs', () => {
     assert.ok(!stderr.includes(MASTER_KEY));
   });
 
+  test('LITELLM_LOG sets the level; the listening line and the access lines are written at any level', async () => {
+    // An unknown key makes a start-up warning, which ERROR hides.
+    const config = `${GOOD}litellm_settings:\n  not_a_litellm_setting: 1\n`;
+    const quiet = await startGateway({ config, env: { LITELLM_LOG: 'error' } });
+    const ok = await call(quiet, '/v1/chat/completions', { body: { model: 'demo', messages: [{ role: 'user', content: 'x' }] } });
+    assert.equal(ok.status, 200, ok.text);
+    const { code, stderr } = await quiet.stop();
+    assert.equal(code, 0);
+    const lines = stderr.split('\n').filter(Boolean);
+    assert.ok(lines.some((l) => / info switchyard listening on http:\/\/127\.0\.0\.1:\d+$/.test(l)), stderr);
+    assert.ok(lines.some((l) => / info access POST \/v1\/chat\/completions 200 /.test(l)), stderr);
+    const others = lines.filter((l) => !/ info (switchyard listening on|access) /.test(l));
+    assert.deepEqual(others, [], 'lines below ERROR were written');
+
+    // The same config at the default level warns about the key.
+    const loud = await startGateway({ config });
+    const { stderr: all } = await loud.stop();
+    assert.match(all, / warning .*not_a_litellm_setting/);
+
+    // A value that is not a level: INFO, and one warning naming it.
+    const odd = await startGateway({ config: GOOD, env: { LITELLM_LOG: 'chatty' } });
+    const { stderr: oddErr } = await odd.stop();
+    assert.equal(oddErr.split('LITELLM_LOG=chatty is not a log level').length - 1, 1, oddErr);
+    assert.match(oddErr, / info \d+ deployment\(s\) in /);
+  });
+
   test('a master key from general_settings (os.environ/) works like LITELLM_MASTER_KEY', async () => {
     const gw = await startGateway({
       config: {

@@ -45,4 +45,14 @@ struct parse_result {
 parse_result parse_options(const std::vector<std::string>& args);
 std::string usage_text();
 
+// The log level: `debug` with --debug, else LiteLLM's LITELLM_LOG (DEBUG, INFO, WARNING,
+// ERROR, CRITICAL; any case), else `info`. A value that is not a level leaves `info` and
+// says so in `warning` (logged once at start). The access lines are not affected: they
+// are written at any level, as uvicorn's are under LiteLLM.
+struct log_level_choice {
+  std::string level;    // spdlog's name: "debug", "info", "warning", "error", "critical"
+  std::string warning;  // non-empty: LITELLM_LOG was not a level
+};
+log_level_choice choose_log_level(bool debug, const char* litellm_log);
+
 }  // namespace switchyard::app

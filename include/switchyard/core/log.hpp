@@ -31,6 +31,10 @@ struct access_record {
   std::string_view call_id;
 };
 void log_access(const access_record& r);
+// An info line that is written whatever the log level, as the access lines are: the
+// line that says where the gateway listens (uvicorn's "running on" is likewise written
+// whatever LITELLM_LOG says). Same shape as the other info lines.
+void log_notice(std::string_view message);
 // `path` with every virtual key in it (`sk-` and at least five more key characters, not
 // inside a longer word) cut to "sk-..." and its last four characters; `path` itself when
 // it names none, else a view of `scratch`. Access logs write paths through it.

@@ -43,3 +43,24 @@ TEST(options, tls_files) {
   EXPECT_FALSE(parse_options({"--config", "c", "--ssl_keyfile_path"}).error.empty());
   EXPECT_FALSE(parse_options({"--config", "c", "--ssl_certfile_path="}).error.empty());
 }
+
+TEST(options, log_level_from_litellm_log) {
+  EXPECT_EQ(choose_log_level(false, nullptr).level, "info");
+  EXPECT_EQ(choose_log_level(false, "").level, "info");
+  EXPECT_EQ(choose_log_level(false, "DEBUG").level, "debug");
+  EXPECT_EQ(choose_log_level(false, "warning").level, "warning");
+  EXPECT_EQ(choose_log_level(false, "Warn").level, "warning");
+  EXPECT_EQ(choose_log_level(false, "ERROR").level, "error");
+  EXPECT_EQ(choose_log_level(false, "CRITICAL").level, "critical");
+  EXPECT_TRUE(choose_log_level(false, "ERROR").warning.empty());
+  // --debug wins over the variable.
+  EXPECT_EQ(choose_log_level(true, "ERROR").level, "debug");
+}
+
+TEST(options, a_litellm_log_that_is_not_a_level_logs_at_info_and_says_so) {
+  const auto c = choose_log_level(false, "verbose");
+  EXPECT_EQ(c.level, "info");
+  EXPECT_NE(c.warning.find("LITELLM_LOG=verbose is not a log level"), std::string::npos) << c.warning;
+  const std::string long_value(500, 'x');
+  EXPECT_LT(choose_log_level(false, long_value.c_str()).warning.size(), 200u);
+}
