@@ -68,6 +68,15 @@ int main(int argc, char** argv) {
   tune_malloc_and_reexec(argv);
   // A peer that goes away mid-write must cost an error code, never the process.
   std::signal(SIGPIPE, SIG_IGN);
+  {
+    // A SIGHUP means "reload". Until the gateway (or the supervisor) handles it, one that
+    // arrives during the start waits, instead of ending the process (its default action);
+    // every thread started meanwhile inherits the mask, so it later reaches the handler.
+    sigset_t hup;
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    sigprocmask(SIG_BLOCK, &hup, nullptr);
+  }
   // Request bodies of 100 KB-32 MB are allocated and freed on every request. glibc's
   // defaults mmap() them or trim the heap after each free, so every request paid ~250
   // fresh page faults per MB (measured in bench/). Keep them in the heap and

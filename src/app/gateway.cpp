@@ -572,6 +572,16 @@ class ip_allow_list {
   std::vector<network> nets_;
 };
 
+// The gateway's io_context. Its pending handlers can be destroyed on demand: a request
+// coroutine still suspended when the loop stops (it outlived the grace period) is then
+// destroyed while the stages and observers its `finish` reaches still exist; left to
+// the io_context's own destructor, it would run after them (~impl).
+class loop_context : public net::io_context {
+ public:
+  using net::io_context::io_context;
+  void destroy_pending() { shutdown(); }
+};
+
 }  // namespace
 
 // What a config reload replaces as a whole: the config and the request path built from it
@@ -592,6 +602,9 @@ struct config_generation {
 };
 
 struct gateway::impl {
+  ~impl() { ioc.destroy_pending(); }
+  impl(const impl&) = delete;
+  impl& operator=(const impl&) = delete;
   impl(options o, std::shared_ptr<const config::config> c)
       : opts(std::move(o)),
         cfg(std::move(c)),
@@ -693,7 +706,7 @@ struct gateway::impl {
   // post completions back), so Asio's per-descriptor I/O locks are off; posting from
   // other threads stays locked (the locks cost ~1% of the CPU per request; see
   // docs/architecture.md, "Threads").
-  net::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
+  loop_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   // Declared after the io_context: destroyed before it, on this (the loop) thread.
   db_timeouts timeouts;
   std::unique_ptr<store::postgres::db_executor> db;
@@ -2262,10 +2275,28 @@ struct gateway::impl {
     co_await resp.send(http::error_response(e));
   }
 
+  // The grace period is over: the clients' connections close, and the calls still
+  // waiting on a provider are given up, so their requests end through `finish` (the
+  // outcome and spend recorded) while everything they use still exists. The drain above
+  // then stops the rest; a request that does not end within 2 s more (a retry's back-off,
+  // a DNS lookup) is ended by the loop's destruction (~impl).
+  void give_up_in_flight() {
+    spdlog::warn("grace period over: closing {} remaining connection(s)", server.active_connections());
+    server.force_close();
+    client.abort_all();
+    grace_timer.expires_after(std::chrono::seconds(2));
+    grace_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) {
+        finish_stop(std::chrono::steady_clock::now() + std::chrono::seconds(2));
+      }
+    });
+  }
+
   void begin_stop(int signo) {
     if (stopping) {
       spdlog::warn("second signal {}: closing every connection now", signo);
       server.force_close();
+      client.abort_all();
       finishing = false;  // a stop already under way gives up its deadline
       finish_stop(std::chrono::steady_clock::now());
       return;
@@ -2285,15 +2316,13 @@ struct gateway::impl {
     grace_timer.expires_at(grace_deadline);
     grace_timer.async_wait([this](const boost::system::error_code& ec) {
       if (!ec) {
-        spdlog::warn("grace period over: closing {} remaining connection(s)", server.active_connections());
-        server.force_close();
-        finish_stop(std::chrono::steady_clock::now() + std::chrono::seconds(2));
+        give_up_in_flight();
       }
     });
     server.drain([this] {
       spdlog::info("all connections closed; exiting");
       grace_timer.cancel();
-      finish_stop(grace_deadline);
+      finish_stop(std::max(grace_deadline, std::chrono::steady_clock::now() + std::chrono::seconds(2)));
     });
   }
 };

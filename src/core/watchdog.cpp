@@ -55,6 +55,16 @@ watchdog::~watchdog() {
   }
 }
 
+void watchdog::expire_all() {
+  // expired() only cancels operations, so no object leaves items_ during this loop.
+  due_ = items_;
+  for (auto* w : due_) {
+    w->disarm();
+    w->expired();
+  }
+  due_.clear();
+}
+
 void watchdog::stop() {
   stopped_ = true;
   timer_.cancel();

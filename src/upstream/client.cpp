@@ -231,6 +231,10 @@ class client_core : public std::enable_shared_from_this<client_core> {
   // A connection whose response was read to the end and may be reused.
   void release(std::unique_ptr<connection> c);
   void shutdown();
+  void abort_all() {
+    shutdown();
+    dog_->expire_all();
+  }
 
  private:
   struct idle_entry {
@@ -927,6 +931,9 @@ net::awaitable<core::result<response>> client_core::send(request req) {
   if (!u) {
     co_return unreachable("invalid upstream URL '" + req.url + "': " + why, false);
   }
+  if (closed_) {
+    co_return unreachable("the gateway is stopping", false);
+  }
   response fast;
   auto started = co_await start(req, *u, deadline, &fast);
   if (!started) {
@@ -975,6 +982,9 @@ net::awaitable<core::result<std::unique_ptr<body_stream>>> client_core::open(req
   auto u = url_of(req.url, why);
   if (!u) {
     co_return unreachable("invalid upstream URL '" + req.url + "': " + why, false);
+  }
+  if (closed_) {
+    co_return unreachable("the gateway is stopping", false);
   }
   auto started = co_await start(req, *u, deadline);
   if (!started) {
@@ -1180,5 +1190,7 @@ net::awaitable<core::result<std::unique_ptr<body_stream>>> client::open(request 
 }
 
 std::size_t client::idle_connections() const { return impl_->idle_connections(); }
+
+void client::abort_all() { impl_->abort_all(); }
 
 }  // namespace switchyard::upstream

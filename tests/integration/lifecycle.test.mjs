@@ -7,7 +7,7 @@ import path from 'node:path';
 import { startFakeProvider } from '../fake_provider/server.mjs';
 import {
   MASTER_KEY, SLOW, SOURCE_DIR, assembleChat, call, canConnect, freePort, mockModel, openaiModel, runGateway,
-  spawnGateway, sseData, startGateway, stopAll, streamTimed, writeConfig,
+  spawnGateway, sseData, startGateway, stopAll, streamTimed, until, writeConfig,
 } from '../lib/gateway.mjs';
 
 let fake;
@@ -122,6 +122,47 @@ describe('graceful stop', () => {
     const exit = await gw.proc.wait(15_000 * SLOW);
     assert.equal(exit.code, 0, gw.stderr());
     assert.equal(fake.requests()[0].aborted, false);
+  });
+
+  test('requests that outlive --grace-period: the provider calls are given up, the outcomes logged, exit 0', async () => {
+    const gw = await startGateway({
+      config: { model_list: [openaiModel('gpt-x', `${fake.url}/v1`)] },
+      args: ['--grace-period', '0.5'],
+    });
+    fake.reset();
+    // One answer that never comes, one stream that stops after its first piece.
+    fake.script([{ stall: true, match: { path: '/v1/chat/completions' }, times: 1 },
+      { stall_after_chunks: 1, chunks: 4 }]);
+    const body = { model: 'gpt-x', messages: [{ role: 'user', content: 'hi' }] };
+    const plain = call(gw, '/v1/chat/completions', { body, timeoutMs: 30_000 * SLOW }).catch((e) => e);
+    const streamed = streamTimed(`${gw.url}/v1/chat/completions`, {
+      headers: { authorization: `Bearer ${MASTER_KEY}` }, body: { ...body, stream: true }, timeoutMs: 30_000 * SLOW,
+    }).catch((e) => e);
+    await until('both calls reach the provider', () => fake.requests().length === 2);
+    gw.proc.signal('SIGTERM');
+    const exit = await gw.proc.wait(20_000 * SLOW);
+    assert.equal(exit.code, 0, gw.stderr());
+    await Promise.all([plain, streamed]);
+    // `finish` ran for both (the access line is its last observer), before the exit.
+    const access = gw.stderr().split('\n').filter((l) => / access POST \/v1\/chat\/completions /.test(l));
+    assert.equal(access.length, 2, gw.stderr());
+    assert.ok(access.some((l) => / 500 /.test(l)), access.join('\n'));
+    assert.match(gw.stderr(), /grace period over: closing 2 remaining connection\(s\)/);
+    await until('the provider saw both calls given up', () => fake.requests().every((r) => r.aborted));
+  });
+
+  test('a SIGHUP during the start waits for the gateway and reloads; it does not end the process', async () => {
+    // Enough deployments that the start takes a while after its first log line.
+    const model_list = [];
+    for (let i = 0; i < 2000; ++i) model_list.push(mockModel(`m${i}`));
+    const file = writeConfig({ model_list, litellm_settings: { an_unknown_setting: 1 } });
+    const proc = spawnGateway(['--config', file, '--port', '0', '--host', '127.0.0.1']);
+    await proc.waitForStderr(/an_unknown_setting/, 30_000 * SLOW);
+    proc.signal('SIGHUP');
+    await proc.waitForStderr(/switchyard listening on/, 30_000 * SLOW);
+    await proc.waitForStderr(/config reload \(SIGHUP\)/, 30_000 * SLOW);
+    proc.signal('SIGTERM');
+    assert.equal((await proc.wait(15_000 * SLOW)).code, 0);
   });
 
   test('SIGTERM when idle: exits 0 promptly and stops listening', async () => {

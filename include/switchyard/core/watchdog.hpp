@@ -83,6 +83,9 @@ class watchdog : public std::enable_shared_from_this<watchdog> {
   bool ticking() const { return running_; }
   // Stops the timer; registered objects stay registered but never expire.
   void stop();
+  // Expires every registered object now, armed or not (their operations are cancelled;
+  // the handlers run later): a stop that gives up on everything in flight.
+  void expire_all();
 
  private:
   friend class watched;

@@ -99,6 +99,11 @@ class client {
   // the body was read to the end.
   net::awaitable<core::result<std::unique_ptr<body_stream>>> open(request req);
 
+  // Gives up on every call: the ones in progress fail at once, later ones without
+  // connecting (upstream_unreachable, not retryable). For a stop whose grace period is
+  // over: the requests still waiting on a provider end, with their outcome recorded.
+  void abort_all();
+
   // Idle pooled connections (for tests and metrics).
   std::size_t idle_connections() const;
 
