@@ -27,6 +27,27 @@ http::response json_answer(std::string body) {
 
 }  // namespace
 
+namespace {
+
+// `stream` in a query string, with a value other than false/0: a replay of a stored
+// response as events, which is not served (the answer would be relayed as one JSON).
+bool asks_stream(std::string_view query) {
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    const auto eq = pair.find('=');
+    if (pair.substr(0, eq) != "stream") {
+      continue;
+    }
+    const std::string_view v = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    return !(v == "false" || v == "False" || v == "0");
+  }
+  return false;
+}
+
+}  // namespace
+
 net::awaitable<void> responses_api::handle(http::request& req, http::responder& resp, std::string id, bool cancel) {
   auto key = auth_.master().key_from([&](std::string_view n) { return req.header(n); });
   auto who = co_await auth_.authenticate(std::move(key));
@@ -39,6 +60,14 @@ net::awaitable<void> responses_api::handle(http::request& req, http::responder& 
     co_return;
   }
   const bool del = req.method == "DELETE";
+  if (!cancel && !del && asks_stream(req.query)) {
+    auto e = core::make_error(core::errc::bad_request,
+                              "Streaming a stored response (GET /v1/responses/{id}?stream=true) is not supported "
+                              "by this gateway; GET it without `stream`.",
+                              "stream");
+    co_await resp.send(http::error_response(e));
+    co_return;
+  }
 
   // A response the gateway keeps itself.
   if (auto stored = co_await store_.get(id)) {

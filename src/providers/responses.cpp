@@ -423,8 +423,17 @@ std::optional<decoded_response_id> decode_response_id(std::string_view id) {
   d.provider = rest.substr(0, m);
   d.model_id = rest.substr(m + 10, r - m - 10);
   d.upstream_id = rest.substr(r + 13);
-  if (d.upstream_id.empty()) {
+  // The id comes from the client and becomes a path segment of a call made with the
+  // deployment's key: only the characters providers use in ids (`resp_68af...`), so
+  // it can never name another path (`../files`) or add a query.
+  if (d.upstream_id.empty() || d.upstream_id.size() > 256) {
     return std::nullopt;
+  }
+  for (char c : d.upstream_id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    if (!ok) {
+      return std::nullopt;
+    }
   }
   return d;
 }

@@ -367,6 +367,28 @@ describe('responses', () => {
     const anon = await fetchWithTimeout(`${gw.url}/v1/responses/${first.id}`);
     assert.equal(anon.status, 401);
     await anon.arrayBuffer();
+    // An id whose provider part is not an id (a path, a query) names the deployment but is
+    // refused before any call is made with its key.
+    const plain = Buffer.from(first.id.slice(5), 'base64').toString();
+    const prefix = plain.slice(0, plain.indexOf(';response_id:') + ';response_id:'.length);
+    const before = fake.requests().length;
+    for (const evil of ['../../v1/models', '../files?purpose=batch', 'a/../../models']) {
+      const crafted = `resp_${Buffer.from(prefix + evil).toString('base64url')}`;
+      for (const method of ['GET', 'DELETE']) {
+        const res = await fetchWithTimeout(`${gw.url}/v1/responses/${crafted}`, { method, headers: { authorization: `Bearer ${MASTER_KEY}` } });
+        assert.equal(res.status, 404, `${method} ${evil}`);
+        await res.arrayBuffer();
+      }
+      const cancel = await fetchWithTimeout(`${gw.url}/v1/responses/${crafted}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${MASTER_KEY}` } });
+      assert.equal(cancel.status, 404, `cancel ${evil}`);
+      await cancel.arrayBuffer();
+    }
+    assert.equal(fake.requests().length, before, 'a call reached the provider');
+    // Streaming a stored response is not served: a 400 naming `stream`, not JSON-labelled events.
+    const streamed = await fetchWithTimeout(`${gw.url}/v1/responses/${first.id}?stream=true`, { headers: { authorization: `Bearer ${MASTER_KEY}` } });
+    assert.equal(streamed.status, 400);
+    assert.equal((await streamed.json()).error.param, 'stream');
+    assert.equal(fake.requests().length, before);
   });
 });
 

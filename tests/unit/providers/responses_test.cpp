@@ -52,6 +52,16 @@ TEST(ResponsesIds, EncodeDecodeRoundTripInLiteLLMsFormat) {
   EXPECT_FALSE(decode_response_id(""));
 }
 
+TEST(ResponsesIds, AnUpstreamIdThatIsNotAnIdIsRefused) {
+  // Decoded ids become a path segment of a call made with the deployment's key.
+  for (const char* bad : {"../../v1/models", "../files", "a/../../models", "x?purpose=batch", "resp_1#x", "a b",
+                          "resp%2e%2e", "resp.1"}) {
+    EXPECT_FALSE(decode_response_id(encode_response_id("openai", "dep-7", bad))) << bad;
+  }
+  EXPECT_FALSE(decode_response_id(encode_response_id("openai", "dep-7", std::string(300, 'a'))));
+  EXPECT_TRUE(decode_response_id(encode_response_id("openai", "dep-7", "resp_68af-Zz_09")));
+}
+
 TEST(ResponsesUsage, MapsInputOutputAndDetails) {
   auto u = usage_of_response(json::parse(
       R"({"input_tokens":100,"input_tokens_details":{"cached_tokens":40},"output_tokens":20,
