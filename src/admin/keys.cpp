@@ -14,6 +14,8 @@
 #include <charconv>
 #include <ctime>
 #include <set>
+#include <span>
+#include <string_view>
 
 namespace switchyard::admin {
 
@@ -181,20 +183,78 @@ net::awaitable<core::result<void>> check_team_key(const route_context& c, std::s
   co_return e;
 }
 
+core::error admin_only(const route_context& c, std::string_view field) {
+  auto e = core::make_error(core::errc::forbidden,
+                            "Only a proxy admin can set '" + std::string(field) + "' on an existing key. Your role=" +
+                                std::string(auth::role_name(auth::role_of(c.who))),
+                            std::string(field));
+  e.type = "auth_error";
+  return e;
+}
+
+// What a caller limited to their own keys may not change on a key that exists: what an
+// admin set to bound it (budget, spend, limits, expiry, the block) and where its spend is
+// charged (organisation, budget, leaving its team). On a new key they may set their own
+// limits, but not its spend or the organisation it is charged to. Their own budget still
+// bounds every key they make.
+constexpr std::string_view admin_only_on_existing[] = {
+    "blocked",   "spend",     "max_budget",            "soft_budget",      "budget_duration", "budget_id",
+    "tpm_limit", "rpm_limit", "max_parallel_requests", "model_max_budget", "organization_id", "expires"};
+constexpr std::string_view admin_only_on_new[] = {"spend", "organization_id"};
+
 // A key patch of a caller limited to their own keys: a user_id must be theirs, a team_id
-// needs the team's permission (check_team_key).
-net::awaitable<core::result<void>> check_own_patch(const route_context& c, const json& patch) {
+// needs the team's permission (check_team_key), and the fields above stay the admin's.
+net::awaitable<core::result<void>> check_own_patch(const route_context& c, const json& patch, bool existing) {
   if (!c.own_only()) {
     co_return core::result<void>{};
   }
   if (auto u = patch.find("user_id"); u != patch.end() && !(u->is_string() && *u == c.self_user)) {
     co_return not_your_key(c.who);
   }
-  if (auto t = patch.find("team_id"); t != patch.end() && t->is_string()) {
+  const auto fields = existing ? std::span<const std::string_view>(admin_only_on_existing)
+                               : std::span<const std::string_view>(admin_only_on_new);
+  for (auto f : fields) {
+    if (patch.contains(f)) {
+      co_return admin_only(c, f == "expires" ? std::string_view("duration") : f);
+    }
+  }
+  if (auto t = patch.find("team_id"); t != patch.end()) {
+    if (!t->is_string()) {
+      if (existing) {
+        co_return admin_only(c, "team_id");  // out of its team: from under the team's budget and models
+      }
+      co_return core::result<void>{};
+    }
     std::string team_id = t->get<std::string>();
     co_return co_await check_team_key(c, std::move(team_id));
   }
   co_return core::result<void>{};
+}
+
+// A metadata patch of a caller limited to their own keys replaces the key's metadata,
+// but not the per-model limits an admin keeps there (model_rpm_limit, model_tpm_limit):
+// they are carried over, and the caller may not set them.
+core::result<void> keep_admin_metadata(const route_context& c, const pg::key_record& k, json& patch) {
+  auto m = patch.find("metadata");
+  if (!c.own_only() || m == patch.end() || !m->is_object()) {
+    return {};
+  }
+  static constexpr std::string_view kept[] = {"model_rpm_limit", "model_tpm_limit"};
+  for (auto f : kept) {
+    if (m->contains(f)) {
+      return admin_only(c, "metadata." + std::string(f));
+    }
+  }
+  const json row = json::parse(k.row_json, nullptr, false);
+  if (auto old = row.is_object() ? row.find("metadata") : row.end(); row.is_object() && old != row.end() &&
+                                                                     old->is_object()) {
+    for (auto f : kept) {
+      if (auto v = old->find(f); v != old->end()) {
+        (*m)[std::string(f)] = *v;
+      }
+    }
+  }
+  return {};
 }
 
 // The key `token`, which a caller limited to their own keys must own: 404 / 403.
@@ -399,7 +459,7 @@ handler_result key_generate(const route_context& c) {
   if (!patch) {
     co_return patch.error();
   }
-  if (auto allowed = co_await check_own_patch(c, *patch); !allowed) {
+  if (auto allowed = co_await check_own_patch(c, *patch, false); !allowed) {
     co_return allowed.error();
   }
   if (c.own_only()) {
@@ -435,17 +495,25 @@ handler_result key_update(const route_context& c) {
     co_return key.error();
   }
   auto token = token_of(*key);
+  std::optional<pg::key_record> mine;
   if (c.own_only()) {
-    if (auto mine = co_await owned_key(c, token); !mine) {
-      co_return mine.error();
+    auto owned = co_await owned_key(c, token);
+    if (!owned) {
+      co_return owned.error();
     }
+    mine = std::move(*owned);
   }
   auto patch = key_patch_from(c.body, c.now, c.budget_tz());
   if (!patch) {
     co_return patch.error();
   }
-  if (auto allowed = co_await check_own_patch(c, *patch); !allowed) {
+  if (auto allowed = co_await check_own_patch(c, *patch, true); !allowed) {
     co_return allowed.error();
+  }
+  if (mine) {
+    if (auto kept = keep_admin_metadata(c, *mine, *patch); !kept) {
+      co_return kept.error();
+    }
   }
   if (auto fresh = co_await fresh_budget_period(c, "verification_tokens", token, *patch); !fresh) {
     co_return fresh.error();
@@ -533,13 +601,21 @@ handler_result key_regenerate(const route_context& c) {
     co_return patch.error();
   }
   auto old_token = token_of(old_key);
+  std::optional<pg::key_record> mine;
   if (c.own_only()) {
-    if (auto mine = co_await owned_key(c, old_token); !mine) {
-      co_return mine.error();
+    auto owned = co_await owned_key(c, old_token);
+    if (!owned) {
+      co_return owned.error();
     }
+    mine = std::move(*owned);
   }
-  if (auto allowed = co_await check_own_patch(c, *patch); !allowed) {
+  if (auto allowed = co_await check_own_patch(c, *patch, true); !allowed) {
     co_return allowed.error();
+  }
+  if (mine) {
+    if (auto kept = keep_admin_metadata(c, *mine, *patch); !kept) {
+      co_return kept.error();
+    }
   }
   auto new_token = core::sha256_hex(new_key);
   if (new_token == old_token) {

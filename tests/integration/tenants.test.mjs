@@ -388,6 +388,44 @@ describe('tenants', { skip }, () => {
     assert.equal((await ok(post('/key/generate', {}, v.key))).user_id, 'vera');
   });
 
+  test('an internal_user cannot lift what an admin set on their own key, nor charge another organisation', async () => {
+    const u = await ok(post('/user/new', { user_id: 'ines', user_role: 'internal_user' }));
+    await ok(post('/organization/new', { organization_id: 'org-other', organization_alias: 'other', models: ['a'] }));
+    await ok(post('/team/new', { team_id: 'team-ines', models: ['a'], members_with_roles: [{ role: 'user', user_id: 'ines' }] }));
+    const k = await ok(post('/key/generate', {
+      user_id: 'ines', team_id: 'team-ines', max_budget: 1, rpm_limit: 5, duration: '1h',
+      metadata: { model_rpm_limit: { a: 2 }, owner: 'admin' },
+    }));
+    await ok(post('/key/block', { key: k.key }));
+    const refused = {
+      blocked: false, spend: -1000, max_budget: 1000, soft_budget: 10, budget_duration: '30d', budget_id: 'b-any',
+      tpm_limit: 1e6, rpm_limit: 1e6, max_parallel_requests: 1000, model_max_budget: { a: 100 },
+      organization_id: 'org-other', duration: '365d', team_id: null,
+    };
+    for (const [field, value] of Object.entries(refused)) {
+      const r = await post('/key/update', { key: k.key, [field]: value }, u.key);
+      assertError(r, 403, 'auth_error');
+      assert.equal(r.json.error.param, field, JSON.stringify(r.json));
+      const g = await post('/key/regenerate', { key: k.key, [field]: value }, u.key);
+      assertError(g, 403, 'auth_error');
+    }
+    assertError(await post('/key/update', { key: k.key, metadata: { model_rpm_limit: {} } }, u.key), 403, 'auth_error');
+    // What they may change: the alias, and metadata, whose per-model limits stay.
+    const renamed = await ok(post('/key/update', { key: k.key, key_alias: 'ines-k', metadata: { mine: true } }, u.key));
+    assert.equal(renamed.key_alias, 'ines-k');
+    const info = (await ok(get(`/key/info?key=${k.key}`))).info;
+    assert.deepEqual(info.metadata, { mine: true, model_rpm_limit: { a: 2 } });
+    assert.equal(info.blocked, true);
+    assert.equal(info.max_budget, 1);
+    assert.equal(info.team_id, 'team-ines');
+    // A new key of their own: their own limits, but no spend credit and no other organisation.
+    assertError(await post('/key/generate', { spend: -1000 }, u.key), 403, 'auth_error');
+    assertError(await post('/key/generate', { organization_id: 'org-other' }, u.key), 403, 'auth_error');
+    assert.equal((await ok(post('/key/generate', { max_budget: 3, rpm_limit: 7 }, u.key))).max_budget, 3);
+    // The master key changes all of it.
+    assert.equal((await ok(post('/key/update', { key: k.key, blocked: false, max_budget: 2 }))).max_budget, 2);
+  });
+
   test('team keys need the team admin role (or team_member_permissions): 401 team_member_permission_error', async () => {
     await ok(post('/team/new', { team_id: 'team-p', members_with_roles: [{ role: 'admin', user_id: 'tadmin' }, { role: 'user', user_id: 'tuser' }] }));
     const admin = await ok(post('/key/generate', { user_id: 'tadmin' }));
