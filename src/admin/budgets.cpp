@@ -29,6 +29,11 @@ handler_result budgets_by_id(const route_context& c) {
   co_return ok(std::move(rows));
 }
 
+// A budget row bounds every key, user, team, organisation and end user that names it,
+// and those caches hold its figures: they are dropped everywhere (a rare admin write; the
+// next request of each reads its row again).
+void changed(const route_context& c, const std::string& id) { c.invalidation().publish_owner("budget", id); }
+
 }  // namespace
 
 handler_result budget_new(const route_context& c) {
@@ -36,7 +41,11 @@ handler_result budget_new(const route_context& c) {
   if (!in) {
     co_return in.error();
   }
-  co_return co_await insert_row(c, "budgets", in->id, in->patch, "Budget already exists: " + in->id, "budget_id");
+  auto r = co_await insert_row(c, "budgets", in->id, in->patch, "Budget already exists: " + in->id, "budget_id");
+  if (r) {
+    changed(c, in->id);  // a key may name a budget before it exists
+  }
+  co_return r;
 }
 
 handler_result budget_update(const route_context& c) {
@@ -44,8 +53,12 @@ handler_result budget_update(const route_context& c) {
   if (!in) {
     co_return in.error();
   }
-  co_return co_await update_row(c, "budgets", in->id, in->patch, "updated", "Budget not found: " + in->id,
+  auto r = co_await update_row(c, "budgets", in->id, in->patch, "updated", "Budget not found: " + in->id,
                                 "budget_id");
+  if (r) {
+    changed(c, in->id);
+  }
+  co_return r;
 }
 
 handler_result budget_delete(const route_context& c) {
@@ -70,6 +83,7 @@ handler_result budget_delete(const route_context& c) {
   if (r->empty()) {
     co_return not_found("Budget not found: " + bid, "id");
   }
+  changed(c, bid);
   co_return ok(json::parse(r->front()));
 }
 

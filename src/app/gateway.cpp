@@ -1926,6 +1926,13 @@ struct gateway::impl {
           if (end_users) {
             end_users->invalidate(msg.substr(9));
           }
+        } else if (msg.starts_with("budget:")) {
+          if (end_users) {
+            end_users->clear();  // end users name budget rows too
+          }
+          if (jwt_owners) {
+            jwt_owners->clear();
+          }
         } else if (jwt_owners) {
           auth::key_invalidation::apply(*jwt_owners, msg);  // a team or user changed
         }

@@ -73,6 +73,10 @@ void key_invalidation::apply(key_cache& cache, std::string_view message) {
     if (message.substr(0, colon) == "end_user") {
       return;  // for the end-user cache (the listener); no key belongs to an end user
     }
+    if (message.substr(0, colon) == "budget") {
+      cache.clear();  // a budget row: any key, or its user, team or organisation, may name it
+      return;
+    }
     cache.invalidate_owner(message.substr(0, colon), message.substr(colon + 1));
   } else {
     cache.invalidate(std::string(message));

@@ -231,6 +231,26 @@ describe('tenants', { skip }, () => {
     assert.equal(audit('budgets', 'gold'), 'created:proxy_admin,updated:proxy_admin,deleted:proxy_admin');
   });
 
+  test('a budget row\'s changes reach the keys and end users that name it at once; its delete clears them', async () => {
+    await ok(post('/budget/new', { budget_id: 'tight', max_budget: 0 }));
+    const k = await ok(post('/key/generate', { budget_id: 'tight' }));
+    await ok(post('/customer/new', { user_id: 'cust-tight', budget_id: 'tight' }));
+    const master = (body) => call(gw, '/v1/chat/completions', { body: { model: 'a', messages: [{ role: 'user', content: 'hi' }], ...body } });
+    assert.equal((await chat(k.key, 'a')).status, 429, 'the key is over its budget row');
+    assert.equal((await master({ user: 'cust-tight' })).status, 429, 'the end user is over its budget row');
+    await ok(post('/budget/update', { budget_id: 'tight', max_budget: 100 }));
+    assert.equal((await chat(k.key, 'a')).status, 200, 'the raised budget applies to the key at once');
+    assert.equal((await master({ user: 'cust-tight' })).status, 200, 'and to the end user');
+    await ok(post('/budget/update', { budget_id: 'tight', max_budget: 0 }));
+    assert.equal((await chat(k.key, 'a')).status, 429, 'lowered again: at once too');
+    await ok(post('/budget/delete', { id: 'tight' }));
+    assert.equal((await ok(get(`/key/info?key=${k.key}`))).info.budget_id, null);
+    assert.equal((await chat(k.key, 'a')).status, 200, 'no budget row: no bound');
+    // A new budget under the same id does not bound the key again.
+    await ok(post('/budget/new', { budget_id: 'tight', max_budget: 0 }));
+    assert.equal((await chat(k.key, 'a')).status, 200);
+  });
+
   test('wrong field types: 422 naming the field, on every endpoint', async () => {
     for (const [path, body, field] of [
       ['/user/new', { models: 'a' }, 'models'],
