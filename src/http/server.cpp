@@ -878,6 +878,16 @@ net::awaitable<bool> server::impl::read_with_parser(Conn& c, beast::flat_buffer&
   }
   call_id_into(req, call_id);
 
+  // A Transfer-Encoding whose last coding is not chunked leaves the body's end unknown
+  // (RFC 9112, 6.3): 400 and close. Read as "no body", its bytes would be taken for the
+  // next request, which a proxy in front frames differently (request smuggling).
+  if (!req.header("transfer-encoding").empty() && !parser.chunked()) {
+    auto e = core::make_error(core::errc::bad_request,
+                              "Unsupported Transfer-Encoding: only chunked (as the last coding) is accepted");
+    co_await reject(c, opts_, e, call_id);
+    co_return false;
+  }
+
   // 3. Body: refuse early what is declared too large, then read it bounded in time.
   if (auto len = parser.content_length(); len && *len > opts_.max_body_bytes) {
     auto e = too_large(opts_.max_body_bytes, *len);

@@ -337,6 +337,20 @@ TEST_F(fixture, malformed_request_gets_openai_shaped_400) {
   EXPECT_EQ(handled, 0);
 }
 
+// A Transfer-Encoding that does not end in chunked leaves the body's end unknown: 400 and
+// the connection closed. Its bytes are never served as a next request (smuggling).
+TEST_F(fixture, a_transfer_encoding_not_ending_in_chunked_gets_400_and_a_close) {
+  start();
+  for (const char* te : {"gzip", "chunked, identity", "identity"}) {
+    auto out = run_coro(ioc, exchange(std::string("POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ") + te +
+                                      "\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"));
+    EXPECT_EQ(out.rfind("HTTP/1.1 400", 0), 0u) << te << ": " << out;
+    EXPECT_NE(out.find("Transfer-Encoding"), std::string::npos) << out;
+    EXPECT_EQ(out.find("/smuggled"), std::string::npos) << te << ": " << out;
+  }
+  EXPECT_EQ(handled, 0);
+}
+
 TEST_F(fixture, oversized_declared_body_gets_413_without_reading_it) {
   http::server_options o;
   o.max_body_bytes = 1000;
