@@ -119,6 +119,14 @@ core::error upstream_error(int status, std::string_view body, std::string_view p
         if (m != e->end() && m->is_string()) {
           message = m->get<std::string>();
         }
+        // The provider's code (content_policy_violation, context_length_exceeded) says
+        // what the message may not: the router's fallbacks choose by it, and LiteLLM's
+        // message carries the whole body too.
+        auto c = e->find("code");
+        if (c != e->end() && c->is_string() && !c->get_ref<const std::string&>().empty() && !message.empty() &&
+            message.find(c->get_ref<const std::string&>()) == std::string::npos) {
+          message += " (code: " + c->get<std::string>() + ")";
+        }
       } else if (e->is_string()) {
         message = e->get<std::string>();
       }

@@ -120,7 +120,7 @@ error_class classify(const core::error& e) {
     return error_class::context_window;
   }
   if (has(m, "content_policy_violation") || has(m, "content management policy") || has(m, "content_filter") ||
-      has(m, "contentpolicyviolation")) {
+      has(m, "contentpolicyviolation") || has(m, "rejected as a result of the safety system")) {
     return error_class::content_policy;
   }
   switch (e.status) {

@@ -81,6 +81,21 @@ TEST(openai_adapter, upstream_error_message_extracted) {
   EXPECT_NE(e3.message.find("empty body"), std::string::npos);
 }
 
+// OpenAI's content-policy refusal says so only in error.code: the message keeps it, so
+// the router's content_policy_fallbacks can choose by it.
+TEST(openai_adapter, upstream_error_keeps_the_providers_code) {
+  auto e = providers::upstream_error(
+      400,
+      R"({"error":{"message":"Your request was rejected","type":"invalid_request_error","code":"content_policy_violation"}})",
+      "OpenAIException");
+  EXPECT_NE(e.message.find("Your request was rejected (code: content_policy_violation)"), std::string::npos) << e.message;
+  auto same = providers::upstream_error(400, R"({"error":{"message":"context_length_exceeded: too long","code":"context_length_exceeded"}})",
+                                        "OpenAIException");
+  EXPECT_EQ(same.message.find("(code:"), std::string::npos) << same.message;  // already in the message
+  auto none = providers::upstream_error(400, R"({"error":{"message":"bad","code":null}})", "OpenAIException");
+  EXPECT_EQ(none.message.find("(code:"), std::string::npos) << none.message;
+}
+
 TEST(openai_adapter, usage_parsed) {
   auto u = providers::usage_of(json::parse(R"({"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}})"));
   EXPECT_TRUE(u.known);

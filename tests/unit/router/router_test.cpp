@@ -375,6 +375,13 @@ TEST(policy, classification_and_should_retry) {
   auto cw = core::upstream_status_error(400, "This model's maximum context length is 8192 tokens");
   EXPECT_EQ(router::classify(cw), router::error_class::context_window);
   EXPECT_EQ(router::classify(e429), router::error_class::rate_limit);
+  // OpenAI's content-policy refusals: by the code the adapter keeps, or by its wording.
+  EXPECT_EQ(router::classify(core::upstream_status_error(
+                400, "OpenAIException error: Your request was rejected (code: content_policy_violation)")),
+            router::error_class::content_policy);
+  EXPECT_EQ(router::classify(core::upstream_status_error(
+                400, "Your request was rejected as a result of the safety system. Your prompt may contain text")),
+            router::error_class::content_policy);
   EXPECT_TRUE(router::should_retry(e500, router::classify(e500), two_healthy, false, false));
   EXPECT_FALSE(router::should_retry(e400, router::classify(e400), two_healthy, false, false));
   EXPECT_FALSE(router::should_retry(cw, router::classify(cw), two_healthy, false, false));
