@@ -247,18 +247,36 @@ void callback_observer::on_finish(const request_ctx& ctx) noexcept {
     if (text) {
       // generic_api: the payload goes straight into the batch, no event is built.
       const callback_fields f = fields_of(ctx, prices_, opts_);
+      std::optional<callback_fields> plain;  // without the content, for message_logging: false
       for (auto* s : senders_) {
         if (wants(s) && s->target().text) {
-          s->push_written([&f](std::string& out) { append_generic_payload(out, f); });
+          const callback_fields* use = &f;
+          if (!s->target().log_content) {
+            if (!plain) {
+              plain = f;
+              plain->input_raw = {};
+              plain->request_body = {};
+              plain->response.reset();
+            }
+            use = &*plain;
+          }
+          s->push_written([use](std::string& out) { append_generic_payload(out, *use); });
         }
       }
     }
     if (events) {
-      const auto ev = std::make_shared<const callback_event>(event_of(ctx, prices_, opts_));
+      std::shared_ptr<const callback_event> ev, plain;
       for (auto* s : senders_) {
-        if (wants(s) && !s->target().text) {
-          s->push(ev);
+        if (!wants(s) || s->target().text) {
+          continue;
         }
+        auto& one = s->target().log_content ? ev : plain;
+        if (!one) {
+          event_options o = opts_;
+          o.log_content = o.log_content && s->target().log_content;
+          one = std::make_shared<const callback_event>(event_of(ctx, prices_, o));
+        }
+        s->push(one);
       }
     }
   } catch (const std::exception& e) {

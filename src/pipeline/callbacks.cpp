@@ -1104,6 +1104,11 @@ target_or_error make_callback_target(const std::string& name, const json& settin
   std::string kind = name;
   if (cs != nullptr) {
     kind = cs->value("callback_type", name);
+    // LiteLLM's per-callback switch (its docs show `message_logging: False` for otel).
+    if (auto ml = cs->find("message_logging"); ml != cs->end()) {
+      t.log_content = !((ml->is_boolean() && !ml->get<bool>()) ||
+                        (ml->is_string() && (*ml == "false" || *ml == "False")));
+    }
   }
   if (kind == "webhook") {
     kind = "generic_api";

@@ -284,6 +284,39 @@ describe('message logging off and caller redacted', () => {
   });
 });
 
+describe('message_logging: false for one callback', () => {
+  let gw;
+  let hook2;
+  before(async () => {
+    hook2 = await startWebhook();
+    gw = await startGateway({
+      config: {
+        model_list: [openaiModel('gpt-test', `${fake.url}/v1`)],
+        litellm_settings: { callbacks: ['otel', 'my_hook'] },
+        // As LiteLLM's docs write it for otel; the webhook keeps the content.
+        callback_settings: {
+          otel: { message_logging: 'False' },
+          my_hook: { callback_type: 'generic_api', endpoint: `${hook2.url}/in` },
+        },
+      },
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_EXPORTER_OTLP_HEADERS: 'x-otel-key=s3cret,x-tenant=team%20one',
+             SWITCHYARD_CALLBACK_FLUSH_MS: '100' },
+    });
+  });
+  after(() => hook2?.close());
+
+  test('that callback gets no prompt and no answer; the others still do', async () => {
+    await client(gw).chat.completions.create({ model: 'gpt-test', messages: [{ role: 'user', content: 'SECRET-PROMPT-41' }] },
+                                             { headers: { 'x-litellm-call-id': 'ml-off-1' } });
+    const t = await otlp.waitFor(() => traceOf(otlp.spans, 'ml-off-1'), 'the trace', 20_000 * SLOW);
+    assert.equal(t.root.attrs['gen_ai.prompt'], undefined);
+    assert.equal(t.root.attrs['gen_ai.completion'], undefined);
+    assert.doesNotMatch(JSON.stringify(otlp.spans.filter((s) => s.attrs['litellm.call_id'] === 'ml-off-1')), /SECRET-PROMPT-41|Hello from fake/);
+    const p = await hook2.waitFor(() => hook2.received.flat().find((x) => x.id === 'ml-off-1'), 'the payload', 20_000 * SLOW);
+    assert.match(JSON.stringify(p.messages), /SECRET-PROMPT-41/);
+  });
+});
+
 describe('receivers down', () => {
   let gw;
   before(async () => {

@@ -157,6 +157,9 @@ struct callback_target {
   bool single = false;            // generic_api log_format single: one event per POST
   bool on_success = true;         // success_callback / callbacks
   bool on_failure = true;         // failure_callback / callbacks
+  // callback_settings.<name>.message_logging: false: this destination gets no message
+  // content (the prompt and the answer), whatever the other callbacks get.
+  bool log_content = true;
   // generic_api: payloads are written at `finish` straight into the batch being filled
   // (callback_sender::push_written), with these bytes around them (0: none).
   struct text_framing {
