@@ -375,20 +375,11 @@ bool litellm_flag(const config::config& cfg, const char* key) {
 }
 
 // The configuration's version: the sha256 of every file it was read from (each file's
-// path and bytes, in load order). Metrics show its first 12 hex digits. Blocking (reads
-// the files): at start, and on the reload thread.
-std::string files_hash(const config::config& cfg) {
-  std::string all;
-  for (const auto& f : cfg.files) {
-    auto read = core::read_file(f);  // read just before: a file gone since hashes as empty
-    all += f;
-    all += '\0';
-    if (read) {
-      all += *read.text;
-    }
-  }
-  return core::sha256_hex(all);
-}
+// path and bytes as parsed, in load order). Metrics show its first 12 hex digits. Not the
+// files as they are now: a worker started from the supervisor's copy of the config, or a
+// file edited while a reload read it, would otherwise carry the version of bytes it never
+// parsed, and the next reload would take the edit for "unchanged".
+std::string files_hash(const config::config& cfg) { return core::sha256_hex(cfg.loaded_bytes); }
 
 // The version of what serves: the files' hash, combined with the digest of the models
 // kept in the database when there are any (a change there is a new version too).

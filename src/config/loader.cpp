@@ -245,8 +245,12 @@ class loader {
   }
 
   merged_sections load_file(const std::string& display) {
-    node root = detail::parse_yaml_file_blocking(display, cfg_.warnings);
+    std::string bytes;
+    node root = detail::parse_yaml_file_blocking(display, cfg_.warnings, &bytes);
     cfg_.files.push_back(display);
+    cfg_.loaded_bytes += display;
+    cfg_.loaded_bytes += '\0';
+    cfg_.loaded_bytes += bytes;
     if (root.is_null()) {
       return {};
     }

@@ -272,7 +272,8 @@ class tree_builder : public YAML::EventHandler {
 
 }  // namespace
 
-node parse_yaml_file_blocking(const std::string& display_path, std::vector<std::string>& warnings) {
+node parse_yaml_file_blocking(const std::string& display_path, std::vector<std::string>& warnings,
+                              std::string* bytes) {
   // A directory given as the config (a mistyped path) must not read as an empty config:
   // that would start a gateway with no keys and auth off.
   // Bounded: a config is kilobytes; a path to a huge file is a mistake, not a config.
@@ -282,6 +283,9 @@ node parse_yaml_file_blocking(const std::string& display_path, std::vector<std::
     throw config_error(display_path, 0, "config", "cannot read file: " + read.reason);
   }
   const std::string text = std::move(*read.text);
+  if (bytes != nullptr) {
+    *bytes = text;
+  }
   auto file = std::make_shared<const std::string>(display_path);
 
   try {

@@ -50,6 +50,8 @@ std::string describe(const node& n);
 // YAML syntax error (its line, key "yaml"), several documents, non-scalar keys.
 // Duplicate keys keep the last value (as PyYAML does) and append a warning; merge keys
 // (`<<: *anchor`) are applied. An empty file gives a null node.
-node parse_yaml_file_blocking(const std::string& display_path, std::vector<std::string>& warnings);
+// `bytes`, when given, gets the file's bytes as parsed (the config's version is their hash).
+node parse_yaml_file_blocking(const std::string& display_path, std::vector<std::string>& warnings,
+                              std::string* bytes = nullptr);
 
 }  // namespace switchyard::config::detail

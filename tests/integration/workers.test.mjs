@@ -10,7 +10,9 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 
-import { mockModel, runGateway, spawnGateway, startGateway, stopAll, writeConfig } from '../lib/gateway.mjs';
+import { writeFileSync } from 'node:fs';
+
+import { mockModel, runGateway, spawnGateway, startGateway, stopAll, toYaml, writeConfig } from '../lib/gateway.mjs';
 
 const config = { model_list: [mockModel('demo', 'from a worker')] };
 
@@ -157,6 +159,27 @@ describe('--num_workers', () => {
     }
     const { code } = await gw.stop();
     assert.equal(code, 0);
+  });
+
+  test('a worker replaced after the file changed (no SIGHUP yet) takes the change at the next SIGHUP', async () => {
+    const gw = await startGateway({ config, args: ['--num_workers', '2'] });
+    await gw.proc.waitForStderr(/(switchyard listening on[^\n]*\n[\s\S]*){2}/);
+    // The file changes; worker 1 dies before any SIGHUP and starts again from the config
+    // the parent holds (the old one), as it must: the new file was never reloaded.
+    writeFileSync(gw.configFile, toYaml({ model_list: [mockModel('demo', 'from a worker'), mockModel('later', 'later')] }));
+    const pids = workerPids(gw.stderr());
+    process.kill(pids[1].pid, 'SIGKILL');
+    await gw.proc.waitForStderr(/supervisor worker 1 \(pid \d+\) ended \(status 137\): starting it again\n[\s\S]*?supervisor worker 1 started/, 20_000);
+    await gw.proc.waitForStderr(/(switchyard listening on[^\n]*\n[\s\S]*){3}/, 20_000);
+    // At the SIGHUP both workers load the new file: the replacement too (its version is
+    // that of the bytes it runs, not of the file as it is now).
+    gw.proc.signal('SIGHUP');
+    await gw.proc.waitForStderr(/(config reloaded \(SIGHUP\)[^\n]*1 deployment\(s\) added[^\n]*\n[\s\S]*){2}/, 20_000);
+    for (let i = 0; i < 12; i += 1) {
+      const r = await once(gw.port, { model: 'later', messages: [{ role: 'user', content: 'hi' }] });
+      assert.equal(r.status, 200, r.text);
+    }
+    assert.equal((await gw.stop()).code, 0);
   });
 
   test('SIGTERM while the workers are still starting stops the group with exit code 0', async () => {

@@ -219,6 +219,9 @@ struct config {
   };
   std::vector<unsupported_key> unsupported;
   std::vector<std::string> files;     // every file read: `path` first, then includes in load order
+  // Each of those files' path, a NUL and its bytes, as parsed: the config's version is
+  // their hash (never the files read again: they may have changed since).
+  std::string loaded_bytes;
   std::map<std::string, std::string> environment_variables;  // as exported (values are secrets)
   // The top-level callback_settings section (named callbacks' settings, e.g. a generic_api
   // endpoint and headers), os.environ/ resolved; an empty object when absent.
