@@ -256,6 +256,11 @@ core::result<json> patch_from(const json& body, std::span<const field_spec> spec
     }
     patch[f.name] = *it;
   }
+  if (patch.contains("spend")) {
+    // Names the budget counters from now on: the limiter starts new ones from this spend
+    // (docs/limits.md, "Budget periods").
+    patch["spend_set_at"] = iso_utc(now);
+  }
   if (auto it = patch.find("budget_duration"); it != patch.end()) {
     if (it->is_null()) {
       patch["budget_reset_at"] = nullptr;

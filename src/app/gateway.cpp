@@ -250,6 +250,7 @@ net::awaitable<core::result<std::optional<auth::end_user>>> lookup_end_user(stor
   u.limits.max_parallel_requests = row.max_parallel_requests;
   u.limits.budget_duration = row.budget_duration;
   u.limits.budget_reset_at = row.budget_reset_at;
+  u.limits.spend_set_at = row.spend_set_at;
   co_return std::optional<auth::end_user>(std::move(u));
 }
 

@@ -154,6 +154,7 @@ auth::entity_limits limits_of(auth::limit_level level, std::string id, std::stri
   e.max_parallel_requests = pick_count("max_parallel_requests");
   if (row.is_object()) {
     e.spend = number_or_null(row, "spend").value_or(0);
+    e.spend_set_at = parse_timestamp(row, "spend_set_at");
   }
   const json& sched = row.is_object() && row.contains("budget_duration") && row["budget_duration"].is_string() ? row : b;
   e.budget_duration = text_or(sched, "budget_duration");

@@ -109,10 +109,15 @@ sys_clock::time_point add_duration(sys_clock::time_point t, const duration_spec&
 budget_period period_of(const auth::entity_limits& e, sys_clock::time_point now) {
   using namespace std::chrono;
   budget_period p;
+  // An admin set the spend: the counters seeded before are left behind, and new ones start
+  // from the spend set (every instance, once its cached row has the change).
+  const std::string set_at =
+      e.spend_set_at ? "@" + std::to_string(duration_cast<milliseconds>(e.spend_set_at->time_since_epoch()).count())
+                     : std::string();
   auto d = parse_duration(e.budget_duration);
   if (!d || !e.budget_reset_at) {
     // No schedule: one counter for ever, re-read from Postgres when it was idle an hour.
-    p.id = "all";
+    p.id = "all" + set_at;
     p.ttl_ms = 3600 * 1000;
     return p;
   }
@@ -130,7 +135,7 @@ budget_period period_of(const auth::entity_limits& e, sys_clock::time_point now)
     }
     p.fresh = true;
   }
-  p.id = std::to_string(duration_cast<seconds>(end.time_since_epoch()).count());
+  p.id = std::to_string(duration_cast<seconds>(end.time_since_epoch()).count()) + set_at;
   // Kept a day past its end (late settles of the period land in it, unseen).
   p.ttl_ms = duration_cast<milliseconds>(end - now).count() + 86400 * 1000;
   return p;

@@ -161,6 +161,27 @@ describe('budgets and rate limits', { skip }, () => {
     assert.ok(spend <= BUDGET + 1e-12, `team spend ${spend}`);
   });
 
+  test('an admin who sets spend on a key or team in use is obeyed at once, on both instances', async () => {
+    const k = await newKey(a, { key_alias: 'reset-me', max_budget: BUDGET });
+    const keyChat = (gw) => call(gw, '/v1/chat/completions', { body: chatBody(), key: k.key });
+    // Used on both instances: their counters exist (seeded from Postgres, then counted).
+    for (const gw of [a, b, a, b]) assert.equal((await keyChat(gw)).status, 200);
+    // Spend set over the budget: refused from the next request on, wherever it lands.
+    assert.equal((await call(a, '/key/update', { body: { key: k.key, spend: 1 } })).status, 200);
+    for (const gw of [a, b]) assertBudgetError(await keyChat(gw));
+    // Back to 0: the whole budget again (10 requests), not what the old counter had left.
+    assert.equal((await call(b, '/key/update', { body: { key: k.key, spend: 0 } })).status, 200);
+    const rs = await burst([a, b], [k.key], 30);
+    assert.equal(rs.filter((r) => r.status === 200).length, 10, JSON.stringify(statuses(rs)));
+
+    const t = await call(a, '/team/new', { body: { team_alias: 'reset-team', max_budget: BUDGET } });
+    const tk = await newKey(a, { team_id: t.json.team_id });
+    const teamChat = (gw) => call(gw, '/v1/chat/completions', { body: chatBody(), key: tk.key });
+    for (const gw of [a, b]) assert.equal((await teamChat(gw)).status, 200);
+    assert.equal((await call(a, '/team/update', { body: { team_id: t.json.team_id, spend: 1 } })).status, 200);
+    for (const gw of [a, b]) assertBudgetError(await teamChat(gw));
+  });
+
   test('an organisation budget (its budgets row) shared by its keys', async () => {
     const o = await call(a, '/organization/new', { body: { organization_alias: 'capped', max_budget: BUDGET } });
     assert.equal(o.status, 200, o.text);

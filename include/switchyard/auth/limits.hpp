@@ -28,6 +28,9 @@ struct entity_limits {
   double spend = 0;
   std::string budget_duration;  // LiteLLM's duration string ("30s", "1d", "1mo"); "" none
   std::optional<std::chrono::system_clock::time_point> budget_reset_at;
+  // When an admin last set `spend` (null: never). Part of the budget counter's name, so a
+  // counter seeded before the change is left behind (limits::period_of).
+  std::optional<std::chrono::system_clock::time_point> spend_set_at;
 
   // Rate limits (absent: none).
   std::optional<std::int64_t> rpm_limit;

@@ -233,7 +233,7 @@ std::optional<end_user_row> find_end_user_blocking(pqxx::connection& c, const st
   auto res = tx.exec_params(
       "SELECT e.user_id, coalesce(e.alias, ''), e.spend, e.blocked, coalesce(e.budget_id, ''), b.max_budget,"
       " b.soft_budget, b.rpm_limit, b.tpm_limit, b.max_parallel_requests, coalesce(b.budget_duration, ''),"
-      " extract(epoch FROM b.budget_reset_at)::float8"
+      " extract(epoch FROM b.budget_reset_at)::float8, extract(epoch FROM e.spend_set_at)::float8"
       " FROM end_users e LEFT JOIN budgets b ON b.budget_id = e.budget_id WHERE e.user_id = $1",
       user_id);
   if (res.empty()) {
@@ -264,6 +264,9 @@ std::optional<end_user_row> find_end_user_blocking(pqxx::connection& c, const st
   out.budget_duration = r[10].as<std::string>();
   if (!r[11].is_null()) {
     out.budget_reset_at = from_epoch(r[11].as<double>());
+  }
+  if (!r[12].is_null()) {
+    out.spend_set_at = from_epoch(r[12].as<double>());
   }
   return out;
 }

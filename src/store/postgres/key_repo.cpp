@@ -16,7 +16,7 @@ const std::vector<std::string> key_patch_columns = {
     "blocked",         "tpm_limit",       "rpm_limit",       "max_parallel_requests",
     "model_max_budget", "allowed_cache_controls", "allowed_routes", "budget_duration",
     "budget_reset_at", "auto_rotate",     "rotation_interval", "key_rotation_at",
-    "created_by",
+    "created_by",      "spend_set_at",
 };
 
 namespace {

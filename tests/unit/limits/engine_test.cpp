@@ -266,6 +266,35 @@ TEST(budget_period, reset_is_visible_the_moment_budget_reset_at_passes) {
   EXPECT_EQ(sy::limits::period_of(plain, reset).id, "all");
 }
 
+// An admin who sets the spend names new counters: the one seeded before is left behind,
+// and the new one starts from the spend that was set (in both kinds of period).
+TEST(budget_period, a_spend_set_by_an_admin_starts_a_new_counter) {
+  using namespace std::chrono;
+  sy::auth::entity_limits e;
+  e.max_budget = 1.0;
+  e.spend = 0.9;
+  const system_clock::time_point now = sys_days{2026y / December / 5} + 10s;
+  EXPECT_EQ(sy::limits::period_of(e, now).id, "all");
+  e.spend_set_at = now - 1s;
+  const auto ms = std::to_string(duration_cast<milliseconds>((now - 1s).time_since_epoch()).count());
+  EXPECT_EQ(sy::limits::period_of(e, now).id, "all@" + ms);
+  e.budget_duration = "30d";
+  e.budget_reset_at = now + 24h;
+  EXPECT_EQ(sy::limits::period_of(e, now).id,
+            std::to_string(duration_cast<seconds>((now + 24h).time_since_epoch()).count()) + "@" + ms);
+
+  // Through the engine: the old counter is full; the admin sets 0; the new one has room.
+  fake_clock clk;
+  memory_engine eng(clk.fn(), 60s);
+  check c = make(kind::budget, "k", sy::limits::to_nano(1.0), sy::limits::to_nano(0.2));
+  c.period = "all";
+  c.seed = sy::limits::to_nano(0.9);
+  EXPECT_FALSE(eng.reserve({c}).ok);
+  c.period = "all@" + ms;
+  c.seed = 0;
+  EXPECT_TRUE(eng.reserve({c}).ok);
+}
+
 TEST(units, nano_usd_never_rounds_a_cost_down_to_free) {
   EXPECT_EQ(sy::limits::to_nano(0), 0);
   EXPECT_EQ(sy::limits::to_nano(1e-5), 10'000);

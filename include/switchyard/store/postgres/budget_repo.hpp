@@ -81,6 +81,7 @@ struct end_user_row {
   std::optional<std::int64_t> max_parallel_requests;
   std::string budget_duration;
   std::optional<std::chrono::system_clock::time_point> budget_reset_at;
+  std::optional<std::chrono::system_clock::time_point> spend_set_at;  // an admin's /customer/update spend
 };
 // nullopt: no such end user.
 std::optional<end_user_row> find_end_user_blocking(pqxx::connection& c, const std::string& user_id);
