@@ -400,6 +400,9 @@ class session_responder final : public responder {
   }
 
   void stop_watching() override {
+    if (watch_ && watch_->gone) {
+      gone_ = true;  // seen while watching: still gone afterwards (no answer is written to it)
+    }
     if (watch_ && !watch_->stopped) {
       watch_->stopped = true;
       boost::system::error_code ignored;

@@ -144,8 +144,18 @@ net::awaitable<std::optional<core::error>> attempt_loop::try_group(request_ctx& 
     if (wait->count() > 0) {
       net::steady_timer timer(co_await net::this_coro::executor);
       timer.expires_after(*wait);
+      // A client that leaves during the back-off ends the retries at once: nobody would
+      // read the answer, and the next attempt would still be a billed provider call.
+      const bool streamed = ctx.resp.started();
+      if (!streamed) {
+        ctx.resp.watch_disconnect([&timer] { timer.cancel(); });
+      }
       co_await timer.async_wait(net::as_tuple(net::use_awaitable));
-      if (ctx.resp.client_gone()) {
+      const bool gone = ctx.resp.client_gone();
+      if (!streamed) {
+        ctx.resp.stop_watching();
+      }
+      if (gone || ctx.resp.client_gone()) {
         co_return err;  // nobody to answer any more
       }
     }

@@ -3,6 +3,7 @@
 // unknown model, dead and stalled upstreams.
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 
 import { startFakeProvider } from '../fake_provider/server.mjs';
 import {
@@ -221,6 +222,42 @@ describe('streaming', () => {
     // The gateway is still fine.
     const ok = await call(gw, '/v1/chat/completions', { body: { model: 'demo', messages: USER } });
     assert.equal(ok.status, 200);
+  });
+
+  test('a client that leaves during the retries\' back-off ends them: no further provider calls', async () => {
+    fake.script([{ status: 500, times: -1 }]);
+    const ac = new AbortController();
+    const done = fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'POST', signal: ac.signal,
+      headers: { ...auth, 'content-type': 'application/json', 'x-litellm-call-id': 'leaves-during-backoff' },
+      body: JSON.stringify({ model: 'gpt-x', messages: USER, num_retries: 5 }),
+    }).catch(() => {});
+    await fake.waitFor((rs) => rs.length >= 1, { timeoutMs: 10_000 * SLOW });
+    ac.abort();
+    await done;
+    // The request ends (its access line) without running the other retries.
+    await gw.proc.waitForStderr(/access POST \/v1\/chat\/completions \d+ [^\n]*call_id=leaves-during-backoff/, 20_000 * SLOW);
+    assert.ok(fake.requests().length <= 2, `${fake.requests().length} provider calls after the client left`);
+  });
+
+  test('a client that half-closes after its streaming request gets no made-up 500', async () => {
+    fake.script([{ chunks: 3, chunk_delay_ms: 50 }]);
+    const body = JSON.stringify({ model: 'gpt-x', messages: USER, stream: true });
+    const text = await new Promise((resolve, reject) => {
+      const s = net.connect(gw.port, '127.0.0.1', () => {
+        s.end(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${MASTER_KEY}\r\n` +
+              `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      });
+      let out = '';
+      s.setEncoding('utf8');
+      s.on('data', (d) => { out += d; });
+      s.on('close', () => resolve(out));
+      s.on('error', reject);
+      s.setTimeout(20_000 * SLOW, () => s.destroy(new Error('no close')));
+    });
+    // A half-close counts as the client leaving (as uvicorn's disconnect does): what it got
+    // is a stream's beginning or nothing, never an error the gateway made up.
+    assert.doesNotMatch(text, /produced no response|HTTP\/1\.1 500/);
   });
 
   test('a stream cut by the upstream ends with an error event or a closed body, never [DONE]', async () => {
