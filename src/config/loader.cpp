@@ -252,7 +252,12 @@ class loader {
     cfg_.loaded_bytes += '\0';
     cfg_.loaded_bytes += bytes;
     if (root.is_null()) {
-      return {};
+      // Empty, comments only, or a bare `---`: LiteLLM refuses it ("Config cannot be None or
+      // Empty.", and an empty include fails its merge). Accepting it would start a gateway,
+      // or turn a reload of a truncated file into one, with no models at all.
+      throw config_error(display, 0, "config",
+                         "the file is empty (no YAML content, only comments or document markers); a config needs "
+                         "at least one section such as model_list");
     }
     if (!root.is_mapping()) {
       fail(root, "config",

@@ -174,6 +174,27 @@ describe('hot reload', () => {
     assert.equal(v2.generation, 1);
   });
 
+  test('an emptied config file is refused (POST and SIGHUP) and every model keeps serving', async () => {
+    const gw = await startGateway({ config: { model_list: [mockModel('a', 'still a')] } });
+    const v1 = (await call(gw, '/config/version', { method: 'GET' })).json;
+    writeFileSync(gw.configFile, '');
+    const r = await call(gw, '/config/reload');
+    assert.equal(r.status, 400, r.text);
+    assert.deepEqual(openaiErrorProblems(r.json, 400), []);
+    assert.match(r.json.error.message, /^Config reload refused: .*config\.yaml: config: the file is empty/);
+    // Comments only, as an editor might leave it half-way: the same, through SIGHUP.
+    writeFileSync(gw.configFile, '# model_list: moved elsewhere\n---\n');
+    gw.proc.signal('SIGHUP');
+    await gw.proc.waitForStderr(/config reload \(SIGHUP\) refused, still serving [0-9a-f]{12}[^\n]*config\.yaml: config: the file is empty/);
+
+    const ok = await call(gw, '/v1/chat/completions', { body: ask('a') });
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal(ok.json.choices[0].message.content, 'still a');
+    const v2 = (await call(gw, '/config/version', { method: 'GET' })).json;
+    assert.equal(v2.hash, v1.hash);
+    assert.equal(v2.generation, 1);
+  });
+
   test('the cooldown of an unchanged deployment survives a reload; an edited deployment starts fresh', async () => {
     fake.reset();
     const deployments = [

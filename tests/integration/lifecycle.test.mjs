@@ -96,6 +96,26 @@ describe('bad configs: exit 2, file:line and key, nothing listens', () => {
   }
 });
 
+describe('an empty config file: exit 2 naming the file, nothing listens', () => {
+  for (const [name, yaml] of [['empty', ''], ['comments only', '# nothing here yet\n'], ['document markers only', '---\n...\n']]) {
+    test(name, async () => {
+      const file = writeConfig(yaml);
+      const check = await runGateway(['--check-config', file]);
+      assert.equal(check.code, 2, check.stdout + check.stderr);
+      assert.ok(check.stderr.includes(`config error: ${file}: config: the file is empty`), check.stderr);
+      assert.doesNotMatch(check.stdout, /OK/);
+      const port = await freePort();
+      const g = spawnGateway(['--config', file, '--port', String(port), '--host', '127.0.0.1']);
+      const r = await g.wait(15_000 * SLOW);
+      const stderr = g.stderr();
+      assert.equal(r.code, 2, `exit ${JSON.stringify(r)}; stderr:\n${stderr}`);
+      assert.ok(stderr.includes(`${file}: config: the file is empty`), stderr);
+      assert.doesNotMatch(stderr, /listening on/);
+      assert.equal(await canConnect(port), false, 'something listens on the port');
+    });
+  }
+});
+
 describe('graceful stop', () => {
   test('SIGTERM during a 3-second stream: the stream completes with [DONE], exit 0', async () => {
     const gw = await startGateway({ config: { model_list: [openaiModel('gpt-x', `${fake.url}/v1`)] } });

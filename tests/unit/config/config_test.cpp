@@ -378,6 +378,38 @@ TEST(config_bad_misc, a_directory_is_refused_not_read_as_an_empty_config) {
   EXPECT_EQ(std::string(e.what()), dir.string() + ": config: cannot read file: is a directory, not a file");
 }
 
+TEST_F(config_files, an_empty_file_is_refused_naming_it) {
+  // LiteLLM refuses these ("Config cannot be None or Empty."); a reload of a truncated file
+  // must not wipe every model either.
+  const std::vector<std::pair<std::string, std::string>> files{
+      {"empty.yaml", ""},
+      {"comments.yaml", "# model_list comes later\n\n   # really\n"},
+      {"markers.yaml", "---\n...\n"},
+      {"tilde.yaml", "~\n"},
+  };
+  for (const auto& [name, text] : files) {
+    const auto path = write(name, text);
+    const auto e = load_error(path);
+    EXPECT_EQ(e.file(), path);
+    EXPECT_EQ(e.line(), 0);
+    EXPECT_EQ(e.key(), "config");
+    EXPECT_NE(e.detail().find("the file is empty"), std::string::npos) << e.what();
+  }
+  // An empty mapping is not empty to LiteLLM either: it loads (no models).
+  EXPECT_EQ(load(write("braces.yaml", "{}\n"))->model_list.size(), 0u);
+}
+
+TEST_F(config_files, an_empty_include_is_refused_naming_it) {
+  write("sub/empty.yaml", "# nothing yet\n");
+  const auto main = write("main.yaml", "include:\n  - sub/empty.yaml\nmodel_list: []\n");
+  const auto e = load_error(main);
+  EXPECT_EQ(e.file(), main);
+  EXPECT_EQ(e.line(), 2);
+  EXPECT_EQ(e.key(), "include[0]");
+  EXPECT_NE(e.detail().find("cannot include 'sub/empty.yaml'"), std::string::npos) << e.what();
+  EXPECT_NE(e.detail().find("the file is empty"), std::string::npos) << e.what();
+}
+
 TEST(config_bad_misc, error_format) {
   const cfg::config_error e("a.yaml", 12, "model_list[0].litellm_params.rpm", "expected a number");
   EXPECT_STREQ(e.what(), "a.yaml:12: model_list[0].litellm_params.rpm: expected a number");
@@ -848,8 +880,9 @@ TEST_F(config_files, master_key_precedence) {
   EXPECT_EQ(load(without)->general.master_key, "");
 }
 
-TEST_F(config_files, empty_file_is_an_empty_config) {
-  const auto p = write("c.yaml", "# nothing yet\n");
+TEST_F(config_files, an_empty_mapping_is_a_config_of_defaults) {
+  // (An empty file is refused: an_empty_file_is_refused_naming_it.)
+  const auto p = write("c.yaml", "{}\n");
   const auto c = load(p);
   EXPECT_TRUE(c->model_list.empty());
   EXPECT_EQ(c->router.routing_strategy, "simple-shuffle");
