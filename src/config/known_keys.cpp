@@ -123,8 +123,10 @@ constexpr std::array litellm_params_keys{
     key_spec{"tenant_id", vt::string},
     key_spec{"client_id", vt::string},
     key_spec{"client_secret", vt::string},
-    key_spec{"azure_username", vt::string},
-    key_spec{"azure_password", vt::string},
+    // LiteLLM's username/password grant (azure.identity's UsernamePasswordCredential) is
+    // not implemented: requests go out with the deployment's other credentials, if any.
+    key_spec{"azure_username", vt::string, "ignored: no Entra ID username/password sign-in; use tenant_id, client_id and client_secret, azure_ad_token or api_key"},
+    key_spec{"azure_password", vt::string, "ignored: no Entra ID username/password sign-in; use tenant_id, client_id and client_secret, azure_ad_token or api_key"},
     key_spec{"azure_scope", vt::string},
     // Ollama
     key_spec{"keep_alive", vt::any},
@@ -143,14 +145,16 @@ constexpr std::array litellm_params_keys{
     key_spec{"vertex_project", vt::string},
     key_spec{"vertex_location", vt::string},
     key_spec{"vertex_credentials", vt::any},
-    // providers LiteLLM has and we do not speak (their prefixes are rejected anyway)
+    // Bedrock
     key_spec{"aws_access_key_id", vt::string},
     key_spec{"aws_secret_access_key", vt::string},
     key_spec{"aws_session_token", vt::string},
     key_spec{"aws_region_name", vt::string},
-    key_spec{"aws_role_name", vt::string},
-    key_spec{"aws_session_name", vt::string},
-    key_spec{"aws_profile_name", vt::string},
+    // Roles and profiles need calls to STS or files of the AWS CLI (docs/bedrock.md): the
+    // request is signed with the keys above, or the AWS_* variables, without them.
+    key_spec{"aws_role_name", vt::string, "ignored: no STS AssumeRole; requests are signed with aws_access_key_id/aws_secret_access_key/aws_session_token or the AWS_* variables"},
+    key_spec{"aws_session_name", vt::string, "ignored: no STS AssumeRole; requests are signed with aws_access_key_id/aws_secret_access_key/aws_session_token or the AWS_* variables"},
+    key_spec{"aws_profile_name", vt::string, "ignored: AWS profiles are not read; requests are signed with aws_access_key_id/aws_secret_access_key/aws_session_token or the AWS_* variables"},
     key_spec{"aws_bedrock_runtime_endpoint", vt::string},
 };
 

@@ -353,6 +353,38 @@ TEST_F(compat, unsupported_keys_are_listed_once_each) {
   EXPECT_NE(summary.find("general_settings.use_x_forwarded_for (ignored"), std::string::npos) << summary;
 }
 
+TEST_F(compat, credentials_that_are_not_read_are_reported) {
+  // docs/bedrock.md and docs/providers.md say these are not read: a deployment that sets
+  // them must hear so, not be signed differently than its author expects in silence.
+  const auto c = load(write("model_list:\n"
+                            "  - model_name: b\n"
+                            "    litellm_params:\n"
+                            "      model: bedrock/anthropic.claude-3-haiku-20240307-v1:0\n"
+                            "      aws_role_name: arn:aws:iam::123456789012:role/r\n"
+                            "      aws_session_name: s\n"
+                            "      aws_profile_name: p\n"
+                            "  - model_name: a\n"
+                            "    litellm_params:\n"
+                            "      model: azure/d\n"
+                            "      api_base: https://r.openai.azure.com\n"
+                            "      azure_username: u@example.com\n"
+                            "      azure_password: pw-not-logged\n"));
+  std::vector<std::string> keys;
+  for (const auto& u : c->unsupported) {
+    keys.push_back(u.key);
+    EXPECT_EQ(u.note.rfind("ignored: ", 0), 0u) << u.key << ": " << u.note;
+    EXPECT_EQ(u.note.find("pw-not-logged"), std::string::npos);
+  }
+  const std::vector<std::string> expected{
+      "model_list[].litellm_params.aws_role_name", "model_list[].litellm_params.aws_session_name",
+      "model_list[].litellm_params.aws_profile_name", "model_list[].litellm_params.azure_username",
+      "model_list[].litellm_params.azure_password"};
+  EXPECT_EQ(keys, expected) << joined(keys);
+  EXPECT_EQ(c->unsupported[0].origin, dir_.string() + "/c.yaml:5");
+  const auto summary = cfg::unsupported_summary(*c);
+  EXPECT_EQ(summary.rfind("5 config key(s) recognised but not supported: ", 0), 0u) << summary;
+}
+
 TEST_F(compat, off_flags_and_served_callbacks_are_not_reported) {
   const auto c = load(write(one_model("openai/x") +
                             "litellm_settings:\n  set_verbose: false\n  callbacks: [prometheus]\n"
