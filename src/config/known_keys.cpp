@@ -526,4 +526,11 @@ bool is_known_routing_strategy(std::string_view name) {
   return false;
 }
 
+bool is_served_routing_strategy(std::string_view name) {
+  // What router::router maps to a strategy of its own; any other value is served as
+  // simple-shuffle.
+  return name == "simple-shuffle" || name == "least-busy" || name == "latency-based-routing" ||
+         name == "usage-based-routing" || name == "usage-based-routing-v2";
+}
+
 }  // namespace switchyard::config::detail

@@ -50,5 +50,7 @@ inline bool is_ignored_top_level(std::string_view key) { return !ignored_top_lev
 
 // Routing strategies LiteLLM documents (an unlisted one gets a warning).
 bool is_known_routing_strategy(std::string_view name);
+// Whether the router implements it (the others run as simple-shuffle).
+bool is_served_routing_strategy(std::string_view name);
 
 }  // namespace switchyard::config::detail

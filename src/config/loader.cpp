@@ -923,12 +923,17 @@ class loader {
     check_section(r, section::router_settings, p);
     if (auto s = read_string(r.find("routing_strategy"), p + ".routing_strategy"); s && !s->empty()) {
       out.routing_strategy = *s;
+      // Said here, once, rather than by the router: --check-config shows it too, and a
+      // reload reports it like any other unsupported key.
+      const node& n = *r.find("routing_strategy");
       if (!detail::is_known_routing_strategy(*s)) {
-        const node& n = *r.find("routing_strategy");
         warn(*n.file, n.line, p + ".routing_strategy",
              "unknown routing strategy '" + *s +
                  "'; LiteLLM knows simple-shuffle, least-busy, usage-based-routing, usage-based-routing-v2, "
-                 "latency-based-routing, cost-based-routing, provider-budget-routing");
+                 "latency-based-routing, cost-based-routing, provider-budget-routing; using simple-shuffle");
+      } else if (!detail::is_served_routing_strategy(*s)) {
+        report_unsupported(p + ".routing_strategy", "'" + *s + "' is not implemented; using simple-shuffle", *n.file,
+                           n.line);
       }
     }
     out.num_retries = read_int(r.find("num_retries"), p + ".num_retries", 0, 1000);

@@ -208,9 +208,9 @@ void router::build_tables() {
     strategy_ = strategy::latency_based;
   } else if (s == "usage-based-routing-v2" || s == "usage-based-routing") {
     strategy_ = strategy::usage_based;
-  } else if (!s.empty() && s != "simple-shuffle") {
-    spdlog::warn("router_settings.routing_strategy '{}' is not implemented; using simple-shuffle", s);
   }
+  // Any other value runs as simple-shuffle; the config loader has said so (an unknown
+  // strategy as a warning, LiteLLM's cost-based and provider-budget ones as unsupported).
   const auto& raw = cfg_->router.raw;
   if (raw.is_object()) {
     if (auto it = raw.find("enable_pre_call_checks"); it != raw.end() && it->is_boolean()) {

@@ -51,6 +51,19 @@ describe('CLI', () => {
     assert.match(ko.stderr, /model_name/);
   });
 
+  test('a routing strategy served as simple-shuffle is reported once by --check-config and once at start', async () => {
+    const file = writeConfig(`${GOOD}router_settings:\n  routing_strategy: cost-based-routing\n`);
+    const check = await runGateway(['--check-config', file]);
+    assert.equal(check.code, 0, check.stderr);
+    assert.ok(check.stdout.includes(`unsupported: router_settings.routing_strategy (${file}:7): 'cost-based-routing' is not implemented; using simple-shuffle`), check.stdout);
+    assert.match(check.stdout, /OK \(1 deployments, 1 unsupported keys\)/);
+    const gw = await startGateway({ configFile: file });
+    const said = gw.stderr().split('\n').filter((l) => l.includes('cost-based-routing'));
+    assert.equal(said.length, 1, gw.stderr());
+    assert.match(said[0], /warn.*recognised but not supported: .*router_settings\.routing_strategy \('cost-based-routing' is not implemented; using simple-shuffle\)/);
+    await gw.stop();
+  });
+
   test('--check-config accepts the shipped config/switchyard.yaml', async () => {
     const file = path.join(SOURCE_DIR, 'config', 'switchyard.yaml');
     const r = await runGateway(['--check-config', file], { env: { LITELLM_MASTER_KEY: MASTER_KEY } });

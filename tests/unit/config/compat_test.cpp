@@ -385,6 +385,23 @@ TEST_F(compat, credentials_that_are_not_read_are_reported) {
   EXPECT_EQ(summary.rfind("5 config key(s) recognised but not supported: ", 0), 0u) << summary;
 }
 
+TEST_F(compat, a_litellm_routing_strategy_not_implemented_is_reported_as_unsupported) {
+  for (const std::string strategy : {"cost-based-routing", "provider-budget-routing"}) {
+    const auto c = load(write(one_model("openai/x") + "router_settings:\n  routing_strategy: " + strategy + "\n"));
+    ASSERT_EQ(c->unsupported.size(), 1u) << strategy;
+    EXPECT_EQ(c->unsupported[0].key, "router_settings.routing_strategy");
+    EXPECT_EQ(c->unsupported[0].note, "'" + strategy + "' is not implemented; using simple-shuffle");
+    EXPECT_EQ(c->unsupported[0].origin, dir_.string() + "/c.yaml:6");
+    EXPECT_TRUE(c->warnings.empty()) << joined(c->warnings);
+  }
+  for (const std::string strategy : {"simple-shuffle", "least-busy", "latency-based-routing", "usage-based-routing",
+                                     "usage-based-routing-v2"}) {
+    const auto c = load(write(one_model("openai/x") + "router_settings:\n  routing_strategy: " + strategy + "\n"));
+    EXPECT_TRUE(c->unsupported.empty()) << strategy;
+    EXPECT_TRUE(c->warnings.empty()) << joined(c->warnings);
+  }
+}
+
 TEST_F(compat, off_flags_and_served_callbacks_are_not_reported) {
   const auto c = load(write(one_model("openai/x") +
                             "litellm_settings:\n  set_verbose: false\n  callbacks: [prometheus]\n"

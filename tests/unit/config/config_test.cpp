@@ -427,7 +427,7 @@ TEST(config_warnings, one_per_unknown_key_with_file_and_line) {
       f + ":10: router_settings.not_a_router_key: unknown key; ignored",
       f + ":9: router_settings.routing_strategy: unknown routing strategy 'fastest-first'; LiteLLM knows "
           "simple-shuffle, least-busy, usage-based-routing, usage-based-routing-v2, latency-based-routing, "
-          "cost-based-routing, provider-budget-routing",
+          "cost-based-routing, provider-budget-routing; using simple-shuffle",
       f + ":13: litellm_settings.made_up_setting: unknown key; ignored",
       f + ":16: litellm_settings.cache_params.hostname: unknown key; ignored",
       // model_list is read after the settings (they say how to read the deployments)
