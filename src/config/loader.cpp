@@ -164,6 +164,11 @@ void merge_mapping(node& base, const node& over) {
   }
 }
 
+// A deployment the loader leaves out with a warning rather than refusing the config.
+struct deployment_skipped : config_error {
+  using config_error::config_error;
+};
+
 // A value found in the environment: from the config's environment_variables (with its
 // location) or from the process environment.
 struct env_value {
@@ -594,6 +599,9 @@ class loader {
       deployment d;
       try {
         d = parse_deployment(models[i]);
+      } catch (const deployment_skipped& e) {
+        warn(e.file(), e.line(), e.key(), e.detail());
+        continue;
       } catch (const config_error& e) {
         if (!cfg_.router.ignore_invalid_deployments) {
           throw;
@@ -907,6 +915,16 @@ class loader {
     }
     d.provider = p;
     d.upstream_model = d.model.substr(slash + 1);
+    if (d.upstream_model.empty() && p->name == "azure") {
+      // LiteLLM accepts `azure/` alone (its sample proxy config has one): with no
+      // deployment name it sends only image generations, to Azure's dall-e-2 preview API
+      // (openai/images/generations:submit), and the gateway serves no image generation.
+      // LiteLLM starts with it, so the gateway does too, without it.
+      throw deployment_skipped(*model->file, model->line, lp_path + ".model",
+                               "'azure/' names no Azure deployment: LiteLLM uses such an entry only for dall-e-2 "
+                               "image generation, which is not served here; this deployment is skipped (write "
+                               "azure/<deployment> to serve it)");
+    }
     if (d.upstream_model.empty()) {
       fail(*model, lp_path + ".model", "no model name after the provider prefix '" + std::string(p->prefix) + "'");
     }

@@ -324,6 +324,34 @@ TEST_F(compat, wildcards_load) {
   EXPECT_EQ(c->model_list[1].upstream_model, "*");
 }
 
+TEST_F(compat, azure_with_no_deployment_name_is_skipped_with_one_warning) {
+  // As in LiteLLM's sample proxy config: LiteLLM starts with it (it serves only dall-e-2
+  // image generations through it), so the gateway starts too, without it.
+  const auto p = write("model_list:\n"
+                       "  - model_name: dall-e-2\n"
+                       "    litellm_params:\n"
+                       "      model: azure/\n"
+                       "      api_version: 2023-06-01-preview\n"
+                       "      api_base: https://r.openai.azure.com/\n"
+                       "      api_key: k\n"
+                       "  - model_name: gpt\n"
+                       "    litellm_params: {model: azure/chatgpt-v-2, api_base: https://r.openai.azure.com/, api_key: k}\n");
+  const auto c = load(p);
+  ASSERT_EQ(c->model_list.size(), 1u);
+  EXPECT_EQ(c->model_list[0].model_name, "gpt");
+  ASSERT_EQ(c->warnings.size(), 1u) << joined(c->warnings);
+  EXPECT_EQ(c->warnings[0].rfind(p + ":4: model_list[0].litellm_params.model: 'azure/' names no Azure deployment", 0), 0u)
+      << c->warnings[0];
+  EXPECT_NE(c->warnings[0].find("this deployment is skipped"), std::string::npos) << c->warnings[0];
+  // Other providers still need a model after the prefix.
+  try {
+    (void)load(write(one_model("openai/")));
+    ADD_FAILURE() << "openai/ loaded";
+  } catch (const cfg::config_error& e) {
+    EXPECT_EQ(e.detail(), "no model name after the provider prefix 'openai/'");
+  }
+}
+
 // ---- recognised, not supported ------------------------------------------------------------
 
 TEST_F(compat, unsupported_keys_are_listed_once_each) {
