@@ -504,6 +504,24 @@ class loader {
     }
   }
 
+  // Whether litellm_settings' callbacks may name it: what the gateway starts a sender for
+  // (pipeline::make_callback_target: the name, or callback_settings.<name>.callback_type),
+  // and prometheus. callback_settings must be read already.
+  bool callback_is_served(const std::string& name) const {
+    if (name == "prometheus") {
+      return true;
+    }
+    std::string kind = name;
+    if (const auto& cs = cfg_.callback_settings; cs.is_object()) {
+      if (auto it = cs.find(name); it != cs.end() && it->is_object()) {
+        if (auto t = it->find("callback_type"); t != it->end() && t->is_string()) {
+          kind = t->get<std::string>();
+        }
+      }
+    }
+    return kind == "otel" || kind == "langfuse" || kind == "generic_api" || kind == "webhook";
+  }
+
   void report_unsupported(const std::string& path, std::string note, const std::string& file, int line) {
     const std::string key = fold_indexes(path);
     for (const auto& u : cfg_.unsupported) {
@@ -1220,9 +1238,8 @@ class loader {
         continue;
       }
       std::vector<std::string> others;
-      auto consider = [&others](const node& n) {
-        static constexpr std::string_view served[] = {"prometheus", "otel", "langfuse", "generic_api", "webhook"};
-        if (n.is_scalar() && std::find(std::begin(served), std::end(served), n.text) == std::end(served)) {
+      auto consider = [this, &others](const node& n) {
+        if (n.is_scalar() && !callback_is_served(n.text)) {
           others.push_back(n.text);
         }
       };
@@ -1244,6 +1261,25 @@ class loader {
     }
     out.raw = to_json(l);
     stringify_documented(out.raw, l, section::litellm_settings);
+    // The names reported above are dropped from what the gateway reads to start its
+    // callbacks: it would otherwise name each of them in a second warning of its own.
+    for (const char* key : {"callbacks", "success_callback", "failure_callback"}) {
+      auto it = out.raw.find(key);
+      if (it == out.raw.end()) {
+        continue;
+      }
+      if (it->is_string() && !callback_is_served(it->get<std::string>())) {
+        out.raw.erase(it);
+      } else if (it->is_array()) {
+        nlohmann::json kept = nlohmann::json::array();
+        for (const auto& v : *it) {
+          if (!v.is_string() || callback_is_served(v.get<std::string>())) {
+            kept.push_back(v);
+          }
+        }
+        *it = std::move(kept);
+      }
+    }
     if (const node* c = l.find("cache_params"); c != nullptr && c->is_mapping()) {
       stringify_documented(out.raw["cache_params"], *c, section::cache_params);
     }

@@ -430,6 +430,27 @@ TEST_F(compat, a_litellm_routing_strategy_not_implemented_is_reported_as_unsuppo
   }
 }
 
+TEST_F(compat, unserved_callbacks_are_reported_once_and_not_handed_to_the_gateway) {
+  // The gateway starts a sender for each name left in litellm.raw and warns about each
+  // one it cannot start: a name reported here must not reach it, or it is named twice.
+  const auto c = load(write(one_model("openai/x") +
+                            "litellm_settings:\n  success_callback: [langfuse, s3, my_api]\n"
+                            "  failure_callback: sentry\n  callbacks: [otel, datadog]\n"
+                            "callback_settings:\n  my_api: {callback_type: generic_api, endpoint: http://h/logs}\n"));
+  std::vector<std::string> keys;
+  for (const auto& u : c->unsupported) {
+    keys.push_back(u.key + ": " + u.note);
+  }
+  const std::string served = "ignored: the callbacks served are prometheus, otel, langfuse, generic_api and webhook; ";
+  EXPECT_EQ(keys, (std::vector<std::string>{"litellm_settings.callbacks: " + served + "not sent to datadog",
+                                            "litellm_settings.success_callback: " + served + "not sent to s3",
+                                            "litellm_settings.failure_callback: " + served + "not sent to sentry"}))
+      << joined(keys);
+  EXPECT_EQ(c->litellm.raw["success_callback"], nlohmann::json::parse(R"(["langfuse","my_api"])"));
+  EXPECT_EQ(c->litellm.raw["callbacks"], nlohmann::json::parse(R"(["otel"])"));
+  EXPECT_FALSE(c->litellm.raw.contains("failure_callback"));
+}
+
 TEST_F(compat, off_flags_and_served_callbacks_are_not_reported) {
   const auto c = load(write(one_model("openai/x") +
                             "litellm_settings:\n  set_verbose: false\n  callbacks: [prometheus]\n"
