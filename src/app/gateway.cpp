@@ -443,7 +443,14 @@ void hold_reload_for_tests(const std::string& source) {
 
 // The settings a reload does not apply (they shape what was built at start: stores,
 // listeners, observers, the master key): those that differ, as "<section>.<key>".
+// Keys the gateway does not know or does not support are never among them: they apply
+// neither now nor after a restart. They are named as at start instead: an unknown key in
+// the loader's warnings (logged with the reload), the unsupported ones in the one summary
+// line, logged here as the start logs it.
 std::vector<std::string> restart_only_changes(const config::config& a, const config::config& b) {
+  if (auto summary = config::unsupported_summary(b); !summary.empty()) {
+    spdlog::warn("config: {}", summary);
+  }
   // Read per request from the config generation or the router, so a reload applies them.
   static const std::vector<std::string_view> applied_general = {"allowed_routes", "admin_only_routes", "allowed_ips",
                                                                 "enforce_user_param"};
@@ -467,7 +474,7 @@ std::vector<std::string> restart_only_changes(const config::config& a, const con
       }
     }
     for (const auto& k : keys) {
-      if (std::find(applied.begin(), applied.end(), k) != applied.end()) {
+      if (std::find(applied.begin(), applied.end(), k) != applied.end() || !config::is_acted_on_setting(section, k)) {
         continue;
       }
       const auto xi = xo.find(k);

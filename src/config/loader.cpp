@@ -1719,6 +1719,19 @@ std::string unsupported_summary(const config& c) {
   return out;
 }
 
+bool is_acted_on_setting(std::string_view section_name, std::string_view key) {
+  section s;
+  if (section_name == "general_settings") {
+    s = section::general_settings;
+  } else if (section_name == "litellm_settings") {
+    s = section::litellm_settings;
+  } else {
+    return true;
+  }
+  const auto* k = detail::find_key(s, key);
+  return k != nullptr && k->unsupported.empty();
+}
+
 std::shared_ptr<const config> load_config_blocking(const std::string& path, const env_lookup& env) {
   load_options options;
   options.env = env;

@@ -195,6 +195,29 @@ describe('hot reload', () => {
     assert.equal(v2.generation, 1);
   });
 
+  test('unknown and unsupported settings are not in needs_restart: they get the warnings of a start', async () => {
+    const gw = await startGateway({ config: { model_list: [mockModel('a', 'still a')] } });
+    writeFileSync(gw.configFile, toYaml({
+      model_list: [mockModel('a', 'still a'), mockModel('b', 'new b')],
+      litellm_settings: { modify_params: true, totally_unknown_key: 1 },
+      general_settings: { proxy_batch_write_at: 1, max_request_size_mb: 5 },
+    }));
+    const r = await call(gw, '/config/reload');
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.status, 'reloaded');
+    // A setting the gateway reads at start is still listed; the others never apply.
+    assert.deepEqual(r.json.needs_restart, ['general_settings.max_request_size_mb']);
+    await gw.proc.waitForStderr(/config reload: these settings changed but apply only after a restart: general_settings\.max_request_size_mb\n/);
+    const stderr = gw.stderr();
+    assert.match(stderr, /config: .*config\.yaml:\d+: litellm_settings\.totally_unknown_key: unknown key; ignored/);
+    assert.match(stderr, /config: 2 config key\(s\) recognised but not supported: litellm_settings\.modify_params \(ignored[^)]*\); general_settings\.proxy_batch_write_at \(ignored/);
+    const restartLines = stderr.split('\n').filter((l) => l.includes('apply only after a restart'));
+    assert.equal(restartLines.length, 1, stderr);
+    assert.doesNotMatch(restartLines[0], /modify_params|totally_unknown_key|proxy_batch_write_at/);
+    const ok = await call(gw, '/v1/chat/completions', { body: ask('b') });
+    assert.equal(ok.status, 200, ok.text);
+  });
+
   test('the cooldown of an unchanged deployment survives a reload; an edited deployment starts fresh', async () => {
     fake.reset();
     const deployments = [

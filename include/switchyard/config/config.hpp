@@ -305,6 +305,11 @@ struct load_options {
 std::shared_ptr<const config> load_config_blocking(const std::string& path, const env_lookup& env = process_env());
 // One line listing config::unsupported (empty if none), for the startup warning.
 std::string unsupported_summary(const config& c);
+// Whether the gateway acts on `key` of general_settings or litellm_settings (`section`
+// names which, as in the file): false for a key it does not know and for one it reports as
+// recognised but not supported, whatever its value. A reload uses it: such a key never
+// applies, so a change to it does not wait for a restart either.
+bool is_acted_on_setting(std::string_view section, std::string_view key);
 // As above; `environment_variables` are always visible to os.environ/ and the env
 // fallbacks, and also exported with setenv() when options.export_environment (not
 // thread-safe: call before other threads start). Messages never contain secret values.
