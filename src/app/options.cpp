@@ -1,6 +1,7 @@
 #include "switchyard/app/options.hpp"
 
 #include <charconv>
+#include <cmath>
 #include <string_view>
 #include <utility>
 
@@ -102,12 +103,16 @@ parse_result parse_options(const std::vector<std::string>& args) {
       if (!take(v)) {
         return r;
       }
-      try {
-        o.grace_period_s = std::stod(v);
-      } catch (...) {
-        r.error = "invalid --grace-period '" + v + "'";
+      // The whole value, a finite number of seconds in range: std::stod took "5abc" as 5
+      // and let -5, nan and inf through.
+      double g = 0;
+      auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), g);
+      if (ec != std::errc() || ptr != v.data() + v.size() || !std::isfinite(g) || g < 0 || g > max_grace_period_s) {
+        r.error = "invalid --grace-period '" + v + "' (seconds, 0 to " +
+                  std::to_string(static_cast<int>(max_grace_period_s)) + ")";
         return r;
       }
+      o.grace_period_s = g;
     } else if (a == "--num_workers" || a == "--num-workers") {
       std::string v;
       if (!take(v)) {

@@ -70,6 +70,17 @@ describe('CLI', () => {
     assert.equal(r.code, 0, r.stderr);
   });
 
+  test('--grace-period must be a finite number of seconds (0 to 86400): anything else exits 2 with the usage', async () => {
+    const file = writeConfig(GOOD);
+    for (const bad of ['5abc', '-5', 'nan', 'inf', '86401']) {
+      const r = await runGateway(['--config', file, '--port', '0', '--grace-period', bad]);
+      assert.equal(r.code, 2, `${bad}: ${r.stderr}`);
+      assert.ok(r.stderr.includes(`invalid --grace-period '${bad}' (seconds, 0 to 86400)`), r.stderr);
+      assert.match(r.stderr, /usage: switchyard/);
+      assert.doesNotMatch(r.stderr, /listening on/);
+    }
+  });
+
   test('an unknown option exits 2 with the usage', async () => {
     const r = await runGateway(['--no-such-flag']);
     assert.equal(r.code, 2);

@@ -20,7 +20,7 @@ struct options {
   bool show_version = false;
   bool show_help = false;
   bool debug = false;        // --debug / --detailed_debug
-  double grace_period_s = 30;  // --grace-period S: how long SIGTERM waits for in-flight requests
+  double grace_period_s = 30;  // --grace-period S (0 to max_grace_period_s): how long SIGTERM waits for in-flight requests
   // --num_workers N (LiteLLM's flag): N worker processes, each one event loop, sharing
   // the port (SO_REUSEPORT), supervised by the parent (app/supervisor.hpp).
   int num_workers = 1;
@@ -41,6 +41,9 @@ struct parse_result {
   options opts;
   std::string error;  // non-empty: print it with the usage and exit 2
 };
+
+// The longest --grace-period accepted (a day): a longer one is a typo, not a drain.
+inline constexpr double max_grace_period_s = 86400;
 
 parse_result parse_options(const std::vector<std::string>& args);
 std::string usage_text();

@@ -64,3 +64,17 @@ TEST(options, a_litellm_log_that_is_not_a_level_logs_at_info_and_says_so) {
   const std::string long_value(500, 'x');
   EXPECT_LT(choose_log_level(false, long_value.c_str()).warning.size(), 200u);
 }
+
+TEST(options, grace_period_is_a_finite_number_of_seconds_in_range) {
+  for (const char* ok : {"0", "30", "2.5", "86400"}) {
+    auto r = parse_options({"--config", "c", "--grace-period", ok});
+    EXPECT_TRUE(r.error.empty()) << ok << ": " << r.error;
+  }
+  EXPECT_DOUBLE_EQ(parse_options({"--config", "c", "--grace-period", "2.5"}).opts.grace_period_s, 2.5);
+  EXPECT_DOUBLE_EQ(parse_options({"--config", "c", "--grace-period=0"}).opts.grace_period_s, 0);
+  // std::stod read "5abc" as 5 and let the others through.
+  for (const char* bad : {"5abc", "-5", "nan", "inf", "-inf", "1e400", "86401", "", " 5", "5 ", "0x10", "five"}) {
+    auto r = parse_options({"--config", "c", "--grace-period", bad});
+    EXPECT_EQ(r.error, std::string("invalid --grace-period '") + bad + "' (seconds, 0 to 86400)") << bad;
+  }
+}
