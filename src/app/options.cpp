@@ -2,10 +2,54 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <string_view>
 #include <utility>
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 namespace switchyard::app {
+
+host_resolution resolve_host_blocking(const std::string& host) {
+  // As uvicorn binds LiteLLM's --host: a name's IPv4 address (socket.bind on an AF_INET
+  // socket); an IPv6 one only when the name has no IPv4 address.
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  const int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &res);
+  if (rc != 0) {
+    return {{}, rc == EAI_SYSTEM ? std::string(std::strerror(errno)) : std::string(::gai_strerror(rc))};
+  }
+  std::string v4, v6;
+  for (const addrinfo* a = res; a != nullptr; a = a->ai_next) {
+    char text[INET6_ADDRSTRLEN] = {};
+    if (a->ai_family == AF_INET && v4.empty()) {
+      ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(a->ai_addr)->sin_addr, text, sizeof text);
+      v4 = text;
+    } else if (a->ai_family == AF_INET6 && v6.empty()) {
+      ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(a->ai_addr)->sin6_addr, text, sizeof text);
+      v6 = text;
+    }
+  }
+  ::freeaddrinfo(res);
+  if (v4.empty() && v6.empty()) {
+    return {{}, "no IPv4 or IPv6 address"};
+  }
+  return {v4.empty() ? v6 : v4, {}};
+}
+
+namespace {
+
+bool is_ip_literal(const std::string& host) {
+  unsigned char buf[sizeof(in6_addr)];
+  return ::inet_pton(AF_INET, host.c_str(), buf) == 1 || ::inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+
+}  // namespace
 
 std::string usage_text() {
   return "usage: switchyard --config FILE [--host HOST] [--port PORT] [--grace-period SECONDS] [--num_workers N]\n"
@@ -45,7 +89,7 @@ log_level_choice choose_log_level(bool debug, const char* litellm_log) {
   return {"info", "LITELLM_LOG=" + shown + " is not a log level (DEBUG, INFO, WARNING, ERROR, CRITICAL): logging at INFO"};
 }
 
-parse_result parse_options(const std::vector<std::string>& args) {
+parse_result parse_options(const std::vector<std::string>& args, const host_resolver& resolve) {
   parse_result r;
   auto& o = r.opts;
   for (std::size_t i = 0; i < args.size(); ++i) {
@@ -84,6 +128,10 @@ parse_result parse_options(const std::vector<std::string>& args) {
       o.check_only = true;
     } else if (a == "--host") {
       if (!take(o.host)) {
+        return r;
+      }
+      if (o.host.empty()) {
+        r.error = "--host needs an address or a host name";
         return r;
       }
     } else if (a == "--port" || a == "-p") {
@@ -150,6 +198,18 @@ parse_result parse_options(const std::vector<std::string>& args) {
   }
   if (!o.show_help && !o.show_version && o.config_path.empty()) {
     r.error = "--config FILE is required";
+    return r;
+  }
+  // A host name (LiteLLM hands --host to uvicorn, which takes names) is resolved once,
+  // here, so that everything that binds gets an address, and a name that does not
+  // resolve is a command-line error like any other.
+  if (!o.show_help && !o.show_version && !o.check_only && !is_ip_literal(o.host)) {
+    auto got = resolve ? resolve(o.host) : host_resolution{{}, "no resolver"};
+    if (got.address.empty()) {
+      r.error = "invalid --host '" + o.host + "': not an IP address, and the name does not resolve (" + got.error + ")";
+      return r;
+    }
+    o.host = got.address;
   }
   return r;
 }

@@ -19,6 +19,7 @@ after(async () => {
   await fake?.close();
 });
 
+const GOOD_CONFIG = { model_list: [mockModel('demo', 'hi')] };
 const GOOD = `model_list:
   - model_name: demo
     litellm_params:
@@ -79,6 +80,18 @@ describe('CLI', () => {
       assert.match(r.stderr, /usage: switchyard/);
       assert.doesNotMatch(r.stderr, /listening on/);
     }
+  });
+
+  test('--host takes a host name (resolved at start, IPv4 first); one that does not resolve exits 2 with the usage', async () => {
+    const gw = await startGateway({ config: GOOD_CONFIG, host: 'localhost' });
+    assert.match(gw.stderr(), /switchyard listening on http:\/\/(127\.0\.0\.1|\[::1\]):\d+/);
+    const r = await call(gw, '/health/liveliness', { method: 'GET' });
+    assert.equal(r.status, 200, r.text);
+    await gw.stop();
+    const bad = await runGateway(['--config', writeConfig(GOOD), '--port', '0', '--host', 'no-such-host.invalid']);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /invalid --host 'no-such-host\.invalid': not an IP address, and the name does not resolve \(/);
+    assert.match(bad.stderr, /usage: switchyard/);
   });
 
   test('an unknown option exits 2 with the usage', async () => {

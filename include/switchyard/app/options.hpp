@@ -1,6 +1,7 @@
 // Command line of the switchyard binary (parsed before anything else starts).
-// Pure: no I/O. Thread: any.
+// No I/O but the resolution of a --host name (through the resolver given). Thread: any.
 #pragma once
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,7 +15,7 @@ namespace switchyard::app {
 
 struct options {
   std::string config_path;
-  std::string host = "0.0.0.0";
+  std::string host = "0.0.0.0";  // an IP address: a --host name is resolved by parse_options
   unsigned short port = 4000;
   bool check_only = false;   // --check-config FILE
   bool show_version = false;
@@ -45,7 +46,18 @@ struct parse_result {
 // The longest --grace-period accepted (a day): a longer one is a typo, not a drain.
 inline constexpr double max_grace_period_s = 86400;
 
-parse_result parse_options(const std::vector<std::string>& args);
+// A --host name resolved to the address to bind ("127.0.0.1", "::1"), or why not.
+struct host_resolution {
+  std::string address;  // empty: `error` says why
+  std::string error;
+};
+using host_resolver = std::function<host_resolution(const std::string& host)>;
+// getaddrinfo: the name's first IPv4 address, else its first IPv6 one (blocking).
+host_resolution resolve_host_blocking(const std::string& host);
+
+// --host may be an IP address or a host name: a name is resolved with `resolve` and
+// opts.host is then its address (an unresolvable name is an error).
+parse_result parse_options(const std::vector<std::string>& args, const host_resolver& resolve = resolve_host_blocking);
 std::string usage_text();
 
 // The log level: `debug` with --debug, else LiteLLM's LITELLM_LOG (DEBUG, INFO, WARNING,

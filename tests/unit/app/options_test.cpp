@@ -78,3 +78,37 @@ TEST(options, grace_period_is_a_finite_number_of_seconds_in_range) {
     EXPECT_EQ(r.error, std::string("invalid --grace-period '") + bad + "' (seconds, 0 to 86400)") << bad;
   }
 }
+
+TEST(options, a_host_name_is_resolved_to_the_address_bound) {
+  std::vector<std::string> asked;
+  const host_resolver fake = [&asked](const std::string& host) -> host_resolution {
+    asked.push_back(host);
+    if (host == "gateway.internal") {
+      return {"10.1.2.3", {}};
+    }
+    return {{}, "Name or service not known"};
+  };
+  auto r = parse_options({"--config", "c", "--host", "gateway.internal"}, fake);
+  ASSERT_TRUE(r.error.empty()) << r.error;
+  EXPECT_EQ(r.opts.host, "10.1.2.3");
+  // Addresses are used as written, never looked up.
+  for (const char* literal : {"127.0.0.1", "0.0.0.0", "::", "::1", "fe80::1"}) {
+    auto l = parse_options({"--config", "c", "--host", literal}, fake);
+    ASSERT_TRUE(l.error.empty()) << literal << ": " << l.error;
+    EXPECT_EQ(l.opts.host, literal);
+  }
+  EXPECT_EQ(asked, std::vector<std::string>{"gateway.internal"});
+  auto bad = parse_options({"--config", "c", "--host", "nowhere.invalid"}, fake);
+  EXPECT_EQ(bad.error,
+            "invalid --host 'nowhere.invalid': not an IP address, and the name does not resolve (Name or service not known)");
+  EXPECT_EQ(parse_options({"--config", "c", "--host", ""}, fake).error, "--host needs an address or a host name");
+  // --check-config binds nothing: no lookup.
+  EXPECT_TRUE(parse_options({"--check-config", "c", "--host", "nowhere.invalid"}, fake).error.empty());
+}
+
+TEST(options, localhost_resolves_with_the_system_resolver) {
+  // /etc/hosts has it on any machine the tests run on.
+  const auto got = resolve_host_blocking("localhost");
+  ASSERT_TRUE(got.error.empty()) << got.error;
+  EXPECT_TRUE(got.address == "127.0.0.1" || got.address == "::1") << got.address;
+}
