@@ -23,6 +23,8 @@
 
 #include "switchyard/core/ids.hpp"
 
+#include "../upstream/url.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <climits>
@@ -777,8 +779,10 @@ class loader {
     parse_provider(d, lp, lp_path);
 
     d.api_base = read_string(lp.find("api_base"), lp_path + ".api_base").value_or("");
+    check_api_base(lp.find("api_base"), lp_path + ".api_base");
     if (d.api_base.empty()) {
       d.api_base = read_string(lp.find("base_url"), lp_path + ".base_url").value_or("");
+      check_api_base(lp.find("base_url"), lp_path + ".base_url");
     }
     if (d.api_base.empty()) {
       // As LiteLLM: the provider's base variable(s) before its default.
@@ -894,6 +898,24 @@ class loader {
         }
       }
     }
+  }
+
+  // An api_base the upstream client cannot split (no http(s) scheme, no host, a port out
+  // of range, ...) would fail every request to the deployment with a 500: refused here
+  // with its line instead, through the client's own parser. An os.environ/ value is
+  // checked as resolved, and the message names the variable.
+  static void check_api_base(const node* n, const std::string& path) {
+    if (n == nullptr || !n->is_scalar() || n->text.empty()) {
+      return;
+    }
+    std::string why;
+    if (upstream::detail::parse_url(n->text, why)) {
+      return;
+    }
+    fail(*n, path,
+         (n->env_var.empty() ? std::string("not a usable URL: ")
+                             : "the value of os.environ/" + n->env_var + " is not a usable URL: ") +
+             why + " (an api_base is http(s)://host[:port][/path])");
   }
 
   // The provider from the registry: custom_llm_provider names it (LiteLLM: the model is
@@ -1231,7 +1253,8 @@ class loader {
       }
     }
     // Callbacks: prometheus (/metrics), otel, langfuse, generic_api and webhook run
-    // (docs/observability.md, "Callbacks"); any other name is reported.
+    // (docs/observability.md, "Callbacks"), also under another name whose
+    // callback_settings.<name>.callback_type is one of them; any other name is reported.
     for (const char* key : {"callbacks", "success_callback", "failure_callback"}) {
       const node* cb = l.find(key);
       if (cb == nullptr || cb->is_null()) {

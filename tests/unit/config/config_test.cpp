@@ -410,6 +410,42 @@ TEST_F(config_files, an_empty_include_is_refused_naming_it) {
   EXPECT_NE(e.detail().find("the file is empty"), std::string::npos) << e.what();
 }
 
+TEST_F(config_files, an_api_base_the_client_cannot_use_is_refused_at_its_line) {
+  const std::vector<std::pair<std::string, std::string>> bad{
+      {"not a url", "not an absolute URL (expected http:// or https://)"},
+      {"ftp://x", "unsupported scheme 'ftp' (expected http or https)"},
+      {"http://[::1", "unterminated IPv6 literal"},
+      {"http://127.0.0.1:99999/v1", "port out of range: 99999"},
+      {"http://:8080/v1", "missing host"},
+  };
+  for (const auto& [base, why] : bad) {
+    const auto p = write("c.yaml", "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n"
+                                   "      api_base: \"" + base + "\"\n");
+    const auto e = load_error(p);
+    EXPECT_EQ(std::string(e.what()), p + ":5: model_list[0].litellm_params.api_base: not a usable URL: " + why +
+                                         " (an api_base is http(s)://host[:port][/path])");
+  }
+  // base_url is LiteLLM's other name for it.
+  const auto b = write("b.yaml", "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, base_url: \"ftp://x\"}\n");
+  EXPECT_EQ(load_error(b).key(), "model_list[0].litellm_params.base_url");
+  // os.environ/: the resolved value, and the variable named (not its value).
+  const auto env = write("e.yaml", "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n"
+                                   "      api_base: os.environ/SY_TEST_BASE\n");
+  const auto e = load_error(env, {{"SY_TEST_BASE", "gateway.internal:8000/v1"}});
+  EXPECT_EQ(std::string(e.what()), env + ":5: model_list[0].litellm_params.api_base: the value of os.environ/SY_TEST_BASE "
+                                         "is not a usable URL: not an absolute URL (expected http:// or https://) (an "
+                                         "api_base is http(s)://host[:port][/path])");
+  EXPECT_EQ(load(env, {{"SY_TEST_BASE", "http://gateway.internal:8000/v1"}})->model_list[0].api_base,
+            "http://gateway.internal:8000/v1");
+  // What real configs write.
+  for (const std::string ok : {"https://r.openai.azure.com/", "http://127.0.0.1:11434", "http://[::1]:8000/v1",
+                               "HTTPS://api.example.com/v1?x=1", "http://gpu-box_2:8000"}) {
+    const auto p = write("ok.yaml", "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, api_base: \"" +
+                                        ok + "\"}\n");
+    EXPECT_EQ(load(p)->model_list[0].api_base, ok);
+  }
+}
+
 TEST(config_bad_misc, error_format) {
   const cfg::config_error e("a.yaml", 12, "model_list[0].litellm_params.rpm", "expected a number");
   EXPECT_STREQ(e.what(), "a.yaml:12: model_list[0].litellm_params.rpm: expected a number");
