@@ -108,7 +108,9 @@ class tree_builder : public YAML::EventHandler {
     if (it == anchors_.end()) {
       throw config_error(*file_, line_of(mark), "yaml", "an alias refers to an anchor that encloses it (recursive)");
     }
-    count(mark, size_of(it->second));
+    const std::size_t n = size_of(it->second);
+    aliased_nodes_ += n;
+    count(mark, n);
     add(it->second);
   }
 
@@ -166,9 +168,18 @@ class tree_builder : public YAML::EventHandler {
   void count(const YAML::Mark& mark, std::size_t n) {
     nodes_ += n;
     if (nodes_ > max_nodes) {
+      // Say the limit as it is; aliases are named only when they took part (a long
+      // model_list reaches it without any).
+      const std::string limit = std::to_string(max_nodes) +
+                                " YAML nodes (keys, values and list items), the limit for one file";
+      if (aliased_nodes_ > 0) {
+        throw config_error(*file_, line_of(mark), "yaml",
+                           "the document expands to more than " + limit + " (" + std::to_string(aliased_nodes_) +
+                               " of them copied by aliases so far): aliases nested too deeply?");
+      }
       throw config_error(*file_, line_of(mark), "yaml",
-                         "the document expands to more than " + std::to_string(max_nodes) +
-                             " values (aliases nested too deeply?)");
+                         "the file has more than " + limit +
+                             "; split it into several files with `include` (each has the same limit)");
     }
   }
 
@@ -268,6 +279,7 @@ class tree_builder : public YAML::EventHandler {
   std::optional<node> root_;
   std::map<YAML::anchor_t, node> anchors_;
   std::size_t nodes_ = 0;
+  std::size_t aliased_nodes_ = 0;  // of nodes_, those copied by aliases
 };
 
 }  // namespace

@@ -636,7 +636,36 @@ TEST_F(config_files, alias_bomb_is_rejected) {
   const auto p = write("c.yaml", text);
   const auto e = load_error(p);
   EXPECT_EQ(e.key(), "yaml");
-  EXPECT_NE(e.detail().find("expands to more than 200000 values"), std::string::npos) << e.what();
+  EXPECT_NE(e.detail().find("the document expands to more than 200000 YAML nodes (keys, values and list items), the "
+                            "limit for one file ("),
+            std::string::npos)
+      << e.what();
+  EXPECT_NE(e.detail().find("copied by aliases so far): aliases nested too deeply?"), std::string::npos) << e.what();
+}
+
+TEST_F(config_files, a_long_model_list_without_aliases_names_the_limit_not_aliases) {
+  // 20000 plain deployments (about 2.6 MB): 11 nodes each, over the bound.
+  std::string text = "model_list:\n";
+  for (int i = 0; i < 20000; ++i) {
+    text += "  - model_name: m" + std::to_string(i) + "\n    litellm_params:\n      model: openai/gpt-4o\n"
+            "      api_base: https://llm-" + std::to_string(i) + ".example.com/v1\n      api_key: sk-some-key-" +
+            std::to_string(i) + "\n";
+  }
+  const auto p = write("c.yaml", text);
+  const auto e = load_error(p);
+  EXPECT_EQ(e.key(), "yaml");
+  EXPECT_EQ(e.detail(), "the file has more than 200000 YAML nodes (keys, values and list items), the limit for one "
+                        "file; split it into several files with `include` (each has the same limit)");
+  EXPECT_EQ(e.detail().find("alias"), std::string::npos);
+  // The same deployments over two files load.
+  std::string half_a = "model_list:\n", half_b = "model_list:\n";
+  for (int i = 0; i < 20000; ++i) {
+    (i < 10000 ? half_a : half_b) += "  - model_name: m" + std::to_string(i) +
+                                      "\n    litellm_params: {model: openai/gpt-4o, api_key: k}\n";
+  }
+  write("b.yaml", half_b);
+  const auto main = write("a.yaml", half_a + "include: [b.yaml]\n");
+  EXPECT_EQ(load(main)->model_list.size(), 20000u);
 }
 
 TEST_F(config_files, deep_nesting_is_rejected) {
