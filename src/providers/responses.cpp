@@ -4,6 +4,7 @@
 #include "adapter_util.hpp"
 #include "switchyard/core/json_get.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 
@@ -693,19 +694,60 @@ void responses_event_writer::start(std::string& out) {
   emit("response.in_progress", {{"response", base_response("in_progress")}}, out);
 }
 
+// Announces an item at the next output_index (clients append it to their snapshot, so
+// indexes follow the order of announcement, whichever items are still open).
+std::size_t responses_event_writer::add_item(std::string& out, json item) {
+  const std::size_t index = output_.size();
+  output_.push_back(item);
+  emit("response.output_item.added", {{"output_index", index}, {"item", std::move(item)}}, out);
+  return index;
+}
+
+// Reasoning text (chat's reasoning_content) is streamed as OpenAI streams a reasoning
+// summary: one reasoning item with one summary_text part, the same item the answer
+// without streaming has.
+void responses_event_writer::open_reasoning(std::string& out) {
+  rs_open_ = true;
+  rs_id_ = "rs_" + meta_.item_prefix;
+  rs_text_.clear();
+  if (reasonings_++ > 0) {
+    rs_id_ += "_" + std::to_string(output_.size());
+  }
+  rs_index_ = add_item(out, {{"id", rs_id_}, {"type", "reasoning"}, {"summary", json::array()}});
+  emit("response.reasoning_summary_part.added",
+       {{"item_id", rs_id_},
+        {"output_index", rs_index_},
+        {"summary_index", 0},
+        {"part", {{"type", "summary_text"}, {"text", ""}}}},
+       out);
+}
+
+void responses_event_writer::close_reasoning(std::string& out) {
+  if (!rs_open_) {
+    return;
+  }
+  rs_open_ = false;
+  json part{{"type", "summary_text"}, {"text", rs_text_}};
+  emit("response.reasoning_summary_text.done",
+       {{"item_id", rs_id_}, {"output_index", rs_index_}, {"summary_index", 0}, {"text", rs_text_}}, out);
+  emit("response.reasoning_summary_part.done",
+       {{"item_id", rs_id_}, {"output_index", rs_index_}, {"summary_index", 0}, {"part", part}}, out);
+  json item{{"id", rs_id_}, {"type", "reasoning"}, {"summary", json::array({part})}};
+  emit("response.output_item.done", {{"output_index", rs_index_}, {"item", item}}, out);
+  output_[rs_index_] = std::move(item);
+}
+
 void responses_event_writer::open_message(std::string& out) {
-  close_call(out);
+  close_reasoning(out);
   msg_open_ = true;
   msg_id_ = "msg_" + meta_.item_prefix;
-  if (!output_.empty()) {
+  if (messages_++ > 0) {
     msg_id_ += "_" + std::to_string(output_.size());
   }
   msg_text_.clear();
-  msg_index_ = output_.size();
-  emit("response.output_item.added",
-       {{"output_index", msg_index_},
-        {"item", {{"id", msg_id_}, {"type", "message"}, {"status", "in_progress"}, {"role", "assistant"}, {"content", json::array()}}}},
-       out);
+  msg_index_ = add_item(
+      out,
+      {{"id", msg_id_}, {"type", "message"}, {"status", "in_progress"}, {"role", "assistant"}, {"content", json::array()}});
   emit("response.content_part.added",
        {{"item_id", msg_id_},
         {"output_index", msg_index_},
@@ -730,24 +772,47 @@ void responses_event_writer::close_message(std::string& out) {
             {"role", "assistant"},
             {"content", json::array({part})}};
   emit("response.output_item.done", {{"output_index", msg_index_}, {"item", item}}, out);
-  output_.push_back(std::move(item));
+  output_[msg_index_] = std::move(item);
 }
 
-void responses_event_writer::close_call(std::string& out) {
-  if (!call_open_) {
-    return;
-  }
-  call_open_ = false;
-  emit("response.function_call_arguments.done",
-       {{"item_id", call_id_}, {"output_index", call_index_}, {"arguments", call_args_}}, out);
-  json item{{"id", call_id_},
+void responses_event_writer::close_call(open_call& c, std::string& out) {
+  emit("response.function_call_arguments.done", {{"item_id", c.id}, {"output_index", c.index}, {"arguments", c.args}},
+       out);
+  json item{{"id", c.id},
             {"type", "function_call"},
             {"status", "completed"},
-            {"call_id", call_call_id_},
-            {"name", call_name_},
-            {"arguments", call_args_}};
-  emit("response.output_item.done", {{"output_index", call_index_}, {"item", item}}, out);
-  output_.push_back(std::move(item));
+            {"call_id", c.call_id},
+            {"name", c.name},
+            {"arguments", c.args}};
+  emit("response.output_item.done", {{"output_index", c.index}, {"item", item}}, out);
+  output_[c.index] = std::move(item);
+}
+
+// Ends every open item, in output_index order.
+void responses_event_writer::close_all(std::string& out) {
+  std::vector<std::pair<std::size_t, int>> open;  // (output_index, 0 reasoning / 1 message / 2 call)
+  if (rs_open_) {
+    open.emplace_back(rs_index_, 0);
+  }
+  if (msg_open_) {
+    open.emplace_back(msg_index_, 1);
+  }
+  std::map<std::size_t, open_call*> by_index;
+  for (auto& [chat_index, c] : calls_) {
+    by_index[c.index] = &c;
+    open.emplace_back(c.index, 2);
+  }
+  std::sort(open.begin(), open.end());
+  for (const auto& [index, kind] : open) {
+    if (kind == 0) {
+      close_reasoning(out);
+    } else if (kind == 1) {
+      close_message(out);
+    } else {
+      close_call(*by_index[index], out);
+    }
+  }
+  calls_.clear();
 }
 
 core::result<void> responses_event_writer::feed(std::string_view chunk, std::string& out) {
@@ -772,6 +837,16 @@ core::result<void> responses_event_writer::feed(std::string_view chunk, std::str
   if (delta == nullptr || !delta->is_object()) {
     return {};
   }
+  if (const auto* rc = member(*delta, "reasoning_content"); rc != nullptr && rc->is_string() &&
+                                                            !rc->get_ref<const std::string&>().empty()) {
+    if (!rs_open_) {
+      open_reasoning(out);
+    }
+    const auto& s = rc->get_ref<const std::string&>();
+    rs_text_ += s;
+    emit("response.reasoning_summary_text.delta",
+         {{"item_id", rs_id_}, {"output_index", rs_index_}, {"summary_index", 0}, {"delta", s}}, out);
+  }
   if (const auto* content = member(*delta, "content"); content != nullptr && content->is_string() &&
                                                        !content->get_ref<const std::string&>().empty()) {
     if (!msg_open_) {
@@ -790,38 +865,45 @@ core::result<void> responses_event_writer::feed(std::string_view chunk, std::str
       }
       const long long index = member(tc, "index") != nullptr && tc["index"].is_number_integer()
                                   ? tc["index"].get<long long>()
-                                  : call_chat_index_ + (member(tc, "id") != nullptr ? 1 : 0);
+                                  : last_chat_index_ + (member(tc, "id") != nullptr || last_chat_index_ < 0 ? 1 : 0);
+      last_chat_index_ = index;
       const json empty = json::object();
       const auto* fnp = member(tc, "function");
       const json& fn = fnp != nullptr && fnp->is_object() ? *fnp : empty;
-      if (!call_open_ || index != call_chat_index_) {
-        close_message(out);
-        close_call(out);
-        call_open_ = true;
-        call_chat_index_ = index;
-        call_id_ = function_item_id(meta_, calls_++);
-        call_call_id_ = core::string_or(tc, "id");
-        call_name_ = core::string_or(fn, "name");
-        call_args_.clear();
-        call_index_ = output_.size();
-        emit("response.output_item.added",
-             {{"output_index", call_index_},
-              {"item",
-               {{"id", call_id_},
-                {"type", "function_call"},
-                {"status", "in_progress"},
-                {"call_id", call_call_id_},
-                {"name", call_name_},
-                {"arguments", ""}}}},
-             out);
-      } else if (call_name_.empty()) {
-        call_name_ = core::string_or(fn, "name");
+      if (!calls_.empty() && calls_.begin()->first != index) {
+        close_all(out);
       }
+      auto it = calls_.find(index);
+      if (it == calls_.end()) {
+        close_reasoning(out);
+        close_message(out);
+        open_call c;
+        c.id = function_item_id(meta_, calls_made_++);
+        c.call_id = core::string_or(tc, "id");
+        c.name = core::string_or(fn, "name");
+        c.index = add_item(out,
+                           {{"id", c.id},
+                            {"type", "function_call"},
+                            {"status", "in_progress"},
+                            {"call_id", c.call_id},
+                            {"name", c.name},
+                            {"arguments", ""}});
+        it = calls_.emplace(index, std::move(c)).first;
+      } else {
+        // Late names and ids are kept for the done events (the added one has gone out).
+        if (it->second.name.empty()) {
+          it->second.name = core::string_or(fn, "name");
+        }
+        if (it->second.call_id.empty()) {
+          it->second.call_id = core::string_or(tc, "id");
+        }
+      }
+      auto& c = it->second;
       if (const auto* a = member(fn, "arguments"); a != nullptr && a->is_string() &&
                                                    !a->get_ref<const std::string&>().empty()) {
-        call_args_ += a->get_ref<const std::string&>();
-        emit("response.function_call_arguments.delta",
-             {{"item_id", call_id_}, {"output_index", call_index_}, {"delta", *a}}, out);
+        c.args += a->get_ref<const std::string&>();
+        emit("response.function_call_arguments.delta", {{"item_id", c.id}, {"output_index", c.index}, {"delta", *a}},
+             out);
       }
     }
   }
@@ -829,8 +911,7 @@ core::result<void> responses_event_writer::feed(std::string_view chunk, std::str
 }
 
 void responses_event_writer::finish(const usage& u, std::string& out) {
-  close_message(out);
-  close_call(out);
+  close_all(out);
   const bool incomplete = finish_reason_ == "length" || finish_reason_ == "content_filter";
   final_ = base_response(incomplete ? "incomplete" : "completed");
   if (incomplete) {
@@ -846,8 +927,7 @@ json error_event_fields(const core::error& e) {
 }
 
 void responses_event_writer::fail(const core::error& e, std::string& out) {
-  close_message(out);
-  close_call(out);
+  close_all(out);
   final_ = base_response("failed");
   final_["output"] = output_;
   json ev = error_event_fields(e);

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -113,29 +114,46 @@ class responses_event_writer {
   const std::string& text() const { return text_; }
 
  private:
+  // A function_call item being streamed, keyed by the chat tool_calls[].index it comes from.
+  struct open_call {
+    std::size_t index = 0;    // output_index
+    std::string id;           // fc_...
+    std::string call_id;      // the provider's call id
+    std::string name;
+    std::string args;
+  };
+
   void emit(std::string_view type, nlohmann::json ev, std::string& out);
+  std::size_t add_item(std::string& out, nlohmann::json item);
+  void open_reasoning(std::string& out);
+  void close_reasoning(std::string& out);
   void open_message(std::string& out);
   void close_message(std::string& out);
-  void close_call(std::string& out);
+  void close_call(open_call& c, std::string& out);
+  void close_all(std::string& out);
   nlohmann::json base_response(std::string_view status) const;
 
   response_meta meta_;
   long long seq_ = 0;
-  nlohmann::json output_ = nlohmann::json::array();  // finished items
+  // Every item announced so far, at its output_index (an open item holds its added form
+  // until it is done).
+  nlohmann::json output_ = nlohmann::json::array();
+  // The open reasoning item (one summary_text part), if any.
+  bool rs_open_ = false;
+  int reasonings_ = 0;
+  std::string rs_id_;
+  std::string rs_text_;
+  std::size_t rs_index_ = 0;
   // The open message item (output_text), if any.
   bool msg_open_ = false;
+  int messages_ = 0;
   std::string msg_id_;
   std::string msg_text_;
   std::size_t msg_index_ = 0;
-  // The open function_call item, if any (chat's tool_calls[].index it came from).
-  bool call_open_ = false;
-  long long call_chat_index_ = -1;
-  std::string call_id_;      // fc_...
-  std::string call_call_id_; // the provider's call id
-  std::string call_name_;
-  std::string call_args_;
-  std::size_t call_index_ = 0;
-  int calls_ = 0;
+  // The open function_call item, if any, by the chat tool_calls[].index it comes from.
+  std::map<long long, open_call> calls_;
+  int calls_made_ = 0;
+  long long last_chat_index_ = -1;
   std::string finish_reason_;
   std::string text_;
   nlohmann::json final_;

@@ -261,6 +261,98 @@ TEST(ResponsesEventWriter, TextThenToolCallsInTheAPIsOrder) {
   EXPECT_EQ(w.text(), "Hello");
 }
 
+// Feeds chunks to a writer, finishes it, and returns its events.
+std::vector<std::pair<std::string, json>> stream_of(responses_event_writer& w, const std::vector<std::string>& chunks) {
+  std::string out;
+  w.start(out);
+  for (const auto& c : chunks) {
+    EXPECT_TRUE(w.feed(c, out)) << c;
+  }
+  w.finish(usage{}, out);
+  return events_of(out);
+}
+
+// What a client's stream accumulator does (the openai SDK's): an added item is appended
+// to the output, deltas and dones address it by output_index and must name its id. The
+// output it ends with.
+json accumulate(const std::vector<std::pair<std::string, json>>& evs) {
+  json output = json::array();
+  for (const auto& [type, ev] : evs) {
+    if (type == "response.output_item.added") {
+      EXPECT_EQ(ev["output_index"], output.size()) << ev;
+      output.push_back(ev["item"]);
+      continue;
+    }
+    if (!ev.contains("output_index")) {
+      continue;
+    }
+    const std::size_t i = ev["output_index"].get<std::size_t>();
+    if (i >= output.size()) {
+      ADD_FAILURE() << "no item at " << i << ": " << ev;
+      continue;
+    }
+    auto& item = output[i];
+    if (ev.contains("item_id")) {
+      EXPECT_EQ(ev["item_id"], item["id"]) << ev;
+    }
+    if (type == "response.output_item.done") {
+      EXPECT_EQ(ev["item"]["id"], item["id"]) << ev;
+      item = ev["item"];
+    } else if (type == "response.function_call_arguments.delta") {
+      EXPECT_EQ(item["type"], "function_call") << ev;
+      item["arguments"] = item["arguments"].get<std::string>() + ev["delta"].get<std::string>();
+    } else if (type == "response.function_call_arguments.done") {
+      EXPECT_EQ(item["arguments"], ev["arguments"]) << ev;
+    } else if (type == "response.reasoning_summary_part.added") {
+      EXPECT_EQ(ev["summary_index"], item["summary"].size());
+      item["summary"].push_back(ev["part"]);
+    } else if (type == "response.reasoning_summary_text.delta") {
+      auto& part = item["summary"][ev["summary_index"].get<std::size_t>()];
+      part["text"] = part["text"].get<std::string>() + ev["delta"].get<std::string>();
+    } else if (type == "response.reasoning_summary_text.done") {
+      EXPECT_EQ(item["summary"][ev["summary_index"].get<std::size_t>()]["text"], ev["text"]) << ev;
+    }
+  }
+  return output;
+}
+
+TEST(ResponsesEventWriter, ReasoningIsStreamedAsASummaryAndEndsInTheSameItemAsWithoutStreaming) {
+  responses_event_writer w(meta());
+  auto evs = stream_of(w, {
+                              R"({"choices":[{"index":0,"delta":{"role":"assistant","reasoning_content":"Let me"}}]})",
+                              R"({"choices":[{"index":0,"delta":{"reasoning_content":" think."}}]})",
+                              R"({"choices":[{"index":0,"delta":{"content":"Hi"}}]})",
+                              R"({"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})",
+                          });
+  std::vector<std::string> types;
+  for (const auto& [type, ev] : evs) {
+    types.push_back(type);
+  }
+  EXPECT_EQ(types, (std::vector<std::string>{
+                       "response.created", "response.in_progress", "response.output_item.added",
+                       "response.reasoning_summary_part.added", "response.reasoning_summary_text.delta",
+                       "response.reasoning_summary_text.delta", "response.reasoning_summary_text.done",
+                       "response.reasoning_summary_part.done", "response.output_item.done",
+                       "response.output_item.added", "response.content_part.added", "response.output_text.delta",
+                       "response.output_text.done", "response.content_part.done", "response.output_item.done",
+                       "response.completed"}));
+  EXPECT_EQ(evs[2].second["item"], json::parse(R"({"id":"rs_p1","type":"reasoning","summary":[]})"));
+  EXPECT_EQ(evs[3].second["part"], json::parse(R"({"type":"summary_text","text":""})"));
+  EXPECT_EQ(evs[4].second["delta"], "Let me");
+  EXPECT_EQ(evs[6].second["text"], "Let me think.");
+  EXPECT_EQ(evs[9].second["output_index"], 1);
+  const auto& done = evs.back().second["response"];
+  // The same output as the answer without streaming, ids included.
+  auto plain = chat_to_response(
+      json::parse(R"({"choices":[{"index":0,"message":{"role":"assistant","content":"Hi","reasoning_content":"Let me think."},
+                      "finish_reason":"stop"}]})"),
+      meta());
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(done["output"], (*plain)["output"]);
+  EXPECT_EQ(accumulate(evs), done["output"]);
+  EXPECT_EQ(done["output"][0]["summary"][0]["text"], "Let me think.");
+}
+
 TEST(ResponsesEventWriter, AnErrorChunkFailsTheResponse) {
   responses_event_writer w(meta());
   std::string out;
