@@ -870,15 +870,13 @@ core::result<void> responses_event_writer::feed(std::string_view chunk, std::str
       const json empty = json::object();
       const auto* fnp = member(tc, "function");
       const json& fn = fnp != nullptr && fnp->is_object() ? *fnp : empty;
-      if (!calls_.empty() && calls_.begin()->first != index) {
-        close_all(out);
-      }
       auto it = calls_.find(index);
       if (it == calls_.end()) {
         close_reasoning(out);
         close_message(out);
         open_call c;
-        c.id = function_item_id(meta_, calls_made_++);
+        // Numbered by order of appearance, as the answer without streaming numbers them.
+        c.id = function_item_id(meta_, static_cast<int>(calls_.size()));
         c.call_id = core::string_or(tc, "id");
         c.name = core::string_or(fn, "name");
         c.index = add_item(out,

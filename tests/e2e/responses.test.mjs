@@ -36,6 +36,7 @@ function modelList(fakeUrl) {
     { model_name: 'r-anthropic',
       litellm_params: { model: 'anthropic/claude-sonnet-4-20250514', api_base: fakeUrl, api_key: 'sk-ant-upstream' } },
     { model_name: 'r-ollama', litellm_params: { model: 'ollama_chat/llama3.1', api_base: fakeUrl } },
+    { model_name: 'r-vllm', litellm_params: { model: 'hosted_vllm/qwen3', api_base: `${fakeUrl}/v1` } },
     { model_name: 'r-mock', litellm_params: { model: 'openai/gpt-4o', mock_response: 'Mocked responses answer' } },
   ];
 }
@@ -249,6 +250,32 @@ describe('responses', () => {
       assert.ok(flat.includes('Hello there from chat') && flat.includes('And Rome?'), flat);
     });
   }
+
+  // Chat chunks exactly as an OpenAI-compatible server may send them.
+  const chatChunks = (deltas, finish) => [
+    ...deltas.map((delta) => `data: ${JSON.stringify({ id: 'chatcmpl-x', object: 'chat.completion.chunk', created: 1,
+                                                      model: 'qwen3', choices: [{ index: 0, delta, finish_reason: null }] })}\n\n`),
+    `data: ${JSON.stringify({ id: 'chatcmpl-x', object: 'chat.completion.chunk', created: 1, model: 'qwen3',
+                              choices: [{ index: 0, delta: {}, finish_reason: finish }],
+                              usage: { prompt_tokens: 5, completion_tokens: 6, total_tokens: 11 } })}\n\n`,
+    'data: [DONE]\n\n',
+  ];
+
+  test('translated, tool calls whose chunks interleave by index reach the SDK as their own function_calls', async () => {
+    const tc = (index, fields) => ({ tool_calls: [{ index, ...fields }] });
+    fake.script([{ match: { path: '/v1/chat/completions' }, raw_chunks: chatChunks([
+      tc(0, { id: 'call_a', type: 'function', function: { name: 'f', arguments: '' } }),
+      tc(0, { function: { arguments: '{"x":' } }),
+      tc(1, { id: 'call_b', type: 'function', function: { name: 'g', arguments: '{}' } }),
+      tc(0, { function: { arguments: '1}' } }),
+    ], 'tool_calls'), content_type: 'text/event-stream' }]);
+    const final = await client.responses.stream({ model: 'r-vllm', input: 'two calls', tools: [WEATHER_TOOL] })
+      .finalResponse();
+    const calls = final.output.filter((o) => o.type === 'function_call');
+    assert.deepEqual(calls.map((c) => [c.call_id, c.name, c.arguments]),
+                     [['call_a', 'f', '{"x":1}'], ['call_b', 'g', '{}']], JSON.stringify(final.output));
+    assert.equal(final.output.length, 2, JSON.stringify(final.output));
+  });
 
   test('retries and fallbacks apply as for chat', async () => {
     // A retry on the same group (num_retries in the body), then the answer.

@@ -150,9 +150,9 @@ class responses_event_writer {
   std::string msg_id_;
   std::string msg_text_;
   std::size_t msg_index_ = 0;
-  // The open function_call item, if any, by the chat tool_calls[].index it comes from.
+  // The function_call items, open until the stream ends: chat streams may interleave
+  // the deltas of several calls by index, so no call is known to be complete earlier.
   std::map<long long, open_call> calls_;
-  int calls_made_ = 0;
   long long last_chat_index_ = -1;
   std::string finish_reason_;
   std::string text_;

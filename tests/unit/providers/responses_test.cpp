@@ -353,6 +353,34 @@ TEST(ResponsesEventWriter, ReasoningIsStreamedAsASummaryAndEndsInTheSameItemAsWi
   EXPECT_EQ(done["output"][0]["summary"][0]["text"], "Let me think.");
 }
 
+TEST(ResponsesEventWriter, InterleavedToolCallsEachKeepTheirOwnItem) {
+  responses_event_writer w(meta());
+  auto evs = stream_of(
+      w, {
+             R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"f","arguments":""}}]}}]})",
+             R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"x\":"}}]}}]})",
+             R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_b","type":"function","function":{"name":"g","arguments":"{}"}}]}}]})",
+             R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"1}"}}]}}]})",
+             R"({"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]})",
+         });
+  const auto& done = evs.back().second["response"];
+  EXPECT_EQ(evs.back().first, "response.completed");
+  auto plain = chat_to_response(json::parse(R"({"choices":[{"index":0,"message":{"role":"assistant","content":null,
+      "tool_calls":[{"id":"call_a","type":"function","function":{"name":"f","arguments":"{\"x\":1}"}},
+                    {"id":"call_b","type":"function","function":{"name":"g","arguments":"{}"}}]},
+      "finish_reason":"tool_calls"}]})"),
+                                meta());
+  ASSERT_TRUE(plain);
+  ASSERT_EQ(done["output"].size(), 2u) << done["output"];
+  EXPECT_EQ(done["output"], (*plain)["output"]);
+  EXPECT_EQ(accumulate(evs), done["output"]);
+  int added = 0;
+  for (const auto& [type, ev] : evs) {
+    added += type == "response.output_item.added" ? 1 : 0;
+  }
+  EXPECT_EQ(added, 2);
+}
+
 TEST(ResponsesEventWriter, AnErrorChunkFailsTheResponse) {
   responses_event_writer w(meta());
   std::string out;
