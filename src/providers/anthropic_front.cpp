@@ -590,7 +590,6 @@ void event_writer::close(std::string& out) {
   }
   event("content_block_stop", {{"type", "content_block_stop"}, {"index", index_}}, out);
   open_ = block::none;
-  open_tool_ = -1;
 }
 
 void event_writer::feed(std::string_view payload, std::string& out) {
@@ -639,24 +638,17 @@ void event_writer::feed(std::string_view payload, std::string& out) {
         const json* fn = field(call, "function");
         auto name = fn != nullptr && fn->is_object() ? string_field(*fn, "name") : std::string_view{};
         auto args = fn != nullptr && fn->is_object() ? string_field(*fn, "arguments") : std::string_view{};
-        auto known = tools_.find(oi);
-        if (known == tools_.end()) {
-          // A new call: its block starts (OpenAI sends the id and name with the first piece).
-          std::string id(string_field(call, "id"));
-          if (id.empty()) {
-            id = "toolu_" + core::random_hex(12);
-          }
-          open(block::tool, {{"type", "tool_use"}, {"id", id}, {"name", name}, {"input", json::object()}}, out);
-          open_tool_ = oi;
-          known = tools_.emplace(oi, index_).first;
+        auto [it, fresh] = calls_.try_emplace(oi);
+        if (fresh) {
+          close(out);  // the text or thinking before the calls is complete
         }
-        if (!args.empty()) {
-          event("content_block_delta",
-                {{"type", "content_block_delta"},
-                 {"index", known->second},
-                 {"delta", {{"type", "input_json_delta"}, {"partial_json", args}}}},
-                out);
+        if (it->second.id.empty()) {
+          it->second.id = string_field(call, "id");
         }
+        if (it->second.name.empty()) {
+          it->second.name = name;
+        }
+        it->second.args += args;
       }
     }
   }
@@ -672,8 +664,29 @@ void event_writer::finish(std::string& out) {
   start(out);
   close(out);
   finished_ = true;
+  // Each tool call is one whole tool_use block, in the order of the chat indexes: its
+  // arguments were kept until now because only the whole text tells whether it is a
+  // JSON object (what is not becomes {}, as in the answer without streaming), and
+  // because chat streams may interleave the pieces of several calls, while Anthropic's
+  // blocks follow one another and never reopen.
+  for (auto& [oi, c] : calls_) {
+    json input = detail::parse_bounded(c.args);
+    if (input.is_discarded() || !input.is_object()) {
+      input = json::object();
+    }
+    if (c.id.empty()) {
+      c.id = "toolu_" + core::random_hex(12);
+    }
+    open(block::tool, {{"type", "tool_use"}, {"id", c.id}, {"name", c.name}, {"input", json::object()}}, out);
+    event("content_block_delta",
+          {{"type", "content_block_delta"},
+           {"index", index_},
+           {"delta", {{"type", "input_json_delta"}, {"partial_json", detail::dump(input)}}}},
+          out);
+    close(out);
+  }
   std::string_view stop = stop_reason_of(finish_reason_);
-  if (!tools_.empty() && stop == "end_turn") {
+  if (!calls_.empty() && stop == "end_turn") {
     stop = "tool_use";
   }
   event("message_delta",

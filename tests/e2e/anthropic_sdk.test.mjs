@@ -252,6 +252,35 @@ describe('/v1/messages with the Anthropic SDK', { skip }, () => {
       assert.equal(msg.usage.input_tokens, q.reply.usage.prompt_tokens);
     });
 
+    test('streamed tool calls the SDK can finish: non-JSON arguments become {}, interleaved calls whole blocks', async () => {
+      const chunk = (delta, finish = null) => `data: ${JSON.stringify({ id: 'chatcmpl-x', object: 'chat.completion.chunk',
+        created: 1, model: 'gpt-4o', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+      const tc = (index, fields) => chunk({ tool_calls: [{ index, ...fields }] });
+      const script = (chunks) => fake.script([{ match: { path: '/v1/chat/completions' }, content_type: 'text/event-stream',
+                                                raw_chunks: [...chunks, chunk({}, 'tool_calls'), 'data: [DONE]\n\n'] }]);
+      const run = async () => {
+        const deltas = [];
+        const stream = client.messages.stream({ model: 'gpt', max_tokens: 300, tools: [WEATHER_TOOL],
+                                                messages: [{ role: 'user', content: 'Weather?' }] });
+        stream.on('streamEvent', (e) => { if (e.type === 'content_block_delta') deltas.push(e.delta); });
+        return { msg: await stream.finalMessage(), deltas };
+      };
+      // Arguments that are not JSON: the answer without streaming has {} for them; so has the stream.
+      script([tc(0, { id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: 'not' } }),
+              tc(0, { function: { arguments: ' js' } }), tc(0, { function: { arguments: 'on' } })]);
+      const bad = await run();
+      assert.deepEqual(bad.msg.content, [{ type: 'tool_use', id: 'call_1', name: 'get_weather', input: {} }]);
+      assert.deepEqual(bad.deltas, [{ type: 'input_json_delta', partial_json: '{}' }]);
+      // Two calls whose pieces interleave: each a whole block, in index order.
+      script([tc(0, { id: 'call_a', type: 'function', function: { name: 'get_weather', arguments: '' } }),
+              tc(0, { function: { arguments: '{"city":' } }),
+              tc(1, { id: 'call_b', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } }),
+              tc(0, { function: { arguments: '"Rome"}' } })]);
+      const two = await run();
+      assert.deepEqual(two.msg.content.map((b) => [b.id, b.input]), [['call_a', { city: 'Rome' }], ['call_b', { city: 'Oslo' }]]);
+      assert.equal(two.msg.stop_reason, 'tool_use');
+    });
+
     test('countTokens: the estimate (string characters / 4)', async () => {
       const req = { model: 'gpt', system: 'Be brief.', tools: [WEATHER_TOOL],
                     messages: [{ role: 'user', content: 'How many tokens is this?' }] };

@@ -77,8 +77,9 @@ std::string_view stop_reason_of(std::string_view finish_reason);
 nlohmann::json usage_json(const usage& u);
 
 // OpenAI chat.completion.chunk payloads -> Anthropic's event stream: message_start and a
-// ping first, then content_block_start / content_block_delta (text_delta, thinking_delta,
-// input_json_delta) / content_block_stop per block, and at the end message_delta (stop
+// ping first, then content_block_start / content_block_delta (text_delta, thinking_delta)
+// / content_block_stop per block as the chunks come, each tool call at the end as a whole
+// tool_use block (one input_json_delta holding a JSON object), then message_delta (stop
 // reason, usage) and message_stop. Payloads that are not chunk objects are ignored.
 class event_writer {
  public:
@@ -108,8 +109,13 @@ class event_writer {
   bool finished_ = false;
   block open_ = block::none;
   int index_ = -1;                   // index of the open (or last) block
-  std::map<long long, int> tools_;   // OpenAI tool_calls index -> block index
-  long long open_tool_ = -1;         // OpenAI index of the open tool block
+  // The tool calls so far, by OpenAI tool_calls index; written as blocks at the end.
+  struct pending_call {
+    std::string id;
+    std::string name;
+    std::string args;
+  };
+  std::map<long long, pending_call> calls_;
   std::string finish_reason_;
   usage usage_;
   std::size_t events_ = 0;

@@ -5,6 +5,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 namespace front = switchyard::providers::anthropic_front;
 using json = nlohmann::json;
 using switchyard::core::errc;
@@ -157,6 +161,126 @@ TEST(AnthropicFront, ChunksToEvents) {
   EXPECT_EQ(data[9]["delta"]["stop_reason"], "tool_use");
   EXPECT_EQ(data[9]["usage"]["input_tokens"], 9);
   EXPECT_EQ(data[9]["usage"]["output_tokens"], 4);
+}
+
+namespace {
+
+// The events of a writer's output: {type, data}.
+std::vector<std::pair<std::string, json>> anthropic_events(const std::string& out) {
+  std::vector<std::pair<std::string, json>> evs;
+  for (std::size_t pos = 0; pos < out.size();) {
+    auto end = out.find("\n\n", pos);
+    if (end == std::string::npos) {
+      ADD_FAILURE() << "an unterminated event";
+      break;
+    }
+    auto ev = out.substr(pos, end - pos);
+    auto nl = ev.find('\n');
+    evs.emplace_back(ev.substr(7, nl - 7), json::parse(ev.substr(nl + 7)));
+    pos = end + 2;
+  }
+  return evs;
+}
+
+// What the Anthropic SDK's message accumulator does with the events: a block starts at
+// the next index, deltas go to a block that has not stopped, and a tool_use block's
+// joined partial_json must parse (finalMessage() throws otherwise). The content it ends with.
+json accumulate_message(const std::vector<std::pair<std::string, json>>& evs) {
+  json content = json::array();
+  std::vector<bool> stopped;
+  std::vector<std::string> partial;
+  for (const auto& [type, ev] : evs) {
+    if (type == "content_block_start") {
+      EXPECT_EQ(ev["index"], content.size()) << ev;
+      content.push_back(ev["content_block"]);
+      stopped.push_back(false);
+      partial.emplace_back();
+      continue;
+    }
+    if (type != "content_block_delta" && type != "content_block_stop") {
+      continue;
+    }
+    const std::size_t i = ev["index"].get<std::size_t>();
+    if (i >= content.size() || stopped[i]) {
+      ADD_FAILURE() << "an event for a block that is not open: " << ev;
+      continue;
+    }
+    if (type == "content_block_stop") {
+      stopped[i] = true;
+      continue;
+    }
+    const auto& d = ev["delta"];
+    if (d["type"] == "input_json_delta") {
+      partial[i] += d["partial_json"].get<std::string>();
+      auto input = json::parse(partial[i], nullptr, false);
+      if (!input.is_discarded()) {
+        content[i]["input"] = input;
+      }
+    } else if (d["type"] == "text_delta") {
+      content[i]["text"] = content[i]["text"].get<std::string>() + d["text"].get<std::string>();
+    }
+  }
+  for (std::size_t i = 0; i < content.size(); ++i) {
+    EXPECT_TRUE(stopped[i]) << i;
+    if (content[i]["type"] == "tool_use" && !partial[i].empty()) {
+      auto input = json::parse(partial[i], nullptr, false);
+      EXPECT_TRUE(input.is_object()) << "block " << i << " joins to " << partial[i];
+    }
+  }
+  return content;
+}
+
+}  // namespace
+
+TEST(AnthropicFront, StreamedToolArgumentsThatAreNotAnObjectBecomeAnEmptyInput) {
+  front::event_writer w("grp");
+  std::string out;
+  w.feed(R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","function":{"name":"f","arguments":"not"}}]}}]})", out);
+  w.feed(R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":" js"}}]}}]})", out);
+  w.feed(R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"on"}}]}}]})", out);
+  w.feed(R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_2","function":{"name":"g","arguments":"[1,2]"}}]}}]})", out);
+  w.feed(R"({"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]})", out);
+  w.finish(out);
+  auto evs = anthropic_events(out);
+  // As the answer without streaming: arguments that are not a JSON object are {}.
+  EXPECT_EQ(accumulate_message(evs), json::parse(R"([{"type":"tool_use","id":"call_1","name":"f","input":{}},
+      {"type":"tool_use","id":"call_2","name":"g","input":{}}])"));
+  auto plain = front::to_messages_response(R"({"choices":[{"index":0,"message":{"role":"assistant","tool_calls":[
+      {"id":"call_1","type":"function","function":{"name":"f","arguments":"not json"}},
+      {"id":"call_2","type":"function","function":{"name":"g","arguments":"[1,2]"}}]},"finish_reason":"tool_calls"}]})",
+                                           "grp");
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(json::parse(*plain)["content"], accumulate_message(evs));
+  for (const auto& [type, ev] : evs) {
+    if (type == "content_block_delta") {
+      EXPECT_EQ(ev["delta"], json::parse(R"({"type":"input_json_delta","partial_json":"{}"})"));
+    }
+  }
+  EXPECT_EQ(evs[evs.size() - 2].second["delta"]["stop_reason"], "tool_use");
+}
+
+TEST(AnthropicFront, InterleavedToolCallsBecomeWholeBlocksThatNeverReopen) {
+  front::event_writer w("grp");
+  std::string out;
+  w.feed(R"({"choices":[{"index":0,"delta":{"content":"Two calls."}}]})", out);
+  w.feed(R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_a","function":{"name":"f","arguments":""}}]}}]})", out);
+  w.feed(R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"x\":"}}]}}]})", out);
+  w.feed(R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_b","function":{"name":"g","arguments":"{}"}}]}}]})", out);
+  w.feed(R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"1}"}}]}}]})", out);
+  w.feed(R"({"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]})", out);
+  w.finish(out);
+  auto evs = anthropic_events(out);
+  EXPECT_EQ(accumulate_message(evs), json::parse(R"([{"type":"text","text":"Two calls."},
+      {"type":"tool_use","id":"call_a","name":"f","input":{"x":1}},
+      {"type":"tool_use","id":"call_b","name":"g","input":{}}])"));
+  std::vector<std::string> types;
+  for (const auto& [type, ev] : evs) {
+    types.push_back(type);
+  }
+  EXPECT_EQ(types, (std::vector<std::string>{"message_start", "ping", "content_block_start", "content_block_delta",
+                                             "content_block_stop", "content_block_start", "content_block_delta",
+                                             "content_block_stop", "content_block_start", "content_block_delta",
+                                             "content_block_stop", "message_delta", "message_stop"}));
 }
 
 TEST(AnthropicFront, PassthroughKeepsBytes) {
