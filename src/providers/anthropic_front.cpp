@@ -524,16 +524,19 @@ core::result<std::string> to_messages_response(std::string_view chat_json, std::
     stop = "tool_use";
   }
   usage u = usage_in(j);
+  // The provider's id and model, as LiteLLM's adapter answers (and as a pass-through
+  // answer names the model that wrote it); `model` only when the provider names none.
   std::string id(string_field(j, "id"));
-  if (id.rfind("msg_", 0) != 0) {
+  if (id.empty()) {
     id = "msg_" + core::random_hex(12);
   }
+  std::string_view answered_by = string_field(j, "model");
   // Member order as Anthropic writes it.
   nlohmann::ordered_json out;
   out["id"] = id;
   out["type"] = "message";
   out["role"] = "assistant";
-  out["model"] = model;
+  out["model"] = answered_by.empty() ? model : answered_by;
   out["content"] = std::move(content);
   out["stop_reason"] = stop;
   out["stop_sequence"] = nullptr;
@@ -602,6 +605,13 @@ void event_writer::feed(std::string_view payload, std::string& out) {
   }
   if (const json* u = field(j, "usage"); u != nullptr && u->is_object()) {
     usage_ = usage_in(j);
+  }
+  if (!started_) {
+    // message_start names the model the provider says answered, as the answer without
+    // streaming does; the id stays the gateway's msg_ id (LiteLLM's stream makes one too).
+    if (auto m = string_field(j, "model"); !m.empty()) {
+      model_ = m;
+    }
   }
   start(out);
   const json* choices = field(j, "choices");

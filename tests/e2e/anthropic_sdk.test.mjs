@@ -188,7 +188,8 @@ describe('/v1/messages with the Anthropic SDK', { skip }, () => {
       });
       assert.equal(first.type, 'message');
       assert.equal(first.role, 'assistant');
-      assert.equal(first.model, 'gpt');
+      assert.equal(first.model, 'gpt-4o', 'the model the provider says answered, not the group');
+      assert.match(first.id, /^chatcmpl-/, 'the provider\'s id, as LiteLLM answers');
       assert.equal(first.stop_reason, 'tool_use');
       const use = first.content.find((b) => b.type === 'tool_use');
       assert.deepEqual([use.id, use.name, use.input], ['call_1', 'get_weather', { city: 'Rome' }]);
@@ -239,6 +240,7 @@ describe('/v1/messages with the Anthropic SDK', { skip }, () => {
       let text = '';
       stream.on('text', (t) => { text += t; });
       const msg = await stream.finalMessage();
+      assert.equal(msg.model, 'gpt-4o', 'message_start names the provider\'s model, as the JSON answer');
       assert.equal(text, 'Let me look that up.');
       assert.equal(msg.stop_reason, 'tool_use');
       const use = msg.content.find((b) => b.type === 'tool_use');

@@ -62,7 +62,8 @@ core::result<nlohmann::json> to_chat_request(const nlohmann::json& body);
 
 // ---- answer -------------------------------------------------------------------
 
-// An OpenAI chat.completion (JSON text) -> an Anthropic message (JSON text) for `model`:
+// An OpenAI chat.completion (JSON text) -> an Anthropic message (JSON text) with the
+// completion's id and model (`model` and a fresh msg_ id when it has none):
 // reasoning_content -> a thinking block, content -> a text block, tool_calls -> tool_use
 // blocks (arguments parsed), finish_reason -> stop_reason, usage -> Anthropic's usage
 // (input_tokens without the cache-read and cache-written tokens, which get their own
@@ -83,6 +84,8 @@ nlohmann::json usage_json(const usage& u);
 // reason, usage) and message_stop. Payloads that are not chunk objects are ignored.
 class event_writer {
  public:
+  // `model`: message_start's model when the first chunk names none (it names the
+  // provider's model, which is used).
   explicit event_writer(std::string model);
   // Appends the events for one chunk payload (JSON text) to `out`.
   void feed(std::string_view payload, std::string& out);

@@ -112,8 +112,8 @@ TEST(AnthropicFront, AnswerToMessage) {
   ASSERT_TRUE(msg);
   auto j = json::parse(*msg);
   EXPECT_EQ(j["type"], "message");
-  EXPECT_EQ(j["model"], "grp");
-  EXPECT_EQ(j["id"].get<std::string>().rfind("msg_", 0), 0u);
+  EXPECT_EQ(j["model"], "grp");  // the provider named none
+  EXPECT_EQ(j["id"], "chatcmpl-1");  // the provider's, as LiteLLM answers
   EXPECT_EQ(j["stop_reason"], "tool_use");
   EXPECT_EQ(j["content"], json::parse(R"([{"type":"thinking","thinking":"why","signature":""},{"type":"text","text":"Hi"},
       {"type":"tool_use","id":"call_1","name":"f","input":{"x":2}}])"));
@@ -281,6 +281,34 @@ TEST(AnthropicFront, InterleavedToolCallsBecomeWholeBlocksThatNeverReopen) {
                                              "content_block_stop", "content_block_start", "content_block_delta",
                                              "content_block_stop", "content_block_start", "content_block_delta",
                                              "content_block_stop", "message_delta", "message_stop"}));
+}
+
+TEST(AnthropicFront, TheAnswerNamesTheProvidersModelAndId) {
+  auto msg = front::to_messages_response(R"({"id":"chatcmpl-9","model":"gpt-4o-2024-08-06","choices":[{"index":0,
+      "message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]})",
+                                         "grp");
+  ASSERT_TRUE(msg);
+  auto j = json::parse(*msg);
+  EXPECT_EQ(j["model"], "gpt-4o-2024-08-06");
+  EXPECT_EQ(j["id"], "chatcmpl-9");
+  auto no_id = json::parse(*front::to_messages_response(R"({"choices":[{"message":{"content":"x"}}]})", "grp"));
+  EXPECT_EQ(no_id["id"].get<std::string>().rfind("msg_", 0), 0u);
+
+  // Streamed: message_start names the model of the first chunk.
+  front::event_writer w("grp");
+  std::string out;
+  w.feed(R"({"id":"chatcmpl-9","model":"gpt-4o-2024-08-06","choices":[{"index":0,"delta":{"content":"Hi"}}]})", out);
+  w.feed(R"({"id":"chatcmpl-9","model":"gpt-4o-2024-08-06","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})", out);
+  w.finish(out);
+  auto evs = anthropic_events(out);
+  ASSERT_EQ(evs[0].first, "message_start");
+  EXPECT_EQ(evs[0].second["message"]["model"], "gpt-4o-2024-08-06");
+  EXPECT_EQ(evs[0].second["message"]["id"].get<std::string>().rfind("msg_", 0), 0u);
+  // A stream with no chunk at all keeps the model it was made for.
+  front::event_writer empty("grp");
+  std::string out2;
+  empty.finish(out2);
+  EXPECT_EQ(anthropic_events(out2)[0].second["message"]["model"], "grp");
 }
 
 TEST(AnthropicFront, PassthroughKeepsBytes) {
