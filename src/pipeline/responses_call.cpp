@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstring>
 #include <ctime>
+#include <map>
 
 namespace switchyard::pipeline {
 
@@ -78,6 +79,34 @@ void replace_quoted(std::string& s, const std::string& from, const std::string& 
   }
 }
 
+// The top-level sequence_number of a Responses event's JSON text, -1 when it has none.
+// Found by its key: a quote inside a string value is escaped, so `"sequence_number"`
+// followed by a colon occurs only as a member name (and no nested object has one).
+long long sequence_number_of(std::string_view data) {
+  static constexpr std::string_view key = "\"sequence_number\"";
+  auto at = data.find(key);
+  if (at == std::string_view::npos) {
+    return -1;
+  }
+  at += key.size();
+  while (at < data.size() && (data[at] == ' ' || data[at] == '\t' || data[at] == '\n' || data[at] == '\r')) {
+    ++at;
+  }
+  if (at >= data.size() || data[at] != ':') {
+    return -1;
+  }
+  ++at;
+  while (at < data.size() && (data[at] == ' ' || data[at] == '\t' || data[at] == '\n' || data[at] == '\r')) {
+    ++at;
+  }
+  long long n = 0;
+  const auto begin = at;
+  while (at < data.size() && data[at] >= '0' && data[at] <= '9' && at - begin < 15) {
+    n = n * 10 + (data[at++] - '0');
+  }
+  return at == begin ? -1 : n;
+}
+
 bool drop_params_of(const config::config& cfg, const request_ctx& ctx, const config::deployment& d) {
   bool drop = cfg.litellm.drop_params;
   if (auto dp = ctx.body.find("drop_params"); dp != ctx.body.end() && dp->is_boolean()) {
@@ -101,6 +130,8 @@ class event_relay {
   virtual core::result<void> finish(std::string& out) = 0;
   // The stream failed after its head: the events that say so.
   virtual void fail(const core::error& e, std::string& out) = 0;
+  // Only the first n events of the last feed() were sent (a budget cut the rest).
+  virtual void kept(std::size_t n) { (void)n; }
   virtual providers::usage tokens() const = 0;
 };
 
@@ -114,11 +145,13 @@ class native_relay final : public event_relay {
 
   core::result<void> feed(std::string_view bytes, std::string& out) override {
     events_.clear();
+    seq_before_feed_ = last_seq_;
     parser_.feed(bytes, events_);
     if (parser_.pending() > (16u << 20)) {
       return core::make_error(core::errc::upstream_error, std::string(d_.provider->exception_label) +
                                                               " - a stream event larger than 16 MB");
     }
+    fed_seqs_.clear();
     for (auto& ev : events_) {
       const bool lifecycle = ev.event.rfind("response.", 0) == 0 && ev.event.find('.', 9) == std::string::npos;
       if (upstream_id_.empty() && lifecycle) {
@@ -132,8 +165,28 @@ class native_relay final : public event_relay {
       }
       replace_quoted(ev.data, upstream_id_, encoded_);
       replace_quoted(ev.data, previous_.first, previous_.second);
+      if (const long long seq = sequence_number_of(ev.data); seq >= 0) {
+        fed_seqs_.push_back(seq);
+      } else {
+        fed_seqs_.push_back(fed_seqs_.empty() ? last_seq_ : fed_seqs_.back());
+      }
+      if (ev.event == "response.created" || ev.event == "response.in_progress") {
+        // The Response as the provider last described it: what response.failed says
+        // should the stream break.
+        auto j = json::parse(ev.data, nullptr, false);
+        if (j.is_object() && j.contains("response") && j["response"].is_object()) {
+          snapshot_ = std::move(j["response"]);
+        }
+      } else if (ev.event == "response.output_item.done") {
+        auto j = json::parse(ev.data, nullptr, false);
+        if (j.is_object() && j.contains("item") && j.contains("output_index") && j["output_index"].is_number_unsigned() &&
+            j["output_index"].get<std::size_t>() < 4096) {
+          done_items_[j["output_index"].get<std::size_t>()] = std::move(j["item"]);
+        }
+      }
       if (ev.event == "response.completed" || ev.event == "response.incomplete" || ev.event == "response.failed") {
         terminal_ = true;
+        final_relayed_ = true;
         auto j = json::parse(ev.data, nullptr, false);
         if (j.is_object() && j.contains("response") && j["response"].is_object()) {
           usage_ = providers::usage_of_response(j["response"].value("usage", json()));
@@ -164,7 +217,18 @@ class native_relay final : public event_relay {
       out += ev.data;
       out += "\n\n";
     }
+    if (!fed_seqs_.empty()) {
+      last_seq_ = fed_seqs_.back();
+    }
     return {};
+  }
+
+  void kept(std::size_t n) override {
+    // Only the first n events of the last feed reached the client: the failure events
+    // continue from the last of them.
+    if (n < fed_seqs_.size()) {
+      last_seq_ = n == 0 ? seq_before_feed_ : fed_seqs_[n - 1];
+    }
   }
 
   core::result<void> finish(std::string&) override {
@@ -179,12 +243,32 @@ class native_relay final : public event_relay {
     return {};
   }
 
+  // Ends the stream as the translated path (and OpenAI) does: an `error` event, then
+  // response.failed with the Response so far; their sequence numbers continue the
+  // provider's. Nothing when the provider's own end (response.failed, ...) went out, and
+  // only response.failed after the provider's own error event.
   void fail(const core::error& e, std::string& out) override {
-    if (relayed_error_) {
-      return;  // the provider's own error event already went out
+    if (final_relayed_) {
+      return;
     }
-    json ev{{"type", "error"}, {"code", "server_error"}, {"message", e.message}, {"param", nullptr}};
-    out += "event: error\ndata: " + ev.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+    if (!relayed_error_) {
+      json ev{{"type", "error"},
+              {"code", "server_error"},
+              {"message", e.message},
+              {"param", nullptr},
+              {"sequence_number", ++last_seq_}};
+      out += "event: error\ndata: " + ev.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+    }
+    json r = snapshot_.is_object() ? std::move(snapshot_) : json{{"id", encoded_}, {"object", "response"}};
+    r["status"] = "failed";
+    r["error"] = {{"code", "server_error"}, {"message", e.message}};
+    json output = json::array();
+    for (auto& [index, item] : done_items_) {
+      output.push_back(std::move(item));
+    }
+    r["output"] = std::move(output);
+    json ev{{"type", "response.failed"}, {"response", std::move(r)}, {"sequence_number", ++last_seq_}};
+    out += "event: response.failed\ndata: " + ev.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
   }
 
   providers::usage tokens() const override { return usage_; }
@@ -199,10 +283,16 @@ class native_relay final : public event_relay {
   std::string upstream_id_;
   std::string encoded_;
   bool terminal_ = false;
+  bool final_relayed_ = false;  // response.completed, .incomplete or .failed went out
   bool relayed_error_ = false;
   std::optional<core::error> error_;
   providers::usage usage_;
   std::string text_;
+  long long last_seq_ = -1;                   // the last relayed event's sequence_number
+  long long seq_before_feed_ = -1;
+  std::vector<long long> fed_seqs_;           // those of the last feed's events, in order
+  json snapshot_;                             // the last response.created / .in_progress Response
+  std::map<std::size_t, json> done_items_;    // output_item.done items by output_index
 };
 
 // A chat stream from the deployment's adapter, turned into Responses events.
@@ -342,6 +432,7 @@ net::awaitable<std::optional<core::error>> relay(request_ctx& ctx, std::unique_p
         events = static_cast<std::size_t>(
             std::max<long long>(0, ctx.stream_token_allowance - static_cast<long long>(ctx.events_sent)));
         keep_events(out, events);
+        tr.kept(events);
         raw->cancel();
         if (!out.empty() && (head_sent || co_await send_head()) && co_await ctx.resp.write(out)) {
           ctx.events_sent += events;

@@ -344,6 +344,38 @@ describe('responses', () => {
     assert.ok(types.includes('error'), types.join());
   });
 
+  test('an OpenAI stream cut mid-way ends as a translated one: error, then response.failed, numbered on', async () => {
+    fake.script([{ content: 'one two three four five six', chunks: 6, cut_after_chunks: 3, match: { path: '/v1/responses' } }]);
+    const r = await fetchWithTimeout(`${gw.url}/v1/responses`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${MASTER_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'r-openai', input: 'Hi', stream: true }),
+    });
+    assert.equal(r.status, 200);
+    const text = await r.text();
+    const events = text.split('\n\n').filter((b) => b.trim() !== '').map((b) => {
+      const [head, data] = b.split('\n');
+      return { event: head.slice('event: '.length), data: JSON.parse(data.slice('data: '.length)) };
+    });
+    const types = events.map((e) => e.event);
+    assert.ok(types.includes('response.output_text.delta'), types.join());
+    assert.deepEqual(types.slice(-2), ['error', 'response.failed'], types.join());
+    // Every event numbered, one after the other, the gateway's two continuing the provider's.
+    events.forEach((e, i) => assert.equal(e.data.sequence_number, i, `${e.event} at ${i}`));
+    const failed = events.at(-1).data.response;
+    assert.equal(failed.status, 'failed');
+    assert.match(failed.error.message, /OpenAIException - .*connection broken/);
+    assert.equal(failed.id, events[0].data.response.id, 'the gateway\'s id, as in response.created');
+    assert.match(failed.id, /^resp_/);
+
+    // The SDK's stream reads it to the end and reports the failure.
+    fake.script([{ content: 'one two three four five six', chunks: 6, cut_after_chunks: 3, match: { path: '/v1/responses' } }]);
+    const seen = [];
+    const stream = await client.responses.create({ model: 'r-openai', input: 'Hi', stream: true });
+    for await (const ev of stream) seen.push(ev.type);
+    assert.deepEqual(seen.slice(-2), ['error', 'response.failed'], seen.join());
+  });
+
   test('malformed bodies get a clear 400 in OpenAI\'s shape', async () => {
     const post = async (body, raw) => {
       const r = await fetchWithTimeout(`${gw.url}/v1/responses`, {

@@ -194,6 +194,9 @@ describe('limits on /v1/messages and /v1/responses', { skip }, () => {
     const deltas = blocks.filter((b) => b.startsWith('event: response.output_text.delta')).length;
     assert.ok(deltas > 0 && deltas < 30, `${deltas} text deltas relayed for a budget of about 24 events`);
     assert.ok(!blocks.some((b) => b.startsWith('event: response.completed')), 'a cut stream does not complete');
+    // error, then response.failed, numbered on from the last event that went out.
+    assert.deepEqual(blocks.slice(-2).map((b) => b.split('\n')[0]), ['event: error', 'event: response.failed']);
+    blocks.forEach((b, i) => assert.equal(JSON.parse(b.split('\n')[1].slice(6)).sequence_number, i, b.slice(0, 120)));
     const spend = await keySpend(alias);
     assert.ok(spend > 0 && spend <= budget + 1e-9, `spend ${spend} for a budget of ${budget}`);
   });
