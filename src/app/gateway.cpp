@@ -85,7 +85,39 @@ std::chrono::milliseconds env_ms(const char* name, std::chrono::milliseconds fal
   return fallback;
 }
 
+// The path routes are matched on: percent-decoded, as Starlette gives LiteLLM's routes
+// (`/v1/models/my%20model`, `/openai/deployments/gpt%2D4o/...`), without the trailing
+// slashes. `+` stays a plus (that is a query's spelling of a space), and %00 is kept as
+// written: no route or model name holds a NUL.
 std::string normalize_path(std::string p) {
+  if (p.find('%') != std::string::npos) {
+    const auto hex = [](char c) -> int {
+      if (c >= '0' && c <= '9') {
+        return c - '0';
+      }
+      if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+      }
+      if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+      }
+      return -1;
+    };
+    std::string out;
+    out.reserve(p.size());
+    for (std::size_t i = 0; i < p.size(); ++i) {
+      if (p[i] == '%' && i + 2 < p.size() && hex(p[i + 1]) >= 0 && hex(p[i + 2]) >= 0) {
+        const char c = static_cast<char>(hex(p[i + 1]) * 16 + hex(p[i + 2]));
+        if (c != '\0') {
+          out += c;
+          i += 2;
+          continue;
+        }
+      }
+      out += p[i];
+    }
+    p = std::move(out);
+  }
   while (p.size() > 1 && p.back() == '/') {
     p.pop_back();
   }
@@ -2133,6 +2165,8 @@ struct gateway::impl {
     }
     so.header_timeout = env_ms("SWITCHYARD_HEADER_TIMEOUT_MS", so.header_timeout);
     so.idle_timeout = env_ms("SWITCHYARD_IDLE_TIMEOUT_MS", so.idle_timeout);
+    // Read at the error: the policy in use then (a reload may change the origins).
+    so.early_error_headers = [this](std::string_view origin) { return cors.headers_for(origin); };
     return so;
   }
 
@@ -2180,68 +2214,85 @@ struct gateway::impl {
       }
       cors.add_headers(req.header("origin"), resp);
     }
+    // What the path takes, for the Allow header of a 405 (RFC 9110 requires it).
+    std::string_view allow;
+    std::optional<admin::method_set> allowed_admin;
     if (p == "/health/liveliness" || p == "/health/liveness" || p == "/healthz") {
+      allow = "GET, HEAD";
       if (get) {
         co_return co_await health.liveliness(req, resp);
       }
     } else if (p == "/health/readiness" || p == "/readyz") {
+      allow = "GET, HEAD";
       if (get) {
         co_return co_await health.readiness(req, resp);
       }
     } else if (p == "/metrics" && metrics_reg) {
+      allow = "GET, HEAD";
       if (get) {
         co_return co_await health.metrics(req, resp);
       }
     } else if (p == "/v1/models" || p == "/models") {
+      allow = "GET, HEAD";
       if (get) {
         co_return co_await health.models(req, resp);
       }
     } else if (starts_with(path, "/v1/models/") || starts_with(path, "/models/")) {
+      allow = "GET, HEAD";
       if (get) {
         auto id = path.substr(path.find("/models/") + 8);
         co_return co_await health.model(req, resp, std::move(id));
       }
     } else if (p == "/v1/chat/completions" || p == "/chat/completions") {
+      allow = "POST";
       if (post) {
         in_flight_guard busy(llm_in_flight);
         co_return co_await g->llm->handle(req, resp, providers::call_type::chat);
       }
     } else if (p == "/v1/completions" || p == "/completions") {
+      allow = "POST";
       if (post) {
         in_flight_guard busy(llm_in_flight);
         co_return co_await g->llm->handle(req, resp, providers::call_type::completion);
       }
     } else if (p == "/v1/embeddings" || p == "/embeddings") {
+      allow = "POST";
       if (post) {
         in_flight_guard busy(llm_in_flight);
         co_return co_await g->llm->handle(req, resp, providers::call_type::embedding);
       }
     } else if (p == "/v1/responses" || p == "/responses") {
+      allow = "POST";
       if (post) {
         in_flight_guard busy(llm_in_flight);
         co_return co_await g->llm->handle(req, resp, providers::call_type::responses);
       }
     } else if (auto r = response_route(p); !r.id.empty()) {
       // GET / DELETE /v1/responses/{id}, POST /v1/responses/{id}/cancel
+      allow = r.cancel ? "POST" : "GET, HEAD, DELETE";
       if ((r.cancel && post) || (!r.cancel && (get || method == "DELETE"))) {
         co_return co_await g->responses_api->handle(req, resp, std::move(r.id), r.cancel);
       }
     } else if (p == "/v1/messages" || p == "/anthropic/v1/messages") {
       // Anthropic's Messages API (Claude Code, the Anthropic SDKs), to any model group.
+      allow = "POST";
       if (post) {
         in_flight_guard busy(llm_in_flight);
         co_return co_await g->llm->handle(req, resp, providers::call_type::messages);
       }
     } else if (p == "/v1/messages/count_tokens" || p == "/anthropic/v1/messages/count_tokens") {
+      allow = "POST";
       if (post) {
         co_return co_await g->llm->count_tokens(req, resp);
       }
     } else if (auto m = model_route(path); !m.model.empty()) {
+      allow = "POST";
       if (post) {
         in_flight_guard busy(llm_in_flight);
         co_return co_await g->llm->handle(req, resp, m.type, m.model);
       }
     } else if (p == "/") {
+      allow = "GET, HEAD";
       if (get) {
         http::response r;
         r.body = R"({"message":"Switchyard LLM gateway. OpenAI-compatible API under /v1.","version":")" +
@@ -2250,6 +2301,7 @@ struct gateway::impl {
         co_return;
       }
     } else if (admin::ui_assets::handles(p)) {
+      allow = "GET, HEAD";
       if (get) {
         // The path as sent: the trailing slash of /ui/ matters here (a relative asset URL,
         // the redirect from /ui).
@@ -2264,6 +2316,7 @@ struct gateway::impl {
     } else if (std::string_view param; const auto* route = admin::find_route(p, &param)) {
       // The management API (admin/routes.hpp): looked up only once the LLM routes above
       // did not match, so those keep their few string compares.
+      allowed_admin = route->methods;
       if ((route->methods & admin::method_bit(method)) != 0) {
         if (db && !migrated && route->needs_db) {
           co_return co_await schema_not_ready(resp);
@@ -2278,7 +2331,15 @@ struct gateway::impl {
     }
     auto e = core::make_error(core::errc::bad_request, "Method Not Allowed: " + req.method + " " + req.path);
     e.status = 405;
-    co_await resp.send(http::error_response(e));
+    auto answer = http::error_response(e);
+    std::string allowed(allow);
+    if (allowed_admin) {
+      allowed = admin::method_names(static_cast<admin::method_set>(*allowed_admin));
+    }
+    if (!allowed.empty()) {
+      answer.headers.emplace_back("allow", std::move(allowed));
+    }
+    co_await resp.send(std::move(answer));
   }
 
   // The grace period is over: the clients' connections close, and the calls still

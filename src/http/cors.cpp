@@ -14,7 +14,8 @@ namespace {
 constexpr std::string_view expose =
     "x-litellm-call-id, x-litellm-response-cost, x-litellm-model-id, x-litellm-model-api-base, "
     "x-litellm-model-group, x-litellm-version, x-litellm-key-spend, x-litellm-cache-key, "
-    "x-litellm-attempted-retries, x-litellm-attempted-fallbacks, x-ratelimit-limit-requests, "
+    "x-litellm-attempted-retries, x-litellm-attempted-fallbacks, x-litellm-max-retries, "
+    "x-litellm-response-duration-ms, x-litellm-overhead-duration-ms, x-ratelimit-limit-requests, "
     "x-ratelimit-remaining-requests, x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, retry-after";
 constexpr std::string_view methods = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 // Request headers a preflight may ask for: letters, digits, '-', ',', spaces; longer or
@@ -88,15 +89,23 @@ response cors_policy::preflight(const request& req) const {
 }
 
 void cors_policy::add_headers(std::string_view origin, responder& resp) const {
+  for (auto& [name, value] : headers_for(origin)) {
+    resp.add_common_header(std::move(name), std::move(value));
+  }
+}
+
+header_list cors_policy::headers_for(std::string_view origin) const {
+  header_list out;
   if (!allows(origin)) {
-    return;
+    return out;
   }
-  resp.add_common_header("Access-Control-Allow-Origin", allow_origin_value(origin));
-  resp.add_common_header("Access-Control-Expose-Headers", std::string(expose));
+  out.emplace_back("Access-Control-Allow-Origin", allow_origin_value(origin));
+  out.emplace_back("Access-Control-Expose-Headers", std::string(expose));
   if (credentials_) {
-    resp.add_common_header("Access-Control-Allow-Credentials", "true");
+    out.emplace_back("Access-Control-Allow-Credentials", "true");
   }
-  resp.add_common_header("Vary", "Origin");
+  out.emplace_back("Vary", "Origin");
+  return out;
 }
 
 }  // namespace switchyard::http

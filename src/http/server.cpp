@@ -239,7 +239,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
   net::awaitable<void> tls_session(std::shared_ptr<tls_connection> c);
   template <class Conn>
   net::awaitable<bool> read_body(Conn& c, beast::flat_buffer& buf, std::string& body, std::size_t len,
-                                 const std::string& call_id);
+                                 const std::string& call_id, std::string_view origin);
   template <class Conn>
   net::awaitable<bool> read_with_parser(Conn& c, beast::flat_buffer& buf, request& req, std::string& call_id,
                                         bool& keep_alive);
@@ -573,7 +573,7 @@ net::awaitable<void> linger_close(Conn& c, std::chrono::milliseconds limit) {
 // response on a connection that is closed afterwards, gently (linger_close).
 template <class Conn>
 net::awaitable<void> reject(Conn& c, const server_options& opts, const core::error& e,
-                            const std::string& call_id) {
+                            const std::string& call_id, std::string_view origin = {}) {
   core::access_record rec;
   rec.method = "-";
   rec.path = "-";
@@ -585,6 +585,12 @@ net::awaitable<void> reject(Conn& c, const server_options& opts, const core::err
   res.set(bhttp::field::server, "switchyard");
   res.set(bhttp::field::content_type, "application/json");
   res.set("x-litellm-call-id", call_id);
+  if (opts.early_error_headers && !origin.empty()) {
+    // A browser reads an early error (413, 408) only with the CORS headers of the answer.
+    for (const auto& [name, value] : opts.early_error_headers(origin)) {
+      res.set(name, value);
+    }
+  }
   res.keep_alive(false);
   res.body() = error_body(e);
   res.prepare_payload();
@@ -828,7 +834,7 @@ constexpr std::uint64_t direct_body_min = 16 * 1024;
 // body_timeout. False when the client stalled (408 sent) or went away.
 template <class Conn>
 net::awaitable<bool> server::impl::read_body(Conn& c, beast::flat_buffer& buf, std::string& body,
-                                             std::size_t len, const std::string& call_id) {
+                                             std::size_t len, const std::string& call_id, std::string_view origin) {
   body.resize(len);
   const std::size_t have = std::min(buf.size(), len);
   net::buffer_copy(net::buffer(body.data(), have), buf.data());
@@ -841,7 +847,7 @@ net::awaitable<bool> server::impl::read_body(Conn& c, beast::flat_buffer& buf, s
   if (ec) {
     if (c.timed_out) {
       auto e = core::make_error(core::errc::request_timeout, "Request body not received in time");
-      co_await reject(c, opts_, e, call_id);
+      co_await reject(c, opts_, e, call_id, origin);
     }
     co_return false;  // the client closed or reset before sending the whole body
   }
@@ -887,14 +893,14 @@ net::awaitable<bool> server::impl::read_with_parser(Conn& c, beast::flat_buffer&
   if (!req.header("transfer-encoding").empty() && !parser.chunked()) {
     auto e = core::make_error(core::errc::bad_request,
                               "Unsupported Transfer-Encoding: only chunked (as the last coding) is accepted");
-    co_await reject(c, opts_, e, call_id);
+    co_await reject(c, opts_, e, call_id, req.header("origin"));
     co_return false;
   }
 
   // 3. Body: refuse early what is declared too large, then read it bounded in time.
   if (auto len = parser.content_length(); len && *len > opts_.max_body_bytes) {
     auto e = too_large(opts_.max_body_bytes, *len);
-    co_await reject(c, opts_, e, call_id);
+    co_await reject(c, opts_, e, call_id, req.header("origin"));
     co_return false;
   }
   if (!parser.is_done()) {
@@ -916,7 +922,7 @@ net::awaitable<bool> server::impl::read_with_parser(Conn& c, beast::flat_buffer&
     if (declared && !chunked && *declared >= direct_body_min) {
       const auto len = static_cast<std::size_t>(*declared);
       direct_body.emplace();
-      if (!co_await read_body(c, buf, *direct_body, len, call_id)) {
+      if (!co_await read_body(c, buf, *direct_body, len, call_id, req.header("origin"))) {
         co_return false;
       }
     } else {
@@ -924,7 +930,7 @@ net::awaitable<bool> server::impl::read_with_parser(Conn& c, beast::flat_buffer&
       c.disarm();
       if (ec) {
         if (auto e = read_failure(ec, c.timed_out, opts_.max_body_bytes, "body")) {
-          co_await reject(c, opts_, *e, call_id);
+          co_await reject(c, opts_, *e, call_id, req.header("origin"));
         }
         co_return false;
       }
@@ -1014,7 +1020,7 @@ net::awaitable<void> server::impl::session(std::shared_ptr<Conn> c) {
       keep_alive = head.keep_alive;
       if (head.content_length > opts_.max_body_bytes) {
         auto e = too_large(opts_.max_body_bytes, head.content_length);
-        co_await reject(*c, opts_, e, call_id);
+        co_await reject(*c, opts_, e, call_id, req.header("origin"));
         co_return;
       }
       // 3. The body: what came with the head, then the rest read straight into place.
@@ -1022,7 +1028,7 @@ net::awaitable<void> server::impl::session(std::shared_ptr<Conn> c) {
       if (buf.size() >= len) {  // the usual case: it came with the head
         req.body.assign(static_cast<const char*>(buf.data().data()), len);
         buf.consume(len);
-      } else if (!co_await read_body(*c, buf, req.body, len, call_id)) {
+      } else if (!co_await read_body(*c, buf, req.body, len, call_id, req.header("origin"))) {
         co_return;
       }
     } else if (!co_await read_with_parser(*c, buf, req, call_id, keep_alive)) {

@@ -201,6 +201,14 @@ verdict parse_stage::run(request_ctx& ctx) {
   ctx.stream = ctx.type != call_type::embedding && stream != nullptr && stream->kind == json_kind::boolean &&
                stream->value == "true";
   auto so = ctx.body.find("stream_options");
+  if (so != ctx.body.end() && !so->is_null() && !so->is_object()) {
+    // OpenAI's 400 (it was dropped and replaced without a word).
+    const char* what = so->is_number() ? "a number" : so->is_string() ? "a string" : so->is_array() ? "an array" : "a boolean";
+    return verdict::fail(core::make_error(core::errc::bad_request,
+                                          std::string("Invalid type for 'stream_options': expected an object, but got ") +
+                                              what + " instead.",
+                                          "stream_options"));
+  }
   if (so != ctx.body.end() && so->is_object()) {
     // OpenAI's 400 for a non-boolean (it threw from json::value() here: a 500).
     if (auto iu = so->find("include_usage"); iu != so->end() && !iu->is_null()) {

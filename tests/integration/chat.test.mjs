@@ -26,6 +26,7 @@ before(async () => {
         openaiModel('gpt-stalled', `${fake.url}/v1`, { upstreamModel: 'stalled', params: { timeout: 1 } }),
         openaiModel('gpt-dead', `http://127.0.0.1:${deadPort}/v1`, { params: { timeout: 5 } }),
         mockModel('demo', 'Hello from the offline demo model'),
+        mockModel('my model', 'from the model with a space'),
       ],
       // One attempt per request: these tests look at how a single upstream failure reaches
       // the client (retries and fallbacks are tested in router.test.mjs).
@@ -268,6 +269,21 @@ describe('streaming', () => {
     assert.ok(!data.includes('[DONE]') || data.some((d) => d.startsWith('{"error"')), r.stdout);
     const ok = await call(gw, '/v1/chat/completions', { body: { model: 'gpt-x', messages: USER } });
     assert.equal(ok.status, 200);
+  });
+});
+
+describe('percent-encoded paths', () => {
+  test('path parameters are decoded as Starlette decodes them for LiteLLM', async () => {
+    const m = await call(gw, '/v1/models/my%20model', { method: 'GET' });
+    assert.equal(m.status, 200, m.text);
+    assert.equal(m.json.id, 'my model');
+    const d = await call(gw, '/openai/deployments/my%20model/chat/completions', { body: { messages: USER } });
+    assert.equal(d.status, 200, d.text);
+    assert.equal(d.json.choices[0].message.content, 'from the model with a space');
+    const c = await call(gw, '/v1/%63hat/completions', { body: { model: 'demo', messages: USER } });
+    assert.equal(c.status, 200, c.text);
+    // %00 is not decoded: no such route.
+    assert.equal((await call(gw, '/v1/chat/completions%00', { body: { model: 'demo', messages: USER } })).status, 404);
   });
 });
 

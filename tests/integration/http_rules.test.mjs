@@ -112,7 +112,10 @@ describe('CORS', () => {
 
   test('listed origins: preflight 204 without a key, answers expose the x-litellm headers, other origins get nothing', async () => {
     const gw = await startGateway({
-      config: { model_list: [mockModel('a')], general_settings: { cors_allow_origins: ['https://app.example.com/'], cors_allow_credentials: true } },
+      config: {
+        model_list: [mockModel('a')],
+        general_settings: { cors_allow_origins: ['https://app.example.com/'], cors_allow_credentials: true, max_request_size_mb: 0.01 },
+      },
     });
     const p = await preflight(gw, 'https://app.example.com');
     assert.equal(p.status, 204);
@@ -130,6 +133,18 @@ describe('CORS', () => {
     const e = await call(gw, '/v1/chat/completions', { body: chat, key: 'sk-wrong', headers: { origin: 'https://app.example.com' } });
     assert.equal(e.status, 401);
     assert.equal(e.headers.get('access-control-allow-origin'), 'https://app.example.com');
+    assert.match(r.headers.get('access-control-expose-headers'), /x-litellm-response-duration-ms/);
+    // So does an error written before any handler ran (413: the body is over the limit).
+    const big = await call(gw, '/v1/chat/completions', {
+      body: { ...chat, messages: [{ role: 'user', content: 'x'.repeat(20_000) }] }, headers: { origin: 'https://app.example.com' },
+    });
+    assert.equal(big.status, 413);
+    assert.equal(big.headers.get('access-control-allow-origin'), 'https://app.example.com');
+    const bigOther = await call(gw, '/v1/chat/completions', {
+      body: { ...chat, messages: [{ role: 'user', content: 'x'.repeat(20_000) }] }, headers: { origin: 'https://evil.example.net' },
+    });
+    assert.equal(bigOther.status, 413);
+    assert.equal(bigOther.headers.get('access-control-allow-origin'), null);
 
     const other = await preflight(gw, 'https://evil.example.net');
     assert.equal(other.status, 400);

@@ -181,6 +181,10 @@ describe('bad requests', () => {
     const b = await call(gw, '/v1/chat/completions', { method: 'GET' });
     assert.equal(b.status, 405);
     assert.deepEqual(openaiErrorProblems(b.json, 405), []);
+    // RFC 9110: a 405 names what the path takes.
+    assert.equal(b.headers.get('allow'), 'POST');
+    assert.equal((await call(gw, '/health/liveliness', { method: 'POST' })).headers.get('allow'), 'GET, HEAD');
+    assert.equal((await call(gw, '/key/generate', { method: 'GET' })).headers.get('allow'), 'POST');
   });
 
   test('keep-alive: several requests on one connection', async () => {

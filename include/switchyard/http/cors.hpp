@@ -26,6 +26,8 @@ class cors_policy {
   response preflight(const request& req) const;
   // The headers an answer to an allowed cross-origin request carries (none otherwise).
   void add_headers(std::string_view origin, responder& resp) const;
+  // The same headers as a list (empty when the origin is not allowed).
+  header_list headers_for(std::string_view origin) const;
 
  private:
   std::string allow_origin_value(std::string_view origin) const;

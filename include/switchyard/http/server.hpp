@@ -42,6 +42,9 @@ struct server_options {
   // text and is closed). PEM files: the certificate chain and its private key.
   std::string tls_cert_file;
   std::string tls_key_file;
+  // The headers an early error (413, 408, 400 written before any handler ran) carries for
+  // a request with this Origin: the gateway's CORS headers. Unset: none.
+  std::function<header_list(std::string_view origin)> early_error_headers;
 };
 
 // Startup check of the TLS files (both set or neither, readable, the key matches the

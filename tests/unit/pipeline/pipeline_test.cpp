@@ -202,6 +202,19 @@ TEST_F(pipeline_test, a_non_boolean_include_usage_is_400_from_parse_not_a_500) {
   EXPECT_TRUE(o.attempts.empty());
 }
 
+TEST_F(pipeline_test, stream_options_that_is_not_an_object_is_400_from_parse) {
+  const std::pair<const char*, const char*> bad[] = {{R"("x")", "a string"}, {"[]", "an array"}, {"true", "a boolean"}};
+  for (const auto& [value, what] : bad) {
+    auto r = call(std::string(R"({"model":"a","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":)") +
+                  value + "}");
+    EXPECT_EQ(r.status, 400) << value;
+    EXPECT_NE(r.body.find(std::string("Invalid type for 'stream_options': expected an object, but got ") + what),
+              std::string::npos)
+        << r.body;
+  }
+  EXPECT_EQ(up.calls.size(), 0u);
+}
+
 TEST_F(pipeline_test, a_non_boolean_stream_is_400_from_parse_and_null_is_no_stream) {
   const std::pair<const char*, const char*> bad[] = {{R"("yes")", "a string"}, {"1", "a number"},
                                                      {"[]", "an array"}, {"{}", "an object"}};
