@@ -35,8 +35,9 @@ bool has_nul(const json& j, std::string& path) {
   return false;
 }
 
-// The request's JSON object ({} for an empty body): 400 when it is malformed or not an
-// object, or when a string in it holds a NUL character.
+// The request's JSON object ({} for an empty body): 400 when it is malformed (a number
+// that overflows a double included) or not an object, or when a string in it holds a NUL
+// character.
 core::result<json> body_object(const http::request& req) {
   if (req.body.empty()) {
     return ok(json::object());
@@ -50,6 +51,15 @@ core::result<json> body_object(const http::request& req) {
       what.remove_prefix(end + 2);
     }
     return core::make_error(core::errc::invalid_json, "Invalid JSON in request body: " + std::string(what));
+  } catch (const json::out_of_range& e) {
+    // A number too large for a double (1e400): nlohmann refuses it while parsing, as the
+    // LLM routes' scanner does, so it is the caller's malformed body, not a server error.
+    std::string_view what = e.what();  // "[json.exception.out_of_range.406] number overflow parsing '1e400'"
+    if (auto end = what.find("] "); end != std::string_view::npos) {
+      what.remove_prefix(end + 2);
+    }
+    return core::make_error(core::errc::invalid_json,
+                            "Invalid JSON in request body: number out of range (" + std::string(what) + ")");
   }
   if (!body.is_object()) {
     return core::make_error(core::errc::invalid_json, "Request body must be a JSON object");

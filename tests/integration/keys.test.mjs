@@ -260,6 +260,21 @@ describe('virtual keys', { skip }, () => {
     assert.equal(fine.status, 200, `an escaped "%00" is text: ${fine.text}`);
   });
 
+  test('a number too large for a double in a management body is a 400, not a 500', async () => {
+    // nlohmann refuses 1e400 while parsing with out_of_range, which was not caught.
+    for (const [path, text] of [
+      ['/key/generate', '{"max_budget":1e400}'],
+      ['/team/new', '{"max_budget":-1e400}'],
+      ['/budget/new', '{"soft_budget":1e400}'],
+    ]) {
+      const r = await call(gw, path, { body: text });
+      assert.equal(r.status, 400, `${path} ${text}: ${r.text}`);
+      assert.deepEqual(openaiErrorProblems(r.json, 400), [], r.text);
+      assert.equal(r.json.error.type, 'invalid_request_error', r.text);
+      assert.match(r.json.error.message, /number out of range/, r.text);
+    }
+  });
+
   test('management needs the master key: a virtual key gets 401', async () => {
     const k = await generate();
     const r = await call(gw, '/key/generate', { key: k.key, body: {} });
