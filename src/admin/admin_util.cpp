@@ -98,8 +98,25 @@ std::optional<core::error> check_kind(const std::string& name, kind k, const jso
     case kind::num:
       return v.is_number() ? std::nullopt : std::optional(field_error(name, "expected a number"));
     case kind::int_or_null:
-      return v.is_null() || v.is_number_integer() ? std::nullopt
-                                                  : std::optional(field_error(name, "expected an integer or null"));
+    case kind::int32_or_null: {
+      if (v.is_null()) {
+        return std::nullopt;
+      }
+      // The range of the column the value is stored in (bigint or integer). nlohmann keeps
+      // 2^63 .. 2^64-1 as unsigned, so those are compared as such.
+      const bool narrow = k == kind::int32_or_null;
+      const std::int64_t lo = narrow ? INT32_MIN : INT64_MIN;
+      const std::int64_t hi = narrow ? INT32_MAX : INT64_MAX;
+      const bool fits = v.is_number_unsigned()  ? v.get<std::uint64_t>() <= static_cast<std::uint64_t>(hi)
+                        : v.is_number_integer() ? v.get<std::int64_t>() >= lo && v.get<std::int64_t>() <= hi
+                                                : false;
+      if (!v.is_number_integer()) {
+        return field_error(name, "expected an integer or null");
+      }
+      return fits ? std::nullopt
+                  : std::optional(field_error(name, "expected an integer from " + std::to_string(lo) + " to " +
+                                                        std::to_string(hi) + ", or null"));
+    }
     case kind::boolean:
       return v.is_boolean() ? std::nullopt : std::optional(field_error(name, "expected a boolean"));
     case kind::str_array:

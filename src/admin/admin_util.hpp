@@ -47,7 +47,20 @@ net::awaitable<std::optional<auth::principal>> authenticate_caller(const auth::k
 // Sends `out` as a 200 JSON body, or the error OpenAI-shaped.
 net::awaitable<void> send_result(http::responder& resp, core::result<json> out);
 
-enum class kind { str_or_null, str, num_or_null, num, int_or_null, boolean, str_array, object, duration_or_null };
+// int_or_null: an integer that fits a bigint column; int32_or_null: one that fits an integer
+// column (a value past the column's range would reach Postgres and fail there, a 500).
+enum class kind {
+  str_or_null,
+  str,
+  num_or_null,
+  num,
+  int_or_null,
+  int32_or_null,
+  boolean,
+  str_array,
+  object,
+  duration_or_null
+};
 
 struct field_spec {
   const char* name;

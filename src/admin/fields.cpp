@@ -1,6 +1,7 @@
 // The request fields of the management API, per entity, with their types: what a
 // /<entity>/new or /update body may set (LiteLLM's names). A wrong type is 422 naming the
-// field (admin_util.hpp, check_kind).
+// field (admin_util.hpp, check_kind). Integer kinds follow the column types of
+// migrations/0002_keys.sql: tpm_limit and rpm_limit are bigint, max_parallel_requests integer.
 #include "admin_util.hpp"
 
 #include <array>
@@ -30,7 +31,7 @@ constexpr entity_field all_fields[] = {
     {entity::key, {"spend", kind::num}},
     {entity::key, {"tpm_limit", kind::int_or_null}},
     {entity::key, {"rpm_limit", kind::int_or_null}},
-    {entity::key, {"max_parallel_requests", kind::int_or_null}},
+    {entity::key, {"max_parallel_requests", kind::int32_or_null}},
     {entity::key, {"user_id", kind::str_or_null}},
     {entity::key, {"team_id", kind::str_or_null}},
     {entity::key, {"organization_id", kind::str_or_null}},
@@ -63,7 +64,7 @@ constexpr entity_field all_fields[] = {
     {entity::team, {"budget_duration", kind::duration_or_null}},
     {entity::team, {"tpm_limit", kind::int_or_null}},
     {entity::team, {"rpm_limit", kind::int_or_null}},
-    {entity::team, {"max_parallel_requests", kind::int_or_null}},
+    {entity::team, {"max_parallel_requests", kind::int32_or_null}},
     {entity::team, {"metadata", kind::object}},
     {entity::team, {"model_aliases", kind::object}},
     {entity::team, {"blocked", kind::boolean}},
@@ -85,7 +86,7 @@ constexpr entity_field all_fields[] = {
 
     {entity::budget, {"max_budget", kind::num_or_null}},
     {entity::budget, {"soft_budget", kind::num_or_null}},
-    {entity::budget, {"max_parallel_requests", kind::int_or_null}},
+    {entity::budget, {"max_parallel_requests", kind::int32_or_null}},
     {entity::budget, {"tpm_limit", kind::int_or_null}},
     {entity::budget, {"rpm_limit", kind::int_or_null}},
     {entity::budget, {"budget_duration", kind::duration_or_null}},

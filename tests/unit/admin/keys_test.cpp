@@ -3,6 +3,8 @@
 #include "switchyard/admin/keys.hpp"
 #include "switchyard/core/ids.hpp"
 
+#include "admin_util.hpp"
+
 #include <gtest/gtest.h>
 
 #include <regex>
@@ -121,6 +123,41 @@ TEST(key_request, wrong_types_are_422_naming_the_field) {
   auto not_object = admin::key_patch_from(json::array(), t0);
   ASSERT_FALSE(not_object.has_value());
   EXPECT_EQ(not_object.error().status, 400);
+}
+
+// Integers past their column's range reached Postgres and came back as a 500 quoting the
+// database ("out of range for type bigint"): tpm_limit and rpm_limit are bigint columns,
+// max_parallel_requests an integer one, on every entity that has them.
+TEST(key_request, integers_past_their_column_range_are_422_naming_the_field) {
+  const json bigint_max = INT64_MAX;
+  const json bigint_past = json::parse("9223372036854775808");  // kept by nlohmann as unsigned
+  const json int_max = INT32_MAX;
+  const json int_past = std::int64_t{3000000000};
+  for (auto e : {admin::entity::key, admin::entity::user, admin::entity::team, admin::entity::budget}) {
+    for (const auto& f : admin::fields_of(e)) {
+      const std::string name = f.name;
+      const bool bigint = name == "tpm_limit" || name == "rpm_limit";
+      if (!bigint && name != "max_parallel_requests") {
+        continue;
+      }
+      const json fits = bigint ? bigint_max : int_max;
+      const json past = bigint ? bigint_past : int_past;
+      auto ok = admin::patch_from(json{{name, fits}}, e, t0);
+      ASSERT_TRUE(ok.has_value()) << name << ": " << ok.error().message;
+      EXPECT_EQ((*ok)[name], fits);
+      auto bad = admin::patch_from(json{{name, past}}, e, t0);
+      ASSERT_FALSE(bad.has_value()) << name << " " << past.dump();
+      EXPECT_EQ(bad.error().status, 422);
+      EXPECT_EQ(bad.error().param, name);
+      EXPECT_NE(bad.error().message.find(name), std::string::npos) << bad.error().message;
+    }
+  }
+  auto below = admin::key_patch_from(json{{"max_parallel_requests", std::int64_t{-3000000000}}}, t0);
+  ASSERT_FALSE(below.has_value());
+  EXPECT_EQ(below.error().param, "max_parallel_requests");
+  auto huge = admin::key_patch_from(json::parse(R"({"tpm_limit": 18446744073709551615})"), t0);
+  ASSERT_FALSE(huge.has_value());
+  EXPECT_EQ(huge.error().param, "tpm_limit");
 }
 
 }  // namespace
