@@ -2,6 +2,8 @@
 
 #include "handlers.hpp"
 
+#include "switchyard/core/utf8.hpp"
+
 namespace switchyard::admin {
 
 namespace {
@@ -73,6 +75,30 @@ core::result<json> body_object(const http::request& req) {
   return ok(std::move(body));
 }
 
+// A query parameter whose decoded name or value is not valid UTF-8 (`?user_id=%ff`): 400
+// naming it. Postgres' text refuses such bytes, so the lookup failed with a database
+// error, a 500. Body strings never get here: the JSON parser refuses invalid UTF-8.
+std::optional<core::error> invalid_utf8_param(std::string_view query) {
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const auto part = query.substr(0, amp);
+    const auto eq = part.find('=');
+    const std::string name = url_decode(part.substr(0, eq));
+    const bool name_ok = core::is_valid_utf8(name);
+    if (!name_ok || (eq != std::string_view::npos && !core::is_valid_utf8(url_decode(part.substr(eq + 1))))) {
+      return core::make_error(core::errc::bad_request,
+                              name_ok ? "Query parameter `" + name + "` is not valid UTF-8"
+                                      : std::string("A query parameter's name is not valid UTF-8"),
+                              name_ok ? name : std::string());
+    }
+    if (amp == std::string_view::npos) {
+      break;
+    }
+    query.remove_prefix(amp + 1);
+  }
+  return std::nullopt;
+}
+
 std::string user_of(const auth::principal& who) { return who.vkey ? who.vkey->user_id : std::string(); }
 
 std::string org_of(const auth::principal& who) {
@@ -81,7 +107,8 @@ std::string org_of(const auth::principal& who) {
 
 // The checks every route shares once the caller is known, in this order: the route's
 // access rule for their role (401/403), Postgres when the route needs it (500), an
-// org_admin's organisation (403), the JSON body of anything but a GET (400). The body.
+// org_admin's organisation (403), a query parameter with a NUL character or invalid UTF-8
+// (400), the JSON body of anything but a GET (400). The body.
 core::result<json> admit(const management_deps& deps, const route& r, const auth::principal& who, scope sc,
                          const http::request& req) {
   if (sc == scope::denied) {
@@ -99,6 +126,9 @@ core::result<json> admit(const management_deps& deps, const route& r, const auth
       return core::make_error(core::errc::bad_request,
                               "A query parameter contains a NUL character (%00), which the database cannot store");
     }
+  }
+  if (auto bad = invalid_utf8_param(req.query)) {
+    return *bad;
   }
   if (method_bit(req.method) == method_get) {
     return ok(json::object());

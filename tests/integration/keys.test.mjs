@@ -260,6 +260,30 @@ describe('virtual keys', { skip }, () => {
     assert.equal(fine.status, 200, `an escaped "%00" is text: ${fine.text}`);
   });
 
+  test('invalid UTF-8 in a query parameter is a 400 naming it, not a database error', async () => {
+    // Postgres' text refuses the bytes: the lookups failed with a 500 quoting the database.
+    for (const [path, param] of [
+      ['/user/info?user_id=%ff', 'user_id'],
+      ['/team/info?team_id=%ff', 'team_id'],
+      ['/key/info?key=%ff', 'key'],
+      ['/organization/info?organization_id=%ff', 'organization_id'],
+      ['/customer/info?end_user_id=%ff', 'end_user_id'],
+      ['/budget/info?budget_id=%ff', 'budget_id'],
+      ['/team/list?user_id=%ff', 'user_id'],
+      ['/key/list?key_alias=a%c3', 'key_alias'],
+      ['/spend/logs?user_id=%ff', 'user_id'],
+      ['/user/list?page=1&user_email=%ed%a0%80', 'user_email'],
+    ]) {
+      const r = await call(gw, path, { method: 'GET' });
+      assert.equal(r.status, 400, `${path}: ${r.text}`);
+      assert.deepEqual(openaiErrorProblems(r.json, 400), [], r.text);
+      assert.equal(r.json.error.param, param, r.text);
+      assert.match(r.json.error.message, /not valid UTF-8/, r.text);
+    }
+    const fine = await call(gw, '/key/list?key_alias=%C3%A9', { method: 'GET' });
+    assert.equal(fine.status, 200, `an encoded "é" is text: ${fine.text}`);
+  });
+
   test('a number too large for a double in a management body is a 400, not a 500', async () => {
     // nlohmann refuses 1e400 while parsing with out_of_range, which was not caught.
     for (const [path, text] of [

@@ -96,6 +96,46 @@ inline std::size_t plain_prefix(std::string_view s) {
   return run;
 }
 
+// The length of the multi-byte UTF-8 sequence at `p` (whose first byte is 0x80 or above), of
+// the `avail` bytes there; 0 when it is not valid (no overlongs, no surrogates, <= U+10FFFF,
+// not cut short).
+inline std::size_t utf8_sequence_length(const unsigned char* p, std::size_t avail) {
+  const unsigned char c = p[0];
+  std::size_t len = 0;
+  unsigned lo = 0x80, hi = 0xBF;
+  if (c >= 0xC2 && c <= 0xDF) {
+    len = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3;
+    lo = c == 0xE0 ? 0xA0 : 0x80;
+    hi = c == 0xED ? 0x9F : 0xBF;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4;
+    lo = c == 0xF0 ? 0x90 : 0x80;
+    hi = c == 0xF4 ? 0x8F : 0xBF;
+  }
+  bool ok = len != 0 && len <= avail && p[1] >= lo && p[1] <= hi;
+  for (std::size_t k = 2; ok && k < len; ++k) {
+    ok = p[k] >= 0x80 && p[k] <= 0xBF;
+  }
+  return ok ? len : 0;
+}
+
+// Whether `s` is valid UTF-8 (what Postgres' text accepts, NUL aside).
+inline bool is_valid_utf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  for (std::size_t i = 0; i < s.size();) {
+    if (p[i] < 0x80) {
+      ++i;
+    } else if (const std::size_t len = utf8_sequence_length(p + i, s.size() - i); len != 0) {
+      i += len;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
 // Writes `s` at `o` with invalid UTF-8 (headers and bodies can carry any bytes) replaced by
 // U+FFFD, so that what is written is always valid UTF-8: Postgres never refuses a spend batch
 // for one row's bytes, and a JSON log line stays JSON. `escape(o, c)` writes the escaped
@@ -126,25 +166,7 @@ char* write_utf8(char* o, std::string_view s, Escape escape) {
       ++i;
       continue;
     }
-    // Length and validity of a multi-byte sequence (no overlongs, no surrogates, <= U+10FFFF).
-    std::size_t len = 0;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      lo = c == 0xE0 ? 0xA0 : 0x80;
-      hi = c == 0xED ? 0x9F : 0xBF;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      lo = c == 0xF0 ? 0x90 : 0x80;
-      hi = c == 0xF4 ? 0x8F : 0xBF;
-    }
-    bool ok = len != 0 && i + len <= n && p[i + 1] >= lo && p[i + 1] <= hi;
-    for (std::size_t k = 2; ok && k < len; ++k) {
-      ok = p[i + k] >= 0x80 && p[i + k] <= 0xBF;
-    }
-    if (ok) {
+    if (const std::size_t len = utf8_sequence_length(p + i, n - i); len != 0) {
       std::memcpy(o, s.data() + i, len);
       o += len;
       i += len;
