@@ -86,7 +86,16 @@ std::optional<sys_time> add_duration(std::string_view d, sys_time now) {
 std::string generate_key_string() { return "sk-" + core::random_hex(16); }
 
 std::string key_name_of(std::string_view key) {
-  return "sk-..." + std::string(key.size() >= 4 ? key.substr(key.size() - 4) : key);
+  // The last four characters, not bytes (LiteLLM's key[-4:] counts code points): a cut
+  // inside a multibyte character left invalid UTF-8, which Postgres refuses. A character
+  // starts at any byte that is not a continuation byte (10xxxxxx).
+  std::size_t from = key.size();
+  for (int chars = 0; chars < 4 && from > 0; ++chars) {
+    do {
+      --from;
+    } while (from > 0 && (static_cast<unsigned char>(key[from]) & 0xC0) == 0x80);
+  }
+  return "sk-..." + std::string(key.substr(from));
 }
 
 std::string token_of(std::string_view key_or_hash) {

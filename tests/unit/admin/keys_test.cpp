@@ -72,6 +72,17 @@ TEST(key_format, key_name_and_token) {
   EXPECT_EQ(admin::iso_utc(t0 + milliseconds(7)), "2026-01-31T10:20:30.007Z");
 }
 
+// Cutting four bytes split "é" (2 bytes) and the invalid UTF-8 made the insert fail in
+// Postgres (a 500): the name keeps the last four characters, as LiteLLM's key[-4:].
+TEST(key_format, key_name_keeps_whole_characters) {
+  EXPECT_EQ(admin::key_name_of("sk-\xC3\xA9" "123"), "sk-...\xC3\xA9" "123");
+  EXPECT_EQ(admin::key_name_of("sk-ab\xE2\x82\xAC" "xy"), "sk-...b\xE2\x82\xAC" "xy");
+  EXPECT_EQ(admin::key_name_of("sk-\xF0\x9F\x94\x91\xF0\x9F\x94\x91\xF0\x9F\x94\x91\xF0\x9F\x94\x91"),
+            "sk-...\xF0\x9F\x94\x91\xF0\x9F\x94\x91\xF0\x9F\x94\x91\xF0\x9F\x94\x91");
+  EXPECT_EQ(admin::key_name_of("ab"), "sk-...ab");
+  EXPECT_EQ(admin::key_name_of(""), "sk-...");
+}
+
 TEST(key_request, patch_keeps_known_fields_and_converts_duration) {
   json body = {{"key_alias", "ci"},       {"models", {"a"}},         {"max_budget", 2.5},
                {"tpm_limit", 100},        {"metadata", {{"x", 1}}},  {"duration", "30s"},
