@@ -637,12 +637,16 @@ handler_result key_regenerate(const route_context& c) {
   if (!r) {
     co_return r.error();
   }
-  if (!*r) {
+  if (r->new_token_taken) {
+    // As /key/generate answers a custom key that exists.
+    co_return core::make_error(core::errc::bad_request, "A key with this value already exists", "new_key");
+  }
+  if (!r->key) {
     co_return not_found("Key not found", "key");
   }
   c.invalidation().publish(old_token);
   c.invalidation().publish(new_token);
-  auto out = key_object(**r);
+  auto out = key_object(*r->key);
   out["key"] = new_key;
   if (grace_until) {
     out["grace_period_ends_at"] = iso_utc(*grace_until);

@@ -185,6 +185,22 @@ describe('virtual keys', { skip }, () => {
     await chat(r.json.key);
   });
 
+  test('regenerate to a value another key has: 400 as /key/generate, both keys unchanged', async () => {
+    const a = await generate();
+    const b = await generate({ key: 'sk-taken-by-b-0001' });
+    const r = await call(gw, '/key/regenerate', { body: { key: a.key, new_key: b.key } });
+    assert.equal(r.status, 400, r.text);
+    assert.deepEqual(openaiErrorProblems(r.json, 400), [], r.text);
+    assert.equal(r.json.error.message, 'A key with this value already exists', r.text);
+    assert.equal(r.json.error.param, 'new_key', r.text);
+    const path = await call(gw, `/key/${a.key}/regenerate`, { body: { new_key: b.key } });
+    assert.equal(path.status, 400, path.text);
+    await chat(a.key);
+    await chat(b.key);
+    const info = await call(gw, `/key/info?key=${a.key}`, { method: 'GET' });
+    assert.equal(info.json.info.rotation_count, 0, info.text);
+  });
+
   test('/key/info, /key/update (models, duration), /key/list pagination', async () => {
     const k = await generate({ key_alias: 'info-me', user_id: 'u-list' });
     let r = await call(gw, `/key/info?key=${k.key}`, { method: 'GET' });

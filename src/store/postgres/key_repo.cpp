@@ -278,7 +278,7 @@ std::vector<std::string> delete_keys_blocking(pqxx::connection& c, const std::ve
   return out;
 }
 
-std::optional<key_record> regenerate_key_blocking(pqxx::connection& c, const std::string& old_token,
+regenerate_result regenerate_key_blocking(pqxx::connection& c, const std::string& old_token,
                                                   const std::string& new_token, const std::string& new_key_name,
                                                   const std::optional<sys_time>& grace_until,
                                                   const std::string& patch_json, const change_actor& who) {
@@ -287,12 +287,19 @@ std::optional<key_record> regenerate_key_blocking(pqxx::connection& c, const std
   pqxx::work tx{c};
   auto before = select_key(tx, old_token, true);
   if (!before) {
-    return std::nullopt;
+    return {};
   }
-  tx.exec_params(
-      "UPDATE verification_tokens SET token = $2, key_name = $3, rotation_count = rotation_count + 1, "
-      "last_rotation_at = now() WHERE token = $1",
-      old_token, new_token, new_key_name);
+  try {
+    tx.exec_params(
+        "UPDATE verification_tokens SET token = $2, key_name = $3, rotation_count = rotation_count + 1, "
+        "last_rotation_at = now() WHERE token = $1",
+        old_token, new_token, new_key_name);
+  } catch (const pqxx::unique_violation&) {
+    // The new value is another key's (the primary key refuses it, also when that key was
+    // made a moment ago): the caller's mistake, not a database failure. The transaction
+    // is rolled back as it goes out of scope.
+    return {std::nullopt, true};
+  }
   auto k = apply_patch(tx, new_token, patch, who);
   tx.exec_params("UPDATE deprecated_verification_tokens SET active_token_id = $2 WHERE active_token_id = $1",
                  old_token, new_token);
@@ -305,7 +312,7 @@ std::optional<key_record> regenerate_key_blocking(pqxx::connection& c, const std
   }
   audit(tx, {who, "regenerated", "verification_tokens", new_token, before->row_json, k.row_json});
   tx.commit();
-  return k;
+  return {std::move(k), false};
 }
 
 key_page list_keys_blocking(pqxx::connection& c, const key_list_query& q) {

@@ -156,12 +156,13 @@ TEST_F(key_repo_test, regenerate_keeps_the_old_hash_during_grace_only) {
   auto r = run(pg::regenerate_key_blocking, std::string("old"), std::string("new"), std::string("sk-...wxyz"),
                std::optional<pg::sys_time>(later), std::string(R"({"models":["m"]})"), admin);
   ASSERT_TRUE(r.has_value()) << r.error().message;
-  ASSERT_TRUE(r->has_value());
-  EXPECT_EQ((*r)->token, "new");
-  EXPECT_EQ((*r)->key_name, "sk-...wxyz");
-  EXPECT_EQ((*r)->rotation_count, 1);
-  EXPECT_DOUBLE_EQ((*r)->spend, 1.5) << "spend is kept";
-  EXPECT_EQ((*r)->models, (std::vector<std::string>{"m"}));
+  ASSERT_TRUE(r->key.has_value());
+  EXPECT_FALSE(r->new_token_taken);
+  EXPECT_EQ(r->key->token, "new");
+  EXPECT_EQ(r->key->key_name, "sk-...wxyz");
+  EXPECT_EQ(r->key->rotation_count, 1);
+  EXPECT_DOUBLE_EQ(r->key->spend, 1.5) << "spend is kept";
+  EXPECT_EQ(r->key->models, (std::vector<std::string>{"m"}));
 
   auto via_old = find("old");
   ASSERT_TRUE(via_old.has_value()) << "inside the grace period the old hash resolves";
@@ -172,8 +173,8 @@ TEST_F(key_repo_test, regenerate_keeps_the_old_hash_during_grace_only) {
   // Second rotation without grace: the first old hash now points at the newest token.
   auto r2 = run(pg::regenerate_key_blocking, std::string("new"), std::string("newer"), std::string("sk-...0000"),
                 std::optional<pg::sys_time>(), std::string("{}"), admin);
-  ASSERT_TRUE(r2.has_value() && r2->has_value());
-  EXPECT_EQ((*r2)->rotation_count, 2);
+  ASSERT_TRUE(r2.has_value() && r2->key.has_value());
+  EXPECT_EQ(r2->key->rotation_count, 2);
   EXPECT_FALSE(find("new").has_value()) << "no grace: the previous value stops at once";
   ASSERT_TRUE(find("old").has_value());
   EXPECT_EQ(find("old")->token, "newer");
@@ -190,7 +191,24 @@ TEST_F(key_repo_test, regenerate_keeps_the_old_hash_during_grace_only) {
   auto missing = run(pg::regenerate_key_blocking, std::string("nope"), std::string("x"), std::string("sk-...x"),
                      std::optional<pg::sys_time>(), std::string("{}"), admin);
   ASSERT_TRUE(missing.has_value());
-  EXPECT_FALSE(missing->has_value());
+  EXPECT_FALSE(missing->key.has_value());
+  EXPECT_FALSE(missing->new_token_taken);
+}
+
+// A new value that is already another key's was a unique violation thrown out of the
+// repository (a 500 quoting the database): it is reported, and nothing changes.
+TEST_F(key_repo_test, regenerate_to_a_taken_value_changes_nothing) {
+  ASSERT_TRUE(run(pg::insert_key_blocking, std::string("a"), std::string(R"({"key_alias":"ka"})"), admin).has_value());
+  ASSERT_TRUE(run(pg::insert_key_blocking, std::string("b"), std::string(R"({"key_alias":"kb"})"), admin).has_value());
+  auto r = run(pg::regenerate_key_blocking, std::string("a"), std::string("b"), std::string("sk-...b"),
+               std::optional<pg::sys_time>(), std::string("{}"), admin);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_TRUE(r->new_token_taken);
+  EXPECT_FALSE(r->key.has_value());
+  ASSERT_TRUE(find("a").has_value());
+  EXPECT_EQ(find("a")->rotation_count, 0);
+  EXPECT_EQ(find("b")->key_alias, "kb");
+  EXPECT_EQ(count("SELECT count(*) FROM audit_log WHERE action = 'regenerated'"), 0);
 }
 
 TEST_F(key_repo_test, list_is_paginated_and_filtered) {

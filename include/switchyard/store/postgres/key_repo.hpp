@@ -108,8 +108,13 @@ std::vector<std::string> delete_keys_blocking(pqxx::connection& c, const std::ve
 // Moves the key from `old_token` to `new_token` (key_name too), rotation_count + 1,
 // last_rotation_at = now, plus the patch; with `grace_until`, the old hash keeps resolving
 // to the new row until then (older deprecated hashes are re-pointed). Audited
-// ("regenerated"). Empty if `old_token` does not exist; throws if `new_token` exists.
-std::optional<key_record> regenerate_key_blocking(pqxx::connection& c, const std::string& old_token,
+// ("regenerated"). `key` is empty if `old_token` does not exist, or if `new_token` is already
+// a key's (`new_token_taken`; nothing changed).
+struct regenerate_result {
+  std::optional<key_record> key;
+  bool new_token_taken = false;
+};
+regenerate_result regenerate_key_blocking(pqxx::connection& c, const std::string& old_token,
                                                   const std::string& new_token, const std::string& new_key_name,
                                                   const std::optional<sys_time>& grace_until,
                                                   const std::string& patch_json, const change_actor& who);
