@@ -54,7 +54,12 @@ std::optional<sys_time> add_duration(std::string_view d, sys_time now) {
   auto unit = d.substr(digits);
   using namespace std::chrono;
   // At most core::max_duration_*: a longer one would overflow the clock (and "never" is null).
-  const long unit_seconds = unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : unit == "d" ? 86400 : 0;
+  const long unit_seconds = unit == "s"   ? 1
+                            : unit == "m" ? 60
+                            : unit == "h" ? 3600
+                            : unit == "d" ? 86400
+                            : unit == "w" ? 7 * 86400
+                                          : 0;
   if ((unit == "mo" && n > core::max_duration_months) || n * unit_seconds > core::max_duration_seconds) {
     return std::nullopt;
   }
@@ -69,6 +74,9 @@ std::optional<sys_time> add_duration(std::string_view d, sys_time now) {
   }
   if (unit == "d") {
     return now + days(n);
+  }
+  if (unit == "w") {
+    return now + weeks(n);  // LiteLLM's duration_in_seconds: 7 days
   }
   if (unit == "mo") {
     auto day = floor<days>(now);

@@ -25,7 +25,8 @@ namespace switchyard::admin {
 
 using sys_time = std::chrono::system_clock::time_point;
 
-// "30s", "30m", "30h", "30d", "1mo" (calendar months) added to `now`; nullopt if malformed.
+// "30s", "30m", "30h", "30d", "1w" (7 days), "1mo" (calendar months) added to `now`;
+// nullopt if malformed.
 std::optional<sys_time> add_duration(std::string_view duration, sys_time now);
 
 // A new key: "sk-" + 32 hex digits (128 bits from OpenSSL's CSPRNG).

@@ -26,6 +26,23 @@ TEST(key_duration, units) {
   EXPECT_EQ(admin::add_duration("30h", t0), t0 + hours(30));
   EXPECT_EQ(admin::add_duration("30d", t0), t0 + days(30));
   EXPECT_EQ(admin::add_duration("0s", t0), t0);
+  EXPECT_EQ(admin::add_duration("2w", t0), t0 + days(14));
+}
+
+// docs/budgets.md lists <n>w and LiteLLM's duration_in_seconds takes it, but every field
+// checked through add_duration refused it with a 422.
+TEST(key_duration, weeks_are_accepted_everywhere) {
+  auto p = admin::key_patch_from(json{{"duration", "1w"}, {"budget_duration", "1w"}}, t0);
+  ASSERT_TRUE(p.has_value()) << p.error().message;
+  EXPECT_EQ((*p)["expires"], "2026-02-07T10:20:30.000Z");
+  EXPECT_EQ((*p)["budget_reset_at"], "2026-02-02T00:00:00.000Z") << "1w: the next Monday, midnight (docs/budgets.md)";
+  for (auto e : {admin::entity::user, admin::entity::team, admin::entity::budget}) {
+    auto t = admin::patch_from(json{{"budget_duration", "2w"}}, e, t0);
+    ASSERT_TRUE(t.has_value()) << t.error().message;
+    EXPECT_EQ((*t)["budget_reset_at"], "2026-02-14T00:00:00.000Z") << "other Nw: midnight + 7N days";
+  }
+  EXPECT_TRUE(admin::add_duration("5228w", t0).has_value());
+  EXPECT_FALSE(admin::add_duration("5229w", t0).has_value()) << "past 100 years";
 }
 
 TEST(key_duration, months_are_calendar_months_clamped_to_the_month_end) {
