@@ -136,8 +136,20 @@ core::result<json> key_patch_from(const json& body, sys_time now, const core::ti
     }
     patch["expires"] = it->is_null() ? json(nullptr) : json(iso_utc(*add_duration(it->get<std::string>(), now)));
   }
-  if (auto e = merge_tags(body, patch, now)) {
-    return *e;
+  if (patch.contains("metadata")) {
+    // A metadata patch replaces the stored metadata; the tags go into the new one.
+    if (auto e = merge_tags(body, patch, now)) {
+      return *e;
+    }
+  } else if (auto it = body.find("tags"); it != body.end() && !it->is_null()) {
+    // Tags alone replace metadata.tags and keep the rest of the stored metadata, as
+    // LiteLLM starts from the existing metadata. The key repository merges them in the
+    // statement that writes the row (metadata_tags), so no read is needed first and a
+    // concurrent change of another member is not lost.
+    if (auto e = check_kind("tags", kind::str_array, *it, now)) {
+      return *e;
+    }
+    patch["metadata_tags"] = *it;
   }
   return ok(std::move(patch));
 }

@@ -201,6 +201,22 @@ describe('virtual keys', { skip }, () => {
     assert.equal(info.json.info.rotation_count, 0, info.text);
   });
 
+  test('/key/update with tags keeps the rest of the metadata; a metadata patch replaces it', async () => {
+    const k = await generate({ metadata: { a: 1 }, tags: ['x'] });
+    assert.deepEqual(k.metadata, { a: 1, tags: ['x'] });
+    const update = async (body) => {
+      const r = await call(gw, '/key/update', { body: { key: k.key, ...body } });
+      assert.equal(r.status, 200, r.text);
+      return r.json.metadata;
+    };
+    assert.deepEqual(await update({ tags: ['y'] }), { a: 1, tags: ['y'] }, 'tags replaced, "a" kept');
+    assert.deepEqual(await update({ max_budget: 5 }), { a: 1, tags: ['y'] }, 'no tags: metadata untouched');
+    assert.deepEqual(await update({ metadata: { b: 2 }, tags: ['z'] }), { b: 2, tags: ['z'] });
+    assert.deepEqual(await update({ metadata: { c: 3 } }), { c: 3 }, 'a metadata patch replaces, as before');
+    const plain = await generate({ tags: ['t'] });
+    assert.deepEqual(plain.metadata, { tags: ['t'] });
+  });
+
   test('/key/info, /key/update (models, duration), /key/list pagination', async () => {
     const k = await generate({ key_alias: 'info-me', user_id: 'u-list' });
     let r = await call(gw, `/key/info?key=${k.key}`, { method: 'GET' });

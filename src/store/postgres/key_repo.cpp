@@ -94,6 +94,13 @@ json filtered_patch(const std::string& patch_json) {
       out[col] = *it;
     }
   }
+  if (auto tags = in.find("metadata_tags"); tags != in.end()) {
+    if (auto md = out.find("metadata"); md != out.end() && md->is_object()) {
+      (*md)["tags"] = *tags;  // a new metadata replaces the stored one: the tags go into it
+    } else {
+      out["metadata_tags"] = *tags;  // apply_patch merges them into the stored metadata
+    }
+  }
   return out;
 }
 
@@ -113,12 +120,18 @@ key_record apply_patch(pqxx::transaction_base& tx, const std::string& token, con
   std::string cols;
   for (const auto& [col, value] : patch.items()) {
     (void)value;
-    cols += (cols.empty() ? "" : ", ") + tx.quote_name(col);
+    if (col != "metadata_tags") {
+      cols += (cols.empty() ? "" : ", ") + tx.quote_name(col);
+    }
   }
   // $2 is always used (Postgres must infer its type), so an empty patch sets nothing from it.
   std::string sql = "UPDATE verification_tokens t SET ";
   if (!cols.empty()) {
     sql += "(" + cols + ") = (SELECT " + cols + " FROM jsonb_populate_record(t, $2::jsonb)), ";
+  }
+  if (patch.contains("metadata_tags")) {
+    // metadata.tags replaced, the other members of the stored metadata kept.
+    sql += "metadata = jsonb_set(COALESCE(t.metadata, '{}'::jsonb), '{tags}', $2::jsonb -> 'metadata_tags'), ";
   }
   sql += "updated_at = now(), updated_by = $3 WHERE t.token = $1 AND $2::jsonb IS NOT NULL RETURNING " +
          std::string(row_columns);

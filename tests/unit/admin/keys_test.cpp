@@ -125,6 +125,24 @@ TEST(key_request, patch_keeps_known_fields_and_converts_duration) {
   EXPECT_TRUE(nulls->empty()) << "null for a non-nullable field means: not given";
 }
 
+// Tags without metadata built {"tags": [...]} as the whole new metadata, dropping the
+// stored members; they are handed to the repository as metadata_tags, which it merges
+// into the stored metadata. With metadata, that metadata (which replaces the stored one)
+// takes them.
+TEST(key_request, tags_alone_are_merged_into_the_stored_metadata) {
+  auto alone = admin::key_patch_from(json{{"tags", {"y"}}}, t0);
+  ASSERT_TRUE(alone.has_value()) << alone.error().message;
+  EXPECT_FALSE(alone->contains("metadata")) << alone->dump();
+  EXPECT_EQ((*alone)["metadata_tags"], json({"y"}));
+  auto both = admin::key_patch_from(json{{"tags", {"y"}}, {"metadata", {{"b", 2}}}}, t0);
+  ASSERT_TRUE(both.has_value());
+  EXPECT_EQ((*both)["metadata"], json({{"b", 2}, {"tags", {"y"}}}));
+  EXPECT_FALSE(both->contains("metadata_tags"));
+  auto bad = admin::key_patch_from(json{{"tags", {1}}}, t0);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().param, "tags");
+}
+
 TEST(key_request, wrong_types_are_422_naming_the_field) {
   const std::vector<std::pair<json, std::string>> cases = {
       {{{"models", "a"}}, "models"},

@@ -84,6 +84,10 @@ std::optional<key_record> find_key_by_hash_blocking(pqxx::connection& c, const s
 // budget, as find_key_by_hash_blocking gives them; token and row_json are empty.
 key_record find_owners_blocking(pqxx::connection& c, const std::string& user_id, const std::string& team_id);
 
+// A patch holds columns (key_patch_columns), and may hold `metadata_tags`: an array that
+// replaces `tags` in the stored metadata, keeping its other members (with `metadata` in the
+// same patch, the tags go into that new metadata instead).
+//
 // Inserts a key with `token` and the patch's columns, plus an audit row ("created"), in one
 // transaction. Empty optional if the token already exists (nothing written).
 std::optional<key_record> insert_key_blocking(pqxx::connection& c, const std::string& token,
