@@ -301,6 +301,14 @@ net::awaitable<core::result<pg::key_record>> owned_key(const route_context& c, s
   co_return std::move(**r);
 }
 
+// LiteLLM's refusal of a key_alias that another key has.
+core::error alias_taken(const json& patch) {
+  return core::make_error(core::errc::bad_request,
+                          "Key with alias '" + text_of(patch, "key_alias") +
+                              "' already exists. Unique key aliases across all keys are required.",
+                          "key_alias");
+}
+
 // The answer of a key write: the row (404 when it is gone), with `key` as its hashed
 // token. Answers never repeat a key's secret value, only the one that creates it does
 // (docs/virtual-keys.md); every endpoint that takes a key also takes its token.
@@ -506,11 +514,14 @@ handler_result key_generate(const route_context& c) {
   if (!r) {
     co_return r.error();
   }
-  if (!*r) {
+  if (r->alias_taken) {
+    co_return alias_taken(*patch);
+  }
+  if (!r->key) {
     co_return core::make_error(core::errc::bad_request, "A key with this value already exists", "key");
   }
   c.invalidation().publish(token);  // drops a cached "no such key"
-  auto out = key_object(**r);
+  auto out = key_object(*r->key);
   out["key"] = key;
   if (auto d = body->find("duration"); d != body->end()) {
     out["duration"] = *d;
@@ -550,7 +561,13 @@ handler_result key_update(const route_context& c) {
   auto patch_text = patch->dump();
   std::string action = "updated";
   auto r = co_await c.db().run(pg::update_key_blocking, token, patch_text, c.actor, action);
-  co_return written_key(c, r, token);
+  if (!r) {
+    co_return r.error();
+  }
+  if (r->alias_taken) {
+    co_return alias_taken(*patch);
+  }
+  co_return written_key(c, std::move(r->key), token);
 }
 
 handler_result key_block(const route_context& c) { return set_blocked(c, true); }
@@ -657,7 +674,10 @@ handler_result key_regenerate(const route_context& c) {
   if (!r) {
     co_return r.error();
   }
-  if (r->new_token_taken) {
+  if (r->alias_taken) {
+    co_return alias_taken(*patch);
+  }
+  if (r->token_taken) {
     // As /key/generate answers a custom key that exists.
     co_return core::make_error(core::errc::bad_request, "A key with this value already exists", "new_key");
   }

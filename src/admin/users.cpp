@@ -58,6 +58,12 @@ net::awaitable<core::result<void>> add_user_key(const route_context& c, const st
   if (!k) {
     co_return k.error();
   }
+  if (k->alias_taken) {
+    co_return core::make_error(core::errc::bad_request,
+                               "Key with alias '" + text_of(kp, "key_alias") +
+                                   "' already exists. Unique key aliases across all keys are required.",
+                               "key_alias");
+  }
   out["key"] = key;
   out["token_id"] = token;
   out["key_name"] = key_name_of(key);

@@ -217,6 +217,32 @@ describe('virtual keys', { skip }, () => {
     assert.deepEqual(plain.metadata, { tags: ['t'] });
   });
 
+  test('a key_alias another key has is refused by /key/generate and /key/update (LiteLLM\'s 400)', async () => {
+    const message = "Key with alias 'dup' already exists. Unique key aliases across all keys are required.";
+    const first = await generate({ key_alias: 'dup' });
+    const again = await call(gw, '/key/generate', { body: { key_alias: 'dup' } });
+    assert.equal(again.status, 400, again.text);
+    assert.deepEqual(openaiErrorProblems(again.json, 400), [], again.text);
+    assert.equal(again.json.error.message, message);
+    assert.equal(again.json.error.param, 'key_alias');
+
+    const other = await generate({ key_alias: 'not-dup' });
+    const moved = await call(gw, '/key/update', { body: { key: other.key, key_alias: 'dup' } });
+    assert.equal(moved.status, 400, moved.text);
+    assert.equal(moved.json.error.message, message);
+    const own = await call(gw, '/key/update', { body: { key: first.key, key_alias: 'dup', max_budget: 3 } });
+    assert.equal(own.status, 200, `a key may keep its own alias: ${own.text}`);
+    const regen = await call(gw, '/key/regenerate', { body: { key: other.key, key_alias: 'dup' } });
+    assert.equal(regen.status, 400, regen.text);
+    assert.equal(psql(dbUrl, "SELECT count(*) FROM verification_tokens WHERE key_alias = 'dup'"), '1');
+
+    // Concurrent requests for one new alias: exactly one gets it.
+    const racing = await Promise.all(Array.from({ length: 8 }, () =>
+      call(gw, '/key/generate', { body: { key_alias: 'raced' } })));
+    assert.deepEqual(racing.map((r) => r.status).sort(), [200, 400, 400, 400, 400, 400, 400, 400]);
+    assert.equal(psql(dbUrl, "SELECT count(*) FROM verification_tokens WHERE key_alias = 'raced'"), '1');
+  });
+
   test('/key/info, /key/update (models, duration), /key/list pagination', async () => {
     const k = await generate({ key_alias: 'info-me', user_id: 'u-list' });
     let r = await call(gw, `/key/info?key=${k.key}`, { method: 'GET' });

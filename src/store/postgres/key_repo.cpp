@@ -144,6 +144,23 @@ key_record apply_patch(pqxx::transaction_base& tx, const std::string& token, con
 
 const char* opt_c_str(const std::optional<std::string>& s) { return s ? s->c_str() : nullptr; }
 
+// Whether the patch sets a key_alias that a key other than `self` has. First takes a
+// transaction-scoped advisory lock on the alias: a second write of the same alias waits
+// until this transaction ends, then sees its row (each statement of a READ COMMITTED
+// transaction reads what was committed before it). Lock order: a key's row, then the alias.
+bool alias_taken(pqxx::transaction_base& tx, const json& patch, const std::string& self) {
+  auto a = patch.find("key_alias");
+  if (a == patch.end() || !a->is_string()) {
+    return false;
+  }
+  const auto& alias = a->get_ref<const std::string&>();
+  tx.exec_params("SELECT pg_advisory_xact_lock(hashtextextended('switchyard.key_alias:' || $1, 0))", alias);
+  return tx
+      .exec_params1("SELECT EXISTS (SELECT 1 FROM verification_tokens WHERE key_alias = $1 AND token <> $2)", alias,
+                    self)[0]
+      .as<bool>();
+}
+
 void audit(pqxx::transaction_base& tx, const audit_entry& e) {
   tx.exec_params(
       "INSERT INTO audit_log (changed_by, changed_by_api_key, action, table_name, object_id, before, after) "
@@ -224,42 +241,50 @@ key_record find_owners_blocking(pqxx::connection& c, const std::string& user_id,
   return k;
 }
 
-std::optional<key_record> insert_key_blocking(pqxx::connection& c, const std::string& token,
-                                              const std::string& patch_json, const change_actor& who) {
+key_write_result insert_key_blocking(pqxx::connection& c, const std::string& token, const std::string& patch_json,
+                                     const change_actor& who) {
   auto patch = filtered_patch(patch_json);
   pqxx::work tx{c};
+  if (alias_taken(tx, patch, token)) {
+    return {std::nullopt, false, true};
+  }
   auto res = tx.exec_params(
       "INSERT INTO verification_tokens (token, created_by, updated_by) VALUES ($1, $2, $2) "
       "ON CONFLICT (token) DO NOTHING RETURNING token",
       token, who.changed_by);
   if (res.empty()) {
-    return std::nullopt;
+    return {std::nullopt, true, false};
   }
   auto k = apply_patch(tx, token, patch, who);
   audit(tx, {who, "created", "verification_tokens", token, std::nullopt, k.row_json});
   tx.commit();
-  return k;
+  return {std::move(k)};
 }
 
-std::optional<key_record> update_key_blocking(pqxx::connection& c, const std::string& token,
-                                              const std::string& patch_json, const change_actor& who,
-                                              const std::string& action) {
+key_write_result update_key_blocking(pqxx::connection& c, const std::string& token, const std::string& patch_json,
+                                     const change_actor& who, const std::string& action) {
   auto patch = filtered_patch(patch_json);
   pqxx::work tx{c};
   auto before = select_key(tx, token, true);
   if (!before) {
-    return std::nullopt;
+    return {};
+  }
+  // Keeping the key's own alias is no conflict, even where an older duplicate exists.
+  const bool same_alias = patch.contains("key_alias") && patch["key_alias"].is_string() &&
+                          patch["key_alias"] == before->key_alias && !before->key_alias.empty();
+  if (!same_alias && alias_taken(tx, patch, token)) {
+    return {std::nullopt, false, true};
   }
   auto k = apply_patch(tx, token, patch, who);
   audit(tx, {who, action, "verification_tokens", token, before->row_json, k.row_json});
   tx.commit();
-  return k;
+  return {std::move(k)};
 }
 
 std::optional<key_record> set_key_blocked_blocking(pqxx::connection& c, const std::string& token, bool blocked,
                                                    const change_actor& who) {
   json patch = {{"blocked", blocked}};
-  return update_key_blocking(c, token, patch.dump(), who, blocked ? "blocked" : "unblocked");
+  return update_key_blocking(c, token, patch.dump(), who, blocked ? "blocked" : "unblocked").key;
 }
 
 std::vector<std::string> delete_keys_blocking(pqxx::connection& c, const std::vector<std::string>& tokens,
@@ -291,7 +316,7 @@ std::vector<std::string> delete_keys_blocking(pqxx::connection& c, const std::ve
   return out;
 }
 
-regenerate_result regenerate_key_blocking(pqxx::connection& c, const std::string& old_token,
+key_write_result regenerate_key_blocking(pqxx::connection& c, const std::string& old_token,
                                                   const std::string& new_token, const std::string& new_key_name,
                                                   const std::optional<sys_time>& grace_until,
                                                   const std::string& patch_json, const change_actor& who) {
@@ -302,6 +327,11 @@ regenerate_result regenerate_key_blocking(pqxx::connection& c, const std::string
   if (!before) {
     return {};
   }
+  const bool same_alias = patch.contains("key_alias") && patch["key_alias"].is_string() &&
+                          patch["key_alias"] == before->key_alias && !before->key_alias.empty();
+  if (!same_alias && alias_taken(tx, patch, old_token)) {
+    return {std::nullopt, false, true};
+  }
   try {
     tx.exec_params(
         "UPDATE verification_tokens SET token = $2, key_name = $3, rotation_count = rotation_count + 1, "
@@ -311,7 +341,7 @@ regenerate_result regenerate_key_blocking(pqxx::connection& c, const std::string
     // The new value is another key's (the primary key refuses it, also when that key was
     // made a moment ago): the caller's mistake, not a database failure. The transaction
     // is rolled back as it goes out of scope.
-    return {std::nullopt, true};
+    return {std::nullopt, true, false};
   }
   auto k = apply_patch(tx, new_token, patch, who);
   tx.exec_params("UPDATE deprecated_verification_tokens SET active_token_id = $2 WHERE active_token_id = $1",
@@ -325,7 +355,7 @@ regenerate_result regenerate_key_blocking(pqxx::connection& c, const std::string
   }
   audit(tx, {who, "regenerated", "verification_tokens", new_token, before->row_json, k.row_json});
   tx.commit();
-  return {std::move(k), false};
+  return {std::move(k)};
 }
 
 key_page list_keys_blocking(pqxx::connection& c, const key_list_query& q) {

@@ -71,9 +71,9 @@ TEST_F(key_repo_test, insert_then_find_with_typed_fields) {
                 {"expires", "2030-01-02T03:04:05Z"}, {"token", "ignored"}, {"rotation_count", 99}};
   auto k = run(pg::insert_key_blocking, std::string("h1"), patch.dump(), admin);
   ASSERT_TRUE(k.has_value()) << k.error().message;
-  ASSERT_TRUE(k->has_value());
-  EXPECT_EQ((*k)->token, "h1") << "token comes from the argument, not the patch";
-  EXPECT_EQ((*k)->rotation_count, 0) << "rotation_count is not patchable";
+  ASSERT_TRUE(k->key.has_value());
+  EXPECT_EQ(k->key->token, "h1") << "token comes from the argument, not the patch";
+  EXPECT_EQ(k->key->rotation_count, 0) << "rotation_count is not patchable";
 
   auto f = find("h1");
   ASSERT_TRUE(f.has_value());
@@ -93,7 +93,8 @@ TEST_F(key_repo_test, insert_then_find_with_typed_fields) {
   EXPECT_FALSE(find("nope").has_value());
   auto dup = run(pg::insert_key_blocking, std::string("h1"), std::string("{}"), admin);
   ASSERT_TRUE(dup.has_value());
-  EXPECT_FALSE(dup->has_value()) << "an existing token is not overwritten";
+  EXPECT_FALSE(dup->key.has_value()) << "an existing token is not overwritten";
+  EXPECT_TRUE(dup->token_taken);
 
   auto audit = run(pg::audit_for_blocking, std::string("verification_tokens"), std::string("h1"));
   ASSERT_TRUE(audit.has_value());
@@ -105,8 +106,8 @@ TEST_F(key_repo_test, update_and_block_are_audited_with_before_and_after) {
   auto u = run(pg::update_key_blocking, std::string("h2"), std::string(R"({"models":[],"expires":null})"),
                pg::change_actor{"bob", ""}, std::string("updated"));
   ASSERT_TRUE(u.has_value()) << u.error().message;
-  ASSERT_TRUE(u->has_value());
-  EXPECT_TRUE((*u)->models.empty());
+  ASSERT_TRUE(u->key.has_value());
+  EXPECT_TRUE(u->key->models.empty());
 
   auto b = run(pg::set_key_blocked_blocking, std::string("h2"), true, admin);
   ASSERT_TRUE(b.has_value() && b->has_value());
@@ -118,7 +119,7 @@ TEST_F(key_repo_test, update_and_block_are_audited_with_before_and_after) {
 
   auto missing = run(pg::update_key_blocking, std::string("nope"), std::string("{}"), admin, std::string("updated"));
   ASSERT_TRUE(missing.has_value());
-  EXPECT_FALSE(missing->has_value());
+  EXPECT_FALSE(missing->key.has_value());
 
   auto audit = run(pg::audit_for_blocking, std::string("verification_tokens"), std::string("h2"));
   ASSERT_TRUE(audit.has_value());
@@ -157,7 +158,7 @@ TEST_F(key_repo_test, regenerate_keeps_the_old_hash_during_grace_only) {
                std::optional<pg::sys_time>(later), std::string(R"({"models":["m"]})"), admin);
   ASSERT_TRUE(r.has_value()) << r.error().message;
   ASSERT_TRUE(r->key.has_value());
-  EXPECT_FALSE(r->new_token_taken);
+  EXPECT_FALSE(r->token_taken);
   EXPECT_EQ(r->key->token, "new");
   EXPECT_EQ(r->key->key_name, "sk-...wxyz");
   EXPECT_EQ(r->key->rotation_count, 1);
@@ -192,7 +193,7 @@ TEST_F(key_repo_test, regenerate_keeps_the_old_hash_during_grace_only) {
                      std::optional<pg::sys_time>(), std::string("{}"), admin);
   ASSERT_TRUE(missing.has_value());
   EXPECT_FALSE(missing->key.has_value());
-  EXPECT_FALSE(missing->new_token_taken);
+  EXPECT_FALSE(missing->token_taken);
 }
 
 // A new value that is already another key's was a unique violation thrown out of the
@@ -203,12 +204,55 @@ TEST_F(key_repo_test, regenerate_to_a_taken_value_changes_nothing) {
   auto r = run(pg::regenerate_key_blocking, std::string("a"), std::string("b"), std::string("sk-...b"),
                std::optional<pg::sys_time>(), std::string("{}"), admin);
   ASSERT_TRUE(r.has_value()) << r.error().message;
-  EXPECT_TRUE(r->new_token_taken);
+  EXPECT_TRUE(r->token_taken);
   EXPECT_FALSE(r->key.has_value());
   ASSERT_TRUE(find("a").has_value());
   EXPECT_EQ(find("a")->rotation_count, 0);
   EXPECT_EQ(find("b")->key_alias, "kb");
   EXPECT_EQ(count("SELECT count(*) FROM audit_log WHERE action = 'regenerated'"), 0);
+}
+
+// Aliases are unique among keys: an insert, an update or a regeneration that would give
+// another key's alias writes nothing; keeping a key's own alias is fine, also where an
+// older duplicate exists (made before the rule, straight in the table here).
+TEST_F(key_repo_test, a_key_alias_another_key_has_is_refused) {
+  ASSERT_TRUE(run(pg::insert_key_blocking, std::string("u1"), std::string(R"({"key_alias":"dup"})"), admin)
+                  ->key.has_value());
+  auto again = run(pg::insert_key_blocking, std::string("u2"), std::string(R"({"key_alias":"dup"})"), admin);
+  ASSERT_TRUE(again.has_value()) << again.error().message;
+  EXPECT_TRUE(again->alias_taken);
+  EXPECT_FALSE(again->key.has_value());
+  EXPECT_FALSE(find("u2").has_value()) << "nothing written";
+
+  ASSERT_TRUE(run(pg::insert_key_blocking, std::string("u3"), std::string(R"({"key_alias":"other"})"), admin)
+                  ->key.has_value());
+  auto moved = run(pg::update_key_blocking, std::string("u3"), std::string(R"({"key_alias":"dup"})"), admin,
+                   std::string("updated"));
+  ASSERT_TRUE(moved.has_value());
+  EXPECT_TRUE(moved->alias_taken);
+  EXPECT_EQ(find("u3")->key_alias, "other");
+  auto regen = run(pg::regenerate_key_blocking, std::string("u3"), std::string("u4"), std::string("sk-...u4"),
+                   std::optional<pg::sys_time>(), std::string(R"({"key_alias":"dup"})"), admin);
+  ASSERT_TRUE(regen.has_value());
+  EXPECT_TRUE(regen->alias_taken);
+  EXPECT_TRUE(find("u3").has_value());
+
+  auto own = run(pg::update_key_blocking, std::string("u1"), std::string(R"({"key_alias":"dup","max_budget":3})"),
+                 admin, std::string("updated"));
+  ASSERT_TRUE(own.has_value() && own->key.has_value()) << "its own alias";
+  {
+    pqxx::connection c{db->url()};
+    pqxx::work tx{c};
+    tx.exec("UPDATE verification_tokens SET key_alias = 'dup' WHERE token = 'u3'");
+    tx.commit();
+  }
+  auto legacy = run(pg::update_key_blocking, std::string("u3"), std::string(R"({"key_alias":"dup","max_budget":4})"),
+                    admin, std::string("updated"));
+  ASSERT_TRUE(legacy.has_value() && legacy->key.has_value()) << "an older duplicate keeps its alias";
+  auto unset = run(pg::insert_key_blocking, std::string("u5"), std::string(R"({"key_alias":null})"), admin);
+  ASSERT_TRUE(unset.has_value() && unset->key.has_value());
+  auto unset2 = run(pg::insert_key_blocking, std::string("u6"), std::string("{}"), admin);
+  ASSERT_TRUE(unset2.has_value() && unset2->key.has_value()) << "keys without an alias are not duplicates";
 }
 
 TEST_F(key_repo_test, list_is_paginated_and_filtered) {
@@ -263,7 +307,7 @@ TEST_F(key_repo_test, find_loads_team_user_and_org_with_the_key) {
                   .value()
                   .row_json);
   auto ins = run(pg::insert_key_blocking, std::string("tok1"), json{{"team_id", "t1"}, {"user_id", "u1"}}.dump(), admin);
-  ASSERT_TRUE(ins.has_value() && *ins);
+  ASSERT_TRUE(ins.has_value() && ins->key);
   auto k = find("tok1");
   ASSERT_TRUE(k);
   ASSERT_TRUE(k->team_json && k->user_json && k->org_json);
@@ -272,7 +316,7 @@ TEST_F(key_repo_test, find_loads_team_user_and_org_with_the_key) {
   EXPECT_EQ(json::parse(*k->org_json)["organization_id"], "o1") << "through the team";
 
   auto lone = run(pg::insert_key_blocking, std::string("tok2"), json{{"team_id", "missing"}}.dump(), admin);
-  ASSERT_TRUE(lone.has_value() && *lone);
+  ASSERT_TRUE(lone.has_value() && lone->key);
   auto k2 = find("tok2");
   ASSERT_TRUE(k2);
   EXPECT_FALSE(k2->team_json || k2->user_json || k2->org_json);
@@ -302,7 +346,7 @@ TEST_F(key_repo_test, tenant_writes_are_audited_and_team_deletes_archived_with_t
   EXPECT_EQ(count("SELECT count(*) FROM team_memberships m JOIN budgets b USING (budget_id) WHERE m.user_id = 'm1' "
                   "AND m.role = 'admin' AND b.max_budget = 4"),
             1);
-  ASSERT_TRUE(run(pg::insert_key_blocking, std::string("tok3"), json{{"team_id", "t2"}}.dump(), admin).value());
+  ASSERT_TRUE(run(pg::insert_key_blocking, std::string("tok3"), json{{"team_id", "t2"}}.dump(), admin).value().key);
 
   std::vector<std::string> ids{"t2", "not-there"};
   auto del = run(pg::delete_entities_blocking, teams, ids, admin);

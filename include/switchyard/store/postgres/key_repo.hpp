@@ -88,16 +88,28 @@ key_record find_owners_blocking(pqxx::connection& c, const std::string& user_id,
 // replaces `tags` in the stored metadata, keeping its other members (with `metadata` in the
 // same patch, the tags go into that new metadata instead).
 //
+// Key aliases are unique among keys (LiteLLM's rule): a write whose patch sets a key_alias
+// that another key has writes nothing and says so (an update keeping the key's current
+// alias is not checked). There is no unique index, since databases may already hold
+// duplicates; a transaction-scoped advisory lock on the alias serialises the writes of one
+// alias, so the check and the write are atomic.
+
+// What a key write did: the row written, or why nothing was.
+struct key_write_result {
+  std::optional<key_record> key;  // empty when nothing was written
+  bool token_taken = false;       // insert, regenerate: the (new) token is another key's
+  bool alias_taken = false;       // the patch's key_alias is another key's
+};
+
 // Inserts a key with `token` and the patch's columns, plus an audit row ("created"), in one
-// transaction. Empty optional if the token already exists (nothing written).
-std::optional<key_record> insert_key_blocking(pqxx::connection& c, const std::string& token,
-                                              const std::string& patch_json, const change_actor& who);
+// transaction. Nothing is written if the token exists (token_taken) or the alias is taken.
+key_write_result insert_key_blocking(pqxx::connection& c, const std::string& token, const std::string& patch_json,
+                                     const change_actor& who);
 
 // Applies the patch to an existing key (and updated_at/updated_by) with an audit row
-// (`action`, before/after) in one transaction. Empty optional if no such key.
-std::optional<key_record> update_key_blocking(pqxx::connection& c, const std::string& token,
-                                              const std::string& patch_json, const change_actor& who,
-                                              const std::string& action);
+// (`action`, before/after) in one transaction. `key` is empty if no such key (or alias_taken).
+key_write_result update_key_blocking(pqxx::connection& c, const std::string& token, const std::string& patch_json,
+                                     const change_actor& who, const std::string& action);
 
 // blocked = true/false with an audit row ("blocked"/"unblocked"). Empty if no such key.
 std::optional<key_record> set_key_blocked_blocking(pqxx::connection& c, const std::string& token, bool blocked,
@@ -113,12 +125,8 @@ std::vector<std::string> delete_keys_blocking(pqxx::connection& c, const std::ve
 // last_rotation_at = now, plus the patch; with `grace_until`, the old hash keeps resolving
 // to the new row until then (older deprecated hashes are re-pointed). Audited
 // ("regenerated"). `key` is empty if `old_token` does not exist, or if `new_token` is already
-// a key's (`new_token_taken`; nothing changed).
-struct regenerate_result {
-  std::optional<key_record> key;
-  bool new_token_taken = false;
-};
-regenerate_result regenerate_key_blocking(pqxx::connection& c, const std::string& old_token,
+// a key's (token_taken) or the patch's alias another key's (alias_taken): nothing changed.
+key_write_result regenerate_key_blocking(pqxx::connection& c, const std::string& old_token,
                                                   const std::string& new_token, const std::string& new_key_name,
                                                   const std::optional<sys_time>& grace_until,
                                                   const std::string& patch_json, const change_actor& who);
