@@ -138,6 +138,16 @@ std::optional<core::error> check_kind(const std::string& name, kind k, const jso
   return std::nullopt;
 }
 
+std::optional<core::error> check_not_negative(const std::string& name, const json& v) {
+  if (!v.is_number() || v.is_number_unsigned() || v.get<double>() >= 0) {
+    return std::nullopt;
+  }
+  // LiteLLM refuses these with a 400; 422 here, as every other field check of this API.
+  auto e = core::make_error(core::errc::bad_request, name + " cannot be negative. Received: " + v.dump(), name);
+  e.status = 422;
+  return e;
+}
+
 std::optional<core::error> merge_tags(const json& body, json& patch, sys_time now) {
   if (auto it = body.find("tags"); it != body.end() && !it->is_null()) {
     if (auto e = check_kind("tags", kind::str_array, *it, now)) {
@@ -252,6 +262,16 @@ core::result<std::vector<std::string>> string_list(const json& body, const char*
   return out;
 }
 
+namespace {
+
+// The budgets and limits, which cannot be below 0.
+bool non_negative(std::string_view field) {
+  return field == "max_budget" || field == "soft_budget" || field == "tpm_limit" || field == "rpm_limit" ||
+         field == "max_parallel_requests";
+}
+
+}  // namespace
+
 core::result<json> patch_from(const json& body, entity e, sys_time now, const core::time_zone& tz) {
   return patch_from(body, fields_of(e), now, tz);
 }
@@ -270,6 +290,11 @@ core::result<json> patch_from(const json& body, std::span<const field_spec> spec
     }
     if (auto e = check_kind(f.name, f.k, *it, now)) {
       return *e;
+    }
+    if (non_negative(f.name)) {
+      if (auto e = check_not_negative(f.name, *it)) {
+        return *e;
+      }
     }
     patch[f.name] = *it;
   }

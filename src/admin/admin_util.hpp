@@ -73,6 +73,10 @@ enum class entity { key, user, team, organization, end_user, budget };
 std::span<const field_spec> fields_of(entity e);
 
 std::optional<core::error> check_kind(const std::string& name, kind k, const json& v, sys_time now);
+// A budget or limit below 0 (max_budget, soft_budget, tpm_limit, rpm_limit,
+// max_parallel_requests, max_budget_in_team): 422 naming the field with LiteLLM's words,
+// "max_budget cannot be negative. Received: -5". patch_from applies it to those fields.
+std::optional<core::error> check_not_negative(const std::string& name, const json& v);
 // The fields of `body` named in `specs`, type-checked; null for a non-nullable kind means
 // "not given". budget_duration also sets budget_reset_at: the next boundary of LiteLLM's
 // standardized schedule in `tz` (core/reset_schedule.hpp), not now + duration.

@@ -189,6 +189,9 @@ handler_result team_member_add(const route_context& c) {
     if (!b->is_number()) {
       co_return field_error("max_budget_in_team", "expected a number");
     }
+    if (auto e = check_not_negative("max_budget_in_team", *b)) {
+      co_return *e;
+    }
     budget = b->get<double>();
   }
   auto members_text = members->dump();

@@ -273,6 +273,30 @@ describe('tenants', { skip }, () => {
     }
   });
 
+  test('negative budgets and limits: 422 naming the field, on every endpoint that takes them', async () => {
+    const t = await ok(post('/team/new', { team_alias: 'non-negative' }));
+    for (const [path, body, field] of [
+      ['/key/generate', { max_budget: -5 }, 'max_budget'],
+      ['/key/generate', { max_parallel_requests: -1 }, 'max_parallel_requests'],
+      ['/user/new', { user_id: 'neg-user', tpm_limit: -1 }, 'tpm_limit'],
+      ['/team/new', { soft_budget: -0.5 }, 'soft_budget'],
+      ['/team/update', { team_id: t.team_id, rpm_limit: -2 }, 'rpm_limit'],
+      ['/team/member_add', { team_id: t.team_id, member: { role: 'user', user_id: 'neg-m' }, max_budget_in_team: -1 },
+        'max_budget_in_team'],
+      ['/organization/new', { organization_alias: 'neg-org', max_budget: -5 }, 'max_budget'],
+      ['/budget/new', { max_parallel_requests: -3 }, 'max_parallel_requests'],
+      ['/customer/new', { user_id: 'neg-customer', max_budget: -5 }, 'max_budget'],
+    ]) {
+      const r = await post(path, body);
+      assertError(r, 422);
+      assert.equal(r.json.error.param, field, `${path}: ${r.text}`);
+      assert.match(r.json.error.message, new RegExp(`^${field} cannot be negative\\. Received: -`), r.text);
+    }
+    assertError(await get('/user/info?user_id=neg-user'), 404);
+    const members = await ok(get(`/team/info?team_id=${t.team_id}`));
+    assert.deepEqual(members.team_memberships, [], 'nothing was added');
+  });
+
   test('/model/info: model_list without secrets, model_info.id; filtered for a restricted key', async () => {
     const all = await ok(get('/model/info'));
     assert.deepEqual(all.data.map((m) => m.model_name), ['a', 'b', 'c']);

@@ -206,4 +206,34 @@ TEST(key_request, integers_past_their_column_range_are_422_naming_the_field) {
   EXPECT_EQ(huge.error().param, "tpm_limit");
 }
 
+// Negative budgets and limits were stored (LiteLLM refuses them: "max_budget cannot be
+// negative. Received: -5"); 422 naming the field on every entity that has them.
+TEST(key_request, negative_budgets_and_limits_are_422_naming_the_field) {
+  const std::set<std::string> checked = {"max_budget", "soft_budget", "tpm_limit", "rpm_limit",
+                                         "max_parallel_requests"};
+  std::size_t seen = 0;
+  for (auto e : {admin::entity::key, admin::entity::user, admin::entity::team, admin::entity::budget}) {
+    for (const auto& f : admin::fields_of(e)) {
+      const std::string name = f.name;
+      if (checked.count(name) == 0) {
+        continue;
+      }
+      ++seen;
+      auto bad = admin::patch_from(json{{name, -5}}, e, t0);
+      ASSERT_FALSE(bad.has_value()) << name;
+      EXPECT_EQ(bad.error().status, 422);
+      EXPECT_EQ(bad.error().param, name);
+      EXPECT_EQ(bad.error().message, name + " cannot be negative. Received: -5");
+      EXPECT_TRUE(admin::patch_from(json{{name, 0}}, e, t0).has_value()) << name << ": 0 is allowed";
+      EXPECT_TRUE(admin::patch_from(json{{name, nullptr}}, e, t0).has_value()) << name << ": null is allowed";
+    }
+  }
+  EXPECT_EQ(seen, 5u + 3u + 5u + 5u) << "key, user (max_budget, tpm, rpm), team, budget";
+  auto fraction = admin::key_patch_from(json{{"max_budget", -0.5}}, t0);
+  ASSERT_FALSE(fraction.has_value());
+  EXPECT_EQ(fraction.error().message, "max_budget cannot be negative. Received: -0.5");
+  EXPECT_TRUE(admin::check_not_negative("max_budget_in_team", json(-1)).has_value());
+  EXPECT_FALSE(admin::check_not_negative("max_budget_in_team", json(0.0)).has_value());
+}
+
 }  // namespace
