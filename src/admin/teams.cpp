@@ -86,7 +86,9 @@ net::awaitable<core::result<json>> with_members(const route_context& c, const st
   }
   auto members_text = members.dump();
   std::optional<double> no_budget;
-  auto added = co_await c.db().run(pg::add_team_members_blocking, id, members_text, no_budget, c.actor);
+  const bool skip_members = false;  // members_with_roles replaces a member's role
+  auto added =
+      co_await c.db().run(pg::add_team_members_blocking, id, members_text, no_budget, c.actor, skip_members);
   if (!added) {
     co_return added.error();
   }
@@ -195,7 +197,10 @@ handler_result team_member_add(const route_context& c) {
     budget = b->get<double>();
   }
   auto members_text = members->dump();
-  auto r = co_await c.db().run(pg::add_team_members_blocking, *team_id, members_text, budget, c.actor);
+  // As LiteLLM: a member already in the team is not added again (nor its role changed);
+  // 400 team_member_already_in_team when that is the one member, or every one of a list.
+  const bool skip_members = true;
+  auto r = co_await c.db().run(pg::add_team_members_blocking, *team_id, members_text, budget, c.actor, skip_members);
   if (!r) {
     co_return r.error();
   }
@@ -203,6 +208,23 @@ handler_result team_member_add(const route_context& c) {
     co_return not_found("Team not found: " + *team_id, "team_id");
   }
   json out = json::parse(*r->team_json);
+  if (!r->already_in.empty() && r->already_in.size() == members->size()) {
+    const std::string existing = out.value("members_with_roles", json::array()).dump();
+    std::string message;
+    if (c.body.find("member")->is_object()) {
+      const auto& m = (*members)[0];
+      const auto named = [&m](const char* f) {
+        return m.contains(f) && m[f].is_string() ? m[f].get<std::string>() : std::string("None");
+      };
+      message = "User already in team. Member: user_id=" + named("user_id") + ", user_email=" + named("user_email") +
+                ". Existing members=" + existing;
+    } else {
+      message = "All users are already in team. Existing members=" + existing;
+    }
+    auto e = bad_request(std::move(message), "member");
+    e.type = "team_member_already_in_team";
+    co_return e;
+  }
   out["updated_users"] = json::parse(r->updated_users_json);
   co_return ok(std::move(out));
 }

@@ -126,7 +126,8 @@ handler_result user_new(const route_context& c) {
     json m = json::array({{{"user_id", id}, {"role", "user"}}});
     auto members = m.dump();
     std::optional<double> no_budget;
-    auto added = co_await c.db().run(pg::add_team_members_blocking, t, members, no_budget, c.actor);
+    const bool skip_members = false;
+    auto added = co_await c.db().run(pg::add_team_members_blocking, t, members, no_budget, c.actor, skip_members);
     if (!added) {
       co_return added.error();
     }

@@ -181,6 +181,33 @@ describe('tenants', { skip }, () => {
     assertError(await get('/user/info?user_id=nobody'), 404);
   });
 
+  test('/team/member_add of a user already in the team: 400 team_member_already_in_team, role unchanged', async () => {
+    await ok(post('/team/new', { team_id: 'team-dup', members_with_roles: [{ role: 'admin', user_id: 'dup-boss' }] }));
+    await ok(post('/team/member_add', { team_id: 'team-dup', member: { role: 'user', user_id: 'dup-u', user_email: 'dup-u@example.com' } }));
+    const roles = async () => (await ok(get('/team/info?team_id=team-dup'))).team_info.members_with_roles
+      .map((m) => `${m.user_id}:${m.role}`).sort();
+
+    const again = await post('/team/member_add', { team_id: 'team-dup', member: { role: 'admin', user_id: 'dup-u' } });
+    assertError(again, 400, 'team_member_already_in_team');
+    assert.equal(again.json.error.param, 'member');
+    assert.match(again.json.error.message, /^User already in team\. Member: user_id=dup-u, user_email=None\. Existing members=/);
+    const byEmail = await post('/team/member_add', { team_id: 'team-dup', member: { user_email: 'dup-u@example.com' } });
+    assertError(byEmail, 400, 'team_member_already_in_team');
+    const all = await post('/team/member_add', { team_id: 'team-dup', member: [{ user_id: 'dup-boss' }, { user_id: 'dup-u' }] });
+    assertError(all, 400, 'team_member_already_in_team');
+    assert.match(all.json.error.message, /^All users are already in team\. Existing members=/);
+    assert.deepEqual(await roles(), ['dup-boss:admin', 'dup-u:user'], 'nothing changed');
+
+    // Some already in: LiteLLM adds the others and leaves the existing ones as they are.
+    const some = await ok(post('/team/member_add', {
+      team_id: 'team-dup', member: [{ role: 'user', user_id: 'dup-boss' }, { role: 'admin', user_id: 'dup-new' }],
+    }));
+    assert.deepEqual(some.updated_users.map((u) => u.user_id), ['dup-new']);
+    assert.deepEqual(await roles(), ['dup-boss:admin', 'dup-new:admin', 'dup-u:user']);
+    assert.equal(psql(dbUrl, "SELECT string_agg(user_id || ':' || role, ',' ORDER BY user_id) FROM team_memberships WHERE team_id = 'team-dup'"),
+      'dup-boss:admin,dup-new:admin,dup-u:user');
+  });
+
   test('/organization/new, /info, /update (PATCH), /list, /delete (DELETE)', async () => {
     const o = await ok(post('/organization/new', { organization_alias: 'acme', models: ['a', 'b'], max_budget: 100, tpm_limit: 1000 }));
     assert.match(o.organization_id, /^[0-9a-f-]{36}$/);

@@ -385,16 +385,19 @@ entity_page list_entities_blocking(pqxx::connection& c, const entity_list_query&
 }
 
 member_write add_team_members_blocking(pqxx::connection& c, const std::string& team_id, const std::string& members_json,
-                                       const std::optional<double>& max_budget_in_team, const change_actor& who) {
+                                       const std::optional<double>& max_budget_in_team, const change_actor& who,
+                                       bool skip_members) {
   member_write out;
   json members = json::parse(members_json);
   pqxx::work tx{c};
+  // The team's row is locked: two concurrent adds of one member see each other.
   auto before = select_row(tx, spec_of("teams"), team_id, true);
   if (!before) {
     return out;
   }
   json updated = json::array();
-  for (const auto& m : members) {
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    const auto& m = members[i];
     std::string user_id = m.value("user_id", std::string());
     std::string email = m.value("user_email", std::string());
     std::string role = m.value("role", std::string("user"));
@@ -403,6 +406,18 @@ member_write add_team_members_blocking(pqxx::connection& c, const std::string& t
       if (!r.empty()) {
         user_id = r[0][0].as<std::string>();
       }
+    }
+    // A membership the groups claim added is not "already in": adding it by hand takes it
+    // over (add_member_in), as docs/sso.md says.
+    if (skip_members && tx.exec_params1("SELECT COALESCE((SELECT NOT sso_managed FROM team_memberships"
+                                        "   WHERE team_id = $1 AND user_id = $2),"
+                                        " EXISTS (SELECT 1 FROM teams t, jsonb_array_elements(t.members_with_roles) e"
+                                        "   WHERE t.team_id = $1 AND ((e->>'user_id') = $2"
+                                        "     OR ($3 <> '' AND (e->>'user_email') = $3))))",
+                                        team_id, user_id, email)[0]
+                             .as<bool>()) {
+      out.already_in.push_back(i);
+      continue;
     }
     if (user_id.empty()) {
       user_id = tx.exec1("SELECT gen_random_uuid()::text")[0].as<std::string>();
@@ -415,6 +430,10 @@ member_write add_team_members_blocking(pqxx::connection& c, const std::string& t
       audit(tx, who, "created", "users", user_id, std::nullopt, created[0][0].as<std::string>());
     }
     updated.push_back(add_member_in(tx, team_id, user_id, email, role, max_budget_in_team, who));
+  }
+  if (!members.empty() && out.already_in.size() == members.size()) {
+    out.team_json = before;  // nothing to add: rolled back
+    return out;
   }
   auto after = select_row(tx, spec_of("teams"), team_id, false);
   audit(tx, who, "member_added", "teams", team_id, before, after);

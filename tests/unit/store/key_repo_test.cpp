@@ -341,7 +341,7 @@ TEST_F(key_repo_test, tenant_writes_are_audited_and_team_deletes_archived_with_t
   EXPECT_EQ(json::parse(*up->row_json)["team_alias"], "y");
   auto members = json::array({{{"user_id", "m1"}, {"role", "admin"}}}).dump();
   std::optional<double> budget = 4.0;
-  auto added = run(pg::add_team_members_blocking, std::string("t2"), members, budget, admin);
+  auto added = run(pg::add_team_members_blocking, std::string("t2"), members, budget, admin, false);
   ASSERT_TRUE(added.has_value() && added->team_json);
   EXPECT_EQ(count("SELECT count(*) FROM team_memberships m JOIN budgets b USING (budget_id) WHERE m.user_id = 'm1' "
                   "AND m.role = 'admin' AND b.max_budget = 4"),

@@ -75,13 +75,20 @@ entity_page list_entities_blocking(pqxx::connection& c, const entity_list_query&
 // groups claim (sso_managed) becomes an ordinary one, which sign-ins never remove.
 // Audited "member_added". Empty row_json if the team does not exist.
 // `updated_users_json` is the JSON array of the members' rows.
+// With `skip_members`, a member already in the team (its user_id, or the user with its
+// email, has a membership that the groups claim did not add, or an entry in
+// members_with_roles) is left as it is (role and budget unchanged; LiteLLM's
+// /team/member_add) and its index is in `already_in`; when every member is, nothing is
+// written and team_json is the row as it was.
 struct member_write {
   std::optional<std::string> team_json;
   std::string updated_users_json = "[]";
   std::string problem;
+  std::vector<std::size_t> already_in;
 };
 member_write add_team_members_blocking(pqxx::connection& c, const std::string& team_id, const std::string& members_json,
-                                       const std::optional<double>& max_budget_in_team, const change_actor& who);
+                                       const std::optional<double>& max_budget_in_team, const change_actor& who,
+                                       bool skip_members);
 
 // /team/member_delete: by user_id, else by user_email. Audited "member_removed".
 // problem set when the user is not a member.
