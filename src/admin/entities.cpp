@@ -122,6 +122,12 @@ net::awaitable<core::result<json>> insert_row(const route_context& c, std::strin
   std::string k(kind);
   auto patch_text = patch.dump();
   auto r = co_await c.db().run(pg::insert_entity_blocking, k, id, patch_text, c.actor);
+  if (r && !r->email_taken.empty()) {
+    // LiteLLM's current answer (older versions gave a 400).
+    auto e = bad_request("User with email " + r->email_taken + " already exists", "user_email");
+    e.status = 409;
+    co_return e;
+  }
   co_return written_row(r, bad_request(std::move(exists), param));
 }
 

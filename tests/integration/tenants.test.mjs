@@ -208,6 +208,20 @@ describe('tenants', { skip }, () => {
       'dup-boss:admin,dup-new:admin,dup-u:user');
   });
 
+  test('/user/new with an email another user has (any case): 409, nothing created', async () => {
+    await ok(post('/user/new', { user_id: 'mail-1', user_email: 'Same@Example.com', auto_create_key: false }));
+    const again = await post('/user/new', { user_id: 'mail-2', user_email: 'same@example.COM' });
+    assertError(again, 409);
+    assert.equal(again.json.error.message, 'User with email Same@Example.com already exists');
+    assert.equal(again.json.error.param, 'user_email');
+    assertError(await get('/user/info?user_id=mail-2'), 404);
+    // Concurrent requests for one new email: exactly one user gets it.
+    const racing = await Promise.all(['r1', 'r2', 'r3', 'r4'].map((id) =>
+      post('/user/new', { user_id: `mail-${id}`, user_email: 'race@example.com', auto_create_key: false })));
+    assert.deepEqual(racing.map((r) => r.status).sort(), [200, 409, 409, 409]);
+    assert.equal(psql(dbUrl, "SELECT count(*) FROM users WHERE lower(user_email) = 'race@example.com'"), '1');
+  });
+
   test('/organization/new, /info, /update (PATCH), /list, /delete (DELETE)', async () => {
     const o = await ok(post('/organization/new', { organization_alias: 'acme', models: ['a', 'b'], max_budget: 100, tpm_limit: 1000 }));
     assert.match(o.organization_id, /^[0-9a-f-]{36}$/);

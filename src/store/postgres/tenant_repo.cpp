@@ -221,6 +221,16 @@ entity_write insert_entity_blocking(pqxx::connection& c, const std::string& kind
   entity_write out;
   try {
     pqxx::work tx{c};
+    if (auto email = patch.find("user_email"); kind == "users" && email != patch.end() && email->is_string() &&
+                                               !email->get_ref<const std::string&>().empty()) {
+      const auto& e = email->get_ref<const std::string&>();
+      tx.exec_params("SELECT pg_advisory_xact_lock(hashtextextended('switchyard.user_email:' || lower($1), 0))", e);
+      auto taken = tx.exec_params("SELECT user_email FROM users WHERE lower(user_email) = lower($1) LIMIT 1", e);
+      if (!taken.empty()) {
+        out.email_taken = taken[0][0].as<std::string>();
+        return out;
+      }
+    }
     auto row = insert_in(tx, s, id, patch, who);
     if (!row) {
       return out;

@@ -26,12 +26,17 @@ namespace switchyard::store::postgres {
 struct entity_write {
   std::optional<std::string> row_json;  // the row after the change; empty: not found / exists
   std::string problem;                  // a refused value (foreign key, check), for a 400
+  std::string email_taken;              // a new user's email is this user's (case-insensitive)
 };
 
 // The columns a patch may set, per kind.
 const std::vector<std::string>& entity_patch_columns(const std::string& kind);
 
 // Inserts the row `id` with the patch ("created" audit row). row_json empty if `id` exists.
+// A user whose user_email another user has (compared case-insensitively, as LiteLLM) is not
+// inserted: email_taken is that user's email. The check holds a transaction-scoped advisory
+// lock on the lower-cased email, so two concurrent inserts of one email cannot both pass
+// (no unique index: databases may already hold duplicates).
 entity_write insert_entity_blocking(pqxx::connection& c, const std::string& kind, const std::string& id,
                                     const std::string& patch_json, const change_actor& who);
 
