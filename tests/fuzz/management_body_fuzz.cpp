@@ -25,8 +25,10 @@ namespace {
 using namespace switchyard;
 using nlohmann::json;
 
+// metadata_tags: a key's tags without metadata, which the key repository merges into the
+// stored metadata (store/postgres/key_repo.hpp).
 bool derived(const std::string& name) {
-  return name == "budget_reset_at" || name == "expires" || name == "metadata";
+  return name == "budget_reset_at" || name == "expires" || name == "metadata" || name == "metadata_tags";
 }
 
 void check_patch(const core::result<json>& p, std::span<const admin::field_spec> specs) {
