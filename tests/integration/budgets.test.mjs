@@ -166,6 +166,10 @@ describe('budgets and rate limits', { skip }, () => {
     const keyChat = (gw) => call(gw, '/v1/chat/completions', { body: chatBody(), key: k.key });
     // Used on both instances: their counters exist (seeded from Postgres, then counted).
     for (const gw of [a, b, a, b]) assert.equal((await keyChat(gw)).status, 200);
+    // Their spend rows written first: a row written after the admin's change adds to the
+    // spend that was set (spend is a running sum), which is not what this test looks at.
+    await settledSpend(`SELECT spend FROM verification_tokens WHERE token = '${k.token}'`,
+      `SELECT count(*) FROM spend_logs WHERE api_key = '${k.token}' AND status = 'success'`, 4);
     // Spend set over the budget: refused from the next request on, wherever it lands.
     assert.equal((await call(a, '/key/update', { body: { key: k.key, spend: 1 } })).status, 200);
     for (const gw of [a, b]) assertBudgetError(await keyChat(gw));
