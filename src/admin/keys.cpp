@@ -428,9 +428,12 @@ handler_result key_list(const route_context& c) {
 // bound also fills an absent field, and a larger value is a 400, never clamped.
 namespace {
 
-core::result<json> with_key_generate_params(const json& body, const json& litellm_raw, sys_time now) {
+// `fill`: a new key (/key/generate) gets the defaults and, for what it leaves out, the
+// upper bounds. An update (fill false) is only checked against the bounds, as LiteLLM's
+// _enforce_upperbound_key_params(fill_defaults=False): what it leaves out stays as it is.
+core::result<json> with_key_generate_params(const json& body, const json& litellm_raw, sys_time now, bool fill) {
   json out = body;
-  if (auto d = litellm_raw.find("default_key_generate_params"); d != litellm_raw.end() && d->is_object()) {
+  if (auto d = litellm_raw.find("default_key_generate_params"); fill && d != litellm_raw.end() && d->is_object()) {
     for (const auto& [k, v] : d->items()) {
       auto it = out.find(k);
       if (it == out.end() || (it->is_null() && k != "budget_duration")) {
@@ -452,7 +455,9 @@ core::result<json> with_key_generate_params(const json& body, const json& litell
     }
     auto it = out.find(k);
     if (it == out.end() || it->is_null()) {
-      out[k] = bound;
+      if (fill) {
+        out[k] = bound;
+      }
       continue;
     }
     const auto over = [&] {
@@ -488,7 +493,7 @@ core::result<json> with_key_generate_params(const json& body, const json& litell
 
 handler_result key_generate(const route_context& c) {
   static const json no_settings = json::object();
-  auto body = with_key_generate_params(c.body, c.deps.cfg ? c.deps.cfg->litellm.raw : no_settings, c.now);
+  auto body = with_key_generate_params(c.body, c.deps.cfg ? c.deps.cfg->litellm.raw : no_settings, c.now, true);
   if (!body) {
     co_return body.error();
   }
@@ -542,6 +547,11 @@ handler_result key_update(const route_context& c) {
       co_return owned.error();
     }
     mine = std::move(*owned);
+  }
+  static const json no_settings = json::object();
+  if (auto bounded = with_key_generate_params(c.body, c.deps.cfg ? c.deps.cfg->litellm.raw : no_settings, c.now, false);
+      !bounded) {
+    co_return bounded.error();
   }
   auto patch = key_patch_from(c.body, c.now, c.budget_tz());
   if (!patch) {

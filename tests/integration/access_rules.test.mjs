@@ -118,6 +118,17 @@ describe('route rules', { skip }, () => {
     }
     const within = await call(gw, '/key/generate', { body: { max_budget: 50, rpm_limit: 10, budget_duration: '1d' } });
     assert.equal(within.status, 200, within.text);
+    // /key/update is held to the same bounds (what it leaves out is not filled).
+    for (const [body, field] of [[{ max_budget: 200 }, 'max_budget'], [{ budget_duration: '30d' }, 'budget_duration']]) {
+      const bad = await call(gw, '/key/update', { body: { key: within.json.key, ...body } });
+      assert.equal(bad.status, 400, bad.text);
+      assert.equal(bad.json.error.param, field);
+    }
+    const up = await call(gw, '/key/update', { body: { key: within.json.key, key_alias: 'bounded' } });
+    assert.equal(up.status, 200, up.text);
+    const after = (await call(gw, `/key/info?key=${within.json.key}`, { method: 'GET' })).json.info;
+    assert.equal(after.max_budget, 50, 'an update does not fill from the bounds');
+    assert.equal(after.rpm_limit, 10);
   });
 });
 
