@@ -1,6 +1,7 @@
 #include "switchyard/app/gateway.hpp"
 #include "switchyard/core/seconds.hpp"
 #include "switchyard/core/file.hpp"
+#include "switchyard/core/hex.hpp"
 
 #include "switchyard/admin/db_models.hpp"
 #include "switchyard/admin/health.hpp"
@@ -91,18 +92,7 @@ std::chrono::milliseconds env_ms(const char* name, std::chrono::milliseconds fal
 // written: no route or model name holds a NUL.
 std::string normalize_path(std::string p) {
   if (p.find('%') != std::string::npos) {
-    const auto hex = [](char c) -> int {
-      if (c >= '0' && c <= '9') {
-        return c - '0';
-      }
-      if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-      }
-      if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-      }
-      return -1;
-    };
+    const auto hex = core::hex_value;
     std::string out;
     out.reserve(p.size());
     for (std::size_t i = 0; i < p.size(); ++i) {

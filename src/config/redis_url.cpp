@@ -1,5 +1,7 @@
 #include "redis_url.hpp"
 
+#include "switchyard/core/hex.hpp"
+
 #include <cctype>
 #include <charconv>
 #include <string_view>
@@ -17,19 +19,6 @@ std::optional<int> parse_int(std::string_view s, int lo, int hi) {
   return v;
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
 std::optional<std::string> percent_decode(std::string_view s) {
   std::string out;
   for (std::size_t i = 0; i < s.size(); ++i) {
@@ -40,8 +29,8 @@ std::optional<std::string> percent_decode(std::string_view s) {
     if (i + 2 >= s.size()) {
       return std::nullopt;
     }
-    const int hi = hex_value(s[i + 1]);
-    const int lo = hex_value(s[i + 2]);
+    const int hi = core::hex_value(s[i + 1]);
+    const int lo = core::hex_value(s[i + 2]);
     if (hi < 0 || lo < 0) {
       return std::nullopt;
     }

@@ -1,5 +1,6 @@
 #include "switchyard/providers/json_scan.hpp"
 
+#include "switchyard/core/hex.hpp"
 #include "switchyard/core/log.hpp"
 
 #include <nlohmann/json.hpp>
@@ -24,20 +25,10 @@ namespace {
 
 using byte = unsigned char;
 
+int hex_value(byte c) { return core::hex_value(static_cast<char>(c)); }
+
 bool is_ws(byte c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
-int hex_value(byte c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
 
 bool is_cont(byte c) { return (c & 0xC0) == 0x80; }
 

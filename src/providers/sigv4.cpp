@@ -5,6 +5,8 @@
 // collapsed, repeated names joined with ','), signed header names, payload hash.
 #include "switchyard/providers/sigv4.hpp"
 
+#include "switchyard/core/hex.hpp"
+
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -43,26 +45,14 @@ digest hmac(std::string_view key, std::string_view data) {
 
 std::string_view view(const digest& d) { return {reinterpret_cast<const char*>(d.data()), d.size()}; }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
 
 // %XX sequences decoded (a malformed one is kept as it is).
 std::string percent_decode(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-      out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+    if (s[i] == '%' && i + 2 < s.size() && core::hex_value(s[i + 1]) >= 0 && core::hex_value(s[i + 2]) >= 0) {
+      out += static_cast<char>(core::hex_value(s[i + 1]) * 16 + core::hex_value(s[i + 2]));
       i += 2;
     } else {
       out += s[i];
