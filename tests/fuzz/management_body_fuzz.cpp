@@ -28,7 +28,8 @@ using nlohmann::json;
 // metadata_tags: a key's tags without metadata, which the key repository merges into the
 // stored metadata (store/postgres/key_repo.hpp).
 bool derived(const std::string& name) {
-  return name == "budget_reset_at" || name == "expires" || name == "metadata" || name == "metadata_tags";
+  return name == "budget_reset_at" || name == "expires" || name == "metadata" || name == "metadata_tags" ||
+         name == "spend_set_at";
 }
 
 void check_patch(const core::result<json>& p, std::span<const admin::field_spec> specs) {

@@ -7,6 +7,7 @@
 // object>\n\n" with increasing sequence numbers; an id the gateway encodes decodes back.
 #include "switchyard/providers/responses.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -102,12 +103,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check_frames(out, seq);
   require(w.response().is_object());
 
-  // Ids: decoding arbitrary text never crashes; an encoded id decodes back.
+  // Ids: decoding arbitrary text never crashes; an encoded id decodes back when its
+  // provider part looks like an id (letters, digits, _ and -), and never otherwise (it
+  // becomes a path segment of a call made with the deployment's key).
   (void)p::decode_response_id(text);
   const std::string part(text.substr(0, std::min<std::size_t>(text.size(), 64)));
-  if (part.find(';') == std::string::npos && !part.empty()) {
+  if (!part.empty()) {
+    const bool id_like = std::all_of(part.begin(), part.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    });
     auto d = p::decode_response_id(p::encode_response_id("openai", "dep-1", part));
-    require(d && d->upstream_id == part && d->model_id == "dep-1" && d->provider == "openai");
+    if (id_like) {
+      require(d && d->upstream_id == part && d->model_id == "dep-1" && d->provider == "openai");
+    } else {
+      require(!d);
+    }
   }
   return 0;
 }
