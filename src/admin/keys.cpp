@@ -130,7 +130,9 @@ core::result<json> key_patch_from(const json& body, sys_time now, const core::ti
     return base.error();
   }
   json patch = std::move(*base);
-  if (auto it = body.find("duration"); it != body.end()) {
+  if (auto it = body.find("duration"); it != body.end() && it->is_string() && *it == "-1") {
+    patch["expires"] = nullptr;  // LiteLLM's "never expires" (as null does)
+  } else if (it != body.end()) {
     if (auto e = check_kind("duration", kind::duration_or_null, *it, now)) {
       return *e;
     }

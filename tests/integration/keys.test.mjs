@@ -258,6 +258,10 @@ describe('virtual keys', { skip }, () => {
     assert.deepEqual(r.json.models, ['a']);
     assert.ok(Date.parse(r.json.expires) > Date.now() + 29 * 86400_000, r.json.expires);
     await rejects(chat(k.key, 'b'), 403);  // the update took effect at once
+    // "-1": never expires again (LiteLLM's spelling on /key/update).
+    r = await call(gw, '/key/update', { body: { key: k.key, duration: '-1' } });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.expires, null);
 
     await generate({ user_id: 'u-list' });
     await generate({ user_id: 'u-list' });
