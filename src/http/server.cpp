@@ -53,7 +53,19 @@ inline tcp::socket& lowest(tls_stream& s) { return s.next_layer(); }
 // Timeouts: the server's watchdog (one coarse timer for every connection) cancels the
 // socket's operations when `deadline()` passes and sets timed_out; beast::tcp_stream's
 // own expiry, a timer wait per operation (~7% of the CPU per request), is never set.
+// A responder's delayed disconnect watch (responder::watch_disconnect_after).
+struct deferred_watch {
+  virtual void start_deferred_watch() = 0;
+
+ protected:
+  ~deferred_watch() = default;
+};
+
 struct conn_base : core::watched {
+  // Set while a handler waits with a delayed disconnect watch: the connection's deadline,
+  // unused while no socket operation is pending, then marks when to start the watch
+  // (expired() starts it instead of timing the connection out).
+  deferred_watch* deferred = nullptr;
   bool timed_out = false;
   bool busy = false;
   std::uint64_t id = 0;
@@ -81,6 +93,10 @@ struct connection final : conn_base {
   Stream stream;
   tcp::socket& socket() override { return lowest(stream); }
   void expired() override {
+    if (deferred != nullptr) {
+      std::exchange(deferred, nullptr)->start_deferred_watch();
+      return;
+    }
     timed_out = true;
     boost::system::error_code ignored;
     socket().cancel(ignored);
@@ -258,7 +274,7 @@ void append_uint(std::string& out, std::uint64_t v) {
 }
 
 template <class Conn>
-class session_responder final : public responder {
+class session_responder final : public responder, private deferred_watch {
  public:
   // `call_id` (x-litellm-call-id on every response of the exchange) is the session's, and
   // outlives the responder.
@@ -269,6 +285,7 @@ class session_responder final : public responder {
   ~session_responder() override { stop_watching(); }
 
   net::awaitable<bool> send(response r) override {
+    drop_deferred();
     if (started_ || gone_) {
       co_return false;
     }
@@ -399,7 +416,30 @@ class session_responder final : public responder {
         net::detached);
   }
 
+  void watch_disconnect_after(std::chrono::milliseconds delay, std::function<void()> on_gone) override {
+    stop_watching();
+    deferred_gone_ = std::move(on_gone);
+    conn_->deferred = this;
+    conn_->arm_after(delay);
+  }
+
+  void start_deferred_watch() override {
+    auto cb = std::move(deferred_gone_);
+    deferred_gone_ = nullptr;
+    watch_disconnect(std::move(cb));
+  }
+
+  // A delayed watch not started yet is called off (before any write arms the connection).
+  void drop_deferred() {
+    if (conn_->deferred == this) {
+      conn_->deferred = nullptr;
+      conn_->disarm();
+      deferred_gone_ = nullptr;
+    }
+  }
+
   void stop_watching() override {
+    drop_deferred();
     if (watch_ && watch_->gone) {
       gone_ = true;  // seen while watching: still gone afterwards (no answer is written to it)
     }
@@ -442,6 +482,7 @@ class session_responder final : public responder {
   // Whatever is pending of the head, then `data` as one chunk (if any), then the last
   // chunk when `last`: one async_write.
   net::awaitable<bool> write_chunks(std::string_view data, bool last) {
+    drop_deferred();
     std::array<net::const_buffer, 5> bufs;
     std::size_t nb = 0;
     if (head_pending_) {
@@ -528,6 +569,7 @@ class session_responder final : public responder {
   std::string_view call_id_;
   header_list common_;
   std::shared_ptr<watch_state> watch_;
+  std::function<void()> deferred_gone_;  // watch_disconnect_after's, until it starts
   std::string model_;
   std::string key_;
 };

@@ -185,6 +185,7 @@ net::awaitable<std::optional<core::error>> attempt_loop::attempt_on(request_ctx&
   ctx.late_failure.reset();
   ctx.usage = {};
   ctx.upstream_status = 0;
+  ctx.upstream_cancelled = false;
   std::optional<core::error> err;
   {
     std::optional<router::in_flight> busy;  // a mock answer is no provider call
@@ -196,6 +197,7 @@ net::awaitable<std::optional<core::error>> attempt_loop::attempt_on(request_ctx&
   auto& a = ctx.out.attempts.back();  // the runner never adds attempts: still ours
   a.end = clock::now();
   a.usage = ctx.usage;
+  a.cancelled = ctx.upstream_cancelled;
   if (ctx.ttft.count() > 0) {
     a.first_token = a.start + ctx.ttft;
   }

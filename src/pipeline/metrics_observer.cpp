@@ -287,8 +287,8 @@ metrics_observer::bundle& metrics_observer::bundle_for(const request_ctx& ctx, c
 void metrics_observer::record_attempts(const request_ctx& ctx, const labels& l, bundle& b) {
   const auto* fa = ctx.out.final_attempt();
   for (const auto& a : ctx.out.attempts) {
-    if (a.mock || !a.dep) {
-      continue;
+    if (a.mock || !a.dep || a.cancelled) {
+      continue;  // no provider call, or one its client abandoned: says nothing of the deployment
     }
     if (&a == fa && !a.error && b.dep_total != nullptr) {
       b.dep_total->inc();

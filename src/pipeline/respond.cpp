@@ -157,6 +157,26 @@ void add_client_headers(const request_ctx& ctx, upstream::request& req) {
   }
 }
 
+namespace {
+
+// How long a provider call waits before the client's socket is watched. A client that
+// leaves after that cancels the call: nobody would read the answer, and the provider
+// would go on generating (and billing) it for up to the deployment's timeout. Shorter
+// waits, most of them, pay no socket watch (responder::watch_disconnect_after); a client
+// that leaves sooner has its call run to the end, as before.
+constexpr std::chrono::milliseconds disconnect_watch_delay{1000};
+
+core::error client_left(request_ctx& ctx) {
+  ctx.upstream_cancelled = true;
+  auto e = core::make_error(core::errc::upstream_unreachable,
+                            "The client disconnected while waiting for the provider; the provider call was cancelled");
+  e.status = 499;  // nginx's "client closed request": nothing was sent, nobody to send it to
+  e.retryable = false;
+  return e;
+}
+
+}  // namespace
+
 net::awaitable<core::result<upstream::response>> send_upstream(request_ctx& ctx, upstream_caller& up,
                                                                upstream::request req,
                                                                std::chrono::milliseconds timeout,
@@ -164,10 +184,17 @@ net::awaitable<core::result<upstream::response>> send_upstream(request_ctx& ctx,
   const auto& d = *ctx.dep;
   add_traceparent(ctx, req);
   add_client_headers(ctx, req);
+  upstream::call_cancel cancel;
+  req.cancel = &cancel;
   const auto t0 = clock::now();
+  ctx.resp.watch_disconnect_after(disconnect_watch_delay, [&cancel] { cancel.cancel(); });
   auto r = co_await up.send(std::move(req));
+  ctx.resp.stop_watching();
   ctx.upstream_time += clock::now() - t0;
   if (!r) {
+    if (cancel.requested()) {
+      co_return client_left(ctx);
+    }
     co_return transport_error(r.error(), d, timeout);
   }
   ctx.upstream_status = r->status;
@@ -183,10 +210,17 @@ net::awaitable<core::result<std::unique_ptr<upstream::body_stream>>> open_upstre
   const auto& d = *ctx.dep;
   add_traceparent(ctx, req);
   add_client_headers(ctx, req);
+  upstream::call_cancel cancel;
+  req.cancel = &cancel;
   const auto t0 = clock::now();
+  ctx.resp.watch_disconnect_after(disconnect_watch_delay, [&cancel] { cancel.cancel(); });
   auto opened = co_await up.open(std::move(req));
+  ctx.resp.stop_watching();
   ctx.upstream_time += clock::now() - t0;
   if (!opened) {
+    if (cancel.requested()) {
+      co_return client_left(ctx);
+    }
     co_return transport_error(opened.error(), d, timeout);
   }
   auto& s = *opened;

@@ -86,6 +86,11 @@ billed bill_now(const request_ctx& ctx, spend::pricer& prices) {
       b.estimated = true;
       b.t.prompt = static_cast<long long>(ctx.estimated_tokens);
       b.t.completion = o.streamed ? static_cast<long long>(ctx.events_sent) : static_cast<long long>(o.bytes_out / 4);
+    } else if (a->cancelled) {
+      // The provider had the prompt for a while before the client left and the call was
+      // cancelled: providers bill the input of a request they processed.
+      b.estimated = true;
+      b.t.prompt = static_cast<long long>(ctx.estimated_tokens);
     }
   }
   if (o.cache_hit && o.usage.known) {
@@ -155,7 +160,8 @@ void fill_spend_row(spend::spend_row& r, const request_ctx& ctx, spend::pricer& 
   r.end_us = unix_us(o.done, steady_now, sys_now);
   r.completion_start_us = a != nullptr ? unix_us(a->first_token, steady_now, sys_now) : 0;
   r.success = o.status > 0 && o.status < 400 && !o.error;
-  r.status_code = o.status;
+  // Nothing sent because the client had left: 499, nginx's "client closed request".
+  r.status_code = o.status == 0 && o.client_gone ? 499 : o.status;
   if (o.error) {
     r.error_type = o.error->type;
   }

@@ -164,6 +164,17 @@ core::error unreachable(std::string message, bool retryable = true) {
 
 core::error timed_out(std::string message) { return core::make_error(core::errc::upstream_timeout, std::move(message)); }
 
+// A call its caller gave up on (request::cancel): not the provider's fault, never retried.
+core::error cancelled_error(const std::string& where) { return unreachable(where + ": request cancelled", false); }
+
+bool cancelled(const request& req) { return req.cancel != nullptr && req.cancel->requested(); }
+
+void unbind_cancel(request& req) {
+  if (req.cancel != nullptr) {
+    req.cancel->unbind();
+  }
+}
+
 }  // namespace
 
 // One TCP (optionally TLS) connection to an upstream plus its read buffer.
@@ -215,6 +226,17 @@ struct connection final : core::watched {
   std::optional<ssl::stream<beast::tcp_stream>> tls;
   beast::flat_buffer buffer;
 };
+
+// While a call waits on `c` (its write, its response head), cancel() stops it: the
+// pending operation completes at once with operation_aborted. Unbound again right after
+// each wait, before the connection can be pooled or destroyed.
+namespace {
+void bind_cancel(request& req, connection& c) {
+  if (req.cancel != nullptr) {
+    req.cancel->bind(&c, [](void* p) { static_cast<connection*>(p)->expired(); });
+  }
+}
+}  // namespace
 
 class exchange;
 
@@ -831,10 +853,18 @@ net::awaitable<core::result<std::unique_ptr<exchange>>> client_core::start(reque
       conn = std::move(*c);
     }
     const bool reused = conn->reused;
+    if (cancelled(req)) {
+      co_return cancelled_error(where);
+    }
 
     conn->arm(deadline);  // the write and the response head
+    bind_cancel(req, *conn);
     auto [wec, wn] = co_await conn->visit([&](auto& s) { return net::async_write(s, wire, core::transfer_whole{}, use_tuple); });
     (void)wn;
+    unbind_cancel(req);
+    if (cancelled(req)) {
+      co_return cancelled_error(where);
+    }
     if (wec) {
       bool timeout = wec == beast::error::timeout || steady::now() >= deadline;
       conn.reset();
@@ -856,8 +886,13 @@ net::awaitable<core::result<std::unique_ptr<exchange>>> client_core::start(reque
     // The common answer, whole in the first read: parsed without Beast (http/simple_head.hpp),
     // which costs less than Beast's parser and its buffers.
     if (fast != nullptr && !head_request && conn->buffer.size() == 0) {
+      bind_cancel(req, *conn);
       auto [ec, n] = co_await conn->visit(
           [&](auto& s) { return s.async_read_some(conn->buffer.prepare(read_buffer_size), use_tuple); });
+      unbind_cancel(req);
+      if (cancelled(req)) {
+        co_return cancelled_error(where);
+      }
       rec = ec;
       if (!ec) {
         conn->buffer.commit(n);
@@ -884,9 +919,14 @@ net::awaitable<core::result<std::unique_ptr<exchange>>> client_core::start(reque
       if (head_request) {
         parser->skip(true);
       }
+      bind_cancel(req, *conn);
       auto [ec, n] = co_await conn->visit(
           [&](auto& s) { return http::async_read_header(s, conn->buffer, *parser, use_tuple); });
       (void)n;
+      unbind_cancel(req);
+      if (cancelled(req)) {
+        co_return cancelled_error(where);
+      }
       rec = ec;
       if (rec) {
         break;
@@ -961,7 +1001,11 @@ net::awaitable<core::result<response>> client_core::send(request req) {
     r.body.reserve(static_cast<std::size_t>(*cl));
   }
   for (;;) {
+    if (req.cancel != nullptr) {
+      req.cancel->bind(&x, [](void* p) { static_cast<exchange*>(p)->cancel(); });
+    }
     auto more = co_await x.read_into(r.body, deadline, req.timeout, opts_.max_response_bytes);
+    unbind_cancel(req);
     if (!more) {
       if (x.body_too_large()) {
         co_return too_large();

@@ -241,6 +241,32 @@ describe('streaming', () => {
     assert.ok(fake.requests().length <= 2, `${fake.requests().length} provider calls after the client left`);
   });
 
+  // A provider call that is still waiting a while after it was sent is watched: a client
+  // that leaves then cancels it (the fake sees its connection closed), for the
+  // non-streamed answer and for a stream's head alike.
+  for (const stream of [false, true]) {
+    test(`a client that leaves while the provider thinks cancels the call (stream: ${stream})`, async () => {
+      fake.script([{ stall: true }]);
+      const ac = new AbortController();
+      const callId = `leaves-while-waiting-${stream}`;
+      const done = fetch(`${gw.url}/v1/chat/completions`, {
+        method: 'POST', signal: ac.signal,
+        headers: { ...auth, 'content-type': 'application/json', 'x-litellm-call-id': callId },
+        body: JSON.stringify({ model: 'gpt-x', messages: USER, stream }),
+      }).catch(() => {});
+      await fake.waitFor((rs) => rs.length >= 1, { timeoutMs: 10_000 * SLOW });
+      ac.abort();
+      await done;
+      // Without the watch the stalled call would wait for the deployment's timeout (6000 s).
+      const recs = await fake.waitFor((rs) => rs[0]?.aborted, { timeoutMs: 20_000 * SLOW });
+      assert.equal(recs.length, 1, 'no retry for a client that left');
+      await gw.proc.waitForStderr(new RegExp(`access POST /v1/chat/completions \\d+ [^\\n]*call_id=${callId}`),
+        20_000 * SLOW);
+      const ok = await call(gw, '/v1/chat/completions', { body: { model: 'demo', messages: USER } });
+      assert.equal(ok.status, 200);
+    });
+  }
+
   test('a client that half-closes after its streaming request gets no made-up 500', async () => {
     fake.script([{ chunks: 3, chunk_delay_ms: 50 }]);
     const body = JSON.stringify({ model: 'gpt-x', messages: USER, stream: true });

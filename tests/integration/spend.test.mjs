@@ -240,6 +240,30 @@ describe('spend', { skip }, () => {
     assert.ok(row.spend > 0, JSON.stringify(row));
   });
 
+  test('a client that leaves while the provider thinks: the call is cancelled, its prompt billed as an estimate', async () => {
+    fake.script([{ stall: true }]);
+    const ac = new AbortController();
+    const callId = `left-waiting-${dbName}`;
+    const done = fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'x-litellm-call-id': callId },
+      body: JSON.stringify({ model: 'gpt4o', messages: USER, num_retries: 0 }),
+      signal: ac.signal,
+    }).catch(() => {});
+    await fake.waitFor((rs) => rs.length >= 1, { timeoutMs: 10_000 * SLOW });
+    ac.abort();
+    await done;
+    await fake.waitFor((rs) => rs[0]?.aborted, { timeoutMs: 20_000 * SLOW });
+    const row = await rowOf(callId);
+    assert.equal(row.status, 'failure', JSON.stringify(row));
+    assert.equal(row.status_code, 499, JSON.stringify(row));
+    assert.equal(row.usage_estimated, true);
+    assert.ok(row.prompt_tokens > 0, JSON.stringify(row));
+    assert.equal(row.completion_tokens, 0);
+    assert.ok(row.spend > 0, JSON.stringify(row));
+    fake.reset();
+  });
+
   test('a failed request has a failure row', async () => {
     fake.script([{ status: 500, error_message: 'upstream broke', times: -1 }]);
     const r = await call(gw, '/v1/chat/completions', {

@@ -71,6 +71,13 @@ class responder {
   // upstream stream): on EOF or reset, `on_gone` runs once on the loop. Used to
   // cancel the upstream request when the client disconnects.
   virtual void watch_disconnect(std::function<void()> on_gone) = 0;
+  // watch_disconnect, started only once `delay` has passed without stop_watching(): a
+  // wait that is usually short (a provider's non-streamed answer) then costs a stored
+  // deadline, not a socket watch per request. Responders without a cheaper way watch now.
+  virtual void watch_disconnect_after(std::chrono::milliseconds delay, std::function<void()> on_gone) {
+    (void)delay;
+    watch_disconnect(std::move(on_gone));
+  }
   virtual void stop_watching() = 0;
   // Fields for the access line (model, key shown as sk-...abcd).
   virtual void annotate(std::string model, std::string key_redacted) = 0;

@@ -34,6 +34,9 @@ struct attempt {
   int fallback = 0;  // 0 in the requested group, n in the n-th fallback group tried
   bool mock = false; // answered by mock_response, no provider call
   bool cooled = false;  // this failure put the deployment in cooldown
+  // Abandoned: the client left while the provider was answering, and the call was
+  // cancelled. Neither a success nor the deployment's failure; billed as an estimate.
+  bool cancelled = false;
   // Tracing on (a trace callback configured): this attempt's span id (16 hex digits), also
   // sent to the provider as the parent in its `traceparent` header. Empty otherwise.
   std::string span_id;

@@ -46,6 +46,9 @@ class recording_responder final : public http::responder {
   }
   bool client_gone() const override { return inner_.client_gone(); }
   void watch_disconnect(std::function<void()> on_gone) override { inner_.watch_disconnect(std::move(on_gone)); }
+  void watch_disconnect_after(std::chrono::milliseconds delay, std::function<void()> on_gone) override {
+    inner_.watch_disconnect_after(delay, std::move(on_gone));
+  }
   void stop_watching() override { inner_.stop_watching(); }
   void annotate(std::string model, std::string key_redacted) override {
     inner_.annotate(std::move(model), std::move(key_redacted));

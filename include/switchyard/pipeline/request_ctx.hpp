@@ -88,6 +88,9 @@ struct request_ctx {
   std::chrono::steady_clock::duration upstream_time{};  // time spent waiting on the provider
   providers::usage usage;  // of the current attempt
   int upstream_status = 0; // the provider's HTTP status in the current attempt (0: none yet)
+  // The current attempt's provider call was abandoned because the client left while it
+  // waited (respond.hpp: send_upstream).
+  bool upstream_cancelled = false;
   std::size_t events_sent = 0;  // stream events handed to the client (usage estimates)
   // general_settings.store_prompts_in_spend_logs only: the answer the client got, for its
   // spend row: the JSON body (its first spend::max_stored_bytes), or a stream's text

@@ -18,6 +18,37 @@ namespace switchyard::upstream {
 
 using header_list = std::vector<std::pair<std::string, std::string>>;
 
+// Lets a caller give up on one call in progress (its client left). Owned by the caller,
+// which keeps it alive until the call returns; the client binds it to whatever the call
+// is waiting on (a connection, a body) and unbinds it before returning. cancel() then
+// ends the call at once with a non-retryable upstream_unreachable ("cancelled").
+class call_cancel {
+ public:
+  call_cancel() = default;
+  call_cancel(const call_cancel&) = delete;
+  call_cancel& operator=(const call_cancel&) = delete;
+
+  void cancel() {
+    requested_ = true;
+    if (stop_ != nullptr) {
+      stop_(target_);
+    }
+  }
+  bool requested() const { return requested_; }
+
+  // The client's side: what cancel() stops while the call waits on it.
+  void bind(void* target, void (*stop)(void*)) {
+    target_ = target;
+    stop_ = stop;
+  }
+  void unbind() { bind(nullptr, nullptr); }
+
+ private:
+  bool requested_ = false;
+  void* target_ = nullptr;
+  void (*stop_)(void*) = nullptr;
+};
+
 struct request {
   std::string method = "POST";
   std::string url;  // absolute: http(s)://host[:port]/path[?query]
@@ -31,6 +62,8 @@ struct request {
   // Non-streaming: the whole exchange must finish within this.
   // Streaming: the response head and then each body read must arrive within this.
   std::chrono::milliseconds timeout{600'000};
+  // Optional: lets the caller abandon the call while it waits (see call_cancel).
+  call_cancel* cancel = nullptr;
 };
 
 struct response {

@@ -835,6 +835,92 @@ TEST_F(upstream_client, oversized_response_head_is_an_error) {
 
 // ---------------------------------------------------------------- cancel / abandon
 
+// request::cancel: a caller gives up on a call while it waits (its client left). The call
+// ends at once, not retryable, and its connection is closed, never pooled; a cancel after
+// the call returned touches nothing (the binding is gone: ASan would see a stale one).
+TEST_F(upstream_client, call_cancel_ends_a_call_waiting_for_its_head_or_its_body) {
+  test_server srv(io);
+  srv.on_request = [](server_conn& c, http_request& r, int) -> net::awaitable<bool> {
+    if (r.head.rfind("POST /body ", 0) == 0) {
+      co_await c.write("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"partial\":");
+    }
+    co_await c.pause(30s);  // the rest never comes (the test ends first)
+    co_return false;
+  };
+  upstream::client cl(io.get_executor());
+  std::vector<core::result<upstream::response>> sent;
+  std::optional<core::result<std::unique_ptr<upstream::body_stream>>> opened;
+  run([&]() -> net::awaitable<void> {
+    auto ex = co_await net::this_coro::executor;
+    for (const char* path : {"/head", "/body"}) {
+      const std::size_t seen = srv.requests.size();
+      upstream::call_cancel cancel;
+      auto req = post(srv, path);
+      req.timeout = 20000ms;
+      req.cancel = &cancel;
+      net::co_spawn(ex, [&]() -> net::awaitable<void> {
+        co_await eventually([&] { return srv.requests.size() > seen; }, 10000ms);
+        co_await sleep_for(20ms);  // the request is out: the client waits on the server now
+        cancel.cancel();
+      }, net::detached);
+      sent.push_back(co_await cl.send(req));
+    }
+    {
+      const std::size_t seen = srv.requests.size();
+      upstream::call_cancel cancel;
+      auto req = post(srv, "/head");
+      req.timeout = 20000ms;
+      req.cancel = &cancel;
+      net::co_spawn(ex, [&]() -> net::awaitable<void> {
+        co_await eventually([&] { return srv.requests.size() > seen; }, 10000ms);
+        co_await sleep_for(20ms);
+        cancel.cancel();
+      }, net::detached);
+      opened = co_await cl.open(req);
+    }
+    {
+      upstream::call_cancel cancel;  // asked before the call: no connection is made
+      cancel.cancel();
+      auto req = post(srv, "/head");
+      req.cancel = &cancel;
+      const std::size_t seen = srv.requests.size();
+      sent.push_back(co_await cl.send(req));
+      EXPECT_EQ(srv.requests.size(), seen);
+    }
+  }, 60s);
+  ASSERT_EQ(sent.size(), 3u);
+  for (const auto& r : sent) {
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, core::errc::upstream_unreachable);
+    EXPECT_FALSE(r.error().retryable);
+    EXPECT_NE(r.error().message.find("cancelled"), std::string::npos) << r.error().message;
+  }
+  ASSERT_TRUE(opened);
+  ASSERT_FALSE(*opened);
+  EXPECT_NE((*opened).error().message.find("cancelled"), std::string::npos);
+  EXPECT_EQ(cl.idle_connections(), 0u);
+}
+
+TEST_F(upstream_client, call_cancel_after_the_answer_changes_nothing) {
+  test_server srv(io);
+  srv.on_request = [](server_conn& c, http_request&, int) -> net::awaitable<bool> {
+    co_await c.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+    co_return true;
+  };
+  upstream::client cl(io.get_executor());
+  upstream::call_cancel cancel;
+  std::optional<core::result<upstream::response>> sent;
+  run([&]() -> net::awaitable<void> {
+    auto req = post(srv);
+    req.cancel = &cancel;
+    sent = co_await cl.send(req);
+    cancel.cancel();  // the client left just after: the answer and the pooled connection stay
+  });
+  ASSERT_TRUE(sent && *sent);
+  EXPECT_EQ((**sent).status, 200);
+  EXPECT_EQ(cl.idle_connections(), 1u);
+}
+
 TEST_F(upstream_client, cancel_closes_the_upstream_connection) {
   test_server srv(io);
   bool server_saw_close = false;
