@@ -169,6 +169,10 @@ net::awaitable<std::optional<core::error>> provider_call::messages_passthrough(r
   // the stream ends with an error event (a provider that ignores max_tokens).
   bool budget_cut = false;
   std::size_t events_relayed = 0;
+  // Until message_start the bytes are held, not relayed (stream_watch): an answer that
+  // turns out not to be Anthropic's event stream (a broken or unexpected first event,
+  // JSON where events were asked for) then still gets a real status, a retry or a fallback.
+  std::string held;
   for (;;) {
     auto piece = co_await reader.next();
     if (reader.client_left()) {
@@ -199,9 +203,20 @@ net::awaitable<std::optional<core::error>> provider_call::messages_passthrough(r
       raw->cancel();
       break;
     }
-    if (!head_sent && !co_await send_head()) {
-      raw->cancel();
-      break;
+    if (!head_sent) {
+      if (!watch.started()) {
+        held += *piece;
+        continue;  // the end (or a read error) decides what these bytes were
+      }
+      if (!held.empty()) {
+        held += *piece;
+        *piece = std::move(held);
+        held.clear();
+      }
+      if (!co_await send_head()) {
+        raw->cancel();
+        break;
+      }
     }
     if (!fed) {
       // An error event after the answer began: relayed as sent, and the stream ends.

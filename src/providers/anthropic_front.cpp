@@ -850,12 +850,25 @@ core::result<void> stream_watch::feed(std::string_view bytes) {
     failure_ = detail::malformed_upstream(label, "the provider sent an oversized stream event");
     return *failure_;
   }
+  if (!started_) {
+    if (prefix_.size() + bytes.size() > max_prefix_bytes) {
+      failure_ = detail::malformed_upstream(label, "the provider's answer is not an event stream (no message_start)");
+      return *failure_;
+    }
+    prefix_ += bytes;
+  }
   return {};
 }
 
 core::result<void> stream_watch::on_event(const upstream::sse_parser::event& ev) {
   ++events_;
   std::string_view type = ev.event;
+  if (!started_ && type != "message_start" && type != "ping" && type != "error" && !type.empty()) {
+    // Anthropic's stream begins with message_start; anything else first is not a stream
+    // this gateway (or the client's SDK) can read.
+    return detail::malformed_upstream(label, "the provider's stream did not begin with message_start (it began with `" +
+                                                 std::string(type.substr(0, 64)) + "`)");
+  }
   // Anthropic names every event; the `type` member decides when it does not.
   const bool needs_body = type.empty() || type == "message_start" || type == "message_delta" || type == "error" ||
                           (keep_text_ && type == "content_block_delta");
@@ -872,6 +885,9 @@ core::result<void> stream_watch::on_event(const upstream::sse_parser::event& ev)
   }
   if (type.empty()) {
     type = string_field(j, "type");
+    if (!started_ && type != "message_start" && type != "ping" && type != "error") {
+      return detail::malformed_upstream(label, "the provider's stream did not begin with message_start");
+    }
   }
   auto take = [&](const json& u, bool only_present) {
     auto one = [&](const char* k, long long& dst) {
@@ -886,6 +902,8 @@ core::result<void> stream_watch::on_event(const upstream::sse_parser::event& ev)
     usage_ = usage_value(input_, cache_read_, cache_creation_, output_);
   };
   if (type == "message_start") {
+    started_ = true;
+    prefix_ = std::string();
     const json* m = field(j, "message");
     const json* u = m != nullptr && m->is_object() ? field(*m, "usage") : nullptr;
     if (u != nullptr && u->is_object()) {
@@ -914,12 +932,36 @@ core::result<void> stream_watch::finish() {
   if (failure_) {
     return *failure_;
   }
+  if (!started_) {
+    failure_ = not_an_event_stream(prefix_);
+    return *failure_;
+  }
   if (!stopped_) {
     failure_ = core::make_error(core::errc::upstream_error,
                                 std::string(label) + " - stream ended before message_stop (stream cut)");
     return *failure_;
   }
   return {};
+}
+
+core::error not_an_event_stream(std::string_view body) {
+  const auto start = body.find_first_not_of(" \t\r\n");
+  if (start == std::string_view::npos) {
+    return detail::malformed_upstream(label, "the provider's stream ended before message_start (empty stream)");
+  }
+  json j = detail::parse_bounded(body);
+  if (j.is_object()) {
+    const auto type = string_field(j, "type");
+    const json* e = field(j, "error");
+    if (type == "error" && e != nullptr && e->is_object()) {
+      return upstream_error(status_of_error_type(string_field(*e, "type")), body, label);
+    }
+    if (type == "message") {
+      return detail::malformed_upstream(
+          label, "the provider answered a streamed request with a whole message, not an event stream");
+    }
+  }
+  return detail::malformed_upstream(label, "the provider's answer is not an event stream (no message_start)");
 }
 
 // ---- count_tokens ----------------------------------------------------------------

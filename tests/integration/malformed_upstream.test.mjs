@@ -2,7 +2,9 @@
 // cut SSE / NDJSON streams, unknown and broken Anthropic events, stalled streams. Each gives
 // the client a clear OpenAI-shaped error (a real status before the first byte, a final
 // `data: {"error":...}` event after it), never a hang or a crash: every test is bounded in
-// time and checks that the gateway still answers /health/liveliness afterwards.
+// time and checks that the gateway still answers /health/liveliness afterwards. Also
+// Anthropic's front door (/v1/messages) to an Anthropic deployment: a streamed answer that
+// is not an event stream (Anthropic-shaped errors there).
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -20,11 +22,14 @@ before(async () => {
   gw = await startGateway({
     config: {
       // One upstream answer per test (no retries), and no cooldowns after the scripted failures.
-      router_settings: { num_retries: 0, disable_cooldowns: true },
+      router_settings: { num_retries: 0, disable_cooldowns: true, fallbacks: [{ 'claude-fb': ['claude'] }] },
       model_list: [
         { model_name: 'oai', litellm_params: { model: 'openai/gpt-x', api_base: `${fake.url}/v1`, api_key: 'sk-up-1' } },
         { model_name: 'claude',
           litellm_params: { model: 'anthropic/claude-3-5-sonnet-20241022', api_base: fake.url, api_key: 'sk-ant-1' } },
+        // Falls back to `claude` (the Anthropic front door's retry-and-fallback test).
+        { model_name: 'claude-fb',
+          litellm_params: { model: 'anthropic/claude-broken', api_base: fake.url, api_key: 'sk-ant-1' } },
         { model_name: 'ollama-chat', litellm_params: { model: 'ollama_chat/llama3.1', api_base: fake.url } },
         { model_name: 'ollama-gen', litellm_params: { model: 'ollama/llama3.1', api_base: fake.url } },
         { model_name: 'az',
@@ -393,6 +398,85 @@ describe('stalled upstream stream with stream_timeout: 1', () => {
       await fake.waitFor((rs) => rs[0]?.aborted, { timeoutMs: 2000 * SLOW });
     });
   }
+});
+
+// ------------------------------------------------- Anthropic's front door (/v1/messages)
+
+// /v1/messages to an Anthropic deployment relays the provider's events as sent; an answer
+// that is not such a stream must not be relayed inside a 200: until message_start nothing
+// has gone out, so the client gets a real status in Anthropic's error shape (and a
+// fallback its chance), as the chat door does for a broken first chunk.
+async function messages(model, { stream: streamed = true, raw } = {}) {
+  const body = raw ?? JSON.stringify({ model, max_tokens: 20, stream: streamed, messages: USER });
+  const r = await fetchWithTimeout(`${gw.url}/v1/messages`, {
+    method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': MASTER_KEY }, body,
+    timeoutMs: BOUND_MS + 2000,
+  });
+  const text = await r.text();
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: r.status, headers: r.headers, text, json };
+}
+
+function assertAnthropicError(r, status, type, match) {
+  assert.equal(r.status, status, r.text);
+  assert.match(r.headers.get('content-type'), /^application\/json/, r.text);
+  assert.equal(r.json?.type, 'error', r.text);
+  assert.equal(r.json.error.type, type, r.text);
+  assert.equal(typeof r.json.error.message, 'string');
+  if (match) assert.match(r.json.error.message, match);
+}
+
+describe('Anthropic front door: a streamed answer that is not an event stream', () => {
+  test('a broken first event -> 500 in Anthropic\'s shape, nothing relayed', async () => {
+    fake.script([{ stream: true, invalid_json: true }]);
+    assertAnthropicError(await messages('claude'), 500, 'api_error', /message_start/);
+    fake.script([{ stream: true, raw_chunks: ['event: message_start\ndata: {"type": "message_start", "mess\n\n', START] }]);
+    assertAnthropicError(await messages('claude'), 500, 'api_error', /not valid JSON/);
+  });
+
+  test('an unexpected first event, or bytes that are no events -> 500, nothing relayed', async () => {
+    fake.script([{ stream: true, raw_chunks: [ev('surprise', { x: 1 }), START, BLOCK, delta('Hi'), ...END] }]);
+    assertAnthropicError(await messages('claude'), 500, 'api_error', /surprise/);
+    fake.script([{ stream: true, raw_chunks: ['this is not an event stream at all\n\n'] }]);
+    assertAnthropicError(await messages('claude'), 500, 'api_error', /not an event stream/);
+  });
+
+  test('a broken first event gives the fallback its chance', async () => {
+    fake.script([{ match: { model: 'claude-broken' }, stream: true, invalid_json: true }]);
+    const r = await messages('claude-fb');
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.headers.get('x-litellm-attempted-fallbacks'), '1');
+    assert.match(r.text, /^event: message_start\n/);
+    assert.match(r.text, /event: message_stop\n/);
+    assert.deepEqual(fake.requests().map((q) => q.body.model), ['claude-broken', 'claude-3-5-sonnet-20241022']);
+  });
+
+  test('pings before message_start are relayed with it, byte for byte', async () => {
+    const chunks = [ev('ping'), ': keep-alive\n\n', START, BLOCK, delta('Hello'), ...END];
+    fake.script([{ stream: true, raw_chunks: chunks }]);
+    const r = await messages('claude');
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.text, chunks.join(''));
+  });
+
+  test('JSON instead of events: Anthropic\'s error JSON is that error (status from its type)', async () => {
+    fake.script([{ body: { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded right now' } } }]);
+    assertAnthropicError(await messages('claude'), 529, 'overloaded_error', /Overloaded right now/);
+    fake.script([{ body: { type: 'error', error: { type: 'invalid_request_error', message: 'bad thing' } } }]);
+    assertAnthropicError(await messages('claude'), 400, 'invalid_request_error', /bad thing/);
+  });
+
+  test('JSON instead of events: a whole message -> a clear 500, not relayed as if it were events', async () => {
+    fake.script([{ stream: false }]);
+    assertAnthropicError(await messages('claude'), 500, 'api_error', /whole message/);
+    fake.script([{ stream: true, raw_body: '[1, 2, 3]', content_type: 'application/json' }]);
+    assertAnthropicError(await messages('claude'), 500, 'api_error', /not an event stream/);
+  });
 });
 
 describe('after all that', () => {

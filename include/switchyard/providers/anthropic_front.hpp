@@ -151,16 +151,27 @@ std::optional<usage> message_usage(std::string_view message_json);
 // Reads a relayed Anthropic event stream as it passes: usage (message_start,
 // message_delta), the end (message_stop), and `error` events. Only the events that
 // carry these are parsed; text deltas are looked at only when keep_text is on.
+// Until message_start (Anthropic's first event; only pings may come before it) the
+// stream is not yet known to be Anthropic's: another event there, or bytes that are no
+// events at all past max_prefix_bytes, is an error, and a stream that ends before it is
+// read as the JSON body it may be (an error, or a whole message where events were asked
+// for). A relay holds the bytes back until started(), so that such an answer reaches
+// the client as a real error status (and a retry or fallback may still serve it).
 class stream_watch {
  public:
+  static constexpr std::size_t max_prefix_bytes = 1u << 20;
   explicit stream_watch(bool keep_text = false) : keep_text_(keep_text) {}
-  // The error of an `error` event (status from its type) or of an unreadable event;
-  // the bytes are still the client's to receive.
+  // The error of an `error` event (status from its type), of an unreadable event, or
+  // of a stream that does not begin with message_start; the bytes are still the
+  // client's to receive once started().
   core::result<void> feed(std::string_view bytes);
-  // Error if the stream ended before message_stop (a cut stream).
+  // Error if the stream ended before message_stop (a cut stream); before message_start,
+  // the error its bytes carry (see above).
   core::result<void> finish();
   const usage& tokens() const { return usage_; }
   std::size_t events() const { return events_; }
+  // message_start has been seen: the stream is Anthropic's, its bytes can be relayed.
+  bool started() const { return started_; }
   bool stopped() const { return stopped_; }
   const std::string& text() const { return text_; }
 
@@ -172,11 +183,18 @@ class stream_watch {
   long long input_ = 0, cache_read_ = 0, cache_creation_ = 0, output_ = 0;
   usage usage_;
   std::size_t events_ = 0;
+  bool started_ = false;
   bool stopped_ = false;
   bool keep_text_ = false;
   std::string text_;
+  std::string prefix_;  // the bytes before message_start, up to max_prefix_bytes
   std::optional<core::error> failure_;
 };
+
+// The error for the body of a streamed request's answer that is no event stream (JSON
+// where events were asked for): Anthropic's error JSON is that error (status from its
+// type); a whole message, or anything else, a clear 500 naming what came.
+core::error not_an_event_stream(std::string_view body);
 
 // ---- count_tokens ----------------------------------------------------------------
 

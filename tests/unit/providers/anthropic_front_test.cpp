@@ -391,6 +391,61 @@ TEST(AnthropicFront, StreamWatch) {
   EXPECT_NE(r.error().message.find("Overloaded"), std::string::npos);
 }
 
+// Until message_start the stream is not known to be Anthropic's (a relay holds its bytes).
+TEST(AnthropicFront, StreamWatchBeforeMessageStart) {
+  const std::string start =
+      "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":5}}}\n\n";
+  front::stream_watch pings;  // pings and comments may come first
+  ASSERT_TRUE(pings.feed(": hi\n\nevent: ping\ndata: {\"type\": \"ping\"}\n\n"));
+  EXPECT_FALSE(pings.started());
+  ASSERT_TRUE(pings.feed(start));
+  EXPECT_TRUE(pings.started());
+
+  for (const std::string& first : {
+           std::string("event: content_block_delta\ndata: {\"type\": \"content_block_delta\", \"delta\": {\n\n"),
+           std::string("event: surprise\ndata: {}\n\n"),
+           std::string("data: {\"type\":\"content_block_stop\",\"index\":0}\n\n"),
+           std::string("event: message_start\ndata: {\"type\": \"message_st\n\n")}) {
+    front::stream_watch w;
+    auto r = w.feed(first + start);
+    ASSERT_FALSE(r) << first;
+    EXPECT_EQ(r.error().status, 500);
+    EXPECT_FALSE(w.started());
+  }
+
+  // No events at all: what the bytes were decides the error, at the end.
+  auto ended = [](std::string_view body) {
+    front::stream_watch w;
+    EXPECT_TRUE(w.feed(body));
+    EXPECT_FALSE(w.started());
+    auto r = w.finish();
+    EXPECT_FALSE(r);
+    return r ? make_error(errc::bad_request, "(no error)") : r.error();
+  };
+  auto e = ended(R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})");
+  EXPECT_EQ(e.status, 529);
+  EXPECT_NE(e.message.find("Overloaded"), std::string::npos);
+  e = ended("{\n  \"type\": \"error\",\n  \"error\": {\"type\": \"rate_limit_error\", \"message\": \"slow\"}\n}\n");
+  EXPECT_EQ(e.status, 429);
+  e = ended(R"({"id":"msg_1","type":"message","role":"assistant","content":[],"usage":{}})");
+  EXPECT_EQ(e.status, 500);
+  EXPECT_NE(e.message.find("whole message"), std::string::npos);
+  e = ended("this is not an event stream\n\n");
+  EXPECT_EQ(e.status, 500);
+  EXPECT_NE(e.message.find("not an event stream"), std::string::npos);
+  e = ended("");
+  EXPECT_EQ(e.status, 500);
+
+  // Bytes with no message_start are held to a bound.
+  front::stream_watch big;
+  const std::string junk(64 * 1024, 'x');
+  switchyard::core::result<void> r;
+  for (std::size_t sent = 0; r && sent <= front::stream_watch::max_prefix_bytes; sent += junk.size()) {
+    r = big.feed(junk + "\n\n");
+  }
+  EXPECT_FALSE(r);
+}
+
 TEST(AnthropicFront, Estimate) {
   const std::string body = R"({"model":"m","system":"abcd","messages":[{"role":"user","content":"efgh"}],"max_tokens":1000})";
   auto scan = switchyard::providers::scan_json(body);
