@@ -741,7 +741,13 @@ core::result<upstream_call> passthrough_call(const config::deployment& d, std::s
     call.headers.emplace_back("anthropic-beta", std::move(beta));
   }
 
-  // The body: the client's bytes, edited only where it must be.
+  // The body: the client's bytes, edited only where it must be. A UTF-8 byte order mark
+  // before the object is accepted from the client (the JSON reader skips it) but not
+  // forwarded, as on the chat door, whose rebuilt body has none: JSON sent over a network
+  // must not start with one (RFC 8259), and a strict parser upstream refuses it.
+  if (body.substr(0, 3) == "\xEF\xBB\xBF") {
+    body.remove_prefix(3);  // the members' views point past it: offsets from body stay right
+  }
   const json_member* model = scan.find("model");
   bool model_same = false;
   if (model != nullptr && model->kind == json_kind::string && model->value.size() >= 2) {

@@ -4,7 +4,8 @@
 //   1. as an Anthropic request: to_chat_request() either refuses it or gives an object
 //      with a `messages` list;
 //   2. as a client body passed through: passthrough_call() gives valid JSON whose members
-//      are the client's (model replaced), byte for byte when nothing is edited;
+//      are the client's (model replaced), byte for byte when nothing is edited (but a
+//      leading UTF-8 byte order mark, which is not forwarded);
 //   3. as an OpenAI answer: to_messages_response() gives a valid message or an error;
 //      its lines as chunk payloads: event_writer writes only well-formed events (valid JSON
 //      data, message_start first, message_stop last);
@@ -76,7 +77,7 @@ void as_passthrough(std::string_view in) {
       !src.contains("disable_fallbacks") && !src.contains("context_window_fallbacks") &&
       !src.contains("litellm_call_id") && !src.contains("proxy_server_request") &&
       !src.contains("mock_testing_fallbacks") && !src.contains("mock_testing_rate_limit_error")) {
-    check(body == in);
+    check(body == (in.substr(0, 3) == "\xEF\xBB\xBF" ? in.substr(3) : in));
   }
 }
 

@@ -4,7 +4,7 @@
 // `data: {"error":...}` event after it), never a hang or a crash: every test is bounded in
 // time and checks that the gateway still answers /health/liveliness afterwards. Also
 // Anthropic's front door (/v1/messages) to an Anthropic deployment: a streamed answer that
-// is not an event stream (Anthropic-shaped errors there).
+// is not an event stream (Anthropic-shaped errors there), and a request body with a BOM.
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -476,6 +476,28 @@ describe('Anthropic front door: a streamed answer that is not an event stream', 
     assertAnthropicError(await messages('claude'), 500, 'api_error', /whole message/);
     fake.script([{ stream: true, raw_body: '[1, 2, 3]', content_type: 'application/json' }]);
     assertAnthropicError(await messages('claude'), 500, 'api_error', /not an event stream/);
+  });
+});
+
+describe('Anthropic front door: a request body that starts with a UTF-8 BOM', () => {
+  // The chat door accepts it and sends a body without it; so does /v1/messages.
+  const BOM = '\uFEFF';
+  for (const streamed of [false, true]) {
+    test(`accepted, and forwarded without the BOM (stream: ${streamed})`, async () => {
+      const sent = JSON.stringify({ model: 'claude', max_tokens: 20, stream: streamed, messages: USER });
+      const r = await messages('claude', { raw: BOM + sent });
+      assert.equal(r.status, 200, r.text);
+      const [seen] = fake.requests();
+      assert.equal(seen.body_text, sent.replace('"claude"', '"claude-3-5-sonnet-20241022"'));
+    });
+  }
+
+  test('the chat door: accepted too', async () => {
+    const r = await call(gw, '/v1/chat/completions', {
+      body: BOM + JSON.stringify({ model: 'oai', messages: USER }), timeoutMs: BOUND_MS,
+    });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(fake.requests()[0].body.model, 'gpt-x');
   });
 });
 

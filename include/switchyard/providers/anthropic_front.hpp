@@ -138,8 +138,9 @@ struct client_headers {
 // Anthropic deployment, from the client's validated body (`scan` = scan_json(body)):
 // the body is the client's bytes, with the `model` value replaced by the deployment's
 // model when it differs, gateway-only members removed when present (`metadata` is
-// Anthropic's own and kept; only its user_id when it carries more). Identical bytes
-// otherwise; `body` must outlive the call (its parts are views into it).
+// Anthropic's own and kept; only its user_id when it carries more), and a leading UTF-8
+// byte order mark left out. Identical bytes otherwise; `body` must outlive the call (its
+// parts are views into it).
 core::result<upstream_call> passthrough_call(const config::deployment& d, std::string_view path,
                                              std::string_view body, const json_scan& scan, client_headers h);
 

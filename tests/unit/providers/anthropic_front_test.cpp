@@ -349,6 +349,20 @@ TEST(AnthropicFront, PassthroughDropsGatewayMembers) {
   EXPECT_EQ(call->joined_body(), R"({"model":"claude-up","messages":[],"metadata":{"user_id":"u"}})");
 }
 
+TEST(AnthropicFront, PassthroughLeavesOutAByteOrderMark) {
+  // Accepted from the client (the chat door accepts it too), not forwarded.
+  for (const std::string& json : {std::string(R"({"model":"claude-up","messages":[]})"),
+                                 std::string(R"({"model":"claude","messages":[]})"),
+                                 std::string(R"({"model":"claude-up","messages":[],"num_retries":2})")}) {
+    const std::string body = "\xEF\xBB\xBF" + json;
+    auto scan = switchyard::providers::scan_json(body);
+    ASSERT_TRUE(scan.ok);
+    auto call = front::passthrough_call(anthropic_dep(), "/v1/messages", body, scan, {});
+    ASSERT_TRUE(call);
+    EXPECT_EQ(call->joined_body(), R"({"model":"claude-up","messages":[]})") << json;
+  }
+}
+
 TEST(AnthropicFront, MessageUsage) {
   auto u = front::message_usage(R"({"type":"message","usage":{"input_tokens":10,"cache_read_input_tokens":300,
       "cache_creation_input_tokens":20,"output_tokens":7}})");
