@@ -4,7 +4,8 @@
 // (translated both ways); countTokens (Anthropic's exact count, else the estimate); a Claude
 // Code-style request (long system prompt, tools, cache_control, anthropic-beta, thinking)
 // reaching the fake provider byte for byte and its answer reaching the client byte for byte;
-// spend rows and /metrics as for chat; malformed requests answered 400 in Anthropic's shape.
+// spend rows and /metrics as for chat; malformed requests answered 400 in Anthropic's shape,
+// and a streamed answer that is no event stream an APIError with its status, not a stream.
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -449,6 +450,18 @@ describe('/v1/messages with the Anthropic SDK', { skip }, () => {
         client.messages.create({ model: CLAUDE, max_tokens: 5, messages: [{ role: 'user', content: 'x' }] }),
         (e) => e instanceof Anthropic.RateLimitError && e.error?.error?.type === 'rate_limit_error' &&
                /slow down/.test(e.error.error.message));
+    });
+
+    test('a streamed answer that is no event stream: the SDK gets an APIError with its status', async () => {
+      const ask = () => client.messages.create({ model: CLAUDE, max_tokens: 5, stream: true,
+                                                 messages: [{ role: 'user', content: 'x' }] });
+      fake.script([{ match: { path: '/v1/messages' }, stream: true, invalid_json: true }]);
+      await assert.rejects(ask(), (e) => e instanceof Anthropic.InternalServerError && e.status === 500 &&
+                                         e.error?.error?.type === 'api_error');
+      fake.script([{ match: { path: '/v1/messages' },
+                     body: { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } } }]);
+      await assert.rejects(ask(), (e) => e instanceof Anthropic.APIError && e.status === 529 &&
+                                         e.error?.error?.type === 'overloaded_error');
     });
 
     test('a stream that fails after its first events ends with an error event', async () => {
