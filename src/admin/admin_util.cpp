@@ -131,7 +131,7 @@ std::optional<core::error> check_kind(const std::string& name, kind k, const jso
         return std::nullopt;
       }
       if (!v.is_string() || !add_duration(v.get<std::string>(), now)) {
-        return field_error(name, "expected a duration such as \"30s\", \"30m\", \"30h\", \"30d\" or \"1mo\"");
+        return field_error(name, "expected a duration such as \"30s\", \"30m\", \"30h\", \"30d\", \"2w\" or \"1mo\"");
       }
       return std::nullopt;
   }
@@ -309,7 +309,7 @@ core::result<json> patch_from(const json& body, std::span<const field_spec> spec
     } else {
       auto d = core::parse_budget_duration(it->get<std::string>());
       if (!d) {
-        return field_error("budget_duration", "expected a duration such as \"30s\", \"30m\", \"30h\", \"30d\" or \"1mo\"");
+        return field_error("budget_duration", "expected a duration such as \"30s\", \"30m\", \"30h\", \"30d\", \"2w\" or \"1mo\"");
       }
       patch["budget_reset_at"] = iso_utc(core::next_budget_reset(*d, now, tz));
     }

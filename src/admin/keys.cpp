@@ -491,6 +491,30 @@ core::result<json> with_key_generate_params(const json& body, const json& litell
   return ok(std::move(out));
 }
 
+// LiteLLM's key_type of /key/generate: a preset of the key's allowed_routes (which the
+// auth stage enforces), replacing any allowed_routes of the request; "default" keeps them.
+std::optional<core::error> apply_key_type(json& body) {
+  auto it = body.find("key_type");
+  if (it == body.end() || it->is_null()) {
+    return std::nullopt;
+  }
+  static constexpr std::pair<std::string_view, std::string_view> presets[] = {
+      {"llm_api", "llm_api_routes"}, {"management", "management_routes"}, {"read_only", "info_routes"}};
+  if (it->is_string()) {
+    const auto& type = it->get_ref<const std::string&>();
+    if (type == "default") {
+      return std::nullopt;
+    }
+    for (auto [name, group] : presets) {
+      if (type == name) {
+        body["allowed_routes"] = json::array({std::string(group)});
+        return std::nullopt;
+      }
+    }
+  }
+  return field_error("key_type", "must be one of llm_api, management, read_only, default");
+}
+
 }  // namespace
 
 handler_result key_generate(const route_context& c) {
@@ -498,6 +522,9 @@ handler_result key_generate(const route_context& c) {
   auto body = with_key_generate_params(c.body, c.deps.cfg ? c.deps.cfg->litellm.raw : no_settings, c.now, true);
   if (!body) {
     co_return body.error();
+  }
+  if (auto e = apply_key_type(*body)) {
+    co_return *e;
   }
   auto patch = key_patch_from(*body, c.now, c.budget_tz());
   if (!patch) {

@@ -61,8 +61,18 @@ core::result<team_request> read_team_request(const route_context& c, bool is_new
   if (!patch) {
     return patch.error();
   }
-  if (auto e = merge_tags(c.body, *patch, c.now)) {
-    return *e;
+  if (is_new || patch->contains("metadata")) {
+    // A metadata patch replaces the stored metadata; the tags go into the new one.
+    if (auto e = merge_tags(c.body, *patch, c.now)) {
+      return *e;
+    }
+  } else if (auto t = c.body.find("tags"); t != c.body.end() && !t->is_null()) {
+    // Tags alone replace metadata.tags and keep the rest of the team's metadata, as for
+    // keys: the repository merges them in the statement that writes the row.
+    if (auto e = check_kind("tags", kind::str_array, *t, c.now)) {
+      return *e;
+    }
+    (*patch)["metadata_tags"] = *t;
   }
   auto members = members_of(c.body, "members_with_roles");
   if (!members) {

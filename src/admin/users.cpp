@@ -45,30 +45,31 @@ core::result<user_request> read_user_request(const route_context& c, bool is_new
   return user_request{std::move(*patch), std::move(*id), std::move(*teams)};
 }
 
-// /user/new with auto_create_key: a key for the new user, added to `out`.
-net::awaitable<core::result<void>> add_user_key(const route_context& c, const std::string& user_id, json& out) {
-  std::string key = generate_key_string();
-  auto token = core::sha256_hex(key);
-  json kp = {{"user_id", user_id}, {"key_name", key_name_of(key)}};
-  if (auto a = c.body.find("key_alias"); a != c.body.end() && a->is_string()) {
-    kp["key_alias"] = *a;
+// The fields of a /user/new body that also go to the user's first key, as LiteLLM's
+// /user/new passes them to its key generation: `duration` (the key's expiry), key_alias,
+// models, metadata, the rate limits and the rest of the key's own settings. The user's
+// budget (max_budget, budget_duration) is the user's only: the key is bounded by it anyway.
+constexpr const char* user_key_fields[] = {"duration",   "key_alias",   "models",     "aliases",
+                                           "config",     "spend",       "metadata",   "tpm_limit",
+                                           "rpm_limit",  "max_parallel_requests",     "allowed_cache_controls",
+                                           "permissions", "model_max_budget",         "blocked",
+                                           "allowed_routes"};
+
+// The patch of the new user's key, checked before anything is written.
+core::result<json> user_key_patch(const route_context& c, const std::string& user_id, const std::string& key) {
+  json kb = json::object();
+  for (const char* f : user_key_fields) {
+    if (auto it = c.body.find(f); it != c.body.end()) {
+      kb[f] = *it;
+    }
   }
-  auto kp_text = kp.dump();
-  auto k = co_await c.db().run(pg::insert_key_blocking, token, kp_text, c.actor);
-  if (!k) {
-    co_return k.error();
+  auto kp = key_patch_from(kb, c.now, c.budget_tz());
+  if (!kp) {
+    return kp.error();
   }
-  if (k->alias_taken) {
-    co_return core::make_error(core::errc::bad_request,
-                               "Key with alias '" + text_of(kp, "key_alias") +
-                                   "' already exists. Unique key aliases across all keys are required.",
-                               "key_alias");
-  }
-  out["key"] = key;
-  out["token_id"] = token;
-  out["key_name"] = key_name_of(key);
-  out["expires"] = nullptr;
-  co_return core::result<void>{};
+  (*kp)["user_id"] = user_id;
+  (*kp)["key_name"] = key_name_of(key);
+  return kp;
 }
 
 // The user_id of /user/update: given, else the user with the given user_email.
@@ -118,29 +119,61 @@ handler_result user_new(const route_context& c) {
     in->patch["user_role"] = "internal_user";
   }
   std::string id = id_or_new(in->user_id);
-  auto out = co_await insert_row(c, "users", id, in->patch, "User already exists: " + id, "user_id");
-  if (!out) {
-    co_return out.error();
-  }
-  for (const auto& t : in->teams) {
-    json m = json::array({{{"user_id", id}, {"role", "user"}}});
-    auto members = m.dump();
-    std::optional<double> no_budget;
-    const bool skip_members = false;
-    auto added = co_await c.db().run(pg::add_team_members_blocking, t, members, no_budget, c.actor, skip_members);
-    if (!added) {
-      co_return added.error();
-    }
-  }
-  if (!in->teams.empty()) {
-    (*out)["teams"] = in->teams;
-  }
+  // The user, its teams and its key are written in one transaction: a key that is refused
+  // (its alias taken, say) leaves no user behind, so the request can simply be retried.
+  std::optional<pg::new_user_key> key_row;
+  std::string key;
   if (auto_key == c.body.end() || auto_key->is_null() || auto_key->get<bool>()) {
-    if (auto k = co_await add_user_key(c, id, *out); !k) {
-      co_return k.error();
+    key = generate_key_string();
+    auto kp = user_key_patch(c, id, key);
+    if (!kp) {
+      co_return kp.error();
     }
+    key_row = pg::new_user_key{core::sha256_hex(key), kp->dump()};
   }
-  co_return out;
+  auto patch_text = in->patch.dump();
+  auto r = co_await c.db().run(pg::insert_user_blocking, id, patch_text, in->teams, key_row, c.actor);
+  if (!r) {
+    co_return r.error();
+  }
+  if (!r->user.email_taken.empty()) {
+    // LiteLLM's current answer (older versions gave a 400).
+    auto e = bad_request("User with email " + r->user.email_taken + " already exists", "user_email");
+    e.status = 409;
+    co_return e;
+  }
+  if (!r->user.problem.empty()) {
+    co_return bad_request(r->user.problem);
+  }
+  if (!r->missing_team.empty()) {
+    co_return not_found("Team not found: " + r->missing_team, "teams");
+  }
+  if (key_row && r->key.alias_taken) {
+    co_return core::make_error(core::errc::bad_request,
+                               "Key with alias '" + text_of(c.body, "key_alias") +
+                                   "' already exists. Unique key aliases across all keys are required.",
+                               "key_alias");
+  }
+  if (key_row && r->key.token_taken) {
+    co_return bad_request("A key with this value already exists", "key");  // as /key/generate
+  }
+  if (!r->user.row_json) {
+    co_return bad_request("User already exists: " + id, "user_id");
+  }
+  json out = json::parse(*r->user.row_json);
+  if (!in->teams.empty()) {
+    out["teams"] = in->teams;
+  }
+  if (r->key.key) {
+    c.invalidation().publish(key_row->token);  // drops a cached "no such key"
+    const json k = key_object(*r->key.key);
+    out["key"] = key;
+    out["token_id"] = key_row->token;
+    out["key_name"] = key_name_of(key);
+    out["expires"] = k.value("expires", json(nullptr));
+    out["key_alias"] = k.value("key_alias", json(nullptr));
+  }
+  co_return ok(std::move(out));
 }
 
 handler_result user_update(const route_context& c) {

@@ -1195,7 +1195,7 @@ class loader {
     out.budget_duration = read_string(l.find("budget_duration"), p + ".budget_duration").value_or("");
     if (!out.budget_duration.empty() && !core::parse_budget_duration(out.budget_duration)) {
       fail(*l.find("budget_duration"), p + ".budget_duration",
-           "expected a duration such as \"30s\", \"30m\", \"30h\", \"30d\" or \"1mo\", got \"" + out.budget_duration +
+           "expected a duration such as \"30s\", \"30m\", \"30h\", \"30d\", \"2w\" or \"1mo\", got \"" + out.budget_duration +
                "\"");
     }
     out.ssl_verify = read_ssl_verify(l.find("ssl_verify"), p + ".ssl_verify");
@@ -1249,7 +1249,7 @@ class loader {
       if (const node* bd = d->find("budget_duration"); bd != nullptr && bd->is_scalar() &&
                                                        !core::parse_budget_duration(bd->text)) {
         fail(*bd, dp + ".budget_duration",
-             "expected a duration such as \"30s\", \"30m\", \"30h\", \"30d\" or \"1mo\", got \"" + bd->text + "\"");
+             "expected a duration such as \"30s\", \"30m\", \"30h\", \"30d\", \"2w\" or \"1mo\", got \"" + bd->text + "\"");
       }
     }
     // Callbacks: prometheus (/metrics), otel, langfuse, generic_api and webhook run

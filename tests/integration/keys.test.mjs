@@ -201,6 +201,68 @@ describe('virtual keys', { skip }, () => {
     assert.equal(info.json.info.rotation_count, 0, info.text);
   });
 
+  test('a value still valid in a grace period is refused as a new key value, by /key/generate and /key/regenerate', async () => {
+    const a = await generate({ key: 'sk-graced-old-0001', models: ['a'] });
+    const r = await call(gw, '/key/regenerate', { body: { key: a.key, grace_period: '1h' } });
+    assert.equal(r.status, 200, r.text);
+    const fresh = r.json.key;
+    await chat(a.key);  // the old value works in its grace period
+
+    const again = await call(gw, '/key/generate', { body: { key: a.key } });
+    assert.equal(again.status, 400, again.text);
+    assert.deepEqual(openaiErrorProblems(again.json, 400), [], again.text);
+    assert.equal(again.json.error.message, 'A key with this value already exists', again.text);
+    assert.equal(again.json.error.param, 'key', again.text);
+
+    const b = await generate();
+    const onto = await call(gw, '/key/regenerate', { body: { key: b.key, new_key: a.key } });
+    assert.equal(onto.status, 400, onto.text);
+    assert.equal(onto.json.error.param, 'new_key', onto.text);
+    const back = await call(gw, '/key/regenerate', { body: { key: fresh, new_key: a.key } });
+    assert.equal(back.status, 400, `not even the key's own old value: ${back.text}`);
+
+    // The old value still reaches the regenerated key (models [a]), nothing else.
+    const info = await call(gw, `/key/info?key=${a.key}`, { method: 'GET' });
+    assert.equal(info.status, 200, info.text);
+    assert.deepEqual(info.json.info.models, ['a']);
+    await chat(b.key, 'b');
+    assert.equal(psql(dbUrl, `SELECT count(*) FROM verification_tokens WHERE token = '${r.json.token_id}'`), '1');
+  });
+
+  test('key_type sets the key\'s allowed_routes as LiteLLM (llm_api, management, read_only), enforced', async () => {
+    const llm = await generate({ key_type: 'llm_api' });
+    assert.deepEqual(llm.allowed_routes, ['llm_api_routes']);
+    await chat(llm.key);
+    const denied = await call(gw, '/key/info', { method: 'GET', key: llm.key });
+    assert.equal(denied.status, 403, denied.text);
+    assert.deepEqual(openaiErrorProblems(denied.json, 403), [], denied.text);
+
+    const ro = await generate({ key_type: 'read_only', allowed_routes: ['/v1/chat/completions'] });
+    assert.deepEqual(ro.allowed_routes, ['info_routes'], 'the key_type replaces allowed_routes');
+    assert.equal((await call(gw, '/key/info', { method: 'GET', key: ro.key })).status, 200);
+    await rejects(chat(ro.key), 403);
+
+    const mgmt = await generate({ key_type: 'management' });
+    assert.deepEqual(mgmt.allowed_routes, ['management_routes']);
+    await rejects(chat(mgmt.key), 403);
+
+    const plain = await generate({ key_type: 'default', allowed_routes: ['/v1/chat/completions'] });
+    assert.deepEqual(plain.allowed_routes, ['/v1/chat/completions'], 'default keeps allowed_routes');
+    const bad = await call(gw, '/key/generate', { body: { key_type: 'superuser' } });
+    assert.equal(bad.status, 422, bad.text);
+    assert.equal(bad.json.error.param, 'key_type', bad.text);
+  });
+
+  test('a bad duration: the 422 lists every accepted unit, weeks included (and "2w" is accepted)', async () => {
+    const r = await call(gw, '/key/generate', { body: { duration: '10 parsecs' } });
+    assert.equal(r.status, 422, r.text);
+    assert.equal(r.json.error.param, 'duration', r.text);
+    assert.match(r.json.error.message, /"2w"/, r.text);
+    const k = await generate({ duration: '2w' });
+    const days = (Date.parse(k.expires) - Date.now()) / 86_400_000;
+    assert.ok(days > 13.9 && days <= 14, k.expires);
+  });
+
   test('/key/update with tags keeps the rest of the metadata; a metadata patch replaces it', async () => {
     const k = await generate({ metadata: { a: 1 }, tags: ['x'] });
     assert.deepEqual(k.metadata, { a: 1, tags: ['x'] });

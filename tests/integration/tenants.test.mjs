@@ -208,6 +208,63 @@ describe('tenants', { skip }, () => {
       'dup-boss:admin,dup-new:admin,dup-u:user');
   });
 
+  test('/user/new gives its key the key fields of the request, as LiteLLM; the budget stays the user\'s', async () => {
+    const u = await ok(post('/user/new', {
+      user_id: 'keyed', duration: '2h', key_alias: 'keyed-first', models: ['a'], max_budget: 7, budget_duration: '30d',
+      tpm_limit: 1000000, rpm_limit: 600, max_parallel_requests: 3, metadata: { app: 'x' }, allowed_routes: ['llm_api_routes'],
+    }));
+    assert.equal(u.max_budget, 7);
+    assert.equal(u.budget_duration, '30d');
+    assert.equal(u.key_alias, 'keyed-first');
+    const hours = (Date.parse(u.expires) - Date.now()) / 3_600_000;
+    assert.ok(hours > 1.5 && hours <= 2, `expires in 2h: ${u.expires}`);
+    const info = await ok(get(`/key/info?key=${u.key}`));
+    const k = info.info;
+    assert.equal(k.user_id, 'keyed');
+    assert.equal(k.key_alias, 'keyed-first');
+    assert.deepEqual(k.models, ['a']);
+    assert.equal(k.expires, u.expires);
+    assert.equal(k.tpm_limit, 1000000);
+    assert.equal(k.rpm_limit, 600);
+    assert.equal(k.max_parallel_requests, 3);
+    assert.deepEqual(k.metadata, { app: 'x' });
+    assert.deepEqual(k.allowed_routes, ['llm_api_routes']);
+    assert.equal(k.max_budget, null, 'max_budget is the user\'s budget, not the key\'s');
+    assert.equal(k.budget_duration, null);
+    const first = await chat(u.key, 'a');
+    assert.equal(first.status, 200, first.text);
+    assertError(await chat(u.key, 'b'), 403);
+    assertError(await post('/user/new', { user_id: 'bad-duration', duration: 'soon' }), 422);
+    assertError(await get('/user/info?user_id=bad-duration'), 404);
+  });
+
+  test('/user/new whose key is refused (its alias taken) creates nothing: the user, its teams, its key', async () => {
+    await ok(post('/team/new', { team_id: 'team-atomic' }));
+    await ok(post('/key/generate', { key_alias: 'taken-alias' }));
+    const r = await post('/user/new', { user_id: 'atomic', teams: ['team-atomic'], key_alias: 'taken-alias' });
+    assertError(r, 400);
+    assert.equal(r.json.error.param, 'key_alias', r.text);
+    assertError(await get('/user/info?user_id=atomic'), 404);
+    assert.equal(psql(dbUrl, "SELECT count(*) FROM team_memberships WHERE user_id = 'atomic'"), '0');
+    const team = await ok(get('/team/info?team_id=team-atomic'));
+    assert.deepEqual(team.team_info.members_with_roles, []);
+    assert.equal(audit('users', 'atomic'), '');
+    // The same request with a free alias then works.
+    const u = await ok(post('/user/new', { user_id: 'atomic', teams: ['team-atomic'], key_alias: 'free-alias' }));
+    assert.deepEqual(u.teams, ['team-atomic']);
+    assert.equal(psql(dbUrl, "SELECT count(*) FROM team_memberships WHERE user_id = 'atomic'"), '1');
+  });
+
+  test('/team/update with tags alone keeps the rest of the metadata; a metadata patch replaces it', async () => {
+    await ok(post('/team/new', { team_id: 'team-tags', metadata: { a: 1 }, tags: ['x'] }));
+    const update = async (body) => (await ok(post('/team/update', { team_id: 'team-tags', ...body }))).data.metadata;
+    assert.deepEqual(await update({ tags: ['y'] }), { a: 1, tags: ['y'] }, 'tags replaced, "a" kept');
+    assert.deepEqual(await update({ max_budget: 5 }), { a: 1, tags: ['y'] }, 'no tags: metadata untouched');
+    assert.deepEqual(await update({ metadata: { b: 2 }, tags: ['z'] }), { b: 2, tags: ['z'] });
+    assert.deepEqual(await update({ metadata: { c: 3 } }), { c: 3 }, 'a metadata patch replaces');
+    assertError(await post('/team/update', { team_id: 'team-tags', tags: 'x' }), 422);
+  });
+
   test('/user/new with an email another user has (any case): 409, nothing created', async () => {
     await ok(post('/user/new', { user_id: 'mail-1', user_email: 'Same@Example.com', auto_create_key: false }));
     const again = await post('/user/new', { user_id: 'mail-2', user_email: 'same@example.COM' });

@@ -1,5 +1,7 @@
 #include "switchyard/store/postgres/key_repo.hpp"
 
+#include "key_write.hpp"
+
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
@@ -161,6 +163,24 @@ bool alias_taken(pqxx::transaction_base& tx, const json& patch, const std::strin
       .as<bool>();
 }
 
+// Whether `token` may not become a key's: it is a key's, or the old value of a regenerated
+// key still in its grace period (it authenticates as that key until revoke_at; a new key
+// with the same value would take it over). First takes a transaction-scoped advisory lock
+// on each value this write claims (in a fixed order: no deadlock between two writes), so
+// that a concurrent insert or regenerate claiming one of them waits until this
+// transaction ends and then sees what it wrote.
+bool token_taken(pqxx::transaction_base& tx, const std::string& token, std::vector<std::string> claimed) {
+  std::sort(claimed.begin(), claimed.end());
+  for (const auto& t : claimed) {
+    tx.exec_params("SELECT pg_advisory_xact_lock(hashtextextended('switchyard.key_token:' || $1, 0))", t);
+  }
+  return tx
+      .exec_params1("SELECT EXISTS (SELECT 1 FROM verification_tokens WHERE token = $1)"
+                    " OR EXISTS (SELECT 1 FROM deprecated_verification_tokens WHERE token = $1 AND revoke_at > now())",
+                    token)[0]
+      .as<bool>();
+}
+
 void audit(pqxx::transaction_base& tx, const audit_entry& e) {
   tx.exec_params(
       "INSERT INTO audit_log (changed_by, changed_by_api_key, action, table_name, object_id, before, after) "
@@ -241,12 +261,14 @@ key_record find_owners_blocking(pqxx::connection& c, const std::string& user_id,
   return k;
 }
 
-key_write_result insert_key_blocking(pqxx::connection& c, const std::string& token, const std::string& patch_json,
-                                     const change_actor& who) {
+key_write_result insert_key_in(pqxx::transaction_base& tx, const std::string& token, const std::string& patch_json,
+                               const change_actor& who) {
   auto patch = filtered_patch(patch_json);
-  pqxx::work tx{c};
   if (alias_taken(tx, patch, token)) {
     return {std::nullopt, false, true};
+  }
+  if (token_taken(tx, token, {token})) {
+    return {std::nullopt, true, false};
   }
   auto res = tx.exec_params(
       "INSERT INTO verification_tokens (token, created_by, updated_by) VALUES ($1, $2, $2) "
@@ -257,8 +279,17 @@ key_write_result insert_key_blocking(pqxx::connection& c, const std::string& tok
   }
   auto k = apply_patch(tx, token, patch, who);
   audit(tx, {who, "created", "verification_tokens", token, std::nullopt, k.row_json});
-  tx.commit();
   return {std::move(k)};
+}
+
+key_write_result insert_key_blocking(pqxx::connection& c, const std::string& token, const std::string& patch_json,
+                                     const change_actor& who) {
+  pqxx::work tx{c};
+  auto r = insert_key_in(tx, token, patch_json, who);
+  if (r.key) {
+    tx.commit();
+  }
+  return r;
 }
 
 key_write_result update_key_blocking(pqxx::connection& c, const std::string& token, const std::string& patch_json,
@@ -331,6 +362,10 @@ key_write_result regenerate_key_blocking(pqxx::connection& c, const std::string&
                           patch["key_alias"] == before->key_alias && !before->key_alias.empty();
   if (!same_alias && alias_taken(tx, patch, old_token)) {
     return {std::nullopt, false, true};
+  }
+  // The old value is claimed too: it may become a deprecated value in its grace period.
+  if (token_taken(tx, new_token, {old_token, new_token})) {
+    return {std::nullopt, true, false};
   }
   try {
     tx.exec_params(

@@ -1,5 +1,7 @@
 #include "switchyard/store/postgres/tenant_repo.hpp"
 
+#include "key_write.hpp"
+
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
@@ -59,6 +61,15 @@ json filtered(const spec& s, const std::string& patch_json) {
       out[col] = *it;
     }
   }
+  // metadata_tags: new metadata.tags, the rest of the stored metadata kept (apply_patch).
+  if (auto tags = in.find("metadata_tags");
+      tags != in.end() && std::find(s.columns.begin(), s.columns.end(), "metadata") != s.columns.end()) {
+    if (auto md = out.find("metadata"); md != out.end() && md->is_object()) {
+      (*md)["tags"] = *tags;
+    } else {
+      out["metadata_tags"] = *tags;
+    }
+  }
   return out;
 }
 
@@ -88,11 +99,17 @@ std::string apply_patch(pqxx::transaction_base& tx, const spec& s, const std::st
   std::string cols;
   for (const auto& [col, value] : patch.items()) {
     (void)value;
-    cols += (cols.empty() ? "" : ", ") + tx.quote_name(col);
+    if (col != "metadata_tags") {
+      cols += (cols.empty() ? "" : ", ") + tx.quote_name(col);
+    }
   }
   std::string sql = std::string("UPDATE ") + s.table + " t SET ";
   if (!cols.empty()) {
     sql += "(" + cols + ") = (SELECT " + cols + " FROM jsonb_populate_record(t, $2::jsonb)), ";
+  }
+  if (patch.contains("metadata_tags")) {
+    // In the statement that writes the row: a concurrent change of another member is kept.
+    sql += "metadata = jsonb_set(COALESCE(t.metadata, '{}'::jsonb), '{tags}', $2::jsonb -> 'metadata_tags'), ";
   }
   sql += "updated_at = now()";
   sql += s.has_updated_by ? ", updated_by = $3" : "";
@@ -210,6 +227,19 @@ json add_member_in(pqxx::transaction_base& tx, const std::string& team_id, const
   return json::parse(urow);
 }
 
+// The user_email of a new user's patch that another user has (case-insensitively), else "".
+// Takes an advisory lock on the email first: a concurrent insert of it waits and sees it.
+std::string email_taken(pqxx::transaction_base& tx, const std::string& kind, const json& patch) {
+  auto email = patch.find("user_email");
+  if (kind != "users" || email == patch.end() || !email->is_string() || email->get_ref<const std::string&>().empty()) {
+    return {};
+  }
+  const auto& e = email->get_ref<const std::string&>();
+  tx.exec_params("SELECT pg_advisory_xact_lock(hashtextextended('switchyard.user_email:' || lower($1), 0))", e);
+  auto taken = tx.exec_params("SELECT user_email FROM users WHERE lower(user_email) = lower($1) LIMIT 1", e);
+  return taken.empty() ? std::string() : taken[0][0].as<std::string>();
+}
+
 }  // namespace
 
 const std::vector<std::string>& entity_patch_columns(const std::string& kind) { return spec_of(kind).columns; }
@@ -221,15 +251,9 @@ entity_write insert_entity_blocking(pqxx::connection& c, const std::string& kind
   entity_write out;
   try {
     pqxx::work tx{c};
-    if (auto email = patch.find("user_email"); kind == "users" && email != patch.end() && email->is_string() &&
-                                               !email->get_ref<const std::string&>().empty()) {
-      const auto& e = email->get_ref<const std::string&>();
-      tx.exec_params("SELECT pg_advisory_xact_lock(hashtextextended('switchyard.user_email:' || lower($1), 0))", e);
-      auto taken = tx.exec_params("SELECT user_email FROM users WHERE lower(user_email) = lower($1) LIMIT 1", e);
-      if (!taken.empty()) {
-        out.email_taken = taken[0][0].as<std::string>();
-        return out;
-      }
+    out.email_taken = email_taken(tx, kind, patch);
+    if (!out.email_taken.empty()) {
+      return out;
     }
     auto row = insert_in(tx, s, id, patch, who);
     if (!row) {
@@ -243,6 +267,49 @@ entity_write insert_entity_blocking(pqxx::connection& c, const std::string& kind
     out.problem = problem_of(e);
   } catch (const pqxx::unique_violation& e) {
     out.problem = problem_of(e);
+  }
+  return out;
+}
+
+new_user_write insert_user_blocking(pqxx::connection& c, const std::string& id, const std::string& patch_json,
+                                    const std::vector<std::string>& teams, const std::optional<new_user_key>& key,
+                                    const change_actor& who) {
+  const auto& s = spec_of("users");
+  auto patch = filtered(s, patch_json);
+  new_user_write out;
+  try {
+    pqxx::work tx{c};
+    out.user.email_taken = email_taken(tx, "users", patch);
+    if (!out.user.email_taken.empty()) {
+      return out;
+    }
+    if (!insert_in(tx, s, id, patch, who)) {
+      return out;
+    }
+    for (const auto& team_id : teams) {
+      // The team's row is locked, as /team/member_add does.
+      auto before = select_row(tx, spec_of("teams"), team_id, true);
+      if (!before) {
+        out.missing_team = team_id;
+        return out;
+      }
+      add_member_in(tx, team_id, id, "", "user", std::nullopt, who);
+      audit(tx, who, "member_added", "teams", team_id, before, select_row(tx, spec_of("teams"), team_id, false));
+    }
+    if (key) {
+      out.key = insert_key_in(tx, key->token, key->patch_json, who);
+      if (!out.key.key) {
+        return out;  // rolled back: no user either
+      }
+    }
+    out.user.row_json = select_row(tx, s, id, false);
+    tx.commit();
+  } catch (const pqxx::foreign_key_violation& e) {
+    out.user.problem = problem_of(e);
+  } catch (const pqxx::check_violation& e) {
+    out.user.problem = problem_of(e);
+  } catch (const pqxx::unique_violation& e) {
+    out.user.problem = problem_of(e);
   }
   return out;
 }

@@ -110,7 +110,7 @@ TEST(sso_team_settings, bad_values_are_startup_errors_naming_the_key) {
        "litellm_settings.default_team_params.models: expected an array of strings"},
       {{json::object(), json{{"default_team_params", {{"budget_duration", "monthly"}}}}},
        "litellm_settings.default_team_params.budget_duration: expected a duration such as \"30s\", \"30m\", \"30h\", "
-       "\"30d\" or \"1mo\""},
+       "\"30d\", \"2w\" or \"1mo\""},
       {{json::object(), json{{"default_internal_user_params", {{"teams", "t1"}}}}},
        "litellm_settings.default_internal_user_params.teams: expected a list of team ids or {team_id, user_role, "
        "max_budget_in_team}"},

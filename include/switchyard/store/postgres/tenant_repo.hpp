@@ -40,6 +40,24 @@ const std::vector<std::string>& entity_patch_columns(const std::string& kind);
 entity_write insert_entity_blocking(pqxx::connection& c, const std::string& kind, const std::string& id,
                                     const std::string& patch_json, const change_actor& who);
 
+// /user/new in one transaction: the user `id` (as insert_entity_blocking), its memberships
+// of `teams` (role "user", audited "member_added" as /team/member_add) and, when
+// `key_token` is set, its key (as insert_key_blocking, with `key_patch_json`). Nothing is
+// written unless all of it is: a refused key (alias or value taken) or a team that does
+// not exist leaves no user behind.
+struct new_user_key {
+  std::string token;
+  std::string patch_json;
+};
+struct new_user_write {
+  entity_write user;         // row_json: the user row after the memberships
+  key_write_result key;      // with a key: the key written, or why not
+  std::string missing_team;  // a team of `teams` that does not exist
+};
+new_user_write insert_user_blocking(pqxx::connection& c, const std::string& id, const std::string& patch_json,
+                                    const std::vector<std::string>& teams, const std::optional<new_user_key>& key,
+                                    const change_actor& who);
+
 // Applies the patch to row `id` ("updated", or `action`, with before/after). Empty if none.
 entity_write update_entity_blocking(pqxx::connection& c, const std::string& kind, const std::string& id,
                                     const std::string& patch_json, const change_actor& who,
