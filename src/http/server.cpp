@@ -114,10 +114,13 @@ class request_parser final : public bhttp::basic_parser<true> {
  public:
   explicit request_parser(request& r) : req_(r) {}
   bool expect_continue = false;
+  int version = 11;  // 10 for HTTP/1.0
+  int hosts = 0;     // Host fields seen
 
  private:
-  void on_request_impl(bhttp::verb, beast::string_view method, beast::string_view target, int,
+  void on_request_impl(bhttp::verb, beast::string_view method, beast::string_view target, int v,
                        beast::error_code&) override {
+    version = v;
     req_.method.assign(method.data(), method.size());
     req_.target.assign(target.data(), target.size());
   }
@@ -132,6 +135,8 @@ class request_parser final : public bhttp::basic_parser<true> {
     }
     if (f == bhttp::field::expect && beast::iequals(value, "100-continue")) {
       expect_continue = true;
+    } else if (f == bhttp::field::host) {
+      ++hosts;
     }
   }
   void on_header_impl(beast::error_code&) override {}
@@ -166,6 +171,7 @@ struct simple_head {
   std::size_t bytes = 0;             // head length including the blank line
   std::uint64_t content_length = 0;  // 0 when absent
   bool keep_alive = true;
+  int hosts = 0;  // Host fields seen
 };
 
 // `req.headers` may still hold the previous request's fields (recycle() keeps their
@@ -188,6 +194,7 @@ bool parse_plain_head(std::string_view in, std::size_t max_header, request& req,
   if (p == m || p >= stop || *p != ' ') {
     return false;
   }
+  out.hosts = 0;
   simple::overwrite(req.method, std::string_view(m, static_cast<std::size_t>(p - m)));
   const char* t = ++p;
   while (p < stop && static_cast<unsigned char>(*p) > 0x20 && static_cast<unsigned char>(*p) < 0x7F) {
@@ -206,6 +213,9 @@ bool parse_plain_head(std::string_view in, std::size_t max_header, request& req,
   const bool plain = simple::scan_fields(p, stop, [&](std::string_view name, std::string_view value) {
     if (simple::iequals(name, "expect") || !fr.take(name, value)) {
       return false;
+    }
+    if (simple::iequals(name, "host")) {
+      ++out.hosts;
     }
     simple::assign_lowered(req.headers, fields++, name, value);
     return true;
@@ -651,6 +661,19 @@ core::error too_large(std::size_t limit, std::optional<std::uint64_t> declared =
                               ", the limit is " + std::to_string(limit) + " bytes (max_request_size_mb)");
 }
 
+// RFC 9112, 3.2: a request with more than one Host field, or an HTTP/1.1 one with none,
+// MUST be answered 400 (the server cannot tell which authority it is meant for). HTTP/1.0
+// predates Host: its requests (health probes, curl -0) need none.
+std::optional<core::error> host_error(int hosts, int version) {
+  if (hosts > 1) {
+    return core::make_error(core::errc::bad_request, "Malformed HTTP request: more than one Host header");
+  }
+  if (hosts == 0 && version >= 11) {
+    return core::make_error(core::errc::bad_request, "Malformed HTTP request: an HTTP/1.1 request needs a Host header");
+  }
+  return std::nullopt;
+}
+
 // What to answer when reading a request's header or body failed: nothing when the
 // client went away (it would not read it).
 std::optional<core::error> read_failure(const beast::error_code& ec, bool timed_out, std::size_t max_body,
@@ -928,6 +951,10 @@ net::awaitable<bool> server::impl::read_with_parser(Conn& c, beast::flat_buffer&
     }
   }
   call_id_into(req, call_id);
+  if (auto e = host_error(parser.hosts, parser.version)) {
+    co_await reject(c, opts_, *e, call_id, req.header("origin"));
+    co_return false;
+  }
 
   // A Transfer-Encoding whose last coding is not chunked leaves the body's end unknown
   // (RFC 9112, 6.3): 400 and close. Read as "no body", its bytes would be taken for the
@@ -994,6 +1021,66 @@ namespace {
 // let go, so an idle connection never holds on to a large request it once sent.
 constexpr std::size_t max_kept_body = 64 * 1024;
 
+// RFC 9112, 2.2: a server SHOULD ignore at least one empty line received before a request
+// line (some clients send a CRLF after a POST body). A few are ignored, no more: a stream
+// of empty lines is not a request, and goes to the parser, which answers 400.
+constexpr int max_empty_lines = 4;
+
+// Drops the empty lines (CRLF, or a bare LF) at the start of `buf`, counting them in
+// `skipped`. True when more bytes are needed to see where the request line starts (all
+// that came were empty lines, or a lone CR).
+bool skip_empty_lines(beast::flat_buffer& buf, int& skipped) {
+  while (skipped < max_empty_lines) {
+    const auto* p = static_cast<const char*>(buf.data().data());
+    const std::size_t n = buf.size();
+    if (n == 0 || (n == 1 && p[0] == '\r')) {
+      return true;
+    }
+    if (p[0] == '\n') {
+      buf.consume(1);
+    } else if (p[0] == '\r' && p[1] == '\n') {
+      buf.consume(2);
+    } else {
+      return false;
+    }
+    ++skipped;
+  }
+  return false;
+}
+
+// RFC 9112, 3.2.2: a server MUST accept a target in absolute form ("http://host:port/path?q",
+// as sent to a proxy); it names the path and query to serve (the root when it has no path),
+// and its authority replaces the Host field (the server MUST ignore the one received). Other
+// targets that do not start with '/' are left as received (the handler answers 404).
+void from_absolute_form(request& req) {
+  const std::string_view t = req.target;
+  const auto sep = t.find("://");
+  if (sep == std::string_view::npos ||
+      !(simple::iequals(t.substr(0, sep), "http") || simple::iequals(t.substr(0, sep), "https"))) {
+    return;
+  }
+  const auto auth_begin = sep + 3;
+  auto auth_end = t.find_first_of("/?", auth_begin);
+  if (auth_end == std::string_view::npos) {
+    auth_end = t.size();
+  }
+  const std::string_view authority = t.substr(auth_begin, auth_end - auth_begin);
+  std::string origin_form = auth_end == t.size() || t[auth_end] == '?' ? "/" : "";
+  origin_form.append(t.substr(auth_end));
+  bool replaced = false;
+  for (auto& [name, value] : req.headers) {
+    if (name == "host") {
+      value.assign(authority);
+      replaced = true;
+      break;
+    }
+  }
+  if (!replaced) {
+    req.headers.emplace_back("host", std::string(authority));
+  }
+  req.target = std::move(origin_form);
+}
+
 void recycle(request& req) {
   std::string body = std::move(req.body);
   if (body.capacity() > max_kept_body) {
@@ -1039,8 +1126,10 @@ net::awaitable<void> server::impl::session(std::shared_ptr<Conn> c) {
     if (draining_) {
       co_return;
     }
-    // 1. Wait for the first byte of the next request (idle keep-alive wait).
-    if (buf.size() == 0) {
+    // 1. Wait for the first byte of the next request (idle keep-alive wait), past the
+    // empty lines a client may send before it.
+    int empty_lines = 0;
+    while (skip_empty_lines(buf, empty_lines)) {
       c->arm_after(first ? opts_.header_timeout : opts_.idle_timeout);
       auto [ec, n] = co_await c->stream.async_read_some(buf.prepare(4096), tuple_awaitable);
       c->disarm();
@@ -1060,6 +1149,10 @@ net::awaitable<void> server::impl::session(std::shared_ptr<Conn> c) {
       buf.consume(head.bytes);
       call_id_into(req, call_id);
       keep_alive = head.keep_alive;
+      if (auto e = host_error(head.hosts, 11)) {
+        co_await reject(*c, opts_, *e, call_id, req.header("origin"));
+        co_return;
+      }
       if (head.content_length > opts_.max_body_bytes) {
         auto e = too_large(opts_.max_body_bytes, head.content_length);
         co_await reject(*c, opts_, e, call_id, req.header("origin"));
@@ -1078,6 +1171,9 @@ net::awaitable<void> server::impl::session(std::shared_ptr<Conn> c) {
     }
 
     // 4. Hand over to the handler.
+    if (!req.target.empty() && req.target[0] != '/') {
+      from_absolute_form(req);
+    }
     if (auto q = req.target.find('?'); q != std::string::npos) {
       req.path.assign(req.target, 0, q);
       req.query.assign(req.target, q + 1);

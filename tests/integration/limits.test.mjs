@@ -200,3 +200,45 @@ describe('bad requests', () => {
     assert.ok(raw.closed, 'Connection: close was not honoured');
   });
 });
+
+// RFC 9112 request framing the server must (or should) accept or refuse, on raw sockets.
+describe('request line and Host (RFC 9112)', () => {
+  const chatBody = JSON.stringify(CHAT);
+  const chatHead = (target, host = 'Host: x\r\n') => `POST ${target} HTTP/1.1\r\n${host}Authorization: Bearer ${MASTER_KEY}\r\n` +
+    `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(chatBody)}\r\nConnection: close\r\n\r\n`;
+
+  test('an absolute-form target is served as the path it names', async () => {
+    const raw = await rawExchange(chatHead(`http://127.0.0.1:${gw.port}/v1/chat/completions`, `Host: 127.0.0.1:${gw.port}\r\n`) + chatBody);
+    assert.equal(statusOf(raw.text), 200, raw.text);
+    assert.equal(JSON.parse(bodyOf(raw.text)).choices[0].message.content, 'still here');
+    // With a query, and with no path at all (the root).
+    const health = await rawExchange(`GET http://127.0.0.1:${gw.port}/health/liveliness?x=1 HTTP/1.1\r\nHost: 127.0.0.1:${gw.port}\r\nConnection: close\r\n\r\n`);
+    assert.equal(statusOf(health.text), 200, health.text);
+  });
+
+  test('an HTTP/1.1 request without Host, or with two, gets 400; HTTP/1.0 needs none', async () => {
+    for (const host of ['', 'Host: x\r\nHost: y\r\n']) {
+      const raw = await rawExchange(chatHead('/v1/chat/completions', host) + chatBody);
+      assert.equal(statusOf(raw.text), 400, raw.text);
+      assert.deepEqual(openaiErrorProblems(JSON.parse(bodyOf(raw.text)), 400), []);
+      assert.match(JSON.parse(bodyOf(raw.text)).error.message, /Host/);
+    }
+    const old = await rawExchange('GET /health/liveliness HTTP/1.0\r\n\r\n');
+    assert.equal(statusOf(old.text), 200, old.text);
+    const probe = await curlHttp(['-0', `${gw.url}/health/liveliness`]);
+    assert.equal(probe.status, 200, probe.body);
+    await stillServing();
+  });
+
+  test('empty lines before the request line are ignored (a few of them)', async () => {
+    const raw = await rawExchange(`\r\n\r\n${chatHead('/v1/chat/completions')}${chatBody}`);
+    assert.equal(statusOf(raw.text), 200, raw.text);
+    // The CRLF some clients send after a POST body, before the next request on the connection.
+    const get = 'GET /health/liveliness HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n';
+    const two = await rawExchange(`${chatHead('/v1/chat/completions').replace('Connection: close\r\n', '')}${chatBody}\r\n${get}`);
+    assert.equal((two.text.match(/HTTP\/1\.1 200/g) ?? []).length, 2, two.text);
+    // Not without bound.
+    const many = await rawExchange(`${'\r\n'.repeat(64)}${get}`);
+    assert.equal(statusOf(many.text), 400, many.text);
+  });
+});

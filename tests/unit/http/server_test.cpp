@@ -94,7 +94,7 @@ struct fixture : ::testing::Test {
       co_return;
     }
     http::response r;
-    r.body = R"({"path":")" + req.path + R"(","len":)" + std::to_string(req.body.size()) + R"(,"call":")" +
+    r.body = R"({"host":")" + std::string(req.header("host")) + R"(","path":")" + req.path + R"(","len":)" + std::to_string(req.body.size()) + R"(,"call":")" +
              req.call_id + R"(","method":")" + req.method + R"(","xv":")" + std::string(req.header("x-v")) +
              R"(","body":")" + req.body.substr(0, 32) + R"(","q":")" + req.query +
              R"(","nh":)" + std::to_string(req.headers.size()) + "}";
@@ -293,6 +293,71 @@ TEST_F(fixture, unusual_heads_take_the_full_parser_with_the_same_result) {
                                   "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"));
   EXPECT_NE(e.find(R"("body":"abcde")"), std::string::npos) << e;
   EXPECT_EQ(handled, 3);
+}
+
+// RFC 9112 3.2.2: a server must accept a target in absolute form; it is served as the
+// path (and query) it names, and its authority is the request's Host.
+TEST_F(fixture, absolute_form_target_is_served_as_its_path) {
+  start();
+  auto out = run_coro(ioc, exchange("POST http://127.0.0.1:4000/v1/chat/completions?a=1 HTTP/1.1\r\nHost: other\r\n"
+                                    "Content-Length: 2\r\n\r\nab"
+                                    "GET HTTPS://Example.com HTTP/1.1\r\nHost: example.com\r\n\r\n"
+                                    "GET http://h.example?q HTTP/1.1\r\nHost: h.example\r\n\r\n"
+                                    // The full parser's path (a chunked body) too.
+                                    "POST http://c.example/ch HTTP/1.1\r\nHost: c.example\r\nTransfer-Encoding: chunked\r\n"
+                                    "Connection: close\r\n\r\n2\r\nok\r\n0\r\n\r\n"));
+  EXPECT_NE(out.find(R"("host":"127.0.0.1:4000","path":"/v1/chat/completions","len":2)"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("q":"a=1")"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("host":"Example.com","path":"/","len":0)"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("host":"h.example","path":"/","len":0)"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("q":"q","nh":1})"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("path":"/ch","len":2)"), std::string::npos) << out;
+  EXPECT_EQ(handled, 4);
+}
+
+// RFC 9112 3.2: an HTTP/1.1 request without Host, and any request with more than one,
+// gets 400, whichever parser read it. HTTP/1.0 needs no Host.
+TEST_F(fixture, a_request_without_exactly_one_host_gets_400) {
+  start();
+  for (const char* raw : {"GET /a HTTP/1.1\r\nConnection: close\r\n\r\n",
+                          "GET /a HTTP/1.1\r\nHost: x\r\nhost: y\r\nConnection: close\r\n\r\n",
+                          "GET /a HTTP/1.1\r\nHost: x\r\nX-V: 1\r\nHOST: x\r\nConnection: close\r\n\r\n",
+                          "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n",
+                          "POST /a HTTP/1.1\r\nHost: x\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                          "0\r\n\r\n",
+                          "GET /a HTTP/1.0\r\nHost: x\r\nHost: y\r\n\r\n"}) {
+    auto out = run_coro(ioc, exchange(raw));
+    EXPECT_EQ(out.rfind("HTTP/1.1 400", 0), 0u) << raw << "\n" << out;
+    EXPECT_NE(out.find("Host"), std::string::npos) << out;
+  }
+  EXPECT_EQ(handled, 0);
+  auto old = run_coro(ioc, exchange("GET /old HTTP/1.0\r\n\r\n"));
+  EXPECT_NE(old.find(R"("path":"/old")"), std::string::npos) << old;
+  EXPECT_EQ(handled, 1);
+}
+
+// RFC 9112 2.2: empty lines before a request line are ignored (a few: more is not a
+// request), including the CRLF some clients send after a body.
+TEST_F(fixture, empty_lines_before_a_request_line_are_ignored) {
+  start();
+  auto out = run_coro(ioc, exchange("\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+                                    "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab\r\n"
+                                    "\n\r\nGET /old HTTP/1.0\r\n\r\n"));
+  EXPECT_NE(out.find(R"("path":"/a")"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("path":"/b","len":2)"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("path":"/old")"), std::string::npos) << out;
+  EXPECT_EQ(handled, 3);
+  // An empty line alone in its packet: the request that follows is still read.
+  auto split = run_coro(ioc, [&]() -> net::awaitable<std::string> {
+    tcp::socket s = co_await connect_and_send("\r\n");
+    co_await net::async_write(s, net::buffer(std::string("GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")),
+                              net::use_awaitable);
+    co_return co_await read_from(s);
+  }());
+  EXPECT_NE(split.find(R"("path":"/c")"), std::string::npos) << split;
+  auto many = run_coro(ioc, exchange(std::string(40, '\n') + "GET /d HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_EQ(many.rfind("HTTP/1.1 400", 0), 0u) << many;
+  EXPECT_EQ(handled, 4);
 }
 
 // The response head, byte for byte: its fields in order, a CR or LF inside a value
