@@ -16,12 +16,46 @@ std::string py_list(const std::vector<std::string>& v) {
   return out + "]";
 }
 
+}  // namespace
+
+// LiteLLM turns an entry holding a '*' into a regular expression, each '*' replaced by
+// ".*", and matches it against the whole model name; nothing else is escaped, so a '.'
+// stands for any one character. The same, without a regex (nothing compiled, nothing
+// allocated, on every request): backtracking to the last '*' when the rest fails.
+bool wildcard_matches(std::string_view pattern, std::string_view name) {
+  constexpr auto none = std::string_view::npos;
+  std::size_t p = 0;
+  std::size_t n = 0;
+  std::size_t star = none;  // the last '*' seen in the pattern
+  std::size_t resume = 0;   // where in the name that '*' stops swallowing, so far
+  while (n < name.size()) {
+    if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      resume = n;
+    } else if (p < pattern.size() && (pattern[p] == '.' || pattern[p] == name[n])) {
+      ++p;
+      ++n;
+    } else if (star != none) {
+      p = star + 1;  // the '*' takes one more character
+      n = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') {
+    ++p;
+  }
+  return p == pattern.size();
+}
+
+namespace {
+
 bool entry_allows(const std::string& e, std::string_view model, const access_groups& groups) {
   if (e == model || e == "all-proxy-models" || e == "*") {
     return true;
   }
-  if (e.size() >= 2 && e.ends_with("/*") && model.starts_with(std::string_view(e).substr(0, e.size() - 1))) {
-    return true;  // "openai/*" matches "openai/gpt-4o"
+  if (e.find('*') != std::string::npos && wildcard_matches(e, model)) {
+    return true;  // "openai/*" matches "openai/gpt-4o", "gpt-4*" matches "gpt-4o-mini"
   }
   if (auto g = groups.find(e); g != groups.end()) {
     return std::find(g->second.begin(), g->second.end(), model) != g->second.end();

@@ -446,6 +446,19 @@ describe('tenants', { skip }, () => {
     assertError(await post('/team/block', { team_id: 'nope' }), 404);
   });
 
+  test('wildcard entries in key and team models match whole names, as LiteLLM reads them', async () => {
+    await ok(post('/team/new', { team_id: 'team-w', models: ['c*', '*b'] }));
+    const k = await ok(post('/key/generate', { team_id: 'team-w' }));
+    assert.equal((await chat(k.key, 'b')).status, 200);
+    assert.equal((await chat(k.key, 'c')).status, 200);
+    assertError(await chat(k.key, 'a'), 403, 'team_model_access_denied');
+    assert.deepEqual(await modelsOf(k.key), ['b', 'c']);
+    const narrow = await ok(post('/key/generate', { team_id: 'team-w', models: ['b*'] }));
+    assert.equal((await chat(narrow.key, 'b')).status, 200);
+    assertError(await chat(narrow.key, 'c'), 403, 'key_model_access_denied');
+    assert.deepEqual(await modelsOf(narrow.key), ['b']);
+  });
+
   test('user and organisation models, all-team-models, access groups, key aliases', async () => {
     // The user's models only (those of /user/new also go to its key, as LiteLLM).
     await ok(post('/user/new', { user_id: 'ursula', models: ['a'], auto_create_key: false }));

@@ -5,7 +5,7 @@
 // team's, its user's and its organisation's (each only when the key has one). A list
 // allows a model when it is empty, contains "all-proxy-models" or "*", names the model,
 // names an access group (config `model_info.access_groups`) holding the model, or holds a
-// "prefix/*" wildcard matching it. The key's "all-team-models" means "whatever the team
+// wildcard entry matching it (wildcard_matches: "openai/*", "gpt-4*", "*-mini"). The key's "all-team-models" means "whatever the team
 // allows" (no restriction at key level). The requested name first goes through the key's
 // `aliases`, then the team's `model_aliases`.
 // Thread: any. Never blocks.
@@ -26,6 +26,11 @@ using access_groups = std::map<std::string, std::vector<std::string>, std::less<
 
 // The model name after the key's aliases, then the team's model_aliases.
 std::string apply_model_aliases(const virtual_key& k, std::string_view model);
+
+// Whether an allow-list entry holding a '*' matches the whole of `name`, as LiteLLM reads
+// it (the entry as a regular expression with each '*' made ".*"): '*' is any run of
+// characters, '/' included, '.' any one character, every other character itself.
+bool wildcard_matches(std::string_view pattern, std::string_view name);
 
 // Whether one allow-list admits `model` (rules above; "all-team-models" is not special here).
 bool list_allows(const std::vector<std::string>& list, std::string_view model, const access_groups& groups);

@@ -39,6 +39,35 @@ TEST(model_access, lists_empty_sentinels_groups_and_wildcards) {
   EXPECT_FALSE(auth::list_allows({"all-team-models"}, "a", groups)) << "not special outside a key";
 }
 
+// LiteLLM's wildcard entries: the entry as a regular expression with each '*' made ".*",
+// anchored at both ends ('.' is then any one character), for the key's list and the
+// team's alike.
+TEST(model_access, wildcard_entries_match_the_whole_name_as_litellm_does) {
+  EXPECT_TRUE(auth::list_allows({"gpt-*"}, "gpt-4o", groups));
+  EXPECT_TRUE(auth::list_allows({"gpt-*"}, "gpt-", groups)) << "'*' may match nothing";
+  EXPECT_FALSE(auth::list_allows({"gpt-*"}, "chatgpt-4o", groups)) << "anchored at the start";
+  EXPECT_TRUE(auth::list_allows({"*-mini"}, "gpt-4o-mini", groups));
+  EXPECT_FALSE(auth::list_allows({"*-mini"}, "gpt-4o-mini-2024", groups)) << "anchored at the end";
+  EXPECT_TRUE(auth::list_allows({"claude-*-sonnet*"}, "claude-3-5-sonnet-20240620", groups));
+  EXPECT_FALSE(auth::list_allows({"claude-*-sonnet*"}, "claude-3-opus", groups));
+  EXPECT_TRUE(auth::list_allows({"bedrock/us.*"}, "bedrock/us.amazon.nova-micro-v1:0", groups));
+  EXPECT_TRUE(auth::list_allows({"openai/*"}, "openai/org/deep/model", groups)) << "'*' crosses '/'";
+  EXPECT_FALSE(auth::list_allows({"bedrock/*"}, "bedrockzzzz/us.amazon.nova", groups));
+  EXPECT_TRUE(auth::list_allows({"gpt-4.*"}, "gpt-4o", groups)) << "'.' is any one character, as in LiteLLM";
+  EXPECT_FALSE(auth::list_allows({"gpt-4.*"}, "gpt-4", groups));
+  EXPECT_TRUE(auth::list_allows({"a*b*c"}, "aXbYbZc", groups)) << "backtracks past an earlier match";
+  EXPECT_FALSE(auth::list_allows({"a*b*c"}, "aXbYc-", groups));
+  EXPECT_FALSE(auth::list_allows({"gpt-4o"}, "gpt-4oo", groups)) << "no '*': exact names only";
+  EXPECT_FALSE(auth::list_allows({"gpt-4."}, "gpt-4o", groups)) << "no '*': '.' is not special";
+  auto k = key_with({"gpt-*", "openai/*"});
+  EXPECT_EQ(auth::check_access(k, "gpt-4o-mini", groups), access_denial::none);
+  EXPECT_EQ(auth::check_access(k, "openai/o3", groups), access_denial::none);
+  EXPECT_EQ(auth::check_access(k, "claude-3", groups), access_denial::key);
+  k.team = {true, {"*-mini"}};
+  EXPECT_EQ(auth::check_access(k, "gpt-4o-mini", groups), access_denial::none);
+  EXPECT_EQ(auth::check_access(k, "gpt-4o", groups), access_denial::team);
+}
+
 TEST(model_access, intersection_of_key_team_user_and_org_in_that_order) {
   auto k = key_with({"a", "b", "c"});
   EXPECT_EQ(auth::check_access(k, "a", groups), access_denial::none);
