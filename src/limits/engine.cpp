@@ -578,8 +578,11 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
   const bool leasable = opts_.lease.count() > 0 &&
                         std::none_of(checks.begin(), checks.end(), [](const check& c) { return c.k == kind::parallel; });
   // A lease of one of its counters is being asked for: wait for it rather than ask Redis
-  // too. The wait is bounded by the Redis timeout, as a request's own ask would be; past
-  // it Redis is too slow and the request is decided locally, as after a timeout.
+  // too. The wait is bounded by the Redis timeout, as a request's own ask would be. Past
+  // it, the request asks Redis itself (with its own timeout) unless Redis is already known
+  // to be down: a busy instance can wait through several asks that each came back in
+  // time (a burst that drains lease after lease), and deciding locally then, on this
+  // instance's share of the limit, let a budget be passed while Redis was answering.
   const auto wait_until = std::chrono::steady_clock::now() + opts_.timeout;
   while (leasable) {
     const bool pending = std::any_of(checks.begin(), checks.end(),
@@ -588,6 +591,9 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
       break;
     }
     if (std::chrono::steady_clock::now() >= wait_until) {
+      if (!degraded_) {
+        break;  // ask Redis below, without a lease of the counters still being asked for
+      }
       sync_local_all();
       d = local_.reserve(checks, live_);
       d.shared = false;
