@@ -1143,7 +1143,12 @@ target_or_error make_callback_target(const std::string& name, const json& settin
     if (service.empty()) {
       service = "litellm";  // what LiteLLM reports, so existing dashboards keep matching
     }
-    t.encode = [service](const std::vector<event_ptr>& b) { return otlp_traces_json(b, service).dump(); };
+    // Invalid UTF-8 (an answer cut at the content bound inside a character) becomes
+    // U+FFFD, as for the other receivers: a strict dump would throw and lose the whole
+    // batch, and a collector refuses a string that is not UTF-8.
+    t.encode = [service](const std::vector<event_ptr>& b) {
+      return otlp_traces_json(b, service).dump(-1, ' ', false, json::error_handler_t::replace);
+    };
     return {std::move(t), {}};
   }
   if (kind == "langfuse") {

@@ -209,6 +209,26 @@ describe('callbacks to live receivers', () => {
     assert.ok(p.metadata.user_api_key_hash.length === 64, 'the master key hash');
   });
 
+  test('a streamed answer cut at the 64 KB content bound inside a character reaches every receiver', async () => {
+    // 1 + 2 x 40,000 bytes: the kept text is cut at 65,536 bytes, after the first byte of
+    // an "é". The receivers want UTF-8 (an OTLP collector refuses the batch otherwise,
+    // and every other request's span in it with it).
+    fake.reset();
+    await fake.script([{ content: `a${'é'.repeat(40_000)}`, chunks: 40 }]);
+    const stream = await client(gw).chat.completions.create({ model: 'gpt-test', messages: USER, stream: true },
+                                                            { headers: { 'x-litellm-call-id': 'cut-utf8-1' } });
+    let text = '';
+    for await (const ch of stream) text += ch.choices?.[0]?.delta?.content ?? '';
+    assert.equal(text.length, 40_001);
+    const t = await otlp.waitFor(() => traceOf(otlp.spans, 'cut-utf8-1'), 'the trace', 20_000 * SLOW);
+    assert.ok(t.root.attrs['gen_ai.completion'].startsWith(`a${'é'.repeat(32_767)}`));
+    await langfuse.waitFor(() => langfuse.events.find((e) => e.type === 'generation-create' && e.body.id === 'cut-utf8-1'),
+      'the generation', 20_000 * SLOW);
+    const p = await hook.waitFor(() => hook.received.flat().find((x) => x.id === 'cut-utf8-1'), 'the payload', 20_000 * SLOW);
+    assert.ok(p.response.startsWith(`a${'é'.repeat(32_767)}`));
+    assert.deepEqual([...otlp.errors, ...langfuse.errors, ...hook.errors], []);
+  });
+
   test('/active/callbacks and /health/services', async () => {
     const a = await call(gw, '/active/callbacks', { method: 'GET' });
     assert.equal(a.status, 200, a.text);

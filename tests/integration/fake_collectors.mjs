@@ -2,10 +2,10 @@
 //
 // * startOtlpCollector({headers}): POST /v1/traces, OTLP/HTTP JSON (ExportTraceServiceRequest).
 //   Validates strictly: content type, required headers, resourceSpans/scopeSpans/spans
-//   shapes, only the fields the protobuf defines, hex ids of the right length (not all
-//   zero), times as decimal strings (end >= start), attribute values with exactly one
-//   typed member (intValue as a decimal string). A bad request gets 400 and is kept in
-//   `errors`; a good one 200 {} and its spans go to `spans`.
+//   shapes, only the fields the protobuf defines, valid UTF-8 (as every fake here), hex
+//   ids of the right length (not all zero), times as decimal strings (end >= start),
+//   attribute values with exactly one typed member (intValue as a decimal string). A bad
+//   request gets 400 and is kept in `errors`; a good one 200 {} and its spans go to `spans`.
 // * startLangfuse({publicKey, secretKey}): POST /api/public/ingestion. Basic auth
 //   public:secret (else 401), {batch: [...]} with event envelopes {id, timestamp, type,
 //   body} (ISO 8601 timestamps, unique event ids), trace-create / generation-create bodies
@@ -28,7 +28,6 @@ function base(name, check) {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
-      const raw = Buffer.concat(chunks).toString('utf8');
       state.requests.push({ method: req.method, path: req.url, headers: { ...req.headers } });
       const reply = (status, body) => {
         res.writeHead(status, { 'content-type': 'application/json' });
@@ -40,9 +39,13 @@ function base(name, check) {
       }
       let body;
       try {
+        // JSON text is UTF-8 (RFC 8259); the real receivers refuse anything else (an OTLP
+        // collector's protobuf JSON decoder rejects a string with invalid UTF-8), where
+        // toString('utf8') would quietly mend it.
+        const raw = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
         body = JSON.parse(raw);
       } catch (e) {
-        state.errors.push(`${name}: body is not JSON: ${e.message}`);
+        state.errors.push(`${name}: body is not UTF-8 JSON: ${e.message}`);
         return reply(400, { error: 'invalid json' });
       }
       let out;
