@@ -904,6 +904,10 @@ struct gateway::impl {
   net::steady_timer grace_timer;
   std::chrono::steady_clock::time_point grace_deadline{};
   bool stopping = false;
+  // The callback senders and the alerter still running; `senders_done` is cancelled as each
+  // ends, so the stop can wait for their last sends (finish_stop).
+  std::size_t senders_running = 0;
+  net::steady_timer senders_done{ioc};
 
   std::shared_ptr<config_generation> make_generation(std::shared_ptr<const config::config> c, std::string hash,
                                                      std::string source, std::uint64_t number) {
@@ -1777,7 +1781,7 @@ struct gateway::impl {
           }
           health_check.stop();
           for (auto& s : callback_senders) {
-            s->stop();  // what is queued goes out once more, without retries, until the loop stops
+            s->stop();  // what is queued goes out once more, without retries (waited for below)
           }
           if (alerts) {
             alerts->stop();
@@ -1789,6 +1793,12 @@ struct gateway::impl {
           }
           if (cost_logger) {
             co_await cost_logger->stop(deadline);
+          }
+          // The senders send what is queued once more (sent from the signal on, alongside
+          // the spend): the loop stops when they are done, or at the deadline.
+          while (senders_running > 0 && std::chrono::steady_clock::now() < deadline) {
+            senders_done.expires_at(deadline);
+            co_await senders_done.async_wait(net::as_tuple(net::use_awaitable));
           }
           ioc.stop();
         },
@@ -2417,11 +2427,17 @@ int gateway::run() {
   if (m.loop_lag) {
     m.loop_lag->start();
   }
+  const auto sender_ended = [&m](std::exception_ptr) {
+    --m.senders_running;
+    m.senders_done.cancel();
+  };
   for (auto& s : m.callback_senders) {
-    net::co_spawn(m.ioc, [sp = s.get()]() { return sp->run(); }, net::detached);
+    ++m.senders_running;
+    net::co_spawn(m.ioc, [sp = s.get()]() { return sp->run(); }, sender_ended);
   }
   if (m.alerts) {
-    net::co_spawn(m.ioc, [a = m.alerts.get()]() { return a->run(); }, net::detached);
+    ++m.senders_running;
+    net::co_spawn(m.ioc, [a = m.alerts.get()]() { return a->run(); }, sender_ended);
   }
   if (m.health_check.options().background) {
     spdlog::info("background health checks every {} s", m.health_check.options().interval.count() / 1000.0);

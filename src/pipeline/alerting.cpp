@@ -314,8 +314,8 @@ void alerter::stop() {
 net::awaitable<void> alerter::run() {
   auto alive = alive_;
   for (;;) {
-    if (!*alive || stopping_) {
-      co_return;
+    if (!*alive || (stopping_ && queue_.empty())) {
+      co_return;  // stopping: what was queued went out once more first, without retries
     }
     if (queue_.empty()) {
       co_await clock_->wait_until(clock_->now() + std::chrono::seconds(60));

@@ -379,6 +379,43 @@ describe('receivers down', () => {
   });
 });
 
+describe('shutdown', () => {
+  test('SIGTERM sends what is queued before the gateway exits', async () => {
+    const sink = await startWebhook();
+    const lf = await startLangfuse({ publicKey: 'pk-lf-sd', secretKey: 'sk-lf-sd' });
+    try {
+      const gw = await startGateway({
+        config: {
+          model_list: [openaiModel('gpt-test', `${fake.url}/v1`)],
+          litellm_settings: { callbacks: ['generic_api', 'langfuse'] },
+        },
+        env: {
+          GENERIC_LOGGER_ENDPOINT: `${sink.url}/in`,
+          LANGFUSE_PUBLIC_KEY: 'pk-lf-sd', LANGFUSE_SECRET_KEY: 'sk-lf-sd', LANGFUSE_HOST: lf.url,
+          // Nothing is due before the signal: the events wait in the queues.
+          SWITCHYARD_CALLBACK_FLUSH_MS: '600000',
+        },
+      });
+      const ids = ['sd-1', 'sd-2', 'sd-3'];
+      for (const id of ids) {
+        await client(gw).chat.completions.create({ model: 'gpt-test', messages: USER }, { headers: { 'x-litellm-call-id': id } });
+      }
+      const text = await metrics(gw);
+      for (const cb of ['generic_api', 'langfuse']) {
+        assert.equal(metricValue(text, 'switchyard_callback_events_total', { callback: cb, outcome: 'queued' }), 3, cb);
+        assert.equal(metricValue(text, 'switchyard_callback_events_total', { callback: cb, outcome: 'sent' }), 0, cb);
+      }
+      const r = await gw.stop();
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(sink.received.flat().map((x) => x.id).sort(), ids);
+      assert.deepEqual(lf.events.filter((e) => e.type === 'generation-create').map((e) => e.body.id).sort(), ids);
+      assert.deepEqual([...sink.errors, ...lf.errors], []);
+    } finally {
+      await Promise.all([sink.close(), lf.close()]);
+    }
+  });
+});
+
 describe('a callback that cannot run', () => {
   test('langfuse without keys: a warning, not listed, requests unaffected; an unserved callback named once', async () => {
     const gw = await startGateway({
