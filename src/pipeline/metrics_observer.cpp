@@ -91,6 +91,7 @@ struct metrics_observer::bundle {
   series* cache_hits = nullptr;
   series* cache_misses = nullptr;
   series* cached_tokens = nullptr;
+  // Made on the first request of a key with a max_budget.
   series* key_remaining = nullptr;
   series* key_max = nullptr;
   // The answering deployment's series when its attempt succeeded (the usual path).
@@ -224,8 +225,12 @@ void metrics_observer::sample_deployments() {
 
 metrics_observer::bundle& metrics_observer::bundle_for(const request_ctx& ctx, const labels& l) {
   status_text st(ctx.out.status);
+  // Whether an LLM call was made: only then are its series (requests, spend, tokens,
+  // latency, overhead) made, so a refused request leaves no empty series behind.
+  const auto* fa = ctx.out.final_attempt();
+  const sv called = fa != nullptr ? sv("1") : sv("0");
   key_.clear();
-  for (sv part : {l.hashed_api_key, l.end_user, l.requested_model, l.model_id, sv(l.model), st.view}) {
+  for (sv part : {l.hashed_api_key, l.end_user, l.requested_model, l.model_id, sv(l.model), st.view, called}) {
     key_.append(part);
     key_.push_back('\x1f');
   }
@@ -244,20 +249,18 @@ metrics_observer::bundle& metrics_observer::bundle_for(const request_ctx& ctx, c
   auto b = std::make_unique<bundle>();
   const sv ek = l.end_user, hk = l.hashed_api_key, al = l.api_key_alias, tm = l.team, ta = l.team_alias,
            us = l.user, rm = l.requested_model, m = l.model;
-  b->requests = &f_->requests.with({ek, hk, al, m, tm, ta, us});
   b->proxy_total = &f_->proxy_total.with({ek, hk, al, rm, tm, ta, us, st.view});
-  b->spend = &f_->spend.with({ek, hk, al, m, tm, ta, us});
-  b->total_tokens = &f_->total_tokens.with({ek, hk, al, m, tm, ta, us, rm});
-  b->input_tokens = &f_->input_tokens.with({ek, hk, al, m, tm, ta, us, rm});
-  b->output_tokens = &f_->output_tokens.with({ek, hk, al, m, tm, ta, us, rm});
-  b->api_latency = &f_->api_latency.with({m, hk, al, tm, ta, rm, ek, us});
   b->total_latency = &f_->total_latency.with({ek, hk, al, rm, tm, ta, us, m});
-  b->overhead = &f_->overhead.with({l.model_group, l.api_provider, l.api_base, l.litellm_model_name, hk, al});
-  if (ctx.who.vkey && ctx.who.vkey->max_budget) {
-    b->key_remaining = &f_->key_remaining.with({hk, al});
-    b->key_max = &f_->key_max.with({hk, al});
+  if (fa != nullptr) {
+    b->requests = &f_->requests.with({ek, hk, al, m, tm, ta, us});
+    b->spend = &f_->spend.with({ek, hk, al, m, tm, ta, us});
+    b->total_tokens = &f_->total_tokens.with({ek, hk, al, m, tm, ta, us, rm});
+    b->input_tokens = &f_->input_tokens.with({ek, hk, al, m, tm, ta, us, rm});
+    b->output_tokens = &f_->output_tokens.with({ek, hk, al, m, tm, ta, us, rm});
+    b->api_latency = &f_->api_latency.with({m, hk, al, tm, ta, rm, ek, us});
+    b->overhead = &f_->overhead.with({l.model_group, l.api_provider, l.api_base, l.litellm_model_name, hk, al});
   }
-  if (const auto* fa = ctx.out.final_attempt(); fa != nullptr && fa->dep && !fa->mock) {
+  if (fa != nullptr && fa->dep && !fa->mock) {
     const sv mn = l.litellm_model_name, id = l.model_id, base = l.api_base, pr = l.api_provider;
     b->dep_total = &f_->dep_total.with({rm, mn, id, base, pr, hk, al, tm, ta});
     b->dep_success = &f_->dep_success.with({rm, mn, id, base, pr, hk, al, tm, ta});
@@ -271,8 +274,7 @@ metrics_observer::bundle& metrics_observer::bundle_for(const request_ctx& ctx, c
   // which counts the folded sample.
   bool folded = false;
   for (const series* x : {b->requests, b->proxy_total, b->spend, b->total_tokens, b->input_tokens, b->output_tokens,
-                          b->api_latency, b->total_latency, b->overhead, b->key_remaining, b->key_max, b->dep_total,
-                          b->dep_success}) {
+                          b->api_latency, b->total_latency, b->overhead, b->dep_total, b->dep_success}) {
     folded = folded || (x != nullptr && x->folded());
   }
   if (folded) {
@@ -423,9 +425,18 @@ void metrics_observer::on_finish(const request_ctx& ctx) noexcept {
     if (!ctx.cache_key.empty()) {
       record_cache(ctx, l, b);
     }
-    if (b.key_remaining != nullptr && ctx.who.vkey && ctx.who.vkey->max_budget) {
+    if (ctx.who.vkey && ctx.who.vkey->max_budget) {
+      // Made here when missing: the key may have been given its budget after this
+      // bundle was made (the bundle's key does not hold the budget).
+      if (b.key_remaining == nullptr) {
+        b.key_remaining = &f_->key_remaining.with({l.hashed_api_key, l.api_key_alias});
+        b.key_max = &f_->key_max.with({l.hashed_api_key, l.api_key_alias});
+      }
       b.key_max->set(*ctx.who.vkey->max_budget);
       b.key_remaining->set(*ctx.who.vkey->max_budget - ctx.who.vkey->spend);
+      if (b.key_remaining->folded() || b.key_max->folded()) {
+        b.key_remaining = b.key_max = nullptr;  // looked up (and counted) again next time
+      }
     }
   } catch (const std::exception& e) {
     // Out of memory while creating a series: the request is not failed for it.

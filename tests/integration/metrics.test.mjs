@@ -10,7 +10,7 @@ import OpenAI from 'openai';
 
 import { startFakeProvider } from '../fake_provider/server.mjs';
 import {
-  call, delay, fetchWithTimeout, mockModel, psql, SLOW, startGateway, stopAll, withDatabase,
+  call, delay, fetchWithTimeout, mockModel, psql, SLOW, startGateway, stopAll, until, withDatabase,
 } from '../lib/gateway.mjs';
 
 const SERVER_URL = process.env.SWITCHYARD_TEST_DATABASE_URL;
@@ -276,6 +276,27 @@ describe('metrics under load, against the fake provider and spend_logs', { skip:
     assert.equal(j.status, 'healthy');
     assert.deepEqual(j.success_callbacks, ['prometheus']);
   });
+
+  test('a key given a max_budget after its first request gets the budget gauges', async () => {
+    const k = await call(gw, '/key/generate', { body: { key_alias: 'late-budget' } });
+    assert.equal(k.status, 200, k.text);
+    const ask = () => call(gw, '/v1/chat/completions', { key: k.json.key, body: { model: 'gpt4o', messages: [{ role: 'user', content: 'hi' }] } });
+    assert.equal((await ask()).status, 200);
+    let m = parseMetrics(await (await fetchWithTimeout(`${gw.url}/metrics`)).text());
+    assert.equal(m.filter((x) => x.name === 'litellm_api_key_max_budget_metric' && x.labels.hashed_api_key === k.json.token).length, 0);
+    const u = await call(gw, '/key/update', { body: { key: k.json.key, max_budget: 42 } });
+    assert.equal(u.status, 200, u.text);
+    // The key's record in memory follows the update: each request from then on carries the budget.
+    await until('the max budget gauge of the key', async () => {
+      assert.equal((await ask()).status, 200);
+      m = parseMetrics(await (await fetchWithTimeout(`${gw.url}/metrics`)).text());
+      return sum(m, 'litellm_api_key_max_budget_metric', { hashed_api_key: k.json.token }) === 42;
+    });
+    const remaining = m.filter((x) => x.name === 'litellm_remaining_api_key_budget_metric' && x.labels.hashed_api_key === k.json.token);
+    assert.equal(remaining.length, 1);
+    assert.equal(remaining[0].labels.api_key_alias, 'late-budget');
+    assert.ok(remaining[0].value > 0 && remaining[0].value <= 42);
+  });
 });
 
 describe('/metrics access', () => {
@@ -294,6 +315,26 @@ describe('/metrics access', () => {
     const post = await fetchWithTimeout(`${gw.url}/metrics`, { method: 'POST' });
     assert.equal(post.status, 405);
     await post.arrayBuffer();
+  });
+
+  test('a refused request leaves no empty series of an LLM call', async () => {
+    const gw = await startGateway({ config: { model_list: [mockModel('demo')] } });
+    const bad = await call(gw, '/v1/chat/completions', { body: { model: 'no-such-model', messages: [{ role: 'user', content: 'hi' }] } });
+    assert.equal(bad.status, 400);
+    const anon = await call(gw, '/v1/chat/completions', { key: 'sk-wrong', body: { model: 'demo', messages: [{ role: 'user', content: 'hi' }] } });
+    assert.equal(anon.status, 401);
+    const m = parseMetrics(await (await fetchWithTimeout(`${gw.url}/metrics`)).text());
+    // Both are counted as requests to the proxy, failed, with their latency...
+    assert.equal(sum(m, 'litellm_proxy_total_requests_metric_total'), 2);
+    assert.equal(sum(m, 'litellm_proxy_failed_requests_metric_total'), 2);
+    assert.equal(sum(m, 'litellm_request_total_latency_metric_count'), 2);
+    // ...but no LLM call was made: none of its series exists, not even at zero (each would
+    // hold one of the capped series of its metric for nothing).
+    for (const name of ['litellm_requests_metric_total', 'litellm_spend_metric_total', 'litellm_total_tokens_metric_total',
+      'litellm_input_tokens_metric_total', 'litellm_output_tokens_metric_total', 'litellm_llm_api_latency_metric_count',
+      'litellm_overhead_latency_metric_count']) {
+      assert.deepEqual(m.filter((x) => x.name === name), [], name);
+    }
   });
 
   test('require_auth_for_metrics_endpoint: a key is needed', async () => {
