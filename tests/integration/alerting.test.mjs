@@ -3,7 +3,8 @@
 //   fields), however many budget passes and requests follow;
 // * a key over its max_budget: its refusals send one budget_crossed alert;
 // * slow requests (alerting_threshold) and a provider outage (failures in a window) alert
-//   once each to Slack and the webhook.
+//   once each to Slack and the webhook;
+// * SIGTERM: the alert being sent and those queued reach the receiver before the exit.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
@@ -153,5 +154,43 @@ describe('slow requests and outages to Slack and a webhook', () => {
     assert.equal(svc.status, 200, svc.text);
     const a = await call(gw, '/active/callbacks', { method: 'GET' });
     assert.deepEqual(a.json.alerting, ['slack', 'webhook']);
+  });
+});
+
+describe('shutdown', () => {
+  test('SIGTERM delivers the alert being sent and the one queued behind it', async () => {
+    const held = await startWebhook();
+    try {
+      const gw = await startGateway({
+        config: {
+          model_list: [
+            { model_name: 'slow-a', litellm_params: { model: 'openai/slow-a', api_base: `${fake.url}/v1`, api_key: 'sk-up' } },
+            { model_name: 'slow-b', litellm_params: { model: 'openai/slow-b', api_base: `${fake.url}/v1`, api_key: 'sk-up' } },
+          ],
+          general_settings: { alerting: ['webhook'], alerting_threshold: 0.2 },
+        },
+        env: { WEBHOOK_URL: `${held.url}/alerts` },
+      });
+      fake.script([{ delay_ms: 400, times: 2 }]);
+      // The first alert's POST gets no answer yet; the second (another deployment) queues.
+      held.holdNext(1);
+      for (const model of ['slow-a', 'slow-b']) {
+        const r = await call(gw, '/v1/chat/completions', { body: { model, messages: USER } });
+        assert.equal(r.status, 200, r.text);
+      }
+      await held.waitFor(() => held.requests.length === 1, 'the first alert at the receiver');
+      assert.equal(await metricValue(gw, 'switchyard_alerts_total', { outcome: 'raised' }), 2);
+      gw.proc.signal('SIGTERM');
+      // Past the drain: the stop is under way, and waits for the sender.
+      await gw.proc.waitForStderr(/all connections closed; exiting/, 10_000 * SLOW);
+      held.release();
+      const r = await gw.proc.wait(20_000 * SLOW);  // not gw.stop(): a second signal exits at once
+      assert.equal(r.code, 0, gw.stderr());
+      assert.deepEqual(held.errors, []);
+      assert.deepEqual(held.received.map((b) => b.event), ['llm_too_slow', 'llm_too_slow']);
+      assert.equal(new Set(held.received.map((b) => b.model_group)).size, 2);
+    } finally {
+      await held.close();
+    }
   });
 });

@@ -13,7 +13,8 @@
 // * startWebhook({headers}): any POST with a JSON body; required headers checked.
 //
 // Each returns {url, port, received (accepted bodies), errors, requests (every request's
-// headers and path), failNext(n, status), waitFor(pred, what, timeoutMs), close()}.
+// headers and path), failNext(n, status), holdNext(n), release(), waitFor(pred, what,
+// timeoutMs), close()}.
 import http from 'node:http';
 import assert from 'node:assert/strict';
 
@@ -23,12 +24,21 @@ const DIGITS = /^[0-9]+$/;
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 
 function base(name, check) {
-  const state = { received: [], errors: [], requests: [], failures: [], waiters: new Set() };
+  const state = { received: [], errors: [], requests: [], failures: [], waiters: new Set(), hold: 0, held: [] };
   const server = http.createServer((req, res) => {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
       state.requests.push({ method: req.method, path: req.url, headers: { ...req.headers } });
+      if (state.hold > 0) {
+        state.hold -= 1;
+        state.held.push(() => answer());
+        for (const w of state.waiters) w();
+        return;
+      }
+      answer();
+    });
+    const answer = () => {
       const reply = (status, body) => {
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(JSON.stringify(body));
@@ -57,7 +67,7 @@ function base(name, check) {
       }
       state.received.push(body);
       return reply(out?.status ?? 200, out?.body ?? {});
-    });
+    };
   });
   return new Promise((resolve) => {
     server.listen(0, '127.0.0.1', () => {
@@ -69,6 +79,9 @@ function base(name, check) {
         get errors() { return state.errors; },
         get requests() { return state.requests; },
         failNext(n, status = 503) { for (let i = 0; i < n; i++) state.failures.push(status); },
+        // The next n requests get no answer until release() (they count in `requests`).
+        holdNext(n = 1) { state.hold += n; },
+        release() { for (const a of state.held.splice(0)) a(); },
         // Resolves with pred()'s value once truthy (checked after each request); rejects after timeoutMs.
         waitFor(pred, what = 'condition', timeoutMs = 20_000) {
           return new Promise((resolve2, reject) => {
