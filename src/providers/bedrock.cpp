@@ -24,7 +24,9 @@
 //   additionalModelRequestFields, as LiteLLM does.
 // - Images: base64 data URLs only (Converse takes bytes; fetching an http URL would
 //   be I/O in the request builder) -> 400 otherwise.
-// - tool_choice "none": the tools are not sent (Converse has no "none").
+// - tool_choice "none": the tools are not sent (Converse has no "none"), unless the
+//   messages hold tool calls or results (Bedrock wants a toolConfig then): the tools are
+//   sent without toolChoice.
 // - Titan embeddings take one text per call: a list of several inputs is a 400.
 // - Stream exceptions (`:message-type exception`) map by `:exception-type`:
 //   throttlingException 429, validationException 400, accessDeniedException 403,
@@ -326,6 +328,22 @@ core::result<json> convert_tool_choice(const json& tc) {
                            "tool_choice");
 }
 
+// Whether converted Converse messages hold toolUse or toolResult blocks.
+bool has_tool_blocks(const json& messages) {
+  for (const auto& m : messages) {
+    const json* content = field(m, "content");
+    if (content == nullptr || !content->is_array()) {
+      continue;
+    }
+    for (const auto& b : *content) {
+      if (b.contains("toolUse") || b.contains("toolResult")) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 core::result<json> converse_body(const config::deployment& d, const json& body, const build_options& opts) {
   json out = json::object();
   const json* msgs = field(body, "messages");
@@ -393,7 +411,14 @@ core::result<json> converse_body(const config::deployment& d, const json& body, 
       additional[k] = v;  // a model's own parameter (top_k, ...)
     }
   }
-  const bool tools_off = tool_choice && tool_choice->is_null();
+  // Converse has no "none": the tools are left out instead. But Bedrock refuses toolUse and
+  // toolResult blocks without a toolConfig, so a conversation that holds some keeps its
+  // tools, without toolChoice (what LiteLLM sends when it drops "none").
+  bool tools_off = tool_choice && tool_choice->is_null();
+  if (tools_off && has_tool_blocks(out["messages"])) {
+    tools_off = false;
+    tool_choice.reset();
+  }
   if (tools.is_array() && !tools.empty() && !tools_off) {
     json tc = {{"tools", std::move(tools)}};
     if (tool_choice) {

@@ -174,6 +174,27 @@ describe('bedrock chat through Converse', () => {
     ]);
   });
 
+  test('tool_choice none after tool results still sends the tools Bedrock needs for those blocks', async () => {
+    // Asking for a plain-text answer once the tools ran: Converse has no "none", and it
+    // refuses toolUse / toolResult blocks without a toolConfig.
+    fake.script([{ content: 'It is 18C and sunny.' }]);
+    const r = await client.chat.completions.create({
+      model: 'br-claude',
+      tools,
+      tool_choice: 'none',
+      messages: [
+        ...messages,
+        { role: 'assistant', content: null, tool_calls: [
+          { id: 'tooluse_abc', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+        { role: 'tool', tool_call_id: 'tooluse_abc', content: '18C and sunny' },
+      ],
+    });
+    assert.equal(r.choices[0].message.content, 'It is 18C and sunny.');
+    const rec = onlyRecord();
+    assert.equal(rec.body.toolConfig.tools[0].toolSpec.name, 'get_weather');
+    assert.equal(rec.body.toolConfig.toolChoice, undefined, 'Converse has no "none"');
+  });
+
   test('credentials and region from AWS_* variables; the session token is sent and signed; us. profile id', async () => {
     const stream = await client.chat.completions.create({ model: 'br-claude-env', messages, stream: true });
     const got = await collect(stream);

@@ -47,6 +47,8 @@
 //              from the request as received (its own implementation, node:crypto) with the secret
 //              of the access key in the `aws_keys` default ({access key id: secret}) and answers
 //              403 with Bedrock's error JSON on a mismatch (`rec.sigv4` records what it computed).
+//              Converse requests whose messages hold toolUse / toolResult blocks without a
+//              toolConfig are a 400 ValidationException, as Bedrock answers them.
 //   Cohere     POST /v2/chat: v2 chat JSON, or its typed SSE stream (message-start, content-start,
 //              content-delta, content-end, tool-call-start, tool-call-delta, tool-call-end,
 //              message-end with finish_reason and usage {billed_units, tokens}) when `stream: true`;
@@ -708,6 +710,11 @@ class FakeProvider {
         return sendJson(res, 400, this.errorBody('vertex_anthropic', 400,
           'stream must be true exactly on :streamRawPredict'), rec);
       }
+    }
+    if (route.provider === 'bedrock' && route.kind !== 'invoke' && !x.body.toolConfig &&
+        (x.body.messages ?? []).some((m) => (m?.content ?? []).some((b) => b?.toolUse || b?.toolResult))) {
+      return this.sendProviderError(x, 400,
+        'The toolConfig field must be defined when using toolUse and toolResult content blocks.');
     }
     if (route.provider === 'gemini' && route.kind === 'embed') return this.geminiEmbed(x, false);
     if (route.provider === 'gemini' && route.kind === 'batch_embed') return this.geminiEmbed(x, true);

@@ -369,6 +369,18 @@ TEST(Bedrock, RequestErrors) {
                                             {}, fixed_time);
   ASSERT_TRUE(none);
   EXPECT_FALSE(json::parse(none->body).contains("toolConfig"));
+  // ... unless the conversation holds tool calls or results: Bedrock refuses those blocks
+  // without a toolConfig, so the tools go, without toolChoice.
+  json history = {{{"role", "user"}, {"content", "hi"}},
+                  {{"role", "assistant"},
+                   {"tool_calls", {{{"id", "t1"}, {"type", "function"}, {"function", {{"name", "f"}, {"arguments", "{}"}}}}}}},
+                  {{"role", "tool"}, {"tool_call_id", "t1"}, {"content", "done"}}};
+  auto after_tools = providers::build_bedrock_call(
+      call_type::chat, d, {{"messages", history}, {"tools", tools}, {"tool_choice", "none"}}, {}, fixed_time);
+  ASSERT_TRUE(after_tools);
+  json tc = json::parse(after_tools->body)["toolConfig"];
+  EXPECT_EQ(tc["tools"][0]["toolSpec"]["name"], "f");
+  EXPECT_FALSE(tc.contains("toolChoice"));
 }
 
 TEST(Bedrock, EmbeddingRequests) {
