@@ -9,7 +9,9 @@
 // - top_p -> p, stop -> stop_sequences, tool_choice "required" -> "REQUIRED", "none" ->
 //   "NONE" ("auto" is Cohere's default and is not sent; a named function is a 400: v2
 //   cannot force one tool). max_tokens / max_completion_tokens, temperature, seed,
-//   frequency_penalty, presence_penalty, response_format pass through; n > 1, logprobs,
+//   frequency_penalty, presence_penalty pass through; response_format json_schema ->
+//   {type: json_object, json_schema: <schema>} (v2's shape; text and json_object as
+//   they are); n > 1, logprobs,
 //   logit_bias and the other OpenAI-only parameters are a 400 naming the parameter, or
 //   dropped with drop_params. Other fields (k, safety_mode, documents, ...) pass through.
 // - finish_reason: COMPLETE / STOP_SEQUENCE -> stop, MAX_TOKENS -> length, TOOL_CALL ->
@@ -188,13 +190,29 @@ core::result<upstream_call> build_chat(call_type type, const config::deployment&
           return detail::unsupported_param(provider, "tool_choice", d, "other than auto, required or none");
         }
       }
+    } else if (k == "response_format") {
+      // v2 takes {type: text} or {type: json_object, json_schema?}: OpenAI's json_schema
+      // type becomes json_object with the schema.
+      const auto type = string_field(v, "type");
+      if (type == "json_schema") {
+        json rf = {{"type", "json_object"}};
+        const json* js = field(v, "json_schema");
+        if (const json* schema = js != nullptr ? field(*js, "schema") : nullptr; schema != nullptr) {
+          rf["json_schema"] = *schema;
+        }
+        out["response_format"] = std::move(rf);
+      } else if (type == "json_object" || type == "text") {
+        out["response_format"] = {{"type", type}};
+      } else {
+        return detail::bad_param("response_format.type must be text, json_object or json_schema", "response_format");
+      }
     } else if (is_unsupported_openai_param(k)) {
       if (detail::is_noop_value(k, v) || opts.drop_params) {
         continue;
       }
       return detail::unsupported_param(provider, k, d);
     } else {
-      out[k] = v;  // tools (OpenAI's shape), temperature, seed, penalties, response_format, k, ...
+      out[k] = v;  // tools (OpenAI's shape), temperature, seed, penalties, k, ...
     }
   }
   if (opts.stream) {

@@ -121,6 +121,17 @@ describe('cohere v2 chat', () => {
     ]);
   });
 
+  test('response_format json_schema is sent in v2\'s shape (json_object with json_schema)', async () => {
+    fake.script([{ content: '{"city":"Paris"}' }]);
+    const schema = { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] };
+    const r = await client.chat.completions.create({
+      model: 'co', messages,
+      response_format: { type: 'json_schema', json_schema: { name: 'place', strict: true, schema } },
+    });
+    assert.equal(r.choices[0].message.content, '{"city":"Paris"}');
+    assert.deepEqual(onlyRecord().body.response_format, { type: 'json_object', json_schema: schema });
+  });
+
   test('errors: a 429 is a RateLimitError; a mid-stream ERROR and invalid JSON are APIErrors', async () => {
     fake.script([{ status: 429, error_message: 'trial key rate limit' }]);
     await assert.rejects(client.chat.completions.create({ model: 'co', messages }), (e) => {

@@ -52,7 +52,8 @@
 //   Cohere     POST /v2/chat: v2 chat JSON, or its typed SSE stream (message-start, content-start,
 //              content-delta, content-end, tool-call-start, tool-call-delta, tool-call-end,
 //              message-end with finish_reason and usage {billed_units, tokens}) when `stream: true`;
-//              401 without `authorization: Bearer ...`.
+//              401 without `authorization: Bearer ...`; 400 for a response_format other than
+//              {type: text} or {type: json_object, json_schema?}.
 //
 // Behaviour is scripted per test through the control API (all JSON):
 //   POST   /__control/script     body: [behaviour, ...] or {"behaviours": [...]}: appended to the
@@ -768,6 +769,13 @@ class FakeProvider {
     }
     if (route.provider === 'cohere' && !/^Bearer \S+/.test(req.headers.authorization ?? '')) {
       return this.sendProviderError(x, 401, 'no api key supplied');
+    }
+    // v2's response_format is {type: "text"} or {type: "json_object", json_schema?}.
+    const rf = route.provider === 'cohere' ? x.body.response_format : undefined;
+    if (rf != null && (!['text', 'json_object'].includes(rf.type) ||
+                       Object.keys(rf).some((k) => k !== 'type' && !(k === 'json_schema' && rf.type === 'json_object')))) {
+      return this.sendProviderError(x, 400,
+        'invalid request: response_format must be {"type": "text"} or {"type": "json_object", "json_schema": {...}}');
     }
     if (route.kind === 'responses') {
       const prev = x.body?.previous_response_id;

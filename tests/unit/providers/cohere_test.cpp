@@ -93,6 +93,26 @@ TEST(Cohere, RequestTranslation) {
   EXPECT_EQ(emb.error().status, 400);
 }
 
+TEST(Cohere, ResponseFormatInV2Shape) {
+  // v2 knows the types text and json_object (with an optional json_schema), not OpenAI's
+  // json_schema type.
+  auto rf = [](const json& format) {
+    auto call = co().build(call_type::chat, cohere_dep(),
+                           {{"messages", {{{"role", "user"}, {"content", "x"}}}}, {"response_format", format}}, {});
+    EXPECT_TRUE(call) << call.error().message;
+    return call ? json::parse(call->body)["response_format"] : json();
+  };
+  const json schema = json::parse(R"({"type":"object","properties":{"a":{"type":"string"}},"required":["a"]})");
+  EXPECT_EQ(rf({{"type", "json_schema"}, {"json_schema", {{"name", "out"}, {"strict", true}, {"schema", schema}}}}),
+            (json{{"type", "json_object"}, {"json_schema", schema}}));
+  EXPECT_EQ(rf({{"type", "json_object"}}), json::parse(R"({"type":"json_object"})"));
+  EXPECT_EQ(rf({{"type", "text"}}), json::parse(R"({"type":"text"})"));
+  auto bad = co().build(call_type::chat, cohere_dep(),
+                        {{"messages", {{{"role", "user"}, {"content", "x"}}}}, {"response_format", {{"type", "xml"}}}}, {});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().param, "response_format");
+}
+
 TEST(Cohere, ResponseTranslation) {
   constexpr std::string_view body = R"({"id":"abc","finish_reason":"TOOL_CALL",
     "message":{"role":"assistant","tool_plan":"I will look it up.",
