@@ -258,6 +258,13 @@ void chunk_writer::reasoning(std::string_view text, std::vector<std::string>& ou
   push_choice(json{{"delta", {{"reasoning_content", text}}}}, out);
 }
 
+void chunk_writer::thinking_block(json block, std::vector<std::string>& out) {
+  if (completion_) {
+    return;
+  }
+  push_choice(json{{"delta", {{"thinking_blocks", json::array({std::move(block)})}}}}, out);
+}
+
 void chunk_writer::tool_call(int index, std::string_view call_id, std::string_view name, std::string_view arguments,
                              std::vector<std::string>& out) {
   if (completion_) {

@@ -106,6 +106,9 @@ class chunk_writer {
   void content(std::string_view text, std::vector<std::string>& out);
   // delta.reasoning_content (chat only).
   void reasoning(std::string_view text, std::vector<std::string>& out);
+  // delta.thinking_blocks [block]: one whole thinking block with its signature (LiteLLM's
+  // field; a client returns it with the assistant message). Chat only.
+  void thinking_block(json block, std::vector<std::string>& out);
   // delta.tool_calls[{index, ...}]: the start of a call (id, name, arguments "") or
   // a piece of its arguments (id and name empty). Chat only.
   void tool_call(int index, std::string_view call_id, std::string_view name, std::string_view arguments,

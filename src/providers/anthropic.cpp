@@ -21,6 +21,11 @@
 //   not_found_error 404, request_too_large 413, rate_limit_error 429, api_error 500,
 //   timeout_error 504, overloaded_error 529 = what Anthropic sends as the HTTP status
 //   for the same error, so streamed and non-streamed answers agree; retryable), else 500.
+// - Thinking blocks keep their signatures: the answer's message.thinking_blocks
+//   ([{type: thinking, thinking, signature}, {type: redacted_thinking, data}], LiteLLM's
+//   field; streamed, each whole block in delta.thinking_blocks when it ends), and an
+//   assistant message's thinking_blocks go back first in its content (Anthropic refuses a
+//   tool-calling turn without them when extended thinking is on).
 // - Unknown event types and unknown delta types are ignored (Anthropic adds new
 //   ones); events after message_stop are ignored.
 #include "adapter_util.hpp"
@@ -227,6 +232,22 @@ core::result<json> tool_use_blocks(const json& calls, const std::string& where) 
   return detail::ok(std::move(blocks));
 }
 
+// An assistant message's thinking_blocks (LiteLLM's field) -> Anthropic thinking and
+// redacted_thinking blocks, with only the members Anthropic takes.
+json thinking_blocks_of(const json& tb) {
+  json out = json::array();
+  for (const auto& b : tb) {
+    auto type = string_field(b, "type");
+    if (type == "thinking") {
+      out.push_back({{"type", "thinking"}, {"thinking", string_field(b, "thinking")},
+                     {"signature", string_field(b, "signature")}});
+    } else if (type == "redacted_thinking") {
+      out.push_back({{"type", "redacted_thinking"}, {"data", string_field(b, "data")}});
+    }
+  }
+  return out;
+}
+
 // A single plain text block is sent as a string (as the client wrote it).
 void simplify(json& messages) {
   for (auto& m : messages) {
@@ -285,6 +306,15 @@ core::result<void> convert_messages(const json& msgs, json& out) {
       auto blocks = content_blocks(c, where);
       if (!blocks) {
         return blocks.error();
+      }
+      if (const json* tb = field(m, "thinking_blocks"); tb != nullptr && tb->is_array() && !tb->empty()) {
+        // The signed thinking an answer came with (its thinking_blocks) goes back first:
+        // with extended thinking on, Anthropic refuses a tool-calling turn without it.
+        json lead = thinking_blocks_of(*tb);
+        for (auto& b : *blocks) {
+          lead.push_back(std::move(b));
+        }
+        *blocks = std::move(lead);
       }
       if (const json* calls = field(m, "tool_calls")) {
         auto uses = tool_use_blocks(*calls, where);
@@ -763,6 +793,7 @@ core::result<translated_response> translate_messages_response(call_type type, st
   std::string text;
   std::string reasoning;
   json tool_calls = json::array();
+  json thinking_blocks = json::array();
   bool json_answer = false;
   for (const auto& block : *content) {
     auto bt = string_field(block, "type");
@@ -770,6 +801,10 @@ core::result<translated_response> translate_messages_response(call_type type, st
       text += string_field(block, "text");
     } else if (bt == "thinking") {
       reasoning += string_field(block, "thinking");
+      thinking_blocks.push_back({{"type", "thinking"}, {"thinking", string_field(block, "thinking")},
+                                 {"signature", string_field(block, "signature")}});
+    } else if (bt == "redacted_thinking") {
+      thinking_blocks.push_back({{"type", "redacted_thinking"}, {"data", string_field(block, "data")}});
     } else if (bt == "tool_use") {
       const json* input = field(block, "input");
       std::string args = input != nullptr ? detail::dump(*input) : "{}";
@@ -807,6 +842,9 @@ core::result<translated_response> translate_messages_response(call_type type, st
     msg["content"] = (text.empty() && !tool_calls.empty()) ? json(nullptr) : json(text);
     if (!reasoning.empty()) {
       msg["reasoning_content"] = reasoning;
+    }
+    if (!thinking_blocks.empty()) {
+      msg["thinking_blocks"] = std::move(thinking_blocks);  // signed: the client sends them back
     }
     if (!tool_calls.empty()) {
       msg["tool_calls"] = std::move(tool_calls);
@@ -878,6 +916,8 @@ class anthropic_stream final : public stream_translator {
   struct block {
     block_kind kind = block_kind::other;
     int tool_index = 0;
+    std::string thinking;   // a thinking block's text and signature, sent whole at its end
+    std::string signature;
   };
 
   core::result<void> on_event(const upstream::sse_parser::event& ev, std::vector<std::string>& out) {
@@ -919,7 +959,23 @@ class anthropic_stream final : public stream_translator {
       stopped_ = true;
       return {};
     }
-    // ping, content_block_stop and event types added after this was written.
+    if (type == "content_block_stop") {
+      return on_block_stop(j, out);
+    }
+    // ping and event types added after this was written.
+    return {};
+  }
+
+  // A finished thinking block goes out whole in delta.thinking_blocks (its signature
+  // arrives last), for the client to send back with the assistant message.
+  core::result<void> on_block_stop(const json& j, std::vector<std::string>& out) {
+    auto it = blocks_.find(index_of(j));
+    if (it != blocks_.end() && it->second.kind == block_kind::thinking) {
+      writer_.thinking_block({{"type", "thinking"}, {"thinking", std::move(it->second.thinking)},
+                              {"signature", std::move(it->second.signature)}},
+                             out);
+      blocks_.erase(it);
+    }
     return {};
   }
 
@@ -971,6 +1027,8 @@ class anthropic_stream final : public stream_translator {
       }
     } else if (bt == "thinking") {
       b.kind = block_kind::thinking;
+    } else if (bt == "redacted_thinking") {
+      writer_.thinking_block({{"type", "redacted_thinking"}, {"data", string_field(*cb, "data")}}, out);
     } else if (bt == "tool_use") {
       auto name = string_field(*cb, "name");
       if (name == json_tool_name) {
@@ -986,7 +1044,7 @@ class anthropic_stream final : public stream_translator {
         writer_.tool_call(b.tool_index, id, name, "", out);
       }
     }
-    blocks_[index_of(j)] = b;
+    blocks_[index_of(j)] = std::move(b);
     return {};
   }
 
@@ -1004,6 +1062,13 @@ class anthropic_stream final : public stream_translator {
     } else if (dt == "thinking_delta") {
       if (auto t = string_field(*delta, "thinking"); !t.empty()) {
         writer_.reasoning(t, out);
+        if (auto it = blocks_.find(index_of(j)); it != blocks_.end() && it->second.kind == block_kind::thinking) {
+          it->second.thinking += t;
+        }
+      }
+    } else if (dt == "signature_delta") {
+      if (auto it = blocks_.find(index_of(j)); it != blocks_.end() && it->second.kind == block_kind::thinking) {
+        it->second.signature += string_field(*delta, "signature");
       }
     } else if (dt == "input_json_delta") {
       auto it = blocks_.find(index_of(j));
@@ -1020,7 +1085,7 @@ class anthropic_stream final : public stream_translator {
         writer_.tool_call(it->second.tool_index, "", "", part, out);
       }
     }
-    // signature_delta, citations_delta and newer delta types carry nothing OpenAI has.
+    // citations_delta and newer delta types carry nothing OpenAI has.
     return {};
   }
 

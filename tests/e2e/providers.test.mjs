@@ -290,6 +290,49 @@ describe('text plus several tool calls in one answer', () => {
   }
 });
 
+describe('anthropic/ with extended thinking and tools', () => {
+  for (const streamed of [false, true]) {
+    test(`${streamed ? 'streamed' : 'non-streamed'}: the signed thinking comes back with the tool call, so the next turn is accepted`, async () => {
+      // Anthropic refuses a tool-calling assistant turn without the thinking block it was
+      // signed with when thinking is on: the answer hands it out in thinking_blocks.
+      fake.script([{ content: '', thinking: 'Oslo needs a lookup.', tool_calls: [{ id: 'toolu_t1', name: 'get_weather', arguments: { city: 'Oslo' } }] },
+                   { content: 'Rain, 4C.' }]);
+      const ask = { model: 'p-anthropic', messages: ASK, tools: TOOLS, reasoning_effort: 'low' };
+      let assistant;
+      if (streamed) {
+        const thinking = [];
+        const calls = [];
+        for await (const chunk of await client.chat.completions.create({ ...ask, stream: true })) {
+          const d = chunk.choices[0]?.delta ?? {};
+          thinking.push(...(d.thinking_blocks ?? []));
+          for (const tc of d.tool_calls ?? []) {
+            const t = (calls[tc.index] ??= { id: '', type: 'function', function: { name: '', arguments: '' } });
+            if (tc.id) t.id = tc.id;
+            if (tc.function?.name) t.function.name += tc.function.name;
+            if (tc.function?.arguments) t.function.arguments += tc.function.arguments;
+          }
+        }
+        assistant = { role: 'assistant', content: null, tool_calls: calls, thinking_blocks: thinking };
+      } else {
+        const r = await client.chat.completions.create(ask);
+        assistant = r.choices[0].message;
+        assert.equal(assistant.reasoning_content, 'Oslo needs a lookup.');
+      }
+      assert.equal(assistant.thinking_blocks.length, 1);
+      assert.equal(assistant.thinking_blocks[0].thinking, 'Oslo needs a lookup.');
+      assert.ok(assistant.thinking_blocks[0].signature, 'the signature is handed out');
+      const r2 = await client.chat.completions.create({
+        ...ask,
+        messages: [...ASK, assistant, { role: 'tool', tool_call_id: assistant.tool_calls[0].id, content: '4C, rain' }],
+      });
+      assert.equal(r2.choices[0].message.content, 'Rain, 4C.');
+      const sent = fake.requests()[1].body.messages[1].content;
+      assert.deepEqual(sent.map((b) => b.type), ['thinking', 'tool_use']);
+      assert.equal(sent[0].signature, assistant.thinking_blocks[0].signature);
+    });
+  }
+});
+
 describe('errors through the SDK', () => {
   for (const model of ['p-openai', 'p-anthropic', 'p-ollama-chat']) {
     test(`${model}: an upstream error after streaming began surfaces as openai.APIError with the provider message`, async () => {

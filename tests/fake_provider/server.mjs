@@ -92,6 +92,10 @@
 //   tool_calls       [{id?, name, arguments: object|string}]: the answer calls tools
 //                    (OpenAI tool_calls, Anthropic tool_use blocks, Ollama message.tool_calls,
 //                    Gemini functionCall parts).
+//   thinking         Anthropic: the text of the signed thinking block that opens the answer when
+//                    the request turns extended thinking on (default "Let me think."). Such a
+//                    request whose last assistant message calls tools without opening with a signed
+//                    thinking block is a 400, as Anthropic answers it.
 //   block_reason     Gemini/Vertex: the prompt is refused (promptFeedback.blockReason, no candidates).
 //   empty_candidates Gemini/Vertex: true: `candidates: []` and no block reason.
 //   finish_reason    OpenAI name ("stop", "length", "tool_calls"); mapped per provider.
@@ -717,6 +721,23 @@ class FakeProvider {
       return this.sendProviderError(x, 400,
         'The toolConfig field must be defined when using toolUse and toolResult content blocks.');
     }
+    if ((route.provider === 'anthropic' || route.provider === 'vertex_anthropic') && route.kind === 'chat' &&
+        x.body.thinking?.type === 'enabled') {
+      // Anthropic's rule for extended thinking with tools: the last assistant message, when it
+      // calls tools, must open with the (signed) thinking block that came with those calls.
+      const msgs = Array.isArray(x.body.messages) ? x.body.messages : [];
+      const i = msgs.findLastIndex((m) => m?.role === 'assistant');
+      const content = Array.isArray(msgs[i]?.content) ? msgs[i].content : [];
+      const first = content[0];
+      if (content.some((b) => b?.type === 'tool_use') &&
+          !((first?.type === 'thinking' && first.signature) || (first?.type === 'redacted_thinking' && first.data))) {
+        return this.sendProviderError(x, 400, `messages.${i}.content.0.type: Expected \`thinking\` or ` +
+          `\`redacted_thinking\`, but found \`${first?.type}\`. When \`thinking\` is enabled, a final \`assistant\` ` +
+          'message must start with a thinking block (preceeding the lastmost set of `tool_use` and `tool_result` ' +
+          'blocks). We recommend you include thinking blocks from previous turns. To avoid this requirement, ' +
+          'disable `thinking`.');
+      }
+    }
     if (route.provider === 'gemini' && route.kind === 'embed') return this.geminiEmbed(x, false);
     if (route.provider === 'gemini' && route.kind === 'batch_embed') return this.geminiEmbed(x, true);
     if (route.provider === 'azure' && !route.v1 && !url.searchParams.get('api-version')) {
@@ -1201,8 +1222,14 @@ class FakeProvider {
     };
   }
 
-  anthropicContent(a) {
+  // With extended thinking on (body.thinking.type "enabled"), the answer opens with a
+  // signed thinking block (`thinking` behaviour: its text).
+  anthropicContent(a, x) {
     const content = [];
+    if (x.body?.thinking?.type === 'enabled') {
+      content.push({ type: 'thinking', thinking: x.beh.thinking ?? 'Let me think.',
+                     signature: Buffer.from(`sig-${randId(12)}`).toString('base64') });
+    }
     if (a.content !== '' || !a.toolCalls) content.push({ type: 'text', text: a.content });
     for (const t of a.toolCalls ?? []) {
       let input;
@@ -1216,9 +1243,10 @@ class FakeProvider {
     return content;
   }
 
-  anthropicJson({ res, rec, beh }, a) {
+  anthropicJson(x, a) {
+    const { res, rec, beh } = x;
     this.noteReply(rec, 200, a);
-    const content = this.anthropicContent(a);
+    const content = this.anthropicContent(a, x);
     rec.reply.anthropic_tool_ids = content.filter((c) => c.type === 'tool_use').map((c) => c.id);
     return sendJson(res, 200, {
       id: `msg_${randId(12)}`,
@@ -1244,10 +1272,14 @@ class FakeProvider {
         usage: { ...usage, output_tokens: 1 },
       },
     }), false]);
-    const content = this.anthropicContent(a);
+    const content = this.anthropicContent(a, x);
     rec.reply.anthropic_tool_ids = content.filter((c) => c.type === 'tool_use').map((c) => c.id);
     content.forEach((block, index) => {
-      if (block.type === 'text') {
+      if (block.type === 'thinking') {
+        frames.push([ev('content_block_start', { index, content_block: { type: 'thinking', thinking: '', signature: '' } }), false]);
+        frames.push([ev('content_block_delta', { index, delta: { type: 'thinking_delta', thinking: block.thinking } }), false]);
+        frames.push([ev('content_block_delta', { index, delta: { type: 'signature_delta', signature: block.signature } }), false]);
+      } else if (block.type === 'text') {
         frames.push([ev('content_block_start', { index, content_block: { type: 'text', text: '' } }), false]);
         if (index === 0) frames.push([ev('ping', {}), false]);
         for (const p of a.pieces) {

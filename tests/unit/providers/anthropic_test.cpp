@@ -587,6 +587,44 @@ TEST(anthropic_response, thinking_becomes_reasoning_content) {
   EXPECT_EQ(out["choices"][0]["message"]["content"], "4");
 }
 
+TEST(anthropic_response, signed_thinking_blocks_are_kept_and_go_back_first) {
+  // With extended thinking and tools, Anthropic refuses the next turn unless the assistant
+  // message opens with the signed thinking it came with: the answer hands the blocks out
+  // (thinking_blocks, LiteLLM's field) and a returned message sends them first.
+  json msg = {{"id", "m"},
+              {"content", json::array({{{"type", "thinking"}, {"thinking", "hmm"}, {"signature", "sig-1"}},
+                                       {{"type", "redacted_thinking"}, {"data", "opaque"}},
+                                       {{"type", "tool_use"}, {"id", "toolu_1"}, {"name", "f"}, {"input", json::object()}}})},
+              {"stop_reason", "tool_use"}};
+  auto r = ant().translate_response(call_type::chat, anthropic_dep(), msg.dump(), "m");
+  ASSERT_TRUE(r);
+  json answer = json::parse(r->body)["choices"][0]["message"];
+  const json blocks = json::parse(R"([{"type":"thinking","thinking":"hmm","signature":"sig-1"},
+                                      {"type":"redacted_thinking","data":"opaque"}])");
+  EXPECT_EQ(answer["thinking_blocks"], blocks);
+
+  json out = build_ok({{"messages", json::array({user("go"), answer,
+                                                 {{"role", "tool"}, {"tool_call_id", "toolu_1"}, {"content", "ok"}}})},
+                       {"reasoning_effort", "low"}});
+  EXPECT_EQ(out["messages"][1]["content"], json::parse(R"([{"type":"thinking","thinking":"hmm","signature":"sig-1"},
+    {"type":"redacted_thinking","data":"opaque"},{"type":"tool_use","id":"toolu_1","name":"f","input":{}}])"));
+
+  // Streamed: each block whole, once it ends.
+  auto s = run(thinking_stream);
+  ASSERT_FALSE(s.error);
+  json streamed = json::array();
+  for (const auto& c : s.chunks) {
+    if (c["choices"].empty()) {
+      continue;
+    }
+    for (const auto& b : c["choices"][0]["delta"].value("thinking_blocks", json::array())) {
+      streamed.push_back(b);
+    }
+  }
+  EXPECT_EQ(streamed, json::parse(R"([{"type":"thinking","thinking":"Let me think: 2+2.",
+                                       "signature":"EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"}])"));
+}
+
 TEST(anthropic_response, completion_unwrapped_to_text_completion) {
   json msg = {{"id", "m"},
               {"content", json::array({{{"type", "text"}, {"text", "hi there"}}})},
