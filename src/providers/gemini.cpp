@@ -25,6 +25,8 @@
 // - OpenAI parameters Gemini has no equivalent for (logit_bias, logprobs, ...) -> 400
 //   naming the parameter, or dropped with drop_params; other fields pass through (Gemini's
 //   own: safetySettings, cachedContent, labels, ...); safety_settings is renamed.
+// - A functionCall's thoughtSignature (Gemini 3 wants it back) is kept in the tool call id
+//   (call_<hex>__thought__<signature>, LiteLLM's form) and sent back from it.
 // - finishReason: STOP -> stop (tool_calls when the answer calls tools), MAX_TOKENS ->
 //   length, SAFETY / RECITATION / BLOCKLIST / PROHIBITED_CONTENT / SPII / IMAGE_SAFETY ->
 //   content_filter, others -> stop.
@@ -73,6 +75,17 @@ bool is_client_option(std::string_view k) {
 }
 
 std::string at(std::size_t i) { return "messages[" + std::to_string(i) + "]"; }
+
+// Gemini 3 signs the function calls it makes (thoughtSignature, beside functionCall in the
+// part) and refuses a later request whose call comes back unsigned. An OpenAI client hands
+// back only the tool call, so the signature rides in its id, as LiteLLM writes it:
+// call_<hex>__thought__<signature>.
+constexpr std::string_view thought_separator = "__thought__";
+
+std::string_view signature_in(std::string_view call_id) {
+  auto p = call_id.find(thought_separator);
+  return p == std::string_view::npos ? std::string_view{} : call_id.substr(p + thought_separator.size());
+}
 
 std::string media_type_of_url(std::string_view url) {
   auto q = url.find_first_of("?#");
@@ -257,8 +270,13 @@ core::result<void> convert_messages(const json& msgs, json& out) {
             args = *a;
           }
           std::string name(string_field(*fn, "name"));
-          call_names[std::string(string_field(tc, "id"))] = name;
-          parts->push_back({{"functionCall", {{"name", name}, {"args", std::move(args)}}}});
+          auto id = string_field(tc, "id");
+          call_names[std::string(id)] = name;
+          json part = {{"functionCall", {{"name", name}, {"args", std::move(args)}}}};
+          if (auto sig = signature_in(id); !sig.empty()) {
+            part["thoughtSignature"] = sig;
+          }
+          parts->push_back(std::move(part));
         }
       }
       append_turn(contents, "model", std::move(*parts));
@@ -491,6 +509,16 @@ struct token_tally {
 
 std::string new_call_id() { return "call_" + core::random_hex(12); }
 
+// The OpenAI id of a functionCall part: a new one, carrying the part's signature if any.
+std::string call_id_of(const json& part) {
+  std::string id = new_call_id();
+  if (auto sig = string_field(part, "thoughtSignature"); !sig.empty()) {
+    id += thought_separator;
+    id += sig;
+  }
+  return id;
+}
+
 // The block reason of a prompt the provider refused to answer, empty if none.
 std::string_view block_reason(const json& j) {
   const json* pf = field(j, "promptFeedback");
@@ -610,7 +638,7 @@ class gemini_stream final : public stream_translator {
           if (const json* fc = field(p, "functionCall")) {
             const json* args = field(*fc, "args");
             start(out);
-            writer_.tool_call(tool_count_++, new_call_id(), string_field(*fc, "name"),
+            writer_.tool_call(tool_count_++, call_id_of(p), string_field(*fc, "name"),
                               args != nullptr ? detail::dump(*args) : "{}", out);
           } else if (auto text = string_field(p, "text"); !text.empty()) {
             start(out);
@@ -814,7 +842,7 @@ core::result<translated_response> chat_response(std::string_view body, std::stri
           if (const json* fc = field(p, "functionCall")) {
             const json* args = field(*fc, "args");
             tool_calls.push_back(
-                {{"id", new_call_id()},
+                {{"id", call_id_of(p)},
                  {"type", "function"},
                  {"function",
                   {{"name", string_field(*fc, "name")}, {"arguments", args != nullptr ? detail::dump(*args) : "{}"}}}});

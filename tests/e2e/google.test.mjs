@@ -71,6 +71,7 @@ before(async () => {
       router_settings: { num_retries: 0, disable_cooldowns: true },
       model_list: [
         { model_name: 'g-flash', litellm_params: { model: 'gemini/gemini-2.5-flash', api_base: fake.url } },
+        { model_name: 'g-3', litellm_params: { model: 'gemini/gemini-3-pro-preview', api_base: fake.url } },
         { model_name: 'g-keyed',
           litellm_params: { model: 'gemini/gemini-2.5-flash', api_base: fake.url, api_key: 'AIza-upstream' } },
         { model_name: 'g-embed', litellm_params: { model: 'gemini/gemini-embedding-001', api_base: fake.url } },
@@ -179,6 +180,40 @@ describe('gemini/', () => {
     assert.deepEqual(rec.body.contents.map((c) => c.role), ['user', 'model', 'user']);
     assert.deepEqual(rec.body.contents[2].parts[0],
       { functionResponse: { name: 'get_weather', response: { content: '18C' } } });
+  });
+
+  test('a Gemini 3 function call keeps its thought signature through the tool call id', async () => {
+    // Gemini 3 refuses a follow-up whose function call lost the signature it came with;
+    // the client only hands back the tool call, so the signature travels in its id.
+    for (const stream of [false, true]) {
+      fake.reset();
+      fake.script([{ tool_calls: weatherCall, content: '' }, { content: 'It is 18C.' }]);
+      let call;
+      if (stream) {
+        const got = await collect(await client.chat.completions.create({ model: 'g-3', messages, tools, stream: true }));
+        assert.equal(got.finish, 'tool_calls');
+        call = { id: got.toolCalls[0].id, type: 'function',
+                 function: { name: got.toolCalls[0].name, arguments: got.toolCalls[0].arguments } };
+      } else {
+        const first = await client.chat.completions.create({ model: 'g-3', messages, tools });
+        call = first.choices[0].message.tool_calls[0];
+      }
+      assert.match(call.id, /^call_/);
+      const r = await client.chat.completions.create({
+        model: 'g-3',
+        messages: [...messages, { role: 'assistant', content: null, tool_calls: [call] },
+          { role: 'tool', tool_call_id: call.id, content: '18C' }],
+        tools,
+      });
+      assert.equal(r.choices[0].message.content, 'It is 18C.', `stream: ${stream}`);
+      const [firstRec, second] = chatRecords();
+      const sent = second.body.contents[1].parts[0];
+      assert.equal(sent.functionCall.name, 'get_weather');
+      assert.ok(sent.thoughtSignature, 'the signature goes back beside the functionCall');
+      assert.equal(firstRec.reply.status, 200);
+      assert.deepEqual(second.body.contents[2].parts[0],
+        { functionResponse: { name: 'get_weather', response: { content: '18C' } } });
+    }
   });
 
   test('embeddings: one input and a batch', async () => {

@@ -24,7 +24,9 @@
 //              :streamGenerateContent?alt=sse (one GenerateContentResponse per `data:` event,
 //              \r\n\r\n-separated as Google sends them; finishReason and usageMetadata in the
 //              last), :embedContent, :batchEmbedContents. Errors in Google's shape
-//              ({"error": {"code", "message", "status"}}).
+//              ({"error": {"code", "message", "status"}}). gemini-3* models (also on Vertex)
+//              sign their first function call (thoughtSignature) and answer 400 when a model
+//              turn after the last user text comes back without a signature they issued.
 //   Vertex AI  POST /v1/projects/{p}/locations/{l}/publishers/google/models/{model}:generateContent
 //              | :streamGenerateContent (the Gemini format), and .../publishers/anthropic/models/
 //              {model}:rawPredict | :streamRawPredict (Anthropic's Messages format; the body must
@@ -413,6 +415,8 @@ const GOOGLE_STATUS = {
   400: 'INVALID_ARGUMENT', 401: 'UNAUTHENTICATED', 403: 'PERMISSION_DENIED', 404: 'NOT_FOUND',
   429: 'RESOURCE_EXHAUSTED', 500: 'INTERNAL', 503: 'UNAVAILABLE', 504: 'DEADLINE_EXCEEDED',
 };
+// Gemini 3 models (gemini-3-pro-preview, ...) enforce thought signatures on function calls.
+const isGemini3 = (model) => /^gemini-3/.test(String(model ?? ''));
 const GEMINI_FINISH = { stop: 'STOP', length: 'MAX_TOKENS', tool_calls: 'STOP', content_filter: 'SAFETY' };
 
 function b64urlDecode(s) {
@@ -453,6 +457,9 @@ class FakeProvider {
     // across reset(): a gateway keeps its token between tests).
     this.oauth = {};
     this.issuedTokens = new Map();  // token -> subject (client_email / client_id)
+    // Gemini 3 thought signatures handed out with function calls (kept across reset():
+    // a conversation may span tests no more than a token does, but it costs nothing).
+    this.thoughtSignatures = new Set();
     this.reset();
     this.sockets = new Set();
     this.waiters = new Set();
@@ -714,6 +721,15 @@ class FakeProvider {
       if (route.stream !== (b.stream === true)) {
         return sendJson(res, 400, this.errorBody('vertex_anthropic', 400,
           'stream must be true exactly on :streamRawPredict'), rec);
+      }
+    }
+    if ((route.provider === 'gemini' || route.provider === 'vertex') && isGemini3(route.deployment) &&
+        (route.kind === 'chat' || route.kind === 'chat_stream')) {
+      const missing = this.unsignedFunctionCall(x.body);
+      if (missing) {
+        return this.sendProviderError(x, 400, `Function call is missing a thought_signature in functionCall parts. ` +
+          `This is required for tools to work correctly. Additional data, function call \`${missing}\`. ` +
+          'Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.');
       }
     }
     if (route.provider === 'bedrock' && route.kind !== 'invoke' && !x.body.toolConfig &&
@@ -1323,11 +1339,38 @@ class FakeProvider {
     return u;
   }
 
-  geminiCallParts(a) {
-    return (a.toolCalls ?? []).map((t) => ({ functionCall: { name: t.name, args: JSON.parse(t.arguments || '{}') } }));
+  // Gemini 3 models sign the first function call of each answer (thoughtSignature, a
+  // sibling of functionCall in the part) and want that part back as it was.
+  geminiCallParts(a, model) {
+    return (a.toolCalls ?? []).map((t, i) => {
+      const part = { functionCall: { name: t.name, args: JSON.parse(t.arguments || '{}') } };
+      if (i === 0 && isGemini3(model)) {
+        part.thoughtSignature = Buffer.from(`sig-${randId(12)}`).toString('base64');
+        this.thoughtSignatures.add(part.thoughtSignature);
+      }
+      return part;
+    });
   }
 
-  geminiJson({ res, rec, beh }, a) {
+  // Gemini 3's rule: in the current turn (the contents after the last user text), the
+  // first functionCall part of every model step carries a signature this model issued.
+  // Returns the name of the first call that breaks it, or null.
+  unsignedFunctionCall(body) {
+    const contents = Array.isArray(body?.contents) ? body.contents : [];
+    let start = 0;
+    contents.forEach((c, i) => {
+      if (c?.role === 'user' && (c.parts ?? []).some((p) => typeof p?.text === 'string')) start = i + 1;
+    });
+    for (const c of contents.slice(start)) {
+      if (c?.role !== 'model') continue;
+      const first = (c.parts ?? []).find((p) => p?.functionCall);
+      if (first && !this.thoughtSignatures.has(first.thoughtSignature)) return first.functionCall.name;
+    }
+    return null;
+  }
+
+  geminiJson(x, a) {
+    const { res, rec, beh } = x;
     this.noteReply(rec, 200, a);
     const usageMetadata = this.geminiUsage(a);
     if (beh.block_reason) {
@@ -1339,7 +1382,7 @@ class FakeProvider {
     }
     const parts = [];
     if (a.content !== '') parts.push({ text: a.content });
-    parts.push(...this.geminiCallParts(a));
+    parts.push(...this.geminiCallParts(a, x.route.deployment));
     return sendJson(res, 200, {
       candidates: [{ content: { role: 'model', parts }, finishReason: GEMINI_FINISH[a.finish] ?? 'STOP', index: 0 }],
       usageMetadata,
@@ -1362,7 +1405,7 @@ class FakeProvider {
       frames.push([ev({ candidates: [], usageMetadata, modelVersion: a.model }), false]);
     } else {
       for (const p of a.pieces) frames.push([ev(cand([{ text: p }])), true]);
-      for (const part of this.geminiCallParts(a)) frames.push([ev(cand([part])), true]);
+      for (const part of this.geminiCallParts(a, x.route.deployment)) frames.push([ev(cand([part])), true]);
       frames.push([ev({ ...cand([{ text: '' }], { finishReason: GEMINI_FINISH[a.finish] ?? 'STOP' }), usageMetadata }), false]);
     }
     this.noteReply(rec, 200, a);

@@ -141,6 +141,53 @@ TEST(gemini_request, system_multi_turn_tools_and_tool_results) {
   EXPECT_FALSE(out.contains("model"));
 }
 
+TEST(gemini_request, a_thought_signature_in_the_call_id_goes_back_beside_the_function_call) {
+  // Gemini 3 refuses a follow-up whose function call lost its signature: the answer's
+  // signature is in the tool call id (call_<hex>__thought__<sig>) and is sent back from it.
+  auto answer = gem().translate_response(call_type::chat, gemini_dep(), R"({
+    "candidates":[{"content":{"role":"model","parts":[
+        {"functionCall":{"name":"get_weather","args":{"city":"Paris"}},"thoughtSignature":"c2lnLTE="},
+        {"functionCall":{"name":"get_time","args":{}}}]},
+      "finishReason":"STOP"}]})",
+                                         "m");
+  ASSERT_TRUE(answer) << answer.error().message;
+  json calls = json::parse(answer->body)["choices"][0]["message"]["tool_calls"];
+  ASSERT_EQ(calls.size(), 2u);
+  const std::string signed_id = calls[0]["id"];
+  EXPECT_EQ(signed_id.rfind("call_", 0), 0u);
+  ASSERT_GT(signed_id.size(), 19u);
+  EXPECT_EQ(signed_id.substr(signed_id.size() - 19), "__thought__c2lnLTE=");
+  EXPECT_EQ(calls[1]["id"].get<std::string>().find("__thought__"), std::string::npos);
+
+  json out = build_ok({{"messages", json::array({user("Weather and time?"),
+                                                 {{"role", "assistant"}, {"content", nullptr}, {"tool_calls", calls}},
+                                                 {{"role", "tool"}, {"tool_call_id", calls[0]["id"]}, {"content", "18C"}},
+                                                 {{"role", "tool"}, {"tool_call_id", calls[1]["id"]}, {"content", "9:00"}}})}});
+  EXPECT_EQ(out["contents"][1], json::parse(R"({"role":"model","parts":[
+    {"functionCall":{"name":"get_weather","args":{"city":"Paris"}},"thoughtSignature":"c2lnLTE="},
+    {"functionCall":{"name":"get_time","args":{}}}]})"));
+  EXPECT_EQ(out["contents"][2]["parts"][0]["functionResponse"]["name"], "get_weather");
+  EXPECT_EQ(out["contents"][2]["parts"][1]["functionResponse"]["name"], "get_time");
+
+  // Streamed: the same id.
+  constexpr std::string_view stream =
+      "data: {\"candidates\": [{\"content\": {\"parts\": [{\"functionCall\": {\"name\": \"get_weather\",\"args\": "
+      "{}},\"thoughtSignature\": \"c2lnLTI=\"}],\"role\": \"model\"},\"finishReason\": \"STOP\"}]}\r\n\r\n";
+  auto t = gem().make_stream(call_type::chat, gemini_dep(), "m", false);  // the harness masks call_ ids
+  std::vector<std::string> payloads;
+  ASSERT_TRUE(t->feed(stream, payloads));
+  ASSERT_TRUE(t->finish(payloads));
+  std::string streamed_id;
+  for (const auto& p : payloads) {
+    json delta = json::parse(p)["choices"][0]["delta"];
+    if (delta.contains("tool_calls")) {
+      streamed_id = delta["tool_calls"][0]["id"];
+    }
+  }
+  ASSERT_GT(streamed_id.size(), 19u);
+  EXPECT_EQ(streamed_id.substr(streamed_id.size() - 19), "__thought__c2lnLTI=");
+}
+
 TEST(gemini_request, tool_choice_modes_images_and_generation_config) {
   auto tc = [](const json& choice) {
     return build_ok({{"messages", json::array({user("x")})}, {"tool_choice", choice}})["toolConfig"]
