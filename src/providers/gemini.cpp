@@ -14,8 +14,9 @@
 //   role are merged (Gemini wants them alternating).
 // - Images: data URLs -> inlineData; http(s) and gs:// URLs -> fileData with the media type
 //   guessed from the extension.
-// - Tool schemas lose what Gemini's OpenAPI subset rejects ($schema, additionalProperties,
-//   strict), at every level.
+// - Tool and response schemas lose what Gemini's OpenAPI subset rejects ($schema,
+//   additionalProperties, strict), at every level, and their $refs to $defs / definitions
+//   are replaced by the definitions.
 // - tool_choice auto/none/required -> functionCallingConfig AUTO/NONE/ANY; a named
 //   function -> ANY with allowedFunctionNames.
 // - temperature, top_p, top_k, max_tokens / max_completion_tokens, stop, n, seed,
@@ -320,29 +321,64 @@ core::result<void> convert_messages(const json& msgs, json& out) {
   return {};
 }
 
-// A JSON schema without the keywords Gemini's OpenAPI subset rejects.
-json clean_schema(const json& s, int depth = 0) {
-  if (depth > 64) {
+// A JSON schema as Gemini's OpenAPI subset takes it: without $schema, additionalProperties
+// and strict, and with every reference to the schema's own $defs / definitions replaced by
+// the definition (the subset has no references; pydantic writes nested models that way).
+// Names under `properties` are property names, never keywords. A reference that does not
+// resolve is kept, for Gemini to name; recursion stops at depth 64.
+json clean_schema(const json& s, const json* defs, int depth) {
+  if (depth > 64 || !s.is_object()) {
     return s;
   }
-  if (s.is_object()) {
-    json out = json::object();
-    for (auto it = s.begin(); it != s.end(); ++it) {
-      if (it.key() == "$schema" || it.key() == "additionalProperties" || it.key() == "strict") {
-        continue;
+  if (const json* ref = field(s, "$ref"); ref != nullptr && ref->is_string() && defs != nullptr) {
+    std::string_view r = ref->get_ref<const std::string&>();
+    for (std::string_view prefix : {"#/$defs/", "#/definitions/"}) {
+      if (r.substr(0, prefix.size()) == prefix) {
+        if (const json* def = field(*defs, r.substr(prefix.size())); def != nullptr && def->is_object()) {
+          json out = clean_schema(*def, defs, depth + 1);
+          json beside = s;  // a description beside the $ref wins over the definition's
+          beside.erase("$ref");
+          const json extra = clean_schema(beside, defs, depth + 1);
+          for (auto it = extra.begin(); it != extra.end() && out.is_object(); ++it) {
+            out[it.key()] = it.value();
+          }
+          return out;
+        }
       }
-      out[it.key()] = clean_schema(it.value(), depth + 1);
     }
-    return out;
   }
-  if (s.is_array()) {
-    json out = json::array();
-    for (const auto& v : s) {
-      out.push_back(clean_schema(v, depth + 1));
+  json out = json::object();
+  for (auto it = s.begin(); it != s.end(); ++it) {
+    const std::string& k = it.key();
+    const json& v = it.value();
+    if (k == "$schema" || k == "additionalProperties" || k == "strict" || k == "$defs" || k == "definitions") {
+      continue;
     }
-    return out;
+    if (k == "properties" && v.is_object()) {
+      json props = json::object();
+      for (auto p = v.begin(); p != v.end(); ++p) {
+        props[p.key()] = clean_schema(p.value(), defs, depth + 1);
+      }
+      out[k] = std::move(props);
+    } else if (v.is_array()) {
+      json items = json::array();
+      for (const auto& x : v) {
+        items.push_back(clean_schema(x, defs, depth + 1));
+      }
+      out[k] = std::move(items);
+    } else {
+      out[k] = clean_schema(v, defs, depth + 1);
+    }
   }
-  return s;
+  return out;
+}
+
+json clean_schema(const json& s) {
+  const json* defs = s.is_object() ? field(s, "$defs") : nullptr;
+  if (defs == nullptr && s.is_object()) {
+    defs = field(s, "definitions");
+  }
+  return clean_schema(s, defs != nullptr && defs->is_object() ? defs : nullptr, 0);
 }
 
 core::result<json> convert_tools(const json& tools) {

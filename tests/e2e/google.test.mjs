@@ -216,6 +216,26 @@ describe('gemini/', () => {
     }
   });
 
+  test('schemas with $defs (pydantic\'s nested models) reach Gemini with the definitions inlined', async () => {
+    fake.script([{ content: '{"home":{"name":"Paris"}}' }]);
+    const schema = {
+      $defs: { City: { type: 'object', properties: { name: { type: 'string' } }, required: ['name'],
+                       additionalProperties: false } },
+      type: 'object', properties: { home: { $ref: '#/$defs/City' } }, required: ['home'], additionalProperties: false,
+    };
+    const r = await client.chat.completions.create({
+      model: 'g-flash', messages,
+      response_format: { type: 'json_schema', json_schema: { name: 'place', strict: true, schema } },
+      tools: [{ type: 'function', function: { name: 'save_place', parameters: schema } }],
+    });
+    assert.equal(r.choices[0].message.content, '{"home":{"name":"Paris"}}');
+    const [rec] = chatRecords();
+    const inlined = { type: 'object', properties: { home: { type: 'object', properties: { name: { type: 'string' } },
+                                                           required: ['name'] } }, required: ['home'] };
+    assert.deepEqual(rec.body.generationConfig.responseSchema, inlined);
+    assert.deepEqual(rec.body.tools[0].functionDeclarations[0].parameters, inlined);
+  });
+
   test('embeddings: one input and a batch', async () => {
     const one = await client.embeddings.create({ model: 'g-embed', input: 'hello' });
     assert.equal(one.data.length, 1);

@@ -24,7 +24,9 @@
 //              :streamGenerateContent?alt=sse (one GenerateContentResponse per `data:` event,
 //              \r\n\r\n-separated as Google sends them; finishReason and usageMetadata in the
 //              last), :embedContent, :batchEmbedContents. Errors in Google's shape
-//              ({"error": {"code", "message", "status"}}). gemini-3* models (also on Vertex)
+//              ({"error": {"code", "message", "status"}}). Schemas (tool parameters,
+//              responseSchema) with keywords Gemini's Schema lacks ($ref, $defs,
+//              additionalProperties, ...) are a 400. gemini-3* models (also on Vertex)
 //              sign their first function call (thoughtSignature) and answer 400 when a model
 //              turn after the last user text comes back without a signature they issued.
 //   Vertex AI  POST /v1/projects/{p}/locations/{l}/publishers/google/models/{model}:generateContent
@@ -415,6 +417,33 @@ const GOOGLE_STATUS = {
   400: 'INVALID_ARGUMENT', 401: 'UNAUTHENTICATED', 403: 'PERMISSION_DENIED', 404: 'NOT_FOUND',
   429: 'RESOURCE_EXHAUSTED', 500: 'INTERNAL', 503: 'UNAVAILABLE', 504: 'DEADLINE_EXCEEDED',
 };
+// The first JSON-schema keyword Gemini's Schema does not have, with where it is ({name, where}),
+// or null. Names under `properties` are property names.
+const GEMINI_SCHEMA_UNKNOWN = new Set(['$ref', '$defs', 'definitions', 'additionalProperties', '$schema', 'strict']);
+function unknownSchemaField(schema, where) {
+  if (schema == null || typeof schema !== 'object') return null;
+  if (Array.isArray(schema)) {
+    for (const [i, s] of schema.entries()) {
+      const bad = unknownSchemaField(s, `${where}[${i}]`);
+      if (bad) return bad;
+    }
+    return null;
+  }
+  for (const [k, v] of Object.entries(schema)) {
+    if (GEMINI_SCHEMA_UNKNOWN.has(k)) return { name: k, where };
+    if (k === 'properties' && v && typeof v === 'object') {
+      for (const [name, sub] of Object.entries(v)) {
+        const bad = unknownSchemaField(sub, `${where}.properties[${name}].value`);
+        if (bad) return bad;
+      }
+    } else if (k === 'items' || k === 'anyOf') {
+      const bad = unknownSchemaField(v, `${where}.${k}`);
+      if (bad) return bad;
+    }
+  }
+  return null;
+}
+
 // Gemini 3 models (gemini-3-pro-preview, ...) enforce thought signatures on function calls.
 const isGemini3 = (model) => /^gemini-3/.test(String(model ?? ''));
 const GEMINI_FINISH = { stop: 'STOP', length: 'MAX_TOKENS', tool_calls: 'STOP', content_filter: 'SAFETY' };
@@ -721,6 +750,22 @@ class FakeProvider {
       if (route.stream !== (b.stream === true)) {
         return sendJson(res, 400, this.errorBody('vertex_anthropic', 400,
           'stream must be true exactly on :streamRawPredict'), rec);
+      }
+    }
+    if ((route.provider === 'gemini' || route.provider === 'vertex') && route.kind === 'chat') {
+      // Gemini's Schema (an OpenAPI subset) has no references and no additionalProperties.
+      const schemas = [['generation_config.response_schema', x.body.generationConfig?.responseSchema]];
+      for (const [t, tool] of (x.body.tools ?? []).entries()) {
+        for (const [f, decl] of (tool?.functionDeclarations ?? []).entries()) {
+          schemas.push([`tools[${t}].function_declarations[${f}].parameters`, decl?.parameters]);
+        }
+      }
+      for (const [where, schema] of schemas) {
+        const bad = unknownSchemaField(schema, where);
+        if (bad) {
+          return this.sendProviderError(x, 400,
+            `Invalid JSON payload received. Unknown name "${bad.name}" at '${bad.where}': Cannot find field.`);
+        }
       }
     }
     if ((route.provider === 'gemini' || route.provider === 'vertex') && isGemini3(route.deployment) &&

@@ -188,6 +188,43 @@ TEST(gemini_request, a_thought_signature_in_the_call_id_goes_back_beside_the_fun
   EXPECT_EQ(streamed_id.substr(streamed_id.size() - 19), "__thought__c2lnLTI=");
 }
 
+TEST(gemini_request, schema_references_to_defs_are_inlined) {
+  // What pydantic writes for nested models (the OpenAI SDK's parse helpers send it): Gemini's
+  // schema subset has no $ref / $defs. Property names are never taken for keywords.
+  const json schema = json::parse(R"({
+    "$defs":{"City":{"type":"object","properties":{"name":{"type":"string"}},"required":["name"],
+                     "additionalProperties":false}},
+    "type":"object",
+    "properties":{"home":{"$ref":"#/$defs/City","description":"Where they live"},
+                  "visited":{"type":"array","items":{"$ref":"#/$defs/City"}},
+                  "strict":{"type":"boolean"}},
+    "required":["home","visited","strict"],"additionalProperties":false})");
+  const json expected = json::parse(R"({
+    "type":"object",
+    "properties":{"home":{"type":"object","properties":{"name":{"type":"string"}},"required":["name"],
+                          "description":"Where they live"},
+                  "visited":{"type":"array","items":{"type":"object","properties":{"name":{"type":"string"}},
+                                                     "required":["name"]}},
+                  "strict":{"type":"boolean"}},
+    "required":["home","visited","strict"]})");
+  json out = build_ok({{"messages", json::array({user("x")})},
+                       {"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "p"}, {"schema", schema}}}}},
+                       {"tools", json::array({{{"type", "function"},
+                                               {"function", {{"name", "f"}, {"parameters", schema}}}}})}});
+  EXPECT_EQ(out["generationConfig"]["responseSchema"], expected);
+  EXPECT_EQ(out["tools"][0]["functionDeclarations"][0]["parameters"], expected);
+
+  // definitions (older generators) too; a reference that does not resolve is left for Gemini to name.
+  json old = build_ok({{"messages", json::array({user("x")})},
+                       {"response_format",
+                        {{"type", "json_schema"},
+                         {"json_schema",
+                          {{"schema", json::parse(R"({"definitions":{"A":{"type":"string"}},"type":"object",
+                            "properties":{"a":{"$ref":"#/definitions/A"},"b":{"$ref":"#/$defs/Missing"}}})")}}}}}});
+  EXPECT_EQ(old["generationConfig"]["responseSchema"], json::parse(R"({"type":"object",
+    "properties":{"a":{"type":"string"},"b":{"$ref":"#/$defs/Missing"}}})"));
+}
+
 TEST(gemini_request, tool_choice_modes_images_and_generation_config) {
   auto tc = [](const json& choice) {
     return build_ok({{"messages", json::array({user("x")})}, {"tool_choice", choice}})["toolConfig"]
