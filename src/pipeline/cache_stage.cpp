@@ -236,7 +236,9 @@ verdict cache_stage::run(request_ctx& ctx) {
       ns = rn->get<std::string>();
     }
   }
-  std::string group = rt_.resolve(ctx.requested_model);
+  // The group stands for the body's `model` in the key; a wildcard's models each have one
+  // of their own (else one model's answer would be served for another).
+  std::string group = rt_.served_group(ctx.requested_model);
   if (group.empty()) {
     group = ctx.requested_model;
   }

@@ -246,6 +246,11 @@ router::match router::find(std::string_view requested) const {
 
 std::string router::resolve(std::string_view requested) const { return find(requested).group; }
 
+std::string router::served_group(std::string_view requested) const {
+  auto m = find(requested);
+  return m.wildcard ? std::string(requested) : std::move(m.group);
+}
+
 std::vector<std::string> request_tags(const nlohmann::json& body) {
   std::vector<std::string> out;
   auto take = [&out](const nlohmann::json& v) {

@@ -101,6 +101,11 @@ class router {
 
   // The group name a requested model resolves to (aliases, then wildcards), or empty.
   std::string resolve(std::string_view requested) const;
+  // The model group a request is served as: resolve()'s, except for a wildcard match,
+  // which is a group of its own named as requested (each model a pattern matches is a
+  // different model; the deployment picked for it carries that name too). Empty when
+  // nothing matches.
+  std::string served_group(std::string_view requested) const;
   // Picks one deployment of the group `requested` resolves to. For a wildcard group the
   // result is a copy with the requested name filled in; otherwise it aliases the config.
   // With enable_tag_filtering, the group is first narrowed to the deployments whose

@@ -299,4 +299,37 @@ TEST_F(cache_stage_test, the_namespace_comes_from_the_request_then_metadata_and_
   EXPECT_EQ(up.calls["http://b1.test"], 3);
 }
 
+// A wildcard deployment (model_name "w/*") serves every model its pattern matches, each
+// sent upstream under its own name: the models are different, and so are their answers.
+// The key names the model requested, not the pattern, or one model's answer would be
+// served for another (the body's `model` is not in the key: the group stands for it).
+TEST_F(cache_stage_test, each_model_a_wildcard_matches_has_entries_of_its_own) {
+  config::deployment w;
+  w.model_name = "w/*";
+  w.id = "w1";
+  w.model = "openai/*";
+  w.upstream_model = "*";
+  w.api_base = "http://w1.test/v1";
+  w.api_key = "sk-upstream";
+  w.litellm_params = nlohmann::json::object();
+  w.model_info = nlohmann::json::object();
+  cfg->model_list.push_back(w);
+  rt->reload(cfg);
+  up.script["http://w1.test"] = {reply(200, chat_answer("from alpha")), reply(200, chat_answer("from beta"))};
+  const auto ask = [](const char* model) {
+    return std::string(R"({"model":")") + model + R"(","messages":[{"role":"user","content":"hello"}]})";
+  };
+  auto alpha = call(ask("w/alpha"));
+  auto beta = call(ask("w/beta"));
+  EXPECT_EQ(up.calls["http://w1.test"], 2);  // beta is not alpha's answer
+  EXPECT_NE(beta.body.find("from beta"), std::string::npos) << beta.body;
+  EXPECT_NE(header(beta, "x-litellm-cache-key"), header(alpha, "x-litellm-cache-key"));
+  auto again = call(ask("w/alpha"));  // each still hits its own entry
+  EXPECT_EQ(up.calls["http://w1.test"], 2);
+  EXPECT_EQ(again.body, alpha.body);
+  ASSERT_EQ(obs.finished.size(), 3u);
+  EXPECT_TRUE(obs.finished[2].out.cache_hit);
+  EXPECT_EQ(obs.finished[2].cache_group, "w/alpha");  // spend and metrics name the model
+}
+
 }  // namespace

@@ -210,10 +210,11 @@ class recording_observer final : public observer {
     std::string model;
     bool client_gone = false;
     std::size_t members = 0;  // top-level members of the body's scan
+    std::string cache_group;  // the model group the cache keyed the request by
   };
   std::vector<seen> finished;
   void on_finish(const request_ctx& ctx) noexcept override {
-    finished.push_back({ctx.out, ctx.requested_model, ctx.out.client_gone, ctx.scan.members.size()});
+    finished.push_back({ctx.out, ctx.requested_model, ctx.out.client_gone, ctx.scan.members.size(), ctx.cache_group});
   }
 };
 
