@@ -71,7 +71,12 @@ handler_result cache_delete(const route_context& c) {
     keys.push_back(k.get<std::string>());
   }
   auto n = co_await rc->remove(std::move(keys));
-  co_return ok(json{{"status", "success"}, {"deleted", n}});
+  if (!n) {
+    // As LiteLLM answers a failed delete: the entries may still be in Redis, and a
+    // "success" would have the caller trust they are gone.
+    co_return core::make_error(core::errc::internal, "Cache Delete Failed(" + n.error().message + ")");
+  }
+  co_return ok(json{{"status", "success"}, {"deleted", *n}});
 }
 
 // POST /cache/flushall: every cached response, in memory and in Redis (only the cache's

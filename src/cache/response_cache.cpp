@@ -248,7 +248,7 @@ void add_listed(std::string_view value, std::vector<std::string>& out) {
 
 }  // namespace
 
-net::awaitable<std::size_t> response_cache::remove(std::vector<std::string> keys) {
+net::awaitable<core::result<std::size_t>> response_cache::remove(std::vector<std::string> keys) {
   // A group entry (an embeddings list's, under the whole request's key) takes the keys it
   // lists with it: looked up in both tiers first, without counting as hits or misses.
   const std::size_t asked = keys.size();
@@ -257,13 +257,25 @@ net::awaitable<std::size_t> response_cache::remove(std::vector<std::string> keys
       add_listed(e->value, keys);
     }
   }
+  // Redis' answers, checked once the memory tier is emptied of the keys known by then: a
+  // deletion Redis did not confirm is an error, not "nothing found" (the entries would
+  // come back with Redis).
+  std::optional<core::error> failed;
+  const auto refused = [&](const core::result<store::redis::reply>& r, const char* what) {
+    if (!r) {
+      failed = r.error();
+    } else if (r->is_error()) {
+      failed = core::make_error(core::errc::unavailable, std::string("redis ") + what + " failed: " + r->str);
+    }
+    return failed.has_value();
+  };
   if (redis_ != nullptr && asked != 0) {
     std::vector<std::string> mget{"MGET"};
     for (std::size_t i = 0; i < asked; ++i) {
       mget.push_back(opts_.redis_prefix + keys[i]);
     }
     auto r = co_await redis_->command(std::move(mget), std::chrono::milliseconds{1000});
-    if (r && r->type == store::redis::reply::kind::array) {
+    if (!refused(r, "MGET") && r->type == store::redis::reply::kind::array) {
       for (const auto& el : r->elements) {
         if (el.type == store::redis::reply::kind::string) {
           if (auto e = decode(el.str)) {
@@ -279,13 +291,19 @@ net::awaitable<std::size_t> response_cache::remove(std::vector<std::string> keys
       ++found;
     }
   }
+  if (failed) {
+    co_return std::move(*failed);
+  }
   if (redis_ != nullptr && !keys.empty()) {
     std::vector<std::string> cmd{"DEL"};
     for (const auto& k : keys) {
       cmd.push_back(opts_.redis_prefix + k);
     }
     auto r = co_await redis_->command(std::move(cmd), std::chrono::milliseconds{1000});
-    if (r && r->type == store::redis::reply::kind::integer) {
+    if (refused(r, "DEL")) {
+      co_return std::move(*failed);
+    }
+    if (r->type == store::redis::reply::kind::integer) {
       found = std::max(found, static_cast<std::size_t>(r->integer));
     }
   }

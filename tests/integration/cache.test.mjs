@@ -12,13 +12,17 @@
 //    that fails lets the followers answer on their own; without a memory tier, followers
 //    get the answer their leader found in Redis or stored;
 //  - a private Redis killed during a load: no failed request; restarted: hits through
-//    Redis resume without restarting the gateways.
+//    Redis resume without restarting the gateways;
+//  - /cache/delete while that Redis is down is a 500, not a "success" (the entry is back
+//    with Redis).
 // Every test uses its own prompts (a random marker) and the run its own namespace, so the
 // shared Redis of scripts/test.sh holds nothing another run could hit.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import OpenAI from 'openai';
 
@@ -488,9 +492,10 @@ describe('response cache: the memory tier stays within its bound', { skip, timeo
 describe('response cache: Redis killed during a load', { skip, timeout: 600_000 }, () => {
   let port;
   let server;
+  let dir;  // where SAVE writes the snapshot a restart loads
   const start = async () => {
-    server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-                   { stdio: 'ignore' });
+    server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+                                    '--dir', dir], { stdio: 'ignore' });
     const deadline = Date.now() + 10_000 * SLOW;
     for (;;) {
       try {
@@ -510,12 +515,14 @@ describe('response cache: Redis killed during a load', { skip, timeout: 600_000 
     fake = await startFakeProvider();
     fake.setDefaults({ echo: true });
     port = await freePort();
+    dir = mkdtempSync(path.join(tmpdir(), 'switchyard-cache-redis-'));
     await start();
   });
   after(async () => {
     if (server && server.exitCode === null) await kill();
     await stopAll();
     await fake?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   test('no failed request while Redis is gone; hits through Redis resume after its restart', async () => {
@@ -584,5 +591,38 @@ describe('response cache: Redis killed during a load', { skip, timeout: 600_000 
       }
       assert.ok(Date.now() < deadline, 'no hit through the restarted redis');
     }
+  });
+
+  test('/cache/delete while Redis is down is a 500, not a success: the entry is still there when Redis is back', async () => {
+    const r = { host: '127.0.0.1', port };
+    const gw = await startGateway({
+      config: cacheConfig({ type: 'redis', host: r.host, port, namespace: NS }),
+      env: { SWITCHYARD_CACHE_REDIS_TIMEOUT_MS: 2000 },
+    });
+    await gw.proc.waitForStderr(/redis connected/, 15_000 * SLOW);
+    const client = clientOf(gw);
+    const m = randomUUID();
+    const a = await chat(client, ask(m));
+    await waitForRedisKey(r, a.key);
+    redisCli(r, 'SAVE');  // the entry survives the kill below, as on a Redis with persistence
+    await kill();
+    const del = await call(gw, '/cache/delete', { body: { keys: [a.key] } });
+    assert.equal(del.status, 500, del.text);
+    assert.match(del.json.error.message, /^Cache Delete Failed\(/, del.text);
+    await start();
+    assert.equal(redisCli(r, 'EXISTS', `switchyard:cache:${a.key}`), '1');
+    // The caller was told; now the delete goes through.
+    const deadline = Date.now() + 30_000 * SLOW;
+    for (;;) {
+      const again = await call(gw, '/cache/delete', { body: { keys: [a.key] } });
+      if (again.status === 200) {
+        assert.equal(again.json.deleted, 1, again.text);
+        break;
+      }
+      assert.equal(again.status, 500, again.text);  // not reconnected yet
+      assert.ok(Date.now() < deadline, 'the gateway never reconnected to the restarted redis');
+      await delay(50);
+    }
+    assert.equal(redisCli(r, 'EXISTS', `switchyard:cache:${a.key}`), '0');
   });
 });

@@ -84,8 +84,10 @@ class response_cache {
            entry* copy = nullptr);
 
   // Removes `keys` from both tiers, and the keys a group entry among them lists; the
-  // number found in either.
-  net::awaitable<std::size_t> remove(std::vector<std::string> keys);
+  // number found in either. An error when Redis did not confirm the deletion (down, slow,
+  // refused): the memory tier is emptied of them all the same, but Redis may still hold
+  // them, and would serve them again once it answers.
+  net::awaitable<core::result<std::size_t>> remove(std::vector<std::string> keys);
   // Empties the memory tier and deletes every cache key in Redis (SCAN + UNLINK of the
   // prefix; nothing else in that Redis is touched).
   net::awaitable<core::result<void>> flush();

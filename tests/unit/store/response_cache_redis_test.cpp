@@ -52,7 +52,7 @@ TEST_F(response_cache_redis_test, an_answer_enters_memory_when_it_is_read_back_f
     EXPECT_EQ(rc.counters().redis_hits, 1u);
 
     std::vector<std::string> keys{"k1"};
-    EXPECT_EQ(co_await rc.remove(std::move(keys)), 1u);
+    EXPECT_EQ((co_await rc.remove(std::move(keys))).value(), 1u);
   });
 }
 
@@ -125,7 +125,7 @@ TEST_F(response_cache_redis_test, removing_a_group_entry_removes_the_keys_it_lis
     co_await until_written(rc);
     CO_ASSERT((co_await rc.get_redis("item-a")).has_value(), "item-a in Redis (and now in memory)");
     std::vector<std::string> keys{"whole"};
-    EXPECT_EQ(co_await rc.remove(std::move(keys)), 3u);
+    EXPECT_EQ((co_await rc.remove(std::move(keys))).value(), 3u);
     EXPECT_FALSE(rc.get_memory("item-a"));
     EXPECT_FALSE(co_await rc.get_redis("item-a"));
     EXPECT_FALSE(co_await rc.get_redis("item-b"));
@@ -142,7 +142,7 @@ TEST(response_cache_local, a_group_entry_in_memory_takes_its_keys_with_it) {
   EXPECT_TRUE(rc.put("item-a", "[1]", 60));
   EXPECT_TRUE(rc.put("whole", cache::group_entry({"item-a", "item-missing"}), 60));
   std::size_t removed = 0;
-  net::co_spawn(io, rc.remove({"whole"}), [&](std::exception_ptr, std::size_t n) { removed = n; });
+  net::co_spawn(io, rc.remove({"whole"}), [&](std::exception_ptr, switchyard::core::result<std::size_t> n) { removed = n.value(); });
   io.run();
   EXPECT_EQ(removed, 2u);
   EXPECT_FALSE(rc.get_memory("item-a"));
@@ -168,6 +168,21 @@ TEST_F(response_cache_redis_test, without_a_redis_connection_answers_go_to_memor
     EXPECT_EQ(rc.memory().size(), 1u) << "a write Redis cannot take is kept in memory";
     EXPECT_TRUE(rc.get_memory("k2"));
     co_return;
+  });
+}
+
+// A deletion Redis does not confirm is an error (the entries it holds would be served
+// again once it answers), and the memory tier is emptied of the keys all the same.
+TEST_F(response_cache_redis_test, a_deletion_redis_does_not_confirm_is_an_error) {
+  run([&]() -> net::awaitable<void> {
+    auto ex = co_await net::this_coro::executor;
+    rd::redis_client redis{ex, options_from_url(url)};  // never connected
+    cache::response_cache rc{ex, &redis, cache_options()};
+    EXPECT_TRUE(rc.put("k3", "{}", 60));  // to memory: Redis cannot take it
+    std::vector<std::string> keys{"k3"};
+    auto removed = co_await rc.remove(std::move(keys));
+    EXPECT_FALSE(removed.has_value());
+    EXPECT_FALSE(rc.get_memory("k3"));
   });
 }
 
