@@ -67,6 +67,14 @@ std::optional<duration_spec> parse_duration(std::string_view s) {
     d.unit = 'h';
   } else if (unit == "d") {
     d.unit = 'd';
+  } else if (unit == "w") {
+    // Weeks are accepted wherever a budget_duration is (and reset by the reset job): a
+    // week is 7 days here too, else a weekly budget's counter would never change period.
+    if (d.count > INT64_MAX / 7) {
+      return std::nullopt;
+    }
+    d.unit = 'd';
+    d.count *= 7;
   } else if (unit == "mo") {
     d.unit = 'M';
   } else {

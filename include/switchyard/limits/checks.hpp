@@ -46,7 +46,8 @@ struct check {
 // The counter a check names: "<scope>:<id>:<r|t|p>", budgets "<scope>:<id>:b:<period>".
 std::string counter_of(const check& c);
 
-// A LiteLLM duration string ("30s", "30m", "24h", "7d", "1mo"; a bare number is seconds).
+// A LiteLLM duration string ("30s", "30m", "24h", "7d", "2w" (as days), "1mo"; a bare
+// number is seconds).
 // nullopt: empty or not a duration.
 struct duration_spec {
   std::int64_t count = 0;

@@ -214,7 +214,9 @@ TEST(durations, litellm_strings) {
   EXPECT_FALSE(parse_duration(""));
   EXPECT_FALSE(parse_duration("abc"));
   EXPECT_FALSE(parse_duration("0s"));
-  EXPECT_FALSE(parse_duration("3w"));
+  EXPECT_EQ(parse_duration("3w")->count, 21);  // weeks, as the management API and reset job take them
+  EXPECT_EQ(parse_duration("3w")->unit, 'd');
+  EXPECT_FALSE(parse_duration("9999999w"));
   // A row's period past 100 years would overflow the clock: no schedule instead.
   EXPECT_FALSE(parse_duration("9223372036854775807d"));
   EXPECT_FALSE(parse_duration("99999d"));
@@ -264,6 +266,34 @@ TEST(budget_period, reset_is_visible_the_moment_budget_reset_at_passes) {
   sy::auth::entity_limits plain;
   plain.max_budget = 1.0;
   EXPECT_EQ(sy::limits::period_of(plain, reset).id, "all");
+}
+
+// budget_duration "1w" (accepted by the management API, reset by the reset job) is a
+// schedule like "7d": the counter changes period when budget_reset_at passes, instead of
+// one counter for ever that keeps a spent budget refused after its reset.
+TEST(budget_period, a_weekly_budget_starts_a_new_counter_at_its_reset) {
+  using namespace std::chrono;
+  sy::auth::entity_limits e;
+  e.max_budget = 1.0;
+  e.spend = 1.0;  // spent
+  e.budget_duration = "1w";
+  const system_clock::time_point reset = sys_days{2026y / December / 7};  // a Monday
+  e.budget_reset_at = reset;
+  auto before = sy::limits::period_of(e, reset - 1s);
+  EXPECT_EQ(before.id, std::to_string(duration_cast<seconds>(reset.time_since_epoch()).count()));
+  auto after = sy::limits::period_of(e, reset + 1s);
+  EXPECT_TRUE(after.fresh);
+  EXPECT_EQ(after.id, std::to_string(duration_cast<seconds>((reset + days{7}).time_since_epoch()).count()));
+
+  fake_clock clk;
+  memory_engine eng(clk.fn(), 60s);
+  check c = make(kind::budget, "k", sy::limits::to_nano(1.0), sy::limits::to_nano(0.2));
+  c.period = before.id;
+  c.seed = sy::limits::to_nano(e.spend);
+  EXPECT_FALSE(eng.reserve({c}).ok);
+  c.period = after.id;
+  c.seed = 0;
+  EXPECT_TRUE(eng.reserve({c}).ok);
 }
 
 // An admin who sets the spend names new counters: the one seeded before is left behind,
