@@ -267,6 +267,8 @@ auth::virtual_key to_virtual_key(const store::postgres::key_record& r) {
     auto e = limits_of(auth::limit_level::organization, text_or(org, "organization_id"),
                        text_or(org, "organization_alias"), ob, json());
     e.spend = number_or_null(org, "spend").value_or(0);
+    // The spend is the organisation's, and so is the time an admin last set it.
+    e.spend_set_at = parse_timestamp(org, "spend_set_at");
     add(std::move(e));
   }
   return k;

@@ -201,6 +201,25 @@ describe('budgets and rate limits', { skip }, () => {
     assert.equal(fake.requests({ path: '/v1/chat/completions' }).length, 10);
   });
 
+  test('an admin who sets an organisation\'s spend is obeyed at once, on both instances', async () => {
+    // The organisation's spend (its own row; its limits are its budgets row) names its
+    // counters as a key's or a team's does.
+    const o = await call(a, '/organization/new', { body: { organization_alias: 'reset-org', max_budget: BUDGET } });
+    assert.equal(o.status, 200, o.text);
+    const k = await newKey(a, { organization_id: o.json.organization_id });
+    const orgChat = (gw) => call(gw, '/v1/chat/completions', { body: chatBody(), key: k.key });
+    for (const gw of [a, b]) assert.equal((await orgChat(gw)).status, 200);
+    await settledSpend(`SELECT spend FROM organizations WHERE organization_id = '${o.json.organization_id}'`,
+      `SELECT count(*) FROM spend_logs WHERE api_key = '${k.token}' AND status = 'success'`, 2);
+    const up = await call(a, '/organization/update', { body: { organization_id: o.json.organization_id, spend: 1 } });
+    assert.equal(up.status, 200, up.text);
+    for (const gw of [a, b]) {
+      const r = await orgChat(gw);
+      assertBudgetError(r);
+      assert.match(r.json.error.message, /Organization=/);
+    }
+  });
+
   test('a budget far from its limit is drawn from leases, never passed, and nothing leased is lost', async () => {
     // 250 requests' worth: far enough for the instances to lease room (docs/limits.md,
     // "Leases"), so most requests are decided without Redis.
