@@ -22,7 +22,9 @@ namespace switchyard::limits {
 // hash {s: spend, r: reserved} and a zset of reservations ("id:amount", scored by their
 // expiry); windows a counter whose TTL is the window (created at first use); parallel
 // slots a zset of request ids scored by their expiry. Expired reservations are dropped
-// first. Either every check fits and is reserved, or nothing is written: {0, index, used,
+// first. A token window fits while it is below its limit (the request's estimate may
+// pass what is left); the others fit when their amount does. Either every check fits and
+// is reserved, or nothing is written: {0, index, used,
 // reset ms}; else {1, 0, 0, 0, remaining1, reset1, leased1, ...}. A check that asks for a
 // lease gets the room wanted, or what is left divided by the divisor when that is at
 // least 1/8 of it, or none; a budget's lease holds the request's own amount too, under
@@ -83,7 +85,7 @@ for i = 1, n do
     k = k + 1
     u = tonumber(redis.call('GET', c) or '0')
     r = redis.call('PTTL', c)
-    if u + amount > limit then
+    if (kind == 't' and u >= limit) or (kind ~= 't' and u + amount > limit) then
       if r <= 0 then r = win end
       return {0, i, u, r}
     end
@@ -332,7 +334,10 @@ decision memory_engine::reserve(const std::vector<check>& checks, std::int64_t s
         } else {
           reset = window_ms_;
         }
-        fits = u + c.amount <= limit;
+        // A token window refuses once it has reached its limit (the reservation of a
+        // request is an estimate, settled to what the answer used), as LiteLLM's: a
+        // request whose estimate alone is more than the limit would never pass.
+        fits = c.k == kind::tokens ? u < limit : u + c.amount <= limit;
         break;
       }
       case kind::parallel: {

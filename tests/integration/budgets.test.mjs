@@ -287,6 +287,37 @@ describe('budgets and rate limits', { skip }, () => {
     assert.equal(again.headers.get('x-ratelimit-api_key-remaining-requests'), '4');
   });
 
+  test('tpm_limit below a request\'s estimate: admitted while the window is under it, refused once it is reached', async () => {
+    // Without max_tokens a request is estimated at its prompt + 1024 tokens, more than this
+    // limit: LiteLLM admits it all the same (the window has not reached its limit) and
+    // counts what the answer used.
+    const k = await newKey(a, { key_alias: 'tpm', tpm_limit: 500 });
+    const noBound = { model: 'priced', messages: [{ role: 'user', content: 'hi' }] };
+    const first = await call(a, '/v1/chat/completions', { body: noBound, key: k.key });
+    assert.equal(first.status, 200, first.text);
+    assert.equal(first.headers.get('x-ratelimit-api_key-limit-tokens'), '500');
+    // The next answer uses 600 tokens: the window passes its limit with it. (Until the first
+    // request's settle, 15 used, has reached Redis, its estimate still holds the window.)
+    fake.script([{ usage: { prompt_tokens: 5, completion_tokens: 595 } }]);
+    const deadline = Date.now() + 10_000 * SLOW;
+    let second;
+    for (;;) {
+      second = await call(b, '/v1/chat/completions', { body: noBound, key: k.key });
+      if (second.status !== 429 || Date.now() > deadline) break;
+      await delay(20);
+    }
+    assert.equal(second.status, 200, second.text);
+    for (const gw of [a, b]) {
+      const r = await call(gw, '/v1/chat/completions', { body: chatBody(), key: k.key });
+      assert.equal(r.status, 429, r.text);
+      assert.equal(r.json.error.type, 'throttling_error');
+      assert.match(r.json.error.message, /^Rate limit exceeded for api_key: \w+\. Limit type: tokens\. Current limit: 500, Remaining: 0\./);
+      assert.equal(r.headers.get('x-ratelimit-limit-tokens'), '500');
+      assert.equal(r.headers.get('x-ratelimit-remaining-tokens'), '0');
+    }
+    assert.equal(fake.requests({ path: '/v1/chat/completions' }).length, 2);
+  });
+
   test('max_parallel_requests 2: never more than 2 at the provider at once', async () => {
     const k = await newKey(a, { max_parallel_requests: 2 });
     fake.setDefaults({ delay_ms: 400, usage: { prompt_tokens: 5, completion_tokens: 10 } });

@@ -116,11 +116,35 @@ TEST(memory_engine, tokens_are_settled_to_the_actual_count) {
   memory_engine e(clk.fn(), 60s);
   auto c = make(kind::tokens, "k", 1000, 600);
   ASSERT_TRUE(e.reserve({c}).ok);
-  EXPECT_FALSE(e.reserve({c}).ok);
-  e.settle(op(c, 600, 100));  // used 100 of the 600 reserved
+  ASSERT_TRUE(e.reserve({c}).ok);   // 600 of 1000: below the limit, the estimate may pass it
+  EXPECT_FALSE(e.reserve({c}).ok);  // 1200: the window is at its limit
+  e.settle(op(c, 600, 100));        // used 100 of the 600 reserved
+  e.settle(op(c, 600, 100));
   auto d = e.reserve({c});
   ASSERT_TRUE(d.ok);
-  EXPECT_EQ(d.remaining[0], 1000 - 100 - 600);
+  EXPECT_EQ(d.remaining[0], 1000 - 200 - 600);
+}
+
+// A tpm limit smaller than a request's estimate (prompt + max_tokens, or 1024 without
+// one) does not refuse every request: a window below its limit admits the request, as
+// LiteLLM's does, and what the answer used is what counts.
+TEST(memory_engine, a_token_estimate_over_the_limit_passes_while_the_window_is_below_it) {
+  fake_clock clk;
+  memory_engine e(clk.fn(), 60s);
+  auto c = make(kind::tokens, "k", 500, 5 + 1024);
+  ASSERT_TRUE(e.reserve({c}).ok);
+  EXPECT_FALSE(e.reserve({c}).ok);  // in flight, its estimate holds the window
+  e.settle(op(c, 5 + 1024, 15));
+  ASSERT_TRUE(e.reserve({c}).ok);  // 15 used
+  e.settle(op(c, 5 + 1024, 600));
+  auto d = e.reserve({c});         // 615 used: at its limit
+  ASSERT_FALSE(d.ok);
+  EXPECT_EQ(d.used, 615);
+  clk.ms += 60'000;
+  EXPECT_TRUE(e.reserve({c}).ok);  // a new window
+  c.limit = 0;
+  c.id = "zero";
+  EXPECT_FALSE(e.reserve({c}).ok);  // tpm_limit 0 refuses everything
 }
 
 TEST(memory_engine, parallel_slots_are_held_until_settled) {
