@@ -171,9 +171,13 @@ void alerter::on_finish(const request_ctx& ctx) noexcept {
     const auto& o = ctx.out;
     const auto now = clock_->now();
     if (o.error && o.error->type == "budget_exceeded") {
-      // The entity is in the message ("Budget has been exceeded! <who> Current cost: ...").
+      // The entity is in the message ("Budget has been exceeded! <who> Current cost: ...",
+      // "ExceededBudget: <who> over budget. Spend=...").
       const auto& m = o.error->message;
-      const auto cut = m.find(" Current cost");
+      auto cut = m.find(" Current cost");
+      if (cut == std::string::npos) {
+        cut = m.find(" over budget");
+      }
       std::string who = m.substr(0, cut);
       const auto& k = ctx.who.vkey;
       alert a{"budget_alerts", (k ? k->token : std::string("proxy")) + '\x1f' + who, m, json::object()};

@@ -38,6 +38,8 @@ struct limits_slot {
   double output_price = 0;
   std::int64_t completion_covered = 0;
   int extensions = 0;
+  // Budgets charged with the request's cost that never refuse it (a team key's user).
+  std::vector<check> charge_only;
 };
 
 namespace {
@@ -129,6 +131,9 @@ std::string budget_message(const check& c, std::int64_t used) {
   const std::string max = usd(limits::to_usd(c.limit));
   if (c.scope == "end_user") {
     return "ExceededBudget: End User=" + c.id + " over budget. Spend=" + cost + ", Budget=" + max;
+  }
+  if (c.scope == "user") {
+    return "ExceededBudget: User=" + c.id + " over budget. Spend=" + cost + ", Budget=" + max;
   }
   if (c.scope == "model_per_key") {
     return "Budget has been exceeded! " + c.label + " Current cost: " + cost + ", Max budget: " + max;
@@ -321,15 +326,20 @@ verdict limits_stage::build(request_ctx& ctx, const auth::end_user* eu) {
       return c;
     };
     if (e->max_budget) {
+      // A user's budget binds the user's personal keys only; a team key is under its team's
+      // budget (LiteLLM checks the user's only when the key has no team). Its cost still
+      // counts in the user's spend, so the counter is charged after the request, without a
+      // reservation that could refuse it or hold room the user's own keys need.
+      const bool charge_only = e->level == auth::limit_level::user && vkey != nullptr && !vkey->team_id.empty();
       auto c = base(kind::budget);
       c.label = label_of(*e, ctx);
       c.limit = limits::to_nano(*e->max_budget);
-      c.amount = worst_cost();
+      c.amount = charge_only ? 0 : worst_cost();
       auto p = limits::period_of(*e, now);
       c.period = std::move(p.id);
       c.seed = p.fresh ? 0 : limits::to_nano(e->spend);
       c.key_ttl_ms = p.ttl_ms;
-      cs.push_back(std::move(c));
+      (charge_only ? slot->charge_only : cs).push_back(std::move(c));
     }
     if (e->rpm_limit) {
       auto c = base(kind::requests);
@@ -385,6 +395,9 @@ verdict limits_stage::build(request_ctx& ctx, const auth::end_user* eu) {
     }
   }
   if (cs.empty()) {
+    if (!slot->charge_only.empty()) {
+      ctx.limits = std::move(slot);  // nothing to reserve; finish charges the cost
+    }
     return verdict::next();  // e.g. only a soft budget: nothing is refused
   }
   slot->output_price = out_price;
@@ -607,6 +620,17 @@ void limits_stage::on_finish(const request_ctx& ctx) noexcept {
         op.reserved = 1;  // a parallel slot
       }
       engine_.settle(std::move(op), p.shared);
+    }
+    for (const auto& c : slot.charge_only) {
+      if (cost < 0) {
+        cost = limits::to_nano(billed_of(ctx, prices_).spend);
+      }
+      if (cost > 0) {
+        limits::settle_op op;
+        op.c = c;
+        op.actual = cost;  // nothing reserved: only the spend is added
+        engine_.settle(std::move(op), true);
+      }
     }
   } catch (const std::exception& e) {
     spdlog::error("limits: settle failed (call_id={}): {}", ctx.req.call_id, e.what());

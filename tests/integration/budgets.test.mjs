@@ -18,7 +18,7 @@
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 
 import { startFakeProvider } from '../fake_provider/server.mjs';
 import {
@@ -184,6 +184,36 @@ describe('budgets and rate limits', { skip }, () => {
     for (const gw of [a, b]) assert.equal((await teamChat(gw)).status, 200);
     assert.equal((await call(a, '/team/update', { body: { team_id: t.json.team_id, spend: 1 } })).status, 200);
     for (const gw of [a, b]) assertBudgetError(await teamChat(gw));
+  });
+
+  test('a user\'s budget binds the user\'s personal keys; a team key is charged to it, never refused by it', async () => {
+    // LiteLLM checks a user's max_budget only for a key without a team, with its own
+    // message; the user's spend counts every key's requests.
+    assert.equal((await call(a, '/user/new', { body: { user_id: 'u-personal', max_budget: 2 * PER_REQUEST, auto_create_key: false } })).status, 200);
+    const t = await call(a, '/team/new', { body: { team_alias: 'u-team' } });
+    assert.equal(t.status, 200, t.text);
+    const personal = await newKey(a, { user_id: 'u-personal' });
+    const teamKey = await newKey(a, { user_id: 'u-personal', team_id: t.json.team_id });
+    const chat = (gw, key) => call(gw, '/v1/chat/completions', { body: chatBody(), key });
+    assert.equal((await chat(a, personal.key)).status, 200);
+    const viaTeam = await chat(b, teamKey.key);
+    assert.equal(viaTeam.status, 200, viaTeam.text);
+    // The team key's cost reaches the user's counter (settled after the answer).
+    const userSpend = () => Number(execFileSync('redis-cli', ['-u', REDIS_URL, 'HGET', 'switchyard:limits:{user:u-personal}:budget:all', 's'],
+      { encoding: 'utf8', timeout: 10_000 }).trim() || 0);
+    const deadline = Date.now() + 10_000 * SLOW;
+    while (userSpend() < 2 * PER_REQUEST * 1e9 && Date.now() < deadline) await delay(20);
+    assert.equal(userSpend(), 2 * PER_REQUEST * 1e9);
+    // Spent: the personal key is refused with LiteLLM's user message, the team key is not.
+    for (const gw of [a, b]) {
+      const r = await chat(gw, personal.key);
+      assert.equal(r.status, 429, r.text);
+      assert.equal(r.json.error.type, 'budget_exceeded');
+      assert.equal(r.json.error.code, '429');
+      assert.match(r.json.error.message, /^ExceededBudget: User=u-personal over budget\. Spend=\d[\d.e-]*, Budget=2e-05$/);
+      const tr = await chat(gw, teamKey.key);
+      assert.equal(tr.status, 200, tr.text);
+    }
   });
 
   test('an organisation budget (its budgets row) shared by its keys', async () => {
