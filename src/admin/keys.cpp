@@ -153,6 +153,30 @@ core::result<json> key_patch_from(const json& body, sys_time now, const core::ti
     }
     patch["metadata_tags"] = *it;
   }
+  // LiteLLM takes the per-model rate limits as fields of their own and keeps them in the
+  // key's metadata, where the limits stage reads them: into the metadata sent, else merged
+  // into the stored one (metadata_merge, written in the statement, as tags alone are).
+  for (const char* name : {"model_rpm_limit", "model_tpm_limit"}) {
+    auto it = body.find(name);
+    if (it == body.end() || it->is_null()) {
+      continue;
+    }
+    bool valid = it->is_object();
+    if (valid) {
+      for (const auto& v : *it) {
+        valid = valid && v.is_number_integer() &&
+                (v.is_number_unsigned() ? v.get<std::uint64_t>() <= INT64_MAX : v.get<std::int64_t>() >= 0);
+      }
+    }
+    if (!valid) {
+      return field_error(name, "expected an object of model name to a non-negative integer");
+    }
+    if (auto md = patch.find("metadata"); md != patch.end() && md->is_object()) {
+      (*md)[name] = *it;
+    } else {
+      patch["metadata_merge"][name] = *it;
+    }
+  }
   return ok(std::move(patch));
 }
 
@@ -241,6 +265,9 @@ net::awaitable<core::result<void>> check_own_patch(const route_context& c, const
   }
   if (auto u = patch.find("user_id"); u != patch.end() && !(u->is_string() && *u == c.self_user)) {
     co_return not_your_key(c.who);
+  }
+  if (auto m = patch.find("metadata_merge"); existing && m != patch.end() && m->is_object() && !m->empty()) {
+    co_return admin_only(c, m->begin().key());  // the per-model limits an admin set
   }
   const auto fields = existing ? std::span<const std::string_view>(admin_only_on_existing)
                                : std::span<const std::string_view>(admin_only_on_new);

@@ -348,6 +348,29 @@ describe('budgets and rate limits', { skip }, () => {
     assert.equal(fake.requests({ path: '/v1/chat/completions' }).length, 2);
   });
 
+  test('model_rpm_limit / model_tpm_limit as fields of /key/generate and /key/update go to the metadata and bind', async () => {
+    // LiteLLM's documented way to set them: top-level fields, kept in the key's metadata.
+    const k = await newKey(a, { metadata: { app: 'x' }, model_rpm_limit: { priced: 1 } });
+    assert.deepEqual(k.metadata, { app: 'x', model_rpm_limit: { priced: 1 } });
+    const first = await call(a, '/v1/chat/completions', { body: chatBody(), key: k.key });
+    assert.equal(first.status, 200, first.text);
+    assert.equal(first.headers.get('x-ratelimit-model_per_key-limit-requests'), '1');
+    const second = await call(b, '/v1/chat/completions', { body: chatBody(), key: k.key });
+    assert.equal(second.status, 429, second.text);
+    assert.match(second.json.error.message, /^Rate limit exceeded for model_per_key: \w+:priced\. Limit type: requests\. Current limit: 1,/);
+    // An update merges them into the stored metadata (the rest kept) and binds at once.
+    const up = await call(a, '/key/update', { body: { key: k.key, model_rpm_limit: { priced: 2 }, model_tpm_limit: { priced: 100000 } } });
+    assert.equal(up.status, 200, up.text);
+    const info = await call(a, `/key/info?key=${k.key}`, { method: 'GET' });
+    assert.deepEqual(info.json.info.metadata, { app: 'x', model_rpm_limit: { priced: 2 }, model_tpm_limit: { priced: 100000 } });
+    const third = await call(b, '/v1/chat/completions', { body: chatBody(), key: k.key });
+    assert.equal(third.status, 200, third.text);
+    assert.equal(third.headers.get('x-ratelimit-model_per_key-limit-tokens'), '100000');
+    const bad = await call(a, '/key/generate', { body: { model_rpm_limit: { priced: 'many' } } });
+    assert.equal(bad.status, 422, bad.text);
+    assert.equal(bad.json.error.param, 'model_rpm_limit');
+  });
+
   test('max_parallel_requests 2: never more than 2 at the provider at once', async () => {
     const k = await newKey(a, { max_parallel_requests: 2 });
     fake.setDefaults({ delay_ms: 400, usage: { prompt_tokens: 5, completion_tokens: 10 } });

@@ -103,6 +103,14 @@ json filtered_patch(const std::string& patch_json) {
       out["metadata_tags"] = *tags;  // apply_patch merges them into the stored metadata
     }
   }
+  // Members to merge into the metadata (the per-model limits given as fields of their own).
+  if (auto merge = in.find("metadata_merge"); merge != in.end() && merge->is_object()) {
+    if (auto md = out.find("metadata"); md != out.end() && md->is_object()) {
+      md->update(*merge);
+    } else {
+      out["metadata_merge"] = *merge;  // apply_patch merges them into the stored metadata
+    }
+  }
   return out;
 }
 
@@ -122,7 +130,7 @@ key_record apply_patch(pqxx::transaction_base& tx, const std::string& token, con
   std::string cols;
   for (const auto& [col, value] : patch.items()) {
     (void)value;
-    if (col != "metadata_tags") {
+    if (col != "metadata_tags" && col != "metadata_merge") {
       cols += (cols.empty() ? "" : ", ") + tx.quote_name(col);
     }
   }
@@ -131,9 +139,17 @@ key_record apply_patch(pqxx::transaction_base& tx, const std::string& token, con
   if (!cols.empty()) {
     sql += "(" + cols + ") = (SELECT " + cols + " FROM jsonb_populate_record(t, $2::jsonb)), ";
   }
-  if (patch.contains("metadata_tags")) {
-    // metadata.tags replaced, the other members of the stored metadata kept.
-    sql += "metadata = jsonb_set(COALESCE(t.metadata, '{}'::jsonb), '{tags}', $2::jsonb -> 'metadata_tags'), ";
+  if (patch.contains("metadata_tags") || patch.contains("metadata_merge")) {
+    // metadata.tags replaced and the members of metadata_merge set, the other members of
+    // the stored metadata kept (one assignment: a column is set once per statement).
+    std::string md = "COALESCE(t.metadata, '{}'::jsonb)";
+    if (patch.contains("metadata_merge")) {
+      md = "(" + md + " || ($2::jsonb -> 'metadata_merge'))";
+    }
+    if (patch.contains("metadata_tags")) {
+      md = "jsonb_set(" + md + ", '{tags}', $2::jsonb -> 'metadata_tags')";
+    }
+    sql += "metadata = " + md + ", ";
   }
   sql += "updated_at = now(), updated_by = $3 WHERE t.token = $1 AND $2::jsonb IS NOT NULL RETURNING " +
          std::string(row_columns);
