@@ -408,18 +408,9 @@ describe('stalled upstream stream with stream_timeout: 1', () => {
 // fallback its chance), as the chat door does for a broken first chunk.
 async function messages(model, { stream: streamed = true, raw } = {}) {
   const body = raw ?? JSON.stringify({ model, max_tokens: 20, stream: streamed, messages: USER });
-  const r = await fetchWithTimeout(`${gw.url}/v1/messages`, {
-    method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': MASTER_KEY }, body,
-    timeoutMs: BOUND_MS + 2000,
+  return call(gw, '/v1/messages', {
+    key: null, headers: { 'content-type': 'application/json', 'x-api-key': MASTER_KEY }, body, timeoutMs: BOUND_MS + 2000,
   });
-  const text = await r.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: r.status, headers: r.headers, text, json };
 }
 
 function assertAnthropicError(r, status, type, match) {
