@@ -507,7 +507,12 @@ json otlp_traces_json(const std::vector<event_ptr>& batch, const std::string& se
     const json params = model_parameters_json(e);
     for (const char* k : {"temperature", "max_tokens", "top_p"}) {
       if (auto it = params.find(k); it != params.end() && it->is_number()) {
-        a.push_back(attr_double(std::string("gen_ai.request.") + k, it->get<double>()));
+        // The GenAI semantic conventions type max_tokens as an int, the others as doubles.
+        if (std::string_view(k) == "max_tokens" && it->is_number_integer()) {
+          a.push_back(attr_int(std::string("gen_ai.request.") + k, it->get<long long>()));
+        } else {
+          a.push_back(attr_double(std::string("gen_ai.request.") + k, it->get<double>()));
+        }
       }
     }
     const json caller = caller_metadata(e);  // named: items() does not extend a temporary's life

@@ -75,7 +75,7 @@ describe('callbacks to live receivers', () => {
     fake.reset();
     const oa = client(gw);
     const ids = ['cb-plain-1', 'cb-plain-2', 'cb-stream-1'];
-    const r1 = await oa.chat.completions.create({ model: 'gpt-test', messages: USER, temperature: 0.5 },
+    const r1 = await oa.chat.completions.create({ model: 'gpt-test', messages: USER, temperature: 0.5, max_tokens: 40 },
                                                { headers: { 'x-litellm-call-id': ids[0] } });
     const r2 = await oa.chat.completions.create({ model: 'gpt-test', messages: USER }, { headers: { 'x-litellm-call-id': ids[1] } });
     const stream = await oa.chat.completions.create({ model: 'gpt-test', messages: USER, stream: true,
@@ -106,7 +106,13 @@ describe('callbacks to live receivers', () => {
       } else {
         assert.ok(root.attrs['gen_ai.usage.output_tokens'] > 0);
       }
-      if (i === 0) assert.equal(root.attrs['gen_ai.request.temperature'], 0.5);
+      if (i === 0) {
+        assert.equal(root.attrs['gen_ai.request.temperature'], 0.5);
+        // The GenAI semantic conventions type max_tokens as an int, temperature as a double.
+        assert.equal(root.attrs['gen_ai.request.max_tokens'], 40);
+        assert.equal(root.attrTypes['gen_ai.request.max_tokens'], 'intValue');
+        assert.equal(root.attrTypes['gen_ai.request.temperature'], 'doubleValue');
+      }
       assert.match(root.attrs['gen_ai.prompt'], /Say hello/, 'content is logged by default');
       const names = children.map((c) => c.name);
       for (const stage of ['auth', 'parse', 'route']) assert.ok(names.includes(stage), `child span ${stage} in ${names}`);

@@ -175,11 +175,13 @@ function checkSpan(s, where) {
 // Flattened span with its attributes as a plain object.
 function flat(span, resource) {
   const attrs = {};
+  const attrTypes = {};  // key -> the value's member (intValue, doubleValue, ...)
   for (const a of span.attributes ?? []) {
     const [k, v] = Object.entries(a.value)[0];
     attrs[a.key] = k === 'intValue' ? Number(v) : v;
+    attrTypes[a.key] = k;
   }
-  return { ...span, attrs, resource };
+  return { ...span, attrs, attrTypes, resource };
 }
 
 export async function startOtlpCollector({ headers } = {}) {
