@@ -297,7 +297,9 @@ verdict limits_stage::build(request_ctx& ctx, const auth::end_user* eu) {
     max_tokens = body_int(ctx, "max_output_tokens");
   }
   const auto prompt = static_cast<std::int64_t>(ctx.estimated_tokens);
-  const std::int64_t tpm_amount = prompt + max_tokens.value_or(s_.tpm_default_output);
+  // An embedding answers with vectors, no generated tokens: its worst case is its input.
+  const bool generates = ctx.type != providers::call_type::embedding;
+  const std::int64_t tpm_amount = prompt + (generates ? max_tokens.value_or(s_.tpm_default_output) : 0);
   // The worst-case cost, computed on first need (only budgets need prices).
   std::optional<std::int64_t> worst;
   double out_price = 0;
@@ -305,7 +307,9 @@ verdict limits_stage::build(request_ctx& ctx, const auth::end_user* eu) {
   auto worst_cost = [&]() {
     if (!worst) {
       const auto& g = price_of_group(model);
-      out_tokens = max_tokens ? *max_tokens : (g.max_output_tokens > 0 ? g.max_output_tokens : s_.default_max_tokens);
+      out_tokens = !generates ? 0
+                   : max_tokens ? *max_tokens
+                                : (g.max_output_tokens > 0 ? g.max_output_tokens : s_.default_max_tokens);
       out_price = g.output;
       worst = limits::to_nano(static_cast<double>(prompt) * g.input + static_cast<double>(out_tokens) * g.output);
     }

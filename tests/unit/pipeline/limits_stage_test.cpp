@@ -146,6 +146,32 @@ TEST_F(limits_stage_test, budget_reserves_the_worst_case_and_settles_the_actual_
   EXPECT_EQ(up.calls["http://b1.test"], 3);
 }
 
+// An embedding generates no tokens: a model with an output price does not make its worst
+// case (once 4096 output tokens of it) exceed a budget its input fits in.
+TEST_F(limits_stage_test, an_embedding_reserves_its_input_only) {
+  auto e = proxy();
+  e.max_budget = 10e-6;  // 10 output tokens; inputs are free here
+  build(e);
+  up.script["http://b1.test"] = {reply(200, R"({"object":"list","data":[{"object":"embedding","index":0,)"
+                                                R"("embedding":[0.1,0.2]}],"model":"x",)"
+                                                R"("usage":{"prompt_tokens":3,"total_tokens":3}})")};
+  http::request req;
+  req.method = "POST";
+  req.path = req.target = "/v1/embeddings";
+  req.headers.emplace_back("authorization", "Bearer sk-master");
+  req.body = R"({"model":"b","input":"hello"})";
+  req.call_id = "call-emb";
+  req.received_at = std::chrono::steady_clock::now();
+  fake_responder resp;
+  std::exception_ptr failed;
+  net::co_spawn(io, pipe->handle(req, resp, providers::call_type::embedding), [&](std::exception_ptr x) { failed = x; });
+  io.restart();
+  io.run();
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(resp.status, 200) << resp.body;
+  EXPECT_EQ(up.calls["http://b1.test"], 1);
+}
+
 TEST_F(limits_stage_test, a_stream_past_its_budget_ends_with_an_error_event_and_done) {
   auto e = proxy();
   e.max_budget = 5e-6;  // 5 events' worth
