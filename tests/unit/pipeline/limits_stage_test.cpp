@@ -46,17 +46,18 @@ class limits_stage_test : public ::testing::Test {
     pipe = std::make_unique<llm_pipeline>(cfg, keys, *rt, up, extensions{stage.get(), nullptr, {stage.get(), &obs}});
   }
 
-  fake_responder call(const std::string& b) {
+  fake_responder call(const std::string& b, providers::call_type type = providers::call_type::chat,
+                      const char* path = "/v1/chat/completions") {
     http::request req;
     req.method = "POST";
-    req.path = req.target = "/v1/chat/completions";
+    req.path = req.target = path;
     req.headers.emplace_back("authorization", "Bearer sk-master");
     req.body = b;
     req.call_id = "call-1";
     req.received_at = std::chrono::steady_clock::now();
     fake_responder resp;
     std::exception_ptr failed;
-    net::co_spawn(io, pipe->handle(req, resp, providers::call_type::chat), [&](std::exception_ptr e) { failed = e; });
+    net::co_spawn(io, pipe->handle(req, resp, type), [&](std::exception_ptr e) { failed = e; });
     io.restart();
     io.run();
     if (failed) {
@@ -155,19 +156,7 @@ TEST_F(limits_stage_test, an_embedding_reserves_its_input_only) {
   up.script["http://b1.test"] = {reply(200, R"({"object":"list","data":[{"object":"embedding","index":0,)"
                                                 R"("embedding":[0.1,0.2]}],"model":"x",)"
                                                 R"("usage":{"prompt_tokens":3,"total_tokens":3}})")};
-  http::request req;
-  req.method = "POST";
-  req.path = req.target = "/v1/embeddings";
-  req.headers.emplace_back("authorization", "Bearer sk-master");
-  req.body = R"({"model":"b","input":"hello"})";
-  req.call_id = "call-emb";
-  req.received_at = std::chrono::steady_clock::now();
-  fake_responder resp;
-  std::exception_ptr failed;
-  net::co_spawn(io, pipe->handle(req, resp, providers::call_type::embedding), [&](std::exception_ptr x) { failed = x; });
-  io.restart();
-  io.run();
-  ASSERT_FALSE(failed);
+  auto resp = call(R"({"model":"b","input":"hello"})", providers::call_type::embedding, "/v1/embeddings");
   EXPECT_EQ(resp.status, 200) << resp.body;
   EXPECT_EQ(up.calls["http://b1.test"], 1);
 }
