@@ -446,10 +446,10 @@ struct redis_engine::state {
   net::steady_timer tick;  // heartbeat
   std::string reserve_sha, settle_sha;
   bool flushing = false;
-  // Leases being asked for (counter_key -> requests asking), and the requests waiting for
-  // them instead of asking Redis themselves: one round trip fills a counter's lease for a
-  // burst of requests that found it empty together.
-  std::unordered_map<std::uint64_t, int> asking;
+  // Leases being asked for (counter_key -> when the ask was sent), and the requests waiting
+  // for them instead of asking Redis themselves: one round trip fills a counter's lease for
+  // a burst of requests that found it empty together.
+  std::unordered_map<std::uint64_t, std::chrono::steady_clock::time_point> asking;
   std::vector<std::shared_ptr<net::steady_timer>> waiters;
   void granted() {
     for (auto& t : waiters) {
@@ -471,9 +471,7 @@ struct asking_guard {
   asking_guard& operator=(const asking_guard&) = delete;
   ~asking_guard() {
     for (const auto k : keys) {
-      if (auto it = st->asking.find(k); it != st->asking.end() && --it->second <= 0) {
-        st->asking.erase(it);
-      }
+      st->asking.erase(k);
     }
     if (!keys.empty()) {
       st->granted();
@@ -584,19 +582,29 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
                         std::none_of(checks.begin(), checks.end(), [](const check& c) { return c.k == kind::parallel; });
   // A lease of one of its counters is being asked for: wait for it rather than ask Redis
   // too. The wait is bounded by the Redis timeout, as a request's own ask would be. Past
-  // it, the request asks Redis itself (with its own timeout) unless Redis is already known
-  // to be down: a busy instance can wait through several asks that each came back in
-  // time (a burst that drains lease after lease), and deciding locally then, on this
-  // instance's share of the limit, let a budget be passed while Redis was answering.
-  const auto wait_until = std::chrono::steady_clock::now() + opts_.timeout;
+  // it, the request is decided locally only when Redis is slow: it is known to be down, or
+  // an ask this request found in flight has still not come back. A busy instance can also
+  // wait through several asks that each came back in time (a burst that drains lease after
+  // lease); such a request asks Redis itself, with its own timeout, since deciding it on
+  // this instance's share of the limit would let a budget be passed while Redis answers.
+  // Which ask is older is read from the steady clock, not from which timer fires first:
+  // on a loaded machine the ask's own timeout and the waiters' can expire in one batch.
+  const auto waiting_since = std::chrono::steady_clock::now();
+  const auto wait_until = waiting_since + opts_.timeout;
   while (leasable) {
-    const bool pending = std::any_of(checks.begin(), checks.end(),
-                                     [&](const check& c) { return st->asking.count(counter_key(c)) != 0; });
+    bool pending = false;
+    bool stalled = false;
+    for (const auto& c : checks) {
+      if (auto it = st->asking.find(counter_key(c)); it != st->asking.end()) {
+        pending = true;
+        stalled = stalled || it->second <= waiting_since;
+      }
+    }
     if (!pending) {
       break;
     }
     if (std::chrono::steady_clock::now() >= wait_until) {
-      if (!degraded_) {
+      if (!degraded_ && !stalled) {
         break;  // ask Redis below, without a lease of the counters still being asked for
       }
       sync_local_all();
@@ -628,7 +636,7 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
     }
     want[i] = want_of(checks[i], now);
     if (want[i] > 0) {
-      ++st->asking[key];
+      st->asking.emplace(key, std::chrono::steady_clock::now());
       asking.keys.push_back(key);
     }
   }
