@@ -17,18 +17,17 @@
 //   its own; Redis back: shared again, without a restart.
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 
 import { startFakeProvider } from '../fake_provider/server.mjs';
 import {
-  call, canConnect, delay, fetchWithTimeout, freePort, psql, SLOW, sseData, startGateway, stopAll, withDatabase,
+  call, delay, fetchWithTimeout, hasRedisServer, psql, SLOW, sseData, startGateway, startPrivateRedis, stopAll,
+  withDatabase,
 } from '../lib/gateway.mjs';
 
 const SERVER_URL = process.env.SWITCHYARD_TEST_DATABASE_URL;
 const REDIS_URL = process.env.SWITCHYARD_TEST_REDIS_URL;
 const skip = (!SERVER_URL || !REDIS_URL) && 'SWITCHYARD_TEST_DATABASE_URL / SWITCHYARD_TEST_REDIS_URL not set (scripts/test.sh sets them)';
-const hasRedisServer = Boolean(process.env.PATH?.split(':').some((d) => d && existsSync(`${d}/redis-server`)));
 
 const dbName = `swy_budgets_${process.pid}_${Date.now()}`;
 // The rate-limit window, shortened (LiteLLM's is 60 s) but long enough for 20 concurrent
@@ -440,20 +439,6 @@ describe('budgets and rate limits', { skip }, () => {
   });
 });
 
-// A private redis-server this test stops and restarts on the same port.
-function startRedis(port) {
-  const proc = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no'],
-    { stdio: 'ignore' });
-  return proc;
-}
-async function waitRedis(port, proc) {
-  const deadline = Date.now() + 10_000;
-  while (!(await canConnect(port, '127.0.0.1', 200))) {
-    if (Date.now() > deadline || proc.exitCode !== null) throw new Error('private redis-server did not start');
-    await delay(20);
-  }
-}
-
 describe('Redis stopped during a rate-limited load', { skip: skip || (!hasRedisServer && 'redis-server not installed') }, () => {
   let fake2;
   let db2;
@@ -474,9 +459,8 @@ describe('Redis stopped during a rate-limited load', { skip: skip || (!hasRedisS
   });
 
   test('no 5xx, local enforcement while it is down, shared again once it is back', async (t) => {
-    const port = await freePort();
-    let redis = startRedis(port);
-    await waitRedis(port, redis);
+    let redis = await startPrivateRedis();
+    const { port } = redis;
     try {
       const saved = { dbUrl, fake };
       dbUrl = db2;
@@ -510,8 +494,7 @@ describe('Redis stopped during a rate-limited load', { skip: skip || (!hasRedisS
       all.push(...rs);
       assert.equal(rs.filter((r) => r.status === 200).length, 10, JSON.stringify(statuses(rs)));
 
-      redis.kill('SIGKILL');
-      await new Promise((r) => redis.once('exit', r));
+      await redis.kill();
       // Down: each instance enforces on its own share (at most the whole limit each).
       const k2 = await newKey(g1, { rpm_limit: 10 });
       const per = [];
@@ -528,8 +511,7 @@ describe('Redis stopped during a rate-limited load', { skip: skip || (!hasRedisS
       t.diagnostic(`p99 of 100 sequential limited requests: ${p99Up.toFixed(2)} ms with Redis, ${p99Down.toFixed(2)} ms with Redis down`);
       assert.match(g1.stderr(), /limits: Redis unavailable/);
 
-      redis = startRedis(port);
-      await waitRedis(port, redis);
+      redis = await startPrivateRedis({ port });
       // Both clients reconnect by themselves (no restart); then the counters are shared.
       for (const g of [g1, g2]) {
         const deadline = Date.now() + 20_000 * SLOW;
@@ -548,7 +530,7 @@ describe('Redis stopped during a rate-limited load', { skip: skip || (!hasRedisS
       assert.match(g1.stderr() + g2.stderr(), /limits: Redis is back/);
       assert.equal(all.filter((r) => r.status >= 500).length, 0, JSON.stringify(statuses(all)));
     } finally {
-      redis.kill('SIGKILL');
+      await redis.kill();
     }
   });
 });

@@ -19,7 +19,7 @@
 // shared Redis of scripts/test.sh holds nothing another run could hit.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -27,7 +27,7 @@ import { randomUUID } from 'node:crypto';
 import OpenAI from 'openai';
 
 import { startFakeProvider } from '../fake_provider/server.mjs';
-import { call, delay, freePort, SLOW, startGateway, stopAll } from '../lib/gateway.mjs';
+import { call, delay, freePort, SLOW, startGateway, startPrivateRedis, stopAll } from '../lib/gateway.mjs';
 
 const REDIS_URL = process.env.SWITCHYARD_TEST_REDIS_URL;
 const skip = !REDIS_URL && 'SWITCHYARD_TEST_REDIS_URL not set (scripts/test.sh sets it)';
@@ -494,23 +494,9 @@ describe('response cache: Redis killed during a load', { skip, timeout: 600_000 
   let server;
   let dir;  // where SAVE writes the snapshot a restart loads
   const start = async () => {
-    server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-                                    '--dir', dir], { stdio: 'ignore' });
-    const deadline = Date.now() + 10_000 * SLOW;
-    for (;;) {
-      try {
-        if (redisCli({ host: '127.0.0.1', port }, 'PING') === 'PONG') return;
-      } catch {
-        /* not up yet */
-      }
-      if (Date.now() > deadline) throw new Error('private redis did not start');
-      await delay(20);
-    }
+    server = await startPrivateRedis({ port, args: ['--dir', dir] });
   };
-  const kill = () => new Promise((resolve) => {
-    server.once('exit', resolve);
-    server.kill('SIGKILL');
-  });
+  const kill = () => server.kill();
   before(async () => {
     fake = await startFakeProvider();
     fake.setDefaults({ echo: true });
@@ -519,7 +505,7 @@ describe('response cache: Redis killed during a load', { skip, timeout: 600_000 
     await start();
   });
   after(async () => {
-    if (server && server.exitCode === null) await kill();
+    if (server) await kill();
     await stopAll();
     await fake?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });

@@ -4,11 +4,11 @@
 // through Redis (SWITCHYARD_TEST_REDIS_URL; skipped when unset). Counted at the fake provider.
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 
 import { startFakeProvider } from '../fake_provider/server.mjs';
 import {
-  SLOW, assembleChat, call, delay, metricValue, openaiErrorProblems, sseData, startGateway, stopAll, until,
+  SLOW, assembleChat, call, delay, hasRedisServer, metricValue, openaiErrorProblems, sseData, startGateway,
+  startPrivateRedis, stopAll, until,
 } from '../lib/gateway.mjs';
 
 const USER = [{ role: 'user', content: 'Say hello' }];
@@ -351,36 +351,10 @@ describe('cooldowns shared through Redis', { skip: !process.env.SWITCHYARD_TEST_
   });
 });
 
-// A private redis-server (this test kills it); skipped when the binary is missing.
-async function startPrivateRedis() {
-  const { spawn } = await import('node:child_process');
-  const { freePort, canConnect } = await import('../lib/gateway.mjs');
-  const port = await freePort();
-  const proc = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no'],
-    { stdio: 'ignore' });
-  const deadline = Date.now() + 5000;
-  while (!(await canConnect(port, '127.0.0.1', 200))) {
-    if (Date.now() > deadline || proc.exitCode !== null) {
-      proc.kill('SIGKILL');
-      throw new Error('private redis-server did not start');
-    }
-    await delay(20);
-  }
-  return { port, proc };
-}
-
 function p99(samples) {
   const s = [...samples].sort((x, y) => x - y);
   return s[Math.min(s.length - 1, Math.floor(s.length * 0.99))];
 }
-
-const hasRedisServer = (() => {
-  try {
-    return Boolean(process.env.PATH?.split(':').some((d) => d && existsSync(`${d}/redis-server`)));
-  } catch {
-    return false;
-  }
-})();
 
 describe('Redis stopped mid-test', { skip: !hasRedisServer && 'redis-server not installed' }, () => {
   test('both instances keep serving; p99 during the outage stays under 2x a gateway without Redis', async (t) => {
@@ -412,8 +386,7 @@ describe('Redis stopped mid-test', { skip: !hasRedisServer && 'redis-server not 
       await measure();  // warm-up: pooled connections
       const normal = await measure();
       t.diagnostic(`before the outage: p99 ${normal.withRedis.toFixed(2)} ms, without Redis ${normal.without.toFixed(2)} ms`);
-      redis.proc.kill('SIGKILL');
-      await new Promise((r) => redis.proc.once('exit', r));
+      await redis.kill();
       // 2x the yardstick, plus 5 ms so that sub-millisecond jitter does not count. A gateway
       // that waited on the dead Redis would fail every sample; a stray stall of the machine
       // spoils one at most, so up to three are taken.
@@ -427,7 +400,7 @@ describe('Redis stopped mid-test', { skip: !hasRedisServer && 'redis-server not 
       t.diagnostic(`during the outage, p99 with the dead Redis vs without Redis: ${text} ms`);
       assert.ok(samples.some((x) => x.withRedis < 2 * x.without + 5), `p99 during the outage: ${text} ms`);
     } finally {
-      redis.proc.kill('SIGKILL');
+      await redis.kill();
     }
   });
 });

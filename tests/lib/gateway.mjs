@@ -205,6 +205,29 @@ export function canConnect(port, host = '127.0.0.1', timeoutMs = 1000) {
   });
 }
 
+// Resolves true when a Redis on loopback:port answers PING with PONG within timeoutMs (one
+// still loading its snapshot answers LOADING).
+export function redisAnswers(port, timeoutMs = 1000) {
+  return new Promise((resolve) => {
+    const sock = net.connect({ port, host: '127.0.0.1' });
+    let got = '';
+    const done = (v) => {
+      clearTimeout(t);
+      sock.destroy();
+      resolve(v);
+    };
+    const t = setTimeout(() => done(false), timeoutMs);
+    sock.once('connect', () => sock.write('PING\r\n'));
+    sock.on('data', (d) => {
+      got += d;
+      if (got.includes('\r\n')) done(got.startsWith('+PONG'));
+    });
+    sock.once('error', () => done(false));
+  });
+}
+
+export const hasRedisServer = Boolean(process.env.PATH?.split(':').some((d) => d && existsSync(path.join(d, 'redis-server'))));
+
 // ------------------------------------------------------------------ processes
 
 function gatewayEnv(env, masterKey) {
@@ -639,6 +662,33 @@ export function openaiErrorProblems(json, status) {
   if (typeof e.code !== 'string') p.push(`error.code not a string: ${JSON.stringify(e.code)}`);
   if (status !== undefined && e.code !== String(status)) p.push(`error.code ${JSON.stringify(e.code)} != "${status}"`);
   return p;
+}
+
+// A private redis-server on loopback, for a test that stops, pauses or kills it: the shared
+// one (SWITCHYARD_TEST_REDIS_URL) serves the test files running at the same time, and a
+// pause there would slow their limit checks too. Resolves {port, url, proc, kill()} once it
+// answers PING. `port`: a stopped one's port, to bring it back where it was; `args`: more
+// server options (e.g. ['--dir', d] to load the snapshot a SAVE wrote). stopAll() stops it.
+export async function startPrivateRedis({ port: wanted, args = [], timeoutMs = 10_000 * SLOW } = {}) {
+  const port = wanted ?? await freePort();
+  const proc = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no',
+                                      ...args], { stdio: 'ignore' });
+  live.add(proc);
+  proc.once('close', () => live.delete(proc));
+  const kill = () => new Promise((resolve) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+    proc.once('close', resolve);
+    proc.kill('SIGKILL');
+  });
+  const deadline = Date.now() + timeoutMs;
+  while (!(await redisAnswers(port, 200))) {
+    if (Date.now() > deadline || proc.exitCode !== null) {
+      await kill();
+      throw new Error(`private redis-server on port ${port} did not start`);
+    }
+    await delay(20);
+  }
+  return { port, url: `redis://127.0.0.1:${port}`, proc, kill };
 }
 
 // Spawns the fake provider CLI as a separate process (for tests that need it out of process,
