@@ -7,6 +7,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <filesystem>
 
@@ -158,6 +160,29 @@ std::vector<spend_row> cost_logger::take(std::size_t n) {
   }
   stats_.queued = waiting();
   return out;
+}
+
+// A backlog (an outage, a burst) grows the queue's vector to hold it, up to max_queue_rows
+// rows of about 750 bytes each (75 MB for 100,000), and the written batches hand that
+// storage on as the spare: kept, it would hold the process' memory at its peak for good.
+// Once the queue is empty, storage beyond a few batches is freed, and glibc is asked to
+// return its free pages to the system (malloc_trim walks the heap: on the file thread, not
+// the loop). Steady traffic never grows past the limit, so it frees and trims nothing.
+void cost_logger::release_backlog_storage() {
+  const std::size_t keep = 2 * std::max(opts_.batch_rows, opts_.max_batch_rows);
+  if (waiting() != 0 || (queue_.capacity() <= keep && spare_.capacity() <= keep)) {
+    return;
+  }
+  if (queue_.capacity() > keep) {
+    std::vector<spend_row>().swap(queue_);
+    head_ = 0;
+    queue_.reserve(opts_.batch_rows);
+  }
+  if (spare_.capacity() > keep) {
+    std::vector<spend_row>().swap(spare_);
+  }
+  ++stats_.backlogs_released;
+  net::post(file_thread_, [] { ::malloc_trim(0); });
 }
 
 void cost_logger::put_back(std::vector<spend_row>::const_iterator first, std::vector<spend_row>::const_iterator last) {
@@ -371,6 +396,7 @@ net::awaitable<void> cost_logger::flush_loop() {
     }
     if (co_await write_batch()) {
       backoff = opts_.retry_min;
+      release_backlog_storage();
       continue;
     }
     if (stopping_ && clock::now() >= deadline_) {

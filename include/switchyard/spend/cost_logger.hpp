@@ -119,11 +119,14 @@ class cost_logger {
     std::size_t corrupt = 0;         // spill records skipped as corrupt
     std::size_t unreadable_spills = 0;  // spill files a replay could not read (kept)
     std::size_t rejected = 0;        // rows Postgres refused (kept aside, not retried)
+    std::size_t backlogs_released = 0;  // times a drained backlog's storage was given back
     bool database_ok = true;
   };
   const counters& stats() const { return stats_; }
   // Bytes in the spill files as last measured (after each spill and replay; at start).
   std::uint64_t spill_bytes() const { return spill_bytes_->load(std::memory_order_relaxed); }
+  // Rows the queue's storage can hold without growing (the queue and the spare batch).
+  std::size_t capacity_rows() const { return queue_.capacity() + spare_.capacity(); }
 
  private:
   net::awaitable<void> flush_loop();
@@ -143,6 +146,8 @@ class cost_logger {
   void measure_spill_later();
   // Counts a written batch of `rows` rows, tells the key cache its totals.
   void written(const sink_result& r, std::size_t rows);
+  // Once the queue is empty, frees storage a backlog grew beyond a few batches.
+  void release_backlog_storage();
 
   net::any_io_executor ex_;
   spend_sink& sink_;

@@ -192,6 +192,36 @@ TEST(cost_logger, a_database_outage_loses_nothing) {
   EXPECT_EQ(sink.ids.size(), 50u);
 }
 
+// An outage's backlog grows the queue's storage; once it is written, that storage is given
+// back (a few batches' worth is kept), so the process' memory does not stay at its peak.
+TEST(cost_logger, a_written_backlog_gives_its_storage_back) {
+  fake_sink sink;
+  sink.up = false;
+  run_loop([&](net::any_io_executor ex) -> net::awaitable<void> {
+    auto o = fast();
+    o.max_batch_rows = 100;
+    cost_logger log(ex, sink, o);
+    log.start();
+    for (int i = 0; i < 5000; ++i) {
+      log.add(row(i));
+    }
+    co_await wait_until([&] { return sink.failures >= 2; });
+    EXPECT_GE(log.capacity_rows(), 5000u);
+    sink.up = true;
+    co_await wait_until([&] { return sink.ids.size() == 5000 && log.stats().backlogs_released > 0; });
+    EXPECT_EQ(log.stats().backlogs_released, 1u);
+    EXPECT_LE(log.capacity_rows(), 4 * o.max_batch_rows);
+    // Steady traffic afterwards keeps its storage and frees nothing more.
+    for (int i = 5000; i < 5100; ++i) {
+      log.add(row(i));
+    }
+    co_await wait_until([&] { return sink.ids.size() == 5100; });
+    co_await log.stop(std::chrono::steady_clock::now() + 5s);
+    EXPECT_EQ(log.stats().backlogs_released, 1u);
+  });
+  EXPECT_EQ(sink.ids.size(), 5100u);
+}
+
 TEST(cost_logger, past_the_bound_rows_spill_and_are_replayed_once) {
   temp_dir dir;
   fake_sink sink;
