@@ -182,6 +182,10 @@ void cost_logger::release_backlog_storage() {
     std::vector<spend_row>().swap(spare_);
   }
   ++stats_.backlogs_released;
+  trim_later();
+}
+
+void cost_logger::trim_later() {
   net::post(file_thread_, [] { ::malloc_trim(0); });
 }
 
@@ -370,6 +374,9 @@ net::awaitable<void> cost_logger::replay_spills() {
     }
     co_await net::co_spawn(file_thread_, remove_spill(f), net::use_awaitable);
     measure_spill_later();
+  }
+  if (!files.empty()) {
+    trim_later();  // the files' text and rows were read into memory, one file at a time
   }
 }
 

@@ -105,6 +105,10 @@ void spill_file::append_blocking(const std::vector<spend_row>& rows) {
       ::fsync(::fileno(cur_)) != 0) {
     throw std::runtime_error("cannot write the spend spill file " + cur_path_ + ": " + std::strerror(errno));
   }
+  cur_bytes_ += buf.size();
+  if (cur_bytes_ >= max_file_bytes_) {
+    rotate_blocking();
+  }
 }
 
 void spill_file::rotate_blocking() {
@@ -113,6 +117,7 @@ void spill_file::rotate_blocking() {
     cur_ = nullptr;
   }
   cur_path_.clear();
+  cur_bytes_ = 0;
 }
 
 std::vector<std::string> spill_file::closed_files_blocking() const {

@@ -148,6 +148,8 @@ class cost_logger {
   void written(const sink_result& r, std::size_t rows);
   // Once the queue is empty, frees storage a backlog grew beyond a few batches.
   void release_backlog_storage();
+  // Asks glibc, on the file thread, to return the heap's free pages to the system.
+  void trim_later();
 
   net::any_io_executor ex_;
   spend_sink& sink_;

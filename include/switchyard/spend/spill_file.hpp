@@ -22,12 +22,18 @@ std::uint32_t crc32(const void* data, std::size_t n);
 
 class spill_file {
  public:
-  explicit spill_file(std::string dir) : dir_(std::move(dir)) {}
+  // A file is closed once it holds max_file_bytes, and the next append starts another: a
+  // replay reads one file at a time into memory, so a long outage's spill is replayed in
+  // pieces of this size, not all at once.
+  static constexpr std::uint64_t default_max_file_bytes = 32u << 20;
+  explicit spill_file(std::string dir, std::uint64_t max_file_bytes = default_max_file_bytes)
+      : dir_(std::move(dir)), max_file_bytes_(max_file_bytes) {}
   ~spill_file();
   spill_file(const spill_file&) = delete;
   spill_file& operator=(const spill_file&) = delete;
 
-  // Appends the rows to the current file (made on first use) and syncs it. Throws
+  // Appends the rows to the current file (made on first use, closed once it holds
+  // max_file_bytes) and syncs it. Throws
   // std::runtime_error naming the file when it cannot be written.
   void append_blocking(const std::vector<spend_row>& rows);
   // Closes the current file: the next append starts a new one.
@@ -50,6 +56,8 @@ class spill_file {
 
  private:
   std::string dir_;
+  std::uint64_t max_file_bytes_;
+  std::uint64_t cur_bytes_ = 0;
   std::FILE* cur_ = nullptr;
   std::string cur_path_;
 };

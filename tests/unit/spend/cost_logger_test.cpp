@@ -475,6 +475,36 @@ TEST(spill_file, corrupt_records_are_skipped_and_kept_aside) {
   EXPECT_TRUE(std::filesystem::exists(path + ".corrupt"));
 }
 
+// A long outage spills into files of a bounded size, so that a replay, which reads one
+// file at a time, holds a bounded amount in memory; order and content are kept.
+TEST(spill_file, a_long_spill_is_cut_into_files_of_a_bounded_size) {
+  temp_dir dir;
+  constexpr std::uint64_t cap = 4096;
+  spill_file f(dir.path.string(), cap);
+  for (int batch = 0; batch < 20; ++batch) {
+    std::vector<spend_row> rows;
+    for (int i = 0; i < 5; ++i) {
+      rows.push_back(row(batch * 5 + i));
+    }
+    f.append_blocking(rows);
+  }
+  f.rotate_blocking();
+  const auto files = f.closed_files_blocking();
+  ASSERT_GE(files.size(), 3u);
+  std::vector<std::string> ids;
+  for (const auto& p : files) {
+    // At most the cap, plus the one batch that crossed it.
+    EXPECT_LT(std::filesystem::file_size(p), 2 * cap) << p;
+    for (auto& r : spill_file::read_blocking(p).rows) {
+      ids.push_back(r.row_id);
+    }
+  }
+  ASSERT_EQ(ids.size(), 100u);
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_EQ(ids[static_cast<std::size_t>(i)], "row-" + std::to_string(i));
+  }
+}
+
 TEST(spill_file, round_trip_keeps_every_field) {
   temp_dir dir;
   spend_row r = row(7, "key-hash");
