@@ -191,6 +191,169 @@ class openai_stream final : public stream_translator {
   bool finished_ = false;
 };
 
+// ---- OpenAI's reasoning models (o-series, gpt-5), as LiteLLM treats them -------------
+//
+// They refuse max_tokens (max_completion_tokens instead) and any temperature but 1
+// (gpt-5.1 and later take any temperature while reasoning_effort is "none" or unset).
+// LiteLLM renames max_tokens for them and, for another temperature, answers 400 naming
+// it or, with drop_params, leaves it out; a null temperature is left out. Which models:
+// - openai: the model (its last path segment) is o1, o3 or o4 (alone or followed by
+//   "-...": o1-mini, o3-2025-04-16, o4-mini); LiteLLM also wants the name in its price
+//   map, whose o-series names all have this shape. gpt-5: "gpt-5" in the name, except
+//   gpt-5-chat* (a plain chat model).
+// - azure: the deployment name, or model_info.base_model when set (deployments have
+//   names of their own), contains o1, o3, o4 or the routing prefix o_series/ (o-series),
+//   else gpt-5 (not gpt-5-chat) or the prefix gpt5_series/. The prefixes are stripped
+//   from the URL.
+// Other OpenAI-compatible providers get the body as sent (LiteLLM maps only these two).
+enum class reasoning_family { none, o_series, gpt_5 };
+
+struct reasoning_model {
+  reasoning_family family = reasoning_family::none;
+  // gpt-5: takes any temperature while reasoning_effort is "none" or unset (the price
+  // map's supports_none_reasoning_effort: gpt-5.1 and later; model_info may say otherwise).
+  bool temperature_when_no_reasoning = false;
+};
+
+constexpr std::string_view o_series_route = "o_series/";
+constexpr std::string_view gpt5_series_route = "gpt5_series/";
+
+bool contains(std::string_view hay, std::string_view needle) { return hay.find(needle) != std::string_view::npos; }
+
+bool is_gpt_5_name(std::string_view name) { return contains(name, "gpt-5") && !contains(name, "gpt-5-chat"); }
+
+// gpt-5.<n> with n >= 1, not a codex or pro variant: the names the price map flags with
+// supports_none_reasoning_effort.
+bool gpt_5_point_release(std::string_view name) {
+  const auto at = name.find("gpt-5.");
+  if (at == std::string_view::npos || at + 6 >= name.size()) {
+    return false;
+  }
+  const char minor = name[at + 6];
+  return minor >= '1' && minor <= '9' && !contains(name, "codex") && !contains(name, "-pro");
+}
+
+std::string_view last_segment(std::string_view model) {
+  const auto slash = model.rfind('/');
+  return slash == std::string_view::npos ? model : model.substr(slash + 1);
+}
+
+reasoning_model reasoning_model_of(call_type type, const config::deployment& d) {
+  reasoning_model r;
+  if (type == call_type::embedding || type == call_type::completion) {
+    return r;
+  }
+  const bool azure = d.provider->wire == config::wire_format::azure;
+  if (!azure && d.provider->name != "openai") {
+    return r;
+  }
+  std::string_view name = d.upstream_model;
+  if (azure) {
+    if (auto bm = d.model_info.is_object() ? d.model_info.find("base_model") : d.model_info.end();
+        bm != d.model_info.end() && bm->is_string() && !bm->get_ref<const std::string&>().empty()) {
+      name = bm->get_ref<const std::string&>();
+    }
+    if (contains(name, "o1") || contains(name, "o3") || contains(name, "o4") || contains(name, o_series_route) ||
+        contains(d.upstream_model, o_series_route)) {
+      r.family = reasoning_family::o_series;
+    } else if (is_gpt_5_name(name) || contains(name, gpt5_series_route) ||
+               contains(d.upstream_model, gpt5_series_route)) {
+      r.family = reasoning_family::gpt_5;
+    }
+  } else {
+    const auto n = last_segment(name);
+    if (n.size() >= 2 && n[0] == 'o' && (n[1] == '1' || n[1] == '3' || n[1] == '4') &&
+        (n.size() == 2 || n[2] == '-')) {
+      r.family = reasoning_family::o_series;
+    } else if (is_gpt_5_name(name)) {
+      r.family = reasoning_family::gpt_5;
+    }
+  }
+  if (r.family == reasoning_family::gpt_5) {
+    r.temperature_when_no_reasoning = gpt_5_point_release(last_segment(name));
+    if (d.model_info.is_object()) {
+      if (auto f = d.model_info.find("supports_none_reasoning_effort"); f != d.model_info.end() && f->is_boolean()) {
+        r.temperature_when_no_reasoning = f->get<bool>();
+      }
+    }
+  }
+  return r;
+}
+
+// The Azure deployment as the URL names it: without a routing prefix.
+std::string_view azure_deployment_of(std::string_view upstream_model) {
+  for (auto route : {o_series_route, gpt5_series_route}) {
+    if (upstream_model.substr(0, route.size()) == route) {
+      return upstream_model.substr(route.size());
+    }
+  }
+  return upstream_model;
+}
+
+// reasoning_effort "none" or unset (a string, or the Responses form {"effort": ...}).
+bool no_reasoning(const json* effort) {
+  if (effort == nullptr || effort->is_null()) {
+    return true;
+  }
+  if (effort->is_object()) {
+    auto e = effort->find("effort");
+    return e == effort->end() || e->is_null() || *e == "none";
+  }
+  return *effort == "none";
+}
+
+enum class keep_temperature { keep, drop };
+
+// What a reasoning model does with a temperature `value`: sent, left out, or a 400.
+core::result<keep_temperature> temperature_for(const reasoning_model& m, const json& value, const json* effort,
+                                               bool drop_params, const config::deployment& d) {
+  if (value.is_null()) {
+    return keep_temperature::drop;
+  }
+  if (value.is_number() && value.get<double>() == 1.0) {
+    return keep_temperature::keep;
+  }
+  if (m.family == reasoning_family::gpt_5 && m.temperature_when_no_reasoning && no_reasoning(effort)) {
+    return keep_temperature::keep;
+  }
+  if (drop_params) {
+    return keep_temperature::drop;
+  }
+  std::string msg = std::string(m.family == reasoning_family::o_series ? "O-series" : "gpt-5") +
+                    " models only take temperature=1, not temperature=" +
+                    value.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (m.family == reasoning_family::gpt_5 && m.temperature_when_no_reasoning) {
+    msg += " with reasoning_effort set (any temperature works with reasoning_effort \"none\" or unset)";
+  }
+  msg += ", for model=" + d.upstream_model +
+         ". To drop it, set `drop_params: true` in the request or, for the proxy, "
+         "`litellm_settings: drop_params: true`.";
+  return core::make_error(core::errc::bad_request, std::move(msg), "temperature");
+}
+
+// The DOM request `out` (defaults merged) as a reasoning model takes it.
+core::result<void> shape_for_reasoning(const reasoning_model& m, json& out, bool drop_params,
+                                       const config::deployment& d) {
+  if (auto mt = out.find("max_tokens"); mt != out.end()) {
+    json v = std::move(*mt);
+    out.erase(mt);
+    if (!out.contains("max_completion_tokens")) {
+      out["max_completion_tokens"] = std::move(v);
+    }
+  }
+  if (auto t = out.find("temperature"); t != out.end()) {
+    auto effort = out.find("reasoning_effort");
+    auto keep = temperature_for(m, *t, effort == out.end() ? nullptr : &*effort, drop_params, d);
+    if (!keep) {
+      return keep.error();
+    }
+    if (*keep == keep_temperature::drop) {
+      out.erase("temperature");
+    }
+  }
+  return {};
+}
+
 class openai_like final : public adapter {
  public:
   // URL and headers of the call (both build paths).
@@ -202,7 +365,9 @@ class openai_like final : public adapter {
     }
     call.url = base;
     if (d.provider->wire == config::wire_format::azure) {
-      call.url += "/openai/deployments/" + d.upstream_model + path_of(type);
+      call.url += "/openai/deployments/";
+      call.url += azure_deployment_of(d.upstream_model);
+      call.url += path_of(type);
       if (!d.api_version.empty()) {
         call.url += "?api-version=" + d.api_version;
       }
@@ -242,7 +407,13 @@ class openai_like final : public adapter {
         out[it.key()] = it.value();
       }
     }
-    out["model"] = d.upstream_model;
+    out["model"] = d.provider->wire == config::wire_format::azure ? std::string(azure_deployment_of(d.upstream_model))
+                                                                  : d.upstream_model;
+    if (const auto rm = reasoning_model_of(type, d); rm.family != reasoning_family::none) {
+      if (auto shaped = shape_for_reasoning(rm, out, opts.drop_params, d); !shaped) {
+        return shaped.error();
+      }
+    }
     if (opts.stream && type != call_type::embedding) {
       out["stream"] = true;
       auto& so = out["stream_options"];
@@ -269,6 +440,27 @@ class openai_like final : public adapter {
       return call;
     }
     const bool stream = opts.stream && type != call_type::embedding;
+    const std::string_view model = d.provider->wire == config::wire_format::azure
+                                       ? azure_deployment_of(d.upstream_model)
+                                       : std::string_view(d.upstream_model);
+    // A reasoning model's max_tokens goes out as max_completion_tokens, unless the request
+    // (or the deployment) sets that too: then it wins and max_tokens is left out, as in
+    // LiteLLM, which maps max_tokens first and then copies max_completion_tokens over it.
+    const auto rm = reasoning_model_of(type, d);
+    const bool reasoning = rm.family != reasoning_family::none;
+    const bool completion_tokens_set =
+        reasoning && (scan.find("max_completion_tokens") != nullptr || d.request_defaults.contains("max_completion_tokens"));
+    // The temperature rule reads reasoning_effort: the request's, else the deployment's.
+    json effort_storage;
+    const json* effort = nullptr;
+    if (reasoning) {
+      if (const auto* re = scan.find("reasoning_effort"); re != nullptr) {
+        effort_storage = json::parse(re->value, nullptr, false);
+        effort = &effort_storage;
+      } else if (auto dre = d.request_defaults.find("reasoning_effort"); dre != d.request_defaults.end()) {
+        effort = &*dre;
+      }
+    }
     // Small bodies are copied into one string; large ones become pieces: the client's
     // bytes are never copied, only the edits are written (CPU and RSS per MB of request).
     const bool pieces = body.size() >= scatter_min_bytes;
@@ -305,6 +497,7 @@ class openai_like final : public adapter {
     bool wrote_model = false;
     bool wrote_stream = false;
     bool wrote_options = false;
+    bool wrote_completion_tokens = false;
     auto sep = [&] {
       if (!first) {
         out += ',';
@@ -314,7 +507,7 @@ class openai_like final : public adapter {
     auto put_model = [&] {
       sep();
       out += "\"model\":";
-      append_json_string(out, d.upstream_model);
+      append_json_string(out, model);
       wrote_model = true;
     };
     auto put_options = [&](const json_member* m) {
@@ -356,6 +549,24 @@ class openai_like final : public adapter {
         }
         continue;
       }
+      if (reasoning && m.key == "max_tokens") {
+        if (!completion_tokens_set && !wrote_completion_tokens) {
+          sep();
+          out += "\"max_completion_tokens\":";
+          out += m.value;
+          wrote_completion_tokens = true;
+        }
+        continue;
+      }
+      if (reasoning && m.key == "temperature") {
+        auto keep = temperature_for(rm, json::parse(m.value, nullptr, false), effort, opts.drop_params, d);
+        if (!keep) {
+          return keep.error();
+        }
+        if (*keep == keep_temperature::drop) {
+          continue;
+        }
+      }
       sep();
       edited(mark);
       put_client(m.whole);
@@ -372,8 +583,25 @@ class openai_like final : public adapter {
             (stream && (it.key() == "stream" || it.key() == "stream_options"))) {
           continue;
         }
+        std::string_view key = it.key();
+        if (reasoning && key == "max_tokens") {
+          if (completion_tokens_set || wrote_completion_tokens) {
+            continue;
+          }
+          key = "max_completion_tokens";
+          wrote_completion_tokens = true;
+        }
+        if (reasoning && key == "temperature") {
+          auto keep = temperature_for(rm, it.value(), effort, opts.drop_params, d);
+          if (!keep) {
+            return keep.error();
+          }
+          if (*keep == keep_temperature::drop) {
+            continue;
+          }
+        }
         sep();
-        append_json_string(out, it.key());
+        append_json_string(out, key);
         out += ':';
         out += it.value().dump(-1, ' ', false, json::error_handler_t::replace);
       }

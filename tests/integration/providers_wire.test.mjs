@@ -46,6 +46,21 @@ function modelList(fakeUrl) {
     { model_name: 'az-embed',
       litellm_params: { model: 'azure/az-embed-dep', api_base: fakeUrl, api_key: KEYS.azure, api_version: '2024-06-01' } },
     { model_name: 'ollama-embed', litellm_params: { model: 'ollama/nomic-embed-text', api_base: fakeUrl } },
+    // OpenAI's reasoning models (LiteLLM's o-series and gpt-5 handling).
+    { model_name: 'o3-mini',
+      litellm_params: { model: 'openai/o3-mini', api_base: `${fakeUrl}/v1`, api_key: KEYS.openai } },
+    { model_name: 'gpt-5-mini',
+      litellm_params: { model: 'openai/gpt-5-mini', api_base: `${fakeUrl}/v1`, api_key: KEYS.openai } },
+    { model_name: 'gpt-5.1',
+      litellm_params: { model: 'openai/gpt-5.1', api_base: `${fakeUrl}/v1`, api_key: KEYS.openai } },
+    { model_name: 'gpt-4o-plain',
+      litellm_params: { model: 'openai/gpt-4o', api_base: `${fakeUrl}/v1`, api_key: KEYS.openai } },
+    { model_name: 'az-o-series',
+      litellm_params: { model: 'azure/o_series/team-reasoner', api_base: fakeUrl, api_key: KEYS.azure,
+                        api_version: '2025-01-01-preview', max_tokens: 300 } },
+    { model_name: 'az-gpt5-based',
+      litellm_params: { model: 'azure/prod-chat', api_base: fakeUrl, api_key: KEYS.azure, api_version: '2025-01-01-preview' },
+      model_info: { base_model: 'azure/gpt-5' } },
   ];
 }
 
@@ -406,6 +421,83 @@ describe('wire format: OpenAI', () => {
     assert.equal(rec.body.stream_options, undefined);
     assert.equal(rec.headers.authorization, `Bearer ${KEYS.openai}`);
     assertNoClientKey(rec);
+  });
+});
+
+describe('OpenAI and Azure reasoning models (o-series, gpt-5)', () => {
+  test('max_tokens goes upstream as max_completion_tokens (JSON and stream); other models keep max_tokens', async () => {
+    for (const model of ['o3-mini', 'gpt-5-mini', 'gpt-5.1']) {
+      fake.reset();
+      const r = await chat(model, { max_tokens: 77 });
+      assert.equal(r.status, 200, r.text);
+      const { body } = only('/v1/chat/completions');
+      assert.equal(body.max_completion_tokens, 77, `${model}: ${JSON.stringify(body)}`);
+      assert.equal(body.max_tokens, undefined, `${model}: max_tokens sent`);
+    }
+    fake.reset();
+    const s = await stream('o3-mini', { max_tokens: 33 });
+    assert.equal(s.status, 200, s.text);
+    assert.equal(only('/v1/chat/completions').body.max_completion_tokens, 33);
+    fake.reset();
+    const both = await chat('o3-mini', { max_tokens: 10, max_completion_tokens: 20 });
+    assert.equal(both.status, 200, both.text);
+    const sent = only('/v1/chat/completions').body;
+    assert.equal(sent.max_completion_tokens, 20, 'max_completion_tokens wins');
+    assert.equal(sent.max_tokens, undefined);
+    fake.reset();
+    const plain = await chat('gpt-4o-plain', { max_tokens: 5 });
+    assert.equal(plain.status, 200, plain.text);
+    assert.equal(only('/v1/chat/completions').body.max_tokens, 5);
+  });
+
+  test('temperature: 1 is sent; another value is a 400 naming it, or dropped with drop_params', async () => {
+    const one = await chat('o3-mini', { temperature: 1 });
+    assert.equal(one.status, 200, one.text);
+    assert.equal(only('/v1/chat/completions').body.temperature, 1);
+    fake.reset();
+    for (const model of ['o3-mini', 'gpt-5-mini']) {
+      const r = await chat(model, { temperature: 0.2 });
+      assert.equal(r.status, 400, r.text);
+      assert.deepEqual(openaiErrorProblems(r.json, 400), []);
+      assert.match(r.json.error.message, /temperature/);
+      assert.match(r.json.error.message, /drop_params/);
+      assert.equal(r.json.error.param, 'temperature');
+      assert.equal(fake.requests().length, 0, 'nothing sent upstream');
+      const dropped = await chat(model, { temperature: 0.2 }, { gw: gwDrop });
+      assert.equal(dropped.status, 200, dropped.text);
+      assert.equal(only('/v1/chat/completions').body.temperature, undefined, `${model}: temperature sent`);
+      fake.reset();
+    }
+  });
+
+  test('gpt-5.1 takes any temperature unless reasoning_effort is set', async () => {
+    const r = await chat('gpt-5.1', { temperature: 0.3 });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(only('/v1/chat/completions').body.temperature, 0.3);
+    fake.reset();
+    const none = await chat('gpt-5.1', { temperature: 0.3, reasoning_effort: 'none' });
+    assert.equal(none.status, 200, none.text);
+    fake.reset();
+    const high = await chat('gpt-5.1', { temperature: 0.3, reasoning_effort: 'high' });
+    assert.equal(high.status, 400, high.text);
+    assert.equal(fake.requests().length, 0);
+  });
+
+  test('Azure: o_series/ routes the deployment as o-series (prefix not in the URL); model_info.base_model names gpt-5', async () => {
+    const r = await chat('az-o-series', {});
+    assert.equal(r.status, 200, r.text);
+    const rec = only('/openai/deployments/team-reasoner/chat/completions');
+    assert.equal(rec.body.max_completion_tokens, 300, 'the deployment default is renamed too');
+    assert.equal(rec.body.max_tokens, undefined);
+    fake.reset();
+    const t = await chat('az-o-series', { temperature: 0.5 });
+    assert.equal(t.status, 400, t.text);
+    fake.reset();
+    const g = await stream('az-gpt5-based', { max_tokens: 12 });
+    assert.equal(g.status, 200, g.text);
+    const grec = only('/openai/deployments/prod-chat/chat/completions');
+    assert.equal(grec.body.max_completion_tokens, 12);
+    assert.equal(grec.body.max_tokens, undefined);
   });
 });
 

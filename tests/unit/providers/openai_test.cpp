@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <optional>
+
 using namespace switchyard;
 using json = nlohmann::json;
 
@@ -319,4 +321,162 @@ TEST(embeddings_base64, floats_become_little_endian_float32) {
   // 1.0f = 00 00 80 3f, -2.0f = 00 00 00 c0 -> base64 "AACAPwAAAMA="
   EXPECT_EQ(j["data"][0]["embedding"], "AACAPwAAAMA=");
   EXPECT_FALSE(providers::encode_embeddings_base64("[]"));
+}
+
+// ---- OpenAI's reasoning models (o-series, gpt-5): both build paths
+
+namespace {
+config::deployment reasoning_dep(std::string provider, std::string upstream) {
+  auto d = openai_dep();
+  d.provider = config::find_provider(provider);
+  d.model = provider + "/" + upstream;
+  d.upstream_model = std::move(upstream);
+  if (provider == "azure") {
+    d.api_base = "https://example.openai.azure.com";
+    d.api_version = "2025-01-01-preview";
+  }
+  return d;
+}
+
+// The body sent on the byte path and on the DOM path (they must agree), or the error.
+struct sent {
+  json body;
+  std::optional<switchyard::core::error> err;
+  explicit operator bool() const { return !err; }
+  // Mutable: a member the body lacks reads as null (a const json asserts instead).
+  json& operator*() { return body; }
+  json* operator->() { return &body; }
+  const switchyard::core::error& error() const { return *err; }
+};
+sent sent_both(const config::deployment& d, const json& body, bool drop = false) {
+  const std::string text = body.dump();
+  auto scan = providers::scan_json(text);
+  auto raw = providers::openai_adapter().build_raw(providers::call_type::chat, d, text, scan, {false, drop});
+  auto dom = providers::openai_adapter().build(providers::call_type::chat, d, body, {false, drop});
+  EXPECT_TRUE(raw.has_value());
+  EXPECT_EQ(bool(*raw), bool(dom)) << text;
+  if (!dom) {
+    EXPECT_EQ((*raw).error().message, dom.error().message);
+    return {json(), dom.error()};
+  }
+  EXPECT_EQ(json::parse((*raw)->joined_body()), json::parse(dom->body)) << text;
+  return {json::parse(dom->body), std::nullopt};
+}
+}  // namespace
+
+TEST(openai_reasoning_models, max_tokens_becomes_max_completion_tokens) {
+  const json body = {{"model", "m"}, {"messages", json::array()}, {"max_tokens", 64}};
+  for (auto [provider, model] : std::vector<std::pair<std::string, std::string>>{
+           {"openai", "o1"}, {"openai", "o1-mini"}, {"openai", "o3-2025-04-16"}, {"openai", "o4-mini"},
+           {"openai", "gpt-5"}, {"openai", "gpt-5-nano"}, {"openai", "gpt-5.1"}, {"azure", "my-o3-mini"},
+           {"azure", "o_series/team-reasoner"}, {"azure", "gpt-5-prod"}, {"azure", "gpt5_series/prod"}}) {
+    auto sent = sent_both(reasoning_dep(provider, model), body);
+    ASSERT_TRUE(sent) << model;
+    EXPECT_EQ((*sent)["max_completion_tokens"], 64) << provider << "/" << model;
+    EXPECT_FALSE(sent->contains("max_tokens")) << provider << "/" << model;
+  }
+  for (auto [provider, model] : std::vector<std::pair<std::string, std::string>>{
+           {"openai", "gpt-4o"}, {"openai", "gpt-5-chat-latest"}, {"openai", "omni-moderation"},
+           {"openai", "o10x"}, {"azure", "gpt-4o-dep"}, {"hosted_vllm", "o3-mini"}, {"groq", "gpt-5"}}) {
+    auto sent = sent_both(reasoning_dep(provider, model), body);
+    ASSERT_TRUE(sent) << model;
+    EXPECT_EQ((*sent)["max_tokens"], 64) << provider << "/" << model << ": not a reasoning model here";
+    EXPECT_FALSE(sent->contains("max_completion_tokens")) << provider << "/" << model;
+  }
+  // Both set: max_completion_tokens wins, max_tokens is left out.
+  auto both = sent_both(reasoning_dep("openai", "o3"), {{"messages", json::array()}, {"max_tokens", 5},
+                                                         {"max_completion_tokens", 9}});
+  ASSERT_TRUE(both);
+  EXPECT_EQ((*both)["max_completion_tokens"], 9);
+  EXPECT_FALSE(both->contains("max_tokens"));
+}
+
+TEST(openai_reasoning_models, deployment_defaults_are_renamed_too) {
+  auto d = reasoning_dep("openai", "o4-mini");
+  d.request_defaults = {{"max_tokens", 256}, {"temperature", 1}};
+  auto sent = sent_both(d, {{"messages", json::array()}});
+  ASSERT_TRUE(sent);
+  EXPECT_EQ((*sent)["max_completion_tokens"], 256);
+  EXPECT_FALSE(sent->contains("max_tokens"));
+  EXPECT_EQ((*sent)["temperature"], 1);
+  // The request's max_tokens wins over the default, and is renamed.
+  auto own = sent_both(d, {{"messages", json::array()}, {"max_tokens", 8}});
+  ASSERT_TRUE(own);
+  EXPECT_EQ((*own)["max_completion_tokens"], 8);
+  EXPECT_FALSE(own->contains("max_tokens"));
+  // A default max_completion_tokens is LiteLLM's last word over the request's max_tokens.
+  d.request_defaults = {{"max_completion_tokens", 100}};
+  auto mct = sent_both(d, {{"messages", json::array()}, {"max_tokens", 8}});
+  ASSERT_TRUE(mct);
+  EXPECT_EQ((*mct)["max_completion_tokens"], 100);
+  EXPECT_FALSE(mct->contains("max_tokens"));
+  // A default temperature other than 1 is refused like the request's.
+  d.request_defaults = {{"temperature", 0.2}};
+  auto t = sent_both(d, {{"messages", json::array()}});
+  ASSERT_FALSE(t);
+  EXPECT_EQ(t.error().param, "temperature");
+}
+
+TEST(openai_reasoning_models, temperature_other_than_1_is_a_400_or_dropped) {
+  const json body = {{"messages", json::array()}, {"temperature", 0.5}};
+  for (auto [provider, model] : std::vector<std::pair<std::string, std::string>>{
+           {"openai", "o3-mini"}, {"openai", "gpt-5-mini"}, {"azure", "o_series/x"}, {"openai", "gpt-5-codex"}}) {
+    auto d = reasoning_dep(provider, model);
+    auto e = sent_both(d, body);
+    ASSERT_FALSE(e) << model;
+    EXPECT_EQ(e.error().status, 400);
+    EXPECT_EQ(e.error().param, "temperature");
+    EXPECT_NE(e.error().message.find("temperature=0.5"), std::string::npos) << e.error().message;
+    EXPECT_NE(e.error().message.find("drop_params"), std::string::npos) << e.error().message;
+    auto dropped = sent_both(d, body, true);
+    ASSERT_TRUE(dropped) << model;
+    EXPECT_FALSE(dropped->contains("temperature")) << model;
+  }
+  auto one = sent_both(reasoning_dep("openai", "o1"), {{"messages", json::array()}, {"temperature", 1.0}});
+  ASSERT_TRUE(one);
+  EXPECT_EQ((*one)["temperature"], 1.0);
+  auto null = sent_both(reasoning_dep("openai", "o1"), {{"messages", json::array()}, {"temperature", nullptr}});
+  ASSERT_TRUE(null);
+  EXPECT_FALSE(null->contains("temperature")) << "a null temperature is left out";
+}
+
+TEST(openai_reasoning_models, gpt_5_point_releases_take_any_temperature_without_reasoning) {
+  auto d = reasoning_dep("openai", "gpt-5.1");
+  auto free = sent_both(d, {{"messages", json::array()}, {"temperature", 0.2}});
+  ASSERT_TRUE(free);
+  EXPECT_EQ((*free)["temperature"], 0.2);
+  auto none = sent_both(d, {{"messages", json::array()}, {"temperature", 0.2}, {"reasoning_effort", "none"}});
+  ASSERT_TRUE(none);
+  EXPECT_EQ((*none)["temperature"], 0.2);
+  auto high = sent_both(d, {{"messages", json::array()}, {"temperature", 0.2}, {"reasoning_effort", "high"}});
+  ASSERT_FALSE(high);
+  EXPECT_EQ(high.error().param, "temperature");
+  auto dict = sent_both(d, {{"messages", json::array()}, {"temperature", 0.2}, {"reasoning_effort", {{"effort", "low"}}}});
+  ASSERT_FALSE(dict) << "the Responses form of reasoning_effort counts too";
+  // model_info overrides the name's rule either way.
+  auto plain = reasoning_dep("openai", "gpt-5");
+  plain.model_info = {{"supports_none_reasoning_effort", true}};
+  EXPECT_TRUE(sent_both(plain, {{"messages", json::array()}, {"temperature", 0.2}}));
+  d.model_info = {{"supports_none_reasoning_effort", false}};
+  EXPECT_FALSE(sent_both(d, {{"messages", json::array()}, {"temperature", 0.2}}));
+}
+
+TEST(openai_reasoning_models, azure_routes_and_base_model) {
+  auto routed = reasoning_dep("azure", "o_series/team-reasoner");
+  auto call = providers::openai_adapter().build(providers::call_type::chat, routed,
+                                                {{"messages", json::array()}, {"max_tokens", 3}}, {});
+  ASSERT_TRUE(call);
+  EXPECT_EQ(call->url,
+            "https://example.openai.azure.com/openai/deployments/team-reasoner/chat/completions?api-version=2025-01-01-preview");
+  EXPECT_EQ(json::parse(call->body)["model"], "team-reasoner");
+  auto named = reasoning_dep("azure", "prod-chat");
+  named.model_info = {{"base_model", "azure/gpt-5-mini"}};
+  auto sent = sent_both(named, {{"messages", json::array()}, {"max_tokens", 3}});
+  ASSERT_TRUE(sent);
+  EXPECT_EQ((*sent)["max_completion_tokens"], 3) << "model_info.base_model names the family";
+  // Embeddings and legacy completions are left alone.
+  auto e = providers::openai_adapter().build(providers::call_type::completion, reasoning_dep("openai", "o3"),
+                                             {{"prompt", "x"}, {"max_tokens", 3}, {"temperature", 0.1}}, {});
+  ASSERT_TRUE(e);
+  EXPECT_EQ(json::parse(e->body)["max_tokens"], 3);
 }
