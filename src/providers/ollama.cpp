@@ -14,8 +14,10 @@
 //   sent as they are, `options` is merged, anything else goes into `options`
 //   (num_ctx, top_k, repeat_penalty, ...), as LiteLLM does.
 // - `user` is dropped silently (it has no effect on an answer). tool_choice "auto"
-//   is the default; "none" leaves the tools out; anything else, n > 1, logprobs,
-//   logit_bias, ... -> 400 naming the parameter unless drop_params.
+//   is the default; "none" leaves the tools out; on /api/chat any other value
+//   ("required", a named function) is not sent and the tools go alone, as LiteLLM does
+//   (Ollama has no such field). n > 1, logprobs, logit_bias, tool_choice on
+//   /api/generate, ... -> 400 naming the parameter unless drop_params.
 // - Images must be base64 data URLs (Ollama takes no image URLs).
 // - Flattening for /api/generate: system messages -> `system`; a lone user message
 //   is the prompt as is; otherwise "### User:\n...\n\n### Assistant:\n...\n\n" ending
@@ -417,9 +419,13 @@ core::result<upstream_call> build_request(call_type type, const config::deployme
         tools = v;
       }
     } else if (k == "tool_choice") {
+      // Ollama has no tool_choice. "none" leaves the tools out; on /api/chat any other
+      // value ("required", a named function) is accepted and not sent, the tools going
+      // out alone, as LiteLLM's ollama_chat does (the model may then answer without a
+      // call). /api/generate takes no tools at all, so there only "auto" passes.
       if (v == "none") {
         tools_off = true;
-      } else if (v != "auto" && !opts.drop_params) {
+      } else if (v != "auto" && !chat_api && !opts.drop_params) {
         return detail::unsupported_param(provider, "tool_choice", d);
       }
     } else if (k == "parallel_tool_calls") {

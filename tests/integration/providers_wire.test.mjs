@@ -316,6 +316,28 @@ describe('Ollama mapping details', () => {
     assert.deepEqual(body.messages[0].images, [PNG]);
   });
 
+  test('ollama_chat/: tool_choice required or a named function -> tools sent alone (Ollama has no tool_choice)', async () => {
+    const tools = [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: {} } } }];
+    for (const tool_choice of ['required', { type: 'function', function: { name: 'f' } }]) {
+      fake.reset();
+      const r = await chat('ollama-chat', { tools, tool_choice });
+      assert.equal(r.status, 200, r.text);
+      const { body } = only('/api/chat');
+      assert.deepEqual(body.tools, tools);
+      assert.equal(body.tool_choice, undefined, 'tool_choice sent to Ollama');
+      assert.equal(body.options?.tool_choice, undefined, 'tool_choice sent in options');
+    }
+    // "none" still leaves the tools out; /api/generate (no tools at all) still refuses it.
+    fake.reset();
+    assert.equal((await chat('ollama-chat', { tools, tool_choice: 'none' })).status, 200);
+    assert.equal(only('/api/chat').body.tools, undefined);
+    fake.reset();
+    const gen = await chat('ollama-gen', { tool_choice: 'required' });
+    assert.equal(gen.status, 400, gen.text);
+    assert.match(gen.json.error.message, /tool_choice/);
+    assert.equal(fake.requests().length, 0);
+  });
+
   test('max_completion_tokens -> options.num_predict', async () => {
     const r = await chat('ollama-chat', { max_completion_tokens: 12 });
     assert.equal(r.status, 200, r.text);

@@ -232,7 +232,6 @@ TEST(ollama_request, unsupported_params_400_or_dropped) {
   for (auto [k, v] : std::vector<std::pair<std::string, json>>{{"n", 3},
                                                                {"logprobs", true},
                                                                {"logit_bias", {{"1", 2}}},
-                                                               {"tool_choice", "required"},
                                                                {"top_logprobs", 2}}) {
     json body = {{"messages", json::array({user("x")})}, {k, v}};
     auto r = oll().build(call_type::chat, chat_dep(), body, {});
@@ -245,6 +244,25 @@ TEST(ollama_request, unsupported_params_400_or_dropped) {
     EXPECT_FALSE(sent.contains(k)) << k;
     EXPECT_FALSE(sent.contains("options") && sent["options"].contains(k)) << k;
   }
+}
+
+TEST(ollama_request, tool_choice_required_or_named_sends_the_tools_alone_on_api_chat) {
+  const json tools = json::array(
+      {{{"type", "function"}, {"function", {{"name", "f"}, {"parameters", {{"type", "object"}}}}}}});
+  for (const json& choice : {json("required"), json{{"type", "function"}, {"function", {{"name", "f"}}}}}) {
+    auto sent = sent_body(call_type::chat, chat_dep(), {{"messages", json::array({user("x")})}, {"tools", tools},
+                                                       {"tool_choice", choice}});
+    EXPECT_EQ(sent["tools"], tools) << choice;
+    EXPECT_FALSE(sent.contains("tool_choice")) << choice;
+    EXPECT_FALSE(sent.contains("options") && sent["options"].contains("tool_choice")) << choice;
+  }
+  // /api/generate takes no tools: tool_choice there is still refused (or dropped).
+  json gen = {{"messages", json::array({user("x")})}, {"tool_choice", "required"}};
+  auto r = oll().build(call_type::chat, generate_dep(), gen, {});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().status, 400);
+  EXPECT_EQ(r.error().param, "tool_choice");
+  EXPECT_TRUE(oll().build(call_type::chat, generate_dep(), gen, {false, true}));
 }
 
 TEST(ollama_request, embeddings) {
