@@ -110,13 +110,65 @@ constexpr std::size_t scatter_min_bytes = 16 * 1024;
 
 std::string_view label_of(const config::deployment& d) { return d.provider->exception_label; }
 
+// The HTTP status an OpenAI-style error object stands for: its code when that is a status
+// (some providers put one there), else what its type or code names, else 500.
+int status_of_openai_error(const json& e) {
+  if (!e.is_object()) {
+    return 500;
+  }
+  int status = 0;
+  auto c = e.value("code", json());
+  if (c.is_number_integer()) {
+    status = c.get<int>();
+  } else if (c.is_string()) {
+    const auto& s = c.get_ref<const std::string&>();
+    std::from_chars(s.data(), s.data() + s.size(), status);
+  }
+  if (status >= 400 && status <= 599) {
+    return status;
+  }
+  for (const char* key : {"type", "code"}) {
+    const auto name = detail::string_field(e, key);
+    if (name == "invalid_request_error" || name == "context_length_exceeded") {
+      return 400;
+    }
+    if (name == "authentication_error" || name == "invalid_api_key") {
+      return 401;
+    }
+    if (name == "permission_error" || name == "permission_denied") {
+      return 403;
+    }
+    if (name == "not_found_error" || name == "model_not_found") {
+      return 404;
+    }
+    if (name == "rate_limit_error" || name == "rate_limit_exceeded" || name == "insufficient_quota" ||
+        name == "requests" || name == "tokens") {
+      return 429;
+    }
+  }
+  return 500;
+}
+
 class openai_stream final : public stream_translator {
  public:
   openai_stream(std::string_view label, bool include_usage) : label_(label), include_usage_(include_usage) {}
 
+  // Until the first event the bytes are also kept (up to max_prefix_bytes): an answer that
+  // holds no event at all may be the JSON body of a provider that ignores stream: true.
+  static constexpr std::size_t max_prefix_bytes = 1u << 20;
+
   core::result<void> feed(std::string_view bytes, std::vector<std::string>& payloads) override {
     events_.clear();
     parser_.feed(bytes, events_);
+    if (!saw_event_) {
+      saw_event_ = !events_.empty();
+      if (!saw_event_ && prefix_.size() + bytes.size() <= max_prefix_bytes) {
+        prefix_ += bytes;
+      } else {
+        prefix_ = std::string();
+        too_long_ = !saw_event_;
+      }
+    }
     for (auto& ev : events_) {
       if (ev.data == "[DONE]") {
         done_ = true;
@@ -149,7 +201,10 @@ class openai_stream final : public stream_translator {
     return {};
   }
 
-  core::result<void> finish(std::vector<std::string>&) override {
+  core::result<void> finish(std::vector<std::string>& payloads) override {
+    if (!saw_event_) {
+      return not_an_event_stream(payloads);
+    }
     if (!done_ && !finished_) {
       return core::make_error(core::errc::upstream_error,
                               label_ + " - the provider's stream ended before [DONE] (stream cut)");
@@ -164,21 +219,103 @@ class openai_stream final : public stream_translator {
   core::error stream_error(const std::string& data) const {
     json j = json::parse(data, nullptr, false);
     int status = 500;
-    if (!j.is_discarded() && j.is_object() && j["error"].is_object()) {
-      auto c = j["error"].value("code", json());
-      if (c.is_number_integer()) {
-        status = c.get<int>();
-      } else if (c.is_string()) {
-        try {
-          status = std::stoi(c.get<std::string>());
-        } catch (...) {
-        }
+    if (!j.is_discarded() && j.is_object()) {
+      if (auto e = j.find("error"); e != j.end()) {
+        status = status_of_openai_error(*e);
       }
     }
-    if (status < 400 || status > 599) {
-      status = 500;
-    }
     return upstream_error(status, data, label_);
+  }
+
+  // The stream ended without a single event. A provider that ignores stream: true (or
+  // fails with status 200) answers with JSON: its error object is that error, with the
+  // status it names, so that a retry or fallback gets its chance and the client a real
+  // status; a whole completion is replayed as the chunks of its stream (as LiteLLM streams
+  // the answers of providers it cannot stream from); anything else is a clear 500.
+  core::result<void> not_an_event_stream(std::vector<std::string>& payloads) {
+    const auto start = prefix_.find_first_not_of(" \t\r\n");
+    if (too_long_ || start == std::string::npos) {
+      return core::make_error(core::errc::upstream_error,
+                              label_ + (too_long_ ? " - the provider's answer to a streamed request is not an event stream"
+                                                  : " - the provider's stream ended before [DONE] (empty stream)"));
+    }
+    json j = detail::parse_bounded(prefix_);
+    if (j.is_object()) {
+      auto choices = j.find("choices");
+      if (j.contains("error") && choices == j.end()) {
+        return stream_error(prefix_);
+      }
+      if (choices != j.end() && choices->is_array() && replay(j, payloads)) {
+        return {};
+      }
+    }
+    return core::make_error(core::errc::upstream_error,
+                            label_ + " - the provider's answer to a streamed request is not an event stream");
+  }
+
+  // A chat.completion (or text_completion) -> its stream: per choice, a chunk with the
+  // message as the delta (tool calls numbered) then one with its finish_reason (a
+  // text_completion choice is already a chunk); the usage chunk when the client asked.
+  // False if a choice is neither shape.
+  bool replay(const json& whole, std::vector<std::string>& payloads) {
+    std::vector<std::string> out;
+    const bool chat = whole.value("object", "") != "text_completion";
+    json head = json::object();
+    for (const char* k : {"id", "created", "model", "system_fingerprint", "service_tier"}) {
+      if (auto it = whole.find(k); it != whole.end()) {
+        head[k] = *it;
+      }
+    }
+    head["object"] = chat ? "chat.completion.chunk" : "text_completion";
+    auto chunk = [&](json choice) {
+      json c = head;
+      c["choices"] = json::array({std::move(choice)});
+      out.push_back(detail::dump(c));
+    };
+    for (const auto& choice : whole["choices"]) {
+      if (!choice.is_object()) {
+        return false;
+      }
+      const json index = choice.value("index", json(0));
+      const json finish = choice.value("finish_reason", json());
+      const json logprobs = choice.value("logprobs", json());
+      if (!chat) {
+        if (!choice.contains("text")) {
+          return false;
+        }
+        chunk(choice);
+        continue;
+      }
+      auto message = choice.find("message");
+      if (message == choice.end() || !message->is_object()) {
+        return false;
+      }
+      json delta = *message;
+      if (auto calls = delta.find("tool_calls"); calls != delta.end() && calls->is_array()) {
+        int i = 0;
+        for (auto& call : *calls) {
+          if (call.is_object() && !call.contains("index")) {
+            call["index"] = i;
+          }
+          ++i;
+        }
+      }
+      chunk({{"index", index}, {"delta", std::move(delta)}, {"logprobs", logprobs}, {"finish_reason", nullptr}});
+      chunk({{"index", index}, {"delta", json::object()}, {"finish_reason", finish.is_null() ? json("stop") : finish}});
+    }
+    if (auto u = whole.find("usage"); u != whole.end() && u->is_object()) {
+      usage_ = usage_of(whole);
+      if (include_usage_) {
+        json c = head;
+        c["choices"] = json::array();
+        c["usage"] = *u;
+        out.push_back(detail::dump(c));
+      }
+    }
+    for (auto& p : out) {
+      payloads.push_back(std::move(p));
+    }
+    return true;
   }
 
   std::string label_;
@@ -187,6 +324,9 @@ class openai_stream final : public stream_translator {
   upstream::sse_parser parser_;
   std::vector<upstream::sse_parser::event> events_;
   usage usage_;
+  std::string prefix_;  // the bytes before the first event (see max_prefix_bytes)
+  bool saw_event_ = false;
+  bool too_long_ = false;
   bool done_ = false;
   bool finished_ = false;
 };

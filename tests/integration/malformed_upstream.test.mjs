@@ -22,9 +22,13 @@ before(async () => {
   gw = await startGateway({
     config: {
       // One upstream answer per test (no retries), and no cooldowns after the scripted failures.
-      router_settings: { num_retries: 0, disable_cooldowns: true, fallbacks: [{ 'claude-fb': ['claude'] }] },
+      router_settings: { num_retries: 0, disable_cooldowns: true,
+                         fallbacks: [{ 'claude-fb': ['claude'] }, { 'oai-fb': ['oai'] }] },
       model_list: [
         { model_name: 'oai', litellm_params: { model: 'openai/gpt-x', api_base: `${fake.url}/v1`, api_key: 'sk-up-1' } },
+        // Falls back to `oai` (the chat door's JSON-where-events-were-asked-for test).
+        { model_name: 'oai-fb',
+          litellm_params: { model: 'openai/gpt-broken', api_base: `${fake.url}/v1`, api_key: 'sk-up-1' } },
         { model_name: 'claude',
           litellm_params: { model: 'anthropic/claude-3-5-sonnet-20241022', api_base: fake.url, api_key: 'sk-ant-1' } },
         // Falls back to `claude` (the Anthropic front door's retry-and-fallback test).
@@ -189,6 +193,50 @@ describe('SSE / NDJSON stream cut by the upstream', () => {
     // stream with the text, or an error event; never a hang.
     assert.equal(r.status, 200, r.text);
     assert.equal(assembleChat(r.payloads.filter((p) => !p.startsWith('{"error"'))).text, 'half');
+  });
+});
+
+// A provider that ignores stream: true (or fails with status 200) answers with one JSON
+// body. The chat door reads it once the body ends without a single event: an error object
+// is that provider error (its status, OpenAI's shape, a fallback's chance); a whole
+// completion is replayed as the chunks of its stream; anything else is a clear 500.
+describe('OpenAI-compatible: JSON where events were asked for', () => {
+  test('an error object with status 200 -> that error (the status its type or code names), a fallback\'s chance', async () => {
+    fake.script([{ stream: true, raw_body: JSON.stringify({ error: { message: 'Rate limit reached for gpt-x',
+                                                                     type: 'rate_limit_error', code: null } }),
+                   content_type: 'application/json' }]);
+    assertHttpError(await stream('oai'), { statuses: [429], match: /Rate limit reached for gpt-x/ });
+    fake.script([{ body: { error: { message: 'upstream overloaded', code: 503 } } }]);
+    assertHttpError(await stream('oai'), { statuses: [503], match: /upstream overloaded/ });
+    // Nothing reached the client: the fallback gets its chance.
+    fake.reset();
+    fake.script([{ match: { model: 'gpt-broken' }, body: { error: { message: 'model is loading', type: 'server_error' } } }]);
+    const r = await stream('oai-fb');
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.headers.get('x-litellm-attempted-fallbacks'), '1');
+    assert.equal(r.payloads.at(-1), '[DONE]');
+    assert.deepEqual(fake.requests().map((q) => q.body.model), ['gpt-broken', 'gpt-x']);
+  });
+
+  test('a whole completion -> replayed as chunks (text, finish_reason, usage when asked), then [DONE]', async () => {
+    fake.script([{ stream: false, content: 'Hello from a JSON answer', usage: { prompt_tokens: 9, completion_tokens: 5 } }]);
+    const r = await stream('oai', { stream_options: { include_usage: true } });
+    assert.equal(r.status, 200, r.text);
+    assert.match(r.headers.get('content-type'), /^text\/event-stream/);
+    assert.equal(r.payloads.at(-1), '[DONE]');
+    const chunks = r.payloads.slice(0, -1).map((p) => JSON.parse(p));
+    for (const c of chunks) assert.equal(c.object, 'chat.completion.chunk', JSON.stringify(c));
+    assert.equal(assembleChat(r.payloads).text, 'Hello from a JSON answer');
+    assert.ok(chunks.some((c) => c.choices?.[0]?.finish_reason === 'stop'), r.text);
+    const usage = chunks.at(-1);
+    assert.deepEqual(usage.choices, []);
+    assert.equal(usage.usage.prompt_tokens, 9);
+    assert.equal(usage.usage.completion_tokens, 5);
+  });
+
+  test('JSON that is neither -> a clear 500 naming it', async () => {
+    fake.script([{ stream: true, raw_body: '[1, 2, 3]', content_type: 'application/json' }]);
+    assertHttpError(await stream('oai'), { statuses: [500], match: /not an event stream/ });
   });
 });
 

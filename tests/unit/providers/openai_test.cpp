@@ -480,3 +480,65 @@ TEST(openai_reasoning_models, azure_routes_and_base_model) {
   ASSERT_TRUE(e);
   EXPECT_EQ(json::parse(e->body)["max_tokens"], 3);
 }
+
+// ---- A stream request answered with JSON
+
+TEST(openai_stream, json_error_body_is_that_error) {
+  switchyard::core::result<void> end;
+  auto out = run_stream(R"({"error":{"message":"Rate limit reached","type":"rate_limit_error","code":null}})", true, 7,
+                        &end);
+  ASSERT_FALSE(end);
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(end.error().status, 429);
+  EXPECT_NE(end.error().message.find("Rate limit reached"), std::string::npos);
+  run_stream("{\n  \"error\": {\"message\": \"down\", \"code\": \"503\"}\n}\n", true, 1000, &end);
+  ASSERT_FALSE(end);
+  EXPECT_EQ(end.error().status, 503);
+  run_stream(R"({"error":"plain text"})", true, 1000, &end);
+  ASSERT_FALSE(end);
+  EXPECT_EQ(end.error().status, 500);
+  EXPECT_NE(end.error().message.find("plain text"), std::string::npos);
+}
+
+TEST(openai_stream, whole_completion_is_replayed_as_chunks) {
+  const std::string whole = R"({"id":"chatcmpl-1","object":"chat.completion","created":5,"model":"gpt-x",
+    "choices":[{"index":0,"message":{"role":"assistant","content":"Hi there","tool_calls":[
+      {"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}]},"finish_reason":"tool_calls"},
+     {"index":1,"message":{"role":"assistant","content":"Second"},"finish_reason":"stop"}],
+    "usage":{"prompt_tokens":4,"completion_tokens":3,"total_tokens":7}})";
+  for (std::size_t split : {1u, 9u, 5000u}) {
+    switchyard::core::result<void> end;
+    providers::usage u;
+    auto out = run_stream(whole, true, split, &end, &u);
+    ASSERT_TRUE(end) << end.error().message;
+    ASSERT_EQ(out.size(), 5u) << split;
+    auto first = json::parse(out[0]);
+    EXPECT_EQ(first["object"], "chat.completion.chunk");
+    EXPECT_EQ(first["id"], "chatcmpl-1");
+    EXPECT_EQ(first["choices"][0]["delta"]["content"], "Hi there");
+    EXPECT_EQ(first["choices"][0]["delta"]["tool_calls"][0]["index"], 0);
+    EXPECT_TRUE(first["choices"][0]["finish_reason"].is_null());
+    EXPECT_EQ(json::parse(out[1])["choices"][0]["finish_reason"], "tool_calls");
+    EXPECT_EQ(json::parse(out[2])["choices"][0]["index"], 1);
+    EXPECT_EQ(json::parse(out[3])["choices"][0]["finish_reason"], "stop");
+    EXPECT_EQ(json::parse(out[4])["usage"]["total_tokens"], 7);
+    EXPECT_EQ(u.total_tokens, 7);
+  }
+  switchyard::core::result<void> end;
+  auto without = run_stream(whole, false, 5000, &end);
+  ASSERT_TRUE(end);
+  EXPECT_EQ(without.size(), 4u) << "no usage chunk for a client that did not ask";
+}
+
+TEST(openai_stream, other_json_or_nothing_is_a_clear_error) {
+  switchyard::core::result<void> end;
+  run_stream("[1, 2, 3]", true, 1000, &end);
+  ASSERT_FALSE(end);
+  EXPECT_NE(end.error().message.find("not an event stream"), std::string::npos);
+  run_stream(R"({"choices":[{"index":0}]})", true, 1000, &end);
+  ASSERT_FALSE(end);
+  EXPECT_NE(end.error().message.find("not an event stream"), std::string::npos);
+  run_stream("", true, 1000, &end);
+  ASSERT_FALSE(end);
+  EXPECT_NE(end.error().message.find("before [DONE]"), std::string::npos);
+}
