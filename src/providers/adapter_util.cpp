@@ -227,7 +227,7 @@ json chunk_writer::base() const {
 
 void chunk_writer::push_choice(json choice, std::vector<std::string>& out) {
   json j = base();
-  choice["index"] = 0;
+  choice["index"] = index_;
   if (!choice.contains("finish_reason")) {
     choice["finish_reason"] = nullptr;
   }

@@ -99,6 +99,8 @@ class chunk_writer {
 
   void set_id(std::string id) { id_ = std::move(id); }
   bool completion() const { return completion_; }
+  // The choice the next chunks belong to (0 unless the answer has several: n > 1).
+  void set_index(int index) { index_ = index; }
 
   // delta.role "assistant" (chat only; the first chunk).
   void role(std::vector<std::string>& out);
@@ -126,6 +128,7 @@ class chunk_writer {
   long long created_;
   std::string model_;
   bool completion_;
+  int index_ = 0;
 };
 
 // {prompt_tokens, completion_tokens, total_tokens} and the matching usage value.

@@ -28,6 +28,8 @@
 //   own: safetySettings, cachedContent, labels, ...); safety_settings is renamed.
 // - A functionCall's thoughtSignature (Gemini 3 wants it back) is kept in the tool call id
 //   (call_<hex>__thought__<signature>, LiteLLM's form) and sent back from it.
+// - n -> candidateCount; every candidate is a choice, streamed ones too (chunks carry the
+//   candidate's index).
 // - finishReason: STOP -> stop (tool_calls when the answer calls tools), MAX_TOKENS ->
 //   length, SAFETY / RECITATION / BLOCKLIST / PROHIBITED_CONTENT / SPII / IMAGE_SAFETY ->
 //   content_filter, others -> stop.
@@ -41,6 +43,7 @@
 #include "switchyard/core/jwt.hpp"
 #include "switchyard/upstream/sse_parser.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <map>
 
@@ -638,7 +641,7 @@ class gemini_stream final : public stream_translator {
     if (field(j, "error") != nullptr) {
       return error_event(j, label_);
     }
-    if (finished_) {
+    if (finished_ && field(j, "candidates") == nullptr) {
       // Gemini sends usage (and nothing else) after the finishing chunk on some models.
       if (const json* u = field(j, "usageMetadata")) {
         track(*u);
@@ -652,9 +655,13 @@ class gemini_stream final : public stream_translator {
       track(*u);
     }
     if (!block_reason(j).empty()) {
-      start(out);
-      writer_.finish("content_filter", out);
-      finished_ = true;
+      if (!finished_) {
+        auto& c = choice(0);
+        start(0, c, out);
+        writer_.finish("content_filter", out);
+        c.finished = true;
+        finished_ = true;
+      }
       return {};
     }
     const json* cands = field(j, "candidates");
@@ -664,47 +671,78 @@ class gemini_stream final : public stream_translator {
     if (!cands->is_array()) {
       return detail::malformed_upstream(label_, "the provider sent candidates that are not a list");
     }
-    if (cands->empty()) {
-      return {};
-    }
-    const json& cand = (*cands)[0];
-    if (const json* content = field(cand, "content")) {
-      if (const json* parts = field(*content, "parts"); parts != nullptr && parts->is_array()) {
-        for (const auto& p : *parts) {
-          if (const json* fc = field(p, "functionCall")) {
-            const json* args = field(*fc, "args");
-            start(out);
-            writer_.tool_call(tool_count_++, call_id_of(p), string_field(*fc, "name"),
-                              args != nullptr ? detail::dump(*args) : "{}", out);
-          } else if (auto text = string_field(p, "text"); !text.empty()) {
-            start(out);
-            const json* thought = field(p, "thought");
-            if (thought != nullptr && thought->is_boolean() && thought->get<bool>()) {
-              writer_.reasoning(text, out);
-            } else {
-              writer_.content(text, out);
+    // With n > 1 (candidateCount) every candidate streams as its own choice, with its index
+    // (the candidate's own, else its place in the list), as LiteLLM streams them.
+    for (std::size_t pos = 0; pos < cands->size(); ++pos) {
+      const json& cand = (*cands)[pos];
+      int index = static_cast<int>(pos);
+      if (const json* i = field(cand, "index"); i != nullptr && i->is_number_integer() && i->get<long long>() >= 0 &&
+                                                i->get<long long>() < max_candidates) {
+        index = i->get<int>();
+      }
+      if (index >= max_candidates) {
+        return detail::malformed_upstream(label_, "the provider sent more candidates than this gateway streams");
+      }
+      auto& c = choice(index);
+      if (c.finished) {
+        continue;  // nothing may follow a choice's finish_reason
+      }
+      if (const json* content = field(cand, "content")) {
+        if (const json* parts = field(*content, "parts"); parts != nullptr && parts->is_array()) {
+          for (const auto& p : *parts) {
+            if (const json* fc = field(p, "functionCall")) {
+              const json* args = field(*fc, "args");
+              start(index, c, out);
+              writer_.tool_call(c.tool_count++, call_id_of(p), string_field(*fc, "name"),
+                                args != nullptr ? detail::dump(*args) : "{}", out);
+            } else if (auto text = string_field(p, "text"); !text.empty()) {
+              start(index, c, out);
+              const json* thought = field(p, "thought");
+              if (thought != nullptr && thought->is_boolean() && thought->get<bool>()) {
+                writer_.reasoning(text, out);
+              } else {
+                writer_.content(text, out);
+              }
             }
           }
         }
       }
+      if (auto fr = string_field(cand, "finishReason"); !fr.empty()) {
+        start(index, c, out);
+        writer_.finish(finish_reason_of(fr, c.tool_count > 0), out);
+        c.finished = true;
+      }
     }
-    if (auto fr = string_field(cand, "finishReason"); !fr.empty()) {
-      start(out);
-      writer_.finish(finish_reason_of(fr, tool_count_ > 0), out);
-      finished_ = true;
-    }
+    // The answer is complete once every choice that began has finished.
+    finished_ = !choices_.empty() && std::all_of(choices_.begin(), choices_.end(), [](const auto& kv) {
+      return kv.second.finished;
+    });
     return {};
   }
+
+  // One streamed choice (a candidate).
+  struct choice_state {
+    int tool_count = 0;
+    bool started = false;
+    bool finished = false;
+  };
+  // Bounds the per-choice state a provider can make this gateway keep.
+  static constexpr int max_candidates = 64;
+
+  choice_state& choice(int index) { return choices_[index]; }
 
   void track(const json& u) {
     tally_.update(u);
     usage_ = tally_.value();
   }
 
-  // The role chunk goes out with the first thing the client can see: a stream that
-  // fails before any (no candidates, cut early) then fails with a real HTTP status.
-  void start(std::vector<std::string>& out) {
-    if (!started_) {
+  // A choice's role chunk goes out with the first thing of it the client can see: a
+  // stream that fails before any (no candidates, cut early) then fails with a real HTTP
+  // status. Selects the choice the next chunks belong to.
+  void start(int index, choice_state& c, std::vector<std::string>& out) {
+    writer_.set_index(index);
+    if (!c.started) {
+      c.started = true;
       started_ = true;
       writer_.role(out);
     }
@@ -718,7 +756,7 @@ class gemini_stream final : public stream_translator {
   token_tally tally_;
   usage usage_;
   std::optional<core::error> failure_;
-  int tool_count_ = 0;
+  std::map<int, choice_state> choices_;
   bool started_ = false;
   bool finished_ = false;
 };

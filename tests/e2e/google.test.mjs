@@ -165,6 +165,30 @@ describe('gemini/', () => {
     assert.equal(rec.query.key, 'AIza-upstream');
   });
 
+  test('n: 2 streamed: every candidate is a choice with its index, its role and its finish', async () => {
+    fake.script([{ chunks: ['Hello ', 'there.'], usage: { prompt_tokens: 6, completion_tokens: 8 } }]);
+    const s = await client.chat.completions.create({
+      model: 'g-flash', messages, n: 2, stream: true, stream_options: { include_usage: true },
+    });
+    const text = {};
+    const finish = {};
+    const roles = {};
+    let usage = null;
+    for await (const chunk of s) {
+      if (chunk.usage) usage = chunk.usage;
+      for (const c of chunk.choices) {
+        text[c.index] = (text[c.index] ?? '') + (c.delta?.content ?? '');
+        if (c.delta?.role) roles[c.index] = (roles[c.index] ?? 0) + 1;
+        if (c.finish_reason) finish[c.index] = c.finish_reason;
+      }
+    }
+    assert.deepEqual(text, { 0: 'Hello there.', 1: '[1] Hello there.' });
+    assert.deepEqual(finish, { 0: 'stop', 1: 'stop' });
+    assert.deepEqual(roles, { 0: 1, 1: 1 });
+    assert.equal(usage?.prompt_tokens, 6, 'the usage that came with the last candidate\'s finish');
+    assert.equal(chatRecords()[0].body.generationConfig.candidateCount, 2);
+  });
+
   test('a tool result goes back as a functionResponse', async () => {
     fake.script([{ content: 'It is 18C.' }]);
     const r = await client.chat.completions.create({

@@ -23,8 +23,10 @@
 //   Gemini     POST /v1beta/models/{model}:generateContent (a GenerateContentResponse) and
 //              :streamGenerateContent?alt=sse (one GenerateContentResponse per `data:` event,
 //              \r\n\r\n-separated as Google sends them; finishReason and usageMetadata in the
-//              last), :embedContent, :batchEmbedContents. Errors in Google's shape
-//              ({"error": {"code", "message", "status"}}). Schemas (tool parameters,
+//              last; with generationConfig.candidateCount N > 1 every event carries N
+//              candidates, candidate i > 0 answering "[i] <content>", the first finishing
+//              one event before the others), :embedContent, :batchEmbedContents. Errors
+//              in Google's shape ({"error": {"code", "message", "status"}}). Schemas (tool parameters,
 //              responseSchema) with keywords Gemini's Schema lacks ($ref, $defs,
 //              additionalProperties, ...) are a 400. gemini-3* models (also on Vertex)
 //              sign their first function call (thoughtSignature) and answer 400 when a model
@@ -446,6 +448,12 @@ function unknownSchemaField(schema, where) {
 
 // Gemini 3 models (gemini-3-pro-preview, ...) enforce thought signatures on function calls.
 const isGemini3 = (model) => /^gemini-3/.test(String(model ?? ''));
+// The candidates a Gemini request asks for (generationConfig.candidateCount, default 1).
+function geminiCandidates(body) {
+  const n = Number(body?.generationConfig?.candidateCount ?? 1);
+  return Number.isInteger(n) && n > 1 ? Math.min(n, 8) : 1;
+}
+
 const GEMINI_FINISH = { stop: 'STOP', length: 'MAX_TOKENS', tool_calls: 'STOP', content_filter: 'SAFETY' };
 
 function b64urlDecode(s) {
@@ -1428,8 +1436,14 @@ class FakeProvider {
     const parts = [];
     if (a.content !== '') parts.push({ text: a.content });
     parts.push(...this.geminiCallParts(a, x.route.deployment));
+    // generationConfig.candidateCount N > 1: candidates 1..N-1 answer "[i] <content>".
+    const extra = [];
+    for (let i = 1; i < geminiCandidates(x.body); i++) {
+      extra.push({ content: { role: 'model', parts: [{ text: `[${i}] ${a.content}` }] }, finishReason: 'STOP', index: i });
+    }
     return sendJson(res, 200, {
-      candidates: [{ content: { role: 'model', parts }, finishReason: GEMINI_FINISH[a.finish] ?? 'STOP', index: 0 }],
+      candidates: [{ content: { role: 'model', parts }, finishReason: GEMINI_FINISH[a.finish] ?? 'STOP', index: 0 },
+                   ...extra],
       usageMetadata,
       modelVersion: a.model,
       responseId: `resp_${randId(8)}`,
@@ -1448,6 +1462,19 @@ class FakeProvider {
       frames.push([ev({ promptFeedback: { blockReason: beh.block_reason }, usageMetadata, modelVersion: a.model }), false]);
     } else if (beh.empty_candidates) {
       frames.push([ev({ candidates: [], usageMetadata, modelVersion: a.model }), false]);
+    } else if (geminiCandidates(x.body) > 1) {
+      // candidateCount N > 1: every frame carries each candidate's piece (candidate i > 0
+      // answers "[i] <content>"); candidate 0 finishes first, the others in a later frame
+      // with the usage.
+      const n = geminiCandidates(x.body);
+      const all = (fn) => ({ candidates: Array.from({ length: n }, (_, i) => fn(i)).filter(Boolean),
+        modelVersion: a.model, responseId });
+      a.pieces.forEach((p, k) => frames.push([ev(all((i) => ({ content: { role: 'model',
+        parts: [{ text: (k === 0 && i > 0 ? `[${i}] ` : '') + p }] }, index: i }))), true]));
+      frames.push([ev(all((i) => (i === 0 ? { content: { role: 'model', parts: [{ text: '' }] }, index: 0,
+        finishReason: 'STOP' } : null))), false]);
+      frames.push([ev({ ...all((i) => (i === 0 ? null : { content: { role: 'model', parts: [{ text: '' }] }, index: i,
+        finishReason: 'STOP' })), usageMetadata }), false]);
     } else {
       for (const p of a.pieces) frames.push([ev(cand([{ text: p }])), true]);
       for (const part of this.geminiCallParts(a, x.route.deployment)) frames.push([ev(cand([part])), true]);

@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <map>
+
 using namespace switchyard;
 using json = nlohmann::json;
 using providers::call_type;
@@ -549,4 +551,53 @@ TEST(azure_entra, a_bearer_token_replaces_the_api_key) {
   auto with_token = providers::openai_adapter().build(call_type::chat, d, body, {false, false, "entra-t"});
   EXPECT_EQ(header(*with_token, "authorization"), "Bearer entra-t");
   EXPECT_EQ(header(*with_token, "api-key"), "");
+}
+
+TEST(gemini_stream, every_candidate_streams_as_its_choice) {
+  // n: 2. Candidate 0 finishes one event before candidate 1; the usage comes last.
+  const std::string wire =
+      "data: {\"candidates\": [{\"content\": {\"role\": \"model\", \"parts\": [{\"text\": \"A\"}]}, \"index\": 0},"
+      " {\"content\": {\"role\": \"model\", \"parts\": [{\"text\": \"B\"}]}, \"index\": 1}]}\r\n\r\n"
+      "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"a\"}]}, \"finishReason\": \"STOP\", \"index\": 0},"
+      " {\"content\": {\"parts\": [{\"functionCall\": {\"name\": \"f\", \"args\": {}}}]}, \"index\": 1}]}\r\n\r\n"
+      "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"b\"}]}, \"finishReason\": \"STOP\", \"index\": 1}],"
+      " \"usageMetadata\": {\"promptTokenCount\": 3, \"candidatesTokenCount\": 4, \"totalTokenCount\": 7}}\r\n\r\n";
+  for (const auto& sizes : test::all_splits(wire.size())) {
+    auto run = test::run_stream(gem(), call_type::chat, gemini_dep(), wire, true, sizes);
+    ASSERT_FALSE(run.error) << run.error->message;
+    std::map<int, std::string> text;
+    std::map<int, std::string> finish;
+    std::map<int, int> roles;
+    int calls_of_1 = 0;
+    for (const auto& c : run.chunks) {
+      for (const auto& ch : c["choices"]) {
+        const int i = ch["index"].get<int>();
+        const auto& delta = ch.value("delta", json::object());
+        if (delta.contains("content") && delta["content"].is_string()) {
+          text[i] += delta["content"].get<std::string>();
+        }
+        if (delta.contains("role")) {
+          ++roles[i];
+        }
+        if (delta.contains("tool_calls")) {
+          EXPECT_EQ(i, 1);
+          EXPECT_EQ(delta["tool_calls"][0]["index"], 0) << "tool calls are numbered per choice";
+          ++calls_of_1;
+        }
+        if (ch["finish_reason"].is_string()) {
+          finish[i] = ch["finish_reason"].get<std::string>();
+        }
+      }
+    }
+    EXPECT_EQ(text, (std::map<int, std::string>{{0, "Aa"}, {1, "Bb"}}));
+    EXPECT_EQ(finish, (std::map<int, std::string>{{0, "stop"}, {1, "tool_calls"}}));
+    EXPECT_EQ(roles, (std::map<int, int>{{0, 1}, {1, 1}}));
+    EXPECT_EQ(calls_of_1, 1);
+    EXPECT_EQ(run.chunks.back()["usage"]["total_tokens"], 7);
+  }
+  // A stream that ends while a choice is unfinished is cut.
+  const std::string cut = wire.substr(0, wire.rfind("data: "));
+  auto run = test::run_stream(gem(), call_type::chat, gemini_dep(), cut, true, {cut.size()});
+  ASSERT_TRUE(run.error);
+  EXPECT_TRUE(run.error_from_finish);
 }
