@@ -9,7 +9,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstring>
 #include <ctime>
+#include <optional>
 
 namespace switchyard::pipeline {
 
@@ -24,6 +26,63 @@ std::chrono::milliseconds seconds_to_ms(double s) {
     s = 0.001;
   }
   return core::saturated_millis(s);  // timeout: .inf waits a hundred years, not zero
+}
+
+// Gemini 3's thought signatures travel in tool call ids (call_<hex>__thought__<signature>,
+// LiteLLM's form), for the Gemini adapter to send back. Another provider refuses such ids
+// (OpenAI allows 40 characters, Anthropic only [A-Za-z0-9_-]), which would fail a fallback
+// or a switch of model in the middle of a tool conversation; as LiteLLM does, they get the
+// id without its signature (the same cut on both sides, so calls and results still pair).
+constexpr std::string_view thought_separator = "__thought__";
+
+bool keeps_thought_signatures(const config::deployment& d) {
+  const auto w = d.provider->wire;
+  return w == config::wire_format::gemini ||
+         (w == config::wire_format::vertex && d.upstream_model.rfind("claude", 0) != 0);
+}
+
+bool cut_signature(json& id) {
+  if (!id.is_string()) {
+    return false;
+  }
+  auto& s = id.get_ref<std::string&>();
+  const auto at = s.find(thought_separator);
+  if (at == std::string::npos) {
+    return false;
+  }
+  s.resize(at);
+  return true;
+}
+
+// A copy of `body` whose messages' tool call ids have no signature; nullopt: none had one.
+std::optional<json> without_thought_signatures(const json& body) {
+  auto msgs = body.find("messages");
+  if (msgs == body.end() || !msgs->is_array()) {
+    return std::nullopt;
+  }
+  json out = body;
+  bool cut = false;
+  for (auto& m : out["messages"]) {
+    if (!m.is_object()) {
+      continue;
+    }
+    if (auto id = m.find("tool_call_id"); id != m.end()) {
+      cut = cut_signature(*id) || cut;
+    }
+    if (auto calls = m.find("tool_calls"); calls != m.end() && calls->is_array()) {
+      for (auto& c : *calls) {
+        if (c.is_object()) {
+          if (auto id = c.find("id"); id != c.end()) {
+            cut = cut_signature(*id) || cut;
+          }
+        }
+      }
+    }
+  }
+  if (!cut) {
+    return std::nullopt;
+  }
+  return out;
 }
 
 }  // namespace
@@ -177,8 +236,13 @@ net::awaitable<std::optional<core::error>> provider_call::call(request_ctx& ctx)
   const providers::build_options bo{ctx.stream, drop_params_of(ctx), bearer};
   // OpenAI-compatible upstreams get the client's bytes with surgical edits; the others
   // translate the parsed document.
-  auto raw = adapter.build_raw(ctx.type, d, ctx.req.body, ctx.scan, bo);
-  auto call = raw ? std::move(*raw) : adapter.build(ctx.type, d, ctx.full_body(), bo);
+  std::optional<json> unsigned_body;
+  if (ctx.type == call_type::chat && !keeps_thought_signatures(d) &&
+      ::memmem(ctx.req.body.data(), ctx.req.body.size(), thought_separator.data(), thought_separator.size()) != nullptr) {
+    unsigned_body = without_thought_signatures(ctx.full_body());
+  }
+  auto raw = unsigned_body ? std::nullopt : adapter.build_raw(ctx.type, d, ctx.req.body, ctx.scan, bo);
+  auto call = raw ? std::move(*raw) : adapter.build(ctx.type, d, unsigned_body ? *unsigned_body : ctx.full_body(), bo);
   if (!call) {
     co_return call.error();
   }

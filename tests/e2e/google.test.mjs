@@ -68,10 +68,15 @@ before(async () => {
   gw = await startGateway({
     env: { GEMINI_API_KEY: 'AIza-from-env', AZURE_AUTHORITY_HOST: fake.url },
     config: {
-      router_settings: { num_retries: 0, disable_cooldowns: true },
+      router_settings: { num_retries: 0, disable_cooldowns: true, fallbacks: [{ 'g-3-fb': ['oai-after-g'] }] },
       model_list: [
         { model_name: 'g-flash', litellm_params: { model: 'gemini/gemini-2.5-flash', api_base: fake.url } },
         { model_name: 'g-3', litellm_params: { model: 'gemini/gemini-3-pro-preview', api_base: fake.url } },
+        { model_name: 'g-3-fb', litellm_params: { model: 'gemini/gemini-3-pro-preview', api_base: fake.url } },
+        { model_name: 'oai-after-g',
+          litellm_params: { model: 'openai/gpt-x', api_base: `${fake.url}/v1`, api_key: 'sk-upstream-oai' } },
+        { model_name: 'claude-after-g',
+          litellm_params: { model: 'anthropic/claude-3-5-sonnet-20241022', api_base: fake.url, api_key: 'sk-ant-up' } },
         { model_name: 'g-keyed',
           litellm_params: { model: 'gemini/gemini-2.5-flash', api_base: fake.url, api_key: 'AIza-upstream' } },
         { model_name: 'g-embed', litellm_params: { model: 'gemini/gemini-embedding-001', api_base: fake.url } },
@@ -238,6 +243,43 @@ describe('gemini/', () => {
       assert.deepEqual(second.body.contents[2].parts[0],
         { functionResponse: { name: 'get_weather', response: { content: '18C' } } });
     }
+  });
+
+  test('a signed tool call id reaches another provider without its signature (a switch, a fallback)', async () => {
+    fake.script([{ tool_calls: weatherCall, content: '' }]);
+    const call = (await client.chat.completions.create({ model: 'g-3', messages, tools })).choices[0].message.tool_calls[0];
+    assert.match(call.id, /__thought__/);
+    const bare = call.id.slice(0, call.id.indexOf('__thought__'));
+    assert.match(bare, /^call_[A-Za-z0-9]+$/);
+    assert.ok(bare.length <= 40, `OpenAI takes ids of up to 40 characters: ${bare}`);
+    const followUp = [...messages, { role: 'assistant', content: null, tool_calls: [call] },
+      { role: 'tool', tool_call_id: call.id, content: '18C' }];
+    // OpenAI and Anthropic asked directly, then OpenAI as the fallback of a failing Gemini.
+    fake.reset();
+    fake.script([{ content: 'It is 18C.' }, { content: 'It is 18C.' }]);
+    for (const model of ['oai-after-g', 'claude-after-g']) {
+      const r = await client.chat.completions.create({ model, messages: followUp, tools });
+      assert.equal(r.choices[0].message.content, 'It is 18C.', model);
+    }
+    const [oai, claude] = chatRecords();
+    assert.equal(oai.provider, 'openai');
+    const ids = (rec) => [rec.body.messages.find((m) => m.role === 'assistant').tool_calls[0].id,
+      rec.body.messages.find((m) => m.role === 'tool').tool_call_id];
+    assert.deepEqual(ids(oai), [bare, bare]);
+    assert.equal(claude.provider, 'anthropic');
+    const blocks = claude.body.messages.flatMap((m) => (Array.isArray(m.content) ? m.content : []));
+    assert.equal(blocks.find((b) => b.type === 'tool_use').id, bare);
+    assert.equal(blocks.find((b) => b.type === 'tool_result').tool_use_id, bare);
+    fake.reset();
+    fake.script([{ match: { provider: 'gemini' }, status: 429 }, { content: 'It is 18C.' }]);
+    const fb = await client.chat.completions.create({ model: 'g-3-fb', messages: followUp, tools });
+    assert.equal(fb.choices[0].message.content, 'It is 18C.');
+    const [gem, after] = chatRecords();
+    assert.equal(gem.provider, 'gemini');
+    const signed = gem.body.contents.flatMap((c) => c.parts).find((p) => p.functionCall);
+    assert.ok(signed.thoughtSignature, 'Gemini still gets the signature');
+    assert.equal(after.provider, 'openai');
+    assert.deepEqual(ids(after), [bare, bare]);
   });
 
   test('schemas with $defs (pydantic\'s nested models) reach Gemini with the definitions inlined', async () => {
