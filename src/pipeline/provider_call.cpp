@@ -238,7 +238,7 @@ net::awaitable<std::optional<core::error>> provider_call::call(request_ctx& ctx)
   // translate the parsed document.
   std::optional<json> unsigned_body;
   if (ctx.type == call_type::chat && !keeps_thought_signatures(d) &&
-      ::memmem(ctx.req.body.data(), ctx.req.body.size(), thought_separator.data(), thought_separator.size()) != nullptr) {
+      std::string_view(ctx.req.body).find(thought_separator) != std::string_view::npos) {
     unsigned_body = without_thought_signatures(ctx.full_body());
   }
   auto raw = unsigned_body ? std::nullopt : adapter.build_raw(ctx.type, d, ctx.req.body, ctx.scan, bo);
