@@ -251,6 +251,10 @@ std::optional<std::string> stream_assembler::result(const std::optional<json>& u
 
 // A stored answer is the provider's JSON as it came (OpenAI-compatible servers vary):
 // every read below takes what is there and of the expected type, and never throws.
+// The chunks have the members OpenAI's own chunks have (what a miss relays): every
+// choice names its `logprobs` (null when there are none), and with include_usage every
+// chunk carries `usage`, null until the last one, so that a client that reads them
+// strictly (or compares a hit with a miss) sees one shape.
 std::string replay_frames(const json& answer, bool chat, bool include_usage) {
   std::string out;
   auto frame = [&out](const json& j) {
@@ -266,6 +270,12 @@ std::string replay_frames(const json& answer, bool chat, bool include_usage) {
   if (const auto* fp = core::member(answer, "system_fingerprint")) {
     head["system_fingerprint"] = *fp;
   }
+  // The content and finish chunks carry `usage` null: only the last chunk has it.
+  auto with_usage = [include_usage](json& chunk) {
+    if (include_usage) {
+      chunk["usage"] = nullptr;
+    }
+  };
   const json empty = json::array();
   const auto* cit = core::member(answer, "choices");
   const json& choices = cit != nullptr && cit->is_array() ? *cit : empty;
@@ -314,6 +324,7 @@ std::string replay_frames(const json& answer, bool chat, bool include_usage) {
     ch["finish_reason"] = nullptr;
     first["choices"].push_back(std::move(ch));
   }
+  with_usage(first);
   frame(first);
   // 2. the finish reasons
   json last = head;
@@ -326,11 +337,12 @@ std::string replay_frames(const json& answer, bool chat, bool include_usage) {
       ch["delta"] = json::object();
     } else {
       ch["text"] = "";
-      ch["logprobs"] = nullptr;
     }
+    ch["logprobs"] = nullptr;
     ch["finish_reason"] = core::member_or(c, "finish_reason", "stop");
     last["choices"].push_back(std::move(ch));
   }
+  with_usage(last);
   frame(last);
   // 3. usage, when asked for
   if (include_usage) {

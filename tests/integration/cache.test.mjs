@@ -15,6 +15,7 @@
 //    Redis resume without restarting the gateways;
 //  - /cache/delete while that Redis is down is a 500, not a "success" (the entry is back
 //    with Redis).
+//  - a replayed stream has the chunk members of the relayed one (logprobs, usage null);
 // Every test uses its own prompts (a random marker) and the run its own namespace, so the
 // shared Redis of scripts/test.sh holds nothing another run could hit.
 import { after, before, describe, test } from 'node:test';
@@ -27,7 +28,7 @@ import { randomUUID } from 'node:crypto';
 import OpenAI from 'openai';
 
 import { startFakeProvider } from '../fake_provider/server.mjs';
-import { call, delay, freePort, SLOW, startGateway, startPrivateRedis, stopAll } from '../lib/gateway.mjs';
+import { call, delay, freePort, SLOW, sseData, startGateway, startPrivateRedis, stopAll } from '../lib/gateway.mjs';
 
 const REDIS_URL = process.env.SWITCHYARD_TEST_REDIS_URL;
 const skip = !REDIS_URL && 'SWITCHYARD_TEST_REDIS_URL not set (scripts/test.sh sets it)';
@@ -166,6 +167,46 @@ describe('response cache', { skip, timeout: 600_000 }, () => {
     assert.equal(plain.usage, null);
     assert.equal(plain.content, a.data.choices[0].message.content);
     assert.equal(calls(m), 1);
+  });
+
+  test('a replayed stream has the chunk shape of the relayed one: logprobs and usage null where OpenAI sends them', async () => {
+    // The members each chunk carries, at the top and in each choice (values aside).
+    const shape = (text) => sseData(text).filter((d) => d !== '[DONE]').map((d) => {
+      const c = JSON.parse(d);
+      return { top: Object.keys(c).sort(), choices: c.choices.map((ch) => Object.keys(ch).sort()) };
+    });
+    const members = (chunks) => ({
+      top: [...new Set(chunks.flatMap((c) => c.top))].sort(),
+      choice: [...new Set(chunks.flatMap((c) => c.choices.flat()))].sort(),
+    });
+    for (const includeUsage of [true, false]) {
+      const m = randomUUID();
+      const body = { ...ask(m), stream: true, ...(includeUsage ? { stream_options: { include_usage: true } } : {}) };
+      const miss = await call(gw, CHAT, { body });
+      assert.equal(miss.status, 200, miss.text);
+      const hit = await call(gw, CHAT, { body });
+      assert.equal(hit.status, 200, hit.text);
+      assert.equal(calls(m), 1, 'the second stream is a hit');
+      const relayed = shape(miss.text);
+      const replayed = shape(hit.text);
+      // Every choice of every chunk names its logprobs (null), the finish chunk's too.
+      for (const c of replayed) for (const ch of c.choices) assert.ok(ch.includes('logprobs'), hit.text);
+      // With include_usage, every chunk carries `usage` (null before the last one), as
+      // OpenAI's do; without, none does.
+      for (const c of replayed) assert.equal(c.top.includes('usage'), includeUsage, hit.text);
+      // The relay asks the provider for usage whatever the client asked (to count the
+      // tokens) and drops only the usage chunk, so its chunks carry `usage: null` either
+      // way; the replay follows OpenAI, whose chunks have it only with include_usage.
+      const relayedMembers = members(relayed);
+      if (!includeUsage) relayedMembers.top = relayedMembers.top.filter((k) => k !== 'usage');
+      assert.deepEqual(members(replayed), relayedMembers, `relayed:\n${miss.text}\nreplayed:\n${hit.text}`);
+      // The official SDK still reads the replay.
+      const s = await streamed(client, body);
+      assert.equal(calls(m), 1);
+      assert.equal(s.content, `question ${m}`);
+      if (includeUsage) assert.ok(s.usage?.total_tokens > 0, JSON.stringify(s));
+      else assert.equal(s.usage, null);
+    }
   });
 
   test('a streamed answer is stored once it ended, and serves a non-streamed request', async () => {

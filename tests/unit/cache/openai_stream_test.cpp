@@ -88,6 +88,46 @@ TEST(ReplayFrames, RoundTripsThroughTheAssembler) {
   }
 }
 
+// The chunks have OpenAI's members: every choice names `logprobs` (the finish chunk's
+// too), and with include_usage every chunk carries `usage`, null but in the last one;
+// without it no chunk has `usage`.
+TEST(ReplayFrames, ChunksHaveTheMembersOpenAIChunksHave) {
+  stream_assembler a(true, 1 << 20);
+  a.feed(chat_stream);
+  const auto answer = json::parse(*a.result());
+  for (bool chat : {true, false}) {
+    for (bool usage : {false, true}) {
+      std::vector<json> chunks;
+      const auto frames = replay_frames(answer, chat, usage);
+      for (std::size_t at = 0; (at = frames.find("data: ", at)) != std::string::npos;) {
+        const auto end = frames.find("\n\n", at);
+        const auto payload = frames.substr(at + 6, end - at - 6);
+        if (payload != "[DONE]") {
+          chunks.push_back(json::parse(payload));
+        }
+        at = end;
+      }
+      ASSERT_EQ(chunks.size(), usage ? 3u : 2u);
+      for (std::size_t i = 0; i < chunks.size(); ++i) {
+        const auto& c = chunks[i];
+        EXPECT_EQ(c.contains("usage"), usage) << c.dump();
+        const bool last = usage && i + 1 == chunks.size();
+        if (usage && !last) {
+          EXPECT_TRUE(c["usage"].is_null()) << c.dump();
+        }
+        for (const auto& ch : c["choices"]) {
+          EXPECT_TRUE(ch.contains("logprobs")) << c.dump();
+          EXPECT_TRUE(ch.contains("finish_reason")) << c.dump();
+        }
+      }
+      if (usage) {
+        EXPECT_EQ(chunks.back()["usage"], answer["usage"]);
+        EXPECT_TRUE(chunks.back()["choices"].empty());
+      }
+    }
+  }
+}
+
 TEST(StreamAssembler, AnIndexThatIsNotAWholeNumberIsNotStoredAndNeverThrows) {
   for (const char* index : {R"("0")", "1.5", "null", "-1", "[0]"}) {
     for (bool in_tool_call : {false, true}) {
