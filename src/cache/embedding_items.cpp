@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
+
 namespace switchyard::cache {
 
 using json = nlohmann::json;
@@ -45,6 +47,34 @@ json embedding_item(std::size_t index, json embedding) {
   return {{"object", "embedding"}, {"index", index}, {"embedding", std::move(embedding)}};
 }
 
+// A cached item's value: {"embedding": <floats or base64>, "model": <the provider's model>},
+// or, as older gateways stored it, the embedding alone (an array or a string, never an
+// object). Discarded when it is neither.
+struct cached_item {
+  json embedding;
+  std::string model;  // empty when not stored
+};
+std::optional<cached_item> read_cached(std::string_view value) {
+  json v = json::parse(value, nullptr, false);
+  if (v.is_discarded()) {
+    return std::nullopt;
+  }
+  cached_item out;
+  if (v.is_object()) {
+    auto e = v.find("embedding");
+    if (e == v.end()) {
+      return std::nullopt;
+    }
+    if (auto m = v.find("model"); m != v.end() && m->is_string()) {
+      out.model = m->get<std::string>();
+    }
+    out.embedding = std::move(*e);
+  } else {
+    out.embedding = std::move(v);
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<std::string> embedding_values(std::string_view answer, std::size_t n) {
@@ -53,10 +83,20 @@ std::vector<std::string> embedding_values(std::string_view answer, std::size_t n
   if (items.empty()) {
     return {};
   }
+  // The model the provider named beside each item, so that an answer made wholly from the
+  // cache names it too (as a miss does), not the group the client asked for.
+  json model;
+  if (auto m = j.find("model"); m != j.end() && m->is_string()) {
+    model = *m;
+  }
   std::vector<std::string> out;
   out.reserve(n);
   for (const json* item : items) {
-    out.push_back(dump(item->at("embedding")));
+    json v{{"embedding", item->at("embedding")}};
+    if (!model.is_null()) {
+      v["model"] = model;
+    }
+    out.push_back(dump(v));
   }
   return out;
 }
@@ -78,11 +118,11 @@ core::result<std::string> merge_embedding_answer(std::string_view answer,
   std::size_t next = 0;
   for (std::size_t i = 0; i < cached.size(); ++i) {
     if (cached[i]) {
-      json v = json::parse(*cached[i], nullptr, false);
-      if (v.is_discarded()) {
+      auto v = read_cached(*cached[i]);
+      if (!v) {
         return core::make_error(core::errc::internal, "a cached embedding is not JSON");
       }
-      data.push_back(embedding_item(i, std::move(v)));
+      data.push_back(embedding_item(i, std::move(v->embedding)));
     } else {
       data.push_back(embedding_item(i, fresh[next++]->at("embedding")));
     }
@@ -93,16 +133,20 @@ core::result<std::string> merge_embedding_answer(std::string_view answer,
 
 std::optional<std::string> embedding_hit_answer(const std::vector<std::string>& values, std::string_view model) {
   json data = json::array();
+  std::string named;  // the first item's stored model
   for (std::size_t i = 0; i < values.size(); ++i) {
-    json v = json::parse(values[i], nullptr, false);
-    if (v.is_discarded()) {
+    auto v = read_cached(values[i]);
+    if (!v) {
       return std::nullopt;
     }
-    data.push_back(embedding_item(i, std::move(v)));
+    if (named.empty()) {
+      named = std::move(v->model);
+    }
+    data.push_back(embedding_item(i, std::move(v->embedding)));
   }
   return dump(json{{"object", "list"},
                    {"data", std::move(data)},
-                   {"model", std::string(model)},
+                   {"model", named.empty() ? std::string(model) : named},
                    {"usage", {{"prompt_tokens", 0}, {"total_tokens", 0}}}});
 }
 

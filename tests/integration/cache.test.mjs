@@ -16,6 +16,7 @@
 //  - /cache/delete while that Redis is down is a 500, not a "success" (the entry is back
 //    with Redis).
 //  - a replayed stream has the chunk members of the relayed one (logprobs, usage null);
+//  - an embeddings answer names the provider's model, every item cached or not;
 // Every test uses its own prompts (a random marker) and the run its own namespace, so the
 // shared Redis of scripts/test.sh holds nothing another run could hit.
 import { after, before, describe, test } from 'node:test';
@@ -358,6 +359,19 @@ describe('response cache', { skip, timeout: 600_000 }, () => {
     await client.embeddings.create({ model: 'gpt', input: [a, b] });
     assert.equal(sent().length, 5);
     assert.deepEqual(sent()[4].body.input, [a, b]);
+  });
+
+  test('an embeddings answer names the provider model whether every item, some or none was cached', async () => {
+    const m = randomUUID();
+    const [a, b, c] = ['a', 'b', 'c'].map((x) => `${x} ${m}`);
+    const miss = await client.embeddings.create({ model: 'gpt', input: [a, b] });
+    // The deployment's model as the provider names it, not the group the client asked for.
+    assert.equal(miss.model, 'gpt-4o');
+    const partial = await client.embeddings.create({ model: 'gpt', input: [b, c] });
+    assert.equal(partial.model, miss.model);
+    const full = await client.embeddings.create({ model: 'gpt', input: [c, a] });
+    assert.equal(full.usage.prompt_tokens, 0, 'every item cached');
+    assert.equal(full.model, miss.model);
   });
 
   test('bad cache controls are a 400', async () => {

@@ -15,9 +15,11 @@
 
 namespace switchyard::cache {
 
-// The `embedding` value (an array of floats, or a base64 string) of each of the answer's
-// `data` items, as JSON text, by their `index` (0 to n-1). Empty when the answer is not an
-// OpenAI embeddings list of exactly n items with distinct indexes.
+// The value to store for each of the answer's `data` items, by their `index` (0 to n-1):
+// the JSON text {"embedding": <the array of floats, or the base64 string>, "model": <the
+// answer's model>}. Empty when the answer is not an OpenAI embeddings list of exactly n
+// items with distinct indexes. The readers below also take a bare embedding (the value
+// older gateways stored).
 std::vector<std::string> embedding_values(std::string_view answer, std::size_t n);
 
 // The answer for the whole request from the provider's answer for its missing items:
@@ -27,8 +29,9 @@ std::vector<std::string> embedding_values(std::string_view answer, std::size_t n
 core::result<std::string> merge_embedding_answer(std::string_view answer,
                                                  const std::vector<std::optional<std::string>>& cached);
 
-// The answer when every item was cached: no provider call, no tokens. nullopt when a
-// cached value is not JSON (then every item is a miss).
+// The answer when every item was cached: no provider call, no tokens; its `model` is the
+// one stored with the first item (the provider's, as a miss names it), else `model`.
+// nullopt when a cached value is not JSON (then every item is a miss).
 std::optional<std::string> embedding_hit_answer(const std::vector<std::string>& values, std::string_view model);
 
 }  // namespace switchyard::cache

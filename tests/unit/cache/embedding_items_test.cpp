@@ -68,20 +68,47 @@ TEST(embedding_items, an_answer_with_the_wrong_number_of_items_is_an_error) {
 TEST(embedding_items, values_are_taken_per_index_and_a_full_hit_has_no_tokens) {
   const auto values = embedding_values(answer_of({json::array({1.25, -2}), "QUJD"}), 2);
   ASSERT_EQ(values.size(), 2u);
-  EXPECT_EQ(values[0], "[1.25,-2]");
-  EXPECT_EQ(values[1], "\"QUJD\"");
+  // Each item with the model the provider named.
+  EXPECT_EQ(json::parse(values[0]), json::parse(R"({"embedding":[1.25,-2],"model":"text-embedding-3-small"})"));
+  EXPECT_EQ(json::parse(values[1]), json::parse(R"({"embedding":"QUJD","model":"text-embedding-3-small"})"));
   EXPECT_TRUE(embedding_values(answer_of({json::array({1})}), 2).empty());
 
+  // A full hit names the provider's model, as the miss that stored the items did, not the
+  // model group the client asked for.
   const auto hit = embedding_hit_answer(values, "emb");
   ASSERT_TRUE(hit);
   const auto j = json::parse(*hit);
   EXPECT_EQ(j["object"], "list");
-  EXPECT_EQ(j["model"], "emb");
+  EXPECT_EQ(j["model"], "text-embedding-3-small");
   EXPECT_EQ(j["usage"]["prompt_tokens"], 0);
   ASSERT_EQ(j["data"].size(), 2u);
   EXPECT_EQ(j["data"][1]["index"], 1);
   EXPECT_EQ(j["data"][1]["embedding"], "QUJD");
   EXPECT_FALSE(embedding_hit_answer({"[1]", "{broken"}, "emb"));
+  EXPECT_FALSE(embedding_hit_answer({"[1]", R"({"model":"m"})"}, "emb"));  // an object without an embedding
+}
+
+// Items stored by older gateways are the embedding alone: still read, the answer then
+// naming the model it is given; both kinds merge alike.
+TEST(embedding_items, bare_embeddings_stored_before_are_still_read) {
+  const auto hit = embedding_hit_answer({"[1,2]", "\"QUJD\""}, "emb");
+  ASSERT_TRUE(hit);
+  const auto j = json::parse(*hit);
+  EXPECT_EQ(j["model"], "emb");
+  EXPECT_EQ(j["data"][0]["embedding"], json::array({1, 2}));
+  EXPECT_EQ(j["data"][1]["embedding"], "QUJD");
+  const auto mixed = embedding_hit_answer({"[1,2]", R"({"embedding":[3],"model":"m2"})"}, "emb");
+  ASSERT_TRUE(mixed);
+  EXPECT_EQ(json::parse(*mixed)["model"], "m2");
+  EXPECT_EQ(json::parse(*mixed)["data"][1]["embedding"], json::array({3}));
+
+  auto merged = merge_embedding_answer(answer_of({json::array({5})}), {"[1]", R"({"embedding":[2],"model":"m"})", std::nullopt});
+  ASSERT_TRUE(merged) << merged.error().message;
+  const auto mj = json::parse(*merged);
+  EXPECT_EQ(mj["data"][0]["embedding"], json::array({1}));
+  EXPECT_EQ(mj["data"][1]["embedding"], json::array({2}));
+  EXPECT_EQ(mj["data"][2]["embedding"], json::array({5}));
+  EXPECT_EQ(mj["model"], "text-embedding-3-small");
 }
 
 }  // namespace
