@@ -80,7 +80,9 @@ handler_result cache_delete(const route_context& c) {
 }
 
 // POST /cache/flushall: every cached response, in memory and in Redis (only the cache's
-// keys: the rest of that Redis is left alone).
+// keys: the rest of that Redis is left alone). When Redis cannot be flushed the memory tier
+// is left too, and the 503 says what was flushed (LiteLLM answers a failed flush 503
+// "Service Unhealthy (<why>)").
 handler_result cache_flushall(const route_context& c) {
   auto* rc = c.deps.cache;
   if (rc == nullptr) {
@@ -88,7 +90,7 @@ handler_result cache_flushall(const route_context& c) {
   }
   auto r = co_await rc->flush();
   if (!r) {
-    co_return core::make_error(core::errc::unavailable, "cache flush failed: " + r.error().message);
+    co_return core::make_error(core::errc::unavailable, "Service Unhealthy (" + r.error().message + ")");
   }
   co_return ok(json{{"status", "success"}});
 }

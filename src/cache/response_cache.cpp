@@ -310,33 +310,50 @@ net::awaitable<core::result<std::size_t>> response_cache::remove(std::vector<std
   co_return found;
 }
 
+// Redis first, the memory tier only once Redis is done: a flush Redis could not finish
+// leaves the memory tier as it was, so a failure means "not flushed" (Redis may have lost
+// some keys, which a retry deletes anyway) rather than a half flush reported as an error
+// whose memory half the caller cannot see. Emptying memory last also drops the copies
+// Redis hits brought in while the scan ran.
 net::awaitable<core::result<void>> response_cache::flush() {
-  memory_.clear();
-  if (redis_ == nullptr) {
-    co_return core::result<void>{};
+  if (redis_ != nullptr) {
+    std::size_t deleted = 0;
+    // Why the flush stopped, with what it had done by then.
+    const auto stopped = [&deleted](const std::string& why) {
+      return core::make_error(core::errc::unavailable,
+                              why + (deleted == 0 ? "; nothing was flushed"
+                                                  : "; " + std::to_string(deleted) +
+                                                        " Redis entries were deleted, the rest of Redis and the "
+                                                        "memory tier were not flushed"));
+    };
+    std::string cursor = "0";
+    do {
+      std::vector<std::string> scan{"SCAN", cursor, "MATCH", opts_.redis_prefix + "*", "COUNT", "1000"};
+      auto r = co_await redis_->command(std::move(scan), std::chrono::milliseconds{2000});
+      if (!r) {
+        co_return stopped("redis SCAN: " + r.error().message);
+      }
+      if (r->is_error() || r->elements.size() != 2) {
+        co_return stopped("redis SCAN failed: " + r->str);
+      }
+      cursor = r->elements[0].str;
+      if (!r->elements[1].elements.empty()) {
+        std::vector<std::string> del{"UNLINK"};
+        for (const auto& k : r->elements[1].elements) {
+          del.push_back(k.str);
+        }
+        auto d = co_await redis_->command(std::move(del), std::chrono::milliseconds{2000});
+        if (!d) {
+          co_return stopped("redis UNLINK: " + d.error().message);
+        }
+        if (d->is_error()) {
+          co_return stopped("redis UNLINK failed: " + d->str);
+        }
+        deleted += static_cast<std::size_t>(std::max<long long>(0, d->integer));
+      }
+    } while (cursor != "0");
   }
-  std::string cursor = "0";
-  do {
-    std::vector<std::string> scan{"SCAN", cursor, "MATCH", opts_.redis_prefix + "*", "COUNT", "1000"};
-    auto r = co_await redis_->command(std::move(scan), std::chrono::milliseconds{2000});
-    if (!r) {
-      co_return r.error();
-    }
-    if (r->is_error() || r->elements.size() != 2) {
-      co_return core::make_error(core::errc::unavailable, "redis SCAN failed: " + r->str);
-    }
-    cursor = r->elements[0].str;
-    if (!r->elements[1].elements.empty()) {
-      std::vector<std::string> del{"UNLINK"};
-      for (const auto& k : r->elements[1].elements) {
-        del.push_back(k.str);
-      }
-      auto d = co_await redis_->command(std::move(del), std::chrono::milliseconds{2000});
-      if (!d) {
-        co_return d.error();
-      }
-    }
-  } while (cursor != "0");
+  memory_.clear();
   co_return core::result<void>{};
 }
 

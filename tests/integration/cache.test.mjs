@@ -17,6 +17,7 @@
 //    with Redis).
 //  - a replayed stream has the chunk members of the relayed one (logprobs, usage null);
 //  - an embeddings answer names the provider's model, every item cached or not;
+//  - /cache/flushall while Redis is down flushes nothing (503), the memory tier included;
 // Every test uses its own prompts (a random marker) and the run its own namespace, so the
 // shared Redis of scripts/test.sh holds nothing another run could hit.
 import { after, before, describe, test } from 'node:test';
@@ -29,7 +30,7 @@ import { randomUUID } from 'node:crypto';
 import OpenAI from 'openai';
 
 import { startFakeProvider } from '../fake_provider/server.mjs';
-import { call, delay, freePort, SLOW, sseData, startGateway, startPrivateRedis, stopAll } from '../lib/gateway.mjs';
+import { call, delay, freePort, openaiErrorProblems, SLOW, sseData, startGateway, startPrivateRedis, stopAll } from '../lib/gateway.mjs';
 
 const REDIS_URL = process.env.SWITCHYARD_TEST_REDIS_URL;
 const skip = !REDIS_URL && 'SWITCHYARD_TEST_REDIS_URL not set (scripts/test.sh sets it)';
@@ -632,6 +633,47 @@ describe('response cache: Redis killed during a load', { skip, timeout: 600_000 
       }
       assert.ok(Date.now() < deadline, 'no hit through the restarted redis');
     }
+  });
+
+  test('/cache/flushall while Redis is down flushes nothing and says so (503); back, it flushes both tiers', async () => {
+    const r = { host: '127.0.0.1', port };
+    const gw = await startGateway({
+      config: cacheConfig({ type: 'redis', host: r.host, port, namespace: NS }),
+      env: { SWITCHYARD_CACHE_REDIS_TIMEOUT_MS: 2000 },
+    });
+    await gw.proc.waitForStderr(/redis connected/, 15_000 * SLOW);
+    const client = clientOf(gw);
+    const m = randomUUID();
+    const a = await chat(client, ask(m));
+    await waitForRedisKey(r, a.key);
+    await chat(client, ask(m));  // read back from Redis: now in the memory tier too
+    assert.equal(calls(m), 1);
+    redisCli(r, 'SAVE');
+    await kill();
+    const flush = await call(gw, '/cache/flushall', {});
+    assert.equal(flush.status, 503, flush.text);
+    assert.deepEqual(openaiErrorProblems(flush.json, 503), []);
+    assert.match(flush.json.error.message, /^Service Unhealthy \(/, flush.text);
+    assert.match(flush.json.error.message, /nothing was flushed/, flush.text);
+    // Nothing flushed: the memory tier still answers.
+    const again = await chat(client, ask(m));
+    assert.equal(calls(m), 1, 'the memory tier was flushed although the caller was told it failed');
+    assert.equal(again.data.id, a.data.id);
+    await start();
+    const deadline = Date.now() + 30_000 * SLOW;
+    for (;;) {
+      const ok = await call(gw, '/cache/flushall', {});
+      if (ok.status === 200) {
+        assert.equal(ok.json.status, 'success', ok.text);
+        break;
+      }
+      assert.equal(ok.status, 503, ok.text);  // not reconnected yet
+      assert.ok(Date.now() < deadline, 'the gateway never reconnected to the restarted redis');
+      await delay(50);
+    }
+    assert.equal(redisCli(r, 'EXISTS', `switchyard:cache:${a.key}`), '0');
+    await chat(client, ask(m));
+    assert.equal(calls(m), 2, 'both tiers flushed');
   });
 
   test('/cache/delete while Redis is down is a 500, not a success: the entry is still there when Redis is back', async () => {

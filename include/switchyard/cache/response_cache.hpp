@@ -88,8 +88,10 @@ class response_cache {
   // refused): the memory tier is emptied of them all the same, but Redis may still hold
   // them, and would serve them again once it answers.
   net::awaitable<core::result<std::size_t>> remove(std::vector<std::string> keys);
-  // Empties the memory tier and deletes every cache key in Redis (SCAN + UNLINK of the
-  // prefix; nothing else in that Redis is touched).
+  // Deletes every cache key in Redis (SCAN + UNLINK of the prefix; nothing else in that
+  // Redis is touched), then empties the memory tier. An error when Redis could not be
+  // flushed whole: the memory tier is then left as it was, and the error says how many
+  // Redis entries were deleted before the failure.
   net::awaitable<core::result<void>> flush();
   // Writes and reads back a probe entry; error when Redis does not answer.
   net::awaitable<core::result<void>> ping();
