@@ -1411,12 +1411,22 @@ struct gateway::impl {
                          ? 0
                          : env_size("SWITCHYARD_CACHE_MEMORY_MB", o.memory_bytes >> 20) << 20;
     o.max_entry_bytes = env_size("SWITCHYARD_CACHE_MAX_ENTRY_KB", o.max_entry_bytes >> 10) << 10;
+    // cache_params.socket_timeout (LiteLLM hands it to its Redis client) is how long a
+    // lookup waits on Redis; the gateway's own variable, when set, wins over it.
+    if (c.redis_timeout_s) {
+      o.redis_timeout = std::max(std::chrono::milliseconds{1}, core::saturated_millis(*c.redis_timeout_s));
+    }
     o.redis_timeout = env_ms("SWITCHYARD_CACHE_REDIS_TIMEOUT_MS", o.redis_timeout);
+    if (c.memory_max_ttl_s > 0) {
+      o.memory_max_ttl_ms = std::max<std::int64_t>(1, core::saturated_ms(c.memory_max_ttl_s));
+    }
     auto* r = cache_redis();
-    spdlog::info("response cache on: {} (memory tier {} MB, entries up to {} KB, ttl {} s{}{})",
+    spdlog::info("response cache on: {} (memory tier {} MB, entries up to {} KB, ttl {} s{}{}{}{})",
                  r != nullptr ? "memory + redis " + c.redis.host + ":" + std::to_string(c.redis.port) : "memory only",
-                 o.memory_bytes >> 20, o.max_entry_bytes >> 10, c.ttl_s, c.namespace_.empty() ? "" : ", namespace ",
-                 c.namespace_);
+                 o.memory_bytes >> 20, o.max_entry_bytes >> 10, c.ttl_s,
+                 o.memory_max_ttl_ms > 0 ? ", memory copies at most " + std::to_string(o.memory_max_ttl_ms) + " ms" : "",
+                 r != nullptr ? ", redis lookups wait " + std::to_string(o.redis_timeout.count()) + " ms" : "",
+                 c.namespace_.empty() ? "" : ", namespace ", c.namespace_);
     return std::make_unique<cache::response_cache>(ioc.get_executor(), r, o);
   }
 

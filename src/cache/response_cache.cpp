@@ -151,7 +151,7 @@ net::awaitable<std::optional<entry>> response_cache::get_redis(const std::string
     co_return std::nullopt;
   }
   ++counters_.redis_hits;
-  memory_.put(key, *e);
+  put_memory(key, *e);
   co_return e;
 }
 
@@ -188,9 +188,16 @@ bool response_cache::put(const std::string& key, std::string value, double ttl_s
   // the ones asked for again (docs/cache.md, "Tiers"). A write Redis cannot take
   // goes to memory at once.
   if (redis_ == nullptr || !write_redis(key, e, ttl_ms)) {
-    memory_.put(key, std::move(e));
+    put_memory(key, std::move(e));
   }
   return true;
+}
+
+void response_cache::put_memory(const std::string& key, entry e) {
+  if (opts_.memory_max_ttl_ms > 0) {
+    e.expires_ms = std::min(e.expires_ms, now_() + opts_.memory_max_ttl_ms);
+  }
+  memory_.put(key, std::move(e));
 }
 
 bool response_cache::write_redis(const std::string& key, const entry& e, std::int64_t ttl_ms) {

@@ -1223,6 +1223,9 @@ class loader {
       }
       o.port = read_int(c->find("port"), cp + ".port", 1, 65535);
       o.ttl = read_non_negative(c->find("ttl"), cp + ".ttl");
+      o.default_in_memory_ttl = read_non_negative(c->find("default_in_memory_ttl"), cp + ".default_in_memory_ttl");
+      o.default_in_redis_ttl = read_non_negative(c->find("default_in_redis_ttl"), cp + ".default_in_redis_ttl");
+      o.socket_timeout = read_non_negative(c->find("socket_timeout"), cp + ".socket_timeout");
       o.mode = read_string(c->find("mode"), cp + ".mode").value_or("");
       if (!o.mode.empty() && o.mode != "default_on" && o.mode != "default_off") {
         fail(*c->find("mode"), cp + ".mode", "must be default_on or default_off, got \"" + o.mode + "\"");
@@ -1561,7 +1564,19 @@ class loader {
     }
     out.enabled = true;
     out.namespace_ = p.namespace_;
-    out.ttl_s = p.ttl && *p.ttl > 0 ? *p.ttl : 600.0;
+    // As LiteLLM: the backend's own default (default_in_memory_ttl for type local,
+    // default_in_redis_ttl for type redis) replaces `ttl`; a request's ttl still wins.
+    const auto& backend_ttl = type == "local" ? p.default_in_memory_ttl : p.default_in_redis_ttl;
+    out.ttl_s = backend_ttl && *backend_ttl > 0 ? *backend_ttl : p.ttl && *p.ttl > 0 ? *p.ttl : 600.0;
+    // In front of Redis, the memory tier is this instance's copy: default_in_memory_ttl
+    // bounds how long it is kept, so that a /cache/delete on another instance (which this
+    // one's memory never hears of) reaches it within that time.
+    if (type == "redis" && p.default_in_memory_ttl && *p.default_in_memory_ttl > 0) {
+      out.memory_max_ttl_s = *p.default_in_memory_ttl;
+    }
+    if (p.socket_timeout && *p.socket_timeout > 0) {
+      out.redis_timeout_s = p.socket_timeout;
+    }
     out.default_on = p.mode != "default_off";
     if (p.supported_call_types) {
       out.chat = out.completion = out.embedding = false;

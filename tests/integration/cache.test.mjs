@@ -18,6 +18,7 @@
 //  - a replayed stream has the chunk members of the relayed one (logprobs, usage null);
 //  - an embeddings answer names the provider's model, every item cached or not;
 //  - /cache/flushall while Redis is down flushes nothing (503), the memory tier included;
+//  - default_in_redis_ttl / default_in_memory_ttl per tier; socket_timeout bounds a lookup.
 // Every test uses its own prompts (a random marker) and the run its own namespace, so the
 // shared Redis of scripts/test.sh holds nothing another run could hit.
 import { after, before, describe, test } from 'node:test';
@@ -509,6 +510,103 @@ describe('response cache', { skip, timeout: 600_000 }, () => {
     const ready = await call(gw4, '/health/readiness', { method: 'GET' });
     assert.equal(ready.json.cache, null, ready.text);
     await gw4.stop();
+  });
+});
+
+describe('response cache: cache_params TTL defaults per tier and socket_timeout', { skip, timeout: 600_000 }, () => {
+  let server;  // a private Redis this block pauses
+  before(async () => {
+    fake = await startFakeProvider();
+    fake.setDefaults({ echo: true });
+    const u = new URL(REDIS_URL);
+    redis = { host: u.hostname, port: Number(u.port) };
+    server = await startPrivateRedis();
+  });
+  after(async () => {
+    server?.proc.kill('SIGCONT');
+    await server?.kill();
+    await stopAll();
+    await fake?.close();
+  });
+
+  test('default_in_redis_ttl is the TTL of what type redis writes, in place of ttl', async () => {
+    const gw = await startGateway({
+      config: cacheConfig({ type: 'redis', host: redis.host, port: redis.port, namespace: NS, ttl: 600, default_in_redis_ttl: 30 }),
+    });
+    assert.doesNotMatch(gw.stderr(), /default_in_redis_ttl/);
+    const m = randomUUID();
+    const a = await chat(clientOf(gw), ask(m));
+    await waitForRedisKey(redis, a.key);
+    const pttl = Number(redisCli(redis, 'PTTL', `switchyard:cache:${a.key}`));
+    assert.ok(pttl > 0 && pttl <= 30_000, `PTTL ${pttl} ms`);
+    // The request's own ttl still wins.
+    const m2 = randomUUID();
+    const b = await chat(clientOf(gw), ask(m2, { cache: { ttl: 120 } }));
+    await waitForRedisKey(redis, b.key);
+    assert.ok(Number(redisCli(redis, 'PTTL', `switchyard:cache:${b.key}`)) > 30_000);
+    await gw.stop();
+  });
+
+  test('default_in_memory_ttl is the TTL of what type local stores, in place of ttl', async () => {
+    const gw = await startGateway({ config: cacheConfig({ type: 'local', ttl: 600, default_in_memory_ttl: 1 }) });
+    assert.doesNotMatch(gw.stderr(), /default_in_memory_ttl/);
+    const client = clientOf(gw);
+    const m = randomUUID();
+    await chat(client, ask(m));
+    const deadline = Date.now() + 15_000 * SLOW;
+    while (calls(m) === 1) {
+      assert.ok(Date.now() < deadline, 'the entry outlived default_in_memory_ttl');
+      await delay(100);
+      await chat(client, ask(m));
+    }
+    assert.equal(calls(m), 2);
+    await gw.stop();
+  });
+
+  test('under type redis, default_in_memory_ttl bounds how long the memory tier keeps a copy', async () => {
+    const gw = await startGateway({
+      config: cacheConfig({ type: 'redis', host: redis.host, port: redis.port, namespace: NS, ttl: 600, default_in_memory_ttl: 1 }),
+      env: { SWITCHYARD_CACHE_REDIS_TIMEOUT_MS: 2000 },
+    });
+    const client = clientOf(gw);
+    const m = randomUUID();
+    const a = await chat(client, ask(m));
+    await waitForRedisKey(redis, a.key);
+    await chat(client, ask(m));  // read back from Redis: copied into the memory tier
+    assert.equal(calls(m), 1);
+    // Gone from Redis (as a /cache/delete on another instance does): this instance's copy
+    // stops answering once default_in_memory_ttl has passed.
+    redisCli(redis, 'DEL', `switchyard:cache:${a.key}`);
+    const deadline = Date.now() + 15_000 * SLOW;
+    while (calls(m) === 1) {
+      assert.ok(Date.now() < deadline, 'the memory copy outlived default_in_memory_ttl');
+      await delay(100);
+      await chat(client, ask(m));
+    }
+    await gw.stop();
+  });
+
+  test('socket_timeout is how long a lookup waits on Redis (no unknown-key warning)', async () => {
+    const gw = await startGateway({
+      config: cacheConfig({ type: 'redis', host: '127.0.0.1', port: server.port, namespace: NS, socket_timeout: 1.5 }),
+    });
+    assert.doesNotMatch(gw.stderr(), /socket_timeout/);
+    await gw.proc.waitForStderr(/redis connected/, 15_000 * SLOW);
+    const client = clientOf(gw);
+    await chat(client, ask(randomUUID()));  // the connection is up and used
+    server.proc.kill('SIGSTOP');  // connected, answering nothing
+    try {
+      const t0 = performance.now();
+      const m = randomUUID();
+      const r = await chat(client, ask(m));
+      const ms = performance.now() - t0;
+      assert.equal(r.data.choices[0].message.content, `question ${m}`);
+      // The lookup waited its 1.5 s before the miss (the default is 5 ms).
+      assert.ok(ms >= 1400, `answered after ${ms.toFixed(0)} ms`);
+    } finally {
+      server.proc.kill('SIGCONT');
+    }
+    await gw.stop();
   });
 });
 

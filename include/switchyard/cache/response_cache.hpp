@@ -37,7 +37,10 @@ namespace switchyard::cache {
 struct cache_options {
   std::size_t memory_bytes = 64u << 20;     // SWITCHYARD_CACHE_MEMORY_MB
   std::size_t max_entry_bytes = 1u << 20;   // SWITCHYARD_CACHE_MAX_ENTRY_KB
-  std::chrono::milliseconds redis_timeout{5};  // SWITCHYARD_CACHE_REDIS_TIMEOUT_MS
+  std::chrono::milliseconds redis_timeout{5};  // cache_params.socket_timeout, SWITCHYARD_CACHE_REDIS_TIMEOUT_MS
+  // How long an entry stays in the memory tier at most (cache_params.default_in_memory_ttl
+  // under type redis); 0: as long as it lives.
+  std::int64_t memory_max_ttl_ms = 0;
   std::size_t max_pending_writes = 1000;
   std::string redis_prefix = "switchyard:cache:";
 };
@@ -107,6 +110,8 @@ class response_cache {
   std::size_t pending_writes() const { return writes_->pending; }
 
  private:
+  // Into the memory tier, its expiry held to memory_max_ttl_ms from now.
+  void put_memory(const std::string& key, entry e);
   // The SET of `e`, queued: false when it cannot go (counted as dropped).
   bool write_redis(const std::string& key, const entry& e, std::int64_t ttl_ms);
 

@@ -105,6 +105,9 @@ struct cache_params {
   std::string host, password, url, namespace_;
   std::optional<int> port;
   std::optional<double> ttl;
+  std::optional<double> default_in_memory_ttl;  // seconds
+  std::optional<double> default_in_redis_ttl;   // seconds
+  std::optional<double> socket_timeout;         // seconds (redis-py's), the cache's Redis lookups
   std::string mode;  // "default_on" (also when empty) or "default_off"
   std::optional<std::vector<std::string>> supported_call_types;  // unset: every type
   std::optional<int> max_connections;
@@ -196,6 +199,10 @@ struct cache_settings {
   redis_endpoint redis;    // the cache's Redis (its own from cache_params, else the shared one)
   std::string namespace_;  // keys become "<namespace>:<hash>"
   double ttl_s = 600;      // write TTL unless the request sets one
+  // Type redis with default_in_memory_ttl: how long the memory tier keeps a copy at most
+  // (0: as long as the entry lives).
+  double memory_max_ttl_s = 0;
+  std::optional<double> redis_timeout_s;  // cache_params.socket_timeout: a lookup's wait on Redis
   bool default_on = true;  // false (mode default_off): only requests with cache.use-cache: true
   bool chat = true, completion = true, embedding = true;  // supported_call_types
 };

@@ -1076,6 +1076,35 @@ TEST_F(config_files, cache_redis_own_or_shared_or_env) {
   EXPECT_EQ(c->cache.redis.port, 7001);
 }
 
+// LiteLLM's per-backend TTL defaults replace `ttl` for their type; under type redis,
+// default_in_memory_ttl bounds the memory tier's copies; socket_timeout is a known key
+// that sets the lookups' wait on Redis.
+TEST_F(config_files, cache_ttl_defaults_per_tier_and_socket_timeout) {
+  const auto redis = load(write("r.yaml", "litellm_settings:\n  cache: true\n  cache_params:\n"
+                                          "    {type: redis, host: h, ttl: 600, default_in_redis_ttl: 30,\n"
+                                          "     default_in_memory_ttl: 5, socket_timeout: 0.25}\n"));
+  EXPECT_EQ(redis->cache.ttl_s, 30.0);
+  EXPECT_EQ(redis->cache.memory_max_ttl_s, 5.0);
+  ASSERT_TRUE(redis->cache.redis_timeout_s);
+  EXPECT_EQ(*redis->cache.redis_timeout_s, 0.25);
+  EXPECT_TRUE(redis->warnings.empty()) << join(redis->warnings);
+  EXPECT_TRUE(redis->unsupported.empty());
+
+  const auto local = load(write("l.yaml", "litellm_settings:\n  cache: true\n  cache_params:\n"
+                                          "    {type: local, ttl: 600, default_in_redis_ttl: 30, default_in_memory_ttl: 5}\n"));
+  EXPECT_EQ(local->cache.ttl_s, 5.0);
+  EXPECT_EQ(local->cache.memory_max_ttl_s, 0.0);  // the memory tier is the cache: its ttl is the TTL
+  EXPECT_FALSE(local->cache.redis_timeout_s);
+  EXPECT_TRUE(local->warnings.empty()) << join(local->warnings);
+  EXPECT_TRUE(local->unsupported.empty());
+
+  // Without them: `ttl`, no bound on memory copies, the default lookup wait.
+  const auto plain = load(write("p.yaml", "litellm_settings: {cache: true, cache_params: {type: redis, host: h, ttl: 60}}\n"));
+  EXPECT_EQ(plain->cache.ttl_s, 60.0);
+  EXPECT_EQ(plain->cache.memory_max_ttl_s, 0.0);
+  EXPECT_FALSE(plain->cache.redis_timeout_s);
+}
+
 TEST_F(config_files, cache_local_needs_no_redis) {
   const auto p = write("c.yaml", "litellm_settings: {cache: true, cache_params: {type: local}}\n");
   const auto c = load(p, {{"REDIS_HOST", "env-host"}});
