@@ -8,6 +8,7 @@
 #include "switchyard/core/watchdog.hpp"
 
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <cstdio>
 #include <optional>
@@ -661,15 +662,162 @@ core::error too_large(std::size_t limit, std::optional<std::uint64_t> declared =
                               ", the limit is " + std::to_string(limit) + " bytes (max_request_size_mb)");
 }
 
+// RFC 3986, 2.3 and 2.2: the characters a registered name may hold besides %-escapes.
+constexpr bool is_unreserved(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+         c == '_' || c == '~';
+}
+constexpr bool is_sub_delim(char c) {
+  return c == '!' || c == '$' || c == '&' || c == '\'' || c == '(' || c == ')' || c == '*' || c == '+' || c == ',' ||
+         c == ';' || c == '=';
+}
+
+// RFC 9110, 7.2 and RFC 3986, 3.2.2-3.2.3: Host = uri-host [ ":" port ], where uri-host is
+// an IP literal in brackets, an IPv4 address or a registered name (unreserved characters,
+// %-escapes and sub-delims), and port is digits. RFC 9112, 3.2: a Host field value that is
+// not that MUST be answered 400. Two refinements: a comma, though a sub-delim, is refused
+// (no DNS name has one; a field of "a, b" or "a,b" names two hosts, as a proxy joining
+// repeated fields writes them), and a port must be at most 65535. The empty value is valid
+// (RFC 9110 asks clients to send it when the target has no authority).
+// Returns why `v` is not a valid Host value, or nullptr when it is.
+const char* host_value_problem(std::string_view v) {
+  std::string_view host = v;
+  std::string_view port;
+  bool has_port = false;
+  if (!v.empty() && v.front() == '[') {
+    const auto close = v.find(']');
+    if (close == std::string_view::npos) {
+      return "an IP literal without its closing ']'";
+    }
+    host = v.substr(1, close - 1);
+    const auto rest = v.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') {
+        return "characters after the IP literal";
+      }
+      has_port = true;
+      port = rest.substr(1);
+    }
+    if (!host.empty() && (host.front() == 'v' || host.front() == 'V')) {
+      // IPvFuture: "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )
+      const auto dot = host.find('.');
+      if (dot == std::string_view::npos || dot < 2 || dot + 1 == host.size()) {
+        return "an invalid IP literal";
+      }
+      for (std::size_t i = 1; i < dot; ++i) {
+        if (std::isxdigit(static_cast<unsigned char>(host[i])) == 0) {
+          return "an invalid IP literal";
+        }
+      }
+      for (const char c : host.substr(dot + 1)) {
+        if (!is_unreserved(c) && !is_sub_delim(c) && c != ':') {
+          return "an invalid IP literal";
+        }
+      }
+    } else {
+      boost::system::error_code ec;
+      // A zone identifier is written %25<zone> in a URI (RFC 6874); the parser wants %<zone>.
+      std::string text(host);
+      if (const auto pct = text.find("%25"); pct != std::string::npos) {
+        text.erase(pct + 1, 2);
+      }
+      (void)net::ip::make_address_v6(text, ec);
+      if (ec || host.empty()) {
+        return "an invalid IPv6 literal";
+      }
+    }
+  } else {
+    if (const auto colon = v.rfind(':'); colon != std::string_view::npos) {
+      host = v.substr(0, colon);
+      has_port = true;
+      port = v.substr(colon + 1);
+    }
+    for (std::size_t i = 0; i < host.size(); ++i) {
+      const char c = host[i];
+      if (c == '%') {
+        if (i + 2 >= host.size() || std::isxdigit(static_cast<unsigned char>(host[i + 1])) == 0 ||
+            std::isxdigit(static_cast<unsigned char>(host[i + 2])) == 0) {
+          return "an invalid %-escape";
+        }
+        i += 2;
+        continue;
+      }
+      if (c == ',') {
+        return "more than one host";
+      }
+      if (!is_unreserved(c) && !is_sub_delim(c)) {
+        return "a character a host name cannot have";
+      }
+    }
+  }
+  if (has_port) {
+    if (port.size() > 5) {
+      return "an invalid port";
+    }
+    unsigned n = 0;
+    for (const char c : port) {
+      if (c < '0' || c > '9') {
+        return "an invalid port";
+      }
+      n = n * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (n > 65535) {
+      return "an invalid port";
+    }
+  }
+  return nullptr;
+}
+
+// The authority of an absolute-form target ("http://host:port/path"), or nullopt when the
+// target is not one (origin form, "*", another scheme: the handler answers those).
+std::optional<std::string_view> absolute_form_authority(std::string_view t) {
+  if (t.empty() || t.front() == '/') {
+    return std::nullopt;
+  }
+  const auto sep = t.find("://");
+  if (sep == std::string_view::npos ||
+      !(simple::iequals(t.substr(0, sep), "http") || simple::iequals(t.substr(0, sep), "https"))) {
+    return std::nullopt;
+  }
+  const auto begin = sep + 3;
+  const auto end = t.find_first_of("/?#", begin);
+  return t.substr(begin, (end == std::string_view::npos ? t.size() : end) - begin);
+}
+
 // RFC 9112, 3.2: a request with more than one Host field, or an HTTP/1.1 one with none,
-// MUST be answered 400 (the server cannot tell which authority it is meant for). HTTP/1.0
-// predates Host: its requests (health probes, curl -0) need none.
-std::optional<core::error> host_error(int hosts, int version) {
+// or one whose Host value is not a valid host[:port], MUST be answered 400 (the server
+// cannot tell which authority it is meant for). HTTP/1.0 predates Host: its requests
+// (health probes, curl -0) need none. An absolute-form target's authority replaces the
+// Host field (from_absolute_form), so it is held to the same rule, and it must not carry
+// userinfo (RFC 9110, 4.2.4: "user@host" in an http(s) URI is forbidden; a client that
+// sends credentials there leaks them to every log on the way).
+std::optional<core::error> host_error(int hosts, int version, const request& req) {
   if (hosts > 1) {
     return core::make_error(core::errc::bad_request, "Malformed HTTP request: more than one Host header");
   }
   if (hosts == 0 && version >= 11) {
     return core::make_error(core::errc::bad_request, "Malformed HTTP request: an HTTP/1.1 request needs a Host header");
+  }
+  if (hosts == 1) {
+    if (const char* why = host_value_problem(req.header("host"))) {
+      return core::make_error(core::errc::bad_request,
+                              std::string("Malformed HTTP request: invalid Host header value (") + why + ")");
+    }
+  }
+  if (const auto authority = absolute_form_authority(req.target)) {
+    if (authority->find('@') != std::string_view::npos) {
+      return core::make_error(core::errc::bad_request,
+                              "Malformed HTTP request: the request target carries userinfo (user@host), which "
+                              "HTTP forbids; send credentials in the Authorization header");
+    }
+    const char* why = host_value_problem(*authority);
+    if (why == nullptr && (authority->empty() || authority->front() == ':')) {
+      why = "an empty host";  // RFC 9110, 4.2.1: an http(s) URI with an empty host is invalid
+    }
+    if (why != nullptr) {
+      return core::make_error(core::errc::bad_request,
+                              std::string("Malformed HTTP request: invalid Host in the request target (") + why + ")");
+    }
   }
   return std::nullopt;
 }
@@ -951,7 +1099,7 @@ net::awaitable<bool> server::impl::read_with_parser(Conn& c, beast::flat_buffer&
     }
   }
   call_id_into(req, call_id);
-  if (auto e = host_error(parser.hosts, parser.version)) {
+  if (auto e = host_error(parser.hosts, parser.version, req)) {
     co_await reject(c, opts_, *e, call_id, req.header("origin"));
     co_return false;
   }
@@ -1149,7 +1297,7 @@ net::awaitable<void> server::impl::session(std::shared_ptr<Conn> c) {
       buf.consume(head.bytes);
       call_id_into(req, call_id);
       keep_alive = head.keep_alive;
-      if (auto e = host_error(head.hosts, 11)) {
+      if (auto e = host_error(head.hosts, 11, req)) {
         co_await reject(*c, opts_, *e, call_id, req.header("origin"));
         co_return;
       }

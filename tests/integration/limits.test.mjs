@@ -230,6 +230,53 @@ describe('request line and Host (RFC 9112)', () => {
     await stillServing();
   });
 
+  test('an invalid Host value, or userinfo in an absolute-form target, gets 400; ports and IPv6 literals pass', async () => {
+    const refused = [
+      'Host: bad host\r\n',            // a space
+      'Host: x\ty\r\n',                // a control character
+      'Host: x:abc\r\n',               // a port that is not a number
+      'Host: x:99999\r\n',             // past 65535
+      'Host: a.example, b.example\r\n',  // more than one host in the field
+      'Host: a.example,b.example\r\n',
+      'Host: user@x\r\n',              // userinfo
+      'Host: [::1\r\n',                // an unclosed IP literal
+      'Host: [not-ipv6]:80\r\n',
+      'Host: x/y\r\n',
+    ];
+    for (const host of refused) {
+      const raw = await rawExchange(chatHead('/v1/chat/completions', host) + chatBody);
+      assert.equal(statusOf(raw.text), 400, `${JSON.stringify(host)}: ${raw.text}`);
+      assert.deepEqual(openaiErrorProblems(JSON.parse(bodyOf(raw.text)), 400), []);
+      assert.match(JSON.parse(bodyOf(raw.text)).error.message, /Host/);
+    }
+    // Userinfo in the request target (RFC 9110, 4.2.4), with or without a password.
+    for (const auth of ['user@', 'user:secret@']) {
+      const raw = await rawExchange(chatHead(`http://${auth}127.0.0.1:${gw.port}/v1/chat/completions`,
+        `Host: 127.0.0.1:${gw.port}\r\n`) + chatBody);
+      assert.equal(statusOf(raw.text), 400, raw.text);
+      assert.deepEqual(openaiErrorProblems(JSON.parse(bodyOf(raw.text)), 400), []);
+      assert.match(JSON.parse(bodyOf(raw.text)).error.message, /userinfo/);
+    }
+    // An absolute-form target's authority is checked as a Host field would be.
+    const badAuthority = await rawExchange(chatHead('http://x:abc/v1/chat/completions') + chatBody);
+    assert.equal(statusOf(badAuthority.text), 400, badAuthority.text);
+    // What clients send: a name, a name with a port, IPv4 and IPv6 literals with and
+    // without a port, the empty value RFC 9110 allows.
+    for (const host of ['Host: localhost\r\n', `Host: 127.0.0.1:${gw.port}\r\n`, 'Host: [::1]:4000\r\n',
+      'Host: [::1]\r\n', 'Host: api.example.com\r\n', 'Host: my_host.internal:80\r\n', 'Host:\r\n']) {
+      const raw = await rawExchange(chatHead('/v1/chat/completions', host) + chatBody);
+      assert.equal(statusOf(raw.text), 200, `${JSON.stringify(host)}: ${raw.text}`);
+    }
+    // Through Beast's parser too (HTTP/1.0, which the plain head parser leaves to it).
+    const old = await rawExchange('GET /health/liveliness HTTP/1.0\r\nHost: bad host\r\n\r\n');
+    assert.equal(statusOf(old.text), 400, old.text);
+    const oldOk = await rawExchange('GET /health/liveliness HTTP/1.0\r\nHost: [::1]:4000\r\n\r\n');
+    assert.equal(statusOf(oldOk.text), 200, oldOk.text);
+    const probe = await curlHttp([`${gw.url}/health/liveliness`]);
+    assert.equal(probe.status, 200, probe.body);
+    await stillServing();
+  });
+
   test('empty lines before the request line are ignored (a few of them)', async () => {
     const raw = await rawExchange(`\r\n\r\n${chatHead('/v1/chat/completions')}${chatBody}`);
     assert.equal(statusOf(raw.text), 200, raw.text);
