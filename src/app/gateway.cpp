@@ -1548,6 +1548,18 @@ struct gateway::impl {
     return v != nullptr ? std::string(v) : std::string();
   }
 
+  // The delivery settings of the logging callbacks' senders (SWITCHYARD_CALLBACK_*); the
+  // alert sender takes its retries and back-off from them too.
+  static pipeline::sender_options callback_sender_options() {
+    pipeline::sender_options so;
+    so.batch_size = std::max<std::size_t>(1, env_size("SWITCHYARD_CALLBACK_BATCH_SIZE", so.batch_size));
+    so.flush_interval = env_ms("SWITCHYARD_CALLBACK_FLUSH_MS", so.flush_interval);
+    so.queue_capacity = std::max<std::size_t>(1, env_size("SWITCHYARD_CALLBACK_QUEUE", so.queue_capacity));
+    so.max_retries = static_cast<int>(env_size("SWITCHYARD_CALLBACK_RETRIES", static_cast<std::size_t>(so.max_retries)));
+    so.backoff_base = env_ms("SWITCHYARD_CALLBACK_BACKOFF_MS", so.backoff_base);
+    return so;
+  }
+
   // litellm_settings.callbacks / success_callback / failure_callback: a sender for each
   // name that can run (callbacks: called on success and failure; success_callback /
   // failure_callback: on that one); one warning for each that cannot.
@@ -1567,12 +1579,7 @@ struct gateway::impl {
         }
       }
     }
-    pipeline::sender_options so;
-    so.batch_size = std::max<std::size_t>(1, env_size("SWITCHYARD_CALLBACK_BATCH_SIZE", so.batch_size));
-    so.flush_interval = env_ms("SWITCHYARD_CALLBACK_FLUSH_MS", so.flush_interval);
-    so.queue_capacity = std::max<std::size_t>(1, env_size("SWITCHYARD_CALLBACK_QUEUE", so.queue_capacity));
-    so.max_retries = static_cast<int>(env_size("SWITCHYARD_CALLBACK_RETRIES", static_cast<std::size_t>(so.max_retries)));
-    so.backoff_base = env_ms("SWITCHYARD_CALLBACK_BACKOFF_MS", so.backoff_base);
+    const auto so = callback_sender_options();
     for (const auto& [name, when] : names) {
       if (name == "prometheus") {
         if (!metrics_reg) {
@@ -1623,7 +1630,10 @@ struct gateway::impl {
     }
     spdlog::info("alerting:{}{} (slow requests past {} s)", s.slack_url.empty() ? "" : " slack",
                  s.webhook_url.empty() ? "" : " webhook", s.threshold_s);
-    return std::make_unique<pipeline::alerter>(std::move(s), caller, pipeline::steady_sender_clock(ioc.get_executor()));
+    // Each alert is one POST sent as soon as it is raised (Slack takes one message a POST),
+    // so the batch size and flush interval do not apply; the retries and back-off do.
+    return std::make_unique<pipeline::alerter>(std::move(s), caller, pipeline::steady_sender_clock(ioc.get_executor()),
+                                               callback_sender_options());
   }
 
   // Metrics of the callbacks and alerts; health checks and the database feed the alerter.

@@ -4,7 +4,8 @@
 // * a key over its max_budget: its refusals send one budget_crossed alert;
 // * slow requests (alerting_threshold) and a provider outage (failures in a window) alert
 //   once each to Slack and the webhook;
-// * SIGTERM: the alert being sent and those queued reach the receiver before the exit.
+// * SIGTERM: the alert being sent and those queued reach the receiver before the exit;
+// * the alert sender retries as SWITCHYARD_CALLBACK_RETRIES / _BACKOFF_MS say.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
@@ -154,6 +155,31 @@ describe('slow requests and outages to Slack and a webhook', () => {
     assert.equal(svc.status, 200, svc.text);
     const a = await call(gw, '/active/callbacks', { method: 'GET' });
     assert.deepEqual(a.json.alerting, ['slack', 'webhook']);
+  });
+});
+
+describe('alert delivery settings', () => {
+  test('the alert sender honours SWITCHYARD_CALLBACK_RETRIES and _BACKOFF_MS, as the logging callbacks do', async () => {
+    const failing = await startWebhook();
+    try {
+      failing.failNext(10, 503);
+      const gw = await startGateway({
+        config: {
+          model_list: [{ model_name: 'slow-r', litellm_params: { model: 'openai/slow-r', api_base: `${fake.url}/v1`, api_key: 'sk-up' } }],
+          general_settings: { alerting: ['webhook'], alerting_threshold: 0.2 },
+        },
+        // One retry, 50 ms after the first try (the defaults: three, from 500 ms).
+        env: { WEBHOOK_URL: `${failing.url}/alerts`, SWITCHYARD_CALLBACK_RETRIES: '1', SWITCHYARD_CALLBACK_BACKOFF_MS: '50' },
+      });
+      fake.script([{ delay_ms: 400, times: 1, match: { model: 'slow-r' } }]);
+      const r = await call(gw, '/v1/chat/completions', { body: { model: 'slow-r', messages: USER } });
+      assert.equal(r.status, 200, r.text);
+      await until('the alert given up', async () => (await metricValue(gw, 'switchyard_alerts_total', { outcome: 'failed' })) === 1);
+      assert.equal(failing.requests.length, 2, 'the first try and one retry');
+      await gw.stop();
+    } finally {
+      await failing.close();
+    }
   });
 });
 
