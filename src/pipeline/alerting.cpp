@@ -350,7 +350,12 @@ net::awaitable<void> alerter::run() {
                      r ? "HTTP " + std::to_string(r->status) : r.error().message);
         break;
       }
-      co_await clock_->wait_until(clock_->now() + backoff_delay(send_, attempt));
+      // The whole back-off: raise() wakes the clock for the idle wait above, and a new
+      // alert must not bring the retry forward. Only stop() ends it early.
+      const auto until = clock_->now() + backoff_delay(send_, attempt);
+      while (*alive && !stopping_ && clock_->now() < until) {
+        co_await clock_->wait_until(until);
+      }
       if (!*alive) {
         co_return;
       }

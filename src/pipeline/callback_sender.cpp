@@ -222,8 +222,14 @@ net::awaitable<bool> callback_sender::send_body(std::string body, std::size_t n)
     ++stats_.retries;
     const auto wait = backoff_delay(opts_, attempt);
     spdlog::debug("callback {}: retrying in {} ms: {}", target_.name, wait.count(), why);
-    // A wake() (a full batch arriving) cuts the wait short: the retry just comes earlier.
-    co_await clock_->wait_until(clock_->now() + wait);
+    // The whole back-off, whatever wakes the clock meanwhile: a full batch arriving wakes
+    // it (for the idle wait in run()), and a retry it cut short would hit a receiver that
+    // asked to be left alone (429, 503) at once, as often as batches fill. Only stop()
+    // ends it early (the retry then goes once more, and a failure is final).
+    const auto until = clock_->now() + wait;
+    while (*alive && !stopping_ && clock_->now() < until) {
+      co_await clock_->wait_until(until);
+    }
     if (!*alive) {
       co_return false;
     }

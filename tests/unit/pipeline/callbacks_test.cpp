@@ -20,17 +20,24 @@ using json = nlohmann::json;
 using testing::run_coro;
 using ms = std::chrono::milliseconds;
 
-// Time moves only when the sender waits: each wait jumps to its deadline at once.
+// Time moves only when the sender waits: each wait jumps to its deadline at once, unless
+// something that runs during the wait (during_wait) wakes the clock: then the wait ends
+// there, with no time passed, as a real timer cancelled by wake() does.
 class fake_sender_clock final : public sender_clock {
  public:
   time_point t{std::chrono::hours(1)};
   std::vector<ms> waits;         // how long each wait asked for
+  std::function<void()> during_wait;  // runs within each wait, before its deadline
   std::function<void()> on_wait;  // runs after each wait (the test pushes or stops here)
   int wakes = 0;
   time_point now() const override { return t; }
   net::awaitable<void> wait_until(time_point u) override {
     waits.push_back(std::chrono::duration_cast<ms>(u - t));
-    if (u > t) {
+    woken_ = false;
+    if (during_wait) {
+      during_wait();
+    }
+    if (!woken_ && u > t) {
       t = u;
     }
     if (on_wait) {
@@ -38,7 +45,13 @@ class fake_sender_clock final : public sender_clock {
     }
     co_return;
   }
-  void wake() override { ++wakes; }
+  void wake() override {
+    ++wakes;
+    woken_ = true;
+  }
+
+ private:
+  bool woken_ = false;
 };
 
 struct sent_request {
@@ -213,6 +226,40 @@ TEST(CallbackSender, RetriesWithBackoffThenSucceeds) {
   EXPECT_EQ(f.sender->stats().retries, 3u);
   EXPECT_EQ(f.sender->stats().sent, 2u);
   EXPECT_EQ(f.sender->stats().failed, 0u);
+}
+
+// A batch filling while the sender backs off wakes the clock (for the idle wait); the
+// retry still waits its whole back-off, and the new batch goes after it.
+TEST(CallbackSender, AFullBatchDoesNotCutTheBackoffShort) {
+  sender_options o;
+  o.batch_size = 2;
+  o.max_retries = 3;
+  o.backoff_base = 500ms;
+  sender_fixture f(o);
+  f.up->script = {503, 200};
+  f.sender->push(event("a"));
+  f.sender->push(event("b"));
+  bool pushed = false;
+  f.clock->during_wait = [&] {
+    if (!pushed && f.up->seen.size() == 1) {  // backing off after the 503
+      pushed = true;
+      f.sender->push(event("c"));
+      f.sender->push(event("d"));  // a full batch: wakes the clock
+    }
+  };
+  f.clock->on_wait = [&] {
+    if (f.sender->stats().sent == 4) {
+      f.sender->stop();
+    }
+  };
+  f.run();
+  ASSERT_TRUE(pushed);
+  EXPECT_GE(f.clock->wakes, 1);
+  ASSERT_EQ(f.up->seen.size(), 3u);
+  EXPECT_EQ(f.up->seen[1].body, "a,b");
+  EXPECT_EQ(f.up->seen[1].at - f.up->seen[0].at, 500ms) << "the retry came before its back-off ended";
+  EXPECT_EQ(f.up->seen[2].body, "c,d");
+  EXPECT_EQ(f.sender->stats().sent, 4u);
 }
 
 TEST(CallbackSender, GivesUpAfterItsRetriesAndCountsTheLoss) {
@@ -770,6 +817,27 @@ TEST(Alerter, AlertTypesFilterAndDeliveryRetries) {
   EXPECT_EQ(f.a->stats().sent, 1u);
   EXPECT_EQ(f.clock->waits[0], 100ms);
   EXPECT_EQ(f.clock->waits[1], 200ms);
+}
+
+// An alert raised while another's delivery backs off wakes the clock; the retry still
+// waits its whole back-off.
+TEST(Alerter, ANewAlertDoesNotCutTheBackoffShort) {
+  auto s = both_channels();
+  s.slack_url.clear();
+  alert_fixture f(s);  // back-off 100 ms
+  f.up->script = {503, 200};
+  f.a->database_error("first");
+  bool raised = false;
+  f.clock->during_wait = [&] {
+    if (!raised && f.up->seen.size() == 1) {
+      raised = true;
+      EXPECT_TRUE(f.a->raise(alert{"cooldown_deployment", "dep-1", "cooled", json::object()}));  // wakes the clock
+    }
+  };
+  f.deliver(1);
+  ASSERT_TRUE(raised);
+  ASSERT_GE(f.up->seen.size(), 2u);
+  EXPECT_GE(f.up->seen[1].at - f.up->seen[0].at, 100ms) << "the retry came before its back-off ended";
 }
 
 TEST(Alerter, SettingsFromTheConfig) {
