@@ -235,6 +235,9 @@ handler_result team_member_add(const route_context& c) {
     e.type = "team_member_already_in_team";
     co_return e;
   }
+  // The team's cached keys carry their user's membership (its max_budget_in_team): the
+  // next request of each reloads it, on every instance.
+  c.invalidation().publish_owner("team", *team_id);
   out["updated_users"] = json::parse(r->updated_users_json);
   co_return ok(std::move(out));
 }
@@ -265,6 +268,7 @@ handler_result team_member_delete(const route_context& c) {
   if (!r->problem.empty()) {
     co_return bad_request(r->problem, "user_id");
   }
+  c.invalidation().publish_owner("team", *team_id);  // the member's budget in the team is gone
   co_return ok(json::parse(*r->team_json));
 }
 

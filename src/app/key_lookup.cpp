@@ -271,6 +271,20 @@ auth::virtual_key to_virtual_key(const store::postgres::key_record& r) {
     e.spend_set_at = parse_timestamp(org, "spend_set_at");
     add(std::move(e));
   }
+  if (auto m = parse_object(r.membership_json); m.is_object() && !k.user_id.empty() && !k.team_id.empty()) {
+    // The key's user as a member of the key's team (max_budget_in_team): LiteLLM checks
+    // only the budget of a membership, against the membership's own spend, so its budgets
+    // row's rate limits are not applied; its schedule is the budgets row's.
+    auto e = limits_of(auth::limit_level::team_member, k.team_id + ":" + k.user_id, "", m,
+                       parse_object(r.membership_budget_json));
+    e.rpm_limit.reset();
+    e.tpm_limit.reset();
+    e.max_parallel_requests.reset();
+    e.model_max_budget.clear();
+    e.model_rpm_limit.clear();
+    e.model_tpm_limit.clear();
+    add(std::move(e));
+  }
   return k;
 }
 

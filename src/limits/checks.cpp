@@ -163,6 +163,8 @@ const char* scope_of(auth::limit_level l) {
       return "end_user";
     case auth::limit_level::proxy:
       return "proxy";
+    case auth::limit_level::team_member:
+      return "team_member";
   }
   return "proxy";
 }

@@ -161,6 +161,11 @@ std::string label_of(const auth::entity_limits& e, const request_ctx& ctx) {
       return "End User=" + e.id;
     case auth::limit_level::proxy:
       return "";
+    case auth::limit_level::team_member: {
+      // LiteLLM's words for a member over their budget in the team (auth_checks).
+      const auto& k = ctx.who.vkey;
+      return k ? "User=" + k->user_id + " in Team=" + k->team_id : "User=" + e.id;
+    }
   }
   return "";
 }

@@ -5,7 +5,8 @@
 // * a key budget that pays for exactly 10 requests, 100 concurrent requests over two
 //   instances: at most 10 succeed, the recorded spend stays within the budget, the others
 //   get LiteLLM's budget_exceeded 429;
-// * the same for a team budget shared by three keys, and an organisation's budget;
+// * the same for a team budget shared by three keys, an organisation's budget and a team
+//   member's budget (max_budget_in_team), whose spend reaches team_memberships;
 // * a budget far from its limit, drawn from leases: never passed, and what one instance
 //   leased and did not use comes back, to the last request;
 // * rpm_limit 5, 20 concurrent requests over two instances: exactly 5 pass, 15 get 429
@@ -230,6 +231,63 @@ describe('budgets and rate limits', { skip }, () => {
       assert.match(r.json.error.message, /Organization=/);
     }
     assert.equal(fake.requests({ path: '/v1/chat/completions' }).length, 10);
+  });
+
+  test('a team member\'s budget (max_budget_in_team) binds the member\'s team keys, exactly, over two instances', async () => {
+    // LiteLLM checks a membership's budget on requests of the team's keys that name the
+    // member, against the membership's own spend, with its own message. (User ids of this
+    // run's: Redis outlives the database.)
+    const run = `${process.pid}-${Date.now()}`;
+    const member = `u-member-${run}`;
+    const other = `u-other-${run}`;
+    for (const u of [member, other]) {
+      assert.equal((await call(a, '/user/new', { body: { user_id: u, auto_create_key: false } })).status, 200);
+    }
+    const t = await call(a, '/team/new', { body: { team_alias: 'members' } });
+    assert.equal(t.status, 200, t.text);
+    const team = t.json.team_id;
+    const add = await call(a, '/team/member_add',
+      { body: { team_id: team, member: { user_id: member, role: 'user' }, max_budget_in_team: BUDGET } });
+    assert.equal(add.status, 200, add.text);
+    assert.equal((await call(a, '/team/member_add', { body: { team_id: team, member: { user_id: other, role: 'user' } } })).status, 200);
+    const keys = [];
+    for (let i = 0; i < 2; ++i) keys.push((await newKey(a, { user_id: member, team_id: team })).key);
+    const rs = await burst([a, b], keys, 60);
+    const ok = rs.filter((r) => r.status === 200);
+    assert.equal(ok.length, 10, JSON.stringify(statuses(rs)));
+    for (const r of rs.filter((x) => x.status !== 200)) {
+      assertBudgetError(r);
+      assert.match(r.json.error.message,
+        new RegExp(`^Budget has been exceeded! User=${member} in Team=${team} Current cost: [\\d.e-]+, Max budget: 0\\.0001$`));
+    }
+    assert.equal(fake.requests({ path: '/v1/chat/completions' }).length, 10, 'refused requests never reach the provider');
+    // The membership's spend is kept in Postgres, from the requests' spend rows.
+    const spend = await settledSpend(`SELECT spend FROM team_memberships WHERE user_id = '${member}' AND team_id = '${team}'`,
+      `SELECT count(*) FROM spend_logs WHERE user_id = '${member}' AND team_id = '${team}' AND status = 'success'`, 10);
+    assert.ok(Math.abs(spend - BUDGET) < 1e-12, `membership spend ${spend}, expected ${BUDGET}`);
+    // Another member of the team, and the member's key without a team, are not bound by it.
+    const otherKey = await newKey(a, { user_id: other, team_id: team });
+    const personal = await newKey(a, { user_id: member });
+    for (const gw of [a, b]) {
+      for (const key of [otherKey.key, personal.key]) {
+        const r = await call(gw, '/v1/chat/completions', { body: chatBody(), key });
+        assert.equal(r.status, 200, r.text);
+      }
+    }
+    // A budget given to a member whose key is cached (on both instances) binds from the
+    // next request: at once on the instance that made the change, an instant later on the
+    // other (the invalidation channel).
+    const otherChat = (gw) => call(gw, '/v1/chat/completions', { body: chatBody(), key: otherKey.key });
+    assert.equal((await call(a, '/team/member_delete', { body: { team_id: team, user_id: other } })).status, 200);
+    const again = await call(a, '/team/member_add',
+      { body: { team_id: team, member: { user_id: other, role: 'user' }, max_budget_in_team: 0 } });
+    assert.equal(again.status, 200, again.text);
+    let r = await otherChat(a);
+    assertBudgetError(r);
+    assert.match(r.json.error.message, new RegExp(`User=${other} in Team=${team} `));
+    const deadline = Date.now() + 10_000 * SLOW;
+    while ((r = await otherChat(b)).status === 200 && Date.now() < deadline) await delay(20);
+    assertBudgetError(r);
   });
 
   test('an admin who sets an organisation\'s spend is obeyed at once, on both instances', async () => {

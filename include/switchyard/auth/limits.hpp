@@ -1,5 +1,6 @@
 // limits: the budget and rate-limit settings of one entity a request is charged to (a key,
-// its user, team, organisation, the end user named in the body, or the whole proxy), as
+// its user, team, organisation, the key's user as a member of its team, the end user
+// named in the body, or the whole proxy), as
 // loaded from Postgres or the config. Plain value; immutable once cached. The enforcement
 // engine charges a request to a list of these (docs/limits.md).
 // Thread: any. Never blocks.
@@ -13,8 +14,9 @@
 namespace switchyard::auth {
 
 // The level an entity sits at; also the scope name in LiteLLM's rate-limit headers and
-// error messages ("api_key", "user", "team", "organization", "end_user", "proxy").
-enum class limit_level : std::uint8_t { key, user, team, organization, end_user, proxy };
+// error messages ("api_key", "user", "team", "organization", "end_user", "proxy",
+// "team_member": a user's membership of the key's team, id "<team_id>:<user_id>").
+enum class limit_level : std::uint8_t { key, user, team, organization, end_user, proxy, team_member };
 
 struct entity_limits {
   limit_level level = limit_level::key;

@@ -31,7 +31,8 @@ enum class kind : std::uint8_t {
 // One counter of one request.
 struct check {
   kind k = kind::requests;
-  std::string scope;   // LiteLLM's scope name: api_key, user, team, organization, end_user, proxy, model_per_key
+  std::string scope;   // LiteLLM's scope name: api_key, user, team, team_member, organization, end_user, proxy,
+                       // model_per_key
   std::string id;      // the entity's id within its scope (key hash, team_id, "hash:model", ...)
   std::string label;   // for messages: "Key=alias (sk-...abcd)", "Team=t1", ...
   std::int64_t limit = 0;   // nano-USD for budgets, else a count
@@ -71,7 +72,8 @@ struct budget_period {
 };
 budget_period period_of(const auth::entity_limits& e, std::chrono::system_clock::time_point now);
 
-// LiteLLM's scope name of a level (api_key, user, team, organization, end_user, proxy).
+// LiteLLM's scope name of a level (api_key, user, team, organization, end_user, proxy,
+// team_member).
 const char* scope_of(auth::limit_level l);
 
 }  // namespace switchyard::limits

@@ -219,12 +219,15 @@ std::optional<key_record> find_key_by_hash_blocking(pqxx::connection& c, const s
       "  JOIN verification_tokens t ON t.token = d.active_token_id WHERE d.token = $1 AND d.revoke_at > now())"
       " SELECT to_jsonb(k.t)::text, (extract(epoch FROM (k.t).expires) * 1000)::bigint,"
       "  (extract(epoch FROM k.revoke_at) * 1000)::bigint,"
-      "  to_jsonb(tm)::text, to_jsonb(u)::text, to_jsonb(o)::text, to_jsonb(kb)::text, to_jsonb(ob)::text"
+      "  to_jsonb(tm)::text, to_jsonb(u)::text, to_jsonb(o)::text, to_jsonb(kb)::text, to_jsonb(ob)::text,"
+      "  to_jsonb(m)::text, to_jsonb(mb)::text"
       " FROM k LEFT JOIN teams tm ON tm.team_id = (k.t).team_id"
       " LEFT JOIN users u ON u.user_id = (k.t).user_id"
       " LEFT JOIN organizations o ON o.organization_id = COALESCE((k.t).organization_id, tm.organization_id)"
       " LEFT JOIN budgets kb ON kb.budget_id = (k.t).budget_id"
       " LEFT JOIN budgets ob ON ob.budget_id = o.budget_id"
+      " LEFT JOIN team_memberships m ON m.user_id = (k.t).user_id AND m.team_id = (k.t).team_id"
+      " LEFT JOIN budgets mb ON mb.budget_id = m.budget_id"
       " ORDER BY k.pref LIMIT 1",
       token);
   if (res.empty()) {
@@ -251,18 +254,27 @@ std::optional<key_record> find_key_by_hash_blocking(pqxx::connection& c, const s
   if (!row[7].is_null()) {
     k.org_budget_json = row[7].as<std::string>();
   }
+  if (!row[8].is_null()) {
+    k.membership_json = row[8].as<std::string>();
+  }
+  if (!row[9].is_null()) {
+    k.membership_budget_json = row[9].as<std::string>();
+  }
   return k;
 }
 
 key_record find_owners_blocking(pqxx::connection& c, const std::string& user_id, const std::string& team_id) {
   pqxx::read_transaction tx{c};
   auto res = tx.exec_params(
-      "SELECT to_jsonb(tm)::text, to_jsonb(u)::text, to_jsonb(o)::text, to_jsonb(ob)::text"
+      "SELECT to_jsonb(tm)::text, to_jsonb(u)::text, to_jsonb(o)::text, to_jsonb(ob)::text,"
+      " to_jsonb(m)::text, to_jsonb(mb)::text"
       " FROM (SELECT 1) one"
       " LEFT JOIN teams tm ON tm.team_id = $2"
       " LEFT JOIN users u ON u.user_id = $1"
       " LEFT JOIN organizations o ON o.organization_id = tm.organization_id"
-      " LEFT JOIN budgets ob ON ob.budget_id = o.budget_id",
+      " LEFT JOIN budgets ob ON ob.budget_id = o.budget_id"
+      " LEFT JOIN team_memberships m ON m.user_id = $1 AND m.team_id = $2"
+      " LEFT JOIN budgets mb ON mb.budget_id = m.budget_id",
       user_id, team_id);
   key_record k;
   k.user_id = user_id;
@@ -274,6 +286,8 @@ key_record find_owners_blocking(pqxx::connection& c, const std::string& user_id,
   k.user_json = opt(1);
   k.org_json = opt(2);
   k.org_budget_json = opt(3);
+  k.membership_json = opt(4);
+  k.membership_budget_json = opt(5);
   return k;
 }
 

@@ -239,6 +239,14 @@ const std::string& totals_and_rollups_sql() {
       "INSERT INTO end_users AS e (user_id, spend) SELECT end_user, sum(spend) FROM spend_groups "
       "WHERE end_user IS NOT NULL GROUP BY end_user ORDER BY end_user "
       "ON CONFLICT (user_id) DO UPDATE SET spend = e.spend + excluded.spend, updated_at = now();"
+      // A request of a key with both a user and a team is also the user's spend as a member
+      // of the team (LiteLLM's team membership spend, what max_budget_in_team is checked
+      // against). Locked in primary-key order, after the entities above.
+      "SELECT 1 FROM team_memberships WHERE (user_id, team_id) IN (SELECT user_id, team_id FROM spend_groups "
+      "WHERE user_id <> '' AND team_id <> '') ORDER BY user_id, team_id FOR UPDATE;"
+      "UPDATE team_memberships AS m SET spend = m.spend + s.total FROM (SELECT user_id, team_id, sum(spend) AS total "
+      "FROM spend_groups WHERE user_id <> '' AND team_id <> '' GROUP BY user_id, team_id) s "
+      "WHERE m.user_id = s.user_id AND m.team_id = s.team_id;"
       // The proxy's own budget (litellm_settings.max_budget): LiteLLM's user
       // "litellm-proxy-budget" counts every request; the row exists only with that setting.
       // Locked last, after every other entity, so the lock order stays fixed.

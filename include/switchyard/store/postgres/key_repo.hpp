@@ -55,6 +55,10 @@ struct key_record {
   // organisation's budget_id (shared budgets: their limits apply where set).
   std::optional<std::string> key_budget_json;
   std::optional<std::string> org_budget_json;
+  // Only from find_key_by_hash_blocking (and find_owners_blocking): the key's user's
+  // team_memberships row in the key's team and that row's budgets row (max_budget_in_team).
+  std::optional<std::string> membership_json;
+  std::optional<std::string> membership_budget_json;
 };
 
 // Who made a change, for audit_log and the archives.
