@@ -4,6 +4,8 @@
 
 #include "switchyard/core/utf8.hpp"
 
+#include <spdlog/spdlog.h>
+
 namespace switchyard::admin {
 
 namespace {
@@ -168,6 +170,14 @@ net::awaitable<void> management_api::handle(http::request& req, http::responder&
                         user_of(*who),
                         org_of(*who)};
   auto out = co_await r.handler(c);
+  if (!out && store::postgres::is_job_failure(out.error())) {
+    // Postgres' own words (constraint and index names, values, SQLSTATE) are for the
+    // operator: logged here, and the caller gets LiteLLM's generic 500.
+    spdlog::error("management {}: {}", r.path, out.error().message);
+    auto e = core::make_error(core::errc::internal, "Internal Server Error, the database could not complete the "
+                                                    "request. The gateway's log has the details.");
+    out = std::move(e);
+  }
   if (out && method_bit(req.method) != method_get && deps_.budgets_changed) {
     deps_.budgets_changed();  // a write may have set a budget_reset_at: the reset job looks again
   }

@@ -6,6 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 
 import OpenAI from 'openai';
@@ -382,6 +383,21 @@ describe('virtual keys', { skip }, () => {
     assert.match(q.json.error.message, /NUL character \(%00\)/);
     const fine = await call(gw, '/team/list?organization_id=%2500', { method: 'GET' });
     assert.equal(fine.status, 200, `an escaped "%00" is text: ${fine.text}`);
+  });
+
+  test('a write Postgres refuses is a 500 in LiteLLM\'s shape that does not quote the database; the log does', async () => {
+    // A user_id too large for its primary key's index: Postgres refuses the row ("index
+    // row size ... exceeds btree ... maximum"). Random text, so compression cannot save it.
+    const huge = randomBytes(12_000).toString('hex');
+    const r = await call(gw, '/user/new', { body: { user_id: huge, auto_create_key: false } });
+    assert.equal(r.status, 500, r.text.slice(0, 300));
+    assert.deepEqual(openaiErrorProblems(r.json), [], r.text.slice(0, 300));
+    assert.equal(r.json.error.type, 'internal_server_error');
+    assert.equal(r.json.error.code, '500');
+    assert.equal(r.json.error.message, 'Internal Server Error, the database could not complete the request. The gateway\'s log has the details.');
+    assert.doesNotMatch(r.text, /index row|btree|SQLSTATE|ERROR:|users_pkey/);
+    // The database's own words are in the gateway's log, for the operator.
+    await gw.proc.waitForStderr(/\/user\/new: database error: .*index row/, 10_000 * SLOW);
   });
 
   test('invalid UTF-8 in a query parameter is a 400 naming it, not a database error', async () => {

@@ -23,6 +23,10 @@ namespace switchyard::store::postgres {
 
 namespace {
 
+// The beginnings of the messages of a job's own failures (is_job_failure).
+constexpr std::string_view sql_failure_prefix = "database error: ";
+constexpr std::string_view job_failure_prefix = "database job failed: ";
+
 using clock = std::chrono::steady_clock;
 
 bool has_param(const std::string& url, std::string_view key) {
@@ -377,17 +381,17 @@ core::result<void> db_executor::impl::execute_blocking(pending_job& p) noexcept 
     if (!e.sqlstate().empty()) {
       msg += " (SQLSTATE " + e.sqlstate() + ")";
     }
-    return core::make_error(core::errc::internal, "database error: " + msg);
+    return core::make_error(core::errc::internal, std::string(sql_failure_prefix) + msg);
   } catch (const std::exception& e) {
     if (timed_out || !c->is_open()) {
       return lost(e.what());
     }
-    return core::make_error(core::errc::internal, "database job failed: " + trim_message(e.what()));
+    return core::make_error(core::errc::internal, std::string(job_failure_prefix) + trim_message(e.what()));
   } catch (...) {
     if (timed_out) {
       return lost("");
     }
-    return core::make_error(core::errc::internal, "database job failed: unknown exception");
+    return core::make_error(core::errc::internal, std::string(job_failure_prefix) + "unknown exception");
   }
 }
 
@@ -489,6 +493,11 @@ net::awaitable<core::result<void>> db_executor::ping(std::chrono::milliseconds t
     pqxx::nontransaction tx{c};
     tx.exec("SELECT 1");
   });
+}
+
+bool is_job_failure(const core::error& e) {
+  return e.code == core::errc::internal &&
+         (e.message.starts_with(sql_failure_prefix) || e.message.starts_with(job_failure_prefix));
 }
 
 }  // namespace switchyard::store::postgres

@@ -107,6 +107,7 @@ TEST_F(db_executor_test, sql_error_is_internal_and_connection_survives) {
     EXPECT_EQ(r.error().code, core::errc::internal);
     EXPECT_NE(r.error().message.find("no_such_table_here"), std::string::npos) << r.error().message;
     EXPECT_NE(r.error().message.find("42P01"), std::string::npos) << r.error().message;
+    EXPECT_TRUE(pg::is_job_failure(r.error())) << "Postgres' text: for the log, not a client";
     EXPECT_TRUE(db.healthy()) << "an SQL error means the server answered";
 
     auto pid1 = co_await db.run([](pqxx::connection& c) {
@@ -134,6 +135,7 @@ TEST_F(db_executor_test, job_exception_is_internal) {
     CO_ASSERT(!r.has_value(), "expected an error");
     EXPECT_EQ(r.error().code, core::errc::internal);
     EXPECT_NE(r.error().message.find("boom in job"), std::string::npos) << r.error().message;
+    EXPECT_TRUE(pg::is_job_failure(r.error()));
     auto ok = co_await db.ping();
     EXPECT_TRUE(ok.has_value());
   });
@@ -274,6 +276,7 @@ TEST_F(db_executor_test, jobs_beyond_the_cap_fail_fast_with_busy) {
     CO_ASSERT(!third.has_value(), "the third job should be refused");
     EXPECT_EQ(third.error().code, core::errc::unavailable);
     EXPECT_NE(third.error().message.find("busy"), std::string::npos) << third.error().message;
+    EXPECT_FALSE(pg::is_job_failure(third.error())) << "the gateway's own words, not a job's failure";
     while (finished < 2) {
       co_await sleep_for(5ms);
     }

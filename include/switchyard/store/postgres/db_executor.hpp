@@ -48,6 +48,11 @@
 
 namespace switchyard::store::postgres {
 
+// Whether `e` is a job's SQL or exception failure as run() reports it (errc::internal,
+// "database error: <Postgres' text> (SQLSTATE ...)" or "database job failed: ..."): text
+// for the operator's log, not for a client.
+bool is_job_failure(const core::error& e);
+
 struct db_options {
   // libpq connection string: a URI ("postgresql://user@host:port/db") or key=value pairs.
   // connect_timeout, keepalives*, options (statement_timeout) and application_name are
