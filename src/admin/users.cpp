@@ -6,6 +6,8 @@
 #include "switchyard/store/postgres/key_repo.hpp"
 #include "switchyard/store/postgres/tenant_repo.hpp"
 
+#include <algorithm>
+
 namespace switchyard::admin {
 
 namespace {
@@ -15,6 +17,8 @@ struct user_request {
   json patch;
   std::string user_id;             // "" if not given
   std::vector<std::string> teams;  // /user/new: teams to join
+  std::string team_id;             // /user/new: the key's team, joined too ("" if not given)
+  std::string budget_id;           // /user/new: the key's budgets row ("" if not given)
 };
 
 core::result<user_request> read_user_request(const route_context& c, bool is_new) {
@@ -39,21 +43,36 @@ core::result<user_request> read_user_request(const route_context& c, bool is_new
   if (!teams) {
     return teams.error();
   }
+  // LiteLLM's /user/new passes team_id and budget_id to the key it makes (the key is the
+  // team's, under that budgets row) and adds the user to team_id as a member.
+  auto team_id = string_field(c.body, "team_id", false);
+  if (!team_id) {
+    return team_id.error();
+  }
+  auto budget_id = string_field(c.body, "budget_id", false);
+  if (!budget_id) {
+    return budget_id.error();
+  }
+  if (!team_id->empty() && std::find(teams->begin(), teams->end(), *team_id) == teams->end()) {
+    teams->push_back(*team_id);
+  }
   if (auto e = keep_in_org(c, *patch, is_new, "users")) {
     return *e;
   }
-  return user_request{std::move(*patch), std::move(*id), std::move(*teams)};
+  return user_request{std::move(*patch), std::move(*id), std::move(*teams), std::move(*team_id),
+                      std::move(*budget_id)};
 }
 
 // The fields of a /user/new body that also go to the user's first key, as LiteLLM's
 // /user/new passes them to its key generation: `duration` (the key's expiry), key_alias,
-// models, metadata, the rate limits and the rest of the key's own settings. The user's
-// budget (max_budget, budget_duration) is the user's only: the key is bounded by it anyway.
+// models, metadata, the rate limits, its team and budgets row and the rest of the key's
+// own settings. The user's budget (max_budget, budget_duration) is the user's only: the
+// key is bounded by it anyway.
 constexpr const char* user_key_fields[] = {"duration",   "key_alias",   "models",     "aliases",
                                            "config",     "spend",       "metadata",   "tpm_limit",
                                            "rpm_limit",  "max_parallel_requests",     "allowed_cache_controls",
                                            "permissions", "model_max_budget",         "blocked",
-                                           "allowed_routes"};
+                                           "allowed_routes", "team_id",                 "budget_id"};
 
 // The patch of the new user's key, checked before anything is written.
 core::result<json> user_key_patch(const route_context& c, const std::string& user_id, const std::string& key) {
@@ -111,6 +130,16 @@ handler_result user_new(const route_context& c) {
       co_return chk.error();
     }
   }
+  if (!in->budget_id.empty()) {
+    // Checked here, not left to the key's foreign key: the caller gets the budget's name.
+    auto b = co_await get_row(c, "budgets", in->budget_id, false);
+    if (!b) {
+      co_return b.error();
+    }
+    if (!*b) {
+      co_return not_found("Budget not found: " + in->budget_id, "budget_id");
+    }
+  }
   auto auto_key = c.body.find("auto_create_key");
   if (auto_key != c.body.end() && !auto_key->is_boolean() && !auto_key->is_null()) {
     co_return field_error("auto_create_key", "expected a boolean");
@@ -146,7 +175,7 @@ handler_result user_new(const route_context& c) {
     co_return bad_request(r->user.problem);
   }
   if (!r->missing_team.empty()) {
-    co_return not_found("Team not found: " + r->missing_team, "teams");
+    co_return not_found("Team not found: " + r->missing_team, r->missing_team == in->team_id ? "team_id" : "teams");
   }
   if (key_row && r->key.alias_taken) {
     co_return core::make_error(core::errc::bad_request,
@@ -172,6 +201,8 @@ handler_result user_new(const route_context& c) {
     out["key_name"] = key_name_of(key);
     out["expires"] = k.value("expires", json(nullptr));
     out["key_alias"] = k.value("key_alias", json(nullptr));
+    out["team_id"] = k.value("team_id", json(nullptr));
+    out["budget_id"] = k.value("budget_id", json(nullptr));
   }
   co_return ok(std::move(out));
 }

@@ -238,6 +238,39 @@ describe('tenants', { skip }, () => {
     assertError(await get('/user/info?user_id=bad-duration'), 404);
   });
 
+  test('/user/new with team_id and budget_id: the key is the team\'s, under the budget; the user joins the team', async () => {
+    // LiteLLM's /user/new hands team_id and budget_id to the key it makes and adds the user
+    // to team_id as a member (role user).
+    await ok(post('/team/new', { team_id: 'team-onboard', team_alias: 'onboard' }));
+    await ok(post('/team/new', { team_id: 'team-onboard-2' }));
+    const budget = await ok(post('/budget/new', { budget_id: 'budget-onboard', max_budget: 5 }));
+    assert.equal(budget.budget_id, 'budget-onboard');
+    const u = await ok(post('/user/new', { user_id: 'onboarded', team_id: 'team-onboard', budget_id: 'budget-onboard' }));
+    assert.equal(u.team_id, 'team-onboard');
+    assert.equal(u.budget_id, 'budget-onboard');
+    const k = (await ok(get(`/key/info?key=${u.key}`))).info;
+    assert.equal(k.user_id, 'onboarded');
+    assert.equal(k.team_id, 'team-onboard');
+    assert.equal(k.budget_id, 'budget-onboard');
+    assert.equal(psql(dbUrl, "SELECT role FROM team_memberships WHERE team_id = 'team-onboard' AND user_id = 'onboarded'"), 'user');
+    const team = await ok(get('/team/info?team_id=team-onboard'));
+    assert.ok(team.team_info.members_with_roles.some((m) => m.user_id === 'onboarded' && m.role === 'user'),
+      JSON.stringify(team.team_info.members_with_roles));
+    assert.equal((await chat(u.key, 'a')).status, 200);
+    // With `teams` too, the user joins both; unknown ids create nothing.
+    const both = await ok(post('/user/new', { user_id: 'onboarded-2', team_id: 'team-onboard', teams: ['team-onboard-2'], auto_create_key: false }));
+    assert.deepEqual([...both.teams].sort(), ['team-onboard', 'team-onboard-2']);
+    const noTeam = await post('/user/new', { user_id: 'onboard-x', team_id: 'no-such-team' });
+    assertError(noTeam, 404);
+    assert.equal(noTeam.json.error.param, 'team_id');
+    const noBudget = await post('/user/new', { user_id: 'onboard-y', budget_id: 'no-such-budget' });
+    assertError(noBudget, 404);
+    assert.equal(noBudget.json.error.param, 'budget_id');
+    assert.match(noBudget.json.error.message, /^Budget not found: no-such-budget$/);
+    assertError(await get('/user/info?user_id=onboard-x'), 404);
+    assertError(await get('/user/info?user_id=onboard-y'), 404);
+  });
+
   test('/user/new whose key is refused (its alias taken) creates nothing: the user, its teams, its key', async () => {
     await ok(post('/team/new', { team_id: 'team-atomic' }));
     await ok(post('/key/generate', { key_alias: 'taken-alias' }));
