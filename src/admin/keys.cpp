@@ -212,6 +212,11 @@ net::awaitable<core::result<void>> check_team_key(const route_context& c, std::s
     co_return r.error();
   }
   if (!*r) {
+    if (c.r.path == "/key/generate") {
+      // LiteLLM's answer to a caller who is not an admin making a key for a team it cannot
+      // find (an admin may name any team_id, as there).
+      co_return bad_request("Unable to find team object in database. Team ID: " + team_id, "team_id");
+    }
     co_return not_found("Team not found: " + team_id, "team_id");
   }
   json team = json::parse(**r);

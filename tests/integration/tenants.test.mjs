@@ -627,6 +627,13 @@ describe('tenants', { skip }, () => {
     assertError(await post('/key/generate', { team_id: 'team-p' }, member.key), 401, 'team_member_permission_error');
     assertError(await post('/key/generate', { team_id: 'team-p' }, outsider.key), 401, 'team_member_permission_error');
     assertError(await post('/key/update', { key: outsider.key, team_id: 'team-p' }, outsider.key), 401, 'team_member_permission_error');
+    // A team that does not exist: LiteLLM's 400 for a caller who is not an admin; an admin
+    // may name any team_id ("assigning team_id without using the team table", as there).
+    const unknown = await post('/key/generate', { team_id: 'no-such-team-p' }, member.key);
+    assertError(unknown, 400);
+    assert.equal(unknown.json.error.message, 'Unable to find team object in database. Team ID: no-such-team-p');
+    assert.equal(unknown.json.error.param, 'team_id');
+    assert.equal((await ok(post('/key/generate', { team_id: 'no-such-team-p' }))).team_id, 'no-such-team-p');
     await ok(post('/team/update', { team_id: 'team-p', team_member_permissions: ['/key/generate'] }));
     assert.equal((await ok(post('/key/generate', { team_id: 'team-p' }, member.key))).team_id, 'team-p');
   });
