@@ -485,6 +485,15 @@ class loader {
     cfg_.warnings.push_back(format_message(file, line, key, message));
   }
 
+  // A retry count above max_num_retries: used as the cap, said once at start.
+  void warn_retries_over_cap(const node* n, std::optional<int> value, const std::string& path) {
+    if (n != nullptr && value && *value > ::switchyard::config::max_num_retries && n->file) {
+      warn(*n->file, n->line, path,
+           std::to_string(*value) + " retries asked; at most " + std::to_string(::switchyard::config::max_num_retries) +
+               " are made (each retry is one more provider call)");
+    }
+  }
+
   // Unknown keys -> one warning each; documented keys -> type-checked.
   void check_section(const node& m, section s, const std::string& prefix) {
     const auto& spec = detail::spec_of(s);
@@ -994,7 +1003,8 @@ class loader {
                            n.line);
       }
     }
-    out.num_retries = read_int(r.find("num_retries"), p + ".num_retries", 0, 1000);
+    out.num_retries = read_int(r.find("num_retries"), p + ".num_retries", 0, INT_MAX);
+    warn_retries_over_cap(r.find("num_retries"), out.num_retries, p + ".num_retries");
     out.timeout = read_non_negative(r.find("timeout"), p + ".timeout");
     out.stream_timeout = read_non_negative(r.find("stream_timeout"), p + ".stream_timeout");
     out.cooldown_time = read_non_negative(r.find("cooldown_time"), p + ".cooldown_time");
@@ -1019,10 +1029,17 @@ class loader {
                "expected a retry policy (a mapping such as RateLimitErrorRetries: 3), got " + describe(e.value));
         }
         for (const auto& k : e.value.entries) {
-          (void)read_int(&k.value, p + ".model_group_retry_policy." + e.key + "." + k.key, 0, 1000);
+          const std::string at = p + ".model_group_retry_policy." + e.key + "." + k.key;
+          warn_retries_over_cap(&k.value, read_int(&k.value, at, 0, INT_MAX), at);
         }
       }
       out.model_group_retry_policy = to_json(*g);
+    }
+    if (const node* rp = r.find("retry_policy"); rp != nullptr && rp->is_mapping()) {
+      for (const auto& k : rp->entries) {
+        const std::string at = p + ".retry_policy." + k.key;
+        warn_retries_over_cap(&k.value, read_int(&k.value, at, 0, INT_MAX), at);
+      }
     }
     if (const node* dl = r.find("default_litellm_params"); dl != nullptr && dl->is_mapping()) {
       default_params_ = *dl;
@@ -1187,7 +1204,8 @@ class loader {
         read_drop_params(l.find("drop_params"), p + ".drop_params", out.additional_drop_params).value_or(false);
     read_names(l.find("additional_drop_params"), p + ".additional_drop_params", out.additional_drop_params);
     out.json_logs = read_bool(l.find("json_logs"), p + ".json_logs").value_or(false);
-    out.num_retries = read_int(l.find("num_retries"), p + ".num_retries", 0, 1000);
+    out.num_retries = read_int(l.find("num_retries"), p + ".num_retries", 0, INT_MAX);
+    warn_retries_over_cap(l.find("num_retries"), out.num_retries, p + ".num_retries");
     out.request_timeout = read_non_negative(l.find("request_timeout"), p + ".request_timeout");
     out.cache = read_bool(l.find("cache"), p + ".cache").value_or(false);
     out.max_budget = read_non_negative(l.find("max_budget"), p + ".max_budget");

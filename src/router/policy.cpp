@@ -111,6 +111,9 @@ std::vector<std::string> lookup(const nlohmann::json& list, std::string_view gro
   return out;
 }
 
+// A retry count as used: within 0 .. config::max_num_retries, whoever asked.
+int bounded_retries(int n) { return std::clamp(n, 0, config::max_num_retries); }
+
 }  // namespace
 
 error_class classify(const core::error& e) {
@@ -193,13 +196,13 @@ retry_settings retry_settings::from(const config::config& cfg) {
 
 int max_retries(const retry_settings& s, const nlohmann::json& body) {
   if (auto v = int_in(body, "num_retries")) {
-    return std::max(0, *v);
+    return bounded_retries(*v);
   }
   if (s.router_num_retries) {
-    return std::max(0, *s.router_num_retries);
+    return bounded_retries(*s.router_num_retries);
   }
   if (s.litellm_num_retries) {
-    return std::max(0, *s.litellm_num_retries);
+    return bounded_retries(*s.litellm_num_retries);
   }
   return 2;
 }
@@ -216,13 +219,13 @@ const nlohmann::json& retry_settings::policy_for(std::string_view group) const {
 
 int retries_for(const retry_settings& s, const nlohmann::json& body, error_class c, std::string_view group) {
   if (auto v = int_in(body, "num_retries")) {
-    return std::max(0, *v);
+    return bounded_retries(*v);
   }
   std::string key = class_name(c);
   // retry_policy keys drop "Exceeded"/"Denied" the LiteLLM way: ContentPolicyViolationErrorRetries,
   // BadRequestErrorRetries, ...
   if (auto v = int_in(s.policy_for(group), key + "Retries")) {
-    return std::max(0, *v);
+    return bounded_retries(*v);
   }
   return max_retries(s, body);
 }

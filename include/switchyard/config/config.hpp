@@ -77,6 +77,12 @@ struct deployment {
   std::string origin;  // "<file>:<line>" of the model_list entry, for messages
 };
 
+// The most retries one request makes, whatever asks for more (a request's num_retries,
+// router_settings / litellm_settings num_retries, a retry policy): each retry is another
+// provider call, so an unbounded count let one request turn into thousands of calls.
+// LiteLLM sets no bound; a config value above it is used as this, with a startup warning.
+inline constexpr int max_num_retries = 10;
+
 struct router_settings {
   std::string routing_strategy = "simple-shuffle";
   std::optional<int> num_retries;

@@ -497,6 +497,35 @@ TEST_F(config_files, duplicate_yaml_key_warns_and_the_later_value_wins) {
   EXPECT_EQ(c->warnings[0], p + ":3: num_retries: duplicate key (also on line 2); the later value is used");
 }
 
+TEST_F(config_files, retry_counts_above_the_cap_are_used_as_the_cap_with_a_warning_each) {
+  const auto p = write("c.yaml",
+                       "litellm_settings:\n  num_retries: 10000\n"
+                       "router_settings:\n  num_retries: 50\n"
+                       "  retry_policy:\n    RateLimitErrorRetries: 11\n    TimeoutErrorRetries: 10\n"
+                       "  model_group_retry_policy:\n    g:\n      TimeoutErrorRetries: 200\n");
+  const auto c = load(p);
+  ASSERT_TRUE(c);
+  std::vector<std::string> want = {
+      p + ":2: litellm_settings.num_retries: 10000 retries asked; at most 10 are made (each retry is one more "
+          "provider call)",
+      p + ":4: router_settings.num_retries: 50 retries asked; at most 10 are made (each retry is one more provider "
+          "call)",
+      p + ":10: router_settings.model_group_retry_policy.g.TimeoutErrorRetries: 200 retries asked; at most 10 are "
+          "made (each retry is one more provider call)",
+      p + ":6: router_settings.retry_policy.RateLimitErrorRetries: 11 retries asked; at most 10 are made (each "
+          "retry is one more provider call)",
+  };
+  std::vector<std::string> got;
+  for (const auto& w : c->warnings) {
+    if (w.find("retries asked") != std::string::npos) {
+      got.push_back(w);
+    }
+  }
+  std::sort(got.begin(), got.end());
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(got, want);
+}
+
 TEST_F(config_files, identical_entries_get_distinct_generated_ids_and_a_warning) {
   const auto p = write("c.yaml",
                        "model_list:\n"

@@ -359,9 +359,28 @@ TEST(policy, retry_counts_precedence) {
   EXPECT_EQ(router::retries_for(s, nlohmann::json::object(), router::error_class::timeout), 1);
   EXPECT_EQ(router::retries_for(s, {{"num_retries", 0}}, router::error_class::rate_limit), 0);
   // A client's number beyond int is clamped, not converted as undefined behaviour.
-  EXPECT_EQ(router::max_retries(s, {{"num_retries", 1e300}}), INT_MAX);
+  EXPECT_EQ(router::max_retries(s, {{"num_retries", 1e300}}), config::max_num_retries);
   EXPECT_EQ(router::max_retries(s, {{"num_retries", -1e300}}), 0);
   EXPECT_EQ(router::max_retries(s, {{"num_retries", 2.9}}), 2);
+}
+
+TEST(policy, no_source_asks_for_more_than_the_retry_cap) {
+  // Each retry is another provider call: 10000 asked are 10 made, from a request or the
+  // config (which the loader also reports at start).
+  static_assert(config::max_num_retries == 10);
+  router::retry_settings s;
+  EXPECT_EQ(router::max_retries(s, {{"num_retries", 10000}}), 10);
+  EXPECT_EQ(router::max_retries(s, {{"num_retries", "10000"}}), 10);
+  EXPECT_EQ(router::retries_for(s, {{"num_retries", 10000}}, router::error_class::rate_limit), 10);
+  EXPECT_EQ(router::max_retries(s, {{"num_retries", 10}}), 10);
+  s.litellm_num_retries = 1000;
+  EXPECT_EQ(router::max_retries(s, nlohmann::json::object()), 10);
+  s.router_num_retries = 500;
+  EXPECT_EQ(router::max_retries(s, nlohmann::json::object()), 10);
+  s.retry_policy = {{"RateLimitErrorRetries", 1000}};
+  EXPECT_EQ(router::retries_for(s, nlohmann::json::object(), router::error_class::rate_limit), 10);
+  s.model_group_retry_policy = {{"g", {{"TimeoutErrorRetries", 999}}}};
+  EXPECT_EQ(router::retries_for(s, nlohmann::json::object(), router::error_class::timeout, "g"), 10);
 }
 
 TEST(policy, classification_and_should_retry) {
