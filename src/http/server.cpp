@@ -117,6 +117,7 @@ class request_parser final : public bhttp::basic_parser<true> {
   bool expect_continue = false;
   int version = 11;  // 10 for HTTP/1.0
   int hosts = 0;     // Host fields seen
+  std::size_t host_at = 0;  // the last one's index in req.headers
 
  private:
   void on_request_impl(bhttp::verb, beast::string_view method, beast::string_view target, int v,
@@ -138,6 +139,7 @@ class request_parser final : public bhttp::basic_parser<true> {
       expect_continue = true;
     } else if (f == bhttp::field::host) {
       ++hosts;
+      host_at = req_.headers.size() - 1;
     }
   }
   void on_header_impl(beast::error_code&) override {}
@@ -173,6 +175,7 @@ struct simple_head {
   std::uint64_t content_length = 0;  // 0 when absent
   bool keep_alive = true;
   int hosts = 0;  // Host fields seen
+  std::size_t host_at = 0;  // the last one's index in req.headers
 };
 
 // `req.headers` may still hold the previous request's fields (recycle() keeps their
@@ -217,6 +220,7 @@ bool parse_plain_head(std::string_view in, std::size_t max_header, request& req,
     }
     if (simple::iequals(name, "host")) {
       ++out.hosts;
+      out.host_at = fields;
     }
     simple::assign_lowered(req.headers, fields++, name, value);
     return true;
@@ -791,7 +795,9 @@ std::optional<std::string_view> absolute_form_authority(std::string_view t) {
 // Host field (from_absolute_form), so it is held to the same rule, and it must not carry
 // userinfo (RFC 9110, 4.2.4: "user@host" in an http(s) URI is forbidden; a client that
 // sends credentials there leaks them to every log on the way).
-std::optional<core::error> host_error(int hosts, int version, const request& req) {
+// `host_at`: the Host field's index in req.headers (when there is one), found by the
+// parser, so the field is not looked up again.
+std::optional<core::error> host_error(int hosts, std::size_t host_at, int version, const request& req) {
   if (hosts > 1) {
     return core::make_error(core::errc::bad_request, "Malformed HTTP request: more than one Host header");
   }
@@ -799,7 +805,7 @@ std::optional<core::error> host_error(int hosts, int version, const request& req
     return core::make_error(core::errc::bad_request, "Malformed HTTP request: an HTTP/1.1 request needs a Host header");
   }
   if (hosts == 1) {
-    if (const char* why = host_value_problem(req.header("host"))) {
+    if (const char* why = host_value_problem(req.headers[host_at].second)) {
       return core::make_error(core::errc::bad_request,
                               std::string("Malformed HTTP request: invalid Host header value (") + why + ")");
     }
@@ -1099,7 +1105,7 @@ net::awaitable<bool> server::impl::read_with_parser(Conn& c, beast::flat_buffer&
     }
   }
   call_id_into(req, call_id);
-  if (auto e = host_error(parser.hosts, parser.version, req)) {
+  if (auto e = host_error(parser.hosts, parser.host_at, parser.version, req)) {
     co_await reject(c, opts_, *e, call_id, req.header("origin"));
     co_return false;
   }
@@ -1297,7 +1303,7 @@ net::awaitable<void> server::impl::session(std::shared_ptr<Conn> c) {
       buf.consume(head.bytes);
       call_id_into(req, call_id);
       keep_alive = head.keep_alive;
-      if (auto e = host_error(head.hosts, 11, req)) {
+      if (auto e = host_error(head.hosts, head.host_at, 11, req)) {
         co_await reject(*c, opts_, *e, call_id, req.header("origin"));
         co_return;
       }

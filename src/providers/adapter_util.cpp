@@ -183,10 +183,12 @@ core::error unsupported_param(std::string_view provider, std::string_view param,
                               std::string_view note) {
   std::string msg = std::string(provider) + " does not support parameters: ['" + std::string(param) + "']";
   if (!note.empty()) {
-    msg += " " + std::string(note);
+    msg += ' ';
+    msg += note;
   }
-  msg += ", for model=" + d.upstream_model +
-         ". To drop these, set `drop_params: true` in the request or, for the proxy, "
+  msg += ", for model=";
+  msg += d.upstream_model;
+  msg += ". To drop these, set `drop_params: true` in the request or, for the proxy, "
          "`litellm_settings: drop_params: true`.";
   return core::make_error(core::errc::bad_request, std::move(msg), std::string(param));
 }
