@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <optional>
 #include <cstring>
 #include <cstdlib>
 
@@ -345,6 +346,7 @@ class openai_stream final : public stream_translator {
 //   names of their own), contains o1, o3, o4 or the routing prefix o_series/ (o-series),
 //   else gpt-5 (not gpt-5-chat) or the prefix gpt5_series/. The prefixes are stripped
 //   from the URL.
+// The other parameters each family refuses: see check_params.
 // Other OpenAI-compatible providers get the body as sent (LiteLLM maps only these two).
 enum class reasoning_family { none, o_series, gpt_5 };
 
@@ -471,9 +473,124 @@ core::result<keep_temperature> temperature_for(const reasoning_model& m, const j
   return core::make_error(core::errc::bad_request, std::move(msg), "temperature");
 }
 
+// The OpenAI parameters each family refuses, as LiteLLM lists them (its o-series and
+// gpt-5 configs leave them out of the supported parameters). LiteLLM answers 400 naming
+// every one the request sets, or leaves them out with drop_params; a value that changes
+// nothing (null, presence_penalty 0, logprobs false, ...) is left out without a word, as
+// the other adapters do. gpt-5.1 and later take logprobs, top_p and top_logprobs, but
+// only while reasoning_effort is "none" or unset (sampling_params below).
+// LiteLLM also refuses tools, parallel_tool_calls and response_format for the o-series
+// models its price map says cannot take them; that map is not read here, so those go
+// upstream as sent.
+constexpr std::array<std::string_view, 5> o_series_refused = {"logprobs", "top_p", "presence_penalty",
+                                                              "frequency_penalty", "top_logprobs"};
+constexpr std::array<std::string_view, 8> gpt_5_refused = {
+    "presence_penalty", "frequency_penalty", "stop", "logit_bias", "modalities", "prediction", "audio",
+    "web_search_options"};
+constexpr std::array<std::string_view, 3> sampling_params = {"logprobs", "top_logprobs", "top_p"};
+
+template <std::size_t N>
+bool listed(const std::array<std::string_view, N>& names, std::string_view key) {
+  return std::find(names.begin(), names.end(), key) != names.end();
+}
+
+// Whether a reasoning model refuses `key` whatever reasoning_effort says.
+bool refused_param(const reasoning_model& m, std::string_view key) {
+  if (m.family == reasoning_family::o_series) {
+    return listed(o_series_refused, key);
+  }
+  return listed(gpt_5_refused, key) || (!m.temperature_when_no_reasoning && listed(sampling_params, key));
+}
+
+// gpt-5.1 and later: `key` is one of the parameters they take only without reasoning.
+bool gated_sampling_param(const reasoning_model& m, std::string_view key) {
+  return m.family == reasoning_family::gpt_5 && m.temperature_when_no_reasoning && listed(sampling_params, key);
+}
+
+// What check_params decided for the members it looked at: every refused parameter that
+// is left is one to leave out; the sampling parameters are left out too when dropped.
+struct param_verdict {
+  bool drop_sampling = false;
+};
+
+// The refused parameters of a request, before anything else (LiteLLM checks the supported
+// parameters before it maps them). `value_of(key)` is the value the call would send for
+// `key` (the request's, else the deployment's), or nullopt. Names come in the lists'
+// order, so both build paths say the same.
+template <class ValueOf>
+core::result<param_verdict> check_params(const reasoning_model& m, ValueOf&& value_of, const json* effort,
+                                         bool drop_params, const config::deployment& d) {
+  std::vector<std::string_view> refused;
+  auto look = [&](std::string_view key) {
+    if (!refused_param(m, key)) {
+      return;
+    }
+    if (std::optional<json> v = value_of(key); v && !detail::is_noop_value(key, *v)) {
+      refused.push_back(key);
+    }
+  };
+  if (m.family == reasoning_family::o_series) {
+    std::for_each(o_series_refused.begin(), o_series_refused.end(), look);
+  } else {
+    std::for_each(gpt_5_refused.begin(), gpt_5_refused.end(), look);
+    std::for_each(sampling_params.begin(), sampling_params.end(), look);
+  }
+  if (!refused.empty() && !drop_params) {
+    std::string msg = std::string(d.provider->name) + " does not support parameters: [";
+    for (std::size_t i = 0; i < refused.size(); ++i) {
+      msg += i == 0 ? "'" : ", '";
+      msg += refused[i];
+      msg += '\'';
+    }
+    msg += "], for model=" + d.upstream_model +
+           ". To drop these, set `drop_params: true` in the request or, for the proxy, "
+           "`litellm_settings: drop_params: true`.";
+    return core::make_error(core::errc::bad_request, std::move(msg), std::string(refused.front()));
+  }
+  param_verdict verdict;
+  if (m.family == reasoning_family::gpt_5 && m.temperature_when_no_reasoning && !no_reasoning(effort)) {
+    for (auto key : sampling_params) {
+      if (std::optional<json> v = value_of(key); v && !v->is_null()) {
+        if (!drop_params) {
+          return core::make_error(
+              core::errc::bad_request,
+              "gpt-5.1 and later take logprobs, top_p and top_logprobs only with reasoning_effort \"none\" (or "
+              "unset); this request sets reasoning_effort=" +
+                  effort->dump(-1, ' ', false, json::error_handler_t::replace) + ", for model=" + d.upstream_model +
+                  ". To drop them, set `drop_params: true` in the request or, for the proxy, "
+                  "`litellm_settings: drop_params: true`.",
+              std::string(key));
+        }
+        verdict.drop_sampling = true;
+      }
+    }
+  }
+  return verdict;
+}
+
+// Whether a member the checks let through is left out of the call.
+bool leave_out(const reasoning_model& m, const param_verdict& v, std::string_view key) {
+  return refused_param(m, key) || (v.drop_sampling && gated_sampling_param(m, key));
+}
+
 // The DOM request `out` (defaults merged) as a reasoning model takes it.
 core::result<void> shape_for_reasoning(const reasoning_model& m, json& out, bool drop_params,
                                        const config::deployment& d) {
+  const auto effort_at = out.find("reasoning_effort");
+  const json* effort = effort_at == out.end() ? nullptr : &*effort_at;
+  auto verdict = check_params(
+      m,
+      [&out](std::string_view key) -> std::optional<json> {
+        auto it = out.find(key);
+        return it == out.end() ? std::nullopt : std::optional<json>(*it);
+      },
+      effort, drop_params, d);
+  if (!verdict) {
+    return verdict.error();
+  }
+  for (auto it = out.begin(); it != out.end();) {
+    it = leave_out(m, *verdict, it.key()) ? out.erase(it) : std::next(it);
+  }
   if (auto mt = out.find("max_tokens"); mt != out.end()) {
     json v = std::move(*mt);
     out.erase(mt);
@@ -601,6 +718,33 @@ class openai_like final : public adapter {
         effort = &*dre;
       }
     }
+    auto dropped = [&d](std::string_view key) {
+      return std::find(d.drop_param_names.begin(), d.drop_param_names.end(), key) != d.drop_param_names.end();
+    };
+    // The parameters a reasoning model refuses: a 400 before anything is written, else
+    // left out below. Only the members the lists name are parsed (none, most requests).
+    param_verdict verdict;
+    if (reasoning) {
+      auto checked = check_params(
+          rm,
+          [&](std::string_view key) -> std::optional<json> {
+            if (!d.drop_param_names.empty() && dropped(key)) {
+              return std::nullopt;
+            }
+            if (const auto* m = scan.find(key); m != nullptr) {
+              return json::parse(m->value, nullptr, false);
+            }
+            if (auto it = d.request_defaults.find(key); it != d.request_defaults.end()) {
+              return *it;
+            }
+            return std::nullopt;
+          },
+          effort, opts.drop_params, d);
+      if (!checked) {
+        return checked.error();
+      }
+      verdict = *checked;
+    }
     // Small bodies are copied into one string; large ones become pieces: the client's
     // bytes are never copied, only the edits are written (CPU and RSS per MB of request).
     const bool pieces = body.size() >= scatter_min_bytes;
@@ -662,9 +806,6 @@ class openai_like final : public adapter {
       }
       wrote_options = true;
     };
-    auto dropped = [&d](std::string_view key) {
-      return std::find(d.drop_param_names.begin(), d.drop_param_names.end(), key) != d.drop_param_names.end();
-    };
     for (const auto& m : scan.members) {
       if (is_gateway_field(m.key) || (!d.drop_param_names.empty() && dropped(m.key))) {
         continue;
@@ -687,6 +828,9 @@ class openai_like final : public adapter {
         if (!wrote_options) {
           put_options(scan.find("stream_options"));  // the last duplicate, as build()
         }
+        continue;
+      }
+      if (reasoning && leave_out(rm, verdict, m.key)) {
         continue;
       }
       if (reasoning && m.key == "max_tokens") {
@@ -724,6 +868,9 @@ class openai_like final : public adapter {
           continue;
         }
         std::string_view key = it.key();
+        if (reasoning && leave_out(rm, verdict, key)) {
+          continue;
+        }
         if (reasoning && key == "max_tokens") {
           if (completion_tokens_set || wrote_completion_tokens) {
             continue;

@@ -505,6 +505,37 @@ describe('OpenAI and Azure reasoning models (o-series, gpt-5)', () => {
     assert.equal(fake.requests().length, 0);
   });
 
+  test('parameters the family refuses: a 400 naming them, or left out with drop_params', async () => {
+    const cases = [
+      ['o3-mini', { top_p: 0.5, presence_penalty: 0.2 }, "['top_p', 'presence_penalty']"],
+      ['gpt-5-mini', { stop: ['x'], logit_bias: { 1: 1 } }, "['stop', 'logit_bias']"],
+    ];
+    for (const [model, extra, names] of cases) {
+      fake.reset();
+      const r = await chat(model, extra);
+      assert.equal(r.status, 400, r.text);
+      assert.deepEqual(openaiErrorProblems(r.json, 400), []);
+      assert.ok(r.json.error.message.includes(`does not support parameters: ${names}`), r.json.error.message);
+      assert.equal(r.json.error.param, Object.keys(extra)[0]);
+      assert.equal(fake.requests().length, 0, 'nothing sent upstream');
+      const dropped = await chat(model, extra, { gw: gwDrop });
+      assert.equal(dropped.status, 200, dropped.text);
+      const sent = only('/v1/chat/completions').body;
+      for (const k of Object.keys(extra)) assert.equal(sent[k], undefined, `${model}: ${k} sent`);
+    }
+    fake.reset();
+    const s = await stream('o3-mini', { frequency_penalty: 1 });
+    assert.equal(s.status, 400, s.text);
+    fake.reset();
+    const effort = await chat('gpt-5.1', { top_p: 0.5, reasoning_effort: 'medium' });
+    assert.equal(effort.status, 400, effort.text);
+    assert.equal(effort.json.error.param, 'top_p');
+    fake.reset();
+    const free = await chat('gpt-5.1', { top_p: 0.5 });
+    assert.equal(free.status, 200, free.text);
+    assert.equal(only('/v1/chat/completions').body.top_p, 0.5);
+  });
+
   test('Azure: o_series/ routes the deployment as o-series (prefix not in the URL); model_info.base_model names gpt-5', async () => {
     const r = await chat('az-o-series', {});
     assert.equal(r.status, 200, r.text);

@@ -481,6 +481,82 @@ TEST(openai_reasoning_models, azure_routes_and_base_model) {
   EXPECT_EQ(json::parse(e->body)["max_tokens"], 3);
 }
 
+TEST(openai_reasoning_models, refused_parameters_are_a_400_naming_them_or_dropped) {
+  // o-series: LiteLLM's list; one 400 names every refused parameter the request sets.
+  const json o_body = {{"messages", json::array()}, {"top_p", 0.9}, {"presence_penalty", 0.5},
+                       {"logprobs", true}, {"top_logprobs", 2}, {"frequency_penalty", 0.1}, {"stop", "x"}};
+  for (auto [provider, model] : std::vector<std::pair<std::string, std::string>>{
+           {"openai", "o3-mini"}, {"openai", "o1"}, {"azure", "o_series/x"}}) {
+    auto d = reasoning_dep(provider, model);
+    auto e = sent_both(d, o_body);
+    ASSERT_FALSE(e) << model;
+    EXPECT_EQ(e.error().status, 400);
+    EXPECT_EQ(e.error().param, "logprobs");
+    EXPECT_NE(e.error().message.find(provider + " does not support parameters: ['logprobs', 'top_p', "
+                                                "'presence_penalty', 'frequency_penalty', 'top_logprobs']"),
+              std::string::npos)
+        << e.error().message;
+    EXPECT_NE(e.error().message.find("drop_params"), std::string::npos);
+    auto dropped = sent_both(d, o_body, true);
+    ASSERT_TRUE(dropped) << model;
+    for (auto k : {"top_p", "presence_penalty", "logprobs", "top_logprobs", "frequency_penalty"}) {
+      EXPECT_FALSE(dropped->contains(k)) << model << ": " << k;
+    }
+    EXPECT_EQ((*dropped)["stop"], "x") << "o-series models take stop";
+  }
+  // gpt-5: its own list; logprobs, top_p and top_logprobs too before gpt-5.1.
+  const json g_body = {{"messages", json::array()}, {"stop", json::array({"a"})}, {"logit_bias", {{"1", 2}}},
+                       {"top_p", 0.5}};
+  auto g = sent_both(reasoning_dep("openai", "gpt-5-mini"), g_body);
+  ASSERT_FALSE(g);
+  EXPECT_EQ(g.error().param, "stop");
+  EXPECT_NE(g.error().message.find("openai does not support parameters: ['stop', 'logit_bias', 'top_p']"),
+            std::string::npos)
+      << g.error().message;
+  auto gd = sent_both(reasoning_dep("openai", "gpt-5-mini"), g_body, true);
+  ASSERT_TRUE(gd);
+  EXPECT_FALSE(gd->contains("stop") || gd->contains("logit_bias") || gd->contains("top_p")) << gd->dump();
+  // Values that change nothing are left out, not refused; other models keep everything.
+  auto noop = sent_both(reasoning_dep("openai", "o3"), {{"messages", json::array()}, {"presence_penalty", 0},
+                                                        {"logprobs", false}, {"top_p", nullptr}});
+  ASSERT_TRUE(noop);
+  EXPECT_FALSE(noop->contains("presence_penalty") || noop->contains("logprobs") || noop->contains("top_p"));
+  auto plain = sent_both(reasoning_dep("openai", "gpt-4o"), o_body);
+  ASSERT_TRUE(plain);
+  EXPECT_EQ((*plain)["top_p"], 0.9);
+  // A deployment default is checked as the request's would be; the request's value wins.
+  auto d = reasoning_dep("openai", "o4-mini");
+  d.request_defaults = {{"top_p", 0.3}};
+  auto def = sent_both(d, {{"messages", json::array()}});
+  ASSERT_FALSE(def);
+  EXPECT_EQ(def.error().param, "top_p");
+  EXPECT_TRUE(sent_both(d, {{"messages", json::array()}, {"top_p", nullptr}}));
+}
+
+TEST(openai_reasoning_models, gpt_5_point_releases_take_sampling_parameters_without_reasoning) {
+  auto d = reasoning_dep("openai", "gpt-5.1");
+  const json body = {{"messages", json::array()}, {"top_p", 0.5}, {"logprobs", true}, {"top_logprobs", 3}};
+  auto free = sent_both(d, body);
+  ASSERT_TRUE(free);
+  EXPECT_EQ((*free)["top_p"], 0.5);
+  EXPECT_EQ((*free)["top_logprobs"], 3);
+  json with_effort = body;
+  with_effort["reasoning_effort"] = "low";
+  auto e = sent_both(d, with_effort);
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().status, 400);
+  EXPECT_EQ(e.error().param, "logprobs");
+  EXPECT_NE(e.error().message.find("reasoning_effort=\"low\""), std::string::npos) << e.error().message;
+  auto dropped = sent_both(d, with_effort, true);
+  ASSERT_TRUE(dropped);
+  EXPECT_FALSE(dropped->contains("top_p") || dropped->contains("logprobs") || dropped->contains("top_logprobs"));
+  EXPECT_EQ((*dropped)["reasoning_effort"], "low");
+  // Still refused on gpt-5.1: the rest of the gpt-5 list.
+  auto pp = sent_both(d, {{"messages", json::array()}, {"frequency_penalty", 1}});
+  ASSERT_FALSE(pp);
+  EXPECT_EQ(pp.error().param, "frequency_penalty");
+}
+
 // ---- A stream request answered with JSON
 
 TEST(openai_stream, json_error_body_is_that_error) {
