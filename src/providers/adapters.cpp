@@ -150,6 +150,30 @@ int status_of_openai_error(const json& e) {
   return 500;
 }
 
+// Removes the member `whole` (a view into `text`: key to end of value) from the object
+// `text`, with the comma that separates it from its neighbour.
+void erase_member(std::string& text, std::string_view whole) {
+  auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  std::size_t begin = static_cast<std::size_t>(whole.data() - text.data());
+  std::size_t end = begin + whole.size();
+  std::size_t before = begin;
+  while (before > 0 && is_space(text[before - 1])) {
+    --before;
+  }
+  if (before > 0 && text[before - 1] == ',') {
+    begin = before - 1;  // a member before it: take the comma that precedes it
+  } else {
+    std::size_t after = end;
+    while (after < text.size() && is_space(text[after])) {
+      ++after;
+    }
+    if (after < text.size() && text[after] == ',') {
+      end = after + 1;  // the first member: take the comma that follows it
+    }
+  }
+  text.erase(begin, end - begin);
+}
+
 class openai_stream final : public stream_translator {
  public:
   openai_stream(std::string_view label, bool include_usage) : label_(label), include_usage_(include_usage) {}
@@ -196,6 +220,10 @@ class openai_stream final : public stream_translator {
         if (choices != nullptr && is_empty_array(choices->value) && !include_usage_) {
           continue;  // the gateway asked for usage, the client did not
         }
+      } else if (u != nullptr && u->kind == json_kind::null && !include_usage_) {
+        // With include_usage OpenAI puts "usage":null on every chunk; without it (what the
+        // client asked) the member is absent. The scan located it: cut its bytes out.
+        erase_member(ev.data, u->whole);
       }
       payloads.push_back(std::move(ev.data));
     }

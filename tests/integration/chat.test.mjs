@@ -175,6 +175,24 @@ describe('streaming', () => {
     assert.equal(a.usage.total_tokens, 11);
   });
 
+  test('usage: null on every chunk only when the client asked for usage, as OpenAI sends it', async () => {
+    fake.script([{ chunks: ['a', 'b'] }, { chunks: ['a', 'b'] }]);
+    const plain = await streamTimed(`${gw.url}/v1/chat/completions`, {
+      headers: auth, body: { model: 'gpt-x', messages: USER, stream: true },
+    });
+    assert.equal(plain.status, 200);
+    const chunks = sseData(plain.text).filter((d) => d !== '[DONE]').map((d) => JSON.parse(d));
+    assert.ok(chunks.length >= 3, plain.text);
+    for (const c of chunks) assert.ok(!('usage' in c), `usage in ${JSON.stringify(c)}`);
+    assert.equal(assembleChat(sseData(plain.text)).text, 'ab');
+    const asked = await streamTimed(`${gw.url}/v1/chat/completions`, {
+      headers: auth, body: { model: 'gpt-x', messages: USER, stream: true, stream_options: { include_usage: true } },
+    });
+    const withUsage = sseData(asked.text).filter((d) => d !== '[DONE]').map((d) => JSON.parse(d));
+    for (const c of withUsage.slice(0, -1)) assert.equal(c.usage, null, JSON.stringify(c));
+    assert.equal(withUsage.at(-1).usage.total_tokens > 0, true);
+  });
+
   test('first chunk reaches the client before the upstream has finished', async () => {
     fake.script([{ chunks: 5, chunk_delay_ms: 400 }]);
     let firstContentAt = null;

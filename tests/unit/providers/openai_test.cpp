@@ -259,6 +259,39 @@ TEST(openai_stream, passes_chunks_and_tracks_usage_in_any_split) {
   }
 }
 
+TEST(openai_stream, usage_null_goes_only_to_a_client_that_asked_for_usage) {
+  for (std::size_t split : {1u, 7u, 1000u}) {
+    switchyard::core::result<void> end;
+    auto without = run_stream(openai_wire, false, split, &end);
+    ASSERT_TRUE(end);
+    ASSERT_EQ(without.size(), 3u);
+    for (const auto& c : without) {
+      EXPECT_EQ(c.find("usage"), std::string::npos) << c;
+      EXPECT_FALSE(json::parse(c).contains("usage")) << c;
+    }
+    EXPECT_EQ(json::parse(without[1])["choices"][0]["delta"]["content"], "Hel");
+    auto with = run_stream(openai_wire, true, split, &end);
+    ASSERT_EQ(with.size(), 4u);
+    EXPECT_TRUE(json::parse(with[0])["usage"].is_null()) << "OpenAI's usage null, as sent";
+    EXPECT_TRUE(json::parse(with[0]).contains("usage"));
+  }
+  // Wherever the member sits, with any spacing; a usage object stays.
+  const std::string wire =
+      "data: {\"usage\":null,\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n"
+      "data: { \"id\":\"x\" , \"usage\" : null , \"choices\":[{\"index\":0,\"delta\":{}}]}\n\n"
+      "data: {\"usage\":null}\n\n"
+      "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"total_tokens\":3}}\n\n"
+      "data: [DONE]\n\n";
+  switchyard::core::result<void> end;
+  auto out = run_stream(wire, false, 1000, &end);
+  ASSERT_TRUE(end);
+  ASSERT_EQ(out.size(), 4u);
+  EXPECT_EQ(out[0], R"({"choices":[{"index":0,"delta":{"content":"a"}}]})");
+  EXPECT_EQ(json::parse(out[1]), json::parse(R"({"id":"x","choices":[{"index":0,"delta":{}}]})")) << out[1];
+  EXPECT_EQ(out[2], "{}");
+  EXPECT_EQ(json::parse(out[3])["usage"]["total_tokens"], 3);
+}
+
 TEST(openai_stream, usage_details_of_the_final_chunk) {
   const std::string wire =
       "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}],\"usage\":null}\n\n"
