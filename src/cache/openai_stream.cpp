@@ -251,7 +251,8 @@ std::optional<std::string> stream_assembler::result(const std::optional<json>& u
 
 // A stored answer is the provider's JSON as it came (OpenAI-compatible servers vary):
 // every read below takes what is there and of the expected type, and never throws.
-// The chunks have the members OpenAI's own chunks have (what a miss relays): every
+// The chunks have the members OpenAI's own chunks have (what a miss relays): the first
+// delta names `refusal` (null), every
 // choice names its `logprobs` (null when there are none), and with include_usage every
 // chunk carries `usage`, null until the last one, so that a client that reads them
 // strictly (or compares a hit with a miss) sees one shape.
@@ -310,9 +311,8 @@ std::string replay_frames(const json& answer, bool chat, bool include_usage) {
       if (const auto* fc = core::member(msg, "function_call")) {
         delta["function_call"] = *fc;
       }
-      if (const auto* r = core::member(msg, "refusal"); r != nullptr && !r->is_null()) {
-        delta["refusal"] = *r;
-      }
+      // OpenAI's first delta names `refusal`, null unless the model refused.
+      delta["refusal"] = core::member_or(msg, "refusal", nullptr);
       ch["delta"] = std::move(delta);
     } else {
       ch["text"] = core::member_or(c, "text", "");

@@ -124,8 +124,22 @@ TEST(ReplayFrames, ChunksHaveTheMembersOpenAIChunksHave) {
         EXPECT_EQ(chunks.back()["usage"], answer["usage"]);
         EXPECT_TRUE(chunks.back()["choices"].empty());
       }
+      if (chat) {
+        // OpenAI's first delta: role, content and refusal (null).
+        for (const auto& ch : chunks.front()["choices"]) {
+          EXPECT_TRUE(ch["delta"].contains("refusal")) << ch.dump();
+          EXPECT_TRUE(ch["delta"]["refusal"].is_null()) << ch.dump();
+          EXPECT_EQ(ch["delta"]["role"], "assistant");
+        }
+      }
     }
   }
+  // A refusal the answer holds is replayed as such.
+  auto refused = json::parse(R"({"choices":[{"index":0,"message":{"role":"assistant","content":null,)"
+                             R"("refusal":"I can't help with that."},"finish_reason":"stop"}]})");
+  const auto frames = replay_frames(refused, true, false);
+  const auto first = json::parse(frames.substr(6, frames.find("\n\n") - 6));
+  EXPECT_EQ(first["choices"][0]["delta"]["refusal"], "I can't help with that.");
 }
 
 TEST(StreamAssembler, AnIndexThatIsNotAWholeNumberIsNotStoredAndNeverThrows) {
