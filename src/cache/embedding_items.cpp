@@ -2,13 +2,18 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <optional>
+#include <utility>
 
 namespace switchyard::cache {
 
 using json = nlohmann::json;
 
 namespace {
+
+// A count is at most 10^18, as any provider count is read.
+constexpr long long max_tokens = 1'000'000'000'000'000'000LL;
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
@@ -52,8 +57,39 @@ json embedding_item(std::size_t index, json embedding) {
 // object). Discarded when it is neither.
 struct cached_item {
   json embedding;
-  std::string model;  // empty when not stored
+  std::string model;                        // empty when not stored
+  std::optional<long long> prompt_tokens;  // the item's share of its miss's count
 };
+
+// `total` divided in proportion to `weights`: whole shares that add up to `total`, the
+// remainder going to the largest fractions (the first, on a tie).
+std::vector<long long> shares_of(long long total, const std::vector<long long>& weights) {
+  std::vector<long long> out(weights.size(), 0);
+  long double sum = 0;
+  for (auto w : weights) {
+    sum += static_cast<long double>(std::max(w, 0LL));
+  }
+  if (sum <= 0 || total <= 0) {
+    return out;
+  }
+  std::vector<std::pair<long double, std::size_t>> fractions;
+  long long given = 0;
+  for (std::size_t i = 0; i < weights.size(); ++i) {
+    if (weights[i] <= 0) {
+      continue;
+    }
+    const long double exact = static_cast<long double>(total) * static_cast<long double>(weights[i]) / sum;
+    out[i] = static_cast<long long>(exact);
+    given += out[i];
+    fractions.emplace_back(exact - static_cast<long double>(out[i]), i);
+  }
+  std::stable_sort(fractions.begin(), fractions.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (std::size_t k = 0; given < total && !fractions.empty(); k = (k + 1) % fractions.size()) {
+    ++out[fractions[k].second];
+    ++given;
+  }
+  return out;
+}
 std::optional<cached_item> read_cached(std::string_view value) {
   json v = json::parse(value, nullptr, false);
   if (v.is_discarded()) {
@@ -68,6 +104,9 @@ std::optional<cached_item> read_cached(std::string_view value) {
     if (auto m = v.find("model"); m != v.end() && m->is_string()) {
       out.model = m->get<std::string>();
     }
+    if (auto t = v.find("prompt_tokens"); t != v.end() && t->is_number_integer() && t->get<long long>() >= 0) {
+      out.prompt_tokens = t->get<long long>();
+    }
     out.embedding = std::move(*e);
   } else {
     out.embedding = std::move(v);
@@ -77,7 +116,8 @@ std::optional<cached_item> read_cached(std::string_view value) {
 
 }  // namespace
 
-std::vector<std::string> embedding_values(std::string_view answer, std::size_t n) {
+std::vector<std::string> embedding_values(std::string_view answer, std::size_t n,
+                                          const std::vector<long long>& weights) {
   const json j = json::parse(answer, nullptr, false);
   const auto items = items_by_index(j, n);
   if (items.empty()) {
@@ -89,12 +129,23 @@ std::vector<std::string> embedding_values(std::string_view answer, std::size_t n
   if (auto m = j.find("model"); m != j.end() && m->is_string()) {
     model = *m;
   }
+  std::vector<long long> shares;
+  if (weights.size() == n) {
+    if (auto u = j.find("usage"); u != j.end() && u->is_object()) {
+      if (auto p = u->find("prompt_tokens"); p != u->end() && p->is_number_integer() && p->get<long long>() >= 0) {
+        shares = shares_of(p->get<long long>(), weights);
+      }
+    }
+  }
   std::vector<std::string> out;
   out.reserve(n);
-  for (const json* item : items) {
-    json v{{"embedding", item->at("embedding")}};
+  for (std::size_t i = 0; i < n; ++i) {
+    json v{{"embedding", items[i]->at("embedding")}};
     if (!model.is_null()) {
       v["model"] = model;
+    }
+    if (!shares.empty()) {
+      v["prompt_tokens"] = shares[i];
     }
     out.push_back(dump(v));
   }
@@ -131,9 +182,11 @@ core::result<std::string> merge_embedding_answer(std::string_view answer,
   return dump(j);
 }
 
-std::optional<std::string> embedding_hit_answer(const std::vector<std::string>& values, std::string_view model) {
+std::optional<embedding_hit> embedding_hit_answer(const std::vector<std::string>& values, std::string_view model,
+                                                  const std::vector<long long>& estimates) {
   json data = json::array();
   std::string named;  // the first item's stored model
+  long long tokens = 0;
   for (std::size_t i = 0; i < values.size(); ++i) {
     auto v = read_cached(values[i]);
     if (!v) {
@@ -142,12 +195,17 @@ std::optional<std::string> embedding_hit_answer(const std::vector<std::string>& 
     if (named.empty()) {
       named = std::move(v->model);
     }
+    const long long t = v->prompt_tokens ? *v->prompt_tokens : i < estimates.size() ? estimates[i] : 0;
+    tokens = std::min(tokens + std::clamp(t, 0LL, max_tokens), max_tokens);
     data.push_back(embedding_item(i, std::move(v->embedding)));
   }
-  return dump(json{{"object", "list"},
-                   {"data", std::move(data)},
-                   {"model", named.empty() ? std::string(model) : named},
-                   {"usage", {{"prompt_tokens", 0}, {"total_tokens", 0}}}});
+  embedding_hit hit;
+  hit.prompt_tokens = tokens;
+  hit.body = dump(json{{"object", "list"},
+                       {"data", std::move(data)},
+                       {"model", named.empty() ? std::string(model) : named},
+                       {"usage", {{"prompt_tokens", tokens}, {"total_tokens", tokens}}}});
+  return hit;
 }
 
 }  // namespace switchyard::cache

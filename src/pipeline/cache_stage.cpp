@@ -12,6 +12,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <limits>
 
 namespace switchyard::pipeline {
@@ -38,6 +39,10 @@ struct cache_slot {
   struct items_state {
     std::vector<std::string> keys;                   // per input item
     std::vector<std::optional<std::string>> cached;  // the item's cached embedding (JSON text)
+    // Per input item, its tokens as the gateway estimates them (a string's bytes / 4 + 1,
+    // a token list's length): the weights that share a miss's count among its items, and
+    // the count of an item stored without its share.
+    std::vector<long long> estimates;
   };
   std::optional<items_state> items;
 };
@@ -278,7 +283,11 @@ verdict cache_stage::run(request_ctx& ctx) {
         const json inputs = *listed;
         cache_slot::items_state st;
         st.keys.reserve(inputs.size());
+        st.estimates.reserve(inputs.size());
         for (const auto& item : inputs) {
+          st.estimates.push_back(item.is_string()  ? static_cast<long long>(item.get_ref<const std::string&>().size() / 4 + 1)
+                                 : item.is_array() ? static_cast<long long>(item.size())
+                                                   : 1);
           body["input"] = item;
           st.keys.push_back(cache::key_of(ns, cache::canonical_request("embedding-item", ctx.cache_group, body)));
         }
@@ -389,13 +398,16 @@ net::awaitable<verdict> cache_stage::run_items(request_ctx& ctx) {
     for (auto& c : st.cached) {
       values.push_back(std::move(*c));
     }
-    if (auto body = cache::embedding_hit_answer(values, ctx.requested_model)) {
+    if (auto hit = cache::embedding_hit_answer(values, ctx.requested_model, st.estimates)) {
       ctx.out.cache_hit = true;
+      // The items' tokens, as LiteLLM reports a full hit's; a hit costs nothing.
       providers::usage u;
-      u.known = true;  // no tokens: nothing was sent to a provider
+      u.prompt_tokens = hit->prompt_tokens;
+      u.total_tokens = hit->prompt_tokens;
+      u.known = true;
       ctx.out.usage = u;
       http::response r;
-      r.body = std::move(*body);
+      r.body = std::move(hit->body);
       r.head_lines = litellm_headers(ctx);
       r.head_lines += "x-litellm-response-cost: 0\r\n";
       co_await ctx.resp.send(std::move(r));
@@ -513,7 +525,12 @@ void cache_stage::on_finish(const request_ctx& ctx) noexcept {
       // provider answered are stored, each under its own key.
       if (slot->capture && !o.cache_hit && o.status == 200 && !o.error && !o.client_gone && !slot->too_big) {
         const auto& st = *slot->items;
-        const auto values = cache::embedding_values(slot->body, st.keys.size());
+        // Each item sent gets its share of the provider's count (the cached ones none).
+        std::vector<long long> weights(st.keys.size(), 0);
+        for (std::size_t i = 0; i < weights.size() && i < st.estimates.size(); ++i) {
+          weights[i] = st.cached[i] ? 0 : std::max(st.estimates[i], 1LL);
+        }
+        const auto values = cache::embedding_values(slot->body, st.keys.size(), weights);
         for (std::size_t i = 0; i < values.size(); ++i) {
           if (!st.cached[i]) {
             rc_.put(st.keys[i], values[i], ttl);

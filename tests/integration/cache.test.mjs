@@ -329,12 +329,14 @@ describe('response cache', { skip, timeout: 600_000 }, () => {
     assert.deepEqual(second.data[2].embedding, first.data[0].embedding);
     assert.notDeepEqual(second.data[1].embedding, first.data[0].embedding);
     assert.ok(second.usage.prompt_tokens > 0, 'c was sent: its tokens are the usage');
-    // Every item cached: no provider call, no tokens, no cost.
+    // Every item cached: no provider call, no cost; the usage counts the items (c's whole
+    // count, sent alone, and a's share of the first answer's).
     const { data: third, response } = await client.embeddings.create({ model: 'gpt', input: [c, a] }).withResponse();
     assert.equal(sent().length, 2);
     assert.deepEqual(third.data[0].embedding, second.data[1].embedding);
     assert.deepEqual(third.data[1].embedding, first.data[0].embedding);
-    assert.equal(third.usage.prompt_tokens, 0);
+    assert.ok(third.usage.prompt_tokens >= second.usage.prompt_tokens, JSON.stringify(third.usage));
+    assert.ok(third.usage.prompt_tokens <= second.usage.prompt_tokens + first.usage.prompt_tokens, JSON.stringify(third.usage));
     assert.equal(response.headers.get('x-litellm-response-cost'), '0');
     // Another encoding is another entry: floats are asked for all three, in one call.
     const floats = await client.embeddings.create({ model: 'gpt', input: [a, b, c], encoding_format: 'float' });
@@ -371,8 +373,14 @@ describe('response cache', { skip, timeout: 600_000 }, () => {
     const partial = await client.embeddings.create({ model: 'gpt', input: [b, c] });
     assert.equal(partial.model, miss.model);
     const full = await client.embeddings.create({ model: 'gpt', input: [c, a] });
-    assert.equal(full.usage.prompt_tokens, 0, 'every item cached');
     assert.equal(full.model, miss.model);
+    // Every item cached: the usage counts them (as LiteLLM's does); the same request made
+    // again from the cache reports its miss's count.
+    assert.ok(full.usage.prompt_tokens > 0, JSON.stringify(full.usage));
+    assert.equal(full.usage.total_tokens, full.usage.prompt_tokens);
+    const { data: again, response } = await client.embeddings.create({ model: 'gpt', input: [a, b] }).withResponse();
+    assert.equal(again.usage.prompt_tokens, miss.usage.prompt_tokens, JSON.stringify({ again: again.usage, miss: miss.usage }));
+    assert.equal(response.headers.get('x-litellm-response-cost'), '0', 'a hit costs nothing');
   });
 
   test('bad cache controls are a 400', async () => {

@@ -17,10 +17,15 @@ namespace switchyard::cache {
 
 // The value to store for each of the answer's `data` items, by their `index` (0 to n-1):
 // the JSON text {"embedding": <the array of floats, or the base64 string>, "model": <the
-// answer's model>}. Empty when the answer is not an OpenAI embeddings list of exactly n
-// items with distinct indexes. The readers below also take a bare embedding (the value
-// older gateways stored).
-std::vector<std::string> embedding_values(std::string_view answer, std::size_t n);
+// answer's model>, "prompt_tokens": <the item's share>}. Empty when the answer is not an
+// OpenAI embeddings list of exactly n items with distinct indexes. The readers below also
+// take a bare embedding (the value older gateways stored).
+// The shares: the answer's usage.prompt_tokens divided among the items in proportion to
+// `weights` (one per item; 0 for an item the provider was not sent, whose share is 0),
+// whole numbers that add up to it, so that a request made again wholly from the cache
+// reports the count its miss did. Not stored without weights or without that count.
+std::vector<std::string> embedding_values(std::string_view answer, std::size_t n,
+                                          const std::vector<long long>& weights = {});
 
 // The answer for the whole request from the provider's answer for its missing items:
 // `cached[i]` is item i's cached value, or nullopt for the items sent, whose embeddings
@@ -29,9 +34,16 @@ std::vector<std::string> embedding_values(std::string_view answer, std::size_t n
 core::result<std::string> merge_embedding_answer(std::string_view answer,
                                                  const std::vector<std::optional<std::string>>& cached);
 
-// The answer when every item was cached: no provider call, no tokens; its `model` is the
-// one stored with the first item (the provider's, as a miss names it), else `model`.
-// nullopt when a cached value is not JSON (then every item is a miss).
-std::optional<std::string> embedding_hit_answer(const std::vector<std::string>& values, std::string_view model);
+// The answer when every item was cached: no provider call; its `model` is the one stored
+// with the first item (the provider's, as a miss names it), else `model`. Its usage is
+// the items' token counts (as LiteLLM counts a full hit's inputs): each item's stored
+// share, else `estimates[i]` (an item stored without one), else 0. nullopt when a cached
+// value is not JSON (then every item is a miss).
+struct embedding_hit {
+  std::string body;
+  long long prompt_tokens = 0;
+};
+std::optional<embedding_hit> embedding_hit_answer(const std::vector<std::string>& values, std::string_view model,
+                                                  const std::vector<long long>& estimates = {});
 
 }  // namespace switchyard::cache

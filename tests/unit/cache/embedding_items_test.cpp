@@ -65,7 +65,7 @@ TEST(embedding_items, an_answer_with_the_wrong_number_of_items_is_an_error) {
   EXPECT_FALSE(merge_embedding_answer("[]", all_cached));
 }
 
-TEST(embedding_items, values_are_taken_per_index_and_a_full_hit_has_no_tokens) {
+TEST(embedding_items, values_are_taken_per_index) {
   const auto values = embedding_values(answer_of({json::array({1.25, -2}), "QUJD"}), 2);
   ASSERT_EQ(values.size(), 2u);
   // Each item with the model the provider named.
@@ -77,10 +77,10 @@ TEST(embedding_items, values_are_taken_per_index_and_a_full_hit_has_no_tokens) {
   // model group the client asked for.
   const auto hit = embedding_hit_answer(values, "emb");
   ASSERT_TRUE(hit);
-  const auto j = json::parse(*hit);
+  const auto j = json::parse(hit->body);
   EXPECT_EQ(j["object"], "list");
   EXPECT_EQ(j["model"], "text-embedding-3-small");
-  EXPECT_EQ(j["usage"]["prompt_tokens"], 0);
+  EXPECT_EQ(j["usage"]["prompt_tokens"], 0) << "stored without a share, no estimate given";
   ASSERT_EQ(j["data"].size(), 2u);
   EXPECT_EQ(j["data"][1]["index"], 1);
   EXPECT_EQ(j["data"][1]["embedding"], "QUJD");
@@ -88,19 +88,55 @@ TEST(embedding_items, values_are_taken_per_index_and_a_full_hit_has_no_tokens) {
   EXPECT_FALSE(embedding_hit_answer({"[1]", R"({"model":"m"})"}, "emb"));  // an object without an embedding
 }
 
+// A full hit reports its items' tokens (LiteLLM counts a full hit's inputs): each item
+// keeps its share of the count of the miss that stored it, so the same request made again
+// from the cache reports what its miss did; an item stored without one counts as
+// estimated. The cost of a hit stays 0 (the cache stage).
+TEST(embedding_items, a_full_hit_reports_the_tokens_of_its_items) {
+  // 10 tokens for three items weighted 1, 2 and 2: shares 2, 4, 4 (they add up to 10).
+  const auto values =
+      embedding_values(answer_of({json::array({1}), json::array({2}), json::array({3})}, 10), 3, {1, 2, 2});
+  ASSERT_EQ(values.size(), 3u);
+  EXPECT_EQ(json::parse(values[0])["prompt_tokens"], 2);
+  EXPECT_EQ(json::parse(values[1])["prompt_tokens"], 4);
+  EXPECT_EQ(json::parse(values[2])["prompt_tokens"], 4);
+  const auto hit = embedding_hit_answer(values, "emb");
+  ASSERT_TRUE(hit);
+  EXPECT_EQ(hit->prompt_tokens, 10);
+  const auto j = json::parse(hit->body);
+  EXPECT_EQ(j["usage"]["prompt_tokens"], 10);
+  EXPECT_EQ(j["usage"]["total_tokens"], 10);
+  // A subset of the items: the sum of theirs.
+  const auto part = embedding_hit_answer({values[2], values[0]}, "emb");
+  ASSERT_TRUE(part);
+  EXPECT_EQ(part->prompt_tokens, 6);
+  // Shares are whole and add up, whatever the fractions; an item not sent (weight 0) gets none.
+  const auto odd =
+      embedding_values(answer_of({json::array({1}), json::array({2}), json::array({3})}, 7), 3, {1, 0, 1});
+  EXPECT_EQ(json::parse(odd[0])["prompt_tokens"].get<long long>() + json::parse(odd[2])["prompt_tokens"].get<long long>(), 7);
+  EXPECT_EQ(json::parse(odd[1])["prompt_tokens"], 0);
+  // Without weights (or a count) no share is stored: an item then counts as estimated.
+  const auto bare = embedding_values(answer_of({json::array({1}), json::array({2})}), 2);
+  EXPECT_FALSE(json::parse(bare[0]).contains("prompt_tokens"));
+  const auto est = embedding_hit_answer({bare[0], values[1], "[5]"}, "emb", {3, 100, 8});
+  ASSERT_TRUE(est);
+  EXPECT_EQ(est->prompt_tokens, 3 + 4 + 8);
+  EXPECT_EQ(json::parse(est->body)["usage"]["prompt_tokens"], 15);
+}
+
 // Items stored by older gateways are the embedding alone: still read, the answer then
 // naming the model it is given; both kinds merge alike.
 TEST(embedding_items, bare_embeddings_stored_before_are_still_read) {
   const auto hit = embedding_hit_answer({"[1,2]", "\"QUJD\""}, "emb");
   ASSERT_TRUE(hit);
-  const auto j = json::parse(*hit);
+  const auto j = json::parse(hit->body);
   EXPECT_EQ(j["model"], "emb");
   EXPECT_EQ(j["data"][0]["embedding"], json::array({1, 2}));
   EXPECT_EQ(j["data"][1]["embedding"], "QUJD");
   const auto mixed = embedding_hit_answer({"[1,2]", R"({"embedding":[3],"model":"m2"})"}, "emb");
   ASSERT_TRUE(mixed);
-  EXPECT_EQ(json::parse(*mixed)["model"], "m2");
-  EXPECT_EQ(json::parse(*mixed)["data"][1]["embedding"], json::array({3}));
+  EXPECT_EQ(json::parse(mixed->body)["model"], "m2");
+  EXPECT_EQ(json::parse(mixed->body)["data"][1]["embedding"], json::array({3}));
 
   auto merged = merge_embedding_answer(answer_of({json::array({5})}), {"[1]", R"({"embedding":[2],"model":"m"})", std::nullopt});
   ASSERT_TRUE(merged) << merged.error().message;
