@@ -383,6 +383,12 @@ struct reasoning_model {
   // gpt-5: takes any temperature while reasoning_effort is "none" or unset (the price
   // map's supports_none_reasoning_effort: gpt-5.1 and later; model_info may say otherwise).
   bool temperature_when_no_reasoning = false;
+  // o-series: what model_info says the model lacks (LiteLLM reads these flags from its
+  // price map, which model_info extends; the gateway reads model_info only).
+  bool no_tools = false;              // supports_function_calling: false
+  bool no_parallel_tool_calls = false;  // supports_parallel_function_calling: false
+  bool no_response_format = false;   // supports_response_schema: false
+  bool system_as_user = false;        // supports_system_messages: false
 };
 
 constexpr std::string_view o_series_route = "o_series/";
@@ -447,6 +453,16 @@ reasoning_model reasoning_model_of(call_type type, const config::deployment& d) 
       }
     }
   }
+  if (r.family == reasoning_family::o_series && d.model_info.is_object()) {
+    auto lacks = [&d](const char* flag) {
+      auto f = d.model_info.find(flag);
+      return f != d.model_info.end() && f->is_boolean() && !f->get<bool>();
+    };
+    r.no_tools = lacks("supports_function_calling");
+    r.no_parallel_tool_calls = lacks("supports_parallel_function_calling");
+    r.no_response_format = lacks("supports_response_schema");
+    r.system_as_user = lacks("supports_system_messages");
+  }
   return r;
 }
 
@@ -507,15 +523,16 @@ core::result<keep_temperature> temperature_for(const reasoning_model& m, const j
 // nothing (null, presence_penalty 0, logprobs false, ...) is left out without a word, as
 // the other adapters do. gpt-5.1 and later take logprobs, top_p and top_logprobs, but
 // only while reasoning_effort is "none" or unset (sampling_params below).
-// LiteLLM also refuses tools, parallel_tool_calls and response_format for the o-series
-// models its price map says cannot take them; that map is not read here, so those go
-// upstream as sent.
+// LiteLLM also refuses tools (tool_choice, functions, function_call), parallel_tool_calls
+// and response_format for the o-series models its price map says cannot take them: here
+// when the deployment's model_info says so (the price map is not read here).
 constexpr std::array<std::string_view, 5> o_series_refused = {"logprobs", "top_p", "presence_penalty",
                                                               "frequency_penalty", "top_logprobs"};
 constexpr std::array<std::string_view, 8> gpt_5_refused = {
     "presence_penalty", "frequency_penalty", "stop", "logit_bias", "modalities", "prediction", "audio",
     "web_search_options"};
 constexpr std::array<std::string_view, 3> sampling_params = {"logprobs", "top_logprobs", "top_p"};
+constexpr std::array<std::string_view, 4> tool_params = {"tools", "tool_choice", "function_call", "functions"};
 
 template <std::size_t N>
 bool listed(const std::array<std::string_view, N>& names, std::string_view key) {
@@ -525,7 +542,9 @@ bool listed(const std::array<std::string_view, N>& names, std::string_view key) 
 // Whether a reasoning model refuses `key` whatever reasoning_effort says.
 bool refused_param(const reasoning_model& m, std::string_view key) {
   if (m.family == reasoning_family::o_series) {
-    return listed(o_series_refused, key);
+    return listed(o_series_refused, key) || (m.no_tools && listed(tool_params, key)) ||
+           (m.no_parallel_tool_calls && key == "parallel_tool_calls") ||
+           (m.no_response_format && key == "response_format");
   }
   return listed(gpt_5_refused, key) || (!m.temperature_when_no_reasoning && listed(sampling_params, key));
 }
@@ -559,6 +578,9 @@ core::result<param_verdict> check_params(const reasoning_model& m, ValueOf&& val
   };
   if (m.family == reasoning_family::o_series) {
     std::for_each(o_series_refused.begin(), o_series_refused.end(), look);
+    std::for_each(tool_params.begin(), tool_params.end(), look);
+    look("parallel_tool_calls");
+    look("response_format");
   } else {
     std::for_each(gpt_5_refused.begin(), gpt_5_refused.end(), look);
     std::for_each(sampling_params.begin(), sampling_params.end(), look);
@@ -618,6 +640,18 @@ core::result<void> shape_for_reasoning(const reasoning_model& m, json& out, bool
   }
   for (auto it = out.begin(); it != out.end();) {
     it = leave_out(m, *verdict, it.key()) ? out.erase(it) : std::next(it);
+  }
+  if (m.system_as_user) {
+    // As LiteLLM's o-series config does for a model without system messages: each one
+    // becomes a user message with its content (its other members, e.g. name, go).
+    if (auto msgs = out.find("messages"); msgs != out.end() && msgs->is_array()) {
+      for (auto& msg : *msgs) {
+        if (msg.is_object() && msg.value("role", "") == "system") {
+          json content = msg.contains("content") ? msg["content"] : json(nullptr);
+          msg = json{{"role", "user"}, {"content", std::move(content)}};
+        }
+      }
+    }
   }
   if (auto mt = out.find("max_tokens"); mt != out.end()) {
     json v = std::move(*mt);
@@ -732,6 +766,9 @@ class openai_like final : public adapter {
     // (or the deployment) sets that too: then it wins and max_tokens is left out, as in
     // LiteLLM, which maps max_tokens first and then copies max_completion_tokens over it.
     const auto rm = reasoning_model_of(type, d);
+    if (rm.system_as_user) {
+      return std::nullopt;  // the messages are rewritten: build() on the parsed body
+    }
     const bool reasoning = rm.family != reasoning_family::none;
     const bool completion_tokens_set =
         reasoning && (scan.find("max_completion_tokens") != nullptr || d.request_defaults.contains("max_completion_tokens"));

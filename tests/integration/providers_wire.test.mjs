@@ -58,6 +58,9 @@ function modelList(fakeUrl) {
     { model_name: 'az-o-series',
       litellm_params: { model: 'azure/o_series/team-reasoner', api_base: fakeUrl, api_key: KEYS.azure,
                         api_version: '2025-01-01-preview', max_tokens: 300 } },
+    { model_name: 'o1-mini-bare',
+      litellm_params: { model: 'openai/o1-mini', api_base: `${fakeUrl}/v1`, api_key: KEYS.openai },
+      model_info: { supports_system_messages: false, supports_function_calling: false } },
     { model_name: 'az-gpt5-based',
       litellm_params: { model: 'azure/prod-chat', api_base: fakeUrl, api_key: KEYS.azure, api_version: '2025-01-01-preview' },
       model_info: { base_model: 'azure/gpt-5' } },
@@ -534,6 +537,27 @@ describe('OpenAI and Azure reasoning models (o-series, gpt-5)', () => {
     const free = await chat('gpt-5.1', { top_p: 0.5 });
     assert.equal(free.status, 200, free.text);
     assert.equal(only('/v1/chat/completions').body.top_p, 0.5);
+  });
+
+  test('o-series: model_info without system messages or tools: system becomes user; tools are refused', async () => {
+    fake.reset();
+    const messages = [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hi' }];
+    const r = await chat('o1-mini-bare', { messages });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(only('/v1/chat/completions').body.messages,
+      [{ role: 'user', content: 'be brief' }, { role: 'user', content: 'hi' }]);
+    fake.reset();
+    const tools = [{ type: 'function', function: { name: 'f', parameters: { type: 'object' } } }];
+    const t = await chat('o1-mini-bare', { tools, tool_choice: 'auto' });
+    assert.equal(t.status, 400, t.text);
+    assert.ok(t.json.error.message.includes("does not support parameters: ['tools', 'tool_choice']"), t.json.error.message);
+    assert.equal(fake.requests().length, 0);
+    // Without those model_info flags, o3-mini takes system messages and tools as sent.
+    const plain = await chat('o3-mini', { messages, tools });
+    assert.equal(plain.status, 200, plain.text);
+    const sent = only('/v1/chat/completions').body;
+    assert.equal(sent.messages[0].role, 'system');
+    assert.equal(sent.tools.length, 1);
   });
 
   test('Azure: o_series/ routes the deployment as o-series (prefix not in the URL); model_info.base_model names gpt-5', async () => {

@@ -566,6 +566,50 @@ TEST(openai_reasoning_models, refused_parameters_are_a_400_naming_them_or_droppe
   EXPECT_TRUE(sent_both(d, {{"messages", json::array()}, {"top_p", nullptr}}));
 }
 
+// What LiteLLM reads from its price map for an o-series model (tools, parallel tool calls,
+// response_format, system messages), the deployment's model_info says here.
+TEST(openai_reasoning_models, model_info_says_what_an_o_series_model_lacks) {
+  const json tools = json::array({{{"type", "function"}, {"function", {{"name", "f"}}}}});
+  const json body = {{"messages", json::array({{{"role", "system"}, {"content", "be brief"}, {"name", "ops"}},
+                                               {{"role", "user"}, {"content", "hi"}}})},
+                     {"tools", tools},
+                     {"parallel_tool_calls", false},
+                     {"response_format", {{"type", "json_object"}}}};
+  // By default (no flags) everything goes as sent, system messages too.
+  auto plain = sent_both(reasoning_dep("openai", "o3-mini"), body);
+  ASSERT_TRUE(plain);
+  EXPECT_EQ((*plain)["tools"], tools);
+  EXPECT_EQ((*plain)["messages"][0]["role"], "system");
+  auto d = reasoning_dep("openai", "o1-mini");
+  d.model_info = {{"supports_function_calling", false}, {"supports_parallel_function_calling", false},
+                  {"supports_response_schema", false}};
+  auto e = sent_both(d, body);
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().param, "tools");
+  EXPECT_NE(e.error().message.find("['tools', 'parallel_tool_calls', 'response_format']"), std::string::npos)
+      << e.error().message;
+  auto dropped = sent_both(d, body, true);
+  ASSERT_TRUE(dropped);
+  EXPECT_FALSE(dropped->contains("tools") || dropped->contains("parallel_tool_calls") ||
+               dropped->contains("response_format"));
+  // No system messages: each becomes a user message with its content (the DOM path).
+  d.model_info = {{"supports_system_messages", false}};
+  const std::string text = body.dump();
+  auto scan = providers::scan_json(text);
+  EXPECT_FALSE(providers::openai_adapter().build_raw(providers::call_type::chat, d, text, scan, {}).has_value());
+  auto call = providers::openai_adapter().build(providers::call_type::chat, d, body, {});
+  ASSERT_TRUE(call);
+  const auto sent = json::parse(call->body);
+  EXPECT_EQ(sent["messages"][0], json({{"role", "user"}, {"content", "be brief"}}));
+  EXPECT_EQ(sent["messages"][1], json({{"role", "user"}, {"content", "hi"}}));
+  // gpt-5 models are left as they are by these flags (LiteLLM's gpt-5 config reads none).
+  auto g = reasoning_dep("openai", "gpt-5");
+  g.model_info = {{"supports_system_messages", false}, {"supports_function_calling", false}};
+  auto gs = sent_both(g, body);
+  ASSERT_TRUE(gs);
+  EXPECT_EQ((*gs)["messages"][0]["role"], "system");
+}
+
 TEST(openai_reasoning_models, gpt_5_point_releases_take_sampling_parameters_without_reasoning) {
   auto d = reasoning_dep("openai", "gpt-5.1");
   const json body = {{"messages", json::array()}, {"top_p", 0.5}, {"logprobs", true}, {"top_logprobs", 3}};
