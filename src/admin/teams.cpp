@@ -54,7 +54,65 @@ struct team_request {
   json patch;
   json members;         // members_with_roles
   std::string team_id;  // "" if not given (/team/new)
+  // The members' default budget: a budgets patch from team_member_budget (max_budget) and
+  // team_member_budget_duration (budget_duration); {} when neither is given.
+  json member_budget = json::object();
+  bool member_budget_value = false;  // one of them is not null: worth a budgets row
 };
+
+// team_member_budget (USD, >= 0, null: none) and team_member_budget_duration (null: none).
+core::result<json> member_budget_of(const route_context& c) {
+  json renamed = json::object();
+  struct named {
+    const char* field;
+    const char* column;
+    kind k;
+  };
+  for (const named& n : {named{"team_member_budget", "max_budget", kind::num_or_null},
+                         named{"team_member_budget_duration", "budget_duration", kind::duration_or_null}}) {
+    auto it = c.body.find(n.field);
+    if (it == c.body.end()) {
+      continue;
+    }
+    if (auto e = check_kind(n.field, n.k, *it, c.now)) {
+      return *e;
+    }
+    if (auto e = check_not_negative(n.field, *it)) {
+      return *e;
+    }
+    renamed[n.column] = *it;
+  }
+  // As every budgets row: a duration also sets the end of the first period.
+  return patch_from(renamed, entity::budget, c.now, c.budget_tz());
+}
+
+// LiteLLM's id for a team's default member budget: the team's alias in it when it has one.
+std::string member_budget_id(const json& team_row) {
+  std::string hex = id_or_new("");
+  hex.erase(std::remove(hex.begin(), hex.end(), '-'), hex.end());
+  std::string alias = text_of(team_row, "team_alias");
+  if (alias.empty()) {
+    return "team-budget-" + hex;
+  }
+  std::replace(alias.begin(), alias.end(), ' ', '-');
+  return "team-" + alias + "-budget-" + hex;
+}
+
+// Applies the request's member budget to team `id` (its row `row`): the row after it.
+net::awaitable<core::result<json>> with_member_budget(const route_context& c, const std::string& id,
+                                                      const team_request& in, json row) {
+  if (in.member_budget.empty()) {
+    co_return ok(std::move(row));
+  }
+  auto budget_id = member_budget_id(row);
+  auto patch_text = in.member_budget.dump();
+  auto r = co_await c.db().run(pg::set_team_member_budget_blocking, id, budget_id, patch_text,
+                               in.member_budget_value, c.actor);
+  if (!r) {
+    co_return r.error();
+  }
+  co_return ok(*r ? json::parse(**r) : std::move(row));
+}
 
 core::result<team_request> read_team_request(const route_context& c, bool is_new) {
   auto patch = patch_from(c.body, entity::team, c.now, c.budget_tz());
@@ -82,10 +140,16 @@ core::result<team_request> read_team_request(const route_context& c, bool is_new
   if (!id) {
     return id.error();
   }
+  auto member_budget = member_budget_of(c);
+  if (!member_budget) {
+    return member_budget.error();
+  }
   if (auto e = keep_in_org(c, *patch, is_new, "teams")) {
     return *e;
   }
-  return team_request{std::move(*patch), std::move(*members), std::move(*id)};
+  const auto given = [](const json& v) { return !v.is_null(); };
+  const bool value = std::any_of(member_budget->begin(), member_budget->end(), given);
+  return team_request{std::move(*patch), std::move(*members), std::move(*id), std::move(*member_budget), value};
 }
 
 // Adds the request's members_with_roles to team `id`; the team row after that, or `row`.
@@ -147,7 +211,11 @@ handler_result team_new(const route_context& c) {
   if (!row) {
     co_return row.error();
   }
-  co_return co_await with_members(c, id, in->members, std::move(*row));
+  auto budgeted = co_await with_member_budget(c, id, *in, std::move(*row));
+  if (!budgeted) {
+    co_return budgeted.error();
+  }
+  co_return co_await with_members(c, id, in->members, std::move(*budgeted));
 }
 
 handler_result team_update(const route_context& c) {
@@ -168,7 +236,12 @@ handler_result team_update(const route_context& c) {
   if (!row) {
     co_return row.error();
   }
-  auto full = co_await with_members(c, id, in->members, std::move(*row));
+  // The default is read when a key is loaded: the keys reloaded below see the change.
+  auto budgeted = co_await with_member_budget(c, id, *in, std::move(*row));
+  if (!budgeted) {
+    co_return budgeted.error();
+  }
+  auto full = co_await with_members(c, id, in->members, std::move(*budgeted));
   if (!full) {
     co_return full.error();
   }

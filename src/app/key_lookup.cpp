@@ -272,7 +272,8 @@ auth::virtual_key to_virtual_key(const store::postgres::key_record& r) {
     add(std::move(e));
   }
   if (auto m = parse_object(r.membership_json); m.is_object() && !k.user_id.empty() && !k.team_id.empty()) {
-    // The key's user as a member of the key's team (max_budget_in_team): LiteLLM checks
+    // The key's user as a member of the key's team (max_budget_in_team, else the team's
+    // team_member_budget; the query picks the budgets row): LiteLLM checks
     // only the budget of a membership, against the membership's own spend, so its budgets
     // row's rate limits are not applied; its schedule is the budgets row's.
     auto e = limits_of(auth::limit_level::team_member, k.team_id + ":" + k.user_id, "", m,

@@ -1,7 +1,7 @@
 // Budgets: the end-user API (/customer/*, /end_user/*: LiteLLM's bodies, roles and 4xx),
 // and budget resets on LiteLLM's schedule through two gateway instances sharing Postgres
-// and Redis: a key, its user, team and organisation, and an end user, all with
-// `budget_duration: 2s`, spend through both instances, then every level resets on the next
+// and Redis: a key, its user, team and organisation, an end user, and the user's spend in
+// the team (the team's default member budget), all with `budget_duration: 2s`, spend through both instances, then every level resets on the next
 // boundary (waited for by polling /key/info, never by sleeping), /key/info shows the new
 // budget_reset_at, both instances' cached keys see spend 0 at once, and each reset was run
 // by exactly one instance (the budget_resets rows, checked against both gateways' logs).
@@ -250,10 +250,15 @@ describe('budgets', { skip }, () => {
   test('budget_duration 2s: every level resets on time through two instances, each reset by one', async () => {
     // A key, its user, team and organisation, and an end user, each with a 2 s period.
     const org = await ok(post(gwA, '/organization/new', { organization_alias: 'o2s', max_budget: 100, budget_duration: '2s' }));
+    // The team's default budget for its members has the same period: the user's spend in
+    // the team (a member without a budget of their own) resets with it.
     const team = await ok(post(gwA, '/team/new', { team_id: 't2s', organization_id: org.organization_id, max_budget: 100,
-                                                    budget_duration: '2s' }));
+                                                    budget_duration: '2s', team_member_budget: 100,
+                                                    team_member_budget_duration: '2s' }));
     assert.equal(team.team_id, 't2s');
+    const memberBudget = team.metadata.team_member_budget_id;
     await ok(post(gwA, '/user/new', { user_id: 'u2s', max_budget: 100, budget_duration: '2s', auto_create_key: false }));
+    await ok(post(gwA, '/team/member_add', { team_id: 't2s', member: { user_id: 'u2s', role: 'user' } }));
     const k = await ok(post(gwA, '/key/generate', { user_id: 'u2s', team_id: 't2s', organization_id: org.organization_id,
                                                     max_budget: 100, budget_duration: '2s' }));
     await ok(post(gwA, '/customer/new', { user_id: 'eu2s', max_budget: 100, budget_duration: '2s' }));
@@ -269,6 +274,7 @@ describe('budgets', { skip }, () => {
          'team', (SELECT spend FROM teams WHERE team_id = 't2s'),
          'org', (SELECT spend FROM organizations WHERE organization_id = '${org.organization_id}'),
          'end_user', (SELECT spend FROM end_users WHERE user_id = 'eu2s'),
+         'member', (SELECT spend FROM team_memberships WHERE team_id = 't2s' AND user_id = 'u2s'),
          'reset_at', (SELECT extract(epoch FROM budget_reset_at) * 1000 FROM verification_tokens WHERE token = '${k.token}'),
          'logged', (SELECT count(*) FROM spend_logs WHERE api_key = '${k.token}'))`));
 
@@ -283,7 +289,7 @@ describe('budgets', { skip }, () => {
       // Every request's spend is written (so nothing lands after the reset), then look.
       await waitFor('spend rows', async () => (Number(spends().logged) === sent ? true : undefined));
       const s = spends();
-      return ['key', 'user', 'team', 'org', 'end_user'].every((l) => s[l] > 0) ? s : undefined;
+      return ['key', 'user', 'team', 'org', 'end_user', 'member'].every((l) => s[l] > 0) ? s : undefined;
     });
 
     // The reset: /key/info (through the other instance) shows the next period and spend 0.
@@ -294,7 +300,7 @@ describe('budgets', { skip }, () => {
     assert.equal(after.spend, 0);
     assert.ok(Date.parse(after.budget_reset_at) % 2000 === 0, after.budget_reset_at);
     const s = spends();
-    for (const level of ['key', 'user', 'team', 'org', 'end_user']) {
+    for (const level of ['key', 'user', 'team', 'org', 'end_user', 'member']) {
       assert.equal(s[level], 0, `${level} spend after the reset: ${JSON.stringify(s)}`);
     }
     // Every level's reset was recorded for the period that ended, on time (never early).
@@ -302,9 +308,10 @@ describe('budgets', { skip }, () => {
     const rows = q(`SELECT string_agg(entity_type || '=' || entity_id, ',' ORDER BY entity_type) FROM budget_resets
                     WHERE period_end = '${periodEnd}'::timestamptz
                       AND entity_id IN ('${k.token}', 'u2s', 't2s', '${org.organization_id}', '${org.budget_id}', 'eu2s',
-                                        (SELECT budget_id FROM end_users WHERE user_id = 'eu2s'))`);
+                                        (SELECT budget_id FROM end_users WHERE user_id = 'eu2s'), '${memberBudget}',
+                                        't2s:u2s')`);
     for (const want of [`key=${k.token}`, 'user=u2s', 'team=t2s', `organization=${org.organization_id}`, 'end_user=eu2s',
-                        `budget=${org.budget_id}`]) {
+                        `budget=${org.budget_id}`, `budget=${memberBudget}`, 'team_membership=t2s:u2s']) {
       assert.ok(rows.split(',').includes(want), `${want} reset for the period ending ${periodEnd}: ${rows}`);
     }
     assert.equal(q('SELECT count(*) FROM budget_resets WHERE reset_at < period_end'), '0', 'no reset before its time');

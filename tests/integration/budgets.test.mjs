@@ -7,6 +7,9 @@
 //   get LiteLLM's budget_exceeded 429;
 // * the same for a team budget shared by three keys, an organisation's budget and a team
 //   member's budget (max_budget_in_team), whose spend reaches team_memberships;
+// * a team's default budget for its members (team_member_budget): each member held to it
+//   separately and exactly, a member's max_budget_in_team instead of it, and /team/update
+//   raising, lowering and removing it obeyed by cached keys on both instances;
 // * a budget far from its limit, drawn from leases: never passed, and what one instance
 //   leased and did not use comes back, to the last request;
 // * rpm_limit 5, 20 concurrent requests over two instances: exactly 5 pass, 15 get 429
@@ -288,6 +291,122 @@ describe('budgets and rate limits', { skip }, () => {
     const deadline = Date.now() + 10_000 * SLOW;
     while ((r = await otherChat(b)).status === 200 && Date.now() < deadline) await delay(20);
     assertBudgetError(r);
+  });
+
+  test('a team\'s default budget for its members (team_member_budget) caps each member separately, exactly', async () => {
+    // LiteLLM keeps the default as a budgets row named in the team's metadata
+    // (team_member_budget_id, shown by /team/info as team_member_budget_table); a member
+    // without a budget of their own is held to it, against their own spend in the team; a
+    // membership's max_budget_in_team replaces it for that member.
+    const run = `${process.pid}-${Date.now()}`;
+    const [m1, m2, m3] = ['one', 'two', 'three'].map((n) => `u-${n}-${run}`);
+    for (const u of [m1, m2, m3]) {
+      assert.equal((await call(a, '/user/new', { body: { user_id: u, auto_create_key: false } })).status, 200);
+    }
+    const t = await call(a, '/team/new', { body: {
+      team_alias: 'member defaults', team_member_budget: BUDGET, team_member_budget_duration: '30d',
+      metadata: { owner: 'qa' }, members_with_roles: [{ user_id: m1, role: 'user' }, { user_id: m2, role: 'user' }] } });
+    assert.equal(t.status, 200, t.text);
+    const team = t.json.team_id;
+    const budgetId = t.json.metadata.team_member_budget_id;
+    assert.match(budgetId, /^team-member-defaults-budget-[0-9a-f]{32}$/, t.text);
+    assert.equal(t.json.metadata.owner, 'qa');
+    assert.equal(t.json.team_member_budget, undefined, 'kept in its budgets row, not on the team');
+    const info = await call(b, `/team/info?team_id=${team}`, { method: 'GET' });
+    assert.equal(info.status, 200, info.text);
+    const table = info.json.team_info.team_member_budget_table;
+    assert.equal(table.budget_id, budgetId, info.text);
+    assert.equal(table.max_budget, BUDGET);
+    assert.equal(table.budget_duration, '30d');
+    assert.ok(Date.parse(table.budget_reset_at) > Date.now(), info.text);
+    assert.equal((await call(a, '/team/member_add',
+      { body: { team_id: team, member: { user_id: m3, role: 'user' }, max_budget_in_team: 3 * PER_REQUEST } })).status, 200);
+    const keys = {};
+    for (const u of [m1, m2, m3]) keys[u] = (await newKey(a, { user_id: u, team_id: team })).key;
+
+    // 30 requests each for the two members, at once, over both instances: 10 each pass.
+    const calls = [];
+    for (let i = 0; i < 60; ++i) {
+      const user = i % 2 ? m2 : m1;
+      calls.push(call([a, b][Math.floor(i / 2) % 2], '/v1/chat/completions',
+        { body: chatBody(), key: keys[user], timeoutMs: 60_000 * SLOW }).then((r) => ({ user, r })));
+    }
+    const rs = await Promise.all(calls);
+    for (const user of [m1, m2]) {
+      const mine = rs.filter((x) => x.user === user).map((x) => x.r);
+      assert.equal(mine.filter((r) => r.status === 200).length, 10, `${user}: ${JSON.stringify(statuses(mine))}`);
+      for (const r of mine.filter((x) => x.status !== 200)) {
+        assertBudgetError(r);
+        assert.match(r.json.error.message,
+          new RegExp(`^Budget has been exceeded! User=${user} in Team=${team} Current cost: [\\d.e-]+, Max budget: 0\\.0001$`));
+      }
+      const spend = await settledSpend(`SELECT spend FROM team_memberships WHERE user_id = '${user}' AND team_id = '${team}'`,
+        `SELECT count(*) FROM spend_logs WHERE user_id = '${user}' AND team_id = '${team}' AND status = 'success'`, 10);
+      assert.ok(Math.abs(spend - BUDGET) < 1e-12, `${user}'s spend in the team ${spend}, expected ${BUDGET}`);
+    }
+    // The member with a budget of their own: 3 requests, not 10.
+    const own = await burst([a, b], [keys[m3]], 12);
+    assert.equal(own.filter((r) => r.status === 200).length, 3, JSON.stringify(statuses(own)));
+    for (const r of own.filter((x) => x.status !== 200)) {
+      assertBudgetError(r);
+      assert.match(r.json.error.message, new RegExp(`User=${m3} in Team=${team} `));
+    }
+    assert.equal(fake.requests({ path: '/v1/chat/completions' }).length, 23, 'refused requests never reach the provider');
+  });
+
+  test('raising, lowering and removing a team\'s default member budget through /team/update is obeyed on both instances', async () => {
+    const run = `${process.pid}-${Date.now()}`;
+    const member = `u-default-${run}`;
+    assert.equal((await call(a, '/user/new', { body: { user_id: member, auto_create_key: false } })).status, 200);
+    const t = await call(a, '/team/new', { body: { team_member_budget: 0, members_with_roles: [{ user_id: member, role: 'user' }] } });
+    assert.equal(t.status, 200, t.text);
+    const team = t.json.team_id;
+    assert.match(t.json.metadata.team_member_budget_id, /^team-budget-[0-9a-f]{32}$/, t.text);
+    const k = await newKey(a, { user_id: member, team_id: team });
+    const chat = (gw) => call(gw, '/v1/chat/completions', { body: chatBody(), key: k.key });
+    // Both instances cache the key, refused by the default.
+    for (const gw of [a, b]) {
+      const r = await chat(gw);
+      assertBudgetError(r);
+      assert.match(r.json.error.message, new RegExp(`^Budget has been exceeded! User=${member} in Team=${team} .*Max budget: 0\\.0$`));
+    }
+    // A change reaches both instances' cached keys: the other instance through the
+    // invalidation channel, and a lowered budget once the leases granted before it end
+    // (docs/limits.md, "Changed limits"), within a second.
+    const update = async (body, want) => {
+      const u = await call(a, '/team/update', { body: { team_id: team, ...body } });
+      assert.equal(u.status, 200, u.text);
+      for (const [name, gw] of [['A', a], ['B', b]]) {
+        const deadline = Date.now() + 10_000 * SLOW;
+        let r;
+        while (!want(r = await chat(gw)) && Date.now() < deadline) await delay(20);
+        assert.equal(want(r), true, `instance ${name}: ${r.status} ${r.text}`);
+      }
+      return u.json;
+    };
+    const passes = (r) => r.status === 200;
+    const refused = (r) => r.status === 429 && r.json.error.type === 'budget_exceeded';
+    const raised = await update({ team_member_budget: 1 }, passes);
+    assert.equal(raised.data.metadata.team_member_budget_id, t.json.metadata.team_member_budget_id, 'the same budgets row');
+    // A new metadata keeps the link to the default (LiteLLM's own fields manage it).
+    const md = await call(a, '/team/update', { body: { team_id: team, metadata: { app: 'x' } } });
+    assert.equal(md.status, 200, md.text);
+    assert.deepEqual(md.json.data.metadata, { app: 'x', team_member_budget_id: t.json.metadata.team_member_budget_id });
+    await update({ team_member_budget: 0 }, refused);
+    await update({ team_member_budget: null }, passes);
+    const info = await call(a, `/team/info?team_id=${team}`, { method: 'GET' });
+    assert.equal(info.json.team_info.team_member_budget_table.max_budget, null, info.text);
+    assert.equal(info.json.team_info.metadata.app, 'x');
+    // A team without a default shows none; bad values are refused, naming the field.
+    const plain = await call(a, '/team/new', { body: { team_alias: 'plain' } });
+    assert.equal(plain.json.metadata.team_member_budget_id, undefined, plain.text);
+    const plainInfo = await call(a, `/team/info?team_id=${plain.json.team_id}`, { method: 'GET' });
+    assert.equal(plainInfo.json.team_info.team_member_budget_table, null, plainInfo.text);
+    for (const [field, value] of [['team_member_budget', -1], ['team_member_budget', 'x'], ['team_member_budget_duration', 'soon']]) {
+      const r = await call(a, '/team/update', { body: { team_id: team, [field]: value } });
+      assert.equal(r.status, 422, r.text);
+      assert.equal(r.json.error.param, field, r.text);
+    }
   });
 
   test('an admin who sets an organisation\'s spend is obeyed at once, on both instances', async () => {

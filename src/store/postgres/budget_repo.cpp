@@ -114,12 +114,17 @@ budget_reset_result reset_due_budgets_blocking(pqxx::connection& c, const std::s
             "   RETURNING 'organization'::text, o.organization_id, o.organization_id, u.old_at)"
             ", tm AS (UPDATE team_memberships m SET spend = 0 FROM u WHERE m.budget_id = u.id"
             "   RETURNING 'team_membership'::text, m.team_id || ':' || m.user_id, m.team_id, u.old_at)"
+            // A team's default for its members (metadata.team_member_budget_id): the members
+            // without a budget of their own use it, so their spend in the team starts again.
+            ", tmd AS (UPDATE team_memberships m SET spend = 0 FROM u, teams t"
+            "   WHERE m.budget_id IS NULL AND t.team_id = m.team_id AND t.metadata ->> 'team_member_budget_id' = u.id"
+            "   RETURNING 'team_membership'::text, m.team_id || ':' || m.user_id, m.team_id, u.old_at)"
             ", om AS (UPDATE organization_memberships m SET spend = 0, updated_at = now() FROM u"
             "   WHERE m.budget_id = u.id"
             "   RETURNING 'organization_membership'::text, m.organization_id || ':' || m.user_id, m.organization_id,"
             "   u.old_at)"
             ", linked AS (SELECT * FROM eu UNION ALL SELECT * FROM org UNION ALL SELECT * FROM tm"
-            "   UNION ALL SELECT * FROM om)"
+            "   UNION ALL SELECT * FROM tmd UNION ALL SELECT * FROM om)"
             ", logged AS (INSERT INTO budget_resets (entity_type, entity_id, period_end, next_reset, instance)"
             "   SELECT 'budget', id, old_at, next_at, $2 FROM u"
             "   UNION ALL SELECT kind, id, old_at, NULL, $2 FROM linked RETURNING 1)"

@@ -227,7 +227,10 @@ std::optional<key_record> find_key_by_hash_blocking(pqxx::connection& c, const s
       " LEFT JOIN budgets kb ON kb.budget_id = (k.t).budget_id"
       " LEFT JOIN budgets ob ON ob.budget_id = o.budget_id"
       " LEFT JOIN team_memberships m ON m.user_id = (k.t).user_id AND m.team_id = (k.t).team_id"
-      " LEFT JOIN budgets mb ON mb.budget_id = m.budget_id"
+      // The membership's own budget (max_budget_in_team), else the team's default for its
+      // members (team_member_budget: a budgets row the team's metadata names), as LiteLLM.
+      " LEFT JOIN budgets mb ON m.user_id IS NOT NULL"
+      "  AND mb.budget_id = COALESCE(m.budget_id, tm.metadata ->> 'team_member_budget_id')"
       " ORDER BY k.pref LIMIT 1",
       token);
   if (res.empty()) {
@@ -274,7 +277,8 @@ key_record find_owners_blocking(pqxx::connection& c, const std::string& user_id,
       " LEFT JOIN organizations o ON o.organization_id = tm.organization_id"
       " LEFT JOIN budgets ob ON ob.budget_id = o.budget_id"
       " LEFT JOIN team_memberships m ON m.user_id = $1 AND m.team_id = $2"
-      " LEFT JOIN budgets mb ON mb.budget_id = m.budget_id",
+      " LEFT JOIN budgets mb ON m.user_id IS NOT NULL"
+      "  AND mb.budget_id = COALESCE(m.budget_id, tm.metadata ->> 'team_member_budget_id')",
       user_id, team_id);
   key_record k;
   k.user_id = user_id;

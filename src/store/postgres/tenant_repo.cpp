@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <string_view>
 
 namespace switchyard::store::postgres {
 
@@ -96,16 +97,25 @@ std::optional<std::string> select_row(pqxx::transaction_base& tx, const spec& s,
 
 std::string apply_patch(pqxx::transaction_base& tx, const spec& s, const std::string& id, const json& patch,
                         const change_actor& who) {
+  // A team's metadata names its members' default budget (team_member_budget_id), which
+  // /team/update's own fields manage: a new metadata keeps that link unless it names one.
+  const bool keep_member_budget = std::string_view(s.table) == "teams" && patch.contains("metadata");
   std::string cols;
   for (const auto& [col, value] : patch.items()) {
     (void)value;
-    if (col != "metadata_tags") {
+    if (col != "metadata_tags" && !(keep_member_budget && col == "metadata")) {
       cols += (cols.empty() ? "" : ", ") + tx.quote_name(col);
     }
   }
   std::string sql = std::string("UPDATE ") + s.table + " t SET ";
   if (!cols.empty()) {
     sql += "(" + cols + ") = (SELECT " + cols + " FROM jsonb_populate_record(t, $2::jsonb)), ";
+  }
+  if (keep_member_budget) {
+    sql +=
+        "metadata = CASE WHEN t.metadata ? 'team_member_budget_id'"
+        " THEN jsonb_build_object('team_member_budget_id', t.metadata -> 'team_member_budget_id') ELSE '{}'::jsonb END"
+        " || ($2::jsonb -> 'metadata'), ";
   }
   if (patch.contains("metadata_tags")) {
     // In the statement that writes the row: a concurrent change of another member is kept.
@@ -351,7 +361,9 @@ std::optional<std::string> get_entity_blocking(pqxx::connection& c, const std::s
           " 'keys', COALESCE((SELECT jsonb_agg(to_jsonb(k) ORDER BY k.created_at) FROM verification_tokens k"
           "   WHERE k.team_id = t.team_id), '[]'::jsonb),"
           " 'team_memberships', COALESCE((SELECT jsonb_agg(to_jsonb(m) ORDER BY m.user_id) FROM team_memberships m"
-          "   WHERE m.team_id = t.team_id), '[]'::jsonb))";
+          "   WHERE m.team_id = t.team_id), '[]'::jsonb),"
+          " 'team_member_budget_table', (SELECT to_jsonb(b) FROM budgets b"
+          "   WHERE b.budget_id = t.metadata ->> 'team_member_budget_id'))";
     } else if (kind == "users") {
       extra =
           "jsonb_build_object("
@@ -459,6 +471,48 @@ entity_page list_entities_blocking(pqxx::connection& c, const entity_list_query&
     out.rows.push_back(row[0].as<std::string>());
   }
   return out;
+}
+
+std::optional<std::string> set_team_member_budget_blocking(pqxx::connection& c, const std::string& team_id,
+                                                           const std::string& new_budget_id,
+                                                           const std::string& budget_patch_json, bool create,
+                                                           const change_actor& who) {
+  const auto& teams = spec_of("teams");
+  const auto& budgets = spec_of("budgets");
+  auto patch = filtered(budgets, budget_patch_json);
+  pqxx::work tx{c};
+  // The team's row first: two changes of one team's default are made one after the other,
+  // so they never make two budgets rows.
+  auto before = select_row(tx, teams, team_id, true);
+  if (!before) {
+    return std::nullopt;
+  }
+  auto named = json::parse(*before).value("metadata", json::object());
+  std::string budget_id;
+  if (auto it = named.find("team_member_budget_id"); it != named.end() && it->is_string()) {
+    budget_id = it->get<std::string>();
+  }
+  std::optional<std::string> budget_before;
+  if (!budget_id.empty()) {
+    budget_before = select_row(tx, budgets, budget_id, true);
+  }
+  if (budget_before) {
+    auto row = apply_patch(tx, budgets, budget_id, patch, who);
+    audit(tx, who, "updated", budgets.table, budget_id, budget_before, row);
+  } else if (create) {
+    if (!insert_in(tx, budgets, new_budget_id, patch, who)) {
+      throw std::runtime_error("set_team_member_budget: budget id taken: " + new_budget_id);
+    }
+    auto row = tx.exec_params1(
+                     "UPDATE teams SET metadata = jsonb_set(COALESCE(metadata, '{}'::jsonb), '{team_member_budget_id}',"
+                     " to_jsonb($2::text)), updated_at = now() WHERE team_id = $1 RETURNING to_jsonb(teams)::text",
+                     team_id, new_budget_id)[0]
+                   .as<std::string>();
+    audit(tx, who, "updated", teams.table, team_id, before, row);
+  }
+  auto after = select_row(tx, teams, team_id, false);
+  tx.commit();
+  return after;
 }
 
 member_write add_team_members_blocking(pqxx::connection& c, const std::string& team_id, const std::string& members_json,

@@ -56,7 +56,8 @@ struct key_record {
   std::optional<std::string> key_budget_json;
   std::optional<std::string> org_budget_json;
   // Only from find_key_by_hash_blocking (and find_owners_blocking): the key's user's
-  // team_memberships row in the key's team and that row's budgets row (max_budget_in_team).
+  // team_memberships row in the key's team and that row's budgets row (max_budget_in_team),
+  // or when it has none the team's default for its members (metadata.team_member_budget_id).
   std::optional<std::string> membership_json;
   std::optional<std::string> membership_budget_json;
 };

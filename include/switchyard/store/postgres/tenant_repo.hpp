@@ -113,6 +113,18 @@ member_write add_team_members_blocking(pqxx::connection& c, const std::string& t
                                        const std::optional<double>& max_budget_in_team, const change_actor& who,
                                        bool skip_members);
 
+// A team's default budget for its members (/team/new and /team/update's team_member_budget
+// and team_member_budget_duration), kept as LiteLLM keeps it: a budgets row whose id is the
+// team's metadata.team_member_budget_id. In one transaction, the team's row locked: the row
+// the team names takes `budget_patch_json` (a budgets patch); when the team names none (or
+// one that is gone) and `create` is set, a budgets row `new_budget_id` is made with it and
+// named in the team's metadata. Audited. The team's row after that; empty when the team
+// does not exist.
+std::optional<std::string> set_team_member_budget_blocking(pqxx::connection& c, const std::string& team_id,
+                                                           const std::string& new_budget_id,
+                                                           const std::string& budget_patch_json, bool create,
+                                                           const change_actor& who);
+
 // /team/member_delete: by user_id, else by user_email. Audited "member_removed".
 // problem set when the user is not a member.
 member_write remove_team_member_blocking(pqxx::connection& c, const std::string& team_id, const std::string& user_id,
