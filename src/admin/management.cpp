@@ -177,6 +177,13 @@ net::awaitable<void> management_api::handle(http::request& req, http::responder&
     auto e = core::make_error(core::errc::internal, "Internal Server Error, the database could not complete the "
                                                     "request. The gateway's log has the details.");
     out = std::move(e);
+  } else if (!out && store::postgres::is_unavailable_failure(out.error())) {
+    // Still a 503 (the caller may try again), but libpq's words can name the database's
+    // host, port and user: they go to the log, the caller gets a fixed message.
+    spdlog::warn("management {}: {}", r.path, out.error().message);
+    auto e = core::make_error(core::errc::unavailable, "Service Unavailable: the database did not answer. Try again "
+                                                       "later; the gateway's log has the details.");
+    out = std::move(e);
   }
   if (out && method_bit(req.method) != method_get && deps_.budgets_changed) {
     deps_.budgets_changed();  // a write may have set a budget_reset_at: the reset job looks again

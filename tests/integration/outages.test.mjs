@@ -9,6 +9,8 @@
 //     calls work, without a restart.
 //  2. Redis paused as long: 0 failures, and the p99 latency barely moves (measured against
 //     a run without the pause in the same test).
+//  3. Postgres stopped (a private one of its own): management calls answer 503 with a fixed
+//     message; libpq's text, which names the database's host, port and user, is only logged.
 // Bounds are generous upper limits (seconds), scaled by SLOW for sanitizer builds; the real
 // figures are printed.
 import { after, before, describe, test } from 'node:test';
@@ -329,5 +331,49 @@ describe('outages: a hung Postgres or Redis', { skip, timeout: 900_000 }, () => 
     // Redis answers again: the gateway still works with it.
     const r = await chat(keys[1]);
     assert.equal(r.status, 200, r.text);
+  });
+});
+
+describe('outages: a stopped Postgres', { skip }, () => {
+  const stoppedDir = mkdtempSync(path.join(os.tmpdir(), 'switchyard-outages-stopped-'));
+  let running = false;
+  let gwStopped;
+  before(async () => {
+    services('start', stoppedDir, '--no-redis', '--ephemeral');
+    running = true;
+    const url = execFileSync('bash', ['-c', `source ${stoppedDir}/env.sh && echo $DATABASE_URL`], { encoding: 'utf8' }).trim();
+    gwStopped = await startGateway({ config: { model_list: [] }, env: { DATABASE_URL: url } });
+    await gwStopped.proc.waitForStderr(/schema up to date/, 15_000 * SLOW);
+  });
+  after(async () => {
+    await stopAll();
+    if (running) services('stop', stoppedDir);
+    rmSync(stoppedDir, { recursive: true, force: true });
+  });
+
+  test('management 503s do not quote libpq (host, port, user); the log does', async () => {
+    const made = await call(gwStopped, '/key/generate', { body: {} });
+    assert.equal(made.status, 200, made.text);
+    const url = new URL(execFileSync('bash', ['-c', `source ${stoppedDir}/env.sh && echo $DATABASE_URL`], { encoding: 'utf8' }).trim());
+    services('stop', stoppedDir);
+    running = false;
+    for (const [name, path_, opts] of [
+      ['/key/info', `/key/info?key=${encodeURIComponent(made.json.key)}`, { method: 'GET' }],
+      ['/key/generate', '/key/generate', { body: {} }],
+      ['/team/list', '/team/list', { method: 'GET' }],
+      ['/user/new', '/user/new', { body: { user_id: 'nobody' } }],
+    ]) {
+      const r = await call(gwStopped, path_, { timeoutMs: 30_000 * SLOW, ...opts });
+      assert.equal(r.status, 503, `${name}: ${r.status} ${r.text}`);
+      assert.equal(r.json?.error?.type, 'service_unavailable', r.text);
+      assert.equal(r.json.error.code, '503', r.text);
+      assert.equal(r.json.error.message,
+        'Service Unavailable: the database did not answer. Try again later; the gateway\'s log has the details.');
+      assert.ok(!r.text.includes(url.hostname) && !r.text.includes(url.port) && !r.text.includes(url.username),
+        `${name} names the database: ${r.text}`);
+      assert.doesNotMatch(r.text, /connection|refused|server|socket|libpq|port/i, r.text);
+    }
+    // libpq's own words (the host and port it tried) are in the log, for the operator.
+    await gwStopped.proc.waitForStderr(new RegExp(`management /\\S+: database .*${url.port}`), 10_000 * SLOW);
   });
 });

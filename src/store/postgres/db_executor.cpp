@@ -26,6 +26,10 @@ namespace {
 // The beginnings of the messages of a job's own failures (is_job_failure).
 constexpr std::string_view sql_failure_prefix = "database error: ";
 constexpr std::string_view job_failure_prefix = "database job failed: ";
+// ... and of every errc::unavailable made here (is_unavailable_failure).
+constexpr std::string_view unavailable_prefixes[] = {"database unavailable", "database connection lost",
+                                                     "database timeout", "database busy",
+                                                     "database executor stopped"};
 
 using clock = std::chrono::steady_clock;
 
@@ -498,6 +502,12 @@ net::awaitable<core::result<void>> db_executor::ping(std::chrono::milliseconds t
 bool is_job_failure(const core::error& e) {
   return e.code == core::errc::internal &&
          (e.message.starts_with(sql_failure_prefix) || e.message.starts_with(job_failure_prefix));
+}
+
+bool is_unavailable_failure(const core::error& e) {
+  return e.code == core::errc::unavailable &&
+         std::any_of(std::begin(unavailable_prefixes), std::end(unavailable_prefixes),
+                     [&](std::string_view p) { return e.message.starts_with(p); });
 }
 
 }  // namespace switchyard::store::postgres

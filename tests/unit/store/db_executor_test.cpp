@@ -108,6 +108,7 @@ TEST_F(db_executor_test, sql_error_is_internal_and_connection_survives) {
     EXPECT_NE(r.error().message.find("no_such_table_here"), std::string::npos) << r.error().message;
     EXPECT_NE(r.error().message.find("42P01"), std::string::npos) << r.error().message;
     EXPECT_TRUE(pg::is_job_failure(r.error())) << "Postgres' text: for the log, not a client";
+    EXPECT_FALSE(pg::is_unavailable_failure(r.error())) << "an SQL error is not an outage";
     EXPECT_TRUE(db.healthy()) << "an SQL error means the server answered";
 
     auto pid1 = co_await db.run([](pqxx::connection& c) {
@@ -277,6 +278,7 @@ TEST_F(db_executor_test, jobs_beyond_the_cap_fail_fast_with_busy) {
     EXPECT_EQ(third.error().code, core::errc::unavailable);
     EXPECT_NE(third.error().message.find("busy"), std::string::npos) << third.error().message;
     EXPECT_FALSE(pg::is_job_failure(third.error())) << "the gateway's own words, not a job's failure";
+    EXPECT_TRUE(pg::is_unavailable_failure(third.error()));
     while (finished < 2) {
       co_await sleep_for(5ms);
     }
@@ -359,6 +361,7 @@ TEST_F(db_executor_test, backend_killed_mid_query_is_unavailable_then_reconnects
     CO_ASSERT(slow.has_value(), "the killed job did not complete");
     CO_ASSERT(!slow->has_value(), "the killed job succeeded?");
     EXPECT_EQ(slow->error().code, core::errc::unavailable) << slow->error().message;
+    EXPECT_TRUE(pg::is_unavailable_failure(slow->error())) << slow->error().message;
     EXPECT_FALSE(db.healthy());
 
     auto pid2 = co_await db.run([](pqxx::connection& c) {
@@ -383,6 +386,7 @@ TEST_F(db_executor_test, unreachable_server_fails_fast_then_backs_off) {
     EXPECT_LT(since(t0), 1000ms);
     CO_ASSERT(!r.has_value(), "ping to nowhere succeeded");
     EXPECT_EQ(r.error().code, core::errc::unavailable);
+    EXPECT_TRUE(pg::is_unavailable_failure(r.error())) << "libpq's text names the host: " << r.error().message;
     EXPECT_FALSE(db.healthy());
 
     t0 = steady::now();
@@ -391,6 +395,7 @@ TEST_F(db_executor_test, unreachable_server_fails_fast_then_backs_off) {
     CO_ASSERT(!again.has_value(), "second ping succeeded");
     EXPECT_EQ(again.error().code, core::errc::unavailable);
     EXPECT_NE(again.error().message.find("reconnecting"), std::string::npos) << again.error().message;
+    EXPECT_TRUE(pg::is_unavailable_failure(again.error()));
   });
 }
 

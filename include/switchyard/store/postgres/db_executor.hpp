@@ -53,6 +53,12 @@ namespace switchyard::store::postgres {
 // for the operator's log, not for a client.
 bool is_job_failure(const core::error& e);
 
+// Whether `e` is one of run()'s "no database to answer" errors (errc::unavailable: cannot
+// connect, reconnect backoff, connection lost, timeout, busy, stopped). Some quote libpq or
+// the server, which can name the database's host, port and user: for the operator's log,
+// not for a client.
+bool is_unavailable_failure(const core::error& e);
+
 struct db_options {
   // libpq connection string: a URI ("postgresql://user@host:port/db") or key=value pairs.
   // connect_timeout, keepalives*, options (statement_timeout) and application_name are
