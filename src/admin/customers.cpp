@@ -33,7 +33,7 @@ net::awaitable<core::result<std::string>> new_budget(const route_context& c, con
     co_return b.error();
   }
   if (!b->problem.empty()) {
-    co_return bad_request(b->problem);
+    co_return bad_request(b->problem, b->problem_field);
   }
   co_return budget_id;
 }

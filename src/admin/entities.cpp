@@ -7,14 +7,14 @@ namespace switchyard::admin {
 
 namespace {
 
-// The row an insert or update wrote: 400 with the database's problem (a foreign key, a
-// check), else `none` when no row was written.
+// The row an insert or update wrote: 400 with the refused value's problem (a foreign key,
+// a check, a unique value; tenant_repo words it), else `none` when no row was written.
 core::result<json> written_row(const core::result<pg::entity_write>& r, core::error none) {
   if (!r) {
     return r.error();
   }
   if (!r->problem.empty()) {
-    return bad_request(r->problem);
+    return bad_request(r->problem, r->problem_field);
   }
   if (!r->row_json) {
     return none;

@@ -50,13 +50,13 @@ net::awaitable<core::result<json>> expanded_row(const route_context& c, std::str
 // 403 when it is outside their organisation. The row.
 net::awaitable<core::result<json>> org_member_row(const route_context& c, bool team, std::string id);
 
-// Inserts the row `id` of `kind` with `patch`: 400 with the database's problem (a foreign
-// key, a check), 400 `exists` (param `param`) when the id is taken. The new row.
+// Inserts the row `id` of `kind` with `patch`: 400 with the refused value's problem (a
+// foreign key, a check, a unique value), 400 `exists` (param `param`) when the id is taken. The new row.
 net::awaitable<core::result<json>> insert_row(const route_context& c, std::string_view kind, std::string id,
                                               const json& patch, std::string exists, const char* param);
 
-// Applies `patch` to row `id` of `kind` (audited as `action`): 400 with the database's
-// problem, 404 `missing` (param `param`) when there is no such row. The changed row.
+// Applies `patch` to row `id` of `kind` (audited as `action`): 400 with the refused
+// value's problem, 404 `missing` (param `param`) when there is no such row. The changed row.
 net::awaitable<core::result<json>> update_row(const route_context& c, std::string_view kind, std::string id,
                                               const json& patch, std::string action, std::string missing,
                                               const char* param);

@@ -172,7 +172,7 @@ handler_result user_new(const route_context& c) {
     co_return e;
   }
   if (!r->user.problem.empty()) {
-    co_return bad_request(r->user.problem);
+    co_return bad_request(r->user.problem, r->user.problem_field);
   }
   if (!r->missing_team.empty()) {
     co_return not_found("Team not found: " + r->missing_team, r->missing_team == in->team_id ? "team_id" : "teams");

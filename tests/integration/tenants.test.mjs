@@ -271,6 +271,50 @@ describe('tenants', { skip }, () => {
     assertError(await get('/user/info?user_id=onboard-y'), 404);
   });
 
+  test('a value the database refuses is a 400 naming the field and the problem, not the constraint', async () => {
+    await ok(post('/team/new', { team_id: 'team-refused' }));
+    await ok(post('/user/new', { user_id: 'refused-u', sso_user_id: 'sso-refused', auto_create_key: false }));
+    await ok(post('/user/new', { user_id: 'refused-v', auto_create_key: false }));
+    await ok(post('/customer/new', { user_id: 'refused-c' }));
+    const org = await ok(post('/organization/new', { organization_alias: 'org-refused' }));
+    const cases = [
+      // An organisation that does not exist: LiteLLM's words.
+      ['/team/new', { team_id: 'team-refused-2', organization_id: 'no-org' }, 'organization_id',
+        'Organization not found for organization_id=no-org'],
+      ['/team/update', { team_id: 'team-refused', organization_id: 'no-org' }, 'organization_id',
+        'Organization not found for organization_id=no-org'],
+      ['/user/new', { user_id: 'refused-w', organization_id: 'no-org' }, 'organization_id',
+        'Organization not found for organization_id=no-org'],
+      ['/user/update', { user_id: 'refused-v', organization_id: 'no-org' }, 'organization_id',
+        'Organization not found for organization_id=no-org'],
+      // A budget that does not exist.
+      ['/customer/new', { user_id: 'refused-d', budget_id: 'no-budget' }, 'budget_id', "budget_id 'no-budget' does not exist"],
+      ['/customer/update', { user_id: 'refused-c', budget_id: 'no-budget' }, 'budget_id', "budget_id 'no-budget' does not exist"],
+      ['/organization/new', { organization_alias: 'org-refused-2', budget_id: 'no-budget' }, 'budget_id',
+        "budget_id 'no-budget' does not exist"],
+      ['/organization/update', { organization_id: org.organization_id, budget_id: 'no-budget' }, 'budget_id',
+        "budget_id 'no-budget' does not exist"],
+      // A unique value another row has.
+      ['/user/new', { user_id: 'refused-x', sso_user_id: 'sso-refused' }, 'sso_user_id',
+        "sso_user_id 'sso-refused' is already used by another user"],
+      ['/user/update', { user_id: 'refused-v', sso_user_id: 'sso-refused' }, 'sso_user_id',
+        "sso_user_id 'sso-refused' is already used by another user"],
+    ];
+    for (const [path, body, param, message] of cases) {
+      const r = await post(path, body);
+      assertError(r, 400, 'invalid_request_error');
+      assert.equal(r.json.error.message, message, `${path} ${JSON.stringify(body)}: ${r.text}`);
+      assert.equal(r.json.error.param, param, r.text);
+      assert.doesNotMatch(r.text, /constraint|violates|fkey|DETAIL|ERROR:|table|Key \(/, r.text);
+    }
+    // Nothing was written.
+    assertError(await get('/team/info?team_id=team-refused-2'), 404);
+    assertError(await get('/user/info?user_id=refused-w'), 404);
+    assertError(await get('/user/info?user_id=refused-x'), 404);
+    assert.equal((await ok(get('/team/info?team_id=team-refused'))).team_info.organization_id, null);
+    assert.equal((await ok(get('/user/info?user_id=refused-v'))).user_info.sso_user_id, null);
+  });
+
   test('/user/new whose key is refused (its alias taken) creates nothing: the user, its teams, its key', async () => {
     await ok(post('/team/new', { team_id: 'team-atomic' }));
     await ok(post('/key/generate', { key_alias: 'taken-alias' }));

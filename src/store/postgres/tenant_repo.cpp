@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <stdexcept>
@@ -153,12 +154,58 @@ void delete_keys_where(pqxx::transaction_base& tx, const char* column, const std
                  ids_json, who.changed_by, who.changed_by_api_key);
 }
 
-std::string problem_of(const std::exception& e) {
-  std::string m = e.what();
-  while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) {
-    m.pop_back();
+// What a refused value means to the caller: the field and what is wrong with its value, in
+// LiteLLM's words where it has them. Postgres' own text (constraint, table and column
+// names, the row) is for the operator's log. pqxx 6 does not expose the constraint's name
+// (PG_DIAG_CONSTRAINT_NAME): it is found in the message, which names it in any of the
+// server's languages (the quotes around it differ; no name below is part of another).
+struct refusal {
+  std::string_view constraint;  // as migrations/ name it
+  std::string_view field;       // the request's field holding the value
+  enum { missing, taken, invalid } what;
+};
+constexpr refusal refusals[] = {
+    {"teams_organization_id_fkey", "organization_id", refusal::missing},
+    {"users_organization_id_fkey", "organization_id", refusal::missing},
+    {"organizations_budget_id_fkey", "budget_id", refusal::missing},
+    {"end_users_budget_id_fkey", "budget_id", refusal::missing},
+    {"team_memberships_budget_id_fkey", "budget_id", refusal::missing},
+    {"team_memberships_user_id_fkey", "user_id", refusal::missing},
+    {"team_memberships_team_id_fkey", "team_id", refusal::missing},
+    {"organization_memberships_budget_id_fkey", "budget_id", refusal::missing},
+    {"organization_memberships_user_id_fkey", "user_id", refusal::missing},
+    {"organization_memberships_organization_id_fkey", "organization_id", refusal::missing},
+    {"users_sso_user_id_key", "sso_user_id", refusal::taken},
+    {"users_role_check", "user_role", refusal::invalid},
+    {"team_memberships_role_check", "role", refusal::invalid},
+};
+
+std::string problem_of(const pqxx::sql_error& e, const json& patch, std::string& field_out) {
+  const std::string m = e.what();
+  for (const auto& r : refusals) {
+    if (m.find(r.constraint) == std::string::npos) {
+      continue;
+    }
+    const std::string field(r.field);
+    field_out = field;
+    auto v = patch.find(field);
+    const std::string value = v != patch.end() && v->is_string() ? v->get<std::string>() : std::string();
+    const std::string quoted = value.empty() ? field : field + " '" + value + "'";
+    switch (r.what) {
+      case refusal::missing:
+        if (field == "organization_id" && !value.empty()) {
+          return "Organization not found for organization_id=" + value;  // LiteLLM's words
+        }
+        return quoted + " does not exist";
+      case refusal::taken:
+        return quoted + " is already used by another user";  // users_sso_user_id_key, the only one
+      case refusal::invalid:
+        return quoted + " is not an allowed value";
+    }
   }
-  return m;
+  // A constraint added without an entry above: still no database text in the answer.
+  spdlog::warn("tenant_repo: refused without a known constraint: {}", m);
+  return "A value of the request refers to something that does not exist or is already used";
 }
 
 // Inserts row `id` with the (filtered) patch, audited "created"; empty when `id` exists.
@@ -272,11 +319,11 @@ entity_write insert_entity_blocking(pqxx::connection& c, const std::string& kind
     tx.commit();
     out.row_json = std::move(row);
   } catch (const pqxx::foreign_key_violation& e) {
-    out.problem = problem_of(e);
+    out.problem = problem_of(e, patch, out.problem_field);
   } catch (const pqxx::check_violation& e) {
-    out.problem = problem_of(e);
+    out.problem = problem_of(e, patch, out.problem_field);
   } catch (const pqxx::unique_violation& e) {
-    out.problem = problem_of(e);
+    out.problem = problem_of(e, patch, out.problem_field);
   }
   return out;
 }
@@ -315,11 +362,11 @@ new_user_write insert_user_blocking(pqxx::connection& c, const std::string& id, 
     out.user.row_json = select_row(tx, s, id, false);
     tx.commit();
   } catch (const pqxx::foreign_key_violation& e) {
-    out.user.problem = problem_of(e);
+    out.user.problem = problem_of(e, patch, out.user.problem_field);
   } catch (const pqxx::check_violation& e) {
-    out.user.problem = problem_of(e);
+    out.user.problem = problem_of(e, patch, out.user.problem_field);
   } catch (const pqxx::unique_violation& e) {
-    out.user.problem = problem_of(e);
+    out.user.problem = problem_of(e, patch, out.user.problem_field);
   }
   return out;
 }
@@ -341,11 +388,11 @@ entity_write update_entity_blocking(pqxx::connection& c, const std::string& kind
     tx.commit();
     out.row_json = std::move(row);
   } catch (const pqxx::foreign_key_violation& e) {
-    out.problem = problem_of(e);
+    out.problem = problem_of(e, patch, out.problem_field);
   } catch (const pqxx::check_violation& e) {
-    out.problem = problem_of(e);
+    out.problem = problem_of(e, patch, out.problem_field);
   } catch (const pqxx::unique_violation& e) {
-    out.problem = problem_of(e);
+    out.problem = problem_of(e, patch, out.problem_field);
   }
   return out;
 }

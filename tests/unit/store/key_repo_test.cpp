@@ -327,7 +327,16 @@ TEST_F(key_repo_test, tenant_writes_are_audited_and_team_deletes_archived_with_t
   auto bad = run(pg::insert_entity_blocking, teams, std::string("t-bad"), json{{"organization_id", "nope"}}.dump(), admin);
   ASSERT_TRUE(bad.has_value());
   EXPECT_FALSE(bad->row_json);
-  EXPECT_NE(bad->problem.find("foreign key"), std::string::npos) << bad->problem;
+  EXPECT_EQ(bad->problem, "Organization not found for organization_id=nope") << "LiteLLM's words, not Postgres'";
+  EXPECT_EQ(bad->problem_field, "organization_id");
+  // A check the handlers make first (user_role): the repository still names the field, not
+  // the constraint.
+  std::string users = "users";
+  auto role = run(pg::insert_entity_blocking, users, std::string("u-bad"), json{{"user_role", "wizard"}}.dump(), admin);
+  ASSERT_TRUE(role.has_value());
+  EXPECT_FALSE(role->row_json);
+  EXPECT_EQ(role->problem, "user_role 'wizard' is not an allowed value");
+  EXPECT_EQ(role->problem_field, "user_role");
 
   ASSERT_TRUE(run(pg::insert_entity_blocking, teams, std::string("t2"), json{{"team_alias", "x"}}.dump(), admin)
                   .value()

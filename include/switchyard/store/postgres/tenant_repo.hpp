@@ -11,7 +11,9 @@
 // key_repo; only the kind's patch columns are applied. Every change writes audit_log rows
 // (table_name = kind) in the same transaction.
 // Errors: SQL failures throw (db_executor::run turns them into result errors), except
-// foreign-key and check violations of a patch, which come back as `problem`.
+// foreign-key, check and unique violations of a patch, which come back as `problem`: a
+// message for the caller naming the field and the value's problem ("budget_id 'x' does
+// not exist"), without the database's text.
 #pragma once
 #include "switchyard/store/postgres/key_repo.hpp"
 #include "switchyard/store/postgres/pqxx_fwd.hpp"
@@ -25,7 +27,8 @@ namespace switchyard::store::postgres {
 
 struct entity_write {
   std::optional<std::string> row_json;  // the row after the change; empty: not found / exists
-  std::string problem;                  // a refused value (foreign key, check), for a 400
+  std::string problem;                  // a refused value (foreign key, check, unique), for a 400
+  std::string problem_field;            // the field holding it, when known
   std::string email_taken;              // a new user's email is this user's (case-insensitive)
 };
 
