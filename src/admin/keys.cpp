@@ -294,6 +294,26 @@ net::awaitable<core::result<void>> check_own_patch(const route_context& c, const
   co_return core::result<void>{};
 }
 
+// A key patch's budget_id must name a budgets row: 404 naming it otherwise, as /user/new
+// answers, before anything is written. (LiteLLM's key table has a foreign key there; this
+// one has none, so a key would otherwise keep an id that bounds nothing until a budget of
+// that id is made.)
+net::awaitable<core::result<void>> check_key_budget(const route_context& c, const json& patch) {
+  auto b = patch.find("budget_id");
+  if (b == patch.end() || !b->is_string()) {
+    co_return core::result<void>{};
+  }
+  std::string budget_id = b->get<std::string>();
+  auto row = co_await get_row(c, "budgets", budget_id, false);
+  if (!row) {
+    co_return row.error();
+  }
+  if (!*row) {
+    co_return not_found("Budget not found: " + budget_id, "budget_id");
+  }
+  co_return core::result<void>{};
+}
+
 // A metadata patch of a caller limited to their own keys replaces the key's metadata,
 // but not the per-model limits an admin keeps there (model_rpm_limit, model_tpm_limit):
 // they are carried over, and the caller may not set them.
@@ -565,6 +585,9 @@ handler_result key_generate(const route_context& c) {
   if (auto allowed = co_await check_own_patch(c, *patch, false); !allowed) {
     co_return allowed.error();
   }
+  if (auto known = co_await check_key_budget(c, *patch); !known) {
+    co_return known.error();
+  }
   if (c.own_only()) {
     (*patch)["user_id"] = c.self_user;  // internal users make keys for themselves only
   }
@@ -620,6 +643,9 @@ handler_result key_update(const route_context& c) {
   }
   if (auto allowed = co_await check_own_patch(c, *patch, true); !allowed) {
     co_return allowed.error();
+  }
+  if (auto known = co_await check_key_budget(c, *patch); !known) {
+    co_return known.error();
   }
   if (mine) {
     if (auto kept = keep_admin_metadata(c, *mine, *patch); !kept) {
@@ -728,6 +754,9 @@ handler_result key_regenerate(const route_context& c) {
   }
   if (auto allowed = co_await check_own_patch(c, *patch, true); !allowed) {
     co_return allowed.error();
+  }
+  if (auto known = co_await check_key_budget(c, *patch); !known) {
+    co_return known.error();
   }
   if (mine) {
     if (auto kept = keep_admin_metadata(c, *mine, *patch); !kept) {

@@ -315,6 +315,31 @@ describe('tenants', { skip }, () => {
     assert.equal((await ok(get('/user/info?user_id=refused-v'))).user_info.sso_user_id, null);
   });
 
+  test('a key naming a budget that does not exist is a 404 naming it; nothing is written', async () => {
+    const r = await post('/key/generate', { key_alias: 'key-no-budget', budget_id: 'no-such-budget' });
+    assertError(r, 404, 'not_found_error');
+    assert.equal(r.json.error.param, 'budget_id', r.text);
+    assert.equal(r.json.error.message, 'Budget not found: no-such-budget');
+    assert.equal(psql(dbUrl, "SELECT count(*) FROM verification_tokens WHERE key_alias = 'key-no-budget'"), '0');
+
+    const k = await ok(post('/key/generate', { key_alias: 'key-budget-later' }));
+    const up = await post('/key/update', { key: k.key, budget_id: 'no-such-budget' });
+    assertError(up, 404, 'not_found_error');
+    assert.equal(up.json.error.param, 'budget_id', up.text);
+    const regen = await post('/key/regenerate', { key: k.key, budget_id: 'no-such-budget' });
+    assertError(regen, 404, 'not_found_error');
+    assert.equal(regen.json.error.param, 'budget_id', regen.text);
+    assert.equal(psql(dbUrl, `SELECT coalesce(budget_id, 'none') FROM verification_tokens WHERE key_alias = 'key-budget-later'`), 'none');
+    assert.equal((await ok(get(`/key/info?key=${k.key}`))).info.budget_id, null);
+
+    // A budget that exists is taken.
+    await ok(post('/budget/new', { budget_id: 'budget-for-keys', max_budget: 5 }));
+    const made = await ok(post('/key/generate', { budget_id: 'budget-for-keys' }));
+    assert.equal(made.budget_id, 'budget-for-keys');
+    const upd = await ok(post('/key/update', { key: k.key, budget_id: 'budget-for-keys' }));
+    assert.equal(upd.budget_id, 'budget-for-keys', JSON.stringify(upd));
+  });
+
   test('/user/new whose key is refused (its alias taken) creates nothing: the user, its teams, its key', async () => {
     await ok(post('/team/new', { team_id: 'team-atomic' }));
     await ok(post('/key/generate', { key_alias: 'taken-alias' }));

@@ -466,8 +466,9 @@ std::vector<std::string> delete_entities_blocking(pqxx::connection& c, const std
     tx.exec_params("UPDATE team_memberships SET budget_id = NULL WHERE budget_id" + in_ids, ids_json);
     tx.exec_params("UPDATE organization_memberships SET budget_id = NULL WHERE budget_id" + in_ids, ids_json);
     tx.exec_params("UPDATE end_users SET budget_id = NULL WHERE budget_id" + in_ids, ids_json);
-    // Keys name budgets without a foreign key (as LiteLLM's table): cleared here, or a
-    // budget made later under the same id would bound them again. No index: a rare write.
+    // Keys name budgets without a foreign key (LiteLLM's table has one, ON DELETE SET NULL;
+    // the key handlers check the budget exists instead): cleared here, or a budget made
+    // later under the same id would bound them again. No index: a rare write.
     tx.exec_params("UPDATE verification_tokens SET budget_id = NULL WHERE budget_id" + in_ids, ids_json);
   }
   std::string sql = std::string("WITH d AS (DELETE FROM ") + s.table + " t WHERE t." + s.id + in_ids +
