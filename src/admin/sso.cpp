@@ -3,6 +3,7 @@
 #include "admin_util.hpp"
 
 #include "switchyard/auth/jwt_auth.hpp"
+#include "switchyard/auth/key_invalidation.hpp"
 #include "switchyard/core/ids.hpp"
 #include "switchyard/core/json_get.hpp"
 #include "switchyard/core/jwt.hpp"
@@ -416,8 +417,9 @@ core::result<sso_settings> sso_settings::from(const json& general, const json& l
 }
 
 sso_endpoints::sso_endpoints(sso_settings s, store::postgres::db_executor* db, upstream::client& client,
-                             const auth::authenticator& master, net::any_io_executor ex)
-    : s_(std::move(s)), db_(db), client_(client), master_(master), ex_(std::move(ex)) {
+                             const auth::authenticator& master, net::any_io_executor ex,
+                             auth::key_invalidation* invalidation)
+    : s_(std::move(s)), db_(db), invalidation_(invalidation), client_(client), master_(master), ex_(std::move(ex)) {
   if (!s_.jwks_uri.empty()) {
     jwks_ = std::make_unique<auth::jwks_cache>(ex_, client_, auth::jwks_options{.url = s_.jwks_uri});
     jwks_->start();
@@ -765,6 +767,16 @@ net::awaitable<void> sso_endpoints::sync_teams(std::string user_id, bool created
     }
     return out;
   };
+  if (invalidation_ != nullptr) {
+    // The team's cached keys carry their user's membership (its max_budget_in_team): each
+    // reloads it at its next request, on every instance, as after /team/member_add and
+    // /team/member_delete. A team created here has no keys yet.
+    for (const auto* teams : {&r->joined, &r->left}) {
+      for (const auto& t : *teams) {
+        invalidation_->publish_owner("team", t);
+      }
+    }
+  }
   if (!r->missing.empty()) {
     spdlog::warn("sso: sign-in of {}: default_internal_user_params.teams names teams that do not exist: {}", user_id,
                  list(r->missing));

@@ -850,7 +850,7 @@ struct gateway::impl {
   std::shared_ptr<config_generation> gen;  // the config in use (replaced by reload_config)
   admin::health_endpoints health;
   // Sign-in for the admin UI (docs/sso.md): password and OIDC sign-in, sessions in Postgres.
-  admin::sso_endpoints sso{load_sso_settings(), db.get(), client, auth, ioc.get_executor()};
+  admin::sso_endpoints sso{load_sso_settings(), db.get(), client, auth, ioc.get_executor(), key_invalidation.get()};
   // Models in the database (general_settings.store_model_in_db; docs/configuration.md,
   // "Models in the database"). The rows are read on the db threads and merged with the
   // config file by the same path as a reload (reload_config with the rows), so unchanged

@@ -333,7 +333,8 @@ describe('team membership from a groups claim', { skip }, () => {
       litellm_settings: {
         default_internal_user_params: {
           user_role: 'internal_user',
-          teams: [{ team_id: 'welcome', user_role: 'admin' }, 'no-such-team'],
+          // pilots: made by the last test, so earlier first sign-ins find it missing.
+          teams: [{ team_id: 'welcome', user_role: 'admin' }, 'no-such-team', { team_id: 'pilots', user_role: 'user', max_budget_in_team: 0 }],
         },
         default_team_params: {
           max_budget: 12.5, budget_duration: '30d', models: ['demo'], tpm_limit: 100000, rpm_limit: 10,
@@ -527,5 +528,23 @@ describe('team membership from a groups claim', { skip }, () => {
     // A shorter claim later: the SSO memberships it no longer names are left.
     await signIn(tg, { sub: 'sub-hal', preferred_username: 'hal', groups: many.slice(0, 3) });
     assert.equal(teamsOf('hal'), 'bulk-000,bulk-001,bulk-002,welcome');
+  });
+
+  test("a sign-in's membership changes reach the team's cached keys at once, as /team/member_add's do", async () => {
+    // A key made for ivy in pilots before ivy ever signed in, and cached by a request.
+    assert.equal((await master(tg, '/team/new', { team_id: 'pilots' })).status, 200);
+    const k = await master(tg, '/key/generate', { user_id: 'ivy', team_id: 'pilots' });
+    assert.equal(k.status, 200, k.text);
+    const chat = () => call(tg, '/v1/chat/completions', { key: k.json.key, body: { model: 'demo', messages: [{ role: 'user', content: 'hi' }] } });
+    const first = await chat();
+    assert.equal(first.status, 200, first.text);
+    // The first sign-in joins pilots (default_internal_user_params.teams) with a budget in
+    // the team of 0: the very next request of the cached key is bound by it.
+    await signIn(tg, { sub: 'sub-ivy', preferred_username: 'ivy', groups: [] });
+    assert.equal(membership('pilots', 'ivy'), 'user|hand');
+    const next = await chat();
+    assert.equal(next.status, 429, next.text);
+    assert.equal(next.json.error.type, 'budget_exceeded', next.text);
+    assert.match(next.json.error.message, /User=ivy in Team=pilots /);
   });
 });

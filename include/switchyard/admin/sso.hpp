@@ -25,6 +25,8 @@
 // sign-in joins the teams its claim names (creating unknown ones with
 // litellm_settings.default_team_params) and leaves those an earlier sign-in joined that
 // the claim no longer names (store/postgres/tenant_repo.hpp, sync_sso_teams_blocking).
+// The keys of every team it joins or leaves are reloaded on every instance
+// (auth::key_invalidation), as after /team/member_add and /team/member_delete.
 //
 // Owner: app/. Thread: the loop thread. Never blocks (Postgres through db_executor, the
 // provider through the upstream client).
@@ -44,6 +46,9 @@
 #include <string>
 #include <vector>
 
+namespace switchyard::auth {
+class key_invalidation;
+}
 namespace switchyard::store::postgres {
 class db_executor;
 }
@@ -115,8 +120,10 @@ sso_groups read_sso_groups(const nlohmann::json& claims, const std::string& fiel
 
 class sso_endpoints {
  public:
+  // `invalidation` may be null (no key cache): then nothing is reloaded.
   sso_endpoints(sso_settings s, store::postgres::db_executor* db, upstream::client& client,
-                const auth::authenticator& master, net::any_io_executor ex);
+                const auth::authenticator& master, net::any_io_executor ex,
+                auth::key_invalidation* invalidation = nullptr);
   ~sso_endpoints();
 
   // True for the paths above.
@@ -145,6 +152,7 @@ class sso_endpoints {
 
   sso_settings s_;
   store::postgres::db_executor* db_;
+  auth::key_invalidation* invalidation_;
   upstream::client& client_;
   const auth::authenticator& master_;
   net::any_io_executor ex_;
