@@ -1,6 +1,9 @@
 #include "admin_util.hpp"
 
 #include "switchyard/core/ids.hpp"
+#include "switchyard/store/postgres/db_executor.hpp"
+
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <charconv>
@@ -24,6 +27,21 @@ core::error field_error(const std::string& field, const std::string& what) {
 
 core::error not_found(const std::string& what, const std::string& param) {
   return core::make_error(core::errc::not_found, what, param);
+}
+
+core::error for_client(core::error e, std::string_view where) {
+  if (pg::is_job_failure(e)) {
+    spdlog::error("management {}: {}", where, e.message);
+    return core::make_error(core::errc::internal, "Internal Server Error, the database could not complete the "
+                                                  "request. The gateway's log has the details.");
+  }
+  if (pg::is_unavailable_failure(e)) {
+    // Still a 503: the caller may try again.
+    spdlog::warn("management {}: {}", where, e.message);
+    return core::make_error(core::errc::unavailable, "Service Unavailable: the database did not answer. Try again "
+                                                     "later; the gateway's log has the details.");
+  }
+  return e;
 }
 
 core::error bad_request(std::string message, std::string param) {

@@ -40,6 +40,12 @@ core::error bad_request(std::string message, std::string param = {});
 // 403 auth_error "Authentication Error - <message>".
 core::error forbidden(std::string message);
 
+// A db_executor error as a caller may see it, logged with `where` (a route) when changed:
+// a job's failure (Postgres' text: constraint and index names, values, SQLSTATE) becomes
+// LiteLLM's generic 500, an outage (libpq's text, which can name the database's host, port
+// and user) a 503 with a fixed message. Any other error is returned as it is.
+core::error for_client(core::error e, std::string_view where);
+
 // The caller of `req`, authenticated with the key from any accepted header; when that
 // fails, the error is sent on `resp` and the result is empty.
 net::awaitable<std::optional<auth::principal>> authenticate_caller(const auth::key_authenticator& auth,

@@ -4,7 +4,6 @@
 
 #include "switchyard/core/utf8.hpp"
 
-#include <spdlog/spdlog.h>
 
 namespace switchyard::admin {
 
@@ -170,19 +169,9 @@ net::awaitable<void> management_api::handle(http::request& req, http::responder&
                         user_of(*who),
                         org_of(*who)};
   auto out = co_await r.handler(c);
-  if (!out && store::postgres::is_job_failure(out.error())) {
-    // Postgres' own words (constraint and index names, values, SQLSTATE) are for the
-    // operator: logged here, and the caller gets LiteLLM's generic 500.
-    spdlog::error("management {}: {}", r.path, out.error().message);
-    auto e = core::make_error(core::errc::internal, "Internal Server Error, the database could not complete the "
-                                                    "request. The gateway's log has the details.");
-    out = std::move(e);
-  } else if (!out && store::postgres::is_unavailable_failure(out.error())) {
-    // Still a 503 (the caller may try again), but libpq's words can name the database's
-    // host, port and user: they go to the log, the caller gets a fixed message.
-    spdlog::warn("management {}: {}", r.path, out.error().message);
-    auto e = core::make_error(core::errc::unavailable, "Service Unavailable: the database did not answer. Try again "
-                                                       "later; the gateway's log has the details.");
+  if (!out) {
+    // Postgres' and libpq's own words are for the operator's log (for_client).
+    auto e = for_client(std::move(out.error()), r.path);
     out = std::move(e);
   }
   if (out && method_bit(req.method) != method_get && deps_.budgets_changed) {

@@ -354,6 +354,14 @@ describe('outages: a stopped Postgres', { skip }, () => {
   test('management 503s do not quote libpq (host, port, user); the log does', async () => {
     const made = await call(gwStopped, '/key/generate', { body: {} });
     assert.equal(made.status, 200, made.text);
+    // An admin UI session (UI_USERNAME / UI_PASSWORD default: admin / the master key): the
+    // session is looked up in Postgres on each call.
+    const login = await fetch(`${gwStopped.url}/login`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'admin', password: gwStopped.masterKey }),
+    });
+    assert.equal(login.status, 200, await login.text());
+    const session = /switchyard_session=([^;]+)/.exec(login.headers.getSetCookie().join('\n'))[1];
     const url = new URL(execFileSync('bash', ['-c', `source ${stoppedDir}/env.sh && echo $DATABASE_URL`], { encoding: 'utf8' }).trim());
     services('stop', stoppedDir);
     running = false;
@@ -365,6 +373,16 @@ describe('outages: a stopped Postgres', { skip }, () => {
     ]) {
       const r = await call(gwStopped, path_, { timeoutMs: 30_000 * SLOW, ...opts });
       assert.equal(r.status, 503, `${name}: ${r.status} ${r.text}`);
+      checkAnswer(name, r);
+    }
+    // Through the session: its lookup is the call that meets the outage.
+    for (const path_ of ['/key/list', '/sso/session']) {
+      const res = await fetch(`${gwStopped.url}${path_}`, { headers: { cookie: `switchyard_session=${session}` } });
+      const text = await res.text();
+      assert.equal(res.status, 503, `${path_} with a session: ${res.status} ${text}`);
+      checkAnswer(`${path_} with a session`, { text, json: JSON.parse(text) });
+    }
+    function checkAnswer(name, r) {
       assert.equal(r.json?.error?.type, 'service_unavailable', r.text);
       assert.equal(r.json.error.code, '503', r.text);
       assert.equal(r.json.error.message,
