@@ -740,7 +740,9 @@ describe('response cache: Redis killed during a load', { skip, timeout: 600_000 
     }
   });
 
-  test('/cache/flushall while Redis is down flushes nothing and says so (503); back, it flushes both tiers', async () => {
+  // A gateway on this Redis with one answer cached (`readBack`: also read back once, so
+  // that the memory tier holds it too), then Redis saved and killed.
+  const cachedThenKilled = async ({ readBack = false } = {}) => {
     const r = { host: '127.0.0.1', port };
     const gw = await startGateway({
       config: cacheConfig({ type: 'redis', host: r.host, port, namespace: NS }),
@@ -751,10 +753,17 @@ describe('response cache: Redis killed during a load', { skip, timeout: 600_000 
     const m = randomUUID();
     const a = await chat(client, ask(m));
     await waitForRedisKey(r, a.key);
-    await chat(client, ask(m));  // read back from Redis: now in the memory tier too
-    assert.equal(calls(m), 1);
-    redisCli(r, 'SAVE');
+    if (readBack) {
+      await chat(client, ask(m));  // read back from Redis: now in the memory tier too
+      assert.equal(calls(m), 1);
+    }
+    redisCli(r, 'SAVE');  // the entry survives the kill below, as on a Redis with persistence
     await kill();
+    return { r, gw, client, m, a };
+  };
+
+  test('/cache/flushall while Redis is down flushes nothing and says so (503); back, it flushes both tiers', async () => {
+    const { r, gw, client, m, a } = await cachedThenKilled({ readBack: true });
     const flush = await call(gw, '/cache/flushall', {});
     assert.equal(flush.status, 503, flush.text);
     assert.deepEqual(openaiErrorProblems(flush.json, 503), []);
@@ -782,18 +791,7 @@ describe('response cache: Redis killed during a load', { skip, timeout: 600_000 
   });
 
   test('/cache/delete while Redis is down is a 500, not a success: the entry is still there when Redis is back', async () => {
-    const r = { host: '127.0.0.1', port };
-    const gw = await startGateway({
-      config: cacheConfig({ type: 'redis', host: r.host, port, namespace: NS }),
-      env: { SWITCHYARD_CACHE_REDIS_TIMEOUT_MS: 2000 },
-    });
-    await gw.proc.waitForStderr(/redis connected/, 15_000 * SLOW);
-    const client = clientOf(gw);
-    const m = randomUUID();
-    const a = await chat(client, ask(m));
-    await waitForRedisKey(r, a.key);
-    redisCli(r, 'SAVE');  // the entry survives the kill below, as on a Redis with persistence
-    await kill();
+    const { r, gw, a } = await cachedThenKilled();
     const del = await call(gw, '/cache/delete', { body: { keys: [a.key] } });
     assert.equal(del.status, 500, del.text);
     assert.match(del.json.error.message, /^Cache Delete Failed\(/, del.text);
