@@ -171,7 +171,7 @@ net::awaitable<void> management_api::handle(http::request& req, http::responder&
   auto out = co_await r.handler(c);
   if (!out) {
     // Postgres' and libpq's own words are for the operator's log (for_client).
-    auto e = for_client(std::move(out.error()), r.path);
+    auto e = for_client(out.error(), r.path);
     out = std::move(e);
   }
   if (out && method_bit(req.method) != method_get && deps_.budgets_changed) {

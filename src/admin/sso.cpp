@@ -548,7 +548,7 @@ net::awaitable<void> sso_endpoints::start(http::request& req, http::responder& r
   const std::string state = random_token();
   auto stored = co_await db_->run(store::postgres::insert_login_blocking, state, l, s_.login_ttl);
   if (!stored) {
-    co_await resp.send(http::error_response(for_client(std::move(stored.error()), "/sso/key/generate")));
+    co_await resp.send(http::error_response(for_client(stored.error(), "/sso/key/generate")));
     co_return;
   }
   const std::string redirect_uri = base_url(req) + "/sso/callback";
@@ -614,7 +614,7 @@ net::awaitable<void> sso_endpoints::callback(http::request& req, http::responder
   }
   auto pending = co_await db_->run(store::postgres::take_login_blocking, state, s_.login_ttl);
   if (!pending) {
-    co_await resp.send(callback_error(req, for_client(std::move(pending.error()), "/sso/callback")));
+    co_await resp.send(callback_error(req, for_client(pending.error(), "/sso/callback")));
     co_return;
   }
   if (!*pending) {
@@ -702,7 +702,7 @@ net::awaitable<void> sso_endpoints::callback(http::request& req, http::responder
   }
   auto user = co_await db_->run(store::postgres::upsert_sso_user_blocking, who);
   if (!user) {
-    co_await resp.send(callback_error(req, for_client(std::move(user.error()), "/sso/callback")));
+    co_await resp.send(callback_error(req, for_client(user.error(), "/sso/callback")));
     co_return;
   }
   if (user->created) {
@@ -817,7 +817,7 @@ net::awaitable<void> sso_endpoints::password_login(http::request& req, http::res
   }
   auto user = co_await db_->run(store::postgres::ensure_admin_user_blocking, std::string("default_user_id"));
   if (!user) {
-    co_await resp.send(http::error_response(for_client(std::move(user.error()), "/login")));
+    co_await resp.send(http::error_response(for_client(user.error(), "/login")));
     co_return;
   }
   co_await begin_session(req, resp, user->user_id, "password", form);
@@ -830,7 +830,7 @@ net::awaitable<void> sso_endpoints::begin_session(http::request& req, http::resp
   auto made = co_await db_->run(store::postgres::create_session_blocking, core::sha256_hex(value), user_id, csrf,
                                 provider, s_.session_ttl);
   if (!made) {
-    co_await resp.send(http::error_response(for_client(std::move(made.error()), "session")));
+    co_await resp.send(http::error_response(for_client(made.error(), "session")));
     co_return;
   }
   const std::string attrs = "; Path=/; Max-Age=" + std::to_string(s_.session_ttl.count()) + "; SameSite=Lax" +
@@ -852,7 +852,7 @@ net::awaitable<core::result<auth::principal>> sso_endpoints::session_principal(s
   }
   auto found = co_await db_->run(store::postgres::session_blocking, core::sha256_hex(value));
   if (!found) {
-    co_return for_client(std::move(found.error()), "session");  // answered by the management API
+    co_return for_client(found.error(), "session");  // answered by the management API
   }
   if (!*found) {
     co_return sso_error(401, "Authentication Error, the session has ended or expired: sign in again");
@@ -896,7 +896,7 @@ net::awaitable<void> sso_endpoints::session_info(http::request& req, http::respo
   }
   auto found = co_await db_->run(store::postgres::session_blocking, core::sha256_hex(value));
   if (!found) {
-    co_await resp.send(http::error_response(for_client(std::move(found.error()), "/sso/session")));
+    co_await resp.send(http::error_response(for_client(found.error(), "/sso/session")));
     co_return;
   }
   if (!*found) {
@@ -934,7 +934,7 @@ net::awaitable<void> sso_endpoints::logout(http::request& req, http::responder& 
   }
   auto ended = co_await db_->run(store::postgres::end_session_blocking, core::sha256_hex(value));
   if (!ended) {
-    co_await resp.send(http::error_response(for_client(std::move(ended.error()), "/sso/logout")));
+    co_await resp.send(http::error_response(for_client(ended.error(), "/sso/logout")));
     co_return;
   }
   auto r = json_response(200, {{"message", "signed out"}});
