@@ -97,10 +97,14 @@ def chat_json_body() -> str:
     }, separators=(",", ":"))
 
 
-def chat_sse_body() -> str:
-    """20 SSE events: a role chunk, 16 content chunks, a finish chunk, a usage chunk, [DONE]."""
+def chat_sse_body(usage_null: bool = False) -> str:
+    """20 SSE events: a role chunk, 16 content chunks, a finish chunk, a usage chunk, [DONE].
+    With `usage_null`, every chunk but the last carries `"usage":null`, as OpenAI's do when
+    the request asks for `stream_options.include_usage` (the gateway always asks)."""
     base = {"id": "chatcmpl-bench0000000000000000000002", "object": "chat.completion.chunk",
             "created": 1700000000, "model": "bench-model", "system_fingerprint": "fp_bench"}
+    if usage_null:
+        base["usage"] = None
     # No quote, `$` or backslash in the bodies: they sit in an nginx '...' string.
     words = ["Hello", "!", " This", " is", " a", " fixed", " answer", " streamed", " by", " the",
              " fake", " upstream", " of", " the", " bench", "."]

@@ -25,6 +25,11 @@ callback batches to be sent, stops it and reads the instruction total of every t
     limits      a throw-away Postgres and Redis; a virtual key with max_budget and rpm_limit
     limits-nolease  the same with leases off (SWITCHYARD_LIMITS_LEASE_MS=0)
     vkey        the same with a virtual key without limits (limits' baseline)
+    team-vkey   vkey's setup, the key's user a member of a team (no budgets)
+    team-member the same, the membership with a `max_budget_in_team` (the team-member level)
+    stream      vkey's setup, stream requests (20 SSE events from the upstream, each with
+                `"usage":null` as OpenAI's when asked for usage), no usage asked by the client
+    stream-usage  the same with `stream_options: {include_usage: true}`
 
 callgrind_control needs vgdb, which this machine's valgrind does not offer, so each
 variant runs twice, with `--warmup` and with `--warmup` + `--requests` requests, and the
@@ -82,13 +87,21 @@ VARIANTS["cache-mem-vkey"] = ({}, VARIANTS["vkey"][1] + VARIANTS["cache-mem"][1]
 # response cache on (Redis) and off.
 VARIANTS["unique-vkey"] = VARIANTS["vkey"]
 VARIANTS["cache-miss-vkey"] = (VARIANTS["cache-miss"][0], VARIANTS["vkey"][1] + VARIANTS["cache-miss"][1])
+# Streams: vkey's setup; the upstream's SSE answer (bench.py's, 20 events) on a port of its own.
+VARIANTS["stream"] = ({}, VARIANTS["vkey"][1])
+VARIANTS["stream-usage"] = ({}, VARIANTS["vkey"][1])
+STREAM_VARIANTS = {"stream": b'"stream":true,', "stream-usage": b'"stream":true,"stream_options":{"include_usage":true},'}
+# A key of a team member, with and without the member's budget in the team.
+VARIANTS["team-vkey"] = ({}, VARIANTS["vkey"][1])
+VARIANTS["team-member"] = ({}, VARIANTS["vkey"][1])
+TEAM_VARIANTS = {"team-vkey": {}, "team-member": {"max_budget_in_team": 1000000}}
 KEY_BODIES = {"limits": {"max_budget": 1000000, "rpm_limit": 100000000},
               "limits-nolease": {"max_budget": 1000000, "rpm_limit": 100000000}, "vkey": {},
-              "cache-mem-vkey": {}, "unique-vkey": {}, "cache-miss-vkey": {}}
+              "cache-mem-vkey": {}, "unique-vkey": {}, "cache-miss-vkey": {}, "stream": {}, "stream-usage": {}}
 DB_VARIANTS = {"spend", "nospend", "limits", "limits-nolease", "vkey", "cache-mem-vkey", "unique-vkey",
-               "cache-miss-vkey"}
+               "cache-miss-vkey", "stream", "stream-usage", "team-vkey", "team-member"}
 REDIS_VARIANTS = {"cache-redis", "cache-miss", "limits", "limits-nolease", "vkey", "cache-mem-vkey",
-                  "unique-vkey", "cache-miss-vkey"}
+                  "unique-vkey", "cache-miss-vkey", "stream", "stream-usage", "team-vkey", "team-member"}
 # every request's body differs (the cache key)
 UNIQUE_VARIANTS = {"cache-miss", "unique", "unique-vkey", "cache-miss-vkey"}
 VARIANTS["unique"] = ({}, "")  # the baseline of cache-miss: unique bodies, no cache
@@ -97,17 +110,30 @@ REDIS_PORT = 0     # set by main() when a Redis variant runs
 MASTER = "sk-bench-instructions-master"
 
 
-def new_key(port: int, body: dict) -> str:
-    """A virtual key made with the master key (POST /key/generate)."""
+def admin_post(port: int, path: str, body: dict) -> dict:
+    """A management call with the master key; its JSON answer."""
     import json
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    c.request("POST", "/key/generate", json.dumps(body).encode(),
+    c.request("POST", path, json.dumps(body).encode(),
               {"Authorization": f"Bearer {MASTER}", "Content-Type": "application/json"})
     r = c.getresponse()
     data = r.read()
     if r.status != 200:
-        raise SystemExit(f"/key/generate: {r.status} {data[:300]!r}")
-    return json.loads(data)["key"]
+        raise SystemExit(f"{path}: {r.status} {data[:300]!r}")
+    return json.loads(data)
+
+
+def new_key(port: int, body: dict) -> str:
+    """A virtual key made with the master key (POST /key/generate)."""
+    return admin_post(port, "/key/generate", body)["key"]
+
+
+def team_member_key(port: int, membership: dict) -> str:
+    """A key of a user who is a member of a team (`membership`: extra /team/member_add fields)."""
+    team = admin_post(port, "/team/new", {})["team_id"]
+    user = admin_post(port, "/user/new", {})["user_id"]
+    admin_post(port, "/team/member_add", {"team_id": team, "member": {"user_id": user, "role": "user"}, **membership})
+    return new_key(port, {"team_id": team, "user_id": user})
 
 
 def post_many(port: int, n: int, body: bytes, conns: int = 4, unique: bool = False, key: str = MASTER) -> int:
@@ -182,12 +208,13 @@ def total_instructions(out_file_prefix: str) -> int:
     return total
 
 
-def run_once(binary: str, variant: str, up_port: int, tmp: str, requests: int, body: bytes) -> int:
+def run_once(binary: str, variant: str, up_ports: dict[str, int], tmp: str, requests: int, body: bytes) -> int:
     """Instructions of a whole gateway run (start, `requests` requests, the callback batches
     sent, shutdown), summed over its threads."""
     env_extra, extra_config = VARIANTS[variant]
     extra_config = extra_config.replace("{redis_port}", str(REDIS_PORT))
     port = bench.free_port()
+    up_port = up_ports["sse" if variant in STREAM_VARIANTS else "json"]
     cfg = os.path.join(tmp, f"{variant}.yaml")
     with open(cfg, "w") as f:
         f.write("model_list:\n"
@@ -223,7 +250,12 @@ def run_once(binary: str, variant: str, up_port: int, tmp: str, requests: int, b
                             start_new_session=True)
     try:
         wait_ready(port, proc, db=variant in DB_VARIANTS)
-        key = new_key(port, KEY_BODIES[variant]) if variant in KEY_BODIES else MASTER
+        if variant in TEAM_VARIANTS:
+            key = team_member_key(port, TEAM_VARIANTS[variant])
+        else:
+            key = new_key(port, KEY_BODIES[variant]) if variant in KEY_BODIES else MASTER
+        if variant in STREAM_VARIANTS:
+            body = body.replace(b'"stream":false,', STREAM_VARIANTS[variant], 1)
         bad = post_many(port, requests, body, unique=variant in UNIQUE_VARIANTS, key=key)
         if bad:
             raise SystemExit(f"{variant}: {bad} of {requests} requests failed (see {tmp}/{variant}.log)")
@@ -240,11 +272,12 @@ def run_once(binary: str, variant: str, up_port: int, tmp: str, requests: int, b
     return total
 
 
-def measure(binary: str, variant: str, up_port: int, tmp: str, warmup: int, requests: int, body: bytes) -> float:
+def measure(binary: str, variant: str, up_ports: dict[str, int], tmp: str, warmup: int, requests: int,
+            body: bytes) -> float:
     """Per request: a run of warmup + requests less a run of warmup alone (start-up,
     warm-up and shutdown cancel out)."""
-    long_run = run_once(binary, variant, up_port, tmp, warmup + requests, body)
-    short_run = run_once(binary, variant, up_port, tmp, warmup, body)
+    long_run = run_once(binary, variant, up_ports, tmp, warmup + requests, body)
+    short_run = run_once(binary, variant, up_ports, tmp, warmup, body)
     return (long_run - short_run) / requests
 
 
@@ -285,17 +318,20 @@ def main() -> int:
                 DATABASE_URL = re.search(r"^export DATABASE_URL=(\S+)", env_sh, re.M).group(1)
             if want_redis:
                 REDIS_PORT = int(re.search(r"REDIS_PORT=(\d+)", env_sh).group(1))
-        up_port = bench.free_port()
-        payload = bench.nginx_return(bench.chat_json_body())
-        servers = bench.UPSTREAM_SERVERS.format(port=up_port, ctype="application/json", payload=payload,
-                                                messages_payload=bench.nginx_return(bench.messages_json_body()))
+        up_ports = {"json": bench.free_port(), "sse": bench.free_port()}
+        servers = (bench.UPSTREAM_SERVERS.format(port=up_ports["json"], ctype="application/json",
+                                                 payload=bench.nginx_return(bench.chat_json_body()),
+                                                 messages_payload=bench.nginx_return(bench.messages_json_body())) +
+                   bench.UPSTREAM_SERVERS.format(port=up_ports["sse"], ctype="text/event-stream",
+                                                 payload=bench.nginx_return(bench.chat_sse_body(usage_null=True)),
+                                                 messages_payload=bench.nginx_return(bench.messages_sse_body())))
         nginx = bench.Nginx(procs, shutil.which("nginx") or "/usr/sbin/nginx", tmp, "upstream", servers)
-        nginx.start([up_port])
+        nginx.start(list(up_ports.values()))
         body = bench.request_body("bench-model", False, 1024)
         results: dict[str, list[float]] = {v: [] for v in variants}
         for _ in range(args.rounds):
             for v in variants:
-                ir = measure(binary, v, up_port, tmp, args.warmup, args.requests, body)
+                ir = measure(binary, v, up_ports, tmp, args.warmup, args.requests, body)
                 results[v].append(ir)
                 print(f"[instructions] {v}: {ir / 1000:.1f}k per request", file=sys.stderr, flush=True)
         base = None
