@@ -212,7 +212,8 @@ class openai_stream final : public stream_translator {
       if (scan_.find("error") != nullptr && choices == nullptr) {
         return stream_error(ev.data);
       }
-      if (has_finish_reason(ev.data)) {
+      // A finish_reason lives in a choice: only the choices' bytes are searched.
+      if (choices != nullptr && has_finish_reason(choices->value)) {
         finished_ = true;
       }
       if (const json_member* u = scan_.find("usage"); u != nullptr && u->kind == json_kind::object) {

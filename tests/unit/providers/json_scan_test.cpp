@@ -86,21 +86,46 @@ TEST(json_scan, long_strings_take_the_fast_path_and_still_validate) {
   }
 }
 
-// Strings of 64+ bytes take a 32-byte (AVX2) step where the CPU has it, then the 16-byte
-// one: a special byte at every offset around those blocks must be seen, as nlohmann does.
-TEST(json_scan, special_bytes_at_every_offset_of_long_strings_agree_with_nlohmann) {
+// A string's first 16 bytes are probed at once (SSE2), strings of 64+ bytes then take a
+// 32-byte (AVX2) step where the CPU has it, then the 16-byte one: a special byte at every
+// offset around those blocks must be seen, as nlohmann does, and a valid string's text
+// length and key counted as a scalar count would. Each document also has a string after
+// the tested one (`pad`), so that short strings are followed by enough bytes for the
+// probe, as they are inside a real document, and a member after one may be found.
+TEST(json_scan, special_bytes_at_every_offset_of_strings_agree_with_nlohmann) {
   const std::string specials[] = {"\"", "\\n", "\\u00e9", "\x01", "\x7F", "\xC3\xA9", "\xC3", "\xE2\x82\xAC",
                                   "\xF0\x9F\x98\x80", "\xFF", "\\x"};
-  for (std::size_t len : {63u, 64u, 65u, 95u, 96u, 97u, 130u}) {
+  const std::string pad = ",\"pad\":\"" + std::string(70, 'p') + "\"}";
+  for (std::size_t len : {1u, 2u, 15u, 16u, 17u, 18u, 31u, 32u, 33u, 47u, 48u, 49u, 63u, 64u, 65u, 95u, 96u, 97u, 130u}) {
     for (std::size_t at = 0; at < len; ++at) {
       for (const auto& sp : specials) {
         std::string inner(len, 'a');
         inner.replace(at, 1, sp);
-        const std::string doc = "{\"s\":\"" + inner + "\"}";
-        const bool ours = scan_json(doc).ok;
-        const bool theirs = !json::parse(doc, nullptr, false).is_discarded();
-        ASSERT_EQ(ours, theirs) << "len " << len << " at " << at << " special " << json(sp).dump(-1, ' ', true,
-                                                                                               json::error_handler_t::replace);
+        for (const bool tight : {false, true}) {  // with and without bytes after it
+          const std::string doc = "{\"s\":\"" + inner + "\"" + (tight ? std::string("}") : pad);
+          const auto ours = scan_json(doc);
+          const json theirs = json::parse(doc, nullptr, false);
+          ASSERT_EQ(ours.ok, !theirs.is_discarded())
+              << "len " << len << " at " << at << (tight ? " tight" : " padded") << " special "
+              << json(sp).dump(-1, ' ', true, json::error_handler_t::replace);
+          if (ours.ok) {
+            ASSERT_EQ(ours.members.size(), tight ? 1u : 2u);
+            EXPECT_EQ(ours.members[0].text_bytes, inner.size()) << len << " " << at;
+            EXPECT_EQ(json_member_value(ours.members[0]), theirs["s"]) << len << " " << at;
+            // The same text as a key (its end is where the key's string ended).
+            const std::string as_key = "{\"" + inner + "\":1" + (tight ? std::string("}") : pad);
+            const auto k = scan_json(as_key);
+            ASSERT_TRUE(k.ok) << len << " " << at;
+            std::string expected;  // nlohmann's object is sorted: the key that is not "pad"
+            const json parsed = json::parse(as_key);
+            for (auto it = parsed.begin(); it != parsed.end(); ++it) {
+              if (it.key() != "pad") {
+                expected = it.key();
+              }
+            }
+            EXPECT_EQ(k.members[0].key, expected) << len << " " << at;
+          }
+        }
       }
     }
   }
