@@ -30,6 +30,7 @@ callback batches to be sent, stops it and reads the instruction total of every t
     stream      vkey's setup, stream requests (20 SSE events from the upstream, each with
                 `"usage":null` as OpenAI's when asked for usage), no usage asked by the client
     stream-usage  the same with `stream_options: {include_usage: true}`
+    stream-anthropic  stream's requests to an Anthropic deployment (22 Messages events translated)
 
 callgrind_control needs vgdb, which this machine's valgrind does not offer, so each
 variant runs twice, with `--warmup` and with `--warmup` + `--requests` requests, and the
@@ -90,18 +91,25 @@ VARIANTS["cache-miss-vkey"] = (VARIANTS["cache-miss"][0], VARIANTS["vkey"][1] + 
 # Streams: vkey's setup; the upstream's SSE answer (bench.py's, 20 events) on a port of its own.
 VARIANTS["stream"] = ({}, VARIANTS["vkey"][1])
 VARIANTS["stream-usage"] = ({}, VARIANTS["vkey"][1])
-STREAM_VARIANTS = {"stream": b'"stream":true,', "stream-usage": b'"stream":true,"stream_options":{"include_usage":true},'}
+# `stream-anthropic`: the same stream from an Anthropic deployment (its /v1/messages event
+# stream, translated to chat chunks).
+VARIANTS["stream-anthropic"] = ({}, VARIANTS["vkey"][1])
+STREAM_VARIANTS = {"stream": b'"stream":true,', "stream-usage": b'"stream":true,"stream_options":{"include_usage":true},',
+                   "stream-anthropic": b'"stream":true,'}
+# The deployment's model and api_base path (the default: an OpenAI deployment on /v1).
+UPSTREAM_MODEL = {"stream-anthropic": ("anthropic/bench-model", "")}
 # A key of a team member, with and without the member's budget in the team.
 VARIANTS["team-vkey"] = ({}, VARIANTS["vkey"][1])
 VARIANTS["team-member"] = ({}, VARIANTS["vkey"][1])
 TEAM_VARIANTS = {"team-vkey": {}, "team-member": {"max_budget_in_team": 1000000}}
 KEY_BODIES = {"limits": {"max_budget": 1000000, "rpm_limit": 100000000},
               "limits-nolease": {"max_budget": 1000000, "rpm_limit": 100000000}, "vkey": {},
-              "cache-mem-vkey": {}, "unique-vkey": {}, "cache-miss-vkey": {}, "stream": {}, "stream-usage": {}}
+              "cache-mem-vkey": {}, "unique-vkey": {}, "cache-miss-vkey": {}, "stream": {}, "stream-usage": {}, "stream-anthropic": {}}
 DB_VARIANTS = {"spend", "nospend", "limits", "limits-nolease", "vkey", "cache-mem-vkey", "unique-vkey",
-               "cache-miss-vkey", "stream", "stream-usage", "team-vkey", "team-member"}
+               "cache-miss-vkey", "stream", "stream-usage", "stream-anthropic", "team-vkey", "team-member"}
 REDIS_VARIANTS = {"cache-redis", "cache-miss", "limits", "limits-nolease", "vkey", "cache-mem-vkey",
-                  "unique-vkey", "cache-miss-vkey", "stream", "stream-usage", "team-vkey", "team-member"}
+                  "unique-vkey", "cache-miss-vkey", "stream", "stream-usage", "stream-anthropic", "team-vkey",
+                  "team-member"}
 # every request's body differs (the cache key)
 UNIQUE_VARIANTS = {"cache-miss", "unique", "unique-vkey", "cache-miss-vkey"}
 VARIANTS["unique"] = ({}, "")  # the baseline of cache-miss: unique bodies, no cache
@@ -215,13 +223,14 @@ def run_once(binary: str, variant: str, up_ports: dict[str, int], tmp: str, requ
     extra_config = extra_config.replace("{redis_port}", str(REDIS_PORT))
     port = bench.free_port()
     up_port = up_ports["sse" if variant in STREAM_VARIANTS else "json"]
+    model, path = UPSTREAM_MODEL.get(variant, ("openai/bench-model", "/v1"))
     cfg = os.path.join(tmp, f"{variant}.yaml")
     with open(cfg, "w") as f:
         f.write("model_list:\n"
                 "  - model_name: bench-model\n"
                 "    litellm_params:\n"
-                "      model: openai/bench-model\n"
-                f"      api_base: http://127.0.0.1:{up_port}/v1\n"
+                f"      model: {model}\n"
+                f"      api_base: http://127.0.0.1:{up_port}{path}\n"
                 "      api_key: sk-upstream\n"
                 f"general_settings:\n  master_key: {MASTER}\n" +
                 (f"  database_url: {DATABASE_URL}\n" if variant in DB_VARIANTS else "") + extra_config)

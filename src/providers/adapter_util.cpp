@@ -1,8 +1,10 @@
 #include "adapter_util.hpp"
 
 #include "switchyard/core/json_get.hpp"
+#include "switchyard/core/utf8.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cctype>
 #include <chrono>
 #include <cmath>
@@ -238,19 +240,61 @@ void chunk_writer::push_choice(json choice, std::vector<std::string>& out) {
   out.push_back(dump(j));
 }
 
+const std::string& chunk_writer::tail() {
+  if (tail_.empty()) {
+    // What follows "choices" in every chunk, in nlohmann's order (its objects are sorted).
+    tail_ = R"(,"created":)";
+    tail_ += std::to_string(created_);
+    tail_ += R"(,"id":")";
+    core::append_json_escaped(tail_, id_);
+    tail_ += R"(","model":")";
+    core::append_json_escaped(tail_, model_);
+    tail_ += completion_ ? R"(","object":"text_completion"})" : R"(","object":"chat.completion.chunk"})";
+  }
+  return tail_;
+}
+
+void chunk_writer::append_index(std::string& s) const {
+  s += R"("index":)";
+  char num[24];
+  s.append(num, static_cast<std::size_t>(std::to_chars(num, num + sizeof num, index_).ptr - num));
+  s += R"(,"logprobs":null)";
+}
+
+// The chunks every translated stream sends (its role, its text, its finish) are written
+// directly: the bytes push_choice's DOM would dump (nlohmann's objects are sorted by key;
+// \b and \f come out as \u0008 and \u000c), without building and dumping a DOM per
+// chunk, which was most of a translated stream's cost.
 void chunk_writer::role(std::vector<std::string>& out) {
   if (completion_) {
     return;
   }
-  push_choice(json{{"delta", {{"role", "assistant"}, {"content", ""}}}}, out);
+  std::string s = R"({"choices":[{"delta":{"content":"","role":"assistant"},"finish_reason":null,)";
+  append_index(s);
+  s += "}]";
+  s += tail();
+  out.push_back(std::move(s));
 }
 
 void chunk_writer::content(std::string_view text, std::vector<std::string>& out) {
+  const std::string& rest = tail();
+  std::string s;
+  s.reserve(text.size() + rest.size() + 96);
   if (completion_) {
-    push_choice(json{{"text", text}}, out);
+    s += R"({"choices":[{"finish_reason":null,)";
+    append_index(s);
+    s += R"(,"text":")";
+    core::append_json_escaped(s, text);
+    s += R"("}])";
   } else {
-    push_choice(json{{"delta", {{"content", text}}}}, out);
+    s += R"({"choices":[{"delta":{"content":")";
+    core::append_json_escaped(s, text);
+    s += R"("},"finish_reason":null,)";
+    append_index(s);
+    s += "}]";
   }
+  s += rest;
+  out.push_back(std::move(s));
 }
 
 void chunk_writer::reasoning(std::string_view text, std::vector<std::string>& out) {
@@ -284,11 +328,13 @@ void chunk_writer::tool_call(int index, std::string_view call_id, std::string_vi
 }
 
 void chunk_writer::finish(std::string_view reason, std::vector<std::string>& out) {
-  if (completion_) {
-    push_choice(json{{"text", ""}, {"finish_reason", reason}}, out);
-  } else {
-    push_choice(json{{"delta", json::object()}, {"finish_reason", reason}}, out);
-  }
+  std::string s = completion_ ? R"({"choices":[{"finish_reason":")" : R"({"choices":[{"delta":{},"finish_reason":")";
+  core::append_json_escaped(s, reason);
+  s += "\",";
+  append_index(s);
+  s += completion_ ? R"(,"text":""}])" : "}]";
+  s += tail();
+  out.push_back(std::move(s));
 }
 
 void chunk_writer::usage_chunk(const json& usage, std::vector<std::string>& out) {

@@ -97,7 +97,10 @@ class chunk_writer {
   chunk_writer(std::string id, long long created, std::string model, bool completion)
       : id_(std::move(id)), created_(created), model_(std::move(model)), completion_(completion) {}
 
-  void set_id(std::string id) { id_ = std::move(id); }
+  void set_id(std::string id) {
+    id_ = std::move(id);
+    tail_.clear();
+  }
   bool completion() const { return completion_; }
   // The choice the next chunks belong to (0 unless the answer has several: n > 1).
   void set_index(int index) { index_ = index; }
@@ -123,12 +126,17 @@ class chunk_writer {
  private:
   json base() const;
   void push_choice(json choice, std::vector<std::string>& out);
+  // `,"created":...,"object":...}`: the end of every chunk, made once per id.
+  const std::string& tail();
+  // `"index":N,"logprobs":null`, a choice's members after its finish_reason.
+  void append_index(std::string& s) const;
 
   std::string id_;
   long long created_;
   std::string model_;
   bool completion_;
   int index_ = 0;
+  std::string tail_;
 };
 
 // {prompt_tokens, completion_tokens, total_tokens} and the matching usage value.

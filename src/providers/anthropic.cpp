@@ -31,8 +31,11 @@
 #include "adapter_util.hpp"
 #include "switchyard/core/ids.hpp"
 #include "switchyard/providers/adapter.hpp"
+#include "switchyard/providers/json_scan.hpp"
+#include "switchyard/providers/openai.hpp"
 #include "switchyard/upstream/sse_parser.hpp"
 
+#include <charconv>
 #include <map>
 
 namespace switchyard::providers {
@@ -924,6 +927,9 @@ class anthropic_stream final : public stream_translator {
     if (ev.data.find_first_not_of(" \t\r\n") == std::string::npos) {
       return {};
     }
+    if (plain_event(ev.data, out)) {
+      return {};
+    }
     json j = detail::parse_bounded(ev.data);
     if (j.is_discarded() || !j.is_object()) {
       return detail::malformed_upstream(label, "the provider sent a stream event that is not valid JSON");
@@ -948,35 +954,105 @@ class anthropic_stream final : public stream_translator {
       return on_message_delta(j, out);
     }
     if (type == "message_stop") {
-      ensure_started(out);
-      if (!finish_sent_) {
-        writer_.finish(finish_reason(), out);
-        finish_sent_ = true;
-      }
-      if (include_usage_) {
-        writer_.usage_chunk(tally_.to_json(), out);
-      }
-      stopped_ = true;
+      on_message_stop(out);
       return {};
     }
     if (type == "content_block_stop") {
-      return on_block_stop(j, out);
+      on_block_stop(index_of(j), out);
+      return {};
     }
     // ping and event types added after this was written.
     return {};
   }
 
+  // Most events of an answer are text deltas, and the rest are mostly pings, block stops
+  // and the message's stop. Those, in their plain shape (a "type" written without escapes;
+  // a text delta's delta a text_delta with a string text), are read from a scan of their
+  // bytes, without the DOM every other event is read through: parsing and dumping a DOM
+  // per event was most of the translation's cost. False, and nothing done, for anything
+  // else.
+  bool plain_event(std::string_view data, std::vector<std::string>& out) {
+    if (!scan_json(data, scan_, max_json_depth) || scan_.root != json_kind::object) {
+      return false;
+    }
+    const json_member* type = scan_.find("type");
+    if (type == nullptr) {
+      return false;
+    }
+    if (type->value == R"("content_block_delta")") {
+      return text_delta(out);
+    }
+    if (type->value == R"("ping")") {
+      return true;
+    }
+    if (type->value == R"("message_stop")") {
+      on_message_stop(out);
+      return true;
+    }
+    if (type->value == R"("content_block_stop")") {
+      const json_member* index = scan_.find("index");
+      if (index != nullptr && index->kind != json_kind::number) {
+        return false;  // index_of's reading of such a value: left to the DOM
+      }
+      long long i = 0;
+      if (index != nullptr) {
+        const auto* end = index->value.data() + index->value.size();
+        if (auto [p, ec] = std::from_chars(index->value.data(), end, i); ec != std::errc() || p != end) {
+          return false;  // a fraction, an exponent, out of range
+        }
+      }
+      on_block_stop(i, out);
+      return true;
+    }
+    return false;
+  }
+
+  bool text_delta(std::vector<std::string>& out) {
+    const json_member* delta = scan_.find("delta");
+    if (delta == nullptr || delta->kind != json_kind::object || !scan_json(delta->value, delta_scan_, max_json_depth)) {
+      return false;
+    }
+    const json_member* delta_type = delta_scan_.find("type");
+    const json_member* text = delta_scan_.find("text");
+    if (delta_type == nullptr || delta_type->value != R"("text_delta")" || text == nullptr ||
+        text->kind != json_kind::string) {
+      return false;
+    }
+    ensure_started(out);
+    const std::string_view inside = text->value.substr(1, text->value.size() - 2);
+    if (inside.empty()) {
+      return true;
+    }
+    if (inside.find('\\') == std::string_view::npos) {
+      writer_.content(inside, out);
+    } else {
+      writer_.content(json_unescape(inside), out);
+    }
+    return true;
+  }
+
+  void on_message_stop(std::vector<std::string>& out) {
+    ensure_started(out);
+    if (!finish_sent_) {
+      writer_.finish(finish_reason(), out);
+      finish_sent_ = true;
+    }
+    if (include_usage_) {
+      writer_.usage_chunk(tally_.to_json(), out);
+    }
+    stopped_ = true;
+  }
+
   // A finished thinking block goes out whole in delta.thinking_blocks (its signature
   // arrives last), for the client to send back with the assistant message.
-  core::result<void> on_block_stop(const json& j, std::vector<std::string>& out) {
-    auto it = blocks_.find(index_of(j));
+  void on_block_stop(long long index, std::vector<std::string>& out) {
+    auto it = blocks_.find(index);
     if (it != blocks_.end() && it->second.kind == block_kind::thinking) {
       writer_.thinking_block({{"type", "thinking"}, {"thinking", std::move(it->second.thinking)},
                               {"signature", std::move(it->second.signature)}},
                              out);
       blocks_.erase(it);
     }
-    return {};
   }
 
   void ensure_started(std::vector<std::string>& out) {
@@ -1117,6 +1193,8 @@ class anthropic_stream final : public stream_translator {
 
   detail::chunk_writer writer_;
   bool include_usage_;
+  json_scan scan_;        // text_delta's scans, reused across events
+  json_scan delta_scan_;
   upstream::sse_parser parser_;
   std::vector<upstream::sse_parser::event> events_;
   std::map<long long, block> blocks_;

@@ -941,3 +941,138 @@ TEST(anthropic_response, usage_unknown_without_usage) {
   ASSERT_TRUE(r);
   EXPECT_FALSE(r->tokens.known);
 }
+
+namespace {
+
+// `stream` with every event's "type" written with an escape ("\u0074ype" is "type"'s key,
+// "content_block_\u0064elta" its value): the same stream, which the translator then reads
+// through the DOM, not from its scan of plain events.
+std::string escaped_types(std::string_view stream) {
+  std::string out(stream);
+  for (std::string_view from : {R"("type":"content_block_delta")", R"("type":"content_block_stop")",
+                                R"("type":"message_stop")", R"("type":"ping")", R"("type":"text_delta")"}) {
+    const std::string_view value = from.substr(8);  // after `"type":"`
+    const char* hex = value[0] == 'c' ? "63" : value[0] == 'm' ? "6d" : value[0] == 'p' ? "70" : "74";
+    const std::string to = R"("\u0074ype":"\u00)" + std::string(hex) + std::string(value.substr(1));
+    for (auto at = out.find(from); at != std::string::npos; at = out.find(from, at + to.size())) {
+      out.replace(at, from.size(), to);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> payloads_of(std::string_view stream, bool include_usage, call_type type = call_type::chat) {
+  auto t = ant().make_stream(type, anthropic_dep(), "my-model", include_usage);
+  std::vector<std::string> out;
+  EXPECT_TRUE(t->feed(stream, out));
+  EXPECT_TRUE(t->finish(out));
+  return out;
+}
+
+// `"created":<n>` -> `"created":0`: two streams made in different seconds compare equal.
+std::string without_created(std::string s) {
+  const auto at = s.find(R"("created":)");
+  if (at != std::string::npos) {
+    const auto end = s.find(',', at);
+    s.replace(at + 10, end - at - 10, "0");
+  }
+  return s;
+}
+
+}  // namespace
+
+// Text deltas, pings, block stops and the message's stop are read from a scan of their
+// bytes, and the role, text and finish chunks written without a DOM: the chunks must be
+// the very bytes the DOM path gives, escapes and non-ASCII text included, for chat and
+// completion streams, whole or cut anywhere.
+TEST(anthropic_stream, plain_events_give_the_same_chunks_as_the_dom_path) {
+  const std::string texts[] = {"Hello", "", "quote \\\" backslash \\\\ slash \\/ tab \\t newline \\n",
+                               "\\u00e9\\u4f60\\ud83d\\ude00 and raw \xc3\xa9\xe4\xbd\xa0", "\\u0001\\u001f\\u007f",
+                               std::string(300, 'x')};
+  for (const auto& text : texts) {
+    const std::string stream = std::string(R"(event: message_start
+data: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude","content":[],"stop_reason":null,"usage":{"input_tokens":5,"output_tokens":1}}}
+
+event: content_block_start
+data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}
+
+event: ping
+data: {"type": "ping"}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":")") + text + R"("}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"!"}}
+
+event: content_block_stop
+data: {"type":"content_block_stop","index":0}
+
+event: message_delta
+data: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":7}}
+
+event: message_stop
+data: {"type":"message_stop"}
+
+)";
+    const std::string dom = escaped_types(stream);
+    ASSERT_NE(dom, stream);
+    for (const auto type : {call_type::chat, call_type::completion}) {
+      for (const bool usage : {false, true}) {
+        const auto plain = payloads_of(stream, usage, type);
+        const auto via_dom = payloads_of(dom, usage, type);
+        ASSERT_EQ(plain.size(), via_dom.size()) << text;
+        ASSERT_GE(plain.size(), type == call_type::chat ? 3u : 2u) << text;  // role (chat), "!", finish
+        for (std::size_t i = 0; i < plain.size(); ++i) {
+          EXPECT_EQ(without_created(plain[i]), without_created(via_dom[i])) << text << " chunk " << i;
+        }
+      }
+    }
+    // Cut into pieces of every size up to 40 bytes: the same chunks.
+    for (std::size_t piece : {1u, 7u, 40u}) {
+      auto r = run(stream, true, call_type::chat, piece);
+      ASSERT_FALSE(r.error) << text;
+      EXPECT_EQ(test::finish_reason(r.chunks), "stop");
+    }
+  }
+}
+
+// The plain reading of a content_block_stop takes only an integer index; any other
+// (a string, a fraction) is read by the DOM as before (index 0): a thinking block at
+// index 0 is still sent whole at its stop.
+TEST(anthropic_stream, block_stop_with_an_odd_index_is_read_as_before) {
+  for (std::string_view index : {R"("0")", "0.0", "0"}) {
+    const std::string stream = std::string(R"(event: message_start
+data: {"type":"message_start","message":{"id":"msg_1","usage":{"input_tokens":5,"output_tokens":1}}}
+
+event: content_block_start
+data: {"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hmm"}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"sig"}}
+
+event: content_block_stop
+data: {"type":"content_block_stop","index":)") + std::string(index) + R"(}
+
+event: message_delta
+data: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":7}}
+
+event: message_stop
+data: {"type":"message_stop"}
+
+)";
+    auto r = run(stream, false);
+    ASSERT_FALSE(r.error) << index;
+    bool block_sent = false;
+    for (const auto& c : r.chunks) {
+      if (!c["choices"].empty() && c["choices"][0]["delta"].contains("thinking_blocks")) {
+        block_sent = true;
+        EXPECT_EQ(c["choices"][0]["delta"]["thinking_blocks"][0]["signature"], "sig");
+      }
+    }
+    EXPECT_TRUE(block_sent) << index;
+  }
+}
