@@ -86,34 +86,6 @@ core::result<json> member_budget_of(const route_context& c) {
   return patch_from(renamed, entity::budget, c.now, c.budget_tz());
 }
 
-// LiteLLM's id for a team's default member budget: the team's alias in it when it has one.
-std::string member_budget_id(const json& team_row) {
-  std::string hex = id_or_new("");
-  hex.erase(std::remove(hex.begin(), hex.end(), '-'), hex.end());
-  std::string alias = text_of(team_row, "team_alias");
-  if (alias.empty()) {
-    return "team-budget-" + hex;
-  }
-  std::replace(alias.begin(), alias.end(), ' ', '-');
-  return "team-" + alias + "-budget-" + hex;
-}
-
-// Applies the request's member budget to team `id` (its row `row`): the row after it.
-net::awaitable<core::result<json>> with_member_budget(const route_context& c, const std::string& id,
-                                                      const team_request& in, json row) {
-  if (in.member_budget.empty()) {
-    co_return ok(std::move(row));
-  }
-  auto budget_id = member_budget_id(row);
-  auto patch_text = in.member_budget.dump();
-  auto r = co_await c.db().run(pg::set_team_member_budget_blocking, id, budget_id, patch_text,
-                               in.member_budget_value, c.actor);
-  if (!r) {
-    co_return r.error();
-  }
-  co_return ok(*r ? json::parse(**r) : std::move(row));
-}
-
 core::result<team_request> read_team_request(const route_context& c, bool is_new) {
   auto patch = patch_from(c.body, entity::team, c.now, c.budget_tz());
   if (!patch) {
@@ -152,21 +124,29 @@ core::result<team_request> read_team_request(const route_context& c, bool is_new
   return team_request{std::move(*patch), std::move(*members), std::move(*id), std::move(*member_budget), value};
 }
 
-// Adds the request's members_with_roles to team `id`; the team row after that, or `row`.
-net::awaitable<core::result<json>> with_members(const route_context& c, const std::string& id, const json& members,
-                                                json row) {
-  if (members.empty()) {
-    co_return ok(std::move(row));
+// The team's row, its members' default budget and members_with_roles, in one transaction
+// (tenant_repo's write_team_blocking): 400 with a refused value's problem, else `none`
+// when no row was written (a new team's id taken, the team to update missing).
+net::awaitable<core::result<json>> write_team(const route_context& c, const team_request& in, std::string id,
+                                              bool is_new, core::error none) {
+  pg::team_write w;
+  w.team_id = std::move(id);
+  w.is_new = is_new;
+  w.patch_json = in.patch.dump();
+  w.member_budget_json = in.member_budget.dump();
+  w.create_member_budget = in.member_budget_value;
+  w.members_json = in.members.dump();
+  auto r = co_await c.db().run(pg::write_team_blocking, w, c.actor);
+  if (!r) {
+    co_return r.error();
   }
-  auto members_text = members.dump();
-  std::optional<double> no_budget;
-  const bool skip_members = false;  // members_with_roles replaces a member's role
-  auto added =
-      co_await c.db().run(pg::add_team_members_blocking, id, members_text, no_budget, c.actor, skip_members);
-  if (!added) {
-    co_return added.error();
+  if (!r->problem.empty()) {
+    co_return bad_request(r->problem, r->problem_field);
   }
-  co_return ok(added->team_json ? json::parse(*added->team_json) : std::move(row));
+  if (!r->row_json) {
+    co_return none;
+  }
+  co_return ok(json::parse(*r->row_json));
 }
 
 // The request's team_id (required), which an org_admin must have in their organisation.
@@ -206,16 +186,8 @@ handler_result team_new(const route_context& c) {
     co_return in.error();
   }
   std::string id = id_or_new(in->team_id);
-  auto row = co_await insert_row(c, "teams", id, in->patch,
-                                 "Team id = " + id + " already exists. Please use a different team id.", "team_id");
-  if (!row) {
-    co_return row.error();
-  }
-  auto budgeted = co_await with_member_budget(c, id, *in, std::move(*row));
-  if (!budgeted) {
-    co_return budgeted.error();
-  }
-  co_return co_await with_members(c, id, in->members, std::move(*budgeted));
+  auto exists = bad_request("Team id = " + id + " already exists. Please use a different team id.", "team_id");
+  co_return co_await write_team(c, *in, id, true, std::move(exists));
 }
 
 handler_result team_update(const route_context& c) {
@@ -232,21 +204,13 @@ handler_result team_update(const route_context& c) {
   if (auto fresh = co_await fresh_budget_period(c, "teams", id, in->patch); !fresh) {
     co_return fresh.error();
   }
-  auto row = co_await update_row(c, "teams", id, in->patch, "updated", "Team not found: " + id, "team_id");
+  // The default is read when a key is loaded: the keys reloaded below see the change.
+  auto row = co_await write_team(c, *in, id, false, not_found("Team not found: " + id, "team_id"));
   if (!row) {
     co_return row.error();
   }
-  // The default is read when a key is loaded: the keys reloaded below see the change.
-  auto budgeted = co_await with_member_budget(c, id, *in, std::move(*row));
-  if (!budgeted) {
-    co_return budgeted.error();
-  }
-  auto full = co_await with_members(c, id, in->members, std::move(*budgeted));
-  if (!full) {
-    co_return full.error();
-  }
   c.invalidation().publish_owner("team", id);
-  co_return ok(json{{"team_id", id}, {"data", std::move(*full)}});
+  co_return ok(json{{"team_id", id}, {"data", std::move(*row)}});
 }
 
 handler_result team_delete(const route_context& c) {

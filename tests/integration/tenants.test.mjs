@@ -357,6 +357,48 @@ describe('tenants', { skip }, () => {
     assert.equal(psql(dbUrl, "SELECT count(*) FROM team_memberships WHERE user_id = 'atomic'"), '1');
   });
 
+  test('/team/new and /team/update write the team, its member budget and its members in one transaction', async () => {
+    // The database refuses the members' default budget of a team whose alias is
+    // 'refused' (a trigger of this test's database): what the team write did before it
+    // must be undone with it.
+    psql(dbUrl, `CREATE FUNCTION refuse_member_budget() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.budget_id LIKE 'team-refused-budget-%' THEN RAISE EXCEPTION 'member budget refused by the test'; END IF;
+        RETURN NEW;
+      END $$`);
+    psql(dbUrl, 'CREATE TRIGGER refuse_member_budget BEFORE INSERT ON budgets FOR EACH ROW EXECUTE FUNCTION refuse_member_budget()');
+    try {
+      const body = { team_id: 'team-one-tx', team_alias: 'refused', team_member_budget: 5,
+                     members_with_roles: [{ role: 'user', user_id: 'one-tx-member' }] };
+      const r = await post('/team/new', body);
+      assertError(r, 500);
+      assert.doesNotMatch(r.text, /refused by the test/, 'the database\'s text stays in the log');
+      assertError(await get('/team/info?team_id=team-one-tx'), 404);
+      assert.equal(psql(dbUrl, "SELECT count(*) FROM users WHERE user_id = 'one-tx-member'"), '0');
+      assert.equal(audit('teams', 'team-one-tx'), '');
+
+      await ok(post('/team/new', { team_id: 'team-one-tx-2', team_alias: 'kept' }));
+      const u = await post('/team/update', { team_id: 'team-one-tx-2', team_alias: 'refused', max_budget: 7,
+                                             team_member_budget: 5, members_with_roles: [{ role: 'user', user_id: 'one-tx-member' }] });
+      assertError(u, 500);
+      const kept = (await ok(get('/team/info?team_id=team-one-tx-2'))).team_info;
+      assert.equal(kept.team_alias, 'kept');
+      assert.equal(kept.max_budget, null);
+      assert.deepEqual(kept.members_with_roles, []);
+      assert.equal(kept.team_member_budget_table, null);
+    } finally {
+      psql(dbUrl, 'DROP TRIGGER refuse_member_budget ON budgets');
+    }
+    // The same request again: one team, with its budget and member.
+    const t = await ok(post('/team/new', { team_id: 'team-one-tx', team_alias: 'refused', team_member_budget: 5,
+                                           members_with_roles: [{ role: 'user', user_id: 'one-tx-member' }] }));
+    assert.match(t.metadata.team_member_budget_id, /^team-refused-budget-[0-9a-f]{32}$/);
+    assert.deepEqual(t.members_with_roles, [{ role: 'user', user_id: 'one-tx-member', user_email: null }]);
+    const info = (await ok(get('/team/info?team_id=team-one-tx'))).team_info;
+    assert.equal(info.team_member_budget_table.max_budget, 5);
+    assert.equal(audit('teams', 'team-one-tx'), 'created:proxy_admin,updated:proxy_admin,member_added:proxy_admin');
+  });
+
   test('/team/update with tags alone keeps the rest of the metadata; a metadata patch replaces it', async () => {
     await ok(post('/team/new', { team_id: 'team-tags', metadata: { a: 1 }, tags: ['x'] }));
     const update = async (body) => (await ok(post('/team/update', { team_id: 'team-tags', ...body }))).data.metadata;

@@ -297,6 +297,100 @@ std::string email_taken(pqxx::transaction_base& tx, const std::string& kind, con
   return taken.empty() ? std::string() : taken[0][0].as<std::string>();
 }
 
+// Adds `members` ([{user_id?, user_email?, role}]) to team `team_id`, whose row the caller
+// has locked, as add_team_members_blocking describes; the indexes of the members skipped
+// as already in the team (with `skip_members`) go to `already_in`. The members' rows.
+json add_members_in(pqxx::transaction_base& tx, const std::string& team_id, const json& members,
+                    const std::optional<double>& max_budget_in_team, const change_actor& who, bool skip_members,
+                    std::vector<std::size_t>& already_in) {
+  json updated = json::array();
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    const auto& m = members[i];
+    std::string user_id = m.value("user_id", std::string());
+    std::string email = m.value("user_email", std::string());
+    std::string role = m.value("role", std::string("user"));
+    if (user_id.empty() && !email.empty()) {
+      auto r = tx.exec_params("SELECT user_id FROM users WHERE user_email = $1 ORDER BY created_at LIMIT 1", email);
+      if (!r.empty()) {
+        user_id = r[0][0].as<std::string>();
+      }
+    }
+    // A membership the groups claim added is not "already in": adding it by hand takes it
+    // over (add_member_in), as docs/sso.md says.
+    if (skip_members && tx.exec_params1("SELECT COALESCE((SELECT NOT sso_managed FROM team_memberships"
+                                        "   WHERE team_id = $1 AND user_id = $2),"
+                                        " EXISTS (SELECT 1 FROM teams t, jsonb_array_elements(t.members_with_roles) e"
+                                        "   WHERE t.team_id = $1 AND ((e->>'user_id') = $2"
+                                        "     OR ($3 <> '' AND (e->>'user_email') = $3))))",
+                                        team_id, user_id, email)[0]
+                             .as<bool>()) {
+      already_in.push_back(i);
+      continue;
+    }
+    if (user_id.empty()) {
+      user_id = tx.exec1("SELECT gen_random_uuid()::text")[0].as<std::string>();
+    }
+    auto created = tx.exec_params(
+        "INSERT INTO users (user_id, user_email) VALUES ($1, NULLIF($2, '')) ON CONFLICT DO NOTHING "
+        "RETURNING to_jsonb(users)::text",
+        user_id, email);
+    if (!created.empty()) {
+      audit(tx, who, "created", "users", user_id, std::nullopt, created[0][0].as<std::string>());
+    }
+    updated.push_back(add_member_in(tx, team_id, user_id, email, role, max_budget_in_team, who));
+  }
+  return updated;
+}
+
+// LiteLLM's id for a team's default member budget: the team's alias in it when it has one
+// (spaces as dashes), and 32 random hex digits.
+std::string member_budget_id(pqxx::transaction_base& tx, const json& team_row) {
+  auto hex = tx.exec1("SELECT replace(gen_random_uuid()::text, '-', '')")[0].as<std::string>();
+  auto alias = team_row.value("team_alias", json()).is_string() ? team_row["team_alias"].get<std::string>() : "";
+  if (alias.empty()) {
+    return "team-budget-" + hex;
+  }
+  std::replace(alias.begin(), alias.end(), ' ', '-');
+  return "team-" + alias + "-budget-" + hex;
+}
+
+// The team's default budget for its members (team_write), in the transaction that wrote
+// the team's row `before` (locked: two changes of one team's default are made one after
+// the other, so they never make two budgets rows).
+void member_budget_in(pqxx::transaction_base& tx, const std::string& team_id, const std::string& before,
+                      const json& budget_patch, bool create, const change_actor& who) {
+  const auto& teams = spec_of("teams");
+  const auto& budgets = spec_of("budgets");
+  const json team = json::parse(before);
+  auto named = team.value("metadata", json::object());
+  std::string budget_id;
+  if (auto it = named.find("team_member_budget_id"); it != named.end() && it->is_string()) {
+    budget_id = it->get<std::string>();
+  }
+  std::optional<std::string> budget_before;
+  if (!budget_id.empty()) {
+    budget_before = select_row(tx, budgets, budget_id, true);
+  }
+  if (budget_before) {
+    auto row = apply_patch(tx, budgets, budget_id, budget_patch, who);
+    audit(tx, who, "updated", budgets.table, budget_id, budget_before, row);
+    return;
+  }
+  if (!create) {
+    return;
+  }
+  const auto new_budget_id = member_budget_id(tx, team);
+  if (!insert_in(tx, budgets, new_budget_id, budget_patch, who)) {
+    throw std::runtime_error("tenant_repo: team member budget id taken: " + new_budget_id);
+  }
+  auto row = tx.exec_params1(
+                   "UPDATE teams SET metadata = jsonb_set(COALESCE(metadata, '{}'::jsonb), '{team_member_budget_id}',"
+                   " to_jsonb($2::text)), updated_at = now() WHERE team_id = $1 RETURNING to_jsonb(teams)::text",
+                   team_id, new_budget_id)[0]
+                 .as<std::string>();
+  audit(tx, who, "updated", teams.table, team_id, before, row);
+}
+
 }  // namespace
 
 const std::vector<std::string>& entity_patch_columns(const std::string& kind) { return spec_of(kind).columns; }
@@ -387,6 +481,46 @@ entity_write update_entity_blocking(pqxx::connection& c, const std::string& kind
     audit(tx, who, action, s.table, id, before, row);
     tx.commit();
     out.row_json = std::move(row);
+  } catch (const pqxx::foreign_key_violation& e) {
+    out.problem = problem_of(e, patch, out.problem_field);
+  } catch (const pqxx::check_violation& e) {
+    out.problem = problem_of(e, patch, out.problem_field);
+  } catch (const pqxx::unique_violation& e) {
+    out.problem = problem_of(e, patch, out.problem_field);
+  }
+  return out;
+}
+
+entity_write write_team_blocking(pqxx::connection& c, const team_write& in, const change_actor& who) {
+  const auto& s = spec_of("teams");
+  auto patch = filtered(s, in.patch_json);
+  auto budget_patch = filtered(spec_of("budgets"), in.member_budget_json);
+  json members = json::parse(in.members_json);
+  entity_write out;
+  try {
+    pqxx::work tx{c};
+    std::optional<std::string> row;
+    if (in.is_new) {
+      row = insert_in(tx, s, in.team_id, patch, who);
+    } else if (auto before = select_row(tx, s, in.team_id, true)) {
+      row = apply_patch(tx, s, in.team_id, patch, who);
+      audit(tx, who, "updated", s.table, in.team_id, before, row);
+    }
+    if (!row) {
+      return out;  // /team/new: the id is taken; /team/update: no such team
+    }
+    if (!budget_patch.empty()) {
+      member_budget_in(tx, in.team_id, *row, budget_patch, in.create_member_budget, who);
+    }
+    if (!members.empty()) {
+      auto before = select_row(tx, s, in.team_id, false);
+      std::vector<std::size_t> skipped;
+      const bool skip_members = false;  // members_with_roles replaces a member's role
+      add_members_in(tx, in.team_id, members, std::nullopt, who, skip_members, skipped);
+      audit(tx, who, "member_added", "teams", in.team_id, before, select_row(tx, s, in.team_id, false));
+    }
+    out.row_json = select_row(tx, s, in.team_id, false);
+    tx.commit();
   } catch (const pqxx::foreign_key_violation& e) {
     out.problem = problem_of(e, patch, out.problem_field);
   } catch (const pqxx::check_violation& e) {
@@ -521,48 +655,6 @@ entity_page list_entities_blocking(pqxx::connection& c, const entity_list_query&
   return out;
 }
 
-std::optional<std::string> set_team_member_budget_blocking(pqxx::connection& c, const std::string& team_id,
-                                                           const std::string& new_budget_id,
-                                                           const std::string& budget_patch_json, bool create,
-                                                           const change_actor& who) {
-  const auto& teams = spec_of("teams");
-  const auto& budgets = spec_of("budgets");
-  auto patch = filtered(budgets, budget_patch_json);
-  pqxx::work tx{c};
-  // The team's row first: two changes of one team's default are made one after the other,
-  // so they never make two budgets rows.
-  auto before = select_row(tx, teams, team_id, true);
-  if (!before) {
-    return std::nullopt;
-  }
-  auto named = json::parse(*before).value("metadata", json::object());
-  std::string budget_id;
-  if (auto it = named.find("team_member_budget_id"); it != named.end() && it->is_string()) {
-    budget_id = it->get<std::string>();
-  }
-  std::optional<std::string> budget_before;
-  if (!budget_id.empty()) {
-    budget_before = select_row(tx, budgets, budget_id, true);
-  }
-  if (budget_before) {
-    auto row = apply_patch(tx, budgets, budget_id, patch, who);
-    audit(tx, who, "updated", budgets.table, budget_id, budget_before, row);
-  } else if (create) {
-    if (!insert_in(tx, budgets, new_budget_id, patch, who)) {
-      throw std::runtime_error("set_team_member_budget: budget id taken: " + new_budget_id);
-    }
-    auto row = tx.exec_params1(
-                     "UPDATE teams SET metadata = jsonb_set(COALESCE(metadata, '{}'::jsonb), '{team_member_budget_id}',"
-                     " to_jsonb($2::text)), updated_at = now() WHERE team_id = $1 RETURNING to_jsonb(teams)::text",
-                     team_id, new_budget_id)[0]
-                   .as<std::string>();
-    audit(tx, who, "updated", teams.table, team_id, before, row);
-  }
-  auto after = select_row(tx, teams, team_id, false);
-  tx.commit();
-  return after;
-}
-
 member_write add_team_members_blocking(pqxx::connection& c, const std::string& team_id, const std::string& members_json,
                                        const std::optional<double>& max_budget_in_team, const change_actor& who,
                                        bool skip_members) {
@@ -574,42 +666,7 @@ member_write add_team_members_blocking(pqxx::connection& c, const std::string& t
   if (!before) {
     return out;
   }
-  json updated = json::array();
-  for (std::size_t i = 0; i < members.size(); ++i) {
-    const auto& m = members[i];
-    std::string user_id = m.value("user_id", std::string());
-    std::string email = m.value("user_email", std::string());
-    std::string role = m.value("role", std::string("user"));
-    if (user_id.empty() && !email.empty()) {
-      auto r = tx.exec_params("SELECT user_id FROM users WHERE user_email = $1 ORDER BY created_at LIMIT 1", email);
-      if (!r.empty()) {
-        user_id = r[0][0].as<std::string>();
-      }
-    }
-    // A membership the groups claim added is not "already in": adding it by hand takes it
-    // over (add_member_in), as docs/sso.md says.
-    if (skip_members && tx.exec_params1("SELECT COALESCE((SELECT NOT sso_managed FROM team_memberships"
-                                        "   WHERE team_id = $1 AND user_id = $2),"
-                                        " EXISTS (SELECT 1 FROM teams t, jsonb_array_elements(t.members_with_roles) e"
-                                        "   WHERE t.team_id = $1 AND ((e->>'user_id') = $2"
-                                        "     OR ($3 <> '' AND (e->>'user_email') = $3))))",
-                                        team_id, user_id, email)[0]
-                             .as<bool>()) {
-      out.already_in.push_back(i);
-      continue;
-    }
-    if (user_id.empty()) {
-      user_id = tx.exec1("SELECT gen_random_uuid()::text")[0].as<std::string>();
-    }
-    auto created = tx.exec_params(
-        "INSERT INTO users (user_id, user_email) VALUES ($1, NULLIF($2, '')) ON CONFLICT DO NOTHING "
-        "RETURNING to_jsonb(users)::text",
-        user_id, email);
-    if (!created.empty()) {
-      audit(tx, who, "created", "users", user_id, std::nullopt, created[0][0].as<std::string>());
-    }
-    updated.push_back(add_member_in(tx, team_id, user_id, email, role, max_budget_in_team, who));
-  }
+  json updated = add_members_in(tx, team_id, members, max_budget_in_team, who, skip_members, out.already_in);
   if (!members.empty() && out.already_in.size() == members.size()) {
     out.team_json = before;  // nothing to add: rolled back
     return out;

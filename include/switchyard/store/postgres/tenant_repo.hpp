@@ -66,6 +66,29 @@ entity_write update_entity_blocking(pqxx::connection& c, const std::string& kind
                                     const std::string& patch_json, const change_actor& who,
                                     const std::string& action);
 
+// /team/new (`is_new`) and /team/update in one transaction, the team's row locked: the
+// team's row as insert_entity_blocking / update_entity_blocking write it, then its
+// members' default budget, then `members_json` (members_with_roles: added as
+// add_team_members_blocking adds them, a member's role replaced). Nothing is written
+// unless all of it is, so a failure leaves no team without the default budget it was
+// given, and a retry makes no second team. row_json: the team's row after all of it;
+// empty when a new team's id is taken or the team to update does not exist.
+// The members' default budget (team_member_budget, team_member_budget_duration), kept as
+// LiteLLM keeps it: a budgets row whose id is the team's metadata.team_member_budget_id
+// (`team-<alias>-budget-<hex>`, `team-budget-<hex>` without an alias). The row the team
+// names takes `member_budget_json` (a budgets patch; "{}": left alone); when the team
+// names none (or one that is gone) and `create_member_budget` is set, a budgets row is
+// made with it and named in the team's metadata.
+struct team_write {
+  std::string team_id;
+  bool is_new = false;
+  std::string patch_json = "{}";          // the team's columns
+  std::string member_budget_json = "{}";  // a budgets patch
+  bool create_member_budget = false;      // worth a budgets row (a value, not only nulls)
+  std::string members_json = "[]";        // [{role, user_id?, user_email?}]
+};
+entity_write write_team_blocking(pqxx::connection& c, const team_write& in, const change_actor& who);
+
 // The row `id`, or empty. With `expand`, related rows are added under extra fields:
 // teams: "keys", "team_memberships"; users: "keys", "teams"; organizations:
 // "litellm_budget_table", "teams", "members"; end_users: "litellm_budget_table"; budgets: nothing.
@@ -115,18 +138,6 @@ struct member_write {
 member_write add_team_members_blocking(pqxx::connection& c, const std::string& team_id, const std::string& members_json,
                                        const std::optional<double>& max_budget_in_team, const change_actor& who,
                                        bool skip_members);
-
-// A team's default budget for its members (/team/new and /team/update's team_member_budget
-// and team_member_budget_duration), kept as LiteLLM keeps it: a budgets row whose id is the
-// team's metadata.team_member_budget_id. In one transaction, the team's row locked: the row
-// the team names takes `budget_patch_json` (a budgets patch); when the team names none (or
-// one that is gone) and `create` is set, a budgets row `new_budget_id` is made with it and
-// named in the team's metadata. Audited. The team's row after that; empty when the team
-// does not exist.
-std::optional<std::string> set_team_member_budget_blocking(pqxx::connection& c, const std::string& team_id,
-                                                           const std::string& new_budget_id,
-                                                           const std::string& budget_patch_json, bool create,
-                                                           const change_actor& who);
 
 // /team/member_delete: by user_id, else by user_email. Audited "member_removed".
 // problem set when the user is not a member.
