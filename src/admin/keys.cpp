@@ -294,10 +294,14 @@ net::awaitable<core::result<void>> check_own_patch(const route_context& c, const
   co_return core::result<void>{};
 }
 
-// A key patch's budget_id must name a budgets row: 404 naming it otherwise, as /user/new
-// answers, before anything is written. (LiteLLM's key table has a foreign key there; this
-// one has none, so a key would otherwise keep an id that bounds nothing until a budget of
-// that id is made.)
+// The 404 of a key patch's budget_id that names no budgets row, as /user/new answers.
+core::error budget_not_found(const json& patch) {
+  return not_found("Budget not found: " + text_of(patch, "budget_id"), "budget_id");
+}
+
+// A key patch's budget_id must name a budgets row: 404 naming it otherwise, before
+// anything is written. The key's foreign key (as LiteLLM's) also refuses a budget deleted
+// between this check and the write: the write then answers the same 404 (budget_missing).
 net::awaitable<core::result<void>> check_key_budget(const route_context& c, const json& patch) {
   auto b = patch.find("budget_id");
   if (b == patch.end() || !b->is_string()) {
@@ -309,7 +313,7 @@ net::awaitable<core::result<void>> check_key_budget(const route_context& c, cons
     co_return row.error();
   }
   if (!*row) {
-    co_return not_found("Budget not found: " + budget_id, "budget_id");
+    co_return budget_not_found(patch);
   }
   co_return core::result<void>{};
 }
@@ -606,6 +610,9 @@ handler_result key_generate(const route_context& c) {
   if (r->alias_taken) {
     co_return alias_taken(*patch);
   }
+  if (r->budget_missing) {
+    co_return budget_not_found(*patch);
+  }
   if (!r->key) {
     co_return core::make_error(core::errc::bad_request, "A key with this value already exists", "key");
   }
@@ -663,6 +670,9 @@ handler_result key_update(const route_context& c) {
   }
   if (r->alias_taken) {
     co_return alias_taken(*patch);
+  }
+  if (r->budget_missing) {
+    co_return budget_not_found(*patch);
   }
   co_return written_key(c, std::move(r->key), token);
 }
@@ -776,6 +786,9 @@ handler_result key_regenerate(const route_context& c) {
   }
   if (r->alias_taken) {
     co_return alias_taken(*patch);
+  }
+  if (r->budget_missing) {
+    co_return budget_not_found(*patch);
   }
   if (r->token_taken) {
     // As /key/generate answers a custom key that exists.

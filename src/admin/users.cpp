@@ -131,7 +131,8 @@ handler_result user_new(const route_context& c) {
     }
   }
   if (!in->budget_id.empty()) {
-    // Checked here, not left to the key's foreign key: the caller gets the budget's name.
+    // Checked before anything is written; a budget deleted after this check is refused by
+    // the key's foreign key, with the same answer (budget_missing below).
     auto b = co_await get_row(c, "budgets", in->budget_id, false);
     if (!b) {
       co_return b.error();
@@ -182,6 +183,9 @@ handler_result user_new(const route_context& c) {
                                "Key with alias '" + text_of(c.body, "key_alias") +
                                    "' already exists. Unique key aliases across all keys are required.",
                                "key_alias");
+  }
+  if (key_row && r->key.budget_missing) {
+    co_return not_found("Budget not found: " + in->budget_id, "budget_id");
   }
   if (key_row && r->key.token_taken) {
     co_return bad_request("A key with this value already exists", "key");  // as /key/generate

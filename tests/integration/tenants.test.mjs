@@ -340,6 +340,40 @@ describe('tenants', { skip }, () => {
     assert.equal(upd.budget_id, 'budget-for-keys', JSON.stringify(upd));
   });
 
+  test('a budget deleted between the check and the key write: the same 404, the key does not name it', async () => {
+    // The budget goes away in the key write's own statement (a trigger of this test's
+    // database deletes it as the key is about to take it), after the route checked it.
+    psql(dbUrl, `CREATE FUNCTION delete_budget_first() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        DELETE FROM budgets WHERE budget_id = NEW.budget_id AND budget_id LIKE 'vanishing-%';
+        RETURN NEW;
+      END $$`);
+    psql(dbUrl, `CREATE TRIGGER delete_budget_first BEFORE UPDATE OF budget_id ON verification_tokens
+      FOR EACH ROW WHEN (NEW.budget_id IS DISTINCT FROM OLD.budget_id) EXECUTE FUNCTION delete_budget_first()`);
+    try {
+      const k = await ok(post('/key/generate', { key_alias: 'key-race' }));
+      const cases = [
+        ['/key/generate', { key_alias: 'key-race-new', budget_id: 'vanishing-1' }],
+        ['/key/update', { key: k.key, budget_id: 'vanishing-2' }],
+        ['/key/regenerate', { key: k.key, budget_id: 'vanishing-3' }],
+        ['/user/new', { user_id: 'user-race', budget_id: 'vanishing-4' }],
+      ];
+      for (const [path, body] of cases) {
+        await ok(post('/budget/new', { budget_id: body.budget_id, max_budget: 1 }));
+        const r = await post(path, body);
+        assertError(r, 404, 'not_found_error');
+        assert.equal(r.json.error.message, `Budget not found: ${body.budget_id}`, `${path}: ${r.text}`);
+        assert.equal(r.json.error.param, 'budget_id', r.text);
+      }
+      assert.equal(psql(dbUrl, "SELECT count(*) FROM verification_tokens WHERE budget_id LIKE 'vanishing-%'"), '0');
+      assert.equal(psql(dbUrl, "SELECT count(*) FROM verification_tokens WHERE key_alias = 'key-race-new'"), '0');
+      assertError(await get('/user/info?user_id=user-race'), 404);
+      assert.equal((await ok(get(`/key/info?key=${k.key}`))).info.budget_id, null);
+    } finally {
+      psql(dbUrl, 'DROP TRIGGER delete_budget_first ON verification_tokens');
+    }
+  });
+
   test('/user/new whose key is refused (its alias taken) creates nothing: the user, its teams, its key', async () => {
     await ok(post('/team/new', { team_id: 'team-atomic' }));
     await ok(post('/key/generate', { key_alias: 'taken-alias' }));

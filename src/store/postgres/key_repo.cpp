@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <string_view>
 
 namespace switchyard::store::postgres {
 
@@ -160,6 +161,27 @@ key_record apply_patch(pqxx::transaction_base& tx, const std::string& token, con
   return key_from(res[0]);
 }
 
+// apply_patch; empty when the patch's budget_id names no budget: the key's foreign key
+// (migration 0014) refuses it, e.g. a budget deleted after the caller checked that it
+// exists. The transaction is aborted then: the caller returns without committing.
+std::optional<key_record> apply_patch_or_no_budget(pqxx::transaction_base& tx, const std::string& token,
+                                                   const json& patch, const change_actor& who) {
+  try {
+    return apply_patch(tx, token, patch, who);
+  } catch (const pqxx::foreign_key_violation& e) {
+    if (std::string_view(e.what()).find("verification_tokens_budget_id_fkey") == std::string_view::npos) {
+      throw;
+    }
+    return std::nullopt;
+  }
+}
+
+key_write_result no_budget() {
+  key_write_result r;
+  r.budget_missing = true;
+  return r;
+}
+
 const char* opt_c_str(const std::optional<std::string>& s) { return s ? s->c_str() : nullptr; }
 
 // Whether the patch sets a key_alias that a key other than `self` has. First takes a
@@ -311,8 +333,11 @@ key_write_result insert_key_in(pqxx::transaction_base& tx, const std::string& to
   if (res.empty()) {
     return {std::nullopt, true, false};
   }
-  auto k = apply_patch(tx, token, patch, who);
-  audit(tx, {who, "created", "verification_tokens", token, std::nullopt, k.row_json});
+  auto k = apply_patch_or_no_budget(tx, token, patch, who);
+  if (!k) {
+    return no_budget();
+  }
+  audit(tx, {who, "created", "verification_tokens", token, std::nullopt, k->row_json});
   return {std::move(k)};
 }
 
@@ -340,8 +365,11 @@ key_write_result update_key_blocking(pqxx::connection& c, const std::string& tok
   if (!same_alias && alias_taken(tx, patch, token)) {
     return {std::nullopt, false, true};
   }
-  auto k = apply_patch(tx, token, patch, who);
-  audit(tx, {who, action, "verification_tokens", token, before->row_json, k.row_json});
+  auto k = apply_patch_or_no_budget(tx, token, patch, who);
+  if (!k) {
+    return no_budget();
+  }
+  audit(tx, {who, action, "verification_tokens", token, before->row_json, k->row_json});
   tx.commit();
   return {std::move(k)};
 }
@@ -412,7 +440,11 @@ key_write_result regenerate_key_blocking(pqxx::connection& c, const std::string&
     // is rolled back as it goes out of scope.
     return {std::nullopt, true, false};
   }
-  auto k = apply_patch(tx, new_token, patch, who);
+  auto patched = apply_patch_or_no_budget(tx, new_token, patch, who);
+  if (!patched) {
+    return no_budget();
+  }
+  auto& k = *patched;
   tx.exec_params("UPDATE deprecated_verification_tokens SET active_token_id = $2 WHERE active_token_id = $1",
                  old_token, new_token);
   if (grace_until) {

@@ -139,6 +139,28 @@ class advisory_lock {
   pqxx::connection& c_;
 };
 
+// Logs what a migration tells the operator (RAISE WARNING / NOTICE: e.g. rows it had to
+// change so that a constraint applies) while it is registered; pqxx drops notices
+// otherwise.
+class notice_log final : public pqxx::errorhandler {
+ public:
+  notice_log(pqxx::connection& c, std::string version) : pqxx::errorhandler(c), version_(std::move(version)) {}
+  bool operator()(const char msg[]) noexcept override {
+    try {
+      std::string_view text(msg);
+      while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
+        text.remove_suffix(1);
+      }
+      spdlog::warn("migrations: {}: {}", version_, text);
+    } catch (...) {  // logging is best effort
+    }
+    return true;
+  }
+
+ private:
+  std::string version_;
+};
+
 }  // namespace
 
 std::vector<std::string> migrate_blocking(pqxx::connection& c, const std::string& migrations_dir) {
@@ -165,6 +187,7 @@ std::vector<std::string> migrate_blocking(pqxx::connection& c, const std::string
       continue;
     }
     auto sql = read_file(f.path);
+    notice_log notices{c, f.version};
     pqxx::work tx{c};
     // The sessions' statement_timeout is sized for requests; a migration (an index on a
     // big table) may rightly take longer. LOCAL: it ends with this transaction.

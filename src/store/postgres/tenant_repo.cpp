@@ -175,6 +175,7 @@ constexpr refusal refusals[] = {
     {"organization_memberships_budget_id_fkey", "budget_id", refusal::missing},
     {"organization_memberships_user_id_fkey", "user_id", refusal::missing},
     {"organization_memberships_organization_id_fkey", "organization_id", refusal::missing},
+    {"verification_tokens_budget_id_fkey", "budget_id", refusal::missing},
     {"users_sso_user_id_key", "sso_user_id", refusal::taken},
     {"users_role_check", "user_role", refusal::invalid},
     {"team_memberships_role_check", "role", refusal::invalid},
@@ -600,10 +601,8 @@ std::vector<std::string> delete_entities_blocking(pqxx::connection& c, const std
     tx.exec_params("UPDATE team_memberships SET budget_id = NULL WHERE budget_id" + in_ids, ids_json);
     tx.exec_params("UPDATE organization_memberships SET budget_id = NULL WHERE budget_id" + in_ids, ids_json);
     tx.exec_params("UPDATE end_users SET budget_id = NULL WHERE budget_id" + in_ids, ids_json);
-    // Keys name budgets without a foreign key (LiteLLM's table has one, ON DELETE SET NULL;
-    // the key handlers check the budget exists instead): cleared here, or a budget made
-    // later under the same id would bound them again. No index: a rare write.
-    tx.exec_params("UPDATE verification_tokens SET budget_id = NULL WHERE budget_id" + in_ids, ids_json);
+    // Keys: their foreign key clears them (ON DELETE SET NULL, migration 0014, as
+    // LiteLLM's), also a key written meanwhile by a transaction that saw the budget.
   }
   std::string sql = std::string("WITH d AS (DELETE FROM ") + s.table + " t WHERE t." + s.id + in_ids +
                     " RETURNING t.*),"

@@ -255,6 +255,56 @@ TEST_F(key_repo_test, a_key_alias_another_key_has_is_refused) {
   ASSERT_TRUE(unset2.has_value() && unset2->key.has_value()) << "keys without an alias are not duplicates";
 }
 
+// A key's budget_id references budgets (migration 0014): the route checks the budget
+// exists first, but a budget deleted after that check must not leave the key naming it.
+// Each write is refused as budget_missing and writes nothing; deleting a budget in use
+// clears it on its keys (ON DELETE SET NULL, as LiteLLM's foreign key).
+TEST_F(key_repo_test, a_budget_id_that_names_no_budget_is_refused_and_a_deleted_budget_cleared) {
+  const std::string gone = R"({"budget_id":"deleted-meanwhile","key_alias":"b1"})";
+  auto made = run(pg::insert_key_blocking, std::string("b1"), gone, admin);
+  ASSERT_TRUE(made.has_value()) << made.error().message;
+  EXPECT_TRUE(made->budget_missing);
+  EXPECT_FALSE(made->key.has_value());
+  EXPECT_FALSE(find("b1").has_value()) << "nothing written";
+
+  ASSERT_TRUE(run(pg::insert_key_blocking, std::string("b2"), std::string("{}"), admin)->key.has_value());
+  auto updated = run(pg::update_key_blocking, std::string("b2"), std::string(R"({"budget_id":"deleted-meanwhile"})"),
+                     admin, std::string("updated"));
+  ASSERT_TRUE(updated.has_value()) << updated.error().message;
+  EXPECT_TRUE(updated->budget_missing);
+  EXPECT_FALSE(updated->key.has_value());
+  auto regen = run(pg::regenerate_key_blocking, std::string("b2"), std::string("b3"), std::string("sk-...b3"),
+                   std::optional<pg::sys_time>(), std::string(R"({"budget_id":"deleted-meanwhile"})"), admin);
+  ASSERT_TRUE(regen.has_value()) << regen.error().message;
+  EXPECT_TRUE(regen->budget_missing);
+  EXPECT_FALSE(regen->key.has_value());
+  EXPECT_TRUE(find("b2").has_value()) << "not moved";
+  EXPECT_EQ(count("SELECT count(*) FROM verification_tokens WHERE budget_id IS NOT NULL"), 0);
+  EXPECT_EQ(count("SELECT count(*) FROM audit_log WHERE table_name = 'verification_tokens' AND action <> 'created'"),
+            0);
+
+  // /user/new's key, in the user's transaction: no user either.
+  pg::new_user_key key{"b4", gone};
+  auto user = run(pg::insert_user_blocking, std::string("u-b4"), std::string("{}"), std::vector<std::string>{},
+                  std::optional<pg::new_user_key>(key), admin);
+  ASSERT_TRUE(user.has_value()) << user.error().message;
+  EXPECT_TRUE(user->key.budget_missing);
+  EXPECT_EQ(count("SELECT count(*) FROM users WHERE user_id = 'u-b4'"), 0);
+
+  // A budget that exists is taken, and its delete clears it on the key.
+  auto budget = run(pg::insert_entity_blocking, std::string("budgets"), std::string("kept-then-deleted"),
+                    std::string(R"({"max_budget":1})"), admin);
+  ASSERT_TRUE(budget.has_value() && budget->row_json.has_value());
+  auto linked = run(pg::update_key_blocking, std::string("b2"), std::string(R"({"budget_id":"kept-then-deleted"})"),
+                    admin, std::string("updated"));
+  ASSERT_TRUE(linked.has_value() && linked->key.has_value());
+  auto deleted = run(pg::delete_entities_blocking, std::string("budgets"),
+                     std::vector<std::string>{"kept-then-deleted"}, admin);
+  ASSERT_TRUE(deleted.has_value()) << deleted.error().message;
+  EXPECT_EQ(deleted->size(), 1u);
+  EXPECT_EQ(count("SELECT count(*) FROM verification_tokens WHERE token = 'b2' AND budget_id IS NULL"), 1);
+}
+
 TEST_F(key_repo_test, list_is_paginated_and_filtered) {
   for (int i = 0; i < 5; ++i) {
     json patch = {{"user_id", i % 2 == 0 ? "u-even" : "u-odd"}};

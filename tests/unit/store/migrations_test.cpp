@@ -94,6 +94,53 @@ TEST_F(migrations_test, shipped_migrations_apply_once) {
   EXPECT_EQ(recorded().size(), first->size());
 }
 
+// 0014 adds the key's foreign key to budgets on a database that may hold keys naming a
+// budget that is gone (a /budget/delete racing a key write, before the key had it): they
+// are cleared and audited first, so the migration applies; the others keep their budget.
+TEST_F(migrations_test, key_budget_foreign_key_clears_dangling_ids_first) {
+  for (const auto& entry : fs::directory_iterator(source_dir + "/migrations")) {
+    const auto name = entry.path().filename().string();
+    if (name.ends_with(".sql") && name < "0014") {
+      fs::copy_file(entry.path(), fs::path(dir) / name);
+    }
+  }
+  pg::db_executor exec{options()};
+  auto before = migrate(exec, dir);
+  ASSERT_TRUE(before.has_value()) << before.error().message;
+  ASSERT_EQ(before->back(), "0013_spend_set_at");
+  {
+    pqxx::connection c{db->url()};
+    pqxx::work tx{c};
+    tx.exec("INSERT INTO budgets (budget_id) VALUES ('still-here')");
+    tx.exec("INSERT INTO verification_tokens (token, budget_id) VALUES ('dangling', 'gone'), ('kept', 'still-here'),"
+            " ('none', NULL)");
+    tx.commit();
+  }
+  fs::copy_file(fs::path(source_dir) / "migrations" / "0014_key_budget_fkey.sql", fs::path(dir) / "0014_key_budget_fkey.sql");
+  auto r = migrate(exec, dir);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(*r, (versions{"0014_key_budget_fkey"}));
+
+  pqxx::connection c{db->url()};
+  pqxx::work tx{c};
+  auto budgets = tx.exec("SELECT token, coalesce(budget_id, '-') FROM verification_tokens ORDER BY token");
+  ASSERT_EQ(budgets.size(), 3u);
+  EXPECT_EQ(budgets[0][1].as<std::string>(), "-") << "dangling: cleared";
+  EXPECT_EQ(budgets[1][1].as<std::string>(), "still-here") << "kept";
+  EXPECT_EQ(budgets[2][1].as<std::string>(), "-");
+  auto audited = tx.exec(
+      "SELECT object_id, changed_by, before->>'budget_id', after->'budget_id' = 'null'::jsonb FROM audit_log"
+      " WHERE table_name = 'verification_tokens'");
+  ASSERT_EQ(audited.size(), 1u);
+  EXPECT_EQ(audited[0][0].as<std::string>(), "dangling");
+  EXPECT_EQ(audited[0][1].as<std::string>(), "migration 0014");
+  EXPECT_EQ(audited[0][2].as<std::string>(), "gone");
+  EXPECT_TRUE(audited[0][3].as<bool>());
+  // The constraint holds from now on.
+  EXPECT_THROW(tx.exec("UPDATE verification_tokens SET budget_id = 'gone' WHERE token = 'none'"),
+               pqxx::foreign_key_violation);
+}
+
 TEST_F(migrations_test, numeric_order_each_once_and_new_files_later) {
   write("0002_second.sql", "CREATE TABLE t2 (id int REFERENCES t1(id));");
   write("0010_tenth.sql", "INSERT INTO t1 VALUES (10); INSERT INTO t2 VALUES (10);");

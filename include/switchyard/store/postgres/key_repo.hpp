@@ -104,6 +104,9 @@ struct key_write_result {
   std::optional<key_record> key;  // empty when nothing was written
   bool token_taken = false;       // insert, regenerate: the (new) token is another key's
   bool alias_taken = false;       // the patch's key_alias is another key's
+  // The patch's budget_id names no budget (the key's foreign key refuses it: a budget
+  // deleted after the caller checked it). Nothing was written.
+  bool budget_missing = false;
 };
 
 // Inserts a key with `token` and the patch's columns, plus an audit row ("created"), in one
