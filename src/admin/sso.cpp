@@ -708,6 +708,15 @@ net::awaitable<void> sso_endpoints::callback(http::request& req, http::responder
   if (user->created) {
     spdlog::info("sso: first sign-in of {} ({}), created with role {}", user->user_id, s_.provider, user->user_role);
   }
+  if (user->role_changed) {
+    spdlog::info("sso: sign-in of {}: role now {}", user->user_id, user->user_role);
+    if (invalidation_ != nullptr) {
+      // A cached key carries its user's role (what it may do on the management API): each
+      // of the user's keys reloads it at its next request, on every instance, as after
+      // /user/update. Also when the sign-in goes no further (admin_only below).
+      invalidation_->publish_owner("user", user->user_id);
+    }
+  }
   if (s_.admin_only && !is_admin_role(user->user_role)) {
     co_await resp.send(callback_error(req,
         sso_error(403, "Sign-in refused: ui_access_mode is admin_only and " + user->user_id + " has role " +

@@ -89,6 +89,7 @@ describe('admin UI sign-in', { skip }, () => {
       GENERIC_AUTHORIZATION_ENDPOINT: `${idp.url}/authorize`,
       GENERIC_TOKEN_ENDPOINT: `${idp.url}/token`,
       GENERIC_USERINFO_ENDPOINT: `${idp.url}/userinfo`,
+      GENERIC_USER_ROLE_ATTRIBUTE: 'litellm_role',
       UI_USERNAME: 'ops',
       UI_PASSWORD: 'ui-password-for-tests-3141',
     };
@@ -277,6 +278,26 @@ describe('admin UI sign-in', { skip }, () => {
     assert.equal(me.json.user_role, 'proxy_admin');
     const users = await api(gw, '/user/list', { session: s });
     assert.equal(users.status, 200, users.text);
+  });
+
+  test("a sign-in's role change reaches the user's cached keys at once, as /user/update's does", async () => {
+    const DAVE = { sub: 'sub-dave', email: 'dave@example.com', preferred_username: 'dave', litellm_role: 'internal_user' };
+    await signIn(gw, DAVE);
+    const k = await call(gw, '/key/generate', { body: { user_id: 'dave', key_alias: 'dave-key' } });
+    assert.equal(k.status, 200, k.text);
+    // The key's role decides what it may do on the management API; a request caches it.
+    const users = () => call(gw, '/user/list', { method: 'GET', key: k.json.key });
+    assert.equal((await users()).status, 403);
+    // The identity provider now says dave is an admin: the very next request of the key
+    // has the new role, and so on when it says he no longer is.
+    await signIn(gw, { ...DAVE, litellm_role: 'proxy_admin' });
+    const promoted = await users();
+    assert.equal(promoted.status, 200, promoted.text);
+    await signIn(gw, DAVE);
+    assert.equal((await users()).status, 403);
+    assert.equal(psql(dbUrl, "SELECT string_agg(action || ':' || changed_by || ':' || (after->>'user_role'), ',' ORDER BY id) "
+      + "FROM audit_log WHERE table_name = 'users' AND object_id = 'dave'"),
+    'created:sso:internal_user,updated:sso:proxy_admin,updated:sso:internal_user');
   });
 
   test('SIGTERM stops a gateway that signed users in cleanly', async () => {

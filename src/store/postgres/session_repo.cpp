@@ -79,14 +79,25 @@ ui_user upsert_sso_user_blocking(pqxx::connection& c, const sso_identity& who) {
   } else {
     u = user_of(found[0]);
     std::string role = who.make_admin ? "proxy_admin" : who.role_claim;
+    // The row as it is now, locked: the role it had is compared with the one written.
+    auto before = tx.exec_params("SELECT user_role, to_jsonb(users)::text AS before FROM users WHERE user_id = $1 "
+                                 "FOR UPDATE",
+                                 u.user_id);
     auto updated = tx.exec_params(
         "UPDATE users SET sso_user_id = coalesce(sso_user_id, $2), "
         "user_email = coalesce(user_email, nullif($3, '')), "
         "user_role = CASE WHEN $4 = '' THEN user_role ELSE $4 END, updated_at = now() "
-        "WHERE user_id = $1 RETURNING " + cols,
+        "WHERE user_id = $1 RETURNING " + cols + ", to_jsonb(users)::text AS after",
         u.user_id, who.sso_user_id, who.email, role);
     if (!updated.empty()) {
       u = user_of(updated[0]);
+      if (!before.empty() && before[0]["user_role"].as<std::string>() != u.user_role) {
+        u.role_changed = true;
+        tx.exec_params(
+            "INSERT INTO audit_log (changed_by, changed_by_api_key, action, table_name, object_id, before, after) "
+            "VALUES ('sso', '', 'updated', 'users', $1, $2::jsonb, $3::jsonb)",
+            u.user_id, before[0]["before"].as<std::string>(), updated[0]["after"].as<std::string>());
+      }
     }
   }
   tx.commit();

@@ -42,10 +42,11 @@ struct ui_user {
   std::string organization_id;
   std::string email;
   bool created = false;
+  bool role_changed = false;  // upsert_sso_user_blocking: an existing user's role changed
 };
 // The user of an identity: found by sso_user_id, else by user_id, else by email, else
 // created (audited "created" by "sso"). The role is updated when the admin list or the
-// role claim says so.
+// role claim says so; a change of it is audited ("updated" by "sso") and role_changed.
 ui_user upsert_sso_user_blocking(pqxx::connection& c, const sso_identity& who);
 
 // The user `user_id` (created as proxy_admin when missing: the password sign-in's
