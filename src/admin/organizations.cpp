@@ -59,6 +59,16 @@ net::awaitable<core::result<void>> update_budget(const route_context& c, std::st
   co_return core::result<void>{};
 }
 
+// An organisation's budget_id that names no budgets row (refused by its foreign key):
+// 404 `Budget not found: <id>`, as the key and user routes answer it. (LiteLLM's own
+// update hands the id to the database unchecked and has no answer of its own for it.)
+core::result<json> with_budget_found(core::result<json> r, const json& patch) {
+  if (!r && r.error().status == 400 && r.error().param == "budget_id") {
+    return not_found("Budget not found: " + text_of(patch, "budget_id"), "budget_id");
+  }
+  return r;
+}
+
 // The organisation with its budget, teams and members; `row` if it is gone meanwhile.
 net::awaitable<core::result<json>> full_org(const route_context& c, const std::string& id, json row) {
   auto full = co_await get_row(c, "organizations", id, true);
@@ -82,8 +92,9 @@ handler_result organization_new(const route_context& c) {
     }
     in->patch["budget_id"] = *budget_id;
   }
-  auto row = co_await insert_row(c, "organizations", in->id, in->patch, "Organization already exists: " + in->id,
-                                 "organization_id");
+  auto inserted = co_await insert_row(c, "organizations", in->id, in->patch, "Organization already exists: " + in->id,
+                                      "organization_id");
+  auto row = with_budget_found(std::move(inserted), in->patch);
   if (!row) {
     co_return row.error();
   }
@@ -95,8 +106,9 @@ handler_result organization_update(const route_context& c) {
   if (!in) {
     co_return in.error();
   }
-  auto row = co_await update_row(c, "organizations", in->id, in->patch, "updated",
-                                 "Organization not found: " + in->id, "organization_id");
+  auto updated = co_await update_row(c, "organizations", in->id, in->patch, "updated",
+                                     "Organization not found: " + in->id, "organization_id");
+  auto row = with_budget_found(std::move(updated), in->patch);
   if (!row) {
     co_return row.error();
   }

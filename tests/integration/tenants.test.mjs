@@ -290,10 +290,6 @@ describe('tenants', { skip }, () => {
       // A budget that does not exist.
       ['/customer/new', { user_id: 'refused-d', budget_id: 'no-budget' }, 'budget_id', "budget_id 'no-budget' does not exist"],
       ['/customer/update', { user_id: 'refused-c', budget_id: 'no-budget' }, 'budget_id', "budget_id 'no-budget' does not exist"],
-      ['/organization/new', { organization_alias: 'org-refused-2', budget_id: 'no-budget' }, 'budget_id',
-        "budget_id 'no-budget' does not exist"],
-      ['/organization/update', { organization_id: org.organization_id, budget_id: 'no-budget' }, 'budget_id',
-        "budget_id 'no-budget' does not exist"],
       // A unique value another row has.
       ['/user/new', { user_id: 'refused-x', sso_user_id: 'sso-refused' }, 'sso_user_id',
         "sso_user_id 'sso-refused' is already used by another user"],
@@ -307,6 +303,19 @@ describe('tenants', { skip }, () => {
       assert.equal(r.json.error.param, param, r.text);
       assert.doesNotMatch(r.text, /constraint|violates|fkey|DETAIL|ERROR:|table|Key \(/, r.text);
     }
+    // An organisation's budget that does not exist: 404 naming it, as the key and user
+    // routes answer.
+    for (const [path, body] of [
+      ['/organization/new', { organization_alias: 'org-refused-2', budget_id: 'no-budget' }],
+      ['/organization/update', { organization_id: org.organization_id, budget_id: 'no-budget' }],
+    ]) {
+      const r = await post(path, body);
+      assertError(r, 404, 'not_found_error');
+      assert.equal(r.json.error.message, 'Budget not found: no-budget', `${path}: ${r.text}`);
+      assert.equal(r.json.error.param, 'budget_id', r.text);
+    }
+    assert.equal(psql(dbUrl, "SELECT count(*) FROM organizations WHERE organization_alias = 'org-refused-2'"), '0');
+    assert.notEqual((await ok(get(`/organization/info?organization_id=${org.organization_id}`))).budget_id, 'no-budget');
     // Nothing was written.
     assertError(await get('/team/info?team_id=team-refused-2'), 404);
     assertError(await get('/user/info?user_id=refused-w'), 404);
