@@ -27,6 +27,13 @@ constexpr std::string_view csrf_cookie = "switchyard_csrf";
 // Why the last sign-in was refused, for the UI's sign-in page: set by the server only, so a
 // crafted link cannot put words on that page (the redirect's `?error=signin` carries none).
 constexpr std::string_view signin_error_cookie = "switchyard_signin_error";
+// What the sign-in page shows when the ID token is refused, or its keys cannot be read.
+constexpr std::string_view id_token_refused =
+    "Sign-in refused: the identity provider's answer did not pass the gateway's checks. Sign in again; if this "
+    "keeps happening, ask an administrator to look at the gateway's log.";
+constexpr std::string_view jwks_unreadable =
+    "Sign-in failed: the identity provider's signing keys could not be read. Try again in a moment; if this "
+    "keeps happening, ask an administrator to look at the gateway's log.";
 
 std::string trim_slash(std::string s) {
   while (!s.empty() && s.back() == '/') {
@@ -134,8 +141,8 @@ http::response redirect(std::string location, int status = 302) {
 // A refused sign-in: a browser (it asks for HTML) is sent back to the UI's sign-in page,
 // the reason in a short-lived cookie that only /sso/session reads (and clears); any other
 // client gets the OpenAI-shaped error. The reason names no secret (it is the error the
-// API would answer), so the cookie needs no Secure flag.
-http::response callback_error(const http::request& req, const core::error& e) {
+// API would answer, or `shown` in its place), so the cookie needs no Secure flag.
+http::response callback_error(const http::request& req, const core::error& e, std::string_view shown = {}) {
   if (req.header("accept").find("text/html") == std::string_view::npos) {
     return http::error_response(e);
   }
@@ -144,7 +151,8 @@ http::response callback_error(const http::request& req, const core::error& e) {
   r.content_type = "text/plain";
   r.headers.emplace_back("location", "/ui/?error=signin");
   r.headers.emplace_back("set-cookie", std::string(signin_error_cookie) + "=" +
-                                           core::base64url_encode(e.message.substr(0, 1024)) +
+                                           core::base64url_encode(shown.empty() ? e.message.substr(0, 1024)
+                                                                                 : std::string(shown)) +
                                            "; Path=/sso/session; Max-Age=300; HttpOnly; SameSite=Lax");
   r.headers.emplace_back("cache-control", "no-store");
   return r;
@@ -655,8 +663,12 @@ net::awaitable<void> sso_endpoints::callback(http::request& req, http::responder
   std::string nonce = (*pending)->nonce;
   auto claims = co_await verify_id_token(std::move(id_token), std::move(nonce));
   if (!claims) {
+    // Which check failed (signature, issuer, audience, expiry, nonce, with the values) is
+    // for the operator: the log has it, and so has the error an API client gets. The
+    // person at the browser gets a fixed message saying what to do.
     spdlog::warn("sso: {}", claims.error().message);
-    co_await resp.send(callback_error(req, claims.error()));
+    const bool refused = claims.error().status == 401;
+    co_await resp.send(callback_error(req, claims.error(), refused ? id_token_refused : jwks_unreadable));
     co_return;
   }
   // The userinfo endpoint fills in what the ID token leaves out (the ID token wins).

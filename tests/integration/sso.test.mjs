@@ -37,7 +37,7 @@ function cookiesOf(res) {
 
 // Starts a sign-in on `g` and follows it to the callback; returns the callback's answer
 // (not followed further) and the authorization request's parameters.
-async function signInResponse(g, user, { beforeCallback, userinfo } = {}) {
+async function signInResponse(g, user, { beforeCallback, userinfo, headers } = {}) {
   idp.setUser(user, { userinfo });
   const start = await fetch(`${g.url}/sso/key/generate`, { redirect: 'manual' });
   assert.equal(start.status, 302, await start.text());
@@ -47,7 +47,7 @@ async function signInResponse(g, user, { beforeCallback, userinfo } = {}) {
   assert.equal(back.status, 302, await back.text());
   const callbackUrl = back.headers.get('location');
   beforeCallback?.();
-  const res = await fetch(callbackUrl, { redirect: 'manual' });
+  const res = await fetch(callbackUrl, { redirect: 'manual', headers });
   return { res, params, callbackUrl };
 }
 
@@ -190,6 +190,26 @@ describe('admin UI sign-in', { skip }, () => {
     // A state that was never issued.
     const forged = await fetch(`${gw.url}/sso/callback?code=x&state=never-issued`, { redirect: 'manual' });
     assert.equal(forged.status, 401);
+  });
+
+  test('a browser whose ID token is refused is shown a fixed message; which check failed is in the log only', async () => {
+    const html = { accept: 'text/html,application/xhtml+xml' };
+    for (const tamper of ['signature', 'audience', 'expired']) {
+      const { res } = await signInResponse(gw, ALICE, { headers: html, beforeCallback: () => { idp.state.tamperNext = tamper; } });
+      assert.equal(res.status, 303, tamper);
+      assert.equal(res.headers.get('location'), '/ui/?error=signin');
+      const c = cookiesOf(res);
+      assert.equal(c.switchyard_session, undefined, 'no session');
+      const reason = Buffer.from(c.switchyard_signin_error.value, 'base64url').toString();
+      assert.doesNotMatch(reason, /JWT|signature|audience|expired|switchyard-client|another-client/, `${tamper}: ${reason}`);
+      // The sign-in page's /sso/session call shows it, once.
+      const shown = await api(gw, '/sso/session', { headers: { cookie: `switchyard_signin_error=${c.switchyard_signin_error.value}` } });
+      assert.equal(shown.status, 401);
+      assert.equal(shown.json.error.message, "Sign-in refused: the identity provider's answer did not pass the gateway's "
+        + "checks. Sign in again; if this keeps happening, ask an administrator to look at the gateway's log.");
+    }
+    // The operator's log names the check (logged asynchronously: waited for).
+    await gw.proc.waitForStderr(/sso: Sign-in refused: invalid ID token: JWT audience 'another-client'/, 20_000 * SLOW);
   });
 
   test('admin_only: a non-admin is refused at sign-in and with an existing session; an admin gets in', async () => {
