@@ -1452,6 +1452,7 @@ struct gateway::impl {
     o.timeout = env_ms("SWITCHYARD_LIMITS_REDIS_TIMEOUT_MS", o.timeout);
     o.reservation_ttl = env_ms("SWITCHYARD_LIMITS_RESERVATION_TTL_MS", o.reservation_ttl);
     o.lease = env_ms("SWITCHYARD_LIMITS_LEASE_MS", o.lease);
+    o.instance_stale = env_ms("SWITCHYARD_LIMITS_INSTANCE_STALE_MS", o.instance_stale);
     spdlog::info("limits: budgets and rate limits enforced {} (window {} ms)",
                  redis ? "through Redis, shared by every instance" : "in memory, per instance", o.window.count());
     return std::make_unique<limits::redis_engine>(ioc.get_executor(), redis.get(), o, [] {

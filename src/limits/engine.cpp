@@ -12,37 +12,96 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 
 namespace switchyard::limits {
 
 // ---------------------------------------------------------------- the Lua scripts
 
-// Reserve: ARGV = id, window ms, reservation ttl ms, n, lease divisor, then per check:
-// kind (b|r|t|p), limit, amount, seed, key ttl ms, lease wanted. KEYS per check: budgets a
-// hash {s: spend, r: reserved} and a zset of reservations ("id:amount", scored by their
-// expiry); windows a counter whose TTL is the window (created at first use); parallel
-// slots a zset of request ids scored by their expiry. Expired reservations are dropped
-// first. A token window fits while it is below its limit (the request's estimate may
-// pass what is left); the others fit when their amount does. Either every check fits and
-// is reserved, or nothing is written: {0, index, used,
-// reset ms}; else {1, 0, 0, 0, remaining1, reset1, leased1, ...}. A check that asks for a
-// lease gets the room wanted, or what is left divided by the divisor when that is at
-// least 1/8 of it, or none; a budget's lease holds the request's own amount too, under
-// "id~". Time is Redis' own (TIME), one clock for all.
-const char* const reserve_script = R"lua(
+// Every script starts here: Redis' time (TIME, one clock for every instance), and the
+// calling instance heard of. KEYS[1] holds the instances by when they were last heard of
+// (a heartbeat, a reserve or a settle); those unheard for `stale` ms move to KEYS[2], the
+// gone ones (kept `keep` ms: as long as a reservation of theirs could live), and KEYS[3]
+// counts such moves, so a counter swept since the last one holds nothing of a gone
+// instance. An instance heard of again (it was cut off, not dead) is no longer gone.
+namespace {
+
+constexpr char heard_lua[] = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function heard(iid, stale, keep)
+  if redis.call('ZADD', KEYS[1], now, iid) == 1 then
+    redis.call('ZREM', KEYS[2], iid)
+  end
+  local lost = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - stale)
+  if #lost > 0 then
+    for _, m in ipairs(lost) do
+      redis.call('ZADD', KEYS[2], now, m)
+    end
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - stale)
+    redis.call('INCR', KEYS[3])
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - keep)
+end
+)lua";
+
+// A script: the part above, then its own.
+template <std::size_t A, std::size_t B>
+constexpr std::array<char, A + B - 1> with_heard(const char (&a)[A], const char (&b)[B]) {
+  std::array<char, A + B - 1> out{};
+  for (std::size_t i = 0; i + 1 < A; ++i) {
+    out[i] = a[i];
+  }
+  for (std::size_t i = 0; i < B; ++i) {
+    out[A - 1 + i] = b[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+// Reserve: ARGV = id ("<instance>/<request>"), window ms, reservation ttl ms, n, lease
+// divisor, instance, stale ms, then per check: kind (b|r|t|p), limit, amount, seed, key ttl
+// ms, lease wanted. KEYS: the three of the instances (above), then per check: budgets a
+// hash {s: spend, r: reserved, g: the gone count it was swept at} and a zset of
+// reservations ("id:amount", scored by their expiry); windows a counter whose TTL is the
+// window (created at first use); parallel slots a zset of request ids scored by their
+// expiry and the gone count it was swept at. Expired reservations are dropped first, then,
+// when an instance has gone since the counter was last swept, every reservation of a gone
+// instance (its name is the member's prefix): a dead gateway's budget and slots come back
+// within seconds, not at their expiry. A token window fits while it is below its limit
+// (the request's estimate may pass what is left); the others fit when their amount does.
+// Either every check fits and is reserved, or none is: {0, index, used, reset ms}; else
+// {1, 0, 0, 0, remaining1, reset1, leased1, ...}. A check that asks for a lease gets the
+// room wanted, or what is left divided by the divisor when that is at least 1/8 of it, or
+// none; a budget's lease holds the request's own amount too, under "id~".
+constexpr auto reserve_text = with_heard(heard_lua, R"lua(
 local id = ARGV[1]
 local win = tonumber(ARGV[2])
 local rttl = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
 local div = tonumber(ARGV[5])
+heard(ARGV[6], tonumber(ARGV[7]), rttl)
+local seq = redis.call('GET', KEYS[3]) or '0'
+local gone = {}
+local function lost(m)
+  local inst = string.match(m, '^([^/]+)/')
+  if not inst then
+    return false
+  end
+  local g = gone[inst]
+  if g == nil then
+    g = redis.call('ZSCORE', KEYS[2], inst) ~= false
+    gone[inst] = g
+  end
+  return g
+end
 local used = {}
 local ttl = {}
 local grant = {}
-local k = 1
+local k = 4
 for i = 1, n do
-  local a = 5 + (i - 1) * 6
+  local a = 7 + (i - 1) * 6
   local kind = ARGV[a + 1]
   local limit = tonumber(ARGV[a + 2])
   local amount = tonumber(ARGV[a + 3])
@@ -51,20 +110,29 @@ for i = 1, n do
   if kind == 'b' then
     local h, z = KEYS[k], KEYS[k + 1]
     k = k + 2
+    local freed = 0
     local dead = redis.call('ZRANGEBYSCORE', z, '-inf', now)
     if #dead > 0 then
-      local freed = 0
       for _, m in ipairs(dead) do
         freed = freed + tonumber(string.match(m, '[^:]*$'))
       end
       redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
-      if redis.call('EXISTS', h) == 1 then
+    end
+    local v = redis.call('HMGET', h, 's', 'r', 'g')
+    if v[1] and seq ~= '0' and v[3] ~= seq then
+      for _, m in ipairs(redis.call('ZRANGE', z, 0, -1)) do
+        if lost(m) then
+          freed = freed + tonumber(string.match(m, '[^:]*$'))
+          redis.call('ZREM', z, m)
+        end
+      end
+      redis.call('HSET', h, 'g', seq)
+    end
+    if v[1] then
+      if freed > 0 then
         redis.call('HINCRBY', h, 'r', -freed)
       end
-    end
-    local v = redis.call('HMGET', h, 's', 'r')
-    if v[1] then
-      u = tonumber(v[1]) + tonumber(v[2] or '0')
+      u = tonumber(v[1]) + tonumber(v[2] or '0') - freed
     else
       u = tonumber(ARGV[a + 4])
       r = -2
@@ -73,9 +141,17 @@ for i = 1, n do
       return {0, i, u, -1}
     end
   elseif kind == 'p' then
-    local z = KEYS[k]
-    k = k + 1
+    local z, sw = KEYS[k], KEYS[k + 1]
+    k = k + 2
     redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
+    if seq ~= '0' and redis.call('GET', sw) ~= seq then
+      for _, m in ipairs(redis.call('ZRANGE', z, 0, -1)) do
+        if lost(m) then
+          redis.call('ZREM', z, m)
+        end
+      end
+      redis.call('SET', sw, seq, 'PX', rttl)
+    end
     u = redis.call('ZCARD', z)
     if u + amount > limit then
       return {0, i, u, -1}
@@ -105,9 +181,9 @@ for i = 1, n do
   grant[i] = g
 end
 local out = {1, 0, 0, 0}
-k = 1
+k = 4
 for i = 1, n do
-  local a = 5 + (i - 1) * 6
+  local a = 7 + (i - 1) * 6
   local kind = ARGV[a + 1]
   local limit = tonumber(ARGV[a + 2])
   local amount = tonumber(ARGV[a + 3])
@@ -118,7 +194,7 @@ for i = 1, n do
     k = k + 2
     local kttl = ARGV[a + 5]
     if ttl[i] == -2 then
-      redis.call('HSET', h, 's', ARGV[a + 4], 'r', 0)
+      redis.call('HSET', h, 's', ARGV[a + 4], 'r', 0, 'g', seq)
     end
     if g > 0 then
       redis.call('HINCRBY', h, 'r', amount + g)
@@ -131,7 +207,7 @@ for i = 1, n do
     redis.call('PEXPIRE', z, kttl)
   elseif kind == 'p' then
     local z = KEYS[k]
-    k = k + 1
+    k = k + 2
     redis.call('ZADD', z, now + rttl, id)
     redis.call('PEXPIRE', z, rttl)
   else
@@ -150,22 +226,23 @@ for i = 1, n do
   out[#out + 1] = g
 end
 return out
-)lua";
+)lua");
+const char* const reserve_script = reserve_text.data();
 
-// Settle: ARGV = n, reservation ttl ms, then per op: kind, member, reserved, actual, next
-// (same KEYS layout). A budget's reservation is released only if it is still there (not
-// expired), and the actual cost is added to a counter that still exists (a missing one is
-// seeded from Postgres, which has the cost). Token windows are corrected by actual -
-// reserved (a window lease gives back what it did not use with a negative `actual`). A
-// budget lease ('B') moves from holding `reserved` to holding `next` (nothing when 0)
-// and adds `actual` to the spend.
-const char* const settle_script = R"lua(
+// Settle: ARGV = n, reservation ttl ms, instance, stale ms, then per op: kind, member,
+// reserved, actual, next (same KEYS layout). A budget's reservation is released only if it
+// is still there (not expired, nor dropped with a gone instance's), and the actual cost is
+// added to a counter that still exists (a missing one is seeded from Postgres, which has
+// the cost). Token windows are corrected by actual - reserved (a window lease gives back
+// what it did not use with a negative `actual`). A budget lease ('B') moves from holding
+// `reserved` to holding `next` (nothing when 0) and adds `actual` to the spend.
+constexpr auto settle_text = with_heard(heard_lua, R"lua(
 local n = tonumber(ARGV[1])
 local rttl = tonumber(ARGV[2])
-local now = nil
-local k = 1
+heard(ARGV[3], tonumber(ARGV[4]), rttl)
+local k = 4
 for i = 1, n do
-  local a = 2 + (i - 1) * 5
+  local a = 4 + (i - 1) * 5
   local kind = ARGV[a + 1]
   local member = ARGV[a + 2]
   local reserved = tonumber(ARGV[a + 3])
@@ -181,10 +258,6 @@ for i = 1, n do
           redis.call('HINCRBY', h, 'r', nxt - reserved)
         end
         if nxt > 0 then
-          if not now then
-            local t = redis.call('TIME')
-            now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-          end
           redis.call('ZADD', z, now + rttl, member .. ':' .. ARGV[a + 5])
         end
       end
@@ -196,7 +269,7 @@ for i = 1, n do
     end
   elseif kind == 'p' then
     redis.call('ZREM', KEYS[k], member)
-    k = k + 1
+    k = k + 2
   else
     local c = KEYS[k]
     k = k + 1
@@ -209,7 +282,17 @@ for i = 1, n do
   end
 end
 return n
-)lua";
+)lua");
+const char* const settle_script = settle_text.data();
+
+// Heartbeat: ARGV = instance, stale ms, keep ms, live ms. The instance is heard of (and
+// the unheard ones are gone); returns the instances heard of within `live` ms, the live
+// count the outage share divides by.
+constexpr auto heartbeat_text = with_heard(heard_lua, R"lua(
+heard(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]))
+return redis.call('ZCOUNT', KEYS[1], now - tonumber(ARGV[4]), '+inf')
+)lua");
+const char* const heartbeat_script = heartbeat_text.data();
 
 namespace {
 
@@ -248,8 +331,16 @@ void push_keys(std::vector<std::string>& keys, const std::string& prefix, const 
       break;
     case kind::parallel:
       keys.push_back(base + ":max_parallel_requests");
+      keys.push_back(base + ":max_parallel_requests:swept");
       break;
   }
+}
+
+// The instances' keys every script starts with (KEYS[1..3]).
+void push_instance_keys(std::vector<std::string>& keys, const std::string& prefix) {
+  keys.push_back(prefix + "instances");
+  keys.push_back(prefix + "gone");
+  keys.push_back(prefix + "gone_seq");
 }
 
 // The lease table's key of a counter: a hash of what counter_of() names, without building
@@ -488,7 +579,13 @@ redis_engine::redis_engine(net::any_io_executor loop, store::redis::redis_client
       opts_(std::move(opts)),
       local_(std::move(now_ms), opts_.window),
       st_(std::make_shared<state>(loop)),
-      instance_id_(core::uuid4()) {}
+      instance_id_(opts_.instance_id.empty() ? core::uuid4() : opts_.instance_id),
+      stale_ms_(instance_stale_ms(opts_).count()) {}
+
+std::chrono::milliseconds instance_stale_ms(const redis_engine_options& o) {
+  const auto wanted = o.instance_stale.count() > 0 ? o.instance_stale : 5 * o.heartbeat;
+  return std::max(wanted, 3 * o.heartbeat + std::max(o.lease, std::chrono::milliseconds{0}));
+}
 
 redis_engine::~redis_engine() { stop(); }
 
@@ -640,22 +737,27 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
       asking.keys.push_back(key);
     }
   }
-  // EVALSHA sha numkeys keys... id window ttl n div (kind limit amount seed ttl want)...
+  // EVALSHA sha numkeys keys... id window ttl n div instance stale (kind limit amount seed
+  // ttl want)... The reservations are named after this instance: when it is gone, the
+  // scripts drop them (the reserve script's comment).
   auto build = [&](const std::string& sha) {
     std::vector<std::string> cmd;
-    cmd.reserve(3 + checks.size() * 2 + 5 + checks.size() * 6);
+    cmd.reserve(6 + checks.size() * 2 + 7 + checks.size() * 6);
     cmd.emplace_back("EVALSHA");
     cmd.push_back(sha);
     cmd.emplace_back();  // numkeys, below
+    push_instance_keys(cmd, opts_.prefix);
     for (const auto& c : checks) {
       push_keys(cmd, opts_.prefix, c);
     }
     cmd[2] = std::to_string(cmd.size() - 3);
-    cmd.push_back(id);
+    cmd.push_back(instance_id_ + "/" + id);
     cmd.push_back(std::to_string(opts_.window.count()));
     cmd.push_back(std::to_string(opts_.reservation_ttl.count()));
     cmd.push_back(std::to_string(checks.size()));
     cmd.push_back(std::to_string(std::max<std::int64_t>(1, opts_.lease_divisor) * std::max<std::int64_t>(1, live_)));
+    cmd.push_back(instance_id_);
+    cmd.push_back(std::to_string(stale_ms_));
     for (std::size_t i = 0; i < checks.size(); ++i) {
       const auto& c = checks[i];
       cmd.emplace_back(1, kind_char(c.k));
@@ -708,7 +810,6 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
   d.remaining.resize(checks.size());
   d.reset_in_ms.resize(checks.size());
   d.lease.assign(checks.size(), 0);
-  const std::int64_t got = local_.now();
   for (std::size_t i = 0; i < checks.size() && 6 + 3 * i < e.size(); ++i) {
     d.remaining[i] = e[4 + 3 * i].integer;
     d.reset_in_ms[i] = e[5 + 3 * i].integer;
@@ -726,7 +827,10 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
     l.key = key;
     l.available = granted;
     l.base = d.remaining[i] - granted;
-    l.draw_until = got + opts_.lease.count();
+    // Drawn until a lease's time after the ask was sent, not after the answer came: Redis
+    // heard of this instance when it granted it (no earlier than the send), so it is drawn
+    // no longer than Redis could think this instance alive (instance_stale > lease).
+    l.draw_until = now + opts_.lease.count();
     if (c.k == kind::budget) {
       l.member = id + "~";
       l.drawn = c.amount;
@@ -1050,13 +1154,16 @@ net::awaitable<void> redis_engine::flush_loop() {
     if (redis_->connected() && co_await ensure_scripts() && st->alive) {
       std::vector<std::string> keys;
       std::vector<std::string> argv;
+      push_instance_keys(keys, opts_.prefix);
       argv.push_back(std::to_string(batch.size()));
       argv.push_back(std::to_string(opts_.reservation_ttl.count()));
+      argv.push_back(instance_id_);
+      argv.push_back(std::to_string(stale_ms_));
       for (const auto& op : batch) {
         push_keys(keys, opts_.prefix, op.c);
         const bool lease_op = op.lease != 0 && op.c.k == kind::budget;
         argv.emplace_back(1, lease_op ? 'B' : kind_char(op.c.k));
-        argv.push_back(op.member);
+        argv.push_back(op.member.empty() ? std::string() : instance_id_ + "/" + op.member);
         argv.push_back(std::to_string(op.reserved));
         argv.push_back(std::to_string(op.actual));
         argv.push_back(std::to_string(op.next));
@@ -1115,29 +1222,20 @@ net::awaitable<void> redis_engine::drain(std::chrono::steady_clock::time_point d
 
 net::awaitable<void> redis_engine::heartbeat_loop() {
   auto st = st_;
-  const std::string key = opts_.prefix + "instances";
   for (;;) {
     if (redis_->connected()) {
-      const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                           std::chrono::system_clock::now().time_since_epoch())
-                           .count();
-      std::vector<std::string> add{"ZADD", key, std::to_string(now), instance_id_};
-      auto a = co_await redis_->command(std::move(add), std::chrono::milliseconds{1000});
+      // Scored with Redis' clock, as the scripts that read it: gateways' clocks may differ.
+      std::vector<std::string> cmd{"EVAL", heartbeat_script, "3"};
+      push_instance_keys(cmd, opts_.prefix);
+      cmd.push_back(instance_id_);
+      cmd.push_back(std::to_string(stale_ms_));
+      cmd.push_back(std::to_string(opts_.reservation_ttl.count()));
+      cmd.push_back(std::to_string(3 * opts_.heartbeat.count()));
+      auto c = co_await redis_->command(std::move(cmd), std::chrono::milliseconds{1000});
       if (!st->alive) {
         co_return;
       }
-      std::vector<std::string> trim{"ZREMRANGEBYSCORE", key, "-inf",
-                                    std::to_string(now - 3 * opts_.heartbeat.count())};
-      auto t = co_await redis_->command(std::move(trim), std::chrono::milliseconds{1000});
-      if (!st->alive) {
-        co_return;
-      }
-      std::vector<std::string> count{"ZCARD", key};
-      auto c = co_await redis_->command(std::move(count), std::chrono::milliseconds{1000});
-      if (!st->alive) {
-        co_return;
-      }
-      if (a && t && c && c->type == store::redis::reply::kind::integer && c->integer > 0) {
+      if (c && c->type == store::redis::reply::kind::integer && c->integer > 0) {
         live_ = c->integer;
       }
       if (co_await ensure_scripts(); !st->alive) {

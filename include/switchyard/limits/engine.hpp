@@ -102,6 +102,15 @@ struct redis_engine_options {
   std::chrono::milliseconds reservation_ttl{900000};
   std::chrono::milliseconds settle_interval{5};  // settles are batched this long
   std::chrono::milliseconds heartbeat{2000};     // live-instance count, for the outage share
+  // An instance not heard from (heartbeat, reserve or settle) for this long is gone: the
+  // next script that touches a counter drops its reservations, leases and parallel slots
+  // there (the reservation TTL stays the backstop). 0: five heartbeats. Never less than
+  // three heartbeats plus `lease`, so a live instance's are never dropped and none of its
+  // leases is drawn once they could be (see instance_stale_ms()).
+  std::chrono::milliseconds instance_stale{0};
+  // This instance's name in Redis (members are "<instance>/<id>"); empty: a fresh uuid.
+  // No '/' in it. Tests name their instances.
+  std::string instance_id;
   std::size_t max_pending_settles = 100000;      // kept while Redis is down, then dropped
   // Leases (docs/limits.md, "Leases"): a check far from its limit reserves room for
   // `lease_requests` more requests like it, drawn on this instance without Redis for up to
@@ -114,7 +123,13 @@ struct redis_engine_options {
   std::string prefix = "switchyard:limits:";
 };
 
-// Shared counters in Redis. Without a client (null) it is a memory engine.
+// How long an instance may go unheard before its reservations are dropped (the option, or
+// its default, raised to the minimum above).
+std::chrono::milliseconds instance_stale_ms(const redis_engine_options& o);
+
+// Shared counters in Redis. Without a client (null) it is a memory engine. `now_ms` is the
+// steady clock in ms that the local engine, the leases and the waits for another
+// request's ask are timed on (tests inject one).
 class redis_engine {
  public:
   redis_engine(net::any_io_executor loop, store::redis::redis_client* redis, redis_engine_options opts,
@@ -136,6 +151,7 @@ class redis_engine {
   std::size_t leases() const noexcept { return leases_.size(); }  // held (for tests)
   std::uint64_t reserve_scripts() const noexcept { return reserve_scripts_; }  // EVALSHAs sent
   std::int64_t live_instances() const noexcept { return live_; }
+  const std::string& instance_id() const noexcept { return instance_id_; }
   void start();  // heartbeat (live instances) and the settle flusher
   // Waits until the queued settles were sent (or `deadline`); for a graceful stop.
   net::awaitable<void> drain(std::chrono::steady_clock::time_point deadline);
@@ -201,10 +217,12 @@ class redis_engine {
   bool degraded_ = false;
   bool stopped_ = false;
   std::string instance_id_;
+  std::int64_t stale_ms_ = 0;  // instance_stale_ms(opts_)
 };
 
 // The Lua scripts (public for tests that run them against a real Redis).
 extern const char* const reserve_script;
 extern const char* const settle_script;
+extern const char* const heartbeat_script;
 
 }  // namespace switchyard::limits

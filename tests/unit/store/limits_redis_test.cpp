@@ -6,6 +6,7 @@
 
 #include "store_test_support.hpp"
 
+#include <algorithm>
 #include <memory>
 
 namespace {
@@ -304,6 +305,177 @@ TEST_F(limits_redis_test, token_leases_settle_to_the_actual_tokens) {
     co_await stop_both(in);
     EXPECT_EQ(co_await int_of(*in.c1, prefix + "{api_key:k1}:tokens"), used);
     EXPECT_LE(trips(*in.e1, *in.e2), 400u / 8);
+  });
+}
+
+check with_id(check c, std::string id) {
+  c.id = std::move(id);
+  return c;
+}
+
+// One instance with a name of its own (its reservations' prefix in Redis).
+struct named_instance {
+  std::unique_ptr<rd::redis_client> client;
+  std::unique_ptr<lim::redis_engine> engine;
+};
+
+net::awaitable<named_instance> instance_named(const std::string& url, lim::redis_engine_options o,
+                                              std::int64_t& clock, std::string name) {
+  auto ex = co_await net::this_coro::executor;
+  named_instance in;
+  in.client = std::make_unique<rd::redis_client>(ex, options_from_url(url));
+  if (!co_await in.client->connect()) {
+    throw std::runtime_error("Redis not reachable");
+  }
+  o.instance_id = std::move(name);
+  in.engine = std::make_unique<lim::redis_engine>(ex, in.client.get(), o, [&clock] { return clock; });
+  in.engine->start();
+  co_return in;
+}
+
+net::awaitable<std::vector<std::string>> members_of(rd::redis_client& c, std::string key) {
+  std::vector<std::string> cmd{"ZRANGE", std::move(key), "0", "-1"};
+  auto r = co_await c.command(std::move(cmd), 2000ms);
+  std::vector<std::string> out;
+  if (r && r->type == rd::reply::kind::array) {
+    for (const auto& e : r->elements) {
+      out.push_back(e.str);
+    }
+  }
+  co_return out;
+}
+
+// The amounts a budget's reservations ("<instance>/<id>:<amount>") hold.
+std::int64_t held_by(const std::vector<std::string>& members) {
+  std::int64_t sum = 0;
+  for (const auto& m : members) {
+    sum += std::stoll(m.substr(m.rfind(':') + 1));
+  }
+  return sum;
+}
+
+std::size_t count_of(const std::vector<std::string>& members, const std::string& instance) {
+  return static_cast<std::size_t>(std::count_if(members.begin(), members.end(), [&](const std::string& m) {
+    return m.starts_with(instance + "/");
+  }));
+}
+
+// Redis' clock (ms), the one the scripts read.
+net::awaitable<std::int64_t> redis_now_ms(rd::redis_client& c) {
+  std::vector<std::string> cmd{"TIME"};
+  auto r = co_await c.command(std::move(cmd), 2000ms);
+  if (!r || r->type != rd::reply::kind::array || r->elements.size() != 2) {
+    throw std::runtime_error("TIME failed");
+  }
+  co_return std::stoll(r->elements[0].str) * 1000 + std::stoll(r->elements[1].str) / 1000;
+}
+
+TEST_F(limits_redis_test, a_dead_instances_reservations_are_dropped_once_it_is_unheard_of) {
+  run([&]() -> net::awaitable<void> {
+    auto o = options();
+    o.lease = 1000ms;          // the still clock: a lease is drawn until the instance stops
+    o.instance_stale = 60s;    // unheard of for a minute: gone
+    auto dead = co_await instance_named(url, o, clock_ms, "dead");
+    auto slow = co_await instance_named(url, o, clock_ms, "slow");
+    auto live = co_await instance_named(url, o, clock_ms, "live");
+    // A budget near its limit (every request asks Redis), a parallel limit, and a budget
+    // far from its limit (drawn from a lease).
+    const std::vector<check> near{with_id(make(kind::budget, 10'000, 1000), "near")};
+    const std::vector<check> par{with_id(make(kind::parallel, 2, 1), "par")};
+    const std::vector<check> far{with_id(make(kind::budget, 1'000'000'000, 1000), "far")};
+    tally t;
+    for (int i = 0; i < 5; ++i) {
+      co_await reserve_one(*dead.engine, near, "d" + std::to_string(i), t);
+      co_await reserve_one(*slow.engine, near, "s" + std::to_string(i), t);
+    }
+    co_await reserve_one(*dead.engine, par, "dp", t);
+    co_await reserve_one(*slow.engine, par, "sp", t);
+    co_await reserve_one(*dead.engine, far, "df", t);
+    EXPECT_EQ(t.ok, 13);
+    EXPECT_EQ(dead.engine->leases(), 1u);
+    // Full: the live instance is refused.
+    tally before;
+    co_await reserve_one(*live.engine, near, "l0", before);
+    co_await reserve_one(*live.engine, par, "lp0", before);
+    EXPECT_EQ(before.refused, 2);
+
+    // `dead` is killed (nothing given back, nothing settled, no more heartbeats); `slow`
+    // stops too, as a gateway whose heartbeats are late. Redis last heard of them 10
+    // minutes ago (reservations live 15) and 30 s ago.
+    dead.engine->stop();
+    slow.engine->stop();
+    auto& rc = *live.client;
+    const std::int64_t now = co_await redis_now_ms(rc);
+    const std::string heard_of = prefix + "instances";
+    std::vector<std::string> unheard{"ZADD", heard_of, std::to_string(now - 600'000), "dead",
+                                     std::to_string(now - 30'000), "slow"};
+    auto z = co_await rc.command(std::move(unheard), 2000ms);
+    CO_ASSERT(z && !z->is_error(), "ZADD failed");
+
+    // The live instance's next scripts drop what `dead` held, and only that.
+    tally after;
+    for (int i = 0; i < 8; ++i) {
+      co_await reserve_one(*live.engine, near, "l" + std::to_string(i + 1), after);
+    }
+    EXPECT_EQ(after.ok, 5);  // `slow`'s 5000 still held
+    tally slots;
+    for (int i = 0; i < 3; ++i) {
+      co_await reserve_one(*live.engine, par, "lp" + std::to_string(i + 1), slots);
+    }
+    EXPECT_EQ(slots.ok, 1);  // `slow`'s slot still held
+    tally far_after;
+    co_await reserve_one(*live.engine, far, "lf", far_after);
+    EXPECT_EQ(far_after.ok, 1);
+
+    const auto near_members = co_await members_of(rc, prefix + "{api_key:near}:reserved:all");
+    EXPECT_EQ(count_of(near_members, "dead"), 0u);
+    EXPECT_EQ(count_of(near_members, "slow"), 5u);
+    EXPECT_EQ(count_of(near_members, "live"), 5u);
+    EXPECT_EQ(co_await int_of(rc, prefix + "{api_key:near}:budget:all", "r"), held_by(near_members));
+    const auto par_members = co_await members_of(rc, prefix + "{api_key:par}:max_parallel_requests");
+    EXPECT_EQ(count_of(par_members, "dead"), 0u);
+    EXPECT_EQ(count_of(par_members, "slow"), 1u);
+    EXPECT_EQ(count_of(par_members, "live"), 1u);
+    // The dead instance's lease is gone too: what is reserved is the live one's alone.
+    const auto far_members = co_await members_of(rc, prefix + "{api_key:far}:reserved:all");
+    EXPECT_EQ(count_of(far_members, "dead"), 0u);
+    EXPECT_EQ(co_await int_of(rc, prefix + "{api_key:far}:budget:all", "r"), held_by(far_members));
+    EXPECT_EQ(held_by(far_members) > 0, true);
+    live.engine->stop();
+  });
+}
+
+// A lease is drawn for its time counted from when it was asked for, not from when the
+// answer came: the ask told Redis this instance was alive, so the lease is never drawn
+// after Redis could have found the instance gone (instance_stale > lease) and dropped it.
+TEST_F(limits_redis_test, a_lease_is_drawn_for_its_time_from_the_ask_not_from_the_answer) {
+  private_server srv{private_server::kind::redis};
+  run([&]() -> net::awaitable<void> {
+    auto o = options();
+    o.lease = 1000ms;
+    o.timeout = 3600s;  // Redis is stopped below: no ask times out
+    o.heartbeat = 3600s;
+    auto a = co_await instance_named(srv.url(), o, clock_ms, "a");
+    const std::vector<check> warm{with_id(make(kind::requests, 100'000, 1), "warm")};
+    tally t;
+    co_await reserve_one(*a.engine, warm, "w", t);  // the scripts are loaded
+    const std::vector<check> cs{make(kind::budget, 1'000'000'000, 1000)};
+    srv.signal_redis("STOP");
+    bool done = false;
+    lim::decision first;
+    auto ex = co_await net::this_coro::executor;
+    net::co_spawn(ex, reserve_one(*a.engine, cs, "r1", t), [&](std::exception_ptr, lim::decision d) {
+      first = std::move(d);
+      done = true;
+    });
+    co_await eventually([&]() -> net::awaitable<bool> { co_return a.engine->reserve_scripts() == 2; }, 20000ms, 1ms);
+    clock_ms += 1000;  // the answer comes a lease's time after the ask
+    srv.signal_redis("CONT");
+    co_await eventually([&]() -> net::awaitable<bool> { co_return done; }, 20000ms, 1ms);
+    CO_ASSERT(done && first.ok && !first.lease.empty() && first.lease[0] != 0, "no lease granted");
+    lim::decision next;
+    EXPECT_FALSE(a.engine->try_local(cs, next)) << "a lease drawn past its time";
+    a.engine->stop();
   });
 }
 
