@@ -537,10 +537,12 @@ struct redis_engine::state {
   net::steady_timer tick;  // heartbeat
   std::string reserve_sha, settle_sha;
   bool flushing = false;
-  // Leases being asked for (counter_key -> when the ask was sent), and the requests waiting
-  // for them instead of asking Redis themselves: one round trip fills a counter's lease for
-  // a burst of requests that found it empty together.
-  std::unordered_map<std::uint64_t, std::chrono::steady_clock::time_point> asking;
+  // Leases being asked for (counter_key -> the ask's number), and the requests waiting for
+  // them instead of asking Redis themselves: one round trip fills a counter's lease for a
+  // burst of requests that found it empty together. Asks are numbered in the order they
+  // are sent, so whether an ask is older than a wait is exact (no clock ties).
+  std::unordered_map<std::uint64_t, std::uint64_t> asking;
+  std::uint64_t asks = 0;
   std::vector<std::shared_ptr<net::steady_timer>> waiters;
   void granted() {
     for (auto& t : waiters) {
@@ -581,6 +583,10 @@ redis_engine::redis_engine(net::any_io_executor loop, store::redis::redis_client
       st_(std::make_shared<state>(loop)),
       instance_id_(opts_.instance_id.empty() ? core::uuid4() : opts_.instance_id),
       stale_ms_(instance_stale_ms(opts_).count()) {}
+
+std::size_t redis_engine::waiting() const noexcept { return st_->waiters.size(); }
+
+void redis_engine::wake_waiters() { st_->granted(); }
 
 std::chrono::milliseconds instance_stale_ms(const redis_engine_options& o) {
   const auto wanted = o.instance_stale.count() > 0 ? o.instance_stale : 5 * o.heartbeat;
@@ -684,23 +690,25 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
   // wait through several asks that each came back in time (a burst that drains lease after
   // lease); such a request asks Redis itself, with its own timeout, since deciding it on
   // this instance's share of the limit would let a budget be passed while Redis answers.
-  // Which ask is older is read from the steady clock, not from which timer fires first:
+  // Which ask is older is read from the asks' numbers, not from which timer fires first:
   // on a loaded machine the ask's own timeout and the waiters' can expire in one batch.
-  const auto waiting_since = std::chrono::steady_clock::now();
-  const auto wait_until = waiting_since + opts_.timeout;
+  // The wait is timed on the engine's clock (`now_ms`, injected by tests).
+  const std::uint64_t asked_before = st->asks;
+  const std::int64_t wait_until = local_.now() + opts_.timeout.count();
   while (leasable) {
     bool pending = false;
     bool stalled = false;
     for (const auto& c : checks) {
       if (auto it = st->asking.find(counter_key(c)); it != st->asking.end()) {
         pending = true;
-        stalled = stalled || it->second <= waiting_since;
+        stalled = stalled || it->second <= asked_before;
       }
     }
     if (!pending) {
       break;
     }
-    if (std::chrono::steady_clock::now() >= wait_until) {
+    const std::int64_t left = wait_until - local_.now();
+    if (left <= 0) {
       if (!degraded_ && !stalled) {
         break;  // ask Redis below, without a lease of the counters still being asked for
       }
@@ -710,7 +718,7 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
       co_return d;
     }
     auto t = std::make_shared<net::steady_timer>(loop_);
-    t->expires_at(wait_until);
+    t->expires_after(std::chrono::milliseconds{left});
     st->waiters.push_back(t);
     boost::system::error_code ec;
     co_await t->async_wait(net::redirect_error(net::use_awaitable, ec));
@@ -733,7 +741,7 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
     }
     want[i] = want_of(checks[i], now);
     if (want[i] > 0) {
-      st->asking.emplace(key, std::chrono::steady_clock::now());
+      st->asking.emplace(key, ++st->asks);
       asking.keys.push_back(key);
     }
   }

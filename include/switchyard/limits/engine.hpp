@@ -152,6 +152,12 @@ class redis_engine {
   std::uint64_t reserve_scripts() const noexcept { return reserve_scripts_; }  // EVALSHAs sent
   std::int64_t live_instances() const noexcept { return live_; }
   const std::string& instance_id() const noexcept { return instance_id_; }
+  // Requests waiting for another request's ask (for tests).
+  std::size_t waiting() const noexcept;
+  // Wakes the requests waiting for an ask: each reads the clock again, then waits on, draws
+  // from a lease, asks Redis or decides locally. For tests that move the injected clock
+  // (a wait's timer is armed for what is left of it when it starts).
+  void wake_waiters();
   void start();  // heartbeat (live instances) and the settle flusher
   // Waits until the queued settles were sent (or `deadline`); for a graceful stop.
   net::awaitable<void> drain(std::chrono::steady_clock::time_point deadline);

@@ -85,7 +85,10 @@ struct instances {
   std::unique_ptr<lim::redis_engine> e1, e2;
 };
 
-net::awaitable<instances> two(const std::string& url, const lim::redis_engine_options& o, std::int64_t& clock) {
+// `clock`: the engines' clock (ms), still unless the test moves it; `ticking`: a real one
+// instead.
+net::awaitable<instances> two(const std::string& url, const lim::redis_engine_options& o, std::int64_t& clock,
+                              bool ticking = false) {
   auto ex = co_await net::this_coro::executor;
   instances in;
   in.c1 = std::make_unique<rd::redis_client>(ex, options_from_url(url));
@@ -95,7 +98,10 @@ net::awaitable<instances> two(const std::string& url, const lim::redis_engine_op
   if (!a || !b) {
     throw std::runtime_error("Redis not reachable");
   }
-  auto fn = [&clock] { return clock; };
+  lim::memory_engine::clock_fn fn = [&clock] { return clock; };
+  if (ticking) {
+    fn = [] { return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now().time_since_epoch()).count(); };
+  }
   in.e1 = std::make_unique<lim::redis_engine>(ex, in.c1.get(), o, fn);
   in.e2 = std::make_unique<lim::redis_engine>(ex, in.c2.get(), o, fn);
   in.e1->start();
@@ -225,7 +231,7 @@ TEST_F(limits_redis_test, requests_waiting_for_an_ask_to_a_stalled_redis_wait_no
   run([&]() -> net::awaitable<void> {
     auto o = options();
     o.timeout = 100ms;
-    auto in = co_await two(srv.url(), o, clock_ms);
+    auto in = co_await two(srv.url(), o, clock_ms, true);  // the waits are timed on the engines' clock
     const std::vector<check> cs{make(kind::requests, 100'000, 1)};
     // Redis (a private one: the shared one serves other tests) stops answering; 20
     // requests arrive together, find no lease: one asks, the others wait for it, and all
@@ -475,6 +481,112 @@ TEST_F(limits_redis_test, a_lease_is_drawn_for_its_time_from_the_ask_not_from_th
     CO_ASSERT(done && first.ok && !first.lease.empty() && first.lease[0] != 0, "no lease granted");
     lim::decision next;
     EXPECT_FALSE(a.engine->try_local(cs, next)) << "a lease drawn past its time";
+    a.engine->stop();
+  });
+}
+
+// The waits of "one ask at a time" (docs/limits.md, "Leases"), step by step: Redis (a
+// private one) is stopped while asks are in flight, the engine's clock is moved by the
+// test and the waiters are woken when the test says. Nothing here depends on how fast
+// the machine is: no command can time out (timeout 1 h) and no heartbeat runs.
+lim::redis_engine_options paused_options(lim::redis_engine_options o) {
+  o.timeout = 3600s;
+  o.heartbeat = 3600s;
+  return o;
+}
+
+// A waiter past its deadline behind an ask that was already in flight when it began to
+// wait (Redis is slow): decided locally, without waiting for that ask.
+TEST_F(limits_redis_test, a_waiter_past_its_deadline_behind_a_stalled_ask_decides_locally) {
+  private_server srv{private_server::kind::redis};
+  run([&]() -> net::awaitable<void> {
+    auto a = co_await instance_named(srv.url(), paused_options(options()), clock_ms, "a");
+    const std::vector<check> warm{with_id(make(kind::requests, 100'000, 1), "warm")};
+    tally t;
+    co_await reserve_one(*a.engine, warm, "w", t);  // the scripts are loaded
+    const std::vector<check> cs{make(kind::budget, 1'000'000'000, 1000)};
+    srv.signal_redis("STOP");
+    auto ex = co_await net::this_coro::executor;
+    bool asked = false;
+    bool waited = false;
+    lim::decision second;
+    net::co_spawn(ex, reserve_one(*a.engine, cs, "r1", t), [&](std::exception_ptr, lim::decision) { asked = true; });
+    net::co_spawn(ex, reserve_one(*a.engine, cs, "r2", t, false), [&](std::exception_ptr, lim::decision d) {
+      second = std::move(d);
+      waited = true;
+    });
+    // r1 asks Redis (for a lease too); r2 finds that ask in flight and waits for it.
+    co_await eventually([&]() -> net::awaitable<bool> {
+      co_return a.engine->reserve_scripts() == 2 && a.engine->waiting() == 1;
+    }, 20000ms, 1ms);
+    EXPECT_EQ(a.engine->waiting(), 1u);
+    a.engine->wake_waiters();  // before its deadline: r2 waits on
+    co_await eventually([&]() -> net::awaitable<bool> { co_return a.engine->waiting() == 1; }, 20000ms, 1ms);
+    EXPECT_FALSE(waited);
+    clock_ms += 3600 * 1000;  // r2's deadline
+    a.engine->wake_waiters();
+    co_await eventually([&]() -> net::awaitable<bool> { co_return waited; }, 20000ms, 1ms);
+    EXPECT_TRUE(waited) << "the waiter did not decide while the ask it waited for stalled";
+    EXPECT_TRUE(second.ok);
+    EXPECT_FALSE(asked);  // r1's ask is still in flight
+    EXPECT_EQ(a.engine->reserve_scripts(), 2u);  // r2 sent nothing
+    srv.signal_redis("CONT");
+    co_await eventually([&]() -> net::awaitable<bool> { co_return asked; }, 20000ms, 1ms);
+    EXPECT_TRUE(asked);
+    a.engine->stop();
+  });
+}
+
+// A waiter past its deadline whose asks came back in time (the one it found in flight
+// did, and another request asks now): Redis is answering, so it asks Redis itself, and a
+// budget another instance has nearly spent is not passed on this instance's share.
+TEST_F(limits_redis_test, a_waiter_past_its_deadline_after_asks_that_came_back_asks_redis_itself) {
+  private_server srv{private_server::kind::redis};
+  run([&]() -> net::awaitable<void> {
+    const auto o = paused_options(options());
+    auto other = co_await instance_named(srv.url(), o, clock_ms, "other");
+    auto a = co_await instance_named(srv.url(), o, clock_ms, "a");
+    // 10 requests' worth; the other instance takes 9 (near the limit: no leases).
+    const std::vector<check> cs{make(kind::budget, 10'000, 1000)};
+    tally t;
+    for (int i = 0; i < 9; ++i) {
+      co_await reserve_one(*other.engine, cs, "o" + std::to_string(i), t);
+    }
+    EXPECT_EQ(t.ok, 9);
+    const std::vector<check> warm{with_id(make(kind::requests, 100'000, 1), "warm")};
+    co_await reserve_one(*a.engine, warm, "w", t);  // the scripts are loaded
+    srv.signal_redis("STOP");
+    auto ex = co_await net::this_coro::executor;
+    std::vector<lim::decision> ds(3);
+    int done = 0;
+    for (int i = 0; i < 3; ++i) {
+      net::co_spawn(ex, reserve_one(*a.engine, cs, "r" + std::to_string(i), t),
+                    [&ds, &done, i](std::exception_ptr, lim::decision d) {
+                      ds[static_cast<std::size_t>(i)] = std::move(d);
+                      ++done;
+                    });
+    }
+    // r0 asks; r1 and r2 wait for it.
+    co_await eventually([&]() -> net::awaitable<bool> {
+      co_return a.engine->reserve_scripts() == 2 && a.engine->waiting() == 2;
+    }, 20000ms, 1ms);
+    EXPECT_EQ(a.engine->waiting(), 2u);
+    // Every wait's deadline passes; then Redis answers r0 (no lease: too little is left).
+    // r1, woken, finds nothing in flight and asks; r2 finds r1's ask, sent after it began
+    // to wait: not a stalled one. It asks Redis itself instead of deciding on the share.
+    clock_ms += 3600 * 1000;
+    srv.signal_redis("CONT");
+    co_await eventually([&]() -> net::awaitable<bool> { co_return done == 3; }, 20000ms, 1ms);
+    CO_ASSERT(done == 3, "not every request was decided");
+    EXPECT_TRUE(ds[0].ok);
+    for (std::size_t i = 1; i < 3; ++i) {
+      EXPECT_FALSE(ds[i].ok) << i;
+      EXPECT_TRUE(ds[i].shared) << i << ": decided locally";
+    }
+    EXPECT_EQ(t.ok, 11);  // 9 + r0 + warm-up: the budget's 10, not one more
+    EXPECT_EQ(a.engine->reserve_scripts(), 4u);
+    EXPECT_EQ(co_await int_of(*a.client, prefix + "{api_key:k1}:budget:all", "r"), 10'000);
+    other.engine->stop();
     a.engine->stop();
   });
 }
