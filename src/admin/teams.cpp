@@ -54,13 +54,16 @@ struct team_request {
   json patch;
   json members;         // members_with_roles
   std::string team_id;  // "" if not given (/team/new)
-  // The members' default budget: a budgets patch from team_member_budget (max_budget) and
-  // team_member_budget_duration (budget_duration); {} when neither is given.
+  // The members' default budget: a budgets patch from team_member_budget (max_budget),
+  // team_member_budget_duration (budget_duration), team_member_rpm_limit (rpm_limit) and
+  // team_member_tpm_limit (tpm_limit); {} when none is given.
   json member_budget = json::object();
   bool member_budget_value = false;  // one of them is not null: worth a budgets row
 };
 
-// team_member_budget (USD, >= 0, null: none) and team_member_budget_duration (null: none).
+// team_member_budget (USD, >= 0, null: none), team_member_budget_duration (null: none),
+// team_member_rpm_limit and team_member_tpm_limit (integers >= 0, null: none): LiteLLM keeps
+// them all in the one budgets row the team's metadata names (team_member_budget_id).
 core::result<json> member_budget_of(const route_context& c) {
   json renamed = json::object();
   struct named {
@@ -69,7 +72,9 @@ core::result<json> member_budget_of(const route_context& c) {
     kind k;
   };
   for (const named& n : {named{"team_member_budget", "max_budget", kind::num_or_null},
-                         named{"team_member_budget_duration", "budget_duration", kind::duration_or_null}}) {
+                         named{"team_member_budget_duration", "budget_duration", kind::duration_or_null},
+                         named{"team_member_rpm_limit", "rpm_limit", kind::int_or_null},
+                         named{"team_member_tpm_limit", "tpm_limit", kind::int_or_null}}) {
     auto it = c.body.find(n.field);
     if (it == c.body.end()) {
       continue;

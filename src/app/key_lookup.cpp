@@ -273,13 +273,12 @@ auth::virtual_key to_virtual_key(const store::postgres::key_record& r) {
   }
   if (auto m = parse_object(r.membership_json); m.is_object() && !k.user_id.empty() && !k.team_id.empty()) {
     // The key's user as a member of the key's team (max_budget_in_team, else the team's
-    // team_member_budget; the query picks the budgets row): LiteLLM checks
-    // only the budget of a membership, against the membership's own spend, so its budgets
-    // row's rate limits are not applied; its schedule is the budgets row's.
+    // team_member_budget; the query picks the budgets row): LiteLLM checks the budget of a
+    // membership against the membership's own spend, on the budgets row's schedule, and
+    // the row's rpm_limit / tpm_limit as the member's rate limits in the team
+    // (team_member_rpm_limit / team_member_tpm_limit, scope team_member); nothing else.
     auto e = limits_of(auth::limit_level::team_member, k.team_id + ":" + k.user_id, "", m,
                        parse_object(r.membership_budget_json));
-    e.rpm_limit.reset();
-    e.tpm_limit.reset();
     e.max_parallel_requests.reset();
     e.model_max_budget.clear();
     e.model_rpm_limit.clear();

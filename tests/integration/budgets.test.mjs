@@ -10,6 +10,8 @@
 // * a team's default budget for its members (team_member_budget): each member held to it
 //   separately and exactly, a member's max_budget_in_team instead of it, and /team/update
 //   raising, lowering and removing it obeyed by cached keys on both instances;
+// * a team's member rate limits (team_member_rpm_limit / team_member_tpm_limit): each
+//   member held to them separately, over all of their keys in the team;
 // * a budget far from its limit, drawn from leases: never passed, and what one instance
 //   leased and did not use comes back, to the last request;
 // * rpm_limit 5, 20 concurrent requests over two instances: exactly 5 pass, 15 get 429
@@ -352,6 +354,42 @@ describe('budgets and rate limits', { skip }, () => {
       assert.match(r.json.error.message, new RegExp(`User=${m3} in Team=${team} `));
     }
     assert.equal(fake.requests({ path: '/v1/chat/completions' }).length, 23, 'refused requests never reach the provider');
+  });
+
+  test('team_member_rpm_limit / team_member_tpm_limit: each member of the team is rate limited separately', async () => {
+    // LiteLLM keeps them in the team's default member budgets row (rpm_limit, tpm_limit)
+    // and checks them per member, scope team_member, id <team_id>:<user_id>.
+    const run = `${process.pid}-${Date.now()}`;
+    const [m1, m2] = ['one', 'two'].map((n) => `u-rpm-${n}-${run}`);
+    for (const u of [m1, m2]) {
+      assert.equal((await call(a, '/user/new', { body: { user_id: u, auto_create_key: false } })).status, 200);
+    }
+    const t = await call(a, '/team/new', { body: {
+      team_alias: `member rpm ${run}`, team_member_rpm_limit: 3, team_member_tpm_limit: 1000000,
+      members_with_roles: [{ user_id: m1, role: 'user' }, { user_id: m2, role: 'user' }] } });
+    assert.equal(t.status, 200, t.text);
+    const team = t.json.team_id;
+    const info = await call(b, `/team/info?team_id=${team}`, { method: 'GET' });
+    assert.equal(info.status, 200, info.text);
+    assert.equal(info.json.team_info.team_member_budget_table.rpm_limit, 3, info.text);
+    assert.equal(info.json.team_info.team_member_budget_table.tpm_limit, 1000000, info.text);
+    const keys = {};
+    for (const u of [m1, m2]) keys[u] = (await newKey(a, { user_id: u, team_id: team })).key;
+    // Two keys of the first member share their limit; the second member has their own.
+    const extra = (await newKey(b, { user_id: m1, team_id: team })).key;
+    const rs1 = await burst([a, b], [keys[m1], extra], 8);
+    const rs2 = await burst([a, b], [keys[m2]], 8);
+    for (const [user, rs] of [[m1, rs1], [m2, rs2]]) {
+      assert.equal(rs.filter((r) => r.status === 200).length, 3, `${user}: ${JSON.stringify(statuses(rs))}`);
+      for (const r of rs.filter((x) => x.status !== 200)) {
+        assert.equal(r.status, 429, r.text);
+        assert.equal(r.json.error.type, 'throttling_error', r.text);
+        assert.equal(r.json.error.message.startsWith(
+          `Rate limit exceeded for team_member: ${team}:${user}. Limit type: requests. Current limit: 3, Remaining: 0.`), true,
+          r.text);
+      }
+    }
+    assert.equal(fake.requests({ path: '/v1/chat/completions' }).length, 6, 'refused requests never reach the provider');
   });
 
   test('raising, lowering and removing a team\'s default member budget through /team/update is obeyed on both instances', async () => {
