@@ -71,9 +71,28 @@ bool iequal(std::string_view a, std::string_view b) {
 }
 }  // namespace
 
+std::vector<std::string> request_drop_names(const json& listed) {
+  std::vector<std::string> out;
+  if (listed.is_array()) {
+    for (const auto& name : listed) {
+      if (name.is_string()) {
+        out.push_back(name.get<std::string>());
+      }
+    }
+  }
+  return out;
+}
+
 const json& with_deployment_params(call_type type, const config::deployment& d, const json& body, json& storage) {
+  if (!body.is_object()) {
+    return body;
+  }
   const bool defaults = type != call_type::embedding && !d.request_defaults.empty();
-  if ((!defaults && d.drop_param_names.empty()) || !body.is_object()) {
+  std::vector<std::string> asked;
+  if (auto it = body.find("additional_drop_params"); it != body.end()) {
+    asked = request_drop_names(*it);
+  }
+  if (!defaults && d.drop_param_names.empty() && asked.empty()) {
     return body;
   }
   storage = body;
@@ -84,7 +103,12 @@ const json& with_deployment_params(call_type type, const config::deployment& d, 
       }
     }
   }
+  // After the defaults: a name dropped by the deployment or by the request goes, whoever
+  // set it (LiteLLM drops it from the arguments the deployment's params were merged into).
   for (const auto& name : d.drop_param_names) {
+    storage.erase(name);
+  }
+  for (const auto& name : asked) {
     storage.erase(name);
   }
   return storage;

@@ -51,10 +51,16 @@ std::string base_of(const config::deployment& d);
 // 400 for a deployment whose provider needs an api_base it does not have.
 core::error missing_api_base(const config::deployment& d);
 
+// The names a request's own `additional_drop_params` lists: the strings of a list (LiteLLM
+// takes it as a completion() argument, like the deployment's); anything else names none.
+std::vector<std::string> request_drop_names(const json& listed);
+
 // The request as the deployment sends it: its request_defaults added where the body does
-// not set them (not for embeddings), its drop_param_names removed. Returns `body` itself
-// when nothing changes, else a copy kept in `storage`. Both build paths use the same rule
-// (the OpenAI adapter's build_raw edits bytes instead).
+// not set them (not for embeddings), then the deployment's drop_param_names and the
+// request's own `additional_drop_params` removed, so a dropped name never goes out, the
+// deployment's default of that name included. Returns `body` itself when nothing changes,
+// else a copy kept in `storage`. Both build paths use the same rule (the OpenAI adapter's
+// build_raw edits bytes instead).
 const json& with_deployment_params(call_type type, const config::deployment& d, const json& body, json& storage);
 
 // True if the deployment's extra_headers set `name` (case-insensitive).

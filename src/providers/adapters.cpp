@@ -771,12 +771,25 @@ class openai_like final : public adapter {
       return std::nullopt;  // the messages are rewritten: build() on the parsed body
     }
     const bool reasoning = rm.family != reasoning_family::none;
+    // The names never sent: the deployment's drop list and the request's own
+    // additional_drop_params (parsed only when the request has one), whoever set the
+    // member: the client or a deployment default (as with_deployment_params on the DOM).
+    std::vector<std::string> asked;
+    if (const auto* a = scan.find("additional_drop_params"); a != nullptr && a->kind == json_kind::array) {
+      asked = detail::request_drop_names(json::parse(a->value, nullptr, false));
+    }
+    const bool drops = !d.drop_param_names.empty() || !asked.empty();
+    auto dropped = [&d, &asked](std::string_view key) {
+      return std::find(d.drop_param_names.begin(), d.drop_param_names.end(), key) != d.drop_param_names.end() ||
+             std::find(asked.begin(), asked.end(), key) != asked.end();
+    };
     const bool completion_tokens_set =
-        reasoning && (scan.find("max_completion_tokens") != nullptr || d.request_defaults.contains("max_completion_tokens"));
+        reasoning && !(drops && dropped("max_completion_tokens")) &&
+        (scan.find("max_completion_tokens") != nullptr || d.request_defaults.contains("max_completion_tokens"));
     // The temperature rule reads reasoning_effort: the request's, else the deployment's.
     json effort_storage;
     const json* effort = nullptr;
-    if (reasoning) {
+    if (reasoning && !(drops && dropped("reasoning_effort"))) {
       if (const auto* re = scan.find("reasoning_effort"); re != nullptr) {
         effort_storage = json::parse(re->value, nullptr, false);
         effort = &effort_storage;
@@ -784,9 +797,6 @@ class openai_like final : public adapter {
         effort = &*dre;
       }
     }
-    auto dropped = [&d](std::string_view key) {
-      return std::find(d.drop_param_names.begin(), d.drop_param_names.end(), key) != d.drop_param_names.end();
-    };
     // The parameters a reasoning model refuses: a 400 before anything is written, else
     // left out below. Only the members the lists name are parsed (none, most requests).
     param_verdict verdict;
@@ -794,7 +804,7 @@ class openai_like final : public adapter {
       auto checked = check_params(
           rm,
           [&](std::string_view key) -> std::optional<json> {
-            if (!d.drop_param_names.empty() && dropped(key)) {
+            if (drops && dropped(key)) {
               return std::nullopt;
             }
             if (const auto* m = scan.find(key); m != nullptr) {
@@ -873,7 +883,7 @@ class openai_like final : public adapter {
       wrote_options = true;
     };
     for (const auto& m : scan.members) {
-      if (is_gateway_field(m.key) || (!d.drop_param_names.empty() && dropped(m.key))) {
+      if (is_gateway_field(m.key) || (drops && dropped(m.key))) {
         continue;
       }
       if (m.key == "model") {
@@ -929,7 +939,7 @@ class openai_like final : public adapter {
     // client's value wins: LiteLLM spreads the request over the deployment's params).
     if (type != call_type::embedding) {
       for (auto it = d.request_defaults.begin(); it != d.request_defaults.end(); ++it) {
-        if (scan.find(it.key()) != nullptr || is_gateway_field(it.key()) ||
+        if (scan.find(it.key()) != nullptr || is_gateway_field(it.key()) || (drops && dropped(it.key())) ||
             (stream && (it.key() == "stream" || it.key() == "stream_options"))) {
           continue;
         }

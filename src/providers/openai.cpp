@@ -52,12 +52,14 @@ std::string upstream_call::joined_body() const {
 
 bool is_gateway_field(std::string_view name) {
   // tags: LiteLLM moves them into the request's metadata (spend tags, tag routing).
-  static constexpr std::array<std::string_view, 17> fields = {
+  // additional_drop_params: read by the adapters (the names it lists are not sent), as
+  // LiteLLM reads it as a completion() argument and never sends it.
+  static constexpr std::array<std::string_view, 18> fields = {
       "mock_response",   "mock_testing_fallbacks", "mock_testing_rate_limit_error", "fallbacks",
       "disable_fallbacks", "num_retries",          "metadata",                      "cache",
       "caching",         "drop_params",            "api_key",                       "api_base",
       "base_url",        "context_window_fallbacks", "litellm_call_id",             "proxy_server_request",
-      "tags"};
+      "tags",            "additional_drop_params"};
   for (auto f : fields) {
     if (f == name) {
       return true;

@@ -61,6 +61,13 @@ function modelList(fakeUrl) {
     { model_name: 'o1-mini-bare',
       litellm_params: { model: 'openai/o1-mini', api_base: `${fakeUrl}/v1`, api_key: KEYS.openai },
       model_info: { supports_system_messages: false, supports_function_calling: false } },
+    // Request defaults (LiteLLM spreads the request over the deployment's params).
+    { model_name: 'oai-defaults',
+      litellm_params: { model: 'openai/gpt-x', api_base: `${fakeUrl}/v1`, api_key: KEYS.openai,
+                        temperature: 0.3, top_p: 0.9, max_tokens: 77, seed: 5 } },
+    { model_name: 'claude-defaults',
+      litellm_params: { model: 'anthropic/claude-3-5-sonnet-20241022', api_base: fakeUrl, api_key: KEYS.anthropic,
+                        temperature: 0.3, top_p: 0.9, max_tokens: 77 } },
     { model_name: 'az-gpt5-based',
       litellm_params: { model: 'azure/prod-chat', api_base: fakeUrl, api_key: KEYS.azure, api_version: '2025-01-01-preview' },
       model_info: { base_model: 'azure/gpt-5' } },
@@ -446,6 +453,38 @@ describe('wire format: OpenAI', () => {
     assert.equal(rec.body.stream_options, undefined);
     assert.equal(rec.headers.authorization, `Bearer ${KEYS.openai}`);
     assertNoClientKey(rec);
+  });
+});
+
+describe('additional_drop_params in the request', () => {
+  test('the names it lists are not sent, deployment defaults included; the member itself is not sent', async () => {
+    for (const streamed of [false, true]) {
+      fake.reset();
+      const body = { additional_drop_params: ['temperature', 'top_p', 'max_tokens'] };
+      const r = streamed ? await stream('oai-defaults', body) : await chat('oai-defaults', body);
+      assert.equal(r.status, 200, r.text);
+      const rec = only('/v1/chat/completions');
+      for (const name of ['temperature', 'top_p', 'max_tokens', 'additional_drop_params']) {
+        assert.ok(!(name in rec.body), `${name} sent (${streamed ? 'stream' : 'json'}): ${JSON.stringify(rec.body)}`);
+      }
+      assert.equal(rec.body.seed, 5, 'a default not listed is sent');
+    }
+    // The client's own value of a listed name goes too.
+    fake.reset();
+    const own = await chat('oai-defaults', { temperature: 0.8, additional_drop_params: ['temperature'] });
+    assert.equal(own.status, 200, own.text);
+    const rec = only('/v1/chat/completions');
+    assert.ok(!('temperature' in rec.body), JSON.stringify(rec.body));
+    assert.equal(rec.body.top_p, 0.9);
+  });
+
+  test('a translated provider (Anthropic) gets no listed default either', async () => {
+    const r = await chat('claude-defaults', { additional_drop_params: ['temperature', 'top_p'] });
+    assert.equal(r.status, 200, r.text);
+    const rec = only('/v1/messages');
+    assert.ok(!('temperature' in rec.body) && !('top_p' in rec.body), JSON.stringify(rec.body));
+    assert.ok(!('additional_drop_params' in rec.body), JSON.stringify(rec.body));
+    assert.equal(rec.body.max_tokens, 77);
   });
 });
 

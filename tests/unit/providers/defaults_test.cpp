@@ -109,3 +109,75 @@ TEST(deployment_defaults, request_tags_are_not_sent_upstream) {
   EXPECT_FALSE(raw_body(d, text, call_type::chat, false).contains("tags"));
   EXPECT_FALSE(dom_body(d, text, call_type::chat, false).contains("tags"));
 }
+
+// A request's own additional_drop_params (LiteLLM reads it as a completion() argument)
+// removes the names it lists whoever set them: the client or a deployment default; the
+// member itself is never sent.
+TEST(deployment_defaults, a_requests_additional_drop_params_drops_defaults_too) {
+  const auto d = with_defaults();
+  const std::string text =
+      R"({"model":"m","messages":[],"top_p":0.5,"additional_drop_params":["temperature","top_p","max_tokens"]})";
+  const std::string big(50000, 'x');
+  const std::string large = R"({"model":"m","messages":[{"role":"user","content":")" + big +
+                            R"("}],"additional_drop_params":["temperature","max_tokens"]})";
+  for (bool stream : {false, true}) {
+    SCOPED_TRACE(stream ? "stream" : "json");
+    for (const auto* body : {&text, &large}) {
+      auto raw = raw_body(d, *body, call_type::chat, stream);
+      EXPECT_EQ(raw, dom_body(d, *body, call_type::chat, stream));
+      EXPECT_FALSE(raw.contains("temperature")) << raw;
+      EXPECT_FALSE(raw.contains("max_tokens")) << raw;
+      EXPECT_FALSE(raw.contains("top_p")) << raw;
+      EXPECT_FALSE(raw.contains("additional_drop_params")) << raw;
+      EXPECT_EQ(raw["stop"], json::array({"###"})) << "the defaults not listed stay";
+    }
+  }
+  // Translated: Anthropic's stop_sequences, Ollama's options.
+  const json body = {{"model", "m"},
+                     {"messages", json::array({{{"role", "user"}, {"content", "hi"}}})},
+                     {"additional_drop_params", {"stop", "num_ctx", "temperature"}}};
+  auto a = with_defaults("anthropic");
+  a.request_defaults.erase("num_ctx");
+  auto call = providers::anthropic_adapter().build(call_type::chat, a, body, {false, false});
+  ASSERT_TRUE(call) << call.error().message;
+  auto sent = json::parse(call->body);
+  EXPECT_FALSE(sent.contains("stop_sequences")) << sent;
+  EXPECT_FALSE(sent.contains("temperature")) << sent;
+  EXPECT_FALSE(sent.contains("additional_drop_params")) << sent;
+  EXPECT_EQ(sent["max_tokens"], 512);
+  call = providers::ollama_adapter().build(call_type::chat, with_defaults("ollama_chat"), body, {false, false});
+  ASSERT_TRUE(call) << call.error().message;
+  sent = json::parse(call->body);
+  EXPECT_FALSE(sent["options"].contains("num_ctx")) << sent;
+  EXPECT_FALSE(sent["options"].contains("temperature")) << sent;
+  EXPECT_EQ(sent["options"]["num_predict"], 512);
+}
+
+// A deployment's drop list removes its own defaults on the byte path too (the loader also
+// leaves them out of request_defaults; a deployment built otherwise must not send them).
+TEST(deployment_defaults, the_deployment_drop_list_removes_its_defaults_on_both_paths) {
+  auto d = with_defaults();
+  d.drop_param_names = {"temperature", "max_tokens"};
+  const std::string text = R"({"model":"m","messages":[]})";
+  auto raw = raw_body(d, text, call_type::chat, false);
+  EXPECT_EQ(raw, dom_body(d, text, call_type::chat, false));
+  EXPECT_FALSE(raw.contains("temperature")) << raw;
+  EXPECT_FALSE(raw.contains("max_tokens")) << raw;
+}
+
+// A reasoning model: a dropped max_tokens default is not renamed into
+// max_completion_tokens, and a dropped reasoning_effort no longer decides the temperature.
+TEST(deployment_defaults, a_reasoning_models_dropped_defaults_are_not_sent) {
+  auto d = with_defaults();
+  d.model = "openai/gpt-5.1";
+  d.upstream_model = "gpt-5.1";
+  d.request_defaults = {{"max_tokens", 300}, {"reasoning_effort", "high"}};
+  const std::string text =
+      R"({"model":"m","messages":[],"temperature":0.2,"additional_drop_params":["max_tokens","reasoning_effort"]})";
+  auto raw = raw_body(d, text, call_type::chat, false);
+  EXPECT_EQ(raw, dom_body(d, text, call_type::chat, false));
+  EXPECT_FALSE(raw.contains("max_completion_tokens")) << raw;
+  EXPECT_FALSE(raw.contains("max_tokens")) << raw;
+  EXPECT_FALSE(raw.contains("reasoning_effort")) << raw;
+  EXPECT_EQ(raw["temperature"], 0.2) << "gpt-5.1 takes any temperature without reasoning_effort";
+}
