@@ -1730,6 +1730,10 @@ struct gateway::impl {
       conns->set(static_cast<double>(server.active_connections()));
       in_flight->set(static_cast<double>(llm_in_flight));
     });
+    auto* bounded = &r.counter("switchyard_usage_bounded",
+                               "Calls whose reported usage was beyond the tokens one call is billed for (held to it)")
+                         .with({});
+    r.on_scrape([bounded] { bounded->set(static_cast<double>(spend::usage_bounded_total())); });
     auto* pg_up = &r.gauge("switchyard_postgres_up",
                            "1 when the last Postgres probe answered and the schema is migrated, else 0 (absent "
                            "without a database)")

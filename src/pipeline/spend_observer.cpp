@@ -81,6 +81,9 @@ billed bill_now(const request_ctx& ctx, spend::pricer& prices) {
     const auto& u = a->usage;
     if (u.known) {
       b.t = {u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cache_creation_tokens, u.reasoning_tokens};
+      // A count no call can reach is not believed (spend::max_billed_tokens): the row, the
+      // budget and the metrics get the bound, as the price does.
+      b.bounded = spend::bound_tokens(b.t);
     } else if (o.status > 0 && o.status < 400) {
       // Something was sent but the provider's count never came: estimate what was received.
       b.estimated = true;
@@ -97,6 +100,7 @@ billed bill_now(const request_ctx& ctx, spend::pricer& prices) {
     // The cached answer's tokens, for the record; a hit costs nothing (as in LiteLLM).
     const auto& u = o.usage;
     b.t = {u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cache_creation_tokens, u.reasoning_tokens};
+    spend::bound_tokens(b.t);  // stored by a miss whose counts were read unbounded
     return b;
   }
   if (a != nullptr && a->dep && (b.t.prompt > 0 || b.t.completion > 0)) {
@@ -114,6 +118,19 @@ billed billed_of(const request_ctx& ctx, spend::pricer& prices) {
   }
   if (!ctx.final_bill) {
     ctx.final_bill = bill_now(ctx, prices);
+    if (ctx.final_bill->bounded) {
+      // Once per request (the final bill is made once); the provider's own counts are in
+      // the answer the client got.
+      spend::count_usage_bounded();
+      const auto* a = ctx.out.final_attempt();
+      const auto& u = a->usage;
+      spdlog::warn("spend: request {}: deployment {} ('{}') reported usage beyond {} tokens (prompt {}, completion "
+                   "{}, cached {}, cache creation {}, reasoning {}): billed as {} prompt, {} completion",
+                   ctx.req.call_id, a->dep ? a->dep->id : std::string(), a->dep ? a->dep->model : std::string(),
+                   spend::max_billed_tokens, u.prompt_tokens, u.completion_tokens, u.cached_tokens,
+                   u.cache_creation_tokens, u.reasoning_tokens, ctx.final_bill->t.prompt,
+                   ctx.final_bill->t.completion);
+    }
   }
   return *ctx.final_bill;
 }

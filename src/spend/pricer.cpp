@@ -52,7 +52,14 @@ const price* pricer::price_of(const config::deployment& d) {
 
 double pricer::cost(const config::deployment& d, const tokens& t, double duration_s) {
   const price* p = price_of(d);
-  return p == nullptr ? 0.0 : cost_of(*p, t, duration_s);
+  if (p == nullptr) {
+    return 0.0;
+  }
+  // Every price of a call (its cost header, its spend row, its budget) counts at most
+  // max_billed_tokens of each kind (prices.hpp).
+  tokens held = t;
+  bound_tokens(held);
+  return cost_of(*p, held, duration_s);
 }
 
 }  // namespace switchyard::spend

@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -124,6 +126,23 @@ double cost_of(const price& p, const tokens& t, double duration_s) {
   }
   return cost;
 }
+
+bool bound_tokens(tokens& t) {
+  bool changed = false;
+  for (long long* n : {&t.prompt, &t.completion, &t.cached, &t.cache_creation, &t.reasoning}) {
+    const long long held = std::clamp(*n, 0LL, max_billed_tokens);
+    changed = changed || held != *n;
+    *n = held;
+  }
+  return changed;
+}
+
+namespace {
+std::atomic<std::uint64_t> usage_bounded{0};
+}  // namespace
+
+std::uint64_t usage_bounded_total() { return usage_bounded.load(std::memory_order_relaxed); }
+void count_usage_bounded() { usage_bounded.fetch_add(1, std::memory_order_relaxed); }
 
 core::result<price_table> price_table::parse(std::string_view json_text, std::string_view origin) {
   auto doc = json::parse(json_text, nullptr, false);

@@ -98,6 +98,21 @@ describe('spend', { skip }, () => {
     assert.equal(row.call_type, 'acompletion');
   });
 
+  test('a count no call can reach is billed as 100,000,000 tokens, logged and counted', async () => {
+    fake.script([{ usage: { prompt_tokens: 1e15, completion_tokens: 200 } }]);
+    const { data, response } = await client.chat.completions.create({ model: 'gpt4o', messages: USER }).withResponse();
+    assert.equal(data.usage.prompt_tokens, 1e15, "the client gets the provider's numbers");
+    const expected = 1e8 * 2.5e-6 + 200 * 1e-5;
+    const header = Number(response.headers.get('x-litellm-response-cost'));
+    assert.ok(close(header, expected), `header ${header} != ${expected}`);
+    const row = await rowOf(response.headers.get('x-litellm-call-id'));
+    assert.equal(row.prompt_tokens, 1e8);
+    assert.ok(close(row.spend, expected), `row ${row.spend} != ${expected}`);
+    await gw.proc.waitForStderr(/reported usage beyond 100000000 tokens/, 5_000 * SLOW);
+    const m = await call(gw, '/metrics', { method: 'GET' });
+    assert.match(m.text, /^switchyard_usage_bounded_total(\{\})? 1$/m);
+  });
+
   // claude-sonnet-4-20250514 in config/model_prices.json.
   const SONNET = { input: 3e-6, output: 1.5e-5, cacheRead: 3e-7, cacheCreation: 3.75e-6 };
   // The price formula on a row's recorded usage (docs/spend.md).

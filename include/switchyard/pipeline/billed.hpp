@@ -10,6 +10,7 @@ namespace switchyard::pipeline {
 struct billed {
   spend::tokens t;
   bool estimated = false;
+  bool bounded = false;  // a reported count was beyond spend::max_billed_tokens (held to it)
   double spend = 0;
 };
 

@@ -21,7 +21,7 @@ class pricer {
  public:
   explicit pricer(std::shared_ptr<const price_table> table) : table_(std::move(table)) {}
 
-  // USD; 0 for an unpriced model.
+  // USD; 0 for an unpriced model. Each count is held to max_billed_tokens (prices.hpp).
   double cost(const config::deployment& d, const tokens& t, double duration_s = 0);
   const price* price_of(const config::deployment& d);
   const price_table& table() const { return *table_; }

@@ -14,6 +14,7 @@
 #include "switchyard/config/config.hpp"
 #include "switchyard/core/error.hpp"
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -48,6 +49,21 @@ struct tokens {
 // The cost in USD of `t` at price `p` (duration: for per-second prices). Above 200k prompt
 // tokens the *_above_200k rates replace the base rates where the entry has them.
 double cost_of(const price& p, const tokens& t, double duration_s = 0);
+
+// The most tokens of one kind one call is billed for. A provider's count is read as a
+// whole number in [0, 10^18] (core::count_or); beyond this bound it is not believed: no
+// model's window is near it (the largest hold about 10^7 tokens; a batch of 2,048
+// embeddings inputs of 8k tokens is under 2 * 10^7), while a count of 10^15 from a broken
+// or hostile upstream would charge a key millions of dollars and exhaust its budget. Not
+// relative to a model's max_tokens: n choices, embeddings batches and server-side tool
+// loops legitimately exceed one window, and many models have no entry.
+inline constexpr long long max_billed_tokens = 100'000'000;
+// Holds every count of `t` to [0, max_billed_tokens]; true when one was changed.
+bool bound_tokens(tokens& t);
+// Calls billed with a count held to the bound (process-wide, since start): the
+// switchyard_usage_bounded counter.
+std::uint64_t usage_bounded_total();
+void count_usage_bounded();
 
 class price_table {
  public:

@@ -516,6 +516,38 @@ TEST_F(pipeline_test, streamed_usage_details_reach_the_spend_row) {
   EXPECT_EQ(rows.rows[0].prompt_tokens, 700);
 }
 
+TEST_F(pipeline_test, usage_beyond_the_bound_is_billed_at_the_bound_logged_and_counted) {
+  for (auto& d : cfg->model_list) {
+    d.litellm_params["input_cost_per_token"] = 1e-6;
+    d.litellm_params["output_cost_per_token"] = 2e-6;
+  }
+  // A provider that reports 10^15 prompt tokens (and reasoning beyond its completion).
+  const std::string absurd =
+      R"({"id":"c","object":"chat.completion","created":1,"model":"x","choices":[{"index":0,)"
+      R"("message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],)"
+      R"("usage":{"prompt_tokens":1000000000000000,"completion_tokens":7,"total_tokens":1000000000000007,)"
+      R"("completion_tokens_details":{"reasoning_tokens":500000000000000000}}})";
+  up.script["http://a1.test"] = {reply(200, absurd)};
+  up.script["http://a2.test"] = {reply(200, absurd)};
+  const auto before = spend::usage_bounded_total();
+  auto r = call(chat_body);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("1000000000000000"), std::string::npos) << "the client gets the provider's numbers";
+  ASSERT_EQ(rows.rows.size(), 1u);
+  EXPECT_EQ(rows.rows[0].prompt_tokens, spend::max_billed_tokens);
+  EXPECT_EQ(rows.rows[0].completion_tokens, 7);
+  EXPECT_EQ(rows.rows[0].reasoning_tokens, spend::max_billed_tokens);
+  EXPECT_NEAR(rows.rows[0].spend, 100.0 + 7 * 2e-6, 1e-9);
+  EXPECT_EQ(spend::usage_bounded_total(), before + 1) << "once per request";
+  // A believable count is billed as reported and not counted.
+  up.script["http://a1.test"] = {reply(200, answer_json)};
+  up.script["http://a2.test"] = {reply(200, answer_json)};
+  EXPECT_EQ(call(chat_body).status, 200);
+  ASSERT_EQ(rows.rows.size(), 2u);
+  EXPECT_EQ(rows.rows[1].prompt_tokens, 5);
+  EXPECT_EQ(spend::usage_bounded_total(), before + 1);
+}
+
 TEST_F(pipeline_test, prompts_and_answers_are_not_stored_by_default) {
   up.script["http://a1.test"] = {reply(200, answer_json)};
   up.script["http://a2.test"] = {reply(200, answer_json)};

@@ -1,4 +1,5 @@
 #include "switchyard/spend/prices.hpp"
+#include "switchyard/spend/pricer.hpp"
 
 #include <gtest/gtest.h>
 
@@ -9,6 +10,9 @@ using spend::cost_of;
 using spend::price;
 using spend::price_table;
 using spend::tokens;
+using spend::bound_tokens;
+using spend::max_billed_tokens;
+using spend::pricer;
 
 namespace {
 
@@ -136,6 +140,28 @@ TEST(prices, deployment_prices_override_the_table) {
   auto priced_local = dep("openai/custom", "custom");
   priced_local.model_info["input_cost_per_second"] = 0.01;
   EXPECT_TRUE(t.for_deployment(priced_local, true));
+}
+
+TEST(prices, a_call_is_priced_for_at_most_the_bound_of_each_count) {
+  auto d = dep("openai/gpt-4o", "gpt-4o");
+  d.provider = config::find_provider("openai");
+  d.litellm_params["input_cost_per_token"] = 1e-6;
+  d.litellm_params["output_cost_per_token"] = 2e-6;
+  pricer p{std::make_shared<price_table>(table())};
+  tokens huge;
+  huge.prompt = 1'000'000'000'000'000LL;  // 10^15 reported
+  huge.completion = 3;
+  EXPECT_NEAR(p.cost(d, huge), static_cast<double>(max_billed_tokens) * 1e-6 + 3 * 2e-6, 1e-9);
+  // The bound itself is believed; the plain formula (/spend/calculate) is not bounded.
+  tokens at{max_billed_tokens, 0};
+  EXPECT_FALSE(bound_tokens(at));
+  EXPECT_NEAR(cost_of(*p.price_of(d), huge), 1e9, 1e-3);
+  tokens odd{-4, 10, -1, 0, max_billed_tokens + 1};
+  EXPECT_TRUE(bound_tokens(odd));
+  EXPECT_EQ(odd.prompt, 0);
+  EXPECT_EQ(odd.cached, 0);
+  EXPECT_EQ(odd.completion, 10);
+  EXPECT_EQ(odd.reasoning, max_billed_tokens);
 }
 
 TEST(prices, local_models_are_free_unless_priced) {
