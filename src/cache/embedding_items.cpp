@@ -117,7 +117,7 @@ std::optional<cached_item> read_cached(std::string_view value) {
 }  // namespace
 
 std::vector<std::string> embedding_values(std::string_view answer, std::size_t n,
-                                          const std::vector<long long>& weights) {
+                                          const std::vector<long long>& weights, std::optional<long long> count) {
   const json j = json::parse(answer, nullptr, false);
   const auto items = items_by_index(j, n);
   if (items.empty()) {
@@ -131,9 +131,11 @@ std::vector<std::string> embedding_values(std::string_view answer, std::size_t n
   }
   std::vector<long long> shares;
   if (weights.size() == n) {
-    if (auto u = j.find("usage"); u != j.end() && u->is_object()) {
+    if (count) {
+      shares = shares_of(std::clamp(*count, 0LL, max_tokens), weights);
+    } else if (auto u = j.find("usage"); u != j.end() && u->is_object()) {
       if (auto p = u->find("prompt_tokens"); p != u->end() && p->is_number_integer() && p->get<long long>() >= 0) {
-        shares = shares_of(p->get<long long>(), weights);
+        shares = shares_of(std::min(p->get<long long>(), max_tokens), weights);
       }
     }
   }
@@ -153,7 +155,8 @@ std::vector<std::string> embedding_values(std::string_view answer, std::size_t n
 }
 
 core::result<std::string> merge_embedding_answer(std::string_view answer,
-                                                 const std::vector<std::optional<std::string>>& cached) {
+                                                 const std::vector<std::optional<std::string>>& cached,
+                                                 const std::vector<long long>& estimates) {
   std::size_t sent = 0;
   for (const auto& c : cached) {
     sent += c ? 0 : 1;
@@ -167,18 +170,31 @@ core::result<std::string> merge_embedding_answer(std::string_view answer,
   }
   json data = json::array();
   std::size_t next = 0;
+  long long cached_tokens = 0;  // the cached items' counts, as a full hit counts them
   for (std::size_t i = 0; i < cached.size(); ++i) {
     if (cached[i]) {
       auto v = read_cached(*cached[i]);
       if (!v) {
         return core::make_error(core::errc::internal, "a cached embedding is not JSON");
       }
+      const long long t = v->prompt_tokens ? *v->prompt_tokens : i < estimates.size() ? estimates[i] : 0;
+      cached_tokens = std::min(cached_tokens + std::clamp(t, 0LL, max_tokens), max_tokens);
       data.push_back(embedding_item(i, std::move(v->embedding)));
     } else {
       data.push_back(embedding_item(i, fresh[next++]->at("embedding")));
     }
   }
   j["data"] = std::move(data);
+  // The provider's count covers the items sent; the answer holds the cached ones too. (Its
+  // cost is the provider's count alone: the call is priced from the provider's answer.)
+  if (auto u = j.find("usage"); u != j.end() && u->is_object()) {
+    if (auto p = u->find("prompt_tokens"); p != u->end() && p->is_number_integer() && p->get<long long>() >= 0) {
+      *p = std::min(p->get<long long>(), max_tokens - cached_tokens) + cached_tokens;
+      if (auto t = u->find("total_tokens"); t != u->end() && t->is_number_integer() && t->get<long long>() >= 0) {
+        *t = std::min(t->get<long long>(), max_tokens - cached_tokens) + cached_tokens;
+      }
+    }
+  }
   return dump(j);
 }
 

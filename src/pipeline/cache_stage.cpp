@@ -431,8 +431,8 @@ net::awaitable<verdict> cache_stage::run_items(request_ctx& ctx) {
     ctx.req.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
     ctx.scan = providers::scan_json(ctx.req.body, providers::max_json_depth);
     ctx.full.reset();
-    ctx.shape_answer = [cached = st.cached](std::string_view answer) {
-      return cache::merge_embedding_answer(answer, cached);
+    ctx.shape_answer = [cached = st.cached, estimates = st.estimates](std::string_view answer) {
+      return cache::merge_embedding_answer(answer, cached, estimates);
     };
   }
   arm_capture(ctx);
@@ -525,12 +525,18 @@ void cache_stage::on_finish(const request_ctx& ctx) noexcept {
       // provider answered are stored, each under its own key.
       if (slot->capture && !o.cache_hit && o.status == 200 && !o.error && !o.client_gone && !slot->too_big) {
         const auto& st = *slot->items;
-        // Each item sent gets its share of the provider's count (the cached ones none).
-        std::vector<long long> weights(st.keys.size(), 0);
-        for (std::size_t i = 0; i < weights.size() && i < st.estimates.size(); ++i) {
-          weights[i] = st.cached[i] ? 0 : std::max(st.estimates[i], 1LL);
+        // Each item sent gets its share of the provider's count (the cached ones none): the
+        // count of the provider's own answer (the client's also counts the cached items).
+        std::vector<long long> weights;
+        if (o.usage.known) {
+          weights.assign(st.keys.size(), 0);
+          for (std::size_t i = 0; i < weights.size() && i < st.estimates.size(); ++i) {
+            weights[i] = st.cached[i] ? 0 : std::max(st.estimates[i], 1LL);
+          }
         }
-        const auto values = cache::embedding_values(slot->body, st.keys.size(), weights);
+        const auto values = cache::embedding_values(slot->body, st.keys.size(), weights,
+                                                    o.usage.known ? std::optional<long long>(o.usage.prompt_tokens)
+                                                                  : std::nullopt);
         for (std::size_t i = 0; i < values.size(); ++i) {
           if (!st.cached[i]) {
             rc_.put(st.keys[i], values[i], ttl);

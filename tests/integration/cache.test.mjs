@@ -328,15 +328,19 @@ describe('response cache', { skip, timeout: 600_000 }, () => {
     assert.deepEqual(second.data[0].embedding, first.data[1].embedding);
     assert.deepEqual(second.data[2].embedding, first.data[0].embedding);
     assert.notDeepEqual(second.data[1].embedding, first.data[0].embedding);
-    assert.ok(second.usage.prompt_tokens > 0, 'c was sent: its tokens are the usage');
+    // c was sent: the usage is its count plus the cached items' (b's and a's shares of the
+    // first answer's count).
+    const cTokens = sent()[1].reply.usage.prompt_tokens;
+    assert.ok(cTokens > 0);
+    assert.equal(second.usage.prompt_tokens, cTokens + first.usage.prompt_tokens, JSON.stringify(second.usage));
     // Every item cached: no provider call, no cost; the usage counts the items (c's whole
     // count, sent alone, and a's share of the first answer's).
     const { data: third, response } = await client.embeddings.create({ model: 'gpt', input: [c, a] }).withResponse();
     assert.equal(sent().length, 2);
     assert.deepEqual(third.data[0].embedding, second.data[1].embedding);
     assert.deepEqual(third.data[1].embedding, first.data[0].embedding);
-    assert.ok(third.usage.prompt_tokens >= second.usage.prompt_tokens, JSON.stringify(third.usage));
-    assert.ok(third.usage.prompt_tokens <= second.usage.prompt_tokens + first.usage.prompt_tokens, JSON.stringify(third.usage));
+    assert.ok(third.usage.prompt_tokens >= cTokens, JSON.stringify(third.usage));
+    assert.ok(third.usage.prompt_tokens <= cTokens + first.usage.prompt_tokens, JSON.stringify(third.usage));
     assert.equal(response.headers.get('x-litellm-response-cost'), '0');
     // Another encoding is another entry: floats are asked for all three, in one call.
     const floats = await client.embeddings.create({ model: 'gpt', input: [a, b, c], encoding_format: 'float' });
@@ -381,6 +385,29 @@ describe('response cache', { skip, timeout: 600_000 }, () => {
     const { data: again, response } = await client.embeddings.create({ model: 'gpt', input: [a, b] }).withResponse();
     assert.equal(again.usage.prompt_tokens, miss.usage.prompt_tokens, JSON.stringify({ again: again.usage, miss: miss.usage }));
     assert.equal(response.headers.get('x-litellm-response-cost'), '0', 'a hit costs nothing');
+  });
+
+  test('a partial embeddings hit counts its cached items too; only the items sent are billed', async () => {
+    const m = randomUUID();
+    const [a, b, c] = ['a', 'b', 'c'].map((x) => `${x} ${m}`);
+    const sent = () => fake.requests({ path: '/v1/embeddings' }).filter((r) => JSON.stringify(r.body).includes(m));
+    const miss = await client.embeddings.create({ model: 'gpt', input: [a, b] });
+    const { data: partial, response } = await client.embeddings.create({ model: 'gpt', input: [a, c, b] }).withResponse();
+    assert.equal(sent().length, 2);
+    assert.deepEqual(sent()[1].body.input, [c]);
+    const provider = sent()[1].reply.usage.prompt_tokens;
+    assert.ok(provider > 0);
+    // a's and b's stored shares add up to the miss's count; c's count is the provider's.
+    assert.equal(partial.usage.prompt_tokens, provider + miss.usage.prompt_tokens, JSON.stringify(partial.usage));
+    assert.equal(partial.usage.total_tokens, partial.usage.prompt_tokens);
+    // Billed: the provider's count only (gpt-4o's input price).
+    const cost = Number(response.headers.get('x-litellm-response-cost'));
+    assert.ok(Math.abs(cost - provider * 2.5e-6) < 1e-12, `cost ${cost} for ${provider} tokens sent`);
+    // The same request wholly from the cache reports what the partial hit did (c stored
+    // its share of the provider's count, not of the merged one).
+    const again = await client.embeddings.create({ model: 'gpt', input: [a, c, b] });
+    assert.equal(sent().length, 2, 'a full hit');
+    assert.equal(again.usage.prompt_tokens, partial.usage.prompt_tokens, JSON.stringify(again.usage));
   });
 
   test('bad cache controls are a 400', async () => {

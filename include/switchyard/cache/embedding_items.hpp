@@ -24,15 +24,22 @@ namespace switchyard::cache {
 // `weights` (one per item; 0 for an item the provider was not sent, whose share is 0),
 // whole numbers that add up to it, so that a request made again wholly from the cache
 // reports the count its miss did. Not stored without weights or without that count.
+// `count`: the provider's own count to share (the answer given may be a merged one, whose
+// count includes the cached items'); without it, the answer's usage.prompt_tokens.
 std::vector<std::string> embedding_values(std::string_view answer, std::size_t n,
-                                          const std::vector<long long>& weights = {});
+                                          const std::vector<long long>& weights = {},
+                                          std::optional<long long> count = std::nullopt);
 
 // The answer for the whole request from the provider's answer for its missing items:
 // `cached[i]` is item i's cached value, or nullopt for the items sent, whose embeddings
-// are the answer's, in order. The answer's other members (model, usage) are kept. An
-// error when the answer does not hold one embedding per item sent.
+// are the answer's, in order. The answer's `model` is kept; its usage.prompt_tokens and
+// total_tokens (when it has a whole-number prompt_tokens) get the cached items' counts
+// added: each one's stored share, else `estimates[i]` (stored without one), so that the
+// answer counts every item it holds, as a full hit does. An error when the answer does
+// not hold one embedding per item sent.
 core::result<std::string> merge_embedding_answer(std::string_view answer,
-                                                 const std::vector<std::optional<std::string>>& cached);
+                                                 const std::vector<std::optional<std::string>>& cached,
+                                                 const std::vector<long long>& estimates = {});
 
 // The answer when every item was cached: no provider call; its `model` is the one stored
 // with the first item (the provider's, as a miss names it), else `model`. Its usage is

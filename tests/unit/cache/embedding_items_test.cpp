@@ -124,6 +124,29 @@ TEST(embedding_items, a_full_hit_reports_the_tokens_of_its_items) {
   EXPECT_EQ(json::parse(est->body)["usage"]["prompt_tokens"], 15);
 }
 
+TEST(embedding_items, a_partial_hit_counts_the_cached_items_beside_the_provider_count) {
+  // Items 0 and 2 cached (4 tokens stored with item 0; item 2 stored without a share,
+  // estimated at 3); items 1 and 3 sent, for which the provider counts 7.
+  const std::vector<std::optional<std::string>> cached{R"({"embedding":[0.5],"prompt_tokens":4})", std::nullopt,
+                                                       "[1.5]", std::nullopt};
+  auto merged = merge_embedding_answer(answer_of({json::array({1}), json::array({2})}), cached, {9, 9, 3, 9});
+  ASSERT_TRUE(merged) << merged.error().message;
+  const auto j = json::parse(*merged);
+  EXPECT_EQ(j["usage"]["prompt_tokens"], 7 + 4 + 3);
+  EXPECT_EQ(j["usage"]["total_tokens"], 7 + 4 + 3);
+  // The items sent share the provider's own count (7), not the merged answer's.
+  const auto values = embedding_values(*merged, 4, {0, 2, 0, 5}, 7);
+  ASSERT_EQ(values.size(), 4u);
+  EXPECT_EQ(json::parse(values[1])["prompt_tokens"].get<long long>() +
+                json::parse(values[3])["prompt_tokens"].get<long long>(),
+            7);
+  // An answer without a count gets none added.
+  const std::string uncounted = R"({"object":"list","data":[{"index":0,"embedding":[1]}],"model":"m"})";
+  auto bare = merge_embedding_answer(uncounted, {R"({"embedding":[0.5],"prompt_tokens":4})", std::nullopt});
+  ASSERT_TRUE(bare);
+  EXPECT_FALSE(json::parse(*bare).contains("usage"));
+}
+
 // Items stored by older gateways are the embedding alone: still read, the answer then
 // naming the model it is given; both kinds merge alike.
 TEST(embedding_items, bare_embeddings_stored_before_are_still_read) {
