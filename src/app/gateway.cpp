@@ -35,6 +35,7 @@
 #include "switchyard/pipeline/callbacks.hpp"
 #include "switchyard/pipeline/responses_api.hpp"
 #include "switchyard/pipeline/spend_observer.hpp"
+#include "switchyard/providers/capabilities.hpp"
 #include "switchyard/spend/cost_logger.hpp"
 #include "switchyard/spend/pg_sink.hpp"
 #include "switchyard/spend/pricer.hpp"
@@ -274,6 +275,17 @@ net::awaitable<core::result<std::optional<auth::end_user>>> lookup_end_user(stor
   u.limits.budget_reset_at = row.budget_reset_at;
   u.limits.spend_set_at = row.spend_set_at;
   co_return std::optional<auth::end_user>(std::move(u));
+}
+
+// The adapters' capability flags from the price table (providers/capabilities.hpp): the
+// entry of a deployment's model, as it is priced. The table lives as long as the lookup.
+bool register_capabilities(std::shared_ptr<const spend::price_table> table) {
+  providers::set_capability_lookup(
+      [table = std::move(table)](const config::deployment& d) -> const config::capability_flags* {
+        const auto* p = table->entry_for(d, d.provider != nullptr && d.provider->local);
+        return p != nullptr ? &p->flags : nullptr;
+      });
+  return true;
 }
 
 // The price table: the shipped one, with the entries of LITELLM_MODEL_COST_MAP_URL (a
@@ -791,6 +803,8 @@ struct gateway::impl {
   // The cost logger: prices, a Postgres connection of its own, the row queue and its
   // `finish` observer (none without a database: headers are still priced).
   spend::pricer pricer{load_prices()};
+  // The adapters read the price map's capability flags where model_info says nothing.
+  [[maybe_unused]] const bool capabilities_registered = register_capabilities(pricer.shared_table());
   std::unique_ptr<store::postgres::db_executor> spend_db = make_spend_db();
   // general_settings.disable_spend_logs: totals and rollups only, no spend_logs rows.
   std::unique_ptr<spend::pg_sink> spend_sink =

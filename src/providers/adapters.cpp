@@ -5,6 +5,7 @@
 #include "switchyard/providers/adapter.hpp"
 #include "switchyard/providers/aws_eventstream.hpp"
 #include "switchyard/providers/bedrock.hpp"
+#include "switchyard/providers/capabilities.hpp"
 #include "switchyard/upstream/sse_parser.hpp"
 
 #include "adapter_util.hpp"
@@ -381,11 +382,18 @@ enum class reasoning_family { none, o_series, gpt_5 };
 
 struct reasoning_model {
   reasoning_family family = reasoning_family::none;
-  // gpt-5: takes any temperature while reasoning_effort is "none" or unset (the price
-  // map's supports_none_reasoning_effort: gpt-5.1 and later; model_info may say otherwise).
+  // gpt-5: takes any temperature while reasoning_effort is "none" or unset
+  // (supports_none_reasoning_effort: gpt-5.1 and later, as the price map or model_info
+  // say; by the name when neither does).
   bool temperature_when_no_reasoning = false;
-  // o-series: what model_info says the model lacks (LiteLLM reads these flags from its
-  // price map, which model_info extends; the gateway reads model_info only).
+  // gpt-5: takes reasoning_effort "xhigh" (supports_xhigh_reasoning_effort; LiteLLM
+  // refuses it for a model whose flag is not true, an unknown model included).
+  bool xhigh = false;
+  // gpt-5 search models (gpt-5-search-api): "search" in a gpt-5 name, as LiteLLM tells
+  // them apart. They take a short list of parameters (gpt_5_search_refused below).
+  bool search_only = false;
+  // o-series: what model_info, else the price map, says the model lacks (as LiteLLM
+  // reads them: its price map with model_info over it).
   bool no_tools = false;              // supports_function_calling: false
   bool no_parallel_tool_calls = false;  // supports_parallel_function_calling: false
   bool no_response_format = false;   // supports_response_schema: false
@@ -446,19 +454,21 @@ reasoning_model reasoning_model_of(call_type type, const config::deployment& d) 
       r.family = reasoning_family::gpt_5;
     }
   }
-  if (r.family == reasoning_family::gpt_5) {
-    r.temperature_when_no_reasoning = gpt_5_point_release(last_segment(name));
-    if (d.model_info.is_object()) {
-      if (auto f = d.model_info.find("supports_none_reasoning_effort"); f != d.model_info.end() && f->is_boolean()) {
-        r.temperature_when_no_reasoning = f->get<bool>();
-      }
-    }
+  if (r.family == reasoning_family::gpt_5 && contains(name, "search")) {
+    r.search_only = true;  // none of the gpt-5 rules below: its own list
+    return r;
   }
-  if (r.family == reasoning_family::o_series && d.model_info.is_object()) {
-    auto lacks = [&d](const char* flag) {
-      auto f = d.model_info.find(flag);
-      return f != d.model_info.end() && f->is_boolean() && !f->get<bool>();
-    };
+  if (r.family == reasoning_family::none) {
+    return r;
+  }
+  const model_capabilities caps(d);  // the price map's entry looked up once
+  if (r.family == reasoning_family::gpt_5) {
+    r.temperature_when_no_reasoning =
+        caps("supports_none_reasoning_effort").value_or(gpt_5_point_release(last_segment(name)));
+    r.xhigh = caps("supports_xhigh_reasoning_effort").value_or(false);
+  }
+  if (r.family == reasoning_family::o_series) {
+    auto lacks = [&caps](const char* flag) { return caps(flag) == false; };
     r.no_tools = lacks("supports_function_calling");
     r.no_parallel_tool_calls = lacks("supports_parallel_function_calling");
     r.no_response_format = lacks("supports_response_schema");
@@ -532,6 +542,17 @@ constexpr std::array<std::string_view, 5> o_series_refused = {"logprobs", "top_p
 constexpr std::array<std::string_view, 8> gpt_5_refused = {
     "presence_penalty", "frequency_penalty", "stop", "logit_bias", "modalities", "prediction", "audio",
     "web_search_options"};
+// gpt-5 search models: LiteLLM's config gives them max_tokens (sent as
+// max_completion_tokens), max_completion_tokens, stream, stream_options,
+// web_search_options, service_tier, safety_identifier, response_format, user, store,
+// verbosity, max_retries and extra_headers; the other chat parameters it knows are
+// refused (so temperature too, even 1, and reasoning_effort). Members it does not know
+// pass as sent, as on any model.
+constexpr std::array<std::string_view, 20> gpt_5_search_refused = {
+    "functions",  "function_call",     "temperature",       "top_p",      "n",        "stop",
+    "modalities", "prediction",        "audio",             "presence_penalty",       "frequency_penalty",
+    "logit_bias", "seed",              "tools",             "tool_choice", "logprobs", "top_logprobs",
+    "parallel_tool_calls",             "reasoning_effort",  "thinking"};
 constexpr std::array<std::string_view, 3> sampling_params = {"logprobs", "top_logprobs", "top_p"};
 constexpr std::array<std::string_view, 4> tool_params = {"tools", "tool_choice", "function_call", "functions"};
 
@@ -547,6 +568,9 @@ bool refused_param(const reasoning_model& m, std::string_view key) {
            (m.no_parallel_tool_calls && key == "parallel_tool_calls") ||
            (m.no_response_format && key == "response_format");
   }
+  if (m.search_only) {
+    return listed(gpt_5_search_refused, key);
+  }
   return listed(gpt_5_refused, key) || (!m.temperature_when_no_reasoning && listed(sampling_params, key));
 }
 
@@ -559,7 +583,22 @@ bool gated_sampling_param(const reasoning_model& m, std::string_view key) {
 // is left is one to leave out; the sampling parameters are left out too when dropped.
 struct param_verdict {
   bool drop_sampling = false;
+  bool drop_effort = false;  // an "xhigh" the model does not take, dropped
 };
+
+// reasoning_effort "xhigh": the string, or the Responses form {"effort": "xhigh"} with
+// nothing else (LiteLLM reads that form as the string; one with more members, such as a
+// summary, it leaves as it is and does not check).
+bool is_xhigh(const json* effort) {
+  if (effort == nullptr) {
+    return false;
+  }
+  if (effort->is_object()) {
+    auto e = effort->find("effort");
+    return effort->size() == 1 && e != effort->end() && *e == "xhigh";
+  }
+  return *effort == "xhigh";
+}
 
 // The refused parameters of a request, before anything else (LiteLLM checks the supported
 // parameters before it maps them). `value_of(key)` is the value the call would send for
@@ -582,6 +621,8 @@ core::result<param_verdict> check_params(const reasoning_model& m, ValueOf&& val
     std::for_each(tool_params.begin(), tool_params.end(), look);
     look("parallel_tool_calls");
     look("response_format");
+  } else if (m.search_only) {
+    std::for_each(gpt_5_search_refused.begin(), gpt_5_search_refused.end(), look);
   } else {
     std::for_each(gpt_5_refused.begin(), gpt_5_refused.end(), look);
     std::for_each(sampling_params.begin(), sampling_params.end(), look);
@@ -599,6 +640,20 @@ core::result<param_verdict> check_params(const reasoning_model& m, ValueOf&& val
     return core::make_error(core::errc::bad_request, std::move(msg), std::string(refused.front()));
   }
   param_verdict verdict;
+  if (m.family == reasoning_family::gpt_5 && !m.search_only && !m.xhigh && is_xhigh(effort)) {
+    if (!drop_params) {
+      return core::make_error(core::errc::bad_request,
+                              "reasoning_effort='xhigh' is only supported for gpt-5.1-codex-max, gpt-5.2, and "
+                              "gpt-5.4+ models (supports_xhigh_reasoning_effort), not model=" +
+                                  d.upstream_model +
+                                  ". To drop it, set `drop_params: true` in the request or, for the proxy, "
+                                  "`litellm_settings: drop_params: true`.",
+                              "reasoning_effort");
+    }
+    // Only the member goes: the temperature and sampling rules still read the effort the
+    // request asked for, as LiteLLM's do.
+    verdict.drop_effort = true;
+  }
   if (m.family == reasoning_family::gpt_5 && m.temperature_when_no_reasoning && !no_reasoning(effort)) {
     for (auto key : sampling_params) {
       if (std::optional<json> v = value_of(key); v && !v->is_null()) {
@@ -621,7 +676,8 @@ core::result<param_verdict> check_params(const reasoning_model& m, ValueOf&& val
 
 // Whether a member the checks let through is left out of the call.
 bool leave_out(const reasoning_model& m, const param_verdict& v, std::string_view key) {
-  return refused_param(m, key) || (v.drop_sampling && gated_sampling_param(m, key));
+  return refused_param(m, key) || (v.drop_sampling && gated_sampling_param(m, key)) ||
+         (v.drop_effort && key == "reasoning_effort");
 }
 
 // The DOM request `out` (defaults merged) as a reasoning model takes it.

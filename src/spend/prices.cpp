@@ -63,6 +63,11 @@ price price_of(const json& o) {
   if (auto it = o.find("litellm_provider"); it != o.end() && it->is_string()) {
     p.provider = it->get<std::string>();
   }
+  for (auto it = o.begin(); it != o.end(); ++it) {
+    if (it.value().is_boolean() && it.key().rfind("supports_", 0) == 0) {
+      p.flags.emplace(it.key(), it.value().get<bool>());
+    }
+  }
   return p;
 }
 
@@ -183,6 +188,19 @@ const price* price_table::find(std::string_view model) const {
 }
 
 std::optional<price> price_table::for_deployment(const config::deployment& d, bool local) const {
+  const price* base = entry_for(d, local);
+  price p = base != nullptr ? *base : price{};
+  // Both apply (litellm_params after model_info), so no short-circuit.
+  const bool own_info = apply_overrides(p, d.model_info);
+  const bool own_params = apply_overrides(p, d.litellm_params);
+  const bool own = own_info || own_params;
+  if (base == nullptr && !own) {
+    return std::nullopt;
+  }
+  return p;
+}
+
+const price* price_table::entry_for(const config::deployment& d, bool local) const {
   const price* base = nullptr;
   if (auto bm = text_of(d.model_info, "base_model"); !bm.empty()) {
     base = find(bm);
@@ -211,15 +229,7 @@ std::optional<price> price_table::for_deployment(const config::deployment& d, bo
       base = find(std::string_view(d.upstream_model).substr(slash + 1));
     }
   }
-  price p = base != nullptr ? *base : price{};
-  // Both apply (litellm_params after model_info), so no short-circuit.
-  const bool own_info = apply_overrides(p, d.model_info);
-  const bool own_params = apply_overrides(p, d.litellm_params);
-  const bool own = own_info || own_params;
-  if (base == nullptr && !own) {
-    return std::nullopt;
-  }
-  return p;
+  return base;
 }
 
 std::string shipped_prices_path() {

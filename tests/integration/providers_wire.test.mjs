@@ -53,6 +53,8 @@ function modelList(fakeUrl) {
       litellm_params: { model: 'openai/gpt-5-mini', api_base: `${fakeUrl}/v1`, api_key: KEYS.openai } },
     { model_name: 'gpt-5.1',
       litellm_params: { model: 'openai/gpt-5.1', api_base: `${fakeUrl}/v1`, api_key: KEYS.openai } },
+    { model_name: 'gpt-5-search',
+      litellm_params: { model: 'openai/gpt-5-search-api', api_base: `${fakeUrl}/v1`, api_key: KEYS.openai } },
     { model_name: 'gpt-4o-plain',
       litellm_params: { model: 'openai/gpt-4o', api_base: `${fakeUrl}/v1`, api_key: KEYS.openai } },
     { model_name: 'az-o-series',
@@ -576,6 +578,43 @@ describe('OpenAI and Azure reasoning models (o-series, gpt-5)', () => {
     const free = await chat('gpt-5.1', { top_p: 0.5 });
     assert.equal(free.status, 200, free.text);
     assert.equal(only('/v1/chat/completions').body.top_p, 0.5);
+  });
+
+  test("the price map's flags: xhigh reasoning only where supported; o3-mini refuses parallel_tool_calls", async () => {
+    // The shipped map: gpt-5.1 has supports_xhigh_reasoning_effort false, o3-mini
+    // supports_parallel_function_calling false (the deployments' model_info says nothing).
+    const xhigh = await chat('gpt-5.1', { reasoning_effort: 'xhigh' });
+    assert.equal(xhigh.status, 400, xhigh.text);
+    assert.equal(xhigh.json.error.param, 'reasoning_effort');
+    assert.match(xhigh.json.error.message, /xhigh/);
+    const parallel = await chat('o3-mini', { parallel_tool_calls: true });
+    assert.equal(parallel.status, 400, parallel.text);
+    assert.equal(parallel.json.error.param, 'parallel_tool_calls');
+    assert.equal(fake.requests().length, 0);
+    const dropped = await chat('gpt-5.1', { reasoning_effort: 'xhigh' }, { gw: gwDrop });
+    assert.equal(dropped.status, 200, dropped.text);
+    assert.ok(!('reasoning_effort' in only('/v1/chat/completions').body));
+    fake.reset();
+    const high = await chat('gpt-5.1', { reasoning_effort: 'high' });
+    assert.equal(high.status, 200, high.text);
+    assert.equal(only('/v1/chat/completions').body.reasoning_effort, 'high');
+  });
+
+  test('gpt-5 search models: web_search_options is sent; the chat parameters outside their list are refused', async () => {
+    const r = await chat('gpt-5-search', { web_search_options: { search_context_size: 'low' }, max_tokens: 40 });
+    assert.equal(r.status, 200, r.text);
+    const rec = only('/v1/chat/completions');
+    assert.deepEqual(rec.body.web_search_options, { search_context_size: 'low' });
+    assert.equal(rec.body.max_completion_tokens, 40);
+    fake.reset();
+    const refused = await chat('gpt-5-search', { temperature: 1, seed: 2 });
+    assert.equal(refused.status, 400, refused.text);
+    assert.match(refused.json.error.message, /does not support parameters: \['temperature', 'seed'\]/);
+    assert.equal(fake.requests().length, 0);
+    const dropped = await chat('gpt-5-search', { temperature: 1, seed: 2 }, { gw: gwDrop });
+    assert.equal(dropped.status, 200, dropped.text);
+    const sent = only('/v1/chat/completions');
+    assert.ok(!('temperature' in sent.body) && !('seed' in sent.body), JSON.stringify(sent.body));
   });
 
   test('o-series: model_info without system messages or tools: system becomes user; tools are refused', async () => {

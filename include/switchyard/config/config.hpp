@@ -29,6 +29,10 @@ struct tls_trust {
   bool operator==(const tls_trust&) const = default;
 };
 
+// A model's capability flags as LiteLLM's price map writes them (supports_function_calling,
+// supports_system_messages, supports_none_reasoning_effort, ...): name -> value.
+using capability_flags = std::map<std::string, bool, std::less<>>;
+
 // One entry of model_list.
 struct deployment {
   std::string model_name;    // the public group name clients send

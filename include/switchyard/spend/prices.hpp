@@ -34,6 +34,7 @@ struct price {
   long long max_input_tokens = 0, max_output_tokens = 0;
   std::string mode;      // chat, embedding, completion, ...
   std::string provider;  // litellm_provider
+  config::capability_flags flags;  // the entry's supports_* booleans (read by the adapters)
   bool priced() const { return input || output || input_per_second || output_per_second; }
 };
 
@@ -82,6 +83,10 @@ class price_table {
   // The price of a deployment (see the header comment). nullopt: unpriced (costs 0).
   // `local`: the deployment is on a local provider (its cost is 0 unless priced).
   std::optional<price> for_deployment(const config::deployment& d, bool local) const;
+  // The table's entry for a deployment's model (base_model, else the model as written,
+  // else without its prefix, ...: the lookup for_deployment starts from), without the
+  // deployment's own prices; nullptr when the table has none.
+  const price* entry_for(const config::deployment& d, bool local) const;
 
  private:
   std::map<std::string, price, std::less<>> entries_;

@@ -1,8 +1,10 @@
 #include "switchyard/providers/adapter.hpp"
+#include "switchyard/providers/capabilities.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <optional>
 
 using namespace switchyard;
@@ -564,6 +566,129 @@ TEST(openai_reasoning_models, refused_parameters_are_a_400_naming_them_or_droppe
   ASSERT_FALSE(def);
   EXPECT_EQ(def.error().param, "top_p");
   EXPECT_TRUE(sent_both(d, {{"messages", json::array()}, {"top_p", nullptr}}));
+}
+
+// gpt-5 search models take LiteLLM's short list: web_search_options among them (the
+// gpt-5 list refuses it), the other chat parameters it knows refused.
+TEST(openai_reasoning_models, gpt_5_search_models_take_their_short_list) {
+  for (auto [provider, model] : std::vector<std::pair<std::string, std::string>>{
+           {"openai", "gpt-5-search-api"}, {"openai", "gpt-5-search-api-2025-10-14"}, {"azure", "gpt-5-search-prod"}}) {
+    SCOPED_TRACE(model);
+    const auto d = reasoning_dep(provider, model);
+    const json ok = {{"messages", json::array()},
+                     {"web_search_options", {{"search_context_size", "low"}}},
+                     {"max_tokens", 50},
+                     {"response_format", {{"type", "text"}}},
+                     {"verbosity", "low"},
+                     {"store", true},
+                     {"user", "u"},
+                     {"n", 1},
+                     {"top_p", nullptr}};
+    auto sent = sent_both(d, ok);
+    ASSERT_TRUE(sent) << sent.error().message;
+    EXPECT_EQ((*sent)["web_search_options"]["search_context_size"], "low");
+    EXPECT_EQ((*sent)["max_completion_tokens"], 50);
+    EXPECT_FALSE(sent->contains("max_tokens"));
+    EXPECT_EQ((*sent)["verbosity"], "low");
+    EXPECT_FALSE(sent->contains("n") || sent->contains("top_p")) << "values that change nothing are left out";
+    // The rest of the chat parameters: one 400 naming them, or left out with drop_params.
+    const json refused = {{"messages", json::array()}, {"temperature", 1},   {"seed", 3},
+                          {"tools", json::array({{{"type", "function"}}})}, {"reasoning_effort", "low"},
+                          {"stop", "x"}, {"logprobs", true}};
+    auto e = sent_both(d, refused);
+    ASSERT_FALSE(e);
+    EXPECT_EQ(e.error().status, 400);
+    EXPECT_EQ(e.error().param, "temperature");
+    EXPECT_NE(e.error().message.find(provider + " does not support parameters: ['temperature', 'stop', 'seed', "
+                                                "'tools', 'logprobs', 'reasoning_effort']"),
+              std::string::npos)
+        << e.error().message;
+    auto dropped = sent_both(d, refused, true);
+    ASSERT_TRUE(dropped) << dropped.error().message;
+    for (auto k : {"temperature", "seed", "tools", "reasoning_effort", "stop", "logprobs"}) {
+      EXPECT_FALSE(dropped->contains(k)) << k;
+    }
+  }
+  // Other gpt-5 models keep refusing web_search_options.
+  auto g = sent_both(reasoning_dep("openai", "gpt-5"), {{"messages", json::array()}, {"web_search_options", json::object()}});
+  ASSERT_FALSE(g);
+  EXPECT_EQ(g.error().param, "web_search_options");
+}
+
+namespace {
+// A price map for the adapters while it lives: model -> flags.
+struct price_map_flags {
+  explicit price_map_flags(std::map<std::string, config::capability_flags, std::less<>> m) : map(std::move(m)) {
+    providers::set_capability_lookup([this](const config::deployment& d) -> const config::capability_flags* {
+      auto it = map.find(d.upstream_model);
+      return it == map.end() ? nullptr : &it->second;
+    });
+  }
+  ~price_map_flags() { providers::set_capability_lookup({}); }
+  std::map<std::string, config::capability_flags, std::less<>> map;
+};
+}  // namespace
+
+// The price map's flags apply where model_info says nothing (as LiteLLM merges model_info
+// over its map): an o-series model's missing features, gpt-5's reasoning levels.
+TEST(openai_reasoning_models, the_price_maps_flags_apply_unless_model_info_says_otherwise) {
+  const price_map_flags flags({{"o3-mini", {{"supports_parallel_function_calling", false},
+                                            {"supports_function_calling", true}}},
+                               {"gpt-5.2-chat-latest", {{"supports_none_reasoning_effort", false}}}});
+  const json body = {{"messages", json::array()}, {"parallel_tool_calls", true}};
+  auto e = sent_both(reasoning_dep("openai", "o3-mini"), body);
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().param, "parallel_tool_calls");
+  auto dropped = sent_both(reasoning_dep("openai", "o3-mini"), body, true);
+  ASSERT_TRUE(dropped);
+  EXPECT_FALSE(dropped->contains("parallel_tool_calls"));
+  auto own = reasoning_dep("openai", "o3-mini");
+  own.model_info = {{"supports_parallel_function_calling", true}};
+  EXPECT_TRUE(sent_both(own, body)) << "model_info wins";
+  // gpt-5.2-chat-latest: the map says no "none" effort, so any temperature but 1 is refused
+  // (by its name alone it would be taken).
+  auto t = sent_both(reasoning_dep("openai", "gpt-5.2-chat-latest"), {{"messages", json::array()}, {"temperature", 0.2}});
+  ASSERT_FALSE(t);
+  EXPECT_EQ(t.error().param, "temperature");
+  // A model the map does not know: the name decides, as before.
+  EXPECT_TRUE(sent_both(reasoning_dep("openai", "gpt-5.2"), {{"messages", json::array()}, {"temperature", 0.2}}));
+}
+
+// reasoning_effort "xhigh": only for the models whose supports_xhigh_reasoning_effort is
+// true (LiteLLM's check; an unknown model does not take it); else a 400 naming it, or the
+// member dropped with drop_params.
+TEST(openai_reasoning_models, xhigh_reasoning_effort_only_where_the_flag_says) {
+  const price_map_flags flags({{"gpt-5.2", {{"supports_xhigh_reasoning_effort", true}}},
+                               {"gpt-5.1", {{"supports_xhigh_reasoning_effort", false}}}});
+  const json body = {{"messages", json::array()}, {"reasoning_effort", "xhigh"}};
+  auto ok = sent_both(reasoning_dep("openai", "gpt-5.2"), body);
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ((*ok)["reasoning_effort"], "xhigh");
+  for (const char* model : {"gpt-5.1", "gpt-5-mini"}) {
+    SCOPED_TRACE(model);
+    auto e = sent_both(reasoning_dep("openai", model), body);
+    ASSERT_FALSE(e);
+    EXPECT_EQ(e.error().status, 400);
+    EXPECT_EQ(e.error().param, "reasoning_effort");
+    EXPECT_NE(e.error().message.find("reasoning_effort='xhigh' is only supported"), std::string::npos);
+    auto dropped = sent_both(reasoning_dep("openai", model), body, true);
+    ASSERT_TRUE(dropped) << dropped.error().message;
+    EXPECT_FALSE(dropped->contains("reasoning_effort"));
+  }
+  // The Responses form with only an effort is read as the string; model_info can allow it;
+  // a deployment default is checked as the request's would be.
+  EXPECT_FALSE(sent_both(reasoning_dep("openai", "gpt-5.1"),
+                         {{"messages", json::array()}, {"reasoning_effort", {{"effort", "xhigh"}}}}));
+  auto own = reasoning_dep("openai", "gpt-5.1");
+  own.model_info = {{"supports_xhigh_reasoning_effort", true}};
+  EXPECT_TRUE(sent_both(own, body));
+  auto def = reasoning_dep("openai", "gpt-5.1");
+  def.request_defaults = {{"reasoning_effort", "xhigh"}};
+  EXPECT_FALSE(sent_both(def, {{"messages", json::array()}}));
+  EXPECT_TRUE(sent_both(def, {{"messages", json::array()}}, true));
+  // Other efforts are not checked; o-series models are not either.
+  EXPECT_TRUE(sent_both(reasoning_dep("openai", "gpt-5.1"), {{"messages", json::array()}, {"reasoning_effort", "high"}}));
+  EXPECT_TRUE(sent_both(reasoning_dep("openai", "o3"), body));
 }
 
 // What LiteLLM reads from its price map for an o-series model (tools, parallel tool calls,
