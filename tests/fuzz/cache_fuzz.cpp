@@ -2,16 +2,19 @@
 // (cache/openai_stream.hpp, cache/key.hpp, cache/embedding_items.hpp). The input is read
 // as an SSE stream passing to a client (assembled, cut in two where its first byte says),
 // as a stored answer (replayed as a stream), as a request body (its cache key's text) and
-// as an embeddings answer (merged with cached items). Checked: nothing crashes or throws;
+// as an embeddings answer (merged with cached items, its count shared among its items and
+// read back), and as a stored item's value. Checked: nothing crashes or throws;
 // an assembled answer is a JSON object whose replay is well-formed SSE that assembles
 // again; the key's text made from the members as received, when that path accepts them,
-// is the text the parsed body gives.
+// is the text the parsed body gives; the items' token shares add up to the count they
+// divide, and a hit or a merge reports what was stored (shares() below).
 #include "switchyard/cache/embedding_items.hpp"
 #include "switchyard/cache/key.hpp"
 #include "switchyard/cache/openai_stream.hpp"
 #include "switchyard/providers/json_scan.hpp"
 #include "switchyard/providers/openai.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <optional>
@@ -87,6 +90,101 @@ void key_texts(std::string_view text) {
   }
 }
 
+// The answer's usage.prompt_tokens as embedding_values reads it (nullopt: no count).
+std::optional<long long> count_of(std::string_view text) {
+  const auto j = json::parse(text, nullptr, false);
+  if (!j.is_object()) {
+    return std::nullopt;
+  }
+  const auto u = j.find("usage");
+  if (u == j.end() || !u->is_object()) {
+    return std::nullopt;
+  }
+  const auto p = u->find("prompt_tokens");
+  if (p == u->end() || !p->is_number_integer() || p->get<long long>() < 0) {
+    return std::nullopt;
+  }
+  return p->get<long long>();
+}
+
+// The items' token shares: stored by embedding_values (the count divided by the weights)
+// and read back by a full hit and a partial hit's merge. Checked: the shares are whole,
+// never negative, 0 for an item of weight 0, and add up to the count they divide (the
+// answer's, or the one given); a full hit of the stored values reports their sum; a
+// merge adds the cached items' counts to the answer's; any text read as a stored value
+// gives a count in [0, 10^18].
+void shares(std::string_view text, std::uint8_t pattern, std::uint8_t mix) {
+  constexpr long long max_count = 1'000'000'000'000'000'000LL;
+  const auto answer_count = count_of(text);
+  for (std::size_t n = 1; n <= 4; ++n) {
+    std::vector<long long> weights;
+    long long weight_sum = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      // Weights 0-3 from the bits of `mix`; a large one now and then.
+      long long w = (mix >> (2 * (i % 4))) & 3;
+      if (w == 3 && (pattern & 0x80) != 0) {
+        w = 1'000'000'000'000LL;
+      }
+      weights.push_back(w);
+      weight_sum += w;
+    }
+    for (int given = 0; given < 2; ++given) {
+      std::optional<long long> count;
+      if (given == 1) {
+        count = static_cast<long long>(pattern) * (pattern & 1 ? 1 : 1'000'000'007LL);
+      }
+      const auto values = cache::embedding_values(text, n, weights, count);
+      if (values.empty()) {
+        continue;
+      }
+      require(values.size() == n);
+      auto divided = count ? count : answer_count;
+      if (divided) {
+        divided = std::min(*divided, max_count);  // a count is at most 10^18
+      }
+      long long sum = 0;
+      bool stored = false;
+      for (std::size_t i = 0; i < n; ++i) {
+        const auto v = json::parse(values[i], nullptr, false);
+        require(v.is_object() && v.contains("embedding"));
+        const auto t = v.find("prompt_tokens");
+        if (t == v.end()) {
+          continue;
+        }
+        stored = true;
+        require(t->is_number_integer() && t->get<long long>() >= 0);
+        require(weights[i] > 0 || t->get<long long>() == 0);
+        sum += t->get<long long>();
+      }
+      require(stored == divided.has_value());
+      if (divided) {
+        require(sum == (weight_sum > 0 ? *divided : 0));
+      }
+      const auto hit = cache::embedding_hit_answer(values, "m");
+      require(hit.has_value());
+      require(hit->prompt_tokens == (stored ? sum : 0));
+      require(json::parse(hit->body)["usage"]["prompt_tokens"] == hit->prompt_tokens);
+      // The stored values as the cached items of a partial hit: the answer's count (when
+      // it has one) grows by theirs.
+      std::vector<std::optional<std::string>> cached(values.begin(), values.end());
+      cached.emplace_back();  // one item sent: the answer must hold one embedding
+      if (auto merged = cache::merge_embedding_answer(text, cached)) {
+        const auto mc = count_of(*merged);
+        require(mc.has_value() == answer_count.has_value());
+        if (answer_count) {
+          require(*mc == std::min(*answer_count, max_count - hit->prompt_tokens) + hit->prompt_tokens);
+        }
+      }
+    }
+  }
+  // The text as a value stored by any gateway, old or new: read, or refused, never a
+  // count outside [0, 10^18].
+  if (const auto hit = cache::embedding_hit_answer({std::string(text), std::string(text)}, "m", {2, 2})) {
+    require(hit->prompt_tokens >= 0 && hit->prompt_tokens <= max_count);
+    require(json::parse(hit->body)["usage"]["prompt_tokens"] == hit->prompt_tokens);
+  }
+}
+
 void embeddings(std::string_view text, std::uint8_t pattern) {
   // Items 0-3; bit i of the pattern: item i was cached.
   std::vector<std::optional<std::string>> cached;
@@ -126,6 +224,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     key_texts(text);
     embeddings(text, size == 0 ? 0 : data[size - 1]);
+    shares(text, size == 0 ? 0 : data[size - 1], size < 2 ? 0 : data[size - 2]);
   }
   return 0;
 }
