@@ -12,7 +12,7 @@ import OpenAI from 'openai';
 
 import { startFakeProvider } from '../fake_provider/server.mjs';
 import {
-  call, freePort, metricValue, psql, SLOW, startGateway, stopAll, until, withDatabase,
+  call, metricValue, psql, SLOW, startDeadReceiver, startGateway, stopAll, until, withDatabase,
 } from '../lib/gateway.mjs';
 import { startWebhook } from './fake_collectors.mjs';
 
@@ -117,8 +117,11 @@ describe('budget alerts to a webhook', { skip }, () => {
 
 describe('slow requests and outages to Slack and a webhook', () => {
   let gw;
+  let down;
+  after(() => down?.close());
   before(async () => {
-    const dead = await freePort();
+    down = await startDeadReceiver();
+    const dead = down.port;
     gw = await startGateway({
       config: {
         model_list: [

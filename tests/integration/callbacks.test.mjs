@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 
 import { startFakeProvider } from '../fake_provider/server.mjs';
-import { call, fetchWithTimeout, freePort, openaiModel, SLOW, startGateway, stopAll } from '../lib/gateway.mjs';
+import { call, fetchWithTimeout, openaiModel, SLOW, startDeadReceiver, startGateway, stopAll } from '../lib/gateway.mjs';
 import { startLangfuse, startOtlpCollector, startWebhook, traceOf } from './fake_collectors.mjs';
 
 const USER = [{ role: 'user', content: 'Say hello' }];
@@ -345,8 +345,10 @@ describe('message_logging: false for one callback', () => {
 
 describe('receivers down', () => {
   let gw;
+  let down;
   before(async () => {
-    const dead = await freePort();
+    down = await startDeadReceiver();
+    const dead = down.port;
     gw = await startGateway({
       config: {
         model_list: [openaiModel('gpt-test', `${fake.url}/v1`)],
@@ -383,6 +385,7 @@ describe('receivers down', () => {
     assert.equal(h.status, 503, h.text);
     assert.match(h.json.error.message, /not reachable/);
   });
+  after(() => down?.close());
 });
 
 describe('shutdown', () => {

@@ -185,6 +185,29 @@ export function freePort() {
   });
 }
 
+// A receiver that is down, on a port of its own: every connection is closed as soon as it
+// is accepted, before any byte of an answer. A port from freePort() left closed instead
+// can be taken meanwhile by another test file's server running in parallel, whose answer
+// (an HTTP 404, say) is then what the gateway gets. Resolves to { port, close }.
+export function startDeadReceiver() {
+  return new Promise((resolve, reject) => {
+    const sockets = new Set();
+    const s = net.createServer((sock) => {
+      sockets.add(sock);
+      sock.once('close', () => sockets.delete(sock));
+      sock.destroy();
+    });
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => resolve({
+      port: s.address().port,
+      close: () => new Promise((done) => {
+        for (const sock of sockets) sock.destroy();
+        s.close(() => done());
+      }),
+    }));
+  });
+}
+
 // Resolves true when something accepts a TCP connection on host:port within timeoutMs.
 export function canConnect(port, host = '127.0.0.1', timeoutMs = 1000) {
   return new Promise((resolve) => {
