@@ -7,18 +7,20 @@ import net from 'node:net';
 
 import { startFakeProvider } from '../fake_provider/server.mjs';
 import {
-  MASTER_KEY, SLOW, assembleChat, call, curl, curlHttp, freePort, mockModel, openaiErrorProblems, openaiModel,
+  MASTER_KEY, SLOW, assembleChat, call, curl, curlHttp, startDeadReceiver, mockModel, openaiErrorProblems, openaiModel,
   sseData, startGateway, stopAll, streamTimed,
 } from '../lib/gateway.mjs';
 
 let fake;
 let gw;
 let deadPort;
+let down;  // the dead provider: holds deadPort, closes every connection
 const USER = [{ role: 'user', content: 'Say hello' }];
 
 before(async () => {
   fake = await startFakeProvider();
-  deadPort = await freePort();
+  down = await startDeadReceiver();
+  deadPort = down.port;
   gw = await startGateway({
     config: {
       model_list: [
@@ -36,7 +38,7 @@ before(async () => {
 });
 after(async () => {
   await stopAll();
-  await fake?.close();
+  await Promise.all([fake?.close(), down?.close()]);
 });
 beforeEach(() => fake.reset());
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 
 import { startFakeProvider } from '../fake_provider/server.mjs';
 import {
-  SLOW, call, fetchWithTimeout, freePort, metricValue, mockModel, spawnFakeProvider, startGateway, stopAll, until,
+  SLOW, call, fetchWithTimeout, startDeadReceiver, metricValue, mockModel, spawnFakeProvider, startGateway, stopAll, until,
 } from '../lib/gateway.mjs';
 
 const USER = [{ role: 'user', content: 'Say hello' }];
@@ -31,8 +31,11 @@ function dep(group, apiBase, id, { info = {}, upstream = 'gpt-x' } = {}) {
 describe('GET /health on demand', () => {
   let gw;
   let deadPort;
+  let down;  // the dead deployment: holds deadPort, closes every connection
+  after(() => down?.close());
   before(async () => {
-    deadPort = await freePort();
+    down = await startDeadReceiver();
+    deadPort = down.port;
     gw = await startGateway({
       config: {
         model_list: [
