@@ -47,7 +47,7 @@ NAN = float("nan")
 TARGET_NAMES = ["direct", "nginx", "switchyard", "switchyard-2w", "switchyard-2w-base", "switchyard-mk", "switchyard-base", "switchyard-nospend", "switchyard-nospendlogs",
                 "switchyard-nometrics", "switchyard-cache-mem", "switchyard-cache-redis", "switchyard-cache-redis-spread",
                 "switchyard-unique",
-                "switchyard-cache-miss", "switchyard-limits", "switchyard-limits-nolease",
+                "switchyard-cache-miss", "switchyard-cache-miss-local", "switchyard-limits", "switchyard-limits-nolease",
                 "switchyard-messages", "switchyard-callback", "switchyard-callback-down",
                 "switchyard-jwt"]  # see main()
 DEFAULT_TARGETS = ["direct", "nginx", "switchyard"]
@@ -1930,6 +1930,13 @@ def main(argv) -> int:
                 stages="virtual key, router; Postgres and Redis; response cache on (Redis), every request "
                 "a body of its own: a miss, then stored", virtual_key=True, extra_config=cache_on("redis"),
                 extra_env={"SWITCHYARD_CACHE_REDIS_TIMEOUT_MS": "100"})),
+            # The same with `type: local` (the memory tier alone): a miss's own work in the
+            # gateway, without Redis' GET and SET (whose CPU lands on the load generator's core).
+            "switchyard-cache-miss-local": lambda: unique(gateway(
+                name="switchyard-cache-miss-local", label="SWITCHYARD (cache, local, all misses)",
+                stages="virtual key, router; Postgres and Redis; response cache on (type: local), "
+                "every request a body of its own: a miss, then stored in memory", virtual_key=True,
+                extra_config=cache_on("local"))),
             # Budgets and rate limits (docs/limits.md): the virtual key has a budget and an rpm
             # limit, both far above what a run uses, so requests are drawn from leases (an
             # EVALSHA for every 64 requests or so) and none is refused.
