@@ -20,6 +20,7 @@ callback batches to be sent, stops it and reads the instruction total of every t
     cache-mem   metrics + the response cache, memory only: every request a hit
     cache-redis metrics + the response cache in a throw-away Redis, no memory tier: hits
     cache-miss  the same with the memory tier, each request's body unique: every one a miss
+    cache-miss-local  cache-miss with type: local and a 1 MB memory tier (every store evicts)
     cache-mem-vkey  as bench.py's memory-hit target: vkey's setup + the memory tier, all hits
     unique      metrics, no cache, each request's body unique (cache-miss's baseline)
     limits      a throw-away Postgres and Redis; a virtual key with max_budget and rpm_limit
@@ -73,6 +74,10 @@ VARIANTS = {
                     "litellm_settings: {cache: true, cache_params: {type: redis, host: 127.0.0.1, port: {redis_port}}}\n"),
     "cache-miss": ({"SWITCHYARD_CACHE_REDIS_TIMEOUT_MS": "1000"},
                    "litellm_settings: {cache: true, cache_params: {type: redis, host: 127.0.0.1, port: {redis_port}}}\n"),
+    # The same misses with `type: local`: each answer stored in the memory tier, which is
+    # full after the first requests, so every store evicts the oldest entry.
+    "cache-miss-local": ({"SWITCHYARD_CACHE_MEMORY_MB": "1"},
+                         "litellm_settings: {cache: true, cache_params: {type: local}}\n"),
 }
 # Budgets and rate limits (a throw-away Postgres and Redis): a virtual key with a budget
 # and an rpm limit, against a virtual key without limits.
@@ -111,7 +116,7 @@ REDIS_VARIANTS = {"cache-redis", "cache-miss", "limits", "limits-nolease", "vkey
                   "unique-vkey", "cache-miss-vkey", "stream", "stream-usage", "stream-anthropic", "team-vkey",
                   "team-member"}
 # every request's body differs (the cache key)
-UNIQUE_VARIANTS = {"cache-miss", "unique", "unique-vkey", "cache-miss-vkey"}
+UNIQUE_VARIANTS = {"cache-miss", "cache-miss-local", "unique", "unique-vkey", "cache-miss-vkey"}
 VARIANTS["unique"] = ({}, "")  # the baseline of cache-miss: unique bodies, no cache
 DATABASE_URL = ""  # set by main() when a DB variant runs
 REDIS_PORT = 0     # set by main() when a Redis variant runs

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <list>
+#include <random>
+
 namespace switchyard::cache {
 namespace {
 
@@ -68,6 +71,144 @@ TEST(MemoryLru, AnEntryLargerThanTheBoundIsNotKept) {
   EXPECT_FALSE(m.put("big", value(2000)));
   EXPECT_NE(m.get("small", 0), nullptr);  // nothing was evicted for it
   EXPECT_EQ(m.get("big", 0), nullptr);
+}
+
+
+// A plain model of the cache (a list, most recent first, searched linearly) that the index
+// must agree with, whatever its hash does.
+struct model {
+  std::size_t max_bytes;
+  std::list<std::pair<std::string, entry>> items;
+  std::size_t bytes = 0;
+  static std::size_t cost(const std::string& k, const entry& e) { return k.size() + e.value.size() + memory_lru::overhead; }
+  std::list<std::pair<std::string, entry>>::iterator find(const std::string& k) {
+    for (auto it = items.begin(); it != items.end(); ++it) {
+      if (it->first == k) {
+        return it;
+      }
+    }
+    return items.end();
+  }
+  void drop(std::list<std::pair<std::string, entry>>::iterator it) {
+    bytes -= cost(it->first, it->second);
+    items.erase(it);
+  }
+  const entry* get(const std::string& k, std::int64_t now) {
+    auto it = find(k);
+    if (it == items.end()) {
+      return nullptr;
+    }
+    if (it->second.expires_ms <= now) {
+      drop(it);
+      return nullptr;
+    }
+    items.splice(items.begin(), items, it);
+    return &items.front().second;
+  }
+  bool put(const std::string& k, entry e) {
+    if (auto it = find(k); it != items.end()) {
+      drop(it);
+    }
+    const auto c = cost(k, e);
+    if (c > max_bytes) {
+      return false;
+    }
+    while (!items.empty() && bytes + c > max_bytes) {
+      drop(std::prev(items.end()));
+    }
+    items.emplace_front(k, std::move(e));
+    bytes += c;
+    return true;
+  }
+  bool erase(const std::string& k) {
+    auto it = find(k);
+    if (it == items.end()) {
+      return false;
+    }
+    drop(it);
+    return true;
+  }
+};
+
+// Hashes that put many keys on one home slot, next to the end of the array (so runs wrap
+// around to its start), or on two neighbouring homes whose runs interleave.
+std::uint64_t one_home(std::string_view) { return 15; }
+std::uint64_t two_homes(std::string_view k) { return k.back() % 2 == 0 ? 14 : 15; }
+std::uint64_t few_homes(std::string_view k) { return static_cast<unsigned char>(k.back()) * 0x9e3779b97f4a7c15ull % 5; }
+
+TEST(MemoryLru, AgreesWithAPlainModelUnderCollidingHashes) {
+  for (memory_lru::hash_fn hash : {memory_lru::hash_fn{one_home}, memory_lru::hash_fn{two_homes}, memory_lru::hash_fn{few_homes}, memory_lru::hash_fn{memory_lru::default_hash}}) {
+    std::mt19937 rng(7);
+    const std::size_t bound = 40 * (memory_lru::overhead + 40);
+    memory_lru m(bound, hash);
+    model ref{bound, {}, 0};
+    std::vector<std::string> keys;
+    for (int i = 0; i < 60; ++i) {
+      keys.push_back("key-" + std::to_string(i));
+    }
+    std::int64_t now = 0;
+    for (int step = 0; step < 20000; ++step) {
+      const std::string& k = keys[rng() % keys.size()];
+      switch (rng() % 10) {
+        case 0:
+        case 1:
+        case 2:
+        case 3: {
+          const std::size_t size = rng() % 60;
+          const std::int64_t ttl = 1 + static_cast<std::int64_t>(rng() % 400);
+          const bool a = m.put(k, {std::string(size, 'v'), now, now + ttl});
+          const bool b = ref.put(k, {std::string(size, 'v'), now, now + ttl});
+          ASSERT_EQ(a, b) << "step " << step;
+          break;
+        }
+        case 4:
+          ASSERT_EQ(m.erase(k), ref.erase(k)) << "step " << step;
+          break;
+        case 5:
+          now += static_cast<std::int64_t>(rng() % 50);
+          break;
+        case 6:
+          if (rng() % 200 == 0) {
+            m.clear();
+            ref.items.clear();
+            ref.bytes = 0;
+          }
+          break;
+        default: {
+          const entry* a = m.get(k, now);
+          const entry* b = ref.get(k, now);
+          ASSERT_EQ(a == nullptr, b == nullptr) << "step " << step << " key " << k;
+          if (a != nullptr) {
+            ASSERT_EQ(a->value, b->value);
+            ASSERT_EQ(a->expires_ms, b->expires_ms);
+          }
+        }
+      }
+      ASSERT_EQ(m.size(), ref.items.size()) << "step " << step;
+      ASSERT_EQ(m.bytes(), ref.bytes) << "step " << step;
+      ASSERT_LE(m.bytes(), bound);
+    }
+    // Every key, in the model's order from the least recent: the same answers.
+    for (const auto& k : keys) {
+      const entry* a = m.get(k, now);
+      const entry* b = ref.get(k, now);
+      ASSERT_EQ(a == nullptr, b == nullptr) << k;
+    }
+  }
+}
+
+TEST(MemoryLru, ManyEntriesOnOneHomeAreAllFoundAndDropped) {
+  memory_lru m(1 << 20, one_home);
+  for (int i = 0; i < 300; ++i) {  // grows the index several times
+    ASSERT_TRUE(m.put("k" + std::to_string(i), value(1)));
+  }
+  for (int i = 0; i < 300; i += 2) {
+    ASSERT_TRUE(m.erase("k" + std::to_string(i)));
+  }
+  for (int i = 0; i < 300; ++i) {
+    EXPECT_EQ(m.get("k" + std::to_string(i), 0) != nullptr, i % 2 == 1) << i;
+  }
+  EXPECT_EQ(m.size(), 150u);
 }
 
 }  // namespace
