@@ -12,6 +12,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 
 namespace switchyard::pipeline {
@@ -28,6 +29,9 @@ struct reserved_piece {
   std::uint64_t lease = 0;  // drawn from this lease of the engine's
 };
 
+// Reused: limits_stage keeps the slots of finished requests (take_slot), so a request of a
+// key seen before writes its checks over the last one's, into strings and vectors that
+// already have the room (see reuse()).
 struct limits_slot {
   std::vector<check> checks;
   boost::container::small_vector<reserved_piece, 4> pieces;  // budgets and parallel slots and token windows
@@ -40,6 +44,18 @@ struct limits_slot {
   int extensions = 0;
   // Budgets charged with the request's cost that never refuse it (a team key's user).
   std::vector<check> charge_only;
+
+  // Back to a fresh slot's state, but for `checks`, which build() overwrites element by
+  // element and trims to what it wrote (their strings keep their capacity).
+  void reuse() {
+    pieces.clear();
+    id.clear();
+    shared = false;
+    output_price = 0;
+    completion_covered = 0;
+    extensions = 0;
+    charge_only.clear();
+  }
 };
 
 namespace {
@@ -113,6 +129,42 @@ const char* family_of(kind k) {
   return "requests";
 }
 
+// The same as a view (its length known: the success headers are written with memcpy).
+std::string_view family_name(kind k) {
+  switch (k) {
+    case kind::requests:
+      return "requests";
+    case kind::tokens:
+      return "tokens";
+    case kind::parallel:
+      return "max_parallel_requests";
+    case kind::budget:
+      return "budget";
+  }
+  return "requests";
+}
+
+// The check `cs[n]` of a slot being built, every field set: an element an earlier request
+// left there is overwritten in place (no allocation when its strings have the room).
+check& next_check(std::vector<check>& cs, std::size_t& n, kind k, std::string_view scope) {
+  if (n == cs.size()) {
+    cs.emplace_back();
+  }
+  check& c = cs[n++];
+  c.k = k;
+  if (c.scope != scope) {
+    c.scope.assign(scope);  // usually the same scope as the last request's check here
+  }
+  c.id.clear();
+  c.label.clear();
+  c.limit = 0;
+  c.amount = 0;
+  c.period.clear();
+  c.seed = 0;
+  c.key_ttl_ms = 0;
+  return c;
+}
+
 // "YYYY-MM-DD HH:MM:SS UTC", LiteLLM's reset_at.
 std::string utc_text(std::chrono::system_clock::time_point t) {
   std::time_t tt = std::chrono::system_clock::to_time_t(t);
@@ -144,30 +196,54 @@ std::string budget_message(const check& c, std::int64_t used) {
   return "Budget has been exceeded! " + c.label + " Current cost: " + cost + ", Max budget: " + max;
 }
 
-std::string label_of(const auth::entity_limits& e, const request_ctx& ctx) {
+// The entity's words in a budget message, written into `out` (the check's own string).
+void label_into(std::string& out, const auth::entity_limits& e, const request_ctx& ctx) {
+  out.clear();
   switch (e.level) {
     case auth::limit_level::key: {
       const auto& k = ctx.who.vkey;
-      return "Key=" + (e.alias.empty() ? std::string("None") : e.alias) + " (" + (k ? k->key_name : std::string()) +
-             ")";
+      out += "Key=";
+      out += e.alias.empty() ? std::string_view("None") : std::string_view(e.alias);
+      out += " (";
+      if (k) {
+        out += k->key_name;
+      }
+      out += ')';
+      return;
     }
     case auth::limit_level::user:
-      return "User=" + e.id;
+      out += "User=";
+      out += e.id;
+      return;
     case auth::limit_level::team:
-      return "Team=" + e.id;
+      out += "Team=";
+      out += e.id;
+      return;
     case auth::limit_level::organization:
-      return "Organization=" + e.id;
+      out += "Organization=";
+      out += e.id;
+      return;
     case auth::limit_level::end_user:
-      return "End User=" + e.id;
+      out += "End User=";
+      out += e.id;
+      return;
     case auth::limit_level::proxy:
-      return "";
+      return;
     case auth::limit_level::team_member: {
       // LiteLLM's words for a member over their budget in the team (auth_checks).
       const auto& k = ctx.who.vkey;
-      return k ? "User=" + k->user_id + " in Team=" + k->team_id : "User=" + e.id;
+      if (k) {
+        out += "User=";
+        out += k->user_id;
+        out += " in Team=";
+        out += k->team_id;
+      } else {
+        out += "User=";
+        out += e.id;
+      }
+      return;
     }
   }
-  return "";
 }
 
 }  // namespace
@@ -250,8 +326,10 @@ verdict limits_stage::build(request_ctx& ctx, const auth::end_user* eu) {
   if (!key_limited && !s_.has_global()) {
     return verdict::next();  // the common case: nothing to enforce, nothing allocated
   }
-  std::vector<const auth::entity_limits*> entities;
-  auth::entity_limits key_default;
+  // build() runs to its end without suspending: one list serves every request.
+  auto& entities = entities_;
+  entities.clear();
+  std::optional<auth::entity_limits> key_default;
   if (vkey != nullptr) {
     bool key_seen = false;
     for (const auto& e : vkey->limits) {
@@ -259,11 +337,12 @@ verdict limits_stage::build(request_ctx& ctx, const auth::end_user* eu) {
       key_seen = key_seen || e.level == auth::limit_level::key;
     }
     if (s_.default_key_parallel && (!key_seen || !vkey->limits.front().max_parallel_requests)) {
-      key_default.level = auth::limit_level::key;
-      key_default.id = vkey->token;
-      key_default.alias = vkey->key_alias;
-      key_default.max_parallel_requests = s_.default_key_parallel;
-      entities.push_back(&key_default);
+      auto& kd = key_default.emplace();
+      kd.level = auth::limit_level::key;
+      kd.id = vkey->token;
+      kd.alias = vkey->key_alias;
+      kd.max_parallel_requests = s_.default_key_parallel;
+      entities.push_back(&kd);
     }
   }
   for (const auto& e : s_.extra) {
@@ -322,16 +401,14 @@ verdict limits_stage::build(request_ctx& ctx, const auth::end_user* eu) {
   };
   const auto now = now_();
 
-  auto slot = std::make_shared<limits_slot>();
+  auto slot = take_slot();
   auto& cs = slot->checks;
-  cs.reserve(entities.size() * 2);  // a budget and a rate limit each, usually
+  std::size_t n = 0;  // checks written; cs is trimmed to them below
   for (const auto* e : entities) {
     const char* scope = limits::scope_of(e->level);
-    auto base = [&](kind k) {
-      check c;
-      c.k = k;
-      c.scope = scope;
-      c.id = e->id;
+    auto base = [&](kind k) -> check& {
+      check& c = next_check(cs, n, k, scope);
+      c.id.assign(e->id);
       return c;
     };
     if (e->max_budget) {
@@ -340,69 +417,73 @@ verdict limits_stage::build(request_ctx& ctx, const auth::end_user* eu) {
       // counts in the user's spend, so the counter is charged after the request, without a
       // reservation that could refuse it or hold room the user's own keys need.
       const bool charge_only = e->level == auth::limit_level::user && vkey != nullptr && !vkey->team_id.empty();
-      auto c = base(kind::budget);
-      c.label = label_of(*e, ctx);
+      std::size_t charged = slot->charge_only.size();
+      check& c = charge_only ? next_check(slot->charge_only, charged, kind::budget, scope) : base(kind::budget);
+      if (charge_only) {
+        c.id.assign(e->id);
+      }
+      label_into(c.label, *e, ctx);
       c.limit = limits::to_nano(*e->max_budget);
       c.amount = charge_only ? 0 : worst_cost();
       auto p = limits::period_of(*e, now);
-      c.period = std::move(p.id);
+      c.period.assign(p.id);
       c.seed = p.fresh ? 0 : limits::to_nano(e->spend);
       c.key_ttl_ms = p.ttl_ms;
-      (charge_only ? slot->charge_only : cs).push_back(std::move(c));
     }
     if (e->rpm_limit) {
-      auto c = base(kind::requests);
+      auto& c = base(kind::requests);
       c.limit = *e->rpm_limit;
       c.amount = 1;
-      cs.push_back(std::move(c));
     }
     if (e->tpm_limit) {
-      auto c = base(kind::tokens);
+      auto& c = base(kind::tokens);
       c.limit = *e->tpm_limit;
       c.amount = tpm_amount;
-      cs.push_back(std::move(c));
     }
     if (e->max_parallel_requests) {
-      auto c = base(kind::parallel);
+      auto& c = base(kind::parallel);
       c.limit = *e->max_parallel_requests;
       c.amount = 1;
-      cs.push_back(std::move(c));
     }
     if (e->level == auth::limit_level::key && !group.empty()) {
       // Per key and model group (LiteLLM's model_per_key scope).
-      auto model_check = [&](kind k) {
-        check c;
-        c.k = k;
-        c.scope = "model_per_key";
-        c.id = e->id + ":" + group;
+      auto model_check = [&](kind k) -> check& {
+        check& c = next_check(cs, n, k, "model_per_key");
+        c.id.assign(e->id);
+        c.id += ':';
+        c.id += group;
         return c;
       };
       if (auto it = e->model_max_budget.find(group); it != e->model_max_budget.end()) {
-        auto c = model_check(kind::budget);
-        c.label = "LiteLLM Virtual Key: " + e->id + ", key_alias: " + e->alias + ", exceeded budget for model=" + group + ".";
+        auto& c = model_check(kind::budget);
+        c.label.assign("LiteLLM Virtual Key: ");
+        c.label += e->id;
+        c.label += ", key_alias: ";
+        c.label += e->alias;
+        c.label += ", exceeded budget for model=";
+        c.label += group;
+        c.label += '.';
         c.limit = limits::to_nano(it->second);
         c.amount = worst_cost();
         auto p = limits::period_of(*e, now);
-        c.period = std::move(p.id);
+        c.period.assign(p.id);
         auto sp = e->model_spend.find(group);
         c.seed = p.fresh || sp == e->model_spend.end() ? 0 : limits::to_nano(sp->second);
         c.key_ttl_ms = p.ttl_ms;
-        cs.push_back(std::move(c));
       }
       if (auto it = e->model_rpm_limit.find(group); it != e->model_rpm_limit.end()) {
-        auto c = model_check(kind::requests);
+        auto& c = model_check(kind::requests);
         c.limit = it->second;
         c.amount = 1;
-        cs.push_back(std::move(c));
       }
       if (auto it = e->model_tpm_limit.find(group); it != e->model_tpm_limit.end()) {
-        auto c = model_check(kind::tokens);
+        auto& c = model_check(kind::tokens);
         c.limit = it->second;
         c.amount = tpm_amount;
-        cs.push_back(std::move(c));
       }
     }
   }
+  cs.resize(n);  // what an earlier request left beyond them
   if (cs.empty()) {
     if (!slot->charge_only.empty()) {
       ctx.limits = std::move(slot);  // nothing to reserve; finish charges the cost
@@ -418,6 +499,28 @@ verdict limits_stage::build(request_ctx& ctx, const auth::end_user* eu) {
   }
   ctx.limits->id = next_reservation_id();
   return verdict::wait();
+}
+
+std::shared_ptr<limits_slot> limits_stage::take_slot() {
+  // A slot only this pool holds belongs to no request any more (a request, a wait for
+  // Redis and a stream's extension each hold a reference while they use it). A few are
+  // tried from where the last search stopped (the oldest first); past them, a new one.
+  constexpr std::size_t probes = 4;
+  constexpr std::size_t max_pooled = 1024;
+  const std::size_t pooled = slots_.size();
+  for (std::size_t i = 0; i < probes && i < pooled; ++i) {
+    auto& s = slots_[next_slot_];
+    next_slot_ = next_slot_ + 1 == pooled ? 0 : next_slot_ + 1;
+    if (s.use_count() == 1) {
+      s->reuse();
+      return s;
+    }
+  }
+  auto s = std::make_shared<limits_slot>();
+  if (pooled < max_pooled) {
+    slots_.push_back(s);
+  }
+  return s;
 }
 
 net::awaitable<verdict> limits_stage::run_async(request_ctx& ctx) {
@@ -493,22 +596,36 @@ verdict limits_stage::decide(request_ctx& ctx, const limits::decision& d) {
   // Success: LiteLLM's per-scope headers with what is left.
   std::string& h = ctx.limit_headers;
   h.reserve(h.size() + 160 * cs.size());
-  // Written in place (names from fixed parts, values numbers: nothing to sanitise).
-  auto put = [&h](const std::string& scope, const char* part, const char* fam, std::int64_t v) {
-    h += "x-ratelimit-";
-    h += scope;
-    h += part;
-    h += fam;
-    h += ": ";
-    char buf[24];
-    const auto r = std::to_chars(buf, buf + sizeof buf, v);
-    h.append(buf, r.ptr);
-    h += "\r\n";
+  // Written in place (names from fixed parts, values numbers: nothing to sanitise), a
+  // line at a time: put together on the stack, then one append.
+  auto put = [&h](std::string_view scope, std::string_view part, std::string_view fam, std::int64_t v) {
+    constexpr std::string_view lead = "x-ratelimit-";
+    char line[192];
+    if (lead.size() + scope.size() + part.size() + fam.size() + 2 + 20 + 2 > sizeof line) {
+      // A scope this long is never made here; written piece by piece all the same.
+      h.append(lead).append(scope).append(part).append(fam).append(": ").append(std::to_string(v)).append("\r\n");
+      return;
+    }
+    char* p = line;
+    auto copy = [&p](std::string_view t) {
+      std::memcpy(p, t.data(), t.size());
+      p += t.size();
+    };
+    copy(lead);
+    copy(scope);
+    copy(part);
+    copy(fam);
+    *p++ = ':';
+    *p++ = ' ';
+    p = std::to_chars(p, line + sizeof line, v).ptr;
+    *p++ = '\r';
+    *p++ = '\n';
+    h.append(line, static_cast<std::size_t>(p - line));
   };
   for (std::size_t i = 0; i < cs.size(); ++i) {
     const auto& c = cs[i];
     if (c.k != kind::budget) {
-      const char* fam = family_of(c.k);
+      const std::string_view fam = family_name(c.k);
       put(c.scope, "-limit-", fam, c.limit);
       if (i < d.remaining.size()) {
         put(c.scope, "-remaining-", fam, std::max<std::int64_t>(0, d.remaining[i]));
@@ -602,7 +719,7 @@ void limits_stage::on_finish(const request_ctx& ctx) noexcept {
     const auto& slot = *ctx.limits;
     std::int64_t cost = -1;
     std::int64_t tokens = 0;
-    std::vector<bool> charged(slot.checks.size(), false);
+    boost::container::small_vector<bool, 8> charged(slot.checks.size(), false);
     for (const auto& p : slot.pieces) {
       const auto& c = slot.checks[p.check];
       limits::settle_op op;

@@ -32,6 +32,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -97,6 +98,12 @@ class limits_stage final : public stage, public observer, public stream_budget {
   std::unordered_map<std::string, group_price> group_prices_;
   std::uint64_t next_id_ = 0;
   std::string id_prefix_;
+  // The slots of finished requests, reused (take_slot), and build()'s list of entities:
+  // a request of a key seen before allocates neither.
+  std::vector<std::shared_ptr<limits_slot>> slots_;
+  std::size_t next_slot_ = 0;
+  std::vector<const auth::entity_limits*> entities_;
+  std::shared_ptr<limits_slot> take_slot();
   // A request's reservation id in Redis (made only for a request that asks Redis).
   std::string next_reservation_id() { return id_prefix_ + std::to_string(++next_id_); }
 };

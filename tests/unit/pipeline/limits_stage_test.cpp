@@ -24,6 +24,12 @@ std::string body(bool stream, int max_tokens) {
 class limits_stage_test : public ::testing::Test {
  protected:
   void build(auth::entity_limits e) {
+    limits_settings s;
+    s.extra.push_back(std::move(e));
+    build(std::move(s));
+  }
+
+  void build(limits_settings s) {
     cfg->general.master_key = "sk-master";
     cfg->router.raw["disable_cooldowns"] = true;
     config::deployment d;
@@ -40,10 +46,9 @@ class limits_stage_test : public ::testing::Test {
     rt = std::make_unique<router::router>(cfg);
     engine = std::make_unique<limits::redis_engine>(io.get_executor(), nullptr, limits::redis_engine_options{},
                                                     [this] { return now_ms; });
-    limits_settings s;
-    s.extra.push_back(std::move(e));
     stage = std::make_unique<limits_stage>(*engine, *rt, prices, s);
-    pipe = std::make_unique<llm_pipeline>(cfg, keys, *rt, up, extensions{stage.get(), nullptr, {stage.get(), &obs}});
+    pipe = std::make_unique<llm_pipeline>(cfg, keys, *rt, up,
+                                          extensions{stage.get(), nullptr, {stage.get(), &obs, &slots}});
   }
 
   fake_responder call(const std::string& b, providers::call_type type = providers::call_type::chat,
@@ -89,6 +94,11 @@ class limits_stage_test : public ::testing::Test {
   spend::pricer prices{std::make_shared<spend::price_table>()};
   fake_upstream up;
   recording_observer obs;
+  // The reservation each finished request had (its address only: nothing is kept alive).
+  struct slot_observer final : observer {
+    std::vector<const void*> seen;
+    void on_finish(const request_ctx& ctx) noexcept override { seen.push_back(ctx.limits.get()); }
+  } slots;
   std::unique_ptr<limits::redis_engine> engine;
   std::unique_ptr<limits_stage> stage;
   std::unique_ptr<llm_pipeline> pipe;
@@ -218,6 +228,66 @@ TEST_F(limits_stage_test, parallel_slots_come_back_when_requests_end) {
   up.script["http://b1.test"] = {reply(200, chat_answer("a")), reply(200, chat_answer("b"))};
   EXPECT_EQ(call(body(false, 1)).status, 200);
   EXPECT_EQ(call(body(false, 1)).status, 200);  // the first one's slot was released in finish
+}
+
+// The stage keeps the reservations of finished requests and writes the next request's
+// checks over them (no allocation for a key seen before). A reused one carries nothing of
+// the request before it: here the entities change from request to request (more checks,
+// fewer, other scopes, longer and shorter ids), and each answer's headers and each
+// refusal are those of its own entities.
+TEST_F(limits_stage_test, a_finished_requests_reservation_is_reused_and_rewritten) {
+  auth::entity_limits team;
+  team.level = auth::limit_level::team;
+  team.id = "team-with-an-id-longer-than-a-short-string-buffer-0123456789";
+  team.rpm_limit = 10;
+  team.tpm_limit = 100000;
+  team.max_parallel_requests = 5;
+  auth::entity_limits user;
+  user.level = auth::limit_level::user;
+  user.id = "u1";
+  user.rpm_limit = 1;
+  user.max_budget = 1e-3;
+  int turn = 0;
+  limits_settings s;
+  s.entities_of = [&](const request_ctx&, std::vector<const auth::entity_limits*>& out) {
+    out.push_back(turn == 1 ? &user : &team);
+  };
+  build(std::move(s));
+  for (int i = 0; i < 4; ++i) {
+    up.script["http://b1.test"].push_back(reply(200, chat_answer("a")));
+  }
+
+  auto first = call(body(false, 10));
+  EXPECT_EQ(first.status, 200);
+  EXPECT_EQ(header(first, "x-ratelimit-team-remaining-requests"), "9");
+  EXPECT_EQ(header(first, "x-ratelimit-team-limit-max_parallel_requests"), "5");
+
+  turn = 1;  // fewer checks, another scope, a short id, a budget
+  auto second = call(body(false, 10));
+  EXPECT_EQ(second.status, 200);
+  EXPECT_EQ(header(second, "x-ratelimit-user-limit-requests"), "1");
+  EXPECT_EQ(header(second, "x-ratelimit-user-remaining-requests"), "0");
+  EXPECT_EQ(second.head_lines.find("x-ratelimit-team-"), std::string::npos) << second.head_lines;
+  EXPECT_EQ(second.head_lines.find("tokens"), std::string::npos) << second.head_lines;
+  auto refused = call(body(false, 10));  // the user's rpm window is full: its own message
+  EXPECT_EQ(refused.status, 429);
+  EXPECT_NE(refused.body.find("Rate limit exceeded for user: u1. Limit type: requests."), std::string::npos)
+      << refused.body;
+
+  turn = 2;  // back to the team's three checks
+  auto third = call(body(false, 10));
+  EXPECT_EQ(third.status, 200);
+  EXPECT_EQ(header(third, "x-ratelimit-team-remaining-requests"), "8");
+  EXPECT_EQ(header(third, "x-ratelimit-team-limit-tokens"), "100000");
+  EXPECT_EQ(third.head_lines.find("x-ratelimit-user-"), std::string::npos) << third.head_lines;
+  EXPECT_EQ(up.calls["http://b1.test"], 3);
+
+  // One reservation served every request, one after the other.
+  ASSERT_EQ(slots.seen.size(), 4u);
+  EXPECT_NE(slots.seen[0], nullptr);
+  EXPECT_EQ(slots.seen[1], slots.seen[0]);
+  EXPECT_EQ(slots.seen[2], nullptr);  // refused: nothing reserved, nothing kept
+  EXPECT_EQ(slots.seen[3], slots.seen[0]);
 }
 
 }  // namespace
