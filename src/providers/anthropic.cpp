@@ -30,12 +30,16 @@
 //   ones); events after message_stop are ignored.
 #include "adapter_util.hpp"
 #include "switchyard/core/ids.hpp"
+#include "switchyard/core/utf8.hpp"
 #include "switchyard/providers/adapter.hpp"
 #include "switchyard/providers/json_scan.hpp"
 #include "switchyard/providers/openai.hpp"
 #include "switchyard/upstream/sse_parser.hpp"
 
+#include <boost/container/small_vector.hpp>
+
 #include <charconv>
+#include <cstring>
 #include <map>
 
 namespace switchyard::providers {
@@ -549,8 +553,8 @@ core::result<void> settle_params(json& out, pending_params& p, const config::dep
   return {};
 }
 
-// The HTTP request for a finished Messages body.
-core::result<upstream_call> messages_call(const config::deployment& d, const json& out) {
+// The HTTP request for a Messages body already written.
+core::result<upstream_call> messages_call(const config::deployment& d, std::string body) {
   upstream_call call;
   call.url = messages_url(d);
   if (call.url.empty()) {
@@ -566,8 +570,13 @@ core::result<upstream_call> messages_call(const config::deployment& d, const jso
   for (const auto& [k, v] : d.extra_headers) {
     call.headers.emplace_back(k, v);
   }
-  call.body = detail::dump(out);
+  call.body = std::move(body);
   return call;
+}
+
+// The HTTP request for a finished Messages body.
+core::result<upstream_call> messages_call(const config::deployment& d, const json& out) {
+  return messages_call(d, detail::dump(out));
 }
 
 core::result<json> build_messages_body(call_type type, const config::deployment& d, const json& body,
@@ -688,6 +697,388 @@ core::result<upstream_call> build_messages_request(call_type type, const config:
     return out.error();
   }
   return messages_call(d, *out);
+}
+
+
+// ---- request, without a DOM ---------------------------------------------------
+//
+// The common chat request (plain text messages, the usual parameters) written straight
+// from the client's bytes: the same bytes build_messages_body() and dump() produce for it
+// (nlohmann's objects are sorted by key, its numbers and strings written its way), with no
+// DOM of the request and none of the answer. Anything else (tools, images, content lists,
+// cache_control, a parameter with no plain meaning here, a duplicate member, a deployment
+// that merges or drops parameters, anything the DOM path would refuse) is left to that
+// path: nullopt. tests/unit/providers/anthropic_test.cpp compares the two over many shapes.
+
+// A walk over JSON text that is already known to be valid (scan_json passed it): spans of
+// values, without checking them again.
+struct valid_json_walk {
+  std::string_view s;
+  std::size_t i = 0;
+
+  void ws() {
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) {
+      ++i;
+    }
+  }
+  bool eat(char c) {
+    ws();
+    if (i < s.size() && s[i] == c) {
+      ++i;
+      return true;
+    }
+    return false;
+  }
+  // Past the string whose opening quote is at `at`.
+  std::size_t string_end(std::size_t at) const {
+    std::size_t from = at + 1;
+    for (;;) {
+      const auto* q = static_cast<const char*>(std::memchr(s.data() + from, '"', s.size() - from));
+      if (q == nullptr) {
+        return s.size();  // not reached on valid text
+      }
+      const auto k = static_cast<std::size_t>(q - s.data());
+      std::size_t b = k;
+      while (b > at + 1 && s[b - 1] == '\\') {
+        --b;
+      }
+      if (((k - b) & 1) == 0) {
+        return k + 1;  // not escaped
+      }
+      from = k + 1;
+    }
+  }
+  // The next value (after white space), and past it.
+  std::string_view value() {
+    ws();
+    const std::size_t at = i;
+    if (at >= s.size()) {
+      return {};
+    }
+    const char c = s[at];
+    if (c == '"') {
+      i = string_end(at);
+    } else if (c == '{' || c == '[') {
+      int depth = 0;
+      while (i < s.size()) {
+        const char d = s[i];
+        if (d == '"') {
+          i = string_end(i);
+          continue;
+        }
+        ++i;
+        if (d == '{' || d == '[') {
+          ++depth;
+        } else if ((d == '}' || d == ']') && --depth == 0) {
+          break;
+        }
+      }
+    } else {
+      while (i < s.size() && s[i] != ',' && s[i] != ']' && s[i] != '}' && s[i] != ' ' && s[i] != '\t' &&
+             s[i] != '\n' && s[i] != '\r') {
+        ++i;
+      }
+    }
+    return s.substr(at, i - at);
+  }
+};
+
+// A JSON string literal's inside (the text between its quotes), as it is written.
+std::string_view inside(std::string_view literal) { return literal.substr(1, literal.size() - 2); }
+
+// Escapes a byte as nlohmann's dump() does: \b and \f by name, other control characters
+// as \u00xx, quotes and backslashes.
+char* dump_escape_byte(char* o, unsigned char c) {
+  if (c == '\b' || c == '\f') {
+    o[0] = '\\';
+    o[1] = c == '\b' ? 'b' : 'f';
+    return o + 2;
+  }
+  return core::json_escape_byte(o, c);
+}
+
+// A string literal of the client's (valid JSON) written as dump() writes its value:
+// unchanged when it has no escape, else decoded and escaped again.
+void put_string_inside(std::string& out, std::string_view lit_inside) {
+  if (lit_inside.find('\\') == std::string_view::npos) {
+    out += lit_inside;  // no quote, backslash or control character: dump() writes it as is
+    return;
+  }
+  core::append_utf8(out, json_unescape(lit_inside), core::json_escape_max, dump_escape_byte);
+}
+
+// Some text (not the client's JSON) as dump() writes a string.
+void put_text(std::string& out, const std::string& text) {
+  out += json(text).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// A whole number at least 1 that nlohmann reads as an integer (no fraction, no exponent,
+// no sign), within long long.
+std::optional<long long> plain_count(const json_member& m) {
+  if (m.kind != json_kind::number || m.value.empty() || m.value.find_first_not_of("0123456789") != std::string_view::npos) {
+    return std::nullopt;
+  }
+  long long v = 0;
+  auto [end, ec] = std::from_chars(m.value.data(), m.value.data() + m.value.size(), v);
+  if (ec != std::errc{} || end != m.value.data() + m.value.size() || v < 1) {
+    return std::nullopt;
+  }
+  return v;
+}
+
+// One text turn: its role (user or assistant) and its content literal's inside.
+struct text_turn {
+  bool assistant = false;
+  std::string_view text;
+};
+
+std::optional<core::result<upstream_call>> build_plain_messages(call_type type, const config::deployment& d,
+                                                                std::string_view body, const json_scan& scan,
+                                                                const build_options& opts) {
+  if (type != call_type::chat || !scan.ok || scan.root != json_kind::object || !d.request_defaults.empty() ||
+      !d.drop_param_names.empty()) {
+    return std::nullopt;
+  }
+  const json_member* messages = nullptr;
+  const json_member* max_tokens = nullptr;
+  const json_member* max_completion_tokens = nullptr;
+  const json_member* user = nullptr;
+  const json_member* stop = nullptr;
+  const json_member* sampling[3] = {nullptr, nullptr, nullptr};  // temperature, top_k, top_p (dump's order)
+  const auto& ms = scan.members;
+  for (std::size_t a = 0; a < ms.size(); ++a) {
+    const auto& m = ms[a];
+    for (std::size_t b = 0; b < a; ++b) {
+      if (ms[b].key == m.key) {
+        return std::nullopt;  // a duplicate: the DOM keeps the last, with all that follows from it
+      }
+    }
+    const std::string_view k = m.key;
+    if (k == "additional_drop_params") {
+      return std::nullopt;  // names to drop: with_deployment_params() on the DOM
+    }
+    if (m.kind == json_kind::null || is_gateway_field(k) || is_client_option(k) || k == "model" || k == "stream" ||
+        k == "stream_options") {
+      continue;  // as build_messages_body(): never sent, or sent the deployment's way
+    }
+    if (k == "messages") {
+      messages = &m;
+    } else if (k == "max_tokens") {
+      max_tokens = &m;
+    } else if (k == "max_completion_tokens") {
+      max_completion_tokens = &m;
+    } else if (k == "user") {
+      user = &m;
+    } else if (k == "stop") {
+      stop = &m;
+    } else if (k == "temperature") {
+      sampling[0] = &m;
+    } else if (k == "top_k") {
+      sampling[1] = &m;
+    } else if (k == "top_p") {
+      sampling[2] = &m;
+    } else {
+      return std::nullopt;  // tools, response_format, thinking, unsupported parameters, ...
+    }
+  }
+  if (messages == nullptr || messages->kind != json_kind::array) {
+    return std::nullopt;  // the DOM path says what is wrong
+  }
+  std::optional<long long> mt;
+  if (max_completion_tokens != nullptr) {
+    mt = plain_count(*max_completion_tokens);
+    if (!mt) {
+      return std::nullopt;
+    }
+  }
+  if (max_tokens != nullptr) {
+    auto v = plain_count(*max_tokens);
+    if (!v) {
+      return std::nullopt;
+    }
+    if (!mt) {
+      mt = v;  // max_completion_tokens wins when both are set
+    }
+  }
+
+  // The messages: every one {"role": ..., "content": "..."} of a chat role, nothing else.
+  boost::container::small_vector<text_turn, 8> turns;
+  boost::container::small_vector<std::string_view, 2> system;
+  valid_json_walk w{messages->value};
+  if (!w.eat('[')) {
+    return std::nullopt;
+  }
+  if (!w.eat(']')) {
+    for (;;) {
+      std::string_view role;
+      std::string_view content;
+      bool has_role = false;
+      bool has_content = false;
+      if (!w.eat('{')) {
+        return std::nullopt;  // not an object: the DOM path refuses it
+      }
+      if (!w.eat('}')) {
+        for (;;) {
+          const auto key = w.value();
+          if (!w.eat(':')) {
+            return std::nullopt;
+          }
+          const auto v = w.value();
+          const auto kin = inside(key);
+          if (kin == "role" && !has_role) {
+            has_role = true;
+            role = v;
+          } else if (kin == "content" && !has_content) {
+            has_content = true;
+            content = v;
+          } else {
+            return std::nullopt;  // name, cache_control, tool_calls, a duplicate, an escaped key ...
+          }
+          if (w.eat(',')) {
+            continue;
+          }
+          if (w.eat('}')) {
+            break;
+          }
+          return std::nullopt;
+        }
+      }
+      if (!has_role || !has_content || content.empty() || content.front() != '"' || role.empty() ||
+          role.front() != '"') {
+        return std::nullopt;  // a content list, null, a role that is not a string ...
+      }
+      const auto r = inside(role);
+      const auto text = inside(content);
+      if (r == "system" || r == "developer") {
+        if (!text.empty()) {
+          system.push_back(text);  // empty text makes no block
+        }
+      } else if (r == "user" || r == "assistant") {
+        if (!text.empty()) {
+          turns.push_back({r == "assistant", text});
+        }
+      } else {
+        return std::nullopt;  // tool, function, an unknown role, an escaped one
+      }
+      if (w.eat(',')) {
+        continue;
+      }
+      if (w.eat(']')) {
+        break;
+      }
+      return std::nullopt;
+    }
+  }
+
+  // stop: the sequences with something besides white space.
+  boost::container::small_vector<std::string_view, 4> stops;  // literals' insides
+  auto keep_stop = [&stops](std::string_view lit) {
+    const auto text = inside(lit);
+    const bool blank = text.find('\\') == std::string_view::npos
+                           ? text.find_first_not_of(" \t\r\n") == std::string_view::npos
+                           : json_unescape(text).find_first_not_of(" \t\r\n") == std::string::npos;
+    if (!blank) {
+      stops.push_back(text);
+    }
+  };
+  if (stop != nullptr) {
+    if (stop->kind == json_kind::string) {
+      keep_stop(stop->value);
+    } else if (stop->kind == json_kind::array) {
+      valid_json_walk sw{stop->value};
+      sw.eat('[');
+      if (!sw.eat(']')) {
+        for (;;) {
+          const auto v = sw.value();
+          if (!v.empty() && v.front() == '"') {
+            keep_stop(v);  // others are ignored, as stop_list() does
+          }
+          if (sw.eat(',')) {
+            continue;
+          }
+          break;
+        }
+      }
+    }
+  }
+
+  // Written in dump()'s order: max_tokens, messages, metadata, model, stop_sequences,
+  // stream, system, temperature, top_k, top_p.
+  std::string out;
+  out.reserve(body.size() + d.upstream_model.size() + 64);
+  out += "{\"max_tokens\":";
+  {
+    char num[24];
+    const long long v = mt.value_or(default_max_tokens);
+    out.append(num, static_cast<std::size_t>(std::to_chars(num, num + sizeof num, v).ptr - num));
+  }
+  out += ",\"messages\":[";
+  for (std::size_t t = 0; t < turns.size();) {
+    std::size_t end = t + 1;
+    while (end < turns.size() && turns[end].assistant == turns[t].assistant) {
+      ++end;  // consecutive turns of one role are one message of several blocks
+    }
+    if (t != 0) {
+      out += ',';
+    }
+    out += "{\"content\":";
+    if (end - t == 1) {
+      out += '"';
+      put_string_inside(out, turns[t].text);
+      out += '"';
+    } else {
+      out += '[';
+      for (std::size_t j = t; j < end; ++j) {
+        out += j == t ? "{\"text\":\"" : ",{\"text\":\"";
+        put_string_inside(out, turns[j].text);
+        out += "\",\"type\":\"text\"}";
+      }
+      out += ']';
+    }
+    out += turns[t].assistant ? ",\"role\":\"assistant\"}" : ",\"role\":\"user\"}";
+    t = end;
+  }
+  out += ']';
+  if (user != nullptr && user->kind == json_kind::string && user->value.size() > 2) {
+    out += ",\"metadata\":{\"user_id\":\"";
+    put_string_inside(out, inside(user->value));
+    out += "\"}";
+  }
+  out += ",\"model\":";
+  put_text(out, d.upstream_model);
+  if (!stops.empty()) {
+    out += ",\"stop_sequences\":[";
+    for (std::size_t j = 0; j < stops.size(); ++j) {
+      out += j == 0 ? "\"" : ",\"";
+      put_string_inside(out, stops[j]);
+      out += '"';
+    }
+    out += ']';
+  }
+  if (opts.stream) {
+    out += ",\"stream\":true";
+  }
+  if (!system.empty()) {
+    out += ",\"system\":\"";
+    for (std::size_t j = 0; j < system.size(); ++j) {
+      if (j != 0) {
+        out += "\\n";  // the system texts joined by newlines
+      }
+      put_string_inside(out, system[j]);
+    }
+    out += '"';
+  }
+  static constexpr std::string_view sampling_names[3] = {"temperature", "top_k", "top_p"};
+  for (std::size_t j = 0; j < 3; ++j) {
+    if (sampling[j] != nullptr) {
+      out += ",\"";
+      out += sampling_names[j];
+      out += "\":";
+      out += json_member_value(*sampling[j]).dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+  }
+  out += '}';
+  return messages_call(d, std::move(out));
 }
 
 // ---- response ---------------------------------------------------------------
@@ -1219,6 +1610,12 @@ class anthropic_messages final : public adapter {
     } catch (const json::exception& e) {
       return detail::bad_param(std::string("could not translate the request for anthropic: ") + e.what(), "");
     }
+  }
+
+  std::optional<core::result<upstream_call>> build_raw(call_type type, const config::deployment& d,
+                                                       std::string_view body, const json_scan& scan,
+                                                       const build_options& opts) const override {
+    return build_plain_messages(type, d, body, scan, opts);
   }
 
   core::result<translated_response> translate_response(call_type type, const config::deployment&,

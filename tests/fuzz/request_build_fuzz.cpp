@@ -3,7 +3,8 @@
 // type, build() (from the parsed body) and build_raw() (from the bytes, where the
 // adapter forwards them) must either give an upstream call or a clear error, for
 // streamed and non-streamed requests, with and without drop_params. A crash, a
-// sanitizer report or an exception escaping a builder is a finding.
+// sanitizer report or an exception escaping a builder is a finding, and so is an
+// Anthropic request written from the bytes that differs from the DOM path's in one byte.
 #include "switchyard/config/provider_registry.hpp"
 #include "switchyard/providers/adapter.hpp"
 #include "switchyard/providers/json_scan.hpp"
@@ -72,7 +73,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
           (void)built;
           if (scan.ok) {
             auto raw = a.build_raw(type, d, text, scan, o);
-            (void)raw;
+            // Anthropic writes plain requests from the bytes: exactly the DOM path's bytes,
+            // and only for requests the DOM path takes.
+            if (raw && &a == &providers::anthropic_adapter()) {
+              if (!built || !*raw || (*raw)->body != built->body || (*raw)->url != built->url ||
+                  (*raw)->headers != built->headers) {
+                __builtin_trap();
+              }
+            }
           }
         }
       }

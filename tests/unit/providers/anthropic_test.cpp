@@ -1076,3 +1076,171 @@ data: {"type":"message_stop"}
     EXPECT_TRUE(block_sent) << index;
   }
 }
+
+// ---- the request written without a DOM ---------------------------------------------
+
+namespace {
+
+// build_raw's bytes for `text` (nullopt: it left the request to build()), after checking
+// that they are exactly build()'s: URL, headers and body, byte for byte.
+std::optional<std::string> raw_same_as_dom(const std::string& text, bool stream,
+                                           const config::deployment& d = anthropic_dep()) {
+  auto scan = providers::scan_json(text);
+  EXPECT_TRUE(scan.ok) << text;
+  auto raw = ant().build_raw(call_type::chat, d, text, scan, {stream, false});
+  if (!raw) {
+    return std::nullopt;
+  }
+  auto dom = ant().build(call_type::chat, d, json::parse(text), {stream, false});
+  EXPECT_TRUE(raw->has_value()) << text;
+  EXPECT_TRUE(dom.has_value()) << text << "\n" << (dom ? "" : dom.error().message);
+  if (!raw->has_value() || !dom) {
+    return std::nullopt;
+  }
+  EXPECT_EQ((*raw)->url, dom->url);
+  EXPECT_EQ((*raw)->headers, dom->headers);
+  EXPECT_TRUE((*raw)->body_parts.empty());
+  EXPECT_EQ((*raw)->body, dom->body) << "request: " << text;
+  return (*raw)->body;
+}
+
+}  // namespace
+
+// The common request (text messages, the usual parameters) is written from the client's
+// bytes: the same bytes as the DOM path, escapes, merged turns and joined system texts
+// included.
+TEST(anthropic_build_raw, plain_requests_are_written_without_a_dom) {
+  const std::string plain[] = {
+      // The bench's shape: a system and a user message, max_tokens, user, a stream.
+      R"({"model":"claude","stream":true,"max_tokens":64,"user":"u-1","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hello \u00e9 \"x\" \\ \n"}]})",
+      R"({"messages":[{"role":"user","content":"a"},{"role":"user","content":"b"},{"role":"assistant","content":"c"},{"role":"user","content":""},{"role":"assistant","content":"d"},{"role":"system","content":"s1"},{"role":"developer","content":"s2\tx"}]})",
+      R"({"model":"claude","messages":[],"max_completion_tokens":5,"max_tokens":7,"temperature":0.70,"top_p":1,"top_k":40,"stop":["END"," ","\n",3,"b\\"],"metadata":{"a":1},"tags":["t"],"stream_options":{"include_usage":true},"tools":null})",
+      R"( { "messages" : [ { "content" : "spaced" , "role" : "user" } ] , "stop" : "  x " , "user" : "" } )",
+  };
+  for (const auto& text : plain) {
+    for (bool stream : {false, true}) {
+      EXPECT_TRUE(raw_same_as_dom(text, stream).has_value()) << "left to the DOM path: " << text;
+    }
+  }
+}
+
+// Whatever the fast path takes, it writes exactly what the DOM path writes; what it
+// leaves (tools, content lists, images, unknown parameters, duplicates, values the DOM
+// path refuses...) goes to the DOM path. Thousands of generated requests.
+TEST(anthropic_build_raw, same_bytes_as_the_dom_path_over_many_shapes) {
+  // String literals' insides, as a client writes them.
+  const std::vector<std::string> texts = {
+      "", "hello", "a \\\"quoted\\\" word", "line\\nbreak\\r\\ttab", "\\u00e9\\u4f60\\ud83d\\ude00",
+      "raw \xc3\xa9\xe4\xbd\xa0", "\\b\\f\\u0001\\u001f\\u007f\x7f", "\\/slash/ and \\\\ back", "   ", "\\u0000nul",
+      std::string(300, 'x')};
+  const std::vector<std::string> roles = {"system", "developer", "user", "assistant", "user", "assistant"};
+  const std::vector<std::string> contents_unusual = {
+      R"([{"type":"text","text":"part"}])", "null", R"([{"type":"image_url","image_url":{"url":"https://x/y.png"}}])",
+      "5"};
+  const std::vector<std::pair<std::string, std::vector<std::string>>> params = {
+      {"max_tokens", {"10", "1", "0", "-3", "10.0", "1e2", "99999999999999999999", "\"5\""}},
+      {"max_completion_tokens", {"20", "4096", "0", "2.5"}},
+      {"temperature", {"0.7", "0.70", "1", "1.0", "1e0", "-0", "\"0.5\"", "[1]", "{\"b\":1,\"a\":2}"}},
+      {"top_p", {"0.9", "1"}},
+      {"top_k", {"40", "4.0"}},
+      {"stop", {"\"END\"", "\"  \"", "\"\\n\"", "[\"a\",\"\\t\",\"b\\u00e9\",7,[\"z\"]]", "[]", "5", "{\"x\":1}"}},
+      {"user", {"\"u1\"", "\"\"", "5", "\"\\u00e9\\\"\"", "null"}},
+      {"metadata", {"{\"k\":\"v\"}"}},
+      {"stream", {"true", "false"}},
+      {"stream_options", {"{\"include_usage\":true}"}},
+      {"tags", {"[\"a\"]"}},
+      {"model", {"\"claude\"", "5"}},
+      {"tools", {"null", "[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]"}},
+      {"n", {"1", "2"}},
+      {"thinking", {"{\"type\":\"enabled\",\"budget_tokens\":1024}"}},
+      {"reasoning_effort", {"\"low\""}},
+      {"response_format", {"{\"type\":\"text\"}"}},
+      {"system", {"\"top-level\""}},
+      {"additional_drop_params", {"[\"temperature\"]"}},
+      {"vendor_field", {"1"}},
+  };
+  std::mt19937 rng(20261207);
+  auto pick = [&rng](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
+  int fast = 0;
+  int total = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const char* sp = pick(4) == 0 ? " \n " : "";  // white space between tokens, sometimes
+    std::string msgs = "[";
+    const std::size_t count = pick(6);
+    for (std::size_t m = 0; m < count; ++m) {
+      if (m != 0) {
+        msgs += std::string(",") + sp;
+      }
+      std::string content = "\"" + texts[pick(texts.size())] + "\"";
+      if (pick(30) == 0) {
+        content = contents_unusual[pick(contents_unusual.size())];
+      }
+      std::string role = "\"" + roles[pick(roles.size())] + "\"";
+      if (pick(60) == 0) {
+        role = pick(2) == 0 ? "\"tool\"" : "\"us\\u0065r\"";
+      }
+      const std::size_t shape = pick(40);
+      if (shape == 0) {
+        msgs += "{\"role\":" + role + ",\"content\":" + content + ",\"name\":\"n\"}";
+      } else if (shape == 1) {
+        msgs += "{\"role\":" + role + "}";
+      } else if (shape == 2) {
+        msgs += "{\"role\":" + role + ",\"content\":" + content + ",\"content\":\"again\"}";
+      } else if (shape < 20) {
+        msgs += std::string("{") + sp + "\"content\"" + sp + ":" + sp + content + sp + "," + sp + "\"role\":" + role + "}";
+      } else {
+        msgs += "{\"role\":" + role + ",\"content\":" + content + "}";
+      }
+    }
+    msgs += "]";
+    std::string body = std::string("{") + sp + "\"messages\":" + sp + msgs;
+    for (const auto& [name, values] : params) {
+      const bool unusual = name == "tools" || name == "n" || name == "thinking" || name == "reasoning_effort" ||
+                           name == "response_format" || name == "system" || name == "additional_drop_params" ||
+                           name == "vendor_field";
+      if (pick(unusual ? 25 : 3) == 0) {
+        body += std::string(",") + sp + "\"" + name + "\":" + sp + values[pick(values.size())];
+      }
+    }
+    if (pick(50) == 0) {
+      body += ",\"max_tokens\":3,\"max_tokens\":4";  // a duplicate
+    }
+    body += "}";
+    for (bool stream : {false, true}) {
+      ++total;
+      auto scan = providers::scan_json(body);
+      ASSERT_TRUE(scan.ok) << body;
+      auto raw = ant().build_raw(call_type::chat, anthropic_dep(), body, scan, {stream, false});
+      if (!raw) {
+        continue;  // the DOM path's
+      }
+      ++fast;
+      raw_same_as_dom(body, stream);
+      if (::testing::Test::HasFailure()) {
+        FAIL() << "first difference at request " << i;
+      }
+    }
+  }
+  // Most generated requests are plain: the comparison covered the fast path, not only the
+  // fallback.
+  EXPECT_GT(fast, total / 4) << fast << " of " << total;
+}
+
+// A deployment that merges or drops parameters, a completion or a request the scan
+// refused: the DOM path.
+TEST(anthropic_build_raw, deployment_params_and_other_calls_use_the_dom_path) {
+  const std::string text = R"({"model":"claude","messages":[{"role":"user","content":"hi"}]})";
+  auto scan = providers::scan_json(text);
+  auto d = anthropic_dep();
+  d.request_defaults = {{"temperature", 0.1}};
+  EXPECT_FALSE(ant().build_raw(call_type::chat, d, text, scan, {}).has_value());
+  d = anthropic_dep();
+  d.drop_param_names = {"temperature"};
+  EXPECT_FALSE(ant().build_raw(call_type::chat, d, text, scan, {}).has_value());
+  EXPECT_FALSE(ant().build_raw(call_type::completion, anthropic_dep(), R"({"prompt":"x"})",
+                               providers::scan_json(R"({"prompt":"x"})"), {})
+                   .has_value());
+  const std::string bad = R"({"messages":[)";
+  EXPECT_FALSE(ant().build_raw(call_type::chat, anthropic_dep(), bad, providers::scan_json(bad), {}).has_value());
+  EXPECT_TRUE(ant().build_raw(call_type::chat, anthropic_dep(), text, scan, {}).has_value());
+}

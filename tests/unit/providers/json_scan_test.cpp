@@ -312,11 +312,16 @@ TEST(openai_build_raw, keeps_the_clients_bytes_for_what_it_does_not_touch) {
   EXPECT_NE((*raw)->body.find(R"("model":"gpt-4o\"x")"), std::string::npos);
 }
 
+// Translating adapters decline, but Anthropic's for plain text chat requests, which it
+// writes from the bytes (anthropic_build_raw in anthropic_test.cpp): with tools it declines.
 TEST(openai_build_raw, translating_adapters_decline) {
   const std::string text = R"({"model":"gpt","messages":[]})";
   auto scan = scan_json(text);
+  const std::string with_tools =
+      R"({"model":"gpt","messages":[],"tools":[{"type":"function","function":{"name":"f"}}]})";
   EXPECT_FALSE(providers::anthropic_adapter()
-                   .build_raw(providers::call_type::chat, dep("anthropic"), text, scan, {false, false})
+                   .build_raw(providers::call_type::chat, dep("anthropic"), with_tools, scan_json(with_tools),
+                              {false, false})
                    .has_value());
   EXPECT_FALSE(providers::ollama_adapter()
                    .build_raw(providers::call_type::chat, dep("ollama"), text, scan, {false, false})
