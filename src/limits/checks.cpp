@@ -1,6 +1,7 @@
 #include "switchyard/limits/checks.hpp"
 
 #include "switchyard/core/reset_schedule.hpp"
+#include "switchyard/core/word_hash.hpp"
 
 #include <charconv>
 #include <cmath>
@@ -41,6 +42,13 @@ std::string counter_of(const check& c) {
       break;
   }
   return s;
+}
+
+std::uint64_t counter_key(const check& c) {
+  std::uint64_t h = core::word_hash(c.id);
+  h = (h ^ core::word_hash(c.scope)) * 0x9e3779b97f4a7c15ULL;
+  h = (h ^ core::word_hash(c.period)) * 0xff51afd7ed558ccdULL;
+  return h ^ static_cast<std::uint64_t>(c.k) ^ (h >> 31);
 }
 
 std::optional<duration_spec> parse_duration(std::string_view s) {

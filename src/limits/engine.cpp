@@ -343,15 +343,6 @@ void push_instance_keys(std::vector<std::string>& keys, const std::string& prefi
   keys.push_back(prefix + "gone_seq");
 }
 
-// The lease table's key of a counter: a hash of what counter_of() names, without building
-// the name (the lease's own check is compared on a hit).
-std::uint64_t counter_key(const check& c) {
-  std::uint64_t h = core::word_hash(c.id);
-  h = (h ^ core::word_hash(c.scope)) * 0x9e3779b97f4a7c15ULL;
-  h = (h ^ core::word_hash(c.period)) * 0xff51afd7ed558ccdULL;
-  return h ^ static_cast<std::uint64_t>(c.k) ^ (h >> 31);
-}
-
 // The same counter (what counter_of() names), compared field by field.
 bool same_counter(const check& a, const check& b) {
   return a.k == b.k && a.id == b.id && a.scope == b.scope && a.period == b.period;
@@ -699,7 +690,7 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
     bool pending = false;
     bool stalled = false;
     for (const auto& c : checks) {
-      if (auto it = st->asking.find(counter_key(c)); it != st->asking.end()) {
+      if (auto it = st->asking.find(key_of(c)); it != st->asking.end()) {
         pending = true;
         stalled = stalled || it->second <= asked_before;
       }
@@ -735,7 +726,7 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
   std::vector<std::int64_t> want(checks.size(), 0);
   asking_guard asking{st};
   for (std::size_t i = 0; i < checks.size() && leasable; ++i) {
-    const std::uint64_t key = counter_key(checks[i]);
+    const std::uint64_t key = key_of(checks[i]);
     if (st->asking.count(key) != 0) {
       continue;
     }
@@ -828,7 +819,7 @@ net::awaitable<decision> redis_engine::reserve(const std::vector<check>& checks,
     // A new lease, drawn after any still open on the counter (one that a request asked
     // for while its wait had already run out).
     const auto& c = checks[i];
-    const std::uint64_t key = counter_key(c);
+    const std::uint64_t key = key_of(c);
     const std::uint64_t handle = ++next_lease_;
     lease& l = leases_[handle];
     l.c = c;
@@ -889,7 +880,7 @@ std::int64_t redis_engine::want_of(const check& c, std::int64_t now) const {
   if (opts_.lease.count() <= 0 || opts_.lease_requests <= 0 || c.k == kind::parallel) {
     return 0;
   }
-  if (auto cur = current_.find(counter_key(c)); cur != current_.end()) {
+  if (auto cur = current_.find(key_of(c)); cur != current_.end()) {
     for (const std::uint64_t h : cur->second) {
       auto it = leases_.find(h);
       if (it != leases_.end() && !it->second.closed && it->second.draw_until > now &&
@@ -914,7 +905,7 @@ bool redis_engine::draw_leases(const std::vector<check>& checks, decision& out) 
     if (c.k == kind::parallel) {
       return false;
     }
-    lease* l = current_of(c, counter_key(c), now, &handles[i]);
+    lease* l = current_of(c, key_of(c), now, &handles[i]);
     if (l == nullptr) {
       return false;
     }

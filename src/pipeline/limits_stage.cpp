@@ -144,22 +144,34 @@ std::string_view family_name(kind k) {
   return "requests";
 }
 
+// `dst` = `v`; the check's counter key is forgotten when the name changes.
+void set_name(check& c, std::string& dst, std::string_view v) {
+  if (dst != v) {
+    dst.assign(v);
+    c.key = 0;
+  }
+}
+
 // The check `cs[n]` of a slot being built, every field set: an element an earlier request
-// left there is overwritten in place (no allocation when its strings have the room).
-check& next_check(std::vector<check>& cs, std::size_t& n, kind k, std::string_view scope) {
+// left there is overwritten in place (no allocation when its strings have the room), and
+// keeps its counter key when it names the same counter (usually: the same key's next
+// request), so the engine does not hash its names again.
+check& next_check(std::vector<check>& cs, std::size_t& n, kind k, std::string_view scope, std::string_view id,
+                  std::string_view period = {}) {
   if (n == cs.size()) {
     cs.emplace_back();
   }
   check& c = cs[n++];
-  c.k = k;
-  if (c.scope != scope) {
-    c.scope.assign(scope);  // usually the same scope as the last request's check here
+  if (c.k != k) {
+    c.k = k;
+    c.key = 0;
   }
-  c.id.clear();
+  set_name(c, c.scope, scope);
+  set_name(c, c.id, id);
+  set_name(c, c.period, period);
   c.label.clear();
   c.limit = 0;
   c.amount = 0;
-  c.period.clear();
   c.seed = 0;
   c.key_ttl_ms = 0;
   return c;
@@ -406,27 +418,20 @@ verdict limits_stage::build(request_ctx& ctx, const auth::end_user* eu) {
   std::size_t n = 0;  // checks written; cs is trimmed to them below
   for (const auto* e : entities) {
     const char* scope = limits::scope_of(e->level);
-    auto base = [&](kind k) -> check& {
-      check& c = next_check(cs, n, k, scope);
-      c.id.assign(e->id);
-      return c;
-    };
+    auto base = [&](kind k) -> check& { return next_check(cs, n, k, scope, e->id); };
     if (e->max_budget) {
       // A user's budget binds the user's personal keys only; a team key is under its team's
       // budget (LiteLLM checks the user's only when the key has no team). Its cost still
       // counts in the user's spend, so the counter is charged after the request, without a
       // reservation that could refuse it or hold room the user's own keys need.
       const bool charge_only = e->level == auth::limit_level::user && vkey != nullptr && !vkey->team_id.empty();
+      auto p = limits::period_of(*e, now);
       std::size_t charged = slot->charge_only.size();
-      check& c = charge_only ? next_check(slot->charge_only, charged, kind::budget, scope) : base(kind::budget);
-      if (charge_only) {
-        c.id.assign(e->id);
-      }
+      check& c = next_check(charge_only ? slot->charge_only : cs, charge_only ? charged : n, kind::budget, scope,
+                            e->id, p.id);
       label_into(c.label, *e, ctx);
       c.limit = limits::to_nano(*e->max_budget);
       c.amount = charge_only ? 0 : worst_cost();
-      auto p = limits::period_of(*e, now);
-      c.period.assign(p.id);
       c.seed = p.fresh ? 0 : limits::to_nano(e->spend);
       c.key_ttl_ms = p.ttl_ms;
     }
@@ -445,17 +450,16 @@ verdict limits_stage::build(request_ctx& ctx, const auth::end_user* eu) {
       c.limit = *e->max_parallel_requests;
       c.amount = 1;
     }
-    if (e->level == auth::limit_level::key && !group.empty()) {
+    if (e->level == auth::limit_level::key && !group.empty() &&
+        (!e->model_max_budget.empty() || !e->model_rpm_limit.empty() || !e->model_tpm_limit.empty())) {
       // Per key and model group (LiteLLM's model_per_key scope).
-      auto model_check = [&](kind k) -> check& {
-        check& c = next_check(cs, n, k, "model_per_key");
-        c.id.assign(e->id);
-        c.id += ':';
-        c.id += group;
-        return c;
+      const std::string model_id = e->id + ":" + group;
+      auto model_check = [&](kind k, std::string_view period = {}) -> check& {
+        return next_check(cs, n, k, "model_per_key", model_id, period);
       };
       if (auto it = e->model_max_budget.find(group); it != e->model_max_budget.end()) {
-        auto& c = model_check(kind::budget);
+        auto p = limits::period_of(*e, now);
+        auto& c = model_check(kind::budget, p.id);
         c.label.assign("LiteLLM Virtual Key: ");
         c.label += e->id;
         c.label += ", key_alias: ";
@@ -465,8 +469,6 @@ verdict limits_stage::build(request_ctx& ctx, const auth::end_user* eu) {
         c.label += '.';
         c.limit = limits::to_nano(it->second);
         c.amount = worst_cost();
-        auto p = limits::period_of(*e, now);
-        c.period.assign(p.id);
         auto sp = e->model_spend.find(group);
         c.seed = p.fresh || sp == e->model_spend.end() ? 0 : limits::to_nano(sp->second);
         c.key_ttl_ms = p.ttl_ms;
@@ -484,6 +486,11 @@ verdict limits_stage::build(request_ctx& ctx, const auth::end_user* eu) {
     }
   }
   cs.resize(n);  // what an earlier request left beyond them
+  for (auto& c : cs) {
+    if (c.key == 0) {
+      c.key = limits::counter_key(c);  // a new counter in this place: hashed once
+    }
+  }
   if (cs.empty()) {
     if (!slot->charge_only.empty()) {
       ctx.limits = std::move(slot);  // nothing to reserve; finish charges the cost

@@ -42,10 +42,18 @@ struct check {
   std::string period;
   std::int64_t seed = 0;
   std::int64_t key_ttl_ms = 0;
+  // counter_key(*this), when its maker keeps it (the limits stage, for a check it rewrites
+  // with the same counter request after request); 0: computed where it is needed. Whoever
+  // changes k, scope, id or period sets it back to 0.
+  std::uint64_t key = 0;
 };
 
 // The counter a check names: "<scope>:<id>:<r|t|p>", budgets "<scope>:<id>:b:<period>".
 std::string counter_of(const check& c);
+// A hash of what counter_of() names, without building the name (the engine's lease
+// tables; a hit is compared field by field, a hash is not a name).
+std::uint64_t counter_key(const check& c);
+inline std::uint64_t key_of(const check& c) { return c.key != 0 ? c.key : counter_key(c); }
 
 // A LiteLLM duration string ("30s", "30m", "24h", "7d", "2w" (as days), "1mo"; a bare
 // number is seconds).
