@@ -374,3 +374,32 @@ TEST(memory_engine, recorded_reservations_count_for_later_local_checks) {
   clk.ms += 60'000;  // the window the recorded requests were in has ended
   EXPECT_TRUE(e.reserve({rpm}).ok);
 }
+
+// A check may carry its counter's hash (the limits stage keeps it while a reused check
+// names the same counter, and clears it when kind, scope, id or period changes): the
+// hash tells those four apart, and key_of() is the kept hash, or the computed one.
+TEST(counter_keys, a_kept_key_is_used_and_every_name_part_changes_the_hash) {
+  const check c = make(kind::budget, "hash-of-a-key", 100, 1);
+  EXPECT_EQ(sy::limits::key_of(c), sy::limits::counter_key(c));
+  check kept = c;
+  kept.key = 12345;
+  EXPECT_EQ(sy::limits::key_of(kept), 12345u);
+  const auto base = sy::limits::counter_key(c);
+  check other = c;
+  other.k = kind::requests;
+  EXPECT_NE(sy::limits::counter_key(other), base);
+  other = c;
+  other.scope = "team";
+  EXPECT_NE(sy::limits::counter_key(other), base);
+  other = c;
+  other.id = "hash-of-a-kez";
+  EXPECT_NE(sy::limits::counter_key(other), base);
+  other = c;
+  other.period = "all@1";
+  EXPECT_NE(sy::limits::counter_key(other), base);
+  other = c;
+  other.limit = 7;  // not part of the name
+  other.amount = 9;
+  other.label = "Key=x";
+  EXPECT_EQ(sy::limits::counter_key(other), base);
+}
