@@ -702,11 +702,11 @@ core::result<upstream_call> build_messages_request(call_type type, const config:
 
 // ---- request, without a DOM ---------------------------------------------------
 //
-// The common chat request (plain text messages, the usual parameters) written straight
+// The common chat request (text messages, the usual parameters) written straight
 // from the client's bytes: the same bytes build_messages_body() and dump() produce for it
 // (nlohmann's objects are sorted by key, its numbers and strings written its way), with no
-// DOM of the request and none of the answer. Anything else (tools, images, content lists,
-// cache_control, a parameter with no plain meaning here, a duplicate member, a deployment
+// DOM of the request and none of the answer. Anything else (tools, images, other content
+// parts, cache_control, a parameter with no plain meaning here, a duplicate member, a deployment
 // that merges or drops parameters, anything the DOM path would refuse) is left to that
 // path: nullopt. tests/unit/providers/anthropic_test.cpp compares the two over many shapes.
 
@@ -826,6 +826,66 @@ std::optional<long long> plain_count(const json_member& m) {
   return v;
 }
 
+// A content list of text parts only ("text" or {"type": "text", "text": "..."}, nothing
+// else in a part): each text's literal inside to `add`, in order. false: another part.
+template <typename Add>
+bool text_parts(std::string_view list, Add&& add) {
+  valid_json_walk w{list};
+  if (!w.eat('[')) {
+    return false;
+  }
+  if (w.eat(']')) {
+    return true;
+  }
+  for (;;) {
+    w.ws();
+    if (w.i < w.s.size() && w.s[w.i] == '"') {
+      add(inside(w.value()));
+    } else if (w.eat('{')) {
+      std::string_view type;
+      std::string_view text;
+      bool has_type = false;
+      bool has_text = false;
+      if (w.eat('}')) {
+        return false;
+      }
+      for (;;) {
+        const auto key = inside(w.value());
+        if (!w.eat(':')) {
+          return false;
+        }
+        const auto v = w.value();
+        if (key == "type" && !has_type) {
+          has_type = true;
+          type = v;
+        } else if (key == "text" && !has_text) {
+          has_text = true;
+          text = v;
+        } else {
+          return false;  // cache_control, image_url, a duplicate, an escaped key ...
+        }
+        if (w.eat(',')) {
+          continue;
+        }
+        if (w.eat('}')) {
+          break;
+        }
+        return false;
+      }
+      if (!has_type || !has_text || type != "\"text\"" || text.empty() || text.front() != '"') {
+        return false;
+      }
+      add(inside(text));
+    } else {
+      return false;
+    }
+    if (w.eat(',')) {
+      continue;
+    }
+    return w.eat(']');
+  }
+}
+
 // One text turn: its role (user or assistant) and its content literal's inside.
 struct text_turn {
   bool assistant = false;
@@ -943,22 +1003,32 @@ std::optional<core::result<upstream_call>> build_plain_messages(call_type type, 
           return std::nullopt;
         }
       }
-      if (!has_role || !has_content || content.empty() || content.front() != '"' || role.empty() ||
-          role.front() != '"') {
-        return std::nullopt;  // a content list, null, a role that is not a string ...
+      if (!has_role || !has_content || content.empty() || role.empty() || role.front() != '"' ||
+          (content.front() != '"' && content.front() != '[')) {
+        return std::nullopt;  // null content, a role that is not a string ...
       }
       const auto r = inside(role);
-      const auto text = inside(content);
-      if (r == "system" || r == "developer") {
-        if (!text.empty()) {
-          system.push_back(text);  // empty text makes no block
+      const bool to_system = r == "system" || r == "developer";
+      if (!to_system && r != "user" && r != "assistant") {
+        return std::nullopt;  // tool, function, an unknown role, an escaped one
+      }
+      // One text block: a system text, or a turn (consecutive ones of a role are merged
+      // into one message, as the blocks of one message's content list are); empty text
+      // makes no block.
+      auto add_text = [&](std::string_view text) {
+        if (text.empty()) {
+          return;
         }
-      } else if (r == "user" || r == "assistant") {
-        if (!text.empty()) {
+        if (to_system) {
+          system.push_back(text);
+        } else {
           turns.push_back({r == "assistant", text});
         }
-      } else {
-        return std::nullopt;  // tool, function, an unknown role, an escaped one
+      };
+      if (content.front() == '"') {
+        add_text(inside(content));
+      } else if (!text_parts(content, add_text)) {
+        return std::nullopt;  // an image, a file, cache_control, a part of another kind
       }
       if (w.eat(',')) {
         continue;

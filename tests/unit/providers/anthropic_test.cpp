@@ -1116,6 +1116,8 @@ TEST(anthropic_build_raw, plain_requests_are_written_without_a_dom) {
       R"({"messages":[{"role":"user","content":"a"},{"role":"user","content":"b"},{"role":"assistant","content":"c"},{"role":"user","content":""},{"role":"assistant","content":"d"},{"role":"system","content":"s1"},{"role":"developer","content":"s2\tx"}]})",
       R"({"model":"claude","messages":[],"max_completion_tokens":5,"max_tokens":7,"temperature":0.70,"top_p":1,"top_k":40,"stop":["END"," ","\n",3,"b\\"],"metadata":{"a":1},"tags":["t"],"stream_options":{"include_usage":true},"tools":null})",
       R"( { "messages" : [ { "content" : "spaced" , "role" : "user" } ] , "stop" : "  x " , "user" : "" } )",
+      // Content lists of text parts, as the OpenAI SDKs send them.
+      R"({"messages":[{"role":"system","content":[{"type":"text","text":"s1"},"s2"]},{"role":"user","content":[{"type":"text","text":"one"}]},{"role":"user","content":[{"text":"two","type":"text"},"three",{"type":"text","text":""}]},{"role":"assistant","content":[]},{"role":"user","content":"four"}]})",
   };
   for (const auto& text : plain) {
     for (bool stream : {false, true}) {
@@ -1172,7 +1174,38 @@ TEST(anthropic_build_raw, same_bytes_as_the_dom_path_over_many_shapes) {
         msgs += std::string(",") + sp;
       }
       std::string content = "\"" + texts[pick(texts.size())] + "\"";
-      if (pick(30) == 0) {
+      if (pick(5) == 0) {
+        // A content list: text parts (strings or {"type": "text", ...}), sometimes with
+        // another kind of part or a part with more in it.
+        content = "[";
+        const std::size_t parts = pick(4);
+        for (std::size_t j = 0; j < parts; ++j) {
+          if (j != 0) {
+            content += std::string(",") + sp;
+          }
+          const std::string t = "\"" + texts[pick(texts.size())] + "\"";
+          switch (pick(12)) {
+            case 0:
+              content += t;
+              break;
+            case 1:
+              content += std::string("{") + sp + "\"text\":" + t + "," + sp + "\"type\"" + sp + ":" + sp + "\"text\"}";
+              break;
+            case 2:
+              content += "{\"type\":\"text\",\"text\":" + t + ",\"cache_control\":{\"type\":\"ephemeral\"}}";
+              break;
+            case 3:
+              content += R"({"type":"image_url","image_url":{"url":"https://x/y.png"}})";
+              break;
+            case 4:
+              content += pick(2) == 0 ? R"({"type":"text"})" : R"({"type":"text","text":5})";
+              break;
+            default:
+              content += "{\"type\":\"text\",\"text\":" + t + "}";
+          }
+        }
+        content += "]";
+      } else if (pick(30) == 0) {
         content = contents_unusual[pick(contents_unusual.size())];
       }
       std::string role = "\"" + roles[pick(roles.size())] + "\"";
