@@ -31,6 +31,15 @@ constexpr std::string_view signin_error_cookie = "switchyard_signin_error";
 constexpr std::string_view id_token_refused =
     "Sign-in refused: the identity provider's answer did not pass the gateway's checks. Sign in again; if this "
     "keeps happening, ask an administrator to look at the gateway's log.";
+// The provider's own words (an error_description, from its token endpoint or in the
+// callback's URL, which anyone can craft) never reach the sign-in page: the browser gets
+// one of these, the log and API clients the detail.
+constexpr std::string_view token_refused =
+    "Sign-in failed: the identity provider did not complete the sign-in. Sign in again; if this keeps "
+    "happening, ask an administrator to look at the gateway's log.";
+constexpr std::string_view provider_refused =
+    "Sign-in refused by the identity provider. Sign in again; if this keeps happening, ask an administrator "
+    "to look at the gateway's log.";
 constexpr std::string_view jwks_unreadable =
     "Sign-in failed: the identity provider's signing keys could not be read. Try again in a moment; if this "
     "keeps happening, ask an administrator to look at the gateway's log.";
@@ -609,8 +618,9 @@ net::awaitable<core::result<json>> sso_endpoints::verify_id_token(std::string to
 net::awaitable<void> sso_endpoints::callback(http::request& req, http::responder& resp) {
   if (auto err = query_param(req.query, "error")) {
     auto desc = query_param(req.query, "error_description").value_or("");
-    co_await resp.send(callback_error(req, sso_error(401, "Sign-in refused by the identity provider: " + *err +
-                                                               (desc.empty() ? "" : ": " + desc))));
+    auto refused = sso_error(401, "Sign-in refused by the identity provider: " + *err + (desc.empty() ? "" : ": " + desc));
+    spdlog::warn("sso: {}", refused.message);
+    co_await resp.send(callback_error(req, refused, provider_refused));
     co_return;
   }
   auto code = query_param(req.query, "code").value_or("");
@@ -655,8 +665,10 @@ net::awaitable<void> sso_endpoints::callback(http::request& req, http::responder
     std::string why = tokens.is_object()
                           ? core::string_or(tokens, "error") + " " + core::string_or(tokens, "error_description")
                           : answer->body.substr(0, 200);
-    co_await resp.send(callback_error(req, sso_error(
-        401, "Sign-in refused: the token endpoint answered HTTP " + std::to_string(answer->status) + ": " + why)));
+    auto refused =
+        sso_error(401, "Sign-in refused: the token endpoint answered HTTP " + std::to_string(answer->status) + ": " + why);
+    spdlog::warn("sso: {}", refused.message);
+    co_await resp.send(callback_error(req, refused, token_refused));
     co_return;
   }
   std::string id_token = tokens["id_token"].get<std::string>();

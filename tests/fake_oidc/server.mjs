@@ -6,7 +6,9 @@
 // response_type, scope openid, state and nonce present, code single-use and bound to its
 // client and redirect_uri, the PKCE verifier, the client secret.
 //
-// Tests can also sign tokens themselves (mint) and spoil the next ID token (tamperNext).
+// Tests can also sign tokens themselves (mint), spoil the next ID token (tamperNext) and
+// have the token endpoint refuse the next exchange with their own error
+// (tokenErrorNext: { status, error, error_description }).
 // Whoever signs in next is setUser(claims, { userinfo }): `claims` go into the ID token and
 // the userinfo answer (a groups claim, e.g. { groups: ['team-a'] } or a nested
 // { realm_access: { roles: [...] } }, is just another claim), `userinfo` only into the
@@ -44,6 +46,7 @@ export async function startFakeOidc({ clientId = 'switchyard-client', clientSecr
     userinfoOnly: {},
     redirectUris: new Set(redirectUri ? [redirectUri] : []),
     tamperNext: null,  // 'signature' | 'audience' | 'expired' | (claims) => claims
+    tokenErrorNext: null,  // { status, error, error_description }: the next /token answer
     jwksFetches: 0,
     tokenRequests: [],
     errors: [],
@@ -137,6 +140,11 @@ export async function startFakeOidc({ clientId = 'switchyard-client', clientSecr
       }
       const f = new URLSearchParams(body);
       state.tokenRequests.push(Object.fromEntries(f));
+      if (state.tokenErrorNext) {
+        const { status, error, error_description: description } = state.tokenErrorNext;
+        state.tokenErrorNext = null;
+        return refuse(res, status, error, description);
+      }
       let id = f.get('client_id');
       let secret = f.get('client_secret');
       const basic = req.headers.authorization ?? '';

@@ -212,6 +212,44 @@ describe('admin UI sign-in', { skip }, () => {
     await gw.proc.waitForStderr(/sso: Sign-in refused: invalid ID token: JWT audience 'another-client'/, 20_000 * SLOW);
   });
 
+  test('a browser whose code exchange or sign-in the provider refuses is shown a fixed message; API clients get the detail', async () => {
+    // The provider's error_description (from its token endpoint, or in a callback URL that
+    // anyone can craft) is its own text: it goes to the log and to API clients, never onto
+    // the sign-in page.
+    const html = { accept: 'text/html,application/xhtml+xml' };
+    const planted = 'Your account is locked: call +1-555-0100 now';
+    const refusal = { status: 400, error: 'invalid_grant', error_description: planted };
+    const shownFor = async (res) => {
+      assert.equal(res.status, 303);
+      assert.equal(res.headers.get('location'), '/ui/?error=signin');
+      const c = cookiesOf(res);
+      assert.equal(c.switchyard_session, undefined, 'no session');
+      const reason = Buffer.from(c.switchyard_signin_error.value, 'base64url').toString();
+      assert.doesNotMatch(reason, /locked|555|invalid_grant|access_denied/, reason);
+      const shown = await api(gw, '/sso/session', { headers: { cookie: `switchyard_signin_error=${c.switchyard_signin_error.value}` } });
+      assert.equal(shown.status, 401);
+      return shown.json.error.message;
+    };
+    let { res } = await signInResponse(gw, ALICE, { headers: html, beforeCallback: () => { idp.state.tokenErrorNext = refusal; } });
+    assert.equal(await shownFor(res), 'Sign-in failed: the identity provider did not complete the sign-in. Sign in again; if '
+      + "this keeps happening, ask an administrator to look at the gateway's log.");
+    await gw.proc.waitForStderr(/sso: Sign-in refused: the token endpoint answered HTTP 400: invalid_grant Your account is locked/,
+      20_000 * SLOW);
+    // An API client keeps the documented 401 with the provider's words.
+    ({ res } = await signInResponse(gw, ALICE, { beforeCallback: () => { idp.state.tokenErrorNext = refusal; } }));
+    assert.equal(res.status, 401);
+    assert.equal((await res.json()).error.message,
+      `Sign-in refused: the token endpoint answered HTTP 400: invalid_grant ${planted}`);
+    // A callback URL carrying the provider's (or anyone's) error.
+    const crafted = `${gw.url}/sso/callback?error=access_denied&error_description=${encodeURIComponent(planted)}`;
+    assert.equal(await shownFor(await fetch(crafted, { redirect: 'manual', headers: html })),
+      "Sign-in refused by the identity provider. Sign in again; if this keeps happening, ask an administrator to look at "
+      + "the gateway's log.");
+    const apiClient = await fetch(crafted, { redirect: 'manual' });
+    assert.equal(apiClient.status, 401);
+    assert.equal((await apiClient.json()).error.message, `Sign-in refused by the identity provider: access_denied: ${planted}`);
+  });
+
   test('admin_only: a non-admin is refused at sign-in and with an existing session; an admin gets in', async () => {
     const { res } = await signInResponse(strict, ALICE);
     assert.equal(res.status, 403);
