@@ -108,7 +108,7 @@ std::string org_of(const auth::principal& who) {
 
 // The checks every route shares once the caller is known, in this order: the route's
 // access rule for their role (401/403), Postgres when the route needs it (500), an
-// org_admin's organisation (403), a query parameter with a NUL character or invalid UTF-8
+// org_admin's organisation (403), the user of a caller limited to their own rows (401), a query parameter with a NUL character or invalid UTF-8
 // (400), the JSON body of anything but a GET (400). The body.
 core::result<json> admit(const management_deps& deps, const route& r, const auth::principal& who, scope sc,
                          const http::request& req) {
@@ -120,6 +120,12 @@ core::result<json> admit(const management_deps& deps, const route& r, const auth
   }
   if (sc == scope::org && org_of(who).empty()) {
     return forbidden("org_admin without an organization_id may not manage users or teams");
+  }
+  // A caller limited to their own rows who has no user (a JWT without a user id claim) has
+  // none: LiteLLM refuses a caller without a user as it refuses a key without a role, not
+  // with the rows (or spend) of a user "".
+  if (sc == scope::own && user_of(who).empty() && auth::role_of(who) != auth::role::none) {
+    return route_denied(auth::role::none, r.path, "");
   }
   // A NUL character in a query parameter cannot reach Postgres either (a 500 before).
   for (std::size_t at = req.query.find('%'); at != std::string::npos; at = req.query.find('%', at + 1)) {

@@ -155,6 +155,33 @@ describe('JWT auth for the API', { skip }, () => {
     assert.equal(denied.status, 403, denied.text);
   });
 
+  test('a non-admin token without a user (no user_id_jwt_field) reads no one\'s spend: 401, as LiteLLM refuses a caller without a user', async () => {
+    const teamOnly = await startGateway({
+      config: {
+        model_list: [mockModel('demo', 'hello from the mock')],
+        general_settings: { enable_jwt_auth: true, litellm_jwtauth: { team_id_jwt_field: 'team', public_key_ttl: 1 } },
+      },
+      env: { DATABASE_URL: dbUrl, JWT_PUBLIC_KEY_URL: `${idp.url}/jwks`, JWT_AUDIENCE: idp.clientId, JWT_ISSUER: idp.issuer },
+    });
+    try {
+      const token = idp.mint({ sub: 'svc-team-only', team: 'team-analytics' });
+      await until(async () => (await call(teamOnly, '/v1/chat/completions',
+        { key: token, body: { model: 'demo', messages: [{ role: 'user', content: 'x' }] } })).status === 200, 'the token to be accepted');
+      for (const path of ['/global/spend', '/global/spend/keys', '/global/spend/models', '/spend/logs', '/key/list']) {
+        const r = await call(teamOnly, path, { method: 'GET', key: token });
+        assert.equal(r.status, 401, `${path}: ${r.text}`);
+        assert.deepEqual(openaiErrorProblems(r.json, 401), []);
+        assert.equal(r.json.error.message, 'Authentication Error, Only proxy admin can be used to generate, delete, update info '
+          + `for new keys/users/teams. Route=${path}. Your role=unknown. Your user_id=None`);
+      }
+      const admin = idp.mint({ sub: 'ops-admin', scope: 'openid litellm_proxy_admin' });
+      const all = await call(teamOnly, '/global/spend', { method: 'GET', key: admin });
+      assert.equal(all.status, 200, all.text);
+    } finally {
+      await teamOnly.stop();
+    }
+  });
+
   test('SIGTERM stops the gateway cleanly with the JWKS refresh running', async () => {
     const r = await gw.stop();
     assert.equal(r.code, 0, r.stderr.slice(-2000));
