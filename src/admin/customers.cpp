@@ -108,8 +108,9 @@ handler_result customer_new(const route_context& c) {
     }
     in->patch["budget_id"] = *budget_id;
   }
-  auto row = co_await insert_row(c, table, in->id, in->patch, "Customer already exists, passed user_id=" + in->id,
-                                 "user_id");
+  auto inserted = co_await insert_row(c, table, in->id, in->patch,
+                                      "Customer already exists, passed user_id=" + in->id, "user_id");
+  auto row = with_budget_found(std::move(inserted), in->patch);
   if (!row) {
     co_return row.error();
   }
@@ -150,7 +151,8 @@ handler_result customer_update(const route_context& c) {
       }
     }
   }
-  auto row = co_await update_row(c, table, in->id, in->patch, "updated", missing(in->id), "user_id");
+  auto updated = co_await update_row(c, table, in->id, in->patch, "updated", missing(in->id), "user_id");
+  auto row = with_budget_found(std::move(updated), in->patch);
   if (!row) {
     co_return row.error();
   }

@@ -117,6 +117,13 @@ net::awaitable<core::result<json>> org_member_row(const route_context& c, bool t
   co_return ok(std::move(**r));
 }
 
+core::result<json> with_budget_found(core::result<json> r, const json& patch) {
+  if (!r && r.error().status == 400 && r.error().param == "budget_id") {
+    return not_found("Budget not found: " + text_of(patch, "budget_id"), "budget_id");
+  }
+  return r;
+}
+
 net::awaitable<core::result<json>> insert_row(const route_context& c, std::string_view kind, std::string id,
                                               const json& patch, std::string exists, const char* param) {
   std::string k(kind);

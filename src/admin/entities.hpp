@@ -61,6 +61,13 @@ net::awaitable<core::result<json>> update_row(const route_context& c, std::strin
                                               const json& patch, std::string action, std::string missing,
                                               const char* param);
 
+// A write refused for its budget_id, which names no budgets row (a 400 with param
+// budget_id: the foreign key): 404 `Budget not found: <id>` instead, as the key and user
+// routes answer an unknown budget_id. (LiteLLM hands the id of /organization/* and
+// /customer/* to the database unchecked and has no answer of its own for it.) Any other
+// result as it is.
+core::result<json> with_budget_found(core::result<json> r, const json& patch);
+
 // A page of rows of `kind` for a /<entity>/list: `page` and `page_size` (default
 // `default_size`) from the query, and the query's `organization_id` when `by_org`. An
 // internal user (scope own) sees the teams they are in, an org_admin (scope org) their

@@ -19,54 +19,27 @@ core::result<entity_request> read_org_request(const route_context& c, bool is_ne
   return in;
 }
 
-// A new budgets row with these limits; its id.
-net::awaitable<core::result<std::string>> new_budget(const route_context& c, const json& limits) {
-  std::string kind = "budgets";
-  std::string budget_id = id_or_new("");
-  auto budget_text = limits.dump();
-  auto b = co_await c.db().run(pg::insert_entity_blocking, kind, budget_id, budget_text, c.actor);
-  if (!b) {
-    co_return b.error();
+// The organisation's row and its budgets row in one transaction (tenant_repo's
+// write_organization_blocking): 400 with a refused value's problem, else `none` when no
+// row was written (a new organisation's id taken, the one to update missing).
+net::awaitable<core::result<json>> write_organization(const route_context& c, const entity_request& in, bool is_new,
+                                                      core::error none) {
+  pg::organization_write w;
+  w.organization_id = in.id;
+  w.is_new = is_new;
+  w.patch_json = in.patch.dump();
+  w.budget_json = in.budget.dump();
+  auto r = co_await c.db().run(pg::write_organization_blocking, w, c.actor);
+  if (!r) {
+    co_return r.error();
   }
-  co_return budget_id;
-}
-
-// /organization/update with limits: the organisation's budgets row takes them (a new one
-// when it has none).
-net::awaitable<core::result<void>> update_budget(const route_context& c, std::string org_id, const json& org_row,
-                                                const json& limits) {
-  std::string org_kind = "organizations";
-  std::string budget_kind = "budgets";
-  std::string action = "updated";
-  auto budget_id = text_of(org_row, "budget_id");
-  if (!budget_id.empty()) {
-    auto budget_text = limits.dump();
-    auto b = co_await c.db().run(pg::update_entity_blocking, budget_kind, budget_id, budget_text, c.actor, action);
-    if (!b) {
-      co_return b.error();
-    }
-    co_return core::result<void>{};
+  if (!r->problem.empty()) {
+    co_return bad_request(r->problem, r->problem_field);
   }
-  auto created = co_await new_budget(c, limits);
-  if (!created) {
-    co_return created.error();
+  if (!r->row_json) {
+    co_return none;
   }
-  auto link = json{{"budget_id", *created}}.dump();
-  auto u = co_await c.db().run(pg::update_entity_blocking, org_kind, org_id, link, c.actor, action);
-  if (!u) {
-    co_return u.error();
-  }
-  co_return core::result<void>{};
-}
-
-// An organisation's budget_id that names no budgets row (refused by its foreign key):
-// 404 `Budget not found: <id>`, as the key and user routes answer it. (LiteLLM's own
-// update hands the id to the database unchecked and has no answer of its own for it.)
-core::result<json> with_budget_found(core::result<json> r, const json& patch) {
-  if (!r && r.error().status == 400 && r.error().param == "budget_id") {
-    return not_found("Budget not found: " + text_of(patch, "budget_id"), "budget_id");
-  }
-  return r;
+  co_return ok(json::parse(*r->row_json));
 }
 
 // The organisation with its budget, teams and members; `row` if it is gone meanwhile.
@@ -85,16 +58,9 @@ handler_result organization_new(const route_context& c) {
   if (!in) {
     co_return in.error();
   }
-  if (!in->patch.contains("budget_id") || in->patch["budget_id"].is_null()) {
-    auto budget_id = co_await new_budget(c, in->budget);
-    if (!budget_id) {
-      co_return budget_id.error();
-    }
-    in->patch["budget_id"] = *budget_id;
-  }
-  auto inserted = co_await insert_row(c, "organizations", in->id, in->patch, "Organization already exists: " + in->id,
-                                      "organization_id");
-  auto row = with_budget_found(std::move(inserted), in->patch);
+  auto exists = bad_request("Organization already exists: " + in->id, "organization_id");
+  auto written = co_await write_organization(c, *in, true, std::move(exists));
+  auto row = with_budget_found(std::move(written), in->patch);
   if (!row) {
     co_return row.error();
   }
@@ -106,16 +72,11 @@ handler_result organization_update(const route_context& c) {
   if (!in) {
     co_return in.error();
   }
-  auto updated = co_await update_row(c, "organizations", in->id, in->patch, "updated",
-                                     "Organization not found: " + in->id, "organization_id");
-  auto row = with_budget_found(std::move(updated), in->patch);
+  auto missing = not_found("Organization not found: " + in->id, "organization_id");
+  auto written = co_await write_organization(c, *in, false, std::move(missing));
+  auto row = with_budget_found(std::move(written), in->patch);
   if (!row) {
     co_return row.error();
-  }
-  if (!in->budget.empty()) {
-    if (auto b = co_await update_budget(c, in->id, *row, in->budget); !b) {
-      co_return b.error();
-    }
   }
   c.invalidation().publish_owner("org", in->id);
   co_return co_await full_org(c, in->id, std::move(*row));

@@ -129,7 +129,11 @@ describe('budgets', { skip }, () => {
     assertError(await post(gwA, '/customer/new', { user_id: 'x', budget_duration: 'weekly' }), 422, 'budget_duration');
     assertError(await post(gwA, '/customer/new', { user_id: 'x', allowed_model_region: 'mars' }), 422, 'allowed_model_region');
     assertError(await post(gwA, '/customer/new', { user_id: 'x', budget_id: 'shared-eu', max_budget: 2 }), 400, 'budget_id');
-    assertError(await post(gwA, '/customer/new', { user_id: 'x', budget_id: 'no-such-budget' }), 400);
+    // An unknown budget_id: the 404 of the key, user and organisation routes; nothing written.
+    const noBudget = await post(gwA, '/customer/new', { user_id: 'x', budget_id: 'no-such-budget' });
+    assertError(noBudget, 404, 'budget_id');
+    assert.equal(noBudget.json.error.message, 'Budget not found: no-such-budget');
+    assertError(await get(gwA, '/customer/info?end_user_id=x'), 400, 'end_user_id');
     await ok(post(gwA, '/customer/new', { user_id: 'dup' }));
     const dup = await post(gwA, '/customer/new', { user_id: 'dup' });
     assertError(dup, 400, 'user_id');
@@ -140,6 +144,10 @@ describe('budgets', { skip }, () => {
     assert.match(missing.json.error.message, /End User Id=ghost does not exist in db/);
     assertError(await post(gwA, '/customer/update', { user_id: 'ghost', alias: 'x' }), 400, 'user_id');
     assertError(await post(gwA, '/customer/update', { alias: 'x' }), 422, 'user_id');
+    const updateNoBudget = await post(gwA, '/customer/update', { user_id: 'dup', budget_id: 'no-such-budget', alias: 'y' });
+    assertError(updateNoBudget, 404, 'budget_id');
+    assert.equal(updateNoBudget.json.error.message, 'Budget not found: no-such-budget');
+    assert.equal((await ok(get(gwA, '/customer/info?end_user_id=dup'))).alias, null, 'nothing changed');
     assertError(await post(gwA, '/customer/delete', { user_ids: [] }), 422, 'user_ids');
     assertError(await post(gwA, '/customer/delete', { user_ids: 'dup' }), 422, 'user_ids');
     assertError(await post(gwA, '/customer/delete', { user_ids: ['ghost'] }), 400, 'user_ids');

@@ -287,9 +287,6 @@ describe('tenants', { skip }, () => {
         'Organization not found for organization_id=no-org'],
       ['/user/update', { user_id: 'refused-v', organization_id: 'no-org' }, 'organization_id',
         'Organization not found for organization_id=no-org'],
-      // A budget that does not exist.
-      ['/customer/new', { user_id: 'refused-d', budget_id: 'no-budget' }, 'budget_id', "budget_id 'no-budget' does not exist"],
-      ['/customer/update', { user_id: 'refused-c', budget_id: 'no-budget' }, 'budget_id', "budget_id 'no-budget' does not exist"],
       // A unique value another row has.
       ['/user/new', { user_id: 'refused-x', sso_user_id: 'sso-refused' }, 'sso_user_id',
         "sso_user_id 'sso-refused' is already used by another user"],
@@ -303,11 +300,13 @@ describe('tenants', { skip }, () => {
       assert.equal(r.json.error.param, param, r.text);
       assert.doesNotMatch(r.text, /constraint|violates|fkey|DETAIL|ERROR:|table|Key \(/, r.text);
     }
-    // An organisation's budget that does not exist: 404 naming it, as the key and user
-    // routes answer.
+    // An organisation's or end user's budget that does not exist: 404 naming it, as the
+    // key and user routes answer.
     for (const [path, body] of [
       ['/organization/new', { organization_alias: 'org-refused-2', budget_id: 'no-budget' }],
       ['/organization/update', { organization_id: org.organization_id, budget_id: 'no-budget' }],
+      ['/customer/new', { user_id: 'refused-d', budget_id: 'no-budget' }],
+      ['/customer/update', { user_id: 'refused-c', budget_id: 'no-budget' }],
     ]) {
       const r = await post(path, body);
       assertError(r, 404, 'not_found_error');
@@ -494,6 +493,38 @@ describe('tenants', { skip }, () => {
     assert.equal(del.json[0].organization_id, o.organization_id);
     assert.equal(psql(dbUrl, `SELECT organization_id IS NULL FROM teams WHERE team_id = 'team-org'`), 't');
     assert.equal(audit('organizations', o.organization_id), 'created:proxy_admin,updated:proxy_admin,deleted:proxy_admin');
+  });
+
+  test('/organization/new and /organization/update write the organisation and its budget in one transaction', async () => {
+    // Constraints the test adds provoke a failure in the second write of each.
+    const budgets = () => psql(dbUrl, 'SELECT count(*) FROM budgets');
+    psql(dbUrl, "ALTER TABLE organizations ADD CONSTRAINT swy_test_org_alias CHECK (organization_alias <> 'refused-org')");
+    psql(dbUrl, 'ALTER TABLE budgets ADD CONSTRAINT swy_test_budget CHECK (max_budget IS NULL OR max_budget <> 13.13)');
+    try {
+      // New: the budgets row is written first, then the organisation, which is refused.
+      const before = budgets();
+      assertError(await post('/organization/new', { organization_alias: 'refused-org', max_budget: 7 }), 400);
+      assert.equal(budgets(), before, 'no budgets row left behind');
+      assert.equal(psql(dbUrl, "SELECT count(*) FROM organizations WHERE organization_alias = 'refused-org'"), '0');
+      // A new organisation whose id is taken leaves none either.
+      const o = await ok(post('/organization/new', { organization_alias: 'tx-org', models: ['a'], max_budget: 3 }));
+      const afterOne = budgets();
+      assertError(await post('/organization/new', { organization_id: o.organization_id, organization_alias: 'again', max_budget: 4 }), 400);
+      assert.equal(budgets(), afterOne);
+      // Update: the organisation's row is written first, then its budget, which is refused.
+      assertError(await post('/organization/update', { organization_id: o.organization_id, models: ['b'], max_budget: 13.13 }), 400);
+      const info = await ok(get(`/organization/info?organization_id=${o.organization_id}`));
+      assert.deepEqual(info.models, ['a'], 'the organisation is unchanged');
+      assert.equal(info.litellm_budget_table.max_budget, 3);
+      assert.equal(audit('organizations', o.organization_id), 'created:proxy_admin');
+      // Without the failure both change together.
+      const up = await ok(post('/organization/update', { organization_id: o.organization_id, models: ['b'], max_budget: 5 }));
+      assert.deepEqual(up.models, ['b']);
+      assert.equal(up.litellm_budget_table.max_budget, 5);
+    } finally {
+      psql(dbUrl, 'ALTER TABLE organizations DROP CONSTRAINT swy_test_org_alias');
+      psql(dbUrl, 'ALTER TABLE budgets DROP CONSTRAINT swy_test_budget');
+    }
   });
 
   test('/budget/new, /budget/info, /budget/update, /budget/delete', async () => {
