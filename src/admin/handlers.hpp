@@ -73,6 +73,7 @@ handler_result team_update(const route_context& c);
 handler_result team_delete(const route_context& c);
 handler_result team_member_add(const route_context& c);
 handler_result team_member_delete(const route_context& c);
+handler_result team_member_update(const route_context& c);
 handler_result team_block(const route_context& c);
 handler_result team_unblock(const route_context& c);
 handler_result team_info(const route_context& c);

@@ -39,6 +39,7 @@ constexpr route table[] = {
     {"/team/delete",         {},                      post,           org_write,     true,  team_delete},
     {"/team/member_add",     {},                      post,           org_write,     true,  team_member_add},
     {"/team/member_delete",  {},                      post,           org_write,     true,  team_member_delete},
+    {"/team/member_update",  {},                      post,           team_admin_write, true, team_member_update},
     {"/team/block",          {},                      post,           org_write,     true,  team_block},
     {"/team/unblock",        {},                      post,           org_write,     true,  team_unblock},
     {"/team/info",           {},                      get,            member_read,   true,  team_info},

@@ -1,5 +1,5 @@
 // /team/new, /team/update, /team/delete, /team/member_add, /team/member_delete,
-// /team/block, /team/unblock, /team/info, /team/list.
+// /team/member_update, /team/block, /team/unblock, /team/info, /team/list.
 #include "entities.hpp"
 
 #include "switchyard/store/postgres/tenant_repo.hpp"
@@ -312,6 +312,134 @@ handler_result team_member_delete(const route_context& c) {
   }
   c.invalidation().publish_owner("team", *team_id);  // the member's budget in the team is gone
   co_return ok(json::parse(*r->team_json));
+}
+
+namespace {
+
+// A value of the request as LiteLLM shows its request object in a message ("None", 'text',
+// numbers as they are).
+std::string python_repr(const json& body, const char* name) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) {
+    return "None";
+  }
+  return it->is_string() ? "'" + it->get<std::string>() + "'" : it->dump();
+}
+
+// The caller may change the team's members: a proxy admin, an admin member of the team
+// (LiteLLM's rule), or an org_admin for a team of their organisation (as for the other
+// member routes).
+bool may_manage_members(const route_context& c, const json& team) {
+  if (c.sc == scope::all) {
+    return true;
+  }
+  if (c.sc == scope::org && !c.self_org.empty() && text_of(team, "organization_id") == c.self_org) {
+    return true;
+  }
+  const auto members = team.value("members_with_roles", json::array());
+  return !c.self_user.empty() && std::any_of(members.begin(), members.end(), [&c](const json& m) {
+           return text_of(m, "user_id") == c.self_user && text_of(m, "role") == "admin";
+         });
+}
+
+}  // namespace
+
+// LiteLLM's /team/member_update: a member's role and their own budget and rate limits in
+// the team (max_budget_in_team, tpm_limit, rpm_limit: a value sets it, null clears it,
+// absent leaves it), which replace the team's default for that member.
+handler_result team_member_update(const route_context& c) {
+  auto team_id = string_field(c.body, "team_id", true);
+  if (!team_id) {
+    co_return team_id.error();
+  }
+  auto user_id = string_field(c.body, "user_id", false);
+  if (!user_id) {
+    co_return user_id.error();
+  }
+  auto email = string_field(c.body, "user_email", false);
+  if (!email) {
+    co_return email.error();
+  }
+  std::optional<std::string> role;
+  if (auto r = c.body.find("role"); r != c.body.end() && !r->is_null()) {
+    if (!r->is_string() || (*r != "admin" && *r != "user")) {
+      co_return field_error("role", "role must be \"admin\" or \"user\"");
+    }
+    role = r->get<std::string>();
+  }
+  json budget_patch = json::object();
+  struct named {
+    const char* field;
+    const char* column;
+    kind k;
+  };
+  for (const named& n : {named{"max_budget_in_team", "max_budget", kind::num_or_null},
+                         named{"tpm_limit", "tpm_limit", kind::int_or_null},
+                         named{"rpm_limit", "rpm_limit", kind::int_or_null}}) {
+    auto it = c.body.find(n.field);
+    if (it == c.body.end()) {
+      continue;
+    }
+    if (auto e = check_kind(n.field, n.k, *it, c.now)) {
+      co_return *e;
+    }
+    if (auto e = check_not_negative(n.field, *it)) {
+      co_return *e;
+    }
+    budget_patch[n.column] = *it;
+  }
+  if (user_id->empty() && email->empty()) {
+    co_return bad_request("Either user_id or user_email needs to be passed in", "user_id");
+  }
+  // LiteLLM's order and words: the team first (400), then who may change it (403).
+  const auto no_team = [&team_id] { return bad_request("Team id=" + *team_id + " does not exist in db", "team_id"); };
+  auto team = co_await get_row(c, "teams", *team_id, false);
+  if (!team) {
+    co_return team.error();
+  }
+  if (!*team) {
+    co_return no_team();
+  }
+  if (!may_manage_members(c, **team)) {
+    auto e = core::make_error(core::errc::forbidden,
+                              "Call not allowed. User not proxy admin OR team admin. route=/team/member_update, "
+                              "team_id=" +
+                                  *team_id);
+    e.type = "auth_error";
+    co_return e;
+  }
+  pg::member_update w;
+  w.team_id = *team_id;
+  w.user_id = *user_id;
+  w.user_email = *email;
+  w.role = role;
+  w.budget_patch_json = budget_patch.dump();
+  auto r = co_await c.db().run(pg::update_team_member_blocking, w, c.actor);
+  if (!r) {
+    co_return r.error();
+  }
+  if (!r->team_found) {
+    co_return no_team();
+  }
+  if (r->user_id.empty()) {
+    co_return bad_request("User id doesn't exist in team table. Data=team_id='" + *team_id +
+                              "' user_id=" + python_repr(c.body, "user_id") +
+                              " user_email=" + python_repr(c.body, "user_email") +
+                              " max_budget_in_team=" + python_repr(c.body, "max_budget_in_team") +
+                              " role=" + python_repr(c.body, "role") + " tpm_limit=" +
+                              python_repr(c.body, "tpm_limit") + " rpm_limit=" + python_repr(c.body, "rpm_limit"),
+                          "user_id");
+  }
+  // The member's keys carry their budget in the team: each reloads it on its next
+  // request, on every instance.
+  c.invalidation().publish_owner("user", r->user_id);
+  const auto echoed = [&c](const char* f) { return c.body.contains(f) ? c.body[f] : json(nullptr); };
+  co_return ok(json{{"team_id", *team_id},
+                    {"user_id", r->user_id},
+                    {"user_email", echoed("user_email")},
+                    {"max_budget_in_team", echoed("max_budget_in_team")},
+                    {"tpm_limit", echoed("tpm_limit")},
+                    {"rpm_limit", echoed("rpm_limit")}});
 }
 
 handler_result team_info(const route_context& c) {

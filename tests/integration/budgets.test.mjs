@@ -392,6 +392,66 @@ describe('budgets and rate limits', { skip }, () => {
     assert.equal(fake.requests({ path: '/v1/chat/completions' }).length, 6, 'refused requests never reach the provider');
   });
 
+  test('/team/member_update: a member\'s own budget, rpm and tpm in the team replace the default for them, on both instances', async () => {
+    // Limits of 0 refuse every request, whatever the windows hold. A change reaches both
+    // instances' cached keys (the other one through the invalidation channel), a lowered
+    // limit once the leases granted before it end (docs/limits.md, "Changed limits").
+    const run = `${process.pid}-${Date.now()}`;
+    const [m1, m2] = ['one', 'two'].map((n) => `u-mu-${n}-${run}`);
+    const t = await call(a, '/team/new', { body: {
+      team_alias: `member update ${run}`, team_member_budget: 1, team_member_rpm_limit: 1000,
+      members_with_roles: [{ user_id: m1, role: 'user' }, { user_id: m2, role: 'user', user_email: `${m2}@example.com` }] } });
+    assert.equal(t.status, 200, t.text);
+    const team = t.json.team_id;
+    const k1 = (await newKey(a, { user_id: m1, team_id: team })).key;
+    const k2 = (await newKey(a, { user_id: m2, team_id: team })).key;
+    const chatOn = (gw, key) => call(gw, '/v1/chat/completions', { body: chatBody(), key });
+    for (const gw of [a, b]) {
+      for (const key of [k1, k2]) assert.equal((await chatOn(gw, key)).status, 200, 'cached on both instances');
+    }
+    // Refused on both instances (polled, within the deadline); `check` looks at the refusal.
+    const refusedOnBoth = async (key, check) => {
+      for (const gw of [a, b]) {
+        const deadline = Date.now() + 10_000 * SLOW;
+        let r;
+        while ((r = await chatOn(gw, key)).status === 200 && Date.now() < deadline) await delay(20);
+        check(r);
+      }
+    };
+    const update = async (body) => {
+      const r = await call(a, '/team/member_update', { body: { team_id: team, ...body } });
+      assert.equal(r.status, 200, r.text);
+    };
+    const throttled = (user, type, limit) => (r) => {
+      assert.equal(r.status, 429, r.text);
+      assert.equal(r.json.error.type, 'throttling_error', r.text);
+      assert.equal(r.json.error.message.startsWith(
+        `Rate limit exceeded for team_member: ${team}:${user}. Limit type: ${type}. Current limit: ${limit}, Remaining: 0.`),
+      true, r.text);
+    };
+
+    await update({ user_id: m1, max_budget_in_team: 0 });
+    await refusedOnBoth(k1, (r) => {
+      assertBudgetError(r);
+      assert.match(r.json.error.message,
+        new RegExp(`^Budget has been exceeded! User=${m1} in Team=${team} Current cost: [\\d.e-]+, Max budget: 0(\\.0+)?$`));
+    });
+    await update({ user_id: m1, max_budget_in_team: 1, rpm_limit: 0 });
+    await refusedOnBoth(k1, throttled(m1, 'requests', 0));
+    for (const gw of [a, b]) assert.equal((await chatOn(gw, k2)).status, 200, 'the other member keeps the team\'s default');
+    // Found by email, as LiteLLM finds a member.
+    await update({ user_email: `${m2}@example.com`, tpm_limit: 0 });
+    await refusedOnBoth(k2, throttled(m2, 'tokens', 0));
+    // Cleared (null): served again, on both instances.
+    await update({ user_email: `${m2}@example.com`, tpm_limit: null });
+    for (const gw of [a, b]) {
+      const deadline = Date.now() + 10_000 * SLOW;
+      let r;
+      while ((r = await chatOn(gw, k2)).status !== 200 && Date.now() < deadline) await delay(20);
+      assert.equal(r.status, 200, r.text);
+    }
+  });
+
   test('raising, lowering and removing a team\'s default member budget through /team/update is obeyed on both instances', async () => {
     const run = `${process.pid}-${Date.now()}`;
     const member = `u-default-${run}`;

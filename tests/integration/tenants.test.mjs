@@ -208,6 +208,117 @@ describe('tenants', { skip }, () => {
       'dup-boss:admin,dup-new:admin,dup-u:user');
   });
 
+  test('/team/member_update: a member\'s own budget and rate limits in the team, and their role', async () => {
+    // LiteLLM's merge-patch: a value sets, null clears, an absent field is left as it is.
+    // A member held to the team's default gets a row of their own made from it; the
+    // default itself is never changed.
+    const t = await ok(post('/team/new', {
+      team_id: 'team-mu', team_member_budget: 10, team_member_tpm_limit: 100,
+      members_with_roles: [{ role: 'admin', user_id: 'mu-boss' }, { role: 'user', user_id: 'mu-ann', user_email: 'ann@mu.example' },
+        { role: 'user', user_id: 'mu-bob' }],
+    }));
+    const defaultId = t.metadata.team_member_budget_id;
+    const membership = (u) => JSON.parse(psql(dbUrl,
+      `SELECT to_jsonb(m) || jsonb_build_object('b', to_jsonb(b)) FROM team_memberships m LEFT JOIN budgets b USING (budget_id)
+       WHERE m.team_id = 'team-mu' AND m.user_id = '${u}'`));
+
+    const r = await ok(post('/team/member_update', { team_id: 'team-mu', user_id: 'mu-ann', max_budget_in_team: 5 }));
+    assert.deepEqual(r, { team_id: 'team-mu', user_id: 'mu-ann', user_email: null, max_budget_in_team: 5, tpm_limit: null,
+      rpm_limit: null });
+    let ann = membership('mu-ann');
+    assert.ok(ann.budget_id && ann.budget_id !== defaultId, 'a row of her own');
+    assert.equal(ann.b.max_budget, 5);
+    assert.equal(ann.b.tpm_limit, 100, 'the default\'s other limits come with it');
+    assert.equal(psql(dbUrl, `SELECT max_budget || ',' || tpm_limit FROM budgets WHERE budget_id = '${defaultId}'`), '10,100');
+    assert.equal(membership('mu-bob').budget_id, null, 'the others keep the default');
+
+    // Her own row is changed in place; what is not sent stays.
+    await ok(post('/team/member_update', { team_id: 'team-mu', user_id: 'mu-ann', tpm_limit: 7, rpm_limit: 3 }));
+    const firstRow = ann.budget_id;
+    ann = membership('mu-ann');
+    assert.equal(ann.budget_id, firstRow);
+    assert.deepEqual([ann.b.max_budget, ann.b.tpm_limit, ann.b.rpm_limit], [5, 7, 3]);
+
+    // The role, found by email: team_memberships and members_with_roles (in place).
+    const byEmail = await ok(post('/team/member_update', { team_id: 'team-mu', user_email: 'ann@mu.example', role: 'admin' }));
+    assert.equal(byEmail.user_id, 'mu-ann');
+    assert.equal(byEmail.user_email, 'ann@mu.example');
+    const info = await ok(get('/team/info?team_id=team-mu'));
+    assert.deepEqual(info.team_info.members_with_roles.map((m) => [m.user_id, m.role]),
+      [['mu-boss', 'admin'], ['mu-ann', 'admin'], ['mu-bob', 'user']]);
+    assert.equal(membership('mu-ann').role, 'admin');
+    assert.deepEqual([membership('mu-ann').b.max_budget, membership('mu-ann').b.tpm_limit], [5, 7], 'limits untouched');
+
+    // Every limit cleared: she is held to the team's default again.
+    await ok(post('/team/member_update', { team_id: 'team-mu', user_id: 'mu-ann', max_budget_in_team: null, tpm_limit: null,
+      rpm_limit: null }));
+    assert.equal(membership('mu-ann').budget_id, null);
+
+    // Audited in the transaction that made each change.
+    assert.equal(psql(dbUrl, `SELECT count(*) FROM audit_log WHERE table_name = 'team_memberships' AND object_id = 'team-mu:mu-ann'
+      AND action = 'updated'`), '3', 'her own row, the role, back to the default (the in-place change is the budget row\'s)');
+    assert.equal(psql(dbUrl, `SELECT count(*) FROM audit_log WHERE table_name = 'budgets' AND object_id = '${firstRow}'`), '2',
+      'created, then updated');
+    assert.match(audit('teams', 'team-mu'), /,updated:proxy_admin$/, 'the role change');
+  });
+
+  test('/team/member_update errors: LiteLLM\'s 400s for a missing member, team or id; 422 for bad values', async () => {
+    await ok(post('/team/new', { team_id: 'team-mue', members_with_roles: [{ role: 'user', user_id: 'mue-in' }] }));
+    await ok(post('/user/new', { user_id: 'mue-out', user_email: 'out@mue.example', auto_create_key: false }));
+    let r = await post('/team/member_update', { team_id: 'team-mue' });
+    assertError(r, 400);
+    assert.equal(r.json.error.message, 'Either user_id or user_email needs to be passed in');
+    r = await post('/team/member_update', { team_id: 'no-such-team-mue', user_id: 'mue-in' });
+    assertError(r, 400);
+    assert.equal(r.json.error.message, 'Team id=no-such-team-mue does not exist in db');
+    for (const who of [{ user_id: 'mue-out' }, { user_email: 'out@mue.example' }, { user_id: 'nobody-at-all' }]) {
+      r = await post('/team/member_update', { team_id: 'team-mue', ...who, max_budget_in_team: 1 });
+      assertError(r, 400);
+      assert.match(r.json.error.message, /^User id doesn't exist in team table\. Data=team_id='team-mue' /, r.text);
+    }
+    assert.equal(psql(dbUrl, `SELECT count(*) FROM team_memberships WHERE user_id = 'mue-out'`), '0', 'not made a member');
+    for (const [body, param] of [[{ role: 'owner' }, 'role'], [{ max_budget_in_team: -1 }, 'max_budget_in_team'],
+      [{ tpm_limit: 'x' }, 'tpm_limit'], [{ rpm_limit: -2 }, 'rpm_limit'], [{ user_id: 5 }, 'user_id']]) {
+      r = await post('/team/member_update', { team_id: 'team-mue', user_id: 'mue-in', ...body });
+      assertError(r, 422);
+      assert.equal(r.json.error.param, param, r.text);
+    }
+  });
+
+  test('/team/member_update: proxy admins and the team\'s admin members (org_admins in their organisation); others 403', async () => {
+    const org = await ok(post('/organization/new', { organization_alias: 'org-mup' }));
+    await ok(post('/team/new', { team_id: 'team-mup', organization_id: org.organization_id, members_with_roles: [
+      { role: 'admin', user_id: 'mup-admin' }, { role: 'user', user_id: 'mup-user' }] }));
+    await ok(post('/team/new', { team_id: 'team-mup-2', members_with_roles: [{ role: 'user', user_id: 'mup-admin' }] }));
+    const keyOf = async (user_id) => (await ok(post('/key/generate', { user_id }))).key;
+    const teamAdmin = await keyOf('mup-admin');
+    const member = await keyOf('mup-user');
+    const viewer = (await ok(post('/user/new', { user_id: 'mup-viewer', user_role: 'proxy_admin_viewer' }))).key;
+    const orgAdmin = (await ok(post('/user/new', { user_id: 'mup-org', user_role: 'org_admin',
+      organization_id: org.organization_id }))).key;
+    const otherOrg = await ok(post('/organization/new', { organization_alias: 'org-mup-2' }));
+    const strangerAdmin = (await ok(post('/user/new', { user_id: 'mup-org-2', user_role: 'org_admin',
+      organization_id: otherOrg.organization_id }))).key;
+    const noUser = (await ok(post('/key/generate', {}))).key;
+    const body = { team_id: 'team-mup', user_id: 'mup-user', rpm_limit: 9 };
+
+    for (const key of [teamAdmin, orgAdmin]) {
+      assert.equal((await ok(post('/team/member_update', body, key))).user_id, 'mup-user');
+    }
+    for (const key of [member, strangerAdmin]) {
+      const r = await post('/team/member_update', body, key);
+      assertError(r, 403);
+      assert.equal(r.json.error.message,
+        'Call not allowed. User not proxy admin OR team admin. route=/team/member_update, team_id=team-mup');
+    }
+    // An admin of one team is not one of another; viewers make no writes; a key without a user: 401.
+    assertError(await post('/team/member_update', { team_id: 'team-mup-2', user_id: 'mup-admin', rpm_limit: 1 }, teamAdmin), 403);
+    assertError(await post('/team/member_update', body, viewer), 403, 'auth_error');
+    assertError(await post('/team/member_update', body, noUser), 401);
+    assert.equal(psql(dbUrl, `SELECT b.rpm_limit FROM team_memberships m JOIN budgets b USING (budget_id)
+      WHERE m.team_id = 'team-mup-2' AND m.user_id = 'mup-admin'`), '', 'nothing written');
+  });
+
   test('/user/new gives its key the key fields of the request, as LiteLLM; the budget stays the user\'s', async () => {
     const u = await ok(post('/user/new', {
       user_id: 'keyed', duration: '2h', key_alias: 'keyed-first', models: ['a'], max_budget: 7, budget_duration: '30d',

@@ -65,6 +65,10 @@ inline constexpr access_rule member_read{.proxy_admin_viewer = scope::all,
                                          .org_admin = scope::org,
                                          .internal_user = scope::own,
                                          .internal_user_viewer = scope::own};
+// /team/member_update: LiteLLM lets a team's admin members change the team's members; the
+// handler checks that an internal user or org_admin is one (or, for an org_admin, that
+// the team is in their organisation). Viewers make no writes.
+inline constexpr access_rule team_admin_write{.org_admin = scope::org, .internal_user = scope::own};
 // Key writes: internal users and org_admins on their own keys.
 inline constexpr access_rule own_key_write{.org_admin = scope::own, .internal_user = scope::own};
 // /key/list: viewers see every key, users their own.

@@ -77,6 +77,12 @@ json filtered(const spec& s, const std::string& patch_json) {
 
 const char* opt_c_str(const std::optional<std::string>& s) { return s ? s->c_str() : nullptr; }
 
+// Whether `j` has the string member `name` equal to `value` (non-empty).
+bool text_is(const json& j, const char* name, const std::string& value) {
+  auto it = j.find(name);
+  return !value.empty() && it != j.end() && it->is_string() && it->get_ref<const std::string&>() == value;
+}
+
 void audit(pqxx::transaction_base& tx, const change_actor& who, const std::string& action, const std::string& table,
            const std::string& id, const std::optional<std::string>& before, const std::optional<std::string>& after) {
   tx.exec_params(
@@ -770,6 +776,189 @@ member_write remove_team_member_blocking(pqxx::connection& c, const std::string&
   audit(tx, who, "member_removed", "teams", team_id, before, after);
   tx.commit();
   out.team_json = after;
+  return out;
+}
+
+namespace {
+
+// Whether a budgets row holds a limit worth naming it for (LiteLLM's test for a member's
+// budget: an unset or empty value is no limit).
+bool has_limit(const json& budget) {
+  for (const char* f : {"max_budget", "soft_budget", "max_parallel_requests", "tpm_limit", "rpm_limit",
+                        "budget_duration", "model_max_budget"}) {
+    if (auto it = budget.find(f); it != budget.end() && !it->is_null() && !(it->is_object() && it->empty())) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Whether anything but the membership (team_id, user_id) names the budgets row: another
+// membership, a key, an organisation (or its membership), an end user, or a team as its
+// members' default. Such a row is never patched for one member.
+bool budget_shared(pqxx::transaction_base& tx, const std::string& budget_id, const std::string& team_id,
+                   const std::string& user_id) {
+  return tx.exec_params1(
+               "SELECT EXISTS (SELECT 1 FROM team_memberships WHERE budget_id = $1"
+               "   AND NOT (team_id = $2 AND user_id = $3))"
+               " OR EXISTS (SELECT 1 FROM verification_tokens WHERE budget_id = $1)"
+               " OR EXISTS (SELECT 1 FROM organizations WHERE budget_id = $1)"
+               " OR EXISTS (SELECT 1 FROM organization_memberships WHERE budget_id = $1)"
+               " OR EXISTS (SELECT 1 FROM end_users WHERE budget_id = $1)"
+               " OR EXISTS (SELECT 1 FROM teams WHERE metadata ->> 'team_member_budget_id' = $1)",
+               budget_id, team_id, user_id)[0]
+      .as<bool>();
+}
+
+// The member's own budget in the team after `patch` (update_team_member_blocking).
+void member_own_budget_in(pqxx::transaction_base& tx, const std::string& team_id, const std::string& user_id,
+                          const json& membership, const json& team, const json& patch, const change_actor& who) {
+  const auto& budgets = spec_of("budgets");
+  const std::string own = membership.value("budget_id", json()).is_string() ? membership["budget_id"].get<std::string>() : "";
+  const auto md = team.value("metadata", json::object());
+  const std::string def = md.is_object() && md.value("team_member_budget_id", json()).is_string()
+                              ? md["team_member_budget_id"].get<std::string>()
+                              : "";
+  const auto name_budget = [&](const std::optional<std::string>& id) {
+    tx.exec_params("UPDATE team_memberships SET budget_id = $3 WHERE team_id = $1 AND user_id = $2", team_id, user_id,
+                   opt_c_str(id));
+  };
+  std::optional<std::string> own_before;
+  if (!own.empty()) {
+    own_before = select_row(tx, budgets, own, true);
+  }
+  if (own_before && own != def && !budget_shared(tx, own, team_id, user_id)) {
+    json merged = json::parse(*own_before);
+    merged.update(patch);
+    if (!has_limit(merged)) {
+      name_budget(std::nullopt);  // back to the team's default
+      return;
+    }
+    auto row = apply_patch(tx, budgets, own, patch, who);
+    audit(tx, who, "updated", budgets.table, own, own_before, row);
+    return;
+  }
+  // A row of the member's own, made from the one they were held to (the shared row, else
+  // the team's default) with the patch over it; its period goes on where that one's is.
+  std::optional<std::string> from = own_before;
+  if (!from && !def.empty()) {
+    from = select_row(tx, budgets, def, false);
+  }
+  json seed = json::object();
+  if (from) {
+    const json b = json::parse(*from);
+    for (const char* f : {"max_budget", "soft_budget", "max_parallel_requests", "tpm_limit", "rpm_limit",
+                          "model_max_budget", "budget_duration", "budget_reset_at"}) {
+      if (auto it = b.find(f); it != b.end() && !it->is_null()) {
+        seed[f] = *it;
+      }
+    }
+  }
+  seed.update(patch);
+  if (!has_limit(seed)) {
+    if (!own.empty()) {
+      name_budget(std::nullopt);
+    }
+    return;
+  }
+  const auto id = tx.exec1("SELECT gen_random_uuid()::text")[0].as<std::string>();
+  if (!insert_in(tx, budgets, id, seed, who)) {
+    throw std::runtime_error("tenant_repo: member budget id taken: " + id);
+  }
+  name_budget(id);
+}
+
+}  // namespace
+
+member_update_result update_team_member_blocking(pqxx::connection& c, const member_update& in,
+                                                 const change_actor& who) {
+  const auto& teams = spec_of("teams");
+  const auto patch = filtered(spec_of("budgets"), in.budget_patch_json);
+  member_update_result out;
+  pqxx::work tx{c};
+  // The team's row is locked: member changes of one team are made one after the other.
+  const auto team_before = select_row(tx, teams, in.team_id, true);
+  if (!team_before) {
+    return out;
+  }
+  out.team_found = true;
+  const json team = json::parse(*team_before);
+  // The member: by user_id, else by email (the team's entry with it, else the user row).
+  std::string user_id = in.user_id;
+  std::optional<json> entry;
+  for (const auto& e : team.value("members_with_roles", json::array())) {
+    const bool same = !user_id.empty() ? text_is(e, "user_id", user_id) : text_is(e, "user_email", in.user_email);
+    if (same && e.contains("user_id") && e["user_id"].is_string()) {
+      entry = e;
+      user_id = e["user_id"].get<std::string>();
+      break;
+    }
+  }
+  if (user_id.empty()) {
+    auto r = tx.exec_params(
+        "SELECT m.user_id FROM team_memberships m JOIN users u ON u.user_id = m.user_id "
+        "WHERE m.team_id = $1 AND u.user_email = $2 ORDER BY m.user_id LIMIT 1",
+        in.team_id, in.user_email);
+    if (!r.empty()) {
+      user_id = r[0][0].as<std::string>();
+    }
+  }
+  if (user_id.empty()) {
+    return out;
+  }
+  const auto select_membership = [&](bool lock) {
+    auto r = tx.exec_params(std::string("SELECT to_jsonb(m)::text FROM team_memberships m"
+                                        " WHERE m.team_id = $1 AND m.user_id = $2") +
+                                (lock ? " FOR UPDATE" : ""),
+                            in.team_id, user_id);
+    return r.empty() ? std::nullopt : std::optional<std::string>(r[0][0].as<std::string>());
+  };
+  auto membership_before = select_membership(true);
+  if (!membership_before) {
+    // Listed in members_with_roles without a membership row (LiteLLM upserts one); a
+    // name without a user row is not a member that can hold a budget.
+    const std::string role = entry && text_is(*entry, "role", "admin") ? "admin" : "user";
+    auto made = tx.exec_params(
+        "INSERT INTO team_memberships (user_id, team_id, role) SELECT $1, $2, $3"
+        " WHERE $4 AND EXISTS (SELECT 1 FROM users WHERE user_id = $1) ON CONFLICT DO NOTHING RETURNING 1",
+        user_id, in.team_id, role, entry.has_value());
+    if (made.empty()) {
+      out.user_id.clear();
+      return out;
+    }
+  }
+  const json membership = json::parse(membership_before ? *membership_before : *select_membership(false));
+  if (!patch.empty()) {
+    member_own_budget_in(tx, in.team_id, user_id, membership, team, patch, who);
+  }
+  if (in.role) {
+    tx.exec_params("UPDATE team_memberships SET role = $3 WHERE team_id = $1 AND user_id = $2", in.team_id, user_id,
+                   *in.role);
+    if (entry) {
+      // In place: the members keep their order, as LiteLLM rewrites the list.
+      tx.exec_params(
+          "UPDATE teams t SET members_with_roles = (SELECT COALESCE(jsonb_agg(CASE WHEN e ->> 'user_id' = $2"
+          "   THEN e || jsonb_build_object('role', $3::text, 'user_email',"
+          "     CASE WHEN $4 = '' THEN e -> 'user_email' ELSE to_jsonb($4::text) END)"
+          "   ELSE e END ORDER BY i), '[]'::jsonb)"
+          "   FROM jsonb_array_elements(t.members_with_roles) WITH ORDINALITY AS x(e, i)),"
+          " updated_at = now() WHERE t.team_id = $1",
+          in.team_id, user_id, *in.role, in.user_email);
+    } else {
+      record_member(tx, in.team_id, user_id, member_entry(*in.role, user_id, in.user_email));
+    }
+    auto team_after = select_row(tx, teams, in.team_id, false);
+    if (team_after != team_before) {
+      audit(tx, who, "updated", teams.table, in.team_id, team_before, team_after);
+    }
+  }
+  auto after = select_membership(false);
+  if (after != membership_before) {
+    audit(tx, who, "updated", "team_memberships", in.team_id + ":" + user_id, membership_before, after);
+  }
+  tx.commit();
+  out.user_id = user_id;
+  out.membership_json = after.value_or("{}");
   return out;
 }
 

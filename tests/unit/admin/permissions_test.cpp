@@ -50,6 +50,18 @@ TEST(permissions, org_admin_manages_their_organisation) {
   EXPECT_EQ(admin::route_scope(role::org_admin, "/key/generate"), scope::own);
 }
 
+// LiteLLM lets a team's admin members change its members: the route lets internal users
+// and org_admins in, and the handler checks that they are one (or that the team is in
+// the org_admin's organisation). Viewers make no writes.
+TEST(permissions, team_member_update_for_team_admins) {
+  EXPECT_EQ(admin::route_scope(role::proxy_admin, "/team/member_update"), scope::all);
+  EXPECT_EQ(admin::route_scope(role::org_admin, "/team/member_update"), scope::org);
+  EXPECT_EQ(admin::route_scope(role::internal_user, "/team/member_update"), scope::own);
+  for (auto r : {role::proxy_admin_viewer, role::internal_user_viewer, role::none}) {
+    EXPECT_EQ(admin::route_scope(r, "/team/member_update"), scope::denied);
+  }
+}
+
 TEST(permissions, keys_without_a_user_read_themselves_and_everyone_reads_model_info) {
   EXPECT_EQ(admin::route_scope(role::none, "/key/info"), scope::own);
   EXPECT_EQ(admin::route_scope(role::none, "/key/generate"), scope::denied);

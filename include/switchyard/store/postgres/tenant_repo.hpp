@@ -161,6 +161,39 @@ member_write add_team_members_blocking(pqxx::connection& c, const std::string& t
 member_write remove_team_member_blocking(pqxx::connection& c, const std::string& team_id, const std::string& user_id,
                                          const std::string& user_email, const change_actor& who);
 
+// /team/member_update, in one transaction with the team's row locked: the member
+// (`user_id`, else the member of the team with `user_email`: its members_with_roles entry,
+// else its user row) gets `role` (when set: team_memberships.role and its entry in
+// members_with_roles, the entry's user_email set to `user_email` when given) and its own
+// budget in the team, `budget_patch_json` (budgets columns max_budget, tpm_limit,
+// rpm_limit; a value sets it, null clears it, an absent column is left as it is, as
+// LiteLLM's merge-patch):
+// * a budgets row of the membership's own, which nothing else names: patched in place;
+// * otherwise (none, or one shared with others, e.g. the team's default): a new row, made
+//   from the shared one's (else the team default's) limits, schedule included, with the
+//   patch over them, so editing one member never changes another's budget;
+// * when no limit is left (max_budget, soft_budget, max_parallel_requests, tpm_limit,
+//   rpm_limit, model_max_budget, budget_duration all unset), the membership names no row
+//   and the member falls back to the team's default.
+// A member in members_with_roles without a team_memberships row gets one. Audited:
+// team_memberships "updated" (object `<team_id>:<user_id>`), budgets "created"/"updated",
+// teams "updated" when the role changed. user_id empty: the user is not a member (nothing
+// written); team_found false: no such team.
+struct member_update {
+  std::string team_id;
+  std::string user_id;
+  std::string user_email;
+  std::optional<std::string> role;  // "admin" or "user"
+  std::string budget_patch_json = "{}";
+};
+struct member_update_result {
+  bool team_found = false;
+  std::string user_id;          // the member changed; empty when not a member
+  std::string membership_json;  // the team_memberships row after the change
+};
+member_update_result update_team_member_blocking(pqxx::connection& c, const member_update& in,
+                                                 const change_actor& who);
+
 // The ids of the teams a user is a member of (team_memberships).
 std::vector<std::string> teams_of_user_blocking(pqxx::connection& c, const std::string& user_id);
 
