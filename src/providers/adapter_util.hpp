@@ -1,4 +1,4 @@
-// Helpers shared by the Anthropic and Ollama adapters (private to providers/).
+// Helpers shared by the translating adapters (private to providers/).
 // Pure functions and small value types; thread: any.
 #pragma once
 #include "switchyard/config/config.hpp"
@@ -59,8 +59,9 @@ std::vector<std::string> request_drop_names(const json& listed);
 // not set them (not for embeddings), then the deployment's drop_param_names and the
 // request's own `additional_drop_params` removed, so a dropped name never goes out, the
 // deployment's default of that name included. Returns `body` itself when nothing changes,
-// else a copy kept in `storage`. Both build paths use the same rule (the OpenAI adapter's
-// build_raw edits bytes instead).
+// else a copy kept in `storage`. Every adapter applies it before its translation (the
+// OpenAI adapter's build_raw edits bytes with the same rule instead), as LiteLLM merges a
+// deployment's litellm_params into the call's arguments for every provider.
 const json& with_deployment_params(call_type type, const config::deployment& d, const json& body, json& storage);
 
 // True if the deployment's extra_headers set `name` (case-insensitive).

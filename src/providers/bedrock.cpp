@@ -514,8 +514,12 @@ core::result<upstream_call> build_bedrock_call(call_type type, const config::dep
   if (id.empty()) {
     return detail::bad_param("the bedrock deployment has no model id", "model");
   }
-  core::result<json> payload = type == call_type::embedding ? embedding_body(d, id, body, opts)
-                                                            : converse_body(d, body, opts);
+  // The deployment's request defaults and drop lists first, so that a default is
+  // translated like the client's own member (max_tokens -> inferenceConfig.maxTokens).
+  json storage;
+  const json& request = detail::with_deployment_params(type, d, body, storage);
+  core::result<json> payload = type == call_type::embedding ? embedding_body(d, id, request, opts)
+                                                            : converse_body(d, request, opts);
   if (!payload) {
     return payload.error();
   }

@@ -139,14 +139,18 @@ core::result<json> convert_messages(const json& msgs) {
   return detail::ok(std::move(out));
 }
 
-core::result<upstream_call> build_chat(call_type type, const config::deployment& d, const json& body,
+core::result<upstream_call> build_chat(call_type type, const config::deployment& d, const json& request,
                                        const build_options& opts) {
   if (type != call_type::chat && type != call_type::messages && type != call_type::responses) {
     return core::make_error(core::errc::bad_request, "cohere serves chat only", "model");
   }
-  if (!body.is_object()) {
+  if (!request.is_object()) {
     return detail::bad_param("the request body must be a JSON object", "");
   }
+  // The deployment's request defaults and drop lists first, so that a default is
+  // translated like the client's own member (top_p -> p, stop -> stop_sequences).
+  json storage;
+  const json& body = detail::with_deployment_params(type, d, request, storage);
   const json* msgs = field(body, "messages");
   if (msgs == nullptr) {
     return detail::bad_param("messages is required", "messages");

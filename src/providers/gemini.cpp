@@ -1094,14 +1094,18 @@ class gemini final : public adapter {
   core::result<upstream_call> build(call_type type, const config::deployment& d, const json& body,
                                     const build_options& opts) const override {
     try {
+      // The deployment's request defaults and drop lists first, so that a default is
+      // translated like the client's own member (max_tokens -> maxOutputTokens).
+      json storage;
+      const json& in = detail::with_deployment_params(type, d, body, storage);
       if (type == call_type::embedding) {
-        return embedding_call(d, body);
+        return embedding_call(d, in);
       }
       if (type == call_type::completion) {
         return core::make_error(core::errc::bad_request, "gemini does not support /v1/completions; use chat",
                                 "model");
       }
-      auto out = gemini_format::chat_body(d, body, opts, "gemini");
+      auto out = gemini_format::chat_body(d, in, opts, "gemini");
       if (!out) {
         return out.error();
       }

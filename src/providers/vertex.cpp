@@ -111,8 +111,12 @@ class vertex final : public adapter {
                               "model");
     }
     try {
+      // The deployment's request defaults and drop lists first, on both paths, so that a
+      // default is translated like the client's own member.
+      json storage;
+      const json& in = detail::with_deployment_params(type, d, body, storage);
       if (is_claude(d)) {
-        auto out = detail::anthropic_messages_body(type, d, body, opts);
+        auto out = detail::anthropic_messages_body(type, d, in, opts);
         if (!out) {
           return out.error();
         }
@@ -130,7 +134,7 @@ class vertex final : public adapter {
         return core::make_error(core::errc::bad_request, "vertex_ai gemini models do not support /v1/completions",
                                 "model");
       }
-      auto out = gemini_format::chat_body(d, body, opts, "vertex_ai");
+      auto out = gemini_format::chat_body(d, in, opts, "vertex_ai");
       if (!out) {
         return out.error();
       }

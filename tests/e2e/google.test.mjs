@@ -80,6 +80,9 @@ before(async () => {
         { model_name: 'g-keyed',
           litellm_params: { model: 'gemini/gemini-2.5-flash', api_base: fake.url, api_key: 'AIza-upstream' } },
         { model_name: 'g-embed', litellm_params: { model: 'gemini/gemini-embedding-001', api_base: fake.url } },
+        { model_name: 'g-defaults',
+          litellm_params: { model: 'gemini/gemini-2.5-flash', api_base: fake.url, max_tokens: 64, temperature: 0.1,
+                            stop: ['###'], additional_drop_params: ['logit_bias'] } },
         { model_name: 'v-pro', litellm_params: vertex('gemini-2.5-pro', saFile) },
         { model_name: 'v-claude',
           litellm_params: vertex('claude-sonnet-4@20250514', JSON.stringify(serviceAccount(privatePem, `${fake.url}/token`))) },
@@ -209,6 +212,22 @@ describe('gemini/', () => {
     assert.deepEqual(rec.body.contents.map((c) => c.role), ['user', 'model', 'user']);
     assert.deepEqual(rec.body.contents[2].parts[0],
       { functionResponse: { name: 'get_weather', response: { content: '18C' } } });
+  });
+
+  test('the deployment\'s request defaults and drop lists reach Gemini translated', async () => {
+    fake.script([{ content: 'one' }, { content: 'two' }, { content: 'three' }]);
+    // The defaults, as generationConfig members.
+    await client.chat.completions.create({ model: 'g-defaults', messages });
+    // The request wins; logit_bias (a 400 on Gemini) is dropped by the deployment.
+    await client.chat.completions.create({ model: 'g-defaults', messages, temperature: 0.7, logit_bias: { 1: 2 } });
+    // The request's own additional_drop_params drops defaults too and is never sent.
+    await client.chat.completions.create({ model: 'g-defaults', messages, additional_drop_params: ['max_tokens', 'stop'] });
+    const [first, second, third] = chatRecords().map((r) => r.body);
+    assert.deepEqual(first.generationConfig, { maxOutputTokens: 64, temperature: 0.1, stopSequences: ['###'] });
+    assert.deepEqual(second.generationConfig, { maxOutputTokens: 64, temperature: 0.7, stopSequences: ['###'] });
+    assert.ok(!JSON.stringify(second).includes('logit_bias'), JSON.stringify(second));
+    assert.deepEqual(third.generationConfig, { temperature: 0.1 });
+    assert.ok(!JSON.stringify(third).includes('additional_drop_params'), JSON.stringify(third));
   });
 
   test('a Gemini 3 function call keeps its thought signature through the tool call id', async () => {

@@ -1,7 +1,9 @@
 // A deployment's request defaults and drop list, on both build paths: the OpenAI adapter's
 // byte path (build_raw) and its DOM path (build) send the same JSON; translating adapters
-// (Anthropic, Ollama) get them before translation. The request's own value always wins.
+// (Anthropic, Ollama, Gemini, Vertex AI, Bedrock, Cohere) get them before translation. The
+// request's own value always wins.
 #include "switchyard/providers/adapter.hpp"
+#include "switchyard/providers/bedrock.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -180,4 +182,110 @@ TEST(deployment_defaults, a_reasoning_models_dropped_defaults_are_not_sent) {
   EXPECT_FALSE(raw.contains("max_tokens")) << raw;
   EXPECT_FALSE(raw.contains("reasoning_effort")) << raw;
   EXPECT_EQ(raw["temperature"], 0.2) << "gpt-5.1 takes any temperature without reasoning_effort";
+}
+
+namespace {
+
+// A translating deployment with defaults every one of them takes (no Ollama option) and a
+// drop list naming a parameter none of them takes (a 400 if it were sent to the translation).
+config::deployment translated(std::string_view provider, std::string upstream) {
+  auto d = with_defaults(provider);
+  d.request_defaults.erase("num_ctx");
+  d.model = std::string(provider) + "/" + upstream;
+  d.upstream_model = std::move(upstream);
+  d.api_base = "http://127.0.0.1:9";
+  if (provider == "vertex_ai") {
+    d.litellm_params = {{"vertex_project", "proj-1"}, {"vertex_location", "us-central1"}};
+  } else if (provider == "bedrock") {
+    d.litellm_params = {{"aws_access_key_id", "AKIDEXAMPLE"},
+                        {"aws_secret_access_key", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"},
+                        {"aws_region_name", "us-west-2"}};
+  }
+  return d;
+}
+
+json sent(const providers::adapter& a, const config::deployment& d, const json& body,
+          call_type type = call_type::chat) {
+  auto call = a.build(type, d, body, {false, false});
+  EXPECT_TRUE(call) << (call ? "" : call.error().message);
+  return call ? json::parse(call->body) : json();
+}
+
+json chat(json extra = json::object()) {
+  json body = {{"model", "m"}, {"messages", json::array({{{"role", "user"}, {"content", "hi"}}})}};
+  body.update(extra);
+  return body;
+}
+
+json at(const json& j, const json::json_pointer& p) { return j.contains(p) ? j.at(p) : json(); }
+
+// Where each translation puts max_tokens, temperature and stop.
+struct wire_names {
+  json::json_pointer max_tokens, temperature, stop;
+};
+
+void expect_defaults_translated(const providers::adapter& a, const config::deployment& d, const wire_names& where) {
+  SCOPED_TRACE(d.model);
+  // The defaults go through the translation like the client's own members.
+  auto out = sent(a, d, chat());
+  EXPECT_EQ(at(out, where.max_tokens), 512) << out;
+  EXPECT_EQ(at(out, where.temperature), 0.3) << out;
+  EXPECT_EQ(at(out, where.stop), json::array({"###"})) << out;
+  // The request's own value wins.
+  out = sent(a, d, chat({{"max_tokens", 33}, {"temperature", 0.9}}));
+  EXPECT_EQ(at(out, where.max_tokens), 33) << out;
+  EXPECT_EQ(at(out, where.temperature), 0.9) << out;
+  // The deployment's drop list: logit_bias (which these providers refuse) is not sent and
+  // is no 400. The request's additional_drop_params drops the deployment's defaults too,
+  // and is itself never sent.
+  out = sent(a, d,
+             chat({{"logit_bias", {{"1", 2}}}, {"additional_drop_params", json::array({"temperature", "stop"})}}));
+  EXPECT_EQ(out.dump().find("logit_bias"), std::string::npos) << out;
+  EXPECT_EQ(out.dump().find("additional_drop_params"), std::string::npos) << out;
+  EXPECT_FALSE(out.contains(where.temperature)) << out;
+  EXPECT_FALSE(out.contains(where.stop)) << out;
+  EXPECT_EQ(at(out, where.max_tokens), 512) << out;
+}
+
+}  // namespace
+
+TEST(deployment_defaults, translated_for_gemini_vertex_bedrock_and_cohere) {
+  const wire_names gemini{json::json_pointer("/generationConfig/maxOutputTokens"),
+                          json::json_pointer("/generationConfig/temperature"),
+                          json::json_pointer("/generationConfig/stopSequences")};
+  expect_defaults_translated(providers::gemini_adapter(), translated("gemini", "gemini-2.5-flash"), gemini);
+  expect_defaults_translated(providers::vertex_adapter(), translated("vertex_ai", "gemini-2.5-pro"), gemini);
+  expect_defaults_translated(providers::vertex_adapter(), translated("vertex_ai", "claude-sonnet-4@20250514"),
+                             {json::json_pointer("/max_tokens"), json::json_pointer("/temperature"),
+                              json::json_pointer("/stop_sequences")});
+  const wire_names converse{json::json_pointer("/inferenceConfig/maxTokens"),
+                            json::json_pointer("/inferenceConfig/temperature"),
+                            json::json_pointer("/inferenceConfig/stopSequences")};
+  expect_defaults_translated(providers::bedrock_adapter(),
+                             translated("bedrock", "anthropic.claude-3-5-sonnet-20240620-v1:0"), converse);
+  expect_defaults_translated(providers::bedrock_adapter(),
+                             translated("bedrock", "converse/meta.llama3-1-70b-instruct-v1:0"), converse);
+  expect_defaults_translated(providers::bedrock_adapter(),
+                             translated("bedrock", "invoke/anthropic.claude-3-5-sonnet-20240620-v1:0"), converse);
+  expect_defaults_translated(providers::cohere_adapter(), translated("cohere", "command-r-plus"),
+                             {json::json_pointer("/max_tokens"), json::json_pointer("/temperature"),
+                              json::json_pointer("/stop_sequences")});
+}
+
+// Embeddings get no defaults, but the drop lists apply (as on the OpenAI adapter).
+TEST(deployment_defaults, translated_embeddings_get_the_drop_lists_only) {
+  auto g = translated("gemini", "gemini-embedding-001");
+  g.drop_param_names = {"dimensions"};
+  auto out = sent(providers::gemini_adapter(), g, {{"model", "m"}, {"input", "x"}, {"dimensions", 8}},
+                  call_type::embedding);
+  EXPECT_FALSE(out.contains("outputDimensionality")) << out;
+  EXPECT_FALSE(out.contains("generationConfig")) << out;
+  auto b = translated("bedrock", "amazon.titan-embed-text-v2:0");
+  out = sent(providers::bedrock_adapter(), b,
+             {{"model", "m"},
+              {"input", "x"},
+              {"dimensions", 256},
+              {"additional_drop_params", json::array({"dimensions"})}},
+             call_type::embedding);
+  EXPECT_EQ(out, json({{"inputText", "x"}})) << out;
 }
