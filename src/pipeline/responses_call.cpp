@@ -474,10 +474,16 @@ net::awaitable<std::optional<core::error>> relay(request_ctx& ctx, std::unique_p
   co_return std::nullopt;
 }
 
+bool listed(const std::vector<std::string>& names, std::string_view key) {
+  return std::find(names.begin(), names.end(), key) != names.end();
+}
+
 // The client's bytes for an OpenAI/Azure deployment: each member as received, except
-// gateway fields (dropped), `model` (the deployment's) and previous_response_id (the
-// provider's own id when the gateway's names one of its responses).
-std::string native_body(const request_ctx& ctx, const config::deployment& d, const responses_slot& slot) {
+// gateway fields and the members the drop lists name (`dropped`: left out), `model` (the
+// deployment's) and previous_response_id (the provider's own id when the gateway's names
+// one of its responses).
+std::string native_body(const request_ctx& ctx, const config::deployment& d, const responses_slot& slot,
+                        const std::vector<std::string>& dropped) {
   std::string out;
   out.reserve(ctx.req.body.size() + 64);
   out += '{';
@@ -489,7 +495,8 @@ std::string native_body(const request_ctx& ctx, const config::deployment& d, con
     first = false;
   };
   for (const auto& m : ctx.scan.members) {
-    if (m.key == "model" || m.key == "previous_response_id" || providers::is_gateway_field(m.key)) {
+    if (m.key == "model" || m.key == "previous_response_id" || providers::is_gateway_field(m.key) ||
+        listed(dropped, m.key)) {
       continue;
     }
     sep();
@@ -509,10 +516,11 @@ std::string native_body(const request_ctx& ctx, const config::deployment& d, con
 
 // The same when the conversation of previous_response_id is the gateway's: its items go
 // in front of `input`, and previous_response_id is not sent.
-std::string native_body_with_history(request_ctx& ctx, const config::deployment& d, const responses_slot& slot) {
+std::string native_body_with_history(request_ctx& ctx, const config::deployment& d, const responses_slot& slot,
+                                    const std::vector<std::string>& dropped) {
   json body = json::object();
   for (const auto& [k, v] : ctx.full_body().items()) {
-    if (!providers::is_gateway_field(k) && k != "previous_response_id") {
+    if (!providers::is_gateway_field(k) && k != "previous_response_id" && !listed(dropped, k)) {
       body[k] = v;
     }
   }
@@ -627,7 +635,10 @@ net::awaitable<std::optional<core::error>> responses_call::native(request_ctx& c
   upstream::request ur;
   ur.url = std::move(call->url);
   ur.headers = std::move(call->headers);
-  ur.body = slot.previous_stored ? native_body_with_history(ctx, d, slot) : native_body(ctx, d, slot);
+  // The deployment's drop lists and the request's own additional_drop_params, as for chat.
+  const auto dropped = providers::responses_dropped_names(d, ctx.scan);
+  ur.body = slot.previous_stored ? native_body_with_history(ctx, d, slot, dropped)
+                                 : native_body(ctx, d, slot, dropped);
   const auto timeout = ctx.stream ? chat_.stream_timeout_of(d) : chat_.timeout_of(d);
   ur.timeout = timeout;
   ur.connect_timeout = std::min(timeout, std::chrono::milliseconds{10'000});
@@ -705,7 +716,13 @@ net::awaitable<std::optional<core::error>> responses_call::translated(request_ct
     }
     co_return previous_not_found(slot.previous);
   }
-  auto chat = providers::responses_to_chat(ctx.full_body(), slot.history);
+  // Members the drop lists name go before the translation (max_output_tokens, text, ...);
+  // the chat adapter drops them again under their chat names (max_tokens, ...), with the
+  // deployment's defaults of those names.
+  json undropped;
+  const json& request =
+      providers::without_members(ctx.full_body(), providers::responses_dropped_names(d, ctx.scan), undropped);
+  auto chat = providers::responses_to_chat(request, slot.history);
   if (!chat) {
     co_return chat.error();
   }

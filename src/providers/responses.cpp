@@ -573,7 +573,40 @@ core::result<json> responses_to_chat(const json& req, const json& history) {
       chat["response_format"] = std::move(**rf);
     }
   }
+  if (const auto* drops = member(req, "additional_drop_params")) {
+    chat["additional_drop_params"] = *drops;
+  }
   return ok(std::move(chat));
+}
+
+std::vector<std::string> responses_dropped_names(const config::deployment& d, const json_scan& scan) {
+  std::vector<std::string> out;
+  auto add = [&out](const std::string& name) {
+    if (name != "model" && name != "input" && std::find(out.begin(), out.end(), name) == out.end()) {
+      out.push_back(name);
+    }
+  };
+  for (const auto& name : d.drop_param_names) {
+    add(name);
+  }
+  if (const auto* a = scan.find("additional_drop_params"); a != nullptr && a->kind == json_kind::array) {
+    for (const auto& name : detail::request_drop_names(json::parse(a->value, nullptr, false))) {
+      add(name);
+    }
+  }
+  return out;
+}
+
+const json& without_members(const json& request, const std::vector<std::string>& names, json& storage) {
+  if (!request.is_object() ||
+      std::none_of(names.begin(), names.end(), [&](const std::string& n) { return request.contains(n); })) {
+    return request;
+  }
+  storage = request;
+  for (const auto& n : names) {
+    storage.erase(n);
+  }
+  return storage;
 }
 
 // ---------------------------------------------------------------- response

@@ -37,6 +37,12 @@ function modelList(fakeUrl) {
       litellm_params: { model: 'anthropic/claude-sonnet-4-20250514', api_base: fakeUrl, api_key: 'sk-ant-upstream' } },
     { model_name: 'r-ollama', litellm_params: { model: 'ollama_chat/llama3.1', api_base: fakeUrl } },
     { model_name: 'r-vllm', litellm_params: { model: 'hosted_vllm/qwen3', api_base: `${fakeUrl}/v1` } },
+    { model_name: 'r-openai-drops',
+      litellm_params: { model: 'openai/gpt-4o', api_base: `${fakeUrl}/v1`, api_key: 'sk-upstream-openai',
+                        additional_drop_params: ['top_p'] } },
+    { model_name: 'r-vllm-drops',
+      litellm_params: { model: 'hosted_vllm/qwen3', api_base: `${fakeUrl}/v1`, max_tokens: 99, temperature: 0.3,
+                        additional_drop_params: ['top_p'] } },
     { model_name: 'r-mock', litellm_params: { model: 'openai/gpt-4o', mock_response: 'Mocked responses answer' } },
   ];
 }
@@ -298,6 +304,24 @@ describe('responses', () => {
     assert.equal(fake.requests({ path: '/v1/messages' }).length, 1);
     // The fallback's answer is the gateway's to keep: it can be read back.
     assert.equal((await client.responses.retrieve(r2.id)).output_text, 'from the fallback');
+  });
+
+  test('the drop lists apply: forwarded to OpenAI and translated to chat, additional_drop_params never sent', async () => {
+    fake.script([{ content: 'one' }, { content: 'two' }]);
+    const req = { input: 'hi', temperature: 0.2, top_p: 0.5, max_output_tokens: 100 };
+    // Forwarded: the deployment drops top_p, the request temperature.
+    await client.responses.create({ ...req, model: 'r-openai-drops', additional_drop_params: ['temperature'] });
+    const [native] = fake.requests({ path: '/v1/responses' });
+    assert.deepEqual(native.body, { model: 'gpt-4o', input: 'hi', max_output_tokens: 100 });
+    // Translated: the request's list drops a Responses member (max_output_tokens) and a
+    // chat one (the deployment's max_tokens default it would become); the deployment drops top_p.
+    await client.responses.create({ model: 'r-vllm-drops', input: 'hi', top_p: 0.5, max_output_tokens: 100,
+                                    additional_drop_params: ['max_output_tokens', 'max_tokens'] });
+    const [chat] = fake.requests({ path: '/v1/chat/completions' });
+    assert.equal(chat.body.temperature, 0.3, JSON.stringify(chat.body));
+    for (const name of ['top_p', 'max_tokens', 'max_output_tokens', 'additional_drop_params']) {
+      assert.ok(!(name in chat.body), `${name} not sent: ${JSON.stringify(chat.body)}`);
+    }
   });
 
   test('a mock deployment answers Responses offline, streamed and not', async () => {

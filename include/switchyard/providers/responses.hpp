@@ -9,6 +9,7 @@
 #pragma once
 #include "switchyard/config/config.hpp"
 #include "switchyard/core/error.hpp"
+#include "switchyard/providers/json_scan.hpp"
 #include "switchyard/providers/openai.hpp"
 
 #include <nlohmann/json.hpp>
@@ -58,8 +59,22 @@ nlohmann::json response_usage_json(const usage& u);
 // A Responses request translated to an OpenAI chat request. `history` is the
 // conversation of previous_response_id (Responses input items, oldest first; empty when
 // none). 400 naming the member for what chat cannot express (other tool types, input
-// files, unknown item types, background mode).
+// files, unknown item types, background mode). The request's `additional_drop_params`
+// goes along as it is: the chat adapter drops the chat members it names (a deployment's
+// max_tokens default, say) and never sends it.
 core::result<nlohmann::json> responses_to_chat(const nlohmann::json& request, const nlohmann::json& history);
+
+// The request members a Responses call never sends upstream, besides the gateway's own
+// fields: those the deployment's drop lists name (drop_param_names) and those the
+// request's own `additional_drop_params` lists, as for chat (docs/providers.md,
+// "Dropping parameters"); never `model` or `input`, which every call needs.
+// `scan` = scan_json(request). Empty for most requests: nothing is parsed then.
+std::vector<std::string> responses_dropped_names(const config::deployment& d, const json_scan& scan);
+
+// `request` without the members `names` lists: `request` itself when it has none of
+// them, else a copy kept in `storage`.
+const nlohmann::json& without_members(const nlohmann::json& request, const std::vector<std::string>& names,
+                                      nlohmann::json& storage);
 
 // The request's `input` as a list of items (a string becomes one user message item).
 // 400 when it is neither a string nor an array of objects.

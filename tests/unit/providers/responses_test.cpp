@@ -2,6 +2,8 @@
 // Response, chat chunks -> typed events, ids and usage.
 #include "switchyard/providers/responses.hpp"
 
+#include "switchyard/providers/adapter.hpp"
+
 #include <gtest/gtest.h>
 
 #include <string>
@@ -88,6 +90,49 @@ TEST(ResponsesToChat, StringInputAndInstructions) {
   EXPECT_EQ((*chat)["temperature"], 0.5);
   EXPECT_EQ((*chat)["top_p"], 0.9);
   EXPECT_EQ((*chat)["user"], "u1");
+}
+
+// The drop lists, as for chat: the deployment's and the request's own additional_drop_params
+// name members never sent; `model` and `input` are never dropped.
+TEST(ResponsesDrops, TheDeploymentsListsAndTheRequestsOwnAreNotSent) {
+  config::deployment d;
+  d.provider = config::find_provider("openai");
+  d.drop_param_names = {"top_p", "model"};
+  const std::string text =
+      R"({"model":"m","input":"hi","temperature":0.2,"top_p":0.5,"max_output_tokens":50,)"
+      R"("additional_drop_params":["temperature","input",7,"max_output_tokens","top_p"]})";
+  const auto names = responses_dropped_names(d, scan_json(text));
+  EXPECT_EQ(names, (std::vector<std::string>{"top_p", "temperature", "max_output_tokens"}));
+  config::deployment plain;
+  plain.provider = d.provider;
+  EXPECT_TRUE(responses_dropped_names(plain, scan_json(R"({"model":"m","input":"x","temperature":1})")).empty());
+
+  const json req = json::parse(text);
+  json storage;
+  const json& kept = without_members(req, names, storage);
+  EXPECT_EQ(kept, json::parse(R"({"model":"m","input":"hi",)"
+                              R"("additional_drop_params":["temperature","input",7,"max_output_tokens","top_p"]})"));
+  json untouched;
+  EXPECT_EQ(&without_members(kept, names, untouched), &kept) << "nothing to drop: the request itself";
+
+  // Translated to chat, the request's list goes along: the chat adapter drops the chat
+  // names it lists (the deployment's max_tokens default here) and never sends it.
+  auto chat = responses_to_chat(json::parse(R"({"model":"m","input":"hi","additional_drop_params":["max_tokens"]})"),
+                                json::array());
+  ASSERT_TRUE(chat);
+  EXPECT_EQ((*chat)["additional_drop_params"], json::array({"max_tokens"}));
+  config::deployment vllm;
+  vllm.provider = config::find_provider("hosted_vllm");
+  vllm.model_name = "m";
+  vllm.upstream_model = "qwen3";
+  vllm.api_base = "http://127.0.0.1:9/v1";
+  vllm.request_defaults = {{"max_tokens", 512}, {"temperature", 0.3}};
+  auto call = openai_adapter().build(call_type::chat, vllm, *chat, {false, false});
+  ASSERT_TRUE(call) << call.error().message;
+  const auto sent = json::parse(call->body);
+  EXPECT_FALSE(sent.contains("max_tokens")) << sent;
+  EXPECT_FALSE(sent.contains("additional_drop_params")) << sent;
+  EXPECT_EQ(sent["temperature"], 0.3) << sent;
 }
 
 TEST(ResponsesToChat, ItemsToolsAndFormats) {
