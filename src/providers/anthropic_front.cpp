@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <charconv>
 
 namespace switchyard::providers::anthropic_front {
@@ -755,7 +756,38 @@ core::result<upstream_call> passthrough_call(const config::deployment& d, std::s
     model_same = inner.find('\\') == std::string_view::npos ? inner == d.upstream_model
                                                             : json_unescape(inner) == d.upstream_model;
   }
-  bool drop = false;
+  // The deployment's request defaults and drop lists (docs/providers.md), on /v1/messages
+  // only: the members the drop lists name (never `model`) are left out, and the defaults
+  // Anthropic's Messages API takes under the same name and shape are added where the
+  // client did not set them. Looked at only when the deployment has some or the request
+  // lists names itself: a plain deployment's requests go byte for byte, nothing parsed.
+  std::vector<std::string> asked;
+  std::vector<std::pair<std::string_view, const json*>> defaults;
+  const bool messages = path == "/v1/messages";
+  if (messages) {
+    if (const auto* a = scan.find("additional_drop_params"); a != nullptr && a->kind == json_kind::array) {
+      asked = detail::request_drop_names(json::parse(a->value, nullptr, false));
+    }
+  }
+  auto dropped = [&](std::string_view key) {
+    return messages && key != "model" &&
+           (std::find(d.drop_param_names.begin(), d.drop_param_names.end(), key) != d.drop_param_names.end() ||
+            std::find(asked.begin(), asked.end(), key) != asked.end());
+  };
+  if (messages && !d.request_defaults.empty()) {
+    // As LiteLLM's /v1/messages, which passes a deployment's litellm_params only where
+    // they are Messages parameters (max_tokens, temperature, top_p, top_k, thinking).
+    // OpenAI-shaped defaults (stop, tools, tool_choice, response_format, ...) are not
+    // Anthropic's: they are not sent here.
+    for (std::string_view key : {"max_tokens", "temperature", "top_p", "top_k", "thinking"}) {
+      if (auto it = d.request_defaults.find(key); it != d.request_defaults.end() && !it->is_null() &&
+                                                 scan.find(key) == nullptr && !dropped(key)) {
+        defaults.emplace_back(key, &*it);
+      }
+    }
+  }
+  const bool drops = !d.drop_param_names.empty() || !asked.empty();
+  bool drop = !defaults.empty();
   for (const auto& m : scan.members) {
     if (m.key == "metadata") {
       if (m.kind != json_kind::object) {
@@ -765,7 +797,7 @@ core::result<upstream_call> passthrough_call(const config::deployment& d, std::s
       thread_local json_scan inner;  // reused: no allocation per request
       scan_json(m.value, inner, max_json_depth);
       drop = drop || inner.members.size() != 1 || inner.members[0].key != "user_id";
-    } else if (is_gateway_field(m.key)) {
+    } else if (is_gateway_field(m.key) || (drops && dropped(m.key))) {
       drop = true;
     }
   }
@@ -808,7 +840,7 @@ core::result<upstream_call> passthrough_call(const config::deployment& d, std::s
       }
       continue;
     }
-    if (is_gateway_field(m.key)) {
+    if (is_gateway_field(m.key) || (drops && dropped(m.key))) {
       continue;
     }
     sep();
@@ -818,6 +850,12 @@ core::result<upstream_call> passthrough_call(const config::deployment& d, std::s
       continue;
     }
     out += m.whole;
+  }
+  for (const auto& [key, value] : defaults) {
+    sep();
+    append_json_string(out, key);
+    out += ':';
+    out += detail::dump(*value);
   }
   out += '}';
   return call;

@@ -97,6 +97,9 @@ describe('/v1/messages with the Anthropic SDK', { skip }, () => {
             litellm_params: { model: `anthropic/${CLAUDE}`, api_base: fake.url, api_key: 'sk-ant-upstream' } },
           { model_name: 'claude-alias',
             litellm_params: { model: `anthropic/${CLAUDE}`, api_base: fake.url, api_key: 'sk-ant-upstream' } },
+          { model_name: 'claude-defaults',
+            litellm_params: { model: `anthropic/${CLAUDE}`, api_base: fake.url, api_key: 'sk-ant-upstream',
+                              max_tokens: 300, temperature: 0.2, stop: ['###'], additional_drop_params: ['top_k'] } },
           { model_name: 'gpt',
             litellm_params: { model: 'openai/gpt-4o', api_base: `${fake.url}/v1`, api_key: 'sk-openai-upstream' } },
         ],
@@ -143,6 +146,22 @@ describe('/v1/messages with the Anthropic SDK', { skip }, () => {
       assert.deepEqual(seen.body, { ...req, model: CLAUDE });
       // Only the model's value changed: the rest of the client's bytes are untouched.
       assert.equal(seen.body_text, JSON.stringify({ ...req, model: CLAUDE }));
+    });
+
+    test('the deployment\'s Messages defaults and drop lists apply to the passed-through body', async () => {
+      fake.script([{ content: 'one' }, { content: 'two' }]);
+      const messages = [{ role: 'user', content: 'hi' }];
+      // max_tokens and temperature are the deployment's (stop is OpenAI's name, not sent);
+      // top_k is dropped by the deployment.
+      let r = await post('/v1/messages', { model: 'claude-defaults', messages, top_k: 5 });
+      assert.equal(r.status, 200, r.text);
+      // The client's own value wins; its additional_drop_params drops a default and is not sent.
+      r = await post('/v1/messages', { model: 'claude-defaults', messages, max_tokens: 20,
+                                       additional_drop_params: ['temperature'] });
+      assert.equal(r.status, 200, r.text);
+      const [first, second] = fake.requests({ path: '/v1/messages' });
+      assert.deepEqual(first.body, { model: CLAUDE, messages, max_tokens: 300, temperature: 0.2 });
+      assert.deepEqual(second.body, { model: CLAUDE, messages, max_tokens: 20 });
     });
 
     test('streamed tool use: Anthropic events relayed as sent', async () => {

@@ -42,6 +42,17 @@ const switchyard::config::deployment& deployment() {
   return d;
 }
 
+// The same deployment with request defaults and a drop list: the body is rebuilt.
+const switchyard::config::deployment& deployment_with_defaults() {
+  static const switchyard::config::deployment d = [] {
+    auto x = deployment();
+    x.request_defaults = {{"max_tokens", 64}, {"temperature", 0.5}, {"stop", json::array({"#"})}};
+    x.drop_param_names = {"top_k"};
+    return x;
+  }();
+  return d;
+}
+
 void as_request(std::string_view in) {
   json j = json::parse(in, nullptr, false);
   if (j.is_discarded() || switchyard::providers::json_nesting_exceeds(in)) {
@@ -78,6 +89,19 @@ void as_passthrough(std::string_view in) {
       !src.contains("litellm_call_id") && !src.contains("proxy_server_request") &&
       !src.contains("mock_testing_fallbacks") && !src.contains("mock_testing_rate_limit_error")) {
     check(body == (in.substr(0, 3) == "\xEF\xBB\xBF" ? in.substr(3) : in));
+  }
+  // Defaults and drops: still one valid object, the dropped member gone, the Messages
+  // default present unless the request drops it, the OpenAI-shaped one never added.
+  auto with = front::passthrough_call(deployment_with_defaults(), "/v1/messages", in, scan, {});
+  check(static_cast<bool>(with));
+  json edited = json::parse(with->joined_body(), nullptr, false);
+  check(!edited.is_discarded() && edited.is_object());
+  check(!edited.contains("top_k") && !edited.contains("additional_drop_params"));
+  if (!src.contains("additional_drop_params")) {
+    check(edited.contains("max_tokens"));
+  }
+  if (!src.contains("stop")) {
+    check(!edited.contains("stop"));
   }
 }
 

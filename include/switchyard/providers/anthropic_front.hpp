@@ -3,7 +3,8 @@
 //
 //   to an Anthropic deployment:  passthrough_call() forwards the client's bytes with only
 //                                the `model` value spliced in (and gateway-only members
-//                                removed, when there are any): prompt caching, thinking,
+//                                removed, the deployment's drop lists and defaults applied,
+//                                when there are any): prompt caching, thinking,
 //                                tools and beta features reach Anthropic exactly as sent;
 //                                the answer is relayed as received, read only for its usage
 //                                (message_usage(), stream_watch).
@@ -139,8 +140,12 @@ struct client_headers {
 // the body is the client's bytes, with the `model` value replaced by the deployment's
 // model when it differs, gateway-only members removed when present (`metadata` is
 // Anthropic's own and kept; only its user_id when it carries more), and a leading UTF-8
-// byte order mark left out. Identical bytes otherwise; `body` must outlive the call (its
-// parts are views into it).
+// byte order mark left out. On /v1/messages, also the deployment's drop lists and the
+// request's own `additional_drop_params` (the members they name left out, never `model`)
+// and the deployment's request defaults that are Messages parameters as they are
+// (max_tokens, temperature, top_p, top_k, thinking: added where the client did not set
+// them). Identical bytes otherwise; `body` must outlive the call (its parts are views
+// into it).
 core::result<upstream_call> passthrough_call(const config::deployment& d, std::string_view path,
                                              std::string_view body, const json_scan& scan, client_headers h);
 

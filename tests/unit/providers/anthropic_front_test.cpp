@@ -349,6 +349,49 @@ TEST(AnthropicFront, PassthroughDropsGatewayMembers) {
   EXPECT_EQ(call->joined_body(), R"({"model":"claude-up","messages":[],"metadata":{"user_id":"u"}})");
 }
 
+// The deployment's defaults that are Messages parameters are added where the client did
+// not set them (the client's own value wins), the drop lists leave members out, and a
+// deployment with neither, or with only OpenAI-shaped defaults, still forwards the
+// client's bytes as they are.
+TEST(AnthropicFront, PassthroughAppliesTheDeploymentsDefaultsAndDropLists) {
+  auto dep = anthropic_dep();
+  dep.request_defaults = {{"max_tokens", 512}, {"temperature", 0.3}, {"thinking", {{"type", "disabled"}}},
+                          {"stop", {"###"}}, {"tools", json::array()}};
+  dep.drop_param_names = {"top_k", "model"};
+  const std::string body = R"({"model":"claude-up","messages":[],"temperature":1,"top_k":5})";
+  auto scan = switchyard::providers::scan_json(body);
+  auto call = front::passthrough_call(dep, "/v1/messages", body, scan, {});
+  ASSERT_TRUE(call);
+  auto sent = json::parse(call->joined_body());
+  EXPECT_EQ(sent, json::parse(R"({"model":"claude-up","messages":[],"temperature":1,"max_tokens":512,
+                                  "thinking":{"type":"disabled"}})"))
+      << sent;
+
+  // The request's own additional_drop_params drops the defaults too, and is not sent.
+  const std::string asks = R"({"model":"g","messages":[],"additional_drop_params":["max_tokens","thinking"]})";
+  scan = switchyard::providers::scan_json(asks);
+  call = front::passthrough_call(dep, "/v1/messages", asks, scan, {});
+  ASSERT_TRUE(call);
+  EXPECT_EQ(json::parse(call->joined_body()),
+            json::parse(R"({"model":"claude-up","messages":[],"temperature":0.3})"));
+
+  // count_tokens takes none of these: forwarded as before.
+  scan = switchyard::providers::scan_json(body);
+  call = front::passthrough_call(dep, "/v1/messages/count_tokens", body, scan, {});
+  ASSERT_TRUE(call);
+  EXPECT_EQ(call->joined_body(), body);
+
+  // Only OpenAI-shaped defaults and no drop list: the plain path, byte for byte.
+  auto openai_shaped = anthropic_dep();
+  openai_shaped.request_defaults = {{"stop", {"###"}}, {"response_format", {{"type", "json_object"}}}};
+  const std::string spaced = R"({ "model" : "claude-up",  "messages": [] })";
+  scan = switchyard::providers::scan_json(spaced);
+  call = front::passthrough_call(openai_shaped, "/v1/messages", spaced, scan, {});
+  ASSERT_TRUE(call);
+  ASSERT_EQ(call->body_parts.size(), 1u);
+  EXPECT_EQ(call->body_parts[0].data(), spaced.data()) << "the client's own bytes, not a copy";
+}
+
 TEST(AnthropicFront, PassthroughLeavesOutAByteOrderMark) {
   // Accepted from the client (the chat door accepts it too), not forwarded.
   for (const std::string& json : {std::string(R"({"model":"claude-up","messages":[]})"),
