@@ -1,5 +1,6 @@
 #include "switchyard/pipeline/attempt_loop.hpp"
 #include "switchyard/pipeline/llm_pipeline.hpp"
+#include "switchyard/spend/prices.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -123,8 +124,13 @@ net::awaitable<std::optional<core::error>> attempt_loop::try_group(request_ctx& 
         // Counts for cooldowns; no retry.
         ctx.out.attempts.back().cooled = router_.on_failure(*dep, group, *ctx.late_failure).has_value();
       } else if (!ctx.out.attempts.back().mock) {
+        // The answer's tokens as the spend path bills them: each count held to
+        // spend::max_billed_tokens (an absurd report must not starve the deployment).
+        spend::tokens billed{ctx.usage.prompt_tokens, ctx.usage.completion_tokens};
+        spend::bound_tokens(billed);
+        const long long total = std::clamp(ctx.usage.total_tokens, 0LL, spend::max_billed_tokens);
         router_.on_success(*dep, ctx.out.attempts.back().end - ctx.out.attempts.back().start, ctx.ttft,
-                           std::max(ctx.usage.total_tokens, ctx.usage.prompt_tokens + ctx.usage.completion_tokens));
+                           std::max(total, billed.prompt + billed.completion));
       }
       co_return std::nullopt;
     }

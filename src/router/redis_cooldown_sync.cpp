@@ -181,7 +181,7 @@ net::awaitable<void> redis_cooldown_sync::start() {
       continue;
     }
     const auto ids = router_.deployment_ids();
-    const long long minute = router::current_minute();
+    const long long minute = router_.minute_now();
     std::vector<std::string> mget{"MGET"};
     std::vector<router::usage_counts> sent;
     for (const auto& id : ids) {

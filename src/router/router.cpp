@@ -615,7 +615,7 @@ long long router::current_minute() {
 }
 
 router::usage_counts router::local_usage_of(const std::string& id) const {
-  const long long minute = current_minute();
+  const long long minute = minute_now();
   if (auto it = usage_local_.find(id); it != usage_local_.end() && it->second.minute == minute) {
     return it->second;
   }
@@ -623,7 +623,7 @@ router::usage_counts router::local_usage_of(const std::string& id) const {
 }
 
 router::usage_counts router::usage_of(const std::string& id) const {
-  const long long minute = current_minute();
+  const long long minute = minute_now();
   usage_counts out = local_usage_of(id);
   if (auto it = usage_shared_.find(id); it != usage_shared_.end() && it->second.totals.minute == minute) {
     const auto& sent = it->second.local_at_send;
@@ -636,7 +636,7 @@ router::usage_counts router::usage_of(const std::string& id) const {
 }
 
 void router::add_usage(const std::string& id, long long rpm, long long tpm) {
-  const long long minute = current_minute();
+  const long long minute = minute_now();
   auto& u = usage_local_[id];
   if (u.minute != minute) {
     u = usage_counts{minute, 0, 0};
@@ -658,7 +658,7 @@ void router::on_success(const config::deployment& d, clock::duration latency, cl
   const auto now = clock::now();
   cooldowns_.on_success(d, now);
   if (strategy_ == strategy::usage_based && tokens > 0) {
-    add_usage(d.id, 0, tokens);
+    add_usage(d.id, 0, std::min(tokens, max_routed_tokens));
   }
   if (strategy_ == strategy::latency_based) {
     auto& st = stats_[d.id];

@@ -23,6 +23,7 @@
 #include "switchyard/config/config.hpp"
 #include "switchyard/core/error.hpp"
 #include "switchyard/router/cooldowns.hpp"
+#include "switchyard/spend/prices.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -136,9 +137,16 @@ class router {
   in_flight track(const config::deployment& d);
   int in_flight_count(const std::string& id) const;
   // latency: whole attempt; ttft: time to first token (streams; zero if none); tokens: total
-  // tokens of the answer (usage-based routing; 0 if unknown).
+  // tokens of the answer (usage-based routing; 0 if unknown), counted up to
+  // max_routed_tokens.
   void on_success(const config::deployment& d, std::chrono::steady_clock::duration latency,
                   std::chrono::steady_clock::duration ttft, long long tokens = 0);
+  // The most tokens usage-based routing counts for one answer: its prompt and completion,
+  // each believed up to spend::max_billed_tokens, as the spend path bills them. A count
+  // beyond any call's (a broken or hostile provider's 10^15) would otherwise keep its
+  // deployment above every other for the rest of the minute, however little it served
+  // after, and overflow the minute's counter.
+  static constexpr long long max_routed_tokens = 2 * spend::max_billed_tokens;
 
   // usage-based-routing-v2: this minute's counts. `minute` = epoch seconds / 60.
   struct usage_counts {
@@ -147,6 +155,9 @@ class router {
     long long tpm = 0;
   };
   static long long current_minute();
+  // The minute counts belong to: current_minute(), or what a test's clock says.
+  long long minute_now() const { return minute_clock_ ? minute_clock_() : current_minute(); }
+  void set_minute_clock(std::function<long long()> clock) { minute_clock_ = std::move(clock); }
   usage_counts usage_of(const std::string& id) const;  // effective counts for this minute
   usage_counts local_usage_of(const std::string& id) const;  // this instance's, this minute
   // Called with every local increment (the Redis sync adds them to the shared counters).
@@ -210,6 +221,7 @@ class router {
   std::unordered_map<std::string, usage_counts> usage_local_;
   std::unordered_map<std::string, shared_usage> usage_shared_;
   usage_listener usage_listener_;
+  std::function<long long()> minute_clock_;
   void add_usage(const std::string& id, long long rpm, long long tpm);
   std::mt19937_64 rng_;
 };

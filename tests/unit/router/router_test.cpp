@@ -531,6 +531,37 @@ TEST(redis_cooldown_sync, members_of_the_wrong_type_never_throw_and_a_far_deadli
   EXPECT_GT(*until, router::steady::now() + std::chrono::hours(24 * 365));
 }
 
+// A provider reporting an absurd token count (10^15) is counted for what one call can be
+// billed for (max_routed_tokens): once the other deployment has served more than that in
+// the same minute, the first is picked again instead of being held above it all minute.
+// Reports near the largest count (10^18) do not overflow the minute's counter.
+TEST(router, usage_based_counts_an_absurd_report_as_one_call_can_be_billed) {
+  auto cfg = two({}, {});
+  cfg->router.routing_strategy = "usage-based-routing-v2";
+  router::router r(cfg);
+  r.set_minute_clock([] { return 29'000'000LL; });  // one minute throughout
+  const auto& a = cfg->model_list[0];
+  const auto& b = cfg->model_list[1];
+  r.on_success(a, {}, {}, 1'000'000'000'000'000LL);
+  EXPECT_EQ(r.usage_of("a").tpm, router::router::max_routed_tokens);
+  constexpr long long per_answer = 1'000'000;  // a large but real answer
+  int served_by_b = 0;
+  for (; served_by_b <= router::router::max_routed_tokens / per_answer + 1; ++served_by_b) {
+    auto picked = r.pick("g", "/x");
+    ASSERT_TRUE(picked);
+    if ((*picked)->id == "a") {
+      break;
+    }
+    r.on_success(b, {}, {}, per_answer);
+  }
+  EXPECT_GE(served_by_b, router::router::max_routed_tokens / per_answer);
+  EXPECT_LE(served_by_b, router::router::max_routed_tokens / per_answer + 1) << "a was never picked again";
+  for (int i = 0; i < 20; ++i) {
+    r.on_success(a, {}, {}, 1'000'000'000'000'000'000LL);
+  }
+  EXPECT_EQ(r.usage_of("a").tpm, 21 * router::router::max_routed_tokens);
+}
+
 TEST(router, usage_based_v2_lowest_tpm_under_limits) {
   auto cfg = two({}, {});
   cfg->router.routing_strategy = "usage-based-routing-v2";
