@@ -70,6 +70,10 @@ function modelList(fakeUrl) {
     { model_name: 'claude-defaults',
       litellm_params: { model: 'anthropic/claude-3-5-sonnet-20241022', api_base: fakeUrl, api_key: KEYS.anthropic,
                         temperature: 0.3, top_p: 0.9, max_tokens: 77 } },
+    { model_name: 'cohere-defaults',
+      litellm_params: { model: 'cohere/command-r-plus', api_base: fakeUrl, api_key: 'co-upstream',
+                        temperature: 0.3, top_p: 0.9, max_tokens: 77, stop: ['###'],
+                        additional_drop_params: ['logit_bias'] } },
     { model_name: 'az-gpt5-based',
       litellm_params: { model: 'azure/prod-chat', api_base: fakeUrl, api_key: KEYS.azure, api_version: '2025-01-01-preview' },
       model_info: { base_model: 'azure/gpt-5' } },
@@ -487,6 +491,28 @@ describe('additional_drop_params in the request', () => {
     assert.ok(!('temperature' in rec.body) && !('top_p' in rec.body), JSON.stringify(rec.body));
     assert.ok(!('additional_drop_params' in rec.body), JSON.stringify(rec.body));
     assert.equal(rec.body.max_tokens, 77);
+  });
+});
+
+describe('request defaults on the other translated providers (Cohere here; Gemini in e2e/google)', () => {
+  test('the defaults are translated like the client\'s members; the request wins; dropped names are not sent', async () => {
+    // logit_bias is a 400 on Cohere unless dropped: the deployment's list drops it.
+    let r = await chat('cohere-defaults', { logit_bias: { 1: 2 } });
+    assert.equal(r.status, 200, r.text);
+    let rec = only('/v2/chat');
+    assert.equal(rec.body.max_tokens, 77);
+    assert.equal(rec.body.temperature, 0.3);
+    assert.equal(rec.body.p, 0.9, 'top_p is Cohere\'s p');
+    assert.deepEqual(rec.body.stop_sequences, ['###']);
+    assert.ok(!('logit_bias' in rec.body), JSON.stringify(rec.body));
+    fake.reset();
+    r = await chat('cohere-defaults', { max_tokens: 10, additional_drop_params: ['temperature', 'stop'] });
+    assert.equal(r.status, 200, r.text);
+    rec = only('/v2/chat');
+    assert.equal(rec.body.max_tokens, 10);
+    for (const name of ['temperature', 'stop_sequences', 'additional_drop_params']) {
+      assert.ok(!(name in rec.body), `${name} sent: ${JSON.stringify(rec.body)}`);
+    }
   });
 });
 
