@@ -567,6 +567,8 @@ TEST(router, usage_based_v2_lowest_tpm_under_limits) {
   cfg->router.routing_strategy = "usage-based-routing-v2";
   cfg->model_list[0].rpm = 2;
   router::router r(cfg);
+  // The minute is held still: a run across a minute's edge must not reset the counts.
+  r.set_minute_clock([] { return 29'000'000LL; });
   EXPECT_EQ(r.routing_strategy(), router::strategy::usage_based);
   r.on_success(cfg->model_list[1], {}, {}, 500);  // b used 500 tokens this minute
   EXPECT_EQ((*r.pick("g", "/x"))->id, "a");
@@ -582,10 +584,10 @@ TEST(router, usage_based_v2_lowest_tpm_under_limits) {
   // Shared totals (every instance, as last read) plus local increments made after the read
   // was sent; totals of another minute are ignored.
   const auto sent = r.local_usage_of("b");
-  r.set_shared_usage("b", router::router::current_minute(), 0, 900, sent);
+  r.set_shared_usage("b", r.minute_now(), 0, 900, sent);
   EXPECT_EQ(r.usage_of("b").tpm, 900);
   r.on_success(cfg->model_list[1], {}, {}, 7);
   EXPECT_EQ(r.usage_of("b").tpm, 907);
-  r.set_shared_usage("b", router::router::current_minute() - 1, 0, 10'000, sent);
+  r.set_shared_usage("b", r.minute_now() - 1, 0, 10'000, sent);
   EXPECT_EQ(r.usage_of("b").tpm, 507);
 }
