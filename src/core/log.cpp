@@ -179,9 +179,42 @@ class json_payload_flag final : public spdlog::custom_flag_formatter {
   std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<json_payload_flag>(); }
 };
 
+// %k: the message payload with control characters written as escapes (text lines). A
+// message carries outside words (an identity provider's error_description, a provider's
+// or Postgres' error text); a line break among them would start a line of its own that a
+// reader, or a log shipper, takes for one the gateway wrote.
+class text_payload_flag final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+    const char* p = msg.payload.data();
+    const char* const end = p + msg.payload.size();
+    const char* run = p;
+    for (; p != end; ++p) {
+      const auto c = static_cast<unsigned char>(*p);
+      if (c >= 0x20 && c != 0x7f) {
+        continue;
+      }
+      if (c == '\t') {
+        continue;
+      }
+      dest.append(run, p);
+      char esc[4] = {'\\', 'x', "0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15]};
+      if (c == '\n' || c == '\r') {
+        esc[1] = c == '\n' ? 'n' : 'r';
+        dest.append(esc, esc + 2);
+      } else {
+        dest.append(esc, esc + 4);
+      }
+      run = p + 1;
+    }
+    dest.append(run, end);
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<text_payload_flag>(); }
+};
+
 std::unique_ptr<spdlog::formatter> make_formatter(const std::string& pattern) {
   auto f = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
-  f->add_flag<json_payload_flag>('j').set_pattern(pattern);
+  f->add_flag<json_payload_flag>('j').add_flag<text_payload_flag>('k').set_pattern(pattern);
   return f;
 }
 
@@ -191,7 +224,7 @@ void apply_patterns() {
         make_formatter(R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","message":"%j"})"));
     g_access->set_formatter(make_formatter(R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l",%v})"));
   } else {
-    spdlog::default_logger()->set_formatter(make_formatter("%Y-%m-%dT%H:%M:%S.%eZ %l %v"));
+    spdlog::default_logger()->set_formatter(make_formatter("%Y-%m-%dT%H:%M:%S.%eZ %l %k"));
     g_access->set_formatter(make_formatter("%Y-%m-%dT%H:%M:%S.%eZ %l %v"));
   }
 }

@@ -248,6 +248,15 @@ describe('admin UI sign-in', { skip }, () => {
     const apiClient = await fetch(crafted, { redirect: 'manual' });
     assert.equal(apiClient.status, 401);
     assert.equal((await apiClient.json()).error.message, `Sign-in refused by the identity provider: access_denied: ${planted}`);
+    // A line break in the provider's words cannot start a log line of its own: the text
+    // log writes control characters as escapes.
+    const forged = 'denied\n2026-01-01T00:00:00.000Z info forged-by-the-caller\r\u0007';
+    const broken = await fetch(`${gw.url}/sso/callback?error=access_denied&error_description=${encodeURIComponent(forged)}`,
+      { redirect: 'manual' });
+    assert.equal(broken.status, 401);
+    await gw.proc.waitForStderr(/access_denied: denied\\n2026-01-01T00:00:00\.000Z info forged-by-the-caller\\r\\x07/,
+      20_000 * SLOW);
+    assert.doesNotMatch(gw.stderr(), /^2026-01-01T00:00:00\.000Z info forged/m);
   });
 
   test('admin_only: a non-admin is refused at sign-in and with an existing session; an admin gets in', async () => {
