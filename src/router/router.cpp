@@ -650,7 +650,12 @@ void router::add_usage(const std::string& id, long long rpm, long long tpm) {
 
 void router::set_shared_usage(const std::string& id, long long minute, long long rpm, long long tpm,
                               usage_counts local_at_send) {
-  usage_shared_[id] = shared_usage{usage_counts{minute, rpm, tpm}, local_at_send};
+  // Totals read from Redis are other instances' sums (or anything a writer left there):
+  // held to what a minute of counted answers could reach, so adding this instance's
+  // counts to them never overflows.
+  constexpr long long most = 1LL << 52;
+  usage_shared_[id] =
+      shared_usage{usage_counts{minute, std::clamp(rpm, 0LL, most), std::clamp(tpm, 0LL, most)}, local_at_send};
 }
 
 void router::on_success(const config::deployment& d, clock::duration latency, clock::duration ttft,

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <climits>
 #include <map>
 
@@ -560,6 +562,25 @@ TEST(router, usage_based_counts_an_absurd_report_as_one_call_can_be_billed) {
     r.on_success(a, {}, {}, 1'000'000'000'000'000'000LL);
   }
   EXPECT_EQ(r.usage_of("a").tpm, 21 * router::router::max_routed_tokens);
+}
+
+TEST(router, usage_based_shared_totals_from_redis_are_bounded) {
+  auto cfg = two({}, {});
+  cfg->router.routing_strategy = "usage-based-routing-v2";
+  router::router r(cfg);
+  r.set_minute_clock([] { return 29'000'000LL; });
+  const auto sent = r.local_usage_of("a");
+  // Whatever another writer left in Redis: adding this instance's counts must not overflow
+  // (the sanitizer build aborts on a signed overflow), and a negative total counts as 0.
+  r.set_shared_usage("a", r.minute_now(), std::numeric_limits<long long>::max(),
+                     std::numeric_limits<long long>::max(), sent);
+  r.set_shared_usage("b", r.minute_now(), -5, std::numeric_limits<long long>::min(), sent);
+  r.on_success(cfg->model_list[0], {}, {}, router::router::max_routed_tokens);
+  { auto t = r.track(cfg->model_list[0]); }
+  EXPECT_GT(r.usage_of("a").tpm, 0);
+  EXPECT_EQ(r.usage_of("b").tpm, 0);
+  EXPECT_EQ(r.usage_of("b").rpm, 0);
+  EXPECT_EQ((*r.pick("g", "/x"))->id, "b");
 }
 
 TEST(router, usage_based_v2_lowest_tpm_under_limits) {
