@@ -24,18 +24,29 @@ std::optional<core::error> check_region(const json& patch) {
   return std::nullopt;
 }
 
-net::awaitable<core::result<std::string>> new_budget(const route_context& c, const json& limits) {
-  std::string budgets = "budgets";
-  std::string budget_id = id_or_new("");
-  auto text = limits.dump();
-  auto b = co_await c.db().run(pg::insert_entity_blocking, budgets, budget_id, text, c.actor);
-  if (!b) {
-    co_return b.error();
+// The end user's row and its budgets row in one transaction (tenant_repo's
+// write_budgeted_blocking): 400 with a refused value's problem (an unknown budget_id: 404,
+// with_budget_found), else `none` when no row was written (a new end user's id taken, the
+// one to update missing).
+net::awaitable<core::result<json>> write_end_user(const route_context& c, const entity_request& in, bool is_new,
+                                                  core::error none) {
+  pg::budgeted_write w;
+  w.kind = table;
+  w.id = in.id;
+  w.is_new = is_new;
+  w.patch_json = in.patch.dump();
+  w.budget_json = in.budget.dump();
+  auto r = co_await c.db().run(pg::write_budgeted_blocking, w, c.actor);
+  if (!r) {
+    co_return r.error();
   }
-  if (!b->problem.empty()) {
-    co_return bad_request(b->problem, b->problem_field);
+  if (!r->problem.empty()) {
+    co_return with_budget_found(bad_request(r->problem, r->problem_field), in.patch);
   }
-  co_return budget_id;
+  if (!r->row_json) {
+    co_return none;
+  }
+  co_return ok(json::parse(*r->row_json));
 }
 
 // The end user with its budgets row (litellm_budget_table).
@@ -101,16 +112,8 @@ handler_result customer_new(const route_context& c) {
   if (given_budget && !in->budget.empty()) {
     co_return bad_request("Pass either budget_id or the budget's fields (max_budget, ...), not both", "budget_id");
   }
-  if (!in->budget.empty()) {
-    auto budget_id = co_await new_budget(c, in->budget);
-    if (!budget_id) {
-      co_return budget_id.error();
-    }
-    in->patch["budget_id"] = *budget_id;
-  }
-  auto inserted = co_await insert_row(c, table, in->id, in->patch,
-                                      "Customer already exists, passed user_id=" + in->id, "user_id");
-  auto row = with_budget_found(std::move(inserted), in->patch);
+  auto row = co_await write_end_user(c, *in, true,
+                                     bad_request("Customer already exists, passed user_id=" + in->id, "user_id"));
   if (!row) {
     co_return row.error();
   }
@@ -126,33 +129,7 @@ handler_result customer_update(const route_context& c) {
   if (auto e = check_region(in->patch)) {
     co_return *e;
   }
-  auto current = co_await get_row(c, table, in->id, false);
-  if (!current) {
-    co_return current.error();
-  }
-  if (!*current) {
-    co_return bad_request(missing(in->id), "user_id");
-  }
-  if (!in->budget.empty()) {
-    std::string budget_id = in->patch.contains("budget_id") && in->patch["budget_id"].is_string()
-                                ? in->patch["budget_id"].get<std::string>()
-                                : text_of(**current, "budget_id");
-    if (budget_id.empty()) {
-      auto created = co_await new_budget(c, in->budget);
-      if (!created) {
-        co_return created.error();
-      }
-      in->patch["budget_id"] = *created;
-    } else {
-      auto b = co_await update_row(c, "budgets", budget_id, in->budget, "updated", "Budget not found: " + budget_id,
-                                   "budget_id");
-      if (!b) {
-        co_return b.error();
-      }
-    }
-  }
-  auto updated = co_await update_row(c, table, in->id, in->patch, "updated", missing(in->id), "user_id");
-  auto row = with_budget_found(std::move(updated), in->patch);
+  auto row = co_await write_end_user(c, *in, false, bad_request(missing(in->id), "user_id"));
   if (!row) {
     co_return row.error();
   }

@@ -20,16 +20,17 @@ core::result<entity_request> read_org_request(const route_context& c, bool is_ne
 }
 
 // The organisation's row and its budgets row in one transaction (tenant_repo's
-// write_organization_blocking): 400 with a refused value's problem, else `none` when no
+// write_budgeted_blocking): 400 with a refused value's problem, else `none` when no
 // row was written (a new organisation's id taken, the one to update missing).
 net::awaitable<core::result<json>> write_organization(const route_context& c, const entity_request& in, bool is_new,
                                                       core::error none) {
-  pg::organization_write w;
-  w.organization_id = in.id;
+  pg::budgeted_write w;
+  w.kind = "organizations";
+  w.id = in.id;
   w.is_new = is_new;
   w.patch_json = in.patch.dump();
   w.budget_json = in.budget.dump();
-  auto r = co_await c.db().run(pg::write_organization_blocking, w, c.actor);
+  auto r = co_await c.db().run(pg::write_budgeted_blocking, w, c.actor);
   if (!r) {
     co_return r.error();
   }

@@ -638,6 +638,47 @@ describe('tenants', { skip }, () => {
     }
   });
 
+  test('/customer/new and /customer/update write the end user and its budget in one transaction', async () => {
+    const budgets = () => psql(dbUrl, 'SELECT count(*) FROM budgets');
+    psql(dbUrl, "ALTER TABLE end_users ADD CONSTRAINT swy_test_cust_alias CHECK (alias IS NULL OR alias <> 'refused-cust')");
+    psql(dbUrl, 'ALTER TABLE budgets ADD CONSTRAINT swy_test_cust_budget CHECK (max_budget IS NULL OR max_budget <> 13.13)');
+    try {
+      // New: the end user is refused after its budgets row was written.
+      const before = budgets();
+      assertError(await post('/customer/new', { user_id: 'tx-cust-refused', alias: 'refused-cust', max_budget: 7 }), 400);
+      assert.equal(budgets(), before, 'no budgets row left behind');
+      assert.equal(psql(dbUrl, "SELECT count(*) FROM end_users WHERE user_id = 'tx-cust-refused'"), '0');
+      // An end user without limits gets no budgets row; one with limits gets one.
+      await ok(post('/customer/new', { user_id: 'tx-cust-plain' }));
+      assert.equal(budgets(), before);
+      const c = await ok(post('/customer/new', { user_id: 'tx-cust', alias: 'Acme', max_budget: 3 }));
+      assert.equal(c.litellm_budget_table.max_budget, 3);
+      const afterOne = budgets();
+      // Its id taken: nothing more.
+      assertError(await post('/customer/new', { user_id: 'tx-cust', max_budget: 4 }), 400);
+      assert.equal(budgets(), afterOne);
+      // Update: the end user's row is changed, then its budget is refused: neither stays.
+      assertError(await post('/customer/update', { user_id: 'tx-cust', alias: 'Changed', max_budget: 13.13 }), 400);
+      const info = await ok(get('/customer/info?end_user_id=tx-cust'));
+      assert.equal(info.alias, 'Acme', 'the end user is unchanged');
+      assert.equal(info.litellm_budget_table.max_budget, 3);
+      // A refused end user row leaves its new budget unwritten too.
+      assertError(await post('/customer/update', { user_id: 'tx-cust-plain', alias: 'refused-cust', max_budget: 2 }), 400);
+      assert.equal(budgets(), afterOne);
+      assert.equal((await ok(get('/customer/info?end_user_id=tx-cust-plain'))).budget_id, null);
+      // Without a failure both change together; a first limit links a new budgets row.
+      const up = await ok(post('/customer/update', { user_id: 'tx-cust', alias: 'Changed', max_budget: 5 }));
+      assert.equal(up.alias, 'Changed');
+      assert.equal(up.litellm_budget_table.max_budget, 5);
+      const linked = await ok(post('/customer/update', { user_id: 'tx-cust-plain', max_budget: 2 }));
+      assert.equal(linked.litellm_budget_table.max_budget, 2);
+      assertError(await post('/customer/update', { user_id: 'tx-cust-none', max_budget: 2 }), 400);
+    } finally {
+      psql(dbUrl, 'ALTER TABLE end_users DROP CONSTRAINT swy_test_cust_alias');
+      psql(dbUrl, 'ALTER TABLE budgets DROP CONSTRAINT swy_test_cust_budget');
+    }
+  });
+
   test('/budget/new, /budget/info, /budget/update, /budget/delete', async () => {
     const b = await ok(post('/budget/new', { budget_id: 'gold', max_budget: 5, rpm_limit: 10, budget_duration: '30d' }));
     assert.equal(b.budget_id, 'gold');

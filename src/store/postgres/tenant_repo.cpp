@@ -538,8 +538,11 @@ entity_write write_team_blocking(pqxx::connection& c, const team_write& in, cons
   return out;
 }
 
-entity_write write_organization_blocking(pqxx::connection& c, const organization_write& in, const change_actor& who) {
-  const auto& s = spec_of("organizations");
+entity_write write_budgeted_blocking(pqxx::connection& c, const budgeted_write& in, const change_actor& who) {
+  const auto& s = spec_of(in.kind);
+  // An organisation always has a budgets row (LiteLLM makes one); an end user has one when
+  // it has limits.
+  const bool budget_always = in.kind == "organizations";
   const auto& budgets = spec_of("budgets");
   auto patch = filtered(s, in.patch_json);
   const auto limits = filtered(budgets, in.budget_json);
@@ -550,27 +553,28 @@ entity_write write_organization_blocking(pqxx::connection& c, const organization
     const auto new_budget = [&] {
       const auto id = tx.exec1("SELECT gen_random_uuid()::text")[0].as<std::string>();
       if (!insert_in(tx, budgets, id, limits, who)) {
-        throw std::runtime_error("tenant_repo: organization budget id taken: " + id);
+        throw std::runtime_error("tenant_repo: new budget id taken: " + id);
       }
       return id;
     };
     if (in.is_new) {
-      if (auto b = patch.find("budget_id"); b == patch.end() || b->is_null()) {
+      if (auto b = patch.find("budget_id"); (b == patch.end() || b->is_null()) && (budget_always || !limits.empty())) {
         patch["budget_id"] = new_budget();
       }
-      if (!insert_in(tx, s, in.organization_id, patch, who)) {
+      if (!insert_in(tx, s, in.id, patch, who)) {
         return out;  // the id is taken: rolled back, the budgets row too
       }
     } else {
-      auto before = select_row(tx, s, in.organization_id, true);
+      auto before = select_row(tx, s, in.id, true);
       if (!before) {
         return out;
       }
-      auto row = apply_patch(tx, s, in.organization_id, patch, who);
-      audit(tx, who, "updated", s.table, in.organization_id, before, row);
+      auto row = apply_patch(tx, s, in.id, patch, who);
+      audit(tx, who, "updated", s.table, in.id, before, row);
       if (!limits.empty()) {
-        const json org = json::parse(row);
-        const std::string budget_id = org.value("budget_id", json()).is_string() ? org["budget_id"].get<std::string>() : "";
+        const json updated = json::parse(row);
+        const std::string budget_id =
+            updated.value("budget_id", json()).is_string() ? updated["budget_id"].get<std::string>() : "";
         std::optional<std::string> budget_before;
         if (!budget_id.empty()) {
           budget_before = select_row(tx, budgets, budget_id, true);
@@ -579,12 +583,12 @@ entity_write write_organization_blocking(pqxx::connection& c, const organization
           auto b = apply_patch(tx, budgets, budget_id, limits, who);
           audit(tx, who, "updated", budgets.table, budget_id, budget_before, b);
         } else {
-          auto linked = apply_patch(tx, s, in.organization_id, json{{"budget_id", new_budget()}}, who);
-          audit(tx, who, "updated", s.table, in.organization_id, row, linked);
+          auto linked = apply_patch(tx, s, in.id, json{{"budget_id", new_budget()}}, who);
+          audit(tx, who, "updated", s.table, in.id, row, linked);
         }
       }
     }
-    out.row_json = select_row(tx, s, in.organization_id, false);
+    out.row_json = select_row(tx, s, in.id, false);
     tx.commit();
   } catch (const pqxx::foreign_key_violation& e) {
     out.problem = problem_of(e, patch, out.problem_field);

@@ -89,22 +89,24 @@ struct team_write {
 };
 entity_write write_team_blocking(pqxx::connection& c, const team_write& in, const change_actor& who);
 
-// /organization/new (`is_new`) and /organization/update in one transaction, the
-// organisation's row locked: the row as insert_entity_blocking / update_entity_blocking
-// write it, and its budgets row, which holds its limits (`budget_json`, a budgets patch;
-// "{}": none). A new organisation that names no budget_id gets a new budgets row with
-// them; an update's limits go to the row its budget_id names (after the update), or to a
-// new one it is then linked to. Nothing is written unless all of it is: a refused
-// organisation leaves no budgets row behind, a refused budget no changed organisation.
-// row_json: the organisation's row after all of it; empty when a new organisation's id is
-// taken or the organisation to update does not exist.
-struct organization_write {
-  std::string organization_id;
+// An organisation or an end user (`kind`: "organizations", "end_users") and the budgets
+// row that holds its limits, in one transaction, its row locked: /organization/new|update
+// and /customer/new|update. The row is written as insert_entity_blocking /
+// update_entity_blocking write it; `budget_json` is a budgets patch ("{}": none). A new
+// row that names no budget_id gets a new budgets row with the limits (an organisation
+// always, as in LiteLLM; an end user only when there are limits); an update's limits go
+// to the row its budget_id names (after the update), or to a new one it is then linked
+// to. Nothing is written unless all of it is: a refused row leaves no budgets row behind,
+// a refused budget no changed row. row_json: the row after all of it; empty when a new
+// row's id is taken or the row to update does not exist.
+struct budgeted_write {
+  std::string kind = "organizations";
+  std::string id;
   bool is_new = false;
   std::string patch_json = "{}";
   std::string budget_json = "{}";
 };
-entity_write write_organization_blocking(pqxx::connection& c, const organization_write& in, const change_actor& who);
+entity_write write_budgeted_blocking(pqxx::connection& c, const budgeted_write& in, const change_actor& who);
 
 // The row `id`, or empty. With `expand`, related rows are added under extra fields:
 // teams: "keys", "team_memberships"; users: "keys", "teams"; organizations:
