@@ -24,31 +24,6 @@ std::optional<core::error> check_region(const json& patch) {
   return std::nullopt;
 }
 
-// The end user's row and its budgets row in one transaction (tenant_repo's
-// write_budgeted_blocking): 400 with a refused value's problem (an unknown budget_id: 404,
-// with_budget_found), else `none` when no row was written (a new end user's id taken, the
-// one to update missing).
-net::awaitable<core::result<json>> write_end_user(const route_context& c, const entity_request& in, bool is_new,
-                                                  core::error none) {
-  pg::budgeted_write w;
-  w.kind = table;
-  w.id = in.id;
-  w.is_new = is_new;
-  w.patch_json = in.patch.dump();
-  w.budget_json = in.budget.dump();
-  auto r = co_await c.db().run(pg::write_budgeted_blocking, w, c.actor);
-  if (!r) {
-    co_return r.error();
-  }
-  if (!r->problem.empty()) {
-    co_return with_budget_found(bad_request(r->problem, r->problem_field), in.patch);
-  }
-  if (!r->row_json) {
-    co_return none;
-  }
-  co_return ok(json::parse(*r->row_json));
-}
-
 // The end user with its budgets row (litellm_budget_table).
 net::awaitable<core::result<json>> full_row(const route_context& c, const std::string& id) {
   auto r = co_await get_row(c, table, id, true);
@@ -112,7 +87,7 @@ handler_result customer_new(const route_context& c) {
   if (given_budget && !in->budget.empty()) {
     co_return bad_request("Pass either budget_id or the budget's fields (max_budget, ...), not both", "budget_id");
   }
-  auto row = co_await write_end_user(c, *in, true,
+  auto row = co_await write_budgeted(c, table, *in, true,
                                      bad_request("Customer already exists, passed user_id=" + in->id, "user_id"));
   if (!row) {
     co_return row.error();
@@ -129,7 +104,7 @@ handler_result customer_update(const route_context& c) {
   if (auto e = check_region(in->patch)) {
     co_return *e;
   }
-  auto row = co_await write_end_user(c, *in, false, bad_request(missing(in->id), "user_id"));
+  auto row = co_await write_budgeted(c, table, *in, false, bad_request(missing(in->id), "user_id"));
   if (!row) {
     co_return row.error();
   }

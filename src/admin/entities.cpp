@@ -5,10 +5,6 @@
 
 namespace switchyard::admin {
 
-namespace {
-
-// The row an insert or update wrote: 400 with the refused value's problem (a foreign key,
-// a check, a unique value; tenant_repo words it), else `none` when no row was written.
 core::result<json> written_row(const core::result<pg::entity_write>& r, core::error none) {
   if (!r) {
     return r.error();
@@ -22,7 +18,17 @@ core::result<json> written_row(const core::result<pg::entity_write>& r, core::er
   return ok(json::parse(*r->row_json));
 }
 
-}  // namespace
+net::awaitable<core::result<json>> write_budgeted(const route_context& c, std::string kind, const entity_request& in,
+                                                  bool is_new, core::error none) {
+  pg::budgeted_write w;
+  w.kind = std::move(kind);
+  w.id = in.id;
+  w.is_new = is_new;
+  w.patch_json = in.patch.dump();
+  w.budget_json = in.budget.dump();
+  auto r = co_await c.db().run(pg::write_budgeted_blocking, w, c.actor);
+  co_return with_budget_found(written_row(r, std::move(none)), in.patch);
+}
 
 net::awaitable<core::result<std::optional<json>>> get_row(const route_context& c, std::string_view kind, std::string id,
                                                           bool expand) {

@@ -6,6 +6,8 @@
 #pragma once
 #include "handlers.hpp"
 
+#include "switchyard/store/postgres/tenant_repo.hpp"
+
 #include <optional>
 #include <span>
 #include <string>
@@ -67,6 +69,18 @@ net::awaitable<core::result<json>> update_row(const route_context& c, std::strin
 // /customer/* to the database unchecked and has no answer of its own for it.) Any other
 // result as it is.
 core::result<json> with_budget_found(core::result<json> r, const json& patch);
+
+// The row an insert or update wrote: 400 with the refused value's problem (a foreign key,
+// a check, a unique value; tenant_repo words it), else `none` when no row was written.
+core::result<json> written_row(const core::result<pg::entity_write>& r, core::error none);
+
+// An organisation or an end user (`kind`: "organizations", "end_users") and its budgets
+// row (`in.budget`) in one transaction (tenant_repo's write_budgeted_blocking): the row
+// written; 400 with a refused value's problem (an unknown budget_id: 404, as
+// with_budget_found), else `none` when no row was written (a new row's id taken, the one
+// to update missing).
+net::awaitable<core::result<json>> write_budgeted(const route_context& c, std::string kind, const entity_request& in,
+                                                  bool is_new, core::error none);
 
 // A page of rows of `kind` for a /<entity>/list: `page` and `page_size` (default
 // `default_size`) from the query, and the query's `organization_id` when `by_org`. An

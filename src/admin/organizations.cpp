@@ -19,30 +19,6 @@ core::result<entity_request> read_org_request(const route_context& c, bool is_ne
   return in;
 }
 
-// The organisation's row and its budgets row in one transaction (tenant_repo's
-// write_budgeted_blocking): 400 with a refused value's problem, else `none` when no
-// row was written (a new organisation's id taken, the one to update missing).
-net::awaitable<core::result<json>> write_organization(const route_context& c, const entity_request& in, bool is_new,
-                                                      core::error none) {
-  pg::budgeted_write w;
-  w.kind = "organizations";
-  w.id = in.id;
-  w.is_new = is_new;
-  w.patch_json = in.patch.dump();
-  w.budget_json = in.budget.dump();
-  auto r = co_await c.db().run(pg::write_budgeted_blocking, w, c.actor);
-  if (!r) {
-    co_return r.error();
-  }
-  if (!r->problem.empty()) {
-    co_return bad_request(r->problem, r->problem_field);
-  }
-  if (!r->row_json) {
-    co_return none;
-  }
-  co_return ok(json::parse(*r->row_json));
-}
-
 // The organisation with its budget, teams and members; `row` if it is gone meanwhile.
 net::awaitable<core::result<json>> full_org(const route_context& c, const std::string& id, json row) {
   auto full = co_await get_row(c, "organizations", id, true);
@@ -60,8 +36,7 @@ handler_result organization_new(const route_context& c) {
     co_return in.error();
   }
   auto exists = bad_request("Organization already exists: " + in->id, "organization_id");
-  auto written = co_await write_organization(c, *in, true, std::move(exists));
-  auto row = with_budget_found(std::move(written), in->patch);
+  auto row = co_await write_budgeted(c, "organizations", *in, true, std::move(exists));
   if (!row) {
     co_return row.error();
   }
@@ -74,8 +49,7 @@ handler_result organization_update(const route_context& c) {
     co_return in.error();
   }
   auto missing = not_found("Organization not found: " + in->id, "organization_id");
-  auto written = co_await write_organization(c, *in, false, std::move(missing));
-  auto row = with_budget_found(std::move(written), in->patch);
+  auto row = co_await write_budgeted(c, "organizations", *in, false, std::move(missing));
   if (!row) {
     co_return row.error();
   }

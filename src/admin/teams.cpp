@@ -64,17 +64,18 @@ struct team_request {
 // team_member_budget (USD, >= 0, null: none), team_member_budget_duration (null: none),
 // team_member_rpm_limit and team_member_tpm_limit (integers >= 0, null: none): LiteLLM keeps
 // them all in the one budgets row the team's metadata names (team_member_budget_id).
-core::result<json> member_budget_of(const route_context& c) {
+// A body field that goes to a budgets column under another name.
+struct renamed_field {
+  const char* field;
+  const char* column;
+  kind k;
+};
+
+// The body's `fields` that are present, each checked (its kind, not negative), under their
+// budgets column names.
+core::result<json> renamed_fields(const route_context& c, std::initializer_list<renamed_field> fields) {
   json renamed = json::object();
-  struct named {
-    const char* field;
-    const char* column;
-    kind k;
-  };
-  for (const named& n : {named{"team_member_budget", "max_budget", kind::num_or_null},
-                         named{"team_member_budget_duration", "budget_duration", kind::duration_or_null},
-                         named{"team_member_rpm_limit", "rpm_limit", kind::int_or_null},
-                         named{"team_member_tpm_limit", "tpm_limit", kind::int_or_null}}) {
+  for (const renamed_field& n : fields) {
     auto it = c.body.find(n.field);
     if (it == c.body.end()) {
       continue;
@@ -87,8 +88,19 @@ core::result<json> member_budget_of(const route_context& c) {
     }
     renamed[n.column] = *it;
   }
+  return ok(std::move(renamed));
+}
+
+core::result<json> member_budget_of(const route_context& c) {
+  auto renamed = renamed_fields(c, {{"team_member_budget", "max_budget", kind::num_or_null},
+                                    {"team_member_budget_duration", "budget_duration", kind::duration_or_null},
+                                    {"team_member_rpm_limit", "rpm_limit", kind::int_or_null},
+                                    {"team_member_tpm_limit", "tpm_limit", kind::int_or_null}});
+  if (!renamed) {
+    return renamed.error();
+  }
   // As every budgets row: a duration also sets the end of the first period.
-  return patch_from(renamed, entity::budget, c.now, c.budget_tz());
+  return patch_from(*renamed, entity::budget, c.now, c.budget_tz());
 }
 
 core::result<team_request> read_team_request(const route_context& c, bool is_new) {
@@ -142,16 +154,7 @@ net::awaitable<core::result<json>> write_team(const route_context& c, const team
   w.create_member_budget = in.member_budget_value;
   w.members_json = in.members.dump();
   auto r = co_await c.db().run(pg::write_team_blocking, w, c.actor);
-  if (!r) {
-    co_return r.error();
-  }
-  if (!r->problem.empty()) {
-    co_return bad_request(r->problem, r->problem_field);
-  }
-  if (!r->row_json) {
-    co_return none;
-  }
-  co_return ok(json::parse(*r->row_json));
+  co_return written_row(r, std::move(none));
 }
 
 // The request's team_id (required), which an org_admin must have in their organisation.
@@ -367,27 +370,13 @@ handler_result team_member_update(const route_context& c) {
     }
     role = r->get<std::string>();
   }
-  json budget_patch = json::object();
-  struct named {
-    const char* field;
-    const char* column;
-    kind k;
-  };
-  for (const named& n : {named{"max_budget_in_team", "max_budget", kind::num_or_null},
-                         named{"tpm_limit", "tpm_limit", kind::int_or_null},
-                         named{"rpm_limit", "rpm_limit", kind::int_or_null}}) {
-    auto it = c.body.find(n.field);
-    if (it == c.body.end()) {
-      continue;
-    }
-    if (auto e = check_kind(n.field, n.k, *it, c.now)) {
-      co_return *e;
-    }
-    if (auto e = check_not_negative(n.field, *it)) {
-      co_return *e;
-    }
-    budget_patch[n.column] = *it;
+  auto renamed = renamed_fields(c, {{"max_budget_in_team", "max_budget", kind::num_or_null},
+                                    {"tpm_limit", "tpm_limit", kind::int_or_null},
+                                    {"rpm_limit", "rpm_limit", kind::int_or_null}});
+  if (!renamed) {
+    co_return renamed.error();
   }
+  json budget_patch = std::move(*renamed);
   if (user_id->empty() && email->empty()) {
     co_return bad_request("Either user_id or user_email needs to be passed in", "user_id");
   }

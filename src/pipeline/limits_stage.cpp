@@ -115,21 +115,8 @@ std::string usd(double v) {
 
 std::string num(std::int64_t v) { return std::to_string(v); }
 
-const char* family_of(kind k) {
-  switch (k) {
-    case kind::requests:
-      return "requests";
-    case kind::tokens:
-      return "tokens";
-    case kind::parallel:
-      return "max_parallel_requests";
-    case kind::budget:
-      return "budget";
-  }
-  return "requests";
-}
-
-// The same as a view (its length known: the success headers are written with memcpy).
+// The family a limit kind belongs to in LiteLLM's words (headers, messages), as a view: its
+// length known, the success headers are written with memcpy.
 std::string_view family_name(kind k) {
   switch (k) {
     case kind::requests:
@@ -143,6 +130,9 @@ std::string_view family_name(kind k) {
   }
   return "requests";
 }
+
+// The same as a C string (the literals above end with a null).
+const char* family_of(kind k) { return family_name(k).data(); }
 
 // `dst` = `v`; the check's counter key is forgotten when the name changes.
 void set_name(check& c, std::string& dst, std::string_view v) {
