@@ -215,6 +215,22 @@ std::string problem_of(const pqxx::sql_error& e, const json& patch, std::string&
   return "A value of the request refers to something that does not exist or is already used";
 }
 
+// Runs a write whose refusal by the database (a foreign key, a check, a unique value) is
+// the caller's mistake: the transaction is rolled back and `out` says which value and why
+// (a 400). Any other failure propagates (a 500).
+template <class Write>
+void refused_as_problem(entity_write& out, const json& patch, Write&& write) {
+  try {
+    write();
+  } catch (const pqxx::foreign_key_violation& e) {
+    out.problem = problem_of(e, patch, out.problem_field);
+  } catch (const pqxx::check_violation& e) {
+    out.problem = problem_of(e, patch, out.problem_field);
+  } catch (const pqxx::unique_violation& e) {
+    out.problem = problem_of(e, patch, out.problem_field);
+  }
+}
+
 // Inserts row `id` with the (filtered) patch, audited "created"; empty when `id` exists.
 std::optional<std::string> insert_in(pqxx::transaction_base& tx, const spec& s, const std::string& id,
                                      const json& patch, const change_actor& who) {
@@ -407,25 +423,19 @@ entity_write insert_entity_blocking(pqxx::connection& c, const std::string& kind
   const auto& s = spec_of(kind);
   auto patch = filtered(s, patch_json);
   entity_write out;
-  try {
+  refused_as_problem(out, patch, [&] {
     pqxx::work tx{c};
     out.email_taken = email_taken(tx, kind, patch);
     if (!out.email_taken.empty()) {
-      return out;
+      return;
     }
     auto row = insert_in(tx, s, id, patch, who);
     if (!row) {
-      return out;
+      return;
     }
     tx.commit();
     out.row_json = std::move(row);
-  } catch (const pqxx::foreign_key_violation& e) {
-    out.problem = problem_of(e, patch, out.problem_field);
-  } catch (const pqxx::check_violation& e) {
-    out.problem = problem_of(e, patch, out.problem_field);
-  } catch (const pqxx::unique_violation& e) {
-    out.problem = problem_of(e, patch, out.problem_field);
-  }
+  });
   return out;
 }
 
@@ -435,21 +445,21 @@ new_user_write insert_user_blocking(pqxx::connection& c, const std::string& id, 
   const auto& s = spec_of("users");
   auto patch = filtered(s, patch_json);
   new_user_write out;
-  try {
+  refused_as_problem(out.user, patch, [&] {
     pqxx::work tx{c};
     out.user.email_taken = email_taken(tx, "users", patch);
     if (!out.user.email_taken.empty()) {
-      return out;
+      return;
     }
     if (!insert_in(tx, s, id, patch, who)) {
-      return out;
+      return;
     }
     for (const auto& team_id : teams) {
       // The team's row is locked, as /team/member_add does.
       auto before = select_row(tx, spec_of("teams"), team_id, true);
       if (!before) {
         out.missing_team = team_id;
-        return out;
+        return;
       }
       add_member_in(tx, team_id, id, "", "user", std::nullopt, who);
       audit(tx, who, "member_added", "teams", team_id, before, select_row(tx, spec_of("teams"), team_id, false));
@@ -457,18 +467,12 @@ new_user_write insert_user_blocking(pqxx::connection& c, const std::string& id, 
     if (key) {
       out.key = insert_key_in(tx, key->token, key->patch_json, who);
       if (!out.key.key) {
-        return out;  // rolled back: no user either
+        return;  // rolled back: no user either
       }
     }
     out.user.row_json = select_row(tx, s, id, false);
     tx.commit();
-  } catch (const pqxx::foreign_key_violation& e) {
-    out.user.problem = problem_of(e, patch, out.user.problem_field);
-  } catch (const pqxx::check_violation& e) {
-    out.user.problem = problem_of(e, patch, out.user.problem_field);
-  } catch (const pqxx::unique_violation& e) {
-    out.user.problem = problem_of(e, patch, out.user.problem_field);
-  }
+  });
   return out;
 }
 
@@ -478,23 +482,17 @@ entity_write update_entity_blocking(pqxx::connection& c, const std::string& kind
   const auto& s = spec_of(kind);
   auto patch = filtered(s, patch_json);
   entity_write out;
-  try {
+  refused_as_problem(out, patch, [&] {
     pqxx::work tx{c};
     auto before = select_row(tx, s, id, true);
     if (!before) {
-      return out;
+      return;
     }
     auto row = apply_patch(tx, s, id, patch, who);
     audit(tx, who, action, s.table, id, before, row);
     tx.commit();
     out.row_json = std::move(row);
-  } catch (const pqxx::foreign_key_violation& e) {
-    out.problem = problem_of(e, patch, out.problem_field);
-  } catch (const pqxx::check_violation& e) {
-    out.problem = problem_of(e, patch, out.problem_field);
-  } catch (const pqxx::unique_violation& e) {
-    out.problem = problem_of(e, patch, out.problem_field);
-  }
+  });
   return out;
 }
 
@@ -504,7 +502,7 @@ entity_write write_team_blocking(pqxx::connection& c, const team_write& in, cons
   auto budget_patch = filtered(spec_of("budgets"), in.member_budget_json);
   json members = json::parse(in.members_json);
   entity_write out;
-  try {
+  refused_as_problem(out, patch, [&] {
     pqxx::work tx{c};
     std::optional<std::string> row;
     if (in.is_new) {
@@ -514,7 +512,7 @@ entity_write write_team_blocking(pqxx::connection& c, const team_write& in, cons
       audit(tx, who, "updated", s.table, in.team_id, before, row);
     }
     if (!row) {
-      return out;  // /team/new: the id is taken; /team/update: no such team
+      return;  // /team/new: the id is taken; /team/update: no such team
     }
     if (!budget_patch.empty()) {
       member_budget_in(tx, in.team_id, *row, budget_patch, in.create_member_budget, who);
@@ -528,13 +526,7 @@ entity_write write_team_blocking(pqxx::connection& c, const team_write& in, cons
     }
     out.row_json = select_row(tx, s, in.team_id, false);
     tx.commit();
-  } catch (const pqxx::foreign_key_violation& e) {
-    out.problem = problem_of(e, patch, out.problem_field);
-  } catch (const pqxx::check_violation& e) {
-    out.problem = problem_of(e, patch, out.problem_field);
-  } catch (const pqxx::unique_violation& e) {
-    out.problem = problem_of(e, patch, out.problem_field);
-  }
+  });
   return out;
 }
 
@@ -547,7 +539,7 @@ entity_write write_budgeted_blocking(pqxx::connection& c, const budgeted_write& 
   auto patch = filtered(s, in.patch_json);
   const auto limits = filtered(budgets, in.budget_json);
   entity_write out;
-  try {
+  refused_as_problem(out, patch, [&] {
     pqxx::work tx{c};
     // A new budgets row with the limits, audited "created"; its id.
     const auto new_budget = [&] {
@@ -562,12 +554,12 @@ entity_write write_budgeted_blocking(pqxx::connection& c, const budgeted_write& 
         patch["budget_id"] = new_budget();
       }
       if (!insert_in(tx, s, in.id, patch, who)) {
-        return out;  // the id is taken: rolled back, the budgets row too
+        return;  // the id is taken: rolled back, the budgets row too
       }
     } else {
       auto before = select_row(tx, s, in.id, true);
       if (!before) {
-        return out;
+        return;
       }
       auto row = apply_patch(tx, s, in.id, patch, who);
       audit(tx, who, "updated", s.table, in.id, before, row);
@@ -590,13 +582,7 @@ entity_write write_budgeted_blocking(pqxx::connection& c, const budgeted_write& 
     }
     out.row_json = select_row(tx, s, in.id, false);
     tx.commit();
-  } catch (const pqxx::foreign_key_violation& e) {
-    out.problem = problem_of(e, patch, out.problem_field);
-  } catch (const pqxx::check_violation& e) {
-    out.problem = problem_of(e, patch, out.problem_field);
-  } catch (const pqxx::unique_violation& e) {
-    out.problem = problem_of(e, patch, out.problem_field);
-  }
+  });
   return out;
 }
 
