@@ -21,6 +21,8 @@ callback batches to be sent, stops it and reads the instruction total of every t
     cache-redis metrics + the response cache in a throw-away Redis, no memory tier: hits
     cache-miss  the same with the memory tier, each request's body unique: every one a miss
     cache-miss-local  cache-miss with type: local and a 1 MB memory tier (every store evicts)
+    unique-intl / cache-miss-local-intl  unique / cache-miss-local with the prompt in
+                French and Japanese (UTF-8, typographic quotes, an emoji): non-ASCII text
     cache-mem-vkey  as bench.py's memory-hit target: vkey's setup + the memory tier, all hits
     unique      metrics, no cache, each request's body unique (cache-miss's baseline)
     limits      a throw-away Postgres and Redis; a virtual key with max_budget and rpm_limit
@@ -116,7 +118,28 @@ REDIS_VARIANTS = {"cache-redis", "cache-miss", "limits", "limits-nolease", "vkey
                   "unique-vkey", "cache-miss-vkey", "stream", "stream-usage", "stream-anthropic", "team-vkey",
                   "team-member"}
 # every request's body differs (the cache key)
-UNIQUE_VARIANTS = {"cache-miss", "cache-miss-local", "unique", "unique-vkey", "cache-miss-vkey"}
+UNIQUE_VARIANTS = {"cache-miss", "cache-miss-local", "unique", "unique-vkey", "cache-miss-vkey",
+                   "unique-intl", "cache-miss-local-intl"}
+# Prompts in other languages than English: the same body's prompt (same byte length) in
+# French, Japanese, typographic quotes and an emoji, as UTF-8; `unique-intl` is the
+# baseline (no cache) of `cache-miss-local-intl`.
+VARIANTS["unique-intl"] = ({}, "")  # as `unique`
+VARIANTS["cache-miss-local-intl"] = VARIANTS["cache-miss-local"]
+INTL_VARIANTS = {"unique-intl", "cache-miss-local-intl"}
+INTL_SENTENCE = "Le renard brun rapide saute par-dessus le chien paresseux \u2014 \u00abcaf\u00e9\u00bb, " \
+                "\u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8, \u201cquoted\u201d \U0001f642. "
+
+
+def intl_body(body: bytes) -> bytes:
+    """`body` with its prompt's text (the last message's content) in INTL_SENTENCE's words,
+    the same number of bytes, cut at a character's end and padded with spaces."""
+    marker = b'"content":"'
+    at = body.rfind(marker) + len(marker)
+    end = body.rfind(b'"}]}')
+    fill = end - at
+    text = (INTL_SENTENCE * (fill // len(INTL_SENTENCE) + 1)).encode()[:fill]
+    text = text.decode(errors="ignore").encode()
+    return body[:at] + text + b" " * (fill - len(text)) + body[end:]
 VARIANTS["unique"] = ({}, "")  # the baseline of cache-miss: unique bodies, no cache
 DATABASE_URL = ""  # set by main() when a DB variant runs
 REDIS_PORT = 0     # set by main() when a Redis variant runs
@@ -270,6 +293,8 @@ def run_once(binary: str, variant: str, up_ports: dict[str, int], tmp: str, requ
             key = new_key(port, KEY_BODIES[variant]) if variant in KEY_BODIES else MASTER
         if variant in STREAM_VARIANTS:
             body = body.replace(b'"stream":false,', STREAM_VARIANTS[variant], 1)
+        if variant in INTL_VARIANTS:
+            body = intl_body(body)
         bad = post_many(port, requests, body, unique=variant in UNIQUE_VARIANTS, key=key)
         if bad:
             raise SystemExit(f"{variant}: {bad} of {requests} requests failed (see {tmp}/{variant}.log)")

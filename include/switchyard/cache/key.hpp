@@ -32,8 +32,8 @@ std::string canonical_request(std::string_view call, std::string_view model_grou
 // received (key, raw value bytes) without a DOM: whitespace is dropped and object members
 // sorted while the bytes are copied, provided every scalar is already spelled as the
 // canonical dump writes it (integers without exponent or negative zero, fractions in
-// their shortest spelling, ASCII strings with only the short escapes) and no object
-// repeats a key. Otherwise false: the caller falls back to canonical_request() over the
+// their shortest spelling, strings of valid UTF-8 whose `\/` and `\u` escapes are
+// written decoded, as dump() writes them) and no object repeats a key. Otherwise false: the caller falls back to canonical_request() over the
 // parsed body. Both give one text for one request. The text replaces what `out` held
 // (junk after a false), so one buffer can serve request after request.
 bool canonical_request_raw(std::string& out, std::string_view call, std::string_view model_group,

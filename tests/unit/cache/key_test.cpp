@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 namespace switchyard::cache {
 namespace {
 
@@ -110,7 +112,7 @@ TEST(CacheKey, LongStringsAreReadInBlocksWithTheSameResult) {
   // that send a body to the DOM path at every offset of a block.
   const std::string text = "The quick brown fox jumps over the lazy dog, again and again.";
   for (std::size_t at = 0; at <= 40; ++at) {
-    for (const char* insert : {"", "\\n", "\\\"", "\\t\\\\"}) {
+    for (const char* insert : {"", "\\n", "\\\"", "\\t\\\\", "\\u00e9", "\\/", "caf\xc3\xa9", "\\ud83d\\ude00"}) {
       const std::string content = text.substr(0, at) + insert + text.substr(at);
       const std::string value = R"([{"content":")" + content + R"(","role":"user"}])";
       const members ms{{"messages", value}};
@@ -118,7 +120,7 @@ TEST(CacheKey, LongStringsAreReadInBlocksWithTheSameResult) {
       ASSERT_TRUE(raw.has_value()) << content;
       EXPECT_EQ(*raw, canonical_request("chat", "gpt", dom_of(ms))) << content;
     }
-    for (const char* refused : {"\\u00e9", "\\/", "caf\xc3\xa9"}) {
+    for (const char* refused : {"\\ud800", "caf\xc3", "\xff"}) {
       const std::string content = text.substr(0, at) + refused + text.substr(at);
       const std::string value = R"([")" + content + R"("])";
       const members ms{{"messages", value}};
@@ -159,9 +161,16 @@ TEST(CacheKey, RawMembersNotInCanonicalFormFallBackToTheDom) {
       {{"temperature", "7e-1"}},                               // exponent
       {{"temperature", "-0"}},                                 // negative zero
       {{"x", "12345678901234567890"}},                         // beyond int64
-      {{"messages", R"(["caf\u00e9"])"}},                      // \u escape
-      {{"messages", R"(["a\/b"])"}},                           // \/ escape
-      {{"messages", "[\"caf\xc3\xa9\"]"}},                     // non-ASCII: UTF-8 checked by the DOM
+      {{"messages", "[\"caf\xc3\"]"}},                         // UTF-8 cut short
+      {{"messages", "[\"\xff\"]"}},                             // not UTF-8
+      {{"messages", "[\"\xc0\xaf\"]"}},                         // overlong
+      {{"messages", "[\"\xed\xa0\x80\"]"}},                     // an encoded surrogate
+      {{"messages", R"(["\ud800"])"}},                         // a lone high surrogate
+      {{"messages", R"(["\ud800\u0041"])"}},                   // a high surrogate, no low one
+      {{"messages", R"(["\udc00"])"}},                         // a lone low surrogate
+      {{"messages", R"(["\u12g4"])"}},                         // not hex
+      {{"messages", R"(["\u12"])"}},                           // cut short
+      {{"x", R"({"k\u0065y":1})"}},                            // an escaped object key
       {{"messages", "[]"}, {"messages", "[1]"}},               // repeated top-level key
   };
   for (const auto& ms : cases) {
@@ -172,6 +181,56 @@ TEST(CacheKey, RawMembersNotInCanonicalFormFallBackToTheDom) {
   ASSERT_TRUE(canonical_request_raw("chat", "gpt", excluded_only).has_value());
   EXPECT_EQ(*canonical_request_raw("chat", "gpt", excluded_only),
             canonical_request("chat", "gpt", dom_of(excluded_only)));
+}
+
+// Text in any language, and \u escapes (clients that write every non-ASCII character as
+// one), keep the path without a DOM and give the DOM path's text: UTF-8 copied, escapes
+// written as dump() writes the decoded character.
+TEST(CacheKey, UnicodeAndEscapesGiveTheDomPathsText) {
+  const char* contents[] = {
+      "caf\xc3\xa9 \xe2\x80\x94 \xe2\x80\x9cquoted\xe2\x80\x9d \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e \xf0\x9f\x99\x82",
+      R"(caf\u00e9 \u2014 \u201cquoted\u201d \u65e5\u672c\u8a9e \ud83d\ude42)",
+      R"(\u00E9\u00e9\u0041\u007f\u0080\u07ff\u0800\uffff\ud800\udc00\udbff\udfff)",
+      R"(\u0000\u0001\u0008\u0009\u000a\u000c\u000d\u001f\u0020\u0022\u005c\u002f)",
+      R"(a\/b\\/c \\u00e9 is not an escape)",
+      "\x7f raw DEL",
+  };
+  for (const char* c : contents) {
+    const std::string value = std::string(R"([{"role":"user","content":")") + c + R"("}])";
+    const members ms{{"messages", value}, {"user", R"("\u00fcser")"}};
+    auto raw = canonical_request_raw("chat", "gpt", ms);
+    ASSERT_TRUE(raw.has_value()) << c;
+    EXPECT_EQ(*raw, canonical_request("chat", "gpt", dom_of(ms))) << c;
+  }
+  // Escaped and unescaped spellings of one text are one key.
+  const members a{{"messages", R"(["caf\u00e9 \/"])"}};
+  const members b{{"messages", "[\"caf\xc3\xa9 /\"]"}};
+  EXPECT_EQ(canonical_request_raw("chat", "gpt", a), canonical_request_raw("chat", "gpt", b));
+}
+
+// Random strings of ASCII, UTF-8 and escapes of every kind, in every position: whenever the
+// path without a DOM accepts a body, its text is the DOM path's; it accepts every valid one.
+TEST(CacheKey, RandomUnicodeStringsAgreeWithTheDom) {
+  std::mt19937 rng(20261207);
+  const char* pieces[] = {"a", "Z", " ", "~", "\x7f", "\\n", "\\\"", "\\\\", "\\b", "\\f", "\\r", "\\t", "\\/",
+                          "\\u0000", "\\u001F", "\\u0022", "\\u005C", "\\u002f", "\\u007F", "\\u00e9", "\\u20AC",
+                          "\\uD83D\\uDE00", "\\udbff\\udfff", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf",
+                          "0123456789abcdef", "The quick brown fox jumps"};
+  int accepted = 0;
+  for (int n = 0; n < 4000; ++n) {
+    std::string content;
+    const int count = static_cast<int>(rng() % 40);
+    for (int k = 0; k < count; ++k) {
+      content += pieces[rng() % std::size(pieces)];
+    }
+    const std::string value = R"([{"role":"user","content":")" + content + R"("}])";
+    const members ms{{"messages", value}};
+    auto raw = canonical_request_raw("chat", "gpt", ms);
+    ASSERT_TRUE(raw.has_value()) << content;
+    EXPECT_EQ(*raw, canonical_request("chat", "gpt", dom_of(ms))) << content;
+    ++accepted;
+  }
+  EXPECT_EQ(accepted, 4000);
 }
 
 }  // namespace
