@@ -127,6 +127,23 @@ describe('response cache', { skip, timeout: 600_000 }, () => {
     assert.equal(calls(m), 1);
   });
 
+  test('a prompt in any language is one entry, whether its characters come as UTF-8 or as \\u escapes', async () => {
+    const m = randomUUID();
+    const prompt = `question ${m}: caf\u00e9 \u2014 \u201cquoted\u201d \u65e5\u672c\u8a9e \u{1F642} a/b`;
+    // The SDK sends UTF-8 as it is.
+    const a = await chat(client, ask(m, { messages: [{ role: 'user', content: prompt }] }));
+    // A client that escapes every non-ASCII character (Python's json.dumps by default) and '/'.
+    const escaped = JSON.stringify(ask(m, { messages: [{ role: 'user', content: prompt }] }))
+      .replace(/[\u007f-\uffff]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`)
+      .replace(/\//g, '\\/');
+    assert.ok(!/[^\x00-\x7f]/.test(escaped) && escaped.includes('\\ud83d\\ude42'), escaped);
+    const b = await call(gw, '/v1/chat/completions', { body: escaped });
+    assert.equal(b.status, 200, b.text);
+    assert.equal(b.headers.get('x-litellm-cache-key'), a.key);
+    assert.equal(b.json.choices[0].message.content, a.data.choices[0].message.content);
+    assert.equal(calls(m), 1);
+  });
+
   test('hits, misses and the tokens served are counted in /metrics', async () => {
     // The sum of one counter family's series in the Prometheus text.
     const counter = async (name) => {
