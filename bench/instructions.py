@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import re
 import shutil
@@ -143,6 +144,7 @@ def intl_body(body: bytes) -> bytes:
 VARIANTS["unique"] = ({}, "")  # the baseline of cache-miss: unique bodies, no cache
 DATABASE_URL = ""  # set by main() when a DB variant runs
 REDIS_PORT = 0     # set by main() when a Redis variant runs
+BODY_STYLE = "compact"  # --body-style
 MASTER = "sk-bench-instructions-master"
 
 
@@ -179,7 +181,7 @@ def post_many(port: int, n: int, body: bytes, conns: int = 4, unique: bool = Fal
     bad = [0]
     lock = threading.Lock()
     counter = [0]
-    marker = b'"content":"'
+    marker = b'"content":"' if b'"content":"' in body else b'"content": "'
     at = body.rfind(marker) + len(marker)
 
     def worker(count: int) -> None:
@@ -295,6 +297,8 @@ def run_once(binary: str, variant: str, up_ports: dict[str, int], tmp: str, requ
             body = body.replace(b'"stream":false,', STREAM_VARIANTS[variant], 1)
         if variant in INTL_VARIANTS:
             body = intl_body(body)
+        if BODY_STYLE == "python":
+            body = json.dumps(json.loads(body)).encode()
         bad = post_many(port, requests, body, unique=variant in UNIQUE_VARIANTS, key=key)
         if bad:
             raise SystemExit(f"{variant}: {bad} of {requests} requests failed (see {tmp}/{variant}.log)")
@@ -326,7 +330,13 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=1000)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=1, help="each variant this many times, alternated")
+    ap.add_argument("--body-style", choices=["compact", "python"], default="compact",
+                    help="python: every request body as Python's json.dumps() writes it by default (what the "
+                    "OpenAI Python SDK sent through httpx before 0.28): a space after each ',' and ':', "
+                    "every non-ASCII character as a \\u escape")
     args = ap.parse_args()
+    global BODY_STYLE
+    BODY_STYLE = args.body_style
     binary = os.environ.get("SWITCHYARD_BIN", "build/release/src/switchyard")
     if not os.access(binary, os.X_OK):
         raise SystemExit(f"no gateway binary at {binary} (set SWITCHYARD_BIN)")

@@ -36,7 +36,7 @@ cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DSWITCHYARD_TES
   || die "cmake configure failed"
 cmake --build build/release -j "${SWITCHYARD_JOBS:-2}" --target json_compare >/dev/null || die "build failed"
 
-log "running (5 documents x 5 readers, ~0.25 s each)"
+log "running (each document x 5 readers, ~0.25 s each)"
 printf '%s, %s, commit %s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" \
   "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)" "$(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 exec taskset -c "${BENCH_CPU:-0}" build/release/bench/json/json_compare

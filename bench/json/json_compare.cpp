@@ -33,7 +33,7 @@ using clock_type = std::chrono::steady_clock;
 namespace sp = switchyard::providers;
 
 // The body bench/post.lua sends, to the byte: a user message padded to `size`.
-enum class text_kind { plain, english, multilingual };
+enum class text_kind { plain, english, multilingual, escaped };
 
 std::string request_body(std::size_t size, text_kind kind = text_kind::plain) {
   const std::string prefix =
@@ -41,14 +41,17 @@ std::string request_body(std::size_t size, text_kind kind = text_kind::plain) {
   const std::string suffix = R"("}]})";
   // english: prose and code as prompts have them, ASCII with an escaped newline, tab or
   // quote every few dozen bytes; multilingual: about a third of the bytes non-ASCII
-  // (accents, punctuation, Japanese). Each escape and multi-byte character leaves a
-  // vector loop somewhere.
+  // (accents, punctuation, Japanese); escaped: the same text with every non-ASCII
+  // character as a \u escape, as Python's json.dumps writes it by default. Each escape
+  // and multi-byte character leaves a vector loop somewhere.
   const std::string sentence =
       kind == text_kind::plain
           ? "The quick brown fox jumps over the lazy dog while the gateway relays every byte. "
       : kind == text_kind::english
           ? R"(The \"quick\" brown fox jumps over the lazy dog.\n\tif (x > 0) { return y; }\n)"
-          : R"(Le café — “naïve” 日本語のテキスト.\n\tThe \"quick\" brown fox jumps over the lazy dog.\n)";
+      : kind == text_kind::multilingual
+          ? R"(Le café — “naïve” 日本語のテキスト.\n\tThe \"quick\" brown fox jumps over the lazy dog.\n)"
+          : R"(Le caf\u00e9 \u2014 \u201cna\u00efve\u201d \u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8.\n\tThe \"quick\" brown fox jumps over the lazy dog.\n)";
   std::string fill;
   while (prefix.size() + fill.size() + suffix.size() < size) {
     fill += sentence;
@@ -107,6 +110,7 @@ int main() {
                         {"request 1 MB", request_body(1024 * 1024)},
                         {"request 100 KB, English prose and code (escapes)", request_body(100 * 1024, text_kind::english)},
                         {"request 100 KB, multilingual (a third non-ASCII)", request_body(100 * 1024, text_kind::multilingual)},
+                        {"request 100 KB, the same with \\u escapes (Python's json.dumps)", request_body(100 * 1024, text_kind::escaped)},
                         {"chat.completion answer", completion},
                         {"chat.completion.chunk event", chunk}};
 

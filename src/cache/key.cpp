@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 
 #if defined(__SSE2__)
@@ -142,68 +143,93 @@ struct canonical_writer {
     return v;
   }
 
-  // A decoded character as dump() writes it inside a string: the short escapes by name,
-  // other control characters as \u00xx (lowercase), anything else as its UTF-8 bytes
-  // (nlohmann writes non-ASCII as is unless asked for ASCII).
-  [[gnu::noinline, gnu::cold]] void put_dumped(unsigned long cp) {
+  // A decoded character as dump() writes it inside a string, at `o` (room for 6 bytes);
+  // returns its length: the short escapes by name, other control characters as \u00xx
+  // (lowercase), anything else as its UTF-8 bytes (nlohmann writes non-ASCII as is unless
+  // asked for ASCII).
+  static std::size_t dumped(char* o, unsigned long cp) {
+    const auto two = [&](char c) {
+      o[0] = '\\';
+      o[1] = c;
+      return std::size_t{2};
+    };
     switch (cp) {
-      case 0x08: out += "\\b"; return;
-      case 0x09: out += "\\t"; return;
-      case 0x0A: out += "\\n"; return;
-      case 0x0C: out += "\\f"; return;
-      case 0x0D: out += "\\r"; return;
-      case 0x22: out += "\\\""; return;
-      case 0x5C: out += "\\\\"; return;
+      case 0x08: return two('b');
+      case 0x09: return two('t');
+      case 0x0A: return two('n');
+      case 0x0C: return two('f');
+      case 0x0D: return two('r');
+      case 0x22: return two('"');
+      case 0x5C: return two('\\');
       default: break;
     }
     if (cp < 0x20) {
       static constexpr char hex[] = "0123456789abcdef";
       const char esc[6] = {'\\', 'u', '0', '0', hex[cp >> 4], hex[cp & 15]};
-      out.append(esc, 6);
-    } else if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      const char b[2] = {static_cast<char>(0xC0 | (cp >> 6)), static_cast<char>(0x80 | (cp & 0x3F))};
-      out.append(b, 2);
-    } else if (cp < 0x10000) {
-      const char b[3] = {static_cast<char>(0xE0 | (cp >> 12)), static_cast<char>(0x80 | ((cp >> 6) & 0x3F)),
-                         static_cast<char>(0x80 | (cp & 0x3F))};
-      out.append(b, 3);
-    } else {
-      const char b[4] = {static_cast<char>(0xF0 | (cp >> 18)), static_cast<char>(0x80 | ((cp >> 12) & 0x3F)),
-                         static_cast<char>(0x80 | ((cp >> 6) & 0x3F)), static_cast<char>(0x80 | (cp & 0x3F))};
-      out.append(b, 4);
+      std::memcpy(o, esc, 6);
+      return 6;
     }
+    if (cp < 0x80) {
+      o[0] = static_cast<char>(cp);
+      return 1;
+    }
+    if (cp < 0x800) {
+      o[0] = static_cast<char>(0xC0 | (cp >> 6));
+      o[1] = static_cast<char>(0x80 | (cp & 0x3F));
+      return 2;
+    }
+    if (cp < 0x10000) {
+      o[0] = static_cast<char>(0xE0 | (cp >> 12));
+      o[1] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      o[2] = static_cast<char>(0x80 | (cp & 0x3F));
+      return 3;
+    }
+    o[0] = static_cast<char>(0xF0 | (cp >> 18));
+    o[1] = static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = static_cast<char>(0x80 | (cp & 0x3F));
+    return 4;
   }
 
-  // The escape at t[i] (`\/` or `\u`, which dump() writes decoded): what precedes it since
-  // `from` is written, then the decoded character as dump() writes it; i and `from` move
-  // past it. False for a lone surrogate or bad hex (the parser refuses them). Kept out of
-  // string()'s loop, which ASCII text runs through.
-  [[gnu::noinline, gnu::cold]] bool write_decoded(std::size_t& from) {
-    long cp = '/';
-    std::size_t used = 2;
-    if (t[i + 1] == 'u') {
-      cp = hex4(i);
-      used = 6;
-      if (cp >= 0xDC00 && cp <= 0xDFFF) {
-        return false;
-      }
-      if (cp >= 0xD800 && cp <= 0xDBFF) {
-        const long low = i + 6 < t.size() && t[i + 6] == '\\' ? hex4(i + 6) : -1;
-        if (low < 0xDC00 || low > 0xDFFF) {
+  // The escapes from t[i] (`\/` or `\u`, which dump() writes decoded) and every one
+  // right after it: what precedes them since `from` is written, then each decoded
+  // character as dump() writes it; i and `from` move past them. A client that escapes
+  // every non-ASCII character sends text in most languages as runs of them. False for a
+  // lone surrogate or bad hex (the parser refuses them). Kept out of string()'s loop,
+  // which ASCII text runs through.
+  [[gnu::noinline]] bool write_decoded(std::size_t& from) {
+    out.append(t.substr(from, i - from));
+    char buf[192];
+    std::size_t n = 0;
+    do {
+      long cp = '/';
+      std::size_t used = 2;
+      if (t[i + 1] == 'u') {
+        cp = hex4(i);
+        used = 6;
+        if (cp >= 0xDC00 && cp <= 0xDFFF) {
           return false;
         }
-        cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-        used = 12;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+          const long low = i + 6 < t.size() && t[i + 6] == '\\' ? hex4(i + 6) : -1;
+          if (low < 0xDC00 || low > 0xDFFF) {
+            return false;
+          }
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+          used = 12;
+        }
+        if (cp < 0) {
+          return false;
+        }
       }
-      if (cp < 0) {
-        return false;
+      if (n > sizeof buf - 6) {
+        out.append(buf, n);
+        n = 0;
       }
-    }
-    out.append(t.substr(from, i - from));
-    put_dumped(static_cast<unsigned long>(cp));
-    i += used;
+      n += dumped(buf + n, static_cast<unsigned long>(cp));
+      i += used;
+    } while (i + 1 < t.size() && t[i] == '\\' && (t[i + 1] == 'u' || t[i + 1] == '/'));
+    out.append(buf, n);
     from = i;
     return true;
   }

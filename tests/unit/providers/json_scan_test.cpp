@@ -132,7 +132,7 @@ TEST(json_scan, special_bytes_at_every_offset_of_strings_agree_with_nlohmann) {
 }
 
 // Long strings are validated 32 bytes at a time (AVX2, where the CPU has it): UTF-8 of
-// every length, two-byte escapes stepped over inside a block, and everything that must
+// every length, two-byte and \u escapes stepped over inside a block, and everything that must
 // fail (truncated, overlong, surrogate, above U+10FFFF, stray continuation, bad escape,
 // raw control character), at random places, so that sequences and escapes straddle the
 // 32-byte blocks. Every document must be judged as nlohmann judges it; the valid ones
@@ -140,6 +140,7 @@ TEST(json_scan, special_bytes_at_every_offset_of_strings_agree_with_nlohmann) {
 TEST(json_scan, random_long_strings_agree_with_nlohmann) {
   const std::vector<std::string> good = {
       "a", "Z", " ", "~", "\\n", "\\\"", "\\\\", "\\/", "\\t", "\\u00e9", "\\ud83d\\ude00",
+      "\\u0000", "\\u001f", "\\u20AC", "\\uD7FF", "\\uE000", "\\uFFFF", "\\u65e5\\u672c", "\\uDBFF\\uDFFF",
       "\xC2\x80", "\xDF\xBF", "\xC3\xA9", "\xE0\xA0\x80", "\xE2\x82\xAC", "\xED\x9F\xBF", "\xEE\x80\x80",
       "\xEF\xBF\xBF", "\xF0\x90\x80\x80", "\xF0\x9F\x98\x80", "\xF3\xBF\xBF\xBF", "\xF4\x8F\xBF\xBF",
       "\xE6\x97\xA5\xE6\x9C\xAC"};
@@ -148,7 +149,8 @@ TEST(json_scan, random_long_strings_agree_with_nlohmann) {
       "\xE0\x9F\xBF",     "\xED\xA0\x80", "\xED\xBF\xBF",  "\xF0\x80\x80\x80", "\xF0\x8F\xBF\xBF",
       "\xF4\x90\x80\x80", "\xF5\x80\x80\x80", "\xF8\x88\x80\x80\x80", "\xFF",   "\xFE",         "\xE2\x82",
       "\xF0\x9F\x98",     "\xC3\xA9\xA9", "\x01",          "\x1F",             "\\x",          "\\u12",
-      "\\udc00",          "\\ud83d",      "\"",            "\\"};
+      "\\udc00",          "\\ud83d",      "\"",            "\\",
+      "\\u12G4",          "\\uDFFF",      "\\uD800\\u0041", "\\uD800\\n",     "\\u-123",      "\\U00e9"};
   std::uint64_t seed = 0x9E3779B97F4A7C15ULL;
   auto next = [&seed] {  // xorshift64*: the same documents on every run
     seed ^= seed >> 12;
