@@ -145,6 +145,7 @@ VARIANTS["unique"] = ({}, "")  # the baseline of cache-miss: unique bodies, no c
 DATABASE_URL = ""  # set by main() when a DB variant runs
 REDIS_PORT = 0     # set by main() when a Redis variant runs
 BODY_STYLE = "compact"  # --body-style
+PROMPT = "english"  # --prompt
 MASTER = "sk-bench-instructions-master"
 
 
@@ -295,7 +296,7 @@ def run_once(binary: str, variant: str, up_ports: dict[str, int], tmp: str, requ
             key = new_key(port, KEY_BODIES[variant]) if variant in KEY_BODIES else MASTER
         if variant in STREAM_VARIANTS:
             body = body.replace(b'"stream":false,', STREAM_VARIANTS[variant], 1)
-        if variant in INTL_VARIANTS:
+        if variant in INTL_VARIANTS or PROMPT == "intl":
             body = intl_body(body)
         if BODY_STYLE == "python":
             body = json.dumps(json.loads(body)).encode()
@@ -334,9 +335,12 @@ def main() -> int:
                     help="python: every request body as Python's json.dumps() writes it by default (what the "
                     "OpenAI Python SDK sent through httpx before 0.28): a space after each ',' and ':', "
                     "every non-ASCII character as a \\u escape")
+    ap.add_argument("--prompt", choices=["english", "intl"], default="english",
+                    help="intl: every variant's prompt as the -intl variants' (French, Japanese, an emoji)")
     args = ap.parse_args()
-    global BODY_STYLE
+    global BODY_STYLE, PROMPT
     BODY_STYLE = args.body_style
+    PROMPT = args.prompt
     binary = os.environ.get("SWITCHYARD_BIN", "build/release/src/switchyard")
     if not os.access(binary, os.X_OK):
         raise SystemExit(f"no gateway binary at {binary} (set SWITCHYARD_BIN)")

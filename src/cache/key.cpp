@@ -143,54 +143,6 @@ struct canonical_writer {
     return v;
   }
 
-  // A decoded character as dump() writes it inside a string, at `o` (room for 6 bytes);
-  // returns its length: the short escapes by name, other control characters as \u00xx
-  // (lowercase), anything else as its UTF-8 bytes (nlohmann writes non-ASCII as is unless
-  // asked for ASCII).
-  static std::size_t dumped(char* o, unsigned long cp) {
-    const auto two = [&](char c) {
-      o[0] = '\\';
-      o[1] = c;
-      return std::size_t{2};
-    };
-    switch (cp) {
-      case 0x08: return two('b');
-      case 0x09: return two('t');
-      case 0x0A: return two('n');
-      case 0x0C: return two('f');
-      case 0x0D: return two('r');
-      case 0x22: return two('"');
-      case 0x5C: return two('\\');
-      default: break;
-    }
-    if (cp < 0x20) {
-      static constexpr char hex[] = "0123456789abcdef";
-      const char esc[6] = {'\\', 'u', '0', '0', hex[cp >> 4], hex[cp & 15]};
-      std::memcpy(o, esc, 6);
-      return 6;
-    }
-    if (cp < 0x80) {
-      o[0] = static_cast<char>(cp);
-      return 1;
-    }
-    if (cp < 0x800) {
-      o[0] = static_cast<char>(0xC0 | (cp >> 6));
-      o[1] = static_cast<char>(0x80 | (cp & 0x3F));
-      return 2;
-    }
-    if (cp < 0x10000) {
-      o[0] = static_cast<char>(0xE0 | (cp >> 12));
-      o[1] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      o[2] = static_cast<char>(0x80 | (cp & 0x3F));
-      return 3;
-    }
-    o[0] = static_cast<char>(0xF0 | (cp >> 18));
-    o[1] = static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = static_cast<char>(0x80 | (cp & 0x3F));
-    return 4;
-  }
-
   // The escapes from t[i] (`\/` or `\u`, which dump() writes decoded) and every one
   // right after it: what precedes them since `from` is written, then each decoded
   // character as dump() writes it; i and `from` move past them. A client that escapes
@@ -226,7 +178,7 @@ struct canonical_writer {
         out.append(buf, n);
         n = 0;
       }
-      n += dumped(buf + n, static_cast<unsigned long>(cp));
+      n += core::json_dump_codepoint(buf + n, static_cast<std::uint32_t>(cp));
       i += used;
     } while (i + 1 < t.size() && t[i] == '\\' && (t[i + 1] == 'u' || t[i + 1] == '/'));
     out.append(buf, n);

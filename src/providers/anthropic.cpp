@@ -786,25 +786,14 @@ struct valid_json_walk {
 // A JSON string literal's inside (the text between its quotes), as it is written.
 std::string_view inside(std::string_view literal) { return literal.substr(1, literal.size() - 2); }
 
-// Escapes a byte as nlohmann's dump() does: \b and \f by name, other control characters
-// as \u00xx, quotes and backslashes.
-char* dump_escape_byte(char* o, unsigned char c) {
-  if (c == '\b' || c == '\f') {
-    o[0] = '\\';
-    o[1] = c == '\b' ? 'b' : 'f';
-    return o + 2;
-  }
-  return core::json_escape_byte(o, c);
-}
-
 // A string literal of the client's (valid JSON) written as dump() writes its value:
-// unchanged when it has no escape, else decoded and escaped again.
+// unchanged when it has no escape, else with `\/` and `\u` escapes decoded.
 void put_string_inside(std::string& out, std::string_view lit_inside) {
   if (lit_inside.find('\\') == std::string_view::npos) {
     out += lit_inside;  // no quote, backslash or control character: dump() writes it as is
     return;
   }
-  core::append_utf8(out, json_unescape(lit_inside), core::json_escape_max, dump_escape_byte);
+  append_as_dumped(out, lit_inside);
 }
 
 // Some text (not the client's JSON) as dump() writes a string.

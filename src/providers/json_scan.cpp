@@ -1,5 +1,7 @@
 #include "switchyard/providers/json_scan.hpp"
 
+#include "switchyard/core/utf8.hpp"
+
 #include "switchyard/core/hex.hpp"
 #include "switchyard/core/log.hpp"
 
@@ -833,6 +835,54 @@ bool json_valid(std::string_view text, std::size_t max_depth) {
 }
 
 std::string json_unescape(std::string_view inside_quotes) { return scanner::unescape(inside_quotes); }
+
+void append_as_dumped(std::string& out, std::string_view lit) {
+  const auto hex = [&](std::size_t at) {
+    std::uint32_t v = 0;
+    for (std::size_t k = at; k < at + 4; ++k) {
+      v = v * 16 + static_cast<std::uint32_t>(hex_value(static_cast<byte>(lit[k])));
+    }
+    return v;
+  };
+  // Decoded characters gather here and are appended a run at a time (a text escaped
+  // character by character is a run of escapes).
+  char buf[256];
+  std::size_t n = 0;
+  std::size_t from = 0;  // lit[from, i) not written yet
+  std::size_t i = lit.find('\\');
+  while (i != std::string_view::npos && i + 1 < lit.size()) {
+    const char e = lit[i + 1];
+    if (e != 'u' && e != '/') {
+      i = lit.find('\\', i + 2);  // \" \\ \b \f \n \r \t: dump() writes them as they are
+      continue;
+    }
+    if (i > from) {
+      out.append(buf, n);
+      n = 0;
+      out.append(lit.substr(from, i - from));
+    }
+    std::uint32_t cp = '/';
+    std::size_t used = 2;
+    if (e == 'u' && i + 6 <= lit.size()) {
+      cp = hex(i + 2);
+      used = 6;
+      // Validated: a high surrogate is followed by its low one.
+      if (cp >= 0xD800 && cp <= 0xDBFF && i + 12 <= lit.size()) {
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (hex(i + 8) - 0xDC00);
+        used = 12;
+      }
+    }
+    if (n > sizeof buf - 6) {
+      out.append(buf, n);
+      n = 0;
+    }
+    n += core::json_dump_codepoint(buf + n, cp);
+    from = i + used;
+    i = from + 1 < lit.size() && lit[from] == '\\' ? from : lit.find('\\', from);
+  }
+  out.append(buf, n);
+  out.append(lit.substr(from));
+}
 
 nlohmann::json json_member_value(const json_member& m) {
   using nlohmann::json;

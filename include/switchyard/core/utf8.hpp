@@ -223,6 +223,55 @@ inline char* json_escape_byte(char* o, unsigned char c) {
 }
 inline constexpr std::size_t json_escape_max = 6;
 
+// A character (a code point, not a surrogate) as nlohmann's dump() writes it inside a
+// string, non-ASCII as is: `\b`, `\f`, `\n`, `\r`, `\t`, `\"` and `\\` by name, other
+// control characters as `\u00xx` (lowercase), anything else as its UTF-8 bytes. Writes at
+// most 6 bytes at `o`; returns how many.
+inline std::size_t json_dump_codepoint(char* o, std::uint32_t cp) {
+  const auto two = [o](char c) {
+    o[0] = '\\';
+    o[1] = c;
+    return std::size_t{2};
+  };
+  switch (cp) {
+    case 0x08: return two('b');
+    case 0x09: return two('t');
+    case 0x0A: return two('n');
+    case 0x0C: return two('f');
+    case 0x0D: return two('r');
+    case 0x22: return two('"');
+    case 0x5C: return two('\\');
+    default: break;
+  }
+  if (cp < 0x20) {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::memcpy(o, "\\u00", 4);
+    o[4] = hex[cp >> 4];
+    o[5] = hex[cp & 15];
+    return 6;
+  }
+  if (cp < 0x80) {
+    o[0] = static_cast<char>(cp);
+    return 1;
+  }
+  if (cp < 0x800) {
+    o[0] = static_cast<char>(0xC0 | (cp >> 6));
+    o[1] = static_cast<char>(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    o[0] = static_cast<char>(0xE0 | (cp >> 12));
+    o[1] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    o[2] = static_cast<char>(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  o[0] = static_cast<char>(0xF0 | (cp >> 18));
+  o[1] = static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+  o[2] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+  o[3] = static_cast<char>(0x80 | (cp & 0x3F));
+  return 4;
+}
+
 // The inside of a JSON string for `s`: quotes, backslashes and control characters escaped,
 // invalid UTF-8 replaced by U+FFFD.
 inline void append_json_escaped(std::string& out, std::string_view s) {

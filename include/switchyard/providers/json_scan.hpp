@@ -72,6 +72,13 @@ nlohmann::json json_member_value(const json_member& m);
 // The decoded contents of a validated JSON string literal (the bytes between the quotes).
 std::string json_unescape(std::string_view inside_quotes);
 
+// The inside of a validated JSON string literal (the bytes between the quotes) as
+// nlohmann's dump() writes the string it decodes to: the same bytes but for `\/` and `\u`
+// escapes, which are written decoded (json_dump_codepoint). One pass, the text between
+// escapes copied in runs: a prompt in any language, as UTF-8 or with every non-ASCII
+// character escaped, costs about its length.
+void append_as_dumped(std::string& out, std::string_view inside_quotes);
+
 // A JSON string literal (with quotes) for `s`: escapes ", \ and control characters.
 void append_json_string(std::string& out, std::string_view s);
 

@@ -329,3 +329,32 @@ TEST(openai_build_raw, translating_adapters_decline) {
                    .build_raw(providers::call_type::chat, dep("ollama"), text, scan, {false, false})
                    .has_value());
 }
+
+namespace switchyard::providers {
+namespace {
+
+// append_as_dumped writes what nlohmann's dump() writes for the string a literal decodes
+// to, for every kind of escape and character, in random mixes.
+TEST(json_scan, append_as_dumped_is_what_dump_writes) {
+  const std::vector<std::string> pieces = {
+      "a", "Z", " ", "~", "\x7f", "\\n", "\\\"", "\\\\", "\\/", "\\b", "\\f", "\\r", "\\t", "\\u0000", "\\u001F",
+      "\\u0022", "\\u005C", "\\u002f", "\\u007F", "\\u00e9", "\\u20AC", "\\uD83D\\uDE00", "\\udbff\\udfff",
+      "\\u0008", "\\u000c", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "The quick brown fox", "\\u65e5\\u672c"};
+  std::uint64_t seed = 0x2545F4914F6CDD1DULL;
+  for (int n = 0; n < 3000; ++n) {
+    std::string lit;
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    const int count = static_cast<int>((seed >> 33) % 30);
+    for (int k = 0; k < count; ++k) {
+      seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+      lit += pieces[(seed >> 33) % pieces.size()];
+    }
+    std::string ours;
+    append_as_dumped(ours, lit);
+    const std::string theirs = json::parse("\"" + lit + "\"").dump();
+    ASSERT_EQ("\"" + ours + "\"", theirs) << lit;
+  }
+}
+
+}  // namespace
+}  // namespace switchyard::providers
