@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -96,6 +97,79 @@ core::error malformed_upstream(std::string_view label, std::string_view what);
 // OpenAI parameters that change nothing at their value (n: 1, logprobs: false,
 // ...) and so are accepted by every adapter.
 bool is_noop_value(std::string_view name, const json& value);
+
+// A walk over JSON text that is already known to be valid (scan_json passed it): spans of
+// values, without checking them again.
+struct valid_json_walk {
+  std::string_view s;
+  std::size_t i = 0;
+
+  void ws() {
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) {
+      ++i;
+    }
+  }
+  bool eat(char c) {
+    ws();
+    if (i < s.size() && s[i] == c) {
+      ++i;
+      return true;
+    }
+    return false;
+  }
+  // Past the string whose opening quote is at `at`.
+  std::size_t string_end(std::size_t at) const {
+    std::size_t from = at + 1;
+    for (;;) {
+      const auto* q = static_cast<const char*>(std::memchr(s.data() + from, '"', s.size() - from));
+      if (q == nullptr) {
+        return s.size();  // not reached on valid text
+      }
+      const auto k = static_cast<std::size_t>(q - s.data());
+      std::size_t b = k;
+      while (b > at + 1 && s[b - 1] == '\\') {
+        --b;
+      }
+      if (((k - b) & 1) == 0) {
+        return k + 1;  // not escaped
+      }
+      from = k + 1;
+    }
+  }
+  // The next value (after white space), and past it.
+  std::string_view value() {
+    ws();
+    const std::size_t at = i;
+    if (at >= s.size()) {
+      return {};
+    }
+    const char c = s[at];
+    if (c == '"') {
+      i = string_end(at);
+    } else if (c == '{' || c == '[') {
+      int depth = 0;
+      while (i < s.size()) {
+        const char d = s[i];
+        if (d == '"') {
+          i = string_end(i);
+          continue;
+        }
+        ++i;
+        if (d == '{' || d == '[') {
+          ++depth;
+        } else if ((d == '}' || d == ']') && --depth == 0) {
+          break;
+        }
+      }
+    } else {
+      while (i < s.size() && s[i] != ',' && s[i] != ']' && s[i] != '}' && s[i] != ' ' && s[i] != '\t' &&
+             s[i] != '\n' && s[i] != '\r') {
+        ++i;
+      }
+    }
+    return s.substr(at, i - at);
+  }
+};
 
 // Builds chat.completion.chunk (or text_completion, for call_type::completion)
 // payloads for one streamed answer.

@@ -48,6 +48,7 @@ namespace {
 
 using detail::field;
 using detail::string_field;
+using detail::valid_json_walk;
 using json = nlohmann::json;
 
 constexpr std::string_view label = "AnthropicException";
@@ -709,79 +710,6 @@ core::result<upstream_call> build_messages_request(call_type type, const config:
 // parts, cache_control, a parameter with no plain meaning here, a duplicate member, a deployment
 // that merges or drops parameters, anything the DOM path would refuse) is left to that
 // path: nullopt. tests/unit/providers/anthropic_test.cpp compares the two over many shapes.
-
-// A walk over JSON text that is already known to be valid (scan_json passed it): spans of
-// values, without checking them again.
-struct valid_json_walk {
-  std::string_view s;
-  std::size_t i = 0;
-
-  void ws() {
-    while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) {
-      ++i;
-    }
-  }
-  bool eat(char c) {
-    ws();
-    if (i < s.size() && s[i] == c) {
-      ++i;
-      return true;
-    }
-    return false;
-  }
-  // Past the string whose opening quote is at `at`.
-  std::size_t string_end(std::size_t at) const {
-    std::size_t from = at + 1;
-    for (;;) {
-      const auto* q = static_cast<const char*>(std::memchr(s.data() + from, '"', s.size() - from));
-      if (q == nullptr) {
-        return s.size();  // not reached on valid text
-      }
-      const auto k = static_cast<std::size_t>(q - s.data());
-      std::size_t b = k;
-      while (b > at + 1 && s[b - 1] == '\\') {
-        --b;
-      }
-      if (((k - b) & 1) == 0) {
-        return k + 1;  // not escaped
-      }
-      from = k + 1;
-    }
-  }
-  // The next value (after white space), and past it.
-  std::string_view value() {
-    ws();
-    const std::size_t at = i;
-    if (at >= s.size()) {
-      return {};
-    }
-    const char c = s[at];
-    if (c == '"') {
-      i = string_end(at);
-    } else if (c == '{' || c == '[') {
-      int depth = 0;
-      while (i < s.size()) {
-        const char d = s[i];
-        if (d == '"') {
-          i = string_end(i);
-          continue;
-        }
-        ++i;
-        if (d == '{' || d == '[') {
-          ++depth;
-        } else if ((d == '}' || d == ']') && --depth == 0) {
-          break;
-        }
-      }
-    } else {
-      while (i < s.size() && s[i] != ',' && s[i] != ']' && s[i] != '}' && s[i] != ' ' && s[i] != '\t' &&
-             s[i] != '\n' && s[i] != '\r') {
-        ++i;
-      }
-    }
-    return s.substr(at, i - at);
-  }
-};
 
 // A JSON string literal's inside (the text between its quotes), as it is written.
 std::string_view inside(std::string_view literal) { return literal.substr(1, literal.size() - 2); }
