@@ -156,6 +156,42 @@ def messages_sse_body() -> str:
     return out
 
 
+def gemini_json_body() -> str:
+    """Gemini's generateContent answer (the same text and usage as the chat one), as Google
+    writes it (`": "` between a key and its value)."""
+    return json.dumps({
+        "candidates": [{"content": {"parts": [{"text": "Hello! This is a fixed answer from the fake upstream of "
+                                                        "the bench."}], "role": "model"},
+                        "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 24, "candidatesTokenCount": 14, "totalTokenCount": 38,
+                          "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 24}]},
+        "modelVersion": "bench-model", "responseId": "bench0000000000000000000001",
+    }, separators=(",", ": "))
+
+
+def gemini_sse_body() -> str:
+    """Gemini's streamGenerateContent?alt=sse answer for the same text: 20 events, each one
+    candidate with a text part, usageMetadata, modelVersion and responseId (as Google sends
+    them); the last with its finishReason and the final counts."""
+    words = ["Hello", "!", " This", " is", " a", " fixed", " answer", " stream", "ed", " by", " the",
+             " fake", " up", "stream", " of", " the", " ben", "ch", " here", "."]
+    out = ""
+    for i, w in enumerate(words):
+        cand = {"content": {"parts": [{"text": w}], "role": "model"}, "index": 0}
+        usage = {"promptTokenCount": 24, "totalTokenCount": 24,
+                 "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 24}]}
+        if i == len(words) - 1:
+            cand["finishReason"] = "STOP"
+            usage = {"promptTokenCount": 24, "candidatesTokenCount": 20, "totalTokenCount": 44,
+                     "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 24}],
+                     "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": 20}]}
+        event = {"candidates": [cand], "usageMetadata": usage, "modelVersion": "bench-model",
+                 "responseId": "bench0000000000000000000002"}
+        out += "data: " + json.dumps(event, separators=(",", ": ")) + "\r\n\r\n"
+    assert out.count("data: ") == 20
+    return out
+
+
 def messages_request_body(model: str, stream: bool, size: int) -> bytes:
     """The same body as bench/post_messages.lua builds (kept identical on purpose)."""
     prefix = ('{"model":"' + model + '","stream":' + ("true" if stream else "false") +
@@ -626,6 +662,11 @@ UPSTREAM_SERVERS = """\
     location = /v1/messages {{
       default_type {ctype};
 {messages_payload}
+    }}
+    # Gemini's generateContent / streamGenerateContent (the query carries the key).
+    location /v1beta/models/ {{
+      default_type {ctype};
+{gemini_payload}
     }}
     # The switchyard-callback target's live callback receiver (generic_api batches).
     location = /callbacks {{
@@ -1815,16 +1856,19 @@ def main(argv) -> int:
             log("warning: " + busy_warning)
         json_body, sse_body = chat_json_body(), chat_sse_body()
         msg_json_body, msg_sse_body = messages_json_body(), messages_sse_body()
-        for body in (json_body, sse_body, msg_json_body, msg_sse_body):
+        gem_json_body, gem_sse_body = gemini_json_body(), gemini_sse_body()
+        for body in (json_body, sse_body, msg_json_body, msg_sse_body, gem_json_body, gem_sse_body):
             assert "'" not in body and "$" not in body and "\\" not in body
         up_ports = {"json": free_port(), "sse": free_port()}
         upstream = Nginx(procs, nginx_bin, tmp, "upstream",
                          UPSTREAM_SERVERS.format(port=up_ports["json"], ctype="application/json",
                                                  payload=nginx_return(json_body),
-                                                 messages_payload=nginx_return(msg_json_body)) +
+                                                 messages_payload=nginx_return(msg_json_body),
+                                                 gemini_payload=nginx_return(gem_json_body)) +
                          UPSTREAM_SERVERS.format(port=up_ports["sse"], ctype="text/event-stream",
                                                  payload=nginx_return(sse_body),
-                                                 messages_payload=nginx_return(msg_sse_body)))
+                                                 messages_payload=nginx_return(msg_sse_body),
+                                                 gemini_payload=nginx_return(gem_sse_body)))
         log(f"fake upstream: nginx on 127.0.0.1:{up_ports['json']} (JSON) and :{up_ports['sse']} (SSE)")
         upstream.start(list(up_ports.values()))
 

@@ -34,6 +34,8 @@ callback batches to be sent, stops it and reads the instruction total of every t
                 `"usage":null` as OpenAI's when asked for usage), no usage asked by the client
     stream-usage  the same with `stream_options: {include_usage: true}`
     stream-anthropic  stream's requests to an Anthropic deployment (22 Messages events translated)
+    stream-gemini  stream's requests to a Gemini deployment (20 streamGenerateContent events
+                translated, each with a text part, usageMetadata, modelVersion and responseId)
 
 callgrind_control needs vgdb, which this machine's valgrind does not offer, so each
 variant runs twice, with `--warmup` and with `--warmup` + `--requests` requests, and the
@@ -102,22 +104,26 @@ VARIANTS["stream-usage"] = ({}, VARIANTS["vkey"][1])
 # `stream-anthropic`: the same stream from an Anthropic deployment (its /v1/messages event
 # stream, translated to chat chunks).
 VARIANTS["stream-anthropic"] = ({}, VARIANTS["vkey"][1])
+# `stream-gemini`: the same from a Gemini deployment (streamGenerateContent?alt=sse).
+VARIANTS["stream-gemini"] = ({}, VARIANTS["vkey"][1])
 STREAM_VARIANTS = {"stream": b'"stream":true,', "stream-usage": b'"stream":true,"stream_options":{"include_usage":true},',
-                   "stream-anthropic": b'"stream":true,'}
+                   "stream-anthropic": b'"stream":true,', "stream-gemini": b'"stream":true,'}
 # The deployment's model and api_base path (the default: an OpenAI deployment on /v1).
-UPSTREAM_MODEL = {"stream-anthropic": ("anthropic/bench-model", "")}
+UPSTREAM_MODEL = {"stream-anthropic": ("anthropic/bench-model", ""), "stream-gemini": ("gemini/bench-model", "")}
 # A key of a team member, with and without the member's budget in the team.
 VARIANTS["team-vkey"] = ({}, VARIANTS["vkey"][1])
 VARIANTS["team-member"] = ({}, VARIANTS["vkey"][1])
 TEAM_VARIANTS = {"team-vkey": {}, "team-member": {"max_budget_in_team": 1000000}}
 KEY_BODIES = {"limits": {"max_budget": 1000000, "rpm_limit": 100000000},
               "limits-nolease": {"max_budget": 1000000, "rpm_limit": 100000000}, "vkey": {},
-              "cache-mem-vkey": {}, "unique-vkey": {}, "cache-miss-vkey": {}, "stream": {}, "stream-usage": {}, "stream-anthropic": {}}
+              "cache-mem-vkey": {}, "unique-vkey": {}, "cache-miss-vkey": {}, "stream": {}, "stream-usage": {}, "stream-anthropic": {},
+              "stream-gemini": {}}
 DB_VARIANTS = {"spend", "nospend", "limits", "limits-nolease", "vkey", "cache-mem-vkey", "unique-vkey",
-               "cache-miss-vkey", "stream", "stream-usage", "stream-anthropic", "team-vkey", "team-member"}
+               "cache-miss-vkey", "stream", "stream-usage", "stream-anthropic", "stream-gemini", "team-vkey",
+               "team-member"}
 REDIS_VARIANTS = {"cache-redis", "cache-miss", "limits", "limits-nolease", "vkey", "cache-mem-vkey",
-                  "unique-vkey", "cache-miss-vkey", "stream", "stream-usage", "stream-anthropic", "team-vkey",
-                  "team-member"}
+                  "unique-vkey", "cache-miss-vkey", "stream", "stream-usage", "stream-anthropic", "stream-gemini",
+                  "team-vkey", "team-member"}
 # every request's body differs (the cache key)
 UNIQUE_VARIANTS = {"cache-miss", "cache-miss-local", "unique", "unique-vkey", "cache-miss-vkey",
                    "unique-intl", "cache-miss-local-intl"}
@@ -374,10 +380,12 @@ def main() -> int:
         up_ports = {"json": bench.free_port(), "sse": bench.free_port()}
         servers = (bench.UPSTREAM_SERVERS.format(port=up_ports["json"], ctype="application/json",
                                                  payload=bench.nginx_return(bench.chat_json_body()),
-                                                 messages_payload=bench.nginx_return(bench.messages_json_body())) +
+                                                 messages_payload=bench.nginx_return(bench.messages_json_body()),
+                                                 gemini_payload=bench.nginx_return(bench.gemini_json_body())) +
                    bench.UPSTREAM_SERVERS.format(port=up_ports["sse"], ctype="text/event-stream",
                                                  payload=bench.nginx_return(bench.chat_sse_body(usage_null=True)),
-                                                 messages_payload=bench.nginx_return(bench.messages_sse_body())))
+                                                 messages_payload=bench.nginx_return(bench.messages_sse_body()),
+                                                 gemini_payload=bench.nginx_return(bench.gemini_sse_body())))
         nginx = bench.Nginx(procs, shutil.which("nginx") or "/usr/sbin/nginx", tmp, "upstream", servers)
         nginx.start(list(up_ports.values()))
         body = bench.request_body("bench-model", False, 1024)
