@@ -40,11 +40,15 @@
 
 #include "adapter_util.hpp"
 #include "switchyard/core/ids.hpp"
+#include "switchyard/core/json_get.hpp"
 #include "switchyard/core/jwt.hpp"
+#include "switchyard/providers/json_scan.hpp"
 #include "switchyard/upstream/sse_parser.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
+#include <charconv>
 #include <map>
 
 namespace switchyard::providers {
@@ -517,13 +521,22 @@ struct token_tally {
   long long total = 0;
   bool seen = false;
 
+  // The counts usageMetadata carries, in this order (plain_usage reads them from bytes).
+  static constexpr std::array<std::string_view, 5> keys = {"promptTokenCount", "candidatesTokenCount",
+                                                           "thoughtsTokenCount", "cachedContentTokenCount",
+                                                           "totalTokenCount"};
+
   void update(const json& u) {
+    set({detail::token_count(u, keys[0]), detail::token_count(u, keys[1]), detail::token_count(u, keys[2]),
+         detail::token_count(u, keys[3]), detail::token_count(u, keys[4])});
+  }
+  void set(const std::array<long long, 5>& counts) {
     seen = true;
-    prompt = detail::token_count(u, "promptTokenCount");
-    candidates = detail::token_count(u, "candidatesTokenCount");
-    thoughts = detail::token_count(u, "thoughtsTokenCount");
-    cached = detail::token_count(u, "cachedContentTokenCount");
-    total = detail::token_count(u, "totalTokenCount");
+    prompt = counts[0];
+    candidates = counts[1];
+    thoughts = counts[2];
+    cached = counts[3];
+    total = counts[4];
   }
   long long completion() const { return candidates + thoughts; }
   json to_json() const {
@@ -564,6 +577,9 @@ std::string_view block_reason(const json& j) {
   return pf != nullptr ? string_field(*pf, "blockReason") : std::string_view{};
 }
 
+// The most candidates a stream is read with (each is a choice with its state).
+constexpr int gemini_max_candidates = 64;
+
 core::error error_event(const json& j, std::string_view label) {
   const json* e = field(j, "error");
   int status = 500;
@@ -580,12 +596,267 @@ core::error error_event(const json& j, std::string_view label) {
   return upstream_error(status, detail::dump(j), label);
 }
 
+// ---- plain stream events, without a DOM ----------------------------------------------
+//
+// Nearly every event of a streamed answer is one candidate with a text part or a few, the
+// last with its finishReason, and usageMetadata, modelVersion and responseId beside it.
+// Those are read from a scan of the event's bytes (scan_json validates it as the DOM's
+// parser would, then a walk over the valid text finds the members), without the DOM that
+// was most of the translation's cost; the chunks are written by the same chunk_writer calls
+// with the same decoded text, so they are the very bytes of the DOM path. The reading
+// takes only what it can vouch for: an error, a promptFeedback, several (or no) candidates,
+// a part that is not plain text (functionCall, thought, inlineData, ...), a member the DOM
+// reads in a kind other than the plain one (a null, a fraction, a string index ...), a
+// duplicate of such a member or a key written with an escape below the top level leave the
+// whole event to the DOM, before anything is changed. Members the DOM path ignores
+// (safetyRatings, citationMetadata, groundingMetadata, a part's thoughtSignature beside
+// its text, a content's role ...) are ignored here too.
+
+// The kind of a value of valid JSON, from its first byte.
+json_kind kind_of(std::string_view v) {
+  switch (v.empty() ? 'n' : v.front()) {
+    case '"': return json_kind::string;
+    case '{': return json_kind::object;
+    case '[': return json_kind::array;
+    case 'n': return json_kind::null;
+    case 't':
+    case 'f': return json_kind::boolean;
+    default: return json_kind::number;
+  }
+}
+
+// f(key, value) for each member of a valid JSON object, the key as written between its
+// quotes. False (and the walk stopped) when a key has an escape or f returns false.
+template <typename F>
+bool each_member(std::string_view object, F&& f) {
+  detail::valid_json_walk w{object};
+  if (!w.eat('{')) {
+    return false;
+  }
+  if (w.eat('}')) {
+    return true;
+  }
+  for (;;) {
+    const std::string_view key = w.value();
+    if (key.size() < 2 || key.front() != '"' || key.find('\\') != std::string_view::npos || !w.eat(':')) {
+      return false;
+    }
+    if (!f(key.substr(1, key.size() - 2), w.value())) {
+      return false;
+    }
+    if (w.eat(',')) {
+      continue;
+    }
+    return w.eat('}');
+  }
+}
+
+// f(value) for each item of a valid JSON array; false when f returns false.
+template <typename F>
+bool each_item(std::string_view array, F&& f) {
+  detail::valid_json_walk w{array};
+  if (!w.eat('[')) {
+    return false;
+  }
+  if (w.eat(']')) {
+    return true;
+  }
+  for (;;) {
+    if (!f(w.value())) {
+      return false;
+    }
+    if (w.eat(',')) {
+      continue;
+    }
+    return w.eat(']');
+  }
+}
+
+// A whole number written without sign, fraction or exponent (what nlohmann reads as an
+// unsigned integer), within 64 bits.
+std::optional<std::uint64_t> plain_unsigned(std::string_view v) {
+  if (v.empty() || v.find_first_not_of("0123456789") != std::string_view::npos) {
+    return std::nullopt;
+  }
+  std::uint64_t u = 0;
+  if (auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), u); ec != std::errc() || p != v.data() + v.size()) {
+    return std::nullopt;
+  }
+  return u;
+}
+
+// A string literal's text: its inside as written when it has no escape, else decoded.
+std::string_view text_of(std::string_view literal, std::string& storage) {
+  const std::string_view inside = literal.substr(1, literal.size() - 2);
+  if (inside.find('\\') == std::string_view::npos) {
+    return inside;
+  }
+  storage = json_unescape(inside);
+  return storage;
+}
+
+// What the scanning reader found in a plain event (literals as written, with their quotes).
+struct plain_event_reading {
+  std::string_view response_id;
+  bool has_usage = false;
+  std::array<long long, 5> counts{};
+  bool has_candidate = false;
+  int index = 0;
+  std::vector<std::string_view> texts;  // the text parts' literals, in order
+  std::string_view finish_reason;
+
+  void clear() {
+    response_id = {};
+    has_usage = false;
+    counts = {};
+    has_candidate = false;
+    index = 0;
+    texts.clear();
+    finish_reason = {};
+  }
+};
+
+// usageMetadata's counts: each a plain whole number or null (0, as token_count reads it);
+// anything else (a fraction, a negative, a duplicate) is left to the DOM.
+bool plain_usage(std::string_view object, std::array<long long, 5>& counts) {
+  std::array<bool, 5> seen{};
+  return each_member(object, [&](std::string_view key, std::string_view value) {
+    for (std::size_t k = 0; k < token_tally::keys.size(); ++k) {
+      if (key != token_tally::keys[k]) {
+        continue;
+      }
+      if (seen[k]) {
+        return false;
+      }
+      seen[k] = true;
+      const json_kind kind = kind_of(value);
+      if (kind == json_kind::null) {
+        counts[k] = 0;
+        return true;
+      }
+      auto u = kind == json_kind::number ? plain_unsigned(value) : std::nullopt;
+      if (!u) {
+        return false;
+      }
+      counts[k] = *u > static_cast<std::uint64_t>(core::max_count) ? core::max_count : static_cast<long long>(*u);
+      return true;
+    }
+    return true;  // promptTokensDetails, toolUsePromptTokenCount, ...: not read
+  });
+}
+
+// One part: {"text": "..."}, perhaps with its thoughtSignature. A part without text adds
+// nothing (as in the DOM path); any other member (functionCall, thought, inlineData, ...)
+// is left to the DOM.
+bool plain_part(std::string_view object, std::vector<std::string_view>& texts) {
+  bool has_text = false;
+  bool has_signature = false;
+  return each_member(object, [&](std::string_view key, std::string_view value) {
+    if (key == "text" && !has_text && kind_of(value) == json_kind::string) {
+      has_text = true;
+      texts.push_back(value);
+      return true;
+    }
+    if (key == "thoughtSignature" && !has_signature && kind_of(value) == json_kind::string) {
+      has_signature = true;
+      return true;
+    }
+    return false;
+  });
+}
+
+// The candidate: its index, its content's parts and its finishReason.
+bool plain_candidate(std::string_view object, plain_event_reading& r) {
+  bool has_index = false;
+  bool has_content = false;
+  bool has_finish = false;
+  return each_member(object, [&](std::string_view key, std::string_view value) {
+    const json_kind kind = kind_of(value);
+    if (key == "index") {
+      auto u = kind == json_kind::number && !has_index ? plain_unsigned(value) : std::nullopt;
+      if (!u || *u >= static_cast<std::uint64_t>(gemini_max_candidates)) {
+        return false;
+      }
+      has_index = true;
+      r.index = static_cast<int>(*u);
+      return true;
+    }
+    if (key == "content") {
+      if (has_content || kind != json_kind::object) {
+        return false;
+      }
+      has_content = true;
+      bool has_parts = false;
+      return each_member(value, [&](std::string_view ckey, std::string_view cvalue) {
+        if (ckey != "parts") {
+          return true;  // role: not read
+        }
+        if (has_parts || kind_of(cvalue) != json_kind::array) {
+          return false;
+        }
+        has_parts = true;
+        return each_item(cvalue, [&](std::string_view part) {
+          return kind_of(part) == json_kind::object && plain_part(part, r.texts);
+        });
+      });
+    }
+    if (key == "finishReason") {
+      if (has_finish || kind != json_kind::string) {
+        return false;
+      }
+      has_finish = true;
+      r.finish_reason = value;
+      return true;
+    }
+    return true;  // safetyRatings, citationMetadata, groundingMetadata, avgLogprobs, ...: not read
+  });
+}
+
+// The whole event, from its top-level members (scan_json's list).
+bool read_plain_event(const json_scan& scan, plain_event_reading& r) {
+  bool has_candidates = false;
+  bool has_id = false;
+  for (const auto& m : scan.members) {
+    if (m.key == "error" || m.key == "promptFeedback") {
+      return false;
+    }
+    if (m.key == "candidates") {
+      if (has_candidates || m.kind != json_kind::array) {
+        return false;
+      }
+      has_candidates = true;
+      int count = 0;
+      if (!each_item(m.value, [&](std::string_view cand) {
+            return ++count == 1 && kind_of(cand) == json_kind::object && plain_candidate(cand, r);
+          }) ||
+          count != 1) {
+        return false;  // several candidates, or none
+      }
+      r.has_candidate = true;
+    } else if (m.key == "usageMetadata") {
+      if (r.has_usage || m.kind != json_kind::object || !plain_usage(m.value, r.counts)) {
+        return false;
+      }
+      r.has_usage = true;
+    } else if (m.key == "responseId") {
+      if (has_id || m.kind != json_kind::string) {
+        return false;
+      }
+      has_id = true;
+      r.response_id = m.value;
+    }
+    // modelVersion, createTime, ...: not read
+  }
+  return true;
+}
+
 class gemini_stream final : public stream_translator {
  public:
-  gemini_stream(std::string_view model, bool include_usage, std::string_view label)
+  gemini_stream(std::string_view model, bool include_usage, std::string_view label, stream_reading reading)
       : writer_("chatcmpl-" + core::uuid4(), detail::unix_now(), std::string(model), false),
         include_usage_(include_usage),
-        label_(label) {}
+        label_(label),
+        reading_(reading) {}
 
   core::result<void> feed(std::string_view bytes, std::vector<std::string>& payloads) override {
     if (failure_) {
@@ -632,6 +903,12 @@ class gemini_stream final : public stream_translator {
  private:
   core::result<void> on_event(std::string_view data, std::vector<std::string>& out) {
     if (data.find_first_not_of(" \t\r\n") == std::string_view::npos) {
+      return {};
+    }
+    if (!reading_.dom_only && plain_event(data, out)) {
+      if (reading_.scanned != nullptr) {
+        ++*reading_.scanned;
+      }
       return {};
     }
     json j = detail::parse_bounded(data);
@@ -720,6 +997,56 @@ class gemini_stream final : public stream_translator {
     return {};
   }
 
+  // A plain event (see read_plain_event) translated as on_event's DOM reading translates
+  // it. False, and nothing changed, for any other event.
+  bool plain_event(std::string_view data, std::vector<std::string>& out) {
+    if (!scan_json(data, scan_, max_json_depth) || scan_.root != json_kind::object) {
+      return false;
+    }
+    plain_.clear();
+    if (!read_plain_event(scan_, plain_)) {
+      return false;
+    }
+    if (finished_ && !plain_.has_candidate) {
+      if (plain_.has_usage) {
+        track(plain_.counts);
+      }
+      return true;
+    }
+    if (!plain_.response_id.empty() && !started_) {
+      if (auto id = text_of(plain_.response_id, decoded_); !id.empty()) {
+        writer_.set_id(std::string(id));
+      }
+    }
+    if (plain_.has_usage) {
+      track(plain_.counts);
+    }
+    if (!plain_.has_candidate) {
+      return true;  // a usage-only chunk
+    }
+    const int index = plain_.index;
+    auto& c = choice(index);
+    if (!c.finished) {
+      for (auto literal : plain_.texts) {
+        if (auto text = text_of(literal, decoded_); !text.empty()) {
+          start(index, c, out);
+          writer_.content(text, out);
+        }
+      }
+      if (!plain_.finish_reason.empty()) {
+        if (auto fr = text_of(plain_.finish_reason, decoded_); !fr.empty()) {
+          start(index, c, out);
+          writer_.finish(finish_reason_of(fr, c.tool_count > 0), out);
+          c.finished = true;
+        }
+      }
+    }
+    finished_ = !choices_.empty() && std::all_of(choices_.begin(), choices_.end(), [](const auto& kv) {
+      return kv.second.finished;
+    });
+    return true;
+  }
+
   // One streamed choice (a candidate).
   struct choice_state {
     int tool_count = 0;
@@ -727,12 +1054,16 @@ class gemini_stream final : public stream_translator {
     bool finished = false;
   };
   // Bounds the per-choice state a provider can make this gateway keep.
-  static constexpr int max_candidates = 64;
+  static constexpr int max_candidates = gemini_max_candidates;
 
   choice_state& choice(int index) { return choices_[index]; }
 
   void track(const json& u) {
     tally_.update(u);
+    usage_ = tally_.value();
+  }
+  void track(const std::array<long long, 5>& counts) {
+    tally_.set(counts);
     usage_ = tally_.value();
   }
 
@@ -751,6 +1082,10 @@ class gemini_stream final : public stream_translator {
   detail::chunk_writer writer_;
   bool include_usage_;
   std::string_view label_;
+  stream_reading reading_;
+  json_scan scan_;  // plain events' scans and readings, reused across events
+  plain_event_reading plain_;
+  std::string decoded_;
   upstream::sse_parser parser_;
   std::vector<upstream::sse_parser::event> events_;
   token_tally tally_;
@@ -950,8 +1285,9 @@ core::result<translated_response> chat_response(std::string_view body, std::stri
   return r;
 }
 
-std::unique_ptr<stream_translator> chat_stream(std::string_view model, bool include_usage, std::string_view label) {
-  return std::make_unique<gemini_stream>(model, include_usage, label);
+std::unique_ptr<stream_translator> chat_stream(std::string_view model, bool include_usage, std::string_view label,
+                                               stream_reading reading) {
+  return std::make_unique<gemini_stream>(model, include_usage, label, reading);
 }
 
 core::error error_of(int status, std::string_view body, std::string_view label) {

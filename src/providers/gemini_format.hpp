@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstddef>
 #include <memory>
 #include <string_view>
 
@@ -27,10 +28,21 @@ core::result<nlohmann::json> chat_body(const config::deployment& d, const nlohma
 core::result<translated_response> chat_response(std::string_view body, std::string_view model,
                                                 std::string_view label);
 
+// How a stream translator reads its events. Plain ones (one candidate of text parts, its
+// finishReason, usageMetadata, responseId, ...) are read from a scan of their bytes, every
+// other one through a DOM; `dom_only` reads every event through the DOM: the reference
+// the unit tests and gemini_fuzz compare the scanning reader with. `scanned`, when set,
+// counts the events read from their scan.
+struct stream_reading {
+  bool dom_only = false;
+  std::size_t* scanned = nullptr;
+};
+
 // The translator of a streamGenerateContent?alt=sse answer (each event one
 // GenerateContentResponse). The stream must end after a finishReason (or a prompt block):
 // a body that ends before one is a cut stream.
-std::unique_ptr<stream_translator> chat_stream(std::string_view model, bool include_usage, std::string_view label);
+std::unique_ptr<stream_translator> chat_stream(std::string_view model, bool include_usage, std::string_view label,
+                                               stream_reading reading = {});
 
 // A Google error body ({"error": {"code", "message", "status"}}) -> the client's error.
 core::error error_of(int status, std::string_view body, std::string_view label);

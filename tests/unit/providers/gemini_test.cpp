@@ -1,13 +1,17 @@
 // The gemini and vertex_ai adapters: OpenAI chat -> generateContent (and Anthropic's body
 // on Vertex for claude-*), answers and SSE streams back (split anywhere), usage, finish
 // reasons, safety blocks, empty candidates, cut streams, errors, embeddings.
+#include "gemini_format.hpp"
 #include "stream_harness.hpp"
 #include "switchyard/providers/adapter.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cstdio>
 #include <map>
+#include <random>
 
 using namespace switchyard;
 using json = nlohmann::json;
@@ -600,4 +604,350 @@ TEST(gemini_stream, every_candidate_streams_as_its_choice) {
   auto run = test::run_stream(gem(), call_type::chat, gemini_dep(), cut, true, {cut.size()});
   ASSERT_TRUE(run.error);
   EXPECT_TRUE(run.error_from_finish);
+}
+
+// ---- plain events read from their scan vs the DOM ---------------------------------------
+
+namespace {
+
+namespace gf = providers::gemini_format;
+
+// A payload with what differs between two translators of one stream replaced: the chunk id
+// made up when the answer has no responseId, `created`, and the tool call ids (call_<hex>).
+std::string without_random_ids(std::string s) {
+  auto replace_run = [&s](std::string_view after, auto is_run_char) {
+    for (auto at = s.find(after); at != std::string::npos; at = s.find(after, at + after.size())) {
+      auto end = at + after.size();
+      while (end < s.size() && is_run_char(s[end])) {
+        ++end;
+      }
+      s.replace(at + after.size(), end - at - after.size(), "X");
+    }
+  };
+  auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
+  replace_run(R"("created":)", [](char c) { return c >= '0' && c <= '9'; });
+  replace_run(R"("id":"chatcmpl-)", [&](char c) { return hex(c) || c == '-'; });
+  replace_run(R"("id":"call_)", hex);
+  return s;
+}
+
+struct reading_outcome {
+  std::vector<std::string> payloads;
+  std::optional<core::error> error;
+  providers::usage tokens;
+  std::size_t scanned = 0;
+};
+
+reading_outcome read_stream(std::string_view wire, bool include_usage, bool dom_only) {
+  reading_outcome o;
+  auto t = gf::chat_stream("my-model", include_usage, "GeminiException", {dom_only, &o.scanned});
+  auto r = t->feed(wire, o.payloads);
+  if (r) {
+    r = t->finish(o.payloads);
+  }
+  if (!r) {
+    o.error = r.error();
+  }
+  for (auto& p : o.payloads) {
+    p = without_random_ids(std::move(p));
+  }
+  o.tokens = t->tokens();
+  return o;
+}
+
+// The two readings of `wire` agree: the same payloads byte for byte, the same error and the
+// same usage. Returns how many events the scan read.
+std::size_t expect_same_readings(std::string_view wire) {
+  std::size_t scanned = 0;
+  for (bool include_usage : {false, true}) {
+    const auto fast = read_stream(wire, include_usage, false);
+    const auto dom = read_stream(wire, include_usage, true);
+    EXPECT_EQ(dom.scanned, 0u);
+    EXPECT_EQ(fast.payloads, dom.payloads) << wire;
+    EXPECT_EQ(fast.error.has_value(), dom.error.has_value()) << wire;
+    if (fast.error && dom.error) {
+      EXPECT_EQ(fast.error->status, dom.error->status) << wire;
+      EXPECT_EQ(fast.error->message, dom.error->message) << wire;
+    }
+    EXPECT_EQ(fast.tokens.known, dom.tokens.known) << wire;
+    EXPECT_EQ(fast.tokens.prompt_tokens, dom.tokens.prompt_tokens) << wire;
+    EXPECT_EQ(fast.tokens.completion_tokens, dom.tokens.completion_tokens) << wire;
+    EXPECT_EQ(fast.tokens.total_tokens, dom.tokens.total_tokens) << wire;
+    EXPECT_EQ(fast.tokens.cached_tokens, dom.tokens.cached_tokens) << wire;
+    EXPECT_EQ(fast.tokens.reasoning_tokens, dom.tokens.reasoning_tokens) << wire;
+    scanned = fast.scanned;
+  }
+  return scanned;
+}
+
+std::string sse(std::initializer_list<std::string_view> events) {
+  std::string out;
+  for (auto e : events) {
+    out += "data: ";
+    out += e;
+    out += "\r\n\r\n";
+  }
+  return out;
+}
+
+// Random events in the shapes Gemini sends and in shapes around them: one candidate (or
+// several, none, not a list), text parts with escapes, non-ASCII text and empty text,
+// thoughts, function calls, inline data, finish reasons, indexes, usage counts (plain,
+// huge, negative, fractions, null, strings, duplicated), responseIds, safety ratings,
+// keys written with escapes, duplicate members, prompt blocks, errors, invalid UTF-8.
+class event_maker {
+ public:
+  explicit event_maker(unsigned seed) : gen_(seed) {}
+
+  // Half the streams are plain (the shapes Google sends), half mix in everything else.
+  std::string stream() {
+    plain_ = chance(50);
+    std::string out;
+    const int events = pick(1, 6);
+    for (int i = 0; i < events; ++i) {
+      out += "data: " + event(i == events - 1) + (chance(10) ? "\n\n" : "\r\n\r\n");
+    }
+    return out;
+  }
+
+ private:
+  int pick(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(gen_); }
+  bool chance(int percent) { return pick(1, 100) <= percent; }
+  // Something a plain stream does not have.
+  bool odd(int percent) { return !plain_ && chance(percent); }
+  std::string sp() { return chance(30) ? " " : ""; }
+  template <typename T>
+  const T& one_of(std::initializer_list<T> xs) {
+    return *(xs.begin() + pick(0, static_cast<int>(xs.size()) - 1));
+  }
+
+  std::string key(std::string_view k) {
+    if (odd(3)) {  // the key's first letter as a \u escape
+      char esc[8];
+      std::snprintf(esc, sizeof esc, "\\u%04x", static_cast<unsigned char>(k[0]));
+      return "\"" + std::string(esc) + std::string(k.substr(1)) + "\"";
+    }
+    return "\"" + std::string(k) + "\"";
+  }
+  std::string member(std::string_view k, const std::string& v) { return key(k) + ":" + sp() + v; }
+
+  std::string object(std::vector<std::string> members) {
+    if (members.size() > 1 && chance(20)) {
+      std::shuffle(members.begin(), members.end(), gen_);
+    }
+    if (!members.empty() && odd(3)) {
+      members.push_back(members[pick(0, static_cast<int>(members.size()) - 1)]);  // a duplicate
+    }
+    std::string out = "{";
+    for (std::size_t i = 0; i < members.size(); ++i) {
+      out += (i ? "," + sp() : "") + members[i];
+    }
+    return out + "}";
+  }
+
+  std::string text() {
+    static const std::string_view pieces[] = {
+        "Hello",    " world",         "",           "\\\"",         "\\\\",      "\\/",        "\\n",
+        "\\t",      "\\b\\f\\r",      "\\u0000",    "\\u001f",      "\\u007f",   "\\u00e9",    "\\u4f60",
+        "\\ud83d\\ude00", "\xc3\xa9", "\xe4\xbd\xa0", "\xf0\x9f\x98\x80", "<tag>&", "'",        "\\u2028",
+        "123",      " ",              "\x7f"};
+    std::string out;
+    const int n = pick(0, 4);
+    for (int i = 0; i < n; ++i) {
+      out += pieces[pick(0, static_cast<int>(std::size(pieces)) - 1)];
+    }
+    if (odd(2)) {
+      out += "\xff";  // invalid UTF-8: an unreadable event for both readings
+    }
+    return "\"" + out + "\"";
+  }
+
+  std::string number() {
+    switch (plain_ ? 12 : pick(0, 12)) {
+      case 0: return "-3";
+      case 1: return "2.5";
+      case 2: return "1e3";
+      case 3: return "99999999999999999999";
+      case 4: return "1000000000000001";
+      case 5: return "null";
+      case 6: return "\"7\"";
+      case 7: return "0";
+      default: return std::to_string(pick(1, 5000));
+    }
+  }
+
+  std::string part() {
+    std::vector<std::string> m;
+    switch (plain_ ? one_of({6, 9}) : pick(0, 19)) {
+      case 0: m.push_back(member("functionCall", R"({"name":"f","args":{"a":1}})")); break;
+      case 1: m.push_back(member("text", text())); m.push_back(member("thought", one_of<std::string>({"true", "false"})));
+        break;
+      case 2: m.push_back(member("inlineData", R"({"mimeType":"image/png","data":"AAAA"})")); break;
+      case 3: m.push_back(member("text", one_of<std::string>({"5", "null", "[]"}))); break;
+      case 4: return one_of<std::string>({"\"x\"", "null", "[]"});
+      case 5: m.push_back(member("executableCode", R"({"code":"1+1"})")); break;
+      case 6: m.push_back(member("text", text())); m.push_back(member("thoughtSignature", "\"c2ln\"")); break;
+      default: m.push_back(member("text", text())); break;
+    }
+    return object(std::move(m));
+  }
+
+  std::string candidate(bool last) {
+    std::vector<std::string> m;
+    if (!odd(10)) {
+      std::vector<std::string> content;
+      if (!odd(5)) {
+        std::string parts = "[";
+        const int n = chance(10) ? pick(0, 3) : 1;
+        for (int i = 0; i < n; ++i) {
+          parts += (i ? "," : "") + part();
+        }
+        content.push_back(member("parts", odd(2) ? "null" : parts + "]"));
+      }
+      if (!chance(20)) {
+        content.push_back(member("role", "\"model\""));
+      }
+      m.push_back(member("content", odd(2) ? "null" : object(std::move(content))));
+    }
+    if ((last && !odd(10)) || odd(8)) {
+      m.push_back(member("finishReason", plain_ ? one_of<std::string>({"\"STOP\"", "\"MAX_TOKENS\"", "\"SAFETY\""})
+                                                : one_of<std::string>({"\"STOP\"", "\"STOP\"", "\"MAX_TOKENS\"",
+                                                                       "\"SAFETY\"", "\"OTHER\"", "\"\\u0053TOP\"",
+                                                                       "\"\"", "null", "1"})));
+    }
+    if (!chance(20)) {
+      m.push_back(member("index", !odd(15) ? "0" : one_of<std::string>({"1", "63", "64", "0.0", "-1", "\"0\"",
+                                                                           "null", "1e0"})));
+    }
+    if (chance(15)) {
+      m.push_back(member("safetyRatings",
+                         R"([{"category":"HARM_CATEGORY_HARASSMENT","probability":"NEGLIGIBLE"}])"));
+    }
+    if (chance(5)) {
+      m.push_back(member("groundingMetadata", R"({"webSearchQueries":["q"]})"));
+    }
+    if (chance(5)) {
+      m.push_back(member("avgLogprobs", "-0.25"));
+    }
+    return object(std::move(m));
+  }
+
+  std::string usage() {
+    std::vector<std::string> m;
+    for (auto k : {"promptTokenCount", "candidatesTokenCount", "thoughtsTokenCount", "cachedContentTokenCount",
+                   "totalTokenCount"}) {
+      if (chance(60)) {
+        m.push_back(member(k, number()));
+      }
+    }
+    if (chance(50)) {
+      m.push_back(member("promptTokensDetails", R"([{"modality":"TEXT","tokenCount":5}])"));
+    }
+    return odd(3) ? one_of<std::string>({"null", "5", "[]"}) : object(std::move(m));
+  }
+
+  std::string event(bool last) {
+    if (odd(2)) {
+      return one_of<std::string>({R"({"error":{"code":429,"message":"slow down","status":"RESOURCE_EXHAUSTED"}})",
+                                  R"({"promptFeedback":{"blockReason":"SAFETY"}})", "[1]", "{\"candidates\": [",
+                                  "  "});
+    }
+    std::vector<std::string> m;
+    if (!odd(8)) {
+      std::string cands = "[";
+      const int n = odd(8) ? pick(0, 3) : 1;
+      for (int i = 0; i < n; ++i) {
+        cands += (i ? "," + sp() : "") + candidate(last);
+      }
+      m.push_back(member("candidates", odd(2) ? one_of<std::string>({"null", "{}", "5"}) : cands + "]"));
+    }
+    if (chance(60)) {
+      m.push_back(member("usageMetadata", usage()));
+    }
+    if (chance(70)) {
+      m.push_back(member("modelVersion", "\"gemini-2.5-flash\""));
+    }
+    if (chance(70)) {
+      m.push_back(member("responseId", plain_ ? one_of<std::string>({"\"resp-1\"", "\"r\\u00e9sp\"", "\"\""})
+                                              : one_of<std::string>({"\"resp-1\"", "\"null\"", "null", "7"})));
+    }
+    if (odd(3)) {
+      m.push_back(member("promptFeedback", R"({"safetyRatings":[]})"));
+    }
+    if (odd(2)) {
+      m.push_back(member("error", "null"));
+    }
+    if (chance(5)) {
+      m.push_back(member("createTime", "\"2026-12-07T19:00:00Z\""));
+    }
+    return object(std::move(m));
+  }
+
+  std::mt19937 gen_;
+  bool plain_ = false;
+};
+
+}  // namespace
+
+// Whatever the scan reads, it translates exactly as the DOM does (chunks, errors, usage),
+// over thousands of random streams; and it reads most of them.
+TEST(gemini_stream, scanned_events_give_the_dom_paths_bytes_over_many_shapes) {
+  std::size_t events = 0;
+  std::size_t scanned = 0;
+  for (unsigned seed = 0; seed < 3000; ++seed) {
+    event_maker maker(seed);
+    const std::string wire = maker.stream();
+    SCOPED_TRACE(wire);
+    scanned += expect_same_readings(wire);
+    for (auto at = wire.find("data: "); at != std::string::npos; at = wire.find("data: ", at + 1)) {
+      ++events;
+    }
+    if (HasFailure()) {
+      break;
+    }
+  }
+  std::printf("gemini stream: %zu of %zu random events read from their scan\n", scanned, events);
+  EXPECT_GT(scanned * 10, events * 4) << "most plain events take the scan";
+  EXPECT_LT(scanned, events) << "and some are left to the DOM";
+}
+
+// Named shapes: which reading takes them, and the same output either way.
+TEST(gemini_stream, plain_events_are_scanned_and_the_rest_read_by_the_dom) {
+  const std::string_view plain = R"({"candidates": [{"content": {"parts": [{"text": "Hi"}],"role": "model"},"index": 0}],"usageMetadata": {"promptTokenCount": 5,"totalTokenCount": 5,"promptTokensDetails": [{"modality": "TEXT","tokenCount": 5}]},"modelVersion": "gemini-2.5-flash","responseId": "resp-1"})";
+  const std::string_view last = R"({"candidates": [{"content": {"parts": [{"text": "!"}],"role": "model"},"finishReason": "STOP","index": 0,"safetyRatings": [{"category": "HARM_CATEGORY_HATE_SPEECH","probability": "NEGLIGIBLE"}]}],"usageMetadata": {"promptTokenCount": 5,"candidatesTokenCount": 2,"totalTokenCount": 9,"thoughtsTokenCount": 2,"cachedContentTokenCount": 1},"modelVersion": "gemini-2.5-flash","responseId": "resp-1"})";
+  // A whole plain answer: every event from its scan; the usage-only event after the finish too.
+  EXPECT_EQ(expect_same_readings(sse({plain, plain, last})), 3u);
+  EXPECT_EQ(expect_same_readings(sse({plain, last, R"({"usageMetadata": {"promptTokenCount": 6}})"})), 3u);
+  // Escapes in the text, the finish reason and the id; \b and \f; non-ASCII written raw.
+  EXPECT_EQ(expect_same_readings(sse({R"({"candidates": [{"content": {"parts": [{"text": "a\"b\\c\/d\b\f\n\u0001\u00e9\ud83d\ude00 é"}]},"finishReason": "\u0053TOP"}],"responseId": "r\u00e9"})"})),
+            1u);
+  // A key written with an escape: the top level's are decoded by the scan; below, the DOM reads the event.
+  EXPECT_EQ(expect_same_readings(sse({R"({"\u0063andidates": [{"content": {"parts": [{"text": "x"}]},"finishReason": "STOP"}]})"})), 1u);
+  EXPECT_EQ(expect_same_readings(sse({R"({"candidates": [{"content": {"parts": [{"\u0074ext": "x"}]},"finishReason": "STOP"}]})"})), 0u);
+  // Left to the DOM: function calls, thoughts, inline data, several candidates, odd indexes,
+  // duplicates, counts that are not plain whole numbers, null members it reads, blocks, errors.
+  for (std::string_view event : {
+           R"({"candidates": [{"content": {"parts": [{"functionCall": {"name": "f","args": {}}}]},"finishReason": "STOP"}]})",
+           R"({"candidates": [{"content": {"parts": [{"text": "hm","thought": true}]},"finishReason": "STOP"}]})",
+           R"({"candidates": [{"content": {"parts": [{"text": "a"},{"inlineData": {"mimeType": "image/png","data": "AA"}}]},"finishReason": "STOP"}]})",
+           R"({"candidates": [{"content": {"parts": [{"text": "a"}]},"finishReason": "STOP","index": 0},{"content": {"parts": [{"text": "b"}]},"finishReason": "STOP","index": 1}]})",
+           R"({"candidates": [{"content": {"parts": [{"text": "a"}]},"finishReason": "STOP","index": 64}]})",
+           R"({"candidates": [{"content": {"parts": [{"text": "a"}]},"finishReason": "STOP","index": 0.0}]})",
+           R"({"candidates": [{"content": {"parts": [{"text": "a","text": "b"}]},"finishReason": "STOP"}]})",
+           R"({"candidates": [{"content": {"parts": [{"text": "a"}]},"finishReason": "STOP"}],"candidates": []})",
+           R"({"candidates": [{"content": {"parts": [{"text": "a"}]},"finishReason": "STOP"}],"usageMetadata": {"promptTokenCount": 1e3}})",
+           R"({"candidates": [{"content": {"parts": [{"text": "a"}]},"finishReason": "STOP"}],"usageMetadata": {"promptTokenCount": -1}})",
+           R"({"candidates": [{"content": {"parts": [{"text": "a"}]},"finishReason": null}]})",
+           R"({"candidates": [{"content": null,"finishReason": "STOP"}]})",
+           R"({"candidates": [],"promptFeedback": {"blockReason": "SAFETY"}})",
+           R"({"error": {"code": 503,"message": "overloaded","status": "UNAVAILABLE"}})",
+           "{\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"\xff\"}]},\"finishReason\": \"STOP\"}]}",
+       }) {
+    EXPECT_EQ(expect_same_readings(sse({event})), 0u) << event;
+  }
+  // Huge counts are clamped as token_count clamps them.
+  EXPECT_EQ(expect_same_readings(sse({R"({"candidates": [{"content": {"parts": [{"text": "a"}]},"finishReason": "STOP"}],"usageMetadata": {"promptTokenCount": 18446744073709551615,"candidatesTokenCount": 1000000000000001,"totalTokenCount": null}})"})),
+            1u);
+  // After a choice's finish nothing of it goes out, whichever reading.
+  EXPECT_EQ(expect_same_readings(sse({last, plain})), 2u);
 }
