@@ -4,9 +4,12 @@
 #include "switchyard/config/config.hpp"
 #include "switchyard/core/error.hpp"
 #include "switchyard/providers/adapter.hpp"
+#include "switchyard/providers/json_scan.hpp"
 
 #include <nlohmann/json.hpp>
 
+#include <charconv>
+#include <cstdint>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -170,6 +173,91 @@ struct valid_json_walk {
     return s.substr(at, i - at);
   }
 };
+
+// Readers of plain stream events (Gemini's, Ollama's) over text scan_json validated.
+
+// The kind of a value of valid JSON, from its first byte.
+inline json_kind kind_of(std::string_view v) {
+  switch (v.empty() ? 'n' : v.front()) {
+    case '"': return json_kind::string;
+    case '{': return json_kind::object;
+    case '[': return json_kind::array;
+    case 'n': return json_kind::null;
+    case 't':
+    case 'f': return json_kind::boolean;
+    default: return json_kind::number;
+  }
+}
+
+// f(key, value) for each member of a valid JSON object, the key as written between its
+// quotes. False (and the walk stopped) when a key has an escape or f returns false.
+template <typename F>
+bool each_member(std::string_view object, F&& f) {
+  valid_json_walk w{object};
+  if (!w.eat('{')) {
+    return false;
+  }
+  if (w.eat('}')) {
+    return true;
+  }
+  for (;;) {
+    const std::string_view key = w.value();
+    if (key.size() < 2 || key.front() != '"' || key.find('\\') != std::string_view::npos || !w.eat(':')) {
+      return false;
+    }
+    if (!f(key.substr(1, key.size() - 2), w.value())) {
+      return false;
+    }
+    if (w.eat(',')) {
+      continue;
+    }
+    return w.eat('}');
+  }
+}
+
+// f(value) for each item of a valid JSON array; false when f returns false.
+template <typename F>
+bool each_item(std::string_view array, F&& f) {
+  valid_json_walk w{array};
+  if (!w.eat('[')) {
+    return false;
+  }
+  if (w.eat(']')) {
+    return true;
+  }
+  for (;;) {
+    if (!f(w.value())) {
+      return false;
+    }
+    if (w.eat(',')) {
+      continue;
+    }
+    return w.eat(']');
+  }
+}
+
+// A whole number written without sign, fraction or exponent (what nlohmann reads as an
+// unsigned integer), within 64 bits.
+inline std::optional<std::uint64_t> plain_unsigned(std::string_view v) {
+  if (v.empty() || v.find_first_not_of("0123456789") != std::string_view::npos) {
+    return std::nullopt;
+  }
+  std::uint64_t u = 0;
+  if (auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), u); ec != std::errc() || p != v.data() + v.size()) {
+    return std::nullopt;
+  }
+  return u;
+}
+
+// A string literal's text: its inside as written when it has no escape, else decoded.
+inline std::string_view text_of(std::string_view literal, std::string& storage) {
+  const std::string_view inside = literal.substr(1, literal.size() - 2);
+  if (inside.find('\\') == std::string_view::npos) {
+    return inside;
+  }
+  storage = json_unescape(inside);
+  return storage;
+}
 
 // Builds chat.completion.chunk (or text_completion, for call_type::completion)
 // payloads for one streamed answer.

@@ -612,88 +612,11 @@ core::error error_event(const json& j, std::string_view label) {
 // (safetyRatings, citationMetadata, groundingMetadata, a part's thoughtSignature beside
 // its text, a content's role ...) are ignored here too.
 
-// The kind of a value of valid JSON, from its first byte.
-json_kind kind_of(std::string_view v) {
-  switch (v.empty() ? 'n' : v.front()) {
-    case '"': return json_kind::string;
-    case '{': return json_kind::object;
-    case '[': return json_kind::array;
-    case 'n': return json_kind::null;
-    case 't':
-    case 'f': return json_kind::boolean;
-    default: return json_kind::number;
-  }
-}
-
-// f(key, value) for each member of a valid JSON object, the key as written between its
-// quotes. False (and the walk stopped) when a key has an escape or f returns false.
-template <typename F>
-bool each_member(std::string_view object, F&& f) {
-  detail::valid_json_walk w{object};
-  if (!w.eat('{')) {
-    return false;
-  }
-  if (w.eat('}')) {
-    return true;
-  }
-  for (;;) {
-    const std::string_view key = w.value();
-    if (key.size() < 2 || key.front() != '"' || key.find('\\') != std::string_view::npos || !w.eat(':')) {
-      return false;
-    }
-    if (!f(key.substr(1, key.size() - 2), w.value())) {
-      return false;
-    }
-    if (w.eat(',')) {
-      continue;
-    }
-    return w.eat('}');
-  }
-}
-
-// f(value) for each item of a valid JSON array; false when f returns false.
-template <typename F>
-bool each_item(std::string_view array, F&& f) {
-  detail::valid_json_walk w{array};
-  if (!w.eat('[')) {
-    return false;
-  }
-  if (w.eat(']')) {
-    return true;
-  }
-  for (;;) {
-    if (!f(w.value())) {
-      return false;
-    }
-    if (w.eat(',')) {
-      continue;
-    }
-    return w.eat(']');
-  }
-}
-
-// A whole number written without sign, fraction or exponent (what nlohmann reads as an
-// unsigned integer), within 64 bits.
-std::optional<std::uint64_t> plain_unsigned(std::string_view v) {
-  if (v.empty() || v.find_first_not_of("0123456789") != std::string_view::npos) {
-    return std::nullopt;
-  }
-  std::uint64_t u = 0;
-  if (auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), u); ec != std::errc() || p != v.data() + v.size()) {
-    return std::nullopt;
-  }
-  return u;
-}
-
-// A string literal's text: its inside as written when it has no escape, else decoded.
-std::string_view text_of(std::string_view literal, std::string& storage) {
-  const std::string_view inside = literal.substr(1, literal.size() - 2);
-  if (inside.find('\\') == std::string_view::npos) {
-    return inside;
-  }
-  storage = json_unescape(inside);
-  return storage;
-}
+using detail::each_item;
+using detail::each_member;
+using detail::kind_of;
+using detail::plain_unsigned;
+using detail::text_of;
 
 // What the scanning reader found in a plain event (literals as written, with their quotes).
 struct plain_event_reading {

@@ -3,13 +3,13 @@
 // their URLs and auth. Pure functions; thread: any; a stream translator belongs to one
 // request (loop thread). Private to providers/.
 #pragma once
+#include "stream_reading.hpp"
 #include "switchyard/config/config.hpp"
 #include "switchyard/core/error.hpp"
 #include "switchyard/providers/adapter.hpp"
 
 #include <nlohmann/json.hpp>
 
-#include <cstddef>
 #include <memory>
 #include <string_view>
 
@@ -28,19 +28,11 @@ core::result<nlohmann::json> chat_body(const config::deployment& d, const nlohma
 core::result<translated_response> chat_response(std::string_view body, std::string_view model,
                                                 std::string_view label);
 
-// How a stream translator reads its events. Plain ones (one candidate of text parts, its
-// finishReason, usageMetadata, responseId, ...) are read from a scan of their bytes, every
-// other one through a DOM; `dom_only` reads every event through the DOM: the reference
-// the unit tests and gemini_fuzz compare the scanning reader with. `scanned`, when set,
-// counts the events read from their scan.
-struct stream_reading {
-  bool dom_only = false;
-  std::size_t* scanned = nullptr;
-};
-
 // The translator of a streamGenerateContent?alt=sse answer (each event one
 // GenerateContentResponse). The stream must end after a finishReason (or a prompt block):
-// a body that ends before one is a cut stream.
+// a body that ends before one is a cut stream. Plain events (one candidate of text parts,
+// its finishReason, usageMetadata, responseId, ...) are read from a scan of their bytes
+// unless `reading` says otherwise (stream_reading.hpp).
 std::unique_ptr<stream_translator> chat_stream(std::string_view model, bool include_usage, std::string_view label,
                                                stream_reading reading = {});
 
