@@ -192,6 +192,30 @@ def gemini_sse_body() -> str:
     return out
 
 
+def ollama_json_body() -> str:
+    """Ollama's /api/chat answer for the same text."""
+    return json.dumps({
+        "model": "bench-model", "created_at": "2026-12-07T19:00:00.000000000Z",
+        "message": {"role": "assistant", "content": "Hello! This is a fixed answer from the fake upstream of the bench."},
+        "done_reason": "stop", "done": True, "total_duration": 4883583458, "load_duration": 1334875,
+        "prompt_eval_count": 24, "prompt_eval_duration": 342546000, "eval_count": 16, "eval_duration": 4535599000,
+    }, separators=(",", ":"))
+
+
+def ollama_ndjson_body() -> str:
+    """Ollama's /api/chat stream (NDJSON) for the same text: 16 lines of text and the done line
+    with the counts, as Ollama writes them."""
+    words = ["Hello", "!", " This", " is", " a", " fixed", " answer", " streamed", " by", " the",
+             " fake", " upstream", " of", " the", " bench", "."]
+    line = lambda d: json.dumps(dict({"model": "bench-model", "created_at": "2026-12-07T19:00:00.000000000Z"}, **d),
+                                separators=(",", ":")) + "\n"
+    out = "".join(line({"message": {"role": "assistant", "content": w}, "done": False}) for w in words)
+    out += line({"message": {"role": "assistant", "content": ""}, "done_reason": "stop", "done": True,
+                 "total_duration": 4883583458, "load_duration": 1334875, "prompt_eval_count": 24,
+                 "prompt_eval_duration": 342546000, "eval_count": 16, "eval_duration": 4535599000})
+    return out
+
+
 def messages_request_body(model: str, stream: bool, size: int) -> bytes:
     """The same body as bench/post_messages.lua builds (kept identical on purpose)."""
     prefix = ('{"model":"' + model + '","stream":' + ("true" if stream else "false") +
@@ -667,6 +691,11 @@ UPSTREAM_SERVERS = """\
     location /v1beta/models/ {{
       default_type {ctype};
 {gemini_payload}
+    }}
+    # Ollama's /api/chat (its stream is NDJSON).
+    location = /api/chat {{
+      default_type {ollama_ctype};
+{ollama_payload}
     }}
     # The switchyard-callback target's live callback receiver (generic_api batches).
     location = /callbacks {{
@@ -1857,18 +1886,24 @@ def main(argv) -> int:
         json_body, sse_body = chat_json_body(), chat_sse_body()
         msg_json_body, msg_sse_body = messages_json_body(), messages_sse_body()
         gem_json_body, gem_sse_body = gemini_json_body(), gemini_sse_body()
-        for body in (json_body, sse_body, msg_json_body, msg_sse_body, gem_json_body, gem_sse_body):
+        oll_json_body, oll_ndjson_body = ollama_json_body(), ollama_ndjson_body()
+        for body in (json_body, sse_body, msg_json_body, msg_sse_body, gem_json_body, gem_sse_body, oll_json_body,
+                     oll_ndjson_body):
             assert "'" not in body and "$" not in body and "\\" not in body
         up_ports = {"json": free_port(), "sse": free_port()}
         upstream = Nginx(procs, nginx_bin, tmp, "upstream",
                          UPSTREAM_SERVERS.format(port=up_ports["json"], ctype="application/json",
                                                  payload=nginx_return(json_body),
                                                  messages_payload=nginx_return(msg_json_body),
-                                                 gemini_payload=nginx_return(gem_json_body)) +
+                                                 gemini_payload=nginx_return(gem_json_body),
+                                                 ollama_ctype="application/json",
+                                                 ollama_payload=nginx_return(oll_json_body)) +
                          UPSTREAM_SERVERS.format(port=up_ports["sse"], ctype="text/event-stream",
                                                  payload=nginx_return(sse_body),
                                                  messages_payload=nginx_return(msg_sse_body),
-                                                 gemini_payload=nginx_return(gem_sse_body)))
+                                                 gemini_payload=nginx_return(gem_sse_body),
+                                                 ollama_ctype="application/x-ndjson",
+                                                 ollama_payload=nginx_return(oll_ndjson_body)))
         log(f"fake upstream: nginx on 127.0.0.1:{up_ports['json']} (JSON) and :{up_ports['sse']} (SSE)")
         upstream.start(list(up_ports.values()))
 

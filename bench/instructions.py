@@ -36,6 +36,7 @@ callback batches to be sent, stops it and reads the instruction total of every t
     stream-anthropic  stream's requests to an Anthropic deployment (22 Messages events translated)
     stream-gemini  stream's requests to a Gemini deployment (20 streamGenerateContent events
                 translated, each with a text part, usageMetadata, modelVersion and responseId)
+    stream-ollama  stream's requests to an ollama_chat deployment (17 /api/chat NDJSON lines translated)
 
 callgrind_control needs vgdb, which this machine's valgrind does not offer, so each
 variant runs twice, with `--warmup` and with `--warmup` + `--requests` requests, and the
@@ -106,10 +107,14 @@ VARIANTS["stream-usage"] = ({}, VARIANTS["vkey"][1])
 VARIANTS["stream-anthropic"] = ({}, VARIANTS["vkey"][1])
 # `stream-gemini`: the same from a Gemini deployment (streamGenerateContent?alt=sse).
 VARIANTS["stream-gemini"] = ({}, VARIANTS["vkey"][1])
+# `stream-ollama`: the same from an ollama_chat deployment (/api/chat, NDJSON).
+VARIANTS["stream-ollama"] = ({}, VARIANTS["vkey"][1])
 STREAM_VARIANTS = {"stream": b'"stream":true,', "stream-usage": b'"stream":true,"stream_options":{"include_usage":true},',
-                   "stream-anthropic": b'"stream":true,', "stream-gemini": b'"stream":true,'}
+                   "stream-anthropic": b'"stream":true,', "stream-gemini": b'"stream":true,',
+                   "stream-ollama": b'"stream":true,'}
 # The deployment's model and api_base path (the default: an OpenAI deployment on /v1).
-UPSTREAM_MODEL = {"stream-anthropic": ("anthropic/bench-model", ""), "stream-gemini": ("gemini/bench-model", "")}
+UPSTREAM_MODEL = {"stream-anthropic": ("anthropic/bench-model", ""), "stream-gemini": ("gemini/bench-model", ""),
+                  "stream-ollama": ("ollama_chat/bench-model", "")}
 # A key of a team member, with and without the member's budget in the team.
 VARIANTS["team-vkey"] = ({}, VARIANTS["vkey"][1])
 VARIANTS["team-member"] = ({}, VARIANTS["vkey"][1])
@@ -117,13 +122,13 @@ TEAM_VARIANTS = {"team-vkey": {}, "team-member": {"max_budget_in_team": 1000000}
 KEY_BODIES = {"limits": {"max_budget": 1000000, "rpm_limit": 100000000},
               "limits-nolease": {"max_budget": 1000000, "rpm_limit": 100000000}, "vkey": {},
               "cache-mem-vkey": {}, "unique-vkey": {}, "cache-miss-vkey": {}, "stream": {}, "stream-usage": {}, "stream-anthropic": {},
-              "stream-gemini": {}}
+              "stream-gemini": {}, "stream-ollama": {}}
 DB_VARIANTS = {"spend", "nospend", "limits", "limits-nolease", "vkey", "cache-mem-vkey", "unique-vkey",
-               "cache-miss-vkey", "stream", "stream-usage", "stream-anthropic", "stream-gemini", "team-vkey",
-               "team-member"}
+               "cache-miss-vkey", "stream", "stream-usage", "stream-anthropic", "stream-gemini", "stream-ollama",
+               "team-vkey", "team-member"}
 REDIS_VARIANTS = {"cache-redis", "cache-miss", "limits", "limits-nolease", "vkey", "cache-mem-vkey",
                   "unique-vkey", "cache-miss-vkey", "stream", "stream-usage", "stream-anthropic", "stream-gemini",
-                  "team-vkey", "team-member"}
+                  "stream-ollama", "team-vkey", "team-member"}
 # every request's body differs (the cache key)
 UNIQUE_VARIANTS = {"cache-miss", "cache-miss-local", "unique", "unique-vkey", "cache-miss-vkey",
                    "unique-intl", "cache-miss-local-intl"}
@@ -381,11 +386,15 @@ def main() -> int:
         servers = (bench.UPSTREAM_SERVERS.format(port=up_ports["json"], ctype="application/json",
                                                  payload=bench.nginx_return(bench.chat_json_body()),
                                                  messages_payload=bench.nginx_return(bench.messages_json_body()),
-                                                 gemini_payload=bench.nginx_return(bench.gemini_json_body())) +
+                                                 gemini_payload=bench.nginx_return(bench.gemini_json_body()),
+                                                 ollama_ctype="application/json",
+                                                 ollama_payload=bench.nginx_return(bench.ollama_json_body())) +
                    bench.UPSTREAM_SERVERS.format(port=up_ports["sse"], ctype="text/event-stream",
                                                  payload=bench.nginx_return(bench.chat_sse_body(usage_null=True)),
                                                  messages_payload=bench.nginx_return(bench.messages_sse_body()),
-                                                 gemini_payload=bench.nginx_return(bench.gemini_sse_body())))
+                                                 gemini_payload=bench.nginx_return(bench.gemini_sse_body()),
+                                                 ollama_ctype="application/x-ndjson",
+                                                 ollama_payload=bench.nginx_return(bench.ollama_ndjson_body())))
         nginx = bench.Nginx(procs, shutil.which("nginx") or "/usr/sbin/nginx", tmp, "upstream", servers)
         nginx.start(list(up_ports.values()))
         body = bench.request_body("bench-model", False, 1024)
