@@ -26,8 +26,11 @@
 //   "tool_calls" when the answer called tools, "length" for done_reason "length",
 //   else "stop".
 #include "adapter_util.hpp"
+#include "ollama_stream.hpp"
 #include "switchyard/core/ids.hpp"
+#include "switchyard/core/json_get.hpp"
 #include "switchyard/providers/adapter.hpp"
+#include "switchyard/providers/json_scan.hpp"
 
 #include <map>
 
@@ -511,12 +514,15 @@ answer_part part_of(const json& j) {
   return p;
 }
 
-std::string finish_reason_of(const json& j, bool called_tools) {
-  auto reason = string_field(j, "done_reason");
-  if (reason == "length") {
+std::string_view finish_reason_of(std::string_view done_reason, bool called_tools) {
+  if (done_reason == "length") {
     return "length";
   }
   return called_tools ? "tool_calls" : "stop";
+}
+
+std::string finish_reason_of(const json& j, bool called_tools) {
+  return std::string(finish_reason_of(string_field(j, "done_reason"), called_tools));
 }
 
 // Whether an answer carries token counts (Ollama leaves prompt_eval_count out when
@@ -603,13 +609,128 @@ core::result<translated_response> translate(call_type type, std::string_view bod
 
 // ---- stream -----------------------------------------------------------------
 
+// Plain lines, without a DOM. Nearly every line of an answer is a piece of text (an
+// /api/chat line's message {role, content}, an /api/generate line's response) and its
+// done:false, or the last one: done:true, done_reason and the counts. Those are read from a
+// scan of the line's bytes (scan_json validates it as the DOM's parser would, then a walk
+// over the valid text reads the message) and written by the same chunk_writer calls with
+// the same decoded text: the very bytes of the DOM reading. What the reading cannot vouch
+// for leaves the whole line to the DOM before anything is changed: an error, thinking text,
+// tool calls, a member it reads in another kind (a null, a string count, a fraction ...),
+// a duplicate of such a member, a key written with an escape inside the message. Members
+// the translation never reads (model, created_at, the durations, context, images ...) are
+// skipped by both.
+using detail::each_member;
+using detail::kind_of;
+using detail::plain_unsigned;
+using detail::text_of;
+
+struct plain_line {
+  bool has_message = false;
+  std::string_view content;   // the message's content literal (with its quotes), if any
+  std::string_view response;  // /api/generate's response literal, if any
+  bool done = false;
+  std::string_view done_reason;  // literal
+  std::optional<long long> prompt_count;
+  std::optional<long long> eval_count;
+
+  void clear() { *this = plain_line{}; }
+};
+
+// A count as token_count reads it, when it is a plain whole number.
+std::optional<long long> plain_count(std::string_view value) {
+  auto u = kind_of(value) == json_kind::number ? plain_unsigned(value) : std::nullopt;
+  if (!u) {
+    return std::nullopt;
+  }
+  return *u > static_cast<std::uint64_t>(core::max_count) ? core::max_count : static_cast<long long>(*u);
+}
+
+// {role, content}: content a string; thinking only when empty; nothing that makes a tool call.
+bool plain_message(std::string_view object, plain_line& r) {
+  bool has_content = false;
+  bool has_thinking = false;
+  return each_member(object, [&](std::string_view key, std::string_view value) {
+    const json_kind kind = kind_of(value);
+    if (key == "content") {
+      if (has_content || kind != json_kind::string) {
+        return false;
+      }
+      has_content = true;
+      r.content = value;
+      return true;
+    }
+    if (key == "thinking") {  // reasoning goes out through the DOM's chunk
+      if (has_thinking || value != R"("")") {
+        return false;
+      }
+      has_thinking = true;
+      return true;
+    }
+    return key != "tool_calls";  // role, images, ...: not read
+  });
+}
+
+bool read_plain_line(const json_scan& scan, plain_line& r) {
+  bool has_response = false;
+  bool has_thinking = false;
+  bool has_done = false;
+  bool has_reason = false;
+  for (const auto& m : scan.members) {
+    if (m.key == "error") {
+      return false;
+    }
+    if (m.key == "message") {
+      if (r.has_message || m.kind != json_kind::object || !plain_message(m.value, r)) {
+        return false;
+      }
+      r.has_message = true;
+    } else if (m.key == "response") {
+      if (has_response || m.kind != json_kind::string) {
+        return false;
+      }
+      has_response = true;
+      r.response = m.value;
+    } else if (m.key == "thinking") {
+      if (has_thinking || m.value != R"("")") {
+        return false;
+      }
+      has_thinking = true;
+    } else if (m.key == "done") {
+      if (has_done || m.kind != json_kind::boolean) {
+        return false;
+      }
+      has_done = true;
+      r.done = m.value == "true";
+    } else if (m.key == "done_reason") {
+      if (has_reason || m.kind != json_kind::string) {
+        return false;
+      }
+      has_reason = true;
+      r.done_reason = m.value;
+    } else if (m.key == "prompt_eval_count" || m.key == "eval_count") {
+      auto& count = m.key == "eval_count" ? r.eval_count : r.prompt_count;
+      if (count) {
+        return false;
+      }
+      count = plain_count(m.value);
+      if (!count) {
+        return false;
+      }
+    }
+    // model, created_at, the durations, context, ...: not read
+  }
+  return true;
+}
+
 // NDJSON: one JSON object per line; the last has "done": true with the counts.
 class ollama_stream final : public stream_translator {
  public:
-  ollama_stream(call_type type, std::string_view model, bool include_usage)
+  ollama_stream(call_type type, std::string_view model, bool include_usage, stream_reading reading)
       : writer_((type == call_type::completion ? "cmpl-" : "chatcmpl-") + core::uuid4(), detail::unix_now(),
                 std::string(model), type == call_type::completion),
-        include_usage_(include_usage) {}
+        include_usage_(include_usage),
+        reading_(reading) {}
 
   core::result<void> feed(std::string_view bytes, std::vector<std::string>& payloads) override {
     if (failure_) {
@@ -680,6 +801,12 @@ class ollama_stream final : public stream_translator {
     if (done_ || line.find_first_not_of(" \t\r") == std::string_view::npos) {
       return {};
     }
+    if (!reading_.dom_only && plain_event(line, out)) {
+      if (reading_.scanned != nullptr) {
+        ++*reading_.scanned;
+      }
+      return {};
+    }
     json j = detail::parse_bounded(line);
     if (j.is_discarded() || !j.is_object()) {
       return detail::malformed_upstream(label, "the provider sent a stream line that is not valid JSON");
@@ -720,8 +847,50 @@ class ollama_stream final : public stream_translator {
     return {};
   }
 
+  // A plain line (see read_plain_line) translated as translate_line's DOM reading
+  // translates it. False, and nothing changed, for any other line.
+  bool plain_event(std::string_view line, std::vector<std::string>& out) {
+    if (!scan_json(line, line_scan_, max_json_depth) || line_scan_.root != json_kind::object) {
+      return false;
+    }
+    plain_.clear();
+    if (!read_plain_line(line_scan_, plain_)) {
+      return false;
+    }
+    if (!started_) {
+      started_ = true;
+      writer_.role(out);
+    }
+    // The message's content when there is a message, else the response (part_of's rule).
+    const std::string_view literal = plain_.has_message ? plain_.content : plain_.response;
+    if (!literal.empty()) {
+      if (auto text = text_of(literal, decoded_); !text.empty()) {
+        writer_.content(text, out);
+      }
+    }
+    if (plain_.done) {
+      done_ = true;
+      const std::string_view reason =
+          plain_.done_reason.empty() ? std::string_view{} : text_of(plain_.done_reason, decoded_);
+      writer_.finish(finish_reason_of(reason, tool_count_ > 0), out);
+      const long long prompt = plain_.prompt_count.value_or(0);
+      const long long completion = plain_.eval_count.value_or(0);
+      if (plain_.prompt_count || plain_.eval_count) {
+        usage_ = detail::usage_value(prompt, completion);
+      }
+      if (include_usage_) {
+        writer_.usage_chunk(detail::usage_json(prompt, completion), out);
+      }
+    }
+    return true;
+  }
+
   detail::chunk_writer writer_;
   bool include_usage_;
+  stream_reading reading_;
+  json_scan line_scan_;  // plain lines' scans and readings, reused across lines
+  plain_line plain_;
+  std::string decoded_;
   std::string buf_;
   std::size_t scan_ = 0;  // buf_ offset up to which '\n' was searched
   usage usage_;
@@ -755,7 +924,7 @@ class ollama_api final : public adapter {
 
   std::unique_ptr<stream_translator> make_stream(call_type type, const config::deployment&, std::string_view model,
                                                  bool include_usage) const override {
-    return std::make_unique<ollama_stream>(type, model, include_usage);
+    return std::make_unique<ollama_stream>(type, model, include_usage, stream_reading{});
   }
 
   core::error translate_error(const config::deployment&, int status, std::string_view body) const override {
@@ -769,6 +938,11 @@ class ollama_api final : public adapter {
 const adapter& ollama_adapter() {
   static const ollama_api a;
   return a;
+}
+
+std::unique_ptr<stream_translator> make_ollama_stream(call_type type, std::string_view model, bool include_usage,
+                                                      stream_reading reading) {
+  return std::make_unique<ollama_stream>(type, model, include_usage, reading);
 }
 
 }  // namespace switchyard::providers

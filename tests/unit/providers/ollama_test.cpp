@@ -1,8 +1,14 @@
+#include "ollama_stream.hpp"
 #include "stream_harness.hpp"
 #include "switchyard/providers/adapter.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <optional>
+#include <random>
 
 using namespace switchyard;
 using json = nlohmann::json;
@@ -523,4 +529,258 @@ TEST(ollama_response, usage_unknown_without_counts) {
   auto s = run("{\"message\":{\"content\":\"hi\"},\"done\":true}\n", chat_dep());
   ASSERT_FALSE(s.error);
   EXPECT_FALSE(s.tokens.known);
+}
+
+// ---- plain lines read from their scan vs the DOM ----------------------------------------
+
+namespace {
+
+// A payload with what differs between two translators of one stream replaced: the chunk id
+// (made up per stream), `created`, and the tool call ids (call_<hex>).
+std::string without_random_ids(std::string s) {
+  auto replace_run = [&s](std::string_view after, auto is_run_char) {
+    for (auto at = s.find(after); at != std::string::npos; at = s.find(after, at + after.size())) {
+      auto end = at + after.size();
+      while (end < s.size() && is_run_char(s[end])) {
+        ++end;
+      }
+      s.replace(at + after.size(), end - at - after.size(), "X");
+    }
+  };
+  auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
+  replace_run(R"("created":)", [](char c) { return c >= '0' && c <= '9'; });
+  replace_run(R"("id":"chatcmpl-)", [&](char c) { return hex(c) || c == '-'; });
+  replace_run(R"("id":"cmpl-)", [&](char c) { return hex(c) || c == '-'; });
+  replace_run(R"("id":"call_)", hex);
+  return s;
+}
+
+struct reading_outcome {
+  std::vector<std::string> payloads;
+  std::optional<core::error> error;
+  providers::usage tokens;
+  std::size_t scanned = 0;
+};
+
+reading_outcome read_lines(std::string_view wire, call_type type, bool include_usage, bool dom_only) {
+  reading_outcome o;
+  auto t = providers::make_ollama_stream(type, "my-model", include_usage, {dom_only, &o.scanned});
+  auto r = t->feed(wire, o.payloads);
+  if (r) {
+    r = t->finish(o.payloads);
+  }
+  if (!r) {
+    o.error = r.error();
+  }
+  for (auto& p : o.payloads) {
+    p = without_random_ids(std::move(p));
+  }
+  o.tokens = t->tokens();
+  return o;
+}
+
+// The two readings of `wire` agree (payloads byte for byte, error, usage), for chat and
+// completion streams. Returns how many lines the scan read (chat, with usage).
+std::size_t expect_same_readings(std::string_view wire) {
+  std::size_t scanned = 0;
+  for (auto type : {call_type::completion, call_type::chat}) {
+    for (bool include_usage : {false, true}) {
+      const auto fast = read_lines(wire, type, include_usage, false);
+      const auto dom = read_lines(wire, type, include_usage, true);
+      EXPECT_EQ(dom.scanned, 0u);
+      EXPECT_EQ(fast.payloads, dom.payloads) << wire;
+      EXPECT_EQ(fast.error.has_value(), dom.error.has_value()) << wire;
+      if (fast.error && dom.error) {
+        EXPECT_EQ(fast.error->status, dom.error->status) << wire;
+        EXPECT_EQ(fast.error->message, dom.error->message) << wire;
+      }
+      EXPECT_EQ(fast.tokens.known, dom.tokens.known) << wire;
+      EXPECT_EQ(fast.tokens.prompt_tokens, dom.tokens.prompt_tokens) << wire;
+      EXPECT_EQ(fast.tokens.completion_tokens, dom.tokens.completion_tokens) << wire;
+      EXPECT_EQ(fast.tokens.total_tokens, dom.tokens.total_tokens) << wire;
+      scanned = fast.scanned;
+    }
+  }
+  return scanned;
+}
+
+// Random /api/chat and /api/generate lines: text with escapes and non-ASCII, thinking, tool
+// calls, done lines with reasons and counts (plain, huge, negative, fractions, null,
+// strings), members in other kinds, duplicates, escaped keys, errors, garbage. Half the
+// streams are plain (what Ollama sends), half mix in the rest.
+class line_maker {
+ public:
+  explicit line_maker(unsigned seed) : gen_(seed) {}
+
+  std::string stream() {
+    plain_ = chance(50);
+    generate_ = chance(30);
+    std::string out;
+    const int lines = pick(1, 6);
+    for (int i = 0; i < lines; ++i) {
+      out += line(i == lines - 1) + (odd(5) ? "\r\n" : "\n");
+    }
+    if (odd(5)) {
+      out.pop_back();  // the last line without its newline
+    }
+    return out;
+  }
+
+ private:
+  int pick(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(gen_); }
+  bool chance(int percent) { return pick(1, 100) <= percent; }
+  bool odd(int percent) { return !plain_ && chance(percent); }
+  std::string one_of(std::initializer_list<std::string> xs) {
+    return *(xs.begin() + pick(0, static_cast<int>(xs.size()) - 1));
+  }
+
+  std::string key(std::string_view k) {
+    if (odd(3)) {
+      char esc[8];
+      std::snprintf(esc, sizeof esc, "\\u%04x", static_cast<unsigned char>(k[0]));
+      return "\"" + std::string(esc) + std::string(k.substr(1)) + "\"";
+    }
+    return "\"" + std::string(k) + "\"";
+  }
+  std::string member(std::string_view k, const std::string& v) { return key(k) + ":" + (chance(20) ? " " : "") + v; }
+  std::string object(std::vector<std::string> members) {
+    if (!members.empty() && odd(3)) {
+      members.push_back(members[pick(0, static_cast<int>(members.size()) - 1)]);
+    }
+    std::string out = "{";
+    for (std::size_t i = 0; i < members.size(); ++i) {
+      out += (i ? "," : "") + members[i];
+    }
+    return out + "}";
+  }
+
+  std::string text() {
+    static const std::string_view pieces[] = {"The",       " sky",    "",         "\\\"",           "\\\\",
+                                              "\\/",       "\\n",     "\\t",      "\\b\\f\\r",      "\\u0000",
+                                              "\\u001f",   "\\u00e9", "\\u4f60",  "\\ud83d\\ude00", "\xc3\xa9",
+                                              "\xe4\xbd\xa0", "<b>&", " ",        "\x7f"};
+    std::string out;
+    const int n = pick(0, 3);
+    for (int i = 0; i < n; ++i) {
+      out += pieces[pick(0, static_cast<int>(std::size(pieces)) - 1)];
+    }
+    if (odd(2)) {
+      out += "\xff";
+    }
+    return "\"" + out + "\"";
+  }
+
+  std::string count() {
+    return plain_ ? std::to_string(pick(0, 5000))
+                  : one_of({"12", "0", "-3", "2.5", "1e3", "99999999999999999999", "1000000000000001", "null",
+                            "\"7\""});
+  }
+
+  std::string line(bool last) {
+    if (odd(3)) {
+      return one_of({R"({"error":"model 'x' not found"})", "[1]", "{\"message\": {", "not json", "{}"});
+    }
+    std::vector<std::string> m;
+    m.push_back(member("model", "\"llama3.2\""));
+    m.push_back(member("created_at", "\"2024-11-04T10:00:00.1Z\""));
+    if (!generate_ || odd(5)) {
+      std::vector<std::string> msg;
+      msg.push_back(member("role", "\"assistant\""));
+      if (!odd(5)) {
+        msg.push_back(member("content", odd(5) ? one_of({"null", "5"}) : text()));
+      }
+      if (odd(10)) {
+        msg.push_back(member("thinking", one_of({"\"\"", "\"hmm\"", "null"})));
+      }
+      if (odd(8)) {
+        msg.push_back(member("tool_calls", R"([{"function":{"name":"f","arguments":{"a":1}}}])"));
+      }
+      if (odd(3)) {
+        msg.push_back(member("images", "null"));
+      }
+      m.push_back(member("message", odd(3) ? one_of({"null", "\"x\""}) : object(std::move(msg))));
+    }
+    if (generate_ || odd(5)) {
+      m.push_back(member("response", odd(5) ? "null" : text()));
+      if (odd(10)) {
+        m.push_back(member("thinking", one_of({"\"\"", "\"hmm\""})));
+      }
+    }
+    const bool done = (last && !odd(10)) || odd(5);
+    m.push_back(member("done", odd(3) ? one_of({"null", "1", "\"true\""}) : done ? "true" : "false"));
+    if (done || odd(5)) {
+      if (!odd(10)) {
+        m.push_back(member("done_reason", plain_ ? one_of({"\"stop\"", "\"length\""})
+                                                 : one_of({"\"stop\"", "\"length\"", "\"\\u006cength\"", "\"\"",
+                                                           "null", "1"})));
+      }
+      m.push_back(member("total_duration", "4883583458"));
+      if (!odd(20)) {
+        m.push_back(member("prompt_eval_count", count()));
+      }
+      if (!odd(20)) {
+        m.push_back(member("eval_count", count()));
+      }
+      if (generate_) {
+        m.push_back(member("context", "[1,2,3]"));
+      }
+    }
+    if (odd(3)) {
+      m.push_back(member("error", "null"));
+    }
+    return object(std::move(m));
+  }
+
+  std::mt19937 gen_;
+  bool plain_ = false;
+  bool generate_ = false;
+};
+
+}  // namespace
+
+// Whatever the scan reads, it translates exactly as the DOM does (chunks, errors, usage),
+// over thousands of random streams; and it reads most of their lines.
+TEST(ollama_stream, scanned_lines_give_the_dom_paths_bytes_over_many_shapes) {
+  std::size_t lines = 0;
+  std::size_t scanned = 0;
+  for (unsigned seed = 0; seed < 3000; ++seed) {
+    const std::string wire = line_maker(seed).stream();
+    SCOPED_TRACE(wire);
+    scanned += expect_same_readings(wire);
+    lines += static_cast<std::size_t>(std::count(wire.begin(), wire.end(), '\n')) + (wire.back() != '\n');
+    if (HasFailure()) {
+      break;
+    }
+  }
+  std::printf("ollama stream: %zu of %zu random lines read from their scan\n", scanned, lines);
+  EXPECT_GT(scanned * 10, lines * 4) << "most plain lines take the scan";
+  EXPECT_LT(scanned, lines) << "and some are left to the DOM";
+}
+
+// Named shapes: the captured streams are read from their scan, line by line; what the scan
+// cannot vouch for goes to the DOM; the same output either way.
+TEST(ollama_stream, plain_lines_are_scanned_and_the_rest_read_by_the_dom) {
+  EXPECT_EQ(expect_same_readings(chat_stream), 4u);
+  EXPECT_EQ(expect_same_readings(generate_stream), 4u);
+  EXPECT_EQ(expect_same_readings(tool_stream), 1u) << "the tool call's line goes to the DOM";
+  EXPECT_EQ(expect_same_readings(R"({"message":{"role":"assistant","content":"a\"b\\c\/\b\f\n\u0001\u00e9\ud83d\ude00 é"},"done":true,"done_reason":"\u006cength","prompt_eval_count":18446744073709551615,"eval_count":1000000000000001})"
+                                 "\n"),
+            1u);
+  for (std::string_view line : {
+           R"({"message":{"role":"assistant","content":"","thinking":"hmm"},"done":false})",
+           R"({"thinking":"hmm","response":"","done":false})",
+           R"({"message":{"role":"assistant","content":"a","content":"b"},"done":false})",
+           R"({"message":{"role":"assistant","\u0063ontent":"a"},"done":false})",
+           R"({"message":null,"response":"a","done":false})",
+           R"({"message":{"content":5},"done":false})",
+           R"({"message":{"content":"a"},"done":null})",
+           R"({"message":{"content":"a"},"done":true,"done_reason":null,"eval_count":3})",
+           R"({"message":{"content":"a"},"done":true,"eval_count":2.0})",
+           R"({"message":{"content":"a"},"done":true,"eval_count":-1})",
+           R"({"message":{"content":"a"},"done":true,"eval_count":null})",
+           R"({"error":"model 'x' not found"})",
+           "{\"message\":{\"content\":\"\xff\"},\"done\":true}",
+       }) {
+    EXPECT_EQ(expect_same_readings(std::string(line) + "\n"), 0u) << line;
+  }
 }
