@@ -1,6 +1,8 @@
 // Shared body of the provider stream fuzz targets: feeds the input to a
 // stream_translator whole and again in pseudo-random pieces, and traps unless both
-// runs give the same payloads, error and usage, and every payload is valid JSON.
+// runs give the same payloads, error and usage, and every payload is valid JSON; and, for
+// the translators that read plain events from a scan of their bytes, traps unless that
+// reading gives the DOM reading's bytes (check_readings_agree).
 // The input is the raw upstream body (corpus files are real-looking streams); the
 // options (include_usage, call type, split sizes) are derived from its bytes.
 #pragma once
@@ -109,6 +111,65 @@ inline void check_stream(const providers::adapter& a, const config::deployment& 
   }
   if (whole.error && (whole.status < 400 || whole.status > 599)) {
     __builtin_trap();  // errors must carry an HTTP error status
+  }
+}
+
+// A payload with what differs between two translators of one stream replaced, bytes
+// otherwise kept: the chunk id made up per stream, `created`, the tool call ids (call_<hex>).
+inline std::string without_random_ids(std::string s) {
+  auto replace_run = [&s](std::string_view after, auto is_run_char) {
+    for (auto at = s.find(after); at != std::string::npos; at = s.find(after, at + after.size())) {
+      auto end = at + after.size();
+      while (end < s.size() && is_run_char(s[end])) {
+        ++end;
+      }
+      s.replace(at + after.size(), end - at - after.size(), "X");
+    }
+  };
+  auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
+  replace_run(R"("created":)", [](char c) { return c >= '0' && c <= '9'; });
+  replace_run(R"("id":"chatcmpl-)", [&](char c) { return hex(c) || c == '-'; });
+  replace_run(R"("id":"cmpl-)", [&](char c) { return hex(c) || c == '-'; });
+  replace_run(R"("id":"call_)", hex);
+  return s;
+}
+
+// A stream read twice: plain events from their scan (make(false)) and every event through
+// the DOM (make(true)). Traps unless the payloads are the same bytes and the error and the
+// usage the same.
+template <typename Make>
+void check_readings_agree(Make&& make, std::string_view in) {
+  struct reading {
+    std::vector<std::string> payloads;
+    std::optional<core::error> error;
+    providers::usage tokens;
+  };
+  auto read = [&](bool dom_only) {
+    reading o;
+    auto t = make(dom_only);
+    auto r = t->feed(in, o.payloads);
+    if (r) {
+      r = t->finish(o.payloads);
+    }
+    if (!r) {
+      o.error = r.error();
+    }
+    for (auto& p : o.payloads) {
+      p = without_random_ids(std::move(p));
+    }
+    o.tokens = t->tokens();
+    return o;
+  };
+  const auto fast = read(false);
+  const auto dom = read(true);
+  const auto& a = fast.tokens;
+  const auto& b = dom.tokens;
+  if (fast.payloads != dom.payloads || fast.error.has_value() != dom.error.has_value() ||
+      (fast.error && (fast.error->status != dom.error->status || fast.error->message != dom.error->message)) ||
+      a.known != b.known || a.prompt_tokens != b.prompt_tokens || a.completion_tokens != b.completion_tokens ||
+      a.total_tokens != b.total_tokens || a.cached_tokens != b.cached_tokens ||
+      a.reasoning_tokens != b.reasoning_tokens) {
+    __builtin_trap();
   }
 }
 
