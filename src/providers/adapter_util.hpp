@@ -189,11 +189,19 @@ inline json_kind kind_of(std::string_view v) {
   }
 }
 
-// f(key, value) for each member of a valid JSON object, the key as written between its
-// quotes. False (and the walk stopped) when a key has an escape or f returns false.
+// The kind of the walk's next value (after white space).
+inline json_kind next_kind(valid_json_walk& w) {
+  w.ws();
+  return kind_of(w.s.substr(w.i, 1));
+}
+
+// f(key, w) for each member of a valid JSON object, the key as written between its quotes,
+// the walk at the member's value: f reads it from `w` (w.value(), or each_member /
+// each_item to go down into it), or leaves it, and it is skipped. A reader that goes down
+// walks each byte once. False (and the walk stopped) when a key has an escape or f
+// returns false.
 template <typename F>
-bool each_member(std::string_view object, F&& f) {
-  valid_json_walk w{object};
+bool each_member(valid_json_walk& w, F&& f) {
   if (!w.eat('{')) {
     return false;
   }
@@ -205,8 +213,13 @@ bool each_member(std::string_view object, F&& f) {
     if (key.size() < 2 || key.front() != '"' || key.find('\\') != std::string_view::npos || !w.eat(':')) {
       return false;
     }
-    if (!f(key.substr(1, key.size() - 2), w.value())) {
+    w.ws();
+    const std::size_t at = w.i;
+    if (!f(key.substr(1, key.size() - 2), w)) {
       return false;
+    }
+    if (w.i == at) {
+      w.value();  // not read: skipped
     }
     if (w.eat(',')) {
       continue;
@@ -215,10 +228,15 @@ bool each_member(std::string_view object, F&& f) {
   }
 }
 
-// f(value) for each item of a valid JSON array; false when f returns false.
 template <typename F>
-bool each_item(std::string_view array, F&& f) {
-  valid_json_walk w{array};
+bool each_member(std::string_view object, F&& f) {
+  valid_json_walk w{object};
+  return each_member(w, f);
+}
+
+// f(w) for each item of a valid JSON array, the walk at the item (as each_member's f).
+template <typename F>
+bool each_item(valid_json_walk& w, F&& f) {
   if (!w.eat('[')) {
     return false;
   }
@@ -226,8 +244,13 @@ bool each_item(std::string_view array, F&& f) {
     return true;
   }
   for (;;) {
-    if (!f(w.value())) {
+    w.ws();
+    const std::size_t at = w.i;
+    if (!f(w)) {
       return false;
+    }
+    if (w.i == at) {
+      w.value();
     }
     if (w.eat(',')) {
       continue;

@@ -615,8 +615,10 @@ core::error error_event(const json& j, std::string_view label) {
 using detail::each_item;
 using detail::each_member;
 using detail::kind_of;
+using detail::next_kind;
 using detail::plain_unsigned;
 using detail::text_of;
+using detail::valid_json_walk;
 
 // What the scanning reader found in a plain event (literals as written, with their quotes).
 struct plain_event_reading {
@@ -643,7 +645,7 @@ struct plain_event_reading {
 // anything else (a fraction, a negative, a duplicate) is left to the DOM.
 bool plain_usage(std::string_view object, std::array<long long, 5>& counts) {
   std::array<bool, 5> seen{};
-  return each_member(object, [&](std::string_view key, std::string_view value) {
+  return each_member(object, [&](std::string_view key, valid_json_walk& w) {
     for (std::size_t k = 0; k < token_tally::keys.size(); ++k) {
       if (key != token_tally::keys[k]) {
         continue;
@@ -652,6 +654,7 @@ bool plain_usage(std::string_view object, std::array<long long, 5>& counts) {
         return false;
       }
       seen[k] = true;
+      const std::string_view value = w.value();
       const json_kind kind = kind_of(value);
       if (kind == json_kind::null) {
         counts[k] = 0;
@@ -671,16 +674,16 @@ bool plain_usage(std::string_view object, std::array<long long, 5>& counts) {
 // One part: {"text": "..."}, perhaps with its thoughtSignature. A part without text adds
 // nothing (as in the DOM path); any other member (functionCall, thought, inlineData, ...)
 // is left to the DOM.
-bool plain_part(std::string_view object, std::vector<std::string_view>& texts) {
+bool plain_part(valid_json_walk& w, std::vector<std::string_view>& texts) {
   bool has_text = false;
   bool has_signature = false;
-  return each_member(object, [&](std::string_view key, std::string_view value) {
-    if (key == "text" && !has_text && kind_of(value) == json_kind::string) {
+  return each_member(w, [&](std::string_view key, valid_json_walk& v) {
+    if (key == "text" && !has_text && next_kind(v) == json_kind::string) {
       has_text = true;
-      texts.push_back(value);
+      texts.push_back(v.value());
       return true;
     }
-    if (key == "thoughtSignature" && !has_signature && kind_of(value) == json_kind::string) {
+    if (key == "thoughtSignature" && !has_signature && next_kind(v) == json_kind::string) {
       has_signature = true;
       return true;
     }
@@ -689,14 +692,14 @@ bool plain_part(std::string_view object, std::vector<std::string_view>& texts) {
 }
 
 // The candidate: its index, its content's parts and its finishReason.
-bool plain_candidate(std::string_view object, plain_event_reading& r) {
+bool plain_candidate(valid_json_walk& w, plain_event_reading& r) {
   bool has_index = false;
   bool has_content = false;
   bool has_finish = false;
-  return each_member(object, [&](std::string_view key, std::string_view value) {
-    const json_kind kind = kind_of(value);
+  return each_member(w, [&](std::string_view key, valid_json_walk& v) {
+    const json_kind kind = next_kind(v);
     if (key == "index") {
-      auto u = kind == json_kind::number && !has_index ? plain_unsigned(value) : std::nullopt;
+      auto u = kind == json_kind::number && !has_index ? plain_unsigned(v.value()) : std::nullopt;
       if (!u || *u >= static_cast<std::uint64_t>(gemini_max_candidates)) {
         return false;
       }
@@ -710,16 +713,16 @@ bool plain_candidate(std::string_view object, plain_event_reading& r) {
       }
       has_content = true;
       bool has_parts = false;
-      return each_member(value, [&](std::string_view ckey, std::string_view cvalue) {
+      return each_member(v, [&](std::string_view ckey, valid_json_walk& c) {
         if (ckey != "parts") {
           return true;  // role: not read
         }
-        if (has_parts || kind_of(cvalue) != json_kind::array) {
+        if (has_parts || next_kind(c) != json_kind::array) {
           return false;
         }
         has_parts = true;
-        return each_item(cvalue, [&](std::string_view part) {
-          return kind_of(part) == json_kind::object && plain_part(part, r.texts);
+        return each_item(c, [&](valid_json_walk& p) {
+          return next_kind(p) == json_kind::object && plain_part(p, r.texts);
         });
       });
     }
@@ -728,7 +731,7 @@ bool plain_candidate(std::string_view object, plain_event_reading& r) {
         return false;
       }
       has_finish = true;
-      r.finish_reason = value;
+      r.finish_reason = v.value();
       return true;
     }
     return true;  // safetyRatings, citationMetadata, groundingMetadata, avgLogprobs, ...: not read
@@ -749,8 +752,9 @@ bool read_plain_event(const json_scan& scan, plain_event_reading& r) {
       }
       has_candidates = true;
       int count = 0;
-      if (!each_item(m.value, [&](std::string_view cand) {
-            return ++count == 1 && kind_of(cand) == json_kind::object && plain_candidate(cand, r);
+      valid_json_walk w{m.value};
+      if (!each_item(w, [&](valid_json_walk& c) {
+            return ++count == 1 && next_kind(c) == json_kind::object && plain_candidate(c, r);
           }) ||
           count != 1) {
         return false;  // several candidates, or none

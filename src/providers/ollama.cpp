@@ -650,7 +650,11 @@ std::optional<long long> plain_count(std::string_view value) {
 bool plain_message(std::string_view object, plain_line& r) {
   bool has_content = false;
   bool has_thinking = false;
-  return each_member(object, [&](std::string_view key, std::string_view value) {
+  return each_member(object, [&](std::string_view key, detail::valid_json_walk& w) {
+    if (key != "content" && key != "thinking") {
+      return key != "tool_calls";  // role, images, ...: not read
+    }
+    const std::string_view value = w.value();
     const json_kind kind = kind_of(value);
     if (key == "content") {
       if (has_content || kind != json_kind::string) {
@@ -660,14 +664,12 @@ bool plain_message(std::string_view object, plain_line& r) {
       r.content = value;
       return true;
     }
-    if (key == "thinking") {  // reasoning goes out through the DOM's chunk
-      if (has_thinking || value != R"("")") {
-        return false;
-      }
-      has_thinking = true;
-      return true;
+    // thinking: reasoning goes out through the DOM's chunk
+    if (has_thinking || value != R"("")") {
+      return false;
     }
-    return key != "tool_calls";  // role, images, ...: not read
+    has_thinking = true;
+    return true;
   });
 }
 
