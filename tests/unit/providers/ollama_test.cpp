@@ -535,48 +535,14 @@ TEST(ollama_response, usage_unknown_without_counts) {
 
 namespace {
 
-// A payload with what differs between two translators of one stream replaced: the chunk id
-// (made up per stream), `created`, and the tool call ids (call_<hex>).
-std::string without_random_ids(std::string s) {
-  auto replace_run = [&s](std::string_view after, auto is_run_char) {
-    for (auto at = s.find(after); at != std::string::npos; at = s.find(after, at + after.size())) {
-      auto end = at + after.size();
-      while (end < s.size() && is_run_char(s[end])) {
-        ++end;
-      }
-      s.replace(at + after.size(), end - at - after.size(), "X");
-    }
-  };
-  auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
-  replace_run(R"("created":)", [](char c) { return c >= '0' && c <= '9'; });
-  replace_run(R"("id":"chatcmpl-)", [&](char c) { return hex(c) || c == '-'; });
-  replace_run(R"("id":"cmpl-)", [&](char c) { return hex(c) || c == '-'; });
-  replace_run(R"("id":"call_)", hex);
-  return s;
-}
-
-struct reading_outcome {
-  std::vector<std::string> payloads;
-  std::optional<core::error> error;
-  providers::usage tokens;
-  std::size_t scanned = 0;
-};
+using test::reading_outcome;
 
 reading_outcome read_lines(std::string_view wire, call_type type, bool include_usage, bool dom_only) {
-  reading_outcome o;
-  auto t = providers::make_ollama_stream(type, "my-model", include_usage, {dom_only, &o.scanned});
-  auto r = t->feed(wire, o.payloads);
-  if (r) {
-    r = t->finish(o.payloads);
-  }
-  if (!r) {
-    o.error = r.error();
-  }
-  for (auto& p : o.payloads) {
-    p = without_random_ids(std::move(p));
-  }
-  o.tokens = t->tokens();
-  return o;
+  return test::read_stream_with(
+      [&](bool dom, std::size_t* scanned) {
+        return providers::make_ollama_stream(type, "my-model", include_usage, {dom, scanned});
+      },
+      wire, dom_only);
 }
 
 // The two readings of `wire` agree (payloads byte for byte, error, usage), for chat and
@@ -586,18 +552,7 @@ std::size_t expect_same_readings(std::string_view wire) {
   for (auto type : {call_type::completion, call_type::chat}) {
     for (bool include_usage : {false, true}) {
       const auto fast = read_lines(wire, type, include_usage, false);
-      const auto dom = read_lines(wire, type, include_usage, true);
-      EXPECT_EQ(dom.scanned, 0u);
-      EXPECT_EQ(fast.payloads, dom.payloads) << wire;
-      EXPECT_EQ(fast.error.has_value(), dom.error.has_value()) << wire;
-      if (fast.error && dom.error) {
-        EXPECT_EQ(fast.error->status, dom.error->status) << wire;
-        EXPECT_EQ(fast.error->message, dom.error->message) << wire;
-      }
-      EXPECT_EQ(fast.tokens.known, dom.tokens.known) << wire;
-      EXPECT_EQ(fast.tokens.prompt_tokens, dom.tokens.prompt_tokens) << wire;
-      EXPECT_EQ(fast.tokens.completion_tokens, dom.tokens.completion_tokens) << wire;
-      EXPECT_EQ(fast.tokens.total_tokens, dom.tokens.total_tokens) << wire;
+      test::expect_same_outcome(fast, read_lines(wire, type, include_usage, true), wire);
       scanned = fast.scanned;
     }
   }

@@ -3,6 +3,8 @@
 #pragma once
 #include "switchyard/providers/adapter.hpp"
 
+#include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
 
 #include <optional>
@@ -154,6 +156,71 @@ inline std::vector<assembled_call> assembled_tool_calls(const std::vector<nlohma
     }
   }
   return calls;
+}
+
+// ---- a stream read twice: plain events from their scan, and every event through the DOM ----
+
+// A payload with what differs between two translators of one stream replaced, bytes
+// otherwise kept: the chunk id made up per stream, `created`, the tool call ids (call_<hex>).
+inline std::string without_random_ids(std::string s) {
+  auto replace_run = [&s](std::string_view after, auto is_run_char) {
+    for (auto at = s.find(after); at != std::string::npos; at = s.find(after, at + after.size())) {
+      auto end = at + after.size();
+      while (end < s.size() && is_run_char(s[end])) {
+        ++end;
+      }
+      s.replace(at + after.size(), end - at - after.size(), "X");
+    }
+  };
+  auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
+  replace_run(R"("created":)", [](char c) { return c >= '0' && c <= '9'; });
+  replace_run(R"("id":"chatcmpl-)", [&](char c) { return hex(c) || c == '-'; });
+  replace_run(R"("id":"cmpl-)", [&](char c) { return hex(c) || c == '-'; });
+  replace_run(R"("id":"call_)", hex);
+  return s;
+}
+
+struct reading_outcome {
+  std::vector<std::string> payloads;  // without_random_ids
+  std::optional<core::error> error;
+  providers::usage tokens;
+  std::size_t scanned = 0;  // events the scan read
+};
+
+// `wire` through the translator make(dom_only, &scanned) gives, fed whole and finished.
+template <typename Make>
+reading_outcome read_stream_with(Make&& make, std::string_view wire, bool dom_only) {
+  reading_outcome o;
+  auto t = make(dom_only, &o.scanned);
+  auto r = t->feed(wire, o.payloads);
+  if (r) {
+    r = t->finish(o.payloads);
+  }
+  if (!r) {
+    o.error = r.error();
+  }
+  for (auto& p : o.payloads) {
+    p = without_random_ids(std::move(p));
+  }
+  o.tokens = t->tokens();
+  return o;
+}
+
+// The two readings agree: the same payloads byte for byte, the same error and usage.
+inline void expect_same_outcome(const reading_outcome& fast, const reading_outcome& dom, std::string_view wire) {
+  EXPECT_EQ(dom.scanned, 0u);
+  EXPECT_EQ(fast.payloads, dom.payloads) << wire;
+  EXPECT_EQ(fast.error.has_value(), dom.error.has_value()) << wire;
+  if (fast.error && dom.error) {
+    EXPECT_EQ(fast.error->status, dom.error->status) << wire;
+    EXPECT_EQ(fast.error->message, dom.error->message) << wire;
+  }
+  EXPECT_EQ(fast.tokens.known, dom.tokens.known) << wire;
+  EXPECT_EQ(fast.tokens.prompt_tokens, dom.tokens.prompt_tokens) << wire;
+  EXPECT_EQ(fast.tokens.completion_tokens, dom.tokens.completion_tokens) << wire;
+  EXPECT_EQ(fast.tokens.total_tokens, dom.tokens.total_tokens) << wire;
+  EXPECT_EQ(fast.tokens.cached_tokens, dom.tokens.cached_tokens) << wire;
+  EXPECT_EQ(fast.tokens.reasoning_tokens, dom.tokens.reasoning_tokens) << wire;
 }
 
 }  // namespace switchyard::test
