@@ -226,6 +226,15 @@ __attribute__((target("avx2"))) const byte* skip_text_avx2(const byte* lo, const
           return sequence_start(lo, p);
         }
       }
+      // An escape cut by the block's end (a backslash in its last byte, or a \u in its last
+      // five): the next block starts at its backslash, where it lies whole. Nothing before
+      // it is pending (it is ASCII and all before it was validated above). A backslash the
+      // new block cannot step over either (at 0) goes to the scalar code.
+      if (p[at] == '\\' && at != 0 && end - (p + at) >= 32 && (at == 31 || (at > 26 && p[at + 1] == 'u'))) {
+        p += at;
+        prev = _mm256_setzero_si256();
+        continue;
+      }
       return p + at;
     }
     if ((high | pending) != 0) {
