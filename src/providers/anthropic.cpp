@@ -748,59 +748,35 @@ std::optional<long long> plain_count(const json_member& m) {
 template <typename Add>
 bool text_parts(std::string_view list, Add&& add) {
   valid_json_walk w{list};
-  if (!w.eat('[')) {
-    return false;
-  }
-  if (w.eat(']')) {
-    return true;
-  }
-  for (;;) {
-    w.ws();
-    if (w.i < w.s.size() && w.s[w.i] == '"') {
-      add(inside(w.value()));
-    } else if (w.eat('{')) {
-      std::string_view type;
-      std::string_view text;
-      bool has_type = false;
-      bool has_text = false;
-      if (w.eat('}')) {
-        return false;
-      }
-      for (;;) {
-        const auto key = inside(w.value());
-        if (!w.eat(':')) {
-          return false;
-        }
-        const auto v = w.value();
-        if (key == "type" && !has_type) {
-          has_type = true;
-          type = v;
-        } else if (key == "text" && !has_text) {
-          has_text = true;
-          text = v;
-        } else {
-          return false;  // cache_control, image_url, a duplicate, an escaped key ...
-        }
-        if (w.eat(',')) {
-          continue;
-        }
-        if (w.eat('}')) {
-          break;
-        }
-        return false;
-      }
-      if (!has_type || !has_text || type != "\"text\"" || text.empty() || text.front() != '"') {
-        return false;
-      }
-      add(inside(text));
-    } else {
+  return detail::each_item(w, [&](valid_json_walk& item) {
+    if (item.i < item.s.size() && item.s[item.i] == '"') {
+      add(inside(item.value()));
+      return true;
+    }
+    std::string_view type;
+    std::string_view text;
+    bool has_type = false;
+    bool has_text = false;
+    const bool plain = detail::next_kind(item) == json_kind::object &&
+                       detail::each_member(item, [&](std::string_view key, valid_json_walk& v) {
+                         if (key == "type" && !has_type) {
+                           has_type = true;
+                           type = v.value();
+                           return true;
+                         }
+                         if (key == "text" && !has_text) {
+                           has_text = true;
+                           text = v.value();
+                           return true;
+                         }
+                         return false;  // cache_control, image_url, a duplicate, an escaped key ...
+                       });
+    if (!plain || !has_type || !has_text || type != "\"text\"" || text.empty() || text.front() != '"') {
       return false;
     }
-    if (w.eat(',')) {
-      continue;
-    }
-    return w.eat(']');
-  }
+    add(inside(text));
+    return true;
+  });
 }
 
 // One text turn: its role (user or assistant) and its content literal's inside.

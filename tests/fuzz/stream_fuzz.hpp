@@ -7,6 +7,7 @@
 // options (include_usage, call type, split sizes) are derived from its bytes.
 #pragma once
 #include "switchyard/providers/adapter.hpp"
+#include "../stream_ids.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -114,25 +115,7 @@ inline void check_stream(const providers::adapter& a, const config::deployment& 
   }
 }
 
-// A payload with what differs between two translators of one stream replaced, bytes
-// otherwise kept: the chunk id made up per stream, `created`, the tool call ids (call_<hex>).
-inline std::string without_random_ids(std::string s) {
-  auto replace_run = [&s](std::string_view after, auto is_run_char) {
-    for (auto at = s.find(after); at != std::string::npos; at = s.find(after, at + after.size())) {
-      auto end = at + after.size();
-      while (end < s.size() && is_run_char(s[end])) {
-        ++end;
-      }
-      s.replace(at + after.size(), end - at - after.size(), "X");
-    }
-  };
-  auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
-  replace_run(R"("created":)", [](char c) { return c >= '0' && c <= '9'; });
-  replace_run(R"("id":"chatcmpl-)", [&](char c) { return hex(c) || c == '-'; });
-  replace_run(R"("id":"cmpl-)", [&](char c) { return hex(c) || c == '-'; });
-  replace_run(R"("id":"call_)", hex);
-  return s;
-}
+using stream_test::without_random_ids;
 
 // A stream read twice: plain events from their scan (make(false)) and every event through
 // the DOM (make(true)). Traps unless the payloads are the same bytes and the error and the

@@ -2,6 +2,7 @@
 // collects what comes out, with id/created normalised so runs can be compared.
 #pragma once
 #include "switchyard/providers/adapter.hpp"
+#include "../../stream_ids.hpp"
 
 #include <gtest/gtest.h>
 
@@ -160,25 +161,7 @@ inline std::vector<assembled_call> assembled_tool_calls(const std::vector<nlohma
 
 // ---- a stream read twice: plain events from their scan, and every event through the DOM ----
 
-// A payload with what differs between two translators of one stream replaced, bytes
-// otherwise kept: the chunk id made up per stream, `created`, the tool call ids (call_<hex>).
-inline std::string without_random_ids(std::string s) {
-  auto replace_run = [&s](std::string_view after, auto is_run_char) {
-    for (auto at = s.find(after); at != std::string::npos; at = s.find(after, at + after.size())) {
-      auto end = at + after.size();
-      while (end < s.size() && is_run_char(s[end])) {
-        ++end;
-      }
-      s.replace(at + after.size(), end - at - after.size(), "X");
-    }
-  };
-  auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
-  replace_run(R"("created":)", [](char c) { return c >= '0' && c <= '9'; });
-  replace_run(R"("id":"chatcmpl-)", [&](char c) { return hex(c) || c == '-'; });
-  replace_run(R"("id":"cmpl-)", [&](char c) { return hex(c) || c == '-'; });
-  replace_run(R"("id":"call_)", hex);
-  return s;
-}
+using stream_test::without_random_ids;
 
 struct reading_outcome {
   std::vector<std::string> payloads;  // without_random_ids
