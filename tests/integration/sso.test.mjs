@@ -541,6 +541,19 @@ describe('team membership from a groups claim', { skip }, () => {
     assert.equal(membership('welcome', 'carol'), '');
   });
 
+  test('/team/member_update on a membership a sign-in added makes it a hand-made one, which later sign-ins keep', async () => {
+    await signIn(tg, { ...CAROL, groups: ['eng', 'data-science'] });
+    assert.equal(membership('data-science', 'carol'), 'user|sso');
+    // A budget of the member's own, no role change: still the admin's decision to keep.
+    const r = await master(tg, '/team/member_update', { team_id: 'data-science', user_id: 'carol', max_budget_in_team: 5 });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(membership('data-science', 'carol'), 'user|hand');
+    await signIn(tg, { ...CAROL, groups: ['eng'] });
+    assert.equal(membership('data-science', 'carol'), 'user|hand', 'kept: the claim no longer names the team');
+    // Left by hand: the next test starts from the memberships it found.
+    assert.equal((await master(tg, '/team/member_delete', { team_id: 'data-science', user_id: 'carol' })).status, 200);
+  });
+
   test('a malformed or absent claim signs in, logs one warning, and changes no membership', async () => {
     const before = teamsOf('carol');
     const cases = [

@@ -942,6 +942,11 @@ member_update_result update_team_member_blocking(pqxx::connection& c, const memb
       audit(tx, who, "updated", teams.table, in.team_id, team_before, team_after);
     }
   }
+  // An admin's change to a membership a sign-in added (docs/sso.md) is a decision about it:
+  // from now on it is a hand-made one, which later sign-ins never remove, as after
+  // /team/member_add.
+  tx.exec_params("UPDATE team_memberships SET sso_managed = false WHERE team_id = $1 AND user_id = $2 AND sso_managed",
+                 in.team_id, user_id);
   auto after = select_membership(false);
   if (after != membership_before) {
     audit(tx, who, "updated", "team_memberships", in.team_id + ":" + user_id, membership_before, after);

@@ -177,7 +177,8 @@ member_write remove_team_member_blocking(pqxx::connection& c, const std::string&
 // * when no limit is left (max_budget, soft_budget, max_parallel_requests, tpm_limit,
 //   rpm_limit, model_max_budget, budget_duration all unset), the membership names no row
 //   and the member falls back to the team's default.
-// A member in members_with_roles without a team_memberships row gets one. Audited:
+// A member in members_with_roles without a team_memberships row gets one; a membership a
+// sign-in added from the groups claim (sso_managed) becomes an ordinary one. Audited:
 // team_memberships "updated" (object `<team_id>:<user_id>`), budgets "created"/"updated",
 // teams "updated" when the role changed. user_id empty: the user is not a member (nothing
 // written); team_found false: no such team.
