@@ -922,6 +922,11 @@ struct gateway::impl {
   // ends, so the stop can wait for their last sends (finish_stop).
   std::size_t senders_running = 0;
   net::steady_timer senders_done{ioc};
+  // The budget reset job is waiting on a reset's transaction: a stop waits for it (within
+  // its deadline), so a reset that commits is also logged and reaches the other instances'
+  // key caches. `reset_done` is cancelled when the call returns.
+  bool reset_in_call = false;
+  net::steady_timer reset_done{ioc};
 
   std::shared_ptr<config_generation> make_generation(std::shared_ptr<const config::config> c, std::string hash,
                                                      std::string source, std::uint64_t number) {
@@ -1839,6 +1844,10 @@ struct gateway::impl {
             senders_done.expires_at(deadline);
             co_await senders_done.async_wait(net::as_tuple(net::use_awaitable));
           }
+          while (reset_in_call && std::chrono::steady_clock::now() < deadline) {
+            reset_done.expires_at(deadline);
+            co_await reset_done.async_wait(net::as_tuple(net::use_awaitable));
+          }
           ioc.stop();
         },
         [this](std::exception_ptr) { ioc.stop(); });
@@ -2011,6 +2020,7 @@ struct gateway::impl {
     for (;;) {
       std::chrono::steady_clock::duration wait = std::chrono::seconds(1);
       if (migrated) {
+        reset_in_call = true;
         auto r = co_await db->run_within(timeouts.migrations, &store::postgres::reset_due_budgets_blocking,
                                          instance_id, cfg->litellm.budget_tz);
         if (!r) {
@@ -2027,6 +2037,13 @@ struct gateway::impl {
                          r->organizations.size(), r->end_users.size());
             invalidate_reset(*r);
           }
+        }
+        reset_in_call = false;
+        reset_done.cancel();
+        if (stopping) {
+          co_return;
+        }
+        if (r) {
           auto next = co_await db->run_within(timeouts.migrations, &store::postgres::next_budget_reset_due_blocking);
           wait = poll;
           if (next && *next) {

@@ -11,7 +11,9 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 
 import { startFakeProvider } from '../fake_provider/server.mjs';
-import { call, delay, openaiErrorProblems, psql, SLOW, startGateway, stopAll, withDatabase } from '../lib/gateway.mjs';
+import { spawn } from 'node:child_process';
+
+import { call, delay, mockModel, openaiErrorProblems, psql, SLOW, startGateway, stopAll, withDatabase } from '../lib/gateway.mjs';
 
 const SERVER_URL = process.env.SWITCHYARD_TEST_DATABASE_URL;
 const REDIS_URL = process.env.SWITCHYARD_TEST_REDIS_URL;
@@ -363,5 +365,79 @@ describe('budgets', { skip }, () => {
     console.log(`budget resets: ${total} rows (${byInstance}); logged by A: ${logged(logs[0])}, by B: ${logged(logs[1])}`);
     assert.ok(total >= 12, `at least two periods of six entities: ${total}`);
     assert.equal(logged(logs[0]) + logged(logs[1]), total, 'each reset was run by exactly one instance');
+  });
+});
+
+// A stop that finds the reset job inside a reset's transaction waits for it: the reset
+// commits, is logged by the instance that ran it, and reaches the other instances' key
+// caches. The transaction is held on a row lock that the test takes before the key's
+// period ends and releases once the gateway is draining.
+describe('a stop during a budget reset', { skip }, () => {
+  const stopDb = `swy_budget_stop_${process.pid}_${Date.now()}`;
+  let url;
+  before(() => {
+    psql(SERVER_URL, `CREATE DATABASE ${stopDb}`);
+    url = withDatabase(SERVER_URL, stopDb);
+  });
+  after(async () => {
+    await stopAll();
+    try {
+      psql(SERVER_URL, `DROP DATABASE IF EXISTS ${stopDb} WITH (FORCE)`);
+    } catch {
+      /* best effort */
+    }
+  });
+
+  test('SIGTERM while a reset waits on a row lock: the gateway logs the reset it committed, then exits', async () => {
+    const gw = await startGateway({
+      config: { model_list: [mockModel('m')] },
+      env: { DATABASE_URL: url, SWITCHYARD_BUDGET_RESET_POLL_S: '1', SWITCHYARD_DATA_DIR: `/tmp/${stopDb}` },
+    });
+    const sql = (text) => psql(url, text);
+    // A psql session that holds the key's row until told to commit.
+    const holdRow = async (token) => {
+      const child = spawn('psql', ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', url], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d) => { out += d; });
+      child.stdin.write(`BEGIN;\nSELECT 'held' FROM verification_tokens WHERE token = '${token}' FOR UPDATE;\n`);
+      await waitFor('the row lock', async () => (out.includes('held') ? true : undefined));
+      return {
+        release: () => new Promise((resolve) => {
+          child.once('close', resolve);
+          child.stdin.end('COMMIT;\n');
+        }),
+      };
+    };
+    // The key's 2 s period ends on an even second; the lock is taken before it does. When
+    // the reset got there first (a period ending within the few milliseconds this takes),
+    // the next key is tried.
+    let key;
+    let holder;
+    for (let attempt = 0; attempt < 20 && !key; attempt += 1) {
+      const k = await ok(post(gw, '/key/generate', { max_budget: 10, budget_duration: '2s' }));
+      const h = await holdRow(k.token);
+      const blocked = await waitFor('the reset job at the lock, or the key already reset', async () => {
+        if (Number(sql(`SELECT count(*) FROM budget_resets WHERE entity_id = '${k.token}'`)) > 0) return false;
+        const waiting = Number(sql(`SELECT count(*) FROM pg_stat_activity WHERE datname = '${stopDb}' AND wait_event_type = 'Lock'`));
+        return waiting > 0 ? true : undefined;
+      });
+      if (blocked) {
+        key = k;
+        holder = h;
+      } else {
+        await h.release();
+      }
+    }
+    assert.ok(key, 'a reset held at the lock');
+    gw.proc.signal('SIGTERM');
+    await gw.proc.waitForStderr(/signal 15: draining/, 10_000 * SLOW);
+    await holder.release();
+    const exit = await gw.proc.exited;
+    assert.equal(exit.code, 0, gw.stderr());
+    const rows = Number(sql('SELECT count(*) FROM budget_resets'));
+    assert.ok(Number(sql(`SELECT count(*) FROM budget_resets WHERE entity_id = '${key.token}'`)) >= 1, 'the held reset committed');
+    const logged = [...gw.stderr().matchAll(/budget reset: (\d+) budget\(s\) reset by instance/g)]
+      .reduce((sum, m) => sum + Number(m[1]), 0);
+    assert.equal(logged, rows, `every committed reset is logged: ${gw.stderr()}`);
   });
 });
