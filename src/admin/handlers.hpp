@@ -104,6 +104,7 @@ handler_result customer_list(const route_context& c);
 
 // model_info.cpp
 handler_result model_info(const route_context& c);
+handler_result model_group_info(const route_context& c);
 
 // model_admin.cpp (store_model_in_db)
 handler_result model_new(const route_context& c);

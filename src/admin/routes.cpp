@@ -100,6 +100,7 @@ constexpr route table[] = {
     // The model list needs no database: it answers from the config, also before the
     // migrations ran.
     {"/model/info",          "/v1/model/info",        get,            anyone,        false, model_info},
+    {"/model_group/info",    {},                      get,            anyone,        false, model_group_info},
     // Models in the database (general_settings.store_model_in_db): proxy admins only.
     {"/model/new",           {},                      post,           admin_only,    true,  model_new},
     {"/model/update",        {},                      post,           admin_only,    true,  model_update},

@@ -57,6 +57,7 @@ price price_of(const json& o) {
   p.output_per_second = number_of(o, "output_cost_per_second");
   p.max_input_tokens = integer_of(o, "max_input_tokens");
   p.max_output_tokens = integer_of(o, "max_output_tokens");
+  p.max_tokens = integer_of(o, "max_tokens");
   if (auto it = o.find("mode"); it != o.end() && it->is_string()) {
     p.mode = it->get<std::string>();
   }

@@ -7,6 +7,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 import {
   call, mockModel, openaiErrorProblems, startGateway, stopAll,
@@ -778,6 +781,79 @@ describe('tenants', { skip }, () => {
     const k = await ok(post('/key/generate', { models: ['b'] }));
     const mine = await ok(get('/model/info', k.key));
     assert.deepEqual(mine.data.map((m) => m.model_name), ['b']);
+  });
+
+  test('/model/info and /model_group/info: what the price map says of a model, per deployment and per group; filtered for a restricted key', async () => {
+    // A price map of its own (LITELLM_MODEL_COST_MAP_URL: a local file), so the figures
+    // below are the test's, not the shipped table's.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'swy-prices-'));
+    const prices = path.join(dir, 'prices.json');
+    fs.writeFileSync(prices, JSON.stringify({
+      'test-wide': { max_tokens: 8000, max_input_tokens: 128000, max_output_tokens: 8000, input_cost_per_token: 2e-6,
+                     output_cost_per_token: 8e-6, litellm_provider: 'openai', mode: 'chat', supports_vision: true,
+                     supports_function_calling: true },
+      'test-deep': { max_input_tokens: 200000, max_output_tokens: 4096, input_cost_per_token: 3e-6,
+                     output_cost_per_token: 1.5e-5, litellm_provider: 'anthropic', mode: 'chat', supports_reasoning: true },
+    }));
+    const g2 = await startGateway({
+      config: {
+        model_list: [
+          { model_name: 'smart', litellm_params: { model: 'openai/test-wide', mock_response: 'w', rpm: 10, tpm: 5000 } },
+          { model_name: 'smart', litellm_params: { model: 'anthropic/test-deep', mock_response: 'd', rpm: 5 } },
+          { model_name: 'plain', litellm_params: { model: 'openai/not-in-the-map', mock_response: 'p' },
+            model_info: { max_input_tokens: 4096, mode: 'completion' } },
+        ],
+      },
+      env: { DATABASE_URL: dbUrl, LITELLM_MODEL_COST_MAP_URL: prices },
+    });
+    const get2 = async (p, key) => {
+      const r = await call(g2, p, { method: 'GET', key: key ?? g2.masterKey });
+      assert.equal(r.status, 200, r.text);
+      return r.json;
+    };
+    const info = await get2('/model/info');
+    const wide = info.data.find((m) => m.litellm_params.model === 'openai/test-wide').model_info;
+    assert.equal(wide.max_input_tokens, 128000);
+    assert.equal(wide.max_tokens, 8000);
+    assert.equal(wide.input_cost_per_token, 2e-6);
+    assert.equal(wide.litellm_provider, 'openai');
+    assert.equal(wide.mode, 'chat');
+    assert.equal(wide.supports_vision, true);
+    const plain = info.data.find((m) => m.model_name === 'plain').model_info;
+    assert.equal(plain.max_input_tokens, 4096, 'the config\'s own model_info');
+    assert.equal(plain.mode, 'completion');
+    assert.ok(!('input_cost_per_token' in plain), JSON.stringify(plain));
+
+    const groups = await get2('/model_group/info');
+    assert.deepEqual(groups.data.map((g) => g.model_group), ['smart', 'plain']);
+    const smart = groups.data[0];
+    assert.deepEqual(smart.providers, ['openai', 'anthropic']);
+    assert.equal(smart.max_input_tokens, 200000);
+    assert.equal(smart.max_output_tokens, 8000);
+    assert.equal(smart.input_cost_per_token, 3e-6);
+    assert.equal(smart.output_cost_per_token, 1.5e-5);
+    assert.equal(smart.rpm, 15);
+    assert.equal(smart.tpm, 5000);
+    assert.equal(smart.mode, 'chat');
+    assert.equal(smart.supports_vision, true);
+    assert.equal(smart.supports_function_calling, true);
+    assert.equal(smart.supports_reasoning, true);
+    assert.equal(smart.supports_web_search, false);
+    const p = groups.data[1];
+    assert.equal(p.mode, 'completion');
+    assert.equal(p.max_input_tokens, 4096);
+    assert.equal(p.input_cost_per_token, null);
+    assert.equal(p.rpm, null);
+    assert.deepEqual((await get2('/model_group/info?model_group=smart')).data.map((g) => g.model_group), ['smart']);
+    assert.deepEqual((await get2('/model_group/info?model_group=nope')).data, []);
+
+    // A key limited to one group sees that group only.
+    const k = await ok(post('/key/generate', { models: ['plain'] }));
+    assert.deepEqual((await get2('/model_group/info', k.key)).data.map((g) => g.model_group), ['plain']);
+    assert.deepEqual((await get2('/model_group/info?model_group=smart', k.key)).data, []);
+    assert.equal((await call(g2, '/model_group/info', { method: 'GET', key: 'sk-not-a-key' })).status, 401);
+    await g2.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   test('team models restrict its keys: 403 team_model_access_denied, /v1/models filtered, updates apply at once', async () => {

@@ -32,6 +32,7 @@ struct price {
   std::optional<double> input_above_200k, output_above_200k, cache_read_above_200k, cache_creation_above_200k;
   std::optional<double> input_per_second, output_per_second;
   long long max_input_tokens = 0, max_output_tokens = 0;
+  long long max_tokens = 0;  // the map's older single bound (most entries: the output bound)
   std::string mode;      // chat, embedding, completion, ...
   std::string provider;  // litellm_provider
   config::capability_flags flags;  // the entry's supports_* booleans (read by the adapters)

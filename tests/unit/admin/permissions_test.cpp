@@ -2,6 +2,8 @@
 // of a deployment (admin/model_info.hpp).
 #include "switchyard/admin/permissions.hpp"
 #include "switchyard/admin/model_info.hpp"
+#include "switchyard/config/provider_registry.hpp"
+#include "switchyard/spend/prices.hpp"
 
 #include <gtest/gtest.h>
 
@@ -88,7 +90,7 @@ TEST(model_info, secrets_removed_id_kept) {
   d.litellm_params = {{"model", "openai/gpt-4o"},  {"api_key", "sk-secret"}, {"api_base", "http://x"},
                       {"aws_secret_access_key", "s"}, {"vertex_credentials", "c"}, {"rpm", 5}};
   d.model_info = {{"mode", "chat"}, {"access_groups", {"beta"}}};
-  auto e = admin::model_info_entry(d);
+  auto e = admin::model_info_entry(d, nullptr);
   EXPECT_EQ(e["model_name"], "gpt");
   EXPECT_EQ(e["model_info"]["id"], "dep-1");
   EXPECT_EQ(e["model_info"]["mode"], "chat");
@@ -107,13 +109,103 @@ TEST(model_info, header_values_redacted_names_kept) {
   d.litellm_params = {{"model", "openai/gpt-4o"},
                       {"headers", {{"X-Api-Token", "tok-123456"}, {"X-Team", "blue"}}},
                       {"extra_headers", {{"Authorization", "Bearer sk-hdr-secret"}}}};
-  auto e = admin::model_info_entry(d);
+  auto e = admin::model_info_entry(d, nullptr);
   EXPECT_EQ(e["litellm_params"]["headers"]["X-Api-Token"], "<redacted>");
   EXPECT_EQ(e["litellm_params"]["headers"]["X-Team"], "<redacted>");
   EXPECT_EQ(e["litellm_params"]["extra_headers"]["Authorization"], "<redacted>");
   const auto text = e.dump();
   EXPECT_EQ(text.find("tok-123456"), std::string::npos);
   EXPECT_EQ(text.find("sk-hdr-secret"), std::string::npos);
+}
+
+// The price map LiteLLM's get_model_info reads, for the entries below.
+switchyard::spend::price_table test_prices() {
+  auto t = switchyard::spend::price_table::parse(R"({
+    "gpt-4o": {"max_tokens": 16384, "max_input_tokens": 128000, "max_output_tokens": 16384,
+               "input_cost_per_token": 2.5e-06, "output_cost_per_token": 1e-05,
+               "cache_read_input_token_cost": 1.25e-06, "litellm_provider": "openai", "mode": "chat",
+               "supports_vision": true, "supports_function_calling": true,
+               "supports_parallel_function_calling": true},
+    "claude-x": {"max_input_tokens": 200000, "max_output_tokens": 64000, "input_cost_per_token": 3e-06,
+                 "output_cost_per_token": 1.5e-05, "litellm_provider": "anthropic", "mode": "chat",
+                 "supports_reasoning": true, "supports_vision": false}
+  })", "test");
+  EXPECT_TRUE(t.has_value());
+  return t ? std::move(*t) : switchyard::spend::price_table{};
+}
+
+switchyard::config::deployment deployment_of(const char* group, const char* provider, const char* model) {
+  switchyard::config::deployment d;
+  d.model_name = group;
+  d.id = std::string(group) + "-" + model;
+  d.provider = switchyard::config::find_provider(provider);
+  d.model = std::string(provider) + "/" + model;
+  d.upstream_model = model;
+  d.litellm_params = {{"model", d.model}};
+  d.model_info = nlohmann::json::object();
+  return d;
+}
+
+TEST(model_info, the_price_maps_fields_under_the_deployments_own) {
+  const auto prices = test_prices();
+  auto d = deployment_of("gpt", "openai", "gpt-4o");
+  d.litellm_params["input_cost_per_token"] = 1e-06;  // the deployment's own price wins
+  d.model_info = {{"max_input_tokens", 1000}, {"mode", "completion"}};
+  const auto info = admin::model_info_entry(d, &prices)["model_info"];
+  EXPECT_EQ(info["id"], "gpt-gpt-4o");
+  EXPECT_EQ(info["max_input_tokens"], 1000) << info.dump();
+  EXPECT_EQ(info["mode"], "completion");
+  EXPECT_EQ(info["max_output_tokens"], 16384);
+  EXPECT_EQ(info["max_tokens"], 16384);
+  EXPECT_DOUBLE_EQ(info["input_cost_per_token"].get<double>(), 1e-06);
+  EXPECT_DOUBLE_EQ(info["output_cost_per_token"].get<double>(), 1e-05);
+  EXPECT_DOUBLE_EQ(info["cache_read_input_token_cost"].get<double>(), 1.25e-06);
+  EXPECT_EQ(info["litellm_provider"], "openai");
+  EXPECT_EQ(info["supports_vision"], true);
+  EXPECT_EQ(info["supports_function_calling"], true);
+  EXPECT_EQ(info["db_model"], false);
+
+  // A model the map does not know: the config's model_info alone.
+  const auto unknown = admin::model_info_entry(deployment_of("x", "openai", "no-such-model"), &prices)["model_info"];
+  EXPECT_TRUE(unknown["mode"].is_null()) << unknown.dump();
+  EXPECT_FALSE(unknown.contains("max_input_tokens"));
+  EXPECT_FALSE(unknown.contains("litellm_provider"));
+}
+
+TEST(model_info, a_groups_entry_takes_the_largest_bounds_and_prices_and_any_deployments_capability) {
+  const auto prices = test_prices();
+  auto a = deployment_of("chat", "openai", "gpt-4o");
+  a.tpm = 1000;
+  a.rpm = 10;
+  auto b = deployment_of("chat", "anthropic", "claude-x");
+  b.rpm = 5;
+  auto c = deployment_of("chat", "openai", "no-such-model");
+  c.model_info = {{"max_output_tokens", 100000}};
+  const auto e = admin::model_group_entry("chat", {&a, &b, &c}, &prices);
+  EXPECT_EQ(e["model_group"], "chat");
+  EXPECT_EQ(e["providers"], nlohmann::json({"openai", "anthropic"})) << e.dump();
+  EXPECT_EQ(e["max_input_tokens"], 200000);
+  EXPECT_EQ(e["max_output_tokens"], 100000);
+  EXPECT_DOUBLE_EQ(e["input_cost_per_token"].get<double>(), 3e-06);
+  EXPECT_DOUBLE_EQ(e["output_cost_per_token"].get<double>(), 1.5e-05);
+  EXPECT_EQ(e["mode"], "chat");
+  EXPECT_EQ(e["tpm"], 1000);
+  EXPECT_EQ(e["rpm"], 15);
+  EXPECT_EQ(e["supports_vision"], true);
+  EXPECT_EQ(e["supports_function_calling"], true);
+  EXPECT_EQ(e["supports_parallel_function_calling"], true);
+  EXPECT_EQ(e["supports_reasoning"], true);
+  EXPECT_EQ(e["supports_web_search"], false);
+  EXPECT_EQ(e["supports_url_context"], false);
+
+  // Nothing known: nulls, LiteLLM's defaults.
+  const auto bare = admin::model_group_entry("bare", {&c}, nullptr);
+  EXPECT_TRUE(bare["max_input_tokens"].is_null());
+  EXPECT_EQ(bare["max_output_tokens"], 100000);
+  EXPECT_TRUE(bare["input_cost_per_token"].is_null());
+  EXPECT_TRUE(bare["tpm"].is_null());
+  EXPECT_EQ(bare["mode"], "chat");
+  EXPECT_EQ(bare["supports_vision"], false);
 }
 
 }  // namespace
