@@ -77,6 +77,8 @@ constexpr route table[] = {
     {"/global/spend/teams",  {},                      get,            admin_read,    true,  global_spend_teams},
     {"/global/spend/models", {},                      get,            member_read,   true,  global_spend_models},
     {"/global/spend/report", {},                      get,            admin_read,    true,  global_spend_report},
+    // Spend per request tag: every key's tags, so the admins only (as /spend/tags).
+    {"/global/spend/tags",   {},                      get,            admin_read,    true,  global_spend_tags},
     {"/user/daily/activity", {},                      get,            member_read,   true,  user_daily_activity},
     {"/team/daily/activity", {},                      get,            member_read,   true,  team_daily_activity},
 

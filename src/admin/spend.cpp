@@ -215,6 +215,38 @@ handler_result spend_tags(const route_context& c) {
   co_return ok(parse_array(*rows));
 }
 
+// LiteLLM's /global/spend/tags (its UI's spend per tag): both dates required; `tags`, a
+// comma-separated list, narrows it ("all-tags" among them: every tag).
+handler_result global_spend_tags(const route_context& c) {
+  auto range = day_range_param(c.req.query, false);
+  if (!range) {
+    co_return range.error();
+  }
+  if (!range->given()) {
+    co_return bad_request("Please provide start_date and end_date", "start_date");
+  }
+  std::vector<std::string> tags;
+  bool all = false;
+  if (auto list = query_param(c.req.query, "tags"); list && !list->empty()) {
+    std::string_view rest = *list;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      const auto tag = rest.substr(0, comma);
+      all = all || tag == "all-tags";
+      tags.emplace_back(tag);
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    }
+  }
+  if (all) {
+    tags.clear();
+  }
+  auto rows = co_await c.db().run(pg::tag_spend_per_tag_blocking, range->start, range->end, tags);
+  if (!rows) {
+    co_return rows.error();
+  }
+  co_return ok(json{{"spend_per_tag", parse_array(*rows)}});
+}
+
 handler_result global_spend(const route_context& c) {
   auto total = co_await c.db().run(pg::lens_spend_blocking, lens_of(c), day_of(c.now, -last_days), day_of(c.now));
   if (!total) {

@@ -291,6 +291,22 @@ describe('spend API', { skip }, () => {
     assert.equal((await get('/spend/tags', keys.vic)).status, 200);
   });
 
+  test('/global/spend/tags', async () => {
+    const range = `start_date=${day(-1)}&end_date=${day(1)}`;
+    for (const q of [range, `${range}&tags=t1`, `${range}&tags=t1,all-tags`]) {
+      const r = await ok(get(`/global/spend/tags?${q}`));
+      assert.deepEqual(r.spend_per_tag.map((t) => [t.name, t.log_count]), [['t1', 2]], q);
+      near(r.spend_per_tag[0].spend, Math.round(2 * COST_A * 1e4) / 1e4, `tag t1 (${q})`);
+    }
+    assert.deepEqual(await ok(get(`/global/spend/tags?${range}&tags=nope`)), { spend_per_tag: [] });
+    assert.deepEqual(await ok(get('/global/spend/tags?start_date=2020-01-01&end_date=2020-01-02')), { spend_per_tag: [] });
+    const missing = await get('/global/spend/tags');
+    assertError(missing, 400, 'start_date');
+    assert.match(missing.json.error.message, /Please provide start_date and end_date/);
+    assertError(await get(`/global/spend/tags?${range}`, keys.alice), 403);
+    assert.equal((await get(`/global/spend/tags?${range}`, keys.vic)).status, 200);
+  });
+
   test('/user/daily/activity and /team/daily/activity', async () => {
     const range = `start_date=${day(-1)}&end_date=${day(1)}`;
     const all = await ok(get(`/user/daily/activity?${range}`));

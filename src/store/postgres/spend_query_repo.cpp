@@ -588,6 +588,23 @@ std::string tag_spend_blocking(pqxx::connection& c, const std::string& start_day
                                where + " GROUP BY entity_id ORDER BY sum(spend) DESC, entity_id");
 }
 
+std::string tag_spend_per_tag_blocking(pqxx::connection& c, const std::string& start_day, const std::string& end_day,
+                                       const std::vector<std::string>& tags) {
+  pqxx::read_transaction tx{c};
+  std::string where = "entity_type = 'tag' AND " + day_range(tx, "day", start_day, end_day);
+  if (!tags.empty()) {
+    std::string list;
+    for (const auto& t : tags) {
+      list += (list.empty() ? "" : ",") + tx.quote(t);
+    }
+    where += " AND entity_id IN (" + list + ")";
+  }
+  // LiteLLM rounds each tag's spend to 4 decimals for its UI.
+  return json_array_of(tx, "SELECT json_build_object('name', entity_id, 'spend', round(sum(spend)::numeric, 4), "
+                           "'log_count', sum(api_requests))::text FROM daily_spend WHERE " +
+                               where + " GROUP BY entity_id ORDER BY sum(spend) DESC, entity_id");
+}
+
 activity_page daily_activity_blocking(pqxx::connection& c, const activity_query& q) {
   pqxx::read_transaction tx{c};
   roomy(tx);

@@ -86,6 +86,10 @@ std::string spend_report_by_key_blocking(pqxx::connection& c, const spend_lens& 
 // Spend per request tag: JSON array of {individual_request_tag, log_count, total_spend},
 // most spent first; days "" for all time.
 std::string tag_spend_blocking(pqxx::connection& c, const std::string& start_day, const std::string& end_day);
+// /global/spend/tags: the spend and request count of each request tag over the days (only
+// `tags` when not empty), dearest first: a JSON array of {name, spend, log_count}.
+std::string tag_spend_per_tag_blocking(pqxx::connection& c, const std::string& start_day, const std::string& end_day,
+                                       const std::vector<std::string>& tags);
 
 // /user/daily/activity and /team/daily/activity: the rollup rows of one page of days.
 struct activity_query {
