@@ -58,6 +58,9 @@ handler_result key_regenerate(const route_context& c);
 handler_result key_block(const route_context& c);
 handler_result key_unblock(const route_context& c);
 handler_result key_info(const route_context& c);
+handler_result key_info_v2(const route_context& c);  // POST {"keys": [...]}
+handler_result key_bulk_update(const route_context& c);
+handler_result key_health(const route_context& c);
 handler_result key_list(const route_context& c);
 
 // users.cpp

@@ -625,8 +625,12 @@ handler_result key_generate(const route_context& c) {
   co_return ok(std::move(out));
 }
 
-handler_result key_update(const route_context& c) {
-  auto key = string_field(c.body, "key", true);
+namespace {
+
+// /key/update's work on one request body: the route's own, or one item of /key/bulk_update.
+// The write (the row, its audit row) is one transaction; the key reloads on every instance.
+net::awaitable<core::result<json>> update_key_with(const route_context& c, const json& body) {
+  auto key = string_field(body, "key", true);
   if (!key) {
     co_return key.error();
   }
@@ -640,11 +644,11 @@ handler_result key_update(const route_context& c) {
     mine = std::move(*owned);
   }
   static const json no_settings = json::object();
-  if (auto bounded = with_key_generate_params(c.body, c.deps.cfg ? c.deps.cfg->litellm.raw : no_settings, c.now, false);
+  if (auto bounded = with_key_generate_params(body, c.deps.cfg ? c.deps.cfg->litellm.raw : no_settings, c.now, false);
       !bounded) {
     co_return bounded.error();
   }
-  auto patch = key_patch_from(c.body, c.now, c.budget_tz());
+  auto patch = key_patch_from(body, c.now, c.budget_tz());
   if (!patch) {
     co_return patch.error();
   }
@@ -675,6 +679,169 @@ handler_result key_update(const route_context& c) {
     co_return budget_not_found(*patch);
   }
   co_return written_key(c, std::move(r->key), token);
+}
+
+}  // namespace
+
+handler_result key_update(const route_context& c) { co_return co_await update_key_with(c, c.body); }
+
+// LiteLLM's limit on one /key/bulk_update request.
+constexpr std::size_t max_bulk_update_keys = 500;
+
+// /key/bulk_update: each item is a /key/update body, applied as /key/update applies it (one
+// transaction with its audit row, the key reloaded on every instance). As LiteLLM, the items
+// are independent: a refused item is listed in failed_updates with the reason and the others
+// are written. Only a database that does not answer ends the whole request (503): the items
+// after it would fail the same way, and those before it stay written.
+handler_result key_bulk_update(const route_context& c) {
+  auto items = c.body.find("keys");
+  if (items == c.body.end() || !items->is_array()) {
+    co_return field_error("keys", "required: an array of /key/update bodies ({\"key\": ..., ...})");
+  }
+  for (std::size_t i = 0; i < items->size(); ++i) {
+    const json& item = (*items)[i];
+    if (!item.is_object() || !item.contains("key") || !(item["key"].is_string())) {
+      co_return field_error("keys[" + std::to_string(i) + "].key", "required: a string (the key or its hashed token)");
+    }
+  }
+  // LiteLLM's order: the body's shape (its 422), then its handler: who, then how many.
+  if (c.sc != scope::all) {
+    auto e = core::make_error(core::errc::forbidden, "Only proxy admins can perform bulk key updates");
+    e.type = "auth_error";
+    co_return e;
+  }
+  if (items->empty()) {
+    co_return bad_request("No keys provided for update", "keys");
+  }
+  if (items->size() > max_bulk_update_keys) {
+    co_return bad_request("Maximum " + std::to_string(max_bulk_update_keys) + " keys can be updated at once. Found " +
+                              std::to_string(items->size()) + " keys.",
+                          "keys");
+  }
+  json succeeded = json::array();
+  json failed = json::array();
+  for (const json& item : *items) {
+    const std::string token = token_of(item["key"].get_ref<const std::string&>());
+    auto updated = co_await update_key_with(c, item);
+    if (updated) {
+      json info = std::move(*updated);
+      info.erase("key");
+      info.erase("token");
+      succeeded.push_back(json{{"key", token}, {"key_info", std::move(info)}});
+      continue;
+    }
+    auto e = for_client(updated.error(), c.r.path);
+    if (e.code == core::errc::unavailable) {
+      co_return e;
+    }
+    const bool missing = e.code == core::errc::not_found && e.param == "key";
+    json key_info = nullptr;
+    if (!missing) {
+      // The key as it is (LiteLLM lists the stored row of a refused item).
+      auto row = co_await c.db().run(pg::find_key_by_hash_blocking, token);
+      if (!row) {
+        co_return for_client(row.error(), c.r.path);
+      }
+      if (*row) {
+        key_info = key_object(**row);
+        key_info.erase("token");
+      }
+    }
+    failed.push_back(json{{"key", token},
+                          {"key_info", std::move(key_info)},
+                          {"failed_reason", missing ? "Key not found: " + token : e.message}});
+  }
+  co_return ok(json{{"total_requested", items->size()},
+                    {"successful_updates", std::move(succeeded)},
+                    {"failed_updates", std::move(failed)}});
+}
+
+// POST /v2/key/info {"keys": [...]}: the rows of several keys, as /key/info shows one. Keys
+// that do not exist are left out (LiteLLM's find_all); a caller limited to their own keys
+// gets 403, as from /key/info, when one of the keys found is not theirs.
+handler_result key_info_v2(const route_context& c) {
+  auto given = c.body.find("keys");
+  if (given == c.body.end() || given->is_null() || (given->is_array() && given->empty())) {
+    // LiteLLM's 422 and words for a request without keys.
+    auto e = core::make_error(core::errc::bad_request, "Malformed request. No keys passed in.", "keys");
+    e.status = 422;
+    co_return e;
+  }
+  auto keys = string_list(c.body, "keys");
+  if (!keys) {
+    co_return keys.error();
+  }
+  std::vector<std::string> tokens;
+  for (const auto& k : *keys) {
+    auto t = token_of(k);
+    if (std::find(tokens.begin(), tokens.end(), t) == tokens.end()) {
+      tokens.push_back(std::move(t));
+    }
+  }
+  auto rows = co_await c.db().run(pg::find_keys_by_hashes_blocking, tokens);
+  if (!rows) {
+    co_return rows.error();
+  }
+  json info = json::array();
+  for (const auto& k : *rows) {
+    if (c.own_only() && !owns(c.who, k)) {
+      co_return not_your_key(c.who);
+    }
+    info.push_back(key_object(k));
+  }
+  co_return ok(json{{"key", tokens}, {"info", std::move(info)}});
+}
+
+// POST /key/health: LiteLLM's check of the calling key's own logging callbacks, its
+// metadata.logging ([{callback_name, callback_type, callback_vars}]). A key without them is
+// healthy, LiteLLM's {"key": "healthy", "logging_callbacks": null}. This gateway runs only the
+// config's callbacks, never a key's: a key that names some is answered unhealthy, saying so,
+// where LiteLLM would send a test log through them.
+handler_result key_health(const route_context& c) {
+  const json healthy{{"key", "healthy"}, {"logging_callbacks", nullptr}};
+  if (!c.who.vkey || c.who.vkey->token.empty() || c.deps.db == nullptr) {
+    co_return ok(healthy);  // the master key (or a caller without a key row) has no metadata
+  }
+  std::string token = c.who.vkey->token;
+  auto r = co_await c.db().run(pg::find_key_by_hash_blocking, token);
+  if (!r) {
+    co_return r.error();
+  }
+  const json row = *r ? json::parse((*r)->row_json, nullptr, false) : json();
+  const json* logging = nullptr;
+  if (row.is_object()) {
+    if (auto md = row.find("metadata"); md != row.end() && md->is_object()) {
+      if (auto l = md->find("logging"); l != md->end() && !l->is_null()) {
+        logging = &*l;
+      }
+    }
+  }
+  if (logging == nullptr) {
+    co_return ok(healthy);
+  }
+  const auto failed = [](const std::string& why) {
+    // LiteLLM's 500 for a logging list it cannot read.
+    return core::make_error(core::errc::internal, "Key health check failed: " + why);
+  };
+  if (!logging->is_array()) {
+    co_return failed("metadata.logging must be a list of {callback_name, callback_type, callback_vars}");
+  }
+  json names = json::array();
+  for (const auto& entry : *logging) {
+    auto name = entry.is_object() ? entry.find("callback_name") : entry.end();
+    if (!entry.is_object() || name == entry.end() || !name->is_string()) {
+      co_return failed("callback_name is required in key_logging");
+    }
+    names.push_back(*name);
+  }
+  co_return ok(json{{"key", "unhealthy"},
+                    {"logging_callbacks",
+                     {{"callbacks", names},
+                      {"status", "unhealthy"},
+                      {"details", "Logging test failed: this gateway does not run a key's own logging callbacks "
+                                  "(metadata.logging); requests made with this key are logged by the callbacks of "
+                                  "the config only. Callbacks named: " +
+                                      names.dump()}}}});
 }
 
 handler_result key_block(const route_context& c) { return set_blocked(c, true); }

@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 
 import OpenAI from 'openai';
@@ -439,6 +439,171 @@ describe('virtual keys', { skip }, () => {
     }
   });
 
+  test('/key/bulk_update: each item as /key/update, one audited write each; the changes bind at the next request', async () => {
+    const k1 = await generate({ key_alias: 'bulk-1' });
+    const k2 = await generate({ key_alias: 'bulk-2' });
+    await generate({ key_alias: 'bulk-taken' });
+    assert.equal((await chat(k1.key)).choices[0].message.content, 'from a');  // both cached now
+    assert.equal((await chat(k2.key)).choices[0].message.content, 'from a');
+    const unknown = 'sk-bulk-no-such-key-0000';
+    const r = await call(gw, '/key/bulk_update', {
+      body: {
+        keys: [
+          { key: k1.key, rpm_limit: 1, max_budget: 10, tags: ['bulk'] },
+          { key: k2.token_id, blocked: true },
+          { key: unknown, max_budget: 1 },
+          { key: k1.key, key_alias: 'bulk-taken' },
+        ],
+      },
+    });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.total_requested, 4);
+    assert.deepEqual(r.json.successful_updates.map((u) => u.key), [k1.token_id, k2.token_id], 'named by hashed token');
+    const [u1, u2] = r.json.successful_updates;
+    assert.equal(u1.key_info.rpm_limit, 1);
+    assert.equal(u1.key_info.max_budget, 10);
+    assert.deepEqual(u1.key_info.metadata, { tags: ['bulk'] });
+    assert.equal(u1.key_info.token, undefined, 'key_info without the token, as LiteLLM');
+    assert.equal(u2.key_info.blocked, true);
+    assert.ok(!r.text.includes(k1.key) && !r.text.includes(unknown), 'no secret key value in the answer');
+    const [f1, f2] = r.json.failed_updates;
+    assert.equal(r.json.failed_updates.length, 2);
+    assert.equal(f1.key, createHash('sha256').update(unknown).digest('hex'));
+    assert.equal(f1.failed_reason, `Key not found: ${f1.key}`);
+    assert.equal(f1.key_info, null);
+    assert.equal(f2.key, k1.token_id);
+    assert.equal(f2.failed_reason, "Key with alias 'bulk-taken' already exists. Unique key aliases across all keys are required.");
+    assert.equal(f2.key_info.key_alias, 'bulk-1', 'the refused item wrote nothing; key_info is the stored row');
+    assert.equal(f2.key_info.rpm_limit, 1);
+
+    // Each write is audited, as a /key/update (the refused one is not).
+    const audited = (t) => psql(dbUrl, `SELECT string_agg(action, ',' ORDER BY id) FROM audit_log WHERE table_name = 'verification_tokens' AND object_id = '${t}'`);
+    assert.equal(audited(k1.token_id), 'created,updated');
+    assert.equal(audited(k2.token_id), 'created,updated');
+    assert.equal(psql(dbUrl, `SELECT rpm_limit || ',' || max_budget || ',' || key_alias FROM verification_tokens WHERE token = '${k1.token_id}'`), '1,10,bulk-1');
+
+    // The cached keys reloaded: the new rpm_limit and the block bind at once.
+    assert.equal((await chat(k1.key)).choices[0].message.content, 'from a');
+    await rejects(chat(k1.key), 429);
+    const e = await rejects(chat(k2.key), 401);
+    assert.equal(e.error?.type ?? e.type, 'auth_error');
+  });
+
+  test('/key/bulk_update refusals: who may call it, the body\'s shape, LiteLLM\'s limits', async () => {
+    const target = await generate();
+    const body = { keys: [{ key: target.key, max_budget: 5 }] };
+    const expectError = (r, status, message) => {
+      assert.equal(r.status, status, r.text);
+      assert.deepEqual(openaiErrorProblems(r.json, status), []);
+      if (message) assert.equal(r.json.error.message, message);
+    };
+    const iu = (await call(gw, '/user/new', { body: { user_id: 'bulk-iu', user_role: 'internal_user' } })).json;
+    const viewer = (await call(gw, '/user/new', { body: { user_id: 'bulk-pv', user_role: 'proxy_admin_viewer' } })).json;
+    const own = await generate({ user_id: 'bulk-iu' });
+    // Proxy admins only: an internal user gets LiteLLM's 403 even for their own key.
+    const denied = await call(gw, '/key/bulk_update', { key: iu.key, body: { keys: [{ key: own.key, max_budget: 5 }] } });
+    expectError(denied, 403, 'Only proxy admins can perform bulk key updates');
+    assert.equal(denied.json.error.type, 'auth_error');
+    expectError(await call(gw, '/key/bulk_update', { key: viewer.key, body }), 403);
+    expectError(await call(gw, '/key/bulk_update', { key: target.key, body }), 401);
+    expectError(await call(gw, '/key/bulk_update', { key: null, body }), 401);
+    // The body: keys required, each item with a string key (422 naming it); none, or more
+    // than 500, LiteLLM's 400s; malformed JSON a 400.
+    expectError(await call(gw, '/key/bulk_update', { body: {} }), 422);
+    expectError(await call(gw, '/key/bulk_update', { body: { keys: {} } }), 422);
+    const noKey = await call(gw, '/key/bulk_update', { body: { keys: [{ key: target.key }, { max_budget: 1 }] } });
+    expectError(noKey, 422);
+    assert.equal(noKey.json.error.param, 'keys[1].key');
+    expectError(await call(gw, '/key/bulk_update', { body: { keys: [] } }), 400, 'No keys provided for update');
+    const many = Array.from({ length: 501 }, () => ({ key: target.key, max_budget: 1 }));
+    expectError(await call(gw, '/key/bulk_update', { body: { keys: many } }), 400,
+      'Maximum 500 keys can be updated at once. Found 501 keys.');
+    const bad = await call(gw, '/key/bulk_update', { body: '{"keys": [' });
+    expectError(bad, 400);
+    assert.match(bad.json.error.message, /^Invalid JSON in request body/);
+    // An item /key/update would refuse is refused the same way, the others written.
+    const typed = await call(gw, '/key/bulk_update', { body: { keys: [{ key: target.key, max_budget: -1 }, { key: target.key, rpm_limit: 7 }] } });
+    assert.equal(typed.status, 200, typed.text);
+    assert.equal(typed.json.failed_updates[0].failed_reason, 'max_budget cannot be negative. Received: -1');
+    assert.equal(typed.json.failed_updates[0].key_info.max_budget, null);
+    assert.equal(typed.json.successful_updates[0].key_info.rpm_limit, 7);
+    assert.equal(psql(dbUrl, `SELECT max_budget IS NULL FROM verification_tokens WHERE token = '${target.token_id}'`), 't',
+      'nothing written by a refused request');
+  });
+
+  test('/v2/key/info: several keys in one call, as /key/info shows one; unknown keys left out; own keys only for users', async () => {
+    const a = await generate({ key_alias: 'v2-a' });
+    const b = await generate({ key_alias: 'v2-b' });
+    const unknown = 'sk-v2-no-such-key-0000';
+    const r = await call(gw, '/v2/key/info', { body: { keys: [b.key, a.token_id, unknown, b.token_id] } });
+    assert.equal(r.status, 200, r.text);
+    const unknownHash = createHash('sha256').update(unknown).digest('hex');
+    assert.deepEqual(r.json.key, [b.token_id, a.token_id, unknownHash], 'the keys asked, by hashed token, each once');
+    assert.deepEqual(r.json.info.map((k) => k.key_alias), ['v2-b', 'v2-a']);
+    const one = (await call(gw, `/key/info?key=${a.key}`, { method: 'GET' })).json.info;
+    assert.deepEqual(r.json.info[1], one, 'the rows /key/info shows');
+    assert.ok(!r.text.includes(b.key), 'no secret key value in the answer');
+    assert.deepEqual((await call(gw, '/v2/key/info', { body: { keys: [unknown] } })).json, { key: [unknownHash], info: [] });
+
+    const iu = (await call(gw, '/user/new', { body: { user_id: 'v2-iu', user_role: 'internal_user' } })).json;
+    const viewer = (await call(gw, '/user/new', { body: { user_id: 'v2-pv', user_role: 'proxy_admin_viewer' } })).json;
+    const mine = await generate({ user_id: 'v2-iu' });
+    const own = await call(gw, '/v2/key/info', { key: iu.key, body: { keys: [mine.key, iu.key] } });
+    assert.equal(own.status, 200, own.text);
+    assert.deepEqual(own.json.info.map((k) => k.user_id), ['v2-iu', 'v2-iu']);
+    const other = await call(gw, '/v2/key/info', { key: iu.key, body: { keys: [mine.key, a.key] } });
+    assert.equal(other.status, 403, other.text);
+    assert.equal(other.json.error.type, 'auth_error');
+    assert.equal((await call(gw, '/v2/key/info', { key: viewer.key, body: { keys: [a.key] } })).json.info[0].key_alias, 'v2-a');
+    // A key without a user reads itself only, as with /key/info.
+    assert.equal((await call(gw, '/v2/key/info', { key: a.key, body: { keys: [a.key] } })).json.info[0].token, a.token_id);
+    assert.equal((await call(gw, '/v2/key/info', { key: a.key, body: { keys: [b.key] } })).status, 403);
+    assert.equal((await call(gw, '/v2/key/info', { key: null, body: { keys: [b.key] } })).status, 401);
+
+    // No keys: LiteLLM's 422 and words; a wrong type 422; malformed JSON 400; GET 405.
+    for (const body of [{}, { keys: null }, { keys: [] }]) {
+      const none = await call(gw, '/v2/key/info', { body });
+      assert.equal(none.status, 422, none.text);
+      assert.equal(none.json.error.message, 'Malformed request. No keys passed in.');
+      assert.equal(none.json.error.param, 'keys');
+    }
+    assert.equal((await call(gw, '/v2/key/info', { body: { keys: [1] } })).status, 422);
+    assert.equal((await call(gw, '/v2/key/info', { body: '{"keys":' })).status, 400);
+    assert.equal((await call(gw, '/v2/key/info', { method: 'GET' })).status, 405);
+  });
+
+  test('/key/health: the calling key\'s logging callbacks; LiteLLM\'s answer for a key without any', async () => {
+    const k = await generate({ metadata: { team: 'x' } });
+    const plain = await call(gw, '/key/health', { key: k.key });
+    assert.equal(plain.status, 200, plain.text);
+    assert.deepEqual(plain.json, { key: 'healthy', logging_callbacks: null });
+    assert.deepEqual((await call(gw, '/key/health', {})).json, { key: 'healthy', logging_callbacks: null }, 'the master key');
+    // A user's key, any role, checks itself too.
+    const viewer = (await call(gw, '/user/new', { body: { user_id: 'health-v', user_role: 'internal_user_viewer' } })).json;
+    assert.deepEqual((await call(gw, '/key/health', { key: viewer.key })).json, { key: 'healthy', logging_callbacks: null });
+
+    // Key-based logging callbacks: this gateway does not run them, and says so.
+    await call(gw, '/key/update', { body: { key: k.key, metadata: { logging: [{ callback_name: 'langfuse', callback_type: 'success', callback_vars: {} }] } } });
+    const named = await call(gw, '/key/health', { key: k.key });
+    assert.equal(named.status, 200, named.text);
+    assert.equal(named.json.key, 'unhealthy');
+    assert.deepEqual(named.json.logging_callbacks.callbacks, ['langfuse']);
+    assert.equal(named.json.logging_callbacks.status, 'unhealthy');
+    assert.match(named.json.logging_callbacks.details, /^Logging test failed: this gateway does not run a key's own logging callbacks/);
+    // An entry without callback_name: LiteLLM's 500.
+    await call(gw, '/key/update', { body: { key: k.key, metadata: { logging: [{ callback_type: 'success' }] } } });
+    const broken = await call(gw, '/key/health', { key: k.key });
+    assert.equal(broken.status, 500, broken.text);
+    assert.deepEqual(openaiErrorProblems(broken.json, 500), []);
+    assert.equal(broken.json.error.message, 'Key health check failed: callback_name is required in key_logging');
+    // The metadata changed back: healthy at once.
+    await call(gw, '/key/update', { body: { key: k.key, metadata: {} } });
+    assert.deepEqual((await call(gw, '/key/health', { key: k.key })).json, { key: 'healthy', logging_callbacks: null });
+    // No key: 401; GET: 405.
+    assert.equal((await call(gw, '/key/health', { key: null })).status, 401);
+    assert.equal((await call(gw, '/key/health', { method: 'GET', key: k.key })).status, 405);
+  });
+
   test('management needs the master key: a virtual key gets 401', async () => {
     const k = await generate();
     const r = await call(gw, '/key/generate', { key: k.key, body: {} });
@@ -473,6 +638,25 @@ describe('two instances on one Postgres and Redis', {
   after(async () => {
     await stopAll();
     if (url) psql(SERVER_URL, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  });
+
+  test('a key blocked by /key/bulk_update through instance A is refused by instance B within 1 s', async () => {
+    const gen = await call(a, '/key/generate', { body: {} });
+    assert.equal(gen.status, 200, gen.text);
+    const key = gen.json.key;
+    const body = { model: 'a', messages: [{ role: 'user', content: 'hi' }] };
+    assert.equal((await call(b, '/v1/chat/completions', { key, body })).status, 200, 'B caches the key');
+    const bulk = await call(a, '/key/bulk_update', { body: { keys: [{ key, blocked: true }] } });
+    assert.equal(bulk.status, 200, bulk.text);
+    assert.equal(bulk.json.successful_updates.length, 1, bulk.text);
+    const t0 = Date.now();
+    let status;
+    while (Date.now() - t0 < 1000) {
+      status = (await call(b, '/v1/chat/completions', { key, body })).status;
+      if (status === 401) break;
+      await delay(20);
+    }
+    assert.equal(status, 401, `B still accepted the key ${Date.now() - t0} ms after the bulk update`);
   });
 
   test('a key blocked through instance A is refused by instance B within 1 s', async () => {

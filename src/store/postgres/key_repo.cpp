@@ -459,6 +459,26 @@ key_write_result regenerate_key_blocking(pqxx::connection& c, const std::string&
   return {std::move(k)};
 }
 
+std::vector<key_record> find_keys_by_hashes_blocking(pqxx::connection& c, const std::vector<std::string>& tokens) {
+  pqxx::read_transaction tx{c};
+  auto res = tx.exec_params(
+      std::string("SELECT ") + row_columns +
+          " FROM (SELECT DISTINCT ON (k.token) k.token, w.n"
+          "       FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS w(tok, n)"
+          "       JOIN verification_tokens k ON k.token = COALESCE("
+          "         (SELECT d.active_token_id FROM deprecated_verification_tokens d"
+          "          WHERE d.token = w.tok AND d.revoke_at > now()), w.tok)"
+          "       ORDER BY k.token, w.n) f"
+          " JOIN verification_tokens t ON t.token = f.token ORDER BY f.n",
+      json_array_text(tokens));
+  std::vector<key_record> out;
+  out.reserve(res.size());
+  for (const auto& row : res) {
+    out.push_back(key_from(row));
+  }
+  return out;
+}
+
 key_page list_keys_blocking(pqxx::connection& c, const key_list_query& q) {
   int size = std::clamp(q.size, 1, 100);
   int page = std::max(q.page, 1);

@@ -84,6 +84,10 @@ extern const std::vector<std::string> key_patch_columns;
 // the future (via_deprecated_token/deprecated_revoke_at set). Empty when neither. One
 // query, which also loads the key's team, user and organisation (team_json, ...).
 std::optional<key_record> find_key_by_hash_blocking(pqxx::connection& c, const std::string& token);
+// The keys of `tokens` (active hashes, or a regenerated key's old hash inside its grace
+// period, as find_key_by_hash_blocking resolves it), in the order given, each once; hashes
+// that resolve to no key are left out. One query; team/user/org fields stay empty.
+std::vector<key_record> find_keys_by_hashes_blocking(pqxx::connection& c, const std::vector<std::string>& tokens);
 // The owners of a caller without a key row (JWT auth): the user `user_id` and team
 // `team_id` rows (either may be "" or missing) and the team's organisation with its
 // budget, as find_key_by_hash_blocking gives them; token and row_json are empty.
