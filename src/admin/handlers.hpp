@@ -88,6 +88,9 @@ handler_result organization_update(const route_context& c);
 handler_result organization_delete(const route_context& c);
 handler_result organization_info(const route_context& c);
 handler_result organization_list(const route_context& c);
+handler_result organization_member_add(const route_context& c);
+handler_result organization_member_update(const route_context& c);
+handler_result organization_member_delete(const route_context& c);
 
 // budgets.cpp
 handler_result budget_new(const route_context& c);

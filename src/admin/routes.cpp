@@ -57,6 +57,11 @@ constexpr route table[] = {
     {"/organization/delete", {},                      delete_or_post, admin_only,    true,  organization_delete},
     {"/organization/info",   {},                      get,            org_read,      true,  organization_info},
     {"/organization/list",   {},                      get,            org_read,      true,  organization_list},
+    // Members: proxy admins, an org_admin in their own organisation (the handler checks it).
+    // LiteLLM's methods (PATCH update, DELETE delete), and POST as the other writes.
+    {"/organization/member_add",    {},               post,           org_write,     true,  organization_member_add},
+    {"/organization/member_update", {},               patch_or_post,  org_write,     true,  organization_member_update},
+    {"/organization/member_delete", {},               delete_or_post, org_write,     true,  organization_member_delete},
 
     {"/budget/new",          {},                      post,           admin_only,    true,  budget_new},
     {"/budget/update",       {},                      post,           admin_only,    true,  budget_update},

@@ -609,6 +609,132 @@ describe('tenants', { skip }, () => {
     assert.equal(audit('organizations', o.organization_id), 'created:proxy_admin,updated:proxy_admin,deleted:proxy_admin');
   });
 
+  test('/organization/member_add, _update, _delete: memberships, users kept in step, one audited transaction', async () => {
+    const o = await ok(post('/organization/new', { organization_alias: 'om-org' }));
+    const org = o.organization_id;
+    await ok(post('/user/new', { user_id: 'om-mail', user_email: 'om-mail@example.com', auto_create_key: false }));
+    const added = await ok(post('/organization/member_add', {
+      organization_id: org,
+      member: [{ role: 'internal_user', user_id: 'om-new' }, { role: 'internal_user_viewer', user_email: 'om-mail@example.com' }],
+      max_budget_in_organization: 7,
+    }));
+    assert.equal(added.organization_id, org);
+    assert.deepEqual(added.updated_users.map((u) => [u.user_id, u.organization_id]), [['om-new', org], ['om-mail', org]]);
+    assert.deepEqual(added.updated_organization_memberships.map((m) => [m.user_id, m.organization_id, m.user_role]),
+      [['om-new', org, 'internal_user'], ['om-mail', org, 'internal_user_viewer']]);
+    const budgetId = added.updated_organization_memberships[0].budget_id;
+    assert.equal(psql(dbUrl, `SELECT max_budget FROM budgets WHERE budget_id = '${budgetId}'`), '7');
+    assert.equal(psql(dbUrl, `SELECT user_role FROM users WHERE user_id = 'om-new'`), 'internal_user', 'a new user');
+    const info = await ok(get(`/organization/info?organization_id=${org}`));
+    assert.deepEqual(info.members.map((m) => m.user_id), ['om-mail', 'om-new']);
+    assert.equal(audit('organization_memberships', `${org}:om-new`), 'created:proxy_admin');
+    assert.equal(audit('users', 'om-new'), 'created:proxy_admin,updated:proxy_admin');
+
+    // A member already there: 400, and nothing of the request is written.
+    const again = await post('/organization/member_add', { organization_id: org, member: [{ role: 'internal_user', user_id: 'om-other' }, { role: 'org_admin', user_id: 'om-new' }] });
+    assertError(again, 400);
+    assert.equal(again.json.error.message, `User om-new is already a member of organization ${org}`);
+    assert.equal(psql(dbUrl, `SELECT count(*) FROM users WHERE user_id = 'om-other'`), '0');
+    assert.equal(psql(dbUrl, `SELECT user_role FROM organization_memberships WHERE user_id = 'om-new'`), 'internal_user');
+
+    // member_update (PATCH): role and own budget; the membership with its budget row.
+    const up = await call(gw, '/organization/member_update', { method: 'PATCH', body: { organization_id: org, user_email: 'om-mail@example.com', role: 'internal_user', max_budget_in_organization: 3 } });
+    assert.equal(up.status, 200, up.text);
+    assert.equal(up.json.user_id, 'om-mail');
+    assert.equal(up.json.user_role, 'internal_user');
+    assert.equal(up.json.litellm_budget_table.max_budget, 3);
+    assert.equal(audit('organization_memberships', `${org}:om-mail`), 'created:proxy_admin,updated:proxy_admin');
+
+    // member_delete (DELETE): the deleted row; the user leaves the organisation.
+    const del = await call(gw, '/organization/member_delete', { method: 'DELETE', body: { organization_id: org, user_id: 'om-mail' } });
+    assert.equal(del.status, 200, del.text);
+    assert.equal(del.json.user_id, 'om-mail');
+    assert.equal(psql(dbUrl, `SELECT count(*) FROM organization_memberships WHERE user_id = 'om-mail'`), '0');
+    assert.equal(psql(dbUrl, `SELECT organization_id IS NULL FROM users WHERE user_id = 'om-mail'`), 't');
+    assert.equal(audit('organization_memberships', `${org}:om-mail`), 'created:proxy_admin,updated:proxy_admin,deleted:proxy_admin');
+  });
+
+  test('an org_admin made by /organization/member_add gets the org_admin powers at once; losing the role takes them', async () => {
+    const org = (await ok(post('/organization/new', { organization_alias: 'om-powers' }))).organization_id;
+    await ok(post('/team/new', { team_id: 'om-elsewhere' }));
+    const u = await ok(post('/user/new', { user_id: 'om-admin', user_role: 'internal_user' }));
+    assertError(await post('/team/new', { team_alias: 'om-t0' }, u.key), 403);  // the key is cached as internal_user
+    await ok(post('/organization/member_add', { organization_id: org, member: { role: 'org_admin', user_id: 'om-admin' } }));
+    assert.equal(psql(dbUrl, `SELECT user_role || ',' || organization_id FROM users WHERE user_id = 'om-admin'`), `org_admin,${org}`);
+    const t = await ok(post('/team/new', { team_alias: 'om-t1' }, u.key));
+    assert.equal(t.organization_id, org, 'an org_admin makes teams in their organisation');
+    assertError(await get('/team/info?team_id=om-elsewhere', u.key), 403);
+    // ... and manages the members of their organisation, not of another.
+    await ok(post('/organization/member_add', { organization_id: org, member: { role: 'internal_user', user_id: 'om-added-by-admin' } }, u.key));
+    const other = (await ok(post('/organization/new', { organization_alias: 'om-other-org' }))).organization_id;
+    assertError(await post('/organization/member_add', { organization_id: other, member: { role: 'internal_user', user_id: 'x' } }, u.key), 403, 'auth_error');
+    // One organisation per org_admin: another's org_admin role is refused, nothing written.
+    const conflict = await post('/organization/member_add', { organization_id: other, member: { role: 'org_admin', user_id: 'om-admin' } });
+    assertError(conflict, 400);
+    assert.match(conflict.json.error.message, /^User om-admin belongs to organization .*; a user can be org_admin of one organization only/);
+    // Back to internal_user: the powers go at once.
+    const down = await post('/organization/member_update', { organization_id: org, user_id: 'om-admin', role: 'internal_user' });
+    assert.equal(down.status, 200, down.text);
+    assert.equal(psql(dbUrl, `SELECT user_role FROM users WHERE user_id = 'om-admin'`), 'internal_user');
+    assertError(await post('/team/new', { team_alias: 'om-t2' }, u.key), 403);
+    // org_admin again, then removed: the user is an internal_user without an organisation.
+    await ok(post('/organization/member_update', { organization_id: org, user_id: 'om-admin', role: 'org_admin' }));
+    assert.equal((await ok(post('/team/new', { team_alias: 'om-t3' }, u.key))).organization_id, org);
+    await ok(post('/organization/member_delete', { organization_id: org, user_id: 'om-admin' }));
+    assert.equal(psql(dbUrl, `SELECT user_role || ',' || coalesce(organization_id, '-') FROM users WHERE user_id = 'om-admin'`), 'internal_user,-');
+    assertError(await post('/team/new', { team_alias: 'om-t4' }, u.key), 403);
+  });
+
+  test('/organization/member_* refusals: who, unknown ids, LiteLLM\'s texts, malformed bodies', async () => {
+    const org = (await ok(post('/organization/new', { organization_alias: 'om-refusals' }))).organization_id;
+    const iu = await ok(post('/user/new', { user_id: 'om-iu', user_role: 'internal_user' }));
+    const pv = await ok(post('/user/new', { user_id: 'om-pv', user_role: 'proxy_admin_viewer' }));
+    const bare = await ok(post('/key/generate', {}));
+    const body = { organization_id: org, member: { role: 'internal_user', user_id: 'om-x' } };
+    for (const path of ['/organization/member_add', '/organization/member_update', '/organization/member_delete']) {
+      assertError(await post(path, body, iu.key), 403, 'auth_error');
+      assertError(await post(path, body, pv.key), 403, 'auth_error');
+      assertError(await post(path, body, bare.key), 401, 'auth_error');
+    }
+    assert.equal(psql(dbUrl, `SELECT count(*) FROM users WHERE user_id = 'om-x'`), '0');
+    // Unknown organisation: LiteLLM's 404 (add) and 400 (update).
+    const noOrg = await post('/organization/member_add', { ...body, organization_id: 'om-no-org' });
+    assertError(noOrg, 404);
+    assert.equal(noOrg.json.error.message, 'Organization not found for organization_id=om-no-org');
+    const noOrgUp = await post('/organization/member_update', { organization_id: 'om-no-org', user_id: 'om-iu', role: 'internal_user' });
+    assertError(noOrgUp, 400);
+    assert.equal(noOrgUp.json.error.message, 'Organization not found for organization_id=om-no-org');
+    // Not a member, an unknown email.
+    const notMember = await post('/organization/member_update', { organization_id: org, user_id: 'om-iu', role: 'org_admin' });
+    assertError(notMember, 404);
+    assert.equal(notMember.json.error.message, 'Member not found in organization for user_id=om-iu');
+    assertError(await post('/organization/member_delete', { organization_id: org, user_id: 'om-iu' }), 404);
+    const noMail = await post('/organization/member_update', { organization_id: org, user_email: 'nobody@example.com', role: 'org_admin' });
+    assertError(noMail, 400);
+    assert.match(noMail.json.error.message, /^Unique user not found for user_email=nobody@example.com\./);
+    // The body: 422 naming the field; malformed JSON 400.
+    const badRole = await post('/organization/member_add', { organization_id: org, member: { role: 'proxy_admin', user_id: 'om-x' } });
+    assertError(badRole, 422);
+    assert.equal(badRole.json.error.param, 'member.role');
+    const noIds = await post('/organization/member_add', { organization_id: org, member: [{ role: 'internal_user' }] });
+    assertError(noIds, 422);
+    assert.equal(noIds.json.error.param, 'member[0]');
+    assertError(await post('/organization/member_add', { organization_id: org }), 422);
+    assertError(await post('/organization/member_add', { member: body.member }), 422);
+    assertError(await post('/organization/member_add', { ...body, max_budget_in_organization: -1 }), 422);
+    assertError(await post('/organization/member_update', { organization_id: org, role: 'internal_user' }), 422);
+    assertError(await post('/organization/member_add', '{"organization_id":'), 400);
+    assert.equal(psql(dbUrl, `SELECT count(*) FROM users WHERE user_id = 'om-x'`), '0');
+    // An org_admin may not change a proxy admin's membership (LiteLLM's 403); a proxy admin may.
+    const oa = await ok(post('/user/new', { user_id: 'om-oa', user_role: 'internal_user' }));
+    await ok(post('/organization/member_add', { organization_id: org, member: [{ role: 'org_admin', user_id: 'om-oa' }, { role: 'internal_user', user_id: 'om-pv' }] }));
+    const admin = await post('/organization/member_update', { organization_id: org, user_id: 'om-pv', role: 'org_admin' }, oa.key);
+    assertError(admin, 403, 'auth_error');
+    assert.equal(admin.json.error.message, 'Only PROXY_ADMIN may modify the organization role of a user who is a global PROXY_ADMIN.');
+    assert.equal((await ok(post('/organization/member_update', { organization_id: org, user_id: 'om-pv', role: 'org_admin' }))).user_role, 'org_admin');
+    assert.equal(psql(dbUrl, `SELECT user_role FROM users WHERE user_id = 'om-pv'`), 'proxy_admin_viewer', 'a global admin keeps their role');
+  });
+
   test('/organization/new and /organization/update write the organisation and its budget in one transaction', async () => {
     // Constraints the test adds provoke a failure in the second write of each.
     const budgets = () => psql(dbUrl, 'SELECT count(*) FROM budgets');

@@ -1062,4 +1062,224 @@ sso_team_changes sync_sso_teams_blocking(pqxx::connection& c, const sso_team_syn
   return out;
 }
 
+namespace {
+
+bool global_admin_role(const std::string& role) { return role == "proxy_admin" || role == "proxy_admin_viewer"; }
+
+std::string member_id(const std::string& org_id, const std::string& user_id) { return org_id + ":" + user_id; }
+
+// The user with `user_id`, else the first with `user_email` (locked); empty when neither.
+std::optional<json> find_user_in(pqxx::transaction_base& tx, const std::string& user_id, const std::string& email) {
+  if (!user_id.empty()) {
+    if (auto row = select_row(tx, spec_of("users"), user_id, true)) {
+      return json::parse(*row);
+    }
+  }
+  if (!email.empty()) {
+    auto r = tx.exec_params("SELECT to_jsonb(u)::text FROM users u WHERE u.user_email = $1 ORDER BY u.created_at, "
+                            "u.user_id LIMIT 1 FOR UPDATE",
+                            email);
+    if (!r.empty()) {
+      return json::parse(r[0][0].as<std::string>());
+    }
+  }
+  return std::nullopt;
+}
+
+std::string text_of(const json& j, const char* name) {
+  auto it = j.find(name);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// Why `user` cannot be made org_admin of `org_id`, or "" (see org_member_spec).
+std::string org_admin_conflict(const json& user, const std::string& org_id) {
+  const auto home = text_of(user, "organization_id");
+  if (global_admin_role(text_of(user, "user_role")) || home.empty() || home == org_id) {
+    return "";
+  }
+  return "User " + text_of(user, "user_id") + " belongs to organization " + home +
+         "; a user can be org_admin of one organization only. Remove them from it first.";
+}
+
+// The user's own row in step with their role in `org_id` (`role` empty: removed from it).
+// Returns the row after the change; records the user in `changed` when it changed.
+json mirror_org_role(pqxx::transaction_base& tx, const json& user, const std::string& org_id, const std::string& role,
+                     const change_actor& who, std::vector<std::string>& changed) {
+  const auto user_id = text_of(user, "user_id");
+  const auto current = text_of(user, "user_role");
+  const auto home = text_of(user, "organization_id");
+  json patch = json::object();
+  if (role.empty()) {
+    if (home == org_id) {
+      patch["organization_id"] = nullptr;
+      if (current == "org_admin") {
+        patch["user_role"] = "internal_user";
+      }
+    }
+  } else {
+    // A proxy admin's powers are global: their row stays out of the organisation, since an
+    // org_admin manages the users of their organisation (and would manage them).
+    if (home.empty() && !global_admin_role(current)) {
+      patch["organization_id"] = org_id;
+    }
+    if (role == "org_admin" && !global_admin_role(current) && current != "org_admin") {
+      patch["user_role"] = "org_admin";
+    } else if (role != "org_admin" && current == "org_admin" && (home == org_id || home.empty())) {
+      patch["user_role"] = role;
+    }
+  }
+  if (patch.empty()) {
+    return user;
+  }
+  auto row = apply_patch(tx, spec_of("users"), user_id, patch, who);
+  audit(tx, who, "updated", "users", user_id, user.dump(), row);
+  changed.push_back(user_id);
+  return json::parse(row);
+}
+
+// A budgets row with `max_budget` of its own for the membership (audited "created").
+std::string new_member_budget(pqxx::transaction_base& tx, double max_budget, const change_actor& who) {
+  auto id = tx.exec1("SELECT gen_random_uuid()::text")[0].as<std::string>();
+  if (!insert_in(tx, spec_of("budgets"), id, json{{"max_budget", max_budget}}, who)) {
+    throw std::runtime_error("tenant_repo: organization member budget id taken: " + id);
+  }
+  return id;
+}
+
+std::optional<std::string> org_membership_row(pqxx::transaction_base& tx, const std::string& org_id,
+                                              const std::string& user_id, bool for_update) {
+  auto r = tx.exec_params(std::string("SELECT to_jsonb(m)::text FROM organization_memberships m "
+                                      "WHERE m.organization_id = $1 AND m.user_id = $2") +
+                              (for_update ? " FOR UPDATE" : ""),
+                          org_id, user_id);
+  if (r.empty()) {
+    return std::nullopt;
+  }
+  return r[0][0].as<std::string>();
+}
+
+}  // namespace
+
+org_member_write add_org_members_blocking(pqxx::connection& c, const std::string& organization_id,
+                                          const std::vector<org_member_spec>& members,
+                                          const std::optional<double>& max_budget, const change_actor& who) {
+  org_member_write out;
+  pqxx::work tx{c};
+  // The organisation's row is locked: two concurrent adds of one member see each other.
+  if (!select_row(tx, spec_of("organizations"), organization_id, true)) {
+    return out;
+  }
+  out.org_found = true;
+  json users = json::array();
+  json memberships = json::array();
+  for (const auto& m : members) {
+    auto user = find_user_in(tx, m.user_id, m.user_email);
+    if (!user) {
+      const auto id = m.user_id.empty() ? tx.exec1("SELECT gen_random_uuid()::text")[0].as<std::string>() : m.user_id;
+      auto row = tx.exec_params1("INSERT INTO users (user_id, user_email) VALUES ($1, NULLIF($2, '')) "
+                                 "RETURNING to_jsonb(users)::text",
+                                 id, m.user_email)[0]
+                     .as<std::string>();
+      audit(tx, who, "created", "users", id, std::nullopt, row);
+      user = json::parse(row);
+    }
+    const auto user_id = text_of(*user, "user_id");
+    if (org_membership_row(tx, organization_id, user_id, false)) {
+      out.problem = "User " + user_id + " is already a member of organization " + organization_id;
+      return out;  // rolled back
+    }
+    if (m.role == "org_admin") {
+      if (auto conflict = org_admin_conflict(*user, organization_id); !conflict.empty()) {
+        out.problem = conflict;
+        return out;
+      }
+    }
+    std::optional<std::string> budget_id;
+    if (max_budget) {
+      budget_id = new_member_budget(tx, *max_budget, who);
+    }
+    auto membership = tx.exec_params1("INSERT INTO organization_memberships (user_id, organization_id, user_role, "
+                                      "budget_id) VALUES ($1, $2, $3, $4) RETURNING to_jsonb(organization_memberships)::text",
+                                      user_id, organization_id, m.role, opt_c_str(budget_id))[0]
+                          .as<std::string>();
+    audit(tx, who, "created", "organization_memberships", member_id(organization_id, user_id), std::nullopt,
+          membership);
+    users.push_back(mirror_org_role(tx, *user, organization_id, m.role, who, out.users_changed));
+    memberships.push_back(json::parse(membership));
+  }
+  tx.commit();
+  out.updated_users_json = users.dump();
+  out.memberships_json = memberships.dump();
+  return out;
+}
+
+org_member_change_result change_org_member_blocking(pqxx::connection& c, const org_member_change& in,
+                                                    const change_actor& who) {
+  org_member_change_result out;
+  pqxx::work tx{c};
+  if (!select_row(tx, spec_of("organizations"), in.organization_id, true)) {
+    return out;
+  }
+  out.org_found = true;
+  auto user = find_user_in(tx, in.user_id, in.user_id.empty() ? in.user_email : std::string());
+  if (!user && in.user_id.empty()) {
+    out.email_unknown = true;
+    return out;
+  }
+  out.user_id = user ? text_of(*user, "user_id") : in.user_id;
+  auto before = org_membership_row(tx, in.organization_id, out.user_id, true);
+  if (!before || !user) {
+    out.not_member = true;
+    return out;
+  }
+  if (global_admin_role(text_of(*user, "user_role")) && !in.by_proxy_admin) {
+    out.global_admin = true;
+    return out;
+  }
+  const auto id = member_id(in.organization_id, out.user_id);
+  if (in.remove) {
+    tx.exec_params("DELETE FROM organization_memberships WHERE organization_id = $1 AND user_id = $2",
+                   in.organization_id, out.user_id);
+    audit(tx, who, "deleted", "organization_memberships", id, before, std::nullopt);
+    mirror_org_role(tx, *user, in.organization_id, "", who, out.users_changed);
+    tx.commit();
+    out.membership_json = *before;
+    return out;
+  }
+  json membership = json::parse(*before);
+  if (in.role) {
+    if (*in.role == "org_admin") {
+      if (out.problem = org_admin_conflict(*user, in.organization_id); !out.problem.empty()) {
+        return out;
+      }
+    }
+    tx.exec_params("UPDATE organization_memberships SET user_role = $3, updated_at = now() "
+                   "WHERE organization_id = $1 AND user_id = $2",
+                   in.organization_id, out.user_id, *in.role);
+    mirror_org_role(tx, *user, in.organization_id, *in.role, who, out.users_changed);
+  }
+  if (in.max_budget) {
+    const auto& budgets = spec_of("budgets");
+    const auto own = text_of(membership, "budget_id");
+    if (auto budget_before = own.empty() ? std::nullopt : select_row(tx, budgets, own, true)) {
+      auto row = apply_patch(tx, budgets, own, json{{"max_budget", *in.max_budget}}, who);
+      audit(tx, who, "updated", budgets.table, own, budget_before, row);
+    } else {
+      auto budget_id = new_member_budget(tx, *in.max_budget, who);
+      tx.exec_params("UPDATE organization_memberships SET budget_id = $3, updated_at = now() "
+                     "WHERE organization_id = $1 AND user_id = $2",
+                     in.organization_id, out.user_id, budget_id);
+    }
+  }
+  auto after = tx.exec_params1("SELECT (to_jsonb(m) || jsonb_build_object('litellm_budget_table', "
+                               "(SELECT to_jsonb(b) FROM budgets b WHERE b.budget_id = m.budget_id)))::text "
+                               "FROM organization_memberships m WHERE m.organization_id = $1 AND m.user_id = $2",
+                               in.organization_id, out.user_id)[0]
+                   .as<std::string>();
+  audit(tx, who, "updated", "organization_memberships", id, before, after);
+  tx.commit();
+  out.membership_json = after;
+  return out;
+}
+
 }  // namespace switchyard::store::postgres

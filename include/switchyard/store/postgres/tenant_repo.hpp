@@ -197,6 +197,67 @@ struct member_update_result {
 member_update_result update_team_member_blocking(pqxx::connection& c, const member_update& in,
                                                  const change_actor& who);
 
+// Organisation members (organization_memberships; /organization/member_add, _update,
+// _delete). The permissions read a caller's role and organisation from their users row
+// (user_role, organization_id), so each change keeps that row in step, in the same
+// transaction:
+// * a member without an organisation gets this one as theirs (users.organization_id),
+//   except a proxy_admin or proxy_admin_viewer (whose powers are global: an org_admin
+//   would otherwise get an org_admin's powers over them);
+// * role org_admin makes the user's user_role org_admin (a proxy_admin or
+//   proxy_admin_viewer keeps theirs); one whose users.organization_id is another
+//   organisation cannot be made its org_admin (`problem`): a user is org_admin of one;
+// * leaving org_admin (another role, or removed) makes an org_admin of this organisation
+//   an internal_user again, and removal clears users.organization_id when it is this one.
+// `users_changed` lists the users whose row changed (their cached keys must reload).
+struct org_member_spec {
+  std::string user_id;     // "" -> user_email
+  std::string user_email;  // "" -> user_id
+  std::string role;        // org_admin | internal_user | internal_user_viewer
+};
+struct org_member_write {
+  bool org_found = false;
+  std::string problem;  // a 400; nothing was written
+  std::string updated_users_json = "[]";
+  std::string memberships_json = "[]";
+  std::vector<std::string> users_changed;
+};
+// Adds the members in one transaction (the organisation's row locked). A user found by
+// neither user_id nor user_email is created (user_id or a uuid; the users table's default
+// role). A member already in the organisation is a problem. With `max_budget`, each new
+// membership gets a budgets row of its own with that max_budget. Audited: users
+// "created"/"updated", budgets "created", organization_memberships "created" (object
+// `<organization_id>:<user_id>`).
+org_member_write add_org_members_blocking(pqxx::connection& c, const std::string& organization_id,
+                                          const std::vector<org_member_spec>& members,
+                                          const std::optional<double>& max_budget, const change_actor& who);
+
+// /organization/member_update (role and/or max_budget: the membership's budgets row
+// patched, made when it has none) or, with `remove`, /organization/member_delete. The
+// member: user_id, else the user with user_email. One transaction, audited
+// (organization_memberships "updated"/"deleted", budgets, users).
+struct org_member_change {
+  std::string organization_id;
+  std::string user_id;
+  std::string user_email;
+  std::optional<std::string> role;
+  std::optional<double> max_budget;
+  bool remove = false;
+  bool by_proxy_admin = false;  // only a proxy admin changes a global admin's membership
+};
+struct org_member_change_result {
+  bool org_found = false;
+  bool email_unknown = false;  // user_email names no user
+  bool not_member = false;
+  bool global_admin = false;   // the member is a proxy admin (viewer) and the caller is not
+  std::string problem;         // a 400 (see add_org_members_blocking)
+  std::string user_id;
+  std::string membership_json;  // after the update (with litellm_budget_table) / the deleted row
+  std::vector<std::string> users_changed;
+};
+org_member_change_result change_org_member_blocking(pqxx::connection& c, const org_member_change& in,
+                                                    const change_actor& who);
+
 // The ids of the teams a user is a member of (team_memberships).
 std::vector<std::string> teams_of_user_blocking(pqxx::connection& c, const std::string& user_id);
 
