@@ -81,6 +81,8 @@ handler_result team_block(const route_context& c);
 handler_result team_unblock(const route_context& c);
 handler_result team_info(const route_context& c);
 handler_result team_list(const route_context& c);
+handler_result team_permissions_list(const route_context& c);    // GET ?team_id=
+handler_result team_permissions_update(const route_context& c);
 
 // organizations.cpp
 handler_result organization_new(const route_context& c);

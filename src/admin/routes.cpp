@@ -51,6 +51,10 @@ constexpr route table[] = {
     {"/team/unblock",        {},                      post,           org_write,     true,  team_unblock},
     {"/team/info",           {},                      get,            member_read,   true,  team_info},
     {"/team/list",           {},                      get,            member_read,   true,  team_list},
+    // The team's member permissions: proxy admins, the team's admin members, an org_admin
+    // for a team of their organisation (the handler checks, as /team/member_update).
+    {"/team/permissions_list",   {},                  get,            member_read,   true,  team_permissions_list},
+    {"/team/permissions_update", {},                  post,           team_admin_write, true, team_permissions_update},
 
     {"/organization/new",    {},                      post,           admin_only,    true,  organization_new},
     {"/organization/update", {},                      patch_or_post,  admin_only,    true,  organization_update},

@@ -431,6 +431,96 @@ handler_result team_member_update(const route_context& c) {
                     {"rpm_limit", echoed("rpm_limit")}});
 }
 
+namespace {
+
+// LiteLLM's answer for a team the permission routes cannot find (404).
+core::error team_not_found_for(const std::string& team_id) {
+  return not_found("Team not found for team_id=" + team_id, "team_id");
+}
+
+// The team of a permission route, and whether the caller may see or change its members'
+// permissions (may_manage_members; LiteLLM's order: the team first, then who).
+net::awaitable<core::result<json>> permission_team(const route_context& c, std::string team_id) {
+  auto team = co_await get_row(c, "teams", team_id, false);
+  if (!team) {
+    co_return team.error();
+  }
+  if (!*team) {
+    co_return team_not_found_for(team_id);
+  }
+  if (!may_manage_members(c, **team)) {
+    auto e = core::make_error(core::errc::forbidden, "Call not allowed. User not proxy admin OR team admin. route=" +
+                                                         std::string(c.r.path) + ", team_id=" + team_id);
+    e.type = "auth_error";
+    co_return e;
+  }
+  co_return ok(std::move(**team));
+}
+
+// What a team's members may be allowed: the key routes this gateway serves (LiteLLM lists
+// its key management routes). Of them, /key/generate and /key/update are the ones the
+// permissions grant beyond the member's own keys (docs/virtual-keys.md).
+json available_team_member_permissions() {
+  json out = json::array();
+  for (const auto& r : management_routes()) {
+    for (auto path : {r.path, r.alias}) {
+      if (path.starts_with("/key/")) {
+        out.push_back(std::string(path));
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+// GET /team/permissions_list?team_id=: {team_id, team_member_permissions,
+// all_available_permissions}. A team without any lists LiteLLM's defaults.
+handler_result team_permissions_list(const route_context& c) {
+  auto id = required_query_id(c, "team_id");
+  if (!id) {
+    co_return id.error();
+  }
+  auto team = co_await permission_team(c, *id);
+  if (!team) {
+    co_return team.error();
+  }
+  json perms = team->value("team_member_permissions", json::array());
+  if (!perms.is_array() || perms.empty()) {
+    perms = json::array({"/key/info", "/key/health"});  // LiteLLM's DEFAULT_TEAM_MEMBER_PERMISSIONS
+  }
+  co_return ok(json{{"team_id", *id},
+                    {"team_member_permissions", std::move(perms)},
+                    {"all_available_permissions", available_team_member_permissions()}});
+}
+
+// POST /team/permissions_update {team_id, team_member_permissions}: the team row. The
+// write is /team/update's (one transaction with its audit row); the team's keys reload.
+handler_result team_permissions_update(const route_context& c) {
+  auto team_id = string_field(c.body, "team_id", true);
+  if (!team_id) {
+    co_return team_id.error();
+  }
+  auto given = c.body.find("team_member_permissions");
+  if (given == c.body.end() || !given->is_array()) {
+    co_return field_error("team_member_permissions", "required: an array of route paths");
+  }
+  if (auto e = check_kind("team_member_permissions", kind::str_array, *given, c.now)) {
+    co_return *e;
+  }
+  if (auto team = co_await permission_team(c, *team_id); !team) {
+    co_return team.error();
+  }
+  json patch{{"team_member_permissions", *given}};
+  auto row = co_await update_row(c, "teams", *team_id, patch, "updated", "Team not found for team_id=" + *team_id,
+                                 "team_id");
+  if (!row) {
+    co_return row.error();
+  }
+  c.invalidation().publish_owner("team", *team_id);
+  co_return row;
+}
+
 handler_result team_info(const route_context& c) {
   auto id = required_query_id(c, "team_id");
   if (!id) {

@@ -1177,6 +1177,52 @@ describe('tenants', { skip }, () => {
     assert.equal((await ok(post('/key/generate', { team_id: 'team-p' }, member.key))).team_id, 'team-p');
   });
 
+  test('/team/permissions_update and /team/permissions_list: what the team\'s members may do with team keys, at once', async () => {
+    await ok(post('/team/new', { team_id: 'team-perm', members_with_roles: [{ role: 'admin', user_id: 'perm-admin' }, { role: 'user', user_id: 'perm-user' }] }));
+    const admin = await ok(post('/key/generate', { user_id: 'perm-admin' }));
+    const member = await ok(post('/key/generate', { user_id: 'perm-user' }));
+    await ok(post('/user/update', { user_id: 'perm-user', user_role: 'internal_user' }));
+    const outsider = await ok(post('/user/new', { user_id: 'perm-out', user_role: 'internal_user' }));
+
+    // None set: LiteLLM's defaults; every /key/* route is available.
+    const listed = await ok(get('/team/permissions_list?team_id=team-perm'));
+    assert.equal(listed.team_id, 'team-perm');
+    assert.deepEqual(listed.team_member_permissions, ['/key/info', '/key/health']);
+    for (const route of ['/key/generate', '/key/update', '/key/delete', '/key/bulk_update', '/key/{key}/regenerate']) {
+      assert.ok(listed.all_available_permissions.includes(route), route);
+    }
+    assertError(await post('/key/generate', { team_id: 'team-perm' }, member.key), 401, 'team_member_permission_error');
+
+    // The team's admin member grants /key/generate: the member's next call may make team keys.
+    const updated = await ok(post('/team/permissions_update', { team_id: 'team-perm', team_member_permissions: ['/key/generate'] }, admin.key));
+    assert.equal(updated.team_id, 'team-perm');
+    assert.deepEqual(updated.team_member_permissions, ['/key/generate']);
+    assert.equal(audit('teams', 'team-perm'), 'created:proxy_admin,member_added:proxy_admin,updated:perm-admin');
+    assert.equal((await ok(post('/key/generate', { team_id: 'team-perm' }, member.key))).team_id, 'team-perm');
+    assert.deepEqual((await ok(get('/team/permissions_list?team_id=team-perm', admin.key))).team_member_permissions, ['/key/generate']);
+
+    // Who: not a plain member, nor an outsider (LiteLLM's 403); a viewer reads only.
+    const refused = await post('/team/permissions_update', { team_id: 'team-perm', team_member_permissions: [] }, member.key);
+    assertError(refused, 403, 'auth_error');
+    assert.equal(refused.json.error.message, 'Call not allowed. User not proxy admin OR team admin. route=/team/permissions_update, team_id=team-perm');
+    assertError(await get('/team/permissions_list?team_id=team-perm', outsider.key), 403, 'auth_error');
+    const pv = await ok(post('/user/new', { user_id: 'perm-pv', user_role: 'proxy_admin_viewer' }));
+    assert.deepEqual((await ok(get('/team/permissions_list?team_id=team-perm', pv.key))).team_member_permissions, ['/key/generate']);
+    assertError(await post('/team/permissions_update', { team_id: 'team-perm', team_member_permissions: [] }, pv.key), 403);
+    // Unknown team (LiteLLM's 404, before who), malformed bodies.
+    const unknown = await post('/team/permissions_update', { team_id: 'no-such-team', team_member_permissions: [] }, member.key);
+    assertError(unknown, 404);
+    assert.equal(unknown.json.error.message, 'Team not found for team_id=no-such-team');
+    assertError(await get('/team/permissions_list?team_id=no-such-team'), 404);
+    assertError(await get('/team/permissions_list'), 422);
+    assertError(await post('/team/permissions_update', { team_id: 'team-perm' }), 422);
+    assertError(await post('/team/permissions_update', { team_id: 'team-perm', team_member_permissions: [1] }), 422);
+    assertError(await post('/team/permissions_update', '{"team_id":'), 400);
+    // Taking it back: the member is refused again.
+    await ok(post('/team/permissions_update', { team_id: 'team-perm', team_member_permissions: [] }));
+    assertError(await post('/key/generate', { team_id: 'team-perm' }, member.key), 401, 'team_member_permission_error');
+  });
+
   test('org_admin manages the users and teams of their organisation only', async () => {
     const org = await ok(post('/organization/new', { organization_alias: 'org-a' }));
     await ok(post('/team/new', { team_id: 'team-elsewhere' }));
