@@ -196,6 +196,29 @@ TEST_F(key_repo_test, regenerate_keeps_the_old_hash_during_grace_only) {
   EXPECT_FALSE(missing->token_taken);
 }
 
+// /v2/key/info's lookup: the keys asked for in their order, each once, an old hash in its
+// grace period resolving to its key, and nothing for a hash that names no key.
+TEST_F(key_repo_test, several_keys_by_hash_in_the_order_asked_each_once) {
+  for (const char* t : {"k1", "k2", "k3"}) {
+    ASSERT_TRUE(run(pg::insert_key_blocking, std::string(t), std::string("{}"), admin).has_value());
+  }
+  auto later = std::chrono::system_clock::now() + std::chrono::hours(1);
+  ASSERT_TRUE(run(pg::regenerate_key_blocking, std::string("k3"), std::string("k3b"), std::string("sk-...k3b"),
+                  std::optional<pg::sys_time>(later), std::string("{}"), admin)
+                  .has_value());
+  auto r = run(pg::find_keys_by_hashes_blocking,
+               std::vector<std::string>{"k2", "nope", "k3", "k1", "k2", "k3b"});
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  std::vector<std::string> tokens;
+  for (const auto& k : *r) {
+    tokens.push_back(k.token);
+  }
+  EXPECT_EQ(tokens, (std::vector<std::string>{"k2", "k3b", "k1"}));
+  auto none = run(pg::find_keys_by_hashes_blocking, std::vector<std::string>{});
+  ASSERT_TRUE(none.has_value());
+  EXPECT_TRUE(none->empty());
+}
+
 // A new value that is already another key's was a unique violation thrown out of the
 // repository (a 500 quoting the database): it is reported, and nothing changes.
 TEST_F(key_repo_test, regenerate_to_a_taken_value_changes_nothing) {
