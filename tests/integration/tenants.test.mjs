@@ -1303,4 +1303,26 @@ describe('team changes reach every instance (Redis)', {
     assert.equal(r.status, 403, `B still allowed b ${Date.now() - t0} ms after the change: ${r.text}`);
     assert.equal(r.json.error.type, 'team_model_access_denied');
   });
+
+  test('an org_admin made by /organization/member_add through instance A has the powers on instance B within 1 s', async () => {
+    const org = await call(a, '/organization/new', { body: { organization_alias: 'shared-org' } });
+    assert.equal(org.status, 200, org.text);
+    const u = await call(a, '/user/new', { body: { user_id: 'shared-oa', user_role: 'internal_user' } });
+    assert.equal(u.status, 200, u.text);
+    const denied = await call(b, '/team/new', { key: u.json.key, body: { team_alias: 'shared-t0' } });
+    assert.equal(denied.status, 403, 'B caches the key as an internal_user');
+    const added = await call(a, '/organization/member_add', {
+      body: { organization_id: org.json.organization_id, member: { role: 'org_admin', user_id: 'shared-oa' } },
+    });
+    assert.equal(added.status, 200, added.text);
+    const t0 = Date.now();
+    let r;
+    while (Date.now() - t0 < 1000) {
+      r = await call(b, '/team/new', { key: u.json.key, body: { team_alias: `shared-t${Date.now()}` } });
+      if (r.status === 200) break;
+      await new Promise((res) => { setTimeout(res, 20); });
+    }
+    assert.equal(r.status, 200, `B still refused the org_admin ${Date.now() - t0} ms after member_add: ${r.text}`);
+    assert.equal(r.json.organization_id, org.json.organization_id);
+  });
 });
