@@ -36,6 +36,10 @@
 // - usageMetadata: prompt = promptTokenCount, completion = candidatesTokenCount plus
 //   thoughtsTokenCount (Gemini counts thoughts apart), cached = cachedContentTokenCount,
 //   reasoning = thoughtsTokenCount.
+// - groundingMetadata, urlContextMetadata, safetyRatings, citationMetadata -> LiteLLM's
+//   vertex_ai_* lists (every answer; a stream's chunks only for events that have them),
+//   grounding supports -> url_citation annotations, search queries -> usage's
+//   web_search_requests.
 #include "gemini_format.hpp"
 
 #include "adapter_util.hpp"
@@ -520,6 +524,9 @@ struct token_tally {
   long long cached = 0;
   long long total = 0;
   bool seen = false;
+  // usage.prompt_tokens_details.web_search_requests: the Google Search queries the
+  // grounding metadata names (LiteLLM's count), only when it names any.
+  std::optional<long long> web_search_requests;
 
   // The counts usageMetadata carries, in this order (plain_usage reads them from bytes).
   static constexpr std::array<std::string_view, 5> keys = {"promptTokenCount", "candidatesTokenCount",
@@ -545,6 +552,9 @@ struct token_tally {
       u["total_tokens"] = std::max(total, prompt + completion());
     }
     u["prompt_tokens_details"] = {{"cached_tokens", cached}};
+    if (web_search_requests) {
+      u["prompt_tokens_details"]["web_search_requests"] = *web_search_requests;
+    }
     u["completion_tokens_details"] = {{"reasoning_tokens", thoughts}};
     return u;
   }
@@ -560,6 +570,128 @@ struct token_tally {
 };
 
 std::string new_call_id() { return "call_" + core::random_hex(12); }
+
+// ---- grounding, URL context, safety and citations ------------------------------------
+//
+// A candidate's groundingMetadata (Google Search grounding), urlContextMetadata,
+// safetyRatings and citationMetadata reach the client as LiteLLM hands them on: the
+// answer's vertex_ai_grounding_metadata, vertex_ai_url_context_metadata,
+// vertex_ai_safety_results (a stream chunk's LiteLLM names vertex_ai_safety_ratings) and
+// vertex_ai_citation_metadata, each a list over the candidates, as Google wrote them (a
+// list-valued groundingMetadata is flattened in); the grounding supports that point at a
+// web source become the message's (the delta's) url_citation annotations; the search
+// queries count as usage.prompt_tokens_details.web_search_requests. The members are
+// passed on whatever their shape; what the annotations and the count read from them is
+// read by kind, and an entry of another shape is skipped, never an error.
+
+// The candidate members handed on (a plain stream event has none of them: the scan leaves
+// an event with any of them to the DOM).
+constexpr std::array<std::string_view, 4> metadata_members = {"groundingMetadata", "urlContextMetadata",
+                                                              "safetyRatings", "citationMetadata"};
+
+bool has_metadata_member(const json& cand) {
+  return std::any_of(metadata_members.begin(), metadata_members.end(),
+                     [&](std::string_view k) { return field(cand, k) != nullptr; });
+}
+
+struct candidate_metadata {
+  json grounding = json::array();
+  json url_context = json::array();
+  json safety = json::array();
+  json citation = json::array();
+
+  // `cand`'s members appended (a null member is absent, as field() reads it).
+  void add(const json& cand) {
+    if (const json* g = field(cand, metadata_members[0])) {
+      if (g->is_array()) {
+        for (const auto& x : *g) {
+          grounding.push_back(x);
+        }
+      } else {
+        grounding.push_back(*g);
+      }
+    }
+    if (const json* u = field(cand, metadata_members[1])) {
+      url_context.push_back(*u);
+    }
+    if (const json* s = field(cand, metadata_members[2])) {
+      safety.push_back(*s);
+    }
+    if (const json* c = field(cand, metadata_members[3])) {
+      citation.push_back(*c);
+    }
+  }
+
+  // The non-empty strings of every webSearchQueries list; nullopt when no entry has a
+  // non-empty list (LiteLLM then leaves the count out).
+  std::optional<long long> web_search_requests() const {
+    std::optional<long long> n;
+    for (const auto& g : grounding) {
+      const json* q = field(g, "webSearchQueries");
+      if (q == nullptr || !q->is_array() || q->empty()) {
+        continue;
+      }
+      long long count = n.value_or(0);
+      for (const auto& x : *q) {
+        if (x.is_string() && !x.get_ref<const std::string&>().empty()) {
+          ++count;
+        }
+      }
+      n = count;
+    }
+    return n;
+  }
+
+  void write(json& out, std::string_view safety_name) const {
+    out["vertex_ai_grounding_metadata"] = grounding;
+    out["vertex_ai_url_context_metadata"] = url_context;
+    out[std::string(safety_name)] = safety;
+    out["vertex_ai_citation_metadata"] = citation;
+  }
+};
+
+// The url_citation annotations of the grounding entries from `from` on (one candidate's):
+// a support with a segment's startIndex and endIndex (whole numbers) and a first
+// groundingChunkIndices entry that names a groundingChunks entry with `web` (its uri and
+// title, "" when not strings), as LiteLLM converts them. Google leaves startIndex out of a
+// segment that starts at 0; LiteLLM skips such a support, and so does this.
+json annotations_of(const json& grounding, std::size_t from) {
+  json out = json::array();
+  for (std::size_t i = from; i < grounding.size(); ++i) {
+    const json& g = grounding[i];
+    const json* chunks = field(g, "groundingChunks");
+    const json* supports = field(g, "groundingSupports");
+    if (chunks == nullptr || !chunks->is_array() || supports == nullptr || !supports->is_array()) {
+      continue;
+    }
+    for (const auto& s : *supports) {
+      const json* seg = field(s, "segment");
+      const json* start = seg != nullptr ? field(*seg, "startIndex") : nullptr;
+      const json* end = seg != nullptr ? field(*seg, "endIndex") : nullptr;
+      const json* indices = field(s, "groundingChunkIndices");
+      if (start == nullptr || !start->is_number_integer() || end == nullptr || !end->is_number_integer() ||
+          indices == nullptr || !indices->is_array() || indices->empty()) {
+        continue;
+      }
+      const json& first = indices->front();
+      if (!first.is_number_integer() || first.get<long long>() < 0 ||
+          first.get<long long>() >= static_cast<long long>(chunks->size())) {
+        continue;
+      }
+      const json* web = field((*chunks)[first.get<std::size_t>()], "web");
+      if (web == nullptr || !web->is_object()) {
+        continue;
+      }
+      out.push_back({{"type", "url_citation"},
+                     {"url_citation",
+                      {{"start_index", *start},
+                       {"end_index", *end},
+                       {"url", string_field(*web, "uri")},
+                       {"title", string_field(*web, "title")}}}});
+    }
+  }
+  return out;
+}
 
 // The OpenAI id of a functionCall part: a new one, carrying the part's signature if any.
 std::string call_id_of(const json& part) {
@@ -608,9 +740,11 @@ core::error error_event(const json& j, std::string_view label) {
 // a part that is not plain text (functionCall, thought, inlineData, ...), a member the DOM
 // reads in a kind other than the plain one (a null, a fraction, a string index ...), a
 // duplicate of such a member or a key written with an escape below the top level leave the
-// whole event to the DOM, before anything is changed. Members the DOM path ignores
-// (safetyRatings, citationMetadata, groundingMetadata, a part's thoughtSignature beside
-// its text, a content's role ...) are ignored here too.
+// whole event to the DOM, before anything is changed, and so does a candidate with any
+// of the metadata the client is handed (groundingMetadata, urlContextMetadata,
+// safetyRatings, citationMetadata: rare, and written by the DOM path alone). Members the
+// DOM path ignores (avgLogprobs, a part's thoughtSignature beside its text, a content's
+// role ...) are ignored here too.
 
 using detail::each_item;
 using detail::each_member;
@@ -734,7 +868,9 @@ bool plain_candidate(valid_json_walk& w, plain_event_reading& r) {
       r.finish_reason = v.value();
       return true;
     }
-    return true;  // safetyRatings, citationMetadata, groundingMetadata, avgLogprobs, ...: not read
+    // groundingMetadata, urlContextMetadata, safetyRatings, citationMetadata: handed on by
+    // the DOM reading; avgLogprobs, ...: not read.
+    return std::find(metadata_members.begin(), metadata_members.end(), key) == metadata_members.end();
   });
 }
 
@@ -877,6 +1013,8 @@ class gemini_stream final : public stream_translator {
     }
     // With n > 1 (candidateCount) every candidate streams as its own choice, with its index
     // (the candidate's own, else its place in the list), as LiteLLM streams them.
+    std::optional<candidate_metadata> metadata;  // the event's, when a candidate has a member
+    std::size_t metadata_chunk = 0;              // the chunk that carries them: the event's first
     for (std::size_t pos = 0; pos < cands->size(); ++pos) {
       const json& cand = (*cands)[pos];
       int index = static_cast<int>(pos);
@@ -891,6 +1029,7 @@ class gemini_stream final : public stream_translator {
       if (c.finished) {
         continue;  // nothing may follow a choice's finish_reason
       }
+      const std::size_t first_chunk = out.size();
       if (const json* content = field(cand, "content")) {
         if (const json* parts = field(*content, "parts"); parts != nullptr && parts->is_array()) {
           for (const auto& p : *parts) {
@@ -911,11 +1050,45 @@ class gemini_stream final : public stream_translator {
           }
         }
       }
-      if (auto fr = string_field(cand, "finishReason"); !fr.empty()) {
+      const bool finishes = !string_field(cand, "finishReason").empty();
+      json annotations;
+      if (has_metadata_member(cand)) {
+        // The candidate's metadata rides on its first chunk of this event (its finish chunk
+        // at the latest: nothing of it may follow that); a chunk is written for it if the
+        // candidate has nothing else to say here.
+        if (out.size() == first_chunk && !finishes) {
+          start(index, c, out);
+          if (out.size() == first_chunk) {
+            writer_.content("", out);
+          }
+        }
+        if (!metadata) {
+          metadata.emplace();
+          metadata_chunk = first_chunk;
+        }
+        const std::size_t grounding_from = metadata->grounding.size();
+        metadata->add(cand);
+        annotations = annotations_of(metadata->grounding, grounding_from);
+      }
+      if (finishes) {
         start(index, c, out);
-        writer_.finish(finish_reason_of(fr, c.tool_count > 0), out);
+        writer_.finish(finish_reason_of(string_field(cand, "finishReason"), c.tool_count > 0), out);
         c.finished = true;
       }
+      if (!annotations.empty()) {
+        add_to_chunk(out[first_chunk], [&](json& chunk) {
+          chunk["choices"][0]["delta"]["annotations"] = std::move(annotations);
+        });
+      }
+    }
+    if (metadata) {
+      // LiteLLM's chunk carries the four lists (empty or not) on every chunk; here only the
+      // chunk of an event that has any of the members does, so that a plain answer does not
+      // pay for four empty lists in every chunk.
+      if (auto n = metadata->web_search_requests()) {
+        tally_.web_search_requests = n;
+      }
+      add_to_chunk(out[metadata_chunk], [&](json& chunk) { metadata->write(chunk, "vertex_ai_safety_ratings"); });
     }
     // The answer is complete once every choice that began has finished.
     finished_ = !choices_.empty() && std::all_of(choices_.begin(), choices_.end(), [](const auto& kv) {
@@ -972,6 +1145,15 @@ class gemini_stream final : public stream_translator {
       return kv.second.finished;
     });
     return true;
+  }
+
+  // Members added to a chunk the writer wrote (rare: only events with grounding or safety
+  // metadata), in the writer's byte form (nlohmann's dump, keys sorted).
+  template <typename Change>
+  static void add_to_chunk(std::string& chunk, Change&& change) {
+    json j = json::parse(chunk);
+    change(j);
+    chunk = detail::dump(j);
   }
 
   // One streamed choice (a candidate).
@@ -1157,6 +1339,7 @@ core::result<translated_response> chat_response(std::string_view body, std::stri
   }
   json out = {{"id", id}, {"object", "chat.completion"}, {"created", detail::unix_now()}, {"model", model}};
   json choices = json::array();
+  candidate_metadata metadata;
   const json* cands = field(j, "candidates");
   if (!block_reason(j).empty()) {
     choices.push_back({{"index", 0},
@@ -1196,6 +1379,13 @@ core::result<translated_response> chat_response(std::string_view body, std::stri
       if (!tool_calls.empty()) {
         msg["tool_calls"] = tool_calls;
       }
+      const std::size_t grounding_from = metadata.grounding.size();
+      metadata.add(cand);
+      if (metadata.grounding.size() > grounding_from) {
+        if (json annotations = annotations_of(metadata.grounding, grounding_from); !annotations.empty()) {
+          msg["annotations"] = std::move(annotations);
+        }
+      }
       choices.push_back({{"index", i},
                          {"finish_reason", finish_reason_of(string_field(cand, "finishReason"), !tool_calls.empty())},
                          {"logprobs", nullptr},
@@ -1203,7 +1393,11 @@ core::result<translated_response> chat_response(std::string_view body, std::stri
     }
   }
   out["choices"] = std::move(choices);
+  tally.web_search_requests = metadata.web_search_requests();
   out["usage"] = tally.to_json();
+  // LiteLLM sets the four lists on every Gemini answer, empty when no candidate has the
+  // member, and clients read them without checking: here too.
+  metadata.write(out, "vertex_ai_safety_results");
   translated_response r;
   r.body = detail::dump(out);
   if (u != nullptr) {

@@ -25,6 +25,8 @@ core::result<nlohmann::json> chat_body(const config::deployment& d, const nlohma
 // A GenerateContentResponse -> chat.completion. A prompt blocked by the provider's safety
 // filters (promptFeedback.blockReason) is a choice with finish_reason "content_filter" and
 // no content, as LiteLLM answers it; no candidates and no block reason is a 500 naming it.
+// The candidates' grounding, URL context, safety and citation metadata are the answer's
+// vertex_ai_* lists (empty when absent) and the message's url_citation annotations.
 core::result<translated_response> chat_response(std::string_view body, std::string_view model,
                                                 std::string_view label);
 

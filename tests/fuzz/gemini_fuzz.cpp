@@ -4,8 +4,8 @@
 //     agree, every payload valid JSON), and again with every event read through the DOM:
 //     the translator's reading of plain events from their scan must give the same bytes,
 //     error and usage as the DOM's;
-//   - as a generateContent answer (translate_response): a chat.completion with choices,
-//     or an error, never a crash;
+//   - as a generateContent answer (translate_response): a chat.completion with choices
+//     and the four vertex_ai_* metadata lists, or an error, never a crash;
 //   - when it is a JSON object, as a client's chat request (build()): a request body that
 //     is valid JSON, or a 400.
 #include "gemini_format.hpp"
@@ -38,6 +38,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto j = nlohmann::json::parse(r->body, nullptr, false);
     if (j.is_discarded() || !j.is_object() || !j["choices"].is_array() || j["choices"].empty()) {
       __builtin_trap();
+    }
+    // LiteLLM's four metadata lists are on every answer, whatever the candidates carried.
+    for (const char* k : {"vertex_ai_grounding_metadata", "vertex_ai_url_context_metadata", "vertex_ai_safety_results",
+                          "vertex_ai_citation_metadata"}) {
+      if (!j[k].is_array()) {
+        __builtin_trap();
+      }
     }
     if (r->tokens.prompt_tokens < 0 || r->tokens.completion_tokens < 0) {
       __builtin_trap();

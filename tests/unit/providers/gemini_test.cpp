@@ -773,12 +773,24 @@ class event_maker {
       m.push_back(member("index", !odd(15) ? "0" : one_of<std::string>({"1", "63", "64", "0.0", "-1", "\"0\"",
                                                                            "null", "1e0"})));
     }
-    if (chance(15)) {
-      m.push_back(member("safetyRatings",
-                         R"([{"category":"HARM_CATEGORY_HARASSMENT","probability":"NEGLIGIBLE"}])"));
+    if (chance(6)) {
+      m.push_back(member("safetyRatings", one_of<std::string>({
+          R"([{"category":"HARM_CATEGORY_HARASSMENT","probability":"NEGLIGIBLE"}])", "[]", "null", "5"})));
     }
-    if (chance(5)) {
-      m.push_back(member("groundingMetadata", R"({"webSearchQueries":["q"]})"));
+    if (chance(4)) {
+      m.push_back(member("groundingMetadata", one_of<std::string>({
+          R"({"webSearchQueries":["q",""]})",
+          R"({"webSearchQueries":["weather paris"],"groundingChunks":[{"web":{"uri":"https://a.example/1","title":"a.example"}},{"retrievedContext":{}}],"groundingSupports":[{"segment":{"startIndex":0,"endIndex":5,"text":"Hello"},"groundingChunkIndices":[0]},{"segment":{"endIndex":9},"groundingChunkIndices":[0]},{"segment":{"startIndex":1,"endIndex":2},"groundingChunkIndices":[1]}]})",
+          R"({"groundingChunks":5,"groundingSupports":[{"segment":{"startIndex":"0","endIndex":1},"groundingChunkIndices":[9]}]})",
+          R"([{"webSearchQueries":["a"]},{"webSearchQueries":"b"}])", "null", "\"x\""})));
+    }
+    if (chance(3)) {
+      m.push_back(member("urlContextMetadata",
+                         R"({"urlMetadata":[{"retrievedUrl":"https://a.example","urlRetrievalStatus":"URL_RETRIEVAL_STATUS_SUCCESS"}]})"));
+    }
+    if (chance(3)) {
+      m.push_back(member("citationMetadata", one_of<std::string>({
+          R"({"citations":[{"startIndex":0,"endIndex":4,"uri":"https://c.example"}]})", "[]"})));
     }
     if (chance(5)) {
       m.push_back(member("avgLogprobs", "-0.25"));
@@ -869,9 +881,10 @@ TEST(gemini_stream, scanned_events_give_the_dom_paths_bytes_over_many_shapes) {
 TEST(gemini_stream, plain_events_are_scanned_and_the_rest_read_by_the_dom) {
   const std::string_view plain = R"({"candidates": [{"content": {"parts": [{"text": "Hi"}],"role": "model"},"index": 0}],"usageMetadata": {"promptTokenCount": 5,"totalTokenCount": 5,"promptTokensDetails": [{"modality": "TEXT","tokenCount": 5}]},"modelVersion": "gemini-2.5-flash","responseId": "resp-1"})";
   const std::string_view last = R"({"candidates": [{"content": {"parts": [{"text": "!"}],"role": "model"},"finishReason": "STOP","index": 0,"safetyRatings": [{"category": "HARM_CATEGORY_HATE_SPEECH","probability": "NEGLIGIBLE"}]}],"usageMetadata": {"promptTokenCount": 5,"candidatesTokenCount": 2,"totalTokenCount": 9,"thoughtsTokenCount": 2,"cachedContentTokenCount": 1},"modelVersion": "gemini-2.5-flash","responseId": "resp-1"})";
-  // A whole plain answer: every event from its scan; the usage-only event after the finish too.
-  EXPECT_EQ(expect_same_readings(sse({plain, plain, last})), 3u);
-  EXPECT_EQ(expect_same_readings(sse({plain, last, R"({"usageMetadata": {"promptTokenCount": 6}})"})), 3u);
+  // A whole plain answer: every event from its scan; the usage-only event after the finish
+  // too. The last event's safetyRatings are handed to the client, by the DOM reading.
+  EXPECT_EQ(expect_same_readings(sse({plain, plain, last})), 2u);
+  EXPECT_EQ(expect_same_readings(sse({plain, last, R"({"usageMetadata": {"promptTokenCount": 6}})"})), 2u);
   // Escapes in the text, the finish reason and the id; \b and \f; non-ASCII written raw.
   EXPECT_EQ(expect_same_readings(sse({R"({"candidates": [{"content": {"parts": [{"text": "a\"b\\c\/d\b\f\n\u0001\u00e9\ud83d\ude00 é"}]},"finishReason": "\u0053TOP"}],"responseId": "r\u00e9"})"})),
             1u);
@@ -903,5 +916,250 @@ TEST(gemini_stream, plain_events_are_scanned_and_the_rest_read_by_the_dom) {
   EXPECT_EQ(expect_same_readings(sse({R"({"candidates": [{"content": {"parts": [{"text": "a"}]},"finishReason": "STOP"}],"usageMetadata": {"promptTokenCount": 18446744073709551615,"candidatesTokenCount": 1000000000000001,"totalTokenCount": null}})"})),
             1u);
   // After a choice's finish nothing of it goes out, whichever reading.
-  EXPECT_EQ(expect_same_readings(sse({last, plain})), 2u);
+  EXPECT_EQ(expect_same_readings(sse({last, plain})), 1u);
+}
+
+// ---- grounding, URL context, safety and citation metadata -------------------------------
+
+namespace {
+
+// A Google Search grounded answer as Gemini writes it: the supports' segments point into
+// the text, the first with two sources (the first is the annotation's), one without a
+// startIndex (Google leaves a 0 out; LiteLLM skips such a support).
+constexpr std::string_view grounded_metadata = R"({
+  "webSearchQueries": ["who won euro 2024", "", "euro 2024 final score"],
+  "searchEntryPoint": {"renderedContent": "<div>chips</div>"},
+  "groundingChunks": [
+    {"web": {"uri": "https://vertexaisearch.cloud.google.com/grounding-api-redirect/1", "title": "uefa.com"}},
+    {"web": {"uri": "https://vertexaisearch.cloud.google.com/grounding-api-redirect/2", "title": "bbc.com"}},
+    {"web": {}}],
+  "groundingSupports": [
+    {"segment": {"startIndex": 0, "endIndex": 19, "text": "Spain won Euro 2024"}, "groundingChunkIndices": [0, 1],
+     "confidenceScores": [0.9, 0.8]},
+    {"segment": {"startIndex": 20, "endIndex": 52, "text": "beating England 2-1 in the final"},
+     "groundingChunkIndices": [1]},
+    {"segment": {"startIndex": 53, "endIndex": 54}, "groundingChunkIndices": [2]},
+    {"segment": {"endIndex": 19}, "groundingChunkIndices": [0]}]})";
+constexpr std::string_view safety_ratings =
+    R"([{"category": "HARM_CATEGORY_HATE_SPEECH", "probability": "NEGLIGIBLE"}])";
+constexpr std::string_view citation_metadata =
+    R"({"citations": [{"startIndex": 0, "endIndex": 19, "uri": "https://cite.example/euro"}]})";
+constexpr std::string_view url_context_metadata =
+    R"({"urlMetadata": [{"retrievedUrl": "https://uefa.example/euro", "urlRetrievalStatus": "URL_RETRIEVAL_STATUS_SUCCESS"}]})";
+
+std::string grounded_answer() {
+  return R"({"candidates": [{"content": {"parts": [{"text": "Spain won Euro 2024, beating England 2-1 in the final."}],
+    "role": "model"}, "finishReason": "STOP", "index": 0, "safetyRatings": )" + std::string(safety_ratings) +
+         R"(, "citationMetadata": )" + std::string(citation_metadata) + R"(, "urlContextMetadata": )" +
+         std::string(url_context_metadata) + R"(, "groundingMetadata": )" + std::string(grounded_metadata) +
+         R"(}], "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 12, "totalTokenCount": 22},
+    "responseId": "resp-g"})";
+}
+
+json url_citation(long long start, long long end, const std::string& url, const std::string& title) {
+  return {{"type", "url_citation"},
+          {"url_citation", {{"start_index", start}, {"end_index", end}, {"url", url}, {"title", title}}}};
+}
+
+// An SSE event is one line: the multi-line JSON above with its line breaks as spaces.
+std::string one_line(std::string s) {
+  std::replace(s.begin(), s.end(), '\n', ' ');
+  return s;
+}
+
+const json expected_annotations = json::array(
+    {url_citation(0, 19, "https://vertexaisearch.cloud.google.com/grounding-api-redirect/1", "uefa.com"),
+     url_citation(20, 52, "https://vertexaisearch.cloud.google.com/grounding-api-redirect/2", "bbc.com"),
+     url_citation(53, 54, "", "")});
+
+}  // namespace
+
+TEST(gemini_response, grounding_url_context_safety_and_citations_reach_the_client) {
+  // vertex_ai/'s Gemini models read their answers with the same translation.
+  for (const auto* a : {&gem(), &providers::vertex_adapter()}) {
+    auto r = a->translate_response(call_type::chat, a == &gem() ? gemini_dep() : vertex_dep(), grounded_answer(),
+                                   "my-model");
+    ASSERT_TRUE(r) << r.error().message;
+    json j = json::parse(r->body);
+    EXPECT_EQ(j["vertex_ai_grounding_metadata"], json::array({json::parse(grounded_metadata)}));
+    EXPECT_EQ(j["vertex_ai_url_context_metadata"], json::array({json::parse(url_context_metadata)}));
+    EXPECT_EQ(j["vertex_ai_safety_results"], json::array({json::parse(safety_ratings)}));
+    EXPECT_EQ(j["vertex_ai_citation_metadata"], json::array({json::parse(citation_metadata)}));
+    const auto& msg = j["choices"][0]["message"];
+    EXPECT_EQ(msg["content"], "Spain won Euro 2024, beating England 2-1 in the final.");
+    EXPECT_EQ(msg["annotations"], expected_annotations);
+    // Two non-empty queries; the usage's other details as before.
+    EXPECT_EQ(j["usage"]["prompt_tokens_details"], json::parse(R"({"cached_tokens": 0, "web_search_requests": 2})"));
+    EXPECT_EQ(j["usage"]["total_tokens"], 22);
+  }
+}
+
+TEST(gemini_response, an_answer_without_metadata_has_empty_lists_and_no_annotations) {
+  for (std::string_view body : {
+           R"({"candidates": [{"content": {"parts": [{"text": "Hi"}]}, "finishReason": "STOP"}]})",
+           R"({"promptFeedback": {"blockReason": "SAFETY", "safetyRatings": []}})",
+           // Grounded without web sources or queries: the metadata, no annotations, no count.
+           R"({"candidates": [{"content": {"parts": [{"text": "Hi"}]}, "finishReason": "STOP",
+               "groundingMetadata": {"webSearchQueries": [], "groundingChunks": [{"retrievedContext": {"uri": "gs://b/f"}}],
+               "groundingSupports": [{"segment": {"startIndex": 0, "endIndex": 2}, "groundingChunkIndices": [0]}]}}]})",
+       }) {
+    auto r = gem().translate_response(call_type::chat, gemini_dep(), body, "m");
+    ASSERT_TRUE(r) << body;
+    json j = json::parse(r->body);
+    for (auto k : {"vertex_ai_url_context_metadata", "vertex_ai_safety_results", "vertex_ai_citation_metadata"}) {
+      EXPECT_EQ(j[k], json::array()) << k << " " << body;
+    }
+    EXPECT_EQ(j["vertex_ai_grounding_metadata"].size(), body.find("groundingMetadata") == std::string_view::npos ? 0u : 1u);
+    EXPECT_FALSE(j["choices"][0]["message"].contains("annotations")) << body;
+    EXPECT_FALSE(j["usage"]["prompt_tokens_details"].contains("web_search_requests")) << body;
+  }
+}
+
+TEST(gemini_response, malformed_metadata_is_handed_on_and_its_bad_supports_skipped) {
+  // Every odd shape in one answer: the request succeeds, each member is handed on as it
+  // came, and only the one well-formed support becomes an annotation.
+  const std::string odd_grounding = R"([
+    {"groundingChunks": 5, "groundingSupports": [{"segment": {"startIndex": 0, "endIndex": 1}, "groundingChunkIndices": [0]}]},
+    {"webSearchQueries": ["q", 7, null, ""],
+     "groundingChunks": [{"web": {"uri": 5, "title": ["t"]}}, {"web": "https://x"}, 3, {"web": {"uri": "https://ok"}}],
+     "groundingSupports": [
+       {"segment": {"startIndex": "0", "endIndex": 1}, "groundingChunkIndices": [0]},
+       {"segment": {"startIndex": 0.5, "endIndex": 1}, "groundingChunkIndices": [0]},
+       {"segment": {"startIndex": 0, "endIndex": 1}, "groundingChunkIndices": [9]},
+       {"segment": {"startIndex": 0, "endIndex": 1}, "groundingChunkIndices": [-1]},
+       {"segment": {"startIndex": 0, "endIndex": 1}, "groundingChunkIndices": [18446744073709551615]},
+       {"segment": {"startIndex": 0, "endIndex": 1}, "groundingChunkIndices": ["0"]},
+       {"segment": {"startIndex": 0, "endIndex": 1}, "groundingChunkIndices": []},
+       {"segment": {"startIndex": 0, "endIndex": 1}, "groundingChunkIndices": 0},
+       {"segment": {"startIndex": 0, "endIndex": 1}, "groundingChunkIndices": [1]},
+       {"segment": {"startIndex": 0, "endIndex": 1}, "groundingChunkIndices": [2]},
+       {"segment": 4, "groundingChunkIndices": [3]},
+       7,
+       {"segment": {"startIndex": 3, "endIndex": 8}, "groundingChunkIndices": [0, 3]},
+       {"segment": {"startIndex": 4, "endIndex": 9}, "groundingChunkIndices": [3]}]},
+    "just a string"])";
+  const std::string body = R"({"candidates": [{"content": {"parts": [{"text": "answer"}]}, "finishReason": "STOP",
+    "groundingMetadata": )" + odd_grounding + R"(, "safetyRatings": {"not": "a list"}, "citationMetadata": 5,
+    "urlContextMetadata": "x"}, {"content": {"parts": [{"text": "second"}]}, "groundingMetadata": "flat",
+    "safetyRatings": []}]})";
+  auto r = gem().translate_response(call_type::chat, gemini_dep(), body, "m");
+  ASSERT_TRUE(r) << r.error().message;
+  json j = json::parse(r->body);
+  json grounding = json::parse(odd_grounding);
+  grounding.push_back("flat");  // the second candidate's, after the first's flattened list
+  EXPECT_EQ(j["vertex_ai_grounding_metadata"], grounding);
+  EXPECT_EQ(j["vertex_ai_safety_results"], json::parse(R"([{"not": "a list"}, []])"));
+  EXPECT_EQ(j["vertex_ai_citation_metadata"], json::parse("[5]"));
+  EXPECT_EQ(j["vertex_ai_url_context_metadata"], json::parse(R"(["x"])"));
+  // A first index names a chunk whose web has neither uri nor title as strings: "" for both.
+  EXPECT_EQ(j["choices"][0]["message"]["annotations"],
+            json::array({url_citation(3, 8, "", ""), url_citation(4, 9, "https://ok", "")}));
+  EXPECT_FALSE(j["choices"][1]["message"].contains("annotations"));
+  EXPECT_EQ(j["usage"]["prompt_tokens_details"]["web_search_requests"], 1);
+}
+
+TEST(gemini_stream, events_with_metadata_carry_it_and_the_annotations_both_readings_alike) {
+  const std::string first =
+      R"({"candidates": [{"content": {"parts": [{"text": "Spain won"}], "role": "model"}, "index": 0}], "responseId": "resp-g"})";
+  const std::string grounded_last =
+      R"({"candidates": [{"content": {"parts": [{"text": " Euro 2024."}], "role": "model"}, "finishReason": "STOP", "index": 0,
+          "safetyRatings": )" + std::string(safety_ratings) + R"(, "groundingMetadata": )" + std::string(grounded_metadata) +
+      R"(}], "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 4, "totalTokenCount": 14}, "responseId": "resp-g"})";
+  const std::string wire = sse({first, one_line(grounded_last)});
+  // The plain event from its scan, the one with metadata through the DOM: the same bytes.
+  EXPECT_EQ(expect_same_readings(wire), 1u);
+
+  const auto out = test::run_stream(gem(), call_type::chat, gemini_dep(), wire, true, {wire.size()});
+  ASSERT_FALSE(out.error) << out.error->message;
+  const auto& chunks = out.chunks;
+  ASSERT_EQ(chunks.size(), 5u);  // role, "Spain won", " Euro 2024.", the finish, the usage
+  const auto has_lists = [](const json& c) { return c.contains("vertex_ai_grounding_metadata"); };
+  EXPECT_FALSE(has_lists(chunks[0]));
+  EXPECT_FALSE(has_lists(chunks[1]));
+  EXPECT_FALSE(chunks[1]["choices"][0]["delta"].contains("annotations"));
+  const json& g = chunks[2];
+  EXPECT_EQ(g["choices"][0]["delta"]["content"], " Euro 2024.");
+  EXPECT_EQ(g["choices"][0]["delta"]["annotations"], expected_annotations);
+  EXPECT_EQ(g["vertex_ai_grounding_metadata"], json::array({json::parse(grounded_metadata)}));
+  EXPECT_EQ(g["vertex_ai_safety_ratings"], json::array({json::parse(safety_ratings)}));  // LiteLLM's chunk name
+  EXPECT_FALSE(g.contains("vertex_ai_safety_results"));
+  EXPECT_EQ(g["vertex_ai_url_context_metadata"], json::array());
+  EXPECT_EQ(g["vertex_ai_citation_metadata"], json::array());
+  EXPECT_EQ(chunks[3]["choices"][0]["finish_reason"], "stop");
+  EXPECT_FALSE(has_lists(chunks[3]));
+  EXPECT_EQ(chunks[4]["usage"]["prompt_tokens_details"]["web_search_requests"], 2);
+  EXPECT_FALSE(has_lists(chunks[4]));
+
+  // Without the members: no lists, no annotations, no count anywhere.
+  const std::string plain_wire =
+      sse({first, R"({"candidates": [{"content": {"parts": [{"text": "!"}]}, "finishReason": "STOP"}]})"});
+  const auto plain = read_stream(plain_wire, true, false);
+  ASSERT_FALSE(plain.error);
+  EXPECT_EQ(plain.payloads.size(), 5u);
+  for (const auto& p : plain.payloads) {
+    EXPECT_EQ(p.find("vertex_ai_"), std::string::npos) << p;
+    EXPECT_EQ(p.find("annotations"), std::string::npos) << p;
+    EXPECT_EQ(p.find("web_search_requests"), std::string::npos) << p;
+  }
+}
+
+TEST(gemini_stream, metadata_without_text_gets_a_chunk_of_its_own_or_rides_on_the_finish) {
+  const std::string first = R"({"candidates": [{"content": {"parts": [{"text": "Hi"}]}, "index": 0}]})";
+  // Metadata alone, the choice still open: a chunk with empty content carries it.
+  const std::string alone = R"({"candidates": [{"content": {"role": "model"}, "index": 0, "citationMetadata": )" +
+                            std::string(citation_metadata) + R"(, "urlContextMetadata": )" +
+                            std::string(url_context_metadata) + "}]}";
+  // Metadata with only the finish: the finish chunk carries it.
+  const std::string finish = R"({"candidates": [{"finishReason": "STOP", "index": 0, "groundingMetadata": )" +
+                             std::string(grounded_metadata) + "}]}";
+  const std::string wire = sse({first, one_line(alone), one_line(finish)});
+  EXPECT_EQ(expect_same_readings(wire), 1u);
+  const auto out = test::run_stream(gem(), call_type::chat, gemini_dep(), wire, false, {wire.size()});
+  ASSERT_FALSE(out.error) << out.error->message;
+  ASSERT_EQ(out.chunks.size(), 4u);  // role, "Hi", the metadata's chunk, the finish
+  const json& own = out.chunks[2];
+  EXPECT_EQ(own["choices"][0]["delta"], json::parse(R"({"content": ""})"));
+  EXPECT_EQ(own["vertex_ai_citation_metadata"], json::array({json::parse(citation_metadata)}));
+  EXPECT_EQ(own["vertex_ai_url_context_metadata"], json::array({json::parse(url_context_metadata)}));
+  EXPECT_EQ(own["vertex_ai_grounding_metadata"], json::array());
+  const json& fin = out.chunks[3];
+  EXPECT_EQ(fin["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(fin["choices"][0]["delta"]["annotations"], expected_annotations);
+  EXPECT_EQ(fin["vertex_ai_grounding_metadata"], json::array({json::parse(grounded_metadata)}));
+
+  // The first event of a stream with metadata only: the role chunk carries it.
+  const std::string lone_wire = sse({one_line(alone), one_line(finish)});
+  const auto lone = test::run_stream(gem(), call_type::chat, gemini_dep(), lone_wire, false, {lone_wire.size()});
+  ASSERT_FALSE(lone.error);
+  ASSERT_EQ(lone.chunks.size(), 2u);
+  EXPECT_EQ(lone.chunks[0]["choices"][0]["delta"]["role"], "assistant");
+  EXPECT_TRUE(lone.chunks[0].contains("vertex_ai_citation_metadata"));
+
+  // Malformed members in a stream: handed on, bad supports skipped, never an error.
+  const std::string odd = R"({"candidates": [{"content": {"parts": [{"text": "x"}]}, "finishReason": "STOP",
+      "groundingMetadata": {"groundingChunks": {"web": {}}, "groundingSupports": [{"segment": {"startIndex": "a"}}]},
+      "safetyRatings": 5}]})";
+  EXPECT_EQ(expect_same_readings(sse({one_line(odd)})), 0u);
+  const std::string bad_wire = sse({one_line(odd)});
+  const auto bad = test::run_stream(gem(), call_type::chat, gemini_dep(), bad_wire, true, {bad_wire.size()});
+  ASSERT_FALSE(bad.error);
+  ASSERT_EQ(bad.chunks.size(), 4u);  // role (the event's first chunk: the lists), "x", the finish, the usage
+  const json& c = bad.chunks[0];
+  EXPECT_EQ(c["vertex_ai_safety_ratings"], json::parse("[5]"));
+  EXPECT_FALSE(c["choices"][0]["delta"].contains("annotations"));
+  EXPECT_FALSE(bad.chunks.back()["usage"]["prompt_tokens_details"].contains("web_search_requests"));
+
+  // With n > 1 each candidate's annotations ride on its own chunk, the lists on the event's first.
+  const std::string two = R"({"candidates": [{"content": {"parts": [{"text": "a"}]}, "index": 0, "safetyRatings": []},
+      {"content": {"parts": [{"text": "b"}]}, "index": 1, "groundingMetadata": )" + std::string(grounded_metadata) + "}]}";
+  const std::string two_wire = sse({one_line(two)});
+  const auto both = test::run_stream(gem(), call_type::chat, gemini_dep(), two_wire, false, {two_wire.size()});
+  const auto& cs = both.chunks;
+  ASSERT_EQ(cs.size(), 4u);  // role 0, "a", role 1, "b"
+  EXPECT_EQ(cs[0]["vertex_ai_safety_ratings"], json::parse("[[]]"));
+  EXPECT_EQ(cs[0]["vertex_ai_grounding_metadata"], json::array({json::parse(grounded_metadata)}));
+  EXPECT_FALSE(cs[1].contains("vertex_ai_safety_ratings"));
+  EXPECT_EQ(cs[2]["choices"][0]["index"], 1);
+  EXPECT_EQ(cs[2]["choices"][0]["delta"]["annotations"], expected_annotations);
+  EXPECT_FALSE(cs[0]["choices"][0]["delta"].contains("annotations"));
 }
