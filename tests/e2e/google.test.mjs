@@ -332,6 +332,55 @@ describe('gemini/', () => {
       '/v1beta/models/gemini-embedding-001:batchEmbedContents']);
   });
 
+  test('Google Search grounding: LiteLLM\'s vertex_ai_* lists and url_citation annotations, streamed and not', async () => {
+    const content = 'Spain won Euro 2024 beating England in the final';
+    fake.script([{ content }, { content }, { content }]);
+    const grounded = { model: 'g-flash', messages, tools: [{ googleSearch: {} }] };
+    const sources = [['https://fake.example/grounding/1', 'source-one.example'],
+                     ['https://fake.example/grounding/2', 'source-two.example']];
+    const expected = [[0, 27, ...sources[0]], [28, content.length, ...sources[1]]].map(([s, e, url, title]) => (
+      { type: 'url_citation', url_citation: { start_index: s, end_index: e, url, title } }));
+
+    const r = await client.chat.completions.create(grounded);
+    assert.equal(fake.requests()[0].body.tools[0].googleSearch !== undefined, true);
+    assert.equal(r.choices[0].message.content, content);
+    assert.deepEqual(r.choices[0].message.annotations, expected);
+    assert.equal(r.vertex_ai_grounding_metadata.length, 1);
+    assert.deepEqual(r.vertex_ai_grounding_metadata[0].webSearchQueries, ['Weather in Paris?']);
+    assert.equal(r.vertex_ai_grounding_metadata[0].groundingChunks[1].web.uri, sources[1][0]);
+    assert.deepEqual(r.vertex_ai_safety_results, [[{ category: 'HARM_CATEGORY_DANGEROUS_CONTENT', probability: 'NEGLIGIBLE' }]]);
+    assert.equal(r.vertex_ai_citation_metadata[0].citations[0].uri, sources[0][0]);
+    assert.deepEqual(r.vertex_ai_url_context_metadata, []);
+    assert.equal(r.usage.prompt_tokens_details.web_search_requests, 1);
+
+    const stream = await client.chat.completions.create({ ...grounded, stream: true, stream_options: { include_usage: true } });
+    let text = '';
+    const annotations = [];
+    const withLists = [];
+    let usage = null;
+    for await (const chunk of stream) {
+      if (chunk.vertex_ai_grounding_metadata) withLists.push(chunk);
+      if (chunk.usage) usage = chunk.usage;
+      for (const c of chunk.choices) {
+        text += c.delta?.content ?? '';
+        annotations.push(...(c.delta?.annotations ?? []));
+      }
+    }
+    assert.equal(text, content);
+    assert.deepEqual(annotations, expected);
+    assert.equal(withLists.length, 1, 'only the event with the metadata carries the lists');
+    assert.equal(withLists[0].choices[0].finish_reason, 'stop');
+    assert.equal(withLists[0].vertex_ai_grounding_metadata[0].groundingSupports.length, 2);
+    assert.equal(withLists[0].vertex_ai_safety_ratings.length, 1);
+    assert.equal(usage.prompt_tokens_details.web_search_requests, 1);
+
+    // Without grounding: the lists are there, empty; no annotations.
+    const plain = await client.chat.completions.create({ model: 'g-flash', messages });
+    assert.deepEqual(plain.vertex_ai_grounding_metadata, []);
+    assert.deepEqual(plain.vertex_ai_safety_results, []);
+    assert.equal(plain.choices[0].message.annotations, undefined);
+  });
+
   test('a blocked prompt is finish_reason content_filter, streamed and not', async () => {
     fake.script([{ block_reason: 'SAFETY' }, { block_reason: 'SAFETY' }]);
     const r = await client.chat.completions.create({ model: 'g-flash', messages });

@@ -104,6 +104,9 @@
 //                    thinking block is a 400, as Anthropic answers it.
 //   block_reason     Gemini/Vertex: the prompt is refused (promptFeedback.blockReason, no candidates).
 //   empty_candidates Gemini/Vertex: true: `candidates: []` and no block reason.
+//   (Gemini/Vertex answers are grounded when the request asks as Gemini's are asked: a
+//   `googleSearch` tool -> groundingMetadata, citationMetadata and safetyRatings on the
+//   candidate (streamed: on the finishing event); a `urlContext` tool -> urlContextMetadata.)
 //   finish_reason    OpenAI name ("stop", "length", "tool_calls"); mapped per provider.
 //   usage            {prompt_tokens, completion_tokens, cache_read_input_tokens,
 //                    cache_creation_input_tokens, cached_tokens, reasoning_tokens} overrides the
@@ -1422,6 +1425,43 @@ class FakeProvider {
     return null;
   }
 
+  // Google Search grounding, switched on by the request as Gemini's is: a `googleSearch`
+  // tool grounds the answer (groundingMetadata with the query, two web sources and the
+  // supports that split the text between them, citationMetadata), a `urlContext` tool adds
+  // urlContextMetadata; either adds safetyRatings. null when the request has neither.
+  // Segment offsets are UTF-8 byte offsets, as Google counts them.
+  geminiGrounding(body, content) {
+    const tools = Array.isArray(body?.tools) ? body.tools : [];
+    const search = tools.some((t) => t?.googleSearch != null || t?.google_search != null);
+    const urlContext = tools.some((t) => t?.urlContext != null || t?.url_context != null);
+    if (!search && !urlContext) return null;
+    const m = { safetyRatings: [{ category: 'HARM_CATEGORY_DANGEROUS_CONTENT', probability: 'NEGLIGIBLE' }] };
+    if (search) {
+      const words = content.split(' ');
+      const head = words.slice(0, Math.ceil(words.length / 2)).join(' ');
+      const headEnd = Buffer.byteLength(head);
+      const end = Buffer.byteLength(content);
+      const query = geminiText(body.contents?.findLast?.((c) => c?.role === 'user') ?? {}) || 'query';
+      m.groundingMetadata = {
+        webSearchQueries: [query],
+        searchEntryPoint: { renderedContent: '<div class="fake-search-chips"></div>' },
+        groundingChunks: [{ web: { uri: 'https://fake.example/grounding/1', title: 'source-one.example' } },
+                          { web: { uri: 'https://fake.example/grounding/2', title: 'source-two.example' } }],
+        groundingSupports: [
+          { segment: { startIndex: 0, endIndex: headEnd, text: head }, groundingChunkIndices: [0] },
+          ...(end > headEnd + 1 ? [{ segment: { startIndex: headEnd + 1, endIndex: end, text: content.slice(head.length + 1) },
+                                     groundingChunkIndices: [1, 0] }] : []),
+        ],
+      };
+      m.citationMetadata = { citations: [{ startIndex: 0, endIndex: headEnd, uri: 'https://fake.example/grounding/1' }] };
+    }
+    if (urlContext) {
+      m.urlContextMetadata = { urlMetadata: [{ retrievedUrl: 'https://fake.example/page',
+        urlRetrievalStatus: 'URL_RETRIEVAL_STATUS_SUCCESS' }] };
+    }
+    return m;
+  }
+
   geminiJson(x, a) {
     const { res, rec, beh } = x;
     this.noteReply(rec, 200, a);
@@ -1442,7 +1482,8 @@ class FakeProvider {
       extra.push({ content: { role: 'model', parts: [{ text: `[${i}] ${a.content}` }] }, finishReason: 'STOP', index: i });
     }
     return sendJson(res, 200, {
-      candidates: [{ content: { role: 'model', parts }, finishReason: GEMINI_FINISH[a.finish] ?? 'STOP', index: 0 },
+      candidates: [{ content: { role: 'model', parts }, finishReason: GEMINI_FINISH[a.finish] ?? 'STOP', index: 0,
+                     ...(this.geminiGrounding(x.body, a.content) ?? {}) },
                    ...extra],
       usageMetadata,
       modelVersion: a.model,
@@ -1478,7 +1519,9 @@ class FakeProvider {
     } else {
       for (const p of a.pieces) frames.push([ev(cand([{ text: p }])), true]);
       for (const part of this.geminiCallParts(a, x.route.deployment)) frames.push([ev(cand([part])), true]);
-      frames.push([ev({ ...cand([{ text: '' }], { finishReason: GEMINI_FINISH[a.finish] ?? 'STOP' }), usageMetadata }), false]);
+      // The grounding metadata comes with the finishing event, as Gemini streams it.
+      frames.push([ev({ ...cand([{ text: '' }], { finishReason: GEMINI_FINISH[a.finish] ?? 'STOP',
+        ...(this.geminiGrounding(x.body, a.content) ?? {}) }), usageMetadata }), false]);
     }
     this.noteReply(rec, 200, a);
     return this.runStream(x, 'text/event-stream', frames, {
