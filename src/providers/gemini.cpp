@@ -595,10 +595,14 @@ bool has_metadata_member(const json& cand) {
 }
 
 struct candidate_metadata {
-  json grounding = json::array();
-  json url_context = json::array();
-  json safety = json::array();
-  json citation = json::array();
+  // null until a candidate has the member (push_back makes the list): an answer without
+  // any allocates none of them.
+  json grounding;
+  json url_context;
+  json safety;
+  json citation;
+
+  bool empty() const { return grounding.is_null() && url_context.is_null() && safety.is_null() && citation.is_null(); }
 
   // `cand`'s members appended (a null member is absent, as field() reads it).
   void add(const json& cand) {
@@ -642,11 +646,12 @@ struct candidate_metadata {
     return n;
   }
 
-  void write(json& out, std::string_view safety_name) const {
-    out["vertex_ai_grounding_metadata"] = grounding;
-    out["vertex_ai_url_context_metadata"] = url_context;
-    out[std::string(safety_name)] = safety;
-    out["vertex_ai_citation_metadata"] = citation;
+  void write(json& out, std::string_view safety_name) && {
+    const auto list = [](json& x) { return x.is_null() ? json::array() : std::move(x); };
+    out["vertex_ai_grounding_metadata"] = list(grounding);
+    out["vertex_ai_url_context_metadata"] = list(url_context);
+    out[std::string(safety_name)] = list(safety);
+    out["vertex_ai_citation_metadata"] = list(citation);
   }
 };
 
@@ -657,7 +662,7 @@ struct candidate_metadata {
 // segment that starts at 0; LiteLLM skips such a support, and so does this.
 json annotations_of(const json& grounding, std::size_t from) {
   json out = json::array();
-  for (std::size_t i = from; i < grounding.size(); ++i) {
+  for (std::size_t i = from; grounding.is_array() && i < grounding.size(); ++i) {
     const json& g = grounding[i];
     const json* chunks = field(g, "groundingChunks");
     const json* supports = field(g, "groundingSupports");
@@ -1088,7 +1093,8 @@ class gemini_stream final : public stream_translator {
       if (auto n = metadata->web_search_requests()) {
         tally_.web_search_requests = n;
       }
-      add_to_chunk(out[metadata_chunk], [&](json& chunk) { metadata->write(chunk, "vertex_ai_safety_ratings"); });
+      add_to_chunk(out[metadata_chunk],
+                   [&](json& chunk) { std::move(*metadata).write(chunk, "vertex_ai_safety_ratings"); });
     }
     // The answer is complete once every choice that began has finished.
     finished_ = !choices_.empty() && std::all_of(choices_.begin(), choices_.end(), [](const auto& kv) {
@@ -1397,9 +1403,19 @@ core::result<translated_response> chat_response(std::string_view body, std::stri
   out["usage"] = tally.to_json();
   // LiteLLM sets the four lists on every Gemini answer, empty when no candidate has the
   // member, and clients read them without checking: here too.
-  metadata.write(out, "vertex_ai_safety_results");
   translated_response r;
-  r.body = detail::dump(out);
+  if (metadata.empty()) {
+    // The usual answer: the four empty lists appended as the DOM would dump them (its keys
+    // are sorted and these sort after every other member), without four more members to
+    // build and dump.
+    r.body = detail::dump(out);
+    r.body.pop_back();
+    r.body += R"(,"vertex_ai_citation_metadata":[],"vertex_ai_grounding_metadata":[],)"
+              R"("vertex_ai_safety_results":[],"vertex_ai_url_context_metadata":[]})";
+  } else {
+    std::move(metadata).write(out, "vertex_ai_safety_results");
+    r.body = detail::dump(out);
+  }
   if (u != nullptr) {
     r.tokens = tally.value();
   }

@@ -1006,6 +1006,7 @@ TEST(gemini_response, an_answer_without_metadata_has_empty_lists_and_no_annotati
     auto r = gem().translate_response(call_type::chat, gemini_dep(), body, "m");
     ASSERT_TRUE(r) << body;
     json j = json::parse(r->body);
+    EXPECT_EQ(j.dump(), r->body) << "the bytes nlohmann writes, the empty lists appended or not";
     for (auto k : {"vertex_ai_url_context_metadata", "vertex_ai_safety_results", "vertex_ai_citation_metadata"}) {
       EXPECT_EQ(j[k], json::array()) << k << " " << body;
     }
