@@ -16,6 +16,8 @@
 //  - /cache/delete while that Redis is down is a 500, not a "success" (the entry is back
 //    with Redis).
 //  - a replayed stream has the chunk members of the relayed one (logprobs, usage null, the first delta's refusal null);
+//  - a Gemini answer's grounding lists and annotations come back with a non-streamed hit,
+//    not with a replayed stream (its usage does);
 //  - an embeddings answer names the provider's model, every item cached or not;
 //  - /cache/flushall while Redis is down flushes nothing (503), the memory tier included;
 //  - default_in_redis_ttl / default_in_memory_ttl per tier; socket_timeout bounds a lookup.
@@ -94,7 +96,10 @@ describe('response cache', { skip, timeout: 600_000 }, () => {
     const u = new URL(REDIS_URL);
     redis = { host: u.hostname, port: Number(u.port) };
     gw = await startGateway({
-      config: cacheConfig({ type: 'redis', host: redis.host, port: redis.port, namespace: NS }),
+      config: cacheConfig({ type: 'redis', host: redis.host, port: redis.port, namespace: NS }, {
+        model_list: [model(), { model_name: 'gem',
+          litellm_params: { model: 'gemini/gemini-2.5-flash', api_base: fake.url, api_key: 'AIza-up' } }],
+      }),
       env: { SWITCHYARD_CACHE_REDIS_TIMEOUT_MS: 2000 },
     });
     client = clientOf(gw);
@@ -226,6 +231,40 @@ describe('response cache', { skip, timeout: 600_000 }, () => {
       if (includeUsage) assert.ok(s.usage?.total_tokens > 0, JSON.stringify(s));
       else assert.equal(s.usage, null);
     }
+  });
+
+  test('Gemini grounding: a non-streamed hit keeps the vertex_ai_* lists and annotations, a replayed stream only the usage', async () => {
+    const m = randomUUID();
+    const body = { model: 'gem', messages: [{ role: 'user', content: `who won ${m}` }], temperature: 0,
+                   tools: [{ googleSearch: {} }] };
+    const gemCalls = () => fake.requests().filter((r) => r.provider === 'gemini' && JSON.stringify(r.body).includes(m)).length;
+    const a = await chat(client, body);
+    assert.equal(a.data.choices[0].message.annotations.length, 2);
+    const b = await chat(client, body);
+    assert.equal(gemCalls(), 1, 'the second request is a hit');
+    assert.equal(b.data.id, a.data.id);
+    for (const k of ['vertex_ai_grounding_metadata', 'vertex_ai_safety_results', 'vertex_ai_citation_metadata',
+                     'vertex_ai_url_context_metadata']) {
+      assert.deepEqual(b.data[k], a.data[k], k);
+    }
+    assert.deepEqual(b.data.choices[0].message.annotations, a.data.choices[0].message.annotations);
+    assert.equal(b.data.usage.prompt_tokens_details.web_search_requests, 1);
+    // Replayed as a stream: the replay writes OpenAI's members, so neither the lists nor
+    // the annotations (docs/cache.md); the usage is the stored one, with its count.
+    const s = await client.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } });
+    let text = '';
+    let usage = null;
+    for await (const chunk of s) {
+      assert.equal(chunk.vertex_ai_grounding_metadata, undefined);
+      for (const c of chunk.choices) {
+        text += c.delta?.content ?? '';
+        assert.equal(c.delta?.annotations, undefined);
+      }
+      usage = chunk.usage ?? usage;
+    }
+    assert.equal(gemCalls(), 1);
+    assert.equal(text, a.data.choices[0].message.content);
+    assert.equal(usage.prompt_tokens_details.web_search_requests, 1);
   });
 
   test('a streamed answer is stored once it ended, and serves a non-streamed request', async () => {
