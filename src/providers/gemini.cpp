@@ -1019,7 +1019,7 @@ class gemini_stream final : public stream_translator {
     // With n > 1 (candidateCount) every candidate streams as its own choice, with its index
     // (the candidate's own, else its place in the list), as LiteLLM streams them.
     std::optional<candidate_metadata> metadata;  // the event's, when a candidate has a member
-    std::size_t metadata_chunk = 0;              // the chunk that carries them: the event's first
+    std::size_t metadata_chunk = 0;  // the chunk that carries them: the first candidate with one, its first
     for (std::size_t pos = 0; pos < cands->size(); ++pos) {
       const json& cand = (*cands)[pos];
       int index = static_cast<int>(pos);

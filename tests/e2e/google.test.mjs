@@ -3,7 +3,8 @@
 // endpoint verifies each JWT's RS256 signature and claims) and azure/ with Entra ID
 // (client credentials at the fake's token endpoint). Streamed and non-streamed answers with
 // tool calls and usage; embeddings through gemini; safety blocks, empty candidates, cut and
-// garbled streams, refused credentials.
+// garbled streams, refused credentials; Google Search grounding (LiteLLM's vertex_ai_*
+// lists, url_citation annotations, web_search_requests).
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';

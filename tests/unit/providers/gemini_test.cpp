@@ -1,6 +1,7 @@
 // The gemini and vertex_ai adapters: OpenAI chat -> generateContent (and Anthropic's body
 // on Vertex for claude-*), answers and SSE streams back (split anywhere), usage, finish
-// reasons, safety blocks, empty candidates, cut streams, errors, embeddings.
+// reasons, safety blocks, empty candidates, cut streams, errors, embeddings; grounding,
+// URL context, safety and citation metadata handed on (answers and stream chunks).
 #include "gemini_format.hpp"
 #include "stream_harness.hpp"
 #include "switchyard/providers/adapter.hpp"
