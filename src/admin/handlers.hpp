@@ -125,6 +125,7 @@ handler_result spend_tags(const route_context& c);
 handler_result spend_calculate(const route_context& c);
 handler_result global_spend(const route_context& c);
 handler_result global_spend_tags(const route_context& c);
+handler_result spend_logs_ui(const route_context& c);
 handler_result global_spend_keys(const route_context& c);
 handler_result global_spend_teams(const route_context& c);
 handler_result global_spend_models(const route_context& c);

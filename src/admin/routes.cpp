@@ -86,6 +86,7 @@ constexpr route table[] = {
     // requests, an org_admin their organisation's; /spend/calculate prices a request from
     // the config and the price table alone.
     {"/spend/logs",          {},                      get,            member_read,   true,  spend_logs},
+    {"/spend/logs/ui",       {},                      get,            member_read,   true,  spend_logs_ui},
     {"/spend/tags",          {},                      get,            admin_read,    true,  spend_tags},
     {"/spend/calculate",     {},                      post,           anyone,        false, spend_calculate},
     {"/global/spend",        {},                      get,            member_read,   true,  global_spend},

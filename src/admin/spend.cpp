@@ -9,6 +9,10 @@
 #include "switchyard/spend/pricer.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <optional>
 #include <map>
 
 namespace switchyard::admin {
@@ -213,6 +217,113 @@ handler_result spend_tags(const route_context& c) {
     co_return rows.error();
   }
   co_return ok(parse_array(*rows));
+}
+
+namespace {
+
+// A time as /spend/logs/ui takes it: "YYYY-MM-DD HH:MM:SS" (UTC), a real date and time.
+bool is_ui_time(std::string_view t) {
+  if (t.size() != 19 || t[4] != '-' || t[7] != '-' || t[10] != ' ' || t[13] != ':' || t[16] != ':') {
+    return false;
+  }
+  int v[6] = {};
+  const int at[6] = {0, 5, 8, 11, 14, 17};
+  const int len[6] = {4, 2, 2, 2, 2, 2};
+  for (int i = 0; i < 6; ++i) {
+    for (int j = 0; j < len[i]; ++j) {
+      const char ch = t[static_cast<std::size_t>(at[i] + j)];
+      if (ch < '0' || ch > '9') {
+        return false;
+      }
+      v[i] = v[i] * 10 + (ch - '0');
+    }
+  }
+  const std::chrono::year_month_day ymd{std::chrono::year{v[0]}, std::chrono::month{static_cast<unsigned>(v[1])},
+                                        std::chrono::day{static_cast<unsigned>(v[2])}};
+  return ymd.ok() && v[3] < 24 && v[4] < 60 && v[5] < 60;
+}
+
+// An optional number parameter; 400 naming it when it is not one.
+core::result<std::optional<double>> number_param(std::string_view query, const char* name) {
+  auto v = query_param(query, name);
+  if (!v || v->empty()) {
+    return std::optional<double>{};
+  }
+  double d = 0;
+  const auto* end = v->data() + v->size();
+  auto [ptr, ec] = std::from_chars(v->data(), end, d);
+  if (ec != std::errc() || ptr != end || !std::isfinite(d)) {
+    return bad_request(std::string(name) + ": expected a number, got '" + *v + "'", name);
+  }
+  return std::optional<double>(d);
+}
+
+}  // namespace
+
+// GET /spend/logs/ui: LiteLLM's paginated spend logs for its UI. Both times required
+// ("YYYY-MM-DD HH:MM:SS", UTC, both ends included); filters api_key, user_id, request_id,
+// team_id, min_spend, max_spend; page (1) and page_size (50, at most 100). Internal users
+// see their own requests, an org_admin their organisation's, as on /spend/logs.
+handler_result spend_logs_ui(const route_context& c) {
+  const auto& q = c.req.query;
+  const std::string start = text_param(q, "start_date");
+  const std::string end = text_param(q, "end_date");
+  if (start.empty() || end.empty()) {
+    co_return bad_request("Start date and end date are required", start.empty() ? "start_date" : "end_date");
+  }
+  for (const auto& [name, value] : {std::pair<const char*, const std::string*>{"start_date", &start}, {"end_date", &end}}) {
+    if (!is_ui_time(*value)) {
+      co_return bad_request(std::string(name) + ": expected a time as YYYY-MM-DD HH:MM:SS (UTC), got '" + *value + "'",
+                            name);
+    }
+  }
+  auto paged = paging_params(q, 50, 100);
+  if (!paged) {
+    co_return paged.error();
+  }
+  auto min_spend = number_param(q, "min_spend");
+  if (!min_spend) {
+    co_return min_spend.error();
+  }
+  auto max_spend = number_param(q, "max_spend");
+  if (!max_spend) {
+    co_return max_spend.error();
+  }
+  pg::spend_log_page_query lq;
+  lq.base.api_key = key_param(q);
+  lq.base.user_id = text_param(q, "user_id");
+  lq.base.request_id = text_param(q, "request_id");
+  lq.base.page = paged->page;
+  lq.base.page_size = paged->page_size;
+  lq.start_time = start;
+  lq.end_time = end;
+  lq.team_id = text_param(q, "team_id");
+  lq.min_spend = *min_spend;
+  lq.max_spend = *max_spend;
+  if (c.sc == scope::own) {
+    lq.base.user_id = c.self_user;
+  } else if (c.sc == scope::org) {
+    lq.base.organization_id = c.self_org;
+  }
+  const json empty_page{{"data", json::array()}, {"total", 0}, {"page", paged->page},
+                        {"page_size", paged->page_size}, {"total_pages", 0}};
+  auto visible = co_await user_visible(c, lq.base.user_id);
+  if (!visible) {
+    co_return visible.error();
+  }
+  if (!*visible) {
+    co_return ok(empty_page);
+  }
+  auto r = co_await c.db().run(pg::spend_log_page_blocking, lq);
+  if (!r) {
+    co_return r.error();
+  }
+  const long long pages = (r->total + paged->page_size - 1) / paged->page_size;
+  co_return ok(json{{"data", parse_array(r->rows_json)},
+                    {"total", r->total},
+                    {"page", paged->page},
+                    {"page_size", paged->page_size},
+                    {"total_pages", pages}});
 }
 
 // LiteLLM's /global/spend/tags (its UI's spend per tag): both dates required; `tags`, a

@@ -210,6 +210,41 @@ describe('spend API', { skip }, () => {
     assertError(await get('/spend/logs?page_size=5000'), 400, 'page_size');
   });
 
+  test('/spend/logs/ui: a page of rows in a range of times, with the count; filters and role rules as /spend/logs', async () => {
+    const t = (offsetDays) => new Date(Date.now() + offsetDays * 86_400_000).toISOString().slice(0, 19).replace('T', ' ');
+    const range = `start_date=${encodeURIComponent(t(-1))}&end_date=${encodeURIComponent(t(1))}`;
+    const all = await ok(get(`/spend/logs/ui?${range}`));
+    assert.equal(all.total, 5);
+    assert.equal(all.page, 1);
+    assert.equal(all.page_size, 50);
+    assert.equal(all.total_pages, 1);
+    assert.equal(all.data.length, 5);
+    const times = all.data.map((r) => r.startTime);
+    assert.deepEqual(times, [...times].sort().reverse(), 'newest first');
+    const paged = await ok(get(`/spend/logs/ui?${range}&page=2&page_size=2`));
+    assert.deepEqual([paged.total, paged.page, paged.page_size, paged.total_pages, paged.data.length], [5, 2, 2, 3, 2]);
+    assert.deepEqual(paged.data.map((r) => r.request_id), all.data.slice(2, 4).map((r) => r.request_id));
+    assert.equal((await ok(get(`/spend/logs/ui?${range}&team_id=t-blue`))).total, 3);
+    assert.equal((await ok(get(`/spend/logs/ui?${range}&api_key=${keys.a}`))).total, 3);
+    const mid = (COST_A + COST_B) / 2;
+    assert.equal((await ok(get(`/spend/logs/ui?${range}&min_spend=${mid}`))).total, 1);
+    assert.equal((await ok(get(`/spend/logs/ui?${range}&max_spend=${mid}`))).total, 4);
+    // Both ends are times: a range that ends before the requests finds none.
+    const before = `start_date=${encodeURIComponent(t(-2))}&end_date=${encodeURIComponent(t(-1))}`;
+    assert.deepEqual(await ok(get(`/spend/logs/ui?${before}`)), { data: [], total: 0, page: 1, page_size: 50, total_pages: 0 });
+    // Roles as /spend/logs: alice her own, the org_admin their organisation's.
+    assert.equal((await ok(get(`/spend/logs/ui?${range}&user_id=bob`, keys.alice))).total, 3);
+    assert.equal((await ok(get(`/spend/logs/ui?${range}`, keys.olga))).total, 3);
+    // Bad parameters.
+    const missing = await get('/spend/logs/ui');
+    assertError(missing, 400, 'start_date');
+    assert.match(missing.json.error.message, /Start date and end date are required/);
+    assertError(await get(`/spend/logs/ui?start_date=${day(-1)}&end_date=${day(1)}`), 400, 'start_date');
+    assertError(await get(`/spend/logs/ui?start_date=${encodeURIComponent('2024-02-30 00:00:00')}&end_date=${encodeURIComponent(t(1))}`), 400, 'start_date');
+    assertError(await get(`/spend/logs/ui?${range}&page_size=101`), 400, 'page_size');
+    assertError(await get(`/spend/logs/ui?${range}&min_spend=lots`), 400, 'min_spend');
+  });
+
   test('/global/spend, /global/spend/keys, /global/spend/models', async () => {
     const total = await ok(get('/global/spend'));
     near(total.spend, 4 * COST_A + COST_B, '/global/spend');

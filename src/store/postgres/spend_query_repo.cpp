@@ -131,8 +131,10 @@ std::string activity_filter(pqxx::transaction_base& tx, const activity_query& q)
 
 }  // namespace
 
-std::string spend_log_rows_blocking(pqxx::connection& c, const spend_log_query& q) {
-  pqxx::read_transaction tx{c};
+namespace {
+
+// The WHERE clause of spend_log_query's filters (empty, or " WHERE ...").
+std::string log_filter(pqxx::transaction_base& tx, const spend_log_query& q) {
   std::string where;
   auto add = [&where](const std::string& clause) { where += (where.empty() ? " WHERE " : " AND ") + clause; };
   if (!q.api_key.empty()) {
@@ -152,10 +154,40 @@ std::string spend_log_rows_blocking(pqxx::connection& c, const spend_log_query& 
     add("start_time >= " + tx.quote(q.start_day + " 00:00:00+00") + "::timestamptz");
     add("start_time < " + tx.quote(q.end_day + " 00:00:00+00") + "::timestamptz + interval '1 day'");
   }
+  return where;
+}
+
+std::string page_of(const spend_log_query& q) {
   const long long offset = static_cast<long long>(q.page - 1) * q.page_size;
-  return json_array_of(tx, "SELECT " + log_row_object() + " FROM spend_logs" + where +
-                               " ORDER BY start_time DESC, row_id LIMIT " + std::to_string(q.page_size) +
-                               " OFFSET " + std::to_string(offset));
+  return " ORDER BY start_time DESC, row_id LIMIT " + std::to_string(q.page_size) + " OFFSET " + std::to_string(offset);
+}
+
+}  // namespace
+
+std::string spend_log_rows_blocking(pqxx::connection& c, const spend_log_query& q) {
+  pqxx::read_transaction tx{c};
+  return json_array_of(tx, "SELECT " + log_row_object() + " FROM spend_logs" + log_filter(tx, q) + page_of(q));
+}
+
+spend_log_page spend_log_page_blocking(pqxx::connection& c, const spend_log_page_query& q) {
+  pqxx::read_transaction tx{c};
+  std::string where = log_filter(tx, q.base);
+  auto add = [&where](const std::string& clause) { where += (where.empty() ? " WHERE " : " AND ") + clause; };
+  add("start_time >= " + tx.quote(q.start_time + "+00") + "::timestamptz");
+  add("start_time <= " + tx.quote(q.end_time + "+00") + "::timestamptz");
+  if (!q.team_id.empty()) {
+    add("team_id = " + tx.quote(q.team_id));
+  }
+  if (q.min_spend) {
+    add("spend >= " + tx.quote(*q.min_spend));
+  }
+  if (q.max_spend) {
+    add("spend <= " + tx.quote(*q.max_spend));
+  }
+  spend_log_page out;
+  out.total = tx.exec1("SELECT count(*) FROM spend_logs" + where)[0].as<long long>();
+  out.rows_json = json_array_of(tx, "SELECT " + log_row_object() + " FROM spend_logs" + where + page_of(q.base));
+  return out;
 }
 
 spend_summary spend_summary_blocking(pqxx::connection& c, const spend_lens& lens, const std::string& api_key,

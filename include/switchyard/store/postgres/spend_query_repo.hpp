@@ -11,6 +11,7 @@
 #include "switchyard/store/postgres/pqxx_fwd.hpp"
 
 #include <string>
+#include <optional>
 #include <vector>
 
 namespace switchyard::store::postgres {
@@ -35,6 +36,21 @@ struct spend_log_query {
 
 // spend_logs rows with LiteLLM's field names (startTime, user, ...), newest first: a JSON array.
 std::string spend_log_rows_blocking(pqxx::connection& c, const spend_log_query& q);
+
+// /spend/logs/ui: spend_log_query's filters (`start_day`/`end_day` unused) with a range of
+// times ("YYYY-MM-DD HH:MM:SS", UTC, both ends included), a team and bounds on the spend;
+// a page of rows (newest first) and how many rows match in all.
+struct spend_log_page_query {
+  spend_log_query base;
+  std::string start_time, end_time;
+  std::string team_id;
+  std::optional<double> min_spend, max_spend;
+};
+struct spend_log_page {
+  std::string rows_json = "[]";
+  long long total = 0;
+};
+spend_log_page spend_log_page_blocking(pqxx::connection& c, const spend_log_page_query& q);
 
 // One day of a /spend/logs summary, from the rollups of `lens` (filtered to `api_key`
 // when not empty): spend per model, per key, per user.
