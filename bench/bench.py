@@ -25,11 +25,13 @@ import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import zlib
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH_DIR)
@@ -214,6 +216,63 @@ def ollama_ndjson_body() -> str:
                  "total_duration": 4883583458, "load_duration": 1334875, "prompt_eval_count": 24,
                  "prompt_eval_duration": 342546000, "eval_count": 16, "eval_duration": 4535599000})
     return out
+
+
+def bedrock_json_body() -> str:
+    """Bedrock's Converse answer (POST /model/{id}/converse) for the same text and usage."""
+    return json.dumps({
+        "output": {"message": {"role": "assistant", "content": [
+            {"text": "Hello! This is a fixed answer from the fake upstream of the bench."}]}},
+        "stopReason": "end_turn",
+        "usage": {"inputTokens": 24, "outputTokens": 20, "totalTokens": 44},
+        "metrics": {"latencyMs": 312},
+    }, separators=(",", ":"))
+
+
+def eventstream_message(event_type: str, payload: bytes) -> bytes:
+    """One AWS event-stream message (application/vnd.amazon.eventstream): the prelude (total
+    length, headers length, the prelude's CRC32), string headers as Bedrock sends them, the
+    payload and the whole message's CRC32."""
+    headers = b""
+    for name, value in ((":event-type", event_type), (":content-type", "application/json"),
+                        (":message-type", "event")):
+        headers += struct.pack(">B", len(name)) + name.encode() + struct.pack(">BH", 7, len(value)) + value.encode()
+    prelude = struct.pack(">II", 16 + len(headers) + len(payload), len(headers))
+    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + headers + payload
+    return message + struct.pack(">I", zlib.crc32(message))
+
+
+def bedrock_eventstream_body() -> bytes:
+    """Bedrock's converse-stream answer for the same text: messageStart, 20 contentBlockDelta
+    text events, contentBlockStop, messageStop and metadata (usage, metrics), each payload with
+    the `p` padding member of varying length Bedrock adds to every event."""
+    words = ["Hello", "!", " This", " is", " a", " fixed", " answer", " stream", "ed", " by", " the",
+             " fake", " up", "stream", " of", " the", " ben", "ch", " here", "."]
+    pad = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    events = [("messageStart", {"role": "assistant"})]
+    events += [("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": w}}) for w in words]
+    events += [("contentBlockStop", {"contentBlockIndex": 0}), ("messageStop", {"stopReason": "end_turn"}),
+               ("metadata", {"usage": {"inputTokens": 24, "outputTokens": 20, "totalTokens": 44},
+                             "metrics": {"latencyMs": 312}})]
+    out = b""
+    for i, (event_type, data) in enumerate(events):
+        data = dict(data, p=pad[:(7 * i) % len(pad) + 1])
+        out += eventstream_message(event_type, json.dumps(data, separators=(",", ":")).encode())
+    return out
+
+
+def bedrock_locations(payload: str | None = None, stream_file: str | None = None) -> str:
+    """nginx locations for Bedrock's /model/{id}/converse (`payload`, JSON) or
+    /converse-stream (`stream_file`: the binary event stream, which an nginx string cannot
+    hold). nginx serves a file only to GET; the POST's 405 is turned into the file's 200 by
+    an internal redirect, which makes the request a GET."""
+    if stream_file is None:
+        return ("    location /model/ {\n      default_type application/json;\n" + nginx_return(payload) +
+                "\n    }\n")
+    return ("    location /model/ {\n      error_page 405 =200 /bedrock-converse-stream;\n      return 405;\n    }\n"
+            "    location = /bedrock-converse-stream {\n      internal;\n"
+            "      default_type application/vnd.amazon.eventstream;\n"
+            f"      alias {stream_file};\n    }}\n")
 
 
 def messages_request_body(model: str, stream: bool, size: int) -> bytes:
@@ -697,7 +756,8 @@ UPSTREAM_SERVERS = """\
       default_type {ollama_ctype};
 {ollama_payload}
     }}
-    # The switchyard-callback target's live callback receiver (generic_api batches).
+    # Bedrock's /model/{{id}}/converse and /converse-stream (bedrock_locations; SigV4 not checked).
+{bedrock_locations}    # The switchyard-callback target's live callback receiver (generic_api batches).
     location = /callbacks {{
       default_type application/json;
       return 200 '{{"ok":true}}';
@@ -1891,19 +1951,24 @@ def main(argv) -> int:
                      oll_ndjson_body):
             assert "'" not in body and "$" not in body and "\\" not in body
         up_ports = {"json": free_port(), "sse": free_port()}
+        bedrock_stream_file = os.path.join(tmp, "bedrock-converse-stream.bin")
+        with open(bedrock_stream_file, "wb") as f:
+            f.write(bedrock_eventstream_body())
         upstream = Nginx(procs, nginx_bin, tmp, "upstream",
                          UPSTREAM_SERVERS.format(port=up_ports["json"], ctype="application/json",
                                                  payload=nginx_return(json_body),
                                                  messages_payload=nginx_return(msg_json_body),
                                                  gemini_payload=nginx_return(gem_json_body),
                                                  ollama_ctype="application/json",
-                                                 ollama_payload=nginx_return(oll_json_body)) +
+                                                 ollama_payload=nginx_return(oll_json_body),
+                                                 bedrock_locations=bedrock_locations(bedrock_json_body())) +
                          UPSTREAM_SERVERS.format(port=up_ports["sse"], ctype="text/event-stream",
                                                  payload=nginx_return(sse_body),
                                                  messages_payload=nginx_return(msg_sse_body),
                                                  gemini_payload=nginx_return(gem_sse_body),
                                                  ollama_ctype="application/x-ndjson",
-                                                 ollama_payload=nginx_return(oll_ndjson_body)))
+                                                 ollama_payload=nginx_return(oll_ndjson_body),
+                                                 bedrock_locations=bedrock_locations(stream_file=bedrock_stream_file)))
         log(f"fake upstream: nginx on 127.0.0.1:{up_ports['json']} (JSON) and :{up_ports['sse']} (SSE)")
         upstream.start(list(up_ports.values()))
 

@@ -37,6 +37,9 @@ callback batches to be sent, stops it and reads the instruction total of every t
     stream-gemini  stream's requests to a Gemini deployment (20 streamGenerateContent events
                 translated, each with a text part, usageMetadata, modelVersion and responseId)
     stream-ollama  stream's requests to an ollama_chat deployment (17 /api/chat NDJSON lines translated)
+    stream-bedrock  stream's requests to a Bedrock deployment (SigV4-signed converse-stream; 24
+                binary event-stream messages translated: messageStart, 20 text deltas,
+                contentBlockStop, messageStop, metadata with the usage)
 
 callgrind_control needs vgdb, which this machine's valgrind does not offer, so each
 variant runs twice, with `--warmup` and with `--warmup` + `--requests` requests, and the
@@ -109,12 +112,19 @@ VARIANTS["stream-anthropic"] = ({}, VARIANTS["vkey"][1])
 VARIANTS["stream-gemini"] = ({}, VARIANTS["vkey"][1])
 # `stream-ollama`: the same from an ollama_chat deployment (/api/chat, NDJSON).
 VARIANTS["stream-ollama"] = ({}, VARIANTS["vkey"][1])
+# `stream-bedrock`: the same from a Bedrock deployment (converse-stream, AWS's binary event
+# stream; the request signed with SigV4 as for AWS).
+VARIANTS["stream-bedrock"] = ({}, VARIANTS["vkey"][1])
 STREAM_VARIANTS = {"stream": b'"stream":true,', "stream-usage": b'"stream":true,"stream_options":{"include_usage":true},',
                    "stream-anthropic": b'"stream":true,', "stream-gemini": b'"stream":true,',
-                   "stream-ollama": b'"stream":true,'}
+                   "stream-ollama": b'"stream":true,', "stream-bedrock": b'"stream":true,'}
 # The deployment's model and api_base path (the default: an OpenAI deployment on /v1).
 UPSTREAM_MODEL = {"stream-anthropic": ("anthropic/bench-model", ""), "stream-gemini": ("gemini/bench-model", ""),
-                  "stream-ollama": ("ollama_chat/bench-model", "")}
+                  "stream-ollama": ("ollama_chat/bench-model", ""), "stream-bedrock": ("bedrock/bench-model", "")}
+# More litellm_params of the deployment: Bedrock's requests are signed (SigV4) with these.
+UPSTREAM_PARAMS = {"stream-bedrock": "      aws_access_key_id: AKIDEXAMPLE\n"
+                                     "      aws_secret_access_key: wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\n"
+                                     "      aws_region_name: us-east-1\n"}
 # A key of a team member, with and without the member's budget in the team.
 VARIANTS["team-vkey"] = ({}, VARIANTS["vkey"][1])
 VARIANTS["team-member"] = ({}, VARIANTS["vkey"][1])
@@ -122,13 +132,13 @@ TEAM_VARIANTS = {"team-vkey": {}, "team-member": {"max_budget_in_team": 1000000}
 KEY_BODIES = {"limits": {"max_budget": 1000000, "rpm_limit": 100000000},
               "limits-nolease": {"max_budget": 1000000, "rpm_limit": 100000000}, "vkey": {},
               "cache-mem-vkey": {}, "unique-vkey": {}, "cache-miss-vkey": {}, "stream": {}, "stream-usage": {}, "stream-anthropic": {},
-              "stream-gemini": {}, "stream-ollama": {}}
+              "stream-gemini": {}, "stream-ollama": {}, "stream-bedrock": {}}
 DB_VARIANTS = {"spend", "nospend", "limits", "limits-nolease", "vkey", "cache-mem-vkey", "unique-vkey",
                "cache-miss-vkey", "stream", "stream-usage", "stream-anthropic", "stream-gemini", "stream-ollama",
-               "team-vkey", "team-member"}
+               "stream-bedrock", "team-vkey", "team-member"}
 REDIS_VARIANTS = {"cache-redis", "cache-miss", "limits", "limits-nolease", "vkey", "cache-mem-vkey",
                   "unique-vkey", "cache-miss-vkey", "stream", "stream-usage", "stream-anthropic", "stream-gemini",
-                  "stream-ollama", "team-vkey", "team-member"}
+                  "stream-ollama", "stream-bedrock", "team-vkey", "team-member"}
 # every request's body differs (the cache key)
 UNIQUE_VARIANTS = {"cache-miss", "cache-miss-local", "unique", "unique-vkey", "cache-miss-vkey",
                    "unique-intl", "cache-miss-local-intl"}
@@ -273,7 +283,7 @@ def run_once(binary: str, variant: str, up_ports: dict[str, int], tmp: str, requ
                 "    litellm_params:\n"
                 f"      model: {model}\n"
                 f"      api_base: http://127.0.0.1:{up_port}{path}\n"
-                "      api_key: sk-upstream\n"
+                "      api_key: sk-upstream\n" + UPSTREAM_PARAMS.get(variant, "") +
                 f"general_settings:\n  master_key: {MASTER}\n" +
                 (f"  database_url: {DATABASE_URL}\n" if variant in DB_VARIANTS else "") + extra_config)
     env = dict(os.environ)
@@ -383,18 +393,24 @@ def main() -> int:
             if want_redis:
                 REDIS_PORT = int(re.search(r"REDIS_PORT=(\d+)", env_sh).group(1))
         up_ports = {"json": bench.free_port(), "sse": bench.free_port()}
+        bedrock_stream_file = os.path.join(tmp, "bedrock-converse-stream.bin")
+        with open(bedrock_stream_file, "wb") as f:
+            f.write(bench.bedrock_eventstream_body())
         servers = (bench.UPSTREAM_SERVERS.format(port=up_ports["json"], ctype="application/json",
                                                  payload=bench.nginx_return(bench.chat_json_body()),
                                                  messages_payload=bench.nginx_return(bench.messages_json_body()),
                                                  gemini_payload=bench.nginx_return(bench.gemini_json_body()),
                                                  ollama_ctype="application/json",
-                                                 ollama_payload=bench.nginx_return(bench.ollama_json_body())) +
+                                                 ollama_payload=bench.nginx_return(bench.ollama_json_body()),
+                                                 bedrock_locations=bench.bedrock_locations(bench.bedrock_json_body())) +
                    bench.UPSTREAM_SERVERS.format(port=up_ports["sse"], ctype="text/event-stream",
                                                  payload=bench.nginx_return(bench.chat_sse_body(usage_null=True)),
                                                  messages_payload=bench.nginx_return(bench.messages_sse_body()),
                                                  gemini_payload=bench.nginx_return(bench.gemini_sse_body()),
                                                  ollama_ctype="application/x-ndjson",
-                                                 ollama_payload=bench.nginx_return(bench.ollama_ndjson_body())))
+                                                 ollama_payload=bench.nginx_return(bench.ollama_ndjson_body()),
+                                                 bedrock_locations=bench.bedrock_locations(
+                                                     stream_file=bedrock_stream_file)))
         nginx = bench.Nginx(procs, shutil.which("nginx") or "/usr/sbin/nginx", tmp, "upstream", servers)
         nginx.start(list(up_ports.values()))
         body = bench.request_body("bench-model", False, 1024)
