@@ -3,6 +3,7 @@
 #pragma once
 #include "switchyard/config/config.hpp"
 #include "switchyard/core/error.hpp"
+#include "switchyard/core/json_get.hpp"
 #include "switchyard/providers/adapter.hpp"
 #include "switchyard/providers/json_scan.hpp"
 
@@ -270,6 +271,17 @@ inline std::optional<std::uint64_t> plain_unsigned(std::string_view v) {
     return std::nullopt;
   }
   return u;
+}
+
+// A count as token_count reads it, when it is a plain whole number (clamped as token_count
+// clamps it); nullopt for anything token_count reads otherwise (a fraction, a sign, a
+// string, null ...): the DOM reads those.
+inline std::optional<long long> plain_count(std::string_view value) {
+  auto u = kind_of(value) == json_kind::number ? plain_unsigned(value) : std::nullopt;
+  if (!u) {
+    return std::nullopt;
+  }
+  return *u > static_cast<std::uint64_t>(core::max_count) ? core::max_count : static_cast<long long>(*u);
 }
 
 // A string literal's text: its inside as written when it has no escape, else decoded.

@@ -36,8 +36,10 @@
 #include "switchyard/providers/bedrock.hpp"
 
 #include "adapter_util.hpp"
+#include "bedrock_stream.hpp"
 #include "switchyard/core/ids.hpp"
 #include "switchyard/providers/aws_eventstream.hpp"
+#include "switchyard/providers/json_scan.hpp"
 #include "switchyard/providers/sigv4.hpp"
 
 #include "../upstream/url.hpp"
@@ -623,10 +625,14 @@ struct token_tally {
   bool seen = false;
 
   void update(const json& u) {
-    input = detail::token_count(u, "inputTokens");
-    output = detail::token_count(u, "outputTokens");
-    cache_read = detail::token_count(u, "cacheReadInputTokens");
-    cache_write = detail::token_count(u, "cacheWriteInputTokens");
+    set(detail::token_count(u, "inputTokens"), detail::token_count(u, "outputTokens"),
+        detail::token_count(u, "cacheReadInputTokens"), detail::token_count(u, "cacheWriteInputTokens"));
+  }
+  void set(long long in, long long out, long long read, long long write) {
+    input = in;
+    output = out;
+    cache_read = read;
+    cache_write = write;
     seen = true;
   }
   long long prompt() const { return input + cache_read + cache_write; }
@@ -773,11 +779,150 @@ core::result<translated_response> translate_embedding(std::string_view id, std::
 
 // ---- stream -----------------------------------------------------------------
 
+// Plain events, without a DOM. Nearly every event of an answer is one of five payloads: a
+// text delta ({contentBlockIndex, delta: {text}}), messageStart ({role}), contentBlockStop
+// ({contentBlockIndex}), messageStop ({stopReason}) and metadata ({usage, metrics}), each
+// with `p`, the padding of random length Bedrock adds to every event (so that an event's
+// size does not give its text away). Those are read from a scan of the payload (scan_json
+// validates it as the DOM's parser would, then a walk over the valid text reads what the
+// translation uses) and written by the same chunk_writer calls with the same decoded text:
+// the very bytes of the DOM reading. What the reading cannot vouch for leaves the event to
+// the DOM before anything is changed: a member the event is not documented to carry, a
+// duplicate member, a delta other than one non-empty text (toolUse, reasoningContent,
+// citation ...), a stopReason that is not a string, a usage count that is not a plain whole
+// number or a usage member it does not know, a key with an escape inside the delta or the
+// usage, any other event type (contentBlockStart included). Exceptions never reach it.
+using detail::each_member;
+using detail::kind_of;
+using detail::plain_count;
+using detail::text_of;
+
+enum class plain_kind : std::uint8_t { message_start, block_delta, block_stop, message_stop, metadata };
+
+struct plain_event {
+  plain_kind kind = plain_kind::message_start;
+  std::string_view text;         // block_delta: the text's literal (with its quotes)
+  std::string_view stop_reason;  // message_stop: the stopReason literal, if any
+  bool has_usage = false;
+  // metadata's usage: inputTokens, outputTokens, cacheReadInputTokens, cacheWriteInputTokens
+  long long counts[4] = {};
+};
+
+std::optional<plain_kind> plain_kind_of(std::string_view event_type) {
+  if (event_type == "contentBlockDelta") {
+    return plain_kind::block_delta;
+  }
+  if (event_type == "messageStart") {
+    return plain_kind::message_start;
+  }
+  if (event_type == "contentBlockStop") {
+    return plain_kind::block_stop;
+  }
+  if (event_type == "messageStop") {
+    return plain_kind::message_stop;
+  }
+  if (event_type == "metadata") {
+    return plain_kind::metadata;
+  }
+  return std::nullopt;
+}
+
+// The top-level members Bedrock's API reference lists for the event, and `p`.
+bool is_documented_member(plain_kind kind, std::string_view key) {
+  if (key == "p") {
+    return true;
+  }
+  switch (kind) {
+    case plain_kind::message_start: return key == "role";
+    case plain_kind::block_delta: return key == "contentBlockIndex" || key == "delta";
+    case plain_kind::block_stop: return key == "contentBlockIndex";
+    case plain_kind::message_stop: return key == "stopReason" || key == "additionalModelResponseFields";
+    case plain_kind::metadata:
+      return key == "usage" || key == "metrics" || key == "trace" || key == "performanceConfig";
+  }
+  return false;
+}
+
+// delta {text}: one non-empty string (an empty one is left to the DOM, which writes nothing).
+bool plain_delta(std::string_view object, plain_event& e) {
+  return each_member(object,
+                     [&](std::string_view key, detail::valid_json_walk& w) {
+                       if (key != "text" || !e.text.empty()) {
+                         return false;
+                       }
+                       const std::string_view value = w.value();
+                       if (kind_of(value) != json_kind::string || value == R"("")") {
+                         return false;
+                       }
+                       e.text = value;
+                       return true;
+                     }) &&
+         !e.text.empty();
+}
+
+// usage: the counts token_tally reads, and totalTokens, each once and a plain whole number.
+bool plain_usage(std::string_view object, plain_event& e) {
+  static constexpr std::string_view names[] = {"inputTokens", "outputTokens", "cacheReadInputTokens",
+                                               "cacheWriteInputTokens", "totalTokens"};
+  bool seen[std::size(names)] = {};
+  return each_member(object, [&](std::string_view key, detail::valid_json_walk& w) {
+    std::size_t i = 0;
+    while (i < std::size(names) && names[i] != key) {
+      ++i;
+    }
+    if (i == std::size(names) || seen[i]) {
+      return false;
+    }
+    seen[i] = true;
+    const auto count = plain_count(w.value());
+    if (!count) {
+      return false;
+    }
+    if (i < std::size(e.counts)) {
+      e.counts[i] = *count;
+    }
+    return true;
+  });
+}
+
+bool read_plain_event(const json_scan& scan, plain_event& e) {
+  const auto& members = scan.members;
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    const json_member& m = members[i];
+    if (!is_documented_member(e.kind, m.key)) {
+      return false;
+    }
+    for (std::size_t k = 0; k < i; ++k) {
+      if (members[k].key == m.key) {
+        return false;  // a duplicate
+      }
+    }
+    if (m.key == "delta") {
+      if (m.kind != json_kind::object || !plain_delta(m.value, e)) {
+        return false;
+      }
+    } else if (m.key == "stopReason") {
+      if (m.kind != json_kind::string) {
+        return false;
+      }
+      e.stop_reason = m.value;
+    } else if (m.key == "usage") {
+      if (m.kind != json_kind::object || !plain_usage(m.value, e)) {
+        return false;
+      }
+      e.has_usage = true;
+    }
+    // role, contentBlockIndex, p, metrics, ...: not read
+  }
+  return e.kind != plain_kind::block_delta || !e.text.empty();
+}
+
 class converse_stream final : public stream_translator {
  public:
-  converse_stream(std::string_view model, bool include_usage)
+  converse_stream(std::string_view model, bool include_usage, stream_reading reading)
       : writer_("chatcmpl-" + core::uuid4(), detail::unix_now(), std::string(model), false),
-        include_usage_(include_usage) {}
+        include_usage_(include_usage),
+        reading_(reading) {}
 
   core::result<void> feed(std::string_view bytes, std::vector<std::string>& payloads) override {
     if (failure_) {
@@ -851,6 +996,12 @@ class converse_stream final : public stream_translator {
     if (stop_seen_ && etype != "metadata") {
       return {};  // after messageStop only the usage counts
     }
+    if (!reading_.dom_only && plain(etype, m.payload, out)) {
+      if (reading_.scanned != nullptr) {
+        ++*reading_.scanned;
+      }
+      return {};
+    }
     json j = detail::parse_bounded(m.payload);
     if (j.is_discarded() || !j.is_object()) {
       return detail::malformed_upstream(label, "the provider sent a stream event that is not valid JSON");
@@ -905,8 +1056,48 @@ class converse_stream final : public stream_translator {
     return {};
   }
 
+  // A plain event (read_plain_event) translated as on_message's DOM reading translates it.
+  // False, and nothing changed, for any other.
+  bool plain(std::string_view event_type, std::string_view payload, std::vector<std::string>& out) {
+    const auto kind = plain_kind_of(event_type);
+    if (!kind || !scan_json(payload, scan_, max_json_depth) || scan_.root != json_kind::object) {
+      return false;
+    }
+    plain_ = plain_event{};
+    plain_.kind = *kind;
+    if (!read_plain_event(scan_, plain_)) {
+      return false;
+    }
+    switch (*kind) {
+      case plain_kind::message_start: ensure_started(out); break;
+      case plain_kind::block_delta:
+        ensure_started(out);
+        writer_.content(text_of(plain_.text, decoded_), out);
+        break;
+      case plain_kind::block_stop: break;
+      case plain_kind::message_stop:
+        ensure_started(out);
+        writer_.finish(finish_reason_of(plain_.stop_reason.empty() ? std::string_view{}
+                                                                   : text_of(plain_.stop_reason, decoded_)),
+                       out);
+        stop_seen_ = true;
+        break;
+      case plain_kind::metadata:
+        if (plain_.has_usage) {
+          tally_.set(plain_.counts[0], plain_.counts[1], plain_.counts[2], plain_.counts[3]);
+          usage_ = tally_.value();
+        }
+        break;
+    }
+    return true;
+  }
+
   detail::chunk_writer writer_;
   bool include_usage_;
+  stream_reading reading_;
+  json_scan scan_;  // plain events' scans and readings, reused across events
+  plain_event plain_;
+  std::string decoded_;
   aws::event_stream_decoder decoder_;
   std::vector<aws::event_message> messages_;
   std::map<long long, int> tools_;
@@ -944,7 +1135,7 @@ class bedrock final : public adapter {
 
   std::unique_ptr<stream_translator> make_stream(call_type, const config::deployment&, std::string_view model,
                                                  bool include_usage) const override {
-    return std::make_unique<converse_stream>(model, include_usage);
+    return std::make_unique<converse_stream>(model, include_usage, stream_reading{});
   }
 
   // Bedrock's HTTP errors: the status is already the right one (ThrottlingException
@@ -978,6 +1169,11 @@ class bedrock final : public adapter {
 const adapter& bedrock_adapter() {
   static const bedrock a;
   return a;
+}
+
+std::unique_ptr<stream_translator> make_bedrock_stream(std::string_view model, bool include_usage,
+                                                       stream_reading reading) {
+  return std::make_unique<converse_stream>(model, include_usage, reading);
 }
 
 }  // namespace switchyard::providers

@@ -622,7 +622,7 @@ core::result<translated_response> translate(call_type type, std::string_view bod
 // skipped by both.
 using detail::each_member;
 using detail::kind_of;
-using detail::plain_unsigned;
+using detail::plain_count;
 using detail::text_of;
 
 struct plain_line {
@@ -636,15 +636,6 @@ struct plain_line {
 
   void clear() { *this = plain_line{}; }
 };
-
-// A count as token_count reads it, when it is a plain whole number.
-std::optional<long long> plain_count(std::string_view value) {
-  auto u = kind_of(value) == json_kind::number ? plain_unsigned(value) : std::nullopt;
-  if (!u) {
-    return std::nullopt;
-  }
-  return *u > static_cast<std::uint64_t>(core::max_count) ? core::max_count : static_cast<long long>(*u);
-}
 
 // {role, content}: content a string; thinking only when empty; nothing that makes a tool call.
 bool plain_message(std::string_view object, plain_line& r) {

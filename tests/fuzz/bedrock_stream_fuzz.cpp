@@ -4,7 +4,10 @@
 // Two runs per input: the bytes as they are (the framing: lengths, CRCs, headers), and
 // the input read as lines "<event type> <JSON payload>" encoded into frames with valid
 // CRCs (so the mutations reach the translator behind the checksums). A line whose type
-// starts with '!' becomes an exception message of that type.
+// starts with '!' becomes an exception message of that type. Both runs also read the stream
+// twice, plain events from their scan and every event through the DOM, and trap unless the
+// two give the same bytes, error and usage (check_readings_agree).
+#include "bedrock_stream.hpp"
 #include "stream_fuzz.hpp"
 #include "switchyard/providers/aws_eventstream.hpp"
 #include "switchyard/providers/bedrock.hpp"
@@ -44,7 +47,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }();
   const auto& a = switchyard::providers::bedrock_adapter();
   switchyard::fuzz::check_stream(a, d, data, size);
-  const std::string frames = framed(std::string_view(reinterpret_cast<const char*>(data), size));
+  const std::string_view in(reinterpret_cast<const char*>(data), size);
+  const std::string frames = framed(in);
   switchyard::fuzz::check_stream(a, d, reinterpret_cast<const std::uint8_t*>(frames.data()), frames.size());
+  const bool include_usage = size % 2 == 0;
+  for (std::string_view wire : {in, std::string_view(frames)}) {
+    switchyard::fuzz::check_readings_agree(
+        [&](bool dom_only) {
+          return switchyard::providers::make_bedrock_stream("fuzz-model", include_usage, {dom_only, nullptr});
+        },
+        wire);
+  }
   return 0;
 }

@@ -1,5 +1,6 @@
 // Bedrock: SigV4 against AWS's published test suite, the event-stream framing against
 // aws-c-event-stream's encoded vectors, and the Converse translation both ways.
+#include "bedrock_stream.hpp"
 #include "stream_harness.hpp"
 #include "switchyard/providers/aws_eventstream.hpp"
 #include "switchyard/providers/bedrock.hpp"
@@ -9,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cstdio>
+#include <random>
 
 using namespace switchyard;
 using json = nlohmann::json;
@@ -576,6 +579,319 @@ TEST(Bedrock, StreamFailures) {
   auto notjson = run(event("messageStart", "{not json"));
   ASSERT_TRUE(notjson.error);
   EXPECT_GE(notjson.error->status, 500);
+}
+
+// ---- plain events read from their scan vs the DOM ----------------------------------------
+
+test::reading_outcome read_events(std::string_view wire, bool include_usage, bool dom_only) {
+  return test::read_stream_with(
+      [&](bool dom, std::size_t* scanned) {
+        return providers::make_bedrock_stream("my-model", include_usage, {dom, scanned});
+      },
+      wire, dom_only);
+}
+
+// The two readings of `wire` agree (payloads byte for byte, error, usage), with and without
+// the usage chunk. Returns how many events the scan read.
+std::size_t expect_same_readings(std::string_view wire) {
+  std::size_t scanned = 0;
+  for (bool include_usage : {false, true}) {
+    const auto fast = read_events(wire, include_usage, false);
+    test::expect_same_outcome(fast, read_events(wire, include_usage, true), wire);
+    scanned = fast.scanned;
+  }
+  return scanned;
+}
+
+// Random ConverseStream answers: text deltas with escapes and non-ASCII, tool uses,
+// reasoning, citations, stop reasons and usage counts (plain, huge, negative, fractions,
+// null, strings), members in other kinds, unknown members, duplicates, escaped keys,
+// exceptions, unknown event types, events after messageStop, invalid JSON and UTF-8. Half
+// the streams are plain (what Bedrock sends, `p` padding included), half mix in the rest.
+class event_maker {
+ public:
+  explicit event_maker(unsigned seed) : gen_(seed) {}
+
+  std::string stream() {
+    plain_ = chance(50);
+    events_ = 0;
+    std::string out = frame("messageStart", object({member("role", "\"assistant\"")}));
+    const int blocks = pick(1, 3);
+    for (int b = 0; b < blocks; ++b) {
+      const std::string index = std::to_string(b);
+      const bool tool = odd(15);
+      if (tool || odd(5)) {
+        out += frame("contentBlockStart",
+                     object({member("contentBlockIndex", index),
+                             member("start", tool ? R"({"toolUse":{"toolUseId":"tooluse_a","name":"f"}})" : "{}")}));
+      }
+      const int deltas = pick(0, 6);
+      for (int i = 0; i < deltas; ++i) {
+        out += frame("contentBlockDelta", object({member("contentBlockIndex", index), member("delta", delta(tool))}));
+        if (odd(2)) {
+          out += odd_event();
+        }
+      }
+      out += frame("contentBlockStop", object({member("contentBlockIndex", index)}));
+    }
+    if (!odd(5)) {
+      std::vector<std::string> m;
+      if (!odd(10)) {
+        m.push_back(member("stopReason", plain_ ? one_of({R"("end_turn")", R"("max_tokens")", R"("stop_sequence")"})
+                                                : one_of({R"("end_turn")", R"("tool_use")", R"("max_tokens")",
+                                                          R"("guardrail_intervened")", R"("content_filtered")",
+                                                          R"("\u006dax_tokens")", R"("")", "null", "5"})));
+      }
+      if (odd(5)) {
+        m.push_back(member("additionalModelResponseFields", R"({"stop_sequence":null})"));
+      }
+      out += frame("messageStop", object(std::move(m)));
+    }
+    if (odd(5)) {
+      out += frame("contentBlockDelta", object({member("contentBlockIndex", "0"), member("delta", delta(false))}));
+    }
+    if (!odd(10)) {
+      out += frame("metadata", metadata());
+    }
+    if (odd(5)) {
+      out += odd_event();
+    }
+    return out;
+  }
+
+  int events() const { return events_; }
+
+ private:
+  int pick(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(gen_); }
+  bool chance(int percent) { return pick(1, 100) <= percent; }
+  bool odd(int percent) { return !plain_ && chance(percent); }
+  std::string one_of(std::initializer_list<std::string> xs) {
+    return *(xs.begin() + pick(0, static_cast<int>(xs.size()) - 1));
+  }
+
+  std::string frame(const std::string& type, const std::string& payload) {
+    ++events_;
+    if (odd(3)) {
+      return event(type, one_of({payload.substr(0, payload.size() / 2), "[1]", "", "null", payload + "x"}));
+    }
+    return event(type, payload);
+  }
+
+  std::string key(std::string_view k) {
+    if (odd(3)) {
+      char esc[8];
+      std::snprintf(esc, sizeof esc, "\\u%04x", static_cast<unsigned char>(k[0]));
+      return "\"" + std::string(esc) + std::string(k.substr(1)) + "\"";
+    }
+    return "\"" + std::string(k) + "\"";
+  }
+  std::string member(std::string_view k, const std::string& v) { return key(k) + ":" + (chance(20) ? " " : "") + v; }
+  // The members, perhaps with Bedrock's `p` padding, a duplicate or an unknown member.
+  std::string object(std::vector<std::string> members) {
+    if (chance(70)) {
+      members.push_back(member("p", "\"" + std::string("abcdefghijklmnopqrstuvwxyz").substr(0, pick(1, 26)) + "\""));
+    }
+    if (!members.empty() && odd(3)) {
+      members.push_back(members[pick(0, static_cast<int>(members.size()) - 1)]);
+    }
+    if (odd(3)) {
+      members.insert(members.begin() + pick(0, static_cast<int>(members.size())), member("extra", "1"));
+    }
+    std::string out = chance(10) ? "{ " : "{";
+    for (std::size_t i = 0; i < members.size(); ++i) {
+      out += (i ? "," : "") + members[i];
+    }
+    return out + (chance(10) ? " }" : "}");
+  }
+
+  std::string text() {
+    static const std::string_view pieces[] = {"The",       " sky",    "",         "\\\"",           "\\\\",
+                                              "\\/",       "\\n",     "\\t",      "\\b\\f\\r",      "\\u0000",
+                                              "\\u001f",   "\\u00e9", "\\u4f60",  "\\ud83d\\ude00", "\xc3\xa9",
+                                              "\xe4\xbd\xa0", "<b>&", " ",        "\x7f"};
+    std::string out;
+    const int n = pick(plain_ ? 1 : 0, 3);
+    for (int i = 0; i < n; ++i) {
+      out += pieces[pick(0, static_cast<int>(std::size(pieces)) - 1)];
+    }
+    if (odd(2)) {
+      out += "\xff";
+    }
+    return "\"" + out + "\"";
+  }
+
+  std::string delta(bool tool) {
+    if (tool && !odd(10)) {
+      return object({member("toolUse", object({member("input", one_of({R"("{\"a\":")", R"("1}")", R"("")"}))}))});
+    }
+    if (odd(10)) {
+      return one_of({R"({"reasoningContent":{"text":"hmm"}})", R"({"reasoningContent":{"signature":"c2ln"}})",
+                     R"({"citation":{"title":"t"}})", R"({"toolUse":{"input":"{}"}})", "null", "\"x\"", "{}",
+                     R"({"text":5})", R"({"text":null})"});
+    }
+    std::vector<std::string> m{member("text", text())};
+    if (odd(5)) {
+      m.push_back(member(one_of({"toolUse", "reasoningContent"}), R"({"input":"x","text":"y"})"));
+    }
+    if (odd(3)) {
+      m.push_back(m.front());  // text twice
+    }
+    std::string out = "{";
+    for (std::size_t i = 0; i < m.size(); ++i) {
+      out += (i ? "," : "") + m[i];
+    }
+    return out + "}";
+  }
+
+  std::string count() {
+    return plain_ ? std::to_string(pick(0, 5000))
+                  : one_of({"12", "0", "-3", "2.5", "1e3", "99999999999999999999", "1000000000000001", "null",
+                            "\"7\"", "4000000000"});
+  }
+
+  std::string metadata() {
+    std::vector<std::string> u;
+    for (const char* k : {"inputTokens", "outputTokens", "totalTokens"}) {
+      if (!odd(10)) {
+        u.push_back(member(k, count()));
+      }
+    }
+    if (chance(20)) {
+      u.push_back(member("cacheReadInputTokens", count()));
+    }
+    if (chance(20)) {
+      u.push_back(member("cacheWriteInputTokens", count()));
+    }
+    if (odd(5)) {
+      u.push_back(member(one_of({"cacheDetails", "serverToolUsage"}), "[]"));
+    }
+    if (odd(3) && !u.empty()) {
+      u.push_back(u.back());
+    }
+    std::string usage = "{";
+    for (std::size_t i = 0; i < u.size(); ++i) {
+      usage += (i ? "," : "") + u[i];
+    }
+    usage += "}";
+    std::vector<std::string> m;
+    if (!odd(10)) {
+      m.push_back(member("usage", odd(5) ? one_of({"null", "\"x\"", "[]"}) : usage));
+    }
+    m.push_back(member("metrics", R"({"latencyMs":312})"));
+    if (odd(5)) {
+      m.push_back(member("trace", R"({"guardrail":{}})"));
+    }
+    return object(std::move(m));
+  }
+
+  std::string odd_event() {
+    switch (pick(0, 3)) {
+      case 0:
+        return aws::encode_message({{":exception-type", one_of({"throttlingException", "modelStreamErrorException"})},
+                                    {":content-type", "application/json"},
+                                    {":message-type", "exception"}},
+                                   R"({"message":"Too many tokens"})");
+      case 1: return event(one_of({"citationsDelta", "messageStarted", "contentBlockdelta"}), "{}");
+      case 2: return frame("metadata", metadata());
+      default: return frame("messageStart", object({member("role", "\"assistant\"")}));
+    }
+  }
+
+  std::mt19937 gen_;
+  bool plain_ = false;
+  int events_ = 0;
+};
+
+// Whatever the scan reads, it translates exactly as the DOM does (chunks, errors, usage),
+// over thousands of random streams; and it reads most of their events.
+TEST(Bedrock, ScannedEventsGiveTheDomPathsBytesOverManyShapes) {
+  std::size_t events = 0;
+  std::size_t scanned = 0;
+  for (unsigned seed = 0; seed < 3000; ++seed) {
+    event_maker maker(seed);
+    const std::string wire = maker.stream();
+    SCOPED_TRACE(seed);
+    scanned += expect_same_readings(wire);
+    events += static_cast<std::size_t>(maker.events());
+    if (HasFailure()) {
+      break;
+    }
+  }
+  std::printf("bedrock stream: %zu of %zu random events read from their scan\n", scanned, events);
+  EXPECT_GT(scanned * 10, events * 4) << "most plain events take the scan";
+  EXPECT_LT(scanned, events) << "and some are left to the DOM";
+}
+
+// Named shapes: a plain answer is read from its scan, event by event; what the scan cannot
+// vouch for goes to the DOM; the same output either way.
+TEST(Bedrock, PlainEventsAreScannedAndTheRestReadByTheDom) {
+  const std::string start = event("messageStart", R"({"role":"assistant","p":"abcd"})");
+  const std::string stop = event("messageStop", R"({"stopReason":"end_turn","p":"ab"})");
+  const std::string meta = event(
+      "metadata",
+      R"({"usage":{"inputTokens":24,"outputTokens":20,"totalTokens":44},"metrics":{"latencyMs":312},"p":"abc"})");
+  const std::string text = event("contentBlockDelta", R"({"contentBlockIndex":0,"delta":{"text":"Hi"},"p":"a"})");
+  EXPECT_EQ(expect_same_readings(start + text + text + event("contentBlockStop", R"({"contentBlockIndex":0})") +
+                                 stop + meta),
+            6u);
+  EXPECT_EQ(expect_same_readings(tool_stream()), 7u) << "the tool use's start and deltas go to the DOM";
+  // Escapes, non-ASCII, huge and cache counts, a stop reason with an escape: all scanned.
+  EXPECT_EQ(expect_same_readings(
+                start +
+                event("contentBlockDelta",
+                      R"({"delta":{"text":"a\"b\\c\/\b\f\n\u0001\u00e9\ud83d\ude00 é"},"contentBlockIndex":0})") +
+                event("messageStop", R"({"stopReason":"\u006dax_tokens"})") +
+                event("metadata",
+                      R"({"usage":{"inputTokens":18446744073709551615,"outputTokens":1000000000000001,)"
+                      R"("cacheReadInputTokens":7,"cacheWriteInputTokens":3}})")),
+            4u);
+  // One event the scan leaves to the DOM, between plain ones.
+  for (const auto& [type, payload] : std::vector<std::pair<std::string, std::string>>{
+           {"contentBlockDelta", R"({"contentBlockIndex":0,"delta":{"reasoningContent":{"text":"hmm"}}})"},
+           {"contentBlockDelta", R"({"contentBlockIndex":0,"delta":{"reasoningContent":{"signature":"c2ln"}}})"},
+           {"contentBlockDelta", R"({"contentBlockIndex":0,"delta":{"text":""}})"},
+           {"contentBlockDelta", R"({"contentBlockIndex":0,"delta":{"text":"a","text":"b"}})"},
+           {"contentBlockDelta", R"({"contentBlockIndex":0,"delta":{"\u0074ext":"a"}})"},
+           {"contentBlockDelta", R"({"contentBlockIndex":0,"delta":{"text":"a","citation":{}}})"},
+           {"contentBlockDelta", R"({"contentBlockIndex":0,"delta":{"text":"a"},"delta":{"text":"b"}})"},
+           {"contentBlockDelta", R"({"contentBlockIndex":0,"delta":{"text":"a"},"extra":1})"},
+           {"contentBlockDelta", R"({"contentBlockIndex":0,"delta":{"text":"a"},"p":"x","p":"y"})"},
+           {"contentBlockDelta", R"({"contentBlockIndex":0,"delta":{"text":5}})"},
+           {"contentBlockStart", R"({"contentBlockIndex":0,"start":{}})"},
+           {"contentBlockStop", R"({"contentBlockIndex":0,"stopped":true})"},
+           {"messageStart", R"({"role":"assistant","role":"assistant"})"},
+           {"citationsDelta", R"({"text":"a"})"},
+           {"metadata", R"({"usage":{"inputTokens":2.0,"outputTokens":1}})"},
+           {"metadata", R"({"usage":{"inputTokens":-1,"outputTokens":1}})"},
+           {"metadata", R"({"usage":{"inputTokens":"7","outputTokens":1}})"},
+           {"metadata", R"({"usage":{"inputTokens":null,"outputTokens":1}})"},
+           {"metadata", R"({"usage":{"inputTokens":1,"inputTokens":2}})"},
+           {"metadata", R"({"usage":{"inputTokens":1,"cacheDetails":[]}})"},
+           {"metadata", R"({"usage":null})"},
+       }) {
+    EXPECT_EQ(expect_same_readings(start + event(type, payload) + stop + meta), 3u) << type << " " << payload;
+  }
+  // Events the DOM turns into an error: invalid JSON or UTF-8, a delta that is no object.
+  for (const auto& [type, payload] : std::vector<std::pair<std::string, std::string>>{
+           {"contentBlockDelta", "{\"contentBlockIndex\":0,\"delta\":{\"text\":\"\xff\"}}"},
+           {"contentBlockDelta", R"({"contentBlockIndex":0,"delta":null})"},
+           {"contentBlockDelta", R"({"contentBlockIndex":0})"},
+           {"messageStop", R"({"stopReason":"end_turn")"},
+           {"metadata", "[1]"},
+       }) {
+    const auto wire = start + event(type, payload) + stop + meta;
+    EXPECT_EQ(expect_same_readings(wire), 1u) << type << " " << payload;
+    EXPECT_TRUE(read_events(wire, true, false).error) << type << " " << payload;
+  }
+  // A stop reason that is no string (then, after messageStop, only metadata counts), and an
+  // exception between plain events.
+  EXPECT_EQ(expect_same_readings(start + event("messageStop", R"({"stopReason":null})") + text + meta), 2u);
+  EXPECT_EQ(expect_same_readings(start + text +
+                                 aws::encode_message({{":exception-type", "throttlingException"},
+                                                      {":message-type", "exception"}},
+                                                     R"({"message":"slow down"})") +
+                                 stop),
+            2u);
 }
 
 }  // namespace
