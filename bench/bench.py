@@ -275,6 +275,36 @@ def bedrock_locations(payload: str | None = None, stream_file: str | None = None
             f"      alias {stream_file};\n    }}\n")
 
 
+def cohere_json_body() -> str:
+    """Cohere's v2 chat answer (POST /v2/chat) for the same text and usage."""
+    return json.dumps({
+        "id": "bench0000000000000000000003", "finish_reason": "COMPLETE",
+        "message": {"role": "assistant", "content": [
+            {"type": "text", "text": "Hello! This is a fixed answer from the fake upstream of the bench."}]},
+        "usage": {"billed_units": {"input_tokens": 24, "output_tokens": 20},
+                  "tokens": {"input_tokens": 24, "output_tokens": 20}},
+    }, separators=(",", ":"))
+
+
+def cohere_sse_body() -> str:
+    """Cohere's v2 chat stream for the same text, as Cohere writes it: message-start,
+    content-start, 20 content-delta events, content-end, message-end with the finish reason
+    and usage (billed_units and tokens); each event with its `event:` line and `type`."""
+    words = ["Hello", "!", " This", " is", " a", " fixed", " answer", " stream", "ed", " by", " the",
+             " fake", " up", "stream", " of", " the", " ben", "ch", " here", "."]
+    ev = lambda t, d: f"event: {t}\ndata: " + json.dumps(dict(type=t, **d), separators=(",", ":")) + "\n\n"
+    out = ev("message-start", {"id": "bench0000000000000000000004", "delta": {"message": {
+        "role": "assistant", "content": [], "tool_plan": "", "tool_calls": [], "citations": []}}})
+    out += ev("content-start", {"index": 0, "delta": {"message": {"content": {"type": "text", "text": ""}}}})
+    for w in words:
+        out += ev("content-delta", {"index": 0, "delta": {"message": {"content": {"text": w}}}})
+    out += ev("content-end", {"index": 0})
+    out += ev("message-end", {"delta": {"finish_reason": "COMPLETE", "usage": {
+        "billed_units": {"input_tokens": 24, "output_tokens": 20}, "tokens": {"input_tokens": 24, "output_tokens": 20}}}})
+    assert out.count("data: ") == 24
+    return out
+
+
 def messages_request_body(model: str, stream: bool, size: int) -> bytes:
     """The same body as bench/post_messages.lua builds (kept identical on purpose)."""
     prefix = ('{"model":"' + model + '","stream":' + ("true" if stream else "false") +
@@ -757,7 +787,12 @@ UPSTREAM_SERVERS = """\
 {ollama_payload}
     }}
     # Bedrock's /model/{{id}}/converse and /converse-stream (bedrock_locations; SigV4 not checked).
-{bedrock_locations}    # The switchyard-callback target's live callback receiver (generic_api batches).
+{bedrock_locations}    # Cohere's v2 chat.
+    location = /v2/chat {{
+      default_type {ctype};
+{cohere_payload}
+    }}
+    # The switchyard-callback target's live callback receiver (generic_api batches).
     location = /callbacks {{
       default_type application/json;
       return 200 '{{"ok":true}}';
@@ -1947,8 +1982,9 @@ def main(argv) -> int:
         msg_json_body, msg_sse_body = messages_json_body(), messages_sse_body()
         gem_json_body, gem_sse_body = gemini_json_body(), gemini_sse_body()
         oll_json_body, oll_ndjson_body = ollama_json_body(), ollama_ndjson_body()
+        coh_json_body, coh_sse_body = cohere_json_body(), cohere_sse_body()
         for body in (json_body, sse_body, msg_json_body, msg_sse_body, gem_json_body, gem_sse_body, oll_json_body,
-                     oll_ndjson_body):
+                     oll_ndjson_body, coh_json_body, coh_sse_body):
             assert "'" not in body and "$" not in body and "\\" not in body
         up_ports = {"json": free_port(), "sse": free_port()}
         bedrock_stream_file = os.path.join(tmp, "bedrock-converse-stream.bin")
@@ -1961,14 +1997,16 @@ def main(argv) -> int:
                                                  gemini_payload=nginx_return(gem_json_body),
                                                  ollama_ctype="application/json",
                                                  ollama_payload=nginx_return(oll_json_body),
-                                                 bedrock_locations=bedrock_locations(bedrock_json_body())) +
+                                                 bedrock_locations=bedrock_locations(bedrock_json_body()),
+                                                 cohere_payload=nginx_return(coh_json_body)) +
                          UPSTREAM_SERVERS.format(port=up_ports["sse"], ctype="text/event-stream",
                                                  payload=nginx_return(sse_body),
                                                  messages_payload=nginx_return(msg_sse_body),
                                                  gemini_payload=nginx_return(gem_sse_body),
                                                  ollama_ctype="application/x-ndjson",
                                                  ollama_payload=nginx_return(oll_ndjson_body),
-                                                 bedrock_locations=bedrock_locations(stream_file=bedrock_stream_file)))
+                                                 bedrock_locations=bedrock_locations(stream_file=bedrock_stream_file),
+                                                 cohere_payload=nginx_return(coh_sse_body)))
         log(f"fake upstream: nginx on 127.0.0.1:{up_ports['json']} (JSON) and :{up_ports['sse']} (SSE)")
         upstream.start(list(up_ports.values()))
 

@@ -40,6 +40,8 @@ callback batches to be sent, stops it and reads the instruction total of every t
     stream-bedrock  stream's requests to a Bedrock deployment (SigV4-signed converse-stream; 24
                 binary event-stream messages translated: messageStart, 20 text deltas,
                 contentBlockStop, messageStop, metadata with the usage)
+    stream-cohere  stream's requests to a cohere_chat deployment (24 v2 chat SSE events translated:
+                message-start, content-start, 20 content-delta, content-end, message-end)
 
 callgrind_control needs vgdb, which this machine's valgrind does not offer, so each
 variant runs twice, with `--warmup` and with `--warmup` + `--requests` requests, and the
@@ -115,16 +117,22 @@ VARIANTS["stream-ollama"] = ({}, VARIANTS["vkey"][1])
 # `stream-bedrock`: the same from a Bedrock deployment (converse-stream, AWS's binary event
 # stream; the request signed with SigV4 as for AWS).
 VARIANTS["stream-bedrock"] = ({}, VARIANTS["vkey"][1])
+# `stream-cohere`: the same from a cohere_chat deployment (v2 chat's typed SSE events).
+VARIANTS["stream-cohere"] = ({}, VARIANTS["vkey"][1])
 STREAM_VARIANTS = {"stream": b'"stream":true,', "stream-usage": b'"stream":true,"stream_options":{"include_usage":true},',
                    "stream-anthropic": b'"stream":true,', "stream-gemini": b'"stream":true,',
-                   "stream-ollama": b'"stream":true,', "stream-bedrock": b'"stream":true,'}
+                   "stream-ollama": b'"stream":true,', "stream-bedrock": b'"stream":true,',
+                   "stream-cohere": b'"stream":true,'}
 # The deployment's model and api_base path (the default: an OpenAI deployment on /v1).
 UPSTREAM_MODEL = {"stream-anthropic": ("anthropic/bench-model", ""), "stream-gemini": ("gemini/bench-model", ""),
-                  "stream-ollama": ("ollama_chat/bench-model", ""), "stream-bedrock": ("bedrock/bench-model", "")}
-# More litellm_params of the deployment: Bedrock's requests are signed (SigV4) with these.
+                  "stream-ollama": ("ollama_chat/bench-model", ""), "stream-bedrock": ("bedrock/bench-model", ""),
+                  "stream-cohere": ("cohere_chat/bench-model", "")}
+# More litellm_params of the deployment: Bedrock's requests are signed (SigV4) with these;
+# Cohere takes no `user` (the bench body's), dropped as LiteLLM's drop_params does.
 UPSTREAM_PARAMS = {"stream-bedrock": "      aws_access_key_id: AKIDEXAMPLE\n"
                                      "      aws_secret_access_key: wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\n"
-                                     "      aws_region_name: us-east-1\n"}
+                                     "      aws_region_name: us-east-1\n",
+                   "stream-cohere": "      drop_params: true\n"}
 # A key of a team member, with and without the member's budget in the team.
 VARIANTS["team-vkey"] = ({}, VARIANTS["vkey"][1])
 VARIANTS["team-member"] = ({}, VARIANTS["vkey"][1])
@@ -132,13 +140,13 @@ TEAM_VARIANTS = {"team-vkey": {}, "team-member": {"max_budget_in_team": 1000000}
 KEY_BODIES = {"limits": {"max_budget": 1000000, "rpm_limit": 100000000},
               "limits-nolease": {"max_budget": 1000000, "rpm_limit": 100000000}, "vkey": {},
               "cache-mem-vkey": {}, "unique-vkey": {}, "cache-miss-vkey": {}, "stream": {}, "stream-usage": {}, "stream-anthropic": {},
-              "stream-gemini": {}, "stream-ollama": {}, "stream-bedrock": {}}
+              "stream-gemini": {}, "stream-ollama": {}, "stream-bedrock": {}, "stream-cohere": {}}
 DB_VARIANTS = {"spend", "nospend", "limits", "limits-nolease", "vkey", "cache-mem-vkey", "unique-vkey",
                "cache-miss-vkey", "stream", "stream-usage", "stream-anthropic", "stream-gemini", "stream-ollama",
-               "stream-bedrock", "team-vkey", "team-member"}
+               "stream-bedrock", "stream-cohere", "team-vkey", "team-member"}
 REDIS_VARIANTS = {"cache-redis", "cache-miss", "limits", "limits-nolease", "vkey", "cache-mem-vkey",
                   "unique-vkey", "cache-miss-vkey", "stream", "stream-usage", "stream-anthropic", "stream-gemini",
-                  "stream-ollama", "stream-bedrock", "team-vkey", "team-member"}
+                  "stream-ollama", "stream-bedrock", "stream-cohere", "team-vkey", "team-member"}
 # every request's body differs (the cache key)
 UNIQUE_VARIANTS = {"cache-miss", "cache-miss-local", "unique", "unique-vkey", "cache-miss-vkey",
                    "unique-intl", "cache-miss-local-intl"}
@@ -402,7 +410,8 @@ def main() -> int:
                                                  gemini_payload=bench.nginx_return(bench.gemini_json_body()),
                                                  ollama_ctype="application/json",
                                                  ollama_payload=bench.nginx_return(bench.ollama_json_body()),
-                                                 bedrock_locations=bench.bedrock_locations(bench.bedrock_json_body())) +
+                                                 bedrock_locations=bench.bedrock_locations(bench.bedrock_json_body()),
+                                                 cohere_payload=bench.nginx_return(bench.cohere_json_body())) +
                    bench.UPSTREAM_SERVERS.format(port=up_ports["sse"], ctype="text/event-stream",
                                                  payload=bench.nginx_return(bench.chat_sse_body(usage_null=True)),
                                                  messages_payload=bench.nginx_return(bench.messages_sse_body()),
@@ -410,7 +419,8 @@ def main() -> int:
                                                  ollama_ctype="application/x-ndjson",
                                                  ollama_payload=bench.nginx_return(bench.ollama_ndjson_body()),
                                                  bedrock_locations=bench.bedrock_locations(
-                                                     stream_file=bedrock_stream_file)))
+                                                     stream_file=bedrock_stream_file),
+                                                 cohere_payload=bench.nginx_return(bench.cohere_sse_body())))
         nginx = bench.Nginx(procs, shutil.which("nginx") or "/usr/sbin/nginx", tmp, "upstream", servers)
         nginx.start(list(up_ports.values()))
         body = bench.request_body("bench-model", False, 1024)
