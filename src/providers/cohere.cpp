@@ -21,8 +21,10 @@
 // - The stream is complete at message-end; events after it and unknown event types are
 //   ignored; a stream that ends before message-end is an error.
 #include "adapter_util.hpp"
+#include "cohere_stream.hpp"
 #include "switchyard/core/ids.hpp"
 #include "switchyard/providers/adapter.hpp"
+#include "switchyard/providers/json_scan.hpp"
 #include "switchyard/upstream/sse_parser.hpp"
 
 #include <map>
@@ -329,11 +331,148 @@ core::result<translated_response> translate_chat(std::string_view body, std::str
   return r;
 }
 
+// Plain events, without a DOM. Nearly every event of an answer is message-start (its id),
+// content-start, a content-delta with one piece of text, content-end, or message-end with
+// its finish_reason and usage counts. Those are read from a scan of the event's data
+// (scan_json validates it as the DOM's parser would, then a walk over the valid text reads
+// what the translation uses) and written by the same chunk_writer calls with the same
+// decoded text: the very bytes of the DOM reading. What the reading cannot vouch for leaves
+// the event to the DOM before anything is changed: a member it does not know at any level
+// it reads, a duplicate one, a value of another kind than it reads (a null, a fraction, a
+// string count ...), a key with an escape below the top level, an empty text, an ERROR
+// finish or an error message, tool calls, tool plans, citations and any other event type.
+using detail::each_member;
+using detail::kind_of;
+using detail::plain_count;
+using detail::text_of;
+using walk = detail::valid_json_walk;
+
+enum class plain_kind : std::uint8_t { message_start, content_start, content_delta, content_end, message_end };
+
+std::optional<plain_kind> plain_kind_of(std::string_view type) {
+  if (type == "content-delta") {
+    return plain_kind::content_delta;
+  }
+  if (type == "message-start") {
+    return plain_kind::message_start;
+  }
+  if (type == "content-start") {
+    return plain_kind::content_start;
+  }
+  if (type == "content-end") {
+    return plain_kind::content_end;
+  }
+  if (type == "message-end") {
+    return plain_kind::message_end;
+  }
+  return std::nullopt;
+}
+
+struct plain_event {
+  std::string_view id;      // message-start: the id literal, if any
+  std::string_view text;    // content-delta: the text literal
+  std::string_view reason;  // message-end: the finish_reason literal, if any
+  bool has_usage = false;
+  bool has_tokens = false;  // usage.tokens
+  bool has_billed = false;  // usage.billed_units
+  long long tokens[2] = {};  // input_tokens, output_tokens
+  long long billed[2] = {};
+};
+
+// Reads the members of the object at `w` with f(key, w); false (and the DOM reads the event)
+// on a duplicate key or when f refuses one. At most 8 distinct keys.
+template <typename F>
+bool each_unique_member(walk& w, F&& f) {
+  std::string_view seen[8];
+  std::size_t n = 0;
+  return each_member(w, [&](std::string_view key, walk& v) {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (seen[i] == key) {
+        return false;
+      }
+    }
+    if (n == std::size(seen)) {
+      return false;
+    }
+    seen[n++] = key;
+    return f(key, v);
+  });
+}
+
+// {input_tokens, output_tokens} as plain whole numbers.
+bool plain_counts(walk& w, long long (&counts)[2]) {
+  return each_unique_member(w, [&](std::string_view key, walk& v) {
+    const int i = key == "input_tokens" ? 0 : key == "output_tokens" ? 1 : -1;
+    const auto count = i >= 0 ? plain_count(v.value()) : std::nullopt;
+    if (!count) {
+      return false;
+    }
+    counts[i] = *count;
+    return true;
+  });
+}
+
+// message-end's delta: {finish_reason, usage: {billed_units, tokens}}.
+bool plain_end(walk& w, plain_event& e) {
+  return each_unique_member(w, [&](std::string_view key, walk& v) {
+    if (key == "finish_reason") {
+      // ERROR (the DOM answers it with an error), perhaps written with an escape: the DOM's.
+      const std::string_view value = v.value();
+      if (kind_of(value) != json_kind::string || value == R"("ERROR")" ||
+          value.find('\\') != std::string_view::npos) {
+        return false;
+      }
+      e.reason = value;
+      return true;
+    }
+    if (key != "usage" || detail::next_kind(v) != json_kind::object) {
+      return false;
+    }
+    e.has_usage = true;
+    return each_unique_member(v, [&](std::string_view k, walk& u) {
+      if (detail::next_kind(u) != json_kind::object) {
+        return false;
+      }
+      if (k == "tokens") {
+        e.has_tokens = true;
+        return plain_counts(u, e.tokens);
+      }
+      if (k == "billed_units") {
+        e.has_billed = true;
+        return plain_counts(u, e.billed);
+      }
+      return false;
+    });
+  });
+}
+
+// content-delta's delta: {message: {content: {text}}}, the text a non-empty string.
+bool plain_delta(walk& w, plain_event& e) {
+  auto only = [](std::string_view name, auto&& inner) {
+    return [name, &inner](std::string_view key, walk& v) {
+      return key == name && detail::next_kind(v) == json_kind::object && inner(v);
+    };
+  };
+  auto text = [&](walk& v) {
+    return each_unique_member(v, [&](std::string_view key, walk& t) {
+      const std::string_view value = t.value();
+      if (key != "text" || kind_of(value) != json_kind::string || value == R"("")") {
+        return false;
+      }
+      e.text = value;
+      return true;
+    });
+  };
+  auto content = [&](walk& v) { return each_unique_member(v, only("content", text)); };
+  return each_unique_member(w, only("message", content)) && !e.text.empty();
+}
+
 class cohere_stream final : public stream_translator {
  public:
-  cohere_stream(std::string_view model, bool include_usage)
+  cohere_stream(std::string_view model, bool include_usage, stream_reading reading)
       : writer_("chatcmpl-" + core::uuid4(), detail::unix_now(), std::string(model), false),
-        include_usage_(include_usage) {}
+        include_usage_(include_usage),
+        reading_(reading) {}
 
   core::result<void> feed(std::string_view bytes, std::vector<std::string>& payloads) override {
     if (failure_) {
@@ -399,6 +538,12 @@ class cohere_stream final : public stream_translator {
 
   core::result<void> on_event(const upstream::sse_parser::event& ev, std::vector<std::string>& out) {
     if (ev.data.find_first_not_of(" \t\r\n") == std::string::npos) {
+      return {};
+    }
+    if (!reading_.dom_only && plain(ev, out)) {
+      if (reading_.scanned != nullptr) {
+        ++*reading_.scanned;
+      }
       return {};
     }
     json j = detail::parse_bounded(ev.data);
@@ -477,8 +622,93 @@ class cohere_stream final : public stream_translator {
     return {};
   }
 
+  // A plain event (see plain_event) translated as on_event's DOM reading translates it.
+  // False, and nothing changed, for any other.
+  bool plain(const upstream::sse_parser::event& ev, std::vector<std::string>& out) {
+    if (!scan_json(ev.data, scan_, max_json_depth) || scan_.root != json_kind::object) {
+      return false;
+    }
+    // The type: the data's own (a string), else the SSE event's name (on_event's rule).
+    std::string_view type = ev.event;
+    if (const json_member* t = scan_.find("type"); t != nullptr) {
+      if (t->kind != json_kind::string) {
+        return false;
+      }
+      if (t->value != R"("")") {
+        type = text_of(t->value, decoded_type_);
+      }
+    }
+    const auto kind = plain_kind_of(type);
+    if (!kind) {
+      return false;
+    }
+    plain_ = plain_event{};
+    const auto& members = scan_.members;
+    for (std::size_t i = 0; i < members.size(); ++i) {
+      const json_member& m = members[i];
+      for (std::size_t k = 0; k < i; ++k) {
+        if (members[k].key == m.key) {
+          return false;  // a duplicate
+        }
+      }
+      if (m.key == "type" || (m.key == "index" && *kind != plain_kind::message_start)) {
+        continue;  // index: not read (one choice)
+      }
+      if (m.key == "id" && *kind == plain_kind::message_start) {
+        if (m.kind != json_kind::string) {
+          return false;
+        }
+        plain_.id = m.value;
+        continue;
+      }
+      if (m.key != "delta" || *kind == plain_kind::content_end || m.kind != json_kind::object) {
+        return false;
+      }
+      walk w{m.value};
+      if (*kind == plain_kind::content_delta ? !plain_delta(w, plain_)
+                                             : *kind == plain_kind::message_end && !plain_end(w, plain_)) {
+        return false;
+      }
+      // message-start's and content-start's delta: not read
+    }
+    if (*kind == plain_kind::content_delta && plain_.text.empty()) {
+      return false;  // no delta: the DOM reads it (and writes nothing but the role)
+    }
+    switch (*kind) {
+      case plain_kind::message_start:
+        if (!plain_.id.empty() && plain_.id != R"("")") {
+          writer_.set_id(std::string(text_of(plain_.id, decoded_)));
+        }
+        ensure_started(out);
+        break;
+      case plain_kind::content_delta:
+        ensure_started(out);
+        writer_.content(text_of(plain_.text, decoded_), out);
+        break;
+      case plain_kind::content_start:
+      case plain_kind::content_end: break;
+      case plain_kind::message_end: {
+        ensure_started(out);
+        if (plain_.has_usage) {
+          const long long* c = plain_.has_tokens ? plain_.tokens : plain_.has_billed ? plain_.billed : nullptr;
+          usage_ = c != nullptr ? detail::usage_value(c[0], c[1]) : usage{};
+        }
+        const std::string_view reason = plain_.reason.empty() ? std::string_view{} : text_of(plain_.reason, decoded_);
+        writer_.finish(finish_reason_of(reason), out);
+        ended_ = true;
+        break;
+      }
+    }
+    return true;
+  }
+
   detail::chunk_writer writer_;
   bool include_usage_;
+  stream_reading reading_;
+  json_scan scan_;  // plain events' scans and readings, reused across events
+  plain_event plain_;
+  std::string decoded_;
+  std::string decoded_type_;
   upstream::sse_parser parser_;
   std::vector<upstream::sse_parser::event> events_;
   std::map<long long, int> tools_;
@@ -511,7 +741,7 @@ class cohere_chat final : public adapter {
 
   std::unique_ptr<stream_translator> make_stream(call_type, const config::deployment&, std::string_view model,
                                                  bool include_usage) const override {
-    return std::make_unique<cohere_stream>(model, include_usage);
+    return std::make_unique<cohere_stream>(model, include_usage, stream_reading{});
   }
 
   // Cohere's errors are {"message": ...} with the HTTP status (400, 401, 402, 404, 422,
@@ -526,6 +756,11 @@ class cohere_chat final : public adapter {
 const adapter& cohere_adapter() {
   static const cohere_chat a;
   return a;
+}
+
+std::unique_ptr<stream_translator> make_cohere_stream(std::string_view model, bool include_usage,
+                                                      stream_reading reading) {
+  return std::make_unique<cohere_stream>(model, include_usage, reading);
 }
 
 }  // namespace switchyard::providers

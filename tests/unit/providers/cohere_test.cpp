@@ -1,9 +1,13 @@
 // Cohere v2 chat: request translation, answers and the typed SSE stream.
+#include "cohere_stream.hpp"
 #include "stream_harness.hpp"
 #include "switchyard/providers/adapter.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <random>
 
 using namespace switchyard;
 using json = nlohmann::json;
@@ -228,6 +232,279 @@ TEST(Cohere, StreamFailures) {
   auto b = test::run_stream(co(), call_type::chat, cohere_dep(), bad, true, test::split_sizes(bad.size(), 0, 0));
   ASSERT_TRUE(b.error);
   EXPECT_GE(b.error->status, 500);
+}
+
+// ---- plain events read from their scan vs the DOM ----------------------------------------
+
+test::reading_outcome read_events(std::string_view wire, bool include_usage, bool dom_only) {
+  return test::read_stream_with(
+      [&](bool dom, std::size_t* scanned) {
+        return providers::make_cohere_stream("my-model", include_usage, {dom, scanned});
+      },
+      wire, dom_only);
+}
+
+// The two readings of `wire` agree (payloads byte for byte, error, usage), with and without
+// the usage chunk. Returns how many events the scan read.
+std::size_t expect_same_readings(std::string_view wire) {
+  std::size_t scanned = 0;
+  for (bool include_usage : {false, true}) {
+    const auto fast = read_events(wire, include_usage, false);
+    test::expect_same_outcome(fast, read_events(wire, include_usage, true), wire);
+    scanned = fast.scanned;
+  }
+  return scanned;
+}
+
+// Random v2 chat streams: text with escapes and non-ASCII, ids, finish reasons (ERROR
+// included) and usage counts (plain, huge, negative, fractions, null, strings), tool calls,
+// tool plans, citations, types from the data or only from the `event:` line, members in
+// other kinds, unknown members, duplicates, escaped keys, invalid JSON and UTF-8. Half the
+// streams are plain (what Cohere sends), half mix in the rest.
+class event_maker {
+ public:
+  explicit event_maker(unsigned seed) : gen_(seed) {}
+
+  std::string stream() {
+    plain_ = chance(50);
+    events_ = 0;
+    std::vector<std::string> start{member("id", odd(5) ? one_of({"\"\"", "null", "5", "\"a\\u0062c\""}) : "\"m-1\""),
+                                   member("delta", R"({"message":{"role":"assistant","content":[]}})")};
+    std::string out = ev("message-start", std::move(start));
+    out += ev("content-start", {member("index", "0"),
+                                member("delta", R"({"message":{"content":{"type":"text","text":""}}})")});
+    const int deltas = pick(0, 6);
+    for (int i = 0; i < deltas; ++i) {
+      out += ev("content-delta", {member("index", "0"), member("delta", delta())});
+      if (odd(3)) {
+        out += odd_event();
+      }
+    }
+    out += ev("content-end", {member("index", "0")});
+    if (!odd(5)) {
+      out += ev("message-end", {member("delta", end_delta())});
+    }
+    if (odd(5)) {
+      out += ev("content-delta", {member("index", "0"), member("delta", delta())});
+    }
+    return out;
+  }
+
+  int events() const { return events_; }
+
+ private:
+  int pick(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(gen_); }
+  bool chance(int percent) { return pick(1, 100) <= percent; }
+  bool odd(int percent) { return !plain_ && chance(percent); }
+  std::string one_of(std::initializer_list<std::string> xs) {
+    return *(xs.begin() + pick(0, static_cast<int>(xs.size()) - 1));
+  }
+
+  std::string key(std::string_view k) {
+    if (odd(3)) {
+      char esc[8];
+      std::snprintf(esc, sizeof esc, "\\u%04x", static_cast<unsigned char>(k[0]));
+      return "\"" + std::string(esc) + std::string(k.substr(1)) + "\"";
+    }
+    return "\"" + std::string(k) + "\"";
+  }
+  std::string member(std::string_view k, const std::string& v) { return key(k) + ":" + (chance(20) ? " " : "") + v; }
+  std::string object(std::vector<std::string> members) {
+    if (!members.empty() && odd(3)) {
+      members.push_back(members[pick(0, static_cast<int>(members.size()) - 1)]);
+    }
+    if (odd(3)) {
+      members.insert(members.begin() + pick(0, static_cast<int>(members.size())), member("extra", "1"));
+    }
+    std::string out = chance(10) ? "{ " : "{";
+    for (std::size_t i = 0; i < members.size(); ++i) {
+      out += (i ? "," : "") + members[i];
+    }
+    return out + (chance(10) ? " }" : "}");
+  }
+
+  // An SSE event: the type in the data (as Cohere writes it) and on the `event:` line.
+  std::string ev(const std::string& type, std::vector<std::string> members) {
+    ++events_;
+    if (!odd(10)) {
+      members.insert(members.begin(), member("type", odd(5) ? one_of({"\"\"", "null", "\"content-\\u0064elta\"",
+                                                                      "\"citation-start\""})
+                                                            : "\"" + type + "\""));
+    }
+    std::string data = object(std::move(members));
+    if (odd(3)) {
+      data = one_of({data.substr(0, data.size() / 2), "[1]", "null", data + "x"});
+    }
+    return (odd(5) ? std::string() : "event: " + type + "\n") + "data: " + data + "\n\n";
+  }
+
+  std::string text() {
+    static const std::string_view pieces[] = {"The",       " sky",    "",         "\\\"",           "\\\\",
+                                              "\\/",       "\\n",     "\\t",      "\\b\\f\\r",      "\\u0000",
+                                              "\\u001f",   "\\u00e9", "\\u4f60",  "\\ud83d\\ude00", "\xc3\xa9",
+                                              "\xe4\xbd\xa0", "<b>&", " ",        "\x7f"};
+    std::string out;
+    const int n = pick(plain_ ? 1 : 0, 3);
+    for (int i = 0; i < n; ++i) {
+      out += pieces[pick(0, static_cast<int>(std::size(pieces)) - 1)];
+    }
+    if (odd(2)) {
+      out += "\xff";
+    }
+    return "\"" + out + "\"";
+  }
+
+  std::string delta() {
+    if (odd(10)) {
+      return one_of({R"({"message":{"content":{"text":5}}})", R"({"message":{"content":null}})",
+                     R"({"message":{"tool_plan":"x"}})", R"({"message":null})", "{}", "null"});
+    }
+    std::vector<std::string> content{member("text", text())};
+    if (odd(5)) {
+      content.push_back(member("type", "\"text\""));
+    }
+    return object({member("message", object({member("content", object(std::move(content)))}))});
+  }
+
+  std::string count() {
+    return plain_ ? std::to_string(pick(0, 5000))
+                  : one_of({"12", "0", "-3", "2.5", "1e3", "99999999999999999999", "1000000000000001", "null",
+                            "\"7\""});
+  }
+
+  std::string counts() {
+    std::vector<std::string> m;
+    if (!odd(10)) {
+      m.push_back(member("input_tokens", count()));
+    }
+    if (!odd(10)) {
+      m.push_back(member("output_tokens", count()));
+    }
+    if (odd(5)) {
+      m.push_back(member("search_units", "1"));
+    }
+    return object(std::move(m));
+  }
+
+  std::string end_delta() {
+    std::vector<std::string> m;
+    if (!odd(10)) {
+      m.push_back(member("finish_reason", plain_ ? one_of({"\"COMPLETE\"", "\"MAX_TOKENS\"", "\"STOP_SEQUENCE\""})
+                                                 : one_of({"\"COMPLETE\"", "\"TOOL_CALL\"", "\"ERROR\"",
+                                                           "\"ERR\\u004fR\"", "\"ERROR_TOXIC\"", "\"\"", "null"})));
+    }
+    if (odd(5)) {
+      m.push_back(member("error", "\"boom\""));
+    }
+    if (!odd(10)) {
+      std::vector<std::string> u;
+      if (chance(80)) {
+        u.push_back(member("billed_units", odd(5) ? "null" : counts()));
+      }
+      if (chance(80)) {
+        u.push_back(member("tokens", odd(5) ? one_of({"null", "[]"}) : counts()));
+      }
+      m.push_back(member("usage", odd(5) ? "null" : object(std::move(u))));
+    }
+    return object(std::move(m));
+  }
+
+  std::string odd_event() {
+    switch (pick(0, 2)) {
+      case 0: return ev("tool-plan-delta", {member("delta", R"({"message":{"tool_plan":"I will"}})")});
+      case 1: return ev("citation-start", {member("index", "0")});
+      default: return ev("message-start", {member("id", "\"m-2\"")});
+    }
+  }
+
+  std::mt19937 gen_;
+  bool plain_ = false;
+  int events_ = 0;
+};
+
+// Whatever the scan reads, it translates exactly as the DOM does (chunks, errors, usage),
+// over thousands of random streams; and it reads most of their events.
+TEST(Cohere, ScannedEventsGiveTheDomPathsBytesOverManyShapes) {
+  std::size_t events = 0;
+  std::size_t scanned = 0;
+  for (unsigned seed = 0; seed < 3000; ++seed) {
+    event_maker maker(seed);
+    const std::string wire = maker.stream();
+    SCOPED_TRACE(seed);
+    scanned += expect_same_readings(wire);
+    events += static_cast<std::size_t>(maker.events());
+    if (HasFailure()) {
+      break;
+    }
+  }
+  std::printf("cohere stream: %zu of %zu random events read from their scan\n", scanned, events);
+  EXPECT_GT(scanned * 10, events * 4) << "most plain events take the scan";
+  EXPECT_LT(scanned, events) << "and some are left to the DOM";
+}
+
+// Named shapes: a plain answer is read from its scan, event by event; what the scan cannot
+// vouch for goes to the DOM; the same output either way.
+TEST(Cohere, PlainEventsAreScannedAndTheRestReadByTheDom) {
+  auto sse = [](std::string_view type, std::string_view data) {
+    return "event: " + std::string(type) + "\ndata: " + std::string(data) + "\n\n";
+  };
+  const std::string start = sse("message-start", R"({"id":"m1","type":"message-start","delta":{"message":{}}})");
+  const std::string text =
+      sse("content-delta", R"({"type":"content-delta","index":0,"delta":{"message":{"content":{"text":"Hi"}}}})");
+  const std::string end = sse(
+      "message-end",
+      R"({"type":"message-end","delta":{"finish_reason":"COMPLETE","usage":{"billed_units":{"input_tokens":3,"output_tokens":2},"tokens":{"input_tokens":9,"output_tokens":2}}}})");
+  EXPECT_EQ(expect_same_readings(tool_stream), 6u) << "the tool plan and calls go to the DOM";
+  EXPECT_EQ(expect_same_readings(start + text + end), 3u);
+  // Escapes, non-ASCII, huge counts, the type only on the event line, billed units alone.
+  EXPECT_EQ(expect_same_readings(
+                sse("message-start", R"({"id":"m\u0031","delta":{}})") +
+                sse("content-delta",
+                    R"({"type":"content-delta","delta":{"message":{"content":{"text":"a\"b\\c\/\b\f\n\u0001\u00e9\ud83d\ude00 é"}}}})") +
+                sse("x", R"({"type":"message-\u0065nd","delta":{"finish_reason":"MAX_TOKENS","usage":{"billed_units":{"input_tokens":18446744073709551615,"output_tokens":1000000000000001}}}})")),
+            3u);
+  // One event the scan leaves to the DOM, between plain ones.
+  for (const std::string& odd : {
+           sse("content-delta", R"({"type":"content-delta","delta":{"message":{"content":{"text":""}}}})"),
+           sse("content-delta", R"({"type":"content-delta","delta":{"message":{"content":{"text":"a","text":"b"}}}})"),
+           sse("content-delta", R"({"type":"content-delta","delta":{"message":{"content":{"\u0074ext":"a"}}}})"),
+           sse("content-delta", R"({"type":"content-delta","delta":{"message":{"content":{"text":"a","type":"text"}}}})"),
+           sse("content-delta", R"({"type":"content-delta","delta":{"message":{"content":{"text":"a"}}},"logprobs":[]})"),
+           sse("content-delta", R"({"type":"content-delta","type":"content-delta","delta":{"message":{"content":{"text":"a"}}}})"),
+           sse("content-delta", R"({"type":null,"delta":{"message":{"content":{"text":"a"}}}})"),
+           sse("content-delta", R"({"type":"content-delta","delta":{"message":{"content":{"text":5}}}})"),
+           sse("content-delta", R"({"type":"content-delta"})"),
+           sse("tool-plan-delta", R"({"type":"tool-plan-delta","delta":{"message":{"tool_plan":"I will"}}})"),
+           sse("citation-start", R"({"type":"citation-start","index":0})"),
+           sse("content-end", R"({"type":"content-end","index":0,"delta":{}})"),
+           sse("message-start", R"({"id":5,"type":"message-start"})"),
+       }) {
+    EXPECT_EQ(expect_same_readings(start + odd + end), 2u) << odd;
+  }
+  // message-end read by the DOM: an ERROR finish (written plainly or with an escape), an
+  // error message, a count that is no plain whole number, a usage member it does not know.
+  for (std::string_view delta : {
+           R"({"finish_reason":"ERROR","error":"boom"})",
+           R"({"finish_reason":"ERR\u004fR"})",
+           R"({"finish_reason":"COMPLETE","error":"x"})",
+           R"({"finish_reason":"COMPLETE","usage":{"tokens":{"input_tokens":2.0}}})",
+           R"({"finish_reason":"COMPLETE","usage":{"tokens":{"input_tokens":-1}}})",
+           R"({"finish_reason":"COMPLETE","usage":{"tokens":null,"billed_units":{"input_tokens":1}}})",
+           R"({"finish_reason":"COMPLETE","usage":{"billed_units":{"input_tokens":1,"search_units":1}}})",
+           R"({"finish_reason":"COMPLETE","usage":{"cached_tokens":3}})",
+           R"({"finish_reason":null})",
+       }) {
+    EXPECT_EQ(expect_same_readings(start + text + sse("message-end", R"({"type":"message-end","delta":)" +
+                                                                           std::string(delta) + "}")),
+              2u)
+        << delta;
+  }
+  // Not JSON, invalid UTF-8: the DOM's error.
+  for (const std::string& bad : {sse("content-delta", R"({"type":"content-delta","delta":)"),
+                                 sse("content-delta", "{\"type\":\"content-delta\",\"delta\":{\"message\":{\"content\":{\"text\":\"\xff\"}}}}")}) {
+    EXPECT_EQ(expect_same_readings(start + bad + end), 1u) << bad;
+    EXPECT_TRUE(read_events(start + bad + end, true, false).error) << bad;
+  }
 }
 
 }  // namespace
