@@ -594,13 +594,7 @@ test::reading_outcome read_events(std::string_view wire, bool include_usage, boo
 // The two readings of `wire` agree (payloads byte for byte, error, usage), with and without
 // the usage chunk. Returns how many events the scan read.
 std::size_t expect_same_readings(std::string_view wire) {
-  std::size_t scanned = 0;
-  for (bool include_usage : {false, true}) {
-    const auto fast = read_events(wire, include_usage, false);
-    test::expect_same_outcome(fast, read_events(wire, include_usage, true), wire);
-    scanned = fast.scanned;
-  }
-  return scanned;
+  return test::expect_same_readings_with(read_events, wire);
 }
 
 // Random ConverseStream answers: text deltas with escapes and non-ASCII, tool uses,
@@ -608,9 +602,9 @@ std::size_t expect_same_readings(std::string_view wire) {
 // null, strings), members in other kinds, unknown members, duplicates, escaped keys,
 // exceptions, unknown event types, events after messageStop, invalid JSON and UTF-8. Half
 // the streams are plain (what Bedrock sends, `p` padding included), half mix in the rest.
-class event_maker {
+class event_maker : public test::random_json {
  public:
-  explicit event_maker(unsigned seed) : gen_(seed) {}
+  explicit event_maker(unsigned seed) : random_json(seed) {}
 
   std::string stream() {
     plain_ = chance(50);
@@ -662,12 +656,6 @@ class event_maker {
   int events() const { return events_; }
 
  private:
-  int pick(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(gen_); }
-  bool chance(int percent) { return pick(1, 100) <= percent; }
-  bool odd(int percent) { return !plain_ && chance(percent); }
-  std::string one_of(std::initializer_list<std::string> xs) {
-    return *(xs.begin() + pick(0, static_cast<int>(xs.size()) - 1));
-  }
 
   std::string frame(const std::string& type, const std::string& payload) {
     ++events_;
@@ -677,31 +665,12 @@ class event_maker {
     return event(type, payload);
   }
 
-  std::string key(std::string_view k) {
-    if (odd(3)) {
-      char esc[8];
-      std::snprintf(esc, sizeof esc, "\\u%04x", static_cast<unsigned char>(k[0]));
-      return "\"" + std::string(esc) + std::string(k.substr(1)) + "\"";
-    }
-    return "\"" + std::string(k) + "\"";
-  }
-  std::string member(std::string_view k, const std::string& v) { return key(k) + ":" + (chance(20) ? " " : "") + v; }
   // The members, perhaps with Bedrock's `p` padding, a duplicate or an unknown member.
   std::string object(std::vector<std::string> members) {
     if (chance(70)) {
       members.push_back(member("p", "\"" + std::string("abcdefghijklmnopqrstuvwxyz").substr(0, pick(1, 26)) + "\""));
     }
-    if (!members.empty() && odd(3)) {
-      members.push_back(members[pick(0, static_cast<int>(members.size()) - 1)]);
-    }
-    if (odd(3)) {
-      members.insert(members.begin() + pick(0, static_cast<int>(members.size())), member("extra", "1"));
-    }
-    std::string out = chance(10) ? "{ " : "{";
-    for (std::size_t i = 0; i < members.size(); ++i) {
-      out += (i ? "," : "") + members[i];
-    }
-    return out + (chance(10) ? " }" : "}");
+    return braces(std::move(members), true);
   }
 
   std::string text() {
@@ -797,8 +766,6 @@ class event_maker {
     }
   }
 
-  std::mt19937 gen_;
-  bool plain_ = false;
   int events_ = 0;
 };
 

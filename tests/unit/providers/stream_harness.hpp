@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
+#include <initializer_list>
 #include <optional>
 #include <random>
 #include <string>
@@ -205,5 +207,63 @@ inline void expect_same_outcome(const reading_outcome& fast, const reading_outco
   EXPECT_EQ(fast.tokens.cached_tokens, dom.tokens.cached_tokens) << wire;
   EXPECT_EQ(fast.tokens.reasoning_tokens, dom.tokens.reasoning_tokens) << wire;
 }
+
+// `read(wire, include_usage, dom_only)` for both values of include_usage, the scan's
+// reading and the DOM's alone: they agree. Returns how many events the scan read (with
+// usage).
+template <typename Read>
+std::size_t expect_same_readings_with(Read&& read, std::string_view wire) {
+  std::size_t scanned = 0;
+  for (bool include_usage : {false, true}) {
+    const auto fast = read(wire, include_usage, false);
+    expect_same_outcome(fast, read(wire, include_usage, true), wire);
+    scanned = fast.scanned;
+  }
+  return scanned;
+}
+
+// The dice and the JSON pieces the random stream makers share. A stream is plain (what the
+// provider sends) or odd (shapes around it): odd(p) is true p% of the time, in odd streams
+// only.
+class random_json {
+ public:
+  explicit random_json(unsigned seed) : gen_(seed) {}
+
+ protected:
+  int pick(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(gen_); }
+  bool chance(int percent) { return pick(1, 100) <= percent; }
+  bool odd(int percent) { return !plain_ && chance(percent); }
+  std::string one_of(std::initializer_list<std::string> xs) {
+    return *(xs.begin() + pick(0, static_cast<int>(xs.size()) - 1));
+  }
+  // A key; in odd streams sometimes with its first letter written as an escape.
+  std::string key(std::string_view k) {
+    if (odd(3)) {
+      char esc[8];
+      std::snprintf(esc, sizeof esc, "\\u%04x", static_cast<unsigned char>(k[0]));
+      return "\"" + std::string(esc) + std::string(k.substr(1)) + "\"";
+    }
+    return "\"" + std::string(k) + "\"";
+  }
+  std::string member(std::string_view k, const std::string& v) { return key(k) + ":" + (chance(20) ? " " : "") + v; }
+  // The members in braces; in odd streams perhaps one of them twice. With `loose`, also
+  // perhaps an unknown member, and sometimes a space inside the braces.
+  std::string braces(std::vector<std::string> members, bool loose) {
+    if (!members.empty() && odd(3)) {
+      members.push_back(members[pick(0, static_cast<int>(members.size()) - 1)]);
+    }
+    if (loose && odd(3)) {
+      members.insert(members.begin() + pick(0, static_cast<int>(members.size())), member("extra", "1"));
+    }
+    std::string out = loose && chance(10) ? "{ " : "{";
+    for (std::size_t i = 0; i < members.size(); ++i) {
+      out += (i ? "," : "") + members[i];
+    }
+    return out + (loose && chance(10) ? " }" : "}");
+  }
+
+  std::mt19937 gen_;
+  bool plain_ = false;
+};
 
 }  // namespace switchyard::test
