@@ -21,10 +21,10 @@ constexpr std::array<std::string_view, 22> llm_api = {
     "/engines/*",           "/v1/engines/*"};
 constexpr std::array<std::string_view, 4> anthropic = {"/v1/messages", "/v1/messages/*", "/anthropic/v1/messages",
                                                        "/anthropic/v1/messages/*"};
-constexpr std::array<std::string_view, 13> info = {
-    "/key/info", "/team/info",       "/team/list", "/organization/info", "/organization/list", "/user/info",
-    "/model/info", "/v1/model/info", "/v2/model/info", "/model_group/info", "/v1/models", "/models",
-    "/health"};
+constexpr std::array<std::string_view, 15> info = {
+    "/key/info",   "/v2/key/info",   "/key/health",    "/team/info",       "/team/list", "/organization/info",
+    "/organization/list", "/user/info", "/model/info", "/v1/model/info", "/v2/model/info", "/model_group/info",
+    "/v1/models", "/models", "/health"};
 constexpr std::array<std::string_view, 10> management = {
     "/key/*", "/team/*", "/user/*", "/organization/*", "/customer/*", "/end_user/*", "/budget/*",
     "/model/*", "/cache/*", "/config/*"};

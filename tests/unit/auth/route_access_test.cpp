@@ -32,6 +32,10 @@ TEST(route_access, patterns_paths_prefixes_and_groups) {
   EXPECT_TRUE(route_matches("llm_api_routes", "/v1/responses/resp_1"));
   EXPECT_FALSE(route_matches("llm_api_routes", "/key/info"));
   EXPECT_TRUE(route_matches("info_routes", "/key/info"));
+  // The informational key routes too (a read_only key may read several keys and check its own).
+  EXPECT_TRUE(route_matches("info_routes", "/v2/key/info"));
+  EXPECT_TRUE(route_matches("info_routes", "/key/health"));
+  EXPECT_FALSE(route_matches("info_routes", "/key/bulk_update"));
   EXPECT_TRUE(route_matches("management_routes", "/team/new"));
   EXPECT_TRUE(route_matches("spend_tracking_routes", "/global/spend/report"));
   EXPECT_FALSE(route_matches("no_such_group", "/v1/chat/completions"));
