@@ -241,9 +241,7 @@ if (( $# == 0 )) && [[ "${SWITCHYARD_SKIP_FUZZ:-0}" != 1 ]]; then
   run_logged "$FUZZ_DIR.configure.log" env CC=clang CXX=clang++ \
     cmake -S . -B "$FUZZ_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSWITCHYARD_TESTS=OFF \
       -DSWITCHYARD_FUZZ=ON -DSWITCHYARD_PCH=OFF -DSWITCHYARD_FUZZ_SECONDS="${SWITCHYARD_FUZZ_SECONDS:-10}"
-  cmake --build "$FUZZ_DIR" --parallel "$JOBS" --target anthropic_stream_fuzz ollama_stream_fuzz sse_parser_fuzz json_scan_fuzz \
-    responses_fuzz anthropic_front_fuzz http_head_fuzz config_fuzz request_build_fuzz gemini_fuzz \
-    bedrock_stream_fuzz bedrock_response_fuzz jwt_fuzz auth_header_fuzz management_body_fuzz cache_fuzz
+  cmake --build "$FUZZ_DIR" --parallel "$JOBS" --target fuzz_targets
   run_ctest "$FUZZ_DIR" -L fuzz || rc=$?
   ctest_logs+=("$ROOT/$FUZZ_DIR/ctest-output.log")
   fuzz_s=$(( SECONDS - t0 ))
