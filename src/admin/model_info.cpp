@@ -149,17 +149,21 @@ json model_group_entry(const std::string& group, const std::vector<const config:
     }
     const json info = merged_info(*d, prices);
     // The group's bounds and prices are those of its largest and dearest deployment.
-    if (auto it = info.find("max_input_tokens"); it != info.end() && it->is_number()) {
-      larger(max_in, it->get<long long>());
+    const auto number = [&info](const char* name) -> const json* {
+      auto it = info.find(name);
+      return it != info.end() && it->is_number() ? &*it : nullptr;
+    };
+    if (const json* v = number("max_input_tokens")) {
+      larger(max_in, v->get<long long>());
     }
-    if (auto it = info.find("max_output_tokens"); it != info.end() && it->is_number()) {
-      larger(max_out, it->get<long long>());
+    if (const json* v = number("max_output_tokens")) {
+      larger(max_out, v->get<long long>());
     }
-    if (auto it = info.find("input_cost_per_token"); it != info.end() && it->is_number()) {
-      larger(in_cost, it->get<double>());
+    if (const json* v = number("input_cost_per_token")) {
+      larger(in_cost, v->get<double>());
     }
-    if (auto it = info.find("output_cost_per_token"); it != info.end() && it->is_number()) {
-      larger(out_cost, it->get<double>());
+    if (const json* v = number("output_cost_per_token")) {
+      larger(out_cost, v->get<double>());
     }
     if (auto it = info.find("mode"); mode.empty() && it != info.end() && it->is_string()) {
       mode = it->get<std::string>();

@@ -115,43 +115,15 @@ inline void check_stream(const providers::adapter& a, const config::deployment& 
   }
 }
 
-using stream_test::without_random_ids;
-
 // A stream read twice: plain events from their scan (make(false)) and every event through
 // the DOM (make(true)). Traps unless the payloads are the same bytes and the error and the
 // usage the same.
 template <typename Make>
 void check_readings_agree(Make&& make, std::string_view in) {
-  struct reading {
-    std::vector<std::string> payloads;
-    std::optional<core::error> error;
-    providers::usage tokens;
-  };
   auto read = [&](bool dom_only) {
-    reading o;
-    auto t = make(dom_only);
-    auto r = t->feed(in, o.payloads);
-    if (r) {
-      r = t->finish(o.payloads);
-    }
-    if (!r) {
-      o.error = r.error();
-    }
-    for (auto& p : o.payloads) {
-      p = without_random_ids(std::move(p));
-    }
-    o.tokens = t->tokens();
-    return o;
+    return stream_test::read_stream_with([&](bool dom, std::size_t*) { return make(dom); }, in, dom_only);
   };
-  const auto fast = read(false);
-  const auto dom = read(true);
-  const auto& a = fast.tokens;
-  const auto& b = dom.tokens;
-  if (fast.payloads != dom.payloads || fast.error.has_value() != dom.error.has_value() ||
-      (fast.error && (fast.error->status != dom.error->status || fast.error->message != dom.error->message)) ||
-      a.known != b.known || a.prompt_tokens != b.prompt_tokens || a.completion_tokens != b.completion_tokens ||
-      a.total_tokens != b.total_tokens || a.cached_tokens != b.cached_tokens ||
-      a.reasoning_tokens != b.reasoning_tokens) {
+  if (!stream_test::same_reading(read(false), read(true))) {
     __builtin_trap();
   }
 }

@@ -163,33 +163,9 @@ inline std::vector<assembled_call> assembled_tool_calls(const std::vector<nlohma
 
 // ---- a stream read twice: plain events from their scan, and every event through the DOM ----
 
+using stream_test::read_stream_with;
+using stream_test::reading_outcome;
 using stream_test::without_random_ids;
-
-struct reading_outcome {
-  std::vector<std::string> payloads;  // without_random_ids
-  std::optional<core::error> error;
-  providers::usage tokens;
-  std::size_t scanned = 0;  // events the scan read
-};
-
-// `wire` through the translator make(dom_only, &scanned) gives, fed whole and finished.
-template <typename Make>
-reading_outcome read_stream_with(Make&& make, std::string_view wire, bool dom_only) {
-  reading_outcome o;
-  auto t = make(dom_only, &o.scanned);
-  auto r = t->feed(wire, o.payloads);
-  if (r) {
-    r = t->finish(o.payloads);
-  }
-  if (!r) {
-    o.error = r.error();
-  }
-  for (auto& p : o.payloads) {
-    p = without_random_ids(std::move(p));
-  }
-  o.tokens = t->tokens();
-  return o;
-}
 
 // The two readings agree: the same payloads byte for byte, the same error and usage.
 inline void expect_same_outcome(const reading_outcome& fast, const reading_outcome& dom, std::string_view wire) {
